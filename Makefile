@@ -1,0 +1,45 @@
+# sluice - the two set-up commands and friends.
+#   make demo   install what is missing, build, run the main job on loopback
+#   make test   install what is missing, build normal + ASan/UBSan, run ctest
+#   make bench  install what is missing, build, run the benchmarks
+JOBS ?= 2
+BUILD ?= build
+ASAN ?= build-asan
+
+.PHONY: all deps build build-asan demo test test-normal test-asan bench clean
+
+all: build
+
+deps:
+	sh tools/deps.sh test
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN) -j $(JOBS)
+
+demo: deps build
+	sh bench/demo.sh $(BUILD)
+
+test-normal: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+test: deps
+	$(MAKE) test-normal
+	$(MAKE) test-asan
+
+bench:
+	sh tools/deps.sh bench
+	$(MAKE) build
+	sh bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

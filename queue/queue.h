@@ -1,0 +1,335 @@
+/*
+ * queue.h - the sluice spool: a durable LMDB queue of deliveries.
+ *
+ * DESCRIPTION
+ *   One spool directory holds one LMDB environment with named databases
+ *   (see queue/schema.c for the list).  The spool stores raw injected
+ *   messages once, one delivery row per recipient, a ready index ordered by
+ *   next-attempt time, an append-only event log, and transactional counters
+ *   per campaign, account and domain.
+ *
+ *   Writes go through one writer thread per open spool (queue_submit()).  The
+ *   writer gathers operations and commits them in groups: one fsync per
+ *   group, not per operation.  Each operation's completion callback runs after
+ *   the group holding it has committed (or failed), either on the writer
+ *   thread or, through a struct queue_completer, on a libuv loop.
+ *
+ *   Claims are leases held in the memory of the claiming process: a claimed
+ *   delivery stays in the ready index on disk until its outcome commits, so a
+ *   process that dies with deliveries claimed leaves them due again for the
+ *   next process.  Only one process may claim at a time (QUEUE_OPEN_CLAIM
+ *   takes an exclusive lock on the spool).
+ *
+ * OWNERSHIP
+ *   Strings and arrays passed to queue_* functions are copied before the call
+ *   returns; the caller keeps ownership.  Records handed to read callbacks are
+ *   valid only during the callback.  Free functions accept NULL.
+ *
+ * DIAGNOSTICS
+ *   Every function returning int returns 0 on success or a negative code:
+ *   either -errno or one of the QUEUE_E* codes below.  queue_strerror() gives
+ *   the text.  LMDB codes never reach the caller.  When a function that takes
+ *   a callback returns an error, the callback is never called.
+ */
+#ifndef SLUICE_QUEUE_H
+#define SLUICE_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes of the queue library (errno values are returned negated). */
+enum {
+    QUEUE_EFOREIGN = -31000, /* directory holds something that is not a spool */
+    QUEUE_ECORRUPT = -31001, /* spool files are damaged */
+    QUEUE_ESCHEMA = -31002,  /* spool written by a newer sluice */
+    QUEUE_EFULL = -31003,    /* map size ceiling reached */
+    QUEUE_ENOTFOUND = -31004,/* no such delivery, message or record */
+    QUEUE_ESTATE = -31005,   /* delivery already in a terminal state */
+    QUEUE_ELOCKED = -31006,  /* another process holds the claim lock */
+    QUEUE_ESHUTDOWN = -31007,/* spool is closing; operation not accepted */
+    QUEUE_ETOOBIG = -31008,  /* value over a documented cap */
+};
+
+const char *queue_strerror(int err);
+
+/* Current on-disk schema version written by this build. */
+#define QUEUE_SCHEMA_VERSION 1
+
+/* Caps on variable fields (longer input is refused with -EINVAL, except
+ * reply text and MX names, which are cut to the cap). */
+#define QUEUE_MAX_RCPT 320      /* RFC 5321 path limits: 64 + 1 + 255 */
+#define QUEUE_MAX_REPLY 512     /* reply text kept per event */
+#define QUEUE_MAX_MX 255        /* remote MX host name */
+#define QUEUE_MAX_ENHANCED 15   /* "5.7.1" style enhanced status code */
+#define QUEUE_MAX_MESSAGE (64u * 1024 * 1024)
+#define QUEUE_MAX_RETRY_STEPS 32
+
+/* ------------------------------------------------------------------ open */
+
+enum queue_open_flags {
+    QUEUE_OPEN_CREATE = 1 << 0, /* create the directory and spool if absent */
+    QUEUE_OPEN_NOSYNC = 1 << 1, /* no fsync at commit: see README "no-sync" */
+    QUEUE_OPEN_CLAIM = 1 << 2,  /* this process claims deliveries (engine) */
+    QUEUE_OPEN_READONLY = 1 << 3,
+};
+
+struct queue_options {
+    unsigned flags;           /* enum queue_open_flags */
+    uint64_t map_size;        /* initial map size in bytes; 0: 64 MiB */
+    uint64_t map_max;         /* ceiling for automatic growth; 0: 64 GiB */
+    unsigned group_ops;       /* commit after this many operations; 0: 4096 */
+    unsigned group_ms;        /* or after this many ms since the first; 0: 5 */
+    unsigned max_pending;     /* submit blocks above this many queued ops;
+                                 0: 65536 */
+    /* Retry schedule in seconds between attempts; the last step repeats.
+     * Zero steps: 300, 600, 1200, 2400, 3600, 7200, 14400. */
+    unsigned retry_steps;
+    uint32_t retry[QUEUE_MAX_RETRY_STEPS];
+    int64_t max_age;          /* seconds a delivery may live; 0: 5 days */
+};
+
+struct queue;
+
+/* Open (or with QUEUE_OPEN_CREATE create) the spool in DIR. opts may be NULL
+ * for defaults.  Clears stale reader slots left by dead processes and starts
+ * the writer thread (not in read-only mode). */
+int queue_open(struct queue **out, const char *dir,
+               const struct queue_options *opts);
+
+/* Wait for every submitted operation to complete, stop the writer and close
+ * the environment.  Deliveries still claimed become due again. */
+void queue_close(struct queue *q);
+
+/* Facts about the open spool. */
+struct queue_info {
+    uint32_t schema;
+    uint64_t map_size;     /* current map size */
+    uint64_t map_max;
+    uint64_t file_bytes;   /* size of data.mdb on disk */
+    uint64_t last_page_bytes; /* bytes of pages in use (last page + 1) */
+    uint64_t deliveries;   /* delivery rows stored */
+    uint64_t ready;        /* entries in the ready index */
+    uint64_t events;       /* events logged */
+    uint64_t messages;     /* raw messages stored */
+    uint64_t next_event_seq;
+    /* writer statistics since open */
+    uint64_t commits;
+    uint64_t ops_committed;
+    uint64_t map_grows;
+    int stale_readers_cleared;
+    int nosync;
+};
+int queue_info(struct queue *q, struct queue_info *info);
+
+/* ------------------------------------------------------------ the writer */
+
+/* Types of events and delivery states. */
+enum queue_event_type {
+    QUEUE_EV_NONE = 0,
+    QUEUE_EV_DELIVERED = 1,
+    QUEUE_EV_DEFERRED = 2,
+    QUEUE_EV_BOUNCED = 3,
+    QUEUE_EV_EXPIRED = 4,
+    /* 5..15 reserved for complaint, unsubscribed, ... (later issues) */
+};
+const char *queue_event_name(int type);
+
+enum queue_state {
+    QUEUE_ST_QUEUED = 0,   /* waiting in the ready index */
+    QUEUE_ST_DELIVERED = 1,
+    QUEUE_ST_BOUNCED = 3,
+    QUEUE_ST_EXPIRED = 4,
+};
+const char *queue_state_name(int state);
+#define QUEUE_STATE_TERMINAL(s) ((s) != QUEUE_ST_QUEUED)
+
+/* One recipient of a campaign: contact reference and address. */
+struct queue_campaign_rcpt {
+    uint64_t contact;
+    const char *rcpt;
+};
+
+/* An outcome for one delivery. */
+struct queue_outcome {
+    uint64_t delivery;
+    int type;               /* QUEUE_EV_DELIVERED, _DEFERRED, _BOUNCED, _EXPIRED */
+    uint16_t code;          /* SMTP reply code, 0 if none (e.g. DNS failure) */
+    uint8_t category;       /* bounce category number (later issue), 0 none */
+    const char *enhanced;   /* "5.1.1" or NULL */
+    const char *mx;         /* remote MX host or NULL */
+    const char *text;       /* reply text or NULL (cut to QUEUE_MAX_REPLY) */
+    int64_t retry_at;       /* deferred: explicit next attempt (unix s), or 0
+                               to follow the retry schedule */
+};
+
+struct queue_op;  /* one submitted write operation (opaque) */
+
+/* Completion callback: status is 0 or a negative code.  For enqueue
+ * operations, first_id is the id of the first delivery created (ids are
+ * consecutive in input order) and msg_id the stored message (0 for
+ * campaigns).  For outcomes, first_id is 0.  Runs once per operation. */
+typedef void (*queue_done_cb)(void *arg, int status, uint64_t first_id,
+                              uint64_t msg_id);
+
+/* Delivery of completions into a libuv loop (defined in queue_uv.h). */
+struct queue_completer;
+
+/* Submit operations to the writer.  On success the operation is queued and
+ * cb (if not NULL) runs exactly once after its group commits or fails: on the
+ * completer's loop if cmp is not NULL, else on the writer thread.  Submit
+ * blocks while max_pending operations are waiting.  On error nothing is
+ * queued and cb never runs. */
+int queue_submit_message(struct queue *q, uint32_t account, const char *from,
+                         const char *const *rcpts, size_t nrcpt,
+                         const void *msg, size_t len,
+                         struct queue_completer *cmp, queue_done_cb cb,
+                         void *arg);
+int queue_submit_campaign(struct queue *q, uint32_t account,
+                          uint64_t campaign,
+                          const struct queue_campaign_rcpt *rcpts, size_t n,
+                          struct queue_completer *cmp, queue_done_cb cb,
+                          void *arg);
+int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
+                          size_t n, struct queue_completer *cmp,
+                          queue_done_cb cb, void *arg);
+
+/* Synchronous forms: submit and wait for the group commit.  Return the
+ * operation's status. */
+int queue_enqueue_message(struct queue *q, uint32_t account, const char *from,
+                          const char *const *rcpts, size_t nrcpt,
+                          const void *msg, size_t len, uint64_t *first_id,
+                          uint64_t *msg_id);
+int queue_enqueue_campaign(struct queue *q, uint32_t account,
+                           uint64_t campaign,
+                           const struct queue_campaign_rcpt *rcpts, size_t n,
+                           uint64_t *first_id);
+int queue_record_outcomes(struct queue *q, const struct queue_outcome *o,
+                          size_t n);
+
+/* Block until everything submitted so far has committed. */
+int queue_flush(struct queue *q);
+
+/* ------------------------------------------------------------ claiming */
+
+/* A claimed delivery, as handed to the engine. */
+struct queue_claim {
+    uint64_t id;
+    uint64_t campaign;     /* 0 for injected messages */
+    uint64_t ref;          /* contact id (campaign) or message id */
+    uint32_t account;
+    uint16_t attempts;     /* attempts made before this one */
+    int64_t created;       /* unix seconds */
+    int64_t due;           /* next attempt time it was claimed at */
+    char rcpt[QUEUE_MAX_RCPT + 1];
+    const char *domain;    /* points into rcpt (after the '@') */
+};
+
+/* Claim up to max deliveries due at or before now (unix seconds) into out.
+ * Returns the number claimed (0..max) or a negative code.  Needs
+ * QUEUE_OPEN_CLAIM.  A claimed delivery is not claimed again until its
+ * outcome commits or queue_release() is called. */
+int queue_claim(struct queue *q, int64_t now, struct queue_claim *out,
+                size_t max);
+
+/* Give a claim back without an outcome (e.g. on shutdown). */
+void queue_release(struct queue *q, uint64_t id);
+
+/* Number of deliveries currently claimed by this process. */
+size_t queue_claimed(struct queue *q);
+
+/* ------------------------------------------------------------- reading */
+
+/* Delivery row as stored. */
+struct queue_delivery {
+    uint64_t id;
+    uint64_t campaign;
+    uint64_t ref;
+    uint32_t account;
+    uint16_t attempts;
+    uint8_t state;         /* enum queue_state */
+    int64_t created;
+    int64_t next_attempt;  /* when queued; time of the terminal event else */
+    uint64_t last_event;   /* seq of the newest event, 0 if none */
+    char rcpt[QUEUE_MAX_RCPT + 1];
+};
+int queue_get_delivery(struct queue *q, uint64_t id, struct queue_delivery *d);
+
+/* Fetch a stored message: the callback sees the bytes only during the call. */
+int queue_get_message(struct queue *q, uint64_t msg_id,
+                      void (*cb)(void *arg, const char *from,
+                                 const void *msg, size_t len),
+                      void *arg);
+
+/* One event of the log. */
+struct queue_event {
+    uint64_t seq;
+    int64_t time_ms;
+    uint64_t delivery;
+    uint64_t campaign;
+    uint32_t account;
+    uint8_t type;          /* enum queue_event_type */
+    uint8_t category;
+    uint16_t code;
+    uint16_t attempt;      /* attempt number this outcome ended (1-based) */
+    uint64_t prev;         /* previous event of the same delivery, 0 none */
+    char enhanced[QUEUE_MAX_ENHANCED + 1];
+    char mx[QUEUE_MAX_MX + 1];
+    char text[QUEUE_MAX_REPLY + 1];
+    char rcpt[QUEUE_MAX_RCPT + 1];
+};
+
+/* Call cb for each event with seq >= from, in order, up to max events
+ * (0: no limit).  cb returns non-zero to stop.  Returns the number of
+ * events passed to cb or a negative code. */
+long queue_events_from(struct queue *q, uint64_t from, size_t max,
+                       int (*cb)(void *arg, const struct queue_event *ev),
+                       void *arg);
+
+/* Call cb for each event of one delivery, newest first.  Returns the number
+ * of events or a negative code (QUEUE_ENOTFOUND for an unknown delivery). */
+long queue_history(struct queue *q, uint64_t delivery,
+                   int (*cb)(void *arg, const struct queue_event *ev),
+                   void *arg);
+
+/* Counters kept per campaign, account and domain. */
+struct queue_counts {
+    uint64_t queued;       /* deliveries not yet in a terminal state */
+    uint64_t enqueued;     /* deliveries ever enqueued */
+    uint64_t delivered;
+    uint64_t deferred;     /* deferral events (one delivery may defer often) */
+    uint64_t bounced;
+    uint64_t expired;
+};
+int queue_counts_campaign(struct queue *q, uint64_t campaign,
+                          struct queue_counts *c);
+int queue_counts_account(struct queue *q, uint32_t account,
+                         struct queue_counts *c);
+int queue_counts_domain(struct queue *q, const char *domain,
+                        struct queue_counts *c);
+int queue_counts_total(struct queue *q, struct queue_counts *c);
+
+/* Call cb for each domain with its counters, in domain-name order; cb
+ * returns non-zero to stop.  Returns the number of domains visited. */
+long queue_domains(struct queue *q,
+                   int (*cb)(void *arg, const char *domain,
+                             const struct queue_counts *c),
+                   void *arg);
+
+/* ------------------------------------------------------------- helpers */
+
+/* The retry delay in seconds before attempt number `attempt + 1`, given
+ * `attempt` failed attempts so far (attempt >= 1). */
+uint32_t queue_retry_delay(const struct queue *q, unsigned attempt);
+
+/* Check that ADDR is an acceptable recipient (local@domain, no control
+ * characters, within caps).  Returns 0 or -EINVAL. */
+int queue_check_rcpt(const char *addr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
