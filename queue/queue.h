@@ -56,6 +56,10 @@ enum {
 
 const char *queue_strerror(int err);
 
+/* Detail of the last failure on the calling thread (e.g. the schema versions
+ * behind QUEUE_ESCHEMA), or "" if none. */
+const char *queue_last_detail(void);
+
 /* Current on-disk schema version written by this build. */
 #define QUEUE_SCHEMA_VERSION 1
 
@@ -90,6 +94,7 @@ struct queue_options {
     unsigned retry_steps;
     uint32_t retry[QUEUE_MAX_RETRY_STEPS];
     int64_t max_age;          /* seconds a delivery may live; 0: 5 days */
+    int64_t (*clock)(void);   /* unix seconds; NULL: the wall clock (tests) */
 };
 
 struct queue;
@@ -153,7 +158,9 @@ struct queue_campaign_rcpt {
     const char *rcpt;
 };
 
-/* An outcome for one delivery. */
+/* An outcome for one delivery.  Type QUEUE_EV_NONE with retry_at set
+ * postpones the delivery to retry_at without counting an attempt or logging
+ * an event (the engine holding mail back for a throttled site). */
 struct queue_outcome {
     uint64_t delivery;
     int type;               /* QUEUE_EV_DELIVERED, _DEFERRED, _BOUNCED, _EXPIRED */
@@ -224,8 +231,8 @@ struct queue_claim {
     uint16_t attempts;     /* attempts made before this one */
     int64_t created;       /* unix seconds */
     int64_t due;           /* next attempt time it was claimed at */
+    uint16_t domain_off;   /* rcpt + domain_off is the (lowercase) domain */
     char rcpt[QUEUE_MAX_RCPT + 1];
-    const char *domain;    /* points into rcpt (after the '@') */
 };
 
 /* Claim up to max deliveries due at or before now (unix seconds) into out.

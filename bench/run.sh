@@ -1,0 +1,33 @@
+#!/bin/sh
+# run.sh - the benchmarks of `make bench`.  Each figure is the median of
+# RUNS runs (default 3) with min and max; results go to stdout and, as JSON
+# lines, to bench/results/queue.jsonl.
+#
+# usage: bench/run.sh BUILD_DIR        (env: RUNS=3 N=1000000)
+set -eu
+build=${1:-build}
+runs=${RUNS:-3}
+n=${N:-1000000}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$here/results"
+out="$here/results/queue.jsonl"
+: > "$out"
+
+echo "== queue-bench: $n campaign recipients, durable mode, $runs runs"
+echo "   command: $build/bench/queue-bench -n $n --json"
+i=0
+while [ "$i" -lt "$runs" ]; do
+  "$build/bench/queue-bench" -n "$n" --json >> "$out"
+  i=$((i + 1))
+done
+
+# median/min/max of one numeric JSON field over the runs
+stat() {
+  sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$out" | sort -n | awk '
+    { v[NR] = $1 }
+    END { printf "median %s  min %s  max %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+echo "enqueue recipients/s:   $(stat enqueue_per_s)"
+echo "outcomes/s:             $(stat outcomes_per_s)"
+echo "bytes per recipient:    $(stat bytes_per_recipient)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"

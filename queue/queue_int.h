@@ -1,0 +1,258 @@
+/*
+ * queue_int.h - what the files of queue/ share among themselves.
+ *
+ * DESCRIPTION
+ *   The spool handle, the write-operation record, the per-transaction write
+ *   context, record encodings and the key layouts.  Nothing here is part of
+ *   the public API (queue.h).
+ *
+ * KEY LAYOUTS (all integers big-endian so that LMDB's byte order is numeric)
+ *   meta        string name -> value
+ *   deliveries  u64 id -> delivery record (records.c)
+ *   ready       u64 due (unix s) . u64 id -> empty
+ *   messages    u64 id -> u16 from_len . from . raw message
+ *   msgrefs     u64 id -> u32 deliveries not yet terminal
+ *   events      u64 seq -> event record (records.c)
+ *   counters    'c' u64 campaign | 'a' u32 account | 'd' domain | 't'
+ *               -> struct queue_counts (host order, six u64)
+ */
+#ifndef SLUICE_QUEUE_INT_H
+#define SLUICE_QUEUE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "queue.h"
+
+/* ---------------------------------------------------------- databases */
+
+enum queue_dbi {
+    DB_META,
+    DB_DELIVERIES,
+    DB_READY,
+    DB_MESSAGES,
+    DB_MSGREFS,
+    DB_EVENTS,
+    DB_COUNTERS,
+    DB_COUNT
+};
+
+/* Name of each database, in enum order (schema.c). */
+extern const char *const queue_db_names[DB_COUNT];
+
+/* ------------------------------------------------------------- leases */
+
+/* Set of delivery ids claimed by this process (lease.c).  Not locked:
+ * the spool's claim mutex protects it. */
+struct lease_set {
+    uint64_t *slots;    /* 0 marks an empty slot; ids start at 1 */
+    size_t cap;         /* power of two */
+    size_t count;
+};
+int lease_add(struct lease_set *s, uint64_t id);
+bool lease_has(const struct lease_set *s, uint64_t id);
+bool lease_del(struct lease_set *s, uint64_t id);
+void lease_free(struct lease_set *s);
+
+/* --------------------------------------------------------- operations */
+
+enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER };
+
+/* One recipient of an enqueue, pointing into the op's arena. */
+struct op_rcpt {
+    uint64_t contact;
+    uint32_t off;       /* offset of the address in the arena */
+    uint16_t len;
+    uint16_t at;        /* offset of '@' within the address */
+};
+
+/* One outcome with its strings in the op's arena. */
+struct op_outcome {
+    uint64_t delivery;
+    int64_t retry_at;
+    uint16_t code;
+    uint8_t type;
+    uint8_t category;
+    uint32_t enhanced_off, mx_off, text_off;
+    uint16_t enhanced_len, mx_len, text_len;
+};
+
+struct queue_op {
+    struct queue_op *next;
+    enum op_kind kind;
+    unsigned weight;             /* items, for the group size */
+    queue_done_cb cb;
+    void *arg;
+    struct queue_completer *cmp;
+    int status;
+    uint64_t first_id, msg_id;
+
+    uint32_t account;
+    uint64_t campaign;
+    size_t n;                    /* recipients or outcomes */
+    struct op_rcpt *rcpts;
+    struct op_outcome *outcomes;
+    char *arena;                 /* strings (and message bytes) */
+    size_t arena_len;
+    uint32_t from_off, from_len; /* OP_MESSAGE */
+    uint32_t msg_off;            /* OP_MESSAGE */
+    size_t msg_len;
+};
+void op_free(struct queue_op *op);
+
+/* --------------------------------------------------------- the spool */
+
+struct queue {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    char *dir;
+    struct queue_options opt;
+    bool readonly;
+
+    /* Readers hold this shared; the writer holds it exclusive while it
+     * changes the map size (LMDB wants no live transaction then). */
+    pthread_rwlock_t maplock;
+    uint64_t map_size;
+
+    /* writer */
+    pthread_t writer;
+    bool writer_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cond_work;    /* ops arrived or stopping */
+    pthread_cond_t cond_space;   /* room in the pending list */
+    pthread_cond_t cond_idle;    /* pending list drained */
+    struct queue_op *head, *tail;
+    unsigned pending;            /* weight of queued ops */
+    unsigned inflight;           /* weight being committed */
+    bool stopping;
+    uint64_t first_arrival_ms;   /* arrival of the oldest pending op */
+    uint64_t commits, ops_committed, map_grows;
+    uint64_t last_sync_ms;
+    int last_mdb_rc;             /* raw LMDB code of the last txn failure */
+
+    /* claims */
+    int claim_fd;                /* flock'd lock file, -1 if not claiming */
+    pthread_mutex_t claim_mu;
+    struct lease_set leases;
+    int64_t scan_due;            /* claim resumes from this due time */
+    uint64_t scan_id;
+    uint64_t scan_reset_ms;      /* last full scan of the ready index */
+    int stale_readers;
+};
+
+/* A write transaction in progress with its running identifiers and the
+ * counter changes it has gathered (counters.c). */
+struct counter_delta;
+struct wctx {
+    struct queue *q;
+    MDB_txn *txn;
+    MDB_cursor *cur[DB_COUNT];
+    uint64_t next_delivery, next_message, next_event;
+    int64_t now;                 /* unix seconds at txn start */
+    int64_t now_ms;
+    struct counter_delta *deltas;
+    size_t ndeltas, capdeltas;
+    size_t *index;               /* open-addressing index into deltas */
+    size_t capindex;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+int queue_err_mdb(int rc);            /* LMDB/errno code -> queue code */
+bool queue_err_txn_fatal(int rc);     /* does rc leave the txn unusable */
+void queue_set_detail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+uint64_t queue_now_ms(void);
+
+/* big-endian keys */
+static inline void be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+static inline uint64_t be64_get(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline void be32_put(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+/* Read transactions (spool.c): begin under the map lock, end releasing it. */
+int queue_read_begin(struct queue *q, MDB_txn **txn);
+void queue_read_end(struct queue *q, MDB_txn *txn);
+
+/* Map growth and write transactions (spool.c). */
+int spool_grow(struct queue *q);
+int spool_write_begin(struct queue *q, MDB_txn **txn);
+int64_t spool_now(const struct queue *q);
+
+/* Schema (schema.c): open or create every database and check the meta
+ * records inside TXN. */
+int schema_open(struct queue *q, MDB_txn *txn, bool create);
+int meta_get_u64(struct queue *q, MDB_txn *txn, const char *name,
+                 uint64_t *v);
+int meta_put_u64(struct queue *q, MDB_txn *txn, const char *name,
+                 uint64_t v);
+
+/* Records (records.c). */
+#define DELIVERY_FIXED 50
+#define EVENT_FIXED 50
+size_t delivery_encode(unsigned char *buf, const struct queue_delivery *d);
+int delivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d);
+size_t event_encode(unsigned char *buf, size_t cap, const struct queue_event *e);
+int event_decode(const MDB_val *v, uint64_t seq, struct queue_event *e);
+const char *rcpt_domain(const char *rcpt);
+
+/* Writer (writer.c). */
+int writer_start(struct queue *q);
+void writer_stop(struct queue *q);
+int writer_submit(struct queue *q, struct queue_op *op);
+
+/* Apply one op inside ctx's transaction (ops.c, outcome.c).  Returns 0,
+ * a per-op failure that left nothing written, or a txn-fatal code. */
+int op_apply_message(struct wctx *w, struct queue_op *op);
+int op_apply_campaign(struct wctx *w, struct queue_op *op);
+int op_apply_outcomes(struct wctx *w, struct queue_op *op);
+
+/* Record a failed LMDB call in a write txn; returns the queue code. */
+static inline int wctx_fail(struct wctx *w, int rc)
+{
+    w->q->last_mdb_rc = rc;
+    return queue_err_mdb(rc);
+}
+
+/* Enqueue one delivery row and its ready entry (ops.c). */
+int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
+                     uint64_t ref, const char *rcpt, size_t len, size_t at,
+                     uint64_t *id);
+
+/* Counter deltas (counters.c). */
+enum counter_field { CF_QUEUED, CF_ENQUEUED, CF_DELIVERED, CF_DEFERRED,
+                     CF_BOUNCED, CF_EXPIRED, CF_COUNT };
+int counters_add(struct wctx *w, uint32_t account, uint64_t campaign,
+                 const char *domain, size_t dlen, enum counter_field f,
+                 int64_t by);
+int counters_flush(struct wctx *w);
+void counters_reset(struct wctx *w);
+void counters_free(struct wctx *w);
+
+/* Claims (claim.c): drop the leases of committed outcome ops. */
+void claim_release_op(struct queue *q, const struct queue_op *op);
+
+/* Completions (completer.c). */
+void completer_push(struct queue_completer *c, struct queue_op *op);
+
+#endif

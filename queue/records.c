@@ -1,0 +1,191 @@
+/*
+ * records.c - byte layouts of delivery and event records, and recipient
+ * checks.
+ *
+ * DESCRIPTION
+ *   Records are packed little-endian at fixed offsets followed by their
+ *   strings, so a queued recipient costs about 50 bytes plus its address.
+ *   Decoding checks every length against the record size and the caps in
+ *   queue.h; a record that does not fit is reported as QUEUE_ECORRUPT rather
+ *   than read past its end.
+ *
+ *   delivery: u8 format, u8 state, u16 attempts, u32 account, u64 campaign,
+ *             u64 ref, i64 created, i64 next_attempt, u64 last_event,
+ *             u16 rcpt_len, rcpt
+ *   event:    u8 format, u8 type, u8 category, u8 enhanced_len, u16 code,
+ *             u16 attempt, i64 time_ms, u64 delivery, u64 campaign,
+ *             u64 prev, u32 account, u8 mx_len, u8 pad, u16 rcpt_len,
+ *             u16 text_len, enhanced, mx, rcpt, text
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "queue_int.h"
+
+#define FORMAT 1
+
+static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint16_t get16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* Encode d into buf (DELIVERY_FIXED + QUEUE_MAX_RCPT bytes); returns size. */
+size_t delivery_encode(unsigned char *buf, const struct queue_delivery *d)
+{
+    size_t len = strnlen(d->rcpt, QUEUE_MAX_RCPT);
+    buf[0] = FORMAT;
+    buf[1] = d->state;
+    put16(buf + 2, d->attempts);
+    put32(buf + 4, d->account);
+    put64(buf + 8, d->campaign);
+    put64(buf + 16, d->ref);
+    put64(buf + 24, (uint64_t)d->created);
+    put64(buf + 32, (uint64_t)d->next_attempt);
+    put64(buf + 40, d->last_event);
+    put16(buf + 48, (uint16_t)len);
+    memcpy(buf + DELIVERY_FIXED, d->rcpt, len);
+    return DELIVERY_FIXED + len;
+}
+
+int delivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
+{
+    const unsigned char *p = v->mv_data;
+    if (v->mv_size < DELIVERY_FIXED || p[0] != FORMAT)
+        return QUEUE_ECORRUPT;
+    size_t len = get16(p + 48);
+    if (len > QUEUE_MAX_RCPT || DELIVERY_FIXED + len != v->mv_size)
+        return QUEUE_ECORRUPT;
+    d->id = id;
+    d->state = p[1];
+    d->attempts = get16(p + 2);
+    d->account = get32(p + 4);
+    d->campaign = get64(p + 8);
+    d->ref = get64(p + 16);
+    d->created = (int64_t)get64(p + 24);
+    d->next_attempt = (int64_t)get64(p + 32);
+    d->last_event = get64(p + 40);
+    memcpy(d->rcpt, p + DELIVERY_FIXED, len);
+    d->rcpt[len] = 0;
+    return 0;
+}
+
+/* Encode e into buf of cap bytes; returns the size (0 if it cannot fit). */
+size_t event_encode(unsigned char *buf, size_t cap, const struct queue_event *e)
+{
+    size_t el = strnlen(e->enhanced, QUEUE_MAX_ENHANCED);
+    size_t ml = strnlen(e->mx, QUEUE_MAX_MX);
+    size_t rl = strnlen(e->rcpt, QUEUE_MAX_RCPT);
+    size_t tl = strnlen(e->text, QUEUE_MAX_REPLY);
+    size_t n = EVENT_FIXED + el + ml + rl + tl;
+    if (n > cap)
+        return 0;
+    buf[0] = FORMAT;
+    buf[1] = e->type;
+    buf[2] = e->category;
+    buf[3] = (unsigned char)el;
+    put16(buf + 4, e->code);
+    put16(buf + 6, e->attempt);
+    put64(buf + 8, (uint64_t)e->time_ms);
+    put64(buf + 16, e->delivery);
+    put64(buf + 24, e->campaign);
+    put64(buf + 32, e->prev);
+    put32(buf + 40, e->account);
+    buf[44] = (unsigned char)ml;
+    buf[45] = 0;
+    put16(buf + 46, (uint16_t)rl);
+    put16(buf + 48, (uint16_t)tl);
+    unsigned char *s = buf + EVENT_FIXED;
+    memcpy(s, e->enhanced, el);
+    memcpy(s + el, e->mx, ml);
+    memcpy(s + el + ml, e->rcpt, rl);
+    memcpy(s + el + ml + rl, e->text, tl);
+    return n;
+}
+
+int event_decode(const MDB_val *v, uint64_t seq, struct queue_event *e)
+{
+    const unsigned char *p = v->mv_data;
+    if (v->mv_size < EVENT_FIXED || p[0] != FORMAT)
+        return QUEUE_ECORRUPT;
+    size_t el = p[3], ml = p[44], rl = get16(p + 46), tl = get16(p + 48);
+    if (el > QUEUE_MAX_ENHANCED || rl > QUEUE_MAX_RCPT ||
+        tl > QUEUE_MAX_REPLY || EVENT_FIXED + el + ml + rl + tl != v->mv_size)
+        return QUEUE_ECORRUPT;
+    e->seq = seq;
+    e->type = p[1];
+    e->category = p[2];
+    e->code = get16(p + 4);
+    e->attempt = get16(p + 6);
+    e->time_ms = (int64_t)get64(p + 8);
+    e->delivery = get64(p + 16);
+    e->campaign = get64(p + 24);
+    e->prev = get64(p + 32);
+    e->account = get32(p + 40);
+    const unsigned char *s = p + EVENT_FIXED;
+    memcpy(e->enhanced, s, el);
+    e->enhanced[el] = 0;
+    memcpy(e->mx, s + el, ml);
+    e->mx[ml] = 0;
+    memcpy(e->rcpt, s + el + ml, rl);
+    e->rcpt[rl] = 0;
+    memcpy(e->text, s + el + ml + rl, tl);
+    e->text[tl] = 0;
+    return 0;
+}
+
+/* The domain part of a checked recipient (after its last '@'). */
+const char *rcpt_domain(const char *rcpt)
+{
+    const char *at = strrchr(rcpt, '@');
+    return at ? at + 1 : rcpt + strlen(rcpt);
+}
+
+int queue_check_rcpt(const char *addr)
+{
+    if (!addr)
+        return -EINVAL;
+    size_t n = strnlen(addr, QUEUE_MAX_RCPT + 1);
+    if (n == 0 || n > QUEUE_MAX_RCPT)
+        return -EINVAL;
+    const char *at = strrchr(addr, '@');
+    if (!at || at == addr || (size_t)(at - addr) > 64)
+        return -EINVAL;
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>')
+            return -EINVAL;
+    const char *dom = at + 1;
+    size_t dl = strlen(dom);
+    if (dl == 0 || dl > 255 || dom[0] == '.' || dom[dl - 1] == '.' ||
+        strstr(dom, ".."))
+        return -EINVAL;
+    for (const unsigned char *p = (const unsigned char *)dom; *p; p++)
+        if (!(*p >= 0x80 || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '[' || *p == ']' || *p == ':'))
+            return -EINVAL;
+    return 0;
+}
+
+const char *queue_event_name(int type)
+{
+    switch (type) {
+    case QUEUE_EV_DELIVERED: return "delivered";
+    case QUEUE_EV_DEFERRED: return "deferred";
+    case QUEUE_EV_BOUNCED: return "bounced";
+    case QUEUE_EV_EXPIRED: return "expired";
+    default: return "unknown";
+    }
+}
+
+const char *queue_state_name(int state)
+{
+    switch (state) {
+    case QUEUE_ST_QUEUED: return "queued";
+    case QUEUE_ST_DELIVERED: return "delivered";
+    case QUEUE_ST_BOUNCED: return "bounced";
+    case QUEUE_ST_EXPIRED: return "expired";
+    default: return "unknown";
+    }
+}

@@ -1,0 +1,159 @@
+/*
+ * schema.c - the spool's named databases and its meta records.
+ *
+ * DESCRIPTION
+ *   Opens (or creates) every named database, writes the magic and schema
+ *   version into a new spool, and refuses a spool that is foreign (no magic)
+ *   or newer than this build.  Later schema versions add databases here and
+ *   an upgrade step from the older version.
+ *
+ * DIAGNOSTICS
+ *   QUEUE_EFOREIGN for an LMDB environment that is not ours, QUEUE_ESCHEMA
+ *   for a newer schema (with a detail line naming both versions).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "queue_int.h"
+
+#define SPOOL_MAGIC "sluice-spool"
+
+const char *const queue_db_names[DB_COUNT] = {
+    [DB_META] = "meta",
+    [DB_DELIVERIES] = "deliveries",
+    [DB_READY] = "ready",
+    [DB_MESSAGES] = "messages",
+    [DB_MSGREFS] = "msgrefs",
+    [DB_EVENTS] = "events",
+    [DB_COUNTERS] = "counters",
+};
+
+/* Read a u64 meta value (0 when absent). */
+int meta_get_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t *v)
+{
+    MDB_val k = { strlen(name), (void *)name }, d;
+    int rc = mdb_get(txn, q->dbi[DB_META], &k, &d);
+    *v = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return queue_err_mdb(rc);
+    if (d.mv_size != 8)
+        return QUEUE_ECORRUPT;
+    *v = be64_get(d.mv_data);
+    return 0;
+}
+
+/* Write a u64 meta value; returns the raw LMDB code for txn-fatal checks. */
+int meta_put_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t v)
+{
+    unsigned char buf[8];
+    be64_put(buf, v);
+    MDB_val k = { strlen(name), (void *)name }, d = { 8, buf };
+    return mdb_put(txn, q->dbi[DB_META], &k, &d, 0);
+}
+
+/* Count the entries of the unnamed main database that are not our tables. */
+static int main_db_is_foreign(struct queue *q, MDB_txn *txn, bool *foreign)
+{
+    MDB_dbi main;
+    MDB_cursor *c;
+    MDB_val k, d;
+    int rc = mdb_dbi_open(txn, NULL, 0, &main);
+    *foreign = false;
+    if (rc)
+        return queue_err_mdb(rc);
+    if ((rc = mdb_cursor_open(txn, main, &c)))
+        return queue_err_mdb(rc);
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        bool ours = false;
+        for (int i = 0; i < DB_COUNT; i++)
+            if (k.mv_size == strlen(queue_db_names[i]) &&
+                memcmp(k.mv_data, queue_db_names[i], k.mv_size) == 0)
+                ours = true;
+        if (!ours)
+            *foreign = true;
+    }
+    mdb_cursor_close(c);
+    (void)q;
+    return rc == MDB_NOTFOUND ? 0 : queue_err_mdb(rc);
+}
+
+/* Open every database and check (or, for a new spool, write) the meta. */
+int schema_open(struct queue *q, MDB_txn *txn, bool create)
+{
+    MDB_dbi meta;
+    int rc = mdb_dbi_open(txn, queue_db_names[DB_META], 0, &meta);
+    bool fresh = false;
+
+    if (rc == MDB_NOTFOUND) {
+        bool foreign;
+        int err = main_db_is_foreign(q, txn, &foreign);
+        if (err)
+            return err;
+        if (foreign || !create) {
+            queue_set_detail("%s: LMDB environment without sluice meta data",
+                             q->dir);
+            return QUEUE_EFOREIGN;
+        }
+        fresh = true;
+    } else if (rc == MDB_INCOMPATIBLE) {
+        queue_set_detail("%s: LMDB environment of another layout", q->dir);
+        return QUEUE_EFOREIGN;
+    } else if (rc) {
+        return queue_err_mdb(rc);
+    }
+
+    for (int i = 0; i < DB_COUNT; i++) {
+        unsigned flags = fresh || create ? MDB_CREATE : 0;
+        if (q->readonly)
+            flags = 0;
+        rc = mdb_dbi_open(txn, queue_db_names[i], flags, &q->dbi[i]);
+        if (rc == MDB_NOTFOUND && !fresh) {
+            queue_set_detail("%s: sluice spool lacks the '%s' database",
+                             q->dir, queue_db_names[i]);
+            return QUEUE_ECORRUPT;
+        }
+        if (rc)
+            return queue_err_mdb(rc);
+    }
+
+    if (fresh) {
+        MDB_val k = { strlen("magic"), "magic" };
+        MDB_val d = { strlen(SPOOL_MAGIC), SPOOL_MAGIC };
+        if ((rc = mdb_put(txn, q->dbi[DB_META], &k, &d, 0)) ||
+            (rc = meta_put_u64(q, txn, "schema", QUEUE_SCHEMA_VERSION)) ||
+            (rc = meta_put_u64(q, txn, "next_delivery", 1)) ||
+            (rc = meta_put_u64(q, txn, "next_message", 1)) ||
+            (rc = meta_put_u64(q, txn, "next_event", 1)))
+            return queue_err_mdb(rc);
+        return 0;
+    }
+
+    MDB_val k = { strlen("magic"), "magic" }, d;
+    rc = mdb_get(txn, q->dbi[DB_META], &k, &d);
+    if (rc == MDB_NOTFOUND || (rc == 0 && (d.mv_size != strlen(SPOOL_MAGIC) ||
+                               memcmp(d.mv_data, SPOOL_MAGIC, d.mv_size)))) {
+        queue_set_detail("%s: meta data lacks the sluice spool magic", q->dir);
+        return QUEUE_EFOREIGN;
+    }
+    if (rc)
+        return queue_err_mdb(rc);
+    uint64_t schema;
+    int err = meta_get_u64(q, txn, "schema", &schema);
+    if (err)
+        return err;
+    if (schema > QUEUE_SCHEMA_VERSION) {
+        queue_set_detail("%s: spool schema version %llu is newer than this "
+                         "sluice understands (%d); use a newer sluice",
+                         q->dir, (unsigned long long)schema,
+                         QUEUE_SCHEMA_VERSION);
+        return QUEUE_ESCHEMA;
+    }
+    if (schema == 0) {
+        queue_set_detail("%s: spool has no schema version", q->dir);
+        return QUEUE_ECORRUPT;
+    }
+    return 0;
+}

@@ -1,0 +1,394 @@
+/*
+ * spool.c - open, check, size and close a spool directory.
+ *
+ * DESCRIPTION
+ *   Owns the LMDB environment: opening with the durable defaults (no
+ *   MDB_NOSYNC unless asked, never MDB_WRITEMAP), clearing stale reader
+ *   slots, the claim lock file, read transactions under the map lock, map
+ *   growth up to the configured ceiling, and the spool facts for status.
+ *
+ * DIAGNOSTICS
+ *   A directory that is not a spool gives QUEUE_EFOREIGN, damaged files
+ *   QUEUE_ECORRUPT, a newer spool QUEUE_ESCHEMA; queue_last_detail() names
+ *   the path and the reason.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue_int.h"
+
+static const uint32_t default_retry[] = { 300, 600, 1200, 2400, 3600, 7200,
+                                          14400 };
+
+/* Fill in defaults for every option left at zero. */
+static void options_defaults(struct queue_options *o)
+{
+    if (!o->map_size)
+        o->map_size = 64ull << 20;
+    if (!o->map_max)
+        o->map_max = 64ull << 30;
+    if (o->map_size > o->map_max)
+        o->map_size = o->map_max;
+    if (!o->group_ops)
+        o->group_ops = 4096;
+    if (!o->group_ms)
+        o->group_ms = 5;
+    if (!o->max_pending)
+        o->max_pending = 65536;
+    if (o->max_pending < o->group_ops)
+        o->max_pending = o->group_ops;
+    if (!o->retry_steps || o->retry_steps > QUEUE_MAX_RETRY_STEPS) {
+        o->retry_steps = sizeof default_retry / sizeof default_retry[0];
+        memcpy(o->retry, default_retry, sizeof default_retry);
+    }
+    if (o->max_age <= 0)
+        o->max_age = 5 * 86400;
+}
+
+/* Create DIR and its parents with mode 0700. */
+static int mkdirs(const char *dir)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path)
+        return -ENAMETOOLONG;
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(path, 0700) && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Whether DIR holds anything besides what a spool itself puts there. */
+static bool dir_has_strangers(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool strangers = false;
+    if (!d)
+        return false;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            !strcmp(e->d_name, "lock.mdb") || !strcmp(e->d_name, "claim.lock"))
+            continue;
+        strangers = true;
+    }
+    closedir(d);
+    return strangers;
+}
+
+/* Check the directory before LMDB sees it; creates it if asked. */
+static int check_dir(const char *dir, bool create)
+{
+    struct stat st;
+    char path[4096];
+
+    if (stat(dir, &st)) {
+        if (errno != ENOENT || !create) {
+            int err = -errno;
+            queue_set_detail("%s: %s", dir, strerror(errno));
+            return err;
+        }
+        int err = mkdirs(dir);
+        if (err)
+            queue_set_detail("%s: cannot create: %s", dir, strerror(-err));
+        return err;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        queue_set_detail("%s: not a directory", dir);
+        return QUEUE_EFOREIGN;
+    }
+    if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    if (stat(path, &st)) {
+        if (!create) {
+            queue_set_detail("%s: no spool here (no data.mdb)", dir);
+            return -ENOENT;
+        }
+        if (dir_has_strangers(dir)) {
+            queue_set_detail("%s: directory holds other files; refusing to "
+                             "create a spool in it", dir);
+            return QUEUE_EFOREIGN;
+        }
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        queue_set_detail("%s: data.mdb is not a regular file", dir);
+        return QUEUE_EFOREIGN;
+    }
+    return 0;
+}
+
+/* Take the exclusive claim lock so only one process claims deliveries. */
+static int take_claim_lock(struct queue *q)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/claim.lock", q->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int err = errno == EWOULDBLOCK ? QUEUE_ELOCKED : -errno;
+        close(fd);
+        queue_set_detail("%s: another process holds the claim lock", q->dir);
+        return err;
+    }
+    q->claim_fd = fd;
+    return 0;
+}
+
+int queue_open(struct queue **out, const char *dir,
+               const struct queue_options *opts)
+{
+    struct queue *q;
+    int rc, err;
+    MDB_txn *txn;
+
+    *out = NULL;
+    queue_set_detail("%s", "");
+    if (!dir || !*dir)
+        return -EINVAL;
+    if (!(q = calloc(1, sizeof *q)))
+        return -ENOMEM;
+    if (opts)
+        q->opt = *opts;
+    options_defaults(&q->opt);
+    q->readonly = q->opt.flags & QUEUE_OPEN_READONLY;
+    q->claim_fd = -1;
+    pthread_rwlock_init(&q->maplock, NULL);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_mutex_init(&q->claim_mu, NULL);
+    pthread_cond_init(&q->cond_work, NULL);
+    pthread_cond_init(&q->cond_space, NULL);
+    pthread_cond_init(&q->cond_idle, NULL);
+    if (!(q->dir = strdup(dir))) {
+        err = -ENOMEM;
+        goto fail;
+    }
+    if ((err = check_dir(dir, (q->opt.flags & QUEUE_OPEN_CREATE) &&
+                                  !q->readonly)))
+        goto fail;
+
+    if ((rc = mdb_env_create(&q->env))) {
+        err = queue_err_mdb(rc);
+        goto fail;
+    }
+    mdb_env_set_maxdbs(q->env, 32);
+    mdb_env_set_maxreaders(q->env, 256);
+    mdb_env_set_mapsize(q->env, q->opt.map_size);
+    unsigned flags = MDB_NOTLS;
+    if (q->opt.flags & QUEUE_OPEN_NOSYNC)
+        flags |= MDB_NOSYNC;
+    if (q->readonly)
+        flags |= MDB_RDONLY;
+    if ((rc = mdb_env_open(q->env, dir, flags, 0600))) {
+        err = queue_err_mdb(rc);
+        if (err == QUEUE_ECORRUPT)
+            queue_set_detail("%s: data.mdb is not a valid LMDB file (%s)",
+                             dir, mdb_strerror(rc));
+        else
+            queue_set_detail("%s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    mdb_reader_check(q->env, &q->stale_readers);
+
+    if ((rc = mdb_txn_begin(q->env, NULL, q->readonly ? MDB_RDONLY : 0,
+                            &txn))) {
+        err = queue_err_mdb(rc);
+        goto fail;
+    }
+    if ((err = schema_open(q, txn, q->opt.flags & QUEUE_OPEN_CREATE))) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    if ((rc = mdb_txn_commit(txn))) {
+        err = queue_err_mdb(rc);
+        goto fail;
+    }
+
+    MDB_envinfo ei;
+    mdb_env_info(q->env, &ei);
+    q->map_size = ei.me_mapsize;
+    if (q->map_size > q->opt.map_max)
+        q->opt.map_max = q->map_size;
+
+    if ((q->opt.flags & QUEUE_OPEN_CLAIM) && (err = take_claim_lock(q)))
+        goto fail;
+    if (!q->readonly && (err = writer_start(q)))
+        goto fail;
+    *out = q;
+    return 0;
+fail:
+    queue_close(q);
+    return err;
+}
+
+void queue_close(struct queue *q)
+{
+    if (!q)
+        return;
+    if (q->writer_running)
+        writer_stop(q);
+    if (q->env) {
+        if (q->opt.flags & QUEUE_OPEN_NOSYNC && !q->readonly)
+            mdb_env_sync(q->env, 1);
+        mdb_env_close(q->env);
+    }
+    if (q->claim_fd >= 0)
+        close(q->claim_fd);
+    lease_free(&q->leases);
+    pthread_rwlock_destroy(&q->maplock);
+    pthread_mutex_destroy(&q->mu);
+    pthread_mutex_destroy(&q->claim_mu);
+    pthread_cond_destroy(&q->cond_work);
+    pthread_cond_destroy(&q->cond_space);
+    pthread_cond_destroy(&q->cond_idle);
+    free(q->dir);
+    free(q);
+}
+
+/* Adopt a map size grown by another process (MDB_MAP_RESIZED). */
+static void adopt_map_size(struct queue *q)
+{
+    MDB_envinfo ei;
+    pthread_rwlock_wrlock(&q->maplock);
+    mdb_env_set_mapsize(q->env, 0);
+    mdb_env_info(q->env, &ei);
+    q->map_size = ei.me_mapsize;
+    pthread_rwlock_unlock(&q->maplock);
+}
+
+int queue_read_begin(struct queue *q, MDB_txn **txn)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        pthread_rwlock_rdlock(&q->maplock);
+        int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, txn);
+        if (rc == 0)
+            return 0;
+        pthread_rwlock_unlock(&q->maplock);
+        if (rc != MDB_MAP_RESIZED)
+            return queue_err_mdb(rc);
+        adopt_map_size(q);
+    }
+    return -EAGAIN;
+}
+
+void queue_read_end(struct queue *q, MDB_txn *txn)
+{
+    if (txn)
+        mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&q->maplock);
+}
+
+/* Grow the map (writer thread, no write txn live).  QUEUE_EFULL at the
+ * ceiling. */
+int spool_grow(struct queue *q)
+{
+    if (q->map_size >= q->opt.map_max)
+        return QUEUE_EFULL;
+    uint64_t n = q->map_size * 2;
+    if (n > q->opt.map_max)
+        n = q->opt.map_max;
+    pthread_rwlock_wrlock(&q->maplock);
+    int rc = mdb_env_set_mapsize(q->env, n);
+    if (rc == 0) {
+        q->map_size = n;
+        q->map_grows++;
+    }
+    pthread_rwlock_unlock(&q->maplock);
+    return queue_err_mdb(rc);
+}
+
+/* Begin a write transaction, adopting a map resized elsewhere. */
+int spool_write_begin(struct queue *q, MDB_txn **txn)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        int rc = mdb_txn_begin(q->env, NULL, 0, txn);
+        if (rc == 0)
+            return 0;
+        if (rc != MDB_MAP_RESIZED)
+            return queue_err_mdb(rc);
+        adopt_map_size(q);
+    }
+    return -EAGAIN;
+}
+
+/* Count the entries of one database. */
+static uint64_t db_entries(struct queue *q, MDB_txn *txn, int db)
+{
+    MDB_stat st;
+    if (mdb_stat(txn, q->dbi[db], &st))
+        return 0;
+    return st.ms_entries;
+}
+
+int queue_info(struct queue *q, struct queue_info *info)
+{
+    MDB_txn *txn;
+    MDB_envinfo ei;
+    MDB_stat es;
+    struct stat st;
+    char path[4096];
+    int err;
+
+    memset(info, 0, sizeof *info);
+    if ((err = queue_read_begin(q, &txn)))
+        return err;
+    info->deliveries = db_entries(q, txn, DB_DELIVERIES);
+    info->ready = db_entries(q, txn, DB_READY);
+    info->events = db_entries(q, txn, DB_EVENTS);
+    info->messages = db_entries(q, txn, DB_MESSAGES);
+    uint64_t schema = 0;
+    meta_get_u64(q, txn, "schema", &schema);
+    meta_get_u64(q, txn, "next_event", &info->next_event_seq);
+    info->schema = (uint32_t)schema;
+    mdb_env_info(q->env, &ei);
+    mdb_env_stat(q->env, &es);
+    queue_read_end(q, txn);
+
+    info->map_size = ei.me_mapsize;
+    info->map_max = q->opt.map_max;
+    info->last_page_bytes = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+    if (stat(path, &st) == 0)
+        info->file_bytes = (uint64_t)st.st_size;
+    pthread_mutex_lock(&q->mu);
+    info->commits = q->commits;
+    info->ops_committed = q->ops_committed;
+    info->map_grows = q->map_grows;
+    pthread_mutex_unlock(&q->mu);
+    info->stale_readers_cleared = q->stale_readers;
+    info->nosync = !!(q->opt.flags & QUEUE_OPEN_NOSYNC);
+    return 0;
+}
+
+uint32_t queue_retry_delay(const struct queue *q, unsigned attempt)
+{
+    if (attempt == 0)
+        attempt = 1;
+    if (attempt > q->opt.retry_steps)
+        attempt = q->opt.retry_steps;
+    return q->opt.retry[attempt - 1];
+}
+
+/* Unix seconds from the configured clock. */
+int64_t spool_now(const struct queue *q)
+{
+    if (q->opt.clock)
+        return q->opt.clock();
+    return (int64_t)(queue_now_ms() / 1000);
+}

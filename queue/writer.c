@@ -1,0 +1,293 @@
+/*
+ * writer.c - the one thread that owns every write transaction of a spool.
+ *
+ * DESCRIPTION
+ *   Callers link operations into a pending list; the writer takes a group
+ *   (up to group_ops items, or whatever arrived within group_ms of the
+ *   oldest), applies the group in one LMDB transaction and commits it: one
+ *   fsync per group.  Then each operation's completion runs, on the writer
+ *   thread or handed to a libuv loop through its completer.
+ *
+ *   When a group's transaction fails as a whole the writer finds the right
+ *   answer for each operation: on MDB_MAP_FULL it grows the map and tries
+ *   again; at the ceiling, or on any other transaction failure (disk full,
+ *   I/O error), it runs each operation of the group in a transaction of its
+ *   own, so only the operations that cannot be written fail, and nothing of
+ *   a failed operation is ever half-written.
+ *
+ *   In no-sync mode the writer calls mdb_env_sync() once a second, which
+ *   bounds the loss window after an operating-system crash to about a second
+ *   of commits (a process crash loses nothing: commits are in the page
+ *   cache).
+ *
+ * DIAGNOSTICS
+ *   queue_submit_*() return QUEUE_ESHUTDOWN once queue_close() has begun.
+ *   Completion callbacks on the writer thread must not wait for the writer
+ *   (queue_flush(), the synchronous forms): that would deadlock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "queue_int.h"
+
+/* Monotonic milliseconds. */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Absolute CLOCK_MONOTONIC timespec for a monotonic ms deadline. */
+static struct timespec abs_ts(uint64_t ms)
+{
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    return ts;
+}
+
+/* Apply ops (a NULL-terminated list) in one transaction.  Sets each op's
+ * status for per-op failures; returns 0 on commit or the txn failure, with
+ * *mdb_rc the raw LMDB code. */
+static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
+{
+    struct wctx w = { .q = q };
+    int err, rc = 0;
+
+    *mdb_rc = 0;
+    if ((err = spool_write_begin(q, &w.txn)))
+        return err;
+    w.now = spool_now(q);
+    w.now_ms = (int64_t)queue_now_ms();
+    if ((err = meta_get_u64(q, w.txn, "next_delivery", &w.next_delivery)) ||
+        (err = meta_get_u64(q, w.txn, "next_message", &w.next_message)) ||
+        (err = meta_get_u64(q, w.txn, "next_event", &w.next_event)))
+        goto abort;
+    uint64_t d0 = w.next_delivery, m0 = w.next_message, e0 = w.next_event;
+
+    for (struct queue_op *op = ops; op; op = op->next) {
+        op->status = 0;
+        op->first_id = op->msg_id = 0;
+        switch (op->kind) {
+        case OP_MESSAGE: err = op_apply_message(&w, op); break;
+        case OP_CAMPAIGN: err = op_apply_campaign(&w, op); break;
+        case OP_OUTCOMES: err = op_apply_outcomes(&w, op); break;
+        default: err = 0; break;
+        }
+        if (err)
+            goto abort;
+    }
+    if ((err = counters_flush(&w)))
+        goto abort;
+    if ((w.next_delivery != d0 &&
+         (rc = meta_put_u64(q, w.txn, "next_delivery", w.next_delivery))) ||
+        (w.next_message != m0 &&
+         (rc = meta_put_u64(q, w.txn, "next_message", w.next_message))) ||
+        (w.next_event != e0 &&
+         (rc = meta_put_u64(q, w.txn, "next_event", w.next_event)))) {
+        q->last_mdb_rc = rc;
+        err = queue_err_mdb(rc);
+        goto abort;
+    }
+    for (int i = 0; i < DB_COUNT; i++)
+        if (w.cur[i])
+            mdb_cursor_close(w.cur[i]);
+    counters_free(&w);
+    rc = mdb_txn_commit(w.txn);
+    *mdb_rc = rc;
+    return queue_err_mdb(rc);
+abort:
+    for (int i = 0; i < DB_COUNT; i++)
+        if (w.cur[i])
+            mdb_cursor_close(w.cur[i]);
+    counters_free(&w);
+    mdb_txn_abort(w.txn);
+    *mdb_rc = q->last_mdb_rc;
+    return err;
+}
+
+/* Commit ops as one group, growing the map or splitting as needed. */
+static void commit_group(struct queue *q, struct queue_op *ops)
+{
+    for (;;) {
+        int mdb_rc;
+        q->last_mdb_rc = 0;
+        int err = run_txn(q, ops, &mdb_rc);
+        if (err == 0)
+            return;
+        if (mdb_rc == MDB_MAP_FULL && spool_grow(q) == 0)
+            continue;
+        if (ops->next) {
+            /* split: each op alone, so only the failing ones fail */
+            struct queue_op *op = ops;
+            while (op) {
+                struct queue_op *next = op->next;
+                op->next = NULL;
+                commit_group(q, op);
+                op->next = next;
+                op = next;
+            }
+            return;
+        }
+        ops->status = err;
+        return;
+    }
+}
+
+/* Hand each finished op to its completer or run its callback here. */
+static void complete_group(struct queue *q, struct queue_op *ops)
+{
+    while (ops) {
+        struct queue_op *next = ops->next;
+        ops->next = NULL;
+        if (ops->kind == OP_OUTCOMES)
+            claim_release_op(q, ops);
+        if (ops->cmp) {
+            completer_push(ops->cmp, ops);
+        } else {
+            if (ops->cb)
+                ops->cb(ops->arg, ops->status, ops->first_id, ops->msg_id);
+            op_free(ops);
+        }
+        ops = next;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct queue *q = arg;
+    bool nosync = q->opt.flags & QUEUE_OPEN_NOSYNC;
+
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->head && !q->stopping) {
+            if (nosync) {
+                struct timespec ts = abs_ts(mono_ms() + 1000);
+                pthread_cond_timedwait(&q->cond_work, &q->mu, &ts);
+            } else {
+                pthread_cond_wait(&q->cond_work, &q->mu);
+            }
+            if (nosync && mono_ms() - q->last_sync_ms >= 1000) {
+                pthread_mutex_unlock(&q->mu);
+                mdb_env_sync(q->env, 1);
+                pthread_mutex_lock(&q->mu);
+                q->last_sync_ms = mono_ms();
+            }
+        }
+        if (!q->head)
+            break;
+        uint64_t deadline = q->first_arrival_ms + q->opt.group_ms;
+        while (q->pending < q->opt.group_ops && !q->stopping) {
+            if (mono_ms() >= deadline)
+                break;
+            struct timespec ts = abs_ts(deadline);
+            pthread_cond_timedwait(&q->cond_work, &q->mu, &ts);
+        }
+        /* take a group of up to group_ops items (at least one op) */
+        struct queue_op *group = q->head, *last = q->head;
+        unsigned weight = last->weight;
+        while (last->next && weight + last->next->weight <= q->opt.group_ops) {
+            last = last->next;
+            weight += last->weight;
+        }
+        q->head = last->next;
+        if (!q->head)
+            q->tail = NULL;
+        last->next = NULL;
+        q->pending -= weight;
+        q->inflight = weight;
+        q->first_arrival_ms = mono_ms();
+        pthread_cond_broadcast(&q->cond_space);
+        pthread_mutex_unlock(&q->mu);
+
+        commit_group(q, group);
+        unsigned nops = 0;
+        for (struct queue_op *op = group; op; op = op->next)
+            nops++;
+        complete_group(q, group);
+
+        pthread_mutex_lock(&q->mu);
+        q->commits++;
+        q->ops_committed += nops;
+        q->inflight = 0;
+        if (nosync && mono_ms() - q->last_sync_ms >= 1000) {
+            pthread_mutex_unlock(&q->mu);
+            mdb_env_sync(q->env, 1);
+            pthread_mutex_lock(&q->mu);
+            q->last_sync_ms = mono_ms();
+        }
+        if (!q->head)
+            pthread_cond_broadcast(&q->cond_idle);
+    }
+    pthread_cond_broadcast(&q->cond_idle);
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+int writer_start(struct queue *q)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&q->cond_work);
+    pthread_cond_init(&q->cond_work, &ca);
+    pthread_condattr_destroy(&ca);
+    q->last_sync_ms = mono_ms();
+    int rc = pthread_create(&q->writer, NULL, writer_main, q);
+    if (rc)
+        return -rc;
+    q->writer_running = true;
+    return 0;
+}
+
+void writer_stop(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->cond_work);
+    pthread_cond_broadcast(&q->cond_space);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->writer, NULL);
+    q->writer_running = false;
+}
+
+int writer_submit(struct queue *q, struct queue_op *op)
+{
+    if (!q->writer_running)
+        return q->readonly ? -EROFS : QUEUE_ESHUTDOWN;
+    bool on_writer = pthread_equal(pthread_self(), q->writer);
+    pthread_mutex_lock(&q->mu);
+    while (!q->stopping && !on_writer && q->pending > 0 &&
+           q->pending + op->weight > q->opt.max_pending)
+        pthread_cond_wait(&q->cond_space, &q->mu);
+    if (q->stopping) {
+        pthread_mutex_unlock(&q->mu);
+        return QUEUE_ESHUTDOWN;
+    }
+    op->next = NULL;
+    if (q->tail)
+        q->tail->next = op;
+    else {
+        q->head = op;
+        q->first_arrival_ms = mono_ms();
+    }
+    q->tail = op;
+    bool wake = q->pending == 0 || q->pending + op->weight >= q->opt.group_ops;
+    q->pending += op->weight;
+    if (wake)
+        pthread_cond_signal(&q->cond_work);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+int queue_flush(struct queue *q)
+{
+    if (!q->writer_running)
+        return 0;
+    pthread_mutex_lock(&q->mu);
+    while (q->head || q->inflight)
+        pthread_cond_wait(&q->cond_idle, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
