@@ -151,6 +151,29 @@ static int take_claim_lock(struct queue *q)
     return 0;
 }
 
+/* Refuse a data file shorter than the pages its meta page claims: LMDB
+ * would fault (SIGBUS) reading past the end of the mapping. */
+static int check_file_size(struct queue *q)
+{
+    MDB_envinfo ei;
+    MDB_stat es;
+    struct stat st;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+    if (stat(path, &st))
+        return -errno;
+    mdb_env_info(q->env, &ei);
+    mdb_env_stat(q->env, &es);
+    uint64_t need = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    if ((uint64_t)st.st_size < need) {
+        queue_set_detail("%s: data.mdb is truncated (%llu bytes, its pages "
+                         "need %llu)", q->dir, (unsigned long long)st.st_size,
+                         (unsigned long long)need);
+        return QUEUE_ECORRUPT;
+    }
+    return 0;
+}
+
 int queue_open(struct queue **out, const char *dir,
                const struct queue_options *opts)
 {
@@ -205,6 +228,8 @@ int queue_open(struct queue **out, const char *dir,
         goto fail;
     }
     mdb_reader_check(q->env, &q->stale_readers);
+    if ((err = check_file_size(q)))
+        goto fail;
 
     if ((rc = mdb_txn_begin(q->env, NULL, q->readonly ? MDB_RDONLY : 0,
                             &txn))) {

@@ -1,0 +1,291 @@
+/*
+ * cmd_spool.c - `sluice spool`: look inside a spool.
+ *
+ * DESCRIPTION
+ *   info      schema, rows, map and file sizes, total counters
+ *   domains   counters per destination domain (queued first, or by name)
+ *   events    the event log from a sequence number
+ *   history   every event of one delivery, newest first
+ *   Read-only: opens the spool with QUEUE_OPEN_READONLY, so it is safe
+ *   beside a running engine.
+ *
+ * DIAGNOSTICS
+ *   A foreign, damaged or too-new spool exits 65 with the reason; a missing
+ *   one 66; bad arguments 64.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tool.h"
+
+/* Print a JSON value on stdout and free it. */
+static void emit(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    json_decref(j);
+}
+
+static json_t *counts_json(const struct queue_counts *c)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+                     "queued", (json_int_t)c->queued,
+                     "enqueued", (json_int_t)c->enqueued,
+                     "delivered", (json_int_t)c->delivered,
+                     "deferred", (json_int_t)c->deferred,
+                     "bounced", (json_int_t)c->bounced,
+                     "expired", (json_int_t)c->expired);
+}
+
+static int cmd_info(struct tool_ctx *ctx, struct queue *q)
+{
+    struct queue_info i;
+    struct queue_counts t;
+    int err = queue_info(q, &i);
+    if (!err)
+        err = queue_counts_total(q, &t);
+    if (err) {
+        fprintf(stderr, "sluice spool info: %s\n", queue_strerror(err));
+        return tool_exit_for(err);
+    }
+    if (ctx->json) {
+        json_t *j = json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+                              "spool", ctx->spool, "schema", (int)i.schema,
+                              "deliveries", (json_int_t)i.deliveries,
+                              "ready", (json_int_t)i.ready,
+                              "events", (json_int_t)i.events,
+                              "messages", (json_int_t)i.messages,
+                              "map_size", (json_int_t)i.map_size,
+                              "bytes_in_use", (json_int_t)i.last_page_bytes,
+                              "file_bytes", (json_int_t)i.file_bytes,
+                              "counts", counts_json(&t));
+        emit(j);
+        return 0;
+    }
+    printf("spool        %s (schema %u)\n", ctx->spool, i.schema);
+    printf("deliveries   %llu rows, %llu ready, %llu messages stored\n",
+           (unsigned long long)i.deliveries, (unsigned long long)i.ready,
+           (unsigned long long)i.messages);
+    printf("events       %llu\n", (unsigned long long)i.events);
+    printf("size         %.1f MB in use, %.1f MB file, map %.1f MB\n",
+           (double)i.last_page_bytes / 1e6, (double)i.file_bytes / 1e6,
+           (double)i.map_size / 1e6);
+    printf("counts       queued %llu  delivered %llu  deferred %llu  "
+           "bounced %llu  expired %llu  (enqueued %llu)\n",
+           (unsigned long long)t.queued, (unsigned long long)t.delivered,
+           (unsigned long long)t.deferred, (unsigned long long)t.bounced,
+           (unsigned long long)t.expired, (unsigned long long)t.enqueued);
+    return 0;
+}
+
+struct dom_row {
+    char name[256];
+    struct queue_counts c;
+};
+struct dom_list {
+    struct dom_row *rows;
+    size_t n, cap;
+    int err;
+};
+
+static int collect_domain(void *arg, const char *d, const struct queue_counts *c)
+{
+    struct dom_list *l = arg;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 256;
+        struct dom_row *r = realloc(l->rows, ncap * sizeof *r);
+        if (!r) {
+            l->err = 1;
+            return 1;
+        }
+        l->rows = r;
+        l->cap = ncap;
+    }
+    snprintf(l->rows[l->n].name, sizeof l->rows[l->n].name, "%s", d);
+    l->rows[l->n++].c = *c;
+    return 0;
+}
+
+static int by_queued(const void *a, const void *b)
+{
+    const struct dom_row *x = a, *y = b;
+    if (x->c.queued != y->c.queued)
+        return x->c.queued < y->c.queued ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+static int cmd_domains(struct tool_ctx *ctx, struct queue *q, int argc,
+                       char **argv)
+{
+    unsigned long long limit = 50;
+    bool by_name = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--limit") && i + 1 < argc &&
+            tool_parse_u64(argv[i + 1], &limit))
+            i++;
+        else if (!strcmp(argv[i], "--sort") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "name") || !strcmp(argv[i + 1], "queued")))
+            by_name = !strcmp(argv[++i], "name");
+        else {
+            fprintf(stderr, "usage: sluice spool domains [--sort queued|name] "
+                            "[--limit N]\n");
+            return TOOL_EX_USAGE;
+        }
+    }
+    struct dom_list l = { 0 };
+    long n = queue_domains(q, collect_domain, &l);
+    if (n < 0 || l.err) {
+        fprintf(stderr, "sluice spool domains: %s\n",
+                queue_strerror(n < 0 ? (int)n : -12));
+        free(l.rows);
+        return tool_exit_for(n < 0 ? (int)n : -12);
+    }
+    if (!by_name)
+        qsort(l.rows, l.n, sizeof *l.rows, by_queued);
+    size_t show = limit && limit < l.n ? limit : l.n;
+    if (ctx->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < show; i++) {
+            json_t *o = counts_json(&l.rows[i].c);
+            json_object_set_new(o, "domain", json_string(l.rows[i].name));
+            json_array_append_new(arr, o);
+        }
+        emit(arr);
+    } else {
+        printf("%-40s %10s %10s %10s %10s %10s\n", "domain", "queued",
+               "delivered", "deferred", "bounced", "expired");
+        for (size_t i = 0; i < show; i++) {
+            const struct queue_counts *c = &l.rows[i].c;
+            printf("%-40s %10llu %10llu %10llu %10llu %10llu\n",
+                   l.rows[i].name, (unsigned long long)c->queued,
+                   (unsigned long long)c->delivered,
+                   (unsigned long long)c->deferred,
+                   (unsigned long long)c->bounced,
+                   (unsigned long long)c->expired);
+        }
+        if (show < l.n)
+            printf("(%zu more domains; --limit 0 shows all)\n", l.n - show);
+    }
+    free(l.rows);
+    return 0;
+}
+
+/* Print one event as a JSON line or a text line. */
+static int print_event(void *arg, const struct queue_event *e)
+{
+    const struct tool_ctx *ctx = arg;
+    if (ctx->json) {
+        emit(json_pack("{s:I,s:I,s:s,s:I,s:I,s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:I}",
+                       "seq", (json_int_t)e->seq, "time_ms",
+                       (json_int_t)e->time_ms, "type",
+                       queue_event_name(e->type), "delivery",
+                       (json_int_t)e->delivery, "campaign",
+                       (json_int_t)e->campaign, "account", (int)e->account,
+                       "rcpt", e->rcpt, "code", (int)e->code, "enhanced",
+                       e->enhanced, "category", (int)e->category, "mx", e->mx,
+                       "text", e->text, "attempt", (json_int_t)e->attempt));
+    } else {
+        printf("%llu %lld %-9s d=%llu c=%llu a=%u %s %u %s mx=%s \"%s\"\n",
+               (unsigned long long)e->seq, (long long)e->time_ms,
+               queue_event_name(e->type), (unsigned long long)e->delivery,
+               (unsigned long long)e->campaign, e->account, e->rcpt, e->code,
+               *e->enhanced ? e->enhanced : "-", *e->mx ? e->mx : "-",
+               e->text);
+    }
+    return 0;
+}
+
+static int cmd_events(struct tool_ctx *ctx, struct queue *q, int argc,
+                      char **argv)
+{
+    unsigned long long from = 1, limit = 100;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--from") && i + 1 < argc &&
+            tool_parse_u64(argv[i + 1], &from))
+            i++;
+        else if (!strcmp(argv[i], "--limit") && i + 1 < argc &&
+                 tool_parse_u64(argv[i + 1], &limit))
+            i++;
+        else {
+            fprintf(stderr, "usage: sluice spool events [--from SEQ] "
+                            "[--limit N]\n");
+            return TOOL_EX_USAGE;
+        }
+    }
+    long n = queue_events_from(q, from, limit, print_event, ctx);
+    if (n < 0) {
+        fprintf(stderr, "sluice spool events: %s\n", queue_strerror((int)n));
+        return tool_exit_for((int)n);
+    }
+    return 0;
+}
+
+static int cmd_history(struct tool_ctx *ctx, struct queue *q, int argc,
+                       char **argv)
+{
+    unsigned long long id;
+    if (argc != 2 || !tool_parse_u64(argv[1], &id)) {
+        fprintf(stderr, "usage: sluice spool history DELIVERY-ID\n");
+        return TOOL_EX_USAGE;
+    }
+    struct queue_delivery d;
+    int err = queue_get_delivery(q, id, &d);
+    if (err) {
+        fprintf(stderr, "sluice spool history: delivery %llu: %s\n", id,
+                queue_strerror(err));
+        return err == QUEUE_ENOTFOUND ? TOOL_EX_NOINPUT : tool_exit_for(err);
+    }
+    if (!ctx->json)
+        printf("delivery %llu to %s: %s after %u attempts\n", id, d.rcpt,
+               queue_state_name(d.state), d.attempts);
+    long n = queue_history(q, id, print_event, ctx);
+    return n < 0 ? tool_exit_for((int)n) : 0;
+}
+
+int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv)
+{
+    static const char *help =
+        "usage: sluice spool info\n"
+        "       sluice spool domains [--sort queued|name] [--limit N]\n"
+        "       sluice spool events [--from SEQ] [--limit N]\n"
+        "       sluice spool history DELIVERY-ID\n"
+        "All take --json.\n";
+    /* accept --json anywhere after the command */
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            ctx->json = true;
+        else
+            argv[n++] = argv[i];
+    }
+    argc = n;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? TOOL_EX_USAGE : 0;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "info") && strcmp(sub, "domains") &&
+        strcmp(sub, "events") && strcmp(sub, "history")) {
+        fprintf(stderr, "sluice spool: unknown subcommand '%s'\n%s", sub, help);
+        return TOOL_EX_USAGE;
+    }
+    struct queue *q;
+    int rc = tool_open_spool(ctx, QUEUE_OPEN_READONLY, &q);
+    if (rc)
+        return rc;
+    if (!strcmp(sub, "info"))
+        rc = argc == 2 ? cmd_info(ctx, q) : TOOL_EX_USAGE;
+    else if (!strcmp(sub, "domains"))
+        rc = cmd_domains(ctx, q, argc - 1, argv + 1);
+    else if (!strcmp(sub, "events"))
+        rc = cmd_events(ctx, q, argc - 1, argv + 1);
+    else
+        rc = cmd_history(ctx, q, argc - 1, argv + 1);
+    queue_close(q);
+    return rc;
+}

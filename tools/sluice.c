@@ -1,0 +1,106 @@
+/*
+ * sluice.c - the `sluice` command: global options and subcommand dispatch.
+ *
+ * DESCRIPTION
+ *   `sluice [--spool DIR] [--json] COMMAND ...`.  The spool defaults to
+ *   $SLUICE_SPOOL, then ./sluice-data.  Each command group lives in its own
+ *   file (tools/cmd_*.c) and answers --help.
+ *
+ * EXIT STATUS
+ *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool),
+ *   74 I/O error, 77 permission refused, 78 configuration error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tool.h"
+
+static const struct tool_cmd commands[] = {
+    { "spool", "inspect the spool: info, domains, events, history",
+      tool_spool_main },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sluice [--spool DIR] [--json] COMMAND [ARGS]\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nThe spool is --spool DIR, else $SLUICE_SPOOL, else "
+               "./sluice-data.\n'sluice COMMAND --help' describes a "
+               "command.\n");
+}
+
+int tool_exit_for(int err)
+{
+    switch (err) {
+    case 0: return TOOL_OK;
+    case QUEUE_EFOREIGN:
+    case QUEUE_ECORRUPT:
+    case QUEUE_ESCHEMA: return TOOL_EX_DATAERR;
+    case -ENOENT: return TOOL_EX_NOINPUT;
+    case -EACCES:
+    case -EPERM: return TOOL_EX_NOPERM;
+    case QUEUE_EFULL:
+    case -ENOSPC: return TOOL_EX_TEMPFAIL;
+    case -ENOMEM: return TOOL_EX_OSERR;
+    default: return TOOL_EX_IOERR;
+    }
+}
+
+int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q)
+{
+    struct queue_options o = { .flags = flags };
+    int err = queue_open(q, ctx->spool, &o);
+    if (err) {
+        const char *d = queue_last_detail();
+        fprintf(stderr, "sluice: %s: %s%s%s\n", ctx->spool,
+                queue_strerror(err), *d ? "\n  " : "", d);
+        return tool_exit_for(err);
+    }
+    return 0;
+}
+
+bool tool_parse_u64(const char *s, unsigned long long *v)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return false;
+    errno = 0;
+    *v = strtoull(s, &end, 10);
+    return !errno && !*end;
+}
+
+int main(int argc, char **argv)
+{
+    struct tool_ctx ctx = { .spool = getenv("SLUICE_SPOOL") };
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--json"))
+            ctx.json = true;
+        else if (!strcmp(argv[i], "--spool") && i + 1 < argc)
+            ctx.spool = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return TOOL_EX_USAGE;
+        }
+    }
+    if (!ctx.spool || !*ctx.spool)
+        ctx.spool = "./sluice-data";
+    if (i >= argc) {
+        usage(stderr);
+        return TOOL_EX_USAGE;
+    }
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        if (!strcmp(argv[i], commands[c].name))
+            return commands[c].run(&ctx, argc - i, argv + i);
+    fprintf(stderr, "sluice: unknown command '%s'\n", argv[i]);
+    usage(stderr);
+    return TOOL_EX_USAGE;
+}
