@@ -1,0 +1,31 @@
+/*
+ * compose.h - put a message into its wire form for the DATA phase.
+ *
+ * DESCRIPTION
+ *   compose_wire() turns a raw RFC 5322 message into what goes after DATA:
+ *   every line ending becomes CRLF (a bare LF or a bare CR alone becomes
+ *   CRLF too, so no bare CR or LF ever reaches the wire: no SMTP smuggling
+ *   variant can be built from our output), lines starting with '.' are
+ *   dot-stuffed, a missing final line ending is added, and the terminating
+ *   "." line is appended.  It also says whether the body has 8-bit bytes.
+ *
+ * OWNERSHIP
+ *   The result is malloc'd; the caller frees it.
+ */
+#ifndef SLUICE_COMPOSE_H
+#define SLUICE_COMPOSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct wire {
+    char *data;       /* ends with "\r\n.\r\n" */
+    size_t len;
+    size_t size;      /* message size without stuffing and the final dot */
+    bool eightbit;
+};
+
+/* Returns 0, or -ENOMEM. */
+int compose_wire(const char *msg, size_t len, struct wire *out);
+
+#endif

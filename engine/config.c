@@ -1,0 +1,493 @@
+/*
+ * config.c - load and check sluiced's INI configuration with libinih.
+ *
+ * DESCRIPTION
+ *   The file is read through ini_parse_stream() with a reader that counts
+ *   lines, so every complaint names FILE:LINE.  Unknown sections and keys
+ *   are errors (a misspelt limit must not be silently ignored), as are
+ *   values out of range.  Defaults are filled in first; what the file says
+ *   overrides them.
+ *
+ * DIAGNOSTICS
+ *   The first error wins and is returned as "FILE:LINE: reason".
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+
+struct parse {
+    struct config *cfg;
+    FILE *f;
+    int line;
+    char err[512];
+    int err_line;
+};
+
+static const uint32_t default_retry[] = { 300, 600, 1200, 2400, 3600, 7200,
+                                          14400 };
+
+/* RFC 5321 section 4.5.3.2 minimums, plus our own for the extra states. */
+static const unsigned default_timeouts[TO_COUNT] = {
+    [TO_CONNECT] = 30000, [TO_GREETING] = 300000, [TO_EHLO] = 300000,
+    [TO_STARTTLS] = 120000, [TO_TLS] = 60000, [TO_MAIL] = 300000,
+    [TO_RCPT] = 300000, [TO_DATA] = 120000, [TO_DATA_BLOCK] = 180000,
+    [TO_DATA_DONE] = 600000, [TO_RSET] = 120000, [TO_QUIT] = 10000,
+    [TO_IDLE] = 2000,
+};
+
+static const char *const timeout_keys[TO_COUNT] = {
+    [TO_CONNECT] = "timeout_connect", [TO_GREETING] = "timeout_greeting",
+    [TO_EHLO] = "timeout_ehlo", [TO_STARTTLS] = "timeout_starttls",
+    [TO_TLS] = "timeout_tls", [TO_MAIL] = "timeout_mail",
+    [TO_RCPT] = "timeout_rcpt", [TO_DATA] = "timeout_data",
+    [TO_DATA_BLOCK] = "timeout_data_block",
+    [TO_DATA_DONE] = "timeout_data_done", [TO_RSET] = "timeout_rset",
+    [TO_QUIT] = "timeout_quit", [TO_IDLE] = "idle_timeout",
+};
+
+/* Record the first error with the current line. */
+static int fail(struct parse *p, const char *fmt, const char *a,
+                const char *b)
+{
+    if (!p->err[0]) {
+        snprintf(p->err, sizeof p->err, fmt, a, b);
+        p->err_line = p->line;
+    }
+    return 0;
+}
+
+/* The line reader for ini_parse_stream: counts lines as it goes. */
+static char *reader(char *buf, int size, void *stream)
+{
+    struct parse *p = stream;
+    char *s = fgets(buf, size, p->f);
+    if (s)
+        p->line++;
+    return s;
+}
+
+int config_parse_duration_ms(const char *s, uint64_t *ms)
+{
+    char *end;
+    errno = 0;
+    if (!s || !isdigit((unsigned char)*s))
+        return -EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -EINVAL;
+    while (*end == ' ')
+        end++;
+    uint64_t mul;
+    if (!*end || !strcmp(end, "s")) mul = 1000;
+    else if (!strcmp(end, "ms")) mul = 1;
+    else if (!strcmp(end, "m")) mul = 60000;
+    else if (!strcmp(end, "h")) mul = 3600000;
+    else if (!strcmp(end, "d")) mul = 86400000;
+    else return -EINVAL;
+    if (v > UINT64_MAX / mul)
+        return -EINVAL;
+    *ms = v * mul;
+    return 0;
+}
+
+/* Parse an unsigned integer in [lo, hi]. */
+static bool parse_uint(const char *s, unsigned long lo, unsigned long hi,
+                       unsigned long *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (!strcasecmp(s, "yes") || !strcasecmp(s, "on") ||
+        !strcasecmp(s, "true") || !strcmp(s, "1"))
+        *out = true;
+    else if (!strcasecmp(s, "no") || !strcasecmp(s, "off") ||
+             !strcasecmp(s, "false") || !strcmp(s, "0"))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+/* "host:port" or "[v6]:port" or "host" into a fresh host string and port. */
+static bool parse_hostport(const char *s, char **host, uint16_t *port)
+{
+    const char *colon, *h = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb)
+            return false;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+        if (rb[1] && !colon)
+            return false;
+    } else {
+        colon = strrchr(s, ':');
+        hl = colon ? (size_t)(colon - s) : strlen(s);
+    }
+    unsigned long p = 0;
+    if (colon && !parse_uint(colon + 1, 1, 65535, &p))
+        return false;
+    if (hl == 0 || hl > 255)
+        return false;
+    for (size_t i = 0; i < hl; i++)
+        if (!(isalnum((unsigned char)h[i]) || strchr(".-:_", h[i])))
+            return false;
+    if (!(*host = strndup(h, hl)))
+        return false;
+    *port = (uint16_t)p;
+    return true;
+}
+
+/* Replace a string setting. */
+static bool set_str(char **dst, const char *v)
+{
+    char *n = strdup(v);
+    if (!n)
+        return false;
+    free(*dst);
+    *dst = n;
+    return true;
+}
+
+/* Parse the retry schedule: a comma-separated list of durations. */
+static bool parse_retry(struct config *c, const char *v)
+{
+    char buf[1024];
+    unsigned n = 0;
+    if (strlen(v) >= sizeof buf)
+        return false;
+    memcpy(buf, v, strlen(v) + 1);
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t l = strlen(tok);
+        while (l && tok[l - 1] == ' ')
+            tok[--l] = 0;
+        uint64_t ms;
+        if (n == QUEUE_MAX_RETRY_STEPS || config_parse_duration_ms(tok, &ms) ||
+            ms < 1000 || ms / 1000 > UINT32_MAX)
+            return false;
+        c->retry[n++] = (uint32_t)(ms / 1000);
+    }
+    if (!n)
+        return false;
+    c->retry_steps = n;
+    return true;
+}
+
+/* Find or create the policy struct for [domain NAME]. */
+static struct domain_policy *domain_for(struct parse *p, const char *name)
+{
+    struct config *c = p->cfg;
+    if (!strcasecmp(name, "default"))
+        return &c->def;
+    for (size_t i = 0; i < c->ndomains; i++)
+        if (!strcasecmp(c->domains[i].name, name))
+            return &c->domains[i];
+    struct domain_policy *n = realloc(c->domains,
+                                      (c->ndomains + 1) * sizeof *n);
+    if (!n)
+        return NULL;
+    c->domains = n;
+    struct domain_policy *d = &c->domains[c->ndomains];
+    *d = c->def;            /* inherit the default as read so far */
+    d->name = strdup(name);
+    d->route_host = NULL;
+    d->line = p->line;
+    if (!d->name)
+        return NULL;
+    for (char *s = d->name; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+    c->ndomains++;
+    return d;
+}
+
+/* One key of a [domain ...] section. */
+static int domain_key(struct parse *p, struct domain_policy *d,
+                      const char *key, const char *v)
+{
+    unsigned long u;
+    if (!strcmp(key, "route")) {
+        free(d->route_host);
+        d->route_host = NULL;
+        if (!parse_hostport(v, &d->route_host, &d->route_port))
+            return fail(p, "route: '%s' is not host[:port]%s", v, "");
+    } else if (!strcmp(key, "tls")) {
+        if (!strcmp(v, "opportunistic")) d->tls = TLS_OPPORTUNISTIC;
+        else if (!strcmp(v, "required")) d->tls = TLS_REQUIRED;
+        else if (!strcmp(v, "off")) d->tls = TLS_OFF;
+        else return fail(p, "tls: '%s' is not opportunistic, required or off%s",
+                         v, "");
+    } else if (!strcmp(key, "tls_verify")) {
+        if (!parse_bool(v, &d->tls_verify))
+            return fail(p, "tls_verify: '%s' is not yes or no%s", v, "");
+    } else if (!strcmp(key, "max_connections")) {
+        if (!parse_uint(v, 1, 100000, &u))
+            return fail(p, "max_connections: '%s' is not 1..100000%s", v, "");
+        d->max_connections = (unsigned)u;
+    } else if (!strcmp(key, "max_messages_per_connection")) {
+        if (!parse_uint(v, 1, 1000000, &u))
+            return fail(p, "max_messages_per_connection: '%s' is not "
+                           "1..1000000%s", v, "");
+        d->max_messages_per_connection = (unsigned)u;
+    } else if (!strcmp(key, "max_rcpts_per_message")) {
+        if (!parse_uint(v, 1, 1000, &u))
+            return fail(p, "max_rcpts_per_message: '%s' is not 1..1000%s", v,
+                        "");
+        d->max_rcpts_per_message = (unsigned)u;
+    } else {
+        return fail(p, "unknown key '%s' in [domain %s]", key, d->name);
+    }
+    return 1;
+}
+
+/* One key of the [sluiced] section. */
+static int daemon_key(struct parse *p, const char *key, const char *v)
+{
+    struct config *c = p->cfg;
+    unsigned long u;
+    uint64_t ms;
+
+    for (int i = 0; i < TO_COUNT; i++) {
+        if (strcmp(key, timeout_keys[i]))
+            continue;
+        if (config_parse_duration_ms(v, &ms) || ms < 1 || ms > 86400000)
+            return fail(p, "%s: '%s' is not a duration (e.g. 30s, 5m)", key, v);
+        c->timeout_ms[i] = (unsigned)ms;
+        return 1;
+    }
+    if (!strcmp(key, "spool")) {
+        if (!*v || !set_str(&c->spool, v))
+            return fail(p, "spool: needs a directory%s%s", "", "");
+    } else if (!strcmp(key, "ehlo_hostname")) {
+        for (const char *s = v; *s; s++)
+            if (!(isalnum((unsigned char)*s) || *s == '.' || *s == '-'))
+                return fail(p, "ehlo_hostname: '%s' is not a host name%s", v,
+                            "");
+        if (!*v || strlen(v) > 255 || !set_str(&c->ehlo_hostname, v))
+            return fail(p, "ehlo_hostname: '%s' is not a host name%s", v, "");
+    } else if (!strcmp(key, "dns_servers")) {
+        char buf[1024];
+        if (strlen(v) >= sizeof buf)
+            return fail(p, "dns_servers: too long%s%s", "", "");
+        memcpy(buf, v, strlen(v) + 1);
+        for (char *save, *t = strtok_r(buf, ", ", &save); t;
+             t = strtok_r(NULL, ", ", &save)) {
+            char *h;
+            uint16_t port;
+            if (!parse_hostport(t, &h, &port))
+                return fail(p, "dns_servers: '%s' is not ADDR[:PORT]%s", t, "");
+            free(h);
+        }
+        if (!set_str(&c->dns_servers, v))
+            return fail(p, "out of memory%s%s", "", "");
+    } else if (!strcmp(key, "dns_timeout")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 10 || ms > 60000)
+            return fail(p, "dns_timeout: '%s' is not 10ms..60s%s", v, "");
+        c->dns_timeout_ms = (unsigned)ms;
+    } else if (!strcmp(key, "dns_tries")) {
+        if (!parse_uint(v, 1, 10, &u))
+            return fail(p, "dns_tries: '%s' is not 1..10%s", v, "");
+        c->dns_tries = (unsigned)u;
+    } else if (!strcmp(key, "smtp_port")) {
+        if (!parse_uint(v, 1, 65535, &u))
+            return fail(p, "smtp_port: '%s' is not a port%s", v, "");
+        c->smtp_port = (uint16_t)u;
+    } else if (!strcmp(key, "max_connections")) {
+        if (!parse_uint(v, 1, 100000, &u))
+            return fail(p, "max_connections: '%s' is not 1..100000%s", v, "");
+        c->max_connections = (unsigned)u;
+    } else if (!strcmp(key, "retry")) {
+        if (!parse_retry(c, v))
+            return fail(p, "retry: '%s' is not a list of up to 32 durations "
+                           "of 1s or more%s", v, "");
+    } else if (!strcmp(key, "max_age")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 1000)
+            return fail(p, "max_age: '%s' is not a duration of 1s or more%s",
+                        v, "");
+        c->max_age = (int64_t)(ms / 1000);
+    } else if (!strcmp(key, "event_log")) {
+        if (!set_str(&c->event_log, v))
+            return fail(p, "out of memory%s%s", "", "");
+    } else if (!strcmp(key, "workers")) {
+        if (!parse_uint(v, 0, 64, &u))
+            return fail(p, "workers: '%s' is not 0..64%s", v, "");
+        c->workers = (unsigned)u;
+    } else if (!strcmp(key, "drain_timeout")) {
+        if (config_parse_duration_ms(v, &ms) || ms > 3600000)
+            return fail(p, "drain_timeout: '%s' is not a duration up to 1h%s",
+                        v, "");
+        c->drain_timeout_ms = (unsigned)ms;
+    } else if (!strcmp(key, "claim_batch")) {
+        if (!parse_uint(v, 1, 100000, &u))
+            return fail(p, "claim_batch: '%s' is not 1..100000%s", v, "");
+        c->claim_batch = (unsigned)u;
+    } else if (!strcmp(key, "max_inflight")) {
+        if (!parse_uint(v, 1, 10000000, &u))
+            return fail(p, "max_inflight: '%s' is not 1..10000000%s", v, "");
+        c->max_inflight = (unsigned)u;
+    } else if (!strcmp(key, "group_ops")) {
+        if (!parse_uint(v, 1, 1000000, &u))
+            return fail(p, "group_ops: '%s' is not 1..1000000%s", v, "");
+        c->group_ops = (unsigned)u;
+    } else if (!strcmp(key, "group_ms")) {
+        if (!parse_uint(v, 1, 10000, &u))
+            return fail(p, "group_ms: '%s' is not 1..10000%s", v, "");
+        c->group_ms = (unsigned)u;
+    } else if (!strcmp(key, "nosync")) {
+        if (!parse_bool(v, &c->nosync))
+            return fail(p, "nosync: '%s' is not yes or no%s", v, "");
+    } else if (!strcmp(key, "map_max")) {
+        if (!parse_uint(v, 1, 1u << 20, &u))
+            return fail(p, "map_max: '%s' is not 1..1048576 (MiB)%s", v, "");
+        c->map_max = (uint64_t)u << 20;
+    } else if (!strcmp(key, "tls_ca_file")) {
+        if (!set_str(&c->tls_ca_file, v))
+            return fail(p, "out of memory%s%s", "", "");
+    } else {
+        return fail(p, "unknown key '%s' in [sluiced]%s", key, "");
+    }
+    return 1;
+}
+
+/* libinih callback: one name = value under a section. */
+static int handler(void *user, const char *section, const char *name,
+                   const char *value)
+{
+    struct parse *p = user;
+    if (!strcmp(section, "sluiced"))
+        return daemon_key(p, name, value);
+    if (!strncmp(section, "domain ", 7)) {
+        const char *dn = section + 7;
+        while (*dn == ' ')
+            dn++;
+        if (!*dn || strlen(dn) > 253 || strchr(dn, ' '))
+            return fail(p, "bad domain section name [%s]%s", section, "");
+        struct domain_policy *d = domain_for(p, dn);
+        if (!d)
+            return fail(p, "out of memory%s%s", "", "");
+        return domain_key(p, d, name, value);
+    }
+    return fail(p, "unknown section [%s]%s", section, "");
+}
+
+/* Fill every default before reading the file. */
+static void defaults(struct config *c)
+{
+    c->dns_timeout_ms = 2000;
+    c->dns_tries = 2;
+    c->smtp_port = 25;
+    c->max_connections = 1000;
+    c->retry_steps = sizeof default_retry / sizeof default_retry[0];
+    memcpy(c->retry, default_retry, sizeof default_retry);
+    c->max_age = 5 * 86400;
+    c->drain_timeout_ms = 30000;
+    c->claim_batch = 2000;
+    c->max_inflight = 20000;
+    memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);
+    c->def.tls = TLS_OPPORTUNISTIC;
+    c->def.max_connections = 10;
+    c->def.max_messages_per_connection = 100;
+    c->def.max_rcpts_per_message = 100;
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+    struct parse p = { .cfg = cfg };
+    memset(cfg, 0, sizeof *cfg);
+    defaults(cfg);
+    if (!(p.f = fopen(path, "r"))) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = ini_parse_stream(reader, &p, handler, &p);
+    fclose(p.f);
+    if (!cfg->def.name)
+        cfg->def.name = strdup("default");
+    if (!(cfg->path = strdup(path)))
+        rc = -2;
+    if (rc == 0 && !p.err[0]) {
+        if (!cfg->spool)
+            p.err_line = 0, snprintf(p.err, sizeof p.err,
+                                     "[sluiced] spool is not set");
+        else if (!cfg->ehlo_hostname)
+            p.err_line = 0, snprintf(p.err, sizeof p.err,
+                                     "[sluiced] ehlo_hostname is not set");
+    }
+    if (rc > 0 && (!p.err[0] || rc < p.err_line)) {
+        p.err_line = rc;
+        snprintf(p.err, sizeof p.err, "syntax error (expected [section] or "
+                                      "name = value)");
+    } else if (rc < 0 && !p.err[0]) {
+        snprintf(p.err, sizeof p.err, "out of memory");
+    }
+    if (p.err[0]) {
+        if (p.err_line > 0)
+            snprintf(err, errlen, "%s:%d: %s", path, p.err_line, p.err);
+        else
+            snprintf(err, errlen, "%s: %s", path, p.err);
+        config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+static void policy_free(struct domain_policy *d)
+{
+    free(d->name);
+    free(d->route_host);
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->path);
+    free(cfg->spool);
+    free(cfg->ehlo_hostname);
+    free(cfg->dns_servers);
+    free(cfg->event_log);
+    free(cfg->tls_ca_file);
+    policy_free(&cfg->def);
+    for (size_t i = 0; i < cfg->ndomains; i++)
+        policy_free(&cfg->domains[i]);
+    free(cfg->domains);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const struct domain_policy *config_domain(const struct config *cfg,
+                                          const char *domain)
+{
+    for (size_t i = 0; i < cfg->ndomains; i++)
+        if (!strcasecmp(cfg->domains[i].name, domain))
+            return &cfg->domains[i];
+    return &cfg->def;
+}
+
+const char *tls_policy_name(enum tls_policy p)
+{
+    switch (p) {
+    case TLS_REQUIRED: return "required";
+    case TLS_OFF: return "off";
+    default: return "opportunistic";
+    }
+}

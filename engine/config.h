@@ -1,0 +1,89 @@
+/*
+ * config.h - sluiced's configuration, read from an INI file with libinih.
+ *
+ * DESCRIPTION
+ *   [sluiced] holds the daemon settings; [domain NAME] the policy of one
+ *   destination domain, [domain default] the policy of every other.  Values
+ *   with a unit take durations (500ms, 30s, 5m, 2h, 5d; bare numbers are
+ *   seconds).  See README "Configuring sluiced" for every key.
+ *
+ * OWNERSHIP
+ *   config_load() fills a struct config that the caller frees with
+ *   config_free(); strings inside belong to it.
+ *
+ * DIAGNOSTICS
+ *   config_load() returns 0, or -1 with "FILE:LINE: reason" (or
+ *   "FILE: reason") in the caller's error buffer.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+
+enum tls_policy { TLS_OPPORTUNISTIC = 0, TLS_REQUIRED, TLS_OFF };
+
+/* RFC 5321 4.5.3.2 timeouts, per client state, in milliseconds. */
+enum smtp_timeout {
+    TO_CONNECT, TO_GREETING, TO_EHLO, TO_STARTTLS, TO_TLS, TO_MAIL, TO_RCPT,
+    TO_DATA, TO_DATA_BLOCK, TO_DATA_DONE, TO_RSET, TO_QUIT, TO_IDLE,
+    TO_COUNT
+};
+
+/* Policy for one destination domain (or the default). */
+struct domain_policy {
+    char *name;                /* "default" for the catch-all */
+    char *route_host;          /* smarthost instead of MX, or NULL */
+    uint16_t route_port;       /* 0: the global smtp_port */
+    enum tls_policy tls;
+    bool tls_verify;
+    unsigned max_connections;
+    unsigned max_messages_per_connection;
+    unsigned max_rcpts_per_message;
+    int line;                  /* where it was defined, for messages */
+};
+
+struct config {
+    char *path;
+    char *spool;
+    char *ehlo_hostname;
+    char *dns_servers;         /* "ADDR:PORT,ADDR:PORT" or NULL: system */
+    unsigned dns_timeout_ms;
+    unsigned dns_tries;
+    uint16_t smtp_port;
+    unsigned max_connections;  /* global cap on SMTP sessions */
+    unsigned retry_steps;
+    uint32_t retry[QUEUE_MAX_RETRY_STEPS];
+    int64_t max_age;           /* seconds */
+    char *event_log;           /* JSON-lines event log, or NULL */
+    unsigned workers;          /* composition threads; 0: cores */
+    unsigned drain_timeout_ms; /* SIGTERM: wait this long for sessions */
+    unsigned claim_batch;
+    unsigned max_inflight;     /* claimed deliveries held at once */
+    unsigned group_ops, group_ms;
+    bool nosync;
+    uint64_t map_max;
+    char *tls_ca_file;         /* NULL: OpenSSL's default paths */
+    unsigned timeout_ms[TO_COUNT];
+
+    struct domain_policy def;  /* [domain default] */
+    struct domain_policy *domains;
+    size_t ndomains;
+};
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* The policy for a domain: its own section or the default. */
+const struct domain_policy *config_domain(const struct config *cfg,
+                                          const char *domain);
+
+/* Parse "500ms", "30s", "5m", "2h", "5d" or bare seconds into ms. */
+int config_parse_duration_ms(const char *s, uint64_t *ms);
+
+const char *tls_policy_name(enum tls_policy p);
+
+#endif
