@@ -834,3 +834,4 @@ bool smtp_session_tls_failed(const struct smtp_session *s) { return s->tls_faile
 unsigned smtp_session_jobs(const struct smtp_session *s) { return s->jobs; }
 const char *smtp_session_state(const struct smtp_session *s) { return state_names[s->st]; }
 void *smtp_session_arg(const struct smtp_session *s) { return s->arg; }
+const char *smtp_session_host(const struct smtp_session *s) { return s->mx_host; }

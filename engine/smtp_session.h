@@ -109,6 +109,7 @@ bool smtp_session_tls_failed(const struct smtp_session *s);
 unsigned smtp_session_jobs(const struct smtp_session *s);
 const char *smtp_session_state(const struct smtp_session *s);
 void *smtp_session_arg(const struct smtp_session *s);
+const char *smtp_session_host(const struct smtp_session *s);
 
 /* Debug tracing of state changes to stderr (sluiced -v). */
 extern int smtp_trace;

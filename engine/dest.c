@@ -1,0 +1,563 @@
+/*
+ * dest.c - destinations: one per recipient domain, with its waiting items,
+ * its DNS answer and its SMTP sessions.
+ *
+ * DESCRIPTION
+ *   dest_kick() is the one place that moves a destination forward: resolve
+ *   when there is no answer, give waiting items to idle sessions as jobs,
+ *   and open more sessions while items wait and the domain's and the global
+ *   connection limits allow.  A session that fails before it is ready moves
+ *   the destination to its next MX address; when every address has failed
+ *   in a row, the waiting items are deferred with the last reason.
+ *
+ *   A job groups the recipients of one injected message that wait at the
+ *   same destination (up to max_rcpts_per_message), so the message goes
+ *   once per transaction.
+ *
+ *   DNS answers: null MX bounces (5.1.10), NXDOMAIN bounces (5.1.2), no
+ *   host with an address bounces (5.4.4), a temporary failure defers
+ *   (4.4.3).
+ *
+ * DIAGNOSTICS
+ *   Each destination remembers its last error for status and events.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+#include "engine.h"
+
+/* The state a job carries through its session. */
+struct job_ctx {
+    struct smtp_job job;
+    struct dest *dest;
+    struct item **items;
+    struct smtp_rcpt rcpts[];
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
+    return h;
+}
+
+/* Double the destination table. */
+static int grow_dests(struct engine *e)
+{
+    size_t ncap = e->dcap ? e->dcap * 2 : 1024;
+    struct dest **n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    for (size_t i = 0; i < e->dcap; i++) {
+        struct dest *d = e->dtab[i], *next;
+        for (; d; d = next) {
+            next = d->hnext;
+            size_t b = hash_str(d->domain) & (ncap - 1);
+            d->hnext = n[b];
+            n[b] = d;
+        }
+    }
+    free(e->dtab);
+    e->dtab = n;
+    e->dcap = ncap;
+    return 0;
+}
+
+struct dest *dest_get(struct engine *e, const char *domain)
+{
+    if (e->dcap) {
+        for (struct dest *d = e->dtab[hash_str(domain) & (e->dcap - 1)]; d;
+             d = d->hnext)
+            if (!strcmp(d->domain, domain))
+                return d;
+    }
+    if (e->ndests + 1 > e->dcap && grow_dests(e))
+        return NULL;
+    struct dest *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    snprintf(d->domain, sizeof d->domain, "%s", domain);
+    d->e = e;
+    d->pol = config_domain(&e->cfg, domain);
+    size_t b = hash_str(domain) & (e->dcap - 1);
+    d->hnext = e->dtab[b];
+    e->dtab[b] = d;
+    e->ndests++;
+    return d;
+}
+
+void dest_add_item(struct engine *e, struct dest *d, struct item *it)
+{
+    (void)e;
+    it->next = NULL;
+    it->dest = d;
+    if (d->tail)
+        d->tail->next = it;
+    else
+        d->head = it;
+    d->tail = it;
+    d->nitems++;
+}
+
+/* Take every waiting item out and give each the same outcome. */
+static void fail_all(struct engine *e, struct dest *d, int type, int code,
+                     const char *enh, const char *text)
+{
+    while (d->head) {
+        struct item *batch[256];
+        struct queue_outcome o[256];
+        size_t n = 0;
+        while (d->head && n < 256) {
+            struct item *it = d->head;
+            d->head = it->next;
+            d->nitems--;
+            batch[n] = it;
+            o[n] = (struct queue_outcome){
+                .delivery = it->id, .type = type, .code = (uint16_t)code,
+                .enhanced = enh, .text = text,
+                .category = (uint8_t)(type == QUEUE_EV_BOUNCED
+                                      ? classify_reply(code, enh, text) : 0),
+            };
+            n++;
+        }
+        engine_record(e, batch, n, o);
+    }
+    d->tail = NULL;
+    snprintf(d->last_error, sizeof d->last_error, "%s", text);
+}
+
+/* Build a job from the first waiting item whose body is composed, with
+ * the other recipients of the same message that wait here. */
+static struct job_ctx *build_job(struct engine *e, struct dest *d)
+{
+    struct item *prev = NULL, *it = d->head;
+    for (int scanned = 0; it && scanned < 64; scanned++) {
+        if (it->body && it->body->ready)
+            break;
+        prev = it;
+        it = it->next;
+    }
+    if (!it || !it->body || !it->body->ready)
+        return NULL;
+    if (it->body->err) {
+        /* unreadable or uncomposable message: defer it alone */
+        if (prev) prev->next = it->next; else d->head = it->next;
+        if (d->tail == it) d->tail = prev;
+        d->nitems--;
+        struct queue_outcome o = { .delivery = it->id,
+                                   .type = QUEUE_EV_DEFERRED,
+                                   .enhanced = "4.3.0",
+                                   .text = queue_strerror(it->body->err) };
+        engine_record(e, &it, 1, &o);
+        return build_job(e, d);
+    }
+    struct body *b = it->body;
+    unsigned max = d->pol->max_rcpts_per_message, n = 0;
+    struct job_ctx *j = malloc(sizeof *j + max * sizeof j->rcpts[0] +
+                               max * sizeof(struct item *));
+    if (!j)
+        return NULL;
+    j->items = (struct item **)(j->rcpts + max);
+    j->dest = d;
+    /* unlink it and every later item with the same body, up to max */
+    struct item *p = prev, *c = it;
+    while (c && n < max) {
+        struct item *next = c->next;
+        if (c->body == b) {
+            if (p) p->next = next; else d->head = next;
+            if (d->tail == c) d->tail = p;
+            d->nitems--;
+            j->items[n] = c;
+            j->rcpts[n] = (struct smtp_rcpt){ .delivery = c->id,
+                                              .addr = c->rcpt };
+            n++;
+        } else {
+            p = c;
+        }
+        c = next;
+    }
+    j->job = (struct smtp_job){
+        .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
+        .body = b->data, .body_len = b->len, .size = b->size,
+        .eightbit = b->eightbit, .owner = j,
+    };
+    for (unsigned i = 0; i < n; i++)
+        for (const char *s = j->rcpts[i].addr; *s; s++)
+            if ((unsigned char)*s >= 0x80)
+                j->job.smtputf8 = true;
+    return j;
+}
+
+static void remove_idle(struct dest *d, struct smtp_session *s)
+{
+    for (unsigned i = 0; i < d->nidle; i++)
+        if (d->idle[i] == s) {
+            d->idle[i] = d->idle[--d->nidle];
+            return;
+        }
+}
+
+static void push_idle(struct dest *d, struct smtp_session *s)
+{
+    if (d->nidle == d->capidle) {
+        unsigned ncap = d->capidle ? d->capidle * 2 : 4;
+        struct smtp_session **n = realloc(d->idle, ncap * sizeof *n);
+        if (!n) {
+            smtp_session_quit(s);
+            return;
+        }
+        d->idle = n;
+        d->capidle = ncap;
+    }
+    d->idle[d->nidle++] = s;
+}
+
+/* Give the session a job, or park it idle (it quits after idle_timeout). */
+static void feed_session(struct engine *e, struct dest *d,
+                         struct smtp_session *s)
+{
+    if (e->draining ||
+        smtp_session_jobs(s) >= d->pol->max_messages_per_connection) {
+        smtp_session_quit(s);
+        return;
+    }
+    struct job_ctx *j = build_job(e, d);
+    if (!j) {
+        push_idle(d, s);
+        return;
+    }
+    d->busy++;
+    if (smtp_session_send(s, &j->job)) {
+        /* not ready after all: put the items back in front */
+        d->busy--;
+        for (size_t i = j->job.nrcpt; i-- > 0;) {
+            j->items[i]->next = d->head;
+            d->head = j->items[i];
+            if (!d->tail)
+                d->tail = j->items[i];
+            d->nitems++;
+        }
+        free(j);
+    }
+}
+
+/* Record the outcome of every recipient of a finished job. */
+static void job_outcomes(struct engine *e, struct job_ctx *j, const char *mx)
+{
+    struct queue_outcome o[j->job.nrcpt];
+    int64_t now = engine_now();
+    size_t n = 0;
+    for (size_t i = 0; i < j->job.nrcpt; i++) {
+        const struct smtp_rcpt *r = &j->rcpts[i];
+        struct item *it = j->items[i];
+        if (e->drain_abort && r->local && r->status == RS_TEMPFAIL) {
+            /* cut short by shutdown: no attempt recorded, the claim ends
+             * with the process and the delivery is due again */
+            engine_item_free(e, it);
+            e->inflight--;
+            continue;
+        }
+        int type = r->status == RS_DELIVERED ? QUEUE_EV_DELIVERED
+                 : r->status == RS_PERMFAIL ? QUEUE_EV_BOUNCED
+                 : QUEUE_EV_DEFERRED;
+        if (type == QUEUE_EV_DEFERRED &&
+            now >= it->created + e->cfg.max_age)
+            type = QUEUE_EV_EXPIRED;
+        o[n] = (struct queue_outcome){
+            .delivery = r->delivery, .type = type, .code = r->code,
+            .enhanced = r->enhanced, .mx = mx, .text = r->text,
+            .category = (uint8_t)(type == QUEUE_EV_BOUNCED
+                                  ? classify_reply(r->code, r->enhanced, r->text)
+                                  : type == QUEUE_EV_EXPIRED
+                                  ? QUEUE_CAT_EXPIRED : 0),
+        };
+        j->items[n] = it;
+        n++;
+    }
+    if (n)
+        engine_record(e, j->items, n, o);
+}
+
+static void on_ready(struct smtp_session *s, void *arg)
+{
+    struct dest *d = arg;
+    d->failed_in_row = 0;
+    feed_session(d->e, d, s);
+}
+
+static void on_job_done(struct smtp_session *s, struct smtp_job *job,
+                        void *arg)
+{
+    struct dest *d = arg;
+    struct job_ctx *j = job->owner;
+    d->busy--;
+    job_outcomes(d->e, j, smtp_session_host(s));
+    free(j);
+}
+
+static void on_closed(struct smtp_session *s, bool ever_ready, int code,
+                      const char *enh, const char *why, void *arg)
+{
+    struct dest *d = arg;
+    struct engine *e = d->e;
+    remove_idle(d, s);
+    for (unsigned i = 0; i < d->nall; i++)
+        if (d->all[i] == s) {
+            d->all[i] = d->all[--d->nall];
+            break;
+        }
+    d->sessions--;
+    e->sessions--;
+    if (!ever_ready) {
+        e->st.session_failures++;
+        snprintf(d->last_error, sizeof d->last_error, "%s", why);
+        if (smtp_session_tls_failed(s) && d->pol->tls == TLS_OPPORTUNISTIC) {
+            d->no_tls = true; /* the same host again, in clear */
+        } else if (++d->failed_in_row >= d->ntargets) {
+            /* every address failed in a row: defer what waits here */
+            d->failed_in_row = 0;
+            d->next_target = 0;
+            d->dns = DS_NONE;
+            if (!e->draining && d->sessions == 0)
+                fail_all(e, d, QUEUE_EV_DEFERRED, code >= 400 ? code : 0,
+                         enh && *enh ? enh : "4.4.1", why);
+        } else {
+            d->next_target = (d->next_target + 1) % d->ntargets;
+        }
+    }
+    if (!e->draining)
+        dest_kick(e, d);
+}
+
+static const struct smtp_session_cb session_cb = {
+    .ready = on_ready, .job_done = on_job_done, .closed = on_closed,
+};
+
+/* Open one more session to the current target. */
+static int open_session(struct engine *e, struct dest *d)
+{
+    const struct target *t = &d->targets[d->next_target % d->ntargets];
+    struct smtp_session_cfg sc = {
+        .ehlo_name = e->cfg.ehlo_hostname, .mx_host = t->host,
+        .tls = d->no_tls && d->pol->tls != TLS_REQUIRED ? TLS_OFF : d->pol->tls,
+        .tls_verify = d->pol->tls_verify, .ssl_ctx = e->ssl,
+        .timeout_ms = e->cfg.timeout_ms,
+    };
+    struct smtp_session *s;
+    int rc = smtp_session_start(e->loop, &sc, (const struct sockaddr *)&t->addr,
+                                &session_cb, d, &s);
+    if (rc) {
+        snprintf(d->last_error, sizeof d->last_error, "connect to %s: %s",
+                 t->host, uv_strerror(rc));
+        return rc;
+    }
+    if (d->nall == d->capall) {
+        unsigned ncap = d->capall ? d->capall * 2 : 4;
+        struct smtp_session **n = realloc(d->all, ncap * sizeof *n);
+        if (!n) {
+            smtp_session_abort(s, "out of memory");
+            d->sessions++;
+            e->sessions++;
+            return 0; /* its closed() callback balances the counts */
+        }
+        d->all = n;
+        d->capall = ncap;
+    }
+    d->all[d->nall++] = s;
+    d->sessions++;
+    e->sessions++;
+    e->st.sessions_opened++;
+    return 0;
+}
+
+/* Copy a DNS answer into the destination's target list. */
+static void take_targets(struct engine *e, struct dest *d,
+                         const struct dns_result *r)
+{
+    unsigned n = 0;
+    free(d->targets);
+    d->targets = calloc(r->naddrs ? r->naddrs : 1, sizeof *d->targets);
+    if (!d->targets) {
+        d->ntargets = 0;
+        return;
+    }
+    for (unsigned h = 0; h < r->ntargets; h++)
+        for (unsigned a = 0; a < r->targets[h].naddrs && n < r->naddrs; a++) {
+            snprintf(d->targets[n].host, sizeof d->targets[n].host, "%s",
+                     r->targets[h].host);
+            d->targets[n].addr = r->targets[h].addrs[a];
+            n++;
+        }
+    d->ntargets = n;
+    d->next_target = 0;
+    d->failed_in_row = 0;
+    d->dns_expires_ms = (int64_t)engine_now_ms() + (int64_t)r->ttl * 1000;
+    (void)e;
+}
+
+static void on_dns(const struct dns_result *r, void *arg)
+{
+    struct dest *d = arg;
+    struct engine *e = d->e;
+    char text[300];
+    d->dns = DS_NONE;
+    switch (r->status) {
+    case DNS_OK:
+        take_targets(e, d, r);
+        d->dns = d->ntargets ? DS_READY : DS_NONE;
+        dest_kick(e, d);
+        return;
+    case DNS_NULLMX:
+        snprintf(text, sizeof text, "%s accepts no mail (null MX)", d->domain);
+        fail_all(e, d, QUEUE_EV_BOUNCED, 556, "5.1.10", text);
+        return;
+    case DNS_NXDOMAIN:
+        snprintf(text, sizeof text, "%s does not exist: %s", d->domain,
+                 r->reason);
+        fail_all(e, d, QUEUE_EV_BOUNCED, 550, "5.1.2", text);
+        return;
+    case DNS_NOHOST:
+        snprintf(text, sizeof text, "no mail host for %s: %s", d->domain,
+                 r->reason);
+        fail_all(e, d, QUEUE_EV_BOUNCED, 554, "5.4.4", text);
+        return;
+    case DNS_TEMPFAIL:
+        snprintf(text, sizeof text, "DNS lookup for %s failed: %s", d->domain,
+                 r->reason);
+        fail_all(e, d, QUEUE_EV_DEFERRED, 0, "4.4.3", text);
+        return;
+    case DNS_CANCELLED:
+        return;
+    }
+}
+
+/* Use a configured smarthost instead of MX (an address literal). */
+static int route_targets(struct engine *e, struct dest *d)
+{
+    const struct domain_policy *p = d->pol;
+    struct target t = { 0 };
+    uint16_t port = p->route_port ? p->route_port : e->cfg.smtp_port;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&t.addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&t.addr;
+    if (inet_pton(AF_INET, p->route_host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, p->route_host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+    } else {
+        return -EINVAL;
+    }
+    snprintf(t.host, sizeof t.host, "%s", p->route_host);
+    free(d->targets);
+    if (!(d->targets = malloc(sizeof t)))
+        return -ENOMEM;
+    d->targets[0] = t;
+    d->ntargets = 1;
+    d->next_target = 0;
+    d->dns = DS_READY;
+    d->dns_expires_ms = INT64_MAX;
+    return 0;
+}
+
+/* Start finding where the destination's mail goes. */
+static void resolve(struct engine *e, struct dest *d)
+{
+    if (d->pol->route_host) {
+        if (route_targets(e, d) == 0)
+            return;
+        /* a host name route: resolve it like a domain (implicit MX) */
+    }
+    const char *name = d->pol->route_host ? d->pol->route_host : d->domain;
+    d->dns = DS_RESOLVING;
+    int rc = dns_resolve_mx(e->dns, name, on_dns, d);
+    if (rc) {
+        char text[300];
+        d->dns = DS_NONE;
+        snprintf(text, sizeof text, "cannot look up %s: %s", name,
+                 dns_strerror(rc));
+        fail_all(e, d, rc == DNS_EBADNAME ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
+                 rc == DNS_EBADNAME ? 553 : 0,
+                 rc == DNS_EBADNAME ? "5.1.2" : "4.4.3", text);
+    }
+}
+
+void dest_kick(struct engine *e, struct dest *d)
+{
+    if (d->in_kick)
+        return;
+    d->in_kick = true;
+    if (d->nitems && !e->draining) {
+        if (d->dns == DS_READY && d->sessions == 0 &&
+            (int64_t)engine_now_ms() > d->dns_expires_ms)
+            d->dns = DS_NONE;
+        if (d->dns == DS_NONE)
+            resolve(e, d);
+    }
+    if (d->dns == DS_READY) {
+        while (d->nidle && d->nitems) {
+            struct smtp_session *s = d->idle[--d->nidle];
+            feed_session(e, d, s);
+        }
+        while (!e->draining && d->nitems > d->sessions - d->busy &&
+               d->sessions < d->pol->max_connections &&
+               e->sessions < e->cfg.max_connections) {
+            if (open_session(e, d))
+                break;
+        }
+    }
+    d->in_kick = false;
+}
+
+void dest_refresh_policies(struct engine *e)
+{
+    for (size_t b = 0; b < e->dcap; b++)
+        for (struct dest *d = e->dtab[b]; d; d = d->hnext) {
+            d->pol = config_domain(&e->cfg, d->domain);
+            if (d->dns == DS_READY && d->pol->route_host)
+                d->dns = DS_NONE; /* routes may have changed */
+        }
+}
+
+void dest_quit_idle(struct engine *e)
+{
+    for (size_t b = 0; b < e->dcap; b++)
+        for (struct dest *d = e->dtab[b]; d; d = d->hnext)
+            while (d->nidle)
+                smtp_session_quit(d->idle[--d->nidle]);
+}
+
+void dest_abort_all(struct engine *e)
+{
+    for (size_t b = 0; b < e->dcap; b++)
+        for (struct dest *d = e->dtab[b]; d; d = d->hnext)
+            for (unsigned i = 0; i < d->nall; i++) /* closes later */
+                smtp_session_abort(d->all[i], "sluiced is stopping");
+}
+
+void dest_free_all(struct engine *e)
+{
+    for (size_t b = 0; b < e->dcap; b++) {
+        struct dest *d = e->dtab[b], *next;
+        for (; d; d = next) {
+            next = d->hnext;
+            while (d->head) {
+                struct item *it = d->head;
+                d->head = it->next;
+                engine_item_free(e, it);
+            }
+            free(d->targets);
+            free(d->idle);
+            free(d->all);
+            free(d);
+        }
+    }
+    free(e->dtab);
+    e->dtab = NULL;
+    e->dcap = e->ndests = 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * engine.h - what the engine's files share: the daemon state, destinations,
+ * claimed items and composed bodies.
+ *
+ * DESCRIPTION
+ *   One libuv loop owns everything here.  The scheduler (scheduler.c)
+ *   claims due deliveries from the spool into items, has their bodies
+ *   composed on the worker pool, and files each item under its destination
+ *   (dest.c), which resolves the domain, opens sessions within its limits
+ *   and hands them jobs.  Outcomes go back to the spool's group-commit
+ *   writer; their completions come back to this loop.
+ *
+ * OWNERSHIP
+ *   Items and bodies are owned by the engine from claim until their outcome
+ *   has committed; destinations live as long as the engine.
+ */
+#ifndef SLUICE_ENGINE_H
+#define SLUICE_ENGINE_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "config.h"
+#include "dns.h"
+#include "queue.h"
+#include "queue_uv.h"
+#include "smtp_session.h"
+
+/* A composed message shared by the recipients of one injected message. */
+struct body {
+    uint64_t msg_id;
+    unsigned refs;
+    bool ready;          /* composition finished */
+    int err;             /* composition failed: items get this */
+    char *from;
+    char *data;          /* wire form */
+    size_t len, size;
+    bool eightbit;
+    struct body *hnext;  /* hash chain */
+};
+
+/* One claimed delivery. */
+struct item {
+    struct item *next;
+    uint64_t id, campaign, ref;
+    uint32_t account;
+    uint16_t attempts;
+    int64_t created;
+    struct dest *dest;
+    struct body *body;
+    char rcpt[];         /* NUL-terminated */
+};
+
+enum dns_state { DS_NONE, DS_RESOLVING, DS_READY };
+
+struct target {
+    char host[256];
+    struct sockaddr_storage addr;
+};
+
+/* One destination domain. */
+struct dest {
+    struct engine *e;
+    char domain[256];
+    const struct domain_policy *pol;
+    struct dest *hnext;
+    struct item *head, *tail;  /* waiting items, FIFO */
+    unsigned nitems;
+    enum dns_state dns;
+    int64_t dns_expires_ms;
+    struct target *targets;
+    unsigned ntargets;
+    unsigned next_target;      /* first target to try for a new session */
+    unsigned failed_in_row;    /* session starts that failed one after another */
+    unsigned sessions;         /* open or opening */
+    unsigned busy;             /* sessions with a job */
+    bool no_tls;               /* opportunistic TLS failed: go clear */
+    bool in_kick;
+    struct smtp_session **idle;/* ready sessions without a job */
+    unsigned nidle, capidle;
+    struct smtp_session **all; /* every session of this destination */
+    unsigned nall, capall;
+    char last_error[300];
+};
+
+struct engine_stats {
+    uint64_t delivered, deferred, bounced, expired;
+    uint64_t sessions_opened, session_failures;
+    uint64_t claimed;
+};
+
+struct engine {
+    uv_loop_t *loop;
+    struct config cfg;
+    struct queue *q;
+    struct queue_completer *cmp;
+    struct dns *dns;
+    SSL_CTX *ssl;
+
+    struct dest **dtab;        /* hash of destinations */
+    size_t dcap, ndests;
+    struct body **btab;        /* hash of bodies by message id */
+    size_t bcap, nbodies;
+
+    size_t inflight;           /* claimed and not yet committed */
+    unsigned sessions;         /* all sessions, for the global cap */
+    unsigned composing;        /* compose batches on the worker pool */
+    size_t pending_outcomes;   /* outcome ops submitted, not completed */
+
+    uv_timer_t tick;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    bool draining;
+    bool drain_abort;          /* drain timed out: sessions aborted */
+    uint64_t drain_deadline_ms;
+    bool exit_when_empty;
+    bool progress;
+    int exit_code;
+
+    FILE *events;              /* JSON-lines event log, or NULL */
+    struct engine_stats st;
+    uint64_t started_ms;
+};
+
+/* scheduler.c */
+int engine_start(struct engine *e);
+void engine_drain(struct engine *e);
+void engine_record(struct engine *e, struct item **items, size_t n,
+                   const struct queue_outcome *o);
+void engine_item_free(struct engine *e, struct item *it);
+int64_t engine_now(void);
+uint64_t engine_now_ms(void);
+
+/* dest.c */
+struct dest *dest_get(struct engine *e, const char *domain);
+void dest_add_item(struct engine *e, struct dest *d, struct item *it);
+void dest_kick(struct engine *e, struct dest *d);
+void dest_refresh_policies(struct engine *e);
+void dest_quit_idle(struct engine *e);
+void dest_abort_all(struct engine *e);
+void dest_free_all(struct engine *e);
+
+/* eventlog.c */
+void eventlog_write(struct engine *e, const struct item *it,
+                    const struct queue_outcome *o, const char *domain);
+
+#endif

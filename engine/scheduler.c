@@ -1,0 +1,475 @@
+/*
+ * scheduler.c - the engine's heartbeat: claim due deliveries, compose their
+ * bodies on the worker pool, file them under destinations, and record
+ * outcomes through the spool's group-commit writer.
+ *
+ * DESCRIPTION
+ *   A 10 ms timer claims while fewer than max_inflight deliveries are held.
+ *   Recipients of one injected message share one composed body (a hash by
+ *   message id); bodies are composed in batches by uv_queue_work, so the
+ *   loop thread does I/O only.  Campaign deliveries need the campaign
+ *   renderer (a later issue) and are deferred with a clear reason until it
+ *   exists.  A delivery past its maximum age is expired at claim time.
+ *
+ *   Outcomes are submitted per job; their completions arrive on this loop
+ *   (queue_completer), then the events are logged and the items freed.
+ *
+ * DIAGNOSTICS
+ *   A failed outcome commit is reported on stderr; the delivery stays in
+ *   the spool and is tried again (at-least-once).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compose.h"
+#include "engine.h"
+#include "tls.h"
+
+#define COMPOSE_BATCH 128
+
+struct compose_batch {
+    uv_work_t work;
+    struct engine *e;
+    size_t n;
+    struct body *bodies[COMPOSE_BATCH];
+};
+
+struct record_ctx {
+    struct engine *e;
+    size_t n;
+};
+
+int64_t engine_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+uint64_t engine_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---------------------------------------------------------------- bodies */
+
+static size_t body_bucket(const struct engine *e, uint64_t id)
+{
+    id ^= id >> 31;
+    id *= 0x9e3779b97f4a7c15ull;
+    return (size_t)(id >> 20) & (e->bcap - 1);
+}
+
+/* Find the body of a message, or make an empty one (refs 0). */
+static struct body *body_get(struct engine *e, uint64_t msg_id, bool *fresh)
+{
+    *fresh = false;
+    if (e->bcap) {
+        for (struct body *b = e->btab[body_bucket(e, msg_id)]; b; b = b->hnext)
+            if (b->msg_id == msg_id)
+                return b;
+    }
+    if (e->nbodies + 1 > e->bcap) {
+        size_t ncap = e->bcap ? e->bcap * 2 : 1024;
+        struct body **n = calloc(ncap, sizeof *n);
+        if (!n)
+            return NULL;
+        size_t oldcap = e->bcap;
+        struct body **old = e->btab;
+        e->btab = n;
+        e->bcap = ncap;
+        for (size_t i = 0; i < oldcap; i++)
+            for (struct body *b = old[i], *next; b; b = next) {
+                next = b->hnext;
+                size_t k = body_bucket(e, b->msg_id);
+                b->hnext = n[k];
+                n[k] = b;
+            }
+        free(old);
+    }
+    struct body *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->msg_id = msg_id;
+    size_t k = body_bucket(e, msg_id);
+    b->hnext = e->btab[k];
+    e->btab[k] = b;
+    e->nbodies++;
+    *fresh = true;
+    return b;
+}
+
+/* Drop one reference; the last frees the body. */
+static void body_unref(struct engine *e, struct body *b)
+{
+    if (!b || --b->refs)
+        return;
+    struct body **pp = &e->btab[body_bucket(e, b->msg_id)];
+    while (*pp && *pp != b)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = b->hnext;
+    e->nbodies--;
+    free(b->from);
+    free(b->data);
+    free(b);
+}
+
+void engine_item_free(struct engine *e, struct item *it)
+{
+    if (!it)
+        return;
+    body_unref(e, it->body);
+    free(it);
+}
+
+/* Worker thread: fetch a message from the spool and compose it. */
+static void take_message(void *arg, const char *from, const void *msg,
+                         size_t len)
+{
+    struct body *b = arg;
+    struct wire w;
+    if (!(b->from = strdup(from))) {
+        b->err = -ENOMEM;
+        return;
+    }
+    b->err = compose_wire(msg, len, &w);
+    if (!b->err) {
+        b->data = w.data;
+        b->len = w.len;
+        b->size = w.size;
+        b->eightbit = w.eightbit;
+    }
+}
+
+static void compose_work(uv_work_t *w)
+{
+    struct compose_batch *cb = w->data;
+    for (size_t i = 0; i < cb->n; i++) {
+        struct body *b = cb->bodies[i];
+        int err = queue_get_message(cb->e->q, b->msg_id, take_message, b);
+        if (err)
+            b->err = err;
+    }
+}
+
+/* Loop thread: bodies are ready; wake the destinations waiting for them. */
+static void compose_done(uv_work_t *w, int status)
+{
+    struct compose_batch *cb = w->data;
+    struct engine *e = cb->e;
+    for (size_t i = 0; i < cb->n; i++) {
+        struct body *b = cb->bodies[i];
+        if (status)
+            b->err = status;
+        b->ready = true;
+        body_unref(e, b); /* the batch's own reference */
+    }
+    e->composing--;
+    free(cb);
+    for (size_t k = 0; k < e->dcap; k++)
+        for (struct dest *d = e->dtab[k]; d; d = d->hnext)
+            if (d->nitems && d->dns == DS_READY)
+                dest_kick(e, d);
+}
+
+static void submit_compose(struct engine *e, struct compose_batch *cb)
+{
+    cb->work.data = cb;
+    cb->e = e;
+    e->composing++;
+    if (uv_queue_work(e->loop, &cb->work, compose_work, compose_done)) {
+        compose_work(&cb->work); /* cannot happen with a live loop */
+        compose_done(&cb->work, 0);
+    }
+}
+
+/* ------------------------------------------------------------- outcomes */
+
+static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
+{
+    struct record_ctx *rc = arg;
+    struct engine *e = rc->e;
+    struct item **items = (struct item **)(rc + 1);
+    const struct queue_outcome *o =
+        (const struct queue_outcome *)(items + rc->n);
+    (void)first;
+    (void)msg;
+    if (status && status != QUEUE_ESTATE)
+        fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
+                        "(they will be tried again)\n",
+                rc->n, queue_strerror(status));
+    for (size_t i = 0; i < rc->n; i++) {
+        switch (o[i].type) {
+        case QUEUE_EV_DELIVERED: e->st.delivered++; break;
+        case QUEUE_EV_DEFERRED: e->st.deferred++; break;
+        case QUEUE_EV_BOUNCED: e->st.bounced++; break;
+        case QUEUE_EV_EXPIRED: e->st.expired++; break;
+        }
+        if (e->events && !status)
+            eventlog_write(e, items[i], &o[i], items[i]->rcpt +
+                           (strrchr(items[i]->rcpt, '@') -
+                            items[i]->rcpt) + 1);
+        engine_item_free(e, items[i]);
+    }
+    e->inflight -= rc->n;
+    e->pending_outcomes--;
+    free(rc);
+}
+
+void engine_record(struct engine *e, struct item **items, size_t n,
+                   const struct queue_outcome *o)
+{
+    /* keep items and a copy of the outcomes (strings copied by the queue,
+     * but the event log wants them after the commit) */
+    size_t strs = 0;
+    for (size_t i = 0; i < n; i++)
+        strs += (o[i].enhanced ? strlen(o[i].enhanced) + 1 : 0) +
+                (o[i].mx ? strlen(o[i].mx) + 1 : 0) +
+                (o[i].text ? strlen(o[i].text) + 1 : 0);
+    struct record_ctx *rc = malloc(sizeof *rc + n * sizeof(struct item *) +
+                                   n * sizeof(struct queue_outcome) + strs);
+    if (!rc) {
+        fprintf(stderr, "sluiced: out of memory recording outcomes\n");
+        abort();
+    }
+    rc->e = e;
+    rc->n = n;
+    struct item **it = (struct item **)(rc + 1);
+    struct queue_outcome *oc = (struct queue_outcome *)(it + n);
+    char *sp = (char *)(oc + n);
+    for (size_t i = 0; i < n; i++) {
+        it[i] = items[i];
+        oc[i] = o[i];
+#define KEEP(f)                                                   \
+        if (o[i].f) {                                             \
+            size_t l = strlen(o[i].f) + 1;                        \
+            memcpy(sp, o[i].f, l);                                \
+            oc[i].f = sp;                                         \
+            sp += l;                                              \
+        }
+        KEEP(enhanced)
+        KEEP(mx)
+        KEEP(text)
+#undef KEEP
+    }
+    e->pending_outcomes++;
+    int err = queue_submit_outcomes(e->q, oc, n, e->cmp, on_recorded, rc);
+    if (err) {
+        fprintf(stderr, "sluiced: cannot submit outcomes: %s\n",
+                queue_strerror(err));
+        e->pending_outcomes--;
+        for (size_t i = 0; i < n; i++) {
+            queue_release(e->q, it[i]->id);
+            engine_item_free(e, it[i]);
+        }
+        e->inflight -= n;
+        free(rc);
+    }
+}
+
+/* ---------------------------------------------------------------- claims */
+
+/* Turn one claim into an item filed under its destination. */
+static struct dest *file_claim(struct engine *e, const struct queue_claim *c,
+                               struct compose_batch **batch)
+{
+    size_t len = strlen(c->rcpt);
+    struct item *it = malloc(sizeof *it + len + 1);
+    if (!it)
+        return NULL;
+    memset(it, 0, sizeof *it);
+    it->id = c->id;
+    it->campaign = c->campaign;
+    it->ref = c->ref;
+    it->account = c->account;
+    it->attempts = c->attempts;
+    it->created = c->created;
+    memcpy(it->rcpt, c->rcpt, len + 1);
+    e->inflight++;
+    e->st.claimed++;
+
+    if (engine_now() >= c->created + e->cfg.max_age) {
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_EXPIRED,
+                                   .enhanced = "4.4.7",
+                                   .category = QUEUE_CAT_EXPIRED,
+                                   .text = "maximum age reached before "
+                                           "delivery" };
+        engine_record(e, &it, 1, &o);
+        return NULL;
+    }
+    if (c->campaign) {
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_DEFERRED,
+                                   .enhanced = "4.3.0",
+                                   .text = "campaign rendering is not "
+                                           "available in this sluiced" };
+        engine_record(e, &it, 1, &o);
+        return NULL;
+    }
+    bool fresh;
+    struct body *b = body_get(e, c->ref, &fresh);
+    if (!b) {
+        queue_release(e->q, c->id);
+        e->inflight--;
+        free(it);
+        return NULL;
+    }
+    if (fresh) {
+        if (!*batch && !(*batch = calloc(1, sizeof **batch))) {
+            b->ready = true;
+            b->err = -ENOMEM;
+        } else {
+            b->refs++; /* held by the batch until composed */
+            (*batch)->bodies[(*batch)->n++] = b;
+            if ((*batch)->n == COMPOSE_BATCH) {
+                submit_compose(e, *batch);
+                *batch = NULL;
+            }
+        }
+    }
+    b->refs++;
+    it->body = b;
+    struct dest *d = dest_get(e, c->rcpt + c->domain_off);
+    if (!d) {
+        engine_item_free(e, it);
+        queue_release(e->q, c->id);
+        e->inflight--;
+        return NULL;
+    }
+    dest_add_item(e, d, it);
+    return d;
+}
+
+/* Claim what is due, up to the in-flight limit. */
+static void claim_some(struct engine *e)
+{
+    static struct queue_claim claims[1024];
+    struct compose_batch *batch = NULL;
+    while (!e->draining && e->inflight < e->cfg.max_inflight) {
+        size_t want = e->cfg.max_inflight - e->inflight;
+        if (want > e->cfg.claim_batch)
+            want = e->cfg.claim_batch;
+        if (want > 1024)
+            want = 1024;
+        int n = queue_claim(e->q, engine_now(), claims, want);
+        if (n < 0) {
+            fprintf(stderr, "sluiced: claim failed: %s\n", queue_strerror(n));
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            file_claim(e, &claims[i], &batch);
+        if ((size_t)n < want)
+            break;
+    }
+    if (batch)
+        submit_compose(e, batch);
+}
+
+/* ------------------------------------------------------------------ tick */
+
+static void print_progress(struct engine *e, bool final)
+{
+    static uint64_t last_ms, last_done;
+    uint64_t now = engine_now_ms();
+    uint64_t done = e->st.delivered + e->st.bounced + e->st.expired;
+    if (!final && now - last_ms < 1000)
+        return;
+    double rate = last_ms ? (double)(done - last_done) * 1000.0 /
+                            (double)(now - last_ms) : 0;
+    last_ms = now;
+    last_done = done;
+    fprintf(stderr, "%sdelivered %llu  deferred %llu  bounced %llu  expired "
+            "%llu  | %6.0f msg/s | sessions %u  in flight %zu%s",
+            isatty(2) ? "\r" : "", (unsigned long long)e->st.delivered,
+            (unsigned long long)e->st.deferred,
+            (unsigned long long)e->st.bounced,
+            (unsigned long long)e->st.expired, rate, e->sessions, e->inflight,
+            isatty(2) && !final ? "   " : "\n");
+}
+
+static void stop_loop(struct engine *e)
+{
+    uv_timer_stop(&e->tick);
+    uv_stop(e->loop);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    static uint64_t last_empty_check;
+
+    if (e->progress)
+        print_progress(e, false);
+    if (e->events)
+        fflush(e->events);
+    if (e->draining) {
+        if (!e->drain_abort && engine_now_ms() >= e->drain_deadline_ms) {
+            e->drain_abort = true;
+            dest_abort_all(e);
+        }
+        if (e->sessions == 0 && e->pending_outcomes == 0 && !e->composing)
+            stop_loop(e);
+        return;
+    }
+    claim_some(e);
+    if (e->exit_when_empty && e->inflight == 0 && e->pending_outcomes == 0 &&
+        engine_now_ms() - last_empty_check >= 200) {
+        struct queue_counts c;
+        last_empty_check = engine_now_ms();
+        if (queue_counts_total(e->q, &c) == 0 && c.queued == 0) {
+            e->draining = true;
+            e->drain_deadline_ms = engine_now_ms() + e->cfg.drain_timeout_ms;
+            dest_quit_idle(e);
+        }
+    }
+}
+
+/* Begin the orderly stop: no new sessions, in-flight ones finish. */
+void engine_drain(struct engine *e)
+{
+    if (e->draining)
+        return;
+    e->draining = true;
+    e->drain_deadline_ms = engine_now_ms() + e->cfg.drain_timeout_ms;
+    dest_quit_idle(e);
+}
+
+int engine_start(struct engine *e)
+{
+    struct queue_options qo = {
+        .flags = QUEUE_OPEN_CREATE | QUEUE_OPEN_CLAIM |
+                 (e->cfg.nosync ? QUEUE_OPEN_NOSYNC : 0),
+        .group_ops = e->cfg.group_ops, .group_ms = e->cfg.group_ms,
+        .map_max = e->cfg.map_max, .retry_steps = e->cfg.retry_steps,
+        .max_age = e->cfg.max_age,
+    };
+    memcpy(qo.retry, e->cfg.retry, sizeof qo.retry);
+    int err = queue_open(&e->q, e->cfg.spool, &qo);
+    if (err) {
+        fprintf(stderr, "sluiced: spool %s: %s\n  %s\n", e->cfg.spool,
+                queue_strerror(err), queue_last_detail());
+        return err;
+    }
+    if ((err = queue_completer_new(e->loop, &e->cmp)))
+        return err;
+    struct dns_config dc;
+    dns_config_init(&dc);
+    dc.servers = e->cfg.dns_servers;
+    dc.timeout_ms = e->cfg.dns_timeout_ms;
+    dc.tries = e->cfg.dns_tries;
+    dc.port = e->cfg.smtp_port;
+    if ((err = dns_new(e->loop, &dc, &e->dns))) {
+        fprintf(stderr, "sluiced: DNS: %s\n", dns_strerror(err));
+        return err;
+    }
+    char msg[256];
+    if (!(e->ssl = tls_client_ctx(e->cfg.tls_ca_file, msg, sizeof msg)))
+        fprintf(stderr, "sluiced: TLS disabled: %s\n", msg);
+    e->started_ms = engine_now_ms();
+    uv_timer_init(e->loop, &e->tick);
+    e->tick.data = e;
+    uv_timer_start(&e->tick, on_tick, 0, 10);
+    return 0;
+}
