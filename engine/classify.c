@@ -21,6 +21,9 @@ struct rule {
 };
 
 static const struct rule rules[] = {
+    { "5.1.10", NULL, QUEUE_CAT_BAD_DOMAIN },
+    { "5.1.2", NULL, QUEUE_CAT_BAD_DOMAIN },
+    { "5.4.4", NULL, QUEUE_CAT_ROUTING },
     { NULL, "spam", QUEUE_CAT_SPAM },
     { NULL, "blocklist", QUEUE_CAT_SPAM },
     { NULL, "blacklist", QUEUE_CAT_SPAM },

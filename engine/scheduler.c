@@ -171,7 +171,7 @@ static void compose_done(uv_work_t *w, int status)
     free(cb);
     for (size_t k = 0; k < e->dcap; k++)
         for (struct dest *d = e->dtab[k]; d; d = d->hnext)
-            if (d->nitems && d->dns == DS_READY)
+            if (d->nitems)
                 dest_kick(e, d);
 }
 
@@ -358,8 +358,11 @@ static void claim_some(struct engine *e)
             fprintf(stderr, "sluiced: claim failed: %s\n", queue_strerror(n));
             break;
         }
-        for (int i = 0; i < n; i++)
-            file_claim(e, &claims[i], &batch);
+        for (int i = 0; i < n; i++) {
+            struct dest *d = file_claim(e, &claims[i], &batch);
+            if (d)
+                dest_kick(e, d);
+        }
         if ((size_t)n < want)
             break;
     }

@@ -18,6 +18,8 @@
 #include "tool.h"
 
 static const struct tool_cmd commands[] = {
+    { "inject", "queue a raw message for one or more recipients",
+      tool_inject_main },
     { "spool", "inspect the spool: info, domains, events, history",
       tool_spool_main },
 };

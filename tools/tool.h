@@ -52,5 +52,6 @@ bool tool_parse_u64(const char *s, unsigned long long *v);
 
 /* Subcommand groups. */
 int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv);
 
 #endif
