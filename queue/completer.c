@@ -60,6 +60,8 @@ int queue_completer_new(uv_loop_t *loop, struct queue_completer **out)
 static void on_close(uv_handle_t *h)
 {
     struct queue_completer *c = h->data;
+    pthread_mutex_lock(&c->mu); /* a push may still be leaving */
+    pthread_mutex_unlock(&c->mu);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -82,6 +84,8 @@ void completer_push(struct queue_completer *c, struct queue_op *op)
     else
         c->head = op;
     c->tail = op;
-    pthread_mutex_unlock(&c->mu);
+    /* wake the loop before unlocking: once the loop can see op, its last
+     * callback may close and free the completer */
     uv_async_send(&c->async);
+    pthread_mutex_unlock(&c->mu);
 }

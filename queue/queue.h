@@ -63,8 +63,8 @@ const char *queue_last_detail(void);
 /* Current on-disk schema version written by this build. */
 #define QUEUE_SCHEMA_VERSION 1
 
-/* Caps on variable fields (longer input is refused with -EINVAL, except
- * reply text and MX names, which are cut to the cap). */
+/* Caps on variable fields: a longer recipient is refused with -EINVAL;
+ * reply text, MX names and enhanced codes in outcomes are cut to the cap. */
 #define QUEUE_MAX_RCPT 320      /* RFC 5321 path limits: 64 + 1 + 255 */
 #define QUEUE_MAX_REPLY 512     /* reply text kept per event */
 #define QUEUE_MAX_MX 255        /* remote MX host name */
@@ -142,6 +142,26 @@ enum queue_event_type {
     /* 5..15 reserved for complaint, unsubscribed, ... (later issues) */
 };
 const char *queue_event_name(int type);
+
+/* Bounce categories, stored as a number in events. */
+enum queue_category {
+    QUEUE_CAT_NONE = 0,
+    QUEUE_CAT_BAD_MAILBOX,
+    QUEUE_CAT_BAD_DOMAIN,
+    QUEUE_CAT_INACTIVE_MAILBOX,
+    QUEUE_CAT_QUOTA,
+    QUEUE_CAT_NO_ANSWER,
+    QUEUE_CAT_ROUTING,
+    QUEUE_CAT_POLICY,
+    QUEUE_CAT_SPAM,
+    QUEUE_CAT_CONTENT,
+    QUEUE_CAT_PROTOCOL,
+    QUEUE_CAT_EXPIRED,
+    QUEUE_CAT_OTHER,
+    QUEUE_CAT_COUNT
+};
+/* "bad-mailbox", "bad-domain", ... ("" for none). */
+const char *queue_category_name(int cat);
 
 enum queue_state {
     QUEUE_ST_QUEUED = 0,   /* waiting in the ready index */

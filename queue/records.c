@@ -189,3 +189,14 @@ const char *queue_state_name(int state)
     default: return "unknown";
     }
 }
+
+const char *queue_category_name(int cat)
+{
+    static const char *const names[QUEUE_CAT_COUNT] = {
+        "", "bad-mailbox", "bad-domain", "inactive-mailbox", "quota-issues",
+        "no-answer-from-host", "routing-errors", "policy-related",
+        "spam-related", "content-related", "protocol-errors",
+        "message-expired", "other",
+    };
+    return cat >= 0 && cat < QUEUE_CAT_COUNT ? names[cat] : "other";
+}

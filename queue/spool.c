@@ -205,6 +205,10 @@ int queue_open(struct queue **out, const char *dir,
     if ((err = check_dir(dir, (q->opt.flags & QUEUE_OPEN_CREATE) &&
                                   !q->readonly)))
         goto fail;
+    /* before LMDB: a refused second open in this process must not open
+     * and close the environment again (that drops LMDB's locks) */
+    if ((q->opt.flags & QUEUE_OPEN_CLAIM) && (err = take_claim_lock(q)))
+        goto fail;
 
     if ((rc = mdb_env_create(&q->env))) {
         err = queue_err_mdb(rc);
@@ -251,8 +255,6 @@ int queue_open(struct queue **out, const char *dir,
     if (q->map_size > q->opt.map_max)
         q->opt.map_max = q->map_size;
 
-    if ((q->opt.flags & QUEUE_OPEN_CLAIM) && (err = take_claim_lock(q)))
-        goto fail;
     if (!q->readonly && (err = writer_start(q)))
         goto fail;
     *out = q;

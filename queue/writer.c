@@ -59,7 +59,8 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
     if ((err = spool_write_begin(q, &w.txn)))
         return err;
     w.now = spool_now(q);
-    w.now_ms = (int64_t)queue_now_ms();
+    /* event times follow the same clock as the rows they describe */
+    w.now_ms = q->opt.clock ? w.now * 1000 : (int64_t)queue_now_ms();
     if ((err = meta_get_u64(q, w.txn, "next_delivery", &w.next_delivery)) ||
         (err = meta_get_u64(q, w.txn, "next_message", &w.next_message)) ||
         (err = meta_get_u64(q, w.txn, "next_event", &w.next_event)))
@@ -178,7 +179,8 @@ static void *writer_main(void *arg)
         if (!q->head)
             break;
         uint64_t deadline = q->first_arrival_ms + q->opt.group_ms;
-        while (q->pending < q->opt.group_ops && !q->stopping) {
+        while (q->pending < q->opt.group_ops && !q->stopping &&
+               !q->flushing) {
             if (mono_ms() >= deadline)
                 break;
             struct timespec ts = abs_ts(deadline);
@@ -286,8 +288,12 @@ int queue_flush(struct queue *q)
     if (!q->writer_running)
         return 0;
     pthread_mutex_lock(&q->mu);
+    /* end the writer's group window: commit what is there now */
+    q->flushing++;
+    pthread_cond_broadcast(&q->cond_work);
     while (q->head || q->inflight)
         pthread_cond_wait(&q->cond_idle, &q->mu);
+    q->flushing--;
     pthread_mutex_unlock(&q->mu);
     return 0;
 }
