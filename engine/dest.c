@@ -131,19 +131,52 @@ static void fail_all(struct engine *e, struct dest *d, int type, int code,
     snprintf(d->last_error, sizeof d->last_error, "%s", text);
 }
 
+/* Have the bodies of the next items composed: about two jobs ahead for
+ * every session, so composition keeps pace without holding a body for
+ * every claimed item. */
+static void prefetch(struct engine *e, struct dest *d)
+{
+    struct body *want[64];
+    size_t n = 0;
+    unsigned ahead = (d->sessions + 1) * 2, seen = 0;
+    if (ahead > 64)
+        ahead = 64;
+    for (struct item *it = d->head; it && seen < ahead; it = it->next, seen++)
+        if (it->body && !it->body->ready && !it->body->composing) {
+            it->body->composing = true; /* also keeps it out of want[] twice */
+            want[n++] = it->body;
+        }
+    if (n)
+        engine_compose(e, want, n, d);
+}
+
+/* Wait for a body being composed (for another destination, perhaps). */
+static void wait_compose(struct engine *e, struct dest *d)
+{
+    if (d->waiting)
+        return;
+    d->waiting = true;
+    d->wnext = e->waiting_head;
+    e->waiting_head = d;
+}
+
 /* Build a job from the first waiting item whose body is composed, with
  * the other recipients of the same message that wait here. */
 static struct job_ctx *build_job(struct engine *e, struct dest *d)
 {
     struct item *prev = NULL, *it = d->head;
+    prefetch(e, d);
     for (int scanned = 0; it && scanned < 64; scanned++) {
         if (it->body && it->body->ready)
             break;
         prev = it;
         it = it->next;
     }
-    if (!it || !it->body || !it->body->ready)
+    if (!it || !it->body || !it->body->ready) {
+        if (d->head)
+            wait_compose(e, d);
         return NULL;
+    }
     if (it->body->err) {
         /* unreadable or uncomposable message: defer it alone */
         if (prev) prev->next = it->next; else d->head = it->next;
@@ -217,18 +250,62 @@ static void push_idle(struct dest *d, struct smtp_session *s)
     d->idle[d->nidle++] = s;
 }
 
-/* Give the session a job, or park it idle (it quits after idle_timeout). */
+/* Whether a session still fits its destination: a reload may have
+ * changed the route or made TLS required since it was opened. */
+static bool session_current(const struct dest *d, struct smtp_session *s)
+{
+    if (d->pol->tls == TLS_REQUIRED && !smtp_session_tls(s))
+        return false;
+    for (unsigned i = 0; i < d->ntargets; i++)
+        if (!strcmp(d->targets[i].host, smtp_session_host(s)))
+            return true;
+    return false;
+}
+
+/* Queue a destination that could not open a session for the global cap. */
+static void starve(struct engine *e, struct dest *d)
+{
+    if (d->starving)
+        return;
+    d->starving = true;
+    d->snext = NULL;
+    if (e->starved_tail)
+        e->starved_tail->snext = d;
+    else
+        e->starved_head = d;
+    e->starved_tail = d;
+}
+
+/* A global session slot came free: let starved destinations have it. */
+static void feed_starved(struct engine *e)
+{
+    while (e->starved_head && e->sessions < e->cfg.max_connections &&
+           !e->draining) {
+        struct dest *d = e->starved_head;
+        e->starved_head = d->snext;
+        if (!e->starved_head)
+            e->starved_tail = NULL;
+        d->starving = false;
+        dest_kick(e, d);
+    }
+}
+
+/* Give the session a job, or park it idle (it quits after idle_timeout,
+ * or at once when other destinations wait for a session slot). */
 static void feed_session(struct engine *e, struct dest *d,
                          struct smtp_session *s)
 {
-    if (e->draining ||
+    if (e->draining || !session_current(d, s) ||
         smtp_session_jobs(s) >= d->pol->max_messages_per_connection) {
         smtp_session_quit(s);
         return;
     }
     struct job_ctx *j = build_job(e, d);
     if (!j) {
-        push_idle(d, s);
+        if (e->starved_head && !d->nitems)
+            smtp_session_quit(s);
+        else
+            push_idle(d, s);
         return;
     }
     d->busy++;
@@ -318,20 +395,29 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
         snprintf(d->last_error, sizeof d->last_error, "%s", why);
         if (smtp_session_tls_failed(s) && d->pol->tls == TLS_OPPORTUNISTIC) {
             d->no_tls = true; /* the same host again, in clear */
+        } else if (d->ntargets &&
+                   strcmp(smtp_session_host(s),
+                          d->targets[d->next_target % d->ntargets].host)) {
+            /* opened before an earlier failure moved on: no news */
         } else if (++d->failed_in_row >= d->ntargets) {
-            /* every address failed in a row: defer what waits here */
+            /* every address failed in a row: defer what waits here,
+             * unless a ready session can take it; sessions still
+             * connecting do not count (a new one opens after each
+             * failure, so waiting for none would never end) */
             d->failed_in_row = 0;
             d->next_target = 0;
             d->dns = DS_NONE;
-            if (!e->draining && d->sessions == 0)
+            if (!e->draining && d->busy == 0 && d->nidle == 0)
                 fail_all(e, d, QUEUE_EV_DEFERRED, code >= 400 ? code : 0,
                          enh && *enh ? enh : "4.4.1", why);
         } else {
             d->next_target = (d->next_target + 1) % d->ntargets;
         }
     }
-    if (!e->draining)
+    if (!e->draining) {
         dest_kick(e, d);
+        feed_starved(e);
+    }
 }
 
 static const struct smtp_session_cb session_cb = {
@@ -500,13 +586,19 @@ void dest_kick(struct engine *e, struct dest *d)
             resolve(e, d);
     }
     if (d->dns == DS_READY) {
+        prefetch(e, d);
         while (d->nidle && d->nitems) {
             struct smtp_session *s = d->idle[--d->nidle];
             feed_session(e, d, s);
+            if (d->nidle && d->idle[d->nidle - 1] == s)
+                break; /* parked again: no body composed yet */
         }
         while (!e->draining && d->nitems > d->sessions - d->busy &&
-               d->sessions < d->pol->max_connections &&
-               e->sessions < e->cfg.max_connections) {
+               d->sessions < d->pol->max_connections) {
+            if (e->sessions >= e->cfg.max_connections) {
+                starve(e, d);
+                break;
+            }
             if (open_session(e, d))
                 break;
         }
@@ -519,8 +611,8 @@ void dest_refresh_policies(struct engine *e)
     for (size_t b = 0; b < e->dcap; b++)
         for (struct dest *d = e->dtab[b]; d; d = d->hnext) {
             d->pol = config_domain(&e->cfg, d->domain);
-            if (d->dns == DS_READY && d->pol->route_host)
-                d->dns = DS_NONE; /* routes may have changed */
+            if (d->dns == DS_READY)
+                d->dns = DS_NONE; /* a route may be new, changed or gone */
         }
 }
 

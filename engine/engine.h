@@ -34,6 +34,7 @@ struct body {
     uint64_t msg_id;
     unsigned refs;
     bool ready;          /* composition finished */
+    bool composing;      /* on the worker pool now */
     int err;             /* composition failed: items get this */
     char *from;
     char *data;          /* wire form */
@@ -79,6 +80,10 @@ struct dest {
     unsigned busy;             /* sessions with a job */
     bool no_tls;               /* opportunistic TLS failed: go clear */
     bool in_kick;
+    bool starving;             /* waits in the engine's starved list */
+    struct dest *snext;
+    bool waiting;              /* waits for a body being composed */
+    struct dest *wnext;
     struct smtp_session **idle;/* ready sessions without a job */
     unsigned nidle, capidle;
     struct smtp_session **all; /* every session of this destination */
@@ -110,6 +115,9 @@ struct engine {
     unsigned composing;        /* compose batches on the worker pool */
     size_t pending_outcomes;   /* outcome ops submitted, not completed */
 
+    struct dest *starved_head, *starved_tail; /* wait for a global slot */
+    struct dest *waiting_head;                /* wait for composition */
+
     uv_timer_t tick;
     uv_signal_t sig_term, sig_int, sig_hup;
     bool draining;
@@ -130,6 +138,8 @@ void engine_drain(struct engine *e);
 void engine_record(struct engine *e, struct item **items, size_t n,
                    const struct queue_outcome *o);
 void engine_item_free(struct engine *e, struct item *it);
+void engine_compose(struct engine *e, struct body **bodies, size_t n,
+                    struct dest *d);
 int64_t engine_now(void);
 uint64_t engine_now_ms(void);
 

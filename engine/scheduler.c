@@ -27,11 +27,12 @@
 #include "engine.h"
 #include "tls.h"
 
-#define COMPOSE_BATCH 128
+#define COMPOSE_BATCH 32
 
 struct compose_batch {
     uv_work_t work;
     struct engine *e;
+    struct dest *dest;   /* asked for it; kicked when done */
     size_t n;
     struct body *bodies[COMPOSE_BATCH];
 };
@@ -160,29 +161,59 @@ static void compose_done(uv_work_t *w, int status)
 {
     struct compose_batch *cb = w->data;
     struct engine *e = cb->e;
+    struct dest *d = cb->dest;
     for (size_t i = 0; i < cb->n; i++) {
         struct body *b = cb->bodies[i];
         if (status)
             b->err = status;
         b->ready = true;
+        b->composing = false;
         body_unref(e, b); /* the batch's own reference */
     }
     e->composing--;
     free(cb);
-    for (size_t k = 0; k < e->dcap; k++)
-        for (struct dest *d = e->dtab[k]; d; d = d->hnext)
-            if (d->nitems)
-                dest_kick(e, d);
+    dest_kick(e, d);
+    /* destinations that found their next body still being composed */
+    struct dest *wd = e->waiting_head;
+    e->waiting_head = NULL;
+    while (wd) {
+        struct dest *next = wd->wnext;
+        wd->waiting = false;
+        dest_kick(e, wd);
+        wd = next;
+    }
 }
 
-static void submit_compose(struct engine *e, struct compose_batch *cb)
+/* Compose bodies on the worker pool for destination d (in batches). */
+void engine_compose(struct engine *e, struct body **bodies, size_t n,
+                    struct dest *d)
 {
-    cb->work.data = cb;
-    cb->e = e;
-    e->composing++;
-    if (uv_queue_work(e->loop, &cb->work, compose_work, compose_done)) {
-        compose_work(&cb->work); /* cannot happen with a live loop */
-        compose_done(&cb->work, 0);
+    while (n) {
+        struct compose_batch *cb = calloc(1, sizeof *cb);
+        size_t k = n < COMPOSE_BATCH ? n : COMPOSE_BATCH;
+        if (!cb) {
+            for (size_t i = 0; i < n; i++) {
+                bodies[i]->ready = true;
+                bodies[i]->err = -ENOMEM;
+            }
+            return;
+        }
+        cb->work.data = cb;
+        cb->e = e;
+        cb->dest = d;
+        cb->n = k;
+        for (size_t i = 0; i < k; i++) {
+            cb->bodies[i] = bodies[i];
+            bodies[i]->refs++;
+            bodies[i]->composing = true;
+        }
+        e->composing++;
+        if (uv_queue_work(e->loop, &cb->work, compose_work, compose_done)) {
+            compose_work(&cb->work); /* cannot happen with a live loop */
+            compose_done(&cb->work, 0);
+        }
+        bodies += k;
+        n -= k;
     }
 }
 
@@ -273,8 +304,7 @@ void engine_record(struct engine *e, struct item **items, size_t n,
 /* ---------------------------------------------------------------- claims */
 
 /* Turn one claim into an item filed under its destination. */
-static struct dest *file_claim(struct engine *e, const struct queue_claim *c,
-                               struct compose_batch **batch)
+static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
 {
     size_t len = strlen(c->rcpt);
     struct item *it = malloc(sizeof *it + len + 1);
@@ -316,19 +346,7 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c,
         free(it);
         return NULL;
     }
-    if (fresh) {
-        if (!*batch && !(*batch = calloc(1, sizeof **batch))) {
-            b->ready = true;
-            b->err = -ENOMEM;
-        } else {
-            b->refs++; /* held by the batch until composed */
-            (*batch)->bodies[(*batch)->n++] = b;
-            if ((*batch)->n == COMPOSE_BATCH) {
-                submit_compose(e, *batch);
-                *batch = NULL;
-            }
-        }
-    }
+    (void)fresh; /* composed when its destination gets near it */
     b->refs++;
     it->body = b;
     struct dest *d = dest_get(e, c->rcpt + c->domain_off);
@@ -346,7 +364,6 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c,
 static void claim_some(struct engine *e)
 {
     static struct queue_claim claims[1024];
-    struct compose_batch *batch = NULL;
     while (!e->draining && e->inflight < e->cfg.max_inflight) {
         size_t want = e->cfg.max_inflight - e->inflight;
         if (want > e->cfg.claim_batch)
@@ -359,15 +376,13 @@ static void claim_some(struct engine *e)
             break;
         }
         for (int i = 0; i < n; i++) {
-            struct dest *d = file_claim(e, &claims[i], &batch);
+            struct dest *d = file_claim(e, &claims[i]);
             if (d)
                 dest_kick(e, d);
         }
         if ((size_t)n < want)
             break;
     }
-    if (batch)
-        submit_compose(e, batch);
 }
 
 /* ------------------------------------------------------------------ tick */
@@ -407,6 +422,11 @@ static void on_tick(uv_timer_t *t)
         print_progress(e, false);
     if (e->events)
         fflush(e->events);
+    static uint64_t last_trim;
+    if (engine_now_ms() - last_trim >= 200) {
+        last_trim = engine_now_ms();
+        queue_trim_map(e->q);
+    }
     if (e->draining) {
         if (!e->drain_abort && engine_now_ms() >= e->drain_deadline_ms) {
             e->drain_abort = true;

@@ -467,7 +467,10 @@ static void on_txn_reply(struct smtp_session *s, const struct smtp_reply *r)
             snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", j->rcpts[0].addr);
             arm(s, TO_RCPT);
             out_cmd(s, cmd);
+            return;
         }
+        if (s->cap_pipelining)
+            arm(s, TO_RCPT); /* the first pipelined RCPT reply is due */
         return;
     }
     if (idx <= j->nrcpt) {

@@ -352,6 +352,10 @@ long queue_domains(struct queue *q,
  * `attempt` failed attempts so far (attempt >= 1). */
 uint32_t queue_retry_delay(const struct queue *q, unsigned attempt);
 
+/* Drop the spool's mapped pages from this process's resident set (they
+ * stay in the page cache).  The engine calls it periodically. */
+void queue_trim_map(struct queue *q);
+
 /* Check that ADDR is an acceptable recipient (local@domain, no control
  * characters, within caps).  Returns 0 or -EINVAL. */
 int queue_check_rcpt(const char *addr);

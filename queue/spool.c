@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -418,4 +420,33 @@ int64_t spool_now(const struct queue *q)
     if (q->opt.clock)
         return q->opt.clock();
     return (int64_t)(queue_now_ms() / 1000);
+}
+
+/* Drop every page of the map from this process's resident set.  Reading
+ * a spool through the map makes each page touched count in RSS, so an
+ * engine streaming gigabytes of messages would look gigabytes large; the
+ * pages stay in the page cache and fault back in (cheaply) when used
+ * again.  Safe beside readers and the writer: LMDB writes with pwrite and
+ * never changes a page a reader may still see. */
+void queue_trim_map(struct queue *q)
+{
+    char path[4096], line[4608];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+    pthread_rwlock_rdlock(&q->maplock);
+    /* LMDB does not tell where it mapped the file (me_mapaddr is only set
+     * for MDB_FIXEDMAP), so find the mapping of data.mdb by its inode */
+    FILE *f = stat(path, &st) ? NULL : fopen("/proc/self/maps", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, off, ino;
+        unsigned maj, min;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms, &off,
+                   &maj, &min, &ino) == 7 && ino == (unsigned long)st.st_ino &&
+            makedev(maj, min) == st.st_dev)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+    if (f)
+        fclose(f);
+    pthread_rwlock_unlock(&q->maplock);
 }

@@ -1,0 +1,89 @@
+#!/bin/sh
+# engine_bench.sh - end-to-end delivery benchmark of sluiced, with the raw
+# ceiling measured in the same run.
+#
+#   sluice:   N messages of SIZE bytes to D domains, put in a fresh spool by
+#             spool-fill, delivered by sluiced (DNS from dnsmasq, every MX
+#             on 127.0.0.1) to Postfix's smtp-sink; timed from sluiced's
+#             start to its exit with --exit-when-empty (every outcome
+#             committed), plus peak RSS and CPU from /usr/bin/time.
+#   ceiling:  Postfix's smtp-source straight into the same smtp-sink with
+#             the same message size and SESSIONS parallel sessions.
+#
+# usage: bench/engine_bench.sh BUILD_DIR    (env: N=100000 D=1000 SIZE=5120
+#        SESSIONS=100 RUNS=1 OUT=file.jsonl)
+set -eu
+build=$(cd "${1:-build}" && pwd)
+N=${N:-100000}
+D=${D:-1000}
+SIZE=${SIZE:-5120}
+SESSIONS=${SESSIONS:-100}
+RUNS=${RUNS:-1}
+OUT=${OUT:-/dev/null}
+T=$(mktemp -d /tmp/sluice-ebench-XXXXXX)
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+DNSPORT=$(port)
+SINKPORT=$(port)
+
+{
+  echo "no-resolv"; echo "no-hosts"; echo "local=/bench/"
+  i=0
+  while [ $i -lt "$D" ]; do
+    echo "mx-host=d$i.bench,mx.d$i.bench,10"
+    echo "host-record=mx.d$i.bench,127.0.0.1"
+    i=$((i + 1))
+  done
+} > "$T/dns.conf"
+/usr/sbin/dnsmasq --no-daemon --port="$DNSPORT" --listen-address=127.0.0.1 \
+  --bind-interfaces --conf-file="$T/dns.conf" --user=root --cache-size=10000 \
+  > "$T/dns.log" 2>&1 &
+pids="$pids $!"
+/usr/sbin/smtp-sink -u root -m 2000 127.0.0.1:"$SINKPORT" 4096 > "$T/sink.log" 2>&1 &
+pids="$pids $!"
+sleep 0.5
+
+cat > "$T/sluiced.conf" <<CONF
+[sluiced]
+spool = $T/spool
+ehlo_hostname = bench.sluice.test
+dns_servers = 127.0.0.1:$DNSPORT
+smtp_port = $SINKPORT
+max_connections = ${MAXCONN:-400}
+max_inflight = ${INFLIGHT:-20000}
+[domain default]
+max_connections = ${DOMCONN:-4}
+max_messages_per_connection = 1000
+CONF
+
+ms() { date +%s%3N; }
+run=1
+while [ $run -le "$RUNS" ]; do
+  rm -rf "$T/spool"
+  t0=$(ms)
+  "$build/bench/spool-fill" --spool "$T/spool" -n "$N" --domains "$D" --size "$SIZE"
+  t1=$(ms)
+  /usr/bin/time -f "%M %U %S" -o "$T/time" \
+    "$build/engine/sluiced" -c "$T/sluiced.conf" --exit-when-empty 2> "$T/sluiced.log"
+  t2=$(ms)
+  read -r rss usr sys < "$T/time"
+  delivered=$(sed -n 's/.*delivered \([0-9]*\),.*/\1/p' "$T/sluiced.log")
+  t3=$(ms)
+  /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f bench@sender.bench \
+    -t ceiling@d0.bench 127.0.0.1:"$SINKPORT"
+  t4=$(ms)
+  fill_ms=$((t1 - t0)); send_ms=$((t2 - t1)); ceil_ms=$((t4 - t3))
+  rate=$(awk "BEGIN { printf \"%.0f\", $N * 1000 / $send_ms }")
+  e2e=$(awk "BEGIN { printf \"%.0f\", $N * 1000 / ($send_ms + $fill_ms) }")
+  ceil=$(awk "BEGIN { printf \"%.0f\", $N * 1000 / $ceil_ms }")
+  cpu_us=$(awk "BEGIN { printf \"%.1f\", ($usr + $sys) * 1e6 / $N }")
+  ratio=$(awk "BEGIN { printf \"%.2f\", $rate / $ceil }")
+  echo "run $run: sluiced delivered $delivered/$N in ${send_ms} ms = $rate msg/s" \
+       "(fill ${fill_ms} ms, end to end $e2e msg/s); CPU ${cpu_us} us/msg;" \
+       "peak RSS $((rss / 1024)) MB; ceiling smtp-source $ceil msg/s; ratio $ratio"
+  echo "{\"run\":$run,\"n\":$N,\"domains\":$D,\"size\":$SIZE,\"delivered\":$delivered,\"send_ms\":$send_ms,\"fill_ms\":$fill_ms,\"msg_per_s\":$rate,\"e2e_msg_per_s\":$e2e,\"cpu_us_per_msg\":$cpu_us,\"peak_rss_kb\":$rss,\"ceiling_msg_per_s\":$ceil,\"ratio\":$ratio}" >> "$OUT"
+  run=$((run + 1))
+done

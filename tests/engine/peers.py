@@ -1,0 +1,545 @@
+"""peers.py - the engine integration tests' harness: real peers on loopback.
+
+DESCRIPTION
+    Starts and stops dnsmasq, sluice-sink, Postfix's smtp-sink, a fake
+    DNS server that answers SERVFAIL, and sluiced, each by PID with a
+    timeout; finds free ports; makes a temp dir per test; writes sluiced
+    configs; reads the JSON event log, the spool (through the sluice CLI)
+    and the sink's stats and captures.
+
+    Every child gets PR_SET_PDEATHSIG, so a test that dies takes its peers
+    with it.  Nothing listens or connects outside 127.0.0.0/8.
+
+    A test file is run as
+        /usr/bin/python3 test_x.py SLUICED SLUICE SINK
+    and reads the binaries with binaries().
+
+DIAGNOSTICS
+    A peer that does not come up within its timeout raises PeerError with
+    the tail of its log.  Temp dirs are kept when a test fails
+    (SLUICE_KEEP_TMP=1 keeps them always) and their path is printed.
+"""
+import ctypes
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class PeerError(Exception):
+    pass
+
+
+# ------------------------------------------------------------ arguments
+
+_BIN = {}
+
+
+def binaries():
+    """SLUICED, SLUICE, SINK paths given on the command line."""
+    return _BIN
+
+
+def main():
+    """Run unittest with the binary paths taken off argv."""
+    args = sys.argv[1:]
+    if len(args) < 3:
+        sys.stderr.write("usage: %s SLUICED SLUICE SINK [unittest args]\n"
+                         % sys.argv[0])
+        sys.exit(64)
+    _BIN["sluiced"], _BIN["sluice"], _BIN["sink"] = (
+        os.path.abspath(a) for a in args[:3])
+    unittest.main(argv=[sys.argv[0], "-v"] + args[3:])
+
+
+# ------------------------------------------------------------ ports, dirs
+
+def _port_free(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_port():
+    """A port free for TCP and UDP on 127.0.0.1 (random, so parallel
+    tests rarely race for the same one)."""
+    rnd = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(500):
+        port = rnd.randrange(20000, 60000)
+        if _port_free(port):
+            return port
+    raise PeerError("no free port")
+
+
+def wait_for(pred, timeout, what, interval=0.02):
+    """Poll pred() until true; raise after timeout seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise PeerError("timed out after %.1fs waiting for %s"
+                            % (timeout, what))
+        time.sleep(interval)
+
+
+def _tail(path, n=2000):
+    try:
+        with open(path, "rb") as f:
+            return f.read()[-n:].decode("utf-8", "replace")
+    except OSError:
+        return "(no log)"
+
+
+class Proc:
+    """A child process with its output in a log file, stopped by PID."""
+
+    def __init__(self, argv, log, name):
+        self.name = name
+        self.log = log
+        self.argv = argv
+        with open(log, "ab") as f:
+            self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                      stdout=f, stderr=f,
+                                      preexec_fn=_die_with_parent)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout):
+        """Exit status, or raise PeerError (after killing) on timeout."""
+        try:
+            return self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise PeerError("%s (pid %d) did not exit within %.0fs; log:\n%s"
+                            % (self.name, self.pid, timeout, _tail(self.log)))
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL after timeout; returns the exit status."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                return self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+        return self.p.wait()
+
+    def output(self):
+        return _tail(self.log, 1 << 20)
+
+
+# ------------------------------------------------------------ test base
+
+class PeerTest(unittest.TestCase):
+    """Gives each test a temp dir and stops every peer it started."""
+
+    def setUp(self):
+        self.bin = binaries()
+        self.dir = tempfile.mkdtemp(prefix="sluice-it-%s-" % self._testMethodName)
+        self.procs = []
+        self.threads = []
+
+    def tearDown(self):
+        for p in reversed(self.procs):
+            try:
+                p.stop(5)
+            except Exception:
+                pass
+        for t in self.threads:
+            t.stop()
+        failed = False
+        outcome = getattr(self, "_outcome", None)
+        if outcome is not None:
+            res = getattr(outcome, "result", None)
+            if res is not None:
+                failed = any(t is self for t, _ in res.failures + res.errors)
+        if failed or os.environ.get("SLUICE_KEEP_TMP"):
+            sys.stderr.write("\n[kept %s]\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def _proc(self, argv, name):
+        p = Proc(argv, self.path(name + ".log"), name)
+        self.procs.append(p)
+        return p
+
+    # ---------------------------------------------------------- dnsmasq
+
+    def start_dns(self, domains=None, extra=(), servfail_domains=()):
+        """dnsmasq on 127.0.0.1:PORT.  domains maps a domain to a list of
+        (pref, address) MX entries; each gets its own host name
+        mxN.DOMAIN.  Unknown *.test names answer NXDOMAIN.
+        servfail_domains are forwarded to a fake server that answers
+        SERVFAIL.  Returns "127.0.0.1:PORT" for dns_servers."""
+        port = free_port()
+        lines = ["local=/test/"]
+        for dom, mxs in (domains or {}).items():
+            for i, (pref, addr) in enumerate(mxs):
+                host = "mx%d.%s" % (i + 1, dom)
+                lines.append("mx-host=%s,%s,%d" % (dom, host, pref))
+                lines.append("host-record=%s,%s" % (host, addr))
+        if servfail_domains:
+            sf = ServfailServer()
+            self.threads.append(sf)
+            for dom in servfail_domains:
+                lines.insert(0, "server=/%s/127.0.0.1#%d" % (dom, sf.port))
+        lines.extend(extra)
+        conf = self.path("dnsmasq.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        p = self._proc([DNSMASQ, "--no-daemon", "--port=%d" % port,
+                        "--listen-address=127.0.0.1", "--bind-interfaces",
+                        "--no-resolv", "--no-hosts", "--no-negcache",
+                        "--conf-file=" + conf,
+                        "--pid-file=" + self.path("dnsmasq.pid"),
+                        "--user=root", "--group=root"], "dnsmasq")
+
+        def up():
+            if not p.alive():
+                raise PeerError("dnsmasq exited: " + p.output())
+            return not _port_free(port)
+        wait_for(up, 10, "dnsmasq on port %d" % port)
+        self.dns_port = port
+        return "127.0.0.1:%d" % port
+
+    # ---------------------------------------------------------- sinks
+
+    def start_sink(self, port, listen="0.0.0.0", args=(), name="sink",
+                   capture=True):
+        """sluice-sink on listen:port with stats (and a capture dir)."""
+        s = Sink(self, port, listen, list(args), name, capture)
+        self.procs.append(s.proc)
+        return s
+
+    def start_smtp_sink(self, port, args=(), name="smtp-sink"):
+        """Postfix's smtp-sink on 127.0.0.1:port with extra args, dumping
+        each message into a directory (-d)."""
+        d = self.path(name + "-dump")
+        os.makedirs(d)
+        p = self._proc([SMTP_SINK, "-u", "root", "-d", d + "/%M."] +
+                       list(args) + ["127.0.0.1:%d" % port, "100"], name)
+
+        def up():
+            if not p.alive():
+                raise PeerError("smtp-sink exited: " + p.output())
+            return not _port_free(port)
+        wait_for(up, 10, "smtp-sink on port %d" % port)
+        p.dump_dir = d
+        return p
+
+    # ---------------------------------------------------------- spool/CLI
+
+    def sluice(self, *args, spool=None, check=True):
+        argv = [self.bin["sluice"], "--spool", spool or self.path("spool")]
+        argv += list(args)
+        r = subprocess.run(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        if check and r.returncode != 0:
+            raise PeerError("%s -> %d: %s" % (" ".join(argv), r.returncode,
+                                              r.stderr.decode()))
+        return r
+
+    def inject(self, sender, rcpts, body, spool=None):
+        """Queue one message for rcpts; returns the delivery ids."""
+        if isinstance(body, str):
+            body = body.encode()
+        f = self.path("inject-%d.eml" % time.monotonic_ns())
+        with open(f, "wb") as fh:
+            fh.write(body)
+        args = ["inject", "--from", sender]
+        for r in rcpts:
+            args += ["--to", r]
+        out = self.sluice(*(args + [f]), spool=spool).stdout.decode()
+        os.unlink(f)
+        # "queued message M for N recipients (deliveries A..B)" or "(delivery A)"
+        tail = out.rsplit("(", 1)[1].rstrip().rstrip(")")
+        nums = tail.split()[-1].split("..")
+        first = int(nums[0])
+        last = int(nums[-1])
+        ids = list(range(first, last + 1))
+        if len(ids) != len(rcpts):
+            raise PeerError("inject said %r for %d recipients" % (out, len(rcpts)))
+        return ids
+
+    def spool_info(self, spool=None):
+        return json.loads(self.sluice("--json", "spool", "info",
+                                      spool=spool).stdout)
+
+    def spool_events(self, spool=None):
+        out = self.sluice("spool", "events", "--json", "--limit", "0",
+                          spool=spool).stdout.decode()
+        return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+    def history(self, delivery, spool=None):
+        out = self.sluice("spool", "history", "--json", str(delivery),
+                          spool=spool).stdout.decode()
+        evs = [json.loads(l) for l in out.splitlines() if l.strip()]
+        return sorted(evs, key=lambda e: e["seq"])
+
+    # ---------------------------------------------------------- sluiced
+
+    def write_config(self, dns=None, smtp_port=25, domains=None, name="sluiced.conf",
+                     spool=None, **keys):
+        """A sluiced config: [sluiced] keys (defaults fit tests) and
+        [domain NAME] sections from domains = {name: {key: value}}."""
+        base = {
+            "spool": spool or self.path("spool"),
+            "ehlo_hostname": "client.test",
+            "smtp_port": str(smtp_port),
+            "event_log": self.path("events.jsonl"),
+            "retry": "1s",
+            "max_age": "1h",
+            "timeout_connect": "2s",
+            "timeout_greeting": "5s",
+            "drain_timeout": "5s",
+            "dns_timeout": "500ms",
+            "dns_tries": "2",
+            "nosync": "yes",
+        }
+        if dns:
+            base["dns_servers"] = dns
+        base.update({k: str(v) for k, v in keys.items() if v is not None})
+        lines = ["[sluiced]"] + ["%s = %s" % kv for kv in base.items()]
+        for dom, kv in (domains or {}).items():
+            lines.append("")
+            lines.append("[domain %s]" % dom)
+            lines += ["%s = %s" % item for item in kv.items()]
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def start_sluiced(self, conf, exit_when_empty=True, verbose=False,
+                      name="sluiced"):
+        argv = [self.bin["sluiced"], "-c", conf]
+        if exit_when_empty:
+            argv.append("--exit-when-empty")
+        if verbose:
+            argv.append("-v")
+        return self._proc(argv, name)
+
+    def run_sluiced(self, conf, timeout=30, name="sluiced"):
+        """Run sluiced --exit-when-empty to the end; assert exit 0."""
+        p = self.start_sluiced(conf, name=name)
+        rc = p.wait(timeout)
+        self.assertEqual(rc, 0, "sluiced exited %d:\n%s" % (rc, p.output()[-3000:]))
+        return p
+
+    def event_log(self, path=None):
+        """The JSON-lines event log; a cut last line (kill -9) is skipped."""
+        evs = []
+        try:
+            with open(path or self.path("events.jsonl")) as f:
+                for line in f:
+                    try:
+                        evs.append(json.loads(line))
+                    except ValueError:
+                        pass
+        except FileNotFoundError:
+            pass
+        return evs
+
+    def wait_events(self, pred, timeout, what, path=None):
+        """Poll the event log until pred(events) is true."""
+        return wait_for(lambda: pred(self.event_log(path)), timeout, what,
+                        interval=0.1)
+
+    # ---------------------------------------------------------- assertions
+
+    def assert_terminal_once(self, ids, spool=None, log=True, queued=0):
+        """Each delivery in ids has exactly one terminal event (delivered,
+        bounced, expired) in the spool's events (and in the JSON log when
+        log is true), and the spool has `queued` deliveries left.
+        Returns {id: terminal spool event}."""
+        terminal = ("delivered", "bounced", "expired")
+        ids = set(ids)
+        found = {}
+        for e in self.spool_events(spool):
+            if e["type"] in terminal:
+                self.assertNotIn(e["delivery"], found,
+                                 "two terminal spool events: %r and %r"
+                                 % (found.get(e["delivery"]), e))
+                found[e["delivery"]] = e
+        missing = ids - set(found)
+        self.assertFalse(missing, "no terminal spool event for %d deliveries, "
+                         "e.g. %r" % (len(missing), sorted(missing)[:5]))
+        if log:
+            seen = {}
+            for e in self.event_log():
+                if e["type"] in terminal:
+                    self.assertNotIn(e["delivery"], seen,
+                                     "two terminal log events: %r" % e)
+                    seen[e["delivery"]] = e
+            self.assertEqual(set(seen) & ids, ids,
+                             "event log lacks terminal events")
+            for d in ids:
+                self.assertEqual(seen[d]["type"], found[d]["type"])
+        info = self.spool_info(spool)
+        self.assertEqual(info["counts"]["queued"], queued, info)
+        return {d: found[d] for d in ids}
+
+
+# ------------------------------------------------------------ sluice-sink
+
+class Sink:
+    def __init__(self, t, port, listen, args, name, capture):
+        self.t = t
+        self.port = port
+        self.name = name
+        self.stats_path = t.path(name + "-stats.json")
+        self.pidfile = t.path(name + ".pid")
+        self.capture_dir = t.path(name + "-capture") if capture else None
+        argv = [t.bin["sink"], "--listen", "%s:%d" % (listen, port),
+                "--stats", self.stats_path, "--pidfile", self.pidfile]
+        if capture:
+            os.makedirs(self.capture_dir, exist_ok=True)
+            argv += ["--capture", self.capture_dir]
+        argv += args
+        self.proc = Proc(argv, t.path(name + ".log"), name)
+
+        def up():
+            if not self.proc.alive():
+                raise PeerError("%s exited: %s" % (name, self.proc.output()))
+            return os.path.exists(self.pidfile)
+        wait_for(up, 15, "%s pidfile" % name)
+
+    def stats(self):
+        """Fresh stats from the running sink (SIGUSR1), or the last ones
+        written when it has stopped."""
+        if self.proc.alive():
+            before = self._written()
+            self.proc.signal(signal.SIGUSR1)
+            wait_for(lambda: self._written() != before, 10,
+                     "%s stats" % self.name)
+        with open(self.stats_path) as f:
+            return json.load(f)
+
+    def _written(self):
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f).get("written_ms")
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        """SIGTERM; returns the final stats."""
+        rc = self.proc.stop(15)
+        if rc != 0:
+            raise PeerError("%s exited %d: %s" % (self.name, rc, self.proc.output()))
+        with open(self.stats_path) as f:
+            return json.load(f)
+
+    def captures(self):
+        """[(mail_from, [rcpts], body bytes)] of every captured message."""
+        out = []
+        if not self.capture_dir:
+            return out
+        for fn in sorted(os.listdir(self.capture_dir)):
+            if not fn.endswith(".eml"):
+                continue
+            with open(os.path.join(self.capture_dir, fn), "rb") as f:
+                data = f.read()
+            sender, rcpts = None, []
+            while True:
+                line, _, rest = data.partition(b"\r\n")
+                if line.startswith(b"X-Sink-Mail-From: <"):
+                    sender = line[19:-1].decode()
+                elif line.startswith(b"X-Sink-Rcpt-To: <"):
+                    rcpts.append(line[17:-1].decode())
+                else:
+                    break
+                data = rest
+            out.append((sender, rcpts, data))
+        return out
+
+
+# ------------------------------------------------------------ fake DNS
+
+class ServfailServer:
+    """A UDP DNS server on 127.0.0.1 that answers every query SERVFAIL."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        self.running = True
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        while self.running:
+            try:
+                q, addr = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(q) < 12:
+                continue
+            self.queries += 1
+            qid, flags = struct.unpack("!HH", q[:4])
+            rflags = 0x8000 | (flags & 0x7900) | 0x0080 | 2  # QR, RD, RA, SERVFAIL
+            resp = struct.pack("!HHHHHH", qid, rflags, 1, 0, 0, 0) + q[12:]
+            # keep only the question section (the query has nothing else
+            # but an OPT record, which we drop)
+            qd = q[12:]
+            i = 0
+            while i < len(qd) and qd[i] != 0:
+                i += qd[i] + 1
+            resp = resp[:12] + qd[:i + 5]
+            try:
+                self.sock.sendto(resp, addr)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.running = False
+        self.th.join(2)
+        self.sock.close()
+
+
+def crlf(data):
+    """data with every line ending (LF, CR, CRLF) made CRLF, and a final
+    CRLF: what the receiver must see for a message injected as data."""
+    out = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if not out.endswith(b"\r\n"):
+        out += b"\r\n"
+    return out
