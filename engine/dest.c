@@ -96,12 +96,23 @@ void dest_add_item(struct engine *e, struct dest *d, struct item *it)
     (void)e;
     it->next = NULL;
     it->dest = d;
+    if (!d->tail || d->tail->body != it->body || !it->body)
+        d->ngroups++; /* recipients of one message arrive side by side */
     if (d->tail)
         d->tail->next = it;
     else
         d->head = it;
     d->tail = it;
     d->nitems++;
+}
+
+/* Keep the transaction estimate within what is left. */
+static void fix_groups(struct dest *d)
+{
+    if (d->ngroups > d->nitems)
+        d->ngroups = d->nitems;
+    if (d->nitems && !d->ngroups)
+        d->ngroups = 1;
 }
 
 /* Take every waiting item out and give each the same outcome. */
@@ -128,6 +139,7 @@ static void fail_all(struct engine *e, struct dest *d, int type, int code,
         engine_record(e, batch, n, o);
     }
     d->tail = NULL;
+    d->ngroups = 0;
     snprintf(d->last_error, sizeof d->last_error, "%s", text);
 }
 
@@ -182,6 +194,7 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         if (prev) prev->next = it->next; else d->head = it->next;
         if (d->tail == it) d->tail = prev;
         d->nitems--;
+        fix_groups(d);
         struct queue_outcome o = { .delivery = it->id,
                                    .type = QUEUE_EV_DEFERRED,
                                    .enhanced = "4.3.0",
@@ -197,23 +210,22 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         return NULL;
     j->items = (struct item **)(j->rcpts + max);
     j->dest = d;
-    /* unlink it and every later item with the same body, up to max */
+    /* unlink it and the items after it with the same body, up to max
+     * (the recipients of one message wait side by side) */
     struct item *p = prev, *c = it;
-    while (c && n < max) {
+    while (c && n < max && c->body == b) {
         struct item *next = c->next;
-        if (c->body == b) {
-            if (p) p->next = next; else d->head = next;
-            if (d->tail == c) d->tail = p;
-            d->nitems--;
-            j->items[n] = c;
-            j->rcpts[n] = (struct smtp_rcpt){ .delivery = c->id,
-                                              .addr = c->rcpt };
-            n++;
-        } else {
-            p = c;
-        }
+        if (p) p->next = next; else d->head = next;
+        if (d->tail == c) d->tail = p;
+        d->nitems--;
+        j->items[n] = c;
+        j->rcpts[n] = (struct smtp_rcpt){ .delivery = c->id, .addr = c->rcpt };
+        n++;
         c = next;
     }
+    if (!c || c->body != b)
+        d->ngroups--;
+    fix_groups(d);
     j->job = (struct smtp_job){
         .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
         .body = b->data, .body_len = b->len, .size = b->size,
@@ -319,6 +331,7 @@ static void feed_session(struct engine *e, struct dest *d,
                 d->tail = j->items[i];
             d->nitems++;
         }
+        d->ngroups++;
         free(j);
     }
 }
@@ -593,7 +606,7 @@ void dest_kick(struct engine *e, struct dest *d)
             if (d->nidle && d->idle[d->nidle - 1] == s)
                 break; /* parked again: no body composed yet */
         }
-        while (!e->draining && d->nitems > d->sessions - d->busy &&
+        while (!e->draining && d->ngroups > d->sessions - d->busy &&
                d->sessions < d->pol->max_connections) {
             if (e->sessions >= e->cfg.max_connections) {
                 starve(e, d);

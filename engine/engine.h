@@ -70,6 +70,7 @@ struct dest {
     struct dest *hnext;
     struct item *head, *tail;  /* waiting items, FIFO */
     unsigned nitems;
+    unsigned ngroups;          /* transactions they make, about */
     enum dns_state dns;
     int64_t dns_expires_ms;
     struct target *targets;
