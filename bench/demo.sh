@@ -1,16 +1,94 @@
 #!/bin/sh
-# demo.sh - the main job of `make demo`, on loopback with a temporary spool.
+# demo.sh - the main job of `make demo`, on loopback, in a temporary
+# directory that is removed at the end.
 #
-# Until the engine lands this shows the spool at work: a generated campaign
-# of 1,000,000 recipients is enqueued with a live progress line, then every
-# delivery is claimed and resolved the way the engine will, and the counters
-# and rates are printed.
+#  1. The spool at scale: a generated campaign of 1,000,000 recipients is
+#     enqueued into a durable spool with a live progress line, then claimed
+#     and resolved the way the engine does it; counters and rates printed.
+#  2. The engine end to end: dnsmasq serves MX records for 300 domains,
+#     sluice-sink receives on 127.0.0.x (one address per domain, some
+#     recipients scripted to fail), 5,000 messages are queued and sluiced
+#     delivers them with a live progress line until the spool drains; then
+#     the spool's counters, the top domains and the sink's own counts.
 #
 # usage: bench/demo.sh BUILD_DIR
 set -eu
-build=${1:-build}
-spool=$(mktemp -d /tmp/sluice-demo-XXXXXX)
-trap 'rm -rf "$spool"' EXIT INT TERM
-echo "== sluice demo: durable spool in $spool"
-"$build/bench/queue-bench" --demo --spool "$spool" -n 1000000 --domains 1000
-echo "== spool on disk: $(du -sh "$spool" | cut -f1)"
+build=$(cd "${1:-build}" && pwd)
+T=$(mktemp -d /tmp/sluice-demo-XXXXXX)
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+trap cleanup EXIT INT TERM
+
+echo "== 1. the spool: 1,000,000 campaign recipients, durable mode"
+"$build/bench/queue-bench" --demo --spool "$T/bulk" -n 1000000 --domains 1000
+rm -rf "$T/bulk"
+
+echo
+echo "== 2. sluiced: 5,000 messages to 300 domains over SMTP on loopback"
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+DNSPORT=$(port)
+SINKPORT=$(port)
+{
+  echo "no-resolv"; echo "no-hosts"; echo "local=/demo/"
+  i=0
+  while [ $i -lt 300 ]; do
+    echo "mx-host=d$i.demo,mx.d$i.demo,10"
+    echo "host-record=mx.d$i.demo,127.0.$((i / 250 + 1)).$((i % 250 + 2))"
+    i=$((i + 1))
+  done
+  echo "mx-host=gone.demo,.,0"
+} > "$T/dns.conf"
+/usr/sbin/dnsmasq --no-daemon --port="$DNSPORT" --listen-address=127.0.0.1 \
+  --bind-interfaces --conf-file="$T/dns.conf" --user=root > "$T/dns.log" 2>&1 &
+pids="$pids $!"
+"$build/bench/sink/sluice-sink" --listen 0.0.0.0:"$SINKPORT" \
+  --stats "$T/sink.json" --max-conn-per-domain 10 > "$T/sink.log" 2>&1 &
+sinkpid=$!
+pids="$pids $sinkpid"
+cat > "$T/sluiced.conf" <<CONF
+[sluiced]
+spool = $T/spool
+ehlo_hostname = demo.sluice.test
+dns_servers = 127.0.0.1:$DNSPORT
+smtp_port = $SINKPORT
+event_log = $T/events.jsonl
+retry = 1s
+max_age = 5s
+[domain default]
+max_connections = 4
+CONF
+"$build/engine/sluiced" -t -c "$T/sluiced.conf"
+"$build/bench/spool-fill" --spool "$T/spool" -n 4900 --domains 300 --size 4000 \
+  --suffix demo
+# a few recipients that fail: unknown users, a full mailbox, a null MX
+"$build/bench/spool-fill" --spool "$T/spool" -n 60 --domains 300 --size 2000 \
+  --prefix permfail --suffix demo
+"$build/bench/spool-fill" --spool "$T/spool" -n 30 --domains 300 --size 2000 \
+  --prefix quota --suffix demo
+printf 'Subject: to a domain without mail\r\n\r\nhello\r\n' |
+  "$build/tools/sluice" --spool "$T/spool" inject --from demo@sender.demo \
+  --to someone@gone.demo > /dev/null
+"$build/engine/sluiced" -c "$T/sluiced.conf" --progress --exit-when-empty
+kill "$sinkpid"
+sleep 0.5
+
+echo
+echo "== the spool after the run"
+"$build/tools/sluice" --spool "$T/spool" spool info
+echo
+"$build/tools/sluice" --spool "$T/spool" spool domains --limit 5
+echo
+echo "== the last events (JSON lines from $T/events.jsonl)"
+grep -m 1 '"bounced"' "$T/events.jsonl" || true
+grep -m 1 '"expired"' "$T/events.jsonl" || true
+tail -n 1 "$T/events.jsonl"
+echo
+/usr/bin/python3 - "$T/sink.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("== the sink saw: %d messages, %d recipients, %d sessions, highest "
+      "concurrency per domain %d (limit 4), bare LF %d, bare CR %d" % (
+      s["messages"], s["recipients"], s["sessions"],
+      max([a["max_concurrency"] for a in s["by_addr"].values()] or [0]),
+      s["bare_lf"], s["bare_cr"]))
+PY

@@ -4,7 +4,7 @@
  * each, spread round-robin over D domains (user<i>@d<i % D>.bench).
  *
  * usage: spool-fill --spool DIR [-n N] [--domains D] [--size BYTES]
- *                   [--rcpts-per-msg K] [--prefix LOCAL]
+ *                   [--rcpts-per-msg K] [--prefix LOCAL] [--suffix TLD]
  *
  * EXIT STATUS
  *   0 done, 64 usage, 65 foreign or damaged spool, 74 spool error.
@@ -40,7 +40,7 @@ static void on_done(void *arg, int status, uint64_t first, uint64_t msg)
 
 int main(int argc, char **argv)
 {
-    const char *spool = NULL, *prefix = "user";
+    const char *spool = NULL, *prefix = "user", *suffix = "bench";
     long n = 100000, domains = 1000, size = 5120, per = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--spool") && i + 1 < argc) spool = argv[++i];
@@ -49,9 +49,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = arg_num(argv[++i]);
         else if (!strcmp(argv[i], "--rcpts-per-msg") && i + 1 < argc) per = arg_num(argv[++i]);
         else if (!strcmp(argv[i], "--prefix") && i + 1 < argc) prefix = argv[++i];
+        else if (!strcmp(argv[i], "--suffix") && i + 1 < argc) suffix = argv[++i];
         else {
             fprintf(stderr, "usage: spool-fill --spool DIR [-n N] [--domains D] "
-                            "[--size BYTES] [--rcpts-per-msg K] [--prefix L]\n");
+                            "[--size BYTES] [--rcpts-per-msg K] [--prefix L] "
+                            "[--suffix TLD]\n");
             return 64;
         }
     }
@@ -76,12 +78,12 @@ int main(int argc, char **argv)
         long d = i % domains;
         int h = snprintf(msg, 1024,
                          "From: Bench <bench@sender.bench>\r\n"
-                         "To: <%s%ld@d%ld.bench>\r\n"
+                         "To: <%s%ld@d%ld.%s>\r\n"
                          "Subject: benchmark message %ld\r\n"
                          "Message-ID: <%ld.bench@sender.bench>\r\n"
                          "MIME-Version: 1.0\r\n"
                          "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
-                         prefix, i, d, i, i);
+                         prefix, i, d, suffix, i, i);
         long len = h;
         while (len < size) { /* 76-character lines of text */
             int k = snprintf(msg + len, (size_t)(size + 1024 - len),
@@ -91,8 +93,8 @@ int main(int argc, char **argv)
             len += k;
         }
         for (long r = 0; r < per; r++) {
-            snprintf(rc[r], sizeof rc[r], "%s%ld-%ld@d%ld.bench", prefix, i,
-                     r, d);
+            snprintf(rc[r], sizeof rc[r], "%s%ld-%ld@d%ld.%s", prefix, i,
+                     r, d, suffix);
             rp[r] = rc[r];
         }
         err = queue_submit_message(q, 0, "bench@sender.bench", rp,
