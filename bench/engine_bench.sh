@@ -72,7 +72,7 @@ while [ $run -le "$RUNS" ]; do
   read -r rss usr sys < "$T/time"
   delivered=$(sed -n 's/.*delivered \([0-9]*\),.*/\1/p' "$T/sluiced.log")
   t3=$(ms)
-  /usr/sbin/smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f bench@sender.bench \
+  /usr/sbin/smtp-source -d -s "$SESSIONS" -l "$SIZE" -m "$N" -f bench@sender.bench \
     -t ceiling@d0.bench 127.0.0.1:"$SINKPORT"
   t4=$(ms)
   fill_ms=$((t1 - t0)); send_ms=$((t2 - t1)); ceil_ms=$((t4 - t3))

@@ -336,6 +336,22 @@ static void feed_session(struct engine *e, struct dest *d,
     }
 }
 
+/* A job to pipeline behind the end of data the session is sending. */
+static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
+{
+    struct dest *d = arg;
+    struct engine *e = d->e;
+    /* the job being sent counts too: jobs() + 1 now, + 2 with this one */
+    if (e->draining || !session_current(d, s) ||
+        smtp_session_jobs(s) + 2 > d->pol->max_messages_per_connection)
+        return NULL;
+    struct job_ctx *j = build_job(e, d);
+    if (!j)
+        return NULL;
+    d->busy++;
+    return &j->job;
+}
+
 /* Record the outcome of every recipient of a finished job. */
 static void job_outcomes(struct engine *e, struct job_ctx *j, const char *mx)
 {
@@ -434,7 +450,8 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
 }
 
 static const struct smtp_session_cb session_cb = {
-    .ready = on_ready, .job_done = on_job_done, .closed = on_closed,
+    .ready = on_ready, .next_job = on_next_job, .job_done = on_job_done,
+    .closed = on_closed,
 };
 
 /* Open one more session to the current target. */
@@ -499,12 +516,35 @@ static void take_targets(struct engine *e, struct dest *d,
     (void)e;
 }
 
+/* Lookups in flight at once: a burst of a thousand new domains would
+ * otherwise overrun the resolver's socket and time out. */
+#define DNS_MAX_INFLIGHT 64
+
+static void resolve(struct engine *e, struct dest *d);
+
+/* A lookup finished: start the next queued one. */
+static void dns_slot_free(struct engine *e)
+{
+    e->dns_inflight--;
+    while (e->dnsq_head && e->dns_inflight < DNS_MAX_INFLIGHT) {
+        struct dest *d = e->dnsq_head;
+        e->dnsq_head = d->dnext;
+        if (!e->dnsq_head)
+            e->dnsq_tail = NULL;
+        d->dns_queued = false;
+        d->dns = DS_NONE;
+        dest_kick(e, d);
+    }
+}
+
 static void on_dns(const struct dns_result *r, void *arg)
 {
     struct dest *d = arg;
     struct engine *e = d->e;
     char text[300];
     d->dns = DS_NONE;
+    if (r->status != DNS_CANCELLED)
+        dns_slot_free(e);
     switch (r->status) {
     case DNS_OK:
         take_targets(e, d, r);
@@ -567,6 +607,8 @@ static int route_targets(struct engine *e, struct dest *d)
 /* Start finding where the destination's mail goes. */
 static void resolve(struct engine *e, struct dest *d)
 {
+    if (d->dns_queued)
+        return;
     if (d->pol->route_host) {
         if (route_targets(e, d) == 0)
             return;
@@ -574,7 +616,21 @@ static void resolve(struct engine *e, struct dest *d)
     }
     const char *name = d->pol->route_host ? d->pol->route_host : d->domain;
     d->dns = DS_RESOLVING;
+    if (e->dns_inflight >= DNS_MAX_INFLIGHT) {
+        if (!d->dns_queued) {
+            d->dns_queued = true;
+            d->dnext = NULL;
+            if (e->dnsq_tail)
+                e->dnsq_tail->dnext = d;
+            else
+                e->dnsq_head = d;
+            e->dnsq_tail = d;
+        }
+        return;
+    }
     int rc = dns_resolve_mx(e->dns, name, on_dns, d);
+    if (rc == 0)
+        e->dns_inflight++;
     if (rc) {
         char text[300];
         d->dns = DS_NONE;
@@ -606,7 +662,8 @@ void dest_kick(struct engine *e, struct dest *d)
             if (d->nidle && d->idle[d->nidle - 1] == s)
                 break; /* parked again: no body composed yet */
         }
-        while (!e->draining && d->ngroups > d->sessions - d->busy &&
+        while (!e->draining &&
+               (int)d->ngroups > (int)d->sessions - (int)d->busy &&
                d->sessions < d->pol->max_connections) {
             if (e->sessions >= e->cfg.max_connections) {
                 starve(e, d);

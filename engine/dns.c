@@ -142,11 +142,20 @@ static void timer_ensure(struct dns *dns)
   timer_update(dns);
 }
 
-/* c-ares timeouts are due: let it retry or fail the queries. */
+/* c-ares timeouts are due: let it retry or fail the queries.  libuv runs
+ * timers before it polls for I/O, so after a busy loop turn answers may be
+ * waiting unread in the sockets; read those first, so that a query whose
+ * answer has arrived is never timed out for the engine's own delay. */
 static void on_timer(uv_timer_t *t)
 {
   struct dns *dns = t->data;
+  ares_socket_t fds[32];
+  size_t n = 0;
 
+  for (struct dns_poll *p = dns->polls; p && n < 32; p = p->next)
+    fds[n++] = p->fd;
+  for (size_t i = 0; i < n; i++)
+    ares_process_fd(dns->channel, fds[i], ARES_SOCKET_BAD);
   ares_process_fd(dns->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   timer_update(dns);
 }

@@ -85,6 +85,9 @@ struct dest {
     struct dest *snext;
     bool waiting;              /* waits for a body being composed */
     struct dest *wnext;
+    bool compose_asked;        /* named in the batch being gathered */
+    bool dns_queued;           /* waits for a DNS lookup slot */
+    struct dest *dnext;
     struct smtp_session **idle;/* ready sessions without a job */
     unsigned nidle, capidle;
     struct smtp_session **all; /* every session of this destination */
@@ -118,8 +121,12 @@ struct engine {
 
     struct dest *starved_head, *starved_tail; /* wait for a global slot */
     struct dest *waiting_head;                /* wait for composition */
+    struct dest *dnsq_head, *dnsq_tail;       /* wait for a lookup slot */
+    unsigned dns_inflight;
 
     uv_timer_t tick;
+    uv_check_t compose_check;  /* sends gathered compose requests */
+    struct compose_batch *gather;
     uv_signal_t sig_term, sig_int, sig_hup;
     bool draining;
     bool drain_abort;          /* drain timed out: sessions aborted */
@@ -132,6 +139,8 @@ struct engine {
     struct engine_stats st;
     uint64_t started_ms;
 };
+
+struct compose_batch;
 
 /* scheduler.c */
 int engine_start(struct engine *e);

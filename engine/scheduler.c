@@ -27,14 +27,16 @@
 #include "engine.h"
 #include "tls.h"
 
-#define COMPOSE_BATCH 32
+#define COMPOSE_BATCH 64
 
+/* Bodies to compose in one trip to the worker pool, and the destinations
+ * that asked for them (kicked when they are ready). */
 struct compose_batch {
     uv_work_t work;
     struct engine *e;
-    struct dest *dest;   /* asked for it; kicked when done */
-    size_t n;
+    size_t n, ndests;
     struct body *bodies[COMPOSE_BATCH];
+    struct dest *dests[COMPOSE_BATCH];
 };
 
 struct record_ctx {
@@ -161,7 +163,6 @@ static void compose_done(uv_work_t *w, int status)
 {
     struct compose_batch *cb = w->data;
     struct engine *e = cb->e;
-    struct dest *d = cb->dest;
     for (size_t i = 0; i < cb->n; i++) {
         struct body *b = cb->bodies[i];
         if (status)
@@ -171,8 +172,9 @@ static void compose_done(uv_work_t *w, int status)
         body_unref(e, b); /* the batch's own reference */
     }
     e->composing--;
+    for (size_t i = 0; i < cb->ndests; i++)
+        dest_kick(e, cb->dests[i]);
     free(cb);
-    dest_kick(e, d);
     /* destinations that found their next body still being composed */
     struct dest *wd = e->waiting_head;
     e->waiting_head = NULL;
@@ -184,36 +186,60 @@ static void compose_done(uv_work_t *w, int status)
     }
 }
 
-/* Compose bodies on the worker pool for destination d (in batches). */
+/* Send the gathered batch to the worker pool. */
+static void flush_compose(struct engine *e)
+{
+    struct compose_batch *cb = e->gather;
+    if (!cb)
+        return;
+    e->gather = NULL;
+    for (size_t i = 0; i < cb->ndests; i++)
+        cb->dests[i]->compose_asked = false;
+    e->composing++;
+    if (uv_queue_work(e->loop, &cb->work, compose_work, compose_done)) {
+        compose_work(&cb->work); /* cannot happen with a live loop */
+        compose_done(&cb->work, 0);
+    }
+}
+
+/* Once per loop turn: whatever was asked for goes to the pool together. */
+static void on_check(uv_check_t *h)
+{
+    flush_compose(h->data);
+}
+
+/* Ask for bodies to be composed for destination d.  Requests made in one
+ * turn of the loop travel to the worker pool together, a batch at most
+ * COMPOSE_BATCH bodies. */
 void engine_compose(struct engine *e, struct body **bodies, size_t n,
                     struct dest *d)
 {
-    while (n) {
-        struct compose_batch *cb = calloc(1, sizeof *cb);
-        size_t k = n < COMPOSE_BATCH ? n : COMPOSE_BATCH;
+    for (size_t i = 0; i < n; i++) {
+        struct compose_batch *cb = e->gather;
+        if (cb && (cb->n == COMPOSE_BATCH ||
+                   (cb->ndests == COMPOSE_BATCH && !d->compose_asked))) {
+            flush_compose(e);
+            cb = NULL;
+        }
         if (!cb) {
-            for (size_t i = 0; i < n; i++) {
-                bodies[i]->ready = true;
-                bodies[i]->err = -ENOMEM;
+            if (!(cb = calloc(1, sizeof *cb))) {
+                for (; i < n; i++) {
+                    bodies[i]->ready = true;
+                    bodies[i]->err = -ENOMEM;
+                }
+                return;
             }
-            return;
+            cb->work.data = cb;
+            cb->e = e;
+            e->gather = cb;
         }
-        cb->work.data = cb;
-        cb->e = e;
-        cb->dest = d;
-        cb->n = k;
-        for (size_t i = 0; i < k; i++) {
-            cb->bodies[i] = bodies[i];
-            bodies[i]->refs++;
-            bodies[i]->composing = true;
+        if (!d->compose_asked) {
+            d->compose_asked = true;
+            cb->dests[cb->ndests++] = d;
         }
-        e->composing++;
-        if (uv_queue_work(e->loop, &cb->work, compose_work, compose_done)) {
-            compose_work(&cb->work); /* cannot happen with a live loop */
-            compose_done(&cb->work, 0);
-        }
-        bodies += k;
-        n -= k;
+        cb->bodies[cb->n++] = bodies[i];
+        bodies[i]->refs++;
+        bodies[i]->composing = true;
     }
 }
 
@@ -422,11 +448,7 @@ static void on_tick(uv_timer_t *t)
         print_progress(e, false);
     if (e->events)
         fflush(e->events);
-    static uint64_t last_trim;
-    if (engine_now_ms() - last_trim >= 200) {
-        last_trim = engine_now_ms();
-        queue_trim_map(e->q);
-    }
+
     if (e->draining) {
         if (!e->drain_abort && engine_now_ms() >= e->drain_deadline_ms) {
             e->drain_abort = true;
@@ -466,7 +488,7 @@ int engine_start(struct engine *e)
                  (e->cfg.nosync ? QUEUE_OPEN_NOSYNC : 0),
         .group_ops = e->cfg.group_ops, .group_ms = e->cfg.group_ms,
         .map_max = e->cfg.map_max, .retry_steps = e->cfg.retry_steps,
-        .max_age = e->cfg.max_age,
+        .max_age = e->cfg.max_age, .trim_ms = 100,
     };
     memcpy(qo.retry, e->cfg.retry, sizeof qo.retry);
     int err = queue_open(&e->q, e->cfg.spool, &qo);
@@ -491,6 +513,10 @@ int engine_start(struct engine *e)
     if (!(e->ssl = tls_client_ctx(e->cfg.tls_ca_file, msg, sizeof msg)))
         fprintf(stderr, "sluiced: TLS disabled: %s\n", msg);
     e->started_ms = engine_now_ms();
+    uv_check_init(e->loop, &e->compose_check);
+    e->compose_check.data = e;
+    uv_check_start(&e->compose_check, on_check);
+    uv_unref((uv_handle_t *)&e->compose_check);
     uv_timer_init(e->loop, &e->tick);
     e->tick.data = e;
     uv_timer_start(&e->tick, on_tick, 0, 10);

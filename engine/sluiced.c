@@ -17,10 +17,12 @@
  *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool; 71 system
  *   error; 74 spool I/O error; 78 configuration error.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -96,6 +98,18 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* bodies are made on worker threads and freed on the loop: keep freed
+     * memory around instead of trimming and regrowing heaps all the time */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 8 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char n[16];
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        snprintf(n, sizeof n, "%u", e.cfg.workers ? e.cfg.workers
+                                    : (unsigned)(cores > 0 ? cores : 2));
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
     if (e.cfg.event_log && !(e.events = fopen(e.cfg.event_log, "a"))) {
         perror(e.cfg.event_log);
         config_free(&e.cfg);

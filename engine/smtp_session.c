@@ -82,6 +82,7 @@ struct smtp_session {
     unsigned jobs;
 
     struct smtp_job *job;
+    struct smtp_job *next;  /* pipelined behind the current end of data */
     size_t expect;          /* reply awaited: 0 MAIL, 1..n RCPT, n+1 DATA */
     size_t accepted;
     bool mail_failed, discard_data, need_rset;
@@ -187,6 +188,37 @@ static void out(struct smtp_session *s, const char *p, size_t n)
                      s->mx_host, state_names[s->st], uv_strerror(rc));
 }
 
+/* Send two pieces in one write (the body and the next commands). */
+static void out2(struct smtp_session *s, const char *a, size_t an,
+                 const char *b, size_t bn)
+{
+    if (s->tls_active || !bn) {
+        out(s, a, an);
+        if (bn)
+            out(s, b, bn);
+        return;
+    }
+    if (s->st == S_CLOSING)
+        return;
+    uv_buf_t bufs[2] = { uv_buf_init((char *)a, (unsigned)an),
+                         uv_buf_init((char *)b, (unsigned)bn) };
+    int w = uv_try_write((uv_stream_t *)&s->tcp, bufs, 2);
+    if (w == (int)(an + bn))
+        return;
+    if (w < 0 && w != UV_EAGAIN) {
+        session_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",
+                     s->mx_host, state_names[s->st], uv_strerror(w));
+        return;
+    }
+    size_t done = w > 0 ? (size_t)w : 0;
+    if (done < an) {
+        out(s, a + done, an - done);
+        out(s, b, bn);
+    } else {
+        out(s, b + (done - an), bn - (done - an));
+    }
+}
+
 /* Send one command line (CRLF appended). */
 static void out_cmd(struct smtp_session *s, const char *cmd)
 {
@@ -250,6 +282,15 @@ static void session_close(struct smtp_session *s)
     session_enter(s, S_CLOSING);
     if (s->job)
         job_finish(s);
+    if (s->next) {
+        s->job = s->next;
+        s->next = NULL;
+        job_fail_pending(s->job, RS_TEMPFAIL, true, s->fail_code,
+                         s->fail_enh[0] ? s->fail_enh : "4.4.2",
+                         s->fail_why[0] ? s->fail_why : "session closed",
+                         false);
+        job_finish(s);
+    }
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
 }
@@ -372,9 +413,10 @@ static void start_tls(struct smtp_session *s)
 }
 
 /* Build and send the transaction's commands (all of them when pipelining). */
-static void send_txn(struct smtp_session *s)
+/* The MAIL, RCPT and DATA commands of job j in one malloc'd buffer. */
+static char *txn_commands(struct smtp_session *s, const struct smtp_job *j,
+                          size_t *len_out)
 {
-    struct smtp_job *j = s->job;
     char mail[700];
     int n = snprintf(mail, sizeof mail, "MAIL FROM:<%s>", j->mail_from);
     if (s->cap_size)
@@ -383,23 +425,69 @@ static void send_txn(struct smtp_session *s)
         n += snprintf(mail + n, sizeof mail - (size_t)n, " BODY=8BITMIME");
     if (j->smtputf8)
         snprintf(mail + n, sizeof mail - (size_t)n, " SMTPUTF8");
-    if (!s->cap_pipelining) {
-        out_cmd(s, mail);
-        return;
-    }
     size_t cap = 800 + j->nrcpt * 340, len = 0;
     char *buf = malloc(cap);
-    if (!buf) {
-        session_fail(s, 0, "4.3.0", "out of memory");
-        return;
-    }
+    if (!buf)
+        return NULL;
     len += (size_t)snprintf(buf, cap, "%s\r\n", mail);
     for (size_t i = 0; i < j->nrcpt; i++)
         len += (size_t)snprintf(buf + len, cap - len, "RCPT TO:<%s>\r\n",
                                 j->rcpts[i].addr);
     len += (size_t)snprintf(buf + len, cap - len, "DATA\r\n");
+    *len_out = len;
+    return buf;
+}
+
+/* Reset the per-transaction state for the job now current. */
+static void txn_begin(struct smtp_session *s)
+{
+    s->expect = 0;
+    s->accepted = 0;
+    s->mail_failed = s->discard_data = false;
+    for (size_t i = 0; i < s->job->nrcpt; i++) {
+        s->job->rcpts[i].status = RS_PENDING;
+        s->job->rcpts[i].accepted = false;
+    }
+}
+
+/* The job pipelined behind the end of data becomes current: its commands
+ * are on the wire already, its replies follow. */
+static void start_next(struct smtp_session *s)
+{
+    s->job = s->next;
+    s->next = NULL;
+    txn_begin(s);
+    session_enter(s, S_TXN);
+}
+
+static void send_txn(struct smtp_session *s)
+{
+    size_t len;
+    char *buf = txn_commands(s, s->job, &len);
+    if (!buf) {
+        session_fail(s, 0, "4.3.0", "out of memory");
+        return;
+    }
+    if (!s->cap_pipelining) /* MAIL alone; RCPT and DATA follow replies */
+        len = (size_t)(strstr(buf, "\r\n") - buf) + 2;
     out(s, buf, len);
     free(buf);
+}
+
+/* Refuse a job the server cannot take (SIZE, SMTPUTF8) without sending
+ * anything; returns true when the job was refused and finished. */
+static bool job_refused(struct smtp_session *s, struct smtp_job *job)
+{
+    if (s->cap_size && s->size_limit && job->size > s->size_limit)
+        job_fail_pending(job, RS_PERMFAIL, true, 552, "5.3.4",
+                         "message larger than the server's SIZE limit", false);
+    else if (job->smtputf8 && !s->cap_smtputf8)
+        job_fail_pending(job, RS_PERMFAIL, true, 553, "5.6.7",
+                         "address needs SMTPUTF8, which the server lacks",
+                         false);
+    else
+        return false;
+    return true;
 }
 
 int smtp_session_send(struct smtp_session *s, struct smtp_job *job)
@@ -407,25 +495,8 @@ int smtp_session_send(struct smtp_session *s, struct smtp_job *job)
     if (s->st != S_READY || s->job)
         return -EBUSY;
     s->job = job;
-    s->expect = 0;
-    s->accepted = 0;
-    s->mail_failed = s->discard_data = false;
-    for (size_t i = 0; i < job->nrcpt; i++) {
-        job->rcpts[i].status = RS_PENDING;
-        job->rcpts[i].accepted = false;
-    }
-    if (s->cap_size && s->size_limit && job->size > s->size_limit) {
-        job_fail_pending(job, RS_PERMFAIL, true, 552, "5.3.4",
-                         "message larger than the server's SIZE limit", false);
-        job_finish(s);
-        if (s->st == S_READY && !s->job)
-            s->cb.ready(s, s->arg);
-        return 0;
-    }
-    if (job->smtputf8 && !s->cap_smtputf8) {
-        job_fail_pending(job, RS_PERMFAIL, true, 553, "5.6.7",
-                         "address needs SMTPUTF8, which the server lacks",
-                         false);
+    txn_begin(s);
+    if (job_refused(s, job)) {
         job_finish(s);
         if (s->st == S_READY && !s->job)
             s->cb.ready(s, s->arg);
@@ -442,6 +513,11 @@ static void txn_end_reset(struct smtp_session *s)
     job_finish(s);
     if (s->st == S_CLOSING)
         return;
+    if (s->next) {
+        /* the end of data ended the transaction; the next MAIL is sent */
+        start_next(s);
+        return;
+    }
     session_enter(s, S_RSET);
     out_cmd(s, "RSET");
 }
@@ -508,7 +584,24 @@ static void on_txn_reply(struct smtp_session *s, const struct smtp_reply *r)
     if (r->code == 354) {
         session_enter(s, S_BODY);
         if (s->accepted && !s->mail_failed) {
-            out(s, j->body, j->body_len);
+            struct smtp_job *nj = NULL;
+            char *cmds = NULL;
+            size_t clen = 0;
+            /* RFC 2920: the end of data need not end a command group, so
+             * the next transaction rides in the same write as this body */
+            if (s->cap_pipelining && s->cb.next_job && !s->next &&
+                (nj = s->cb.next_job(s, s->arg)) && job_refused(s, nj)) {
+                s->cb.job_done(s, nj, s->arg);
+                nj = NULL;
+            }
+            if (nj && !(cmds = txn_commands(s, nj, &clen))) {
+                s->next = nj; /* failed below with the session */
+                session_fail(s, 0, "4.3.0", "out of memory");
+                return;
+            }
+            s->next = nj;
+            out2(s, j->body, j->body_len, cmds, clen);
+            free(cmds);
         } else {
             /* RFC 2920: every RCPT failed; end the data at once, empty */
             s->discard_data = true;
@@ -545,7 +638,11 @@ static void on_body_reply(struct smtp_session *s, const struct smtp_reply *r)
         return;
     }
     job_finish(s);
-    if (s->st == S_BODY)
+    if (s->st != S_BODY)
+        return;
+    if (s->next)
+        start_next(s);
+    else
         enter_ready(s);
 }
 

@@ -82,6 +82,9 @@ struct smtp_session;
 struct smtp_session_cb {
     /* idle and able to take a job (smtp_session_send) or smtp_session_quit */
     void (*ready)(struct smtp_session *s, void *arg);
+    /* optional: a job to pipeline behind the end of data being sent, or
+     * NULL; the session owns nothing of it until job_done() */
+    struct smtp_job *(*next_job)(struct smtp_session *s, void *arg);
     /* every recipient of job has its status */
     void (*job_done)(struct smtp_session *s, struct smtp_job *job, void *arg);
     /* the session is gone; ever_ready false when it never got to ready.

@@ -95,6 +95,8 @@ struct queue_options {
     uint32_t retry[QUEUE_MAX_RETRY_STEPS];
     int64_t max_age;          /* seconds a delivery may live; 0: 5 days */
     int64_t (*clock)(void);   /* unix seconds; NULL: the wall clock (tests) */
+    unsigned trim_ms;         /* writer drops mapped pages from RSS this
+                                 often (queue_trim_map); 0: never */
 };
 
 struct queue;

@@ -131,6 +131,7 @@ struct queue {
     uint64_t first_arrival_ms;   /* arrival of the oldest pending op */
     uint64_t commits, ops_committed, map_grows;
     uint64_t last_sync_ms;
+    uint64_t last_trim_ms;
     int last_mdb_rc;             /* raw LMDB code of the last txn failure */
 
     /* claims */

@@ -209,6 +209,10 @@ static void *writer_main(void *arg)
             nops++;
         complete_group(q, group);
 
+        if (q->opt.trim_ms && mono_ms() - q->last_trim_ms >= q->opt.trim_ms) {
+            q->last_trim_ms = mono_ms();
+            queue_trim_map(q);
+        }
         pthread_mutex_lock(&q->mu);
         q->commits++;
         q->ops_committed += nops;
