@@ -402,6 +402,8 @@ static void defaults(struct config *c)
     c->max_age = 5 * 86400;
     c->drain_timeout_ms = 30000;
     c->claim_batch = 2000;
+    c->group_ops = 1024;
+    c->group_ms = 5;
     c->max_inflight = 20000;
     memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);
     c->def.tls = TLS_OPPORTUNISTIC;

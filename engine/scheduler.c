@@ -488,7 +488,7 @@ int engine_start(struct engine *e)
                  (e->cfg.nosync ? QUEUE_OPEN_NOSYNC : 0),
         .group_ops = e->cfg.group_ops, .group_ms = e->cfg.group_ms,
         .map_max = e->cfg.map_max, .retry_steps = e->cfg.retry_steps,
-        .max_age = e->cfg.max_age, .trim_ms = 100,
+        .max_age = e->cfg.max_age, .trim_ms = 50,
     };
     memcpy(qo.retry, e->cfg.retry, sizeof qo.retry);
     int err = queue_open(&e->q, e->cfg.spool, &qo);

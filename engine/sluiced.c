@@ -100,8 +100,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* bodies are made on worker threads and freed on the loop: keep freed
      * memory around instead of trimming and regrowing heaps all the time */
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    mallopt(M_TOP_PAD, 8 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    mallopt(M_TOP_PAD, 4 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     if (!getenv("UV_THREADPOOL_SIZE")) {
         char n[16];

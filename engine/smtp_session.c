@@ -51,7 +51,7 @@ static const int state_timeout[S_COUNT] = {
     [S_RSET] = TO_RSET, [S_QUIT] = TO_QUIT, [S_CLOSING] = -1,
 };
 
-#define READ_BUF 65536
+#define READ_BUF 16384
 
 struct smtp_session {
     uv_tcp_t tcp;
