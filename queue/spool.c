@@ -237,8 +237,14 @@ int queue_open(struct queue **out, const char *dir,
     if ((err = check_file_size(q)))
         goto fail;
 
-    if ((rc = mdb_txn_begin(q->env, NULL, q->readonly ? MDB_RDONLY : 0,
-                            &txn))) {
+    /* another process may be growing the map right now: adopt its size */
+    for (int tries = 0;; tries++) {
+        rc = mdb_txn_begin(q->env, NULL, q->readonly ? MDB_RDONLY : 0, &txn);
+        if (rc != MDB_MAP_RESIZED || tries == 10)
+            break;
+        mdb_env_set_mapsize(q->env, 0);
+    }
+    if (rc) {
         err = queue_err_mdb(rc);
         goto fail;
     }
@@ -303,7 +309,7 @@ static void adopt_map_size(struct queue *q)
 
 int queue_read_begin(struct queue *q, MDB_txn **txn)
 {
-    for (int tries = 0; tries < 3; tries++) {
+    for (int tries = 0; tries < 10; tries++) {
         pthread_rwlock_rdlock(&q->maplock);
         int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, txn);
         if (rc == 0)
@@ -345,7 +351,7 @@ int spool_grow(struct queue *q)
 /* Begin a write transaction, adopting a map resized elsewhere. */
 int spool_write_begin(struct queue *q, MDB_txn **txn)
 {
-    for (int tries = 0; tries < 3; tries++) {
+    for (int tries = 0; tries < 10; tries++) {
         int rc = mdb_txn_begin(q->env, NULL, 0, txn);
         if (rc == 0)
             return 0;
