@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$here/results"
 out="$here/results/queue.jsonl"
 : > "$out"
+: > "$here/results/engine.jsonl"
 
 echo "== queue-bench: $n campaign recipients, durable mode, $runs runs"
 echo "   command: $build/bench/queue-bench -n $n --json"
@@ -31,3 +32,8 @@ echo "enqueue recipients/s:   $(stat enqueue_per_s)"
 echo "outcomes/s:             $(stat outcomes_per_s)"
 echo "bytes per recipient:    $(stat bytes_per_recipient)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+
+echo
+echo "== engine: ${EN:-100000} x ${SIZE:-5120} B to ${ED:-1000} domains, sluiced vs the raw ceiling, $runs runs"
+N=${EN:-100000} D=${ED:-1000} RUNS=$runs OUT="$here/results/engine.jsonl" \
+  sh "$here/engine_bench.sh" "$build"
