@@ -13,7 +13,7 @@ BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
  opendkim openssl procps"
 TESTS="valgrind"
-BENCH="linux-perf"
+BENCH="linux-perf time"
 
 case "${1:-test}" in
   build) want="$BUILD" ;;
