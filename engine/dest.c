@@ -117,7 +117,7 @@ static void fix_groups(struct dest *d)
 
 /* Take every waiting item out and give each the same outcome. */
 static void fail_all(struct engine *e, struct dest *d, int type, int code,
-                     const char *enh, const char *text)
+                     const char *enh, const char *text, const char *mx)
 {
     while (d->head) {
         struct item *batch[256];
@@ -130,7 +130,7 @@ static void fail_all(struct engine *e, struct dest *d, int type, int code,
             batch[n] = it;
             o[n] = (struct queue_outcome){
                 .delivery = it->id, .type = type, .code = (uint16_t)code,
-                .enhanced = enh, .text = text,
+                .enhanced = enh, .text = text, .mx = mx,
                 .category = (uint8_t)(type == QUEUE_EV_BOUNCED
                                       ? classify_reply(code, enh, text) : 0),
             };
@@ -438,7 +438,8 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
             d->dns = DS_NONE;
             if (!e->draining && d->busy == 0 && d->nidle == 0)
                 fail_all(e, d, QUEUE_EV_DEFERRED, code >= 400 ? code : 0,
-                         enh && *enh ? enh : "4.4.1", why);
+                         enh && *enh ? enh : "4.4.1", why,
+                         smtp_session_host(s));
         } else {
             d->next_target = (d->next_target + 1) % d->ntargets;
         }
@@ -553,22 +554,22 @@ static void on_dns(const struct dns_result *r, void *arg)
         return;
     case DNS_NULLMX:
         snprintf(text, sizeof text, "%s accepts no mail (null MX)", d->domain);
-        fail_all(e, d, QUEUE_EV_BOUNCED, 556, "5.1.10", text);
+        fail_all(e, d, QUEUE_EV_BOUNCED, 556, "5.1.10", text, NULL);
         return;
     case DNS_NXDOMAIN:
         snprintf(text, sizeof text, "%s does not exist: %s", d->domain,
                  r->reason);
-        fail_all(e, d, QUEUE_EV_BOUNCED, 550, "5.1.2", text);
+        fail_all(e, d, QUEUE_EV_BOUNCED, 550, "5.1.2", text, NULL);
         return;
     case DNS_NOHOST:
         snprintf(text, sizeof text, "no mail host for %s: %s", d->domain,
                  r->reason);
-        fail_all(e, d, QUEUE_EV_BOUNCED, 554, "5.4.4", text);
+        fail_all(e, d, QUEUE_EV_BOUNCED, 554, "5.4.4", text, NULL);
         return;
     case DNS_TEMPFAIL:
         snprintf(text, sizeof text, "DNS lookup for %s failed: %s", d->domain,
                  r->reason);
-        fail_all(e, d, QUEUE_EV_DEFERRED, 0, "4.4.3", text);
+        fail_all(e, d, QUEUE_EV_DEFERRED, 0, "4.4.3", text, NULL);
         return;
     case DNS_CANCELLED:
         return;
@@ -638,7 +639,7 @@ static void resolve(struct engine *e, struct dest *d)
                  dns_strerror(rc));
         fail_all(e, d, rc == DNS_EBADNAME ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
                  rc == DNS_EBADNAME ? 553 : 0,
-                 rc == DNS_EBADNAME ? "5.1.2" : "4.4.3", text);
+                 rc == DNS_EBADNAME ? "5.1.2" : "4.4.3", text, NULL);
     }
 }
 

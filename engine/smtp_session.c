@@ -86,6 +86,7 @@ struct smtp_session {
     size_t expect;          /* reply awaited: 0 MAIL, 1..n RCPT, n+1 DATA */
     size_t accepted;
     bool mail_failed, discard_data, need_rset;
+    bool body_pending;      /* body still in our write queue */
 
     bool closed_reported;
     int fail_code;
@@ -125,8 +126,15 @@ static void arm(struct smtp_session *s, int which)
 
 static void on_write(uv_write_t *req, int status)
 {
+    struct smtp_session *s = req->handle->data;
     free(req);
-    (void)status; /* a failed write shows up as a read error or timeout */
+    /* a failed write shows up as a read error or timeout; once the body
+     * has left, the wait for the final reply has its own timeout */
+    if (status == 0 && s->st == S_BODY && s->body_pending &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) == 0) {
+        s->body_pending = false;
+        arm(s, TO_DATA_DONE);
+    }
 }
 
 /* Put raw bytes on the socket: what the kernel does not take is copied. */
@@ -602,6 +610,13 @@ static void on_txn_reply(struct smtp_session *s, const struct smtp_reply *r)
             s->next = nj;
             out2(s, j->body, j->body_len, cmds, clen);
             free(cmds);
+            /* RFC 5321 4.5.3.2: a data block timeout while the body is
+             * still going out, the end-of-data timeout after that */
+            if (s->st == S_BODY &&
+                uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > 0) {
+                s->body_pending = true;
+                arm(s, TO_DATA_BLOCK);
+            }
         } else {
             /* RFC 2920: every RCPT failed; end the data at once, empty */
             s->discard_data = true;

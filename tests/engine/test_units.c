@@ -1,0 +1,207 @@
+/*
+ * test_units.c - unit tests of the engine's pure parts: the wire form of a
+ * message (compose.c), SMTP reply parsing (smtp_reply.c), configuration
+ * checking (config.c) and bounce categories (classify.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "compose.h"
+#include "config.h"
+#include "smtp_reply.h"
+
+/* Compose and compare with the expected wire form. */
+static void wire_is(const char *in, const char *want, size_t want_size,
+                    int eight)
+{
+    struct wire w;
+    assert_int_equal(compose_wire(in, strlen(in), &w), 0);
+    assert_int_equal(w.len, strlen(want));
+    assert_memory_equal(w.data, want, w.len);
+    assert_int_equal(w.size, want_size);
+    assert_int_equal(w.eightbit, eight);
+    free(w.data);
+}
+
+static void test_wire_forms(void **state)
+{
+    (void)state;
+    /* clean CRLF passes through, terminated */
+    wire_is("A: b\r\n\r\nbody\r\n", "A: b\r\n\r\nbody\r\n.\r\n", 14, 0);
+    /* bare LF and bare CR both become CRLF */
+    wire_is("a\nb\rc\r\n", "a\r\nb\r\nc\r\n.\r\n", 9, 0);
+    /* no final line ending: one is added */
+    wire_is("x\r\nlast", "x\r\nlast\r\n.\r\n", 9, 0);
+    /* leading dots are doubled, also after a bare CR */
+    wire_is(".\n..x\n.y\r.z", "..\r\n...x\r\n..y\r\n..z\r\n.\r\n", 16,
+            0);
+    /* a lone CR at the end, an empty message, 8-bit bytes */
+    wire_is("a\r", "a\r\n.\r\n", 3, 0);
+    wire_is("", ".\r\n", 0, 0);
+    wire_is("caf\xc3\xa9\n", "caf\xc3\xa9\r\n.\r\n", 7, 1);
+    /* CR CR LF: the first CR is a line of its own */
+    wire_is("a\r\r\nb", "a\r\n\r\nb\r\n.\r\n", 8, 0);
+}
+
+/* Feed lines; return the last result. */
+static int feed(struct reply_parser *p, const char *const *lines, size_t n)
+{
+    int rc = SMTP_REPLY_MORE;
+    reply_reset(p);
+    for (size_t i = 0; i < n && rc == SMTP_REPLY_MORE; i++)
+        rc = reply_line(p, lines[i], strlen(lines[i]));
+    return rc;
+}
+
+static void test_replies(void **state)
+{
+    (void)state;
+    struct reply_parser p = { 0 };
+    const char *ok[] = { "250-mx.example", "250-PIPELINING", "250 SIZE 1000" };
+    assert_int_equal(feed(&p, ok, 3), SMTP_REPLY_DONE);
+    assert_int_equal(p.r.code, 250);
+    assert_int_equal(p.r.lines, 3);
+
+    const char *enh[] = { "550-5.1.1 user", "550 5.1.1 unknown" };
+    assert_int_equal(feed(&p, enh, 2), SMTP_REPLY_DONE);
+    assert_string_equal(p.r.enhanced, "5.1.1");
+    assert_string_equal(p.r.text, "user unknown");
+
+    const char *bare[] = { "421" };
+    assert_int_equal(feed(&p, bare, 1), SMTP_REPLY_DONE);
+    assert_int_equal(p.r.code, 421);
+
+    const char *mismatch[] = { "250-a", "251 b" };
+    assert_int_equal(feed(&p, mismatch, 2), SMTP_REPLY_EPROTO);
+    assert_non_null(strstr(p.err, "changed code"));
+
+    const char *garbage[] = { "HTTP/1.1 400 Bad Request" };
+    assert_int_equal(feed(&p, garbage, 1), SMTP_REPLY_EPROTO);
+    const char *badsep[] = { "250_x" };
+    assert_int_equal(feed(&p, badsep, 1), SMTP_REPLY_EPROTO);
+    const char *badcode[] = { "650 x" };
+    assert_int_equal(feed(&p, badcode, 1), SMTP_REPLY_EPROTO);
+
+    /* a line over the cap, and too many lines */
+    char *longline = malloc(SMTP_REPLY_LINE_MAX + 10);
+    memset(longline, 'x', SMTP_REPLY_LINE_MAX + 9);
+    memcpy(longline, "250 ", 4);
+    longline[SMTP_REPLY_LINE_MAX + 9] = 0;
+    reply_reset(&p);
+    assert_int_equal(reply_line(&p, longline, strlen(longline)),
+                     SMTP_REPLY_EPROTO);
+    free(longline);
+    reply_reset(&p);
+    int rc = SMTP_REPLY_MORE;
+    for (int i = 0; i < SMTP_REPLY_MAX_LINES + 1 && rc == SMTP_REPLY_MORE; i++)
+        rc = reply_line(&p, "250-more", 8);
+    assert_int_equal(rc, SMTP_REPLY_EPROTO);
+
+    /* control characters never reach the kept text */
+    const char *ctl[] = { "550 bad\x01text" };
+    assert_int_equal(feed(&p, ctl, 1), SMTP_REPLY_DONE);
+    assert_string_equal(p.r.text, "bad?text");
+}
+
+/* Write text to a temp file; returns its path (static buffer). */
+static const char *conf_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/sluice-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[600];
+    const char *p = conf_file("[sluiced]\nspool = /tmp/x\n"
+                              "ehlo_hostname = mta.example\n"
+                              "retry = 30s, 2m\nmax_age = 1d\n"
+                              "timeout_greeting = 500ms\n"
+                              "[domain default]\nmax_connections = 3\n"
+                              "[domain Example.NET]\nroute = 127.0.0.9:2525\n"
+                              "tls = required\n");
+    assert_int_equal(config_load(p, &c, err, sizeof err), 0);
+    assert_int_equal(c.retry_steps, 2);
+    assert_int_equal(c.retry[1], 120);
+    assert_int_equal(c.max_age, 86400);
+    assert_int_equal(c.timeout_ms[TO_GREETING], 500);
+    const struct domain_policy *d = config_domain(&c, "example.net");
+    assert_string_equal(d->route_host, "127.0.0.9");
+    assert_int_equal(d->route_port, 2525);
+    assert_int_equal(d->tls, TLS_REQUIRED);
+    assert_int_equal(d->max_connections, 3);   /* from the default above */
+    assert_int_equal(config_domain(&c, "other.org")->tls, TLS_OPPORTUNISTIC);
+    config_free(&c);
+    unlink(p);
+
+    struct { const char *text, *want; } bad[] = {
+        { "[sluiced]\nspool = /x\nehlo_hostname = a\nmax_conections = 5\n",
+          ":4: unknown key 'max_conections'" },
+        { "[sluiced]\nspool = /x\nehlo_hostname = a\nretry = soon\n",
+          ":4: retry:" },
+        { "[sluiced]\nspool = /x\nehlo_hostname = a\n[domain x]\ntls = maybe\n",
+          ":5: tls:" },
+        { "[sluiced]\nspool = /x\nehlo_hostname = a\nthis is not ini\n",
+          ":4: syntax error" },
+        { "[sluiced]\nehlo_hostname = a\n", "spool is not set" },
+        { "[nonsense]\nkey = 1\n", ":2: unknown section" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p = conf_file(bad[i].text);
+        assert_int_equal(config_load(p, &c, err, sizeof err), -1);
+        if (!strstr(err, bad[i].want))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].want);
+        unlink(p);
+    }
+    uint64_t ms;
+    assert_int_equal(config_parse_duration_ms("90", &ms), 0);
+    assert_int_equal(ms, 90000);
+    assert_true(config_parse_duration_ms("5 weeks", &ms) < 0);
+    assert_true(config_parse_duration_ms("-1s", &ms) < 0);
+}
+
+static void test_categories(void **state)
+{
+    (void)state;
+    assert_string_equal(queue_category_name(classify_reply(550, "5.1.1",
+                        "user unknown")), "bad-mailbox");
+    assert_string_equal(queue_category_name(classify_reply(550, "5.1.2",
+                        "domain does not exist")), "bad-domain");
+    assert_string_equal(queue_category_name(classify_reply(556, "5.1.10",
+                        "null MX")), "bad-domain");
+    assert_string_equal(queue_category_name(classify_reply(552, "5.2.2",
+                        "mailbox full")), "quota-issues");
+    assert_string_equal(queue_category_name(classify_reply(554, "5.7.1",
+                        "message rejected as spam")), "spam-related");
+    assert_string_equal(queue_category_name(classify_reply(554, "5.7.1",
+                        "relay access denied")), "policy-related");
+    assert_string_equal(queue_category_name(classify_reply(552, "5.3.4",
+                        "too big")), "content-related");
+    assert_string_equal(queue_category_name(classify_reply(0, "4.4.7",
+                        "expired")), "message-expired");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wire_forms),
+        cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_categories),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
