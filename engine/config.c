@@ -13,7 +13,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <ini.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,152 @@ static bool parse_retry(struct config *c, const char *v)
     return true;
 }
 
+/* Parse "N/s", "N/min", "N/h", "N/day" (also sec, m, hour, d). */
+static bool parse_rate(const char *v, struct rate *r)
+{
+    char *end;
+    if (!isdigit((unsigned char)*v))
+        return false;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || n == 0 || n > 100000000 || *end != '/')
+        return false;
+    const char *u = end + 1;
+    uint32_t per;
+    if (!strcmp(u, "s") || !strcmp(u, "sec")) per = 1;
+    else if (!strcmp(u, "min") || !strcmp(u, "m")) per = 60;
+    else if (!strcmp(u, "h") || !strcmp(u, "hour")) per = 3600;
+    else if (!strcmp(u, "day") || !strcmp(u, "d")) per = 86400;
+    else return false;
+    r->n = (uint32_t)n;
+    r->per_s = per;
+    return true;
+}
+
+const char *rate_text(const struct rate *r, char *buf, size_t len)
+{
+    const char *u = r->per_s == 1 ? "s" : r->per_s == 60 ? "min"
+                  : r->per_s == 3600 ? "h" : "day";
+    if (!r->n)
+        snprintf(buf, len, "%s", "");
+    else
+        snprintf(buf, len, "%u/%s", r->n, u);
+    return buf;
+}
+
+/* Find or create [site NAME]; it starts from the default policy. */
+static struct site_policy *site_for(struct parse *p, const char *name)
+{
+    struct config *c = p->cfg;
+    for (size_t i = 0; i < c->nsites; i++)
+        if (!strcasecmp(c->sites[i].lim.name, name))
+            return &c->sites[i];
+    struct site_policy *n = realloc(c->sites, (c->nsites + 1) * sizeof *n);
+    if (!n)
+        return NULL;
+    c->sites = n;
+    struct site_policy *sp = &c->sites[c->nsites];
+    memset(sp, 0, sizeof *sp);
+    sp->lim = c->def;
+    sp->lim.route_host = NULL;
+    sp->lim.line = p->line;
+    if (!(sp->lim.name = strdup(name)))
+        return NULL;
+    c->nsites++;
+    return sp;
+}
+
+/* "CODE ENH /REGEX/" with * for any part; strong rules suspend. */
+static int backoff_rule_add(struct parse *p, const char *v, bool strong)
+{
+    struct backoff_policy *b = &p->cfg->backoff;
+    struct backoff_rule r = { .strong = strong, .line = p->line };
+    char code[8], enh[16];
+    int off = 0;
+    if (sscanf(v, "%7s %15s %n", code, enh, &off) != 2)
+        return fail(p, "backoff rule '%s': want CODE ENHANCED [/REGEX/]%s", v,
+                    "");
+    if (strcmp(code, "*")) {
+        char *end;
+        long cv = strtol(code, &end, 10);
+        if (*end || cv < 200 || cv > 599)
+            return fail(p, "backoff rule '%s': code is not * or 2xx-5xx%s", v,
+                        "");
+        r.code = (int)cv;
+    }
+    if (strcmp(enh, "*"))
+        snprintf(r.enhanced, sizeof r.enhanced, "%s", enh);
+    const char *re = v + off;
+    if (*re && strcmp(re, "*")) {
+        size_t n = strlen(re);
+        if (n < 2 || re[0] != '/' || (re[n - 1] != '/' &&
+                                      !(n > 2 && re[n - 2] == '/' &&
+                                        re[n - 1] == 'i')))
+            return fail(p, "backoff rule '%s': text pattern must be /REGEX/%s",
+                        v, "");
+        size_t end = re[n - 1] == '/' ? n - 1 : n - 2;
+        r.regex = strndup(re + 1, end - 1);
+        regex_t *rx = malloc(sizeof *rx);
+        if (!r.regex || !rx) {
+            free(r.regex);
+            free(rx);
+            return fail(p, "out of memory%s%s", "", "");
+        }
+        if (regcomp(rx, r.regex, REG_EXTENDED | REG_ICASE | REG_NOSUB)) {
+            free(r.regex);
+            free(rx);
+            return fail(p, "backoff rule '%s': bad regular expression%s", v,
+                        "");
+        }
+        r.compiled = rx;
+    }
+    struct backoff_rule *n = realloc(b->rules, (b->nrules + 1) * sizeof *n);
+    if (!n) {
+        if (r.compiled) {
+            regfree(r.compiled);
+            free(r.compiled);
+        }
+        free(r.regex);
+        return fail(p, "out of memory%s%s", "", "");
+    }
+    b->rules = n;
+    b->rules[b->nrules++] = r;
+    return 1;
+}
+
+/* One key of the [backoff] section. */
+static int backoff_key(struct parse *p, const char *key, const char *v)
+{
+    struct backoff_policy *b = &p->cfg->backoff;
+    unsigned long u;
+    uint64_t ms;
+    char *end;
+    if (!strcmp(key, "match"))
+        return backoff_rule_add(p, v, false);
+    if (!strcmp(key, "suspend_match"))
+        return backoff_rule_add(p, v, true);
+    if (!strcmp(key, "decrease") || !strcmp(key, "min_rate_factor")) {
+        double d = strtod(v, &end);
+        if (*end || !(d > 0.0 && d < 1.0))
+            return fail(p, "%s: '%s' is not a number between 0 and 1", key, v);
+        if (!strcmp(key, "decrease"))
+            b->decrease = d;
+        else
+            b->min_rate_factor = d;
+    } else if (!strcmp(key, "suspend")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 1000 || ms > 86400000)
+            return fail(p, "suspend: '%s' is not 1s..1d%s", v, "");
+        b->suspend_ms = (unsigned)ms;
+    } else if (!strcmp(key, "recover_after")) {
+        if (!parse_uint(v, 1, 1000000, &u))
+            return fail(p, "recover_after: '%s' is not 1..1000000%s", v, "");
+        b->recover_after = (unsigned)u;
+    } else {
+        return fail(p, "unknown key '%s' in [backoff]%s", key, "");
+    }
+    return 1;
+}
+
 /* Find or create the policy struct for [domain NAME]. */
 static struct domain_policy *domain_for(struct parse *p, const char *name)
 {
@@ -254,6 +402,14 @@ static int domain_key(struct parse *p, struct domain_policy *d,
             return fail(p, "max_rcpts_per_message: '%s' is not 1..1000%s", v,
                         "");
         d->max_rcpts_per_message = (unsigned)u;
+    } else if (!strcmp(key, "max_rate")) {
+        if (!parse_rate(v, &d->max_rate))
+            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day%s",
+                        v, "");
+    } else if (!strcmp(key, "max_connection_rate")) {
+        if (!parse_rate(v, &d->max_connection_rate))
+            return fail(p, "max_connection_rate: '%s' is not N/s, N/min, N/h "
+                           "or N/day%s", v, "");
     } else {
         return fail(p, "unknown key '%s' in [domain %s]", key, d->name);
     }
@@ -360,6 +516,9 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
         if (!parse_uint(v, 1, 1u << 20, &u))
             return fail(p, "map_max: '%s' is not 1..1048576 (MiB)%s", v, "");
         c->map_max = (uint64_t)u << 20;
+    } else if (!strcmp(key, "status_file")) {
+        if (!set_str(&c->status_file, v))
+            return fail(p, "out of memory%s%s", "", "");
     } else if (!strcmp(key, "tls_ca_file")) {
         if (!set_str(&c->tls_ca_file, v))
             return fail(p, "out of memory%s%s", "", "");
@@ -387,7 +546,63 @@ static int handler(void *user, const char *section, const char *name,
             return fail(p, "out of memory%s%s", "", "");
         return domain_key(p, d, name, value);
     }
+    if (!strncmp(section, "site ", 5)) {
+        const char *sn = section + 5;
+        while (*sn == ' ')
+            sn++;
+        if (!*sn || strlen(sn) > 200 || strchr(sn, ' '))
+            return fail(p, "bad site section name [%s]%s", section, "");
+        struct site_policy *sp = site_for(p, sn);
+        if (!sp)
+            return fail(p, "out of memory%s%s", "", "");
+        if (!strcmp(name, "mx")) {
+            char buf[1024];
+            if (strlen(value) >= sizeof buf)
+                return fail(p, "mx: too long%s%s", "", "");
+            memcpy(buf, value, strlen(value) + 1);
+            for (char *save, *t = strtok_r(buf, ", ", &save); t;
+                 t = strtok_r(NULL, ", ", &save)) {
+                if (sp->nmx == SITE_MAX_PATTERNS)
+                    return fail(p, "mx: more than 16 patterns in [site %s]%s",
+                                sn, "");
+                if (!(sp->mx[sp->nmx] = strdup(t)))
+                    return fail(p, "out of memory%s%s", "", "");
+                for (char *c = sp->mx[sp->nmx]; *c; c++)
+                    *c = (char)tolower((unsigned char)*c);
+                sp->nmx++;
+            }
+            return 1;
+        }
+        if (!strcmp(name, "route"))
+            return fail(p, "route is for [domain ...] sections, not [site %s]%s",
+                        sn, "");
+        return domain_key(p, &sp->lim, name, value);
+    }
+    if (!strcmp(section, "backoff"))
+        return backoff_key(p, name, value);
     return fail(p, "unknown section [%s]%s", section, "");
+}
+
+/* The rules every sluiced knows, after the configured ones: the common
+ * throttling replies of large providers. */
+static const struct { const char *rule; bool strong; } default_rules[] = {
+    { "* 4.7.28 *", true },          /* Gmail: rate limited, unusual rate */
+    { "* * /temporarily (rate limited|throttled|deferred due to)/", true },
+    { "421 * *", false },
+    { "* 4.7.0 *", false },
+    { "* * /try again later/", false },
+    { "* * /too many (connections|messages|recipients)/", false },
+    { "* * /rate limit/", false },
+};
+
+/* Add the shipped rules (not counted against a line). */
+static void add_default_rules(struct parse *p)
+{
+    int line = p->line;
+    p->line = 0;
+    for (size_t i = 0; i < sizeof default_rules / sizeof default_rules[0]; i++)
+        backoff_rule_add(p, default_rules[i].rule, default_rules[i].strong);
+    p->line = line;
 }
 
 /* Fill every default before reading the file. */
@@ -410,6 +625,10 @@ static void defaults(struct config *c)
     c->def.max_connections = 10;
     c->def.max_messages_per_connection = 100;
     c->def.max_rcpts_per_message = 100;
+    c->backoff.decrease = 0.5;
+    c->backoff.min_rate_factor = 0.05;
+    c->backoff.suspend_ms = 300000;
+    c->backoff.recover_after = 50;
 }
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
@@ -423,6 +642,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     }
     int rc = ini_parse_stream(reader, &p, handler, &p);
     fclose(p.f);
+    if (!p.err[0])
+        add_default_rules(&p);
     if (!cfg->def.name)
         cfg->def.name = strdup("default");
     if (!(cfg->path = strdup(path)))
@@ -434,6 +655,11 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         else if (!cfg->ehlo_hostname)
             p.err_line = 0, snprintf(p.err, sizeof p.err,
                                      "[sluiced] ehlo_hostname is not set");
+        for (size_t i = 0; i < cfg->nsites && !p.err[0]; i++)
+            if (!cfg->sites[i].nmx)
+                p.err_line = cfg->sites[i].lim.line,
+                snprintf(p.err, sizeof p.err, "[site %s] has no mx patterns",
+                         cfg->sites[i].lim.name);
     }
     if (rc > 0 && (!p.err[0] || rc < p.err_line)) {
         p.err_line = rc;
@@ -473,6 +699,22 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->ndomains; i++)
         policy_free(&cfg->domains[i]);
     free(cfg->domains);
+    for (size_t i = 0; i < cfg->nsites; i++) {
+        policy_free(&cfg->sites[i].lim);
+        for (unsigned k = 0; k < cfg->sites[i].nmx; k++)
+            free(cfg->sites[i].mx[k]);
+    }
+    free(cfg->sites);
+    for (size_t i = 0; i < cfg->backoff.nrules; i++) {
+        struct backoff_rule *r = &cfg->backoff.rules[i];
+        if (r->compiled) {
+            regfree(r->compiled);
+            free(r->compiled);
+        }
+        free(r->regex);
+    }
+    free(cfg->backoff.rules);
+    free(cfg->status_file);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -492,4 +734,27 @@ const char *tls_policy_name(enum tls_policy p)
     case TLS_OFF: return "off";
     default: return "opportunistic";
     }
+}
+
+const struct site_policy *config_site_for_mx(const struct config *cfg,
+                                             const char *host)
+{
+    for (size_t i = 0; i < cfg->nsites; i++)
+        for (unsigned k = 0; k < cfg->sites[i].nmx; k++)
+            if (fnmatch(cfg->sites[i].mx[k], host, FNM_CASEFOLD) == 0)
+                return &cfg->sites[i];
+    return NULL;
+}
+
+int backoff_rule_match(const struct backoff_rule *r, int code,
+                       const char *enhanced, const char *text)
+{
+    if (r->code && r->code != code)
+        return 0;
+    if (r->enhanced[0] && strncmp(enhanced ? enhanced : "", r->enhanced,
+                                  strlen(r->enhanced)))
+        return 0;
+    if (r->compiled && regexec(r->compiled, text ? text : "", 0, NULL, 0))
+        return 0;
+    return 1;
 }

@@ -33,7 +33,14 @@ enum smtp_timeout {
     TO_COUNT
 };
 
-/* Policy for one destination domain (or the default). */
+/* A rate: n events per per_s seconds; n == 0 means unlimited. */
+struct rate {
+    uint32_t n;
+    uint32_t per_s;
+};
+
+/* Policy for one destination domain (or the default), or the limits of a
+ * site (then name is the site's and route_host is unused). */
 struct domain_policy {
     char *name;                /* "default" for the catch-all */
     char *route_host;          /* smarthost instead of MX, or NULL */
@@ -43,7 +50,39 @@ struct domain_policy {
     unsigned max_connections;
     unsigned max_messages_per_connection;
     unsigned max_rcpts_per_message;
+    struct rate max_rate;      /* deliveries (recipients) */
+    struct rate max_connection_rate;
     int line;                  /* where it was defined, for messages */
+};
+
+#define SITE_MAX_PATTERNS 16
+
+/* [site NAME]: every domain whose MX hosts match one of the patterns
+ * shares these limits (MX rollup). */
+struct site_policy {
+    struct domain_policy lim;  /* lim.name is the site's name */
+    char *mx[SITE_MAX_PATTERNS];
+    unsigned nmx;
+};
+
+/* One adaptive-backoff rule: a reply matching code, enhanced code and text
+ * cuts the site's concurrency and rate; a strong rule suspends the site. */
+struct backoff_rule {
+    int code;                  /* 0: any */
+    char enhanced[16];         /* prefix; "": any */
+    char *regex;               /* source text, or NULL: any */
+    void *compiled;            /* regex_t */
+    bool strong;
+    int line;
+};
+
+struct backoff_policy {
+    struct backoff_rule *rules;
+    size_t nrules;
+    double decrease;           /* multiply concurrency and rate by this */
+    double min_rate_factor;
+    unsigned suspend_ms;       /* strong signals suspend for this long */
+    unsigned recover_after;    /* successes in a row before one step up */
 };
 
 struct config {
@@ -72,6 +111,10 @@ struct config {
     struct domain_policy def;  /* [domain default] */
     struct domain_policy *domains;
     size_t ndomains;
+    struct site_policy *sites;
+    size_t nsites;
+    struct backoff_policy backoff;
+    char *status_file;         /* live status JSON; default SPOOL/status.json */
 };
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
@@ -85,5 +128,16 @@ const struct domain_policy *config_domain(const struct config *cfg,
 int config_parse_duration_ms(const char *s, uint64_t *ms);
 
 const char *tls_policy_name(enum tls_policy p);
+
+/* The configured site whose MX patterns match host, or NULL. */
+const struct site_policy *config_site_for_mx(const struct config *cfg,
+                                             const char *host);
+
+/* Does a reply match a rule; 1 yes, 0 no. */
+int backoff_rule_match(const struct backoff_rule *r, int code,
+                       const char *enhanced, const char *text);
+
+/* "100/min" style text of a rate ("" when unlimited). */
+const char *rate_text(const struct rate *r, char *buf, size_t len);
 
 #endif

@@ -38,6 +38,17 @@ struct job_ctx {
     struct smtp_rcpt rcpts[];
 };
 
+/* The limits that apply: the site's once resolved, else the domain's. */
+static const struct domain_policy *lim(const struct dest *d)
+{
+    return d->site ? d->site->pol : d->pol;
+}
+
+static struct site *d_site(const struct job_ctx *j)
+{
+    return j->dest->site;
+}
+
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -308,11 +319,18 @@ static void feed_session(struct engine *e, struct dest *d,
                          struct smtp_session *s)
 {
     if (e->draining || !session_current(d, s) ||
-        smtp_session_jobs(s) >= d->pol->max_messages_per_connection) {
+        smtp_session_jobs(s) >= lim(d)->max_messages_per_connection) {
         smtp_session_quit(s);
         return;
     }
-    struct job_ctx *j = build_job(e, d);
+    if (d->site && d->site->sessions > site_conn_limit(d->site)) {
+        smtp_session_quit(s); /* backoff cut the concurrency */
+        return;
+    }
+    struct job_ctx *j = d->site && !site_take(d->site, 0) ? NULL
+                                                         : build_job(e, d);
+    if (j && d->site)
+        site_take(d->site, (unsigned)j->job.nrcpt);
     if (!j) {
         if (e->starved_head && !d->nitems)
             smtp_session_quit(s);
@@ -343,11 +361,14 @@ static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
     struct engine *e = d->e;
     /* the job being sent counts too: jobs() + 1 now, + 2 with this one */
     if (e->draining || !session_current(d, s) ||
-        smtp_session_jobs(s) + 2 > d->pol->max_messages_per_connection)
+        smtp_session_jobs(s) + 2 > lim(d)->max_messages_per_connection ||
+        (d->site && !site_take(d->site, 0)))
         return NULL;
     struct job_ctx *j = build_job(e, d);
     if (!j)
         return NULL;
+    if (d->site)
+        site_take(d->site, (unsigned)j->job.nrcpt);
     d->busy++;
     return &j->job;
 }
@@ -371,6 +392,13 @@ static void job_outcomes(struct engine *e, struct job_ctx *j, const char *mx)
         int type = r->status == RS_DELIVERED ? QUEUE_EV_DELIVERED
                  : r->status == RS_PERMFAIL ? QUEUE_EV_BOUNCED
                  : QUEUE_EV_DEFERRED;
+        if (d_site(j) && (!r->local || r->code))
+            site_feedback(d_site(j), type == QUEUE_EV_DELIVERED, r->code,
+                          r->enhanced, r->text);
+        if (d_site(j) && type == QUEUE_EV_DEFERRED)
+            d_site(j)->deferred++;
+        if (d_site(j) && type == QUEUE_EV_BOUNCED)
+            d_site(j)->bounced++;
         if (type == QUEUE_EV_DEFERRED &&
             now >= it->created + e->cfg.max_age)
             type = QUEUE_EV_EXPIRED;
@@ -419,6 +447,10 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
         }
     d->sessions--;
     e->sessions--;
+    if (d->site)
+        site_disconnected(d->site);
+    if (!ever_ready && d->site && code >= 400)
+        site_feedback(d->site, false, code, enh, why);
     if (!ever_ready) {
         e->st.session_failures++;
         snprintf(d->last_error, sizeof d->last_error, "%s", why);
@@ -478,6 +510,8 @@ static int open_session(struct engine *e, struct dest *d)
         struct smtp_session **n = realloc(d->all, ncap * sizeof *n);
         if (!n) {
             smtp_session_abort(s, "out of memory");
+            if (d->site)
+                site_connected(d->site);
             d->sessions++;
             e->sessions++;
             return 0; /* its closed() callback balances the counts */
@@ -486,6 +520,8 @@ static int open_session(struct engine *e, struct dest *d)
         d->capall = ncap;
     }
     d->all[d->nall++] = s;
+    if (d->site)
+        site_connected(d->site);
     d->sessions++;
     e->sessions++;
     e->st.sessions_opened++;
@@ -514,7 +550,8 @@ static void take_targets(struct engine *e, struct dest *d,
     d->next_target = 0;
     d->failed_in_row = 0;
     d->dns_expires_ms = (int64_t)engine_now_ms() + (int64_t)r->ttl * 1000;
-    (void)e;
+    if (n)
+        d->site = site_for_dest(e, d, d->targets[0].host);
 }
 
 /* Lookups in flight at once: a burst of a thousand new domains would
@@ -602,6 +639,7 @@ static int route_targets(struct engine *e, struct dest *d)
     d->next_target = 0;
     d->dns = DS_READY;
     d->dns_expires_ms = INT64_MAX;
+    d->site = site_for_dest(e, d, NULL);
     return 0;
 }
 
@@ -655,6 +693,16 @@ void dest_kick(struct engine *e, struct dest *d)
         if (d->dns == DS_NONE)
             resolve(e, d);
     }
+    int64_t until;
+    if (d->dns == DS_READY && d->site && site_stopped(d->site, &until)) {
+        /* suspended or paused: nothing goes; what waits here goes back to
+         * the spool until then, so it holds no memory and blocks nobody */
+        dest_hold(e, d, until ? until : (int64_t)engine_now_ms() + 60000);
+        while (d->nidle)
+            smtp_session_quit(d->idle[--d->nidle]);
+        d->in_kick = false;
+        return;
+    }
     if (d->dns == DS_READY) {
         prefetch(e, d);
         while (d->nidle && d->nitems) {
@@ -665,7 +713,8 @@ void dest_kick(struct engine *e, struct dest *d)
         }
         while (!e->draining &&
                (int)d->ngroups > (int)d->sessions - (int)d->busy &&
-               d->sessions < d->pol->max_connections) {
+               (d->site ? site_may_connect(d->site)
+                        : d->sessions < d->pol->max_connections)) {
             if (e->sessions >= e->cfg.max_connections) {
                 starve(e, d);
                 break;
@@ -677,6 +726,29 @@ void dest_kick(struct engine *e, struct dest *d)
     d->in_kick = false;
 }
 
+void dest_hold(struct engine *e, struct dest *d, int64_t until_ms)
+{
+    int64_t at = (until_ms + 999) / 1000;
+    while (d->head) {
+        struct item *batch[256];
+        struct queue_outcome o[256];
+        size_t n = 0;
+        while (d->head && n < 256) {
+            struct item *it = d->head;
+            d->head = it->next;
+            d->nitems--;
+            batch[n] = it;
+            o[n] = (struct queue_outcome){ .delivery = it->id,
+                                           .type = QUEUE_EV_NONE,
+                                           .retry_at = at };
+            n++;
+        }
+        engine_record(e, batch, n, o);
+    }
+    d->tail = NULL;
+    d->ngroups = 0;
+}
+
 void dest_refresh_policies(struct engine *e)
 {
     for (size_t b = 0; b < e->dcap; b++)
@@ -684,6 +756,7 @@ void dest_refresh_policies(struct engine *e)
             d->pol = config_domain(&e->cfg, d->domain);
             if (d->dns == DS_READY)
                 d->dns = DS_NONE; /* a route may be new, changed or gone */
+            d->site = NULL;     /* sites may have changed: found again */
         }
 }
 

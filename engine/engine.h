@@ -27,6 +27,7 @@
 #include "dns.h"
 #include "queue.h"
 #include "queue_uv.h"
+#include "site.h"
 #include "smtp_session.h"
 
 /* A composed message shared by the recipients of one injected message. */
@@ -65,6 +66,7 @@ struct target {
 /* One destination domain. */
 struct dest {
     struct engine *e;
+    struct site *site;         /* known once the destination is resolved */
     char domain[256];
     const struct domain_policy *pol;
     struct dest *hnext;
@@ -111,6 +113,8 @@ struct engine {
 
     struct dest **dtab;        /* hash of destinations */
     size_t dcap, ndests;
+    struct site **stab;        /* hash of sites */
+    size_t scap, nsites;
     struct body **btab;        /* hash of bodies by message id */
     size_t bcap, nbodies;
 
@@ -160,10 +164,16 @@ void dest_kick(struct engine *e, struct dest *d);
 void dest_refresh_policies(struct engine *e);
 void dest_quit_idle(struct engine *e);
 void dest_abort_all(struct engine *e);
+void dest_hold(struct engine *e, struct dest *d, int64_t until_ms);
 void dest_free_all(struct engine *e);
+
+/* status.c */
+void status_write(struct engine *e);
 
 /* eventlog.c */
 void eventlog_write(struct engine *e, const struct item *it,
                     const struct queue_outcome *o, const char *domain);
+void eventlog_site(struct engine *e, const struct site *s, const char *change,
+                   int code, const char *enhanced, const char *text);
 
 #endif

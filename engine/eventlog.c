@@ -44,3 +44,28 @@ void eventlog_write(struct engine *e, const struct item *it,
         free(line);
     }
 }
+
+/* A change of a site's state, with the reply that caused it. */
+void eventlog_site(struct engine *e, const struct site *s, const char *change,
+                   int code, const char *enhanced, const char *text)
+{
+    if (!e->events)
+        return;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:i,s:s,s:s,s:I}",
+                          "type", "site", "site", s->name,
+                          "change", change, "state", site_state_name(s->state),
+                          "concurrency", (int)site_conn_limit(s),
+                          "rate_factor", s->rate_factor,
+                          "code", code, "enhanced", enhanced ? enhanced : "",
+                          "text", text ? text : "",
+                          "time_ms", (json_int_t)engine_now_ms());
+    if (!j)
+        return;
+    char *line = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (line) {
+        fputs(line, e->events);
+        fputc('\n', e->events);
+        free(line);
+    }
+}

@@ -28,6 +28,7 @@
 #include "tls.h"
 
 #define COMPOSE_BATCH 64
+#define DEST_MAX_WAITING 2000
 
 /* Bodies to compose in one trip to the worker pool, and the destinations
  * that asked for them (kicked when they are ready). */
@@ -265,7 +266,7 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
         case QUEUE_EV_BOUNCED: e->st.bounced++; break;
         case QUEUE_EV_EXPIRED: e->st.expired++; break;
         }
-        if (e->events && !status)
+        if (e->events && !status && o[i].type != QUEUE_EV_NONE)
             eventlog_write(e, items[i], &o[i], items[i]->rcpt +
                            (strrchr(items[i]->rcpt, '@') -
                             items[i]->rcpt) + 1);
@@ -382,6 +383,22 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         e->inflight--;
         return NULL;
     }
+    int64_t until;
+    if (d->site && site_stopped(d->site, &until)) {
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
+                                   .retry_at = until ? (until + 999) / 1000
+                                                     : engine_now() + 60 };
+        engine_record(e, &it, 1, &o);
+        return NULL;
+    }
+    if (d->nitems >= DEST_MAX_WAITING) {
+        /* a slow or throttled destination holds at most this many in
+         * memory; the rest wait in the spool, so it never starves others */
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
+                                   .retry_at = engine_now() + 15 };
+        engine_record(e, &it, 1, &o);
+        return NULL;
+    }
     dest_add_item(e, d, it);
     return d;
 }
@@ -448,6 +465,11 @@ static void on_tick(uv_timer_t *t)
         print_progress(e, false);
     if (e->events)
         fflush(e->events);
+    static uint64_t last_status;
+    if (engine_now_ms() - last_status >= 1000) {
+        last_status = engine_now_ms();
+        status_write(e);
+    }
 
     if (e->draining) {
         if (!e->drain_abort && engine_now_ms() >= e->drain_deadline_ms) {

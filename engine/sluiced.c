@@ -57,6 +57,7 @@ static void on_hup(uv_signal_t *h, int sig)
     struct config old = e->cfg;
     memcpy(&e->cfg, &n, sizeof n); /* timeout_ms keeps its address */
     dest_refresh_policies(e);
+    site_refresh_policies(e);
     config_free(&old);
     fprintf(stderr, "sluiced: configuration reloaded from %s\n", e->cfg.path);
 }
@@ -143,6 +144,7 @@ out:
     if (e.dns)
         dns_close(e.dns);
     dest_free_all(&e);
+    site_free_all(&e);
     uv_walk(e.loop, close_walk, NULL);
     uv_run(e.loop, UV_RUN_DEFAULT);
     uv_loop_close(e.loop);

@@ -1,0 +1,343 @@
+/*
+ * site.c - per-provider throttles: connection caps, GCRA rates, adaptive
+ * backoff and recovery, suspension and pause.
+ *
+ * DESCRIPTION
+ *   Backoff: a reply that matches a [backoff] rule (or a shipped default:
+ *   421, 4.7.0, 4.7.28, "try again later", "too many connections", "rate
+ *   limit") multiplies the site's concurrency limit and rate factor by
+ *   `decrease` (at most once a second, so one burst of 421s from many
+ *   sessions counts once); a strong rule suspends the site for `suspend`.
+ *   After `recover_after` successes in a row the site steps back up: one
+ *   more connection and a tenth more rate, until it is back at its limits.
+ *   Every change of state is written to the event log with the reply that
+ *   caused it.
+ *
+ * DIAGNOSTICS
+ *   None: a site only ever says "not now" and when.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "site.h"
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
+    return h;
+}
+
+const char *site_state_name(enum site_state st)
+{
+    switch (st) {
+    case SITE_BACKOFF: return "backoff";
+    case SITE_SUSPENDED: return "suspended";
+    case SITE_PAUSED: return "paused";
+    default: return "normal";
+    }
+}
+
+static double now_ms(const struct site *s)
+{
+    return (double)uv_now(s->e->loop);
+}
+
+static void on_site_timer(uv_timer_t *t)
+{
+    struct site *s = t->data;
+    s->timer_armed = false;
+    if (s->state == SITE_SUSPENDED && s->suspended_until_ms <= (int64_t)uv_now(s->e->loop)) {
+        s->state = s->conc_limit < s->pol->max_connections ||
+                   s->rate_factor < 1.0 ? SITE_BACKOFF : SITE_NORMAL;
+        eventlog_site(s->e, s, "resume-after-suspend", 0, "", "");
+    }
+    for (unsigned i = 0; i < s->ndests; i++)
+        dest_kick(s->e, s->dests[i]);
+}
+
+/* Wake the destinations after delay ms (keeping an earlier wake-up). */
+static void arm(struct site *s, double delay)
+{
+    uint64_t ms = delay < 1 ? 1 : (uint64_t)ceil(delay);
+    if (s->timer_armed && uv_timer_get_due_in(&s->timer) <= ms)
+        return;
+    s->timer_armed = true;
+    uv_timer_start(&s->timer, on_site_timer, ms, 0);
+    s->next_retry_ms = (int64_t)engine_now_ms() + (int64_t)ms;
+}
+
+/* Find or make the site called name. */
+static struct site *site_get(struct engine *e, const char *name,
+                             bool configured, const struct domain_policy *pol)
+{
+    if (e->scap) {
+        for (struct site *s = e->stab[hash_name(name) & (e->scap - 1)]; s;
+             s = s->hnext)
+            if (!strcmp(s->name, name) && s->configured == configured)
+                return s;
+    }
+    if (e->nsites + 1 > e->scap) {
+        size_t ncap = e->scap ? e->scap * 2 : 1024;
+        struct site **n = calloc(ncap, sizeof *n);
+        if (!n)
+            return NULL;
+        for (size_t i = 0; i < e->scap; i++)
+            for (struct site *s = e->stab[i], *next; s; s = next) {
+                next = s->hnext;
+                size_t b = hash_name(s->name) & (ncap - 1);
+                s->hnext = n[b];
+                n[b] = s;
+            }
+        free(e->stab);
+        e->stab = n;
+        e->scap = ncap;
+    }
+    struct site *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->e = e;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->configured = configured;
+    s->pol = pol;
+    s->conc_limit = pol->max_connections;
+    s->rate_factor = 1.0;
+    uv_timer_init(e->loop, &s->timer);
+    s->timer.data = s;
+    uv_unref((uv_handle_t *)&s->timer);
+    size_t b = hash_name(name) & (e->scap - 1);
+    s->hnext = e->stab[b];
+    e->stab[b] = s;
+    e->nsites++;
+    return s;
+}
+
+struct site *site_for_dest(struct engine *e, struct dest *d, const char *mx)
+{
+    const struct site_policy *sp = mx ? config_site_for_mx(&e->cfg, mx) : NULL;
+    struct site *s = sp ? site_get(e, sp->lim.name, true, &sp->lim)
+                        : site_get(e, d->domain, false, d->pol);
+    if (!s)
+        return NULL;
+    for (unsigned i = 0; i < s->ndests; i++)
+        if (s->dests[i] == d)
+            return s;
+    if (s->ndests == s->capdests) {
+        unsigned ncap = s->capdests ? s->capdests * 2 : 4;
+        struct dest **n = realloc(s->dests, ncap * sizeof *n);
+        if (!n)
+            return s;
+        s->dests = n;
+        s->capdests = ncap;
+    }
+    s->dests[s->ndests++] = d;
+    return s;
+}
+
+unsigned site_conn_limit(const struct site *s)
+{
+    return s->conc_limit < s->pol->max_connections ? s->conc_limit
+                                                   : s->pol->max_connections;
+}
+
+bool site_stopped(struct site *s, int64_t *until_ms)
+{
+    *until_ms = 0;
+    if (s->paused)
+        return true;
+    if (s->suspended_until_ms > (int64_t)uv_now(s->e->loop)) {
+        *until_ms = (int64_t)engine_now_ms() +
+                    (s->suspended_until_ms - (int64_t)uv_now(s->e->loop));
+        return true;
+    }
+    return false;
+}
+
+bool site_may_connect(struct site *s)
+{
+    int64_t until;
+    if (site_stopped(s, &until) || s->sessions >= site_conn_limit(s))
+        return false;
+    const struct rate *r = &s->pol->max_connection_rate;
+    if (r->n && s->tat_conn > now_ms(s)) {
+        arm(s, s->tat_conn - now_ms(s));
+        return false;
+    }
+    return true;
+}
+
+void site_connected(struct site *s)
+{
+    const struct rate *r = &s->pol->max_connection_rate;
+    s->sessions++;
+    if (r->n) {
+        double t = now_ms(s);
+        s->tat_conn = (s->tat_conn > t ? s->tat_conn : t) +
+                      (double)r->per_s * 1000.0 / r->n;
+    }
+}
+
+void site_disconnected(struct site *s)
+{
+    if (s->sessions)
+        s->sessions--;
+}
+
+bool site_take(struct site *s, unsigned n)
+{
+    const struct rate *r = &s->pol->max_rate;
+    int64_t until;
+    if (site_stopped(s, &until))
+        return false;
+    if (!r->n)
+        return true;
+    double t = now_ms(s);
+    if (s->tat_msg > t) {
+        arm(s, s->tat_msg - t);
+        return false;
+    }
+    double interval = (double)r->per_s * 1000.0 / ((double)r->n * s->rate_factor);
+    s->tat_msg = (s->tat_msg > t ? s->tat_msg : t) + interval * n;
+    return true;
+}
+
+/* Count one delivery in the per-second ring. */
+static void count_delivery(struct site *s)
+{
+    int64_t sec = (int64_t)(engine_now_ms() / 1000);
+    if (sec - s->per_sec_base >= 16 || sec < s->per_sec_base) {
+        memset(s->per_sec, 0, sizeof s->per_sec);
+        s->per_sec_base = sec;
+    }
+    while (sec - s->per_sec_base >= 16) {
+        memmove(s->per_sec, s->per_sec + 1, sizeof s->per_sec - sizeof s->per_sec[0]);
+        s->per_sec[15] = 0;
+        s->per_sec_base++;
+    }
+    s->per_sec[sec - s->per_sec_base]++;
+}
+
+double site_rate(struct site *s)
+{
+    int64_t sec = (int64_t)(engine_now_ms() / 1000);
+    uint32_t sum = 0;
+    for (int64_t k = sec - 10; k < sec; k++)
+        if (k >= s->per_sec_base && k < s->per_sec_base + 16)
+            sum += s->per_sec[k - s->per_sec_base];
+    return sum / 10.0;
+}
+
+void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
+                   const char *text)
+{
+    const struct backoff_policy *b = &s->e->cfg.backoff;
+    if (ok) {
+        s->delivered++;
+        count_delivery(s);
+        if (s->state != SITE_BACKOFF || ++s->ok_in_row < b->recover_after)
+            return;
+        s->ok_in_row = 0;
+        if (s->conc_limit < s->pol->max_connections)
+            s->conc_limit++;
+        s->rate_factor = s->rate_factor + 0.1 > 1.0 ? 1.0 : s->rate_factor + 0.1;
+        if (s->conc_limit >= s->pol->max_connections && s->rate_factor >= 1.0)
+            s->state = SITE_NORMAL;
+        eventlog_site(s->e, s, s->state == SITE_NORMAL ? "recovered"
+                                                      : "recovering", 0, "", "");
+        for (unsigned i = 0; i < s->ndests; i++)
+            dest_kick(s->e, s->dests[i]);
+        return;
+    }
+    snprintf(s->last_error, sizeof s->last_error, "%d %s%s%s", code,
+             enhanced ? enhanced : "", enhanced && *enhanced ? " " : "",
+             text ? text : "");
+    const struct backoff_rule *rule = NULL;
+    for (size_t i = 0; i < b->nrules && !rule; i++)
+        if (backoff_rule_match(&b->rules[i], code, enhanced, text))
+            rule = &b->rules[i];
+    if (!rule)
+        return;
+    s->ok_in_row = 0;
+    int64_t now = (int64_t)uv_now(s->e->loop);
+    if (rule->strong) {
+        if (s->state == SITE_SUSPENDED && s->suspended_until_ms > now)
+            return;
+        s->suspended_until_ms = now + b->suspend_ms;
+        s->state = SITE_SUSPENDED;
+        s->conc_limit = 1;
+        s->rate_factor = b->min_rate_factor;
+        arm(s, b->suspend_ms);
+        eventlog_site(s->e, s, "suspended", code, enhanced, text);
+        return;
+    }
+    if (now - s->last_cut_ms < 1000)
+        return; /* one burst of throttling replies counts once */
+    s->last_cut_ms = now;
+    unsigned c = (unsigned)(site_conn_limit(s) * b->decrease);
+    s->conc_limit = c ? c : 1;
+    s->rate_factor *= b->decrease;
+    if (s->rate_factor < b->min_rate_factor)
+        s->rate_factor = b->min_rate_factor;
+    if (s->state != SITE_SUSPENDED)
+        s->state = SITE_BACKOFF;
+    eventlog_site(s->e, s, "backoff", code, enhanced, text);
+}
+
+void site_set_paused(struct site *s, bool paused)
+{
+    if (s->paused == paused)
+        return;
+    s->paused = paused;
+    if (paused)
+        s->state = SITE_PAUSED;
+    else
+        s->state = s->conc_limit < s->pol->max_connections ||
+                   s->rate_factor < 1.0 ? SITE_BACKOFF : SITE_NORMAL;
+    eventlog_site(s->e, s, paused ? "paused" : "resumed", 0, "", "");
+    for (unsigned i = 0; i < s->ndests; i++)
+        dest_kick(s->e, s->dests[i]);
+}
+
+void site_refresh_policies(struct engine *e)
+{
+    for (size_t b = 0; b < e->scap; b++)
+        for (struct site *s = e->stab[b]; s; s = s->hnext) {
+            const struct site_policy *sp = NULL;
+            for (size_t i = 0; s->configured && i < e->cfg.nsites; i++)
+                if (!strcmp(e->cfg.sites[i].lim.name, s->name))
+                    sp = &e->cfg.sites[i];
+            if (sp)
+                s->pol = &sp->lim;
+            else if (!s->configured)
+                s->pol = config_domain(&e->cfg, s->name);
+            else
+                s->pol = &e->cfg.def; /* site removed: plain defaults */
+            if (s->conc_limit > s->pol->max_connections ||
+                s->state == SITE_NORMAL)
+                s->conc_limit = s->pol->max_connections;
+        }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct site *s = h->data;
+    free(s->dests);
+    free(s);
+}
+
+void site_free_all(struct engine *e)
+{
+    for (size_t b = 0; b < e->scap; b++) {
+        struct site *s = e->stab[b], *next;
+        for (; s; s = next) {
+            next = s->hnext;
+            uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+        }
+    }
+    free(e->stab);
+    e->stab = NULL;
+    e->scap = e->nsites = 0;
+}
