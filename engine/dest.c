@@ -94,6 +94,7 @@ struct dest *dest_get(struct engine *e, const char *domain)
         return NULL;
     snprintf(d->domain, sizeof d->domain, "%s", domain);
     d->e = e;
+    d->paused = engine_paused(e, QUEUE_CTL_DOMAIN, domain);
     d->pol = config_domain(&e->cfg, domain);
     size_t b = hash_str(domain) & (e->dcap - 1);
     d->hnext = e->dtab[b];
@@ -693,8 +694,9 @@ void dest_kick(struct engine *e, struct dest *d)
         if (d->dns == DS_NONE)
             resolve(e, d);
     }
-    int64_t until;
-    if (d->dns == DS_READY && d->site && site_stopped(d->site, &until)) {
+    int64_t until = 0;
+    if (d->dns == DS_READY &&
+        (d->paused || (d->site && site_stopped(d->site, &until)))) {
         /* suspended or paused: nothing goes; what waits here goes back to
          * the spool until then, so it holds no memory and blocks nobody */
         dest_hold(e, d, until ? until : (int64_t)engine_now_ms() + 60000);

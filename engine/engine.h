@@ -83,6 +83,7 @@ struct dest {
     unsigned busy;             /* sessions with a job */
     bool no_tls;               /* opportunistic TLS failed: go clear */
     bool in_kick;
+    bool paused;               /* `sluice pause domain` */
     bool starving;             /* waits in the engine's starved list */
     struct dest *snext;
     bool waiting;              /* waits for a body being composed */
@@ -140,6 +141,10 @@ struct engine {
     int exit_code;
 
     FILE *events;              /* JSON-lines event log, or NULL */
+    uint64_t controls_gen;     /* of the spool's pause list, as applied */
+    bool controls_read;
+    struct queue_control *paused_sites; /* the pause list, as applied */
+    size_t npaused;
     struct engine_stats st;
     uint64_t started_ms;
 };
@@ -154,6 +159,7 @@ void engine_record(struct engine *e, struct item **items, size_t n,
 void engine_item_free(struct engine *e, struct item *it);
 void engine_compose(struct engine *e, struct body **bodies, size_t n,
                     struct dest *d);
+bool engine_paused(const struct engine *e, int kind, const char *name);
 int64_t engine_now(void);
 uint64_t engine_now_ms(void);
 
@@ -175,5 +181,6 @@ void eventlog_write(struct engine *e, const struct item *it,
                     const struct queue_outcome *o, const char *domain);
 void eventlog_site(struct engine *e, const struct site *s, const char *change,
                    int code, const char *enhanced, const char *text);
+void eventlog_pause(struct engine *e, const char *domain, bool paused);
 
 #endif

@@ -69,3 +69,23 @@ void eventlog_site(struct engine *e, const struct site *s, const char *change,
         free(line);
     }
 }
+
+/* A domain paused or resumed by an admin. */
+void eventlog_pause(struct engine *e, const char *domain, bool paused)
+{
+    if (!e->events)
+        return;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "type", "domain",
+                          "domain", domain,
+                          "change", paused ? "paused" : "resumed",
+                          "time_ms", (json_int_t)engine_now_ms());
+    if (!j)
+        return;
+    char *line = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (line) {
+        fputs(line, e->events);
+        fputc('\n', e->events);
+        free(line);
+    }
+}

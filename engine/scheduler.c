@@ -384,6 +384,12 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         return NULL;
     }
     int64_t until;
+    if (d->paused) {
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
+                                   .retry_at = engine_now() + 60 };
+        engine_record(e, &it, 1, &o);
+        return NULL;
+    }
     if (d->site && site_stopped(d->site, &until)) {
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
                                    .retry_at = until ? (until + 999) / 1000
@@ -428,6 +434,76 @@ static void claim_some(struct engine *e)
     }
 }
 
+/* ---------------------------------------------------------------- pauses */
+
+struct paused_list {
+    struct queue_control *v;
+    size_t n, cap;
+};
+
+static int collect_control(void *arg, const struct queue_control *c)
+{
+    struct paused_list *l = arg;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        struct queue_control *nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv)
+            return 1;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = *c;
+    return 0;
+}
+
+static bool is_paused(const struct paused_list *l, int kind, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].kind == kind && !strcmp(l->v[i].name, name))
+            return true;
+    return false;
+}
+
+/* Apply the spool's pause list when it has changed (`sluice pause`). */
+static void apply_controls(struct engine *e)
+{
+    uint64_t gen;
+    if (queue_controls_gen(e->q, &gen) || (e->controls_read &&
+                                           gen == e->controls_gen))
+        return;
+    struct paused_list l = { 0 };
+    if (queue_controls(e->q, collect_control, &l) < 0) {
+        free(l.v);
+        return;
+    }
+    e->controls_gen = gen;
+    e->controls_read = true;
+    for (size_t b = 0; b < e->scap; b++)
+        for (struct site *s = e->stab[b]; s; s = s->hnext)
+            site_set_paused(s, is_paused(&l, QUEUE_CTL_SITE, s->name));
+    for (size_t b = 0; b < e->dcap; b++)
+        for (struct dest *d = e->dtab[b]; d; d = d->hnext) {
+            bool p = is_paused(&l, QUEUE_CTL_DOMAIN, d->domain);
+            if (p != d->paused) {
+                d->paused = p;
+                eventlog_pause(e, d->domain, p);
+                dest_kick(e, d);
+            }
+        }
+    free(e->paused_sites);
+    e->paused_sites = l.v; /* kept for sites and domains seen later */
+    e->npaused = l.n;
+}
+
+bool engine_paused(const struct engine *e, int kind, const char *name)
+{
+    for (size_t i = 0; i < e->npaused; i++)
+        if (e->paused_sites[i].kind == kind &&
+            !strcmp(e->paused_sites[i].name, name))
+            return true;
+    return false;
+}
+
 /* ------------------------------------------------------------------ tick */
 
 static void print_progress(struct engine *e, bool final)
@@ -468,6 +544,7 @@ static void on_tick(uv_timer_t *t)
     static uint64_t last_status;
     if (engine_now_ms() - last_status >= 1000) {
         last_status = engine_now_ms();
+        apply_controls(e);
         status_write(e);
     }
 
@@ -535,6 +612,7 @@ int engine_start(struct engine *e)
     if (!(e->ssl = tls_client_ctx(e->cfg.tls_ca_file, msg, sizeof msg)))
         fprintf(stderr, "sluiced: TLS disabled: %s\n", msg);
     e->started_ms = engine_now_ms();
+    apply_controls(e);
     uv_check_init(e->loop, &e->compose_check);
     e->compose_check.data = e;
     uv_check_start(&e->compose_check, on_check);

@@ -105,6 +105,10 @@ static struct site *site_get(struct engine *e, const char *name,
     s->pol = pol;
     s->conc_limit = pol->max_connections;
     s->rate_factor = 1.0;
+    if (engine_paused(e, QUEUE_CTL_SITE, name)) {
+        s->paused = true;
+        s->state = SITE_PAUSED;
+    }
     uv_timer_init(e->loop, &s->timer);
     s->timer.data = s;
     uv_unref((uv_handle_t *)&s->timer);

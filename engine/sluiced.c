@@ -168,6 +168,7 @@ out:
             free(x);
         }
     free(e.btab);
+    free(e.paused_sites);
     config_free(&e.cfg);
     return e.exit_code;
 }
