@@ -127,31 +127,39 @@ static void fix_groups(struct dest *d)
         d->ngroups = 1;
 }
 
-/* Take every waiting item out and give each the same outcome. */
-static void fail_all(struct engine *e, struct dest *d, int type, int code,
-                     const char *enh, const char *text, const char *mx)
+/* Take every waiting item out and give each a copy of outcome o. */
+static void record_all(struct engine *e, struct dest *d,
+                       const struct queue_outcome *o)
 {
     while (d->head) {
         struct item *batch[256];
-        struct queue_outcome o[256];
+        struct queue_outcome out[256];
         size_t n = 0;
         while (d->head && n < 256) {
             struct item *it = d->head;
             d->head = it->next;
             d->nitems--;
             batch[n] = it;
-            o[n] = (struct queue_outcome){
-                .delivery = it->id, .type = type, .code = (uint16_t)code,
-                .enhanced = enh, .text = text, .mx = mx,
-                .category = (uint8_t)(type == QUEUE_EV_BOUNCED
-                                      ? classify_reply(code, enh, text) : 0),
-            };
+            out[n] = *o;
+            out[n].delivery = it->id;
             n++;
         }
-        engine_record(e, batch, n, o);
+        engine_record(e, batch, n, out);
     }
     d->tail = NULL;
     d->ngroups = 0;
+}
+
+/* Give every waiting item the same failure. */
+static void fail_all(struct engine *e, struct dest *d, int type, int code,
+                     const char *enh, const char *text, const char *mx)
+{
+    struct queue_outcome o = {
+        .type = type, .code = (uint16_t)code, .enhanced = enh, .text = text,
+        .mx = mx, .category = (uint8_t)(type == QUEUE_EV_BOUNCED
+                                        ? classify_reply(code, enh, text) : 0),
+    };
+    record_all(e, d, &o);
     snprintf(d->last_error, sizeof d->last_error, "%s", text);
 }
 
@@ -730,25 +738,9 @@ void dest_kick(struct engine *e, struct dest *d)
 
 void dest_hold(struct engine *e, struct dest *d, int64_t until_ms)
 {
-    int64_t at = (until_ms + 999) / 1000;
-    while (d->head) {
-        struct item *batch[256];
-        struct queue_outcome o[256];
-        size_t n = 0;
-        while (d->head && n < 256) {
-            struct item *it = d->head;
-            d->head = it->next;
-            d->nitems--;
-            batch[n] = it;
-            o[n] = (struct queue_outcome){ .delivery = it->id,
-                                           .type = QUEUE_EV_NONE,
-                                           .retry_at = at };
-            n++;
-        }
-        engine_record(e, batch, n, o);
-    }
-    d->tail = NULL;
-    d->ngroups = 0;
+    struct queue_outcome o = { .type = QUEUE_EV_NONE,
+                               .retry_at = (until_ms + 999) / 1000 };
+    record_all(e, d, &o);
 }
 
 void dest_refresh_policies(struct engine *e)

@@ -15,6 +15,20 @@
 
 #include "engine.h"
 
+/* Write one JSON object as a line and free it. */
+static void emit(struct engine *e, json_t *j)
+{
+    if (!j)
+        return;
+    char *line = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (line) {
+        fputs(line, e->events);
+        fputc('\n', e->events);
+        free(line);
+    }
+}
+
 void eventlog_write(struct engine *e, const struct item *it,
                     const struct queue_outcome *o, const char *domain)
 {
@@ -34,15 +48,7 @@ void eventlog_write(struct engine *e, const struct item *it,
         "attempts", (int)it->attempts +
                         (o->type == QUEUE_EV_EXPIRED && !o->code ? 0 : 1),
         "time_ms", (json_int_t)engine_now_ms());
-    if (!j)
-        return;
-    char *line = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (line) {
-        fputs(line, e->events);
-        fputc('\n', e->events);
-        free(line);
-    }
+    emit(e, j);
 }
 
 /* A change of a site's state, with the reply that caused it. */
@@ -59,15 +65,7 @@ void eventlog_site(struct engine *e, const struct site *s, const char *change,
                           "code", code, "enhanced", enhanced ? enhanced : "",
                           "text", text ? text : "",
                           "time_ms", (json_int_t)engine_now_ms());
-    if (!j)
-        return;
-    char *line = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (line) {
-        fputs(line, e->events);
-        fputc('\n', e->events);
-        free(line);
-    }
+    emit(e, j);
 }
 
 /* A domain paused or resumed by an admin. */
@@ -79,13 +77,5 @@ void eventlog_pause(struct engine *e, const char *domain, bool paused)
                           "domain", domain,
                           "change", paused ? "paused" : "resumed",
                           "time_ms", (json_int_t)engine_now_ms());
-    if (!j)
-        return;
-    char *line = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (line) {
-        fputs(line, e->events);
-        fputc('\n', e->events);
-        free(line);
-    }
+    emit(e, j);
 }
