@@ -580,6 +580,32 @@ static int handler(void *user, const char *section, const char *name,
     }
     if (!strcmp(section, "backoff"))
         return backoff_key(p, name, value);
+    if (!strncmp(section, "account ", 8) || !strncmp(section, "campaign ", 9)) {
+        char kind = section[0] == 'a' ? 'a' : 'c';
+        const char *idt = section + (kind == 'a' ? 8 : 9);
+        unsigned long id;
+        while (*idt == ' ')
+            idt++;
+        if (!parse_uint(idt, 0, 0xffffffffUL, &id))
+            return fail(p, "[%s]: the id must be a number%s", section, "");
+        if (strcmp(name, "max_rate"))
+            return fail(p, "unknown key '%s' in [%s]", name, section);
+        struct config *c = p->cfg;
+        struct id_rate *n = realloc(c->id_rates, (c->nid_rates + 1) * sizeof *n);
+        if (!n)
+            return fail(p, "out of memory%s%s", "", "");
+        c->id_rates = n;
+        struct id_rate *r = &c->id_rates[c->nid_rates];
+        memset(r, 0, sizeof *r);
+        r->kind = kind;
+        r->id = id;
+        r->line = p->line;
+        if (!parse_rate(value, &r->max_rate))
+            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day%s",
+                        value, "");
+        c->nid_rates++;
+        return 1;
+    }
     return fail(p, "unknown section [%s]%s", section, "");
 }
 
@@ -714,6 +740,7 @@ void config_free(struct config *cfg)
         free(r->regex);
     }
     free(cfg->backoff.rules);
+    free(cfg->id_rates);
     free(cfg->status_file);
     memset(cfg, 0, sizeof *cfg);
 }

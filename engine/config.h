@@ -76,6 +76,15 @@ struct backoff_rule {
     int line;
 };
 
+/* [account N] / [campaign N]: a rate cap over every site, so one sender
+ * cannot take a shared provider's whole budget. */
+struct id_rate {
+    char kind;                 /* 'a' account, 'c' campaign */
+    uint64_t id;
+    struct rate max_rate;
+    int line;
+};
+
 struct backoff_policy {
     struct backoff_rule *rules;
     size_t nrules;
@@ -114,6 +123,8 @@ struct config {
     struct site_policy *sites;
     size_t nsites;
     struct backoff_policy backoff;
+    struct id_rate *id_rates;
+    size_t nid_rates;
     char *status_file;         /* live status JSON; default SPOOL/status.json */
 };
 

@@ -173,11 +173,17 @@ static void prefetch(struct engine *e, struct dest *d)
     unsigned ahead = (d->sessions + 1) * 2, seen = 0;
     if (ahead > 64)
         ahead = 64;
-    for (struct item *it = d->head; it && seen < ahead; it = it->next, seen++)
+    int scanned = 0;
+    for (struct item *it = d->head; it && seen < ahead && scanned < 256;
+         it = it->next, scanned++) {
+        if (limits_wait(e, it) > 0)
+            continue; /* held by its account's rate: compose others first */
+        seen++;
         if (it->body && !it->body->ready && !it->body->composing) {
             it->body->composing = true; /* also keeps it out of want[] twice */
             want[n++] = it->body;
         }
+    }
     if (n)
         engine_compose(e, want, n, d);
 }
@@ -196,19 +202,42 @@ static void wait_compose(struct engine *e, struct dest *d)
  * the other recipients of the same message that wait here. */
 static struct job_ctx *build_job(struct engine *e, struct dest *d)
 {
-    struct item *prev = NULL, *it = d->head;
+    struct item *prev = NULL, *it = d->head, *pick = NULL, *pick_prev = NULL;
+    bool composing = false;
+    double wait = 0;
     prefetch(e, d);
-    for (int scanned = 0; it && scanned < 64; scanned++) {
-        if (it->body && it->body->ready)
-            break;
-        prev = it;
-        it = it->next;
+    /* the first ready item whose account and campaign are within their
+     * rates, preferring another account than the one served last (fair
+     * share between accounts on a shared destination) */
+    for (int scanned = 0; it && scanned < 64;
+         scanned++, prev = it, it = it->next) {
+        if (!it->body || !it->body->ready) {
+            composing = true;
+            continue;
+        }
+        double w = limits_wait(e, it);
+        if (w > 0) {
+            if (!wait || w < wait)
+                wait = w;
+            continue;
+        }
+        if (!pick || it->account != d->last_account) {
+            pick = it;
+            pick_prev = prev;
+            if (it->account != d->last_account)
+                break;
+        }
     }
-    if (!it || !it->body || !it->body->ready) {
-        if (d->head)
+    it = pick;
+    prev = pick_prev;
+    if (!it) {
+        if (wait > 0)
+            limits_wait_dest(e, d, wait);
+        if (composing)
             wait_compose(e, d);
         return NULL;
     }
+    d->last_account = it->account;
     if (it->body->err) {
         /* unreadable or uncomposable message: defer it alone */
         if (prev) prev->next = it->next; else d->head = it->next;
@@ -233,7 +262,7 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
     /* unlink it and the items after it with the same body, up to max
      * (the recipients of one message wait side by side) */
     struct item *p = prev, *c = it;
-    while (c && n < max && c->body == b) {
+    while (c && n < max && c->body == b && c->account == it->account) {
         struct item *next = c->next;
         if (p) p->next = next; else d->head = next;
         if (d->tail == c) d->tail = p;
@@ -246,6 +275,7 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
     if (!c || c->body != b)
         d->ngroups--;
     fix_groups(d);
+    limits_charge(e, it, n);
     j->job = (struct smtp_job){
         .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
         .body = b->data, .body_len = b->len, .size = b->size,

@@ -44,6 +44,14 @@ struct body {
     struct body *hnext;  /* hash chain */
 };
 
+/* The running state of one [account N] / [campaign N] rate cap. */
+struct id_limit {
+    char kind;
+    uint64_t id;
+    struct rate rate;
+    double tat;                /* GCRA theoretical arrival, loop ms */
+};
+
 /* One claimed delivery. */
 struct item {
     struct item *next;
@@ -84,6 +92,9 @@ struct dest {
     bool no_tls;               /* opportunistic TLS failed: go clear */
     bool in_kick;
     bool paused;               /* `sluice pause domain` */
+    bool limit_waiting;        /* waits for an account/campaign rate */
+    struct dest *lnext;
+    uint32_t last_account;     /* served last, for fair share */
     bool starving;             /* waits in the engine's starved list */
     struct dest *snext;
     bool waiting;              /* waits for a body being composed */
@@ -127,6 +138,10 @@ struct engine {
     struct dest *starved_head, *starved_tail; /* wait for a global slot */
     struct dest *waiting_head;                /* wait for composition */
     struct dest *dnsq_head, *dnsq_tail;       /* wait for a lookup slot */
+    struct id_limit *limits;                  /* account and campaign caps */
+    size_t nlimits;
+    uv_timer_t limits_timer;                  /* wakes limits_waiting */
+    struct dest *limits_head;                 /* wait for an id's rate */
     unsigned dns_inflight;
 
     uv_timer_t tick;
@@ -162,6 +177,13 @@ void engine_compose(struct engine *e, struct body **bodies, size_t n,
 bool engine_paused(const struct engine *e, int kind, const char *name);
 int64_t engine_now(void);
 uint64_t engine_now_ms(void);
+
+/* limits.c */
+void limits_load(struct engine *e);
+double limits_wait(struct engine *e, const struct item *it);
+void limits_charge(struct engine *e, const struct item *it, unsigned n);
+void limits_wait_dest(struct engine *e, struct dest *d, double ms);
+void limits_close(struct engine *e);
 
 /* dest.c */
 struct dest *dest_get(struct engine *e, const char *domain);

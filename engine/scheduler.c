@@ -612,6 +612,9 @@ int engine_start(struct engine *e)
     if (!(e->ssl = tls_client_ctx(e->cfg.tls_ca_file, msg, sizeof msg)))
         fprintf(stderr, "sluiced: TLS disabled: %s\n", msg);
     e->started_ms = engine_now_ms();
+    limits_load(e);
+    uv_timer_init(e->loop, &e->limits_timer);
+    uv_unref((uv_handle_t *)&e->limits_timer);
     apply_controls(e);
     uv_check_init(e->loop, &e->compose_check);
     e->compose_check.data = e;

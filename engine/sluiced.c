@@ -58,6 +58,7 @@ static void on_hup(uv_signal_t *h, int sig)
     memcpy(&e->cfg, &n, sizeof n); /* timeout_ms keeps its address */
     dest_refresh_policies(e);
     site_refresh_policies(e);
+    limits_load(e);
     config_free(&old);
     fprintf(stderr, "sluiced: configuration reloaded from %s\n", e->cfg.path);
 }
@@ -169,6 +170,7 @@ out:
         }
     free(e.btab);
     free(e.paused_sites);
+    limits_close(&e);
     config_free(&e.cfg);
     return e.exit_code;
 }

@@ -6,7 +6,8 @@
  *   (see queue/schema.c for the list).  The spool stores raw injected
  *   messages once, one delivery row per recipient, a ready index ordered by
  *   next-attempt time, an append-only event log, and transactional counters
- *   per campaign, account and domain.
+ *   per campaign, account and domain, and the admin's controls (paused
+ *   domains and sites).
  *
  *   Writes go through one writer thread per open spool (queue_submit()).  The
  *   writer gathers operations and commits them in groups: one fsync per
@@ -61,7 +62,7 @@ const char *queue_strerror(int err);
 const char *queue_last_detail(void);
 
 /* Current on-disk schema version written by this build. */
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 2
 
 /* Caps on variable fields: a longer recipient is refused with -EINVAL;
  * reply text, MX names and enhanced codes in outcomes are cut to the cap. */
@@ -347,6 +348,57 @@ long queue_domains(struct queue *q,
                    int (*cb)(void *arg, const char *domain,
                              const struct queue_counts *c),
                    void *arg);
+
+/* ------------------------------------------------------------ controls */
+
+/* Pauses set by an admin, stored in the spool so they outlive the engine.
+ * A paused domain or site keeps its mail queued; the engine does not send
+ * to it until it is resumed.  Controls arrived with schema version 2: a
+ * read-only open of a version-1 spool sees none, a writable open upgrades
+ * the spool. */
+enum queue_ctl_kind { QUEUE_CTL_DOMAIN = 'd', QUEUE_CTL_SITE = 's' };
+
+#define QUEUE_MAX_CTL_NAME 255   /* domain or site name */
+#define QUEUE_MAX_CTL_REASON 255 /* free text, cut to the cap */
+#define QUEUE_MAX_CTL_WHO 127    /* who paused it, cut to the cap */
+
+/* One paused domain or site as stored. */
+struct queue_control {
+    int kind;              /* enum queue_ctl_kind */
+    char name[QUEUE_MAX_CTL_NAME + 1];
+    int64_t since;         /* unix seconds (spool clock) of the first pause */
+    char reason[QUEUE_MAX_CTL_REASON + 1];
+    char who[QUEUE_MAX_CTL_WHO + 1];
+};
+
+/* Pause a domain or site.  Synchronous: returns after the change has
+ * committed (through the writer; not from a completion callback on the
+ * writer thread).  name: 1..255 bytes, no upper-case ASCII, no space or
+ * control characters.  reason and who may be NULL; they are cut to their
+ * caps on a UTF-8 character boundary and must hold no control characters.
+ * Pausing what is already paused replaces reason and who and keeps since.
+ * Errors: -EINVAL (kind, name, reason or who), -EROFS (read-only open),
+ * QUEUE_ESHUTDOWN, or a write failure. */
+int queue_pause(struct queue *q, int kind, const char *name,
+                const char *reason, const char *who);
+
+/* Resume a paused domain or site (same rules for kind and name).  Returns
+ * QUEUE_ENOTFOUND, and changes nothing, if it was not paused. */
+int queue_resume(struct queue *q, int kind, const char *name);
+
+/* Call cb for each paused entry in (kind, name) order; the record is valid
+ * only during the call and cb returns non-zero to stop.  Returns the number
+ * of entries passed to cb or a negative code (QUEUE_ECORRUPT for a record
+ * that does not decode).  Works on read-only opens. */
+long queue_controls(struct queue *q,
+                    int (*cb)(void *arg, const struct queue_control *c),
+                    void *arg);
+
+/* The controls generation: a number that changes (grows) whenever a pause
+ * or resume commits, 0 on a spool never paused.  One read transaction: an
+ * engine may poll it every second and call queue_controls() only when it
+ * changed.  Changes committed by other processes are seen too. */
+int queue_controls_gen(struct queue *q, uint64_t *gen);
 
 /* ------------------------------------------------------------- helpers */
 

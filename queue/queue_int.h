@@ -15,6 +15,9 @@
  *   events      u64 seq -> event record (records.c)
  *   counters    'c' u64 campaign | 'a' u32 account | 'd' domain | 't'
  *               -> struct queue_counts (host order, six u64)
+ *   controls    'p' kind ('d' or 's') . name -> i64 since . u8 reason_len
+ *               . reason . u8 who_len . who        (schema 2, control.c)
+ *   meta "controls_gen" u64, bumped by every pause and resume
  */
 #ifndef SLUICE_QUEUE_INT_H
 #define SLUICE_QUEUE_INT_H
@@ -36,6 +39,7 @@ enum queue_dbi {
     DB_MSGREFS,
     DB_EVENTS,
     DB_COUNTERS,
+    DB_CONTROLS,    /* schema 2 */
     DB_COUNT
 };
 
@@ -58,7 +62,8 @@ void lease_free(struct lease_set *s);
 
 /* --------------------------------------------------------- operations */
 
-enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER };
+enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER,
+               OP_CONTROL };
 
 /* One recipient of an enqueue, pointing into the op's arena. */
 struct op_rcpt {
@@ -77,6 +82,14 @@ struct op_outcome {
     uint8_t category;
     uint32_t enhanced_off, mx_off, text_off;
     uint16_t enhanced_len, mx_len, text_len;
+};
+
+/* A pause or resume; name, reason and who follow each other in the
+ * op's arena. */
+struct op_control {
+    uint8_t kind;       /* QUEUE_CTL_DOMAIN or QUEUE_CTL_SITE */
+    bool set;           /* pause (true) or resume */
+    uint16_t name_len, reason_len, who_len;
 };
 
 struct queue_op {
@@ -99,6 +112,7 @@ struct queue_op {
     uint32_t from_off, from_len; /* OP_MESSAGE */
     uint32_t msg_off;            /* OP_MESSAGE */
     size_t msg_len;
+    struct op_control ctl;       /* OP_CONTROL */
 };
 void op_free(struct queue_op *op);
 
@@ -107,6 +121,8 @@ void op_free(struct queue_op *op);
 struct queue {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
+    bool absent[DB_COUNT];       /* read-only open of an older schema
+                                    lacks this database: read it as empty */
     char *dir;
     struct queue_options opt;
     bool readonly;
@@ -228,6 +244,13 @@ int writer_submit(struct queue *q, struct queue_op *op);
 int op_apply_message(struct wctx *w, struct queue_op *op);
 int op_apply_campaign(struct wctx *w, struct queue_op *op);
 int op_apply_outcomes(struct wctx *w, struct queue_op *op);
+int op_apply_control(struct wctx *w, struct queue_op *op);
+
+/* Check and queue a pause (set) or resume; cb runs as for queue_submit_*
+ * (control.c, waited for in sync.c). */
+int control_submit(struct queue *q, int kind, const char *name,
+                   const char *reason, const char *who, bool set,
+                   queue_done_cb cb, void *arg);
 
 /* Record a failed LMDB call in a write txn; returns the queue code. */
 static inline int wctx_fail(struct wctx *w, int rc)

@@ -4,12 +4,19 @@
  * DESCRIPTION
  *   Opens (or creates) every named database, writes the magic and schema
  *   version into a new spool, and refuses a spool that is foreign (no magic)
- *   or newer than this build.  Later schema versions add databases here and
- *   an upgrade step from the older version.
+ *   or newer than this build.  Each database records the schema version
+ *   that introduced it (db_since[]).  A writable open of an older spool
+ *   creates the missing databases and writes the current version in the
+ *   open's transaction: the upgrade commits whole or not at all.  A
+ *   read-only open of an older spool marks them absent (q->absent[]) and
+ *   their readers see them empty.
+ *
+ *   Versions: 1 the first spool; 2 adds "controls" (paused domains, sites).
  *
  * DIAGNOSTICS
  *   QUEUE_EFOREIGN for an LMDB environment that is not ours, QUEUE_ESCHEMA
- *   for a newer schema (with a detail line naming both versions).
+ *   for a newer schema (with a detail line naming both versions),
+ *   QUEUE_ECORRUPT for a spool lacking a database its version must have.
  */
 #include <errno.h>
 #include <string.h>
@@ -26,6 +33,12 @@ const char *const queue_db_names[DB_COUNT] = {
     [DB_MSGREFS] = "msgrefs",
     [DB_EVENTS] = "events",
     [DB_COUNTERS] = "counters",
+    [DB_CONTROLS] = "controls",
+};
+
+/* Schema version that introduced each database (0 here means 1). */
+static const uint32_t db_since[DB_COUNT] = {
+    [DB_CONTROLS] = 2,
 };
 
 /* Read a u64 meta value (0 when absent). */
@@ -80,19 +93,50 @@ static int main_db_is_foreign(struct queue *q, MDB_txn *txn, bool *foreign)
     return rc == MDB_NOTFOUND ? 0 : queue_err_mdb(rc);
 }
 
-/* Open every database and check (or, for a new spool, write) the meta. */
+/* Check the magic and the schema version of an existing spool. */
+static int check_meta(struct queue *q, MDB_txn *txn, uint64_t *schema)
+{
+    MDB_val k = { strlen("magic"), "magic" }, d;
+    int rc = mdb_get(txn, q->dbi[DB_META], &k, &d);
+    if (rc == MDB_NOTFOUND || (rc == 0 && (d.mv_size != strlen(SPOOL_MAGIC) ||
+                               memcmp(d.mv_data, SPOOL_MAGIC, d.mv_size)))) {
+        queue_set_detail("%s: meta data lacks the sluice spool magic", q->dir);
+        return QUEUE_EFOREIGN;
+    }
+    if (rc)
+        return queue_err_mdb(rc);
+    int err = meta_get_u64(q, txn, "schema", schema);
+    if (err)
+        return err;
+    if (*schema > QUEUE_SCHEMA_VERSION) {
+        queue_set_detail("%s: spool schema version %llu is newer than this "
+                         "sluice understands (%d); use a newer sluice",
+                         q->dir, (unsigned long long)*schema,
+                         QUEUE_SCHEMA_VERSION);
+        return QUEUE_ESCHEMA;
+    }
+    if (*schema == 0) {
+        queue_set_detail("%s: spool has no schema version", q->dir);
+        return QUEUE_ECORRUPT;
+    }
+    return 0;
+}
+
+/* Open every database and check (or, for a new spool, write) the meta;
+ * upgrade an older spool unless read-only. */
 int schema_open(struct queue *q, MDB_txn *txn, bool create)
 {
     MDB_dbi meta;
     int rc = mdb_dbi_open(txn, queue_db_names[DB_META], 0, &meta);
+    uint64_t schema = QUEUE_SCHEMA_VERSION;
     bool fresh = false;
+    int err;
 
     if (rc == MDB_NOTFOUND) {
         bool foreign;
-        int err = main_db_is_foreign(q, txn, &foreign);
-        if (err)
+        if ((err = main_db_is_foreign(q, txn, &foreign)))
             return err;
-        if (foreign || !create) {
+        if (foreign || !create || q->readonly) {
             queue_set_detail("%s: LMDB environment without sluice meta data",
                              q->dir);
             return QUEUE_EFOREIGN;
@@ -103,14 +147,21 @@ int schema_open(struct queue *q, MDB_txn *txn, bool create)
         return QUEUE_EFOREIGN;
     } else if (rc) {
         return queue_err_mdb(rc);
+    } else {
+        q->dbi[DB_META] = meta;
+        if ((err = check_meta(q, txn, &schema)))
+            return err;
     }
 
     for (int i = 0; i < DB_COUNT; i++) {
-        unsigned flags = fresh || create ? MDB_CREATE : 0;
-        if (q->readonly)
-            flags = 0;
+        bool newer_db = schema < (db_since[i] ? db_since[i] : 1);
+        unsigned flags = fresh || (newer_db && !q->readonly) ? MDB_CREATE : 0;
         rc = mdb_dbi_open(txn, queue_db_names[i], flags, &q->dbi[i]);
-        if (rc == MDB_NOTFOUND && !fresh) {
+        if (rc == MDB_NOTFOUND && newer_db) {
+            q->absent[i] = true;   /* read-only open of an older spool */
+            continue;
+        }
+        if (rc == MDB_NOTFOUND) {
             queue_set_detail("%s: sluice spool lacks the '%s' database",
                              q->dir, queue_db_names[i]);
             return QUEUE_ECORRUPT;
@@ -130,30 +181,8 @@ int schema_open(struct queue *q, MDB_txn *txn, bool create)
             return queue_err_mdb(rc);
         return 0;
     }
-
-    MDB_val k = { strlen("magic"), "magic" }, d;
-    rc = mdb_get(txn, q->dbi[DB_META], &k, &d);
-    if (rc == MDB_NOTFOUND || (rc == 0 && (d.mv_size != strlen(SPOOL_MAGIC) ||
-                               memcmp(d.mv_data, SPOOL_MAGIC, d.mv_size)))) {
-        queue_set_detail("%s: meta data lacks the sluice spool magic", q->dir);
-        return QUEUE_EFOREIGN;
-    }
-    if (rc)
+    if (schema < QUEUE_SCHEMA_VERSION && !q->readonly &&
+        (rc = meta_put_u64(q, txn, "schema", QUEUE_SCHEMA_VERSION)))
         return queue_err_mdb(rc);
-    uint64_t schema;
-    int err = meta_get_u64(q, txn, "schema", &schema);
-    if (err)
-        return err;
-    if (schema > QUEUE_SCHEMA_VERSION) {
-        queue_set_detail("%s: spool schema version %llu is newer than this "
-                         "sluice understands (%d); use a newer sluice",
-                         q->dir, (unsigned long long)schema,
-                         QUEUE_SCHEMA_VERSION);
-        return QUEUE_ESCHEMA;
-    }
-    if (schema == 0) {
-        queue_set_detail("%s: spool has no schema version", q->dir);
-        return QUEUE_ECORRUPT;
-    }
     return 0;
 }

@@ -5,7 +5,8 @@
  *   Submit one operation and wait on a condition variable until its group
  *   has committed.  For tools and tests; the engine uses the asynchronous
  *   forms with a completer.  Must not be called from a completion callback
- *   running on the writer thread.
+ *   running on the writer thread.  Pause and resume (control.c) exist only
+ *   in this form: they are rare and an admin waits for them.
  */
 #include <pthread.h>
 
@@ -95,4 +96,21 @@ int queue_record_outcomes(struct queue *q, const struct queue_outcome *o,
     waiter_init(&w);
     return waiter_wait(&w, queue_submit_outcomes(q, o, n, NULL, waiter_done,
                                                  &w));
+}
+
+int queue_pause(struct queue *q, int kind, const char *name,
+                const char *reason, const char *who)
+{
+    struct waiter w;
+    waiter_init(&w);
+    return waiter_wait(&w, control_submit(q, kind, name, reason, who, true,
+                                          waiter_done, &w));
+}
+
+int queue_resume(struct queue *q, int kind, const char *name)
+{
+    struct waiter w;
+    waiter_init(&w);
+    return waiter_wait(&w, control_submit(q, kind, name, NULL, NULL, false,
+                                          waiter_done, &w));
 }

@@ -74,6 +74,7 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
         case OP_MESSAGE: err = op_apply_message(&w, op); break;
         case OP_CAMPAIGN: err = op_apply_campaign(&w, op); break;
         case OP_OUTCOMES: err = op_apply_outcomes(&w, op); break;
+        case OP_CONTROL: err = op_apply_control(&w, op); break;
         default: err = 0; break;
         }
         if (err)

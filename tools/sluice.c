@@ -8,6 +8,7 @@
  *
  * EXIT STATUS
  *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool),
+ *   66 no such input (missing spool, resume of what is not paused),
  *   74 I/O error, 77 permission refused, 78 configuration error.
  */
 #include <errno.h>
@@ -22,6 +23,13 @@ static const struct tool_cmd commands[] = {
       tool_inject_main },
     { "spool", "inspect the spool: info, domains, events, history",
       tool_spool_main },
+    { "status", "sites: queued, connections, rate, backoff, errors",
+      tool_status_main },
+    { "pause", "hold mail for a domain or site (kept in the spool)",
+      tool_pause_main },
+    { "resume", "let mail flow again to a paused domain or site",
+      tool_resume_main },
+    { "paused", "list paused domains and sites", tool_paused_main },
 };
 
 static void usage(FILE *f)
@@ -63,6 +71,18 @@ int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q)
         return tool_exit_for(err);
     }
     return 0;
+}
+
+int tool_take_json(struct tool_ctx *ctx, int argc, char **argv)
+{
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            ctx->json = true;
+        else
+            argv[n++] = argv[i];
+    }
+    return n;
 }
 
 bool tool_parse_u64(const char *s, unsigned long long *v)

@@ -10,6 +10,7 @@
 #define SLUICE_TOOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "queue.h"
 
@@ -50,8 +51,60 @@ int tool_exit_for(int err);
 /* Parse a non-negative integer; false if s is not one. */
 bool tool_parse_u64(const char *s, unsigned long long *v);
 
-/* Subcommand groups. */
+/* Take --json out of argv (accepted anywhere after the command) into ctx;
+ * returns the new argc. */
+int tool_take_json(struct tool_ctx *ctx, int argc, char **argv);
+
+/* "domain" or "site" for a control kind (cmd_pause.c). */
+const char *tool_ctl_kind_name(int kind);
+
+/* Subcommands and groups. */
 int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_pause_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_resume_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_paused_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_status_main(struct tool_ctx *ctx, int argc, char **argv);
+
+/* ------------------------------------------- status view (status_view.c) */
+
+/* The live view sluiced rewrites every second in the spool directory, its
+ * size cap, and the age past which sluiced counts as not running. */
+#define TOOL_STATUS_FILE "status.json"
+#define TOOL_STATUS_MAX (64u << 20)
+#define TOOL_STATUS_STALE_MS 5000
+
+struct json_t;
+struct status_dom;
+
+/* One row of `sluice status`: a site or a domain with what the spool and
+ * the live view know of it.  Pointers refer into the status_view. */
+struct status_row {
+    const char *name;
+    int kind;                           /* QUEUE_CTL_SITE or _DOMAIN */
+    struct json_t *live;                /* its object in status.json or NULL */
+    uint64_t queued;                    /* sum over its domains */
+    bool queued_known;                  /* false: paused site, no live view */
+    const struct queue_control *pause;  /* NULL when not paused */
+};
+
+/* The spool's queued counts and pauses merged with status.json. */
+struct status_view {
+    int64_t now_ms;               /* wall clock when loaded */
+    struct json_t *doc;           /* status.json if fresh, else NULL */
+    int64_t age_ms;               /* of status.json; -1 when missing */
+    char why_not[256];            /* doc NULL: "" missing, else the reason */
+    struct status_row *rows;
+    size_t nrows;
+    struct status_dom *doms;      /* domains with queued mail, by name */
+    size_t ndoms;
+    struct queue_control *ctls;   /* paused entries */
+    size_t nctls;
+};
+
+/* Load the view for ctx's spool (opened read-only).  On failure print why
+ * and return the exit code; v is then empty.  Free with status_view_free. */
+int status_view_load(struct status_view *v, struct tool_ctx *ctx);
+void status_view_free(struct status_view *v);
 
 #endif

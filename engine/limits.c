@@ -1,0 +1,106 @@
+/*
+ * limits.c - rate caps per account and per campaign, across all sites.
+ *
+ * DESCRIPTION
+ *   [account N] and [campaign N] sections give a max_rate; each is a GCRA
+ *   schedule like a site's.  A destination building a job skips items
+ *   whose account or campaign is ahead of its schedule (so others share
+ *   the site meanwhile) and, when nothing else is ready, waits on one
+ *   engine timer that wakes the waiting destinations when the earliest
+ *   schedule allows.  With no such sections, every check is a single
+ *   comparison.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+void limits_load(struct engine *e)
+{
+    free(e->limits);
+    e->limits = NULL;
+    e->nlimits = 0;
+    if (!e->cfg.nid_rates)
+        return;
+    e->limits = calloc(e->cfg.nid_rates, sizeof *e->limits);
+    if (!e->limits)
+        return;
+    for (size_t i = 0; i < e->cfg.nid_rates; i++) {
+        e->limits[i].kind = e->cfg.id_rates[i].kind;
+        e->limits[i].id = e->cfg.id_rates[i].id;
+        e->limits[i].rate = e->cfg.id_rates[i].max_rate;
+    }
+    e->nlimits = e->cfg.nid_rates;
+}
+
+/* The caps that apply to an item (account, campaign), at most two. */
+static size_t caps_of(struct engine *e, const struct item *it,
+                      struct id_limit **out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->nlimits && n < 2; i++) {
+        struct id_limit *l = &e->limits[i];
+        if ((l->kind == 'a' && l->id == it->account) ||
+            (l->kind == 'c' && it->campaign && l->id == it->campaign))
+            out[n++] = l;
+    }
+    return n;
+}
+
+double limits_wait(struct engine *e, const struct item *it)
+{
+    struct id_limit *c[2];
+    double now = (double)uv_now(e->loop), wait = 0;
+    size_t n = e->nlimits ? caps_of(e, it, c) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i]->tat > now && c[i]->tat - now > wait)
+            wait = c[i]->tat - now;
+    return wait;
+}
+
+void limits_charge(struct engine *e, const struct item *it, unsigned n)
+{
+    struct id_limit *c[2];
+    double now = (double)uv_now(e->loop);
+    size_t k = e->nlimits ? caps_of(e, it, c) : 0;
+    for (size_t i = 0; i < k; i++) {
+        double interval = (double)c[i]->rate.per_s * 1000.0 / c[i]->rate.n;
+        c[i]->tat = (c[i]->tat > now ? c[i]->tat : now) + interval * n;
+    }
+}
+
+static void on_limits_timer(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    struct dest *d = e->limits_head;
+    e->limits_head = NULL;
+    while (d) {
+        struct dest *next = d->lnext;
+        d->limit_waiting = false;
+        dest_kick(e, d);
+        d = next;
+    }
+}
+
+void limits_wait_dest(struct engine *e, struct dest *d, double ms)
+{
+    if (!d->limit_waiting) {
+        d->limit_waiting = true;
+        d->lnext = e->limits_head;
+        e->limits_head = d;
+    }
+    uint64_t due = ms < 1 ? 1 : (uint64_t)ceil(ms);
+    if (!uv_is_active((uv_handle_t *)&e->limits_timer) ||
+        uv_timer_get_due_in(&e->limits_timer) > due) {
+        e->limits_timer.data = e;
+        uv_timer_start(&e->limits_timer, on_limits_timer, due, 0);
+    }
+}
+
+void limits_close(struct engine *e)
+{
+    free(e->limits);
+    e->limits = NULL;
+    e->nlimits = 0;
+}

@@ -1,0 +1,236 @@
+/*
+ * control.c - the admin's controls: paused domains and sites.
+ *
+ * DESCRIPTION
+ *   A pause is one record in the "controls" database (schema 2), keyed
+ *   'p' kind name, holding when it began, why and who set it.  Pauses and
+ *   resumes go through the writer like every other write (OP_CONTROL) and
+ *   bump the meta counter "controls_gen" in the same transaction, so a
+ *   reader that sees a new generation also sees the change behind it.
+ *   Readers list the records in key order: domains ('d') before sites
+ *   ('s'), each by name.
+ *
+ *   A read-only open of a schema-1 spool has no controls database
+ *   (q->absent[DB_CONTROLS]): it lists nothing and reports generation 0.
+ *
+ * DIAGNOSTICS
+ *   -EINVAL for a bad kind, name, reason or who (queue_last_detail() says
+ *   which); QUEUE_ENOTFOUND for resuming what is not paused;
+ *   QUEUE_ECORRUPT for a record that does not decode.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue_int.h"
+
+/* Key: 'p' kind name. */
+#define CTL_KEY_MAX (2 + QUEUE_MAX_CTL_NAME)
+/* Value: since(8) reason_len(1) reason who_len(1) who. */
+#define CTL_VAL_MAX (8 + 1 + QUEUE_MAX_CTL_REASON + 1 + QUEUE_MAX_CTL_WHO)
+
+/* Whether name is a storable domain or site name. */
+static bool name_ok(const char *name)
+{
+    size_t n = name ? strnlen(name, QUEUE_MAX_CTL_NAME + 1) : 0;
+    if (n == 0 || n > QUEUE_MAX_CTL_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= ' ' || c == 0x7f || (c >= 'A' && c <= 'Z'))
+            return false;
+    }
+    return true;
+}
+
+/* Length of text cut to cap bytes without splitting a UTF-8 character;
+ * -1 if it holds a control character. */
+static long text_len(const char *text, size_t cap)
+{
+    if (!text)
+        return 0;
+    size_t n = strnlen(text, cap + 1);
+    for (size_t i = 0; i < n && i < cap; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < ' ' || c == 0x7f)
+            return -1;
+    }
+    if (n > cap) {
+        n = cap;
+        /* back off continuation bytes, then the lead byte they follow */
+        while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
+            n--;
+    }
+    return (long)n;
+}
+
+int control_submit(struct queue *q, int kind, const char *name,
+                   const char *reason, const char *who, bool set,
+                   queue_done_cb cb, void *arg)
+{
+    long rlen = text_len(reason, QUEUE_MAX_CTL_REASON);
+    long wlen = text_len(who, QUEUE_MAX_CTL_WHO);
+    if (kind != QUEUE_CTL_DOMAIN && kind != QUEUE_CTL_SITE) {
+        queue_set_detail("control kind must be domain or site");
+        return -EINVAL;
+    }
+    if (!name_ok(name)) {
+        queue_set_detail("invalid name: 1..%d bytes, lower case, no spaces "
+                         "or control characters", QUEUE_MAX_CTL_NAME);
+        return -EINVAL;
+    }
+    if (rlen < 0 || wlen < 0) {
+        queue_set_detail("control characters in the %s",
+                         rlen < 0 ? "reason" : "name of who paused");
+        return -EINVAL;
+    }
+    size_t nlen = strlen(name);
+    struct queue_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->arena = malloc(nlen + (size_t)rlen + (size_t)wlen))) {
+        free(op);
+        return -ENOMEM;
+    }
+    op->kind = OP_CONTROL;
+    op->weight = 1;
+    op->ctl = (struct op_control){ .kind = (uint8_t)kind, .set = set,
+                                   .name_len = (uint16_t)nlen,
+                                   .reason_len = (uint16_t)rlen,
+                                   .who_len = (uint16_t)wlen };
+    memcpy(op->arena, name, nlen);
+    if (rlen)
+        memcpy(op->arena + nlen, reason, (size_t)rlen);
+    if (wlen)
+        memcpy(op->arena + nlen + rlen, who, (size_t)wlen);
+    op->arena_len = nlen + (size_t)rlen + (size_t)wlen;
+    op->cb = cb;
+    op->arg = arg;
+    int err = writer_submit(q, op);
+    if (err)
+        op_free(op);
+    return err;
+}
+
+/* Decode a controls record; QUEUE_ECORRUPT if it does not fit. */
+static int control_decode(const MDB_val *k, const MDB_val *v,
+                          struct queue_control *c)
+{
+    const unsigned char *kp = k->mv_data, *p = v->mv_data;
+    size_t nlen = k->mv_size - 2;
+    if (k->mv_size < 3 || k->mv_size > CTL_KEY_MAX || kp[0] != 'p' ||
+        (kp[1] != QUEUE_CTL_DOMAIN && kp[1] != QUEUE_CTL_SITE) ||
+        v->mv_size < 10)
+        return QUEUE_ECORRUPT;
+    size_t rlen = p[8];
+    if (rlen > QUEUE_MAX_CTL_REASON || 10 + rlen > v->mv_size)
+        return QUEUE_ECORRUPT;
+    size_t wlen = p[9 + rlen];
+    if (wlen > QUEUE_MAX_CTL_WHO || 10 + rlen + wlen != v->mv_size)
+        return QUEUE_ECORRUPT;
+    c->kind = kp[1];
+    memcpy(c->name, kp + 2, nlen);
+    c->name[nlen] = 0;
+    c->since = (int64_t)be64_get(p);
+    memcpy(c->reason, p + 9, rlen);
+    c->reason[rlen] = 0;
+    memcpy(c->who, p + 10 + rlen, wlen);
+    c->who[wlen] = 0;
+    return 0;
+}
+
+int op_apply_control(struct wctx *w, struct queue_op *op)
+{
+    const struct op_control *ctl = &op->ctl;
+    const char *name = op->arena, *reason = op->arena + ctl->name_len;
+    const char *who = reason + ctl->reason_len;
+    unsigned char key[CTL_KEY_MAX], val[CTL_VAL_MAX];
+    MDB_val k = { 2 + (size_t)ctl->name_len, key }, v;
+    MDB_dbi dbi = w->q->dbi[DB_CONTROLS];
+    int64_t since = w->now;
+    uint64_t gen;
+    int rc, err;
+
+    key[0] = 'p';
+    key[1] = ctl->kind;
+    memcpy(key + 2, name, ctl->name_len);
+    rc = mdb_get(w->txn, dbi, &k, &v);
+    if (rc && rc != MDB_NOTFOUND)
+        return wctx_fail(w, rc);
+    if (!ctl->set) {
+        if (rc == MDB_NOTFOUND) {
+            op->status = QUEUE_ENOTFOUND;   /* nothing written */
+            return 0;
+        }
+        if ((rc = mdb_del(w->txn, dbi, &k, NULL)))
+            return wctx_fail(w, rc);
+    } else {
+        if (rc == 0 && v.mv_size >= 8)
+            since = (int64_t)be64_get(v.mv_data);   /* keep the first */
+        be64_put(val, (uint64_t)since);
+        val[8] = (unsigned char)ctl->reason_len;
+        memcpy(val + 9, reason, ctl->reason_len);
+        val[9 + ctl->reason_len] = (unsigned char)ctl->who_len;
+        memcpy(val + 10 + ctl->reason_len, who, ctl->who_len);
+        MDB_val nv = { 10 + (size_t)ctl->reason_len + ctl->who_len, val };
+        if ((rc = mdb_put(w->txn, dbi, &k, &nv, 0)))
+            return wctx_fail(w, rc);
+    }
+    if ((err = meta_get_u64(w->q, w->txn, "controls_gen", &gen)))
+        return err;
+    if ((rc = meta_put_u64(w->q, w->txn, "controls_gen", gen + 1)))
+        return wctx_fail(w, rc);
+    return 0;
+}
+
+long queue_controls(struct queue *q,
+                    int (*cb)(void *arg, const struct queue_control *c),
+                    void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k = { 1, "p" }, v;
+    long n = 0;
+    int err, rc;
+    struct queue_control *c;
+
+    if (q->absent[DB_CONTROLS])
+        return 0;
+    if (!(c = malloc(sizeof *c)))
+        return -ENOMEM;
+    if ((err = queue_read_begin(q, &txn))) {
+        free(c);
+        return err;
+    }
+    if ((rc = mdb_cursor_open(txn, q->dbi[DB_CONTROLS], &cur))) {
+        queue_read_end(q, txn);
+        free(c);
+        return queue_err_mdb(rc);
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 1 || ((const char *)k.mv_data)[0] != 'p')
+            break;
+        if ((err = control_decode(&k, &v, c)))
+            break;
+        n++;
+        if (cb(arg, c))
+            break;
+    }
+    mdb_cursor_close(cur);
+    queue_read_end(q, txn);
+    free(c);
+    if (err)
+        return err;
+    return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
+}
+
+int queue_controls_gen(struct queue *q, uint64_t *gen)
+{
+    MDB_txn *txn;
+    int err;
+    *gen = 0;
+    if ((err = queue_read_begin(q, &txn)))
+        return err;
+    err = meta_get_u64(q, txn, "controls_gen", gen);
+    queue_read_end(q, txn);
+    return err;
+}
