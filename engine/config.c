@@ -247,6 +247,8 @@ static struct site_policy *site_for(struct parse *p, const char *name)
     sp->lim.line = p->line;
     if (!(sp->lim.name = strdup(name)))
         return NULL;
+    for (char *ch = sp->lim.name; *ch; ch++) /* `sluice pause site` lowercases */
+        *ch = (char)tolower((unsigned char)*ch);
     c->nsites++;
     return sp;
 }
