@@ -495,6 +495,10 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
             return fail(p, "drain_timeout: '%s' is not a duration up to 1h%s",
                         v, "");
         c->drain_timeout_ms = (unsigned)ms;
+    } else if (!strcmp(key, "pause_recheck")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 1000 || ms > 3600000)
+            return fail(p, "pause_recheck: '%s' is not 1s..1h%s", v, "");
+        c->pause_recheck_ms = (unsigned)ms;
     } else if (!strcmp(key, "claim_batch")) {
         if (!parse_uint(v, 1, 100000, &u))
             return fail(p, "claim_batch: '%s' is not 1..100000%s", v, "");
@@ -644,6 +648,7 @@ static void defaults(struct config *c)
     memcpy(c->retry, default_retry, sizeof default_retry);
     c->max_age = 5 * 86400;
     c->drain_timeout_ms = 30000;
+    c->pause_recheck_ms = 30000;
     c->claim_batch = 2000;
     c->group_ops = 1024;
     c->group_ms = 5;

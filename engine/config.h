@@ -109,6 +109,7 @@ struct config {
     char *event_log;           /* JSON-lines event log, or NULL */
     unsigned workers;          /* composition threads; 0: cores */
     unsigned drain_timeout_ms; /* SIGTERM: wait this long for sessions */
+    unsigned pause_recheck_ms; /* paused mail goes back to the spool this long */
     unsigned claim_batch;
     unsigned max_inflight;     /* claimed deliveries held at once */
     unsigned group_ops, group_ms;

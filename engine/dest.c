@@ -737,7 +737,8 @@ void dest_kick(struct engine *e, struct dest *d)
         (d->paused || (d->site && site_stopped(d->site, &until)))) {
         /* suspended or paused: nothing goes; what waits here goes back to
          * the spool until then, so it holds no memory and blocks nobody */
-        dest_hold(e, d, until ? until : (int64_t)engine_now_ms() + 60000);
+        dest_hold(e, d, until ? until : (int64_t)engine_now_ms() +
+                                        e->cfg.pause_recheck_ms);
         while (d->nidle)
             smtp_session_quit(d->idle[--d->nidle]);
         d->in_kick = false;

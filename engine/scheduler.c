@@ -386,14 +386,16 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
     int64_t until;
     if (d->paused) {
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
-                                   .retry_at = engine_now() + 60 };
+                                   .retry_at = engine_now() +
+                                               e->cfg.pause_recheck_ms / 1000 };
         engine_record(e, &it, 1, &o);
         return NULL;
     }
     if (d->site && site_stopped(d->site, &until)) {
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
                                    .retry_at = until ? (until + 999) / 1000
-                                                     : engine_now() + 60 };
+                                                     : engine_now() +
+                                                       e->cfg.pause_recheck_ms / 1000 };
         engine_record(e, &it, 1, &o);
         return NULL;
     }

@@ -113,7 +113,8 @@ static int change(struct tool_ctx *ctx, int argc, char **argv, bool set)
     }
 
     struct queue *q;
-    int rc = tool_open_spool(ctx, 0, &q);
+    /* a pause may come before any mail: it creates the spool */
+    int rc = tool_open_spool(ctx, set ? QUEUE_OPEN_CREATE : 0, &q);
     if (rc)
         return rc;
     int err = set ? queue_pause(q, kind, name, reason, who_am_i())
