@@ -102,12 +102,7 @@ int control_submit(struct queue *q, int kind, const char *name,
     if (wlen)
         memcpy(op->arena + nlen + rlen, who, (size_t)wlen);
     op->arena_len = nlen + (size_t)rlen + (size_t)wlen;
-    op->cb = cb;
-    op->arg = arg;
-    int err = writer_submit(q, op);
-    if (err)
-        op_free(op);
-    return err;
+    return op_submit(q, op, NULL, cb, arg);
 }
 
 /* Decode a controls record; QUEUE_ECORRUPT if it does not fit. */

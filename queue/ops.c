@@ -67,9 +67,8 @@ static void copy_rcpt(struct queue_op *op, size_t i, uint64_t contact,
     op->arena_len += len;
 }
 
-/* Set the callback fields and pass the op to the writer. */
-static int submit(struct queue *q, struct queue_op *op,
-                  struct queue_completer *cmp, queue_done_cb cb, void *arg)
+int op_submit(struct queue *q, struct queue_op *op,
+              struct queue_completer *cmp, queue_done_cb cb, void *arg)
 {
     op->cb = cb;
     op->arg = arg;
@@ -120,7 +119,7 @@ int queue_submit_message(struct queue *q, uint32_t account, const char *from,
     op->msg_len = len;
     memcpy(op->arena + op->arena_len, msg, len);
     op->arena_len += len;
-    return submit(q, op, cmp, cb, arg);
+    return op_submit(q, op, cmp, cb, arg);
 }
 
 int queue_submit_campaign(struct queue *q, uint32_t account,
@@ -153,7 +152,7 @@ int queue_submit_campaign(struct queue *q, uint32_t account,
     op->weight = (unsigned)(n < 1u << 30 ? n : 1u << 30);
     for (size_t i = 0; i < n; i++)
         copy_rcpt(op, i, rcpts[i].contact, rcpts[i].rcpt);
-    return submit(q, op, cmp, cb, arg);
+    return op_submit(q, op, cmp, cb, arg);
 }
 
 /* Put with MDB_APPEND when the key sorts last, else an ordinary put. */

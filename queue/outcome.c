@@ -76,13 +76,7 @@ int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
         COPY_STR(text, QUEUE_MAX_REPLY);
 #undef COPY_STR
     }
-    op->cb = cb;
-    op->arg = arg;
-    op->cmp = cmp;
-    int err = writer_submit(q, op);
-    if (err)
-        op_free(op);
-    return err;
+    return op_submit(q, op, cmp, cb, arg);
 }
 
 /* Copy an arena string into a NUL-terminated field. */

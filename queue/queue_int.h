@@ -116,6 +116,11 @@ struct queue_op {
 };
 void op_free(struct queue_op *op);
 
+/* Set the callback fields and pass the op to the writer; frees the op
+ * when the writer refuses it (ops.c). */
+int op_submit(struct queue *q, struct queue_op *op,
+              struct queue_completer *cmp, queue_done_cb cb, void *arg);
+
 /* --------------------------------------------------------- the spool */
 
 struct queue {
