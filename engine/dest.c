@@ -38,6 +38,14 @@ struct job_ctx {
     struct smtp_rcpt rcpts[];
 };
 
+/* Count waiting items on the destination and on its site. */
+static void count_items(struct dest *d, int delta)
+{
+    d->nitems = (unsigned)((int)d->nitems + delta);
+    if (d->site)
+        d->site->waiting = (unsigned)((int)d->site->waiting + delta);
+}
+
 /* The limits that apply: the site's once resolved, else the domain's. */
 static const struct domain_policy *lim(const struct dest *d)
 {
@@ -115,7 +123,7 @@ void dest_add_item(struct engine *e, struct dest *d, struct item *it)
     else
         d->head = it;
     d->tail = it;
-    d->nitems++;
+    count_items(d, 1);
 }
 
 /* Keep the transaction estimate within what is left. */
@@ -138,7 +146,7 @@ static void record_all(struct engine *e, struct dest *d,
         while (d->head && n < 256) {
             struct item *it = d->head;
             d->head = it->next;
-            d->nitems--;
+            count_items(d, -1);
             batch[n] = it;
             out[n] = *o;
             out[n].delivery = it->id;
@@ -242,7 +250,7 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         /* unreadable or uncomposable message: defer it alone */
         if (prev) prev->next = it->next; else d->head = it->next;
         if (d->tail == it) d->tail = prev;
-        d->nitems--;
+        count_items(d, -1);
         fix_groups(d);
         struct queue_outcome o = { .delivery = it->id,
                                    .type = QUEUE_EV_DEFERRED,
@@ -266,7 +274,7 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         struct item *next = c->next;
         if (p) p->next = next; else d->head = next;
         if (d->tail == c) d->tail = p;
-        d->nitems--;
+        count_items(d, -1);
         j->items[n] = c;
         j->rcpts[n] = (struct smtp_rcpt){ .delivery = c->id, .addr = c->rcpt };
         n++;
@@ -371,7 +379,12 @@ static void feed_session(struct engine *e, struct dest *d,
     if (j && d->site)
         site_take(d->site, (unsigned)j->job.nrcpt);
     if (!j) {
-        if (e->starved_head && !d->nitems)
+        /* nothing left here: give the slot back at once when the global
+         * cap or the site's cap may keep another destination waiting
+         * (parked, it would hold the site's slot for idle_timeout) */
+        if (!d->nitems && (e->starved_head ||
+                           (d->site && d->site->ndests > 1 &&
+                            d->site->sessions >= site_conn_limit(d->site))))
             smtp_session_quit(s);
         else
             push_idle(d, s);
@@ -386,7 +399,7 @@ static void feed_session(struct engine *e, struct dest *d,
             d->head = j->items[i];
             if (!d->tail)
                 d->tail = j->items[i];
-            d->nitems++;
+            count_items(d, 1);
         }
         d->ngroups++;
         free(j);
@@ -567,6 +580,27 @@ static int open_session(struct engine *e, struct dest *d)
     return 0;
 }
 
+/* Move the destination to site ns (or none) with its open sessions, so
+ * that each site counts exactly the sessions of its destinations: one
+ * that closes while the destination has no site (after a reload, before
+ * the lookup) would otherwise hold the old site's cap for ever. */
+static void set_site(struct dest *d, struct site *ns)
+{
+    if (ns == d->site)
+        return;
+    if (d->site) {
+        d->site->sessions -= d->sessions < d->site->sessions
+                             ? d->sessions : d->site->sessions;
+        d->site->waiting -= d->nitems < d->site->waiting
+                            ? d->nitems : d->site->waiting;
+    }
+    if (ns) {
+        ns->sessions += d->sessions;
+        ns->waiting += d->nitems;
+    }
+    d->site = ns;
+}
+
 /* Copy a DNS answer into the destination's target list. */
 static void take_targets(struct engine *e, struct dest *d,
                          const struct dns_result *r)
@@ -590,7 +624,7 @@ static void take_targets(struct engine *e, struct dest *d,
     d->failed_in_row = 0;
     d->dns_expires_ms = (int64_t)engine_now_ms() + (int64_t)r->ttl * 1000;
     if (n)
-        d->site = site_for_dest(e, d, d->targets[0].host);
+        set_site(d, site_for_dest(e, d, d->targets[0].host));
 }
 
 /* Lookups in flight at once: a burst of a thousand new domains would
@@ -678,7 +712,7 @@ static int route_targets(struct engine *e, struct dest *d)
     d->next_target = 0;
     d->dns = DS_READY;
     d->dns_expires_ms = INT64_MAX;
-    d->site = site_for_dest(e, d, NULL);
+    set_site(d, site_for_dest(e, d, NULL));
     return 0;
 }
 
@@ -781,7 +815,9 @@ void dest_refresh_policies(struct engine *e)
             d->pol = config_domain(&e->cfg, d->domain);
             if (d->dns == DS_READY)
                 d->dns = DS_NONE; /* a route may be new, changed or gone */
-            d->site = NULL;     /* sites may have changed: found again */
+            /* sites may have changed: the next lookup finds it again and
+             * set_site() moves the open sessions; until then they count
+             * where they were opened, and closing them frees slots there */
         }
 }
 

@@ -399,7 +399,14 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         engine_record(e, &it, 1, &o);
         return NULL;
     }
-    if (d->nitems >= DEST_MAX_WAITING) {
+    /* a slow or throttled site holds at most a share of the in-flight
+     * budget in memory; the rest waits in the spool */
+    unsigned cap = e->cfg.max_inflight / 4;
+    if (cap > DEST_MAX_WAITING)
+        cap = DEST_MAX_WAITING;
+    if (cap < 100)
+        cap = 100;
+    if (d->nitems >= cap || (d->site && d->site->waiting >= cap)) {
         /* a slow or throttled destination holds at most this many in
          * memory; the rest wait in the spool, so it never starves others */
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,

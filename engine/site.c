@@ -46,14 +46,21 @@ static double now_ms(const struct site *s)
     return (double)uv_now(s->e->loop);
 }
 
+static void arm(struct site *s, double delay);
+
 static void on_site_timer(uv_timer_t *t)
 {
     struct site *s = t->data;
+    int64_t now = (int64_t)uv_now(s->e->loop);
     s->timer_armed = false;
-    if (s->state == SITE_SUSPENDED && s->suspended_until_ms <= (int64_t)uv_now(s->e->loop)) {
+    if (s->state == SITE_SUSPENDED && s->suspended_until_ms <= now) {
         s->state = s->conc_limit < s->pol->max_connections ||
                    s->rate_factor < 1.0 ? SITE_BACKOFF : SITE_NORMAL;
         eventlog_site(s->e, s, "resume-after-suspend", 0, "", "");
+    } else if (s->state == SITE_SUSPENDED) {
+        /* an earlier wake-up (a rate) took the timer: the end of the
+         * suspension still needs one */
+        arm(s, (double)(s->suspended_until_ms - now));
     }
     for (unsigned i = 0; i < s->ndests; i++)
         dest_kick(s->e, s->dests[i]);
@@ -188,6 +195,10 @@ void site_disconnected(struct site *s)
 {
     if (s->sessions)
         s->sessions--;
+    /* a slot came free: the site's other destinations may be waiting for
+     * it (kicked from the site's timer, not inside this session's close) */
+    if (s->ndests > 1)
+        arm(s, 0);
 }
 
 bool site_take(struct site *s, unsigned n)
@@ -212,9 +223,12 @@ bool site_take(struct site *s, unsigned n)
 static void count_delivery(struct site *s)
 {
     int64_t sec = (int64_t)(engine_now_ms() / 1000);
-    if (sec - s->per_sec_base >= 16 || sec < s->per_sec_base) {
+    if (sec - s->per_sec_base >= 32 || sec < s->per_sec_base) {
+        /* all of it is older than the ring (or the clock went back); a
+         * smaller gap shifts below, keeping the last seconds for
+         * site_rate() */
         memset(s->per_sec, 0, sizeof s->per_sec);
-        s->per_sec_base = sec;
+        s->per_sec_base = sec - 15;
     }
     while (sec - s->per_sec_base >= 16) {
         memmove(s->per_sec, s->per_sec + 1, sizeof s->per_sec - sizeof s->per_sec[0]);
@@ -246,7 +260,10 @@ void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
         s->ok_in_row = 0;
         if (s->conc_limit < s->pol->max_connections)
             s->conc_limit++;
-        s->rate_factor = s->rate_factor + 0.1 > 1.0 ? 1.0 : s->rate_factor + 0.1;
+        /* 0.5 + 5 * 0.1 is 0.9999999999999999 in binary: snap, or the
+         * site takes one needless extra step */
+        s->rate_factor = s->rate_factor + 0.1 > 1.0 - 1e-9 ? 1.0
+                                                        : s->rate_factor + 0.1;
         if (s->conc_limit >= s->pol->max_connections && s->rate_factor >= 1.0)
             s->state = SITE_NORMAL;
         eventlog_site(s->e, s, s->state == SITE_NORMAL ? "recovered"

@@ -40,6 +40,7 @@ struct site {
     struct site *hnext;
 
     unsigned sessions;             /* open or opening, all its dests */
+    unsigned waiting;              /* items waiting in its dests */
     double tat_msg, tat_conn;      /* GCRA theoretical arrival times, ms */
     unsigned conc_limit;           /* adaptive, <= pol->max_connections */
     double rate_factor;            /* adaptive, <= 1 */

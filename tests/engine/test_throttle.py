@@ -10,10 +10,13 @@ Cases (each asserts what an admin would notice):
     once the receiver is healthy again successes bring it back
     ("recovering", "recovered") and all the mail goes.
   Suspension: a reply matching a strong rule suspends the site: no new
-    connection until "resume-after-suspend".
+    connection and no delivery until "resume-after-suspend", also when a
+    rate timer is running at the time.
   No head-of-line blocking: a site at 2/s with more mail than a
     destination may hold does not hold back twenty other domains.
   status.json: a running sluiced shows the site with its limits and state.
+  Reload: SIGHUPs while a site's sessions come and go leave its
+    connection count right, so the site is not wedged at its cap.
   -t: [site] and [backoff] mistakes are refused with FILE:LINE.
 
 usage: /usr/bin/python3 test_throttle.py SLUICED SLUICE SINK
@@ -175,12 +178,21 @@ class Throttle(PeerTest):
         """A reply matching suspend_match suspends the site for `suspend`:
         no new connection reaches the receiver until the site resumes,
         and then the waiting mail goes."""
+        self.suspend_run({"max_connections": 1})
+
+    def test_strong_signal_suspends_rated(self):
+        """The same with a max_rate, whose timer is running when the
+        strong reply arrives: the site still resumes after `suspend`."""
+        self.suspend_run({"max_connections": 3, "max_rate": "5/s"},
+                         "min_rate_factor = 0.5\n")
+
+    def suspend_run(self, limits, backoff=""):
         port = peers.free_port()
         dns = self.start_dns({"susp.test": [(10, "127.0.0.63")]})
         sink = self.start_sink(port, capture=False)
         conf = self.config(dns, port, "[backoff]\nsuspend_match = 451 * *\n"
-                           "suspend = 3s\n",
-                           domains={"susp.test": {"max_connections": 1}})
+                           "suspend = 3s\n" + backoff, retry="1h",
+                           domains={"susp.test": limits})
         first = self.inject("s@sender.test", ["tempfail@susp.test"],
                             "Subject: t\n\nbody\n")
         ids = []
@@ -220,6 +232,30 @@ class Throttle(PeerTest):
                            before)
         h = self.history(first[0])
         self.assertNotIn("delivered", [e["type"] for e in h])
+
+    def test_slow_site_over_many_domains_does_not_starve_others(self):
+        """A slow site spread over 20 domains holds at most its share of
+        the in-flight budget in memory, so the other domains still flow."""
+        port = peers.free_port()
+        extra = ["local=/slow/", "local=/fast/"]
+        for i in range(20):
+            extra += ["mx-host=d%d.slow,mx.d%d.slowmail.test,10" % (i, i),
+                      "host-record=mx.d%d.slowmail.test,127.0.0.70" % i,
+                      "mx-host=d%d.fast,mx.d%d.fast,10" % (i, i),
+                      "host-record=mx.d%d.fast,127.0.0.71" % i]
+        dns = self.start_dns(extra=extra)
+        self.start_sink(port, capture=False)
+        conf = self.config(dns, port, "[site slowsite]\nmx = *.slowmail.test\n"
+                           "max_rate = 2/s\n", max_inflight=2500)
+        self.fill(3000, 20, "slow", size=200)
+        self.fill(1000, 20, "fast", size=200)
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        self.wait_events(lambda ev: len([e for e in ev
+                                         if e["type"] == "delivered" and
+                                         e["domain"].endswith(".fast")]) >= 1000,
+                         60, "every fast domain delivered")
+        self.assertLess(len(self.delivered(".slow")), 300)
+        p.stop()
 
     def test_no_head_of_line_blocking(self):
         """A site held to 2/s with 2500 queued (more than the 2000 a
@@ -300,6 +336,30 @@ class Throttle(PeerTest):
         self.assertEqual(p.stop(), 0)
         sink.stop()
 
+    def test_reload_keeps_site_counts(self):
+        """SIGHUP while a site's sessions come and go does not lose count
+        of them: the site is not left thinking it is at its connection
+        cap, and all its mail is delivered."""
+        port = peers.free_port()
+        dns = self.start_dns({"d%d.rl" % i: [(10, "127.0.0.67")]
+                              for i in range(4)}, extra=["local=/rl/"])
+        sink = self.start_sink(port, args=["--slow-ms", "100"], capture=False)
+        conf = self.config(dns, port, "[site rl]\nmx = mx1.d?.rl\n"
+                           "max_connections = 2\n"
+                           "max_messages_per_connection = 1\n")
+        self.fill(120, 4, "rl", prefix="slow")
+        p = self.start_sluiced(conf)
+        for _ in range(8):
+            self.wait_events(lambda ev: [e for e in ev
+                                         if e["type"] == "delivered"], 20,
+                             "a delivery")
+            p.signal(signal.SIGHUP)
+            time.sleep(0.3)
+        self.assertEqual(p.wait(90), 0, p.output()[-3000:])
+        self.assertEqual(len(self.delivered(".rl")), 120)
+        st = sink.stop()
+        self.assertLessEqual(st["by_addr"]["127.0.0.67"]["max_concurrency"], 2)
+
     def test_config_check(self):
         """sluiced -t refuses [site] and [backoff] mistakes with FILE:LINE."""
         good = self.config("127.0.0.1:53", 2525,
@@ -319,7 +379,7 @@ class Throttle(PeerTest):
         bad = [("[site x]\nmax_rate = 10/fortnight\n", 2, "max_rate"),
                ("[site x]\nmax_rate = 0/s\n", 2, "max_rate"),
                ("[site x]\nmx = *.x.test\nroute = 127.0.0.1\n", 3, "route"),
-               ("[site x]\nmax_connections = 3\n", 1, "no mx"),
+               ("[site x]\nmax_connections = 3\n", 2, "no mx"),
                ("[backoff]\nmatch = 42 * *\n", 2, "code"),
                ("[backoff]\nmatch = 421 * /unclosed\n", 2, "REGEX"),
                ("[backoff]\ndecrease = 1.5\n", 2, "decrease"),
