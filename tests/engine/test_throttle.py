@@ -257,6 +257,33 @@ class Throttle(PeerTest):
         self.assertLess(len(self.delivered(".slow")), 300)
         p.stop()
 
+    def test_account_rate_cap_and_fair_share(self):
+        """[account 7] max_rate = 5/s holds account 7 to five a second on a
+        shared domain while account 8's mail (unlimited) goes at once: one
+        sender cannot take the destination from the others."""
+        port = peers.free_port()
+        dns = self.start_dns({"shared.test": [(10, "127.0.0.75")]})
+        self.start_sink(port, capture=False)
+        conf = self.config(dns, port, "[account 7]\nmax_rate = 5/s\n",
+                           domains={"shared.test": {"max_connections": "2"}})
+        body = self.path("m.txt")
+        with open(body, "w") as f:
+            f.write("Subject: share\n\nbody\n")
+        for i in range(15):
+            for acct in ("7", "8"):
+                self.sluice("inject", "--account", acct, "--from",
+                            "s@sender.test", "--to",
+                            "a%s-%d@shared.test" % (acct, i), body)
+        self.run_sluiced(conf, timeout=60)
+        got = self.delivered()
+        self.assertEqual(len(got), 30)
+        t = {a: sorted(e["time_ms"] for e in got if e["account"] == a)
+             for a in (7, 8)}
+        # 15 deliveries at 5/s cannot take less than 2.8 s without the cap
+        self.assertGreaterEqual(t[7][-1] - t[7][0], 2600)
+        # account 8 is not held back behind account 7's budget
+        self.assertLess(t[8][-1], t[7][-1] - 1000)
+
     def test_no_head_of_line_blocking(self):
         """A site held to 2/s with 2500 queued (more than the 2000 a
         destination keeps in memory, and max_inflight = 2500) does not
