@@ -37,3 +37,11 @@ echo
 echo "== engine: ${EN:-100000} x ${SIZE:-5120} B to ${ED:-1000} domains, sluiced vs the raw ceiling, $runs runs"
 N=${EN:-100000} D=${ED:-1000} RUNS=$runs OUT="$here/results/engine.jsonl" \
   sh "$here/engine_bench.sh" "$build"
+
+echo
+echo "== rate: sites held to max_rate over 60-second windows (${SECS:-130} s)"
+SECS=${SECS:-130} OUT="$here/results/rate.jsonl" sh "$here/rate_bench.sh" "$build"
+
+echo
+echo "== scale: 10,000 sites, 1,000,000 queued recipients"
+OUT="$here/results/scale.jsonl" sh "$here/scale_bench.sh" "$build"
