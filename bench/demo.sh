@@ -14,10 +14,8 @@
 # usage: bench/demo.sh BUILD_DIR
 set -eu
 build=$(cd "${1:-build}" && pwd)
-T=$(mktemp -d /tmp/sluice-demo-XXXXXX)
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/lib.sh"
+bench_setup demo
 
 echo "== 1. the spool: 1,000,000 campaign recipients, durable mode"
 "$build/bench/queue-bench" --demo --spool "$T/bulk" -n 1000000 --domains 1000
@@ -25,9 +23,6 @@ rm -rf "$T/bulk"
 
 echo
 echo "== 2. sluiced: 5,000 messages to 300 domains over SMTP on loopback"
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DNSPORT=$(port)
-SINKPORT=$(port)
 {
   echo "no-resolv"; echo "no-hosts"; echo "local=/demo/"
   i=0
@@ -38,9 +33,7 @@ SINKPORT=$(port)
   done
   echo "mx-host=gone.demo,.,0"
 } > "$T/dns.conf"
-/usr/sbin/dnsmasq --no-daemon --port="$DNSPORT" --listen-address=127.0.0.1 \
-  --bind-interfaces --conf-file="$T/dns.conf" --user=root > "$T/dns.log" 2>&1 &
-pids="$pids $!"
+start_dnsmasq "$T/dns.conf"
 "$build/bench/sink/sluice-sink" --listen 0.0.0.0:"$SINKPORT" \
   --stats "$T/sink.json" --max-conn-per-domain 10 > "$T/sink.log" 2>&1 &
 sinkpid=$!

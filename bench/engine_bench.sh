@@ -24,14 +24,8 @@ SIZE=${SIZE:-5120}
 SESSIONS=${SESSIONS:-100}
 RUNS=${RUNS:-1}
 OUT=${OUT:-/dev/null}
-T=$(mktemp -d /tmp/sluice-ebench-XXXXXX)
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DNSPORT=$(port)
-SINKPORT=$(port)
+. "$(dirname "$0")/lib.sh"
+bench_setup ebench
 
 {
   echo "no-resolv"; echo "no-hosts"; echo "local=/bench/"
@@ -42,10 +36,7 @@ SINKPORT=$(port)
     i=$((i + 1))
   done
 } > "$T/dns.conf"
-/usr/sbin/dnsmasq --no-daemon --port="$DNSPORT" --listen-address=127.0.0.1 \
-  --bind-interfaces --conf-file="$T/dns.conf" --user=root --cache-size=10000 \
-  > "$T/dns.log" 2>&1 &
-pids="$pids $!"
+start_dnsmasq "$T/dns.conf"
 /usr/sbin/smtp-sink -u root -m 2000 127.0.0.1:"$SINKPORT" 4096 > "$T/sink.log" 2>&1 &
 pids="$pids $!"
 sleep 0.5
@@ -63,7 +54,6 @@ max_connections = ${DOMCONN:-4}
 max_messages_per_connection = 1000
 CONF
 
-ms() { date +%s%3N; }
 run=1
 while [ $run -le "$RUNS" ]; do
   rm -rf "$T/spool"

@@ -17,14 +17,8 @@ set -eu
 build=$(cd "${1:-build}" && pwd)
 SECS=${SECS:-130}
 OUT=${OUT:-/dev/null}
-T=$(mktemp -d /tmp/sluice-ratebench-XXXXXX)
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DNSPORT=$(port)
-SINKPORT=$(port)
+. "$(dirname "$0")/lib.sh"
+bench_setup ratebench
 
 {
   echo "no-resolv"; echo "no-hosts"; echo "local=/rb/"
@@ -35,9 +29,7 @@ SINKPORT=$(port)
     done
   done
 } > "$T/dns.conf"
-/usr/sbin/dnsmasq --no-daemon --port="$DNSPORT" --listen-address=127.0.0.1 \
-  --bind-interfaces --conf-file="$T/dns.conf" --user=root > "$T/dns.log" 2>&1 &
-pids="$pids $!"
+start_dnsmasq "$T/dns.conf"
 "$build/bench/sink/sluice-sink" --listen 127.0.0.1:"$SINKPORT" --timeline=600 \
   --stats "$T/sink.json" --pidfile "$T/sink.pid" > "$T/sink.log" 2>&1 &
 sinkpid=$!

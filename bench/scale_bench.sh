@@ -26,15 +26,8 @@ SIZE=${SIZE:-1000}
 ADDRS=${ADDRS:-8}
 LIMIT=${LIMIT:-240}
 OUT=${OUT:-/dev/null}
-T=$(mktemp -d /tmp/sluice-scalebench-XXXXXX)
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT INT TERM
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-DNSPORT=$(port)
-SINKPORT=$(port)
-ms() { date +%s%3N; }
+. "$(dirname "$0")/lib.sh"
+bench_setup scalebench
 
 awk -v d="$D" -v a="$ADDRS" 'BEGIN {
   print "no-resolv"; print "no-hosts"; print "local=/sc/"
@@ -44,10 +37,7 @@ awk -v d="$D" -v a="$ADDRS" 'BEGIN {
   }
 }' > "$T/dns.conf"
 t0=$(ms)
-/usr/sbin/dnsmasq --no-daemon --port="$DNSPORT" --listen-address=127.0.0.1 \
-  --bind-interfaces --conf-file="$T/dns.conf" --user=root --cache-size=10000 \
-  > "$T/dns.log" 2>&1 &
-pids="$pids $!"
+start_dnsmasq "$T/dns.conf"
 /usr/sbin/smtp-sink -u root -m 2000 0.0.0.0:"$SINKPORT" 4096 > "$T/sink.log" 2>&1 &
 pids="$pids $!"
 # dnsmasq is up once its UDP port is taken

@@ -1,0 +1,34 @@
+# lib.sh - what the benchmark and demo scripts share: a temporary
+# directory removed at exit, processes stopped at exit, free loopback
+# ports, a millisecond clock and dnsmasq started on a config file.
+#
+# usage (sourced):  . "$(dirname "$0")/lib.sh"; bench_setup NAME
+
+# Make $T, arrange cleanup, pick $DNSPORT and $SINKPORT.
+bench_setup() {
+  T=$(mktemp -d "/tmp/sluice-$1-XXXXXX")
+  pids=""
+  trap bench_cleanup EXIT INT TERM
+  DNSPORT=$(port)
+  SINKPORT=$(port)
+}
+
+bench_cleanup() {
+  for p in $pids; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$T"
+}
+
+# A free TCP port on 127.0.0.1.
+port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+ms() { date +%s%3N; }
+
+# dnsmasq on 127.0.0.1:$DNSPORT serving CONF; stopped at exit.
+start_dnsmasq() {
+  /usr/sbin/dnsmasq --no-daemon --port="$DNSPORT" --listen-address=127.0.0.1 \
+    --bind-interfaces --conf-file="$1" --user=root --cache-size=10000 \
+    > "$T/dns.log" 2>&1 &
+  pids="$pids $!"
+}
