@@ -118,6 +118,10 @@ void dest_add_item(struct engine *e, struct dest *d, struct item *it)
     it->dest = d;
     if (!d->tail || d->tail->body != it->body || !it->body)
         d->ngroups++; /* recipients of one message arrive side by side */
+    if (!d->head)
+        d->accounts_mixed = false;
+    else if (d->head->account != it->account)
+        d->accounts_mixed = true;
     if (d->tail)
         d->tail->next = it;
     else
@@ -232,7 +236,8 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         if (!pick || it->account != d->last_account) {
             pick = it;
             pick_prev = prev;
-            if (it->account != d->last_account)
+            /* one account only: no one to take turns with, stop looking */
+            if (it->account != d->last_account || !d->accounts_mixed)
                 break;
         }
     }

@@ -95,6 +95,7 @@ struct dest {
     bool limit_waiting;        /* waits for an account/campaign rate */
     struct dest *lnext;
     uint32_t last_account;     /* served last, for fair share */
+    bool accounts_mixed;       /* items of more than one account wait */
     bool starving;             /* waits in the engine's starved list */
     struct dest *snext;
     bool waiting;              /* waits for a body being composed */

@@ -26,9 +26,6 @@ static json_t *site_json(struct site *s)
     json_t *doms = json_array();
     for (unsigned i = 0; i < s->ndests && i < 1000; i++)
         json_array_append_new(doms, json_string(s->dests[i]->domain));
-    unsigned waiting = 0;
-    for (unsigned i = 0; i < s->ndests; i++)
-        waiting += s->dests[i]->nitems;
     const struct rate *r = &s->pol->max_rate;
     double per_s = r->n ? (double)r->n / r->per_s * s->rate_factor : 0;
     return json_pack("{s:s,s:s,s:o,s:i,s:i,s:f,s:s,s:f,s:s,s:i,s:f,s:s,"
@@ -44,7 +41,7 @@ static json_t *site_json(struct site *s)
                      (json_int_t)(s->state == SITE_NORMAL ? 0 : s->next_retry_ms),
                      "delivered", (json_int_t)s->delivered,
                      "deferred", (json_int_t)s->deferred,
-                     "bounced", (json_int_t)s->bounced, "waiting", (int)waiting);
+                     "bounced", (json_int_t)s->bounced, "waiting", (int)s->waiting);
 }
 
 void status_write(struct engine *e)
