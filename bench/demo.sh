@@ -38,18 +38,14 @@ start_dnsmasq "$T/dns.conf"
   --stats "$T/sink.json" --max-conn-per-domain 10 > "$T/sink.log" 2>&1 &
 sinkpid=$!
 pids="$pids $sinkpid"
-cat > "$T/sluiced.conf" <<CONF
-[sluiced]
-spool = $T/spool
-ehlo_hostname = demo.sluice.test
-dns_servers = 127.0.0.1:$DNSPORT
-smtp_port = $SINKPORT
+{ sluiced_conf_head; cat <<CONF
 event_log = $T/events.jsonl
 retry = 1s
 max_age = 5s
 [domain default]
 max_connections = 4
 CONF
+} > "$T/sluiced.conf"
 "$build/engine/sluiced" -t -c "$T/sluiced.conf"
 "$build/bench/spool-fill" --spool "$T/spool" -n 4900 --domains 300 --size 4000 \
   --suffix demo

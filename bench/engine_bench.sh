@@ -41,18 +41,14 @@ start_dnsmasq "$T/dns.conf"
 pids="$pids $!"
 sleep 0.5
 
-cat > "$T/sluiced.conf" <<CONF
-[sluiced]
-spool = $T/spool
-ehlo_hostname = bench.sluice.test
-dns_servers = 127.0.0.1:$DNSPORT
-smtp_port = $SINKPORT
+{ sluiced_conf_head; cat <<CONF
 max_connections = ${MAXCONN:-400}
 max_inflight = ${INFLIGHT:-20000}
 [domain default]
 max_connections = ${DOMCONN:-4}
 max_messages_per_connection = 1000
 CONF
+} > "$T/sluiced.conf"
 
 run=1
 while [ $run -le "$RUNS" ]; do

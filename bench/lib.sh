@@ -32,3 +32,10 @@ start_dnsmasq() {
     > "$T/dns.log" 2>&1 &
   pids="$pids $!"
 }
+
+# The [sluiced] lines every run shares: the spool in $T, the loopback DNS
+# and the sink's port.  Callers append their own keys.
+sluiced_conf_head() {
+  printf '[sluiced]\nspool = %s/spool\nehlo_hostname = bench.sluice.test\n' "$T"
+  printf 'dns_servers = 127.0.0.1:%s\nsmtp_port = %s\n' "$DNSPORT" "$SINKPORT"
+}

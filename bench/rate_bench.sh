@@ -38,12 +38,7 @@ pids="$pids $sinkpid"
 "$build/bench/spool-fill" --spool "$T/spool" -n 2000 --domains 5 --size 1000 --suffix a.rb
 "$build/bench/spool-fill" --spool "$T/spool" -n 16000 --domains 5 --size 1000 --suffix b.rb
 
-cat > "$T/sluiced.conf" <<CONF
-[sluiced]
-spool = $T/spool
-ehlo_hostname = bench.sluice.test
-dns_servers = 127.0.0.1:$DNSPORT
-smtp_port = $SINKPORT
+{ sluiced_conf_head; cat <<CONF
 nosync = yes
 [site ten]
 mx = mx.*.a.rb
@@ -52,6 +47,7 @@ max_rate = 600/min
 mx = mx.*.b.rb
 max_rate = 6000/min
 CONF
+} > "$T/sluiced.conf"
 
 echo "command: $build/engine/sluiced -c sluiced.conf (run ${SECS}s, then SIGTERM)"
 echo "config:"; sed 's/^/  /' "$T/sluiced.conf"

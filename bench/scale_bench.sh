@@ -51,12 +51,7 @@ t1=$(ms)
 t2=$(ms)
 spool_mb=$(du -sm "$T/spool" | cut -f1)
 
-cat > "$T/sluiced.conf" <<CONF
-[sluiced]
-spool = $T/spool
-ehlo_hostname = bench.sluice.test
-dns_servers = 127.0.0.1:$DNSPORT
-smtp_port = $SINKPORT
+{ sluiced_conf_head; cat <<CONF
 nosync = yes
 max_connections = ${MAXCONN:-400}
 [domain default]
@@ -64,6 +59,7 @@ max_connections = 2
 max_messages_per_connection = 1000
 max_rcpts_per_message = 100
 CONF
+} > "$T/sluiced.conf"
 
 echo "command: /usr/bin/time -f '%M %e %U %S' $build/engine/sluiced -c sluiced.conf --exit-when-empty (SIGTERM after ${LIMIT}s)"
 echo "workload: $D domains/sites, $N messages x $K recipients = $((N * K)) recipients, $SIZE bytes; MX on $ADDRS addresses; spool ${spool_mb} MB"
