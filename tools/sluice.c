@@ -30,6 +30,8 @@ static const struct tool_cmd commands[] = {
     { "resume", "let mail flow again to a paused domain or site",
       tool_resume_main },
     { "paused", "list paused domains and sites", tool_paused_main },
+    { "dkim", "DKIM keys: keygen, check the published DNS record",
+      tool_dkim_main },
 };
 
 static void usage(FILE *f)

@@ -65,6 +65,7 @@ int tool_pause_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_resume_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_paused_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_status_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_dkim_main(struct tool_ctx *ctx, int argc, char **argv);
 
 /* ------------------------------------------- status view (status_view.c) */
 
