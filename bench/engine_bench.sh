@@ -14,8 +14,13 @@
 #             the same message size and SESSIONS parallel sessions, reusing
 #             connections (-d).
 #
+#   DKIM=rsa|ed25519|dual signs every message in sluiced (keys made by
+#   `sluice dkim keygen` for the sender's domain, verified for account 0 and
+#   unsigned mail refused, so a message that is not signed is not counted
+#   as delivered).  The ceiling sends unsigned bytes of the same size.
+#
 # usage: bench/engine_bench.sh BUILD_DIR    (env: N=100000 D=1000 SIZE=5120
-#        SESSIONS=100 RUNS=1 OUT=file.jsonl)
+#        SESSIONS=100 RUNS=1 OUT=file.jsonl DKIM=)
 set -eu
 build=$(cd "${1:-build}" && pwd)
 N=${N:-100000}
@@ -49,6 +54,23 @@ max_connections = ${DOMCONN:-4}
 max_messages_per_connection = 1000
 CONF
 } > "$T/sluiced.conf"
+DKIM=${DKIM:-}
+if [ -n "$DKIM" ]; then
+  case $DKIM in
+    rsa|ed25519) algos=$DKIM ;;
+    dual) algos="rsa ed25519" ;;
+    *) echo "DKIM=$DKIM: rsa, ed25519 or dual" >&2; exit 64 ;;
+  esac
+  for a in $algos; do
+    "$build/tools/sluice" --spool "$T/keyspool" dkim keygen sender.bench \
+      --selector "b$a" --algo "$a" --key "$T/keys/sender.bench/b$a.key" \
+      > /dev/null
+  done
+  # dkim_keys goes into [sluiced], the account into its own section
+  sed -i "s|^\[sluiced\]\$|[sluiced]\ndkim_keys = $T/keys|" "$T/sluiced.conf"
+  printf '[account 0]\ndomains = sender.bench\nallow_unsigned = no\n' \
+    >> "$T/sluiced.conf"
+fi
 
 run=1
 while [ $run -le "$RUNS" ]; do
@@ -93,11 +115,11 @@ while [ $run -le "$RUNS" ]; do
   ceil=$(awk "BEGIN { printf \"%.0f\", $N * 1000 / $ceil_ms }")
   cpu_us=$(awk "BEGIN { printf \"%.1f\", ($usr + $sys) * 1e6 / $N }")
   ratio=$(awk "BEGIN { printf \"%.2f\", $rate / $ceil }")
-  echo "run $run: sluiced delivered $delivered/$N in ${send_ms} ms = $rate msg/s" \
+  echo "run $run${DKIM:+ (DKIM $DKIM)}: sluiced delivered $delivered/$N in ${send_ms} ms = $rate msg/s" \
        "(fill ${fill_ms} ms, fill+send $e2e msg/s); CPU ${cpu_us} us/msg;" \
        "peak RSS $((rss / 1024)) MB; overlapped injection+delivery" \
        "$delivered2/$N in ${overlap_ms} ms = $overlap msg/s;" \
        "ceiling smtp-source $ceil msg/s; ratio $ratio"
-  echo "{\"run\":$run,\"n\":$N,\"domains\":$D,\"size\":$SIZE,\"delivered\":$delivered,\"send_ms\":$send_ms,\"fill_ms\":$fill_ms,\"msg_per_s\":$rate,\"e2e_msg_per_s\":$e2e,\"cpu_us_per_msg\":$cpu_us,\"peak_rss_kb\":$rss,\"overlap_msg_per_s\":$overlap,\"ceiling_msg_per_s\":$ceil,\"ratio\":$ratio}" >> "$OUT"
+  echo "{\"run\":$run,\"dkim\":\"${DKIM:-none}\",\"n\":$N,\"domains\":$D,\"size\":$SIZE,\"delivered\":$delivered,\"send_ms\":$send_ms,\"fill_ms\":$fill_ms,\"msg_per_s\":$rate,\"e2e_msg_per_s\":$e2e,\"cpu_us_per_msg\":$cpu_us,\"peak_rss_kb\":$rss,\"overlap_msg_per_s\":$overlap,\"ceiling_msg_per_s\":$ceil,\"ratio\":$ratio}" >> "$OUT"
   run=$((run + 1))
 done

@@ -53,8 +53,9 @@ int canon_split(const char *msg, size_t len, struct dkim_hfield *fields,
 {
     size_t pos = 0, n = 0;
 
-    for (size_t i = 0; i < len; i++)
-        if (msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r'))
+    for (const char *nl = msg; (nl = memchr(nl, '\n', len - (size_t)(nl - msg)));
+         nl++)
+        if (nl == msg || nl[-1] != '\r')
             return DKIM_E_MSG;
     while (pos < len) {
         if (len - pos >= 2 && msg[pos] == '\r' && msg[pos + 1] == '\n') {
@@ -149,10 +150,52 @@ int canon_header_relaxed(EVP_MD_CTX *md, const char *field, size_t len,
     return o.failed ? DKIM_E_CRYPTO : 0;
 }
 
+/* Input bytes that hash as they are: a run of the body handed to the
+ * digest without copying, kept in order with the copied bytes of struct
+ * out (each flushes the other before it grows). */
+struct run {
+    const char *p;
+    size_t len;
+};
+
+static void run_flush(struct out *o, struct run *r)
+{
+    if (r->len && !o->failed && EVP_DigestUpdate(o->md, r->p, r->len) != 1)
+        o->failed = 1;
+    r->len = 0;
+}
+
+/* Hash p[0..n) as is, after everything emitted before. */
+static void emit_direct(struct out *o, struct run *r, const char *p, size_t n)
+{
+    if (r->len && r->p + r->len == p) {
+        r->len += n;
+        return;
+    }
+    run_flush(o, r);
+    out_flush(o);
+    r->p = p;
+    r->len = n;
+}
+
+/* True when a line is already in relaxed form: no tab, no two spaces in
+ * a row, no space at its end. */
+static int line_is_relaxed(const char *p, size_t n)
+{
+    if (n && p[n - 1] == ' ')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\t' || (p[i] == ' ' && i + 1 < n && p[i + 1] == ' '))
+            return 0;
+    return 1;
+}
+
 int canon_body_relaxed(EVP_MD_CTX *md, const char *body, size_t len)
 {
     struct out o = { .md = md };
-    size_t pos = 0, blank = 0;
+    struct run r = { 0 };
+    size_t pos = 0, blank = 0, blank_at = 0;
+    int blank_direct = 1;   /* the blank lines so far are bare CRLFs */
 
     while (pos < len) {
         const char *eol = NULL;
@@ -169,6 +212,34 @@ int canon_body_relaxed(EVP_MD_CTX *md, const char *body, size_t len)
             scan = (size_t)(cr - body) + 1;
         }
         end = eol ? (size_t)(eol - body) : len;
+        if (line_is_relaxed(body + pos, end - pos)) {
+            if (end == pos) {           /* an empty line: maybe trailing */
+                if (!blank)
+                    blank_at = pos, blank_direct = 1;
+                blank++;
+            } else {
+                if (blank && blank_direct)
+                    emit_direct(&o, &r, body + blank_at, 2 * blank);
+                else
+                    for (; blank > 0; blank--) {
+                        run_flush(&o, &r);
+                        out_byte(&o, '\r');
+                        out_byte(&o, '\n');
+                    }
+                blank = 0;
+                if (eol) {
+                    emit_direct(&o, &r, body + pos, end - pos + 2);
+                } else {
+                    emit_direct(&o, &r, body + pos, end - pos);
+                    run_flush(&o, &r);
+                    out_byte(&o, '\r');
+                    out_byte(&o, '\n');
+                }
+            }
+            pos = eol ? end + 2 : len;
+            continue;
+        }
+        run_flush(&o, &r);
         int pending_sp = 0, any = 0;
         for (size_t i = pos; i < end; i++) {
             char c = body[i];
@@ -193,11 +264,15 @@ int canon_body_relaxed(EVP_MD_CTX *md, const char *body, size_t len)
             out_byte(&o, '\r');
             out_byte(&o, '\n');
         } else {
+            if (!blank)
+                blank_at = pos;
             blank++;
+            blank_direct = 0;
         }
         pos = eol ? end + 2 : len;
     }
     /* Trailing blank lines are dropped; an empty body hashes as nothing. */
+    run_flush(&o, &r);
     out_flush(&o);
     return o.failed ? DKIM_E_CRYPTO : 0;
 }

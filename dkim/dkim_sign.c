@@ -14,6 +14,7 @@
  *   DKIM_E_CRYPTO, -ENOMEM.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,24 @@
 #include "dkim_sign.h"
 
 #define LINE_MAX_CHARS 78
+#define FIELDS_ON_STACK 128     /* header fields indexed without malloc */
+
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* SHA-256 fetched once: OpenSSL 3 looks EVP_sha256() up in its provider
+ * tables on every init otherwise, which costs more than hashing a short
+ * header block. */
+static const EVP_MD *sha256_md(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_fetched ? sha256_fetched : EVP_sha256();
+}
 
 /* Signed header names; oversign = listed once more than present. */
 static const struct {
@@ -125,7 +144,7 @@ int dkim_sign(const struct dkim_key *k, const char *domain,
               const char *selector, const char *msg, size_t len,
               char **header_out)
 {
-    struct dkim_hfield *fields = NULL;
+    struct dkim_hfield few[FIELDS_ON_STACK], *fields = few, *many = NULL;
     struct fold *f = NULL;
     EVP_MD_CTX *md = NULL;
     size_t nfields = 0, body_off = 0;
@@ -139,14 +158,25 @@ int dkim_sign(const struct dkim_key *k, const char *domain,
     *header_out = NULL;
     if (!name_ok(domain) || !name_ok(selector))
         return DKIM_E_ARG;
-    fields = calloc(DKIM_HEADERS_MAX, sizeof(*fields));
-    f = calloc(1, sizeof(*f));
+    f = malloc(sizeof(*f));
     md = EVP_MD_CTX_new();
-    if (fields == NULL || f == NULL || md == NULL) {
+    if (f == NULL || md == NULL) {
         rc = -ENOMEM;
         goto out;
     }
-    rc = canon_split(msg, len, fields, DKIM_HEADERS_MAX, &nfields, &body_off);
+    f->len = f->line = 0;
+    f->overflow = 0;
+    rc = canon_split(msg, len, few, FIELDS_ON_STACK, &nfields, &body_off);
+    if (rc == DKIM_E_TOOBIG) {
+        /* a message with many fields: index it again on the heap */
+        if ((many = calloc(DKIM_HEADERS_MAX, sizeof(*many))) == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        fields = many;
+        rc = canon_split(msg, len, fields, DKIM_HEADERS_MAX, &nfields,
+                         &body_off);
+    }
     if (rc != 0)
         goto out;
     for (size_t i = 0; i < nfields; i++)
@@ -159,7 +189,7 @@ int dkim_sign(const struct dkim_key *k, const char *domain,
 
     /* bh= */
     rc = DKIM_E_CRYPTO;
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+    if (EVP_DigestInit_ex(md, sha256_md(), NULL) != 1)
         goto out;
     if ((rc = canon_body_relaxed(md, msg + body_off, len - body_off)) != 0)
         goto out;
@@ -205,7 +235,7 @@ int dkim_sign(const struct dkim_key *k, const char *domain,
     }
 
     /* Header hash: signed fields bottom-up per name, then this field. */
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+    if (EVP_DigestInit_ex(md, sha256_md(), NULL) != 1)
         goto out;
     for (size_t h = 0; h < NSIGNED; h++) {
         const char *name = signed_headers[h].name;
@@ -260,7 +290,7 @@ int dkim_sign(const struct dkim_key *k, const char *domain,
     rc = 0;
 out:
     EVP_MD_CTX_free(md);
-    free(fields);
+    free(many);
     free(f);
     return rc;
 }

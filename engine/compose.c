@@ -26,18 +26,17 @@ static char *put_line(char *o, const char *a, size_t n)
     return o;
 }
 
-int compose_wire(const char *msg, size_t len, struct wire *out)
+/* Append the wire lines of msg[0..len) at o; counts size and 8-bit. */
+static char *put_text(char *o, const char *msg, size_t len, size_t *size,
+                      unsigned char *acc)
 {
-    char *buf = malloc(len * 2 + 8);
-    if (!buf)
-        return -ENOMEM;
-    char *o = buf;
+    if (!len)
+        return o;
     const char *p = msg, *end = msg + len;
-    size_t size = 0;
-    unsigned char acc = 0;
-
+    unsigned char a = 0;
     for (size_t i = 0; i < len; i++) /* vectorised by the compiler */
-        acc |= (unsigned char)msg[i];
+        a |= (unsigned char)msg[i];
+    *acc |= a;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
@@ -46,15 +45,28 @@ int compose_wire(const char *msg, size_t len, struct wire *out)
         const char *s = p, *cr;
         while ((cr = memchr(s, '\r', (size_t)(seg_end - s)))) {
             o = put_line(o, s, (size_t)(cr - s));
-            size += (size_t)(cr - s) + 2;
+            *size += (size_t)(cr - s) + 2;
             s = cr + 1;
         }
         if (s < seg_end || nl || s == p) {
             o = put_line(o, s, (size_t)(seg_end - s));
-            size += (size_t)(seg_end - s) + 2;
+            *size += (size_t)(seg_end - s) + 2;
         }
         p = nl ? nl + 1 : end;
     }
+    return o;
+}
+
+int compose_wire_signed(const char *sigs, size_t siglen, const char *msg,
+                        size_t len, struct wire *out)
+{
+    char *buf = malloc((siglen + len) * 2 + 8);
+    if (!buf)
+        return -ENOMEM;
+    size_t size = 0;
+    unsigned char acc = 0;
+    char *o = put_text(buf, sigs, siglen, &size, &acc);
+    o = put_text(o, msg, len, &size, &acc);
     memcpy(o, ".\r\n", 3);
     o += 3;
     size_t n = (size_t)(o - buf);
@@ -64,4 +76,9 @@ int compose_wire(const char *msg, size_t len, struct wire *out)
     out->size = size;
     out->eightbit = acc & 0x80;
     return 0;
+}
+
+int compose_wire(const char *msg, size_t len, struct wire *out)
+{
+    return compose_wire_signed(NULL, 0, msg, len, out);
 }

@@ -28,4 +28,9 @@ struct wire {
 /* Returns 0, or -ENOMEM. */
 int compose_wire(const char *msg, size_t len, struct wire *out);
 
+/* The same with header fields sigs[0..siglen) (DKIM-Signature lines ending
+ * in CRLF) put in front of the message. */
+int compose_wire_signed(const char *sigs, size_t siglen, const char *msg,
+                        size_t len, struct wire *out);
+
 #endif

@@ -522,6 +522,9 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
         if (!parse_uint(v, 1, 1u << 20, &u))
             return fail(p, "map_max: '%s' is not 1..1048576 (MiB)%s", v, "");
         c->map_max = (uint64_t)u << 20;
+    } else if (!strcmp(key, "dkim_keys")) {
+        if (!set_str(&c->dkim_keys, v))
+            return fail(p, "out of memory%s%s", "", "");
     } else if (!strcmp(key, "status_file")) {
         if (!set_str(&c->status_file, v))
             return fail(p, "out of memory%s%s", "", "");
@@ -535,6 +538,92 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
 }
 
 /* libinih callback: one name = value under a section. */
+/* The [account N] entry for id, made on first use. */
+static struct account_policy *account_for(struct parse *p, uint32_t id)
+{
+    struct config *c = p->cfg;
+    for (size_t i = 0; i < c->naccounts; i++)
+        if (c->accounts[i].id == id)
+            return &c->accounts[i];
+    struct account_policy *n = realloc(c->accounts,
+                                       (c->naccounts + 1) * sizeof *n);
+    if (!n)
+        return NULL;
+    c->accounts = n;
+    struct account_policy *a = &n[c->naccounts++];
+    memset(a, 0, sizeof *a);
+    a->id = id;
+    a->allow_unsigned = -1;
+    a->line = p->line;
+    return a;
+}
+
+/* True if s is a plausible domain name: LDH labels of 1..63 separated by
+ * single dots, 253 characters at most. */
+static bool domain_syntax_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (!n || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '.') {
+            if (!label || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum(ch) || (ch == '-' && label)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0 && s[n - 1] != '-';
+}
+
+/* domains = a.example, b.example / allow_unsigned = yes|no */
+static int account_key(struct parse *p, uint32_t id, const char *name,
+                       const char *value)
+{
+    struct account_policy *a = account_for(p, id);
+    if (!a)
+        return fail(p, "out of memory%s%s", "", "");
+    if (!strcmp(name, "allow_unsigned")) {
+        bool b;
+        if (!parse_bool(value, &b))
+            return fail(p, "allow_unsigned: '%s' is not yes or no%s", value,
+                        "");
+        a->allow_unsigned = b;
+        return 1;
+    }
+    char buf[4096];
+    if (strlen(value) >= sizeof buf)
+        return fail(p, "domains: list too long%s%s", "", "");
+    memcpy(buf, value, strlen(value) + 1);
+    for (char *save, *t = strtok_r(buf, ", ", &save); t;
+         t = strtok_r(NULL, ", ", &save)) {
+        for (char *c = t; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        if (!domain_syntax_ok(t))
+            return fail(p, "domains: '%s' is not a domain name%s", t, "");
+        for (size_t i = 0; i < p->cfg->naccounts; i++) {
+            const struct account_policy *o = &p->cfg->accounts[i];
+            for (unsigned k = 0; k < o->ndomains; k++)
+                if (!strcmp(o->domains[k], t))
+                    return fail(p, "domains: %s is already a domain of "
+                                "account %s", t,
+                                o->id == id ? "this" : "another");
+        }
+        if (a->ndomains == CONFIG_MAX_ACCOUNT_DOMAINS)
+            return fail(p, "domains: more than 64 for one account%s%s", "",
+                        "");
+        if (!(a->domains[a->ndomains] = strdup(t)))
+            return fail(p, "out of memory%s%s", "", "");
+        a->ndomains++;
+    }
+    return 1;
+}
+
 static int handler(void *user, const char *section, const char *name,
                    const char *value)
 {
@@ -586,6 +675,15 @@ static int handler(void *user, const char *section, const char *name,
     }
     if (!strcmp(section, "backoff"))
         return backoff_key(p, name, value);
+    if (!strcmp(section, "account default")) {
+        if (strcmp(name, "allow_unsigned"))
+            return fail(p, "unknown key '%s' in [%s] (only allow_unsigned)",
+                        name, section);
+        if (!parse_bool(value, &p->cfg->allow_unsigned))
+            return fail(p, "allow_unsigned: '%s' is not yes or no%s", value,
+                        "");
+        return 1;
+    }
     if (!strncmp(section, "account ", 8) || !strncmp(section, "campaign ", 9)) {
         char kind = section[0] == 'a' ? 'a' : 'c';
         const char *idt = section + (kind == 'a' ? 8 : 9);
@@ -594,6 +692,9 @@ static int handler(void *user, const char *section, const char *name,
             idt++;
         if (!parse_uint(idt, 0, 0xffffffffUL, &id))
             return fail(p, "[%s]: the id must be a number%s", section, "");
+        if (kind == 'a' && (!strcmp(name, "domains") ||
+                            !strcmp(name, "allow_unsigned")))
+            return account_key(p, (uint32_t)id, name, value);
         if (strcmp(name, "max_rate"))
             return fail(p, "unknown key '%s' in [%s]", name, section);
         struct config *c = p->cfg;
@@ -749,6 +850,11 @@ void config_free(struct config *cfg)
     free(cfg->backoff.rules);
     free(cfg->id_rates);
     free(cfg->status_file);
+    free(cfg->dkim_keys);
+    for (size_t i = 0; i < cfg->naccounts; i++)
+        for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)
+            free(cfg->accounts[i].domains[k]);
+    free(cfg->accounts);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -85,6 +85,18 @@ struct id_rate {
     int line;
 };
 
+/* [account N]: the account's verified sending domains (its mail is signed
+ * only with keys of these) and whether its mail may leave unsigned.
+ * [account default] sets allow_unsigned for accounts without a section. */
+#define CONFIG_MAX_ACCOUNT_DOMAINS 64
+struct account_policy {
+    uint32_t id;
+    char *domains[CONFIG_MAX_ACCOUNT_DOMAINS];
+    unsigned ndomains;
+    int allow_unsigned;        /* -1: not set here, the default applies */
+    int line;
+};
+
 struct backoff_policy {
     struct backoff_rule *rules;
     size_t nrules;
@@ -127,6 +139,10 @@ struct config {
     struct id_rate *id_rates;
     size_t nid_rates;
     char *status_file;         /* live status JSON; default SPOOL/status.json */
+    char *dkim_keys;           /* DIR/DOMAIN/SELECTOR.key; default SPOOL/dkim */
+    struct account_policy *accounts;
+    size_t naccounts;
+    bool allow_unsigned;       /* [account default] allow_unsigned */
 };
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);

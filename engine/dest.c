@@ -29,6 +29,7 @@
 
 #include "classify.h"
 #include "engine.h"
+#include "signer.h"
 
 /* The state a job carries through its session. */
 struct job_ctx {
@@ -257,10 +258,17 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         if (d->tail == it) d->tail = prev;
         count_items(d, -1);
         fix_groups(d);
-        struct queue_outcome o = { .delivery = it->id,
-                                   .type = QUEUE_EV_DEFERRED,
-                                   .enhanced = "4.3.0",
-                                   .text = queue_strerror(it->body->err) };
+        /* no From: to sign for is the message's own fault: bounce it;
+         * a missing key or a failure here may be fixed: try later */
+        bool perm = it->body->err == SIGNER_E_NOFROM;
+        struct queue_outcome o = {
+            .delivery = it->id,
+            .type = perm ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
+            .enhanced = perm ? "5.6.0"
+                        : it->body->err == SIGNER_E_NOKEY ? "4.7.5" : "4.3.0",
+            .category = perm ? QUEUE_CAT_CONTENT : QUEUE_CAT_OTHER,
+            .text = it->body->errtext ? it->body->errtext
+                                      : queue_strerror(it->body->err) };
         engine_record(e, &it, 1, &o);
         return build_job(e, d);
     }
@@ -293,6 +301,7 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
         .body = b->data, .body_len = b->len, .size = b->size,
         .eightbit = b->eightbit, .owner = j,
+        .body7 = b->data7, .body7_len = b->len7, .size7 = b->size7,
     };
     for (unsigned i = 0; i < n; i++)
         for (const char *s = j->rcpts[i].addr; *s; s++)

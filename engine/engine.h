@@ -37,10 +37,14 @@ struct body {
     bool ready;          /* composition finished */
     bool composing;      /* on the worker pool now */
     int err;             /* composition failed: items get this */
+    char *errtext;       /* and why, in words (or NULL) */
+    uint32_t account;    /* whose keys may sign it */
     char *from;
     char *data;          /* wire form */
     size_t len, size;
     bool eightbit;
+    char *data7;         /* 7-bit form for receivers without 8BITMIME */
+    size_t len7, size7;
     struct body *hnext;  /* hash chain */
 };
 
@@ -148,6 +152,7 @@ struct engine {
     uv_timer_t tick;
     uv_check_t compose_check;  /* sends gathered compose requests */
     struct compose_batch *gather;
+    struct signer *signer;     /* DKIM keys; batches hold a reference */
     uv_signal_t sig_term, sig_int, sig_hup;
     bool draining;
     bool drain_abort;          /* drain timed out: sessions aborted */
@@ -173,6 +178,7 @@ void engine_drain(struct engine *e);
 void engine_record(struct engine *e, struct item **items, size_t n,
                    const struct queue_outcome *o);
 void engine_item_free(struct engine *e, struct item *it);
+void engine_body_free(struct body *b);
 void engine_compose(struct engine *e, struct body **bodies, size_t n,
                     struct dest *d);
 bool engine_paused(const struct engine *e, int kind, const char *name);

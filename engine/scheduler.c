@@ -25,6 +25,7 @@
 
 #include "compose.h"
 #include "engine.h"
+#include "signer.h"
 #include "tls.h"
 
 #define COMPOSE_BATCH 64
@@ -35,6 +36,7 @@
 struct compose_batch {
     uv_work_t work;
     struct engine *e;
+    struct signer *signer;
     size_t n, ndests;
     struct body *bodies[COMPOSE_BATCH];
     struct dest *dests[COMPOSE_BATCH];
@@ -116,8 +118,15 @@ static void body_unref(struct engine *e, struct body *b)
     if (*pp)
         *pp = b->hnext;
     e->nbodies--;
+    engine_body_free(b);
+}
+
+void engine_body_free(struct body *b)
+{
     free(b->from);
     free(b->data);
+    free(b->data7);
+    free(b->errtext);
     free(b);
 }
 
@@ -129,23 +138,38 @@ void engine_item_free(struct engine *e, struct item *it)
     free(it);
 }
 
-/* Worker thread: fetch a message from the spool and compose it. */
+struct take_ctx {
+    struct body *b;
+    const struct signer *signer;
+};
+
+/* Worker thread: fetch a message from the spool, prepare, sign and
+ * compose it. */
 static void take_message(void *arg, const char *from, const void *msg,
                          size_t len)
 {
-    struct body *b = arg;
-    struct wire w;
+    struct take_ctx *t = arg;
+    struct body *b = t->b;
+    struct wire w, w7;
+    char why[300] = "";
     if (!(b->from = strdup(from))) {
         b->err = -ENOMEM;
         return;
     }
-    b->err = compose_wire(msg, len, &w);
-    if (!b->err) {
-        b->data = w.data;
-        b->len = w.len;
-        b->size = w.size;
-        b->eightbit = w.eightbit;
+    b->err = signer_compose(t->signer, b->account, msg, len, &w, &w7, why,
+                            sizeof why);
+    if (b->err) {
+        if (why[0])
+            b->errtext = strdup(why);
+        return;
     }
+    b->data = w.data;
+    b->len = w.len;
+    b->size = w.size;
+    b->eightbit = w.eightbit;
+    b->data7 = w7.data;
+    b->len7 = w7.len;
+    b->size7 = w7.size;
 }
 
 static void compose_work(uv_work_t *w)
@@ -153,7 +177,8 @@ static void compose_work(uv_work_t *w)
     struct compose_batch *cb = w->data;
     for (size_t i = 0; i < cb->n; i++) {
         struct body *b = cb->bodies[i];
-        int err = queue_get_message(cb->e->q, b->msg_id, take_message, b);
+        struct take_ctx t = { .b = b, .signer = cb->signer };
+        int err = queue_get_message(cb->e->q, b->msg_id, take_message, &t);
         if (err)
             b->err = err;
     }
@@ -175,6 +200,7 @@ static void compose_done(uv_work_t *w, int status)
     e->composing--;
     for (size_t i = 0; i < cb->ndests; i++)
         dest_kick(e, cb->dests[i]);
+    signer_unref(cb->signer);
     free(cb);
     /* destinations that found their next body still being composed */
     struct dest *wd = e->waiting_head;
@@ -196,6 +222,7 @@ static void flush_compose(struct engine *e)
     e->gather = NULL;
     for (size_t i = 0; i < cb->ndests; i++)
         cb->dests[i]->compose_asked = false;
+    cb->signer = signer_ref(e->signer);
     e->composing++;
     if (uv_queue_work(e->loop, &cb->work, compose_work, compose_done)) {
         compose_work(&cb->work); /* cannot happen with a live loop */
@@ -373,7 +400,8 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         free(it);
         return NULL;
     }
-    (void)fresh; /* composed when its destination gets near it */
+    if (fresh) /* composed when its destination gets near it */
+        b->account = c->account;
     b->refs++;
     it->body = b;
     struct dest *d = dest_get(e, c->rcpt + c->domain_off);

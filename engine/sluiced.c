@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "signer.h"
 
 static void usage(void)
 {
@@ -53,6 +54,16 @@ static void on_hup(uv_signal_t *h, int sig)
     /* the spool cannot move under a running engine */
     free(n.spool);
     n.spool = e->cfg.spool;
+    struct signer *sg;
+    if (signer_build(&n, &sg, err, sizeof err)) {
+        fprintf(stderr, "sluiced: reload refused, keeping the running "
+                        "configuration and keys: %s\n", err);
+        n.spool = NULL;
+        config_free(&n);
+        return;
+    }
+    signer_unref(e->signer); /* batches in flight keep the old one */
+    e->signer = sg;
     e->cfg.spool = NULL;
     struct config old = e->cfg;
     memcpy(&e->cfg, &n, sizeof n); /* timeout_ms keeps its address */
@@ -60,7 +71,9 @@ static void on_hup(uv_signal_t *h, int sig)
     site_refresh_policies(e);
     limits_load(e);
     config_free(&old);
-    fprintf(stderr, "sluiced: configuration reloaded from %s\n", e->cfg.path);
+    fprintf(stderr, "sluiced: configuration reloaded from %s (%zu DKIM keys "
+                    "for %zu domains)\n", e->cfg.path,
+            signer_nkeys(e->signer), signer_ndomains(e->signer));
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -93,9 +106,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluiced: %s\n", err);
         return 78;
     }
+    if (signer_build(&e.cfg, &e.signer, err, sizeof err)) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        config_free(&e.cfg);
+        return 78;
+    }
     if (test) {
-        printf("%s: configuration ok (%zu domain policies)\n", path,
-               e.cfg.ndomains);
+        printf("%s: configuration ok (%zu domain policies, %zu DKIM keys "
+               "for %zu domains)\n", path, e.cfg.ndomains,
+               signer_nkeys(e.signer), signer_ndomains(e.signer));
+        signer_unref(e.signer);
         config_free(&e.cfg);
         return 0;
     }
@@ -114,6 +134,7 @@ int main(int argc, char **argv)
     }
     if (e.cfg.event_log && !(e.events = fopen(e.cfg.event_log, "a"))) {
         perror(e.cfg.event_log);
+        signer_unref(e.signer);
         config_free(&e.cfg);
         return 73;
     }
@@ -164,13 +185,12 @@ out:
         while (e.btab && e.btab[b]) {
             struct body *x = e.btab[b];
             e.btab[b] = x->hnext;
-            free(x->from);
-            free(x->data);
-            free(x);
+            engine_body_free(x);
         }
     free(e.btab);
     free(e.paused_sites);
     limits_close(&e);
+    signer_unref(e.signer);
     config_free(&e.cfg);
     return e.exit_code;
 }

@@ -483,9 +483,16 @@ static void send_txn(struct smtp_session *s)
 }
 
 /* Refuse a job the server cannot take (SIZE, SMTPUTF8) without sending
- * anything; returns true when the job was refused and finished. */
+ * anything; returns true when the job was refused and finished.  An 8-bit
+ * job meets a server without 8BITMIME with its 7-bit form when it has one. */
 static bool job_refused(struct smtp_session *s, struct smtp_job *job)
 {
+    if (job->eightbit && !s->cap_8bitmime && job->body7) {
+        job->body = job->body7;
+        job->body_len = job->body7_len;
+        job->size = job->size7;
+        job->eightbit = false;
+    }
     if (s->cap_size && s->size_limit && job->size > s->size_limit)
         job_fail_pending(job, RS_PERMFAIL, true, 552, "5.3.4",
                          "message larger than the server's SIZE limit", false);

@@ -64,6 +64,10 @@ struct smtp_job {
     size_t body_len;
     size_t size;                  /* for the SIZE parameter */
     bool eightbit;                /* BODY=8BITMIME when offered */
+    const char *body7;            /* the same message in 7-bit form (8-bit
+                                   * parts re-encoded and re-signed), for a
+                                   * server without 8BITMIME; or NULL */
+    size_t body7_len, size7;
     bool smtputf8;                /* needs SMTPUTF8 */
     void *owner;
 };

@@ -57,6 +57,7 @@ struct sink_config {
     const char *tls_cert;
     const char *tls_key;
     bool starttls;               /* advertise STARTTLS (needs cert + key) */
+    bool no_8bitmime;   /* --no-8bitmime: do not offer 8BITMIME */
     uint64_t slow_ms;
     uint64_t drip_ms;
     enum sink_mode mode;

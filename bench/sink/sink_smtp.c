@@ -161,10 +161,12 @@ static void cmd_hello(struct sink_session *s, char *arg, bool esmtp)
         c = "251";
     snprintf(reply, sizeof(reply),
              "250-%s greets %.64s\r\n%s-PIPELINING\r\n%s-SIZE %llu\r\n"
-             "%s-8BITMIME\r\n%s-SMTPUTF8\r\n%s%s"
+             "%s%s%s-SMTPUTF8\r\n%s%s"
              "250 ENHANCEDSTATUSCODES\r\n",
              cfg->hostname, arg, c, c, (unsigned long long)cfg->max_size,
-             c, c, (cfg->starttls && s->ssl == NULL) ? c : "",
+             cfg->no_8bitmime ? "" : c,
+             cfg->no_8bitmime ? "" : "-8BITMIME\r\n", c,
+             (cfg->starttls && s->ssl == NULL) ? c : "",
              (cfg->starttls && s->ssl == NULL) ? "-STARTTLS\r\n" : "");
     say(s, reply);
 }
@@ -236,6 +238,10 @@ static void cmd_mail(struct sink_session *s, char *arg)
     }
     if (!size_param_ok(s, rest)) {
         say(s, "552 5.3.4 message size exceeds fixed limit\r\n");
+        return;
+    }
+    if (s->srv->cfg.no_8bitmime && strcasestr(rest, "BODY=8BITMIME")) {
+        say(s, "555 5.5.4 BODY=8BITMIME is not offered here\r\n");
         return;
     }
     sink_smtp_enter(s, SINK_ST_MAIL);

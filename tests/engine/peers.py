@@ -275,7 +275,7 @@ class PeerTest(unittest.TestCase):
                                               r.stderr.decode()))
         return r
 
-    def inject(self, sender, rcpts, body, spool=None):
+    def inject(self, sender, rcpts, body, spool=None, account=None):
         """Queue one message for rcpts; returns the delivery ids."""
         if isinstance(body, str):
             body = body.encode()
@@ -283,6 +283,8 @@ class PeerTest(unittest.TestCase):
         with open(f, "wb") as fh:
             fh.write(body)
         args = ["inject", "--from", sender]
+        if account is not None:
+            args += ["--account", str(account)]
         for r in rcpts:
             args += ["--to", r]
         out = self.sluice(*(args + [f]), spool=spool).stdout.decode()
@@ -315,9 +317,12 @@ class PeerTest(unittest.TestCase):
     # ---------------------------------------------------------- sluiced
 
     def write_config(self, dns=None, smtp_port=25, domains=None, name="sluiced.conf",
-                     spool=None, **keys):
-        """A sluiced config: [sluiced] keys (defaults fit tests) and
-        [domain NAME] sections from domains = {name: {key: value}}."""
+                     spool=None, accounts=None, allow_unsigned=True, **keys):
+        """A sluiced config: [sluiced] keys (defaults fit tests),
+        [domain NAME] sections from domains = {name: {key: value}}, and
+        [account N] sections from accounts = {N: {key: value}}.  Mail of
+        accounts without a section may leave unsigned unless
+        allow_unsigned is False."""
         base = {
             "spool": spool or self.path("spool"),
             "ehlo_hostname": "client.test",
@@ -336,6 +341,12 @@ class PeerTest(unittest.TestCase):
             base["dns_servers"] = dns
         base.update({k: str(v) for k, v in keys.items() if v is not None})
         lines = ["[sluiced]"] + ["%s = %s" % kv for kv in base.items()]
+        lines += ["", "[account default]",
+                  "allow_unsigned = %s" % ("yes" if allow_unsigned else "no")]
+        for acct, kv in (accounts or {}).items():
+            lines.append("")
+            lines.append("[account %s]" % acct)
+            lines += ["%s = %s" % item for item in kv.items()]
         for dom, kv in (domains or {}).items():
             lines.append("")
             lines.append("[domain %s]" % dom)

@@ -1,0 +1,449 @@
+/*
+ * signer.c - DKIM keys per verified sending domain, and the signing step of
+ * composition (runs on the worker threads).
+ *
+ * DESCRIPTION
+ *   signer_build() reads every [account N] domains list of the
+ *   configuration, and for each domain loads the keys found as
+ *   DIR/DOMAIN/SELECTOR.key (DIR is dkim_keys, default SPOOL/dkim), sorted by
+ *   selector.  The table is sorted by domain and never changes once built,
+ *   so worker threads read it without locks.
+ *
+ *   signer_compose() finds the From: domain, walks up to the nearest domain
+ *   in the table, and signs only if that domain belongs to the message's own
+ *   account.  The message is first made safe to sign (dkim_prepare), then
+ *   signed with every key of the domain, then put in wire form with the
+ *   signatures in front.  An 8-bit result gets a second, 7-bit form, signed
+ *   on its own, for receivers without 8BITMIME.
+ *
+ * DIAGNOSTICS
+ *   A key that dkim_key_load() refuses fails the whole build with the path
+ *   and reason, so a bad key is found at start or reload, not per message.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compose.h"
+#include "dkim_prepare.h"
+#include "dkim_sign.h"
+#include "signer.h"
+
+struct signer_key {
+    char *selector;
+    struct dkim_key *key;
+};
+
+struct signer_domain {
+    char *name;
+    uint32_t account;
+    unsigned nkeys;
+    struct signer_key keys[SIGNER_MAX_KEYS];
+};
+
+struct signer_account {
+    uint32_t id;
+    bool allow_unsigned;
+};
+
+struct signer {
+    unsigned refs;
+    struct signer_domain *domains;   /* sorted by name */
+    size_t ndomains, nkeys;
+    struct signer_account *accounts; /* sorted by id */
+    size_t naccounts;
+    bool allow_unsigned;             /* accounts without a section */
+};
+
+static void domain_free(struct signer_domain *d)
+{
+    for (unsigned i = 0; i < d->nkeys; i++) {
+        free(d->keys[i].selector);
+        dkim_key_free(d->keys[i].key);
+    }
+    free(d->name);
+}
+
+static void signer_free(struct signer *s)
+{
+    for (size_t i = 0; i < s->ndomains; i++)
+        domain_free(&s->domains[i]);
+    free(s->domains);
+    free(s->accounts);
+    free(s);
+}
+
+struct signer *signer_ref(struct signer *s)
+{
+    if (s)
+        s->refs++;
+    return s;
+}
+
+void signer_unref(struct signer *s)
+{
+    if (s && !--s->refs)
+        signer_free(s);
+}
+
+size_t signer_nkeys(const struct signer *s)
+{
+    return s ? s->nkeys : 0;
+}
+
+size_t signer_ndomains(const struct signer *s)
+{
+    return s ? s->ndomains : 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct signer_domain *)a)->name,
+                  ((const struct signer_domain *)b)->name);
+}
+
+static int by_selector(const void *a, const void *b)
+{
+    return strcmp(((const struct signer_key *)a)->selector,
+                  ((const struct signer_key *)b)->selector);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    uint32_t x = ((const struct signer_account *)a)->id;
+    uint32_t y = ((const struct signer_account *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* A selector is dot-separated LDH labels (RFC 6376 3.1). */
+static bool selector_ok(const char *s, size_t n)
+{
+    if (!n || n > 63 || s[0] == '.' || s[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' &&
+            !(s[i] == '.' && s[i - 1] != '.'))
+            return false;
+    return true;
+}
+
+/* Load every DIR/DOMAIN/SELECTOR.key of d; none at all is fine. */
+static int load_keys(const char *dir, struct signer_domain *d, char *err,
+                     size_t errlen)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, d->name) >=
+        sizeof path) {
+        snprintf(err, errlen, "dkim_keys: path too long for %s", d->name);
+        return -ENAMETOOLONG;
+    }
+    DIR *dh = opendir(path);
+    if (!dh) {
+        if (errno == ENOENT)
+            return 0;
+        int e = errno;
+        snprintf(err, errlen, "DKIM keys of %s: %s: %s", d->name, path,
+                 strerror(e));
+        return -e;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(dh))) {
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' || n < 5 || strcmp(de->d_name + n - 4, ".key"))
+            continue;
+        if (!selector_ok(de->d_name, n - 4)) {
+            snprintf(err, errlen, "DKIM key %s/%s: '%.*s' is not a valid "
+                     "selector", path, de->d_name, (int)(n - 4), de->d_name);
+            rc = -EINVAL;
+            break;
+        }
+        if (d->nkeys == SIGNER_MAX_KEYS) {
+            snprintf(err, errlen, "DKIM keys of %s: more than %d in %s",
+                     d->name, SIGNER_MAX_KEYS, path);
+            rc = -E2BIG;
+            break;
+        }
+        char kp[4096 + 256], why[256] = "";
+        snprintf(kp, sizeof kp, "%s/%s", path, de->d_name);
+        struct signer_key *k = &d->keys[d->nkeys];
+        if ((rc = dkim_key_load(kp, &k->key, why, sizeof why))) {
+            snprintf(err, errlen, "DKIM key %s: %s", kp,
+                     why[0] ? why : dkim_strerror(rc));
+            break;
+        }
+        if (!(k->selector = strndup(de->d_name, n - 4))) {
+            dkim_key_free(k->key);
+            rc = -ENOMEM;
+            break;
+        }
+        d->nkeys++;
+    }
+    closedir(dh);
+    qsort(d->keys, d->nkeys, sizeof d->keys[0], by_selector);
+    return rc;
+}
+
+int signer_build(const struct config *cfg, struct signer **out, char *err,
+                 size_t errlen)
+{
+    *out = NULL;
+    struct signer *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->refs = 1;
+    s->allow_unsigned = cfg->allow_unsigned;
+    char dir[4096];
+    if (cfg->dkim_keys)
+        snprintf(dir, sizeof dir, "%s", cfg->dkim_keys);
+    else
+        snprintf(dir, sizeof dir, "%s/dkim", cfg->spool ? cfg->spool : ".");
+    size_t nd = 0;
+    for (size_t i = 0; i < cfg->naccounts; i++)
+        nd += cfg->accounts[i].ndomains;
+    s->domains = calloc(nd ? nd : 1, sizeof *s->domains);
+    s->accounts = calloc(cfg->naccounts ? cfg->naccounts : 1,
+                         sizeof *s->accounts);
+    if (!s->domains || !s->accounts) {
+        signer_free(s);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < cfg->naccounts && !rc; i++) {
+        const struct account_policy *a = &cfg->accounts[i];
+        s->accounts[s->naccounts++] = (struct signer_account){
+            .id = a->id,
+            .allow_unsigned = a->allow_unsigned < 0 ? cfg->allow_unsigned
+                                                    : a->allow_unsigned == 1,
+        };
+        for (unsigned k = 0; k < a->ndomains && !rc; k++) {
+            struct signer_domain *d = &s->domains[s->ndomains];
+            if (!(d->name = strdup(a->domains[k]))) {
+                rc = -ENOMEM;
+                break;
+            }
+            d->account = a->id;
+            s->ndomains++;
+            rc = load_keys(dir, d, err, errlen);
+            s->nkeys += d->nkeys;
+        }
+    }
+    if (rc) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory loading DKIM keys");
+        signer_free(s);
+        return rc;
+    }
+    qsort(s->domains, s->ndomains, sizeof *s->domains, by_name);
+    qsort(s->accounts, s->naccounts, sizeof *s->accounts, by_id);
+    *out = s;
+    return 0;
+}
+
+/* ------------------------------------------------------------ signing */
+
+static bool allows_unsigned(const struct signer *s, uint32_t account)
+{
+    struct signer_account key = { .id = account };
+    const struct signer_account *a =
+        bsearch(&key, s->accounts, s->naccounts, sizeof key, by_id);
+    return a ? a->allow_unsigned : s->allow_unsigned;
+}
+
+/* The nearest table entry for dom or one of its parents, or NULL. */
+static const struct signer_domain *nearest(const struct signer *s,
+                                           const char *dom)
+{
+    for (const char *p = dom; p && *p;) {
+        struct signer_domain key = { .name = (char *)p };
+        const struct signer_domain *d =
+            bsearch(&key, s->domains, s->ndomains, sizeof key, by_name);
+        if (d)
+            return d;
+        p = strchr(p, '.');
+        if (p)
+            p++;
+    }
+    return NULL;
+}
+
+/* Find the end of the header section (the blank line) or len. */
+static size_t header_end(const char *msg, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (msg[i] != '\n')
+            continue;
+        size_t j = i + 1;
+        if (j < len && msg[j] == '\r')
+            j++;
+        if (j < len && msg[j] == '\n')
+            return i + 1;
+        if (j >= len)
+            return len;
+    }
+    return len;
+}
+
+bool signer_from_domain(const char *msg, size_t len, char *buf,
+                        size_t buflen)
+{
+    size_t hend = header_end(msg, len);
+    const char *val = NULL;
+    size_t vlen = 0;
+    unsigned nfrom = 0;
+    for (size_t i = 0; i < hend;) {
+        const char *line = msg + i;
+        const char *nl = memchr(line, '\n', hend - i);
+        size_t l = nl ? (size_t)(nl - line) + 1 : hend - i;
+        if (l >= 5 && !strncasecmp(line, "from", 4)) {
+            size_t c = 4;
+            while (c < l && (line[c] == ' ' || line[c] == '\t'))
+                c++;
+            if (c < l && line[c] == ':') {
+                nfrom++;
+                val = line + c + 1;
+                /* the value runs over continuation lines */
+                size_t j = i + l;
+                while (j < hend && (msg[j] == ' ' || msg[j] == '\t')) {
+                    const char *n2 = memchr(msg + j, '\n', hend - j);
+                    j = n2 ? (size_t)(n2 - msg) + 1 : hend;
+                }
+                vlen = (size_t)(msg + j - val);
+            }
+        }
+        i += l;
+    }
+    if (nfrom != 1 || vlen > 4096)
+        return false;
+    /* the address: inside the last <...>, else the whole value */
+    const char *a = val, *e = val + vlen;
+    const char *lt = NULL;
+    bool quoted = false;
+    for (const char *p = val; p < e; p++) {
+        if (*p == '"' && (p == val || p[-1] != '\\'))
+            quoted = !quoted;
+        else if (!quoted && *p == '<')
+            lt = p;
+        else if (!quoted && *p == ',' && !lt)
+            return false; /* several authors */
+    }
+    if (lt) {
+        const char *gt = memchr(lt, '>', (size_t)(e - lt));
+        if (!gt)
+            return false;
+        a = lt + 1;
+        e = gt;
+    }
+    const char *at = NULL;
+    for (const char *p = a; p < e; p++)
+        if (*p == '@')
+            at = p;
+    if (!at)
+        return false;
+    const char *d = at + 1;
+    while (e > d && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
+                     e[-1] == '\n'))
+        e--;
+    size_t n = (size_t)(e - d);
+    if (!n || n >= buflen || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)d[i];
+        if (!isalnum(ch) && ch != '-' && ch != '.')
+            return false;
+        buf[i] = (char)tolower(ch);
+    }
+    buf[n] = 0;
+    return true;
+}
+
+/* Prepare, sign with every key of d (NULL: none), and compose. */
+static int make_form(const struct signer_domain *d, const char *msg,
+                     size_t len, unsigned flags, struct wire *w, char *why,
+                     size_t whylen)
+{
+    char *prep = NULL, *sigs = NULL;
+    size_t plen = 0, siglen = 0;
+    unsigned info = 0;
+    int rc = dkim_prepare(msg, len, flags, &prep, &plen, &info);
+    if (rc) {
+        snprintf(why, whylen, "message cannot be prepared for signing: %s",
+                 dkim_strerror(rc));
+        return rc;
+    }
+    const char *m = prep ? prep : msg;
+    size_t ml = prep ? plen : len;
+    for (unsigned i = 0; d && i < d->nkeys; i++) {
+        char *h = NULL;
+        if ((rc = dkim_sign(d->keys[i].key, d->name, d->keys[i].selector, m,
+                            ml, &h))) {
+            snprintf(why, whylen, "DKIM signing for %s (selector %s) "
+                     "failed: %s", d->name, d->keys[i].selector,
+                     dkim_strerror(rc));
+            goto out;
+        }
+        size_t hl = strlen(h);
+        char *n = realloc(sigs, siglen + hl);
+        if (!n) {
+            free(h);
+            rc = -ENOMEM;
+            goto out;
+        }
+        memcpy(n + siglen, h, hl);
+        sigs = n;
+        siglen += hl;
+        free(h);
+    }
+    rc = compose_wire_signed(sigs, siglen, m, ml, w);
+out:
+    free(prep);
+    free(sigs);
+    return rc;
+}
+
+int signer_compose(const struct signer *s, uint32_t account,
+                   const char *msg, size_t len, struct wire *w,
+                   struct wire *w7, char *why, size_t whylen)
+{
+    memset(w, 0, sizeof *w);
+    if (w7)
+        memset(w7, 0, sizeof *w7);
+    const struct signer_domain *d = NULL;
+    if (s) {
+        bool allow = allows_unsigned(s, account);
+        char dom[256];
+        if (!signer_from_domain(msg, len, dom, sizeof dom)) {
+            if (!allow) {
+                snprintf(why, whylen, "no single From: address to sign for "
+                         "(account %u)", account);
+                return SIGNER_E_NOFROM;
+            }
+        } else if (!(d = nearest(s, dom)) || d->account != account ||
+                   !d->nkeys) {
+            if (!allow) {
+                if (d && d->account != account)
+                    snprintf(why, whylen, "no DKIM key: %s is not a verified "
+                             "domain of account %u", d->name, account);
+                else if (d)
+                    snprintf(why, whylen, "no DKIM key for %s (account %u); "
+                             "add one or allow unsigned mail", d->name,
+                             account);
+                else
+                    snprintf(why, whylen, "no DKIM key: %s is not a verified "
+                             "domain of account %u", dom, account);
+                return SIGNER_E_NOKEY;
+            }
+            d = NULL;
+        }
+    }
+    int rc = make_form(d, msg, len, 0, w, why, whylen);
+    if (!rc && w->eightbit && w7 &&
+        (rc = make_form(d, msg, len, DKIM_PREP_7BIT, w7, why, whylen))) {
+        free(w->data);
+        w->data = NULL;
+    }
+    return rc;
+}

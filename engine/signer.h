@@ -1,0 +1,69 @@
+/*
+ * signer.h - which key signs which message: the DKIM keys of each account's
+ * verified sending domains, and the signing step of composition.
+ *
+ * DESCRIPTION
+ *   A signer is an immutable table built at start and on reload: for every
+ *   verified sending domain, its owning account and its keys (every
+ *   DIR/DOMAIN/SELECTOR.key file, each one loaded once), plus which accounts
+ *   may send unsigned mail.  Worker threads sign with it while the loop may
+ *   build a newer one; the loop keeps a reference per batch in flight.
+ *
+ *   A message is signed only with keys of a domain that its own account has
+ *   verified: d= is the From: domain, or the nearest parent of it that the
+ *   account has verified (relaxed alignment).  Every key of that domain adds
+ *   one DKIM-Signature (so an rsa and an ed25519 key give a dual signature).
+ *   No key means the message is held back (deferred) with the reason,
+ *   unless the account allows unsigned mail.  Before signing the message is
+ *   made safe to travel unchanged (dkim_prepare.h).
+ *
+ * DIAGNOSTICS
+ *   signer_build() fails with a one-line reason for a key that cannot be
+ *   loaded: readable by group or others, not a key, too small.
+ */
+#ifndef SLUICE_SIGNER_H
+#define SLUICE_SIGNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define SIGNER_MAX_KEYS 4          /* signatures on one message */
+
+/* Codes of signer_compose() besides 0 and -errno. */
+#define SIGNER_E_NOKEY   (-30950)  /* no key for the account's domain: defer */
+#define SIGNER_E_NOFROM  (-30951)  /* no single usable From: permanent */
+
+struct signer;
+struct wire;
+
+/* Build the table from cfg (keys under cfg->dkim_keys, else SPOOL/dkim).
+ * On failure *out is NULL and err says why. */
+int signer_build(const struct config *cfg, struct signer **out, char *err,
+                 size_t errlen);
+
+/* References: the builder holds one. */
+struct signer *signer_ref(struct signer *s);
+void signer_unref(struct signer *s);
+
+/* Number of loaded keys and of verified domains (for the start line). */
+size_t signer_nkeys(const struct signer *s);
+size_t signer_ndomains(const struct signer *s);
+
+/* Compose the wire form of a raw message of account: prepared, signed, dot-
+ * stuffed.  When the result holds 8-bit octets, *w7 (if not NULL) receives
+ * the 7-bit form, prepared and signed on its own, for receivers without
+ * 8BITMIME (w7->data stays NULL otherwise).  On error why says what
+ * happened in words for the event log.  s may be NULL: no signing. */
+int signer_compose(const struct signer *s, uint32_t account,
+                   const char *msg, size_t len, struct wire *w,
+                   struct wire *w7, char *why, size_t whylen);
+
+/* The domain of the single From: address of a message, lowercased, into
+ * buf; false when there is none, several, or it cannot be read. */
+bool signer_from_domain(const char *msg, size_t len, char *buf,
+                        size_t buflen);
+
+#endif
