@@ -11,7 +11,7 @@ BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
  libc-ares-dev libssl-dev libopendkim-dev libcmocka-dev libinih-dev
  libjansson-dev libmicrohttpd-dev libsodium-dev libidn2-dev"
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
- opendkim openssl procps"
+ opendkim openssl procps iproute2"
 TESTS="valgrind"
 BENCH="linux-perf time"
 
