@@ -68,6 +68,11 @@ int dkim_sign(const struct dkim_key *k, const char *domain,
               const char *selector, const char *msg, size_t len,
               char **header_out);
 
+/* Put the DNS TXT record value for k's public half in txt, in the form
+ * dkim_keygen() gives ("v=DKIM1; k=rsa; p=...").  DKIM_E_TOOBIG if it does
+ * not fit in len bytes (about 800 are enough for RSA-4096). */
+int dkim_key_txt(const struct dkim_key *k, char *txt, size_t len);
+
 /* Generate a key ("rsa" with bits 1024..4096, or "ed25519" with bits
  * ignored), write it as PEM to path, which must not exist yet, with mode
  * 0600, and put the DNS TXT record value ("v=DKIM1; k=rsa; p=...") in txt.

@@ -6,7 +6,8 @@
  *   so the mode checked is the mode of the file read) and keeps the
  *   EVP_PKEY.  dkim_keygen() writes a new key with mode 0600 and returns
  *   the DNS TXT record: p= is the DER SubjectPublicKeyInfo for RSA and the
- *   raw 32-byte public key for Ed25519 (RFC 8463), both base64.
+ *   raw 32-byte public key for Ed25519 (RFC 8463), both base64;
+ *   dkim_key_txt() gives the same record for a loaded key.
  *
  * DIAGNOSTICS
  *   DKIM_E_KEYPERM, DKIM_E_KEYPARSE, DKIM_E_KEYTYPE, DKIM_E_KEYSIZE,
@@ -197,6 +198,13 @@ static int key_txt(EVP_PKEY *pkey, int ed, char *txt, size_t txtlen)
     if (n < 0 || (size_t)n >= txtlen)
         return DKIM_E_TOOBIG;
     return 0;
+}
+
+int dkim_key_txt(const struct dkim_key *k, char *txt, size_t len)
+{
+    int rc = key_txt(k->pkey, k->is_ed25519, txt, len);
+    ERR_clear_error();
+    return rc;
 }
 
 int dkim_keygen(const char *algo, int bits, const char *path, char *txt,

@@ -20,6 +20,7 @@ enum {
     TOOL_EX_USAGE = 64,
     TOOL_EX_DATAERR = 65,
     TOOL_EX_NOINPUT = 66,
+    TOOL_EX_UNAVAILABLE = 69,
     TOOL_EX_SOFTWARE = 70,
     TOOL_EX_OSERR = 71,
     TOOL_EX_CANTCREAT = 73,
@@ -66,6 +67,18 @@ int tool_resume_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_paused_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_status_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_dkim_main(struct tool_ctx *ctx, int argc, char **argv);
+
+/* `sluice dkim check` (cmd_dkim.c): compare the DNS TXT record of each key
+ * of domain in <spool>/dkim (or only selector; NULL: all) with the key.
+ * dns_server is "ADDR[:PORT][,...]"; NULL: $SLUICE_DNS, else the system
+ * resolver.  Prints a table (JSON with ctx->json) unless quiet; quiet still
+ * names each problem on stderr.  Returns 0 all match, 64 bad domain,
+ * selector or server, 65 some record mismatched, wrong type, revoked or
+ * missing, 66 no such key in the store, 69 DNS failed, 77/78 a key file
+ * that cannot be read or used (78 names the chmod that fixes its mode). */
+int tool_dkim_check(struct tool_ctx *ctx, const char *domain,
+                    const char *selector, const char *dns_server,
+                    bool quiet);
 
 /* ------------------------------------------- status view (status_view.c) */
 

@@ -1,6 +1,7 @@
 /*
  * test_dkim_units.c - cmocka unit tests of dkim/: refusals, the field's
- * shape, h= selection and relaxed body hashes against known values.
+ * shape, h= selection, relaxed body hashes against known values and the
+ * TXT record of a loaded key.
  * Each test makes its own mkdtemp directory and removes it.
  */
 #include <setjmp.h>
@@ -138,12 +139,38 @@ static void test_refusals(void **state)
     dkim_key_free(NULL);
 }
 
+/* dkim_key_txt() of a loaded key is the record dkim_keygen() printed. */
+static void test_key_txt(void **state)
+{
+    struct fix *f = *state;
+    static const char *const algos[] = { "rsa", "ed25519" };
+    char path[160], want[1024], got[1024], err[256];
+
+    for (size_t i = 0; i < 2; i++) {
+        struct dkim_key *k = NULL;
+        snprintf(path, sizeof(path), "%s/%s.pem", f->dir, algos[i]);
+        assert_int_equal(dkim_keygen(algos[i], 1024, path, want,
+                                     sizeof(want)), 0);
+        assert_int_equal(dkim_key_load(path, &k, err, sizeof(err)), 0);
+        memset(got, 'x', sizeof(got));
+        assert_int_equal(dkim_key_txt(k, got, sizeof(got)), 0);
+        assert_string_equal(got, want);
+        /* one byte short of the terminating NUL: refused */
+        assert_int_equal(dkim_key_txt(k, got, strlen(want)), DKIM_E_TOOBIG);
+        assert_int_equal(dkim_key_txt(k, got, strlen(want) + 1), 0);
+        assert_string_equal(got, want);
+        dkim_key_free(k);
+        unlink(path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_body_hashes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_field_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_txt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
