@@ -114,27 +114,68 @@ static int field_is(const struct dkim_hfield *f, const char *name)
            strncasecmp(f->field, name, f->name_len) == 0;
 }
 
-/* Sign the 32-byte digest with k into sig; sets *siglen. */
+/* A signing context of k made ready earlier, or a new one; NULL when
+ * OpenSSL fails.  The pool is the key's only mutable part. */
+static void *ctx_take(const struct dkim_key *key)
+{
+    struct dkim_key *k = (struct dkim_key *)key;
+    void *c = NULL;
+    pthread_mutex_lock(&k->lock);
+    if (k->npool)
+        c = k->pool[--k->npool];
+    pthread_mutex_unlock(&k->lock);
+    if (c)
+        return c;
+    if (k->is_ed25519) {
+        EVP_MD_CTX *m = EVP_MD_CTX_new();
+        if (m && EVP_DigestSignInit_ex(m, NULL, NULL, NULL, NULL, k->pkey,
+                                       NULL) != 1) {
+            EVP_MD_CTX_free(m);
+            m = NULL;
+        }
+        return m;
+    }
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (pc && (EVP_PKEY_sign_init(pc) != 1 ||
+               EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) != 1 ||
+               EVP_PKEY_CTX_set_signature_md(pc, sha256_md()) != 1)) {
+        EVP_PKEY_CTX_free(pc);
+        pc = NULL;
+    }
+    return pc;
+}
+
+/* Give a context back for the next message (freed if the pool is full or
+ * the context failed). */
+static void ctx_give(const struct dkim_key *key, void *c, int ok)
+{
+    struct dkim_key *k = (struct dkim_key *)key;
+    if (ok) {
+        pthread_mutex_lock(&k->lock);
+        if (k->npool < DKIM_CTX_POOL) {
+            k->pool[k->npool++] = c;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&k->lock);
+    }
+    if (c && k->is_ed25519)
+        EVP_MD_CTX_free(c);
+    else if (c)
+        EVP_PKEY_CTX_free(c);
+}
+
+/* Sign the 32-byte digest with k into sig; sets *siglen.  Ed25519 signs
+ * the digest itself (RFC 8463: PureEdDSA over the SHA-256 hash); RSA
+ * signs it as a SHA-256 DigestInfo with PKCS#1 v1.5 padding. */
 static int sign_digest(const struct dkim_key *k, const unsigned char *dig,
                        unsigned char *sig, size_t *siglen)
 {
-    int ok = 0;
-
-    if (k->is_ed25519) {
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        ok = ctx != NULL &&
-             EVP_DigestSignInit_ex(ctx, NULL, NULL, NULL, NULL, k->pkey,
-                                   NULL) == 1 &&
-             EVP_DigestSign(ctx, sig, siglen, dig, 32) == 1;
-        EVP_MD_CTX_free(ctx);
-    } else {
-        EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-        ok = pc != NULL && EVP_PKEY_sign_init(pc) == 1 &&
-             EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 &&
-             EVP_PKEY_sign(pc, sig, siglen, dig, 32) == 1;
-        EVP_PKEY_CTX_free(pc);
-    }
+    void *c = ctx_take(k);
+    int ok = c != NULL &&
+             (k->is_ed25519 ? EVP_DigestSign(c, sig, siglen, dig, 32)
+                            : EVP_PKEY_sign(c, sig, siglen, dig, 32)) == 1;
+    if (c)
+        ctx_give(k, c, ok);
     if (!ok)
         ERR_clear_error();
     return ok ? 0 : DKIM_E_CRYPTO;

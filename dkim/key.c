@@ -161,6 +161,7 @@ int dkim_key_load(const char *path, struct dkim_key **out, char *err,
     }
     k->pkey = pkey;
     k->is_ed25519 = ed;
+    pthread_mutex_init(&k->lock, NULL);
     *out = k;
     return 0;
 }
@@ -169,6 +170,13 @@ void dkim_key_free(struct dkim_key *k)
 {
     if (k == NULL)
         return;
+    for (unsigned i = 0; i < k->npool; i++) {
+        if (k->is_ed25519)
+            EVP_MD_CTX_free(k->pool[i]);
+        else
+            EVP_PKEY_CTX_free(k->pool[i]);
+    }
+    pthread_mutex_destroy(&k->lock);
     EVP_PKEY_free(k->pkey);
     free(k);
 }
