@@ -61,6 +61,7 @@ if [ -n "$DKIM" ]; then
     dual) algos="rsa ed25519" ;;
     *) echo "DKIM=$DKIM: rsa, ed25519 or dual" >&2; exit 64 ;;
   esac
+  mkdir -p "$T/keys/sender.bench" && chmod -R 700 "$T/keys"
   for a in $algos; do
     "$build/tools/sluice" --spool "$T/keyspool" dkim keygen sender.bench \
       --selector "b$a" --algo "$a" --key "$T/keys/sender.bench/b$a.key" \

@@ -183,7 +183,7 @@ static void prefetch(struct engine *e, struct dest *d)
 {
     struct body *want[64];
     size_t n = 0;
-    unsigned ahead = (d->sessions + 1) * 2, seen = 0;
+    unsigned ahead = (d->sessions + 1) * 4, seen = 0;
     if (ahead > 64)
         ahead = 64;
     int scanned = 0;

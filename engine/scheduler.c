@@ -28,7 +28,7 @@
 #include "signer.h"
 #include "tls.h"
 
-#define COMPOSE_BATCH 64
+#define COMPOSE_BATCH 8
 #define DEST_MAX_WAITING 2000
 
 /* Bodies to compose in one trip to the worker pool, and the destinations
