@@ -1,0 +1,151 @@
+/*
+ * render_int.h - what the render_*.c files share inside engine/.
+ *
+ * DESCRIPTION
+ *   A compiled template part is an array of segments over one text pool:
+ *   literal text, or a merge tag (a field slot, the contact's email or the
+ *   unsubscribe URL) with its default.  struct rbuf is the one growing,
+ *   capped buffer everything is written into; struct qp is the state of
+ *   the streaming quoted-printable encoder that body text goes through.
+ *
+ * OWNERSHIP
+ *   Segments hold offsets into the pool, never pointers, so the pool may
+ *   move while a template is being compiled.
+ */
+#ifndef SLUICE_RENDER_INT_H
+#define SLUICE_RENDER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "render.h"
+
+/* ---- growing buffer with a cap (render_qp.c) ---- */
+
+struct rbuf {
+    char *p;
+    size_t len, cap, max;   /* max: RENDER_E_TOOBIG beyond it */
+};
+
+/* Make room for more bytes; -ENOMEM or RENDER_E_TOOBIG. */
+int rbuf_reserve(struct rbuf *b, size_t more);
+/* Append n bytes. */
+int rbuf_put(struct rbuf *b, const void *s, size_t n);
+/* Append a NUL-terminated string. */
+int rbuf_puts(struct rbuf *b, const char *s);
+/* Append an unsigned number in decimal. */
+int rbuf_putu(struct rbuf *b, uint64_t v);
+
+/* ---- quoted-printable body encoding (render_qp.c) ---- */
+
+struct qp {
+    unsigned col;           /* characters on the current output line */
+    unsigned char ws;       /* last byte written is a literal SP or TAB */
+    unsigned char cr;       /* last input byte was CR: swallow a next LF */
+};
+
+/* Encode s[0..n) onto b; CR, LF and CRLF are line breaks, NUL dropped. */
+int qp_put(struct rbuf *b, struct qp *q, const char *s, size_t n);
+/* The same after HTML-escaping & < > " '. */
+int qp_put_html(struct rbuf *b, struct qp *q, const char *s, size_t n);
+/* End the encoded text (a last blank is encoded); no line break added. */
+int qp_end(struct rbuf *b, struct qp *q);
+
+/* ---- templates (render_parse.c) ---- */
+
+enum seg_kind {
+    SEG_LIT,        /* pool[off..off+len) */
+    SEG_FIELD,      /* contact field number slot; default in pool */
+    SEG_EMAIL,      /* the contact's address; default in pool */
+    SEG_UNSUB       /* https://HOST/u/TOKEN; default in pool */
+};
+
+struct seg {
+    uint32_t off, len;
+    uint16_t kind, slot;
+};
+
+struct seglist {
+    struct seg *v;
+    size_t n, cap;
+};
+
+/* Compile state shared by the parser and the html-to-text derivation. */
+struct tplc {
+    struct rbuf pool;
+    size_t slot_off[RENDER_SLOTS_MAX];  /* slot names (lowercase) in pool */
+    size_t slot_len[RENDER_SLOTS_MAX];
+    size_t nslots;
+    size_t ntags;
+    char *err;
+    size_t errlen;
+};
+
+/* Parse template text src[0..n) of part `part` (for messages), appending
+ * to out; RENDER_E_SYNTAX with the position in c->err. */
+int tpl_parse(struct tplc *c, const char *part, const char *src, size_t n,
+              struct seglist *out);
+/* Append a literal (copied into the pool), merging with a preceding one. */
+int seg_lit(struct tplc *c, struct seglist *l, const char *s, size_t n);
+/* Append a copy of segment s. */
+int seg_add(struct seglist *l, struct seg s);
+/* Append all of src[from..to). */
+int seg_append(struct seglist *l, const struct seglist *src, size_t from,
+               size_t to);
+/* Write a message into c->err. */
+void tpl_error(struct tplc *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Derive a plain-text template from an html one (render_text.c). */
+int tpl_html_to_text(struct tplc *c, const struct seglist *html,
+                     struct seglist *out);
+
+/* ---- headers (render_hdr.c) ---- */
+
+/* Split "Name <addr>", "<addr>" or "addr"; both results NUL-terminated,
+ * name unquoted.  RENDER_E_ARG when malformed or over a cap. */
+int hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
+                   size_t addrcap);
+/* Is a[0..n) an ASCII addr-spec (dot-atom local part @ host name)? */
+int hdr_addr_ok(const char *a, size_t n);
+/* Is d[0..n) a host name of LDH labels? */
+int hdr_domain_ok(const char *d, size_t n);
+/* Header text being cleaned (see render.h, VALUES) into out[0..cap). */
+struct hclean {
+    char *out;
+    size_t len, cap;
+    int blank;              /* a blank is pending (dropped at the end) */
+    int full;               /* cap reached: the rest is cut */
+};
+/* Clean in[0..n) onto h: one piece of a merged header value. */
+void hdr_clean(struct hclean *h, const char *in, size_t n);
+/* Write clean text s[0..n) after a field name that ends at column *col:
+ * plain words, a quoted string (phrase only) or RFC 2047 encoded words,
+ * folded so lines stay within 78; *col is left at the end column. */
+int hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
+             int phrase);
+/* Append "Date: ...\r\n" for time t (UTC). */
+int hdr_date(struct rbuf *b, int64_t t);
+
+/* ---- tokens (render_token.c) ---- */
+
+/* HMAC-SHA256 keyed once: SHA-256 states after the ipad and opad blocks
+ * (EVP_MD_CTX), only read (copied) after mackey_init(). */
+struct mackey {
+    struct evp_md_ctx_st *in, *out;
+};
+
+/* Key an HMAC; RENDER_E_CRYPTO if OpenSSL fails. */
+int mackey_init(struct mackey *k, const unsigned char *secret, size_t slen);
+/* Release a key (also a failed or zeroed one). */
+void mackey_free(struct mackey *k);
+/* The VERP and unsubscribe tokens under key k (see render.h). */
+int verp_token(const struct mackey *k, uint64_t delivery, uint64_t campaign,
+               char *tok, size_t toklen);
+int unsub_token(const struct mackey *k, uint32_t account, uint64_t campaign,
+                uint64_t contact, char *tok, size_t toklen);
+
+/* Lowercase base32 of in[0..n) into out (NUL-terminated); returns length. */
+size_t b32_encode(const unsigned char *in, size_t n, char *out);
+
+#endif

@@ -1,0 +1,315 @@
+/*
+ * render_token.c - authenticated tokens for VERP bounce addresses and
+ * unsubscribe links.
+ *
+ * DESCRIPTION
+ *   A token is lowercase base32 (RFC 4648 alphabet, no padding) of
+ *       version(1) | ids, big-endian | HMAC-SHA256(secret, label |
+ *       version | ids) cut to its first 10 bytes
+ *   The label ("sluice-verp", "sluice-unsub") keeps one kind of token
+ *   from being accepted as the other.  Decoding ignores case, demands the
+ *   exact length and zero padding bits, and compares the MAC in constant
+ *   time.  See render.h for the sizes.  HMAC (RFC 2104) is done over
+ *   OpenSSL's SHA-256 from inner and outer states keyed once: a template
+ *   keeps its struct mackey, so a message costs four SHA-256 blocks and no
+ *   algorithm look-up.
+ *
+ * DIAGNOSTICS
+ *   RENDER_E_ARG (secret shorter than RENDER_SECRET_MIN), -ENOSPC (output
+ *   too small), RENDER_E_TOKEN (not a token of this kind), RENDER_E_FORGED
+ *   (the MAC does not verify), RENDER_E_CRYPTO (OpenSSL failed).
+ */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "render_int.h"
+
+#define TOKEN_VERSION 1
+#define MAC_LEN 10
+#define VERP_IDS 16          /* delivery, campaign */
+#define UNSUB_IDS 20         /* account, campaign, contact */
+#define RAW_MAX (1 + UNSUB_IDS + MAC_LEN)
+
+static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+size_t b32_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    unsigned acc = 0, bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | in[i];
+        bits += 8;
+        while (bits >= 5) {
+            bits -= 5;
+            out[o++] = b32[(acc >> bits) & 31];
+        }
+    }
+    if (bits)
+        out[o++] = b32[(acc << (5 - bits)) & 31];
+    out[o] = '\0';
+    return o;
+}
+
+/* Decode exactly want bytes from s[0..n); -1 unless canonical base32. */
+static int b32_decode(const char *s, size_t n, unsigned char *out,
+                      size_t want)
+{
+    if (n != (want * 8 + 4) / 5)
+        return -1;
+    unsigned acc = 0, bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        unsigned v;
+        if (c >= 'a' && c <= 'z')
+            v = (unsigned)(c - 'a');
+        else if (c >= 'A' && c <= 'Z')
+            v = (unsigned)(c - 'A');
+        else if (c >= '2' && c <= '7')
+            v = (unsigned)(c - '2' + 26);
+        else
+            return -1;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (acc & ((1u << bits) - 1)) == 0 ? 0 : -1;
+}
+
+/* Put v big-endian in w bytes at p. */
+static void put_be(unsigned char *p, uint64_t v, int w)
+{
+    for (int i = w - 1; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+/* Read w big-endian bytes at p. */
+static uint64_t get_be(const unsigned char *p, int w)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < w; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+void mackey_free(struct mackey *k)
+{
+    EVP_MD_CTX_free(k->in);
+    EVP_MD_CTX_free(k->out);
+    k->in = k->out = NULL;
+}
+
+int mackey_init(struct mackey *k, const unsigned char *secret, size_t slen)
+{
+    unsigned char key[64] = { 0 }, pad[64];
+    unsigned int kl = 0;
+    int ok = 0;
+    k->in = EVP_MD_CTX_new();
+    k->out = EVP_MD_CTX_new();
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (k->in == NULL || k->out == NULL || md == NULL)
+        goto out;
+    if (slen > sizeof(key)) {       /* RFC 2104: long keys are hashed */
+        if (!EVP_Digest(secret, slen, key, &kl, md, NULL))
+            goto out;
+    } else {
+        memcpy(key, secret, slen);
+    }
+    for (int i = 0; i < 64; i++)
+        pad[i] = key[i] ^ 0x36;
+    if (!EVP_DigestInit_ex(k->in, md, NULL) ||
+        !EVP_DigestUpdate(k->in, pad, 64))
+        goto out;
+    for (int i = 0; i < 64; i++)
+        pad[i] = key[i] ^ 0x5c;
+    ok = EVP_DigestInit_ex(k->out, md, NULL) &&
+         EVP_DigestUpdate(k->out, pad, 64);
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    EVP_MD_free(md);
+    if (!ok) {
+        mackey_free(k);
+        return RENDER_E_CRYPTO;
+    }
+    return 0;
+}
+
+/* The MAC_LEN-byte tag of label | msg[0..n): HMAC-SHA256 from the keyed
+ * inner and outer states (copied, so k is only read). */
+static int mac(const struct mackey *k, const char *label,
+               const unsigned char *msg, size_t n, unsigned char *tag)
+{
+    unsigned char ih[EVP_MAX_MD_SIZE], md[EVP_MAX_MD_SIZE];
+    unsigned int il = 0, ml = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_MD_CTX_copy_ex(c, k->in) &&
+             EVP_DigestUpdate(c, label, strlen(label)) &&
+             EVP_DigestUpdate(c, msg, n) && EVP_DigestFinal_ex(c, ih, &il) &&
+             EVP_MD_CTX_copy_ex(c, k->out) && EVP_DigestUpdate(c, ih, il) &&
+             EVP_DigestFinal_ex(c, md, &ml) && ml >= MAC_LEN;
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return RENDER_E_CRYPTO;
+    memcpy(tag, md, MAC_LEN);
+    return 0;
+}
+
+/* Seal raw[0..n) (version and ids) with its MAC and write the token. */
+static int seal(const struct mackey *k, const char *label,
+                unsigned char *raw, size_t n, char *tok, size_t toklen)
+{
+    if (toklen < ((n + MAC_LEN) * 8 + 4) / 5 + 1)
+        return -ENOSPC;
+    int rc = mac(k, label, raw, n, raw + n);
+    if (rc)
+        return rc;
+    b32_encode(raw, n + MAC_LEN, tok);
+    return 0;
+}
+
+/* Check token s[0..len) of nids id bytes; on success raw holds it. */
+static int unseal(const unsigned char *secret, size_t slen, const char *label,
+                  const char *s, size_t len, size_t nids, unsigned char *raw)
+{
+    unsigned char tag[MAC_LEN];
+    struct mackey k;
+    if (secret == NULL || slen < RENDER_SECRET_MIN)
+        return RENDER_E_ARG;
+    if (b32_decode(s, len, raw, 1 + nids + MAC_LEN) != 0 ||
+        raw[0] != TOKEN_VERSION)
+        return RENDER_E_TOKEN;
+    int rc = mackey_init(&k, secret, slen);
+    if (rc)
+        return rc;
+    rc = mac(&k, label, raw, 1 + nids, tag);
+    mackey_free(&k);
+    if (rc)
+        return rc;
+    if (CRYPTO_memcmp(tag, raw + 1 + nids, MAC_LEN) != 0)
+        return RENDER_E_FORGED;
+    return 0;
+}
+
+int verp_token(const struct mackey *k, uint64_t delivery, uint64_t campaign,
+               char *tok, size_t toklen)
+{
+    unsigned char raw[RAW_MAX];
+    raw[0] = TOKEN_VERSION;
+    put_be(raw + 1, delivery, 8);
+    put_be(raw + 9, campaign, 8);
+    return seal(k, "sluice-verp", raw, 1 + VERP_IDS, tok, toklen);
+}
+
+int unsub_token(const struct mackey *k, uint32_t account, uint64_t campaign,
+                uint64_t contact, char *tok, size_t toklen)
+{
+    unsigned char raw[RAW_MAX];
+    raw[0] = TOKEN_VERSION;
+    put_be(raw + 1, account, 4);
+    put_be(raw + 5, campaign, 8);
+    put_be(raw + 13, contact, 8);
+    return seal(k, "sluice-unsub", raw, 1 + UNSUB_IDS, tok, toklen);
+}
+
+int render_verp_token(const unsigned char *secret, size_t secret_len,
+                      uint64_t delivery, uint64_t campaign, char *tok,
+                      size_t toklen)
+{
+    struct mackey k;
+    if (secret == NULL || secret_len < RENDER_SECRET_MIN)
+        return RENDER_E_ARG;
+    int rc = mackey_init(&k, secret, secret_len);
+    if (rc)
+        return rc;
+    rc = verp_token(&k, delivery, campaign, tok, toklen);
+    mackey_free(&k);
+    return rc;
+}
+
+int render_unsub_token(const unsigned char *secret, size_t secret_len,
+                       uint32_t account, uint64_t campaign, uint64_t contact,
+                       char *tok, size_t toklen)
+{
+    struct mackey k;
+    if (secret == NULL || secret_len < RENDER_SECRET_MIN)
+        return RENDER_E_ARG;
+    int rc = mackey_init(&k, secret, secret_len);
+    if (rc)
+        return rc;
+    rc = unsub_token(&k, account, campaign, contact, tok, toklen);
+    mackey_free(&k);
+    return rc;
+}
+
+/* The token inside "[<]PREFIX-TOKEN[@domain][>]": start and length. */
+static int local_token(const char *s, const char *prefix, int need_prefix,
+                       const char **tok, size_t *len)
+{
+    if (s == NULL)
+        return RENDER_E_TOKEN;
+    size_t n = strnlen(s, 1024);
+    if (n && s[0] == '<') {
+        if (s[n - 1] != '>')
+            return RENDER_E_TOKEN;
+        s++;
+        n -= 2;
+    }
+    const char *at = memchr(s, '@', n);
+    if (at)
+        n = (size_t)(at - s);
+    size_t pl = strlen(prefix);
+    if (n >= pl && strncasecmp(s, prefix, pl) == 0) {
+        s += pl;
+        n -= pl;
+    } else if (need_prefix) {
+        return RENDER_E_TOKEN;
+    }
+    *tok = s;
+    *len = n;
+    return 0;
+}
+
+int render_verp_decode(const char *addr, const unsigned char *secret,
+                       size_t secret_len, uint64_t *delivery,
+                       uint64_t *campaign)
+{
+    const char *t;
+    size_t n;
+    unsigned char raw[RAW_MAX];
+    int rc = local_token(addr, "b-", 1, &t, &n);
+    if (rc == 0)
+        rc = unseal(secret, secret_len, "sluice-verp", t, n, VERP_IDS, raw);
+    if (rc)
+        return rc;
+    *delivery = get_be(raw + 1, 8);
+    *campaign = get_be(raw + 9, 8);
+    return 0;
+}
+
+int render_unsub_decode(const char *token, const unsigned char *secret,
+                        size_t secret_len, uint32_t *account,
+                        uint64_t *campaign, uint64_t *contact)
+{
+    const char *t;
+    size_t n;
+    unsigned char raw[RAW_MAX];
+    int rc = local_token(token, "unsub-", 0, &t, &n);
+    if (rc == 0)
+        rc = unseal(secret, secret_len, "sluice-unsub", t, n, UNSUB_IDS, raw);
+    if (rc)
+        return rc;
+    *account = (uint32_t)get_be(raw + 1, 4);
+    *campaign = get_be(raw + 5, 8);
+    *contact = get_be(raw + 13, 8);
+    return 0;
+}
