@@ -21,6 +21,7 @@ and loaded by SIGHUP signs the held-back mail on its next try.
 usage: /usr/bin/python3 test_dkim.py SLUICED SLUICE SINK
   with SLUICE_DKIM_TOOL (tests/dkim's dkim_sign_tool) in the environment.
 """
+import hashlib
 import os
 import re
 import signal
@@ -50,7 +51,7 @@ def msg(frm, subject, body, extra=b""):
     return (b"From: " + frm + b"\r\nTo: someone@dest.test\r\n"
             b"Subject: " + subject + b"\r\n"
             b"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
-            b"Message-ID: <" + subject.replace(b" ", b"-")[:40] +
+            b"Message-ID: <" + hashlib.sha1(subject).hexdigest().encode() +
             b"@sluice.test>\r\n" + extra + b"\r\n" + body)
 
 
