@@ -49,6 +49,7 @@ sleep 0.5
 { sluiced_conf_head; cat <<CONF
 max_connections = ${MAXCONN:-400}
 max_inflight = ${INFLIGHT:-20000}
+group_ms = ${GROUP_MS:-25}
 [domain default]
 max_connections = ${DOMCONN:-4}
 max_messages_per_connection = 1000

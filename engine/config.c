@@ -752,7 +752,7 @@ static void defaults(struct config *c)
     c->pause_recheck_ms = 30000;
     c->claim_batch = 2000;
     c->group_ops = 1024;
-    c->group_ms = 5;
+    c->group_ms = 25;
     c->max_inflight = 20000;
     memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);
     c->def.tls = TLS_OPPORTUNISTIC;

@@ -189,12 +189,16 @@ static void compose_done(uv_work_t *w, int status)
 {
     struct compose_batch *cb = w->data;
     struct engine *e = cb->e;
+    bool shared = false;
     for (size_t i = 0; i < cb->n; i++) {
         struct body *b = cb->bodies[i];
         if (status)
             b->err = status;
         b->ready = true;
         b->composing = false;
+        /* more than one item and the batch: maybe items of several
+         * destinations, some waiting for a body another one asked for */
+        shared |= b->refs > 2;
         body_unref(e, b); /* the batch's own reference */
     }
     e->composing--;
@@ -202,6 +206,8 @@ static void compose_done(uv_work_t *w, int status)
         dest_kick(e, cb->dests[i]);
     signer_unref(cb->signer);
     free(cb);
+    if (!shared)
+        return; /* whoever waits for these bodies asked for them: kicked */
     /* destinations that found their next body still being composed */
     struct dest *wd = e->waiting_head;
     e->waiting_head = NULL;

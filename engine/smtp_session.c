@@ -725,7 +725,11 @@ static void on_reply(struct smtp_session *s)
         enter_ready(s);
         return;
     case S_QUIT:
-        session_close(s);
+        /* the server closes after its 221: wait for that (a second at
+         * most) so the session still counts against the site's cap until
+         * the server has let it go, and a new one never makes one more
+         * than the cap in the server's own count */
+        uv_timer_start(&s->timer, on_timeout, 1000, 0);
         return;
     case S_READY:
         if (r->code == 421) {

@@ -26,6 +26,8 @@
  *   (queue_flush(), the synchronous forms): that would deadlock.
  */
 #include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,6 +52,25 @@ static struct timespec abs_ts(uint64_t ms)
 /* Apply ops (a NULL-terminated list) in one transaction.  Sets each op's
  * status for per-op failures; returns 0 on commit or the txn failure, with
  * *mdb_rc the raw LMDB code. */
+/* Keep data.mdb at least as long as the pages the meta counts.  LMDB does
+ * not write pages that a transaction allocated and freed again, so the
+ * file can end before the last page number; the open-time check against
+ * truncated files (spool.c) would then refuse a healthy spool.  The hole
+ * costs no disk. */
+static void cover_pages(struct queue *q)
+{
+    MDB_envinfo ei;
+    MDB_stat es;
+    struct stat st;
+    int fd;
+    if (mdb_env_info(q->env, &ei) || mdb_env_stat(q->env, &es) ||
+        mdb_env_get_fd(q->env, &fd) || fstat(fd, &st))
+        return;
+    off_t need = (off_t)(ei.me_last_pgno + 1) * (off_t)es.ms_psize;
+    if (st.st_size < need && ftruncate(fd, need))
+        return; /* a later commit tries again */
+}
+
 static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
 {
     struct wctx w = { .q = q };
@@ -75,6 +96,7 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
         case OP_CAMPAIGN: err = op_apply_campaign(&w, op); break;
         case OP_OUTCOMES: err = op_apply_outcomes(&w, op); break;
         case OP_CONTROL: err = op_apply_control(&w, op); break;
+        case OP_ADMIN: err = op_apply_admin(&w, op); break;
         default: err = 0; break;
         }
         if (err)
@@ -98,6 +120,8 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
     counters_free(&w);
     rc = mdb_txn_commit(w.txn);
     *mdb_rc = rc;
+    if (!rc)
+        cover_pages(q);
     return queue_err_mdb(rc);
 abort:
     for (int i = 0; i < DB_COUNT; i++)
