@@ -11,6 +11,11 @@
  *   Keys: 't' (total), 'a' u32 account, 'c' u64 campaign, 'd' domain.
  *   Values: struct queue_counts in host byte order.
  *
+ *   Usage per account and day (queue_admin.h) gathers in the same table
+ *   under 'u' u32 account . u32 day, with sent in the CF_ENQUEUED slot, and
+ *   is flushed to the "usage" database: one write per (account, day) per
+ *   transaction.
+ *
  * DIAGNOSTICS
  *   -ENOMEM when the delta table cannot grow (the txn is then aborted).
  */
@@ -122,11 +127,57 @@ int counters_add(struct wctx *w, uint32_t account, uint64_t campaign,
     return 0;
 }
 
+int usage_add(struct wctx *w, uint32_t account, uint32_t day,
+              unsigned sent, unsigned delivered, unsigned bounced)
+{
+    unsigned char key[9] = { 'u' };
+    be32_put(key + 1, account);
+    be32_put(key + 5, day);
+    struct counter_delta *cd = delta_for(w, key, sizeof key);
+    if (!cd)
+        return -ENOMEM;
+    cd->d[CF_ENQUEUED] += sent;
+    cd->d[CF_DELIVERED] += delivered;
+    cd->d[CF_BOUNCED] += bounced;
+    return 0;
+}
+
+/* Add a usage delta to its (account, day) record in the usage database. */
+static int usage_flush_one(struct wctx *w, const struct counter_delta *cd)
+{
+    const enum counter_field f[3] = { CF_ENQUEUED, CF_DELIVERED, CF_BOUNCED };
+    unsigned char val[24] = { 0 };
+    MDB_val k = { 8, (void *)(cd->key + 1) }, v;
+    int rc = mdb_get(w->txn, w->q->dbi[DB_USAGE], &k, &v);
+    if (rc == 0 && v.mv_size == sizeof val)
+        memcpy(val, v.mv_data, sizeof val);
+    else if (rc && rc != MDB_NOTFOUND)
+        return wctx_fail(w, rc);
+    for (int i = 0; i < 3; i++) {
+        uint64_t n = 0;
+        for (int b = 7; b >= 0; b--)
+            n = n << 8 | val[8 * i + b];
+        n += (uint64_t)cd->d[f[i]];
+        for (int b = 0; b < 8; b++)
+            val[8 * i + b] = (unsigned char)(n >> (8 * b));
+    }
+    MDB_val nv = { sizeof val, val };
+    if ((rc = mdb_put(w->txn, w->q->dbi[DB_USAGE], &k, &nv, 0)))
+        return wctx_fail(w, rc);
+    return 0;
+}
+
 int counters_flush(struct wctx *w)
 {
     for (size_t i = 0; i < w->ndeltas; i++) {
         struct counter_delta *cd = &w->deltas[i];
         uint64_t c[CF_COUNT] = { 0 };
+        if (cd->key[0] == 'u') {
+            int err = usage_flush_one(w, cd);
+            if (err)
+                return err;
+            continue;
+        }
         MDB_val k = { cd->klen, cd->key }, v;
         int rc = mdb_get(w->txn, w->q->dbi[DB_COUNTERS], &k, &v);
         if (rc == 0 && v.mv_size == sizeof c)

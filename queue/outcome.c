@@ -13,6 +13,9 @@
  *     the maximum age becomes the terminal "expired" event instead.
  *   none: a postponement without an attempt or event (retry_at required).
  *
+ *   For a delivery with an account, the outcome also counts its usage per
+ *   UTC day (sent, delivered, bounced: queue_admin.h says which count).
+ *
  *   A delivery already terminal gets no second terminal event: its outcome
  *   fails with QUEUE_ESTATE.  That is how "exactly one terminal event" is
  *   held even when an engine repeats itself after a crash.
@@ -226,6 +229,18 @@ static int apply_one(struct wctx *w, struct queue_op *op,
             (err = counters_add(w, d.account, d.campaign, dom, dl, CF_QUEUED,
                                 -1)))
             return err;
+        /* usage (queue_admin.h): an attempt a server answered is "sent" */
+        if (d.account) {
+            unsigned sent = o->type == QUEUE_EV_DELIVERED ||
+                            (o->code && (o->type == QUEUE_EV_BOUNCED ||
+                                         o->type == QUEUE_EV_DEFERRED));
+            unsigned dlv = type == QUEUE_EV_DELIVERED;
+            unsigned bnc = type == QUEUE_EV_BOUNCED;
+            if ((sent | dlv | bnc) &&
+                (err = usage_add(w, d.account, (uint32_t)(w->now / 86400),
+                                 sent, dlv, bnc)))
+                return err;
+        }
     }
 
     unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT];

@@ -62,7 +62,7 @@ const char *queue_strerror(int err);
 const char *queue_last_detail(void);
 
 /* Current on-disk schema version written by this build. */
-#define QUEUE_SCHEMA_VERSION 2
+#define QUEUE_SCHEMA_VERSION 3
 
 /* Caps on variable fields: a longer recipient is refused with -EINVAL;
  * reply text, MX names and enhanced codes in outcomes are cut to the cap. */

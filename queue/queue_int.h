@@ -18,6 +18,16 @@
  *   controls    'p' kind ('d' or 's') . name -> i64 since . u8 reason_len
  *               . reason . u8 who_len . who        (schema 2, control.c)
  *   meta "controls_gen" u64, bumped by every pause and resume
+ *   schema 3 (admin_int.h has the record layouts):
+ *   accounts    'i' u32 id -> account record | 'n' name -> u32 id
+ *   users       'i' u32 id -> user record | 'n' name -> u32 id
+ *   roles       u32 user . u32 account -> u8 role
+ *   apikeys     u32 id -> key record
+ *   audit       u64 seq -> prev hash . record . own hash
+ *   sdomains    domain -> sending domain record
+ *   usage       u32 account . u32 day -> u64 sent, delivered, bounced (LE)
+ *   meta "next_account", "next_user", "next_apikey" u64; "master" u64;
+ *        "audit_head" u64 seq . 32-byte hash; "admin_gen" u64
  */
 #ifndef SLUICE_QUEUE_INT_H
 #define SLUICE_QUEUE_INT_H
@@ -40,6 +50,13 @@ enum queue_dbi {
     DB_EVENTS,
     DB_COUNTERS,
     DB_CONTROLS,    /* schema 2 */
+    DB_ACCOUNTS,    /* schema 3: admin_*.c */
+    DB_USERS,
+    DB_ROLES,
+    DB_APIKEYS,
+    DB_AUDIT,
+    DB_SDOMAINS,
+    DB_USAGE,
     DB_COUNT
 };
 
@@ -63,7 +80,9 @@ void lease_free(struct lease_set *s);
 /* --------------------------------------------------------- operations */
 
 enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER,
-               OP_CONTROL };
+               OP_CONTROL, OP_ADMIN };
+
+struct admin_tx;
 
 /* One recipient of an enqueue, pointing into the op's arena. */
 struct op_rcpt {
@@ -113,6 +132,11 @@ struct queue_op {
     uint32_t msg_off;            /* OP_MESSAGE */
     size_t msg_len;
     struct op_control ctl;       /* OP_CONTROL */
+    /* OP_ADMIN: run in a nested txn of the group; may run more than once
+     * (a group retried after map growth), so it must not keep state */
+    int (*admin_fn)(struct admin_tx *t, void *arg);
+    void *admin_arg;
+    char *admin_detail;          /* caller's buffer for the failure text */
 };
 void op_free(struct queue_op *op);
 
@@ -250,6 +274,11 @@ int op_apply_message(struct wctx *w, struct queue_op *op);
 int op_apply_campaign(struct wctx *w, struct queue_op *op);
 int op_apply_outcomes(struct wctx *w, struct queue_op *op);
 int op_apply_control(struct wctx *w, struct queue_op *op);
+int op_apply_admin(struct wctx *w, struct queue_op *op);
+
+/* Submit op and wait for its group to commit; returns its status
+ * (sync.c). */
+int sync_submit_wait(struct queue *q, struct queue_op *op);
 
 /* Check and queue a pause (set) or resume; cb runs as for queue_submit_*
  * (control.c, waited for in sync.c). */
@@ -276,6 +305,10 @@ int counters_add(struct wctx *w, uint32_t account, uint64_t campaign,
                  const char *domain, size_t dlen, enum counter_field f,
                  int64_t by);
 int counters_flush(struct wctx *w);
+/* Usage of an account on a UTC day (admin_usage.c keys; flushed to the
+ * usage database by counters_flush). */
+int usage_add(struct wctx *w, uint32_t account, uint32_t day,
+              unsigned sent, unsigned delivered, unsigned bounced);
 void counters_reset(struct wctx *w);
 void counters_free(struct wctx *w);
 

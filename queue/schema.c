@@ -11,7 +11,10 @@
  *   read-only open of an older spool marks them absent (q->absent[]) and
  *   their readers see them empty.
  *
- *   Versions: 1 the first spool; 2 adds "controls" (paused domains, sites).
+ *   Versions: 1 the first spool; 2 adds "controls" (paused domains, sites);
+ *   3 adds "accounts", "users", "roles", "apikeys", "audit", "sdomains" and
+ *   "usage" (queue_admin.h).  An upgrade from 1 creates the databases of 2
+ *   and 3 in one step.
  *
  * DIAGNOSTICS
  *   QUEUE_EFOREIGN for an LMDB environment that is not ours, QUEUE_ESCHEMA
@@ -34,11 +37,20 @@ const char *const queue_db_names[DB_COUNT] = {
     [DB_EVENTS] = "events",
     [DB_COUNTERS] = "counters",
     [DB_CONTROLS] = "controls",
+    [DB_ACCOUNTS] = "accounts",
+    [DB_USERS] = "users",
+    [DB_ROLES] = "roles",
+    [DB_APIKEYS] = "apikeys",
+    [DB_AUDIT] = "audit",
+    [DB_SDOMAINS] = "sdomains",
+    [DB_USAGE] = "usage",
 };
 
 /* Schema version that introduced each database (0 here means 1). */
 static const uint32_t db_since[DB_COUNT] = {
     [DB_CONTROLS] = 2,
+    [DB_ACCOUNTS] = 3, [DB_USERS] = 3, [DB_ROLES] = 3, [DB_APIKEYS] = 3,
+    [DB_AUDIT] = 3, [DB_SDOMAINS] = 3, [DB_USAGE] = 3,
 };
 
 /* Read a u64 meta value (0 when absent). */
@@ -66,31 +78,22 @@ int meta_put_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t v)
     return mdb_put(txn, q->dbi[DB_META], &k, &d, 0);
 }
 
-/* Count the entries of the unnamed main database that are not our tables. */
+/* Whether the unnamed main database holds anything.  A spool without its
+ * meta database has never been created: sluice creates every database and
+ * the meta records in one transaction, so any named database (even one
+ * named like ours: "users" is a common name) or plain key there belongs to
+ * some other program. */
 static int main_db_is_foreign(struct queue *q, MDB_txn *txn, bool *foreign)
 {
     MDB_dbi main;
-    MDB_cursor *c;
-    MDB_val k, d;
+    MDB_stat st;
     int rc = mdb_dbi_open(txn, NULL, 0, &main);
     *foreign = false;
-    if (rc)
-        return queue_err_mdb(rc);
-    if ((rc = mdb_cursor_open(txn, main, &c)))
-        return queue_err_mdb(rc);
-    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-        bool ours = false;
-        for (int i = 0; i < DB_COUNT; i++)
-            if (k.mv_size == strlen(queue_db_names[i]) &&
-                memcmp(k.mv_data, queue_db_names[i], k.mv_size) == 0)
-                ours = true;
-        if (!ours)
-            *foreign = true;
-    }
-    mdb_cursor_close(c);
     (void)q;
-    return rc == MDB_NOTFOUND ? 0 : queue_err_mdb(rc);
+    if (rc || (rc = mdb_stat(txn, main, &st)))
+        return queue_err_mdb(rc);
+    *foreign = st.ms_entries > 0;
+    return 0;
 }
 
 /* Check the magic and the schema version of an existing spool. */

@@ -5,8 +5,9 @@
  *   Submit one operation and wait on a condition variable until its group
  *   has committed.  For tools and tests; the engine uses the asynchronous
  *   forms with a completer.  Must not be called from a completion callback
- *   running on the writer thread.  Pause and resume (control.c) exist only
- *   in this form: they are rare and an admin waits for them.
+ *   running on the writer thread.  Pause and resume (control.c) and the
+ *   admin changes (admin_tx.c) exist only in this form: they are rare and
+ *   an admin waits for them.
  */
 #include <pthread.h>
 
@@ -113,4 +114,12 @@ int queue_resume(struct queue *q, int kind, const char *name)
     waiter_init(&w);
     return waiter_wait(&w, control_submit(q, kind, name, NULL, NULL, false,
                                           waiter_done, &w));
+}
+
+/* Submit an op built elsewhere (admin_tx.c) and wait for its commit. */
+int sync_submit_wait(struct queue *q, struct queue_op *op)
+{
+    struct waiter w;
+    waiter_init(&w);
+    return waiter_wait(&w, op_submit(q, op, NULL, waiter_done, &w));
 }

@@ -2,7 +2,7 @@
  * cmd_inject.c - `sluice inject`: put one raw message into the spool.
  *
  * SYNOPSIS
- *   sluice inject --from ADDR --to ADDR [--to ADDR ...] [--account N]
+ *   sluice inject --from ADDR --to ADDR [--to ADDR ...] [--account A]
  *                 [FILE | -]
  *
  * DESCRIPTION
@@ -12,16 +12,30 @@
  *   engine picks it up at once.  Until campaigns exist this is how mail
  *   gets in.
  *
+ *   --account (a name or an id) needs role sender on that account, which
+ *   must be enabled, and the message's From: header must be in a domain
+ *   verified for that account (the domain itself or a parent of it: DMARC
+ *   relaxed alignment).  Without --account the mail belongs to no account
+ *   (id 0, as before accounts existed): only admins of the master (and the
+ *   bootstrap) may do that, and no From: check applies.  The same holds for
+ *   a numeric --account on a spool that has no accounts yet (accounts known
+ *   only to sluiced.conf).  Each injection is written to the audit trail
+ *   after it is queued.
+ *
  * DIAGNOSTICS
- *   64 bad arguments or an invalid address, 66 unreadable input, 65 a
- *   foreign or damaged spool, 75 spool full.
+ *   64 bad arguments or an invalid address, 66 unreadable input or unknown
+ *   account, 65 a foreign or damaged spool or a message without a From:
+ *   header, 75 spool full, 77 refused (role, disabled account, From: domain
+ *   not verified for the account).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "tool.h"
+#include "tool_admin.h"
 
 /* Read all of f, up to max bytes; NULL with errno on failure. */
 static char *slurp(FILE *f, size_t max, size_t *len)
@@ -59,12 +73,139 @@ static char *slurp(FILE *f, size_t max, size_t *len)
     return buf;
 }
 
+/* The domain of the first From: header of msg (lower case) into out;
+ * false if there is none. */
+static bool from_domain(const char *msg, size_t len, char *out, size_t cap)
+{
+    const char *p = msg, *end = msg + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        if (le == p || (le == p + 1 && *p == '\r'))
+            return false;   /* end of the header */
+        if (le - p > 5 && !strncasecmp(p, "From:", 5)) {
+            /* the field with its continuation lines */
+            const char *fe = le;
+            while (fe + 1 < end && (fe[1] == ' ' || fe[1] == '\t')) {
+                const char *n = memchr(fe + 1, '\n', (size_t)(end - fe - 1));
+                fe = n ? n : end;
+            }
+            const char *v = p + 5, *at = NULL, *lt = NULL, *gt = NULL;
+            for (const char *c = v; c < fe; c++) {
+                if (*c == '<' && !lt)
+                    lt = c;
+                else if (*c == '>' && lt && !gt)
+                    gt = c;
+            }
+            const char *a0 = lt && gt ? lt + 1 : v, *a1 = lt && gt ? gt : fe;
+            for (const char *c = a0; c < a1; c++)
+                if (*c == '@')
+                    at = c;
+            if (!at)
+                return false;
+            size_t n = 0;
+            for (const char *c = at + 1; c < a1 && n + 1 < cap; c++) {
+                if (*c == ' ' || *c == '\t' || *c == '\r' || *c == '\n' ||
+                    *c == '>' || *c == ')' || *c == ',' || *c == ';')
+                    break;
+                out[n++] = (char)tolower((unsigned char)*c);
+            }
+            out[n] = 0;
+            return n > 0;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return false;
+}
+
+/* Whether dom (or a parent of it) is a verified sending domain of
+ * account. */
+static bool domain_verified_for(struct queue *q, const char *dom,
+                                uint32_t account)
+{
+    struct queue_sdomain *d = malloc(sizeof *d);
+    bool ok = false;
+    for (const char *p = dom; d && p && !ok; ) {
+        if (queue_sdomain_get(q, p, d) == 0 && d->account == account &&
+            d->verified)
+            ok = true;
+        p = strchr(p, '.');
+        if (p)
+            p++;
+        if (p && !strchr(p, '.'))
+            break;   /* never a bare top-level domain */
+    }
+    free(d);
+    return ok;
+}
+
+/* Check the identity may inject msg for account (name or id in spec, NULL
+ * for none); sets *account.  0 or an exit code. */
+static int may_inject(struct tool_ctx *ctx, struct queue *q, const char *spec,
+                      const char *msg, size_t len, uint32_t *account)
+{
+    struct queue_account *a;
+    unsigned long long n;
+    char obj[QUEUE_MAX_DOMAIN + 64], dom[QUEUE_MAX_DOMAIN + 2];
+    int rc, err;
+    uint32_t master = 0;
+    *account = 0;
+    if ((err = queue_account_master(q, &master)))
+        return tool_exit_for(err);
+    if (!spec)
+        return tool_authorize(ctx, q, ACT_INJECT_RAW, 0, 0, "no account",
+                              NULL);
+    if (!master && tool_parse_u64(spec, &n) && n <= UINT32_MAX) {
+        /* a spool without accounts: a bare number, as before accounts
+         * (sluiced.conf [account N] sections), for the spool's admins */
+        *account = (uint32_t)n;
+        snprintf(obj, sizeof obj, "account %llu (not in the spool)", n);
+        return tool_authorize(ctx, q, ACT_INJECT_RAW, 0, 0, obj, NULL);
+    }
+    if (!(a = malloc(sizeof *a)))
+        return TOOL_EX_OSERR;
+    err = tool_parse_u64(spec, &n) && n <= UINT32_MAX
+        ? queue_account_get(q, (uint32_t)n, a)
+        : queue_account_find(q, spec, a);
+    if (err) {
+        fprintf(stderr, "sluice inject: no such account '%.80s'\n", spec);
+        free(a);
+        return err == QUEUE_ENOTFOUND ? TOOL_EX_NOINPUT : tool_exit_for(err);
+    }
+    *account = a->id;
+    snprintf(obj, sizeof obj, "account %s", a->name);
+    if ((rc = tool_authorize(ctx, q, ACT_INJECT, a->id, 0, obj, NULL)))
+        goto out;
+    if (a->disabled) {
+        char why[128];
+        snprintf(why, sizeof why, "account %s is disabled", a->name);
+        rc = tool_refuse(ctx, q, ACT_INJECT, a->id, obj, why);
+        goto out;
+    }
+    if (!from_domain(msg, len, dom, sizeof dom)) {
+        fprintf(stderr, "sluice inject: the message has no From: header "
+                "with an address\n");
+        rc = TOOL_EX_DATAERR;
+        goto out;
+    }
+    if (!domain_verified_for(q, dom, a->id)) {
+        char why[QUEUE_MAX_DOMAIN + 160];
+        snprintf(why, sizeof why, "From: domain %s is not a verified sending "
+                 "domain of account %s", dom, a->name);
+        snprintf(obj, sizeof obj, "from %s", dom);
+        rc = tool_refuse(ctx, q, ACT_INJECT, a->id, obj, why);
+    }
+out:
+    free(a);
+    return rc;
+}
+
 int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *from = NULL, *file = "-";
+    const char *from = NULL, *file = "-", *acct = NULL;
     const char **to = calloc((size_t)argc, sizeof *to);
     size_t nto = 0;
-    unsigned long long account = 0;
+    uint32_t account = 0;
     int rc = 0;
 
     if (!to)
@@ -72,12 +213,11 @@ int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--from") && i + 1 < argc) from = argv[++i];
         else if (!strcmp(argv[i], "--to") && i + 1 < argc) to[nto++] = argv[++i];
-        else if (!strcmp(argv[i], "--account") && i + 1 < argc &&
-                 tool_parse_u64(argv[i + 1], &account) && account <= UINT32_MAX)
-            i++;
+        else if (!strcmp(argv[i], "--account") && i + 1 < argc)
+            acct = argv[++i];
         else if (!strcmp(argv[i], "--help")) {
             puts("usage: sluice inject --from ADDR --to ADDR [--to ADDR ...] "
-                 "[--account N] [FILE|-]");
+                 "[--account A] [FILE|-]");
             free(to);
             return 0;
         } else if (argv[i][0] != '-' || !strcmp(argv[i], "-")) file = argv[i];
@@ -123,10 +263,27 @@ int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv)
         return e == EFBIG ? TOOL_EX_DATAERR : TOOL_EX_NOINPUT;
     }
     struct queue *q;
-    if ((rc = tool_open_spool(ctx, QUEUE_OPEN_CREATE, &q)) == 0) {
+    if ((rc = tool_admin_begin(ctx, true, "inject", &q)) == 0 &&
+        (rc = may_inject(ctx, q, acct, msg, len, &account)))
+        queue_close(q);
+    else if (rc == 0) {
         uint64_t first, msg_id;
-        int err = queue_enqueue_message(q, (uint32_t)account, from, to, nto,
+        int err = queue_enqueue_message(q, account, from, to, nto,
                                         msg, len, &first, &msg_id);
+        if (!err) {
+            char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
+            snprintf(obj, sizeof obj, "message %llu from %.200s to %zu "
+                     "recipient%s", (unsigned long long)msg_id, from, nto,
+                     nto == 1 ? "" : "s");
+            struct queue_actor by = tool_actor(ctx,
+                                               ctx->identity->acting_role,
+                                               account);
+            int aerr = queue_audit_append(q, &by, account, "inject", obj,
+                                          "ok");
+            if (aerr)
+                fprintf(stderr, "sluice inject: queued, but the audit record "
+                        "failed: %s\n", queue_strerror(aerr));
+        }
         if (err) {
             fprintf(stderr, "sluice inject: %s\n", queue_strerror(err));
             rc = tool_exit_for(err);

@@ -10,9 +10,12 @@
  *   A pause is a record in the spool (queue_pause()), so it holds across
  *   restarts of sluiced; a running sluiced reads the change from the spool.
  *   Mail for a paused destination stays queued.  Names are taken in lower
- *   case (a domain also without a trailing dot); who paused is $USER, or
- *   "bootstrap" when that is unset.  pause and resume open the spool for
- *   writing (never creating it), paused opens it read-only.
+ *   case (a domain also without a trailing dot); who paused is the acting
+ *   user, or for the bootstrap $USER ("bootstrap" when that is unset).
+ *   pause and resume need admin on the master, paused viewer (checked in
+ *   sluice.c); a pause or resume is written to the audit trail right after
+ *   it commits.  pause and resume open the spool for writing (pause
+ *   creating it), paused opens it read-only.
  *
  * DIAGNOSTICS
  *   Exit 64 for bad usage or an invalid name or reason, 66 for resuming
@@ -27,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tool.h"
+#include "tool_admin.h"
 
 const char *tool_ctl_kind_name(int kind)
 {
@@ -59,10 +62,12 @@ static bool normal_name(int kind, const char *name, char *buf, size_t cap)
     return true;
 }
 
-/* Who is making the change: $USER if it is printable, else "bootstrap"
- * (until sluice has accounts). */
-static const char *who_am_i(void)
+/* Who is making the change: the user acting, or for the bootstrap $USER
+ * if it is printable, else "bootstrap". */
+static const char *who_am_i(const struct tool_ctx *ctx)
 {
+    if (ctx->identity && ctx->identity->via != TOOL_VIA_BOOTSTRAP)
+        return ctx->identity->name;
     const char *u = getenv("USER");
     if (!u || !*u)
         return "bootstrap";
@@ -117,9 +122,22 @@ static int change(struct tool_ctx *ctx, int argc, char **argv, bool set)
     int rc = tool_open_spool(ctx, set ? QUEUE_OPEN_CREATE : 0, &q);
     if (rc)
         return rc;
-    int err = set ? queue_pause(q, kind, name, reason, who_am_i())
+    int err = set ? queue_pause(q, kind, name, reason, who_am_i(ctx))
                   : queue_resume(q, kind, name);
-    const char *detail = queue_last_detail();
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s", queue_last_detail());
+    if (!err && ctx->identity) {
+        /* the change is audited right after it commits */
+        char obj[QUEUE_MAX_CTL_NAME + 300];
+        snprintf(obj, sizeof obj, "%s %s%s%.200s", kind_s, name,
+                 reason ? " reason: " : "", reason ? reason : "");
+        struct queue_actor by = tool_actor(ctx, ctx->identity->acting_role,
+                                           ctx->identity->acting_account);
+        int aerr = queue_audit_append(q, &by, by.account, verb, obj, "ok");
+        if (aerr)
+            fprintf(stderr, "sluice %s: done, but the audit record failed: "
+                    "%s\n", verb, queue_strerror(aerr));
+    }
     queue_close(q);
     if (err == -EINVAL) {
         fprintf(stderr, "sluice %s: %s\n", verb, detail);

@@ -2,9 +2,11 @@
  * sluice.c - the `sluice` command: global options and subcommand dispatch.
  *
  * DESCRIPTION
- *   `sluice [--spool DIR] [--json] COMMAND ...`.  The spool defaults to
- *   $SLUICE_SPOOL, then ./sluice-data.  Each command group lives in its own
- *   file (tools/cmd_*.c) and answers --help.
+ *   `sluice [--spool DIR] [--as USER] [--json] COMMAND ...`.  The spool
+ *   defaults to $SLUICE_SPOOL, then ./sluice-data.  Each command group lives
+ *   in its own file (tools/cmd_*.c) and answers --help.  Every command acts
+ *   as an identity (tools/auth.c) whose role is checked (tools/authz.c);
+ *   the older commands are gated here before they run.
  *
  * EXIT STATUS
  *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool),
@@ -16,9 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tool.h"
+#include "tool_admin.h"
 
 static const struct tool_cmd commands[] = {
+    { "account", "master account and sub-accounts: create, list, show, "
+      "update, usage", tool_account_main },
+    { "user", "users and their roles per account, passwords, TOTP",
+      tool_user_main },
+    { "apikey", "API keys: create (shown once), list, revoke",
+      tool_apikey_main },
+    { "domain", "sending domains: add (with DKIM key), list, show, verify",
+      tool_domain_main },
+    { "audit", "the audit trail: list, verify the hash chain",
+      tool_audit_main },
     { "inject", "queue a raw message for one or more recipients",
       tool_inject_main },
     { "spool", "inspect the spool: info, domains, events, history",
@@ -34,15 +46,58 @@ static const struct tool_cmd commands[] = {
       tool_dkim_main },
 };
 
+/* Older commands checked before they run: master-level actions (the
+ * bootstrap passes without opening the spool).  sub NULL: any. */
+static const struct {
+    const char *cmd, *sub;
+    int act;
+} gates[] = {
+    { "spool", NULL, ACT_SPOOL },
+    { "status", NULL, ACT_STATUS },
+    { "pause", NULL, ACT_PAUSE },
+    { "resume", NULL, ACT_RESUME },
+    { "paused", NULL, ACT_PAUSED },
+    { "dkim", "keygen", ACT_DKIM_KEYGEN },
+    { "dkim", "list", ACT_DKIM_READ },
+    { "dkim", "check", ACT_DKIM_READ },
+};
+
+/* Identify and authorize argv's command if it is gated; 0 or an exit
+ * code.  --help is never gated. */
+static int gate(struct tool_ctx *ctx, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 0;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1] = "";
+    for (int i = 1, o = 0; i < argc && i < 4; i++) {
+        int n = snprintf(obj + o, sizeof obj - (size_t)o, "%s%s",
+                         i > 1 ? " " : "", argv[i]);
+        if (n < 0 || (size_t)n >= sizeof obj - (size_t)o)
+            break;
+        o += n;
+    }
+    for (size_t g = 0; g < sizeof gates / sizeof gates[0]; g++)
+        if (!strcmp(argv[0], gates[g].cmd) &&
+            (!gates[g].sub || (argc > 1 && !strcmp(argv[1], gates[g].sub))))
+            return tool_gate(ctx, gates[g].act, obj);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sluice [--spool DIR] [--json] COMMAND [ARGS]\n\n"
-               "commands:\n");
+    fprintf(f, "usage: sluice [--spool DIR] [--as USER] [--json] COMMAND "
+               "[ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nThe spool is --spool DIR, else $SLUICE_SPOOL, else "
-               "./sluice-data.\n'sluice COMMAND --help' describes a "
-               "command.\n");
+               "./sluice-data.\n"
+               "Every command acts as an identity: --as USER (password from "
+               "$SLUICE_PASSWORD\nor asked on the terminal, TOTP code from "
+               "$SLUICE_TOTP or asked), or an API\nkey in $SLUICE_API_KEY; "
+               "without either, only the owner of the spool\ndirectory may "
+               "act (as the bootstrap admin).  A refusal exits 77.\n"
+               "'sluice COMMAND --help' describes a command.\n");
 }
 
 int tool_exit_for(int err)
@@ -106,6 +161,8 @@ int main(int argc, char **argv)
             ctx.json = true;
         else if (!strcmp(argv[i], "--spool") && i + 1 < argc)
             ctx.spool = argv[++i];
+        else if (!strcmp(argv[i], "--as") && i + 1 < argc && *argv[i + 1])
+            ctx.as_user = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -122,8 +179,10 @@ int main(int argc, char **argv)
         return TOOL_EX_USAGE;
     }
     for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
-        if (!strcmp(argv[i], commands[c].name))
-            return commands[c].run(&ctx, argc - i, argv + i);
+        if (!strcmp(argv[i], commands[c].name)) {
+            int rc = gate(&ctx, argc - i, argv + i);
+            return rc ? rc : commands[c].run(&ctx, argc - i, argv + i);
+        }
     fprintf(stderr, "sluice: unknown command '%s'\n", argv[i]);
     usage(stderr);
     return TOOL_EX_USAGE;

@@ -30,9 +30,12 @@ enum {
     TOOL_EX_CONFIG = 78,
 };
 
+struct tool_identity;
 struct tool_ctx {
     const char *spool;   /* --spool, $SLUICE_SPOOL or ./sluice-data */
     bool json;           /* --json: machine-readable output */
+    const char *as_user; /* --as USER (tool_admin.h) */
+    struct tool_identity *identity; /* who acts, once established */
 };
 
 /* One subcommand: name, one-line help, handler. */

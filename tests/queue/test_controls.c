@@ -9,8 +9,8 @@
  *   on every change, including one made by another process.  A schema-1
  *   spool, made from a current one with raw LMDB (schema set to 1, the
  *   controls database and generation removed), opens read-only with no
- *   controls and unchanged, and a writable open upgrades it to 2 with its
- *   deliveries intact.
+ *   controls and unchanged, and a writable open upgrades it to the current
+ *   version with its deliveries intact.
  */
 #include <lmdb.h>
 
@@ -269,7 +269,8 @@ static void make_v1(const char *dir, bool keep_schema)
 }
 
 /* A schema-1 spool: read-only sees no controls and changes nothing; a
- * writable open upgrades it to 2 and keeps its deliveries. */
+ * writable open upgrades it to the current version and keeps its
+ * deliveries. */
 static void test_upgrade_v1(void **state)
 {
     struct tdir *t = *state;
@@ -315,7 +316,7 @@ static void test_upgrade_v1(void **state)
     E(queue_get_delivery(q, first + 1, &d));
     assert_string_equal(d.rcpt, "b@two.example");
     queue_close(q);
-    assert_int_equal(raw_schema(t->path, &has), 2);
+    assert_int_equal(raw_schema(t->path, &has), QUEUE_SCHEMA_VERSION);
     assert_true(has);
 
     q = open_q(t->path, QUEUE_OPEN_READONLY, NULL);

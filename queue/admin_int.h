@@ -1,0 +1,123 @@
+/*
+ * admin_int.h - what the admin_*.c files of queue/ share: the change
+ * transaction, record packing and the record layouts.
+ *
+ * RECORD LAYOUTS (little-endian; strN = uN length then bytes, no NUL; every
+ * record starts with a format byte, 1 for all of them today)
+ *   account  u8 fmt, u32 parent, u8 flags (1 disabled, 2 inherit_header,
+ *            4 inherit_footer, 8 suppression_shared, 16 allow_unsigned),
+ *            i64 created, u64 daily_cap, str8 name, str8 rate_cap,
+ *            str16 header, str16 footer
+ *   user     u8 fmt, u8 flags (1 disabled, 2 totp), i64 created,
+ *            20 bytes TOTP secret (zero when off), str8 name, str8 pwhash
+ *   apikey   u8 fmt, u8 flags (1 revoked), u8 scope, u32 user, u32 account,
+ *            i64 created, i64 revoked_at, 32 bytes SHA-256, str8 name
+ *   sdomain  u8 fmt, u8 flags (1 verified), u32 account, i64 created,
+ *            i64 verified_at, u8 nsel, nsel x (str8 selector, str8 algo,
+ *            str16 key_path)
+ *   audit    32 bytes prev hash, body: u8 fmt, u64 seq, i64 time_ms,
+ *            u8 role, u32 account, str8 user, str8 via, str8 action,
+ *            str16 object, str8 result; then 32 bytes own hash =
+ *            SHA-256(prev hash || body)
+ *   role     u8 role
+ *   usage    u64 sent, u64 delivered, u64 bounced
+ *   Every string is checked against its cap in queue_admin.h on decode.
+ */
+#ifndef SLUICE_QUEUE_ADMIN_INT_H
+#define SLUICE_QUEUE_ADMIN_INT_H
+
+#include "queue_admin.h"
+#include "queue_int.h"
+
+#define ADMIN_FMT 1
+
+/* Big-endian u32 of a key. */
+static inline uint32_t be32_get(const void *v)
+{
+    const unsigned char *p = v;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A change in progress: a nested transaction of the writer's group. */
+struct admin_tx {
+    struct queue *q;
+    MDB_txn *txn;
+    int64_t now_ms;
+    int mdb_rc;              /* raw LMDB code of a failed call, 0 if none */
+    char *detail;            /* failure text for the caller (256 bytes) */
+};
+
+/* Run fn(t, arg) as one change through the writer and wait for it.  fn
+ * returns 0 to commit or a code to abort its nested transaction (nothing of
+ * it is kept).  The detail fn sets reaches queue_last_detail(). */
+int admin_run(struct queue *q, int (*fn)(struct admin_tx *t, void *arg),
+              void *arg);
+
+/* Record a failed LMDB call in t; returns the queue code. */
+int admin_mdb(struct admin_tx *t, int rc);
+/* Set t's failure text; returns err. */
+int admin_fail(struct admin_tx *t, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Append the audit record of the change in t (admin_audit.c) and bump the
+ * admin generation (except for result other than "ok"). */
+int admin_audit_put(struct admin_tx *t, const struct queue_actor *by,
+                    uint32_t account, const char *action, const char *object,
+                    const char *result);
+
+/* Read helpers: run fn inside a read transaction.  A database absent on a
+ * read-only open of an older spool reads as empty: admin_absent(). */
+int admin_read(struct queue *q, int (*fn)(MDB_txn *txn, void *arg),
+               void *arg);
+bool admin_absent(struct queue *q);
+/* Refuse changes on a read-only open or an older spool. */
+int admin_writable(struct queue *q);
+
+/* Meta counters (u64 big-endian, as meta_get_u64) within a change. */
+int admin_next_id(struct admin_tx *t, const char *name, uint32_t *id);
+
+/* Checks (admin_tx.c). */
+bool admin_name_ok(const char *s, size_t cap, bool user);
+bool admin_text_ok(const char *s, size_t cap);
+int admin_rate_check(const char *s);
+
+/* Account lookups inside any txn (admin_accounts.c): the record by id,
+ * unresolved (header/footer own text only). */
+int account_load(struct queue *q, MDB_txn *txn, uint32_t id,
+                 struct queue_account *a);
+int account_master_id(struct queue *q, MDB_txn *txn, uint32_t *id);
+int user_load(struct queue *q, MDB_txn *txn, uint32_t id,
+              struct queue_user *u);
+
+/* ---------------------------------------------------- record packing */
+
+struct rec_w {
+    unsigned char *p;
+    size_t len, cap;
+    bool over;               /* a put did not fit */
+};
+struct rec_r {
+    const unsigned char *p;
+    size_t len, off;
+    bool bad;                /* a get ran past the end or over a cap */
+};
+
+void rw_u8(struct rec_w *w, unsigned v);
+void rw_u32(struct rec_w *w, uint32_t v);
+void rw_u64(struct rec_w *w, uint64_t v);
+void rw_bytes(struct rec_w *w, const void *b, size_t n);
+/* A string with a 1- or 2-byte length (lenbytes), cut to cap bytes. */
+void rw_str(struct rec_w *w, const char *s, int lenbytes, size_t cap);
+
+unsigned rr_u8(struct rec_r *r);
+uint32_t rr_u32(struct rec_r *r);
+uint64_t rr_u64(struct rec_r *r);
+void rr_bytes(struct rec_r *r, void *b, size_t n);
+/* Into dst (cap + 1 bytes); marks the record bad for a length over cap
+ * or a NUL inside. */
+void rr_str(struct rec_r *r, char *dst, int lenbytes, size_t cap);
+/* Whether the whole record was read, exactly, without faults. */
+bool rr_done(const struct rec_r *r);
+
+#endif

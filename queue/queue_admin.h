@@ -1,0 +1,377 @@
+/*
+ * queue_admin.h - accounts, users, roles, API keys, sending domains, the
+ * audit trail and per-account usage, kept in the spool (schema 3).
+ *
+ * DESCRIPTION
+ *   Accounts: one master and its sub-accounts (one level deep: a
+ *   sub-account's parent is always the master).  Account id 0 means "no
+ *   account" (raw injection before accounts existed) and is never stored.
+ *   The id of an account is the `account` carried by its deliveries
+ *   (struct queue_claim).
+ *
+ *   Users hold one role per account.  A role on the master applies to every
+ *   sub-account unless the user has a role set on the sub-account itself:
+ *   that override wins even when it is lower.  Passwords and API key secrets
+ *   are hashed by the caller (the tool); the spool keeps only the hashes.
+ *
+ *   Every change below is one write transaction through the spool's writer
+ *   that also appends its audit record, so a change never commits without
+ *   its record.  Records are hash-chained: record n stores the hash of
+ *   record n-1 and its own hash SHA-256(prev_hash || body); the meta
+ *   database keeps the head (last seq and hash), so removing, altering,
+ *   reordering or cutting off records is found by queue_audit_verify().
+ *   Changes need a writable open; reads work on read-only opens (a
+ *   read-only open of a schema-1 or -2 spool sees no admin data).
+ *
+ *   Usage: per account and UTC day, counted in the outcome transaction
+ *   (queue_submit_outcomes) for deliveries whose account is not 0:
+ *     sent      +1 per outcome reported as delivered, or as bounced or
+ *               deferred with a non-zero SMTP code (an attempt in which a
+ *               receiving server answered);
+ *     delivered +1 per delivered event;
+ *     bounced   +1 per bounced event (with or without an SMTP code).
+ *   Expired events and postponements count nothing.  The master's bill is
+ *   its own usage plus that of its sub-accounts (queue_usage_rollup()).
+ *
+ * OWNERSHIP
+ *   Strings passed in are copied; structs handed to callbacks are valid only
+ *   during the call.  Output structs are filled by copy.
+ *
+ * DIAGNOSTICS
+ *   0 or a negative code as in queue.h: -EINVAL for invalid input (with a
+ *   queue_last_detail() line saying what), -EEXIST for a duplicate name,
+ *   QUEUE_ENOTFOUND for an unknown id or name, -EPERM for a change the data
+ *   model forbids (a second master, inheriting on the master), -EROFS on a
+ *   read-only open, QUEUE_ECORRUPT for a record that does not decode.
+ */
+#ifndef SLUICE_QUEUE_ADMIN_H
+#define SLUICE_QUEUE_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Caps (bytes, without the terminating NUL). */
+#define QUEUE_MAX_ACCOUNT_NAME 63   /* [a-z0-9][a-z0-9._-]{0,62} */
+#define QUEUE_MAX_USER_NAME 64      /* [a-z0-9][a-z0-9._@-]{0,63} */
+#define QUEUE_MAX_ACCOUNT_TEXT 8192 /* header or footer text */
+#define QUEUE_MAX_RATE_CAP 31       /* "N/s", "N/min", "N/h", "N/day" */
+#define QUEUE_MAX_PWHASH 127        /* crypto_pwhash_str() output */
+#define QUEUE_TOTP_SECRET 20        /* RFC 6238 HMAC-SHA1 secret */
+#define QUEUE_MAX_KEY_NAME 63       /* API key label */
+#define QUEUE_APIKEY_HASH 32        /* SHA-256 of the key's secret */
+#define QUEUE_MAX_DOMAIN 253
+#define QUEUE_MAX_SELECTOR 63
+#define QUEUE_MAX_ALGO 15           /* "rsa", "ed25519" */
+#define QUEUE_MAX_KEY_PATH 1023
+#define QUEUE_MAX_SELECTORS 4       /* DKIM selectors per sending domain */
+#define QUEUE_MAX_AUDIT_USER 80
+#define QUEUE_MAX_AUDIT_VIA 31
+#define QUEUE_MAX_AUDIT_ACTION 31
+#define QUEUE_MAX_AUDIT_OBJECT 255
+#define QUEUE_MAX_AUDIT_RESULT 127
+#define QUEUE_AUDIT_HASH 32
+
+/* ----------------------------------------------------------------- roles */
+
+/* Roles in rising order of power; a higher role can do all a lower can. */
+enum queue_role {
+    QUEUE_ROLE_NONE = 0,
+    QUEUE_ROLE_VIEWER = 1,   /* read-only */
+    QUEUE_ROLE_SENDER = 2,   /* + send existing campaigns, inject */
+    QUEUE_ROLE_MANAGER = 3,  /* + lists, campaigns, suppressions, domains */
+    QUEUE_ROLE_ADMIN = 4,    /* + users, roles, sub-accounts, keys, domains */
+    QUEUE_ROLE_OWNER = 5,    /* everything */
+};
+/* "none", "viewer", ... "owner"; queue_role_parse() returns -EINVAL for an
+ * unknown name. */
+const char *queue_role_name(int role);
+int queue_role_parse(const char *name);
+
+/* Who makes a change, as written into its audit record: a user name (or
+ * "(bootstrap)"), how they proved it ("password", "apikey:7", "uid:0"),
+ * the role they act with, and the account they act through, which is the
+ * record's account for changes not tied to one account (users, TOTP; 0:
+ * spool-wide).  Strings are cut to their caps. */
+struct queue_actor {
+    const char *user;
+    const char *via;
+    int role;
+    uint32_t account;
+};
+
+/* -------------------------------------------------------------- accounts */
+
+struct queue_account {
+    uint32_t id;
+    uint32_t parent;            /* 0 for the master */
+    char name[QUEUE_MAX_ACCOUNT_NAME + 1];
+    bool disabled;
+    int64_t created;            /* unix seconds (spool clock) */
+    bool inherit_header;        /* header below is the master's */
+    bool inherit_footer;
+    bool suppression_shared;    /* uses the master's suppression list */
+    bool allow_unsigned;        /* may send without a DKIM key */
+    uint64_t daily_cap;         /* messages per UTC day, 0: none */
+    char rate_cap[QUEUE_MAX_RATE_CAP + 1]; /* "" none */
+    /* resolved when read: */
+    uint32_t master;            /* the master's id (own id on the master) */
+    uint32_t suppression_owner; /* own id, or the master's when shared */
+    char header[QUEUE_MAX_ACCOUNT_TEXT + 1]; /* own text or, inherited, the
+                                                master's */
+    char footer[QUEUE_MAX_ACCOUNT_TEXT + 1];
+};
+
+/* Fields of an account to set at creation or change in an update: only
+ * those whose QUEUE_AC_* bit is in `set`. */
+enum queue_account_field {
+    QUEUE_AC_HEADER = 1 << 0,   /* header (own text; NULL or "" none) */
+    QUEUE_AC_FOOTER = 1 << 1,
+    QUEUE_AC_INHERIT_HEADER = 1 << 2, /* inherit_header (true drops own) */
+    QUEUE_AC_INHERIT_FOOTER = 1 << 3,
+    QUEUE_AC_SUPPRESSION = 1 << 4,
+    QUEUE_AC_DAILY_CAP = 1 << 5,
+    QUEUE_AC_RATE_CAP = 1 << 6,
+    QUEUE_AC_ALLOW_UNSIGNED = 1 << 7,
+    QUEUE_AC_DISABLED = 1 << 8,
+};
+struct queue_account_change {
+    unsigned set;
+    const char *header, *footer;
+    bool inherit_header, inherit_footer;
+    bool suppression_shared;
+    uint64_t daily_cap;
+    const char *rate_cap;       /* checked like the engine's max_rate */
+    bool allow_unsigned;
+    bool disabled;
+};
+
+/* Create an account.  parent 0 makes the master when none exists yet, and
+ * else a sub-account of the master; a non-zero parent must be the master.
+ * A sub-account inherits header and footer and shares the master's
+ * suppression list unless init says otherwise; the master can do neither
+ * (-EPERM).  init may be NULL.  -EEXIST for a name in use. */
+int queue_account_create(struct queue *q, const char *name, uint32_t parent,
+                         const struct queue_account_change *init,
+                         const struct queue_actor *by, uint32_t *id);
+
+/* Change the fields selected in c->set. */
+int queue_account_update(struct queue *q, uint32_t id,
+                         const struct queue_account_change *c,
+                         const struct queue_actor *by);
+
+/* One account by id or by name, resolved (QUEUE_ENOTFOUND if none). */
+int queue_account_get(struct queue *q, uint32_t id, struct queue_account *a);
+int queue_account_find(struct queue *q, const char *name,
+                       struct queue_account *a);
+
+/* The master's id, or 0 when no account exists yet. */
+int queue_account_master(struct queue *q, uint32_t *id);
+
+/* Call cb for each account in id order (the master first), resolved; cb
+ * returns non-zero to stop.  Returns the number visited or a code. */
+long queue_accounts(struct queue *q,
+                    int (*cb)(void *arg, const struct queue_account *a),
+                    void *arg);
+
+/* ---------------------------------------------------------- users, roles */
+
+struct queue_user {
+    uint32_t id;
+    char name[QUEUE_MAX_USER_NAME + 1];
+    bool disabled;
+    int64_t created;
+    char pwhash[QUEUE_MAX_PWHASH + 1];  /* "" : no password login */
+    bool totp;
+    unsigned char totp_secret[QUEUE_TOTP_SECRET];
+};
+
+/* Add a user with a password hash (NULL: none) and, if role is not NONE,
+ * that role on account in the same transaction.  -EEXIST for a name in
+ * use. */
+int queue_user_add(struct queue *q, const char *name, const char *pwhash,
+                   uint32_t account, int role, const struct queue_actor *by,
+                   uint32_t *id);
+int queue_user_get(struct queue *q, uint32_t id, struct queue_user *u);
+int queue_user_find(struct queue *q, const char *name, struct queue_user *u);
+long queue_users(struct queue *q,
+                 int (*cb)(void *arg, const struct queue_user *u), void *arg);
+
+/* Disable or enable a user: a disabled user and every API key of theirs
+ * are refused from the next command on. */
+int queue_user_set_disabled(struct queue *q, uint32_t id, bool disabled,
+                            const struct queue_actor *by);
+int queue_user_set_password(struct queue *q, uint32_t id, const char *pwhash,
+                            const struct queue_actor *by);
+/* Turn TOTP on with secret (QUEUE_TOTP_SECRET bytes) or off (NULL). */
+int queue_user_set_totp(struct queue *q, uint32_t id,
+                        const unsigned char *secret,
+                        const struct queue_actor *by);
+
+/* Set user's role on account; QUEUE_ROLE_NONE removes it. */
+int queue_role_set(struct queue *q, uint32_t user, uint32_t account, int role,
+                   const struct queue_actor *by);
+/* The role set on account itself (NONE if not set). */
+int queue_role_get(struct queue *q, uint32_t user, uint32_t account,
+                   int *role);
+/* The role user acts with on account: the role set there, else the one on
+ * the master.  NONE for a disabled user, and roles set on a disabled
+ * sub-account count as NONE (the master's still apply); on a disabled master
+ * every role is NONE.  *from (may be NULL) tells where it came from (the
+ * account, the master, or 0 for none). */
+int queue_role_effective(struct queue *q, uint32_t user, uint32_t account,
+                         int *role, uint32_t *from);
+/* Every (user, account, role), by user then account. */
+long queue_roles(struct queue *q,
+                 int (*cb)(void *arg, uint32_t user, uint32_t account,
+                           int role),
+                 void *arg);
+
+/* ------------------------------------------------------------- API keys */
+
+/* A key's scope is the highest role it may act with (VIEWER "read", SENDER
+ * "send", MANAGER "manage", ADMIN "admin"); never OWNER. */
+struct queue_apikey {
+    uint32_t id;
+    uint32_t user;
+    uint32_t account;
+    int scope;
+    bool revoked;
+    int64_t created, revoked_at;
+    unsigned char hash[QUEUE_APIKEY_HASH];
+    char name[QUEUE_MAX_KEY_NAME + 1];
+};
+int queue_apikey_create(struct queue *q, uint32_t user, uint32_t account,
+                        int scope, const char *name,
+                        const unsigned char hash[QUEUE_APIKEY_HASH],
+                        const struct queue_actor *by, uint32_t *id);
+int queue_apikey_get(struct queue *q, uint32_t id, struct queue_apikey *k);
+/* Revoke a key (QUEUE_ESTATE if it already is). */
+int queue_apikey_revoke(struct queue *q, uint32_t id,
+                        const struct queue_actor *by);
+long queue_apikeys(struct queue *q,
+                   int (*cb)(void *arg, const struct queue_apikey *k),
+                   void *arg);
+
+/* ------------------------------------------------------- sending domains */
+
+/* One DKIM key of a sending domain. */
+struct queue_dkim_sel {
+    char selector[QUEUE_MAX_SELECTOR + 1];
+    char algo[QUEUE_MAX_ALGO + 1];
+    char key_path[QUEUE_MAX_KEY_PATH + 1];
+};
+
+struct queue_sdomain {
+    char domain[QUEUE_MAX_DOMAIN + 1];   /* lower-case A-label form */
+    uint32_t account;
+    bool verified;
+    int64_t created, verified_at;
+    unsigned nsel;
+    struct queue_dkim_sel sel[QUEUE_MAX_SELECTORS];
+};
+
+/* Add a sending domain to account, with one DKIM key (sel may be NULL).
+ * A domain belongs to one account: -EEXIST if it is taken. */
+int queue_sdomain_add(struct queue *q, const char *domain, uint32_t account,
+                      const struct queue_dkim_sel *sel,
+                      const struct queue_actor *by);
+/* Mark verified (how: "dns" or "forced", for the audit) or not. */
+int queue_sdomain_set_verified(struct queue *q, const char *domain,
+                               bool verified, const char *how,
+                               const struct queue_actor *by);
+int queue_sdomain_get(struct queue *q, const char *domain,
+                      struct queue_sdomain *d);
+/* Every sending domain in name order. */
+long queue_sdomains(struct queue *q,
+                    int (*cb)(void *arg, const struct queue_sdomain *d),
+                    void *arg);
+
+/* ---------------------------------------------------------------- audit */
+
+struct queue_audit {
+    uint64_t seq;               /* 1, 2, 3, ... */
+    int64_t time_ms;            /* unix ms (spool clock) */
+    char user[QUEUE_MAX_AUDIT_USER + 1];
+    char via[QUEUE_MAX_AUDIT_VIA + 1];
+    int role;
+    uint32_t account;           /* 0: spool-wide or none */
+    char action[QUEUE_MAX_AUDIT_ACTION + 1];  /* "account create", ... */
+    char object[QUEUE_MAX_AUDIT_OBJECT + 1];  /* what it acted on */
+    char result[QUEUE_MAX_AUDIT_RESULT + 1];  /* "ok", "refused", ... */
+    unsigned char prev[QUEUE_AUDIT_HASH];
+    unsigned char hash[QUEUE_AUDIT_HASH];
+};
+
+/* Append a record on its own (refused actions, injections, pauses). */
+int queue_audit_append(struct queue *q, const struct queue_actor *by,
+                       uint32_t account, const char *action,
+                       const char *object, const char *result);
+
+/* Call cb for each record with seq >= from, in order.  Records are decoded
+ * as stored; queue_audit_verify() checks them. */
+long queue_audit_list(struct queue *q, uint64_t from,
+                      int (*cb)(void *arg, const struct queue_audit *r),
+                      void *arg);
+
+enum queue_audit_fault {
+    QUEUE_AUDIT_INTACT = 0,
+    QUEUE_AUDIT_ALTERED,        /* a record's bytes or hash do not match */
+    QUEUE_AUDIT_MISSING,        /* a sequence number is absent */
+    QUEUE_AUDIT_REORDERED,      /* a record sits under another's seq */
+    QUEUE_AUDIT_TRUNCATED,      /* records after the last one are gone */
+};
+struct queue_audit_verdict {
+    int fault;                  /* enum queue_audit_fault */
+    uint64_t bad_seq;           /* first bad seq (fault != INTACT) */
+    char why[160];
+    uint64_t records;           /* records checked */
+    uint64_t head_seq;
+    unsigned char head[QUEUE_AUDIT_HASH];  /* hash of the last record */
+};
+/* Check the whole chain against the stored head.  Returns 0 with the
+ * verdict filled in (fault says whether it is intact), or a code when the
+ * spool cannot be read. */
+int queue_audit_verify(struct queue *q, struct queue_audit_verdict *v);
+const char *queue_audit_fault_name(int fault);
+
+/* ---------------------------------------------------------------- usage */
+
+struct queue_usage {
+    uint64_t sent, delivered, bounced;
+};
+
+/* UTC day number (days since 1970-01-01) of unix time t. */
+uint32_t queue_day_of(int64_t t);
+
+/* One account's own usage on one day (zeros if none). */
+int queue_usage_get(struct queue *q, uint32_t account, uint32_t day,
+                    struct queue_usage *u);
+/* The account's usage plus, for the master, that of every sub-account:
+ * what the master is billed for. */
+int queue_usage_rollup(struct queue *q, uint32_t account, uint32_t day,
+                       struct queue_usage *u);
+/* Call cb for each stored (day, usage) of account with day in
+ * [from, to], in day order. */
+long queue_usage_days(struct queue *q, uint32_t account, uint32_t from,
+                      uint32_t to,
+                      int (*cb)(void *arg, uint32_t day,
+                                const struct queue_usage *u),
+                      void *arg);
+
+/* ------------------------------------------------------------ watching */
+
+/* A number that grows with every committed admin change (accounts, users,
+ * roles, keys, domains): an engine may poll it and reload on change. */
+int queue_admin_gen(struct queue *q, uint64_t *gen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

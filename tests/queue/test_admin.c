@@ -1,0 +1,953 @@
+/*
+ * test_admin.c - accounts, users, roles, API keys, sending domains, the
+ * audit chain and usage (queue/admin_*.c), and the schema 2 -> 3 upgrade
+ * that brought them.
+ *
+ * DESCRIPTION
+ *   Records round-trip through close and reopen; names are unique; the
+ *   master is made once and sub-accounts hang off it; a role on the master
+ *   reaches a sub-account unless one is set there (even a lower one);
+ *   disabled users and accounts lose their roles.  The audit chain is
+ *   checked with raw LMDB edits on a closed spool: every byte of every
+ *   stored record flipped in turn, a record removed, two swapped, the tail
+ *   cut off, the head changed -- each is found and named.  Usage comes from
+ *   queue_record_outcomes() and rolls up to the master.
+ */
+#include <lmdb.h>
+
+#include "queue_admin.h"
+#include "testutil.h"
+
+#define T0 1700000000
+
+static const struct queue_actor boot = { "(bootstrap)", "uid:0",
+                                         QUEUE_ROLE_OWNER, 0 };
+
+/* ----------------------------------------------------------- raw LMDB */
+
+static void raw_open(const char *dir, unsigned flags, MDB_env **env,
+                     MDB_txn **txn)
+{
+    assert_int_equal(mdb_env_create(env), 0);
+    mdb_env_set_maxdbs(*env, 32);
+    assert_int_equal(mdb_env_open(*env, dir, flags, 0600), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, flags & MDB_RDONLY, txn), 0);
+}
+
+static void raw_close(MDB_env *env, MDB_txn *txn, bool commit)
+{
+    if (commit)
+        assert_int_equal(mdb_txn_commit(txn), 0);
+    else
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* --------------------------------------------------------- accounts */
+
+static int count_cb(void *arg, const struct queue_account *a)
+{
+    (void)a;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Master, sub-accounts, resolution of inherited header and footer,
+ * duplicates, invalid input and the rules of the master. */
+static void test_accounts(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_account *a = malloc(sizeof *a);
+    uint32_t master, shop, blog, id;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+
+    assert_non_null(a);
+    E(queue_account_master(q, &master));
+    assert_int_equal(master, 0);
+    struct queue_account_change mc = {
+        .set = QUEUE_AC_HEADER | QUEUE_AC_FOOTER | QUEUE_AC_DAILY_CAP,
+        .header = "Acme news", .footer = "Unsubscribe: acme.example/u",
+        .daily_cap = 100000 };
+    E(queue_account_create(q, "acme", 0, &mc, &boot, &master));
+    assert_int_equal(master, 1);
+    /* no --parent once a master exists: a sub-account of it */
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
+    struct queue_account_change bc = {
+        .set = QUEUE_AC_FOOTER | QUEUE_AC_SUPPRESSION | QUEUE_AC_RATE_CAP |
+               QUEUE_AC_ALLOW_UNSIGNED,
+        .footer = "Blog footer", .suppression_shared = false,
+        .rate_cap = "100/min", .allow_unsigned = true };
+    E(queue_account_create(q, "blog", master, &bc, &boot, &blog));
+
+    EQ_ERR(queue_account_create(q, "shop", 0, NULL, &boot, &id), -EEXIST);
+    assert_non_null(strstr(queue_last_detail(), "taken"));
+    EQ_ERR(queue_account_create(q, "Bad Name", 0, NULL, &boot, &id), -EINVAL);
+    EQ_ERR(queue_account_create(q, "", 0, NULL, &boot, &id), -EINVAL);
+    EQ_ERR(queue_account_create(q, "-x", 0, NULL, &boot, &id), -EINVAL);
+    EQ_ERR(queue_account_create(q, "deep", shop, NULL, &boot, &id), -EINVAL);
+    assert_non_null(strstr(queue_last_detail(), "one level"));
+    struct queue_account_change bad = { .set = QUEUE_AC_RATE_CAP,
+                                        .rate_cap = "fast" };
+    EQ_ERR(queue_account_create(q, "x1", 0, &bad, &boot, &id), -EINVAL);
+    bad = (struct queue_account_change){ .set = QUEUE_AC_INHERIT_HEADER,
+                                         .inherit_header = true };
+    EQ_ERR(queue_account_update(q, master, &bad, &boot), -EPERM);
+    bad = (struct queue_account_change){ .set = QUEUE_AC_SUPPRESSION,
+                                         .suppression_shared = true };
+    EQ_ERR(queue_account_update(q, master, &bad, &boot), -EPERM);
+    char big[QUEUE_MAX_ACCOUNT_TEXT + 2];
+    memset(big, 'h', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    bad = (struct queue_account_change){ .set = QUEUE_AC_HEADER,
+                                         .header = big };
+    EQ_ERR(queue_account_update(q, shop, &bad, &boot), -EINVAL);
+    bad.header = "bad \x01 control";
+    EQ_ERR(queue_account_update(q, shop, &bad, &boot), -EINVAL);
+    bad.header = "bad \xc3\x28 utf-8";
+    EQ_ERR(queue_account_update(q, shop, &bad, &boot), -EINVAL);
+    EQ_ERR(queue_account_update(q, 99, &mc, &boot), QUEUE_ENOTFOUND);
+    queue_close(q);
+
+    /* reopened: resolved reads */
+    q = open_q(t->path, 0, NULL);
+    E(queue_account_get(q, shop, a));
+    assert_string_equal(a->name, "shop");
+    assert_int_equal(a->parent, master);
+    assert_int_equal(a->master, master);
+    assert_true(a->inherit_header && a->inherit_footer);
+    assert_string_equal(a->header, "Acme news");
+    assert_string_equal(a->footer, "Unsubscribe: acme.example/u");
+    assert_true(a->suppression_shared);
+    assert_int_equal(a->suppression_owner, master);
+    assert_int_equal(a->created, T0);
+    E(queue_account_find(q, "blog", a));
+    assert_int_equal(a->id, blog);
+    assert_true(a->inherit_header);
+    assert_false(a->inherit_footer);
+    assert_string_equal(a->footer, "Blog footer");
+    assert_int_equal(a->suppression_owner, blog);
+    assert_string_equal(a->rate_cap, "100/min");
+    assert_true(a->allow_unsigned);
+    E(queue_account_find(q, "acme", a));
+    assert_int_equal(a->parent, 0);
+    assert_int_equal(a->daily_cap, 100000);
+    assert_int_equal(a->suppression_owner, master);
+    EQ_ERR(queue_account_find(q, "nope", a), QUEUE_ENOTFOUND);
+    EQ_ERR(queue_account_find(q, "BAD", a), QUEUE_ENOTFOUND);
+
+    /* a header of its own, then disabled */
+    struct queue_account_change up = { .set = QUEUE_AC_HEADER |
+                                              QUEUE_AC_DAILY_CAP,
+                                       .header = "Shop header",
+                                       .daily_cap = 5 };
+    E(queue_account_update(q, shop, &up, &boot));
+    up = (struct queue_account_change){ .set = QUEUE_AC_DISABLED,
+                                        .disabled = true };
+    E(queue_account_update(q, shop, &up, &boot));
+    E(queue_account_get(q, shop, a));
+    assert_false(a->inherit_header);
+    assert_string_equal(a->header, "Shop header");
+    assert_string_equal(a->footer, "Unsubscribe: acme.example/u");
+    assert_int_equal(a->daily_cap, 5);
+    assert_true(a->disabled);
+    int n = 0;
+    assert_int_equal(queue_accounts(q, count_cb, &n), 3);
+    assert_int_equal(n, 3);
+    uint64_t gen;
+    E(queue_admin_gen(q, &gen));
+    assert_int_equal(gen, 5);   /* 3 creates, 2 updates; failures none */
+    queue_close(q);
+
+    /* read-only: reads work, changes do not */
+    q = open_q(t->path, QUEUE_OPEN_READONLY, NULL);
+    E(queue_account_get(q, master, a));
+    EQ_ERR(queue_account_create(q, "ro", 0, NULL, &boot, &id), -EROFS);
+    queue_close(q);
+    free(a);
+}
+
+/* ------------------------------------------------------ users, roles */
+
+static void test_users_roles(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_user u;
+    uint32_t master, shop, blog, alice, bob, carol, id, from;
+    int r;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+
+    /* roles need accounts: a role on an unknown account is refused */
+    EQ_ERR(queue_user_add(q, "early", "h", 1, QUEUE_ROLE_ADMIN, &boot, &id),
+           QUEUE_ENOTFOUND);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
+    E(queue_account_create(q, "blog", 0, NULL, &boot, &blog));
+    E(queue_user_add(q, "alice", "$argon2id$v=19$x", master,
+                     QUEUE_ROLE_ADMIN, &boot, &alice));
+    E(queue_user_add(q, "bob@shop.example", NULL, shop, QUEUE_ROLE_MANAGER,
+                     &boot, &bob));
+    E(queue_user_add(q, "carol", NULL, 0, QUEUE_ROLE_NONE, &boot, &carol));
+    EQ_ERR(queue_user_add(q, "alice", NULL, 0, 0, &boot, &id), -EEXIST);
+    EQ_ERR(queue_user_add(q, "Alice", NULL, 0, 0, &boot, &id), -EINVAL);
+    EQ_ERR(queue_user_add(q, "x y", NULL, 0, 0, &boot, &id), -EINVAL);
+    EQ_ERR(queue_user_add(q, "dave", "bad hash", 0, 0, &boot, &id), -EINVAL);
+    EQ_ERR(queue_user_add(q, "dave", NULL, master, 9, &boot, &id), -EINVAL);
+    queue_close(q);
+
+    q = open_q(t->path, 0, NULL);
+    E(queue_user_find(q, "alice", &u));
+    assert_int_equal(u.id, alice);
+    assert_string_equal(u.pwhash, "$argon2id$v=19$x");
+    assert_false(u.disabled);
+    assert_false(u.totp);
+    E(queue_user_get(q, bob, &u));
+    assert_string_equal(u.name, "bob@shop.example");
+    assert_string_equal(u.pwhash, "");
+
+    /* inheritance from the master */
+    E(queue_role_effective(q, alice, shop, &r, &from));
+    assert_int_equal(r, QUEUE_ROLE_ADMIN);
+    assert_int_equal(from, master);
+    E(queue_role_effective(q, bob, shop, &r, &from));
+    assert_int_equal(r, QUEUE_ROLE_MANAGER);
+    assert_int_equal(from, shop);
+    E(queue_role_effective(q, bob, blog, &r, &from));
+    assert_int_equal(r, QUEUE_ROLE_NONE);
+    E(queue_role_effective(q, bob, master, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_NONE);
+    E(queue_role_effective(q, carol, master, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_NONE);
+
+    /* an override on the sub-account wins even when lower */
+    E(queue_role_set(q, alice, blog, QUEUE_ROLE_VIEWER, &boot));
+    E(queue_role_effective(q, alice, blog, &r, &from));
+    assert_int_equal(r, QUEUE_ROLE_VIEWER);
+    assert_int_equal(from, blog);
+    E(queue_role_get(q, alice, blog, &r));
+    assert_int_equal(r, QUEUE_ROLE_VIEWER);
+    /* removing it brings the master's back */
+    E(queue_role_set(q, alice, blog, QUEUE_ROLE_NONE, &boot));
+    E(queue_role_effective(q, alice, blog, &r, &from));
+    assert_int_equal(r, QUEUE_ROLE_ADMIN);
+    EQ_ERR(queue_role_set(q, alice, 77, QUEUE_ROLE_VIEWER, &boot),
+           QUEUE_ENOTFOUND);
+    EQ_ERR(queue_role_set(q, 77, blog, QUEUE_ROLE_VIEWER, &boot),
+           QUEUE_ENOTFOUND);
+    EQ_ERR(queue_role_effective(q, alice, 77, &r, NULL), QUEUE_ENOTFOUND);
+
+    /* a disabled sub-account: its own roles stop, the master's stay */
+    struct queue_account_change dis = { .set = QUEUE_AC_DISABLED,
+                                        .disabled = true };
+    E(queue_account_update(q, shop, &dis, &boot));
+    E(queue_role_effective(q, bob, shop, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_NONE);
+    E(queue_role_effective(q, alice, shop, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_ADMIN);
+    /* a disabled master: no role anywhere, a sub-account's own included */
+    E(queue_role_set(q, bob, blog, QUEUE_ROLE_OWNER, &boot));
+    E(queue_account_update(q, master, &dis, &boot));
+    E(queue_role_effective(q, bob, blog, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_NONE);
+    E(queue_role_effective(q, alice, master, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_NONE);
+    dis.disabled = false;
+    E(queue_account_update(q, master, &dis, &boot));
+    E(queue_role_effective(q, bob, blog, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_OWNER);
+
+    /* a disabled user has no role anywhere */
+    E(queue_user_set_disabled(q, alice, true, &boot));
+    E(queue_role_effective(q, alice, master, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_NONE);
+    E(queue_user_get(q, alice, &u));
+    assert_true(u.disabled);
+    E(queue_user_set_disabled(q, alice, false, &boot));
+    E(queue_role_effective(q, alice, master, &r, NULL));
+    assert_int_equal(r, QUEUE_ROLE_ADMIN);
+
+    /* password and TOTP */
+    unsigned char secret[QUEUE_TOTP_SECRET];
+    for (int i = 0; i < QUEUE_TOTP_SECRET; i++)
+        secret[i] = (unsigned char)(i * 7 + 1);
+    E(queue_user_set_totp(q, carol, secret, &boot));
+    E(queue_user_set_password(q, carol, "$argon2id$new", &boot));
+    E(queue_user_get(q, carol, &u));
+    assert_true(u.totp);
+    assert_memory_equal(u.totp_secret, secret, sizeof secret);
+    assert_string_equal(u.pwhash, "$argon2id$new");
+    E(queue_user_set_totp(q, carol, NULL, &boot));
+    E(queue_user_get(q, carol, &u));
+    assert_false(u.totp);
+    EQ_ERR(queue_user_set_disabled(q, 99, true, &boot), QUEUE_ENOTFOUND);
+    queue_close(q);
+}
+
+/* ---------------------------------------------------------- API keys */
+
+static int key_count(void *arg, const struct queue_apikey *k)
+{
+    (void)k;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_apikeys(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_apikey k;
+    unsigned char h[QUEUE_APIKEY_HASH];
+    uint32_t master, alice, k1, k2, id;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+
+    memset(h, 0xab, sizeof h);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_user_add(q, "alice", NULL, master, QUEUE_ROLE_OWNER, &boot,
+                     &alice));
+    E(queue_apikey_create(q, alice, master, QUEUE_ROLE_SENDER, "ci", h, &boot,
+                          &k1));
+    h[0] = 1;
+    E(queue_apikey_create(q, alice, master, QUEUE_ROLE_ADMIN, NULL, h, &boot,
+                          &k2));
+    EQ_ERR(queue_apikey_create(q, alice, master, QUEUE_ROLE_OWNER, NULL, h,
+                               &boot, &id), -EINVAL);
+    EQ_ERR(queue_apikey_create(q, 42, master, QUEUE_ROLE_VIEWER, NULL, h,
+                               &boot, &id), QUEUE_ENOTFOUND);
+    EQ_ERR(queue_apikey_create(q, alice, 42, QUEUE_ROLE_VIEWER, NULL, h,
+                               &boot, &id), QUEUE_ENOTFOUND);
+    queue_close(q);
+
+    q = open_q(t->path, 0, NULL);
+    E(queue_apikey_get(q, k1, &k));
+    assert_int_equal(k.user, alice);
+    assert_int_equal(k.account, master);
+    assert_int_equal(k.scope, QUEUE_ROLE_SENDER);
+    assert_string_equal(k.name, "ci");
+    assert_int_equal(k.hash[0], 0xab);
+    assert_false(k.revoked);
+    test_clock_set(T0 + 60);
+    E(queue_apikey_revoke(q, k1, &boot));
+    EQ_ERR(queue_apikey_revoke(q, k1, &boot), QUEUE_ESTATE);
+    EQ_ERR(queue_apikey_revoke(q, 99, &boot), QUEUE_ENOTFOUND);
+    E(queue_apikey_get(q, k1, &k));
+    assert_true(k.revoked);
+    assert_int_equal(k.revoked_at, T0 + 60);
+    E(queue_apikey_get(q, k2, &k));
+    assert_int_equal(k.hash[0], 1);
+    int n = 0;
+    assert_int_equal(queue_apikeys(q, key_count, &n), 2);
+    queue_close(q);
+}
+
+/* ----------------------------------------------------------- domains */
+
+static int dom_cb(void *arg, const struct queue_sdomain *d)
+{
+    char *names = arg;
+    size_t n = strlen(names);
+    snprintf(names + n, 256 - n, "%s;", d->domain);
+    return 0;
+}
+
+static void test_sdomains(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_sdomain d;
+    uint32_t master, shop;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
+    struct queue_dkim_sel sel = { "sl202401", "rsa", "/spool/dkim/a/x.key" };
+    E(queue_sdomain_add(q, "acme.example", master, &sel, &boot));
+    E(queue_sdomain_add(q, "shop.example", shop, NULL, &boot));
+    EQ_ERR(queue_sdomain_add(q, "acme.example", shop, NULL, &boot), -EEXIST);
+    assert_non_null(strstr(queue_last_detail(), "another account"));
+    EQ_ERR(queue_sdomain_add(q, "acme.example", master, NULL, &boot),
+           -EEXIST);
+    const char *badd[] = { "nodot", "UPPER.example", "-a.example",
+                           "a-.example", "a..example", ".a.example",
+                           "a_b.example", "" };
+    for (size_t i = 0; i < sizeof badd / sizeof badd[0]; i++)
+        EQ_ERR(queue_sdomain_add(q, badd[i], shop, NULL, &boot), -EINVAL);
+    struct queue_dkim_sel bads = { "bad sel", "rsa", "/k" };
+    EQ_ERR(queue_sdomain_add(q, "new.example", shop, &bads, &boot), -EINVAL);
+    bads = (struct queue_dkim_sel){ "s1", "dsa", "/k" };
+    EQ_ERR(queue_sdomain_add(q, "new.example", shop, &bads, &boot), -EINVAL);
+    EQ_ERR(queue_sdomain_add(q, "new.example", 9, NULL, &boot),
+           QUEUE_ENOTFOUND);
+    test_clock_set(T0 + 5);
+    E(queue_sdomain_set_verified(q, "acme.example", true, "dns", &boot));
+    EQ_ERR(queue_sdomain_set_verified(q, "none.example", true, "dns", &boot),
+           QUEUE_ENOTFOUND);
+    queue_close(q);
+
+    q = open_q(t->path, QUEUE_OPEN_READONLY, NULL);
+    E(queue_sdomain_get(q, "acme.example", &d));
+    assert_int_equal(d.account, master);
+    assert_true(d.verified);
+    assert_int_equal(d.verified_at, T0 + 5);
+    assert_int_equal(d.nsel, 1);
+    assert_string_equal(d.sel[0].selector, "sl202401");
+    assert_string_equal(d.sel[0].algo, "rsa");
+    assert_string_equal(d.sel[0].key_path, "/spool/dkim/a/x.key");
+    E(queue_sdomain_get(q, "shop.example", &d));
+    assert_false(d.verified);
+    assert_int_equal(d.nsel, 0);
+    char names[256] = "";
+    assert_int_equal(queue_sdomains(q, dom_cb, names), 2);
+    assert_string_equal(names, "acme.example;shop.example;");
+    queue_close(q);
+}
+
+/* ------------------------------------------------------------- audit */
+
+struct audit_list {
+    struct queue_audit r[16];
+    size_t n;
+};
+
+static int audit_cb(void *arg, const struct queue_audit *r)
+{
+    struct audit_list *l = arg;
+    if (l->n < 16)
+        l->r[l->n] = *r;
+    l->n++;
+    return 0;
+}
+
+/* Verify the closed spool at dir; returns the fault and its seq. */
+static int verify_dir(const char *dir, uint64_t *bad)
+{
+    struct queue_audit_verdict v;
+    struct queue *q = open_q(dir, QUEUE_OPEN_READONLY, NULL);
+    E(queue_audit_verify(q, &v));
+    queue_close(q);
+    *bad = v.bad_seq;
+    return v.fault;
+}
+
+/* Make a spool with five audit records. */
+static void audit_fill(const char *dir)
+{
+    uint32_t master, shop, alice;
+    struct queue *q = open_q(dir, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
+    struct queue_actor al = { "alice", "password", QUEUE_ROLE_ADMIN, shop };
+    E(queue_user_add(q, "alice", NULL, shop, QUEUE_ROLE_ADMIN, &boot,
+                     &alice));
+    E(queue_audit_append(q, &al, shop, "user add", "user mallory",
+                         "refused"));
+    E(queue_sdomain_add(q, "shop.example", shop, NULL, &al));
+    queue_close(q);
+}
+
+static void test_audit_list(void **state)
+{
+    struct tdir *t = *state;
+    struct audit_list *l = calloc(1, sizeof *l);
+    struct queue_audit_verdict v;
+    test_clock_set(T0);
+    audit_fill(t->path);
+    struct queue *q = open_q(t->path, 0, NULL);
+    assert_int_equal(queue_audit_list(q, 1, audit_cb, l), 5);
+    assert_int_equal(l->r[0].seq, 1);
+    assert_string_equal(l->r[0].action, "account create");
+    assert_string_equal(l->r[0].object, "account acme (master)");
+    assert_string_equal(l->r[0].user, "(bootstrap)");
+    assert_string_equal(l->r[0].via, "uid:0");
+    assert_int_equal(l->r[0].role, QUEUE_ROLE_OWNER);
+    assert_int_equal(l->r[0].time_ms, (int64_t)T0 * 1000);
+    assert_string_equal(l->r[1].object, "account shop (sub-account of acme)");
+    assert_string_equal(l->r[2].object, "user alice as admin on shop");
+    assert_string_equal(l->r[3].result, "refused");
+    assert_string_equal(l->r[3].user, "alice");
+    assert_int_equal(l->r[3].account, 2);
+    assert_string_equal(l->r[4].action, "domain add");
+    /* the chain links */
+    assert_memory_equal(l->r[1].prev, l->r[0].hash, QUEUE_AUDIT_HASH);
+    assert_memory_equal(l->r[4].prev, l->r[3].hash, QUEUE_AUDIT_HASH);
+    memset(l, 0, sizeof *l);
+    assert_int_equal(queue_audit_list(q, 4, audit_cb, l), 2);
+    assert_int_equal(l->r[0].seq, 4);
+    E(queue_audit_verify(q, &v));
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    assert_int_equal(v.records, 5);
+    assert_int_equal(v.head_seq, 5);
+    assert_memory_equal(v.head, l->r[1].hash, QUEUE_AUDIT_HASH);
+    /* control characters in texts are stored as '?' and cut to caps */
+    char longobj[400];
+    memset(longobj, 'o', sizeof longobj - 1);
+    longobj[sizeof longobj - 1] = 0;
+    struct queue_actor odd = { "eve\n", "x", QUEUE_ROLE_VIEWER, 0 };
+    E(queue_audit_append(q, &odd, 0, "inject", longobj, "ok"));
+    EQ_ERR(queue_audit_append(q, &odd, 0, "", "x", "ok"), -EINVAL);
+    memset(l, 0, sizeof *l);
+    assert_int_equal(queue_audit_list(q, 6, audit_cb, l), 1);
+    assert_string_equal(l->r[0].user, "eve?");
+    assert_int_equal(strlen(l->r[0].object), QUEUE_MAX_AUDIT_OBJECT);
+    E(queue_audit_verify(q, &v));
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    queue_close(q);
+    free(l);
+}
+
+/* Each byte of each stored record flipped in turn is found. */
+static void test_audit_every_byte(void **state)
+{
+    struct tdir *t = *state;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    unsigned char buf[1024];
+    uint64_t bad;
+    unsigned checked = 0;
+    test_clock_set(T0);
+    audit_fill(t->path);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+
+    size_t step = bulk(1, 7);   /* valgrind: every 7th byte */
+    for (uint64_t seq = 1; seq <= 5; seq++) {
+        unsigned char key[8];
+        for (int i = 7; i >= 0; i--)
+            key[7 - i] = (unsigned char)(seq >> (8 * i));
+        raw_open(t->path, MDB_RDONLY, &env, &txn);
+        assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+        k = (MDB_val){ 8, key };
+        assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+        size_t len = v.mv_size;
+        assert_true(len <= sizeof buf);
+        memcpy(buf, v.mv_data, len);
+        raw_close(env, txn, false);
+        for (size_t off = seq % step; off < len; off += step) {
+            buf[off] ^= 0x5a;
+            raw_open(t->path, 0, &env, &txn);
+            assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+            v = (MDB_val){ len, buf };
+            assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+            raw_close(env, txn, true);
+            int f = verify_dir(t->path, &bad);
+            if (f == QUEUE_AUDIT_INTACT)
+                fail_msg("flipped byte %zu of record %llu not found", off,
+                         (unsigned long long)seq);
+            assert_int_equal(bad, seq);
+            buf[off] ^= 0x5a;
+            checked++;
+        }
+        raw_open(t->path, 0, &env, &txn);
+        assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+        v = (MDB_val){ len, buf };
+        assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+        raw_close(env, txn, true);
+        assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+    }
+    assert_true(checked > 5 * 60 / step);
+}
+
+/* Removed, swapped, cut off and head edits. */
+static void test_audit_tamper(void **state)
+{
+    struct tdir *t = *state;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi, meta;
+    MDB_val k, v, k2, v2;
+    unsigned char key[8] = { 0 }, key2[8] = { 0 }, a[1024], b[1024];
+    unsigned char head[40];
+    uint64_t bad;
+    test_clock_set(T0);
+    audit_fill(t->path);
+
+    /* removed: record 3 */
+    key[7] = 3;
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    k = (MDB_val){ 8, key };
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    memcpy(a, v.mv_data, v.mv_size);
+    size_t alen = v.mv_size;
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_MISSING);
+    assert_int_equal(bad, 3);
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    v = (MDB_val){ alen, a };
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+
+    /* swapped: records 2 and 3 */
+    key[7] = 2;
+    key2[7] = 3;
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    k = (MDB_val){ 8, key };
+    k2 = (MDB_val){ 8, key2 };
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    memcpy(a, v.mv_data, v.mv_size);
+    alen = v.mv_size;
+    assert_int_equal(mdb_get(txn, dbi, &k2, &v2), 0);
+    memcpy(b, v2.mv_data, v2.mv_size);
+    size_t blen = v2.mv_size;
+    v = (MDB_val){ blen, b };
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    v = (MDB_val){ alen, a };
+    assert_int_equal(mdb_put(txn, dbi, &k2, &v, 0), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_REORDERED);
+    assert_int_equal(bad, 2);
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    v = (MDB_val){ alen, a };
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    v = (MDB_val){ blen, b };
+    assert_int_equal(mdb_put(txn, dbi, &k2, &v, 0), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+
+    /* a key flipped: a record moves far away, its place is empty */
+    key[7] = 4;
+    key2[7] = 4;
+    key2[0] = 0xff;
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    memcpy(a, v.mv_data, v.mv_size);
+    alen = v.mv_size;
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    v = (MDB_val){ alen, a };
+    assert_int_equal(mdb_put(txn, dbi, &k2, &v, 0), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_MISSING);
+    assert_int_equal(bad, 4);
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    assert_int_equal(mdb_del(txn, dbi, &k2, NULL), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+
+    /* every byte of the head flipped in turn */
+    raw_open(t->path, MDB_RDONLY, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_val hk = { 10, "audit_head" };
+    assert_int_equal(mdb_get(txn, meta, &hk, &v), 0);
+    assert_int_equal(v.mv_size, 40);
+    memcpy(head, v.mv_data, 40);
+    raw_close(env, txn, false);
+    for (size_t off = 0; off < 40; off += bulk(1, 5)) {
+        head[off] ^= 0xff;
+        raw_open(t->path, 0, &env, &txn);
+        assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+        v = (MDB_val){ 40, head };
+        assert_int_equal(mdb_put(txn, meta, &hk, &v, 0), 0);
+        raw_close(env, txn, true);
+        assert_int_not_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+        head[off] ^= 0xff;
+    }
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    v = (MDB_val){ 40, head };
+    assert_int_equal(mdb_put(txn, meta, &hk, &v, 0), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+
+    /* the tail cut off: record 5 gone, the head still says 5 */
+    key[7] = 5;
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_TRUNCATED);
+    assert_int_equal(bad, 5);
+    /* appending to a tampered trail is refused rather than papered over */
+    struct queue *q = open_q(t->path, 0, NULL);
+    uint32_t id;
+    E(queue_account_create(q, "more", 0, NULL, &boot, &id));
+    queue_close(q);
+    /* the new record 5 does not link to the head's record 5 */
+    assert_int_not_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+}
+
+/* An audit trail with records past its head refuses new changes. */
+static void test_audit_past_head(void **state)
+{
+    struct tdir *t = *state;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    unsigned char head[40];
+    MDB_val v;
+    uint64_t bad;
+    uint32_t id;
+    test_clock_set(T0);
+    audit_fill(t->path);
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_val hk = { 10, "audit_head" };
+    assert_int_equal(mdb_get(txn, meta, &hk, &v), 0);
+    memcpy(head, v.mv_data, 40);
+    head[7] = 3;   /* head says 3 of 5 */
+    v = (MDB_val){ 40, head };
+    assert_int_equal(mdb_put(txn, meta, &hk, &v, 0), 0);
+    raw_close(env, txn, true);
+    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_ALTERED);
+    assert_int_equal(bad, 4);
+    struct queue *q = open_q(t->path, 0, NULL);
+    EQ_ERR(queue_account_create(q, "more", 0, NULL, &boot, &id),
+           QUEUE_ECORRUPT);
+    assert_non_null(strstr(queue_last_detail(), "audit"));
+    struct queue_account a;
+    EQ_ERR(queue_account_find(q, "more", &a), QUEUE_ENOTFOUND);
+    queue_close(q);
+}
+
+/* ------------------------------------------------------------- usage */
+
+struct day_list {
+    uint32_t day[4];
+    struct queue_usage u[4];
+    size_t n;
+};
+
+static int day_cb(void *arg, uint32_t day, const struct queue_usage *u)
+{
+    struct day_list *l = arg;
+    if (l->n < 4) {
+        l->day[l->n] = day;
+        l->u[l->n] = *u;
+    }
+    l->n++;
+    return 0;
+}
+
+static void test_usage(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_usage u;
+    uint32_t master, shop, blog;
+    uint64_t first;
+    const char *rc[] = { "a@x.example", "b@x.example", "c@x.example",
+                         "d@x.example", "e@x.example", "f@x.example" };
+    test_clock_set(T0);
+    uint32_t day = queue_day_of(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
+    E(queue_account_create(q, "blog", 0, NULL, &boot, &blog));
+    E(queue_enqueue_message(q, shop, "s@shop.example", rc, 6, "m", 1, &first,
+                            NULL));
+    uint64_t f0 = first;
+    E(queue_enqueue_message(q, master, "s@acme.example", rc, 2, "m", 1,
+                            &first, NULL));
+    uint64_t m0 = first;
+    E(queue_enqueue_message(q, 0, "s@raw.example", rc, 1, "m", 1, &first,
+                            NULL));
+    uint64_t r0 = first;
+    struct queue_outcome o[] = {
+        { .delivery = f0, .type = QUEUE_EV_DELIVERED, .code = 250 },
+        { .delivery = f0 + 1, .type = QUEUE_EV_BOUNCED, .code = 550 },
+        /* no SMTP conversation: bounced, not sent */
+        { .delivery = f0 + 2, .type = QUEUE_EV_BOUNCED, .code = 0 },
+        { .delivery = f0 + 3, .type = QUEUE_EV_DEFERRED, .code = 451 },
+        /* a DNS failure: deferred, nothing counted */
+        { .delivery = f0 + 4, .type = QUEUE_EV_DEFERRED, .code = 0 },
+        { .delivery = f0 + 5, .type = QUEUE_EV_EXPIRED },
+        { .delivery = m0, .type = QUEUE_EV_DELIVERED, .code = 250 },
+        { .delivery = r0, .type = QUEUE_EV_DELIVERED, .code = 250 },
+    };
+    E(queue_record_outcomes(q, o, sizeof o / sizeof o[0]));
+    E(queue_usage_get(q, shop, day, &u));
+    assert_int_equal(u.sent, 3);
+    assert_int_equal(u.delivered, 1);
+    assert_int_equal(u.bounced, 2);
+    E(queue_usage_get(q, master, day, &u));
+    assert_int_equal(u.sent, 1);
+    assert_int_equal(u.delivered, 1);
+    E(queue_usage_get(q, blog, day, &u));
+    assert_int_equal(u.sent + u.delivered + u.bounced, 0);
+    E(queue_usage_get(q, 0, day, &u));
+    assert_int_equal(u.sent, 0);   /* account 0 is not metered */
+
+    /* next day: the deferred one is delivered */
+    test_clock_set(T0 + 86400);
+    struct queue_outcome o2[] = {
+        { .delivery = f0 + 3, .type = QUEUE_EV_DELIVERED, .code = 250 },
+    };
+    E(queue_record_outcomes(q, o2, 1));
+    E(queue_usage_get(q, shop, day + 1, &u));
+    assert_int_equal(u.sent, 1);
+    assert_int_equal(u.delivered, 1);
+    E(queue_usage_rollup(q, master, day, &u));
+    assert_int_equal(u.sent, 4);
+    assert_int_equal(u.delivered, 2);
+    assert_int_equal(u.bounced, 2);
+    E(queue_usage_rollup(q, shop, day, &u));
+    assert_int_equal(u.sent, 3);   /* a sub-account: its own */
+    queue_close(q);
+
+    q = open_q(t->path, QUEUE_OPEN_READONLY, NULL);
+    struct day_list l = { 0 };
+    assert_int_equal(queue_usage_days(q, shop, day - 5, day + 5, day_cb, &l),
+                     2);
+    assert_int_equal(l.day[0], day);
+    assert_int_equal(l.day[1], day + 1);
+    assert_int_equal(l.u[0].bounced, 2);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(queue_usage_days(q, shop, day + 1, day + 1, day_cb, &l),
+                     1);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(queue_usage_days(q, blog, 0, UINT32_MAX, day_cb, &l), 0);
+    queue_close(q);
+}
+
+/* Admin changes committed in the same groups as outcome batches (nested
+ * transactions beside the writer's open event cursor): everything lands,
+ * in order. */
+static void test_admin_in_groups(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_options o = { .group_ms = 20 };
+    struct queue_audit_verdict v;
+    struct queue_counts c;
+    struct queue_usage u;
+    uint32_t master, id;
+    uint64_t first;
+    enum { N = 64 };
+    char buf[N][32];
+    const char *rc[N];
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, &o);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    for (int i = 0; i < N; i++) {
+        snprintf(buf[i], sizeof buf[i], "r%d@g.example", i);
+        rc[i] = buf[i];
+    }
+    E(queue_enqueue_message(q, master, "s@acme.example", rc, N, "m", 1,
+                            &first, NULL));
+    for (int i = 0; i < N; i++) {
+        struct queue_outcome oc = { .delivery = first + (uint64_t)i,
+                                    .type = QUEUE_EV_DELIVERED,
+                                    .code = 250 };
+        E(queue_submit_outcomes(q, &oc, 1, NULL, NULL, NULL));
+        if (i % 8 == 7) {
+            char name[16];
+            snprintf(name, sizeof name, "sub%d", i);
+            E(queue_account_create(q, name, 0, NULL, &boot, &id));
+        }
+    }
+    E(queue_flush(q));
+    struct queue_info info;
+    E(queue_info(q, &info));
+    assert_true(info.commits < info.ops_committed);   /* groups of several */
+    E(queue_counts_account(q, master, &c));
+    assert_int_equal(c.delivered, N);
+    E(queue_usage_get(q, master, queue_day_of(T0), &u));
+    assert_int_equal(u.delivered, N);
+    E(queue_audit_verify(q, &v));
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    assert_int_equal(v.records, 1 + N / 8);
+    queue_close(q);
+}
+
+/* ---------------------------------------------------------- upgrade */
+
+/* Turn a closed current spool into what sluice 2 wrote: schema 2, no
+ * admin databases. */
+static void make_v2(const char *dir)
+{
+    static const char *const dbs[] = { "accounts", "users", "roles",
+                                       "apikeys", "audit", "sdomains",
+                                       "usage" };
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, dbi;
+    unsigned char two[8] = { 0, 0, 0, 0, 0, 0, 0, 2 };
+    MDB_val k = { 6, "schema" }, v = { 8, two };
+    raw_open(dir, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        assert_int_equal(mdb_dbi_open(txn, dbs[i], 0, &dbi), 0);
+        assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    }
+    raw_close(env, txn, true);
+}
+
+static void test_upgrade_v2(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_info info;
+    struct queue_account a;
+    struct queue_audit_verdict v;
+    uint32_t id, master;
+    uint64_t first;
+    const char *rc[] = { "a@one.example" };
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_info(q, &info));
+    assert_int_equal(info.schema, 3);
+    E(queue_enqueue_message(q, 0, "s@x.example", rc, 1, "hi", 2, &first,
+                            NULL));
+    queue_close(q);
+    make_v2(t->path);
+
+    /* read-only: no admin data, nothing written */
+    q = open_q(t->path, QUEUE_OPEN_READONLY, NULL);
+    E(queue_info(q, &info));
+    assert_int_equal(info.schema, 2);
+    int n = 0;
+    assert_int_equal(queue_accounts(q, count_cb, &n), 0);
+    E(queue_account_master(q, &master));
+    assert_int_equal(master, 0);
+    EQ_ERR(queue_account_find(q, "acme", &a), QUEUE_ENOTFOUND);
+    E(queue_audit_verify(q, &v));
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    EQ_ERR(queue_account_create(q, "acme", 0, NULL, &boot, &id), -EROFS);
+    queue_close(q);
+
+    /* writable: upgraded, accounts work, the delivery is still there */
+    q = open_q(t->path, 0, NULL);
+    E(queue_info(q, &info));
+    assert_int_equal(info.schema, QUEUE_SCHEMA_VERSION);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &id));
+    struct queue_delivery d;
+    E(queue_get_delivery(q, first, &d));
+    assert_string_equal(d.rcpt, "a@one.example");
+    queue_close(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_accounts, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_users_roles, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_apikeys, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_sdomains, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_list, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_every_byte, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_tamper, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_past_head, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_usage, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_in_groups, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_v2, tdir_setup,
+                                        tdir_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,337 @@
+/*
+ * auth.c - who is running a `sluice` command.
+ *
+ * DESCRIPTION
+ *   Three ways to act, tried in this order:
+ *     --as USER        a password from $SLUICE_PASSWORD or a prompt on
+ *                      /dev/tty, checked against the user's argon2id hash
+ *                      (libsodium); then, for a user with TOTP, a code from
+ *                      $SLUICE_TOTP or a prompt (RFC 6238, totp.c).
+ *     $SLUICE_API_KEY  "sk_<id>_<64 hex digits>": the id finds the key, the
+ *                      SHA-256 of the 32 secret bytes is compared with the
+ *                      stored hash in constant time.  A revoked key or a
+ *                      disabled user is refused at once.
+ *     neither          allowed only when the effective uid owns the spool
+ *                      directory (or, before it exists, its parent): the
+ *                      bootstrap admin, recorded as "(bootstrap)".
+ *   Owns the one identity of the process (ctx->identity points to it).
+ *
+ * DIAGNOSTICS
+ *   Every failure prints "sluice: refused: <why>" and returns 77; failures
+ *   of a named user or key are written to the audit trail when the spool
+ *   is open for writing.  Messages do not say whether a user exists.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tool_admin.h"
+
+#define SECRET_MAX 1024
+#define KEY_SECRET 32
+
+static struct tool_identity identity;
+
+bool tool_has_identity(const struct tool_ctx *ctx)
+{
+    const char *k = getenv("SLUICE_API_KEY");
+    return ctx->as_user || (k && *k);
+}
+
+bool tool_is_spool_owner(const struct tool_ctx *ctx)
+{
+    struct stat st;
+    char path[4096];
+    size_t n = strlen(ctx->spool);
+    if (n == 0 || n >= sizeof path)
+        return false;
+    memcpy(path, ctx->spool, n + 1);
+    /* the spool, or before it exists, the nearest directory above it */
+    for (;;) {
+        if (stat(path, &st) == 0)
+            return st.st_uid == geteuid();
+        if (errno != ENOENT || !strcmp(path, ".") || !strcmp(path, "/"))
+            return false;
+        while (n > 1 && path[n - 1] == '/')
+            path[--n] = 0;
+        char *slash = strrchr(path, '/');
+        if (!slash) {
+            snprintf(path, sizeof path, ".");
+        } else if (slash == path) {
+            path[1] = 0;
+        } else {
+            *slash = 0;
+        }
+        n = strlen(path);
+    }
+}
+
+/* Write s to the terminal; a failure only loses the prompt. */
+static void tty_say(int fd, const char *s)
+{
+    ssize_t r = write(fd, s, strlen(s));
+    (void)r;
+}
+
+int tool_read_secret(const char *prompt, const char *env, char *buf,
+                     size_t cap)
+{
+    const char *v = env ? getenv(env) : NULL;
+    if (v) {
+        if (strlen(v) >= cap) {
+            fprintf(stderr, "sluice: $%s is too long\n", env);
+            return -1;
+        }
+        memcpy(buf, v, strlen(v) + 1);
+        return 0;
+    }
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "sluice: no terminal to ask on%s%s\n",
+                env ? ": set $" : "", env ? env : "");
+        return -1;
+    }
+    struct termios old, quiet;
+    bool tty = tcgetattr(fd, &old) == 0;
+    if (tty) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    tty_say(fd, prompt);
+    size_t n = 0;
+    bool over = false;
+    for (;;) {
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || c == '\n')
+            break;
+        if (n + 1 < cap)
+            buf[n++] = c;
+        else
+            over = true;
+    }
+    if (n && buf[n - 1] == '\r')
+        n--;
+    buf[n] = 0;
+    if (tty)
+        tcsetattr(fd, TCSAFLUSH, &old);
+    tty_say(fd, "\n");
+    close(fd);
+    if (over) {
+        sodium_memzero(buf, cap);
+        fprintf(stderr, "sluice: input longer than %zu bytes\n", cap - 1);
+        return -1;
+    }
+    return 0;
+}
+
+int tool_hash_password(const char *password, char *out, size_t cap)
+{
+    unsigned long long ops = crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
+    size_t mem = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
+    if (sodium_init() < 0 || cap < crypto_pwhash_argon2id_STRBYTES)
+        return -1;
+#ifdef SLUICE_TEST_HOOKS
+    const char *fast = getenv("SLUICE_PWHASH_FAST");
+    if (fast && !strcmp(fast, "1")) {
+        /* tests only (tool_admin.h, option SLUICE_TEST_HOOKS) */
+        ops = crypto_pwhash_argon2id_OPSLIMIT_MIN;
+        mem = crypto_pwhash_argon2id_MEMLIMIT_MIN;
+        fprintf(stderr, "sluice: warning: SLUICE_PWHASH_FAST=1: weak "
+                        "test-only password hash\n");
+    }
+#endif
+    return crypto_pwhash_argon2id_str(out, password, strlen(password), ops,
+                                      mem) ? -1 : 0;
+}
+
+/* Record a failed identification in the audit trail (best effort). */
+static void audit_refusal(struct queue *q, const char *user, const char *via,
+                          const char *action, const char *why)
+{
+    char result[QUEUE_MAX_AUDIT_RESULT + 1];
+    if (!q)
+        return;
+    struct queue_actor a = { user, via, QUEUE_ROLE_NONE, 0 };
+    snprintf(result, sizeof result, "refused: %s", why);
+    queue_audit_append(q, &a, 0, action ? action : "?", "identity", result);
+}
+
+/* Print the refusal, audit it, return 77. */
+static int refuse(struct queue *q, const char *user, const char *via,
+                  const char *action, const char *why)
+{
+    fprintf(stderr, "sluice: refused: %s\n", why);
+    audit_refusal(q, user, via, action, why);
+    return TOOL_EX_NOPERM;
+}
+
+/* Parse "sk_<id>_<64 hex>"; false if it is not one. */
+static bool parse_key(const char *s, uint32_t *id,
+                      unsigned char secret[KEY_SECRET])
+{
+    unsigned long long v = 0;
+    const char *p = s + 3;
+    if (strncmp(s, "sk_", 3) || *p < '0' || *p > '9')
+        return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (unsigned)(*p - '0');
+        if (v > UINT32_MAX)
+            return false;
+    }
+    if (*p++ != '_' || strlen(p) != 2 * KEY_SECRET || v == 0)
+        return false;
+    size_t got;
+    if (sodium_hex2bin(secret, KEY_SECRET, p, 2 * KEY_SECRET, NULL, &got,
+                       NULL) || got != KEY_SECRET)
+        return false;
+    *id = (uint32_t)v;
+    return true;
+}
+
+/* Identify by $SLUICE_API_KEY. */
+static int identify_key(struct tool_ctx *ctx, struct queue *q,
+                        const char *action)
+{
+    unsigned char secret[KEY_SECRET], hash[QUEUE_APIKEY_HASH];
+    unsigned int hlen = sizeof hash;
+    struct queue_apikey k;
+    struct queue_user u;
+    char via[32];
+    uint32_t id;
+    (void)ctx;
+
+    if (!parse_key(getenv("SLUICE_API_KEY"), &id, secret))
+        return refuse(q, "?", "apikey", action,
+                      "$SLUICE_API_KEY is not a sluice API key "
+                      "(sk_<id>_<64 hex digits>)");
+    snprintf(via, sizeof via, "apikey:%u", id);
+    if (!EVP_Digest(secret, sizeof secret, hash, &hlen, EVP_sha256(), NULL))
+        return TOOL_EX_SOFTWARE;
+    sodium_memzero(secret, sizeof secret);
+    int err = queue_apikey_get(q, id, &k);
+    if (err && err != QUEUE_ENOTFOUND) {
+        fprintf(stderr, "sluice: %s: %s\n", ctx->spool, queue_strerror(err));
+        return tool_exit_for(err);
+    }
+    if (err || sodium_memcmp(hash, k.hash, sizeof hash))
+        return refuse(q, "?", via, action, "unknown API key");
+    if ((err = queue_user_get(q, k.user, &u)))
+        return refuse(q, "?", via, action, "the API key's user is gone");
+    if (k.revoked)
+        return refuse(q, u.name, via, action, "this API key is revoked");
+    if (u.disabled) {
+        char why[128];
+        snprintf(why, sizeof why, "user %s is disabled", u.name);
+        return refuse(q, u.name, via, action, why);
+    }
+    identity = (struct tool_identity){ .via = TOOL_VIA_APIKEY, .user = u.id,
+                                       .key_id = id,
+                                       .key_account = k.account,
+                                       .key_scope = k.scope };
+    snprintf(identity.name, sizeof identity.name, "%s", u.name);
+    snprintf(identity.via_text, sizeof identity.via_text, "%s", via);
+    return 0;
+}
+
+/* Identify by --as USER with password and, if set up, TOTP. */
+static int identify_password(struct tool_ctx *ctx, struct queue *q,
+                             const char *action)
+{
+    char pw[SECRET_MAX], prompt[160], code[16];
+    struct queue_user u;
+    const char *name = ctx->as_user;
+    int err;
+
+    if (sodium_init() < 0)
+        return TOOL_EX_SOFTWARE;
+    err = queue_user_find(q, name, &u);
+    if (err && err != QUEUE_ENOTFOUND) {
+        fprintf(stderr, "sluice: %s: %s\n", ctx->spool, queue_strerror(err));
+        return tool_exit_for(err);
+    }
+    snprintf(prompt, sizeof prompt, "Password for %s: ", name);
+    if (tool_read_secret(prompt, "SLUICE_PASSWORD", pw, sizeof pw))
+        return refuse(q, name, "password", action, "no password given");
+    bool ok = false;
+    if (!err && *u.pwhash) {
+        ok = crypto_pwhash_str_verify(u.pwhash, pw, strlen(pw)) == 0;
+    } else {
+        /* no such user (or no password): spend what a check costs, so the
+         * answer's time does not tell whether the user exists */
+        char scratch[crypto_pwhash_argon2id_STRBYTES];
+        if (crypto_pwhash_argon2id_str(
+                scratch, pw, strlen(pw),
+                crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
+                crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE) == 0)
+            sodium_memzero(scratch, sizeof scratch);
+    }
+    sodium_memzero(pw, sizeof pw);
+    if (!ok)
+        return refuse(q, err ? "?" : name, "password", action,
+                      "wrong user name or password");
+    if (u.totp) {
+        snprintf(prompt, sizeof prompt, "TOTP code for %s: ", name);
+        if (tool_read_secret(prompt, "SLUICE_TOTP", code, sizeof code))
+            return refuse(q, name, "password+totp", action,
+                          "no TOTP code given");
+        if (!tool_totp_check(u.totp_secret, QUEUE_TOTP_SECRET, time(NULL),
+                             code))
+            return refuse(q, name, "password+totp", action,
+                          "wrong TOTP code");
+    }
+    if (u.disabled) {
+        char why[128];
+        snprintf(why, sizeof why, "user %s is disabled", u.name);
+        return refuse(q, u.name, "password", action, why);
+    }
+    identity = (struct tool_identity){ .via = TOOL_VIA_PASSWORD,
+                                       .user = u.id };
+    snprintf(identity.name, sizeof identity.name, "%s", u.name);
+    snprintf(identity.via_text, sizeof identity.via_text, "%s",
+             u.totp ? "password+totp" : "password");
+    return 0;
+}
+
+int tool_identify(struct tool_ctx *ctx, struct queue *q, const char *action)
+{
+    if (ctx->identity)
+        return 0;
+    if (!tool_has_identity(ctx)) {
+        if (!tool_is_spool_owner(ctx)) {
+            fprintf(stderr, "sluice: refused: no identity: set "
+                    "$SLUICE_API_KEY or use --as USER (only the owner of %s "
+                    "may act without one)\n", ctx->spool);
+            return TOOL_EX_NOPERM;
+        }
+        identity = (struct tool_identity){ .via = TOOL_VIA_BOOTSTRAP,
+                                           .acting_role = QUEUE_ROLE_OWNER };
+        snprintf(identity.name, sizeof identity.name, "%s",
+                 TOOL_BOOTSTRAP_NAME);
+        snprintf(identity.via_text, sizeof identity.via_text, "uid:%u",
+                 (unsigned)geteuid());
+        ctx->identity = &identity;
+        return 0;
+    }
+    if (!q) {
+        fprintf(stderr, "sluice: refused: no spool at %s to find the user "
+                "in\n", ctx->spool);
+        return TOOL_EX_NOPERM;
+    }
+    int rc = ctx->as_user ? identify_password(ctx, q, action)
+                          : identify_key(ctx, q, action);
+    if (rc == 0)
+        ctx->identity = &identity;
+    return rc;
+}

@@ -1,0 +1,281 @@
+/*
+ * authz.c - who may do what: the one permission table of the `sluice`
+ * commands, and the checks built on it.
+ *
+ * DESCRIPTION
+ *   Roles rise viewer < sender < manager < admin < owner; each row says the
+ *   lowest role an action needs and whether it is needed on the account
+ *   acted on or on the master (spool-wide and master-level actions).
+ *   Summary:
+ *     viewer   every read: account list/show/usage, user list, apikey list,
+ *              audit list/verify, status, spool, paused, dkim list/check
+ *     sender   + inject (and, later, sending existing campaigns)
+ *     manager  + domain list/show (and, later, lists, campaigns,
+ *              suppressions)
+ *     admin    + users and roles (granting owner aside), sub-accounts
+ *              (create, update, disable), API keys of others, domain
+ *              add/verify; on the master: limits, pause/resume, dkim keygen,
+ *              domain verify --force, injecting without an account
+ *     owner    everything, including granting owner and disabling the
+ *              account itself
+ *   A user's own API keys: creating one needs a role at least the key's
+ *   scope; revoking one's own key needs no role.  The role on the master
+ *   applies to sub-accounts unless overridden there (queue_role_effective);
+ *   an API key acts with the lower of its user's role and its scope, and
+ *   only on its own account (a key of the master also on sub-accounts).
+ *
+ * DIAGNOSTICS
+ *   A refusal prints "sluice: refused: '<action>' on account <name> needs
+ *   role <role>; <user> has <role>", is written to the audit trail with
+ *   result "refused: ...", and the command exits 77.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tool_admin.h"
+
+struct perm {
+    const char *name;
+    int need;              /* lowest role */
+    bool on_master;        /* needed on the master, not the account */
+    int alt_master;        /* for a sub-account: this role on the master
+                              also allows it (0: no alternative) */
+};
+
+#define V QUEUE_ROLE_VIEWER
+#define S QUEUE_ROLE_SENDER
+#define M QUEUE_ROLE_MANAGER
+#define A QUEUE_ROLE_ADMIN
+#define O QUEUE_ROLE_OWNER
+
+static const struct perm perms[ACT_COUNT] = {
+    [ACT_ACCOUNT_CREATE] = { "account create", A, true, 0 },
+    [ACT_ACCOUNT_LIST] = { "account list", V, false, 0 },
+    [ACT_ACCOUNT_SHOW] = { "account show", V, false, 0 },
+    [ACT_ACCOUNT_USAGE] = { "account usage", V, false, 0 },
+    [ACT_ACCOUNT_UPDATE] = { "account update", A, false, 0 },
+    [ACT_ACCOUNT_LIMITS] = { "account update (limits)", A, true, 0 },
+    [ACT_ACCOUNT_DISABLE] = { "account disable", O, false, A },
+    [ACT_ACCOUNT_ENABLE] = { "account enable", O, false, A },
+    [ACT_USER_ADD] = { "user add", A, false, 0 },
+    [ACT_USER_LIST] = { "user list", V, false, 0 },
+    [ACT_USER_ROLE] = { "user role", A, false, 0 },
+    [ACT_USER_DISABLE] = { "user disable", A, false, 0 },
+    [ACT_USER_ENABLE] = { "user enable", A, false, 0 },
+    [ACT_USER_TOTP] = { "user totp", A, false, 0 },
+    [ACT_USER_PASSWD] = { "user passwd", A, false, 0 },
+    [ACT_APIKEY_CREATE] = { "apikey create", A, false, 0 },
+    [ACT_APIKEY_CREATE_OWN] = { "apikey create", V, false, 0 },
+    [ACT_APIKEY_LIST] = { "apikey list", V, false, 0 },
+    [ACT_APIKEY_REVOKE] = { "apikey revoke", A, false, 0 },
+    [ACT_APIKEY_REVOKE_OWN] = { "apikey revoke", QUEUE_ROLE_NONE, false, 0 },
+    [ACT_DOMAIN_ADD] = { "domain add", A, false, 0 },
+    [ACT_DOMAIN_LIST] = { "domain list", M, false, 0 },
+    [ACT_DOMAIN_SHOW] = { "domain show", M, false, 0 },
+    [ACT_DOMAIN_VERIFY] = { "domain verify", A, false, 0 },
+    [ACT_DOMAIN_FORCE] = { "domain verify --force", A, true, 0 },
+    [ACT_AUDIT_LIST] = { "audit list", V, false, 0 },
+    [ACT_AUDIT_VERIFY] = { "audit verify", V, true, 0 },
+    [ACT_INJECT] = { "inject", S, false, 0 },
+    [ACT_INJECT_RAW] = { "inject (no account)", A, true, 0 },
+    [ACT_PAUSE] = { "pause", A, true, 0 },
+    [ACT_RESUME] = { "resume", A, true, 0 },
+    [ACT_STATUS] = { "status", V, true, 0 },
+    [ACT_SPOOL] = { "spool", V, true, 0 },
+    [ACT_PAUSED] = { "paused", V, true, 0 },
+    [ACT_DKIM_KEYGEN] = { "dkim keygen", A, true, 0 },
+    [ACT_DKIM_READ] = { "dkim list/check", V, true, 0 },
+};
+
+#undef V
+#undef S
+#undef M
+#undef A
+#undef O
+
+const char *tool_action_name(int act)
+{
+    return act >= 0 && act < ACT_COUNT ? perms[act].name : "?";
+}
+
+struct queue_actor tool_actor(const struct tool_ctx *ctx, int role,
+                              uint32_t account)
+{
+    const struct tool_identity *id = ctx->identity;
+    return (struct queue_actor){ id ? id->name : "?", id ? id->via_text : "",
+                                 role, account };
+}
+
+int tool_role_on(struct tool_ctx *ctx, struct queue *q, uint32_t account,
+                 int *role)
+{
+    const struct tool_identity *id = ctx->identity;
+    struct queue_account a;
+    int err;
+    *role = QUEUE_ROLE_NONE;
+    if (!id)
+        return 0;
+    if (id->via == TOOL_VIA_BOOTSTRAP) {
+        *role = QUEUE_ROLE_OWNER;
+        return 0;
+    }
+    if (!account)
+        return 0;
+    if (id->via == TOOL_VIA_APIKEY && account != id->key_account) {
+        if ((err = queue_account_get(q, account, &a)))
+            return err == QUEUE_ENOTFOUND ? 0 : err;
+        if (a.parent != id->key_account)
+            return 0;   /* not the key's account nor one under it */
+    }
+    err = queue_role_effective(q, id->user, account, role, NULL);
+    if (err == QUEUE_ENOTFOUND) {
+        *role = QUEUE_ROLE_NONE;
+        return 0;
+    }
+    if (err)
+        return err;
+    if (id->via == TOOL_VIA_APIKEY && *role > id->key_scope)
+        *role = id->key_scope;
+    return 0;
+}
+
+struct first_account {
+    uint32_t user, account;
+};
+
+/* queue_roles() callback: the first account (lowest id) of one user. */
+static int first_role(void *arg, uint32_t user, uint32_t account, int role)
+{
+    struct first_account *f = arg;
+    (void)role;
+    if (user != f->user)
+        return 0;
+    f->account = account;
+    return 1;
+}
+
+uint32_t tool_default_account(struct tool_ctx *ctx, struct queue *q)
+{
+    const struct tool_identity *id = ctx->identity;
+    uint32_t master = 0;
+    queue_account_master(q, &master);
+    if (!id || id->via == TOOL_VIA_BOOTSTRAP)
+        return master;
+    if (id->via == TOOL_VIA_APIKEY)
+        return id->key_account;
+    int r = QUEUE_ROLE_NONE;
+    if (master)
+        queue_role_get(q, id->user, master, &r);
+    if (r != QUEUE_ROLE_NONE || !master)
+        return master;
+    struct first_account f = { id->user, 0 };
+    queue_roles(q, first_role, &f);   /* (user, account) order */
+    return f.account ? f.account : master;
+}
+
+/* "account acme" or "the spool (no master account yet)". */
+static const char *where_text(struct queue *q, uint32_t account, char *buf,
+                              size_t cap)
+{
+    char name[QUEUE_MAX_ACCOUNT_NAME + 1];
+    if (!account) {
+        snprintf(buf, cap, "the spool (there is no master account yet)");
+        return buf;
+    }
+    snprintf(buf, cap, "account %s", tool_account_name(q, account, name,
+                                                       sizeof name));
+    return buf;
+}
+
+int tool_refuse(struct tool_ctx *ctx, struct queue *q, int act,
+                uint32_t account, const char *object, const char *why)
+{
+    char result[QUEUE_MAX_AUDIT_RESULT + 1];
+    int role = QUEUE_ROLE_NONE;
+    fprintf(stderr, "sluice: refused: %s\n", why);
+    if (q) {
+        tool_role_on(ctx, q, account, &role);
+        struct queue_actor a = tool_actor(ctx, role, account);
+        snprintf(result, sizeof result, "refused: %s", why);
+        queue_audit_append(q, &a, account, tool_action_name(act),
+                           object ? object : "", result);
+    }
+    return TOOL_EX_NOPERM;
+}
+
+int tool_authorize(struct tool_ctx *ctx, struct queue *q, int act,
+                   uint32_t account, int need, const char *object, int *role)
+{
+    const struct perm *p = &perms[act];
+    uint32_t master = 0, target = account;
+    char why[400], where[QUEUE_MAX_ACCOUNT_NAME + 64];
+    char mname[QUEUE_MAX_ACCOUNT_NAME + 1];
+    int r, err;
+
+    if (need < p->need)
+        need = p->need;
+    if (q && (err = queue_account_master(q, &master)))
+        return tool_exit_for(err);
+    if (p->on_master)
+        target = master;
+    if ((err = tool_role_on(ctx, q, target, &r))) {
+        fprintf(stderr, "sluice: %s\n", queue_strerror(err));
+        return tool_exit_for(err);
+    }
+    if (r >= need) {
+        if (role)
+            *role = r;
+        ctx->identity->acting_role = r;
+        ctx->identity->acting_account = target;
+        return 0;
+    }
+    if (p->alt_master && master && target != master) {
+        int rm;
+        if ((err = tool_role_on(ctx, q, master, &rm)))
+            return tool_exit_for(err);
+        if (rm >= p->alt_master) {
+            if (role)
+                *role = rm;
+            ctx->identity->acting_role = rm;
+            ctx->identity->acting_account = master;
+            return 0;
+        }
+        snprintf(why, sizeof why, "'%s' on %s needs role %s there or %s on "
+                 "the master (%s); %s has %s", p->name,
+                 where_text(q, target, where, sizeof where),
+                 queue_role_name(need), queue_role_name(p->alt_master),
+                 tool_account_name(q, master, mname, sizeof mname),
+                 ctx->identity->name, queue_role_name(r));
+    } else if (p->on_master && master) {
+        snprintf(why, sizeof why, "'%s' needs role %s on the master "
+                 "account %s; %s has %s", p->name, queue_role_name(need),
+                 tool_account_name(q, master, mname, sizeof mname),
+                 ctx->identity->name, queue_role_name(r));
+    } else {
+        snprintf(why, sizeof why, "'%s' on %s needs role %s; %s has %s",
+                 p->name, where_text(q, target, where, sizeof where),
+                 queue_role_name(need), ctx->identity->name,
+                 queue_role_name(r));
+    }
+    if (ctx->identity->via == TOOL_VIA_APIKEY) {
+        size_t n = strlen(why);
+        snprintf(why + n, sizeof why - n, " (through API key %u, scope %s)",
+                 ctx->identity->key_id,
+                 queue_role_name(ctx->identity->key_scope));
+    }
+    return tool_refuse(ctx, q, act, target, object, why);
+}
+
+int tool_gate(struct tool_ctx *ctx, int act, const char *object)
+{
+    struct queue *q = NULL;
+    int rc;
+    if (!tool_has_identity(ctx))
+        return tool_identify(ctx, NULL, tool_action_name(act));
+    if ((rc = tool_admin_open(ctx, false, &q)))
+        return rc;
+    if (!(rc = tool_identify(ctx, q, tool_action_name(act))))
+        rc = tool_authorize(ctx, q, act, 0, 0, object, NULL);
+    queue_close(q);
+    return rc;
+}

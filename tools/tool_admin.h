@@ -1,0 +1,188 @@
+/*
+ * tool_admin.h - identity, permissions and shared helpers of the `sluice`
+ * commands for accounts, users, API keys, sending domains and the audit
+ * trail.
+ *
+ * DESCRIPTION
+ *   Every command acts as an identity (auth.c): an API key from
+ *   $SLUICE_API_KEY, a user named by the global option --as (password from
+ *   $SLUICE_PASSWORD or a prompt on /dev/tty, then a TOTP code from
+ *   $SLUICE_TOTP or a prompt when the user has TOTP), or, with neither, the
+ *   owner of the spool directory as the bootstrap admin ("(bootstrap)",
+ *   owner rights).  Every action checks the identity's role against one
+ *   table (authz.c); a refusal names the role needed, is written to the
+ *   audit trail, and exits 77.
+ */
+#ifndef SLUICE_TOOL_ADMIN_H
+#define SLUICE_TOOL_ADMIN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "queue_admin.h"
+#include "tool.h"
+
+/* ------------------------------------------------------ identity (auth.c) */
+
+enum tool_via { TOOL_VIA_BOOTSTRAP, TOOL_VIA_PASSWORD, TOOL_VIA_APIKEY };
+
+struct tool_identity {
+    int via;                         /* enum tool_via */
+    uint32_t user;                   /* 0 for the bootstrap */
+    char name[QUEUE_MAX_USER_NAME + 1];  /* "(bootstrap)" for it */
+    char via_text[32];               /* "uid:0", "password", "apikey:7" */
+    uint32_t key_id;                 /* API key: its id, account, scope */
+    uint32_t key_account;
+    int key_scope;
+    int acting_role;                 /* set by the last tool_authorize() */
+    uint32_t acting_account;
+};
+
+#define TOOL_BOOTSTRAP_NAME "(bootstrap)"
+
+/* Whether the caller gave an identity (--as or $SLUICE_API_KEY). */
+bool tool_has_identity(const struct tool_ctx *ctx);
+
+/* Without an identity: whether the effective uid owns the spool directory
+ * (or, when it does not exist yet, the nearest directory above it). */
+bool tool_is_spool_owner(const struct tool_ctx *ctx);
+
+/* Establish who is acting, with q open (NULL allowed only for the
+ * bootstrap: then the spool is not needed).  On failure prints why
+ * (unknown or revoked key, wrong password or code, disabled user, no
+ * identity and not the owner), audits the refusal for `action` when q is
+ * writable, and returns 77.  On success ctx->identity is set. */
+int tool_identify(struct tool_ctx *ctx, struct queue *q, const char *action);
+
+/* Read a secret line: from environment variable env if set, else with a
+ * prompt on /dev/tty without echo.  Returns 0, or -1 with a message. */
+int tool_read_secret(const char *prompt, const char *env, char *buf,
+                     size_t cap);
+
+/* argon2id hash of password (crypto_pwhash_str, interactive limits; with
+ * SLUICE_PWHASH_FAST=1 in builds with SLUICE_TEST_HOOKS, the minimum
+ * limits, for tests only).  Returns 0 or -1. */
+int tool_hash_password(const char *password, char *out, size_t cap);
+
+/* ---------------------------------------------------------- TOTP (totp.c) */
+
+/* RFC 6238 TOTP: SHA-1, 30 s steps, 6 digits.  The code for time t. */
+uint32_t tool_totp_code(const unsigned char *secret, size_t len, int64_t t);
+/* Whether code (6 digits) matches at t, one step before or after. */
+bool tool_totp_check(const unsigned char *secret, size_t len, int64_t t,
+                     const char *code);
+/* RFC 4648 base32 without padding into out; returns its length. */
+size_t tool_base32(const unsigned char *in, size_t len, char *out,
+                   size_t cap);
+
+/* -------------------------------------------------- permissions (authz.c) */
+
+/* Actions checked against the permission table. */
+enum tool_action {
+    ACT_ACCOUNT_CREATE, ACT_ACCOUNT_LIST, ACT_ACCOUNT_SHOW, ACT_ACCOUNT_USAGE,
+    ACT_ACCOUNT_UPDATE, ACT_ACCOUNT_LIMITS, ACT_ACCOUNT_DISABLE,
+    ACT_ACCOUNT_ENABLE,
+    ACT_USER_ADD, ACT_USER_LIST, ACT_USER_ROLE, ACT_USER_DISABLE,
+    ACT_USER_ENABLE, ACT_USER_TOTP, ACT_USER_PASSWD,
+    ACT_APIKEY_CREATE, ACT_APIKEY_CREATE_OWN, ACT_APIKEY_LIST,
+    ACT_APIKEY_REVOKE, ACT_APIKEY_REVOKE_OWN,
+    ACT_DOMAIN_ADD, ACT_DOMAIN_LIST, ACT_DOMAIN_SHOW, ACT_DOMAIN_VERIFY,
+    ACT_DOMAIN_FORCE,
+    ACT_AUDIT_LIST, ACT_AUDIT_VERIFY,
+    ACT_INJECT, ACT_INJECT_RAW, ACT_PAUSE, ACT_RESUME, ACT_STATUS,
+    ACT_SPOOL, ACT_PAUSED, ACT_DKIM_KEYGEN, ACT_DKIM_READ,
+    ACT_COUNT
+};
+
+/* "account create", ... */
+const char *tool_action_name(int act);
+
+/* The role the identity in ctx acts with on account (0: none exists).
+ * Bootstrap: owner.  A user: queue_role_effective().  An API key: the lower
+ * of that and the key's scope, and none on accounts other than the key's
+ * own (and, for a key of the master, its sub-accounts). */
+int tool_role_on(struct tool_ctx *ctx, struct queue *q, uint32_t account,
+                 int *role);
+
+/* Check act on account (for master-level actions account is ignored) with
+ * at least role `need` (0: the table's).  Returns 0 with *role (may be
+ * NULL) set, or prints "refused: ..." naming the needed role, audits the
+ * refusal with object, and returns 77. */
+int tool_authorize(struct tool_ctx *ctx, struct queue *q, int act,
+                   uint32_t account, int need, const char *object,
+                   int *role);
+
+/* Print a refusal and audit it (for rules outside the table). */
+int tool_refuse(struct tool_ctx *ctx, struct queue *q, int act,
+                uint32_t account, const char *object, const char *why);
+
+/* The account a command acts on when --account is not given: the master
+ * for the bootstrap and for users with a role there, a key's own account,
+ * else the user's first account with a role.  0 when there is none. */
+uint32_t tool_default_account(struct tool_ctx *ctx, struct queue *q);
+
+/* The actor to record for ctx's identity acting with role on account. */
+struct queue_actor tool_actor(const struct tool_ctx *ctx, int role,
+                              uint32_t account);
+
+/* Gate for the older commands (inject aside): identify and check a
+ * master-level act before the command opens the spool itself.  The
+ * bootstrap passes without opening the spool.  Returns 0 or an exit code. */
+int tool_gate(struct tool_ctx *ctx, int act, const char *object);
+
+/* ------------------------------------------------ helpers (admin_util.c) */
+
+/* Open the spool for an admin command: writable; create only when asked
+ * (and only the bootstrap may create one).  Prints why on failure. */
+int tool_admin_open(struct tool_ctx *ctx, bool create, struct queue **q);
+
+/* Open, identify; returns 0 or an exit code (q closed then). */
+int tool_admin_begin(struct tool_ctx *ctx, bool create, const char *action,
+                     struct queue **q);
+
+/* Look up an account by name (or "#ID"); prints "no such account" and
+ * returns 66 when unknown (a malformed name: 64). */
+int tool_find_account(struct tool_ctx *ctx, struct queue *q,
+                      const char *prog, const char *name,
+                      struct queue_account *a);
+/* The account's name by id ("-" when unknown, "(none)" for 0). */
+const char *tool_account_name(struct queue *q, uint32_t id, char *buf,
+                              size_t cap);
+/* A user's name by id. */
+const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
+                           size_t cap);
+
+/* The exit code for a queue error from an admin change, after printing
+ * "prog: text (detail)": 64 invalid, 65 duplicate or forbidden, 66 not
+ * found, others as tool_exit_for(). */
+int tool_admin_error(const char *prog, int err);
+
+/* Print j compactly on its own line and free it. */
+void tool_emit_json(json_t *j);
+
+/* "2024-01-02T03:04:05Z" for unix seconds. */
+const char *tool_time_text(int64_t t, char *buf, size_t cap);
+
+/* Parse a time: unix seconds, YYYY-MM-DD[THH:MM[:SS]][Z] (UTC) or an age
+ * N{s,m,h,d} before now.  Returns 0 or -1. */
+int tool_parse_time(const char *s, int64_t now, int64_t *out);
+
+/* Read a whole text file of at most cap bytes (NUL-terminated, malloc'ed);
+ * NULL with a message on failure. */
+char *tool_read_text_file(const char *prog, const char *path, size_t cap);
+
+/* Option parsing: whether argv[*i] is opt taking a value; the value is
+ * stored and *i advanced.  A missing value prints usage-style error into
+ * *bad. */
+bool tool_opt(int argc, char **argv, int *i, const char *opt,
+              const char **val, bool *bad);
+
+/* Subcommand groups. */
+int tool_account_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_user_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_apikey_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv);
+
+#endif
