@@ -64,14 +64,22 @@ static long text_len(const char *text, size_t cap)
     return (long)n;
 }
 
+/* One of enum queue_ctl_kind. */
+static bool ctl_kind_ok(int kind)
+{
+    return kind == QUEUE_CTL_DOMAIN || kind == QUEUE_CTL_SITE ||
+           kind == QUEUE_CTL_CAMPAIGN || kind == QUEUE_CTL_CANCELLED;
+}
+
 int control_submit(struct queue *q, int kind, const char *name,
                    const char *reason, const char *who, bool set,
                    queue_done_cb cb, void *arg)
 {
     long rlen = text_len(reason, QUEUE_MAX_CTL_REASON);
     long wlen = text_len(who, QUEUE_MAX_CTL_WHO);
-    if (kind != QUEUE_CTL_DOMAIN && kind != QUEUE_CTL_SITE) {
-        queue_set_detail("control kind must be domain or site");
+    if (!ctl_kind_ok(kind)) {
+        queue_set_detail("control kind must be domain, site, campaign or "
+                         "cancelled campaign");
         return -EINVAL;
     }
     if (!name_ok(name)) {
@@ -112,7 +120,7 @@ static int control_decode(const MDB_val *k, const MDB_val *v,
     const unsigned char *kp = k->mv_data, *p = v->mv_data;
     size_t nlen = k->mv_size - 2;
     if (k->mv_size < 3 || k->mv_size > CTL_KEY_MAX || kp[0] != 'p' ||
-        (kp[1] != QUEUE_CTL_DOMAIN && kp[1] != QUEUE_CTL_SITE) ||
+        !ctl_kind_ok(kp[1]) ||
         v->mv_size < 10)
         return QUEUE_ECORRUPT;
     size_t rlen = p[8];

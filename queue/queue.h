@@ -62,7 +62,7 @@ const char *queue_strerror(int err);
 const char *queue_last_detail(void);
 
 /* Current on-disk schema version written by this build. */
-#define QUEUE_SCHEMA_VERSION 3
+#define QUEUE_SCHEMA_VERSION 4
 
 /* Caps on variable fields: a longer recipient is refused with -EINVAL;
  * reply text, MX names and enhanced codes in outcomes are cut to the cap. */
@@ -356,7 +356,12 @@ long queue_domains(struct queue *q,
  * to it until it is resumed.  Controls arrived with schema version 2: a
  * read-only open of a version-1 spool sees none, a writable open upgrades
  * the spool. */
-enum queue_ctl_kind { QUEUE_CTL_DOMAIN = 'd', QUEUE_CTL_SITE = 's' };
+enum queue_ctl_kind {
+    QUEUE_CTL_DOMAIN = 'd',
+    QUEUE_CTL_SITE = 's',
+    QUEUE_CTL_CAMPAIGN = 'c',    /* name: campaign id; paused */
+    QUEUE_CTL_CANCELLED = 'x',   /* name: campaign id; cancelled for good */
+};
 
 #define QUEUE_MAX_CTL_NAME 255   /* domain or site name */
 #define QUEUE_MAX_CTL_REASON 255 /* free text, cut to the cap */

@@ -57,6 +57,11 @@ enum queue_dbi {
     DB_AUDIT,
     DB_SDOMAINS,
     DB_USAGE,
+    DB_LISTS,       /* schema 4: lists.c, contacts.c, suppress.c */
+    DB_CONTACTS,
+    DB_MEMBERS,
+    DB_SUPPRESS,
+    DB_CAMPAIGNS,   /* schema 4: campaigns.c */
     DB_COUNT
 };
 

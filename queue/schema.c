@@ -13,8 +13,9 @@
  *
  *   Versions: 1 the first spool; 2 adds "controls" (paused domains, sites);
  *   3 adds "accounts", "users", "roles", "apikeys", "audit", "sdomains" and
- *   "usage" (queue_admin.h).  An upgrade from 1 creates the databases of 2
- *   and 3 in one step.
+ *   "usage" (queue_admin.h); 4 adds "lists", "contacts", "members",
+ *   "suppress" and "campaigns" (queue_campaign.h).  An upgrade creates the
+ *   databases of every later version in one step.
  *
  * DIAGNOSTICS
  *   QUEUE_EFOREIGN for an LMDB environment that is not ours, QUEUE_ESCHEMA
@@ -44,6 +45,11 @@ const char *const queue_db_names[DB_COUNT] = {
     [DB_AUDIT] = "audit",
     [DB_SDOMAINS] = "sdomains",
     [DB_USAGE] = "usage",
+    [DB_LISTS] = "lists",
+    [DB_CONTACTS] = "contacts",
+    [DB_MEMBERS] = "members",
+    [DB_SUPPRESS] = "suppress",
+    [DB_CAMPAIGNS] = "campaigns",
 };
 
 /* Schema version that introduced each database (0 here means 1). */
@@ -51,6 +57,8 @@ static const uint32_t db_since[DB_COUNT] = {
     [DB_CONTROLS] = 2,
     [DB_ACCOUNTS] = 3, [DB_USERS] = 3, [DB_ROLES] = 3, [DB_APIKEYS] = 3,
     [DB_AUDIT] = 3, [DB_SDOMAINS] = 3, [DB_USAGE] = 3,
+    [DB_LISTS] = 4, [DB_CONTACTS] = 4, [DB_MEMBERS] = 4, [DB_SUPPRESS] = 4,
+    [DB_CAMPAIGNS] = 4,
 };
 
 /* Read a u64 meta value (0 when absent). */

@@ -34,7 +34,9 @@
 
 const char *tool_ctl_kind_name(int kind)
 {
-    return kind == QUEUE_CTL_SITE ? "site" : "domain";
+    return kind == QUEUE_CTL_SITE ? "site"
+           : kind == QUEUE_CTL_CAMPAIGN ? "campaign"
+           : kind == QUEUE_CTL_CANCELLED ? "cancelled campaign" : "domain";
 }
 
 /* Parse "domain" or "site"; 0 if neither. */

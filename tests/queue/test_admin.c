@@ -892,7 +892,7 @@ static void test_upgrade_v2(void **state)
     test_clock_set(T0);
     struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
     E(queue_info(q, &info));
-    assert_int_equal(info.schema, 3);
+    assert_int_equal(info.schema, QUEUE_SCHEMA_VERSION);
     E(queue_enqueue_message(q, 0, "s@x.example", rc, 1, "hi", 2, &first,
                             NULL));
     queue_close(q);

@@ -131,7 +131,7 @@ static void test_invalid(void **state)
         EQ_ERR(queue_resume(q, QUEUE_CTL_SITE, bad[i]), -EINVAL);
     }
     EQ_ERR(queue_pause(q, QUEUE_CTL_DOMAIN, NULL, NULL, NULL), -EINVAL);
-    EQ_ERR(queue_pause(q, 'x', "example.com", NULL, NULL), -EINVAL);
+    EQ_ERR(queue_pause(q, 'z', "example.com", NULL, NULL), -EINVAL);
     EQ_ERR(queue_resume(q, 0, "example.com"), -EINVAL);
     EQ_ERR(queue_pause(q, QUEUE_CTL_DOMAIN, "example.com", "two\nlines",
                        NULL), -EINVAL);
