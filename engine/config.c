@@ -197,7 +197,7 @@ static bool parse_retry(struct config *c, const char *v)
 }
 
 /* Parse "N/s", "N/min", "N/h", "N/day" (also sec, m, hour, d). */
-static bool parse_rate(const char *v, struct rate *r)
+bool config_parse_rate(const char *v, struct rate *r)
 {
     char *end;
     if (!isdigit((unsigned char)*v))
@@ -405,11 +405,11 @@ static int domain_key(struct parse *p, struct domain_policy *d,
                         "");
         d->max_rcpts_per_message = (unsigned)u;
     } else if (!strcmp(key, "max_rate")) {
-        if (!parse_rate(v, &d->max_rate))
+        if (!config_parse_rate(v, &d->max_rate))
             return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day%s",
                         v, "");
     } else if (!strcmp(key, "max_connection_rate")) {
-        if (!parse_rate(v, &d->max_connection_rate))
+        if (!config_parse_rate(v, &d->max_connection_rate))
             return fail(p, "max_connection_rate: '%s' is not N/s, N/min, N/h "
                            "or N/day%s", v, "");
     } else {
@@ -707,7 +707,7 @@ static int handler(void *user, const char *section, const char *name,
         r->kind = kind;
         r->id = id;
         r->line = p->line;
-        if (!parse_rate(value, &r->max_rate))
+        if (!config_parse_rate(value, &r->max_rate))
             return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day%s",
                         value, "");
         c->nid_rates++;

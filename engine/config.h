@@ -168,4 +168,7 @@ int backoff_rule_match(const struct backoff_rule *r, int code,
 /* "100/min" style text of a rate ("" when unlimited). */
 const char *rate_text(const struct rate *r, char *buf, size_t len);
 
+/* "N/s", "N/min", "N/h" or "N/day" into r; false if it is not one. */
+bool config_parse_rate(const char *v, struct rate *r);
+
 #endif

@@ -297,6 +297,8 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         d->ngroups--;
     fix_groups(d);
     limits_charge(e, it, n);
+    for (unsigned i = 0; i < n; i++)
+        accounts_sent(e, j->items[i]);
     j->job = (struct smtp_job){
         .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
         .body = b->data, .body_len = b->len, .size = b->size,

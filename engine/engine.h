@@ -56,12 +56,27 @@ struct id_limit {
     double tat;                /* GCRA theoretical arrival, loop ms */
 };
 
+/* An account of the spool as the engine applies it (accounts.c). */
+struct eng_account {
+    uint32_t id;
+    bool disabled;
+    uint64_t daily_cap;        /* 0: none */
+    uint64_t sent_today;       /* on day `day` */
+    uint64_t pending;          /* claimed under the cap, not sent yet */
+    uint32_t day;
+    uint32_t suppression_owner;
+    bool has_rate;
+    struct rate rate;
+};
+
 /* One claimed delivery. */
 struct item {
     struct item *next;
     uint64_t id, campaign, ref;
     uint32_t account;
     uint16_t attempts;
+    bool capped;         /* counted against its account's daily cap, not
+                          * handed to a receiver yet */
     int64_t created;
     struct dest *dest;
     struct body *body;
@@ -153,6 +168,9 @@ struct engine {
     uv_check_t compose_check;  /* sends gathered compose requests */
     struct compose_batch *gather;
     struct signer *signer;     /* DKIM keys; batches hold a reference */
+    struct eng_account *accts; /* sorted by id */
+    size_t naccts;
+    uint64_t admin_gen;        /* of the spool's accounts, as loaded */
     uv_signal_t sig_term, sig_int, sig_hup;
     bool draining;
     bool drain_abort;          /* drain timed out: sessions aborted */
@@ -172,6 +190,9 @@ struct engine {
 
 struct compose_batch;
 
+/* engine_start(): the configuration (or a key it names) cannot be used */
+#define ENGINE_E_CONFIG (-30960)
+
 /* scheduler.c */
 int engine_start(struct engine *e);
 void engine_drain(struct engine *e);
@@ -184,6 +205,17 @@ void engine_compose(struct engine *e, struct body **bodies, size_t n,
 bool engine_paused(const struct engine *e, int kind, const char *name);
 int64_t engine_now(void);
 uint64_t engine_now_ms(void);
+
+/* accounts.c */
+void accounts_load(struct engine *e);
+const struct eng_account *accounts_get(const struct engine *e, uint32_t id);
+/* 0 (and it->capped set when the account has a daily cap), or until when
+ * (unix seconds) the item's account's mail must wait */
+int64_t accounts_hold(struct engine *e, struct item *it);
+/* it is handed to a receiver (sent) or dropped (not sent) */
+void accounts_sent(struct engine *e, struct item *it);
+void accounts_release(struct engine *e, struct item *it);
+void accounts_close(struct engine *e);
 
 /* limits.c */
 void limits_load(struct engine *e);

@@ -2,7 +2,9 @@
  * limits.c - rate caps per account and per campaign, across all sites.
  *
  * DESCRIPTION
- *   [account N] and [campaign N] sections give a max_rate; each is a GCRA
+ *   [account N] and [campaign N] sections give a max_rate (and an account's
+ *   rate cap in the spool, when the configuration does not name it); each
+ *   is a GCRA
  *   schedule like a site's.  A destination building a job skips items
  *   whose account or campaign is ahead of its schedule (so others share
  *   the site meanwhile) and, when nothing else is ready, waits on one
@@ -21,10 +23,10 @@ void limits_load(struct engine *e)
     free(e->limits);
     e->limits = NULL;
     e->nlimits = 0;
-    if (!e->cfg.nid_rates)
-        return;
-    e->limits = calloc(e->cfg.nid_rates, sizeof *e->limits);
-    if (!e->limits)
+    size_t n = e->cfg.nid_rates;
+    for (size_t i = 0; i < e->naccts; i++)
+        n += e->accts[i].has_rate;
+    if (!n || !(e->limits = calloc(n, sizeof *e->limits)))
         return;
     for (size_t i = 0; i < e->cfg.nid_rates; i++) {
         e->limits[i].kind = e->cfg.id_rates[i].kind;
@@ -32,6 +34,19 @@ void limits_load(struct engine *e)
         e->limits[i].rate = e->cfg.id_rates[i].max_rate;
     }
     e->nlimits = e->cfg.nid_rates;
+    /* an account's rate cap from the spool, unless the configuration
+     * names that account itself */
+    for (size_t i = 0; i < e->naccts; i++) {
+        const struct eng_account *a = &e->accts[i];
+        bool configured = false;
+        for (size_t k = 0; k < e->cfg.nid_rates; k++)
+            configured |= e->cfg.id_rates[k].kind == 'a' &&
+                          e->cfg.id_rates[k].id == a->id;
+        if (!a->has_rate || configured)
+            continue;
+        e->limits[e->nlimits++] = (struct id_limit){ .kind = 'a', .id = a->id,
+                                                      .rate = a->rate };
+    }
 }
 
 /* The caps that apply to an item (account, campaign), at most two. */

@@ -26,6 +26,7 @@
 #include "compose.h"
 #include "engine.h"
 #include "signer.h"
+#include "queue_admin.h"
 #include "tls.h"
 
 #define COMPOSE_BATCH 8
@@ -134,6 +135,7 @@ void engine_item_free(struct engine *e, struct item *it)
 {
     if (!it)
         return;
+    accounts_release(e, it);
     body_unref(e, it->body);
     free(it);
 }
@@ -390,6 +392,15 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         engine_record(e, &it, 1, &o);
         return NULL;
     }
+    int64_t hold = c->account ? accounts_hold(e, it) : 0;
+    if (hold) {
+        /* a disabled account, or one at its daily cap: the mail waits in
+         * the spool */
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
+                                   .retry_at = hold };
+        engine_record(e, &it, 1, &o);
+        return NULL;
+    }
     if (c->campaign) {
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_DEFERRED,
                                    .enhanced = "4.3.0",
@@ -569,6 +580,27 @@ static void print_progress(struct engine *e, bool final)
             isatty(2) && !final ? "   " : "\n");
 }
 
+/* Accounts, sending domains or keys changed in the spool (`sluice account`,
+ * `sluice domain`): load them again.  A key that cannot be loaded keeps the
+ * running keys (and says why). */
+static void apply_admin(struct engine *e)
+{
+    uint64_t gen;
+    if (queue_admin_gen(e->q, &gen) || gen == e->admin_gen)
+        return;
+    e->admin_gen = gen;
+    accounts_load(e);
+    limits_load(e);
+    struct signer *sg;
+    char err[600];
+    if (signer_build(&e->cfg, e->q, &sg, err, sizeof err)) {
+        fprintf(stderr, "sluiced: keeping the running DKIM keys: %s\n", err);
+        return;
+    }
+    signer_unref(e->signer);
+    e->signer = sg;
+}
+
 static void stop_loop(struct engine *e)
 {
     uv_timer_stop(&e->tick);
@@ -588,6 +620,7 @@ static void on_tick(uv_timer_t *t)
     if (engine_now_ms() - last_status >= 1000) {
         last_status = engine_now_ms();
         apply_controls(e);
+        apply_admin(e);
         status_write(e);
     }
 
@@ -655,7 +688,17 @@ int engine_start(struct engine *e)
     if (!(e->ssl = tls_client_ctx(e->cfg.tls_ca_file, msg, sizeof msg)))
         fprintf(stderr, "sluiced: TLS disabled: %s\n", msg);
     e->started_ms = engine_now_ms();
+    queue_admin_gen(e->q, &e->admin_gen);
+    accounts_load(e);
     limits_load(e);
+    struct signer *sg;
+    char kerr[600];
+    if (signer_build(&e->cfg, e->q, &sg, kerr, sizeof kerr)) {
+        fprintf(stderr, "sluiced: %s\n", kerr);
+        return ENGINE_E_CONFIG;
+    }
+    signer_unref(e->signer);
+    e->signer = sg;
     uv_timer_init(e->loop, &e->limits_timer);
     uv_unref((uv_handle_t *)&e->limits_timer);
     apply_controls(e);

@@ -3,10 +3,10 @@
  * composition (runs on the worker threads).
  *
  * DESCRIPTION
- *   signer_build() reads every [account N] domains list of the
- *   configuration, and for each domain loads the keys found as
- *   DIR/DOMAIN/SELECTOR.key (DIR is dkim_keys, default SPOOL/dkim), sorted by
- *   selector.  The table is sorted by domain and never changes once built,
+ *   signer_build() reads the verified sending domains of the spool (each
+ *   with the key files its record names) and every [account N] domains
+ *   list of the configuration (keys found as DIR/DOMAIN/SELECTOR.key, DIR
+ *   is dkim_keys, default SPOOL/dkim), keys sorted by selector.  The table is sorted by domain and never changes once built,
  *   so worker threads read it without locks.
  *
  *   signer_compose() finds the From: domain, walks up to the nearest domain
@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "compose.h"
+#include "queue_admin.h"
 #include "dkim_prepare.h"
 #include "dkim_sign.h"
 #include "signer.h"
@@ -187,8 +188,101 @@ static int load_keys(const char *dir, struct signer_domain *d, char *err,
     return rc;
 }
 
-int signer_build(const struct config *cfg, struct signer **out, char *err,
-                 size_t errlen)
+/* Load one key file as selector sel of d. */
+static int load_key(struct signer_domain *d, const char *sel, const char *path,
+                    char *err, size_t errlen)
+{
+    if (d->nkeys == SIGNER_MAX_KEYS) {
+        snprintf(err, errlen, "DKIM keys of %s: more than %d", d->name,
+                 SIGNER_MAX_KEYS);
+        return -E2BIG;
+    }
+    char why[256] = "";
+    struct signer_key *k = &d->keys[d->nkeys];
+    int rc = dkim_key_load(path, &k->key, why, sizeof why);
+    if (rc) {
+        snprintf(err, errlen, "DKIM key %s: %s", path,
+                 why[0] ? why : dkim_strerror(rc));
+        return rc;
+    }
+    if (!(k->selector = strdup(sel))) {
+        dkim_key_free(k->key);
+        return -ENOMEM;
+    }
+    d->nkeys++;
+    return 0;
+}
+
+struct spool_ctx {
+    struct signer *s;
+    size_t cap;
+    int rc;
+    char *err;
+    size_t errlen;
+};
+
+/* Room for one more domain. */
+static struct signer_domain *add_domain(struct signer *s, size_t *cap,
+                                        const char *name, uint32_t account)
+{
+    if (s->ndomains == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        struct signer_domain *n = realloc(s->domains, ncap * sizeof *n);
+        if (!n)
+            return NULL;
+        s->domains = n;
+        *cap = ncap;
+    }
+    struct signer_domain *d = &s->domains[s->ndomains];
+    memset(d, 0, sizeof *d);
+    if (!(d->name = strdup(name)))
+        return NULL;
+    d->account = account;
+    s->ndomains++;
+    return d;
+}
+
+/* queue_sdomains() callback: a verified domain with its keys. */
+static int take_sdomain(void *arg, const struct queue_sdomain *sd)
+{
+    struct spool_ctx *c = arg;
+    if (!sd->verified)
+        return 0;
+    struct signer_domain *d = add_domain(c->s, &c->cap, sd->domain,
+                                         sd->account);
+    if (!d) {
+        c->rc = -ENOMEM;
+        return 1;
+    }
+    for (unsigned i = 0; i < sd->nsel && !c->rc; i++)
+        c->rc = load_key(d, sd->sel[i].selector, sd->sel[i].key_path, c->err,
+                         c->errlen);
+    c->s->nkeys += d->nkeys;
+    return c->rc != 0;
+}
+
+/* queue_accounts() callback: who may send unsigned. */
+static int take_account(void *arg, const struct queue_account *a)
+{
+    struct spool_ctx *c = arg;
+    struct signer *s = c->s;
+    if (s->naccounts == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        struct signer_account *n = realloc(s->accounts, ncap * sizeof *n);
+        if (!n) {
+            c->rc = -ENOMEM;
+            return 1;
+        }
+        s->accounts = n;
+        c->cap = ncap;
+    }
+    s->accounts[s->naccounts++] = (struct signer_account){
+        .id = a->id, .allow_unsigned = a->allow_unsigned };
+    return 0;
+}
+
+int signer_build(const struct config *cfg, struct queue *q,
+                 struct signer **out, char *err, size_t errlen)
 {
     *out = NULL;
     struct signer *s = calloc(1, sizeof *s);
@@ -201,35 +295,65 @@ int signer_build(const struct config *cfg, struct signer **out, char *err,
         snprintf(dir, sizeof dir, "%s", cfg->dkim_keys);
     else
         snprintf(dir, sizeof dir, "%s/dkim", cfg->spool ? cfg->spool : ".");
-    size_t nd = 0;
-    for (size_t i = 0; i < cfg->naccounts; i++)
-        nd += cfg->accounts[i].ndomains;
-    s->domains = calloc(nd ? nd : 1, sizeof *s->domains);
-    s->accounts = calloc(cfg->naccounts ? cfg->naccounts : 1,
-                         sizeof *s->accounts);
-    if (!s->domains || !s->accounts) {
-        signer_free(s);
-        return -ENOMEM;
+    struct spool_ctx c = { .s = s, .err = err, .errlen = errlen };
+    long n = 0;
+    if (q && (n = queue_sdomains(q, take_sdomain, &c)) < 0 && !c.rc) {
+        snprintf(err, errlen, "cannot read the sending domains: %s",
+                 queue_strerror((int)n));
+        c.rc = (int)n;
     }
-    int rc = 0;
+    size_t dcap = c.cap;
+    int rc = c.rc;
+    /* the configuration's domains and accounts */
     for (size_t i = 0; i < cfg->naccounts && !rc; i++) {
         const struct account_policy *a = &cfg->accounts[i];
-        s->accounts[s->naccounts++] = (struct signer_account){
-            .id = a->id,
-            .allow_unsigned = a->allow_unsigned < 0 ? cfg->allow_unsigned
-                                                    : a->allow_unsigned == 1,
-        };
         for (unsigned k = 0; k < a->ndomains && !rc; k++) {
-            struct signer_domain *d = &s->domains[s->ndomains];
-            if (!(d->name = strdup(a->domains[k]))) {
+            for (size_t j = 0; j < s->ndomains; j++)
+                if (!strcmp(s->domains[j].name, a->domains[k])) {
+                    snprintf(err, errlen, "[account %u]: %s is already a "
+                             "sending domain of account %u in the spool",
+                             a->id, a->domains[k], s->domains[j].account);
+                    rc = -EEXIST;
+                }
+            struct signer_domain *d = rc ? NULL
+                : add_domain(s, &dcap, a->domains[k], a->id);
+            if (!rc && !d)
+                rc = -ENOMEM;
+            if (!rc) {
+                rc = load_keys(dir, d, err, errlen);
+                s->nkeys += d->nkeys;
+            }
+        }
+    }
+    c.cap = 0;
+    if (!rc && q && (n = queue_accounts(q, take_account, &c)) < 0 && !c.rc) {
+        snprintf(err, errlen, "cannot read the accounts: %s",
+                 queue_strerror((int)n));
+        c.rc = (int)n;
+    }
+    if (!rc)
+        rc = c.rc;
+    /* the configuration's allow_unsigned wins over the spool's record */
+    for (size_t i = 0; i < cfg->naccounts && !rc; i++) {
+        const struct account_policy *a = &cfg->accounts[i];
+        if (a->allow_unsigned < 0)
+            continue; /* the spool's record, or the default, applies */
+        bool allow = a->allow_unsigned == 1;
+        size_t j = 0;
+        while (j < s->naccounts && s->accounts[j].id != a->id)
+            j++;
+        if (j == s->naccounts) {
+            struct signer_account *na = realloc(s->accounts,
+                                                (j + 1) * sizeof *na);
+            if (!na) {
                 rc = -ENOMEM;
                 break;
             }
-            d->account = a->id;
-            s->ndomains++;
-            rc = load_keys(dir, d, err, errlen);
-            s->nkeys += d->nkeys;
+            s->accounts = na;
+            s->naccounts++;
         }
+        s->accounts[j] = (struct signer_account){ .id = a->id,
+                                                  .allow_unsigned = allow };
     }
     if (rc) {
         if (rc == -ENOMEM)

@@ -39,10 +39,15 @@
 struct signer;
 struct wire;
 
-/* Build the table from cfg (keys under cfg->dkim_keys, else SPOOL/dkim).
- * On failure *out is NULL and err says why. */
-int signer_build(const struct config *cfg, struct signer **out, char *err,
-                 size_t errlen);
+/* Build the table from the verified sending domains of the spool q (each
+ * with the key files its record names; `sluice domain add|verify`) and of
+ * the [account N] domains of cfg (keys under cfg->dkim_keys, else
+ * SPOOL/dkim), and each account's allow_unsigned (the spool's record, or
+ * the configuration's).  q may be NULL (configuration only).  A domain
+ * claimed twice is an error.  On failure *out is NULL and err says why. */
+struct queue;
+int signer_build(const struct config *cfg, struct queue *q,
+                 struct signer **out, char *err, size_t errlen);
 
 /* References: the builder holds one. */
 struct signer *signer_ref(struct signer *s);

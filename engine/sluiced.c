@@ -55,7 +55,7 @@ static void on_hup(uv_signal_t *h, int sig)
     free(n.spool);
     n.spool = e->cfg.spool;
     struct signer *sg;
-    if (signer_build(&n, &sg, err, sizeof err)) {
+    if (signer_build(&n, e->q, &sg, err, sizeof err)) {
         fprintf(stderr, "sluiced: reload refused, keeping the running "
                         "configuration and keys: %s\n", err);
         n.spool = NULL;
@@ -106,7 +106,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluiced: %s\n", err);
         return 78;
     }
-    if (signer_build(&e.cfg, &e.signer, err, sizeof err)) {
+    if (signer_build(&e.cfg, NULL, &e.signer, err, sizeof err)) {
         fprintf(stderr, "sluiced: %s\n", err);
         config_free(&e.cfg);
         return 78;
@@ -143,7 +143,8 @@ int main(int argc, char **argv)
     e.loop = uv_default_loop();
     int rc = engine_start(&e);
     if (rc) {
-        e.exit_code = rc == QUEUE_EFOREIGN || rc == QUEUE_ECORRUPT ||
+        e.exit_code = rc == ENGINE_E_CONFIG ? 78
+                      : rc == QUEUE_EFOREIGN || rc == QUEUE_ECORRUPT ||
                       rc == QUEUE_ESCHEMA ? 65 : 74;
         goto out;
     }
@@ -190,6 +191,7 @@ out:
     free(e.btab);
     free(e.paused_sites);
     limits_close(&e);
+    accounts_close(&e);
     signer_unref(e.signer);
     config_free(&e.cfg);
     return e.exit_code;

@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import signal
+import time
 import subprocess
 import sys
 import unittest
@@ -264,6 +265,83 @@ class Dkim(PeerTest):
         # the other tenants' messages never left
         self.assertNotIn("tenant", got)
         self.assertNotIn("nodomain", got)
+
+    def test_spool_accounts(self):
+        """Accounts and sending domains made with `sluice account` and
+        `sluice domain`: mail of a verified domain is signed with the key
+        `domain add` made; an unverified one is held back; a daily cap
+        holds the rest of the day's mail in the spool; a disabled account's
+        mail waits; enabling it (seen within a second) lets it go."""
+        port = peers.free_port()
+        dns = self.start_dns({"dest.test": [(10, "127.0.0.1")]})
+        sink = self.start_sink(port, listen="127.0.0.1")
+        self.sluice("account", "create", "master")
+        self.sluice("account", "create", "shop")
+        self.sluice("account", "create", "capped", "--daily-cap", "3")
+        self.sluice("account", "create", "off")
+        for dom, acct in (("shop.test", "shop"), ("pending.test", "shop"),
+                          ("capped.test", "capped"), ("off.test", "off")):
+            self.sluice("domain", "add", dom, "--account", acct,
+                        "--selector", "s1")
+        for dom in ("shop.test", "capped.test", "off.test"):
+            self.sluice("domain", "verify", dom, "--force")
+        records = {}
+        for dom in ("shop.test", "capped.test", "off.test"):
+            path = os.path.join(self.path("spool"), "dkim", dom, "s1.key")
+            records["s1._domainkey." + dom] = verifiers.key_txt(path)
+        conf = self.write_config(dns=dns, smtp_port=port,
+                                 allow_unsigned=False)
+        ids = {}
+        ids["shop"] = self.inject("x@bounce.test", ["shop@dest.test"],
+                                  msg(b"a@shop.test", b"shop", b"hi\r\n"),
+                                  account="shop")
+        # a domain not verified yet: refused at injection
+        pend = self.path("pending.eml")
+        with open(pend, "wb") as f:
+            f.write(msg(b"a@pending.test", b"pending", b"no\r\n"))
+        r = self.sluice("inject", "--from", "x@bounce.test", "--account",
+                        "shop", "--to", "p@dest.test", pend, check=False)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn(b"pending.test", r.stderr)
+        capped = [self.inject("x@bounce.test", ["c%d@dest.test" % i],
+                              msg(b"a@capped.test", b"cap %d" % i,
+                                  b"capped\r\n"), account="capped")[0]
+                  for i in range(5)]
+        ids["off"] = self.inject("x@bounce.test", ["off@dest.test"],
+                                 msg(b"a@off.test", b"off", b"later\r\n"),
+                                 account="off")
+        self.sluice("account", "disable", "off")
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        self.wait_events(lambda evs: len([e for e in evs
+                                          if e["type"] == "delivered"]) >= 4,
+                         30, "four deliveries")
+        time.sleep(1.5)
+        got = {rcpts[0].split("@")[0]: raw
+               for _, rcpts, raw in sink.captures()}
+        self.assertIn("shop", got)
+        self.assertNotIn("off", got, "a disabled account's mail left")
+        self.assertEqual(len([k for k in got if k.startswith("c")]), 3,
+                         "the daily cap of 3 let %r through" % sorted(got))
+        # the held mail waits in the spool, not bounced or deferred
+        evs = self.event_log()
+        held = set(capped) | set(ids["off"])
+        self.assertFalse([e for e in evs if e["delivery"] in held and
+                          e["type"] != "delivered"])
+        self.sluice("account", "enable", "off")
+        self.wait_events(lambda evs: any(e["delivery"] == ids["off"][0] and
+                                         e["type"] == "delivered"
+                                         for e in evs), 40, "off delivered")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(20), 0, p.output()[-2000:])
+        got = {rcpts[0].split("@")[0]: raw
+               for _, rcpts, raw in sink.captures()}
+        names = ["shop", "off"] + [k for k in got if k.startswith("c")]
+        expect = {"shop": ("shop.test", 1), "off": ("off.test", 1)}
+        expect.update({k: ("capped.test", 1) for k in names
+                       if k.startswith("c")})
+        self.check_signed(records, [(n, got[n]) for n in names], expect)
+        # two of the capped account's messages are still queued
+        self.assertEqual(self.spool_info()["counts"]["queued"], 2)
 
 
 if __name__ == "__main__":
