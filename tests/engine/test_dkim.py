@@ -290,7 +290,7 @@ class Dkim(PeerTest):
             path = os.path.join(self.path("spool"), "dkim", dom, "s1.key")
             records["s1._domainkey." + dom] = verifiers.key_txt(path)
         conf = self.write_config(dns=dns, smtp_port=port,
-                                 allow_unsigned=False)
+                                 allow_unsigned=False, pause_recheck="2s")
         ids = {}
         ids["shop"] = self.inject("x@bounce.test", ["shop@dest.test"],
                                   msg(b"a@shop.test", b"shop", b"hi\r\n"),
