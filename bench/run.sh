@@ -45,3 +45,8 @@ SECS=${SECS:-130} OUT="$here/results/rate.jsonl" sh "$here/rate_bench.sh" "$buil
 echo
 echo "== scale: 10,000 sites, 1,000,000 queued recipients"
 OUT="$here/results/scale.jsonl" sh "$here/scale_bench.sh" "$build"
+
+echo
+echo "== campaign send: 1,000,000 contacts queued by sluice campaign send, $runs runs"
+N=${CN:-1000000} RUNS=$runs OUT="$here/results/campaign.jsonl" \
+  sh "$here/campaign_bench.sh" "$build"

@@ -525,6 +525,15 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
     } else if (!strcmp(key, "dkim_keys")) {
         if (!set_str(&c->dkim_keys, v))
             return fail(p, "out of memory%s%s", "", "");
+    } else if (!strcmp(key, "unsubscribe_host")) {
+        if (!set_str(&c->unsubscribe_host, v))
+            return fail(p, "out of memory%s%s", "", "");
+    } else if (!strcmp(key, "bounce_domain")) {
+        if (!set_str(&c->bounce_domain, v))
+            return fail(p, "out of memory%s%s", "", "");
+    } else if (!strcmp(key, "feedback_sender")) {
+        if (!set_str(&c->feedback_sender, v))
+            return fail(p, "out of memory%s%s", "", "");
     } else if (!strcmp(key, "status_file")) {
         if (!set_str(&c->status_file, v))
             return fail(p, "out of memory%s%s", "", "");
@@ -851,6 +860,9 @@ void config_free(struct config *cfg)
     free(cfg->id_rates);
     free(cfg->status_file);
     free(cfg->dkim_keys);
+    free(cfg->unsubscribe_host);
+    free(cfg->bounce_domain);
+    free(cfg->feedback_sender);
     for (size_t i = 0; i < cfg->naccounts; i++)
         for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)
             free(cfg->accounts[i].domains[k]);

@@ -140,6 +140,9 @@ struct config {
     size_t nid_rates;
     char *status_file;         /* live status JSON; default SPOOL/status.json */
     char *dkim_keys;           /* DIR/DOMAIN/SELECTOR.key; default SPOOL/dkim */
+    char *unsubscribe_host;    /* https://HOST/u/TOKEN; default ehlo_hostname */
+    char *bounce_domain;       /* VERP return paths; default the From domain */
+    char *feedback_sender;     /* Feedback-ID's last field; default "sluice" */
     struct account_policy *accounts;
     size_t naccounts;
     bool allow_unsigned;       /* [account default] allow_unsigned */

@@ -163,6 +163,56 @@ static void record_all(struct engine *e, struct dest *d,
     d->ngroups = 0;
 }
 
+/* Flush a batch of taken items with copies of outcome o. */
+static void record_batch(struct engine *e, struct item **batch, size_t *n,
+                         const struct queue_outcome *o)
+{
+    struct queue_outcome out[256];
+    for (size_t i = 0; i < *n; i++) {
+        out[i] = *o;
+        out[i].delivery = batch[i]->id;
+    }
+    if (*n)
+        engine_record(e, batch, *n, out);
+    *n = 0;
+}
+
+void dest_drop_campaign(struct engine *e, uint64_t campaign,
+                        const struct queue_outcome *o)
+{
+    struct item *batch[256];
+    size_t n = 0;
+    for (size_t b = 0; b < e->dcap; b++)
+        for (struct dest *d = e->dtab[b]; d; d = d->hnext) {
+            struct item *prev = NULL, *it = d->head;
+            bool took = false;
+            while (it) {
+                struct item *next = it->next;
+                if (it->campaign != campaign) {
+                    prev = it;
+                    it = next;
+                    continue;
+                }
+                if (prev) prev->next = next; else d->head = next;
+                if (d->tail == it) d->tail = prev;
+                count_items(d, -1);
+                took = true;
+                batch[n++] = it;
+                if (n == 256)
+                    record_batch(e, batch, &n, o);
+                it = next;
+            }
+            if (took) {
+                /* count the runs of items sharing a body again */
+                d->ngroups = 0;
+                for (struct item *x = d->head, *p = NULL; x; p = x, x = x->next)
+                    if (!p || p->body != x->body)
+                        d->ngroups++;
+            }
+        }
+    record_batch(e, batch, &n, o);
+}
+
 /* Give every waiting item the same failure. */
 static void fail_all(struct engine *e, struct dest *d, int type, int code,
                      const char *enh, const char *text, const char *mx)
@@ -261,10 +311,14 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         /* no From: to sign for is the message's own fault: bounce it;
          * a missing key or a failure here may be fixed: try later */
         bool perm = it->body->err == SIGNER_E_NOFROM;
+        /* suppressed or deleted contacts end without being sent */
+        bool drop = it->body->err == ENGINE_E_SUPPRESSED ||
+                    it->body->err == ENGINE_E_GONE;
         struct queue_outcome o = {
             .delivery = it->id,
-            .type = perm ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
-            .enhanced = perm ? "5.6.0"
+            .type = drop ? QUEUE_EV_EXPIRED
+                    : perm ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
+            .enhanced = drop ? "5.7.1" : perm ? "5.6.0"
                         : it->body->err == SIGNER_E_NOKEY ? "4.7.5" : "4.3.0",
             .category = perm ? QUEUE_CAT_CONTENT : QUEUE_CAT_OTHER,
             .text = it->body->errtext ? it->body->errtext

@@ -39,6 +39,9 @@ struct body {
     int err;             /* composition failed: items get this */
     char *errtext;       /* and why, in words (or NULL) */
     uint32_t account;    /* whose keys may sign it */
+    uint64_t campaign;   /* campaign mail: rendered for this contact and */
+    uint64_t contact;    /* delivery (the body is that recipient's own) */
+    uint64_t delivery;
     char *from;
     char *data;          /* wire form */
     size_t len, size;
@@ -192,6 +195,10 @@ struct compose_batch;
 
 /* engine_start(): the configuration (or a key it names) cannot be used */
 #define ENGINE_E_CONFIG (-30960)
+/* campaign mail that must not be sent: the address is suppressed, or the
+ * contact was deleted (the delivery ends without sending) */
+#define ENGINE_E_SUPPRESSED (-30961)
+#define ENGINE_E_GONE (-30962)
 
 /* scheduler.c */
 int engine_start(struct engine *e);
@@ -205,6 +212,12 @@ void engine_compose(struct engine *e, struct body **bodies, size_t n,
 bool engine_paused(const struct engine *e, int kind, const char *name);
 int64_t engine_now(void);
 uint64_t engine_now_ms(void);
+
+/* campaign.c (worker threads) */
+struct signer;
+int campaign_compose(struct engine *e, const struct signer *sg,
+                     struct body *b, char *why, size_t whylen);
+void campaign_cache_free(void);
 
 /* accounts.c */
 void accounts_load(struct engine *e);
@@ -233,6 +246,9 @@ void dest_quit_idle(struct engine *e);
 void dest_abort_all(struct engine *e);
 void dest_hold(struct engine *e, struct dest *d, int64_t until_ms);
 void dest_free_all(struct engine *e);
+/* Take every waiting item of campaign out and record a copy of o for it. */
+void dest_drop_campaign(struct engine *e, uint64_t campaign,
+                        const struct queue_outcome *o);
 
 /* status.c */
 void status_write(struct engine *e);

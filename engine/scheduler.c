@@ -30,6 +30,7 @@
 #include "tls.h"
 
 #define COMPOSE_BATCH 8
+#define CAMPAIGN_BODY (1ull << 63)   /* body keys of campaign recipients */
 #define DEST_MAX_WAITING 2000
 
 /* Bodies to compose in one trip to the worker pool, and the destinations
@@ -179,6 +180,13 @@ static void compose_work(uv_work_t *w)
     struct compose_batch *cb = w->data;
     for (size_t i = 0; i < cb->n; i++) {
         struct body *b = cb->bodies[i];
+        if (b->campaign) {
+            char why[300] = "";
+            if ((b->err = campaign_compose(cb->e, cb->signer, b, why,
+                                           sizeof why)) && why[0])
+                b->errtext = strdup(why);
+            continue;
+        }
         struct take_ctx t = { .b = b, .signer = cb->signer };
         int err = queue_get_message(cb->e->q, b->msg_id, take_message, &t);
         if (err)
@@ -365,6 +373,14 @@ void engine_record(struct engine *e, struct item **items, size_t n,
 
 /* ---------------------------------------------------------------- claims */
 
+/* A campaign's name in the controls: its decimal id. */
+static const char *campaign_name(uint64_t id)
+{
+    static char buf[24];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)id);
+    return buf;
+}
+
 /* Turn one claim into an item filed under its destination. */
 static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
 {
@@ -401,24 +417,40 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         engine_record(e, &it, 1, &o);
         return NULL;
     }
-    if (c->campaign) {
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_DEFERRED,
-                                   .enhanced = "4.3.0",
-                                   .text = "campaign rendering is not "
-                                           "available in this sluiced" };
+    if (c->campaign && engine_paused(e, QUEUE_CTL_CANCELLED,
+                                     campaign_name(c->campaign))) {
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_EXPIRED,
+                                   .enhanced = "5.0.0",
+                                   .category = QUEUE_CAT_OTHER,
+                                   .text = "campaign cancelled" };
         engine_record(e, &it, 1, &o);
         return NULL;
     }
+    if (c->campaign && engine_paused(e, QUEUE_CTL_CAMPAIGN,
+                                     campaign_name(c->campaign))) {
+        /* parked in the spool until `sluice campaign resume` */
+        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
+                                   .retry_at = queue_park_time(c->campaign) };
+        engine_record(e, &it, 1, &o);
+        return NULL;
+    }
+    /* a campaign recipient's body is its own (rendered for it); a message's
+     * is shared by its recipients */
     bool fresh;
-    struct body *b = body_get(e, c->ref, &fresh);
+    struct body *b = body_get(e, c->campaign ? c->id | CAMPAIGN_BODY : c->ref,
+                              &fresh);
     if (!b) {
         queue_release(e->q, c->id);
         e->inflight--;
         free(it);
         return NULL;
     }
-    if (fresh) /* composed when its destination gets near it */
+    if (fresh) { /* composed when its destination gets near it */
         b->account = c->account;
+        b->campaign = c->campaign;
+        b->contact = c->campaign ? c->ref : 0;
+        b->delivery = c->id;
+    }
     b->refs++;
     it->body = b;
     struct dest *d = dest_get(e, c->rcpt + c->domain_off);
@@ -544,6 +576,28 @@ static void apply_controls(struct engine *e)
                 dest_kick(e, d);
             }
         }
+    /* campaigns paused or cancelled since the last look: their waiting
+     * mail is parked in the spool or ended now, not when it comes up */
+    for (size_t i = 0; i < l.n; i++) {
+        const struct queue_control *c = &l.v[i];
+        if ((c->kind != QUEUE_CTL_CAMPAIGN && c->kind != QUEUE_CTL_CANCELLED) ||
+            engine_paused(e, c->kind, c->name))
+            continue;
+        unsigned long long id;
+        char *end;
+        errno = 0;
+        id = strtoull(c->name, &end, 10);
+        if (errno || *end || !id)
+            continue;
+        struct queue_outcome o = { .type = QUEUE_EV_NONE,
+                                   .retry_at = queue_park_time(id) };
+        if (c->kind == QUEUE_CTL_CANCELLED)
+            o = (struct queue_outcome){ .type = QUEUE_EV_EXPIRED,
+                                        .enhanced = "5.0.0",
+                                        .category = QUEUE_CAT_OTHER,
+                                        .text = "campaign cancelled" };
+        dest_drop_campaign(e, id, &o);
+    }
     free(e->paused_sites);
     e->paused_sites = l.v; /* kept for sites and domains seen later */
     e->npaused = l.n;

@@ -7,8 +7,10 @@
  *   resumes go through the writer like every other write (OP_CONTROL) and
  *   bump the meta counter "controls_gen" in the same transaction, so a
  *   reader that sees a new generation also sees the change behind it.
- *   Readers list the records in key order: domains ('d') before sites
- *   ('s'), each by name.
+ *   Readers list the records in key order: campaigns ('c'), domains
+ *   ('d'), sites ('s'), then cancelled campaigns ('x'), each by name.
+ *   control_put_txn() writes the same record inside another change's
+ *   transaction (campaign pause, resume and cancel with their state).
  *
  *   A read-only open of a schema-1 spool has no controls database
  *   (q->absent[DB_CONTROLS]): it lists nothing and reports generation 0.
@@ -140,48 +142,81 @@ static int control_decode(const MDB_val *k, const MDB_val *v,
     return 0;
 }
 
-int op_apply_control(struct wctx *w, struct queue_op *op)
+int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
+                    const char *name, const char *reason, const char *who,
+                    bool set)
 {
-    const struct op_control *ctl = &op->ctl;
-    const char *name = op->arena, *reason = op->arena + ctl->name_len;
-    const char *who = reason + ctl->reason_len;
+    long rlen = text_len(reason, QUEUE_MAX_CTL_REASON);
+    long wlen = text_len(who, QUEUE_MAX_CTL_WHO);
     unsigned char key[CTL_KEY_MAX], val[CTL_VAL_MAX];
-    MDB_val k = { 2 + (size_t)ctl->name_len, key }, v;
-    MDB_dbi dbi = w->q->dbi[DB_CONTROLS];
-    int64_t since = w->now;
+    MDB_dbi dbi = q->dbi[DB_CONTROLS];
+    int64_t since = now;
     uint64_t gen;
     int rc, err;
 
+    if (!ctl_kind_ok(kind) || !name_ok(name) || rlen < 0 || wlen < 0)
+        return -EINVAL;
+    size_t nlen = strlen(name);
+    MDB_val k = { 2 + nlen, key }, v;
     key[0] = 'p';
-    key[1] = ctl->kind;
-    memcpy(key + 2, name, ctl->name_len);
-    rc = mdb_get(w->txn, dbi, &k, &v);
+    key[1] = (unsigned char)kind;
+    memcpy(key + 2, name, nlen);
+    rc = mdb_get(txn, dbi, &k, &v);
     if (rc && rc != MDB_NOTFOUND)
-        return wctx_fail(w, rc);
-    if (!ctl->set) {
-        if (rc == MDB_NOTFOUND) {
-            op->status = QUEUE_ENOTFOUND;   /* nothing written */
-            return 0;
-        }
-        if ((rc = mdb_del(w->txn, dbi, &k, NULL)))
-            return wctx_fail(w, rc);
+        return rc;
+    if (!set) {
+        if (rc == MDB_NOTFOUND)
+            return QUEUE_ENOTFOUND;   /* nothing written */
+        if ((rc = mdb_del(txn, dbi, &k, NULL)))
+            return rc;
     } else {
         if (rc == 0 && v.mv_size >= 8)
             since = (int64_t)be64_get(v.mv_data);   /* keep the first */
         be64_put(val, (uint64_t)since);
-        val[8] = (unsigned char)ctl->reason_len;
-        memcpy(val + 9, reason, ctl->reason_len);
-        val[9 + ctl->reason_len] = (unsigned char)ctl->who_len;
-        memcpy(val + 10 + ctl->reason_len, who, ctl->who_len);
-        MDB_val nv = { 10 + (size_t)ctl->reason_len + ctl->who_len, val };
-        if ((rc = mdb_put(w->txn, dbi, &k, &nv, 0)))
-            return wctx_fail(w, rc);
+        val[8] = (unsigned char)rlen;
+        if (rlen)
+            memcpy(val + 9, reason, (size_t)rlen);
+        val[9 + rlen] = (unsigned char)wlen;
+        if (wlen)
+            memcpy(val + 10 + rlen, who, (size_t)wlen);
+        MDB_val nv = { 10 + (size_t)rlen + (size_t)wlen, val };
+        if ((rc = mdb_put(txn, dbi, &k, &nv, 0)))
+            return rc;
     }
-    if ((err = meta_get_u64(w->q, w->txn, "controls_gen", &gen)))
+    /* a resumed or cancelled campaign's parked mail is due now */
+    if ((kind == QUEUE_CTL_CAMPAIGN && !set) ||
+        (kind == QUEUE_CTL_CANCELLED && set)) {
+        char *end;
+        unsigned long long id = strtoull(name, &end, 10);
+        uint64_t moved;
+        if (!*end && id && (rc = unpark_campaign(q, txn, now, id, &moved)))
+            return rc;
+    }
+    if ((err = meta_get_u64(q, txn, "controls_gen", &gen)))
         return err;
-    if ((rc = meta_put_u64(w->q, w->txn, "controls_gen", gen + 1)))
+    return meta_put_u64(q, txn, "controls_gen", gen + 1);
+}
+
+int op_apply_control(struct wctx *w, struct queue_op *op)
+{
+    const struct op_control *ctl = &op->ctl;
+    char name[QUEUE_MAX_CTL_NAME + 1], reason[QUEUE_MAX_CTL_REASON + 1];
+    char who[QUEUE_MAX_CTL_WHO + 1];
+    memcpy(name, op->arena, ctl->name_len);
+    name[ctl->name_len] = 0;
+    memcpy(reason, op->arena + ctl->name_len, ctl->reason_len);
+    reason[ctl->reason_len] = 0;
+    memcpy(who, op->arena + ctl->name_len + ctl->reason_len, ctl->who_len);
+    who[ctl->who_len] = 0;
+    int rc = control_put_txn(w->q, w->txn, w->now, ctl->kind, name, reason,
+                             who, ctl->set);
+    if (rc > 0)
         return wctx_fail(w, rc);
-    return 0;
+    if (rc == QUEUE_ENOTFOUND || rc == -EINVAL) {
+        op->status = rc;   /* nothing written */
+        return 0;
+    }
+    return rc;
 }
 
 long queue_controls(struct queue *q,

@@ -12,6 +12,13 @@
  *   Delivery ids grow monotonically, so rows are appended (MDB_APPEND) and
  *   pages are filled, which keeps a queued recipient near 100 bytes.
  *
+ *   A campaign batch may be due later (queue_submit_campaign_at, a
+ *   scheduled campaign): its ready entries sort after everything due
+ *   sooner, claims leave them alone until then, and the maximum age of
+ *   such a delivery counts from its first due time ("created").  A send
+ *   batch (campaign_send.c) first moves the campaign's cursor in the same
+ *   transaction.
+ *
  * DIAGNOSTICS
  *   -EINVAL for an invalid recipient or empty input (queue_last_detail()
  *   says which), QUEUE_ETOOBIG for a message over QUEUE_MAX_MESSAGE,
@@ -122,14 +129,13 @@ int queue_submit_message(struct queue *q, uint32_t account, const char *from,
     return op_submit(q, op, cmp, cb, arg);
 }
 
-int queue_submit_campaign(struct queue *q, uint32_t account,
-                          uint64_t campaign,
-                          const struct queue_campaign_rcpt *rcpts, size_t n,
-                          struct queue_completer *cmp, queue_done_cb cb,
-                          void *arg)
+int campaign_op_new(struct queue_op **out, uint32_t account,
+                    uint64_t campaign, const struct queue_campaign_rcpt *rcpts,
+                    size_t n, bool allow_empty)
 {
     size_t alen = 0;
-    if (!n || !campaign) {
+    *out = NULL;
+    if ((!n && !allow_empty) || !campaign) {
         queue_set_detail("a campaign batch needs a campaign id and recipients");
         return -EINVAL;
     }
@@ -149,9 +155,35 @@ int queue_submit_campaign(struct queue *q, uint32_t account,
         return -ENOMEM;
     op->account = account;
     op->campaign = campaign;
-    op->weight = (unsigned)(n < 1u << 30 ? n : 1u << 30);
+    op->weight = n == 0 ? 1 : (unsigned)(n < 1u << 30 ? n : 1u << 30);
     for (size_t i = 0; i < n; i++)
         copy_rcpt(op, i, rcpts[i].contact, rcpts[i].rcpt);
+    *out = op;
+    return 0;
+}
+
+int queue_submit_campaign(struct queue *q, uint32_t account,
+                          uint64_t campaign,
+                          const struct queue_campaign_rcpt *rcpts, size_t n,
+                          struct queue_completer *cmp, queue_done_cb cb,
+                          void *arg)
+{
+    return queue_submit_campaign_at(q, account, campaign, rcpts, n, 0, cmp,
+                                    cb, arg);
+}
+
+int queue_submit_campaign_at(struct queue *q, uint32_t account,
+                             uint64_t campaign,
+                             const struct queue_campaign_rcpt *rcpts,
+                             size_t n, int64_t due,
+                             struct queue_completer *cmp, queue_done_cb cb,
+                             void *arg)
+{
+    struct queue_op *op;
+    int err = campaign_op_new(&op, account, campaign, rcpts, n, false);
+    if (err)
+        return err;
+    op->due = due;
     return op_submit(q, op, cmp, cb, arg);
 }
 
@@ -168,14 +200,18 @@ static int put_append(struct wctx *w, int db, MDB_val *k, MDB_val *v)
     return rc;
 }
 
-int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
-                     uint64_t ref, const char *rcpt, size_t len, size_t at,
-                     uint64_t *id)
+/* Enqueue one delivery first due at `due` (now when not ahead); its
+ * maximum age counts from then. */
+static int enqueue_at(struct wctx *w, uint32_t account, uint64_t campaign,
+                      uint64_t ref, const char *rcpt, size_t len, size_t at,
+                      int64_t due, uint64_t *id)
 {
+    if (due < w->now)
+        due = w->now;
     struct queue_delivery d = {
         .campaign = campaign, .ref = ref, .account = account,
-        .state = QUEUE_ST_QUEUED, .created = w->now,
-        .next_attempt = w->now,
+        .state = QUEUE_ST_QUEUED, .created = due,
+        .next_attempt = due,
     };
     unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT], key[8], rkey[16];
     int rc;
@@ -187,7 +223,7 @@ int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
     MDB_val k = { 8, key }, v = { delivery_encode(rec, &d), rec };
     if ((rc = put_append(w, DB_DELIVERIES, &k, &v)))
         return wctx_fail(w, rc);
-    be64_put(rkey, (uint64_t)w->now);
+    be64_put(rkey, (uint64_t)due);
     be64_put(rkey + 8, *id);
     MDB_val rk = { 16, rkey }, rv = { 0, NULL };
     if ((rc = put_append(w, DB_READY, &rk, &rv)))
@@ -198,6 +234,13 @@ int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
         err = counters_add(w, account, campaign, rcpt + at + 1, len - at - 1,
                            CF_ENQUEUED, 1);
     return err;
+}
+
+int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
+                     uint64_t ref, const char *rcpt, size_t len, size_t at,
+                     uint64_t *id)
+{
+    return enqueue_at(w, account, campaign, ref, rcpt, len, at, w->now, id);
 }
 
 int op_apply_message(struct wctx *w, struct queue_op *op)
@@ -244,11 +287,17 @@ int op_apply_message(struct wctx *w, struct queue_op *op)
 
 int op_apply_campaign(struct wctx *w, struct queue_op *op)
 {
+    if (op->send) {
+        int err = campaign_send_step(w, op);
+        if (err || op->status)
+            return err;
+    }
     for (size_t i = 0; i < op->n; i++) {
         uint64_t did;
         const struct op_rcpt *r = &op->rcpts[i];
-        int err = enqueue_delivery(w, op->account, op->campaign, r->contact,
-                                   op->arena + r->off, r->len, r->at, &did);
+        int err = enqueue_at(w, op->account, op->campaign, r->contact,
+                             op->arena + r->off, r->len, r->at, op->due,
+                             &did);
         if (err)
             return err;
         if (i == 0)

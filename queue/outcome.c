@@ -173,6 +173,10 @@ static int apply_one(struct wctx *w, struct queue_op *op,
         }
     } else if (type == QUEUE_EV_NONE) {
         next = o->retry_at;
+        /* parking a campaign resumed meanwhile: due now instead */
+        if (d.campaign && next == queue_park_time(d.campaign) &&
+            !park_still_wanted(w->q, w->txn, d.campaign))
+            next = w->now;
     }
 
     /* move or drop the ready entry */

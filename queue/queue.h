@@ -223,6 +223,15 @@ int queue_submit_campaign(struct queue *q, uint32_t account,
                           const struct queue_campaign_rcpt *rcpts, size_t n,
                           struct queue_completer *cmp, queue_done_cb cb,
                           void *arg);
+/* queue_submit_campaign() with the recipients first due at unix time due
+ * (now when due is not ahead): queue_claim() does not hand them out
+ * before then.  Their maximum age counts from due. */
+int queue_submit_campaign_at(struct queue *q, uint32_t account,
+                             uint64_t campaign,
+                             const struct queue_campaign_rcpt *rcpts,
+                             size_t n, int64_t due,
+                             struct queue_completer *cmp, queue_done_cb cb,
+                             void *arg);
 int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
                           size_t n, struct queue_completer *cmp,
                           queue_done_cb cb, void *arg);
@@ -398,6 +407,13 @@ int queue_resume(struct queue *q, int kind, const char *name);
 long queue_controls(struct queue *q,
                     int (*cb)(void *arg, const struct queue_control *c),
                     void *arg);
+
+/* The ready time at which the engine parks a paused campaign's mail:
+ * beyond any real date, one key range per campaign.  Removing the
+ * campaign's QUEUE_CTL_CAMPAIGN control (queue_resume) or setting
+ * QUEUE_CTL_CANCELLED moves its parked mail back to now in the same
+ * transaction. */
+int64_t queue_park_time(uint64_t campaign);
 
 /* The controls generation: a number that changes (grows) whenever a pause
  * or resume commits, 0 on a spool never paused.  One read transaction: an

@@ -102,6 +102,14 @@ long queue_contacts(struct queue *q, uint64_t list, uint64_t after,
                     int (*cb)(void *arg, const struct queue_contact *c),
                     void *arg);
 
+/* The contact of list with address email (case ignored), through the
+ * members index: cb sees it only during the call.  QUEUE_ENOTFOUND when
+ * the list has no such address; -EINVAL for an unusable address
+ * (contact_find.c). */
+int queue_contact_find(struct queue *q, uint64_t list, const char *email,
+                       void (*cb)(void *arg, const struct queue_contact *c),
+                       void *arg);
+
 /* ---------------------------------------------------------- suppression */
 
 struct queue_suppression {
@@ -144,9 +152,241 @@ struct queue_campaign {
     int64_t created, schedule, started, finished;
     uint64_t recipients;               /* queued by send */
     uint64_t suppressed_at_send;       /* skipped by send */
+    /* send bookkeeping (campaign_send.c): */
+    uint64_t send_cursor;              /* last contact id send has handled */
+    bool send_complete;                /* every contact of the list handled */
 };
 
+/* Read campaign id (QUEUE_ENOTFOUND if none); fills c including its
+ * templates, which queue_campaign_clear() frees.  c is cleared first. */
 int queue_campaign_get(struct queue *q, uint64_t id, struct queue_campaign *c);
 void queue_campaign_clear(struct queue_campaign *c);
+
+/* "draft", "scheduled", "sending", "paused", "done", "cancelled" ("?"). */
+const char *queue_campaign_state_name(int state);
+
+/* What a new campaign is made of (create), or the new values of the fields
+ * selected by `set` (update).  Strings are copied.  Checks: name 1..127
+ * bytes of UTF-8 text without control characters; from 1..320, reply_to
+ * 0..320 and subject 0..998 bytes without control characters; html
+ * (required at create, may be "") and text (NULL: none, derived from the
+ * html when rendered) up to QUEUE_MAX_TEMPLATE bytes of UTF-8 without
+ * control characters other than TAB, CR, LF; schedule 0 (none) or unix
+ * seconds.  Templates are not parsed here: the tools compile them with
+ * render_compile() before they store them. */
+enum queue_campaign_field {
+    QUEUE_CF_NAME = 1 << 0,
+    QUEUE_CF_LIST = 1 << 1,
+    QUEUE_CF_FROM = 1 << 2,
+    QUEUE_CF_REPLY_TO = 1 << 3,
+    QUEUE_CF_SUBJECT = 1 << 4,
+    QUEUE_CF_HTML = 1 << 5,
+    QUEUE_CF_TEXT = 1 << 6,
+    QUEUE_CF_SCHEDULE = 1 << 7,
+};
+struct queue_campaign_spec {
+    uint64_t list;
+    const char *name, *from, *reply_to, *subject, *html, *text;
+    int64_t schedule;
+};
+
+/* Create a draft campaign of account (which must exist) with a new id
+ * from the meta counter "next_campaign" (1, 2, ...).  Names are unique
+ * within an account: -EEXIST.  Audited "campaign create". */
+int queue_campaign_create(struct queue *q, uint32_t account,
+                          const struct queue_campaign_spec *s,
+                          const struct queue_actor *by, uint64_t *id);
+
+/* Change the fields of a draft selected by set (enum queue_campaign_field;
+ * a NULL text with QUEUE_CF_TEXT drops the text template).  QUEUE_ESTATE
+ * once the campaign left the draft state.  Audited "campaign update". */
+int queue_campaign_update(struct queue *q, uint64_t id, unsigned set,
+                          const struct queue_campaign_spec *s,
+                          const struct queue_actor *by);
+
+/* The campaign of account named name (templates included, as get). */
+int queue_campaign_find(struct queue *q, uint32_t account, const char *name,
+                        struct queue_campaign *c);
+
+/* Call cb for each campaign of account (0: of every account) in id order,
+ * without templates (html and text NULL); cb returns non-zero to stop.
+ * Returns the number passed to cb or a negative code. */
+long queue_campaigns(struct queue *q, uint32_t account,
+                     int (*cb)(void *arg, const struct queue_campaign *c),
+                     void *arg);
+
+/* Pause, resume or cancel: the state change, the engine's control and the
+ * audit record ("campaign pause" ...) commit in one transaction.
+ *   pause   scheduled or sending -> paused; sets QUEUE_CTL_CAMPAIGN.
+ *   resume  paused -> sending (scheduled when its schedule is still ahead);
+ *           removes QUEUE_CTL_CAMPAIGN.
+ *   cancel  draft, scheduled, sending or paused -> cancelled; sets
+ *           QUEUE_CTL_CANCELLED (not for a draft: nothing is queued) and
+ *           removes QUEUE_CTL_CAMPAIGN.  Final.
+ * The control's name is the decimal id, its who by->user, reason the given
+ * text (NULL: none).  QUEUE_ESTATE (detail says why) when the state does
+ * not allow it; QUEUE_ENOTFOUND for an unknown id. */
+int queue_campaign_pause(struct queue *q, uint64_t id, const char *reason,
+                         const struct queue_actor *by);
+int queue_campaign_resume(struct queue *q, uint64_t id,
+                          const struct queue_actor *by);
+int queue_campaign_cancel(struct queue *q, uint64_t id, const char *reason,
+                          const struct queue_actor *by);
+
+/* Persist the states that follow from time and counters, unaudited (no
+ * one acts; the tools call it from show and list, the engine may too):
+ *   scheduled -> sending   once the schedule has come (clock of the spool);
+ *   sending or paused -> done   when send handled every contact and every
+ *       recipient is terminal: delivered + bounced + expired counted by
+ *       the campaign's counters reach `recipients` (so a campaign is never
+ *       done with mail unsent, whatever happened to the engine).
+ * *state (may be NULL) gets the state after the call.  A read-only open
+ * only reports the derived state. */
+int queue_campaign_settle(struct queue *q, uint64_t id, int *state);
+
+/* ------------------------------------------------------ sending (queue) */
+
+/* Sending is resumable: the campaign keeps a cursor, the last contact id
+ * send has handled, advanced in the same transaction that queues the
+ * recipients of each batch.  A send that dies half way is continued by
+ * the next send from the cursor, and two sends at once cannot queue a
+ * contact twice (a batch whose `after` is not the cursor fails).
+ *
+ * queue_campaign_send_begin: draft -> sending, or -> scheduled when the
+ * schedule is ahead of now; audited "campaign send" (result "started").
+ * On a campaign whose send did not complete (state scheduled, sending or
+ * paused) it changes nothing and reports where to continue (result
+ * "resumed").  *cursor gets the contact id to continue after (0: from the
+ * first).  QUEUE_ESTATE for a campaign already sent, done or cancelled. */
+int queue_campaign_send_begin(struct queue *q, uint64_t id,
+                              const struct queue_actor *by,
+                              uint64_t *cursor);
+
+/* Queue one batch of the campaign's recipients (contacts in (after, last])
+ * and advance the cursor from `after` to `last` in one transaction;
+ * `suppressed` is how many contacts of that range send skipped.  n may be
+ * 0 (every contact of the range skipped).  Recipients are due at the
+ * campaign's schedule when it is ahead, else now.  The operation fails
+ * with QUEUE_ESTATE (nothing written) when the cursor is not `after` or
+ * the campaign was cancelled or is not being sent; QUEUE_ENOTFOUND for an
+ * unknown campaign.  Asynchronous like queue_submit_campaign(). */
+int queue_campaign_submit_batch(struct queue *q, uint64_t campaign,
+                                uint64_t after, uint64_t last,
+                                const struct queue_campaign_rcpt *rcpts,
+                                size_t n, uint64_t suppressed,
+                                struct queue_completer *cmp,
+                                queue_done_cb cb, void *arg);
+
+/* End a send whose cursor is `last`: marks it complete (a campaign with
+ * no recipients goes straight to done); audited "campaign send" with the
+ * counts.  QUEUE_ESTATE when the cursor moved on (another send). */
+int queue_campaign_send_end(struct queue *q, uint64_t id, uint64_t last,
+                            const struct queue_actor *by);
+
+/* --------------------------------------------------------- token secret */
+
+#define QUEUE_TOKEN_SECRET 32
+
+/* The spool's secret for unsubscribe and VERP tokens (render.h), made
+ * once from getrandom(2) and kept in the meta database ("token_secret").
+ * The tools and the engine must render with the same secret.  A read-only
+ * open of a spool without one gets QUEUE_ENOTFOUND. */
+int queue_token_secret(struct queue *q, unsigned char out[QUEUE_TOKEN_SECRET]);
+
+/* ------------------------------------- lists, contacts: more (lists.c) */
+
+/* Notes on the list functions above:
+ *   queue_list_create: name [a-z0-9][a-z0-9._-]{0,62}, unique within the
+ *     account (-EEXIST); id from the meta counter "next_list"; audited
+ *     "list create".
+ *   queue_lists: account 0 walks every account's lists in id order, else
+ *     one account's lists in name order; cb returns non-zero to stop.
+ *   queue_list_delete: audited "list delete"; the name is free at once and
+ *     the contacts go with it, in chunks (each its own transaction); a
+ *     delete that was interrupted is finished by the next one.  A list
+ *     being deleted reads as QUEUE_ENOTFOUND, and so do its contacts.
+ *   Contacts: an address compares without regard to case within a list
+ *   (the stored address keeps the case of its local part). */
+
+/* Call cb for each entry of owner's suppression list in address order,
+ * from the first address >= from (NULL: the first); cb returns non-zero
+ * to stop.  Returns the number passed to cb or a negative code. */
+long queue_suppressions(struct queue *q, uint32_t owner, const char *from,
+                        int (*cb)(void *arg,
+                                  const struct queue_suppression *s),
+                        void *arg);
+
+/* ------------------------------------------------- contact import (import.c) */
+
+/* An import streams rows into a list in large batches through the writer
+ * (several in flight), in constant memory:
+ *
+ *   queue_import_begin()   adds the file's new column names to the list's
+ *                          fields (names 1..63 of [a-z0-9_], unique;
+ *                          -EINVAL if the list would pass QUEUE_MAX_FIELDS)
+ *   queue_import_add()     one row: a checked address (domain lower-case
+ *                          A-label) and values[i] (lens[i] bytes, no NUL,
+ *                          at most QUEUE_MAX_FIELD_VALUE) for names[i]
+ *   queue_import_reject()  a row the caller refused, so that results come
+ *                          back in the order rows were given
+ *   queue_import_end()     commits the rest, writes one audit record "list
+ *                          import" ("list L: imported N, duplicate D,
+ *                          invalid I, suppressed S"), frees the import
+ *
+ * Each row's result reaches cb, in the caller's thread, from within those
+ * calls: added, duplicate (an address already in the list, compared
+ * without case: from this import -- dup_line says which line -- or an
+ * earlier one, dup_line 0), suppressed (on owner's suppression list), or
+ * rejected by the caller.  Batches commit one by one: an import that fails
+ * keeps the rows committed before, and importing the file again adds only
+ * what is missing.
+ *
+ * queue_import_add() refuses one row without harm to the import: -EINVAL
+ * (bad address, NUL in a value), QUEUE_ETOOBIG (a value over its cap, or a
+ * packed contact over QUEUE_MAX_CONTACT).  Any other error fails the
+ * import (e.g. QUEUE_ENOTFOUND: the list was deleted meanwhile); later
+ * calls return it, and queue_import_end() records it in the audit record.
+ * The caller may also end with a failure of its own (failure != NULL: no
+ * further rows are committed, and the audit result says "failed: ..."). */
+#define QUEUE_MAX_IMPORT_REASON 255
+
+enum queue_import_outcome {
+    QUEUE_IMPORT_ADDED = 1,
+    QUEUE_IMPORT_DUPLICATE,
+    QUEUE_IMPORT_SUPPRESSED,
+    QUEUE_IMPORT_REJECTED,
+};
+
+/* One row's result; strings valid only during the callback. */
+struct queue_import_result {
+    uint64_t line;                     /* as given to add/reject */
+    int outcome;                       /* enum queue_import_outcome */
+    const char *email;                 /* as given */
+    uint64_t contact;                  /* added: its id; duplicate: the
+                                          contact already in the list */
+    uint64_t dup_line;                 /* duplicate from this import: the
+                                          line of the first; else 0 */
+    const char *reason;                /* rejected: the caller's reason */
+};
+
+struct queue_import_counts {
+    uint64_t rows;                     /* results delivered */
+    uint64_t added, duplicate, suppressed, rejected;
+};
+
+struct queue_import;
+
+int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
+                       const char *const *names, unsigned nnames,
+                       void (*cb)(void *arg,
+                                  const struct queue_import_result *r),
+                       void *arg, struct queue_import **out);
+int queue_import_add(struct queue_import *im, uint64_t line,
+                     const char *email, const char *const *values,
+                     const size_t *lens);
+int queue_import_reject(struct queue_import *im, uint64_t line,
+                        const char *email, const char *reason);
+int queue_import_end(struct queue_import *im, const struct queue_actor *by,
+                     const char *failure, struct queue_import_counts *counts);
 
 #endif

@@ -28,6 +28,10 @@
  *   usage       u32 account . u32 day -> u64 sent, delivered, bounced (LE)
  *   meta "next_account", "next_user", "next_apikey" u64; "master" u64;
  *        "audit_head" u64 seq . 32-byte hash; "admin_gen" u64
+ *   schema 4 (campaigns.c has the record layouts):
+ *   campaigns   'i' u64 id -> campaign record | 'p' u64 id -> send progress
+ *               | 'n' u32 account . name -> u64 id
+ *   meta "next_campaign" u64; "token_secret" 32 bytes
  */
 #ifndef SLUICE_QUEUE_INT_H
 #define SLUICE_QUEUE_INT_H
@@ -137,6 +141,11 @@ struct queue_op {
     uint32_t msg_off;            /* OP_MESSAGE */
     size_t msg_len;
     struct op_control ctl;       /* OP_CONTROL */
+    /* OP_CAMPAIGN: first-attempt time (0: now); a campaign send batch
+     * (campaign_send.c) also moves the campaign's cursor */
+    int64_t due;
+    bool send;
+    uint64_t send_after, send_last, send_suppressed;
     /* OP_ADMIN: run in a nested txn of the group; may run more than once
      * (a group retried after map growth), so it must not keep state */
     int (*admin_fn)(struct admin_tx *t, void *arg);
@@ -211,6 +220,13 @@ struct wctx {
 };
 
 /* ------------------------------------------------------------ helpers */
+
+/* park.c: move campaign's parked ready entries back to now in txn;
+ * returns 0 or an LMDB code */
+int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                    uint64_t campaign, uint64_t *moved);
+/* is the campaign still paused (its QUEUE_CTL_CAMPAIGN control set)? */
+bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
 
 int queue_err_mdb(int rc);            /* LMDB/errno code -> queue code */
 bool queue_err_txn_fatal(int rc);     /* does rc leave the txn unusable */
@@ -302,6 +318,24 @@ static inline int wctx_fail(struct wctx *w, int rc)
 int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
                      uint64_t ref, const char *rcpt, size_t len, size_t at,
                      uint64_t *id);
+
+/* Build an OP_CAMPAIGN op of n checked recipients (n may be 0 only when
+ * allow_empty); 0 or -EINVAL / QUEUE_ETOOBIG / -ENOMEM (ops.c). */
+int campaign_op_new(struct queue_op **out, uint32_t account,
+                    uint64_t campaign, const struct queue_campaign_rcpt *rcpts,
+                    size_t n, bool allow_empty);
+
+/* For a send batch: check and advance the campaign's cursor in w's txn and
+ * set op->account and op->due from the campaign; sets op->status (nothing
+ * written) when the batch must not apply (campaign_send.c). */
+int campaign_send_step(struct wctx *w, struct queue_op *op);
+
+/* Set (pause) or clear a control record inside txn and bump
+ * "controls_gen" (control.c).  Returns 0, QUEUE_ENOTFOUND when clearing
+ * what is not set (nothing written), -EINVAL, or a raw LMDB code (> 0). */
+int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
+                    const char *name, const char *reason, const char *who,
+                    bool set);
 
 /* Counter deltas (counters.c). */
 enum counter_field { CF_QUEUED, CF_ENQUEUED, CF_DELIVERED, CF_DEFERRED,

@@ -8,10 +8,11 @@
  *   acted on or on the master (spool-wide and master-level actions).
  *   Summary:
  *     viewer   every read: account list/show/usage, user list, apikey list,
- *              audit list/verify, status, spool, paused, dkim list/check
- *     sender   + inject (and, later, sending existing campaigns)
- *     manager  + domain list/show (and, later, lists, campaigns,
- *              suppressions)
+ *              audit list/verify, status, spool, paused, dkim list/check,
+ *              list list/show, suppress list, campaign list/show/preview
+ *     sender   + inject, campaign send/test/pause/resume
+ *     manager  + domain list/show, lists (create, delete, import),
+ *              suppress add, campaign create/update/cancel
  *     admin    + users and roles (granting owner aside), sub-accounts
  *              (create, update, disable), API keys of others, domain
  *              add/verify; on the master: limits, pause/resume, dkim keygen,
@@ -85,6 +86,22 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_PAUSED] = { "paused", V, true, 0 },
     [ACT_DKIM_KEYGEN] = { "dkim keygen", A, true, 0 },
     [ACT_DKIM_READ] = { "dkim list/check", V, true, 0 },
+    [ACT_LIST_CREATE] = { "list create", M, false, 0 },
+    [ACT_LIST_READ] = { "list list/show", V, false, 0 },
+    [ACT_LIST_DELETE] = { "list delete", M, false, 0 },
+    [ACT_LIST_IMPORT] = { "list import", M, false, 0 },
+    [ACT_SUPPRESS_ADD] = { "suppress add", M, false, 0 },
+    [ACT_SUPPRESS_LIST] = { "suppress list", V, false, 0 },
+    [ACT_CAMPAIGN_CREATE] = { "campaign create", M, false, 0 },
+    [ACT_CAMPAIGN_UPDATE] = { "campaign update", M, false, 0 },
+    [ACT_CAMPAIGN_LIST] = { "campaign list", V, false, 0 },
+    [ACT_CAMPAIGN_SHOW] = { "campaign show", V, false, 0 },
+    [ACT_CAMPAIGN_PREVIEW] = { "campaign preview", V, false, 0 },
+    [ACT_CAMPAIGN_TEST] = { "campaign test", S, false, 0 },
+    [ACT_CAMPAIGN_SEND] = { "campaign send", S, false, 0 },
+    [ACT_CAMPAIGN_PAUSE] = { "campaign pause", S, false, 0 },
+    [ACT_CAMPAIGN_RESUME] = { "campaign resume", S, false, 0 },
+    [ACT_CAMPAIGN_CANCEL] = { "campaign cancel", M, false, 0 },
 };
 
 #undef V

@@ -9,7 +9,7 @@ set -eu
 
 BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
  libc-ares-dev libssl-dev libopendkim-dev libcmocka-dev libinih-dev
- libjansson-dev libmicrohttpd-dev libsodium-dev libidn2-dev"
+ libjansson-dev libmicrohttpd-dev libsodium-dev libidn2-dev libcsv-dev"
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
  opendkim openssl procps iproute2"
 TESTS="valgrind"

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "tool_admin.h"
+#include "tool_lists.h"
 
 static const struct tool_cmd commands[] = {
     { "account", "master account and sub-accounts: create, list, show, "
@@ -44,6 +45,11 @@ static const struct tool_cmd commands[] = {
     { "paused", "list paused domains and sites", tool_paused_main },
     { "dkim", "DKIM keys: keygen, check the published DNS record",
       tool_dkim_main },
+    { "list", "contact lists: create, list, show, delete, import CSV",
+      tool_list_main },
+    { "suppress", "suppression lists: add, list", tool_suppress_main },
+    { "campaign", "campaigns: create, show, preview, test, send, pause, "
+      "resume, cancel", tool_campaign_main },
 };
 
 /* Older commands checked before they run: master-level actions (the

@@ -92,6 +92,12 @@ enum tool_action {
     ACT_AUDIT_LIST, ACT_AUDIT_VERIFY,
     ACT_INJECT, ACT_INJECT_RAW, ACT_PAUSE, ACT_RESUME, ACT_STATUS,
     ACT_SPOOL, ACT_PAUSED, ACT_DKIM_KEYGEN, ACT_DKIM_READ,
+    ACT_LIST_CREATE, ACT_LIST_READ, ACT_LIST_DELETE, ACT_LIST_IMPORT,
+    ACT_SUPPRESS_ADD, ACT_SUPPRESS_LIST,
+    ACT_CAMPAIGN_CREATE, ACT_CAMPAIGN_UPDATE, ACT_CAMPAIGN_LIST,
+    ACT_CAMPAIGN_SHOW, ACT_CAMPAIGN_PREVIEW, ACT_CAMPAIGN_TEST,
+    ACT_CAMPAIGN_SEND, ACT_CAMPAIGN_PAUSE, ACT_CAMPAIGN_RESUME,
+    ACT_CAMPAIGN_CANCEL,
     ACT_COUNT
 };
 
@@ -184,5 +190,6 @@ int tool_user_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_apikey_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv);
 
 #endif

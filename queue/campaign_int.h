@@ -1,0 +1,61 @@
+/*
+ * campaign_int.h - what campaigns.c and campaign_send.c share: the keys
+ * and records of the "campaigns" database.
+ *
+ * RECORD LAYOUTS (little-endian via rec_w/rec_r, admin_int.h; strN = uN
+ * length then bytes, no NUL; both records start with a format byte, 1)
+ *   'i' u64 id -> definition, fixed once the campaign leaves the draft:
+ *            u8 fmt, u32 account, u64 list, i64 created, i64 schedule,
+ *            str8 name, str16 from, str16 reply_to, str16 subject,
+ *            u8 has_text, u32 html_len, html, u32 text_len, text
+ *   'p' u64 id -> status, small, rewritten by every state change and by
+ *            each send batch: u8 fmt, u8 state, u8 flags (1 send
+ *            complete), i64 started, i64 finished, u64 cursor,
+ *            u64 recipients, u64 suppressed
+ *   'n' u32 account . name -> u64 id (names are unique per account)
+ *   Keys use big-endian integers so they sort by number.
+ */
+#ifndef SLUICE_QUEUE_CAMPAIGN_INT_H
+#define SLUICE_QUEUE_CAMPAIGN_INT_H
+
+#include "admin_int.h"
+#include "queue_campaign.h"
+
+#define CAMP_FMT 1
+#define CAMP_F_COMPLETE 1
+#define CAMP_STATUS_LEN (3 + 6 * 8)
+
+/* Key 'i' or 'p' with a campaign id (9 bytes). */
+static inline MDB_val camp_key(unsigned char key[9], char kind, uint64_t id)
+{
+    key[0] = (unsigned char)kind;
+    be64_put(key + 1, id);
+    return (MDB_val){ 9, key };
+}
+
+/* Read campaign id inside txn: the definition (templates copied only when
+ * templates is set) and the status.  QUEUE_ENOTFOUND, QUEUE_ECORRUPT. */
+int campaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
+                  struct queue_campaign *c, bool templates);
+
+/* Write the status record of c. Returns 0 or a raw LMDB code (> 0). */
+int campaign_status_put(struct queue *q, MDB_txn *txn,
+                        const struct queue_campaign *c);
+
+/* Move c to state `to` at time `when` if the state machine allows it
+ * (sets started and finished); QUEUE_ESTATE with t's detail if not.
+ * Only changes c: the caller stores it. */
+int campaign_enter(struct admin_tx *t, struct queue_campaign *c, int to,
+                   int64_t when);
+
+/* The campaign's counters as stored in txn (zeros if none). */
+int campaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
+                        struct queue_counts *k);
+
+/* The state c is really in at time now given its counters k: scheduled
+ * becomes sending once its schedule came, sending or paused becomes done
+ * when send completed and every recipient is terminal. */
+int campaign_derived_state(const struct queue_campaign *c,
+                           const struct queue_counts *k, int64_t now);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * campaign_send.c - sending a campaign: the resumable enqueue of its
+ * recipients, and the states that follow from time and counters.
+ *
+ * DESCRIPTION
+ *   A send runs in three steps.  queue_campaign_send_begin() moves a draft
+ *   to sending (or scheduled) and tells where to start; the caller then
+ *   submits batches, each of which queues its recipients and moves the
+ *   campaign's cursor (the last contact id handled) from `after` to `last`
+ *   in the same transaction (campaign_send_step(), called by the writer
+ *   from op_apply_campaign()); queue_campaign_send_end() marks the send
+ *   complete.  A send that stops half way (killed, spool full) leaves a
+ *   cursor that the next send continues from, and a batch whose `after`
+ *   is not the cursor fails, so two sends at once never queue a contact
+ *   twice and a cancel stops the enqueue at the next batch.
+ *
+ *   Recipients of a campaign whose schedule is ahead are queued due at the
+ *   schedule (ops.c), so the engine leaves them alone until then.
+ *
+ *   queue_campaign_settle() persists what follows without anyone acting:
+ *   scheduled -> sending when the schedule has come, and sending or paused
+ *   -> done once the send is complete and the campaign's counters count
+ *   every recipient terminal.  The counters are written in the same
+ *   transactions as the outcomes, so "done" can never run ahead of the
+ *   mail, whether or not the engine restarted in between.
+ *
+ * DIAGNOSTICS
+ *   QUEUE_ESTATE when the state or the cursor does not allow the step
+ *   (queue_last_detail() says why, for the synchronous calls),
+ *   QUEUE_ENOTFOUND for an unknown campaign.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "campaign_int.h"
+
+/* Whether a campaign in state s has a send under way (or paused). */
+static bool send_state(int s)
+{
+    return s == QUEUE_CAMPAIGN_SCHEDULED || s == QUEUE_CAMPAIGN_SENDING ||
+           s == QUEUE_CAMPAIGN_PAUSED;
+}
+
+/* ------------------------------------------------------------- begin */
+
+struct begin_arg {
+    uint64_t id;
+    const struct queue_actor *by;
+    uint64_t cursor;
+    struct queue_campaign c;
+};
+
+/* Start a send (draft -> sending or scheduled) or find where an
+ * interrupted one stopped; audited either way. */
+static int do_begin(struct admin_tx *t, void *arg)
+{
+    struct begin_arg *ba = arg;
+    struct queue_campaign *c = &ba->c;
+    int64_t now = t->now_ms / 1000;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1], when[48] = "";
+    const char *result = "started";
+    int err, rc;
+
+    if ((err = campaign_load(t->q, t->txn, ba->id, c, false)))
+        return err == QUEUE_ENOTFOUND
+            ? admin_fail(t, err, "no campaign %llu",
+                         (unsigned long long)ba->id) : err;
+    if (c->state == QUEUE_CAMPAIGN_DRAFT) {
+        bool later = c->schedule > now;
+        if ((err = campaign_enter(t, c, later ? QUEUE_CAMPAIGN_SCHEDULED
+                                              : QUEUE_CAMPAIGN_SENDING,
+                                  now)))
+            return err;
+        if ((rc = campaign_status_put(t->q, t->txn, c)))
+            return admin_mdb(t, rc);
+        if (later)
+            snprintf(when, sizeof when, ", due at %lld",
+                     (long long)c->schedule);
+    } else if (send_state(c->state) && !c->send_complete) {
+        result = "resumed";
+        snprintf(when, sizeof when, ", after contact %llu",
+                 (unsigned long long)c->send_cursor);
+    } else {
+        return admin_fail(t, QUEUE_ESTATE, "campaign %llu is %s%s: it "
+                          "cannot be sent again", (unsigned long long)c->id,
+                          queue_campaign_state_name(c->state),
+                          send_state(c->state) ? " and every recipient is "
+                                                 "queued" : "");
+    }
+    if (snprintf(obj, sizeof obj, "campaign %llu (%s) to list %llu%s",
+                 (unsigned long long)c->id, c->name,
+                 (unsigned long long)c->list, when) >= (int)sizeof obj)
+        obj[sizeof obj - 1] = 0;
+    if ((err = admin_audit_put(t, ba->by, c->account, "campaign send", obj,
+                               result)))
+        return err;
+    ba->cursor = c->send_cursor;
+    return 0;
+}
+
+int queue_campaign_send_begin(struct queue *q, uint64_t id,
+                              const struct queue_actor *by,
+                              uint64_t *cursor)
+{
+    struct begin_arg *ba = calloc(1, sizeof *ba);
+    if (!ba)
+        return -ENOMEM;
+    ba->id = id;
+    ba->by = by;
+    int err = admin_run(q, do_begin, ba);
+    if (!err && cursor)
+        *cursor = ba->cursor;
+    free(ba);
+    return err;
+}
+
+/* ------------------------------------------------------------ batches */
+
+int queue_campaign_submit_batch(struct queue *q, uint64_t campaign,
+                                uint64_t after, uint64_t last,
+                                const struct queue_campaign_rcpt *rcpts,
+                                size_t n, uint64_t suppressed,
+                                struct queue_completer *cmp,
+                                queue_done_cb cb, void *arg)
+{
+    struct queue_op *op;
+    if (last < after) {
+        queue_set_detail("a send batch cannot move the cursor back");
+        return -EINVAL;
+    }
+    if (q->absent[DB_CAMPAIGNS] || q->readonly)
+        return -EROFS;
+    int err = campaign_op_new(&op, 0, campaign, rcpts, n, true);
+    if (err)
+        return err;
+    op->send = true;
+    op->send_after = after;
+    op->send_last = last;
+    op->send_suppressed = suppressed;
+    return op_submit(q, op, cmp, cb, arg);
+}
+
+int campaign_send_step(struct wctx *w, struct queue_op *op)
+{
+    struct queue_campaign c;
+    int err = campaign_load(w->q, w->txn, op->campaign, &c, false);
+    if (err == QUEUE_ENOTFOUND || err == QUEUE_ECORRUPT) {
+        op->status = err;
+        return 0;
+    }
+    if (err)
+        return err;
+    if (!send_state(c.state) || c.send_complete ||
+        c.send_cursor != op->send_after) {
+        op->status = QUEUE_ESTATE;   /* cancelled, done, or another send */
+        return 0;
+    }
+    c.send_cursor = op->send_last;
+    c.recipients += op->n;
+    c.suppressed_at_send += op->send_suppressed;
+    int rc = campaign_status_put(w->q, w->txn, &c);
+    if (rc)
+        return wctx_fail(w, rc);
+    op->account = c.account;
+    op->due = c.schedule > w->now ? c.schedule : 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- end */
+
+struct end_arg {
+    uint64_t id, last;
+    const struct queue_actor *by;
+    struct queue_campaign c;
+};
+
+/* Mark a send complete if its cursor is still ours; audited. */
+static int do_end(struct admin_tx *t, void *arg)
+{
+    struct end_arg *ea = arg;
+    struct queue_campaign *c = &ea->c;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
+    int err, rc;
+
+    if ((err = campaign_load(t->q, t->txn, ea->id, c, false)))
+        return err == QUEUE_ENOTFOUND
+            ? admin_fail(t, err, "no campaign %llu",
+                         (unsigned long long)ea->id) : err;
+    if (!send_state(c->state) || c->send_complete)
+        return admin_fail(t, QUEUE_ESTATE, "campaign %llu is %s: no send to "
+                          "end", (unsigned long long)c->id,
+                          queue_campaign_state_name(c->state));
+    if (c->send_cursor != ea->last)
+        return admin_fail(t, QUEUE_ESTATE, "campaign %llu: another send "
+                          "moved on to contact %llu", (unsigned long long)c->id,
+                          (unsigned long long)c->send_cursor);
+    c->send_complete = true;
+    if (c->recipients == 0 &&
+        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_DONE, t->now_ms / 1000)))
+        return err;
+    if ((rc = campaign_status_put(t->q, t->txn, c)))
+        return admin_mdb(t, rc);
+    if (snprintf(obj, sizeof obj, "campaign %llu (%s): %llu queued, %llu "
+                 "suppressed", (unsigned long long)c->id, c->name,
+                 (unsigned long long)c->recipients,
+                 (unsigned long long)c->suppressed_at_send) >=
+        (int)sizeof obj)
+        obj[sizeof obj - 1] = 0;
+    return admin_audit_put(t, ea->by, c->account, "campaign send", obj, "ok");
+}
+
+int queue_campaign_send_end(struct queue *q, uint64_t id, uint64_t last,
+                            const struct queue_actor *by)
+{
+    struct end_arg *ea = calloc(1, sizeof *ea);
+    if (!ea)
+        return -ENOMEM;
+    ea->id = id;
+    ea->last = last;
+    ea->by = by;
+    int err = admin_run(q, do_end, ea);
+    free(ea);
+    return err;
+}
+
+/* ------------------------------------------------------------- settle */
+
+int campaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
+                        struct queue_counts *k)
+{
+    unsigned char key[9] = { 'c' };
+    uint64_t a[CF_COUNT] = { 0 };
+    be64_put(key + 1, id);
+    MDB_val kv = { sizeof key, key }, v;
+    memset(k, 0, sizeof *k);
+    int rc = mdb_get(txn, q->dbi[DB_COUNTERS], &kv, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return queue_err_mdb(rc);
+    if (v.mv_size != sizeof a)
+        return QUEUE_ECORRUPT;
+    memcpy(a, v.mv_data, sizeof a);
+    k->queued = a[CF_QUEUED];
+    k->enqueued = a[CF_ENQUEUED];
+    k->delivered = a[CF_DELIVERED];
+    k->deferred = a[CF_DEFERRED];
+    k->bounced = a[CF_BOUNCED];
+    k->expired = a[CF_EXPIRED];
+    return 0;
+}
+
+int campaign_derived_state(const struct queue_campaign *c,
+                           const struct queue_counts *k, int64_t now)
+{
+    int s = c->state;
+    if (s == QUEUE_CAMPAIGN_SCHEDULED && c->schedule <= now)
+        s = QUEUE_CAMPAIGN_SENDING;
+    if ((s == QUEUE_CAMPAIGN_SENDING || s == QUEUE_CAMPAIGN_PAUSED) &&
+        c->send_complete && k->queued == 0 &&
+        k->delivered + k->bounced + k->expired >= c->recipients)
+        s = QUEUE_CAMPAIGN_DONE;
+    return s;
+}
+
+struct settle_arg {
+    uint64_t id;
+    int state;
+    struct queue_campaign c;
+};
+
+/* Store the derived state, checked again inside the change. */
+static int do_settle(struct admin_tx *t, void *arg)
+{
+    struct settle_arg *sa = arg;
+    struct queue_campaign *c = &sa->c;
+    struct queue_counts k;
+    int64_t now = t->now_ms / 1000;
+    int err, rc;
+
+    if ((err = campaign_load(t->q, t->txn, sa->id, c, false)) ||
+        (err = campaign_counts_txn(t->q, t->txn, sa->id, &k)))
+        return err;
+    int to = campaign_derived_state(c, &k, now);
+    sa->state = c->state;
+    if (to == c->state)
+        return 0;
+    if (c->state == QUEUE_CAMPAIGN_SCHEDULED &&
+        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_SENDING, c->schedule)))
+        return err;
+    if (to == QUEUE_CAMPAIGN_DONE &&
+        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_DONE, now)))
+        return err;
+    if ((rc = campaign_status_put(t->q, t->txn, c)))
+        return admin_mdb(t, rc);
+    sa->state = c->state;
+    return 0;
+}
+
+int queue_campaign_settle(struct queue *q, uint64_t id, int *state)
+{
+    struct settle_arg *sa = calloc(1, sizeof *sa);
+    MDB_txn *txn;
+    struct queue_counts k;
+    int err;
+
+    if (!sa)
+        return -ENOMEM;
+    /* read first: most calls change nothing and need no write */
+    if ((err = queue_read_begin(q, &txn)))
+        goto out;
+    err = campaign_load(q, txn, id, &sa->c, false);
+    if (!err)
+        err = campaign_counts_txn(q, txn, id, &k);
+    queue_read_end(q, txn);
+    if (err)
+        goto out;
+    sa->state = campaign_derived_state(&sa->c, &k, spool_now(q));
+    if (sa->state != sa->c.state && !q->readonly) {
+        sa->id = id;
+        err = admin_run(q, do_settle, sa);
+    }
+out:
+    if (!err && state)
+        *state = sa->state;
+    free(sa);
+    return err;
+}

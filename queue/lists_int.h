@@ -1,0 +1,94 @@
+/*
+ * lists_int.h - what lists.c, contacts.c, import.c and suppress.c share:
+ * key layouts, record layouts and the loaders used inside transactions.
+ *
+ * KEY LAYOUTS (integers big-endian, so LMDB's byte order is numeric)
+ *   lists     'i' u64 list -> list record
+ *             'n' u32 account . name -> u64 list
+ *   contacts  u64 contact -> contact record
+ *   members   'e' u64 list . lower-case address -> u64 contact
+ *             'c' u64 list . u64 contact -> (empty)   list order by id
+ *   suppress  u32 owner . lower-case address -> suppression record
+ *   meta      "next_list", "next_contact", "next_import" u64 (next to use)
+ *
+ * RECORD LAYOUTS (little-endian, as admin_int.h; format byte 1)
+ *   list        u8 fmt, u8 flags (1 deleting), u32 account, i64 created,
+ *               u64 contacts, str8 name, u8 nfields, nfields x str8 field
+ *   contact     u8 fmt, u64 list, u32 import, u64 line, u16 len . address
+ *               . NUL, u8 nvalues, nvalues x (u16 len . value . NUL) in the
+ *               list's field order (a list that grew fields later has
+ *               contacts with fewer values: the rest read "")
+ *   suppression u8 fmt, i64 since, str8 reason, str8 source
+ *   The NUL after each string lets readers hand out pointers into the map.
+ *
+ *   A list being deleted keeps its 'i' record with the deleting flag (and
+ *   no 'n' entry) until its contacts are gone: readers treat it as absent.
+ */
+#ifndef SLUICE_QUEUE_LISTS_INT_H
+#define SLUICE_QUEUE_LISTS_INT_H
+
+#include "admin_int.h"
+#include "queue_campaign.h"
+
+#define LIST_FMT 1
+#define LIST_F_DELETING 1
+#define LIST_REC_MAX (1 + 1 + 4 + 8 + 8 + 1 + QUEUE_MAX_LIST_NAME + 1 +     \
+                      QUEUE_MAX_FIELDS * (1 + QUEUE_MAX_FIELD_NAME))
+#define CONTACT_FIXED (1 + 8 + 4 + 8)
+#define MEMBER_KEY_MAX (1 + 8 + QUEUE_MAX_RCPT)
+#define SUPPRESS_KEY_MAX (4 + QUEUE_MAX_RCPT)
+
+/* A list as stored, with its flags. */
+struct list_rec {
+    struct queue_list l;
+    unsigned flags;
+};
+
+/* Whether the schema-4 databases are there (a read-only open of an older
+ * spool lacks them: read as empty). */
+bool lists_absent(struct queue *q);
+
+/* Load list id inside txn (deleting lists too; the caller checks flags).
+ * QUEUE_ENOTFOUND when absent, QUEUE_ECORRUPT when it does not decode. */
+int list_load(struct queue *q, MDB_txn *txn, uint64_t id,
+              struct list_rec *r);
+/* Store r's record under its id. */
+int list_store(struct admin_tx *t, const struct list_rec *r);
+
+/* Read-and-bump a u64 meta counter (starts at 1): *v gets the value to
+ * use, the stored one becomes *v + n. */
+int meta_take(struct admin_tx *t, const char *name, uint64_t n,
+              uint64_t *v);
+
+/* Lower-case copy of an address (at most QUEUE_MAX_RCPT bytes) into out
+ * (cap >= QUEUE_MAX_RCPT + 1); its length, or 0 when empty or too long. */
+size_t addr_lower(const char *addr, size_t len, char *out);
+
+/* Keys: members 'e' (list, lower-case address), 'c' (list, contact);
+ * suppress (owner, lower-case address).  buf must hold MEMBER_KEY_MAX,
+ * 17 and SUPPRESS_KEY_MAX bytes.  The address is taken as given. */
+MDB_val member_key(unsigned char *buf, uint64_t list, const char *lower,
+                   size_t len);
+MDB_val member_id_key(unsigned char *buf, uint64_t list, uint64_t contact);
+MDB_val suppress_key(unsigned char *buf, uint32_t owner, const char *lower,
+                     size_t len);
+
+/* A contact record decoded in place: pointers into the value. */
+struct contact_view {
+    uint64_t list;
+    uint32_t import;
+    uint64_t line;
+    const char *email;
+    size_t email_len;
+    unsigned nvalues;
+    const char *values[QUEUE_MAX_FIELDS];
+    size_t lens[QUEUE_MAX_FIELDS];
+};
+int contact_decode(const MDB_val *v, struct contact_view *c);
+
+/* Delete up to max contacts of list (members entries too); *left says
+ * whether any remain.  *deleted (may be NULL) gets how many went. */
+int contacts_purge(struct admin_tx *t, uint64_t list, size_t max,
+                   bool *left, uint64_t *deleted);
+
+#endif

@@ -1,0 +1,218 @@
+"""test_campaign.py - campaigns rendered and sent by sluiced.
+
+A list imported from CSV, a campaign with merge fields sent through
+sluiced to a capturing sink: every message personalised (subject, html and
+text), with List-Unsubscribe (one-click), Feedback-ID, a unique Message-ID
+and a VERP return path, signed with the account's key (dkimpy and
+opendkim-testmsg); an address suppressed after the send is not mailed and
+its delivery ends as expired; the campaign ends done with every recipient
+terminal once.  Pause parks the queued mail within a second and resume
+lets it flow again; a kill -9 in the middle never leaves the campaign done
+with mail unsent, and a restart finishes it; cancel ends the rest.
+
+usage: /usr/bin/python3 test_campaign.py SLUICED SLUICE SINK
+"""
+import email
+import email.policy
+import json
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+
+import peers
+from peers import PeerTest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "dkim"))
+import verifiers  # noqa: E402
+
+DOMS = ["d0.test", "d1.test", "d2.test"]
+
+
+class Campaign(PeerTest):
+
+    def setup_account(self, ncontacts, extra_rows=()):
+        """master + shop with a verified shop.test (key s1) and a list
+        'news' of ncontacts contacts spread over DOMS."""
+        self.sluice("account", "create", "master")
+        self.sluice("account", "create", "shop")
+        self.sluice("domain", "add", "shop.test", "--account", "shop",
+                    "--selector", "s1")
+        self.sluice("domain", "verify", "shop.test", "--force")
+        rows = ["email,first,city"]
+        self.contacts = {}
+        for i in range(ncontacts):
+            addr = "c%03d@%s" % (i, DOMS[i % len(DOMS)])
+            first = "Zoë" if i == 0 else "Name%d" % i
+            rows.append("%s,%s,City %d" % (addr, first, i))
+            self.contacts[addr] = first
+        rows += list(extra_rows)
+        csv = self.path("news.csv")
+        with open(csv, "w") as f:
+            f.write("\n".join(rows) + "\n")
+        self.sluice("list", "create", "news", "--account", "shop")
+        self.sluice("list", "import", "news", csv, "--account", "shop")
+        html = self.path("t.html")
+        with open(html, "w") as f:
+            f.write("<html><body><p>Hello {{first|friend}} from "
+                    "{{city}}</p><a href=\"{{unsubscribe_url}}\">leave</a>"
+                    "</body></html>\n")
+        text = self.path("t.txt")
+        with open(text, "w") as f:
+            f.write("Hello {{first|friend}} from {{city}}\n")
+        r = self.sluice("campaign", "create", "welcome", "--account", "shop",
+                        "--list", "news", "--from", "Shop <news@shop.test>",
+                        "--subject", "Hi {{first|friend}}", "--html", html,
+                        "--text", text, "--json")
+        self.cid = str(json.loads(r.stdout)["id"])
+        key = os.path.join(self.path("spool"), "dkim", "shop.test", "s1.key")
+        self.records = {"s1._domainkey.shop.test": verifiers.key_txt(key)}
+
+    def show(self):
+        return json.loads(self.sluice("campaign", "show", self.cid,
+                                      "--json").stdout)
+
+    def config(self, port, **keys):
+        dns = self.start_dns({d: [(10, "127.0.0.1")] for d in DOMS})
+        return self.write_config(dns=dns, smtp_port=port,
+                                 allow_unsigned=False,
+                                 unsubscribe_host="u.shop.test", **keys)
+
+    def campaign_ids(self):
+        """Delivery ids of the campaign, from the spool's events."""
+        return {e["delivery"] for e in self.spool_events()
+                if str(e.get("campaign")) == self.cid}
+
+    def test_send_personalised_and_signed(self):
+        port = peers.free_port()
+        self.setup_account(30)
+        sink = self.start_sink(port, listen="127.0.0.1")
+        conf = self.config(port)
+        r = json.loads(self.sluice("campaign", "send", self.cid,
+                                   "--json").stdout)
+        self.assertEqual(r.get("recipients", r.get("queued")), 30, r)
+        # unsubscribed after the send: its queued mail must not go out
+        gone = "c007@%s" % DOMS[7 % 3]
+        self.sluice("suppress", "add", gone, "--account", "shop")
+        self.run_sluiced(conf, timeout=60)
+
+        caps = sink.captures()
+        got = {}
+        for sender, rcpts, raw in caps:
+            self.assertEqual(len(rcpts), 1)
+            self.assertNotIn(rcpts[0], got, "mailed twice")
+            got[rcpts[0]] = (sender, raw)
+        self.assertEqual(set(got), set(self.contacts) - {gone})
+        mids, verps = set(), set()
+        for addr, (sender, raw) in got.items():
+            m = email.message_from_bytes(raw, policy=email.policy.default)
+            first = self.contacts[addr]
+            self.assertEqual(str(m["Subject"]), "Hi " + first)
+            self.assertEqual(str(m["To"]), addr)
+            body = m.get_body(("plain",)).get_content()
+            self.assertIn("Hello %s from City" % first, body)
+            html = m.get_body(("html",)).get_content()
+            self.assertIn("Hello %s from City" % first, html)
+            self.assertIn("https://u.shop.test/u/", html)
+            lu = str(m["List-Unsubscribe"])
+            self.assertRegex(lu, r"<mailto:unsub-[a-z0-9]+@shop\.test>")
+            self.assertIn("<https://u.shop.test/u/", lu)
+            self.assertEqual(str(m["List-Unsubscribe-Post"]),
+                             "List-Unsubscribe=One-Click")
+            self.assertTrue(str(m["Feedback-ID"]).startswith(self.cid + ":"))
+            mids.add(str(m["Message-ID"]))
+            self.assertRegex(sender, r"^b-[a-z0-9]+@shop\.test$")
+            verps.add(sender)
+            self.assertTrue(all(len(x) <= 998 for x in raw.split(b"\r\n")))
+        self.assertEqual(len(mids), len(got), "Message-IDs repeat")
+        self.assertEqual(len(verps), len(got), "VERP senders repeat")
+        with verifiers.Verifiers(self.path("verify"), self.records) as v:
+            res = v.verify(sorted((a, r) for a, (_, r) in got.items()))
+        for r_ in res:
+            self.assertTrue(r_.ok, r_.describe())
+            self.assertEqual(r_.nsigs, 1)
+
+        ids = self.campaign_ids()
+        self.assertEqual(len(ids), 30)
+        term = self.assert_terminal_once(ids)
+        dropped = [e for e in term.values() if e["type"] == "expired"]
+        self.assertEqual([e["rcpt"] for e in dropped], [gone])
+        self.assertIn("suppressed", dropped[0]["text"])
+        st = self.show()
+        self.assertEqual(st["state"], "done", st)
+        self.assertEqual(st["delivered"], 29)
+
+    def test_pause_resume_kill_cancel(self):
+        port = peers.free_port()
+        self.setup_account(240)
+        sink = self.start_sink(port, listen="127.0.0.1")
+        # slow enough to act in the middle: 3 domains at 10/s each
+        conf = self.config(port, pause_recheck="1s")
+        with open(conf, "a") as f:
+            f.write("\n[domain default]\nmax_rate = 10/s\n")
+        self.sluice("campaign", "send", self.cid)
+        p = self.start_sluiced(conf, exit_when_empty=False)
+
+        def delivered():
+            return len([e for e in self.event_log()
+                        if e["type"] == "delivered"])
+        peers.wait_for(lambda: delivered() >= 20, 30, "20 deliveries")
+        self.sluice("campaign", "pause", self.cid)
+        time.sleep(1.5)          # within a second, plus jobs in flight
+        at_pause = delivered()
+        time.sleep(2.0)
+        self.assertLessEqual(delivered(), at_pause + 3,
+                             "mail kept flowing after the pause")
+        self.assertEqual(self.show()["state"], "paused")
+        t0 = time.monotonic()
+        self.sluice("campaign", "resume", self.cid)
+        peers.wait_for(lambda: delivered() > at_pause + 5, 10,
+                       "deliveries after resume")
+        self.assertLess(time.monotonic() - t0, 5)
+
+        # kill -9 in the middle: the campaign is not done, nothing lost
+        peers.wait_for(lambda: delivered() >= 120, 40, "120 deliveries")
+        p.signal(signal.SIGKILL)
+        p.wait(10)
+        st = self.show()
+        self.assertNotEqual(st["state"], "done", st)
+        self.assertGreater(st["queued"], 0, st)
+        p = self.start_sluiced(conf, exit_when_empty=True, name="sluiced2")
+        self.assertEqual(p.wait(120), 0, p.output()[-2000:])
+        st = self.show()
+        self.assertEqual(st["state"], "done", st)
+        ids = self.campaign_ids()
+        self.assertEqual(len(ids), 240)
+        # a crash may repeat a delivery, never lose one
+        self.assert_terminal_once(ids, log=False)
+        mailed = {rcpts[0] for _, rcpts, _ in sink.captures()}
+        self.assertEqual(mailed, set(self.contacts))
+
+        # cancel: a second campaign to the same list ends early
+        html = self.path("t.html")
+        r = self.sluice("campaign", "create", "second", "--account", "shop",
+                        "--list", "news", "--from", "Shop <news@shop.test>",
+                        "--subject", "Again", "--html", html, "--json")
+        self.cid = str(json.loads(r.stdout)["id"])
+        self.sluice("campaign", "send", self.cid)
+        p = self.start_sluiced(conf, exit_when_empty=True, name="sluiced3")
+        peers.wait_for(lambda: len([e for e in self.event_log()
+                                    if e["type"] == "delivered" and
+                                    str(e.get("campaign")) == self.cid])
+                       >= 10, 30, "second campaign under way")
+        self.sluice("campaign", "cancel", self.cid)
+        self.assertEqual(p.wait(30), 0, p.output()[-2000:])
+        ids = self.campaign_ids()
+        term = self.assert_terminal_once(ids, log=False)
+        self.assertEqual(len(term), 240)
+        cancelled = [e for e in term.values() if e["type"] == "expired"]
+        self.assertGreater(len(cancelled), 100)
+        self.assertTrue(all("cancelled" in e["text"] for e in cancelled))
+        self.assertEqual(self.show()["state"], "cancelled")
+
+
+if __name__ == "__main__":
+    peers.main()

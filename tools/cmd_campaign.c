@@ -1,0 +1,900 @@
+/*
+ * cmd_campaign.c - `sluice campaign`: campaigns of an account, from draft
+ * to done.
+ *
+ * SYNOPSIS
+ *   campaign create NAME --list L --from "Name <addr@domain>" --subject S
+ *                   --html FILE [--text FILE] [--reply-to ADDR]
+ *                   [--schedule TIME] [--account A] [--config FILE]
+ *   campaign update ID [--name N] [--list L] [--from F] [--subject S]
+ *                   [--html FILE] [--text FILE | --no-text]
+ *                   [--reply-to ADDR] [--schedule TIME | --no-schedule]
+ *   campaign list [--account A] [--json]
+ *   campaign show ID [--json]
+ *   campaign preview ID --contact EMAIL       (cmd_campaign_render.c)
+ *   campaign test ID --to ADDR                (cmd_campaign_render.c)
+ *   campaign send ID                          (cmd_campaign_send.c)
+ *   campaign pause ID [--reason TEXT]
+ *   campaign resume ID
+ *   campaign cancel ID [--reason TEXT]
+ *   ID is the campaign's number, or its name in --account (default: the
+ *   caller's account); a name cannot be all digits.
+ *
+ * DESCRIPTION
+ *   `create` stores a draft after three checks: the list belongs to the
+ *   account, the From domain (or a parent of it) is a verified sending
+ *   domain of the account, and subject, html and text compile with the
+ *   account's header and footer ({{field}}, {{field|default}}; a syntax
+ *   error names the part, line and column).  TIME is ISO 8601 UTC
+ *   ("2026-11-23T09:00:00Z", also without seconds or Z), unix seconds, or
+ *   "+N" with s, m, h or d ("+30m"): the campaign's recipients are queued
+ *   by `send` but not sent before then.  Only a draft can be updated.
+ *
+ *   `show` gives the state and the counts: recipients queued by send and
+ *   contacts skipped as suppressed; queued (not yet terminal), sent
+ *   (delivered + bounced: recipients a delivery attempt finished with),
+ *   delivered, deferred (deferral events), bounced and expired (which
+ *   includes mail of a cancelled campaign); and an ETA from the rate of
+ *   finished recipients since sending started.  A campaign whose schedule
+ *   has come is shown (and stored) as sending; a sending or paused
+ *   campaign whose every recipient is terminal as done; never earlier.
+ *
+ *   pause, resume and cancel change the state and set the control sluiced
+ *   polls every second (`sluice paused` lists them): paused mail stays
+ *   queued, cancelled mail ends as expired.
+ *
+ *   Who may: viewer list, show, preview; sender send, test, pause, resume;
+ *   manager create, update, cancel (on the campaign's account).  Every
+ *   change is written to the audit trail.
+ *
+ * DIAGNOSTICS
+ *   64 bad options, 65 invalid data (a template that does not compile, a
+ *   schedule in the past, a duplicate name, a change the state does not
+ *   allow such as a second send), 66 unknown account, list or campaign,
+ *   77 refused (role, disabled account, list of another account, From
+ *   domain not verified), 78 unreadable --config.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tool_campaign.h"
+
+static const char usage_text[] =
+    "usage: sluice campaign create NAME --list L --from \"Name <addr@dom>\" "
+    "--subject S\n"
+    "                       --html FILE [--text FILE] [--reply-to ADDR]\n"
+    "                       [--schedule TIME] [--account A] "
+    "[--config FILE]\n"
+    "       sluice campaign update ID [--name N] [--list L] [--from F] "
+    "[--subject S]\n"
+    "                       [--html FILE] [--text FILE | --no-text] "
+    "[--reply-to ADDR]\n"
+    "                       [--schedule TIME | --no-schedule] "
+    "[--config FILE]\n"
+    "       sluice campaign list [--account A] [--json]\n"
+    "       sluice campaign show ID [--json]\n"
+    "       sluice campaign preview ID --contact EMAIL [--config FILE] "
+    "[--json]\n"
+    "       sluice campaign test ID --to ADDR [--config FILE] [--json]\n"
+    "       sluice campaign send ID [--json]\n"
+    "       sluice campaign pause ID [--reason TEXT]\n"
+    "       sluice campaign resume ID\n"
+    "       sluice campaign cancel ID [--reason TEXT]\n"
+    "\n"
+    "ID is a campaign number, or a name in --account A.  TIME: "
+    "2026-11-23T09:00:00Z,\nunix seconds, or +N{s,m,h,d} from now.  "
+    "Templates use {{field}} and\n{{field|default}}.\n";
+
+const char *camp_object(const struct queue_campaign *c, char *buf,
+                        size_t cap)
+{
+    snprintf(buf, cap, "campaign %llu (%.127s)", (unsigned long long)c->id,
+             c->name);
+    return buf;
+}
+
+/* The account named by acct, or the caller's default; 0 or exit code. */
+static int pick_account(struct tool_ctx *ctx, struct queue *q,
+                        const char *prog, const char *acct,
+                        struct queue_account *a)
+{
+    if (acct)
+        return tool_find_account(ctx, q, prog, acct, a);
+    if (queue_account_get(q, tool_default_account(ctx, q), a)) {
+        fprintf(stderr, "%s: there is no account yet\n", prog);
+        return TOOL_EX_NOINPUT;
+    }
+    return 0;
+}
+
+int camp_begin(struct tool_ctx *ctx, const char *prog, int act,
+               const char *spec, const char *acct, struct camp_cmd *cc)
+{
+    unsigned long long id;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
+    int rc, err;
+
+    memset(cc, 0, sizeof *cc);
+    if (!(cc->a = malloc(sizeof *cc->a)))
+        return TOOL_EX_OSERR;
+    if ((rc = tool_admin_begin(ctx, false, prog + 7, &cc->q)))
+        goto fail;
+    if (tool_parse_u64(spec, &id)) {
+        err = queue_campaign_get(cc->q, id, &cc->c);
+    } else {
+        if ((rc = pick_account(ctx, cc->q, prog, acct, cc->a)))
+            goto fail;
+        err = queue_campaign_find(cc->q, cc->a->id, spec, &cc->c);
+    }
+    if (err) {
+        if (err == QUEUE_ENOTFOUND)
+            fprintf(stderr, "%s: no campaign '%.80s'\n", prog, spec);
+        else
+            fprintf(stderr, "%s: %s\n", prog, queue_strerror(err));
+        rc = err == QUEUE_ENOTFOUND ? TOOL_EX_NOINPUT : tool_exit_for(err);
+        goto fail;
+    }
+    camp_object(&cc->c, obj, sizeof obj);
+    if ((rc = tool_authorize(ctx, cc->q, act, cc->c.account, 0, obj,
+                             &cc->role)))
+        goto fail;
+    if ((err = queue_account_get(cc->q, cc->c.account, cc->a))) {
+        fprintf(stderr, "%s: account %u of campaign %llu: %s\n", prog,
+                cc->c.account, (unsigned long long)cc->c.id,
+                queue_strerror(err));
+        rc = tool_exit_for(err);
+        goto fail;
+    }
+    return 0;
+fail:
+    camp_end(cc);
+    return rc;
+}
+
+void camp_end(struct camp_cmd *cc)
+{
+    queue_campaign_clear(&cc->c);
+    queue_close(cc->q);
+    free(cc->a);
+    cc->q = NULL;
+    cc->a = NULL;
+}
+
+/* Parse a schedule: ISO 8601 UTC, unix seconds or +N{s,m,h,d}. */
+static int parse_schedule(const char *s, int64_t now, int64_t *out)
+{
+    if (s[0] == '+') {
+        size_t n = strlen(s);
+        unsigned long long v;
+        char num[32], unit = n > 2 ? s[n - 1] : 0;
+        if (!unit || !strchr("smhd", unit) || n - 2 >= sizeof num)
+            return -1;
+        memcpy(num, s + 1, n - 2);
+        num[n - 2] = 0;
+        if (!tool_parse_u64(num, &v) || v > 10ull * 365 * 86400)
+            return -1;
+        int64_t mul = unit == 's' ? 1 : unit == 'm' ? 60
+                    : unit == 'h' ? 3600 : 86400;
+        *out = now + (int64_t)v * mul;
+        return 0;
+    }
+    size_t n = strlen(s);
+    if (n && strchr("smhd", s[n - 1]) && s[n - 1] != 'Z')
+        return -1;   /* "30m" would read as 30 minutes ago: want "+30m" */
+    return tool_parse_time(s, now, out);
+}
+
+/* The list named spec (or with that number) of account; 0 or an exit
+ * code: 66 unknown, 77 (audited) a list of another account. */
+static int find_list(struct tool_ctx *ctx, struct queue *q, const char *prog,
+                     int act, const struct queue_account *a,
+                     const char *spec, struct queue_list *l)
+{
+    unsigned long long id;
+    char why[200], obj[120];
+    int err = queue_list_find(q, a->id, spec, l);
+    if (err == QUEUE_ENOTFOUND && tool_parse_u64(spec, &id) &&
+        queue_list_get(q, id, l) == 0) {
+        if (l->account == a->id)
+            return 0;
+        snprintf(why, sizeof why, "list %llu belongs to another account, "
+                 "not to %s", id, a->name);
+        snprintf(obj, sizeof obj, "list %llu", id);
+        return tool_refuse(ctx, q, act, a->id, obj, why);
+    }
+    if (err == QUEUE_ENOTFOUND) {
+        fprintf(stderr, "%s: account %s has no list '%.80s'\n", prog,
+                a->name, spec);
+        return TOOL_EX_NOINPUT;
+    }
+    if (err) {
+        fprintf(stderr, "%s: %s\n", prog, queue_strerror(err));
+        return tool_exit_for(err);
+    }
+    return 0;
+}
+
+/* Options of create and update. */
+struct camp_opts {
+    const char *name, *list, *from, *subject, *html, *text, *reply_to;
+    const char *schedule, *account, *config;
+    bool no_text, no_schedule;
+};
+
+/* Parse argv[first..] into o; false on a bad option. */
+static bool parse_opts(int argc, char **argv, int first, struct camp_opts *o,
+                       bool update, const char **pos)
+{
+    bool bad = false;
+    for (int i = first; i < argc && !bad; i++) {
+        if (tool_opt(argc, argv, &i, "--list", &o->list, &bad) ||
+            tool_opt(argc, argv, &i, "--from", &o->from, &bad) ||
+            tool_opt(argc, argv, &i, "--subject", &o->subject, &bad) ||
+            tool_opt(argc, argv, &i, "--html", &o->html, &bad) ||
+            tool_opt(argc, argv, &i, "--text", &o->text, &bad) ||
+            tool_opt(argc, argv, &i, "--reply-to", &o->reply_to, &bad) ||
+            tool_opt(argc, argv, &i, "--schedule", &o->schedule, &bad) ||
+            tool_opt(argc, argv, &i, "--account", &o->account, &bad) ||
+            tool_opt(argc, argv, &i, "--config", &o->config, &bad) ||
+            (update && tool_opt(argc, argv, &i, "--name", &o->name, &bad)))
+            continue;
+        if (update && !strcmp(argv[i], "--no-text"))
+            o->no_text = true;
+        else if (update && !strcmp(argv[i], "--no-schedule"))
+            o->no_schedule = true;
+        else if (argv[i][0] != '-' && !*pos)
+            *pos = argv[i];
+        else
+            bad = true;
+    }
+    return !bad && *pos && !(o->text && o->no_text) &&
+           !(o->schedule && o->no_schedule);
+}
+
+/* Read the template files named in o; 0 or an exit code. */
+static int read_templates(const char *prog, const struct camp_opts *o,
+                          char **html, char **text)
+{
+    *html = *text = NULL;
+    if (o->html && !(*html = tool_read_text_file(prog, o->html,
+                                                 QUEUE_MAX_TEMPLATE)))
+        return TOOL_EX_NOINPUT;
+    if (o->text && !(*text = tool_read_text_file(prog, o->text,
+                                                 QUEUE_MAX_TEMPLATE))) {
+        free(*html);
+        *html = NULL;
+        return TOOL_EX_NOINPUT;
+    }
+    return 0;
+}
+
+/* The checks a definition must pass before it is stored: the From
+ * domain is verified for the account, and the templates compile. */
+static int check_definition(struct tool_ctx *ctx, struct queue *q,
+                            const char *prog, int act,
+                            const struct queue_campaign *c,
+                            const struct queue_account *a,
+                            const struct camp_render_cfg *cfg)
+{
+    char dom[QUEUE_MAX_DOMAIN + 2], why[600], obj[QUEUE_MAX_FROM + 16];
+    struct render_tpl *tpl = NULL;
+    if (!camp_from_domain(c->from, dom, sizeof dom)) {
+        fprintf(stderr, "%s: --from needs an address: \"Name "
+                "<local@domain>\"\n", prog);
+        return TOOL_EX_DATAERR;
+    }
+    if (!camp_domain_verified(q, dom, a->id)) {
+        snprintf(why, sizeof why, "From domain %s is not a verified sending "
+                 "domain of account %s (sluice domain add / verify)", dom,
+                 a->name);
+        snprintf(obj, sizeof obj, "from %s", dom);
+        return tool_refuse(ctx, q, act, a->id, obj, why);
+    }
+    int rc = camp_compile(q, c, a, cfg, &tpl, why, sizeof why);
+    render_free(tpl);
+    if (rc) {
+        fprintf(stderr, "%s: the campaign does not compile: %s\n", prog, why);
+        return rc == RENDER_E_SYNTAX || rc == RENDER_E_ARG ||
+               rc == RENDER_E_TOOBIG ? TOOL_EX_DATAERR : TOOL_EX_SOFTWARE;
+    }
+    return 0;
+}
+
+/* `campaign create`: check the account, list, From domain and templates,
+ * then store the draft. */
+static int cmd_create(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *prog = CAMP_P " create", *name = NULL;
+    struct camp_opts o = { 0 };
+    struct camp_render_cfg cfg;
+    struct queue *q = NULL;
+    struct queue_account *a = malloc(sizeof *a);
+    struct queue_list *l = malloc(sizeof *l);
+    struct queue_campaign *c = calloc(1, sizeof *c);
+    char *html = NULL, *text = NULL, obj[QUEUE_MAX_AUDIT_OBJECT + 1];
+    int64_t schedule = 0;
+    int rc, role;
+
+    if (!a || !l || !c) {
+        rc = TOOL_EX_OSERR;
+        goto out;
+    }
+    if (!parse_opts(argc, argv, 1, &o, false, &name) || !o.list ||
+        !o.from || !o.subject || !o.html) {
+        fprintf(stderr, "%s", usage_text);
+        rc = TOOL_EX_USAGE;
+        goto out;
+    }
+    unsigned long long num;
+    if (tool_parse_u64(name, &num)) {
+        fprintf(stderr, "%s: a campaign name cannot be a number (numbers "
+                "are campaign ids)\n", prog);
+        rc = TOOL_EX_DATAERR;
+        goto out;
+    }
+    if (o.schedule && parse_schedule(o.schedule, time(NULL), &schedule)) {
+        fprintf(stderr, "%s: --schedule: want 2026-11-23T09:00:00Z, unix "
+                "seconds or +N{s,m,h,d}\n", prog);
+        rc = TOOL_EX_USAGE;
+        goto out;
+    }
+    if (o.schedule && schedule <= time(NULL)) {
+        fprintf(stderr, "%s: --schedule %s is in the past\n", prog,
+                o.schedule);
+        rc = TOOL_EX_DATAERR;
+        goto out;
+    }
+    if ((rc = camp_render_cfg_load(prog, o.config, &cfg)) ||
+        (rc = read_templates(prog, &o, &html, &text)) ||
+        (rc = tool_admin_begin(ctx, false, "campaign create", &q)) ||
+        (rc = pick_account(ctx, q, prog, o.account, a)))
+        goto out;
+    snprintf(obj, sizeof obj, "campaign '%.127s' of %s", name, a->name);
+    if ((rc = tool_authorize(ctx, q, ACT_CAMPAIGN_CREATE, a->id, 0, obj,
+                             &role)))
+        goto out;
+    if (a->disabled) {
+        char why[128];
+        snprintf(why, sizeof why, "account %s is disabled", a->name);
+        rc = tool_refuse(ctx, q, ACT_CAMPAIGN_CREATE, a->id, obj, why);
+        goto out;
+    }
+    if ((rc = find_list(ctx, q, prog, ACT_CAMPAIGN_CREATE, a, o.list, l)))
+        goto out;
+    /* the draft as it will be stored, for the checks */
+    c->account = a->id;
+    c->list = l->id;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->from, sizeof c->from, "%s", o.from);
+    snprintf(c->reply_to, sizeof c->reply_to, "%s",
+             o.reply_to ? o.reply_to : "");
+    snprintf(c->subject, sizeof c->subject, "%s", o.subject);
+    c->html = html;
+    c->text = text;
+    if (strlen(o.from) > QUEUE_MAX_FROM ||
+        (o.reply_to && strlen(o.reply_to) > QUEUE_MAX_FROM) ||
+        strlen(o.subject) > QUEUE_MAX_SUBJECT ||
+        strlen(name) > QUEUE_MAX_CAMPAIGN_NAME) {
+        fprintf(stderr, "%s: name, from, reply-to or subject over its cap "
+                "(%d, %d, %d, %d bytes)\n", prog, QUEUE_MAX_CAMPAIGN_NAME,
+                QUEUE_MAX_FROM, QUEUE_MAX_FROM, QUEUE_MAX_SUBJECT);
+        rc = TOOL_EX_DATAERR;
+        goto out;
+    }
+    if ((rc = check_definition(ctx, q, prog, ACT_CAMPAIGN_CREATE, c, a,
+                               &cfg)))
+        goto out;
+    struct queue_campaign_spec s = {
+        .list = l->id, .name = name, .from = o.from, .reply_to = o.reply_to,
+        .subject = o.subject, .html = html, .text = text,
+        .schedule = schedule,
+    };
+    struct queue_actor by = tool_actor(ctx, role, a->id);
+    uint64_t id;
+    int err = queue_campaign_create(q, a->id, &s, &by, &id);
+    if (err) {
+        rc = tool_admin_error(prog, err);
+        goto out;
+    }
+    if (ctx->json)
+        tool_emit_json(json_pack("{s:I,s:s,s:s,s:s,s:s}", "id",
+                                 (json_int_t)id, "name", name, "account",
+                                 a->name, "list", l->name, "state", "draft"));
+    else
+        printf("created campaign %llu (%s) of account %s for list %s: "
+               "draft; send it with: sluice campaign send %llu\n",
+               (unsigned long long)id, name, a->name, l->name,
+               (unsigned long long)id);
+out:
+    if (c) {
+        c->html = c->text = NULL;   /* html and text are freed below */
+        queue_campaign_clear(c);
+    }
+    free(html);
+    free(text);
+    queue_close(q);
+    free(a);
+    free(l);
+    free(c);
+    return rc;
+}
+
+/* `campaign update`: change fields of a draft, checked like create. */
+static int cmd_update(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *prog = CAMP_P " update", *spec = NULL;
+    struct camp_opts o = { 0 };
+    struct camp_render_cfg cfg;
+    struct camp_cmd cmd = { 0 };
+    struct queue_list *l = malloc(sizeof *l);
+    char *html = NULL, *text = NULL;
+    struct queue_campaign_spec s = { 0 };
+    unsigned set = 0;
+    int rc;
+
+    if (!l)
+        return TOOL_EX_OSERR;
+    if (!parse_opts(argc, argv, 1, &o, true, &spec)) {
+        fprintf(stderr, "%s", usage_text);
+        free(l);
+        return TOOL_EX_USAGE;
+    }
+    if (o.schedule && parse_schedule(o.schedule, time(NULL), &s.schedule)) {
+        fprintf(stderr, "%s: --schedule: want 2026-11-23T09:00:00Z, unix "
+                "seconds or +N{s,m,h,d}\n", prog);
+        free(l);
+        return TOOL_EX_USAGE;
+    }
+    if (o.schedule && s.schedule <= time(NULL)) {
+        fprintf(stderr, "%s: --schedule %s is in the past\n", prog,
+                o.schedule);
+        free(l);
+        return TOOL_EX_DATAERR;
+    }
+    if ((rc = camp_render_cfg_load(prog, o.config, &cfg)) ||
+        (rc = read_templates(prog, &o, &html, &text)) ||
+        (rc = camp_begin(ctx, prog, ACT_CAMPAIGN_UPDATE, spec, o.account,
+                         &cmd)))
+        goto out;
+    if (cmd.c.state != QUEUE_CAMPAIGN_DRAFT) {
+        fprintf(stderr, "%s: campaign %llu is %s: only a draft can be "
+                "changed\n", prog, (unsigned long long)cmd.c.id,
+                queue_campaign_state_name(cmd.c.state));
+        rc = TOOL_EX_DATAERR;
+        goto out;
+    }
+    /* apply the changes to the loaded campaign, check, then store */
+    unsigned long long num;
+    if (o.name && tool_parse_u64(o.name, &num)) {
+        fprintf(stderr, "%s: a campaign name cannot be a number (numbers "
+                "are campaign ids)\n", prog);
+        rc = TOOL_EX_DATAERR;
+        goto out;
+    }
+    if (o.name) {
+        set |= QUEUE_CF_NAME;
+        s.name = o.name;
+        snprintf(cmd.c.name, sizeof cmd.c.name, "%s", o.name);
+    }
+    if (o.list) {
+        if ((rc = find_list(ctx, cmd.q, prog, ACT_CAMPAIGN_UPDATE, cmd.a,
+                            o.list, l)))
+            goto out;
+        set |= QUEUE_CF_LIST;
+        s.list = cmd.c.list = l->id;
+    }
+    if (o.from) {
+        set |= QUEUE_CF_FROM;
+        s.from = o.from;
+        snprintf(cmd.c.from, sizeof cmd.c.from, "%s", o.from);
+    }
+    if (o.reply_to) {
+        set |= QUEUE_CF_REPLY_TO;
+        s.reply_to = o.reply_to;
+        snprintf(cmd.c.reply_to, sizeof cmd.c.reply_to, "%s", o.reply_to);
+    }
+    if (o.subject) {
+        set |= QUEUE_CF_SUBJECT;
+        s.subject = o.subject;
+        snprintf(cmd.c.subject, sizeof cmd.c.subject, "%s", o.subject);
+    }
+    if (html) {
+        set |= QUEUE_CF_HTML;
+        s.html = html;
+        free(cmd.c.html);
+        cmd.c.html = strdup(html);
+    }
+    if (text || o.no_text) {
+        set |= QUEUE_CF_TEXT;
+        s.text = text;
+        free(cmd.c.text);
+        cmd.c.text = text ? strdup(text) : NULL;
+    }
+    if (o.schedule || o.no_schedule)
+        set |= QUEUE_CF_SCHEDULE;
+    if (!set) {
+        fprintf(stderr, "%s: nothing to change\n%s", prog, usage_text);
+        rc = TOOL_EX_USAGE;
+        goto out;
+    }
+    if (!cmd.c.html || (text && !cmd.c.text)) {
+        rc = TOOL_EX_OSERR;
+        goto out;
+    }
+    if ((rc = check_definition(ctx, cmd.q, prog, ACT_CAMPAIGN_UPDATE, &cmd.c,
+                               cmd.a, &cfg)))
+        goto out;
+    struct queue_actor by = tool_actor(ctx, cmd.role, cmd.c.account);
+    int err = queue_campaign_update(cmd.q, cmd.c.id, set, &s, &by);
+    if (err)
+        rc = tool_admin_error(prog, err);
+    else if (ctx->json)
+        tool_emit_json(json_pack("{s:I,s:s}", "id", (json_int_t)cmd.c.id,
+                                 "state", "draft"));
+    else
+        printf("updated campaign %llu (%s)\n", (unsigned long long)cmd.c.id,
+               cmd.c.name);
+out:
+    free(html);
+    free(text);
+    free(l);
+    camp_end(&cmd);
+    return rc;
+}
+
+/* ----------------------------------------------------- list and show */
+
+/* What show and list print about one campaign. */
+struct camp_view {
+    int state;
+    struct queue_counts k;
+    uint64_t sent, done;
+    double rate;              /* finished recipients per second, 0 unknown */
+    int64_t eta;              /* unix seconds, 0 unknown */
+    char list_name[QUEUE_MAX_LIST_NAME + 1];
+};
+
+/* Settle c's state and gather its counters and ETA into v. */
+static int view_of(struct queue *q, const struct queue_campaign *c,
+                   struct camp_view *v)
+{
+    struct queue_list *l = malloc(sizeof *l);
+    int64_t now = time(NULL);
+    int err;
+    memset(v, 0, sizeof *v);
+    if (!l)
+        return -ENOMEM;
+    if ((err = queue_campaign_settle(q, c->id, &v->state)) ||
+        (err = queue_counts_campaign(q, c->id, &v->k))) {
+        free(l);
+        return err;
+    }
+    snprintf(v->list_name, sizeof v->list_name, "%s",
+             queue_list_get(q, c->list, l) == 0 ? l->name : "(deleted)");
+    free(l);
+    v->sent = v->k.delivered + v->k.bounced;
+    v->done = v->sent + v->k.expired;
+    int64_t start = c->started ? c->started : c->schedule;
+    if (v->state == QUEUE_CAMPAIGN_SENDING && start && now > start &&
+        v->done) {
+        v->rate = (double)v->done / (double)(now - start);
+        uint64_t left = c->send_complete && c->recipients > v->done
+                        ? c->recipients - v->done : v->k.queued;
+        v->eta = now + (int64_t)((double)left / v->rate + 0.5);
+    } else if (v->state == QUEUE_CAMPAIGN_SCHEDULED) {
+        v->eta = 0;
+    }
+    return 0;
+}
+
+/* A time for JSON: text, or null for 0. */
+static json_t *json_time(int64_t t)
+{
+    char ts[32];
+    return t ? json_string(tool_time_text(t, ts, sizeof ts)) : json_null();
+}
+
+/* show --json and list --json rows. */
+static json_t *view_json(struct queue *q, const struct queue_campaign *c,
+                         const struct camp_view *v, bool full)
+{
+    char an[QUEUE_MAX_ACCOUNT_NAME + 1];
+    json_t *j = json_pack(
+        "{s:I,s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+        "s:I,s:b}",
+        "id", (json_int_t)c->id, "name", c->name, "account",
+        tool_account_name(q, c->account, an, sizeof an), "list",
+        (json_int_t)c->list, "list_name", v->list_name, "state",
+        queue_campaign_state_name(v->state), "schedule",
+        json_time(c->schedule), "started", json_time(c->started),
+        "finished", json_time(c->finished), "recipients",
+        (json_int_t)c->recipients, "suppressed",
+        (json_int_t)c->suppressed_at_send, "queued", (json_int_t)v->k.queued,
+        "sent", (json_int_t)v->sent, "delivered", (json_int_t)v->k.delivered,
+        "deferred", (json_int_t)v->k.deferred, "bounced",
+        (json_int_t)v->k.bounced, "expired", (json_int_t)v->k.expired,
+        "send_complete", c->send_complete);
+    if (j && full) {
+        json_object_set_new(j, "from", json_string(c->from));
+        json_object_set_new(j, "reply_to", c->reply_to[0]
+                                               ? json_string(c->reply_to)
+                                               : json_null());
+        json_object_set_new(j, "subject", json_string(c->subject));
+        json_object_set_new(j, "created", json_time(c->created));
+        json_object_set_new(j, "eta", json_time(v->eta));
+        json_object_set_new(j, "rate", v->rate > 0 ? json_real(v->rate)
+                                                   : json_null());
+    }
+    return j;
+}
+
+/* `campaign show`: definition, state, counters and ETA. */
+static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *spec = NULL, *acct = NULL;
+    bool bad = false;
+    struct camp_cmd cmd;
+    struct camp_view v;
+    char ts[32], an[QUEUE_MAX_ACCOUNT_NAME + 1];
+    int rc;
+
+    for (int i = 1; i < argc && !bad; i++)
+        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad)) {
+            if (argv[i][0] != '-' && !spec)
+                spec = argv[i];
+            else
+                bad = true;
+        }
+    if (bad || !spec) {
+        fprintf(stderr, "usage: sluice campaign show ID [--account A] "
+                "[--json]\n");
+        return TOOL_EX_USAGE;
+    }
+    if ((rc = camp_begin(ctx, CAMP_P " show", ACT_CAMPAIGN_SHOW, spec, acct,
+                         &cmd)))
+        return rc;
+    int err = view_of(cmd.q, &cmd.c, &v);
+    if (err) {
+        fprintf(stderr, CAMP_P " show: %s\n", queue_strerror(err));
+        camp_end(&cmd);
+        return tool_exit_for(err);
+    }
+    /* settle may have moved started (scheduled -> sending) */
+    struct queue_campaign *c = &cmd.c;
+    if (v.state != c->state) {
+        struct queue_campaign now;
+        if (queue_campaign_get(cmd.q, c->id, &now) == 0) {
+            c->started = now.started;
+            c->finished = now.finished;
+            queue_campaign_clear(&now);
+        }
+    }
+    if (ctx->json) {
+        tool_emit_json(view_json(cmd.q, c, &v, true));
+        camp_end(&cmd);
+        return 0;
+    }
+    printf("campaign    %llu (%s)\n", (unsigned long long)c->id, c->name);
+    printf("account     %s\n", tool_account_name(cmd.q, c->account, an,
+                                                 sizeof an));
+    printf("list        %s (%llu)\n", v.list_name,
+           (unsigned long long)c->list);
+    printf("from        %s\n", c->from);
+    printf("reply-to    %s\n", c->reply_to[0] ? c->reply_to : "-");
+    printf("subject     %s\n", c->subject);
+    printf("state       %s\n", queue_campaign_state_name(v.state));
+    printf("created     %s\n", tool_time_text(c->created, ts, sizeof ts));
+    printf("schedule    %s\n", c->schedule ? tool_time_text(c->schedule, ts,
+                                                            sizeof ts)
+                                           : "-");
+    printf("started     %s\n", c->started ? tool_time_text(c->started, ts,
+                                                           sizeof ts)
+                                          : "-");
+    printf("finished    %s\n", c->finished ? tool_time_text(c->finished, ts,
+                                                            sizeof ts)
+                                           : "-");
+    printf("recipients  %llu%s (%llu suppressed at send)\n",
+           (unsigned long long)c->recipients,
+           c->state != QUEUE_CAMPAIGN_DRAFT && !c->send_complete
+               ? " so far, send not complete" : "",
+           (unsigned long long)c->suppressed_at_send);
+    printf("queued      %llu\n", (unsigned long long)v.k.queued);
+    printf("sent        %llu (delivered + bounced)\n",
+           (unsigned long long)v.sent);
+    printf("delivered   %llu\n", (unsigned long long)v.k.delivered);
+    printf("deferred    %llu (deferrals)\n",
+           (unsigned long long)v.k.deferred);
+    printf("bounced     %llu\n", (unsigned long long)v.k.bounced);
+    printf("expired     %llu\n", (unsigned long long)v.k.expired);
+    if (v.eta)
+        printf("eta         %s (%.1f recipients/s so far)\n",
+               tool_time_text(v.eta, ts, sizeof ts), v.rate);
+    else
+        printf("eta         -\n");
+    camp_end(&cmd);
+    return 0;
+}
+
+/* Rows of `campaign list`. */
+struct list_ctx {
+    struct tool_ctx *ctx;
+    struct queue *q;
+    uint32_t account;    /* 0: every campaign the caller may see */
+    json_t *arr;
+    int err;
+};
+
+/* queue_campaigns() callback: one row, if the caller may see it. */
+static int list_one(void *arg, const struct queue_campaign *c)
+{
+    struct list_ctx *lc = arg;
+    struct camp_view v;
+    int r;
+    if (!lc->account &&
+        (tool_role_on(lc->ctx, lc->q, c->account, &r) ||
+         r < QUEUE_ROLE_VIEWER))
+        return 0;
+    if ((lc->err = view_of(lc->q, c, &v)))
+        return 1;
+    if (lc->arr) {
+        json_array_append_new(lc->arr, view_json(lc->q, c, &v, false));
+        return 0;
+    }
+    printf("%-6llu %-10s %-30.30s %-20.20s %10llu %10llu %10llu\n",
+           (unsigned long long)c->id, queue_campaign_state_name(v.state),
+           c->name, v.list_name, (unsigned long long)c->recipients,
+           (unsigned long long)v.k.queued,
+           (unsigned long long)v.k.delivered);
+    return 0;
+}
+
+/* `campaign list`: the campaigns of one account, or all the caller
+ * may see. */
+static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *acct = NULL;
+    bool bad = false;
+    struct queue *q;
+    struct queue_account *a = malloc(sizeof *a);
+    int rc;
+    if (!a)
+        return TOOL_EX_OSERR;
+    for (int i = 1; i < argc && !bad; i++)
+        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad))
+            bad = true;
+    if (bad) {
+        fprintf(stderr, "usage: sluice campaign list [--account A] "
+                "[--json]\n");
+        free(a);
+        return TOOL_EX_USAGE;
+    }
+    if ((rc = tool_admin_begin(ctx, false, "campaign list", &q))) {
+        free(a);
+        return rc;
+    }
+    uint32_t account = tool_default_account(ctx, q), master = 0;
+    queue_account_master(q, &master);
+    if (acct && (rc = tool_find_account(ctx, q, CAMP_P " list", acct, a)))
+        goto out;
+    if (acct)
+        account = a->id;
+    if ((rc = tool_authorize(ctx, q, ACT_CAMPAIGN_LIST, account, 0,
+                             "campaigns", NULL)))
+        goto out;
+    struct list_ctx lc = { ctx, q, acct || account != master ? account : 0,
+                           ctx->json ? json_array() : NULL, 0 };
+    if (!lc.arr)
+        printf("%-6s %-10s %-30s %-20s %10s %10s %10s\n", "ID", "STATE",
+               "NAME", "LIST", "RECIPIENTS", "QUEUED", "DELIVERED");
+    long n = queue_campaigns(q, lc.account, list_one, &lc);
+    if (n >= 0 && lc.err)
+        n = lc.err;
+    if (n < 0) {
+        json_decref(lc.arr);
+        rc = tool_admin_error(CAMP_P " list", (int)n);
+    } else if (lc.arr) {
+        tool_emit_json(lc.arr);
+    }
+out:
+    queue_close(q);
+    free(a);
+    return rc;
+}
+
+/* ------------------------------------------- pause, resume, cancel */
+
+/* `campaign pause`, `resume` and `cancel`. */
+static int cmd_control(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *sub = argv[0], *spec = NULL, *acct = NULL, *reason = NULL;
+    bool bad = false, resume = !strcmp(sub, "resume");
+    char prog[40];
+    struct camp_cmd cmd;
+    int act = !strcmp(sub, "pause") ? ACT_CAMPAIGN_PAUSE
+            : resume ? ACT_CAMPAIGN_RESUME : ACT_CAMPAIGN_CANCEL;
+    int rc, err;
+
+    snprintf(prog, sizeof prog, CAMP_P " %s", sub);
+    for (int i = 1; i < argc && !bad; i++)
+        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad) &&
+            (resume || !tool_opt(argc, argv, &i, "--reason", &reason, &bad))) {
+            if (argv[i][0] != '-' && !spec)
+                spec = argv[i];
+            else
+                bad = true;
+        }
+    if (bad || !spec) {
+        fprintf(stderr, "usage: sluice campaign %s ID%s\n", sub,
+                resume ? "" : " [--reason TEXT]");
+        return TOOL_EX_USAGE;
+    }
+    if ((rc = camp_begin(ctx, prog, act, spec, acct, &cmd)))
+        return rc;
+    struct queue_actor by = tool_actor(ctx, cmd.role, cmd.c.account);
+    if (act == ACT_CAMPAIGN_PAUSE)
+        err = queue_campaign_pause(cmd.q, cmd.c.id, reason, &by);
+    else if (resume)
+        err = queue_campaign_resume(cmd.q, cmd.c.id, &by);
+    else
+        err = queue_campaign_cancel(cmd.q, cmd.c.id, reason, &by);
+    if (err) {
+        rc = tool_admin_error(prog, err);
+    } else {
+        struct queue_campaign now;
+        int state = act == ACT_CAMPAIGN_PAUSE ? QUEUE_CAMPAIGN_PAUSED
+                  : act == ACT_CAMPAIGN_CANCEL ? QUEUE_CAMPAIGN_CANCELLED
+                  : QUEUE_CAMPAIGN_SENDING;
+        if (queue_campaign_get(cmd.q, cmd.c.id, &now) == 0) {
+            state = now.state;
+            queue_campaign_clear(&now);
+        }
+        if (ctx->json)
+            tool_emit_json(json_pack("{s:I,s:s}", "id", (json_int_t)cmd.c.id,
+                                     "state",
+                                     queue_campaign_state_name(state)));
+        else
+            printf("campaign %llu (%s) is %s\n", (unsigned long long)cmd.c.id,
+                   cmd.c.name, queue_campaign_state_name(state));
+    }
+    camp_end(&cmd);
+    return rc;
+}
+
+int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv)
+{
+    argc = tool_take_json(ctx, argc, argv);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fprintf(argc < 2 ? stderr : stdout, "%s", usage_text);
+        return argc < 2 ? TOOL_EX_USAGE : 0;
+    }
+    const char *sub = argv[1];
+    argc--;
+    argv++;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s", usage_text);
+            return 0;
+        }
+    if (!strcmp(sub, "create"))
+        return cmd_create(ctx, argc, argv);
+    if (!strcmp(sub, "update"))
+        return cmd_update(ctx, argc, argv);
+    if (!strcmp(sub, "list"))
+        return cmd_list(ctx, argc, argv);
+    if (!strcmp(sub, "show"))
+        return cmd_show(ctx, argc, argv);
+    if (!strcmp(sub, "preview"))
+        return camp_cmd_preview(ctx, argc, argv);
+    if (!strcmp(sub, "test"))
+        return camp_cmd_test(ctx, argc, argv);
+    if (!strcmp(sub, "send"))
+        return camp_cmd_send(ctx, argc, argv);
+    if (!strcmp(sub, "pause") || !strcmp(sub, "resume") ||
+        !strcmp(sub, "cancel"))
+        return cmd_control(ctx, argc, argv);
+    fprintf(stderr, CAMP_P ": unknown subcommand '%s'\n%s", sub, usage_text);
+    return TOOL_EX_USAGE;
+}
