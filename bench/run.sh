@@ -38,6 +38,18 @@ echo "== engine: ${EN:-100000} x ${SIZE:-5120} B to ${ED:-1000} domains, sluiced
 N=${EN:-100000} D=${ED:-1000} RUNS=$runs OUT="$here/results/engine.jsonl" \
   sh "$here/engine_bench.sh" "$build"
 
+for algo in rsa ed25519; do
+  echo
+  echo "== engine with DKIM $algo: ${EN:-100000} x ${SIZE:-5120} B to ${ED:-1000} domains, $runs runs"
+  DKIM=$algo N=${EN:-100000} D=${ED:-1000} RUNS=$runs \
+    OUT="$here/results/engine-dkim.jsonl" sh "$here/engine_bench.sh" "$build"
+done
+
+echo
+echo "== personalised campaign, rsa-signed: ${EN:-100000} contacts to ${ED:-1000} domains"
+N=${EN:-100000} D=${ED:-1000} RUNS=1 OUT="$here/results/campaign-send.jsonl" \
+  sh "$here/campaign_send_bench.sh" "$build"
+
 echo
 echo "== rate: sites held to max_rate over 60-second windows (${SECS:-130} s)"
 SECS=${SECS:-130} OUT="$here/results/rate.jsonl" sh "$here/rate_bench.sh" "$build"
