@@ -65,7 +65,8 @@ void accounts_load(struct engine *e)
         free(l.v);
         return;
     }
-    qsort(l.v, l.n, sizeof *l.v, by_id);
+    if (l.n)
+        qsort(l.v, l.n, sizeof *l.v, by_id);
     uint32_t today = queue_day_of(engine_now());
     for (size_t i = 0; i < l.n; i++) {
         struct eng_account *x = &l.v[i];

@@ -361,8 +361,10 @@ int signer_build(const struct config *cfg, struct queue *q,
         signer_free(s);
         return rc;
     }
-    qsort(s->domains, s->ndomains, sizeof *s->domains, by_name);
-    qsort(s->accounts, s->naccounts, sizeof *s->accounts, by_id);
+    if (s->ndomains)
+        qsort(s->domains, s->ndomains, sizeof *s->domains, by_name);
+    if (s->naccounts)
+        qsort(s->accounts, s->naccounts, sizeof *s->accounts, by_id);
     *out = s;
     return 0;
 }
@@ -372,7 +374,7 @@ int signer_build(const struct config *cfg, struct queue *q,
 static bool allows_unsigned(const struct signer *s, uint32_t account)
 {
     struct signer_account key = { .id = account };
-    const struct signer_account *a =
+    const struct signer_account *a = !s->naccounts ? NULL :
         bsearch(&key, s->accounts, s->naccounts, sizeof key, by_id);
     return a ? a->allow_unsigned : s->allow_unsigned;
 }
@@ -383,7 +385,7 @@ static const struct signer_domain *nearest(const struct signer *s,
 {
     for (const char *p = dom; p && *p;) {
         struct signer_domain key = { .name = (char *)p };
-        const struct signer_domain *d =
+        const struct signer_domain *d = !s->ndomains ? NULL :
             bsearch(&key, s->domains, s->ndomains, sizeof key, by_name);
         if (d)
             return d;

@@ -114,6 +114,7 @@ static bool field_name_ok(const char *s)
            strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
+/* The change of queue_import_begin(): new fields, import number. */
 static int do_begin(struct admin_tx *t, void *arg)
 {
     struct begin_arg *c = arg;
@@ -521,6 +522,7 @@ struct audit_arg {
     const char *failure;
 };
 
+/* The import's one audit record, with its counts. */
 static int do_audit(struct admin_tx *t, void *arg)
 {
     struct audit_arg *c = arg;

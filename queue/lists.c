@@ -55,6 +55,7 @@ static MDB_val name_key(unsigned char *buf, uint32_t account,
     return (MDB_val){ 5 + n, buf };
 }
 
+/* Pack r into buf (LIST_REC_MAX bytes); its length, 0 if over. */
 static size_t list_encode(unsigned char *buf, const struct list_rec *r)
 {
     struct rec_w w = { .p = buf, .cap = LIST_REC_MAX };
@@ -70,6 +71,7 @@ static size_t list_encode(unsigned char *buf, const struct list_rec *r)
     return w.over ? 0 : w.len;
 }
 
+/* Unpack a stored list record of id. */
 static int list_decode(const MDB_val *v, uint64_t id, struct list_rec *r)
 {
     struct rec_r rd = { .p = v->mv_data, .len = v->mv_size };
@@ -147,6 +149,7 @@ struct create_arg {
     struct list_rec r;
 };
 
+/* The change of queue_list_create(): checks, record, name, audit. */
 static int do_create(struct admin_tx *t, void *arg)
 {
     struct create_arg *c = arg;

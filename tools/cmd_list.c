@@ -287,8 +287,9 @@ static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     } else {
         printf("list       %s (id %llu)\naccount    %s\n", l->name,
                (unsigned long long)l->id, t->a.name);
-        printf("created    %s\ncontacts   %llu\nfields     ", tool_time_text(
-                   l->created, ts, sizeof ts), (unsigned long long)l->contacts);
+        printf("created    %s\ncontacts   %llu\nfields     ",
+               tool_time_text(l->created, ts, sizeof ts),
+               (unsigned long long)l->contacts);
         for (unsigned i = 0; i < l->nfields; i++)
             printf("%s%s", i ? ", " : "", l->fields[i]);
         printf("%s\n", l->nfields ? "" : "(none)");

@@ -3,14 +3,15 @@
  * the spool stores: local part as given, domain as lower-case A-label.
  *
  * DESCRIPTION
- *   The local part is a dot-atom or a quoted string (RFC 5321 4.1.2), in
+ *   The local part is a dot-atom (RFC 5321 4.1.2; quoted strings are
+ *   refused: the renderer writes To: as a plain addr-spec), in
  *   ASCII (SMTPUTF8 local parts are refused: the renderer writes ASCII
- *   headers).  The domain goes through libidn2 (UTS #46 non-transitional,
- *   input NFC-normalised) when it is not plain ASCII or holds an A-label;
- *   a plain ASCII domain takes a fast path (lower-case, LDH check) that
- *   gives the same answer, since that is all UTS #46 does to one.  A small
- *   cache of converted IDN domains spares libidn2 the repeats of a large
- *   import.  Owns nothing; not thread-safe (the cache).
+ *   headers).  The domain goes
+ *   through libidn2 (UTS #46 non-transitional, input NFC-normalised) when
+ *   it is not plain ASCII or holds an A-label; a plain ASCII domain takes
+ *   a fast path (lower-case, LDH check) that gives the same answer, since
+ *   that is all UTS #46 does to one.  A small cache of converted IDN
+ *   domains spares libidn2 the repeats of a large import.  Owns nothing; not thread-safe (the cache).
  *
  * DIAGNOSTICS
  *   Every refusal comes with a short reason ("local part over 64 octets",
@@ -76,21 +77,10 @@ static const char *local_check(const char *l, size_t n)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)l[i] >= 0x80)
             return "non-ASCII local part (SMTPUTF8 is not supported)";
-    if (l[0] == '"') {
-        if (n < 2 || l[n - 1] != '"')
-            return "unterminated quoted local part";
-        for (size_t i = 1; i < n - 1; i++) {
-            unsigned char c = (unsigned char)l[i];
-            if (c == '\\') {
-                if (i + 1 >= n - 1 || l[i + 1] < 32 || l[i + 1] > 126)
-                    return "bad escape in quoted local part";
-                i++;
-            } else if (c < 32 || c > 126 || c == '"') {
-                return "bad character in quoted local part";
-            }
-        }
-        return NULL;
-    }
+    /* campaign mail needs an address the renderer can put in To: as it
+     * is; receivers rarely take quoted local parts either */
+    if (l[0] == '"')
+        return "quoted local part (not accepted for campaign mail)";
     if (l[0] == '.' || l[n - 1] == '.')
         return "local part starts or ends with a dot";
     for (size_t i = 0; i < n; i++) {

@@ -429,6 +429,7 @@ static void row_reject(struct imp *m, const char *reason)
         fatal(m, tool_exit_for(err), "%s", queue_last_detail());
 }
 
+/* A data row: checks, then to the spool or rejected. */
 static void data_row(struct imp *m)
 {
     char addr[TOOL_ADDR_MAX + 1], why[TOOL_WHY_MAX], cn[96];
@@ -614,6 +615,7 @@ static void read_all(struct imp *m, char *buf)
 
 /* ------------------------------------------------------------ summary */
 
+/* The final summary line (or JSON object) on stdout. */
 static void summary(struct imp *m, const struct queue_import_counts *c,
                     double secs)
 {
