@@ -2,12 +2,19 @@
  * classify.h - a bounce category for an SMTP reply or local failure.
  *
  * DESCRIPTION
- *   The engine's built-in rules: enhanced status code first (RFC 3463
- *   subjects and details), then words in the reply text, then the basic
- *   code.  The rules file of the bounce-feedback work extends this.
+ *   The engine's view of bounce_rules.h: the rules file named by
+ *   `bounce_rules =` (if any) first, then the shipped defaults, then the
+ *   basic code.  The rule set is set once at start-up, before any
+ *   classification.
  */
 #ifndef SLUICE_CLASSIFY_H
 #define SLUICE_CLASSIFY_H
+
+struct bounce_rules;
+
+/* Use r (owned by the caller, kept alive while the engine runs; NULL for
+ * the defaults only) for every later classify_reply(). */
+void classify_use_rules(const struct bounce_rules *r);
 
 /* A queue_category for (code, enhanced, text); local failures pass code 0. */
 int classify_reply(int code, const char *enhanced, const char *text);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bounce_rules.h"
 #include "config.h"
 
 struct parse {
@@ -483,6 +484,17 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
             return fail(p, "max_age: '%s' is not a duration of 1s or more%s",
                         v, "");
         c->max_age = (int64_t)(ms / 1000);
+    } else if (!strcmp(key, "bounce_rules")) {
+        if (!*v || !set_str(&c->bounce_rules_path, v))
+            return fail(p, "bounce_rules: needs a file%s%s", "", "");
+    } else if (!strcmp(key, "soft_bounce_limit")) {
+        if (!parse_uint(v, 1, 1000, &u))
+            return fail(p, "soft_bounce_limit: '%s' is not 1..1000%s", v, "");
+        c->soft_bounce_limit = (unsigned)u;
+    } else if (!strcmp(key, "soft_bounce_days")) {
+        if (!parse_uint(v, 1, 3650, &u))
+            return fail(p, "soft_bounce_days: '%s' is not 1..3650%s", v, "");
+        c->soft_bounce_days = (unsigned)u;
     } else if (!strcmp(key, "event_log")) {
         if (!set_str(&c->event_log, v))
             return fail(p, "out of memory%s%s", "", "");
@@ -757,6 +769,8 @@ static void defaults(struct config *c)
     c->retry_steps = sizeof default_retry / sizeof default_retry[0];
     memcpy(c->retry, default_retry, sizeof default_retry);
     c->max_age = 5 * 86400;
+    c->soft_bounce_limit = 3;
+    c->soft_bounce_days = 7;
     c->drain_timeout_ms = 30000;
     c->pause_recheck_ms = 30000;
     c->claim_batch = 2000;
@@ -798,6 +812,13 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         else if (!cfg->ehlo_hostname)
             p.err_line = 0, snprintf(p.err, sizeof p.err,
                                      "[sluiced] ehlo_hostname is not set");
+        if (!p.err[0] && cfg->bounce_rules_path) {
+            char why[sizeof p.err - 16];
+            if (bounce_rules_load(&cfg->bounce_rules, cfg->bounce_rules_path,
+                                  why, sizeof why))
+                p.err_line = 0, snprintf(p.err, sizeof p.err,
+                                         "bounce_rules: %s", why);
+        }
         for (size_t i = 0; i < cfg->nsites && !p.err[0]; i++)
             if (!cfg->sites[i].nmx)
                 p.err_line = cfg->sites[i].lim.line,
@@ -837,6 +858,8 @@ void config_free(struct config *cfg)
     free(cfg->ehlo_hostname);
     free(cfg->dns_servers);
     free(cfg->event_log);
+    free(cfg->bounce_rules_path);
+    bounce_rules_free(cfg->bounce_rules);
     free(cfg->tls_ca_file);
     policy_free(&cfg->def);
     for (size_t i = 0; i < cfg->ndomains; i++)

@@ -119,6 +119,10 @@ struct config {
     uint32_t retry[QUEUE_MAX_RETRY_STEPS];
     int64_t max_age;           /* seconds */
     char *event_log;           /* JSON-lines event log, or NULL */
+    char *bounce_rules_path;   /* bounce_rules = FILE, or NULL */
+    struct bounce_rules *bounce_rules; /* loaded from it (NULL: defaults) */
+    unsigned soft_bounce_limit;  /* quota bounces in a row that suppress */
+    unsigned soft_bounce_days;   /* ... within this many days */
     unsigned workers;          /* composition threads; 0: cores */
     unsigned drain_timeout_ms; /* SIGTERM: wait this long for sessions */
     unsigned pause_recheck_ms; /* paused mail goes back to the spool this long */

@@ -219,7 +219,8 @@ static void fail_all(struct engine *e, struct dest *d, int type, int code,
 {
     struct queue_outcome o = {
         .type = type, .code = (uint16_t)code, .enhanced = enh, .text = text,
-        .mx = mx, .category = (uint8_t)(type == QUEUE_EV_BOUNCED
+        .mx = mx, .category = (uint8_t)(type == QUEUE_EV_BOUNCED ||
+                                        type == QUEUE_EV_DEFERRED
                                         ? classify_reply(code, enh, text) : 0),
     };
     record_all(e, d, &o);
@@ -527,7 +528,8 @@ static void job_outcomes(struct engine *e, struct job_ctx *j, const char *mx)
         o[n] = (struct queue_outcome){
             .delivery = r->delivery, .type = type, .code = r->code,
             .enhanced = r->enhanced, .mx = mx, .text = r->text,
-            .category = (uint8_t)(type == QUEUE_EV_BOUNCED
+            .category = (uint8_t)(type == QUEUE_EV_BOUNCED ||
+                                  type == QUEUE_EV_DEFERRED
                                   ? classify_reply(r->code, r->enhanced, r->text)
                                   : type == QUEUE_EV_EXPIRED
                                   ? QUEUE_CAT_EXPIRED : 0),

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "compose.h"
+#include "classify.h"
 #include "engine.h"
 #include "signer.h"
 #include "queue_admin.h"
@@ -718,7 +719,10 @@ int engine_start(struct engine *e)
         .group_ops = e->cfg.group_ops, .group_ms = e->cfg.group_ms,
         .map_max = e->cfg.map_max, .retry_steps = e->cfg.retry_steps,
         .max_age = e->cfg.max_age, .trim_ms = 50,
+        .soft_bounce_limit = e->cfg.soft_bounce_limit,
+        .soft_bounce_days = e->cfg.soft_bounce_days,
     };
+    classify_use_rules(e->cfg.bounce_rules);
     memcpy(qo.retry, e->cfg.retry, sizeof qo.retry);
     int err = queue_open(&e->q, e->cfg.spool, &qo);
     if (err) {

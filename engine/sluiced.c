@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "classify.h"
 #include "engine.h"
 #include "signer.h"
 
@@ -67,6 +68,7 @@ static void on_hup(uv_signal_t *h, int sig)
     e->cfg.spool = NULL;
     struct config old = e->cfg;
     memcpy(&e->cfg, &n, sizeof n); /* timeout_ms keeps its address */
+    classify_use_rules(e->cfg.bounce_rules); /* before the old set goes */
     dest_refresh_policies(e);
     site_refresh_policies(e);
     limits_load(e);

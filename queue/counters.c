@@ -142,6 +142,20 @@ int usage_add(struct wctx *w, uint32_t account, uint32_t day,
     return 0;
 }
 
+int blocks_add(struct wctx *w, uint32_t account, uint32_t day,
+               unsigned policy, unsigned spam)
+{
+    unsigned char key[9] = { 'b' };
+    be32_put(key + 1, account);
+    be32_put(key + 5, day);
+    struct counter_delta *cd = delta_for(w, key, sizeof key);
+    if (!cd)
+        return -ENOMEM;
+    cd->d[0] += policy;
+    cd->d[1] += spam;
+    return 0;
+}
+
 /* Add a usage delta to its (account, day) record in the usage database. */
 static int usage_flush_one(struct wctx *w, const struct counter_delta *cd)
 {

@@ -9,6 +9,8 @@
  *   members   'e' u64 list . lower-case address -> u64 contact
  *             'c' u64 list . u64 contact -> (empty)   list order by id
  *   suppress  u32 owner . lower-case address -> suppression record
+ *             u32 owner . 0xff . lower-case address -> soft-bounce
+ *             streak (hygiene.c; after the owner's addresses)
  *   meta      "next_list", "next_contact", "next_import" u64 (next to use)
  *
  * RECORD LAYOUTS (little-endian, as admin_int.h; format byte 1)

@@ -16,6 +16,10 @@
  *   For a delivery with an account, the outcome also counts its usage per
  *   UTC day (sent, delivered, bounced: queue_admin.h says which count).
  *
+ *   For a delivery with an account, hard bounces suppress the address,
+ *   quota bounces count towards a soft-bounce streak and blocks are
+ *   counted: hygiene.c, in the same transaction.
+ *
  *   A delivery already terminal gets no second terminal event: its outcome
  *   fails with QUEUE_ESTATE.  That is how "exactly one terminal event" is
  *   held even when an engine repeats itself after a crash.
@@ -243,6 +247,10 @@ static int apply_one(struct wctx *w, struct queue_op *op,
             if ((sent | dlv | bnc) &&
                 (err = usage_add(w, d.account, (uint32_t)(w->now / 86400),
                                  sent, dlv, bnc)))
+                return err;
+            /* list hygiene commits with the outcome (hygiene.c) */
+            if ((err = hygiene_outcome(w, d.account, d.rcpt, type,
+                                       o->category)))
                 return err;
         }
     }

@@ -98,6 +98,10 @@ struct queue_options {
     int64_t (*clock)(void);   /* unix seconds; NULL: the wall clock (tests) */
     unsigned trim_ms;         /* writer drops mapped pages from RSS this
                                  often (queue_trim_map); 0: never */
+    /* List hygiene (outcome.c): quota bounces or deferrals in a row, all
+     * within soft_bounce_days, that suppress an address; 0: 3 and 7 */
+    unsigned soft_bounce_limit;
+    unsigned soft_bounce_days;
 };
 
 struct queue;

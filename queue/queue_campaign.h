@@ -127,6 +127,30 @@ int queue_suppress_add(struct queue *q, uint32_t owner, const char *email,
                        const char *reason, const char *source,
                        const struct queue_actor *by);
 
+/* Take email off owner's list: QUEUE_ENOTFOUND (nothing changed) when it
+ * is not there.  Audited "suppress remove". */
+int queue_suppress_remove(struct queue *q, uint32_t owner, const char *email,
+                          const struct queue_actor *by);
+
+/* One entry of a batch add; result gets 0 (added), -EEXIST (already on
+ * the list, the first record stays) or -EINVAL (bad address, reason or
+ * source).  reason/source NULL: "" . */
+struct queue_suppress_entry {
+    const char *email, *reason, *source;
+    int result;
+};
+
+/* Add up to QUEUE_SUPPRESS_BATCH entries to owner's list in one
+ * transaction with one audit record `action` ("suppress import") whose
+ * object counts what was added.  Per-entry problems land in result and do
+ * not fail the batch; the return is for the batch (QUEUE_ENOTFOUND: no
+ * such owner, a write failure). */
+#define QUEUE_SUPPRESS_BATCH 1000
+int queue_suppress_add_batch(struct queue *q, uint32_t owner,
+                             struct queue_suppress_entry *e, size_t n,
+                             const char *action,
+                             const struct queue_actor *by);
+
 /* ------------------------------------------------------------ campaigns */
 
 enum queue_campaign_state {
@@ -283,6 +307,15 @@ int queue_campaign_submit_batch(struct queue *q, uint64_t campaign,
 int queue_campaign_send_end(struct queue *q, uint64_t id, uint64_t last,
                             const struct queue_actor *by);
 
+/* ---------------------------------------- feedback (delivery_find.c) */
+
+/* The delivery of campaign to rcpt (compared without case), looking at
+ * the newest `max` deliveries of the spool at most (0: all; there is no
+ * index, it is a scan).  QUEUE_ENOTFOUND when none matched. */
+int queue_find_campaign_delivery(struct queue *q, uint64_t campaign,
+                                 const char *rcpt, uint64_t max,
+                                 struct queue_delivery *d);
+
 /* --------------------------------------------------------- token secret */
 
 #define QUEUE_TOKEN_SECRET 32
@@ -315,6 +348,13 @@ long queue_suppressions(struct queue *q, uint32_t owner, const char *from,
                         int (*cb)(void *arg,
                                   const struct queue_suppression *s),
                         void *arg);
+
+/* List hygiene (hygiene.c): the engine's outcomes suppress hard bounces
+ * ("hard bounce: <category>", source "smtp") and quota bounces after
+ * queue_options.soft_bounce_limit in a row; policy and spam blocks only
+ * count.  The blocks of account on UTC day (unix time / 86400). */
+int queue_blocks_get(struct queue *q, uint32_t account, uint32_t day,
+                     uint64_t *policy, uint64_t *spam);
 
 /* ------------------------------------------------- contact import (import.c) */
 

@@ -15,6 +15,8 @@
  *   events      u64 seq -> event record (records.c)
  *   counters    'c' u64 campaign | 'a' u32 account | 'd' domain | 't'
  *               -> struct queue_counts (host order, six u64)
+ *               | 'b' u32 account . u32 day -> same record, fields 0 and
+ *               1 policy and spam blocks (hygiene.c)
  *   controls    'p' kind ('d' or 's') . name -> i64 since . u8 reason_len
  *               . reason . u8 who_len . who        (schema 2, control.c)
  *   meta "controls_gen" u64, bumped by every pause and resume
@@ -197,6 +199,12 @@ struct queue {
     int claim_fd;                /* flock'd lock file, -1 if not claiming */
     pthread_mutex_t claim_mu;
     struct lease_set leases;
+
+    /* list hygiene (hygiene.c, writer thread only): hashes of addresses
+     * that may have a soft-bounce streak, a superset, loaded on first use */
+    uint64_t *streak_hash;
+    size_t streak_cap, streak_count;
+    bool streak_loaded;
     int64_t scan_due;            /* claim resumes from this due time */
     uint64_t scan_id;
     uint64_t scan_reset_ms;      /* last full scan of the ready index */
@@ -348,6 +356,15 @@ int counters_flush(struct wctx *w);
  * usage database by counters_flush). */
 int usage_add(struct wctx *w, uint32_t account, uint32_t day,
               unsigned sent, unsigned delivered, unsigned bounced);
+/* Policy and spam blocks of an account on a UTC day: counters record
+ * 'b' u32 account . u32 day, fields 0 and 1 (hygiene.c reads them). */
+int blocks_add(struct wctx *w, uint32_t account, uint32_t day,
+               unsigned policy, unsigned spam);
+/* List hygiene for one outcome of a delivery (hygiene.c): suppressions,
+ * soft-bounce streaks and block counts in w's txn; 0 or txn-fatal. */
+int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
+                    int type, int category);
+void hygiene_free(struct queue *q);
 void counters_reset(struct wctx *w);
 void counters_free(struct wctx *w);
 

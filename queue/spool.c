@@ -286,6 +286,7 @@ void queue_close(struct queue *q)
     if (q->claim_fd >= 0)
         close(q->claim_fd);
     lease_free(&q->leases);
+    hygiene_free(q);
     pthread_rwlock_destroy(&q->maplock);
     pthread_mutex_destroy(&q->mu);
     pthread_mutex_destroy(&q->claim_mu);

@@ -9,10 +9,12 @@
  *   Summary:
  *     viewer   every read: account list/show/usage, user list, apikey list,
  *              audit list/verify, status, spool, paused, dkim list/check,
- *              list list/show, suppress list, campaign list/show/preview
+ *              list list/show, suppress list/export, campaign
+ *              list/show/preview
  *     sender   + inject, campaign send/test/pause/resume
  *     manager  + domain list/show, lists (create, delete, import),
- *              suppress add, campaign create/update/cancel
+ *              suppress add/remove/import, campaign create/update/cancel,
+ *              feedback ingest (on the account of each report's delivery)
  *     admin    + users and roles (granting owner aside), sub-accounts
  *              (create, update, disable), API keys of others, domain
  *              add/verify; on the master: limits, pause/resume, dkim keygen,
@@ -102,6 +104,10 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_CAMPAIGN_PAUSE] = { "campaign pause", S, false, 0 },
     [ACT_CAMPAIGN_RESUME] = { "campaign resume", S, false, 0 },
     [ACT_CAMPAIGN_CANCEL] = { "campaign cancel", M, false, 0 },
+    [ACT_SUPPRESS_REMOVE] = { "suppress remove", M, false, 0 },
+    [ACT_SUPPRESS_IMPORT] = { "suppress import", M, false, 0 },
+    [ACT_SUPPRESS_EXPORT] = { "suppress export", V, false, 0 },
+    [ACT_FEEDBACK_INGEST] = { "feedback ingest", M, false, 0 },
 };
 
 #undef V

@@ -1,31 +1,46 @@
 /*
  * cmd_suppress.c - `sluice suppress`: the addresses an account never
- * mails (minimal set: add and list).
+ * mails.
  *
  * SYNOPSIS
  *   suppress add EMAIL [--account A] [--reason R]
+ *   suppress remove EMAIL [--account A]
  *   suppress list [--account A] [--json]
+ *   suppress import FILE|- [--account A] [--reason R] [--source S]
+ *   suppress export [--account A] [--output FILE]
  *
  * DESCRIPTION
  *   The suppression list is the account's own or, for a sub-account that
  *   shares it, the master's (account show: "suppression"); both commands
  *   act on that list.  Addresses are stored with the domain as lower-case
  *   A-label and compare without regard to case.  Imports skip suppressed
- *   addresses and the engine checks again before sending.  Removing
- *   entries, importing suppression files and bounce-fed entries come with
- *   the bounces issue.
+ *   addresses and the engine checks again before sending.  Each entry
+ *   keeps a reason, a source ("cli", "import", "dsn", "arf", ...) and the
+ *   time it was added; `feedback ingest` adds bounce and complaint entries.
  *
- *   Who may: add needs manager on the account, list viewer.  add is
- *   audited.
+ *   import reads one address per line, or CSV lines EMAIL[,REASON[,SOURCE]]
+ *   (a first line starting "email" is a header; '#' lines and blank lines
+ *   are skipped; a field may be in double quotes, "" for a quote; parsed
+ *   by hand).  Missing reason and source take --reason (default "import")
+ *   and --source (default "import").  Entries commit in batches of
+ *   QUEUE_SUPPRESS_BATCH, one audit record "suppress import" per batch;
+ *   addresses already listed keep their first record.  export writes CSV
+ *   email,reason,source,since (UTC) in address order.
+ *
+ *   Who may: add, remove and import need manager on the account, list and
+ *   export viewer.  add, remove and import are audited.
  *
  * DIAGNOSTICS
- *   0 ok (an address already suppressed included), 64 bad options, 65 an
- *   invalid address or reason, 66 no such account, 77 refused.
+ *   0 ok (an address already suppressed included; import: invalid lines
+ *   are reported on stderr and counted), 64 bad options, 65 an invalid
+ *   address or reason, 66 no such account, file or (remove) entry, 73
+ *   export file not writable, 74 read error, 77 refused.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tool_lists.h"
 
@@ -33,11 +48,16 @@
 
 static const char usage_text[] =
     "usage: sluice suppress add EMAIL [--account A] [--reason R]\n"
+    "       sluice suppress remove EMAIL [--account A]\n"
     "       sluice suppress list [--account A] [--json]\n"
+    "       sluice suppress import FILE|- [--account A] [--reason R] "
+    "[--source S]\n"
+    "       sluice suppress export [--account A] [--output FILE]\n"
     "\n"
     "Acts on the account's suppression list (the master's when the account\n"
-    "shares it).  Only add and list exist so far: remove, import and the\n"
-    "entries fed by bounces and complaints come with the bounces issue.\n";
+    "shares it).  import takes one address per line or CSV lines\n"
+    "EMAIL[,REASON[,SOURCE]]; export writes CSV email,reason,source,since.\n"
+    "`sluice feedback ingest` adds hard bounces and complaints.\n";
 
 /* Open, identify, find the account and check act; 0 or an exit code. */
 static int supp_begin(struct tool_ctx *ctx, const char *prog, int act,
@@ -171,6 +191,317 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
     return rc;
 }
 
+static int cmd_remove(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *acct = NULL, *email = NULL;
+    char addr[TOOL_ADDR_MAX + 1], why[TOOL_WHY_MAX], obj[400];
+    char owner[QUEUE_MAX_ACCOUNT_NAME + 1];
+    bool bad = false;
+    struct queue *q;
+    int rc, role;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (tool_opt(argc, argv, &i, "--account", &acct, &bad))
+            continue;
+        if (argv[i][0] == '-' || email)
+            bad = true;
+        else
+            email = argv[i];
+    }
+    if (bad || !email) {
+        fprintf(stderr, "usage: sluice suppress remove EMAIL "
+                "[--account A]\n");
+        return TOOL_EX_USAGE;
+    }
+    if (tool_addr_normalize(email, strlen(email), addr, sizeof addr, why)) {
+        fprintf(stderr, P " remove: invalid address '%.80s': %s\n", email,
+                why);
+        return TOOL_EX_DATAERR;
+    }
+    struct queue_account *a = malloc(sizeof *a);
+    if (!a)
+        return TOOL_EX_OSERR;
+    snprintf(obj, sizeof obj, "suppress %s", addr);
+    if ((rc = supp_begin(ctx, P " remove", ACT_SUPPRESS_REMOVE, acct, obj,
+                         &q, a, &role))) {
+        free(a);
+        return rc;
+    }
+    struct queue_actor by = tool_actor(ctx, role, a->id);
+    tool_account_name(q, a->suppression_owner, owner, sizeof owner);
+    int err = queue_suppress_remove(q, a->suppression_owner, addr, &by);
+    if (err) {
+        rc = tool_admin_error(P " remove", err);
+    } else if (ctx->json) {
+        tool_emit_json(json_pack("{s:s,s:s,s:b}", "email", addr, "owner",
+                                 owner, "removed", 1));
+    } else {
+        printf("removed %s from the suppression list of %s\n", addr, owner);
+    }
+    queue_close(q);
+    free(a);
+    return rc;
+}
+
+#define IMP_LINE_MAX 2048
+
+/* One import batch being gathered: entries point into the arrays. */
+struct imp_batch {
+    struct queue_suppress_entry e[QUEUE_SUPPRESS_BATCH];
+    char addr[QUEUE_SUPPRESS_BATCH][TOOL_ADDR_MAX + 1];
+    char reason[QUEUE_SUPPRESS_BATCH][QUEUE_MAX_SUPPRESS_REASON + 1];
+    char source[QUEUE_SUPPRESS_BATCH][QUEUE_MAX_SUPPRESS_SOURCE + 1];
+    unsigned long line[QUEUE_SUPPRESS_BATCH];
+    size_t n;
+    unsigned long added, already, invalid;
+};
+
+/* The next CSV field of *p (up to ',' or the end) into out (cut to cap);
+ * a field in double quotes may hold commas and "" for a quote.  Blanks
+ * around a field are dropped.  Returns false past the last field. */
+static bool csv_field(const char **p, char *out, size_t cap)
+{
+    const char *s = *p;
+    size_t n = 0;
+    if (!s)
+        return false;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s == '"') {
+        for (s++; *s; s++) {
+            if (*s == '"' && s[1] == '"') {
+                s++;
+            } else if (*s == '"') {
+                s++;
+                break;
+            }
+            if (n + 1 < cap)
+                out[n++] = *s;
+        }
+        while (*s && *s != ',')
+            s++;
+    } else {
+        for (; *s && *s != ','; s++)
+            if (n + 1 < cap)
+                out[n++] = *s;
+        while (n && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+            n--;
+    }
+    out[n] = 0;
+    *p = *s == ',' ? s + 1 : NULL;
+    return true;
+}
+
+/* Commit the gathered batch; 0 or an exit code. */
+static int imp_flush(struct queue *q, uint32_t owner, struct imp_batch *b,
+                     const struct queue_actor *by)
+{
+    if (!b->n)
+        return 0;
+    int err = queue_suppress_add_batch(q, owner, b->e, b->n,
+                                       "suppress import", by);
+    if (err)
+        return tool_admin_error(P " import", err);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->e[i].result == 0) {
+            b->added++;
+        } else if (b->e[i].result == -EEXIST) {
+            b->already++;
+        } else {
+            b->invalid++;
+            fprintf(stderr, P " import: line %lu: reason or source not "
+                    "usable\n", b->line[i]);
+        }
+    }
+    b->n = 0;
+    return 0;
+}
+
+/* Read the import file line by line into batches. */
+static int import_lines(FILE *f, struct queue *q, uint32_t owner,
+                        struct imp_batch *b, const char *reason,
+                        const char *source, const struct queue_actor *by)
+{
+    char line[IMP_LINE_MAX + 2], field[IMP_LINE_MAX + 1], why[TOOL_WHY_MAX];
+    unsigned long lineno = 0;
+    int rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        lineno++;
+        if (n && line[n - 1] != '\n' && !feof(f)) {
+            int ch;
+            while ((ch = fgetc(f)) != EOF && ch != '\n')
+                ;
+            fprintf(stderr, P " import: line %lu: longer than %d bytes\n",
+                    lineno, IMP_LINE_MAX);
+            b->invalid++;
+            continue;
+        }
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#' ||
+            (lineno == 1 && !strncasecmp(p, "email", 5) &&
+             (!p[5] || p[5] == ',' || p[5] == ' ')))
+            continue;
+        size_t k = b->n;
+        csv_field(&p, field, sizeof field);
+        if (tool_addr_normalize(field, strlen(field), b->addr[k],
+                                sizeof b->addr[k], why)) {
+            fprintf(stderr, P " import: line %lu: invalid address "
+                    "'%.80s': %s\n", lineno, field, why);
+            b->invalid++;
+            continue;
+        }
+        b->reason[k][0] = b->source[k][0] = 0;
+        csv_field(&p, b->reason[k], sizeof b->reason[k]);   /* cut */
+        csv_field(&p, b->source[k], sizeof b->source[k]);
+        b->e[k] = (struct queue_suppress_entry){
+            b->addr[k], b->reason[k][0] ? b->reason[k] : reason,
+            b->source[k][0] ? b->source[k] : source, 0 };
+        b->line[k] = lineno;
+        if (++b->n == QUEUE_SUPPRESS_BATCH)
+            rc = imp_flush(q, owner, b, by);
+    }
+    if (!rc && ferror(f)) {
+        fprintf(stderr, P " import: read error\n");
+        rc = TOOL_EX_IOERR;
+    }
+    return rc ? rc : imp_flush(q, owner, b, by);
+}
+
+static int cmd_import(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *acct = NULL, *path = NULL, *reason = "import";
+    const char *source = "import";
+    bool bad = false;
+    struct queue *q;
+    int rc, role;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (tool_opt(argc, argv, &i, "--account", &acct, &bad) ||
+            tool_opt(argc, argv, &i, "--reason", &reason, &bad) ||
+            tool_opt(argc, argv, &i, "--source", &source, &bad))
+            continue;
+        if ((argv[i][0] == '-' && argv[i][1]) || path)
+            bad = true;
+        else
+            path = argv[i];
+    }
+    if (bad || !path) {
+        fprintf(stderr, "usage: sluice suppress import FILE|- [--account A] "
+                "[--reason R] [--source S]\n");
+        return TOOL_EX_USAGE;
+    }
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, P " import: %s: %s\n", path, strerror(errno));
+        return TOOL_EX_NOINPUT;
+    }
+    struct queue_account *a = malloc(sizeof *a);
+    struct imp_batch *b = calloc(1, sizeof *b);
+    if (!a || !b)
+        rc = TOOL_EX_OSERR;
+    else
+        rc = supp_begin(ctx, P " import", ACT_SUPPRESS_IMPORT, acct,
+                        "suppression list", &q, a, &role);
+    if (!rc) {
+        struct queue_actor by = tool_actor(ctx, role, a->id);
+        rc = import_lines(f, q, a->suppression_owner, b, reason, source,
+                          &by);
+        if (!rc && ctx->json)
+            tool_emit_json(json_pack("{s:I,s:I,s:I}", "added",
+                                     (json_int_t)b->added, "already",
+                                     (json_int_t)b->already, "invalid",
+                                     (json_int_t)b->invalid));
+        else if (!rc)
+            printf("suppress import: %lu added, %lu already listed, %lu "
+                   "invalid\n", b->added, b->already, b->invalid);
+        queue_close(q);
+    }
+    if (f != stdin)
+        fclose(f);
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* Write s as one CSV field (quoted when it needs to be). */
+static void csv_put(FILE *f, const char *s)
+{
+    size_t n = strlen(s);
+    if (!strpbrk(s, ",\"\r\n") && !(n && (s[0] == ' ' || s[n - 1] == ' '))) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* One row of `suppress export`. */
+static int export_row(void *arg, const struct queue_suppression *s)
+{
+    FILE *f = arg;
+    char ts[32];
+    csv_put(f, s->email);
+    fputc(',', f);
+    csv_put(f, s->reason);
+    fputc(',', f);
+    csv_put(f, s->source);
+    fprintf(f, ",%s\n", tool_time_text(s->since, ts, sizeof ts));
+    return 0;
+}
+
+static int cmd_export(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *acct = NULL, *out = NULL;
+    bool bad = false;
+    struct queue *q;
+    int rc;
+    for (int i = 1; i < argc && !bad; i++)
+        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad) &&
+            !tool_opt(argc, argv, &i, "--output", &out, &bad))
+            bad = true;
+    if (bad) {
+        fprintf(stderr, "usage: sluice suppress export [--account A] "
+                "[--output FILE]\n");
+        return TOOL_EX_USAGE;
+    }
+    struct queue_account *a = malloc(sizeof *a);
+    if (!a)
+        return TOOL_EX_OSERR;
+    if ((rc = supp_begin(ctx, P " export", ACT_SUPPRESS_EXPORT, acct,
+                         "suppression list", &q, a, NULL))) {
+        free(a);
+        return rc;
+    }
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, P " export: %s: %s\n", out, strerror(errno));
+        rc = TOOL_EX_CANTCREAT;
+    } else {
+        fputs("email,reason,source,since\n", f);
+        long n = queue_suppressions(q, a->suppression_owner, NULL,
+                                    export_row, f);
+        if (n < 0)
+            rc = tool_admin_error(P " export", (int)n);
+        if (fflush(f) || ferror(f)) {
+            fprintf(stderr, P " export: write error\n");
+            rc = rc ? rc : TOOL_EX_IOERR;
+        }
+        if (out && fclose(f) && !rc)
+            rc = TOOL_EX_IOERR;
+    }
+    queue_close(q);
+    free(a);
+    return rc;
+}
+
 int tool_suppress_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     argc = tool_take_json(ctx, argc, argv);
@@ -190,6 +521,12 @@ int tool_suppress_main(struct tool_ctx *ctx, int argc, char **argv)
         return cmd_add(ctx, argc, argv);
     if (!strcmp(sub, "list"))
         return cmd_list(ctx, argc, argv);
+    if (!strcmp(sub, "remove"))
+        return cmd_remove(ctx, argc, argv);
+    if (!strcmp(sub, "import"))
+        return cmd_import(ctx, argc, argv);
+    if (!strcmp(sub, "export"))
+        return cmd_export(ctx, argc, argv);
     fprintf(stderr, P ": unknown subcommand '%s'\n%s", sub, usage_text);
     return TOOL_EX_USAGE;
 }

@@ -47,9 +47,14 @@ static const struct tool_cmd commands[] = {
       tool_dkim_main },
     { "list", "contact lists: create, list, show, delete, import CSV",
       tool_list_main },
-    { "suppress", "suppression lists: add, list", tool_suppress_main },
+    { "suppress", "suppression lists: add, remove, list, import, export",
+      tool_suppress_main },
     { "campaign", "campaigns: create, show, preview, test, send, pause, "
       "resume, cancel", tool_campaign_main },
+    { "feedback", "ingest DSN bounces and ARF complaints: events, "
+      "suppressions", tool_feedback_main },
+    { "bounces", "bounce categories: classify a reply, show the rules",
+      tool_bounces_main },
 };
 
 /* Older commands checked before they run: master-level actions (the

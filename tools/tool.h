@@ -70,6 +70,7 @@ int tool_resume_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_paused_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_status_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_dkim_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_bounces_main(struct tool_ctx *ctx, int argc, char **argv);
 
 /* `sluice dkim check` (cmd_dkim.c): compare the DNS TXT record of each key
  * of domain in <spool>/dkim (or only selector; NULL: all) with the key.

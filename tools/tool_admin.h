@@ -98,6 +98,8 @@ enum tool_action {
     ACT_CAMPAIGN_SHOW, ACT_CAMPAIGN_PREVIEW, ACT_CAMPAIGN_TEST,
     ACT_CAMPAIGN_SEND, ACT_CAMPAIGN_PAUSE, ACT_CAMPAIGN_RESUME,
     ACT_CAMPAIGN_CANCEL,
+    ACT_SUPPRESS_REMOVE, ACT_SUPPRESS_IMPORT, ACT_SUPPRESS_EXPORT,
+    ACT_FEEDBACK_INGEST,
     ACT_COUNT
 };
 
@@ -191,5 +193,6 @@ int tool_apikey_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_feedback_main(struct tool_ctx *ctx, int argc, char **argv);
 
 #endif

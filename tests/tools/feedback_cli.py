@@ -1,0 +1,378 @@
+#!/usr/bin/python3
+"""feedback_cli.py - `sluice feedback ingest` and `sluice suppress`
+remove/import/export end to end.
+
+Real deliveries first: account acme (domain acme.example verified with
+--force), a list of nine contacts, a campaign sent; feedback-ids prints each
+delivery with its VERP address (the spool's secret).  The samples in
+tests/tools/feedback carry placeholders (@@VERP@@, @@RCPT@@, @@MSGID@@,
+@@FBID@@, @@RDOM@@) filled with one delivery each, then:
+
+  postfix, exim, gmail, microsoft (text/rfc822-headers, CRLF)
+      map through the VERP address to their delivery: bounced event with a
+      hard category, suppressed with source "dsn";
+  delayed     counted, no event, no suppression;
+  arf-yahoo   complaint: suppressed "complaint"/"arf", audit record;
+  msgid-only  matched by Message-ID (inactive-mailbox, suppressed);
+  fbid-only   ARF matched by Feedback-ID + Original-Rcpt-To;
+  again       the postfix report a second time: a late bounce, no second
+              terminal event, suppression already there;
+  forged      a VERP token with one character changed: quarantined,
+              delivery untouched;
+  malformed   truncated multipart, missing boundary, garbage bytes: each
+              quarantined with a .reason naming the problem;
+  maildir     --maildir new/ messages handled and moved to cur/ with S;
+  roles       a viewer is refused (77) and the report quarantined;
+  suppress    remove, import (CSV with reason/source, plain lines, bad
+              lines), export CSV with reason, source, time.
+
+usage: feedback_cli.py SLUICE FEEDBACK_IDS SAMPLE_DIR
+"""
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SLUICE, IDS, SAMPLES = sys.argv[1], sys.argv[2], sys.argv[3]
+T = tempfile.mkdtemp(prefix="sluice-feedback-")
+SPOOL = os.path.join(T, "spool")
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+ENV["SLUICE_PWHASH_FAST"] = "1"
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: %s%s" % (name, (": " + str(detail)) if detail else ""))
+
+
+def run(*args, user=None, stdin=None):
+    env = dict(ENV)
+    argv = [SLUICE, "--spool", SPOOL]
+    if user:
+        argv += ["--as", user]
+        env["SLUICE_PASSWORD"] = "pw-" + user
+    p = subprocess.run(argv + list(args), input=stdin, env=env,
+                       capture_output=True, text=True, timeout=60,
+                       stdin=None if stdin is not None else subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def ok(name, *args, **kw):
+    rc, out, err = run(*args, **kw)
+    check(name + " exits 0", rc == 0, "exit %d: %s" % (rc, err.strip()))
+    return out
+
+
+def write(name, data):
+    path = os.path.join(T, name)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(data)
+    return path
+
+
+def deliveries():
+    out = subprocess.run([IDS, SPOOL], capture_output=True, text=True,
+                         check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        i, c, a, rcpt, verp = line.split()
+        rows[rcpt] = {"id": int(i), "campaign": int(c), "account": int(a),
+                      "verp": verp + "@acme.example"}
+    return rows
+
+
+def sample(name, d, verp=None, msgid=True):
+    with open(os.path.join(SAMPLES, name), "rb") as f:
+        text = f.read().decode("latin-1")
+    rcpt = d["rcpt"]
+    text = (text.replace("@@VERP@@", verp or d["verp"])
+            .replace("@@RCPT@@", rcpt)
+            .replace("@@RDOM@@", rcpt.split("@")[1])
+            .replace("@@MSGID@@", "%d.%d.abcdefghijklm@acme.example"
+                     % (d["campaign"], d["id"]) if msgid else "x@y.example")
+            .replace("@@FBID@@", "%d:%d:1:sluice" % (d["campaign"],
+                                                   d["account"])))
+    path = os.path.join(T, "in-" + name)
+    with open(path, "wb") as f:
+        f.write(text.encode("latin-1"))
+    return path
+
+
+def ingest(*paths, user=None, extra=()):
+    rc, out, err = run("feedback", "ingest", *paths, "--json", *extra,
+                       user=user)
+    try:
+        j = json.loads(out)
+    except ValueError:
+        check("ingest --json is JSON", False, out[:300] + err[:300])
+        j = {"reports": [], "summary": {}}
+    return rc, j, err
+
+
+def history(did):
+    rc, out, err = run("spool", "history", str(did), "--json")
+    try:
+        return [json.loads(x) for x in out.splitlines() if x.strip()]
+    except ValueError:
+        return None
+
+
+def suppressions():
+    rc, out, _ = run("suppress", "list", "--json")
+    return {r["email"]: r for r in json.loads(out)} if rc == 0 else {}
+
+
+CONTACTS = ["pf@p.example", "ex@e.example", "gm@g.example",
+            "ms@m.example", "dl@d.example", "ya@y.example",
+            "mi@i.example", "fb@f.example", "fo@o.example"]
+
+
+def setup():
+    ok("account", "account", "create", "acme")
+    ok("domain", "domain", "add", "acme.example", "--account", "acme",
+       "--algo", "ed25519")
+    ok("verify", "domain", "verify", "acme.example", "--force")
+    ok("user viewer", "user", "add", "v", "--account", "acme", "--role",
+       "viewer", "--password-stdin", stdin="pw-v\n")
+    ok("list", "list", "create", "news", "--account", "acme")
+    ok("import", "list", "import", "news",
+       write("news.csv", "email\n" + "\n".join(CONTACTS) + "\n"),
+       "--account", "acme")
+    html = write("t.html", "<p>Hi</p><a href=\"{{unsubscribe_url}}\">u</a>")
+    rc, out, err = run("campaign", "create", "c1", "--account", "acme",
+                       "--list", "news", "--from", "Acme <news@acme.example>",
+                       "--subject", "Hello", "--html", html, "--json")
+    check("campaign create", rc == 0, err)
+    cid = str(json.loads(out)["id"])
+    ok("campaign send", "campaign", "send", cid)
+    rows = deliveries()
+    for r, d in rows.items():
+        d["rcpt"] = r
+    check("nine deliveries", len(rows) == 9, rows)
+    return rows
+
+
+def one(j):
+    reps = j.get("reports") or [{}]
+    return reps[0]
+
+
+def test_dsns(D):
+    for name, rcpt, cat in (("postfix.eml", "pf@p.example", "bad-mailbox"),
+                            ("exim.eml", "ex@e.example", "bad-mailbox"),
+                            ("gmail.eml", "gm@g.example", "bad-mailbox"),
+                            ("microsoft.crlf.eml", "ms@m.example",
+                             ("bad-domain", "bad-mailbox"))):
+        d = D[rcpt]
+        rc, j, err = ingest(sample(name, d))
+        r = one(j)
+        check(name + " exits 0", rc == 0, err)
+        check(name + " matched by verp", r.get("matched_by") == "verp", r)
+        check(name + " right delivery", r.get("delivery") == d["id"], r)
+        check(name + " bounced", r.get("outcome") == "bounced", r)
+        check(name + " category", r.get("category") in
+              ((cat,) if isinstance(cat, str) else cat), r)
+        check(name + " suppressed", r.get("suppressed") == "added", r)
+        h = history(d["id"]) or []
+        check(name + " bounced event", len(h) == 1 and
+              h[0].get("type") == "bounced", h)
+        s = suppressions().get(rcpt, {})
+        check(name + " suppression source dsn", s.get("source") == "dsn" and
+              s.get("reason", "").startswith("hard bounce"), s)
+
+
+def test_delayed(D):
+    d = D["dl@d.example"]
+    rc, j, err = ingest(sample("delayed.eml", d))
+    r = one(j)
+    check("delayed outcome", r.get("outcome") == "delayed", r)
+    check("delayed: no event", history(d["id"]) == [], history(d["id"]))
+    check("delayed: not suppressed", "dl@d.example" not in suppressions())
+    check("delayed summary", j["summary"].get("delayed") == 1, j["summary"])
+
+
+def test_arf(D):
+    d = D["ya@y.example"]
+    rc, j, err = ingest(sample("arf-yahoo.eml", d))
+    r = one(j)
+    check("arf exits 0", rc == 0, err)
+    check("arf complaint", r.get("outcome") == "complaint" and
+          r.get("delivery") == d["id"] and r.get("category") == "abuse", r)
+    s = suppressions().get("ya@y.example", {})
+    check("arf suppression", s.get("reason") == "complaint" and
+          s.get("source") == "arf", s)
+    rc, out, _ = run("audit", "list", "--json")
+    acts = [(a["action"], a["object"]) for a in json.loads(out)]
+    check("complaint audited", any(a == "feedback complaint" and
+                                   "delivery %d " % d["id"] in o
+                                   for a, o in acts), acts[-5:])
+
+
+def test_fallbacks(D):
+    d = D["mi@i.example"]
+    rc, j, err = ingest(sample("msgid-only.eml", d))
+    r = one(j)
+    check("msgid-only matched by message-id",
+          r.get("matched_by") == "message-id" and
+          r.get("delivery") == d["id"], r)
+    check("msgid-only inactive", r.get("category") == "inactive-mailbox" and
+          r.get("suppressed") == "added", r)
+    d = D["fb@f.example"]
+    rc, j, err = ingest(sample("fbid-only.eml", d))
+    r = one(j)
+    check("fbid-only matched by feedback-id",
+          r.get("matched_by") == "feedback-id" and
+          r.get("delivery") == d["id"] and r.get("outcome") == "complaint",
+          r)
+
+
+def test_late(D):
+    d = D["pf@p.example"]
+    rc, j, err = ingest(sample("postfix.eml", d))
+    r = one(j)
+    check("late bounce", r.get("outcome") == "late-bounce" and
+          r.get("suppressed") == "already", r)
+    check("late: still one terminal event", len(history(d["id"]) or []) == 1)
+    check("late summary", j["summary"].get("late_bounces") == 1, j)
+
+
+def test_forged(D):
+    d = D["fo@o.example"]
+    v = d["verp"]
+    i = 10
+    forged = v[:i] + ("a" if v[i] != "a" else "b") + v[i + 1:]
+    rc, j, err = ingest(sample("postfix.eml", d, verp=forged, msgid=False))
+    r = one(j)
+    check("forged quarantined", r.get("outcome") == "quarantined" and
+          "forged" in r.get("reason", ""), r)
+    check("forged: delivery untouched", history(d["id"]) == [])
+    check("forged: not suppressed", "fo@o.example" not in suppressions())
+    q = r.get("quarantine", "")
+    check("forged: quarantine file", os.path.isfile(q) and
+          os.path.isfile(q[:-4] + ".reason"), q)
+
+
+def test_malformed(D):
+    d = D["fo@o.example"]
+    qdir = os.path.join(T, "quar")
+    for name, why in (("bad-truncated.eml", "truncated multipart"),
+                      ("bad-noboundary.eml", "without a boundary"),
+                      ("bad-garbage.eml", "not a multipart/report")):
+        rc, j, err = ingest(sample(name, d), extra=("--quarantine", qdir))
+        r = one(j)
+        check(name + " exits 0", rc == 0, err)
+        check(name + " quarantined", r.get("outcome") == "quarantined" and
+              why in r.get("reason", ""), r)
+        q = r.get("quarantine", "")
+        check(name + " in --quarantine dir", q.startswith(qdir + "/"), q)
+        try:
+            reason = open(q[:-4] + ".reason").read()
+        except OSError:
+            reason = ""
+        check(name + " .reason", why in reason, reason)
+    check("malformed: delivery untouched", history(d["id"]) == [])
+
+
+def test_maildir(D):
+    md = os.path.join(T, "Maildir")
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub))
+    d = D["fo@o.example"]
+    shutil.copy(sample("delayed.eml", d), os.path.join(md, "new", "1.a.h"))
+    shutil.copy(sample("bad-garbage.eml", d), os.path.join(md, "new",
+                                                          "2.b.h"))
+    rc, out, err = run("feedback", "ingest", "--maildir", md)
+    check("maildir exits 0", rc == 0, err)
+    check("maildir summary line", "2 reports" in out and "1 delayed" in out
+          and "1 quarantined" in out, out)
+    check("maildir: handled moved to cur with S",
+          os.listdir(os.path.join(md, "cur")) == ["1.a.h:2,S"] and
+          os.listdir(os.path.join(md, "new")) == [],
+          (os.listdir(os.path.join(md, "cur")),
+           os.listdir(os.path.join(md, "new"))))
+    rc, out, err = run("feedback", "ingest", "--maildir", md)
+    check("maildir: seen ones skipped", "0 reports" in out, out)
+
+
+def test_roles(D):
+    d = D["fo@o.example"]
+    rc, j, err = ingest(sample("delayed.eml", d), user="v")
+    r = one(j)
+    check("viewer refused 77", rc == 77, (rc, err))
+    check("viewer: quarantined as refused", "refused" in r.get("reason", ""),
+          r)
+
+
+def test_suppress():
+    rc, out, err = run("suppress", "remove", "gm@g.example")
+    check("remove exits 0", rc == 0, err)
+    check("removed", "gm@g.example" not in suppressions())
+    rc, out, err = run("suppress", "remove", "gm@g.example")
+    check("remove again: 66", rc == 66, (rc, err))
+    path = write("supp.csv", "email,reason,source\n"
+                 "a1@x.example,spam trap,vendor\n"
+                 "\"a2@x.example\",\"old, bounced\"\n"
+                 "a3@x.example\n"
+                 "# comment\n"
+                 "not-an-address\n"
+                 "ya@y.example,dup,dup\n")
+    rc, out, err = run("suppress", "import", path, "--reason", "legacy",
+                       "--json")
+    check("import exits 0", rc == 0, err)
+    j = json.loads(out) if rc == 0 else {}
+    check("import counts", j == {"added": 3, "already": 1, "invalid": 1}, j)
+    check("import names the bad line", "line 6" in err, err)
+    s = suppressions()
+    check("import reason/source", s.get("a1@x.example", {}).get("reason") ==
+          "spam trap" and s["a1@x.example"].get("source") == "vendor", s)
+    check("import quoted reason, default source",
+          s.get("a2@x.example", {}).get("reason") == "old, bounced" and
+          s["a2@x.example"].get("source") == "import", s)
+    check("import default reason", s.get("a3@x.example", {}).get("reason")
+          == "legacy", s)
+    check("import keeps the first record",
+          s.get("ya@y.example", {}).get("reason") == "complaint")
+    rc, out, err = run("suppress", "export")
+    check("export exits 0", rc == 0, err)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    by = {r["email"]: r for r in rows}
+    check("export header", out.startswith("email,reason,source,since\n"))
+    check("export all", set(by) == set(s), (set(by), set(s)))
+    check("export quoting", by.get("a2@x.example", {}).get("reason") ==
+          "old, bounced", by.get("a2@x.example"))
+    check("export time", all(r["since"].endswith("Z") for r in rows), rows)
+    rc, out, err = run("suppress", "import", path, user="v")
+    check("viewer import refused", rc == 77, (rc, err))
+    rc, out, err = run("suppress", "export", user="v")
+    check("viewer export allowed", rc == 0, err)
+
+
+def main():
+    try:
+        D = setup()
+        test_dsns(D)
+        test_delayed(D)
+        test_arf(D)
+        test_fallbacks(D)
+        test_late(D)
+        test_forged(D)
+        test_malformed(D)
+        test_maildir(D)
+        test_roles(D)
+        test_suppress()
+    finally:
+        shutil.rmtree(T, ignore_errors=True)
+    print("feedback_cli: %d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+main()
