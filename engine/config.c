@@ -543,6 +543,9 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
     } else if (!strcmp(key, "bounce_domain")) {
         if (!set_str(&c->bounce_domain, v))
             return fail(p, "out of memory%s%s", "", "");
+    } else if (!strcmp(key, "http_listen")) {
+        if (!set_str(&c->http_listen, v))
+            return fail(p, "out of memory%s%s", "", "");
     } else if (!strcmp(key, "feedback_sender")) {
         if (!set_str(&c->feedback_sender, v))
             return fail(p, "out of memory%s%s", "", "");
@@ -886,6 +889,7 @@ void config_free(struct config *cfg)
     free(cfg->unsubscribe_host);
     free(cfg->bounce_domain);
     free(cfg->feedback_sender);
+    free(cfg->http_listen);
     for (size_t i = 0; i < cfg->naccounts; i++)
         for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)
             free(cfg->accounts[i].domains[k]);

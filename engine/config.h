@@ -147,6 +147,7 @@ struct config {
     char *unsubscribe_host;    /* https://HOST/u/TOKEN; default ehlo_hostname */
     char *bounce_domain;       /* VERP return paths; default the From domain */
     char *feedback_sender;     /* Feedback-ID's last field; default "sluice" */
+    char *http_listen;         /* ADDR:PORT of the unsubscribe endpoint */
     struct account_policy *accounts;
     size_t naccounts;
     bool allow_unsigned;       /* [account default] allow_unsigned */

@@ -30,6 +30,7 @@
 #include "classify.h"
 #include "engine.h"
 #include "signer.h"
+#include "queue_campaign.h"
 
 /* The state a job carries through its session. */
 struct job_ctx {
@@ -252,6 +253,19 @@ static void prefetch(struct engine *e, struct dest *d)
         engine_compose(e, want, n, d);
 }
 
+/* Is a campaign recipient on its account's suppression list now?  The
+ * list was checked when the message was rendered; this second look, as
+ * the message is handed to a session, catches an unsubscribe that came
+ * in between (one read transaction). */
+static bool suppressed_now(struct engine *e, const struct item *it)
+{
+    const struct eng_account *a = accounts_get(e, it->account);
+    uint32_t owner = a && a->suppression_owner ? a->suppression_owner
+                                               : it->account;
+    bool yes = false;
+    return !queue_suppressed(e->q, owner, it->rcpt, &yes) && yes;
+}
+
 /* Wait for a body being composed (for another destination, perhaps). */
 static void wait_compose(struct engine *e, struct dest *d)
 {
@@ -303,6 +317,21 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         return NULL;
     }
     d->last_account = it->account;
+    if (it->campaign && !it->body->err && suppressed_now(e, it)) {
+        /* unsubscribed after its message was rendered: not sent */
+        if (prev) prev->next = it->next; else d->head = it->next;
+        if (d->tail == it) d->tail = prev;
+        count_items(d, -1);
+        fix_groups(d);
+        struct queue_outcome o = { .delivery = it->id,
+                                   .type = QUEUE_EV_EXPIRED,
+                                   .enhanced = "5.7.1",
+                                   .category = QUEUE_CAT_OTHER,
+                                   .text = "suppressed: unsubscribed before "
+                                           "sending" };
+        engine_record(e, &it, 1, &o);
+        return build_job(e, d);
+    }
     if (it->body->err) {
         /* unreadable or uncomposable message: defer it alone */
         if (prev) prev->next = it->next; else d->head = it->next;

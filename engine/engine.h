@@ -171,6 +171,7 @@ struct engine {
     uv_check_t compose_check;  /* sends gathered compose requests */
     struct compose_batch *gather;
     struct signer *signer;     /* DKIM keys; batches hold a reference */
+    struct MHD_Daemon *http;   /* one-click unsubscribe endpoint, or NULL */
     struct eng_account *accts; /* sorted by id */
     size_t naccts;
     uint64_t admin_gen;        /* of the spool's accounts, as loaded */
@@ -218,6 +219,10 @@ struct signer;
 int campaign_compose(struct engine *e, const struct signer *sg,
                      struct body *b, char *why, size_t whylen);
 void campaign_cache_free(void);
+
+/* unsub_http.c: the RFC 8058 endpoint when http_listen is set */
+int unsub_http_start(struct engine *e);
+void unsub_http_stop(struct engine *e);
 
 /* accounts.c */
 void accounts_load(struct engine *e);

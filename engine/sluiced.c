@@ -144,6 +144,8 @@ int main(int argc, char **argv)
         setvbuf(e.events, NULL, _IOFBF, 1 << 20);
     e.loop = uv_default_loop();
     int rc = engine_start(&e);
+    if (!rc)
+        rc = unsub_http_start(&e);
     if (rc) {
         e.exit_code = rc == ENGINE_E_CONFIG ? 78
                       : rc == QUEUE_EFOREIGN || rc == QUEUE_ECORRUPT ||
@@ -161,7 +163,8 @@ int main(int argc, char **argv)
     if (e.progress)
         fprintf(stderr, "\n");
 out:
-    /* orderly teardown: writer drained first, then handles */
+    /* orderly teardown: no more unsubscribes, writer drained, handles */
+    unsub_http_stop(&e);
     if (e.q)
         queue_flush(e.q);
     if (e.cmp)

@@ -6,7 +6,8 @@ text), with List-Unsubscribe (one-click), Feedback-ID, a unique Message-ID
 and a VERP return path, signed with the account's key (dkimpy and
 opendkim-testmsg); an address suppressed after the send is not mailed and
 its delivery ends as expired; the campaign ends done with every recipient
-terminal once.  Pause parks the queued mail within a second and resume
+terminal once.  One-click unsubscribe (RFC 8058) at sluiced's endpoint
+stops a contact's queued mail.  Pause parks the queued mail within a second and resume
 lets it flow again; a kill -9 in the middle never leaves the campaign done
 with mail unsent, and a restart finishes it; cancel ends the rest.
 
@@ -21,6 +22,8 @@ import signal
 import sys
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import peers
 from peers import PeerTest
@@ -212,6 +215,55 @@ class Campaign(PeerTest):
         self.assertGreater(len(cancelled), 100)
         self.assertTrue(all("cancelled" in e["text"] for e in cancelled))
         self.assertEqual(self.show()["state"], "cancelled")
+
+    def test_one_click_unsubscribe(self):
+        """POST /u/TOKEN to sluiced's endpoint suppresses the contact at
+        once and stops its queued mail; GET only shows a form; a forged
+        token is refused."""
+        port = peers.free_port()
+        http = peers.free_port()
+        self.setup_account(60)
+        sink = self.start_sink(port, listen="127.0.0.1")
+        conf = self.config(port, http_listen="127.0.0.1:%d" % http)
+        with open(conf, "a") as f:
+            f.write("\n[domain default]\nmax_rate = 5/s\n")
+        # the last contacts go out last: unsubscribe one of them mid-way
+        target = "c059@%s" % DOMS[59 % 3]
+        pv = self.sluice("campaign", "preview", self.cid, "--contact",
+                         target).stdout.decode()
+        token = re.search(r"/u/([a-z0-9]+)>", pv).group(1)
+        self.sluice("campaign", "send", self.cid)
+        p = self.start_sluiced(conf, exit_when_empty=True)
+        peers.wait_for(lambda: len([e for e in self.event_log()
+                                    if e["type"] == "delivered"]) >= 3,
+                       30, "first deliveries")
+        url = "http://127.0.0.1:%d/u/" % http
+        page = urllib.request.urlopen(url + token, timeout=5).read()
+        self.assertIn(b"<form method=\"post\"", page)
+        st = json.loads(self.sluice("suppress", "list", "--account", "shop",
+                                    "--json").stdout)
+        self.assertEqual(json.dumps(st).count(target), 0,
+                         "a GET must not unsubscribe")
+        body = b"List-Unsubscribe=One-Click"
+        r = urllib.request.urlopen(urllib.request.Request(
+            url + token, data=body, method="POST"), timeout=5)
+        self.assertEqual(r.status, 200)
+        forged = token[:-1] + ("a" if token[-1] != "a" else "b")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(urllib.request.Request(
+                url + forged, data=body, method="POST"), timeout=5)
+        self.assertEqual(cm.exception.code, 400)
+        st = self.sluice("suppress", "list", "--account", "shop",
+                         "--json").stdout.decode()
+        self.assertIn(target, st)
+        self.assertIn("one-click", st)
+        self.assertEqual(p.wait(120), 0, p.output()[-2000:])
+        mailed = {rcpts[0] for _, rcpts, _ in sink.captures()}
+        self.assertNotIn(target, mailed)
+        self.assertEqual(len(mailed), 59)
+        term = self.assert_terminal_once(self.campaign_ids())
+        dropped = [e for e in term.values() if e["type"] == "expired"]
+        self.assertEqual([e["rcpt"] for e in dropped], [target])
 
 
 if __name__ == "__main__":
