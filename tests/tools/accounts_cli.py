@@ -748,9 +748,8 @@ def test_domains():
           uni["domain"] == "xn--bcher-kva.example", str(uni))
     # verify over DNS: dnsmasq serves the right record for news., a wrong
     # one for text.
-    if not os.path.exists(DNSMASQ):
-        print("SKIP: no dnsmasq: DNS verification")
-        return
+    check("dnsmasq is installed (tools/deps.sh)", os.path.exists(DNSMASQ),
+          DNSMASQ)
     txt = js("domain", "show", "text.example")
     wrong = [r for r in txt["records"] if r["what"] == "dkim"][0]["value"]
     wrong = wrong[:-4] + ("AAAA" if not wrong.endswith("AAAA") else "BBBB")
