@@ -71,14 +71,6 @@ struct acct_opts {
     bool limits;                 /* a limit is among the changes */
 };
 
-static bool is_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return true;
-    return false;
-}
-
 /* Parse create/update options from argv[2..]; 0 or an exit code. */
 static int parse_opts(int argc, char **argv, bool update,
                       struct acct_opts *o)
@@ -667,18 +659,10 @@ out:
 
 int tool_account_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    argc = tool_take_json(ctx, argc, argv);
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fprintf(argc < 2 ? stderr : stdout, "%s", usage_text);
-        return argc < 2 ? TOOL_EX_USAGE : 0;
-    }
-    const char *sub = argv[1];
-    argc--;
-    argv++;
-    if (is_help(argc, argv)) {
-        printf("%s", usage_text);
-        return 0;
-    }
+    const char *sub;
+    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
+    if (front >= 0)
+        return front;
     if (!strcmp(sub, "create"))
         return cmd_create(ctx, argc, argv);
     if (!strcmp(sub, "list"))
@@ -693,6 +677,5 @@ int tool_account_main(struct tool_ctx *ctx, int argc, char **argv)
         return cmd_disable(ctx, argc, argv, false);
     if (!strcmp(sub, "usage"))
         return cmd_usage(ctx, argc, argv);
-    fprintf(stderr, P ": unknown subcommand '%s'\n%s", sub, usage_text);
-    return TOOL_EX_USAGE;
+    return tool_group_unknown(P, sub, usage_text);
 }

@@ -382,19 +382,10 @@ static int cmd_import(struct tool_ctx *ctx, int argc, char **argv)
 
 int tool_list_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    argc = tool_take_json(ctx, argc, argv);
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fprintf(argc < 2 ? stderr : stdout, "%s", usage_text);
-        return argc < 2 ? TOOL_EX_USAGE : 0;
-    }
-    const char *sub = argv[1];
-    argc--;
-    argv++;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s", usage_text);
-            return 0;
-        }
+    const char *sub;
+    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
+    if (front >= 0)
+        return front;
     if (!strcmp(sub, "create"))
         return cmd_create(ctx, argc, argv);
     if (!strcmp(sub, "list"))
@@ -405,6 +396,5 @@ int tool_list_main(struct tool_ctx *ctx, int argc, char **argv)
         return cmd_delete(ctx, argc, argv);
     if (!strcmp(sub, "import"))
         return cmd_import(ctx, argc, argv);
-    fprintf(stderr, P ": unknown subcommand '%s'\n%s", sub, usage_text);
-    return TOOL_EX_USAGE;
+    return tool_group_unknown(P, sub, usage_text);
 }

@@ -111,6 +111,32 @@ static void usage(FILE *f)
                "'sluice COMMAND --help' describes a command.\n");
 }
 
+int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
+                     const char *usage, const char **sub)
+{
+    *argc = tool_take_json(ctx, *argc, *argv);
+    char **v = *argv;
+    if (*argc < 2 || !strcmp(v[1], "--help") || !strcmp(v[1], "-h")) {
+        fprintf(*argc < 2 ? stderr : stdout, "%s", usage);
+        return *argc < 2 ? TOOL_EX_USAGE : 0;
+    }
+    *sub = v[1];
+    (*argc)--;
+    (*argv)++;
+    for (int i = 1; i < *argc; i++)
+        if (!strcmp((*argv)[i], "--help") || !strcmp((*argv)[i], "-h")) {
+            printf("%s", usage);
+            return 0;
+        }
+    return -1;
+}
+
+int tool_group_unknown(const char *prog, const char *sub, const char *usage)
+{
+    fprintf(stderr, "%s: unknown subcommand '%s'\n%s", prog, sub, usage);
+    return TOOL_EX_USAGE;
+}
+
 int tool_exit_for(int err)
 {
     switch (err) {

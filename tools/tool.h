@@ -49,6 +49,16 @@ struct tool_cmd {
  * exit code (0 on success). */
 int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q);
 
+/* The front of a command group (`sluice GROUP SUB ...`): takes --json into
+ * ctx, answers --help (the group's or a subcommand's) with usage, and shifts
+ * argv to the subcommand, named in *sub.  Returns -1 to go on, else the
+ * exit code to return. */
+int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
+                     const char *usage, const char **sub);
+
+/* "PROG: unknown subcommand" and the usage on stderr; exit 64. */
+int tool_group_unknown(const char *prog, const char *sub, const char *usage);
+
 /* The sysexits code for a queue error. */
 int tool_exit_for(int err);
 
