@@ -440,6 +440,10 @@ def test_roles():
            "import", "bnews", path, "--account", "shopb", user="a-manager")
     expect("shopa's manager lists shopb's lists", 77, "list", "list",
            "--account", "shopb", user="a-manager")
+    expect("shopa's manager reads shopb's suppressions", 77, "suppress",
+           "list", "--account", "shopb", user="a-manager")
+    expect("shopa's manager suppresses on shopb's list", 77, "suppress",
+           "add", "x@example.com", "--account", "shopb", user="a-manager")
     expect("shopb's list by name under shopa", 66, "list", "show", "bnews",
            "--account", "shopa", user="a-manager")
     expect("shopb's list import by name under shopa", 66, "list", "import",
