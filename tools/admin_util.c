@@ -213,3 +213,41 @@ bool tool_opt(int argc, char **argv, int *i, const char *opt,
     *val = argv[++*i];
     return true;
 }
+
+int tool_list_begin(struct tool_ctx *ctx, int argc, char **argv,
+                    const char *group, int act, const char *what,
+                    struct queue **q, uint32_t *account, bool *named)
+{
+    const char *acct = NULL;
+    bool bad = false;
+    char prog[64], action[64];
+    snprintf(prog, sizeof prog, "sluice %s list", group);
+    snprintf(action, sizeof action, "%s list", group);
+    for (int i = 1; i < argc && !bad; i++)
+        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad))
+            bad = true;
+    if (bad) {
+        fprintf(stderr, "usage: %s [--account A] [--json]\n", prog);
+        return TOOL_EX_USAGE;
+    }
+    int rc = tool_admin_begin(ctx, false, action, q);
+    if (rc)
+        return rc;
+    *account = tool_default_account(ctx, *q);
+    *named = acct != NULL;
+    if (acct) {
+        struct queue_account *a = malloc(sizeof *a);
+        if (!a)
+            rc = TOOL_EX_OSERR;
+        else if (!(rc = tool_find_account(ctx, *q, prog, acct, a)))
+            *account = a->id;
+        free(a);
+    }
+    if (!rc)
+        rc = tool_authorize(ctx, *q, act, *account, 0, what, NULL);
+    if (rc) {
+        queue_close(*q);
+        *q = NULL;
+    }
+    return rc;
+}

@@ -215,33 +215,14 @@ static int list_one(void *arg, const struct queue_apikey *k)
 
 static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *acct = NULL;
-    bool bad = false;
     struct queue *q;
-    struct queue_account *a = malloc(sizeof *a);
-    int rc;
-    if (!a)
-        return TOOL_EX_OSERR;
-    for (int i = 1; i < argc && !bad; i++)
-        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad))
-            bad = true;
-    if (bad) {
-        fprintf(stderr, "usage: sluice apikey list [--account A] [--json]\n");
-        free(a);
-        return TOOL_EX_USAGE;
-    }
-    if ((rc = tool_admin_begin(ctx, false, "apikey list", &q))) {
-        free(a);
+    uint32_t account;
+    bool named;
+    int rc = tool_list_begin(ctx, argc, argv,
+                             "apikey", ACT_APIKEY_LIST, "apikeys",
+                             &q, &account, &named);
+    if (rc)
         return rc;
-    }
-    uint32_t account = tool_default_account(ctx, q);
-    if (acct && (rc = tool_find_account(ctx, q, P " list", acct, a)))
-        goto out;
-    if (acct)
-        account = a->id;
-    if ((rc = tool_authorize(ctx, q, ACT_APIKEY_LIST, account, 0, "apikeys",
-                             NULL)))
-        goto out;
     struct list_ctx l = { ctx, q, account, ctx->json ? json_array() : NULL };
     if (!l.arr)
         printf("%-4s %-20s %-16s %-7s %-9s %-20s %s\n", "ID", "USER",
@@ -253,9 +234,7 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
     } else if (l.arr) {
         tool_emit_json(l.arr);
     }
-out:
     queue_close(q);
-    free(a);
     return rc;
 }
 

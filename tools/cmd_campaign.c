@@ -755,36 +755,17 @@ static int list_one(void *arg, const struct queue_campaign *c)
  * may see. */
 static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *acct = NULL;
-    bool bad = false;
     struct queue *q;
-    struct queue_account *a = malloc(sizeof *a);
-    int rc;
-    if (!a)
-        return TOOL_EX_OSERR;
-    for (int i = 1; i < argc && !bad; i++)
-        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad))
-            bad = true;
-    if (bad) {
-        fprintf(stderr, "usage: sluice campaign list [--account A] "
-                "[--json]\n");
-        free(a);
-        return TOOL_EX_USAGE;
-    }
-    if ((rc = tool_admin_begin(ctx, false, "campaign list", &q))) {
-        free(a);
+    uint32_t account;
+    bool named;
+    int rc = tool_list_begin(ctx, argc, argv,
+                             "campaign", ACT_CAMPAIGN_LIST, "campaigns",
+                             &q, &account, &named);
+    if (rc)
         return rc;
-    }
-    uint32_t account = tool_default_account(ctx, q), master = 0;
+    uint32_t master = 0;
     queue_account_master(q, &master);
-    if (acct && (rc = tool_find_account(ctx, q, CAMP_P " list", acct, a)))
-        goto out;
-    if (acct)
-        account = a->id;
-    if ((rc = tool_authorize(ctx, q, ACT_CAMPAIGN_LIST, account, 0,
-                             "campaigns", NULL)))
-        goto out;
-    struct list_ctx lc = { ctx, q, acct || account != master ? account : 0,
+    struct list_ctx lc = { ctx, q, named || account != master ? account : 0,
                            ctx->json ? json_array() : NULL, 0 };
     if (!lc.arr)
         printf("%-6s %-10s %-30s %-20s %10s %10s %10s\n", "ID", "STATE",
@@ -798,9 +779,7 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
     } else if (lc.arr) {
         tool_emit_json(lc.arr);
     }
-out:
     queue_close(q);
-    free(a);
     return rc;
 }
 

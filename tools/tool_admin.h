@@ -183,6 +183,14 @@ char *tool_read_text_file(const char *prog, const char *path, size_t cap);
 /* Option parsing: whether argv[*i] is opt taking a value; the value is
  * stored and *i advanced.  A missing value prints usage-style error into
  * *bad. */
+/* The front of `sluice GROUP list [--account A] [--json]`: the option,
+ * the spool, the account (the one named, else the caller's default; *named
+ * says which) and the permission act on it.  On 0 *q is open for the
+ * caller to close; else nothing is left open and the exit code returned. */
+int tool_list_begin(struct tool_ctx *ctx, int argc, char **argv,
+                    const char *group, int act, const char *what,
+                    struct queue **q, uint32_t *account, bool *named);
+
 bool tool_opt(int argc, char **argv, int *i, const char *opt,
               const char **val, bool *bad);
 
