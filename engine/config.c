@@ -534,6 +534,9 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
         if (!parse_uint(v, 1, 1u << 20, &u))
             return fail(p, "map_max: '%s' is not 1..1048576 (MiB)%s", v, "");
         c->map_max = (uint64_t)u << 20;
+    } else if (!strcmp(key, "dkim_sign")) {
+        if (!parse_bool(v, &c->dkim_sign))
+            return fail(p, "dkim_sign: '%s' is not yes or no%s", v, "");
     } else if (!strcmp(key, "dkim_keys")) {
         if (!set_str(&c->dkim_keys, v))
             return fail(p, "out of memory%s%s", "", "");
@@ -779,6 +782,7 @@ static void defaults(struct config *c)
     c->claim_batch = 2000;
     c->group_ops = 1024;
     c->group_ms = 25;
+    c->dkim_sign = true;
     c->max_inflight = 20000;
     memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);
     c->def.tls = TLS_OPPORTUNISTIC;

@@ -144,6 +144,7 @@ struct config {
     size_t nid_rates;
     char *status_file;         /* live status JSON; default SPOOL/status.json */
     char *dkim_keys;           /* DIR/DOMAIN/SELECTOR.key; default SPOOL/dkim */
+    bool dkim_sign;            /* no: nothing is signed (default yes) */
     char *unsubscribe_host;    /* https://HOST/u/TOKEN; default ehlo_hostname */
     char *bounce_domain;       /* VERP return paths; default the From domain */
     char *feedback_sender;     /* Feedback-ID's last field; default "sluice" */

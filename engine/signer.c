@@ -57,6 +57,7 @@ struct signer {
     struct signer_account *accounts; /* sorted by id */
     size_t naccounts;
     bool allow_unsigned;             /* accounts without a section */
+    bool off;                        /* dkim_sign = no: send all unsigned */
 };
 
 static void domain_free(struct signer_domain *d)
@@ -290,6 +291,7 @@ int signer_build(const struct config *cfg, struct queue *q,
         return -ENOMEM;
     s->refs = 1;
     s->allow_unsigned = cfg->allow_unsigned;
+    s->off = !cfg->dkim_sign;
     char dir[4096];
     if (cfg->dkim_keys)
         snprintf(dir, sizeof dir, "%s", cfg->dkim_keys);
@@ -538,7 +540,7 @@ int signer_compose(const struct signer *s, uint32_t account,
     if (w7)
         memset(w7, 0, sizeof *w7);
     const struct signer_domain *d = NULL;
-    if (s) {
+    if (s && !s->off) {
         bool allow = allows_unsigned(s, account);
         char dom[256];
         if (!signer_from_domain(msg, len, dom, sizeof dom)) {

@@ -266,6 +266,33 @@ class Dkim(PeerTest):
         self.assertNotIn("tenant", got)
         self.assertNotIn("nodomain", got)
 
+    def test_signing_off(self):
+        """dkim_sign = no: a verified domain with keys still leaves
+        unsigned, and nothing is held back for want of a key."""
+        port = peers.free_port()
+        keys = self.path("keys")
+        self.make_keys(keys, {"rsa.test": [("r1", "rsa")]})
+        dns = self.start_dns({"dest.test": [(10, "127.0.0.1")]})
+        sink = self.start_sink(port, listen="127.0.0.1")
+        conf = self.write_config(dns=dns, smtp_port=port, dkim_keys=keys,
+                                 dkim_sign="no",
+                                 accounts={7: {"domains": "rsa.test"}},
+                                 allow_unsigned=False)
+        ids = [self.inject("x@bounce.test", ["a@dest.test"],
+                           msg(b"a@rsa.test", b"off", b"plain\r\n"),
+                           account=7)[0],
+               self.inject("x@bounce.test", ["b@dest.test"],
+                           msg(b"a@free.test", b"free", b"plain\r\n"),
+                           account=9)[0]]
+        p = self.start_sluiced(conf)
+        self.assertEqual(p.wait(30), 0, p.output()[-2000:])
+        self.assertEqual(sorted(e["delivery"] for e in self.event_log()
+                                if e["type"] == "delivered"), sorted(ids))
+        caps = sink.captures()
+        self.assertEqual(len(caps), 2)
+        for _, _, raw in caps:
+            self.assertEqual(sig_domains(raw), [])
+
     def test_spool_accounts(self):
         """Accounts and sending domains made with `sluice account` and
         `sluice domain`: mail of a verified domain is signed with the key
