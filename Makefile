@@ -1,12 +1,17 @@
 # sluice - the two set-up commands and friends.
 #   make demo   install what is missing, build, run the main job on loopback
 #   make test   install what is missing, build normal + ASan/UBSan, run ctest
-#   make bench  install what is missing, build, run the benchmarks
+#   make bench  install what is missing, build, run the side-by-side suite
+#               (sluice vs Postfix vs the raw ceiling; BENCH_ARGS="--quick")
+#   make bench-engine  the spool/engine/campaign benchmarks of bench/run.sh
 JOBS ?= 2
 BUILD ?= build
 ASAN ?= build-asan
 
-.PHONY: all deps build build-asan demo test test-normal test-asan bench clean
+BENCH_ARGS ?=
+
+.PHONY: all deps build build-asan demo test test-normal test-asan bench \
+	bench-engine clean
 
 all: build
 
@@ -37,6 +42,11 @@ test: deps
 	$(MAKE) test-asan
 
 bench:
+	sh tools/deps.sh bench
+	$(MAKE) build
+	/usr/bin/python3 bench/suite.py --build $(BUILD) $(BENCH_ARGS)
+
+bench-engine:
 	sh tools/deps.sh bench
 	$(MAKE) build
 	sh bench/run.sh $(BUILD)

@@ -13,7 +13,7 @@ BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
  opendkim openssl procps iproute2"
 TESTS="valgrind clang libclang-rt-14-dev"
-BENCH="linux-perf time"
+BENCH="linux-perf time gnuplot-nox util-linux"
 
 case "${1:-test}" in
   build) want="$BUILD" ;;

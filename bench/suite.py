@@ -1,0 +1,1211 @@
+#!/usr/bin/python3
+"""suite.py - `make bench`: sluice side by side with Postfix and the raw
+ceiling, in one run, on loopback.
+
+Workloads (N messages of SIZE bytes, one recipient each, to D domains):
+  W1  100,000 x 5 KB to 1,000 domains, no DKIM
+  W2  the same, signed rsa-sha256 (2048-bit key)
+  W3  the same, signed ed25519-sha256
+  W4  20,000 x 100 KB, signed rsa-sha256
+  W5  W2 against a realistic sink: 3% of recipients tempfailed (451), 2%
+      permfailed (550), 421 for a session beyond 20 open ones per domain
+
+Systems, each against the same sink in the same run:
+  sluice   a campaign of N contacts (list imported and campaign created
+           before the clock starts); timed from the start of `sluice
+           campaign send` to the last acceptance at the sink; sluiced runs
+           with --exit-when-empty right after the send returns, so it also
+           renders (merge fields, List-Unsubscribe, ...) and signs each
+           message itself.
+  postfix  Debian's Postfix, a private instance (its own config, queue and
+           data directories bind-mounted over the system ones in this
+           suite's mount namespace), relaying to the sink after MX lookups,
+           with Debian's OpenDKIM milter (smtpd_milters) signing the signed
+           workloads; the same N messages submitted over SMTP by
+           bench/smtp-inject (20 sessions, pipelined); timed from the
+           injector's start to the last acceptance at the sink.
+  ceiling  Postfix's smtp-source straight into Postfix's smtp-sink, the
+           same message size and outbound session count; no queue, no DNS,
+           no signing: what the machine can move.  smtp-source stops at the
+           first rejected recipient, so for W5 it runs against the clean
+           smtp-sink of W1-W4 (noted in the results).
+
+Everything runs in a private network and mount namespace (unshare -n -m)
+made at start: only a loopback interface exists, dnsmasq answers on
+127.0.0.1:53 (/etc/resolv.conf is bind-mounted to point there, so Postfix
+and OpenDKIM use it too), every domain's MX is its own 127.1.x.y address
+and the sink listens on port 25.  No packet can leave the machine.
+
+Figures per run: messages/s end to end; CPU microseconds per message (user
++ system of every process of the system, from wait4 rusage: the processes
+run under a subreaper, so even Postfix's daemons, which detach, are reaped
+and counted; for sluice the send command and sluiced; the sink and the
+injector are not counted); peak memory (largest sum of the PSS of all the
+system's processes, sampled every 0.25 s, or the largest VmHWM of one of
+them when that is larger, as for sluiced).
+Each figure is the median of RUNS runs with min and max; the ratios
+sluice/Postfix and sluice/ceiling are computed within each run, then the
+median taken.  Before the timed runs each system sends a few messages to a
+capturing sink and dkimpy verifies them (signed workloads must carry a
+valid signature of the right algorithm, W1 none).
+
+Scale: bench/scale_campaign.sh queues SCALE campaign recipients (default
+10,000,000) and reports spool size, sluiced RSS while scheduling and time
+to first delivery.
+
+Results: bench/results/suite.json (machine, versions, every command, every
+run), bench/RESULTS.md (the section between the suite markers is
+rewritten), bench/results/throughput.svg (gnuplot).
+
+usage: bench/suite.py [--build DIR] [--runs R] [--quick] [--workloads W1,..]
+                      [--systems sluice,postfix,ceiling] [--scale N]
+                      [--sessions S] [--no-md]
+Exit: 0 done, 1 a run failed its checks, 64 usage, 69 a peer missing.
+
+Written here: no packaged tool runs two MTAs against one sink and reports
+ratios per run.
+"""
+
+import argparse
+import base64
+import ctypes
+import errno
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PR_SET_CHILD_SUBREAPER = 36
+INJECT_SESSIONS = 20
+
+WORKLOADS = {
+    "W1": dict(n=100000, size=5120, domains=1000, dkim=None, real=False,
+               title="%s x 5 KB, 1,000 domains, no DKIM"),
+    "W2": dict(n=100000, size=5120, domains=1000, dkim="rsa", real=False,
+               title="%s x 5 KB, rsa-sha256 2048"),
+    "W3": dict(n=100000, size=5120, domains=1000, dkim="ed25519",
+               real=False, title="%s x 5 KB, ed25519-sha256"),
+    "W4": dict(n=20000, size=102400, domains=1000, dkim="rsa", real=False,
+               title="%s x 100 KB, rsa-sha256"),
+    "W5": dict(n=100000, size=5120, domains=1000, dkim="rsa", real=True,
+               title="W2 (%s) vs a realistic sink: 3%% 451, 2%% 550, "
+                     "421 over 20 sessions/domain"),
+}
+SYSTEMS = ("sluice", "postfix", "ceiling")
+
+
+def log(*a):
+    """Progress to stderr, flushed."""
+    print(*a, file=sys.stderr, flush=True)
+
+
+def now_ms():
+    """Wall clock in milliseconds."""
+    return time.time() * 1000.0
+
+
+def sh(argv, **kw):
+    """Run a command to completion; raise with its output when it fails."""
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       **kw)
+    if r.returncode != 0:
+        raise RuntimeError("%s: exit %d\n%s" % (" ".join(argv), r.returncode,
+                                                r.stdout.decode()[-3000:]))
+    return r.stdout.decode()
+
+
+def mx_addr(i):
+    """The loopback address of domain i's MX."""
+    return "127.1.%d.%d" % (i // 250, i % 250 + 1)
+
+
+# ---------------------------------------------------------------- namespace
+
+def enter_namespace(argv):
+    """Re-run this script in a private network + mount namespace."""
+    if os.environ.get("SLUICE_SUITE_NS") == "1":
+        return
+    if shutil.which("unshare") is None:
+        log("suite: unshare (util-linux) is missing")
+        sys.exit(69)
+    env = dict(os.environ, SLUICE_SUITE_NS="1")
+    os.execvpe("unshare", ["unshare", "--net", "--mount",
+                           "--propagation", "private", "--",
+                           "/usr/bin/python3", os.path.abspath(__file__)] +
+               argv, env)
+
+
+def bind(src, dst):
+    """Bind-mount src over dst (inside our own mount namespace)."""
+    sh(["mount", "--bind", src, dst])
+
+
+# ------------------------------------------------------------ process tree
+
+def pss_kb(pid):
+    """Proportional set size of one process in kB (0 once it is gone)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def hwm_kb(pid):
+    """Peak RSS of one process since its exec (VmHWM), in kB.  (wait4's
+    ru_maxrss would also count the forked Python image before exec.)"""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(root):
+    """Every live process below root (a /proc walk)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+class Tree:
+    """A forked child that becomes a subreaper and runs a system's
+    commands: every process below it, daemons that detach included, ends
+    up reaped by it, so wait4 accounts all their CPU; it samples the sum of
+    their PSS (and each one's VmHWM) every 0.25 s.  Commands come over a pipe as JSON lines."""
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+        c_r, c_w = os.pipe()
+        r_r, r_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(c_w)
+            os.close(r_r)
+            try:
+                self._child(os.fdopen(c_r, "r"), os.fdopen(r_w, "w"))
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(0)
+        os.close(c_r)
+        os.close(r_w)
+        self.cmd = os.fdopen(c_w, "w")
+        self.rep = os.fdopen(r_r, "r")
+
+    # parent side
+    def call(self, **req):
+        """Send one request, return the child's JSON answer."""
+        self.cmd.write(json.dumps(req) + "\n")
+        self.cmd.flush()
+        line = self.rep.readline()
+        if not line:
+            raise RuntimeError("process tree ended")
+        return json.loads(line)
+
+    def run(self, argv, wait=True, name="cmd"):
+        """Run argv below the tree; wait=True: to completion (returns rc)."""
+        return self.call(op="run", argv=argv, wait=wait, name=name)
+
+    def finish(self, stop=(), timeout=120):
+        """Run the stop commands, wait for every process below to end, and
+        return {cpu_s, peak_pss_kb, max_rss_kb, timed_out}."""
+        r = self.call(op="finish", stop=list(stop), timeout=timeout)
+        os.waitpid(self.pid, 0)
+        self.cmd.close()
+        self.rep.close()
+        return r
+
+    # child side
+    def _child(self, cmd, rep):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.cpu = 0.0
+        self.maxrss = 0
+        self.peak = 0
+        self.last_sample = 0.0
+        self.exits = {}
+        while True:
+            r, _, _ = select.select([cmd], [], [], 0.1)
+            self._reap(False)
+            self._sample()
+            if not r:
+                continue
+            line = cmd.readline()
+            if not line:
+                return
+            req = json.loads(line)
+            if req["op"] == "run":
+                pid = self._spawn(req["argv"], req["name"])
+                rc = None
+                if req["wait"]:
+                    while pid not in self.exits:
+                        self._reap(True, 0.5)
+                        self._sample()
+                    rc = self.exits[pid]
+                rep.write(json.dumps({"pid": pid, "rc": rc}) + "\n")
+                rep.flush()
+            elif req["op"] == "finish":
+                for argv in req["stop"]:
+                    pid = self._spawn(argv, "stop")
+                    while pid not in self.exits:
+                        self._reap(True, 0.5)
+                end = time.time() + req["timeout"]
+                timed_out = False
+                while self._reap(True, 0.5):
+                    self._sample()
+                    if time.time() > end and not timed_out:
+                        timed_out = True
+                        for p in descendants(os.getpid()):
+                            try:
+                                os.kill(p, signal.SIGKILL)
+                            except OSError:
+                                pass
+                rep.write(json.dumps({"cpu_s": round(self.cpu, 3),
+                                      "peak_pss_kb": self.peak,
+                                      "max_rss_kb": self.maxrss,
+                                      "timed_out": timed_out}) + "\n")
+                rep.flush()
+                return
+
+    def _spawn(self, argv, name):
+        out = open(os.path.join(self.logdir, name + ".log"), "ab")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(out.fileno(), 2)
+                os.execvp(argv[0], argv)
+            finally:
+                os._exit(127)
+        out.close()
+        return pid
+
+    def _reap(self, block, limit=0.0):
+        """Collect exited children (block: wait up to limit seconds for
+        one); False when no child is left at all."""
+        end = time.time() + limit
+        while True:
+            try:
+                pid, status, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                if not block or time.time() >= end:
+                    return True
+                time.sleep(0.02)
+                continue
+            self.cpu += ru.ru_utime + ru.ru_stime
+            self.exits[pid] = os.waitstatus_to_exitcode(status)
+            block = False
+
+    def _sample(self):
+        t = time.time()
+        if t - self.last_sample < 0.25:
+            return
+        self.last_sample = t
+        total = 0
+        for p in descendants(os.getpid()):
+            total += pss_kb(p)
+            self.maxrss = max(self.maxrss, hwm_kb(p))
+        self.peak = max(self.peak, total)
+
+
+# ------------------------------------------------------------------- sinks
+
+class SmtpSink:
+    """Postfix's smtp-sink on 0.0.0.0:25 with -c counters read as they
+    come: the time of the last accepted message is known to the ms."""
+
+    def __init__(self, logdir):
+        self.p = subprocess.Popen(["/usr/sbin/smtp-sink", "-c", "-u", "root",
+                                   "-m", "2000", "0.0.0.0:25", "2048"],
+                                  stdout=subprocess.PIPE,
+                                  stderr=open(os.path.join(logdir,
+                                                           "sink.err"), "ab"))
+        self.count = 0
+        self.last_ms = None
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+        wait_port(25)
+
+    def _read(self):
+        buf = b""
+        while True:
+            chunk = self.p.stdout.read1(65536)
+            if not chunk:
+                return
+            buf += chunk
+            *lines, buf = buf.split(b"\r")
+            for line in reversed(lines):
+                m = re.search(rb"mesg=(\d+)", line)
+                if m:
+                    n = int(m.group(1))
+                    if n != self.count:
+                        self.count = n
+                        self.last_ms = now_ms()
+                    break
+
+    def accepted(self):
+        return self.count
+
+    def last_accept_ms(self):
+        return self.last_ms
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(10)
+
+
+class RealSink:
+    """sluice-sink with W5's faults; its stats JSON says when the last
+    message was accepted."""
+
+    def __init__(self, build, logdir, seed, capture=None):
+        self.stats = os.path.join(logdir, "sink-stats.json")
+        argv = [os.path.join(build, "bench/sink/sluice-sink"),
+                "--listen", "0.0.0.0:25", "--stats", self.stats,
+                "--seed", str(seed)]
+        if capture is None:
+            argv += ["--tempfail-pct", "3", "--permfail-pct", "2",
+                     "--max-conn-per-domain", "20"]
+        else:
+            argv += ["--capture", capture]
+        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                  stderr=open(os.path.join(logdir,
+                                                           "sink.err"), "ab"))
+        wait_port(25)
+
+    def read(self):
+        try:
+            os.unlink(self.stats)
+        except OSError:
+            pass
+        self.p.send_signal(signal.SIGUSR1)
+        for _ in range(100):
+            try:
+                with open(self.stats) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise RuntimeError("sluice-sink wrote no stats")
+
+    def accepted(self):
+        return self.read()["messages"]
+
+    def last_accept_ms(self):
+        v = self.read().get("last_accept_ms")
+        return v if v and v > 0 else None
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(10)
+
+
+def wait_port(port, host="127.0.0.1", limit=10.0):
+    """Wait until something listens on host:port."""
+    import socket
+    end = time.time() + limit
+    while time.time() < end:
+        s = socket.socket()
+        try:
+            s.connect((host, port))
+            return
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            s.close()
+    raise RuntimeError("nothing listens on %s:%d" % (host, port))
+
+
+# ------------------------------------------------------------------- suite
+
+class Suite:
+    def __init__(self, args):
+        self.a = args
+        self.build = os.path.abspath(args.build)
+        self.sluice = os.path.join(self.build, "tools/sluice")
+        self.sluiced = os.path.join(self.build, "engine/sluiced")
+        self.inject = os.path.join(self.build, "bench/smtp-inject")
+        self.T = tempfile.mkdtemp(prefix="sluice-suite-", dir="/tmp")
+        self.dns = None
+        self.commands = {}
+        self.checks = {}
+        self.sluice_txt = {}
+
+    # --- machine-wide set-up
+    def setup(self):
+        sh(["ip", "link", "set", "lo", "up"])
+        with open(os.path.join(self.T, "resolv.conf"), "w") as f:
+            f.write("nameserver 127.0.0.1\noptions attempts:2 timeout:1\n")
+        bind(os.path.join(self.T, "resolv.conf"), "/etc/resolv.conf")
+        domains = max(w["domains"] for w in WORKLOADS.values())
+        with open(os.path.join(self.T, "dns.conf"), "w") as f:
+            f.write("no-resolv\nno-hosts\nlocal=/bench/\n")
+            for i in range(domains):
+                f.write("mx-host=d%d.bench,mx.d%d.bench,10\n" % (i, i))
+                f.write("host-record=mx.d%d.bench,%s\n" % (i, mx_addr(i)))
+            f.write("host-record=u.sender.bench,127.0.0.1\n")
+        self.dns = subprocess.Popen(
+            ["/usr/sbin/dnsmasq", "--no-daemon", "--port=53",
+             "--listen-address=127.0.0.1", "--bind-interfaces",
+             "--conf-file=" + os.path.join(self.T, "dns.conf"),
+             "--user=root", "--cache-size=10000"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.T, "dns.log"), "w"))
+        # Postfix's private directories over the system's ones
+        pf = os.path.join(self.T, "postfix")
+        os.makedirs(pf)
+        shutil.copytree("/etc/postfix", os.path.join(pf, "etc"))
+        for d in ("spool", "lib"):
+            os.makedirs(os.path.join(pf, d))
+        shutil.chown(os.path.join(pf, "lib"), "postfix")
+        bind(os.path.join(pf, "etc"), "/etc/postfix")
+        bind(os.path.join(pf, "spool"), "/var/spool/postfix")
+        bind(os.path.join(pf, "lib"), "/var/lib/postfix")
+        # OpenDKIM's keys (sluice makes its own with `sluice domain add`)
+        kd = os.path.join(self.T, "odkim")
+        os.makedirs(kd, mode=0o700)
+        sh(["openssl", "genrsa", "-out", os.path.join(kd, "rsa.key"),
+            "2048"])
+        sh(["openssl", "genpkey", "-algorithm", "ed25519", "-out",
+            os.path.join(kd, "ed25519.key")])
+        self.odkim_txt = {}
+        for algo in ("rsa", "ed25519"):
+            der = subprocess.run(["openssl", "pkey", "-in",
+                                  os.path.join(kd, algo + ".key"), "-pubout",
+                                  "-outform", "DER"], check=True,
+                                 stdout=subprocess.PIPE).stdout
+            if algo == "ed25519":
+                der = der[-32:]
+            self.odkim_txt["pf%s._domainkey.sender.bench" % algo] = (
+                "v=DKIM1; k=%s; p=%s" % (algo, base64.b64encode(der).decode()))
+        wait_port(53)
+
+    def teardown(self):
+        if self.dns:
+            self.dns.terminate()
+        if not self.a.keep:
+            shutil.rmtree(self.T, ignore_errors=True)
+
+    # --- sluice
+    def sluice_prepare(self, wname, w):
+        """A spool with the account, its domain, the lists and the
+        campaigns; copied fresh for every run."""
+        d = os.path.join(self.T, wname, "sluice")
+        os.makedirs(d)
+        sp = os.path.join(d, "template")
+        S = [self.sluice, "--spool", sp]
+        sh(S + ["account", "create", "bench"])
+        out = sh(S + ["--json", "domain", "add", "sender.bench", "--account",
+                      "bench", "--selector", "s1", "--algo",
+                      w["dkim"] or "rsa"])
+        txt = {}
+        for rec in json.loads(sh(S + ["--json", "domain", "show",
+                                       "sender.bench"]))["records"]:
+            if rec["what"] == "dkim":
+                txt[rec["name"]] = rec["value"]
+        self.sluice_txt = txt
+        del out
+        sh(S + ["domain", "verify", "sender.bench", "--force"])
+        csv = os.path.join(d, "contacts.csv")
+        with open(csv, "w") as f:
+            f.write("email,first_name,city\n")
+            for i in range(w["n"]):
+                f.write("user%d@d%d.bench,Name%d,City %d\n" %
+                        (i, i % w["domains"], i, i % 97))
+        chk = os.path.join(d, "check.csv")
+        with open(chk, "w") as f:
+            f.write("email,first_name,city\n")
+            for i in range(10):
+                f.write("check%d@d%d.bench,Check%d,Town\n" % (i, i, i))
+        html = os.path.join(d, "t.html")
+        para = ("<p>Dear {{first_name|customer}} in {{city}}, this is the "
+                "weekly letter with the news of the week and offers.</p>\n")
+
+        def template(reps):
+            with open(html, "w") as f:
+                f.write("<html><body>%s<a href=\"{{unsubscribe_url}}\">"
+                        "unsubscribe</a></body></html>\n" % (para * reps))
+
+        def rendered():
+            return len(sh(S + ["campaign", "preview", "main", "--account",
+                               "bench", "--contact", "user1@d1.bench"]
+                          ).encode())
+        for lst, path in (("main", csv), ("check", chk)):
+            sh(S + ["list", "create", lst, "--account", "bench"])
+            sh(S + ["list", "import", lst, path, "--account", "bench"])
+        # size the template so that a rendered message is about SIZE bytes
+        template(10)
+        sh(S + ["campaign", "create", "main", "--account", "bench",
+                "--list", "main", "--from", "Bench <news@sender.bench>",
+                "--subject", "Weekly letter for {{first_name}}",
+                "--html", html])
+        s10 = rendered()
+        template(20)
+        sh(S + ["campaign", "update", "main", "--html", html])
+        per = (rendered() - s10) / 10.0
+        template(max(1, int(10 + (w["size"] - s10) / per)))
+        sh(S + ["campaign", "update", "main", "--html", html])
+        sh(S + ["campaign", "create", "check", "--account", "bench",
+                "--list", "check", "--from", "Bench <news@sender.bench>",
+                "--subject", "Weekly letter for {{first_name}}",
+                "--html", html])
+        w["sluice_size"] = rendered()
+        conf = os.path.join(d, "sluiced.conf")
+        with open(conf, "w") as f:
+            f.write("[account default]\nallow_unsigned = %s\n" %
+                    ("yes" if w["dkim"] is None else "no"))
+            f.write("[sluiced]\nspool = %s\nehlo_hostname = bench.sluice.test\n"
+                    "dns_servers = 127.0.0.1:53\nsmtp_port = 25\n"
+                    "max_connections = %d\nmax_inflight = 20000\n"
+                    "group_ms = 25\nretry = 1s,2s,4s,4s,4s,4s,4s,4s\n"
+                    "unsubscribe_host = u.sender.bench\n"
+                    "dkim_sign = %s\n"
+                    "[domain default]\nmax_connections = 4\n"
+                    "max_messages_per_connection = 1000\n" %
+                    (os.path.join(d, "spool"), self.a.sessions,
+                     "no" if w["dkim"] is None else "yes"))
+        self.commands.setdefault(wname, {})["sluice"] = {
+            "config": open(conf).read(),
+            "timed": [" ".join(S[:2] + [os.path.join(d, "spool"),
+                                        "campaign", "send", "main",
+                                        "--account", "bench"]),
+                      "%s -c %s --exit-when-empty" % (self.sluiced, conf)],
+        }
+        return d
+
+    def sluice_run(self, wname, w, d, sink, campaign="main"):
+        sp = os.path.join(d, "spool")
+        shutil.rmtree(sp, ignore_errors=True)
+        shutil.copytree(os.path.join(d, "template"), sp)
+        tree = Tree(d)
+        t0 = now_ms()
+        r = tree.run([self.sluice, "--spool", sp, "campaign", "send",
+                      campaign, "--account", "bench"], name="send")
+        if r["rc"] != 0:
+            tree.finish()
+            raise RuntimeError("campaign send failed: see %s/send.log" % d)
+        tree.run([self.sluiced, "-c", os.path.join(d, "sluiced.conf"),
+                  "--exit-when-empty"], wait=False, name="sluiced")
+        res = tree.finish(timeout=self.a.limit)
+        out = open(os.path.join(d, "sluiced.log")).read()
+        m = re.findall(r"stopped: delivered (\d+), deferred (\d+), "
+                       r"bounced (\d+), expired (\d+)", out)
+        if not m:
+            raise RuntimeError("sluiced did not finish:\n" + out[-2000:])
+        dl, _, bo, ex = (int(x) for x in m[-1])
+        return t0, res, {"delivered": dl, "bounced": bo, "expired": ex}
+
+    # --- postfix
+    def postfix_configure(self, wname, w):
+        d = os.path.join(self.T, wname, "postfix")
+        os.makedirs(d)
+        milter = w["dkim"] is not None
+        main = [
+            "compatibility_level = 3.6",
+            "myhostname = mta.bench", "mydomain = bench",
+            "myorigin = sender.bench", "mydestination =",
+            "inet_interfaces = 127.0.0.1", "inet_protocols = ipv4",
+            "mynetworks = 127.0.0.0/8",
+            "queue_directory = /var/spool/postfix",
+            "data_directory = /var/lib/postfix",
+            "mail_owner = postfix", "setgid_group = postdrop",
+            "maillog_file = %s/maillog" % d, "maillog_file_prefixes = /tmp",
+            "smtpd_peername_lookup = no", "biff = no",
+            "append_dot_mydomain = no",
+            "smtp_tls_security_level = none",
+            "smtpd_tls_security_level = none",
+            "default_process_limit = %d" % max(100, self.a.sessions),
+            # the workloads' sender: its bounces are discarded
+            "transport_maps = inline:{sender.bench=discard:}",
+            "alias_maps =", "alias_database =", "local_recipient_maps =",
+            # W5: retry soon, as sluiced does (retry = 1s,2s,4s...)
+            "queue_run_delay = 1s", "minimal_backoff_time = 1s",
+            "maximal_backoff_time = 4s",
+        ]
+        main += self.a.postfix_set
+        if milter:
+            main += ["smtpd_milters = inet:127.0.0.1:8891",
+                     "milter_default_action = tempfail"]
+        with open("/etc/postfix/main.cf", "w") as f:
+            f.write("\n".join(main) + "\n")
+        master = open(os.path.join(HERE, "postfix-master.cf")).read()
+        master = master.replace("@SESSIONS@", str(self.a.sessions))
+        with open("/etc/postfix/master.cf", "w") as f:
+            f.write(master)
+        conf = os.path.join(d, "opendkim.conf")
+        if milter:
+            algo = w["dkim"]
+            with open(conf, "w") as f:
+                f.write("Syslog no\nMode s\nDomain sender.bench\n"
+                        "Selector pf%s\nKeyFile %s/odkim/%s.key\n"
+                        "SignatureAlgorithm %s-sha256\n"
+                        "Canonicalization relaxed/relaxed\n"
+                        "Socket inet:8891@127.0.0.1\n"
+                        "PidFile %s/opendkim.pid\nUMask 007\n"
+                        "RequireSafeKeys no\n" %
+                        (algo, self.T, algo, algo, d))
+        self.commands.setdefault(wname, {})["postfix"] = {
+            "main.cf": "\n".join(main) + "\n", "master.cf": master,
+            "opendkim.conf": open(conf).read() if milter else None,
+            "timed": ["%s --connect 127.0.0.1:2525 -n %d --sessions %d "
+                      "--domains %d --size %d --json" %
+                      (self.inject, w["n"], INJECT_SESSIONS, w["domains"],
+                       w.get("sluice_size", w["size"]))],
+        }
+        return d
+
+    def postfix_clean(self):
+        """Empty queue and data directories for the next run."""
+        for base in ("/var/spool/postfix", "/var/lib/postfix"):
+            for e in os.listdir(base):
+                p = os.path.join(base, e)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    shutil.rmtree(p)
+                else:
+                    os.unlink(p)
+
+    def postfix_queued(self):
+        """Messages still in Postfix's queue."""
+        n = 0
+        for q in ("maildrop", "incoming", "active", "deferred", "hold"):
+            for _, _, files in os.walk(os.path.join("/var/spool/postfix", q)):
+                n += len(files)
+        return n
+
+    def postfix_run(self, wname, w, d, sink, n=None, wait_all=True):
+        n = n or w["n"]
+        self.postfix_clean()
+        try:
+            os.unlink(os.path.join(d, "maillog"))
+        except OSError:
+            pass
+        tree = Tree(d)
+        stop = [["postfix", "stop"]]
+        if w["dkim"]:
+            if tree.run(["/usr/sbin/opendkim", "-x",
+                         os.path.join(d, "opendkim.conf")],
+                        name="opendkim")["rc"] != 0:
+                tree.finish()
+                raise RuntimeError("opendkim did not start: %s" % d)
+            stop.append(["sh", "-c", "kill $(cat %s/opendkim.pid)" % d])
+        if tree.run(["postfix", "start"], name="postfix")["rc"] != 0:
+            tree.finish(stop)
+            raise RuntimeError("postfix did not start: see %s/maillog" % d)
+        wait_port(2525)
+        if w["dkim"]:
+            wait_port(8891)
+        t0 = now_ms()
+        inj = subprocess.Popen(
+            [self.inject, "--connect", "127.0.0.1:2525", "-n", str(n),
+             "--sessions", str(min(INJECT_SESSIONS, n)), "--domains",
+             str(w["domains"]), "--size",
+             str(w.get("sluice_size", w["size"])), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=open(os.path.join(d, "inject.log"), "ab"))
+        out, _ = inj.communicate(timeout=self.a.limit)
+        injected = json.loads(out.decode().strip().splitlines()[-1])
+        end = time.time() + self.a.limit
+        if wait_all:
+            # every message has left the queue (delivered or bounced)
+            while time.time() < end and self.postfix_queued() > 0:
+                time.sleep(0.1)
+        else:
+            while time.time() < end and sink.accepted() < n:
+                time.sleep(0.05)
+        t_stop = time.time()
+        res = tree.finish(stop)
+        ml = open(os.path.join(d, "maillog")).read()
+        self.pf_runs = getattr(self, "pf_runs", 0) + 1
+        os.rename(os.path.join(d, "maillog"),
+                  os.path.join(d, "maillog.%d" % self.pf_runs))
+        log("    (postfix: injected in %.1f s, stopped in %.1f s)" %
+            ((t_stop - t0 / 1000.0), time.time() - t_stop))
+        sent = len(re.findall(r" relay=mx\.d\d+\.bench.*status=sent", ml))
+        bounced = len(re.findall(r"status=bounced", ml))
+        return t0, res, {"delivered": sent, "bounced": bounced,
+                         "injected": injected["accepted"],
+                         "inject_failed": injected["failed"]}
+
+    # --- ceiling
+    def ceiling_run(self, wname, w, d, sink):
+        size = w.get("sluice_size", w["size"])
+        argv = ["/usr/sbin/smtp-source", "-d", "-s", str(self.a.sessions),
+                "-l", str(size), "-m", str(w["n"]), "-f",
+                "news@sender.bench", "-t", "ceiling@d0.bench",
+                "127.0.0.1:25"]
+        self.commands.setdefault(wname, {})["ceiling"] = {
+            "timed": [" ".join(argv)]}
+        tree = Tree(d)
+        t0 = now_ms()
+        tree.run(argv, wait=False, name="smtp-source")
+        res = tree.finish(timeout=self.a.limit)
+        return t0, res, {"delivered": sink.accepted()}
+
+    # --- checks: a few messages through a capturing sink, dkimpy verifies
+    def check_output(self, wname, w, system, d):
+        cap = os.path.join(d, "capture")
+        os.makedirs(cap, exist_ok=True)
+        sink = RealSink(self.build, d, 1, capture=cap)
+        try:
+            if system == "sluice":
+                self.sluice_run(wname, w, d, sink, campaign="check")
+            else:
+                self.postfix_run(wname, w, d, sink, n=10)
+        finally:
+            sink.stop()
+        msgs = [open(os.path.join(cap, f), "rb").read()
+                for f in sorted(os.listdir(cap))]
+        if len(msgs) != 10:
+            raise RuntimeError("%s %s: %d of 10 check messages arrived" %
+                               (wname, system, len(msgs)))
+        import dkim
+        txt = dict(self.odkim_txt)
+        txt.update(self.sluice_txt)
+
+        def dnsfunc(name, timeout=5):
+            v = txt.get(name.decode().rstrip("."))
+            return v.encode() if v else None
+        ok = 0
+        for m in msgs:
+            m = re.sub(rb"^(X-Sink-[^\r\n]*\r\n)+", b"", m)
+            sigs = re.findall(rb"^DKIM-Signature:[^\r\n]*a=([a-z0-9-]+)", m,
+                              re.M | re.I)
+            if w["dkim"] is None:
+                if sigs:
+                    raise RuntimeError("%s %s: unsigned workload but signed"
+                                       % (wname, system))
+                ok += 1
+                continue
+            want = ("rsa-sha256" if w["dkim"] == "rsa" else
+                    "ed25519-sha256").encode()
+            if sigs != [want]:
+                raise RuntimeError("%s %s: signatures %r, want one %s" %
+                                   (wname, system, sigs, want))
+            if not dkim.verify(m, dnsfunc=dnsfunc):
+                raise RuntimeError("%s %s: dkimpy: signature does not verify"
+                                   % (wname, system))
+            ok += 1
+        self.checks.setdefault(wname, {})[system] = (
+            "%d/%d messages %s" % (ok, len(msgs), "unsigned" if w["dkim"] is
+                                    None else "verified by dkimpy (%s)" %
+                                    want.decode()))
+        log("  check %s: %s" % (system, self.checks[wname][system]))
+
+    # --- one workload
+    def workload(self, wname, w):
+        log("== %s: %s" % (wname, w["title"]))
+        base = os.path.join(self.T, wname)
+        dirs = {}
+        if "sluice" in self.a.systems:
+            dirs["sluice"] = self.sluice_prepare(wname, w)
+            self.check_output(wname, w, "sluice", dirs["sluice"])
+        if "postfix" in self.a.systems:
+            dirs["postfix"] = self.postfix_configure(wname, w)
+            self.check_output(wname, w, "postfix", dirs["postfix"])
+        if "ceiling" in self.a.systems:
+            dirs["ceiling"] = os.path.join(base, "ceiling")
+            os.makedirs(dirs["ceiling"])
+        runs = []
+        for r in range(1, self.a.runs + 1):
+            one = {}
+            for sysname in self.a.systems:
+                d = dirs[sysname]
+                real = w["real"] and sysname != "ceiling"
+                sink = (RealSink(self.build, d, r) if real
+                        else SmtpSink(d))
+                try:
+                    if sysname == "sluice":
+                        t0, res, out = self.sluice_run(wname, w, d, sink)
+                    elif sysname == "postfix":
+                        t0, res, out = self.postfix_run(
+                            wname, w, d, sink, wait_all=real)
+                    else:
+                        t0, res, out = self.ceiling_run(wname, w, d, sink)
+                    last = sink.last_accept_ms()
+                    accepted = sink.accepted()
+                finally:
+                    sink.stop()
+                one[sysname] = self.figures(wname, w, sysname, t0, last,
+                                            accepted, res, out)
+            if "sluice" in one:
+                for other in ("postfix", "ceiling"):
+                    if other in one:
+                        one["sluice_over_" + other] = round(
+                            one["sluice"]["msg_per_s"] /
+                            one[other]["msg_per_s"], 3)
+            runs.append(one)
+        return runs
+
+    def figures(self, wname, w, sysname, t0, last, accepted, res, out):
+        """One run's figures, checked: every message has its outcome."""
+        n = w["n"]
+        problems = []
+        if last is None:
+            problems.append("nothing reached the sink")
+        if res.get("timed_out"):
+            problems.append("did not finish within %d s" % self.a.limit)
+        if w["real"] and sysname != "ceiling":
+            if out["delivered"] + out["bounced"] != n:
+                problems.append("%d delivered + %d bounced != %d" %
+                                (out["delivered"], out["bounced"], n))
+        elif accepted != n or out.get("delivered", n) != n:
+            problems.append("sink accepted %d, delivered %s of %d" %
+                            (accepted, out.get("delivered"), n))
+        secs = ((last or t0) - t0) / 1000.0
+        f = {"msg_per_s": round(n / secs, 1) if secs > 0 else 0,
+             "seconds": round(secs, 3),
+             "cpu_us_per_msg": round(res["cpu_s"] * 1e6 / n, 1),
+             # the larger of the sampled PSS sum and the biggest single
+             # process's own high-water mark (exact for one process)
+             "peak_mb": round(max(res["peak_pss_kb"],
+                                  res["max_rss_kb"]) / 1024.0, 1),
+             "peak_pss_mb": round(res["peak_pss_kb"] / 1024.0, 1),
+             "max_rss_mb": round(res["max_rss_kb"] / 1024.0, 1),
+             "accepted_at_sink": accepted}
+        f.update(out)
+        if problems:
+            f["problems"] = problems
+            self.failed = True
+        log("  %-8s %9.0f msg/s  %6.1f s  CPU %7.1f us/msg  peak %6.1f MB"
+            "%s" % (sysname, f["msg_per_s"], secs, f["cpu_us_per_msg"],
+                    f["peak_mb"],
+                    ("  PROBLEM: " + "; ".join(problems)) if problems
+                    else ""))
+        return f
+
+    # --- scale
+    def scale(self):
+        log("== scale: %d queued campaign recipients" % self.a.scale)
+        out = os.path.join(self.T, "scale.jsonl")
+        cmd = ["sh", os.path.join(HERE, "scale_campaign.sh"), self.build]
+        env = dict(os.environ, N=str(self.a.scale), OUT=out,
+                   HOLD=str(self.a.scale_hold))
+        r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        text = r.stdout.decode()
+        log("  " + text.strip().replace("\n", "\n  "))
+        if r.returncode != 0:
+            self.failed = True
+            return {"error": "exit %d" % r.returncode, "output": text[-2000:]}
+        rec = json.loads(open(out).read().strip().splitlines()[-1])
+        rec["command"] = "N=%d HOLD=%d sh bench/scale_campaign.sh %s" % (
+            self.a.scale, self.a.scale_hold, self.a.build)
+        return rec
+
+
+# ----------------------------------------------------------------- results
+
+def summary(values):
+    """median, min and max of a list of numbers."""
+    v = sorted(values)
+    return {"median": round(statistics.median(v), 3), "min": v[0],
+            "max": v[-1]}
+
+
+def machine_info(build):
+    """What the figures were measured on."""
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            mem = int(line.split()[1]) // 1024
+
+    def ver(pkg):
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return r.stdout.decode() or None
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                         stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode().strip()
+    return {"cpus": os.cpu_count(), "cpu": cpu, "mem_mb": mem,
+            "kernel": platform.release(), "sluice_commit": rev,
+            "postfix": ver("postfix"), "opendkim": ver("opendkim"),
+            "openssl": ver("openssl"), "lmdb": ver("liblmdb0"),
+            "build_type": "RelWithDebInfo"}
+
+
+def aggregate(runs, systems):
+    out = {}
+    for s in systems:
+        out[s] = {k: summary([r[s][k] for r in runs]) for k in
+                  ("msg_per_s", "cpu_us_per_msg", "peak_mb", "peak_pss_mb",
+                   "max_rss_mb", "seconds")}
+    for k in ("sluice_over_postfix", "sluice_over_ceiling"):
+        if all(k in r for r in runs) and runs:
+            out[k] = summary([r[k] for r in runs])
+    return out
+
+
+def fmt(s, nd=0):
+    """median (min-max)."""
+    f = "%%.%df" % nd
+    return "%s (%s-%s)" % (f % s["median"], f % s["min"], f % s["max"])
+
+
+def write_md(path, doc, svg_rel):
+    """Rewrite the suite's section of RESULTS.md."""
+    m = doc["machine"]
+    key = "suite-full" if doc["fraction"] >= 1 else "suite"
+    L = ["<!-- %s:begin (written by bench/suite.py; edits here are "
+         "lost) -->" % key, "",
+         "## Side by side: sluice, Postfix, the raw ceiling (%s)" %
+         ("the full workloads, `bench/suite.py --full`" if key ==
+          "suite-full" else "`make bench`: %g of each workload's messages"
+          % doc["fraction"]),
+         "",
+         "Run %s, %d run(s) per figure: median (min-max). Machine: %d "
+         "cores (%s), %d MiB, kernel %s; sluice %s (%s), Postfix %s, "
+         "OpenDKIM %s, OpenSSL %s. Command: `%s`; every command and "
+         "configuration is in `bench/results/suite.json`." %
+         (doc["started"], doc["runs"], m["cpus"], m["cpu"], m["mem_mb"],
+          m["kernel"], m["sluice_commit"], m["build_type"], m["postfix"],
+          m["opendkim"], m["openssl"], doc["command"]), "",
+         "![throughput per workload and system](%s)" % svg_rel, "",
+         "| workload | system | msg/s | CPU µs/msg | peak memory MB | "
+         "sluice/Postfix | sluice/ceiling |",
+         "|---|---|---|---|---|---|---|"]
+    for wname, wd in doc["workloads"].items():
+        agg = wd["summary"]
+        first = True
+        for s in doc["systems"]:
+            if s not in agg:
+                continue
+            a = agg[s]
+            r1 = r2 = ""
+            if s == "sluice":
+                if "sluice_over_postfix" in agg:
+                    r1 = fmt(agg["sluice_over_postfix"], 2)
+                if "sluice_over_ceiling" in agg:
+                    r2 = fmt(agg["sluice_over_ceiling"], 2)
+            L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                ("**%s** %s" % (wname, wd["title"])) if first else "", s,
+                fmt(a["msg_per_s"]), fmt(a["cpu_us_per_msg"], 1),
+                fmt(a["peak_mb"], 1), r1, r2))
+            first = False
+    L += ["", "Checks before the timed runs (a capturing sink, dkimpy):", ""]
+    for wname, wd in doc["workloads"].items():
+        for s, c in wd.get("checks", {}).items():
+            L.append("- %s %s: %s" % (wname, s, c))
+    sc = doc.get("scale")
+    if sc and "error" not in sc:
+        L += ["", "### Scale: %s queued campaign recipients" %
+              format(sc.get("recipients", 0), ","), "",
+              "Command: `%s`" % sc["command"], "", "```",
+              json.dumps(sc, indent=1), "```"]
+    elif sc:
+        L += ["", "Scale run failed: %s" % sc.get("error")]
+    L += ["", "How it is measured: see the header of `bench/suite.py`. "
+          "msg/s is end to end (sluice: from `sluice campaign send` to the "
+          "last message accepted at the sink, rendering and signing "
+          "included; Postfix: from the injector's first connection to the "
+          "last acceptance); CPU is every process of the system (Postfix: "
+          "master and all its daemons plus OpenDKIM; sluice: the send "
+          "command plus sluiced); peak memory is the largest sum of PSS "
+          "over the system's processes, sampled every 0.25 s, or the "
+          "biggest single process's VmHWM when that is larger (sluiced, "
+          "smtp-source). The W5 ceiling "
+          "is measured against the clean sink (smtp-source stops at the "
+          "first rejection).", "", "<!-- %s:end -->" % key]
+    text = "\n".join(L) + "\n"
+    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    end = "<!-- %s:end -->" % key
+    b, e = old.find("<!-- %s:begin" % key), old.find(end)
+    if b >= 0 and e > b:
+        new = old[:b] + text + old[e + len(end) + 1:]
+    else:
+        cut = old.find("\n## ")
+        new = (old[:cut + 1] + "\n" + text + old[cut + 1:] if cut >= 0
+               else old + "\n" + text)
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def write_svg(path, doc):
+    """Grouped bars, one group per workload, with min-max error bars."""
+    dat = path + ".dat"
+    systems = [s for s in doc["systems"]]
+    with open(dat, "w") as f:
+        f.write("workload " + " ".join("%s %s_min %s_max" % (s, s, s)
+                                       for s in systems) + "\n")
+        for wname, wd in doc["workloads"].items():
+            row = [wname]
+            for s in systems:
+                a = wd["summary"].get(s, {}).get("msg_per_s")
+                row += ([str(a["median"]), str(a["min"]), str(a["max"])]
+                        if a else ["0", "0", "0"])
+            f.write(" ".join(row) + "\n")
+    cols = ", ".join(
+        "'%s' using %d:%d:%d:xtic(1) title '%s'" %
+        (dat, 2 + 3 * i, 3 + 3 * i, 4 + 3 * i, s)
+        for i, s in enumerate(systems))
+    script = """set terminal svg size 900,480 dynamic enhanced font 'sans,12'
+set output '%s'
+set title 'Messages per second end to end (median, bars: min-max), %d cores'
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.8 border -1
+set key top right
+set ylabel 'msg/s'
+set yrange [0:*]
+set grid ytics
+plot %s
+""" % (path, doc["machine"]["cpus"], cols)
+    r = subprocess.run(["gnuplot"], input=script.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    os.unlink(dat)
+    if r.returncode != 0:
+        raise RuntimeError("gnuplot: " + r.stdout.decode())
+
+
+# -------------------------------------------------------------------- main
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build", default=os.path.join(ROOT, "build"))
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--fraction", type=float, default=0.1,
+                   help="share of each workload's messages to send "
+                        "(default 0.1: Postfix needs ~35 min per pass of "
+                        "the full workloads on 2 cores)")
+    p.add_argument("--full", action="store_true",
+                   help="the full workloads (--fraction 1)")
+    p.add_argument("--quick", action="store_true",
+                   help="2%% of every workload, one run, scale 1M")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W5")
+    p.add_argument("--systems", default="sluice,postfix,ceiling")
+    p.add_argument("--sessions", type=int, default=100)
+    p.add_argument("--scale", type=int, default=10000000)
+    p.add_argument("--scale-hold", type=int, default=30,
+                   help="seconds sluiced runs on the scale spool")
+    p.add_argument("--limit", type=int, default=600,
+                   help="seconds a run may take")
+    p.add_argument("--json", default=None,
+                   help="default bench/results/suite.json (suite-full.json "
+                        "with --full)")
+    p.add_argument("--md", default=os.path.join(HERE, "RESULTS.md"))
+    p.add_argument("--svg", default=None,
+                   help="default bench/results/throughput.svg "
+                        "(throughput-full.svg with --full)")
+    p.add_argument("--no-md", action="store_true",
+                   help="do not touch RESULTS.md")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir")
+    p.add_argument("--postfix-set", action="append", default=[],
+                   metavar="'NAME = VALUE'",
+                   help="one more main.cf line for Postfix (repeatable)")
+    argv = sys.argv[1:]
+    a = p.parse_args(argv)
+    a.systems = [s for s in a.systems.split(",") if s]
+    a.workloads = [w for w in a.workloads.split(",") if w]
+    if any(s not in SYSTEMS for s in a.systems) or \
+            any(w not in WORKLOADS for w in a.workloads) or a.runs < 1:
+        p.print_usage(sys.stderr)
+        sys.exit(64)
+    if a.full:
+        a.fraction = 1.0
+    tag = "-full" if a.fraction >= 1 else ""
+    a.json = a.json or os.path.join(HERE, "results", "suite%s.json" % tag)
+    a.svg = a.svg or os.path.join(HERE, "results", "throughput%s.svg" % tag)
+    if a.quick:
+        a.runs = 1 if "--runs" not in " ".join(argv) else a.runs
+        a.scale = min(a.scale, 1000000)
+        a.fraction = min(a.fraction, 0.02)
+    if not 0 < a.fraction <= 1:
+        p.print_usage(sys.stderr)
+        sys.exit(64)
+    for w in WORKLOADS.values():
+        w["full_n"] = w["n"]
+        w["n"] = max(100, int(w["n"] * a.fraction))
+        w["title"] = w["title"] % format(w["n"], ",")
+    for tool in ("/usr/sbin/smtp-sink", "/usr/sbin/smtp-source",
+                 "/usr/sbin/postfix", "/usr/sbin/opendkim",
+                 "/usr/sbin/dnsmasq", "/usr/bin/gnuplot"):
+        if not os.path.exists(tool):
+            log("suite: %s is missing (sh tools/deps.sh bench)" % tool)
+            sys.exit(69)
+    if os.geteuid() != 0:
+        log("suite: needs root (network and mount namespaces, Postfix)")
+        sys.exit(77)
+    enter_namespace(argv)
+    s = Suite(a)
+    s.failed = False
+    doc = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "command": "bench/suite.py " + " ".join(argv) if argv else
+           "make bench", "runs": a.runs, "fraction": a.fraction, "systems": a.systems,
+           "sessions": a.sessions, "machine": machine_info(a.build),
+           "workloads": {}}
+    t_start = time.time()
+    try:
+        s.setup()
+        for wname in a.workloads:
+            w = WORKLOADS[wname]
+            runs = s.workload(wname, w)
+            doc["workloads"][wname] = {
+                "title": w["title"], "n": w["n"], "full_n": w["full_n"],
+                "size": w["size"],
+                "message_bytes": w.get("sluice_size"),
+                "domains": w["domains"], "dkim": w["dkim"],
+                "realistic_sink": w["real"], "runs": runs,
+                "summary": aggregate(runs, a.systems),
+                "checks": s.checks.get(wname, {}),
+                "commands": s.commands.get(wname, {})}
+        if a.scale > 0:
+            doc["scale"] = s.scale()
+    finally:
+        s.teardown()
+    doc["seconds"] = round(time.time() - t_start, 1)
+    os.makedirs(os.path.dirname(a.json), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump(doc, f, indent=1)
+    write_svg(a.svg, doc)
+    if not a.no_md:
+        write_md(a.md, doc, os.path.relpath(a.svg, os.path.dirname(a.md)))
+    log("suite: %.0f s; %s, %s%s" % (doc["seconds"], a.json, a.svg,
+                                    "" if a.no_md else ", " + a.md))
+    sys.exit(1 if s.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
