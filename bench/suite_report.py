@@ -1,0 +1,206 @@
+"""suite_report.py - what bench/suite.py writes: medians with min and
+max, the machine it ran on, its section of bench/RESULTS.md and the SVG
+plot (gnuplot).
+"""
+
+import os
+import platform
+import statistics
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def summary(values):
+    """median, min and max of a list of numbers."""
+    v = sorted(values)
+    return {"median": round(statistics.median(v), 3), "min": v[0],
+            "max": v[-1]}
+
+
+def machine_info(build):
+    """What the figures were measured on."""
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            mem = int(line.split()[1]) // 1024
+
+    def ver(pkg):
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return r.stdout.decode() or None
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                         stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode().strip()
+    return {"cpus": os.cpu_count(), "cpu": cpu, "mem_mb": mem,
+            "kernel": platform.release(), "sluice_commit": rev,
+            "postfix": ver("postfix"), "opendkim": ver("opendkim"),
+            "openssl": ver("openssl"), "lmdb": ver("liblmdb0"),
+            "build_type": "RelWithDebInfo"}
+
+
+def aggregate(runs, systems):
+    out = {}
+    for s in systems:
+        out[s] = {k: summary([r[s][k] for r in runs]) for k in
+                  ("msg_per_s", "cpu_us_per_msg", "peak_mb", "peak_pss_mb",
+                   "max_rss_mb", "seconds")}
+    for k in ("sluice_over_postfix", "sluice_over_ceiling"):
+        if all(k in r for r in runs) and runs:
+            out[k] = summary([r[k] for r in runs])
+    return out
+
+
+def fmt(s, nd=0):
+    """median (min-max)."""
+    f = "%%.%df" % nd
+    return "%s (%s-%s)" % (f % s["median"], f % s["min"], f % s["max"])
+
+
+def write_md(path, doc, svg_rel):
+    """Rewrite the suite's section of RESULTS.md."""
+    m = doc["machine"]
+    key = "suite-full" if doc["fraction"] >= 1 else "suite"
+    L = ["<!-- %s:begin (written by bench/suite.py; edits here are "
+         "lost) -->" % key, "",
+         "## Side by side: sluice, Postfix, the raw ceiling (%s)" %
+         ("the full workloads, `bench/suite.py --full`" if key ==
+          "suite-full" else "`make bench`: %g of each workload's messages"
+          % doc["fraction"]),
+         "",
+         "Run %s, %d run(s) per figure: median (min-max). Machine: %d "
+         "cores (%s), %d MiB, kernel %s; sluice %s (%s), Postfix %s, "
+         "OpenDKIM %s, OpenSSL %s. Command: `%s`; every command and "
+         "configuration is in `bench/results/suite.json`." %
+         (doc["started"], doc["runs"], m["cpus"], m["cpu"], m["mem_mb"],
+          m["kernel"], m["sluice_commit"], m["build_type"], m["postfix"],
+          m["opendkim"], m["openssl"], doc["command"]), "",
+         "![throughput per workload and system](%s)" % svg_rel, "",
+         "| workload | system | msg/s | CPU µs/msg | peak memory MB | "
+         "sluice/Postfix | sluice/ceiling |",
+         "|---|---|---|---|---|---|---|"]
+    for wname, wd in doc["workloads"].items():
+        agg = wd["summary"]
+        first = True
+        for s in doc["systems"]:
+            if s not in agg:
+                continue
+            a = agg[s]
+            r1 = r2 = ""
+            if s == "sluice":
+                if "sluice_over_postfix" in agg:
+                    r1 = fmt(agg["sluice_over_postfix"], 2)
+                if "sluice_over_ceiling" in agg:
+                    r2 = fmt(agg["sluice_over_ceiling"], 2)
+            L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                ("**%s** %s" % (wname, wd["title"])) if first else "", s,
+                fmt(a["msg_per_s"]), fmt(a["cpu_us_per_msg"], 1),
+                fmt(a["peak_mb"], 1), r1, r2))
+            first = False
+    L += ["", "Checks before the timed runs (a capturing sink, dkimpy):", ""]
+    for wname, wd in doc["workloads"].items():
+        for s, c in wd.get("checks", {}).items():
+            L.append("- %s %s: %s" % (wname, s, c))
+    sc = doc.get("scale")
+    if sc and "error" not in sc:
+        mb = lambda kb: "%.0f MB" % (kb / 1024.0)
+        L += ["", "### Scale: %s queued campaign recipients" %
+              format(sc["recipients"], ","), "",
+              "Command: `%s` (%s domains)." % (sc["command"],
+                                               format(sc["domains"], ",")),
+              "", "| figure | value |", "|---|---|",
+              "| list import | %.1f s (%s contacts/s) |" % (
+                  sc["import_ms"] / 1000.0, format(sc["import_per_s"], ",")),
+              "| `sluice campaign send` | %.1f s (%s recipients/s) |" % (
+                  sc["send_ms"] / 1000.0, format(sc["send_per_s"], ",")),
+              "| spool on disk (du) | %s, %.0f bytes per recipient "
+              "(%.0f added by the send) |" % (
+                  mb(sc["spool_du_kb"]), sc["bytes_per_rcpt_du"],
+                  sc["send_bytes_per_rcpt_du"]),
+              "| sluiced RSS while scheduling (%d s) | peak %s, VmHWM %s, "
+              "anonymous %s at the end |" % (
+                  sc["hold_s"], mb(sc["rss_peak_kb"]), mb(sc["vmhwm_kb"]),
+                  mb(sc["rss_anon_end_kb"])),
+              "| time to first delivery | %s ms after sluiced's start, %s ms "
+              "after `campaign send` began |" % (
+                  sc["first_delivery_ms_from_start"],
+                  sc["first_delivery_ms_from_send"]),
+              "| delivered while held | %s recipients in %d s |" % (
+                  format(sc["delivered_hold"], ","), sc["hold_s"]),
+              "| SIGTERM | exit %d after %d ms |" % (sc["exit_code"],
+                                                    sc["drain_ms"])]
+    elif sc:
+        L += ["", "Scale run failed: %s" % sc.get("error")]
+    L += ["", "How it is measured: see the header of `bench/suite.py`. "
+          "msg/s is end to end (sluice: from `sluice campaign send` to the "
+          "last message accepted at the sink, rendering and signing "
+          "included; Postfix: from the injector's first connection to the "
+          "last acceptance); CPU is every process of the system (Postfix: "
+          "master and all its daemons plus OpenDKIM; sluice: the send "
+          "command plus sluiced); peak memory is the largest sum of PSS "
+          "over the system's processes, sampled every 50 ms (less often, 2 ms per process, when there are more than 25), or the "
+          "biggest single process's VmHWM when that is larger (sluiced, "
+          "smtp-source). The W5 ceiling "
+          "is measured against the clean sink (smtp-source stops at the "
+          "first rejection). In W5 both MTAs retry a tempfailed recipient after "
+          "2, 4 and 8 s, so its end to end time includes the wait for the "
+          "last recipient that was tempfailed two or three times in a row.",
+          "", "<!-- %s:end -->" % key]
+    text = "\n".join(L) + "\n"
+    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    end = "<!-- %s:end -->" % key
+    b, e = old.find("<!-- %s:begin" % key), old.find(end)
+    if b >= 0 and e > b:
+        new = old[:b] + text + old[e + len(end) + 1:]
+    else:
+        cut = old.find("\n## ")
+        new = (old[:cut + 1] + "\n" + text + "\n" + old[cut + 1:]
+               if cut >= 0
+               else old + "\n" + text)
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def write_svg(path, doc):
+    """Grouped bars, one group per workload, with min-max error bars."""
+    dat = path + ".dat"
+    systems = [s for s in doc["systems"]]
+    with open(dat, "w") as f:
+        f.write("# workload " + " ".join("%s %s_min %s_max" % (s, s, s)
+                                       for s in systems) + "\n")
+        for wname, wd in doc["workloads"].items():
+            row = [wname]
+            for s in systems:
+                a = wd["summary"].get(s, {}).get("msg_per_s")
+                row += ([str(a["median"]), str(a["min"]), str(a["max"])]
+                        if a else ["0", "0", "0"])
+            f.write(" ".join(row) + "\n")
+    cols = ", ".join(
+        "'%s' using %d:%d:%d:xtic(1) title '%s'" %
+        (dat, 2 + 3 * i, 3 + 3 * i, 4 + 3 * i, s)
+        for i, s in enumerate(systems))
+    script = """set terminal svg size 900,480 dynamic enhanced font 'sans,12'
+set output '%s'
+set title 'Messages per second end to end (median, bars: min-max), %d cores'
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.8 border -1
+set key outside top center horizontal
+set ylabel 'msg/s (log scale)'
+set logscale y
+set yrange [10:*]
+set grid ytics mytics
+plot %s
+""" % (path, doc["machine"]["cpus"], cols)
+    r = subprocess.run(["gnuplot"], input=script.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    os.unlink(dat)
+    if r.returncode != 0:
+        raise RuntimeError("gnuplot: " + r.stdout.decode())

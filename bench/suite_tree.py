@@ -1,0 +1,213 @@
+"""suite_tree.py - the process tree of bench/suite.py: a forked child that
+becomes a subreaper and runs one system's commands, so that wait4 accounts
+the CPU of every process below it (Postfix's daemons, which detach,
+included) and the sum of their PSS is sampled.
+
+Written here: no packaged tool reaps a detaching daemon's whole tree and
+reports its CPU and memory.
+"""
+
+import ctypes
+import json
+import os
+import select
+import signal
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+
+def pss_kb(pid):
+    """Proportional set size of one process in kB (0 once it is gone)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def hwm_kb(pid):
+    """Peak RSS of one process since its exec (VmHWM), in kB.  (wait4's
+    ru_maxrss would also count the forked Python image before exec.)"""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(root):
+    """Every live process below root (a /proc walk)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+class Tree:
+    """A forked child that becomes a subreaper and runs a system's
+    commands: every process below it, daemons that detach included, ends
+    up reaped by it, so wait4 accounts all their CPU; it samples the sum of
+    their PSS (and each one's VmHWM) every 50 ms or so.  Commands come over a pipe as JSON lines."""
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+        c_r, c_w = os.pipe()
+        r_r, r_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(c_w)
+            os.close(r_r)
+            try:
+                self._child(os.fdopen(c_r, "r"), os.fdopen(r_w, "w"))
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(0)
+        os.close(c_r)
+        os.close(r_w)
+        self.cmd = os.fdopen(c_w, "w")
+        self.rep = os.fdopen(r_r, "r")
+
+    # parent side
+    def call(self, **req):
+        """Send one request, return the child's JSON answer."""
+        self.cmd.write(json.dumps(req) + "\n")
+        self.cmd.flush()
+        line = self.rep.readline()
+        if not line:
+            raise RuntimeError("process tree ended")
+        return json.loads(line)
+
+    def run(self, argv, wait=True, name="cmd"):
+        """Run argv below the tree; wait=True: to completion (returns rc)."""
+        return self.call(op="run", argv=argv, wait=wait, name=name)
+
+    def finish(self, stop=(), timeout=120):
+        """Run the stop commands, wait for every process below to end, and
+        return {cpu_s, peak_pss_kb, max_rss_kb, timed_out}."""
+        r = self.call(op="finish", stop=list(stop), timeout=timeout)
+        os.waitpid(self.pid, 0)
+        self.cmd.close()
+        self.rep.close()
+        return r
+
+    # child side
+    def _child(self, cmd, rep):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.cpu = 0.0
+        self.maxrss = 0
+        self.peak = 0
+        self.last_sample = 0.0
+        self.every = 0.05
+        self.exits = {}
+        while True:
+            r, _, _ = select.select([cmd], [], [], 0.05)
+            self._reap(False)
+            self._sample()
+            if not r:
+                continue
+            line = cmd.readline()
+            if not line:
+                return
+            req = json.loads(line)
+            if req["op"] == "run":
+                pid = self._spawn(req["argv"], req["name"])
+                rc = None
+                if req["wait"]:
+                    while pid not in self.exits:
+                        self._reap(True, 0.05)
+                        self._sample()
+                    rc = self.exits[pid]
+                rep.write(json.dumps({"pid": pid, "rc": rc}) + "\n")
+                rep.flush()
+            elif req["op"] == "finish":
+                for argv in req["stop"]:
+                    pid = self._spawn(argv, "stop")
+                    while pid not in self.exits:
+                        self._reap(True, 0.5)
+                end = time.time() + req["timeout"]
+                timed_out = False
+                while self._reap(True, 0.05):
+                    self._sample()
+                    if time.time() > end and not timed_out:
+                        timed_out = True
+                        for p in descendants(os.getpid()):
+                            try:
+                                os.kill(p, signal.SIGKILL)
+                            except OSError:
+                                pass
+                rep.write(json.dumps({"cpu_s": round(self.cpu, 3),
+                                      "peak_pss_kb": self.peak,
+                                      "max_rss_kb": self.maxrss,
+                                      "timed_out": timed_out}) + "\n")
+                rep.flush()
+                return
+
+    def _spawn(self, argv, name):
+        out = open(os.path.join(self.logdir, name + ".log"), "ab")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(out.fileno(), 2)
+                os.execvp(argv[0], argv)
+            finally:
+                os._exit(127)
+        out.close()
+        return pid
+
+    def _reap(self, block, limit=0.0):
+        """Collect exited children (block: wait up to limit seconds for
+        one); False when no child is left at all."""
+        end = time.time() + limit
+        while True:
+            try:
+                pid, status, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                if not block or time.time() >= end:
+                    return True
+                time.sleep(0.02)
+                continue
+            self.cpu += ru.ru_utime + ru.ru_stime
+            self.exits[pid] = os.waitstatus_to_exitcode(status)
+            block = False
+
+    def _sample(self):
+        t = time.time()
+        if t - self.last_sample < self.every:
+            return
+        self.last_sample = t
+        total = 0
+        procs = descendants(os.getpid())
+        for p in procs:
+            total += pss_kb(p)
+            self.maxrss = max(self.maxrss, hwm_kb(p))
+        self.peak = max(self.peak, total)
+        # a few processes: every 50 ms; Postfix's hundreds: less often,
+        # so that sampling costs about the same
+        self.every = max(0.05, 0.002 * len(procs))
