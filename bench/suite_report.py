@@ -159,6 +159,13 @@ def write_md(path, doc, svg_rel):
     b, e = old.find("<!-- %s:begin" % key), old.find(end)
     if b >= 0 and e > b:
         new = old[:b] + text + old[e + len(end) + 1:]
+    elif max(old.rfind("<!-- suite:end -->"),
+             old.rfind("<!-- suite-full:end -->")) >= 0:
+        # right after the other section the suite wrote
+        last = max(old.rfind("<!-- suite:end -->"),
+                   old.rfind("<!-- suite-full:end -->"))
+        cut = old.find("\n", last) + 1
+        new = old[:cut] + "\n" + text + old[cut:]
     else:
         cut = old.find("\n## ")
         new = (old[:cut + 1] + "\n" + text + "\n" + old[cut + 1:]
