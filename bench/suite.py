@@ -673,6 +673,9 @@ def main():
     p.add_argument("--no-md", action="store_true",
                    help="do not touch RESULTS.md")
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
+    p.add_argument("--report", metavar="SUITE.json",
+                   help="run nothing: write the plot and the RESULTS.md "
+                        "section again from a saved run")
     p.add_argument("--postfix-set", action="append", default=[],
                    metavar="'NAME = VALUE'",
                    help="one more main.cf line for Postfix (repeatable)")
@@ -700,6 +703,13 @@ def main():
         w["full_n"] = w["n"]
         w["n"] = max(100, int(w["n"] * a.fraction))
         w["title"] = w["title"] % format(w["n"], ",")
+    if a.report:
+        doc = json.load(open(a.report))
+        tag = "-full" if doc["fraction"] >= 1 else ""
+        svg = os.path.join(HERE, "results", "throughput%s.svg" % tag)
+        write_svg(svg, doc)
+        write_md(a.md, doc, os.path.relpath(svg, os.path.dirname(a.md)))
+        sys.exit(0)
     for tool in ("/usr/sbin/smtp-sink", "/usr/sbin/smtp-source",
                  "/usr/sbin/postfix", "/usr/sbin/opendkim",
                  "/usr/sbin/dnsmasq", "/usr/bin/gnuplot"):

@@ -59,8 +59,10 @@ def aggregate(runs, systems):
 
 
 def fmt(s, nd=0):
-    """median (min-max)."""
+    """median (min-max); the value alone after a single run."""
     f = "%%.%df" % nd
+    if s["min"] == s["max"]:
+        return f % s["median"]
     return "%s (%s-%s)" % (f % s["median"], f % s["min"], f % s["max"])
 
 
@@ -75,13 +77,15 @@ def write_md(path, doc, svg_rel):
           "suite-full" else "`make bench`: %g of each workload's messages"
           % doc["fraction"]),
          "",
-         "Run %s, %d run(s) per figure: median (min-max). Machine: %d "
+         "Run %s, %s. Machine: %d "
          "cores (%s), %d MiB, kernel %s; sluice %s (%s), Postfix %s, "
          "OpenDKIM %s, OpenSSL %s. Command: `%s`; every command and "
-         "configuration is in `bench/results/suite.json`." %
-         (doc["started"], doc["runs"], m["cpus"], m["cpu"], m["mem_mb"],
+         "configuration is in `bench/results/%s`." %
+         (doc["started"], "one run per figure" if doc["runs"] == 1 else
+          "%d runs per figure: median (min-max)" % doc["runs"], m["cpus"], m["cpu"], m["mem_mb"],
           m["kernel"], m["sluice_commit"], m["build_type"], m["postfix"],
-          m["opendkim"], m["openssl"], doc["command"]), "",
+          m["opendkim"], m["openssl"], doc["command"],
+          "suite-full.json" if key == "suite-full" else "suite.json"), "",
          "![throughput per workload and system](%s)" % svg_rel, "",
          "| workload | system | msg/s | CPU µs/msg | peak memory MB | "
          "sluice/Postfix | sluice/ceiling |",

@@ -16,25 +16,15 @@ import time
 
 PR_SET_CHILD_SUBREAPER = 36
 
-def pss_kb(pid):
-    """Proportional set size of one process in kB (0 once it is gone)."""
+def proc_kb(pid, name, field):
+    """A kB figure of /proc/PID/NAME (0 once the process is gone):
+    smaps_rollup "Pss:" is its proportional set size, status "VmHWM:" its
+    peak RSS since its exec (wait4's ru_maxrss would also count the forked
+    Python image before the exec)."""
     try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
+        with open("/proc/%d/%s" % (pid, name)) as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def hwm_kb(pid):
-    """Peak RSS of one process since its exec (VmHWM), in kB.  (wait4's
-    ru_maxrss would also count the forked Python image before exec.)"""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -205,8 +195,8 @@ class Tree:
         total = 0
         procs = descendants(os.getpid())
         for p in procs:
-            total += pss_kb(p)
-            self.maxrss = max(self.maxrss, hwm_kb(p))
+            total += proc_kb(p, "smaps_rollup", "Pss:")
+            self.maxrss = max(self.maxrss, proc_kb(p, "status", "VmHWM:"))
         self.peak = max(self.peak, total)
         # a few processes: every 50 ms; Postfix's hundreds: less often,
         # so that sampling costs about the same
