@@ -1,17 +1,20 @@
 # sluice - the two set-up commands and friends.
 #   make demo   install what is missing, build, run the main job on loopback
-#   make test   install what is missing, build normal + ASan/UBSan, run ctest
+#   make test   install what is missing, build normal + ASan/UBSan, run ctest,
+#               and compile the Release (-O3) build: every build type a
+#               user may pick must compile warning-free
 #   make bench  install what is missing, build, run the side-by-side suite
 #               (sluice vs Postfix vs the raw ceiling; BENCH_ARGS="--quick")
 #   make bench-engine  the spool/engine/campaign benchmarks of bench/run.sh
 JOBS ?= 2
 BUILD ?= build
 ASAN ?= build-asan
+RELEASE ?= build-release
 
 BENCH_ARGS ?=
 
-.PHONY: all deps build build-asan demo test test-normal test-asan bench \
-	bench-engine clean
+.PHONY: all deps build build-asan build-release demo test test-normal \
+	test-asan bench bench-engine clean
 
 all: build
 
@@ -26,6 +29,10 @@ build-asan:
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN) -j $(JOBS)
 
+build-release:
+	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(RELEASE) -j $(JOBS)
+
 demo: deps build
 	sh bench/demo.sh $(BUILD)
 
@@ -38,6 +45,7 @@ test-asan: build-asan
 	  ctest --output-on-failure -j $(JOBS)
 
 test: deps
+	$(MAKE) build-release
 	$(MAKE) test-normal
 	$(MAKE) test-asan
 
@@ -52,4 +60,4 @@ bench-engine:
 	sh bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(RELEASE)

@@ -179,7 +179,6 @@ static double resolve_all(struct queue *q, const struct opts *o,
     struct queue_claim *c = malloc(cap * sizeof *c);
     if (!c)
         exit(71);
-    long total = 0;
     double t0 = now_s();
     *claim_s = 0;
     for (;;) {
@@ -224,7 +223,6 @@ static double resolve_all(struct queue *q, const struct opts *o,
                 exit(exit_for(err));
             }
         }
-        total += n;
         if (o->demo)
             progress("resolve", atomic_load(&done_outcomes), o->n, t0, 0);
     }

@@ -16,11 +16,20 @@ import time
 
 PR_SET_CHILD_SUBREAPER = 36
 
+# Every command the tree starts runs under GNU time, which reports the
+# command's own peak RSS (wait4's ru_maxrss) to a file.  A process that ends
+# before the first 50 ms sample (smtp-source sending 300 messages) is still
+# measured that way.  Taking ru_maxrss of our own direct children instead
+# would count the forked Python image before their exec; the processes
+# below them (Postfix's daemons) are forked by small C programs, so their
+# ru_maxrss, collected as the subreaper reaps them, is their own.
+GNU_TIME = "/usr/bin/time"
+
+
 def proc_kb(pid, name, field):
     """A kB figure of /proc/PID/NAME (0 once the process is gone):
     smaps_rollup "Pss:" is its proportional set size, status "VmHWM:" its
-    peak RSS since its exec (wait4's ru_maxrss would also count the forked
-    Python image before the exec)."""
+    peak RSS since its exec."""
     try:
         with open("/proc/%d/%s" % (pid, name)) as f:
             for line in f:
@@ -113,6 +122,7 @@ class Tree:
         self.last_sample = 0.0
         self.every = 0.05
         self.exits = {}
+        self.rss_files = {}
         while True:
             r, _, _ = select.select([cmd], [], [], 0.05)
             self._reap(False)
@@ -158,16 +168,30 @@ class Tree:
 
     def _spawn(self, argv, name):
         out = open(os.path.join(self.logdir, name + ".log"), "ab")
+        rss_file = os.path.join(self.logdir, "%s.%d.maxrss" %
+                                (name, len(self.rss_files)))
         pid = os.fork()
         if pid == 0:
             try:
                 os.dup2(out.fileno(), 1)
                 os.dup2(out.fileno(), 2)
-                os.execvp(argv[0], argv)
+                os.execv(GNU_TIME, [GNU_TIME, "-q", "-f", "%M", "-o",
+                                    rss_file] + list(argv))
             finally:
                 os._exit(127)
         out.close()
+        self.rss_files[pid] = rss_file
         return pid
+
+    def _command_rss(self, pid):
+        """The peak RSS in kB that GNU time wrote for a command we
+        started (0 if it wrote none)."""
+        try:
+            with open(self.rss_files.pop(pid)) as f:
+                lines = [l for l in f.read().split() if l.isdigit()]
+            return int(lines[-1]) if lines else 0
+        except OSError:
+            return 0
 
     def _reap(self, block, limit=0.0):
         """Collect exited children (block: wait up to limit seconds for
@@ -184,7 +208,12 @@ class Tree:
                 time.sleep(0.02)
                 continue
             self.cpu += ru.ru_utime + ru.ru_stime
-            self.exits[pid] = os.waitstatus_to_exitcode(status)
+            if pid in self.rss_files:
+                self.maxrss = max(self.maxrss, self._command_rss(pid))
+            else:
+                self.maxrss = max(self.maxrss, ru.ru_maxrss)
+            code = os.waitstatus_to_exitcode(status)
+            self.exits[pid] = code
             block = False
 
     def _sample(self):

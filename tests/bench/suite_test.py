@@ -104,6 +104,28 @@ class Suite(unittest.TestCase):
             self.assertNotIn("**W2**", md)
             self.assertIn("## Older figures\n\nkept", md)
 
+    def test_short_process_memory(self):
+        """A command that ends before the first memory sample is still
+        measured: its peak RSS comes from wait4 (through GNU time), not
+        from sampling, so the figure does not depend on how fast the
+        machine runs it."""
+        sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+        from suite_tree import Tree
+        with tempfile.TemporaryDirectory(prefix="sluice-tree-test-") as d:
+            tree = Tree(d)
+            # touches 64 MiB, then exits at once
+            r = tree.run(["/usr/bin/python3", "-c",
+                          "b = bytearray(64 << 20)"], name="short")
+            self.assertEqual(r["rc"], 0)
+            res = tree.finish()
+            self.assertGreaterEqual(res["max_rss_kb"], 64 * 1024, res)
+            # and not the harness's own image: a tiny command stays small
+            tree = Tree(d)
+            tree.run(["/bin/true"], name="tiny")
+            res = tree.finish()
+            self.assertGreater(res["max_rss_kb"], 0, res)
+            self.assertLess(res["max_rss_kb"], 8 * 1024, res)
+
     def test_usage(self):
         r = subprocess.run(["/usr/bin/python3", SUITE, "--workloads", "W9"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

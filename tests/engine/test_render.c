@@ -735,7 +735,7 @@ static void test_unsub_tokens(void **state)
     assert_int_equal(render_unsub_decode(mt, secret, SECRET_LEN, &a, &c, &k), 0);
     assert_true(a == 42 && c == 7001 && k == 555);
     assert_int_equal(render_unsub_decode(u, secret, SECRET_LEN, &a, &c, &k), 0);
-    char full[256];
+    char full[1100];
     snprintf(full, sizeof(full), "%s@mail.example.com", mt);
     assert_int_equal(render_unsub_decode(full, secret, SECRET_LEN, &a, &c, &k), 0);
 

@@ -291,7 +291,7 @@ static void test_states(void **state)
     struct queue_campaign c;
     struct queue_counts k;
     struct ctl_find f;
-    uint64_t id, cursor = 99, first, first2;
+    uint64_t id, cursor = 99, first = 0, first2 = 0;
     int st;
     test_clock_set(T0);
     struct queue *q = campaign_spool(t, 0);
