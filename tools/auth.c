@@ -164,7 +164,8 @@ static void audit_refusal(struct queue *q, const char *user, const char *via,
     if (!q)
         return;
     struct queue_actor a = { user, via, QUEUE_ROLE_NONE, 0 };
-    snprintf(result, sizeof result, "refused: %s", why);
+    snprintf(result, sizeof result, "refused: %.*s",
+             (int)(sizeof result - sizeof "refused: "), why);
     queue_audit_append(q, &a, 0, action ? action : "?", "identity", result);
 }
 

@@ -262,7 +262,7 @@ static int show_contact(void *arg, const struct queue_contact *c)
 static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const char *const extra[] = { "--contacts", NULL };
-    const char *acct = NULL, *vals[1] = { NULL }, *pos[1];
+    const char *acct = NULL, *vals[1] = { NULL }, *pos[1] = { NULL };
     unsigned long long want = 0;
     int n, rc;
     struct target *t = calloc(1, sizeof *t);
