@@ -140,17 +140,14 @@ static void key_refused(char *err, size_t errlen, const struct signer_domain *d,
                         const char *from, const char *path, int rc,
                         const char *why)
 {
-    char reason[600];
-    if (why[0])
-        snprintf(reason, sizeof reason, "%s", why);
-    else
-        snprintf(reason, sizeof reason, "%s: %s", path, dkim_strerror(rc));
+    const char *r = why[0] ? why : path, *sep = why[0] ? "" : ": ";
+    const char *text = why[0] ? "" : dkim_strerror(rc);
     if (from)
-        snprintf(err, errlen, "%s: DKIM key of %s: %s", from, d->name,
-                 reason);
+        snprintf(err, errlen, "%s: DKIM key of %s: %s%s%s", from, d->name, r,
+                 sep, text);
     else
-        snprintf(err, errlen, "DKIM key of %s (verified in the spool): %s",
-                 d->name, reason);
+        snprintf(err, errlen, "DKIM key of %s (verified in the spool): "
+                 "%s%s%s", d->name, r, sep, text);
 }
 
 /* Load every DIR/DOMAIN/SELECTOR.key of d, a domain of the configuration
