@@ -8,8 +8,8 @@
  * DESCRIPTION
  *   -t checks the configuration, the files its keys name and every DKIM
  *   key the daemon would load (the spool's too, opened read-only), and
- *   exits.  SIGHUP reloads limits, routes
- *   and TLS policies without touching queued mail (a broken file is
+ *   exits.  SIGHUP reloads limits, routes, TLS policies and DKIM keys
+ *   without touching queued mail (a broken file or a refused key is
  *   reported and the old configuration kept).  SIGTERM or SIGINT stop
  *   opening sessions, let sessions in flight finish within drain_timeout,
  *   commit, and exit 0.  --exit-when-empty exits the same way once nothing
