@@ -121,8 +121,9 @@ int dkim_key_load(const char *path, struct dkim_key **out, char *err,
     if ((st.st_mode & 077) != 0) {
         close(fd);
         return fail(DKIM_E_KEYPERM, err, errlen,
-                    "%s: key file mode %03o is readable by group or others; "
-                    "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+                    "%s: key file mode %04o is readable by group or others, "
+                    "so sluiced refuses it; fix: chmod 600 %s", path,
+                    (unsigned)(st.st_mode & 0777), path);
     }
     while ((got = read(fd, buf + len, sizeof(buf) - len)) > 0) {
         len += (size_t)got;

@@ -2,11 +2,12 @@
  * config.c - load and check sluiced's INI configuration with libinih.
  *
  * DESCRIPTION
- *   The file is read through ini_parse_stream() with a reader that counts
- *   lines, so every complaint names FILE:LINE.  Unknown sections and keys
+ *   The file is read through ini_parse_stream() with config_file.c's line
+ *   reader, so every complaint names FILE:LINE.  Unknown sections and keys
  *   are errors (a misspelt limit must not be silently ignored), as are
- *   values out of range.  Defaults are filled in first; what the file says
- *   overrides them.
+ *   values out of range, a key given twice in one section, and a file or
+ *   directory a key names that is not there.  Defaults are filled in
+ *   first; what the file says overrides them.
  *
  * DIAGNOSTICS
  *   The first error wins and is returned as "FILE:LINE: reason".
@@ -16,18 +17,21 @@
 #include <fnmatch.h>
 #include <ini.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "bounce_rules.h"
-#include "config.h"
+#include "config_int.h"
 
 struct parse {
     struct config *cfg;
-    FILE *f;
-    int line;
+    struct config_reader rd;   /* the file, and the number of its line */
+    struct config_seen seen;   /* keys given so far, per section */
+    const char *section;       /* of the key being handled */
+    int line;                  /* of the key being handled (0: built in) */
     char err[512];
     int err_line;
 };
@@ -55,108 +59,17 @@ static const char *const timeout_keys[TO_COUNT] = {
 };
 
 /* Record the first error with the current line. */
-static int fail(struct parse *p, const char *fmt, const char *a,
-                const char *b)
+__attribute__((format(printf, 2, 3)))
+static int fail(struct parse *p, const char *fmt, ...)
 {
     if (!p->err[0]) {
-        snprintf(p->err, sizeof p->err, fmt, a, b);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err, sizeof p->err, fmt, ap);
+        va_end(ap);
         p->err_line = p->line;
     }
     return 0;
-}
-
-/* The line reader for ini_parse_stream: counts lines as it goes. */
-static char *reader(char *buf, int size, void *stream)
-{
-    struct parse *p = stream;
-    char *s = fgets(buf, size, p->f);
-    if (s)
-        p->line++;
-    return s;
-}
-
-int config_parse_duration_ms(const char *s, uint64_t *ms)
-{
-    char *end;
-    errno = 0;
-    if (!s || !isdigit((unsigned char)*s))
-        return -EINVAL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -EINVAL;
-    while (*end == ' ')
-        end++;
-    uint64_t mul;
-    if (!*end || !strcmp(end, "s")) mul = 1000;
-    else if (!strcmp(end, "ms")) mul = 1;
-    else if (!strcmp(end, "m")) mul = 60000;
-    else if (!strcmp(end, "h")) mul = 3600000;
-    else if (!strcmp(end, "d")) mul = 86400000;
-    else return -EINVAL;
-    if (v > UINT64_MAX / mul)
-        return -EINVAL;
-    *ms = v * mul;
-    return 0;
-}
-
-/* Parse an unsigned integer in [lo, hi]. */
-static bool parse_uint(const char *s, unsigned long lo, unsigned long hi,
-                       unsigned long *out)
-{
-    char *end;
-    if (!isdigit((unsigned char)*s))
-        return false;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_bool(const char *s, bool *out)
-{
-    if (!strcasecmp(s, "yes") || !strcasecmp(s, "on") ||
-        !strcasecmp(s, "true") || !strcmp(s, "1"))
-        *out = true;
-    else if (!strcasecmp(s, "no") || !strcasecmp(s, "off") ||
-             !strcasecmp(s, "false") || !strcmp(s, "0"))
-        *out = false;
-    else
-        return false;
-    return true;
-}
-
-/* "host:port" or "[v6]:port" or "host" into a fresh host string and port. */
-static bool parse_hostport(const char *s, char **host, uint16_t *port)
-{
-    const char *colon, *h = s;
-    size_t hl;
-    if (*s == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb)
-            return false;
-        h = s + 1;
-        hl = (size_t)(rb - h);
-        colon = rb[1] == ':' ? rb + 1 : NULL;
-        if (rb[1] && !colon)
-            return false;
-    } else {
-        colon = strrchr(s, ':');
-        hl = colon ? (size_t)(colon - s) : strlen(s);
-    }
-    unsigned long p = 0;
-    if (colon && !parse_uint(colon + 1, 1, 65535, &p))
-        return false;
-    if (hl == 0 || hl > 255)
-        return false;
-    for (size_t i = 0; i < hl; i++)
-        if (!(isalnum((unsigned char)h[i]) || strchr(".-:_", h[i])))
-            return false;
-    if (!(*host = strndup(h, hl)))
-        return false;
-    *port = (uint16_t)p;
-    return true;
 }
 
 /* Replace a string setting. */
@@ -168,66 +81,6 @@ static bool set_str(char **dst, const char *v)
     free(*dst);
     *dst = n;
     return true;
-}
-
-/* Parse the retry schedule: a comma-separated list of durations. */
-static bool parse_retry(struct config *c, const char *v)
-{
-    char buf[1024];
-    unsigned n = 0;
-    if (strlen(v) >= sizeof buf)
-        return false;
-    memcpy(buf, v, strlen(v) + 1);
-    for (char *save, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t l = strlen(tok);
-        while (l && tok[l - 1] == ' ')
-            tok[--l] = 0;
-        uint64_t ms;
-        if (n == QUEUE_MAX_RETRY_STEPS || config_parse_duration_ms(tok, &ms) ||
-            ms < 1000 || ms / 1000 > UINT32_MAX)
-            return false;
-        c->retry[n++] = (uint32_t)(ms / 1000);
-    }
-    if (!n)
-        return false;
-    c->retry_steps = n;
-    return true;
-}
-
-/* Parse "N/s", "N/min", "N/h", "N/day" (also sec, m, hour, d). */
-bool config_parse_rate(const char *v, struct rate *r)
-{
-    char *end;
-    if (!isdigit((unsigned char)*v))
-        return false;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (errno || n == 0 || n > 100000000 || *end != '/')
-        return false;
-    const char *u = end + 1;
-    uint32_t per;
-    if (!strcmp(u, "s") || !strcmp(u, "sec")) per = 1;
-    else if (!strcmp(u, "min") || !strcmp(u, "m")) per = 60;
-    else if (!strcmp(u, "h") || !strcmp(u, "hour")) per = 3600;
-    else if (!strcmp(u, "day") || !strcmp(u, "d")) per = 86400;
-    else return false;
-    r->n = (uint32_t)n;
-    r->per_s = per;
-    return true;
-}
-
-const char *rate_text(const struct rate *r, char *buf, size_t len)
-{
-    const char *u = r->per_s == 1 ? "s" : r->per_s == 60 ? "min"
-                  : r->per_s == 3600 ? "h" : "day";
-    if (!r->n)
-        snprintf(buf, len, "%s", "");
-    else
-        snprintf(buf, len, "%u/%s", r->n, u);
-    return buf;
 }
 
 /* Find or create [site NAME]; it starts from the default policy. */
@@ -262,14 +115,12 @@ static int backoff_rule_add(struct parse *p, const char *v, bool strong)
     char code[8], enh[16];
     int off = 0;
     if (sscanf(v, "%7s %15s %n", code, enh, &off) != 2)
-        return fail(p, "backoff rule '%s': want CODE ENHANCED [/REGEX/]%s", v,
-                    "");
+        return fail(p, "backoff rule '%s': want CODE ENHANCED [/REGEX/]", v);
     if (strcmp(code, "*")) {
         char *end;
         long cv = strtol(code, &end, 10);
         if (*end || cv < 200 || cv > 599)
-            return fail(p, "backoff rule '%s': code is not * or 2xx-5xx%s", v,
-                        "");
+            return fail(p, "backoff rule '%s': code is not * or 2xx-5xx", v);
         r.code = (int)cv;
     }
     if (strcmp(enh, "*"))
@@ -280,21 +131,20 @@ static int backoff_rule_add(struct parse *p, const char *v, bool strong)
         if (n < 2 || re[0] != '/' || (re[n - 1] != '/' &&
                                       !(n > 2 && re[n - 2] == '/' &&
                                         re[n - 1] == 'i')))
-            return fail(p, "backoff rule '%s': text pattern must be /REGEX/%s",
-                        v, "");
+            return fail(p, "backoff rule '%s': text pattern must be /REGEX/",
+                        v);
         size_t end = re[n - 1] == '/' ? n - 1 : n - 2;
         r.regex = strndup(re + 1, end - 1);
         regex_t *rx = malloc(sizeof *rx);
         if (!r.regex || !rx) {
             free(r.regex);
             free(rx);
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
         }
         if (regcomp(rx, r.regex, REG_EXTENDED | REG_ICASE | REG_NOSUB)) {
             free(r.regex);
             free(rx);
-            return fail(p, "backoff rule '%s': bad regular expression%s", v,
-                        "");
+            return fail(p, "backoff rule '%s': bad regular expression", v);
         }
         r.compiled = rx;
     }
@@ -305,7 +155,7 @@ static int backoff_rule_add(struct parse *p, const char *v, bool strong)
             free(r.compiled);
         }
         free(r.regex);
-        return fail(p, "out of memory%s%s", "", "");
+        return fail(p, "out of memory");
     }
     b->rules = n;
     b->rules[b->nrules++] = r;
@@ -333,14 +183,14 @@ static int backoff_key(struct parse *p, const char *key, const char *v)
             b->min_rate_factor = d;
     } else if (!strcmp(key, "suspend")) {
         if (config_parse_duration_ms(v, &ms) || ms < 1000 || ms > 86400000)
-            return fail(p, "suspend: '%s' is not 1s..1d%s", v, "");
+            return fail(p, "suspend: '%s' is not 1s..1d", v);
         b->suspend_ms = (unsigned)ms;
     } else if (!strcmp(key, "recover_after")) {
-        if (!parse_uint(v, 1, 1000000, &u))
-            return fail(p, "recover_after: '%s' is not 1..1000000%s", v, "");
+        if (!config_parse_uint(v, 1, 1000000, &u))
+            return fail(p, "recover_after: '%s' is not 1..1000000", v);
         b->recover_after = (unsigned)u;
     } else {
-        return fail(p, "unknown key '%s' in [backoff]%s", key, "");
+        return fail(p, "unknown key '%s' in [backoff]", key);
     }
     return 1;
 }
@@ -380,41 +230,40 @@ static int domain_key(struct parse *p, struct domain_policy *d,
     if (!strcmp(key, "route")) {
         free(d->route_host);
         d->route_host = NULL;
-        if (!parse_hostport(v, &d->route_host, &d->route_port))
-            return fail(p, "route: '%s' is not host[:port]%s", v, "");
+        if (!config_parse_hostport(v, &d->route_host, &d->route_port))
+            return fail(p, "route: '%s' is not host[:port]", v);
     } else if (!strcmp(key, "tls")) {
         if (!strcmp(v, "opportunistic")) d->tls = TLS_OPPORTUNISTIC;
         else if (!strcmp(v, "required")) d->tls = TLS_REQUIRED;
         else if (!strcmp(v, "off")) d->tls = TLS_OFF;
-        else return fail(p, "tls: '%s' is not opportunistic, required or off%s",
-                         v, "");
+        else return fail(p, "tls: '%s' is not opportunistic, required or off",
+                         v);
     } else if (!strcmp(key, "tls_verify")) {
-        if (!parse_bool(v, &d->tls_verify))
-            return fail(p, "tls_verify: '%s' is not yes or no%s", v, "");
+        if (!config_parse_bool(v, &d->tls_verify))
+            return fail(p, "tls_verify: '%s' is not yes or no", v);
     } else if (!strcmp(key, "max_connections")) {
-        if (!parse_uint(v, 1, 100000, &u))
-            return fail(p, "max_connections: '%s' is not 1..100000%s", v, "");
+        if (!config_parse_uint(v, 1, 100000, &u))
+            return fail(p, "max_connections: '%s' is not 1..100000", v);
         d->max_connections = (unsigned)u;
     } else if (!strcmp(key, "max_messages_per_connection")) {
-        if (!parse_uint(v, 1, 1000000, &u))
+        if (!config_parse_uint(v, 1, 1000000, &u))
             return fail(p, "max_messages_per_connection: '%s' is not "
-                           "1..1000000%s", v, "");
+                           "1..1000000", v);
         d->max_messages_per_connection = (unsigned)u;
     } else if (!strcmp(key, "max_rcpts_per_message")) {
-        if (!parse_uint(v, 1, 1000, &u))
-            return fail(p, "max_rcpts_per_message: '%s' is not 1..1000%s", v,
-                        "");
+        if (!config_parse_uint(v, 1, 1000, &u))
+            return fail(p, "max_rcpts_per_message: '%s' is not 1..1000", v);
         d->max_rcpts_per_message = (unsigned)u;
     } else if (!strcmp(key, "max_rate")) {
         if (!config_parse_rate(v, &d->max_rate))
-            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day%s",
-                        v, "");
+            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day",
+                        v);
     } else if (!strcmp(key, "max_connection_rate")) {
         if (!config_parse_rate(v, &d->max_connection_rate))
             return fail(p, "max_connection_rate: '%s' is not N/s, N/min, N/h "
-                           "or N/day%s", v, "");
+                           "or N/day", v);
     } else {
-        return fail(p, "unknown key '%s' in [domain %s]", key, d->name);
+        return fail(p, "unknown key '%s' in [%s]", key, p->section);
     }
     return 1;
 }
@@ -436,135 +285,138 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
     }
     if (!strcmp(key, "spool")) {
         if (!*v || !set_str(&c->spool, v))
-            return fail(p, "spool: needs a directory%s%s", "", "");
+            return fail(p, "spool: needs a directory");
     } else if (!strcmp(key, "ehlo_hostname")) {
         for (const char *s = v; *s; s++)
             if (!(isalnum((unsigned char)*s) || *s == '.' || *s == '-'))
-                return fail(p, "ehlo_hostname: '%s' is not a host name%s", v,
-                            "");
+                return fail(p, "ehlo_hostname: '%s' is not a host name", v);
         if (!*v || strlen(v) > 255 || !set_str(&c->ehlo_hostname, v))
-            return fail(p, "ehlo_hostname: '%s' is not a host name%s", v, "");
+            return fail(p, "ehlo_hostname: '%s' is not a host name", v);
     } else if (!strcmp(key, "dns_servers")) {
-        char buf[1024];
-        if (strlen(v) >= sizeof buf)
-            return fail(p, "dns_servers: too long%s%s", "", "");
-        memcpy(buf, v, strlen(v) + 1);
-        for (char *save, *t = strtok_r(buf, ", ", &save); t;
-             t = strtok_r(NULL, ", ", &save)) {
-            char *h;
-            uint16_t port;
-            if (!parse_hostport(t, &h, &port))
-                return fail(p, "dns_servers: '%s' is not ADDR[:PORT]%s", t, "");
-            free(h);
-        }
-        if (!set_str(&c->dns_servers, v))
-            return fail(p, "out of memory%s%s", "", "");
+        char list[3 * CONFIG_DNS_SERVERS_MAX], bad[CONFIG_DNS_SERVERS_MAX];
+        int rc = config_parse_dns_servers(v, list, sizeof list, bad,
+                                          sizeof bad);
+        if (rc == -EINVAL)
+            return fail(p, "dns_servers: '%s' is not IP[:PORT] or "
+                        "[IPv6][:PORT] (port 1..65535)", bad);
+        if (rc)
+            return fail(p, "dns_servers: %s", rc == -ENOENT ? "no server"
+                        : "the list is too long");
+        if (!set_str(&c->dns_servers, list))
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "dns_timeout")) {
         if (config_parse_duration_ms(v, &ms) || ms < 10 || ms > 60000)
-            return fail(p, "dns_timeout: '%s' is not 10ms..60s%s", v, "");
+            return fail(p, "dns_timeout: '%s' is not 10ms..60s", v);
         c->dns_timeout_ms = (unsigned)ms;
     } else if (!strcmp(key, "dns_tries")) {
-        if (!parse_uint(v, 1, 10, &u))
-            return fail(p, "dns_tries: '%s' is not 1..10%s", v, "");
+        if (!config_parse_uint(v, 1, 10, &u))
+            return fail(p, "dns_tries: '%s' is not 1..10", v);
         c->dns_tries = (unsigned)u;
     } else if (!strcmp(key, "smtp_port")) {
-        if (!parse_uint(v, 1, 65535, &u))
-            return fail(p, "smtp_port: '%s' is not a port%s", v, "");
+        if (!config_parse_uint(v, 1, 65535, &u))
+            return fail(p, "smtp_port: '%s' is not a port", v);
         c->smtp_port = (uint16_t)u;
     } else if (!strcmp(key, "max_connections")) {
-        if (!parse_uint(v, 1, 100000, &u))
-            return fail(p, "max_connections: '%s' is not 1..100000%s", v, "");
+        if (!config_parse_uint(v, 1, 100000, &u))
+            return fail(p, "max_connections: '%s' is not 1..100000", v);
         c->max_connections = (unsigned)u;
     } else if (!strcmp(key, "retry")) {
-        if (!parse_retry(c, v))
+        if (!config_parse_retry(c, v))
             return fail(p, "retry: '%s' is not a list of up to 32 durations "
-                           "of 1s or more%s", v, "");
+                           "of 1s or more", v);
     } else if (!strcmp(key, "max_age")) {
         if (config_parse_duration_ms(v, &ms) || ms < 1000)
-            return fail(p, "max_age: '%s' is not a duration of 1s or more%s",
-                        v, "");
+            return fail(p, "max_age: '%s' is not a duration of 1s or more",
+                        v);
         c->max_age = (int64_t)(ms / 1000);
     } else if (!strcmp(key, "bounce_rules")) {
         if (!*v || !set_str(&c->bounce_rules_path, v))
-            return fail(p, "bounce_rules: needs a file%s%s", "", "");
+            return fail(p, "bounce_rules: needs a file");
     } else if (!strcmp(key, "soft_bounce_limit")) {
-        if (!parse_uint(v, 1, 1000, &u))
-            return fail(p, "soft_bounce_limit: '%s' is not 1..1000%s", v, "");
+        if (!config_parse_uint(v, 1, 1000, &u))
+            return fail(p, "soft_bounce_limit: '%s' is not 1..1000", v);
         c->soft_bounce_limit = (unsigned)u;
     } else if (!strcmp(key, "soft_bounce_days")) {
-        if (!parse_uint(v, 1, 3650, &u))
-            return fail(p, "soft_bounce_days: '%s' is not 1..3650%s", v, "");
+        if (!config_parse_uint(v, 1, 3650, &u))
+            return fail(p, "soft_bounce_days: '%s' is not 1..3650", v);
         c->soft_bounce_days = (unsigned)u;
     } else if (!strcmp(key, "event_log")) {
+        if (!*v)
+            return fail(p, "event_log: needs a file");
         if (!set_str(&c->event_log, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "workers")) {
-        if (!parse_uint(v, 0, 64, &u))
-            return fail(p, "workers: '%s' is not 0..64%s", v, "");
+        if (!config_parse_uint(v, 0, 64, &u))
+            return fail(p, "workers: '%s' is not 0..64", v);
         c->workers = (unsigned)u;
     } else if (!strcmp(key, "drain_timeout")) {
         if (config_parse_duration_ms(v, &ms) || ms > 3600000)
-            return fail(p, "drain_timeout: '%s' is not a duration up to 1h%s",
-                        v, "");
+            return fail(p, "drain_timeout: '%s' is not a duration up to 1h",
+                        v);
         c->drain_timeout_ms = (unsigned)ms;
     } else if (!strcmp(key, "pause_recheck")) {
         if (config_parse_duration_ms(v, &ms) || ms < 1000 || ms > 3600000)
-            return fail(p, "pause_recheck: '%s' is not 1s..1h%s", v, "");
+            return fail(p, "pause_recheck: '%s' is not 1s..1h", v);
         c->pause_recheck_ms = (unsigned)ms;
     } else if (!strcmp(key, "claim_batch")) {
-        if (!parse_uint(v, 1, 100000, &u))
-            return fail(p, "claim_batch: '%s' is not 1..100000%s", v, "");
+        if (!config_parse_uint(v, 1, 100000, &u))
+            return fail(p, "claim_batch: '%s' is not 1..100000", v);
         c->claim_batch = (unsigned)u;
     } else if (!strcmp(key, "max_inflight")) {
-        if (!parse_uint(v, 1, 10000000, &u))
-            return fail(p, "max_inflight: '%s' is not 1..10000000%s", v, "");
+        if (!config_parse_uint(v, 1, 10000000, &u))
+            return fail(p, "max_inflight: '%s' is not 1..10000000", v);
         c->max_inflight = (unsigned)u;
     } else if (!strcmp(key, "group_ops")) {
-        if (!parse_uint(v, 1, 1000000, &u))
-            return fail(p, "group_ops: '%s' is not 1..1000000%s", v, "");
+        if (!config_parse_uint(v, 1, 1000000, &u))
+            return fail(p, "group_ops: '%s' is not 1..1000000", v);
         c->group_ops = (unsigned)u;
     } else if (!strcmp(key, "group_ms")) {
-        if (!parse_uint(v, 1, 10000, &u))
-            return fail(p, "group_ms: '%s' is not 1..10000%s", v, "");
+        if (!config_parse_uint(v, 1, 10000, &u))
+            return fail(p, "group_ms: '%s' is not 1..10000", v);
         c->group_ms = (unsigned)u;
     } else if (!strcmp(key, "nosync")) {
-        if (!parse_bool(v, &c->nosync))
-            return fail(p, "nosync: '%s' is not yes or no%s", v, "");
+        if (!config_parse_bool(v, &c->nosync))
+            return fail(p, "nosync: '%s' is not yes or no", v);
     } else if (!strcmp(key, "map_max")) {
-        if (!parse_uint(v, 1, 1u << 20, &u))
-            return fail(p, "map_max: '%s' is not 1..1048576 (MiB)%s", v, "");
+        if (!config_parse_uint(v, 1, 1u << 20, &u))
+            return fail(p, "map_max: '%s' is not 1..1048576 (MiB)", v);
         c->map_max = (uint64_t)u << 20;
     } else if (!strcmp(key, "dkim_sign")) {
-        if (!parse_bool(v, &c->dkim_sign))
-            return fail(p, "dkim_sign: '%s' is not yes or no%s", v, "");
+        if (!config_parse_bool(v, &c->dkim_sign))
+            return fail(p, "dkim_sign: '%s' is not yes or no", v);
     } else if (!strcmp(key, "dkim_keys")) {
+        if (!*v)
+            return fail(p, "dkim_keys: needs a directory");
         if (!set_str(&c->dkim_keys, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "unsubscribe_host")) {
         if (!set_str(&c->unsubscribe_host, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "bounce_domain")) {
         if (!set_str(&c->bounce_domain, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "http_listen")) {
         if (!set_str(&c->http_listen, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "feedback_sender")) {
         if (!set_str(&c->feedback_sender, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "status_file")) {
+        if (!*v)
+            return fail(p, "status_file: needs a file");
         if (!set_str(&c->status_file, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else if (!strcmp(key, "tls_ca_file")) {
+        if (!*v)
+            return fail(p, "tls_ca_file: needs a file");
         if (!set_str(&c->tls_ca_file, v))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
     } else {
-        return fail(p, "unknown key '%s' in [sluiced]%s", key, "");
+        return fail(p, "unknown key '%s' in [sluiced]", key);
     }
     return 1;
 }
 
-/* libinih callback: one name = value under a section. */
 /* The [account N] entry for id, made on first use. */
 static struct account_policy *account_for(struct parse *p, uint32_t id)
 {
@@ -585,54 +437,30 @@ static struct account_policy *account_for(struct parse *p, uint32_t id)
     return a;
 }
 
-/* True if s is a plausible domain name: LDH labels of 1..63 separated by
- * single dots, 253 characters at most. */
-static bool domain_syntax_ok(const char *s)
-{
-    size_t n = strlen(s), label = 0;
-    if (!n || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '.') {
-            if (!label || s[i - 1] == '-')
-                return false;
-            label = 0;
-        } else if (isalnum(ch) || (ch == '-' && label)) {
-            if (++label > 63)
-                return false;
-        } else {
-            return false;
-        }
-    }
-    return label > 0 && s[n - 1] != '-';
-}
-
 /* domains = a.example, b.example / allow_unsigned = yes|no */
 static int account_key(struct parse *p, uint32_t id, const char *name,
                        const char *value)
 {
     struct account_policy *a = account_for(p, id);
     if (!a)
-        return fail(p, "out of memory%s%s", "", "");
+        return fail(p, "out of memory");
     if (!strcmp(name, "allow_unsigned")) {
         bool b;
-        if (!parse_bool(value, &b))
-            return fail(p, "allow_unsigned: '%s' is not yes or no%s", value,
-                        "");
+        if (!config_parse_bool(value, &b))
+            return fail(p, "allow_unsigned: '%s' is not yes or no", value);
         a->allow_unsigned = b;
         return 1;
     }
     char buf[4096];
     if (strlen(value) >= sizeof buf)
-        return fail(p, "domains: list too long%s%s", "", "");
+        return fail(p, "domains: list too long");
     memcpy(buf, value, strlen(value) + 1);
     for (char *save, *t = strtok_r(buf, ", ", &save); t;
          t = strtok_r(NULL, ", ", &save)) {
         for (char *c = t; *c; c++)
             *c = (char)tolower((unsigned char)*c);
-        if (!domain_syntax_ok(t))
-            return fail(p, "domains: '%s' is not a domain name%s", t, "");
+        if (!config_domain_ok(t))
+            return fail(p, "domains: '%s' is not a domain name", t);
         for (size_t i = 0; i < p->cfg->naccounts; i++) {
             const struct account_policy *o = &p->cfg->accounts[i];
             for (unsigned k = 0; k < o->ndomains; k++)
@@ -642,19 +470,52 @@ static int account_key(struct parse *p, uint32_t id, const char *name,
                                 o->id == id ? "this" : "another");
         }
         if (a->ndomains == CONFIG_MAX_ACCOUNT_DOMAINS)
-            return fail(p, "domains: more than 64 for one account%s%s", "",
-                        "");
+            return fail(p, "domains: more than 64 for one account");
         if (!(a->domains[a->ndomains] = strdup(t)))
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
         a->ndomains++;
     }
     return 1;
 }
 
+/* Refuse a key given twice in one section, and an indented line that
+ * continues a key of one value (libinih hands it over as that key again):
+ * only the lists domains and mx may go on over indented lines, and
+ * [backoff] takes one rule per match or suspend_match line. */
+static bool key_once(struct parse *p, const char *section, const char *name)
+{
+    bool continues = config_reader_continues(&p->rd);
+    p->rd.after_key = true;
+    if (continues) {
+        if (!strcmp(name, "domains") || !strcmp(name, "mx"))
+            return true;
+        fail(p, "this indented line continues '%s', which takes one line "
+             "(indent only the lines of a domains or mx list)", name);
+        return false;
+    }
+    if (!strcmp(section, "backoff") &&
+        (!strcmp(name, "match") || !strcmp(name, "suspend_match")))
+        return true;
+    int first = config_seen_add(&p->seen, section, name, p->line);
+    if (first > 0)
+        fail(p, "'%s' is given twice in [%s] (first at line %d)", name,
+             section, first);
+    else if (first == -E2BIG)
+        fail(p, "more than %d keys", CONFIG_MAX_KEYS);
+    else if (first < 0)
+        fail(p, "out of memory");
+    return first == 0;
+}
+
+/* libinih callback: one name = value under a section. */
 static int handler(void *user, const char *section, const char *name,
                    const char *value)
 {
     struct parse *p = user;
+    p->line = p->rd.line;
+    p->section = section;
+    if (!key_once(p, section, name))
+        return 0;
     if (!strcmp(section, "sluiced"))
         return daemon_key(p, name, value);
     if (!strncmp(section, "domain ", 7)) {
@@ -662,10 +523,10 @@ static int handler(void *user, const char *section, const char *name,
         while (*dn == ' ')
             dn++;
         if (!*dn || strlen(dn) > 253 || strchr(dn, ' '))
-            return fail(p, "bad domain section name [%s]%s", section, "");
+            return fail(p, "bad domain section name [%s]", section);
         struct domain_policy *d = domain_for(p, dn);
         if (!d)
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
         return domain_key(p, d, name, value);
     }
     if (!strncmp(section, "site ", 5)) {
@@ -673,22 +534,22 @@ static int handler(void *user, const char *section, const char *name,
         while (*sn == ' ')
             sn++;
         if (!*sn || strlen(sn) > 200 || strchr(sn, ' '))
-            return fail(p, "bad site section name [%s]%s", section, "");
+            return fail(p, "bad site section name [%s]", section);
         struct site_policy *sp = site_for(p, sn);
         if (!sp)
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
         if (!strcmp(name, "mx")) {
             char buf[1024];
             if (strlen(value) >= sizeof buf)
-                return fail(p, "mx: too long%s%s", "", "");
+                return fail(p, "mx: too long");
             memcpy(buf, value, strlen(value) + 1);
             for (char *save, *t = strtok_r(buf, ", ", &save); t;
                  t = strtok_r(NULL, ", ", &save)) {
                 if (sp->nmx == SITE_MAX_PATTERNS)
-                    return fail(p, "mx: more than 16 patterns in [site %s]%s",
-                                sn, "");
+                    return fail(p, "mx: more than 16 patterns in [site %s]",
+                                sn);
                 if (!(sp->mx[sp->nmx] = strdup(t)))
-                    return fail(p, "out of memory%s%s", "", "");
+                    return fail(p, "out of memory");
                 for (char *c = sp->mx[sp->nmx]; *c; c++)
                     *c = (char)tolower((unsigned char)*c);
                 sp->nmx++;
@@ -696,8 +557,8 @@ static int handler(void *user, const char *section, const char *name,
             return 1;
         }
         if (!strcmp(name, "route"))
-            return fail(p, "route is for [domain ...] sections, not [site %s]%s",
-                        sn, "");
+            return fail(p, "route is for [domain ...] sections, not [site %s]",
+                        sn);
         return domain_key(p, &sp->lim, name, value);
     }
     if (!strcmp(section, "backoff"))
@@ -706,9 +567,8 @@ static int handler(void *user, const char *section, const char *name,
         if (strcmp(name, "allow_unsigned"))
             return fail(p, "unknown key '%s' in [%s] (only allow_unsigned)",
                         name, section);
-        if (!parse_bool(value, &p->cfg->allow_unsigned))
-            return fail(p, "allow_unsigned: '%s' is not yes or no%s", value,
-                        "");
+        if (!config_parse_bool(value, &p->cfg->allow_unsigned))
+            return fail(p, "allow_unsigned: '%s' is not yes or no", value);
         return 1;
     }
     if (!strncmp(section, "account ", 8) || !strncmp(section, "campaign ", 9)) {
@@ -717,8 +577,8 @@ static int handler(void *user, const char *section, const char *name,
         unsigned long id;
         while (*idt == ' ')
             idt++;
-        if (!parse_uint(idt, 0, 0xffffffffUL, &id))
-            return fail(p, "[%s]: the id must be a number%s", section, "");
+        if (!config_parse_uint(idt, 0, 0xffffffffUL, &id))
+            return fail(p, "[%s]: the id must be a number", section);
         if (kind == 'a' && (!strcmp(name, "domains") ||
                             !strcmp(name, "allow_unsigned")))
             return account_key(p, (uint32_t)id, name, value);
@@ -727,7 +587,7 @@ static int handler(void *user, const char *section, const char *name,
         struct config *c = p->cfg;
         struct id_rate *n = realloc(c->id_rates, (c->nid_rates + 1) * sizeof *n);
         if (!n)
-            return fail(p, "out of memory%s%s", "", "");
+            return fail(p, "out of memory");
         c->id_rates = n;
         struct id_rate *r = &c->id_rates[c->nid_rates];
         memset(r, 0, sizeof *r);
@@ -735,12 +595,12 @@ static int handler(void *user, const char *section, const char *name,
         r->id = id;
         r->line = p->line;
         if (!config_parse_rate(value, &r->max_rate))
-            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day%s",
-                        value, "");
+            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day",
+                        value);
         c->nid_rates++;
         return 1;
     }
-    return fail(p, "unknown section [%s]%s", section, "");
+    return fail(p, "unknown section [%s]", section);
 }
 
 /* The rules every sluiced knows, after the configured ones: the common
@@ -795,43 +655,57 @@ static void defaults(struct config *c)
     c->backoff.recover_after = 50;
 }
 
+/* What can only be checked once the whole file is read: required keys,
+ * the bounce rules file, sites without patterns, the files keys name. */
+static void check_loaded(struct parse *p)
+{
+    struct config *cfg = p->cfg;
+    p->line = 0;
+    if (!cfg->spool)
+        fail(p, "[sluiced] spool is not set");
+    else if (!cfg->ehlo_hostname)
+        fail(p, "[sluiced] ehlo_hostname is not set");
+    if (!p->err[0] && cfg->bounce_rules_path) {
+        char why[sizeof p->err - 16];
+        p->line = config_seen_line(&p->seen, "sluiced", "bounce_rules");
+        if (bounce_rules_load(&cfg->bounce_rules, cfg->bounce_rules_path,
+                              why, sizeof why))
+            fail(p, "bounce_rules: %s", why);
+    }
+    for (size_t i = 0; i < cfg->nsites && !p->err[0]; i++)
+        if (!cfg->sites[i].nmx) {
+            p->line = cfg->sites[i].lim.line;
+            fail(p, "[site %s] has no mx patterns", cfg->sites[i].lim.name);
+        }
+    if (!p->err[0] &&
+        config_check_paths(cfg, &p->seen, p->err, sizeof p->err, &p->line))
+        p->err_line = p->line;
+}
+
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
     struct parse p = { .cfg = cfg };
     memset(cfg, 0, sizeof *cfg);
     defaults(cfg);
-    if (!(p.f = fopen(path, "r"))) {
+    if (!(p.rd.f = fopen(path, "r"))) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    int rc = ini_parse_stream(reader, &p, handler, &p);
-    fclose(p.f);
+    int rc = ini_parse_stream(config_read_line, &p.rd, handler, &p);
+    fclose(p.rd.f);
+    if (!p.err[0] && p.rd.err[0]) {  /* it stopped after every other line */
+        snprintf(p.err, sizeof p.err, "%s", p.rd.err);
+        p.err_line = p.rd.err_line;
+    }
     if (!p.err[0])
         add_default_rules(&p);
     if (!cfg->def.name)
         cfg->def.name = strdup("default");
     if (!(cfg->path = strdup(path)))
         rc = -2;
-    if (rc == 0 && !p.err[0]) {
-        if (!cfg->spool)
-            p.err_line = 0, snprintf(p.err, sizeof p.err,
-                                     "[sluiced] spool is not set");
-        else if (!cfg->ehlo_hostname)
-            p.err_line = 0, snprintf(p.err, sizeof p.err,
-                                     "[sluiced] ehlo_hostname is not set");
-        if (!p.err[0] && cfg->bounce_rules_path) {
-            char why[sizeof p.err - 16];
-            if (bounce_rules_load(&cfg->bounce_rules, cfg->bounce_rules_path,
-                                  why, sizeof why))
-                p.err_line = 0, snprintf(p.err, sizeof p.err,
-                                         "bounce_rules: %s", why);
-        }
-        for (size_t i = 0; i < cfg->nsites && !p.err[0]; i++)
-            if (!cfg->sites[i].nmx)
-                p.err_line = cfg->sites[i].lim.line,
-                snprintf(p.err, sizeof p.err, "[site %s] has no mx patterns",
-                         cfg->sites[i].lim.name);
-    }
+    if (rc == 0 && !p.err[0])
+        check_loaded(&p);
+    config_seen_free(&p.seen);
     if (rc > 0 && (!p.err[0] || rc < p.err_line)) {
         p.err_line = rc;
         snprintf(p.err, sizeof p.err, "syntax error (expected [section] or "

@@ -110,7 +110,7 @@ struct config {
     char *path;
     char *spool;
     char *ehlo_hostname;
-    char *dns_servers;         /* "ADDR:PORT,ADDR:PORT" or NULL: system */
+    char *dns_servers;         /* "ADDR:PORT,[V6]:PORT" or NULL: system */
     unsigned dns_timeout_ms;
     unsigned dns_tries;
     uint16_t smtp_port;
@@ -160,6 +160,15 @@ void config_free(struct config *cfg);
 /* The policy for a domain: its own section or the default. */
 const struct domain_policy *config_domain(const struct config *cfg,
                                           const char *domain);
+
+/* A dns_servers list (IP[:PORT] or [IPv6][:PORT], separated by commas or
+ * blanks, at most CONFIG_DNS_SERVERS_MAX - 1 characters) into out in the
+ * form c-ares reads: "ADDR:PORT,[IPv6]:PORT" (port 53 when none is given);
+ * outlen must be 3 * CONFIG_DNS_SERVERS_MAX at least.  0, -EINVAL with the
+ * bad entry in bad, -ENOENT for an empty list, -E2BIG for a long one. */
+#define CONFIG_DNS_SERVERS_MAX 1024
+int config_parse_dns_servers(const char *list, char *out, size_t outlen,
+                             char *bad, size_t badlen);
 
 /* Parse "500ms", "30s", "5m", "2h", "5d" or bare seconds into ms. */
 int config_parse_duration_ms(const char *s, uint64_t *ms);

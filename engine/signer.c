@@ -132,9 +132,28 @@ static bool selector_ok(const char *s, size_t n)
     return true;
 }
 
-/* Load every DIR/DOMAIN/SELECTOR.key of d; none at all is fine. */
-static int load_keys(const char *dir, struct signer_domain *d, char *err,
-                     size_t errlen)
+/* Say why the key at path of domain d was refused.  from is where the
+ * domain comes from: "FILE:LINE: [account N]" of the configuration, or
+ * NULL for a verified domain of the spool.  dkim_key_load()'s reason names
+ * the path and, for a key group or others may read, the chmod to run. */
+static void key_refused(char *err, size_t errlen, const struct signer_domain *d,
+                        const char *from, const char *path, int rc,
+                        const char *why)
+{
+    const char *r = why[0] ? why : path, *sep = why[0] ? "" : ": ";
+    const char *text = why[0] ? "" : dkim_strerror(rc);
+    if (from)
+        snprintf(err, errlen, "%s: DKIM key of %s: %s%s%s", from, d->name, r,
+                 sep, text);
+    else
+        snprintf(err, errlen, "DKIM key of %s (verified in the spool): "
+                 "%s%s%s", d->name, r, sep, text);
+}
+
+/* Load every DIR/DOMAIN/SELECTOR.key of d, a domain of the configuration
+ * ("FILE:LINE: [account N]"); none at all is fine. */
+static int load_keys(const char *dir, struct signer_domain *d,
+                     const char *from, char *err, size_t errlen)
 {
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, d->name) >=
@@ -169,12 +188,11 @@ static int load_keys(const char *dir, struct signer_domain *d, char *err,
             rc = -E2BIG;
             break;
         }
-        char kp[4096 + 256], why[256] = "";
+        char kp[4096 + 256], why[600] = "";
         snprintf(kp, sizeof kp, "%s/%s", path, de->d_name);
         struct signer_key *k = &d->keys[d->nkeys];
         if ((rc = dkim_key_load(kp, &k->key, why, sizeof why))) {
-            snprintf(err, errlen, "DKIM key %s: %s", kp,
-                     why[0] ? why : dkim_strerror(rc));
+            key_refused(err, errlen, d, from, kp, rc, why);
             break;
         }
         if (!(k->selector = strndup(de->d_name, n - 4))) {
@@ -189,7 +207,7 @@ static int load_keys(const char *dir, struct signer_domain *d, char *err,
     return rc;
 }
 
-/* Load one key file as selector sel of d. */
+/* Load one key file as selector sel of d, a verified domain of the spool. */
 static int load_key(struct signer_domain *d, const char *sel, const char *path,
                     char *err, size_t errlen)
 {
@@ -198,12 +216,11 @@ static int load_key(struct signer_domain *d, const char *sel, const char *path,
                  SIGNER_MAX_KEYS);
         return -E2BIG;
     }
-    char why[256] = "";
+    char why[600] = "";
     struct signer_key *k = &d->keys[d->nkeys];
     int rc = dkim_key_load(path, &k->key, why, sizeof why);
     if (rc) {
-        snprintf(err, errlen, "DKIM key %s: %s", path,
-                 why[0] ? why : dkim_strerror(rc));
+        key_refused(err, errlen, d, NULL, path, rc, why);
         return rc;
     }
     if (!(k->selector = strdup(sel))) {
@@ -322,7 +339,10 @@ int signer_build(const struct config *cfg, struct queue *q,
             if (!rc && !d)
                 rc = -ENOMEM;
             if (!rc) {
-                rc = load_keys(dir, d, err, errlen);
+                char from[4200];
+                snprintf(from, sizeof from, "%s:%d: [account %u]",
+                         cfg->path ? cfg->path : "?", a->line, a->id);
+                rc = load_keys(dir, d, from, err, errlen);
                 s->nkeys += d->nkeys;
             }
         }

@@ -6,8 +6,10 @@
  *   sluiced -t -c FILE
  *
  * DESCRIPTION
- *   -t checks the configuration and exits.  SIGHUP reloads limits, routes
- *   and TLS policies without touching queued mail (a broken file is
+ *   -t checks the configuration, the files its keys name and every DKIM
+ *   key the daemon would load (the spool's too, opened read-only), and
+ *   exits.  SIGHUP reloads limits, routes, TLS policies and DKIM keys
+ *   without touching queued mail (a broken file or a refused key is
  *   reported and the old configuration kept).  SIGTERM or SIGINT stop
  *   opening sessions, let sessions in flight finish within drain_timeout,
  *   commit, and exit 0.  --exit-when-empty exits the same way once nothing
@@ -17,6 +19,7 @@
  *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool; 71 system
  *   error; 74 spool I/O error; 78 configuration error.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,10 +31,74 @@
 #include "engine.h"
 #include "signer.h"
 
-static void usage(void)
+/* The usage and every option, on f. */
+static void usage(FILE *f)
 {
-    fprintf(stderr, "usage: sluiced -c FILE [-v] [--progress] "
-                    "[--exit-when-empty]\n       sluiced -t -c FILE\n");
+    fprintf(f,
+        "usage: sluiced -c FILE [-v] [--progress] [--exit-when-empty]\n"
+        "       sluiced -t -c FILE\n"
+        "\n"
+        "  -c FILE            the configuration (INI; README \"Running "
+        "sluiced\")\n"
+        "  -t                 check it and exit: every key, the files and\n"
+        "                     directories keys name, and every DKIM key the\n"
+        "                     daemon would load (the spool's verified domains\n"
+        "                     too, read-only); 0 ok, 78 with FILE:LINE: reason\n"
+        "  -v                 trace every SMTP state change on stderr\n"
+        "  --progress         a live status line on stderr\n"
+        "  --exit-when-empty  stop as on SIGTERM once nothing is queued\n"
+        "  -h, --help         this help\n"
+        "\n"
+        "SIGHUP reloads the configuration and the DKIM keys (a broken file or\n"
+        "a refused key keeps the running ones); SIGTERM or SIGINT let the\n"
+        "sessions in flight finish within drain_timeout and exit 0.\n"
+        "Exit status: 0 stopped cleanly, 64 usage, 65 foreign or damaged\n"
+        "spool, 71 system error, 74 spool I/O error, 78 configuration error.\n");
+}
+
+/* The exit status for a spool that cannot be opened. */
+static int spool_exit(int err)
+{
+    return err == QUEUE_EFOREIGN || err == QUEUE_ECORRUPT ||
+           err == QUEUE_ESCHEMA ? 65 : 74;
+}
+
+/* -t: load the configuration and every DKIM key the daemon would load:
+ * those of the [account N] domains and of the spool's verified domains
+ * (the spool opened read-only; one not made yet has none).  Says what it
+ * found; returns the exit status. */
+static int check_only(const char *path)
+{
+    struct config cfg;
+    struct queue *q = NULL;
+    struct signer *sg;
+    char err[600];
+
+    if (config_load(path, &cfg, err, sizeof err)) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        return 78;
+    }
+    struct queue_options qo = { .flags = QUEUE_OPEN_READONLY };
+    int rc = queue_open(&q, cfg.spool, &qo);
+    if (rc && rc != -ENOENT) {
+        fprintf(stderr, "sluiced: spool %s: %s\n  %s\n", cfg.spool,
+                queue_strerror(rc), queue_last_detail());
+        config_free(&cfg);
+        return spool_exit(rc);
+    }
+    int code = 0;
+    if (signer_build(&cfg, q, &sg, err, sizeof err)) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        code = 78;
+    } else {
+        printf("%s: configuration ok (%zu domain policies, %zu DKIM keys "
+               "for %zu domains%s)\n", path, cfg.ndomains, signer_nkeys(sg),
+               signer_ndomains(sg), q ? "" : "; no spool yet");
+        signer_unref(sg);
+    }
+    queue_close(q);
+    config_free(&cfg);
+    return code;
 }
 
 static void on_stop_signal(uv_signal_t *h, int sig)
@@ -98,12 +165,21 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-v")) smtp_trace = 1;
         else if (!strcmp(argv[i], "--progress")) e.progress = true;
         else if (!strcmp(argv[i], "--exit-when-empty")) e.exit_when_empty = true;
-        else { usage(); return 64; }
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "sluiced: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 64;
+        }
     }
     if (!path) {
-        usage();
+        usage(stderr);
         return 64;
     }
+    if (test)
+        return check_only(path);
     if (config_load(path, &e.cfg, err, sizeof err)) {
         fprintf(stderr, "sluiced: %s\n", err);
         return 78;
@@ -112,14 +188,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluiced: %s\n", err);
         config_free(&e.cfg);
         return 78;
-    }
-    if (test) {
-        printf("%s: configuration ok (%zu domain policies, %zu DKIM keys "
-               "for %zu domains)\n", path, e.cfg.ndomains,
-               signer_nkeys(e.signer), signer_ndomains(e.signer));
-        signer_unref(e.signer);
-        config_free(&e.cfg);
-        return 0;
     }
     signal(SIGPIPE, SIG_IGN);
     /* bodies are made on worker threads and freed on the loop: keep freed

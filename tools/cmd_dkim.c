@@ -506,25 +506,10 @@ static void key_info_free(struct key_info *ki)
     ki->pkey = NULL;
 }
 
-/* Why sluiced refuses the key at path (DKIM_E_KEYPERM) and the fix. */
-static void perm_text(const char *path, char *buf, size_t len)
+/* The exit code for a key that would not load, after saying why (for a
+ * key group or others may read, dkim_key_load() words the chmod to run). */
+static int key_load_exit(const char *prefix, int rc, const char *err)
 {
-    struct stat st;
-    unsigned mode = stat(path, &st) == 0 ? (unsigned)(st.st_mode & 0777) : 0;
-    snprintf(buf, len, "group or others may read this key (mode %04o), so "
-             "sluiced refuses it; fix: chmod 600 %s", mode, path);
-}
-
-/* The exit code for a key that would not load, after saying why. */
-static int key_load_exit(const char *prefix, const char *path, int rc,
-                         const char *err)
-{
-    if (rc == DKIM_E_KEYPERM) {
-        char why[PATH_MAX + 128];
-        perm_text(path, why, sizeof why);
-        fprintf(stderr, "%s: %s: %s\n", prefix, path, why);
-        return TOOL_EX_CONFIG;
-    }
     fprintf(stderr, "%s: %s\n", prefix, err);
     switch (rc) {
     case -ENOENT: return TOOL_EX_NOINPUT;
@@ -725,8 +710,8 @@ static int cmd_keygen(struct tool_ctx *ctx, int argc, char **argv)
 static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *P = "sluice dkim list", *dom_s = NULL;
-    char dom[DNS_NAME_MAX + 1], path[PATH_MAX], err[PATH_MAX + 256];
-    char warn[PATH_MAX + 256];
+    char dom[DNS_NAME_MAX + 1], path[PATH_MAX], err[2 * PATH_MAX + 256];
+    char warn[2 * PATH_MAX + 256];
     struct store_list l = { 0 };
 
     for (int i = 1; i < argc; i++) {
@@ -760,9 +745,7 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
         store_path(path, sizeof path, ctx->spool, e->domain, e->selector);
         int lr = key_info_load(path, &ki, err, sizeof err);
         warn[0] = 0;
-        if (lr == DKIM_E_KEYPERM)
-            perm_text(path, warn, sizeof warn);
-        else if (lr)
+        if (lr)
             snprintf(warn, sizeof warn, "%s", err);
         if (arr) {
             json_array_append_new(arr, json_pack(
@@ -1310,7 +1293,8 @@ int tool_dkim_check(struct tool_ctx *ctx, const char *domain,
                     const char *selector, const char *dns_server, bool quiet)
 {
     const char *P = "sluice dkim check", *from = "--dns-server";
-    char dom[DNS_NAME_MAX + 1], sel[DNS_NAME_MAX + 1], err[PATH_MAX + 256];
+    char dom[DNS_NAME_MAX + 1], sel[DNS_NAME_MAX + 1];
+    char err[2 * PATH_MAX + 256];
     char dir[PATH_MAX];
     struct store_list l = { 0 };
     struct dk_result *res = NULL;
@@ -1370,7 +1354,7 @@ int tool_dkim_check(struct tool_ctx *ctx, const char *domain,
         }
         rc = key_info_load(r->path, &r->key, err, sizeof err);
         if (rc) {
-            int e = key_load_exit(P, r->path, rc, err);
+            int e = key_load_exit(P, rc, err);
             if (!code || e == TOOL_EX_CONFIG)
                 code = e;
         }

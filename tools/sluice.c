@@ -74,12 +74,9 @@ static const struct {
 };
 
 /* Identify and authorize argv's command if it is gated; 0 or an exit
- * code.  --help is never gated. */
+ * code.  (--help never gets here: see help_argv.) */
 static int gate(struct tool_ctx *ctx, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 0;
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1] = "";
     for (int i = 1, o = 0; i < argc && i < 4; i++) {
         int n = snprintf(obj + o, sizeof obj - (size_t)o, "%s%s",
@@ -92,6 +89,27 @@ static int gate(struct tool_ctx *ctx, int argc, char **argv)
         if (!strcmp(argv[0], gates[g].cmd) &&
             (!gates[g].sub || (argc > 1 && !strcmp(argv[1], gates[g].sub))))
             return tool_gate(ctx, gates[g].act, obj);
+    return 0;
+}
+
+/* --help or -h anywhere after COMMAND: the command is run as `COMMAND
+ * --help` (its usage, every subcommand), before anything is parsed, the
+ * spool opened or an identity asked for.  dkim answers `dkim SUB --help`
+ * with the subcommand's longer text, so it keeps SUB.  Fills hv and
+ * returns its count, or 0 when no help is asked for. */
+static int help_argv(int argc, char **argv, char *hv[4])
+{
+    static char help[] = "--help";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            int n = 0;
+            hv[n++] = argv[0];
+            if (!strcmp(argv[0], "dkim") && argv[1][0] != '-')
+                hv[n++] = argv[1];
+            hv[n++] = help;
+            hv[n] = NULL;
+            return n;
+        }
     return 0;
 }
 
@@ -217,6 +235,10 @@ int main(int argc, char **argv)
     }
     for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
         if (!strcmp(argv[i], commands[c].name)) {
+            char *hv[4];
+            int hc = help_argv(argc - i, argv + i, hv);
+            if (hc)
+                return commands[c].run(&ctx, hc, hv);
             int rc = gate(&ctx, argc - i, argv + i);
             return rc ? rc : commands[c].run(&ctx, argc - i, argv + i);
         }

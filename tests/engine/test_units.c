@@ -3,6 +3,7 @@
  * message (compose.c), SMTP reply parsing (smtp_reply.c), configuration
  * checking (config.c) and bounce categories (classify.c).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -174,6 +175,125 @@ static void test_config(void **state)
     assert_true(config_parse_duration_ms("-1s", &ms) < 0);
 }
 
+/* Load text as a configuration; returns config_load()'s result with the
+ * message in err. */
+static int load_text(const char *text, size_t len, char *err, size_t errlen)
+{
+    char path[64];
+    struct config c;
+    snprintf(path, sizeof path, "/tmp/sluice-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    int rc = config_load(path, &c, err, errlen);
+    if (!rc)
+        config_free(&c);
+    unlink(path);
+    return rc;
+}
+
+/* What libinih would have taken silently: every case names its line. */
+static void test_config_file_faults(void **state)
+{
+    (void)state;
+    char err[600], text[1024];
+    const char *head = "[sluiced]\nspool = /tmp/x\nehlo_hostname = a.test\n";
+    struct { const char *tail, *want; } bad[] = {
+        { "smtp_port = 25\n[domain a.test]\ntls = off\n[sluiced]\n"
+          "smtp_port = 26\n", ":8: 'smtp_port' is given twice in [sluiced] "
+          "(first at line 4)" },
+        { "[domain A.test]\ntls = off\n[domain  a.test]\ntls = off\n",
+          ":7: 'tls' is given twice" },
+        { "[domain default]\nbogus = 1\n",
+          ":5: unknown key 'bogus' in [domain default]" },
+        { "[domain b.test]\nmax_connections = 5\n\tmax_rate = 5/s\n",
+          ":6: this indented line continues 'max_connections'" },
+        { "dns_servers = 127.0.0.1:53 10.0.0.256\n",
+          ":4: dns_servers: '10.0.0.256' is not IP" },
+        { "dns_servers = 127.0.0.1:65536\n", ":4: dns_servers:" },
+        { "dns_servers = ,\n", ":4: dns_servers: no server" },
+        { "tls_ca_file =\n", ":4: tls_ca_file: needs a file" },
+        { "dkim_keys = /nonexistent/k\n",
+          ":4: dkim_keys: /nonexistent/k: No such file" },
+        { "[site s]\nmx = *.x.test\nbogus = 1\n",
+          ":6: unknown key 'bogus' in [site s]" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int n = snprintf(text, sizeof text, "%s%s", head, bad[i].tail);
+        assert_int_equal(load_text(text, (size_t)n, err, sizeof err), -1);
+        if (!strstr(err, bad[i].want))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].want);
+    }
+    /* a NUL byte, and a line one over libinih's 199 characters; one of
+     * exactly 199 is fine */
+    int n = snprintf(text, sizeof text, "%s[domain a.test]\ntls = off", head);
+    memcpy(text + n, "\0x\n", 3);
+    assert_int_equal(load_text(text, (size_t)n + 3, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":5: a NUL byte"));
+    for (int len = 199; len <= 200; len++) {
+        n = snprintf(text, sizeof text, "%s# %0*d\nbogus\n", head, len - 2, 0);
+        assert_int_equal(load_text(text, (size_t)n, err, sizeof err), -1);
+        if (!strstr(err, len == 199 ? ":5: syntax error"
+                                    : ":4: line longer than 199"))
+            fail_msg("length %d: %s", len, err);
+    }
+    /* a section name of 49 characters is kept whole, 50 would be cut */
+    for (int len = 49; len <= 50; len++) {
+        n = snprintf(text, sizeof text, "%s[domain %0*d.test]\ntls = off\n",
+                     head, len - 12, 0);
+        int rc = load_text(text, (size_t)n, err, sizeof err);
+        assert_int_equal(rc, len == 49 ? 0 : -1);
+        if (rc)
+            assert_non_null(strstr(err, ":4: section name longer than 49"));
+    }
+    /* lists may go on over indented lines; [backoff] takes many rules */
+    n = snprintf(text, sizeof text, "%s[account 3]\ndomains = a.test,\n"
+                 "  b.test\n\tc.test\n[backoff]\nmatch = 421 * *\n"
+                 "match = 451 * *\n", head);
+    struct config c;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/sluice-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, (size_t)n), n);
+    close(fd);
+    assert_int_equal(config_load(path, &c, err, sizeof err), 0);
+    unlink(path);
+    assert_int_equal(c.naccounts, 1);
+    assert_int_equal(c.accounts[0].ndomains, 3);
+    assert_string_equal(c.accounts[0].domains[2], "c.test");
+    assert_int_equal(c.backoff.rules[1].code, 451);
+    config_free(&c);
+}
+
+/* dns_servers into the form c-ares reads. */
+static void test_dns_servers(void **state)
+{
+    (void)state;
+    char out[3 * CONFIG_DNS_SERVERS_MAX], bad[CONFIG_DNS_SERVERS_MAX];
+    assert_int_equal(config_parse_dns_servers("127.0.0.1:5353, 10.1.2.3\t"
+                                              "[::1]:53,,::2", out,
+                                              sizeof out, bad, sizeof bad), 0);
+    assert_string_equal(out, "127.0.0.1:5353,10.1.2.3:53,[::1]:53,[::2]:53");
+    const char *no[] = { "999.1.1.1:53", "1.2.3.4:0", "1.2.3.4:65536",
+                         "1.2.3.4:", "[::1", "[::1]x", "[1.2.3.4]:53",
+                         "ns.example", "1.2.3", "::g" };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        if (config_parse_dns_servers(no[i], out, sizeof out, bad,
+                                     sizeof bad) != -EINVAL)
+            fail_msg("'%s' accepted as '%s'", no[i], out);
+        assert_string_equal(bad, no[i]);
+    }
+    assert_int_equal(config_parse_dns_servers(" , ", out, sizeof out, bad,
+                                              sizeof bad), -ENOENT);
+    char longlist[CONFIG_DNS_SERVERS_MAX + 8];
+    memset(longlist, '1', sizeof longlist - 1);
+    longlist[sizeof longlist - 1] = 0;
+    assert_int_equal(config_parse_dns_servers(longlist, out, sizeof out, bad,
+                                              sizeof bad), -E2BIG);
+}
+
 static void test_categories(void **state)
 {
     (void)state;
@@ -201,6 +321,8 @@ int main(void)
         cmocka_unit_test(test_wire_forms),
         cmocka_unit_test(test_replies),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config_file_faults),
+        cmocka_unit_test(test_dns_servers),
         cmocka_unit_test(test_categories),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

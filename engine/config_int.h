@@ -1,0 +1,88 @@
+/*
+ * config_int.h - what config.c shares with config_file.c.
+ *
+ * DESCRIPTION
+ *   config.c turns sluiced.conf's keys into a struct config; config_file.c
+ *   owns what is about the file as text and about the files it names: the
+ *   line reader given to libinih (line numbers, NUL bytes, overlong lines,
+ *   continuation lines), the table of keys already given, and the check of
+ *   every file and directory a key names.  config_value.c reads the value
+ *   forms (numbers, durations, host:port...).  Nothing here is seen outside
+ *   engine/config*.
+ */
+#ifndef SLUICE_CONFIG_INT_H
+#define SLUICE_CONFIG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+
+/* libinih keeps section names to this many bytes, the NUL included, and
+ * cuts longer ones silently (MAX_SECTION in its ini.c). */
+#define CONFIG_INIH_MAX_SECTION 50
+
+/* Value forms (config_value.c); false when v is not one. */
+bool config_parse_uint(const char *s, unsigned long lo, unsigned long hi,
+                       unsigned long *out);
+bool config_parse_bool(const char *s, bool *out);
+/* "host:port", "[v6]:port" or "host" into a fresh host string and port
+ * (0 when none is given). */
+bool config_parse_hostport(const char *s, char **host, uint16_t *port);
+/* A comma-separated list of durations of 1 s or more into c's retry. */
+bool config_parse_retry(struct config *c, const char *v);
+/* LDH labels of 1..63 separated by single dots, 253 characters at most. */
+bool config_domain_ok(const char *s);
+
+/* Keys a file may give (a longer file is refused, not read to the end). */
+#define CONFIG_MAX_KEYS 100000
+
+/* The state of config_read_line(). */
+struct config_reader {
+    FILE *f;
+    int line;          /* number of the line last handed to libinih */
+    bool indented;     /* that line starts with a blank */
+    bool after_key;    /* a name = value came after the last [section]:
+                          libinih takes an indented line as more of it */
+    char err[256];     /* why reading stopped early, or "" */
+    int err_line;
+};
+
+/* The reader for ini_parse_stream(): the next line into buf (at most
+ * size - 1 bytes), or NULL at the end of the file and when it stops early
+ * on a NUL byte, a line longer than libinih's buffer, a section name
+ * libinih would cut, or a read error (then r->err says which, at
+ * r->err_line). */
+char *config_read_line(char *buf, int size, void *r);
+
+/* True when the line being handled continues the previous key's value
+ * (libinih's multi-line values: an indented line after a key). */
+bool config_reader_continues(const struct config_reader *r);
+
+/* The keys given so far, per section (sections compared without case). */
+struct config_seen {
+    void *root;        /* tsearch(3) tree */
+    size_t n;
+};
+
+/* Note section's key given at line.  Returns 0 when it is new, the line
+ * where it was first given, or -ENOMEM / -E2BIG (over CONFIG_MAX_KEYS). */
+int config_seen_add(struct config_seen *s, const char *section,
+                    const char *key, int line);
+
+/* The line where section's key was given, or 0. */
+int config_seen_line(const struct config_seen *s, const char *section,
+                     const char *key);
+
+void config_seen_free(struct config_seen *s);
+
+/* Check every file and directory the keys of c name: tls_ca_file (read as
+ * CA certificates), dkim_keys (a directory), the directories of event_log
+ * and status_file.  0, or -1 with the reason in err and the line of the
+ * key in *line. */
+int config_check_paths(const struct config *c, const struct config_seen *s,
+                       char *err, size_t errlen, int *line);
+
+#endif
