@@ -444,6 +444,11 @@ static int resume_point(struct eventlog *l, uint64_t newest, char *err,
     }
     l->saved = cr ? 0 : cur;
     l->written = has ? file_last : !cr && cur < newest ? cur : newest;
+    if (has && !cr && cur != file_last)
+        fprintf(stderr, "sluiced: event log %s: resuming after seq %llu, "
+                        "its last line (the saved cursor said %llu)\n",
+                l->path, (unsigned long long)file_last,
+                (unsigned long long)cur);
     if (cr || cur != l->written) {
         if ((rc = queue_cursor_put(l->e->q, CURSOR, l->written)))
             fprintf(stderr, "sluiced: event log: saving its cursor: %s\n",
