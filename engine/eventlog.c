@@ -12,7 +12,7 @@
  *   read transaction per batch of up to PUMP_BATCH events), builds whole
  *   lines in a bounded buffer and writes them with write(2) on an O_APPEND
  *   descriptor (short writes continued).  Then it saves the seq of the
- *   last line written as the spool cursor "eventlog" (queue_cursor.c), a
+ *   last line written as the spool cursor "eventlog" (queue/cursor.c), a
  *   small write that joins the next commit group.
  *
  *   The rule that keeps each event exactly once in the file: at open, a
