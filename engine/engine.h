@@ -183,7 +183,7 @@ struct engine {
     bool progress;
     int exit_code;
 
-    FILE *events;              /* JSON-lines event log, or NULL */
+    struct eventlog *log;      /* event log consumer (eventlog.c), or NULL */
     uint64_t controls_gen;     /* of the spool's pause list, as applied */
     bool controls_read;
     struct queue_control *paused_sites; /* the pause list, as applied */
@@ -200,6 +200,8 @@ struct compose_batch;
  * contact was deleted (the delivery ends without sending) */
 #define ENGINE_E_SUPPRESSED (-30961)
 #define ENGINE_E_GONE (-30962)
+/* eventlog_open(): a damaged event log, or one written for another spool */
+#define ENGINE_E_LOGDATA (-30963)
 
 /* scheduler.c */
 int engine_start(struct engine *e);
@@ -258,9 +260,14 @@ void dest_drop_campaign(struct engine *e, uint64_t campaign,
 /* status.c */
 void status_write(struct engine *e);
 
-/* eventlog.c */
-void eventlog_write(struct engine *e, const struct item *it,
-                    const struct queue_outcome *o, const char *domain);
+/* eventlog.c: the JSON-lines event log, a consumer of the spool's events
+ * (also counts this run's events into e->st, with or without a file).
+ * Open after engine_start(); close after the last completion has run. */
+struct eventlog;
+int eventlog_open(struct engine *e, char *err, size_t errlen);
+void eventlog_committed(struct engine *e);   /* outcomes committed */
+void eventlog_pump(struct engine *e, bool all); /* each tick; all: catch up */
+void eventlog_close(struct engine *e);
 void eventlog_site(struct engine *e, const struct site *s, const char *change,
                    int code, const char *enhanced, const char *text);
 void eventlog_pause(struct engine *e, const char *domain, bool paused);

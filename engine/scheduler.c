@@ -12,7 +12,8 @@
  *   exists.  A delivery past its maximum age is expired at claim time.
  *
  *   Outcomes are submitted per job; their completions arrive on this loop
- *   (queue_completer), then the events are logged and the items freed.
+ *   (queue_completer), then the items are freed and the event log
+ *   (eventlog.c) reads the committed events on the next tick.
  *
  * DIAGNOSTICS
  *   A failed outcome commit is reported on stderr; the delivery stays in
@@ -303,19 +304,11 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
         fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
                         "(they will be tried again)\n",
                 rc->n, queue_strerror(status));
-    for (size_t i = 0; i < rc->n; i++) {
-        switch (o[i].type) {
-        case QUEUE_EV_DELIVERED: e->st.delivered++; break;
-        case QUEUE_EV_DEFERRED: e->st.deferred++; break;
-        case QUEUE_EV_BOUNCED: e->st.bounced++; break;
-        case QUEUE_EV_EXPIRED: e->st.expired++; break;
-        }
-        if (e->events && !status && o[i].type != QUEUE_EV_NONE)
-            eventlog_write(e, items[i], &o[i], items[i]->rcpt +
-                           (strrchr(items[i]->rcpt, '@') -
-                            items[i]->rcpt) + 1);
+    (void)o;
+    /* the event log (and the counts) read the committed events */
+    eventlog_committed(e);
+    for (size_t i = 0; i < rc->n; i++)
         engine_item_free(e, items[i]);
-    }
     e->inflight -= rc->n;
     e->pending_outcomes--;
     free(rc);
@@ -669,8 +662,7 @@ static void on_tick(uv_timer_t *t)
 
     if (e->progress)
         print_progress(e, false);
-    if (e->events)
-        fflush(e->events);
+    eventlog_pump(e, false);
     static uint64_t last_status;
     if (engine_now_ms() - last_status >= 1000) {
         last_status = engine_now_ms();

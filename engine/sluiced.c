@@ -16,8 +16,10 @@
  *   is queued (for demos and tests); --progress prints a live status line.
  *
  * EXIT STATUS
- *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool; 71 system
- *   error; 74 spool I/O error; 78 configuration error.
+ *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool, or an event
+ *   log that is damaged or written for another spool; 71 system error; 73
+ *   the event log cannot be opened (or another process holds it); 74 spool
+ *   I/O error; 78 configuration error.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -202,16 +204,13 @@ int main(int argc, char **argv)
                                     : (unsigned)(cores > 0 ? cores : 2));
         setenv("UV_THREADPOOL_SIZE", n, 1);
     }
-    if (e.cfg.event_log && !(e.events = fopen(e.cfg.event_log, "a"))) {
-        perror(e.cfg.event_log);
-        signer_unref(e.signer);
-        config_free(&e.cfg);
-        return 73;
-    }
-    if (e.events)
-        setvbuf(e.events, NULL, _IOFBF, 1 << 20);
     e.loop = uv_default_loop();
     int rc = engine_start(&e);
+    if (!rc && (rc = eventlog_open(&e, err, sizeof err))) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        e.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;
+        goto out;
+    }
     if (!rc)
         rc = unsub_http_start(&e);
     if (rc) {
@@ -237,6 +236,7 @@ out:
         queue_flush(e.q);
     if (e.cmp)
         queue_completer_close(e.cmp);
+    eventlog_close(&e); /* the last lines and the cursor, before the spool */
     if (e.dns)
         dns_close(e.dns);
     dest_free_all(&e);
@@ -247,8 +247,7 @@ out:
     queue_close(e.q);
     if (e.ssl)
         SSL_CTX_free(e.ssl);
-    if (e.events && fclose(e.events))
-        fprintf(stderr, "sluiced: event log: write error\n");
+    /* the events the spool committed during this run (eventlog.c) */
     fprintf(stderr, "sluiced: stopped: delivered %llu, deferred %llu, "
                     "bounced %llu, expired %llu\n",
             (unsigned long long)e.st.delivered,

@@ -338,6 +338,34 @@ long queue_history(struct queue *q, uint64_t delivery,
                    int (*cb)(void *arg, const struct queue_event *ev),
                    void *arg);
 
+/* The seq of the newest event committed (0 when the log is empty). */
+int queue_events_last(struct queue *q, uint64_t *seq);
+
+/* ------------------------------------------------------------ cursors */
+
+/* A consumer of the event log (the engine's JSON-lines file; webhooks and
+ * accounting later) keeps a named cursor in the spool: the seq of the last
+ * event it has handed on.  It reads the events after its cursor
+ * (queue_events_from(q, cursor + 1, ...)), hands them on, then saves the
+ * new cursor; after a crash it resumes after the last saved seq, so no
+ * event is lost and what it hands on again carries the same seq.  name:
+ * 1..QUEUE_MAX_CURSOR_NAME bytes of a-z, 0-9, '.', '_', '-', starting with
+ * a letter or digit (cursor.c). */
+#define QUEUE_MAX_CURSOR_NAME 32
+
+/* The saved seq of cursor name: 0 and QUEUE_ENOTFOUND if never saved. */
+int queue_cursor_get(struct queue *q, const char *name, uint64_t *seq);
+
+/* Save cursor name at seq through the writer; cb runs as for the other
+ * queue_submit_*() (the save joins the current commit group). */
+int queue_submit_cursor(struct queue *q, const char *name, uint64_t seq,
+                        struct queue_completer *cmp, queue_done_cb cb,
+                        void *arg);
+
+/* The synchronous form: returns once the save has committed (not from a
+ * completion callback on the writer thread). */
+int queue_cursor_put(struct queue *q, const char *name, uint64_t seq);
+
 /* Counters kept per campaign, account and domain. */
 struct queue_counts {
     uint64_t queued;       /* deliveries not yet in a terminal state */

@@ -34,6 +34,7 @@
  *   campaigns   'i' u64 id -> campaign record | 'p' u64 id -> send progress
  *               | 'n' u32 account . name -> u64 id
  *   meta "next_campaign" u64; "token_secret" 32 bytes
+ *   meta "cursor." name u64: a consumer's last seq handed on (cursor.c)
  */
 #ifndef SLUICE_QUEUE_INT_H
 #define SLUICE_QUEUE_INT_H

@@ -23,6 +23,7 @@ import ctypes
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -373,18 +374,52 @@ class PeerTest(unittest.TestCase):
         return p
 
     def event_log(self, path=None):
-        """The JSON-lines event log; a cut last line (kill -9) is skipped."""
-        evs = []
+        """The JSON-lines event log, one object per line.  A last line
+        without its newline is still being written (or was cut by kill -9:
+        the next start removes it) and is left out; any other line that
+        does not parse fails the test."""
         try:
-            with open(path or self.path("events.jsonl")) as f:
-                for line in f:
-                    try:
-                        evs.append(json.loads(line))
-                    except ValueError:
-                        pass
+            with open(path or self.path("events.jsonl"), "rb") as f:
+                data = f.read()
         except FileNotFoundError:
-            pass
+            return []
+        evs = []
+        for i, line in enumerate(data.split(b"\n")[:-1]):
+            try:
+                evs.append(json.loads(line))
+            except ValueError:
+                raise AssertionError("event log line %d is torn: %r"
+                                     % (i + 1, line[:300]))
         return evs
+
+    def assert_log_matches_spool(self, path=None, since=0):
+        """The event log holds every spool event with seq > since exactly
+        once, in seq order, each line the stored event (the log's field
+        names, the spool's values), and ends with a whole line; lines
+        without a seq (site, domain) are left aside.  Returns the spool
+        events compared."""
+        path = path or self.path("events.jsonl")
+        with open(path, "rb") as f:
+            data = f.read()
+        self.assertTrue(not data or data.endswith(b"\n"),
+                        "event log ends in a torn line: %r" % data[-200:])
+        lines = [e for e in self.event_log(path) if "seq" in e]
+        seqs = [e["seq"] for e in lines]
+        dups = len(seqs) - len(set(seqs))
+        self.assertEqual(dups, 0, "%d seqs twice in the event log" % dups)
+        self.assertEqual(seqs, sorted(seqs), "event log out of seq order")
+        spool = [e for e in self.spool_events() if e["seq"] > since]
+        want = [spool_line(e) for e in spool]
+        got = [e for e in lines if e["seq"] > since]
+        missing = sorted(set(e["seq"] for e in spool) - set(seqs))
+        extra = sorted(set(seqs) - set(e["seq"] for e in spool))
+        self.assertFalse(missing, "%d spool events not in the event log, "
+                         "e.g. seq %r" % (len(missing), missing[:5]))
+        self.assertFalse(extra, "%d event log seqs not in the spool, e.g. "
+                         "%r" % (len(extra), extra[:5]))
+        for g, w in zip(got, want):
+            self.assertEqual(g, w, "event log line differs from the spool")
+        return spool
 
     def wait_events(self, pred, timeout, what, path=None):
         """Poll the event log until pred(events) is true."""
@@ -424,6 +459,43 @@ class PeerTest(unittest.TestCase):
         info = self.spool_info(spool)
         self.assertEqual(info["counts"]["queued"], queued, info)
         return {d: found[d] for d in ids}
+
+
+# ------------------------------------------------------------ events
+
+# bounce category names by number (queue/records.c)
+CATEGORIES = ("", "bad-mailbox", "bad-domain", "inactive-mailbox",
+              "quota-issues", "no-answer-from-host", "routing-errors",
+              "policy-related", "spam-related", "content-related",
+              "protocol-errors", "message-expired", "other")
+
+
+def spool_line(e):
+    """The event log line of a spool event (`sluice spool events --json`)."""
+    return {"seq": e["seq"], "type": e["type"], "delivery": e["delivery"],
+            "campaign": e["campaign"], "account": e["account"],
+            "rcpt": e["rcpt"], "domain": e["rcpt"].rsplit("@", 1)[-1],
+            "mx": e["mx"], "code": e["code"], "enhanced": e["enhanced"],
+            "category": CATEGORIES[e["category"]], "text": e["text"],
+            "attempts": e["attempt"], "time_ms": e["time_ms"]}
+
+
+def stop_counts(output):
+    """{type: n} of sluiced's last "stopped:" line."""
+    m = re.findall(r"sluiced: stopped: delivered (\d+), deferred (\d+), "
+                   r"bounced (\d+), expired (\d+)", output)
+    if not m:
+        raise PeerError("no stop line in:\n" + output[-2000:])
+    return dict(zip(("delivered", "deferred", "bounced", "expired"),
+                    map(int, m[-1])))
+
+
+def count_types(events):
+    """{type: n} of events, for the four outcome types."""
+    out = dict.fromkeys(("delivered", "deferred", "bounced", "expired"), 0)
+    for e in events:
+        out[e["type"]] += 1
+    return out
 
 
 # ------------------------------------------------------------ sluice-sink
