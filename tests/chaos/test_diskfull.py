@@ -13,6 +13,9 @@ Cases:
     exits 75 with nothing queued; once the space returns sluiced resumes
     by itself and every recipient ends with exactly one terminal event
     and reached the receiver exactly once;
+  - `sluice inject` of a message bigger than the space left: LMDB's
+    write comes up short (an EIO inside LMDB), still "spool is full",
+    75, nothing queued;
   - SIGTERM while the spool is full: sluiced keeps trying until
     drain_timeout, then exits 75 saying how many outcomes were not
     recorded; a restart with space finishes every recipient (those
@@ -155,18 +158,26 @@ class DiskFull(PeerTest):
     def stderr_lines(self, p):
         return [l for l in p.output().splitlines() if l.strip()]
 
-    def fill_when_delivered(self, n):
+    def fill_when_delivered(self, n, sink):
         """Wait for n delivered events, then fill the filesystem; wait
-        until sluiced reports the full spool in its event log."""
+        until sluiced reports the full spool in its event log (failing
+        with what the receiver got meanwhile)."""
         self.wait_events(lambda ev: sum(e["type"] == "delivered"
                                         for e in ev) >= n,
                          30, "%d deliveries before the disk fills" % n)
         self.filler = Filler(os.path.join(self.fs, "filler"))
-        self.wait_events(lambda ev: any(e.get("type") == "spool" and
-                                        e.get("state") == "full"
-                                        for e in ev),
-                         20, 'a {"type":"spool","state":"full"} line in the '
-                         "event log")
+        try:
+            self.wait_events(lambda ev: any(e.get("type") == "spool" and
+                                            e.get("state") == "full"
+                                            for e in ev), 20, "")
+        except peers.PeerError:
+            got = self.received(sink)
+            twice = sorted((-k, r) for r, k in got.items() if k > 1)
+            self.fail('no {"type":"spool","state":"full"} line in the event '
+                      "log 20 s after the disk filled; the receiver got %d "
+                      "recipients more than once (%s)"
+                      % (len(twice), ", ".join("%s %d times" % (r, -k)
+                                               for k, r in twice[:3])))
 
     # ------------------------------------------------------------ cases
 
@@ -177,7 +188,7 @@ class DiskFull(PeerTest):
         dns, port, sink, ids, rcpts = self.setup_run(4, 150, 100)
         conf = self.config(dns, port)
         p = self.start_sluiced(conf)
-        self.fill_when_delivered(40)
+        self.fill_when_delivered(40, sink)
         lines_at_full = len(self.stderr_lines(p))
 
         # status.json (in the full spool directory) and `sluice status`
@@ -258,6 +269,32 @@ class DiskFull(PeerTest):
         self.assertLessEqual(len(self.stderr_lines(p)), 2 * len(states) + 4,
                              p.output()[-3000:])
 
+    def test_inject_short_write(self):
+        """Less space left than a message needs: LMDB's write at commit
+        comes up short (EIO inside LMDB); inject still says "spool is
+        full", exits 75 and queues nothing; with space it goes in."""
+        big = self.path("big.eml")
+        with open(big, "w") as f:
+            f.write(MSG + ("x" * 70 + "\n") * 30000)    # about 2 MB
+        self.inject("s@sender.test", ["first@full0.test"], MSG,
+                    spool=self.spool)
+        st = os.statvfs(self.fs)
+        keep = 1 << 20                                 # leave about 1 MB
+        with open(os.path.join(self.fs, "filler"), "wb") as f:
+            f.write(b"\0" * (st.f_bavail * st.f_frsize - keep))
+        r = self.sluice("inject", "--from", "s@sender.test", "--to",
+                        "big@full0.test", big, spool=self.spool, check=False)
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 75, err)
+        self.assertIn("spool is full", err)
+        self.assertEqual(self.spool_info(spool=self.spool)["counts"]["queued"],
+                         1)
+        os.unlink(os.path.join(self.fs, "filler"))
+        self.inject("s@sender.test", ["big@full0.test"],
+                    open(big).read(), spool=self.spool)
+        self.assertEqual(self.spool_info(spool=self.spool)["counts"]["queued"],
+                         2)
+
     def test_sigterm_while_full(self):
         """SIGTERM while outcomes wait for space: retried until
         drain_timeout, then exit 75 with a clear message; a restart with
@@ -265,7 +302,7 @@ class DiskFull(PeerTest):
         dns, port, sink, ids, rcpts = self.setup_run(2, 100, 100)
         conf = self.config(dns, port, drain_timeout="2s")
         p = self.start_sluiced(conf, exit_when_empty=False)
-        self.fill_when_delivered(20)
+        self.fill_when_delivered(20, sink)
         p.signal(signal.SIGTERM)
         rc = p.wait(30)
         out = p.output()
