@@ -80,9 +80,11 @@ int queue_err_mdb(int rc)
     }
 }
 
-/* Below this much free space an EIO from a write means the filesystem
- * ran out: LMDB turns a short write into EIO, and a commit's writes are
- * at most about a message (QUEUE_MAX_MESSAGE) plus its rows. */
+/* Below this much free space an EIO at commit means the filesystem ran
+ * out: LMDB turns a write that came up short into EIO, so the space left
+ * is less than one write wanted, and one write is rarely more than a
+ * message (QUEUE_MAX_MESSAGE) and its rows.  An EIO with more space free
+ * stays an I/O error. */
 #define LOW_SPACE (2ull * QUEUE_MAX_MESSAGE)
 
 int queue_err_commit(const struct queue *q, int err)

@@ -245,13 +245,12 @@ static void print_header(const struct status_view *v)
     /* the spool cannot take writes: deliveries wait (sluiced record.c) */
     json_t *sp = json_object_get(d, "spool_state");
     const char *st = json_string_value(json_object_get(sp, "state"));
+    const char *why = json_string_value(json_object_get(sp, "error"));
+    json_t *held = json_object_get(sp, "held_outcomes");
     if (st && strcmp(st, "writable"))
         printf("spool %s: %s; %lld outcomes held, no new deliveries until "
-               "it can be written\n", st,
-               json_string_value(json_object_get(sp, "error")) ?
-               json_string_value(json_object_get(sp, "error")) : "",
-               (long long)json_integer_value(json_object_get(sp,
-                                                             "held_outcomes")));
+               "it can be written\n", st, why ? why : "",
+               (long long)json_integer_value(held));
 }
 
 /* The table: header, column titles, show rows, a note on the rest. */
