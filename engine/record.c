@@ -33,12 +33,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "engine.h"
 
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
-#define EX_TEMPFAIL 75
 
 /* Items and a copy of their outcomes (strings included) in one block. */
 struct record_ctx {
