@@ -381,6 +381,10 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
         if (!config_parse_uint(v, 1, 1u << 20, &u))
             return fail(p, "map_max: '%s' is not 1..1048576 (MiB)", v);
         c->map_max = (uint64_t)u << 20;
+    } else if (!strcmp(key, "spool_min_free")) {
+        if (!config_parse_uint(v, 0, 1u << 20, &u))
+            return fail(p, "spool_min_free: '%s' is not 0..1048576 (MiB)", v);
+        c->spool_min_free = (uint64_t)u << 20;
     } else if (!strcmp(key, "dkim_sign")) {
         if (!config_parse_bool(v, &c->dkim_sign))
             return fail(p, "dkim_sign: '%s' is not yes or no", v);
@@ -642,6 +646,7 @@ static void defaults(struct config *c)
     c->claim_batch = 2000;
     c->group_ops = 1024;
     c->group_ms = 25;
+    c->spool_min_free = 64ull << 20;
     c->dkim_sign = true;
     c->max_inflight = 20000;
     memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);

@@ -131,6 +131,7 @@ struct config {
     unsigned group_ops, group_ms;
     bool nosync;
     uint64_t map_max;
+    uint64_t spool_min_free;   /* bytes free before a full spool resumes */
     char *tls_ca_file;         /* NULL: OpenSSL's default paths */
     unsigned timeout_ms[TO_COUNT];
 

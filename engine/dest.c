@@ -12,7 +12,9 @@
  *
  *   A job groups the recipients of one injected message that wait at the
  *   same destination (up to max_rcpts_per_message), so the message goes
- *   once per transaction.
+ *   once per transaction.  While the spool cannot record outcomes
+ *   (engine_spool_writable()), no job starts: sessions finish the one in
+ *   flight and wait idle.
  *
  *   DNS answers: null MX bounces (5.1.10), NXDOMAIN bounces (5.1.2), no
  *   host with an address bounces (5.4.4), a temporary failure defers
@@ -474,6 +476,10 @@ static void feed_session(struct engine *e, struct dest *d,
         smtp_session_quit(s); /* backoff cut the concurrency */
         return;
     }
+    if (!engine_spool_writable(e)) {
+        push_idle(d, s); /* no new transaction while outcomes wait */
+        return;
+    }
     struct job_ctx *j = d->site && !site_take(d->site, 0) ? NULL
                                                          : build_job(e, d);
     if (j && d->site)
@@ -512,7 +518,7 @@ static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
     struct dest *d = arg;
     struct engine *e = d->e;
     /* the job being sent counts too: jobs() + 1 now, + 2 with this one */
-    if (e->draining || !session_current(d, s) ||
+    if (e->draining || !engine_spool_writable(e) || !session_current(d, s) ||
         smtp_session_jobs(s) + 2 > lim(d)->max_messages_per_connection ||
         (d->site && !site_take(d->site, 0)))
         return NULL;
@@ -881,13 +887,13 @@ void dest_kick(struct engine *e, struct dest *d)
     }
     if (d->dns == DS_READY) {
         prefetch(e, d);
-        while (d->nidle && d->nitems) {
+        while (d->nidle && d->nitems && engine_spool_writable(e)) {
             struct smtp_session *s = d->idle[--d->nidle];
             feed_session(e, d, s);
             if (d->nidle && d->idle[d->nidle - 1] == s)
                 break; /* parked again: no body composed yet */
         }
-        while (!e->draining &&
+        while (!e->draining && engine_spool_writable(e) &&
                (int)d->ngroups > (int)d->sessions - (int)d->busy &&
                (d->site ? site_may_connect(d->site)
                         : d->sessions < d->pol->max_connections)) {

@@ -132,6 +132,25 @@ struct dest {
     char last_error[300];
 };
 
+/* Whether the spool takes outcomes (record.c). */
+enum spool_state { SPOOL_WRITABLE, SPOOL_FULL, SPOOL_UNWRITABLE };
+
+/* Outcome operations the spool could not take yet, with their items
+ * (record.c owns it).  At most max_inflight outcomes: each is a claimed
+ * item. */
+struct record_ctx;
+struct spool_hold {
+    enum spool_state state;
+    int err;                   /* the last failure while not writable */
+    struct record_ctx *head, *tail; /* oldest first */
+    size_t nops, noutcomes;
+    bool probing;              /* the oldest submitted alone, in flight */
+    unsigned backoff_ms;       /* before the next try: 1 s doubling to 30 s */
+    uint64_t since_ms;         /* when the spool stopped taking writes */
+    uint64_t next_try_ms;
+    uv_timer_t timer;
+};
+
 struct engine_stats {
     uint64_t delivered, deferred, bounced, expired;
     uint64_t sessions_opened, session_failures;
@@ -157,6 +176,7 @@ struct engine {
     unsigned sessions;         /* all sessions, for the global cap */
     unsigned composing;        /* compose batches on the worker pool */
     size_t pending_outcomes;   /* outcome ops submitted, not completed */
+    struct spool_hold hold;    /* outcomes waiting for a writable spool */
 
     struct dest *starved_head, *starved_tail; /* wait for a global slot */
     struct dest *waiting_head;                /* wait for composition */
@@ -206,8 +226,6 @@ struct compose_batch;
 /* scheduler.c */
 int engine_start(struct engine *e);
 void engine_drain(struct engine *e);
-void engine_record(struct engine *e, struct item **items, size_t n,
-                   const struct queue_outcome *o);
 void engine_item_free(struct engine *e, struct item *it);
 void engine_body_free(struct body *b);
 void engine_compose(struct engine *e, struct body **bodies, size_t n,
@@ -215,6 +233,22 @@ void engine_compose(struct engine *e, struct body **bodies, size_t n,
 bool engine_paused(const struct engine *e, int kind, const char *name);
 int64_t engine_now(void);
 uint64_t engine_now_ms(void);
+
+/* record.c: outcomes to the spool, held while it cannot take them */
+void engine_record(struct engine *e, struct item **items, size_t n,
+                   const struct queue_outcome *o);
+void record_init(struct engine *e);
+/* Draining with nothing else in flight: true when nothing is held, or when
+ * drain_timeout has passed (the held outcomes are given up: exit 75). */
+bool record_drained(struct engine *e);
+const char *engine_spool_state_name(const struct engine *e);
+
+/* Whether outcomes can be recorded now: while not, nothing is claimed and
+ * no new SMTP transaction starts. */
+static inline bool engine_spool_writable(const struct engine *e)
+{
+    return e->hold.state == SPOOL_WRITABLE;
+}
 
 /* campaign.c (worker threads) */
 struct signer;
@@ -271,5 +305,9 @@ void eventlog_close(struct engine *e);
 void eventlog_site(struct engine *e, const struct site *s, const char *change,
                    int code, const char *enhanced, const char *text);
 void eventlog_pause(struct engine *e, const char *domain, bool paused);
+/* The spool stopped or started taking writes (state "full", "unwritable",
+ * "writable"), with held outcomes and how long it was not writable. */
+void eventlog_spool(struct engine *e, const char *state, const char *error,
+                    size_t held, uint64_t full_ms);
 
 #endif

@@ -571,3 +571,17 @@ void eventlog_pause(struct engine *e, const char *domain, bool paused)
                       "change", paused ? "paused" : "resumed",
                       "time_ms", (json_int_t)engine_now_ms()));
 }
+
+/* The spool stopped or started taking writes (record.c). */
+void eventlog_spool(struct engine *e, const char *state, const char *error,
+                    size_t held, uint64_t full_ms)
+{
+    if (!e->log || e->log->fd < 0)
+        return;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "type", "spool",
+                          "state", state, "spool", e->cfg.spool,
+                          "error", error, "held", (json_int_t)held,
+                          "full_ms", (json_int_t)full_ms,
+                          "time_ms", (json_int_t)engine_now_ms());
+    emit(e, j);
+}

@@ -11,13 +11,14 @@
  *   renderer (a later issue) and are deferred with a clear reason until it
  *   exists.  A delivery past its maximum age is expired at claim time.
  *
- *   Outcomes are submitted per job; their completions arrive on this loop
- *   (queue_completer), then the items are freed and the event log
- *   (eventlog.c) reads the committed events on the next tick.
+ *   Outcomes are submitted per job (record.c); their completions arrive on
+ *   this loop (queue_completer), then the items are freed and the event
+ *   log (eventlog.c) reads the committed events on the next tick.  While
+ *   the spool cannot take outcomes (full), nothing is claimed (record.c
+ *   holds what is in flight).
  *
  * DIAGNOSTICS
- *   A failed outcome commit is reported on stderr; the delivery stays in
- *   the spool and is tried again (at-least-once).
+ *   A failed claim is reported on stderr and tried again next tick.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,11 +45,6 @@ struct compose_batch {
     size_t n, ndests;
     struct body *bodies[COMPOSE_BATCH];
     struct dest *dests[COMPOSE_BATCH];
-};
-
-struct record_ctx {
-    struct engine *e;
-    size_t n;
 };
 
 int64_t engine_now(void)
@@ -289,82 +285,6 @@ void engine_compose(struct engine *e, struct body **bodies, size_t n,
     }
 }
 
-/* ------------------------------------------------------------- outcomes */
-
-static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
-{
-    struct record_ctx *rc = arg;
-    struct engine *e = rc->e;
-    struct item **items = (struct item **)(rc + 1);
-    const struct queue_outcome *o =
-        (const struct queue_outcome *)(items + rc->n);
-    (void)first;
-    (void)msg;
-    if (status && status != QUEUE_ESTATE)
-        fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
-                        "(they will be tried again)\n",
-                rc->n, queue_strerror(status));
-    (void)o;
-    /* the event log (and the counts) read the committed events */
-    eventlog_committed(e);
-    for (size_t i = 0; i < rc->n; i++)
-        engine_item_free(e, items[i]);
-    e->inflight -= rc->n;
-    e->pending_outcomes--;
-    free(rc);
-}
-
-void engine_record(struct engine *e, struct item **items, size_t n,
-                   const struct queue_outcome *o)
-{
-    /* keep items and a copy of the outcomes (strings copied by the queue,
-     * but the event log wants them after the commit) */
-    size_t strs = 0;
-    for (size_t i = 0; i < n; i++)
-        strs += (o[i].enhanced ? strlen(o[i].enhanced) + 1 : 0) +
-                (o[i].mx ? strlen(o[i].mx) + 1 : 0) +
-                (o[i].text ? strlen(o[i].text) + 1 : 0);
-    struct record_ctx *rc = malloc(sizeof *rc + n * sizeof(struct item *) +
-                                   n * sizeof(struct queue_outcome) + strs);
-    if (!rc) {
-        fprintf(stderr, "sluiced: out of memory recording outcomes\n");
-        abort();
-    }
-    rc->e = e;
-    rc->n = n;
-    struct item **it = (struct item **)(rc + 1);
-    struct queue_outcome *oc = (struct queue_outcome *)(it + n);
-    char *sp = (char *)(oc + n);
-    for (size_t i = 0; i < n; i++) {
-        it[i] = items[i];
-        oc[i] = o[i];
-#define KEEP(f)                                                   \
-        if (o[i].f) {                                             \
-            size_t l = strlen(o[i].f) + 1;                        \
-            memcpy(sp, o[i].f, l);                                \
-            oc[i].f = sp;                                         \
-            sp += l;                                              \
-        }
-        KEEP(enhanced)
-        KEEP(mx)
-        KEEP(text)
-#undef KEEP
-    }
-    e->pending_outcomes++;
-    int err = queue_submit_outcomes(e->q, oc, n, e->cmp, on_recorded, rc);
-    if (err) {
-        fprintf(stderr, "sluiced: cannot submit outcomes: %s\n",
-                queue_strerror(err));
-        e->pending_outcomes--;
-        for (size_t i = 0; i < n; i++) {
-            queue_release(e->q, it[i]->id);
-            engine_item_free(e, it[i]);
-        }
-        e->inflight -= n;
-        free(rc);
-    }
-}
-
 /* ---------------------------------------------------------------- claims */
 
 /* A campaign's name in the controls: its decimal id. */
@@ -493,7 +413,8 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
 static void claim_some(struct engine *e)
 {
     static struct queue_claim claims[1024];
-    while (!e->draining && e->inflight < e->cfg.max_inflight) {
+    while (!e->draining && engine_spool_writable(e) &&
+           e->inflight < e->cfg.max_inflight) {
         size_t want = e->cfg.max_inflight - e->inflight;
         if (want > e->cfg.claim_batch)
             want = e->cfg.claim_batch;
@@ -676,7 +597,8 @@ static void on_tick(uv_timer_t *t)
             e->drain_abort = true;
             dest_abort_all(e);
         }
-        if (e->sessions == 0 && e->pending_outcomes == 0 && !e->composing)
+        if (e->sessions == 0 && e->pending_outcomes == 0 && !e->composing &&
+            record_drained(e))
             stop_loop(e);
         return;
     }
@@ -738,6 +660,7 @@ int engine_start(struct engine *e)
     if (!(e->ssl = tls_client_ctx(e->cfg.tls_ca_file, msg, sizeof msg)))
         fprintf(stderr, "sluiced: TLS disabled: %s\n", msg);
     e->started_ms = engine_now_ms();
+    record_init(e);
     queue_admin_gen(e->q, &e->admin_gen);
     accounts_load(e);
     limits_load(e);

@@ -12,14 +12,17 @@
  *   without touching queued mail (a broken file or a refused key is
  *   reported and the old configuration kept).  SIGTERM or SIGINT stop
  *   opening sessions, let sessions in flight finish within drain_timeout,
- *   commit, and exit 0.  --exit-when-empty exits the same way once nothing
- *   is queued (for demos and tests); --progress prints a live status line.
+ *   commit, and exit 0 (75 when a full spool still could not take their
+ *   outcomes at drain_timeout: record.c).  --exit-when-empty exits the
+ *   same way once nothing is queued (for demos and tests); --progress
+ *   prints a live status line.
  *
  * EXIT STATUS
  *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool, or an event
  *   log that is damaged or written for another spool; 71 system error; 73
  *   the event log cannot be opened (or another process holds it); 74 spool
- *   I/O error; 78 configuration error.
+ *   I/O error; 75 stopped with outcomes the full spool could not take
+ *   (their deliveries are due again); 78 configuration error.
  */
 #include <errno.h>
 #include <malloc.h>

@@ -6,14 +6,24 @@
  *   One JSON document: daemon totals and one object per site (a configured
  *   [site] or a domain with its own throttles): connections against the
  *   limit, current rate against max_rate, backoff state, last error, next
- *   retry, counts, and the domains it holds.  Written to a temporary file
- *   and renamed, so a reader never sees half a document.
+ *   retry, counts, and the domains it holds; and whether the spool takes
+ *   writes ("spool_state": writable, full or unwritable, with the outcomes
+ *   held in memory meanwhile).
+ *
+ *   Written into a spare file that is then swapped with status.json
+ *   (renameat2 RENAME_EXCHANGE), so a reader never sees half a document
+ *   and, once both files exist, a rewrite takes no new disk blocks: the
+ *   status still shows a spool whose filesystem is full.  Where the swap
+ *   is not supported, a plain rename.
  *
  * DIAGNOSTICS
  *   A failed write is reported once on stderr; delivery goes on.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,6 +54,56 @@ static json_t *site_json(struct site *s)
                      "bounced", (json_int_t)s->bounced, "waiting", (int)s->waiting);
 }
 
+/* Whether the spool takes writes, and what waits meanwhile. */
+static json_t *spool_json(const struct engine *e)
+{
+    const struct spool_hold *h = &e->hold;
+    bool ok = engine_spool_writable(e);
+    return json_pack("{s:s,s:s,s:I,s:I,s:I}",
+                     "state", engine_spool_state_name(e),
+                     "error", ok ? "" : queue_strerror(h->err),
+                     "since_ms", (json_int_t)(ok ? 0 : h->since_ms),
+                     "held_outcomes", (json_int_t)h->noutcomes,
+                     "next_retry_ms", (json_int_t)(ok || h->probing ? 0
+                                                   : h->next_try_ms));
+}
+
+/* Write text into the spare file tmp (over its old blocks) and swap it
+ * with path; 0 or -1 with errno. */
+static int replace_file(const char *path, const char *tmp, const char *text)
+{
+    size_t len = strlen(text);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = pwrite(fd, text + off, len - off, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (ftruncate(fd, (off_t)len) || close(fd))
+        return -1;
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
+        return 0;
+    /* no status.json yet, or no exchange here: rename, and make the spare
+     * for next time while there is space */
+    if (rename(tmp, path))
+        return -1;
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) >= 0) {
+        if (write(fd, text, len) < 0) {
+            /* only a spare: the next rewrite tries again */
+        }
+        close(fd);
+    }
+    return 0;
+}
+
 void status_write(struct engine *e)
 {
     static bool complained;
@@ -57,16 +117,19 @@ void status_write(struct engine *e)
     for (size_t b = 0; b < e->scap; b++)
         for (struct site *s = e->stab[b]; s; s = s->hnext)
             json_array_append_new(sites, site_json(s));
-    json_t *doc = json_pack("{s:I,s:i,s:i,s:i,s:I,s:o}",
+    json_t *doc = json_pack("{s:I,s:i,s:i,s:i,s:I,s:o,s:o}",
                             "time_ms", (json_int_t)engine_now_ms(),
                             "pid", (int)getpid(), "sessions", (int)e->sessions,
                             "max_sessions", (int)e->cfg.max_connections,
-                            "inflight", (json_int_t)e->inflight, "sites", sites);
+                            "inflight", (json_int_t)e->inflight,
+                            "spool_state", spool_json(e), "sites", sites);
     if (!doc)
         return;
-    int rc = json_dump_file(doc, tmp, JSON_COMPACT);
+    char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    if (rc == 0 && rename(tmp, path) == 0)
+    int rc = text ? replace_file(path, tmp, text) : -1;
+    free(text);
+    if (rc == 0)
         return;
     if (!complained) {
         complained = true;

@@ -17,7 +17,11 @@
  *   Ordering with the writer: the writer drops a lease only after the
  *   outcome's transaction committed, and a claim takes its read snapshot
  *   while holding the claim mutex, so a delivery can never be claimed from
- *   a snapshot older than its outcome once its lease is gone.
+ *   a snapshot older than its outcome once its lease is gone.  An outcome
+ *   that could not be written because the spool is full (or otherwise
+ *   unwritable) keeps its lease: the engine holds the outcome and submits
+ *   it again, and the delivery, perhaps already accepted by its receiver,
+ *   is not handed out a second time meanwhile.
  *
  * DIAGNOSTICS
  *   -EPERM when the spool was not opened with QUEUE_OPEN_CLAIM; -ENOMEM
@@ -131,10 +135,11 @@ size_t queue_claimed(struct queue *q)
     return n;
 }
 
-/* Drop the leases of an outcome op once its transaction has ended. */
+/* Drop the leases of an outcome op once its transaction has ended, unless
+ * the spool could not take it (the caller submits it again). */
 void claim_release_op(struct queue *q, const struct queue_op *op)
 {
-    if (q->claim_fd < 0)
+    if (q->claim_fd < 0 || queue_err_unwritable(op->status))
         return;
     pthread_mutex_lock(&q->claim_mu);
     for (size_t i = 0; i < op->n; i++)

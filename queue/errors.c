@@ -5,12 +5,19 @@
  *   Converts LMDB's return codes at the module edge into -errno values or
  *   QUEUE_E* codes, gives every code its text, and keeps a per-thread detail
  *   line for failures whose text needs numbers (schema versions, paths).
+ *
+ *   Every way a spool runs out of room is one code, QUEUE_EFULL: the map at
+ *   its ceiling, the filesystem out of space or quota (ENOSPC, EDQUOT), and
+ *   the EIO LMDB makes of a short write at commit when the filesystem has
+ *   (almost) no space left.  Callers see one error, whatever the errno.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "queue_int.h"
 
@@ -63,10 +70,48 @@ int queue_err_mdb(int rc)
     case MDB_BAD_TXN:
     case MDB_BAD_VALSIZE:
         return -EINVAL;
+    case ENOSPC:
+    case EDQUOT:
+        return QUEUE_EFULL;     /* the filesystem: same as the map */
     default:
         if (rc > 0)
             return -rc;
         return rc < -30999 && rc > -32000 ? rc : -EIO;
+    }
+}
+
+/* Below this much free space an EIO at commit means the filesystem ran
+ * out: LMDB turns a write that came up short into EIO, so the space left
+ * is less than one write wanted, and one write is rarely more than a
+ * message (QUEUE_MAX_MESSAGE) and its rows.  An EIO with more space free
+ * stays an I/O error. */
+#define LOW_SPACE (2ull * QUEUE_MAX_MESSAGE)
+
+int queue_err_commit(const struct queue *q, int err)
+{
+    struct statvfs sv;
+    if (err != -EIO || statvfs(q->dir, &sv))
+        return err;
+    /* root may write into the blocks reserved for it */
+    unsigned long long blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+    if (blocks < LOW_SPACE / (sv.f_frsize ? sv.f_frsize : 4096))
+        return QUEUE_EFULL;
+    return err;
+}
+
+int queue_err_unwritable(int err)
+{
+    switch (err) {
+    case QUEUE_EFULL:
+    case -ENOSPC:
+    case -EDQUOT:
+    case -EIO:
+    case -EROFS:
+    case -ENOMEM:
+    case -EAGAIN:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -89,7 +134,8 @@ const char *queue_strerror(int err)
     case QUEUE_ESCHEMA:
         return "spool was written by a newer sluice (schema version too new)";
     case QUEUE_EFULL:
-        return "spool is full (map size ceiling reached; raise map_max)";
+        return "spool is full (no space left on its filesystem, or the map "
+               "reached map_max): nothing was written";
     case QUEUE_ENOTFOUND:
         return "no such record";
     case QUEUE_ESTATE:

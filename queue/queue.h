@@ -47,7 +47,9 @@ enum {
     QUEUE_EFOREIGN = -31000, /* directory holds something that is not a spool */
     QUEUE_ECORRUPT = -31001, /* spool files are damaged */
     QUEUE_ESCHEMA = -31002,  /* spool written by a newer sluice */
-    QUEUE_EFULL = -31003,    /* map size ceiling reached */
+    QUEUE_EFULL = -31003,    /* no room: map ceiling reached or the
+                                filesystem is out of space (ENOSPC,
+                                EDQUOT, a short write at commit) */
     QUEUE_ENOTFOUND = -31004,/* no such delivery, message or record */
     QUEUE_ESTATE = -31005,   /* delivery already in a terminal state */
     QUEUE_ELOCKED = -31006,  /* another process holds the claim lock */
@@ -56,6 +58,12 @@ enum {
 };
 
 const char *queue_strerror(int err);
+
+/* Nonzero when err says the spool could not take a write just now (full,
+ * read-only, an I/O error, out of memory) rather than anything about the
+ * operation: nothing of it was written, and the same operation may be
+ * submitted again later. */
+int queue_err_unwritable(int err);
 
 /* Detail of the last failure on the calling thread (e.g. the schema versions
  * behind QUEUE_ESCHEMA), or "" if none. */
@@ -239,6 +247,8 @@ int queue_submit_campaign_at(struct queue *q, uint32_t account,
 int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
                           size_t n, struct queue_completer *cmp,
                           queue_done_cb cb, void *arg);
+/* (An outcome operation that fails with a status queue_err_unwritable()
+ * accepts leaves its deliveries claimed: submit it again, or release.) */
 
 /* Synchronous forms: submit and wait for the group commit.  Return the
  * operation's status. */

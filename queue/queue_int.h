@@ -238,6 +238,9 @@ int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
 bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
 
 int queue_err_mdb(int rc);            /* LMDB/errno code -> queue code */
+/* err of a failed write txn of q, with an EIO on a filesystem that has
+ * (almost) no space left made QUEUE_EFULL */
+int queue_err_commit(const struct queue *q, int err);
 bool queue_err_txn_fatal(int rc);     /* does rc leave the txn unusable */
 void queue_set_detail(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));

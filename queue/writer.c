@@ -13,7 +13,11 @@
  *   again; at the ceiling, or on any other transaction failure (disk full,
  *   I/O error), it runs each operation of the group in a transaction of its
  *   own, so only the operations that cannot be written fail, and nothing of
- *   a failed operation is ever half-written.
+ *   a failed operation is ever half-written.  An op that alone finds the
+ *   spool full answers for the ops no smaller than it, so a full disk costs
+ *   a couple of failed transactions per group, not one per op; the writer
+ *   never retries by itself (the engine holds its outcomes and submits
+ *   them again with backoff).
  *
  *   In no-sync mode the writer calls mdb_env_sync() once a second, which
  *   bounds the loss window after an operating-system crash to about a second
@@ -28,6 +32,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -133,7 +138,18 @@ abort:
     return err;
 }
 
-/* Commit ops as one group, growing the map or splitting as needed. */
+/* About how many bytes op writes: what decides whether it fits. */
+static size_t op_bytes(const struct queue_op *op)
+{
+    return op->arena_len + op->n * 64;
+}
+
+/* Commit ops as one group, growing the map or splitting as needed.  Split
+ * after a failure, each op runs alone so only the failing ones fail; but
+ * once an op alone found the spool unwritable (full, I/O error), the ops
+ * no smaller than it get the same answer without a transaction of their
+ * own: on a full disk a group costs two failed transactions, not one per
+ * op. */
 static void commit_group(struct queue *q, struct queue_op *ops)
 {
     for (;;) {
@@ -144,13 +160,24 @@ static void commit_group(struct queue *q, struct queue_op *ops)
             return;
         if (mdb_rc == MDB_MAP_FULL && spool_grow(q) == 0)
             continue;
+        err = queue_err_commit(q, err);
         if (ops->next) {
-            /* split: each op alone, so only the failing ones fail */
+            size_t failed_at = SIZE_MAX; /* smallest op found unwritable */
+            int failed_err = 0;
             struct queue_op *op = ops;
             while (op) {
                 struct queue_op *next = op->next;
                 op->next = NULL;
-                commit_group(q, op);
+                if (op_bytes(op) >= failed_at) {
+                    op->status = failed_err;
+                    op->first_id = op->msg_id = 0;
+                } else {
+                    commit_group(q, op);
+                    if (queue_err_unwritable(op->status)) {
+                        failed_at = op_bytes(op);
+                        failed_err = op->status;
+                    }
+                }
                 op->next = next;
                 op = next;
             }

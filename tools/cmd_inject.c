@@ -25,8 +25,9 @@
  * DIAGNOSTICS
  *   64 bad arguments or an invalid address, 66 unreadable input or unknown
  *   account, 65 a foreign or damaged spool or a message without a From:
- *   header, 75 spool full, 77 refused (role, disabled account, From: domain
- *   not verified for the account).
+ *   header, 75 spool full (its filesystem out of space or the map at
+ *   map_max: nothing was queued, try again later), 77 refused (role,
+ *   disabled account, From: domain not verified for the account).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -284,7 +285,12 @@ int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv)
                 fprintf(stderr, "sluice inject: queued, but the audit record "
                         "failed: %s\n", queue_strerror(aerr));
         }
-        if (err) {
+        if (err == QUEUE_EFULL) {
+            fprintf(stderr, "sluice inject: spool is full: %s\n  nothing "
+                    "was queued; free space on its filesystem (or raise "
+                    "map_max) and try again\n", ctx->spool);
+            rc = tool_exit_for(err);
+        } else if (err) {
             fprintf(stderr, "sluice inject: %s\n", queue_strerror(err));
             rc = tool_exit_for(err);
         } else if (ctx->json) {

@@ -242,6 +242,15 @@ static void print_header(const struct status_view *v)
            (long long)json_integer_value(json_object_get(d, "max_sessions")),
            (long long)json_integer_value(json_object_get(d, "inflight")),
            v->age_ms > 0 ? (double)v->age_ms / 1000 : 0.0);
+    /* the spool cannot take writes: deliveries wait (sluiced record.c) */
+    json_t *sp = json_object_get(d, "spool_state");
+    const char *st = json_string_value(json_object_get(sp, "state"));
+    const char *why = json_string_value(json_object_get(sp, "error"));
+    json_t *held = json_object_get(sp, "held_outcomes");
+    if (st && strcmp(st, "writable"))
+        printf("spool %s: %s; %lld outcomes held, no new deliveries until "
+               "it can be written\n", st, why ? why : "",
+               (long long)json_integer_value(held));
 }
 
 /* The table: header, column titles, show rows, a note on the rest. */
@@ -346,7 +355,7 @@ static void print_json(const struct status_view *v, size_t show,
                             (json_int_t)v->age_ms);
         static const char *const keys[] = { "pid", "sessions",
                                             "max_sessions", "inflight",
-                                            "time_ms" };
+                                            "time_ms", "spool_state" };
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             json_t *j = json_object_get(v->doc, keys[i]);
             json_object_set_new(sluiced, keys[i],

@@ -11,7 +11,8 @@
  * EXIT STATUS
  *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool),
  *   66 no such input (missing spool, resume of what is not paused),
- *   74 I/O error, 77 permission refused, 78 configuration error.
+ *   74 I/O error, 75 spool full (nothing written; try again once there
+ *   is space), 77 permission refused, 78 configuration error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -165,8 +166,9 @@ int tool_exit_for(int err)
     case -ENOENT: return TOOL_EX_NOINPUT;
     case -EACCES:
     case -EPERM: return TOOL_EX_NOPERM;
-    case QUEUE_EFULL:
-    case -ENOSPC: return TOOL_EX_TEMPFAIL;
+    case QUEUE_EFULL:          /* map ceiling or filesystem (errors.c) */
+    case -ENOSPC:
+    case -EDQUOT: return TOOL_EX_TEMPFAIL;
     case -ENOMEM: return TOOL_EX_OSERR;
     default: return TOOL_EX_IOERR;
     }

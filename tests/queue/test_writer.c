@@ -9,7 +9,9 @@
  *   tiny map grows on demand and keeps everything.  Map ceiling: the
  *   operation that does not fit fails with QUEUE_EFULL, leaves no rows or
  *   counts behind, earlier operations stay whole, and the spool still opens
- *   and works.  Closing drains everything submitted.
+ *   and works.  Outcomes that do not fit keep their deliveries claimed
+ *   (the engine holds them and submits them again) until released.
+ *   Closing drains everything submitted.
  */
 #include <pthread.h>
 #include <sys/wait.h>
@@ -397,6 +399,60 @@ static void test_map_ceiling(void **state)
     tdir_remove(&t2);
 }
 
+/* A full spool: an outcome op that cannot be written fails with
+ * QUEUE_EFULL, writes nothing, and its deliveries stay claimed (a claim
+ * does not hand them out again) until they are released. */
+static void test_full_keeps_claims(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_options o = { .map_size = 1u << 20, .map_max = 1u << 20 };
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE | QUEUE_OPEN_CLAIM,
+                             &o);
+    int err = 0;
+    test_clock_set(T0);
+    for (unsigned b = 0; b < 100 && !err; b++) {
+        struct rcpts rs;
+        rcpts_make(&rs, 200, "b%u-r%u@d%u.example", b, 5);
+        err = queue_enqueue_campaign(q, 1, b + 1, rs.r, rs.n, NULL);
+        rcpts_free(&rs);
+    }
+    EQ_ERR(err, QUEUE_EFULL);
+    enum { N = 600 };
+    static struct queue_claim cl[N];
+    assert_int_equal(queue_claim(q, T0, cl, N), N);
+    /* long replies: more event bytes than the full map can take */
+    static char text[QUEUE_MAX_REPLY];
+    memset(text, 'x', sizeof text - 1);
+    static struct queue_outcome oc[N];
+    for (int i = 0; i < N; i++)
+        oc[i] = (struct queue_outcome){ .delivery = cl[i].id,
+                                        .type = QUEUE_EV_BOUNCED,
+                                        .code = 550, .text = text };
+    err = queue_record_outcomes(q, oc, N);
+    EQ_ERR(err, QUEUE_EFULL);
+    assert_true(queue_err_unwritable(err));
+    struct queue_counts c;
+    E(queue_counts_total(q, &c));
+    assert_int_equal(c.bounced, 0);
+    assert_int_equal(queue_claimed(q), N);
+    /* a new claim skips them all */
+    static struct queue_claim more[N];
+    int n = queue_claim(q, T0, more, N);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < N; k++)
+            assert_true(more[i].id != cl[k].id);
+    for (int i = 0; i < n; i++)
+        queue_release(q, more[i].id);
+    /* released, they are due again */
+    for (int k = 0; k < N; k++)
+        queue_release(q, cl[k].id);
+    assert_int_equal(queue_claimed(q), 0);
+    assert_int_equal(queue_claim(q, T0, more, N), N);
+    assert_int_equal(more[0].id, cl[0].id);
+    queue_close(q);
+}
+
 /* Readers on other threads while the writer grows the map: every read
  * succeeds and sees whole batches. */
 struct reader {
@@ -549,6 +605,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_growth, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_map_ceiling, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_full_keeps_claims, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_growth_with_readers, tdir_setup,
                                         tdir_teardown),

@@ -1,0 +1,363 @@
+/*
+ * record.c - recording outcomes through the spool's group-commit writer,
+ * and holding them while the spool cannot take them.
+ *
+ * DESCRIPTION
+ *   engine_record() keeps the items and a copy of their outcomes and
+ *   submits them; the completion (on this loop) counts them, writes the
+ *   event log and frees the items.
+ *
+ *   When the spool cannot take the write (its filesystem is full, the map
+ *   is at map_max, an I/O error: queue_err_unwritable()), nothing is
+ *   dropped and no delivery is made again: the operation is held in memory
+ *   with its items, whose deliveries stay claimed.  The engine leaves the
+ *   "writable" state for "full" (or "unwritable"): it claims nothing and
+ *   starts no SMTP transaction (a session finishes the one in flight; its
+ *   outcomes are held too), says so in one stderr line, one
+ *   {"type":"spool"} event-log line and status.json.  A timer submits the
+ *   oldest held operation alone, after 1 s and then doubling up to 30 s;
+ *   when one commits, every held operation is submitted.  Deliveries go on
+ *   only once the spool's filesystem has spool_min_free bytes free again
+ *   (checked every second with statvfs): LMDB often finds room for a small
+ *   commit among its own free pages on a full disk, and resuming on that
+ *   alone would send a few more messages, fill up again and flap.  Then
+ *   the spool is writable again: destinations are kicked, one line each
+ *   again.  What is held is bounded by max_inflight: every held outcome is
+ *   a claimed item.
+ *
+ *   On SIGTERM the drain goes on trying, every second, until drain_timeout;
+ *   then sluiced gives up, says how many outcomes were not recorded and
+ *   exits 75.  Those deliveries are due again when sluiced starts and may
+ *   be repeated (at-least-once), never lost.
+ *
+ * DIAGNOSTICS
+ *   One stderr line per change of state, never one per failed attempt.
+ *   Other failed commits (a damaged record) are reported per operation;
+ *   their deliveries stay in the spool and are tried again.  Out of memory
+ *   for a record aborts: the outcome would be lost otherwise.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sysexits.h>
+
+#include "engine.h"
+
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 30000
+
+/* Items and a copy of their outcomes (strings included) in one block. */
+struct record_ctx {
+    struct engine *e;
+    struct record_ctx *next;   /* in the held list */
+    bool probe;                /* submitted alone to see if the spool takes it */
+    size_t n;
+};
+
+static struct item **ctx_items(struct record_ctx *rc)
+{
+    return (struct item **)(rc + 1);
+}
+
+static struct queue_outcome *ctx_outcomes(struct record_ctx *rc)
+{
+    return (struct queue_outcome *)(ctx_items(rc) + rc->n);
+}
+
+static const char *state_name(enum spool_state s)
+{
+    return s == SPOOL_FULL ? "full"
+         : s == SPOOL_UNWRITABLE ? "unwritable" : "writable";
+}
+
+const char *engine_spool_state_name(const struct engine *e)
+{
+    return state_name(e->hold.state);
+}
+
+/* Give the claims of rc back and free it with its items. */
+static void drop(struct engine *e, struct record_ctx *rc)
+{
+    struct item **items = ctx_items(rc);
+    for (size_t i = 0; i < rc->n; i++) {
+        queue_release(e->q, items[i]->id);
+        engine_item_free(e, items[i]);
+    }
+    e->inflight -= rc->n;
+    free(rc);
+}
+
+static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg);
+
+/* Hand rc to the writer; on a refusal (the spool is closing) its claims go
+ * back. */
+static void submit(struct engine *e, struct record_ctx *rc)
+{
+    e->pending_outcomes++;
+    int err = queue_submit_outcomes(e->q, ctx_outcomes(rc), rc->n, e->cmp,
+                                    on_recorded, rc);
+    if (err) {
+        fprintf(stderr, "sluiced: cannot submit outcomes: %s\n",
+                queue_strerror(err));
+        e->pending_outcomes--;
+        if (rc->probe)
+            e->hold.probing = false;
+        drop(e, rc);
+    }
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* Does the spool's filesystem have spool_min_free bytes free?  (Yes when
+ * it cannot be asked.) */
+static bool room_enough(const struct engine *e)
+{
+    struct statvfs sv;
+    if (!e->cfg.spool_min_free || statvfs(e->cfg.spool, &sv))
+        return true;
+    return (uint64_t)sv.f_bavail * sv.f_frsize >= e->cfg.spool_min_free;
+}
+
+/* Try the spool again after the backoff (at most 1 s while draining), or,
+ * with nothing held, look at its free space again in a second. */
+static void arm_retry(struct engine *e)
+{
+    struct spool_hold *h = &e->hold;
+    if (h->probing || uv_is_active((uv_handle_t *)&h->timer) ||
+        (!h->head && h->state == SPOOL_WRITABLE))
+        return;
+    uint64_t ms = h->head ? h->backoff_ms : RETRY_FIRST_MS;
+    if (e->draining && ms > RETRY_FIRST_MS)
+        ms = RETRY_FIRST_MS;
+    h->next_try_ms = engine_now_ms() + ms;
+    uv_timer_start(&h->timer, on_retry, ms, 0);
+}
+
+/* Keep rc (its items keep their claims) until the spool takes writes. */
+static void hold(struct engine *e, struct record_ctx *rc, int status)
+{
+    struct spool_hold *h = &e->hold;
+    enum spool_state st = status == QUEUE_EFULL ? SPOOL_FULL
+                                                : SPOOL_UNWRITABLE;
+    rc->next = NULL;
+    if (rc->probe) {           /* the oldest: back in front */
+        rc->probe = false;
+        h->probing = false;
+        rc->next = h->head;
+        h->head = rc;
+        if (!h->tail)
+            h->tail = rc;
+        h->backoff_ms = h->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+                                                         : h->backoff_ms * 2;
+    } else {
+        if (h->tail)
+            h->tail->next = rc;
+        else
+            h->head = rc;
+        h->tail = rc;
+    }
+    h->nops++;
+    h->noutcomes += rc->n;
+    h->err = status;
+    if (h->state == SPOOL_WRITABLE) {
+        h->state = st;
+        h->since_ms = engine_now_ms();
+        h->backoff_ms = RETRY_FIRST_MS;
+        fprintf(stderr, "sluiced: spool %s: %s; holding the outcomes in "
+                "memory (%zu now), claiming and new deliveries stop until "
+                "it can be written (retrying)\n", e->cfg.spool,
+                queue_strerror(status), h->noutcomes);
+        eventlog_spool(e, state_name(st), queue_strerror(status),
+                       h->noutcomes, 0);
+    }
+    h->state = st;             /* the kind of trouble may change quietly */
+    arm_retry(e);
+}
+
+/* A commit went through: record what is held and let deliveries go on. */
+static void writable_again(struct engine *e)
+{
+    struct spool_hold *h = &e->hold;
+    uint64_t took = engine_now_ms() - h->since_ms;
+    fprintf(stderr, "sluiced: spool %s is writable again after %.1f s: "
+            "recording %zu held outcomes, deliveries resume\n", e->cfg.spool,
+            (double)took / 1000, h->noutcomes);
+    eventlog_spool(e, "writable", "", h->noutcomes, took);
+    h->state = SPOOL_WRITABLE;
+    h->err = 0;
+    h->backoff_ms = RETRY_FIRST_MS;
+    uv_timer_stop(&h->timer);
+    while (h->head && h->state == SPOOL_WRITABLE) {
+        struct record_ctx *rc = h->head;
+        h->head = rc->next;
+        if (!h->head)
+            h->tail = NULL;
+        h->nops--;
+        h->noutcomes -= rc->n;
+        submit(e, rc);
+    }
+    for (size_t b = 0; b < e->dcap; b++)
+        for (struct dest *d = e->dtab[b]; d; d = d->hnext)
+            if (d->nitems)
+                dest_kick(e, d);
+}
+
+/* A commit went through while the spool was not writable: submit what is
+ * held, and let deliveries go on once there is room again. */
+static void commit_worked(struct engine *e)
+{
+    struct spool_hold *h = &e->hold;
+    while (h->head) {
+        struct record_ctx *rc = h->head;
+        h->head = rc->next;
+        if (!h->head)
+            h->tail = NULL;
+        h->nops--;
+        h->noutcomes -= rc->n;
+        submit(e, rc);      /* a failure holds it again (and arms) */
+    }
+    if (h->state == SPOOL_FULL && !room_enough(e)) {
+        h->backoff_ms = RETRY_FIRST_MS;
+        arm_retry(e);
+        return;
+    }
+    writable_again(e);
+}
+
+/* Backoff over: submit the oldest held operation alone; with nothing
+ * held, see whether the filesystem has room again. */
+static void on_retry(uv_timer_t *t)
+{
+    struct engine *e = t->data;
+    struct spool_hold *h = &e->hold;
+    if (h->state == SPOOL_WRITABLE || h->probing)
+        return;
+    if (!h->head) {
+        if (h->state != SPOOL_FULL || room_enough(e))
+            writable_again(e);
+        else
+            arm_retry(e);
+        return;
+    }
+    struct record_ctx *rc = h->head;
+    h->head = rc->next;
+    if (!h->head)
+        h->tail = NULL;
+    h->nops--;
+    h->noutcomes -= rc->n;
+    rc->probe = true;
+    h->probing = true;
+    submit(e, rc);
+}
+
+static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
+{
+    struct record_ctx *rc = arg;
+    struct engine *e = rc->e;
+    struct item **items = ctx_items(rc);
+    (void)first;
+    (void)msg;
+    e->pending_outcomes--;
+    if (queue_err_unwritable(status)) {
+        hold(e, rc, status);
+        return;
+    }
+    if (status && status != QUEUE_ESTATE)
+        fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
+                        "(they will be tried again)\n",
+                rc->n, queue_strerror(status));
+    if (rc->probe)
+        e->hold.probing = false;
+    /* the event log (and the counts) read the committed events */
+    eventlog_committed(e);
+    for (size_t i = 0; i < rc->n; i++)
+        engine_item_free(e, items[i]);
+    e->inflight -= rc->n;
+    free(rc);
+    if (e->hold.state != SPOOL_WRITABLE)
+        commit_worked(e);
+}
+
+void engine_record(struct engine *e, struct item **items, size_t n,
+                   const struct queue_outcome *o)
+{
+    /* keep items and a copy of the outcomes (strings copied by the queue,
+     * but a held outcome is submitted again) */
+    size_t strs = 0;
+    for (size_t i = 0; i < n; i++)
+        strs += (o[i].enhanced ? strlen(o[i].enhanced) + 1 : 0) +
+                (o[i].mx ? strlen(o[i].mx) + 1 : 0) +
+                (o[i].text ? strlen(o[i].text) + 1 : 0);
+    struct record_ctx *rc = malloc(sizeof *rc + n * sizeof(struct item *) +
+                                   n * sizeof(struct queue_outcome) + strs);
+    if (!rc) {
+        fprintf(stderr, "sluiced: out of memory recording outcomes\n");
+        abort();
+    }
+    rc->e = e;
+    rc->next = NULL;
+    rc->probe = false;
+    rc->n = n;
+    struct item **it = ctx_items(rc);
+    struct queue_outcome *oc = ctx_outcomes(rc);
+    char *sp = (char *)(oc + n);
+    for (size_t i = 0; i < n; i++) {
+        it[i] = items[i];
+        oc[i] = o[i];
+#define KEEP(f)                                                   \
+        if (o[i].f) {                                             \
+            size_t l = strlen(o[i].f) + 1;                        \
+            memcpy(sp, o[i].f, l);                                \
+            oc[i].f = sp;                                         \
+            sp += l;                                              \
+        }
+        KEEP(enhanced)
+        KEEP(mx)
+        KEEP(text)
+#undef KEEP
+    }
+    if (e->hold.state != SPOOL_WRITABLE) {
+        hold(e, rc, e->hold.err); /* joins the others; the timer tries */
+        return;
+    }
+    submit(e, rc);
+}
+
+void record_init(struct engine *e)
+{
+    struct spool_hold *h = &e->hold;
+    h->state = SPOOL_WRITABLE;
+    h->backoff_ms = RETRY_FIRST_MS;
+    uv_timer_init(e->loop, &h->timer);
+    h->timer.data = e;
+    uv_unref((uv_handle_t *)&h->timer);
+}
+
+bool record_drained(struct engine *e)
+{
+    struct spool_hold *h = &e->hold;
+    if (!h->head)
+        return true;
+    if (!e->drain_abort) {
+        /* draining: try every second, not after a long backoff */
+        if (!h->probing && uv_timer_get_due_in(&h->timer) > RETRY_FIRST_MS) {
+            uv_timer_stop(&h->timer);
+            arm_retry(e);
+        }
+        return false;
+    }
+    fprintf(stderr, "sluiced: stopping with %zu outcomes not recorded "
+            "(spool %s: %s); their deliveries are due again when sluiced "
+            "starts and may be made twice\n", h->noutcomes, e->cfg.spool,
+            queue_strerror(h->err));
+    while (h->head) {
+        struct record_ctx *rc = h->head;
+        h->head = rc->next;
+        drop(e, rc);
+    }
+    h->tail = NULL;
+    h->nops = h->noutcomes = 0;
+    uv_timer_stop(&h->timer);
+    e->exit_code = EX_TEMPFAIL;
+    return true;
+}
