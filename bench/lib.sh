@@ -15,6 +15,9 @@ bench_setup() {
 
 bench_cleanup() {
   for p in $pids; do kill "$p" 2>/dev/null || true; done
+  # wait for them: a sink writes its stats file as it exits, which would
+  # race the removal ("Directory not empty")
+  for p in $pids; do wait "$p" 2>/dev/null || true; done
   rm -rf "$T"
 }
 
