@@ -233,6 +233,10 @@ struct wctx {
  * returns 0 or an LMDB code */
 int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
                     uint64_t campaign, uint64_t *moved);
+/* park.c: move every other ready entry of campaign due later than now
+ * (scheduled, deferred, held; not parked) to now in txn, for a cancel */
+int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                    uint64_t campaign, uint64_t *moved);
 /* is the campaign still paused (its QUEUE_CTL_CAMPAIGN control set)? */
 bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
 

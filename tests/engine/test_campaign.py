@@ -216,6 +216,40 @@ class Campaign(PeerTest):
         self.assertTrue(all("cancelled" in e["text"] for e in cancelled))
         self.assertEqual(self.show()["state"], "cancelled")
 
+    def test_cancel_scheduled(self):
+        """A campaign sent with --schedule +2h and cancelled before its
+        time: sluiced ends every one of its queued recipients at once
+        (expired, "campaign cancelled"), none is mailed, and campaign
+        show counts no recipient queued."""
+        port = peers.free_port()
+        self.setup_account(80)
+        self.sluice("campaign", "update", self.cid, "--schedule", "+2h")
+        sink = self.start_sink(port, listen="127.0.0.1")
+        conf = self.config(port)
+        r = json.loads(self.sluice("campaign", "send", self.cid,
+                                   "--json").stdout)
+        self.assertEqual(r.get("recipients", r.get("queued")), 80, r)
+        st = self.show()
+        self.assertEqual(st["state"], "scheduled", st)
+        self.assertEqual(st["queued"], 80, st)
+        self.sluice("campaign", "cancel", self.cid)
+        self.assertEqual(self.show()["state"], "cancelled")
+        # sluiced must see nothing left to do within its run: it exits
+        # only once every row has its terminal event
+        self.run_sluiced(conf, timeout=60)
+        ids = self.campaign_ids()
+        self.assertEqual(len(ids), 80)
+        term = self.assert_terminal_once(ids)
+        for e in term.values():
+            self.assertEqual(e["type"], "expired", e)
+            self.assertIn("campaign cancelled", e["text"])
+        self.assertEqual(sink.captures(), [])
+        self.assertEqual(sink.stats()["messages"], 0)
+        st = self.show()
+        self.assertEqual(st["state"], "cancelled", st)
+        self.assertEqual(st["queued"], 0, st)
+        self.assertEqual(st["expired"], 80, st)
+
     def test_one_click_unsubscribe(self):
         """POST /u/TOKEN to sluiced's endpoint suppresses the contact at
         once and stops its queued mail; GET only shows a form; a forged
