@@ -111,7 +111,8 @@ struct dest {
     unsigned failed_in_row;    /* session starts that failed one after another */
     unsigned sessions;         /* open or opening */
     unsigned busy;             /* sessions with a job */
-    bool no_tls;               /* opportunistic TLS failed: go clear */
+    int64_t clear_until_ms;    /* opportunistic TLS failed: sessions go
+                                  without STARTTLS until then (dest.c) */
     bool in_kick;
     bool paused;               /* `sluice pause domain` */
     bool limit_waiting;        /* waits for an account/campaign rate */

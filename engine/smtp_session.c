@@ -15,7 +15,9 @@
  *
  *   STARTTLS: once the server says 220, anything it sent after that reply
  *   in clear is a protocol error (command injection); after the handshake
- *   the capabilities are forgotten and EHLO is sent again.
+ *   the capabilities are forgotten and EHLO is sent again.  Any failure
+ *   during the handshake marks the session tls_failed, so that the owner
+ *   can fall back to plain text where the policy allows.
  *
  * DIAGNOSTICS
  *   A timeout, lost connection, protocol error or TLS failure ends the
@@ -314,6 +316,10 @@ static void session_fail(struct smtp_session *s, int code, const char *enh,
     va_end(ap);
     s->fail_code = code;
     snprintf(s->fail_enh, sizeof s->fail_enh, "%s", enh ? enh : "");
+    /* whatever ends the handshake (a TLS error, a timeout, the server
+     * closing or writing plain text after its 220) is a TLS failure */
+    if (s->st == S_TLS)
+        s->tls_failed = true;
     if (smtp_trace)
         fprintf(stderr, "smtp %s[%p]: failed in %s: %s\n", s->mx_host,
                 (void *)s, state_names[s->st], s->fail_why);
@@ -412,7 +418,6 @@ static void start_tls(struct smtp_session *s)
     session_enter(s, S_TLS);
     int rc = tls_handshake(s->tls);
     if (rc == TLS_EFAIL) {
-        s->tls_failed = true;
         session_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
         return;
     }
@@ -811,7 +816,6 @@ static void feed_tls(struct smtp_session *s, const char *p, size_t n)
         if (rc == TLS_EWANT)
             return;
         if (rc == TLS_EFAIL) {
-            s->tls_failed = true;
             session_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
             return;
         }

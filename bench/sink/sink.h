@@ -47,6 +47,8 @@ enum sink_mode {
     SINK_MODE_GREET_421,
     SINK_MODE_GREET_554,
     SINK_MODE_NO_GREETING,
+    SINK_MODE_TLS_GARBAGE,   /* 220 to STARTTLS, then plaintext garbage */
+    SINK_MODE_TLS_CLOSE,     /* 220 to STARTTLS, then close */
 };
 
 /* Everything the command line sets. Strings point into argv. */
