@@ -51,6 +51,15 @@ struct job_ctx {
     struct smtp_rcpt rcpts[];
 };
 
+/* Whether an address holds 8-bit octets (UTF-8: RFC 6531 SMTPUTF8). */
+static bool has_8bit(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return true;
+    return false;
+}
+
 /* Count waiting items on the destination and on its site. */
 static void count_items(struct dest *d, int delta)
 {
@@ -349,9 +358,12 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         if (d->tail == it) d->tail = prev;
         count_items(d, -1);
         fix_groups(d);
-        /* no From: to sign for is the message's own fault: bounce it;
-         * a missing key or a failure here may be fixed: try later */
-        bool perm = it->body->err == SIGNER_E_NOFROM;
+        /* no From: to sign for, or a message the rules refuse (a NUL
+         * byte in an old spool's message), is the message's own fault:
+         * bounce it; a missing key or a failure here may be fixed: try
+         * later */
+        bool perm = it->body->err == SIGNER_E_NOFROM ||
+                    it->body->err == SIGNER_E_BADMSG;
         /* suppressed or deleted contacts end without being sent */
         bool drop = it->body->err == ENGINE_E_SUPPRESSED ||
                     it->body->err == ENGINE_E_GONE;
@@ -397,13 +409,13 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
     j->job = (struct smtp_job){
         .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
         .body = b->data, .body_len = b->len, .size = b->size,
-        .eightbit = b->eightbit, .owner = j,
+        .eightbit = b->eightbit, .owner = j, .utf8hdr = b->hdr8,
         .body7 = b->data7, .body7_len = b->len7, .size7 = b->size7,
+        .body7_8bit = b->eightbit7, .body7_hdr8 = b->hdr8_7,
+        .smtputf8 = has_8bit(b->from),
     };
     for (unsigned i = 0; i < n; i++)
-        for (const char *s = j->rcpts[i].addr; *s; s++)
-            if ((unsigned char)*s >= 0x80)
-                j->job.smtputf8 = true;
+        j->job.smtputf8 |= has_8bit(j->rcpts[i].addr);
     return j;
 }
 

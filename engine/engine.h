@@ -46,8 +46,11 @@ struct body {
     char *data;          /* wire form */
     size_t len, size;
     bool eightbit;
-    char *data7;         /* 7-bit form for receivers without 8BITMIME */
+    bool hdr8;           /* 8-bit header: needs SMTPUTF8 as it is */
+    char *data7;         /* 7-bit form for receivers without 8BITMIME or
+                          * (8-bit header) without SMTPUTF8 */
     size_t len7, size7;
+    bool eightbit7, hdr8_7; /* what the 7-bit form could not encode */
     struct body *hnext;  /* hash chain */
 };
 

@@ -171,9 +171,12 @@ static void take_message(void *arg, const char *from, const void *msg,
     b->len = w.len;
     b->size = w.size;
     b->eightbit = w.eightbit;
+    b->hdr8 = w.hdr8;
     b->data7 = w7.data;
     b->len7 = w7.len;
     b->size7 = w7.size;
+    b->eightbit7 = w7.eightbit;
+    b->hdr8_7 = w7.hdr8;
 }
 
 static void compose_work(uv_work_t *w)
