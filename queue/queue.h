@@ -436,7 +436,8 @@ uint32_t queue_retry_delay(const struct queue *q, unsigned attempt);
 void queue_trim_map(struct queue *q);
 
 /* Check that ADDR is an acceptable recipient (local@domain, no control
- * characters, within caps).  Returns 0 or -EINVAL. */
+ * characters, 8-bit octets only as well-formed UTF-8 (RFC 6531), within
+ * caps).  Returns 0 or -EINVAL. */
 int queue_check_rcpt(const char *addr);
 
 #ifdef __cplusplus

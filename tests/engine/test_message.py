@@ -68,6 +68,16 @@ class Message(PeerTest):
                            timeout=60)
         self.assertEqual(r.returncode, 65, r.stderr)
         self.assertIn(b"header line 1 is not a header field", r.stderr)
+        # an 8-bit address that is not UTF-8 (Latin-1) is no address
+        f = self.path("good.eml")
+        with open(f, "wb") as fh:
+            fh.write(GOOD)
+        r = subprocess.run([self.bin["sluice"], "--spool", self.path("spool"),
+                            "inject", "--from", "s@sender.test", "--to",
+                            b"caf\xe9@rcpt.test", f], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 64, r.stderr)
+        self.assertIn(b"invalid recipient address", r.stderr)
         info = self.spool_info()
         self.assertEqual(info["deliveries"], before)
         self.assertEqual(info["counts"]["queued"], 1)

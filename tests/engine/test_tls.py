@@ -71,8 +71,10 @@ class Tls(PeerTest):
         ids = {d: self.inject("s@sender.test", ["u@" + d], MSG)[0]
                for d in addrs if d != "plain.test"}
         # a 4 MB message with long lines and dot lines, over TLS and clear
-        big = b"Subject: big\n\n" + b"".join(
-            b".%06d " % i + b"z" * (i % 900) + b"\n" for i in range(8000))
+        big = (b"From: s@sender.test\nSubject: big\nDate: Tue, 14 Nov "
+               b"2023 22:13:20 +0000\nMessage-ID: <big@sender.test>\n\n" +
+               b"".join(b".%06d " % i + b"z" * (i % 900) + b"\n"
+                        for i in range(8000)))
         big_ids = self.inject("s@sender.test", ["big@opportunistic.test",
                                                 "big@plain.test"], big)
         p = self.start_sluiced(conf, exit_when_empty=False)
