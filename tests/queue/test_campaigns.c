@@ -562,7 +562,7 @@ static void test_cancel_ends_all(void **state)
     struct tdir *t = *state;
     struct queue_claim cl[32];
     struct queue_delivery d;
-    uint64_t a, b, c, cursor, fa, fb, fc;
+    uint64_t a, b, c, cursor, fa = 0, fb = 0, fc = 0;
     test_clock_set(T0);
     struct queue *q = campaign_spool(t, QUEUE_OPEN_CLAIM);
 

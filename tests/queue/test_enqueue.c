@@ -277,7 +277,7 @@ static void test_check_rcpt(void **state)
         /* 8-bit that is not UTF-8: Latin-1, a cut sequence, an overlong
          * '@', a surrogate, beyond U+10FFFF */
         "\xe9@example.fr", "\xe7\x94@example.test",
-        "a\xc0\x80" "b@example.test", "\xed\xa0\x80@example.test",
+        "a\xc0\x80\x62@example.test", "\xed\xa0\x80@example.test",
         "\xf4\x90\x80\x80@example.test",
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
