@@ -146,8 +146,7 @@ int queue_message_check(const void *msg, size_t len,
     return 0;
 }
 
-/* Whether h is a host name: dot-separated letters, digits, hyphens. */
-static bool host_ok(const char *h)
+bool queue_message_host_ok(const char *h)
 {
     size_t n = h ? strlen(h) : 0;
     if (!n || n > 253 || h[0] == '.' || h[n - 1] == '.' || strstr(h, ".."))
@@ -211,7 +210,7 @@ int queue_message_cleanup(const void *msg, size_t len, const char *idhost,
         return rc;
     if (f.has_date && f.has_message_id)
         return 0;
-    if (!f.has_message_id && !host_ok(idhost)) {
+    if (!f.has_message_id && !queue_message_host_ok(idhost)) {
         snprintf(why, whylen, "'%.80s' is no host name for a Message-ID",
                  idhost ? idhost : "");
         return -EINVAL;

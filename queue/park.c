@@ -9,20 +9,21 @@
  *   never reaches it.  When the campaign is resumed (its control removed)
  *   or cancelled, the same write transaction moves every parked entry back
  *   to now (unpark_campaign), so the engine sees it on its next claim --
- *   within a second, however large the campaign.
+ *   within a second, however large the campaign.  An engine that has not
+ *   seen the resume yet may still ask to park mail it just claimed: the
+ *   writer parks only while the campaign's pause control exists
+ *   (park_still_wanted), else the mail is due now.
  *
  *   A cancel also moves to now the campaign's mail that waits for a later
  *   time without being parked: recipients of a campaign scheduled ahead
  *   (queued due at the schedule), deferrals waiting for their retry and
  *   mail held back for an account cap (hasten_campaign).  The ready index
  *   has no campaign in its key, so this reads the delivery of every entry
- *   due later than now and before the parked range; the campaign's own
- *   entries move, the others stay.  So every queued row of a cancelled
- *   campaign is due at once and the engine ends it ("campaign cancelled")
- *   on its next claim, instead of hours later or never.  An engine that has not
- *   seen the resume yet may still ask to park mail it just claimed: the
- *   writer parks only while the campaign's pause control exists
- *   (park_still_wanted), else the mail is due now.
+ *   due later than now and before the parked range (one lookup each, in
+ *   the cancel's transaction); the campaign's own entries move, the others
+ *   stay.  So every queued row of a cancelled campaign is due at once and
+ *   the engine ends it ("campaign cancelled") on its next claim, instead
+ *   of hours later or never.
  *
  * DIAGNOSTICS
  *   LMDB failures end the write transaction like any other write (the

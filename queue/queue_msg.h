@@ -82,6 +82,10 @@ int queue_message_cleanup(const void *msg, size_t len, const char *idhost,
                           int64_t now, char **out, size_t *outlen,
                           char *why, size_t whylen);
 
+/* Whether h may stand after the '@' of a Message-ID made here: a host
+ * name of letters, digits, hyphens and dots, at most 253 octets. */
+bool queue_message_host_ok(const char *h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,8 +30,8 @@
  * DIAGNOSTICS
  *   64 bad arguments or an invalid address, 66 unreadable input or unknown
  *   account, 65 a foreign or damaged spool or a message the rules refuse
- *   (with the reason), 75 spool full, 77 refused (role, disabled account, From: domain
- *   not verified for the account).
+ *   (with the reason), 75 spool full, 77 refused (role, disabled account,
+ *   From: domain not verified for the account).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -127,16 +127,17 @@ static bool from_domain(const char *msg, size_t len, char *out, size_t cap)
 }
 
 /* The right-hand side for an added Message-ID: the host name when it is
- * a domain, else the From: domain of msg (checked: it has one). */
+ * a domain, else the From: domain of msg, else "localhost.localdomain"
+ * (a From: domain in UTF-8 is no host name). */
 static void msgid_host(const char *msg, size_t len, char *out, size_t cap)
 {
     char host[256] = "";
     if (!gethostname(host, sizeof host - 1) && strchr(host, '.') &&
-        strlen(host) < cap) {
+        strlen(host) < cap && queue_message_host_ok(host)) {
         memcpy(out, host, strlen(host) + 1);
         return;
     }
-    if (!from_domain(msg, len, out, cap))
+    if (!from_domain(msg, len, out, cap) || !queue_message_host_ok(out))
         snprintf(out, cap, "localhost.localdomain");
 }
 

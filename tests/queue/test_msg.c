@@ -184,6 +184,11 @@ static void test_cleanup(void **state)
     EQ_ERR(queue_message_cleanup(m, strlen(m), "", 0, &out, &n, why,
                                  sizeof why), -EINVAL);
     assert_null(out);
+    assert_true(queue_message_host_ok("mx-1.Example.net"));
+    assert_false(queue_message_host_ok("b\xc3\xa9.test"));
+    assert_false(queue_message_host_ok(".example.net"));
+    assert_false(queue_message_host_ok("a..b"));
+    assert_false(queue_message_host_ok(NULL));
 }
 
 int main(void)
