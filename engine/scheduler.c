@@ -421,8 +421,9 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         engine_record(e, &it, 1, &o);
         return NULL;
     }
-    if (c->campaign && engine_paused(e, QUEUE_CTL_CANCELLED,
-                                     campaign_name(c->campaign))) {
+    if (c->campaign && (c->cancelled ||
+                        engine_paused(e, QUEUE_CTL_CANCELLED,
+                                      campaign_name(c->campaign)))) {
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_EXPIRED,
                                    .enhanced = "5.0.0",
                                    .category = QUEUE_CAT_OTHER,

@@ -43,15 +43,29 @@ int64_t queue_park_time(uint64_t campaign)
     return (int64_t)(PARK_BASE | (campaign & PARK_MASK));
 }
 
-bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign)
+/* Whether campaign's control of kind is set in txn. */
+static bool campaign_control(struct queue *q, MDB_txn *txn, int kind,
+                             uint64_t campaign)
 {
     unsigned char key[2 + 24];
+    if (q->absent[DB_CONTROLS])
+        return false;
     key[0] = 'p';
-    key[1] = QUEUE_CTL_CAMPAIGN;
+    key[1] = (unsigned char)kind;
     int n = snprintf((char *)key + 2, sizeof key - 2, "%llu",
                      (unsigned long long)campaign);
     MDB_val k = { 2 + (size_t)n, key }, v;
     return mdb_get(txn, q->dbi[DB_CONTROLS], &k, &v) == 0;
+}
+
+bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign)
+{
+    return campaign_control(q, txn, QUEUE_CTL_CAMPAIGN, campaign);
+}
+
+bool campaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign)
+{
+    return campaign_control(q, txn, QUEUE_CTL_CANCELLED, campaign);
 }
 
 /* Move delivery id's ready entry (its cursor's current key, already

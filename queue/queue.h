@@ -269,6 +269,9 @@ struct queue_claim {
     int64_t due;           /* next attempt time it was claimed at */
     uint16_t domain_off;   /* rcpt + domain_off is the (lowercase) domain */
     char rcpt[QUEUE_MAX_RCPT + 1];
+    int cancelled;         /* its campaign is cancelled (QUEUE_CTL_CANCELLED
+                              seen in the claim's own transaction): end it,
+                              do not send it */
 };
 
 /* Claim up to max deliveries due at or before now (unix seconds) into out.

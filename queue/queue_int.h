@@ -239,6 +239,8 @@ int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
                     uint64_t campaign, uint64_t *moved);
 /* is the campaign still paused (its QUEUE_CTL_CAMPAIGN control set)? */
 bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
+/* is the campaign cancelled (its QUEUE_CTL_CANCELLED control set)? */
+bool campaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign);
 
 int queue_err_mdb(int rc);            /* LMDB/errno code -> queue code */
 bool queue_err_txn_fatal(int rc);     /* does rc leave the txn unusable */

@@ -250,6 +250,35 @@ class Campaign(PeerTest):
         self.assertEqual(st["queued"], 0, st)
         self.assertEqual(st["expired"], 80, st)
 
+        # the same with sluiced running when the cancel comes: the mail
+        # made due by the cancel is ended, none of it is sent
+        html = self.path("t.html")
+        r = self.sluice("campaign", "create", "later", "--account", "shop",
+                        "--list", "news", "--from", "Shop <news@shop.test>",
+                        "--subject", "Later", "--html", html,
+                        "--schedule", "+2h", "--json")
+        self.cid = str(json.loads(r.stdout)["id"])
+        self.sluice("campaign", "send", self.cid)
+        status = os.path.join(self.path("spool"), "status.json")
+        if os.path.exists(status):
+            os.unlink(status)
+        p = self.start_sluiced(conf, exit_when_empty=False, name="sluiced2")
+        # sluiced is up and has read the controls once
+        peers.wait_for(lambda: os.path.exists(status), 30, "status.json")
+        self.sluice("campaign", "cancel", self.cid)
+
+        def ended(ev):
+            return len([e for e in ev if e["type"] == "expired" and
+                        str(e.get("campaign")) == self.cid]) >= 80
+        self.wait_events(ended, 30, "the second campaign's 80 ends")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(20), 0, p.output()[-2000:])
+        term = self.assert_terminal_once(self.campaign_ids(), log=False)
+        self.assertEqual(len(term), 80)
+        self.assertEqual({e["type"] for e in term.values()}, {"expired"})
+        self.assertEqual(sink.captures(), [])
+        self.assertEqual(self.show()["queued"], 0)
+
     def test_one_click_unsubscribe(self):
         """POST /u/TOKEN to sluiced's endpoint suppresses the contact at
         once and stops its queued mail; GET only shows a form; a forged

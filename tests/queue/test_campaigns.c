@@ -612,6 +612,8 @@ static void test_cancel_ends_all(void **state)
     int mine = 0;
     for (int i = 0; i < n; i++) {
         mine += cl[i].campaign == a;
+        /* handed out marked: the engine ends them, never sends them */
+        assert_int_equal(cl[i].cancelled, cl[i].campaign == a);
         assert_int_not_equal(cl[i].campaign, b);
         queue_release(q, cl[i].id);
     }
@@ -623,13 +625,17 @@ static void test_cancel_ends_all(void **state)
         assert_int_equal(d.next_attempt, i == 2 ? T0 : T0 + 10);
     }
     assert_int_equal(queue_claim(q, T0 + 10, cl, 32), 9);
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < 9; i++) {
+        assert_true(cl[i].cancelled);
         queue_release(q, cl[i].id);
+    }
     /* b is untouched: its rows wait for their schedule */
     assert_int_equal(queue_claim(q, T0 + 7199, cl, 32), 9);
     for (int i = 0; i < 9; i++)
         queue_release(q, cl[i].id);
     assert_int_equal(queue_claim(q, T0 + 7200, cl, 32), 13);
+    for (int i = 0; i < 13; i++)
+        assert_int_equal(cl[i].cancelled, cl[i].campaign != b);
     queue_close(q);
 }
 
