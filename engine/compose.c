@@ -26,6 +26,28 @@ static char *put_line(char *o, const char *a, size_t n)
     return o;
 }
 
+/* Whether the header section of msg (up to its first empty line; CR, LF
+ * and CRLF end lines as on the wire) holds an 8-bit byte. */
+static bool header_8bit(const char *msg, size_t len)
+{
+    bool line_empty = true;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        if (c == '\r' || c == '\n') {
+            if (line_empty)
+                return false;   /* the empty line: the body follows */
+            if (c == '\r' && i + 1 < len && msg[i + 1] == '\n')
+                i++;
+            line_empty = true;
+            continue;
+        }
+        if (c >= 0x80)
+            return true;
+        line_empty = false;
+    }
+    return false;
+}
+
 /* Append the wire lines of msg[0..len) at o; counts size and 8-bit. */
 static char *put_text(char *o, const char *msg, size_t len, size_t *size,
                       unsigned char *acc)
@@ -75,6 +97,7 @@ int compose_wire_signed(const char *sigs, size_t siglen, const char *msg,
     out->len = n;
     out->size = size;
     out->eightbit = acc & 0x80;
+    out->hdr8 = out->eightbit && header_8bit(msg, len);
     return 0;
 }
 

@@ -7,7 +7,9 @@
  *   CRLF too, so no bare CR or LF ever reaches the wire: no SMTP smuggling
  *   variant can be built from our output), lines starting with '.' are
  *   dot-stuffed, a missing final line ending is added, and the terminating
- *   "." line is appended.  It also says whether the body has 8-bit bytes.
+ *   "." line is appended.  It also says whether the message has 8-bit
+ *   bytes, and whether its header has (RFC 6532 UTF-8 header fields, which
+ *   only an SMTPUTF8 session may carry).
  *
  * OWNERSHIP
  *   The result is malloc'd; the caller frees it.
@@ -23,6 +25,7 @@ struct wire {
     size_t len;
     size_t size;      /* message size without stuffing and the final dot */
     bool eightbit;
+    bool hdr8;        /* 8-bit bytes in the header section */
 };
 
 /* Returns 0, or -ENOMEM. */

@@ -20,6 +20,13 @@
  *   host with an address bounces (5.4.4), a temporary failure defers
  *   (4.4.3).
  *
+ *   Opportunistic TLS whose handshake fails (a TLS error, a timeout, the
+ *   server closing or talking plain text after its 220 to STARTTLS) does
+ *   not count as a failed address: the destination's sessions go without
+ *   STARTTLS for the next hour (DEST_CLEAR_MS) and the waiting mail is
+ *   deferred with the reason and "the next attempt goes without TLS",
+ *   due again at once.  tls = required never falls back.
+ *
  * DIAGNOSTICS
  *   Each destination remembers its last error for status and events.
  */
@@ -34,6 +41,10 @@
 #include "signer.h"
 #include "queue_campaign.h"
 
+/* How long a destination whose opportunistic STARTTLS failed gets
+ * sessions without TLS before TLS is tried again. */
+#define DEST_CLEAR_MS (60 * 60 * 1000)
+
 /* The state a job carries through its session. */
 struct job_ctx {
     struct smtp_job job;
@@ -41,6 +52,15 @@ struct job_ctx {
     struct item **items;
     struct smtp_rcpt rcpts[];
 };
+
+/* Whether an address holds 8-bit octets (UTF-8: RFC 6531 SMTPUTF8). */
+static bool has_8bit(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return true;
+    return false;
+}
 
 /* Count waiting items on the destination and on its site. */
 static void count_items(struct dest *d, int delta)
@@ -340,9 +360,12 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         if (d->tail == it) d->tail = prev;
         count_items(d, -1);
         fix_groups(d);
-        /* no From: to sign for is the message's own fault: bounce it;
-         * a missing key or a failure here may be fixed: try later */
-        bool perm = it->body->err == SIGNER_E_NOFROM;
+        /* no From: to sign for, or a message the rules refuse (a NUL
+         * byte in an old spool's message), is the message's own fault:
+         * bounce it; a missing key or a failure here may be fixed: try
+         * later */
+        bool perm = it->body->err == SIGNER_E_NOFROM ||
+                    it->body->err == SIGNER_E_BADMSG;
         /* suppressed or deleted contacts end without being sent */
         bool drop = it->body->err == ENGINE_E_SUPPRESSED ||
                     it->body->err == ENGINE_E_GONE;
@@ -388,13 +411,13 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
     j->job = (struct smtp_job){
         .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
         .body = b->data, .body_len = b->len, .size = b->size,
-        .eightbit = b->eightbit, .owner = j,
+        .eightbit = b->eightbit, .owner = j, .utf8hdr = b->hdr8,
         .body7 = b->data7, .body7_len = b->len7, .size7 = b->size7,
+        .body7_8bit = b->eightbit7, .body7_hdr8 = b->hdr8_7,
+        .smtputf8 = has_8bit(b->from),
     };
     for (unsigned i = 0; i < n; i++)
-        for (const char *s = j->rcpts[i].addr; *s; s++)
-            if ((unsigned char)*s >= 0x80)
-                j->job.smtputf8 = true;
+        j->job.smtputf8 |= has_8bit(j->rcpts[i].addr);
     return j;
 }
 
@@ -593,6 +616,31 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
     free(j);
 }
 
+/* Opportunistic TLS failed in the handshake with s's host: the next
+ * sessions of d go without STARTTLS for DEST_CLEAR_MS (Postfix falls
+ * back to plain text the same way), and what waits here is deferred with
+ * the reason, due again at once, unless a ready session can take it. */
+static void tls_fallback(struct engine *e, struct dest *d,
+                         struct smtp_session *s, const char *enh,
+                         const char *why)
+{
+    char text[QUEUE_MAX_REPLY];
+    d->clear_until_ms = (int64_t)engine_now_ms() + DEST_CLEAR_MS;
+    snprintf(text, sizeof text, "TLS with %s failed: %s; the next attempt "
+             "goes without TLS", smtp_session_host(s), why);
+    snprintf(d->last_error, sizeof d->last_error, "%.*s",
+             (int)sizeof d->last_error - 1, text);
+    if (e->draining || d->busy || d->nidle)
+        return;
+    struct queue_outcome o = {
+        .type = QUEUE_EV_DEFERRED, .enhanced = enh && *enh ? enh : "4.7.5",
+        .text = text, .mx = smtp_session_host(s),
+        .category = (uint8_t)classify_reply(0, enh, text),
+        .retry_at = engine_now(),
+    };
+    record_all(e, d, &o);
+}
+
 static void on_closed(struct smtp_session *s, bool ever_ready, int code,
                       const char *enh, const char *why, void *arg)
 {
@@ -614,7 +662,7 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
         e->st.session_failures++;
         snprintf(d->last_error, sizeof d->last_error, "%s", why);
         if (smtp_session_tls_failed(s) && d->pol->tls == TLS_OPPORTUNISTIC) {
-            d->no_tls = true; /* the same host again, in clear */
+            tls_fallback(e, d, s, enh, why);
         } else if (d->ntargets &&
                    strcmp(smtp_session_host(s),
                           d->targets[d->next_target % d->ntargets].host)) {
@@ -646,13 +694,23 @@ static const struct smtp_session_cb session_cb = {
     .closed = on_closed,
 };
 
+/* The TLS policy of a new session: opportunistic TLS goes without
+ * STARTTLS for a while after a handshake failed; required never does. */
+static enum tls_policy session_tls(const struct dest *d)
+{
+    if (d->pol->tls == TLS_OPPORTUNISTIC &&
+        (int64_t)engine_now_ms() < d->clear_until_ms)
+        return TLS_OFF;
+    return d->pol->tls;
+}
+
 /* Open one more session to the current target. */
 static int open_session(struct engine *e, struct dest *d)
 {
     const struct target *t = &d->targets[d->next_target % d->ntargets];
     struct smtp_session_cfg sc = {
         .ehlo_name = e->cfg.ehlo_hostname, .mx_host = t->host,
-        .tls = d->no_tls && d->pol->tls != TLS_REQUIRED ? TLS_OFF : d->pol->tls,
+        .tls = session_tls(d),
         .tls_verify = d->pol->tls_verify, .ssl_ctx = e->ssl,
         .timeout_ms = e->cfg.timeout_ms,
     };

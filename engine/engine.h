@@ -46,8 +46,11 @@ struct body {
     char *data;          /* wire form */
     size_t len, size;
     bool eightbit;
-    char *data7;         /* 7-bit form for receivers without 8BITMIME */
+    bool hdr8;           /* 8-bit header: needs SMTPUTF8 as it is */
+    char *data7;         /* 7-bit form for receivers without 8BITMIME or
+                          * (8-bit header) without SMTPUTF8 */
     size_t len7, size7;
+    bool eightbit7, hdr8_7; /* what the 7-bit form could not encode */
     struct body *hnext;  /* hash chain */
 };
 
@@ -111,7 +114,8 @@ struct dest {
     unsigned failed_in_row;    /* session starts that failed one after another */
     unsigned sessions;         /* open or opening */
     unsigned busy;             /* sessions with a job */
-    bool no_tls;               /* opportunistic TLS failed: go clear */
+    int64_t clear_until_ms;    /* opportunistic TLS failed: sessions go
+                                  without STARTTLS until then (dest.c) */
     bool in_kick;
     bool paused;               /* `sluice pause domain` */
     bool limit_waiting;        /* waits for an account/campaign rate */

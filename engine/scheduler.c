@@ -168,9 +168,12 @@ static void take_message(void *arg, const char *from, const void *msg,
     b->len = w.len;
     b->size = w.size;
     b->eightbit = w.eightbit;
+    b->hdr8 = w.hdr8;
     b->data7 = w7.data;
     b->len7 = w7.len;
     b->size7 = w7.size;
+    b->eightbit7 = w7.eightbit;
+    b->hdr8_7 = w7.hdr8;
 }
 
 static void compose_work(uv_work_t *w)
@@ -331,8 +334,9 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         engine_record(e, &it, 1, &o);
         return NULL;
     }
-    if (c->campaign && engine_paused(e, QUEUE_CTL_CANCELLED,
-                                     campaign_name(c->campaign))) {
+    if (c->campaign && (c->cancelled ||
+                        engine_paused(e, QUEUE_CTL_CANCELLED,
+                                      campaign_name(c->campaign)))) {
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_EXPIRED,
                                    .enhanced = "5.0.0",
                                    .category = QUEUE_CAT_OTHER,

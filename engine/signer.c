@@ -9,7 +9,9 @@
  *   is dkim_keys, default SPOOL/dkim), keys sorted by selector.  The table is sorted by domain and never changes once built,
  *   so worker threads read it without locks.
  *
- *   signer_compose() finds the From: domain, walks up to the nearest domain
+ *   signer_compose() checks the message against the spool's rules
+ *   (queue_msg.h: no NUL byte, not empty, a parseable header with one
+ *   From: address), finds the From: domain, walks up to the nearest domain
  *   in the table, and signs only if that domain belongs to the message's own
  *   account.  The message is first made safe to sign (dkim_prepare), then
  *   signed with every key of the domain, then put in wire form with the
@@ -29,6 +31,7 @@
 
 #include "compose.h"
 #include "queue_admin.h"
+#include "queue_msg.h"
 #include "dkim_prepare.h"
 #include "dkim_sign.h"
 #include "signer.h"
@@ -559,6 +562,11 @@ int signer_compose(const struct signer *s, uint32_t account,
     memset(w, 0, sizeof *w);
     if (w7)
         memset(w7, 0, sizeof *w7);
+    char rule[240];
+    if (queue_message_check(msg, len, NULL, rule, sizeof rule)) {
+        snprintf(why, whylen, "message refused: %s", rule);
+        return SIGNER_E_BADMSG;
+    }
     const struct signer_domain *d = NULL;
     if (s && !s->off) {
         bool allow = allows_unsigned(s, account);

@@ -35,6 +35,8 @@
 /* Codes of signer_compose() besides 0 and -errno. */
 #define SIGNER_E_NOKEY   (-30950)  /* no key for the account's domain: defer */
 #define SIGNER_E_NOFROM  (-30951)  /* no single usable From: permanent */
+#define SIGNER_E_BADMSG  (-30952)  /* breaks the spool's message rules
+                                    * (queue_msg.h): NUL, empty...: permanent */
 
 struct signer;
 struct wire;
@@ -57,7 +59,9 @@ void signer_unref(struct signer *s);
 size_t signer_nkeys(const struct signer *s);
 size_t signer_ndomains(const struct signer *s);
 
-/* Compose the wire form of a raw message of account: prepared, signed, dot-
+/* Compose the wire form of a raw message of account: checked against the
+ * spool's message rules (a message stored before they existed may break
+ * them: SIGNER_E_BADMSG, never sent), prepared, signed, dot-
  * stuffed.  When the result holds 8-bit octets, *w7 (if not NULL) receives
  * the 7-bit form, prepared and signed on its own, for receivers without
  * 8BITMIME (w7->data stays NULL otherwise).  On error why says what

@@ -15,7 +15,9 @@
  *
  *   STARTTLS: once the server says 220, anything it sent after that reply
  *   in clear is a protocol error (command injection); after the handshake
- *   the capabilities are forgotten and EHLO is sent again.
+ *   the capabilities are forgotten and EHLO is sent again.  Any failure
+ *   during the handshake marks the session tls_failed, so that the owner
+ *   can fall back to plain text where the policy allows.
  *
  * DIAGNOSTICS
  *   A timeout, lost connection, protocol error or TLS failure ends the
@@ -314,6 +316,10 @@ static void session_fail(struct smtp_session *s, int code, const char *enh,
     va_end(ap);
     s->fail_code = code;
     snprintf(s->fail_enh, sizeof s->fail_enh, "%s", enh ? enh : "");
+    /* whatever ends the handshake (a TLS error, a timeout, the server
+     * closing or writing plain text after its 220) is a TLS failure */
+    if (s->st == S_TLS)
+        s->tls_failed = true;
     if (smtp_trace)
         fprintf(stderr, "smtp %s[%p]: failed in %s: %s\n", s->mx_host,
                 (void *)s, state_names[s->st], s->fail_why);
@@ -412,7 +418,6 @@ static void start_tls(struct smtp_session *s)
     session_enter(s, S_TLS);
     int rc = tls_handshake(s->tls);
     if (rc == TLS_EFAIL) {
-        s->tls_failed = true;
         session_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
         return;
     }
@@ -482,26 +487,39 @@ static void send_txn(struct smtp_session *s)
     free(buf);
 }
 
-/* Refuse a job the server cannot take (SIZE, SMTPUTF8) without sending
- * anything; returns true when the job was refused and finished.  An 8-bit
- * job meets a server without 8BITMIME with its 7-bit form when it has one. */
+/* Pick the form of a job for this server's extensions, or refuse a job
+ * it cannot take (SIZE, SMTPUTF8) without sending anything; returns true
+ * when the job was refused and finished.  RFC 6531/6532: a message whose
+ * envelope or header holds UTF-8 goes with the SMTPUTF8 parameter.  A
+ * server without SMTPUTF8 gets the 7-bit form when only header text
+ * needed it (encoded words), and a refusal (5.6.7) when an address does;
+ * a server without 8BITMIME gets the 7-bit form of an 8-bit message. */
 static bool job_refused(struct smtp_session *s, struct smtp_job *job)
 {
-    if (job->eightbit && !s->cap_8bitmime && job->body7) {
+    if (job->body7 && ((job->utf8hdr && !s->cap_smtputf8) ||
+                       (job->eightbit && !s->cap_8bitmime))) {
         job->body = job->body7;
         job->body_len = job->body7_len;
         job->size = job->size7;
-        job->eightbit = false;
+        job->eightbit = job->body7_8bit && s->cap_8bitmime;
+        job->utf8hdr = job->body7_hdr8;
     }
     if (s->cap_size && s->size_limit && job->size > s->size_limit)
         job_fail_pending(job, RS_PERMFAIL, true, 552, "5.3.4",
                          "message larger than the server's SIZE limit", false);
     else if (job->smtputf8 && !s->cap_smtputf8)
         job_fail_pending(job, RS_PERMFAIL, true, 553, "5.6.7",
-                         "address needs SMTPUTF8, which the server lacks",
-                         false);
-    else
+                         "SMTPUTF8 required: an address is UTF-8 and the "
+                         "server lacks SMTPUTF8", false);
+    else if (job->utf8hdr && !s->cap_smtputf8)
+        job_fail_pending(job, RS_PERMFAIL, true, 550, "5.6.7",
+                         "SMTPUTF8 required: the header has UTF-8 that no "
+                         "encoded word can carry (an address) and the "
+                         "server lacks SMTPUTF8", false);
+    else {
+        job->smtputf8 |= job->utf8hdr;
         return false;
+    }
     return true;
 }
 
@@ -811,7 +829,6 @@ static void feed_tls(struct smtp_session *s, const char *p, size_t n)
         if (rc == TLS_EWANT)
             return;
         if (rc == TLS_EFAIL) {
-            s->tls_failed = true;
             session_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
             return;
         }

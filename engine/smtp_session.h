@@ -65,10 +65,16 @@ struct smtp_job {
     size_t size;                  /* for the SIZE parameter */
     bool eightbit;                /* BODY=8BITMIME when offered */
     const char *body7;            /* the same message in 7-bit form (8-bit
-                                   * parts re-encoded and re-signed), for a
-                                   * server without 8BITMIME; or NULL */
+                                   * parts re-encoded, 8-bit header text as
+                                   * encoded words, re-signed), for a
+                                   * server without 8BITMIME, or without
+                                   * SMTPUTF8 when utf8hdr; or NULL */
     size_t body7_len, size7;
-    bool smtputf8;                /* needs SMTPUTF8 */
+    bool body7_8bit, body7_hdr8;  /* 8-bit octets the 7-bit form kept (in
+                                   * the header: an 8-bit address) */
+    bool smtputf8;                /* envelope address needs SMTPUTF8 */
+    bool utf8hdr;                 /* 8-bit header (RFC 6532): SMTPUTF8, or
+                                   * the 7-bit form */
     void *owner;
 };
 

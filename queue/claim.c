@@ -14,6 +14,11 @@
  *   or after a release, it starts over from the beginning to pick up
  *   anything that became due behind the resume point.
  *
+ *   A delivery of a cancelled campaign is handed out marked cancelled: the
+ *   cancel moved its campaign's later mail to now in the transaction that
+ *   set the control, so the claim sees both or neither and the engine
+ *   never takes such mail for sendable before it has read the controls.
+ *
  *   Ordering with the writer: the writer drops a lease only after the
  *   outcome's transaction committed, and a claim takes its read snapshot
  *   while holding the claim mutex, so a delivery can never be claimed from
@@ -50,6 +55,8 @@ int queue_claim(struct queue *q, int64_t now, struct queue_claim *out,
     MDB_val k, v;
     int rc, err = 0;
     size_t n = 0;
+    uint64_t last_campaign = 0;
+    bool last_cancelled = false;
 
     if (q->claim_fd < 0)
         return -EPERM;
@@ -107,6 +114,14 @@ int queue_claim(struct queue *q, int64_t now, struct queue_claim *out,
         c->due = due;
         memcpy(c->rcpt, d.rcpt, sizeof c->rcpt);
         c->domain_off = (uint16_t)(rcpt_domain(c->rcpt) - c->rcpt);
+        /* a cancel moves its campaign's later mail to now in the same
+         * transaction as its control: seen together here, so none of it
+         * is handed out as sendable (one lookup per run of a campaign) */
+        if (d.campaign && d.campaign != last_campaign) {
+            last_campaign = d.campaign;
+            last_cancelled = campaign_cancelled(q, txn, d.campaign);
+        }
+        c->cancelled = d.campaign && last_cancelled;
     }
     if (rc && rc != MDB_NOTFOUND && !err)
         err = queue_err_mdb(rc);

@@ -10,7 +10,9 @@
  *   Readers list the records in key order: campaigns ('c'), domains
  *   ('d'), sites ('s'), then cancelled campaigns ('x'), each by name.
  *   control_put_txn() writes the same record inside another change's
- *   transaction (campaign pause, resume and cancel with their state).
+ *   transaction (campaign pause, resume and cancel with their state).  A
+ *   cancel moves every queued row of the campaign to now in that same
+ *   transaction (park.c), so the engine ends them all at its next claim.
  *
  *   A read-only open of a schema-1 spool has no controls database
  *   (q->absent[DB_CONTROLS]): it lists nothing and reports generation 0.
@@ -190,6 +192,10 @@ int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
         unsigned long long id = strtoull(name, &end, 10);
         uint64_t moved;
         if (!*end && id && (rc = unpark_campaign(q, txn, now, id, &moved)))
+            return rc;
+        /* cancelled: its scheduled and deferred mail ends now as well */
+        if (!*end && id && kind == QUEUE_CTL_CANCELLED &&
+            (rc = hasten_campaign(q, txn, now, id, &moved)))
             return rc;
     }
     if ((err = meta_get_u64(q, txn, "controls_gen", &gen)))

@@ -14,6 +14,17 @@
  *   writer parks only while the campaign's pause control exists
  *   (park_still_wanted), else the mail is due now.
  *
+ *   A cancel also moves to now the campaign's mail that waits for a later
+ *   time without being parked: recipients of a campaign scheduled ahead
+ *   (queued due at the schedule), deferrals waiting for their retry and
+ *   mail held back for an account cap (hasten_campaign).  The ready index
+ *   has no campaign in its key, so this reads the delivery of every entry
+ *   due later than now and before the parked range (one lookup each, in
+ *   the cancel's transaction); the campaign's own entries move, the others
+ *   stay.  So every queued row of a cancelled campaign is due at once and
+ *   the engine ends it ("campaign cancelled") on its next claim, instead
+ *   of hours later or never.
+ *
  * DIAGNOSTICS
  *   LMDB failures end the write transaction like any other write (the
  *   writer retries after growing the map); parked entries are moved in the
@@ -32,21 +43,69 @@ int64_t queue_park_time(uint64_t campaign)
     return (int64_t)(PARK_BASE | (campaign & PARK_MASK));
 }
 
-bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign)
+/* Whether campaign's control of kind is set in txn. */
+static bool campaign_control(struct queue *q, MDB_txn *txn, int kind,
+                             uint64_t campaign)
 {
     unsigned char key[2 + 24];
+    if (q->absent[DB_CONTROLS])
+        return false;
     key[0] = 'p';
-    key[1] = QUEUE_CTL_CAMPAIGN;
+    key[1] = (unsigned char)kind;
     int n = snprintf((char *)key + 2, sizeof key - 2, "%llu",
                      (unsigned long long)campaign);
     MDB_val k = { 2 + (size_t)n, key }, v;
     return mdb_get(txn, q->dbi[DB_CONTROLS], &k, &v) == 0;
 }
 
+bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign)
+{
+    return campaign_control(q, txn, QUEUE_CTL_CAMPAIGN, campaign);
+}
+
+bool campaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign)
+{
+    return campaign_control(q, txn, QUEUE_CTL_CANCELLED, campaign);
+}
+
+/* Move delivery id's ready entry (its cursor's current key, already
+ * deleted by the caller) and its next attempt to now.  0 or an LMDB code. */
+static int move_to_now(struct queue *q, MDB_txn *txn, int64_t now,
+                       uint64_t id, const struct queue_delivery *d)
+{
+    unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT], dk[8], nk[16];
+    struct queue_delivery nd = *d;
+    be64_put(dk, id);
+    MDB_val dkv = { 8, dk };
+    nd.next_attempt = now;
+    MDB_val nv = { delivery_encode(rec, &nd), rec };
+    int rc = mdb_put(txn, q->dbi[DB_DELIVERIES], &dkv, &nv, 0);
+    if (rc)
+        return rc;
+    be64_put(nk, (uint64_t)now);
+    be64_put(nk + 8, id);
+    MDB_val nkv = { 16, nk }, empty = { 0, NULL };
+    return mdb_put(txn, q->dbi[DB_READY], &nkv, &empty, 0);
+}
+
+/* Read delivery id in txn: 0, MDB_NOTFOUND (also for a record that does
+ * not decode: the index entry is stale) or an LMDB code. */
+static int read_delivery(struct queue *q, MDB_txn *txn, uint64_t id,
+                         struct queue_delivery *d)
+{
+    unsigned char dk[8];
+    be64_put(dk, id);
+    MDB_val dkv = { 8, dk }, dv;
+    int rc = mdb_get(txn, q->dbi[DB_DELIVERIES], &dkv, &dv);
+    if (!rc && delivery_decode(&dv, id, d))
+        rc = MDB_NOTFOUND;
+    return rc;
+}
+
 int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
                     uint64_t campaign, uint64_t *moved)
 {
-    unsigned char key[16], rec[DELIVERY_FIXED + QUEUE_MAX_RCPT];
+    unsigned char key[16];
     uint64_t at = (uint64_t)queue_park_time(campaign);
     MDB_cursor *cur;
     MDB_val k = { 16, key }, v;
@@ -65,31 +124,59 @@ int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
             break;
         /* the delivery's next attempt is the ready key the writer looks
          * for when its outcome comes: both move to now */
-        unsigned char dk[8];
-        be64_put(dk, id);
-        MDB_val dkv = { 8, dk }, dv;
         struct queue_delivery d;
-        rc = mdb_get(txn, q->dbi[DB_DELIVERIES], &dkv, &dv);
-        if (rc == MDB_NOTFOUND || (!rc && delivery_decode(&dv, id, &d))) {
-            rc = 0;
-            continue; /* an index entry without its delivery: dropped */
-        }
-        if (rc)
+        rc = read_delivery(q, txn, id, &d);
+        if (!rc && (rc = move_to_now(q, txn, now, id, &d)))
             break;
-        d.next_attempt = now;
-        MDB_val nv = { delivery_encode(rec, &d), rec };
-        if ((rc = mdb_put(txn, q->dbi[DB_DELIVERIES], &dkv, &nv, 0)))
+        if (rc && rc != MDB_NOTFOUND)
             break;
-        unsigned char nk[16];
-        be64_put(nk, (uint64_t)now);
-        be64_put(nk + 8, id);
-        MDB_val nkv = { 16, nk }, empty = { 0, NULL };
-        if ((rc = mdb_put(txn, q->dbi[DB_READY], &nkv, &empty, 0)))
-            break;
-        (*moved)++;
+        if (!rc)
+            (*moved)++;
+        rc = 0;   /* an index entry without its delivery: dropped */
         be64_put(key, at);
         be64_put(key + 8, id);
         k = (MDB_val){ 16, key };
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                    uint64_t campaign, uint64_t *moved)
+{
+    unsigned char key[16];
+    MDB_cursor *cur;
+    MDB_val k = { 16, key }, v;
+    int rc;
+    *moved = 0;
+    if ((rc = mdb_cursor_open(txn, q->dbi[DB_READY], &cur)))
+        return rc;
+    be64_put(key, (uint64_t)now + 1);
+    be64_put(key + 8, 0);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;) {
+        if (k.mv_size != 16)
+            break;
+        uint64_t due = be64_get(k.mv_data);
+        uint64_t id = be64_get((const unsigned char *)k.mv_data + 8);
+        if (due >= PARK_BASE)
+            break;   /* parked mail: unpark_campaign() moves this one's */
+        struct queue_delivery d;
+        rc = read_delivery(q, txn, id, &d);
+        if (rc && rc != MDB_NOTFOUND)
+            break;
+        if (rc || d.campaign != campaign || QUEUE_STATE_TERMINAL(d.state)) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        if ((rc = mdb_cursor_del(cur, 0)) ||
+            (rc = move_to_now(q, txn, now, id, &d)))
+            break;
+        (*moved)++;
+        /* the new entry lies before the scan; go on after this one */
+        be64_put(key, due);
+        be64_put(key + 8, id);
+        k = (MDB_val){ 16, key };
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;

@@ -279,6 +279,9 @@ struct queue_claim {
     int64_t due;           /* next attempt time it was claimed at */
     uint16_t domain_off;   /* rcpt + domain_off is the (lowercase) domain */
     char rcpt[QUEUE_MAX_RCPT + 1];
+    int cancelled;         /* its campaign is cancelled (QUEUE_CTL_CANCELLED
+                              seen in the claim's own transaction): end it,
+                              do not send it */
 };
 
 /* Claim up to max deliveries due at or before now (unix seconds) into out.
@@ -474,7 +477,8 @@ uint32_t queue_retry_delay(const struct queue *q, unsigned attempt);
 void queue_trim_map(struct queue *q);
 
 /* Check that ADDR is an acceptable recipient (local@domain, no control
- * characters, within caps).  Returns 0 or -EINVAL. */
+ * characters, 8-bit octets only as well-formed UTF-8 (RFC 6531), within
+ * caps).  Returns 0 or -EINVAL. */
 int queue_check_rcpt(const char *addr);
 
 #ifdef __cplusplus

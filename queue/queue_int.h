@@ -234,8 +234,14 @@ struct wctx {
  * returns 0 or an LMDB code */
 int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
                     uint64_t campaign, uint64_t *moved);
+/* park.c: move every other ready entry of campaign due later than now
+ * (scheduled, deferred, held; not parked) to now in txn, for a cancel */
+int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                    uint64_t campaign, uint64_t *moved);
 /* is the campaign still paused (its QUEUE_CTL_CAMPAIGN control set)? */
 bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
+/* is the campaign cancelled (its QUEUE_CTL_CANCELLED control set)? */
+bool campaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign);
 
 int queue_err_mdb(int rc);            /* LMDB/errno code -> queue code */
 /* err of a failed write txn of q, with an EIO on a filesystem that has

@@ -142,6 +142,33 @@ const char *rcpt_domain(const char *rcpt)
     return at ? at + 1 : rcpt + strlen(rcpt);
 }
 
+/* Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static bool utf8_ok(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s, n, min, cp;
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; cp = c & 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; cp = c & 0x07; }
+        else
+            return false;
+        for (unsigned i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
 int queue_check_rcpt(const char *addr)
 {
     if (!addr)
@@ -155,6 +182,8 @@ int queue_check_rcpt(const char *addr)
     for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
         if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>')
             return -EINVAL;
+    if (!utf8_ok((const unsigned char *)addr))
+        return -EINVAL;   /* 8-bit must be UTF-8 (RFC 6531) */
     const char *dom = at + 1;
     size_t dl = strlen(dom);
     if (dl == 0 || dl > 255 || dom[0] == '.' || dom[dl - 1] == '.' ||

@@ -9,8 +9,13 @@
  *   Reads an RFC 5322 message from FILE or standard input (at most
  *   QUEUE_MAX_MESSAGE bytes), stores it once and queues one delivery per
  *   recipient; prints the first delivery id and the message id.  The
- *   engine picks it up at once.  Until campaigns exist this is how mail
- *   gets in.
+ *   engine picks it up at once.
+ *
+ *   The message must meet the spool's rules (queue_msg.h): not empty, no
+ *   NUL byte, a parseable header with one From: address.  A missing Date:
+ *   or Message-ID: is added; the Message-ID's right-hand side is this
+ *   machine's host name when it is a domain (has a dot), else the From:
+ *   domain.  A refused message queues nothing.
  *
  *   --account (a name or an id) needs role sender on that account, which
  *   must be enabled, and the message's From: header must be in a domain
@@ -24,9 +29,9 @@
  *
  * DIAGNOSTICS
  *   64 bad arguments or an invalid address, 66 unreadable input or unknown
- *   account, 65 a foreign or damaged spool or a message without a From:
- *   header, 75 spool full (its filesystem out of space or the map at
- *   map_max: nothing was queued, try again later), 77 refused (role,
+ *   account, 65 a foreign or damaged spool or a message the rules refuse
+ *   (with the reason), 75 spool full (its filesystem out of space or the
+ *   map at map_max: nothing was queued, try again later), 77 refused (role,
  *   disabled account, From: domain not verified for the account).
  */
 #include <ctype.h>
@@ -35,7 +40,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "queue_msg.h"
 #include "tool_admin.h"
 
 /* Read all of f, up to max bytes; NULL with errno on failure. */
@@ -117,6 +125,60 @@ static bool from_domain(const char *msg, size_t len, char *out, size_t cap)
         p = eol ? eol + 1 : end;
     }
     return false;
+}
+
+/* The right-hand side for an added Message-ID: the host name when it is
+ * a domain, else the From: domain of msg, else "localhost.localdomain"
+ * (a From: domain in UTF-8 is no host name). */
+static void msgid_host(const char *msg, size_t len, char *out, size_t cap)
+{
+    char host[256] = "";
+    if (!gethostname(host, sizeof host - 1) && strchr(host, '.') &&
+        strlen(host) < cap && queue_message_host_ok(host)) {
+        memcpy(out, host, strlen(host) + 1);
+        return;
+    }
+    if (!from_domain(msg, len, out, cap) || !queue_message_host_ok(out))
+        snprintf(out, cap, "localhost.localdomain");
+}
+
+/* Read the message of file ("-": standard input), check it against the
+ * spool's rules and add what is missing; 0 or an exit code after saying
+ * why. */
+static int read_message(const char *file, char **msg, size_t *len)
+{
+    FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "sluice inject: %s: %s\n", file, strerror(errno));
+        return TOOL_EX_NOINPUT;
+    }
+    char *raw = slurp(f, QUEUE_MAX_MESSAGE, len);
+    int e = errno;
+    if (f != stdin)
+        fclose(f);
+    if (!raw) {
+        fprintf(stderr, "sluice inject: %s: %s\n", file,
+                e == EFBIG ? "message larger than 64 MiB" : strerror(e));
+        return e == EFBIG ? TOOL_EX_DATAERR : TOOL_EX_NOINPUT;
+    }
+    char host[256], why[300] = "", *clean = NULL;
+    size_t clen = 0;
+    msgid_host(raw, *len, host, sizeof host);
+    int err = queue_message_cleanup(raw, *len, host, (int64_t)time(NULL),
+                                    &clean, &clen, why, sizeof why);
+    if (err) {
+        fprintf(stderr, "sluice inject: %s: refused: %s\n", file,
+                why[0] ? why : queue_strerror(err));
+        free(raw);
+        return err == -ENOMEM ? TOOL_EX_OSERR : TOOL_EX_DATAERR;
+    }
+    if (clean) {
+        free(raw);
+        raw = clean;
+        *len = clen;
+    }
+    *msg = raw;
+    return 0;
 }
 
 /* Whether dom (or a parent of it) is a verified sending domain of
@@ -246,22 +308,11 @@ int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv)
             free(to);
             return TOOL_EX_USAGE;
         }
-    FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "sluice inject: %s: %s\n", file, strerror(errno));
-        free(to);
-        return TOOL_EX_NOINPUT;
-    }
     size_t len;
-    char *msg = slurp(f, QUEUE_MAX_MESSAGE, &len);
-    int e = errno;
-    if (f != stdin)
-        fclose(f);
-    if (!msg) {
-        fprintf(stderr, "sluice inject: %s: %s\n", file,
-                e == EFBIG ? "message larger than 64 MiB" : strerror(e));
+    char *msg = NULL;
+    if ((rc = read_message(file, &msg, &len))) {
         free(to);
-        return e == EFBIG ? TOOL_EX_DATAERR : TOOL_EX_NOINPUT;
+        return rc;
     }
     struct queue *q;
     if ((rc = tool_admin_begin(ctx, true, "inject", &q)) == 0 &&

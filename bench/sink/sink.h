@@ -31,6 +31,7 @@
 #define SINK_WQ_LOW (256 * 1024)      /* resume reading below this */
 #define SINK_CARRY_MAX (SINK_CMD_LINE_MAX + 2 * SINK_READ_CHUNK)
 #define SINK_ADDR_MAX 512             /* one mail address in a path */
+#define SINK_PARAMS_MAX 512           /* MAIL parameters kept for capture */
 
 /* Exit codes (sysexits.h values). */
 #define SINK_EXIT_OK 0
@@ -47,6 +48,8 @@ enum sink_mode {
     SINK_MODE_GREET_421,
     SINK_MODE_GREET_554,
     SINK_MODE_NO_GREETING,
+    SINK_MODE_TLS_GARBAGE,   /* 220 to STARTTLS, then plaintext garbage */
+    SINK_MODE_TLS_CLOSE,     /* 220 to STARTTLS, then close */
 };
 
 /* Everything the command line sets. Strings point into argv. */
@@ -58,6 +61,7 @@ struct sink_config {
     const char *tls_key;
     bool starttls;               /* advertise STARTTLS (needs cert + key) */
     bool no_8bitmime;   /* --no-8bitmime: do not offer 8BITMIME */
+    bool no_smtputf8;   /* --no-smtputf8: do not offer SMTPUTF8 */
     uint64_t slow_ms;
     uint64_t drip_ms;
     enum sink_mode mode;
@@ -214,6 +218,8 @@ struct sink_session {
     size_t nrcpt;
     size_t rcpt_dom_cap;
     char mail_from[SINK_ADDR_MAX + 1];
+    char mail_params[SINK_PARAMS_MAX + 1]; /* as sent, cut to the cap */
+    bool smtputf8;                /* MAIL carried SMTPUTF8 */
     bool drop_after_data;         /* a disconnect* recipient */
     struct sink_dot dot;
     uint64_t msg_size;

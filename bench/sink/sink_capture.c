@@ -2,7 +2,9 @@
  * sink_capture.c - writes each accepted message to the --capture directory.
  *
  * The file is DIR/msg-<pid>-<seq>.eml: one "X-Sink-Mail-From: <...>" line,
- * one "X-Sink-Rcpt-To: <...>" line per accepted recipient (CRLF-ended), then
+ * one "X-Sink-Mail-Params: ..." line when MAIL had parameters (SIZE=,
+ * BODY=, SMTPUTF8 as sent), one "X-Sink-Rcpt-To: <...>" line per accepted
+ * recipient (CRLF-ended), then
  * the content exactly as received after dot-unstuffing.  It is written to a
  * ".tmp" name and renamed, so a reader never sees a partial file.  Writes
  * are synchronous: capture is for tests, not for speed.
@@ -45,6 +47,13 @@ static int capture_body(struct sink_session *s, int fd)
                  s->mail_from);
     if ((rc = write_all(fd, line, (size_t)n)) != 0)
         return rc;
+    if (s->mail_params[0] != '\0') {
+        char pl[SINK_PARAMS_MAX + 32];
+        n = snprintf(pl, sizeof(pl), "X-Sink-Mail-Params: %s\r\n",
+                     s->mail_params);
+        if ((rc = write_all(fd, pl, (size_t)n)) != 0)
+            return rc;
+    }
     for (size_t i = 0; i < s->nrcpt; i++) {
         n = snprintf(line, sizeof(line), "X-Sink-Rcpt-To: <%s>\r\n", r);
         if ((rc = write_all(fd, line, (size_t)n)) != 0)

@@ -15,7 +15,7 @@
 
 enum {
     OPT_LISTEN = 256, OPT_MAX_SIZE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_NO_STARTTLS,
-    OPT_NO_8BITMIME,
+    OPT_NO_8BITMIME, OPT_NO_SMTPUTF8,
     OPT_SLOW_MS, OPT_DRIP_MS, OPT_MODE, OPT_TEMPFAIL, OPT_PERMFAIL, OPT_SEED,
     OPT_MAX_CONN, OPT_MAX_DOMAINS, OPT_MAX_RCPT, OPT_TIMELINE, OPT_STATS,
     OPT_STATS_INTERVAL, OPT_CAPTURE, OPT_PIDFILE, OPT_EXIT_AFTER,
@@ -29,6 +29,7 @@ static const struct option long_options[] = {
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"no-starttls", no_argument, NULL, OPT_NO_STARTTLS},
     {"no-8bitmime", no_argument, NULL, OPT_NO_8BITMIME},
+    {"no-smtputf8", no_argument, NULL, OPT_NO_SMTPUTF8},
     {"slow-ms", required_argument, NULL, OPT_SLOW_MS},
     {"drip-ms", required_argument, NULL, OPT_DRIP_MS},
     {"mode", required_argument, NULL, OPT_MODE},
@@ -65,8 +66,10 @@ void sink_config_usage(FILE *fp)
 "  --tls-cert FILE --tls-key FILE   enable STARTTLS\n"
 "  --no-starttls             do not advertise STARTTLS\n"
 "  --no-8bitmime             do not advertise 8BITMIME (a 7-bit receiver)\n"
+"  --no-smtputf8             do not advertise SMTPUTF8 (refuse UTF-8 paths)\n"
 "  --mode MODE               normal, garbage, multiline-mismatch, overlong,\n"
-"                            drip, greet-421, greet-554, no-greeting\n"
+"                            drip, greet-421, greet-554, no-greeting,\n"
+"                            tls-garbage, tls-close\n"
 "  --slow-ms MS              delay of slow* RCPT replies (default 2000)\n"
 "  --drip-ms MS              delay between greeting bytes in drip mode\n"
 "                            (default 1000)\n"
@@ -191,6 +194,7 @@ int sink_config_parse(struct sink_config *cfg, int argc, char **argv)
         case OPT_TLS_KEY: cfg->tls_key = optarg; break;
         case OPT_NO_STARTTLS: cfg->starttls = false; break;
         case OPT_NO_8BITMIME: cfg->no_8bitmime = true; break;
+        case OPT_NO_SMTPUTF8: cfg->no_smtputf8 = true; break;
         case OPT_MODE: rc = sink_mode_parse(optarg, &cfg->mode); break;
         case OPT_TEMPFAIL: rc = parse_pct(optarg, &cfg->tempfail_pct); break;
         case OPT_PERMFAIL: rc = parse_pct(optarg, &cfg->permfail_pct); break;

@@ -88,6 +88,15 @@ static void input_after_batch(struct sink_session *s)
     sink_session_flush(s);
     if (s->closing)
         return;
+    if (s->srv->cfg.mode == SINK_MODE_TLS_GARBAGE ||
+        s->srv->cfg.mode == SINK_MODE_TLS_CLOSE) {
+        /* a broken TLS stack: the handshake never happens */
+        s->srv->stats.tls_failures++;
+        if (s->srv->cfg.mode == SINK_MODE_TLS_GARBAGE)
+            sink_session_reply(s, "this is not a TLS record\r\n");
+        sink_session_quit(s);
+        return;
+    }
     if (sink_tls_start(s) != 0) {
         sink_session_close(s);
         return;

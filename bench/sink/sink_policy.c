@@ -40,6 +40,8 @@ static const char *const mode_names[] = {
     [SINK_MODE_GREET_421] = "greet-421",
     [SINK_MODE_GREET_554] = "greet-554",
     [SINK_MODE_NO_GREETING] = "no-greeting",
+    [SINK_MODE_TLS_GARBAGE] = "tls-garbage",
+    [SINK_MODE_TLS_CLOSE] = "tls-close",
 };
 
 /* Name of a fault mode. */

@@ -56,6 +56,8 @@ static void say_error(struct sink_session *s, const char *text)
 void sink_smtp_reset_transaction(struct sink_session *s)
 {
     s->mail_from[0] = '\0';
+    s->mail_params[0] = '\0';
+    s->smtputf8 = false;
     s->nrcpt = 0;
     s->drop_after_data = false;
     sink_buf_reset(&s->rcpts, 64 * 1024);
@@ -161,11 +163,13 @@ static void cmd_hello(struct sink_session *s, char *arg, bool esmtp)
         c = "251";
     snprintf(reply, sizeof(reply),
              "250-%s greets %.64s\r\n%s-PIPELINING\r\n%s-SIZE %llu\r\n"
-             "%s%s%s-SMTPUTF8\r\n%s%s"
+             "%s%s%s%s%s%s"
              "250 ENHANCEDSTATUSCODES\r\n",
              cfg->hostname, arg, c, c, (unsigned long long)cfg->max_size,
              cfg->no_8bitmime ? "" : c,
-             cfg->no_8bitmime ? "" : "-8BITMIME\r\n", c,
+             cfg->no_8bitmime ? "" : "-8BITMIME\r\n",
+             cfg->no_smtputf8 ? "" : c,
+             cfg->no_smtputf8 ? "" : "-SMTPUTF8\r\n",
              (cfg->starttls && s->ssl == NULL) ? c : "",
              (cfg->starttls && s->ssl == NULL) ? "-STARTTLS\r\n" : "");
     say(s, reply);
@@ -201,6 +205,25 @@ static int parse_path(char *arg, char *out, size_t cap, char **rest)
     memcpy(out, arg, len);
     out[len] = '\0';
     return 0;
+}
+
+/* Whether a path holds octets >= 0x80 (UTF-8: needs SMTPUTF8). */
+static bool path_8bit(const char *p)
+{
+    for (; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            return true;
+    return false;
+}
+
+/* Whether the MAIL parameters hold the keyword kw (no value). */
+static bool has_keyword(const char *params, const char *kw)
+{
+    size_t n = strlen(kw);
+    for (const char *p = params; (p = strcasestr(p, kw)) != NULL; p += n)
+        if ((p == params || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+            return true;
+    return false;
 }
 
 /* Check the SIZE= parameter of MAIL against --max-size. */
@@ -244,6 +267,19 @@ static void cmd_mail(struct sink_session *s, char *arg)
         say(s, "555 5.5.4 BODY=8BITMIME is not offered here\r\n");
         return;
     }
+    s->smtputf8 = has_keyword(rest, "SMTPUTF8");
+    if (s->smtputf8 && s->srv->cfg.no_smtputf8) {
+        s->smtputf8 = false;
+        say(s, "555 5.5.4 SMTPUTF8 is not offered here\r\n");
+        return;
+    }
+    if (!s->smtputf8 && path_8bit(s->mail_from)) {
+        say(s, "553 5.6.7 a UTF-8 address needs SMTPUTF8\r\n");
+        return;
+    }
+    while (*rest == ' ')
+        rest++;
+    snprintf(s->mail_params, sizeof(s->mail_params), "%s", rest);
     sink_smtp_enter(s, SINK_ST_MAIL);
     say(s, "250 2.1.0 Ok\r\n");
 }
@@ -283,6 +319,10 @@ static void cmd_rcpt(struct sink_session *s, char *arg)
         parse_path(arg + 3, addr, sizeof(addr), &rest) != 0 ||
         addr[0] == '\0') {
         say_error(s, "501 5.5.4 syntax: RCPT TO:<address>\r\n");
+        return;
+    }
+    if (!s->smtputf8 && path_8bit(addr)) {
+        say(s, "553 5.6.7 a UTF-8 address needs SMTPUTF8\r\n");
         return;
     }
     if (s->nrcpt >= s->srv->cfg.max_rcpt) {

@@ -548,8 +548,9 @@ class Sink:
         with open(self.stats_path) as f:
             return json.load(f)
 
-    def captures(self):
-        """[(mail_from, [rcpts], body bytes)] of every captured message."""
+    def captures(self, params=False):
+        """[(mail_from, [rcpts], body bytes)] of every captured message;
+        with params, (mail_from, [rcpts], body, [MAIL parameters])."""
         out = []
         if not self.capture_dir:
             return out
@@ -558,17 +559,20 @@ class Sink:
                 continue
             with open(os.path.join(self.capture_dir, fn), "rb") as f:
                 data = f.read()
-            sender, rcpts = None, []
+            sender, rcpts, mail_params = None, [], []
             while True:
                 line, _, rest = data.partition(b"\r\n")
                 if line.startswith(b"X-Sink-Mail-From: <"):
                     sender = line[19:-1].decode()
+                elif line.startswith(b"X-Sink-Mail-Params: "):
+                    mail_params = line[20:].decode().split()
                 elif line.startswith(b"X-Sink-Rcpt-To: <"):
                     rcpts.append(line[17:-1].decode())
                 else:
                     break
                 data = rest
-            out.append((sender, rcpts, data))
+            out.append((sender, rcpts, data, mail_params) if params
+                       else (sender, rcpts, data))
         return out
 
 

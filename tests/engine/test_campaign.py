@@ -216,6 +216,69 @@ class Campaign(PeerTest):
         self.assertTrue(all("cancelled" in e["text"] for e in cancelled))
         self.assertEqual(self.show()["state"], "cancelled")
 
+    def test_cancel_scheduled(self):
+        """A campaign sent with --schedule +2h and cancelled before its
+        time: sluiced ends every one of its queued recipients at once
+        (expired, "campaign cancelled"), none is mailed, and campaign
+        show counts no recipient queued."""
+        port = peers.free_port()
+        self.setup_account(80)
+        self.sluice("campaign", "update", self.cid, "--schedule", "+2h")
+        sink = self.start_sink(port, listen="127.0.0.1")
+        conf = self.config(port)
+        r = json.loads(self.sluice("campaign", "send", self.cid,
+                                   "--json").stdout)
+        self.assertEqual(r.get("recipients", r.get("queued")), 80, r)
+        st = self.show()
+        self.assertEqual(st["state"], "scheduled", st)
+        self.assertEqual(st["queued"], 80, st)
+        self.sluice("campaign", "cancel", self.cid)
+        self.assertEqual(self.show()["state"], "cancelled")
+        # sluiced must see nothing left to do within its run: it exits
+        # only once every row has its terminal event
+        self.run_sluiced(conf, timeout=60)
+        ids = self.campaign_ids()
+        self.assertEqual(len(ids), 80)
+        term = self.assert_terminal_once(ids)
+        for e in term.values():
+            self.assertEqual(e["type"], "expired", e)
+            self.assertIn("campaign cancelled", e["text"])
+        self.assertEqual(sink.captures(), [])
+        self.assertEqual(sink.stats()["messages"], 0)
+        st = self.show()
+        self.assertEqual(st["state"], "cancelled", st)
+        self.assertEqual(st["queued"], 0, st)
+        self.assertEqual(st["expired"], 80, st)
+
+        # the same with sluiced running when the cancel comes: the mail
+        # made due by the cancel is ended, none of it is sent
+        html = self.path("t.html")
+        r = self.sluice("campaign", "create", "later", "--account", "shop",
+                        "--list", "news", "--from", "Shop <news@shop.test>",
+                        "--subject", "Later", "--html", html,
+                        "--schedule", "+2h", "--json")
+        self.cid = str(json.loads(r.stdout)["id"])
+        self.sluice("campaign", "send", self.cid)
+        status = os.path.join(self.path("spool"), "status.json")
+        if os.path.exists(status):
+            os.unlink(status)
+        p = self.start_sluiced(conf, exit_when_empty=False, name="sluiced2")
+        # sluiced is up and has read the controls once
+        peers.wait_for(lambda: os.path.exists(status), 30, "status.json")
+        self.sluice("campaign", "cancel", self.cid)
+
+        def ended(ev):
+            return len([e for e in ev if e["type"] == "expired" and
+                        str(e.get("campaign")) == self.cid]) >= 80
+        self.wait_events(ended, 30, "the second campaign's 80 ends")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(20), 0, p.output()[-2000:])
+        term = self.assert_terminal_once(self.campaign_ids(), log=False)
+        self.assertEqual(len(term), 80)
+        self.assertEqual({e["type"] for e in term.values()}, {"expired"})
+        self.assertEqual(sink.captures(), [])
+        self.assertEqual(self.show()["queued"], 0)
+
     def test_one_click_unsubscribe(self):
         """POST /u/TOKEN to sluiced's endpoint suppresses the contact at
         once and stops its queued mail; GET only shows a form; a forged

@@ -28,12 +28,16 @@ class Delivery(PeerTest):
         conf = self.write_config(dns=dns, smtp_port=port)
 
         # bare LF, bare CR, CRLF, lines that start with dots, a lone dot,
-        # no final line end
-        odd = (b"From: a@sender.test\nSubject: odd endings\r\n\r\n"
+        # no final line end (Date and Message-ID given: nothing is added)
+        odd = (b"From: a@sender.test\nSubject: odd endings\r\n"
+               b"Date: Tue, 14 Nov 2023 22:13:20 +0000\n"
+               b"Message-ID: <odd@sender.test>\r\n\r\n"
                b"line with LF\nline with CR\rline with CRLF\r\n"
                b".leading dot\n..two dots\n.\n \n.\r\n.\r"
                b"\xc3\xa9t\xc3\xa9 8bit\nlast line without end")
-        plain = (b"From: b@sender.test\r\nSubject: plain\r\n\r\n"
+        plain = (b"From: b@sender.test\r\nSubject: plain\r\n"
+                 b"Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"
+                 b"Message-ID: <plain@sender.test>\r\n\r\n"
                  b"hello\r\n.hidden\r\nbye\r\n")
         want = {}   # (sorted rcpts) -> (sender, body)
         ids = []
@@ -85,10 +89,11 @@ class Delivery(PeerTest):
         sink = self.start_sink(port, listen="127.0.0.51")
         conf = self.write_config(dns=dns, smtp_port=port, retry="1h")
         ids = self.inject("s@sender.test", ["u@fall.test"],
-                          "Subject: x\n\nbody\n")
+                          "From: s@sender.test\nSubject: x\n\nbody\n")
         many = []
         for i in range(40):
             many += self.inject("s@sender.test", ["u%d@fall2.test" % i],
+                                "From: s@sender.test\n"
                                 "Subject: %d\n\nbody\n" % i)
         self.run_sluiced(conf)
         term = self.assert_terminal_once(ids + many)
@@ -109,7 +114,7 @@ class Delivery(PeerTest):
         good = self.start_sink(port, listen="127.0.0.53", name="good")
         conf = self.write_config(dns=dns, smtp_port=port)
         ids = self.inject("s@sender.test", ["u1@busy.test", "u2@busy.test"],
-                          "Subject: x\n\nbody\n")
+                          "From: s@sender.test\nSubject: x\n\nbody\n")
         self.run_sluiced(conf)
         term = self.assert_terminal_once(ids)
         for d in ids:
@@ -138,12 +143,14 @@ class Delivery(PeerTest):
             "narrow.test": {"max_connections": 2}})
         ids = self.inject("s@sender.test",
                           ["w%03d@wide.test" % i for i in range(250)],
-                          "Subject: wide\n\nx\n")
+                          "From: s@sender.test\nSubject: wide\n\nx\n")
         for i in range(10):
             ids += self.inject("s@sender.test", ["r%d@reuse.test" % i],
+                               "From: s@sender.test\n"
                                "Subject: reuse %d\n\nx\n" % i)
         for i in range(60):
             ids += self.inject("s@sender.test", ["n%d@narrow.test" % i],
+                               "From: s@sender.test\n"
                                "Subject: narrow %d\n\nx\n" % i)
         self.run_sluiced(conf, timeout=60)
         term = self.assert_terminal_once(ids)
@@ -170,7 +177,7 @@ class Delivery(PeerTest):
         conf = self.write_config(dns=dns, smtp_port=port)
         ids = self.inject("s@sender.test",
                           ["w%03d@wide.test" % i for i in range(250)],
-                          "Subject: wide\n\nx\n")
+                          "From: s@sender.test\nSubject: wide\n\nx\n")
         self.run_sluiced(conf)
         self.assert_terminal_once(ids)
         st = sink.stop()
@@ -184,7 +191,7 @@ class Delivery(PeerTest):
         conf = self.write_config(smtp_port=port, domains={
             "pf.test": {"route": "127.0.0.1:%d" % port}})
         pf = self.start_smtp_sink(port, args)
-        body = b"Subject: to postfix\n\nline\n.dot\n"
+        body = b"From: s@sender.test\nSubject: to postfix\n\nline\n.dot\n"
         ids = self.inject("s@sender.test", rcpts, body)
         self.run_sluiced(conf)
         term = self.assert_terminal_once(ids)

@@ -143,6 +143,7 @@ class Throttle(PeerTest):
         ids = []
         for i in range(60):
             ids += self.inject("s@sender.test", ["u%d@back.test" % i],
+                               "From: s@sender.test\n"
                                "Subject: %d\n\nbody\n" % i)
         p = self.start_sluiced(conf)
         self.wait_events(lambda ev: any(e["type"] == "site" and
@@ -194,10 +195,11 @@ class Throttle(PeerTest):
                            "suspend = 3s\n" + backoff, retry="1h",
                            domains={"susp.test": limits})
         first = self.inject("s@sender.test", ["tempfail@susp.test"],
-                            "Subject: t\n\nbody\n")
+                            "From: s@sender.test\nSubject: t\n\nbody\n")
         ids = []
         for i in range(10):
             ids += self.inject("s@sender.test", ["u%d@susp.test" % i],
+                               "From: s@sender.test\n"
                                "Subject: %d\n\nbody\n" % i)
         p = self.start_sluiced(conf, exit_when_empty=False)
         ev = self.wait_events(
@@ -268,7 +270,7 @@ class Throttle(PeerTest):
                            domains={"shared.test": {"max_connections": "2"}})
         body = self.path("m.txt")
         with open(body, "w") as f:
-            f.write("Subject: share\n\nbody\n")
+            f.write("From: s@sender.test\nSubject: share\n\nbody\n")
         for i in range(15):
             for acct in ("7", "8"):
                 self.sluice("inject", "--account", acct, "--from",
@@ -330,7 +332,7 @@ class Throttle(PeerTest):
                            "max_connections = 2\nmax_rate = 4/s\n")
         for i in range(20):
             self.inject("s@sender.test", ["u%d@s%d.test" % (i, i % 2 + 1)],
-                        "Subject: %d\n\nbody\n" % i)
+                        "From: s@sender.test\nSubject: %d\n\nbody\n" % i)
         p = self.start_sluiced(conf, exit_when_empty=False)
         path = self.path("spool", "status.json")
 

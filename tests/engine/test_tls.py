@@ -4,7 +4,11 @@ Cases, in one sluiced run: opportunistic TLS is used and delivers;
 tls = required towards a server without STARTTLS defers and sends no mail;
 tls_verify = yes against an unknown self-signed certificate defers; and
 tls_verify = yes with that certificate's issuer in tls_ca_file and a
-matching name delivers.
+matching name delivers.  A server whose STARTTLS handshake fails (it
+answers 220, then sends plain text, or closes): with tls = opportunistic
+the attempt is deferred with the TLS failure and "without TLS" in the
+event, and the next connection delivers in clear; with tls = required
+nothing is ever sent in clear.
 
 usage: /usr/bin/python3 test_tls.py SLUICED SLUICE SINK
 """
@@ -67,8 +71,10 @@ class Tls(PeerTest):
         ids = {d: self.inject("s@sender.test", ["u@" + d], MSG)[0]
                for d in addrs if d != "plain.test"}
         # a 4 MB message with long lines and dot lines, over TLS and clear
-        big = b"Subject: big\n\n" + b"".join(
-            b".%06d " % i + b"z" * (i % 900) + b"\n" for i in range(8000))
+        big = (b"From: s@sender.test\nSubject: big\nDate: Tue, 14 Nov "
+               b"2023 22:13:20 +0000\nMessage-ID: <big@sender.test>\n\n" +
+               b"".join(b".%06d " % i + b"z" * (i % 900) + b"\n"
+                        for i in range(8000)))
         big_ids = self.inject("s@sender.test", ["big@opportunistic.test",
                                                 "big@plain.test"], big)
         p = self.start_sluiced(conf, exit_when_empty=False)
@@ -124,6 +130,74 @@ class Tls(PeerTest):
             self.assertEqual(sinks[d].captures(), [], d)
         self.assertEqual(st["required.test"]["tls_handshakes"], 0)
         self.assertGreaterEqual(st["required.test"]["sessions"], 2)
+
+    def test_failed_handshake_falls_back(self):
+        port = peers.free_port()
+        cert, key = self.make_cert("any", "mx.test")
+        tls = ["--tls-cert", cert, "--tls-key", key]
+        addrs = {"garbage.test": "127.0.0.90", "closes.test": "127.0.0.91",
+                 "strict.test": "127.0.0.92"}
+        dns = self.start_dns({d: [(10, a)] for d, a in addrs.items()})
+        sinks = {
+            "garbage.test": self.start_sink(port, addrs["garbage.test"],
+                                            tls + ["--mode", "tls-garbage"],
+                                            "garbage"),
+            "closes.test": self.start_sink(port, addrs["closes.test"],
+                                           tls + ["--mode", "tls-close"],
+                                           "closes"),
+            "strict.test": self.start_sink(port, addrs["strict.test"],
+                                           tls + ["--mode", "tls-garbage"],
+                                           "strict"),
+        }
+        conf = self.write_config(
+            dns=dns, smtp_port=port, retry="1s",
+            domains={"garbage.test": {"tls": "opportunistic"},
+                     "closes.test": {"tls": "opportunistic"},
+                     "strict.test": {"tls": "required"}})
+        ids = {d: self.inject("s@sender.test", ["u@" + d], MSG)[0]
+               for d in addrs}
+        p = self.start_sluiced(conf, exit_when_empty=False)
+
+        def done(ev):
+            got = {}
+            for e in ev:
+                got.setdefault(e["domain"], []).append(e["type"])
+            return "delivered" in got.get("garbage.test", []) \
+                and "delivered" in got.get("closes.test", []) \
+                and len(got.get("strict.test", [])) >= 3
+        self.wait_events(done, 60, "fallback deliveries and strict retries")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(20), 0, p.output()[-3000:])
+
+        ev = {}
+        for e in self.event_log():
+            ev.setdefault(e["domain"], []).append(e)
+        for d in ("garbage.test", "closes.test"):
+            types = [e["type"] for e in ev[d]]
+            # one attempt with STARTTLS that failed, then clear text
+            self.assertEqual(types, ["deferred", "delivered"], ev[d])
+            text = ev[d][0]["text"]
+            self.assertIn("TLS", text)
+            self.assertIn("without TLS", text)
+        self.assertIn("lost connection", ev["closes.test"][0]["text"])
+        for e in ev["strict.test"]:
+            self.assertEqual(e["type"], "deferred", e)
+            self.assertNotIn("without TLS", e["text"])
+        self.assert_terminal_once([ids["garbage.test"], ids["closes.test"]],
+                                  queued=1)
+        st = {d: s.stop() for d, s in sinks.items()}
+        for d in ("garbage.test", "closes.test"):
+            self.assertEqual(st[d]["messages"], 1, d)
+            self.assertEqual(st[d]["tls_handshakes"], 0, d)
+            self.assertGreaterEqual(st[d]["tls_failures"], 1, d)
+            self.assertEqual(len(sinks[d].captures()), 1, d)
+        # required: every session tried STARTTLS, none sent mail in clear
+        self.assertEqual(st["strict.test"]["messages"], 0)
+        self.assertEqual(st["strict.test"]["recipients"], 0)
+        self.assertEqual(sinks["strict.test"].captures(), [])
+        self.assertGreaterEqual(st["strict.test"]["tls_failures"], 3)
+        self.assertEqual(st["strict.test"]["tls_failures"],
+                         st["strict.test"]["sessions"])
 
 
 if __name__ == "__main__":

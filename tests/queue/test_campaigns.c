@@ -555,6 +555,90 @@ static void test_scheduled(void **state)
     queue_close(q);
 }
 
+/* Cancel makes every queued row of the campaign due at once: scheduled
+ * ahead, deferred for a retry or parked; other campaigns' rows stay. */
+static void test_cancel_ends_all(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_claim cl[32];
+    struct queue_delivery d;
+    uint64_t a, b, c, cursor, fa = 0, fb = 0, fc = 0;
+    test_clock_set(T0);
+    struct queue *q = campaign_spool(t, QUEUE_OPEN_CLAIM);
+
+    /* a and b scheduled for the same second, two hours ahead */
+    struct queue_campaign_spec s = base_spec;
+    s.schedule = T0 + 7200;
+    E(queue_campaign_create(q, 1, &s, &boot, &a));
+    s.name = "other";
+    E(queue_campaign_create(q, 1, &s, &boot, &b));
+    E(queue_campaign_send_begin(q, a, &boot, &cursor));
+    E(send_batch(q, a, 0, 6, 6, 0, &fa));
+    E(queue_campaign_send_begin(q, b, &boot, &cursor));
+    E(send_batch(q, b, 0, 4, 4, 0, &fb));
+    /* c sending now: one row deferred (retry later), one parked by a
+     * pause, one due */
+    s.name = "third";
+    s.schedule = 0;
+    E(queue_campaign_create(q, 1, &s, &boot, &c));
+    E(queue_campaign_send_begin(q, c, &boot, &cursor));
+    E(send_batch(q, c, 0, 3, 3, 0, &fc));
+    assert_int_equal(queue_claim(q, T0, cl, 32), 3);
+    E(queue_campaign_pause(q, c, NULL, &boot));
+    struct queue_outcome o[2] = {
+        { .delivery = fc, .type = QUEUE_EV_DEFERRED, .code = 451 },
+        { .delivery = fc + 1, .type = QUEUE_EV_NONE,
+          .retry_at = queue_park_time(c) },
+    };
+    E(queue_record_outcomes(q, o, 2));
+    queue_release(q, fc + 2);
+    E(queue_get_delivery(q, fc, &d));
+    assert_true(d.next_attempt > T0);
+    E(queue_get_delivery(q, fc + 1, &d));
+    assert_int_equal(d.next_attempt, queue_park_time(c));
+
+    test_clock_set(T0 + 10);
+    E(queue_campaign_cancel(q, a, NULL, &boot));
+    for (uint64_t i = 0; i < 6; i++) {
+        E(queue_get_delivery(q, fa + i, &d));
+        assert_int_equal(d.next_attempt, T0 + 10);
+    }
+    for (uint64_t i = 0; i < 4; i++) {
+        E(queue_get_delivery(q, fb + i, &d));
+        assert_int_equal(d.next_attempt, T0 + 7200);
+    }
+    int n = queue_claim(q, T0 + 10, cl, 32);
+    assert_int_equal(n, 7);   /* a's six and c's due one */
+    int mine = 0;
+    for (int i = 0; i < n; i++) {
+        mine += cl[i].campaign == a;
+        /* handed out marked: the engine ends them, never sends them */
+        assert_int_equal(cl[i].cancelled, cl[i].campaign == a);
+        assert_int_not_equal(cl[i].campaign, b);
+        queue_release(q, cl[i].id);
+    }
+    assert_int_equal(mine, 6);
+
+    E(queue_campaign_cancel(q, c, NULL, &boot));
+    for (uint64_t i = 0; i < 3; i++) {
+        E(queue_get_delivery(q, fc + i, &d));
+        assert_int_equal(d.next_attempt, i == 2 ? T0 : T0 + 10);
+    }
+    assert_int_equal(queue_claim(q, T0 + 10, cl, 32), 9);
+    for (int i = 0; i < 9; i++) {
+        assert_true(cl[i].cancelled);
+        queue_release(q, cl[i].id);
+    }
+    /* b is untouched: its rows wait for their schedule */
+    assert_int_equal(queue_claim(q, T0 + 7199, cl, 32), 9);
+    for (int i = 0; i < 9; i++)
+        queue_release(q, cl[i].id);
+    assert_int_equal(queue_claim(q, T0 + 7200, cl, 32), 13);
+    for (int i = 0; i < 13; i++)
+        assert_int_equal(cl[i].cancelled, cl[i].campaign != b);
+    queue_close(q);
+}
+
 /* -------------------------------------------------------- token secret */
 
 static void test_token_secret(void **state)
@@ -589,6 +673,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_send, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_scheduled, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_ends_all, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_token_secret, tdir_setup,
                                         tdir_teardown),

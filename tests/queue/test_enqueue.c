@@ -264,7 +264,8 @@ static void test_check_rcpt(void **state)
     static const char *good[] = {
         "a@b", "user@example.com", "First.Last+tag@sub.Example.ORG",
         "x@[192.0.2.1]", "o'neil@example.ie", "\xc3\xa9@example.fr",
-        "a@b-c.example",
+        "a@b-c.example", "\xe7\x94\xa8\xe6\x88\xb7@example.test",
+        "\xf0\x9f\x93\xa7@example.test",
     };
     static const char *bad[] = {
         "", "example.com", "@example.com", "user@", "user@.example.com",
@@ -273,6 +274,11 @@ static void test_check_rcpt(void **state)
         "user\r@example.com", "user\n@example.com", "user@example.com\n",
         "\tuser@example.com", "<user@example.com>", "user@exa_mple.com",
         "user@example.com\x7f",
+        /* 8-bit that is not UTF-8: Latin-1, a cut sequence, an overlong
+         * '@', a surrogate, beyond U+10FFFF */
+        "\xe9@example.fr", "\xe7\x94@example.test",
+        "a\xc0\x80\x62@example.test", "\xed\xa0\x80@example.test",
+        "\xf4\x90\x80\x80@example.test",
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         if (queue_check_rcpt(good[i]))
