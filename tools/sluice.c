@@ -34,7 +34,8 @@ static const struct tool_cmd commands[] = {
       tool_audit_main },
     { "inject", "queue a raw message for one or more recipients",
       tool_inject_main },
-    { "spool", "inspect the spool: info, domains, events, history",
+    { "spool", "inspect the spool: info, domains, events, history; check, "
+      "salvage, init", 
       tool_spool_main },
     { "status", "sites: queued, connections, rate, backoff, errors",
       tool_status_main },
