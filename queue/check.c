@@ -159,7 +159,7 @@ static bool data_file_empty(const char *dir)
 
 /* Open DIR as the library does, under the guard: 0 when it opens, 1 when
  * it is damaged (reported) and 2 when it is no spool to walk (WM_ERROR). */
-static int library_open(const char *dir, int fd)
+static int library_open(const char *dir, int fd, int kind)
 {
     struct queue_options o = { .flags = QUEUE_OPEN_READONLY };
     struct queue *q = NULL;
@@ -178,8 +178,18 @@ static int library_open(const char *dir, int fd)
         return 0;
     }
     if (err == QUEUE_ECORRUPT) {
-        walk_send(fd, WM_PROBLEM, WM_DB_FILE, "", queue_last_detail(), 0, 0,
-                  0, 0);
+        char path[4096];
+        int bad;
+        uint32_t psize;
+        walk_send(fd, kind, WM_DB_FILE, "", queue_last_detail(), 0, 0, 0, 0);
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        if (!metapage_probe(path, &bad, &psize) && (bad == 0 || bad == 1)) {
+            char what[160];
+            snprintf(what, sizeof what, "LMDB's meta page %d is damaged, "
+                     "the other one is intact: salvage reads every record "
+                     "through it", bad);
+            walk_send(fd, WM_NOTE, WM_DB_FILE, "", what, 0, 0, 0, 0);
+        }
         return 1;
     }
     walk_send(fd, WM_ERROR, WM_DB_FILE, "", queue_last_detail(),
@@ -222,13 +232,13 @@ static int open_databases(struct raw *s, MDB_txn *txn, int fd)
     return 0;
 }
 
-int raw_open(struct raw *s, const char *dir, int fd)
+int raw_open(struct raw *s, const char *dir, int fd, int damage_kind)
 {
     MDB_txn *txn;
     int rc;
 
     memset(s, 0, sizeof *s);
-    int how = library_open(dir, fd);
+    int how = library_open(dir, fd, damage_kind);
     if (how == 2 || (how == 1 && data_file_empty(dir)))
         return how;
     if ((rc = mdb_env_create(&s->env)))
@@ -599,7 +609,7 @@ static int check_child(int fd, void *arg)
 {
     struct ck *c = arg;
     c->fd = fd;
-    int rc = raw_open(&c->s, c->dir, fd);
+    int rc = raw_open(&c->s, c->dir, fd, WM_PROBLEM);
     if (rc)
         return rc == 2 ? 66 : 0;
     if (!(c->flags & QUEUE_CHECK_QUICK) && !(c->t = tally_new()))

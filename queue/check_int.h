@@ -143,10 +143,20 @@ struct raw {
     MDB_dbi dbi[DB_COUNT];
     bool present[DB_COUNT];
 };
-/* Open DIR for walking, reporting through fd what is wrong with it.
- * 0, or a code the child exits with after sending WM_ERROR. */
-int raw_open(struct raw *s, const char *dir, int fd);
+/* Open DIR for walking, reporting through fd what is wrong with it (as
+ * damage_kind: WM_PROBLEM for the check, WM_NOTE for salvage, where only
+ * records lost are problems).  0 ready to walk, 1 nothing LMDB can walk
+ * (reported), 2 not a spool to walk (WM_ERROR sent). */
+int raw_open(struct raw *s, const char *dir, int fd, int damage_kind);
 void raw_close(struct raw *s);
+
+/* LMDB's two meta pages (metapage.c).  probe: *bad is -1 both intact, 0
+ * or 1 the damaged one, 2 both; *psize the page size of an intact one.
+ * copy_fixed: copy data file from to to (which must not exist) with meta
+ * page bad replaced by the other.  0 or -errno. */
+int metapage_probe(const char *path, int *bad, uint32_t *psize);
+int metapage_copy_fixed(const char *from, const char *to, int bad,
+                        uint32_t psize);
 
 /* ------------------------------------------------------------- rules */
 

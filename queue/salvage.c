@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "check_int.h"
 
@@ -35,6 +36,7 @@
 
 struct sv {
     const char *src, *dst;
+    char tmp[4096];          /* a repaired copy of the source, if any */
     int fd;
     struct raw s;
     MDB_env *out;
@@ -234,13 +236,64 @@ static int make_dst(struct sv *c, uint64_t src_bytes)
     return 0;
 }
 
-static int salvage_child(int fd, void *arg)
+/* When one of LMDB's meta pages is damaged (LMDB then refuses the whole
+ * file), read a copy with the intact one in its place, made beside DST. */
+static int fix_meta_page(struct sv *c)
 {
-    struct sv *c = arg;
+    char path[4096], copy[4200];
+    int bad;
+    uint32_t psize;
+    snprintf(path, sizeof path, "%s/data.mdb", c->src);
+    if (metapage_probe(path, &bad, &psize) || (bad != 0 && bad != 1))
+        return 0;
+    snprintf(c->tmp, sizeof c->tmp, "%s.salvage-src", c->dst);
+    snprintf(copy, sizeof copy, "%s/data.mdb", c->tmp);
+    int err = mkdir(c->tmp, 0700) ? -errno
+              : metapage_copy_fixed(path, copy, bad, psize);
+    if (err) {
+        char what[200];
+        snprintf(what, sizeof what, "LMDB's meta page %d is damaged and a "
+                 "repaired copy cannot be made beside the new spool: %s",
+                 bad, strerror(-err));
+        walk_send(c->fd, WM_ERROR, WM_DB_FILE, "", what, (uint64_t)-err, 0,
+                  0, 0);
+        rmdir(c->tmp);
+        c->tmp[0] = 0;
+        return 73;
+    }
+    char what[200];
+    snprintf(what, sizeof what, "LMDB's meta page %d is damaged: reading a "
+             "copy with the intact one in its place", bad);
+    walk_send(c->fd, WM_NOTE, WM_DB_FILE, "", what, 0, 0, 0, 0);
+    /* LMDB writes the two in turn: the damaged one may have been the
+     * newer, naming what the last commit wrote */
+    walk_send(c->fd, WM_PROBLEM, WM_DB_FILE, "", "what the last commit "
+              "wrote may be lost (if the damaged meta page was the newer)",
+              0, 0, 0, 0);
+    c->src = c->tmp;
+    return 0;
+}
+
+/* Remove the repaired copy of the source, if one was made. */
+static void drop_tmp(struct sv *c)
+{
+    char path[4200];
+    if (!c->tmp[0])
+        return;
+    snprintf(path, sizeof path, "%s/data.mdb", c->tmp);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", c->tmp);
+    unlink(path);
+    rmdir(c->tmp);
+}
+
+/* Copy every database of the source into the new spool. */
+static int salvage_copy(struct sv *c)
+{
     char path[4096];
     struct stat st;
-    c->fd = fd;
-    int rc = raw_open(&c->s, c->src, fd);
+    int fd = c->fd;
+    int rc = raw_open(&c->s, c->src, fd, WM_NOTE);
     if (rc == 2)
         return 66;
     if (rc) {
@@ -266,6 +319,18 @@ static int salvage_child(int fd, void *arg)
     return rc;
 }
 
+static int salvage_child(int fd, void *arg)
+{
+    struct sv *c = arg;
+    c->fd = fd;
+    int rc = fix_meta_page(c);
+    if (rc)
+        return rc;
+    rc = salvage_copy(c);
+    drop_tmp(c);
+    return rc;
+}
+
 int queue_salvage(const char *src, const char *dst, queue_report_cb cb,
                   void *arg, struct queue_check_report *r)
 {
@@ -284,6 +349,14 @@ int queue_salvage(const char *src, const char *dst, queue_report_cb cb,
         return -ENOMEM;
     c->src = src;
     c->dst = dst;
+    snprintf(c->tmp, sizeof c->tmp, "%s.salvage-src", dst);
+    if (lstat(c->tmp, &st) == 0) {
+        queue_set_detail("%s exists (left by an interrupted salvage?)",
+                         c->tmp);
+        free(c);
+        return -EEXIST;
+    }
+    c->tmp[0] = 0;
     int status = walk_child(salvage_child, c, collect_msg, &col);
     free(c);
     if (status < 0)
