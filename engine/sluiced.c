@@ -2,7 +2,8 @@
  * sluiced.c - the sluice daemon: read the configuration, run the engine.
  *
  * SYNOPSIS
- *   sluiced -c FILE [-v] [--progress] [--exit-when-empty]
+ *   sluiced -c FILE [-v] [--progress] [--exit-when-empty] [--create]
+ *           [--skip-spool-check]
  *   sluiced -t -c FILE
  *
  * DESCRIPTION
@@ -13,15 +14,32 @@
  *   commit, and exit 0.  --exit-when-empty exits the same way once nothing
  *   is queued (for demos and tests); --progress prints a live status line.
  *
+ *   The spool is created when its directory does not exist or is empty.
+ *   A directory whose data.mdb is missing or empty beside the spool's
+ *   other files has lost its data: refused (65) unless --create asks to
+ *   start over with an empty spool there.
+ *
+ *   LMDB keeps no checksums, and writing through a damaged page can
+ *   corrupt memory, so before it opens the spool for writing sluiced walks
+ *   every page and record of it (queue_check, quick: structure and
+ *   records, in a child process) and refuses a damaged spool (65);
+ *   --skip-spool-check leaves the walk out (it reads the whole file once).
+ *   Damage met while running: repeated damaged-spool errors stop the
+ *   engine (65, engine_spool_failed), and a bus error reading the mapped
+ *   file (SIGBUS: the file was cut or a page is beyond it) is reported in
+ *   one line and exits 65 at once: LMDB cannot go on after it.
+ *
  * EXIT STATUS
- *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool; 71 system
- *   error; 74 spool I/O error; 78 configuration error.
+ *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool (also a bus
+ *   error reading it); 71 system error; 74 spool I/O error; 78
+ *   configuration error.
  */
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "classify.h"
@@ -31,7 +49,66 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: sluiced -c FILE [-v] [--progress] "
-                    "[--exit-when-empty]\n       sluiced -t -c FILE\n");
+                    "[--exit-when-empty] [--create]\n"
+                    "               [--skip-spool-check]\n"
+                    "       sluiced -t -c FILE\n"
+                    "--create starts an empty spool where data.mdb is missing "
+                    "or empty beside\nthe spool's other files (refused with "
+                    "exit 65 without it).  A damaged spool\nis refused (65): "
+                    "'sluice spool check' shows what, 'sluice spool salvage'\n"
+                    "copies what can be read.\n");
+}
+
+/* The line a bus error prints: made before the engine starts, written by
+ * the handler (write() and _exit() are async-signal-safe). */
+static char bus_msg[600];
+static size_t bus_len;
+
+/* SIGBUS: a page of the mapped spool is beyond the end of data.mdb (cut
+ * short while in use, or a damaged page pointing past it).  LMDB cannot
+ * go on from here: say so and exit 65. */
+static void on_bus_error(int sig)
+{
+    (void)sig;
+    ssize_t n = write(2, bus_msg, bus_len);
+    (void)n;
+    _exit(65);
+}
+
+/* Report one problem of the start-up check (the first few). */
+static void on_problem(void *arg, int kind, const char *db, const char *key,
+                       const char *what)
+{
+    unsigned *shown = arg;
+    if (kind == QUEUE_REPORT_PROBLEM && (*shown)++ < 5)
+        fprintf(stderr, "  %s %s%s%s\n", db, key, *key ? ": " : "", what);
+}
+
+/* Walk the spool before writing to it; 0 to go on, else the exit code. */
+static int check_spool(const char *spool)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", spool);
+    if (stat(path, &st) || st.st_size == 0)
+        return 0; /* nothing to walk: the open decides */
+    struct queue_check_report r;
+    unsigned shown = 0;
+    if (st.st_size > (100 << 20))
+        fprintf(stderr, "sluiced: checking the spool %s (%.0f MB)\n", spool,
+                (double)st.st_size / 1e6);
+    int err = queue_check(spool, QUEUE_CHECK_QUICK, on_problem, &shown, &r);
+    if (err)
+        return 0; /* not a spool to walk: the open says why */
+    if (!r.problems)
+        return 0;
+    fprintf(stderr, "sluiced: spool %s is damaged (%llu problem%s%s); not "
+            "starting.  'sluice --spool %s spool check' lists them, 'sluice "
+            "spool salvage' copies what can be read into a new spool\n",
+            spool, (unsigned long long)r.problems, r.problems == 1 ? "" : "s",
+            shown < r.problems ? ", the first shown above" : ", above",
+            spool);
+    return 65;
 }
 
 static void on_stop_signal(uv_signal_t *h, int sig)
@@ -88,7 +165,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    bool test = false;
+    bool test = false, skip_check = false;
     struct engine e = { 0 };
     char err[600];
 
@@ -98,6 +175,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-v")) smtp_trace = 1;
         else if (!strcmp(argv[i], "--progress")) e.progress = true;
         else if (!strcmp(argv[i], "--exit-when-empty")) e.exit_when_empty = true;
+        else if (!strcmp(argv[i], "--create")) e.create = true;
+        else if (!strcmp(argv[i], "--skip-spool-check")) skip_check = true;
         else { usage(); return 64; }
     }
     if (!path) {
@@ -121,6 +200,24 @@ int main(int argc, char **argv)
         config_free(&e.cfg);
         return 0;
     }
+    /* before any thread: the walk runs in a child process */
+    int crc = skip_check ? 0 : check_spool(e.cfg.spool);
+    if (crc) {
+        signer_unref(e.signer);
+        config_free(&e.cfg);
+        return crc;
+    }
+    int bn = snprintf(bus_msg, sizeof bus_msg, "sluiced: bus error reading "
+                      "the spool %s: data.mdb is shorter than its pages or "
+                      "damaged; stopping.  Run 'sluice --spool %s spool "
+                      "check'\n", e.cfg.spool, e.cfg.spool);
+    bus_len = bn < 0 ? 0 : (size_t)bn < sizeof bus_msg ? (size_t)bn
+                                                        : sizeof bus_msg - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_bus_error;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* bodies are made on worker threads and freed on the loop: keep freed
      * memory around instead of trimming and regrowing heaps all the time */

@@ -119,10 +119,11 @@ int tool_spool_check(struct tool_ctx *ctx, int argc, char **argv)
         json_decref(o.problems);
         json_decref(o.notes);
         if (r.problems)
-            printf("%s: DAMAGED: %llu problems in %llu records read "
-                   "(%s)\n", ctx->spool, (unsigned long long)r.problems,
-                   (unsigned long long)r.records,
-                   "'sluice spool salvage DST' copies what can be read");
+            printf("%s: DAMAGED: %llu problem%s in %llu records read "
+                   "('sluice spool salvage DST' copies what can be read)\n",
+                   ctx->spool, (unsigned long long)r.problems,
+                   r.problems == 1 ? "" : "s",
+                   (unsigned long long)r.records);
         else
             printf("%s: sound: %llu records in %zu databases\n", ctx->spool,
                    (unsigned long long)r.records, r.ndb);
