@@ -197,6 +197,26 @@ static int library_open(const char *dir, int fd, int kind)
     return 2;
 }
 
+/* The schema version in the meta database, under a guard of its own: a
+ * meta database that cannot be read is the meta walk's to report, the
+ * others are opened as this build's. */
+static uint64_t read_schema(MDB_txn *txn, MDB_dbi meta)
+{
+    sigjmp_buf jb;
+    sigjmp_buf *volatile outer = guard_at;
+    uint64_t schema = QUEUE_SCHEMA_VERSION;
+    MDB_val sk = { 6, "schema" }, sv;
+    if (sigsetjmp(jb, 0)) {
+        guard_at = outer;
+        return QUEUE_SCHEMA_VERSION;
+    }
+    guard_at = &jb;
+    if (!mdb_get(txn, meta, &sk, &sv) && sv.mv_size == 8)
+        schema = be64_get(sv.mv_data);
+    guard_at = outer;
+    return schema;
+}
+
 /* Open every database of the schema in txn under the guard; a database
  * that cannot be opened is reported and left out.  -1 when the main
  * database faulted. */
@@ -212,10 +232,8 @@ static int open_databases(struct raw *s, MDB_txn *txn, int fd)
     }
     guard_at = &jb;
     uint64_t schema = QUEUE_SCHEMA_VERSION;
-    MDB_val sk = { 6, "schema" }, sv;
-    if (!mdb_dbi_open(txn, "meta", 0, &s->dbi[DB_META]) &&
-        !mdb_get(txn, s->dbi[DB_META], &sk, &sv) && sv.mv_size == 8)
-        schema = be64_get(sv.mv_data);
+    if (!mdb_dbi_open(txn, "meta", 0, &s->dbi[DB_META]))
+        schema = read_schema(txn, s->dbi[DB_META]);
     for (int i = 0; i < DB_COUNT; i++) {
         int rc = mdb_dbi_open(txn, queue_db_names[i], 0, &s->dbi[i]);
         s->present[i] = rc == 0;
