@@ -212,10 +212,5 @@ void tally_rest(struct tally *t,
                 void (*cb)(void *arg, const unsigned char *key, size_t klen,
                            const uint64_t c[CF_COUNT]),
                 void *arg);
-/* Each key (taken or not). */
-void tally_each(struct tally *t,
-                void (*cb)(void *arg, const unsigned char *key, size_t klen,
-                           const uint64_t c[CF_COUNT]),
-                void *arg);
 
 #endif

@@ -75,6 +75,7 @@ static MDB_txn *wt(struct rp *p)
     return p->wt;
 }
 
+/* Commit the current write batch. */
 static void flush(struct rp *p)
 {
     if (p->wt) {
@@ -93,6 +94,7 @@ static void changed(struct rp *p)
         flush(p);
 }
 
+/* Write one record in the current batch. */
 static void put(struct rp *p, int db, const void *k, size_t klen,
                 const void *v, size_t vlen)
 {
@@ -104,6 +106,7 @@ static void put(struct rp *p, int db, const void *k, size_t klen,
     changed(p);
 }
 
+/* Delete one record in the current batch (absent is fine). */
 static void del(struct rp *p, int db, const void *k, size_t klen)
 {
     MDB_val kk = { klen, (void *)k };
@@ -128,6 +131,7 @@ static int snap(struct rp *p)
     return rc;
 }
 
+/* Whether key k is in database db of the step's snapshot. */
 static bool exists(struct rp *p, int db, const void *k, size_t klen)
 {
     MDB_val kk = { klen, (void *)k }, v;
@@ -372,6 +376,7 @@ struct links {
     bool full;
 };
 
+/* The slot of delivery id (added if add); NULL if absent or full. */
 static uint64_t *link_slot(struct links *l, uint64_t id, bool add)
 {
     if (!l->cap) {

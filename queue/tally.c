@@ -61,6 +61,7 @@ bool tally_full(const struct tally *t)
     return t->full;
 }
 
+/* FNV-1a of a key. */
 static uint64_t hash(const unsigned char *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -230,13 +231,4 @@ void tally_rest(struct tally *t,
     for (size_t i = 0; i < t->n; i++)
         if (!t->ents[i].taken)
             cb(arg, t->arena + t->ents[i].off, t->ents[i].len, t->ents[i].c);
-}
-
-void tally_each(struct tally *t,
-                void (*cb)(void *arg, const unsigned char *key, size_t klen,
-                           const uint64_t c[CF_COUNT]),
-                void *arg)
-{
-    for (size_t i = 0; i < t->n; i++)
-        cb(arg, t->arena + t->ents[i].off, t->ents[i].len, t->ents[i].c);
 }

@@ -228,6 +228,7 @@ struct pos {
     unsigned char key[WALK_KEY_MAX];
 };
 
+/* Close the cursor and end the transaction of p (both may be NULL). */
 static void pos_drop(struct pos *p)
 {
     if (p->cur)
