@@ -15,8 +15,8 @@
  *   is queued (for demos and tests); --progress prints a live status line.
  *
  *   The spool is created when its directory does not exist or is empty.
- *   A directory whose data.mdb is missing or empty beside the spool's
- *   other files has lost its data: refused (65) unless --create asks to
+ *   A directory whose data.mdb is empty, or missing beside lock.mdb or
+ *   claim.lock, has lost its data: refused (65) unless --create asks to
  *   start over with an empty spool there.
  *
  *   LMDB keeps no checksums, and writing through a damaged page can
@@ -53,7 +53,7 @@ static void usage(void)
                     "               [--skip-spool-check]\n"
                     "       sluiced -t -c FILE\n"
                     "--create starts an empty spool where data.mdb is missing "
-                    "or empty beside\nthe spool's other files (refused with "
+                    "or empty beside\nthe spool's lock files (refused with "
                     "exit 65 without it).  A damaged spool\nis refused (65): "
                     "'sluice spool check' shows what, 'sluice spool salvage'\n"
                     "copies what can be read.\n");

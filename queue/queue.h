@@ -81,9 +81,9 @@ enum queue_open_flags {
     QUEUE_OPEN_CLAIM = 1 << 2,  /* this process claims deliveries (engine) */
     QUEUE_OPEN_READONLY = 1 << 3,
     /* with CREATE: also start a new, empty spool in a directory whose
-     * data.mdb is missing or empty beside other spool files (lock.mdb,
-     * claim.lock, ...), which an open otherwise refuses as QUEUE_ECORRUPT.
-     * A data.mdb with anything in it is never replaced. */
+     * data.mdb is empty, or missing beside lock.mdb or claim.lock, which
+     * an open otherwise refuses as QUEUE_ECORRUPT (the spool's data is
+     * gone).  A data.mdb with anything in it is never replaced. */
     QUEUE_OPEN_RECREATE = 1 << 4,
 };
 

@@ -8,13 +8,15 @@
  *   growth up to the configured ceiling, and the spool facts for status.
  *
  *   Who may create: QUEUE_OPEN_CREATE makes a spool in a directory that
- *   does not exist or is empty.  A directory whose data.mdb is missing or
- *   empty while other spool files are there is a spool that lost its data:
- *   refused as damaged unless QUEUE_OPEN_RECREATE asks to start over.
+ *   does not exist or is empty (but for the tools' side files: dkim/,
+ *   status.json, quarantine/).  A directory whose data.mdb is missing or
+ *   empty while lock.mdb or claim.lock is there (or the empty data.mdb
+ *   itself) is a spool that lost its data: refused as damaged unless
+ *   QUEUE_OPEN_RECREATE asks to start over.
  *
  * DIAGNOSTICS
  *   A directory that is not a spool gives QUEUE_EFOREIGN, damaged files
- *   (also a missing or empty data.mdb beside other spool files)
+ *   (also an empty data.mdb, or a missing one beside lock.mdb)
  *   QUEUE_ECORRUPT, a newer spool QUEUE_ESCHEMA; queue_last_detail() names
  *   the path and the reason.
  */
@@ -81,13 +83,12 @@ static int mkdirs(const char *dir)
     return 0;
 }
 
-/* Files and folders a spool directory holds besides data.mdb: LMDB's lock
- * file, the claim lock, sluiced's live view, the DKIM key store and the
- * feedback quarantine. */
-static bool spool_name(const char *name)
+/* Files the spool's tools keep beside the database (sluiced's live view,
+ * the DKIM key store, the feedback quarantine): they may come before the
+ * spool (`sluice dkim keygen`) and say nothing about it. */
+static bool spool_side_file(const char *name)
 {
-    static const char *const names[] = { "lock.mdb", "claim.lock",
-                                         "status.json", "dkim",
+    static const char *const names[] = { "status.json", "dkim",
                                          "quarantine" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
@@ -98,8 +99,9 @@ static bool spool_name(const char *name)
 /* What a directory without a usable data.mdb holds. */
 enum dir_kind { DIR_EMPTY, DIR_SPOOL_TRACES, DIR_FOREIGN };
 
-/* Classify DIR: empty, only the files a spool puts there (traces of a
- * spool whose data file is gone), or something else. */
+/* Classify DIR: nothing of a spool's database (empty, or only the side
+ * files), the traces an LMDB environment leaves (lock.mdb, claim.lock, an
+ * empty data.mdb: a spool whose data is gone), or something else. */
 static enum dir_kind dir_classify(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -108,9 +110,11 @@ static enum dir_kind dir_classify(const char *dir)
     if (!d)
         return DIR_EMPTY;
     while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            spool_side_file(e->d_name))
             continue;
-        if (!strcmp(e->d_name, "data.mdb") || spool_name(e->d_name)) {
+        if (!strcmp(e->d_name, "data.mdb") || !strcmp(e->d_name, "lock.mdb") ||
+            !strcmp(e->d_name, "claim.lock")) {
             kind = DIR_SPOOL_TRACES;
             continue;
         }
@@ -125,8 +129,8 @@ static enum dir_kind dir_classify(const char *dir)
  *
  * A data.mdb that is missing or empty is where LMDB would quietly start a
  * new, empty environment.  That is right only for a directory that holds
- * nothing yet (or does not exist) and a caller that creates; beside other
- * spool files (lock.mdb, claim.lock, ...) it means the spool's data is
+ * nothing yet (or does not exist) and a caller that creates; beside the
+ * traces of an environment (lock.mdb, claim.lock) it means the spool's data is
  * gone (a failed copy, a disk full at creation), and only an explicit
  * re-initialisation (QUEUE_OPEN_RECREATE) may start over there.  Two
  * programs creating the same new spool at the very same moment may see
@@ -180,7 +184,7 @@ static int check_dir(const char *dir, bool create, bool recreate)
     default:
         if (create && recreate)
             return 0;
-        queue_set_detail("%s: data.mdb is %s beside the spool's other files: "
+        queue_set_detail("%s: data.mdb is %s beside the spool's lock files: "
                          "its data is gone (a failed copy or a full disk?); "
                          "restore a backup, or start an empty spool there "
                          "with 'sluice spool init' or 'sluiced --create'",

@@ -284,7 +284,7 @@ int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv)
         "repairs it and says what was lost: exit 0 nothing lost, 65 losses\n"
         "(DST still works), 73 DST exists.  init makes an empty spool; it\n"
         "also starts over where data.mdb is missing or empty beside the\n"
-        "spool's other files, which every other command refuses (65).\n";
+        "spool's lock files, which every other command refuses (65).\n";
     /* accept --json anywhere after the command */
     int n = 0;
     for (int i = 0; i < argc; i++) {

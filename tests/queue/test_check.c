@@ -527,9 +527,9 @@ static void test_truncated_and_meta(void **state)
     assert_int_equal(stat(path, &st), -1);
 }
 
-/* Open rules: a missing or empty data.mdb beside the spool's other files
- * is damage (even with CREATE) until RECREATE; an empty directory is
- * created into. */
+/* Open rules: an empty data.mdb, or a missing one beside lock.mdb, is
+ * damage (even with CREATE) until RECREATE; an empty directory is created
+ * into. */
 static void test_open_rules(void **state)
 {
     struct tdir *t = *state;
@@ -579,9 +579,17 @@ static void test_open_rules(void **state)
     close(fd);
     EQ_ERR(queue_open(&q, dir, &create), QUEUE_ECORRUPT);
 
-    /* an empty directory: created into */
+    /* an empty directory: created into; so is one holding only the
+     * tools' side files (keys made before the spool) */
     tdir_sub(t, "empty", dir, sizeof dir);
     assert_int_equal(mkdir(dir, 0700), 0);
+    E(queue_open(&q, dir, &create));
+    queue_close(q);
+    tdir_sub(t, "keys", dir, sizeof dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/dkim", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    EQ_ERR(queue_open(&q, dir, NULL), -ENOENT);
     E(queue_open(&q, dir, &create));
     queue_close(q);
 }
