@@ -210,8 +210,9 @@ void engine_drain(struct engine *e);
 /* A spool operation failed with err.  Errors of a damaged spool
  * (QUEUE_ECORRUPT, and -EINVAL or -EIO out of LMDB) are counted; after
  * ENGINE_SPOOL_BUDGET of them with no claim succeeding in between the
- * engine says the spool is damaged and drains to exit 65 instead of
- * trying again forever.  Other errors (a full disk) are not counted. */
+ * engine says the spool is damaged and drains to exit 65 (74 for an I/O
+ * error) instead of trying again forever.  Other errors (a full disk)
+ * are not counted. */
 #define ENGINE_SPOOL_BUDGET 100
 void engine_spool_failed(struct engine *e, const char *what, int err);
 void engine_record(struct engine *e, struct item **items, size_t n,

@@ -510,11 +510,12 @@ void engine_spool_failed(struct engine *e, const char *what, int err)
                 queue_strerror(err));
     if (e->spool_failures != ENGINE_SPOOL_BUDGET)
         return;
-    fprintf(stderr, "sluiced: spool damaged: %s failed %u times in a row "
+    fprintf(stderr, "sluiced: spool %s: %s failed %u times in a row "
             "(%s); stopping.  Run 'sluice --spool %s spool check'; "
-            "'sluice spool salvage' copies what can be read\n", what,
-            e->spool_failures, queue_strerror(err), e->cfg.spool);
-    e->exit_code = 65;
+            "'sluice spool salvage' copies what can be read\n",
+            err == -EIO ? "I/O error" : "damaged", what, e->spool_failures,
+            queue_strerror(err), e->cfg.spool);
+    e->exit_code = err == -EIO ? 74 : 65;
     engine_drain(e);
 }
 

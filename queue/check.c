@@ -678,6 +678,10 @@ int queue_check(const char *dir, unsigned flags, queue_report_cb cb,
         return st;
     if (col.err)
         return col.err;
+    if (st > 0 && st < 128) {
+        queue_set_detail("the walk could not run (status %d)", st);
+        return st == 71 ? -ENOMEM : -EIO;
+    }
     collect_end(&col, st);
     return 0;
 }

@@ -363,6 +363,11 @@ int queue_salvage(const char *src, const char *dst, queue_report_cb cb,
         return status;
     if (col.err)
         return col.err;
+    if (status > 0 && status < 128) {
+        /* the new spool could not be written (reported): no repairs */
+        queue_set_detail("%s could not be written", dst);
+        return -EIO;
+    }
     collect_end(&col, status);
     return repair_spool(dst, &col);
 }
