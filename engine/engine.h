@@ -184,7 +184,8 @@ struct engine {
     int exit_code;
     bool create;               /* --create: start over where data.mdb is
                                   missing or empty (QUEUE_OPEN_RECREATE) */
-    unsigned spool_failures;   /* damage-like spool errors in a row */
+    unsigned spool_failures[3]; /* damage-like spool errors in a row, per
+                                   enum engine_spool_op */
 
     FILE *events;              /* JSON-lines event log, or NULL */
     uint64_t controls_gen;     /* of the spool's pause list, as applied */
@@ -207,14 +208,17 @@ struct compose_batch;
 /* scheduler.c */
 int engine_start(struct engine *e);
 void engine_drain(struct engine *e);
-/* A spool operation failed with err.  Errors of a damaged spool
- * (QUEUE_ECORRUPT, and -EINVAL or -EIO out of LMDB) are counted; after
- * ENGINE_SPOOL_BUDGET of them with no claim succeeding in between the
- * engine says the spool is damaged and drains to exit 65 (74 for an I/O
- * error) instead of trying again forever.  Other errors (a full disk)
- * are not counted. */
+/* A spool operation of kind op failed with err (0: it worked, which ends
+ * the run of failures).  Errors of a damaged spool (QUEUE_ECORRUPT, and
+ * -EINVAL or -EIO out of LMDB) are counted; after ENGINE_SPOOL_BUDGET of
+ * them in a row the engine says the spool is damaged and drains to exit
+ * 65 (74 for an I/O error) instead of trying again forever.  Other errors
+ * (a full disk) are not counted. */
 #define ENGINE_SPOOL_BUDGET 100
-void engine_spool_failed(struct engine *e, const char *what, int err);
+enum engine_spool_op { ENGINE_SPOOL_CLAIM, ENGINE_SPOOL_COUNTS,
+                       ENGINE_SPOOL_OUTCOMES };
+void engine_spool_result(struct engine *e, enum engine_spool_op op,
+                         int err);
 void engine_record(struct engine *e, struct item **items, size_t n,
                    const struct queue_outcome *o);
 void engine_item_free(struct engine *e, struct item *it);

@@ -18,8 +18,8 @@
  *   A failed outcome commit is reported on stderr; the delivery stays in
  *   the spool and is tried again (at-least-once).  Claims, counter reads
  *   and outcome commits failing as a damaged spool fails, again and again
- *   with no claim succeeding between, stop the engine with exit 65
- *   (engine_spool_failed) rather than retrying forever.
+ *   with no success between, stop the engine with exit 65
+ *   (engine_spool_result) rather than retrying forever.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -306,8 +306,8 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
         fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
                         "(they will be tried again)\n",
                 rc->n, queue_strerror(status));
-    if (status)
-        engine_spool_failed(e, "recording outcomes", status);
+    if (status != QUEUE_ESTATE)
+        engine_spool_result(e, ENGINE_SPOOL_OUTCOMES, status);
     for (size_t i = 0; i < rc->n; i++) {
         switch (o[i].type) {
         case QUEUE_EV_DELIVERED: e->st.delivered++; break;
@@ -501,26 +501,8 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
     return d;
 }
 
-void engine_spool_failed(struct engine *e, const char *what, int err)
-{
-    if (err != QUEUE_ECORRUPT && err != -EINVAL && err != -EIO)
-        return; /* not damage: a full disk has its own handling */
-    if (++e->spool_failures == 1)
-        fprintf(stderr, "sluiced: %s failed: %s\n", what,
-                queue_strerror(err));
-    if (e->spool_failures != ENGINE_SPOOL_BUDGET)
-        return;
-    fprintf(stderr, "sluiced: spool %s: %s failed %u times in a row "
-            "(%s); stopping.  Run 'sluice --spool %s spool check'; "
-            "'sluice spool salvage' copies what can be read\n",
-            err == -EIO ? "I/O error" : "damaged", what, e->spool_failures,
-            queue_strerror(err), e->cfg.spool);
-    e->exit_code = err == -EIO ? 74 : 65;
-    engine_drain(e);
-}
-
 /* Claim what is due, up to the in-flight limit.  A claim that fails is
- * counted towards the spool's error budget (engine_spool_failed). */
+ * counted towards the spool's error budget (engine_spool_result). */
 static void claim_some(struct engine *e)
 {
     static struct queue_claim claims[1024];
@@ -531,11 +513,9 @@ static void claim_some(struct engine *e)
         if (want > 1024)
             want = 1024;
         int n = queue_claim(e->q, engine_now(), claims, want);
-        if (n < 0) {
-            engine_spool_failed(e, "claiming", n);
+        engine_spool_result(e, ENGINE_SPOOL_CLAIM, n < 0 ? n : 0);
+        if (n < 0)
             break;
-        }
-        e->spool_failures = 0;
         for (int i = 0; i < n; i++) {
             struct dest *d = file_claim(e, &claims[i]);
             if (d)
@@ -719,9 +699,8 @@ static void on_tick(uv_timer_t *t)
         struct queue_counts c;
         last_empty_check = engine_now_ms();
         int err = queue_counts_total(e->q, &c);
-        if (err)
-            engine_spool_failed(e, "reading the counters", err);
-        else if (c.queued == 0) {
+        engine_spool_result(e, ENGINE_SPOOL_COUNTS, err);
+        if (!err && c.queued == 0) {
             e->draining = true;
             e->drain_deadline_ms = engine_now_ms() + e->cfg.drain_timeout_ms;
             dest_quit_idle(e);

@@ -25,7 +25,7 @@
  *   records, in a child process) and refuses a damaged spool (65);
  *   --skip-spool-check leaves the walk out (it reads the whole file once).
  *   Damage met while running: repeated damaged-spool errors stop the
- *   engine (65, or 74 for I/O errors: engine_spool_failed), and a bus
+ *   engine (65, or 74 for I/O errors: engine_spool_result), and a bus
  *   error reading the mapped
  *   file (SIGBUS: the file was cut or a page is beyond it) is reported in
  *   one line and exits 65 at once: LMDB cannot go on after it.
