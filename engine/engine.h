@@ -206,6 +206,10 @@ struct engine {
     bool exit_when_empty;
     bool progress;
     int exit_code;
+    bool create;               /* --create: start over where data.mdb is
+                                  missing or empty (QUEUE_OPEN_RECREATE) */
+    unsigned spool_failures[3]; /* damage-like spool errors in a row, per
+                                   enum engine_spool_op */
 
     struct eventlog *log;      /* event log consumer (eventlog.c), or NULL */
     uint64_t controls_gen;     /* of the spool's pause list, as applied */
@@ -230,6 +234,17 @@ struct compose_batch;
 /* scheduler.c */
 int engine_start(struct engine *e);
 void engine_drain(struct engine *e);
+/* A spool operation of kind op failed with err (0: it worked, which ends
+ * the run of failures).  Errors of a damaged spool (QUEUE_ECORRUPT, and
+ * -EINVAL or -EIO out of LMDB) are counted; after ENGINE_SPOOL_BUDGET of
+ * them in a row the engine says the spool is damaged and drains to exit
+ * 65 (74 for an I/O error) instead of trying again forever.  Other errors
+ * (a full disk) are not counted. */
+#define ENGINE_SPOOL_BUDGET 100
+enum engine_spool_op { ENGINE_SPOOL_CLAIM, ENGINE_SPOOL_COUNTS,
+                       ENGINE_SPOOL_OUTCOMES };
+void engine_spool_result(struct engine *e, enum engine_spool_op op,
+                         int err);
 void engine_item_free(struct engine *e, struct item *it);
 void engine_body_free(struct body *b);
 void engine_compose(struct engine *e, struct body **bodies, size_t n,

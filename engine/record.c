@@ -33,7 +33,8 @@
  * DIAGNOSTICS
  *   One stderr line per change of state, never one per failed attempt.
  *   Other failed commits (a damaged record) are reported per operation;
- *   their deliveries stay in the spool and are tried again.  Out of memory
+ *   their deliveries stay in the spool and are tried again, up to the
+ *   damaged-spool error budget (engine_spool_result: exit 65).  Out of memory
  *   for a record aborts: the outcome would be lost otherwise.
  */
 #include <stdlib.h>
@@ -266,6 +267,8 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
         fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
                         "(they will be tried again)\n",
                 rc->n, queue_strerror(status));
+    if (status != QUEUE_ESTATE)
+        engine_spool_result(e, ENGINE_SPOOL_OUTCOMES, status);
     if (rc->probe)
         e->hold.probing = false;
     /* the event log (and the counts) read the committed events */

@@ -19,6 +19,9 @@
  *
  * DIAGNOSTICS
  *   A failed claim is reported on stderr and tried again next tick.
+ *   Claims and counter reads failing as a damaged spool fails, again and
+ *   again with no success between, stop the engine with exit 65
+ *   (engine_spool_result) rather than retrying forever.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -413,7 +416,8 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
     return d;
 }
 
-/* Claim what is due, up to the in-flight limit. */
+/* Claim what is due, up to the in-flight limit.  A claim that fails is
+ * counted towards the spool's error budget (engine_spool_result). */
 static void claim_some(struct engine *e)
 {
     static struct queue_claim claims[1024];
@@ -425,10 +429,9 @@ static void claim_some(struct engine *e)
         if (want > 1024)
             want = 1024;
         int n = queue_claim(e->q, engine_now(), claims, want);
-        if (n < 0) {
-            fprintf(stderr, "sluiced: claim failed: %s\n", queue_strerror(n));
+        engine_spool_result(e, ENGINE_SPOOL_CLAIM, n < 0 ? n : 0);
+        if (n < 0)
             break;
-        }
         for (int i = 0; i < n; i++) {
             struct dest *d = file_claim(e, &claims[i]);
             if (d)
@@ -611,7 +614,9 @@ static void on_tick(uv_timer_t *t)
         engine_now_ms() - last_empty_check >= 200) {
         struct queue_counts c;
         last_empty_check = engine_now_ms();
-        if (queue_counts_total(e->q, &c) == 0 && c.queued == 0) {
+        int err = queue_counts_total(e->q, &c);
+        engine_spool_result(e, ENGINE_SPOOL_COUNTS, err);
+        if (!err && c.queued == 0) {
             e->draining = true;
             e->drain_deadline_ms = engine_now_ms() + e->cfg.drain_timeout_ms;
             dest_quit_idle(e);
@@ -633,7 +638,8 @@ int engine_start(struct engine *e)
 {
     struct queue_options qo = {
         .flags = QUEUE_OPEN_CREATE | QUEUE_OPEN_CLAIM |
-                 (e->cfg.nosync ? QUEUE_OPEN_NOSYNC : 0),
+                 (e->cfg.nosync ? QUEUE_OPEN_NOSYNC : 0) |
+                 (e->create ? QUEUE_OPEN_RECREATE : 0),
         .group_ops = e->cfg.group_ops, .group_ms = e->cfg.group_ms,
         .map_max = e->cfg.map_max, .retry_steps = e->cfg.retry_steps,
         .max_age = e->cfg.max_age, .trim_ms = 50,

@@ -2,7 +2,8 @@
  * sluiced.c - the sluice daemon: read the configuration, run the engine.
  *
  * SYNOPSIS
- *   sluiced -c FILE [-v] [--progress] [--exit-when-empty]
+ *   sluiced -c FILE [-v] [--progress] [--exit-when-empty] [--create]
+ *           [--skip-spool-check]
  *   sluiced -t -c FILE
  *
  * DESCRIPTION
@@ -17,12 +18,29 @@
  *   same way once nothing is queued (for demos and tests); --progress
  *   prints a live status line.
  *
+ *   The spool is created when its directory does not exist or is empty.
+ *   A directory whose data.mdb is empty, or missing beside lock.mdb or
+ *   claim.lock, has lost its data: refused (65) unless --create asks to
+ *   start over with an empty spool there.
+ *
+ *   LMDB keeps no checksums, and writing through a damaged page can
+ *   corrupt memory, so before it opens the spool for writing sluiced walks
+ *   every page and record of it (queue_check, quick: structure and
+ *   records, in a child process) and refuses a damaged spool (65);
+ *   --skip-spool-check leaves the walk out (it reads the whole file once).
+ *   Damage met while running: repeated damaged-spool errors stop the
+ *   engine (65, or 74 for I/O errors: engine_spool_result), and a bus
+ *   error reading the mapped
+ *   file (SIGBUS: the file was cut or a page is beyond it) is reported in
+ *   one line and exits 65 at once: LMDB cannot go on after it.
+ *
  * EXIT STATUS
- *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool, or an event
- *   log that is damaged or written for another spool; 71 system error; 73
- *   the event log cannot be opened (or another process holds it); 74 spool
- *   I/O error; 75 stopped with outcomes the full spool could not take
- *   (their deliveries are due again); 78 configuration error.
+ *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool (also a bus
+ *   error reading it), or an event log that is damaged or written for
+ *   another spool; 71 system error; 73 the event log cannot be opened (or
+ *   another process holds it); 74 spool I/O error; 75 stopped with
+ *   outcomes the full spool could not take (their deliveries are due
+ *   again); 78 configuration error.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -30,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "classify.h"
@@ -41,6 +60,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: sluiced -c FILE [-v] [--progress] [--exit-when-empty]\n"
+        "               [--create] [--skip-spool-check]\n"
         "       sluiced -t -c FILE\n"
         "\n"
         "  -c FILE            the configuration (INI; README \"Running "
@@ -52,13 +72,23 @@ static void usage(FILE *f)
         "  -v                 trace every SMTP state change on stderr\n"
         "  --progress         a live status line on stderr\n"
         "  --exit-when-empty  stop as on SIGTERM once nothing is queued\n"
+        "  --create           start an empty spool where data.mdb is missing\n"
+        "                     or empty beside the spool's lock files (refused\n"
+        "                     with exit 65 without it)\n"
+        "  --skip-spool-check do not walk the spool before writing to it (the\n"
+        "                     walk reads the whole file once; a damaged spool\n"
+        "                     is refused with 65: 'sluice spool check' shows\n"
+        "                     what, 'sluice spool salvage' copies what can be\n"
+        "                     read)\n"
         "  -h, --help         this help\n"
         "\n"
         "SIGHUP reloads the configuration and the DKIM keys (a broken file or\n"
         "a refused key keeps the running ones); SIGTERM or SIGINT let the\n"
         "sessions in flight finish within drain_timeout and exit 0.\n"
         "Exit status: 0 stopped cleanly, 64 usage, 65 foreign or damaged\n"
-        "spool, 71 system error, 74 spool I/O error, 78 configuration error.\n");
+        "spool (or event log), 71 system error, 73 event log cannot be opened,\n"
+        "74 spool I/O error, 75 stopped with outcomes a full spool could not\n"
+        "take, 78 configuration error.\n");
 }
 
 /* The exit status for a spool that cannot be opened. */
@@ -104,6 +134,58 @@ static int check_only(const char *path)
     queue_close(q);
     config_free(&cfg);
     return code;
+}
+
+/* The line a bus error prints: made before the engine starts, written by
+ * the handler (write() and _exit() are async-signal-safe). */
+static char bus_msg[600];
+static size_t bus_len;
+
+/* SIGBUS: a page of the mapped spool is beyond the end of data.mdb (cut
+ * short while in use, or a damaged page pointing past it).  LMDB cannot
+ * go on from here: say so and exit 65. */
+static void on_bus_error(int sig)
+{
+    (void)sig;
+    ssize_t n = write(2, bus_msg, bus_len);
+    (void)n;
+    _exit(65);
+}
+
+/* Report one problem of the start-up check (the first few). */
+static void on_problem(void *arg, int kind, const char *db, const char *key,
+                       const char *what)
+{
+    unsigned *shown = arg;
+    if (kind == QUEUE_REPORT_PROBLEM && (*shown)++ < 5)
+        fprintf(stderr, "  %s %s%s%s\n", db, key, *key ? ": " : "", what);
+}
+
+/* Walk the spool before writing to it; 0 to go on, else the exit code. */
+static int check_spool(const char *spool)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", spool);
+    if (stat(path, &st) || st.st_size == 0)
+        return 0; /* nothing to walk: the open decides */
+    struct queue_check_report r;
+    unsigned shown = 0;
+    if (st.st_size > (100 << 20))
+        fprintf(stderr, "sluiced: checking the spool %s (%.0f MB)\n", spool,
+                (double)st.st_size / 1e6);
+    int err = queue_check(spool, QUEUE_CHECK_QUICK, on_problem, &shown, &r);
+    if (err)
+        return 0; /* not a spool to walk: the open says why */
+    if (!r.problems)
+        return 0;
+    fprintf(stderr, "sluiced: spool %s is damaged (%llu problem%s%s); not "
+            "starting.  'sluice --spool %s spool check' lists them, 'sluice "
+            "spool salvage' copies what can be read into a new spool\n",
+            spool, (unsigned long long)r.problems, r.problems == 1 ? "" : "s",
+            shown < r.problems ? ", the first shown above" : ", above",
+            spool);
+    return 65;
 }
 
 static void on_stop_signal(uv_signal_t *h, int sig)
@@ -160,7 +242,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    bool test = false;
+    bool test = false, skip_check = false;
     struct engine e = { 0 };
     char err[600];
 
@@ -170,6 +252,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-v")) smtp_trace = 1;
         else if (!strcmp(argv[i], "--progress")) e.progress = true;
         else if (!strcmp(argv[i], "--exit-when-empty")) e.exit_when_empty = true;
+        else if (!strcmp(argv[i], "--create")) e.create = true;
+        else if (!strcmp(argv[i], "--skip-spool-check")) skip_check = true;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -194,6 +278,24 @@ int main(int argc, char **argv)
         config_free(&e.cfg);
         return 78;
     }
+    /* before any thread: the walk runs in a child process */
+    int crc = skip_check ? 0 : check_spool(e.cfg.spool);
+    if (crc) {
+        signer_unref(e.signer);
+        config_free(&e.cfg);
+        return crc;
+    }
+    int bn = snprintf(bus_msg, sizeof bus_msg, "sluiced: bus error reading "
+                      "the spool %s: data.mdb is shorter than its pages or "
+                      "damaged; stopping.  Run 'sluice --spool %s spool "
+                      "check'\n", e.cfg.spool, e.cfg.spool);
+    bus_len = bn < 0 ? 0 : (size_t)bn < sizeof bus_msg ? (size_t)bn
+                                                        : sizeof bus_msg - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_bus_error;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* bodies are made on worker threads and freed on the loop: keep freed
      * memory around instead of trimming and regrowing heaps all the time */
@@ -217,9 +319,7 @@ int main(int argc, char **argv)
     if (!rc)
         rc = unsub_http_start(&e);
     if (rc) {
-        e.exit_code = rc == ENGINE_E_CONFIG ? 78
-                      : rc == QUEUE_EFOREIGN || rc == QUEUE_ECORRUPT ||
-                      rc == QUEUE_ESCHEMA ? 65 : 74;
+        e.exit_code = rc == ENGINE_E_CONFIG ? 78 : spool_exit(rc);
         goto out;
     }
     uv_signal_init(e.loop, &e.sig_term);

@@ -73,8 +73,7 @@ static size_t account_encode(unsigned char *buf, size_t cap,
 }
 
 /* Unpack a record; QUEUE_ECORRUPT if it does not decode. */
-static int account_decode(const MDB_val *v, uint32_t id,
-                          struct queue_account *a)
+int account_decode(const MDB_val *v, uint32_t id, struct queue_account *a)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(a, 0, sizeof *a);

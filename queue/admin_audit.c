@@ -205,7 +205,7 @@ int queue_audit_append(struct queue *q, const struct queue_actor *by,
 }
 
 /* Decode a stored value (key seq) into r; false if it does not decode. */
-static bool audit_decode(const MDB_val *v, struct queue_audit *r)
+bool audit_decode(const MDB_val *v, struct queue_audit *r)
 {
     const unsigned char *p = v->mv_data;
     memset(r, 0, sizeof *r);

@@ -79,8 +79,8 @@ static size_t sdomain_encode(unsigned char *buf, size_t cap,
     return w.over ? 0 : w.len;
 }
 
-static int sdomain_decode(const MDB_val *k, const MDB_val *v,
-                          struct queue_sdomain *d)
+int sdomain_decode(const MDB_val *k, const MDB_val *v,
+                   struct queue_sdomain *d)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(d, 0, sizeof *d);

@@ -90,6 +90,16 @@ int account_master_id(struct queue *q, MDB_txn *txn, uint32_t *id);
 int user_load(struct queue *q, MDB_txn *txn, uint32_t id,
               struct queue_user *u);
 
+/* Record decoders, also used by the spool check and salvage (check.c):
+ * 0 (true for audit) when the value decodes, else QUEUE_ECORRUPT. */
+int account_decode(const MDB_val *v, uint32_t id, struct queue_account *a);
+int user_decode(const MDB_val *v, uint32_t id, struct queue_user *u);
+int apikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k);
+bool audit_decode(const MDB_val *v, struct queue_audit *r);
+int sdomain_decode(const MDB_val *k, const MDB_val *v,
+                   struct queue_sdomain *d);
+int usage_decode(const MDB_val *v, struct queue_usage *u);
+
 /* ---------------------------------------------------- record packing */
 
 struct rec_w {

@@ -49,7 +49,7 @@ static size_t apikey_encode(unsigned char *buf, size_t cap,
     return w.over ? 0 : w.len;
 }
 
-static int apikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k)
+int apikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(k, 0, sizeof *k);

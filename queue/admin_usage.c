@@ -25,7 +25,7 @@ uint32_t queue_day_of(int64_t t)
 }
 
 /* Decode a usage value. */
-static int usage_decode(const MDB_val *v, struct queue_usage *u)
+int usage_decode(const MDB_val *v, struct queue_usage *u)
 {
     const unsigned char *p = v->mv_data;
     uint64_t n[3];

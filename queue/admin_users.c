@@ -63,7 +63,7 @@ static size_t user_encode(unsigned char *buf, size_t cap,
     return w.over ? 0 : w.len;
 }
 
-static int user_decode(const MDB_val *v, uint32_t id, struct queue_user *u)
+int user_decode(const MDB_val *v, uint32_t id, struct queue_user *u)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(u, 0, sizeof *u);

@@ -38,6 +38,12 @@ static inline MDB_val camp_key(unsigned char key[9], char kind, uint64_t id)
 int campaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
                   struct queue_campaign *c, bool templates);
 
+/* Decode a definition ('i', templates only when asked) or a status ('p')
+ * record into c; QUEUE_ECORRUPT when it does not decode, -ENOMEM. */
+int campaign_def_decode(const MDB_val *v, uint64_t id,
+                        struct queue_campaign *c, bool templates);
+int campaign_status_decode(const MDB_val *v, struct queue_campaign *c);
+
 /* Write the status record of c. Returns 0 or a raw LMDB code (> 0). */
 int campaign_status_put(struct queue *q, MDB_txn *txn,
                         const struct queue_campaign *c);

@@ -145,8 +145,8 @@ static bool take_template(struct rec_r *r, char **dst)
 }
 
 /* Decode a definition into c (templates only when asked). */
-static int def_decode(const MDB_val *v, uint64_t id, struct queue_campaign *c,
-                      bool templates)
+int campaign_def_decode(const MDB_val *v, uint64_t id,
+                        struct queue_campaign *c, bool templates)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     char *html = NULL;
@@ -176,7 +176,7 @@ static int def_decode(const MDB_val *v, uint64_t id, struct queue_campaign *c,
 }
 
 /* Decode a status record into c. */
-static int status_decode(const MDB_val *v, struct queue_campaign *c)
+int campaign_status_decode(const MDB_val *v, struct queue_campaign *c)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     if (rr_u8(&r) != CAMP_FMT)
@@ -222,13 +222,13 @@ int campaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
     int rc = mdb_get(txn, q->dbi[DB_CAMPAIGNS], &k, &v);
     if (rc)
         return queue_err_mdb(rc);
-    int err = def_decode(&v, id, c, templates);
+    int err = campaign_def_decode(&v, id, c, templates);
     if (err)
         return err;
     k = camp_key(key, 'p', id);
     rc = mdb_get(txn, q->dbi[DB_CAMPAIGNS], &k, &v);
     err = rc ? (rc == MDB_NOTFOUND ? QUEUE_ECORRUPT : queue_err_mdb(rc))
-             : status_decode(&v, c);
+             : campaign_status_decode(&v, c);
     if (err)
         queue_campaign_clear(c);
     return err;

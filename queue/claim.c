@@ -30,7 +30,9 @@
  *
  * DIAGNOSTICS
  *   -EPERM when the spool was not opened with QUEUE_OPEN_CLAIM; -ENOMEM
- *   when the lease table cannot grow.
+ *   when the lease table cannot grow; QUEUE_ECORRUPT when a page of the
+ *   ready index or of a delivery it names cannot be read (what was claimed
+ *   before it is still returned).
  */
 #include <errno.h>
 #include <string.h>
@@ -99,8 +101,15 @@ int queue_claim(struct queue *q, int64_t now, struct queue_claim *out,
         struct queue_delivery d;
         MDB_val dk = { 8, key }, dv;
         be64_put(key, id);
-        if (mdb_get(txn, q->dbi[DB_DELIVERIES], &dk, &dv) ||
-            delivery_decode(&dv, id, &d) || QUEUE_STATE_TERMINAL(d.state))
+        int grc = mdb_get(txn, q->dbi[DB_DELIVERIES], &dk, &dv);
+        if (grc && grc != MDB_NOTFOUND) {
+            /* a page LMDB cannot read: the transaction is unusable now,
+             * so stop here and say why (not EINVAL on the next step) */
+            err = queue_err_mdb(grc);
+            break;
+        }
+        if (grc || delivery_decode(&dv, id, &d) ||
+            QUEUE_STATE_TERMINAL(d.state))
             continue; /* stale index entry: the writer will not see it */
         if ((err = lease_add(&q->leases, id)))
             break;

@@ -118,8 +118,8 @@ int control_submit(struct queue *q, int kind, const char *name,
 }
 
 /* Decode a controls record; QUEUE_ECORRUPT if it does not fit. */
-static int control_decode(const MDB_val *k, const MDB_val *v,
-                          struct queue_control *c)
+int control_decode(const MDB_val *k, const MDB_val *v,
+                   struct queue_control *c)
 {
     const unsigned char *kp = k->mv_data, *p = v->mv_data;
     size_t nlen = k->mv_size - 2;

@@ -312,6 +312,10 @@ long queue_domains(struct queue *q,
         const char *kp = k.mv_data;
         if (k.mv_size < 2 || kp[0] != 'd')
             break;
+        if (k.mv_size > KEY_MAX) {  /* no key of ours: a damaged page */
+            rc = MDB_CORRUPTED;
+            break;
+        }
         char dom[KEY_MAX];
         memcpy(dom, kp + 1, k.mv_size - 1);
         dom[k.mv_size - 1] = 0;

@@ -177,6 +177,12 @@ static int set_load(struct wctx *w)
     return err;
 }
 
+bool streak_record_ok(const MDB_val *v)
+{
+    return v->mv_size == STREAK_LEN &&
+           ((const unsigned char *)v->mv_data)[0] == STREAK_FMT;
+}
+
 /* The streak key of (owner, address); mv_size 0 when it does not fit. */
 static MDB_val streak_key(unsigned char *buf, uint32_t owner,
                           const char *rcpt)
@@ -241,8 +247,7 @@ static int streak_add(struct wctx *w, uint32_t owner, const char *rcpt,
     uint32_t count = 0;
     int64_t first = w->now;
     int rc = mdb_get(w->txn, w->q->dbi[DB_SUPPRESS], &k, &v);
-    if (rc == 0 && v.mv_size == STREAK_LEN &&
-        ((const unsigned char *)v.mv_data)[0] == STREAK_FMT) {
+    if (rc == 0 && streak_record_ok(&v)) {
         const unsigned char *p = v.mv_data;
         uint64_t f = 0;
         for (int b = 7; b >= 0; b--)

@@ -72,7 +72,7 @@ static size_t list_encode(unsigned char *buf, const struct list_rec *r)
 }
 
 /* Unpack a stored list record of id. */
-static int list_decode(const MDB_val *v, uint64_t id, struct list_rec *r)
+int list_decode(const MDB_val *v, uint64_t id, struct list_rec *r)
 {
     struct rec_r rd = { .p = v->mv_data, .len = v->mv_size };
     memset(r, 0, sizeof *r);

@@ -88,6 +88,15 @@ struct contact_view {
 };
 int contact_decode(const MDB_val *v, struct contact_view *c);
 
+/* Decoders of list and suppression records (check.c uses them too);
+ * QUEUE_ECORRUPT when the record does not decode.  email, reason and
+ * source have room for their caps plus the NUL. */
+int list_decode(const MDB_val *v, uint64_t id, struct list_rec *r);
+int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
+                char *reason, char *source, struct queue_suppression *s);
+/* Whether v is a soft-bounce streak record (hygiene.c). */
+bool streak_record_ok(const MDB_val *v);
+
 /* Delete up to max contacts of list (members entries too); *left says
  * whether any remain.  *deleted (may be NULL) gets how many went. */
 int contacts_purge(struct admin_tx *t, uint64_t list, size_t max,

@@ -88,6 +88,11 @@ enum queue_open_flags {
     QUEUE_OPEN_NOSYNC = 1 << 1, /* no fsync at commit: see README "no-sync" */
     QUEUE_OPEN_CLAIM = 1 << 2,  /* this process claims deliveries (engine) */
     QUEUE_OPEN_READONLY = 1 << 3,
+    /* with CREATE: also start a new, empty spool in a directory whose
+     * data.mdb is empty, or missing beside lock.mdb or claim.lock, which
+     * an open otherwise refuses as QUEUE_ECORRUPT (the spool's data is
+     * gone).  A data.mdb with anything in it is never replaced. */
+    QUEUE_OPEN_RECREATE = 1 << 4,
 };
 
 struct queue_options {
@@ -115,7 +120,8 @@ struct queue_options {
 struct queue;
 
 /* Open (or with QUEUE_OPEN_CREATE create) the spool in DIR. opts may be NULL
- * for defaults.  Clears stale reader slots left by dead processes and starts
+ * for defaults.  CREATE makes a spool only where there is none yet: a
+ * directory that does not exist or is empty (QUEUE_OPEN_RECREATE above).  Clears stale reader slots left by dead processes and starts
  * the writer thread (not in read-only mode). */
 int queue_open(struct queue **out, const char *dir,
                const struct queue_options *opts);
@@ -465,6 +471,81 @@ int64_t queue_park_time(uint64_t campaign);
  * engine may poll it every second and call queue_controls() only when it
  * changed.  Changes committed by other processes are seen too. */
 int queue_controls_gen(struct queue *q, uint64_t *gen);
+
+/* ------------------------------------------------- checking and salvage */
+
+/* LMDB keeps no checksums: damage shows only when a page is read, and
+ * reading it may fault.  queue_check() and queue_salvage() read in a child
+ * process of their own (fork), so a fault ends nothing but that walk: the
+ * caller must be free to fork (not in the middle of a threaded loop's
+ * work; sluiced checks before it starts its threads).  They are safe
+ * beside a running engine: they read one snapshot (a new one only after
+ * damage forced the walk to start over). */
+
+/* What a check or salvage reports: kind QUEUE_REPORT_PROBLEM (damage or a
+ * broken invariant; a lost record in salvage) or QUEUE_REPORT_NOTE (what
+ * it could not do, what it repaired); db is a database name, or "file",
+ * "freelist" or "main" for LMDB's own structures; key is printable. */
+enum { QUEUE_REPORT_PROBLEM = 1, QUEUE_REPORT_NOTE = 2 };
+typedef void (*queue_report_cb)(void *arg, int kind, const char *db,
+                                const char *key, const char *what);
+
+#define QUEUE_CHECK_DBS 24
+struct queue_check_db {
+    char name[16];
+    uint64_t records;      /* records read */
+    uint64_t problems;     /* problems found in it (also those not passed
+                              to the callback past its cap) */
+    uint64_t copied;       /* salvage: records written to the new spool */
+};
+struct queue_check_report {
+    uint64_t records, problems, notes;
+    size_t ndb;
+    struct queue_check_db db[QUEUE_CHECK_DBS];
+    int fatal_signal;      /* the walk died of this signal anyway, 0 none */
+    /* salvage only: queued recipients whose message was lost and were
+     * ended as expired, and queued deliveries known (from the ready
+     * index) but unreadable */
+    uint64_t ended_no_message, lost_queued;
+};
+
+enum queue_check_flags {
+    /* structure only: every database, page and record is read and
+     * decoded, but records are not compared with each other */
+    QUEUE_CHECK_QUICK = 1 << 0,
+};
+
+/* Walk every database of the spool in DIR and every record: LMDB's free
+ * list and main database, each record against its layout (decoded as the
+ * library reads it), and unless QUEUE_CHECK_QUICK the spool's invariants:
+ * every queued delivery in the ready index and every ready entry a queued
+ * delivery due then, every queued delivery's message stored and counted
+ * in msgrefs, every event's delivery there, ids below the meta counters
+ * that hand out the next ones, counters equal to what the rows count, the
+ * audit chain unbroken.  cb (may be NULL) gets each problem (at most 200
+ * per database; r counts them all).  Returns 0 when the spool was looked
+ * at (r->problems says whether it is damaged; a spool LMDB cannot open at
+ * all is one problem), or -ENOENT, QUEUE_EFOREIGN, QUEUE_ESCHEMA, -EACCES
+ * when DIR is not a spool that can be checked, -errno when no process
+ * could be started. */
+int queue_check(const char *dir, unsigned flags, queue_report_cb cb,
+                void *arg, struct queue_check_report *r);
+
+/* Copy every record of the spool in SRC that can be read and is well
+ * formed into a new spool DST (which must not exist), then repair the
+ * invariants in DST: the meta counters above every id, the ready index
+ * rebuilt from the queued deliveries, message reference counts and
+ * counters counted again from the rows, stored messages no recipient
+ * needs any more dropped, and every queued recipient whose message was
+ * lost ended with an "expired" event (reason "message lost in spool
+ * salvage"), so that none is dropped unreported.  cb gets what was lost
+ * (problems) and what was repaired (notes); r->db[] counts records read
+ * and copied per database.  Returns 0 when DST was made (r->problems > 0
+ * when something was lost), -EEXIST when DST exists, -ENOENT,
+ * QUEUE_EFOREIGN or QUEUE_ESCHEMA for a SRC that is no spool, or the
+ * error that kept DST from being written. */
+int queue_salvage(const char *src, const char *dst, queue_report_cb cb,
+                  void *arg, struct queue_check_report *r);
 
 /* ------------------------------------------------------------- helpers */
 

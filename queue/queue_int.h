@@ -290,6 +290,8 @@ int64_t spool_now(const struct queue *q);
 int schema_open(struct queue *q, MDB_txn *txn, bool create);
 int meta_get_u64(struct queue *q, MDB_txn *txn, const char *name,
                  uint64_t *v);
+/* Schema version that introduced database db. */
+uint32_t schema_db_since(int db);
 int meta_put_u64(struct queue *q, MDB_txn *txn, const char *name,
                  uint64_t v);
 
@@ -324,6 +326,11 @@ int sync_submit_wait(struct queue *q, struct queue_op *op);
 int control_submit(struct queue *q, int kind, const char *name,
                    const char *reason, const char *who, bool set,
                    queue_done_cb cb, void *arg);
+
+/* Decode a controls record (control.c); QUEUE_ECORRUPT if it does not
+ * fit. */
+int control_decode(const MDB_val *k, const MDB_val *v,
+                   struct queue_control *c);
 
 /* Record a failed LMDB call in a write txn; returns the queue code. */
 static inline int wctx_fail(struct wctx *w, int rc)

@@ -61,6 +61,11 @@ static const uint32_t db_since[DB_COUNT] = {
     [DB_CAMPAIGNS] = 4,
 };
 
+uint32_t schema_db_since(int db)
+{
+    return db >= 0 && db < DB_COUNT && db_since[db] ? db_since[db] : 1;
+}
+
 /* Read a u64 meta value (0 when absent). */
 int meta_get_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t *v)
 {

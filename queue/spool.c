@@ -7,8 +7,16 @@
  *   slots, the claim lock file, read transactions under the map lock, map
  *   growth up to the configured ceiling, and the spool facts for status.
  *
+ *   Who may create: QUEUE_OPEN_CREATE makes a spool in a directory that
+ *   does not exist or is empty (but for the tools' side files: dkim/,
+ *   status.json, quarantine/).  A directory whose data.mdb is missing or
+ *   empty while lock.mdb or claim.lock is there (or the empty data.mdb
+ *   itself) is a spool that lost its data: refused as damaged unless
+ *   QUEUE_OPEN_RECREATE asks to start over.
+ *
  * DIAGNOSTICS
  *   A directory that is not a spool gives QUEUE_EFOREIGN, damaged files
+ *   (also an empty data.mdb, or a missing one beside lock.mdb)
  *   QUEUE_ECORRUPT, a newer spool QUEUE_ESCHEMA; queue_last_detail() names
  *   the path and the reason.
  */
@@ -75,26 +83,60 @@ static int mkdirs(const char *dir)
     return 0;
 }
 
-/* Whether DIR holds anything besides what a spool itself puts there. */
-static bool dir_has_strangers(const char *dir)
+/* Files the spool's tools keep beside the database (sluiced's live view,
+ * the DKIM key store, the feedback quarantine): they may come before the
+ * spool (`sluice dkim keygen`) and say nothing about it. */
+static bool spool_side_file(const char *name)
+{
+    static const char *const names[] = { "status.json", "dkim",
+                                         "quarantine" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i]))
+            return true;
+    return false;
+}
+
+/* What a directory without a usable data.mdb holds. */
+enum dir_kind { DIR_EMPTY, DIR_SPOOL_TRACES, DIR_FOREIGN };
+
+/* Classify DIR: nothing of a spool's database (empty, or only the side
+ * files), the traces an LMDB environment leaves (lock.mdb, claim.lock, an
+ * empty data.mdb: a spool whose data is gone), or something else. */
+static enum dir_kind dir_classify(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
-    bool strangers = false;
+    enum dir_kind kind = DIR_EMPTY;
     if (!d)
-        return false;
+        return DIR_EMPTY;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-            !strcmp(e->d_name, "lock.mdb") || !strcmp(e->d_name, "claim.lock"))
+            spool_side_file(e->d_name))
             continue;
-        strangers = true;
+        if (!strcmp(e->d_name, "data.mdb") || !strcmp(e->d_name, "lock.mdb") ||
+            !strcmp(e->d_name, "claim.lock")) {
+            kind = DIR_SPOOL_TRACES;
+            continue;
+        }
+        kind = DIR_FOREIGN;
+        break;
     }
     closedir(d);
-    return strangers;
+    return kind;
 }
 
-/* Check the directory before LMDB sees it; creates it if asked. */
-static int check_dir(const char *dir, bool create)
+/* Check the directory before LMDB sees it; creates it if asked.
+ *
+ * A data.mdb that is missing or empty is where LMDB would quietly start a
+ * new, empty environment.  That is right only for a directory that holds
+ * nothing yet (or does not exist) and a caller that creates; beside the
+ * traces of an environment (lock.mdb, claim.lock) it means the spool's data is
+ * gone (a failed copy, a disk full at creation), and only an explicit
+ * re-initialisation (QUEUE_OPEN_RECREATE) may start over there.  Two
+ * programs creating the same new spool at the very same moment may see
+ * each other's empty data.mdb for an instant; the loser is refused and
+ * succeeds when run again. */
+static int check_dir(const char *dir, bool create, bool recreate)
 {
     struct stat st;
     char path[4096];
@@ -116,23 +158,42 @@ static int check_dir(const char *dir, bool create)
     }
     if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
         return -ENAMETOOLONG;
-    if (stat(path, &st)) {
+    bool missing = stat(path, &st) != 0;
+    if (!missing && !S_ISREG(st.st_mode)) {
+        queue_set_detail("%s: data.mdb is not a regular file", dir);
+        return QUEUE_EFOREIGN;
+    }
+    if (!missing && st.st_size > 0)
+        return 0;
+    switch (dir_classify(dir)) {
+    case DIR_EMPTY:
+        if (create)
+            return 0;
+        queue_set_detail("%s: no spool here (no data.mdb)", dir);
+        return -ENOENT;
+    case DIR_FOREIGN:
+        if (!missing)
+            break;
         if (!create) {
             queue_set_detail("%s: no spool here (no data.mdb)", dir);
             return -ENOENT;
         }
-        if (dir_has_strangers(dir)) {
-            queue_set_detail("%s: directory holds other files; refusing to "
-                             "create a spool in it", dir);
-            return QUEUE_EFOREIGN;
-        }
-        return 0;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        queue_set_detail("%s: data.mdb is not a regular file", dir);
+        queue_set_detail("%s: directory holds other files; refusing to "
+                         "create a spool in it", dir);
         return QUEUE_EFOREIGN;
+    default:
+        if (create && recreate)
+            return 0;
+        queue_set_detail("%s: data.mdb is %s beside the spool's lock files: "
+                         "its data is gone (a failed copy or a full disk?); "
+                         "restore a backup, or start an empty spool there "
+                         "with 'sluice spool init' or 'sluiced --create'",
+                         dir, missing ? "missing" : "empty");
+        return QUEUE_ECORRUPT;
     }
-    return 0;
+    queue_set_detail("%s: data.mdb is empty: its data is gone (a failed copy "
+                     "or a full disk?); restore a backup", dir);
+    return QUEUE_ECORRUPT;
 }
 
 /* Take the exclusive claim lock so only one process claims deliveries. */
@@ -204,8 +265,9 @@ int queue_open(struct queue **out, const char *dir,
         err = -ENOMEM;
         goto fail;
     }
-    if ((err = check_dir(dir, (q->opt.flags & QUEUE_OPEN_CREATE) &&
-                                  !q->readonly)))
+    bool create = (q->opt.flags & QUEUE_OPEN_CREATE) && !q->readonly;
+    if ((err = check_dir(dir, create,
+                         create && (q->opt.flags & QUEUE_OPEN_RECREATE))))
         goto fail;
     /* before LMDB: a refused second open in this process must not open
      * and close the environment again (that drops LMDB's locks) */

@@ -265,9 +265,8 @@ int queue_suppress_add_batch(struct queue *q, uint32_t owner,
 }
 
 /* Decode a record into s; strings into the caller's buffers. */
-static int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
-                       char *reason, char *source,
-                       struct queue_suppression *s)
+int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
+                char *reason, char *source, struct queue_suppression *s)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     const unsigned char *kp = k->mv_data;

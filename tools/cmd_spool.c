@@ -6,19 +6,39 @@
  *   domains   counters per destination domain (queued first, or by name)
  *   events    the event log from a sequence number
  *   history   every event of one delivery, newest first
+ *   check, salvage, init: cmd_spool_repair.c
  *   Read-only: opens the spool with QUEUE_OPEN_READONLY, so it is safe
  *   beside a running engine.
  *
  * DIAGNOSTICS
  *   A foreign, damaged or too-new spool exits 65 with the reason; a missing
- *   one 66; bad arguments 64.
+ *   one 66; bad arguments 64.  LMDB keeps no checksums, so a damaged page
+ *   can make a read fault (SIGBUS past the end of a cut file, SIGSEGV
+ *   through a garbage offset): these commands then say so and exit 65
+ *   instead of dying of the signal.
  */
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tool.h"
+
+/* A read of the mapped spool faulted: say so (async-signal-safe) and exit
+ * 65, as for any damaged spool. */
+static void on_fault(int sig)
+{
+    static const char msg[] =
+        "sluice spool: reading the spool faulted (a bus error or a bad "
+        "address in the mapped data.mdb): the spool is damaged; "
+        "'sluice spool check' shows where\n";
+    (void)sig;
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    _exit(TOOL_EX_DATAERR);
+}
 
 /* Print a JSON value on stdout and free it. */
 static void emit(json_t *j)
@@ -254,7 +274,17 @@ int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv)
         "       sluice spool domains [--sort queued|name] [--limit N]\n"
         "       sluice spool events [--from SEQ] [--limit N]\n"
         "       sluice spool history DELIVERY-ID\n"
-        "All take --json.\n";
+        "       sluice spool check [--quick]\n"
+        "       sluice spool salvage [SRC] DST\n"
+        "       sluice spool init\n"
+        "All take --json.\n"
+        "check walks every database and record and checks the spool's\n"
+        "invariants: exit 0 sound, 65 damaged.  salvage copies every record\n"
+        "of SRC (default: --spool) that can be read into the new spool DST,\n"
+        "repairs it and says what was lost: exit 0 nothing lost, 65 losses\n"
+        "(DST still works), 73 DST exists.  init makes an empty spool; it\n"
+        "also starts over where data.mdb is missing or empty beside the\n"
+        "spool's lock files, which every other command refuses (65).\n";
     /* accept --json anywhere after the command */
     int n = 0;
     for (int i = 0; i < argc; i++) {
@@ -269,6 +299,23 @@ int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv)
         return argc < 2 ? TOOL_EX_USAGE : 0;
     }
     const char *sub = argv[1];
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(help, stdout);
+            return 0;
+        }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fault;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGSEGV, &sa, NULL);
+    if (!strcmp(sub, "check"))
+        return tool_spool_check(ctx, argc - 1, argv + 1);
+    if (!strcmp(sub, "salvage"))
+        return tool_spool_salvage(ctx, argc - 1, argv + 1);
+    if (!strcmp(sub, "init"))
+        return tool_spool_init(ctx, argc - 1, argv + 1);
     if (strcmp(sub, "info") && strcmp(sub, "domains") &&
         strcmp(sub, "events") && strcmp(sub, "history")) {
         fprintf(stderr, "sluice spool: unknown subcommand '%s'\n%s", sub, help);

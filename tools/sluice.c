@@ -9,15 +9,18 @@
  *   the older commands are gated here before they run.
  *
  * EXIT STATUS
- *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool),
+ *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool,
+ *   also a bus error reading a spool cut short or damaged),
  *   66 no such input (missing spool, resume of what is not paused),
  *   74 I/O error, 75 spool full (nothing written; try again once there
  *   is space), 77 permission refused, 78 configuration error.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tool_admin.h"
 #include "tool_lists.h"
@@ -35,7 +38,8 @@ static const struct tool_cmd commands[] = {
       tool_audit_main },
     { "inject", "queue a raw message for one or more recipients",
       tool_inject_main },
-    { "spool", "inspect the spool: info, domains, events, history",
+    { "spool", "inspect the spool: info, domains, events, history; check, "
+      "salvage, init", 
       tool_spool_main },
     { "status", "sites: queued, connections, rate, backoff, errors",
       tool_status_main },
@@ -209,8 +213,27 @@ bool tool_parse_u64(const char *s, unsigned long long *v)
     return !errno && !*end;
 }
 
+/* SIGBUS: a page of the mapped spool lies beyond the end of data.mdb (cut
+ * short, or damaged): say so (async-signal-safe) and exit 65. */
+static void on_bus_error(int sig)
+{
+    static const char msg[] =
+        "sluice: bus error reading the spool: data.mdb is shorter than its "
+        "pages or damaged; 'sluice spool check' shows where\n";
+    (void)sig;
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    _exit(TOOL_EX_DATAERR);
+}
+
 int main(int argc, char **argv)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_bus_error;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+
     struct tool_ctx ctx = { .spool = getenv("SLUICE_SPOOL") };
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {

@@ -74,6 +74,11 @@ const char *tool_ctl_kind_name(int kind);
 
 /* Subcommands and groups. */
 int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv);
+/* `sluice spool check|salvage|init` (cmd_spool_repair.c); argv[0] is the
+ * subcommand. */
+int tool_spool_check(struct tool_ctx *ctx, int argc, char **argv);
+int tool_spool_salvage(struct tool_ctx *ctx, int argc, char **argv);
+int tool_spool_init(struct tool_ctx *ctx, int argc, char **argv);
 int tool_inject_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_pause_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_resume_main(struct tool_ctx *ctx, int argc, char **argv);
