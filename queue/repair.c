@@ -3,17 +3,19 @@
  *
  * DESCRIPTION
  *   After salvage.c copied what it could read, the new spool holds good
- *   records but maybe not consistent ones.  In order:
+ *   records but maybe not consistent ones.  In order (events before
+ *   messages: the "expired" events written there must find every
+ *   delivery linked to an event that exists):
  *     meta        each id counter (next_delivery, next_account, ...) is
  *                 raised above the largest id copied, so no id is handed
  *                 out twice; audit_head is set to the last audit record
+ *     events      events of deliveries that were lost are dropped; a
+ *                 delivery whose newest event was lost links to the
+ *                 newest one of its that is left
  *     messages    a queued recipient of an injected message whose message
  *                 was lost can never be sent: it is ended with an
  *                 "expired" event ("message lost in spool salvage")
  *                 through the library's outcome path, and reported
- *     events      events of deliveries that were lost are dropped; a
- *                 delivery whose newest event was lost links to the
- *                 newest one of its that is left
  *     ready       rebuilt from the queued deliveries: entries of no
  *                 queued delivery due then are dropped, missing ones added
  *     msgrefs     counted again from the queued deliveries; a stored
@@ -655,6 +657,9 @@ int repair_spool(const char *dir, struct collect *col)
     int rc = rp_open(&p, dir);
     if (!rc) {
         fix_meta(&p);
+        /* before new events are written: a delivery must not link to a
+         * lost event whose seq the new ones would reuse or pass */
+        fix_events(&p);
         rc = p.err;
     }
     rp_close(&p);
@@ -669,7 +674,6 @@ int repair_spool(const char *dir, struct collect *col)
         rp_close(&p);
         return queue_err_mdb(rc);
     }
-    fix_events(&p);
     fix_ready(&p);
     struct tally *t = count_rows(&p);
     if (!t || tally_full(t))

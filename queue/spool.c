@@ -83,13 +83,13 @@ static int mkdirs(const char *dir)
     return 0;
 }
 
-/* Files the spool's tools keep beside the database (sluiced's live view,
- * the DKIM key store, the feedback quarantine): they may come before the
- * spool (`sluice dkim keygen`) and say nothing about it. */
+/* Files the spool's tools keep beside the database (sluiced's live view
+ * and its spare, the DKIM key store, the feedback quarantine): they may
+ * come before the spool (`sluice dkim keygen`) and say nothing about it. */
 static bool spool_side_file(const char *name)
 {
-    static const char *const names[] = { "status.json", "dkim",
-                                         "quarantine" };
+    static const char *const names[] = { "status.json", "status.json.tmp",
+                                         "dkim", "quarantine" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return true;

@@ -231,10 +231,11 @@ class Damage(peers.PeerTest):
             self.assertIn(w, err)
         msg = self.path("m.eml")
         with open(msg, "w") as f:
-            f.write("Subject: x\r\n\r\nx\r\n")
+            f.write("From: a@b.test\r\nSubject: x\r\n\r\nx\r\n")
         rc, _, err = self.sluice_rc(spool, "inject", "--from", "a@b.test",
                                     "--to", "c@d0.test", msg)
         self.assertEqual(rc, 65, err)
+        self.assertIn("data.mdb", err)   # the spool's refusal, not the message's
         after = os.path.getsize(data) if os.path.exists(data) else None
         self.assertEqual(before, after, "inject changed data.mdb")
 
@@ -349,7 +350,8 @@ class Damage(peers.PeerTest):
         os.truncate(os.path.join(spool, "data.mdb"), 0)
         rc, out, err = self.sluice_rc(spool, "spool", "init")
         self.assertEqual(rc, 0, err)
-        self.inject("a@b.test", ["c@d0.test"], "Subject: x\r\n\r\nx\r\n",
+        self.inject("a@b.test", ["c@d0.test"],
+                    "From: a@b.test\r\nSubject: x\r\n\r\nx\r\n",
                     spool=spool)
         self.assertEqual(self.spool_info(spool)["counts"]["queued"], 1)
 
