@@ -49,15 +49,13 @@ body = "".join(para for _ in range(max(1, size // 2 // len(para))))
 print("<html><body>%s<a href=\"{{unsubscribe_url}}\">unsubscribe</a>"
       "</body></html>" % body)
 PY
-{ sluiced_conf_head; cat <<CONF
+{ sluiced_conf_head signed; cat <<CONF
 max_connections = ${MAXCONN:-400}
 max_inflight = ${INFLIGHT:-20000}
 unsubscribe_host = u.sender.bench
 [domain default]
 max_connections = ${DOMCONN:-4}
 max_messages_per_connection = 1000
-[account default]
-allow_unsigned = no
 CONF
 } > "$T/sluiced.conf"
 

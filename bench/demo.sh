@@ -101,15 +101,13 @@ echo "== 4. sluiced renders, signs and delivers"
   --stats "$T/sink.json" --max-conn-per-domain 10 > "$T/sink.log" 2>&1 &
 sinkpid=$!
 pids="$pids $sinkpid"
-{ sluiced_conf_head; cat <<CONF
+{ sluiced_conf_head signed; cat <<CONF
 event_log = $T/events.jsonl
 unsubscribe_host = u.shop.demo
 retry = 1s
 max_age = 5s
 [domain default]
 max_connections = 4
-[account default]
-allow_unsigned = no
 CONF
 } > "$T/sluiced.conf"
 "$build/engine/sluiced" -t -c "$T/sluiced.conf"

@@ -38,9 +38,12 @@ start_dnsmasq() {
 
 # The [sluiced] lines every run shares: the spool in $T, the loopback DNS
 # and the sink's port.  Callers append their own keys.  Mail without a DKIM
-# key may leave unsigned unless a run configures its accounts' keys.
+# key may leave unsigned unless the first argument is "signed" (then every
+# account needs its verified domain's key: allow_unsigned = no).  A key may
+# be given once per section, so callers do not repeat allow_unsigned.
 sluiced_conf_head() {
-  printf '[account default]\nallow_unsigned = yes\n'
+  if [ "${1:-}" = signed ]; then u=no; else u=yes; fi
+  printf '[account default]\nallow_unsigned = %s\n' "$u"
   printf '[sluiced]\nspool = %s/spool\nehlo_hostname = bench.sluice.test\n' "$T"
   printf 'dns_servers = 127.0.0.1:%s\nsmtp_port = %s\n' "$DNSPORT" "$SINKPORT"
 }
