@@ -381,6 +381,9 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
         if (!config_parse_uint(v, 1, 1u << 20, &u))
             return fail(p, "map_max: '%s' is not 1..1048576 (MiB)", v);
         c->map_max = (uint64_t)u << 20;
+    } else if (!strcmp(key, "spool_check")) {
+        if (!config_parse_bool(v, &c->spool_check))
+            return fail(p, "spool_check: '%s' is not yes or no", v);
     } else if (!strcmp(key, "spool_min_free")) {
         if (!config_parse_uint(v, 0, 1u << 20, &u))
             return fail(p, "spool_min_free: '%s' is not 0..1048576 (MiB)", v);
@@ -647,6 +650,7 @@ static void defaults(struct config *c)
     c->group_ops = 1024;
     c->group_ms = 25;
     c->spool_min_free = 64ull << 20;
+    c->spool_check = true;
     c->dkim_sign = true;
     c->max_inflight = 20000;
     memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);

@@ -132,6 +132,7 @@ struct config {
     bool nosync;
     uint64_t map_max;
     uint64_t spool_min_free;   /* bytes free before a full spool resumes */
+    bool spool_check;          /* walk the spool before writing to it */
     char *tls_ca_file;         /* NULL: OpenSSL's default paths */
     unsigned timeout_ms[TO_COUNT];
 

@@ -141,6 +141,10 @@ class Config(PeerTest):
              ["continues 'max_connections'"]),
             ("[domain default]\nbogus = 1\n", 2,
              ["unknown key 'bogus' in [domain default]"]),
+            ("[sluiced]\nspool_check = sometimes\n", 2,
+             ["spool_check", "yes or no"]),
+            ("[sluiced]\nspool_min_free = lots\n", 2,
+             ["spool_min_free", "MiB"]),
         ]
         for i, (extra, at, words) in enumerate(bad):
             with self.subTest(case=i, text=extra[:60]):
