@@ -6,15 +6,21 @@
 #   make bench  install what is missing, build, run the side-by-side suite
 #               (sluice vs Postfix vs the raw ceiling; BENCH_ARGS="--quick")
 #   make bench-engine  the spool/engine/campaign benchmarks of bench/run.sh
+#   make fuzz   build, then run every libFuzzer target for FUZZ_SECONDS
+#               (600) each, one after the other, in $(BUILD)/fuzz/NAME/
+#               (FUZZ_TARGETS="fuzz_csv fuzz_addr" picks some); prints
+#               executions, exec/s, corpus files and failing inputs
 JOBS ?= 2
 BUILD ?= build
 ASAN ?= build-asan
 RELEASE ?= build-release
 
 BENCH_ARGS ?=
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
 
 .PHONY: all deps build build-asan build-release demo test test-normal \
-	test-asan bench bench-engine clean
+	test-asan bench bench-engine fuzz clean
 
 all: build
 
@@ -58,6 +64,11 @@ bench-engine:
 	sh tools/deps.sh bench
 	$(MAKE) build
 	sh bench/run.sh $(BUILD)
+
+fuzz: deps
+	$(MAKE) build
+	sh tests/fuzz/fuzz.sh campaign $(BUILD)/fuzz-targets.txt $(BUILD)/fuzz \
+	  $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(RELEASE)

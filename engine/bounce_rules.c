@@ -13,7 +13,8 @@
  * DIAGNOSTICS
  *   Parse errors name the source and line: an unknown category, a missing
  *   field, a text field that is neither "*" nor /REGEX/flags, a regex
- *   regcomp() refuses (with its message), an overlong line, too many
+ *   regcomp() refuses (with its message) or one too large once spelt out
+ *   (rule_regex.c), an overlong line, too many
  *   rules.
  */
 #include <errno.h>
@@ -26,6 +27,7 @@
 
 #include "bounce_rules.h"
 #include "queue.h"
+#include "rule_regex.h"
 
 extern const char bounce_rules_default_src[];
 
@@ -187,12 +189,9 @@ static int parse_line(struct bounce_rules *r, const char *line, unsigned ln,
         char re[BOUNCE_RULE_MAX];
         memcpy(re, p + 1, rl);
         re[rl] = 0;
-        int rc = regcomp(&ru.re, re, cflags);
-        if (rc) {
-            char why[160];
-            regerror(rc, &ru.re, why, sizeof why);
+        char why[160];
+        if (rule_regex_compile(&ru.re, re, cflags, why, sizeof why))
             FAIL("regex: %s", why);
-        }
         ru.has_re = true;
     } else {
         FAIL("text: want * or /REGEX/flags");

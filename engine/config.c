@@ -25,6 +25,7 @@
 
 #include "bounce_rules.h"
 #include "config_int.h"
+#include "rule_regex.h"
 
 struct parse {
     struct config *cfg;
@@ -141,10 +142,13 @@ static int backoff_rule_add(struct parse *p, const char *v, bool strong)
             free(rx);
             return fail(p, "out of memory");
         }
-        if (regcomp(rx, r.regex, REG_EXTENDED | REG_ICASE | REG_NOSUB)) {
+        char why[160];
+        if (rule_regex_compile(rx, r.regex, REG_EXTENDED | REG_ICASE |
+                               REG_NOSUB, why, sizeof why)) {
             free(r.regex);
             free(rx);
-            return fail(p, "backoff rule '%s': bad regular expression", v);
+            return fail(p, "backoff rule '%s': bad regular expression: %s",
+                        v, why);
         }
         r.compiled = rx;
     }

@@ -112,10 +112,10 @@ int hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
     int quoted = nn >= 2 && nm[0] == '"' && nm[nn - 1] == '"';
     for (size_t i = quoted; i < nn - (size_t)quoted; i++) {
         unsigned char c = (unsigned char)nm[i];
-        if (c < 0x20 || c == 0x7f)
-            return RENDER_E_ARG;
         if (quoted && c == '\\' && i + 1 < nn - 1)
             c = (unsigned char)nm[++i];
+        if (c < 0x20 || c == 0x7f)     /* an escaped one too */
+            return RENDER_E_ARG;
         if (o + 1 >= namecap)
             return RENDER_E_ARG;
         name[o++] = (char)c;

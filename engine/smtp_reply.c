@@ -74,7 +74,9 @@ int reply_line(struct reply_parser *p, const char *line, size_t len)
         !isdigit((unsigned char)line[1]) || !isdigit((unsigned char)line[2]) ||
         line[0] < '1' || line[0] > '5' || (len > 3 && line[3] != ' ' &&
                                            line[3] != '-')) {
-        snprintf(p->err, sizeof p->err, "garbage in reply: \"%.40s\"", line);
+        /* quote at most the line's own bytes: it need not end in a NUL */
+        snprintf(p->err, sizeof p->err, "garbage in reply: \"%.*s\"",
+                 (int)(len < 40 ? len : 40), line);
         for (char *c = p->err; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)
                 *c = '?';

@@ -21,6 +21,7 @@
 
 #include "bounce_rules.h"
 #include "queue.h"
+#include "rule_regex.h"
 
 /* Parse text expecting failure; the error text. */
 static void parse_fails(const char *text, const char *want)
@@ -245,6 +246,41 @@ static void test_default_file(void **state)
     bounce_rules_free(r);
 }
 
+/* A regex that would expand past RULE_REGEX_COST is refused before
+ * regcomp() spells it out (fuzz_config: "a+++...+" took gigabytes). */
+static void test_regex_size(void **state)
+{
+    (void)state;
+    parse_fails("other * * /a+++++++++++++/\n", "t.rules:1: regex: too large");
+    parse_fails("other * * /((a{1,20}){1,20}){1,20}/\n", "too large");
+    parse_fails("other * * /x{1,4097}/\n", "too large");
+    parse_fails("other * * /(x|y){2049}/\n", "too large");
+    parse_fails("other * * /((((((((((((((((((((((((((((((((((a))))))))))))))"
+                "))))))))))))))))))))/\n", "nested more than 32");
+    /* at the cap, and the usual shapes, still compile and match */
+    struct bounce_rules *r = NULL;
+    char err[256];
+    assert_int_equal(bounce_rules_parse(&r, "bad-mailbox * * /(user|mailbox)"
+                                        " (unknown|not found)|[[:alpha:]]{1,"
+                                        "64}@[a-z.]+ rejected/\n"
+                                        "other * * /a++++++++++++/\n"
+                                        "quota-issues * * /x{1,4096}/\n",
+                                        "t.rules", err, sizeof err), 0);
+    struct bounce_match m;
+    bounce_classify(r, 550, "5.1.1", "Mailbox not found", &m);
+    assert_int_equal(m.category, bounce_category_parse("bad-mailbox"));
+    bounce_rules_free(r);
+    regex_t re;
+    assert_int_equal(rule_regex_compile(&re, "^a(b|c){2,3}$", REG_EXTENDED,
+                                        err, sizeof err), 0);
+    assert_int_equal(regexec(&re, "abcb", 0, NULL, 0), 0);
+    assert_int_not_equal(regexec(&re, "ab", 0, NULL, 0), 0);
+    regfree(&re);
+    assert_int_equal(rule_regex_compile(&re, "a(", REG_EXTENDED, err,
+                                        sizeof err), -1);
+    assert_true(err[0] != 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_order_and_wildcards),
         cmocka_unit_test(test_provider_samples),
         cmocka_unit_test(test_default_file),
+        cmocka_unit_test(test_regex_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

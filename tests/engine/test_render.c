@@ -800,6 +800,9 @@ static void test_malformed(void **state)
     compile_fails(&in, RENDER_E_ARG, "From");
     in.from = "news@exa mple.com";
     compile_fails(&in, RENDER_E_ARG, "From");
+    /* nor behind a backslash in a quoted name (fuzz_addr) */
+    in.from = "\"Acme\\\r\\\nBcc: x\" <news@example.com>";
+    compile_fails(&in, RENDER_E_ARG, "From");
     in = input("s", "h", "t");
     in.secret_len = 8;
     compile_fails(&in, RENDER_E_ARG, "secret");

@@ -109,6 +109,13 @@ static void test_replies(void **state)
     const char *ctl[] = { "550 bad\x01text" };
     assert_int_equal(feed(&p, ctl, 1), SMTP_REPLY_DONE);
     assert_string_equal(p.r.text, "bad?text");
+
+    /* a garbage line is quoted from its own bytes only, not up to a NUL
+     * (fuzz_reply: reply_line() read past a line given without one) */
+    const char buf[] = "xyz250 what follows";
+    reply_reset(&p);
+    assert_int_equal(reply_line(&p, buf, 3), SMTP_REPLY_EPROTO);
+    assert_string_equal(p.err, "garbage in reply: \"xyz\"");
 }
 
 /* Write text to a temp file; returns its path (static buffer). */
