@@ -9,9 +9,10 @@ DESCRIPTION
     (/etc/sluice, /var/spool/sluice, files in the clone) and reach the
     hosts they name:
 
-      - /etc, /var, /root and the clone are overlay mounts and /tmp a
-        fresh tmpfs: whatever the examples write vanishes with the
-        namespace;
+      - /etc, /var, /root, /tmp and the clone are overlay mounts (their
+        upper layers in /dev/shm): whatever the examples write vanishes
+        with the namespace, and what an earlier reader left where the
+        README writes (/etc/sluice, /var/spool/sluice, ...) is hidden;
       - the build directory under test is mounted at ./build, so the
         README's `build/...` paths are the binaries of this build (normal
         or ASan);
@@ -320,18 +321,23 @@ def dkim_records(sluice, domain):
 
 
 def inner(build, readme, steps_json):
-    # read before /tmp is replaced (the README may live there)
     steps = plan(parse_readme(readme), set(json.loads(steps_json)))
-    host_T = tempfile.mkdtemp(prefix="readme-ns-", dir="/tmp")
+    # the harness's own files, and the overlays' upper layers, on a tmpfs
+    # apart from every directory overlaid (an upper layer inside its own
+    # lower one is refused)
+    T = host_T = tempfile.mkdtemp(prefix="readme-ns-", dir="/dev/shm")
     sh(["ip", "link", "set", "lo", "up"])
     sh(["mount", "--make-rprivate", "/"])
-    # the harness's own files at /mnt, so that /tmp can be a fresh tmpfs
-    sh(["mount", "--bind", host_T, "/mnt"])
-    T = "/mnt"
-    sh(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", "/tmp"])
-    for target, name in (("/etc", "etc"), ("/var", "var"), ("/root", "root"),
-                         (REPO, "repo")):
-        overlay(target, T, name)
+    overlaid = ["/etc", "/var", "/root", "/tmp"]
+    if not any(REPO == d or REPO.startswith(d + "/") for d in overlaid):
+        overlaid.append(REPO)     # a clone under /tmp is in its overlay
+    for i, target in enumerate(overlaid):
+        overlay(target, T, "ov%d" % i)
+    # what an earlier reader of the README may have left where it writes
+    for stale in ("/tmp/sluice-quickstart", "/etc/sluice", "/var/spool/sluice",
+                  "/var/spool/sluice-salvaged", "/var/log/sluice",
+                  "/var/backups/sluice"):
+        shutil.rmtree(stale, ignore_errors=True)
     # ./build is this build (normal or ASan), whatever the clone has there
     os.makedirs(os.path.join(REPO, "build"), exist_ok=True)
     sh(["mount", "--bind", build, os.path.join(REPO, "build")])
@@ -385,8 +391,7 @@ def inner(build, readme, steps_json):
     check_events(steps)
     print(out)
     print("test_readme: %d blocks ran as written" % len(steps))
-    sh(["umount", "-l", "/tmp"])
-    for d in ("/etc", "/var", "/root", REPO):
+    for d in reversed(overlaid):
         subprocess.run(["umount", "-l", d])
     shutil.rmtree(host_T, ignore_errors=True)
 
