@@ -206,7 +206,8 @@ static int load_keys(const char *dir, struct signer_domain *d,
         d->nkeys++;
     }
     closedir(dh);
-    qsort(d->keys, d->nkeys, sizeof d->keys[0], by_selector);
+    if (d->nkeys)
+        qsort(d->keys, d->nkeys, sizeof d->keys[0], by_selector);
     return rc;
 }
 

@@ -165,7 +165,7 @@ static int cmd_domains(struct tool_ctx *ctx, struct queue *q, int argc,
         free(l.rows);
         return tool_exit_for(n < 0 ? (int)n : -12);
     }
-    if (!by_name)
+    if (!by_name && l.n)
         qsort(l.rows, l.n, sizeof *l.rows, by_queued);
     size_t show = limit && limit < l.n ? limit : l.n;
     if (ctx->json) {

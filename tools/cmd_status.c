@@ -411,7 +411,8 @@ static int show_once(struct tool_ctx *ctx, const struct status_opts *so)
     if (rc)
         return rc;
     sort_by = so->sort;
-    qsort(v.rows, v.nrows, sizeof *v.rows, cmp_rows);
+    if (v.nrows)
+        qsort(v.rows, v.nrows, sizeof *v.rows, cmp_rows);
     size_t show = so->limit && so->limit < v.nrows ? (size_t)so->limit
                                                    : v.nrows;
     if (ctx->json)

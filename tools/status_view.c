@@ -127,7 +127,8 @@ static struct status_dom *find_dom(struct status_view *v, const char *domain)
     for (size_t i = 0; i <= n; i++)
         low[i] = (char)tolower((unsigned char)domain[i]);
     struct status_dom key = { .name = low };
-    return bsearch(&key, v->doms, v->ndoms, sizeof *v->doms, dom_cmp);
+    return v->ndoms ? bsearch(&key, v->doms, v->ndoms, sizeof *v->doms,
+                              dom_cmp) : NULL;
 }
 
 /* Read the spool's side: queued domains and pauses. */
@@ -150,7 +151,8 @@ static int load_spool(struct status_view *v, struct tool_ctx *ctx)
                 queue_strerror(err));
         return tool_exit_for(err);
     }
-    qsort(v->doms, v->ndoms, sizeof *v->doms, dom_cmp);
+    if (v->ndoms)   /* no array at all for an empty spool */
+        qsort(v->doms, v->ndoms, sizeof *v->doms, dom_cmp);
     for (size_t i = 0; i < v->nctls; i++) {
         struct status_dom *d;
         if (v->ctls[i].kind == QUEUE_CTL_DOMAIN &&

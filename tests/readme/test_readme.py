@@ -377,17 +377,26 @@ def inner(build, readme, steps_json):
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if k in os.environ:
             env[k] = os.environ[k]
-    r = subprocess.run(["bash", os.path.join(T, "readme.sh")], env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       stdin=subprocess.DEVNULL, timeout=600)
-    out = r.stdout.decode(errors="replace")
+    # output to a file, not a pipe: a daemon an example left running must
+    # not keep the harness waiting for the end of its output
+    log = os.path.join(T, "readme.log")
+    with open(log, "wb") as f:
+        try:
+            rc = subprocess.run(["bash", os.path.join(T, "readme.sh")],
+                                env=env, stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
+                                timeout=540).returncode
+        except subprocess.TimeoutExpired:
+            rc = "a timeout"
+    out = open(log, "rb").read().decode(errors="replace")
     sink.terminate()
-    if r.returncode != 0:
+    if rc != 0:
         marks = re.findall(r"@@readme \d+ (README\.md:\d+)@@", out)
         where = marks[-1] if marks else "before the first block"
         sys.stderr.write(out[-6000:])
-        fail("the block at %s failed (exit %d); the whole script is %s"
-             % (where, r.returncode, os.path.join(host_T, "readme.sh")))
+        fail("the block at %s failed (exit %s); the whole script is %s, "
+             "its output %s" % (where, rc, os.path.join(host_T, "readme.sh"),
+                                log))
     check_events(steps)
     print(out)
     print("test_readme: %d blocks ran as written" % len(steps))
@@ -427,9 +436,16 @@ def hook(T, build, verb, *args):
 
 
 def ctest_names(build):
+    """The ctest entries of this build and the ones tests/ declares for
+    any build (bench_suite and demo run in the normal build only)."""
     r = subprocess.run(["ctest", "-N"], cwd=build, stdout=subprocess.PIPE)
-    return sorted(set(re.findall(r"Test\s+#\d+:\s+(\S+)",
-                                 r.stdout.decode())))
+    names = set(re.findall(r"Test\s+#\d+:\s+(\S+)", r.stdout.decode()))
+    for top, _, files in os.walk(os.path.join(REPO, "tests")):
+        if "CMakeLists.txt" in files:
+            text = open(os.path.join(top, "CMakeLists.txt")).read()
+            names |= set(re.findall(r"add_test\(NAME\s+([A-Za-z0-9_]+)\b",
+                                    text))
+    return sorted(names)
 
 
 def main():
