@@ -175,6 +175,18 @@ static void hold(struct engine *e, struct record_ctx *rc, int status)
     arm_retry(e);
 }
 
+/* Take the oldest held operation off the list. */
+static struct record_ctx *pop_held(struct spool_hold *h)
+{
+    struct record_ctx *rc = h->head;
+    h->head = rc->next;
+    if (!h->head)
+        h->tail = NULL;
+    h->nops--;
+    h->noutcomes -= rc->n;
+    return rc;
+}
+
 /* A commit went through: record what is held and let deliveries go on. */
 static void writable_again(struct engine *e)
 {
@@ -188,15 +200,8 @@ static void writable_again(struct engine *e)
     h->err = 0;
     h->backoff_ms = RETRY_FIRST_MS;
     uv_timer_stop(&h->timer);
-    while (h->head && h->state == SPOOL_WRITABLE) {
-        struct record_ctx *rc = h->head;
-        h->head = rc->next;
-        if (!h->head)
-            h->tail = NULL;
-        h->nops--;
-        h->noutcomes -= rc->n;
-        submit(e, rc);
-    }
+    while (h->head && h->state == SPOOL_WRITABLE)
+        submit(e, pop_held(h));
     for (size_t b = 0; b < e->dcap; b++)
         for (struct dest *d = e->dtab[b]; d; d = d->hnext)
             if (d->nitems)
@@ -208,15 +213,8 @@ static void writable_again(struct engine *e)
 static void commit_worked(struct engine *e)
 {
     struct spool_hold *h = &e->hold;
-    while (h->head) {
-        struct record_ctx *rc = h->head;
-        h->head = rc->next;
-        if (!h->head)
-            h->tail = NULL;
-        h->nops--;
-        h->noutcomes -= rc->n;
-        submit(e, rc);      /* a failure holds it again (and arms) */
-    }
+    while (h->head)
+        submit(e, pop_held(h));   /* a failure holds it again (and arms) */
     if (h->state == SPOOL_FULL && !room_enough(e)) {
         h->backoff_ms = RETRY_FIRST_MS;
         arm_retry(e);
@@ -240,12 +238,7 @@ static void on_retry(uv_timer_t *t)
             arm_retry(e);
         return;
     }
-    struct record_ctx *rc = h->head;
-    h->head = rc->next;
-    if (!h->head)
-        h->tail = NULL;
-    h->nops--;
-    h->noutcomes -= rc->n;
+    struct record_ctx *rc = pop_held(h);
     rc->probe = true;
     h->probing = true;
     submit(e, rc);
@@ -353,13 +346,8 @@ bool record_drained(struct engine *e)
             "(spool %s: %s); their deliveries are due again when sluiced "
             "starts and may be made twice\n", h->noutcomes, e->cfg.spool,
             queue_strerror(h->err));
-    while (h->head) {
-        struct record_ctx *rc = h->head;
-        h->head = rc->next;
-        drop(e, rc);
-    }
-    h->tail = NULL;
-    h->nops = h->noutcomes = 0;
+    while (h->head)
+        drop(e, pop_held(h));
     uv_timer_stop(&h->timer);
     e->exit_code = EX_TEMPFAIL;
     return true;

@@ -566,15 +566,6 @@ static json_t *record_strings(const char *txt)
     return a;
 }
 
-/* Print a JSON value compactly on its own line and free it. */
-static void print_json(json_t *j)
-{
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    if (s)
-        puts(s);
-    free(s);
-    json_decref(j);
-}
 
 /* =============================================================== keygen */
 
@@ -688,7 +679,7 @@ static int cmd_keygen(struct tool_ctx *ctx, int argc, char **argv)
         bits = ED25519_BITS;
 
     if (ctx->json) {
-        print_json(json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:o}",
+        tool_emit_json(json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:o}",
                              "domain", dom, "selector", sel, "algorithm", algo,
                              "bits", (json_int_t)bits, "key", path,
                              "name", name, "txt", txt,
@@ -765,7 +756,7 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
         key_info_free(&ki);
     }
     if (arr)
-        print_json(arr);
+        tool_emit_json(arr);
     else if (!l.n) {
         store_path(path, sizeof path, ctx->spool, dom_s ? dom : NULL, NULL);
         printf("(no DKIM keys in %s)\n", path);
@@ -1271,7 +1262,7 @@ static void check_report(struct tool_ctx *ctx, const char *dom,
                 "status", status_names[res[i].status].json,
                 "detail", res[i].detail, "name", res[i].name,
                 "key", res[i].path, "txt", res[i].key.txt));
-        print_json(arr);
+        tool_emit_json(arr);
         return;
     }
     printf("%-16s  %-8s  %-10s  %s\n", "SELECTOR", "ALGO", "STATUS",

@@ -40,16 +40,6 @@ static void on_fault(int sig)
     _exit(TOOL_EX_DATAERR);
 }
 
-/* Print a JSON value on stdout and free it. */
-static void emit(json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    if (s) {
-        puts(s);
-        free(s);
-    }
-    json_decref(j);
-}
 
 static json_t *counts_json(const struct queue_counts *c)
 {
@@ -84,7 +74,7 @@ static int cmd_info(struct tool_ctx *ctx, struct queue *q)
                               "bytes_in_use", (json_int_t)i.last_page_bytes,
                               "file_bytes", (json_int_t)i.file_bytes,
                               "counts", counts_json(&t));
-        emit(j);
+        tool_emit_json(j);
         return 0;
     }
     printf("spool        %s (schema %u)\n", ctx->spool, i.schema);
@@ -175,7 +165,7 @@ static int cmd_domains(struct tool_ctx *ctx, struct queue *q, int argc,
             json_object_set_new(o, "domain", json_string(l.rows[i].name));
             json_array_append_new(arr, o);
         }
-        emit(arr);
+        tool_emit_json(arr);
     } else {
         printf("%-40s %10s %10s %10s %10s %10s\n", "domain", "queued",
                "delivered", "deferred", "bounced", "expired");
@@ -200,7 +190,7 @@ static int print_event(void *arg, const struct queue_event *e)
 {
     const struct tool_ctx *ctx = arg;
     if (ctx->json) {
-        emit(json_pack("{s:I,s:I,s:s,s:I,s:I,s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:I}",
+        tool_emit_json(json_pack("{s:I,s:I,s:s,s:I,s:I,s:i,s:s,s:i,s:s,s:i,s:s,s:s,s:I}",
                        "seq", (json_int_t)e->seq, "time_ms",
                        (json_int_t)e->time_ms, "type",
                        queue_event_name(e->type), "delivery",

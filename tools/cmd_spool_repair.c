@@ -69,15 +69,6 @@ static json_t *databases_json(const struct queue_check_report *r,
     return a;
 }
 
-static void emit(json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    if (s) {
-        puts(s);
-        free(s);
-    }
-    json_decref(j);
-}
 
 /* Print why a spool could not be looked at; the exit code. */
 static int refused(const char *prog, const char *dir, int err)
@@ -109,7 +100,7 @@ int tool_spool_check(struct tool_ctx *ctx, int argc, char **argv)
         return refused("sluice spool check", ctx->spool, err);
     }
     if (ctx->json) {
-        emit(json_pack("{s:s,s:b,s:I,s:I,s:o,s:o,s:o}", "spool", ctx->spool,
+        tool_emit_json(json_pack("{s:s,s:b,s:I,s:I,s:o,s:o,s:o}", "spool", ctx->spool,
                        "sound", r.problems == 0, "records",
                        (json_int_t)r.records, "problem_count",
                        (json_int_t)r.problems, "problems", o.problems,
@@ -161,7 +152,7 @@ int tool_spool_salvage(struct tool_ctx *ctx, int argc, char **argv)
                ? TOOL_EX_CANTCREAT : rc;
     }
     if (ctx->json) {
-        emit(json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:o,s:o,s:o}", "from", src,
+        tool_emit_json(json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:o,s:o,s:o}", "from", src,
                        "to", dst, "complete", r.problems == 0,
                        "problem_count", (json_int_t)r.problems,
                        "ended_no_message", (json_int_t)r.ended_no_message,
@@ -212,7 +203,7 @@ int tool_spool_init(struct tool_ctx *ctx, int argc, char **argv)
     if (err)
         return refused("sluice spool init", ctx->spool, err);
     if (ctx->json)
-        emit(json_pack("{s:s,s:i,s:I}", "spool", ctx->spool, "schema",
+        tool_emit_json(json_pack("{s:s,s:i,s:I}", "spool", ctx->spool, "schema",
                        (int)i.schema, "deliveries",
                        (json_int_t)i.deliveries));
     else

@@ -65,6 +65,11 @@ int tool_exit_for(int err);
 /* Parse a non-negative integer; false if s is not one. */
 bool tool_parse_u64(const char *s, unsigned long long *v);
 
+/* Print a JSON value compactly on its own line of stdout and free it
+ * (NULL: nothing; admin_util.c). */
+struct json_t;
+void tool_emit_json(struct json_t *j);
+
 /* Take --json out of argv (accepted anywhere after the command) into ctx;
  * returns the new argc. */
 int tool_take_json(struct tool_ctx *ctx, int argc, char **argv);

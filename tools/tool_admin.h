@@ -166,9 +166,6 @@ const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
  * found, others as tool_exit_for(). */
 int tool_admin_error(const char *prog, int err);
 
-/* Print j compactly on its own line and free it. */
-void tool_emit_json(json_t *j);
-
 /* "2024-01-02T03:04:05Z" for unix seconds. */
 const char *tool_time_text(int64_t t, char *buf, size_t cap);
 
