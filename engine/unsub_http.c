@@ -74,17 +74,16 @@ static unsigned unsubscribe(struct engine *e, const char *token)
                             &contact))
         return MHD_HTTP_BAD_REQUEST;
     struct contact_addr a = { "" };
-    struct queue_account acct;
     int rc = queue_contact_get(e->q, contact, take_addr, &a);
     if (rc == QUEUE_ENOTFOUND)
         return MHD_HTTP_OK; /* deleted meanwhile: nothing left to stop */
-    if (rc || queue_account_get(e->q, account, &acct))
+    if (rc)
         return MHD_HTTP_SERVICE_UNAVAILABLE;
-    uint32_t owner = acct.suppression_owner ? acct.suppression_owner : account;
+    /* on the list the account uses, as the account's own entry */
     struct queue_actor by = { .user = "(one-click)", .via = "http",
                               .role = 0, .account = account };
-    rc = queue_suppress_add(e->q, owner, a.email, "unsubscribed", "one-click",
-                            &by);
+    rc = queue_suppress_add(e->q, account, a.email, "unsubscribed",
+                            "one-click", &by);
     if (rc && rc != -EEXIST) {
         fprintf(stderr, "sluiced: unsubscribe of contact %llu: %s\n",
                 (unsigned long long)contact, queue_strerror(rc));

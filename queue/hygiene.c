@@ -8,11 +8,15 @@
  *
  *   bad-mailbox, bad-domain, inactive-mailbox (bounced): the address goes
  *     on the suppression list of the account's suppression owner, reason
- *     "hard bounce: <category>", source "smtp".
+ *     "hard bounce: <category>", source "smtp", added by the delivery's
+ *     account (on a shared list it is that sub-account's entry; an entry
+ *     already there stays as it is, whoever added it).
  *   quota-issues (deferred, bounced or expired): a streak per (owner,
  *     address) counts them; the soft_bounce_limit-th in a row, all within
  *     soft_bounce_days of the first, suppresses (reason "soft bounce:
- *     quota-issues xN").  A streak older than that starts again.
+ *     quota-issues xN", added by the account of the delivery that made it
+ *     N: the streak is the list's, as the list is shared).  A streak older
+ *     than that starts again.
  *   delivered: the streak ends.
  *   policy-related, spam-related: never suppress (they speak of the
  *     sender's reputation); counted per account per UTC day for incidents
@@ -47,9 +51,6 @@
 
 #define STREAK_FMT 1
 #define STREAK_LEN (1 + 4 + 8)
-#define SUPP_FMT 1
-#define SUPP_REC_MAX (1 + 8 + 1 + QUEUE_MAX_SUPPRESS_REASON + 1 +            \
-                      QUEUE_MAX_SUPPRESS_SOURCE)
 
 /* The suppression owner of account id from its stored record: the parent
  * when the list is shared, else the account.  0 when there is none. */
@@ -197,9 +198,10 @@ static MDB_val streak_key(unsigned char *buf, uint32_t owner,
     return (MDB_val){ 5 + n, buf };
 }
 
-/* Put rcpt on owner's suppression list unless it is there already. */
-static int suppress_put(struct wctx *w, uint32_t owner, const char *rcpt,
-                        const char *reason)
+/* Put rcpt on owner's suppression list, added by account, unless it is
+ * there already (whoever added it). */
+static int suppress_put(struct wctx *w, uint32_t owner, uint32_t account,
+                        const char *rcpt, const char *reason)
 {
     unsigned char kb[SUPPRESS_KEY_MAX], buf[SUPP_REC_MAX];
     char lower[QUEUE_MAX_RCPT + 1];
@@ -207,12 +209,7 @@ static int suppress_put(struct wctx *w, uint32_t owner, const char *rcpt,
     if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(rcpt, n, lower)))
         return 0;
     MDB_val k = suppress_key(kb, owner, lower, n);
-    struct rec_w rw = { .p = buf, .cap = sizeof buf };
-    rw_u8(&rw, SUPP_FMT);
-    rw_u64(&rw, (uint64_t)w->now);
-    rw_str(&rw, reason, 1, QUEUE_MAX_SUPPRESS_REASON);
-    rw_str(&rw, "smtp", 1, QUEUE_MAX_SUPPRESS_SOURCE);
-    MDB_val v = { rw.len, buf };
+    MDB_val v = { supp_encode(buf, w->now, account, reason, "smtp"), buf };
     int rc = mdb_put(w->txn, w->q->dbi[DB_SUPPRESS], &k, &v, MDB_NOOVERWRITE);
     if (rc && rc != MDB_KEYEXIST)
         return wctx_fail(w, rc);
@@ -232,9 +229,10 @@ static int streak_end(struct wctx *w, uint32_t owner, const char *rcpt)
     return 0;
 }
 
-/* Count one more soft bounce for (owner, rcpt); suppress at the limit. */
-static int streak_add(struct wctx *w, uint32_t owner, const char *rcpt,
-                      int category)
+/* Count one more soft bounce for (owner, rcpt); suppress at the limit,
+ * added by account (whose delivery made the streak full). */
+static int streak_add(struct wctx *w, uint32_t owner, uint32_t account,
+                      const char *rcpt, int category)
 {
     unsigned char kb[SUPPRESS_KEY_MAX + 1], val[STREAK_LEN];
     unsigned limit = w->q->opt.soft_bounce_limit ? w->q->opt.soft_bounce_limit
@@ -267,7 +265,7 @@ static int streak_add(struct wctx *w, uint32_t owner, const char *rcpt,
         char reason[64];
         snprintf(reason, sizeof reason, "soft bounce: %s x%u",
                  queue_category_name(category), (unsigned)count);
-        int err = suppress_put(w, owner, rcpt, reason);
+        int err = suppress_put(w, owner, account, rcpt, reason);
         return err ? err : streak_end(w, owner, rcpt);
     }
     val[0] = STREAK_FMT;
@@ -320,7 +318,7 @@ int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
         char reason[64];
         snprintf(reason, sizeof reason, "hard bounce: %s",
                  queue_category_name(category));
-        if ((err = suppress_put(w, owner, rcpt, reason)))
+        if ((err = suppress_put(w, owner, account, rcpt, reason)))
             return err;
         return streak_end(w, owner, rcpt);
     case QUEUE_CAT_QUOTA:
@@ -329,7 +327,7 @@ int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
             return 0;
         if ((err = owner_of(w, account, &owner)) || !owner)
             return err;
-        return streak_add(w, owner, rcpt, category);
+        return streak_add(w, owner, account, rcpt, category);
     default:
         if (type != QUEUE_EV_DELIVERED || !may_have_streak(w->q, rcpt))
             return 0; /* the hot path: no lookups */

@@ -13,14 +13,22 @@
  *             streak (hygiene.c; after the owner's addresses)
  *   meta      "next_list", "next_contact", "next_import" u64 (next to use)
  *
- * RECORD LAYOUTS (little-endian, as admin_int.h; format byte 1)
+ * RECORD LAYOUTS (little-endian, as admin_int.h; format byte 1 unless
+ * said otherwise)
  *   list        u8 fmt, u8 flags (1 deleting), u32 account, i64 created,
  *               u64 contacts, str8 name, u8 nfields, nfields x str8 field
  *   contact     u8 fmt, u64 list, u32 import, u64 line, u16 len . address
  *               . NUL, u8 nvalues, nvalues x (u16 len . value . NUL) in the
  *               list's field order (a list that grew fields later has
  *               contacts with fewer values: the rest read "")
- *   suppression u8 fmt, i64 since, str8 reason, str8 source
+ *   suppression u8 fmt 2, i64 since, u32 added_by, str8 reason,
+ *               str8 source.  added_by is the account whose action (or
+ *               whose contact's: an unsubscribe, a bounce, a complaint)
+ *               put the address there: the owner or, on a shared list,
+ *               one of its sub-accounts; never 0.  Format 1 (written
+ *               before sluice recorded it) lacks added_by and reads as
+ *               added by the owner (queue_suppression.added_by_recorded
+ *               false); both are read, only format 2 is written.
  *   The NUL after each string lets readers hand out pointers into the map.
  *
  *   A list being deleted keeps its 'i' record with the deleting flag (and
@@ -39,6 +47,10 @@
 #define CONTACT_FIXED (1 + 8 + 4 + 8)
 #define MEMBER_KEY_MAX (1 + 8 + QUEUE_MAX_RCPT)
 #define SUPPRESS_KEY_MAX (4 + QUEUE_MAX_RCPT)
+#define SUPP_FMT_V1 1            /* without added_by: read, never written */
+#define SUPP_FMT 2
+#define SUPP_REC_MAX (1 + 8 + 4 + 1 + QUEUE_MAX_SUPPRESS_REASON + 1 +        \
+                      QUEUE_MAX_SUPPRESS_SOURCE)
 
 /* A list as stored, with its flags. */
 struct list_rec {
@@ -94,6 +106,11 @@ int contact_decode(const MDB_val *v, struct contact_view *c);
 int list_decode(const MDB_val *v, uint64_t id, struct list_rec *r);
 int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
                 char *reason, char *source, struct queue_suppression *s);
+/* Pack a suppression record (format SUPP_FMT) into buf (SUPP_REC_MAX
+ * bytes); reason and source cut to their caps, NULL as "".  Its length
+ * (the one writer of the layout: suppress.c and hygiene.c use it). */
+size_t supp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
+                   const char *reason, const char *source);
 /* Whether v is a soft-bounce streak record (hygiene.c). */
 bool streak_record_ok(const MDB_val *v);
 

@@ -16,9 +16,10 @@
  *   For a delivery with an account, the outcome also counts its usage per
  *   UTC day (sent, delivered, bounced: queue_admin.h says which count).
  *
- *   For a delivery with an account, hard bounces suppress the address,
- *   quota bounces count towards a soft-bounce streak and blocks are
- *   counted: hygiene.c, in the same transaction.
+ *   For a delivery with an account, hard bounces suppress the address
+ *   (an entry added by that account), quota bounces count towards a
+ *   soft-bounce streak and blocks are counted: hygiene.c, in the same
+ *   transaction.
  *
  *   A delivery already terminal gets no second terminal event: its outcome
  *   fails with QUEUE_ESTATE.  That is how "exactly one terminal event" is

@@ -14,8 +14,12 @@
  *   A suppression list belongs to an owner account (a sub-account's own, or
  *   its master's when shared: queue_account.suppression_owner).  Imports
  *   and sends skip suppressed addresses, and the engine checks again as each
- *   message leaves the queue.
- *
+ *   message leaves the queue: every entry on the list an account uses
+ *   blocks its mail, whoever added it.  Each entry records the account that
+ *   added it (its action, or its contact's: an unsubscribe, a bounce, a
+ *   complaint); on a shared list a sub-account sees and removes only its
+ *   own (the tools let the master's admins remove any).
+
  *   A campaign belongs to one account and one list: template (subject,
  *   html, text), from, reply-to, schedule and state.  Its counters are the
  *   spool's campaign counters (queue_counts_campaign); pause and cancel
@@ -114,6 +118,10 @@ int queue_contact_find(struct queue *q, uint64_t list, const char *email,
 
 struct queue_suppression {
     uint32_t owner;                    /* account whose list it is */
+    uint32_t added_by;                 /* account whose action added it */
+    bool added_by_recorded;            /* false: stored before sluice kept
+                                          it; added_by is the owner */
+    const char *added_by_name;         /* its name ("#id" if gone) */
     const char *email;
     const char *reason;                /* "unsubscribed", "hard bounce", ... */
     const char *source;                /* "import", "one-click", "dsn", ... */
@@ -123,30 +131,40 @@ struct queue_suppression {
 /* Is email on owner's suppression list?  One read transaction. */
 int queue_suppressed(struct queue *q, uint32_t owner, const char *email,
                      bool *yes);
-int queue_suppress_add(struct queue *q, uint32_t owner, const char *email,
+
+/* Put email on the list account uses (its own, or the master's when
+ * shared: the owner is read in the change's transaction), added by
+ * account.  -EEXIST when it is there already, whoever added it: the first
+ * record stays.  Audited "suppress add". */
+int queue_suppress_add(struct queue *q, uint32_t account, const char *email,
                        const char *reason, const char *source,
                        const struct queue_actor *by);
 
-/* Take email off owner's list: QUEUE_ENOTFOUND (nothing changed) when it
- * is not there.  Audited "suppress remove". */
-int queue_suppress_remove(struct queue *q, uint32_t owner, const char *email,
+/* Take email off the list account uses.  Only an entry account added,
+ * unless any (the caller has checked that its actor may remove others'
+ * entries): else -EACCES, nothing changed, with the detail "E was added
+ * by NAME: only an admin of the master may remove it" (the caller audits
+ * the refusal).  QUEUE_ENOTFOUND (nothing changed) when it is not there.
+ * Audited "suppress remove", naming who added it. */
+int queue_suppress_remove(struct queue *q, uint32_t account,
+                          const char *email, bool any,
                           const struct queue_actor *by);
 
 /* One entry of a batch add; result gets 0 (added), -EEXIST (already on
- * the list, the first record stays) or -EINVAL (bad address, reason or
- * source).  reason/source NULL: "" . */
+ * the list, whoever added it: the first record stays) or -EINVAL (bad
+ * address, reason or source).  reason/source NULL: "" . */
 struct queue_suppress_entry {
     const char *email, *reason, *source;
     int result;
 };
 
-/* Add up to QUEUE_SUPPRESS_BATCH entries to owner's list in one
- * transaction with one audit record `action` ("suppress import") whose
- * object counts what was added.  Per-entry problems land in result and do
- * not fail the batch; the return is for the batch (QUEUE_ENOTFOUND: no
- * such owner, a write failure). */
+/* Add up to QUEUE_SUPPRESS_BATCH entries to the list account uses, added
+ * by account, in one transaction with one audit record `action`
+ * ("suppress import") whose object counts what was added.  Per-entry
+ * problems land in result and do not fail the batch; the return is for
+ * the batch (QUEUE_ENOTFOUND: no such account, a write failure). */
 #define QUEUE_SUPPRESS_BATCH 1000
-int queue_suppress_add_batch(struct queue *q, uint32_t owner,
+int queue_suppress_add_batch(struct queue *q, uint32_t account,
                              struct queue_suppress_entry *e, size_t n,
                              const char *action,
                              const struct queue_actor *by);
@@ -342,17 +360,21 @@ int queue_token_secret(struct queue *q, unsigned char out[QUEUE_TOKEN_SECRET]);
  *   (the stored address keeps the case of its local part). */
 
 /* Call cb for each entry of owner's suppression list in address order,
- * from the first address >= from (NULL: the first); cb returns non-zero
- * to stop.  Returns the number passed to cb or a negative code. */
-long queue_suppressions(struct queue *q, uint32_t owner, const char *from,
+ * from the first address >= from (NULL: the first); added_by non-zero
+ * passes only the entries that account added (a sub-account's view of a
+ * shared list), 0 all.  cb returns non-zero to stop.  Returns the number
+ * passed to cb or a negative code. */
+long queue_suppressions(struct queue *q, uint32_t owner, uint32_t added_by,
+                        const char *from,
                         int (*cb)(void *arg,
                                   const struct queue_suppression *s),
                         void *arg);
 
 /* List hygiene (hygiene.c): the engine's outcomes suppress hard bounces
  * ("hard bounce: <category>", source "smtp") and quota bounces after
- * queue_options.soft_bounce_limit in a row; policy and spam blocks only
- * count.  The blocks of account on UTC day (unix time / 86400). */
+ * queue_options.soft_bounce_limit in a row, added by the delivery's
+ * account; policy and spam blocks only count.  The blocks of account on
+ * UTC day (unix time / 86400). */
 int queue_blocks_get(struct queue *q, uint32_t account, uint32_t day,
                      uint64_t *policy, uint64_t *spam);
 

@@ -214,8 +214,18 @@ static const char *rule_lists(int db, const MDB_val *k, const MDB_val *v)
         if (k->mv_size >= 6 && kp[4] == 0xff)
             return k->mv_size <= SUPPRESS_KEY_MAX + 1 && streak_record_ok(v)
                    ? NULL : "soft-bounce streak does not decode";
-        return supp_decode(k, v, email, reason, source, &s)
-               ? "suppression does not decode" : NULL;
+        /* format 2 (with the account that added it, never 0) or format 1
+         * (before sluice kept that: read as added by the owner) */
+        if (k->mv_size < 5 || !be32_get(kp))
+            return "key is not an owner account and an address";
+        if (supp_decode(k, v, email, reason, source, &s)) {
+            unsigned fmt = v->mv_size ? *(const unsigned char *)v->mv_data
+                                      : 0;
+            return fmt == SUPP_FMT || fmt == SUPP_FMT_V1
+                   ? "suppression does not decode"
+                   : "suppression of an unknown format";
+        }
+        return NULL;
     }
     }
 }

@@ -3,22 +3,35 @@
  *
  * DESCRIPTION
  *   Owns the "suppress" database: (owner account, lower-case address) ->
- *   reason, source and time (layouts in lists_int.h).  The owner is the
- *   account whose list it is: a sub-account's own, or the master's when the
- *   sub-account shares it (queue_account.suppression_owner); callers pass
- *   the owner, not the account that acts.  Addresses compare without
- *   regard to case, so "Bob@Example.com" and "bob@example.com" are one
- *   entry; domains are expected in A-label form (the tools convert IDNs).
- *   Imports check the same keys inside their transactions (import.c).
- *   Entries are added one by one (audited each), in batches of up to
- *   QUEUE_SUPPRESS_BATCH in one transaction with one audit record (the
- *   suppression import and the feedback ingest), and removed one by one.
+ *   since, added by, reason and source (layouts in lists_int.h).  The
+ *   owner is the account whose list it is: a sub-account's own, or the
+ *   master's when the sub-account shares it (queue_account.
+ *   suppression_owner).  Changes name the account that acts and the list
+ *   is found from it in the change's own transaction; every entry records
+ *   that account as the one that added it, so on a shared list each
+ *   sub-account's unsubscribes and bounces stay its own: a listing can
+ *   pass only one account's entries, and a removal by another account is
+ *   refused unless the caller says its actor may remove any (the tools: an
+ *   admin of the master).  Every entry blocks whoever uses the list
+ *   (queue_suppressed()), whoever added it.  Entries written before
+ *   sluice kept "added by" (format 1) read as added by the owner.
+ *
+ *   Addresses compare without regard to case, so "Bob@Example.com" and
+ *   "bob@example.com" are one entry; domains are expected in A-label form
+ *   (the tools convert IDNs).  Imports check the same keys inside their
+ *   transactions (import.c).  Entries are added one by one (audited
+ *   each), in batches of up to QUEUE_SUPPRESS_BATCH in one transaction
+ *   with one audit record (the suppression import and the feedback
+ *   ingest), and removed one by one.  An address already listed keeps its
+ *   first record: nobody's add or import re-attributes another account's
+ *   entry.
  *
  * DIAGNOSTICS
  *   -EINVAL for an empty or over-long address or a reason or source with
  *   control characters or over its cap, -EEXIST for an address already on
- *   the list (the first record stays), QUEUE_ENOTFOUND for an unknown
- *   owner account.
+ *   the list (the first record stays), -EACCES for removing another
+ *   account's entry without `any`, QUEUE_ENOTFOUND for an unknown account
+ *   or (remove) address, QUEUE_ECORRUPT for a record that does not decode.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,10 +39,6 @@
 #include <string.h>
 
 #include "lists_int.h"
-
-#define SUPP_FMT 1
-#define SUPP_REC_MAX (1 + 8 + 1 + QUEUE_MAX_SUPPRESS_REASON + 1 +            \
-                      QUEUE_MAX_SUPPRESS_SOURCE)
 
 /* The key of (owner, addr), or a zero-length key for a bad address. */
 static MDB_val key_of(unsigned char *buf, uint32_t owner, const char *addr)
@@ -40,6 +49,18 @@ static MDB_val key_of(unsigned char *buf, uint32_t owner, const char *addr)
         !(n = addr_lower(addr, n, lower)))
         return (MDB_val){ 0, NULL };
     return suppress_key(buf, owner, lower, n);
+}
+
+size_t supp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
+                   const char *reason, const char *source)
+{
+    struct rec_w w = { .p = buf, .cap = SUPP_REC_MAX };
+    rw_u8(&w, SUPP_FMT);
+    rw_u64(&w, (uint64_t)since);
+    rw_u32(&w, added_by);
+    rw_str(&w, reason, 1, QUEUE_MAX_SUPPRESS_REASON);
+    rw_str(&w, source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
+    return w.len;   /* every part is cut to its cap: never over */
 }
 
 int queue_suppressed(struct queue *q, uint32_t owner, const char *email,
@@ -65,10 +86,82 @@ int queue_suppressed(struct queue *q, uint32_t owner, const char *email,
     return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : 0;
 }
 
+/* The list an account uses, found in a change's transaction. */
+struct supp_list {
+    uint32_t account, owner;
+    char account_name[QUEUE_MAX_ACCOUNT_NAME + 1];
+    char owner_name[QUEUE_MAX_ACCOUNT_NAME + 1];
+};
+
+/* Find the list account uses (scratch: room for one account record). */
+static int list_find(struct admin_tx *t, uint32_t account,
+                     struct queue_account *scratch, struct supp_list *l)
+{
+    int err = account_load(t->q, t->txn, account, scratch);
+    if (err)
+        return err == QUEUE_ENOTFOUND
+            ? admin_fail(t, err, "no account with id %u", account) : err;
+    l->account = account;
+    l->owner = scratch->suppression_shared && scratch->parent
+        ? scratch->parent : account;
+    snprintf(l->account_name, sizeof l->account_name, "%s", scratch->name);
+    if (l->owner == account) {
+        memcpy(l->owner_name, l->account_name, sizeof l->owner_name);
+        return 0;
+    }
+    if ((err = account_load(t->q, t->txn, l->owner, scratch)))
+        return err == QUEUE_ENOTFOUND ? QUEUE_ECORRUPT : err;
+    snprintf(l->owner_name, sizeof l->owner_name, "%s", scratch->name);
+    return 0;
+}
+
+/* The name of account id into out (QUEUE_MAX_ACCOUNT_NAME + 1 bytes):
+ * "#id" when it cannot be read. */
+static void name_of(struct queue *q, MDB_txn *txn, uint32_t id,
+                    struct queue_account *scratch, char *out)
+{
+    if (account_load(q, txn, id, scratch) == 0)
+        snprintf(out, QUEUE_MAX_ACCOUNT_NAME + 1, "%s", scratch->name);
+    else
+        snprintf(out, QUEUE_MAX_ACCOUNT_NAME + 1, "#%u", id);
+}
+
+/* The account id of the audit record of a change by `by` for account. */
+static uint32_t audit_account(const struct queue_actor *by, uint32_t account)
+{
+    return by && by->account ? by->account : account;
+}
+
+/* Whether reason and source are one line of text each within their caps. */
+static bool texts_ok(const char *reason, const char *source)
+{
+    return admin_text_ok(reason, QUEUE_MAX_SUPPRESS_REASON) &&
+           admin_text_ok(source, QUEUE_MAX_SUPPRESS_SOURCE) &&
+           !(reason && strpbrk(reason, "\t\r\n")) &&
+           !(source && strpbrk(source, "\t\r\n"));
+}
+
+/* Put one entry on l's list, added by l's account: 0, -EEXIST (the entry
+ * there stays as it is) or an LMDB failure (recorded in t). */
+static int entry_put(struct admin_tx *t, const struct supp_list *l,
+                     const MDB_val *k, const char *reason,
+                     const char *source)
+{
+    unsigned char buf[SUPP_REC_MAX];
+    MDB_val key = *k, v = { supp_encode(buf, t->now_ms / 1000, l->account,
+                                        reason, source), buf };
+    int rc = mdb_put(t->txn, t->q->dbi[DB_SUPPRESS], &key, &v,
+                     MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return -EEXIST;
+    return rc ? admin_mdb(t, rc) : 0;
+}
+
 struct add_arg {
-    uint32_t owner;
+    uint32_t account;
     const char *email, *reason, *source;
     const struct queue_actor *by;
+    struct supp_list l;
     struct queue_account a;
 };
 
@@ -76,146 +169,145 @@ struct add_arg {
 static int do_add(struct admin_tx *t, void *arg)
 {
     struct add_arg *c = arg;
-    unsigned char kb[SUPPRESS_KEY_MAX], buf[SUPP_REC_MAX];
-    int err, rc;
-    MDB_val k = key_of(kb, c->owner, c->email), v;
-    if (!k.mv_size)
-        return admin_fail(t, -EINVAL, "invalid address '%.80s'",
-                          c->email ? c->email : "");
-    if (!admin_text_ok(c->reason, QUEUE_MAX_SUPPRESS_REASON) ||
-        !admin_text_ok(c->source, QUEUE_MAX_SUPPRESS_SOURCE) ||
-        (c->reason && strpbrk(c->reason, "\t\r\n")) ||
-        (c->source && strpbrk(c->source, "\t\r\n")))
+    unsigned char kb[SUPPRESS_KEY_MAX];
+    int err;
+    if (!texts_ok(c->reason, c->source))
         return admin_fail(t, -EINVAL, "reason and source: one line of "
                           "text, at most %d bytes",
                           QUEUE_MAX_SUPPRESS_REASON);
-    if ((err = account_load(t->q, t->txn, c->owner, &c->a)))
-        return err == QUEUE_ENOTFOUND
-            ? admin_fail(t, err, "no account with id %u", c->owner) : err;
-    rc = mdb_get(t->txn, t->q->dbi[DB_SUPPRESS], &k, &v);
-    if (rc == 0)
+    if ((err = list_find(t, c->account, &c->a, &c->l)))
+        return err;
+    MDB_val k = key_of(kb, c->l.owner, c->email);
+    if (!k.mv_size)
+        return admin_fail(t, -EINVAL, "invalid address '%.80s'",
+                          c->email ? c->email : "");
+    err = entry_put(t, &c->l, &k, c->reason, c->source);
+    if (err == -EEXIST)
         return admin_fail(t, -EEXIST, "%.200s is already on the "
-                          "suppression list of %s", c->email, c->a.name);
-    if (rc != MDB_NOTFOUND)
-        return admin_mdb(t, rc);
-    struct rec_w w = { .p = buf, .cap = sizeof buf };
-    rw_u8(&w, SUPP_FMT);
-    rw_u64(&w, (uint64_t)(t->now_ms / 1000));
-    rw_str(&w, c->reason, 1, QUEUE_MAX_SUPPRESS_REASON);
-    rw_str(&w, c->source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
-    v = (MDB_val){ w.len, buf };
-    if (w.over)
-        return admin_fail(t, QUEUE_ETOOBIG, "suppression record too large");
-    if ((rc = mdb_put(t->txn, t->q->dbi[DB_SUPPRESS], &k, &v, 0)))
-        return admin_mdb(t, rc);
-    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    if (snprintf(obj, sizeof obj, "%s on the suppression list of %s (%s)",
-                 c->email, c->a.name, c->reason && *c->reason ? c->reason
-                                                              : "no reason")
+                          "suppression list of %s", c->email,
+                          c->l.owner_name);
+    if (err)
+        return err;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1], by[QUEUE_MAX_ACCOUNT_NAME + 16];
+    snprintf(by, sizeof by, ", added by %s", c->l.account_name);
+    if (snprintf(obj, sizeof obj, "%s on the suppression list of %s%s (%s)",
+                 c->email, c->l.owner_name,
+                 c->l.owner == c->account ? "" : by,
+                 c->reason && *c->reason ? c->reason : "no reason")
         >= (int)sizeof obj)
         obj[sizeof obj - 1] = 0; /* cut to the audit record's cap */
-    return admin_audit_put(t, c->by, c->by && c->by->account
-                                         ? c->by->account : c->owner,
+    return admin_audit_put(t, c->by, audit_account(c->by, c->account),
                            "suppress add", obj, "ok");
 }
 
-int queue_suppress_add(struct queue *q, uint32_t owner, const char *email,
+int queue_suppress_add(struct queue *q, uint32_t account, const char *email,
                        const char *reason, const char *source,
                        const struct queue_actor *by)
 {
     struct add_arg *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    *c = (struct add_arg){ owner, email, reason, source, by, { 0 } };
+    c->account = account;
+    c->email = email;
+    c->reason = reason;
+    c->source = source;
+    c->by = by;
     int err = admin_run(q, do_add, c);
     free(c);
     return err;
 }
 
 struct remove_arg {
-    uint32_t owner;
+    uint32_t account;
     const char *email;
+    bool any;
     const struct queue_actor *by;
+    struct supp_list l;
     struct queue_account a;
 };
 
-/* Delete one entry and audit it. */
+/* Delete one entry (the account's own, unless any) and audit it. */
 static int do_remove(struct admin_tx *t, void *arg)
 {
     struct remove_arg *c = arg;
     unsigned char kb[SUPPRESS_KEY_MAX];
+    char email[QUEUE_MAX_RCPT + 1], reason[QUEUE_MAX_SUPPRESS_REASON + 1];
+    char source[QUEUE_MAX_SUPPRESS_SOURCE + 1];
+    char added[QUEUE_MAX_ACCOUNT_NAME + 1];
+    struct queue_suppression s;
     int err, rc;
-    MDB_val k = key_of(kb, c->owner, c->email);
+    if ((err = list_find(t, c->account, &c->a, &c->l)))
+        return err;
+    MDB_val k = key_of(kb, c->l.owner, c->email), v;
     if (!k.mv_size)
         return admin_fail(t, -EINVAL, "invalid address '%.80s'",
                           c->email ? c->email : "");
-    if ((err = account_load(t->q, t->txn, c->owner, &c->a)))
-        return err == QUEUE_ENOTFOUND
-            ? admin_fail(t, err, "no account with id %u", c->owner) : err;
-    rc = mdb_del(t->txn, t->q->dbi[DB_SUPPRESS], &k, NULL);
+    rc = mdb_get(t->txn, t->q->dbi[DB_SUPPRESS], &k, &v);
     if (rc == MDB_NOTFOUND)
         return admin_fail(t, QUEUE_ENOTFOUND, "%.200s is not on the "
-                          "suppression list of %s", c->email, c->a.name);
+                          "suppression list of %s", c->email,
+                          c->l.owner_name);
     if (rc)
         return admin_mdb(t, rc);
+    if (supp_decode(&k, &v, email, reason, source, &s)) {
+        if (!c->any)   /* who added it cannot be told: the master's call */
+            return admin_fail(t, QUEUE_ECORRUPT, "the entry of %.200s on "
+                              "the suppression list of %s does not decode",
+                              c->email, c->l.owner_name);
+        s.added_by = c->l.owner;
+    }
+    name_of(t->q, t->txn, s.added_by, &c->a, added);
+    if (s.added_by != c->account && !c->any)
+        return admin_fail(t, -EACCES, "%.200s was added by %s: only an "
+                          "admin of the master may remove it", c->email,
+                          added);
+    if ((rc = mdb_del(t->txn, t->q->dbi[DB_SUPPRESS], &k, NULL)))
+        return admin_mdb(t, rc);
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    if (snprintf(obj, sizeof obj, "%s off the suppression list of %s",
-                 c->email, c->a.name) >= (int)sizeof obj)
+    if (snprintf(obj, sizeof obj, "%s off the suppression list of %s "
+                 "(added by %s)", c->email, c->l.owner_name, added)
+        >= (int)sizeof obj)
         obj[sizeof obj - 1] = 0;
-    return admin_audit_put(t, c->by, c->by && c->by->account
-                                         ? c->by->account : c->owner,
+    return admin_audit_put(t, c->by, audit_account(c->by, c->account),
                            "suppress remove", obj, "ok");
 }
 
-int queue_suppress_remove(struct queue *q, uint32_t owner, const char *email,
+int queue_suppress_remove(struct queue *q, uint32_t account,
+                          const char *email, bool any,
                           const struct queue_actor *by)
 {
     struct remove_arg *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    *c = (struct remove_arg){ owner, email, by, { 0 } };
+    c->account = account;
+    c->email = email;
+    c->any = any;
+    c->by = by;
     int err = admin_run(q, do_remove, c);
     free(c);
     return err;
 }
 
 struct batch_arg {
-    uint32_t owner;
+    uint32_t account;
     struct queue_suppress_entry *e;
     size_t n;
     const char *action;
     const struct queue_actor *by;
+    struct supp_list l;
     struct queue_account a;
 };
 
-/* Put one entry of a batch; 0, -EEXIST, -EINVAL or a write failure (> 0
- * never; a failure other than those ends the batch). */
-static int batch_put(struct admin_tx *t, uint32_t owner,
+/* Put one entry of a batch; 0, -EEXIST, -EINVAL or a write failure (a
+ * failure other than those ends the batch). */
+static int batch_put(struct admin_tx *t, const struct supp_list *l,
                      const struct queue_suppress_entry *e)
 {
-    unsigned char kb[SUPPRESS_KEY_MAX], buf[SUPP_REC_MAX];
-    MDB_val k = key_of(kb, owner, e->email), v;
-    if (!k.mv_size || !admin_text_ok(e->reason, QUEUE_MAX_SUPPRESS_REASON) ||
-        !admin_text_ok(e->source, QUEUE_MAX_SUPPRESS_SOURCE) ||
-        (e->reason && strpbrk(e->reason, "\t\r\n")) ||
-        (e->source && strpbrk(e->source, "\t\r\n")))
+    unsigned char kb[SUPPRESS_KEY_MAX];
+    MDB_val k = key_of(kb, l->owner, e->email);
+    if (!k.mv_size || !texts_ok(e->reason, e->source))
         return -EINVAL;
-    int rc = mdb_get(t->txn, t->q->dbi[DB_SUPPRESS], &k, &v);
-    if (rc == 0)
-        return -EEXIST;
-    if (rc != MDB_NOTFOUND)
-        return admin_mdb(t, rc);
-    struct rec_w w = { .p = buf, .cap = sizeof buf };
-    rw_u8(&w, SUPP_FMT);
-    rw_u64(&w, (uint64_t)(t->now_ms / 1000));
-    rw_str(&w, e->reason, 1, QUEUE_MAX_SUPPRESS_REASON);
-    rw_str(&w, e->source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
-    if (w.over)
-        return -EINVAL;
-    v = (MDB_val){ w.len, buf };
-    if ((rc = mdb_put(t->txn, t->q->dbi[DB_SUPPRESS], &k, &v, 0)))
-        return admin_mdb(t, rc);
-    return 0;
+    return entry_put(t, l, &k, e->reason, e->source);
 }
 
 /* Add a batch in one transaction with one audit record. */
@@ -224,11 +316,10 @@ static int do_batch(struct admin_tx *t, void *arg)
     struct batch_arg *c = arg;
     size_t added = 0, dup = 0, bad = 0;
     int err;
-    if ((err = account_load(t->q, t->txn, c->owner, &c->a)))
-        return err == QUEUE_ENOTFOUND
-            ? admin_fail(t, err, "no account with id %u", c->owner) : err;
+    if ((err = list_find(t, c->account, &c->a, &c->l)))
+        return err;
     for (size_t i = 0; i < c->n; i++) {
-        int r = batch_put(t, c->owner, &c->e[i]);
+        int r = batch_put(t, &c->l, &c->e[i]);
         c->e[i].result = r;
         if (r == 0)
             added++;
@@ -240,15 +331,17 @@ static int do_batch(struct admin_tx *t, void *arg)
             return r;
     }
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    snprintf(obj, sizeof obj, "suppression list of %s: added %zu, already "
-             "there %zu, invalid %zu", c->a.name, added, dup, bad);
-    return admin_audit_put(t, c->by, c->by && c->by->account
-                                         ? c->by->account : c->owner,
+    snprintf(obj, sizeof obj, "suppression list of %s%s%s: added %zu, "
+             "already there %zu, invalid %zu", c->l.owner_name,
+             c->l.owner == c->account ? "" : ", as ",
+             c->l.owner == c->account ? "" : c->l.account_name, added, dup,
+             bad);
+    return admin_audit_put(t, c->by, audit_account(c->by, c->account),
                            c->action ? c->action : "suppress import", obj,
                            "ok");
 }
 
-int queue_suppress_add_batch(struct queue *q, uint32_t owner,
+int queue_suppress_add_batch(struct queue *q, uint32_t account,
                              struct queue_suppress_entry *e, size_t n,
                              const char *action,
                              const struct queue_actor *by)
@@ -258,13 +351,18 @@ int queue_suppress_add_batch(struct queue *q, uint32_t owner,
     struct batch_arg *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    *c = (struct batch_arg){ owner, e, n, action, by, { 0 } };
+    c->account = account;
+    c->e = e;
+    c->n = n;
+    c->action = action;
+    c->by = by;
     int err = admin_run(q, do_batch, c);
     free(c);
     return err;
 }
 
-/* Decode a record into s; strings into the caller's buffers. */
+/* Decode a record (format 1 or 2) into s; strings into the caller's
+ * buffers.  s->added_by_name is left alone. */
 int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
                 char *reason, char *source, struct queue_suppression *s)
 {
@@ -275,18 +373,43 @@ int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
     s->owner = be32_get(kp);
     memcpy(email, kp + 4, k->mv_size - 4);
     email[k->mv_size - 4] = 0;
-    if (rr_u8(&r) != SUPP_FMT)
+    unsigned fmt = rr_u8(&r);
+    if (fmt != SUPP_FMT && fmt != SUPP_FMT_V1)
         return QUEUE_ECORRUPT;
     s->since = (int64_t)rr_u64(&r);
+    s->added_by_recorded = fmt == SUPP_FMT;
+    s->added_by = s->added_by_recorded ? rr_u32(&r) : s->owner;
     rr_str(&r, reason, 1, QUEUE_MAX_SUPPRESS_REASON);
     rr_str(&r, source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
     s->email = email;
     s->reason = reason;
     s->source = source;
-    return rr_done(&r) ? 0 : QUEUE_ECORRUPT;
+    return rr_done(&r) && s->added_by ? 0 : QUEUE_ECORRUPT;
 }
 
-long queue_suppressions(struct queue *q, uint32_t owner, const char *from,
+/* Names of the accounts met in one listing: a small cache, as entries of
+ * a few accounts interleave in address order. */
+#define NAME_SLOTS 16
+struct name_cache {
+    uint32_t id[NAME_SLOTS];
+    char name[NAME_SLOTS][QUEUE_MAX_ACCOUNT_NAME + 1];
+    struct queue_account scratch;
+};
+
+/* The name of account id, read in txn when not cached. */
+static const char *cached_name(struct queue *q, MDB_txn *txn,
+                               struct name_cache *nc, uint32_t id)
+{
+    unsigned i = id % NAME_SLOTS;
+    if (nc->id[i] != id || !id) {
+        name_of(q, txn, id, &nc->scratch, nc->name[i]);
+        nc->id[i] = id;
+    }
+    return nc->name[i];
+}
+
+long queue_suppressions(struct queue *q, uint32_t owner, uint32_t added_by,
+                        const char *from,
                         int (*cb)(void *arg,
                                   const struct queue_suppression *s),
                         void *arg)
@@ -302,13 +425,19 @@ long queue_suppressions(struct queue *q, uint32_t owner, const char *from,
 
     if (lists_absent(q))
         return 0;
+    struct name_cache *nc = calloc(1, sizeof *nc);
+    if (!nc)
+        return -ENOMEM;
     size_t fl = from ? strnlen(from, QUEUE_MAX_RCPT + 1) : 0;
     fl = fl ? addr_lower(from, fl, lower) : 0;
     MDB_val k = suppress_key(pre, owner, lower, fl), v;
-    if ((err = queue_read_begin(q, &txn)))
+    if ((err = queue_read_begin(q, &txn))) {
+        free(nc);
         return err;
+    }
     if ((rc = mdb_cursor_open(txn, q->dbi[DB_SUPPRESS], &cur))) {
         queue_read_end(q, txn);
+        free(nc);
         return queue_err_mdb(rc);
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -318,12 +447,16 @@ long queue_suppressions(struct queue *q, uint32_t owner, const char *from,
             break; /* 0xff: soft-bounce streaks (hygiene.c) follow */
         if ((err = supp_decode(&k, &v, email, reason, source, &s)))
             break;
+        if (added_by && s.added_by != added_by)
+            continue;
+        s.added_by_name = cached_name(q, txn, nc, s.added_by);
         n++;
         if (cb(arg, &s))
             break;
     }
     mdb_cursor_close(cur);
     queue_read_end(q, txn);
+    free(nc);
     if (err)
         return err;
     return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;

@@ -290,23 +290,17 @@ static int match(struct ingest *in, const struct fb_report *r,
     return -1;
 }
 
-/* Suppress rcpt on the list of the delivery's account's owner. */
+/* Suppress rcpt on the list the delivery's account uses, as an entry
+ * added by that account (its contact's bounce or complaint). */
 static int suppress(struct ingest *in, const struct queue_delivery *d,
                     const char *reason, const char *source,
                     const struct queue_actor *by, struct fb_result *res)
 {
-    struct queue_account *a = malloc(sizeof *a);
-    if (!a)
-        return -ENOMEM;
-    int err = queue_account_get(in->q, d->account, a);
-    if (!err) {
-        struct queue_suppress_entry e = { d->rcpt, reason, source, 0 };
-        err = queue_suppress_add_batch(in->q, a->suppression_owner, &e, 1,
+    struct queue_suppress_entry e = { d->rcpt, reason, source, 0 };
+    int err = queue_suppress_add_batch(in->q, d->account, &e, 1,
                                        "suppress add", by);
-        if (!err)
-            err = e.result;
-    }
-    free(a);
+    if (!err)
+        err = e.result;
     if (!err) {
         in->n.suppressed++;
         res->suppressed = "added";

@@ -11,12 +11,25 @@
  *
  * DESCRIPTION
  *   The suppression list is the account's own or, for a sub-account that
- *   shares it, the master's (account show: "suppression"); both commands
- *   act on that list.  Addresses are stored with the domain as lower-case
+ *   shares it, the master's (account show: "suppression"); every command
+ *   acts on that list.  Addresses are stored with the domain as lower-case
  *   A-label and compare without regard to case.  Imports skip suppressed
- *   addresses and the engine checks again before sending.  Each entry
- *   keeps a reason, a source ("cli", "import", "dsn", "arf", ...) and the
- *   time it was added; `feedback ingest` adds bounce and complaint entries.
+ *   addresses and the engine checks again before sending: every entry on
+ *   the list blocks every account that uses it.  Each entry keeps a
+ *   reason, a source ("cli", "import", "dsn", "arf", "one-click", "smtp")
+ *   the time it was added and the account that added it: the account
+ *   acted on for add and import, the delivery's account for an
+ *   unsubscribe, a bounce or a complaint (`feedback ingest`, sluiced).
+ *   Entries stored before sluice kept that count as added by the list's
+ *   owner, shown "(old)".
+ *
+ *   Who sees and removes what on a shared list: list and export show a
+ *   sub-account only the entries it added; a user with a role on the
+ *   master sees all of them, with the account that added each.  remove
+ *   takes off only an entry the account added, unless the user is admin
+ *   (or owner) of the master: else it is refused (77, audited) naming the
+ *   account that added it.  An add or import never overwrites or
+ *   re-attributes an entry that is there already.
  *
  *   import reads one address per line, or CSV lines EMAIL[,REASON[,SOURCE]]
  *   (a first line starting "email" is a header; '#' lines and blank lines
@@ -25,16 +38,18 @@
  *   and --source (default "import").  Entries commit in batches of
  *   QUEUE_SUPPRESS_BATCH, one audit record "suppress import" per batch;
  *   addresses already listed keep their first record.  export writes CSV
- *   email,reason,source,since (UTC) in address order.
+ *   email,reason,source,since (UTC),added_by in address order.
  *
  *   Who may: add, remove and import need manager on the account, list and
- *   export viewer.  add, remove and import are audited.
+ *   export viewer (and the rules above).  add, remove and import are
+ *   audited, and so is a refused remove.
  *
  * DIAGNOSTICS
  *   0 ok (an address already suppressed included; import: invalid lines
  *   are reported on stderr and counted), 64 bad options, 65 an invalid
  *   address or reason, 66 no such account, file or (remove) entry, 73
- *   export file not writable, 74 read error, 77 refused.
+ *   export file not writable, 74 read error, 77 refused (a role, or
+ *   another account's entry).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -55,9 +70,13 @@ static const char usage_text[] =
     "       sluice suppress export [--account A] [--output FILE]\n"
     "\n"
     "Acts on the account's suppression list (the master's when the account\n"
-    "shares it).  import takes one address per line or CSV lines\n"
-    "EMAIL[,REASON[,SOURCE]]; export writes CSV email,reason,source,since.\n"
-    "`sluice feedback ingest` adds hard bounces and complaints.\n";
+    "shares it).  Each entry records the account that added it; on a shared\n"
+    "list a sub-account lists and removes only its own entries (a role on\n"
+    "the master shows all; an admin of the master removes any), and every\n"
+    "entry blocks every account on the list.  import takes one address per\n"
+    "line or CSV lines EMAIL[,REASON[,SOURCE]]; export writes CSV\n"
+    "email,reason,source,since,added_by.  `sluice feedback ingest` adds\n"
+    "hard bounces and complaints.\n";
 
 /* Open, identify, find the account and check act; 0 or an exit code. */
 static int supp_begin(struct tool_ctx *ctx, const char *prog, int act,
@@ -80,6 +99,34 @@ static int supp_begin(struct tool_ctx *ctx, const char *prog, int act,
         *q = NULL;
     }
     return rc;
+}
+
+/* Whether the identity has at least role need on the master. */
+static bool master_role(struct tool_ctx *ctx, struct queue *q, int need)
+{
+    uint32_t master = 0;
+    int r = QUEUE_ROLE_NONE;
+    if (queue_account_master(q, &master) || !master ||
+        tool_role_on(ctx, q, master, &r))
+        return false;
+    return r >= need;
+}
+
+/* The entries a listing shows: all for a user with a role on the master,
+ * else only those the account added (queue_suppressions' added_by). */
+static uint32_t view_of(struct tool_ctx *ctx, struct queue *q,
+                        const struct queue_account *a)
+{
+    return master_role(ctx, q, QUEUE_ROLE_VIEWER) ? 0 : a->id;
+}
+
+/* "b", or "m (old)" for an entry stored before "added by" was kept. */
+static const char *added_text(const struct queue_suppression *s, char *buf,
+                              size_t cap)
+{
+    snprintf(buf, cap, "%s%s", s->added_by_name,
+             s->added_by_recorded ? "" : " (old)");
+    return buf;
 }
 
 static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
@@ -119,16 +166,19 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
     }
     struct queue_actor by = tool_actor(ctx, role, a->id);
     tool_account_name(q, a->suppression_owner, owner, sizeof owner);
-    int err = queue_suppress_add(q, a->suppression_owner, addr,
-                                 reason ? reason : "manual", "cli", &by);
+    int err = queue_suppress_add(q, a->id, addr, reason ? reason : "manual",
+                                 "cli", &by);
     if (err == -EEXIST) {
         printf("%s is already on the suppression list of %s\n", addr, owner);
     } else if (err) {
         rc = tool_admin_error(P " add", err);
     } else if (ctx->json) {
-        tool_emit_json(json_pack("{s:s,s:s,s:s}", "email", addr, "owner",
-                                 owner, "reason", reason ? reason
-                                                         : "manual"));
+        tool_emit_json(json_pack("{s:s,s:s,s:s,s:s}", "email", addr, "owner",
+                                 owner, "added_by", a->name, "reason",
+                                 reason ? reason : "manual"));
+    } else if (a->id != a->suppression_owner) {
+        printf("suppressed %s on the list of %s (added by %s)\n", addr,
+               owner, a->name);
     } else {
         printf("suppressed %s on the list of %s\n", addr, owner);
     }
@@ -141,15 +191,19 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
 static int list_row(void *arg, const struct queue_suppression *s)
 {
     json_t *arr = arg;
-    char ts[32];
+    char ts[32], by[QUEUE_MAX_ACCOUNT_NAME + 8];
     tool_time_text(s->since, ts, sizeof ts);
     if (arr)
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "email",
-                                             s->email, "reason", s->reason,
-                                             "source", s->source, "since",
-                                             ts));
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}",
+                                             "email", s->email, "reason",
+                                             s->reason, "source", s->source,
+                                             "since", ts, "added_by",
+                                             s->added_by_name,
+                                             "added_by_recorded",
+                                             s->added_by_recorded));
     else
-        printf("%-40s %-20s %-10s %s\n", s->email, s->reason, s->source, ts);
+        printf("%-40s %-20s %-10s %-16s %s\n", s->email, s->reason,
+               s->source, added_text(s, by, sizeof by), ts);
     return 0;
 }
 
@@ -177,9 +231,10 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
     }
     json_t *arr = ctx->json ? json_array() : NULL;
     if (!arr)
-        printf("%-40s %-20s %-10s %s\n", "EMAIL", "REASON", "SOURCE",
-               "SINCE");
-    long n = queue_suppressions(q, a->suppression_owner, NULL, list_row, arr);
+        printf("%-40s %-20s %-10s %-16s %s\n", "EMAIL", "REASON", "SOURCE",
+               "ADDED BY", "SINCE");
+    long n = queue_suppressions(q, a->suppression_owner, view_of(ctx, q, a),
+                                NULL, list_row, arr);
     if (n < 0) {
         json_decref(arr);
         rc = tool_admin_error(P " list", (int)n);
@@ -228,8 +283,15 @@ static int cmd_remove(struct tool_ctx *ctx, int argc, char **argv)
     }
     struct queue_actor by = tool_actor(ctx, role, a->id);
     tool_account_name(q, a->suppression_owner, owner, sizeof owner);
-    int err = queue_suppress_remove(q, a->suppression_owner, addr, &by);
-    if (err) {
+    /* another account's entry: only an admin of the master */
+    int err = queue_suppress_remove(q, a->id, addr,
+                                    master_role(ctx, q, QUEUE_ROLE_ADMIN),
+                                    &by);
+    if (err == -EACCES) {
+        char detail[300];  /* copied: the refusal's own calls reset it */
+        snprintf(detail, sizeof detail, "%s", queue_last_detail());
+        rc = tool_refuse(ctx, q, ACT_SUPPRESS_REMOVE, a->id, obj, detail);
+    } else if (err) {
         rc = tool_admin_error(P " remove", err);
     } else if (ctx->json) {
         tool_emit_json(json_pack("{s:s,s:s,s:b}", "email", addr, "owner",
@@ -291,13 +353,13 @@ static bool csv_field(const char **p, char *out, size_t cap)
     return true;
 }
 
-/* Commit the gathered batch; 0 or an exit code. */
-static int imp_flush(struct queue *q, uint32_t owner, struct imp_batch *b,
+/* Commit the gathered batch, added by account; 0 or an exit code. */
+static int imp_flush(struct queue *q, uint32_t account, struct imp_batch *b,
                      const struct queue_actor *by)
 {
     if (!b->n)
         return 0;
-    int err = queue_suppress_add_batch(q, owner, b->e, b->n,
+    int err = queue_suppress_add_batch(q, account, b->e, b->n,
                                        "suppress import", by);
     if (err)
         return tool_admin_error(P " import", err);
@@ -317,7 +379,7 @@ static int imp_flush(struct queue *q, uint32_t owner, struct imp_batch *b,
 }
 
 /* Read the import file line by line into batches. */
-static int import_lines(FILE *f, struct queue *q, uint32_t owner,
+static int import_lines(FILE *f, struct queue *q, uint32_t account,
                         struct imp_batch *b, const char *reason,
                         const char *source, const struct queue_actor *by)
 {
@@ -362,13 +424,13 @@ static int import_lines(FILE *f, struct queue *q, uint32_t owner,
             b->source[k][0] ? b->source[k] : source, 0 };
         b->line[k] = lineno;
         if (++b->n == QUEUE_SUPPRESS_BATCH)
-            rc = imp_flush(q, owner, b, by);
+            rc = imp_flush(q, account, b, by);
     }
     if (!rc && ferror(f)) {
         fprintf(stderr, P " import: read error\n");
         rc = TOOL_EX_IOERR;
     }
-    return rc ? rc : imp_flush(q, owner, b, by);
+    return rc ? rc : imp_flush(q, account, b, by);
 }
 
 static int cmd_import(struct tool_ctx *ctx, int argc, char **argv)
@@ -407,8 +469,7 @@ static int cmd_import(struct tool_ctx *ctx, int argc, char **argv)
                         "suppression list", &q, a, &role);
     if (!rc) {
         struct queue_actor by = tool_actor(ctx, role, a->id);
-        rc = import_lines(f, q, a->suppression_owner, b, reason, source,
-                          &by);
+        rc = import_lines(f, q, a->id, b, reason, source, &by);
         if (!rc && ctx->json)
             tool_emit_json(json_pack("{s:I,s:I,s:I}", "added",
                                      (json_int_t)b->added, "already",
@@ -453,7 +514,9 @@ static int export_row(void *arg, const struct queue_suppression *s)
     csv_put(f, s->reason);
     fputc(',', f);
     csv_put(f, s->source);
-    fprintf(f, ",%s\n", tool_time_text(s->since, ts, sizeof ts));
+    fprintf(f, ",%s,", tool_time_text(s->since, ts, sizeof ts));
+    csv_put(f, s->added_by_name);
+    fputc('\n', f);
     return 0;
 }
 
@@ -485,9 +548,9 @@ static int cmd_export(struct tool_ctx *ctx, int argc, char **argv)
         fprintf(stderr, P " export: %s: %s\n", out, strerror(errno));
         rc = TOOL_EX_CANTCREAT;
     } else {
-        fputs("email,reason,source,since\n", f);
-        long n = queue_suppressions(q, a->suppression_owner, NULL,
-                                    export_row, f);
+        fputs("email,reason,source,since,added_by\n", f);
+        long n = queue_suppressions(q, a->suppression_owner,
+                                    view_of(ctx, q, a), NULL, export_row, f);
         if (n < 0)
             rc = tool_admin_error(P " export", (int)n);
         if (fflush(f) || ferror(f)) {

@@ -9,7 +9,10 @@
  *   after soft_bounce_limit in a row within soft_bounce_days, a delivery in
  *   between starts again, and so does a streak older than the window;
  *   deliveries without an account are left alone; streak records never
- *   show up in the suppression listing; streaks outlive a reopen.
+ *   show up in the suppression listing; streaks outlive a reopen.  Every
+ *   entry hygiene adds is the delivery's account's (added_by), on a
+ *   shared list too, and an address already listed keeps its first
+ *   record.
  */
 #include "queue_campaign.h"
 #include "testutil.h"
@@ -68,6 +71,9 @@ struct listing {
     long n;
     char reason[QUEUE_MAX_SUPPRESS_REASON + 1];
     char source[QUEUE_MAX_SUPPRESS_SOURCE + 1];
+    char by[QUEUE_MAX_ACCOUNT_NAME + 1];
+    uint32_t added_by;
+    bool recorded;
 };
 
 static int listing_cb(void *arg, const struct queue_suppression *s)
@@ -76,6 +82,9 @@ static int listing_cb(void *arg, const struct queue_suppression *s)
     l->n++;
     snprintf(l->reason, sizeof l->reason, "%s", s->reason);
     snprintf(l->source, sizeof l->source, "%s", s->source);
+    snprintf(l->by, sizeof l->by, "%s", s->added_by_name);
+    l->added_by = s->added_by;
+    l->recorded = s->added_by_recorded;
     return 0;
 }
 
@@ -98,9 +107,18 @@ static void test_hard_and_blocks(void **state)
     assert_false(suppressed(q, 1, "off@example.com"));
 
     struct listing l = { 0 };
-    assert_int_equal(queue_suppressions(q, 1, NULL, listing_cb, &l), 1);
+    assert_int_equal(queue_suppressions(q, 1, 0, NULL, listing_cb, &l), 1);
     assert_string_equal(l.reason, "hard bounce: bad-mailbox");
     assert_string_equal(l.source, "smtp");
+    /* on acme's list, as shop's entry: shop's contact bounced */
+    assert_int_equal(l.added_by, 2);
+    assert_string_equal(l.by, "shop");
+    assert_true(l.recorded);
+    assert_int_equal(queue_suppressions(q, 1, 1, NULL, listing_cb, &l), 0);
+    assert_int_equal(queue_suppressions(q, 1, 2, NULL, listing_cb, &l), 1);
+    l = (struct listing){ 0 };
+    assert_int_equal(queue_suppressions(q, 3, 0, NULL, listing_cb, &l), 2);
+    assert_int_equal(l.added_by, 3);
 
     /* a hard deferral (4xx with a bad-mailbox text) does not suppress */
     outcome(q, one(q, 3, "maybe@example.com"), QUEUE_EV_DEFERRED, 450,
@@ -129,12 +147,14 @@ static void test_hard_and_blocks(void **state)
             QUEUE_CAT_BAD_MAILBOX);
     assert_false(suppressed(q, 0, "anon@example.com"));
 
-    /* an address already suppressed keeps its first record */
+    /* an address already suppressed keeps its first record, and who
+     * added it */
     outcome(q, one(q, 1, "gone@example.com"), QUEUE_EV_BOUNCED, 550,
             QUEUE_CAT_INACTIVE_MAILBOX);
     l = (struct listing){ 0 };
-    assert_int_equal(queue_suppressions(q, 1, NULL, listing_cb, &l), 1);
+    assert_int_equal(queue_suppressions(q, 1, 0, NULL, listing_cb, &l), 1);
     assert_string_equal(l.reason, "hard bounce: bad-mailbox");
+    assert_int_equal(l.added_by, 2);
     queue_close(q);
 }
 
@@ -151,11 +171,11 @@ static void test_soft_streak(void **state)
     outcome(q, a, QUEUE_EV_DEFERRED, 452, QUEUE_CAT_QUOTA);
     assert_false(suppressed(q, 3, "full@example.com"));
     /* the streak does not show as a suppression */
-    assert_int_equal(queue_suppressions(q, 3, NULL, listing_cb, &l), 0);
+    assert_int_equal(queue_suppressions(q, 3, 0, NULL, listing_cb, &l), 0);
     outcome(q, one(q, 3, "FULL@example.com"), QUEUE_EV_BOUNCED, 552,
             QUEUE_CAT_QUOTA);
     assert_true(suppressed(q, 3, "full@example.com"));
-    assert_int_equal(queue_suppressions(q, 3, NULL, listing_cb, &l), 1);
+    assert_int_equal(queue_suppressions(q, 3, 0, NULL, listing_cb, &l), 1);
     assert_string_equal(l.reason, "soft bounce: quota-issues x3");
 
     /* a delivery in between resets */
@@ -215,6 +235,9 @@ static void test_reopen(void **state)
     assert_false(suppressed(q, 3, "often@example.com"));  /* reset */
     outcome(q, a, QUEUE_EV_DEFERRED, 452, QUEUE_CAT_QUOTA);
     assert_true(suppressed(q, 1, "full@example.com"));    /* continued */
+    struct listing l = { 0 };     /* shop's soft bounces: shop's entry */
+    assert_int_equal(queue_suppressions(q, 1, 2, NULL, listing_cb, &l), 1);
+    assert_string_equal(l.reason, "soft bounce: quota-issues x3");
     queue_close(q);
 }
 

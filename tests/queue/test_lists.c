@@ -15,6 +15,13 @@
  *   its contacts and members (across several purge chunks), leaves other
  *   lists alone, and a delete left half done (edited in with raw LMDB) is
  *   finished by the next one.
+ *   Suppression entries record the account that added them: on a shared
+ *   list a sub-account's view holds only its own, an add or import never
+ *   re-attributes another's entry, removing another's is refused (-EACCES,
+ *   nothing changed) unless the caller allows any; every entry blocks
+ *   every account on the list.  A record of the format before (1, written
+ *   with raw LMDB) reads as added by the owner, and the spool check takes
+ *   both formats while naming an unknown one.
  */
 #include <lmdb.h>
 
@@ -448,12 +455,12 @@ static void test_suppression(void **state)
     E(queue_suppressed(q, shop, "gone@example.com", &yes));
     assert_false(yes);
     EQ_ERR(queue_suppressed(q, acme, "", &yes), -EINVAL);
-    assert_int_equal(queue_suppressions(q, acme, NULL, supp_cb, &ss), 2);
+    assert_int_equal(queue_suppressions(q, acme, 0, NULL, supp_cb, &ss), 2);
     assert_string_equal(ss.emails, "b@example.com/hard bounce/dsn,"
                                    "gone@example.com/unsubscribed/cli");
     ss.emails[0] = 0;
-    assert_int_equal(queue_suppressions(q, acme, "c", supp_cb, &ss), 1);
-    assert_int_equal(queue_suppressions(q, shop, NULL, supp_cb, &ss), 0);
+    assert_int_equal(queue_suppressions(q, acme, 0, "c", supp_cb, &ss), 1);
+    assert_int_equal(queue_suppressions(q, shop, 0, NULL, supp_cb, &ss), 0);
 
     E(queue_list_create(q, acme, "news", &boot, &list));
     E(queue_import_begin(q, list, acme, NULL, 0, results_cb, res, &im));
@@ -472,6 +479,263 @@ static void test_suppression(void **state)
     assert_int_equal(n.added, 1);
     queue_close(q);
     free(res);
+}
+
+/* One entry as a listing passed it. */
+struct supp_one {
+    long n;
+    char email[QUEUE_MAX_RCPT + 1], by[QUEUE_MAX_ACCOUNT_NAME + 1];
+    char reason[QUEUE_MAX_SUPPRESS_REASON + 1];
+    char source[QUEUE_MAX_SUPPRESS_SOURCE + 1];
+    uint32_t added_by;
+    bool recorded;
+    int64_t since;
+};
+
+/* Keep the first entry passed, count them all. */
+static int supp_one_cb(void *arg, const struct queue_suppression *s)
+{
+    struct supp_one *o = arg;
+    if (o->n++)
+        return 0;
+    snprintf(o->email, sizeof o->email, "%s", s->email);
+    snprintf(o->by, sizeof o->by, "%s", s->added_by_name);
+    snprintf(o->reason, sizeof o->reason, "%s", s->reason);
+    snprintf(o->source, sizeof o->source, "%s", s->source);
+    o->added_by = s->added_by;
+    o->recorded = s->added_by_recorded;
+    o->since = s->since;
+    return 0;
+}
+
+/* The entry of email on owner's list as added_by's view passes it (n 0:
+ * not there, or not in that view). */
+static struct supp_one supp_get(struct queue *q, uint32_t owner,
+                                uint32_t added_by, const char *email)
+{
+    struct supp_one o = { 0 };
+    long n = queue_suppressions(q, owner, added_by, email, supp_one_cb, &o);
+    assert_true(n >= 0);
+    if (o.n && strcmp(o.email, email))
+        o.n = 0;   /* listing went on to the next address */
+    if (o.n)
+        o.n = 1;
+    return o;
+}
+
+/* master acme with b and c sharing its list and solo with its own: who
+ * added each entry, who sees and removes it, what blocks whom. */
+static void test_suppression_added_by(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_audit a;
+    uint32_t acme, b, c, solo;
+    bool yes;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &acme));
+    E(queue_account_create(q, "b", 0, NULL, &boot, &b));
+    E(queue_account_create(q, "c", 0, NULL, &boot, &c));
+    struct queue_account_change own = { .set = QUEUE_AC_SUPPRESSION,
+                                        .suppression_shared = false };
+    E(queue_account_create(q, "solo", 0, &own, &boot, &solo));
+    struct queue_actor bm = { "bm", "password", QUEUE_ROLE_MANAGER, b };
+    struct queue_actor cm = { "cm", "password", QUEUE_ROLE_MANAGER, c };
+    struct queue_actor am = { "am", "password", QUEUE_ROLE_ADMIN, acme };
+
+    /* b's entry lands on acme's list, as b's */
+    E(queue_suppress_add(q, b, "X@example.com", "unsubscribed", "cli", &bm));
+    last_audit(q, &a);
+    assert_string_equal(a.object, "X@example.com on the suppression list of "
+                                  "acme, added by b (unsubscribed)");
+    assert_int_equal(a.account, b);
+    E(queue_suppressed(q, acme, "x@example.com", &yes));
+    assert_true(yes);              /* and so it blocks c's mail too */
+    struct supp_one o = supp_get(q, acme, 0, "x@example.com");
+    assert_int_equal(o.n, 1);
+    assert_int_equal(o.added_by, b);
+    assert_string_equal(o.by, "b");
+    assert_true(o.recorded);
+    assert_int_equal(supp_get(q, acme, b, "x@example.com").n, 1);
+    assert_int_equal(supp_get(q, acme, c, "x@example.com").n, 0);
+    assert_int_equal(queue_suppressions(q, acme, c, NULL, supp_one_cb, &o),
+                     0);
+
+    /* c cannot take it over: add and import keep b's record */
+    EQ_ERR(queue_suppress_add(q, c, "x@EXAMPLE.com", "mine", "cli", &cm),
+           -EEXIST);
+    struct queue_suppress_entry e[2] = {
+        { "x@example.com", "mine", "import", 0 },
+        { "y@example.com", "mine", "import", 0 },
+    };
+    E(queue_suppress_add_batch(q, c, e, 2, "suppress import", &cm));
+    assert_int_equal(e[0].result, -EEXIST);
+    assert_int_equal(e[1].result, 0);
+    last_audit(q, &a);
+    assert_string_equal(a.object, "suppression list of acme, as c: added 1, "
+                                  "already there 1, invalid 0");
+    o = supp_get(q, acme, 0, "x@example.com");
+    assert_int_equal(o.added_by, b);
+    assert_string_equal(o.reason, "unsubscribed");
+    o = supp_get(q, acme, c, "y@example.com");
+    assert_int_equal(o.n, 1);
+    assert_string_equal(o.by, "c");
+    assert_int_equal(queue_suppressions(q, acme, c, NULL, supp_one_cb, &o),
+                     1);
+    assert_int_equal(queue_suppressions(q, acme, 0, NULL, supp_one_cb, &o),
+                     2);
+
+    /* c may not remove b's entry; b may; c may remove its own */
+    EQ_ERR(queue_suppress_remove(q, c, "x@example.com", false, &cm),
+           -EACCES);
+    assert_string_equal(queue_last_detail(), "x@example.com was added by b: "
+                        "only an admin of the master may remove it");
+    E(queue_suppressed(q, acme, "x@example.com", &yes));
+    assert_true(yes);
+    E(queue_suppress_remove(q, b, "X@example.com", false, &bm));
+    last_audit(q, &a);
+    assert_string_equal(a.action, "suppress remove");
+    assert_string_equal(a.object, "X@example.com off the suppression list "
+                                  "of acme (added by b)");
+    E(queue_suppressed(q, acme, "x@example.com", &yes));
+    assert_false(yes);
+    EQ_ERR(queue_suppress_remove(q, b, "x@example.com", false, &bm),
+           QUEUE_ENOTFOUND);
+    E(queue_suppress_remove(q, c, "y@example.com", false, &cm));
+
+    /* the master's own entries are the master's; another's needs any */
+    E(queue_suppress_add(q, acme, "m@example.com", "manual", "cli", &am));
+    E(queue_suppress_add(q, b, "z@example.com", "manual", "cli", &bm));
+    EQ_ERR(queue_suppress_remove(q, b, "m@example.com", false, &bm),
+           -EACCES);
+    EQ_ERR(queue_suppress_remove(q, acme, "z@example.com", false, &am),
+           -EACCES);
+    E(queue_suppress_remove(q, acme, "m@example.com", false, &am));
+    E(queue_suppress_remove(q, c, "z@example.com", true, &am));
+    last_audit(q, &a);
+    assert_string_equal(a.object, "z@example.com off the suppression list "
+                                  "of acme (added by b)");
+
+    /* an own list: its entries are its own, and block only it */
+    E(queue_suppress_add(q, solo, "s@example.com", "manual", "cli", &am));
+    o = supp_get(q, solo, solo, "s@example.com");
+    assert_int_equal(o.added_by, solo);
+    E(queue_suppressed(q, acme, "s@example.com", &yes));
+    assert_false(yes);
+    EQ_ERR(queue_suppress_remove(q, 99, "s@example.com", true, &am),
+           QUEUE_ENOTFOUND);
+    EQ_ERR(queue_suppress_add_batch(q, 99, e, 1, NULL, &am),
+           QUEUE_ENOTFOUND);
+    queue_close(q);
+}
+
+/* Write one record into the "suppress" database with plain LMDB. */
+static void raw_supp_put(const char *dir, uint32_t owner, const char *addr,
+                         const unsigned char *val, size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    unsigned char key[4 + QUEUE_MAX_RCPT];
+    size_t n = strlen(addr);
+    key[0] = (unsigned char)(owner >> 24);
+    key[1] = (unsigned char)(owner >> 16);
+    key[2] = (unsigned char)(owner >> 8);
+    key[3] = (unsigned char)owner;
+    memcpy(key + 4, addr, n);
+    MDB_val k = { 4 + n, key }, v = { len, (void *)val };
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "suppress", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+struct problems {
+    int n;
+    char what[200];
+};
+
+static void problem_cb(void *arg, int kind, const char *db, const char *key,
+                       const char *what)
+{
+    struct problems *p = arg;
+    (void)key;
+    if (kind != QUEUE_REPORT_PROBLEM)
+        return;
+    p->n++;
+    snprintf(p->what, sizeof p->what, "%s: %s", db, what);
+}
+
+/* A record of format 1 (before "added by": u8 1, i64 since, str8 reason,
+ * str8 source) reads as added by the owner, blocks, is the owner's to
+ * remove; the spool check takes it and names an unknown format. */
+static void test_suppression_old_format(void **state)
+{
+    struct tdir *t = *state;
+    uint32_t acme, b;
+    bool yes;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &acme));
+    E(queue_account_create(q, "b", 0, NULL, &boot, &b));
+    E(queue_suppress_add(q, b, "new@example.com", "manual", "cli", &boot));
+    queue_close(q);
+
+    unsigned char v1[64] = { 1 };
+    size_t n = 1;
+    for (int i = 0; i < 8; i++)
+        v1[n++] = (unsigned char)((uint64_t)(T0 - 86400) >> (8 * i));
+    v1[n++] = 12;
+    memcpy(v1 + n, "unsubscribed", 12);
+    n += 12;
+    v1[n++] = 9;
+    memcpy(v1 + n, "one-click", 9);
+    n += 9;
+    raw_supp_put(t->path, acme, "old@example.com", v1, n);
+
+    struct problems p = { 0, "" };
+    struct queue_check_report r;
+    E(queue_check(t->path, 0, problem_cb, &p, &r));
+    assert_int_equal(p.n, 0);
+
+    q = open_q(t->path, 0, NULL);
+    struct supp_one o = supp_get(q, acme, 0, "old@example.com");
+    assert_int_equal(o.n, 1);
+    assert_int_equal(o.added_by, acme);
+    assert_false(o.recorded);
+    assert_string_equal(o.by, "acme");
+    assert_string_equal(o.reason, "unsubscribed");
+    assert_string_equal(o.source, "one-click");
+    assert_int_equal(o.since, T0 - 86400);
+    assert_int_equal(supp_get(q, acme, b, "old@example.com").n, 0);
+    o = supp_get(q, acme, b, "new@example.com");
+    assert_int_equal(o.n, 1);
+    assert_true(o.recorded);
+    E(queue_suppressed(q, acme, "old@example.com", &yes));
+    assert_true(yes);
+    struct queue_actor bm = { "bm", "password", QUEUE_ROLE_MANAGER, b };
+    EQ_ERR(queue_suppress_remove(q, b, "old@example.com", false, &bm),
+           -EACCES);
+    assert_string_equal(queue_last_detail(), "old@example.com was added by "
+                        "acme: only an admin of the master may remove it");
+    E(queue_suppress_remove(q, acme, "old@example.com", false, &boot));
+    queue_close(q);
+
+    /* format 9: reported as such (and the listing refuses it) */
+    v1[0] = 9;
+    raw_supp_put(t->path, acme, "odd@example.com", v1, n);
+    p = (struct problems){ 0, "" };
+    E(queue_check(t->path, 0, problem_cb, &p, &r));
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.what, "suppress: suppression of an unknown format");
+    q = open_q(t->path, 0, NULL);
+    assert_int_equal(queue_suppressions(q, acme, 0, NULL, supp_one_cb, &o),
+                     QUEUE_ECORRUPT);
+    queue_close(q);
 }
 
 /* ---------------------------------------------------------- imports */
@@ -704,6 +968,10 @@ int main(void)
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_suppression, tdir_setup,
                                         tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_suppression_added_by,
+                                        tdir_setup, tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_suppression_old_format,
+                                        tdir_setup, tdir_teardown),
         cmocka_unit_test_setup_teardown(test_import_rejects, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_import_batches, tdir_setup,

@@ -345,7 +345,10 @@ def test_suppress():
     check("export exits 0", rc == 0, err)
     rows = list(csv.DictReader(io.StringIO(out)))
     by = {r["email"]: r for r in rows}
-    check("export header", out.startswith("email,reason,source,since\n"))
+    check("export header",
+          out.startswith("email,reason,source,since,added_by\n"), out[:80])
+    check("export added_by", by.get("a1@x.example", {}).get("added_by") ==
+          "acme", by.get("a1@x.example"))
     check("export all", set(by) == set(s), (set(by), set(s)))
     check("export quoting", by.get("a2@x.example", {}).get("reason") ==
           "old, bounced", by.get("a2@x.example"))
