@@ -7,7 +7,7 @@ and a VERP return path, signed with the account's key (dkimpy and
 opendkim-testmsg); an address suppressed after the send is not mailed and
 its delivery ends as expired; the campaign ends done with every recipient
 terminal once.  One-click unsubscribe (RFC 8058) at sluiced's endpoint
-stops a contact's queued mail.  Pause parks the queued mail within a second and resume
+stops a contact's queued mail (an entry added by the contact's account).  Pause parks the queued mail within a second and resume
 lets it flow again; a kill -9 in the middle never leaves the campaign done
 with mail unsent, and a restart finishes it; cancel ends the rest.
 
@@ -320,6 +320,9 @@ class Campaign(PeerTest):
                          "--json").stdout.decode()
         self.assertIn(target, st)
         self.assertIn("one-click", st)
+        # shop's contact unsubscribed: shop's entry on the master's list
+        self.assertEqual([e["added_by"] for e in json.loads(st)
+                          if e["email"] == target], ["shop"])
         self.assertEqual(p.wait(120), 0, p.output()[-2000:])
         mailed = {rcpts[0] for _, rcpts, _ in sink.captures()}
         self.assertNotIn(target, mailed)

@@ -5,7 +5,9 @@ list) goes to the sink with scripted recipients: permfail* (550 5.1.1 user
 unknown), tempfail* (451 4.3.0), quota* (452 4.2.2 mailbox full) and
 block* (554 5.7.1 blocked).  Afterwards exactly the hard bounces and the
 quota address (soft_bounce_limit = 2 deferrals in a row) are on the list,
-with their reasons and source "smtp"; the blocks and the tempfail are not.
+with their reasons, source "smtp" and added by shop (whose contacts
+bounced, though the list is the master's); the blocks and the tempfail
+are not.
 A site rules file (bounce_rules =) is used before the shipped defaults: it
 turns the sink's block reply into spam-related.  A second campaign to the
 same list skips the suppressed addresses at send and never mails them.
@@ -99,6 +101,9 @@ class Hygiene(PeerTest):
             self.assertEqual(supp[a]["source"], "smtp")
         self.assertEqual(supp[SOFT[0]]["reason"],
                          "soft bounce: quota-issues x2")
+        # shop's contacts bounced: shop's entries on the master's list
+        for a in HARD + SOFT:
+            self.assertEqual(supp[a]["added_by"], "shop", supp[a])
         # shop shares the master's list: the same entries there
         self.assertEqual(set(self.suppressions("master")), set(HARD + SOFT))
 
