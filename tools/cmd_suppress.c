@@ -16,7 +16,7 @@
  *   A-label and compare without regard to case.  Imports skip suppressed
  *   addresses and the engine checks again before sending: every entry on
  *   the list blocks every account that uses it.  Each entry keeps a
- *   reason, a source ("cli", "import", "dsn", "arf", "one-click", "smtp")
+ *   reason, a source ("cli", "import", "dsn", "arf", "one-click", "smtp"),
  *   the time it was added and the account that added it: the account
  *   acted on for add and import, the delivery's account for an
  *   unsubscribe, a bounce or a complaint (`feedback ingest`, sluiced).
