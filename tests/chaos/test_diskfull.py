@@ -222,8 +222,11 @@ class DiskFull(PeerTest):
         self.assertEqual(r.returncode, 75, err)
         self.assertIn("spool is full", err)
         self.assertIn(self.spool, err)
+        # sluiced itself may still commit an outcome now and then (LMDB
+        # finds room in its own free pages), so the count can only fall
         info1 = self.spool_info(spool=self.spool)
-        self.assertEqual(info1["counts"]["queued"], info0["counts"]["queued"])
+        self.assertLessEqual(info1["counts"]["queued"],
+                             info0["counts"]["queued"])
 
         # while full: sessions finish what they had, nothing is sent twice
         # and nothing new starts; wait until the receiver is quiet
@@ -292,8 +295,10 @@ class DiskFull(PeerTest):
         self.assertEqual(self.spool_info(spool=self.spool)["counts"]["queued"],
                          1)
         os.unlink(os.path.join(self.fs, "filler"))
-        self.inject("s@sender.test", ["big@full0.test"],
-                    open(big).read(), spool=self.spool)
+        with open(big) as f:
+            body = f.read()
+        self.inject("s@sender.test", ["big@full0.test"], body,
+                    spool=self.spool)
         self.assertEqual(self.spool_info(spool=self.spool)["counts"]["queued"],
                          2)
 
