@@ -196,6 +196,7 @@ struct engine {
     struct compose_batch *gather;
     struct signer *signer;     /* DKIM keys; batches hold a reference */
     struct MHD_Daemon *http;   /* one-click unsubscribe endpoint, or NULL */
+    struct http_gate *http_gate; /* its front door (http_gate.c) */
     struct eng_account *accts; /* sorted by id */
     size_t naccts;
     uint64_t admin_gen;        /* of the spool's accounts, as loaded */
