@@ -10,6 +10,18 @@
  *   the usage counters.  Between loads the engine counts what it hands to
  *   receivers itself, so a cap holds without a spool read per message.
  *
+ *   A disabled account is held, and so is every sub-account of a disabled
+ *   master.  When a load finds an account newly held, its mail waiting at
+ *   the destinations goes back to the spool at once, parked at
+ *   queue_account_park_time() (its composed bodies are freed with the
+ *   items), and no session starts a transaction for it any more
+ *   (build_job() in dest.c looks before each MAIL FROM).  What it claims
+ *   later is parked the same way.  A transaction whose MAIL FROM is on the
+ *   wire already -- the one in progress and, with PIPELINING, the one sent
+ *   behind its data -- completes.  Enabling the account moves its parked
+ *   mail back to now in the spool (queue_account_update), so it flows on
+ *   the next claim, without waiting for a recheck.
+ *
  * DIAGNOSTICS
  *   A spool that cannot be read keeps the previous table and says so on
  *   stderr; mail is never held because of a read error alone.
@@ -48,11 +60,50 @@ static int take_account(void *arg, const struct queue_account *a)
     struct eng_account *x = &l->v[l->n++];
     memset(x, 0, sizeof *x);
     x->id = a->id;
+    x->master = a->master;
     x->disabled = a->disabled;
     x->daily_cap = a->daily_cap;
     x->suppression_owner = a->suppression_owner;
     x->has_rate = a->rate_cap[0] && config_parse_rate(a->rate_cap, &x->rate);
     return 0;
+}
+
+/* dest_drop_items() picker: the items of held accounts, parked. */
+static bool pick_held(struct engine *e, const struct item *it, void *arg,
+                      struct queue_outcome *o)
+{
+    (void)arg;
+    if (!accounts_held(e, it->account))
+        return false;
+    *o = (struct queue_outcome){
+        .type = QUEUE_EV_NONE,
+        .retry_at = queue_account_park_time(it->account) };
+    return true;
+}
+
+/* Mark the held accounts of the new table v (sorted) and say which
+ * changed against the running table; returns whether any became held. */
+static bool mark_held(struct engine *e, struct eng_account *v, size_t n)
+{
+    bool newly = false;
+    for (size_t i = 0; i < n; i++) {
+        struct eng_account key = { .id = v[i].master };
+        const struct eng_account *m =
+            bsearch(&key, v, n, sizeof key, by_id);
+        v[i].held = v[i].disabled || (m && m != &v[i] && m->disabled);
+        const struct eng_account *old = accounts_get(e, v[i].id);
+        bool was = old && old->held;
+        if (v[i].held && !was) {
+            newly = true;
+            fprintf(stderr, "sluiced: account %u is disabled%s: it sends "
+                    "nothing more; its mail waits in the spool until it is "
+                    "enabled\n", v[i].id, v[i].disabled ? "" : " (its master)");
+        } else if (!v[i].held && was) {
+            fprintf(stderr, "sluiced: account %u is enabled again: its mail "
+                    "goes\n", v[i].id);
+        }
+    }
+    return newly;
 }
 
 void accounts_load(struct engine *e)
@@ -84,9 +135,22 @@ void accounts_load(struct engine *e)
         if (old)
             x->pending = old->pending;
     }
+    bool newly = mark_held(e, l.v, l.n);
     free(e->accts);
     e->accts = l.v;
     e->naccts = l.n;
+    if (newly) {
+        size_t n = dest_drop_items(e, pick_held, NULL);
+        if (n)
+            fprintf(stderr, "sluiced: %zu messages of disabled accounts went "
+                    "back to the spool\n", n);
+    }
+}
+
+bool accounts_held(const struct engine *e, uint32_t id)
+{
+    const struct eng_account *a = accounts_get(e, id);
+    return a && a->held;
 }
 
 const struct eng_account *accounts_get(const struct engine *e, uint32_t id)
@@ -102,8 +166,8 @@ int64_t accounts_hold(struct engine *e, struct item *it)
     if (!a)
         return 0;
     int64_t now = engine_now();
-    if (a->disabled)
-        return now + e->cfg.pause_recheck_ms / 1000;
+    if (a->held)
+        return queue_account_park_time(it->account);
     if (!a->daily_cap)
         return 0;
     uint32_t today = queue_day_of(now);

@@ -186,32 +186,21 @@ static void record_all(struct engine *e, struct dest *d,
     d->ngroups = 0;
 }
 
-/* Flush a batch of taken items with copies of outcome o. */
-static void record_batch(struct engine *e, struct item **batch, size_t *n,
-                         const struct queue_outcome *o)
-{
-    struct queue_outcome out[256];
-    for (size_t i = 0; i < *n; i++) {
-        out[i] = *o;
-        out[i].delivery = batch[i]->id;
-    }
-    if (*n)
-        engine_record(e, batch, *n, out);
-    *n = 0;
-}
-
-void dest_drop_campaign(struct engine *e, uint64_t campaign,
-                        const struct queue_outcome *o)
+size_t dest_drop_items(struct engine *e,
+                       bool (*pick)(struct engine *e, const struct item *it,
+                                    void *arg, struct queue_outcome *o),
+                       void *arg)
 {
     struct item *batch[256];
-    size_t n = 0;
+    struct queue_outcome out[256];
+    size_t n = 0, total = 0;
     for (size_t b = 0; b < e->dcap; b++)
         for (struct dest *d = e->dtab[b]; d; d = d->hnext) {
             struct item *prev = NULL, *it = d->head;
             bool took = false;
             while (it) {
                 struct item *next = it->next;
-                if (it->campaign != campaign) {
+                if (!pick(e, it, arg, &out[n])) {
                     prev = it;
                     it = next;
                     continue;
@@ -220,9 +209,13 @@ void dest_drop_campaign(struct engine *e, uint64_t campaign,
                 if (d->tail == it) d->tail = prev;
                 count_items(d, -1);
                 took = true;
+                out[n].delivery = it->id;
                 batch[n++] = it;
-                if (n == 256)
-                    record_batch(e, batch, &n, o);
+                total++;
+                if (n == 256) {
+                    engine_record(e, batch, n, out);
+                    n = 0;
+                }
                 it = next;
             }
             if (took) {
@@ -233,7 +226,33 @@ void dest_drop_campaign(struct engine *e, uint64_t campaign,
                         d->ngroups++;
             }
         }
-    record_batch(e, batch, &n, o);
+    if (n)
+        engine_record(e, batch, n, out);
+    return total;
+}
+
+struct campaign_pick {
+    uint64_t campaign;
+    const struct queue_outcome *o;
+};
+
+/* dest_drop_items() picker: the items of one campaign, outcome o. */
+static bool pick_campaign(struct engine *e, const struct item *it, void *arg,
+                          struct queue_outcome *o)
+{
+    const struct campaign_pick *p = arg;
+    (void)e;
+    if (it->campaign != p->campaign)
+        return false;
+    *o = *p->o;
+    return true;
+}
+
+void dest_drop_campaign(struct engine *e, uint64_t campaign,
+                        const struct queue_outcome *o)
+{
+    struct campaign_pick p = { campaign, o };
+    dest_drop_items(e, pick_campaign, &p);
 }
 
 /* Give every waiting item the same failure. */
@@ -288,6 +307,15 @@ static bool suppressed_now(struct engine *e, const struct item *it)
     return !queue_suppressed(e->q, owner, it->rcpt, &yes) && yes;
 }
 
+/* Unlink waiting item it (after prev) from d. */
+static void take_out(struct dest *d, struct item *prev, struct item *it)
+{
+    if (prev) prev->next = it->next; else d->head = it->next;
+    if (d->tail == it) d->tail = prev;
+    count_items(d, -1);
+    fix_groups(d);
+}
+
 /* Wait for a body being composed (for another destination, perhaps). */
 static void wait_compose(struct engine *e, struct dest *d)
 {
@@ -339,12 +367,21 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
         return NULL;
     }
     d->last_account = it->account;
+    if (accounts_held(e, it->account)) {
+        /* its account is disabled (or its master): no new transaction;
+         * back to the spool, parked until it is enabled.  apply_admin()
+         * takes such items back as it loads the accounts; this is the
+         * last look before a MAIL FROM. */
+        take_out(d, prev, it);
+        struct queue_outcome o = {
+            .delivery = it->id, .type = QUEUE_EV_NONE,
+            .retry_at = queue_account_park_time(it->account) };
+        engine_record(e, &it, 1, &o);
+        return build_job(e, d);
+    }
     if (it->campaign && !it->body->err && suppressed_now(e, it)) {
         /* unsubscribed after its message was rendered: not sent */
-        if (prev) prev->next = it->next; else d->head = it->next;
-        if (d->tail == it) d->tail = prev;
-        count_items(d, -1);
-        fix_groups(d);
+        take_out(d, prev, it);
         struct queue_outcome o = { .delivery = it->id,
                                    .type = QUEUE_EV_EXPIRED,
                                    .enhanced = "5.7.1",
@@ -356,10 +393,7 @@ static struct job_ctx *build_job(struct engine *e, struct dest *d)
     }
     if (it->body->err) {
         /* unreadable or uncomposable message: defer it alone */
-        if (prev) prev->next = it->next; else d->head = it->next;
-        if (d->tail == it) d->tail = prev;
-        count_items(d, -1);
-        fix_groups(d);
+        take_out(d, prev, it);
         /* no From: to sign for, or a message the rules refuse (a NUL
          * byte in an old spool's message), is the message's own fault:
          * bounce it; a missing key or a failure here may be fixed: try

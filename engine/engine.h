@@ -65,7 +65,9 @@ struct id_limit {
 /* An account of the spool as the engine applies it (accounts.c). */
 struct eng_account {
     uint32_t id;
+    uint32_t master;           /* the master's id (own id on the master) */
     bool disabled;
+    bool held;                 /* disabled, or its master is: sends nothing */
     uint64_t daily_cap;        /* 0: none */
     uint64_t sent_today;       /* on day `day` */
     uint64_t pending;          /* claimed under the cap, not sent yet */
@@ -196,6 +198,7 @@ struct engine {
     struct compose_batch *gather;
     struct signer *signer;     /* DKIM keys; batches hold a reference */
     struct MHD_Daemon *http;   /* one-click unsubscribe endpoint, or NULL */
+    struct http_gate *http_gate; /* its front door (http_gate.c) */
     struct eng_account *accts; /* sorted by id */
     size_t naccts;
     uint64_t admin_gen;        /* of the spool's accounts, as loaded */
@@ -280,10 +283,15 @@ int unsub_http_start(struct engine *e);
 void unsub_http_stop(struct engine *e);
 
 /* accounts.c */
+/* Read the accounts again; the waiting mail of an account held since the
+ * last load goes back to the spool, parked (queue_account_park_time). */
 void accounts_load(struct engine *e);
 const struct eng_account *accounts_get(const struct engine *e, uint32_t id);
+/* Is account id held (disabled, or its master)?  Nothing of it is sent. */
+bool accounts_held(const struct engine *e, uint32_t id);
 /* 0 (and it->capped set when the account has a daily cap), or until when
- * (unix seconds) the item's account's mail must wait */
+ * (unix seconds; queue_account_park_time() for a held account) the item's
+ * account's mail must wait */
 int64_t accounts_hold(struct engine *e, struct item *it);
 /* it is handed to a receiver (sent) or dropped (not sent) */
 void accounts_sent(struct engine *e, struct item *it);
@@ -309,6 +317,12 @@ void dest_free_all(struct engine *e);
 /* Take every waiting item of campaign out and record a copy of o for it. */
 void dest_drop_campaign(struct engine *e, uint64_t campaign,
                         const struct queue_outcome *o);
+/* Take every waiting item for which pick() fills in an outcome (and
+ * returns true) out and record that outcome; returns how many. */
+size_t dest_drop_items(struct engine *e,
+                       bool (*pick)(struct engine *e, const struct item *it,
+                                    void *arg, struct queue_outcome *o),
+                       void *arg);
 
 /* status.c */
 void status_write(struct engine *e);

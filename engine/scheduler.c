@@ -330,8 +330,9 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
     }
     int64_t hold = c->account ? accounts_hold(e, it) : 0;
     if (hold) {
-        /* a disabled account, or one at its daily cap: the mail waits in
-         * the spool */
+        /* a disabled account (parked until it is enabled), or one at its
+         * daily cap (until the next UTC day): the mail waits in the
+         * spool */
         struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
                                    .retry_at = hold };
         engine_record(e, &it, 1, &o);
@@ -416,6 +417,20 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
     return d;
 }
 
+static void apply_admin(struct engine *e);
+
+/* Claims of a held account: an enable may have made this mail due before
+ * the once-a-second look saw it; look now, rather than park it again. */
+static void recheck_held(struct engine *e, const struct queue_claim *c,
+                         int n)
+{
+    for (int i = 0; i < n; i++)
+        if (c[i].account && accounts_held(e, c[i].account)) {
+            apply_admin(e);
+            return;
+        }
+}
+
 /* Claim what is due, up to the in-flight limit.  A claim that fails is
  * counted towards the spool's error budget (engine_spool_result). */
 static void claim_some(struct engine *e)
@@ -432,6 +447,7 @@ static void claim_some(struct engine *e)
         engine_spool_result(e, ENGINE_SPOOL_CLAIM, n < 0 ? n : 0);
         if (n < 0)
             break;
+        recheck_held(e, claims, n);
         for (int i = 0; i < n; i++) {
             struct dest *d = file_claim(e, &claims[i]);
             if (d)
@@ -557,8 +573,9 @@ static void print_progress(struct engine *e, bool final)
 }
 
 /* Accounts, sending domains or keys changed in the spool (`sluice account`,
- * `sluice domain`): load them again.  A key that cannot be loaded keeps the
- * running keys (and says why). */
+ * `sluice domain`): load them again (a disabled account's waiting mail
+ * goes back to the spool in accounts_load()).  A key that cannot be loaded
+ * keeps the running keys (and says why). */
 static void apply_admin(struct engine *e)
 {
     uint64_t gen;

@@ -3,15 +3,26 @@
  * serves for the List-Unsubscribe URLs its campaign mail carries.
  *
  * DESCRIPTION
- *   libmicrohttpd runs its own thread on `http_listen = ADDR:PORT`.
- *   POST /u/TOKEN (body "List-Unsubscribe=One-Click", as mailbox providers
- *   send it) checks the token's HMAC with the spool's secret, finds the
- *   contact, and puts its address on the suppression list of the account's
- *   suppression owner at once: the engine checks that list again as each
- *   message leaves the queue, so the contact's queued mail stops.  GET
- *   /u/TOKEN answers a plain page with a button that posts the same form
- *   (a link scanner following GET never unsubscribes anyone).  Anything
- *   else is 404; a forged or garbled token is 400; bodies over 1 KB are 413.
+ *   libmicrohttpd runs its own thread on `http_listen = ADDR:PORT`, behind
+ *   the gate (http_gate.c) that answers a malformed request line with 400
+ *   and closes, where libmicrohttpd 0.9.75 would close without a word.
+ *
+ *   POST /u/TOKEN unsubscribes only with the one-click body of RFC 8058
+ *   section 3.1: the single form field List-Unsubscribe=One-Click, sent as
+ *   application/x-www-form-urlencoded or multipart/form-data (parsed by
+ *   libmicrohttpd's post processor).  Any other body, another or a second
+ *   field, a file, a missing or other Content-Type, is 400 and suppresses
+ *   nobody.  With the right body the token's HMAC is checked with the
+ *   spool's secret, the contact found, and its address put on the
+ *   suppression list of the account's suppression owner at once: the
+ *   engine checks that list again as each message leaves the queue, so the
+ *   contact's queued mail stops.  GET /u/TOKEN answers a plain page whose
+ *   button posts that same body (a link scanner following GET never
+ *   unsubscribes anyone).  Other paths are 404, other methods 405; a
+ *   forged or garbled token is 400; a body over BODY_MAX bytes is 413
+ *   (at once when its Content-Length says so).  Every answer closes the
+ *   connection, so each connection carries the one request the gate
+ *   checked.
  *
  * DIAGNOSTICS
  *   A spool error answers 503 (the provider tries again) and is logged.
@@ -22,17 +33,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine.h"
+#include "http_gate.h"
 #include "queue_admin.h"
 #include "queue_campaign.h"
 #include "render.h"
 
-#define BODY_MAX 1024
+/* The largest POST body read: a one-click body is 26 bytes url-encoded,
+ * a few hundred as multipart/form-data. */
+#define BODY_MAX 4096
+/* A chunked body (no Content-Length) over the cap is dropped as it comes;
+ * past this much the connection is closed without more ado. */
+#define DROP_MAX (256 * 1024)
+/* Connections at once, and how long one may take to send its request. */
+#define HTTP_CONNECTIONS 256u
+#define HTTP_TIMEOUT_S 10u
 
 struct req {
     size_t len;
     bool too_big;
+    size_t dropped;
     char body[BODY_MAX + 1];
 };
 
@@ -57,6 +79,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status,
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    /* one request per connection: the one the gate has checked */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -104,6 +128,86 @@ static bool token_ok(const char *t)
     return true;
 }
 
+/* The form fields of a POST body, as the post processor finds them. */
+struct form {
+    unsigned fields;
+    bool other;          /* a field that is not List-Unsubscribe, or a file */
+    size_t vlen;
+    char value[16];      /* of List-Unsubscribe, cut at its cap */
+};
+
+/* MHD_PostDataIterator: note each field (a value may come in pieces, the
+ * first at offset 0). */
+static enum MHD_Result take_field(void *cls, enum MHD_ValueKind kind,
+                                  const char *key, const char *filename,
+                                  const char *content_type,
+                                  const char *transfer_encoding,
+                                  const char *data, uint64_t off, size_t size)
+{
+    struct form *f = cls;
+    (void)kind;
+    (void)content_type;
+    (void)transfer_encoding;
+    if (off == 0)
+        f->fields++;
+    if (!key || strcmp(key, "List-Unsubscribe") || filename) {
+        f->other = true;
+        return MHD_YES;
+    }
+    if (off != f->vlen || size > sizeof f->value - f->vlen) {
+        f->other = true;   /* longer than "One-Click" could be */
+        return MHD_YES;
+    }
+    memcpy(f->value + f->vlen, data, size);
+    f->vlen += size;
+    return MHD_YES;
+}
+
+/* A url-encoded body holds only what a form encoder writes: visible ASCII
+ * (a space is '+', anything else %XX).  The post processor itself would
+ * let a trailing CR, LF or NUL pass. */
+static bool encoded_chars_ok(struct MHD_Connection *c, const struct req *r)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = strlen(MHD_HTTP_POST_ENCODING_FORM_URLENCODED);
+    if (!ct || strncasecmp(ct, MHD_HTTP_POST_ENCODING_FORM_URLENCODED, n))
+        return true;   /* multipart: MIME rules, the post processor's job */
+    for (size_t i = 0; i < r->len; i++)
+        if ((unsigned char)r->body[i] <= 0x20 ||
+            (unsigned char)r->body[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Is the body of c the RFC 8058 one-click body: the one field
+ * List-Unsubscribe=One-Click, url-encoded or as multipart/form-data? */
+static bool one_click_body(struct MHD_Connection *c, const struct req *r)
+{
+    struct form f = { 0 };
+    if (!encoded_chars_ok(c, r))
+        return false;
+    struct MHD_PostProcessor *pp =
+        MHD_create_post_processor(c, 1024, take_field, &f);
+    if (!pp)
+        return false;   /* no Content-Type the post processor knows */
+    bool ok = MHD_post_process(pp, r->body, r->len) == MHD_YES;
+    ok &= MHD_destroy_post_processor(pp) == MHD_YES;
+    return ok && f.fields == 1 && !f.other && f.vlen == 9 &&
+           !memcmp(f.value, "One-Click", 9);
+}
+
+/* The Content-Length of c says the body is over the cap. */
+static bool declared_too_big(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end;
+    errno = 0;
+    unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+    return cl && (errno || n > BODY_MAX);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -129,15 +233,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                       "GET or POST\n");
     struct req *r = *con_cls;
     if (!r) {
+        if (declared_too_big(c)) /* answered before the body is read */
+            return answer(c, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain",
+                          "body too large\n");
         if (!(r = calloc(1, sizeof *r)))
             return MHD_NO;
         *con_cls = r;
         return MHD_YES;
     }
     if (*upload_size) {
-        if (r->len + *upload_size > BODY_MAX)
-            r->too_big = true;
-        else {
+        if (r->len + *upload_size > BODY_MAX) {
+            r->too_big = true;   /* a chunked body: dropped as it comes */
+            r->dropped += *upload_size;
+            if (r->dropped > DROP_MAX)
+                return MHD_NO;   /* past any honest one-click request */
+        } else {
             memcpy(r->body + r->len, upload, *upload_size);
             r->len += *upload_size;
         }
@@ -145,8 +255,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return MHD_YES;
     }
     if (r->too_big)
-        return answer(c, 413, "text/plain",
+        return answer(c, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain",
                       "body too large\n");
+    if (!one_click_body(c, r))
+        return answer(c, MHD_HTTP_BAD_REQUEST, "text/plain",
+                      "not a one-click unsubscribe: the body must be "
+                      "List-Unsubscribe=One-Click (RFC 8058)\n");
     unsigned status = unsubscribe(e, token);
     return answer(c, status, "text/plain",
                   status == MHD_HTTP_OK ? "unsubscribed\n"
@@ -202,15 +316,25 @@ int unsub_http_start(struct engine *e)
                 e->cfg.http_listen);
         return ENGINE_E_CONFIG;
     }
+    /* no listening socket of its own: the gate hands it connections */
     e->http = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-        (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
-        on_request, e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, e,
+        MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
-    if (!e->http) {
-        fprintf(stderr, "sluiced: cannot listen on %s for unsubscribes\n",
-                e->cfg.http_listen);
+    char err[200] = "cannot start the HTTP daemon";
+    if (!e->http ||
+        http_gate_start(&e->http_gate, (struct sockaddr *)&ss,
+                        ss.ss_family == AF_INET6
+                        ? sizeof(struct sockaddr_in6)
+                        : sizeof(struct sockaddr_in), e->http,
+                        HTTP_CONNECTIONS, HTTP_TIMEOUT_S * 1000, err,
+                        sizeof err)) {
+        fprintf(stderr, "sluiced: cannot listen on %s for unsubscribes: "
+                        "%s\n", e->cfg.http_listen, err);
+        unsub_http_stop(e);
         return ENGINE_E_CONFIG;
     }
     return 0;
@@ -218,6 +342,8 @@ int unsub_http_start(struct engine *e)
 
 void unsub_http_stop(struct engine *e)
 {
+    http_gate_stop(e->http_gate); /* first: it hands the daemon sockets */
+    e->http_gate = NULL;
     if (e->http)
         MHD_stop_daemon(e->http);
     e->http = NULL;

@@ -117,6 +117,36 @@ int account_load(struct queue *q, MDB_txn *txn, uint32_t id,
     return account_decode(&v, id, a);
 }
 
+/* The parent and flags of account id in txn, read from the head of its
+ * record; false for an unknown id or a record too short. */
+static bool account_head(struct queue *q, MDB_txn *txn, uint32_t id,
+                         uint32_t *parent, unsigned *flags)
+{
+    unsigned char key[5];
+    MDB_val k = id_key(key, id), v;
+    if (q->absent[DB_ACCOUNTS] ||
+        mdb_get(txn, q->dbi[DB_ACCOUNTS], &k, &v))
+        return false;
+    struct rec_r r = { .p = v.mv_data, .len = v.mv_size };
+    unsigned fmt = rr_u8(&r);
+    *parent = rr_u32(&r);
+    *flags = rr_u8(&r);
+    return !r.bad && fmt == ADMIN_FMT;
+}
+
+bool account_held(struct queue *q, MDB_txn *txn, uint32_t account)
+{
+    uint32_t parent, mparent;
+    unsigned flags, mflags;
+    if (!account_head(q, txn, account, &parent, &flags))
+        return false;
+    if (flags & F_DISABLED)
+        return true;
+    /* a disabled master holds every sub-account's mail */
+    return parent && account_head(q, txn, parent, &mparent, &mflags) &&
+           (mflags & F_DISABLED);
+}
+
 /* Fill in the resolved fields of a from the master (m, which may be a). */
 static void account_resolve(struct queue_account *a,
                             const struct queue_account *m)
@@ -394,6 +424,13 @@ static int do_update(struct admin_tx *t, void *arg)
     if ((err = apply_change(t, a, u->c, !a->parent)) ||
         (err = account_store(t, a, false)))
         return err;
+    /* enabled: mail the engine parked while it was held is due now (a
+     * master's enable releases its sub-accounts' mail as well) */
+    uint64_t moved;
+    int rc;
+    if ((u->c->set & QUEUE_AC_DISABLED) && !a->disabled &&
+        (rc = unpark_accounts(t->q, t->txn, t->now_ms / 1000, &moved)))
+        return admin_mdb(t, rc);
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     const char *action = "account update";
     if (u->c->set == QUEUE_AC_DISABLED) {

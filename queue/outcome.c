@@ -182,6 +182,10 @@ static int apply_one(struct wctx *w, struct queue_op *op,
         if (d.campaign && next == queue_park_time(d.campaign) &&
             !park_still_wanted(w->q, w->txn, d.campaign))
             next = w->now;
+        /* parking mail of an account enabled meanwhile: due now too */
+        if (d.account && next == queue_account_park_time(d.account) &&
+            !account_held(w->q, w->txn, d.account))
+            next = w->now;
     }
 
     /* move or drop the ready entry */

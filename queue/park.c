@@ -25,6 +25,15 @@
  *   the engine ends it ("campaign cancelled") on its next claim, instead
  *   of hours later or never.
  *
+ *   The mail of a disabled account (or of a sub-account whose master is
+ *   disabled) is parked the same way at queue_account_park_time(account),
+ *   a range of its own above the campaigns'.  Enabling an account moves,
+ *   in the same transaction (unpark_accounts), the parked mail of every
+ *   account no longer held back to now; the writer parks an account's
+ *   mail only while account_held() says so, else it is due now.  So an
+ *   enable lets the mail go on the engine's next claim, and a disabled
+ *   account's backlog is never claimed again and again meanwhile.
+ *
  * DIAGNOSTICS
  *   LMDB failures end the write transaction like any other write (the
  *   writer retries after growing the map); parked entries are moved in the
@@ -37,10 +46,18 @@
 
 #define PARK_BASE 0x7e00000000000000ull
 #define PARK_MASK 0x00ffffffffffffffull
+/* accounts: above every campaign's time, one time per account */
+#define ACCOUNT_PARK_BASE 0x7f00000000000000ull
+#define ACCOUNT_PARK_END (ACCOUNT_PARK_BASE + UINT32_MAX)
 
 int64_t queue_park_time(uint64_t campaign)
 {
     return (int64_t)(PARK_BASE | (campaign & PARK_MASK));
+}
+
+int64_t queue_account_park_time(uint32_t account)
+{
+    return (int64_t)(ACCOUNT_PARK_BASE | account);
 }
 
 /* Whether campaign's control of kind is set in txn. */
@@ -102,11 +119,12 @@ static int read_delivery(struct queue *q, MDB_txn *txn, uint64_t id,
     return rc;
 }
 
-int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
-                    uint64_t campaign, uint64_t *moved)
+/* Move every ready entry due at `at` (a park time) and its delivery's
+ * next attempt to now; 0 or an LMDB code. */
+static int unpark_at(struct queue *q, MDB_txn *txn, int64_t now, uint64_t at,
+                     uint64_t *moved)
 {
     unsigned char key[16];
-    uint64_t at = (uint64_t)queue_park_time(campaign);
     MDB_cursor *cur;
     MDB_val k = { 16, key }, v;
     int rc;
@@ -139,6 +157,45 @@ int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                    uint64_t campaign, uint64_t *moved)
+{
+    return unpark_at(q, txn, now, (uint64_t)queue_park_time(campaign), moved);
+}
+
+int unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
+                    uint64_t *moved)
+{
+    unsigned char key[16];
+    uint64_t at = ACCOUNT_PARK_BASE;
+    int rc = 0;
+    *moved = 0;
+    while (at <= ACCOUNT_PARK_END) {
+        /* the next account with parked mail: the first entry from at */
+        MDB_cursor *cur;
+        MDB_val k = { 16, key }, v;
+        if ((rc = mdb_cursor_open(txn, q->dbi[DB_READY], &cur)))
+            return rc;
+        be64_put(key, at);
+        be64_put(key + 8, 0);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        uint64_t due = rc == 0 && k.mv_size == 16 ? be64_get(k.mv_data) : 0;
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND || (!rc && (due < at || due > ACCOUNT_PARK_END)))
+            return 0;
+        if (rc)
+            return rc;
+        uint64_t m = 0;
+        /* an account still held keeps its mail: skip its range whole */
+        if (!account_held(q, txn, (uint32_t)(due - ACCOUNT_PARK_BASE)) &&
+            (rc = unpark_at(q, txn, now, due, &m)))
+            return rc;
+        *moved += m;
+        at = due + 1;
+    }
+    return 0;
 }
 
 int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,

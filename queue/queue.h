@@ -466,6 +466,14 @@ long queue_controls(struct queue *q,
  * transaction. */
 int64_t queue_park_time(uint64_t campaign);
 
+/* The ready time at which the engine parks the mail of a disabled account
+ * (or of a sub-account of a disabled master): beyond any real date and
+ * every campaign's park time, one per account.  Enabling an account moves
+ * the parked mail of every account no longer held back to now in the same
+ * transaction (queue_account_update); an outcome that parks the mail of
+ * an account not held any more makes it due now instead. */
+int64_t queue_account_park_time(uint32_t account);
+
 /* The controls generation: a number that changes (grows) whenever a pause
  * or resume commits, 0 on a spool never paused.  One read transaction: an
  * engine may poll it every second and call queue_controls() only when it

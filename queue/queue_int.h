@@ -238,6 +238,13 @@ int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
  * (scheduled, deferred, held; not parked) to now in txn, for a cancel */
 int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
                     uint64_t campaign, uint64_t *moved);
+/* park.c: move the parked mail of every account no longer held
+ * (account_held) back to now in txn, for an enable; 0 or an LMDB code */
+int unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
+                    uint64_t *moved);
+/* admin_accounts.c: is the account's mail held: the account disabled, or
+ * its master?  (An unknown account or a record that does not decode: no.) */
+bool account_held(struct queue *q, MDB_txn *txn, uint32_t account);
 /* is the campaign still paused (its QUEUE_CTL_CAMPAIGN control set)? */
 bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
 /* is the campaign cancelled (its QUEUE_CTL_CANCELLED control set)? */
