@@ -34,7 +34,11 @@
  *
  *   Site and domain lines ("type":"site" / "domain") are not spool
  *   events: they carry no seq and are written, each as one whole line by
- *   one write(2), when they happen.
+ *   one write(2), when they happen.  So are audit lines ("type":"audit"):
+ *   once a second the pump compares the audit trail's head with the one
+ *   it last logged and writes it when it moved (its seq as audit_seq), so
+ *   the log carries checkpoints of the trail (`sluice audit verify
+ *   --checkpoint EVENTLOG` compares them with it).
  *
  *   The same reading counts the outcomes the spool committed during this
  *   run (events after its newest at start) into e->st, with or without a
@@ -56,6 +60,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "queue_admin.h"
 
 #define CURSOR "eventlog"
 #define LOG_BUF (1u << 20)  /* lines of one batch; also the tail read at open */
@@ -81,6 +86,8 @@ struct eventlog {
     off_t cut_at;
     uint64_t retry_ms, last_read_ms;
     int read_err, save_err;   /* reported, until it works again */
+    uint64_t audit_seq, audit_ms; /* the audit head last logged, when */
+    unsigned char audit_head[QUEUE_AUDIT_HASH];
 };
 
 /* ------------------------------------------------------------- lines */
@@ -240,6 +247,32 @@ static void emit(struct engine *e, json_t *j)
     json_decref(j);
 }
 
+/* ----------------------------------------------------- the audit head */
+
+/* Once a second (and at the end): when the audit trail's head moved,
+ * whoever appended, a line {"type":"audit","audit_seq":N,"head":HEX,
+ * "time_ms":T} exports it.  Its key is audit_seq, not seq: a line with a
+ * seq is a spool event to the resume rule above. */
+static void audit_poll(struct eventlog *l, bool all)
+{
+    unsigned char head[QUEUE_AUDIT_HASH];
+    char hex[2 * QUEUE_AUDIT_HASH + 1];
+    uint64_t seq, now = engine_now_ms();
+    if (l->fd < 0 || (!all && now - l->audit_ms < 1000))
+        return;
+    l->audit_ms = now;
+    if (queue_audit_head(l->e->q, &seq, head) || !seq ||
+        (seq == l->audit_seq && !memcmp(head, l->audit_head, sizeof head)))
+        return;
+    for (size_t i = 0; i < sizeof head; i++)
+        snprintf(hex + 2 * i, 3, "%02x", head[i]);
+    l->audit_seq = seq;
+    memcpy(l->audit_head, head, sizeof head);
+    emit(l->e, json_pack("{s:s,s:I,s:s,s:I}", "type", "audit", "audit_seq",
+                         (json_int_t)seq, "head", hex, "time_ms",
+                         (json_int_t)now));
+}
+
 /* ---------------------------------------------------------- the pump */
 
 struct pump {
@@ -352,6 +385,7 @@ void eventlog_pump(struct engine *e, bool all)
             break;
     }
     save_cursor(l);
+    audit_poll(l, all);
 }
 
 /* -------------------------------------------------------------- open */

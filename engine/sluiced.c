@@ -34,6 +34,11 @@
  *   file (SIGBUS: the file was cut or a page is beyond it) is reported in
  *   one line and exits 65 at once: LMDB cannot go on after it.
  *
+ *   With audit_key the audit records sluiced appends (one-click
+ *   unsubscribes) are keyed, and with audit_checkpoint each one's head is
+ *   appended to that file; the event log gets an "audit" line whenever
+ *   the trail's head moved, whoever appended (eventlog.c).
+ *
  * EXIT STATUS
  *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool (also a bus
  *   error reading it), or an event log that is damaged or written for
@@ -51,8 +56,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "classify.h"
 #include "engine.h"
+#include "queue_admin.h"
 #include "signer.h"
 
 /* The usage and every option, on f. */
@@ -151,6 +159,38 @@ static void on_bus_error(int sig)
     ssize_t n = write(2, bus_msg, bus_len);
     (void)n;
     _exit(65);
+}
+
+/* A checkpoint line of the audit trail could not be written. */
+static void on_audit_warn(void *arg, const char *text)
+{
+    (void)arg;
+    fprintf(stderr, "sluiced: %s\n", text);
+}
+
+/* Give the spool the audit key and checkpoint file of the configuration:
+ * the records sluiced appends (one-click unsubscribes) are keyed and
+ * checkpointed like those of the tools.  0 or ENGINE_E_CONFIG. */
+static int audit_start(struct engine *e)
+{
+    unsigned char key[QUEUE_AUDIT_KEY];
+    if (!e->cfg.audit_key && !e->cfg.audit_checkpoint)
+        return 0;
+    if (e->cfg.audit_key && queue_audit_key_load(e->cfg.audit_key, key)) {
+        fprintf(stderr, "sluiced: %s\n", queue_last_detail());
+        return ENGINE_E_CONFIG;
+    }
+    struct queue_audit_config ac = {
+        .key = e->cfg.audit_key ? key : NULL,
+        .checkpoint = e->cfg.audit_checkpoint, .warn = on_audit_warn,
+    };
+    int err = queue_audit_configure(e->q, &ac);
+    OPENSSL_cleanse(key, sizeof key);
+    if (err) {
+        fprintf(stderr, "sluiced: audit: %s\n", queue_strerror(err));
+        return ENGINE_E_CONFIG;
+    }
+    return 0;
 }
 
 /* Report one problem of the start-up check (the first few). */
@@ -313,6 +353,8 @@ int main(int argc, char **argv)
     }
     e.loop = uv_default_loop();
     int rc = engine_start(&e);
+    if (!rc)
+        rc = audit_start(&e);
     if (!rc && (rc = eventlog_open(&e, err, sizeof err))) {
         fprintf(stderr, "sluiced: %s\n", err);
         e.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;
