@@ -7,9 +7,9 @@
  *   sluiced -t -c FILE
  *
  * DESCRIPTION
- *   -t checks the configuration, the files its keys name and every DKIM
- *   key the daemon would load (the spool's too, opened read-only), and
- *   exits.  SIGHUP reloads limits, routes, TLS policies and DKIM keys
+ *   -t checks the configuration, the files its keys name, every DKIM
+ *   key the daemon would load (the spool's too, opened read-only) and
+ *   that audit_key is the key of the spool's audit trail, and exits.  SIGHUP reloads limits, routes, TLS policies and DKIM keys
  *   without touching queued mail (a broken file or a refused key is
  *   reported and the old configuration kept).  SIGTERM or SIGINT stop
  *   opening sessions, let sessions in flight finish within drain_timeout,
@@ -107,6 +107,83 @@ static int spool_exit(int err)
            err == QUEUE_ESCHEMA ? 65 : 74;
 }
 
+/* A checkpoint line of the audit trail could not be written. */
+static void on_audit_warn(void *arg, const char *text)
+{
+    (void)arg;
+    fprintf(stderr, "sluiced: %s\n", text);
+}
+
+/* A trail whose last record is keyed takes records of that key only:
+ * refuse to start without it (every one-click unsubscribe would fail)
+ * rather than find out at the first.  0 or ENGINE_E_CONFIG. */
+static int audit_key_fits(struct queue *q, const char *path,
+                          const unsigned char *key)
+{
+    unsigned char id[QUEUE_AUDIT_KEY_ID], mine[QUEUE_AUDIT_KEY_ID];
+    bool keyed;
+    if (queue_audit_last_key(q, &keyed, id) || !keyed)
+        return 0;                /* unreadable: the append will say */
+    if (!key) {
+        fprintf(stderr, "sluiced: the spool's audit trail is keyed: set "
+                "audit_key in [sluiced] to its key file\n");
+        return ENGINE_E_CONFIG;
+    }
+    queue_audit_key_id(key, mine);
+    if (memcmp(id, mine, sizeof id)) {
+        fprintf(stderr, "sluiced: audit_key %s is not the key of the "
+                "spool's audit trail\n", path);
+        return ENGINE_E_CONFIG;
+    }
+    return 0;
+}
+
+/* Give the spool the audit key and checkpoint file of the configuration:
+ * the records sluiced appends (one-click unsubscribes) are keyed and
+ * checkpointed like those of the tools.  0 or ENGINE_E_CONFIG. */
+static int audit_start(struct engine *e)
+{
+    unsigned char key[QUEUE_AUDIT_KEY];
+    if (e->cfg.audit_key && queue_audit_key_load(e->cfg.audit_key, key)) {
+        fprintf(stderr, "sluiced: %s\n", queue_last_detail());
+        return ENGINE_E_CONFIG;
+    }
+    if (audit_key_fits(e->q, e->cfg.audit_key,
+                       e->cfg.audit_key ? key : NULL)) {
+        OPENSSL_cleanse(key, sizeof key);
+        return ENGINE_E_CONFIG;
+    }
+    if (!e->cfg.audit_key && !e->cfg.audit_checkpoint)
+        return 0;
+    struct queue_audit_config ac = {
+        .key = e->cfg.audit_key ? key : NULL,
+        .checkpoint = e->cfg.audit_checkpoint, .warn = on_audit_warn,
+    };
+    int err = queue_audit_configure(e->q, &ac);
+    OPENSSL_cleanse(key, sizeof key);
+    if (err) {
+        fprintf(stderr, "sluiced: audit: %s\n", queue_strerror(err));
+        return ENGINE_E_CONFIG;
+    }
+    return 0;
+}
+
+/* -t: the audit key fits the spool's trail (q NULL: no spool yet); 0 or
+ * 78, said on stderr. */
+static int check_audit_key(const struct config *cfg, struct queue *q)
+{
+    unsigned char key[QUEUE_AUDIT_KEY];
+    if (!q)
+        return 0;
+    if (cfg->audit_key && queue_audit_key_load(cfg->audit_key, key)) {
+        fprintf(stderr, "sluiced: %s\n", queue_last_detail());
+        return 78;
+    }
+    int rc = audit_key_fits(q, cfg->audit_key, cfg->audit_key ? key : NULL);
+    OPENSSL_cleanse(key, sizeof key);
+    return rc ? 78 : 0;
+}
+
 /* -t: load the configuration and every DKIM key the daemon would load:
  * those of the [account N] domains and of the spool's verified domains
  * (the spool opened read-only; one not made yet has none).  Says what it
@@ -130,8 +207,10 @@ static int check_only(const char *path)
         config_free(&cfg);
         return spool_exit(rc);
     }
-    int code = 0;
-    if (signer_build(&cfg, q, &sg, err, sizeof err)) {
+    int code = check_audit_key(&cfg, q);
+    if (code) {
+        /* said */
+    } else if (signer_build(&cfg, q, &sg, err, sizeof err)) {
         fprintf(stderr, "sluiced: %s\n", err);
         code = 78;
     } else {
@@ -159,38 +238,6 @@ static void on_bus_error(int sig)
     ssize_t n = write(2, bus_msg, bus_len);
     (void)n;
     _exit(65);
-}
-
-/* A checkpoint line of the audit trail could not be written. */
-static void on_audit_warn(void *arg, const char *text)
-{
-    (void)arg;
-    fprintf(stderr, "sluiced: %s\n", text);
-}
-
-/* Give the spool the audit key and checkpoint file of the configuration:
- * the records sluiced appends (one-click unsubscribes) are keyed and
- * checkpointed like those of the tools.  0 or ENGINE_E_CONFIG. */
-static int audit_start(struct engine *e)
-{
-    unsigned char key[QUEUE_AUDIT_KEY];
-    if (!e->cfg.audit_key && !e->cfg.audit_checkpoint)
-        return 0;
-    if (e->cfg.audit_key && queue_audit_key_load(e->cfg.audit_key, key)) {
-        fprintf(stderr, "sluiced: %s\n", queue_last_detail());
-        return ENGINE_E_CONFIG;
-    }
-    struct queue_audit_config ac = {
-        .key = e->cfg.audit_key ? key : NULL,
-        .checkpoint = e->cfg.audit_checkpoint, .warn = on_audit_warn,
-    };
-    int err = queue_audit_configure(e->q, &ac);
-    OPENSSL_cleanse(key, sizeof key);
-    if (err) {
-        fprintf(stderr, "sluiced: audit: %s\n", queue_strerror(err));
-        return ENGINE_E_CONFIG;
-    }
-    return 0;
 }
 
 /* Report one problem of the start-up check (the first few). */

@@ -349,6 +349,25 @@ long queue_audit_list(struct queue *q, uint64_t from,
     return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
 }
 
+int queue_audit_last_key(struct queue *q, bool *keyed,
+                         unsigned char id[KEY_ID])
+{
+    MDB_txn *txn;
+    unsigned char head[HASH];
+    uint64_t seq;
+    bool present;
+    int err;
+    *keyed = false;
+    if (admin_absent(q))
+        return 0;
+    if ((err = queue_read_begin(q, &txn)))
+        return err;
+    if (!(err = audit_head_get(q, txn, &seq, head, &present)))
+        *keyed = record_kind(q, txn, seq, id) == AUDIT_FMT_KEYED;
+    queue_read_end(q, txn);
+    return err;
+}
+
 int queue_audit_head(struct queue *q, uint64_t *seq, unsigned char head[HASH])
 {
     MDB_txn *txn;

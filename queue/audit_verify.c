@@ -80,8 +80,8 @@ static int check_link(const struct audit_cfg *cfg, const MDB_val *d,
     unsigned char calc[HASH];
     char why[160], a[2 * KEY_ID + 1], b[2 * KEY_ID + 1];
     if (!r->keyed && v->keyed_from) {
-        snprintf(why, sizeof why, "unkeyed record after keyed ones (from "
-                 "record %llu): rewritten?",
+        snprintf(why, sizeof why, "unkeyed record after keyed ones: "
+                 "rewritten? (keyed from record %llu)",
                  (unsigned long long)v->keyed_from);
         return fault(v, QUEUE_AUDIT_UNKEYED, r->seq, why);
     }

@@ -492,8 +492,8 @@ static void check_audit(struct ck *c, const MDB_val *k, const MDB_val *v)
     unsigned char calc[QUEUE_AUDIT_HASH];
     audit_decode(v, &r);     /* rules.c found that it decodes */
     if (!r.keyed && c->keyed_from)
-        problem(c, k, "unkeyed audit record after keyed ones (from %llu): "
-                "rewritten?", (unsigned long long)c->keyed_from);
+        problem(c, k, "unkeyed audit record after keyed ones: rewritten? "
+                "(keyed from %llu)", (unsigned long long)c->keyed_from);
     if (r.keyed && !c->keyed_from)
         c->keyed_from = r.seq;
     if (r.keyed && !c->have_key)

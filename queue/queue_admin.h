@@ -362,6 +362,10 @@ int queue_audit_checkpoint_parse(const char *line, uint64_t *seq,
 /* The stored head: last seq and its link (0 and zeros when none). */
 int queue_audit_head(struct queue *q, uint64_t *seq,
                      unsigned char head[QUEUE_AUDIT_HASH]);
+/* Whether the head's record is keyed, and with which key (its id): a
+ * writer must then hold that key (sluiced checks at start). */
+int queue_audit_last_key(struct queue *q, bool *keyed,
+                         unsigned char id[QUEUE_AUDIT_KEY_ID]);
 
 /* Append a record on its own (refused actions, injections, pauses). */
 int queue_audit_append(struct queue *q, const struct queue_actor *by,
