@@ -36,8 +36,8 @@
  *
  *   With audit_key the audit records sluiced appends (one-click
  *   unsubscribes) are keyed, and with audit_checkpoint each one's head is
- *   appended to that file; the event log gets an "audit" line whenever
- *   the trail's head moved, whoever appended (eventlog.c).
+ *   appended to that file; the event log gets an "audit" line with the
+ *   head of each (eventlog.c).
  *
  * EXIT STATUS
  *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool (also a bus
@@ -114,6 +114,13 @@ static void on_audit_warn(void *arg, const char *text)
     fprintf(stderr, "sluiced: %s\n", text);
 }
 
+/* sluiced appended an audit record: its head goes to the event log. */
+static void on_audit_exported(void *arg, uint64_t seq,
+                              const unsigned char head[QUEUE_AUDIT_HASH])
+{
+    eventlog_audit(arg, seq, head);
+}
+
 /* A trail whose last record is keyed takes records of that key only:
  * refuse to start without it (every one-click unsubscribe would fail)
  * rather than find out at the first.  0 or ENGINE_E_CONFIG. */
@@ -153,11 +160,10 @@ static int audit_start(struct engine *e)
         OPENSSL_cleanse(key, sizeof key);
         return ENGINE_E_CONFIG;
     }
-    if (!e->cfg.audit_key && !e->cfg.audit_checkpoint)
-        return 0;
     struct queue_audit_config ac = {
         .key = e->cfg.audit_key ? key : NULL,
         .checkpoint = e->cfg.audit_checkpoint, .warn = on_audit_warn,
+        .exported = on_audit_exported, .arg = e,
     };
     int err = queue_audit_configure(e->q, &ac);
     OPENSSL_cleanse(key, sizeof key);

@@ -88,7 +88,9 @@ struct audit_cfg {
     unsigned char key_id[QUEUE_AUDIT_KEY_ID];
     char *checkpoint;        /* NULL: none */
     void (*warn)(void *arg, const char *text);
-    void *warn_arg;
+    void (*exported)(void *arg, uint64_t seq,
+                     const unsigned char head[QUEUE_AUDIT_HASH]);
+    void *arg;
 };
 
 /* The link a stored record value v (prev || body || link) should carry:
@@ -96,8 +98,9 @@ struct audit_cfg {
  * it cannot be computed (keyed and key NULL, or a value too short). */
 bool audit_link(const MDB_val *v, bool keyed, const unsigned char *key,
                 unsigned char out[QUEUE_AUDIT_HASH]);
-/* Append m's checkpoint line to q's checkpoint file (audit_key.c); a
- * failure goes to the handle's warn callback. */
+/* Append m's checkpoint line to q's checkpoint file (audit_key.c; a
+ * failure goes to the handle's warn callback), then tell its exported
+ * callback. */
 void audit_export(struct queue *q, const struct audit_mark *m);
 /* Read the head inside txn (admin_audit.c): last seq and link, present
  * false when none is stored; QUEUE_ECORRUPT when it does not decode. */

@@ -15,7 +15,8 @@
  *   lines of several processes never interleave and nothing already in
  *   the file is ever rewritten.  The line comes after the commit, so the
  *   file never names a record the spool does not hold; a crash between
- *   the two costs one line, not a false alarm.
+ *   the two costs one line, not a false alarm.  The handle's exported
+ *   callback hears of the head after that (sluiced logs it).
  *
  * DIAGNOSTICS
  *   Key files: -errno, -EPERM (mode) or -EINVAL (content) with the detail
@@ -223,7 +224,8 @@ int queue_audit_configure(struct queue *q, const struct queue_audit_config *c)
         queue_audit_key_id(a->key, a->key_id);
     }
     a->warn = c->warn;
-    a->warn_arg = c->warn_arg;
+    a->exported = c->exported;
+    a->arg = c->arg;
     audit_cfg_free(q->audit);
     q->audit = a;
     return 0;
@@ -233,8 +235,13 @@ void audit_export(struct queue *q, const struct audit_mark *m)
 {
     const struct audit_cfg *c = q->audit;
     char line[LINE_MAX_CP], why[4400];
-    if (!c || !c->checkpoint)
+    if (!c)
         return;
+    if (!c->checkpoint) {
+        if (c->exported)
+            c->exported(c->arg, m->seq, m->link);
+        return;
+    }
     int n = snprintf(line, sizeof line, "%llu ", (unsigned long long)m->seq);
     for (int i = 0; i < QUEUE_AUDIT_HASH; i++)
         n += snprintf(line + n, sizeof line - (size_t)n, "%02x", m->link[i]);
@@ -256,8 +263,10 @@ void audit_export(struct queue *q, const struct audit_mark *m)
         snprintf(why, sizeof why, "audit checkpoint %s: %s: record %llu is "
                  "committed, but its head is not checkpointed",
                  c->checkpoint, strerror(err), (unsigned long long)m->seq);
-        c->warn(c->warn_arg, why);
+        c->warn(c->arg, why);
     }
+    if (c->exported)
+        c->exported(c->arg, m->seq, m->link);
 }
 
 int queue_audit_checkpoint_parse(const char *line, uint64_t *seq,

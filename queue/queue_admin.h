@@ -330,13 +330,16 @@ struct queue_audit {
  * each change that appended a record commits, the line "SEQ LINK-HEX
  * UNIX-SECONDS" is appended to checkpoint (O_APPEND, one write(2), the
  * file made 0640 if new); when that fails the change stays committed and
- * warn (may be NULL) gets a line saying why.  Returns 0, -EINVAL or
- * -ENOMEM. */
+ * warn (may be NULL) gets a line saying why.  Then exported (may be NULL)
+ * gets the new head.  Both are called in the thread that made the
+ * change.  Returns 0, -EINVAL or -ENOMEM. */
 struct queue_audit_config {
     const unsigned char *key;   /* QUEUE_AUDIT_KEY bytes, or NULL */
     const char *checkpoint;     /* file outside the spool, or NULL */
     void (*warn)(void *arg, const char *text);
-    void *warn_arg;
+    void (*exported)(void *arg, uint64_t seq,
+                     const unsigned char head[QUEUE_AUDIT_HASH]);
+    void *arg;                  /* of warn and exported */
 };
 int queue_audit_configure(struct queue *q, const struct queue_audit_config *c);
 

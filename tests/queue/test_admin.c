@@ -1103,7 +1103,7 @@ static void test_audit_checkpoint(void **state)
     snprintf(cp, sizeof cp, "%s/no-such-dir/audit.checkpoint", t->path);
     q = open_q(t->path, 0, NULL);
     struct queue_audit_config c = { .key = key_a, .checkpoint = cp,
-                                    .warn = on_warn, .warn_arg = warned };
+                                    .warn = on_warn, .arg = warned };
     E(queue_audit_configure(q, &c));
     E(queue_audit_append(q, &boot, 0, "inject", "message 2", "ok"));
     assert_non_null(strstr(warned, "no-such-dir/audit.checkpoint"));

@@ -400,6 +400,11 @@ def test_key_mode():
     check("sluiced -t refuses a key inside the spool", p.returncode == 78 and
           "inside the spool" in p.stderr, p.stderr)
     p = subprocess.run([SLUICED, "-t", "-c", write_conf(
+        os.path.join(ETC, "rel.conf"), key="etc/audit.key")],
+        capture_output=True, text=True, timeout=60)
+    check("sluiced -t wants an absolute audit_key", p.returncode == 78 and
+          "audit_key: needs an absolute file name" in p.stderr, p.stderr)
+    p = subprocess.run([SLUICED, "-t", "-c", write_conf(
         os.path.join(ETC, "nokey.conf"), key=None)], capture_output=True,
         text=True, timeout=60)
     check("sluiced -t refuses a keyed spool without audit_key",
