@@ -422,6 +422,13 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
             return fail(p, "tls_ca_file: needs a file");
         if (!set_str(&c->tls_ca_file, v))
             return fail(p, "out of memory");
+    } else if (!strcmp(key, "audit_key") ||
+               !strcmp(key, "audit_checkpoint")) {
+        if (*v != '/')
+            return fail(p, "%s: needs an absolute file name", key);
+        if (!set_str(!strcmp(key, "audit_key") ? &c->audit_key
+                                               : &c->audit_checkpoint, v))
+            return fail(p, "out of memory");
     } else {
         return fail(p, "unknown key '%s' in [sluiced]", key);
     }
@@ -755,6 +762,8 @@ void config_free(struct config *cfg)
     free(cfg->bounce_rules_path);
     bounce_rules_free(cfg->bounce_rules);
     free(cfg->tls_ca_file);
+    free(cfg->audit_key);
+    free(cfg->audit_checkpoint);
     policy_free(&cfg->def);
     for (size_t i = 0; i < cfg->ndomains; i++)
         policy_free(&cfg->domains[i]);

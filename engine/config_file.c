@@ -13,7 +13,9 @@
  *   The table of keys seen makes a key given twice in one section an
  *   error (libinih calls the handler once per line and would let the last
  *   one win).  config_check_paths() opens what the keys name, so -t finds
- *   a missing CA file or key directory before the daemon needs it.
+ *   a missing CA file or key directory before the daemon needs it, and
+ *   loads the audit key (refused when group or others may read it), which
+ *   like the audit checkpoint must lie outside the spool.
  *
  * DIAGNOSTICS
  *   Reasons are one line; the caller adds FILE:LINE.
@@ -28,9 +30,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "config_int.h"
+#include "queue_admin.h"
 #include "tls.h"
 
 /* Stop reading with a reason at line. */
@@ -204,11 +209,89 @@ static int is_directory(const char *path, bool parent)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/* The real directory of path (with parent: of the directory path is in),
+ * or, when it does not resolve, the name as given; 0 or -ENAMETOOLONG. */
+static int real_dir(const char *path, bool parent, char out[PATH_MAX])
+{
+    char dir[PATH_MAX];
+    size_t n = strlen(path);
+    if (parent) {
+        const char *slash = strrchr(path, '/');
+        n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+        if (!slash)
+            path = ".";
+    }
+    if (n >= sizeof dir)
+        return -ENAMETOOLONG;
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    if (!realpath(dir, out))
+        memcpy(out, dir, n + 1);
+    return 0;
+}
+
+/* Is file (a file name) inside the spool directory? */
+static bool in_spool(const char *spool, const char *file)
+{
+    char sd[PATH_MAX], fd[PATH_MAX];
+    if (!spool || real_dir(spool, false, sd) || real_dir(file, true, fd))
+        return false;
+    size_t n = strlen(sd);
+    while (n > 1 && sd[n - 1] == '/')
+        sd[--n] = 0;
+    return !strncmp(fd, sd, n) && (fd[n] == 0 || fd[n] == '/');
+}
+
+/* The audit key loads, and it and the checkpoint lie outside the spool. */
+static int check_audit_paths(const struct config *c,
+                             const struct config_seen *s, char *err,
+                             size_t errlen, int *line)
+{
+    unsigned char key[QUEUE_AUDIT_KEY];
+    int rc;
+    if (c->audit_key) {
+        *line = config_seen_line(s, "sluiced", "audit_key");
+        if (queue_audit_key_load(c->audit_key, key)) {
+            snprintf(err, errlen, "%s", queue_last_detail());
+            return -1;
+        }
+        OPENSSL_cleanse(key, sizeof key);
+        if (in_spool(c->spool, c->audit_key)) {
+            snprintf(err, errlen, "audit_key: %s is inside the spool: keep "
+                     "it outside (whoever copies or writes the spool would "
+                     "hold the key too)", c->audit_key);
+            return -1;
+        }
+    }
+    if (c->audit_checkpoint) {
+        *line = config_seen_line(s, "sluiced", "audit_checkpoint");
+        if (in_spool(c->spool, c->audit_checkpoint)) {
+            snprintf(err, errlen, "audit_checkpoint: %s is inside the spool: "
+                     "keep it outside (whoever rewrites the spool could "
+                     "rewrite it too)", c->audit_checkpoint);
+            return -1;
+        }
+        if ((rc = is_directory(c->audit_checkpoint, true))) {
+            snprintf(err, errlen, "audit_checkpoint: the directory of %s: %s",
+                     c->audit_checkpoint, strerror(-rc));
+            return -1;
+        }
+        if (!is_directory(c->audit_checkpoint, false)) {
+            snprintf(err, errlen, "audit_checkpoint: %s is a directory, not "
+                     "a file", c->audit_checkpoint);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_check_paths(const struct config *c, const struct config_seen *s,
                        char *err, size_t errlen, int *line)
 {
     int rc;
     *line = 0;
+    if (check_audit_paths(c, s, err, errlen, line))
+        return -1;
     if (c->tls_ca_file) {
         *line = config_seen_line(s, "sluiced", "tls_ca_file");
         if ((rc = readable_file(c->tls_ca_file))) {

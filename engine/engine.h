@@ -338,6 +338,10 @@ void eventlog_close(struct engine *e);
 void eventlog_site(struct engine *e, const struct site *s, const char *change,
                    int code, const char *enhanced, const char *text);
 void eventlog_pause(struct engine *e, const char *domain, bool paused);
+/* sluiced appended the audit record seq with link head (any thread; the
+ * loop writes the line). */
+void eventlog_audit(struct engine *e, uint64_t seq,
+                    const unsigned char head[32]);
 /* The spool stopped or started taking writes (state "full", "unwritable",
  * "writable"), with held outcomes and how long it was not writable. */
 void eventlog_spool(struct engine *e, const char *state, const char *error,

@@ -34,7 +34,13 @@
  *
  *   Site and domain lines ("type":"site" / "domain") are not spool
  *   events: they carry no seq and are written, each as one whole line by
- *   one write(2), when they happen.
+ *   one write(2), when they happen.  So are audit lines ("type":"audit"):
+ *   after sluiced appended an audit record (a one-click unsubscribe, in
+ *   the HTTP thread) eventlog_audit() notes the new head and the next
+ *   pump writes it (its seq as audit_seq; heads noted between two pumps
+ *   come out as the last one), so the log carries checkpoints of the
+ *   trail that `sluice audit verify --checkpoint EVENTLOG` compares with
+ *   it.
  *
  *   The same reading counts the outcomes the spool committed during this
  *   run (events after its newest at start) into e->st, with or without a
@@ -49,6 +55,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -56,6 +63,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "queue_admin.h"
 
 #define CURSOR "eventlog"
 #define LOG_BUF (1u << 20)  /* lines of one batch; also the tail read at open */
@@ -81,6 +89,11 @@ struct eventlog {
     off_t cut_at;
     uint64_t retry_ms, last_read_ms;
     int read_err, save_err;   /* reported, until it works again */
+    /* the audit head sluiced appended last (any thread), under audit_mu,
+     * and the one last logged (loop thread) */
+    pthread_mutex_t audit_mu;
+    uint64_t audit_pending, audit_logged;
+    unsigned char audit_head[QUEUE_AUDIT_HASH];
 };
 
 /* ------------------------------------------------------------- lines */
@@ -240,6 +253,44 @@ static void emit(struct engine *e, json_t *j)
     json_decref(j);
 }
 
+/* ----------------------------------------------------- the audit head */
+
+void eventlog_audit(struct engine *e, uint64_t seq,
+                    const unsigned char head[QUEUE_AUDIT_HASH])
+{
+    struct eventlog *l = e->log;
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->audit_mu);
+    if (seq > l->audit_pending) {
+        l->audit_pending = seq;
+        memcpy(l->audit_head, head, QUEUE_AUDIT_HASH);
+    }
+    pthread_mutex_unlock(&l->audit_mu);
+}
+
+/* The head sluiced appended last, once, as a line {"type":"audit",
+ * "audit_seq":N,"head":HEX,"time_ms":T} (loop thread).  Its key is
+ * audit_seq, not seq: a line with a seq is a spool event to the resume
+ * rule above. */
+static void audit_line(struct eventlog *l)
+{
+    unsigned char head[QUEUE_AUDIT_HASH];
+    char hex[2 * QUEUE_AUDIT_HASH + 1];
+    pthread_mutex_lock(&l->audit_mu);
+    uint64_t seq = l->audit_pending;
+    memcpy(head, l->audit_head, sizeof head);
+    pthread_mutex_unlock(&l->audit_mu);
+    if (seq <= l->audit_logged || l->fd < 0)
+        return;
+    l->audit_logged = seq;
+    for (size_t i = 0; i < sizeof head; i++)
+        snprintf(hex + 2 * i, 3, "%02x", head[i]);
+    emit(l->e, json_pack("{s:s,s:I,s:s,s:I}", "type", "audit", "audit_seq",
+                         (json_int_t)seq, "head", hex, "time_ms",
+                         (json_int_t)engine_now_ms()));
+}
+
 /* ---------------------------------------------------------- the pump */
 
 struct pump {
@@ -321,6 +372,8 @@ void eventlog_committed(struct engine *e)
 void eventlog_pump(struct engine *e, bool all)
 {
     struct eventlog *l = e->log;
+    if (l)
+        audit_line(l);
     if (!l || (!all && !l->due && engine_now_ms() - l->last_read_ms < 1000))
         return;
     l->due = false;
@@ -468,6 +521,7 @@ static void log_free(struct eventlog *l)
         close(l->fd);
     free(l->path);
     free(l->buf);
+    pthread_mutex_destroy(&l->audit_mu);
     free(l);
 }
 
@@ -480,6 +534,7 @@ int eventlog_open(struct engine *e, char *err, size_t errlen)
         return -ENOMEM;
     l->e = e;
     l->fd = -1;
+    pthread_mutex_init(&l->audit_mu, NULL);
     l->last_read_ms = engine_now_ms();
     if ((rc = queue_events_last(e->q, &newest))) {
         snprintf(err, errlen, "spool %s: %s", e->cfg.spool,

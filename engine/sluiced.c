@@ -7,9 +7,9 @@
  *   sluiced -t -c FILE
  *
  * DESCRIPTION
- *   -t checks the configuration, the files its keys name and every DKIM
- *   key the daemon would load (the spool's too, opened read-only), and
- *   exits.  SIGHUP reloads limits, routes, TLS policies and DKIM keys
+ *   -t checks the configuration, the files its keys name, every DKIM
+ *   key the daemon would load (the spool's too, opened read-only) and
+ *   that audit_key is the key of the spool's audit trail, and exits.  SIGHUP reloads limits, routes, TLS policies and DKIM keys
  *   without touching queued mail (a broken file or a refused key is
  *   reported and the old configuration kept).  SIGTERM or SIGINT stop
  *   opening sessions, let sessions in flight finish within drain_timeout,
@@ -34,6 +34,11 @@
  *   file (SIGBUS: the file was cut or a page is beyond it) is reported in
  *   one line and exits 65 at once: LMDB cannot go on after it.
  *
+ *   With audit_key the audit records sluiced appends (one-click
+ *   unsubscribes) are keyed, and with audit_checkpoint each one's head is
+ *   appended to that file; the event log gets an "audit" line with the
+ *   head of each (eventlog.c).
+ *
  * EXIT STATUS
  *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool (also a bus
  *   error reading it), or an event log that is damaged or written for
@@ -51,8 +56,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "classify.h"
 #include "engine.h"
+#include "queue_admin.h"
 #include "signer.h"
 
 /* The usage and every option, on f. */
@@ -99,6 +107,89 @@ static int spool_exit(int err)
            err == QUEUE_ESCHEMA ? 65 : 74;
 }
 
+/* A checkpoint line of the audit trail could not be written. */
+static void on_audit_warn(void *arg, const char *text)
+{
+    (void)arg;
+    fprintf(stderr, "sluiced: %s\n", text);
+}
+
+/* sluiced appended an audit record: its head goes to the event log. */
+static void on_audit_exported(void *arg, uint64_t seq,
+                              const unsigned char head[QUEUE_AUDIT_HASH])
+{
+    eventlog_audit(arg, seq, head);
+}
+
+/* A trail whose last record is keyed takes records of that key only:
+ * refuse to start without it (every one-click unsubscribe would fail)
+ * rather than find out at the first.  0 or ENGINE_E_CONFIG. */
+static int audit_key_fits(struct queue *q, const char *path,
+                          const unsigned char *key)
+{
+    unsigned char id[QUEUE_AUDIT_KEY_ID], mine[QUEUE_AUDIT_KEY_ID];
+    bool keyed;
+    if (queue_audit_last_key(q, &keyed, id) || !keyed)
+        return 0;                /* unreadable: the append will say */
+    if (!key) {
+        fprintf(stderr, "sluiced: the spool's audit trail is keyed: set "
+                "audit_key in [sluiced] to its key file\n");
+        return ENGINE_E_CONFIG;
+    }
+    queue_audit_key_id(key, mine);
+    if (memcmp(id, mine, sizeof id)) {
+        fprintf(stderr, "sluiced: audit_key %s is not the key of the "
+                "spool's audit trail\n", path);
+        return ENGINE_E_CONFIG;
+    }
+    return 0;
+}
+
+/* Give the spool the audit key and checkpoint file of the configuration:
+ * the records sluiced appends (one-click unsubscribes) are keyed and
+ * checkpointed like those of the tools.  0 or ENGINE_E_CONFIG. */
+static int audit_start(struct engine *e)
+{
+    unsigned char key[QUEUE_AUDIT_KEY];
+    if (e->cfg.audit_key && queue_audit_key_load(e->cfg.audit_key, key)) {
+        fprintf(stderr, "sluiced: %s\n", queue_last_detail());
+        return ENGINE_E_CONFIG;
+    }
+    if (audit_key_fits(e->q, e->cfg.audit_key,
+                       e->cfg.audit_key ? key : NULL)) {
+        OPENSSL_cleanse(key, sizeof key);
+        return ENGINE_E_CONFIG;
+    }
+    struct queue_audit_config ac = {
+        .key = e->cfg.audit_key ? key : NULL,
+        .checkpoint = e->cfg.audit_checkpoint, .warn = on_audit_warn,
+        .exported = on_audit_exported, .arg = e,
+    };
+    int err = queue_audit_configure(e->q, &ac);
+    OPENSSL_cleanse(key, sizeof key);
+    if (err) {
+        fprintf(stderr, "sluiced: audit: %s\n", queue_strerror(err));
+        return ENGINE_E_CONFIG;
+    }
+    return 0;
+}
+
+/* -t: the audit key fits the spool's trail (q NULL: no spool yet); 0 or
+ * 78, said on stderr. */
+static int check_audit_key(const struct config *cfg, struct queue *q)
+{
+    unsigned char key[QUEUE_AUDIT_KEY];
+    if (!q)
+        return 0;
+    if (cfg->audit_key && queue_audit_key_load(cfg->audit_key, key)) {
+        fprintf(stderr, "sluiced: %s\n", queue_last_detail());
+        return 78;
+    }
+    int rc = audit_key_fits(q, cfg->audit_key, cfg->audit_key ? key : NULL);
+    OPENSSL_cleanse(key, sizeof key);
+    return rc ? 78 : 0;
+}
+
 /* -t: load the configuration and every DKIM key the daemon would load:
  * those of the [account N] domains and of the spool's verified domains
  * (the spool opened read-only; one not made yet has none).  Says what it
@@ -122,8 +213,10 @@ static int check_only(const char *path)
         config_free(&cfg);
         return spool_exit(rc);
     }
-    int code = 0;
-    if (signer_build(&cfg, q, &sg, err, sizeof err)) {
+    int code = check_audit_key(&cfg, q);
+    if (code) {
+        /* said */
+    } else if (signer_build(&cfg, q, &sg, err, sizeof err)) {
         fprintf(stderr, "sluiced: %s\n", err);
         code = 78;
     } else {
@@ -313,6 +406,8 @@ int main(int argc, char **argv)
     }
     e.loop = uv_default_loop();
     int rc = engine_start(&e);
+    if (!rc)
+        rc = audit_start(&e);
     if (!rc && (rc = eventlog_open(&e, err, sizeof err))) {
         fprintf(stderr, "sluiced: %s\n", err);
         e.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;

@@ -1,23 +1,27 @@
 /*
- * admin_audit.c - the append-only, hash-chained audit trail.
+ * admin_audit.c - the append-only, chained audit trail: appending records
+ * and reading them back.
  *
  * DESCRIPTION
  *   Every change to the admin data appends one record in the change's own
  *   transaction (admin_audit_put); refused actions, injections and pauses
  *   append one of their own (queue_audit_append).  Record n is stored under
- *   key n (u64 big-endian) as  prev_hash || body || hash  where
- *   hash = SHA-256(prev_hash || body) and prev_hash is record n-1's hash
- *   (zeros for record 1).  The meta record "audit_head" holds the last seq
- *   and its hash, so cutting records off the end is found as well.
- *
- *   Verification walks the records in key order and names the first fault:
- *   a gap in the sequence (missing), a record whose bytes do not match its
- *   hash or do not decode, or whose link to its predecessor is broken
- *   (altered), a record stored under another record's seq (reordered), or a
- *   head beyond the last record (truncated).  A chain without a secret
- *   cannot stop someone with write access from rewriting all of it; the
- *   head hash that `sluice audit verify` prints can be kept elsewhere to
- *   catch that too.
+ *   key n (u64 big-endian) as  prev || body || link  where prev is record
+ *   n-1's link (zeros for record 1) and link is
+ *     HMAC-SHA256(audit key, prev || body)  for a keyed record (format 2,
+ *                                           whose body names the key by
+ *                                           its id), or
+ *     SHA-256(prev || body)                 for an unkeyed one (format 1).
+ *   The meta record "audit_head" holds the last seq and its link, so
+ *   cutting records off the end is found as well.  A handle given a key
+ *   (queue_audit_configure, audit_key.c) appends keyed records, so a trail
+ *   unkeyed so far goes on keyed; a handle without one appends unkeyed
+ *   records, except after a keyed record: that would break the chain
+ *   (verification calls it a rewrite), so the change is refused.  Mixing
+ *   keys is refused the same way.  A writer of the spool who does not hold
+ *   the key cannot recompute keyed links after an edit; the heads each
+ *   append exports to a checkpoint file (audit_key.c) catch a rewrite by
+ *   one who does.  audit_verify.c walks the chain.
  *
  *   Texts are stored cut to their caps on a character boundary, with
  *   control characters and broken UTF-8 replaced by '?'.
@@ -25,10 +29,12 @@
  * DIAGNOSTICS
  *   QUEUE_ECORRUPT when appending finds records past the head (the trail
  *   was tampered with: `sluice audit verify` says how), or when listing
- *   meets a record that does not decode.
+ *   meets a record that does not decode; -ENOKEY / -EKEYREJECTED for an
+ *   append the key rules above refuse, with the detail saying why.
  */
 #include <errno.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,23 +42,33 @@
 #include "admin_int.h"
 
 #define HASH QUEUE_AUDIT_HASH
+#define KEY_ID QUEUE_AUDIT_KEY_ID
 #define HEAD_LEN (8 + HASH)
-#define BODY_MAX (1 + 8 + 8 + 1 + 4 + 1 + QUEUE_MAX_AUDIT_USER + 1 +        \
+#define BODY_MAX (1 + KEY_ID + 8 + 8 + 1 + 4 + 1 + QUEUE_MAX_AUDIT_USER + 1 + \
                   QUEUE_MAX_AUDIT_VIA + 1 + QUEUE_MAX_AUDIT_ACTION + 2 +     \
                   QUEUE_MAX_AUDIT_OBJECT + 1 + QUEUE_MAX_AUDIT_RESULT)
 #define VALUE_MAX (HASH + BODY_MAX + HASH)
 
-/* SHA-256 of a||b. */
-static void sha256_2(const void *a, size_t alen, const void *b, size_t blen,
-                     unsigned char out[HASH])
+bool audit_link(const MDB_val *v, bool keyed, const unsigned char *key,
+                unsigned char out[HASH])
 {
+    const unsigned char *p = v->mv_data;
+    size_t n = v->mv_size;
+    if (n < 2 * HASH + 1 || (keyed && !key))
+        return false;
+    n -= HASH;                  /* prev || body */
+    if (keyed) {
+        unsigned int len = HASH;
+        return HMAC(EVP_sha256(), key, QUEUE_AUDIT_KEY, p, n, out, &len) &&
+               len == HASH;
+    }
+    unsigned int len = HASH;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned int n = HASH;
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) ||
-        !EVP_DigestUpdate(c, a, alen) || !EVP_DigestUpdate(c, b, blen) ||
-        !EVP_DigestFinal_ex(c, out, &n))
-        memset(out, 0, HASH);   /* never matches a stored hash */
+    bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+              EVP_DigestUpdate(c, p, n) && EVP_DigestFinal_ex(c, out, &len) &&
+              len == HASH;
     EVP_MD_CTX_free(c);
+    return ok;
 }
 
 /* Copy s into dst (cap + 1 bytes): control characters and broken UTF-8
@@ -85,14 +101,13 @@ static void clean_text(char *dst, const char *s, size_t cap)
     dst[o] = 0;
 }
 
-/* Read the head: last seq and its hash (0 and zeros when none). */
-static int head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
-                    unsigned char hash[HASH], bool *present)
+int audit_head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
+                   unsigned char link[HASH], bool *present)
 {
     MDB_val k = { 10, "audit_head" }, v;
     int rc = mdb_get(txn, q->dbi[DB_META], &k, &v);
     *seq = 0;
-    memset(hash, 0, HASH);
+    memset(link, 0, HASH);
     *present = false;
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -101,8 +116,51 @@ static int head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
     if (v.mv_size != HEAD_LEN)
         return QUEUE_ECORRUPT;
     *seq = be64_get(v.mv_data);
-    memcpy(hash, (const unsigned char *)v.mv_data + 8, HASH);
+    memcpy(link, (const unsigned char *)v.mv_data + 8, HASH);
     *present = true;
+    return 0;
+}
+
+/* The format (0: unknown, absent) and key id of stored record seq. */
+static int record_kind(struct queue *q, MDB_txn *txn, uint64_t seq,
+                       unsigned char id[KEY_ID])
+{
+    unsigned char key[8];
+    be64_put(key, seq);
+    MDB_val k = { 8, key }, v;
+    if (!seq || mdb_get(txn, q->dbi[DB_AUDIT], &k, &v) ||
+        v.mv_size < 2 * HASH + 1 + KEY_ID)
+        return 0;
+    const unsigned char *p = (const unsigned char *)v.mv_data + HASH;
+    if (p[0] == AUDIT_FMT_KEYED)
+        memcpy(id, p + 1, KEY_ID);
+    return p[0];
+}
+
+/* Whether t's handle may append after record seq, and keyed or not. */
+static int key_rule(struct admin_tx *t, uint64_t seq, bool *keyed)
+{
+    const struct audit_cfg *c = t->q->audit;
+    unsigned char id[KEY_ID];
+    char a[2 * KEY_ID + 1], b[2 * KEY_ID + 1];
+    *keyed = c && c->keyed;
+    if (record_kind(t->q, t->txn, seq, id) != AUDIT_FMT_KEYED)
+        return 0;               /* unkeyed so far: go on as configured */
+    if (!*keyed)
+        return admin_fail(t, -ENOKEY, "the audit trail is keyed (record "
+                          "%llu) and this process has no audit_key: give "
+                          "it the sluiced.conf naming the key (--config "
+                          "FILE or $SLUICE_CONFIG)",
+                          (unsigned long long)seq);
+    if (memcmp(id, c->key_id, KEY_ID)) {
+        for (int i = 0; i < KEY_ID; i++) {
+            snprintf(a + 2 * i, 3, "%02x", c->key_id[i]);
+            snprintf(b + 2 * i, 3, "%02x", id[i]);
+        }
+        return admin_fail(t, -EKEYREJECTED, "audit_key (id %s) is not the "
+                          "key of the audit trail (record %llu: id %s)", a,
+                          (unsigned long long)seq, b);
+    }
     return 0;
 }
 
@@ -114,7 +172,7 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
     struct queue *q = t->q;
     unsigned char val[VALUE_MAX], headv[HEAD_LEN], key[8];
     uint64_t seq;
-    bool present;
+    bool present, keyed;
     int err, rc;
     struct {
         char user[QUEUE_MAX_AUDIT_USER + 1], via[QUEUE_MAX_AUDIT_VIA + 1];
@@ -123,8 +181,10 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
         char result[QUEUE_MAX_AUDIT_RESULT + 1];
     } s;
 
-    if ((err = head_get(q, t->txn, &seq, val, &present)))
+    if ((err = audit_head_get(q, t->txn, &seq, val, &present)))
         return admin_fail(t, err, "audit head does not decode");
+    if ((err = key_rule(t, seq, &keyed)))
+        return err;
     seq++;
     clean_text(s.user, by && by->user ? by->user : "?", QUEUE_MAX_AUDIT_USER);
     clean_text(s.via, by ? by->via : "", QUEUE_MAX_AUDIT_VIA);
@@ -132,7 +192,9 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
     clean_text(s.object, object, QUEUE_MAX_AUDIT_OBJECT);
     clean_text(s.result, result, QUEUE_MAX_AUDIT_RESULT);
     struct rec_w w = { .p = val, .len = HASH, .cap = sizeof val - HASH };
-    rw_u8(&w, ADMIN_FMT);
+    rw_u8(&w, keyed ? AUDIT_FMT_KEYED : AUDIT_FMT_PLAIN);
+    if (keyed)
+        rw_bytes(&w, q->audit->key_id, KEY_ID);
     rw_u64(&w, seq);
     rw_u64(&w, (uint64_t)t->now_ms);
     rw_u8(&w, by && by->role >= 0 && by->role <= QUEUE_ROLE_OWNER
@@ -145,8 +207,11 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
     rw_str(&w, s.result, 1, QUEUE_MAX_AUDIT_RESULT);
     if (w.over)
         return admin_fail(t, QUEUE_ETOOBIG, "audit record too large");
-    sha256_2(val, HASH, val + HASH, w.len - HASH, val + w.len);
     size_t len = w.len + HASH;
+    MDB_val mv = { len, val };
+    if (!audit_link(&mv, keyed, keyed ? q->audit->key : NULL, val + w.len))
+        return admin_fail(t, -ENOMEM, "audit record: computing its link "
+                          "failed");
 
     be64_put(key, seq);
     MDB_val k = { 8, key }, v = { len, val };
@@ -168,6 +233,11 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
             return err;
         if ((rc = meta_put_u64(q, t->txn, "admin_gen", gen + 1)))
             return admin_mdb(t, rc);
+    }
+    if (t->mark) {
+        t->mark->seq = seq;
+        t->mark->time_ms = t->now_ms;
+        memcpy(t->mark->link, val + w.len, HASH);
     }
     return 0;
 }
@@ -214,8 +284,12 @@ bool audit_decode(const MDB_val *v, struct queue_audit *r)
     memcpy(r->prev, p, HASH);
     memcpy(r->hash, p + v->mv_size - HASH, HASH);
     struct rec_r rd = { .p = p + HASH, .len = v->mv_size - 2 * HASH };
-    if (rr_u8(&rd) != ADMIN_FMT)
+    unsigned fmt = rr_u8(&rd);
+    if (fmt != AUDIT_FMT_PLAIN && fmt != AUDIT_FMT_KEYED)
         return false;
+    r->keyed = fmt == AUDIT_FMT_KEYED;
+    if (r->keyed)
+        rr_bytes(&rd, r->key_id, KEY_ID);
     r->seq = rr_u64(&rd);
     r->time_ms = (int64_t)rr_u64(&rd);
     r->role = (int)rr_u8(&rd);
@@ -275,140 +349,37 @@ long queue_audit_list(struct queue *q, uint64_t from,
     return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
 }
 
-const char *queue_audit_fault_name(int fault)
-{
-    switch (fault) {
-    case QUEUE_AUDIT_INTACT: return "intact";
-    case QUEUE_AUDIT_ALTERED: return "altered";
-    case QUEUE_AUDIT_MISSING: return "missing";
-    case QUEUE_AUDIT_REORDERED: return "reordered";
-    case QUEUE_AUDIT_TRUNCATED: return "truncated";
-    default: return "?";
-    }
-}
-
-/* Note the first fault in v; returns 1 to stop the walk. */
-static int fault(struct queue_audit_verdict *v, int f, uint64_t seq,
-                 const char *why)
-{
-    v->fault = f;
-    v->bad_seq = seq;
-    size_t n = strlen(why);
-    if (n >= sizeof v->why)
-        n = sizeof v->why - 1;
-    memcpy(v->why, why, n);
-    v->why[n] = 0;
-    return 1;
-}
-
-/* Walk the chain in txn and compare its end with the head. */
-static int verify_txn(struct queue *q, MDB_txn *txn,
-                      struct queue_audit_verdict *v, struct queue_audit *r)
-{
-    MDB_cursor *cur;
-    MDB_val k, d;
-    unsigned char prev[HASH] = { 0 }, calc[HASH], head[HASH];
-    uint64_t expect = 1, head_seq;
-    bool present;
-    int rc, err, stop = 0;
-    char why[160];
-
-    if ((rc = mdb_cursor_open(txn, q->dbi[DB_AUDIT], &cur)))
-        return queue_err_mdb(rc);
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && !stop;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (k.mv_size != 8) {
-            stop = fault(v, QUEUE_AUDIT_ALTERED, expect,
-                         "a key of the audit database is not a sequence "
-                         "number");
-            break;
-        }
-        uint64_t seq = be64_get(k.mv_data);
-        if (seq != expect) {
-            snprintf(why, sizeof why, "record %llu is missing (next found "
-                     "is %llu)", (unsigned long long)expect,
-                     (unsigned long long)seq);
-            stop = fault(v, QUEUE_AUDIT_MISSING, expect, why);
-            break;
-        }
-        if (!audit_decode(&d, r)) {
-            stop = fault(v, QUEUE_AUDIT_ALTERED, seq,
-                         "record does not decode");
-            break;
-        }
-        sha256_2(d.mv_data, HASH, (const unsigned char *)d.mv_data + HASH,
-                 d.mv_size - 2 * HASH, calc);
-        if (memcmp(calc, r->hash, HASH)) {
-            stop = fault(v, QUEUE_AUDIT_ALTERED, seq,
-                         "record bytes do not match its hash");
-            break;
-        }
-        if (r->seq != seq) {
-            snprintf(why, sizeof why, "position %llu holds record %llu",
-                     (unsigned long long)seq, (unsigned long long)r->seq);
-            stop = fault(v, QUEUE_AUDIT_REORDERED, seq, why);
-            break;
-        }
-        if (memcmp(r->prev, prev, HASH)) {
-            snprintf(why, sizeof why, "record does not link to record %llu "
-                     "(one of them was replaced)",
-                     (unsigned long long)(seq - 1));
-            stop = fault(v, QUEUE_AUDIT_ALTERED, seq, why);
-            break;
-        }
-        memcpy(prev, r->hash, HASH);
-        v->records++;
-        expect++;
-    }
-    mdb_cursor_close(cur);
-    if (rc && rc != MDB_NOTFOUND && !stop)
-        return queue_err_mdb(rc);
-    if (stop)
-        return 0;
-    if ((err = head_get(q, txn, &head_seq, head, &present))) {
-        if (err != QUEUE_ECORRUPT)
-            return err;
-        fault(v, QUEUE_AUDIT_ALTERED, expect - 1, "the audit head does not "
-              "decode");
-        return 0;
-    }
-    v->head_seq = head_seq;
-    memcpy(v->head, head, HASH);
-    uint64_t last = expect - 1;
-    if (!present && last > 0)
-        fault(v, QUEUE_AUDIT_ALTERED, last, "the audit head is missing");
-    else if (head_seq > last) {
-        snprintf(why, sizeof why, "records %llu..%llu are gone from the end",
-                 (unsigned long long)(last + 1),
-                 (unsigned long long)head_seq);
-        fault(v, QUEUE_AUDIT_TRUNCATED, last + 1, why);
-    } else if (head_seq < last) {
-        snprintf(why, sizeof why, "records after %llu were added outside "
-                 "sluice", (unsigned long long)head_seq);
-        fault(v, QUEUE_AUDIT_ALTERED, head_seq + 1, why);
-    } else if (memcmp(head, prev, HASH)) {
-        fault(v, QUEUE_AUDIT_ALTERED, last, "the last record does not match "
-              "the audit head");
-    }
-    return 0;
-}
-
-int queue_audit_verify(struct queue *q, struct queue_audit_verdict *v)
+int queue_audit_last_key(struct queue *q, bool *keyed,
+                         unsigned char id[KEY_ID])
 {
     MDB_txn *txn;
+    unsigned char head[HASH];
+    uint64_t seq;
+    bool present;
     int err;
-    memset(v, 0, sizeof *v);
+    *keyed = false;
     if (admin_absent(q))
         return 0;
-    struct queue_audit *r = malloc(sizeof *r);
-    if (!r)
-        return -ENOMEM;
-    if ((err = queue_read_begin(q, &txn))) {
-        free(r);
+    if ((err = queue_read_begin(q, &txn)))
         return err;
-    }
-    err = verify_txn(q, txn, v, r);
+    if (!(err = audit_head_get(q, txn, &seq, head, &present)))
+        *keyed = record_kind(q, txn, seq, id) == AUDIT_FMT_KEYED;
     queue_read_end(q, txn);
-    free(r);
+    return err;
+}
+
+int queue_audit_head(struct queue *q, uint64_t *seq, unsigned char head[HASH])
+{
+    MDB_txn *txn;
+    bool present;
+    int err;
+    *seq = 0;
+    memset(head, 0, HASH);
+    if (admin_absent(q))
+        return 0;
+    if ((err = queue_read_begin(q, &txn)))
+        return err;
+    err = audit_head_get(q, txn, seq, head, &present);
+    queue_read_end(q, txn);
     return err;
 }

@@ -15,10 +15,11 @@
  *   sdomain  u8 fmt, u8 flags (1 verified), u32 account, i64 created,
  *            i64 verified_at, u8 nsel, nsel x (str8 selector, str8 algo,
  *            str16 key_path)
- *   audit    32 bytes prev hash, body: u8 fmt, u64 seq, i64 time_ms,
- *            u8 role, u32 account, str8 user, str8 via, str8 action,
- *            str16 object, str8 result; then 32 bytes own hash =
- *            SHA-256(prev hash || body)
+ *   audit    32 bytes prev link, body: u8 fmt, [fmt 2: 8 bytes key id],
+ *            u64 seq, i64 time_ms, u8 role, u32 account, str8 user,
+ *            str8 via, str8 action, str16 object, str8 result; then 32
+ *            bytes own link: fmt 1 (unkeyed) SHA-256(prev link || body),
+ *            fmt 2 (keyed) HMAC-SHA256(audit key, prev link || body)
  *   role     u8 role
  *   usage    u64 sent, u64 delivered, u64 bounced
  *   Every string is checked against its cap in queue_admin.h on decode.
@@ -39,6 +40,14 @@ static inline uint32_t be32_get(const void *v)
            (uint32_t)p[2] << 8 | p[3];
 }
 
+/* The last audit record a change appended, exported once it commits
+ * (admin_run); seq 0: none. */
+struct audit_mark {
+    uint64_t seq;
+    int64_t time_ms;
+    unsigned char link[QUEUE_AUDIT_HASH];
+};
+
 /* A change in progress: a nested transaction of the writer's group. */
 struct admin_tx {
     struct queue *q;
@@ -46,6 +55,7 @@ struct admin_tx {
     int64_t now_ms;
     int mdb_rc;              /* raw LMDB code of a failed call, 0 if none */
     char *detail;            /* failure text for the caller (256 bytes) */
+    struct audit_mark *mark; /* the caller's, or NULL */
 };
 
 /* Run fn(t, arg) as one change through the writer and wait for it.  fn
@@ -65,6 +75,37 @@ int admin_fail(struct admin_tx *t, int err, const char *fmt, ...)
 int admin_audit_put(struct admin_tx *t, const struct queue_actor *by,
                     uint32_t account, const char *action, const char *object,
                     const char *result);
+
+/* ------------------------------------------------------------ audit */
+
+#define AUDIT_FMT_PLAIN 1   /* link = SHA-256(prev || body) */
+#define AUDIT_FMT_KEYED 2   /* link = HMAC-SHA256(key, prev || body) */
+
+/* A handle's audit key and checkpoint (queue_audit_configure). */
+struct audit_cfg {
+    bool keyed;
+    unsigned char key[QUEUE_AUDIT_KEY];
+    unsigned char key_id[QUEUE_AUDIT_KEY_ID];
+    char *checkpoint;        /* NULL: none */
+    void (*warn)(void *arg, const char *text);
+    void (*exported)(void *arg, uint64_t seq,
+                     const unsigned char head[QUEUE_AUDIT_HASH]);
+    void *arg;
+};
+
+/* The link a stored record value v (prev || body || link) should carry:
+ * SHA-256 for an unkeyed one, HMAC with key for a keyed one.  False when
+ * it cannot be computed (keyed and key NULL, or a value too short). */
+bool audit_link(const MDB_val *v, bool keyed, const unsigned char *key,
+                unsigned char out[QUEUE_AUDIT_HASH]);
+/* Append m's checkpoint line to q's checkpoint file (audit_key.c; a
+ * failure goes to the handle's warn callback), then tell its exported
+ * callback. */
+void audit_export(struct queue *q, const struct audit_mark *m);
+/* Read the head inside txn (admin_audit.c): last seq and link, present
+ * false when none is stored; QUEUE_ECORRUPT when it does not decode. */
+int audit_head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
+                   unsigned char link[QUEUE_AUDIT_HASH], bool *present);
 
 /* Read helpers: run fn inside a read transaction.  A database absent on a
  * read-only open of an older spool reads as empty: admin_absent(). */

@@ -18,7 +18,8 @@
  * DIAGNOSTICS
  *   A change's failure text is written into a buffer of the waiting caller
  *   and set as its queue_last_detail() (details are per thread and the
- *   change runs on the writer thread).
+ *   change runs on the writer thread).  So is the audit record it
+ *   appended, whose head admin_run() exports once the change committed.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -33,12 +34,15 @@
 int op_apply_admin(struct wctx *w, struct queue_op *op)
 {
     struct admin_tx t = { .q = w->q, .now_ms = w->now_ms,
-                          .detail = op->admin_detail };
+                          .detail = op->admin_detail,
+                          .mark = op->admin_mark };
     int rc = mdb_txn_begin(w->q->env, w->txn, 0, &t.txn);
     if (rc)
         return wctx_fail(w, rc);
     if (t.detail)
         t.detail[0] = 0;
+    if (t.mark)
+        t.mark->seq = 0;    /* a group retried runs the change again */
     int err = op->admin_fn(&t, op->admin_arg);
     if (err == 0) {
         if ((rc = mdb_txn_commit(t.txn)))
@@ -65,6 +69,7 @@ int admin_run(struct queue *q, int (*fn)(struct admin_tx *t, void *arg),
               void *arg)
 {
     char detail[DETAIL_MAX] = "";
+    struct audit_mark mark = { 0 };
     int err = admin_writable(q);
     if (err)
         return err;
@@ -76,7 +81,10 @@ int admin_run(struct queue *q, int (*fn)(struct admin_tx *t, void *arg),
     op->admin_fn = fn;
     op->admin_arg = arg;
     op->admin_detail = detail;
+    op->admin_mark = &mark;
     err = sync_submit_wait(q, op);
+    if (!err && mark.seq)
+        audit_export(q, &mark);   /* committed: export the new head */
     queue_set_detail("%s", detail);
     return err;
 }

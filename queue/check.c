@@ -20,7 +20,12 @@
  *     events      seq below next_event, names an existing delivery
  *     counters    equal to what deliveries and deferral events count
  *                 (tally.c)
- *     audit       each record's previous hash is the hash before it
+ *     audit       each record's link is the one its bytes give (the
+ *                 SHA-256 of an unkeyed record; the HMAC of a keyed one,
+ *                 when the caller gave the key: without it a note says
+ *                 how many MACs went unchecked), no unkeyed record after
+ *                 a keyed one, each record's previous link is the link
+ *                 before it, and meta audit_head is the last record
  *   Each problem goes to the parent as one message; at most PROBLEM_CAP
  *   per database are sent, all are counted.
  *
@@ -34,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <openssl/crypto.h>
 
 #include "admin_int.h"
 #include "check_int.h"
@@ -58,6 +65,10 @@ struct ck {
     unsigned char prev_hash[QUEUE_AUDIT_HASH];
     bool have_prev;
     uint64_t audit_last;
+    bool have_key;           /* the audit key was given */
+    unsigned char key[QUEUE_AUDIT_KEY], key_id[QUEUE_AUDIT_KEY_ID];
+    uint64_t keyed_from;     /* first keyed audit record, 0: none yet */
+    uint64_t unchecked;      /* keyed records whose MAC was not checked */
     unsigned char buf[LOOK_CAP];
 };
 
@@ -473,6 +484,34 @@ static void check_id(struct ck *c, const MDB_val *k)
     }
 }
 
+/* An audit record: its own link, the key rules, its link to the record
+ * before it (audit_verify.c has the same rules for `audit verify`). */
+static void check_audit(struct ck *c, const MDB_val *k, const MDB_val *v)
+{
+    struct queue_audit r;
+    unsigned char calc[QUEUE_AUDIT_HASH];
+    audit_decode(v, &r);     /* rules.c found that it decodes */
+    if (!r.keyed && c->keyed_from)
+        problem(c, k, "unkeyed audit record after keyed ones: rewritten? "
+                "(keyed from %llu)", (unsigned long long)c->keyed_from);
+    if (r.keyed && !c->keyed_from)
+        c->keyed_from = r.seq;
+    if (r.keyed && !c->have_key)
+        c->unchecked++;
+    else if (r.keyed && memcmp(r.key_id, c->key_id, sizeof c->key_id))
+        problem(c, k, "written with another key than audit_key");
+    else if (!audit_link(v, r.keyed, c->key, calc) ||
+             memcmp(calc, r.hash, sizeof calc))
+        problem(c, k, r.keyed ? "its bytes do not match its MAC"
+                              : "its bytes do not match its hash");
+    if (c->have_prev && memcmp(r.prev, c->prev_hash, sizeof r.prev))
+        problem(c, k, "audit chain broken: its previous link is not the "
+                "link of the record before it");
+    memcpy(c->prev_hash, r.hash, sizeof c->prev_hash);
+    c->have_prev = true;
+    c->audit_last = r.seq;
+}
+
 /* The invariants of one well-formed record (not in quick mode). */
 static void check_links(struct ck *c, const MDB_val *k, const MDB_val *v)
 {
@@ -503,17 +542,7 @@ static void check_links(struct ck *c, const MDB_val *k, const MDB_val *v)
         break;
     }
     case DB_COUNTERS: check_counter(c, k, v); break;
-    case DB_AUDIT: {
-        struct queue_audit r;
-        audit_decode(v, &r);
-        if (c->have_prev && memcmp(r.prev, c->prev_hash, sizeof r.prev))
-            problem(c, k, "audit chain broken: its previous hash is not the "
-                    "hash of the record before it");
-        memcpy(c->prev_hash, r.hash, sizeof c->prev_hash);
-        c->have_prev = true;
-        c->audit_last = r.seq;
-        break;
-    }
+    case DB_AUDIT: check_audit(c, k, v); break;
     }
 }
 
@@ -618,6 +647,15 @@ static void walk_one(struct ck *c, int db, MDB_dbi dbi, bool present)
         problem(c, NULL, "meta audit_head is not the last record (%llu): "
                 "the next audit record would not chain",
                 (unsigned long long)c->audit_last);
+    if (db == DB_AUDIT && c->unchecked) {
+        char what[200];
+        snprintf(what, sizeof what, "%llu keyed audit records (from %llu): "
+                 "links checked, MACs not (no audit key; 'sluice audit "
+                 "verify' with audit_key checks them)",
+                 (unsigned long long)c->unchecked,
+                 (unsigned long long)c->keyed_from);
+        walk_send(c->fd, WM_NOTE, DB_AUDIT, "", what, 0, 0, 0, 0);
+    }
     walk_send(c->fd, WM_DB_END, db, NULL, NULL, w.records, c->problems,
               st.ms_entries, 0);
     walk_free(&w);
@@ -664,6 +702,13 @@ static int check_child(int fd, void *arg)
 int queue_check(const char *dir, unsigned flags, queue_report_cb cb,
                 void *arg, struct queue_check_report *r)
 {
+    return queue_check_keyed(dir, flags, NULL, cb, arg, r);
+}
+
+int queue_check_keyed(const char *dir, unsigned flags,
+                      const unsigned char *audit_key, queue_report_cb cb,
+                      void *arg, struct queue_check_report *r)
+{
     struct ck *c = calloc(1, sizeof *c);
     struct collect col = { .r = r, .cb = cb, .arg = arg, .db = -1 };
     memset(r, 0, sizeof *r);
@@ -671,8 +716,14 @@ int queue_check(const char *dir, unsigned flags, queue_report_cb cb,
         return -ENOMEM;
     c->dir = dir;
     c->flags = flags;
+    if (audit_key) {
+        c->have_key = true;
+        memcpy(c->key, audit_key, sizeof c->key);
+        queue_audit_key_id(c->key, c->key_id);
+    }
     queue_set_detail("%s", "");
     int st = walk_child(check_child, c, collect_msg, &col);
+    OPENSSL_cleanse(c->key, sizeof c->key);
     free(c);
     if (st < 0)
         return st;

@@ -538,6 +538,12 @@ enum queue_check_flags {
  * could be started. */
 int queue_check(const char *dir, unsigned flags, queue_report_cb cb,
                 void *arg, struct queue_check_report *r);
+/* The same, checking the MACs of keyed audit records with audit_key
+ * (QUEUE_AUDIT_KEY bytes; NULL: as queue_check, which checks their links
+ * but not their MACs and says so in a note). */
+int queue_check_keyed(const char *dir, unsigned flags,
+                      const unsigned char *audit_key, queue_report_cb cb,
+                      void *arg, struct queue_check_report *r);
 
 /* Copy every record of the spool in SRC that can be read and is well
  * formed into a new spool DST (which must not exist), then repair the

@@ -16,10 +16,17 @@
  *
  *   Every change below is one write transaction through the spool's writer
  *   that also appends its audit record, so a change never commits without
- *   its record.  Records are hash-chained: record n stores the hash of
- *   record n-1 and its own hash SHA-256(prev_hash || body); the meta
- *   database keeps the head (last seq and hash), so removing, altering,
- *   reordering or cutting off records is found by queue_audit_verify().
+ *   its record.  Records are chained: record n stores the link of record
+ *   n-1 and its own link, HMAC-SHA256(key, prev || body) when the handle
+ *   holds the audit key (queue_audit_configure), else SHA-256(prev ||
+ *   body) (an unkeyed trail, or the part of a trail written before a key
+ *   was set); the meta database keeps the head (last seq and link), so
+ *   removing, altering, reordering or cutting off records is found by
+ *   queue_audit_verify(), and with the key a writer of the spool who does
+ *   not hold it cannot recompute the links after an edit.  Each append
+ *   also writes its (seq, link) to the handle's checkpoint file, kept
+ *   outside the spool, so that even a holder of the key cannot rewrite
+ *   the trail up to an exported checkpoint unseen.
  *   Changes need a writable open; reads work on read-only opens (a
  *   read-only open of a schema-1 or -2 spool sees no admin data).
  *
@@ -77,6 +84,8 @@ extern "C" {
 #define QUEUE_MAX_AUDIT_OBJECT 255
 #define QUEUE_MAX_AUDIT_RESULT 127
 #define QUEUE_AUDIT_HASH 32
+#define QUEUE_AUDIT_KEY 32          /* bytes of an audit key */
+#define QUEUE_AUDIT_KEY_ID 8        /* bytes naming the key of a record */
 
 /* ----------------------------------------------------------------- roles */
 
@@ -305,9 +314,61 @@ struct queue_audit {
     char action[QUEUE_MAX_AUDIT_ACTION + 1];  /* "account create", ... */
     char object[QUEUE_MAX_AUDIT_OBJECT + 1];  /* what it acted on */
     char result[QUEUE_MAX_AUDIT_RESULT + 1];  /* "ok", "refused", ... */
+    bool keyed;                 /* link is an HMAC with the audit key */
+    unsigned char key_id[QUEUE_AUDIT_KEY_ID]; /* of that key (keyed only) */
     unsigned char prev[QUEUE_AUDIT_HASH];
-    unsigned char hash[QUEUE_AUDIT_HASH];
+    unsigned char hash[QUEUE_AUDIT_HASH];    /* the record's link */
 };
+
+/* The audit key of a handle and where its appends export the head.  Give
+ * it right after queue_open(), before any change; strings and the key are
+ * copied.  With a key every record appended is keyed (a trail unkeyed so
+ * far goes on keyed from the next record); without one records stay
+ * unkeyed, and an append to a trail whose last record is keyed is refused
+ * (-ENOKEY: an unkeyed record after keyed ones breaks the chain), as is
+ * one with another key than the last record's (-EKEYREJECTED).  After
+ * each change that appended a record commits, the line "SEQ LINK-HEX
+ * UNIX-SECONDS" is appended to checkpoint (O_APPEND, one write(2), the
+ * file made 0640 if new); when that fails the change stays committed and
+ * warn (may be NULL) gets a line saying why.  Then exported (may be NULL)
+ * gets the new head.  Both are called in the thread that made the
+ * change.  Returns 0, -EINVAL or -ENOMEM. */
+struct queue_audit_config {
+    const unsigned char *key;   /* QUEUE_AUDIT_KEY bytes, or NULL */
+    const char *checkpoint;     /* file outside the spool, or NULL */
+    void (*warn)(void *arg, const char *text);
+    void (*exported)(void *arg, uint64_t seq,
+                     const unsigned char head[QUEUE_AUDIT_HASH]);
+    void *arg;                  /* of warn and exported */
+};
+int queue_audit_configure(struct queue *q, const struct queue_audit_config *c);
+
+/* Read an audit key file: QUEUE_AUDIT_KEY bytes raw, or as 64 hex digits
+ * (a newline after them allowed).  A file that group or others may read
+ * is refused (-EPERM, the detail naming the chmod that fixes it), as is
+ * one that holds anything else (-EINVAL); -errno when it cannot be read.
+ * The detail (queue_last_detail) says what. */
+int queue_audit_key_load(const char *path, unsigned char key[QUEUE_AUDIT_KEY]);
+/* Make a new key file: QUEUE_AUDIT_KEY random bytes written as 64 hex
+ * digits and a newline, mode 0600.  -EEXIST when path exists (a key is
+ * never overwritten), -errno otherwise. */
+int queue_audit_key_create(const char *path);
+/* The id records carry for key: the first QUEUE_AUDIT_KEY_ID bytes of
+ * HMAC-SHA256(key, "sluice audit key id"). */
+void queue_audit_key_id(const unsigned char key[QUEUE_AUDIT_KEY],
+                        unsigned char id[QUEUE_AUDIT_KEY_ID]);
+/* Parse one checkpoint line "SEQ LINK-HEX [TIME]" (blanks around it and a
+ * trailing newline allowed): 0 or -EINVAL. */
+int queue_audit_checkpoint_parse(const char *line, uint64_t *seq,
+                                 unsigned char head[QUEUE_AUDIT_HASH]);
+
+/* The stored head: last seq and its link (0 and zeros when none). */
+int queue_audit_head(struct queue *q, uint64_t *seq,
+                     unsigned char head[QUEUE_AUDIT_HASH]);
+/* Whether the head's record is keyed, and with which key (its id): a
+ * writer must then hold that key (sluiced checks at start). */
+int queue_audit_last_key(struct queue *q, bool *keyed,
+                         unsigned char id[QUEUE_AUDIT_KEY_ID]);
 
 /* Append a record on its own (refused actions, injections, pauses). */
 int queue_audit_append(struct queue *q, const struct queue_actor *by,
@@ -322,10 +383,13 @@ long queue_audit_list(struct queue *q, uint64_t from,
 
 enum queue_audit_fault {
     QUEUE_AUDIT_INTACT = 0,
-    QUEUE_AUDIT_ALTERED,        /* a record's bytes or hash do not match */
+    QUEUE_AUDIT_ALTERED,        /* a record's bytes or link do not match */
     QUEUE_AUDIT_MISSING,        /* a sequence number is absent */
     QUEUE_AUDIT_REORDERED,      /* a record sits under another's seq */
-    QUEUE_AUDIT_TRUNCATED,      /* records after the last one are gone */
+    QUEUE_AUDIT_TRUNCATED,      /* records after the last one are gone, or
+                                   the chain ends before a checkpoint */
+    QUEUE_AUDIT_UNKEYED,        /* an unkeyed record after keyed ones */
+    QUEUE_AUDIT_REWRITTEN,      /* a checkpoint's link differs */
 };
 struct queue_audit_verdict {
     int fault;                  /* enum queue_audit_fault */
@@ -333,12 +397,35 @@ struct queue_audit_verdict {
     char why[160];
     uint64_t records;           /* records checked */
     uint64_t head_seq;
-    unsigned char head[QUEUE_AUDIT_HASH];  /* hash of the last record */
+    unsigned char head[QUEUE_AUDIT_HASH];  /* link of the last record */
+    uint64_t keyed_from;        /* first keyed record, 0: none */
+    uint64_t unchecked;         /* keyed records whose MAC could not be
+                                   checked: the handle holds no key */
+    bool key;                   /* the handle holds a key (MACs checked) */
+    unsigned char key_id[QUEUE_AUDIT_KEY_ID]; /* its id */
+    uint64_t checkpoints;       /* checkpoints compared with the chain */
+    uint64_t checkpoint_last;   /* the highest seq among them */
 };
-/* Check the whole chain against the stored head.  Returns 0 with the
- * verdict filled in (fault says whether it is intact), or a code when the
- * spool cannot be read. */
+/* Where verification reads checkpoints: next() gives one (seq, link) and
+ * returns 1, 0 at the end, or a negative code to stop with it. */
+struct queue_audit_marks {
+    int (*next)(void *arg, uint64_t *seq,
+                unsigned char head[QUEUE_AUDIT_HASH]);
+    void *arg;
+};
+/* Check the whole chain against the stored head: every link (the MACs of
+ * keyed records with the handle's key; without one they are counted in
+ * unchecked), no unkeyed record after a keyed one, and then, when marks is
+ * not NULL and the chain is sound, every checkpoint: its seq must be in
+ * the chain (else TRUNCATED) and its link the record's (else REWRITTEN).
+ * Read checkpoints written before the walk begins: one appended later
+ * may name a record the walk's snapshot does not hold.  Returns 0 with
+ * the verdict filled in (fault says whether it is intact), or a code when
+ * the spool (or a mark) cannot be read. */
 int queue_audit_verify(struct queue *q, struct queue_audit_verdict *v);
+int queue_audit_verify_marks(struct queue *q,
+                             const struct queue_audit_marks *marks,
+                             struct queue_audit_verdict *v);
 const char *queue_audit_fault_name(int fault);
 
 /* ---------------------------------------------------------------- usage */

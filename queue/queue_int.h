@@ -25,11 +25,11 @@
  *   users       'i' u32 id -> user record | 'n' name -> u32 id
  *   roles       u32 user . u32 account -> u8 role
  *   apikeys     u32 id -> key record
- *   audit       u64 seq -> prev hash . record . own hash
+ *   audit       u64 seq -> prev link . record . own link (admin_int.h)
  *   sdomains    domain -> sending domain record
  *   usage       u32 account . u32 day -> u64 sent, delivered, bounced (LE)
  *   meta "next_account", "next_user", "next_apikey" u64; "master" u64;
- *        "audit_head" u64 seq . 32-byte hash; "admin_gen" u64
+ *        "audit_head" u64 seq . 32-byte link; "admin_gen" u64
  *   schema 4 (campaigns.c has the record layouts):
  *   campaigns   'i' u64 id -> campaign record | 'p' u64 id -> send progress
  *               | 'n' u32 account . name -> u64 id
@@ -95,6 +95,10 @@ enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER,
                OP_CONTROL, OP_ADMIN };
 
 struct admin_tx;
+struct audit_mark;
+struct audit_cfg;
+/* Free a handle's audit configuration (audit_key.c); NULL is fine. */
+void audit_cfg_free(struct audit_cfg *c);
 
 /* One recipient of an enqueue, pointing into the op's arena. */
 struct op_rcpt {
@@ -154,6 +158,7 @@ struct queue_op {
     int (*admin_fn)(struct admin_tx *t, void *arg);
     void *admin_arg;
     char *admin_detail;          /* caller's buffer for the failure text */
+    struct audit_mark *admin_mark; /* caller's: the audit record appended */
 };
 void op_free(struct queue_op *op);
 
@@ -210,6 +215,9 @@ struct queue {
     uint64_t scan_id;
     uint64_t scan_reset_ms;      /* last full scan of the ready index */
     int stale_readers;
+
+    /* the audit key and checkpoint (queue_audit_configure), or NULL */
+    struct audit_cfg *audit;
 };
 
 /* A write transaction in progress with its running identifiers and the

@@ -9,6 +9,11 @@
  *     meta        each id counter (next_delivery, next_account, ...) is
  *                 raised above the largest id copied, so no id is handed
  *                 out twice; audit_head is set to the last audit record
+ *                 copied, with the link that record stores (keyed or
+ *                 not: repair holds no key and never computes a link, so
+ *                 a salvage cannot launder a chain: a record lost in the
+ *                 middle stays a gap `audit verify` names, and the heads
+ *                 checkpointed before still match the records kept)
  *     events      events of deliveries that were lost are dropped; a
  *                 delivery whose newest event was lost links to the
  *                 newest one of its that is left
@@ -224,7 +229,8 @@ static void fix_meta(struct rp *p)
             "largest id copied", r->meta, (unsigned long long)stored,
             (unsigned long long)top + 1);
     }
-    /* the audit head: the last record copied, so new records chain on */
+    /* the audit head: the last record copied, so new records chain on
+     * (its stored link, whatever kind: the last 32 bytes of the value) */
     MDB_cursor *cur;
     MDB_val k, v, hk = { 10, "audit_head" }, hv;
     if (!mdb_cursor_open(p->rt, p->dbi[DB_AUDIT], &cur)) {

@@ -6,6 +6,9 @@
  *   check [--quick]   walks every database and record (queue_check) and
  *                     prints each problem as "DB KEY: WHAT", then a
  *                     summary.  Read-only, safe beside a running engine.
+ *                     The MACs of keyed audit records are checked with
+ *                     audit_key of sluiced.conf (tool_config.c); without
+ *                     it a note says they were not.
  *   salvage [SRC] DST copies what can be read of SRC (default: --spool)
  *                     into the new spool DST, repairs DST's invariants and
  *                     prints what was lost and what was repaired.
@@ -16,7 +19,8 @@
  *   faults ends the walk, not the command, and is reported.
  *
  * EXIT STATUS
- *   check: 0 sound, 65 damage found, 66 no spool, 64 usage.
+ *   check: 0 sound, 65 damage found, 66 no spool, 64 usage, 78
+ *   sluiced.conf or its audit key does not load.
  *   salvage: 0 everything copied, 65 something lost (DST is still a
  *   working spool), 66 no SRC, 73 DST exists or cannot be made.
  *   init: 0 made (or already a spool), 65 a foreign directory, 73 cannot
@@ -24,11 +28,12 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tool.h"
+#include "tool_admin.h"
 
 /* What --json collects: problems and notes as they come. */
 struct out {
@@ -90,10 +95,21 @@ int tool_spool_check(struct tool_ctx *ctx, int argc, char **argv)
             return TOOL_EX_USAGE;
         }
     }
+    struct tool_audit_conf *ac = malloc(sizeof *ac);
+    if (!ac)
+        return TOOL_EX_OSERR;
+    int rc = tool_audit_conf(ctx, ac);
+    if (rc) {
+        free(ac);
+        return rc;
+    }
     struct out o = { .ctx = ctx, .problems = json_array(),
                      .notes = json_array() };
     struct queue_check_report r;
-    int err = queue_check(ctx->spool, flags, on_report, &o, &r);
+    int err = queue_check_keyed(ctx->spool, flags, ac->keyed ? ac->key : NULL,
+                                on_report, &o, &r);
+    OPENSSL_cleanse(ac, sizeof *ac);
+    free(ac);
     if (err) {
         json_decref(o.problems);
         json_decref(o.notes);

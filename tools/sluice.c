@@ -2,8 +2,10 @@
  * sluice.c - the `sluice` command: global options and subcommand dispatch.
  *
  * DESCRIPTION
- *   `sluice [--spool DIR] [--as USER] [--json] COMMAND ...`.  The spool
- *   defaults to $SLUICE_SPOOL, then ./sluice-data.  Each command group lives
+ *   `sluice [--spool DIR] [--as USER] [--config FILE] [--json] COMMAND
+ *   ...`.  The spool defaults to $SLUICE_SPOOL, then ./sluice-data; the
+ *   configuration (for the audit key and checkpoint: tool_config.c) to
+ *   $SLUICE_CONFIG, then /etc/sluice/sluiced.conf if it exists.  Each command group lives
  *   in its own file (tools/cmd_*.c) and answers --help.  Every command acts
  *   as an identity (tools/auth.c) whose role is checked (tools/authz.c);
  *   the older commands are gated here before they run.
@@ -13,7 +15,8 @@
  *   also a bus error reading a spool cut short or damaged),
  *   66 no such input (missing spool, resume of what is not paused),
  *   74 I/O error, 75 spool full (nothing written; try again once there
- *   is space), 77 permission refused, 78 configuration error.
+ *   is space), 77 permission refused, 78 configuration error (also a
+ *   keyed audit trail without its key, or with another).
  */
 #include <errno.h>
 #include <signal.h>
@@ -120,8 +123,8 @@ static int help_argv(int argc, char **argv, char *hv[4])
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sluice [--spool DIR] [--as USER] [--json] COMMAND "
-               "[ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: sluice [--spool DIR] [--as USER] [--config FILE] "
+               "[--json] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nThe spool is --spool DIR, else $SLUICE_SPOOL, else "
@@ -131,6 +134,9 @@ static void usage(FILE *f)
                "$SLUICE_TOTP or asked), or an API\nkey in $SLUICE_API_KEY; "
                "without either, only the owner of the spool\ndirectory may "
                "act (as the bootstrap admin).  A refusal exits 77.\n"
+               "sluiced.conf (--config FILE, else $SLUICE_CONFIG, else "
+               "/etc/sluice/sluiced.conf\nif it exists) gives the audit "
+               "key and checkpoint file (audit_key,\naudit_checkpoint).\n"
                "'sluice COMMAND --help' describes a command.\n");
 }
 
@@ -174,6 +180,8 @@ int tool_exit_for(int err)
     case -ENOSPC:
     case -EDQUOT: return TOOL_EX_TEMPFAIL;
     case -ENOMEM: return TOOL_EX_OSERR;
+    case -ENOKEY:              /* the audit trail needs audit_key */
+    case -EKEYREJECTED: return TOOL_EX_CONFIG;
     default: return TOOL_EX_IOERR;
     }
 }
@@ -187,6 +195,11 @@ int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q)
         fprintf(stderr, "sluice: %s: %s%s%s\n", ctx->spool,
                 queue_strerror(err), *d ? "\n  " : "", d);
         return tool_exit_for(err);
+    }
+    if (!(flags & QUEUE_OPEN_READONLY) && (err = tool_audit_setup(ctx, *q))) {
+        queue_close(*q);
+        *q = NULL;
+        return err;
     }
     return 0;
 }
@@ -243,6 +256,9 @@ int main(int argc, char **argv)
             ctx.spool = argv[++i];
         else if (!strcmp(argv[i], "--as") && i + 1 < argc && *argv[i + 1])
             ctx.as_user = argv[++i];
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc &&
+                 *argv[i + 1])
+            ctx.config = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;

@@ -35,6 +35,7 @@ struct tool_ctx {
     const char *spool;   /* --spool, $SLUICE_SPOOL or ./sluice-data */
     bool json;           /* --json: machine-readable output */
     const char *as_user; /* --as USER (tool_admin.h) */
+    const char *config;  /* --config FILE: sluiced.conf (tool_config.c) */
     struct tool_identity *identity; /* who acts, once established */
 };
 
@@ -46,7 +47,8 @@ struct tool_cmd {
 };
 
 /* Open the spool for ctx with flags; on failure print why and return the
- * exit code (0 on success). */
+ * exit code (0 on success).  A writable handle gets the audit key and
+ * checkpoint of sluiced.conf (tool_audit_setup). */
 int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q);
 
 /* The front of a command group (`sluice GROUP SUB ...`): takes --json into

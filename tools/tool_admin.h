@@ -139,6 +139,27 @@ struct queue_actor tool_actor(const struct tool_ctx *ctx, int role,
  * bootstrap passes without opening the spool.  Returns 0 or an exit code. */
 int tool_gate(struct tool_ctx *ctx, int act, const char *object);
 
+/* ------------------------------------- sluiced.conf (tool_config.c) */
+
+/* The sluiced.conf the tools read: --config FILE, else $SLUICE_CONFIG
+ * (set to "": none), else /etc/sluice/sluiced.conf when it exists; NULL
+ * when there is none. */
+const char *tool_config_path(const struct tool_ctx *ctx);
+
+/* What the tools take from it: the audit key and checkpoint file. */
+struct tool_audit_conf {
+    char config[4096];          /* the file read, "" none */
+    bool keyed;                 /* audit_key is set: key holds it */
+    unsigned char key[QUEUE_AUDIT_KEY];
+    char checkpoint[4096];      /* audit_checkpoint, "" none */
+};
+/* Read them (config_load, the engine's parser); 0, or an exit code (78
+ * for a file or key that does not load) after saying why on stderr. */
+int tool_audit_conf(const struct tool_ctx *ctx, struct tool_audit_conf *a);
+/* Give q the key and the checkpoint file (tool_open_spool does it for
+ * every writable open); 0 or an exit code after saying why. */
+int tool_audit_setup(const struct tool_ctx *ctx, struct queue *q);
+
 /* ------------------------------------------------ helpers (admin_util.c) */
 
 /* Open the spool for an admin command: writable; create only when asked

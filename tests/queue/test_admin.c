@@ -10,10 +10,23 @@
  *   disabled users and accounts lose their roles.  The audit chain is
  *   checked with raw LMDB edits on a closed spool: every byte of every
  *   stored record flipped in turn, a record removed, two swapped, the tail
- *   cut off, the head changed -- each is found and named.  Usage comes from
+ *   cut off, the head changed -- each is found and named.  Keyed records
+ *   carry HMAC-SHA256 links with the key's id: the issue's attack (an edit,
+ *   then the chain recomputed with SHA-256 and the head rewritten) passes
+ *   an unkeyed trail and is named on a keyed one; a trail unkeyed so far
+ *   goes on keyed, a handle without the key (or with another) may not
+ *   append after keyed records, a forged unkeyed record after them is a
+ *   fault; checkpoints written after each commit catch a rewrite by a
+ *   holder of the key and a cut below them; key files are made 0600, never
+ *   overwritten and refused when others may read them.  Usage comes from
  *   queue_record_outcomes() and rolls up to the master.
  */
+#include <fcntl.h>
 #include <lmdb.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "queue_admin.h"
 #include "testutil.h"
@@ -419,22 +432,44 @@ static int audit_cb(void *arg, const struct queue_audit *r)
     return 0;
 }
 
-/* Verify the closed spool at dir; returns the fault and its seq. */
-static int verify_dir(const char *dir, uint64_t *bad)
+static const unsigned char key_a[QUEUE_AUDIT_KEY] = {
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32 };
+static const unsigned char key_b[QUEUE_AUDIT_KEY] = { 0xb0, 0x0b };
+
+/* Open dir with the audit key (NULL: none) and checkpoint (NULL: none). */
+static struct queue *open_keyed(const char *dir, unsigned flags,
+                                const unsigned char *key, const char *cp)
+{
+    struct queue *q = open_q(dir, flags, NULL);
+    struct queue_audit_config c = { .key = key, .checkpoint = cp };
+    E(queue_audit_configure(q, &c));
+    return q;
+}
+
+/* Verify the closed spool at dir with key (NULL: none); returns the
+ * fault and its seq. */
+static int verify_dir_with(const char *dir, const unsigned char *key,
+                           uint64_t *bad)
 {
     struct queue_audit_verdict v;
-    struct queue *q = open_q(dir, QUEUE_OPEN_READONLY, NULL);
+    struct queue *q = open_keyed(dir, QUEUE_OPEN_READONLY, key, NULL);
     E(queue_audit_verify(q, &v));
     queue_close(q);
     *bad = v.bad_seq;
     return v.fault;
 }
 
-/* Make a spool with five audit records. */
-static void audit_fill(const char *dir)
+static int verify_dir(const char *dir, uint64_t *bad)
+{
+    return verify_dir_with(dir, NULL, bad);
+}
+
+/* Make a spool with five audit records, keyed with key (NULL: not). */
+static void audit_fill_with(const char *dir, const unsigned char *key)
 {
     uint32_t master, shop, alice;
-    struct queue *q = open_q(dir, QUEUE_OPEN_CREATE, NULL);
+    struct queue *q = open_keyed(dir, QUEUE_OPEN_CREATE, key, NULL);
     E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
     E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
     struct queue_actor al = { "alice", "password", QUEUE_ROLE_ADMIN, shop };
@@ -444,6 +479,11 @@ static void audit_fill(const char *dir)
                          "refused"));
     E(queue_sdomain_add(q, "shop.example", shop, NULL, &al));
     queue_close(q);
+}
+
+static void audit_fill(const char *dir)
+{
+    audit_fill_with(dir, NULL);
 }
 
 static void test_audit_list(void **state)
@@ -496,10 +536,10 @@ static void test_audit_list(void **state)
     free(l);
 }
 
-/* Each byte of each stored record flipped in turn is found. */
-static void test_audit_every_byte(void **state)
+/* Each byte of each stored record of the trail in dir (keyed with key,
+ * or not) flipped in turn is found. */
+static void every_byte(const char *dir, const unsigned char *key)
 {
-    struct tdir *t = *state;
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -508,17 +548,18 @@ static void test_audit_every_byte(void **state)
     uint64_t bad;
     unsigned checked = 0;
     test_clock_set(T0);
-    audit_fill(t->path);
-    assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    audit_fill_with(dir, key);
+    assert_int_equal(verify_dir_with(dir, key, &bad), QUEUE_AUDIT_INTACT);
 
     size_t step = bulk(1, 7);   /* valgrind: every 7th byte */
     for (uint64_t seq = 1; seq <= 5; seq++) {
-        unsigned char key[8];
+        unsigned char kb[8];
         for (int i = 7; i >= 0; i--)
-            key[7 - i] = (unsigned char)(seq >> (8 * i));
-        raw_open(t->path, MDB_RDONLY, &env, &txn);
+            kb[7 - i] = (unsigned char)(seq >> (8 * i));
+        raw_open(dir, MDB_RDONLY, &env, &txn);
         assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
-        k = (MDB_val){ 8, key };
+        k = (MDB_val){ 8, kb };
         assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
         size_t len = v.mv_size;
         assert_true(len <= sizeof buf);
@@ -526,12 +567,12 @@ static void test_audit_every_byte(void **state)
         raw_close(env, txn, false);
         for (size_t off = seq % step; off < len; off += step) {
             buf[off] ^= 0x5a;
-            raw_open(t->path, 0, &env, &txn);
+            raw_open(dir, 0, &env, &txn);
             assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
             v = (MDB_val){ len, buf };
             assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
             raw_close(env, txn, true);
-            int f = verify_dir(t->path, &bad);
+            int f = verify_dir_with(dir, key, &bad);
             if (f == QUEUE_AUDIT_INTACT)
                 fail_msg("flipped byte %zu of record %llu not found", off,
                          (unsigned long long)seq);
@@ -539,14 +580,24 @@ static void test_audit_every_byte(void **state)
             buf[off] ^= 0x5a;
             checked++;
         }
-        raw_open(t->path, 0, &env, &txn);
+        raw_open(dir, 0, &env, &txn);
         assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
         v = (MDB_val){ len, buf };
         assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
         raw_close(env, txn, true);
-        assert_int_equal(verify_dir(t->path, &bad), QUEUE_AUDIT_INTACT);
+        assert_int_equal(verify_dir_with(dir, key, &bad), QUEUE_AUDIT_INTACT);
     }
     assert_true(checked > 5 * 60 / step);
+}
+
+static void test_audit_every_byte(void **state)
+{
+    struct tdir *t = *state;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/plain", t->path);
+    every_byte(dir, NULL);
+    snprintf(dir, sizeof dir, "%s/keyed", t->path);
+    every_byte(dir, key_a);
 }
 
 /* Removed, swapped, cut off and head edits. */
@@ -706,6 +757,500 @@ static void test_audit_past_head(void **state)
     struct queue_account a;
     EQ_ERR(queue_account_find(q, "more", &a), QUEUE_ENOTFOUND);
     queue_close(q);
+}
+
+/* ------------------------------------------------------ the keyed chain */
+
+/* Verify the closed spool at dir with key (NULL: none) into v. */
+static void verify_keyed(const char *dir, const unsigned char *key,
+                         struct queue_audit_verdict *v)
+{
+    struct queue *q = open_keyed(dir, QUEUE_OPEN_READONLY, key, NULL);
+    E(queue_audit_verify(q, v));
+    queue_close(q);
+}
+
+/* The seq as an LMDB key. */
+static MDB_val seq_key(uint64_t seq, unsigned char key[8])
+{
+    for (int i = 7; i >= 0; i--)
+        key[7 - i] = (unsigned char)(seq >> (8 * i));
+    return (MDB_val){ 8, key };
+}
+
+/* Stored record seq of the closed spool at dir into buf; its length. */
+static size_t raw_get(const char *dir, uint64_t seq, unsigned char *buf,
+                      size_t cap)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    unsigned char kb[8];
+    MDB_val k = seq_key(seq, kb), v;
+    raw_open(dir, MDB_RDONLY, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_true(v.mv_size <= cap);
+    memcpy(buf, v.mv_data, v.mv_size);
+    raw_close(env, txn, false);
+    return v.mv_size;
+}
+
+/* What an attacker writes: record seq as buf, and the head (seq, link). */
+static void raw_put(const char *dir, uint64_t seq, const unsigned char *buf,
+                    size_t len, bool head)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi, meta;
+    unsigned char kb[8], hv[40];
+    MDB_val k = seq_key(seq, kb), v = { len, (void *)buf };
+    MDB_val hk = { 10, "audit_head" }, hval = { 40, hv };
+    raw_open(dir, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    if (head) {
+        memcpy(hv, kb, 8);
+        memcpy(hv + 8, buf + len - QUEUE_AUDIT_HASH, QUEUE_AUDIT_HASH);
+        assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+        assert_int_equal(mdb_put(txn, meta, &hk, &hval, 0), 0);
+    }
+    raw_close(env, txn, true);
+}
+
+/* Set the link of buf (prev || body || link) from its bytes: SHA-256, or
+ * HMAC-SHA256 with key, as the attacker's tool would. */
+static void forge_link(unsigned char *buf, size_t len,
+                       const unsigned char *key)
+{
+    unsigned int n = QUEUE_AUDIT_HASH;
+    size_t body = len - QUEUE_AUDIT_HASH;
+    if (key)
+        assert_non_null(HMAC(EVP_sha256(), key, QUEUE_AUDIT_KEY, buf, body,
+                             buf + body, &n));
+    else
+        assert_int_equal(EVP_Digest(buf, body, buf + body, &n, EVP_sha256(),
+                                    NULL), 1);
+}
+
+/* Change one byte of record seq's body, then recompute its link and every
+ * later record's prev and link and the head: SHA-256 (key NULL, the
+ * attack on an unkeyed chain) or HMAC with key (an attacker who holds
+ * it).  last is the chain's last seq. */
+static void rewrite_from(const char *dir, uint64_t seq, uint64_t last,
+                         const unsigned char *key)
+{
+    unsigned char buf[1024], prev[QUEUE_AUDIT_HASH];
+    for (uint64_t s = seq; s <= last; s++) {
+        size_t len = raw_get(dir, s, buf, sizeof buf);
+        if (s == seq)
+            buf[len - QUEUE_AUDIT_HASH - 1] ^= 0x01;   /* the result text */
+        else
+            memcpy(buf, prev, QUEUE_AUDIT_HASH);
+        forge_link(buf, len, key);
+        memcpy(prev, buf + len - QUEUE_AUDIT_HASH, QUEUE_AUDIT_HASH);
+        raw_put(dir, s, buf, len, s == last);
+    }
+}
+
+/* Keyed records: the format, the key id, the link as HMAC-SHA256(key,
+ * prev || body); verify with the key checks them, without it counts them
+ * unchecked, with another key names the record. */
+static void test_audit_keyed(void **state)
+{
+    struct tdir *t = *state;
+    struct audit_list *l = calloc(1, sizeof *l);
+    struct queue_audit_verdict v;
+    unsigned char buf[1024], calc[QUEUE_AUDIT_HASH], id[QUEUE_AUDIT_KEY_ID];
+    unsigned int n = QUEUE_AUDIT_HASH;
+    uint32_t master;
+    test_clock_set(T0);
+    struct queue *q = open_keyed(t->path, QUEUE_OPEN_CREATE, key_a, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_audit_append(q, &boot, master, "inject", "message 1", "ok"));
+    assert_int_equal(queue_audit_list(q, 1, audit_cb, l), 2);
+    queue_close(q);
+    queue_audit_key_id(key_a, id);
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(l->r[i].keyed);
+        assert_memory_equal(l->r[i].key_id, id, sizeof id);
+        size_t len = raw_get(t->path, i + 1, buf, sizeof buf);
+        assert_int_equal(buf[QUEUE_AUDIT_HASH], 2);       /* format 2 */
+        assert_non_null(HMAC(EVP_sha256(), key_a, sizeof key_a, buf,
+                             len - QUEUE_AUDIT_HASH, calc, &n));
+        assert_memory_equal(calc, l->r[i].hash, sizeof calc);
+        assert_memory_equal(buf + len - QUEUE_AUDIT_HASH, calc, sizeof calc);
+    }
+    verify_keyed(t->path, key_a, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    assert_true(v.key);
+    assert_int_equal(v.keyed_from, 1);
+    assert_int_equal(v.unchecked, 0);
+    verify_keyed(t->path, NULL, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    assert_false(v.key);
+    assert_int_equal(v.unchecked, 2);
+    verify_keyed(t->path, key_b, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_ALTERED);
+    assert_int_equal(v.bad_seq, 1);
+    assert_non_null(strstr(v.why, "another key"));
+    free(l);
+}
+
+/* The issue's attack: one record changed, then the chain recomputed with
+ * SHA-256 and the head rewritten.  On an unkeyed trail it goes unseen
+ * (the reason for the key); on a keyed one verify names the record. */
+static void test_audit_sha_rewrite(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_audit_verdict v;
+    uint32_t master, id;
+    char dir[300];
+    test_clock_set(T0);
+    for (int keyed = 0; keyed < 2; keyed++) {
+        snprintf(dir, sizeof dir, "%s/%s", t->path, keyed ? "keyed" : "plain");
+        assert_int_equal(mkdir(dir, 0700), 0);
+        struct queue *q = open_keyed(dir, QUEUE_OPEN_CREATE,
+                                     keyed ? key_a : NULL, NULL);
+        E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+        E(queue_account_create(q, "shop", 0, NULL, &boot, &id));
+        E(queue_account_create(q, "blog", 0, NULL, &boot, &id));
+        E(queue_account_create(q, "news", 0, NULL, &boot, &id));
+        queue_close(q);
+        rewrite_from(dir, 2, 4, NULL);
+        verify_keyed(dir, keyed ? key_a : NULL, &v);
+        if (!keyed) {
+            assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+            continue;
+        }
+        assert_int_equal(v.fault, QUEUE_AUDIT_ALTERED);
+        assert_int_equal(v.bad_seq, 2);
+        assert_non_null(strstr(v.why, "MAC"));
+    }
+}
+
+/* A trail unkeyed so far goes on keyed; a handle without the key (or with
+ * another) may not append after keyed records; an unkeyed record forged
+ * after keyed ones is a fault of its own. */
+static void test_audit_migration(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_audit_verdict v;
+    struct audit_list *l = calloc(1, sizeof *l);
+    unsigned char buf[1024];
+    uint32_t id;
+    test_clock_set(T0);
+    audit_fill(t->path);                          /* 5 unkeyed records */
+    struct queue *q = open_keyed(t->path, 0, key_a, NULL);
+    E(queue_account_create(q, "blog", 0, NULL, &boot, &id));
+    E(queue_audit_append(q, &boot, id, "inject", "message 9", "ok"));
+    assert_int_equal(queue_audit_list(q, 1, audit_cb, l), 7);
+    assert_false(l->r[4].keyed);
+    assert_true(l->r[5].keyed);
+    assert_memory_equal(l->r[5].prev, l->r[4].hash, QUEUE_AUDIT_HASH);
+    queue_close(q);
+    verify_keyed(t->path, key_a, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    assert_int_equal(v.records, 7);
+    assert_int_equal(v.keyed_from, 6);
+    assert_int_equal(v.unchecked, 0);
+
+    /* without the key, or with another: refused, nothing written */
+    q = open_keyed(t->path, 0, NULL, NULL);
+    EQ_ERR(queue_account_create(q, "late", 0, NULL, &boot, &id), -ENOKEY);
+    assert_non_null(strstr(queue_last_detail(), "audit_key"));
+    EQ_ERR(queue_audit_append(q, &boot, 0, "inject", "x", "ok"), -ENOKEY);
+    struct queue_account a;
+    EQ_ERR(queue_account_find(q, "late", &a), QUEUE_ENOTFOUND);
+    queue_close(q);
+    q = open_keyed(t->path, 0, key_b, NULL);
+    EQ_ERR(queue_audit_append(q, &boot, 0, "inject", "x", "ok"),
+           -EKEYREJECTED);
+    queue_close(q);
+    verify_keyed(t->path, key_a, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    assert_int_equal(v.records, 7);
+
+    /* a forger without the key appends an unkeyed record 8 */
+    size_t len = raw_get(t->path, 5, buf, sizeof buf);   /* unkeyed */
+    unsigned char prev[QUEUE_AUDIT_HASH];
+    size_t l7 = raw_get(t->path, 7, buf + 512, 512);
+    memcpy(prev, buf + 512 + l7 - QUEUE_AUDIT_HASH, sizeof prev);
+    memcpy(buf, prev, sizeof prev);
+    buf[QUEUE_AUDIT_HASH + 1] = 8;              /* seq 8 (little-endian) */
+    forge_link(buf, len, NULL);
+    raw_put(t->path, 8, buf, len, true);
+    verify_keyed(t->path, key_a, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_UNKEYED);
+    assert_int_equal(v.bad_seq, 8);
+    assert_non_null(strstr(v.why, "unkeyed record after keyed ones"));
+    verify_keyed(t->path, NULL, &v);                    /* even without */
+    assert_int_equal(v.fault, QUEUE_AUDIT_UNKEYED);
+    free(l);
+}
+
+/* Checkpoints read back by queue_audit_verify_marks(). */
+struct cp_file {
+    FILE *f;
+    unsigned lines;
+};
+
+static int cp_next(void *arg, uint64_t *seq, unsigned char head[32])
+{
+    struct cp_file *c = arg;
+    char line[256];
+    if (!fgets(line, sizeof line, c->f))
+        return 0;
+    c->lines++;
+    E(queue_audit_checkpoint_parse(line, seq, head));
+    return 1;
+}
+
+/* Verify dir with key against the checkpoint file cp into v. */
+static void verify_cp(const char *dir, const char *cp,
+                      struct queue_audit_verdict *v)
+{
+    struct cp_file c = { fopen(cp, "r"), 0 };
+    assert_non_null(c.f);
+    struct queue_audit_marks m = { cp_next, &c };
+    struct queue *q = open_keyed(dir, QUEUE_OPEN_READONLY, key_a, NULL);
+    E(queue_audit_verify_marks(q, &m, v));
+    queue_close(q);
+    fclose(c.f);
+}
+
+static void on_warn(void *arg, const char *text)
+{
+    snprintf(arg, 256, "%s", text);
+}
+
+/* Each change that appends a record writes "SEQ LINK TIME" after it
+ * commits; a rewrite by a holder of the key passes the chain walk but not
+ * the checkpoints; a chain cut below a checkpoint is truncated; a
+ * checkpoint that cannot be written leaves the change committed. */
+static void test_audit_checkpoint(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_audit_verdict v;
+    char cp[300], line[256], warned[256] = "";
+    uint64_t seq;
+    unsigned char head[32];
+    uint32_t id;
+    test_clock_set(T0);
+    snprintf(cp, sizeof cp, "%s/audit.checkpoint", t->path);
+    struct queue *q = open_keyed(t->path, QUEUE_OPEN_CREATE, key_a, cp);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &id));
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &id));
+    EQ_ERR(queue_account_create(q, "shop", 0, NULL, &boot, &id), -EEXIST);
+    E(queue_audit_append(q, &boot, id, "inject", "message 1", "ok"));
+    E(queue_account_create(q, "blog", 0, NULL, &boot, &id));
+    queue_close(q);
+    FILE *f = fopen(cp, "r");
+    assert_non_null(f);
+    for (uint64_t s = 1; s <= 4; s++) {
+        assert_non_null(fgets(line, sizeof line, f));
+        E(queue_audit_checkpoint_parse(line, &seq, head));
+        assert_int_equal(seq, s);
+        char want[40];
+        snprintf(want, sizeof want, " %lld\n", (long long)T0);
+        assert_non_null(strstr(line, want));
+    }
+    assert_null(fgets(line, sizeof line, f));   /* the refused one: none */
+    fclose(f);
+    struct stat st;
+    assert_int_equal(stat(cp, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    verify_cp(t->path, cp, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    assert_int_equal(v.checkpoints, 4);
+    assert_int_equal(v.checkpoint_last, 4);
+
+    /* record 4 cut off and the head moved back to 3: the chain alone is
+     * sound, the checkpoint of 4 says it was longer */
+    unsigned char buf[1024], kb[8], last[1024];
+    size_t len4 = raw_get(t->path, 4, last, sizeof last);
+    size_t len = raw_get(t->path, 3, buf, sizeof buf);
+    raw_put(t->path, 3, buf, len, true);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = seq_key(4, kb);
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    raw_close(env, txn, true);
+    verify_keyed(t->path, key_a, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+    verify_cp(t->path, cp, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_TRUNCATED);
+    assert_int_equal(v.bad_seq, 4);
+    assert_non_null(strstr(v.why, "checkpoint 4"));
+    raw_put(t->path, 4, last, len4, true);
+    verify_cp(t->path, cp, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);
+
+    /* a holder of the key rewrites record 3 and recomputes the rest */
+    rewrite_from(t->path, 3, 4, key_a);
+    verify_keyed(t->path, key_a, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_INTACT);     /* the walk passes */
+    verify_cp(t->path, cp, &v);
+    assert_int_equal(v.fault, QUEUE_AUDIT_REWRITTEN);
+    assert_int_equal(v.bad_seq, 3);
+    assert_string_equal(v.why, "checkpoint 3: head differs: the chain was "
+                               "rewritten after it");
+
+    /* a checkpoint that cannot be written: committed, and said */
+    snprintf(cp, sizeof cp, "%s/no-such-dir/audit.checkpoint", t->path);
+    q = open_q(t->path, 0, NULL);
+    struct queue_audit_config c = { .key = key_a, .checkpoint = cp,
+                                    .warn = on_warn, .arg = warned };
+    E(queue_audit_configure(q, &c));
+    E(queue_audit_append(q, &boot, 0, "inject", "message 2", "ok"));
+    assert_non_null(strstr(warned, "no-such-dir/audit.checkpoint"));
+    assert_non_null(strstr(warned, "is committed"));
+    E(queue_audit_head(q, &seq, head));
+    assert_int_equal(seq, 5);
+    queue_close(q);
+}
+
+/* Key files: made 0600 and never overwritten; read raw or hex; refused
+ * when group or others may read them, or when they hold something else.
+ * Checkpoint lines: what parses and what does not. */
+static void test_audit_key_file(void **state)
+{
+    struct tdir *t = *state;
+    char path[300], raw[300];
+    unsigned char k1[QUEUE_AUDIT_KEY], k2[QUEUE_AUDIT_KEY], head[32];
+    uint64_t seq;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/audit.key", t->path);
+    E(queue_audit_key_create(path));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, 65);
+    E(queue_audit_key_load(path, k1));
+    EQ_ERR(queue_audit_key_create(path), -EEXIST);
+    E(queue_audit_key_load(path, k2));
+    assert_memory_equal(k1, k2, sizeof k1);              /* not replaced */
+    assert_int_equal(chmod(path, 0644), 0);
+    EQ_ERR(queue_audit_key_load(path, k2), -EPERM);
+    assert_non_null(strstr(queue_last_detail(), "chmod 600"));
+    assert_int_equal(chmod(path, 0640), 0);
+    EQ_ERR(queue_audit_key_load(path, k2), -EPERM);
+    snprintf(raw, sizeof raw, "%s/raw.key", t->path);
+    int fd = open(raw, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    write_all(fd, key_a, sizeof key_a);
+    close(fd);
+    E(queue_audit_key_load(raw, k2));
+    assert_memory_equal(k2, key_a, sizeof key_a);
+    fd = open(raw, O_WRONLY | O_APPEND);
+    write_all(fd, "xx", 2);                              /* 34 bytes */
+    close(fd);
+    EQ_ERR(queue_audit_key_load(raw, k2), -EINVAL);
+    assert_non_null(strstr(queue_last_detail(), "keygen"));
+    EQ_ERR(queue_audit_key_load(t->path, k2), -EINVAL);  /* a directory */
+    snprintf(raw, sizeof raw, "%s/none.key", t->path);
+    EQ_ERR(queue_audit_key_load(raw, k2), -ENOENT);
+
+    const char *h = "00112233445566778899aabbccddeeff"
+                    "00112233445566778899aabbccddeeff";
+    char line[200];
+    snprintf(line, sizeof line, "17 %s 1700000000\n", h);
+    E(queue_audit_checkpoint_parse(line, &seq, head));
+    assert_int_equal(seq, 17);
+    assert_int_equal(head[1], 0x11);
+    snprintf(line, sizeof line, "  9\t%s", h);
+    E(queue_audit_checkpoint_parse(line, &seq, head));
+    assert_int_equal(seq, 9);
+    const char *bad[] = { "", "17", "0 %s 1", "x %s 1", "17 %.63s 1",
+                          "17 %sff 1", "17 %s 1 x",
+                          "99999999999999999999 %s 1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(line, sizeof line, bad[i], h);
+        EQ_ERR(queue_audit_checkpoint_parse(line, &seq, head), -EINVAL);
+    }
+}
+
+/* What `spool check` says about the audit trail. */
+struct check_said {
+    unsigned problems, notes;
+    char first[256];
+};
+
+static void check_cb(void *arg, int kind, const char *db, const char *key,
+                     const char *what)
+{
+    struct check_said *c = arg;
+    if (strcmp(db, "audit"))
+        return;
+    if (kind == QUEUE_REPORT_PROBLEM && !c->problems++)
+        snprintf(c->first, sizeof c->first, "%s: %s", key, what);
+    if (kind == QUEUE_REPORT_NOTE) {
+        c->notes++;
+        if (!c->problems)
+            snprintf(c->first, sizeof c->first, "%s", what);
+    }
+}
+
+/* Check dir with key (NULL: none) into c. */
+static void check_with(const char *dir, const unsigned char *key,
+                       struct check_said *c)
+{
+    struct queue_check_report r;
+    memset(c, 0, sizeof *c);
+    E(queue_check_keyed(dir, 0, key, check_cb, c, &r));
+}
+
+/* The spool check walks the same rules: with the key it checks MACs,
+ * without it it says in a note that it did not; an unkeyed record after
+ * keyed ones and an edited unkeyed record are problems either way. */
+static void test_audit_spool_check(void **state)
+{
+    struct tdir *t = *state;
+    struct check_said c;
+    uint32_t id;
+    test_clock_set(T0);
+    audit_fill(t->path);                       /* 5 unkeyed, then keyed */
+    struct queue *q = open_keyed(t->path, 0, key_a, NULL);
+    E(queue_account_create(q, "blog", 0, NULL, &boot, &id));
+    E(queue_account_create(q, "news", 0, NULL, &boot, &id));
+    queue_close(q);
+    check_with(t->path, key_a, &c);
+    assert_int_equal(c.problems, 0);
+    assert_int_equal(c.notes, 0);
+    check_with(t->path, NULL, &c);
+    assert_int_equal(c.problems, 0);
+    assert_int_equal(c.notes, 1);
+    assert_non_null(strstr(c.first, "2 keyed audit records (from 6)"));
+    assert_non_null(strstr(c.first, "MACs not"));
+
+    /* record 6 edited, the rest recomputed with SHA-256 */
+    rewrite_from(t->path, 6, 7, NULL);
+    check_with(t->path, key_a, &c);
+    assert_int_equal(c.problems, 2);            /* 6 and 7: not MACs */
+    assert_non_null(strstr(c.first, "seq 6: its bytes do not match its "
+                                    "MAC"));
+    check_with(t->path, NULL, &c);              /* links hold: not seen */
+    assert_int_equal(c.problems, 0);
+    assert_int_equal(c.notes, 1);
+
+    /* an unkeyed record edited and its hash recomputed (the head moved to
+     * it): the next record's link to it breaks, the head is not the end */
+    rewrite_from(t->path, 2, 2, NULL);
+    check_with(t->path, NULL, &c);
+    assert_int_equal(c.problems, 2);
+    assert_non_null(strstr(c.first, "seq 3: audit chain broken"));
+
+    /* salvage copies the records as they are and keeps the head on the
+     * last one: the copy verifies like the original (here: broken at 3) */
+    char dst[300];
+    struct queue_check_report r;
+    snprintf(dst, sizeof dst, "%s/salvaged", t->path);
+    E(queue_salvage(t->path, dst, NULL, NULL, &r));
+    uint64_t bad;
+    assert_int_equal(verify_dir_with(dst, key_a, &bad), QUEUE_AUDIT_ALTERED);
+    assert_int_equal(bad, 3);
 }
 
 /* ------------------------------------------------------------- usage */
@@ -941,6 +1486,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_tamper, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_audit_past_head, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_keyed, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_sha_rewrite, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_migration, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_checkpoint, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_key_file, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_spool_check, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_usage, tdir_setup,
                                         tdir_teardown),
