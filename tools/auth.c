@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -477,7 +478,11 @@ static int probe(const struct tool_ctx *ctx, const char *via,
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        signal(SIGBUS, SIG_DFL);   /* no message for a fault of the child */
+        /* a fault of the child (a damaged spool) says nothing, dumps
+         * nothing: the parent goes on */
+        struct rlimit none = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &none);
+        signal(SIGBUS, SIG_DFL);
         _exit(probe_child(ctx, via, action));
     }
     while (waitpid(pid, &st, 0) < 0)

@@ -774,17 +774,25 @@ def test_no_access():
         ok("root's private spool", "account", "create", "priv", anon=True,
            spool=spool)
         os.chmod(spool, 0o700)
-        env = dict(BASE_ENV, SLUICE_USER="ops", SLUICE_PASSWORD=pw("ops"))
+        # with an identity: the open is what fails, not the bootstrap rule
+        env = dict(BASE_ENV, SLUICE_PASSWORD=pw("ops"))
         base = ["setpriv", "--reuid=nobody", "--regid=nogroup",
-                "--clear-groups", SLUICE, "--spool", spool]
-        for args in (["account", "show", "priv"], ["spool", "info"],
-                     ["spool", "check"]):
+                "--clear-groups", SLUICE, "--spool", spool, "--as", "ops"]
+        cases = [(["account", "show", "priv"], "the directory"),
+                 (["spool", "info"], "the directory"),
+                 (["spool", "check"], "the directory")]
+        for args, what in cases + [(["account", "show", "priv"],
+                                    "data.mdb")]:
+            if what == "data.mdb":    # a directory open to all, its data not
+                os.chmod(spool, 0o755)
+                os.chmod(os.path.join(spool, "data.mdb"), 0o600)
             p = subprocess.run(base + args, env=env, capture_output=True,
                                text=True, timeout=60,
                                stdin=subprocess.DEVNULL)
-            check("as nobody, %s: 77" % " ".join(args), p.returncode == 77,
+            label = "as nobody, %s (%s not readable)" % (" ".join(args), what)
+            check(label + ": 77", p.returncode == 77,
                   "exit %d: %s" % (p.returncode, p.stderr))
-            check("as nobody, %s: permission denied" % " ".join(args),
+            check(label + ": permission denied",
                   "permission denied" in p.stderr.lower() and
                   "no spool here" not in p.stderr, p.stderr)
     else:
