@@ -3,13 +3,15 @@
  * transaction, record packing and the record layouts.
  *
  * RECORD LAYOUTS (little-endian; strN = uN length then bytes, no NUL; every
- * record starts with a format byte, 1 for all of them today)
+ * record starts with a format byte: 1, or 2 for users with a login part)
  *   account  u8 fmt, u32 parent, u8 flags (1 disabled, 2 inherit_header,
  *            4 inherit_footer, 8 suppression_shared, 16 allow_unsigned),
  *            i64 created, u64 daily_cap, str8 name, str8 rate_cap,
  *            str16 header, str16 footer
- *   user     u8 fmt, u8 flags (1 disabled, 2 totp), i64 created,
- *            20 bytes TOTP secret (zero when off), str8 name, str8 pwhash
+ *   user     u8 fmt (2; 1 without the login part), u8 flags (1 disabled,
+ *            2 totp), i64 created, 20 bytes TOTP secret (zero when off),
+ *            str8 name, str8 pwhash; then the login part: i64 totp_step,
+ *            u32 failures, i64 fail_since, i64 locked_until, u32 lockouts
  *   apikey   u8 fmt, u8 flags (1 revoked), u8 scope, u32 user, u32 account,
  *            i64 created, i64 revoked_at, 32 bytes SHA-256, str8 name
  *   sdomain  u8 fmt, u8 flags (1 verified), u32 account, i64 created,

@@ -10,10 +10,18 @@
  *   the master reaches a sub-account: the sub-account's own role, when set,
  *   wins even when it is lower.
  *
+ *   Each user record also keeps the state of password logins: the last
+ *   TOTP time step accepted (a code is good once: a step at or below it is
+ *   refused), and the failed logins of the current window with the
+ *   lock-out they lead to (queue_admin.h, QUEUE_LOGIN_*).  Every login
+ *   change is one writer transaction, so two sluice processes logging in
+ *   at once cannot both use one code or both miss a failure; a failure and
+ *   its audit record commit together.
+ *
  * DIAGNOSTICS
  *   -EINVAL for an invalid name, hash or role, -EEXIST for a name in use,
- *   QUEUE_ENOTFOUND for an unknown user or account, QUEUE_ECORRUPT for a
- *   record that does not decode.
+ *   QUEUE_ENOTFOUND for an unknown user or account, QUEUE_ESTATE for a TOTP
+ *   step used before, QUEUE_ECORRUPT for a record that does not decode.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,8 +32,10 @@
 
 #define F_DISABLED 1
 #define F_TOTP 2
+#define USER_FMT_LOGIN 2        /* a user record with its login part */
+#define LOGIN_PART (8 + 4 + 8 + 8 + 4)
 #define USER_REC_MAX (1 + 1 + 8 + QUEUE_TOTP_SECRET + 1 +                   \
-                      QUEUE_MAX_USER_NAME + 1 + QUEUE_MAX_PWHASH)
+                      QUEUE_MAX_USER_NAME + 1 + QUEUE_MAX_PWHASH + LOGIN_PART)
 
 static MDB_val uid_key(unsigned char key[5], uint32_t id)
 {
@@ -54,12 +64,17 @@ static size_t user_encode(unsigned char *buf, size_t cap,
                           const struct queue_user *u)
 {
     struct rec_w w = { .p = buf, .cap = cap };
-    rw_u8(&w, ADMIN_FMT);
+    rw_u8(&w, USER_FMT_LOGIN);
     rw_u8(&w, (u->disabled ? F_DISABLED : 0) | (u->totp ? F_TOTP : 0));
     rw_u64(&w, (uint64_t)u->created);
     rw_bytes(&w, u->totp_secret, QUEUE_TOTP_SECRET);
     rw_str(&w, u->name, 1, QUEUE_MAX_USER_NAME);
     rw_str(&w, u->pwhash, 1, QUEUE_MAX_PWHASH);
+    rw_u64(&w, (uint64_t)u->login.totp_step);
+    rw_u32(&w, u->login.failures);
+    rw_u64(&w, (uint64_t)u->login.fail_since);
+    rw_u64(&w, (uint64_t)u->login.locked_until);
+    rw_u32(&w, u->login.lockouts);
     return w.over ? 0 : w.len;
 }
 
@@ -68,13 +83,21 @@ int user_decode(const MDB_val *v, uint32_t id, struct queue_user *u)
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(u, 0, sizeof *u);
     u->id = id;
-    if (rr_u8(&r) != ADMIN_FMT)
+    unsigned fmt = rr_u8(&r);
+    if (fmt != ADMIN_FMT && fmt != USER_FMT_LOGIN)
         return QUEUE_ECORRUPT;
     unsigned flags = rr_u8(&r);
     u->created = (int64_t)rr_u64(&r);
     rr_bytes(&r, u->totp_secret, QUEUE_TOTP_SECRET);
     rr_str(&r, u->name, 1, QUEUE_MAX_USER_NAME);
     rr_str(&r, u->pwhash, 1, QUEUE_MAX_PWHASH);
+    if (fmt == USER_FMT_LOGIN) {    /* format 1: no login yet */
+        u->login.totp_step = (int64_t)rr_u64(&r);
+        u->login.failures = rr_u32(&r);
+        u->login.fail_since = (int64_t)rr_u64(&r);
+        u->login.locked_until = (int64_t)rr_u64(&r);
+        u->login.lockouts = rr_u32(&r);
+    }
     if (!rr_done(&r))
         return QUEUE_ECORRUPT;
     u->disabled = flags & F_DISABLED;
@@ -319,6 +342,145 @@ int queue_user_set_totp(struct queue *q, uint32_t id,
     struct uchange_arg c = { .id = id, .what = UC_TOTP, .secret = secret,
                              .by = by };
     return admin_run(q, do_uchange, &c);
+}
+
+/* ------------------------------------------------------------ logins */
+
+struct login_arg {
+    uint32_t id;
+    const struct queue_actor *by;
+    const char *action, *result;
+    int64_t step;                   /* login_ok: the TOTP step, 0 none */
+    const struct queue_login *set;  /* login_set: the new state */
+    int64_t locked_until;           /* out: a lock-out begun now */
+};
+
+/* Load user c->id for a login change; QUEUE_ENOTFOUND with a detail. */
+static int login_load(struct admin_tx *t, struct login_arg *c,
+                      struct queue_user *u)
+{
+    int err = user_load(t->q, t->txn, c->id, u);
+    if (err == QUEUE_ENOTFOUND)
+        return admin_fail(t, err, "no user with id %u", c->id);
+    return err;
+}
+
+/* The length of the n-th lock-out (n >= 1): doubling from the first. */
+static int64_t lock_length(uint32_t n)
+{
+    int64_t len = QUEUE_LOGIN_LOCK_FIRST;
+    for (uint32_t i = 1; i < n && len < QUEUE_LOGIN_LOCK_MAX; i++)
+        len *= 2;
+    return len < QUEUE_LOGIN_LOCK_MAX ? len : QUEUE_LOGIN_LOCK_MAX;
+}
+
+static int do_login_failed(struct admin_tx *t, void *arg)
+{
+    struct login_arg *c = arg;
+    struct queue_user u;
+    int64_t now = t->now_ms / 1000;
+    int err = login_load(t, c, &u);
+    c->locked_until = 0;
+    if (err)
+        return err;
+    struct queue_login *l = &u.login;
+    if (!l->failures || now - l->fail_since >= QUEUE_LOGIN_WINDOW ||
+        now < l->fail_since) {
+        l->failures = 0;            /* a new window */
+        l->fail_since = now;
+    }
+    l->failures++;
+    bool lock = l->failures >= QUEUE_LOGIN_MAX_FAILURES;
+    if (lock) {
+        if (l->lockouts < UINT32_MAX)
+            l->lockouts++;
+        l->locked_until = now + lock_length(l->lockouts);
+        l->failures = 0;
+        l->fail_since = 0;
+        c->locked_until = l->locked_until;
+    }
+    if ((err = user_store(t, &u)) ||
+        (err = admin_audit_put(t, c->by, 0, c->action, "identity",
+                               c->result)))
+        return err;
+    if (!lock)
+        return 0;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1], res[QUEUE_MAX_AUDIT_RESULT + 1];
+    snprintf(obj, sizeof obj, "user %s", u.name);
+    snprintf(res, sizeof res, "locked out for %lld s after %d failed logins "
+             "(lock-out %u)", (long long)(l->locked_until - now),
+             QUEUE_LOGIN_MAX_FAILURES, l->lockouts);
+    return admin_audit_put(t, c->by, 0, "login lock-out", obj, res);
+}
+
+int queue_user_login_failed(struct queue *q, uint32_t id,
+                            const struct queue_actor *by, const char *action,
+                            const char *result, int64_t *locked_until)
+{
+    struct login_arg c = { .id = id, .by = by, .action = action,
+                           .result = result };
+    int err = admin_run(q, do_login_failed, &c);
+    if (locked_until)
+        *locked_until = err ? 0 : c.locked_until;
+    return err;
+}
+
+static int do_login_ok(struct admin_tx *t, void *arg)
+{
+    struct login_arg *c = arg;
+    struct queue_user u;
+    int err = login_load(t, c, &u);
+    if (err)
+        return err;
+    if (c->step > 0 && c->step <= u.login.totp_step)
+        return admin_fail(t, QUEUE_ESTATE, "TOTP code of step %lld used "
+                          "before (last accepted step %lld)",
+                          (long long)c->step, (long long)u.login.totp_step);
+    if (c->step > 0)
+        u.login.totp_step = c->step;
+    u.login.failures = 0;
+    u.login.fail_since = 0;
+    u.login.locked_until = 0;
+    u.login.lockouts = 0;
+    return user_store(t, &u);
+}
+
+int queue_user_login_ok(struct queue *q, uint32_t id, int64_t step)
+{
+    struct login_arg c = { .id = id, .step = step };
+    return admin_run(q, do_login_ok, &c);
+}
+
+static int do_login_set(struct admin_tx *t, void *arg)
+{
+    struct login_arg *c = arg;
+    struct queue_user u;
+    int err = login_load(t, c, &u);
+    if (err)
+        return err;
+    int64_t step = u.login.totp_step;
+    u.login = *c->set;
+    if (u.login.totp_step < step)
+        u.login.totp_step = step;   /* a code once used stays used */
+    if ((err = user_store(t, &u)))
+        return err;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1], res[QUEUE_MAX_AUDIT_RESULT + 1];
+    snprintf(obj, sizeof obj, "user %s", u.name);
+    if (u.login.locked_until || u.login.failures)
+        snprintf(res, sizeof res, "ok: %u failures, locked until %lld",
+                 u.login.failures, (long long)u.login.locked_until);
+    else
+        snprintf(res, sizeof res, "ok");
+    return admin_audit_put(t, c->by, c->by ? c->by->account : 0,
+                           "user unlock", obj, res);
+}
+
+int queue_user_login_set(struct queue *q, uint32_t id,
+                         const struct queue_login *l,
+                         const struct queue_actor *by)
+{
+    struct login_arg c = { .id = id, .by = by, .set = l };
+    return admin_run(q, do_login_set, &c);
 }
 
 /* ------------------------------------------------------------ reads */

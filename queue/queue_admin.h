@@ -79,7 +79,7 @@ extern "C" {
 #define QUEUE_MAX_KEY_PATH 1023
 #define QUEUE_MAX_SELECTORS 4       /* DKIM selectors per sending domain */
 #define QUEUE_MAX_AUDIT_USER 80
-#define QUEUE_MAX_AUDIT_VIA 31
+#define QUEUE_MAX_AUDIT_VIA 63    /* "uid:0 sudo:alice" */
 #define QUEUE_MAX_AUDIT_ACTION 31
 #define QUEUE_MAX_AUDIT_OBJECT 255
 #define QUEUE_MAX_AUDIT_RESULT 127
@@ -199,6 +199,13 @@ struct queue_user {
     char pwhash[QUEUE_MAX_PWHASH + 1];  /* "" : no password login */
     bool totp;
     unsigned char totp_secret[QUEUE_TOTP_SECRET];
+    struct queue_login {        /* password logins (queue_user_login_*) */
+        int64_t totp_step;      /* last accepted TOTP time step, 0 none */
+        uint32_t failures;      /* failed logins in the current window */
+        int64_t fail_since;     /* unix s of the window's first failure */
+        int64_t locked_until;   /* unix s; locked out while in the future */
+        uint32_t lockouts;      /* lock-outs since the last good login */
+    } login;
 };
 
 /* Add a user with a password hash (NULL: none) and, if role is not NONE,
@@ -222,6 +229,36 @@ int queue_user_set_password(struct queue *q, uint32_t id, const char *pwhash,
 int queue_user_set_totp(struct queue *q, uint32_t id,
                         const unsigned char *secret,
                         const struct queue_actor *by);
+
+/* Password logins are throttled per user: QUEUE_LOGIN_MAX_FAILURES failed
+ * logins within QUEUE_LOGIN_WINDOW seconds lock the user out for
+ * QUEUE_LOGIN_LOCK_FIRST seconds, twice as long with each further lock-out
+ * up to QUEUE_LOGIN_LOCK_MAX, until a login succeeds.  The caller refuses
+ * a user whose login.locked_until is still ahead before it checks the
+ * password at all. */
+#define QUEUE_LOGIN_MAX_FAILURES 5
+#define QUEUE_LOGIN_WINDOW 900
+#define QUEUE_LOGIN_LOCK_FIRST 60
+#define QUEUE_LOGIN_LOCK_MAX 3600
+
+/* Record a failed login of user id (spool clock) and its audit record
+ * (by, action, "identity", result) in one transaction; the failure that
+ * fills the window also locks the user out, audited as "login lock-out".
+ * *locked_until (may be NULL): the end of the lock-out this failure began,
+ * else 0. */
+int queue_user_login_failed(struct queue *q, uint32_t id,
+                            const struct queue_actor *by, const char *action,
+                            const char *result, int64_t *locked_until);
+/* Record a good login: clears failures and lock-outs and, for step > 0,
+ * stores the TOTP time step the code matched.  A step at or below the last
+ * one stored is a code used before: QUEUE_ESTATE, and nothing changes. */
+int queue_user_login_ok(struct queue *q, uint32_t id, int64_t step);
+/* Replace the failure count and lock-out of user id with l's (all zero:
+ * an admin ends a lock-out); the TOTP step is never moved back.  Audited
+ * as "user unlock". */
+int queue_user_login_set(struct queue *q, uint32_t id,
+                         const struct queue_login *l,
+                         const struct queue_actor *by);
 
 /* Set user's role on account; QUEUE_ROLE_NONE removes it. */
 int queue_role_set(struct queue *q, uint32_t user, uint32_t account, int role,

@@ -15,7 +15,9 @@
  *   QUEUE_OPEN_RECREATE asks to start over.
  *
  * DIAGNOSTICS
- *   A directory that is not a spool gives QUEUE_EFOREIGN, damaged files
+ *   A spool the caller may not read (the directory, or data.mdb) gives
+ *   -EACCES, never "no spool here"; a directory that is not a spool gives
+ *   QUEUE_EFOREIGN, damaged files
  *   (also an empty data.mdb, or a missing one beside lock.mdb)
  *   QUEUE_ECORRUPT, a newer spool QUEUE_ESCHEMA; queue_last_detail() names
  *   the path and the reason.
@@ -97,7 +99,7 @@ static bool spool_side_file(const char *name)
 }
 
 /* What a directory without a usable data.mdb holds. */
-enum dir_kind { DIR_EMPTY, DIR_SPOOL_TRACES, DIR_FOREIGN };
+enum dir_kind { DIR_EMPTY, DIR_SPOOL_TRACES, DIR_FOREIGN, DIR_UNREADABLE };
 
 /* Classify DIR: nothing of a spool's database (empty, or only the side
  * files), the traces an LMDB environment leaves (lock.mdb, claim.lock, an
@@ -108,7 +110,7 @@ static enum dir_kind dir_classify(const char *dir)
     struct dirent *e;
     enum dir_kind kind = DIR_EMPTY;
     if (!d)
-        return DIR_EMPTY;
+        return errno == ENOENT ? DIR_EMPTY : DIR_UNREADABLE;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
             spool_side_file(e->d_name))
@@ -159,6 +161,12 @@ static int check_dir(const char *dir, bool create, bool recreate)
     if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
         return -ENAMETOOLONG;
     bool missing = stat(path, &st) != 0;
+    if (missing && errno != ENOENT) {
+        /* EACCES: a directory the caller may not search is no "no spool" */
+        int err = -errno;
+        queue_set_detail("%s: %s", path, strerror(errno));
+        return err;
+    }
     if (!missing && !S_ISREG(st.st_mode)) {
         queue_set_detail("%s: data.mdb is not a regular file", dir);
         return QUEUE_EFOREIGN;
@@ -166,6 +174,11 @@ static int check_dir(const char *dir, bool create, bool recreate)
     if (!missing && st.st_size > 0)
         return 0;
     switch (dir_classify(dir)) {
+    case DIR_UNREADABLE: {
+        int err = -errno;
+        queue_set_detail("%s: %s", dir, strerror(errno));
+        return err;
+    }
     case DIR_EMPTY:
         if (create)
             return 0;

@@ -6,7 +6,9 @@
  * DESCRIPTION
  *   Admin commands open the spool for writing (a refusal must be written
  *   to the audit trail even for a read).  Only the bootstrap may create a
- *   spool; anyone else gets "no spool" (66).  Owns nothing beyond the call.
+ *   spool; anyone else gets "no spool" (66).  A spool that exists but may
+ *   not be read is "permission denied" (77, tool_open_spool).  Owns nothing
+ *   beyond the call.
  *
  * DIAGNOSTICS
  *   Errors are printed as "sluice <command>: <text>" and mapped to sysexits
@@ -29,7 +31,8 @@ int tool_admin_open(struct tool_ctx *ctx, bool create, struct queue **q)
     struct stat st;
     *q = NULL;
     snprintf(path, sizeof path, "%s/data.mdb", ctx->spool);
-    if (create && stat(path, &st) && tool_has_identity(ctx)) {
+    if (create && stat(path, &st) && errno == ENOENT &&
+        tool_has_identity(ctx)) {
         fprintf(stderr, "sluice: %s: no spool here (only the owner of the "
                 "directory may create one)\n", ctx->spool);
         return TOOL_EX_NOINPUT;
@@ -42,9 +45,10 @@ int tool_admin_begin(struct tool_ctx *ctx, bool create, const char *action,
 {
     int rc;
     *q = NULL;
-    /* without an identity: refuse before the spool is created or opened */
-    if (!tool_has_identity(ctx) && (rc = tool_identify(ctx, NULL, action)))
-        return rc;
+    /* without an identity, not the owner: refused before the spool is
+     * created or opened (the owner is checked against its users below) */
+    if (!tool_has_identity(ctx) && !tool_is_spool_owner(ctx))
+        return tool_identify(ctx, NULL, action);
     if ((rc = tool_admin_open(ctx, create, q)))
         return rc;
     if ((rc = tool_identify(ctx, *q, action))) {

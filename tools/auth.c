@@ -2,33 +2,59 @@
  * auth.c - who is running a `sluice` command.
  *
  * DESCRIPTION
- *   Three ways to act, tried in this order:
+ *   Ways to act, tried in this order:
  *     --as USER        a password from $SLUICE_PASSWORD or a prompt on
  *                      /dev/tty, checked against the user's argon2id hash
  *                      (libsodium); then, for a user with TOTP, a code from
- *                      $SLUICE_TOTP or a prompt (RFC 6238, totp.c).
+ *                      $SLUICE_TOTP or a prompt (RFC 6238, totp.c).  A code
+ *                      is good once: its time step must lie above the last
+ *                      one accepted for the user, else it is refused as a
+ *                      wrong code.
  *     $SLUICE_API_KEY  "sk_<id>_<64 hex digits>": the id finds the key, the
  *                      SHA-256 of the 32 secret bytes is compared with the
  *                      stored hash in constant time.  A revoked key or a
  *                      disabled user is refused at once.
- *     neither          allowed only when the effective uid owns the spool
- *                      directory (or, before it exists, its parent): the
- *                      bootstrap admin, recorded as "(bootstrap)".
+ *     $SLUICE_USER     the default of --as (sluice.c), below the key.
+ *     none             the bootstrap admin, recorded as "(bootstrap)" with
+ *                      the uid and $SUDO_USER (else $USER): only the owner
+ *                      of the spool directory (or, before it exists, its
+ *                      parent), and only while the spool has no user.
+ *                      Once one exists, a command without an identity is
+ *                      refused; `sluice --bootstrap` is the owner's
+ *                      break-glass (every admin locked out): it acts as
+ *                      the bootstrap anyway, warns on stderr and writes an
+ *                      audit record for the command.
+ *   Password logins are throttled per user in the user record (queue
+ *   QUEUE_LOGIN_*): every wrong password or code counts, and a user locked
+ *   out is refused before the password is even read or hashed.  A good
+ *   login clears the count.
+ *
+ *   Commands gated before they open the spool (tool_gate) learn whether
+ *   it has users in a child process: a damaged spool faults the child, not
+ *   the command.  A spool that cannot be opened at all has no user anyone
+ *   could log in as, so there the owner may still run what repairs it
+ *   (spool check, salvage, init); every other command fails on its own.
  *   Owns the one identity of the process (ctx->identity points to it).
  *
  * DIAGNOSTICS
  *   Every failure prints "sluice: refused: <why>" and returns 77; failures
- *   of a named user or key are written to the audit trail when the spool
- *   is open for writing.  Messages do not say whether a user exists.
+ *   and lock-outs of a named user or key, refusals for want of an
+ *   identity and every --bootstrap command are written to the audit trail
+ *   when the spool can be written.  Messages do not say whether a user
+ *   exists, but for a lock-out (anyone who may open the spool can read
+ *   its user names anyway).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,7 +69,7 @@ static struct tool_identity identity;
 bool tool_has_identity(const struct tool_ctx *ctx)
 {
     const char *k = getenv("SLUICE_API_KEY");
-    return ctx->as_user || (k && *k);
+    return !ctx->bootstrap && (ctx->as_user || (k && *k));
 }
 
 bool tool_is_spool_owner(const struct tool_ctx *ctx)
@@ -246,13 +272,37 @@ static int identify_key(struct tool_ctx *ctx, struct queue *q,
     return 0;
 }
 
+/* A failed password or code of known user u: print, count it in the
+ * user record with its audit record (why, plus note for the trail only),
+ * say so when it began a lock-out; 77. */
+static int login_failed(struct queue *q, const struct queue_user *u,
+                        const char *via, const char *action, const char *why,
+                        const char *note)
+{
+    char result[QUEUE_MAX_AUDIT_RESULT + 1], when[32];
+    int64_t until = 0;
+    fprintf(stderr, "sluice: refused: %s\n", why);
+    snprintf(result, sizeof result, "refused: %s%s", why, note);
+    struct queue_actor a = { u->name, via, QUEUE_ROLE_NONE, 0 };
+    int err = queue_user_login_failed(q, u->id, &a, action, result, &until);
+    if (err)
+        fprintf(stderr, "sluice: the failed login could not be recorded: "
+                "%s\n", queue_strerror(err));
+    else if (until)
+        fprintf(stderr, "sluice: %d failed logins: user %s is locked out "
+                "until %s\n", QUEUE_LOGIN_MAX_FAILURES, u->name,
+                tool_time_text(until, when, sizeof when));
+    return TOOL_EX_NOPERM;
+}
+
 /* Identify by --as USER with password and, if set up, TOTP. */
 static int identify_password(struct tool_ctx *ctx, struct queue *q,
                              const char *action)
 {
-    char pw[SECRET_MAX], prompt[160], code[16];
+    char pw[SECRET_MAX], prompt[160], code[16], why[256], when[32];
     struct queue_user u;
     const char *name = ctx->as_user;
+    int64_t step = 0;
     int err;
 
     if (sodium_init() < 0)
@@ -261,6 +311,15 @@ static int identify_password(struct tool_ctx *ctx, struct queue *q,
     if (err && err != QUEUE_ENOTFOUND) {
         fprintf(stderr, "sluice: %s: %s\n", ctx->spool, queue_strerror(err));
         return tool_exit_for(err);
+    }
+    /* locked out: refused before the password is read or hashed */
+    if (!err && u.login.locked_until > (int64_t)time(NULL)) {
+        snprintf(why, sizeof why, "user %s is locked out until %s after "
+                 "too many failed logins (an admin may end it: sluice user "
+                 "unlock %s)", u.name,
+                 tool_time_text(u.login.locked_until, when, sizeof when),
+                 u.name);
+        return refuse(q, u.name, "password", action, why);
     }
     snprintf(prompt, sizeof prompt, "Password for %s: ", name);
     if (tool_read_secret(prompt, "SLUICE_PASSWORD", pw, sizeof pw))
@@ -279,23 +338,41 @@ static int identify_password(struct tool_ctx *ctx, struct queue *q,
             sodium_memzero(scratch, sizeof scratch);
     }
     sodium_memzero(pw, sizeof pw);
-    if (!ok)
-        return refuse(q, err ? "?" : name, "password", action,
+    if (!ok && err)
+        return refuse(q, "?", "password", action,
                       "wrong user name or password");
+    if (!ok)
+        return login_failed(q, &u, "password", action,
+                            "wrong user name or password", "");
     if (u.totp) {
         snprintf(prompt, sizeof prompt, "TOTP code for %s: ", name);
         if (tool_read_secret(prompt, "SLUICE_TOTP", code, sizeof code))
             return refuse(q, name, "password+totp", action,
                           "no TOTP code given");
-        if (!tool_totp_check(u.totp_secret, QUEUE_TOTP_SECRET, time(NULL),
-                             code))
-            return refuse(q, name, "password+totp", action,
-                          "wrong TOTP code");
+        step = tool_totp_match(u.totp_secret, QUEUE_TOTP_SECRET, time(NULL),
+                               code);
+        sodium_memzero(code, sizeof code);
+        if (step < 0)
+            return login_failed(q, &u, "password+totp", action,
+                                "wrong TOTP code", "");
     }
     if (u.disabled) {
-        char why[128];
         snprintf(why, sizeof why, "user %s is disabled", u.name);
         return refuse(q, u.name, "password", action, why);
+    }
+    /* the step is stored (and a failure count cleared) in one change:
+     * of two logins with one code, the second finds the step used */
+    if (step > 0 || u.login.failures || u.login.lockouts ||
+        u.login.locked_until) {
+        err = queue_user_login_ok(q, u.id, step);
+        if (err == QUEUE_ESTATE)
+            return login_failed(q, &u, "password+totp", action,
+                                "wrong TOTP code", " (a code used before)");
+        if (err) {
+            fprintf(stderr, "sluice: %s: %s\n", ctx->spool,
+                    queue_strerror(err));
+            return tool_exit_for(err);
+        }
     }
     identity = (struct tool_identity){ .via = TOOL_VIA_PASSWORD,
                                        .user = u.id };
@@ -305,26 +382,173 @@ static int identify_password(struct tool_ctx *ctx, struct queue *q,
     return 0;
 }
 
+/* ------------------------------------------------- the bootstrap admin */
+
+#define WHY_USERS "the spool has users: act as one with --as USER or " \
+                  "$SLUICE_API_KEY; the spool owner may use --bootstrap to " \
+                  "recover"
+
+/* Whether the spool has users: in the open spool, or (probe) in a child
+ * process.  UNREADABLE: it could not be opened at all. */
+enum { USERS_NONE, USERS_SOME, USERS_UNREADABLE };
+
+/* Append name (printable, no spaces, cut) to buf after a space and tag. */
+static void via_append(char *buf, size_t cap, const char *tag,
+                       const char *name)
+{
+    size_t n = strlen(buf);
+    int w = snprintf(buf + n, cap - n, " %s:", tag);
+    if (w < 0 || (size_t)w >= cap - n)
+        return;
+    n += (size_t)w;
+    for (; *name && n + 1 < cap; name++)
+        buf[n++] = *name > ' ' && *name < 0x7f ? *name : '?';
+    buf[n] = 0;
+}
+
+/* "uid:N" and who ran it: $SUDO_USER through sudo, else $USER. */
+static void owner_via(char *buf, size_t cap)
+{
+    const char *sudo = getenv("SUDO_USER"), *user = getenv("USER");
+    snprintf(buf, cap, "uid:%u", (unsigned)geteuid());
+    if (sudo && *sudo)
+        via_append(buf, cap, "sudo", sudo);
+    else if (user && *user)
+        via_append(buf, cap, "user", user);
+}
+
+/* queue_users() callback: stop at the first. */
+static int any_user(void *arg, const struct queue_user *u)
+{
+    (void)arg;
+    (void)u;
+    return 1;
+}
+
+/* Whether open spool q has a user; one that cannot be read counts. */
+static int users_in(struct queue *q)
+{
+    return queue_users(q, any_user, NULL) == 0 ? USERS_NONE : USERS_SOME;
+}
+
+/* The audit record of a --bootstrap command. */
+static void audit_break_glass(struct queue *q, const char *via,
+                              const char *action)
+{
+    struct queue_actor a = { TOOL_BOOTSTRAP_NAME, via, QUEUE_ROLE_OWNER, 0 };
+    queue_audit_append(q, &a, 0, action ? action : "?",
+                       "--bootstrap (break-glass)", "allowed: spool owner");
+}
+
+/* The child of probe(): read whether the spool has users (read-only),
+ * then, where there is something to audit, write it. */
+static int probe_child(const struct tool_ctx *ctx, const char *via,
+                       const char *action)
+{
+    struct queue_options o = { .flags = QUEUE_OPEN_READONLY };
+    struct queue *q;
+    int users = USERS_NONE;
+    if (!ctx->bootstrap) {
+        if (queue_open(&q, ctx->spool, &o))
+            return USERS_UNREADABLE;
+        users = users_in(q);
+        queue_close(q);
+        if (users == USERS_NONE)
+            return users;
+    }
+    o.flags = 0;
+    if (queue_open(&q, ctx->spool, &o) == 0) {
+        if (ctx->bootstrap)
+            audit_break_glass(q, via, action);
+        else
+            audit_refusal(q, "(none)", via, action, WHY_USERS);
+        queue_close(q);
+    }
+    return users;
+}
+
+/* Run probe_child() in a child process; its answer, USERS_UNREADABLE
+ * when it died (a damaged spool), -1 when there is no child. */
+static int probe(const struct tool_ctx *ctx, const char *via,
+                 const char *action)
+{
+    int st;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        /* a fault of the child (a damaged spool) says nothing, dumps
+         * nothing: the parent goes on */
+        struct rlimit none = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &none);
+        signal(SIGBUS, SIG_DFL);
+        _exit(probe_child(ctx, via, action));
+    }
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) > USERS_UNREADABLE)
+        return USERS_UNREADABLE;
+    return WEXITSTATUS(st);
+}
+
+/* No identity given: the spool's owner as the bootstrap admin, while the
+ * spool has no user or with --bootstrap.  q: the open spool, or NULL
+ * before the command opened it. */
+static int identify_owner(struct tool_ctx *ctx, struct queue *q,
+                          const char *action)
+{
+    char via[QUEUE_MAX_AUDIT_VIA + 1];
+    owner_via(via, sizeof via);
+    if (!tool_is_spool_owner(ctx)) {
+        if (ctx->bootstrap)
+            fprintf(stderr, "sluice: refused: --bootstrap: only the owner "
+                    "of %s may act as the bootstrap admin (this is uid "
+                    "%u)\n", ctx->spool, (unsigned)geteuid());
+        else
+            fprintf(stderr, "sluice: refused: no identity: set "
+                    "$SLUICE_API_KEY or use --as USER (only the owner of %s "
+                    "may act without one, and only until the spool has a "
+                    "user)\n", ctx->spool);
+        return TOOL_EX_NOPERM;
+    }
+    int users = USERS_NONE;
+    if (q && !ctx->bootstrap)
+        users = users_in(q);
+    else if (!q)
+        users = probe(ctx, via, action);
+    if (users < 0) {
+        fprintf(stderr, "sluice: cannot fork: %s\n", strerror(errno));
+        return TOOL_EX_OSERR;
+    }
+    if (users == USERS_SOME && !ctx->bootstrap) {
+        if (!q)   /* the probe audited it */
+            fprintf(stderr, "sluice: refused: %s\n", WHY_USERS);
+        return q ? refuse(q, "(none)", via, action, WHY_USERS)
+                 : TOOL_EX_NOPERM;
+    }
+    if (ctx->bootstrap) {
+        fprintf(stderr, "sluice: warning: --bootstrap: acting as the "
+                "bootstrap admin (every right on every account) as %s; "
+                "this is written to the audit trail\n", via);
+        if (q)
+            audit_break_glass(q, via, action);
+    }
+    identity = (struct tool_identity){ .via = TOOL_VIA_BOOTSTRAP,
+                                       .acting_role = QUEUE_ROLE_OWNER };
+    snprintf(identity.name, sizeof identity.name, "%s", TOOL_BOOTSTRAP_NAME);
+    snprintf(identity.via_text, sizeof identity.via_text, "%s", via);
+    ctx->identity = &identity;
+    return 0;
+}
+
 int tool_identify(struct tool_ctx *ctx, struct queue *q, const char *action)
 {
     if (ctx->identity)
         return 0;
-    if (!tool_has_identity(ctx)) {
-        if (!tool_is_spool_owner(ctx)) {
-            fprintf(stderr, "sluice: refused: no identity: set "
-                    "$SLUICE_API_KEY or use --as USER (only the owner of %s "
-                    "may act without one)\n", ctx->spool);
-            return TOOL_EX_NOPERM;
-        }
-        identity = (struct tool_identity){ .via = TOOL_VIA_BOOTSTRAP,
-                                           .acting_role = QUEUE_ROLE_OWNER };
-        snprintf(identity.name, sizeof identity.name, "%s",
-                 TOOL_BOOTSTRAP_NAME);
-        snprintf(identity.via_text, sizeof identity.via_text, "uid:%u",
-                 (unsigned)geteuid());
-        ctx->identity = &identity;
-        return 0;
-    }
+    if (!tool_has_identity(ctx))
+        return identify_owner(ctx, q, action);
     if (!q) {
         fprintf(stderr, "sluice: refused: no spool at %s to find the user "
                 "in\n", ctx->spool);

@@ -15,8 +15,9 @@
  *     manager  + domain list/show, lists (create, delete, import),
  *              suppress add/remove/import, campaign create/update/cancel,
  *              feedback ingest (on the account of each report's delivery)
- *     admin    + users and roles (granting owner aside), sub-accounts
- *              (create, update, disable), API keys of others, domain
+ *     admin    + users and roles (granting owner aside), unlocking
+ *              them, sub-accounts (create, update, disable), API keys of
+ *              others (admin wherever that user holds a role), domain
  *              add/verify; on the master: limits, pause/resume, dkim keygen,
  *              domain verify --force, injecting without an account
  *     owner    everything, including granting owner and disabling the
@@ -33,6 +34,7 @@
  *   result "refused: ...", and the command exits 77.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tool_admin.h"
@@ -67,6 +69,7 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_USER_ENABLE] = { "user enable", A, false, 0 },
     [ACT_USER_TOTP] = { "user totp", A, false, 0 },
     [ACT_USER_PASSWD] = { "user passwd", A, false, 0 },
+    [ACT_USER_UNLOCK] = { "user unlock", A, false, 0 },
     [ACT_APIKEY_CREATE] = { "apikey create", A, false, 0 },
     [ACT_APIKEY_CREATE_OWN] = { "apikey create", V, false, 0 },
     [ACT_APIKEY_LIST] = { "apikey list", V, false, 0 },
@@ -287,6 +290,67 @@ int tool_authorize(struct tool_ctx *ctx, struct queue *q, int act,
                  queue_role_name(ctx->identity->key_scope));
     }
     return tool_refuse(ctx, q, act, target, object, why);
+}
+
+/* queue_roles() callback: collect the roles of r->user. */
+static int roles_of(void *arg, uint32_t user, uint32_t account, int role)
+{
+    struct tool_user_roles *r = arg;
+    if (user != r->user)
+        return 0;
+    if (r->n == r->cap) {
+        size_t ncap = r->cap ? 2 * r->cap : 8;
+        struct tool_user_role *nr = realloc(r->r, ncap * sizeof *nr);
+        if (!nr) {
+            r->nomem = true;
+            return 1;
+        }
+        r->r = nr;
+        r->cap = ncap;
+    }
+    r->r[r->n].account = account;
+    r->r[r->n++].role = role;
+    return 0;
+}
+
+bool tool_user_roles_load(struct queue *q, uint32_t user,
+                          struct tool_user_roles *r)
+{
+    *r = (struct tool_user_roles){ .user = user };
+    long n = queue_roles(q, roles_of, r);
+    return n >= 0 && !r->nomem;
+}
+
+void tool_user_roles_free(struct tool_user_roles *r)
+{
+    free(r->r);
+    r->r = NULL;
+}
+
+int tool_may_manage_user(struct tool_ctx *ctx, struct queue *q, int act,
+                         const struct queue_user *u, int *role)
+{
+    struct tool_user_roles r;
+    char obj[128];
+    uint32_t master = 0;
+    int rc = 0;
+    snprintf(obj, sizeof obj, "user %s", u->name);
+    if (!tool_user_roles_load(q, u->id, &r)) {
+        tool_user_roles_free(&r);
+        fprintf(stderr, "sluice: cannot read %s's roles\n", u->name);
+        return TOOL_EX_SOFTWARE;
+    }
+    if (r.n == 0) {
+        queue_account_master(q, &master);
+        rc = tool_authorize(ctx, q, act, master, 0, obj, role);
+    }
+    for (size_t i = 0; i < r.n && !rc; i++)
+        rc = tool_authorize(ctx, q, act, r.r[i].account,
+                            r.r[i].role == QUEUE_ROLE_OWNER
+                                ? QUEUE_ROLE_OWNER : 0,
+                            obj, role);
+    tool_user_roles_free(&r);
+    return rc;
 }
 
 int tool_gate(struct tool_ctx *ctx, int act, const char *object)

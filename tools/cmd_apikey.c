@@ -18,13 +18,17 @@
  *   refused from the next command on.
  *
  *   Anyone may create keys for themselves up to their own role on the
- *   account and revoke their own keys; keys of other users need admin on
- *   the key's account.  `list` shows the caller's own keys and, on
+ *   account and revoke their own keys.  A key for another user needs admin
+ *   on the key's account and, since the key is that user's credential as
+ *   a password is, admin (owner for an owner) on every account where that
+ *   user holds a role; a key for a user without a role on the account
+ *   (another tenant's user) is refused.  Revoking others' keys needs admin
+ *   on the key's account.  `list` shows the caller's own keys and, on
  *   accounts where the caller is admin, everyone's.
  *
  * DIAGNOSTICS
- *   64 bad options or scope, 65 a user without a role on the account, 66
- *   unknown user, account or key, 77 refused.
+ *   64 bad options or scope, 66 unknown user, account or key, 77 refused
+ *   (audited), also for a user without a role on the account.
  */
 #include <openssl/evp.h>
 #include <sodium.h>
@@ -129,11 +133,18 @@ static int cmd_create(struct tool_ctx *ctx, int argc, char **argv)
         goto out;
     if ((err = queue_role_effective(q, u.id, a->id, &have, NULL)) ||
         have == QUEUE_ROLE_NONE) {
-        fprintf(stderr, P " create: %s has no role on %s: the key could do "
-                "nothing\n", u.name, a->name);
-        rc = TOOL_EX_DATAERR;
+        char why[300];
+        snprintf(why, sizeof why, "'apikey create': %s has no role on %s "
+                 "(a key acts only where its user has one)", u.name,
+                 a->name);
+        rc = tool_refuse(ctx, q, ACT_APIKEY_CREATE, a->id, obj, why);
         goto out;
     }
+    /* a key for someone else is a credential of theirs: as for their
+     * password, admin wherever they hold a role */
+    if (!own && (rc = tool_may_manage_user(ctx, q, ACT_APIKEY_CREATE, &u,
+                                           NULL)))
+        goto out;
     if (sodium_init() < 0) {
         rc = TOOL_EX_SOFTWARE;
         goto out;

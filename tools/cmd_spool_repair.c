@@ -78,10 +78,7 @@ static json_t *databases_json(const struct queue_check_report *r,
 /* Print why a spool could not be looked at; the exit code. */
 static int refused(const char *prog, const char *dir, int err)
 {
-    const char *d = queue_last_detail();
-    fprintf(stderr, "%s: %s: %s%s%s\n", prog, dir, queue_strerror(err),
-            *d ? "\n  " : "", d);
-    return tool_exit_for(err);
+    return tool_spool_error(prog, dir, err);
 }
 
 int tool_spool_check(struct tool_ctx *ctx, int argc, char **argv)

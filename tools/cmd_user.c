@@ -10,6 +10,7 @@
  *   user disable|enable USER
  *   user passwd USER [--password-stdin]
  *   user totp USER enable|disable
+ *   user unlock USER
  *
  * DESCRIPTION
  *   A user holds a role per account: owner, admin, manager, sender,
@@ -21,22 +22,27 @@
  *   with API keys only.  Passwords are stored as argon2id hashes.
  *   Disabling a user stops their API keys at once.  `totp enable` prints
  *   the base32 secret and an otpauth:// URI once; from then on a password
- *   login also needs the current 6-digit code.
+ *   login also needs the current 6-digit code, each code once.  Failed
+ *   logins lock a user out for a while (auth.c); `unlock` ends that now.
+ *   The first user, who ends the bootstrap admin, must be an owner or
+ *   admin of the master with a password.
  *
  *   Who may: admins of the accounts concerned (owner to grant or take
- *   owner); disable/enable/passwd/totp of another user need admin on
+ *   owner); disable/enable/passwd/totp/unlock of another user need admin on
  *   every account where that user holds a role (owner where they are
  *   owner), or admin on the master for a user without roles; a user may
  *   always change their own password and TOTP.
  *
  * DIAGNOSTICS
- *   64 bad options or unknown role, 65 invalid or duplicate name, 66
- *   unknown user or account, 77 refused.  Nothing changes on any failure.
+ *   64 bad options or unknown role, 65 invalid or duplicate name (or a
+ *   first user who could not administer), 66 unknown user or account, 77
+ *   refused.  Nothing changes on any failure.
  */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tool_admin.h"
 
@@ -52,6 +58,7 @@ static const char usage_text[] =
     "       sluice user disable|enable USER\n"
     "       sluice user passwd USER [--password-stdin]\n"
     "       sluice user totp USER enable|disable\n"
+    "       sluice user unlock USER\n"
     "\n"
     "Roles: owner, admin (users, sub-accounts), manager (lists, campaigns,\n"
     "sending), sender (send existing campaigns), viewer (read-only).  A\n"
@@ -111,6 +118,37 @@ static int hash_new(const char *user, bool from_stdin, char *hash, size_t cap)
     return rc;
 }
 
+/* queue_users() callback: stop at the first. */
+static int any_user(void *arg, const struct queue_user *u)
+{
+    (void)arg;
+    (void)u;
+    return 1;
+}
+
+/* The first user ends the bootstrap (auth.c), so it must be able to
+ * administer: an owner or admin of the master, with a password.  0 or 65
+ * with a message naming the command that does it. */
+static int first_user_check(struct tool_ctx *ctx, struct queue *q,
+                            const struct queue_account *a, int role,
+                            bool nopw)
+{
+    char master[QUEUE_MAX_ACCOUNT_NAME + 1];
+    uint32_t mid = 0;
+    if (ctx->identity->via != TOOL_VIA_BOOTSTRAP ||
+        queue_users(q, any_user, NULL) != 0 ||
+        (a->parent == 0 && role >= QUEUE_ROLE_ADMIN && !nopw))
+        return 0;
+    queue_account_master(q, &mid);
+    tool_account_name(q, mid, master, sizeof master);
+    fprintf(stderr, P " add: the first user must be an owner (or admin) of "
+            "the master account %s with a password: once a user exists, "
+            "commands need an identity and the spool owner acts only with "
+            "--bootstrap.  Add one first:\n  sluice user add NAME --account "
+            "%s --role owner --password-stdin\n", master, master);
+    return TOOL_EX_DATAERR;
+}
+
 static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *acct = NULL, *role_s = "viewer";
@@ -168,6 +206,8 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
         rc = TOOL_EX_DATAERR;
         goto out;
     }
+    if ((rc = first_user_check(ctx, q, a, role, nopw)))
+        goto out;
     if (!nopw && (rc = hash_new(argv[1], from_stdin, hash, sizeof hash)))
         goto out;
     struct queue_actor by = tool_actor(ctx, r, a->id);
@@ -186,82 +226,6 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
 out:
     queue_close(q);
     free(a);
-    return rc;
-}
-
-/* Roles of one user, gathered from queue_roles(); free with
- * user_roles_free(). */
-struct user_roles {
-    uint32_t user;
-    struct user_role {
-        uint32_t account;
-        int role;
-    } *r;
-    size_t n, cap;
-    bool nomem;
-};
-
-static int roles_of(void *arg, uint32_t user, uint32_t account, int role)
-{
-    struct user_roles *r = arg;
-    if (user != r->user)
-        return 0;
-    if (r->n == r->cap) {
-        size_t ncap = r->cap ? 2 * r->cap : 8;
-        struct user_role *nr = realloc(r->r, ncap * sizeof *nr);
-        if (!nr) {
-            r->nomem = true;
-            return 1;
-        }
-        r->r = nr;
-        r->cap = ncap;
-    }
-    r->r[r->n].account = account;
-    r->r[r->n++].role = role;
-    return 0;
-}
-
-/* Gather u's roles into r; false when out of memory. */
-static bool user_roles_load(struct queue *q, uint32_t user,
-                            struct user_roles *r)
-{
-    *r = (struct user_roles){ .user = user };
-    long n = queue_roles(q, roles_of, r);
-    return n >= 0 && !r->nomem;
-}
-
-static void user_roles_free(struct user_roles *r)
-{
-    free(r->r);
-    r->r = NULL;
-}
-
-/* Check that the caller may manage user u (disable, passwd, totp): admin
- * (owner where u is owner) on every account where u holds a role, or admin
- * on the master for a user without roles. */
-static int may_manage(struct tool_ctx *ctx, struct queue *q, int act,
-                      const struct queue_user *u, int *role)
-{
-    struct user_roles r;
-    char obj[128];
-    uint32_t master = 0;
-    int rc = 0;
-    snprintf(obj, sizeof obj, "user %s", u->name);
-    if (!user_roles_load(q, u->id, &r)) {
-        user_roles_free(&r);
-        fprintf(stderr, P ": cannot read %s's roles\n", u->name);
-        return TOOL_EX_SOFTWARE;
-    }
-    if (r.n == 0) {
-        queue_account_master(q, &master);
-        rc = tool_authorize(ctx, q, act, master, 0, obj, role);
-    }
-    for (size_t i = 0; i < r.n && !rc; i++)
-        rc = tool_authorize(ctx, q, act, r.r[i].account,
-                            r.r[i].role == QUEUE_ROLE_OWNER
-                                ? QUEUE_ROLE_OWNER : 0,
-                            obj, role);
-    user_roles_free(&r);
     return rc;
 }
 
@@ -296,18 +260,19 @@ struct list_ctx {
 static int list_one(void *arg, const struct queue_user *u)
 {
     struct list_ctx *l = arg;
-    struct user_roles r;
-    char name[QUEUE_MAX_ACCOUNT_NAME + 1], roles[512] = "";
+    struct tool_user_roles r;
+    char name[QUEUE_MAX_ACCOUNT_NAME + 1], roles[512] = "", until[32];
     int eff = QUEUE_ROLE_NONE;
     uint32_t from = 0;
+    bool locked = u->login.locked_until > (int64_t)time(NULL);
 
     if (l->account) {
         queue_role_effective(l->q, u->id, l->account, &eff, &from);
         if (eff == QUEUE_ROLE_NONE)
             return 0;
     }
-    if (!user_roles_load(l->q, u->id, &r)) {
-        user_roles_free(&r);
+    if (!tool_user_roles_load(l->q, u->id, &r)) {
+        tool_user_roles_free(&r);
         return 1;
     }
     json_t *jr = json_object();
@@ -321,12 +286,15 @@ static int list_one(void *arg, const struct queue_user *u)
         if (n > 0 && (size_t)n < sizeof roles - o)
             o += (size_t)n;
     }
-    user_roles_free(&r);
+    tool_user_roles_free(&r);
     if (l->arr) {
-        json_t *j = json_pack("{s:i,s:s,s:b,s:b,s:b,s:o}", "id", (int)u->id,
-                              "name", u->name, "disabled", u->disabled,
-                              "totp", u->totp, "password", *u->pwhash != 0,
-                              "roles", jr);
+        json_t *j = json_pack("{s:i,s:s,s:b,s:b,s:b,s:o,s:b}", "id",
+                              (int)u->id, "name", u->name, "disabled",
+                              u->disabled, "totp", u->totp, "password",
+                              *u->pwhash != 0, "roles", jr, "locked", locked);
+        if (locked)
+            json_object_set_new(j, "locked_until", json_string(
+                tool_time_text(u->login.locked_until, until, sizeof until)));
         if (l->account) {
             json_object_set_new(j, "role", json_string(queue_role_name(eff)));
             json_object_set_new(j, "role_from", json_string(
@@ -337,7 +305,8 @@ static int list_one(void *arg, const struct queue_user *u)
     }
     json_decref(jr);
     printf("%-4u %-24s %-8s %-4s %-10s %s\n", u->id, u->name,
-           u->disabled ? "disabled" : "active", u->totp ? "yes" : "no",
+           u->disabled ? "disabled" : locked ? "locked" : "active",
+           u->totp ? "yes" : "no",
            l->account ? queue_role_name(eff) : "-", *roles ? roles : "-");
     return 0;
 }
@@ -439,8 +408,9 @@ static int cmd_disable(struct tool_ctx *ctx, int argc, char **argv,
     if ((rc = tool_admin_begin(ctx, false, prog + 7, &q)))
         return rc;
     if (!(rc = find_user(q, prog, argv[1], &u)) &&
-        !(rc = may_manage(ctx, q, disable ? ACT_USER_DISABLE
-                                          : ACT_USER_ENABLE, &u, &r))) {
+        !(rc = tool_may_manage_user(ctx, q, disable ? ACT_USER_DISABLE
+                                                    : ACT_USER_ENABLE,
+                                    &u, &r))) {
         struct queue_actor by = tool_actor(ctx, r,
                                            ctx->identity->acting_account);
         int err = queue_user_set_disabled(q, u.id, disable, &by);
@@ -474,7 +444,7 @@ static int cmd_passwd(struct tool_ctx *ctx, int argc, char **argv)
     if ((rc = find_user(q, P " passwd", argv[1], &u)))
         goto out;
     if (!is_self(ctx, &u) &&
-        (rc = may_manage(ctx, q, ACT_USER_PASSWD, &u, &r)))
+        (rc = tool_may_manage_user(ctx, q, ACT_USER_PASSWD, &u, &r)))
         goto out;
     if ((rc = hash_new(u.name, from_stdin, hash, sizeof hash)))
         goto out;
@@ -487,6 +457,37 @@ static int cmd_passwd(struct tool_ctx *ctx, int argc, char **argv)
     else
         tool_emit_json(json_pack("{s:s,s:b}", "user", u.name, "changed", 1));
 out:
+    queue_close(q);
+    return rc;
+}
+
+/* `user unlock USER`: end a lock-out after failed logins now. */
+static int cmd_unlock(struct tool_ctx *ctx, int argc, char **argv)
+{
+    struct queue *q;
+    struct queue_user u;
+    int rc, r;
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: sluice user unlock USER\n");
+        return TOOL_EX_USAGE;
+    }
+    if ((rc = tool_admin_begin(ctx, false, "user unlock", &q)))
+        return rc;
+    if (!(rc = find_user(q, P " unlock", argv[1], &u)) &&
+        !(rc = tool_may_manage_user(ctx, q, ACT_USER_UNLOCK, &u, &r))) {
+        struct queue_actor by = tool_actor(ctx, r,
+                                           ctx->identity->acting_account);
+        struct queue_login clear = { 0 };
+        int err = queue_user_login_set(q, u.id, &clear, &by);
+        if (err)
+            rc = tool_admin_error(P " unlock", err);
+        else if (ctx->json)
+            tool_emit_json(json_pack("{s:s,s:b}", "user", u.name, "locked",
+                                     0));
+        else
+            printf("user %s may log in again (failed logins cleared)\n",
+                   u.name);
+    }
     queue_close(q);
     return rc;
 }
@@ -523,7 +524,8 @@ static int cmd_totp(struct tool_ctx *ctx, int argc, char **argv)
         return rc;
     if ((rc = find_user(q, P " totp", argv[1], &u)))
         goto out;
-    if (!is_self(ctx, &u) && (rc = may_manage(ctx, q, ACT_USER_TOTP, &u, &r)))
+    if (!is_self(ctx, &u) &&
+        (rc = tool_may_manage_user(ctx, q, ACT_USER_TOTP, &u, &r)))
         goto out;
     if (sodium_init() < 0) {
         rc = TOOL_EX_SOFTWARE;
@@ -582,5 +584,7 @@ int tool_user_main(struct tool_ctx *ctx, int argc, char **argv)
         return cmd_passwd(ctx, argc, argv);
     if (!strcmp(sub, "totp"))
         return cmd_totp(ctx, argc, argv);
+    if (!strcmp(sub, "unlock"))
+        return cmd_unlock(ctx, argc, argv);
     return tool_group_unknown(P, sub, usage_text);
 }

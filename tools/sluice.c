@@ -2,21 +2,27 @@
  * sluice.c - the `sluice` command: global options and subcommand dispatch.
  *
  * DESCRIPTION
- *   `sluice [--spool DIR] [--as USER] [--config FILE] [--json] COMMAND
- *   ...`.  The spool defaults to $SLUICE_SPOOL, then ./sluice-data; the
- *   configuration (for the audit key and checkpoint: tool_config.c) to
- *   $SLUICE_CONFIG, then /etc/sluice/sluiced.conf if it exists.  Each command group lives
- *   in its own file (tools/cmd_*.c) and answers --help.  Every command acts
- *   as an identity (tools/auth.c) whose role is checked (tools/authz.c);
- *   the older commands are gated here before they run.
+ *   `sluice [--spool DIR] [--as USER | --bootstrap] [--config FILE]
+ *   [--json] COMMAND ...`.  The spool defaults to $SLUICE_SPOOL, then
+ *   ./sluice-data; the configuration (for the audit key and checkpoint:
+ *   tool_config.c) to $SLUICE_CONFIG, then /etc/sluice/sluiced.conf if
+ *   it exists.  Each command group lives in its own file
+ *   (tools/cmd_*.c) and answers --help.  Every command acts as an
+ *   identity (tools/auth.c) whose role is checked (tools/authz.c); the
+ *   older commands are gated here before they run.  Identity: --as
+ *   USER, else $SLUICE_API_KEY, else $SLUICE_USER (the default of
+ *   --as); with none, the owner of the spool directory is the
+ *   bootstrap admin only while the spool has no user, and --bootstrap
+ *   is the owner's audited break-glass after that.
  *
  * EXIT STATUS
  *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool,
  *   also a bus error reading a spool cut short or damaged),
  *   66 no such input (missing spool, resume of what is not paused),
  *   74 I/O error, 75 spool full (nothing written; try again once there
- *   is space), 77 permission refused, 78 configuration error (also a
- *   keyed audit trail without its key, or with another).
+ *   is space), 77 permission refused (also a spool the caller may not
+ *   read: "permission denied"), 78 configuration error (also a keyed
+ *   audit trail without its key, or with another).
  */
 #include <errno.h>
 #include <signal.h>
@@ -123,21 +129,45 @@ static int help_argv(int argc, char **argv, char *hv[4])
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sluice [--spool DIR] [--as USER] [--config FILE] "
-               "[--json] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: sluice [--spool DIR] [--as USER | --bootstrap] "
+               "[--config FILE] [--json] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nThe spool is --spool DIR, else $SLUICE_SPOOL, else "
-               "./sluice-data.\n"
-               "Every command acts as an identity: --as USER (password from "
-               "$SLUICE_PASSWORD\nor asked on the terminal, TOTP code from "
-               "$SLUICE_TOTP or asked), or an API\nkey in $SLUICE_API_KEY; "
-               "without either, only the owner of the spool\ndirectory may "
-               "act (as the bootstrap admin).  A refusal exits 77.\n"
-               "sluiced.conf (--config FILE, else $SLUICE_CONFIG, else "
-               "/etc/sluice/sluiced.conf\nif it exists) gives the audit "
-               "key and checkpoint file (audit_key,\naudit_checkpoint).\n"
-               "'sluice COMMAND --help' describes a command.\n");
+    fprintf(f,
+        "\nThe spool is --spool DIR, else $SLUICE_SPOOL, else ./sluice-data.\n"
+        "Every command acts as an identity, the first of:\n"
+        "  --as USER        a user: password from $SLUICE_PASSWORD or asked "
+        "on the\n"
+        "                   terminal, then a TOTP code from $SLUICE_TOTP or "
+        "asked\n"
+        "                   (each code works once); %d failed logins within "
+        "%d min\n"
+        "                   lock the user out for %d min, doubling up to %d "
+        "h\n"
+        "  $SLUICE_API_KEY  an API key (sluice apikey create)\n"
+        "  $SLUICE_USER     the default for --as (a script exports "
+        "SLUICE_USER and\n"
+        "                   SLUICE_PASSWORD once)\n"
+        "  none             the owner of the spool directory, as the "
+        "bootstrap admin,\n"
+        "                   only while the spool has no user: make the first "
+        "user an\n"
+        "                   owner of the master (sluice user add NAME "
+        "--account\n"
+        "                   MASTER --role owner --password-stdin) and act as "
+        "it\n"
+        "  --bootstrap      the spool owner's break-glass once users exist "
+        "(no admin\n"
+        "                   can log in): acts as the bootstrap admin anyway, "
+        "warns,\n"
+        "                   and writes the uid and $SUDO_USER or $USER to the "
+        "audit\n"
+        "                   trail\n"
+        "A refusal exits 77, as does a spool the caller may not read "
+        "(permission\ndenied).  'sluice COMMAND --help' describes a "
+        "command.\n",
+        QUEUE_LOGIN_MAX_FAILURES, QUEUE_LOGIN_WINDOW / 60,
+        QUEUE_LOGIN_LOCK_FIRST / 60, QUEUE_LOGIN_LOCK_MAX / 3600);
 }
 
 int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
@@ -186,16 +216,26 @@ int tool_exit_for(int err)
     }
 }
 
+int tool_spool_error(const char *prog, const char *dir, int err)
+{
+    const char *d = queue_last_detail();
+    if (err == -EACCES || err == -EPERM)
+        fprintf(stderr, "%s: %s: permission denied (uid %u may not open "
+                "the spool: run sluice as a user who may, such as its "
+                "owner)%s%s\n", prog, dir, (unsigned)geteuid(),
+                *d ? "\n  " : "", d);
+    else
+        fprintf(stderr, "%s: %s: %s%s%s\n", prog, dir, queue_strerror(err),
+                *d ? "\n  " : "", d);
+    return tool_exit_for(err);
+}
+
 int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q)
 {
     struct queue_options o = { .flags = flags };
     int err = queue_open(q, ctx->spool, &o);
-    if (err) {
-        const char *d = queue_last_detail();
-        fprintf(stderr, "sluice: %s: %s%s%s\n", ctx->spool,
-                queue_strerror(err), *d ? "\n  " : "", d);
-        return tool_exit_for(err);
-    }
+    if (err)
+        return tool_spool_error("sluice", ctx->spool, err);
     if (!(flags & QUEUE_OPEN_READONLY) && (err = tool_audit_setup(ctx, *q))) {
         queue_close(*q);
         *q = NULL;
@@ -259,6 +299,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--config") && i + 1 < argc &&
                  *argv[i + 1])
             ctx.config = argv[++i];
+        else if (!strcmp(argv[i], "--bootstrap"))
+            ctx.bootstrap = true;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -270,6 +312,16 @@ int main(int argc, char **argv)
     }
     if (!ctx.spool || !*ctx.spool)
         ctx.spool = "./sluice-data";
+    if (ctx.bootstrap && ctx.as_user) {
+        fprintf(stderr, "sluice: --bootstrap acts without a user: not with "
+                "--as\n");
+        return TOOL_EX_USAGE;
+    }
+    /* $SLUICE_USER: the default of --as, below an API key */
+    const char *key = getenv("SLUICE_API_KEY"), *env_user;
+    if (!ctx.as_user && !(key && *key) &&
+        (env_user = getenv("SLUICE_USER")) && *env_user)
+        ctx.as_user = env_user;
     if (i >= argc) {
         usage(stderr);
         return TOOL_EX_USAGE;

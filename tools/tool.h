@@ -34,8 +34,9 @@ struct tool_identity;
 struct tool_ctx {
     const char *spool;   /* --spool, $SLUICE_SPOOL or ./sluice-data */
     bool json;           /* --json: machine-readable output */
-    const char *as_user; /* --as USER (tool_admin.h) */
+    const char *as_user; /* --as USER, else $SLUICE_USER (tool_admin.h) */
     const char *config;  /* --config FILE: sluiced.conf (tool_config.c) */
+    bool bootstrap;      /* --bootstrap: the spool owner's break-glass */
     struct tool_identity *identity; /* who acts, once established */
 };
 
@@ -45,6 +46,11 @@ struct tool_cmd {
     const char *help;
     int (*run)(struct tool_ctx *ctx, int argc, char **argv);
 };
+
+/* Print why the spool in dir could not be opened (err from queue_open)
+ * as "prog: dir: ..." and return the exit code: tool_exit_for(), with
+ * "permission denied" (77) for -EACCES and -EPERM. */
+int tool_spool_error(const char *prog, const char *dir, int err);
 
 /* Open the spool for ctx with flags; on failure print why and return the
  * exit code (0 on success).  A writable handle gets the audit key and

@@ -7,11 +7,13 @@
  *   Every command acts as an identity (auth.c): an API key from
  *   $SLUICE_API_KEY, a user named by the global option --as (password from
  *   $SLUICE_PASSWORD or a prompt on /dev/tty, then a TOTP code from
- *   $SLUICE_TOTP or a prompt when the user has TOTP), or, with neither, the
- *   owner of the spool directory as the bootstrap admin ("(bootstrap)",
- *   owner rights).  Every action checks the identity's role against one
- *   table (authz.c); a refusal names the role needed, is written to the
- *   audit trail, and exits 77.
+ *   $SLUICE_TOTP or a prompt when the user has TOTP; $SLUICE_USER is the
+ *   default of --as), or, with neither, the owner of the spool directory as
+ *   the bootstrap admin ("(bootstrap)", owner rights) while the spool has
+ *   no user, and after that only with --bootstrap (break-glass, audited).
+ *   Every action checks the identity's role against one table (authz.c); a
+ *   refusal names the role needed, is written to the audit trail, and
+ *   exits 77.
  */
 #ifndef SLUICE_TOOL_ADMIN_H
 #define SLUICE_TOOL_ADMIN_H
@@ -31,7 +33,7 @@ struct tool_identity {
     int via;                         /* enum tool_via */
     uint32_t user;                   /* 0 for the bootstrap */
     char name[QUEUE_MAX_USER_NAME + 1];  /* "(bootstrap)" for it */
-    char via_text[32];               /* "uid:0", "password", "apikey:7" */
+    char via_text[QUEUE_MAX_AUDIT_VIA + 1]; /* "uid:0 sudo:ann", "apikey:7" */
     uint32_t key_id;                 /* API key: its id, account, scope */
     uint32_t key_account;
     int key_scope;
@@ -45,14 +47,18 @@ struct tool_identity {
 bool tool_has_identity(const struct tool_ctx *ctx);
 
 /* Without an identity: whether the effective uid owns the spool directory
- * (or, when it does not exist yet, the nearest directory above it). */
+ * (or, when it does not exist yet, the nearest directory above it).  The
+ * owner is the bootstrap admin only while the spool has no user, or with
+ * --bootstrap (tool_identify). */
 bool tool_is_spool_owner(const struct tool_ctx *ctx);
 
-/* Establish who is acting, with q open (NULL allowed only for the
- * bootstrap: then the spool is not needed).  On failure prints why
- * (unknown or revoked key, wrong password or code, disabled user, no
- * identity and not the owner), audits the refusal for `action` when q is
- * writable, and returns 77.  On success ctx->identity is set. */
+/* Establish who is acting, with q open (NULL allowed only without an
+ * identity: then whether the spool has users is read in a child process).
+ * On failure prints why (unknown or revoked key, wrong password or code, a
+ * code used before, a locked-out or disabled user, no identity and not
+ * the owner, no identity on a spool with users), audits the refusal for
+ * `action` when the spool can be written, and returns 77.  On success
+ * ctx->identity is set. */
 int tool_identify(struct tool_ctx *ctx, struct queue *q, const char *action);
 
 /* Read a secret line: from environment variable env if set, else with a
@@ -69,9 +75,10 @@ int tool_hash_password(const char *password, char *out, size_t cap);
 
 /* RFC 6238 TOTP: SHA-1, 30 s steps, 6 digits.  The code for time t. */
 uint32_t tool_totp_code(const unsigned char *secret, size_t len, int64_t t);
-/* Whether code (6 digits) matches at t, one step before or after. */
-bool tool_totp_check(const unsigned char *secret, size_t len, int64_t t,
-                     const char *code);
+/* The 30-second step (t / 30) whose code (6 digits) matches, looking at
+ * t and one step before or after; -1 when none does. */
+int64_t tool_totp_match(const unsigned char *secret, size_t len, int64_t t,
+                        const char *code);
 /* RFC 4648 base32 without padding into out; returns its length. */
 size_t tool_base32(const unsigned char *in, size_t len, char *out,
                    size_t cap);
@@ -84,7 +91,7 @@ enum tool_action {
     ACT_ACCOUNT_UPDATE, ACT_ACCOUNT_LIMITS, ACT_ACCOUNT_DISABLE,
     ACT_ACCOUNT_ENABLE,
     ACT_USER_ADD, ACT_USER_LIST, ACT_USER_ROLE, ACT_USER_DISABLE,
-    ACT_USER_ENABLE, ACT_USER_TOTP, ACT_USER_PASSWD,
+    ACT_USER_ENABLE, ACT_USER_TOTP, ACT_USER_PASSWD, ACT_USER_UNLOCK,
     ACT_APIKEY_CREATE, ACT_APIKEY_CREATE_OWN, ACT_APIKEY_LIST,
     ACT_APIKEY_REVOKE, ACT_APIKEY_REVOKE_OWN,
     ACT_DOMAIN_ADD, ACT_DOMAIN_LIST, ACT_DOMAIN_SHOW, ACT_DOMAIN_VERIFY,
@@ -121,6 +128,29 @@ int tool_authorize(struct tool_ctx *ctx, struct queue *q, int act,
                    uint32_t account, int need, const char *object,
                    int *role);
 
+/* Roles of one user (queue_roles()), for listing and checks. */
+struct tool_user_roles {
+    uint32_t user;
+    struct tool_user_role {
+        uint32_t account;
+        int role;
+    } *r;
+    size_t n, cap;
+    bool nomem;
+};
+/* Gather user's roles into r; false when they cannot be read or out of
+ * memory.  Free with tool_user_roles_free() either way. */
+bool tool_user_roles_load(struct queue *q, uint32_t user,
+                          struct tool_user_roles *r);
+void tool_user_roles_free(struct tool_user_roles *r);
+
+/* Check that the caller may manage user u as act (passwords, TOTP,
+ * unlock, disable, API keys for them): admin (owner where u is owner) on
+ * every account where u holds a role, or admin on the master for a user
+ * without roles.  0 with *role set, or the refusal's exit code. */
+int tool_may_manage_user(struct tool_ctx *ctx, struct queue *q, int act,
+                         const struct queue_user *u, int *role);
+
 /* Print a refusal and audit it (for rules outside the table). */
 int tool_refuse(struct tool_ctx *ctx, struct queue *q, int act,
                 uint32_t account, const char *object, const char *why);
@@ -135,8 +165,9 @@ struct queue_actor tool_actor(const struct tool_ctx *ctx, int role,
                               uint32_t account);
 
 /* Gate for the older commands (inject aside): identify and check a
- * master-level act before the command opens the spool itself.  The
- * bootstrap passes without opening the spool.  Returns 0 or an exit code. */
+ * master-level act before the command opens the spool itself.  Without an
+ * identity the spool is only read in a child process (tool_identify), so
+ * a damaged one can still be checked.  Returns 0 or an exit code. */
 int tool_gate(struct tool_ctx *ctx, int act, const char *object);
 
 /* ------------------------------------- sluiced.conf (tool_config.c) */

@@ -4,9 +4,11 @@
  *
  * DESCRIPTION
  *   HMAC-SHA1 (OpenSSL) over the big-endian 30-second step count, dynamic
- *   truncation, 6 decimal digits.  A code is accepted for the current step
- *   and one step either side (clock drift of up to 30 s).  Codes are
- *   compared in constant time.  Owns no state.
+ *   truncation, 6 decimal digits.  A code matches the current step or one
+ *   step either side (clock drift of up to 30 s); the step it matched is
+ *   returned so that the caller (auth.c) accepts each step once and never
+ *   an older one (queue_user_login_ok).  Codes are compared in constant
+ *   time.  Owns no state.
  *
  * DIAGNOSTICS
  *   A failed HMAC gives code 1000000, which no 6-digit input matches.
@@ -41,20 +43,22 @@ uint32_t tool_totp_code(const unsigned char *secret, size_t len, int64_t t)
     return bin % 1000000;
 }
 
-bool tool_totp_check(const unsigned char *secret, size_t len, int64_t t,
-                     const char *code)
+int64_t tool_totp_match(const unsigned char *secret, size_t len, int64_t t,
+                        const char *code)
 {
     char want[DIGITS + 1];
-    bool ok = false;
-    if (!code || strlen(code) != DIGITS)
-        return false;
+    int64_t step = -1;
+    if (!code || strlen(code) != DIGITS || t < STEP)
+        return -1;
     for (int d = -1; d <= 1; d++) {
+        int64_t at = t + d * STEP;
         snprintf(want, sizeof want, "%06u",
-                 (unsigned)tool_totp_code(secret, len, t + d * STEP));
-        /* no early exit: every step is compared */
-        ok |= sodium_memcmp(want, code, DIGITS) == 0;
+                 (unsigned)tool_totp_code(secret, len, at));
+        /* no early exit: every step is compared; the latest match wins */
+        if (sodium_memcmp(want, code, DIGITS) == 0)
+            step = at / STEP;
     }
-    return ok;
+    return step;
 }
 
 size_t tool_base32(const unsigned char *in, size_t len, char *out,

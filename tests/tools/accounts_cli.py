@@ -18,8 +18,22 @@ a user with no role (nobody).  Then:
               revoked key too, and both work again once enabled (keys of a
               re-enabled user);
   logins      wrong password, unknown user, TOTP (code computed here with
-              hmac) right, wrong and missing, one login at the real
-              argon2id cost; no identity and not the owner of the spool;
+              hmac) right, wrong and missing, each code once (the same
+              code twice, an older code after a newer one: refused), one
+              login at the real argon2id cost; no identity and not the
+              owner of the spool; five wrong passwords lock a user out
+              (the right password is refused, before it is even read)
+              until the lock-out is over (login-state moves it into the
+              past) or an admin unlocks, each failure and lock-out audited;
+  bootstrap   the owner of the spool acts without an identity only until
+              the first user exists (who must be an owner or admin of the
+              master); after that 77 with the way out, and --bootstrap
+              (the owner's break-glass) acts, warns and is audited with
+              the uid and $SUDO_USER; not for another uid; $SLUICE_USER is
+              the default of --as; every other command of this test acts
+              as "ops", an owner of the master, through $SLUICE_USER;
+  no access   a spool the caller may not read (root's 0700 spool, sluice
+              run as nobody with setpriv): "permission denied", 77;
   audit       `audit verify` passes, then fails (65, naming the record and
               "altered") after one byte of a record is changed with
               mdb_dump/mdb_load (early, middle and last record; in the
@@ -38,7 +52,7 @@ Password hashing runs at the minimum argon2id cost (SLUICE_PWHASH_FAST=1)
 except for one user.  Lists, campaigns and suppressions do not exist yet,
 so tenancy covers what does.
 
-usage: accounts_cli.py SLUICE
+usage: accounts_cli.py SLUICE LOGIN_STATE
 """
 import base64
 import hashlib
@@ -55,6 +69,7 @@ import tempfile
 import time
 
 SLUICE = sys.argv[1]
+LOGIN_STATE = sys.argv[2]
 T = tempfile.mkdtemp(prefix="sluice-accounts-")
 SPOOL = os.path.join(T, "spool")
 BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
@@ -65,6 +80,9 @@ RANK = {"none": 0, "viewer": 1, "sender": 2, "manager": 3, "admin": 4,
         "owner": 5}
 passed = failed = 0
 counter = [0]
+# who acts when a call names nobody: the bootstrap until setup() made the
+# first user, then that owner of the master (through $SLUICE_USER)
+ADMIN = [None]
 
 
 def check(name, ok, detail=""):
@@ -81,14 +99,22 @@ def pw(user):
 
 
 def run(*args, user=None, key=None, password=None, totp=None, stdin=None,
-        spool=SPOOL, env_extra=None):
-    """Run sluice as the bootstrap (no user, no key), --as user or a key.
+        spool=SPOOL, env_extra=None, anon=False, bootstrap=False):
+    """Run sluice --as user, with a key, as ADMIN when neither is given,
+    with no identity (anon) or with --bootstrap.  password False: none.
     A new session: no terminal to prompt on."""
     env = dict(BASE_ENV)
     argv = [SLUICE, "--spool", spool]
+    if bootstrap:
+        argv.append("--bootstrap")
     if user:
         argv += ["--as", user]
-        env["SLUICE_PASSWORD"] = password if password is not None else pw(user)
+        if password is not False:
+            env["SLUICE_PASSWORD"] = (password if password is not None
+                                      else pw(user))
+    elif not key and not anon and not bootstrap and ADMIN[0]:
+        env["SLUICE_USER"] = ADMIN[0]
+        env["SLUICE_PASSWORD"] = pw(ADMIN[0])
     if key:
         env["SLUICE_API_KEY"] = key
     if totp is not None:
@@ -152,6 +178,27 @@ def setup():
     ok("create master", "account", "create", "acme")
     ok("create shop", "account", "create", "shop")
     ok("create blog", "account", "create", "blog", "--parent", "acme")
+    # before any user the owner of the spool acts, as the bootstrap
+    ok("no user yet: the owner acts without an identity", "account", "show",
+       "shop")
+    recs = js("audit", "list", "--user", "(bootstrap)") or []
+    check("the bootstrap's changes are audited as (bootstrap) with the uid",
+          len(recs) == 3 and all(r["via"].startswith("uid:%d" % os.geteuid())
+                                 for r in recs), str(recs))
+    # the first user ends the bootstrap: one who could not administer is
+    # refused, so the spool never lacks an admin
+    rc, _, err = run("user", "add", "first", "--account", "shop", "--role",
+                     "manager", "--password-stdin", stdin="pw-first\n")
+    check("a first user who is no admin of the master: 65", rc == 65 and
+          "first user must be an owner" in err, "exit %d: %s" % (rc, err))
+    rc, _, err = run("user", "add", "first", "--account", "acme", "--role",
+                     "owner", "--no-password")
+    check("a first owner without a password: 65", rc == 65 and
+          "with a password" in err, "exit %d: %s" % (rc, err))
+    ok("the first user: ops, owner of the master", "user", "add", "ops",
+       "--account", "acme", "--role", "owner", "--password-stdin",
+       stdin=pw("ops") + "\n")
+    ADMIN[0] = "ops"
     for r in ROLES:
         ok("user m-" + r, "user", "add", "m-" + r, "--account", "acme",
            "--role", r, "--password-stdin", stdin=pw("m-" + r) + "\n")
@@ -220,8 +267,10 @@ def cases(acct):
          lambda: ["account", "update", acct, "--daily-cap", "500"], None),
         ("account disable", "owner", False,
          lambda: ["account", "disable", acct],
+         # a disabled master stops every user: its re-enabling is the
+         # spool owner's break-glass
          lambda allowed: allowed and ok("re-enable", "account", "enable",
-                                        acct)),
+                                        acct, bootstrap=acct == "acme")),
         ("user add", "admin", False,
          lambda: ["user", "add", uniq("u"), "--account", acct, "--role",
                   "viewer", "--no-password"], None),
@@ -369,7 +418,10 @@ def test_inheritance():
     for u in ("m-owner", "s-owner"):
         rc, _, err = run("account", "show", "shop", user=u)
         check("%s stopped by a disabled master" % u, rc == 77, err)
-    ok("bootstrap enables the master", "account", "enable", "acme")
+    rc, _, err = run("account", "enable", "acme")
+    check("... even ops, its owner", rc == 77, err)
+    ok("the spool owner's --bootstrap enables the master", "account",
+       "enable", "acme", bootstrap=True)
     rc, _, err = run("account", "show", "shop", user="s-owner")
     check("s-owner acts again", rc == 0, err)
 
@@ -503,11 +555,29 @@ def test_logins():
           "secret=" + secret in j["uri"], str(j))
     rc, _, err = run("account", "list", user=t)
     check("TOTP user without a code refused", rc == 77 and "TOTP" in err, err)
-    rc, _, err = run("account", "list", user=t, totp=totp_code(secret))
-    check("TOTP login with the right code", rc == 0, err)
-    rc, _, err = run("account", "list", user=t,
-                     totp=totp_code(secret, step=-1))
+    # codes of the steps around now, computed once: each works once, and
+    # never after a newer one
+    now = time.time()
+    code = {s: totp_code(secret, t=now, step=s) for s in (-1, 0, 1)}
+    rc, _, err = run("account", "list", user=t, totp=code[-1])
     check("previous step accepted", rc == 0, err)
+    rc, _, err = run("account", "list", user=t, totp=code[0])
+    check("TOTP login with the right code", rc == 0, err)
+    rc, _, err = run("account", "list", user=t, totp=code[0])
+    check("the same code twice: the second refused 77 as a wrong code",
+          rc == 77 and "refused: wrong TOTP code" in err, err)
+    rc, _, err = run("account", "list", user=t, totp=code[-1])
+    check("an older code after a newer one: refused 77", rc == 77 and
+          "refused: wrong TOTP code" in err, err)
+    rc, _, err = run("account", "list", user=t, totp=code[1])
+    check("the next step's code still works once", rc == 0, err)
+    rc, _, err = run("account", "list", user=t, totp=code[0])
+    check("... and the code before it no more", rc == 77 and
+          "wrong TOTP" in err, err)
+    recs = js("audit", "list", "--user", t) or []
+    check("replays audited as refusals of a code used before",
+          len([r for r in recs if r["result"] == "refused: wrong TOTP code "
+               "(a code used before)"]) == 3, str(recs))
     good = {totp_code(secret, step=s) for s in (-1, 0, 1)}
     bad = next("%06d" % n for n in range(1000000) if "%06d" % n not in good)
     rc, _, err = run("account", "list", user=t, totp=bad)
@@ -533,23 +603,245 @@ def test_logins():
         st = os.stat(SPOOL)
         os.chown(SPOOL, 65534, 65534)
         try:
-            rc, _, err = run("account", "list")
+            rc, _, err = run("account", "list", anon=True)
             check("not the spool's owner, no identity: 77", rc == 77 and
                   "no identity" in err, err)
-            rc, _, err = run("spool", "info")
+            rc, _, err = run("spool", "info", anon=True)
             check("... also for the older commands", rc == 77, err)
             rc, _, err = run("account", "list", user="m-viewer")
             check("a user may act on a spool owned by another", rc == 0, err)
         finally:
             os.chown(SPOOL, st.st_uid, st.st_gid)
     else:
-        rc, _, err = run("account", "create", "x",
+        rc, _, err = run("account", "create", "x", anon=True,
                          spool="/sluice-accounts-test-absent")
         check("not the owner, no identity: 77", rc == 77, err)
     # the bootstrap is recorded as such
     recs = js("audit", "list", "--user", "(bootstrap)")
     check("bootstrap recorded", recs and recs[0]["via"].startswith("uid:"),
           str(recs[:1]))
+
+
+def login_state(user, *extra):
+    p = subprocess.run([LOGIN_STATE, SPOOL, user] + list(extra),
+                       capture_output=True, text=True, timeout=60)
+    check("login-state %s exits 0" % user, p.returncode == 0, p.stderr)
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        return {}
+
+
+def test_lockout():
+    """Five wrong passwords lock the user out; the right one is refused
+    (before the password is read) until the lock-out is over or an admin
+    ends it; each failure and the lock-out are in the audit trail."""
+    u = uniq("lock")
+    ok("lock-out user", "user", "add", u, "--account", "shop", "--role",
+       "viewer", "--password-stdin", stdin=pw(u) + "\n")
+    ok("a good login", "account", "show", "shop", user=u)
+    for i in range(5):
+        rc, _, err = run("account", "show", "shop", user=u, password="nope")
+        check("wrong password %d: 77" % (i + 1), rc == 77 and
+              "wrong user name or password" in err, err)
+    check("the fifth says the user is locked out", "locked out until" in err,
+          err)
+    # an hour more, so that no step below depends on this machine's speed
+    login_state(u, "--age", "-3600")
+    rc, _, err = run("account", "show", "shop", user=u)
+    check("locked out: the right password is refused 77", rc == 77 and
+          "is locked out until" in err, err)
+    rc, _, err = run("account", "show", "shop", user=u, password=False)
+    check("... before the password is even read (none given)", rc == 77 and
+          "is locked out" in err and "no password" not in err, err)
+    users = {x["name"]: x for x in js("user", "list", "--account",
+                                      "shop") or []}
+    check("user list shows the lock-out", u in users and
+          users[u]["locked"] and "locked_until" in users[u], str(users.get(u)))
+    recs = js("audit", "list", "--user", u) or []
+    check("each failed login audited",
+          len([r for r in recs if r["result"] == "refused: wrong user name "
+               "or password"]) == 5, str(recs))
+    check("the lock-out audited", [r for r in recs
+                                   if r["action"] == "login lock-out" and
+                                   "locked out for 60 s" in r["result"]],
+          str(recs))
+    check("refusals while locked audited", len(
+        [r for r in recs if "is locked out until" in r["result"]]) == 2,
+        str(recs))
+    st = login_state(u)
+    check("one lock-out", st.get("lockouts") == 1 and
+          st.get("locked_until", 0) > st.get("fail_since", 0), str(st))
+    # an hour later (the lock-out moved into the past): the right password
+    # works again and clears the count
+    login_state(u, "--age", "7200")
+    ok("after the lock-out the right password works", "account", "show",
+       "shop", user=u)
+    st = login_state(u)
+    check("a good login clears failures and lock-outs", st.get("failures") ==
+          0 and st.get("lockouts") == 0 and st.get("locked_until") == 0,
+          str(st))
+    # fewer failures than the limit lock nothing; an admin ends a lock-out
+    for i in range(4):
+        run("account", "show", "shop", user=u, password="nope")
+    ok("four failures lock nothing", "account", "show", "shop", user=u)
+    for i in range(5):
+        run("account", "show", "shop", user=u, password="nope")
+    login_state(u, "--age", "-3600")
+    rc, _, err = run("account", "show", "shop", user=u)
+    check("locked again", rc == 77 and "locked out" in err, err)
+    rc, _, err = run("user", "unlock", u, user="s-manager")
+    check("a manager may not unlock: 77", rc == 77 and
+          "needs role admin" in err, err)
+    ok("an admin unlocks", "user", "unlock", u, user="s-admin")
+    ok("unlocked: the right password works", "account", "show", "shop",
+       user=u)
+    # an unknown name has nothing to lock, and is refused alike
+    for i in range(6):
+        rc, _, err = run("account", "show", "shop", user="ghost2",
+                         password="x")
+    check("an unknown user: wrong name or password, no lock-out", rc == 77
+          and "wrong user name or password" in err and "locked" not in err,
+          err)
+
+
+WHY_USERS = ("the spool has users: act as one with --as USER or "
+             "$SLUICE_API_KEY; the spool owner may use --bootstrap to "
+             "recover")
+
+
+def test_bootstrap():
+    """Once users exist, no identity means 77; --bootstrap is the owner's
+    audited break-glass; $SLUICE_USER is the default of --as."""
+    rc, _, err = run("account", "show", "blog", anon=True)
+    check("users exist: no identity refused 77", rc == 77, err)
+    check("... saying how to act", WHY_USERS in err, err)
+    rc, _, err = run("spool", "info", anon=True)
+    check("... also for the older commands", rc == 77 and WHY_USERS in err,
+          err)
+    rc, out, err = run("account", "show", "blog", bootstrap=True,
+                       env_extra={"SUDO_USER": "ann-admin"})
+    check("--bootstrap: the owner acts", rc == 0 and "blog" in out, err)
+    check("... with a warning on stderr", "warning: --bootstrap" in err, err)
+    rc, _, err = run("spool", "info", bootstrap=True,
+                     env_extra={"SUDO_USER": "ann-admin"})
+    check("--bootstrap for an older command", rc == 0, err)
+    recs = js("audit", "list", "--user", "(bootstrap)") or []
+    via = "uid:%d sudo:ann-admin" % os.geteuid()
+    check("--bootstrap audited with the uid and $SUDO_USER", len(
+        [r for r in recs if r["via"] == via and
+         r["object"] == "--bootstrap (break-glass)" and
+         r["action"] in ("account show", "spool")]) == 2, str(recs[-4:]))
+    recs = js("audit", "list", "--user", "(none)") or []
+    check("refusals for want of an identity audited", len(
+        [r for r in recs if r["result"] == "refused: " + WHY_USERS]) >= 2,
+        str(recs[-3:]))
+    rc, _, err = run("account", "show", "blog", bootstrap=True, user="ops")
+    check("--bootstrap with --as: 64", rc == 64, err)
+    # $SLUICE_USER: the default of --as; --as and a key come first
+    as_viewer = {"SLUICE_USER": "s-viewer", "SLUICE_PASSWORD": pw("s-viewer")}
+    rc, _, err = run("account", "show", "shop", anon=True, env_extra=as_viewer)
+    check("$SLUICE_USER acts as that user", rc == 0, err)
+    rc, _, err = run("account", "show", "blog", anon=True, env_extra=as_viewer)
+    check("... with that user's roles", rc == 77 and "s-viewer has none" in
+          err, err)
+    rc, _, err = run("account", "show", "blog", user="m-viewer",
+                     env_extra={"SLUICE_USER": "s-viewer"})
+    check("--as comes before $SLUICE_USER", rc == 0, err)
+    if os.geteuid() == 0:
+        st = os.stat(SPOOL)
+        os.chown(SPOOL, 65534, 65534)
+        try:
+            rc, _, err = run("account", "show", "blog", bootstrap=True)
+            check("--bootstrap by another uid: 77", rc == 77 and
+                  "only the owner" in err, err)
+        finally:
+            os.chown(SPOOL, st.st_uid, st.st_gid)
+    else:
+        rc, _, err = run("account", "show", "x", bootstrap=True,
+                         spool="/sluice-accounts-test-absent")
+        check("--bootstrap by another uid: 77", rc == 77 and
+              "only the owner" in err, err)
+
+
+def test_no_access():
+    """A spool the caller may not read: "permission denied", 77 (not "no
+    spool here", 66)."""
+    if os.geteuid() == 0:
+        # root's spool in a 0700 directory, sluice run as nobody
+        os.chmod(T, 0o755)
+        spool = os.path.join(T, "private")
+        ok("root's private spool", "account", "create", "priv", anon=True,
+           spool=spool)
+        os.chmod(spool, 0o700)
+        # with an identity: the open is what fails, not the bootstrap rule
+        env = dict(BASE_ENV, SLUICE_PASSWORD=pw("ops"))
+        base = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                "--clear-groups", SLUICE, "--spool", spool, "--as", "ops"]
+        cases = [(["account", "show", "priv"], "the directory"),
+                 (["spool", "info"], "the directory"),
+                 (["spool", "check"], "the directory")]
+        for args, what in cases + [(["account", "show", "priv"],
+                                    "data.mdb")]:
+            if what == "data.mdb":    # a directory open to all, its data not
+                os.chmod(spool, 0o755)
+                os.chmod(os.path.join(spool, "data.mdb"), 0o600)
+            p = subprocess.run(base + args, env=env, capture_output=True,
+                               text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+            label = "as nobody, %s (%s not readable)" % (" ".join(args), what)
+            check(label + ": 77", p.returncode == 77,
+                  "exit %d: %s" % (p.returncode, p.stderr))
+            check(label + ": permission denied",
+                  "permission denied" in p.stderr.lower() and
+                  "no spool here" not in p.stderr, p.stderr)
+    else:
+        spool = os.path.join(T, "private")
+        ok("a private spool", "account", "create", "priv", anon=True,
+           spool=spool)
+        os.chmod(spool, 0)
+        try:
+            rc, _, err = run("account", "show", "priv", user="ops",
+                             spool=spool)
+            check("a spool one may not read: 77 permission denied",
+                  rc == 77 and "permission denied" in err.lower(), err)
+        finally:
+            os.chmod(spool, 0o700)
+
+
+def test_apikey_tenants():
+    """A key for another tenant's user, or for a user the caller may not
+    manage: refused 77 and audited."""
+    def refused_creates():
+        return len([r for r in js("audit", "list") or []
+                    if r["action"] == "apikey create" and
+                    r["result"].startswith("refused")])
+    before = refused_creates()
+    blog_user = prep_user("blog")
+    rc, _, err = run("apikey", "create", "--user", blog_user, "--account",
+                     "shop", "--scope", "read", user="s-admin")
+    check("shop's admin: key for blog's user on shop: 77", rc == 77, err)
+    rc, _, err = run("apikey", "create", "--user", blog_user, "--account",
+                     "blog", "--scope", "read", user="s-admin")
+    check("shop's admin: key for blog's user on blog: 77", rc == 77, err)
+    rc, _, err = run("apikey", "create", "--user", "m-manager", "--account",
+                     "shop", "--scope", "read", user="s-admin")
+    check("shop's admin: key for a master's manager (who reaches shop): 77",
+          rc == 77 and "acme" in err, err)
+    rc, _, err = run("apikey", "create", "--user", blog_user, "--account",
+                     "shop", "--scope", "read")
+    check("even the master's owner: a key where its user has no role: 77",
+          rc == 77 and "no role on shop" in err, err)
+    rc, _, err = run("apikey", "create", "--user", "nobody", "--account",
+                     "acme", "--scope", "read")
+    check("a key for a user without any role: 77", rc == 77 and
+          "no role" in err, err)
+    check("each refused key creation audited",
+          refused_creates() - before == 5, "%d" % (refused_creates() - before))
+    shop_user = prep_user("shop")
+    rc, _, err = run("apikey", "create", "--user", shop_user, "--account",
+                     "shop", "--scope", "read", user="s-admin")
+    check("shop's admin: key for shop's own user: 0", rc == 0, err)
 
 
 # ----------------------------------------------------------------- audit
@@ -670,8 +962,6 @@ def test_bad_input():
                                  "viewer"]),
         (66, "no such user", ["user", "disable", "nosuch"]),
         (64, "usage", ["user", "totp", "m-owner", "maybe"]),
-        (65, "no role", ["apikey", "create", "--user", "nobody", "--account",
-                         "acme", "--scope", "read"]),
         (64, "unknown scope", ["apikey", "create", "--user", "m-owner",
                                "--scope", "root"]),
         (66, "no API key", ["apikey", "revoke", "99999"]),
@@ -814,11 +1104,11 @@ def test_inject_domains():
     check("a disabled sub-account's own users lose their roles", rc == 77,
           err)
     ok("enable blog", "account", "enable", "blog")
-    # the bootstrap injects and pauses as before, and both are audited
-    out = ok("bootstrap inject", "inject", "--from", "b@x.example", "--to",
+    # the master's owner injects and pauses as before, and both are audited
+    out = ok("owner inject", "inject", "--from", "b@x.example", "--to",
              "r@dest.example", message("x@raw.example"))
     check("inject output unchanged", out.startswith("queued message "), out)
-    ok("bootstrap pause", "pause", "site", "google", "--reason", "test")
+    ok("owner pause", "pause", "site", "google", "--reason", "test")
     recs = js("audit", "list") or []
     check("pause audited", any(r["action"] == "pause" and
                                "site google" in r["object"] for r in recs))
@@ -843,6 +1133,10 @@ def main():
         test_tenancy()
         test_keys()
         test_logins()
+        test_lockout()
+        test_bootstrap()
+        test_apikey_tenants()
+        test_no_access()
         test_inject_domains()
         test_domains()
         test_bad_input()

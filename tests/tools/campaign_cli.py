@@ -61,13 +61,22 @@ def check(name, ok_, detail=""):
         print("FAIL: %s%s" % (name, (": " + detail) if detail else ""))
 
 
+# who acts when a call names no user: the bootstrap until setup() made the
+# first user, then "ops", an owner of the master, through $SLUICE_USER (the
+# bootstrap ends with the first user)
+ADMIN = [None]
+
+
 def run(*args, user=None, stdin=None):
-    """Run sluice as the bootstrap or --as user (password pw-USER)."""
+    """Run sluice --as user (password pw-USER), else as ADMIN."""
     env = dict(BASE_ENV)
     argv = [SLUICE, "--spool", SPOOL]
     if user:
         argv += ["--as", user]
         env["SLUICE_PASSWORD"] = "pw-" + user
+    elif ADMIN[0]:
+        env["SLUICE_USER"] = ADMIN[0]
+        env["SLUICE_PASSWORD"] = "pw-" + ADMIN[0]
     p = subprocess.run(argv + list(args), input=stdin, env=env,
                        capture_output=True, text=True, timeout=60,
                        start_new_session=True,
@@ -120,6 +129,9 @@ def setup():
     ok("create acme", "account", "create", "acme")
     ok("create shop", "account", "create", "shop")
     ok("create blog", "account", "create", "blog")
+    ok("user ops", "user", "add", "ops", "--account", "acme", "--role",
+       "owner", "--password-stdin", stdin="pw-ops\n")
+    ADMIN[0] = "ops"
     for r in ROLES:
         ok("user m-" + r, "user", "add", "m-" + r, "--account", "acme",
            "--role", r, "--password-stdin", stdin="pw-m-%s\n" % r)

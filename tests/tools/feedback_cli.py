@@ -54,12 +54,21 @@ def check(name, cond, detail=""):
         print("FAIL: %s%s" % (name, (": " + str(detail)) if detail else ""))
 
 
+# who acts when a call names no user: the bootstrap until setup() made the
+# first user, then "ops", an owner of the master, through $SLUICE_USER (the
+# bootstrap ends with the first user)
+ADMIN = [None]
+
+
 def run(*args, user=None, stdin=None):
     env = dict(ENV)
     argv = [SLUICE, "--spool", SPOOL]
     if user:
         argv += ["--as", user]
         env["SLUICE_PASSWORD"] = "pw-" + user
+    elif ADMIN[0]:
+        env["SLUICE_USER"] = ADMIN[0]
+        env["SLUICE_PASSWORD"] = "pw-" + ADMIN[0]
     p = subprocess.run(argv + list(args), input=stdin, env=env,
                        capture_output=True, text=True, timeout=60,
                        stdin=None if stdin is not None else subprocess.DEVNULL)
@@ -141,6 +150,9 @@ def setup():
     ok("domain", "domain", "add", "acme.example", "--account", "acme",
        "--algo", "ed25519")
     ok("verify", "domain", "verify", "acme.example", "--force")
+    ok("user ops", "user", "add", "ops", "--account", "acme", "--role",
+       "owner", "--password-stdin", stdin="pw-ops\n")
+    ADMIN[0] = "ops"
     ok("user viewer", "user", "add", "v", "--account", "acme", "--role",
        "viewer", "--password-stdin", stdin="pw-v\n")
     ok("list", "list", "create", "news", "--account", "acme")

@@ -71,13 +71,22 @@ def pw(user):
     return "pw-" + user
 
 
+# who acts when a call names no user: the bootstrap until setup() made the
+# first user, then "ops", an owner of the master, through $SLUICE_USER (the
+# bootstrap ends with the first user)
+ADMIN = [None]
+
+
 def run(*args, user=None, stdin=None, env_extra=None):
-    """Run sluice as the bootstrap or --as user; no terminal."""
+    """Run sluice --as user, else as ADMIN; no terminal."""
     env = dict(BASE_ENV)
     argv = [SLUICE, "--spool", SPOOL]
     if user:
         argv += ["--as", user]
         env["SLUICE_PASSWORD"] = pw(user)
+    elif ADMIN[0]:
+        env["SLUICE_USER"] = ADMIN[0]
+        env["SLUICE_PASSWORD"] = pw(ADMIN[0])
     if env_extra:
         env.update(env_extra)
     p = subprocess.run(argv + list(args), input=stdin, env=env,
@@ -138,6 +147,9 @@ def setup():
     ok("create master", "account", "create", "acme")
     ok("create shopa", "account", "create", "shopa", "--suppression", "own")
     ok("create shopb", "account", "create", "shopb", "--suppression", "own")
+    ok("user ops", "user", "add", "ops", "--account", "acme", "--role",
+       "owner", "--password-stdin", stdin=(pw("ops") + "\n").encode())
+    ADMIN[0] = "ops"
     for user, acct, role in (("m-viewer", "acme", "viewer"),
                              ("m-manager", "acme", "manager"),
                              ("a-viewer", "shopa", "viewer"),
@@ -513,7 +525,7 @@ def sample_anon(pid, peak, stop):
 def import_measured(list_name, path, tty=False):
     """Import path; returns (rc, stdout, stderr bytes, peak anon KB,
     maxrss KB)."""
-    env = dict(BASE_ENV)
+    env = dict(BASE_ENV, SLUICE_USER=ADMIN[0], SLUICE_PASSWORD=pw(ADMIN[0]))
     argv = [SLUICE, "--spool", SPOOL, "list", "import", list_name, path,
             "--account", "shopa", "--json"]
     master = slave = None
