@@ -188,8 +188,10 @@ int render_verp_token(const unsigned char *secret, size_t secret_len,
                       size_t toklen);
 
 /* Check a bounce address "b-TOKEN@domain" (also "b-TOKEN", with or without
- * <>; case ignored) and give back the ids in it.  RENDER_E_TOKEN if it is
- * not one of ours, RENDER_E_FORGED if its HMAC does not verify. */
+ * <>; case ignored) and give back the ids in it.  RENDER_E_TOKEN if it
+ * does not have the form of one of ours (b- and RENDER_VERP_TOKEN_LEN
+ * base32 characters), RENDER_E_FORGED if it has and does not verify
+ * (version, padding bits or HMAC). */
 int render_verp_decode(const char *addr, const unsigned char *secret,
                        size_t secret_len, uint64_t *delivery,
                        uint64_t *campaign);
@@ -216,7 +218,8 @@ int render_msgid(const unsigned char *secret, size_t secret_len,
  * <>; base32 case ignored) and give back its ids.  RENDER_E_TOKEN if it
  * does not have that form (ids in canonical decimal, NONCE 13 and MAC 16
  * base32 characters; the Message-IDs of sluice before the MAC ended at
- * the nonce), RENDER_E_FORGED if it has and the MAC does not verify. */
+ * the nonce), RENDER_E_FORGED if it has and does not verify (padding bits
+ * or MAC). */
 int render_msgid_decode(const char *msgid, const unsigned char *secret,
                         size_t secret_len, uint64_t *campaign,
                         uint64_t *delivery);

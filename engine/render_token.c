@@ -20,9 +20,10 @@
  *
  * DIAGNOSTICS
  *   RENDER_E_ARG (secret shorter than RENDER_SECRET_MIN), -ENOSPC (output
- *   too small), RENDER_E_TOKEN (not a token or Message-ID of this kind),
- *   RENDER_E_FORGED (the MAC does not verify), RENDER_E_CRYPTO (OpenSSL
- *   failed).
+ *   too small), RENDER_E_TOKEN (not of the form of a token or Message-ID
+ *   of this kind: prefix, length, base32 alphabet), RENDER_E_FORGED (of
+ *   that form, but its version, padding bits or MAC are not what sluice
+ *   makes), RENDER_E_CRYPTO (OpenSSL failed).
  */
 #include <errno.h>
 #include <string.h>
@@ -60,7 +61,9 @@ size_t b32_encode(const unsigned char *in, size_t n, char *out)
     return o;
 }
 
-/* Decode exactly want bytes from s[0..n); -1 unless canonical base32. */
+/* Decode exactly want bytes from s[0..n): 0; -1 when s is not base32 of
+ * that length (not the form of a token); -2 when it is but its padding
+ * bits are not zero (not one we made). */
 static int b32_decode(const char *s, size_t n, unsigned char *out,
                       size_t want)
 {
@@ -86,7 +89,7 @@ static int b32_decode(const char *s, size_t n, unsigned char *out,
             out[o++] = (unsigned char)(acc >> bits);
         }
     }
-    return (acc & ((1u << bits) - 1)) == 0 ? 0 : -1;
+    return (acc & ((1u << bits) - 1)) == 0 ? 0 : -2;
 }
 
 /* Put v big-endian in w bytes at p. */
@@ -191,9 +194,11 @@ static int unseal(const unsigned char *secret, size_t slen, const char *label,
     struct mackey k;
     if (secret == NULL || slen < RENDER_SECRET_MIN)
         return RENDER_E_ARG;
-    if (b32_decode(s, len, raw, 1 + nids + MAC_LEN) != 0 ||
-        raw[0] != TOKEN_VERSION)
+    int form = b32_decode(s, len, raw, 1 + nids + MAC_LEN);
+    if (form == -1)
         return RENDER_E_TOKEN;
+    if (form || raw[0] != TOKEN_VERSION)
+        return RENDER_E_FORGED;       /* the form of a token, not ours */
     int rc = mackey_init(&k, secret, slen);
     if (rc)
         return rc;
@@ -425,10 +430,15 @@ int render_msgid_decode(const char *msgid, const unsigned char *secret,
     const size_t tail = MSGID_NONCE_LEN + 1 + RENDER_MSGID_MAC_LEN;
     if (msgid_dec(&s, end, '.', &c) || msgid_dec(&s, end, '.', &d) ||
         (size_t)(end - s) < tail + 2 || s[MSGID_NONCE_LEN] != '.' ||
-        s[tail] != '@' || b32_decode(s, MSGID_NONCE_LEN, nb, 8) != 0 ||
-        b32_decode(s + MSGID_NONCE_LEN + 1, RENDER_MSGID_MAC_LEN, got,
-                   MAC_LEN) != 0)
+        s[tail] != '@')
         return RENDER_E_TOKEN;
+    int fn = b32_decode(s, MSGID_NONCE_LEN, nb, 8);
+    int fm = b32_decode(s + MSGID_NONCE_LEN + 1, RENDER_MSGID_MAC_LEN, got,
+                        MAC_LEN);
+    if (fn == -1 || fm == -1)
+        return RENDER_E_TOKEN;
+    if (fn || fm)
+        return RENDER_E_FORGED;       /* padding bits we never set */
     int rc = mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;
