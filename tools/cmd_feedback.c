@@ -10,8 +10,9 @@
  *   maildir's new/ and cur/) is parsed (feedback_parse.c) and matched to a
  *   delivery (feedback_match.c).  Only the tokens made with the spool's
  *   secret authenticate a report: the VERP return path b-TOKEN@domain
- *   (HMAC), else the original's Message-ID <CAMPAIGN.DELIVERY.MAC@domain>
- *   (MAC) with the delivery's recipient named in the report.  A token
+ *   (HMAC), else the original's Message-ID
+ *   <CAMPAIGN.DELIVERY.NONCE.MAC@domain> (MAC) with the delivery's
+ *   recipient named in the report.  A token
  *   whose MAC fails is a forgery signal: the report is quarantined
  *   whatever else matches.  A match by the original's Feedback-ID
  *   CAMPAIGN:ACCOUNT:LIST:SENDER alone is not authenticated (it is the

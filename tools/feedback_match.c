@@ -107,7 +107,7 @@ int fb_match(struct queue *q, const unsigned char *secret, size_t secret_len,
                  "verify with this spool's secret)");
         return FB_MATCH_NONE;
     }
-    /* Message-ID: CAMPAIGN.DELIVERY.MAC@domain */
+    /* Message-ID: CAMPAIGN.DELIVERY.NONCE.MAC@domain */
     const char *mid_why = r->message_id[0] ? "Message-ID not one of ours"
                                            : "no Message-ID";
     int e = render_msgid_decode(r->message_id, secret, secret_len, &cid,

@@ -7,9 +7,9 @@
  *   by what sluice put into the original message:
  *     - the VERP return path b-TOKEN@domain, its HMAC checked with the
  *       spool's token secret (render_verp_decode());
- *     - else the Message-ID <CAMPAIGN.DELIVERY.MAC@domain>, its MAC checked
- *       (render_msgid_decode()), when the report also names the delivery's
- *       recipient;
+ *     - else the Message-ID <CAMPAIGN.DELIVERY.NONCE.MAC@domain>, its MAC
+ *       checked (render_msgid_decode()), when the report also names the
+ *       delivery's recipient;
  *     - else the Feedback-ID CAMPAIGN:ACCOUNT:LIST:SENDER with a recipient
  *       the report names.  Nothing authenticates it (it is the same for
  *       every recipient of a campaign and made of small ids), so such a
