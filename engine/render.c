@@ -561,9 +561,10 @@ static int put_all(struct rbuf *b, const struct piece *p, size_t count)
     return 0;
 }
 
-/* 64 random bits for the Message-ID and boundary: splitmix64 over a
- * per-thread state seeded from getrandom() on first use.  Uniqueness
- * does not rest on it (the ids are in both); it tells re-renders of one
+/* 64 random bits for the Message-ID's nonce and the boundary: splitmix64
+ * over a per-thread state seeded from getrandom() on first use.
+ * Uniqueness does not rest on it (the ids are in both) nor does
+ * authenticity (the Message-ID's MAC does); it tells re-renders of one
  * delivery apart, at no system call per message. */
 static uint64_t msg_random(void)
 {
@@ -604,8 +605,7 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
 {
     struct msgvals mv;
     char verp[RENDER_VERP_TOKEN_LEN + 1], unsub[RENDER_UNSUB_TOKEN_LEN + 1];
-    char rnd[24], camp[24], deliv[24];
-    unsigned char rb[8];
+    char msgid[RENDER_MSGID_LEFT_MAX + 1], deliv[24];
     struct rbuf b = { .max = RENDER_MSG_MAX };
     int rc;
 
@@ -620,7 +620,9 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     if ((rc = verp_token(&t->key, c->delivery, t->campaign, verp,
                          sizeof(verp))) ||
         (rc = unsub_token(&t->key, t->account, t->campaign, c->id, unsub,
-                          sizeof(unsub))))
+                          sizeof(unsub))) ||
+        (rc = msgid_left(&t->key, t->campaign, c->delivery, msg_random(),
+                         msgid, sizeof(msgid))))
         return rc;
     size_t bl = strlen(t->bounce_domain);
     if (mflen < 2 + RENDER_VERP_TOKEN_LEN + 1 + bl + 1)
@@ -636,11 +638,10 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     memcpy(mv.url + 11 + hl, unsub, RENDER_UNSUB_TOKEN_LEN + 1);
     mv.url_len = 11 + hl + RENDER_UNSUB_TOKEN_LEN;
     resolve(t, c, &mv);
-    uint64_t r = msg_random();
-    for (int i = 0; i < 8; i++)
-        rb[i] = (unsigned char)(r >> (8 * i));
-    size_t rl = b32_encode(rb, 8, rnd);
-    size_t cl = udec(camp, t->campaign), dl = udec(deliv, c->delivery);
+    /* CAMPAIGN.DELIVERY.NONCE.MAC: the nonce is also the boundary's */
+    size_t ml = strlen(msgid), dl = udec(deliv, c->delivery);
+    const char *rnd = msgid + ml - RENDER_MSGID_MAC_LEN - 1 - MSGID_NONCE_LEN;
+    size_t rl = MSGID_NONCE_LEN;
 
     if ((rc = rbuf_reserve(&b, t->size_hint)) ||
         (rc = hdr_date(&b, (int64_t)time(NULL))) ||
@@ -653,8 +654,8 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     if ((rc = put_all(&b, to, 3)) || (rc = put_subject(&b, t, &mv)))
         goto fail;
     const struct piece mid[] = {
-        S("Message-ID: <"), { camp, cl }, S("."), { deliv, dl }, S("."),
-        { rnd, rl }, S("@"), { t->from_domain, strlen(t->from_domain) },
+        S("Message-ID: <"), { msgid, ml }, S("@"),
+        { t->from_domain, strlen(t->from_domain) },
         S(">\r\nList-Unsubscribe: <mailto:unsub-"),
         { unsub, RENDER_UNSUB_TOKEN_LEN }, S("@"),
         { t->unsub_domain, strlen(t->unsub_domain) }, S(">,\r\n <"),

@@ -43,9 +43,13 @@
  *   Date, From, Reply-To, To, Subject, Message-ID, List-Unsubscribe,
  *   List-Unsubscribe-Post, Feedback-ID (CAMPAIGN:ACCOUNT:LIST:SENDER),
  *   MIME-Version, Content-Type.  Message-ID is
- *   <CAMPAIGN.DELIVERY.RANDOM@from-domain>, RANDOM 64 bits (13 base32
- *   characters) from a per-thread generator.  The boundary is
- *   "=_RANDOM.DELIVERY": quoted-printable output never holds "=_", so it
+ *   <CAMPAIGN.DELIVERY.NONCE.MAC@from-domain>: NONCE 64 bits (13 base32
+ *   characters) from a per-thread generator, so that every render differs
+ *   (a retry, a repeat after a crash, each `campaign test`), and MAC an
+ *   80-bit HMAC of the ids and the nonce (see TOKENS): only the holder of
+ *   the secret can make a Message-ID that render_msgid_decode() accepts.
+ *   The boundary is "=_NONCE.DELIVERY": quoted-printable output never
+ *   holds "=_", so it
  *   cannot occur in a part.  From and Reply-To names are quoted when they
  *   hold specials and RFC 2047 encoded when not ASCII.  The contact's email
  *   must be an ASCII addr-spec (no SMTPUTF8, IDNs in A-label form).
@@ -71,6 +75,10 @@
  *     unsub: ids = account(4) campaign(8) contact(8); 50 characters, used
  *            as <mailto:unsub-TOKEN@DOMAIN> (local part 56 octets) and
  *            <https://HOST/u/TOKEN>.
+ *   The Message-ID's MAC is the same kind of tag without the ids in it
+ *   (they stand before it): base32 of the first 10 bytes of
+ *   HMAC-SHA256(secret, "sluice-msgid" | version | campaign(8) |
+ *   delivery(8) | nonce(8)), 16 characters.
  *
  * OWNERSHIP
  *   render_compile() copies everything it needs from its input; the input
@@ -110,6 +118,8 @@
 #define RENDER_MAILFROM_MAX 320         /* mail_from buffer that always fits */
 #define RENDER_VERP_TOKEN_LEN  44
 #define RENDER_UNSUB_TOKEN_LEN 50
+#define RENDER_MSGID_MAC_LEN   16       /* the MAC of a Message-ID */
+#define RENDER_MSGID_LEFT_MAX  (20 + 1 + 20 + 1 + 13 + 1 + 16)
 #define RENDER_PREVIEW_DELIVERY 0       /* delivery id used by render_preview */
 
 /* What a campaign's messages are made from; copied by render_compile(). */
@@ -178,8 +188,10 @@ int render_verp_token(const unsigned char *secret, size_t secret_len,
                       size_t toklen);
 
 /* Check a bounce address "b-TOKEN@domain" (also "b-TOKEN", with or without
- * <>; case ignored) and give back the ids in it.  RENDER_E_TOKEN if it is
- * not one of ours, RENDER_E_FORGED if its HMAC does not verify. */
+ * <>; case ignored) and give back the ids in it.  RENDER_E_TOKEN if it
+ * does not have the form of one of ours (b- and RENDER_VERP_TOKEN_LEN
+ * base32 characters), RENDER_E_FORGED if it has and does not verify
+ * (version, padding bits or HMAC). */
 int render_verp_decode(const char *addr, const unsigned char *secret,
                        size_t secret_len, uint64_t *delivery,
                        uint64_t *campaign);
@@ -194,6 +206,23 @@ int render_unsub_token(const unsigned char *secret, size_t secret_len,
 int render_unsub_decode(const char *token, const unsigned char *secret,
                         size_t secret_len, uint32_t *account,
                         uint64_t *campaign, uint64_t *contact);
+
+/* The left part "CAMPAIGN.DELIVERY.NONCE.MAC" of the Message-ID of
+ * (campaign, delivery) with the given nonce, as render_message() makes it
+ * (it draws the nonce at random), NUL-terminated into out[outlen]. */
+int render_msgid(const unsigned char *secret, size_t secret_len,
+                 uint64_t campaign, uint64_t delivery, uint64_t nonce,
+                 char *out, size_t outlen);
+
+/* Check a Message-ID "CAMPAIGN.DELIVERY.NONCE.MAC@domain" (with or without
+ * <>; base32 case ignored) and give back its ids.  RENDER_E_TOKEN if it
+ * does not have that form (ids in canonical decimal, NONCE 13 and MAC 16
+ * base32 characters; the Message-IDs of sluice before the MAC ended at
+ * the nonce), RENDER_E_FORGED if it has and does not verify (padding bits
+ * or MAC). */
+int render_msgid_decode(const char *msgid, const unsigned char *secret,
+                        size_t secret_len, uint64_t *campaign,
+                        uint64_t *delivery);
 
 /* A message for any code returned above (and for -errno values). */
 const char *render_strerror(int code);

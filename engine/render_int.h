@@ -7,6 +7,7 @@
  *   unsubscribe URL) with its default.  struct rbuf is the one growing,
  *   capped buffer everything is written into; struct qp is the state of
  *   the streaming quoted-printable encoder that body text goes through.
+ *   struct mackey is the HMAC key the tokens and Message-IDs are made with.
  *
  * OWNERSHIP
  *   Segments hold offsets into the pool, never pointers, so the pool may
@@ -144,6 +145,11 @@ int verp_token(const struct mackey *k, uint64_t delivery, uint64_t campaign,
                char *tok, size_t toklen);
 int unsub_token(const struct mackey *k, uint32_t account, uint64_t campaign,
                 uint64_t contact, char *tok, size_t toklen);
+/* The left part CAMPAIGN.DELIVERY.NONCE.MAC of a Message-ID under key k
+ * (see render.h), NUL-terminated; NONCE is MSGID_NONCE_LEN characters. */
+int msgid_left(const struct mackey *k, uint64_t campaign, uint64_t delivery,
+               uint64_t nonce, char *out, size_t outlen);
+#define MSGID_NONCE_LEN 13
 
 /* Lowercase base32 of in[0..n) into out (NUL-terminated); returns length. */
 size_t b32_encode(const unsigned char *in, size_t n, char *out);

@@ -1,6 +1,6 @@
 /*
- * render_token.c - authenticated tokens for VERP bounce addresses and
- * unsubscribe links.
+ * render_token.c - authenticated tokens for VERP bounce addresses,
+ * unsubscribe links and the Message-IDs of campaign messages.
  *
  * DESCRIPTION
  *   A token is lowercase base32 (RFC 4648 alphabet, no padding) of
@@ -9,15 +9,21 @@
  *   The label ("sluice-verp", "sluice-unsub") keeps one kind of token
  *   from being accepted as the other.  Decoding ignores case, demands the
  *   exact length and zero padding bits, and compares the MAC in constant
- *   time.  See render.h for the sizes.  HMAC (RFC 2104) is done over
- *   OpenSSL's SHA-256 from inner and outer states keyed once: a template
- *   keeps its struct mackey, so a message costs four SHA-256 blocks and no
- *   algorithm look-up.
+ *   time.  A Message-ID <CAMPAIGN.DELIVERY.NONCE.MAC@domain> carries its
+ *   ids in decimal, a 64-bit nonce in base32 (13 characters) and, as MAC,
+ *   the base32 (16 characters) of the first 10 bytes of HMAC-SHA256(secret,
+ *   "sluice-msgid" | version | campaign | delivery | nonce): unique per
+ *   render, and unguessable without the secret.  See render.h for the
+ *   sizes.  HMAC (RFC 2104) is done over OpenSSL's SHA-256 from inner and
+ *   outer states keyed once: a template keeps its struct mackey, so a
+ *   message's three MACs cost six SHA-256 blocks and no algorithm look-up.
  *
  * DIAGNOSTICS
  *   RENDER_E_ARG (secret shorter than RENDER_SECRET_MIN), -ENOSPC (output
- *   too small), RENDER_E_TOKEN (not a token of this kind), RENDER_E_FORGED
- *   (the MAC does not verify), RENDER_E_CRYPTO (OpenSSL failed).
+ *   too small), RENDER_E_TOKEN (not of the form of a token or Message-ID
+ *   of this kind: prefix, length, base32 alphabet), RENDER_E_FORGED (of
+ *   that form, but its version, padding bits or MAC are not what sluice
+ *   makes), RENDER_E_CRYPTO (OpenSSL failed).
  */
 #include <errno.h>
 #include <string.h>
@@ -32,6 +38,7 @@
 #define MAC_LEN 10
 #define VERP_IDS 16          /* delivery, campaign */
 #define UNSUB_IDS 20         /* account, campaign, contact */
+#define MSGID_IDS 24         /* campaign, delivery, nonce */
 #define RAW_MAX (1 + UNSUB_IDS + MAC_LEN)
 
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -54,7 +61,9 @@ size_t b32_encode(const unsigned char *in, size_t n, char *out)
     return o;
 }
 
-/* Decode exactly want bytes from s[0..n); -1 unless canonical base32. */
+/* Decode exactly want bytes from s[0..n): 0; -1 when s is not base32 of
+ * that length (not the form of a token); -2 when it is but its padding
+ * bits are not zero (not one we made). */
 static int b32_decode(const char *s, size_t n, unsigned char *out,
                       size_t want)
 {
@@ -80,7 +89,7 @@ static int b32_decode(const char *s, size_t n, unsigned char *out,
             out[o++] = (unsigned char)(acc >> bits);
         }
     }
-    return (acc & ((1u << bits) - 1)) == 0 ? 0 : -1;
+    return (acc & ((1u << bits) - 1)) == 0 ? 0 : -2;
 }
 
 /* Put v big-endian in w bytes at p. */
@@ -185,9 +194,11 @@ static int unseal(const unsigned char *secret, size_t slen, const char *label,
     struct mackey k;
     if (secret == NULL || slen < RENDER_SECRET_MIN)
         return RENDER_E_ARG;
-    if (b32_decode(s, len, raw, 1 + nids + MAC_LEN) != 0 ||
-        raw[0] != TOKEN_VERSION)
+    int form = b32_decode(s, len, raw, 1 + nids + MAC_LEN);
+    if (form == -1)
         return RENDER_E_TOKEN;
+    if (form || raw[0] != TOKEN_VERSION)
+        return RENDER_E_FORGED;       /* the form of a token, not ours */
     int rc = mackey_init(&k, secret, slen);
     if (rc)
         return rc;
@@ -311,5 +322,133 @@ int render_unsub_decode(const char *token, const unsigned char *secret,
     *account = (uint32_t)get_be(raw + 1, 4);
     *campaign = get_be(raw + 5, 8);
     *contact = get_be(raw + 13, 8);
+    return 0;
+}
+
+/* The MAC of the Message-ID of (campaign, delivery, nonce) into tag. */
+static int msgid_tag(const struct mackey *k, uint64_t campaign,
+                     uint64_t delivery, uint64_t nonce, unsigned char *tag)
+{
+    unsigned char raw[1 + MSGID_IDS];
+    raw[0] = TOKEN_VERSION;
+    put_be(raw + 1, campaign, 8);
+    put_be(raw + 9, delivery, 8);
+    put_be(raw + 17, nonce, 8);
+    return mac(k, "sluice-msgid", raw, sizeof raw, tag);
+}
+
+/* Decimal of v at out; returns its length (at most 20). */
+static size_t put_dec(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+int msgid_left(const struct mackey *k, uint64_t campaign, uint64_t delivery,
+               uint64_t nonce, char *out, size_t outlen)
+{
+    unsigned char tag[MAC_LEN], nb[8];
+    if (outlen < RENDER_MSGID_LEFT_MAX + 1)
+        return -ENOSPC;
+    int rc = msgid_tag(k, campaign, delivery, nonce, tag);
+    if (rc)
+        return rc;
+    size_t n = put_dec(out, campaign);
+    out[n++] = '.';
+    n += put_dec(out + n, delivery);
+    out[n++] = '.';
+    put_be(nb, nonce, 8);
+    n += b32_encode(nb, 8, out + n);
+    out[n++] = '.';
+    b32_encode(tag, MAC_LEN, out + n);
+    return 0;
+}
+
+int render_msgid(const unsigned char *secret, size_t secret_len,
+                 uint64_t campaign, uint64_t delivery, uint64_t nonce,
+                 char *out, size_t outlen)
+{
+    struct mackey k;
+    if (secret == NULL || secret_len < RENDER_SECRET_MIN)
+        return RENDER_E_ARG;
+    int rc = mackey_init(&k, secret, secret_len);
+    if (rc)
+        return rc;
+    rc = msgid_left(&k, campaign, delivery, nonce, out, outlen);
+    mackey_free(&k);
+    return rc;
+}
+
+/* A canonical decimal u64 (no sign, no leading zero) at *s ending at
+ * stop; advances *s past it and the stop character.  -1 if not one. */
+static int msgid_dec(const char **s, const char *end, char stop,
+                     uint64_t *v)
+{
+    const char *p = *s;
+    uint64_t x = 0;
+    size_t n = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++, n++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return -1;
+        x = x * 10 + d;
+    }
+    if (n == 0 || (n > 1 && **s == '0') || p == end || *p != stop)
+        return -1;
+    *s = p + 1;
+    *v = x;
+    return 0;
+}
+
+int render_msgid_decode(const char *msgid, const unsigned char *secret,
+                        size_t secret_len, uint64_t *campaign,
+                        uint64_t *delivery)
+{
+    unsigned char got[MAC_LEN], want[MAC_LEN], nb[8];
+    struct mackey k;
+    uint64_t c, d;
+    if (secret == NULL || secret_len < RENDER_SECRET_MIN)
+        return RENDER_E_ARG;
+    if (msgid == NULL)
+        return RENDER_E_TOKEN;
+    size_t n = strnlen(msgid, 1024);
+    const char *s = msgid, *end = msgid + n;
+    if (n && s[0] == '<') {
+        if (s[n - 1] != '>')
+            return RENDER_E_TOKEN;
+        s++;
+        end--;
+    }
+    /* then NONCE "." MAC "@" and at least one character */
+    const size_t tail = MSGID_NONCE_LEN + 1 + RENDER_MSGID_MAC_LEN;
+    if (msgid_dec(&s, end, '.', &c) || msgid_dec(&s, end, '.', &d) ||
+        (size_t)(end - s) < tail + 2 || s[MSGID_NONCE_LEN] != '.' ||
+        s[tail] != '@')
+        return RENDER_E_TOKEN;
+    int fn = b32_decode(s, MSGID_NONCE_LEN, nb, 8);
+    int fm = b32_decode(s + MSGID_NONCE_LEN + 1, RENDER_MSGID_MAC_LEN, got,
+                        MAC_LEN);
+    if (fn == -1 || fm == -1)
+        return RENDER_E_TOKEN;
+    if (fn || fm)
+        return RENDER_E_FORGED;       /* padding bits we never set */
+    int rc = mackey_init(&k, secret, secret_len);
+    if (rc)
+        return rc;
+    rc = msgid_tag(&k, c, d, get_be(nb, 8), want);
+    mackey_free(&k);
+    if (rc)
+        return rc;
+    if (CRYPTO_memcmp(got, want, MAC_LEN) != 0)
+        return RENDER_E_FORGED;
+    *campaign = c;
+    *delivery = d;
     return 0;
 }

@@ -1,11 +1,13 @@
 /*
- * token_secret.c - the spool's secret for unsubscribe and VERP tokens.
+ * token_secret.c - the spool's secret for unsubscribe and VERP tokens and
+ * the MACs of campaign Message-IDs.
  *
  * DESCRIPTION
  *   32 random bytes from getrandom(2), made the first time anyone asks and
  *   kept in the meta database under "token_secret".  The tools (preview,
  *   test) and the engine (every campaign message) render with it, and the
- *   bounce and unsubscribe handlers check tokens with it, so it must never
+ *   bounce and unsubscribe handlers check tokens and Message-IDs with it
+ *   (a report that fails the check is treated as forged), so it must never
  *   change: it is written once, inside the writer's transaction that first
  *   finds it missing, and only read after that.
  *

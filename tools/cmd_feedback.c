@@ -8,19 +8,22 @@
  * DESCRIPTION
  *   Each report (a file, standard input, or every unseen message of a
  *   maildir's new/ and cur/) is parsed (feedback_parse.c) and matched to a
- *   delivery, in this order:
- *     1. a VERP address b-TOKEN@domain (original Return-Path, ARF
- *        Original-Mail-From, the report's To/Delivered-To/...) whose HMAC
- *        verifies with the spool's token secret; a token that does not
- *        verify, and no other that does, rejects the report as forged;
- *     2. the original's Message-ID <CAMPAIGN.DELIVERY.RANDOM@domain>, when
- *        that delivery exists, belongs to CAMPAIGN, and a recipient the
- *        report names (Final-Recipient, Original-Recipient,
- *        Original-Rcpt-To or the original To) is the delivery's;
- *     3. the original's Feedback-ID CAMPAIGN:ACCOUNT:LIST:SENDER with such
- *        a recipient: the campaign's delivery to it (a scan of the newest
- *        FB_SCAN_MAX deliveries) of that account.
- *   Then, with manager on the delivery's account:
+ *   delivery (feedback_match.c).  Only the tokens made with the spool's
+ *   secret authenticate a report: the VERP return path b-TOKEN@domain
+ *   (HMAC), else the original's Message-ID
+ *   <CAMPAIGN.DELIVERY.NONCE.MAC@domain> (MAC) with the delivery's
+ *   recipient named in the report.  A token
+ *   whose MAC fails is a forgery signal: the report is quarantined
+ *   whatever else matches.  A match by the original's Feedback-ID
+ *   CAMPAIGN:ACCOUNT:LIST:SENDER alone is not authenticated (it is the
+ *   same for every recipient of a campaign): with manager on the account
+ *   it is kept as evidence for complaint statistics, an audit record
+ *   "feedback unauthenticated" naming the campaign, delivery and claim,
+ *   counted in the summary ("unauthenticated"), and the report is
+ *   quarantined with the reason "matched only by Feedback-ID (not
+ *   authenticated)"; nothing is suppressed and no event recorded.
+ *   Then, for an authenticated match, with manager on the delivery's
+ *   account:
  *     DSN, Action failed  a bounced event (category from classify_reply
  *                         over the Diagnostic-Code and Status) unless the
  *                         delivery is terminal already; a delivery already
@@ -38,16 +41,16 @@
  *                         "feedback complaint" naming the delivery,
  *                         campaign and feedback type.
  *     ARF not-spam, auth-failure, ...  counted as ignored.
- *   Every matched report writes one audit record "feedback ingest" (late
- *   bounces and complaints included) saying what was done.
+ *   Every report matched by a token writes one audit record "feedback
+ *   ingest" (late bounces and complaints included) saying what was done.
  *
  *   A report that does not parse, matches no delivery, carries a forged
- *   token or is refused goes to the quarantine directory (default
- *   SPOOL/quarantine): NAME.eml with its bytes and NAME.reason with the
- *   reason and where it came from.  Maildir messages handled are renamed
- *   into cur/ with the S (seen) flag, quarantined ones are removed from the
- *   maildir once their copy is written; files and standard input are left
- *   as they are.
+ *   token, is matched only by its Feedback-ID or is refused goes to the
+ *   quarantine directory (default SPOOL/quarantine): NAME.eml with its
+ *   bytes and NAME.reason with the reason and where it came from.  Maildir
+ *   messages handled are renamed into cur/ with the S (seen) flag,
+ *   quarantined ones are removed from the maildir once their copy is
+ *   written; files and standard input are left as they are.
  *
  * DIAGNOSTICS
  *   One line per report and a summary line ("feedback: N reports: ...");
@@ -68,13 +71,12 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "feedback_match.h"
 #include "feedback_parse.h"
 #include "queue_campaign.h"
-#include "render.h"
 #include "tool_admin.h"
 
 #define P "sluice feedback ingest"
-#define FB_SCAN_MAX 2000000     /* deliveries a Feedback-ID lookup reads */
 #define FB_MAILDIR_MAX 100000   /* messages per maildir run */
 
 static const char usage_text[] =
@@ -83,13 +85,15 @@ static const char usage_text[] =
     "\n"
     "Reads DSNs (multipart/report; report-type=delivery-status) and ARF\n"
     "complaints (report-type=feedback-report), finds each one's delivery\n"
-    "(VERP return path, Message-ID, Feedback-ID), records bounces and\n"
-    "suppresses hard bounces and complaints.  What cannot be used goes to\n"
-    "the quarantine directory (default SPOOL/quarantine) with a .reason.\n";
+    "by its HMAC-checked VERP return path or Message-ID, records bounces\n"
+    "and suppresses hard bounces and complaints.  A report matched only by\n"
+    "its Feedback-ID is not authenticated: audited as evidence, never\n"
+    "acted on.  What cannot be used goes to the quarantine directory\n"
+    "(default SPOOL/quarantine) with a .reason.\n";
 
 struct fb_counts {
     unsigned long reports, bounced, late, delayed, complaints, suppressed,
-        already, ignored, quarantined, refused;
+        already, ignored, quarantined, unauthenticated, refused;
 };
 
 /* One run's state. */
@@ -197,97 +201,6 @@ static int quarantine(struct ingest *in, const char *buf, size_t len,
     }
     snprintf(res->quarantine, sizeof res->quarantine, "%s.eml", base);
     return 0;
-}
-
-/* Parse a decimal u64 of s[0..n); false if not all digits or too big. */
-static bool dec_u64(const char *s, size_t n, uint64_t *v)
-{
-    uint64_t x = 0;
-    if (!n || n > 19)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        x = x * 10 + (uint64_t)(s[i] - '0');
-    }
-    *v = x;
-    return true;
-}
-
-/* Whether one of the recipients the report names is rcpt. */
-static bool names_rcpt(const struct fb_report *r, const char *rcpt)
-{
-    if (!strcasecmp(r->arf_rcpt, rcpt) || !strcasecmp(r->orig_to, rcpt))
-        return true;
-    for (size_t i = 0; i < r->nrcpt; i++)
-        if (!strcasecmp(r->rcpts[i].final_rcpt, rcpt) ||
-            !strcasecmp(r->rcpts[i].original_rcpt, rcpt))
-            return true;
-    return false;
-}
-
-/* The recipient a report is about, for a Feedback-ID lookup. */
-static const char *report_rcpt(const struct fb_report *r)
-{
-    if (r->arf_rcpt[0])
-        return r->arf_rcpt;
-    for (size_t i = 0; i < r->nrcpt; i++)
-        if (r->rcpts[i].final_rcpt[0])
-            return r->rcpts[i].final_rcpt;
-    return r->orig_to[0] ? r->orig_to : NULL;
-}
-
-/* Find the delivery of report r into res->d; 0, or -1 with res->reason. */
-static int match(struct ingest *in, const struct fb_report *r,
-                 struct fb_result *res)
-{
-    bool forged = false;
-    uint64_t did, cid;
-    for (size_t i = 0; i < r->nverp; i++) {
-        int e = render_verp_decode(r->verp[i], in->secret, sizeof in->secret,
-                                   &did, &cid);
-        if (e == RENDER_E_FORGED)
-            forged = true;
-        if (e || queue_get_delivery(in->q, did, &res->d) ||
-            res->d.campaign != cid)
-            continue;
-        res->matched_by = "verp";
-        return 0;
-    }
-    if (forged) {
-        snprintf(res->reason, sizeof res->reason, "forged VERP token (its "
-                 "HMAC does not verify with this spool's secret)");
-        return -1;
-    }
-    /* Message-ID: CAMPAIGN.DELIVERY.RANDOM@domain */
-    const char *m = r->message_id, *d1 = strchr(m, '.');
-    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-    if (d1 && d2 && strchr(d2, '@') && dec_u64(m, (size_t)(d1 - m), &cid) &&
-        dec_u64(d1 + 1, (size_t)(d2 - d1 - 1), &did) &&
-        !queue_get_delivery(in->q, did, &res->d) && res->d.campaign == cid &&
-        cid && names_rcpt(r, res->d.rcpt)) {
-        res->matched_by = "message-id";
-        return 0;
-    }
-    /* Feedback-ID: CAMPAIGN:ACCOUNT:LIST:SENDER */
-    const char *f = r->feedback_id, *c1 = strchr(f, ':');
-    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    const char *rc = report_rcpt(r);
-    uint64_t acct;
-    if (c1 && c2 && rc && dec_u64(f, (size_t)(c1 - f), &cid) &&
-        dec_u64(c1 + 1, (size_t)(c2 - c1 - 1), &acct) && cid &&
-        !queue_find_campaign_delivery(in->q, cid, rc, FB_SCAN_MAX, &res->d) &&
-        res->d.account == acct) {
-        res->matched_by = "feedback-id";
-        return 0;
-    }
-    snprintf(res->reason, sizeof res->reason, "no delivery matches (%s%s%s)",
-             r->nverp ? "VERP token unknown, " : "no VERP address, ",
-             r->message_id[0] ? "Message-ID not ours or recipient differs, "
-                              : "no Message-ID, ",
-             r->feedback_id[0] ? "Feedback-ID without a matching delivery"
-                               : "no Feedback-ID");
-    return -1;
 }
 
 /* Suppress rcpt on the list the delivery's account uses, as an entry
@@ -420,6 +333,38 @@ static int act_arf(struct ingest *in, const struct fb_report *r,
     return suppress(in, &res->d, "complaint", "arf", by, res);
 }
 
+/* Keep a report matched only by its Feedback-ID as evidence: counted,
+ * and an audit record "feedback unauthenticated" naming the campaign,
+ * delivery and what the report claims.  Nothing is suppressed or
+ * recorded as an event; the caller quarantines the report. */
+static void unauthenticated(struct ingest *in, const struct fb_report *r,
+                            const struct queue_actor *by,
+                            struct fb_result *res)
+{
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
+    const char *what = r->feedback_type, *status = "";
+    if (r->kind == FB_KIND_DSN) {
+        const struct fb_rcpt *x = dsn_block(r, res->d.rcpt);
+        what = x->action;
+        status = x->status;
+    }
+    in->n.unauthenticated++;
+    if (snprintf(obj, sizeof obj, "campaign %llu, delivery %llu (%s): "
+                 "%s %s%s%s", (unsigned long long)res->d.campaign,
+                 (unsigned long long)res->d.id, res->d.rcpt, res->kind,
+                 what, status[0] ? " " : "", status) >= (int)sizeof obj)
+        obj[sizeof obj - 1] = 0;   /* cut to the audit record's cap */
+    int err = queue_audit_append(in->q, by, res->d.account,
+                                 "feedback unauthenticated", obj,
+                                 "quarantined: matched only by Feedback-ID");
+    if (err) {
+        fprintf(stderr, P ": %s: %s (%s)\n", res->source,
+                queue_strerror(err), queue_last_detail());
+        if (in->rc < tool_exit_for(err))
+            in->rc = tool_exit_for(err);
+    }
+}
+
 /* Print one report's line or add its JSON object. */
 static void report_out(struct ingest *in, const struct fb_result *res)
 {
@@ -489,7 +434,9 @@ static bool ingest_one(struct ingest *in, const char *source,
         goto quarantined;
     }
     res->kind = r->kind == FB_KIND_DSN ? "dsn" : "arf";
-    if (match(in, r, res))
+    int m = fb_match(in->q, in->secret, sizeof in->secret, r, &res->d,
+                     &res->matched_by, res->reason, sizeof res->reason);
+    if (m == FB_MATCH_NONE)
         goto quarantined;
     res->have_d = true;
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
@@ -508,6 +455,10 @@ static bool ingest_one(struct ingest *in, const char *source,
         goto quarantined;
     }
     struct queue_actor by = tool_actor(in->ctx, role, res->d.account);
+    if (m == FB_MATCH_UNAUTHENTICATED) {
+        unauthenticated(in, r, &by, res);
+        goto quarantined;
+    }
     err = r->kind == FB_KIND_DSN ? act_dsn(in, r, &by, res)
                                  : act_arf(in, r, &by, res);
     if (err) {
@@ -718,7 +669,7 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
     const struct fb_counts *n = &in->n;
     if (in->reports) {
         json_t *sum = json_pack(
-            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
             "reports", (json_int_t)n->reports,
             "bounced", (json_int_t)n->bounced,
             "late_bounces", (json_int_t)n->late,
@@ -728,6 +679,7 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
             "already_suppressed", (json_int_t)n->already,
             "ignored", (json_int_t)n->ignored,
             "quarantined", (json_int_t)n->quarantined,
+            "unauthenticated", (json_int_t)n->unauthenticated,
             "refused", (json_int_t)n->refused);
         tool_emit_json(json_pack("{s:o,s:o}", "reports", in->reports,
                                  "summary", sum));
@@ -735,10 +687,11 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
     } else {
         printf("feedback: %lu reports: %lu bounced, %lu late bounces, "
                "%lu delayed, %lu complaints, %lu suppressed (%lu already), "
-               "%lu ignored, %lu quarantined, %lu refused\n",
+               "%lu ignored, %lu quarantined (%lu matched only by "
+               "Feedback-ID), %lu refused\n",
                n->reports, n->bounced, n->late, n->delayed, n->complaints,
                n->suppressed, n->already, n->ignored, n->quarantined,
-               n->refused);
+               n->unauthenticated, n->refused);
     }
     rc = in->rc;
 out:

@@ -12,6 +12,7 @@
  *   render_tool verp-decode ADDR SECRET_HEX    prints "delivery campaign"
  *   render_tool unsub-decode TOKEN SECRET_HEX  prints "account campaign
  *                                              contact"
+ *   render_tool msgid-decode MSGID SECRET_HEX  prints "campaign delivery"
  *   render_tool --bench [N [THREADS]]
  *       renders a ~5 KB message N times (default 200000) on each of
  *       THREADS threads (default 1) and prints the time per message.
@@ -137,7 +138,7 @@ static int cmd_render(const char *path)
     return 0;
 }
 
-/* verp-decode / unsub-decode */
+/* verp-decode (1) / unsub-decode (0) / msgid-decode (2) */
 static int cmd_decode(int verp, const char *tok, const char *hex)
 {
     unsigned char secret[SECRET_MAX];
@@ -146,7 +147,8 @@ static int cmd_decode(int verp, const char *tok, const char *hex)
         return 2;
     uint64_t a, b, d;
     uint32_t acct;
-    int rc = verp ? render_verp_decode(tok, secret, (size_t)sl, &a, &b)
+    int rc = verp == 2 ? render_msgid_decode(tok, secret, (size_t)sl, &a, &b)
+           : verp ? render_verp_decode(tok, secret, (size_t)sl, &a, &b)
                   : render_unsub_decode(tok, secret, (size_t)sl, &acct, &b, &d);
     if (rc) {
         fprintf(stderr, "%s\n", render_strerror(rc));
@@ -268,6 +270,8 @@ int main(int argc, char **argv)
         return cmd_render(argv[2]);
     if (argc == 4 && strcmp(argv[1], "verp-decode") == 0)
         return cmd_decode(1, argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "msgid-decode") == 0)
+        return cmd_decode(2, argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "unsub-decode") == 0)
         return cmd_decode(0, argv[2], argv[3]);
     if (argc >= 2 && strcmp(argv[1], "--bench") == 0) {

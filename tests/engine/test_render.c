@@ -664,13 +664,14 @@ static void test_verp_tokens(void **state)
     snprintf(up, sizeof(up), "<%s>", mf);
     assert_int_equal(render_verp_decode(up, secret, SECRET_LEN, &d, &c), 0);
 
-    /* every one-character change is refused */
+    /* every one-character change (version, ids, padding bits, MAC) is a
+     * forgery: the feedback ingest quarantines on it */
     for (size_t i = 2; i < 2 + RENDER_VERP_TOKEN_LEN; i++) {
         char x[RENDER_MAILFROM_MAX];
         memcpy(x, mf, sizeof(x));
         x[i] = x[i] == 'a' ? 'b' : 'a';
         int rc = render_verp_decode(x, secret, SECRET_LEN, &d, &c);
-        assert_true(rc == RENDER_E_FORGED || rc == RENDER_E_TOKEN);
+        assert_int_equal(rc, RENDER_E_FORGED);
     }
     /* a token made with another secret, garbage, truncation, wrong kind */
     static const unsigned char other[] = "another-secret-0123456789abcdef";
@@ -755,7 +756,7 @@ static void test_unsub_tokens(void **state)
         memcpy(x, u, RENDER_UNSUB_TOKEN_LEN + 1);
         x[i] = x[i] == '2' ? '3' : '2';
         int rc = render_unsub_decode(x, secret, SECRET_LEN, &a, &c, &k);
-        assert_true(rc == RENDER_E_FORGED || rc == RENDER_E_TOKEN);
+        assert_int_equal(rc, RENDER_E_FORGED);
     }
     static const unsigned char other[] = "another-secret-0123456789abcdef";
     assert_int_equal(render_unsub_decode(u, other, sizeof(other) - 1, &a, &c,
@@ -764,6 +765,116 @@ static void test_unsub_tokens(void **state)
                                          &k), RENDER_E_TOKEN);
     assert_int_equal(render_unsub_decode(NULL, secret, SECRET_LEN, &a, &c, &k),
                      RENDER_E_TOKEN);
+    render_free(t);
+}
+
+/* Message-IDs: <CAMPAIGN.DELIVERY.NONCE.MAC@from-domain>, the MAC an
+ * HMAC only the secret's holder makes; render_msgid_decode() checks it. */
+static void test_msgid(void **state)
+{
+    (void)state;
+    struct render_input in = input("s", "h", "t");
+    struct render_tpl *t = compile(&in);
+    char v[1024], x[1100], left[RENDER_MSGID_LEFT_MAX + 1];
+    char *m = render(t, NULL, 0, 123456789012345ull, NULL);
+    header(m, "Message-ID", v, sizeof(v));
+    free(m);
+    const char *pre = "<7001.123456789012345.";
+    size_t pl = strlen(pre);
+    assert_memory_equal(v, pre, pl);
+    assert_int_equal(v[pl + 13], '.');
+    assert_int_equal(v[pl + 14 + RENDER_MSGID_MAC_LEN], '@');
+    assert_string_equal(v + pl + 15 + RENDER_MSGID_MAC_LEN,
+                        "mail.example.com>");
+    uint64_t c = 0, d = 0;
+    assert_int_equal(render_msgid_decode(v, secret, SECRET_LEN, &c, &d), 0);
+    assert_true(c == 7001 && d == 123456789012345ull);
+
+    /* the documented MAC, checked with OpenSSL's own HMAC */
+    unsigned char nonce[8], mac[10], data[64], md[32];
+    unsigned mdl;
+    assert_int_equal(b32_dec(v + pl, 13, nonce), 8);
+    assert_int_equal(b32_dec(v + pl + 14, RENDER_MSGID_MAC_LEN, mac), 10);
+    memcpy(data, "sluice-msgid\x01", 13);
+    for (int i = 0; i < 8; i++) {
+        data[13 + i] = (unsigned char)(7001ull >> (56 - 8 * i));
+        data[21 + i] = (unsigned char)(123456789012345ull >> (56 - 8 * i));
+    }
+    memcpy(data + 29, nonce, 8);
+    HMAC(EVP_sha256(), secret, SECRET_LEN, data, 37, md, &mdl);
+    assert_memory_equal(mac, md, 10);
+    /* render_msgid() makes the same left part from the same nonce */
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n = n << 8 | nonce[i];
+    assert_int_equal(render_msgid(secret, SECRET_LEN, 7001,
+                                  123456789012345ull, n, left, sizeof(left)),
+                     0);
+    assert_memory_equal(v + 1, left, strlen(left));
+    assert_int_equal(v[1 + strlen(left)], '@');
+    assert_int_equal(render_msgid(secret, SECRET_LEN, 1, 2, 3, left, 40),
+                     -ENOSPC);
+
+    /* without <>, upper case: accepted */
+    snprintf(x, sizeof(x), "%.*s", (int)strlen(v) - 2, v + 1);
+    assert_int_equal(render_msgid_decode(x, secret, SECRET_LEN, &c, &d), 0);
+    for (size_t i = 0; x[i] && x[i] != '@'; i++)
+        if (x[i] >= 'a' && x[i] <= 'z')
+            x[i] = (char)(x[i] - 32);
+    assert_int_equal(render_msgid_decode(x, secret, SECRET_LEN, &c, &d), 0);
+
+    /* every one-character change of ids, nonce or MAC is a forgery */
+    size_t at = (size_t)(strchr(v, '@') - v);
+    for (size_t i = 1; i < at; i++) {
+        if (v[i] == '.')
+            continue;
+        memcpy(x, v, strlen(v) + 1);
+        if (i < pl)                           /* a digit of the ids */
+            x[i] = v[i] == '9' ? '1' : (char)(v[i] + 1);
+        else                                  /* base32 */
+            x[i] = v[i] == 'a' ? 'b' : 'a';
+        int rc = render_msgid_decode(x, secret, SECRET_LEN, &c, &d);
+        if (rc != RENDER_E_FORGED)
+            fail_msg("\"%s\": %d, not a forgery", x, rc);
+    }
+    memcpy(x, v, strlen(v) + 1);
+    x[1] = '8';                               /* 8001: another campaign */
+    assert_int_equal(render_msgid_decode(x, secret, SECRET_LEN, &c, &d),
+                     RENDER_E_FORGED);
+    /* another secret; the form sluice used before the MAC; not canonical */
+    static const unsigned char other[] = "another-secret-0123456789abcdef";
+    assert_int_equal(render_msgid_decode(v, other, sizeof(other) - 1, &c, &d),
+                     RENDER_E_FORGED);
+    static const char *const not_ours[] = {
+        "<7001.5.abcdefghijklm@mail.example.com>",    /* before the MAC */
+        "7001.5@x", "hello@x", "", "<>", "<7001.5.a.b@x>",
+        "<07001.123456789012345.aaaaaaaaaaaaa.aaaaaaaaaaaaaaaa@x>",
+        "<7001.123456789012345.aaaaaaaaaaaaa.aaaaaaaaaaaaaaaa@>",
+        "<7001.123456789012345.aaaaaaaaaaaaa.aaaaaaaaaaaaaaaa@x",
+        "<7001.123456789012345.aaaaaaaaaaaaa.aaaaaaaaaaaaaaa1@x>",
+        "<18446744073709551616.1.aaaaaaaaaaaaa.aaaaaaaaaaaaaaaa@x>",
+        "<+1.1.aaaaaaaaaaaaa.aaaaaaaaaaaaaaaa@x>",
+    };
+    for (size_t i = 0; i < sizeof(not_ours) / sizeof(not_ours[0]); i++)
+        if (render_msgid_decode(not_ours[i], secret, SECRET_LEN, &c, &d) !=
+            RENDER_E_TOKEN)
+            fail_msg("\"%s\" taken for a sluice Message-ID", not_ours[i]);
+    assert_int_equal(render_msgid_decode(
+        "<18446744073709551615.0.aaaaaaaaaaaaa.aaaaaaaaaaaaaaaa@x>", secret,
+        SECRET_LEN, &c, &d), RENDER_E_FORGED);
+    assert_int_equal(render_msgid_decode(            /* padding bits set */
+        "<7001.123456789012345.aaaaaaaaaaaab.aaaaaaaaaaaaaaaa@x>", secret,
+        SECRET_LEN, &c, &d), RENDER_E_FORGED);
+    assert_int_equal(render_msgid_decode(NULL, secret, SECRET_LEN, &c, &d),
+                     RENDER_E_TOKEN);
+    assert_int_equal(render_msgid_decode(v, secret, 8, &c, &d), RENDER_E_ARG);
+
+    /* every render differs (retries, test sends), all verify */
+    m = render(t, NULL, 0, 123456789012345ull, NULL);
+    header(m, "Message-ID", x, sizeof(x));
+    free(m);
+    assert_string_not_equal(x, v);
+    assert_int_equal(render_msgid_decode(x, secret, SECRET_LEN, &c, &d), 0);
     render_free(t);
 }
 
@@ -1034,6 +1145,7 @@ int main(void)
         cmocka_unit_test(test_fixed_headers),
         cmocka_unit_test(test_verp_tokens),
         cmocka_unit_test(test_unsub_tokens),
+        cmocka_unit_test(test_msgid),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_size_cap),
         cmocka_unit_test(test_boundary),

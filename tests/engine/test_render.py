@@ -262,7 +262,17 @@ def check_case(i, case, res):
     forged = mf[:10] + ("a" if mf[10] != "a" else "b") + mf[11:]
     rc, _ = decode_tool("verp-decode", forged)
     check(rc == 1, tag + ": forged VERP refused")
-    return str(msg["Message-ID"])
+    mid = str(msg["Message-ID"])
+    check(re.fullmatch(r"<\d+\.\d+\.[a-z2-7]{13}\.[a-z2-7]{16}@"
+                       r"mail\.example\.com>", mid) is not None,
+          tag + ": Message-ID form " + mid)
+    rc, ids = decode_tool("msgid-decode", mid)
+    check(rc == 0 and ids == [str(inp["campaign"]), str(want_d)],
+          tag + ": Message-ID verifies %r" % ids)
+    forged = mid[:-20] + ("a" if mid[-20] != "a" else "b") + mid[-19:]
+    rc, _ = decode_tool("msgid-decode", forged)
+    check(rc == 1, tag + ": forged Message-ID refused")
+    return mid
 
 
 def main():

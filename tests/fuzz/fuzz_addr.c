@@ -3,8 +3,8 @@
  * (tools/email_addr.c, libidn2), the spool's recipient check
  * (queue_check_rcpt, queue/records.c), From/Reply-To parsing and the
  * addr-spec check of the renderer (engine/render_hdr.c), and the VERP and
- * unsubscribe tokens read back from bounces and clicks
- * (engine/render_token.c).
+ * unsubscribe tokens and the Message-IDs read back from bounces and
+ * clicks (engine/render_token.c).
  *
  * DESCRIPTION
  *   The input is one address as a CSV cell or a bounce would give it.
@@ -12,8 +12,9 @@
  *   accepts is one the spool and the renderer accept too (else a contact
  *   would be imported that no campaign can mail), fits TOOL_ADDR_MAX, and
  *   is its own normal form; a From the renderer parses gives an addr-spec
- *   it accepts and a name without controls; a token that verifies is the
- *   token the renderer makes for the ids it gives back.  A disagreement
+ *   it accepts and a name without controls; a token or Message-ID that
+ *   verifies is the one the renderer makes for the ids (and nonce) it
+ *   gives back.  A disagreement
  *   aborts (a crash for libFuzzer).
  */
 #include <stddef.h>
@@ -100,6 +101,34 @@ static void check_tokens(const char *s)
     }
 }
 
+/* A Message-ID that verifies is the one made for its ids and nonce. */
+static void check_msgid(const char *s)
+{
+    char left[RENDER_MSGID_LEFT_MAX + 1];
+    uint64_t campaign, delivery, nonce = 0;
+    if (render_msgid_decode(s, secret, sizeof secret - 1, &campaign,
+                            &delivery))
+        return;
+    /* CAMPAIGN.DELIVERY.NONCE.MAC: the nonce's 13 base32 characters */
+    const char *p = strchr(strchr(s, '.') + 1, '.') + 1;
+    for (int i = 0; i < 13; i++) {
+        const char *a = "abcdefghijklmnopqrstuvwxyz234567";
+        const char *c = p[i] ? strchr(a, p[i] | 0x20) : NULL;
+        if (!c)
+            broken("a verified Message-ID with a bad nonce", s);
+        uint64_t v = (uint64_t)(c - a);
+        /* 12 x 5 bits, then 4 and the one padding bit */
+        nonce = i < 12 ? nonce << 5 | v : nonce << 4 | v >> 1;
+    }
+    if (render_msgid(secret, sizeof secret - 1, campaign, delivery, nonce,
+                     left, sizeof left))
+        broken("render_msgid failed", s);
+    const char *t = s + (s[0] == '<');
+    size_t n = strlen(left);
+    if (strncasecmp(t, left, n) || t[n] != '@')
+        broken("a Message-ID verified that is not the canonical one", s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > IN_MAX)
@@ -124,5 +153,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)queue_check_rcpt(s);
     check_from(s);
     check_tokens(s);
+    check_msgid(s);
     return 0;
 }

@@ -287,7 +287,8 @@ def test_preview():
     check("Feedback-ID", re.fullmatch(r"%s:1:\d+:sluice" % cid,
                                       str(m["Feedback-ID"])) is not None,
           str(m["Feedback-ID"]))
-    check("Message-ID", re.fullmatch(r"<%s\.0\.[a-z2-7]+@acme\.example>" %
+    check("Message-ID", re.fullmatch(r"<%s\.0\.[a-z2-7]{13}\.[a-z2-7]{16}"
+                                     r"@acme\.example>" %
                                      cid, str(m["Message-ID"])) is not None,
           str(m["Message-ID"]))
     check("VERP sender on stderr",

@@ -3,18 +3,33 @@
 remove/import/export end to end.
 
 Real deliveries first: account acme (domain acme.example verified with
---force), a list of nine contacts, a campaign sent; feedback-ids prints each
-delivery with its VERP address (the spool's secret).  The samples in
-tests/tools/feedback carry placeholders (@@VERP@@, @@RCPT@@, @@MSGID@@,
-@@FBID@@, @@RDOM@@) filled with one delivery each, then:
+--force), a list of contacts, a campaign sent; feedback-ids prints each
+delivery with its VERP address and the Message-ID the renderer gives it
+(the spool's secret).  The samples in tests/tools/feedback carry
+placeholders (@@VERP@@, @@RCPT@@, @@MSGID@@, @@FBID@@, @@RDOM@@) filled
+with one delivery each, then:
 
   postfix, exim, gmail, microsoft (text/rfc822-headers, CRLF)
       map through the VERP address to their delivery: bounced event with a
-      hard category, suppressed with source "dsn";
+      hard category, suppressed with source "dsn" (exim carries a
+      Message-ID of the form sluice used before the MAC: the VERP token
+      still matches);
   delayed     counted, no event, no suppression;
   arf-yahoo   complaint: suppressed "complaint"/"arf", audit record;
-  msgid-only  matched by Message-ID (inactive-mailbox, suppressed);
-  fbid-only   ARF matched by Feedback-ID + Original-Rcpt-To;
+  msgid-only  matched by the rendered Message-ID (inactive-mailbox,
+              suppressed); the Message-ID of `campaign preview` verifies
+              (delivery 0 is none: quarantined, not as a forgery);
+  fbid-only   ARF matched only by Feedback-ID + Original-Rcpt-To: not
+              authenticated, quarantined, audited as evidence, nothing
+              suppressed;
+  fbid-dsn    issue 15's case: a DSN with an unknown VERP address, an
+              unknown Message-ID, the campaign's Feedback-ID and the
+              contact as Final-Recipient: quarantined, no event, not
+              suppressed, counted and audited;
+  forged VERP + real Message-ID, forged VERP next to a genuine one, a
+              Message-ID of sluice's form with a wrong MAC, a genuine VERP
+              with a forged Message-ID: each quarantined as forged,
+              delivery untouched, nothing suppressed;
   again       the postfix report a second time: a late bounce, no second
               terminal event, suppression already there;
   forged      a VERP token with one character changed: quarantined,
@@ -32,6 +47,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +59,7 @@ SPOOL = os.path.join(T, "spool")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
 ENV["SLUICE_PWHASH_FAST"] = "1"
 passed = failed = 0
+CID = None
 
 
 def check(name, cond, detail=""):
@@ -93,21 +110,28 @@ def deliveries():
                          check=True).stdout
     rows = {}
     for line in out.splitlines():
-        i, c, a, rcpt, verp = line.split()
+        i, c, a, rcpt, verp, mid = line.split()
         rows[rcpt] = {"id": int(i), "campaign": int(c), "account": int(a),
-                      "verp": verp + "@acme.example"}
+                      "verp": verp + "@acme.example", "msgid": mid}
     return rows
 
 
-def sample(name, d, verp=None, msgid=True):
+def sample(name, d, verp=None, msgid=True, orig_verp=None):
+    """The sample filled for delivery d: its VERP address (or verp), its
+    rendered Message-ID (msgid True; False: a foreign one; or a string),
+    and orig_verp, when given, as the original's Return-Path only."""
     with open(os.path.join(SAMPLES, name), "rb") as f:
         text = f.read().decode("latin-1")
     rcpt = d["rcpt"]
+    if orig_verp:
+        text = text.replace("Return-Path: <@@VERP@@>",
+                            "Return-Path: <%s>" % orig_verp)
+    if msgid is True:
+        msgid = d["msgid"]
     text = (text.replace("@@VERP@@", verp or d["verp"])
             .replace("@@RCPT@@", rcpt)
             .replace("@@RDOM@@", rcpt.split("@")[1])
-            .replace("@@MSGID@@", "%d.%d.abcdefghijklm@acme.example"
-                     % (d["campaign"], d["id"]) if msgid else "x@y.example")
+            .replace("@@MSGID@@", msgid or "x@y.example")
             .replace("@@FBID@@", "%d:%d:1:sluice" % (d["campaign"],
                                                    d["account"])))
     path = os.path.join(T, "in-" + name)
@@ -140,9 +164,22 @@ def suppressions():
     return {r["email"]: r for r in json.loads(out)} if rc == 0 else {}
 
 
+def audits(action):
+    rc, out, _ = run("audit", "list", "--json")
+    return [a for a in json.loads(out) if a["action"] == action] \
+        if rc == 0 else []
+
+
+def flip(s, i):
+    """s with its character i replaced by another base32 character."""
+    return s[:i] + ("a" if s[i] != "a" else "b") + s[i + 1:]
+
+
 CONTACTS = ["pf@p.example", "ex@e.example", "gm@g.example",
             "ms@m.example", "dl@d.example", "ya@y.example",
-            "mi@i.example", "fb@f.example", "fo@o.example"]
+            "mi@i.example", "fb@f.example", "fo@o.example",
+            "u8@u.example", "fv@v.example", "fw@w.example",
+            "fm@n.example", "fg@j.example"]
 
 
 def setup():
@@ -169,7 +206,9 @@ def setup():
     rows = deliveries()
     for r, d in rows.items():
         d["rcpt"] = r
-    check("nine deliveries", len(rows) == 9, rows)
+    check("a delivery per contact", len(rows) == len(CONTACTS), rows)
+    global CID
+    CID = cid
     return rows
 
 
@@ -185,7 +224,10 @@ def test_dsns(D):
                             ("microsoft.crlf.eml", "ms@m.example",
                              ("bad-domain", "bad-mailbox"))):
         d = D[rcpt]
-        rc, j, err = ingest(sample(name, d))
+        # exim: a message sent before the Message-ID had its MAC
+        old = "%d.%d.abcdefghijklm@acme.example" % (d["campaign"], d["id"])
+        rc, j, err = ingest(sample(name, d, msgid=old if name == "exim.eml"
+                                   else True))
         r = one(j)
         check(name + " exits 0", rc == 0, err)
         check(name + " matched by verp", r.get("matched_by") == "verp", r)
@@ -229,8 +271,13 @@ def test_arf(D):
                                    for a, o in acts), acts[-5:])
 
 
-def test_fallbacks(D):
+def test_message_id(D):
+    """(e) the Message-ID the renderer gives a delivery authenticates it."""
     d = D["mi@i.example"]
+    check("rendered Message-ID form",
+          re.fullmatch(r"%d\.%d\.[a-z2-7]{13}\.[a-z2-7]{16}@acme\.example"
+                       % (d["campaign"], d["id"]), d["msgid"]) is not None,
+          d["msgid"])
     rc, j, err = ingest(sample("msgid-only.eml", d))
     r = one(j)
     check("msgid-only matched by message-id",
@@ -238,13 +285,118 @@ def test_fallbacks(D):
           r.get("delivery") == d["id"], r)
     check("msgid-only inactive", r.get("category") == "inactive-mailbox" and
           r.get("suppressed") == "added", r)
+    h = history(d["id"]) or []
+    check("msgid-only bounced event", len(h) == 1 and
+          h[0].get("type") == "bounced", h)
+    # `campaign preview` renders for delivery 0 with the spool's secret:
+    # its Message-ID verifies (no such delivery: unmatched, not forged)
+    rc, out, err = run("campaign", "preview", CID, "--contact",
+                       "fw@w.example", "--json")
+    msg = json.loads(out).get("message", "") if rc == 0 else ""
+    m = re.search(r"^Message-ID: <([^>]+)>\r?$", msg, re.M)
+    check("preview Message-ID", m is not None and m.group(1).startswith(
+        "%s.0." % CID) and m.group(1).endswith("@acme.example"), msg[:600])
+    pd = dict(D["fw@w.example"], id=0)
+    rc, j, err = ingest(sample("msgid-only.eml", pd,
+                               msgid=m.group(1) if m else "x@y"))
+    r = one(j)
+    check("preview Message-ID verifies", r.get("outcome") == "quarantined"
+          and "Message-ID's delivery unknown" in r.get("reason", ""), r)
+
+
+def test_unauthenticated(D):
+    """(a) a Feedback-ID alone never suppresses nor records a bounce."""
+    before = len(audits("feedback unauthenticated"))
+    # issue 15's case: unknown VERP, unknown Message-ID, the campaign's
+    # Feedback-ID, Final-Recipient u8
+    d = D["u8@u.example"]
+    rc, j, err = ingest(sample("postfix.eml", d,
+                               verp="b-nosuchtoken@acme.example",
+                               msgid="20240603.unknown@elsewhere.example"))
+    r = one(j)
+    check("fbid dsn exits 0", rc == 0, err)
+    check("fbid dsn quarantined", r.get("outcome") == "quarantined" and
+          r.get("reason") == "matched only by Feedback-ID (not "
+          "authenticated)", r)
+    check("fbid dsn names the campaign", r.get("campaign") == d["campaign"]
+          and r.get("matched_by") == "feedback-id", r)
+    check("fbid dsn: u8 not suppressed", "u8@u.example" not in
+          suppressions())
+    check("fbid dsn: no bounced event", history(d["id"]) == [],
+          history(d["id"]))
+    check("fbid dsn counted", j["summary"].get("unauthenticated") == 1 and
+          j["summary"].get("suppressed") == 0 and
+          j["summary"].get("bounced") == 0, j["summary"])
+    q = r.get("quarantine", "")
+    try:
+        reason = open(q[:-4] + ".reason").read()
+    except OSError:
+        reason = ""
+    check("fbid dsn .reason", "matched only by Feedback-ID" in reason, q)
+    a = audits("feedback unauthenticated")
+    check("fbid dsn audited as evidence", len(a) == before + 1 and
+          "campaign %d," % d["campaign"] in a[-1]["object"] and
+          "u8@u.example" in a[-1]["object"] and
+          "dsn failed 5.1.1" in a[-1]["object"], a[-1:])
+    # an ARF complaint with only the Feedback-ID: evidence, not acted on
     d = D["fb@f.example"]
     rc, j, err = ingest(sample("fbid-only.eml", d))
     r = one(j)
-    check("fbid-only matched by feedback-id",
-          r.get("matched_by") == "feedback-id" and
-          r.get("delivery") == d["id"] and r.get("outcome") == "complaint",
-          r)
+    check("fbid arf quarantined", r.get("outcome") == "quarantined" and
+          "not authenticated" in r.get("reason", "") and
+          r.get("delivery") == d["id"], r)
+    check("fbid arf: not suppressed", "fb@f.example" not in suppressions())
+    a = audits("feedback unauthenticated")
+    check("fbid arf audited", len(a) == before + 2 and
+          "arf abuse" in a[-1]["object"], a[-1:])
+    check("fbid arf: no complaint recorded",
+          not any("delivery %d " % d["id"] in x["object"]
+                  for x in audits("feedback complaint")))
+    rc, out, err = run("feedback", "ingest", sample("fbid-only.eml", d))
+    check("summary line counts it", "1 quarantined (1 matched only by "
+          "Feedback-ID)" in out, out)
+
+
+def test_forgeries(D):
+    """(b), (c): a token that does not verify quarantines the report,
+    whatever else in it matches."""
+    d = D["fv@v.example"]
+    v = d["verp"]
+    cases = (
+        # (b) the version character changed, with the real Message-ID
+        ("forged VERP (version) + real Message-ID", "fv@v.example",
+         dict(verp=flip(v, 2)), "forged VERP"),
+        # (b) the MAC changed in the report's envelope, the genuine one in
+        # the original's Return-Path, and the real Message-ID
+        ("forged VERP next to a genuine one", "fv@v.example",
+         dict(verp=flip(v, 40), orig_verp=v), "forged VERP"),
+        # (c) the Message-ID's MAC changed, no VERP address
+        ("Message-ID with a wrong MAC", "fm@n.example",
+         dict(msgid=flip(D["fm@n.example"]["msgid"],
+                         D["fm@n.example"]["msgid"].index("@") - 1)),
+         "forged Message-ID"),
+        # a genuine VERP token with a forged Message-ID
+        ("genuine VERP + forged Message-ID", "fg@j.example",
+         dict(msgid=flip(D["fg@j.example"]["msgid"],
+                         D["fg@j.example"]["msgid"].index("@") - 3)),
+         "forged Message-ID"),
+        # genuine tokens of two different deliveries
+        ("VERP and Message-ID of different deliveries", "fg@j.example",
+         dict(msgid=D["fv@v.example"]["msgid"]), "different deliveries"),
+    )
+    for name, rcpt, kw, why in cases:
+        d = D[rcpt]
+        smp = "msgid-only.eml" if "verp" not in kw and \
+            name.startswith("Message-ID") else "postfix.eml"
+        rc, j, err = ingest(sample(smp, d, **kw))
+        r = one(j)
+        check(name + ": exits 0", rc == 0, err)
+        check(name + ": quarantined", r.get("outcome") == "quarantined" and
+              why in r.get("reason", ""), r)
+        check(name + ": no event", history(d["id"]) == [], history(d["id"]))
+        check(name + ": not suppressed", rcpt not in suppressions())
+        check(name + ": nothing done", j["summary"].get("bounced") == 0 and
+              j["summary"].get("suppressed") == 0, j["summary"])
 
 
 def test_late(D):
@@ -377,7 +529,9 @@ def main():
         test_dsns(D)
         test_delayed(D)
         test_arf(D)
-        test_fallbacks(D)
+        test_message_id(D)
+        test_unauthenticated(D)
+        test_forgeries(D)
         test_late(D)
         test_forged(D)
         test_malformed(D)
