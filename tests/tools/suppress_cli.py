@@ -111,9 +111,9 @@ def deliveries():
                          check=True).stdout
     rows = []
     for line in out.splitlines():
-        i, c, a, rcpt, verp = line.split()
+        i, c, a, rcpt, verp, msgid = line.split()
         rows.append({"id": int(i), "campaign": int(c), "account": int(a),
-                     "rcpt": rcpt, "verp": verp})
+                     "rcpt": rcpt, "verp": verp, "message_id": msgid})
     return rows
 
 
