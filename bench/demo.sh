@@ -2,8 +2,11 @@
 # demo.sh - the main job of `make demo`, on loopback, in a temporary
 # directory that is removed at the end.
 #
-#  1. Accounts: the owner of the spool acts as the bootstrap admin and makes
-#     a master account and a sub-account; the sub-account adds its sending
+#  0. An audit key outside the spool (sluice audit keygen) named in
+#     sluiced.conf, which the tools read too ($SLUICE_CONFIG).
+#  1. Accounts: the owner of the spool acts as the bootstrap admin, makes
+#     the master account and its first user (an owner, who acts from then
+#     on) and a sub-account; the sub-account adds its sending
 #     domain, which makes its DKIM key and prints the DNS records; dnsmasq
 #     publishes them and `sluice domain verify` checks them over DNS.
 #  2. A list: a generated CSV of 20,000 contacts (with a few invalid and
@@ -14,7 +17,7 @@
 #     (MX records for 200 domains from dnsmasq, a few recipients scripted to
 #     bounce) with a live progress line.
 #  5. The report: the campaign's counters, the account's usage and the
-#     audit trail, verified.
+#     audit trail, verified against its checkpoints.
 #
 # usage: bench/demo.sh BUILD_DIR
 set -eu
@@ -25,8 +28,25 @@ S="$build/tools/sluice --spool $T/spool"
 NDOM=200
 N=${DEMO_CONTACTS:-20000}
 
+$S audit keygen "$T/audit.key"
+{ sluiced_conf_head signed; cat <<CONF
+audit_key = $T/audit.key
+audit_checkpoint = $T/audit.checkpoints
+event_log = $T/events.jsonl
+unsubscribe_host = u.shop.demo
+retry = 1s
+max_age = 5s
+[domain default]
+max_connections = 4
+CONF
+} > "$T/sluiced.conf"
+export SLUICE_CONFIG="$T/sluiced.conf"
+
 echo "== 1. accounts, a sending domain and its DKIM key"
 $S account create acme
+echo 'demo-ops-pass' | $S user add ops --account acme --role owner \
+  --password-stdin
+export SLUICE_USER=ops SLUICE_PASSWORD=demo-ops-pass
 $S account create shop --daily-cap 1000000
 $S --json domain add shop.demo --account shop --selector s1 > "$T/domain.json"
 /usr/bin/python3 - "$T/domain.json" <<'PY'
@@ -101,15 +121,6 @@ echo "== 4. sluiced renders, signs and delivers"
   --stats "$T/sink.json" --max-conn-per-domain 10 > "$T/sink.log" 2>&1 &
 sinkpid=$!
 pids="$pids $sinkpid"
-{ sluiced_conf_head signed; cat <<CONF
-event_log = $T/events.jsonl
-unsubscribe_host = u.shop.demo
-retry = 1s
-max_age = 5s
-[domain default]
-max_connections = 4
-CONF
-} > "$T/sluiced.conf"
 "$build/engine/sluiced" -t -c "$T/sluiced.conf"
 "$build/engine/sluiced" -c "$T/sluiced.conf" --progress --exit-when-empty
 kill "$sinkpid"
