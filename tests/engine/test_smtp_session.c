@@ -753,6 +753,7 @@ static void on_srv_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(rbuf, sizeof rbuf);
 }
 
+/* Log and buffer what the client sent, then move the script on. */
 static void on_srv_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct run *r = st->data;
@@ -776,6 +777,7 @@ static void on_srv_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     srv_step(r);
 }
 
+/* Take the session's connection (one per case) and start the script. */
 static void on_srv_connection(uv_stream_t *l, int status)
 {
     struct run *r = l->data;
@@ -799,6 +801,7 @@ static void on_srv_connection(uv_stream_t *l, int status)
 
 /* ---------------------------------------------------------- the client */
 
+/* Ready: hand over the next job, or QUIT when there is none left. */
 static void on_ready(struct smtp_session *s, void *arg)
 {
     struct run *r = arg;
@@ -816,6 +819,7 @@ static void on_ready(struct smtp_session *s, void *arg)
     smtp_session_quit(s);
 }
 
+/* The job to pipeline behind the end of data, in cases that want it. */
 static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
 {
     struct run *r = arg;
@@ -826,6 +830,7 @@ static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
     return &c->jobs[c->handed++];
 }
 
+/* A finished job: once only, and every recipient with a status. */
 static void on_job_done(struct smtp_session *s, struct smtp_job *job,
                         void *arg)
 {
@@ -845,6 +850,7 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
                  "job %td recipient %zu finished without a status", j, i);
 }
 
+/* Record why the session ended; a stalled server is closed with it. */
 static void on_closed(struct smtp_session *s, bool ever_ready, int code,
                       const char *enhanced, const char *why, void *arg)
 {
@@ -1091,12 +1097,11 @@ static void test_case(void **state)
     run_case(*state);
 }
 
-/* A session whose owner hands it a job while one is in flight: -EBUSY. */
+/* A job handed to a session that is not ready (still connecting) gets
+ * -EBUSY and is left untouched; the session then ends on its own. */
 static void test_busy(void **state)
 {
     (void)state;
-    /* covered through run_case: ready() is the only place jobs are given;
-     * here the rule itself, on a session that is still connecting */
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     struct sockaddr_in sa;
