@@ -14,6 +14,13 @@
  *   is not the cursor fails, so two sends at once never queue a contact
  *   twice and a cancel stops the enqueue at the next batch.
  *
+ *   queue_campaign_send_all() is the enqueue between begin and end: it
+ *   reads the list in contact-id order, SEND_CHUNK contacts per read
+ *   transaction, skips invalid addresses and those on the owner's
+ *   suppression list, and submits each chunk as one batch without
+ *   waiting (the writer commits one while the next is read), then waits
+ *   for them all.
+ *
  *   Recipients of a campaign whose schedule is ahead are queued due at the
  *   schedule (ops.c), so the engine leaves them alone until then.
  *
@@ -166,6 +173,125 @@ int campaign_send_step(struct wctx *w, struct queue_op *op)
     op->account = c.account;
     op->due = c.schedule > w->now ? c.schedule : 0;
     return 0;
+}
+
+/* ------------------------------------------------------- the enqueue */
+
+#define SEND_CHUNK 10000
+#define SEND_ARENA ((size_t)SEND_CHUNK * (QUEUE_MAX_RCPT + 1))
+
+/* One chunk of contacts read from the list. */
+struct send_chunk {
+    size_t n;
+    uint64_t last;                       /* id of the last contact read */
+    uint64_t ids[SEND_CHUNK];
+    uint32_t off[SEND_CHUNK];            /* address in arena */
+    char *arena;
+    size_t alen;
+    struct queue_campaign_rcpt rcpts[SEND_CHUNK];
+};
+
+/* queue_contacts() callback: copy the contact's id and address. */
+static int send_collect(void *arg, const struct queue_contact *c)
+{
+    struct send_chunk *ch = arg;
+    size_t len = strnlen(c->email, QUEUE_MAX_RCPT + 1);
+    ch->last = c->id;
+    if (len > QUEUE_MAX_RCPT)
+        len = 0;   /* kept as an empty, invalid address: skipped */
+    ch->ids[ch->n] = c->id;
+    ch->off[ch->n] = (uint32_t)ch->alen;
+    memcpy(ch->arena + ch->alen, c->email, len);
+    ch->arena[ch->alen + len] = 0;
+    ch->alen += len + 1;
+    ch->n++;
+    return ch->n >= SEND_CHUNK;
+}
+
+/* Completion of one batch (writer thread): keep the first failure. */
+static void send_batch_done(void *arg, int status, uint64_t first,
+                            uint64_t msg)
+{
+    int *first_err = arg, none = 0;
+    (void)first;
+    (void)msg;
+    if (status)
+        __atomic_compare_exchange_n(first_err, &none, status, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+/* Drop the contacts of ch that are invalid or on owner's list, filling
+ * ch->rcpts; *n gets how many are left.  0 or a queue error. */
+static int send_filter(struct queue *q, uint32_t owner,
+                       struct send_chunk *ch, struct queue_send_run *run,
+                       size_t *n, uint64_t *supp)
+{
+    *n = 0;
+    *supp = 0;
+    for (size_t i = 0; i < ch->n; i++) {
+        const char *addr = ch->arena + ch->off[i];
+        bool yes = false;
+        if (queue_check_rcpt(addr)) {
+            run->invalid++;
+            continue;
+        }
+        int err = queue_suppressed(q, owner, addr, &yes);
+        if (err)
+            return err;
+        if (yes) {
+            (*supp)++;
+            continue;
+        }
+        ch->rcpts[*n].contact = ch->ids[i];
+        ch->rcpts[*n].rcpt = addr;
+        (*n)++;
+    }
+    return 0;
+}
+
+int queue_campaign_send_all(struct queue *q, uint64_t campaign,
+                            uint64_t list, uint32_t owner,
+                            struct queue_send_run *run)
+{
+    struct send_chunk *ch = calloc(1, sizeof *ch);
+    int err = 0, batch_err = 0;
+    if (!ch || !(ch->arena = malloc(SEND_ARENA))) {
+        free(ch);
+        return -ENOMEM;
+    }
+    for (;;) {
+        ch->n = ch->alen = 0;
+        long got = queue_contacts(q, list, run->cursor, SEND_CHUNK,
+                                  send_collect, ch);
+        if (got < 0) {
+            err = (int)got;
+            break;
+        }
+        if (ch->n == 0)
+            break;
+        size_t n;
+        uint64_t supp;
+        if ((err = send_filter(q, owner, ch, run, &n, &supp)))
+            break;
+        err = queue_campaign_submit_batch(q, campaign, run->cursor,
+                                          ch->last, ch->rcpts, n, supp, NULL,
+                                          send_batch_done, &batch_err);
+        if (err)
+            break;
+        run->contacts += ch->n;
+        run->queued += n;
+        run->suppressed += supp;
+        run->cursor = ch->last;
+        if (__atomic_load_n(&batch_err, __ATOMIC_SEQ_CST) ||
+            ch->n < SEND_CHUNK)
+            break;
+    }
+    free(ch->arena);
+    free(ch);
+    int ferr = queue_flush(q);   /* every batch done: batch_err is final */
+    if (!err)
+        err = __atomic_load_n(&batch_err, __ATOMIC_SEQ_CST);
+    return err ? err : ferr;
 }
 
 /* ---------------------------------------------------------------- end */

@@ -319,6 +319,24 @@ int queue_campaign_submit_batch(struct queue *q, uint64_t campaign,
                                 struct queue_completer *cmp,
                                 queue_done_cb cb, void *arg);
 
+/* What one queue_campaign_send_all() did: cursor is the contact id to
+ * continue after (set it from queue_campaign_send_begin()), moved to the
+ * last contact of the last batch submitted; the counts add up. */
+struct queue_send_run {
+    uint64_t cursor, queued, suppressed, invalid, contacts;
+};
+
+/* Queue every contact of the campaign's list after run->cursor, skipping
+ * invalid addresses and those on owner's suppression list (owner: the
+ * account's queue_account.suppression_owner), one batch per chunk of the
+ * list (queue_campaign_submit_batch), and wait for every batch.  0, or
+ * the first failure: QUEUE_ESTATE (cancelled, or another send took
+ * over), QUEUE_ENOTFOUND (the list is gone), QUEUE_EFULL, -ENOMEM;
+ * whatever committed stays and the next send continues after it. */
+int queue_campaign_send_all(struct queue *q, uint64_t campaign,
+                            uint64_t list, uint32_t owner,
+                            struct queue_send_run *run);
+
 /* End a send whose cursor is `last`: marks it complete (a campaign with
  * no recipients goes straight to done); audited "campaign send" with the
  * counts.  QUEUE_ESTATE when the cursor moved on (another send). */
