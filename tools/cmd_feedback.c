@@ -25,7 +25,9 @@
  *   Then, for an authenticated match, with manager on the delivery's
  *   account:
  *     DSN, Action failed  a bounced event (category from classify_reply
- *                         over the Diagnostic-Code and Status) unless the
+ *                         over the Diagnostic-Code and Status: the rules
+ *                         of sluiced.conf's bounce_rules = file, then the
+ *                         shipped ones, as sluiced does) unless the
  *                         delivery is terminal already; a delivery already
  *                         delivered, bounced or expired gets no second
  *                         terminal event (the spool keeps exactly one) and
@@ -57,7 +59,8 @@
  *   --json prints one object with "reports" and "summary".  Exit 0 when
  *   every report was handled (quarantined ones included), 64 bad options,
  *   66 no such file or maildir, 73 quarantine not writable, 74 read
- *   errors, 77 when some report was refused.
+ *   errors, 77 when some report was refused, 78 a configuration (--config,
+ *   $SLUICE_CONFIG) or its bounce_rules file that does not load.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -71,6 +74,7 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "config.h"
 #include "feedback_match.h"
 #include "feedback_parse.h"
 #include "queue_campaign.h"
@@ -616,6 +620,25 @@ static int ingest_maildir(struct ingest *in, const char *dir)
     return 0;
 }
 
+/* Load sluiced.conf (tool_config_path) into cfg and classify with its
+ * bounce_rules; none configured: the shipped rules.  0 or an exit code. */
+static int use_config(const struct tool_ctx *ctx, struct config *cfg,
+                      bool *loaded)
+{
+    char err[600];
+    const char *path = tool_config_path(ctx);
+    *loaded = false;
+    if (!path)
+        return 0;
+    if (config_load(path, cfg, err, sizeof err)) {
+        fprintf(stderr, P ": %s\n", err);
+        return TOOL_EX_CONFIG;
+    }
+    *loaded = true;
+    classify_use_rules(cfg->bounce_rules);
+    return 0;
+}
+
 /* `feedback ingest`. */
 static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
 {
@@ -641,17 +664,24 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
         return TOOL_EX_USAGE;
     }
     struct ingest *in = calloc(1, sizeof *in);
+    struct config *cfg = calloc(1, sizeof *cfg);
+    bool cfg_loaded = false;
     int rc, err;
-    if (!in) {
+    if (!in || !cfg) {
         free(files);
+        free(in);
+        free(cfg);
         return TOOL_EX_OSERR;
     }
     in->ctx = ctx;
     if ((rc = tool_admin_begin(ctx, false, "feedback ingest", &in->q))) {
         free(files);
         free(in);
+        free(cfg);
         return rc;
     }
+    if ((rc = use_config(ctx, cfg, &cfg_loaded)))
+        goto out;
     if ((err = queue_token_secret(in->q, in->secret))) {
         fprintf(stderr, P ": token secret: %s\n", queue_strerror(err));
         rc = tool_exit_for(err);
@@ -696,6 +726,10 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
     rc = in->rc;
 out:
     queue_close(in->q);
+    classify_use_rules(NULL);
+    if (cfg_loaded)
+        config_free(cfg);
+    free(cfg);
     free(files);
     free(in);
     return rc;
