@@ -21,6 +21,9 @@
  *   soft-bounce streak and blocks are counted: hygiene.c, in the same
  *   transaction.
  *
+ *   feedback.c records a bounce reported later by mail through
+ *   outcome_apply() too, so it is held to the same rules.
+ *
  *   A delivery already terminal gets no second terminal event: its outcome
  *   fails with QUEUE_ESTATE.  That is how "exactly one terminal event" is
  *   held even when an engine repeats itself after a crash.
@@ -36,11 +39,11 @@
 
 #include "queue_int.h"
 
-int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
-                          size_t n, struct queue_completer *cmp,
-                          queue_done_cb cb, void *arg)
+int outcome_op_new(struct queue_op **out, const struct queue_outcome *o,
+                   size_t n)
 {
     size_t alen = 0;
+    *out = NULL;
     if (!n)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -84,6 +87,18 @@ int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
         COPY_STR(text, QUEUE_MAX_REPLY);
 #undef COPY_STR
     }
+    *out = op;
+    return 0;
+}
+
+int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
+                          size_t n, struct queue_completer *cmp,
+                          queue_done_cb cb, void *arg)
+{
+    struct queue_op *op;
+    int err = outcome_op_new(&op, o, n);
+    if (err)
+        return err;
     return op_submit(q, op, cmp, cb, arg);
 }
 
@@ -135,10 +150,9 @@ static enum counter_field field_of(int type)
     }
 }
 
-/* Apply one outcome.  Per-outcome failures go to *status; returns non-zero
- * only for transaction failures. */
-static int apply_one(struct wctx *w, struct queue_op *op,
-                     const struct op_outcome *o, int *status)
+int outcome_apply(struct wctx *w, const struct queue_op *op,
+                  const struct op_outcome *o, struct hygiene_via *via,
+                  int *status)
 {
     unsigned char key[8], rkey[16];
     struct queue_delivery d;
@@ -255,7 +269,7 @@ static int apply_one(struct wctx *w, struct queue_op *op,
                 return err;
             /* list hygiene commits with the outcome (hygiene.c) */
             if ((err = hygiene_outcome(w, d.account, d.rcpt, type,
-                                       o->category)))
+                                       o->category, via)))
                 return err;
         }
     }
@@ -273,7 +287,7 @@ int op_apply_outcomes(struct wctx *w, struct queue_op *op)
 {
     for (size_t i = 0; i < op->n; i++) {
         int status = 0;
-        int err = apply_one(w, op, &op->outcomes[i], &status);
+        int err = outcome_apply(w, op, &op->outcomes[i], NULL, &status);
         if (err)
             return err;
         if (status && !op->status)

@@ -92,7 +92,7 @@ void lease_free(struct lease_set *s);
 /* --------------------------------------------------------- operations */
 
 enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER,
-               OP_CONTROL, OP_ADMIN };
+               OP_CONTROL, OP_ADMIN, OP_FEEDBACK };
 
 struct admin_tx;
 struct audit_mark;
@@ -159,6 +159,11 @@ struct queue_op {
     void *admin_arg;
     char *admin_detail;          /* caller's buffer for the failure text */
     struct audit_mark *admin_mark; /* caller's: the audit record appended */
+    /* OP_FEEDBACK (feedback.c): outcomes[0] is the bounce (or names the
+     * delivery of a complaint); the result goes to the caller's fb_result,
+     * reset on every run of the op */
+    int fb_kind;
+    struct queue_feedback_result *fb_result;
 };
 void op_free(struct queue_op *op);
 
@@ -331,6 +336,27 @@ int op_apply_campaign(struct wctx *w, struct queue_op *op);
 int op_apply_outcomes(struct wctx *w, struct queue_op *op);
 int op_apply_control(struct wctx *w, struct queue_op *op);
 int op_apply_admin(struct wctx *w, struct queue_op *op);
+int op_apply_feedback(struct wctx *w, struct queue_op *op);
+
+/* Where an outcome comes from, for the suppression it may cause: the
+ * entry's source and, back, whether it suppressed (QUEUE_FEEDBACK_*
+ * SUPPRESSED).  sluiced's outcomes pass NULL: source "smtp". */
+struct hygiene_via {
+    const char *source;
+    int suppressed;
+};
+
+/* Build an OP_OUTCOMES op of n checked outcomes (outcome.c); 0, -EINVAL
+ * or -ENOMEM. */
+int outcome_op_new(struct queue_op **out, const struct queue_outcome *o,
+                   size_t n);
+/* Apply one outcome of op in w's txn (outcome.c).  A failure of the
+ * outcome alone (nothing written) goes to *status: QUEUE_ENOTFOUND,
+ * QUEUE_ESTATE (terminal already), QUEUE_ECORRUPT; returns non-zero only
+ * for transaction failures. */
+int outcome_apply(struct wctx *w, const struct queue_op *op,
+                  const struct op_outcome *o, struct hygiene_via *via,
+                  int *status);
 
 /* Submit op and wait for its group to commit; returns its status
  * (sync.c). */
@@ -393,9 +419,18 @@ int usage_add(struct wctx *w, uint32_t account, uint32_t day,
 int blocks_add(struct wctx *w, uint32_t account, uint32_t day,
                unsigned policy, unsigned spam);
 /* List hygiene for one outcome of a delivery (hygiene.c): suppressions,
- * soft-bounce streaks and block counts in w's txn; 0 or txn-fatal. */
+ * soft-bounce streaks and block counts in w's txn; via as for
+ * outcome_apply (may be NULL); 0 or txn-fatal. */
 int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
-                    int type, int category);
+                    int type, int category, struct hygiene_via *via);
+/* Whether a bounce of category suppresses at once (hard bounce). */
+bool hygiene_hard(int category);
+/* Put rcpt on the list account uses (its own or its master's), added by
+ * account, reason "hard bounce: CATEGORY" for a hard bounce (category)
+ * or "complaint" (category QUEUE_CAT_NONE), and end its soft-bounce
+ * streak; an entry there stays as it is.  0 or txn-fatal. */
+int hygiene_suppress(struct wctx *w, uint32_t account, const char *rcpt,
+                     int category, struct hygiene_via *via);
 void hygiene_free(struct queue *q);
 void counters_reset(struct wctx *w);
 void counters_free(struct wctx *w);

@@ -102,6 +102,7 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
         case OP_OUTCOMES: err = op_apply_outcomes(&w, op); break;
         case OP_CONTROL: err = op_apply_control(&w, op); break;
         case OP_ADMIN: err = op_apply_admin(&w, op); break;
+        case OP_FEEDBACK: err = op_apply_feedback(&w, op); break;
         default: err = 0; break;
         }
         if (err)
