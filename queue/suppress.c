@@ -21,8 +21,9 @@
  *   (the tools convert IDNs).  Imports check the same keys inside their
  *   transactions (import.c).  Entries are added one by one (audited
  *   each), in batches of up to QUEUE_SUPPRESS_BATCH in one transaction
- *   with one audit record (the suppression import and the feedback
- *   ingest), and removed one by one.  An address already listed keeps its
+ *   with one audit record (the suppression import), and removed one by
+ *   one.  Bounces and complaints are suppressed by hygiene.c in the
+ *   transaction of the outcome or report that causes them.  An address already listed keeps its
  *   first record: nobody's add or import re-attributes another account's
  *   entry.
  *
