@@ -23,9 +23,9 @@
  *   each), in batches of up to QUEUE_SUPPRESS_BATCH in one transaction
  *   with one audit record (the suppression import), and removed one by
  *   one.  Bounces and complaints are suppressed by hygiene.c in the
- *   transaction of the outcome or report that causes them.  An address already listed keeps its
- *   first record: nobody's add or import re-attributes another account's
- *   entry.
+ *   transaction of the outcome or report that causes them.  An address
+ *   already listed keeps its first record: nobody's add or import
+ *   re-attributes another account's entry.
  *
  * DIAGNOSTICS
  *   -EINVAL for an empty or over-long address or a reason or source with
