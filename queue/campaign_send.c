@@ -7,8 +7,8 @@
  *   to sending (or scheduled) and tells where to start; the caller then
  *   submits batches, each of which queues its recipients and moves the
  *   campaign's cursor (the last contact id handled) from `after` to `last`
- *   in the same transaction (campaign_send_step(), called by the writer
- *   from op_apply_campaign()); queue_campaign_send_end() marks the send
+ *   in the same transaction (qcampaign_send_step(), called by the writer
+ *   from queue_op_apply_campaign()); queue_campaign_send_end() marks the send
  *   complete.  A send that stops half way (killed, spool full) leaves a
  *   cursor that the next send continues from, and a batch whose `after`
  *   is not the cursor fails, so two sends at once never queue a contact
@@ -70,17 +70,17 @@ static int do_begin(struct admin_tx *t, void *arg)
     const char *result = "started";
     int err, rc;
 
-    if ((err = campaign_load(t->q, t->txn, ba->id, c, false)))
+    if ((err = qcampaign_load(t->q, t->txn, ba->id, c, false)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no campaign %llu",
                          (unsigned long long)ba->id) : err;
     if (c->state == QUEUE_CAMPAIGN_DRAFT) {
         bool later = c->schedule > now;
-        if ((err = campaign_enter(t, c, later ? QUEUE_CAMPAIGN_SCHEDULED
+        if ((err = qcampaign_enter(t, c, later ? QUEUE_CAMPAIGN_SCHEDULED
                                               : QUEUE_CAMPAIGN_SENDING,
                                   now)))
             return err;
-        if ((rc = campaign_status_put(t->q, t->txn, c)))
+        if ((rc = qcampaign_status_put(t->q, t->txn, c)))
             return admin_mdb(t, rc);
         if (later)
             snprintf(when, sizeof when, ", due at %lld",
@@ -139,20 +139,20 @@ int queue_campaign_submit_batch(struct queue *q, uint64_t campaign,
     }
     if (q->absent[DB_CAMPAIGNS] || q->readonly)
         return -EROFS;
-    int err = campaign_op_new(&op, 0, campaign, rcpts, n, true);
+    int err = qcampaign_op_new(&op, 0, campaign, rcpts, n, true);
     if (err)
         return err;
     op->send = true;
     op->send_after = after;
     op->send_last = last;
     op->send_suppressed = suppressed;
-    return op_submit(q, op, cmp, cb, arg);
+    return queue_op_submit(q, op, cmp, cb, arg);
 }
 
-int campaign_send_step(struct wctx *w, struct queue_op *op)
+int qcampaign_send_step(struct wctx *w, struct queue_op *op)
 {
     struct queue_campaign c;
-    int err = campaign_load(w->q, w->txn, op->campaign, &c, false);
+    int err = qcampaign_load(w->q, w->txn, op->campaign, &c, false);
     if (err == QUEUE_ENOTFOUND || err == QUEUE_ECORRUPT) {
         op->status = err;
         return 0;
@@ -167,7 +167,7 @@ int campaign_send_step(struct wctx *w, struct queue_op *op)
     c.send_cursor = op->send_last;
     c.recipients += op->n;
     c.suppressed_at_send += op->send_suppressed;
-    int rc = campaign_status_put(w->q, w->txn, &c);
+    int rc = qcampaign_status_put(w->q, w->txn, &c);
     if (rc)
         return wctx_fail(w, rc);
     op->account = c.account;
@@ -310,7 +310,7 @@ static int do_end(struct admin_tx *t, void *arg)
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     int err, rc;
 
-    if ((err = campaign_load(t->q, t->txn, ea->id, c, false)))
+    if ((err = qcampaign_load(t->q, t->txn, ea->id, c, false)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no campaign %llu",
                          (unsigned long long)ea->id) : err;
@@ -324,9 +324,9 @@ static int do_end(struct admin_tx *t, void *arg)
                           (unsigned long long)c->send_cursor);
     c->send_complete = true;
     if (c->recipients == 0 &&
-        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_DONE, t->now_ms / 1000)))
+        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_DONE, t->now_ms / 1000)))
         return err;
-    if ((rc = campaign_status_put(t->q, t->txn, c)))
+    if ((rc = qcampaign_status_put(t->q, t->txn, c)))
         return admin_mdb(t, rc);
     if (snprintf(obj, sizeof obj, "campaign %llu (%s): %llu queued, %llu "
                  "suppressed", (unsigned long long)c->id, c->name,
@@ -353,8 +353,8 @@ int queue_campaign_send_end(struct queue *q, uint64_t id, uint64_t last,
 
 /* ------------------------------------------------------------- settle */
 
-int campaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
-                        struct queue_counts *k)
+int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
+                         struct queue_counts *k)
 {
     unsigned char key[9] = { 'c' };
     uint64_t a[CF_COUNT] = { 0 };
@@ -378,8 +378,8 @@ int campaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
     return 0;
 }
 
-int campaign_derived_state(const struct queue_campaign *c,
-                           const struct queue_counts *k, int64_t now)
+int qcampaign_derived_state(const struct queue_campaign *c,
+                            const struct queue_counts *k, int64_t now)
 {
     int s = c->state;
     if (s == QUEUE_CAMPAIGN_SCHEDULED && c->schedule <= now)
@@ -406,20 +406,20 @@ static int do_settle(struct admin_tx *t, void *arg)
     int64_t now = t->now_ms / 1000;
     int err, rc;
 
-    if ((err = campaign_load(t->q, t->txn, sa->id, c, false)) ||
-        (err = campaign_counts_txn(t->q, t->txn, sa->id, &k)))
+    if ((err = qcampaign_load(t->q, t->txn, sa->id, c, false)) ||
+        (err = qcampaign_counts_txn(t->q, t->txn, sa->id, &k)))
         return err;
-    int to = campaign_derived_state(c, &k, now);
+    int to = qcampaign_derived_state(c, &k, now);
     sa->state = c->state;
     if (to == c->state)
         return 0;
     if (c->state == QUEUE_CAMPAIGN_SCHEDULED &&
-        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_SENDING, c->schedule)))
+        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_SENDING, c->schedule)))
         return err;
     if (to == QUEUE_CAMPAIGN_DONE &&
-        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_DONE, now)))
+        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_DONE, now)))
         return err;
-    if ((rc = campaign_status_put(t->q, t->txn, c)))
+    if ((rc = qcampaign_status_put(t->q, t->txn, c)))
         return admin_mdb(t, rc);
     sa->state = c->state;
     return 0;
@@ -437,13 +437,13 @@ int queue_campaign_settle(struct queue *q, uint64_t id, int *state)
     /* read first: most calls change nothing and need no write */
     if ((err = queue_read_begin(q, &txn)))
         goto out;
-    err = campaign_load(q, txn, id, &sa->c, false);
+    err = qcampaign_load(q, txn, id, &sa->c, false);
     if (!err)
-        err = campaign_counts_txn(q, txn, id, &k);
+        err = qcampaign_counts_txn(q, txn, id, &k);
     queue_read_end(q, txn);
     if (err)
         goto out;
-    sa->state = campaign_derived_state(&sa->c, &k, spool_now(q));
+    sa->state = qcampaign_derived_state(&sa->c, &k, spool_now(q));
     if (sa->state != sa->c.state && !q->readonly) {
         sa->id = id;
         err = admin_run(q, do_settle, sa);

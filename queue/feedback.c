@@ -5,7 +5,7 @@
  * DESCRIPTION
  *   queue_record_feedback() (queue_campaign.h) is one OP_FEEDBACK
  *   operation of the writer, so what a DSN or an ARF report causes
- *   commits in one transaction: a bounce goes through outcome_apply(),
+ *   commits in one transaction: a bounce goes through qoutcome_apply(),
  *   the code that records sluiced's outcomes, with list hygiene
  *   (hygiene.c) in the same transaction; a late bounce (the delivery is
  *   terminal already: the spool keeps one terminal event) and a complaint
@@ -41,11 +41,11 @@ static int delivery_read(struct wctx *w, uint64_t id,
     }
     if (rc)
         return wctx_fail(w, rc);
-    *status = delivery_decode(&v, id, d);
+    *status = qdelivery_decode(&v, id, d);
     return 0;
 }
 
-int op_apply_feedback(struct wctx *w, struct queue_op *op)
+int queue_op_apply_feedback(struct wctx *w, struct queue_op *op)
 {
     struct queue_feedback_result *r = op->fb_result;
     const struct op_outcome *o = &op->outcomes[0];
@@ -57,7 +57,7 @@ int op_apply_feedback(struct wctx *w, struct queue_op *op)
     r->recorded = false;    /* a group retried runs the op again */
     r->suppressed = QUEUE_FEEDBACK_NOT_SUPPRESSED;
     if (op->fb_kind == QUEUE_FEEDBACK_BOUNCE) {
-        if ((err = outcome_apply(w, op, o, &via, &status)))
+        if ((err = qoutcome_apply(w, op, o, &via, &status)))
             return err;
         if (!status) {
             r->recorded = true;
@@ -104,7 +104,7 @@ int queue_record_feedback(struct queue *q, const struct queue_feedback *f,
         .category = f->kind == QUEUE_FEEDBACK_BOUNCE ? f->category : 0,
         .enhanced = f->enhanced, .mx = f->mx, .text = f->text,
     };
-    int err = outcome_op_new(&op, &o, 1);
+    int err = qoutcome_op_new(&op, &o, 1);
     if (err)
         return err;
     op->kind = OP_FEEDBACK;

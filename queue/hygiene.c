@@ -180,7 +180,7 @@ static int set_load(struct wctx *w)
     return err;
 }
 
-bool streak_record_ok(const MDB_val *v)
+bool hygiene_streak_ok(const MDB_val *v)
 {
     return v->mv_size == STREAK_LEN &&
            ((const unsigned char *)v->mv_data)[0] == STREAK_FMT;
@@ -192,7 +192,7 @@ static MDB_val streak_key(unsigned char *buf, uint32_t owner,
 {
     char lower[QUEUE_MAX_RCPT + 1];
     size_t n = strnlen(rcpt, QUEUE_MAX_RCPT + 1);
-    if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(rcpt, n, lower)))
+    if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(rcpt, n, lower)))
         return (MDB_val){ 0, NULL };
     be32_put(buf, owner);
     buf[4] = 0xff;
@@ -210,7 +210,7 @@ static int suppress_put(struct wctx *w, uint32_t owner, uint32_t account,
     unsigned char kb[SUPPRESS_KEY_MAX], buf[SUPP_REC_MAX];
     char lower[QUEUE_MAX_RCPT + 1];
     size_t n = strnlen(rcpt, QUEUE_MAX_RCPT + 1);
-    if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(rcpt, n, lower)))
+    if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(rcpt, n, lower)))
         return 0;
     MDB_val k = suppress_key(kb, owner, lower, n);
     MDB_val v = { supp_encode(buf, w->now, account, reason,
@@ -255,7 +255,7 @@ static int streak_add(struct wctx *w, uint32_t owner, uint32_t account,
     uint32_t count = 0;
     int64_t first = w->now;
     int rc = mdb_get(w->txn, w->q->dbi[DB_SUPPRESS], &k, &v);
-    if (rc == 0 && streak_record_ok(&v)) {
+    if (rc == 0 && hygiene_streak_ok(&v)) {
         const unsigned char *p = v.mv_data;
         uint64_t f = 0;
         for (int b = 7; b >= 0; b--)
@@ -296,7 +296,7 @@ static bool may_have_streak(const struct queue *q, const char *rcpt)
 {
     char lower[QUEUE_MAX_RCPT + 1];
     size_t n = strnlen(rcpt, QUEUE_MAX_RCPT + 1);
-    if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(rcpt, n, lower)))
+    if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(rcpt, n, lower)))
         return false;
     return set_has(q, addr_hash(lower, n));
 }
@@ -342,9 +342,9 @@ int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
     case QUEUE_CAT_SPAM:
         if (type != QUEUE_EV_BOUNCED && type != QUEUE_EV_DEFERRED)
             return 0;
-        return blocks_add(w, account, (uint32_t)(w->now / 86400),
-                          category == QUEUE_CAT_POLICY,
-                          category == QUEUE_CAT_SPAM);
+        return qblocks_add(w, account, (uint32_t)(w->now / 86400),
+                           category == QUEUE_CAT_POLICY,
+                           category == QUEUE_CAT_SPAM);
     case QUEUE_CAT_BAD_MAILBOX:
     case QUEUE_CAT_BAD_DOMAIN:
     case QUEUE_CAT_INACTIVE_MAILBOX:
