@@ -14,9 +14,9 @@
  *   cut short continues where it stopped.  The whole enqueue
  *   (queue_campaign_send_all) queues every contact not suppressed and
  *   counts the others; from a stale cursor it queues nothing.  A campaign
- *   becomes done only
- *   when every recipient is terminal.  Recipients of a scheduled campaign
- *   are not claimable before their time.  The token secret is made once.
+ *   becomes done only when every recipient is terminal.  Recipients of a
+ *   scheduled campaign are not claimable before their time.  The token
+ *   secret is made once.
  */
 #include "queue_campaign.h"
 #include "testutil.h"
