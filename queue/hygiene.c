@@ -37,7 +37,9 @@
  *   without touching the spool; only a possible hit looks the streak up.
  *
  *   No audit record: these are the engine's changes, not an operator's; the
- *   suppression record's source says where it came from.
+ *   suppression record's source says where it came from.  (A report fed
+ *   back by `sluice feedback ingest` is audited by the tool, "feedback
+ *   ingest", naming what it suppressed.)
  *
  * DIAGNOSTICS
  *   Returns 0 or a txn-fatal code.  An account that is gone, an address
