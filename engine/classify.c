@@ -1,10 +1,13 @@
 /*
- * classify.c - bounce categories for the engine.
+ * classify.c - bounce categories for sluiced and `sluice feedback`.
  *
  * DESCRIPTION
- *   A thin door onto bounce_rules.c: holds the rule set sluiced loaded
- *   from its `bounce_rules =` file and classifies with it, then the
- *   shipped defaults.  Never fails: an unmatched reply gets the fallback
+ *   A thin door onto bounce_rules.c: holds the rule set loaded from the
+ *   `bounce_rules =` file of sluiced.conf (config_load) and classifies
+ *   with it, then the shipped defaults.  It lives in the sluice_bounce
+ *   library with the rules, so sluiced (SMTP replies) and the feedback
+ *   ingest of the tools (DSNs) classify alike without the tools linking
+ *   the engine.  Never fails: an unmatched reply gets the fallback
  *   category of its basic code.
  */
 #include <stddef.h>

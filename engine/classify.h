@@ -2,9 +2,9 @@
  * classify.h - a bounce category for an SMTP reply or local failure.
  *
  * DESCRIPTION
- *   The engine's view of bounce_rules.h: the rules file named by
- *   `bounce_rules =` (if any) first, then the shipped defaults, then the
- *   basic code.  The rule set is set once at start-up, before any
+ *   sluiced's and the feedback ingest's view of bounce_rules.h: the
+ *   rules file named by `bounce_rules =` (if any) first, then the shipped
+ *   defaults, then the basic code.  The rule set is set once at start-up, before any
  *   classification.
  */
 #ifndef SLUICE_CLASSIFY_H
@@ -12,7 +12,7 @@
 
 struct bounce_rules;
 
-/* Use r (owned by the caller, kept alive while the engine runs; NULL for
+/* Use r (owned by the caller, kept alive while it classifies; NULL for
  * the defaults only) for every later classify_reply(). */
 void classify_use_rules(const struct bounce_rules *r);
 

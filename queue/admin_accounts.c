@@ -60,35 +60,37 @@ static size_t account_encode(unsigned char *buf, size_t cap,
                      (a->inherit_footer ? F_INHERIT_FOOTER : 0) |
                      (a->suppression_shared ? F_SUPPRESSION_SHARED : 0) |
                      (a->allow_unsigned ? F_ALLOW_UNSIGNED : 0);
-    rw_u8(&w, ADMIN_FMT);
-    rw_u32(&w, a->parent);
-    rw_u8(&w, flags);
-    rw_u64(&w, (uint64_t)a->created);
-    rw_u64(&w, a->daily_cap);
-    rw_str(&w, a->name, 1, QUEUE_MAX_ACCOUNT_NAME);
-    rw_str(&w, a->rate_cap, 1, QUEUE_MAX_RATE_CAP);
-    rw_str(&w, a->inherit_header ? "" : a->header, 2, QUEUE_MAX_ACCOUNT_TEXT);
-    rw_str(&w, a->inherit_footer ? "" : a->footer, 2, QUEUE_MAX_ACCOUNT_TEXT);
+    qrec_w_u8(&w, ADMIN_FMT);
+    qrec_w_u32(&w, a->parent);
+    qrec_w_u8(&w, flags);
+    qrec_w_u64(&w, (uint64_t)a->created);
+    qrec_w_u64(&w, a->daily_cap);
+    qrec_w_str(&w, a->name, 1, QUEUE_MAX_ACCOUNT_NAME);
+    qrec_w_str(&w, a->rate_cap, 1, QUEUE_MAX_RATE_CAP);
+    qrec_w_str(&w, a->inherit_header ? "" : a->header, 2,
+               QUEUE_MAX_ACCOUNT_TEXT);
+    qrec_w_str(&w, a->inherit_footer ? "" : a->footer, 2,
+               QUEUE_MAX_ACCOUNT_TEXT);
     return w.over ? 0 : w.len;
 }
 
 /* Unpack a record; QUEUE_ECORRUPT if it does not decode. */
-int account_decode(const MDB_val *v, uint32_t id, struct queue_account *a)
+int qaccount_decode(const MDB_val *v, uint32_t id, struct queue_account *a)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(a, 0, sizeof *a);
     a->id = id;
-    if (rr_u8(&r) != ADMIN_FMT)
+    if (qrec_r_u8(&r) != ADMIN_FMT)
         return QUEUE_ECORRUPT;
-    a->parent = rr_u32(&r);
-    unsigned flags = rr_u8(&r);
-    a->created = (int64_t)rr_u64(&r);
-    a->daily_cap = rr_u64(&r);
-    rr_str(&r, a->name, 1, QUEUE_MAX_ACCOUNT_NAME);
-    rr_str(&r, a->rate_cap, 1, QUEUE_MAX_RATE_CAP);
-    rr_str(&r, a->header, 2, QUEUE_MAX_ACCOUNT_TEXT);
-    rr_str(&r, a->footer, 2, QUEUE_MAX_ACCOUNT_TEXT);
-    if (!rr_done(&r))
+    a->parent = qrec_r_u32(&r);
+    unsigned flags = qrec_r_u8(&r);
+    a->created = (int64_t)qrec_r_u64(&r);
+    a->daily_cap = qrec_r_u64(&r);
+    qrec_r_str(&r, a->name, 1, QUEUE_MAX_ACCOUNT_NAME);
+    qrec_r_str(&r, a->rate_cap, 1, QUEUE_MAX_RATE_CAP);
+    qrec_r_str(&r, a->header, 2, QUEUE_MAX_ACCOUNT_TEXT);
+    qrec_r_str(&r, a->footer, 2, QUEUE_MAX_ACCOUNT_TEXT);
+    if (!qrec_r_done(&r))
         return QUEUE_ECORRUPT;
     a->disabled = flags & F_DISABLED;
     a->inherit_header = flags & F_INHERIT_HEADER;
@@ -98,23 +100,23 @@ int account_decode(const MDB_val *v, uint32_t id, struct queue_account *a)
     return 0;
 }
 
-int account_master_id(struct queue *q, MDB_txn *txn, uint32_t *id)
+int qaccount_master_id(struct queue *q, MDB_txn *txn, uint32_t *id)
 {
     uint64_t v;
-    int err = meta_get_u64(q, txn, "master", &v);
+    int err = qmeta_get_u64(q, txn, "master", &v);
     *id = (uint32_t)v;
     return err;
 }
 
-int account_load(struct queue *q, MDB_txn *txn, uint32_t id,
-                 struct queue_account *a)
+int qaccount_load(struct queue *q, MDB_txn *txn, uint32_t id,
+                  struct queue_account *a)
 {
     unsigned char key[5];
     MDB_val k = id_key(key, id), v;
     int rc = mdb_get(txn, q->dbi[DB_ACCOUNTS], &k, &v);
     if (rc)
         return queue_err_mdb(rc);
-    return account_decode(&v, id, a);
+    return qaccount_decode(&v, id, a);
 }
 
 /* The parent and flags of account id in txn, read from the head of its
@@ -128,13 +130,13 @@ static bool account_head(struct queue *q, MDB_txn *txn, uint32_t id,
         mdb_get(txn, q->dbi[DB_ACCOUNTS], &k, &v))
         return false;
     struct rec_r r = { .p = v.mv_data, .len = v.mv_size };
-    unsigned fmt = rr_u8(&r);
-    *parent = rr_u32(&r);
-    *flags = rr_u8(&r);
+    unsigned fmt = qrec_r_u8(&r);
+    *parent = qrec_r_u32(&r);
+    *flags = qrec_r_u8(&r);
     return !r.bad && fmt == ADMIN_FMT;
 }
 
-bool account_held(struct queue *q, MDB_txn *txn, uint32_t account)
+bool qaccount_held(struct queue *q, MDB_txn *txn, uint32_t account)
 {
     uint32_t parent, mparent;
     unsigned flags, mflags;
@@ -163,7 +165,7 @@ static void account_resolve(struct queue_account *a,
 static int account_load_resolved(struct queue *q, MDB_txn *txn, uint32_t id,
                                  struct queue_account *a)
 {
-    int err = account_load(q, txn, id, a);
+    int err = qaccount_load(q, txn, id, a);
     if (err)
         return err;
     if (!a->parent) {
@@ -173,7 +175,7 @@ static int account_load_resolved(struct queue *q, MDB_txn *txn, uint32_t id,
     struct queue_account *m = malloc(sizeof *m);
     if (!m)
         return -ENOMEM;
-    err = account_load(q, txn, a->parent, m);
+    err = qaccount_load(q, txn, a->parent, m);
     if (err == 0)
         account_resolve(a, m);
     else if (err == QUEUE_ENOTFOUND)
@@ -318,7 +320,7 @@ static int do_create(struct admin_tx *t, void *arg)
         return admin_fail(t, -EEXIST, "account name '%s' is taken", c->name);
     if (err != QUEUE_ENOTFOUND)
         return err;
-    if ((err = account_master_id(t->q, t->txn, &master)))
+    if ((err = qaccount_master_id(t->q, t->txn, &master)))
         return err;
     if (parent && !master)
         return admin_fail(t, QUEUE_ENOTFOUND, "no such parent account (there "
@@ -341,7 +343,7 @@ static int do_create(struct admin_tx *t, void *arg)
     if ((err = account_store(t, a, true)))
         return err;
     int rc;
-    if (!parent && (rc = meta_put_u64(t->q, t->txn, "master", a->id)))
+    if (!parent && (rc = qmeta_put_u64(t->q, t->txn, "master", a->id)))
         return admin_mdb(t, rc);
     c->id = a->id;
     char obj[160];
@@ -349,7 +351,7 @@ static int do_create(struct admin_tx *t, void *arg)
         struct queue_account *m = malloc(sizeof *m);
         if (!m)
             return -ENOMEM;
-        err = account_load(t->q, t->txn, parent, m);
+        err = qaccount_load(t->q, t->txn, parent, m);
         snprintf(obj, sizeof obj, "account %s (sub-account of %s)", a->name,
                  err ? "?" : m->name);
         free(m);
@@ -416,7 +418,7 @@ static int do_update(struct admin_tx *t, void *arg)
 {
     struct update_arg *u = arg;
     struct queue_account *a = &u->a;
-    int err = account_load(t->q, t->txn, u->id, a);
+    int err = qaccount_load(t->q, t->txn, u->id, a);
     if (err == QUEUE_ENOTFOUND)
         return admin_fail(t, err, "no account with id %u", u->id);
     if (err)
@@ -429,7 +431,7 @@ static int do_update(struct admin_tx *t, void *arg)
     uint64_t moved;
     int rc;
     if ((u->c->set & QUEUE_AC_DISABLED) && !a->disabled &&
-        (rc = unpark_accounts(t->q, t->txn, t->now_ms / 1000, &moved)))
+        (rc = qpark_unpark_accounts(t->q, t->txn, t->now_ms / 1000, &moved)))
         return admin_mdb(t, rc);
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     const char *action = "account update";
@@ -517,7 +519,7 @@ int queue_account_master(struct queue *q, uint32_t *id)
     int err = queue_read_begin(q, &txn);
     if (err)
         return err;
-    err = account_master_id(q, txn, id);
+    err = qaccount_master_id(q, txn, id);
     queue_read_end(q, txn);
     return err;
 }
@@ -542,8 +544,8 @@ long queue_accounts(struct queue *q,
         free(a);
         return err;
     }
-    if ((err = account_master_id(q, txn, &master)) ||
-        (master && (err = account_load(q, txn, master, m)))) {
+    if ((err = qaccount_master_id(q, txn, &master)) ||
+        (master && (err = qaccount_load(q, txn, master, m)))) {
         queue_read_end(q, txn);
         free(a);
         return err == QUEUE_ENOTFOUND ? QUEUE_ECORRUPT : err;
@@ -562,7 +564,7 @@ long queue_accounts(struct queue *q,
         if (k.mv_size != 5 || kp[0] != 'i')
             break;
         uint32_t id = be32_get(kp + 1);
-        if ((err = account_decode(&v, id, a)))
+        if ((err = qaccount_decode(&v, id, a)))
             break;
         account_resolve(a, master ? m : NULL);
         n++;

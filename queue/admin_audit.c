@@ -49,8 +49,8 @@
                   QUEUE_MAX_AUDIT_OBJECT + 1 + QUEUE_MAX_AUDIT_RESULT)
 #define VALUE_MAX (HASH + BODY_MAX + HASH)
 
-bool audit_link(const MDB_val *v, bool keyed, const unsigned char *key,
-                unsigned char out[HASH])
+bool qaudit_link(const MDB_val *v, bool keyed, const unsigned char *key,
+                 unsigned char out[HASH])
 {
     const unsigned char *p = v->mv_data;
     size_t n = v->mv_size;
@@ -101,8 +101,8 @@ static void clean_text(char *dst, const char *s, size_t cap)
     dst[o] = 0;
 }
 
-int audit_head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
-                   unsigned char link[HASH], bool *present)
+int qaudit_head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
+                    unsigned char link[HASH], bool *present)
 {
     MDB_val k = { 10, "audit_head" }, v;
     int rc = mdb_get(txn, q->dbi[DB_META], &k, &v);
@@ -181,7 +181,7 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
         char result[QUEUE_MAX_AUDIT_RESULT + 1];
     } s;
 
-    if ((err = audit_head_get(q, t->txn, &seq, val, &present)))
+    if ((err = qaudit_head_get(q, t->txn, &seq, val, &present)))
         return admin_fail(t, err, "audit head does not decode");
     if ((err = key_rule(t, seq, &keyed)))
         return err;
@@ -192,24 +192,24 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
     clean_text(s.object, object, QUEUE_MAX_AUDIT_OBJECT);
     clean_text(s.result, result, QUEUE_MAX_AUDIT_RESULT);
     struct rec_w w = { .p = val, .len = HASH, .cap = sizeof val - HASH };
-    rw_u8(&w, keyed ? AUDIT_FMT_KEYED : AUDIT_FMT_PLAIN);
+    qrec_w_u8(&w, keyed ? AUDIT_FMT_KEYED : AUDIT_FMT_PLAIN);
     if (keyed)
-        rw_bytes(&w, q->audit->key_id, KEY_ID);
-    rw_u64(&w, seq);
-    rw_u64(&w, (uint64_t)t->now_ms);
-    rw_u8(&w, by && by->role >= 0 && by->role <= QUEUE_ROLE_OWNER
+        qrec_w_bytes(&w, q->audit->key_id, KEY_ID);
+    qrec_w_u64(&w, seq);
+    qrec_w_u64(&w, (uint64_t)t->now_ms);
+    qrec_w_u8(&w, by && by->role >= 0 && by->role <= QUEUE_ROLE_OWNER
                   ? (unsigned)by->role : 0);
-    rw_u32(&w, account);
-    rw_str(&w, s.user, 1, QUEUE_MAX_AUDIT_USER);
-    rw_str(&w, s.via, 1, QUEUE_MAX_AUDIT_VIA);
-    rw_str(&w, s.action, 1, QUEUE_MAX_AUDIT_ACTION);
-    rw_str(&w, s.object, 2, QUEUE_MAX_AUDIT_OBJECT);
-    rw_str(&w, s.result, 1, QUEUE_MAX_AUDIT_RESULT);
+    qrec_w_u32(&w, account);
+    qrec_w_str(&w, s.user, 1, QUEUE_MAX_AUDIT_USER);
+    qrec_w_str(&w, s.via, 1, QUEUE_MAX_AUDIT_VIA);
+    qrec_w_str(&w, s.action, 1, QUEUE_MAX_AUDIT_ACTION);
+    qrec_w_str(&w, s.object, 2, QUEUE_MAX_AUDIT_OBJECT);
+    qrec_w_str(&w, s.result, 1, QUEUE_MAX_AUDIT_RESULT);
     if (w.over)
         return admin_fail(t, QUEUE_ETOOBIG, "audit record too large");
     size_t len = w.len + HASH;
     MDB_val mv = { len, val };
-    if (!audit_link(&mv, keyed, keyed ? q->audit->key : NULL, val + w.len))
+    if (!qaudit_link(&mv, keyed, keyed ? q->audit->key : NULL, val + w.len))
         return admin_fail(t, -ENOMEM, "audit record: computing its link "
                           "failed");
 
@@ -229,9 +229,9 @@ static int audit_write(struct admin_tx *t, const struct queue_actor *by,
         return admin_mdb(t, rc);
     if (bump) {
         uint64_t gen;
-        if ((err = meta_get_u64(q, t->txn, "admin_gen", &gen)))
+        if ((err = qmeta_get_u64(q, t->txn, "admin_gen", &gen)))
             return err;
-        if ((rc = meta_put_u64(q, t->txn, "admin_gen", gen + 1)))
+        if ((rc = qmeta_put_u64(q, t->txn, "admin_gen", gen + 1)))
             return admin_mdb(t, rc);
     }
     if (t->mark) {
@@ -275,7 +275,7 @@ int queue_audit_append(struct queue *q, const struct queue_actor *by,
 }
 
 /* Decode a stored value (key seq) into r; false if it does not decode. */
-bool audit_decode(const MDB_val *v, struct queue_audit *r)
+bool qaudit_decode(const MDB_val *v, struct queue_audit *r)
 {
     const unsigned char *p = v->mv_data;
     memset(r, 0, sizeof *r);
@@ -284,22 +284,22 @@ bool audit_decode(const MDB_val *v, struct queue_audit *r)
     memcpy(r->prev, p, HASH);
     memcpy(r->hash, p + v->mv_size - HASH, HASH);
     struct rec_r rd = { .p = p + HASH, .len = v->mv_size - 2 * HASH };
-    unsigned fmt = rr_u8(&rd);
+    unsigned fmt = qrec_r_u8(&rd);
     if (fmt != AUDIT_FMT_PLAIN && fmt != AUDIT_FMT_KEYED)
         return false;
     r->keyed = fmt == AUDIT_FMT_KEYED;
     if (r->keyed)
-        rr_bytes(&rd, r->key_id, KEY_ID);
-    r->seq = rr_u64(&rd);
-    r->time_ms = (int64_t)rr_u64(&rd);
-    r->role = (int)rr_u8(&rd);
-    r->account = rr_u32(&rd);
-    rr_str(&rd, r->user, 1, QUEUE_MAX_AUDIT_USER);
-    rr_str(&rd, r->via, 1, QUEUE_MAX_AUDIT_VIA);
-    rr_str(&rd, r->action, 1, QUEUE_MAX_AUDIT_ACTION);
-    rr_str(&rd, r->object, 2, QUEUE_MAX_AUDIT_OBJECT);
-    rr_str(&rd, r->result, 1, QUEUE_MAX_AUDIT_RESULT);
-    return rr_done(&rd) && r->role <= QUEUE_ROLE_OWNER;
+        qrec_r_bytes(&rd, r->key_id, KEY_ID);
+    r->seq = qrec_r_u64(&rd);
+    r->time_ms = (int64_t)qrec_r_u64(&rd);
+    r->role = (int)qrec_r_u8(&rd);
+    r->account = qrec_r_u32(&rd);
+    qrec_r_str(&rd, r->user, 1, QUEUE_MAX_AUDIT_USER);
+    qrec_r_str(&rd, r->via, 1, QUEUE_MAX_AUDIT_VIA);
+    qrec_r_str(&rd, r->action, 1, QUEUE_MAX_AUDIT_ACTION);
+    qrec_r_str(&rd, r->object, 2, QUEUE_MAX_AUDIT_OBJECT);
+    qrec_r_str(&rd, r->result, 1, QUEUE_MAX_AUDIT_RESULT);
+    return qrec_r_done(&rd) && r->role <= QUEUE_ROLE_OWNER;
 }
 
 long queue_audit_list(struct queue *q, uint64_t from,
@@ -330,7 +330,7 @@ long queue_audit_list(struct queue *q, uint64_t from,
     MDB_val k = { 8, key }, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (!audit_decode(&v, r)) {
+        if (!qaudit_decode(&v, r)) {
             err = QUEUE_ECORRUPT;
             queue_set_detail("audit record under key %llu does not decode",
                              k.mv_size == 8 ? (unsigned long long)
@@ -362,7 +362,7 @@ int queue_audit_last_key(struct queue *q, bool *keyed,
         return 0;
     if ((err = queue_read_begin(q, &txn)))
         return err;
-    if (!(err = audit_head_get(q, txn, &seq, head, &present)))
+    if (!(err = qaudit_head_get(q, txn, &seq, head, &present)))
         *keyed = record_kind(q, txn, seq, id) == AUDIT_FMT_KEYED;
     queue_read_end(q, txn);
     return err;
@@ -379,7 +379,7 @@ int queue_audit_head(struct queue *q, uint64_t *seq, unsigned char head[HASH])
         return 0;
     if ((err = queue_read_begin(q, &txn)))
         return err;
-    err = audit_head_get(q, txn, seq, head, &present);
+    err = qaudit_head_get(q, txn, seq, head, &present);
     queue_read_end(q, txn);
     return err;
 }

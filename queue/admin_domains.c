@@ -65,43 +65,43 @@ static size_t sdomain_encode(unsigned char *buf, size_t cap,
                              const struct queue_sdomain *d)
 {
     struct rec_w w = { .p = buf, .cap = cap };
-    rw_u8(&w, ADMIN_FMT);
-    rw_u8(&w, d->verified ? F_VERIFIED : 0);
-    rw_u32(&w, d->account);
-    rw_u64(&w, (uint64_t)d->created);
-    rw_u64(&w, (uint64_t)d->verified_at);
-    rw_u8(&w, d->nsel);
+    qrec_w_u8(&w, ADMIN_FMT);
+    qrec_w_u8(&w, d->verified ? F_VERIFIED : 0);
+    qrec_w_u32(&w, d->account);
+    qrec_w_u64(&w, (uint64_t)d->created);
+    qrec_w_u64(&w, (uint64_t)d->verified_at);
+    qrec_w_u8(&w, d->nsel);
     for (unsigned i = 0; i < d->nsel; i++) {
-        rw_str(&w, d->sel[i].selector, 1, QUEUE_MAX_SELECTOR);
-        rw_str(&w, d->sel[i].algo, 1, QUEUE_MAX_ALGO);
-        rw_str(&w, d->sel[i].key_path, 2, QUEUE_MAX_KEY_PATH);
+        qrec_w_str(&w, d->sel[i].selector, 1, QUEUE_MAX_SELECTOR);
+        qrec_w_str(&w, d->sel[i].algo, 1, QUEUE_MAX_ALGO);
+        qrec_w_str(&w, d->sel[i].key_path, 2, QUEUE_MAX_KEY_PATH);
     }
     return w.over ? 0 : w.len;
 }
 
-int sdomain_decode(const MDB_val *k, const MDB_val *v,
-                   struct queue_sdomain *d)
+int qsdomain_decode(const MDB_val *k, const MDB_val *v,
+                    struct queue_sdomain *d)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(d, 0, sizeof *d);
     if (k->mv_size == 0 || k->mv_size > QUEUE_MAX_DOMAIN)
         return QUEUE_ECORRUPT;
     memcpy(d->domain, k->mv_data, k->mv_size);
-    if (rr_u8(&r) != ADMIN_FMT)
+    if (qrec_r_u8(&r) != ADMIN_FMT)
         return QUEUE_ECORRUPT;
-    d->verified = rr_u8(&r) & F_VERIFIED;
-    d->account = rr_u32(&r);
-    d->created = (int64_t)rr_u64(&r);
-    d->verified_at = (int64_t)rr_u64(&r);
-    d->nsel = rr_u8(&r);
+    d->verified = qrec_r_u8(&r) & F_VERIFIED;
+    d->account = qrec_r_u32(&r);
+    d->created = (int64_t)qrec_r_u64(&r);
+    d->verified_at = (int64_t)qrec_r_u64(&r);
+    d->nsel = qrec_r_u8(&r);
     if (d->nsel > QUEUE_MAX_SELECTORS)
         return QUEUE_ECORRUPT;
     for (unsigned i = 0; i < d->nsel; i++) {
-        rr_str(&r, d->sel[i].selector, 1, QUEUE_MAX_SELECTOR);
-        rr_str(&r, d->sel[i].algo, 1, QUEUE_MAX_ALGO);
-        rr_str(&r, d->sel[i].key_path, 2, QUEUE_MAX_KEY_PATH);
+        qrec_r_str(&r, d->sel[i].selector, 1, QUEUE_MAX_SELECTOR);
+        qrec_r_str(&r, d->sel[i].algo, 1, QUEUE_MAX_ALGO);
+        qrec_r_str(&r, d->sel[i].key_path, 2, QUEUE_MAX_KEY_PATH);
     }
-    return rr_done(&r) ? 0 : QUEUE_ECORRUPT;
+    return qrec_r_done(&r) ? 0 : QUEUE_ECORRUPT;
 }
 
 static MDB_val dom_key(const char *domain)
@@ -153,13 +153,13 @@ static int do_add(struct admin_tx *t, void *arg)
             strpbrk(c->sel->key_path, "\t\r\n"))
             return admin_fail(t, -EINVAL, "invalid DKIM key path");
     }
-    if ((err = account_load(t->q, t->txn, c->account, &c->a)))
+    if ((err = qaccount_load(t->q, t->txn, c->account, &c->a)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no account with id %u", c->account) : err;
     MDB_val k = dom_key(c->domain), v;
     int rc = mdb_get(t->txn, t->q->dbi[DB_SDOMAINS], &k, &v);
     if (rc == 0) {
-        if ((err = sdomain_decode(&k, &v, d)))
+        if ((err = qsdomain_decode(&k, &v, d)))
             return err;
         return admin_fail(t, -EEXIST, "domain %s is already a sending "
                           "domain of %s", c->domain,
@@ -223,7 +223,7 @@ static int do_verify(struct admin_tx *t, void *arg)
                           c->domain);
     if (rc)
         return admin_mdb(t, rc);
-    if ((err = sdomain_decode(&k, &v, &c->d)))
+    if ((err = qsdomain_decode(&k, &v, &c->d)))
         return err;
     c->d.verified = c->verified;
     c->d.verified_at = c->verified ? t->now_ms / 1000 : 0;
@@ -268,7 +268,7 @@ int queue_sdomain_get(struct queue *q, const char *domain,
         return err;
     MDB_val k = dom_key(domain), v;
     int rc = mdb_get(txn, q->dbi[DB_SDOMAINS], &k, &v);
-    err = rc ? queue_err_mdb(rc) : sdomain_decode(&k, &v, d);
+    err = rc ? queue_err_mdb(rc) : qsdomain_decode(&k, &v, d);
     queue_read_end(q, txn);
     return err;
 }
@@ -299,7 +299,7 @@ long queue_sdomains(struct queue *q,
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((err = sdomain_decode(&k, &v, d)))
+        if ((err = qsdomain_decode(&k, &v, d)))
             break;
         n++;
         if (cb(arg, d))

@@ -98,16 +98,16 @@ struct audit_cfg {
 /* The link a stored record value v (prev || body || link) should carry:
  * SHA-256 for an unkeyed one, HMAC with key for a keyed one.  False when
  * it cannot be computed (keyed and key NULL, or a value too short). */
-bool audit_link(const MDB_val *v, bool keyed, const unsigned char *key,
-                unsigned char out[QUEUE_AUDIT_HASH]);
+bool qaudit_link(const MDB_val *v, bool keyed, const unsigned char *key,
+                 unsigned char out[QUEUE_AUDIT_HASH]);
 /* Append m's checkpoint line to q's checkpoint file (audit_key.c; a
  * failure goes to the handle's warn callback), then tell its exported
  * callback. */
-void audit_export(struct queue *q, const struct audit_mark *m);
+void qaudit_export(struct queue *q, const struct audit_mark *m);
 /* Read the head inside txn (admin_audit.c): last seq and link, present
  * false when none is stored; QUEUE_ECORRUPT when it does not decode. */
-int audit_head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
-                   unsigned char link[QUEUE_AUDIT_HASH], bool *present);
+int qaudit_head_get(struct queue *q, MDB_txn *txn, uint64_t *seq,
+                    unsigned char link[QUEUE_AUDIT_HASH], bool *present);
 
 /* Read helpers: run fn inside a read transaction.  A database absent on a
  * read-only open of an older spool reads as empty: admin_absent(). */
@@ -117,7 +117,7 @@ bool admin_absent(struct queue *q);
 /* Refuse changes on a read-only open or an older spool. */
 int admin_writable(struct queue *q);
 
-/* Meta counters (u64 big-endian, as meta_get_u64) within a change. */
+/* Meta counters (u64 big-endian, as qmeta_get_u64) within a change. */
 int admin_next_id(struct admin_tx *t, const char *name, uint32_t *id);
 
 /* Checks (admin_tx.c). */
@@ -127,21 +127,21 @@ int admin_rate_check(const char *s);
 
 /* Account lookups inside any txn (admin_accounts.c): the record by id,
  * unresolved (header/footer own text only). */
-int account_load(struct queue *q, MDB_txn *txn, uint32_t id,
-                 struct queue_account *a);
-int account_master_id(struct queue *q, MDB_txn *txn, uint32_t *id);
-int user_load(struct queue *q, MDB_txn *txn, uint32_t id,
-              struct queue_user *u);
+int qaccount_load(struct queue *q, MDB_txn *txn, uint32_t id,
+                  struct queue_account *a);
+int qaccount_master_id(struct queue *q, MDB_txn *txn, uint32_t *id);
+int quser_load(struct queue *q, MDB_txn *txn, uint32_t id,
+               struct queue_user *u);
 
 /* Record decoders, also used by the spool check and salvage (check.c):
  * 0 (true for audit) when the value decodes, else QUEUE_ECORRUPT. */
-int account_decode(const MDB_val *v, uint32_t id, struct queue_account *a);
-int user_decode(const MDB_val *v, uint32_t id, struct queue_user *u);
-int apikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k);
-bool audit_decode(const MDB_val *v, struct queue_audit *r);
-int sdomain_decode(const MDB_val *k, const MDB_val *v,
-                   struct queue_sdomain *d);
-int usage_decode(const MDB_val *v, struct queue_usage *u);
+int qaccount_decode(const MDB_val *v, uint32_t id, struct queue_account *a);
+int quser_decode(const MDB_val *v, uint32_t id, struct queue_user *u);
+int qapikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k);
+bool qaudit_decode(const MDB_val *v, struct queue_audit *r);
+int qsdomain_decode(const MDB_val *k, const MDB_val *v,
+                    struct queue_sdomain *d);
+int qusage_decode(const MDB_val *v, struct queue_usage *u);
 
 /* ---------------------------------------------------- record packing */
 
@@ -156,21 +156,21 @@ struct rec_r {
     bool bad;                /* a get ran past the end or over a cap */
 };
 
-void rw_u8(struct rec_w *w, unsigned v);
-void rw_u32(struct rec_w *w, uint32_t v);
-void rw_u64(struct rec_w *w, uint64_t v);
-void rw_bytes(struct rec_w *w, const void *b, size_t n);
+void qrec_w_u8(struct rec_w *w, unsigned v);
+void qrec_w_u32(struct rec_w *w, uint32_t v);
+void qrec_w_u64(struct rec_w *w, uint64_t v);
+void qrec_w_bytes(struct rec_w *w, const void *b, size_t n);
 /* A string with a 1- or 2-byte length (lenbytes), cut to cap bytes. */
-void rw_str(struct rec_w *w, const char *s, int lenbytes, size_t cap);
+void qrec_w_str(struct rec_w *w, const char *s, int lenbytes, size_t cap);
 
-unsigned rr_u8(struct rec_r *r);
-uint32_t rr_u32(struct rec_r *r);
-uint64_t rr_u64(struct rec_r *r);
-void rr_bytes(struct rec_r *r, void *b, size_t n);
+unsigned qrec_r_u8(struct rec_r *r);
+uint32_t qrec_r_u32(struct rec_r *r);
+uint64_t qrec_r_u64(struct rec_r *r);
+void qrec_r_bytes(struct rec_r *r, void *b, size_t n);
 /* Into dst (cap + 1 bytes); marks the record bad for a length over cap
  * or a NUL inside. */
-void rr_str(struct rec_r *r, char *dst, int lenbytes, size_t cap);
+void qrec_r_str(struct rec_r *r, char *dst, int lenbytes, size_t cap);
 /* Whether the whole record was read, exactly, without faults. */
-bool rr_done(const struct rec_r *r);
+bool qrec_r_done(const struct rec_r *r);
 
 #endif

@@ -37,34 +37,34 @@ static size_t apikey_encode(unsigned char *buf, size_t cap,
                             const struct queue_apikey *k)
 {
     struct rec_w w = { .p = buf, .cap = cap };
-    rw_u8(&w, ADMIN_FMT);
-    rw_u8(&w, k->revoked ? F_REVOKED : 0);
-    rw_u8(&w, (unsigned)k->scope);
-    rw_u32(&w, k->user);
-    rw_u32(&w, k->account);
-    rw_u64(&w, (uint64_t)k->created);
-    rw_u64(&w, (uint64_t)k->revoked_at);
-    rw_bytes(&w, k->hash, QUEUE_APIKEY_HASH);
-    rw_str(&w, k->name, 1, QUEUE_MAX_KEY_NAME);
+    qrec_w_u8(&w, ADMIN_FMT);
+    qrec_w_u8(&w, k->revoked ? F_REVOKED : 0);
+    qrec_w_u8(&w, (unsigned)k->scope);
+    qrec_w_u32(&w, k->user);
+    qrec_w_u32(&w, k->account);
+    qrec_w_u64(&w, (uint64_t)k->created);
+    qrec_w_u64(&w, (uint64_t)k->revoked_at);
+    qrec_w_bytes(&w, k->hash, QUEUE_APIKEY_HASH);
+    qrec_w_str(&w, k->name, 1, QUEUE_MAX_KEY_NAME);
     return w.over ? 0 : w.len;
 }
 
-int apikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k)
+int qapikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(k, 0, sizeof *k);
     k->id = id;
-    if (rr_u8(&r) != ADMIN_FMT)
+    if (qrec_r_u8(&r) != ADMIN_FMT)
         return QUEUE_ECORRUPT;
-    k->revoked = rr_u8(&r) & F_REVOKED;
-    k->scope = (int)rr_u8(&r);
-    k->user = rr_u32(&r);
-    k->account = rr_u32(&r);
-    k->created = (int64_t)rr_u64(&r);
-    k->revoked_at = (int64_t)rr_u64(&r);
-    rr_bytes(&r, k->hash, QUEUE_APIKEY_HASH);
-    rr_str(&r, k->name, 1, QUEUE_MAX_KEY_NAME);
-    if (!rr_done(&r) || k->scope < QUEUE_ROLE_VIEWER ||
+    k->revoked = qrec_r_u8(&r) & F_REVOKED;
+    k->scope = (int)qrec_r_u8(&r);
+    k->user = qrec_r_u32(&r);
+    k->account = qrec_r_u32(&r);
+    k->created = (int64_t)qrec_r_u64(&r);
+    k->revoked_at = (int64_t)qrec_r_u64(&r);
+    qrec_r_bytes(&r, k->hash, QUEUE_APIKEY_HASH);
+    qrec_r_str(&r, k->name, 1, QUEUE_MAX_KEY_NAME);
+    if (!qrec_r_done(&r) || k->scope < QUEUE_ROLE_VIEWER ||
         k->scope > QUEUE_ROLE_ADMIN)
         return QUEUE_ECORRUPT;
     return 0;
@@ -89,10 +89,10 @@ static int do_create(struct admin_tx *t, void *arg)
         strchr(c->k.name, '\r'))
         return admin_fail(t, -EINVAL, "key name: at most %d bytes of "
                           "printable UTF-8", QUEUE_MAX_KEY_NAME);
-    if ((err = user_load(t->q, t->txn, c->k.user, &c->u)))
+    if ((err = quser_load(t->q, t->txn, c->k.user, &c->u)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no user with id %u", c->k.user) : err;
-    if ((err = account_load(t->q, t->txn, c->k.account, &c->a)))
+    if ((err = qaccount_load(t->q, t->txn, c->k.account, &c->a)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no account with id %u", c->k.account) : err;
     if ((err = admin_next_id(t, "next_apikey", &c->k.id)))
@@ -154,7 +154,7 @@ static int do_revoke(struct admin_tx *t, void *arg)
         return admin_fail(t, QUEUE_ENOTFOUND, "no API key %u", c->id);
     if (rc)
         return admin_mdb(t, rc);
-    if ((err = apikey_decode(&v, c->id, &k)))
+    if ((err = qapikey_decode(&v, c->id, &k)))
         return err;
     if (k.revoked)
         return admin_fail(t, QUEUE_ESTATE, "API key %u is already revoked",
@@ -189,7 +189,7 @@ int queue_apikey_get(struct queue *q, uint32_t id, struct queue_apikey *k)
         return err;
     MDB_val kv = key_key(key, id), v;
     int rc = mdb_get(txn, q->dbi[DB_APIKEYS], &kv, &v);
-    err = rc ? queue_err_mdb(rc) : apikey_decode(&v, id, k);
+    err = rc ? queue_err_mdb(rc) : qapikey_decode(&v, id, k);
     queue_read_end(q, txn);
     return err;
 }
@@ -219,7 +219,7 @@ long queue_apikeys(struct queue *q,
             err = QUEUE_ECORRUPT;
             break;
         }
-        if ((err = apikey_decode(&v, be32_get(k.mv_data), &key)))
+        if ((err = qapikey_decode(&v, be32_get(k.mv_data), &key)))
             break;
         n++;
         if (cb(arg, &key))

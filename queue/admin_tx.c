@@ -31,7 +31,7 @@
 
 #define DETAIL_MAX 256
 
-int op_apply_admin(struct wctx *w, struct queue_op *op)
+int queue_op_apply_admin(struct wctx *w, struct queue_op *op)
 {
     struct admin_tx t = { .q = w->q, .now_ms = w->now_ms,
                           .detail = op->admin_detail,
@@ -84,7 +84,7 @@ int admin_run(struct queue *q, int (*fn)(struct admin_tx *t, void *arg),
     op->admin_mark = &mark;
     err = sync_submit_wait(q, op);
     if (!err && mark.seq)
-        audit_export(q, &mark);   /* committed: export the new head */
+        qaudit_export(q, &mark);   /* committed: export the new head */
     queue_set_detail("%s", detail);
     return err;
 }
@@ -126,7 +126,7 @@ int admin_read(struct queue *q, int (*fn)(MDB_txn *txn, void *arg), void *arg)
 int admin_next_id(struct admin_tx *t, const char *name, uint32_t *id)
 {
     uint64_t v;
-    int err = meta_get_u64(t->q, t->txn, name, &v);
+    int err = qmeta_get_u64(t->q, t->txn, name, &v);
     if (err)
         return err;
     if (v == 0)
@@ -134,7 +134,7 @@ int admin_next_id(struct admin_tx *t, const char *name, uint32_t *id)
     if (v > UINT32_MAX)
         return admin_fail(t, QUEUE_EFULL, "%s: ids used up", name);
     *id = (uint32_t)v;
-    int rc = meta_put_u64(t->q, t->txn, name, v + 1);
+    int rc = qmeta_put_u64(t->q, t->txn, name, v + 1);
     return rc ? admin_mdb(t, rc) : 0;
 }
 
@@ -145,7 +145,7 @@ int queue_admin_gen(struct queue *q, uint64_t *gen)
     *gen = 0;
     if ((err = queue_read_begin(q, &txn)))
         return err;
-    err = meta_get_u64(q, txn, "admin_gen", gen);
+    err = qmeta_get_u64(q, txn, "admin_gen", gen);
     queue_read_end(q, txn);
     return err;
 }
@@ -271,44 +271,44 @@ static unsigned char *rw_room(struct rec_w *w, size_t n)
     return p;
 }
 
-void rw_u8(struct rec_w *w, unsigned v)
+void qrec_w_u8(struct rec_w *w, unsigned v)
 {
     unsigned char *p = rw_room(w, 1);
     if (p)
         p[0] = (unsigned char)v;
 }
 
-void rw_u32(struct rec_w *w, uint32_t v)
+void qrec_w_u32(struct rec_w *w, uint32_t v)
 {
     unsigned char *p = rw_room(w, 4);
     for (int i = 0; p && i < 4; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-void rw_u64(struct rec_w *w, uint64_t v)
+void qrec_w_u64(struct rec_w *w, uint64_t v)
 {
     unsigned char *p = rw_room(w, 8);
     for (int i = 0; p && i < 8; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-void rw_bytes(struct rec_w *w, const void *b, size_t n)
+void qrec_w_bytes(struct rec_w *w, const void *b, size_t n)
 {
     unsigned char *p = rw_room(w, n);
     if (p && n)
         memcpy(p, b, n);
 }
 
-void rw_str(struct rec_w *w, const char *s, int lenbytes, size_t cap)
+void qrec_w_str(struct rec_w *w, const char *s, int lenbytes, size_t cap)
 {
     size_t n = s ? strnlen(s, cap) : 0;
     if (lenbytes == 1)
-        rw_u8(w, (unsigned)n);
+        qrec_w_u8(w, (unsigned)n);
     else {
-        rw_u8(w, (unsigned)(n & 0xff));
-        rw_u8(w, (unsigned)(n >> 8));
+        qrec_w_u8(w, (unsigned)(n & 0xff));
+        qrec_w_u8(w, (unsigned)(n >> 8));
     }
-    rw_bytes(w, s, n);
+    qrec_w_bytes(w, s, n);
 }
 
 /* The next n bytes of r, or NULL (and r bad). */
@@ -323,13 +323,13 @@ static const unsigned char *rr_take(struct rec_r *r, size_t n)
     return p;
 }
 
-unsigned rr_u8(struct rec_r *r)
+unsigned qrec_r_u8(struct rec_r *r)
 {
     const unsigned char *p = rr_take(r, 1);
     return p ? p[0] : 0;
 }
 
-uint32_t rr_u32(struct rec_r *r)
+uint32_t qrec_r_u32(struct rec_r *r)
 {
     const unsigned char *p = rr_take(r, 4);
     uint32_t v = 0;
@@ -338,7 +338,7 @@ uint32_t rr_u32(struct rec_r *r)
     return v;
 }
 
-uint64_t rr_u64(struct rec_r *r)
+uint64_t qrec_r_u64(struct rec_r *r)
 {
     const unsigned char *p = rr_take(r, 8);
     uint64_t v = 0;
@@ -347,7 +347,7 @@ uint64_t rr_u64(struct rec_r *r)
     return v;
 }
 
-void rr_bytes(struct rec_r *r, void *b, size_t n)
+void qrec_r_bytes(struct rec_r *r, void *b, size_t n)
 {
     const unsigned char *p = rr_take(r, n);
     if (p && n)
@@ -356,11 +356,11 @@ void rr_bytes(struct rec_r *r, void *b, size_t n)
         memset(b, 0, n);
 }
 
-void rr_str(struct rec_r *r, char *dst, int lenbytes, size_t cap)
+void qrec_r_str(struct rec_r *r, char *dst, int lenbytes, size_t cap)
 {
-    size_t n = rr_u8(r);
+    size_t n = qrec_r_u8(r);
     if (lenbytes == 2)
-        n |= (size_t)rr_u8(r) << 8;
+        n |= (size_t)qrec_r_u8(r) << 8;
     dst[0] = 0;
     if (n > cap) {
         r->bad = true;
@@ -377,7 +377,7 @@ void rr_str(struct rec_r *r, char *dst, int lenbytes, size_t cap)
     dst[n] = 0;
 }
 
-bool rr_done(const struct rec_r *r)
+bool qrec_r_done(const struct rec_r *r)
 {
     return !r->bad && r->off == r->len;
 }

@@ -25,7 +25,7 @@ uint32_t queue_day_of(int64_t t)
 }
 
 /* Decode a usage value. */
-int usage_decode(const MDB_val *v, struct queue_usage *u)
+int qusage_decode(const MDB_val *v, struct queue_usage *u)
 {
     const unsigned char *p = v->mv_data;
     uint64_t n[3];
@@ -56,7 +56,7 @@ static int usage_add_from(struct queue *q, MDB_txn *txn, uint32_t account,
         return 0;
     if (rc)
         return queue_err_mdb(rc);
-    int err = usage_decode(&v, &one);
+    int err = qusage_decode(&v, &one);
     if (err)
         return err;
     u->sent += one.sent;
@@ -123,7 +123,7 @@ int queue_usage_rollup(struct queue *q, uint32_t account, uint32_t day,
     if (err)
         return err;
     if (!(err = usage_add_from(q, txn, account, day, u)) &&
-        !(err = account_master_id(q, txn, &master)) && master == account &&
+        !(err = qaccount_master_id(q, txn, &master)) && master == account &&
         account)
         err = usage_add_subs(q, txn, master, day, u);
     queue_read_end(q, txn);
@@ -161,7 +161,7 @@ long queue_usage_days(struct queue *q, uint32_t account, uint32_t from,
         uint32_t day = be32_get((const unsigned char *)k.mv_data + 4);
         if (day > to)
             break;
-        if ((err = usage_decode(&v, &u)))
+        if ((err = qusage_decode(&v, &u)))
             break;
         n++;
         if (cb(arg, day, &u))

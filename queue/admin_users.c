@@ -64,56 +64,56 @@ static size_t user_encode(unsigned char *buf, size_t cap,
                           const struct queue_user *u)
 {
     struct rec_w w = { .p = buf, .cap = cap };
-    rw_u8(&w, USER_FMT_LOGIN);
-    rw_u8(&w, (u->disabled ? F_DISABLED : 0) | (u->totp ? F_TOTP : 0));
-    rw_u64(&w, (uint64_t)u->created);
-    rw_bytes(&w, u->totp_secret, QUEUE_TOTP_SECRET);
-    rw_str(&w, u->name, 1, QUEUE_MAX_USER_NAME);
-    rw_str(&w, u->pwhash, 1, QUEUE_MAX_PWHASH);
-    rw_u64(&w, (uint64_t)u->login.totp_step);
-    rw_u32(&w, u->login.failures);
-    rw_u64(&w, (uint64_t)u->login.fail_since);
-    rw_u64(&w, (uint64_t)u->login.locked_until);
-    rw_u32(&w, u->login.lockouts);
+    qrec_w_u8(&w, USER_FMT_LOGIN);
+    qrec_w_u8(&w, (u->disabled ? F_DISABLED : 0) | (u->totp ? F_TOTP : 0));
+    qrec_w_u64(&w, (uint64_t)u->created);
+    qrec_w_bytes(&w, u->totp_secret, QUEUE_TOTP_SECRET);
+    qrec_w_str(&w, u->name, 1, QUEUE_MAX_USER_NAME);
+    qrec_w_str(&w, u->pwhash, 1, QUEUE_MAX_PWHASH);
+    qrec_w_u64(&w, (uint64_t)u->login.totp_step);
+    qrec_w_u32(&w, u->login.failures);
+    qrec_w_u64(&w, (uint64_t)u->login.fail_since);
+    qrec_w_u64(&w, (uint64_t)u->login.locked_until);
+    qrec_w_u32(&w, u->login.lockouts);
     return w.over ? 0 : w.len;
 }
 
-int user_decode(const MDB_val *v, uint32_t id, struct queue_user *u)
+int quser_decode(const MDB_val *v, uint32_t id, struct queue_user *u)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     memset(u, 0, sizeof *u);
     u->id = id;
-    unsigned fmt = rr_u8(&r);
+    unsigned fmt = qrec_r_u8(&r);
     if (fmt != ADMIN_FMT && fmt != USER_FMT_LOGIN)
         return QUEUE_ECORRUPT;
-    unsigned flags = rr_u8(&r);
-    u->created = (int64_t)rr_u64(&r);
-    rr_bytes(&r, u->totp_secret, QUEUE_TOTP_SECRET);
-    rr_str(&r, u->name, 1, QUEUE_MAX_USER_NAME);
-    rr_str(&r, u->pwhash, 1, QUEUE_MAX_PWHASH);
+    unsigned flags = qrec_r_u8(&r);
+    u->created = (int64_t)qrec_r_u64(&r);
+    qrec_r_bytes(&r, u->totp_secret, QUEUE_TOTP_SECRET);
+    qrec_r_str(&r, u->name, 1, QUEUE_MAX_USER_NAME);
+    qrec_r_str(&r, u->pwhash, 1, QUEUE_MAX_PWHASH);
     if (fmt == USER_FMT_LOGIN) {    /* format 1: no login yet */
-        u->login.totp_step = (int64_t)rr_u64(&r);
-        u->login.failures = rr_u32(&r);
-        u->login.fail_since = (int64_t)rr_u64(&r);
-        u->login.locked_until = (int64_t)rr_u64(&r);
-        u->login.lockouts = rr_u32(&r);
+        u->login.totp_step = (int64_t)qrec_r_u64(&r);
+        u->login.failures = qrec_r_u32(&r);
+        u->login.fail_since = (int64_t)qrec_r_u64(&r);
+        u->login.locked_until = (int64_t)qrec_r_u64(&r);
+        u->login.lockouts = qrec_r_u32(&r);
     }
-    if (!rr_done(&r))
+    if (!qrec_r_done(&r))
         return QUEUE_ECORRUPT;
     u->disabled = flags & F_DISABLED;
     u->totp = flags & F_TOTP;
     return 0;
 }
 
-int user_load(struct queue *q, MDB_txn *txn, uint32_t id,
-              struct queue_user *u)
+int quser_load(struct queue *q, MDB_txn *txn, uint32_t id,
+               struct queue_user *u)
 {
     unsigned char key[5];
     MDB_val k = uid_key(key, id), v;
     int rc = mdb_get(txn, q->dbi[DB_USERS], &k, &v);
     if (rc)
         return queue_err_mdb(rc);
-    return user_decode(&v, id, u);
+    return quser_decode(&v, id, u);
 }
 
 /* A user id by name (QUEUE_ENOTFOUND if none). */
@@ -219,7 +219,7 @@ static int do_add(struct admin_tx *t, void *arg)
     if (err != QUEUE_ENOTFOUND)
         return err;
     if (c->role != QUEUE_ROLE_NONE &&
-        (err = account_load(t->q, t->txn, c->account, &c->a)))
+        (err = qaccount_load(t->q, t->txn, c->account, &c->a)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no account with id %u", c->account) : err;
     snprintf(u.name, sizeof u.name, "%s", c->name);
@@ -284,7 +284,7 @@ static int do_uchange(struct admin_tx *t, void *arg)
     struct queue_user u;
     const char *action = "user update";
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    int err = user_load(t->q, t->txn, c->id, &u);
+    int err = quser_load(t->q, t->txn, c->id, &u);
     if (err == QUEUE_ENOTFOUND)
         return admin_fail(t, err, "no user with id %u", c->id);
     if (err)
@@ -359,7 +359,7 @@ struct login_arg {
 static int login_load(struct admin_tx *t, struct login_arg *c,
                       struct queue_user *u)
 {
-    int err = user_load(t->q, t->txn, c->id, u);
+    int err = quser_load(t->q, t->txn, c->id, u);
     if (err == QUEUE_ENOTFOUND)
         return admin_fail(t, err, "no user with id %u", c->id);
     return err;
@@ -498,7 +498,7 @@ static int do_uget(MDB_txn *txn, void *arg)
     int err;
     if (g->name && (err = user_id_by_name(g->q, txn, g->name, &g->id)))
         return err;
-    return user_load(g->q, txn, g->id, g->u);
+    return quser_load(g->q, txn, g->id, g->u);
 }
 
 int queue_user_get(struct queue *q, uint32_t id, struct queue_user *u)
@@ -542,7 +542,7 @@ long queue_users(struct queue *q,
         const unsigned char *kp = k.mv_data;
         if (k.mv_size != 5 || kp[0] != 'i')
             break;
-        if ((err = user_decode(&v, be32_get(kp + 1), &u)))
+        if ((err = quser_decode(&v, be32_get(kp + 1), &u)))
             break;
         n++;
         if (cb(arg, &u))
@@ -571,10 +571,10 @@ static int do_role_set(struct admin_tx *t, void *arg)
     int err, old;
     if (c->role < QUEUE_ROLE_NONE || c->role > QUEUE_ROLE_OWNER)
         return admin_fail(t, -EINVAL, "no such role");
-    if ((err = user_load(t->q, t->txn, c->user, &u)))
+    if ((err = quser_load(t->q, t->txn, c->user, &u)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no user with id %u", c->user) : err;
-    if ((err = account_load(t->q, t->txn, c->account, &c->a)))
+    if ((err = qaccount_load(t->q, t->txn, c->account, &c->a)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no account with id %u", c->account) : err;
     if ((err = role_load(t->q, t->txn, c->user, c->account, &old)) ||
@@ -632,16 +632,16 @@ static int do_effective(MDB_txn *txn, void *arg)
     int err, r;
     e->role = QUEUE_ROLE_NONE;
     e->from = 0;
-    if ((err = user_load(e->q, txn, e->user, &u)))
+    if ((err = quser_load(e->q, txn, e->user, &u)))
         return err;
-    if ((err = account_load(e->q, txn, e->account, &e->a)))
+    if ((err = qaccount_load(e->q, txn, e->account, &e->a)))
         return err;
     if (u.disabled)
         return 0;
     uint32_t parent = e->a.parent;
     bool own_off = e->a.disabled;
     if (parent) {
-        if ((err = account_load(e->q, txn, parent, &e->a)))
+        if ((err = qaccount_load(e->q, txn, parent, &e->a)))
             return err == QUEUE_ENOTFOUND ? QUEUE_ECORRUPT : err;
         if (e->a.disabled)
             return 0;   /* a disabled master: nobody acts below it */

@@ -9,7 +9,7 @@
  *   it.  Records name their key by an id derived from it (never the key
  *   itself), so a wrong key file is told apart from an edited record.
  *   queue_audit_configure() gives a handle the key and the checkpoint
- *   file; admin_run() calls audit_export() once a change that appended a
+ *   file; admin_run() calls qaudit_export() once a change that appended a
  *   record has committed, which appends "SEQ LINK-HEX UNIX-SECONDS\n" to
  *   the checkpoint file in one write(2) on an O_APPEND descriptor, so
  *   lines of several processes never interleave and nothing already in
@@ -197,7 +197,7 @@ void queue_audit_key_id(const unsigned char key[KEY],
     memcpy(id, mac, QUEUE_AUDIT_KEY_ID);
 }
 
-void audit_cfg_free(struct audit_cfg *c)
+void qaudit_cfg_free(struct audit_cfg *c)
 {
     if (!c)
         return;
@@ -226,12 +226,12 @@ int queue_audit_configure(struct queue *q, const struct queue_audit_config *c)
     a->warn = c->warn;
     a->exported = c->exported;
     a->arg = c->arg;
-    audit_cfg_free(q->audit);
+    qaudit_cfg_free(q->audit);
     q->audit = a;
     return 0;
 }
 
-void audit_export(struct queue *q, const struct audit_mark *m)
+void qaudit_export(struct queue *q, const struct audit_mark *m)
 {
     const struct audit_cfg *c = q->audit;
     char line[LINE_MAX_CP], why[4400];

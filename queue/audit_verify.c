@@ -97,7 +97,7 @@ static int check_link(const struct audit_cfg *cfg, const MDB_val *d,
                  id_hex(cfg->key_id, b));
         return fault(v, QUEUE_AUDIT_ALTERED, r->seq, why);
     }
-    if (!audit_link(d, r->keyed, r->keyed ? cfg->key : NULL, calc) ||
+    if (!qaudit_link(d, r->keyed, r->keyed ? cfg->key : NULL, calc) ||
         memcmp(calc, r->hash, HASH))
         return fault(v, QUEUE_AUDIT_ALTERED, r->seq, r->keyed
                      ? "record bytes do not match its MAC"
@@ -135,7 +135,7 @@ static int walk_chain(struct queue *q, MDB_txn *txn,
             stop = fault(v, QUEUE_AUDIT_MISSING, expect, why);
             break;
         }
-        if (!audit_decode(&d, r)) {
+        if (!qaudit_decode(&d, r)) {
             stop = fault(v, QUEUE_AUDIT_ALTERED, seq,
                          "record does not decode");
             break;
@@ -176,7 +176,7 @@ static int check_head(struct queue *q, MDB_txn *txn,
     uint64_t head_seq, last = v->records;
     bool present;
     char why[160];
-    int err = audit_head_get(q, txn, &head_seq, head, &present);
+    int err = qaudit_head_get(q, txn, &head_seq, head, &present);
     if (err) {
         if (err != QUEUE_ECORRUPT)
             return err;

@@ -35,33 +35,33 @@ static inline MDB_val camp_key(unsigned char key[9], char kind, uint64_t id)
 
 /* Read campaign id inside txn: the definition (templates copied only when
  * templates is set) and the status.  QUEUE_ENOTFOUND, QUEUE_ECORRUPT. */
-int campaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
-                  struct queue_campaign *c, bool templates);
+int qcampaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
+                   struct queue_campaign *c, bool templates);
 
 /* Decode a definition ('i', templates only when asked) or a status ('p')
  * record into c; QUEUE_ECORRUPT when it does not decode, -ENOMEM. */
-int campaign_def_decode(const MDB_val *v, uint64_t id,
-                        struct queue_campaign *c, bool templates);
-int campaign_status_decode(const MDB_val *v, struct queue_campaign *c);
+int qcampaign_def_decode(const MDB_val *v, uint64_t id,
+                         struct queue_campaign *c, bool templates);
+int qcampaign_status_decode(const MDB_val *v, struct queue_campaign *c);
 
 /* Write the status record of c. Returns 0 or a raw LMDB code (> 0). */
-int campaign_status_put(struct queue *q, MDB_txn *txn,
-                        const struct queue_campaign *c);
+int qcampaign_status_put(struct queue *q, MDB_txn *txn,
+                         const struct queue_campaign *c);
 
 /* Move c to state `to` at time `when` if the state machine allows it
  * (sets started and finished); QUEUE_ESTATE with t's detail if not.
  * Only changes c: the caller stores it. */
-int campaign_enter(struct admin_tx *t, struct queue_campaign *c, int to,
-                   int64_t when);
+int qcampaign_enter(struct admin_tx *t, struct queue_campaign *c, int to,
+                    int64_t when);
 
 /* The campaign's counters as stored in txn (zeros if none). */
-int campaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
-                        struct queue_counts *k);
+int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
+                         struct queue_counts *k);
 
 /* The state c is really in at time now given its counters k: scheduled
  * becomes sending once its schedule came, sending or paused becomes done
  * when send completed and every recipient is terminal. */
-int campaign_derived_state(const struct queue_campaign *c,
-                           const struct queue_counts *k, int64_t now);
+int qcampaign_derived_state(const struct queue_campaign *c,
+                            const struct queue_counts *k, int64_t now);
 
 #endif

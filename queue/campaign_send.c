@@ -7,12 +7,19 @@
  *   to sending (or scheduled) and tells where to start; the caller then
  *   submits batches, each of which queues its recipients and moves the
  *   campaign's cursor (the last contact id handled) from `after` to `last`
- *   in the same transaction (campaign_send_step(), called by the writer
- *   from op_apply_campaign()); queue_campaign_send_end() marks the send
+ *   in the same transaction (qcampaign_send_step(), called by the writer
+ *   from queue_op_apply_campaign()); queue_campaign_send_end() marks the send
  *   complete.  A send that stops half way (killed, spool full) leaves a
  *   cursor that the next send continues from, and a batch whose `after`
  *   is not the cursor fails, so two sends at once never queue a contact
  *   twice and a cancel stops the enqueue at the next batch.
+ *
+ *   queue_campaign_send_all() is the enqueue between begin and end: it
+ *   reads the list in contact-id order, SEND_CHUNK contacts per read
+ *   transaction, skips invalid addresses and those on the owner's
+ *   suppression list, and submits each chunk as one batch without
+ *   waiting (the writer commits one while the next is read), then waits
+ *   for them all.
  *
  *   Recipients of a campaign whose schedule is ahead are queued due at the
  *   schedule (ops.c), so the engine leaves them alone until then.
@@ -63,17 +70,17 @@ static int do_begin(struct admin_tx *t, void *arg)
     const char *result = "started";
     int err, rc;
 
-    if ((err = campaign_load(t->q, t->txn, ba->id, c, false)))
+    if ((err = qcampaign_load(t->q, t->txn, ba->id, c, false)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no campaign %llu",
                          (unsigned long long)ba->id) : err;
     if (c->state == QUEUE_CAMPAIGN_DRAFT) {
         bool later = c->schedule > now;
-        if ((err = campaign_enter(t, c, later ? QUEUE_CAMPAIGN_SCHEDULED
+        if ((err = qcampaign_enter(t, c, later ? QUEUE_CAMPAIGN_SCHEDULED
                                               : QUEUE_CAMPAIGN_SENDING,
                                   now)))
             return err;
-        if ((rc = campaign_status_put(t->q, t->txn, c)))
+        if ((rc = qcampaign_status_put(t->q, t->txn, c)))
             return admin_mdb(t, rc);
         if (later)
             snprintf(when, sizeof when, ", due at %lld",
@@ -132,20 +139,20 @@ int queue_campaign_submit_batch(struct queue *q, uint64_t campaign,
     }
     if (q->absent[DB_CAMPAIGNS] || q->readonly)
         return -EROFS;
-    int err = campaign_op_new(&op, 0, campaign, rcpts, n, true);
+    int err = qcampaign_op_new(&op, 0, campaign, rcpts, n, true);
     if (err)
         return err;
     op->send = true;
     op->send_after = after;
     op->send_last = last;
     op->send_suppressed = suppressed;
-    return op_submit(q, op, cmp, cb, arg);
+    return queue_op_submit(q, op, cmp, cb, arg);
 }
 
-int campaign_send_step(struct wctx *w, struct queue_op *op)
+int qcampaign_send_step(struct wctx *w, struct queue_op *op)
 {
     struct queue_campaign c;
-    int err = campaign_load(w->q, w->txn, op->campaign, &c, false);
+    int err = qcampaign_load(w->q, w->txn, op->campaign, &c, false);
     if (err == QUEUE_ENOTFOUND || err == QUEUE_ECORRUPT) {
         op->status = err;
         return 0;
@@ -160,12 +167,131 @@ int campaign_send_step(struct wctx *w, struct queue_op *op)
     c.send_cursor = op->send_last;
     c.recipients += op->n;
     c.suppressed_at_send += op->send_suppressed;
-    int rc = campaign_status_put(w->q, w->txn, &c);
+    int rc = qcampaign_status_put(w->q, w->txn, &c);
     if (rc)
         return wctx_fail(w, rc);
     op->account = c.account;
     op->due = c.schedule > w->now ? c.schedule : 0;
     return 0;
+}
+
+/* ------------------------------------------------------- the enqueue */
+
+#define SEND_CHUNK 10000
+#define SEND_ARENA ((size_t)SEND_CHUNK * (QUEUE_MAX_RCPT + 1))
+
+/* One chunk of contacts read from the list. */
+struct send_chunk {
+    size_t n;
+    uint64_t last;                       /* id of the last contact read */
+    uint64_t ids[SEND_CHUNK];
+    uint32_t off[SEND_CHUNK];            /* address in arena */
+    char *arena;
+    size_t alen;
+    struct queue_campaign_rcpt rcpts[SEND_CHUNK];
+};
+
+/* queue_contacts() callback: copy the contact's id and address. */
+static int send_collect(void *arg, const struct queue_contact *c)
+{
+    struct send_chunk *ch = arg;
+    size_t len = strnlen(c->email, QUEUE_MAX_RCPT + 1);
+    ch->last = c->id;
+    if (len > QUEUE_MAX_RCPT)
+        len = 0;   /* kept as an empty, invalid address: skipped */
+    ch->ids[ch->n] = c->id;
+    ch->off[ch->n] = (uint32_t)ch->alen;
+    memcpy(ch->arena + ch->alen, c->email, len);
+    ch->arena[ch->alen + len] = 0;
+    ch->alen += len + 1;
+    ch->n++;
+    return ch->n >= SEND_CHUNK;
+}
+
+/* Completion of one batch (writer thread): keep the first failure. */
+static void send_batch_done(void *arg, int status, uint64_t first,
+                            uint64_t msg)
+{
+    int *first_err = arg, none = 0;
+    (void)first;
+    (void)msg;
+    if (status)
+        __atomic_compare_exchange_n(first_err, &none, status, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+/* Drop the contacts of ch that are invalid or on owner's list, filling
+ * ch->rcpts; *n gets how many are left.  0 or a queue error. */
+static int send_filter(struct queue *q, uint32_t owner,
+                       struct send_chunk *ch, struct queue_send_run *run,
+                       size_t *n, uint64_t *supp)
+{
+    *n = 0;
+    *supp = 0;
+    for (size_t i = 0; i < ch->n; i++) {
+        const char *addr = ch->arena + ch->off[i];
+        bool yes = false;
+        if (queue_check_rcpt(addr)) {
+            run->invalid++;
+            continue;
+        }
+        int err = queue_suppressed(q, owner, addr, &yes);
+        if (err)
+            return err;
+        if (yes) {
+            (*supp)++;
+            continue;
+        }
+        ch->rcpts[*n].contact = ch->ids[i];
+        ch->rcpts[*n].rcpt = addr;
+        (*n)++;
+    }
+    return 0;
+}
+
+int queue_campaign_send_all(struct queue *q, uint64_t campaign,
+                            uint64_t list, uint32_t owner,
+                            struct queue_send_run *run)
+{
+    struct send_chunk *ch = calloc(1, sizeof *ch);
+    int err = 0, batch_err = 0;
+    if (!ch || !(ch->arena = malloc(SEND_ARENA))) {
+        free(ch);
+        return -ENOMEM;
+    }
+    for (;;) {
+        ch->n = ch->alen = 0;
+        long got = queue_contacts(q, list, run->cursor, SEND_CHUNK,
+                                  send_collect, ch);
+        if (got < 0) {
+            err = (int)got;
+            break;
+        }
+        if (ch->n == 0)
+            break;
+        size_t n;
+        uint64_t supp;
+        if ((err = send_filter(q, owner, ch, run, &n, &supp)))
+            break;
+        err = queue_campaign_submit_batch(q, campaign, run->cursor,
+                                          ch->last, ch->rcpts, n, supp, NULL,
+                                          send_batch_done, &batch_err);
+        if (err)
+            break;
+        run->contacts += ch->n;
+        run->queued += n;
+        run->suppressed += supp;
+        run->cursor = ch->last;
+        if (__atomic_load_n(&batch_err, __ATOMIC_SEQ_CST) ||
+            ch->n < SEND_CHUNK)
+            break;
+    }
+    free(ch->arena);
+    free(ch);
+    int ferr = queue_flush(q);   /* every batch done: batch_err is final */
+    if (!err)
+        err = __atomic_load_n(&batch_err, __ATOMIC_SEQ_CST);
+    return err ? err : ferr;
 }
 
 /* ---------------------------------------------------------------- end */
@@ -184,7 +310,7 @@ static int do_end(struct admin_tx *t, void *arg)
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     int err, rc;
 
-    if ((err = campaign_load(t->q, t->txn, ea->id, c, false)))
+    if ((err = qcampaign_load(t->q, t->txn, ea->id, c, false)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no campaign %llu",
                          (unsigned long long)ea->id) : err;
@@ -198,9 +324,9 @@ static int do_end(struct admin_tx *t, void *arg)
                           (unsigned long long)c->send_cursor);
     c->send_complete = true;
     if (c->recipients == 0 &&
-        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_DONE, t->now_ms / 1000)))
+        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_DONE, t->now_ms / 1000)))
         return err;
-    if ((rc = campaign_status_put(t->q, t->txn, c)))
+    if ((rc = qcampaign_status_put(t->q, t->txn, c)))
         return admin_mdb(t, rc);
     if (snprintf(obj, sizeof obj, "campaign %llu (%s): %llu queued, %llu "
                  "suppressed", (unsigned long long)c->id, c->name,
@@ -227,8 +353,8 @@ int queue_campaign_send_end(struct queue *q, uint64_t id, uint64_t last,
 
 /* ------------------------------------------------------------- settle */
 
-int campaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
-                        struct queue_counts *k)
+int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
+                         struct queue_counts *k)
 {
     unsigned char key[9] = { 'c' };
     uint64_t a[CF_COUNT] = { 0 };
@@ -252,8 +378,8 @@ int campaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
     return 0;
 }
 
-int campaign_derived_state(const struct queue_campaign *c,
-                           const struct queue_counts *k, int64_t now)
+int qcampaign_derived_state(const struct queue_campaign *c,
+                            const struct queue_counts *k, int64_t now)
 {
     int s = c->state;
     if (s == QUEUE_CAMPAIGN_SCHEDULED && c->schedule <= now)
@@ -280,20 +406,20 @@ static int do_settle(struct admin_tx *t, void *arg)
     int64_t now = t->now_ms / 1000;
     int err, rc;
 
-    if ((err = campaign_load(t->q, t->txn, sa->id, c, false)) ||
-        (err = campaign_counts_txn(t->q, t->txn, sa->id, &k)))
+    if ((err = qcampaign_load(t->q, t->txn, sa->id, c, false)) ||
+        (err = qcampaign_counts_txn(t->q, t->txn, sa->id, &k)))
         return err;
-    int to = campaign_derived_state(c, &k, now);
+    int to = qcampaign_derived_state(c, &k, now);
     sa->state = c->state;
     if (to == c->state)
         return 0;
     if (c->state == QUEUE_CAMPAIGN_SCHEDULED &&
-        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_SENDING, c->schedule)))
+        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_SENDING, c->schedule)))
         return err;
     if (to == QUEUE_CAMPAIGN_DONE &&
-        (err = campaign_enter(t, c, QUEUE_CAMPAIGN_DONE, now)))
+        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_DONE, now)))
         return err;
-    if ((rc = campaign_status_put(t->q, t->txn, c)))
+    if ((rc = qcampaign_status_put(t->q, t->txn, c)))
         return admin_mdb(t, rc);
     sa->state = c->state;
     return 0;
@@ -311,13 +437,13 @@ int queue_campaign_settle(struct queue *q, uint64_t id, int *state)
     /* read first: most calls change nothing and need no write */
     if ((err = queue_read_begin(q, &txn)))
         goto out;
-    err = campaign_load(q, txn, id, &sa->c, false);
+    err = qcampaign_load(q, txn, id, &sa->c, false);
     if (!err)
-        err = campaign_counts_txn(q, txn, id, &k);
+        err = qcampaign_counts_txn(q, txn, id, &k);
     queue_read_end(q, txn);
     if (err)
         goto out;
-    sa->state = campaign_derived_state(&sa->c, &k, spool_now(q));
+    sa->state = qcampaign_derived_state(&sa->c, &k, spool_now(q));
     if (sa->state != sa->c.state && !q->readonly) {
         sa->id = id;
         err = admin_run(q, do_settle, sa);

@@ -10,7 +10,7 @@
  *   transition rewrites, so pausing a campaign with a 4 MiB template
  *   writes 51 bytes.  Ids come from the meta counter "next_campaign".
  *
- *   Every transition goes through campaign_enter(), which checks it
+ *   Every transition goes through qcampaign_enter(), which checks it
  *   against one table (from -> to):
  *     draft      -> scheduled, sending, cancelled
  *     scheduled  -> sending, paused, done (nothing to send), cancelled
@@ -96,20 +96,20 @@ static int def_encode(const struct queue_campaign *c, unsigned char **out,
     struct rec_w w = { .p = malloc(cap), .cap = cap };
     if (!w.p)
         return -ENOMEM;
-    rw_u8(&w, CAMP_FMT);
-    rw_u32(&w, c->account);
-    rw_u64(&w, c->list);
-    rw_u64(&w, (uint64_t)c->created);
-    rw_u64(&w, (uint64_t)c->schedule);
-    rw_str(&w, c->name, 1, QUEUE_MAX_CAMPAIGN_NAME);
-    rw_str(&w, c->from, 2, QUEUE_MAX_FROM);
-    rw_str(&w, c->reply_to, 2, QUEUE_MAX_FROM);
-    rw_str(&w, c->subject, 2, QUEUE_MAX_SUBJECT);
-    rw_u8(&w, c->text != NULL);
-    rw_u32(&w, (uint32_t)hl);
-    rw_bytes(&w, c->html, hl);
-    rw_u32(&w, (uint32_t)tl);
-    rw_bytes(&w, c->text, tl);
+    qrec_w_u8(&w, CAMP_FMT);
+    qrec_w_u32(&w, c->account);
+    qrec_w_u64(&w, c->list);
+    qrec_w_u64(&w, (uint64_t)c->created);
+    qrec_w_u64(&w, (uint64_t)c->schedule);
+    qrec_w_str(&w, c->name, 1, QUEUE_MAX_CAMPAIGN_NAME);
+    qrec_w_str(&w, c->from, 2, QUEUE_MAX_FROM);
+    qrec_w_str(&w, c->reply_to, 2, QUEUE_MAX_FROM);
+    qrec_w_str(&w, c->subject, 2, QUEUE_MAX_SUBJECT);
+    qrec_w_u8(&w, c->text != NULL);
+    qrec_w_u32(&w, (uint32_t)hl);
+    qrec_w_bytes(&w, c->html, hl);
+    qrec_w_u32(&w, (uint32_t)tl);
+    qrec_w_bytes(&w, c->text, tl);
     if (w.over) {
         free(w.p);
         return QUEUE_ETOOBIG;
@@ -124,7 +124,7 @@ static int def_encode(const struct queue_campaign *c, unsigned char **out,
  * holds a NUL, or (r not bad) when out of memory. */
 static bool take_template(struct rec_r *r, char **dst)
 {
-    uint32_t n = rr_u32(r);
+    uint32_t n = qrec_r_u32(r);
     if (r->bad || n > QUEUE_MAX_TEMPLATE || r->len - r->off < n) {
         r->bad = true;
         return false;
@@ -145,27 +145,27 @@ static bool take_template(struct rec_r *r, char **dst)
 }
 
 /* Decode a definition into c (templates only when asked). */
-int campaign_def_decode(const MDB_val *v, uint64_t id,
-                        struct queue_campaign *c, bool templates)
+int qcampaign_def_decode(const MDB_val *v, uint64_t id,
+                         struct queue_campaign *c, bool templates)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     char *html = NULL;
     c->id = id;
-    if (rr_u8(&r) != CAMP_FMT)
+    if (qrec_r_u8(&r) != CAMP_FMT)
         return QUEUE_ECORRUPT;
-    c->account = rr_u32(&r);
-    c->list = rr_u64(&r);
-    c->created = (int64_t)rr_u64(&r);
-    c->schedule = (int64_t)rr_u64(&r);
-    rr_str(&r, c->name, 1, QUEUE_MAX_CAMPAIGN_NAME);
-    rr_str(&r, c->from, 2, QUEUE_MAX_FROM);
-    rr_str(&r, c->reply_to, 2, QUEUE_MAX_FROM);
-    rr_str(&r, c->subject, 2, QUEUE_MAX_SUBJECT);
-    bool has_text = rr_u8(&r) != 0;
+    c->account = qrec_r_u32(&r);
+    c->list = qrec_r_u64(&r);
+    c->created = (int64_t)qrec_r_u64(&r);
+    c->schedule = (int64_t)qrec_r_u64(&r);
+    qrec_r_str(&r, c->name, 1, QUEUE_MAX_CAMPAIGN_NAME);
+    qrec_r_str(&r, c->from, 2, QUEUE_MAX_FROM);
+    qrec_r_str(&r, c->reply_to, 2, QUEUE_MAX_FROM);
+    qrec_r_str(&r, c->subject, 2, QUEUE_MAX_SUBJECT);
+    bool has_text = qrec_r_u8(&r) != 0;
     bool ok = take_template(&r, templates ? &html : NULL) &&
               take_template(&r, templates && has_text ? &c->text : NULL);
     bool oom = !ok && !r.bad;
-    if (!ok || !rr_done(&r)) {
+    if (!ok || !qrec_r_done(&r)) {
         free(html);
         free(c->text);
         c->text = NULL;
@@ -176,43 +176,43 @@ int campaign_def_decode(const MDB_val *v, uint64_t id,
 }
 
 /* Decode a status record into c. */
-int campaign_status_decode(const MDB_val *v, struct queue_campaign *c)
+int qcampaign_status_decode(const MDB_val *v, struct queue_campaign *c)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
-    if (rr_u8(&r) != CAMP_FMT)
+    if (qrec_r_u8(&r) != CAMP_FMT)
         return QUEUE_ECORRUPT;
-    c->state = (int)rr_u8(&r);
-    c->send_complete = rr_u8(&r) & CAMP_F_COMPLETE;
-    c->started = (int64_t)rr_u64(&r);
-    c->finished = (int64_t)rr_u64(&r);
-    c->send_cursor = rr_u64(&r);
-    c->recipients = rr_u64(&r);
-    c->suppressed_at_send = rr_u64(&r);
-    if (!rr_done(&r) || c->state < QUEUE_CAMPAIGN_DRAFT ||
+    c->state = (int)qrec_r_u8(&r);
+    c->send_complete = qrec_r_u8(&r) & CAMP_F_COMPLETE;
+    c->started = (int64_t)qrec_r_u64(&r);
+    c->finished = (int64_t)qrec_r_u64(&r);
+    c->send_cursor = qrec_r_u64(&r);
+    c->recipients = qrec_r_u64(&r);
+    c->suppressed_at_send = qrec_r_u64(&r);
+    if (!qrec_r_done(&r) || c->state < QUEUE_CAMPAIGN_DRAFT ||
         c->state > QUEUE_CAMPAIGN_CANCELLED)
         return QUEUE_ECORRUPT;
     return 0;
 }
 
-int campaign_status_put(struct queue *q, MDB_txn *txn,
-                        const struct queue_campaign *c)
+int qcampaign_status_put(struct queue *q, MDB_txn *txn,
+                         const struct queue_campaign *c)
 {
     unsigned char buf[CAMP_STATUS_LEN], key[9];
     struct rec_w w = { .p = buf, .cap = sizeof buf };
-    rw_u8(&w, CAMP_FMT);
-    rw_u8(&w, (unsigned)c->state);
-    rw_u8(&w, c->send_complete ? CAMP_F_COMPLETE : 0);
-    rw_u64(&w, (uint64_t)c->started);
-    rw_u64(&w, (uint64_t)c->finished);
-    rw_u64(&w, c->send_cursor);
-    rw_u64(&w, c->recipients);
-    rw_u64(&w, c->suppressed_at_send);
+    qrec_w_u8(&w, CAMP_FMT);
+    qrec_w_u8(&w, (unsigned)c->state);
+    qrec_w_u8(&w, c->send_complete ? CAMP_F_COMPLETE : 0);
+    qrec_w_u64(&w, (uint64_t)c->started);
+    qrec_w_u64(&w, (uint64_t)c->finished);
+    qrec_w_u64(&w, c->send_cursor);
+    qrec_w_u64(&w, c->recipients);
+    qrec_w_u64(&w, c->suppressed_at_send);
     MDB_val k = camp_key(key, 'p', c->id), v = { w.len, buf };
     return mdb_put(txn, q->dbi[DB_CAMPAIGNS], &k, &v, 0);
 }
 
-int campaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
-                  struct queue_campaign *c, bool templates)
+int qcampaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
+                   struct queue_campaign *c, bool templates)
 {
     unsigned char key[9];
     MDB_val k = camp_key(key, 'i', id), v;
@@ -222,13 +222,13 @@ int campaign_load(struct queue *q, MDB_txn *txn, uint64_t id,
     int rc = mdb_get(txn, q->dbi[DB_CAMPAIGNS], &k, &v);
     if (rc)
         return queue_err_mdb(rc);
-    int err = campaign_def_decode(&v, id, c, templates);
+    int err = qcampaign_def_decode(&v, id, c, templates);
     if (err)
         return err;
     k = camp_key(key, 'p', id);
     rc = mdb_get(txn, q->dbi[DB_CAMPAIGNS], &k, &v);
     err = rc ? (rc == MDB_NOTFOUND ? QUEUE_ECORRUPT : queue_err_mdb(rc))
-             : campaign_status_decode(&v, c);
+             : qcampaign_status_decode(&v, c);
     if (err)
         queue_campaign_clear(c);
     return err;
@@ -363,8 +363,8 @@ static void object_text(char *buf, size_t cap, const struct queue_campaign *c,
         buf[cap - 1] = 0;   /* cut to the audit record's cap */
 }
 
-int campaign_enter(struct admin_tx *t, struct queue_campaign *c, int to,
-                   int64_t when)
+int qcampaign_enter(struct admin_tx *t, struct queue_campaign *c, int to,
+                    int64_t when)
 {
     int from = c->state;
     if (from < QUEUE_CAMPAIGN_DRAFT || from > QUEUE_CAMPAIGN_CANCELLED ||
@@ -409,10 +409,10 @@ static int do_create(struct admin_tx *t, void *arg)
     memset(c, 0, sizeof *c);
     if ((err = spec_check(t, ca->s, set)))
         return err;
-    if ((err = account_load(t->q, t->txn, ca->account, &ca->a)))
+    if ((err = qaccount_load(t->q, t->txn, ca->account, &ca->a)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no account with id %u", ca->account) : err;
-    if ((err = meta_get_u64(t->q, t->txn, "next_campaign", &next)))
+    if ((err = qmeta_get_u64(t->q, t->txn, "next_campaign", &next)))
         return err;
     c->id = next ? next : 1;
     c->account = ca->account;
@@ -421,8 +421,8 @@ static int do_create(struct admin_tx *t, void *arg)
     if ((err = spec_apply(c, ca->s, set)) || (err = name_claim(t, c)) ||
         (err = def_put(t, c)))
         return err;
-    if ((rc = campaign_status_put(t->q, t->txn, c)) ||
-        (rc = meta_put_u64(t->q, t->txn, "next_campaign", c->id + 1)))
+    if ((rc = qcampaign_status_put(t->q, t->txn, c)) ||
+        (rc = qmeta_put_u64(t->q, t->txn, "next_campaign", c->id + 1)))
         return admin_mdb(t, rc);
     snprintf(more, sizeof more, "of %s, list %llu", ca->a.name,
              (unsigned long long)c->list);
@@ -477,7 +477,7 @@ static int do_update(struct admin_tx *t, void *arg)
     queue_campaign_clear(c);
     if ((err = spec_check(t, ua->s, ua->set)))
         return err;
-    if ((err = campaign_load(t->q, t->txn, ua->id, c, true)))
+    if ((err = qcampaign_load(t->q, t->txn, ua->id, c, true)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no campaign %llu",
                          (unsigned long long)ua->id) : err;
@@ -534,7 +534,7 @@ int queue_campaign_get(struct queue *q, uint64_t id, struct queue_campaign *c)
     int err = queue_read_begin(q, &txn);
     if (err)
         return err;
-    err = campaign_load(q, txn, id, c, true);
+    err = qcampaign_load(q, txn, id, c, true);
     queue_read_end(q, txn);
     return err;
 }
@@ -558,7 +558,7 @@ int queue_campaign_find(struct queue *q, uint32_t account, const char *name,
     else if (v.mv_size != 8)
         err = QUEUE_ECORRUPT;
     else
-        err = campaign_load(q, txn, be64_get(v.mv_data), c, true);
+        err = qcampaign_load(q, txn, be64_get(v.mv_data), c, true);
     queue_read_end(q, txn);
     return err;
 }
@@ -592,7 +592,7 @@ long queue_campaigns(struct queue *q, uint32_t account,
         const unsigned char *kp = k.mv_data;
         if (k.mv_size != 9 || kp[0] != 'i')
             break;
-        if ((err = campaign_load(q, txn, be64_get(kp + 1), c, false)))
+        if ((err = qcampaign_load(q, txn, be64_get(kp + 1), c, false)))
             break;
         if (account && c->account != account)
             continue;
@@ -649,7 +649,7 @@ static int do_control(struct admin_tx *t, void *arg)
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     int err, rc, to;
 
-    if ((err = campaign_load(t->q, t->txn, ca->id, c, false)))
+    if ((err = qcampaign_load(t->q, t->txn, ca->id, c, false)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no campaign %llu",
                          (unsigned long long)ca->id) : err;
@@ -670,9 +670,9 @@ static int do_control(struct admin_tx *t, void *arg)
         to = QUEUE_CAMPAIGN_CANCELLED;
         break;
     }
-    if ((err = campaign_enter(t, c, to, now)))
+    if ((err = qcampaign_enter(t, c, to, now)))
         return err;
-    if ((rc = campaign_status_put(t->q, t->txn, c)))
+    if ((rc = qcampaign_status_put(t->q, t->txn, c)))
         return admin_mdb(t, rc);
     if (ca->action == CTL_PAUSE)
         err = ctl_put(t, c, QUEUE_CTL_CAMPAIGN, ca, true);

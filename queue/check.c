@@ -89,7 +89,7 @@ static struct queue_check_db *report_db(struct queue_check_report *r, int db)
     return d;
 }
 
-void collect_msg(void *arg, const struct walk_msg *m)
+void qcollect_msg(void *arg, const struct walk_msg *m)
 {
     struct collect *c = arg;
     struct queue_check_db *d = m->kind == WM_PROBLEM ||
@@ -143,7 +143,7 @@ void collect_msg(void *arg, const struct walk_msg *m)
     }
 }
 
-void collect_end(struct collect *c, int status)
+void qcollect_end(struct collect *c, int status)
 {
     if (status < 128 || c->err)
         return;
@@ -154,7 +154,7 @@ void collect_end(struct collect *c, int status)
     snprintf(m.what, sizeof m.what, "the walk died of signal %d here; what "
              "follows was not read", status - 128);
     c->r->fatal_signal = status - 128;
-    collect_msg(c, &m);
+    qcollect_msg(c, &m);
 }
 
 /* ------------------------------------------------- opening, in the child */
@@ -176,14 +176,14 @@ static int library_open(const char *dir, int fd, int kind)
     struct queue *q = NULL;
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0)) {
-        guard_at = NULL;
+        qguard_at = NULL;
         walk_send(fd, WM_PROBLEM, WM_DB_MAIN, "", "opening the spool "
                   "faulted: LMDB's main database is damaged", 0, 0, 0, 0);
         return 1;
     }
-    guard_at = &jb;
+    qguard_at = &jb;
     int err = queue_open(&q, dir, &o);
-    guard_at = NULL;
+    qguard_at = NULL;
     if (!err) {
         queue_close(q);
         return 0;
@@ -214,17 +214,17 @@ static int library_open(const char *dir, int fd, int kind)
 static uint64_t read_schema(MDB_txn *txn, MDB_dbi meta)
 {
     sigjmp_buf jb;
-    sigjmp_buf *volatile outer = guard_at;
+    sigjmp_buf *volatile outer = qguard_at;
     uint64_t schema = QUEUE_SCHEMA_VERSION;
     MDB_val sk = { 6, "schema" }, sv;
     if (sigsetjmp(jb, 0)) {
-        guard_at = outer;
+        qguard_at = outer;
         return QUEUE_SCHEMA_VERSION;
     }
-    guard_at = &jb;
+    qguard_at = &jb;
     if (!mdb_get(txn, meta, &sk, &sv) && sv.mv_size == 8)
         schema = be64_get(sv.mv_data);
-    guard_at = outer;
+    qguard_at = outer;
     return schema;
 }
 
@@ -235,13 +235,13 @@ static int open_databases(struct raw *s, MDB_txn *txn, int fd)
 {
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0)) {
-        guard_at = NULL;
+        qguard_at = NULL;
         walk_send(fd, WM_PROBLEM, WM_DB_MAIN, "", "reading the names of the "
                   "databases faulted: LMDB's main database is damaged",
                   0, 0, 0, 0);
         return -1;
     }
-    guard_at = &jb;
+    qguard_at = &jb;
     uint64_t schema = QUEUE_SCHEMA_VERSION;
     if (!mdb_dbi_open(txn, "meta", 0, &s->dbi[DB_META]))
         schema = read_schema(txn, s->dbi[DB_META]);
@@ -257,11 +257,11 @@ static int open_databases(struct raw *s, MDB_txn *txn, int fd)
             walk_send(fd, WM_PROBLEM, i, "", what, 0, 0, 0, 0);
         }
     }
-    guard_at = NULL;
+    qguard_at = NULL;
     return 0;
 }
 
-int raw_open(struct raw *s, const char *dir, int fd, int damage_kind)
+int qraw_open(struct raw *s, const char *dir, int fd, int damage_kind)
 {
     MDB_txn *txn;
     int rc;
@@ -272,21 +272,21 @@ int raw_open(struct raw *s, const char *dir, int fd, int damage_kind)
         return how;
     if ((rc = mdb_env_create(&s->env)))
         goto fail;
-    mdb_env_set_assert(s->env, guard_assert);
+    mdb_env_set_assert(s->env, qguard_assert);
     mdb_env_set_maxdbs(s->env, 64);
     if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)))
         goto fail;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
         goto fail;
     if (open_databases(s, txn, fd)) {
-        raw_close(s);
+        qraw_close(s);
         return 1;
     }
     if ((rc = mdb_txn_commit(txn))) /* keeps the handles */
         goto fail;
     return 0;
 fail:
-    raw_close(s);
+    qraw_close(s);
     if (how == 0) {
         char what[160];
         snprintf(what, sizeof what, "LMDB cannot open it: %s",
@@ -296,7 +296,7 @@ fail:
     return 1;
 }
 
-void raw_close(struct raw *s)
+void qraw_close(struct raw *s)
 {
     if (s->env)
         mdb_env_close(s->env);
@@ -353,7 +353,7 @@ static void check_delivery(struct ck *c, const MDB_val *k, const MDB_val *v)
     struct queue_delivery d;
     unsigned char key[16];
     MDB_val lv;
-    delivery_decode(v, be64_get(k->mv_data), &d);
+    qdelivery_decode(v, be64_get(k->mv_data), &d);
     tally_delivery(c->t, &d);
     if (d.state == QUEUE_ST_QUEUED) {
         be64_put(key, (uint64_t)d.next_attempt);
@@ -375,7 +375,7 @@ static void check_delivery(struct ck *c, const MDB_val *k, const MDB_val *v)
             problem(c, k, "its newest event %llu is missing",
                     (unsigned long long)d.last_event);
         else if (r == 1 && lv.mv_data &&
-                 !event_decode(&lv, d.last_event, &e) && e.delivery != d.id)
+                 !qevent_decode(&lv, d.last_event, &e) && e.delivery != d.id)
             problem(c, k, "its newest event %llu is delivery %llu's",
                     (unsigned long long)d.last_event,
                     (unsigned long long)e.delivery);
@@ -391,7 +391,7 @@ static void check_ready(struct ck *c, const MDB_val *k)
     int r = look(c, DB_DELIVERIES, kp + 8, 8, &lv, k);
     if (r == 0)
         problem(c, k, "names a delivery that does not exist");
-    if (r != 1 || !lv.mv_data || delivery_decode(&lv, be64_get(kp + 8), &d))
+    if (r != 1 || !lv.mv_data || qdelivery_decode(&lv, be64_get(kp + 8), &d))
         return; /* an unreadable delivery is reported where it lies */
     if (QUEUE_STATE_TERMINAL(d.state))
         problem(c, k, "its delivery already ended (%s)",
@@ -490,7 +490,7 @@ static void check_audit(struct ck *c, const MDB_val *k, const MDB_val *v)
 {
     struct queue_audit r;
     unsigned char calc[QUEUE_AUDIT_HASH];
-    audit_decode(v, &r);     /* rules.c found that it decodes */
+    qaudit_decode(v, &r);     /* rules.c found that it decodes */
     if (!r.keyed && c->keyed_from)
         problem(c, k, "unkeyed audit record after keyed ones: rewritten? "
                 "(keyed from %llu)", (unsigned long long)c->keyed_from);
@@ -500,7 +500,7 @@ static void check_audit(struct ck *c, const MDB_val *k, const MDB_val *v)
         c->unchecked++;
     else if (r.keyed && memcmp(r.key_id, c->key_id, sizeof c->key_id))
         problem(c, k, "written with another key than audit_key");
-    else if (!audit_link(v, r.keyed, c->key, calc) ||
+    else if (!qaudit_link(v, r.keyed, c->key, calc) ||
              memcmp(calc, r.hash, sizeof calc))
         problem(c, k, r.keyed ? "its bytes do not match its MAC"
                               : "its bytes do not match its hash");
@@ -531,7 +531,7 @@ static void check_links(struct ck *c, const MDB_val *k, const MDB_val *v)
     case DB_MSGREFS: check_msgref(c, k, v); break;
     case DB_EVENTS: {
         struct queue_event e;
-        event_decode(v, id, &e);
+        qevent_decode(v, id, &e);
         unsigned char dk[8];
         be64_put(dk, e.delivery);
         if (look(c, DB_DELIVERIES, dk, 8, &lv, k) == 0)
@@ -665,7 +665,7 @@ static int check_child(int fd, void *arg)
 {
     struct ck *c = arg;
     c->fd = fd;
-    int rc = raw_open(&c->s, c->dir, fd, WM_PROBLEM);
+    int rc = qraw_open(&c->s, c->dir, fd, WM_PROBLEM);
     if (rc)
         return rc == 2 ? 66 : 0;
     if (!(c->flags & QUEUE_CHECK_QUICK) && !(c->t = tally_new()))
@@ -695,7 +695,7 @@ static int check_child(int fd, void *arg)
     if (c->look)
         mdb_txn_abort(c->look);
     tally_free(c->t);
-    raw_close(&c->s);
+    qraw_close(&c->s);
     return 0;
 }
 
@@ -722,7 +722,7 @@ int queue_check_keyed(const char *dir, unsigned flags,
         queue_audit_key_id(c->key, c->key_id);
     }
     queue_set_detail("%s", "");
-    int st = walk_child(check_child, c, collect_msg, &col);
+    int st = walk_child(check_child, c, qcollect_msg, &col);
     OPENSSL_cleanse(c->key, sizeof c->key);
     free(c);
     if (st < 0)
@@ -733,6 +733,6 @@ int queue_check_keyed(const char *dir, unsigned flags,
         queue_set_detail("the walk could not run (status %d)", st);
         return st == 71 ? -ENOMEM : -EIO;
     }
-    collect_end(&col, st);
+    qcollect_end(&col, st);
     return 0;
 }

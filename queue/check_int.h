@@ -27,15 +27,15 @@
 /* ------------------------------------------------------- fault guard */
 
 /* The armed guard of this process (NULL: a fault kills it, as usual). */
-extern sigjmp_buf *volatile guard_at;
+extern sigjmp_buf *volatile qguard_at;
 
 /* Send SIGBUS, SIGSEGV and SIGABRT to the armed guard.  Only in a
  * process of its own (walk_child's child). */
-void guard_install(void);
+void qguard_install(void);
 
 /* LMDB assertion callback (mdb_env_set_assert): an assertion that fails
  * on a damaged page jumps to the armed guard instead of aborting. */
-void guard_assert(MDB_env *env, const char *msg);
+void qguard_assert(MDB_env *env, const char *msg);
 
 /* ------------------------------------------------------ child process */
 
@@ -128,10 +128,10 @@ struct collect {
     int err;                 /* from WM_ERROR: the walk could not start */
     int db;                  /* database being walked, -1 none */
 };
-void collect_msg(void *c, const struct walk_msg *m);
+void qcollect_msg(void *c, const struct walk_msg *m);
 /* The child ended with status (walk_child's value): a death by a signal
  * becomes a problem in the database it was walking. */
-void collect_end(struct collect *c, int status);
+void qcollect_end(struct collect *c, int status);
 
 /* Repair the invariants of the salvaged spool in dir (repair.c),
  * reporting through col.  0 or the code of a failed write. */
@@ -147,8 +147,8 @@ struct raw {
  * damage_kind: WM_PROBLEM for the check, WM_NOTE for salvage, where only
  * records lost are problems).  0 ready to walk, 1 nothing LMDB can walk
  * (reported), 2 not a spool to walk (WM_ERROR sent). */
-int raw_open(struct raw *s, const char *dir, int fd, int damage_kind);
-void raw_close(struct raw *s);
+int qraw_open(struct raw *s, const char *dir, int fd, int damage_kind);
+void qraw_close(struct raw *s);
 
 /* LMDB's two meta pages (metapage.c).  probe: *bad is -1 both intact, 0
  * or 1 the damaged one, 2 both; *psize the page size of an intact one.

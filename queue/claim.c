@@ -108,7 +108,7 @@ int queue_claim(struct queue *q, int64_t now, struct queue_claim *out,
             err = queue_err_mdb(grc);
             break;
         }
-        if (grc || delivery_decode(&dv, id, &d) ||
+        if (grc || qdelivery_decode(&dv, id, &d) ||
             QUEUE_STATE_TERMINAL(d.state))
             continue; /* stale index entry: the writer will not see it */
         if ((err = lease_add(&q->leases, id)))
@@ -122,13 +122,13 @@ int queue_claim(struct queue *q, int64_t now, struct queue_claim *out,
         c->created = d.created;
         c->due = due;
         memcpy(c->rcpt, d.rcpt, sizeof c->rcpt);
-        c->domain_off = (uint16_t)(rcpt_domain(c->rcpt) - c->rcpt);
+        c->domain_off = (uint16_t)(qrcpt_domain(c->rcpt) - c->rcpt);
         /* a cancel moves its campaign's later mail to now in the same
          * transaction as its control: seen together here, so none of it
          * is handed out as sendable (one lookup per run of a campaign) */
         if (d.campaign && d.campaign != last_campaign) {
             last_campaign = d.campaign;
-            last_cancelled = campaign_cancelled(q, txn, d.campaign);
+            last_cancelled = qcampaign_cancelled(q, txn, d.campaign);
         }
         c->cancelled = d.campaign && last_cancelled;
     }

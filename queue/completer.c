@@ -36,7 +36,7 @@ static void on_async(uv_async_t *h)
         struct queue_op *next = op->next;
         if (op->cb)
             op->cb(op->arg, op->status, op->first_id, op->msg_id);
-        op_free(op);
+        queue_op_free(op);
         op = next;
     }
 }

@@ -26,16 +26,16 @@ int queue_contact_find(struct queue *q, uint64_t list, const char *email,
     unsigned char kb[MEMBER_KEY_MAX];
     MDB_txn *txn;
     size_t n = email ? strnlen(email, QUEUE_MAX_RCPT + 1) : 0;
-    if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(email, n, lower))) {
+    if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(email, n, lower))) {
         queue_set_detail("invalid address");
         return -EINVAL;
     }
-    if (lists_absent(q))
+    if (qlists_absent(q))
         return QUEUE_ENOTFOUND;
     int err = queue_read_begin(q, &txn);
     if (err)
         return err;
-    MDB_val k = member_key(kb, list, lower, n), v;
+    MDB_val k = qmember_key(kb, list, lower, n), v;
     int rc = mdb_get(txn, q->dbi[DB_MEMBERS], &k, &v);
     uint64_t id = rc == 0 && v.mv_size == 8 ? be64_get(v.mv_data) : 0;
     queue_read_end(q, txn);

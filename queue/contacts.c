@@ -27,8 +27,8 @@
 
 #include "lists_int.h"
 
-MDB_val member_key(unsigned char *buf, uint64_t list, const char *lower,
-                   size_t len)
+MDB_val qmember_key(unsigned char *buf, uint64_t list, const char *lower,
+                    size_t len)
 {
     buf[0] = 'e';
     be64_put(buf + 1, list);
@@ -36,7 +36,7 @@ MDB_val member_key(unsigned char *buf, uint64_t list, const char *lower,
     return (MDB_val){ 9 + len, buf };
 }
 
-MDB_val member_id_key(unsigned char *buf, uint64_t list, uint64_t contact)
+MDB_val qmember_id_key(unsigned char *buf, uint64_t list, uint64_t contact)
 {
     buf[0] = 'c';
     be64_put(buf + 1, list);
@@ -77,7 +77,7 @@ static bool take_str(const unsigned char *p, size_t len, size_t *off,
     return true;
 }
 
-int contact_decode(const MDB_val *v, struct contact_view *c)
+int qcontact_decode(const MDB_val *v, struct contact_view *c)
 {
     const unsigned char *p = v->mv_data;
     size_t len = v->mv_size, off = CONTACT_FIXED;
@@ -125,7 +125,7 @@ static int contact_fetch(struct queue *q, MDB_txn *txn, uint64_t id,
     be64_put(kb, id);
     MDB_val k = { 8, kb }, v;
     int rc = mdb_get(txn, q->dbi[DB_CONTACTS], &k, &v);
-    return rc ? queue_err_mdb(rc) : contact_decode(&v, c);
+    return rc ? queue_err_mdb(rc) : qcontact_decode(&v, c);
 }
 
 struct contact_scratch {
@@ -140,7 +140,7 @@ int queue_contact_get(struct queue *q, uint64_t id,
                       void *arg)
 {
     MDB_txn *txn;
-    if (lists_absent(q))
+    if (qlists_absent(q))
         return QUEUE_ENOTFOUND;
     struct contact_scratch *s = malloc(sizeof *s);
     if (!s)
@@ -149,7 +149,7 @@ int queue_contact_get(struct queue *q, uint64_t id,
     if (!err) {
         err = contact_fetch(q, txn, id, &s->c);
         if (!err)                /* a list gone or going: so is the contact */
-            err = list_load(q, txn, s->c.list, &s->r);
+            err = qlist_load(q, txn, s->c.list, &s->r);
         if (!err && (s->r.flags & LIST_F_DELETING))
             err = QUEUE_ENOTFOUND;
         if (!err && s->c.nvalues > s->r.l.nfields)
@@ -175,7 +175,7 @@ long queue_contacts(struct queue *q, uint64_t list, uint64_t after,
     long n = 0;
     int err, rc;
 
-    if (lists_absent(q))
+    if (qlists_absent(q))
         return 0;
     struct contact_scratch *s = malloc(sizeof *s);
     if (!s)
@@ -184,7 +184,7 @@ long queue_contacts(struct queue *q, uint64_t list, uint64_t after,
         free(s);
         return err;
     }
-    if ((err = list_load(q, txn, list, &s->r)) == 0 &&
+    if ((err = qlist_load(q, txn, list, &s->r)) == 0 &&
         (s->r.flags & LIST_F_DELETING))
         err = QUEUE_ENOTFOUND;
     if (err) {
@@ -199,7 +199,7 @@ long queue_contacts(struct queue *q, uint64_t list, uint64_t after,
     }
     if (after == UINT64_MAX)
         rc = MDB_NOTFOUND;
-    MDB_val k = member_id_key(kb, list, after + 1), v;
+    MDB_val k = qmember_id_key(kb, list, after + 1), v;
     for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const unsigned char *kp = k.mv_data;
@@ -225,8 +225,8 @@ long queue_contacts(struct queue *q, uint64_t list, uint64_t after,
     return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
 }
 
-int contacts_purge(struct admin_tx *t, uint64_t list, size_t max,
-                   bool *left, uint64_t *deleted)
+int qcontacts_purge(struct admin_tx *t, uint64_t list, size_t max,
+                    bool *left, uint64_t *deleted)
 {
     struct queue *q = t->q;
     MDB_cursor *cur;
@@ -241,7 +241,7 @@ int contacts_purge(struct admin_tx *t, uint64_t list, size_t max,
     if ((rc = mdb_cursor_open(t->txn, q->dbi[DB_MEMBERS], &cur)))
         return admin_mdb(t, rc);
     for (;;) {
-        MDB_val k = member_id_key(kb, list, next), v;
+        MDB_val k = qmember_id_key(kb, list, next), v;
         if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)))
             break;
         const unsigned char *kp = k.mv_data;
@@ -256,10 +256,10 @@ int contacts_purge(struct admin_tx *t, uint64_t list, size_t max,
         MDB_val cid = { 8, ck }, cv;
         rc = mdb_get(t->txn, q->dbi[DB_CONTACTS], &cid, &cv);
         if (rc == 0) {
-            if ((err = contact_decode(&cv, &c)))
+            if ((err = qcontact_decode(&cv, &c)))
                 break;
-            size_t ln = addr_lower(c.email, c.email_len, lower);
-            MDB_val ek = member_key(mk, list, lower, ln);
+            size_t ln = qaddr_lower(c.email, c.email_len, lower);
+            MDB_val ek = qmember_key(mk, list, lower, ln);
             if (ln && (rc = mdb_del(t->txn, q->dbi[DB_MEMBERS], &ek, NULL)) &&
                 rc != MDB_NOTFOUND)
                 break;
@@ -268,7 +268,7 @@ int contacts_purge(struct admin_tx *t, uint64_t list, size_t max,
         } else if (rc != MDB_NOTFOUND) {
             break;
         }
-        MDB_val idk = member_id_key(kb, list, id);
+        MDB_val idk = qmember_id_key(kb, list, id);
         if ((rc = mdb_del(t->txn, q->dbi[DB_MEMBERS], &idk, NULL)))
             break;
         n++;

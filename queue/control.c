@@ -114,7 +114,7 @@ int control_submit(struct queue *q, int kind, const char *name,
     if (wlen)
         memcpy(op->arena + nlen + rlen, who, (size_t)wlen);
     op->arena_len = nlen + (size_t)rlen + (size_t)wlen;
-    return op_submit(q, op, NULL, cb, arg);
+    return queue_op_submit(q, op, NULL, cb, arg);
 }
 
 /* Decode a controls record; QUEUE_ECORRUPT if it does not fit. */
@@ -191,19 +191,20 @@ int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
         char *end;
         unsigned long long id = strtoull(name, &end, 10);
         uint64_t moved;
-        if (!*end && id && (rc = unpark_campaign(q, txn, now, id, &moved)))
+        if (!*end && id &&
+            (rc = qpark_unpark_campaign(q, txn, now, id, &moved)))
             return rc;
         /* cancelled: its scheduled and deferred mail ends now as well */
         if (!*end && id && kind == QUEUE_CTL_CANCELLED &&
-            (rc = hasten_campaign(q, txn, now, id, &moved)))
+            (rc = qpark_hasten_campaign(q, txn, now, id, &moved)))
             return rc;
     }
-    if ((err = meta_get_u64(q, txn, "controls_gen", &gen)))
+    if ((err = qmeta_get_u64(q, txn, "controls_gen", &gen)))
         return err;
-    return meta_put_u64(q, txn, "controls_gen", gen + 1);
+    return qmeta_put_u64(q, txn, "controls_gen", gen + 1);
 }
 
-int op_apply_control(struct wctx *w, struct queue_op *op)
+int queue_op_apply_control(struct wctx *w, struct queue_op *op)
 {
     const struct op_control *ctl = &op->ctl;
     char name[QUEUE_MAX_CTL_NAME + 1], reason[QUEUE_MAX_CTL_REASON + 1];
@@ -274,7 +275,7 @@ int queue_controls_gen(struct queue *q, uint64_t *gen)
     *gen = 0;
     if ((err = queue_read_begin(q, &txn)))
         return err;
-    err = meta_get_u64(q, txn, "controls_gen", gen);
+    err = qmeta_get_u64(q, txn, "controls_gen", gen);
     queue_read_end(q, txn);
     return err;
 }

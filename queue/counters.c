@@ -127,8 +127,8 @@ int counters_add(struct wctx *w, uint32_t account, uint64_t campaign,
     return 0;
 }
 
-int usage_add(struct wctx *w, uint32_t account, uint32_t day,
-              unsigned sent, unsigned delivered, unsigned bounced)
+int qusage_add(struct wctx *w, uint32_t account, uint32_t day,
+               unsigned sent, unsigned delivered, unsigned bounced)
 {
     unsigned char key[9] = { 'u' };
     be32_put(key + 1, account);
@@ -142,8 +142,8 @@ int usage_add(struct wctx *w, uint32_t account, uint32_t day,
     return 0;
 }
 
-int blocks_add(struct wctx *w, uint32_t account, uint32_t day,
-               unsigned policy, unsigned spam)
+int qblocks_add(struct wctx *w, uint32_t account, uint32_t day,
+                unsigned policy, unsigned spam)
 {
     unsigned char key[9] = { 'b' };
     be32_put(key + 1, account);

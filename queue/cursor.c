@@ -57,7 +57,7 @@ static int cursor_key(const char *name, char *key)
 static int cursor_apply(struct admin_tx *t, void *arg)
 {
     const struct cursor_save *s = arg;
-    int rc = meta_put_u64(t->q, t->txn, s->key, s->seq);
+    int rc = qmeta_put_u64(t->q, t->txn, s->key, s->seq);
     return rc ? admin_mdb(t, rc) : 0;
 }
 
@@ -92,7 +92,7 @@ int queue_submit_cursor(struct queue *q, const char *name, uint64_t seq,
 {
     struct queue_op *op;
     int err = cursor_op(q, name, seq, &op);
-    return err ? err : op_submit(q, op, cmp, cb, arg);
+    return err ? err : queue_op_submit(q, op, cmp, cb, arg);
 }
 
 int queue_cursor_put(struct queue *q, const char *name, uint64_t seq)
@@ -130,7 +130,7 @@ int queue_events_last(struct queue *q, uint64_t *seq)
     int err = queue_read_begin(q, &txn);
     if (err)
         return err;
-    err = meta_get_u64(q, txn, "next_event", &next);
+    err = qmeta_get_u64(q, txn, "next_event", &next);
     queue_read_end(q, txn);
     if (!err && next > 1)
         *seq = next - 1;

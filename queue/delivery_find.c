@@ -43,7 +43,7 @@ int queue_find_campaign_delivery(struct queue *q, uint64_t campaign,
         seen++;
         if (k.mv_size != 8)
             continue;
-        int e = delivery_decode(&v, be64_get(k.mv_data), d);
+        int e = qdelivery_decode(&v, be64_get(k.mv_data), d);
         if (e) {
             err = e;
             break;

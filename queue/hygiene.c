@@ -8,9 +8,11 @@
  *
  *   bad-mailbox, bad-domain, inactive-mailbox (bounced): the address goes
  *     on the suppression list of the account's suppression owner, reason
- *     "hard bounce: <category>", source "smtp", added by the delivery's
- *     account (on a shared list it is that sub-account's entry; an entry
- *     already there stays as it is, whoever added it).
+ *     "hard bounce: <category>", source "smtp" (sluiced's SMTP replies) or
+ *     the caller's (feedback.c: "dsn"), added by the delivery's account
+ *     (on a shared list it is that sub-account's entry; an entry already
+ *     there stays as it is, whoever added it).  A complaint reported by
+ *     feedback.c is suppressed the same way, reason "complaint".
  *   quota-issues (deferred, bounced or expired): a streak per (owner,
  *     address) counts them; the soft_bounce_limit-th in a row, all within
  *     soft_bounce_days of the first, suppresses (reason "soft bounce:
@@ -35,7 +37,9 @@
  *   without touching the spool; only a possible hit looks the streak up.
  *
  *   No audit record: these are the engine's changes, not an operator's; the
- *   suppression record's source says where it came from.
+ *   suppression record's source says where it came from.  (A report fed
+ *   back by `sluice feedback ingest` is audited by the tool, "feedback
+ *   ingest", naming what it suppressed.)
  *
  * DIAGNOSTICS
  *   Returns 0 or a txn-fatal code.  An account that is gone, an address
@@ -178,7 +182,7 @@ static int set_load(struct wctx *w)
     return err;
 }
 
-bool streak_record_ok(const MDB_val *v)
+bool hygiene_streak_ok(const MDB_val *v)
 {
     return v->mv_size == STREAK_LEN &&
            ((const unsigned char *)v->mv_data)[0] == STREAK_FMT;
@@ -190,7 +194,7 @@ static MDB_val streak_key(unsigned char *buf, uint32_t owner,
 {
     char lower[QUEUE_MAX_RCPT + 1];
     size_t n = strnlen(rcpt, QUEUE_MAX_RCPT + 1);
-    if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(rcpt, n, lower)))
+    if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(rcpt, n, lower)))
         return (MDB_val){ 0, NULL };
     be32_put(buf, owner);
     buf[4] = 0xff;
@@ -198,21 +202,28 @@ static MDB_val streak_key(unsigned char *buf, uint32_t owner,
     return (MDB_val){ 5 + n, buf };
 }
 
-/* Put rcpt on owner's suppression list, added by account, unless it is
- * there already (whoever added it). */
+/* Put rcpt on owner's suppression list, added by account, with via's
+ * source ("smtp" without one), unless it is there already (whoever added
+ * it); via learns which. */
 static int suppress_put(struct wctx *w, uint32_t owner, uint32_t account,
-                        const char *rcpt, const char *reason)
+                        const char *rcpt, const char *reason,
+                        struct hygiene_via *via)
 {
     unsigned char kb[SUPPRESS_KEY_MAX], buf[SUPP_REC_MAX];
     char lower[QUEUE_MAX_RCPT + 1];
     size_t n = strnlen(rcpt, QUEUE_MAX_RCPT + 1);
-    if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(rcpt, n, lower)))
+    if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(rcpt, n, lower)))
         return 0;
     MDB_val k = suppress_key(kb, owner, lower, n);
-    MDB_val v = { supp_encode(buf, w->now, account, reason, "smtp"), buf };
+    MDB_val v = { supp_encode(buf, w->now, account, reason,
+                              via && via->source ? via->source : "smtp"),
+                  buf };
     int rc = mdb_put(w->txn, w->q->dbi[DB_SUPPRESS], &k, &v, MDB_NOOVERWRITE);
     if (rc && rc != MDB_KEYEXIST)
         return wctx_fail(w, rc);
+    if (via)
+        via->suppressed = rc ? QUEUE_FEEDBACK_ALREADY_SUPPRESSED
+                             : QUEUE_FEEDBACK_SUPPRESSED;
     return 0;
 }
 
@@ -232,7 +243,8 @@ static int streak_end(struct wctx *w, uint32_t owner, const char *rcpt)
 /* Count one more soft bounce for (owner, rcpt); suppress at the limit,
  * added by account (whose delivery made the streak full). */
 static int streak_add(struct wctx *w, uint32_t owner, uint32_t account,
-                      const char *rcpt, int category)
+                      const char *rcpt, int category,
+                      struct hygiene_via *via)
 {
     unsigned char kb[SUPPRESS_KEY_MAX + 1], val[STREAK_LEN];
     unsigned limit = w->q->opt.soft_bounce_limit ? w->q->opt.soft_bounce_limit
@@ -245,7 +257,7 @@ static int streak_add(struct wctx *w, uint32_t owner, uint32_t account,
     uint32_t count = 0;
     int64_t first = w->now;
     int rc = mdb_get(w->txn, w->q->dbi[DB_SUPPRESS], &k, &v);
-    if (rc == 0 && streak_record_ok(&v)) {
+    if (rc == 0 && hygiene_streak_ok(&v)) {
         const unsigned char *p = v.mv_data;
         uint64_t f = 0;
         for (int b = 7; b >= 0; b--)
@@ -265,7 +277,7 @@ static int streak_add(struct wctx *w, uint32_t owner, uint32_t account,
         char reason[64];
         snprintf(reason, sizeof reason, "soft bounce: %s x%u",
                  queue_category_name(category), (unsigned)count);
-        int err = suppress_put(w, owner, account, rcpt, reason);
+        int err = suppress_put(w, owner, account, rcpt, reason, via);
         return err ? err : streak_end(w, owner, rcpt);
     }
     val[0] = STREAK_FMT;
@@ -286,13 +298,40 @@ static bool may_have_streak(const struct queue *q, const char *rcpt)
 {
     char lower[QUEUE_MAX_RCPT + 1];
     size_t n = strnlen(rcpt, QUEUE_MAX_RCPT + 1);
-    if (!n || n > QUEUE_MAX_RCPT || !(n = addr_lower(rcpt, n, lower)))
+    if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(rcpt, n, lower)))
         return false;
     return set_has(q, addr_hash(lower, n));
 }
 
+bool hygiene_hard(int category)
+{
+    return category == QUEUE_CAT_BAD_MAILBOX ||
+           category == QUEUE_CAT_BAD_DOMAIN ||
+           category == QUEUE_CAT_INACTIVE_MAILBOX;
+}
+
+int hygiene_suppress(struct wctx *w, uint32_t account, const char *rcpt,
+                     int category, struct hygiene_via *via)
+{
+    uint32_t owner;
+    char reason[64];
+    int err;
+    if (!account)
+        return 0;
+    if ((err = owner_of(w, account, &owner)) || !owner)
+        return err;
+    if (category == QUEUE_CAT_NONE)
+        snprintf(reason, sizeof reason, "complaint");
+    else
+        snprintf(reason, sizeof reason, "hard bounce: %s",
+                 queue_category_name(category));
+    if ((err = suppress_put(w, owner, account, rcpt, reason, via)))
+        return err;
+    return streak_end(w, owner, rcpt);
+}
+
 int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
-                    int type, int category)
+                    int type, int category, struct hygiene_via *via)
 {
     uint32_t owner;
     int err;
@@ -305,29 +344,22 @@ int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
     case QUEUE_CAT_SPAM:
         if (type != QUEUE_EV_BOUNCED && type != QUEUE_EV_DEFERRED)
             return 0;
-        return blocks_add(w, account, (uint32_t)(w->now / 86400),
-                          category == QUEUE_CAT_POLICY,
-                          category == QUEUE_CAT_SPAM);
+        return qblocks_add(w, account, (uint32_t)(w->now / 86400),
+                           category == QUEUE_CAT_POLICY,
+                           category == QUEUE_CAT_SPAM);
     case QUEUE_CAT_BAD_MAILBOX:
     case QUEUE_CAT_BAD_DOMAIN:
     case QUEUE_CAT_INACTIVE_MAILBOX:
         if (type != QUEUE_EV_BOUNCED)
             return 0;
-        if ((err = owner_of(w, account, &owner)) || !owner)
-            return err;
-        char reason[64];
-        snprintf(reason, sizeof reason, "hard bounce: %s",
-                 queue_category_name(category));
-        if ((err = suppress_put(w, owner, account, rcpt, reason)))
-            return err;
-        return streak_end(w, owner, rcpt);
+        return hygiene_suppress(w, account, rcpt, category, via);
     case QUEUE_CAT_QUOTA:
         if (type != QUEUE_EV_BOUNCED && type != QUEUE_EV_DEFERRED &&
             type != QUEUE_EV_EXPIRED)
             return 0;
         if ((err = owner_of(w, account, &owner)) || !owner)
             return err;
-        return streak_add(w, owner, account, rcpt, category);
+        return streak_add(w, owner, account, rcpt, category, via);
     default:
         if (type != QUEUE_EV_DELIVERED || !may_have_streak(w->q, rcpt))
             return 0; /* the hot path: no lookups */

@@ -121,7 +121,7 @@ static int do_begin(struct admin_tx *t, void *arg)
     struct queue_import *im = c->im;
     struct queue_list *l = &c->r.l;
     uint64_t number;
-    int err = list_load(t->q, t->txn, im->list, &c->r);
+    int err = qlist_load(t->q, t->txn, im->list, &c->r);
     if (err == 0 && (c->r.flags & LIST_F_DELETING))
         err = QUEUE_ENOTFOUND;
     if (err)
@@ -147,9 +147,9 @@ static int do_begin(struct admin_tx *t, void *arg)
         }
         im->col_of[j] = (int)i;
     }
-    if (grew && (err = list_store(t, &c->r)))
+    if (grew && (err = qlist_store(t, &c->r)))
         return err;
-    if ((err = meta_take(t, "next_import", 1, &number)))
+    if ((err = qmeta_take(t, "next_import", 1, &number)))
         return err;
     im->number = (uint32_t)number;    /* kept per contact; wraps after 4G */
     im->nfields = l->nfields;
@@ -237,13 +237,13 @@ static int batch_apply(struct admin_tx *t, void *arg)
     int err, rc;
 
     b->added = 0;
-    err = list_load(q, t->txn, im->list, &b->lrec);
+    err = qlist_load(q, t->txn, im->list, &b->lrec);
     if (err == QUEUE_ENOTFOUND || (!err && (b->lrec.flags & LIST_F_DELETING)))
         return admin_fail(t, QUEUE_ENOTFOUND, "list %s was deleted during "
                           "the import", im->list_name);
     if (err)
         return err;
-    if ((err = meta_get_u64(q, t->txn, "next_contact", &next)))
+    if ((err = qmeta_get_u64(q, t->txn, "next_contact", &next)))
         return err;
     if (next == 0)
         next = 1;
@@ -264,7 +264,7 @@ static int batch_apply(struct admin_tx *t, void *arg)
         if (rc != MDB_NOTFOUND)
             return admin_mdb(t, rc);
         be64_put(idb, next);
-        k = member_key(mk, im->list, key, r->key_len);
+        k = qmember_key(mk, im->list, key, r->key_len);
         v = (MDB_val){ 8, idb };
         rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST) {
@@ -275,7 +275,7 @@ static int batch_apply(struct admin_tx *t, void *arg)
             be64_put(idb, r->contact);
             MDB_val ik = { 8, idb }, iv;
             if (mdb_get(t->txn, q->dbi[DB_CONTACTS], &ik, &iv) == 0 &&
-                contact_decode(&iv, &cv) == 0 && cv.import == im->number)
+                qcontact_decode(&iv, &cv) == 0 && cv.import == im->number)
                 r->dup_line = cv.line;
             continue;
         }
@@ -289,7 +289,7 @@ static int batch_apply(struct admin_tx *t, void *arg)
                               (unsigned long long)next);
         if (rc)
             return admin_mdb(t, rc);
-        k = member_id_key(ck, im->list, next);
+        k = qmember_id_key(ck, im->list, next);
         v = (MDB_val){ 0, NULL };
         if ((rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, 0)))
             return admin_mdb(t, rc);
@@ -298,10 +298,10 @@ static int batch_apply(struct admin_tx *t, void *arg)
         b->added++;
     }
     if (b->added) {
-        if ((rc = meta_put_u64(q, t->txn, "next_contact", next)))
+        if ((rc = qmeta_put_u64(q, t->txn, "next_contact", next)))
             return admin_mdb(t, rc);
         b->lrec.l.contacts += b->added;
-        if ((err = list_store(t, &b->lrec)))
+        if ((err = qlist_store(t, &b->lrec)))
             return err;
     }
     return 0;
@@ -383,7 +383,7 @@ static int batch_submit(struct queue_import *im)
         op->admin_detail = b->detail;
         b->busy = true;
         b->done = false;
-        int err = op_submit(im->q, op, NULL, batch_done, b);
+        int err = queue_op_submit(im->q, op, NULL, batch_done, b);
         if (err) {
             b->busy = false;
             b->n = b->alen = 0;
@@ -439,7 +439,7 @@ int queue_import_add(struct queue_import *im, uint64_t line,
     if (im->err)
         return im->err;
     if (!elen || elen > QUEUE_MAX_RCPT || queue_check_rcpt(email) ||
-        !addr_lower(email, elen, lower)) {
+        !qaddr_lower(email, elen, lower)) {
         queue_set_detail("invalid address");
         return -EINVAL;
     }

@@ -31,7 +31,7 @@
 
 #define LIST_PURGE_CHUNK 20000
 
-bool lists_absent(struct queue *q)
+bool qlists_absent(struct queue *q)
 {
     return q->absent[DB_LISTS];
 }
@@ -59,52 +59,52 @@ static MDB_val name_key(unsigned char *buf, uint32_t account,
 static size_t list_encode(unsigned char *buf, const struct list_rec *r)
 {
     struct rec_w w = { .p = buf, .cap = LIST_REC_MAX };
-    rw_u8(&w, LIST_FMT);
-    rw_u8(&w, r->flags);
-    rw_u32(&w, r->l.account);
-    rw_u64(&w, (uint64_t)r->l.created);
-    rw_u64(&w, r->l.contacts);
-    rw_str(&w, r->l.name, 1, QUEUE_MAX_LIST_NAME);
-    rw_u8(&w, r->l.nfields);
+    qrec_w_u8(&w, LIST_FMT);
+    qrec_w_u8(&w, r->flags);
+    qrec_w_u32(&w, r->l.account);
+    qrec_w_u64(&w, (uint64_t)r->l.created);
+    qrec_w_u64(&w, r->l.contacts);
+    qrec_w_str(&w, r->l.name, 1, QUEUE_MAX_LIST_NAME);
+    qrec_w_u8(&w, r->l.nfields);
     for (unsigned i = 0; i < r->l.nfields; i++)
-        rw_str(&w, r->l.fields[i], 1, QUEUE_MAX_FIELD_NAME);
+        qrec_w_str(&w, r->l.fields[i], 1, QUEUE_MAX_FIELD_NAME);
     return w.over ? 0 : w.len;
 }
 
 /* Unpack a stored list record of id. */
-int list_decode(const MDB_val *v, uint64_t id, struct list_rec *r)
+int qlist_decode(const MDB_val *v, uint64_t id, struct list_rec *r)
 {
     struct rec_r rd = { .p = v->mv_data, .len = v->mv_size };
     memset(r, 0, sizeof *r);
     r->l.id = id;
-    if (rr_u8(&rd) != LIST_FMT)
+    if (qrec_r_u8(&rd) != LIST_FMT)
         return QUEUE_ECORRUPT;
-    r->flags = rr_u8(&rd);
-    r->l.account = rr_u32(&rd);
-    r->l.created = (int64_t)rr_u64(&rd);
-    r->l.contacts = rr_u64(&rd);
-    rr_str(&rd, r->l.name, 1, QUEUE_MAX_LIST_NAME);
-    r->l.nfields = rr_u8(&rd);
+    r->flags = qrec_r_u8(&rd);
+    r->l.account = qrec_r_u32(&rd);
+    r->l.created = (int64_t)qrec_r_u64(&rd);
+    r->l.contacts = qrec_r_u64(&rd);
+    qrec_r_str(&rd, r->l.name, 1, QUEUE_MAX_LIST_NAME);
+    r->l.nfields = qrec_r_u8(&rd);
     if (r->l.nfields > QUEUE_MAX_FIELDS)
         return QUEUE_ECORRUPT;
     for (unsigned i = 0; i < r->l.nfields; i++)
-        rr_str(&rd, r->l.fields[i], 1, QUEUE_MAX_FIELD_NAME);
-    return rr_done(&rd) ? 0 : QUEUE_ECORRUPT;
+        qrec_r_str(&rd, r->l.fields[i], 1, QUEUE_MAX_FIELD_NAME);
+    return qrec_r_done(&rd) ? 0 : QUEUE_ECORRUPT;
 }
 
-int list_load(struct queue *q, MDB_txn *txn, uint64_t id, struct list_rec *r)
+int qlist_load(struct queue *q, MDB_txn *txn, uint64_t id, struct list_rec *r)
 {
     unsigned char kb[9];
     MDB_val k = id_key(kb, id), v;
-    if (lists_absent(q))
+    if (qlists_absent(q))
         return QUEUE_ENOTFOUND;
     int rc = mdb_get(txn, q->dbi[DB_LISTS], &k, &v);
     if (rc)
         return queue_err_mdb(rc);
-    return list_decode(&v, id, r);
+    return qlist_decode(&v, id, r);
 }
 
-int list_store(struct admin_tx *t, const struct list_rec *r)
+int qlist_store(struct admin_tx *t, const struct list_rec *r)
 {
     unsigned char kb[9], buf[LIST_REC_MAX];
     size_t len = list_encode(buf, r);
@@ -115,20 +115,20 @@ int list_store(struct admin_tx *t, const struct list_rec *r)
     return rc ? admin_mdb(t, rc) : 0;
 }
 
-int meta_take(struct admin_tx *t, const char *name, uint64_t n, uint64_t *v)
+int qmeta_take(struct admin_tx *t, const char *name, uint64_t n, uint64_t *v)
 {
-    int err = meta_get_u64(t->q, t->txn, name, v);
+    int err = qmeta_get_u64(t->q, t->txn, name, v);
     if (err)
         return err;
     if (*v == 0)
         *v = 1;
     if (*v > UINT64_MAX - n - 1)
         return admin_fail(t, QUEUE_EFULL, "%s: ids used up", name);
-    int rc = meta_put_u64(t->q, t->txn, name, *v + n);
+    int rc = qmeta_put_u64(t->q, t->txn, name, *v + n);
     return rc ? admin_mdb(t, rc) : 0;
 }
 
-size_t addr_lower(const char *addr, size_t len, char *out)
+size_t qaddr_lower(const char *addr, size_t len, char *out)
 {
     if (len == 0 || len > QUEUE_MAX_RCPT)
         return 0;
@@ -159,7 +159,7 @@ static int do_create(struct admin_tx *t, void *arg)
         return admin_fail(t, -EINVAL, "invalid list name '%.80s': 1 to 63 "
                           "of a-z 0-9 . _ -, starting with a letter or "
                           "digit", c->name ? c->name : "");
-    if ((err = account_load(t->q, t->txn, c->account, &c->a)))
+    if ((err = qaccount_load(t->q, t->txn, c->account, &c->a)))
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no account with id %u", c->account) : err;
     MDB_val k = name_key(nk, c->account, c->name), v;
@@ -169,14 +169,14 @@ static int do_create(struct admin_tx *t, void *arg)
                           "named %s", c->a.name, c->name);
     if (rc != MDB_NOTFOUND)
         return admin_mdb(t, rc);
-    if ((err = meta_take(t, "next_list", 1, &c->id)))
+    if ((err = qmeta_take(t, "next_list", 1, &c->id)))
         return err;
     memset(&c->r, 0, sizeof c->r);
     c->r.l.id = c->id;
     c->r.l.account = c->account;
     c->r.l.created = t->now_ms / 1000;
     snprintf(c->r.l.name, sizeof c->r.l.name, "%s", c->name);
-    if ((err = list_store(t, &c->r)))
+    if ((err = qlist_store(t, &c->r)))
         return err;
     be64_put(idv, c->id);
     v = (MDB_val){ 8, idv };
@@ -214,7 +214,7 @@ int queue_list_get(struct queue *q, uint64_t id, struct queue_list *l)
     memset(l, 0, sizeof *l);
     int err = queue_read_begin(q, &txn);
     if (!err) {
-        err = list_load(q, txn, id, r);
+        err = qlist_load(q, txn, id, r);
         queue_read_end(q, txn);
     }
     if (!err && (r->flags & LIST_F_DELETING))
@@ -232,7 +232,7 @@ int queue_list_find(struct queue *q, uint32_t account, const char *name,
     MDB_txn *txn;
     MDB_val k, v;
     memset(l, 0, sizeof *l);
-    if (lists_absent(q) || !name || !*name ||
+    if (qlists_absent(q) || !name || !*name ||
         strlen(name) > QUEUE_MAX_LIST_NAME)
         return QUEUE_ENOTFOUND;
     int err = queue_read_begin(q, &txn);
@@ -260,7 +260,7 @@ long queue_lists(struct queue *q, uint32_t account,
     long n = 0;
     int err = 0, rc;
 
-    if (lists_absent(q))
+    if (qlists_absent(q))
         return 0;
     struct list_rec *r = malloc(sizeof *r);
     if (!r)
@@ -289,11 +289,11 @@ long queue_lists(struct queue *q, uint32_t account,
                 err = QUEUE_ECORRUPT;
                 break;
             }
-            err = list_load(q, txn, be64_get(v.mv_data), r);
+            err = qlist_load(q, txn, be64_get(v.mv_data), r);
         } else {
             err = k.mv_size == 9
-                ? list_decode(&v, be64_get((const unsigned char *)k.mv_data
-                                           + 1), r)
+                ? qlist_decode(&v, be64_get((const unsigned char *)k.mv_data
+                                            + 1), r)
                 : QUEUE_ECORRUPT;
         }
         if (err)
@@ -327,7 +327,7 @@ static int do_delete_mark(struct admin_tx *t, void *arg)
 {
     struct delete_arg *c = arg;
     unsigned char nk[5 + QUEUE_MAX_LIST_NAME];
-    int err = list_load(t->q, t->txn, c->id, &c->r);
+    int err = qlist_load(t->q, t->txn, c->id, &c->r);
     if (err == 0 && (c->r.flags & LIST_F_DELETING))
         err = QUEUE_ENOTFOUND;
     if (err)
@@ -339,9 +339,9 @@ static int do_delete_mark(struct admin_tx *t, void *arg)
     if (rc && rc != MDB_NOTFOUND)
         return admin_mdb(t, rc);
     c->r.flags |= LIST_F_DELETING;
-    if ((err = list_store(t, &c->r)))
+    if ((err = qlist_store(t, &c->r)))
         return err;
-    if (account_load(t->q, t->txn, c->r.l.account, &c->a))
+    if (qaccount_load(t->q, t->txn, c->r.l.account, &c->a))
         snprintf(c->a.name, sizeof c->a.name, "#%u", c->r.l.account);
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     snprintf(obj, sizeof obj, "list %s of %s (%llu contacts)", c->r.l.name,
@@ -356,7 +356,7 @@ static int do_delete_chunk(struct admin_tx *t, void *arg)
 {
     struct delete_arg *c = arg;
     unsigned char kb[9];
-    int err = list_load(t->q, t->txn, c->id, &c->r);
+    int err = qlist_load(t->q, t->txn, c->id, &c->r);
     c->left = false;
     if (err == QUEUE_ENOTFOUND)
         return 0;              /* done already */
@@ -365,7 +365,7 @@ static int do_delete_chunk(struct admin_tx *t, void *arg)
     if (!(c->r.flags & LIST_F_DELETING))
         return admin_fail(t, QUEUE_ESTATE, "list %llu is not being deleted",
                           (unsigned long long)c->id);
-    if ((err = contacts_purge(t, c->id, LIST_PURGE_CHUNK, &c->left, NULL)))
+    if ((err = qcontacts_purge(t, c->id, LIST_PURGE_CHUNK, &c->left, NULL)))
         return err;
     if (c->left)
         return 0;

@@ -60,30 +60,30 @@ struct list_rec {
 
 /* Whether the schema-4 databases are there (a read-only open of an older
  * spool lacks them: read as empty). */
-bool lists_absent(struct queue *q);
+bool qlists_absent(struct queue *q);
 
 /* Load list id inside txn (deleting lists too; the caller checks flags).
  * QUEUE_ENOTFOUND when absent, QUEUE_ECORRUPT when it does not decode. */
-int list_load(struct queue *q, MDB_txn *txn, uint64_t id,
-              struct list_rec *r);
+int qlist_load(struct queue *q, MDB_txn *txn, uint64_t id,
+               struct list_rec *r);
 /* Store r's record under its id. */
-int list_store(struct admin_tx *t, const struct list_rec *r);
+int qlist_store(struct admin_tx *t, const struct list_rec *r);
 
 /* Read-and-bump a u64 meta counter (starts at 1): *v gets the value to
  * use, the stored one becomes *v + n. */
-int meta_take(struct admin_tx *t, const char *name, uint64_t n,
-              uint64_t *v);
+int qmeta_take(struct admin_tx *t, const char *name, uint64_t n,
+               uint64_t *v);
 
 /* Lower-case copy of an address (at most QUEUE_MAX_RCPT bytes) into out
  * (cap >= QUEUE_MAX_RCPT + 1); its length, or 0 when empty or too long. */
-size_t addr_lower(const char *addr, size_t len, char *out);
+size_t qaddr_lower(const char *addr, size_t len, char *out);
 
 /* Keys: members 'e' (list, lower-case address), 'c' (list, contact);
  * suppress (owner, lower-case address).  buf must hold MEMBER_KEY_MAX,
  * 17 and SUPPRESS_KEY_MAX bytes.  The address is taken as given. */
-MDB_val member_key(unsigned char *buf, uint64_t list, const char *lower,
-                   size_t len);
-MDB_val member_id_key(unsigned char *buf, uint64_t list, uint64_t contact);
+MDB_val qmember_key(unsigned char *buf, uint64_t list, const char *lower,
+                    size_t len);
+MDB_val qmember_id_key(unsigned char *buf, uint64_t list, uint64_t contact);
 MDB_val suppress_key(unsigned char *buf, uint32_t owner, const char *lower,
                      size_t len);
 
@@ -98,12 +98,12 @@ struct contact_view {
     const char *values[QUEUE_MAX_FIELDS];
     size_t lens[QUEUE_MAX_FIELDS];
 };
-int contact_decode(const MDB_val *v, struct contact_view *c);
+int qcontact_decode(const MDB_val *v, struct contact_view *c);
 
 /* Decoders of list and suppression records (check.c uses them too);
  * QUEUE_ECORRUPT when the record does not decode.  email, reason and
  * source have room for their caps plus the NUL. */
-int list_decode(const MDB_val *v, uint64_t id, struct list_rec *r);
+int qlist_decode(const MDB_val *v, uint64_t id, struct list_rec *r);
 int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
                 char *reason, char *source, struct queue_suppression *s);
 /* Pack a suppression record (format SUPP_FMT) into buf (SUPP_REC_MAX
@@ -112,11 +112,11 @@ int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
 size_t supp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
                    const char *reason, const char *source);
 /* Whether v is a soft-bounce streak record (hygiene.c). */
-bool streak_record_ok(const MDB_val *v);
+bool hygiene_streak_ok(const MDB_val *v);
 
 /* Delete up to max contacts of list (members entries too); *left says
  * whether any remain.  *deleted (may be NULL) gets how many went. */
-int contacts_purge(struct admin_tx *t, uint64_t list, size_t max,
-                   bool *left, uint64_t *deleted);
+int qcontacts_purge(struct admin_tx *t, uint64_t list, size_t max,
+                    bool *left, uint64_t *deleted);
 
 #endif

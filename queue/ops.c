@@ -31,7 +31,7 @@
 
 #include "queue_int.h"
 
-void op_free(struct queue_op *op)
+void queue_op_free(struct queue_op *op)
 {
     if (!op)
         return;
@@ -51,7 +51,7 @@ static struct queue_op *op_new(enum op_kind kind, size_t n, size_t alen)
     op->n = n;
     if ((n && !(op->rcpts = calloc(n, sizeof *op->rcpts))) ||
         !(op->arena = malloc(alen ? alen : 1))) {
-        op_free(op);
+        queue_op_free(op);
         return NULL;
     }
     return op;
@@ -74,15 +74,15 @@ static void copy_rcpt(struct queue_op *op, size_t i, uint64_t contact,
     op->arena_len += len;
 }
 
-int op_submit(struct queue *q, struct queue_op *op,
-              struct queue_completer *cmp, queue_done_cb cb, void *arg)
+int queue_op_submit(struct queue *q, struct queue_op *op,
+                    struct queue_completer *cmp, queue_done_cb cb, void *arg)
 {
     op->cb = cb;
     op->arg = arg;
     op->cmp = cmp;
     int err = writer_submit(q, op);
     if (err)
-        op_free(op);
+        queue_op_free(op);
     return err;
 }
 
@@ -126,12 +126,12 @@ int queue_submit_message(struct queue *q, uint32_t account, const char *from,
     op->msg_len = len;
     memcpy(op->arena + op->arena_len, msg, len);
     op->arena_len += len;
-    return op_submit(q, op, cmp, cb, arg);
+    return queue_op_submit(q, op, cmp, cb, arg);
 }
 
-int campaign_op_new(struct queue_op **out, uint32_t account,
-                    uint64_t campaign, const struct queue_campaign_rcpt *rcpts,
-                    size_t n, bool allow_empty)
+int qcampaign_op_new(struct queue_op **out, uint32_t account,
+                     uint64_t campaign, const struct queue_campaign_rcpt *rcpts,
+                     size_t n, bool allow_empty)
 {
     size_t alen = 0;
     *out = NULL;
@@ -180,11 +180,11 @@ int queue_submit_campaign_at(struct queue *q, uint32_t account,
                              void *arg)
 {
     struct queue_op *op;
-    int err = campaign_op_new(&op, account, campaign, rcpts, n, false);
+    int err = qcampaign_op_new(&op, account, campaign, rcpts, n, false);
     if (err)
         return err;
     op->due = due;
-    return op_submit(q, op, cmp, cb, arg);
+    return queue_op_submit(q, op, cmp, cb, arg);
 }
 
 /* Put with MDB_APPEND when the key sorts last, else an ordinary put. */
@@ -220,7 +220,7 @@ static int enqueue_at(struct wctx *w, uint32_t account, uint64_t campaign,
     d.rcpt[len] = 0;
     *id = w->next_delivery++;
     be64_put(key, *id);
-    MDB_val k = { 8, key }, v = { delivery_encode(rec, &d), rec };
+    MDB_val k = { 8, key }, v = { qdelivery_encode(rec, &d), rec };
     if ((rc = put_append(w, DB_DELIVERIES, &k, &v)))
         return wctx_fail(w, rc);
     be64_put(rkey, (uint64_t)due);
@@ -236,14 +236,14 @@ static int enqueue_at(struct wctx *w, uint32_t account, uint64_t campaign,
     return err;
 }
 
-int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
-                     uint64_t ref, const char *rcpt, size_t len, size_t at,
-                     uint64_t *id)
+int qenqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
+                      uint64_t ref, const char *rcpt, size_t len, size_t at,
+                      uint64_t *id)
 {
     return enqueue_at(w, account, campaign, ref, rcpt, len, at, w->now, id);
 }
 
-int op_apply_message(struct wctx *w, struct queue_op *op)
+int queue_op_apply_message(struct wctx *w, struct queue_op *op)
 {
     unsigned char key[8], refs[4];
     uint64_t id = w->next_message++;
@@ -274,8 +274,8 @@ int op_apply_message(struct wctx *w, struct queue_op *op)
     for (size_t i = 0; i < op->n; i++) {
         uint64_t did;
         const struct op_rcpt *r = &op->rcpts[i];
-        int err = enqueue_delivery(w, op->account, 0, id, op->arena + r->off,
-                                   r->len, r->at, &did);
+        int err = qenqueue_delivery(w, op->account, 0, id, op->arena + r->off,
+                                    r->len, r->at, &did);
         if (err)
             return err;
         if (i == 0)
@@ -285,10 +285,10 @@ int op_apply_message(struct wctx *w, struct queue_op *op)
     return 0;
 }
 
-int op_apply_campaign(struct wctx *w, struct queue_op *op)
+int queue_op_apply_campaign(struct wctx *w, struct queue_op *op)
 {
     if (op->send) {
-        int err = campaign_send_step(w, op);
+        int err = qcampaign_send_step(w, op);
         if (err || op->status)
             return err;
     }

@@ -21,6 +21,9 @@
  *   soft-bounce streak and blocks are counted: hygiene.c, in the same
  *   transaction.
  *
+ *   feedback.c records a bounce reported later by mail through
+ *   qoutcome_apply() too, so it is held to the same rules.
+ *
  *   A delivery already terminal gets no second terminal event: its outcome
  *   fails with QUEUE_ESTATE.  That is how "exactly one terminal event" is
  *   held even when an engine repeats itself after a crash.
@@ -36,11 +39,11 @@
 
 #include "queue_int.h"
 
-int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
-                          size_t n, struct queue_completer *cmp,
-                          queue_done_cb cb, void *arg)
+int qoutcome_op_new(struct queue_op **out, const struct queue_outcome *o,
+                    size_t n)
 {
     size_t alen = 0;
+    *out = NULL;
     if (!n)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -60,7 +63,7 @@ int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
     op->weight = (unsigned)(n < 1u << 30 ? n : 1u << 30);
     if (!(op->outcomes = calloc(n, sizeof *op->outcomes)) ||
         !(op->arena = malloc(alen ? alen : 1))) {
-        op_free(op);
+        queue_op_free(op);
         return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -84,7 +87,19 @@ int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
         COPY_STR(text, QUEUE_MAX_REPLY);
 #undef COPY_STR
     }
-    return op_submit(q, op, cmp, cb, arg);
+    *out = op;
+    return 0;
+}
+
+int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
+                          size_t n, struct queue_completer *cmp,
+                          queue_done_cb cb, void *arg)
+{
+    struct queue_op *op;
+    int err = qoutcome_op_new(&op, o, n);
+    if (err)
+        return err;
+    return queue_op_submit(q, op, cmp, cb, arg);
 }
 
 /* Copy an arena string into a NUL-terminated field. */
@@ -135,10 +150,9 @@ static enum counter_field field_of(int type)
     }
 }
 
-/* Apply one outcome.  Per-outcome failures go to *status; returns non-zero
- * only for transaction failures. */
-static int apply_one(struct wctx *w, struct queue_op *op,
-                     const struct op_outcome *o, int *status)
+int qoutcome_apply(struct wctx *w, const struct queue_op *op,
+                   const struct op_outcome *o, struct hygiene_via *via,
+                   int *status)
 {
     unsigned char key[8], rkey[16];
     struct queue_delivery d;
@@ -153,7 +167,7 @@ static int apply_one(struct wctx *w, struct queue_op *op,
     }
     if (rc)
         return wctx_fail(w, rc);
-    if ((err = delivery_decode(&v, o->delivery, &d))) {
+    if ((err = qdelivery_decode(&v, o->delivery, &d))) {
         *status = err;
         return 0;
     }
@@ -180,11 +194,11 @@ static int apply_one(struct wctx *w, struct queue_op *op,
         next = o->retry_at;
         /* parking a campaign resumed meanwhile: due now instead */
         if (d.campaign && next == queue_park_time(d.campaign) &&
-            !park_still_wanted(w->q, w->txn, d.campaign))
+            !qpark_still_wanted(w->q, w->txn, d.campaign))
             next = w->now;
         /* parking mail of an account enabled meanwhile: due now too */
         if (d.account && next == queue_account_park_time(d.account) &&
-            !account_held(w->q, w->txn, d.account))
+            !qaccount_held(w->q, w->txn, d.account))
             next = w->now;
     }
 
@@ -219,7 +233,7 @@ static int apply_one(struct wctx *w, struct queue_op *op,
         memcpy(ev.rcpt, d.rcpt, sizeof ev.rcpt);
         unsigned char ekey[8];
         be64_put(ekey, ev.seq);
-        MDB_val ek = { 8, ekey }, evv = { event_encode(ebuf, sizeof ebuf, &ev),
+        MDB_val ek = { 8, ekey }, evv = { qevent_encode(ebuf, sizeof ebuf, &ev),
                                           ebuf };
         if (!w->cur[DB_EVENTS] &&
             (rc = mdb_cursor_open(w->txn, w->q->dbi[DB_EVENTS],
@@ -233,7 +247,7 @@ static int apply_one(struct wctx *w, struct queue_op *op,
         d.last_event = ev.seq;
         if (terminal)
             d.state = (uint8_t)type;
-        const char *dom = rcpt_domain(d.rcpt);
+        const char *dom = qrcpt_domain(d.rcpt);
         size_t dl = strlen(dom);
         if ((err = counters_add(w, d.account, d.campaign, dom, dl,
                                 field_of(type), 1)))
@@ -250,18 +264,18 @@ static int apply_one(struct wctx *w, struct queue_op *op,
             unsigned dlv = type == QUEUE_EV_DELIVERED;
             unsigned bnc = type == QUEUE_EV_BOUNCED;
             if ((sent | dlv | bnc) &&
-                (err = usage_add(w, d.account, (uint32_t)(w->now / 86400),
-                                 sent, dlv, bnc)))
+                (err = qusage_add(w, d.account, (uint32_t)(w->now / 86400),
+                                  sent, dlv, bnc)))
                 return err;
             /* list hygiene commits with the outcome (hygiene.c) */
             if ((err = hygiene_outcome(w, d.account, d.rcpt, type,
-                                       o->category)))
+                                       o->category, via)))
                 return err;
         }
     }
 
     unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT];
-    MDB_val nv = { delivery_encode(rec, &d), rec };
+    MDB_val nv = { qdelivery_encode(rec, &d), rec };
     if ((rc = mdb_put(w->txn, w->q->dbi[DB_DELIVERIES], &k, &nv, 0)))
         return wctx_fail(w, rc);
     if (terminal && d.campaign == 0 && (err = message_unref(w, d.ref)))
@@ -269,11 +283,11 @@ static int apply_one(struct wctx *w, struct queue_op *op,
     return 0;
 }
 
-int op_apply_outcomes(struct wctx *w, struct queue_op *op)
+int queue_op_apply_outcomes(struct wctx *w, struct queue_op *op)
 {
     for (size_t i = 0; i < op->n; i++) {
         int status = 0;
-        int err = apply_one(w, op, &op->outcomes[i], &status);
+        int err = qoutcome_apply(w, op, &op->outcomes[i], NULL, &status);
         if (err)
             return err;
         if (status && !op->status)

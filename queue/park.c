@@ -8,16 +8,16 @@
  *   in one key range of the ready index (time, delivery).  The claim scan
  *   never reaches it.  When the campaign is resumed (its control removed)
  *   or cancelled, the same write transaction moves every parked entry back
- *   to now (unpark_campaign), so the engine sees it on its next claim --
+ *   to now (qpark_unpark_campaign), so the engine sees it on its next claim --
  *   within a second, however large the campaign.  An engine that has not
  *   seen the resume yet may still ask to park mail it just claimed: the
  *   writer parks only while the campaign's pause control exists
- *   (park_still_wanted), else the mail is due now.
+ *   (qpark_still_wanted), else the mail is due now.
  *
  *   A cancel also moves to now the campaign's mail that waits for a later
  *   time without being parked: recipients of a campaign scheduled ahead
  *   (queued due at the schedule), deferrals waiting for their retry and
- *   mail held back for an account cap (hasten_campaign).  The ready index
+ *   mail held back for an account cap (qpark_hasten_campaign).  The ready index
  *   has no campaign in its key, so this reads the delivery of every entry
  *   due later than now and before the parked range (one lookup each, in
  *   the cancel's transaction); the campaign's own entries move, the others
@@ -28,9 +28,9 @@
  *   The mail of a disabled account (or of a sub-account whose master is
  *   disabled) is parked the same way at queue_account_park_time(account),
  *   a range of its own above the campaigns'.  Enabling an account moves,
- *   in the same transaction (unpark_accounts), the parked mail of every
+ *   in the same transaction (qpark_unpark_accounts), the parked mail of every
  *   account no longer held back to now; the writer parks an account's
- *   mail only while account_held() says so, else it is due now.  So an
+ *   mail only while qaccount_held() says so, else it is due now.  So an
  *   enable lets the mail go on the engine's next claim, and a disabled
  *   account's backlog is never claimed again and again meanwhile.
  *
@@ -75,12 +75,12 @@ static bool campaign_control(struct queue *q, MDB_txn *txn, int kind,
     return mdb_get(txn, q->dbi[DB_CONTROLS], &k, &v) == 0;
 }
 
-bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign)
+bool qpark_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign)
 {
     return campaign_control(q, txn, QUEUE_CTL_CAMPAIGN, campaign);
 }
 
-bool campaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign)
+bool qcampaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign)
 {
     return campaign_control(q, txn, QUEUE_CTL_CANCELLED, campaign);
 }
@@ -95,7 +95,7 @@ static int move_to_now(struct queue *q, MDB_txn *txn, int64_t now,
     be64_put(dk, id);
     MDB_val dkv = { 8, dk };
     nd.next_attempt = now;
-    MDB_val nv = { delivery_encode(rec, &nd), rec };
+    MDB_val nv = { qdelivery_encode(rec, &nd), rec };
     int rc = mdb_put(txn, q->dbi[DB_DELIVERIES], &dkv, &nv, 0);
     if (rc)
         return rc;
@@ -114,7 +114,7 @@ static int read_delivery(struct queue *q, MDB_txn *txn, uint64_t id,
     be64_put(dk, id);
     MDB_val dkv = { 8, dk }, dv;
     int rc = mdb_get(txn, q->dbi[DB_DELIVERIES], &dkv, &dv);
-    if (!rc && delivery_decode(&dv, id, d))
+    if (!rc && qdelivery_decode(&dv, id, d))
         rc = MDB_NOTFOUND;
     return rc;
 }
@@ -159,14 +159,14 @@ static int unpark_at(struct queue *q, MDB_txn *txn, int64_t now, uint64_t at,
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
-                    uint64_t campaign, uint64_t *moved)
+int qpark_unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                          uint64_t campaign, uint64_t *moved)
 {
     return unpark_at(q, txn, now, (uint64_t)queue_park_time(campaign), moved);
 }
 
-int unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
-                    uint64_t *moved)
+int qpark_unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
+                          uint64_t *moved)
 {
     unsigned char key[16];
     uint64_t at = ACCOUNT_PARK_BASE;
@@ -189,7 +189,7 @@ int unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
             return rc;
         uint64_t m = 0;
         /* an account still held keeps its mail: skip its range whole */
-        if (!account_held(q, txn, (uint32_t)(due - ACCOUNT_PARK_BASE)) &&
+        if (!qaccount_held(q, txn, (uint32_t)(due - ACCOUNT_PARK_BASE)) &&
             (rc = unpark_at(q, txn, now, due, &m)))
             return rc;
         *moved += m;
@@ -198,8 +198,8 @@ int unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
     return 0;
 }
 
-int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
-                    uint64_t campaign, uint64_t *moved)
+int qpark_hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                          uint64_t campaign, uint64_t *moved)
 {
     unsigned char key[16];
     MDB_cursor *cur;
@@ -216,7 +216,7 @@ int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
         uint64_t due = be64_get(k.mv_data);
         uint64_t id = be64_get((const unsigned char *)k.mv_data + 8);
         if (due >= PARK_BASE)
-            break;   /* parked mail: unpark_campaign() moves this one's */
+            break;   /* parked mail: qpark_unpark_campaign() moves this one's */
         struct queue_delivery d;
         rc = read_delivery(q, txn, id, &d);
         if (rc && rc != MDB_NOTFOUND)

@@ -319,6 +319,24 @@ int queue_campaign_submit_batch(struct queue *q, uint64_t campaign,
                                 struct queue_completer *cmp,
                                 queue_done_cb cb, void *arg);
 
+/* What one queue_campaign_send_all() did: cursor is the contact id to
+ * continue after (set it from queue_campaign_send_begin()), moved to the
+ * last contact of the last batch submitted; the counts add up. */
+struct queue_send_run {
+    uint64_t cursor, queued, suppressed, invalid, contacts;
+};
+
+/* Queue every contact of the campaign's list after run->cursor, skipping
+ * invalid addresses and those on owner's suppression list (owner: the
+ * account's queue_account.suppression_owner), one batch per chunk of the
+ * list (queue_campaign_submit_batch), and wait for every batch.  0, or
+ * the first failure: QUEUE_ESTATE (cancelled, or another send took
+ * over), QUEUE_ENOTFOUND (the list is gone), QUEUE_EFULL, -ENOMEM;
+ * whatever committed stays and the next send continues after it. */
+int queue_campaign_send_all(struct queue *q, uint64_t campaign,
+                            uint64_t list, uint32_t owner,
+                            struct queue_send_run *run);
+
 /* End a send whose cursor is `last`: marks it complete (a campaign with
  * no recipients goes straight to done); audited "campaign send" with the
  * counts.  QUEUE_ESTATE when the cursor moved on (another send). */
@@ -333,6 +351,50 @@ int queue_campaign_send_end(struct queue *q, uint64_t id, uint64_t last,
 int queue_find_campaign_delivery(struct queue *q, uint64_t campaign,
                                  const char *rcpt, uint64_t max,
                                  struct queue_delivery *d);
+
+/* ------------------------------------------ feedback (feedback.c) */
+
+/* A later bounce (a DSN) or a complaint (an ARF report) about one
+ * delivery, as `sluice feedback ingest` found it. */
+enum { QUEUE_FEEDBACK_BOUNCE = 1, QUEUE_FEEDBACK_COMPLAINT };
+
+struct queue_feedback {
+    uint64_t delivery;
+    int kind;                  /* QUEUE_FEEDBACK_* */
+    /* a bounce, as in struct queue_outcome (code 0: none) */
+    uint16_t code;
+    uint8_t category;          /* QUEUE_CAT_* */
+    const char *enhanced, *mx, *text;
+};
+
+/* Whether queue_record_feedback() suppressed the address. */
+enum { QUEUE_FEEDBACK_NOT_SUPPRESSED = 0, QUEUE_FEEDBACK_SUPPRESSED,
+       QUEUE_FEEDBACK_ALREADY_SUPPRESSED };
+
+struct queue_feedback_result {
+    bool recorded;     /* a bounced event was written (else: a complaint,
+                          or a late bounce of a delivery already terminal) */
+    int suppressed;    /* QUEUE_FEEDBACK_*SUPPRESSED */
+};
+
+/* Record a bounce or complaint in one transaction, through the code that
+ * records sluiced's outcomes (outcome.c, hygiene.c), so the event and the
+ * suppression it causes commit together or not at all:
+ *   bounce, delivery not terminal: the bounced event, with list hygiene as
+ *     for any bounced outcome (hard bounces suppress, quota-issues count
+ *     towards a streak, policy and spam blocks are counted);
+ *   bounce, delivery terminal already (a late bounce): no second terminal
+ *     event; a hard bounce still suppresses;
+ *   complaint: the address is suppressed, reason "complaint".
+ * Entries are made as sluiced makes them: on the delivery's account's list
+ * (the master's when shared), added by the delivery's account, reason
+ * "hard bounce: CATEGORY", an entry already there left as it is; their
+ * source is "dsn" for a bounce and "arf" for a complaint (sluiced's:
+ * "smtp").  No audit record: the caller audits what it did.  r may be
+ * NULL.  0, QUEUE_ENOTFOUND (no such delivery), QUEUE_ECORRUPT, -EINVAL,
+ * -EROFS, -ENOMEM or a write failure (then nothing was written). */
+int queue_record_feedback(struct queue *q, const struct queue_feedback *f,
+                          struct queue_feedback_result *r);
 
 /* --------------------------------------------------------- token secret */
 

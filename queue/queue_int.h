@@ -92,13 +92,13 @@ void lease_free(struct lease_set *s);
 /* --------------------------------------------------------- operations */
 
 enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER,
-               OP_CONTROL, OP_ADMIN };
+               OP_CONTROL, OP_ADMIN, OP_FEEDBACK };
 
 struct admin_tx;
 struct audit_mark;
 struct audit_cfg;
 /* Free a handle's audit configuration (audit_key.c); NULL is fine. */
-void audit_cfg_free(struct audit_cfg *c);
+void qaudit_cfg_free(struct audit_cfg *c);
 
 /* One recipient of an enqueue, pointing into the op's arena. */
 struct op_rcpt {
@@ -159,13 +159,18 @@ struct queue_op {
     void *admin_arg;
     char *admin_detail;          /* caller's buffer for the failure text */
     struct audit_mark *admin_mark; /* caller's: the audit record appended */
+    /* OP_FEEDBACK (feedback.c): outcomes[0] is the bounce (or names the
+     * delivery of a complaint); the result goes to the caller's fb_result,
+     * reset on every run of the op */
+    int fb_kind;
+    struct queue_feedback_result *fb_result;
 };
-void op_free(struct queue_op *op);
+void queue_op_free(struct queue_op *op);
 
 /* Set the callback fields and pass the op to the writer; frees the op
  * when the writer refuses it (ops.c). */
-int op_submit(struct queue *q, struct queue_op *op,
-              struct queue_completer *cmp, queue_done_cb cb, void *arg);
+int queue_op_submit(struct queue *q, struct queue_op *op,
+                    struct queue_completer *cmp, queue_done_cb cb, void *arg);
 
 /* --------------------------------------------------------- the spool */
 
@@ -240,23 +245,23 @@ struct wctx {
 
 /* park.c: move campaign's parked ready entries back to now in txn;
  * returns 0 or an LMDB code */
-int unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
-                    uint64_t campaign, uint64_t *moved);
+int qpark_unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                          uint64_t campaign, uint64_t *moved);
 /* park.c: move every other ready entry of campaign due later than now
  * (scheduled, deferred, held; not parked) to now in txn, for a cancel */
-int hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
-                    uint64_t campaign, uint64_t *moved);
+int qpark_hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
+                          uint64_t campaign, uint64_t *moved);
 /* park.c: move the parked mail of every account no longer held
- * (account_held) back to now in txn, for an enable; 0 or an LMDB code */
-int unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
-                    uint64_t *moved);
+ * (qaccount_held) back to now in txn, for an enable; 0 or an LMDB code */
+int qpark_unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
+                          uint64_t *moved);
 /* admin_accounts.c: is the account's mail held: the account disabled, or
  * its master?  (An unknown account or a record that does not decode: no.) */
-bool account_held(struct queue *q, MDB_txn *txn, uint32_t account);
+bool qaccount_held(struct queue *q, MDB_txn *txn, uint32_t account);
 /* is the campaign still paused (its QUEUE_CTL_CAMPAIGN control set)? */
-bool park_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
+bool qpark_still_wanted(struct queue *q, MDB_txn *txn, uint64_t campaign);
 /* is the campaign cancelled (its QUEUE_CTL_CANCELLED control set)? */
-bool campaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign);
+bool qcampaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign);
 
 int queue_err_mdb(int rc);            /* LMDB/errno code -> queue code */
 /* err of a failed write txn of q, with an EIO on a filesystem that has
@@ -303,21 +308,22 @@ int64_t spool_now(const struct queue *q);
 /* Schema (schema.c): open or create every database and check the meta
  * records inside TXN. */
 int schema_open(struct queue *q, MDB_txn *txn, bool create);
-int meta_get_u64(struct queue *q, MDB_txn *txn, const char *name,
-                 uint64_t *v);
+int qmeta_get_u64(struct queue *q, MDB_txn *txn, const char *name,
+                  uint64_t *v);
 /* Schema version that introduced database db. */
 uint32_t schema_db_since(int db);
-int meta_put_u64(struct queue *q, MDB_txn *txn, const char *name,
-                 uint64_t v);
+int qmeta_put_u64(struct queue *q, MDB_txn *txn, const char *name,
+                  uint64_t v);
 
 /* Records (records.c). */
 #define DELIVERY_FIXED 50
 #define EVENT_FIXED 50
-size_t delivery_encode(unsigned char *buf, const struct queue_delivery *d);
-int delivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d);
-size_t event_encode(unsigned char *buf, size_t cap, const struct queue_event *e);
-int event_decode(const MDB_val *v, uint64_t seq, struct queue_event *e);
-const char *rcpt_domain(const char *rcpt);
+size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d);
+int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d);
+size_t qevent_encode(unsigned char *buf, size_t cap,
+                     const struct queue_event *e);
+int qevent_decode(const MDB_val *v, uint64_t seq, struct queue_event *e);
+const char *qrcpt_domain(const char *rcpt);
 
 /* Writer (writer.c). */
 int writer_start(struct queue *q);
@@ -326,11 +332,32 @@ int writer_submit(struct queue *q, struct queue_op *op);
 
 /* Apply one op inside ctx's transaction (ops.c, outcome.c).  Returns 0,
  * a per-op failure that left nothing written, or a txn-fatal code. */
-int op_apply_message(struct wctx *w, struct queue_op *op);
-int op_apply_campaign(struct wctx *w, struct queue_op *op);
-int op_apply_outcomes(struct wctx *w, struct queue_op *op);
-int op_apply_control(struct wctx *w, struct queue_op *op);
-int op_apply_admin(struct wctx *w, struct queue_op *op);
+int queue_op_apply_message(struct wctx *w, struct queue_op *op);
+int queue_op_apply_campaign(struct wctx *w, struct queue_op *op);
+int queue_op_apply_outcomes(struct wctx *w, struct queue_op *op);
+int queue_op_apply_control(struct wctx *w, struct queue_op *op);
+int queue_op_apply_admin(struct wctx *w, struct queue_op *op);
+int queue_op_apply_feedback(struct wctx *w, struct queue_op *op);
+
+/* Where an outcome comes from, for the suppression it may cause: the
+ * entry's source and, back, whether it suppressed (QUEUE_FEEDBACK_*
+ * SUPPRESSED).  sluiced's outcomes pass NULL: source "smtp". */
+struct hygiene_via {
+    const char *source;
+    int suppressed;
+};
+
+/* Build an OP_OUTCOMES op of n checked outcomes (outcome.c); 0, -EINVAL
+ * or -ENOMEM. */
+int qoutcome_op_new(struct queue_op **out, const struct queue_outcome *o,
+                    size_t n);
+/* Apply one outcome of op in w's txn (outcome.c).  A failure of the
+ * outcome alone (nothing written) goes to *status: QUEUE_ENOTFOUND,
+ * QUEUE_ESTATE (terminal already), QUEUE_ECORRUPT; returns non-zero only
+ * for transaction failures. */
+int qoutcome_apply(struct wctx *w, const struct queue_op *op,
+                   const struct op_outcome *o, struct hygiene_via *via,
+                   int *status);
 
 /* Submit op and wait for its group to commit; returns its status
  * (sync.c). */
@@ -355,20 +382,20 @@ static inline int wctx_fail(struct wctx *w, int rc)
 }
 
 /* Enqueue one delivery row and its ready entry (ops.c). */
-int enqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
-                     uint64_t ref, const char *rcpt, size_t len, size_t at,
-                     uint64_t *id);
+int qenqueue_delivery(struct wctx *w, uint32_t account, uint64_t campaign,
+                      uint64_t ref, const char *rcpt, size_t len, size_t at,
+                      uint64_t *id);
 
 /* Build an OP_CAMPAIGN op of n checked recipients (n may be 0 only when
  * allow_empty); 0 or -EINVAL / QUEUE_ETOOBIG / -ENOMEM (ops.c). */
-int campaign_op_new(struct queue_op **out, uint32_t account,
-                    uint64_t campaign, const struct queue_campaign_rcpt *rcpts,
-                    size_t n, bool allow_empty);
+int qcampaign_op_new(struct queue_op **out, uint32_t account,
+                     uint64_t campaign, const struct queue_campaign_rcpt *rcpts,
+                     size_t n, bool allow_empty);
 
 /* For a send batch: check and advance the campaign's cursor in w's txn and
  * set op->account and op->due from the campaign; sets op->status (nothing
  * written) when the batch must not apply (campaign_send.c). */
-int campaign_send_step(struct wctx *w, struct queue_op *op);
+int qcampaign_send_step(struct wctx *w, struct queue_op *op);
 
 /* Set (pause) or clear a control record inside txn and bump
  * "controls_gen" (control.c).  Returns 0, QUEUE_ENOTFOUND when clearing
@@ -386,16 +413,25 @@ int counters_add(struct wctx *w, uint32_t account, uint64_t campaign,
 int counters_flush(struct wctx *w);
 /* Usage of an account on a UTC day (admin_usage.c keys; flushed to the
  * usage database by counters_flush). */
-int usage_add(struct wctx *w, uint32_t account, uint32_t day,
-              unsigned sent, unsigned delivered, unsigned bounced);
+int qusage_add(struct wctx *w, uint32_t account, uint32_t day,
+               unsigned sent, unsigned delivered, unsigned bounced);
 /* Policy and spam blocks of an account on a UTC day: counters record
  * 'b' u32 account . u32 day, fields 0 and 1 (hygiene.c reads them). */
-int blocks_add(struct wctx *w, uint32_t account, uint32_t day,
-               unsigned policy, unsigned spam);
+int qblocks_add(struct wctx *w, uint32_t account, uint32_t day,
+                unsigned policy, unsigned spam);
 /* List hygiene for one outcome of a delivery (hygiene.c): suppressions,
- * soft-bounce streaks and block counts in w's txn; 0 or txn-fatal. */
+ * soft-bounce streaks and block counts in w's txn; via as for
+ * qoutcome_apply (may be NULL); 0 or txn-fatal. */
 int hygiene_outcome(struct wctx *w, uint32_t account, const char *rcpt,
-                    int type, int category);
+                    int type, int category, struct hygiene_via *via);
+/* Whether a bounce of category suppresses at once (hard bounce). */
+bool hygiene_hard(int category);
+/* Put rcpt on the list account uses (its own or its master's), added by
+ * account, reason "hard bounce: CATEGORY" for a hard bounce (category)
+ * or "complaint" (category QUEUE_CAT_NONE), and end its soft-bounce
+ * streak; an entry there stays as it is.  0 or txn-fatal. */
+int hygiene_suppress(struct wctx *w, uint32_t account, const char *rcpt,
+                     int category, struct hygiene_via *via);
 void hygiene_free(struct queue *q);
 void counters_reset(struct wctx *w);
 void counters_free(struct wctx *w);

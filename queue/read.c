@@ -29,7 +29,7 @@ static int get_delivery(struct queue *q, MDB_txn *txn, uint64_t id,
     int rc = mdb_get(txn, q->dbi[DB_DELIVERIES], &k, &v);
     if (rc)
         return queue_err_mdb(rc);
-    return delivery_decode(&v, id, d);
+    return qdelivery_decode(&v, id, d);
 }
 
 int queue_get_delivery(struct queue *q, uint64_t id, struct queue_delivery *d)
@@ -102,7 +102,7 @@ long queue_events_from(struct queue *q, uint64_t from, size_t max,
     be64_put(key, from);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || event_decode(&v, be64_get(k.mv_data), ev)) {
+        if (k.mv_size != 8 || qevent_decode(&v, be64_get(k.mv_data), ev)) {
             err = QUEUE_ECORRUPT;
             break;
         }
@@ -147,7 +147,7 @@ long queue_history(struct queue *q, uint64_t delivery,
             err = queue_err_mdb(rc);
             break;
         }
-        if ((err = event_decode(&v, seq, ev)))
+        if ((err = qevent_decode(&v, seq, ev)))
             break;
         if (ev->delivery != delivery || ev->prev >= seq) {
             err = QUEUE_ECORRUPT;

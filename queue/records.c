@@ -32,7 +32,7 @@ static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); re
 static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 /* Encode d into buf (DELIVERY_FIXED + QUEUE_MAX_RCPT bytes); returns size. */
-size_t delivery_encode(unsigned char *buf, const struct queue_delivery *d)
+size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d)
 {
     size_t len = strnlen(d->rcpt, QUEUE_MAX_RCPT);
     buf[0] = FORMAT;
@@ -49,7 +49,7 @@ size_t delivery_encode(unsigned char *buf, const struct queue_delivery *d)
     return DELIVERY_FIXED + len;
 }
 
-int delivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
+int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
 {
     const unsigned char *p = v->mv_data;
     if (v->mv_size < DELIVERY_FIXED || p[0] != FORMAT)
@@ -72,7 +72,8 @@ int delivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
 }
 
 /* Encode e into buf of cap bytes; returns the size (0 if it cannot fit). */
-size_t event_encode(unsigned char *buf, size_t cap, const struct queue_event *e)
+size_t qevent_encode(unsigned char *buf, size_t cap,
+                     const struct queue_event *e)
 {
     size_t el = strnlen(e->enhanced, QUEUE_MAX_ENHANCED);
     size_t ml = strnlen(e->mx, QUEUE_MAX_MX);
@@ -104,7 +105,7 @@ size_t event_encode(unsigned char *buf, size_t cap, const struct queue_event *e)
     return n;
 }
 
-int event_decode(const MDB_val *v, uint64_t seq, struct queue_event *e)
+int qevent_decode(const MDB_val *v, uint64_t seq, struct queue_event *e)
 {
     const unsigned char *p = v->mv_data;
     if (v->mv_size < EVENT_FIXED || p[0] != FORMAT)
@@ -136,7 +137,7 @@ int event_decode(const MDB_val *v, uint64_t seq, struct queue_event *e)
 }
 
 /* The domain part of a checked recipient (after its last '@'). */
-const char *rcpt_domain(const char *rcpt)
+const char *qrcpt_domain(const char *rcpt)
 {
     const char *at = strrchr(rcpt, '@');
     return at ? at + 1 : rcpt + strlen(rcpt);

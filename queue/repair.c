@@ -70,7 +70,7 @@ static void say(struct rp *p, int kind, int db, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(m.what, sizeof m.what, fmt, ap);
     va_end(ap);
-    collect_msg(p->col, &m);
+    qcollect_msg(p->col, &m);
 }
 
 /* The write batch (begun on first use). */
@@ -286,7 +286,7 @@ static int end_orphans(struct collect *col, const char *dir)
             struct queue_delivery d;
             uint64_t id = be64_get(k.mv_data);
             from = id + 1;
-            if (delivery_decode(&v, id, &d) || d.state != QUEUE_ST_QUEUED ||
+            if (qdelivery_decode(&v, id, &d) || d.state != QUEUE_ST_QUEUED ||
                 d.campaign)
                 continue;
             unsigned char mk[8];
@@ -304,7 +304,7 @@ static int end_orphans(struct collect *col, const char *dir)
                      "%llu was lost: ended as expired", d.rcpt,
                      (unsigned long long)d.ref);
             if (total + n <= 200)
-                collect_msg(col, &m);
+                qcollect_msg(col, &m);
             else
                 col->r->problems++;
         }
@@ -339,7 +339,7 @@ static void fix_ready(struct rp *p)
         MDB_val dk = { 8, (void *)(kp + 8) }, dv;
         if (k.mv_size == 16 && !mdb_get(p->rt, p->dbi[DB_DELIVERIES], &dk,
                                         &dv) &&
-            !delivery_decode(&dv, be64_get(kp + 8), &d) &&
+            !qdelivery_decode(&dv, be64_get(kp + 8), &d) &&
             d.state == QUEUE_ST_QUEUED &&
             (uint64_t)d.next_attempt == be64_get(kp))
             continue;
@@ -353,7 +353,7 @@ static void fix_ready(struct rp *p)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         struct queue_delivery d;
         unsigned char rk[16];
-        if (k.mv_size != 8 || delivery_decode(&v, be64_get(k.mv_data), &d) ||
+        if (k.mv_size != 8 || qdelivery_decode(&v, be64_get(k.mv_data), &d) ||
             d.state != QUEUE_ST_QUEUED)
             continue;
         be64_put(rk, (uint64_t)d.next_attempt);
@@ -440,7 +440,7 @@ static void fix_events(struct rp *p)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         struct queue_event e;
         unsigned char dk[8];
-        if (k.mv_size != 8 || event_decode(&v, be64_get(k.mv_data), &e))
+        if (k.mv_size != 8 || qevent_decode(&v, be64_get(k.mv_data), &e))
             continue;
         be64_put(dk, e.delivery);
         if (exists(p, DB_DELIVERIES, dk, 8))
@@ -457,12 +457,12 @@ static void fix_events(struct rp *p)
         unsigned char ek[8];
         MDB_val ekv = { 8, ek }, ev;
         struct queue_event e;
-        if (k.mv_size != 8 || delivery_decode(&v, be64_get(k.mv_data), &d) ||
+        if (k.mv_size != 8 || qdelivery_decode(&v, be64_get(k.mv_data), &d) ||
             !d.last_event)
             continue;
         be64_put(ek, d.last_event);
         if (!mdb_get(p->rt, p->dbi[DB_EVENTS], &ekv, &ev) &&
-            !event_decode(&ev, d.last_event, &e) && e.delivery == d.id)
+            !qevent_decode(&ev, d.last_event, &e) && e.delivery == d.id)
             continue;
         link_slot(&l, d.id, true);
     }
@@ -472,7 +472,7 @@ static void fix_events(struct rp *p)
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             struct queue_event e;
             uint64_t *slot;
-            if (k.mv_size == 8 && !event_decode(&v, be64_get(k.mv_data), &e) &&
+            if (k.mv_size == 8 && !qevent_decode(&v, be64_get(k.mv_data), &e) &&
                 (slot = link_slot(&l, e.delivery, false)))
                 *slot = e.seq; /* in order: the last one is the newest */
         }
@@ -486,10 +486,10 @@ static void fix_events(struct rp *p)
             continue;
         be64_put(dk, l.id[i]);
         if (mdb_get(p->rt, p->dbi[DB_DELIVERIES], &dkv, &dv) ||
-            delivery_decode(&dv, l.id[i], &d))
+            qdelivery_decode(&dv, l.id[i], &d))
             continue;
         d.last_event = l.seq[i];
-        put(p, DB_DELIVERIES, dk, 8, rec, delivery_encode(rec, &d));
+        put(p, DB_DELIVERIES, dk, 8, rec, qdelivery_encode(rec, &d));
         relinked++;
     }
     flush(p);
@@ -521,8 +521,8 @@ static struct tally *count_rows(struct rp *p)
         for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             struct queue_delivery d;
-            if (k.mv_size == 8 && !delivery_decode(&v, be64_get(k.mv_data),
-                                                   &d))
+            if (k.mv_size == 8 && !qdelivery_decode(&v, be64_get(k.mv_data),
+                                                    &d))
                 tally_delivery(t, &d);
         }
         mdb_cursor_close(cur);
@@ -531,7 +531,7 @@ static struct tally *count_rows(struct rp *p)
         for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             struct queue_event e;
-            if (k.mv_size == 8 && !event_decode(&v, be64_get(k.mv_data), &e) &&
+            if (k.mv_size == 8 && !qevent_decode(&v, be64_get(k.mv_data), &e) &&
                 e.type == QUEUE_EV_DEFERRED)
                 tally_deferral(t, &e);
         }

@@ -66,7 +66,7 @@ static const char *rule_delivery(const MDB_val *k, const MDB_val *v)
     struct queue_delivery d;
     if (k->mv_size != 8 || !be64_get(k->mv_data))
         return "key is not a delivery id";
-    if (delivery_decode(v, be64_get(k->mv_data), &d))
+    if (qdelivery_decode(v, be64_get(k->mv_data), &d))
         return "delivery record does not decode";
     if (d.state != QUEUE_ST_QUEUED && d.state != QUEUE_ST_DELIVERED &&
         d.state != QUEUE_ST_BOUNCED && d.state != QUEUE_ST_EXPIRED)
@@ -95,7 +95,7 @@ static const char *rule_event(const MDB_val *k, const MDB_val *v)
     struct queue_event e;
     if (k->mv_size != 8 || !be64_get(k->mv_data))
         return "key is not an event sequence number";
-    if (event_decode(v, be64_get(k->mv_data), &e))
+    if (qevent_decode(v, be64_get(k->mv_data), &e))
         return "event record does not decode";
     if (e.type < QUEUE_EV_DELIVERED || e.type > QUEUE_EV_EXPIRED)
         return "event has an unknown type";
@@ -138,10 +138,10 @@ static const char *rule_named(int db, const MDB_val *k, const MDB_val *v)
                   (uint32_t)kp[3] << 8 | kp[4];
     if (db == DB_ACCOUNTS) {
         struct queue_account a;
-        return account_decode(v, id, &a) ? "account does not decode" : NULL;
+        return qaccount_decode(v, id, &a) ? "account does not decode" : NULL;
     }
     struct queue_user u;
-    return user_decode(v, id, &u) ? "user does not decode" : NULL;
+    return quser_decode(v, id, &u) ? "user does not decode" : NULL;
 }
 
 static const char *rule_admin(int db, const MDB_val *k, const MDB_val *v)
@@ -155,28 +155,28 @@ static const char *rule_admin(int db, const MDB_val *k, const MDB_val *v)
         struct queue_apikey key;
         if (k->mv_size != 4)
             return "key is not an API key id";
-        return apikey_decode(v, be32_get(k->mv_data), &key)
+        return qapikey_decode(v, be32_get(k->mv_data), &key)
                ? "API key does not decode" : NULL;
     }
     case DB_AUDIT: {
         struct queue_audit r;
         if (k->mv_size != 8)
             return "key is not an audit sequence number";
-        if (!audit_decode(v, &r))
+        if (!qaudit_decode(v, &r))
             return "audit record does not decode";
         return r.seq == be64_get(k->mv_data) ? NULL
                : "audit record under another sequence number";
     }
     case DB_SDOMAINS: {
         struct queue_sdomain d;
-        return sdomain_decode(k, v, &d) ? "sending domain does not decode"
+        return qsdomain_decode(k, v, &d) ? "sending domain does not decode"
                                         : NULL;
     }
     default: {
         struct queue_usage u;
         if (k->mv_size != 8)
             return "key is not an account and a day";
-        return usage_decode(v, &u) ? "usage record does not decode" : NULL;
+        return qusage_decode(v, &u) ? "usage record does not decode" : NULL;
     }
     }
 }
@@ -191,14 +191,14 @@ static const char *rule_lists(int db, const MDB_val *k, const MDB_val *v)
             return v->mv_size == 8 ? NULL : "name index value is not an id";
         if (k->mv_size != 9 || kp[0] != 'i')
             return "unknown key";
-        return list_decode(v, be64_get(kp + 1), &r) ? "list does not decode"
+        return qlist_decode(v, be64_get(kp + 1), &r) ? "list does not decode"
                                                      : NULL;
     }
     case DB_CONTACTS: {
         struct contact_view c;
         if (k->mv_size != 8)
             return "key is not a contact id";
-        return contact_decode(v, &c) ? "contact does not decode" : NULL;
+        return qcontact_decode(v, &c) ? "contact does not decode" : NULL;
     }
     case DB_MEMBERS:
         if (k->mv_size > 9 && k->mv_size <= MEMBER_KEY_MAX && kp[0] == 'e')
@@ -212,7 +212,7 @@ static const char *rule_lists(int db, const MDB_val *k, const MDB_val *v)
         char source[QUEUE_MAX_SUPPRESS_SOURCE + 1];
         struct queue_suppression s;
         if (k->mv_size >= 6 && kp[4] == 0xff)
-            return k->mv_size <= SUPPRESS_KEY_MAX + 1 && streak_record_ok(v)
+            return k->mv_size <= SUPPRESS_KEY_MAX + 1 && hygiene_streak_ok(v)
                    ? NULL : "soft-bounce streak does not decode";
         /* format 2 (with the account that added it, never 0) or format 1
          * (before sluice kept that: read as added by the owner) */
@@ -239,9 +239,9 @@ static const char *rule_campaign(const MDB_val *k, const MDB_val *v)
     if (k->mv_size != 9 || (kp[0] != 'i' && kp[0] != 'p'))
         return "unknown key";
     memset(&c, 0, sizeof c);
-    int err = kp[0] == 'i' ? campaign_def_decode(v, be64_get(kp + 1), &c,
-                                                 false)
-                           : campaign_status_decode(v, &c);
+    int err = kp[0] == 'i' ? qcampaign_def_decode(v, be64_get(kp + 1), &c,
+                                                  false)
+                           : qcampaign_status_decode(v, &c);
     queue_campaign_clear(&c);
     return err ? "campaign record does not decode" : NULL;
 }

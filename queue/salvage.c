@@ -293,7 +293,7 @@ static int salvage_copy(struct sv *c)
     char path[4096];
     struct stat st;
     int fd = c->fd;
-    int rc = raw_open(&c->s, c->src, fd, WM_NOTE);
+    int rc = qraw_open(&c->s, c->src, fd, WM_NOTE);
     if (rc == 2)
         return 66;
     if (rc) {
@@ -315,7 +315,7 @@ static int salvage_copy(struct sv *c)
     walk_send(fd, WM_COUNT, WM_DB_FILE, "lost_queued", NULL, c->lost_queued,
               0, 0, 0);
     mdb_env_close(c->out);
-    raw_close(&c->s);
+    qraw_close(&c->s);
     return rc;
 }
 
@@ -357,7 +357,7 @@ int queue_salvage(const char *src, const char *dst, queue_report_cb cb,
         return -EEXIST;
     }
     c->tmp[0] = 0;
-    int status = walk_child(salvage_child, c, collect_msg, &col);
+    int status = walk_child(salvage_child, c, qcollect_msg, &col);
     free(c);
     if (status < 0)
         return status;
@@ -368,6 +368,6 @@ int queue_salvage(const char *src, const char *dst, queue_report_cb cb,
         queue_set_detail("%s could not be written", dst);
         return -EIO;
     }
-    collect_end(&col, status);
+    qcollect_end(&col, status);
     return repair_spool(dst, &col);
 }

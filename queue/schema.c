@@ -67,7 +67,7 @@ uint32_t schema_db_since(int db)
 }
 
 /* Read a u64 meta value (0 when absent). */
-int meta_get_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t *v)
+int qmeta_get_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t *v)
 {
     MDB_val k = { strlen(name), (void *)name }, d;
     int rc = mdb_get(txn, q->dbi[DB_META], &k, &d);
@@ -83,7 +83,7 @@ int meta_get_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t *v)
 }
 
 /* Write a u64 meta value; returns the raw LMDB code for txn-fatal checks. */
-int meta_put_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t v)
+int qmeta_put_u64(struct queue *q, MDB_txn *txn, const char *name, uint64_t v)
 {
     unsigned char buf[8];
     be64_put(buf, v);
@@ -121,7 +121,7 @@ static int check_meta(struct queue *q, MDB_txn *txn, uint64_t *schema)
     }
     if (rc)
         return queue_err_mdb(rc);
-    int err = meta_get_u64(q, txn, "schema", schema);
+    int err = qmeta_get_u64(q, txn, "schema", schema);
     if (err)
         return err;
     if (*schema > QUEUE_SCHEMA_VERSION) {
@@ -190,15 +190,15 @@ int schema_open(struct queue *q, MDB_txn *txn, bool create)
         MDB_val k = { strlen("magic"), "magic" };
         MDB_val d = { strlen(SPOOL_MAGIC), SPOOL_MAGIC };
         if ((rc = mdb_put(txn, q->dbi[DB_META], &k, &d, 0)) ||
-            (rc = meta_put_u64(q, txn, "schema", QUEUE_SCHEMA_VERSION)) ||
-            (rc = meta_put_u64(q, txn, "next_delivery", 1)) ||
-            (rc = meta_put_u64(q, txn, "next_message", 1)) ||
-            (rc = meta_put_u64(q, txn, "next_event", 1)))
+            (rc = qmeta_put_u64(q, txn, "schema", QUEUE_SCHEMA_VERSION)) ||
+            (rc = qmeta_put_u64(q, txn, "next_delivery", 1)) ||
+            (rc = qmeta_put_u64(q, txn, "next_message", 1)) ||
+            (rc = qmeta_put_u64(q, txn, "next_event", 1)))
             return queue_err_mdb(rc);
         return 0;
     }
     if (schema < QUEUE_SCHEMA_VERSION && !q->readonly &&
-        (rc = meta_put_u64(q, txn, "schema", QUEUE_SCHEMA_VERSION)))
+        (rc = qmeta_put_u64(q, txn, "schema", QUEUE_SCHEMA_VERSION)))
         return queue_err_mdb(rc);
     return 0;
 }

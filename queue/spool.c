@@ -362,7 +362,7 @@ void queue_close(struct queue *q)
         close(q->claim_fd);
     lease_free(&q->leases);
     hygiene_free(q);
-    audit_cfg_free(q->audit);
+    qaudit_cfg_free(q->audit);
     pthread_rwlock_destroy(&q->maplock);
     pthread_mutex_destroy(&q->mu);
     pthread_mutex_destroy(&q->claim_mu);
@@ -465,8 +465,8 @@ int queue_info(struct queue *q, struct queue_info *info)
     info->events = db_entries(q, txn, DB_EVENTS);
     info->messages = db_entries(q, txn, DB_MESSAGES);
     uint64_t schema = 0;
-    meta_get_u64(q, txn, "schema", &schema);
-    meta_get_u64(q, txn, "next_event", &info->next_event_seq);
+    qmeta_get_u64(q, txn, "schema", &schema);
+    qmeta_get_u64(q, txn, "next_event", &info->next_event_seq);
     info->schema = (uint32_t)schema;
     mdb_env_info(q->env, &ei);
     mdb_env_stat(q->env, &es);

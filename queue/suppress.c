@@ -21,10 +21,11 @@
  *   (the tools convert IDNs).  Imports check the same keys inside their
  *   transactions (import.c).  Entries are added one by one (audited
  *   each), in batches of up to QUEUE_SUPPRESS_BATCH in one transaction
- *   with one audit record (the suppression import and the feedback
- *   ingest), and removed one by one.  An address already listed keeps its
- *   first record: nobody's add or import re-attributes another account's
- *   entry.
+ *   with one audit record (the suppression import), and removed one by
+ *   one.  Bounces and complaints are suppressed by hygiene.c in the
+ *   transaction of the outcome or report that causes them.  An address
+ *   already listed keeps its first record: nobody's add or import
+ *   re-attributes another account's entry.
  *
  * DIAGNOSTICS
  *   -EINVAL for an empty or over-long address or a reason or source with
@@ -46,7 +47,7 @@ static MDB_val key_of(unsigned char *buf, uint32_t owner, const char *addr)
     char lower[QUEUE_MAX_RCPT + 1];
     size_t n = addr ? strnlen(addr, QUEUE_MAX_RCPT + 1) : 0;
     if (!addr || memchr(addr, '@', n) == NULL || queue_check_rcpt(addr) ||
-        !(n = addr_lower(addr, n, lower)))
+        !(n = qaddr_lower(addr, n, lower)))
         return (MDB_val){ 0, NULL };
     return suppress_key(buf, owner, lower, n);
 }
@@ -55,11 +56,11 @@ size_t supp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
                    const char *reason, const char *source)
 {
     struct rec_w w = { .p = buf, .cap = SUPP_REC_MAX };
-    rw_u8(&w, SUPP_FMT);
-    rw_u64(&w, (uint64_t)since);
-    rw_u32(&w, added_by);
-    rw_str(&w, reason, 1, QUEUE_MAX_SUPPRESS_REASON);
-    rw_str(&w, source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
+    qrec_w_u8(&w, SUPP_FMT);
+    qrec_w_u64(&w, (uint64_t)since);
+    qrec_w_u32(&w, added_by);
+    qrec_w_str(&w, reason, 1, QUEUE_MAX_SUPPRESS_REASON);
+    qrec_w_str(&w, source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
     return w.len;   /* every part is cut to its cap: never over */
 }
 
@@ -74,7 +75,7 @@ int queue_suppressed(struct queue *q, uint32_t owner, const char *email,
         queue_set_detail("invalid address");
         return -EINVAL;
     }
-    if (lists_absent(q))
+    if (qlists_absent(q))
         return 0;
     int err = queue_read_begin(q, &txn);
     if (err)
@@ -97,7 +98,7 @@ struct supp_list {
 static int list_find(struct admin_tx *t, uint32_t account,
                      struct queue_account *scratch, struct supp_list *l)
 {
-    int err = account_load(t->q, t->txn, account, scratch);
+    int err = qaccount_load(t->q, t->txn, account, scratch);
     if (err)
         return err == QUEUE_ENOTFOUND
             ? admin_fail(t, err, "no account with id %u", account) : err;
@@ -109,7 +110,7 @@ static int list_find(struct admin_tx *t, uint32_t account,
         memcpy(l->owner_name, l->account_name, sizeof l->owner_name);
         return 0;
     }
-    if ((err = account_load(t->q, t->txn, l->owner, scratch)))
+    if ((err = qaccount_load(t->q, t->txn, l->owner, scratch)))
         return err == QUEUE_ENOTFOUND ? QUEUE_ECORRUPT : err;
     snprintf(l->owner_name, sizeof l->owner_name, "%s", scratch->name);
     return 0;
@@ -120,7 +121,7 @@ static int list_find(struct admin_tx *t, uint32_t account,
 static void name_of(struct queue *q, MDB_txn *txn, uint32_t id,
                     struct queue_account *scratch, char *out)
 {
-    if (account_load(q, txn, id, scratch) == 0)
+    if (qaccount_load(q, txn, id, scratch) == 0)
         snprintf(out, QUEUE_MAX_ACCOUNT_NAME + 1, "%s", scratch->name);
     else
         snprintf(out, QUEUE_MAX_ACCOUNT_NAME + 1, "#%u", id);
@@ -373,18 +374,18 @@ int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
     s->owner = be32_get(kp);
     memcpy(email, kp + 4, k->mv_size - 4);
     email[k->mv_size - 4] = 0;
-    unsigned fmt = rr_u8(&r);
+    unsigned fmt = qrec_r_u8(&r);
     if (fmt != SUPP_FMT && fmt != SUPP_FMT_V1)
         return QUEUE_ECORRUPT;
-    s->since = (int64_t)rr_u64(&r);
+    s->since = (int64_t)qrec_r_u64(&r);
     s->added_by_recorded = fmt == SUPP_FMT;
-    s->added_by = s->added_by_recorded ? rr_u32(&r) : s->owner;
-    rr_str(&r, reason, 1, QUEUE_MAX_SUPPRESS_REASON);
-    rr_str(&r, source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
+    s->added_by = s->added_by_recorded ? qrec_r_u32(&r) : s->owner;
+    qrec_r_str(&r, reason, 1, QUEUE_MAX_SUPPRESS_REASON);
+    qrec_r_str(&r, source, 1, QUEUE_MAX_SUPPRESS_SOURCE);
     s->email = email;
     s->reason = reason;
     s->source = source;
-    return rr_done(&r) && s->added_by ? 0 : QUEUE_ECORRUPT;
+    return qrec_r_done(&r) && s->added_by ? 0 : QUEUE_ECORRUPT;
 }
 
 /* Names of the accounts met in one listing: a small cache, as entries of
@@ -423,13 +424,13 @@ long queue_suppressions(struct queue *q, uint32_t owner, uint32_t added_by,
     long n = 0;
     int err = 0, rc;
 
-    if (lists_absent(q))
+    if (qlists_absent(q))
         return 0;
     struct name_cache *nc = calloc(1, sizeof *nc);
     if (!nc)
         return -ENOMEM;
     size_t fl = from ? strnlen(from, QUEUE_MAX_RCPT + 1) : 0;
-    fl = fl ? addr_lower(from, fl, lower) : 0;
+    fl = fl ? qaddr_lower(from, fl, lower) : 0;
     MDB_val k = suppress_key(pre, owner, lower, fl), v;
     if ((err = queue_read_begin(q, &txn))) {
         free(nc);

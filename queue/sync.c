@@ -121,5 +121,5 @@ int sync_submit_wait(struct queue *q, struct queue_op *op)
 {
     struct waiter w;
     waiter_init(&w);
-    return waiter_wait(&w, op_submit(q, op, NULL, waiter_done, &w));
+    return waiter_wait(&w, queue_op_submit(q, op, NULL, waiter_done, &w));
 }

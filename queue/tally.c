@@ -181,7 +181,7 @@ static void add_counters(struct tally *t, uint32_t account, uint64_t campaign,
 
 void tally_delivery(struct tally *t, const struct queue_delivery *d)
 {
-    const char *dom = rcpt_domain(d->rcpt);
+    const char *dom = qrcpt_domain(d->rcpt);
     add_counters(t, d->account, d->campaign, dom, CF_ENQUEUED);
     switch (d->state) {
     case QUEUE_ST_QUEUED:
@@ -208,7 +208,7 @@ void tally_delivery(struct tally *t, const struct queue_delivery *d)
 
 void tally_deferral(struct tally *t, const struct queue_event *e)
 {
-    add_counters(t, e->account, e->campaign, rcpt_domain(e->rcpt),
+    add_counters(t, e->account, e->campaign, qrcpt_domain(e->rcpt),
                  CF_DEFERRED);
 }
 

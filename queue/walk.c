@@ -39,20 +39,20 @@
 #define NUM_MAX 32          /* bytes of a key used as a probe number */
 #define MAX_PROBES 2048     /* probes per damaged stretch */
 
-sigjmp_buf *volatile guard_at;
+sigjmp_buf *volatile qguard_at;
 
 /* SIGBUS, SIGSEGV or SIGABRT (an LMDB assertion that met a damaged page
  * outside an environment of ours): jump to the armed guard, else die of
  * it as usual. */
 static void guard_on_fault(int sig)
 {
-    if (guard_at)
-        siglongjmp(*guard_at, sig);
+    if (qguard_at)
+        siglongjmp(*qguard_at, sig);
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-void guard_install(void)
+void qguard_install(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -66,12 +66,12 @@ void guard_install(void)
     sigaction(SIGABRT, &sa, NULL);
 }
 
-void guard_assert(MDB_env *env, const char *msg)
+void qguard_assert(MDB_env *env, const char *msg)
 {
     (void)env;
     (void)msg;
-    if (guard_at)
-        siglongjmp(*guard_at, SIGABRT);
+    if (qguard_at)
+        siglongjmp(*qguard_at, SIGABRT);
 }
 
 const char *walk_db_name(int db)
@@ -130,7 +130,7 @@ int walk_child(int (*fn)(int fd, void *arg), void *arg,
     if (pid == 0) {
         close(fds[0]);
         signal(SIGPIPE, SIG_IGN);
-        guard_install();
+        qguard_install();
         _exit(fn(fds[1], arg) & 0xff);
     }
     close(fds[1]);
@@ -282,7 +282,7 @@ static int pos_step(struct walk *w, struct pos *p, MDB_cursor_op op,
     sigjmp_buf jb;
     int rc;
     if (sigsetjmp(jb, 0)) {
-        guard_at = NULL;
+        qguard_at = NULL;
         snprintf(why, cap, "reading the page faulted (bus error or "
                  "segmentation fault)");
         /* a read faulted half way through the step: the cursor and the
@@ -306,13 +306,13 @@ static int pos_step(struct walk *w, struct pos *p, MDB_cursor_op op,
     MDB_val k = { 0, NULL }, v = { 0, NULL };
     if (at)
         k = *at;
-    guard_at = &jb;
+    qguard_at = &jb;
     rc = mdb_cursor_get(p->cur, &k, &v, op);
     if (rc == 0)
         rc = pos_take(w, p, &k, &v, why, cap);
     else if (rc != MDB_NOTFOUND)
         snprintf(why, cap, "LMDB: %s", mdb_strerror(rc));
-    guard_at = NULL;
+    qguard_at = NULL;
     if (rc && rc != MDB_NOTFOUND)
         pos_drop(p);
     return rc;
@@ -443,10 +443,10 @@ int walk_get(MDB_env *env, MDB_txn **txn, MDB_dbi dbi, const MDB_val *k,
              MDB_val *v, void *buf, size_t cap, char *why, size_t whycap)
 {
     sigjmp_buf jb;
-    sigjmp_buf *volatile outer = guard_at;
+    sigjmp_buf *volatile outer = qguard_at;
     int rc;
     if (sigsetjmp(jb, 0)) {
-        guard_at = outer;
+        qguard_at = outer;
         snprintf(why, whycap, "reading the page faulted");
         mdb_txn_abort(*txn); /* read-only: freed, its slot released */
         *txn = NULL;
@@ -458,7 +458,7 @@ int walk_get(MDB_env *env, MDB_txn **txn, MDB_dbi dbi, const MDB_val *k,
         return rc;
     }
     MDB_val d;
-    guard_at = &jb;
+    qguard_at = &jb;
     rc = mdb_get(*txn, dbi, (MDB_val *)k, &d);
     if (rc == 0) {
         v->mv_size = d.mv_size;
@@ -469,7 +469,7 @@ int walk_get(MDB_env *env, MDB_txn **txn, MDB_dbi dbi, const MDB_val *k,
             v->mv_data = buf;
         }
     }
-    guard_at = outer;
+    qguard_at = outer;
     if (rc && rc != MDB_NOTFOUND) {
         snprintf(why, whycap, "LMDB: %s", mdb_strerror(rc));
         mdb_txn_abort(*txn); /* an error leaves it unusable */

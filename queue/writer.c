@@ -87,9 +87,9 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
     w.now = spool_now(q);
     /* event times follow the same clock as the rows they describe */
     w.now_ms = q->opt.clock ? w.now * 1000 : (int64_t)queue_now_ms();
-    if ((err = meta_get_u64(q, w.txn, "next_delivery", &w.next_delivery)) ||
-        (err = meta_get_u64(q, w.txn, "next_message", &w.next_message)) ||
-        (err = meta_get_u64(q, w.txn, "next_event", &w.next_event)))
+    if ((err = qmeta_get_u64(q, w.txn, "next_delivery", &w.next_delivery)) ||
+        (err = qmeta_get_u64(q, w.txn, "next_message", &w.next_message)) ||
+        (err = qmeta_get_u64(q, w.txn, "next_event", &w.next_event)))
         goto abort;
     uint64_t d0 = w.next_delivery, m0 = w.next_message, e0 = w.next_event;
 
@@ -97,11 +97,12 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
         op->status = 0;
         op->first_id = op->msg_id = 0;
         switch (op->kind) {
-        case OP_MESSAGE: err = op_apply_message(&w, op); break;
-        case OP_CAMPAIGN: err = op_apply_campaign(&w, op); break;
-        case OP_OUTCOMES: err = op_apply_outcomes(&w, op); break;
-        case OP_CONTROL: err = op_apply_control(&w, op); break;
-        case OP_ADMIN: err = op_apply_admin(&w, op); break;
+        case OP_MESSAGE: err = queue_op_apply_message(&w, op); break;
+        case OP_CAMPAIGN: err = queue_op_apply_campaign(&w, op); break;
+        case OP_OUTCOMES: err = queue_op_apply_outcomes(&w, op); break;
+        case OP_CONTROL: err = queue_op_apply_control(&w, op); break;
+        case OP_ADMIN: err = queue_op_apply_admin(&w, op); break;
+        case OP_FEEDBACK: err = queue_op_apply_feedback(&w, op); break;
         default: err = 0; break;
         }
         if (err)
@@ -110,11 +111,11 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
     if ((err = counters_flush(&w)))
         goto abort;
     if ((w.next_delivery != d0 &&
-         (rc = meta_put_u64(q, w.txn, "next_delivery", w.next_delivery))) ||
+         (rc = qmeta_put_u64(q, w.txn, "next_delivery", w.next_delivery))) ||
         (w.next_message != m0 &&
-         (rc = meta_put_u64(q, w.txn, "next_message", w.next_message))) ||
+         (rc = qmeta_put_u64(q, w.txn, "next_message", w.next_message))) ||
         (w.next_event != e0 &&
-         (rc = meta_put_u64(q, w.txn, "next_event", w.next_event)))) {
+         (rc = qmeta_put_u64(q, w.txn, "next_event", w.next_event)))) {
         q->last_mdb_rc = rc;
         err = queue_err_mdb(rc);
         goto abort;
@@ -201,7 +202,7 @@ static void complete_group(struct queue *q, struct queue_op *ops)
         } else {
             if (ops->cb)
                 ops->cb(ops->arg, ops->status, ops->first_id, ops->msg_id);
-            op_free(ops);
+            queue_op_free(ops);
         }
         ops = next;
     }

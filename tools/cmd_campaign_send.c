@@ -3,13 +3,12 @@
  * non-suppressed contact of the campaign's list.
  *
  * DESCRIPTION
- *   Reads the list in contact-id order, SEND_CHUNK contacts per read
- *   transaction, skips addresses on the account's suppression list (the
- *   master's when shared) and submits each chunk as one batch that queues
- *   its recipients and moves the campaign's cursor in one transaction
- *   (queue_campaign_submit_batch).  Batches are submitted without waiting,
- *   so the spool's writer commits one while the next is read; the command
- *   waits for all of them at the end and then marks the send complete.
+ *   Checks who may send and that the template still compiles, starts the
+ *   send (queue_campaign_send_begin), has the spool queue every contact
+ *   of the list not on the account's suppression list (the master's when
+ *   shared: queue_campaign_send_all, one batch per chunk of the list,
+ *   each queuing its recipients and moving the campaign's cursor in one
+ *   transaction) and then marks the send complete.
  *   A campaign whose schedule is ahead gets its recipients queued now, due
  *   at the schedule.  The engine checks suppression again when each
  *   message leaves the queue.
@@ -34,54 +33,6 @@
 
 #include "tool_campaign.h"
 
-#define SEND_CHUNK 10000
-#define ARENA_MAX ((size_t)SEND_CHUNK * (QUEUE_MAX_RCPT + 1))
-
-/* One chunk of contacts read from the list. */
-struct chunk {
-    size_t n;
-    uint64_t last;                       /* id of the last contact read */
-    uint64_t ids[SEND_CHUNK];
-    uint32_t off[SEND_CHUNK];            /* address in arena */
-    char *arena;
-    size_t alen;
-    struct queue_campaign_rcpt rcpts[SEND_CHUNK];
-};
-
-/* The outcome of the batches, set from the writer thread. */
-struct send_state {
-    int err;                             /* first failed batch, or 0 */
-};
-
-/* queue_contacts() callback: copy the contact's id and address. */
-static int collect(void *arg, const struct queue_contact *c)
-{
-    struct chunk *ch = arg;
-    size_t len = strnlen(c->email, QUEUE_MAX_RCPT + 1);
-    ch->last = c->id;
-    if (len > QUEUE_MAX_RCPT)
-        len = 0;   /* kept as an empty, invalid address: skipped */
-    ch->ids[ch->n] = c->id;
-    ch->off[ch->n] = (uint32_t)ch->alen;
-    memcpy(ch->arena + ch->alen, c->email, len);
-    ch->arena[ch->alen + len] = 0;
-    ch->alen += len + 1;
-    ch->n++;
-    return ch->n >= SEND_CHUNK;
-}
-
-/* Completion of one batch (writer thread): keep the first failure. */
-static void batch_done(void *arg, int status, uint64_t first, uint64_t msg)
-{
-    struct send_state *s = arg;
-    int none = 0;
-    (void)first;
-    (void)msg;
-    if (status)
-        __atomic_compare_exchange_n(&s->err, &none, status, false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-
 /* Monotonic seconds. */
 static double mono_s(void)
 {
@@ -90,74 +41,17 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Totals of one run. */
-struct send_run {
-    uint64_t cursor, queued, suppressed, invalid, contacts;
-};
-
-/* Read, filter and submit every chunk after run->cursor; 0 or an exit
- * code.  Waits for the submitted batches. */
+/* Queue every contact after run->cursor (queue_campaign_send_all) and say
+ * why when it stops early; 0 or an exit code. */
 static int enqueue_all(const char *prog, struct queue *q,
                        const struct queue_campaign *c, uint32_t owner,
-                       struct send_run *run, struct send_state *st)
+                       struct queue_send_run *run)
 {
-    struct chunk *ch = calloc(1, sizeof *ch);
-    int err = 0;
-    if (!ch || !(ch->arena = malloc(ARENA_MAX))) {
-        free(ch);
+    int err = queue_campaign_send_all(q, c->id, c->list, owner, run);
+    if (err == -ENOMEM) {
         fprintf(stderr, "%s: out of memory\n", prog);
         return TOOL_EX_OSERR;
     }
-    for (;;) {
-        ch->n = ch->alen = 0;
-        long got = queue_contacts(q, c->list, run->cursor, SEND_CHUNK,
-                                  collect, ch);
-        if (got < 0) {
-            err = (int)got;
-            break;
-        }
-        if (ch->n == 0)
-            break;
-        size_t n = 0;
-        uint64_t supp = 0;
-        for (size_t i = 0; i < ch->n; i++) {
-            const char *addr = ch->arena + ch->off[i];
-            bool yes = false;
-            if (queue_check_rcpt(addr)) {
-                run->invalid++;
-                continue;
-            }
-            if ((err = queue_suppressed(q, owner, addr, &yes)))
-                break;
-            if (yes) {
-                supp++;
-                continue;
-            }
-            ch->rcpts[n].contact = ch->ids[i];
-            ch->rcpts[n].rcpt = addr;
-            n++;
-        }
-        if (err)
-            break;
-        err = queue_campaign_submit_batch(q, c->id, run->cursor, ch->last,
-                                          ch->rcpts, n, supp, NULL,
-                                          batch_done, st);
-        if (err)
-            break;
-        run->contacts += ch->n;
-        run->queued += n;
-        run->suppressed += supp;
-        run->cursor = ch->last;
-        if (__atomic_load_n(&st->err, __ATOMIC_SEQ_CST) || ch->n < SEND_CHUNK)
-            break;
-    }
-    free(ch->arena);
-    free(ch);
-    int ferr = queue_flush(q);
-    if (!err)
-        err = __atomic_load_n(&st->err, __ATOMIC_SEQ_CST);
-    if (!err)
-        err = ferr;
     if (err == QUEUE_ESTATE) {
         struct queue_campaign now;
         const char *state = "changed";
@@ -190,8 +84,7 @@ int camp_cmd_send(struct tool_ctx *ctx, int argc, char **argv)
     struct camp_cmd cmd;
     struct camp_render_cfg cfg;
     struct queue_list *l = malloc(sizeof *l);
-    struct send_run run = { 0 };
-    struct send_state st = { 0 };
+    struct queue_send_run run = { 0 };
     char why[300];
     int rc, err;
 
@@ -245,8 +138,7 @@ int camp_cmd_send(struct tool_ctx *ctx, int argc, char **argv)
     }
     uint64_t start_cursor = run.cursor;
     double t0 = mono_s();
-    if ((rc = enqueue_all(prog, cmd.q, c, cmd.a->suppression_owner, &run,
-                          &st)))
+    if ((rc = enqueue_all(prog, cmd.q, c, cmd.a->suppression_owner, &run)))
         goto out;
     if ((err = queue_campaign_send_end(cmd.q, c->id, run.cursor, &by))) {
         rc = tool_admin_error(prog, err);

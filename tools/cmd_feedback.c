@@ -25,18 +25,24 @@
  *   Then, for an authenticated match, with manager on the delivery's
  *   account:
  *     DSN, Action failed  a bounced event (category from classify_reply
- *                         over the Diagnostic-Code and Status) unless the
+ *                         over the Diagnostic-Code and Status: the rules
+ *                         of sluiced.conf's bounce_rules = file, then the
+ *                         shipped ones, as sluiced does) unless the
  *                         delivery is terminal already; a delivery already
  *                         delivered, bounced or expired gets no second
  *                         terminal event (the spool keeps exactly one) and
  *                         counts as a "late bounce".  Hard bounces
  *                         (bad-mailbox, bad-domain, inactive-mailbox) are
- *                         suppressed in both cases: reason "hard bounce
- *                         (CATEGORY STATUS)", source "dsn".
+ *                         suppressed in both cases as sluiced suppresses
+ *                         them (reason "hard bounce: CATEGORY", added by
+ *                         the delivery's account), source "dsn", in the
+ *                         commit of the event (queue_record_feedback);
+ *                         other categories get sluiced's list hygiene
+ *                         (soft-bounce streaks, block counts).
  *     DSN, Action delayed counted; nothing recorded.
  *     ARF abuse, fraud, virus, other
  *                         a complaint: suppressed with reason "complaint",
- *                         source "arf".  There is no complaint event type
+ *                         source "arf", added by the delivery's account.  There is no complaint event type
  *                         yet: the complaint is kept as an audit record
  *                         "feedback complaint" naming the delivery,
  *                         campaign and feedback type.
@@ -57,7 +63,8 @@
  *   --json prints one object with "reports" and "summary".  Exit 0 when
  *   every report was handled (quarantined ones included), 64 bad options,
  *   66 no such file or maildir, 73 quarantine not writable, 74 read
- *   errors, 77 when some report was refused.
+ *   errors, 77 when some report was refused, 78 a configuration (--config,
+ *   $SLUICE_CONFIG) or its bounce_rules file that does not load.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -71,6 +78,7 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "config.h"
 #include "feedback_match.h"
 #include "feedback_parse.h"
 #include "queue_campaign.h"
@@ -203,26 +211,17 @@ static int quarantine(struct ingest *in, const char *buf, size_t len,
     return 0;
 }
 
-/* Suppress rcpt on the list the delivery's account uses, as an entry
- * added by that account (its contact's bounce or complaint). */
-static int suppress(struct ingest *in, const struct queue_delivery *d,
-                    const char *reason, const char *source,
-                    const struct queue_actor *by, struct fb_result *res)
+/* Count and note what queue_record_feedback() did to the address. */
+static void note_suppressed(struct ingest *in, struct fb_result *res,
+                            int suppressed)
 {
-    struct queue_suppress_entry e = { d->rcpt, reason, source, 0 };
-    int err = queue_suppress_add_batch(in->q, d->account, &e, 1,
-                                       "suppress add", by);
-    if (!err)
-        err = e.result;
-    if (!err) {
+    if (suppressed == QUEUE_FEEDBACK_SUPPRESSED) {
         in->n.suppressed++;
         res->suppressed = "added";
-    } else if (err == -EEXIST) {
+    } else if (suppressed == QUEUE_FEEDBACK_ALREADY_SUPPRESSED) {
         in->n.already++;
         res->suppressed = "already";
-        err = 0;
     }
-    return err;
 }
 
 /* The recipient block of a DSN that is about d (else the first failed,
@@ -244,7 +243,7 @@ static const struct fb_rcpt *dsn_block(const struct fb_report *r,
 
 /* Act on a matched DSN; 0 or a queue error. */
 static int act_dsn(struct ingest *in, const struct fb_report *r,
-                   const struct queue_actor *by, struct fb_result *res)
+                   struct fb_result *res)
 {
     const struct fb_rcpt *x = dsn_block(r, res->d.rcpt);
     snprintf(res->status, sizeof res->status, "%s", x->status);
@@ -270,36 +269,26 @@ static int act_dsn(struct ingest *in, const struct fb_report *r,
         cat = QUEUE_CAT_OTHER;
     snprintf(res->category, sizeof res->category, "%s",
              queue_category_name(cat));
-    /* the suppression first: its source is "dsn" even where recording the
-     * event suppresses hard bounces by itself */
-    if (cat == QUEUE_CAT_BAD_MAILBOX || cat == QUEUE_CAT_BAD_DOMAIN ||
-        cat == QUEUE_CAT_INACTIVE_MAILBOX) {
-        char why[QUEUE_MAX_SUPPRESS_REASON + 1];
-        snprintf(why, sizeof why, "hard bounce (%s%s%s)", res->category,
-                 x->status[0] ? " " : "", x->status);
-        int e = suppress(in, &res->d, why, "dsn", by, res);
-        if (e)
-            return e;
-    }
-    struct queue_outcome o = {
-        .delivery = res->d.id, .type = QUEUE_EV_BOUNCED,
+    /* the event and the suppression in one commit, as sluiced's */
+    struct queue_feedback f = {
+        .delivery = res->d.id, .kind = QUEUE_FEEDBACK_BOUNCE,
         .code = (uint16_t)code, .category = (uint8_t)cat,
         .enhanced = x->status[0] ? x->status : NULL,
         .mx = x->remote_mta[0] ? x->remote_mta : NULL,
         .text = t[0] ? t : "bounce reported by DSN",
     };
-    int err = QUEUE_ESTATE;
-    if (!QUEUE_STATE_TERMINAL(res->d.state))
-        err = queue_record_outcomes(in->q, &o, 1);
-    if (err == QUEUE_ESTATE) {
-        in->n.late++;
-        res->outcome = "late-bounce";
-    } else if (err) {
+    struct queue_feedback_result fr;
+    int err = queue_record_feedback(in->q, &f, &fr);
+    if (err)
         return err;
-    } else {
+    if (fr.recorded) {
         in->n.bounced++;
         res->outcome = "bounced";
+    } else {
+        in->n.late++;
+        res->outcome = "late-bounce";
     }
+    note_suppressed(in, res, fr.suppressed);
     return 0;
 }
 
@@ -330,7 +319,13 @@ static int act_arf(struct ingest *in, const struct fb_report *r,
                                  "feedback complaint", obj, "ok");
     if (err)
         return err;
-    return suppress(in, &res->d, "complaint", "arf", by, res);
+    struct queue_feedback f = { .delivery = res->d.id,
+                                .kind = QUEUE_FEEDBACK_COMPLAINT };
+    struct queue_feedback_result fr;
+    if ((err = queue_record_feedback(in->q, &f, &fr)))
+        return err;
+    note_suppressed(in, res, fr.suppressed);
+    return 0;
 }
 
 /* Keep a report matched only by its Feedback-ID as evidence: counted,
@@ -459,7 +454,7 @@ static bool ingest_one(struct ingest *in, const char *source,
         unauthenticated(in, r, &by, res);
         goto quarantined;
     }
-    err = r->kind == FB_KIND_DSN ? act_dsn(in, r, &by, res)
+    err = r->kind == FB_KIND_DSN ? act_dsn(in, r, res)
                                  : act_arf(in, r, &by, res);
     if (err) {
         fprintf(stderr, P ": %s: %s (%s)\n", source, queue_strerror(err),
@@ -616,6 +611,25 @@ static int ingest_maildir(struct ingest *in, const char *dir)
     return 0;
 }
 
+/* Load sluiced.conf (tool_config_path) into cfg and classify with its
+ * bounce_rules; none configured: the shipped rules.  0 or an exit code. */
+static int use_config(const struct tool_ctx *ctx, struct config *cfg,
+                      bool *loaded)
+{
+    char err[600];
+    const char *path = tool_config_path(ctx);
+    *loaded = false;
+    if (!path)
+        return 0;
+    if (config_load(path, cfg, err, sizeof err)) {
+        fprintf(stderr, P ": %s\n", err);
+        return TOOL_EX_CONFIG;
+    }
+    *loaded = true;
+    classify_use_rules(cfg->bounce_rules);
+    return 0;
+}
+
 /* `feedback ingest`. */
 static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
 {
@@ -641,17 +655,24 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
         return TOOL_EX_USAGE;
     }
     struct ingest *in = calloc(1, sizeof *in);
+    struct config *cfg = calloc(1, sizeof *cfg);
+    bool cfg_loaded = false;
     int rc, err;
-    if (!in) {
+    if (!in || !cfg) {
         free(files);
+        free(in);
+        free(cfg);
         return TOOL_EX_OSERR;
     }
     in->ctx = ctx;
     if ((rc = tool_admin_begin(ctx, false, "feedback ingest", &in->q))) {
         free(files);
         free(in);
+        free(cfg);
         return rc;
     }
+    if ((rc = use_config(ctx, cfg, &cfg_loaded)))
+        goto out;
     if ((err = queue_token_secret(in->q, in->secret))) {
         fprintf(stderr, P ": token secret: %s\n", queue_strerror(err));
         rc = tool_exit_for(err);
@@ -696,6 +717,10 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
     rc = in->rc;
 out:
     queue_close(in->q);
+    classify_use_rules(NULL);
+    if (cfg_loaded)
+        config_free(cfg);
+    free(cfg);
     free(files);
     free(in);
     return rc;

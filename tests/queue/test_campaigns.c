@@ -11,9 +11,12 @@
  *   cancel set the engine's controls in the same commit as the state and
  *   the audit record.  A send batch moves the cursor with its recipients:
  *   a batch from a stale cursor or after a cancel writes nothing; a send
- *   cut short continues where it stopped.  A campaign becomes done only
- *   when every recipient is terminal.  Recipients of a scheduled campaign
- *   are not claimable before their time.  The token secret is made once.
+ *   cut short continues where it stopped.  The whole enqueue
+ *   (queue_campaign_send_all) queues every contact not suppressed and
+ *   counts the others; from a stale cursor it queues nothing.  A campaign
+ *   becomes done only when every recipient is terminal.  Recipients of a
+ *   scheduled campaign are not claimable before their time.  The token
+ *   secret is made once.
  */
 #include "queue_campaign.h"
 #include "testutil.h"
@@ -464,6 +467,68 @@ static void test_resume_send(void **state)
     queue_close(q);
 }
 
+/* queue_import_begin() result callback: not needed here. */
+static void no_results(void *arg, const struct queue_import_result *r)
+{
+    (void)arg;
+    (void)r;
+}
+
+/* queue_campaign_send_all() queues every contact not suppressed, moves
+ * the cursor to the last, counts what it skipped; run again from the end
+ * it queues nothing; run from a stale cursor (another send moved it) it
+ * fails with QUEUE_ESTATE and queues nothing. */
+static void test_send_all(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_import *im;
+    struct queue_import_counts n;
+    struct queue_campaign c;
+    struct queue_counts k;
+    uint64_t list, id, cursor;
+    char addr[64];
+    test_clock_set(T0);
+    struct queue *q = campaign_spool(t, 0);
+    E(queue_list_create(q, 2, "news", &boot, &list));
+    E(queue_import_begin(q, list, 2, NULL, 0, no_results, NULL, &im));
+    for (unsigned i = 1; i <= 25; i++) {
+        snprintf(addr, sizeof addr, "c%u@example.com", i);
+        E(queue_import_add(im, i, addr, NULL, NULL));
+    }
+    E(queue_import_end(im, &boot, NULL, &n));
+    assert_int_equal(n.added, 25);
+    /* on acme's list, which shop shares */
+    E(queue_suppress_add(q, 2, "c3@example.com", "asked", "cli", &boot));
+
+    struct queue_campaign_spec spec = base_spec;
+    spec.list = list;
+    E(queue_campaign_create(q, 2, &spec, &boot, &id));
+    E(queue_campaign_send_begin(q, id, &boot, &cursor));
+    struct queue_send_run run = { .cursor = cursor };
+    E(queue_campaign_send_all(q, id, list, 1, &run));
+    assert_int_equal(run.contacts, 25);
+    assert_int_equal(run.queued, 24);
+    assert_int_equal(run.suppressed, 1);
+    assert_int_equal(run.invalid, 0);
+    assert_int_equal(run.cursor, 25);
+    E(queue_campaign_get(q, id, &c));
+    assert_int_equal(c.recipients, 24);
+    assert_int_equal(c.suppressed_at_send, 1);
+    assert_int_equal(c.send_cursor, 25);
+    queue_campaign_clear(&c);
+
+    struct queue_send_run again = { .cursor = run.cursor };
+    E(queue_campaign_send_all(q, id, list, 1, &again));
+    assert_int_equal(again.contacts, 0);
+    assert_int_equal(again.queued, 0);
+    struct queue_send_run stale = { .cursor = 0 };
+    EQ_ERR(queue_campaign_send_all(q, id, list, 1, &stale), QUEUE_ESTATE);
+    E(queue_counts_campaign(q, id, &k));
+    assert_int_equal(k.enqueued, 24);
+    E(queue_campaign_send_end(q, id, run.cursor, &boot));
+    queue_close(q);
+}
+
 /* ---------------------------------------------------------- scheduled */
 
 /* Recipients queued for later are not claimable before their time, the
@@ -671,6 +736,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_states, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_resume_send, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_send_all, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_scheduled, tdir_setup,
                                         tdir_teardown),

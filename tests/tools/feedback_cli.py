@@ -11,10 +11,16 @@ with one delivery each, then:
 
   postfix, exim, gmail, microsoft (text/rfc822-headers, CRLF)
       map through the VERP address to their delivery: bounced event with a
-      hard category, suppressed with source "dsn" (exim carries a
+      hard category, suppressed as sluiced suppresses (reason "hard
+      bounce: CATEGORY", added by the delivery's account) with source
+      "dsn" (exim carries a
       Message-ID of the form sluice used before the MAC: the VERP token
       still matches);
   delayed     counted, no event, no suppression;
+  bounce_rules  sluiced.conf (--config, and $SLUICE_CONFIG) names a rules
+              file whose rule makes the postfix DSN quota-issues: the
+              event carries that category and the address is not
+              suppressed; a rules file that does not load exits 78;
   arf-yahoo   complaint: suppressed "complaint"/"arf", audit record;
   msgid-only  matched by the rendered Message-ID (inactive-mailbox,
               suppressed); the Message-ID of `campaign preview` verifies
@@ -179,7 +185,8 @@ CONTACTS = ["pf@p.example", "ex@e.example", "gm@g.example",
             "ms@m.example", "dl@d.example", "ya@y.example",
             "mi@i.example", "fb@f.example", "fo@o.example",
             "u8@u.example", "fv@v.example", "fw@w.example",
-            "fm@n.example", "fg@j.example"]
+            "fm@n.example", "fg@j.example", "br@r.example",
+            "bs@s.example"]
 
 
 def setup():
@@ -240,8 +247,11 @@ def test_dsns(D):
         check(name + " bounced event", len(h) == 1 and
               h[0].get("type") == "bounced", h)
         s = suppressions().get(rcpt, {})
-        check(name + " suppression source dsn", s.get("source") == "dsn" and
-              s.get("reason", "").startswith("hard bounce"), s)
+        # the entry sluiced's own bounce makes; only the source differs
+        check(name + " suppression as sluiced's, source dsn",
+              s.get("source") == "dsn" and
+              s.get("reason") == "hard bounce: " + r.get("category", "?") and
+              s.get("added_by") == "acme", s)
 
 
 def test_delayed(D):
@@ -252,6 +262,51 @@ def test_delayed(D):
     check("delayed: no event", history(d["id"]) == [], history(d["id"]))
     check("delayed: not suppressed", "dl@d.example" not in suppressions())
     check("delayed summary", j["summary"].get("delayed") == 1, j["summary"])
+
+
+QUOTA_ISSUES = 4   # queue_category number of "quota-issues" (queue.h)
+
+
+def test_bounce_rules(D):
+    """`sluice feedback` classifies with sluiced.conf's bounce_rules."""
+    rules = write("site.rules", "# a site rule ahead of the shipped ones\n"
+                  "quota-issues 550 5.1.1 /recipient address rejected/\n")
+    conf = write("rules.conf", "[sluiced]\nspool = %s\nehlo_hostname = "
+                 "mta.acme.example\nbounce_rules = %s\n" % (SPOOL, rules))
+    for rcpt, how in (("br@r.example", "--config"),
+                      ("bs@s.example", "SLUICE_CONFIG")):
+        d = D[rcpt]
+        path = sample("postfix.eml", d)
+        if how == "--config":
+            rc, out, err = run("--config", conf, "feedback", "ingest", path,
+                               "--json")
+        else:
+            ENV["SLUICE_CONFIG"] = conf
+            try:
+                rc, out, err = run("feedback", "ingest", path, "--json")
+            finally:
+                del ENV["SLUICE_CONFIG"]
+        try:
+            r = one(json.loads(out))
+        except ValueError:
+            r = {}
+        check("bounce_rules (%s) exits 0" % how, rc == 0, err)
+        check("bounce_rules (%s): the site rule's category" % how,
+              r.get("outcome") == "bounced" and
+              r.get("category") == "quota-issues", r)
+        h = history(d["id"]) or []
+        check("bounce_rules (%s): the event's category" % how,
+              len(h) == 1 and h[0].get("category") == QUOTA_ISSUES, h)
+        check("bounce_rules (%s): a quota bounce does not suppress" % how,
+              rcpt not in suppressions() and not r.get("suppressed"), r)
+    bad = write("bad.rules", "no-such-category * * *\n")
+    badconf = write("bad.conf", "[sluiced]\nspool = %s\nehlo_hostname = "
+                    "mta.acme.example\nbounce_rules = %s\n" % (SPOOL, bad))
+    rc, out, err = run("--config", badconf, "feedback", "ingest",
+                       sample("postfix.eml", D["br@r.example"]), "--json")
+    check("a bounce_rules file that does not load exits 78", rc == 78,
+          "exit %d: %s" % (rc, err))
+    check("its error names the file and line", "bad.rules:1" in err, err)
 
 
 def test_arf(D):
@@ -528,6 +583,7 @@ def main():
         D = setup()
         test_dsns(D)
         test_delayed(D)
+        test_bounce_rules(D)
         test_arf(D)
         test_message_id(D)
         test_unauthenticated(D)
