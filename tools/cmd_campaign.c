@@ -347,7 +347,7 @@ static int cmd_create(struct tool_ctx *ctx, int argc, char **argv)
         rc = TOOL_EX_DATAERR;
         goto out;
     }
-    if ((rc = camp_render_cfg_load(prog, o.config, &cfg)) ||
+    if ((rc = camp_render_cfg_load(ctx, prog, o.config, &cfg)) ||
         (rc = read_templates(prog, &o, &html, &text)) ||
         (rc = tool_admin_begin(ctx, false, "campaign create", &q)) ||
         (rc = pick_account(ctx, q, prog, o.account, a)))
@@ -454,7 +454,7 @@ static int cmd_update(struct tool_ctx *ctx, int argc, char **argv)
         free(l);
         return TOOL_EX_DATAERR;
     }
-    if ((rc = camp_render_cfg_load(prog, o.config, &cfg)) ||
+    if ((rc = camp_render_cfg_load(ctx, prog, o.config, &cfg)) ||
         (rc = read_templates(prog, &o, &html, &text)) ||
         (rc = camp_begin(ctx, prog, ACT_CAMPAIGN_UPDATE, spec, o.account,
                          &cmd)))

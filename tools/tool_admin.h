@@ -177,6 +177,14 @@ int tool_gate(struct tool_ctx *ctx, int act, const char *object);
  * when there is none. */
 const char *tool_config_path(const struct tool_ctx *ctx);
 
+/* Read sluiced.conf with the engine's parser (config_load): path, else
+ * tool_config_path(ctx).  *loaded says whether there was a file (cfg is
+ * then to be config_free()d).  0, or after "PROG: FILE:LINE: why" on
+ * stderr 78 for a file that does not load (64 for a name too long). */
+struct config;
+int tool_config_load(const struct tool_ctx *ctx, const char *prog,
+                     const char *path, struct config *cfg, bool *loaded);
+
 /* What the tools take from it: the audit key and checkpoint file. */
 struct tool_audit_conf {
     char config[4096];          /* the file read, "" none */
