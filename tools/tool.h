@@ -139,7 +139,7 @@ struct status_view {
     int64_t now_ms;               /* wall clock when loaded */
     struct json_t *doc;           /* status.json if fresh, else NULL */
     int64_t age_ms;               /* of status.json; -1 when missing */
-    char why_not[256];            /* doc NULL: "" missing, else the reason */
+    char why_not[512];            /* doc NULL: "" missing, else the reason */
     struct status_row *rows;
     size_t nrows;
     struct status_dom *doms;      /* domains with queued mail, by name */
