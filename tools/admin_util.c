@@ -12,9 +12,9 @@
  *
  * DIAGNOSTICS
  *   Errors are printed as "sluice <command>: <text>" and mapped to sysexits
- *   codes by tool_admin_error(): 64 for what the command line got wrong
- *   before the spool was touched, 65 invalid or duplicate data, 66 unknown
- *   names, 77 refusals, the rest as tool_exit_for().
+ *   codes by tool_admin_error() (tool_exit.c): 64 for what the command line
+ *   got wrong before the spool was touched, 65 invalid or duplicate data,
+ *   66 unknown names, 77 refusals, the rest as tool_exit_for().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,23 +101,6 @@ const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
     else
         snprintf(buf, cap, "#%u", id);
     return buf;
-}
-
-int tool_admin_error(const char *prog, int err)
-{
-    const char *d = queue_last_detail();
-    fprintf(stderr, "%s: %s\n", prog, *d ? d : queue_strerror(err));
-    switch (err) {
-    case -EINVAL:
-    case -EEXIST:
-    case -EPERM:
-    case QUEUE_ESTATE:
-        return TOOL_EX_DATAERR;
-    case QUEUE_ENOTFOUND:
-        return TOOL_EX_NOINPUT;
-    default:
-        return tool_exit_for(err);
-    }
 }
 
 void tool_emit_json(json_t *j)

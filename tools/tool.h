@@ -10,6 +10,7 @@
 #define SLUICE_TOOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "queue.h"
@@ -47,6 +48,21 @@ struct tool_cmd {
     int (*run)(struct tool_ctx *ctx, int argc, char **argv);
 };
 
+/* A command group: `PROG SUB ...` runs the cmds entry named SUB. */
+struct tool_group {
+    const char *prog;            /* "sluice user" */
+    const char *usage;           /* printed for --help and usage errors */
+    const struct tool_cmd *cmds;
+    size_t ncmds;
+};
+#define TOOL_NCMDS(t) (sizeof (t) / sizeof (t)[0])
+
+/* The one prologue and dispatch of a group (tool_cmd.c): tool_group_begin,
+ * then the subcommand's run with argv[0] its name, or tool_group_unknown.
+ * Returns the exit code. */
+int tool_group_run(struct tool_ctx *ctx, int argc, char **argv,
+                   const struct tool_group *g);
+
 /* Print why the spool in dir could not be opened (err from queue_open)
  * as "prog: dir: ..." and return the exit code: tool_exit_for(), with
  * "permission denied" (77) for -EACCES and -EPERM. */
@@ -67,7 +83,8 @@ int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
 /* "PROG: unknown subcommand" and the usage on stderr; exit 64. */
 int tool_group_unknown(const char *prog, const char *sub, const char *usage);
 
-/* The sysexits code for a queue error. */
+/* The sysexits code for an error (queue code or -errno): the one table,
+ * tool_exit.c.  -EPERM and -EACCES are 77. */
 int tool_exit_for(int err);
 
 /* Parse a non-negative integer; false if s is not one. */

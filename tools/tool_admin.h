@@ -221,9 +221,9 @@ const char *tool_account_name(struct queue *q, uint32_t id, char *buf,
 const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
                            size_t cap);
 
-/* The exit code for a queue error from an admin change, after printing
- * "prog: text (detail)": 64 invalid, 65 duplicate or forbidden, 66 not
- * found, others as tool_exit_for(). */
+/* Print "prog: text" (the queue's detail when it has one) for an error
+ * from an admin change and return tool_exit_for(err) (tool_exit.c): 65
+ * invalid or duplicate, 66 not found, 77 permission. */
 int tool_admin_error(const char *prog, int err);
 
 /* "2024-01-02T03:04:05Z" for unix seconds. */
