@@ -79,8 +79,6 @@ RANK = {"none": 0, "viewer": 1, "sender": 2, "manager": 3, "admin": 4,
 # who acts when a call names nobody: the bootstrap until setup() made the
 # first user, then that owner of the master (through $SLUICE_USER)
 ADMIN = H.admin
-
-
 check, run, ok, js, uniq, write = H.check, H.run, H.ok, H.js, H.uniq, H.write
 pw = harness.pw
 
