@@ -18,8 +18,8 @@ DESCRIPTION
         ...
         sys.exit(H.summary())                      # prints the counts
 
-    free_port() is tests/engine/peers.py's (a port free for TCP and UDP
-    on 127.0.0.1).  Every command runs in a new session with stdin from
+    free_port() and port_free() are tests/engine/peers.py's (a port free
+    for TCP and UDP on 127.0.0.1, and that test).  Every command runs in a new session with stdin from
     /dev/null unless given, so nothing can prompt on a terminal.
 
 DIAGNOSTICS
@@ -35,7 +35,14 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "engine"))
+import peers  # noqa: E402
 from peers import free_port  # noqa: E402,F401  (re-exported)
+
+
+def port_free(port):
+    """Whether port is free for TCP and UDP on 127.0.0.1 (peers.py's test;
+    a peer is up once its port is taken)."""
+    return peers._port_free(port)
 
 
 def pw(user):
