@@ -63,7 +63,6 @@ LOG = os.path.join(T, "log")
 KEY = os.path.join(ETC, "audit.key")
 CHECKPOINT = os.path.join(LOG, "audit.checkpoint")
 CONF = os.path.join(ETC, "sluiced.conf")
-H.env["SLUICE_CONFIG"] = ""            # no sluiced.conf unless given
 check, run, ok, uniq = H.check, H.run, H.ok, H.uniq
 
 

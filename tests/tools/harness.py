@@ -3,7 +3,8 @@
 DESCRIPTION
     A Cli is one script's run: a temp dir with the spool in it, the
     environment the commands get (every SLUICE_* variable of the caller
-    left out, argon2id at its minimum cost for the tests), the pass/fail
+    left out, argon2id at its minimum cost for the tests, no sluiced.conf
+    unless a test gives one: base_env()), the pass/fail
     counts, and the identity that acts when a call names none (admin[0]:
     None is the spool owner as the bootstrap, else a user through
     $SLUICE_USER and the password pw(USER)).
@@ -50,13 +51,17 @@ def pw(user):
     return "pw-" + user
 
 
-def base_env(drop_prefix="SLUICE_", fast_hash=True):
+def base_env(drop_prefix="SLUICE_", fast_hash=True, no_config=True):
     """The caller's environment without drop_prefix variables, with
-    SLUICE_PWHASH_FAST=1 unless fast_hash is False."""
+    SLUICE_PWHASH_FAST=1 unless fast_hash is False, and SLUICE_CONFIG=""
+    (no sluiced.conf, not even /etc/sluice/sluiced.conf, unless a test
+    names one) unless no_config is False."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(drop_prefix)}
     if fast_hash:
         env["SLUICE_PWHASH_FAST"] = "1"
+    if no_config:
+        env["SLUICE_CONFIG"] = ""
     return env
 
 

@@ -17,33 +17,19 @@ usage: status_cli.py SLUICE SPOOL_FILL
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
+import harness
+
 SLUICE, FILL = sys.argv[1], sys.argv[2]
-T = tempfile.mkdtemp(prefix="sluice-status-")
-SPOOL = os.path.join(T, "spool")
-ENV = dict(os.environ, USER="tester", COLUMNS="200")
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {name}" + (f": {detail}" if detail else ""))
-
-
-def sluice(*args, spool=SPOOL):
-    p = subprocess.run([SLUICE, "--spool", spool, *args], env=ENV,
-                       capture_output=True, text=True, timeout=30)
-    return p.returncode, p.stdout, p.stderr
+H = harness.Cli(SLUICE, "sluice-status-", timeout=30,
+                env=dict(harness.base_env(fast_hash=False), USER="tester",
+                         COLUMNS="200"))
+T, SPOOL, ENV = H.tmp, H.spool, H.env
+check, sluice = H.check, H.run
 
 
 def status_json(*args):
@@ -238,13 +224,11 @@ try:
                 "status_file = %s\n" % (SPOOL, live))
     for how, args, env in (("--config", ("--config", conf), {}),
                            ("$SLUICE_CONFIG", (), {"SLUICE_CONFIG": conf})):
-        p = subprocess.run([SLUICE, "--spool", SPOOL, *args, "status",
-                            "--json"], env=dict(ENV, **env),
-                           capture_output=True, text=True, timeout=30)
-        doc = json.loads(p.stdout) if p.returncode == 0 else {}
+        rc, out, err = sluice(*args, "status", "--json", env_extra=env)
+        doc = json.loads(out) if rc == 0 else {}
         check("status_file through %s: live view read" % how,
               doc.get("sluiced", {}).get("running") is True and
-              doc["sluiced"].get("pid") == 5151, (p.returncode, p.stderr,
+              doc["sluiced"].get("pid") == 5151, (rc, err,
                                                   doc.get("sluiced")))
     write_status(path=live, age_ms=60000)
     rc, out, _ = sluice("--config", conf, "status")
@@ -314,7 +298,6 @@ try:
     check("watch prints a block per refresh", out.count("\nSITE") >= 2,
           out[:400])
 finally:
-    shutil.rmtree(T, ignore_errors=True)
+    H.cleanup()
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(H.summary())
