@@ -103,6 +103,25 @@ const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
     return buf;
 }
 
+bool tool_domain_verified(struct queue *q, const char *domain,
+                          uint32_t account)
+{
+    struct queue_sdomain *d = malloc(sizeof *d);
+    bool ok = false;
+    for (const char *p = domain; d && p && !ok;) {
+        if (queue_sdomain_get(q, p, d) == 0 && d->account == account &&
+            d->verified)
+            ok = true;
+        p = strchr(p, '.');
+        if (p)
+            p++;
+        if (p && !strchr(p, '.'))
+            break;   /* never a bare top-level domain */
+    }
+    free(d);
+    return ok;
+}
+
 void tool_emit_json(json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;

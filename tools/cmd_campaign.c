@@ -286,7 +286,7 @@ static int check_definition(struct tool_ctx *ctx, struct queue *q,
                 "<local@domain>\"\n", prog);
         return TOOL_EX_DATAERR;
     }
-    if (!camp_domain_verified(q, dom, a->id)) {
+    if (!tool_domain_verified(q, dom, a->id)) {
         snprintf(why, sizeof why, "From domain %s is not a verified sending "
                  "domain of account %s (sluice domain add / verify)", dom,
                  a->name);

@@ -89,25 +89,6 @@ bool camp_from_domain(const char *from, char *out, size_t cap)
     return campaign_msg_from_domain(from, out, cap);
 }
 
-bool camp_domain_verified(struct queue *q, const char *domain,
-                          uint32_t account)
-{
-    struct queue_sdomain *d = malloc(sizeof *d);
-    bool ok = false;
-    for (const char *p = domain; d && p && !ok;) {
-        if (queue_sdomain_get(q, p, d) == 0 && d->account == account &&
-            d->verified)
-            ok = true;
-        p = strchr(p, '.');
-        if (p)
-            p++;
-        if (p && !strchr(p, '.'))
-            break;   /* never a bare top-level domain */
-    }
-    free(d);
-    return ok;
-}
-
 int camp_may_send(struct tool_ctx *ctx, struct queue *q, int act,
                   const struct queue_campaign *c,
                   const struct queue_account *a)
@@ -124,7 +105,7 @@ int camp_may_send(struct tool_ctx *ctx, struct queue *q, int act,
                  "no domain", (unsigned long long)c->id);
         return tool_refuse(ctx, q, act, a->id, obj, why);
     }
-    if (!camp_domain_verified(q, dom, a->id)) {
+    if (!tool_domain_verified(q, dom, a->id)) {
         snprintf(why, sizeof why, "From domain %s is not a verified sending "
                  "domain of account %s", dom, a->name);
         return tool_refuse(ctx, q, act, a->id, obj, why);
@@ -204,6 +185,25 @@ static int render_one(const char *prog, struct camp_cmd *cmd,
     return 0;
 }
 
+/* The options of preview and test: ID, the address option addr_opt (its
+ * value required), --account, --config; false on a usage error. */
+static bool render_opts(int argc, char **argv, const char *addr_opt,
+                        const char **addr, const char **acct,
+                        const char **conf, const char **spec)
+{
+    bool bad = false;
+    for (int i = 1; i < argc && !bad; i++)
+        if (!tool_opt(argc, argv, &i, addr_opt, addr, &bad) &&
+            !tool_opt(argc, argv, &i, "--account", acct, &bad) &&
+            !tool_opt(argc, argv, &i, "--config", conf, &bad)) {
+            if (argv[i][0] != '-' && !*spec)
+                *spec = argv[i];
+            else
+                bad = true;
+        }
+    return !bad && *spec && *addr;
+}
+
 static const char preview_usage[] =
     "usage: sluice campaign preview ID --contact EMAIL [--account A] "
     "[--config FILE] [--json]\n";
@@ -213,7 +213,6 @@ int camp_cmd_preview(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *contact = NULL, *acct = NULL, *conf = NULL, *spec = NULL;
     const char *prog = CAMP_P " preview";
-    bool bad = false;
     struct camp_cmd cmd;
     struct camp_render_cfg cfg;
     struct campaign_msg_contact cc = { 0 };
@@ -221,16 +220,8 @@ int camp_cmd_preview(struct tool_ctx *ctx, int argc, char **argv)
     size_t len;
     int rc;
 
-    for (int i = 1; i < argc && !bad; i++)
-        if (!tool_opt(argc, argv, &i, "--contact", &contact, &bad) &&
-            !tool_opt(argc, argv, &i, "--account", &acct, &bad) &&
-            !tool_opt(argc, argv, &i, "--config", &conf, &bad)) {
-            if (argv[i][0] != '-' && !spec)
-                spec = argv[i];
-            else
-                bad = true;
-        }
-    if (bad || !spec || !contact) {
+    if (!render_opts(argc, argv, "--contact", &contact, &acct, &conf,
+                     &spec)) {
         fprintf(stderr, "%s", preview_usage);
         return TOOL_EX_USAGE;
     }
@@ -267,7 +258,6 @@ int camp_cmd_test(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *to = NULL, *acct = NULL, *conf = NULL, *spec = NULL;
     const char *prog = CAMP_P " test";
-    bool bad = false;
     struct camp_cmd cmd;
     struct camp_render_cfg cfg;
     struct campaign_msg_contact cc = { 0 };
@@ -277,16 +267,7 @@ int camp_cmd_test(struct tool_ctx *ctx, int argc, char **argv)
     uint64_t first = 0, msg_id = 0;
     int rc;
 
-    for (int i = 1; i < argc && !bad; i++)
-        if (!tool_opt(argc, argv, &i, "--to", &to, &bad) &&
-            !tool_opt(argc, argv, &i, "--account", &acct, &bad) &&
-            !tool_opt(argc, argv, &i, "--config", &conf, &bad)) {
-            if (argv[i][0] != '-' && !spec)
-                spec = argv[i];
-            else
-                bad = true;
-        }
-    if (bad || !spec || !to) {
+    if (!render_opts(argc, argv, "--to", &to, &acct, &conf, &spec)) {
         fprintf(stderr, "%s", test_usage);
         return TOOL_EX_USAGE;
     }

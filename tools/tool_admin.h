@@ -226,6 +226,11 @@ const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
  * invalid or duplicate, 66 not found, 77 permission. */
 int tool_admin_error(const char *prog, int err);
 
+/* Whether domain (or a parent of it, never a bare top-level domain) is a
+ * verified sending domain of account (inject, campaigns). */
+bool tool_domain_verified(struct queue *q, const char *domain,
+                          uint32_t account);
+
 /* "2024-01-02T03:04:05Z" for unix seconds. */
 const char *tool_time_text(int64_t t, char *buf, size_t cap);
 

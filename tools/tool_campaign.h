@@ -53,11 +53,6 @@ int camp_compile(struct queue *q, const struct queue_campaign *c,
  * "<a@d>" or "a@d") into out; false if there is none. */
 bool camp_from_domain(const char *from, char *out, size_t cap);
 
-/* Whether domain (or a parent of it, never a bare TLD) is a verified
- * sending domain of account. */
-bool camp_domain_verified(struct queue *q, const char *domain,
-                          uint32_t account);
-
 /* Refuse (77, audited) unless the account is enabled and c's From domain
  * is verified for it. */
 int camp_may_send(struct tool_ctx *ctx, struct queue *q, int act,
