@@ -9,9 +9,9 @@
  *   spool's token secret) into a cache shared by the workers under a mutex;
  *   every later recipient only fetches its contact (one read transaction),
  *   looks the address up in its account's suppression list, renders and
- *   signs.  Compiling, the contact copy and rendering are the shared
- *   builder's (campaign_msg.c), the one `sluice campaign preview` uses.  A queued recipient is therefore a small row, never a stored
- *   message.
+ *   signs.  A queued recipient is therefore a small row, never a stored
+ *   message.  Compiling, the contact copy and rendering are the shared
+ *   builder's (campaign_msg.c), the one `sluice campaign preview` uses.
  *
  * DIAGNOSTICS
  *   A suppressed address gives ENGINE_E_SUPPRESSED and a contact deleted
