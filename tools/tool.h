@@ -131,8 +131,9 @@ int tool_dkim_check(struct tool_ctx *ctx, const char *domain,
 
 /* ------------------------------------------- status view (status_view.c) */
 
-/* The live view sluiced rewrites every second in the spool directory, its
- * size cap, and the age past which sluiced counts as not running. */
+/* The live view sluiced rewrites every second in the spool directory
+ * (unless sluiced.conf sets status_file), its size cap, and the age past
+ * which sluiced counts as not running. */
 #define TOOL_STATUS_FILE "status.json"
 #define TOOL_STATUS_MAX (64u << 20)
 #define TOOL_STATUS_STALE_MS 5000
