@@ -12,8 +12,9 @@
  *
  * DIAGNOSTICS
  *   -EINVAL for an invalid name, text or rate and for what the model
- *   forbids on the master (inheriting, sharing), -EEXIST for a name in use, QUEUE_ENOTFOUND for an unknown id or name,
- *   QUEUE_ECORRUPT for a record that does not decode.
+ *   forbids on the master (inheriting, sharing): a data error, not a
+ *   permission; -EEXIST for a name in use, QUEUE_ENOTFOUND for an unknown
+ *   id or name, QUEUE_ECORRUPT for a record that does not decode.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -20,8 +20,9 @@ DESCRIPTION
         sys.exit(H.summary())                      # prints the counts
 
     free_port() and port_free() are tests/engine/peers.py's (a port free
-    for TCP and UDP on 127.0.0.1, and that test).  Every command runs in a new session with stdin from
-    /dev/null unless given, so nothing can prompt on a terminal.
+    for TCP and UDP on 127.0.0.1, and that test).  Every command runs in a
+    new session with stdin from /dev/null unless given, so nothing can
+    prompt on a terminal.
 
 DIAGNOSTICS
     A failed check prints "FAIL: name: detail" and the run goes on;
