@@ -10,7 +10,8 @@
  *   every later recipient only fetches its contact (one read transaction),
  *   looks the address up in its account's suppression list, renders and
  *   signs.  A queued recipient is therefore a small row, never a stored
- *   message.
+ *   message.  Compiling, the contact copy and rendering are the shared
+ *   builder's (campaign_msg.c), the one `sluice campaign preview` uses.
  *
  * DIAGNOSTICS
  *   A suppressed address gives ENGINE_E_SUPPRESSED and a contact deleted
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "campaign_msg.h"
 #include "compose.h"
 #include "engine.h"
 #include "queue_admin.h"
@@ -52,47 +54,32 @@ struct tpl_cache {
 
 static struct tpl_cache cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* Compile campaign id into t; why says what failed. */
+/* Compile campaign id into t with the shared builder (campaign_msg.c);
+ * why says what failed. */
 static int tpl_load(struct engine *e, uint64_t id, struct tpl *t, char *why,
                     size_t whylen)
 {
     struct queue_campaign c;
     struct queue_account a;
-    unsigned char secret[32];
     int rc = queue_campaign_get(e->q, id, &c);
     if (rc) {
         snprintf(why, whylen, "campaign %llu cannot be read: %s",
                  (unsigned long long)id, queue_strerror(rc));
         return rc;
     }
-    if ((rc = queue_account_get(e->q, c.account, &a)) ||
-        (rc = queue_token_secret(e->q, secret))) {
-        snprintf(why, whylen, "campaign %llu: account %u or the token secret "
-                 "cannot be read: %s", (unsigned long long)id, c.account,
-                 queue_strerror(rc));
+    if ((rc = queue_account_get(e->q, c.account, &a))) {
+        snprintf(why, whylen, "campaign %llu: account %u cannot be read: %s",
+                 (unsigned long long)id, c.account, queue_strerror(rc));
         queue_campaign_clear(&c);
         return rc;
     }
-    char host[300];
-    snprintf(host, sizeof host, "%s", e->cfg.unsubscribe_host
-                                      ? e->cfg.unsubscribe_host
-                                      : e->cfg.ehlo_hostname);
-    struct render_input in = {
-        .campaign = c.id, .account = c.account, .list = c.list,
-        .from = c.from, .reply_to = c.reply_to[0] ? c.reply_to : NULL,
-        .subject = c.subject, .html = c.html ? c.html : "", .text = c.text,
-        .header_html = a.header[0] ? a.header : NULL,
-        .footer_html = a.footer[0] ? a.footer : NULL,
-        .unsub_host = host,
-        .bounce_domain = e->cfg.bounce_domain,
-        .feedback_sender = e->cfg.feedback_sender,
-        .secret = secret, .secret_len = sizeof secret,
-    };
+    struct campaign_msg_settings set;
     char err[300] = "";
-    rc = render_compile(&in, &t->rt, err, sizeof err);
+    campaign_msg_settings(&e->cfg, &set);
+    rc = campaign_msg_compile(e->q, &c, &a, &set, &t->rt, err, sizeof err);
     if (rc)
         snprintf(why, whylen, "campaign %llu template: %s",
-                 (unsigned long long)id, err[0] ? err : render_strerror(rc));
+                 (unsigned long long)id, err);
     t->campaign = id;
     t->account = c.account;
     t->suppression_owner = a.suppression_owner ? a.suppression_owner
@@ -182,42 +169,6 @@ void campaign_cache_free(void)
     pthread_mutex_unlock(&cache.lock);
 }
 
-struct contact_copy {
-    char email[QUEUE_MAX_RCPT + 1];
-    struct render_field f[QUEUE_MAX_FIELDS];
-    size_t nf;
-    char *buf;                /* names and values, one allocation */
-    int err;
-};
-
-/* queue_contact_get() callback: copy the contact out of the transaction. */
-static void take_contact(void *arg, const struct queue_contact *c)
-{
-    struct contact_copy *cc = arg;
-    size_t need = 0;
-    unsigned n = c->nvalues < QUEUE_MAX_FIELDS ? c->nvalues : QUEUE_MAX_FIELDS;
-    for (unsigned i = 0; i < n; i++)
-        need += strlen(c->names[i]) + 1 + c->lens[i] + 1;
-    snprintf(cc->email, sizeof cc->email, "%s", c->email);
-    if (!(cc->buf = malloc(need + 1))) {
-        cc->err = -ENOMEM;
-        return;
-    }
-    char *p = cc->buf;
-    for (unsigned i = 0; i < n; i++) {
-        size_t nl = strlen(c->names[i]);
-        memcpy(p, c->names[i], nl + 1);
-        cc->f[i].name = p;
-        p += nl + 1;
-        memcpy(p, c->values[i], c->lens[i]);
-        p[c->lens[i]] = 0;
-        cc->f[i].value = p;
-        cc->f[i].value_len = c->lens[i];
-        p += c->lens[i] + 1;
-    }
-    cc->nf = n;
-}
-
 static int render_one(struct engine *e, const struct signer *sg,
                       const struct tpl *t, struct body *b, char *why,
                       size_t whylen);
@@ -240,15 +191,16 @@ static int render_one(struct engine *e, const struct signer *sg,
                       size_t whylen)
 {
     int err;
-    struct contact_copy cc = { .err = 0 };
-    err = queue_contact_get(e->q, b->contact, take_contact, &cc);
+    struct campaign_msg_contact cc = { .err = 0 };
+    err = queue_contact_get(e->q, b->contact, campaign_msg_take_contact,
+                            &cc);
     if (err == QUEUE_ENOTFOUND) {
         snprintf(why, whylen, "contact %llu was deleted",
                  (unsigned long long)b->contact);
         return ENGINE_E_GONE;
     }
     if (err || (err = cc.err)) {
-        free(cc.buf);
+        campaign_msg_contact_clear(&cc);
         snprintf(why, whylen, "contact %llu cannot be read: %s",
                  (unsigned long long)b->contact, queue_strerror(err));
         return err;
@@ -256,24 +208,23 @@ static int render_one(struct engine *e, const struct signer *sg,
     bool suppressed = false;
     if ((err = queue_suppressed(e->q, t->suppression_owner, cc.email,
                                 &suppressed))) {
-        free(cc.buf);
+        campaign_msg_contact_clear(&cc);
         snprintf(why, whylen, "suppression list cannot be read: %s",
                  queue_strerror(err));
         return err;
     }
     if (suppressed) {
-        free(cc.buf);
+        campaign_msg_contact_clear(&cc);
         snprintf(why, whylen, "suppressed: %s is on the suppression list of "
                  "account %u", cc.email, t->suppression_owner);
         return ENGINE_E_SUPPRESSED;
     }
-    struct render_contact rc = { .id = b->contact, .delivery = b->delivery,
-                                 .email = cc.email, .fields = cc.f,
-                                 .nfields = cc.nf };
     char *msg = NULL, mail_from[RENDER_MAILFROM_MAX];
     size_t len = 0;
-    err = render_message(t->rt, &rc, &msg, &len, mail_from, sizeof mail_from);
-    free(cc.buf);
+    cc.id = b->contact;
+    err = campaign_msg_render(t->rt, &cc, b->delivery, &msg, &len, mail_from,
+                              sizeof mail_from);
+    campaign_msg_contact_clear(&cc);
     if (err) {
         snprintf(why, whylen, "rendering for contact %llu failed: %s",
                  (unsigned long long)b->contact, render_strerror(err));

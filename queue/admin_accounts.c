@@ -11,10 +11,10 @@
  *   owner).  Names are unique and never change.
  *
  * DIAGNOSTICS
- *   -EINVAL for an invalid name, text or rate, -EEXIST for a name in use,
- *   -EPERM for what the model forbids on the master (inheriting, sharing,
- *   a second master), QUEUE_ENOTFOUND for an unknown id or name,
- *   QUEUE_ECORRUPT for a record that does not decode.
+ *   -EINVAL for an invalid name, text or rate and for what the model
+ *   forbids on the master (inheriting, sharing): a data error, not a
+ *   permission; -EEXIST for a name in use, QUEUE_ENOTFOUND for an unknown
+ *   id or name, QUEUE_ECORRUPT for a record that does not decode.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -199,10 +199,10 @@ static int apply_change(struct admin_tx *t, struct queue_account *a,
                           "one exclude each other");
     if (master && (((set & QUEUE_AC_INHERIT_HEADER) && c->inherit_header) ||
                    ((set & QUEUE_AC_INHERIT_FOOTER) && c->inherit_footer)))
-        return admin_fail(t, -EPERM, "the master account has nothing to "
+        return admin_fail(t, -EINVAL, "the master account has nothing to "
                           "inherit from");
     if (master && (set & QUEUE_AC_SUPPRESSION) && c->suppression_shared)
-        return admin_fail(t, -EPERM, "the master account's suppression "
+        return admin_fail(t, -EINVAL, "the master account's suppression "
                           "list is its own");
     if (set & QUEUE_AC_HEADER) {
         if (!admin_text_ok(c->header, QUEUE_MAX_ACCOUNT_TEXT))

@@ -12,9 +12,9 @@
  *
  * DIAGNOSTICS
  *   Errors are printed as "sluice <command>: <text>" and mapped to sysexits
- *   codes by tool_admin_error(): 64 for what the command line got wrong
- *   before the spool was touched, 65 invalid or duplicate data, 66 unknown
- *   names, 77 refusals, the rest as tool_exit_for().
+ *   codes by tool_admin_error() (tool_exit.c): 64 for what the command line
+ *   got wrong before the spool was touched, 65 invalid or duplicate data,
+ *   66 unknown names, 77 refusals, the rest as tool_exit_for().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -103,21 +103,23 @@ const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
     return buf;
 }
 
-int tool_admin_error(const char *prog, int err)
+bool tool_domain_verified(struct queue *q, const char *domain,
+                          uint32_t account)
 {
-    const char *d = queue_last_detail();
-    fprintf(stderr, "%s: %s\n", prog, *d ? d : queue_strerror(err));
-    switch (err) {
-    case -EINVAL:
-    case -EEXIST:
-    case -EPERM:
-    case QUEUE_ESTATE:
-        return TOOL_EX_DATAERR;
-    case QUEUE_ENOTFOUND:
-        return TOOL_EX_NOINPUT;
-    default:
-        return tool_exit_for(err);
+    struct queue_sdomain *d = malloc(sizeof *d);
+    bool ok = false;
+    for (const char *p = domain; d && p && !ok;) {
+        if (queue_sdomain_get(q, p, d) == 0 && d->account == account &&
+            d->verified)
+            ok = true;
+        p = strchr(p, '.');
+        if (p)
+            p++;
+        if (p && !strchr(p, '.'))
+            break;   /* never a bare top-level domain */
     }
+    free(d);
+    return ok;
 }
 
 void tool_emit_json(json_t *j)

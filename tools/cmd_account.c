@@ -452,9 +452,10 @@ out:
     return rc;
 }
 
-static int cmd_disable(struct tool_ctx *ctx, int argc, char **argv,
-                       bool disable)
+/* `disable` or `enable` (argv[0] says which). */
+static int cmd_disable(struct tool_ctx *ctx, int argc, char **argv)
 {
+    bool disable = !strcmp(argv[0], "disable");
     struct queue *q;
     struct queue_account *a = malloc(sizeof *a);
     const char *verb = disable ? "disable" : "enable";
@@ -659,23 +660,17 @@ out:
 
 int tool_account_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "create"))
-        return cmd_create(ctx, argc, argv);
-    if (!strcmp(sub, "list"))
-        return cmd_list(ctx, argc, argv);
-    if (!strcmp(sub, "show"))
-        return cmd_show(ctx, argc, argv);
-    if (!strcmp(sub, "update"))
-        return cmd_update(ctx, argc, argv);
-    if (!strcmp(sub, "disable"))
-        return cmd_disable(ctx, argc, argv, true);
-    if (!strcmp(sub, "enable"))
-        return cmd_disable(ctx, argc, argv, false);
-    if (!strcmp(sub, "usage"))
-        return cmd_usage(ctx, argc, argv);
-    return tool_group_unknown(P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { "create", NULL, cmd_create },
+        { "list", NULL, cmd_list },
+        { "show", NULL, cmd_show },
+        { "update", NULL, cmd_update },
+        { "disable", NULL, cmd_disable },
+        { "enable", NULL, cmd_disable },
+        { "usage", NULL, cmd_usage },
+    };
+    static const struct tool_group group = {
+        P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

@@ -290,15 +290,13 @@ out:
 
 int tool_apikey_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "create"))
-        return cmd_create(ctx, argc, argv);
-    if (!strcmp(sub, "list"))
-        return cmd_list(ctx, argc, argv);
-    if (!strcmp(sub, "revoke"))
-        return cmd_revoke(ctx, argc, argv);
-    return tool_group_unknown(P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { "create", NULL, cmd_create },
+        { "list", NULL, cmd_list },
+        { "revoke", NULL, cmd_revoke },
+    };
+    static const struct tool_group group = {
+        P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

@@ -403,8 +403,10 @@ static int cmd_verify(struct tool_ctx *ctx, int argc, char **argv)
 
 /* ------------------------------------------------------------- keygen */
 
-static int cmd_keygen(int argc, char **argv)
+/* `audit keygen FILE`: needs no spool and no identity. */
+static int cmd_keygen(struct tool_ctx *ctx, int argc, char **argv)
 {
+    (void)ctx;
     unsigned char key[QUEUE_AUDIT_KEY], id[QUEUE_AUDIT_KEY_ID];
     char hex[2 * QUEUE_AUDIT_KEY_ID + 1];
     if (argc != 2 || argv[1][0] == '-') {
@@ -431,15 +433,13 @@ static int cmd_keygen(int argc, char **argv)
 
 int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "list"))
-        return cmd_list(ctx, argc, argv);
-    if (!strcmp(sub, "verify"))
-        return cmd_verify(ctx, argc, argv);
-    if (!strcmp(sub, "keygen"))
-        return cmd_keygen(argc, argv);
-    return tool_group_unknown(P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { "list", NULL, cmd_list },
+        { "verify", NULL, cmd_verify },
+        { "keygen", NULL, cmd_keygen },
+    };
+    static const struct tool_group group = {
+        P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

@@ -286,7 +286,7 @@ static int check_definition(struct tool_ctx *ctx, struct queue *q,
                 "<local@domain>\"\n", prog);
         return TOOL_EX_DATAERR;
     }
-    if (!camp_domain_verified(q, dom, a->id)) {
+    if (!tool_domain_verified(q, dom, a->id)) {
         snprintf(why, sizeof why, "From domain %s is not a verified sending "
                  "domain of account %s (sluice domain add / verify)", dom,
                  a->name);
@@ -347,7 +347,7 @@ static int cmd_create(struct tool_ctx *ctx, int argc, char **argv)
         rc = TOOL_EX_DATAERR;
         goto out;
     }
-    if ((rc = camp_render_cfg_load(prog, o.config, &cfg)) ||
+    if ((rc = camp_render_cfg_load(ctx, prog, o.config, &cfg)) ||
         (rc = read_templates(prog, &o, &html, &text)) ||
         (rc = tool_admin_begin(ctx, false, "campaign create", &q)) ||
         (rc = pick_account(ctx, q, prog, o.account, a)))
@@ -454,7 +454,7 @@ static int cmd_update(struct tool_ctx *ctx, int argc, char **argv)
         free(l);
         return TOOL_EX_DATAERR;
     }
-    if ((rc = camp_render_cfg_load(prog, o.config, &cfg)) ||
+    if ((rc = camp_render_cfg_load(ctx, prog, o.config, &cfg)) ||
         (rc = read_templates(prog, &o, &html, &text)) ||
         (rc = camp_begin(ctx, prog, ACT_CAMPAIGN_UPDATE, spec, o.account,
                          &cmd)))
@@ -844,26 +844,20 @@ static int cmd_control(struct tool_ctx *ctx, int argc, char **argv)
 
 int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "create"))
-        return cmd_create(ctx, argc, argv);
-    if (!strcmp(sub, "update"))
-        return cmd_update(ctx, argc, argv);
-    if (!strcmp(sub, "list"))
-        return cmd_list(ctx, argc, argv);
-    if (!strcmp(sub, "show"))
-        return cmd_show(ctx, argc, argv);
-    if (!strcmp(sub, "preview"))
-        return camp_cmd_preview(ctx, argc, argv);
-    if (!strcmp(sub, "test"))
-        return camp_cmd_test(ctx, argc, argv);
-    if (!strcmp(sub, "send"))
-        return camp_cmd_send(ctx, argc, argv);
-    if (!strcmp(sub, "pause") || !strcmp(sub, "resume") ||
-        !strcmp(sub, "cancel"))
-        return cmd_control(ctx, argc, argv);
-    return tool_group_unknown(CAMP_P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { "create", NULL, cmd_create },
+        { "update", NULL, cmd_update },
+        { "list", NULL, cmd_list },
+        { "show", NULL, cmd_show },
+        { "preview", NULL, camp_cmd_preview },
+        { "test", NULL, camp_cmd_test },
+        { "send", NULL, camp_cmd_send },
+        { "pause", NULL, cmd_control },
+        { "resume", NULL, cmd_control },
+        { "cancel", NULL, cmd_control },
+    };
+    static const struct tool_group group = {
+        CAMP_P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

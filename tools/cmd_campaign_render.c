@@ -7,13 +7,17 @@
  *   campaign test ID --to ADDR [--config FILE] [--json]
  *
  * DESCRIPTION
- *   Both render with render_compile() / render_message() from the stored
- *   template, the account's header and footer and the spool's token
- *   secret, like the engine at send time.  What the engine takes from
- *   sluiced.conf (unsubscribe host, bounce domain, Feedback-ID sender)
- *   comes from --config FILE or $SLUICE_CONFIG ([sluiced] section);
- *   without one the unsubscribe host is $SLUICE_UNSUB_HOST or the From
- *   domain, and bounces go to the From domain.
+ *   Both build the message with sluiced's own builder (campaign_msg.c:
+ *   the stored template, the account's header and footer, the spool's
+ *   token secret, the contact's first QUEUE_MAX_FIELDS fields), so a
+ *   preview is what sluiced sends but for what every render makes anew
+ *   (Date, the Message-ID's nonce, the MIME boundary) and the delivery id
+ *   (0 here).  What the engine takes from sluiced.conf (unsubscribe host:
+ *   unsubscribe_host, else ehlo_hostname; bounce domain; Feedback-ID
+ *   sender) is read with the engine's parser from the command's --config
+ *   FILE, else the global --config, $SLUICE_CONFIG or
+ *   /etc/sluice/sluiced.conf; without any, the unsubscribe host and the
+ *   bounce domain are the From domain.
  *
  *   `preview` prints the message for one contact of the campaign's list
  *   (Message-ID and tokens made for delivery 0) and the envelope sender on
@@ -33,130 +37,56 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "tool_campaign.h"
 
 /* ------------------------------------------------------ configuration */
 
-struct cfg_read {
-    struct camp_render_cfg *cfg;
-    char ehlo[256];
-    bool bad;
-    char why[160];
-};
-
-/* inih callback: the [sluiced] keys a message depends on. */
-static int cfg_key(void *user, const char *section, const char *name,
-                   const char *value)
+/* Copy a setting into dst[cap] ("" for NULL); false if it is too long. */
+static bool take(char *dst, size_t cap, const char *v)
 {
-    struct cfg_read *r = user;
-    char *dst = NULL;
-    size_t cap = 0;
-    if (strcmp(section, "sluiced"))
-        return 1;
-    if (!strcmp(name, "unsubscribe_host")) {
-        dst = r->cfg->unsub_host;
-        cap = sizeof r->cfg->unsub_host;
-    } else if (!strcmp(name, "bounce_domain")) {
-        dst = r->cfg->bounce_domain;
-        cap = sizeof r->cfg->bounce_domain;
-    } else if (!strcmp(name, "feedback_sender")) {
-        dst = r->cfg->feedback_sender;
-        cap = sizeof r->cfg->feedback_sender;
-    } else if (!strcmp(name, "ehlo_hostname")) {
-        dst = r->ehlo;
-        cap = sizeof r->ehlo;
-    } else {
-        return 1;
-    }
-    if (strlen(value) >= cap) {
-        r->bad = true;
-        snprintf(r->why, sizeof r->why, "[sluiced] %s is too long", name);
-        return 0;
-    }
-    memcpy(dst, value, strlen(value) + 1);
-    return 1;
+    size_t n = v ? strlen(v) : 0;
+    if (n >= cap)
+        return false;
+    memcpy(dst, v ? v : "", n + 1);
+    return true;
 }
 
-int camp_render_cfg_load(const char *prog, const char *path,
-                         struct camp_render_cfg *cfg)
+int camp_render_cfg_load(struct tool_ctx *ctx, const char *prog,
+                         const char *path, struct camp_render_cfg *cfg)
 {
-    struct cfg_read r = { .cfg = cfg };
+    struct config conf;
+    struct campaign_msg_settings set;
+    bool loaded;
     memset(cfg, 0, sizeof *cfg);
-    if (!path || !*path)
-        path = getenv("SLUICE_CONFIG");
-    if (!path || !*path) {
-        const char *h = getenv("SLUICE_UNSUB_HOST");
-        if (h && strlen(h) < sizeof cfg->unsub_host)
-            memcpy(cfg->unsub_host, h, strlen(h) + 1);
-        return 0;
+    int rc = tool_config_load(ctx, prog, path, &conf, &loaded);
+    if (rc || !loaded)
+        return rc;
+    campaign_msg_settings(&conf, &set);
+    const char *bad = !take(cfg->unsub_host, sizeof cfg->unsub_host,
+                            set.unsub_host) ? "unsubscribe_host"
+        : !take(cfg->bounce_domain, sizeof cfg->bounce_domain,
+                set.bounce_domain) ? "bounce_domain"
+        : !take(cfg->feedback_sender, sizeof cfg->feedback_sender,
+                set.feedback_sender) ? "feedback_sender" : NULL;
+    if (bad) {
+        fprintf(stderr, "%s: %s: [sluiced] %s is too long\n", prog,
+                conf.path, bad);
+        rc = TOOL_EX_CONFIG;
     }
-    int rc = ini_parse(path, cfg_key, &r);
-    if (rc < 0 || r.bad || rc > 0) {
-        if (rc < 0)
-            fprintf(stderr, "%s: %s: cannot read the configuration\n", prog,
-                    path);
-        else
-            fprintf(stderr, "%s: %s:%d: %s\n", prog, path, rc,
-                    r.bad ? r.why : "cannot parse");
-        return TOOL_EX_CONFIG;
-    }
-    if (!cfg->unsub_host[0])
-        memcpy(cfg->unsub_host, r.ehlo, sizeof r.ehlo);
-    return 0;
+    config_free(&conf);
+    return rc;
 }
 
 /* -------------------------------------------------------- compiling */
 
 bool camp_from_domain(const char *from, char *out, size_t cap)
 {
-    const char *lt = strrchr(from, '<'), *a0 = from, *a1;
-    if (lt) {
-        a0 = lt + 1;
-        a1 = strchr(a0, '>');
-        if (!a1)
-            return false;
-    } else {
-        a1 = from + strlen(from);
-    }
-    while (a0 < a1 && isspace((unsigned char)*a0))
-        a0++;
-    while (a1 > a0 && isspace((unsigned char)a1[-1]))
-        a1--;
-    const char *at = NULL;
-    for (const char *p = a0; p < a1; p++)
-        if (*p == '@')
-            at = p;
-    if (!at || at + 1 >= a1 || (size_t)(a1 - at - 1) >= cap)
-        return false;
-    size_t n = 0;
-    for (const char *p = at + 1; p < a1; p++)
-        out[n++] = (char)tolower((unsigned char)*p);
-    out[n] = 0;
-    return true;
-}
-
-bool camp_domain_verified(struct queue *q, const char *domain,
-                          uint32_t account)
-{
-    struct queue_sdomain *d = malloc(sizeof *d);
-    bool ok = false;
-    for (const char *p = domain; d && p && !ok;) {
-        if (queue_sdomain_get(q, p, d) == 0 && d->account == account &&
-            d->verified)
-            ok = true;
-        p = strchr(p, '.');
-        if (p)
-            p++;
-        if (p && !strchr(p, '.'))
-            break;   /* never a bare top-level domain */
-    }
-    free(d);
-    return ok;
+    return campaign_msg_from_domain(from, out, cap);
 }
 
 int camp_may_send(struct tool_ctx *ctx, struct queue *q, int act,
@@ -175,7 +105,7 @@ int camp_may_send(struct tool_ctx *ctx, struct queue *q, int act,
                  "no domain", (unsigned long long)c->id);
         return tool_refuse(ctx, q, act, a->id, obj, why);
     }
-    if (!camp_domain_verified(q, dom, a->id)) {
+    if (!tool_domain_verified(q, dom, a->id)) {
         snprintf(why, sizeof why, "From domain %s is not a verified sending "
                  "domain of account %s", dom, a->name);
         return tool_refuse(ctx, q, act, a->id, obj, why);
@@ -188,85 +118,26 @@ int camp_compile(struct queue *q, const struct queue_campaign *c,
                  const struct camp_render_cfg *cfg, struct render_tpl **out,
                  char *err, size_t errlen)
 {
-    unsigned char secret[QUEUE_TOKEN_SECRET];
-    char host[300] = "";
-    int rc = queue_token_secret(q, secret);
-    if (rc) {
-        snprintf(err, errlen, "the spool's token secret: %s",
-                 queue_strerror(rc));
-        return rc;
-    }
-    if (cfg->unsub_host[0])
-        snprintf(host, sizeof host, "%s", cfg->unsub_host);
-    else if (!camp_from_domain(c->from, host, sizeof host))
-        snprintf(host, sizeof host, "invalid");  /* from fails first */
-    struct render_input in = {
-        .campaign = c->id, .account = c->account, .list = c->list,
-        .from = c->from, .reply_to = c->reply_to[0] ? c->reply_to : NULL,
-        .subject = c->subject, .html = c->html ? c->html : "",
-        .text = c->text,
-        .header_html = a && a->header[0] ? a->header : NULL,
-        .footer_html = a && a->footer[0] ? a->footer : NULL,
-        .unsub_host = host,
+    struct campaign_msg_settings set = {
+        .unsub_host = cfg->unsub_host[0] ? cfg->unsub_host : NULL,
         .bounce_domain = cfg->bounce_domain[0] ? cfg->bounce_domain : NULL,
         .feedback_sender = cfg->feedback_sender[0] ? cfg->feedback_sender
                                                    : NULL,
-        .secret = secret, .secret_len = sizeof secret,
     };
-    err[0] = 0;
-    rc = render_compile(&in, out, err, errlen);
-    if (rc && !err[0])
-        snprintf(err, errlen, "%s", render_strerror(rc));
-    return rc;
+    return campaign_msg_compile(q, c, a, &set, out, err, errlen);
 }
 
 /* ------------------------------------------------------ one message */
-
-/* A contact copied out of its callback, as render_contact wants it. */
-struct contact_copy {
-    bool found;
-    uint64_t id;
-    char email[QUEUE_MAX_RCPT + 1];
-    size_t nfields;
-    struct render_field f[QUEUE_MAX_FIELDS];
-    char *store;                      /* names and values */
-};
-
-/* queue_contact_find() callback: copy c. */
-static void copy_contact(void *arg, const struct queue_contact *c)
-{
-    struct contact_copy *cc = arg;
-    size_t need = 0;
-    for (unsigned i = 0; i < c->nvalues; i++)
-        need += strlen(c->names[i]) + 1 + c->lens[i] + 1;
-    if (!(cc->store = malloc(need + 1)))
-        return;
-    char *p = cc->store;
-    for (unsigned i = 0; i < c->nvalues; i++) {
-        size_t nl = strlen(c->names[i]);
-        memcpy(p, c->names[i], nl + 1);
-        cc->f[i].name = p;
-        p += nl + 1;
-        memcpy(p, c->values[i], c->lens[i]);
-        p[c->lens[i]] = 0;
-        cc->f[i].value = p;
-        cc->f[i].value_len = c->lens[i];
-        p += c->lens[i] + 1;
-    }
-    cc->nfields = c->nvalues;
-    cc->id = c->id;
-    snprintf(cc->email, sizeof cc->email, "%s", c->email);
-    cc->found = true;
-}
 
 /* Look email up in list into cc; 0, or an exit code when required and
  * absent (66) or the lookup failed. */
 static int find_contact(const char *prog, struct queue *q, uint64_t list,
                         const char *email, bool required,
-                        struct contact_copy *cc)
+                        struct campaign_msg_contact *cc)
 {
-    int err = queue_contact_find(q, list, email, copy_contact, cc);
-    if (err == 0 && !cc->found)
+    int err = queue_contact_find(q, list, email, campaign_msg_take_contact,
+                                 cc);
+    if (err == 0 && (!cc->found || cc->err))
         err = -ENOMEM;
     if (err == QUEUE_ENOTFOUND && !required)
         return 0;
@@ -289,7 +160,7 @@ static int find_contact(const char *prog, struct queue *q, uint64_t list,
 /* Render cc (delivery 0) for cmd's campaign; 0 or an exit code. */
 static int render_one(const char *prog, struct camp_cmd *cmd,
                       const struct camp_render_cfg *cfg,
-                      const struct contact_copy *cc, char **msg, size_t *len,
+                      const struct campaign_msg_contact *cc, char **msg, size_t *len,
                       char *mail_from, size_t mflen)
 {
     struct render_tpl *tpl;
@@ -302,11 +173,8 @@ static int render_one(const char *prog, struct camp_cmd *cmd,
         return rc == RENDER_E_SYNTAX || rc == RENDER_E_ARG ||
                rc == RENDER_E_TOOBIG ? TOOL_EX_DATAERR : TOOL_EX_SOFTWARE;
     }
-    struct render_contact rc_ = {
-        .id = cc->id, .delivery = RENDER_PREVIEW_DELIVERY,
-        .email = cc->email, .fields = cc->f, .nfields = cc->nfields,
-    };
-    rc = render_message(tpl, &rc_, msg, len, mail_from, mflen);
+    rc = campaign_msg_render(tpl, cc, RENDER_PREVIEW_DELIVERY, msg, len,
+                             mail_from, mflen);
     render_free(tpl);
     if (rc) {
         fprintf(stderr, "%s: cannot render for %s: %s\n", prog, cc->email,
@@ -315,6 +183,25 @@ static int render_one(const char *prog, struct camp_cmd *cmd,
             ? TOOL_EX_DATAERR : TOOL_EX_SOFTWARE;
     }
     return 0;
+}
+
+/* The options of preview and test: ID, the address option addr_opt (its
+ * value required), --account, --config; false on a usage error. */
+static bool render_opts(int argc, char **argv, const char *addr_opt,
+                        const char **addr, const char **acct,
+                        const char **conf, const char **spec)
+{
+    bool bad = false;
+    for (int i = 1; i < argc && !bad; i++)
+        if (!tool_opt(argc, argv, &i, addr_opt, addr, &bad) &&
+            !tool_opt(argc, argv, &i, "--account", acct, &bad) &&
+            !tool_opt(argc, argv, &i, "--config", conf, &bad)) {
+            if (argv[i][0] != '-' && !*spec)
+                *spec = argv[i];
+            else
+                bad = true;
+        }
+    return !bad && *spec && *addr;
 }
 
 static const char preview_usage[] =
@@ -326,30 +213,20 @@ int camp_cmd_preview(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *contact = NULL, *acct = NULL, *conf = NULL, *spec = NULL;
     const char *prog = CAMP_P " preview";
-    bool bad = false;
     struct camp_cmd cmd;
     struct camp_render_cfg cfg;
-    struct contact_copy cc = { 0 };
+    struct campaign_msg_contact cc = { 0 };
     char mail_from[RENDER_MAILFROM_MAX], *msg = NULL;
     size_t len;
     int rc;
 
-    for (int i = 1; i < argc && !bad; i++)
-        if (!tool_opt(argc, argv, &i, "--contact", &contact, &bad) &&
-            !tool_opt(argc, argv, &i, "--account", &acct, &bad) &&
-            !tool_opt(argc, argv, &i, "--config", &conf, &bad)) {
-            if (argv[i][0] != '-' && !spec)
-                spec = argv[i];
-            else
-                bad = true;
-        }
-    if (bad || !spec || !contact) {
+    if (!render_opts(argc, argv, "--contact", &contact, &acct, &conf,
+                     &spec)) {
         fprintf(stderr, "%s", preview_usage);
         return TOOL_EX_USAGE;
     }
-    if ((rc = camp_render_cfg_load(prog, conf, &cfg)))
-        return rc;
-    if ((rc = camp_begin(ctx, prog, ACT_CAMPAIGN_PREVIEW, spec, acct, &cmd)))
+    if ((rc = camp_render_cfg_load(ctx, prog, conf, &cfg)) ||
+        (rc = camp_begin(ctx, prog, ACT_CAMPAIGN_PREVIEW, spec, acct, &cmd)))
         return rc;
     if ((rc = find_contact(prog, cmd.q, cmd.c.list, contact, true, &cc)) ||
         (rc = render_one(prog, &cmd, &cfg, &cc, &msg, &len, mail_from,
@@ -367,7 +244,7 @@ int camp_cmd_preview(struct tool_ctx *ctx, int argc, char **argv)
     }
 out:
     free(msg);
-    free(cc.store);
+    campaign_msg_contact_clear(&cc);
     camp_end(&cmd);
     return rc;
 }
@@ -381,26 +258,16 @@ int camp_cmd_test(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *to = NULL, *acct = NULL, *conf = NULL, *spec = NULL;
     const char *prog = CAMP_P " test";
-    bool bad = false;
     struct camp_cmd cmd;
     struct camp_render_cfg cfg;
-    struct contact_copy cc = { 0 };
+    struct campaign_msg_contact cc = { 0 };
     char mail_from[RENDER_MAILFROM_MAX], *msg = NULL;
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     size_t len;
     uint64_t first = 0, msg_id = 0;
     int rc;
 
-    for (int i = 1; i < argc && !bad; i++)
-        if (!tool_opt(argc, argv, &i, "--to", &to, &bad) &&
-            !tool_opt(argc, argv, &i, "--account", &acct, &bad) &&
-            !tool_opt(argc, argv, &i, "--config", &conf, &bad)) {
-            if (argv[i][0] != '-' && !spec)
-                spec = argv[i];
-            else
-                bad = true;
-        }
-    if (bad || !spec || !to) {
+    if (!render_opts(argc, argv, "--to", &to, &acct, &conf, &spec)) {
         fprintf(stderr, "%s", test_usage);
         return TOOL_EX_USAGE;
     }
@@ -408,9 +275,8 @@ int camp_cmd_test(struct tool_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "%s: invalid address '%.80s'\n", prog, to);
         return TOOL_EX_USAGE;
     }
-    if ((rc = camp_render_cfg_load(prog, conf, &cfg)))
-        return rc;
-    if ((rc = camp_begin(ctx, prog, ACT_CAMPAIGN_TEST, spec, acct, &cmd)))
+    if ((rc = camp_render_cfg_load(ctx, prog, conf, &cfg)) ||
+        (rc = camp_begin(ctx, prog, ACT_CAMPAIGN_TEST, spec, acct, &cmd)))
         return rc;
     if ((rc = camp_may_send(ctx, cmd.q, ACT_CAMPAIGN_TEST, &cmd.c, cmd.a)) ||
         (rc = find_contact(prog, cmd.q, cmd.c.list, to, false, &cc)))
@@ -455,7 +321,7 @@ int camp_cmd_test(struct tool_ctx *ctx, int argc, char **argv)
                cc.found ? "" : " (not in the list: only {{email}} is set)");
 out:
     free(msg);
-    free(cc.store);
+    campaign_msg_contact_clear(&cc);
     camp_end(&cmd);
     return rc;
 }

@@ -104,7 +104,7 @@ int camp_cmd_send(struct tool_ctx *ctx, int argc, char **argv)
         free(l);
         return TOOL_EX_USAGE;
     }
-    if ((rc = camp_render_cfg_load(prog, conf, &cfg))) {
+    if ((rc = camp_render_cfg_load(ctx, prog, conf, &cfg))) {
         free(l);
         return rc;
     }

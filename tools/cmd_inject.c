@@ -181,27 +181,6 @@ static int read_message(const char *file, char **msg, size_t *len)
     return 0;
 }
 
-/* Whether dom (or a parent of it) is a verified sending domain of
- * account. */
-static bool domain_verified_for(struct queue *q, const char *dom,
-                                uint32_t account)
-{
-    struct queue_sdomain *d = malloc(sizeof *d);
-    bool ok = false;
-    for (const char *p = dom; d && p && !ok; ) {
-        if (queue_sdomain_get(q, p, d) == 0 && d->account == account &&
-            d->verified)
-            ok = true;
-        p = strchr(p, '.');
-        if (p)
-            p++;
-        if (p && !strchr(p, '.'))
-            break;   /* never a bare top-level domain */
-    }
-    free(d);
-    return ok;
-}
-
 /* Check the identity may inject msg for account (name or id in spec, NULL
  * for none); sets *account.  0 or an exit code. */
 static int may_inject(struct tool_ctx *ctx, struct queue *q, const char *spec,
@@ -251,7 +230,7 @@ static int may_inject(struct tool_ctx *ctx, struct queue *q, const char *spec,
         rc = TOOL_EX_DATAERR;
         goto out;
     }
-    if (!domain_verified_for(q, dom, a->id)) {
+    if (!tool_domain_verified(q, dom, a->id)) {
         char why[QUEUE_MAX_DOMAIN + 160];
         snprintf(why, sizeof why, "From: domain %s is not a verified sending "
                  "domain of account %s", dom, a->name);

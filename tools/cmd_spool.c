@@ -257,72 +257,62 @@ static int cmd_history(struct tool_ctx *ctx, struct queue *q, int argc,
     return n < 0 ? tool_exit_for((int)n) : 0;
 }
 
+static const char spool_usage[] =
+    "usage: sluice spool info\n"
+    "       sluice spool domains [--sort queued|name] [--limit N]\n"
+    "       sluice spool events [--from SEQ] [--limit N]\n"
+    "       sluice spool history DELIVERY-ID\n"
+    "       sluice spool check [--quick]\n"
+    "       sluice spool salvage [SRC] DST\n"
+    "       sluice spool init\n"
+    "All take --json.\n"
+    "check walks every database and record and checks the spool's\n"
+    "invariants: exit 0 sound, 65 damaged.  salvage copies every record\n"
+    "of SRC (default: --spool) that can be read into the new spool DST,\n"
+    "repairs it and says what was lost: exit 0 nothing lost, 65 losses\n"
+    "(DST still works), 73 DST exists.  init makes an empty spool; it\n"
+    "also starts over where data.mdb is missing or empty beside the\n"
+    "spool's lock files, which every other command refuses (65).\n";
+
+/* info, domains, events, history: on the spool opened read-only. */
+static int cmd_read(struct tool_ctx *ctx, int argc, char **argv)
+{
+    struct queue *q;
+    int rc = tool_open_spool(ctx, QUEUE_OPEN_READONLY, &q);
+    if (rc)
+        return rc;
+    if (!strcmp(argv[0], "info"))
+        rc = argc == 1 ? cmd_info(ctx, q) : TOOL_EX_USAGE;
+    else if (!strcmp(argv[0], "domains"))
+        rc = cmd_domains(ctx, q, argc, argv);
+    else if (!strcmp(argv[0], "events"))
+        rc = cmd_events(ctx, q, argc, argv);
+    else
+        rc = cmd_history(ctx, q, argc, argv);
+    queue_close(q);
+    return rc;
+}
+
 int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    static const char *help =
-        "usage: sluice spool info\n"
-        "       sluice spool domains [--sort queued|name] [--limit N]\n"
-        "       sluice spool events [--from SEQ] [--limit N]\n"
-        "       sluice spool history DELIVERY-ID\n"
-        "       sluice spool check [--quick]\n"
-        "       sluice spool salvage [SRC] DST\n"
-        "       sluice spool init\n"
-        "All take --json.\n"
-        "check walks every database and record and checks the spool's\n"
-        "invariants: exit 0 sound, 65 damaged.  salvage copies every record\n"
-        "of SRC (default: --spool) that can be read into the new spool DST,\n"
-        "repairs it and says what was lost: exit 0 nothing lost, 65 losses\n"
-        "(DST still works), 73 DST exists.  init makes an empty spool; it\n"
-        "also starts over where data.mdb is missing or empty beside the\n"
-        "spool's lock files, which every other command refuses (65).\n";
-    /* accept --json anywhere after the command */
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            ctx->json = true;
-        else
-            argv[n++] = argv[i];
-    }
-    argc = n;
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? TOOL_EX_USAGE : 0;
-    }
-    const char *sub = argv[1];
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(help, stdout);
-            return 0;
-        }
+    static const struct tool_cmd cmds[] = {
+        { "info", NULL, cmd_read },
+        { "domains", NULL, cmd_read },
+        { "events", NULL, cmd_read },
+        { "history", NULL, cmd_read },
+        { "check", NULL, tool_spool_check },
+        { "salvage", NULL, tool_spool_salvage },
+        { "init", NULL, tool_spool_init },
+    };
+    static const struct tool_group group = {
+        "sluice spool", spool_usage, cmds, TOOL_NCMDS(cmds),
+    };
+    /* a fault reading the mapped spool is a damaged spool (65) */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_fault;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, NULL);
     sigaction(SIGSEGV, &sa, NULL);
-    if (!strcmp(sub, "check"))
-        return tool_spool_check(ctx, argc - 1, argv + 1);
-    if (!strcmp(sub, "salvage"))
-        return tool_spool_salvage(ctx, argc - 1, argv + 1);
-    if (!strcmp(sub, "init"))
-        return tool_spool_init(ctx, argc - 1, argv + 1);
-    if (strcmp(sub, "info") && strcmp(sub, "domains") &&
-        strcmp(sub, "events") && strcmp(sub, "history")) {
-        fprintf(stderr, "sluice spool: unknown subcommand '%s'\n%s", sub, help);
-        return TOOL_EX_USAGE;
-    }
-    struct queue *q;
-    int rc = tool_open_spool(ctx, QUEUE_OPEN_READONLY, &q);
-    if (rc)
-        return rc;
-    if (!strcmp(sub, "info"))
-        rc = argc == 2 ? cmd_info(ctx, q) : TOOL_EX_USAGE;
-    else if (!strcmp(sub, "domains"))
-        rc = cmd_domains(ctx, q, argc - 1, argv + 1);
-    else if (!strcmp(sub, "events"))
-        rc = cmd_events(ctx, q, argc - 1, argv + 1);
-    else
-        rc = cmd_history(ctx, q, argc - 1, argv + 1);
-    queue_close(q);
-    return rc;
+    return tool_group_run(ctx, argc, argv, &group);
 }

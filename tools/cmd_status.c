@@ -11,8 +11,9 @@
  *
  * DIAGNOSTICS
  *   Exit 64 for bad usage, 65 foreign, damaged or too-new spool, 66 no
- *   spool; a missing, stale or unreadable status.json is not an error (the
- *   live columns are empty and the header says why).
+ *   spool, 78 a sluiced.conf that does not load; a missing, stale or
+ *   unreadable status.json (or status_file) is not an error (the live
+ *   columns are empty and the header says why).
  */
 #include <jansson.h>
 #include <math.h>
@@ -32,9 +33,10 @@ static const char help[] =
     "\n"
     "One row per site (or domain) with mail queued in the spool, known to\n"
     "the running sluiced, or paused.  Live columns come from\n"
-    "<spool>/status.json, which sluiced rewrites every second; when it is\n"
-    "missing or over 5 s old, sluiced counts as not running and they are\n"
-    "empty.\n"
+    "<spool>/status.json, or status_file of sluiced.conf (--config FILE,\n"
+    "$SLUICE_CONFIG or /etc/sluice/sluiced.conf), which sluiced rewrites\n"
+    "every second; when it is missing or over 5 s old, sluiced counts as\n"
+    "not running and they are empty.\n"
     "\n"
     "  SITE        site name, or the domain for a row of kind domain\n"
     "  KIND        site (a [site] of the configuration) or domain\n"

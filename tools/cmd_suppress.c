@@ -567,19 +567,15 @@ static int cmd_export(struct tool_ctx *ctx, int argc, char **argv)
 
 int tool_suppress_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "add"))
-        return cmd_add(ctx, argc, argv);
-    if (!strcmp(sub, "list"))
-        return cmd_list(ctx, argc, argv);
-    if (!strcmp(sub, "remove"))
-        return cmd_remove(ctx, argc, argv);
-    if (!strcmp(sub, "import"))
-        return cmd_import(ctx, argc, argv);
-    if (!strcmp(sub, "export"))
-        return cmd_export(ctx, argc, argv);
-    return tool_group_unknown(P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { "add", NULL, cmd_add },
+        { "list", NULL, cmd_list },
+        { "remove", NULL, cmd_remove },
+        { "import", NULL, cmd_import },
+        { "export", NULL, cmd_export },
+    };
+    static const struct tool_group group = {
+        P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

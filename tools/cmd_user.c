@@ -393,9 +393,10 @@ out:
     return rc;
 }
 
-static int cmd_disable(struct tool_ctx *ctx, int argc, char **argv,
-                       bool disable)
+/* `disable` or `enable` (argv[0] says which). */
+static int cmd_disable(struct tool_ctx *ctx, int argc, char **argv)
 {
+    bool disable = !strcmp(argv[0], "disable");
     struct queue *q;
     struct queue_user u;
     const char *prog = disable ? P " disable" : P " enable";
@@ -566,25 +567,18 @@ out:
 
 int tool_user_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "add"))
-        return cmd_add(ctx, argc, argv);
-    if (!strcmp(sub, "list"))
-        return cmd_list(ctx, argc, argv);
-    if (!strcmp(sub, "role"))
-        return cmd_role(ctx, argc, argv);
-    if (!strcmp(sub, "disable"))
-        return cmd_disable(ctx, argc, argv, true);
-    if (!strcmp(sub, "enable"))
-        return cmd_disable(ctx, argc, argv, false);
-    if (!strcmp(sub, "passwd"))
-        return cmd_passwd(ctx, argc, argv);
-    if (!strcmp(sub, "totp"))
-        return cmd_totp(ctx, argc, argv);
-    if (!strcmp(sub, "unlock"))
-        return cmd_unlock(ctx, argc, argv);
-    return tool_group_unknown(P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { "add", NULL, cmd_add },
+        { "list", NULL, cmd_list },
+        { "role", NULL, cmd_role },
+        { "disable", NULL, cmd_disable },
+        { "enable", NULL, cmd_disable },
+        { "passwd", NULL, cmd_passwd },
+        { "totp", NULL, cmd_totp },
+        { "unlock", NULL, cmd_unlock },
+    };
+    static const struct tool_group group = {
+        P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

@@ -13,18 +13,20 @@
  *   USER, else $SLUICE_API_KEY, else $SLUICE_USER (the default of
  *   --as); with none, the owner of the spool directory is the
  *   bootstrap admin only while the spool has no user, and --bootstrap
- *   is the owner's audited break-glass after that.
+ *   is the owner's audited break-glass after that.  What the command
+ *   files share lives in tool_cmd.c (group front and dispatch, spool
+ *   open) and tool_exit.c (the one error -> exit status table).
  *
  * EXIT STATUS
- *   sysexits(3): 0 ok, 64 usage, 65 bad data (foreign or corrupt spool,
- *   also a bus error reading a spool cut short or damaged),
- *   66 no such input (missing spool, resume of what is not paused),
+ *   sysexits(3), mapped in tool_exit.c: 0 ok, 64 usage, 65 bad data
+ *   (foreign or corrupt spool, also a bus error reading a spool cut short
+ *   or damaged), 66 no such input (missing spool, resume of what is not
+ *   paused),
  *   74 I/O error, 75 spool full (nothing written; try again once there
  *   is space), 77 permission refused (also a spool the caller may not
  *   read: "permission denied"), 78 configuration error (also a keyed
  *   audit trail without its key, or with another).
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,102 +170,6 @@ static void usage(FILE *f)
         "command.\n",
         QUEUE_LOGIN_MAX_FAILURES, QUEUE_LOGIN_WINDOW / 60,
         QUEUE_LOGIN_LOCK_FIRST / 60, QUEUE_LOGIN_LOCK_MAX / 3600);
-}
-
-int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
-                     const char *usage, const char **sub)
-{
-    *argc = tool_take_json(ctx, *argc, *argv);
-    char **v = *argv;
-    if (*argc < 2 || !strcmp(v[1], "--help") || !strcmp(v[1], "-h")) {
-        fprintf(*argc < 2 ? stderr : stdout, "%s", usage);
-        return *argc < 2 ? TOOL_EX_USAGE : 0;
-    }
-    *sub = v[1];
-    (*argc)--;
-    (*argv)++;
-    for (int i = 1; i < *argc; i++)
-        if (!strcmp((*argv)[i], "--help") || !strcmp((*argv)[i], "-h")) {
-            printf("%s", usage);
-            return 0;
-        }
-    return -1;
-}
-
-int tool_group_unknown(const char *prog, const char *sub, const char *usage)
-{
-    fprintf(stderr, "%s: unknown subcommand '%s'\n%s", prog, sub, usage);
-    return TOOL_EX_USAGE;
-}
-
-int tool_exit_for(int err)
-{
-    switch (err) {
-    case 0: return TOOL_OK;
-    case QUEUE_EFOREIGN:
-    case QUEUE_ECORRUPT:
-    case QUEUE_ESCHEMA: return TOOL_EX_DATAERR;
-    case -ENOENT: return TOOL_EX_NOINPUT;
-    case -EACCES:
-    case -EPERM: return TOOL_EX_NOPERM;
-    case QUEUE_EFULL:          /* map ceiling or filesystem (errors.c) */
-    case -ENOSPC:
-    case -EDQUOT: return TOOL_EX_TEMPFAIL;
-    case -ENOMEM: return TOOL_EX_OSERR;
-    case -ENOKEY:              /* the audit trail needs audit_key */
-    case -EKEYREJECTED: return TOOL_EX_CONFIG;
-    default: return TOOL_EX_IOERR;
-    }
-}
-
-int tool_spool_error(const char *prog, const char *dir, int err)
-{
-    const char *d = queue_last_detail();
-    if (err == -EACCES || err == -EPERM)
-        fprintf(stderr, "%s: %s: permission denied (uid %u may not open "
-                "the spool: run sluice as a user who may, such as its "
-                "owner)%s%s\n", prog, dir, (unsigned)geteuid(),
-                *d ? "\n  " : "", d);
-    else
-        fprintf(stderr, "%s: %s: %s%s%s\n", prog, dir, queue_strerror(err),
-                *d ? "\n  " : "", d);
-    return tool_exit_for(err);
-}
-
-int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q)
-{
-    struct queue_options o = { .flags = flags };
-    int err = queue_open(q, ctx->spool, &o);
-    if (err)
-        return tool_spool_error("sluice", ctx->spool, err);
-    if (!(flags & QUEUE_OPEN_READONLY) && (err = tool_audit_setup(ctx, *q))) {
-        queue_close(*q);
-        *q = NULL;
-        return err;
-    }
-    return 0;
-}
-
-int tool_take_json(struct tool_ctx *ctx, int argc, char **argv)
-{
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            ctx->json = true;
-        else
-            argv[n++] = argv[i];
-    }
-    return n;
-}
-
-bool tool_parse_u64(const char *s, unsigned long long *v)
-{
-    char *end;
-    if (!s || !*s || *s == '-')
-        return false;
-    errno = 0;
-    *v = strtoull(s, &end, 10);
-    return !errno && !*end;
 }
 
 /* SIGBUS: a page of the mapped spool lies beyond the end of data.mdb (cut

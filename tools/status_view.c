@@ -3,7 +3,9 @@
  * spool's queued counts and pauses merged with the live view of sluiced.
  *
  * DESCRIPTION
- *   sluiced rewrites <spool>/status.json every second (write and rename):
+ *   sluiced rewrites <spool>/status.json, or the status_file of
+ *   sluiced.conf (the one the tools read: tool_config_load), every second
+ *   (write and rename):
  *   its pid, sessions and one object per site with connections, rate,
  *   backoff state, last error and next retry, and the domains it has seen
  *   for the site.  A file older than TOOL_STATUS_STALE_MS (by its time_ms),
@@ -35,7 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tool.h"
+#include "config.h"
+#include "tool_admin.h"
 
 /* A domain with queued mail in the spool. */
 struct status_dom {
@@ -185,21 +188,21 @@ static char *read_capped(int fd, size_t cap, size_t *len)
     return buf;
 }
 
-/* Read status.json (at most TOOL_STATUS_MAX bytes) into v->doc if fresh;
- * otherwise say why in v->why_not ("" when it is missing). */
-static void load_live(struct status_view *v, const char *spool)
+/* Read the live view at path (at most TOOL_STATUS_MAX bytes; called name
+ * in messages) into v->doc if fresh; otherwise say why in v->why_not (""
+ * when it is missing). */
+static void load_live(struct status_view *v, const char *path,
+                      const char *name)
 {
-    char path[4096];
     struct stat st;
     json_error_t je;
     size_t len;
     v->age_ms = -1;
-    snprintf(path, sizeof path, "%s/%s", spool, TOOL_STATUS_FILE);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT)
-            snprintf(v->why_not, sizeof v->why_not, "%s: %s",
-                     TOOL_STATUS_FILE, strerror(errno));
+            snprintf(v->why_not, sizeof v->why_not, "%.200s: %s",
+                     name, strerror(errno));
         return;
     }
     const char *bad = NULL;
@@ -222,7 +225,7 @@ static void load_live(struct status_view *v, const char *spool)
     else if (!bad && !json_is_object(doc))
         bad = "not a JSON object";
     if (bad) {
-        snprintf(v->why_not, sizeof v->why_not, "%s: %s", TOOL_STATUS_FILE,
+        snprintf(v->why_not, sizeof v->why_not, "%.200s: %s", name,
                  bad);
         json_decref(doc);
         return;
@@ -232,8 +235,8 @@ static void load_live(struct status_view *v, const char *spool)
                                       : (int64_t)st.st_mtime * 1000;
     v->age_ms = v->now_ms - when;
     if (v->age_ms > TOOL_STATUS_STALE_MS || v->age_ms < -TOOL_STATUS_STALE_MS) {
-        snprintf(v->why_not, sizeof v->why_not, "%s is %llds old",
-                 TOOL_STATUS_FILE, (long long)(v->age_ms / 1000));
+        snprintf(v->why_not, sizeof v->why_not, "%.200s is %llds old",
+                 name, (long long)(v->age_ms / 1000));
         json_decref(doc);
         return;
     }
@@ -334,16 +337,45 @@ nomem:
     return -ENOMEM;
 }
 
+/* Where sluiced writes the live view: status_file of sluiced.conf (read
+ * with the engine's parser, tool_config_load), else SPOOL/status.json.
+ * 0 or an exit code after saying why. */
+static int live_path(struct tool_ctx *ctx, char *path, size_t cap,
+                     bool *configured)
+{
+    struct config cfg;
+    bool loaded;
+    int rc = tool_config_load(ctx, "sluice status", NULL, &cfg, &loaded);
+    if (rc)
+        return rc;
+    *configured = loaded && cfg.status_file;
+    int n = *configured ? snprintf(path, cap, "%s", cfg.status_file)
+                        : snprintf(path, cap, "%s/%s", ctx->spool,
+                                   TOOL_STATUS_FILE);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "sluice status: %s: the file name is too long\n",
+                *configured ? "status_file" : ctx->spool);
+        rc = *configured ? TOOL_EX_CONFIG : TOOL_EX_USAGE;
+    }
+    if (loaded)
+        config_free(&cfg);
+    return rc;
+}
+
 int status_view_load(struct status_view *v, struct tool_ctx *ctx)
 {
+    char path[4096];
+    bool configured = false;
     memset(v, 0, sizeof *v);
     v->now_ms = wall_ms();
-    int rc = load_spool(v, ctx);
+    int rc = live_path(ctx, path, sizeof path, &configured);
+    if (!rc)
+        rc = load_spool(v, ctx);
     if (rc) {
         status_view_free(v);
         return rc;
     }
-    load_live(v, ctx->spool);
+    load_live(v, path, configured ? path : TOOL_STATUS_FILE);
     if (merge(v)) {
         fprintf(stderr, "sluice status: out of memory\n");
         status_view_free(v);

@@ -10,6 +10,7 @@
 #define SLUICE_TOOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "queue.h"
@@ -47,6 +48,21 @@ struct tool_cmd {
     int (*run)(struct tool_ctx *ctx, int argc, char **argv);
 };
 
+/* A command group: `PROG SUB ...` runs the cmds entry named SUB. */
+struct tool_group {
+    const char *prog;            /* "sluice user" */
+    const char *usage;           /* printed for --help and usage errors */
+    const struct tool_cmd *cmds;
+    size_t ncmds;
+};
+#define TOOL_NCMDS(t) (sizeof (t) / sizeof (t)[0])
+
+/* The one prologue and dispatch of a group (tool_cmd.c): tool_group_begin,
+ * then the subcommand's run with argv[0] its name, or tool_group_unknown.
+ * Returns the exit code. */
+int tool_group_run(struct tool_ctx *ctx, int argc, char **argv,
+                   const struct tool_group *g);
+
 /* Print why the spool in dir could not be opened (err from queue_open)
  * as "prog: dir: ..." and return the exit code: tool_exit_for(), with
  * "permission denied" (77) for -EACCES and -EPERM. */
@@ -67,7 +83,8 @@ int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
 /* "PROG: unknown subcommand" and the usage on stderr; exit 64. */
 int tool_group_unknown(const char *prog, const char *sub, const char *usage);
 
-/* The sysexits code for a queue error. */
+/* The sysexits code for an error (queue code or -errno): the one table,
+ * tool_exit.c.  -EPERM and -EACCES are 77. */
 int tool_exit_for(int err);
 
 /* Parse a non-negative integer; false if s is not one. */
@@ -114,8 +131,9 @@ int tool_dkim_check(struct tool_ctx *ctx, const char *domain,
 
 /* ------------------------------------------- status view (status_view.c) */
 
-/* The live view sluiced rewrites every second in the spool directory, its
- * size cap, and the age past which sluiced counts as not running. */
+/* The live view sluiced rewrites every second in the spool directory
+ * (unless sluiced.conf sets status_file), its size cap, and the age past
+ * which sluiced counts as not running. */
 #define TOOL_STATUS_FILE "status.json"
 #define TOOL_STATUS_MAX (64u << 20)
 #define TOOL_STATUS_STALE_MS 5000
@@ -139,7 +157,7 @@ struct status_view {
     int64_t now_ms;               /* wall clock when loaded */
     struct json_t *doc;           /* status.json if fresh, else NULL */
     int64_t age_ms;               /* of status.json; -1 when missing */
-    char why_not[256];            /* doc NULL: "" missing, else the reason */
+    char why_not[512];            /* doc NULL: "" missing, else the reason */
     struct status_row *rows;
     size_t nrows;
     struct status_dom *doms;      /* domains with queued mail, by name */

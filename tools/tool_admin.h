@@ -177,6 +177,14 @@ int tool_gate(struct tool_ctx *ctx, int act, const char *object);
  * when there is none. */
 const char *tool_config_path(const struct tool_ctx *ctx);
 
+/* Read sluiced.conf with the engine's parser (config_load): path, else
+ * tool_config_path(ctx).  *loaded says whether there was a file (cfg is
+ * then to be config_free()d).  0, or after "PROG: FILE:LINE: why" on
+ * stderr 78 for a file that does not load (64 for a name too long). */
+struct config;
+int tool_config_load(const struct tool_ctx *ctx, const char *prog,
+                     const char *path, struct config *cfg, bool *loaded);
+
 /* What the tools take from it: the audit key and checkpoint file. */
 struct tool_audit_conf {
     char config[4096];          /* the file read, "" none */
@@ -213,10 +221,15 @@ const char *tool_account_name(struct queue *q, uint32_t id, char *buf,
 const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
                            size_t cap);
 
-/* The exit code for a queue error from an admin change, after printing
- * "prog: text (detail)": 64 invalid, 65 duplicate or forbidden, 66 not
- * found, others as tool_exit_for(). */
+/* Print "prog: text" (the queue's detail when it has one) for an error
+ * from an admin change and return tool_exit_for(err) (tool_exit.c): 65
+ * invalid or duplicate, 66 not found, 77 permission. */
 int tool_admin_error(const char *prog, int err);
+
+/* Whether domain (or a parent of it, never a bare top-level domain) is a
+ * verified sending domain of account (inject, campaigns). */
+bool tool_domain_verified(struct queue *q, const char *domain,
+                          uint32_t account);
 
 /* "2024-01-02T03:04:05Z" for unix seconds. */
 const char *tool_time_text(int64_t t, char *buf, size_t cap);

@@ -15,31 +15,35 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "campaign_msg.h"
 #include "queue_campaign.h"
 #include "render.h"
 #include "tool_admin.h"
 
 #define CAMP_P "sluice campaign"
 
-/* The engine's rendering settings that a message depends on, from the
- * [sluiced] section of sluiced.conf (--config FILE or $SLUICE_CONFIG):
- * unsubscribe_host (else ehlo_hostname), bounce_domain, feedback_sender.
- * Without a configuration: $SLUICE_UNSUB_HOST, else the From domain;
- * bounces and unsubscribe mail to the From domain; sender "sluice". */
+/* The engine's settings a message depends on (campaign_msg_settings():
+ * unsubscribe_host, else ehlo_hostname; bounce_domain; feedback_sender),
+ * from sluiced.conf read with the engine's parser: a command's own
+ * --config FILE, else the global --config, $SLUICE_CONFIG or
+ * /etc/sluice/sluiced.conf (tool_config_load).  Without a file, which
+ * sluiced cannot run without, the unsubscribe host and bounce domain are
+ * the From domain and the Feedback-ID sender "sluice". */
 struct camp_render_cfg {
-    char unsub_host[300];
-    char bounce_domain[256];
-    char feedback_sender[72];
+    char unsub_host[300];                /* "": the From domain */
+    char bounce_domain[256];             /* "": the From domain */
+    char feedback_sender[72];            /* "": "sluice" */
 };
 
-/* Load cfg from path (NULL: $SLUICE_CONFIG, or nothing).  Returns 0 or an
- * exit code after printing why. */
-int camp_render_cfg_load(const char *prog, const char *path,
-                         struct camp_render_cfg *cfg);
+/* Load cfg (path: a command's --config, NULL: the global one); 0 or an
+ * exit code (78 for a file that does not load or a value too long) after
+ * printing why.  cfg holds copies: nothing to free. */
+int camp_render_cfg_load(struct tool_ctx *ctx, const char *prog,
+                         const char *path, struct camp_render_cfg *cfg);
 
 /* Compile c with its account's header and footer and the spool's token
- * secret.  err gets the renderer's reason ("html: line 3, column 7: ...").
- * Returns 0 or a render/queue code. */
+ * secret (campaign_msg_compile, as sluiced does).  err gets the reason
+ * ("html: line 3, column 7: ...").  Returns 0 or a render/queue code. */
 int camp_compile(struct queue *q, const struct queue_campaign *c,
                  const struct queue_account *a,
                  const struct camp_render_cfg *cfg, struct render_tpl **out,
@@ -48,11 +52,6 @@ int camp_compile(struct queue *q, const struct queue_campaign *c,
 /* The lower-case domain of the address in a From value ("Name <a@d>",
  * "<a@d>" or "a@d") into out; false if there is none. */
 bool camp_from_domain(const char *from, char *out, size_t cap);
-
-/* Whether domain (or a parent of it, never a bare TLD) is a verified
- * sending domain of account. */
-bool camp_domain_verified(struct queue *q, const char *domain,
-                          uint32_t account);
 
 /* Refuse (77, audited) unless the account is enabled and c's From domain
  * is verified for it. */

@@ -1,6 +1,6 @@
 /*
- * tool_config.c - the part of sluiced.conf the `sluice` command needs:
- * the audit trail's key and checkpoint file.
+ * tool_config.c - the tools' one reader of sluiced.conf, and the part of it
+ * every writable open needs: the audit trail's key and checkpoint file.
  *
  * DESCRIPTION
  *   The file is --config FILE, else $SLUICE_CONFIG (set to the empty
@@ -40,27 +40,40 @@ const char *tool_config_path(const struct tool_ctx *ctx)
     return stat(DEFAULT_CONFIG, &st) ? NULL : DEFAULT_CONFIG;
 }
 
+int tool_config_load(const struct tool_ctx *ctx, const char *prog,
+                     const char *path, struct config *cfg, bool *loaded)
+{
+    char err[600];
+    *loaded = false;
+    if (!path || !*path)
+        path = tool_config_path(ctx);
+    if (!path)
+        return 0;
+    if (strlen(path) >= 4096) {
+        fprintf(stderr, "%s: --config: the file name is too long\n", prog);
+        return TOOL_EX_USAGE;
+    }
+    if (config_load(path, cfg, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return TOOL_EX_CONFIG;
+    }
+    *loaded = true;
+    return 0;
+}
+
 int tool_audit_conf(const struct tool_ctx *ctx, struct tool_audit_conf *a)
 {
     struct config cfg;
-    char err[600];
+    bool loaded;
     memset(a, 0, sizeof *a);
-    const char *path = tool_config_path(ctx);
-    if (!path)
-        return 0;
-    if (strlen(path) >= sizeof a->config) {
-        fprintf(stderr, "sluice: --config: the file name is too long\n");
-        return TOOL_EX_USAGE;
-    }
-    memcpy(a->config, path, strlen(path) + 1);
-    if (config_load(path, &cfg, err, sizeof err)) {
-        fprintf(stderr, "sluice: %s\n", err);
-        return TOOL_EX_CONFIG;
-    }
-    int rc = 0;
+    int rc = tool_config_load(ctx, "sluice", NULL, &cfg, &loaded);
+    if (rc || !loaded)
+        return rc;
+    snprintf(a->config, sizeof a->config, "%s", cfg.path ? cfg.path : "");
     if (cfg.audit_checkpoint &&
         strlen(cfg.audit_checkpoint) >= sizeof a->checkpoint) {
-        fprintf(stderr, "sluice: %s: audit_checkpoint is too long\n", path);
+        fprintf(stderr, "sluice: %s: audit_checkpoint is too long\n",
+                a->config);
         rc = TOOL_EX_CONFIG;
     } else if (cfg.audit_checkpoint) {
         memcpy(a->checkpoint, cfg.audit_checkpoint,

@@ -105,10 +105,10 @@ static void test_accounts(void **state)
     EQ_ERR(queue_account_create(q, "x1", 0, &bad, &boot, &id), -EINVAL);
     bad = (struct queue_account_change){ .set = QUEUE_AC_INHERIT_HEADER,
                                          .inherit_header = true };
-    EQ_ERR(queue_account_update(q, master, &bad, &boot), -EPERM);
+    EQ_ERR(queue_account_update(q, master, &bad, &boot), -EINVAL);
     bad = (struct queue_account_change){ .set = QUEUE_AC_SUPPRESSION,
                                          .suppression_shared = true };
-    EQ_ERR(queue_account_update(q, master, &bad, &boot), -EPERM);
+    EQ_ERR(queue_account_update(q, master, &bad, &boot), -EINVAL);
     char big[QUEUE_MAX_ACCOUNT_TEXT + 2];
     memset(big, 'h', sizeof big - 1);
     big[sizeof big - 1] = 0;

@@ -60,101 +60,27 @@ import hmac
 import json
 import os
 import shutil
-import socket
 import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import time
+
+import harness
 
 SLUICE = sys.argv[1]
 LOGIN_STATE = sys.argv[2]
-T = tempfile.mkdtemp(prefix="sluice-accounts-")
-SPOOL = os.path.join(T, "spool")
-BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-BASE_ENV["SLUICE_PWHASH_FAST"] = "1"
+H = harness.Cli(SLUICE, "sluice-accounts-")
+T, SPOOL, BASE_ENV = H.tmp, H.spool, H.env
 DNSMASQ = "/usr/sbin/dnsmasq"
 ROLES = ["viewer", "sender", "manager", "admin", "owner"]
 RANK = {"none": 0, "viewer": 1, "sender": 2, "manager": 3, "admin": 4,
         "owner": 5}
-passed = failed = 0
-counter = [0]
 # who acts when a call names nobody: the bootstrap until setup() made the
 # first user, then that owner of the master (through $SLUICE_USER)
-ADMIN = [None]
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (name, (": " + detail) if detail else ""))
-
-
-def pw(user):
-    return "pw-" + user
-
-
-def run(*args, user=None, key=None, password=None, totp=None, stdin=None,
-        spool=SPOOL, env_extra=None, anon=False, bootstrap=False):
-    """Run sluice --as user, with a key, as ADMIN when neither is given,
-    with no identity (anon) or with --bootstrap.  password False: none.
-    A new session: no terminal to prompt on."""
-    env = dict(BASE_ENV)
-    argv = [SLUICE, "--spool", spool]
-    if bootstrap:
-        argv.append("--bootstrap")
-    if user:
-        argv += ["--as", user]
-        if password is not False:
-            env["SLUICE_PASSWORD"] = (password if password is not None
-                                      else pw(user))
-    elif not key and not anon and not bootstrap and ADMIN[0]:
-        env["SLUICE_USER"] = ADMIN[0]
-        env["SLUICE_PASSWORD"] = pw(ADMIN[0])
-    if key:
-        env["SLUICE_API_KEY"] = key
-    if totp is not None:
-        env["SLUICE_TOTP"] = totp
-    if env_extra:
-        env.update(env_extra)
-    p = subprocess.run(argv + list(args), input=stdin, env=env,
-                       capture_output=True, text=True, timeout=60,
-                       start_new_session=True,
-                       stdin=None if stdin is not None else subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ok(name, *args, **kw):
-    rc, out, err = run(*args, **kw)
-    check(name + " exits 0", rc == 0, "exit %d: %s" % (rc, err.strip()))
-    return out
-
-
-def js(*args, **kw):
-    rc, out, err = run(*(list(args) + ["--json"]), **kw)
-    check("%s --json exits 0" % " ".join(args), rc == 0,
-          "exit %d: %s" % (rc, err.strip()))
-    try:
-        return json.loads(out)
-    except ValueError:
-        check("%s --json is JSON" % " ".join(args), False, out[:200])
-        return None
-
-
-def uniq(prefix):
-    counter[0] += 1
-    return "%s%d" % (prefix, counter[0])
-
-
-def write(name, data):
-    path = os.path.join(T, name)
-    with open(path, "w") as f:
-        f.write(data)
-    return path
+ADMIN = H.admin
+check, run, ok, js, uniq, write = H.check, H.run, H.ok, H.js, H.uniq, H.write
+pw = harness.pw
 
 
 def message(frm):
@@ -195,24 +121,16 @@ def setup():
                      "owner", "--no-password")
     check("a first owner without a password: 65", rc == 65 and
           "with a password" in err, "exit %d: %s" % (rc, err))
-    ok("the first user: ops, owner of the master", "user", "add", "ops",
-       "--account", "acme", "--role", "owner", "--password-stdin",
-       stdin=pw("ops") + "\n")
+    H.add_user("ops", "acme", "owner",
+               label="the first user: ops, owner of the master")
     ADMIN[0] = "ops"
     for r in ROLES:
-        ok("user m-" + r, "user", "add", "m-" + r, "--account", "acme",
-           "--role", r, "--password-stdin", stdin=pw("m-" + r) + "\n")
-        ok("user s-" + r, "user", "add", "s-" + r, "--account", "shop",
-           "--role", r, "--password-stdin", stdin=pw("s-" + r) + "\n")
-    ok("user b-owner", "user", "add", "b-owner", "--account", "blog",
-       "--role", "owner", "--password-stdin", stdin=pw("b-owner") + "\n")
-    ok("user nobody", "user", "add", "nobody", "--role", "none",
-       "--password-stdin", stdin=pw("nobody") + "\n")
+        H.add_user("m-" + r, "acme", r)
+        H.add_user("s-" + r, "shop", r)
+    H.add_user("b-owner", "blog", "owner")
+    H.add_user("nobody", None, "none")
     for acct in ("acme", "shop", "blog"):
-        d = acct + ".example"
-        ok("domain " + d, "domain", "add", d, "--account", acct, "--algo",
-           "ed25519")
-        ok("verify " + d, "domain", "verify", d, "--force")
+        H.add_domain(acct + ".example", acct)
     ok("unverified domain", "domain", "add", "shopnew.example", "--account",
        "shop", "--algo", "ed25519")
 
@@ -1000,12 +918,6 @@ def test_bad_input():
 
 # --------------------------------------------------------------- domains
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_domains():
     d = js("domain", "add", "news.acme.example", "--account", "acme",
            "--selector", "s2024")
@@ -1043,7 +955,7 @@ def test_domains():
     txt = js("domain", "show", "text.example")
     wrong = [r for r in txt["records"] if r["what"] == "dkim"][0]["value"]
     wrong = wrong[:-4] + ("AAAA" if not wrong.endswith("AAAA") else "BBBB")
-    port = free_port()
+    port = harness.free_port()
     conf = write("dnsmasq.conf", "local=/example/\n"
                  "txt-record=s2024._domainkey.news.acme.example,%s\n"
                  "txt-record=%s._domainkey.text.example,%s\n" % (
@@ -1142,9 +1054,8 @@ def main():
         test_bad_input()
         test_audit()
     finally:
-        shutil.rmtree(T, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        H.cleanup()
+    return H.summary()
 
 
 if __name__ == "__main__":

@@ -40,59 +40,30 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
+
+import harness
 
 SLUICE, SLUICED = sys.argv[1], sys.argv[2]
-T = tempfile.mkdtemp(prefix="sluice-audit-")
-SPOOL = os.path.join(T, "spool")
+OWNER = "root-admin"
+
+
+class AuditCli(harness.Cli):
+    def run(self, *args, spool=None, conf=None, who=OWNER, stdin=None):
+        """sluice as the owner user (None: the bootstrap) with conf as
+        $SLUICE_CONFIG (None: no configuration)."""
+        return super().run(*args, spool=spool, user=who, anon=who is None,
+                           stdin=stdin, env_extra={"SLUICE_CONFIG": conf}
+                           if conf else None)
+
+
+H = AuditCli(SLUICE, "sluice-audit-")
+T, SPOOL = H.tmp, H.spool
 ETC = os.path.join(T, "etc")
 LOG = os.path.join(T, "log")
 KEY = os.path.join(ETC, "audit.key")
 CHECKPOINT = os.path.join(LOG, "audit.checkpoint")
 CONF = os.path.join(ETC, "sluiced.conf")
-BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-BASE_ENV["SLUICE_PWHASH_FAST"] = "1"
-BASE_ENV["SLUICE_CONFIG"] = ""          # no sluiced.conf unless given
-OWNER = "root-admin"
-passed = failed = 0
-counter = [0]
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (name, (": " + detail) if detail else ""))
-
-
-def run(*args, spool=SPOOL, conf=None, who=OWNER, stdin=None):
-    """sluice as the owner user (None: the bootstrap) with conf as
-    $SLUICE_CONFIG (None: no configuration)."""
-    env = dict(BASE_ENV)
-    argv = [SLUICE, "--spool", spool]
-    if who:
-        argv += ["--as", who]
-        env["SLUICE_PASSWORD"] = "pw-" + who
-    if conf:
-        env["SLUICE_CONFIG"] = conf
-    p = subprocess.run(argv + list(args), input=stdin, env=env,
-                       capture_output=True, text=True, timeout=60,
-                       start_new_session=True,
-                       stdin=None if stdin is not None else subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ok(name, *args, **kw):
-    rc, out, err = run(*args, **kw)
-    check(name + " exits 0", rc == 0, "exit %d: %s" % (rc, err.strip()))
-    return out
-
-
-def uniq(prefix):
-    counter[0] += 1
-    return "%s%d" % (prefix, counter[0])
+check, run, ok, uniq = H.check, H.run, H.ok, H.uniq
 
 
 def write_conf(path, spool=SPOOL, key=KEY, checkpoint=CHECKPOINT):
@@ -437,9 +408,8 @@ def main():
         test_key_mode()
         test_salvage()
     finally:
-        shutil.rmtree(T, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        H.cleanup()
+    return H.summary()
 
 
 if __name__ == "__main__":

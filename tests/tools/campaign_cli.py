@@ -33,84 +33,21 @@ usage: campaign_cli.py SLUICE
 import email
 import email.policy
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 
-SLUICE = sys.argv[1]
-T = tempfile.mkdtemp(prefix="sluice-campaign-")
-SPOOL = os.path.join(T, "spool")
-BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-BASE_ENV["SLUICE_PWHASH_FAST"] = "1"
+import harness
+
+H = harness.Cli(sys.argv[1], "sluice-campaign-")
+SLUICE, T, SPOOL = H.sluice, H.tmp, H.spool
 ROLES = ["viewer", "sender", "manager", "admin", "owner"]
 RANK = {"none": 0, "viewer": 1, "sender": 2, "manager": 3, "admin": 4,
         "owner": 5}
-passed = failed = 0
-counter = [0]
-
-
-def check(name, ok_, detail=""):
-    global passed, failed
-    if ok_:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (name, (": " + detail) if detail else ""))
-
-
 # who acts when a call names no user: the bootstrap until setup() made the
 # first user, then "ops", an owner of the master, through $SLUICE_USER (the
 # bootstrap ends with the first user)
-ADMIN = [None]
-
-
-def run(*args, user=None, stdin=None):
-    """Run sluice --as user (password pw-USER), else as ADMIN."""
-    env = dict(BASE_ENV)
-    argv = [SLUICE, "--spool", SPOOL]
-    if user:
-        argv += ["--as", user]
-        env["SLUICE_PASSWORD"] = "pw-" + user
-    elif ADMIN[0]:
-        env["SLUICE_USER"] = ADMIN[0]
-        env["SLUICE_PASSWORD"] = "pw-" + ADMIN[0]
-    p = subprocess.run(argv + list(args), input=stdin, env=env,
-                       capture_output=True, text=True, timeout=60,
-                       start_new_session=True,
-                       stdin=None if stdin is not None else subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ok(name, *args, **kw):
-    rc, out, err = run(*args, **kw)
-    check(name + " exits 0", rc == 0, "exit %d: %s" % (rc, err.strip()))
-    return out
-
-
-def js(*args, **kw):
-    rc, out, err = run(*(list(args) + ["--json"]), **kw)
-    check("%s --json exits 0" % " ".join(args), rc == 0,
-          "exit %d: %s" % (rc, err.strip()))
-    try:
-        return json.loads(out)
-    except ValueError:
-        check("%s --json is JSON" % " ".join(args), False, out[:200])
-        return None
-
-
-def uniq(prefix):
-    counter[0] += 1
-    return "%s%d" % (prefix, counter[0])
-
-
-def write(name, data):
-    path = os.path.join(T, name)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(data)
-    return path
+ADMIN = H.admin
+check, run, ok, js, uniq, write = H.check, H.run, H.ok, H.js, H.uniq, H.write
 
 
 def audit_actions():
@@ -126,23 +63,15 @@ NEWS = ["ann@a.example,Ann,Lee", "bob@b.example,Bob,", "cy@c.example,Zoë <b>&,X
 
 def setup():
     global HTML
-    ok("create acme", "account", "create", "acme")
-    ok("create shop", "account", "create", "shop")
-    ok("create blog", "account", "create", "blog")
-    ok("user ops", "user", "add", "ops", "--account", "acme", "--role",
-       "owner", "--password-stdin", stdin="pw-ops\n")
+    H.add_accounts("acme", "shop", "blog")
+    H.add_user("ops", "acme", "owner")
     ADMIN[0] = "ops"
     for r in ROLES:
-        ok("user m-" + r, "user", "add", "m-" + r, "--account", "acme",
-           "--role", r, "--password-stdin", stdin="pw-m-%s\n" % r)
-    ok("user nobody", "user", "add", "nobody", "--role", "none",
-       "--password-stdin", stdin="pw-nobody\n")
-    ok("user b-owner", "user", "add", "b-owner", "--account", "blog",
-       "--role", "owner", "--password-stdin", stdin="pw-b-owner\n")
+        H.add_user("m-" + r, "acme", r)
+    H.add_user("nobody", None, "none")
+    H.add_user("b-owner", "blog", "owner")
     for acct in ("acme", "shop", "blog"):
-        ok("domain " + acct, "domain", "add", acct + ".example", "--account",
-           acct, "--algo", "ed25519")
-        ok("verify " + acct, "domain", "verify", acct + ".example", "--force")
+        H.add_domain(acct + ".example", acct, label=acct)
     ok("unverified domain", "domain", "add", "unverified.example",
        "--account", "acme", "--algo", "ed25519")
     lists = {
@@ -543,9 +472,8 @@ def main():
         test_show_json()
         ok("audit chain intact", "audit", "verify")
     finally:
-        shutil.rmtree(T, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        H.cleanup()
+    return H.summary()
 
 
 if __name__ == "__main__":

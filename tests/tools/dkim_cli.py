@@ -16,62 +16,27 @@ usage: dkim_cli.py SLUICE DKIM_SIGN_TOOL
 """
 import json
 import os
-import random
 import re
-import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import dkim
 import dns.resolver
 
+import harness
+
 SLUICE, SIGN_TOOL = sys.argv[1], sys.argv[2]
 DNSMASQ = "/usr/sbin/dnsmasq"
-T = tempfile.mkdtemp(prefix="sluice-dkim-cli-")
-SPOOL = os.path.join(T, "new", "spool")      # does not exist yet
-ENV = {k: v for k, v in os.environ.items() if k != "SLUICE_DNS"}
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (name, ": " + str(detail) if detail else ""))
-
-
-def sluice(*args, env=None, timeout=30):
-    p = subprocess.run([SLUICE, "--spool", SPOOL, *args], env=env or ENV,
-                       capture_output=True, text=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
-
-def port_free(port):
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-
-
-def free_port():
-    rnd = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(500):
-        port = rnd.randrange(20000, 60000)
-        if port_free(port):
-            return port
-    raise RuntimeError("no free port")
+ENV = harness.base_env("SLUICE_DNS", fast_hash=False)
+H = harness.Cli(SLUICE, "sluice-dkim-cli-", spool=("new", "spool"),
+                env=ENV, timeout=30)
+T, SPOOL = H.tmp, H.spool                    # the spool does not exist yet
+check, sluice = H.check, H.run
+free_port, port_free = harness.free_port, harness.port_free
 
 
 def parse_record(out):
@@ -528,12 +493,9 @@ def main():
             except subprocess.TimeoutExpired:
                 dnsmasq.kill()
                 dnsmasq.wait()
-    print("%d passed, %d failed" % (passed, failed))
-    if failed:
-        print("kept " + T)
-    else:
-        shutil.rmtree(T, ignore_errors=True)
-    return 1 if failed else 0
+    rc = H.summary()
+    H.cleanup(keep_on_failure=True)
+    return rc
 
 
 if __name__ == "__main__":

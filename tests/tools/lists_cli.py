@@ -39,79 +39,28 @@ import csv
 import json
 import os
 import pty
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+import harness
 
 SLUICE = sys.argv[1]
 CSV_GEN = sys.argv[2]
 SANITIZED = "--sanitized" in sys.argv[3:]
-T = tempfile.mkdtemp(prefix="sluice-lists-")
-SPOOL = os.path.join(T, "spool")
-BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-BASE_ENV["SLUICE_PWHASH_FAST"] = "1"
+# output is read as it is (no newline translation); imports may be slow
+H = harness.Cli(SLUICE, "sluice-lists-", timeout=120, keep_newlines=True)
+T, SPOOL, BASE_ENV = H.tmp, H.spool, H.env
 ANON_CAP_KB = 64 * 1024
-passed = failed = 0
-counter = [0]
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (name, (": " + str(detail)) if detail else ""))
-
-
-def pw(user):
-    return "pw-" + user
 
 
 # who acts when a call names no user: the bootstrap until setup() made the
 # first user, then "ops", an owner of the master, through $SLUICE_USER (the
 # bootstrap ends with the first user)
-ADMIN = [None]
-
-
-def run(*args, user=None, stdin=None, env_extra=None):
-    """Run sluice --as user, else as ADMIN; no terminal."""
-    env = dict(BASE_ENV)
-    argv = [SLUICE, "--spool", SPOOL]
-    if user:
-        argv += ["--as", user]
-        env["SLUICE_PASSWORD"] = pw(user)
-    elif ADMIN[0]:
-        env["SLUICE_USER"] = ADMIN[0]
-        env["SLUICE_PASSWORD"] = pw(ADMIN[0])
-    if env_extra:
-        env.update(env_extra)
-    p = subprocess.run(argv + list(args), input=stdin, env=env,
-                       capture_output=True, timeout=120,
-                       start_new_session=True,
-                       stdin=None if stdin is not None else subprocess.DEVNULL)
-    return (p.returncode, p.stdout.decode("utf-8", "replace"),
-            p.stderr.decode("utf-8", "replace"))
-
-
-def ok(name, *args, **kw):
-    rc, out, err = run(*args, **kw)
-    check(name + " exits 0", rc == 0, "exit %d: %s" % (rc, err.strip()))
-    return out
-
-
-def js(*args, **kw):
-    rc, out, err = run(*(list(args) + ["--json"]), **kw)
-    check("%s --json exits 0" % " ".join(args), rc == 0,
-          "exit %d: %s" % (rc, err.strip()))
-    try:
-        return json.loads(out)
-    except ValueError:
-        check("%s --json is JSON" % " ".join(args), False, out[:200])
-        return None
+ADMIN = H.admin
+check, run, ok, js, uniq, write = H.check, H.run, H.ok, H.js, H.uniq, H.write
+pw = harness.pw
 
 
 def expect(name, code, *args, want=None, **kw):
@@ -121,18 +70,6 @@ def expect(name, code, *args, want=None, **kw):
     if want:
         check("%s: says %r" % (name, want), want in err, err.strip()[:300])
     return out, err
-
-
-def write(name, data):
-    path = os.path.join(T, name)
-    with open(path, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
-    return path
-
-
-def uniq(prefix):
-    counter[0] += 1
-    return "%s%d" % (prefix, counter[0])
 
 
 def reject_rows(path):
@@ -147,8 +84,7 @@ def setup():
     ok("create master", "account", "create", "acme")
     ok("create shopa", "account", "create", "shopa", "--suppression", "own")
     ok("create shopb", "account", "create", "shopb", "--suppression", "own")
-    ok("user ops", "user", "add", "ops", "--account", "acme", "--role",
-       "owner", "--password-stdin", stdin=(pw("ops") + "\n").encode())
+    H.add_user("ops", "acme", "owner")
     ADMIN[0] = "ops"
     for user, acct, role in (("m-viewer", "acme", "viewer"),
                              ("m-manager", "acme", "manager"),
@@ -156,8 +92,7 @@ def setup():
                              ("a-sender", "shopa", "sender"),
                              ("a-manager", "shopa", "manager"),
                              ("b-manager", "shopb", "manager")):
-        ok("user " + user, "user", "add", user, "--account", acct, "--role",
-           role, "--password-stdin", stdin=(pw(user) + "\n").encode())
+        H.add_user(user, acct, role)
 
 
 # ----------------------------------------------------------------- import
@@ -605,9 +540,8 @@ def main():
         test_audit_delete()
         test_memory()
     finally:
-        shutil.rmtree(T, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        H.cleanup()
+    return H.summary()
 
 
 if __name__ == "__main__":

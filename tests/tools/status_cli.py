@@ -5,7 +5,9 @@ A spool filled by spool-fill (uneven queued counts over six domains) and a
 hand-written status.json in the shape sluiced writes: the merged rows sum
 the spool's queued counts per site, pauses from the spool mark their rows
 (and split a paused domain out of its site), a stale or missing
-status.json reads as "sluiced is not running", --sort and --limit order
+status.json reads as "sluiced is not running", sluiced.conf's status_file
+(--config or $SLUICE_CONFIG) is read instead of the spool's status.json,
+--sort and --limit order
 and cut the rows, --watch ends cleanly on SIGINT.  pause/resume/paused
 round-trip across separate invocations with the documented exit codes:
 0, 64 usage or invalid name, 66 resume of something not paused, 65
@@ -15,33 +17,19 @@ usage: status_cli.py SLUICE SPOOL_FILL
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
+import harness
+
 SLUICE, FILL = sys.argv[1], sys.argv[2]
-T = tempfile.mkdtemp(prefix="sluice-status-")
-SPOOL = os.path.join(T, "spool")
-ENV = dict(os.environ, USER="tester", COLUMNS="200")
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {name}" + (f": {detail}" if detail else ""))
-
-
-def sluice(*args, spool=SPOOL):
-    p = subprocess.run([SLUICE, "--spool", spool, *args], env=ENV,
-                       capture_output=True, text=True, timeout=30)
-    return p.returncode, p.stdout, p.stderr
+H = harness.Cli(SLUICE, "sluice-status-", timeout=30,
+                env=dict(harness.base_env(fast_hash=False), USER="tester",
+                         COLUMNS="200"))
+T, SPOOL, ENV = H.tmp, H.spool, H.env
+check, sluice = H.check, H.run
 
 
 def status_json(*args):
@@ -64,10 +52,12 @@ def fill(n, domains):
                    check=True, timeout=60)
 
 
-def write_status(age_ms=0):
+def write_status(age_ms=0, path=None, pid=4242):
+    """status.json in the spool, or at path (a status_file)."""
+    path = path or os.path.join(SPOOL, "status.json")
     now = int(time.time() * 1000)
     doc = {
-        "time_ms": now - age_ms, "pid": 4242, "sessions": 12,
+        "time_ms": now - age_ms, "pid": pid, "sessions": 12,
         "max_sessions": 1000, "inflight": 340,
         "sites": [
             {"name": "google", "kind": "site",
@@ -92,10 +82,10 @@ def write_status(age_ms=0):
              "last_error": "550 5.7.1 blocked", "next_retry_ms": 0,
              "delivered": 0, "deferred": 0, "bounced": 0, "waiting": 0},
         ]}
-    tmp = os.path.join(SPOOL, "status.json.tmp")
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f)
-    os.rename(tmp, os.path.join(SPOOL, "status.json"))
+    os.rename(tmp, path)
 
 
 try:
@@ -221,6 +211,34 @@ try:
     rc, out, _ = sluice("status")
     check("broken status.json: not running, says why", rc == 0 and
           "sluiced is not running" in out and "status.json:" in out, out)
+
+    # ----------------------- status_file of sluiced.conf (the one reader)
+    # sluiced writes its live view where status_file says; the spool's
+    # status.json (still broken here) is then not looked at
+    live = os.path.join(T, "run", "live.json")
+    os.makedirs(os.path.dirname(live))
+    write_status(path=live, pid=5151)
+    conf = os.path.join(T, "sluiced.conf")
+    with open(conf, "w") as f:
+        f.write("[sluiced]\nspool = %s\nehlo_hostname = mx.test\n"
+                "status_file = %s\n" % (SPOOL, live))
+    for how, args, env in (("--config", ("--config", conf), {}),
+                           ("$SLUICE_CONFIG", (), {"SLUICE_CONFIG": conf})):
+        rc, out, err = sluice(*args, "status", "--json", env_extra=env)
+        doc = json.loads(out) if rc == 0 else {}
+        check("status_file through %s: live view read" % how,
+              doc.get("sluiced", {}).get("running") is True and
+              doc["sluiced"].get("pid") == 5151, (rc, err,
+                                                  doc.get("sluiced")))
+    write_status(path=live, age_ms=60000)
+    rc, out, _ = sluice("--config", conf, "status")
+    check("stale status_file: not running, named",
+          "sluiced is not running" in out and live in out, out)
+    with open(conf, "a") as f:
+        f.write("no_such_key = 1\n")
+    rc, _, err = sluice("--config", conf, "status")
+    check("a sluiced.conf that does not load: 78 with the line",
+          rc == 78 and conf + ":5:" in err, (rc, err))
     write_status()
 
     # ------------------------------------------------------ exit codes
@@ -280,7 +298,6 @@ try:
     check("watch prints a block per refresh", out.count("\nSITE") >= 2,
           out[:400])
 finally:
-    shutil.rmtree(T, ignore_errors=True)
+    H.cleanup()
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(H.summary())

@@ -40,47 +40,18 @@ import csv
 import io
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
+
+import harness
 
 SLUICE, IDS, SAMPLES = sys.argv[1], sys.argv[2], sys.argv[3]
-T = tempfile.mkdtemp(prefix="sluice-suppress-")
-SPOOL = os.path.join(T, "spool")
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-ENV["SLUICE_PWHASH_FAST"] = "1"
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (name, (": " + str(detail)) if detail else ""))
-
-
-def run(*args, user=None, stdin=None):
-    """sluice as the bootstrap (no user) or --as user (password pw-USER)."""
-    env = dict(ENV)
-    argv = [SLUICE, "--spool", SPOOL]
-    if user:
-        argv += ["--as", user]
-        env["SLUICE_PASSWORD"] = "pw-" + user
-    p = subprocess.run(argv + list(args), input=stdin, env=env,
-                       capture_output=True, text=True, timeout=60,
-                       start_new_session=True,
-                       stdin=None if stdin is not None else subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ok(name, *args, **kw):
-    rc, out, err = run(*args, **kw)
-    check(name + " exits 0", rc == 0, "exit %d: %s" % (rc, err.strip()))
-    return out
+# no call acts through $SLUICE_USER: each names its user (or none: the
+# bootstrap)
+H = harness.Cli(SLUICE, "sluice-suppress-")
+T, SPOOL = H.tmp, H.spool
+check, run, ok, write = H.check, H.run, H.ok, H.write
 
 
 def js(name, *args, **kw):
@@ -90,13 +61,6 @@ def js(name, *args, **kw):
     except ValueError:
         check(name + " is JSON", False, out[:300])
         return None
-
-
-def write(name, data):
-    path = os.path.join(T, name)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(data)
-    return path
 
 
 def listing(acct, user):
@@ -142,12 +106,10 @@ ID = {}
 def setup():
     for a in ("m", "b", "c"):
         ok("create " + a, "account", "create", a)
-    ok("first user", "user", "add", ADMIN, "--account", "m", "--role",
-       "admin", "--password-stdin", stdin="pw-%s\n" % ADMIN)
+    H.add_user(ADMIN, "m", "admin", label="first user")
     for u, acct, role in ((MMGR, "m", "manager"), (MVIEW, "m", "viewer"),
                           (BM, "b", "manager"), (CM, "c", "manager")):
-        ok("user " + u, "user", "add", u, "--account", acct, "--role", role,
-           "--password-stdin", stdin="pw-%s\n" % u, user=ADMIN)
+        H.add_user(u, acct, role, user=ADMIN)
     for a in ("m", "b", "c"):
         j = js("show " + a, "account", "show", a, user=ADMIN) or {}
         ID[a] = j.get("id")
@@ -362,9 +324,8 @@ def main():
         test_import()
         test_old_format()
     finally:
-        shutil.rmtree(T, ignore_errors=True)
-    print("suppress_cli: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+        H.cleanup()
+    sys.exit(H.summary("suppress_cli: "))
 
 
 main()
