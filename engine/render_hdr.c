@@ -4,12 +4,13 @@
  *
  * DESCRIPTION
  *   Every header value the renderer writes from template or contact text
- *   first goes through hdr_clean(): no CR, LF or other control survives
- *   it, so no value can end a header line or start a new one.  hdr_text()
- *   then writes it as plain words when it is printable ASCII (and, in a
- *   display name, free of specials), else as UTF-8 encoded words in Q or
- *   B, whichever is shorter, each at most 75 characters and on its own
- *   folded line so no line passes 78 characters.  Addresses are checked
+ *   first goes through render_hdr_clean(): no CR, LF or other control
+ *   survives it, so no value can end a header line or start a new one.
+ *   render_hdr_text() then writes it as plain words when it is printable
+ *   ASCII (and, in a display name, free of specials), else as UTF-8
+ *   encoded words in Q or B, whichever is shorter, each at most 75
+ *   characters and on its own folded line so no line passes 78
+ *   characters.  Addresses are checked
  *   to be plain ASCII addr-specs: a dot-atom local part and LDH labels.
  *
  * DIAGNOSTICS
@@ -34,7 +35,7 @@ static int atext(unsigned char c)
            (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-int hdr_domain_ok(const char *d, size_t n)
+int render_hdr_domain_ok(const char *d, size_t n)
 {
     if (n == 0 || n > 253)
         return 0;
@@ -56,7 +57,7 @@ int hdr_domain_ok(const char *d, size_t n)
     return lab > 0 && d[n - 1] != '-';
 }
 
-int hdr_addr_ok(const char *a, size_t n)
+int render_hdr_addr_ok(const char *a, size_t n)
 {
     if (n > 254)
         return 0;
@@ -73,7 +74,7 @@ int hdr_addr_ok(const char *a, size_t n)
         if (a[i] == '.' ? a[i + 1] == '.' : !atext((unsigned char)a[i]))
             return 0;
     }
-    return hdr_domain_ok(at + 1, n - ln - 1);
+    return render_hdr_domain_ok(at + 1, n - ln - 1);
 }
 
 /* Trim blanks around s[0..*n). */
@@ -88,7 +89,7 @@ static const char *trim(const char *s, size_t *n)
     return s;
 }
 
-int hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
+int render_hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
                    size_t addrcap)
 {
     size_t n = strlen(s);
@@ -103,7 +104,7 @@ int hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
         an = (size_t)(a + n - 1 - (lt + 1));
         a = lt + 1;
     }
-    if (!hdr_addr_ok(a, an) || an >= addrcap)
+    if (!render_hdr_addr_ok(a, an) || an >= addrcap)
         return RENDER_E_ARG;
     memcpy(addr, a, an);
     addr[an] = '\0';
@@ -156,7 +157,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp)
     return len;
 }
 
-void hdr_clean(struct hclean *h, const char *in, size_t n)
+void render_hdr_clean(struct render_hclean *h, const char *in, size_t n)
 {
     const unsigned char *s = (const unsigned char *)in;
     size_t i = 0;
@@ -316,7 +317,7 @@ static int special(unsigned char c)
     return c && strchr("()<>[]:;@\\,.\"", c) != NULL;
 }
 
-int hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
+int render_hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
              int phrase)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -405,7 +406,7 @@ static char *digits(char *o, unsigned v, int w)
     return o + w;
 }
 
-int hdr_date(struct rbuf *b, int64_t t)
+int render_hdr_date(struct rbuf *b, int64_t t)
 {
     static const char wd[] = "ThuFriSatSunMonTueWed";
     static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";

@@ -3,7 +3,7 @@
  * body encoder.
  *
  * DESCRIPTION
- *   struct rbuf grows by doubling up to its max.  qp_put() encodes body
+ *   struct rbuf grows by doubling up to its max.  render_qp_put() encodes body
  *   text straight into it (RFC 2045 6.7): printable ASCII but '=' is kept,
  *   everything else is =XX, a blank before a line break or at the end is
  *   encoded, CR, LF and CRLF become one CRLF line break, NUL is dropped,
@@ -126,7 +126,7 @@ static char *put_break(char *o, unsigned *col, unsigned char *ws)
     return o + 2;
 }
 
-int qp_put(struct rbuf *b, struct qp *q, const char *s, size_t n)
+int render_qp_put(struct rbuf *b, struct render_qp *q, const char *s, size_t n)
 {
     while (n) {
         size_t k = n < QP_CHUNK ? n : QP_CHUNK;
@@ -211,7 +211,8 @@ int qp_put(struct rbuf *b, struct qp *q, const char *s, size_t n)
     return 0;
 }
 
-int qp_put_html(struct rbuf *b, struct qp *q, const char *s, size_t n)
+int render_qp_put_html(struct rbuf *b, struct render_qp *q, const char *s,
+                       size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -224,17 +225,17 @@ int qp_put_html(struct rbuf *b, struct qp *q, const char *s, size_t n)
         case '\'': ent = "&#39;"; break;
         default: continue;
         }
-        int rc = qp_put(b, q, s + run, i - run);
+        int rc = render_qp_put(b, q, s + run, i - run);
         if (rc == 0)
-            rc = qp_put(b, q, ent, strlen(ent));
+            rc = render_qp_put(b, q, ent, strlen(ent));
         if (rc)
             return rc;
         run = i + 1;
     }
-    return qp_put(b, q, s + run, n - run);
+    return render_qp_put(b, q, s + run, n - run);
 }
 
-int qp_end(struct rbuf *b, struct qp *q)
+int render_qp_end(struct rbuf *b, struct render_qp *q)
 {
     if (!q->ws)
         return 0;
