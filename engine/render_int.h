@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dkim_encode.h"
 #include "render.h"
 
 /* ---- growing buffer with a cap (render_qp.c) ---- */
@@ -41,10 +42,9 @@ int rbuf_putu(struct rbuf *b, uint64_t v);
 
 /* ---- quoted-printable body encoding (render_qp.c) ---- */
 
+/* The state of dkim_qp_put() (dkim_encode.h) between pieces; zero it. */
 struct render_qp {
-    unsigned col;           /* characters on the current output line */
-    unsigned char ws;       /* last byte written is a literal SP or TAB */
-    unsigned char cr;       /* last input byte was CR: swallow a next LF */
+    struct dkim_qp e;
 };
 
 /* Encode s[0..n) onto b; CR, LF and CRLF are line breaks, NUL dropped. */
