@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dkim_encode.h"
 #include "dkim_prepare.h"
 #include "dkim_sign.h"
 
@@ -79,8 +80,6 @@ struct ent {
 };
 
 static const char hexd[] = "0123456789ABCDEF";
-static const char b64d[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* ---- buffers ---------------------------------------------------------- */
 
@@ -435,40 +434,6 @@ static void hw_tok(struct hw *w, const char *ws, size_t wsn, const char *tok,
     w->col += wsn + tn;
 }
 
-/* Length of one Q-encoded octet (RFC 2047 5 rule 3, safe in phrases). */
-static size_t q_len(char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9') || c == ' ' || (c && strchr("!*+-/", c)))
-        return 1;
-    return 3;
-}
-
-/* Append the Q form of octet c to word. */
-static size_t q_put(char *word, char c)
-{
-    if (q_len(c) == 1) {
-        word[0] = c == ' ' ? '_' : c;
-        return 1;
-    }
-    word[0] = '=';
-    word[1] = hexd[(unsigned char)c >> 4];
-    word[2] = hexd[(unsigned char)c & 15];
-    return 3;
-}
-
-/* Base64 of n (1..3) octets into four characters. */
-static void b64_quad(const unsigned char *s, size_t n, char *o)
-{
-    unsigned v = (unsigned)s[0] << 16 | (n > 1 ? (unsigned)s[1] << 8 : 0) |
-                 (n > 2 ? s[2] : 0);
-
-    o[0] = b64d[v >> 18 & 63];
-    o[1] = b64d[v >> 12 & 63];
-    o[2] = n > 1 ? b64d[v >> 6 & 63] : '=';
-    o[3] = n > 2 ? b64d[v & 63] : '=';
-}
-
 /* Write text t[0..n) as RFC 2047 encoded words after white space ws (one
  * space when none): UTF-8 (or unknown-8bit when the octets are not UTF-8),
  * Q or B whichever is shorter, each word at most 75 characters and never
@@ -477,15 +442,13 @@ static void b64_quad(const unsigned char *s, size_t n, char *o)
 static void hw_encoded(struct hw *w, const char *ws, size_t wsn, const char *t,
                        size_t n, const char *pre, const char *post)
 {
+    const unsigned char *u8 = (const unsigned char *)t;
     const char *cs = utf8_valid(t, n) ? "UTF-8" : "unknown-8bit";
-    size_t over = 7 + strlen(cs), qlen = 0, i, k, u, room, max, wl, cost;
+    size_t over = 7 + strlen(cs), i, k, u, room, max, wl, cost;
     size_t extra;
     char word[EW_MAX + 8];
-    int q, first = 1;
+    int q = !dkim_ew_use_b(u8, n), first = 1;
 
-    for (i = 0; i < n; i++)
-        qlen += q_len(t[i]);
-    q = qlen <= (n + 2) / 3 * 4 * 5 / 4;   /* Q unless B is clearly shorter */
     if (wsn == 0) {
         ws = " ";
         wsn = 1;
@@ -501,21 +464,13 @@ static void hw_encoded(struct hw *w, const char *ws, size_t wsn, const char *t,
             memcpy(word, pre, strlen(pre));
             wl = strlen(pre);
         }
-        memcpy(word + wl, "=?", 2);
-        wl += 2;
-        memcpy(word + wl, cs, strlen(cs));
-        wl += strlen(cs);
-        memcpy(word + wl, q ? "?Q?" : "?B?", 3);
-        wl += 3;
         k = i;    /* octets [i, k) go in this word */
         cost = 0;
         while (k < n) {
             if (!(u = utf8_seq(t + k, n - k)))
                 u = 1;
             if (q) {
-                size_t c2 = 0, m;
-                for (m = 0; m < u; m++)
-                    c2 += q_len(t[k + m]);
+                size_t c2 = dkim_ew_textlen(u8 + k, u, 0);
                 if (over + cost + c2 > max && k > i)
                     break;
                 cost += c2;
@@ -525,19 +480,8 @@ static void hw_encoded(struct hw *w, const char *ws, size_t wsn, const char *t,
             }
             k += u;
         }
-        if (q) {
-            for (; i < k; i++)
-                wl += q_put(word + wl, t[i]);
-        } else {
-            for (; i < k; i += 3) {
-                b64_quad((const unsigned char *)t + i, k - i < 3 ? k - i : 3,
-                         word + wl);
-                wl += 4;
-            }
-            i = k;
-        }
-        memcpy(word + wl, "?=", 2);
-        wl += 2;
+        wl += dkim_ew_put(word + wl, cs, !q, u8 + i, k - i);
+        i = k;
         if (i >= n) {
             memcpy(word + wl, post, strlen(post));
             wl += strlen(post);
@@ -1180,43 +1124,28 @@ static size_t qp_hex(char *o, char c)
     return 3;
 }
 
-/* Quoted-printable encoding (RFC 2045 6.7) of [s, e): printable ASCII
- * but '=' stays, white space stays unless last on a line, all else is
- * =XX; each CRLF stays a hard break; soft breaks keep lines at 76.  A
- * line starting "From " gets its F encoded so that no mbox hop alters it,
- * and a '-' starting an output line is =2D so that no line can be taken
- * for a boundary (RFC 2045 6.7 note 8's concern). */
+/* Quoted-printable encoding of [s, e) with the tree's one encoder
+ * (dkim_qp_put(), dkim_encode.h): printable ASCII but '=' stays, white
+ * space stays unless last on a line, all else is =XX; each CRLF stays a
+ * hard break; soft breaks keep lines at 76.  With its guard, no output
+ * line starts with "From " (its F is =46, so no mbox hop alters it) or
+ * with '-' (=2D, so no line can be taken for a boundary: RFC 2045 6.7
+ * note 8's concern). */
 static void qp_encode(struct buf *b, const char *s, const char *e)
 {
-    const char *p = s, *next, *le, *q;
-    char line[QP_LINE + 8];
-    size_t col, tn;
+    struct dkim_qp q = { .flags = DKIM_QP_GUARD };
 
-    while (p < e) {
-        le = line_end(p, e, &next);
-        col = 0;
-        for (q = p; q < le; q++) {
-            char c = *q;
-            int lit = (c > 32 && c < 127 && c != '=' &&
-                       !(q == p && c == 'F' && le - q >= 5 &&
-                         !memcmp(q, "From ", 5))) ||
-                      (is_wsp(c) && q + 1 < le);
-            tn = lit ? 1 : 3;
-            if (col + tn > (q + 1 == le ? QP_LINE : QP_LINE - 1)) {
-                line[col++] = '=';
-                buf_put(b, line, col);
-                buf_put(b, "\r\n", 2);
-                col = 0;
-            }
-            if (lit && !(col == 0 && c == '-'))
-                line[col++] = c;
-            else
-                col += qp_hex(line + col, c);
-        }
-        buf_put(b, line, col);
-        buf_put(b, le, (size_t)(next - le));
-        p = next;
+    while (s < e) {
+        size_t k = (size_t)(e - s);
+        if (k > DKIM_QP_CHUNK)
+            k = DKIM_QP_CHUNK;
+        if (buf_room(b, DKIM_QP_ROOM(k)))
+            return;
+        b->len = dkim_qp_put(&q, b->p, b->len, s, k);
+        s += k;
     }
+    if (!buf_room(b, DKIM_QP_END_ROOM))
+        b->len = dkim_qp_end(&q, b->p, b->len);
 }
 
 static int is_hex(char c)
