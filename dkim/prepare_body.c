@@ -65,17 +65,7 @@ static void parse_ct(struct ent *x, const char *v, size_t n)
     x->rfc822 = ieq(v + t0, t1 - t0, "message") &&
                 ieq(v + s0, s1 - s0, "rfc822");
     while (i < n) {
-        while (i < n && v[i] != ';') {
-            if (v[i] == '"') {
-                for (i++; i < n && v[i] != '"'; i++)
-                    i += v[i] == '\\' && i + 1 < n;
-                i += i < n;
-            } else if (v[i] == '(') {
-                i = skip_cfws(v, n, i);
-            } else {
-                i++;
-            }
-        }
+        i = param_end(v, n, i);
         if (i >= n)
             break;
         i = skip_cfws(v, n, i + 1);

@@ -516,25 +516,14 @@ static int whole_value(const char *v, size_t n)
  * per parameter.  1 if anything was encoded. */
 static int enc_params(struct prep *pp, struct hw *w, const char *v, size_t n)
 {
-    size_t i = 0, s0, a, z, eq, depth;
+    size_t i = 0, s0, a, z, eq;
     int did = 0, semi, first = 1;
 
     while (i < n) {
         for (s0 = i; i < n && is_wsp(v[i]); i++)
             ;
         a = i;
-        while (i < n && v[i] != ';') {
-            if (v[i] == '"') {
-                for (i++; i < n && v[i] != '"'; i++)
-                    i += v[i] == '\\' && i + 1 < n;
-                i += i < n;
-            } else if (v[i] == '(') {
-                for (depth = 1, i++; i < n && depth > 0; i++)
-                    depth += v[i] == '(' ? 1 : v[i] == ')' ? -1 : 0;
-            } else {
-                i++;
-            }
-        }
+        i = param_end(v, n, i);
         for (z = i; z > a && is_wsp(v[z - 1]); z--)
             ;
         semi = i < n;

@@ -239,6 +239,32 @@ static inline int is_token_char(char c)
     return c > 32 && c < 127 && !strchr("()<>@,;:\\\"/[]?=", c);
 }
 
+/* From v[i], the index of the next ';' of a parameter list that is
+ * outside quoted strings and (nested) comments, or n.  A backslash quotes
+ * the next octet in both (RFC 5322 quoted-pair). */
+static inline size_t param_end(const char *v, size_t n, size_t i)
+{
+    size_t depth;
+
+    while (i < n && v[i] != ';') {
+        if (v[i] == '"') {
+            for (i++; i < n && v[i] != '"'; i++)
+                i += v[i] == '\\' && i + 1 < n;
+            i += i < n;
+        } else if (v[i] == '(') {
+            for (depth = 1, i++; i < n && depth > 0; i++) {
+                if (v[i] == '\\' && i + 1 < n)
+                    i++;
+                else
+                    depth += v[i] == '(' ? 1 : v[i] == ')' ? -1 : 0;
+            }
+        } else {
+            i++;
+        }
+    }
+    return i;
+}
+
 /* ---- across the files ------------------------------------------------- */
 
 /* Write one header field [f, fe) to pp->out: RFC 2047/2231-encoded when
