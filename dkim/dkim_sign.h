@@ -6,6 +6,11 @@
  *   struct dkim_key once, then signs any number of messages with it:
  *   a=rsa-sha256 or a=ed25519-sha256, c=relaxed/relaxed, never l=.
  *   dkim_keygen() makes a key file and the DNS TXT record that goes with it.
+ *   Signing is done with OpenSSL directly, not libopendkim, because
+ *   libopendkim parses the key again for every message (dkim_sign.c says
+ *   what that costs, measured); dkimpy and libopendkim verify the output
+ *   in the tests (dkim_it_verify, engine_it_dkim).  Where keys live and
+ *   what a published record says is the key store's (dkim_store.h).
  *
  * INPUT
  *   dkim_sign() takes a raw RFC 5322 message whose lines end in CRLF (the

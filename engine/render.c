@@ -37,7 +37,7 @@
 
 struct render_tpl {
     char *pool;                 /* literals, defaults, slot names */
-    struct seg *segs;           /* subject, then html, then text */
+    struct render_seg *segs;           /* subject, then html, then text */
     size_t nsubj, nhtml, ntext;
     size_t nslots;
     size_t slot_off[RENDER_SLOTS_MAX], slot_len[RENDER_SLOTS_MAX];
@@ -93,7 +93,7 @@ static int host_ok(const char *s)
     size_t n = strlen(s);
     const char *colon = memchr(s, ':', n);
     size_t hn = colon ? (size_t)(colon - s) : n;
-    if (!hdr_domain_ok(s, hn))
+    if (!render_hdr_domain_ok(s, hn))
         return 0;
     if (colon) {
         size_t pn = n - hn - 1;
@@ -119,7 +119,7 @@ static int set_domain(struct tplc *c, const char *what, const char *d,
     if (d == NULL)
         d = dflt;
     size_t n = strlen(d);
-    if (!hdr_domain_ok(d, n)) {
+    if (!render_hdr_domain_ok(d, n)) {
         tpl_error(c, "%s: not a domain name", what);
         return RENDER_E_ARG;
     }
@@ -132,14 +132,14 @@ static int put_address(struct tplc *c, struct rbuf *b, const char *field,
                        const char *spec, char *addr, size_t addrcap)
 {
     char name[NAME_MAX_BYTES], clean[NAME_MAX_BYTES];
-    if (hdr_addr_parse(spec, name, sizeof(name), addr, addrcap) != 0) {
+    if (render_hdr_addr_parse(spec, name, sizeof(name), addr, addrcap) != 0) {
         tpl_error(c, "%s: not an address (want \"Name <local@domain>\", "
                   "ASCII address, name under %d bytes)", field,
                   NAME_MAX_BYTES);
         return RENDER_E_ARG;
     }
-    struct hclean h = { .out = clean, .cap = sizeof(clean) };
-    hdr_clean(&h, name, strlen(name));
+    struct render_hclean h = { .out = clean, .cap = sizeof(clean) };
+    render_hdr_clean(&h, name, strlen(name));
     size_t col = strlen(field) + 1, an = strlen(addr);
     int rc = rbuf_puts(b, field);
     if (rc == 0)
@@ -151,7 +151,7 @@ static int put_address(struct tplc *c, struct rbuf *b, const char *field,
         return rc ? rc : rbuf_puts(b, "\r\n");
     }
     if (rc == 0)
-        rc = hdr_text(b, &col, clean, h.len, 1);
+        rc = render_hdr_text(b, &col, clean, h.len, 1);
     if (rc == 0 && col + 3 + an > 78)
         rc = rbuf_puts(b, "\r\n");
     if (rc == 0)
@@ -214,7 +214,7 @@ static int build_fixed(struct tplc *c, const struct render_input *in,
 
 /* Parse optional template text s (cap bytes) of part `part` into l. */
 static int parse_part(struct tplc *c, const char *part, const char *s,
-                      size_t cap, struct seglist *l)
+                      size_t cap, struct render_seglist *l)
 {
     if (s == NULL)
         return 0;
@@ -228,10 +228,10 @@ static int parse_part(struct tplc *c, const char *part, const char *s,
 
 /* Find needle (lowercase) in literal segment i from byte from, ignoring
  * case; returns the offset or SIZE_MAX. */
-static size_t seg_find(const struct tplc *c, const struct seglist *l,
+static size_t seg_find(const struct tplc *c, const struct render_seglist *l,
                        size_t i, size_t from, const char *needle)
 {
-    const struct seg *s = &l->v[i];
+    const struct render_seg *s = &l->v[i];
     size_t nn = strlen(needle);
     for (size_t k = from; k + nn <= s->len; k++)
         if (strncasecmp(c->pool.p + s->off + k, needle, nn) == 0)
@@ -241,18 +241,18 @@ static size_t seg_find(const struct tplc *c, const struct seglist *l,
 
 /* Where the html header and footer go: after <body ...>, before the last
  * </body>; start and end of the html when there is no body tag. */
-static void body_points(const struct tplc *c, const struct seglist *l,
+static void body_points(const struct tplc *c, const struct render_seglist *l,
                         struct pos *open, struct pos *close)
 {
     *open = (struct pos){ 0, 0 };
     *close = (struct pos){ l->n, 0 };
     int found = 0;
     for (size_t i = 0; i < l->n && !found; i++) {
-        if (l->v[i].kind != SEG_LIT)
+        if (l->v[i].kind != RENDER_SEG_LIT)
             continue;
         size_t k = 0;
         while ((k = seg_find(c, l, i, k, "<body")) != SIZE_MAX) {
-            const struct seg *s = &l->v[i];
+            const struct render_seg *s = &l->v[i];
             char nx = k + 5 < s->len ? c->pool.p[s->off + k + 5] : ' ';
             if (strchr(" \t\r\n/>", nx) == NULL) {
                 k++;
@@ -260,7 +260,7 @@ static void body_points(const struct tplc *c, const struct seglist *l,
             }
             /* the '>' that ends the tag, maybe after merge tags */
             for (size_t j = i, from = k + 5; j < l->n; j++, from = 0) {
-                if (l->v[j].kind != SEG_LIT)
+                if (l->v[j].kind != RENDER_SEG_LIT)
                     continue;
                 const char *p = memchr(c->pool.p + l->v[j].off + from, '>',
                                        l->v[j].len - from);
@@ -275,7 +275,7 @@ static void body_points(const struct tplc *c, const struct seglist *l,
         }
     }
     for (size_t i = l->n; i-- > 0;) {
-        if (l->v[i].kind != SEG_LIT)
+        if (l->v[i].kind != RENDER_SEG_LIT)
             continue;
         size_t k = 0, last = SIZE_MAX;
         while ((k = seg_find(c, l, i, k, "</body")) != SIZE_MAX)
@@ -290,15 +290,16 @@ static void body_points(const struct tplc *c, const struct seglist *l,
 }
 
 /* Append the segments of l between positions a and b (b excluded). */
-static int append_range(struct seglist *out, const struct seglist *l,
-                        struct pos a, struct pos b)
+static int append_range(struct render_seglist *out,
+                        const struct render_seglist *l, struct pos a,
+                        struct pos b)
 {
     for (size_t i = a.i; i < l->n && i <= b.i; i++) {
-        struct seg s = l->v[i];
-        if (s.kind != SEG_LIT) {
+        struct render_seg s = l->v[i];
+        if (s.kind != RENDER_SEG_LIT) {
             if (i == b.i)
                 break;
-            int rc = seg_add(out, s);
+            int rc = render_seg_add(out, s);
             if (rc)
                 return rc;
             continue;
@@ -307,7 +308,7 @@ static int append_range(struct seglist *out, const struct seglist *l,
         if (to > from) {
             s.off += (uint32_t)from;
             s.len = (uint32_t)(to - from);
-            int rc = seg_add(out, s);
+            int rc = render_seg_add(out, s);
             if (rc)
                 return rc;
         }
@@ -316,21 +317,21 @@ static int append_range(struct seglist *out, const struct seglist *l,
 }
 
 /* Does the list end in a line break (or is it empty)? */
-static int ends_in_newline(const struct tplc *c, const struct seglist *l)
+static int ends_in_newline(const struct tplc *c, const struct render_seglist *l)
 {
     if (l->n == 0)
         return 1;
-    const struct seg *s = &l->v[l->n - 1];
-    return s->kind == SEG_LIT && s->len &&
+    const struct render_seg *s = &l->v[l->n - 1];
+    return s->kind == RENDER_SEG_LIT && s->len &&
            c->pool.p[s->off + s->len - 1] == '\n';
 }
 
 /* The parts: subject, html with header/footer, text with its own. */
 static int build_parts(struct tplc *c, const struct render_input *in,
-                       struct seglist *subj, struct seglist *html,
-                       struct seglist *text)
+                       struct render_seglist *subj, struct render_seglist *html,
+                       struct render_seglist *text)
 {
-    struct seglist body = { 0 }, hh = { 0 }, hf = { 0 }, tb = { 0 },
+    struct render_seglist body = { 0 }, hh = { 0 }, hf = { 0 }, tb = { 0 },
                    th = { 0 }, tf = { 0 };
     int rc;
     if (in->subject == NULL || in->html == NULL) {
@@ -353,20 +354,21 @@ static int build_parts(struct tplc *c, const struct render_input *in,
     struct pos open, close;
     body_points(c, &body, &open, &close);
     if ((rc = append_range(html, &body, (struct pos){ 0, 0 }, open)) ||
-        (rc = seg_append(html, &hh, 0, hh.n)) ||
+        (rc = render_seg_append(html, &hh, 0, hh.n)) ||
         (rc = append_range(html, &body, open, close)) ||
-        (rc = seg_append(html, &hf, 0, hf.n)) ||
+        (rc = render_seg_append(html, &hf, 0, hf.n)) ||
         (rc = append_range(html, &body, close, (struct pos){ body.n, 0 })))
         goto out;
-    if ((rc = seg_append(text, &th, 0, th.n)))
+    if ((rc = render_seg_append(text, &th, 0, th.n)))
         goto out;
-    if (!ends_in_newline(c, text) && (rc = seg_lit(c, text, "\n", 1)))
+    if (!ends_in_newline(c, text) && (rc = render_seg_lit(c, text, "\n", 1)))
         goto out;
-    if ((rc = seg_append(text, &tb, 0, tb.n)))
+    if ((rc = render_seg_append(text, &tb, 0, tb.n)))
         goto out;
-    if (tf.n && !ends_in_newline(c, text) && (rc = seg_lit(c, text, "\n", 1)))
+    if (tf.n && !ends_in_newline(c, text) &&
+        (rc = render_seg_lit(c, text, "\n", 1)))
         goto out;
-    rc = seg_append(text, &tf, 0, tf.n);
+    rc = render_seg_append(text, &tf, 0, tf.n);
 out:
     free(body.v);
     free(hh.v);
@@ -382,7 +384,7 @@ int render_compile(const struct render_input *in, struct render_tpl **out,
 {
     struct tplc c = { .pool = { .max = POOL_MAX }, .err = err,
                       .errlen = errlen };
-    struct seglist subj = { 0 }, html = { 0 }, text = { 0 };
+    struct render_seglist subj = { 0 }, html = { 0 }, text = { 0 };
     struct render_tpl *t = NULL;
     int rc;
     if (err && errlen)
@@ -403,17 +405,18 @@ int render_compile(const struct render_input *in, struct render_tpl **out,
         (rc = build_parts(&c, in, &subj, &html, &text)))
         goto fail;
     size_t n = subj.n + html.n + text.n;
-    t->segs = malloc((n ? n : 1) * sizeof(struct seg));
+    t->segs = malloc((n ? n : 1) * sizeof(struct render_seg));
     if (t->segs == NULL) {
         rc = -ENOMEM;
         goto fail;
     }
     if ((rc = mackey_init(&t->key, in->secret, in->secret_len)))
         goto fail;
-    struct seglist *parts[] = { &subj, &html, &text };
+    struct render_seglist *parts[] = { &subj, &html, &text };
     for (size_t i = 0, at = 0; i < 3; at += parts[i++]->n)
         if (parts[i]->n)
-            memcpy(t->segs + at, parts[i]->v, parts[i]->n * sizeof(struct seg));
+            memcpy(t->segs + at, parts[i]->v,
+                   parts[i]->n * sizeof(struct render_seg));
     t->nsubj = subj.n;
     t->nhtml = html.n;
     t->ntext = text.n;
@@ -424,7 +427,7 @@ int render_compile(const struct render_input *in, struct render_tpl **out,
     t->account = in->account;
     size_t lit = 0;
     for (size_t i = subj.n; i < n; i++)
-        if (t->segs[i].kind == SEG_LIT)
+        if (t->segs[i].kind == RENDER_SEG_LIT)
             lit += t->segs[i].len;
     t->size_hint = lit + lit / 16 + t->head_len + t->fixed_len + 1200;
     t->pool = c.pool.p;
@@ -476,18 +479,18 @@ static void resolve(const struct render_tpl *t, const struct render_contact *c,
 
 /* What a tag segment renders as: its value, else its default. */
 static const char *tag_value(const struct render_tpl *t,
-                             const struct msgvals *mv, const struct seg *s,
-                             size_t *n)
+                             const struct msgvals *mv,
+                             const struct render_seg *s, size_t *n)
 {
     const char *v = NULL;
     *n = 0;
-    if (s->kind == SEG_FIELD && mv->v[s->slot]) {
+    if (s->kind == RENDER_SEG_FIELD && mv->v[s->slot]) {
         v = mv->v[s->slot];
         *n = mv->n[s->slot];
-    } else if (s->kind == SEG_EMAIL) {
+    } else if (s->kind == RENDER_SEG_EMAIL) {
         v = mv->email;
         *n = mv->email_len;
-    } else if (s->kind == SEG_UNSUB) {
+    } else if (s->kind == RENDER_SEG_UNSUB) {
         v = mv->url;
         *n = mv->url_len;
     }
@@ -503,39 +506,41 @@ static int put_subject(struct rbuf *b, const struct render_tpl *t,
                        const struct msgvals *mv)
 {
     char subj[RENDER_SUBJECT_MAX];
-    struct hclean h = { .out = subj, .cap = sizeof(subj) };
+    struct render_hclean h = { .out = subj, .cap = sizeof(subj) };
     for (size_t i = 0; i < t->nsubj; i++) {
-        const struct seg *s = &t->segs[i];
+        const struct render_seg *s = &t->segs[i];
         size_t n;
-        const char *v = s->kind == SEG_LIT ? (n = s->len, t->pool + s->off)
-                                           : tag_value(t, mv, s, &n);
-        hdr_clean(&h, v, n);
+        const char *v = s->kind == RENDER_SEG_LIT
+                            ? (n = s->len, t->pool + s->off)
+                            : tag_value(t, mv, s, &n);
+        render_hdr_clean(&h, v, n);
     }
     size_t col = 8;
     int rc = rbuf_put(b, "Subject:", 8);
     if (rc == 0)
-        rc = hdr_text(b, &col, subj, h.len, 0);
+        rc = render_hdr_text(b, &col, subj, h.len, 0);
     return rc ? rc : rbuf_put(b, "\r\n", 2);
 }
 
 /* Write one body part's segments quoted-printable; html escapes values. */
 static int put_body(struct rbuf *b, const struct render_tpl *t,
-                    const struct msgvals *mv, const struct seg *segs,
+                    const struct msgvals *mv, const struct render_seg *segs,
                     size_t nsegs, int html)
 {
-    struct qp q = { 0 };
+    struct render_qp q = { 0 };
     int rc = 0;
     for (size_t i = 0; i < nsegs && rc == 0; i++) {
-        const struct seg *s = &segs[i];
-        if (s->kind == SEG_LIT) {
-            rc = qp_put(b, &q, t->pool + s->off, s->len);
+        const struct render_seg *s = &segs[i];
+        if (s->kind == RENDER_SEG_LIT) {
+            rc = render_qp_put(b, &q, t->pool + s->off, s->len);
             continue;
         }
         size_t n;
         const char *v = tag_value(t, mv, s, &n);
-        rc = html ? qp_put_html(b, &q, v, n) : qp_put(b, &q, v, n);
+        rc = html ? render_qp_put_html(b, &q, v, n)
+                  : render_qp_put(b, &q, v, n);
     }
-    return rc ? rc : qp_end(b, &q);
+    return rc ? rc : render_qp_end(b, &q);
 }
 
 /* A piece of a header block: bytes and length. */
@@ -615,7 +620,7 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
         return RENDER_E_ADDR;
     mv.email = c->email;
     mv.email_len = strnlen(c->email, 256);
-    if (!hdr_addr_ok(c->email, mv.email_len))
+    if (!render_hdr_addr_ok(c->email, mv.email_len))
         return RENDER_E_ADDR;
     if ((rc = verp_token(&t->key, c->delivery, t->campaign, verp,
                          sizeof(verp))) ||
@@ -644,7 +649,7 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     size_t rl = MSGID_NONCE_LEN;
 
     if ((rc = rbuf_reserve(&b, t->size_hint)) ||
-        (rc = hdr_date(&b, (int64_t)time(NULL))) ||
+        (rc = render_hdr_date(&b, (int64_t)time(NULL))) ||
         (rc = rbuf_put(&b, t->head, t->head_len)))
         goto fail;
     const struct piece bnd[] = { S("\r\n--=_"), { rnd, rl }, S("."),

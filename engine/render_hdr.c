@@ -4,13 +4,15 @@
  *
  * DESCRIPTION
  *   Every header value the renderer writes from template or contact text
- *   first goes through hdr_clean(): no CR, LF or other control survives
- *   it, so no value can end a header line or start a new one.  hdr_text()
- *   then writes it as plain words when it is printable ASCII (and, in a
- *   display name, free of specials), else as UTF-8 encoded words in Q or
- *   B, whichever is shorter, each at most 75 characters and on its own
- *   folded line so no line passes 78 characters.  Addresses are checked
- *   to be plain ASCII addr-specs: a dot-atom local part and LDH labels.
+ *   first goes through render_hdr_clean(): no CR, LF or other control
+ *   survives it, so no value can end a header line or start a new one.
+ *   render_hdr_text() then writes it as plain words when it is printable
+ *   ASCII (and, in a display name, free of specials), else as UTF-8
+ *   encoded words written by the tree's one RFC 2047 writer (dkim_ew_*(),
+ *   dkim/encode.c: Q unless B is clearly shorter), each at most 75
+ *   characters and on its own folded line so no line passes 78
+ *   characters.  Addresses are checked to be plain ASCII addr-specs: a
+ *   dot-atom local part and LDH labels.
  *
  * DIAGNOSTICS
  *   RENDER_E_ARG for a malformed address, -ENOMEM and RENDER_E_TOOBIG
@@ -34,7 +36,7 @@ static int atext(unsigned char c)
            (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-int hdr_domain_ok(const char *d, size_t n)
+int render_hdr_domain_ok(const char *d, size_t n)
 {
     if (n == 0 || n > 253)
         return 0;
@@ -56,7 +58,7 @@ int hdr_domain_ok(const char *d, size_t n)
     return lab > 0 && d[n - 1] != '-';
 }
 
-int hdr_addr_ok(const char *a, size_t n)
+int render_hdr_addr_ok(const char *a, size_t n)
 {
     if (n > 254)
         return 0;
@@ -73,7 +75,7 @@ int hdr_addr_ok(const char *a, size_t n)
         if (a[i] == '.' ? a[i + 1] == '.' : !atext((unsigned char)a[i]))
             return 0;
     }
-    return hdr_domain_ok(at + 1, n - ln - 1);
+    return render_hdr_domain_ok(at + 1, n - ln - 1);
 }
 
 /* Trim blanks around s[0..*n). */
@@ -88,7 +90,7 @@ static const char *trim(const char *s, size_t *n)
     return s;
 }
 
-int hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
+int render_hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
                    size_t addrcap)
 {
     size_t n = strlen(s);
@@ -103,7 +105,7 @@ int hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
         an = (size_t)(a + n - 1 - (lt + 1));
         a = lt + 1;
     }
-    if (!hdr_addr_ok(a, an) || an >= addrcap)
+    if (!render_hdr_addr_ok(a, an) || an >= addrcap)
         return RENDER_E_ARG;
     memcpy(addr, a, an);
     addr[an] = '\0';
@@ -156,7 +158,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp)
     return len;
 }
 
-void hdr_clean(struct hclean *h, const char *in, size_t n)
+void render_hdr_clean(struct render_hclean *h, const char *in, size_t n)
 {
     const unsigned char *s = (const unsigned char *)in;
     size_t i = 0;
@@ -193,78 +195,17 @@ void hdr_clean(struct hclean *h, const char *in, size_t n)
 
 /* ---- encoded words and folding ---- */
 
-/* Is c written as itself inside a Q encoded word (RFC 2047 5(3))? */
-static int q_plain(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '!' || c == '*' || c == '+' ||
-           c == '-' || c == '/';
-}
-
-/* Characters one byte takes in Q. */
-static size_t q_cost(unsigned char c)
-{
-    return q_plain(c) || c == ' ' ? 1 : 3;
-}
-
 /* Length of the UTF-8 character that starts with lead byte c. */
 static size_t char_len(unsigned char c)
 {
     return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
 }
 
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Write s[0..n) as one encoded word at o; returns its end. */
-static char *put_word(char *o, const unsigned char *s, size_t n, int bq)
-{
-    static const char hexd[] = "0123456789ABCDEF";
-    memcpy(o, bq ? "=?utf-8?b?" : "=?utf-8?q?", 10);
-    o += 10;
-    if (bq) {
-        size_t i = 0;
-        for (; i + 3 <= n; i += 3) {
-            unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 |
-                         s[i + 2];
-            *o++ = b64[v >> 18];
-            *o++ = b64[(v >> 12) & 63];
-            *o++ = b64[(v >> 6) & 63];
-            *o++ = b64[v & 63];
-        }
-        if (i < n) {
-            unsigned v = (unsigned)s[i] << 16 |
-                         (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0);
-            *o++ = b64[v >> 18];
-            *o++ = b64[(v >> 12) & 63];
-            *o++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-            *o++ = '=';
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            if (q_plain(s[i])) {
-                *o++ = (char)s[i];
-            } else if (s[i] == ' ') {
-                *o++ = '_';
-            } else {
-                *o++ = '=';
-                *o++ = hexd[s[i] >> 4];
-                *o++ = hexd[s[i] & 15];
-            }
-        }
-    }
-    memcpy(o, "?=", 2);
-    return o + 2;
-}
-
 /* Write s as encoded words, one per line, starting at column *col. */
 static int put_encoded(struct rbuf *b, size_t *col, const unsigned char *s,
                        size_t n)
 {
-    size_t qlen = 0;
-    for (size_t i = 0; i < n; i++)
-        qlen += q_cost(s[i]);
-    int bq = qlen > (n + 2) / 3 * 4;
+    int bq = dkim_ew_use_b(s, n);
     /* worst case per word: 4 B chars per 3 bytes or 3 Q chars per byte */
     int rc = rbuf_reserve(b, n * 3 + (n / 10 + 2) * (EW_OVERHEAD + 3));
     if (rc)
@@ -281,12 +222,10 @@ static int put_encoded(struct rbuf *b, size_t *col, const unsigned char *s,
             size_t k = char_len(s[j]), cost = 0;
             if (k > n - j)
                 k = n - j;
-            if (bq) {
+            if (bq)
                 cost = (j + k - i + 2) / 3 * 4 - used;
-            } else {
-                for (size_t m = 0; m < k; m++)
-                    cost += q_cost(s[j + m]);
-            }
+            else
+                cost = dkim_ew_textlen(s + j, k, 0);
             if (used + cost > room && j > i)
                 break;
             used += cost;
@@ -301,7 +240,7 @@ static int put_encoded(struct rbuf *b, size_t *col, const unsigned char *s,
             *col = 1;
         }
         char *w = o;
-        o = put_word(o, s + i, j - i, bq);
+        o += dkim_ew_put(o, "utf-8", bq, s + i, j - i);
         *col += (size_t)(o - w);
         first = 0;
         i = j;
@@ -316,7 +255,7 @@ static int special(unsigned char c)
     return c && strchr("()<>[]:;@\\,.\"", c) != NULL;
 }
 
-int hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
+int render_hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
              int phrase)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -405,7 +344,7 @@ static char *digits(char *o, unsigned v, int w)
     return o + w;
 }
 
-int hdr_date(struct rbuf *b, int64_t t)
+int render_hdr_date(struct rbuf *b, int64_t t)
 {
     static const char wd[] = "ThuFriSatSunMonTueWed";
     static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";

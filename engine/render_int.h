@@ -5,8 +5,10 @@
  *   A compiled template part is an array of segments over one text pool:
  *   literal text, or a merge tag (a field slot, the contact's email or the
  *   unsubscribe URL) with its default.  struct rbuf is the one growing,
- *   capped buffer everything is written into; struct qp is the state of
- *   the streaming quoted-printable encoder that body text goes through.
+ *   capped buffer everything is written into; struct render_qp is the
+ *   state of the streaming quoted-printable encoder that body text goes
+ *   through.  The names shared between these files carry the render_
+ *   prefix (render_qp_*, render_hdr_*, render_seg_*).
  *   struct mackey is the HMAC key the tokens and Message-IDs are made with.
  *
  * OWNERSHIP
@@ -19,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dkim_encode.h"
 #include "render.h"
 
 /* ---- growing buffer with a cap (render_qp.c) ---- */
@@ -39,35 +42,35 @@ int rbuf_putu(struct rbuf *b, uint64_t v);
 
 /* ---- quoted-printable body encoding (render_qp.c) ---- */
 
-struct qp {
-    unsigned col;           /* characters on the current output line */
-    unsigned char ws;       /* last byte written is a literal SP or TAB */
-    unsigned char cr;       /* last input byte was CR: swallow a next LF */
+/* The state of dkim_qp_put() (dkim_encode.h) between pieces; zero it. */
+struct render_qp {
+    struct dkim_qp e;
 };
 
 /* Encode s[0..n) onto b; CR, LF and CRLF are line breaks, NUL dropped. */
-int qp_put(struct rbuf *b, struct qp *q, const char *s, size_t n);
+int render_qp_put(struct rbuf *b, struct render_qp *q, const char *s, size_t n);
 /* The same after HTML-escaping & < > " '. */
-int qp_put_html(struct rbuf *b, struct qp *q, const char *s, size_t n);
+int render_qp_put_html(struct rbuf *b, struct render_qp *q, const char *s,
+                       size_t n);
 /* End the encoded text (a last blank is encoded); no line break added. */
-int qp_end(struct rbuf *b, struct qp *q);
+int render_qp_end(struct rbuf *b, struct render_qp *q);
 
 /* ---- templates (render_parse.c) ---- */
 
-enum seg_kind {
-    SEG_LIT,        /* pool[off..off+len) */
-    SEG_FIELD,      /* contact field number slot; default in pool */
-    SEG_EMAIL,      /* the contact's address; default in pool */
-    SEG_UNSUB       /* https://HOST/u/TOKEN; default in pool */
+enum render_seg_kind {
+    RENDER_SEG_LIT,        /* pool[off..off+len) */
+    RENDER_SEG_FIELD,      /* contact field number slot; default in pool */
+    RENDER_SEG_EMAIL,      /* the contact's address; default in pool */
+    RENDER_SEG_UNSUB       /* https://HOST/u/TOKEN; default in pool */
 };
 
-struct seg {
+struct render_seg {
     uint32_t off, len;
     uint16_t kind, slot;
 };
 
-struct seglist {
-    struct seg *v;
+struct render_seglist {
+    struct render_seg *v;
     size_t n, cap;
 };
 
@@ -85,48 +88,50 @@ struct tplc {
 /* Parse template text src[0..n) of part `part` (for messages), appending
  * to out; RENDER_E_SYNTAX with the position in c->err. */
 int tpl_parse(struct tplc *c, const char *part, const char *src, size_t n,
-              struct seglist *out);
+              struct render_seglist *out);
 /* Append a literal (copied into the pool), merging with a preceding one. */
-int seg_lit(struct tplc *c, struct seglist *l, const char *s, size_t n);
+int render_seg_lit(struct tplc *c, struct render_seglist *l, const char *s,
+                   size_t n);
 /* Append a copy of segment s. */
-int seg_add(struct seglist *l, struct seg s);
+int render_seg_add(struct render_seglist *l, struct render_seg s);
 /* Append all of src[from..to). */
-int seg_append(struct seglist *l, const struct seglist *src, size_t from,
-               size_t to);
+int render_seg_append(struct render_seglist *l,
+                      const struct render_seglist *src, size_t from,
+                      size_t to);
 /* Write a message into c->err. */
 void tpl_error(struct tplc *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Derive a plain-text template from an html one (render_text.c). */
-int tpl_html_to_text(struct tplc *c, const struct seglist *html,
-                     struct seglist *out);
+int tpl_html_to_text(struct tplc *c, const struct render_seglist *html,
+                     struct render_seglist *out);
 
 /* ---- headers (render_hdr.c) ---- */
 
 /* Split "Name <addr>", "<addr>" or "addr"; both results NUL-terminated,
  * name unquoted.  RENDER_E_ARG when malformed or over a cap. */
-int hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
+int render_hdr_addr_parse(const char *s, char *name, size_t namecap, char *addr,
                    size_t addrcap);
 /* Is a[0..n) an ASCII addr-spec (dot-atom local part @ host name)? */
-int hdr_addr_ok(const char *a, size_t n);
+int render_hdr_addr_ok(const char *a, size_t n);
 /* Is d[0..n) a host name of LDH labels? */
-int hdr_domain_ok(const char *d, size_t n);
+int render_hdr_domain_ok(const char *d, size_t n);
 /* Header text being cleaned (see render.h, VALUES) into out[0..cap). */
-struct hclean {
+struct render_hclean {
     char *out;
     size_t len, cap;
     int blank;              /* a blank is pending (dropped at the end) */
     int full;               /* cap reached: the rest is cut */
 };
 /* Clean in[0..n) onto h: one piece of a merged header value. */
-void hdr_clean(struct hclean *h, const char *in, size_t n);
+void render_hdr_clean(struct render_hclean *h, const char *in, size_t n);
 /* Write clean text s[0..n) after a field name that ends at column *col:
  * plain words, a quoted string (phrase only) or RFC 2047 encoded words,
  * folded so lines stay within 78; *col is left at the end column. */
-int hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
+int render_hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
              int phrase);
 /* Append "Date: ...\r\n" for time t (UTC). */
-int hdr_date(struct rbuf *b, int64_t t);
+int render_hdr_date(struct rbuf *b, int64_t t);
 
 /* ---- tokens (render_token.c) ---- */
 

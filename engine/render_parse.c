@@ -35,11 +35,11 @@ void tpl_error(struct tplc *c, const char *fmt, ...)
     va_end(ap);
 }
 
-int seg_add(struct seglist *l, struct seg s)
+int render_seg_add(struct render_seglist *l, struct render_seg s)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
-        struct seg *v = realloc(l->v, cap * sizeof(*v));
+        struct render_seg *v = realloc(l->v, cap * sizeof(*v));
         if (v == NULL)
             return -ENOMEM;
         l->v = v;
@@ -49,32 +49,34 @@ int seg_add(struct seglist *l, struct seg s)
     return 0;
 }
 
-int seg_append(struct seglist *l, const struct seglist *src, size_t from,
-               size_t to)
+int render_seg_append(struct render_seglist *l,
+                      const struct render_seglist *src, size_t from,
+                      size_t to)
 {
     for (size_t i = from; i < to; i++) {
-        int rc = seg_add(l, src->v[i]);
+        int rc = render_seg_add(l, src->v[i]);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-int seg_lit(struct tplc *c, struct seglist *l, const char *s, size_t n)
+int render_seg_lit(struct tplc *c, struct render_seglist *l, const char *s,
+                   size_t n)
 {
     if (n == 0)
         return 0;
-    struct seg *last = l->n ? &l->v[l->n - 1] : NULL;
+    struct render_seg *last = l->n ? &l->v[l->n - 1] : NULL;
     size_t off = c->pool.len;
     int rc = rbuf_put(&c->pool, s, n);
     if (rc)
         return rc;
-    if (last && last->kind == SEG_LIT && last->off + last->len == off) {
+    if (last && last->kind == RENDER_SEG_LIT && last->off + last->len == off) {
         last->len += (uint32_t)n;
         return 0;
     }
-    return seg_add(l, (struct seg){ .off = (uint32_t)off,
-                                    .len = (uint32_t)n, .kind = SEG_LIT });
+    return render_seg_add(l, (struct render_seg){
+        .off = (uint32_t)off, .len = (uint32_t)n, .kind = RENDER_SEG_LIT });
 }
 
 /* Is c allowed in a field name? */
@@ -133,7 +135,7 @@ static int slot_of(struct tplc *c, const char *lc, size_t n, uint16_t *slot)
 
 /* Parse the inside of one tag, src[a..z), which started at offset at. */
 static int parse_tag(struct tplc *c, const char *part, const char *src,
-                     size_t at, size_t a, size_t z, struct seglist *out)
+                     size_t at, size_t a, size_t z, struct render_seglist *out)
 {
     while (a < z && blank(src[a]))
         a++;
@@ -173,12 +175,12 @@ static int parse_tag(struct tplc *c, const char *part, const char *src,
         char ch = src[name + i];
         lc[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
     }
-    struct seg s = { .kind = SEG_FIELD };
+    struct render_seg s = { .kind = RENDER_SEG_FIELD };
     int rc = 0;
     if (nlen == 5 && memcmp(lc, "email", 5) == 0)
-        s.kind = SEG_EMAIL;
+        s.kind = RENDER_SEG_EMAIL;
     else if (nlen == 15 && memcmp(lc, "unsubscribe_url", 15) == 0)
-        s.kind = SEG_UNSUB;
+        s.kind = RENDER_SEG_UNSUB;
     else
         rc = slot_of(c, lc, nlen, &s.slot);
     if (rc)
@@ -186,11 +188,11 @@ static int parse_tag(struct tplc *c, const char *part, const char *src,
     s.off = (uint32_t)c->pool.len;
     s.len = (uint32_t)dlen;
     rc = rbuf_put(&c->pool, src + def, dlen);
-    return rc ? rc : seg_add(out, s);
+    return rc ? rc : render_seg_add(out, s);
 }
 
 int tpl_parse(struct tplc *c, const char *part, const char *src, size_t n,
-              struct seglist *out)
+              struct render_seglist *out)
 {
     size_t i = 0, lit = 0;
     int rc;
@@ -205,7 +207,7 @@ int tpl_parse(struct tplc *c, const char *part, const char *src, size_t n,
         }
         if (j + 3 < n && src[j + 2] == '{' && src[j + 3] == '{') {
             /* "{{{{": a literal "{{" */
-            if ((rc = seg_lit(c, out, src + lit, j + 2 - lit)))
+            if ((rc = render_seg_lit(c, out, src + lit, j + 2 - lit)))
                 return rc;
             lit = i = j + 4;
             continue;
@@ -213,12 +215,12 @@ int tpl_parse(struct tplc *c, const char *part, const char *src, size_t n,
         const char *q = memmem(src + j + 2, n - j - 2, "}}", 2);
         if (q == NULL)
             return syntax(c, part, src, j, "unterminated {{ (no }})");
-        if ((rc = seg_lit(c, out, src + lit, j - lit)))
+        if ((rc = render_seg_lit(c, out, src + lit, j - lit)))
             return rc;
         size_t z = (size_t)(q - src);
         if ((rc = parse_tag(c, part, src, j, j + 2, z, out)))
             return rc;
         lit = i = z + 2;
     }
-    return seg_lit(c, out, src + lit, n - lit);
+    return render_seg_lit(c, out, src + lit, n - lit);
 }

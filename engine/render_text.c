@@ -33,7 +33,7 @@ enum {
 
 struct h2t {
     struct tplc *c;
-    struct seglist *out;
+    struct render_seglist *out;
     int state;
     /* layout of the output */
     int started, nl_run, want_nl, space, pre;
@@ -55,7 +55,7 @@ struct h2t {
     char raw[16];           /* rawtext element whose end tag we wait for */
     size_t rawlen, rawmatch;
     /* the current link */
-    struct seglist href;
+    struct render_seglist href;
     struct rbuf hreftext;
     int in_a, href_tags;
     size_t a_pool, a_seg;   /* pool and output position at <a> */
@@ -71,9 +71,9 @@ static int flush(struct h2t *h)
     if (h->started && h->want_nl > h->nl_run) {
         int n = h->want_nl > 3 ? 3 : h->want_nl;
         for (; h->nl_run < n && rc == 0; h->nl_run++)
-            rc = seg_lit(h->c, h->out, "\n", 1);
+            rc = render_seg_lit(h->c, h->out, "\n", 1);
     } else if (h->started && h->space && h->nl_run == 0) {
-        rc = seg_lit(h->c, h->out, " ", 1);
+        rc = render_seg_lit(h->c, h->out, " ", 1);
     }
     h->want_nl = 0;
     h->space = 0;
@@ -85,18 +85,18 @@ static int out_text(struct h2t *h, const char *s, size_t n)
 {
     int rc = flush(h);
     if (rc == 0)
-        rc = seg_lit(h->c, h->out, s, n);
+        rc = render_seg_lit(h->c, h->out, s, n);
     h->started = 1;
     h->nl_run = 0;
     return rc;
 }
 
 /* Write a merge tag as visible text. */
-static int out_tag(struct h2t *h, struct seg s)
+static int out_tag(struct h2t *h, struct render_seg s)
 {
     int rc = flush(h);
     if (rc == 0)
-        rc = seg_add(h->out, s);
+        rc = render_seg_add(h->out, s);
     h->started = 1;
     h->nl_run = 0;
     h->a_tags++;
@@ -125,12 +125,12 @@ static int href_put(struct h2t *h, const char *s, size_t n)
     int rc = rbuf_put(&h->hreftext, s, n);
     if (rc)
         return rc;
-    struct seg *last = h->href.n ? &h->href.v[h->href.n - 1] : NULL;
-    if (last && last->kind == SEG_LIT && last->off + last->len == off) {
+    struct render_seg *last = h->href.n ? &h->href.v[h->href.n - 1] : NULL;
+    if (last && last->kind == RENDER_SEG_LIT && last->off + last->len == off) {
         last->len += (uint32_t)n;
         return 0;
     }
-    return seg_add(&h->href, (struct seg){ .off = (uint32_t)off,
+    return render_seg_add(&h->href, (struct render_seg){ .off = (uint32_t)off,
                                             .len = (uint32_t)n });
 }
 
@@ -249,15 +249,15 @@ static const char *trim(const char *s, size_t *n)
 }
 
 /* Is the link text, blanks aside, just the merge tag s? */
-static int same_tag(const struct h2t *h, struct seg s)
+static int same_tag(const struct h2t *h, struct render_seg s)
 {
     int seen = 0;
     size_t i = h->a_seg;
-    if (i > 0 && h->out->v[i - 1].kind == SEG_LIT)
+    if (i > 0 && h->out->v[i - 1].kind == RENDER_SEG_LIT)
         i--;        /* link text may have been merged into it */
     for (; i < h->out->n; i++) {
-        const struct seg *o = &h->out->v[i];
-        if (o->kind != SEG_LIT) {
+        const struct render_seg *o = &h->out->v[i];
+        if (o->kind != RENDER_SEG_LIT) {
             if (o->kind != s.kind || o->slot != s.slot)
                 return 0;
             seen = 1;
@@ -300,8 +300,8 @@ static int link_end(struct h2t *h)
     int empty = h->a_tags == 0 && h->c->pool.len == h->a_pool;
     int rc = out_text(h, empty ? "" : " (", empty ? 0 : 2);
     for (size_t i = 0; i < h->href.n && rc == 0; i++) {
-        struct seg s = h->href.v[i];
-        if (s.kind == SEG_LIT)
+        struct render_seg s = h->href.v[i];
+        if (s.kind == RENDER_SEG_LIT)
             rc = out_text(h, h->hreftext.p + s.off, s.len);
         else
             rc = out_tag(h, s);
@@ -562,7 +562,7 @@ static int feed(struct h2t *h, char ch)
 }
 
 /* A merge tag in the html: where it lands depends on the state. */
-static int feed_tag(struct h2t *h, struct seg s)
+static int feed_tag(struct h2t *h, struct render_seg s)
 {
     int rc = 0;
     if (h->in_ent)
@@ -583,7 +583,7 @@ static int feed_tag(struct h2t *h, struct seg s)
     case T_AVAL:
         if (h->capture) {
             h->href_tags++;
-            return seg_add(&h->href, s);
+            return render_seg_add(&h->href, s);
         }
         return 0;
     default:
@@ -591,15 +591,15 @@ static int feed_tag(struct h2t *h, struct seg s)
     }
 }
 
-int tpl_html_to_text(struct tplc *c, const struct seglist *html,
-                     struct seglist *out)
+int tpl_html_to_text(struct tplc *c, const struct render_seglist *html,
+                     struct render_seglist *out)
 {
     struct h2t h = { .c = c, .out = out, .state = T_TEXT };
     h.hreftext.max = HREF_MAX;
     int rc = 0;
     for (size_t i = 0; i < html->n && rc == 0; i++) {
-        struct seg s = html->v[i];
-        if (s.kind != SEG_LIT) {
+        struct render_seg s = html->v[i];
+        if (s.kind != RENDER_SEG_LIT) {
             rc = feed_tag(&h, s);
             continue;
         }

@@ -5,9 +5,10 @@
  * DESCRIPTION
  *   signer_build() reads the verified sending domains of the spool (each
  *   with the key files its record names) and every [account N] domains
- *   list of the configuration (keys found as DIR/DOMAIN/SELECTOR.key, DIR
- *   is dkim_keys, default SPOOL/dkim), keys sorted by selector.  The table is sorted by domain and never changes once built,
- *   so worker threads read it without locks.
+ *   list of the configuration (keys found in the key store, dkim_store.h:
+ *   ROOT/DOMAIN/SELECTOR.key, ROOT is dkim_keys, default SPOOL/dkim), keys
+ *   sorted by selector.  The table is sorted by domain and never changes
+ *   once built, so worker threads read it without locks.
  *
  *   signer_compose() checks the message against the spool's rules
  *   (queue_msg.h: no NUL byte, not empty, a parseable header with one
@@ -20,10 +21,11 @@
  *
  * DIAGNOSTICS
  *   A key that dkim_key_load() refuses fails the whole build with the path
- *   and reason, so a bad key is found at start or reload, not per message.
+ *   and reason, so a bad key is found at start or reload, not per message;
+ *   so does a .key file in the store whose name is no lower-case selector
+ *   (the store's rule, dkim_selector_norm()).
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@
 #include "queue_msg.h"
 #include "dkim_prepare.h"
 #include "dkim_sign.h"
+#include "dkim_store.h"
 #include "signer.h"
 
 struct signer_key {
@@ -110,29 +113,11 @@ static int by_name(const void *a, const void *b)
                   ((const struct signer_domain *)b)->name);
 }
 
-static int by_selector(const void *a, const void *b)
-{
-    return strcmp(((const struct signer_key *)a)->selector,
-                  ((const struct signer_key *)b)->selector);
-}
-
 static int by_id(const void *a, const void *b)
 {
     uint32_t x = ((const struct signer_account *)a)->id;
     uint32_t y = ((const struct signer_account *)b)->id;
     return x < y ? -1 : x > y;
-}
-
-/* A selector is dot-separated LDH labels (RFC 6376 3.1). */
-static bool selector_ok(const char *s, size_t n)
-{
-    if (!n || n > 63 || s[0] == '.' || s[n - 1] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' &&
-            !(s[i] == '.' && s[i - 1] != '.'))
-            return false;
-    return true;
 }
 
 /* Say why the key at path of domain d was refused.  from is where the
@@ -153,61 +138,64 @@ static void key_refused(char *err, size_t errlen, const struct signer_domain *d,
                  "%s%s%s", d->name, r, sep, text);
 }
 
-/* Load every DIR/DOMAIN/SELECTOR.key of d, a domain of the configuration
- * ("FILE:LINE: [account N]"); none at all is fine. */
-static int load_keys(const char *dir, struct signer_domain *d,
+/* What the store scan of one domain reports to load_keys(). */
+struct odd_ctx {
+    char *err;
+    size_t errlen;
+};
+
+/* dkim_store_scan() callback: a file the store would never make (an
+ * invalid or upper-case selector) stops the build, naming it. */
+static int odd_key(void *arg, const char *path, const char *why)
+{
+    struct odd_ctx *o = arg;
+    snprintf(o->err, o->errlen, "DKIM key %s: %s", path, why);
+    return -EINVAL;
+}
+
+/* Load every ROOT/DOMAIN/SELECTOR.key of d, a domain of the configuration
+ * ("FILE:LINE: [account N]"), through the key store; none at all is
+ * fine. */
+static int load_keys(const char *root, struct signer_domain *d,
                      const char *from, char *err, size_t errlen)
 {
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, d->name) >=
-        sizeof path) {
+    struct dkim_store_list l = { 0 };
+    struct odd_ctx o = { err, errlen };
+    int rc = dkim_store_path(path, sizeof path, root, d->name, NULL);
+    if (rc) {
         snprintf(err, errlen, "dkim_keys: path too long for %s", d->name);
-        return -ENAMETOOLONG;
+        return rc;
     }
-    DIR *dh = opendir(path);
-    if (!dh) {
-        if (errno == ENOENT)
-            return 0;
-        int e = errno;
+    rc = dkim_store_scan(&l, root, d->name, odd_key, &o);
+    if (rc && rc != -EINVAL)
         snprintf(err, errlen, "DKIM keys of %s: %s: %s", d->name, path,
-                 strerror(e));
-        return -e;
+                 strerror(-rc));
+    if (!rc && l.n > SIGNER_MAX_KEYS) {
+        snprintf(err, errlen, "DKIM keys of %s: more than %d in %s",
+                 d->name, SIGNER_MAX_KEYS, path);
+        rc = -E2BIG;
     }
-    int rc = 0;
-    struct dirent *de;
-    while (!rc && (de = readdir(dh))) {
-        size_t n = strlen(de->d_name);
-        if (de->d_name[0] == '.' || n < 5 || strcmp(de->d_name + n - 4, ".key"))
-            continue;
-        if (!selector_ok(de->d_name, n - 4)) {
-            snprintf(err, errlen, "DKIM key %s/%s: '%.*s' is not a valid "
-                     "selector", path, de->d_name, (int)(n - 4), de->d_name);
-            rc = -EINVAL;
-            break;
-        }
-        if (d->nkeys == SIGNER_MAX_KEYS) {
-            snprintf(err, errlen, "DKIM keys of %s: more than %d in %s",
-                     d->name, SIGNER_MAX_KEYS, path);
-            rc = -E2BIG;
-            break;
-        }
+    for (size_t i = 0; !rc && i < l.n; i++) {
         char kp[4096 + 256], why[600] = "";
-        snprintf(kp, sizeof kp, "%s/%s", path, de->d_name);
         struct signer_key *k = &d->keys[d->nkeys];
+        if ((rc = dkim_store_path(kp, sizeof kp, root, d->name,
+                                  l.v[i].selector))) {
+            snprintf(err, errlen, "dkim_keys: path too long for %s", d->name);
+            break;
+        }
         if ((rc = dkim_key_load(kp, &k->key, why, sizeof why))) {
             key_refused(err, errlen, d, from, kp, rc, why);
             break;
         }
-        if (!(k->selector = strndup(de->d_name, n - 4))) {
+        if (!(k->selector = strdup(l.v[i].selector))) {
             dkim_key_free(k->key);
             rc = -ENOMEM;
             break;
         }
         d->nkeys++;
     }
-    closedir(dh);
-    if (d->nkeys)
-        qsort(d->keys, d->nkeys, sizeof d->keys[0], by_selector);
+    dkim_store_list_free(&l);
     return rc;
 }
 
@@ -317,7 +305,7 @@ int signer_build(const struct config *cfg, struct queue *q,
     if (cfg->dkim_keys)
         snprintf(dir, sizeof dir, "%s", cfg->dkim_keys);
     else
-        snprintf(dir, sizeof dir, "%s/dkim", cfg->spool ? cfg->spool : ".");
+        dkim_store_root(dir, sizeof dir, cfg->spool ? cfg->spool : ".");
     struct spool_ctx c = { .s = s, .err = err, .errlen = errlen };
     long n = 0;
     if (q && (n = queue_sdomains(q, take_sdomain, &c)) < 0 && !c.rc) {

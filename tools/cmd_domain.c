@@ -9,13 +9,15 @@
  *   domain verify DOMAIN [--dns-server HOST[:PORT]] [--force]
  *
  * DESCRIPTION
- *   `add` gives DOMAIN (taken in lower case; an IDN becomes its A-label,
- *   libidn2 UTS #46 non-transitional) to one account, creates its DKIM key
- *   SPOOL/dkim/DOMAIN/SELECTOR.key (directories 0700, key 0600; selector
- *   "sl" + YYYYMM, RSA 2048 unless told; an existing key file of that name
- *   is used as it is) and prints the DNS records to publish: the DKIM TXT
- *   record in strings of at most 255 octets, and suggested SPF and DMARC
- *   records.  A domain belongs to one account: adding it again, from any
+ *   `add` gives DOMAIN (dkim_domain_norm(): lower case, no trailing dot,
+ *   an IDN becomes its A-label, libidn2 UTS #46 non-transitional) to one
+ *   account, creates its DKIM key in the key store (dkim_store.h:
+ *   SPOOL/dkim/DOMAIN/SELECTOR.key, directories 0700, key 0600; selector
+ *   "sl" + YYYYMM unless told, LDH labels taken in lower case; RSA 2048
+ *   unless told; an existing key file of that name is used as it is) and
+ *   prints the DNS records to publish: the DKIM TXT record in strings of
+ *   at most 255 octets (as `sluice dkim keygen` cuts it), and suggested
+ *   SPF and DMARC records.  A domain belongs to one account: adding it again, from any
  *   account, is refused.  Mail from a domain not verified for its account
  *   is refused by `sluice inject` and deferred by the engine.
  *
@@ -31,9 +33,7 @@
  *   record that does not match, 66 unknown account or domain, 69 DNS
  *   failure, 73 the key cannot be written, 77 refused.
  */
-#include <ctype.h>
 #include <errno.h>
-#include <idn2.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +44,9 @@
 
 #include "dkim_sign.h"
 #include "tool_admin.h"
+#include "tool_dkim.h"
 
 #define P "sluice domain"
-#define TXT_MAX 2048
 
 static const char usage_text[] =
     "usage: sluice domain add DOMAIN [--account A] [--selector S]\n"
@@ -59,91 +59,34 @@ static const char usage_text[] =
     "add creates the domain's DKIM key in SPOOL/dkim and prints the DNS\n"
     "records to publish; verify checks the published DKIM record.\n";
 
-/* Lower-case A-label form of a domain into out; -1 with a message. */
-static int norm_domain(const char *prog, const char *in, char *out,
-                       size_t cap)
-{
-    char buf[4 * QUEUE_MAX_DOMAIN + 2];
-    char *alabel = NULL;
-    size_t n = strlen(in);
-    if (n && in[n - 1] == '.')
-        n--;
-    if (n == 0 || n >= sizeof buf) {
-        fprintf(stderr, "%s: invalid domain '%.80s'\n", prog, in);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (char)tolower((unsigned char)in[i]);
-    buf[n] = 0;
-    int rc = idn2_to_ascii_8z(buf, &alabel,
-                              IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-    if (rc != IDN2_OK) {
-        fprintf(stderr, "%s: invalid domain '%.80s': %s\n", prog, in,
-                idn2_strerror(rc));
-        return -1;
-    }
-    n = strlen(alabel);
-    bool ok = n > 0 && n < cap && n <= QUEUE_MAX_DOMAIN && strchr(alabel, '.');
-    for (size_t i = 0; ok && i < n; i++) {
-        char c = alabel[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-             c == '.';
-    }
-    const char *last = ok ? strrchr(alabel, '.') + 1 : NULL;
-    if (ok && strspn(last, "0123456789") == strlen(last))
-        ok = false;
-    if (ok)
-        memcpy(out, alabel, n + 1);
-    else
-        fprintf(stderr, "%s: invalid domain '%.80s': letters, digits, "
-                "hyphens, at least two labels\n", prog, in);
-    idn2_free(alabel);
-    return ok ? 0 : -1;
-}
-
-/* Print a TXT record in strings of at most 255 octets. */
-static void print_txt(const char *name, const char *txt, const char *note)
-{
-    size_t n = strlen(txt);
-    printf("%s. IN TXT (", name);
-    for (size_t at = 0; at < n; at += 255)
-        printf(" \"%.*s\"", (int)(n - at > 255 ? 255 : n - at), txt + at);
-    printf(" )%s%s\n", note ? "   ; " : "", note ? note : "");
-}
-
 /* The TXT record as a JSON object with its strings. */
 static json_t *txt_json(const char *name, const char *txt, const char *what)
 {
-    json_t *s = json_array();
-    size_t n = strlen(txt);
-    for (size_t at = 0; at < n; at += 255)
-        json_array_append_new(s, json_stringn(txt + at, n - at > 255 ? 255
-                                                                    : n - at));
     return json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", name, "type", "TXT",
-                     "what", what, "value", txt, "strings", s);
+                     "what", what, "value", txt, "strings",
+                     tool_dkim_record_strings(txt));
 }
 
 /* The records to publish for d (DKIM from its key files), printed or
  * added to arr. */
 static void records(const struct queue_sdomain *d, json_t *arr)
 {
-    char name[QUEUE_MAX_DOMAIN + QUEUE_MAX_SELECTOR + 16], txt[TXT_MAX];
+    char name[QUEUE_MAX_DOMAIN + QUEUE_MAX_SELECTOR + 16];
     char err[256];
     for (unsigned i = 0; i < d->nsel; i++) {
-        struct dkim_key *k = NULL;
+        struct dkim_keyinfo ki;
         snprintf(name, sizeof name, "%s._domainkey.%s", d->sel[i].selector,
                  d->domain);
-        if (dkim_key_load(d->sel[i].key_path, &k, err, sizeof err) ||
-            dkim_key_txt(k, txt, sizeof txt)) {
+        if (dkim_keyinfo_load(d->sel[i].key_path, &ki, err, sizeof err)) {
             fprintf(stderr, P ": %s: %s\n", d->sel[i].key_path, err);
-            dkim_key_free(k);
+            dkim_keyinfo_free(&ki);
             continue;
         }
-        dkim_key_free(k);
         if (arr)
-            json_array_append_new(arr, txt_json(name, txt, "dkim"));
+            json_array_append_new(arr, txt_json(name, ki.txt, "dkim"));
         else
-            print_txt(name, txt, NULL);
+            tool_dkim_print_record(name, ki.txt, NULL);
+        dkim_keyinfo_free(&ki);
     }
     char spf[] = "v=spf1 a mx ~all";
     char dmarc[QUEUE_MAX_DOMAIN + 64];
@@ -154,18 +97,10 @@ static void records(const struct queue_sdomain *d, json_t *arr)
         json_array_append_new(arr, txt_json(d->domain, spf, "spf"));
         json_array_append_new(arr, txt_json(name, dmarc, "dmarc"));
     } else {
-        print_txt(d->domain, spf, "suggested SPF: add the addresses "
+        tool_dkim_print_record(d->domain, spf, "suggested SPF: add the addresses "
                   "sluiced sends from");
-        print_txt(name, dmarc, "suggested DMARC: start with p=none");
+        tool_dkim_print_record(name, dmarc, "suggested DMARC: start with p=none");
     }
-}
-
-/* mkdir that accepts an existing directory. */
-static int make_dir(const char *path)
-{
-    if (mkdir(path, 0700) && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
@@ -199,16 +134,13 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
         rc = TOOL_EX_USAGE;
         goto out;
     }
-    if (norm_domain(P " add", argv[1], dom, sizeof dom)) {
+    if (tool_dkim_domain(P " add", argv[1], dom, sizeof dom)) {
         rc = TOOL_EX_DATAERR;
         goto out;
     }
     if (sel_s) {
-        snprintf(sel.selector, sizeof sel.selector, "%s", sel_s);
-        if (strlen(sel_s) > QUEUE_MAX_SELECTOR || strspn(sel_s,
-                "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(sel_s)) {
-            fprintf(stderr, P " add: invalid selector '%.80s': a-z 0-9 - _\n",
-                    sel_s);
+        if (tool_dkim_selector(P " add", sel_s, sel.selector,
+                               sizeof sel.selector)) {
             rc = TOOL_EX_USAGE;
             goto out;
         }
@@ -239,38 +171,38 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
         goto out;
     }
     /* the key: SPOOL/dkim/DOMAIN/SELECTOR.key, absolute for the engine */
-    char txt[TXT_MAX], dir[PATH_MAX + 300];
-    if (!realpath(ctx->spool, spool) ||
-        snprintf(dir, sizeof dir, "%s/dkim", spool) >= (int)sizeof dir ||
-        make_dir(dir) ||
-        snprintf(dir, sizeof dir, "%s/dkim/%s", spool, dom) >=
-            (int)sizeof dir ||
-        make_dir(dir) ||
-        snprintf(sel.key_path, sizeof sel.key_path, "%s/%s.key", dir,
-                 sel.selector) >= (int)sizeof sel.key_path) {
+    char txt[DKIM_TXT_MAX], root[PATH_MAX], dir[PATH_MAX] = "";
+    int e = realpath(ctx->spool, spool) ? 0 : -errno;
+    if (!e)
+        e = dkim_store_root(root, sizeof root, spool);
+    if (!e)
+        e = dkim_store_mkdirs(root, dom, dir, sizeof dir);
+    if (!e)
+        e = dkim_store_path(sel.key_path, sizeof sel.key_path, root, dom,
+                            sel.selector);
+    if (e) {
         fprintf(stderr, P " add: %s: cannot make the key directory: %s\n",
-                dir, strerror(errno));
+                dir[0] ? dir : ctx->spool, strerror(-e));
         rc = TOOL_EX_CANTCREAT;
         goto out;
     }
     struct stat st;
     if (stat(sel.key_path, &st) == 0) {
-        struct dkim_key *k = NULL;
+        struct dkim_keyinfo ki;
         char err[256];
-        if (dkim_key_load(sel.key_path, &k, err, sizeof err) ||
-            dkim_key_txt(k, txt, sizeof txt)) {
+        if (dkim_keyinfo_load(sel.key_path, &ki, err, sizeof err)) {
             fprintf(stderr, P " add: %s exists and is not a usable key: %s\n",
                     sel.key_path, err);
-            dkim_key_free(k);
+            dkim_keyinfo_free(&ki);
             rc = TOOL_EX_CANTCREAT;
             goto out;
         }
-        snprintf(sel.algo, sizeof sel.algo, "%s",
-                 strncmp(dkim_key_algorithm(k), "ed25519", 7) ? "rsa"
-                                                              : "ed25519");
-        dkim_key_free(k);
+        snprintf(txt, sizeof txt, "%s", ki.txt);
+        snprintf(sel.algo, sizeof sel.algo, "%s", ki.algo);
+        dkim_keyinfo_free(&ki);
     } else {
-        int err = dkim_keygen(algo, (int)bits, sel.key_path, txt, sizeof txt);
+        int err = dkim_store_keygen(algo, (int)bits, sel.key_path, txt,
+                                    sizeof txt);
         if (err) {
             fprintf(stderr, P " add: %s: %s\n", sel.key_path,
                     dkim_strerror(err));
@@ -391,7 +323,7 @@ static int domain_begin(struct tool_ctx *ctx, const char *prog, int act,
 {
     char dom[QUEUE_MAX_DOMAIN + 1], obj[300];
     int rc;
-    if (norm_domain(prog, in, dom, sizeof dom))
+    if (tool_dkim_domain(prog, in, dom, sizeof dom))
         return TOOL_EX_DATAERR;
     if ((rc = tool_admin_begin(ctx, false, prog + 7, q)))
         return rc;

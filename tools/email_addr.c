@@ -6,27 +6,27 @@
  *   The local part is a dot-atom (RFC 5321 4.1.2; quoted strings are
  *   refused: the renderer writes To: as a plain addr-spec), in
  *   ASCII (SMTPUTF8 local parts are refused: the renderer writes ASCII
- *   headers).  The domain goes
- *   through libidn2 (UTS #46 non-transitional, input NFC-normalised) when
- *   it is not plain ASCII or holds an A-label; a plain ASCII domain takes
- *   a fast path (lower-case, LDH check) that gives the same answer, since
- *   that is all UTS #46 does to one.  A small cache of converted IDN
- *   domains spares libidn2 the repeats of a large import.  Owns nothing; not thread-safe (the cache).
+ *   headers).  The domain goes through the tree's one domain normaliser,
+ *   dkim_domain_norm() (dkim/name.c: libidn2, UTS #46 non-transitional,
+ *   for a name that is not plain ASCII or holds an A-label; a fast LDH
+ *   path otherwise), after the address rules of its own: no trailing dot
+ *   and no address literal.  A small cache of converted IDN domains
+ *   spares libidn2 the repeats of a large import.  Owns nothing; not
+ *   thread-safe (the cache).
  *
  * DIAGNOSTICS
  *   Every refusal comes with a short reason ("local part over 64 octets",
  *   "domain: ...") for the reject file.
  */
-#include <idn2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "dkim_store.h"
 #include "tool_lists.h"
 
 #define LOCAL_MAX 64
 #define DOMAIN_MAX 253
-#define LABEL_MAX 63
 #define IDN_CACHE 64
 #define IDN_IN_MAX 1024
 
@@ -95,40 +95,6 @@ static const char *local_check(const char *l, size_t n)
     return NULL;
 }
 
-/* Check an ASCII domain already in lower case; NULL if fine, else why. */
-static const char *ldh_check(const char *d, size_t n)
-{
-    size_t label = 0, start = 0;
-    bool dot = false;
-    if (n == 0)
-        return "empty domain";
-    if (n > DOMAIN_MAX)
-        return "domain over 253 octets";
-    for (size_t i = 0; i <= n; i++) {
-        char c = i < n ? d[i] : '.';
-        if (c == '.') {
-            if (label == 0)
-                return i == n && dot ? "domain ends with a dot"
-                                     : "empty label in the domain";
-            if (label > LABEL_MAX)
-                return "domain label over 63 octets";
-            if (d[start] == '-' || d[i - 1] == '-')
-                return "domain label starts or ends with a hyphen";
-            if (i < n)
-                dot = true;
-            else if (strspn(d + start, "0123456789") == label)
-                return "all-numeric top-level domain";
-            label = 0;
-            start = i + 1;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return "bad character in the domain";
-        label++;
-    }
-    return dot ? NULL : "domain needs at least two labels";
-}
-
 /* One converted IDN domain remembered. */
 struct idn_entry {
     char in[IDN_IN_MAX];
@@ -147,7 +113,9 @@ static size_t idn_slot(const char *s, size_t n)
     return h % IDN_CACHE;
 }
 
-/* The A-label form of d[0..n) into out (DOMAIN_MAX + 1); NULL or why. */
+/* The A-label form of d[0..n) into out (DOMAIN_MAX + 1) by the tree's one
+ * domain normaliser (dkim_domain_norm()), with the address rules on top
+ * (no trailing dot, no address literal); NULL or why (written there). */
 static const char *domain_norm(const char *d, size_t n, char *out,
                                char *why)
 {
@@ -156,17 +124,12 @@ static const char *domain_norm(const char *d, size_t n, char *out,
         ascii = (unsigned char)d[i] < 0x80;
     if (n && d[0] == '[')
         return "address literals are not accepted";
-    if (ascii) {
-        if (n > DOMAIN_MAX)
-            return "domain over 253 octets";
-        for (size_t i = 0; i < n; i++)
-            out[i] = (char)((d[i] >= 'A' && d[i] <= 'Z') ? d[i] + 32 : d[i]);
-        out[n] = 0;
-        const char *bad = ldh_check(out, n);
-        /* an A-label must also decode: libidn2 checks it below */
-        if (bad || (strncmp(out, "xn--", 4) && !strstr(out, ".xn--")))
-            return bad;
-    }
+    if (n && d[n - 1] == '.')
+        return n > 1 && d[n - 2] != '.' ? "domain ends with a dot"
+                                        : "empty label in the domain";
+    if (ascii)   /* the normaliser's fast path: no cache needed */
+        return dkim_domain_norm(d, n, out, DOMAIN_MAX + 1, why,
+                                TOOL_WHY_MAX) ? why : NULL;
     if (n >= IDN_IN_MAX)
         return "domain too long";
     struct idn_entry *e = &idn_cache[idn_slot(d, n)];
@@ -176,30 +139,13 @@ static const char *domain_norm(const char *d, size_t n, char *out,
     }
     if (!tool_utf8_ok(d, n))
         return "domain is not UTF-8";
-    char in[IDN_IN_MAX], *alabel = NULL;
-    memcpy(in, d, n);
-    in[n] = 0;
-    int rc = idn2_to_ascii_8z(in, &alabel,
-                              IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-    if (rc != IDN2_OK) {
-        snprintf(why, TOOL_WHY_MAX, "domain: %s", idn2_strerror(rc));
+    if (dkim_domain_norm(d, n, out, DOMAIN_MAX + 1, why, TOOL_WHY_MAX))
         return why;
-    }
-    size_t an = strlen(alabel);
-    for (size_t i = 0; i < an; i++)
-        if (alabel[i] >= 'A' && alabel[i] <= 'Z')
-            alabel[i] = (char)(alabel[i] + 32);
-    const char *bad = an > DOMAIN_MAX ? "domain over 253 octets"
-                                      : ldh_check(alabel, an);
-    if (!bad) {
-        memcpy(out, alabel, an + 1);
-        memcpy(e->in, d, n);
-        e->in_len = n;
-        memcpy(e->out, alabel, an + 1);
-        e->used = true;
-    }
-    idn2_free(alabel);
-    return bad;
+    memcpy(e->in, d, n);
+    e->in_len = n;
+    memcpy(e->out, out, strlen(out) + 1);
+    e->used = true;
+    return NULL;
 }
 
 int tool_addr_normalize(const char *in, size_t len, char *out, size_t cap,

@@ -210,6 +210,10 @@ static void part(const char *m, const char *type, char *out, size_t cap)
             assert_true(e - l <= 76);
             if (e > l)
                 assert_true(e[-1] != ' ' && e[-1] != '\t');
+            /* no line an mbox hop rewrites or a reader takes for a
+             * boundary (dkim_qp_put()'s guard) */
+            assert_false(e - l >= 5 && !memcmp(l, "From ", 5));
+            assert_false(e > l && l[0] == '-');
             if (e >= starts[i + 1])
                 break;
             l = e + 2;
@@ -1054,6 +1058,31 @@ static void test_derived_text(void **state)
     render_free(t);
 }
 
+/* Lines that start "From " or '-' (after a hard or a soft break, in the
+ * template or in a merged value) are written so that no encoded line
+ * starts that way, and decode to the text as it was. */
+static void test_qp_guard(void **state)
+{
+    (void)state;
+    struct render_input in = input("s", "<p>{{v}}</p>",
+                                   "From the team\n-- \nsig {{v}}");
+    struct render_tpl *t = compile(&in);
+    char v[512], b[CAP], want[1024];
+    memset(v, 'x', 74);
+    memcpy(v + 74, "-- cut\nFrom me\nFrost\n-", 22);
+    v[96] = '\0';
+    struct render_field f[] = { { "v", v, 0 } };
+    char *m = render(t, f, 1, 1, NULL);
+    check_wire(m);
+    part(m, "text/plain", b, sizeof(b));    /* checks the line starts */
+    snprintf(want, sizeof(want), "From the team\r\n-- \r\nsig %.74s-- cut"
+             "\r\nFrom me\r\nFrost\r\n-", v);
+    assert_string_equal(b, want);
+    assert_non_null(strstr(m, "=46rom the team\r\n=2D-=20\r\n"));
+    free(m);
+    render_free(t);
+}
+
 static void test_qp_lines(void **state)
 {
     (void)state;
@@ -1151,6 +1180,7 @@ int main(void)
         cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_derived_text),
         cmocka_unit_test(test_qp_lines),
+        cmocka_unit_test(test_qp_guard),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

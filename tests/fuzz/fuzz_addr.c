@@ -50,7 +50,7 @@ static void check_normalized(const char *out)
         broken("normal form over TOOL_ADDR_MAX", out);
     if (queue_check_rcpt(out))
         broken("the spool refuses an imported address", out);
-    if (!hdr_addr_ok(out, n))
+    if (!render_hdr_addr_ok(out, n))
         broken("the renderer refuses an imported address", out);
     char again[TOOL_ADDR_MAX + 1], why[TOOL_WHY_MAX];
     if (tool_addr_normalize(out, n, again, sizeof again, why))
@@ -63,10 +63,11 @@ static void check_normalized(const char *out)
 static void check_from(const char *s)
 {
     char name[256], addr[TOOL_ADDR_MAX + 1];
-    if (hdr_addr_parse(s, name, sizeof name, addr, sizeof addr))
+    if (render_hdr_addr_parse(s, name, sizeof name, addr, sizeof addr))
         return;
-    if (!hdr_addr_ok(addr, strlen(addr)))
-        broken("hdr_addr_parse gave an address hdr_addr_ok refuses", s);
+    if (!render_hdr_addr_ok(addr, strlen(addr)))
+        broken("render_hdr_addr_parse gave an address render_hdr_addr_ok "
+               "refuses", s);
     for (const char *c = name; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             broken("a display name with a control character", s);
