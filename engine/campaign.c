@@ -173,7 +173,7 @@ static void tpl_put(struct tpl *t)
     pthread_mutex_unlock(&cache.lock);
 }
 
-void campaign_cache_free(void)
+void engine_campaign_cache_free(void)
 {
     pthread_mutex_lock(&cache.lock);
     for (size_t i = 0; i < cache.n; i++)
@@ -222,8 +222,8 @@ static int render_one(struct engine *e, const struct signer *sg,
                       const struct tpl *t, struct body *b, char *why,
                       size_t whylen);
 
-int campaign_compose(struct engine *e, const struct signer *sg,
-                     struct body *b, char *why, size_t whylen)
+int engine_campaign_compose(struct engine *e, const struct signer *sg,
+                            struct body *b, char *why, size_t whylen)
 {
     int err = 0;
     struct tpl *t = tpl_get(e, b->campaign, why, whylen, &err);

@@ -627,7 +627,7 @@ void eventlog_pause(struct engine *e, const char *domain, bool paused)
                       "time_ms", (json_int_t)engine_now_ms()));
 }
 
-/* The spool stopped or started taking writes (record.c). */
+/* The spool stopped or started taking writes (outcome.c). */
 void eventlog_spool(struct engine *e, const char *state, const char *error,
                     size_t held, uint64_t full_ms)
 {
