@@ -440,6 +440,27 @@ void dest_set_paused(struct engine *e, struct dest *d, bool paused);
 void dest_fail_all(struct engine *e, struct dest *d, int type, int code,
                    const char *enh, const char *text, const char *mx);
 
+/* Unlink waiting item it (after prev) from d; then, once a job has
+ * taken what it takes, dest_groups_taken() (run_ended: the job took the
+ * last of a run of items sharing a body). */
+void dest_unlink(struct dest *d, struct item *prev, struct item *it);
+void dest_groups_taken(struct dest *d, bool run_ended);
+
+/* job.c: jobs for sessions, made from a destination's waiting items */
+/* The state a job carries through its session. */
+struct job_ctx {
+    struct smtp_job job;
+    struct dest *dest;
+    struct item **items;
+    struct smtp_rcpt rcpts[];
+};
+/* A job from the first waiting item whose body is composed, with the
+ * other recipients of the same message that wait at d; NULL when none
+ * can go now (d then waits for a body or a rate). */
+struct job_ctx *job_build(struct engine *e, struct dest *d);
+/* Have the bodies of d's next items composed. */
+void job_prefetch(struct engine *e, struct dest *d);
+
 /* route.c: where a destination's mail goes (MX lookup or a configured
  * route), its target list and its site */
 void route_resolve(struct engine *e, struct dest *d);
