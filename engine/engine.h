@@ -167,7 +167,7 @@ struct engine_stats {
 /* The parts of the engine, each owned by one file: only that file writes
  * it; other files go through the owner's functions below. */
 
-/* scheduler.c: the heartbeat, the run's mode and the applied pause list */
+/* scheduler.c: the heartbeat and the run's mode */
 struct engine_run {
     uv_timer_t tick;
     bool draining;
@@ -179,11 +179,15 @@ struct engine_run {
                                   missing or empty (QUEUE_OPEN_RECREATE) */
     int exit_code;
     uint64_t admin_gen;        /* of the spool's accounts, as loaded */
-    uint64_t controls_gen;     /* of the spool's pause list, as applied */
-    bool controls_read;
-    struct queue_control *paused; /* the pause list, as applied */
-    size_t npaused;
     uint64_t started_ms;
+};
+
+/* controls.c: the spool's pause list, as applied */
+struct control_state {
+    uint64_t gen;              /* of the spool's pause list, as applied */
+    bool read;
+    struct queue_control *v;
+    size_t n;
 };
 
 /* body.c: composed bodies by message id, and the batches composing them */
@@ -248,6 +252,7 @@ struct engine {
     uv_signal_t sig_term, sig_int, sig_hup; /* sluiced.c */
 
     struct engine_run run;     /* scheduler.c */
+    struct control_state controls; /* controls.c */
     struct body_cache bodies;  /* body.c */
     struct dest_table dests;   /* dest.c, route.c */
     struct site_table sites;   /* site.c */
@@ -296,7 +301,6 @@ void engine_drain(struct engine *e);
  * policies, DKIM keys); a broken file or a refused key keeps the running
  * configuration, and says why on stderr. */
 void engine_reload(struct engine *e);
-bool engine_paused(const struct engine *e, int kind, const char *name);
 /* sluiced's exit status is code (the last caller wins). */
 void engine_set_exit(struct engine *e, int code);
 
@@ -310,6 +314,15 @@ static inline bool engine_drain_aborted(const struct engine *e)
 {
     return e->run.drain_abort;
 }
+
+/* controls.c */
+/* Apply the spool's pause list when it has changed. */
+void controls_apply(struct engine *e);
+/* Is the site, domain, campaign (kind QUEUE_CTL_*) called name paused? */
+bool engine_paused(const struct engine *e, int kind, const char *name);
+/* A campaign's name in the pause list: its decimal id (a static buffer). */
+const char *engine_campaign_ctl_name(uint64_t id);
+void controls_free(struct engine *e);
 
 /* spool_errors.c */
 /* A spool operation of kind op failed with err (0: it worked, which ends

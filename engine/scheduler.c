@@ -38,15 +38,92 @@
 
 /* ---------------------------------------------------------------- claims */
 
-/* A campaign's name in the controls: its decimal id. */
-static const char *ctl_campaign_name(uint64_t id)
+/* Whether claim c (item it) ends or goes back to the spool before it
+ * reaches a destination: past its maximum age (expired), of a held or
+ * capped account (parked until enabled, or the next UTC day), of a
+ * cancelled campaign (ended) or a paused one (parked until resumed).
+ * Fills o when it does. */
+static bool claim_stops(struct engine *e, const struct queue_claim *c,
+                        struct item *it, struct queue_outcome *o)
 {
-    static char buf[24];
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)id);
-    return buf;
+    if (engine_now() >= c->created + e->cfg.max_age) {
+        *o = (struct queue_outcome){ .delivery = c->id,
+                                     .type = QUEUE_EV_EXPIRED,
+                                     .enhanced = "4.4.7",
+                                     .category = QUEUE_CAT_EXPIRED,
+                                     .text = "maximum age reached before "
+                                             "delivery" };
+        return true;
+    }
+    int64_t hold = c->account ? accounts_hold(e, it) : 0;
+    if (hold) {
+        /* a disabled account (parked until it is enabled), or one at its
+         * daily cap (until the next UTC day): the mail waits in the
+         * spool */
+        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
+                                     .retry_at = hold };
+        return true;
+    }
+    if (c->campaign && (c->cancelled ||
+                        engine_paused(e, QUEUE_CTL_CANCELLED,
+                                      engine_campaign_ctl_name(c->campaign)))) {
+        *o = (struct queue_outcome){ .delivery = c->id,
+                                     .type = QUEUE_EV_EXPIRED,
+                                     .enhanced = "5.0.0",
+                                     .category = QUEUE_CAT_OTHER,
+                                     .text = "campaign cancelled" };
+        return true;
+    }
+    if (c->campaign && engine_paused(e, QUEUE_CTL_CAMPAIGN,
+                                     engine_campaign_ctl_name(c->campaign))) {
+        /* parked in the spool until `sluice campaign resume` */
+        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
+                                     .retry_at = queue_park_time(c->campaign) };
+        return true;
+    }
+    return false;
 }
 
-/* Turn one claim into an item filed under its destination. */
+/* Whether claim c goes back to the spool rather than wait at destination
+ * d: d is paused, its site stopped, or it holds its share of the
+ * in-flight budget already.  Fills o when it does. */
+static bool claim_waits_in_spool(struct engine *e, const struct queue_claim *c,
+                                 const struct dest *d,
+                                 struct queue_outcome *o)
+{
+    int64_t until;
+    if (d->paused) {
+        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
+                                     .retry_at = engine_now() +
+                                         e->cfg.pause_recheck_ms / 1000 };
+        return true;
+    }
+    if (d->site && site_stopped(d->site, &until)) {
+        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
+                                     .retry_at = until
+                                         ? (until + 999) / 1000
+                                         : engine_now() +
+                                           e->cfg.pause_recheck_ms / 1000 };
+        return true;
+    }
+    /* a slow or throttled site holds at most a share of the in-flight
+     * budget in memory; the rest waits in the spool, so it never starves
+     * others */
+    unsigned cap = e->cfg.max_inflight / 4;
+    if (cap > DEST_MAX_WAITING)
+        cap = DEST_MAX_WAITING;
+    if (cap < 100)
+        cap = 100;
+    if (d->nitems >= cap || (d->site && d->site->waiting >= cap)) {
+        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
+                                     .retry_at = engine_now() + 15 };
+        return true;
+    }
+    return false;
+}
+
+/* Turn one claim into an item filed under its destination; or end it, or
+ * give it back to the spool, with one outcome. */
 static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
 {
     size_t len = strlen(c->rcpt);
@@ -63,40 +140,8 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
     memcpy(it->rcpt, c->rcpt, len + 1);
     outcome_claimed(e, 1);
 
-    if (engine_now() >= c->created + e->cfg.max_age) {
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_EXPIRED,
-                                   .enhanced = "4.4.7",
-                                   .category = QUEUE_CAT_EXPIRED,
-                                   .text = "maximum age reached before "
-                                           "delivery" };
-        engine_record(e, &it, 1, &o);
-        return NULL;
-    }
-    int64_t hold = c->account ? accounts_hold(e, it) : 0;
-    if (hold) {
-        /* a disabled account (parked until it is enabled), or one at its
-         * daily cap (until the next UTC day): the mail waits in the
-         * spool */
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
-                                   .retry_at = hold };
-        engine_record(e, &it, 1, &o);
-        return NULL;
-    }
-    if (c->campaign && (c->cancelled ||
-                        engine_paused(e, QUEUE_CTL_CANCELLED,
-                                      ctl_campaign_name(c->campaign)))) {
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_EXPIRED,
-                                   .enhanced = "5.0.0",
-                                   .category = QUEUE_CAT_OTHER,
-                                   .text = "campaign cancelled" };
-        engine_record(e, &it, 1, &o);
-        return NULL;
-    }
-    if (c->campaign && engine_paused(e, QUEUE_CTL_CAMPAIGN,
-                                     ctl_campaign_name(c->campaign))) {
-        /* parked in the spool until `sluice campaign resume` */
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
-                                   .retry_at = queue_park_time(c->campaign) };
+    struct queue_outcome o;
+    if (claim_stops(e, c, it, &o)) {
         engine_record(e, &it, 1, &o);
         return NULL;
     }
@@ -126,34 +171,7 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
         outcome_forget(e, 1);
         return NULL;
     }
-    int64_t until;
-    if (d->paused) {
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
-                                   .retry_at = engine_now() +
-                                               e->cfg.pause_recheck_ms / 1000 };
-        engine_record(e, &it, 1, &o);
-        return NULL;
-    }
-    if (d->site && site_stopped(d->site, &until)) {
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
-                                   .retry_at = until ? (until + 999) / 1000
-                                                     : engine_now() +
-                                                       e->cfg.pause_recheck_ms / 1000 };
-        engine_record(e, &it, 1, &o);
-        return NULL;
-    }
-    /* a slow or throttled site holds at most a share of the in-flight
-     * budget in memory; the rest waits in the spool */
-    unsigned cap = e->cfg.max_inflight / 4;
-    if (cap > DEST_MAX_WAITING)
-        cap = DEST_MAX_WAITING;
-    if (cap < 100)
-        cap = 100;
-    if (d->nitems >= cap || (d->site && d->site->waiting >= cap)) {
-        /* a slow or throttled destination holds at most this many in
-         * memory; the rest wait in the spool, so it never starves others */
-        struct queue_outcome o = { .delivery = c->id, .type = QUEUE_EV_NONE,
-                                   .retry_at = engine_now() + 15 };
+    if (claim_waits_in_spool(e, c, d, &o)) {
         engine_record(e, &it, 1, &o);
         return NULL;
     }
@@ -200,108 +218,6 @@ static void claim_some(struct engine *e)
         if ((size_t)n < want)
             break;
     }
-}
-
-/* ---------------------------------------------------------------- pauses */
-
-struct paused_list {
-    struct queue_control *v;
-    size_t n, cap;
-};
-
-static int collect_control(void *arg, const struct queue_control *c)
-{
-    struct paused_list *l = arg;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        struct queue_control *nv = realloc(l->v, ncap * sizeof *nv);
-        if (!nv)
-            return 1;
-        l->v = nv;
-        l->cap = ncap;
-    }
-    l->v[l->n++] = *c;
-    return 0;
-}
-
-static bool is_paused(const struct paused_list *l, int kind, const char *name)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].kind == kind && !strcmp(l->v[i].name, name))
-            return true;
-    return false;
-}
-
-struct pause_apply {
-    struct engine *e;
-    const struct paused_list *l;
-};
-
-/* site_foreach(): a site is paused when the list names it. */
-static void pause_site(struct site *s, void *arg)
-{
-    struct pause_apply *pa = arg;
-    site_set_paused(s, is_paused(pa->l, QUEUE_CTL_SITE, s->name));
-}
-
-/* dest_foreach(): a destination is paused when the list names it. */
-static void pause_dest(struct dest *d, void *arg)
-{
-    struct pause_apply *pa = arg;
-    dest_set_paused(pa->e, d, is_paused(pa->l, QUEUE_CTL_DOMAIN, d->domain));
-}
-
-/* Apply the spool's pause list when it has changed (`sluice pause`). */
-static void apply_controls(struct engine *e)
-{
-    uint64_t gen;
-    if (queue_controls_gen(e->q, &gen) || (e->run.controls_read &&
-                                           gen == e->run.controls_gen))
-        return;
-    struct paused_list l = { 0 };
-    if (queue_controls(e->q, collect_control, &l) < 0) {
-        free(l.v);
-        return;
-    }
-    e->run.controls_gen = gen;
-    e->run.controls_read = true;
-    struct pause_apply pa = { e, &l };
-    site_foreach(e, pause_site, &pa);
-    dest_foreach(e, pause_dest, &pa);
-    /* campaigns paused or cancelled since the last look: their waiting
-     * mail is parked in the spool or ended now, not when it comes up */
-    for (size_t i = 0; i < l.n; i++) {
-        const struct queue_control *c = &l.v[i];
-        if ((c->kind != QUEUE_CTL_CAMPAIGN && c->kind != QUEUE_CTL_CANCELLED) ||
-            engine_paused(e, c->kind, c->name))
-            continue;
-        unsigned long long id;
-        char *end;
-        errno = 0;
-        id = strtoull(c->name, &end, 10);
-        if (errno || *end || !id)
-            continue;
-        struct queue_outcome o = { .type = QUEUE_EV_NONE,
-                                   .retry_at = queue_park_time(id) };
-        if (c->kind == QUEUE_CTL_CANCELLED)
-            o = (struct queue_outcome){ .type = QUEUE_EV_EXPIRED,
-                                        .enhanced = "5.0.0",
-                                        .category = QUEUE_CAT_OTHER,
-                                        .text = "campaign cancelled" };
-        dest_drop_campaign(e, id, &o);
-    }
-    free(e->run.paused);
-    e->run.paused = l.v; /* kept for sites and domains seen later */
-    e->run.npaused = l.n;
-}
-
-bool engine_paused(const struct engine *e, int kind, const char *name)
-{
-    for (size_t i = 0; i < e->run.npaused; i++)
-        if (e->run.paused[i].kind == kind &&
-            !strcmp(e->run.paused[i].name, name))
-            return true;
-    return false;
 }
 
 /* ------------------------------------------------------------------ tick */
@@ -405,7 +321,7 @@ static void on_tick(uv_timer_t *t)
     static uint64_t last_status;
     if (engine_now_ms() - last_status >= 1000) {
         last_status = engine_now_ms();
-        apply_controls(e);
+        controls_apply(e);
         apply_admin(e);
         status_write(e);
     }
@@ -494,7 +410,7 @@ int engine_start(struct engine *e)
     signer_unref(e->signer);
     e->signer = sg;
     limits_init(e);
-    apply_controls(e);
+    controls_apply(e);
     body_init(e);
     uv_timer_init(e->loop, &e->run.tick);
     e->run.tick.data = e;

@@ -425,7 +425,7 @@ out:
             (unsigned long long)e.st.bounced,
             (unsigned long long)e.st.expired);
     body_free_all(&e);
-    free(e.run.paused);
+    controls_free(&e);
     limits_close(&e);
     accounts_close(&e);
     signer_unref(e.signer);
