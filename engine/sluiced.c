@@ -77,7 +77,7 @@ static void usage(FILE *f)
         "                     directories keys name, and every DKIM key the\n"
         "                     daemon would load (the spool's verified domains\n"
         "                     too, read-only); 0 ok, 78 with FILE:LINE: reason\n"
-        "  -v                 trace every SMTP state change on stderr\n"
+        "  -v                 trace every SMTP and site state change on stderr\n"
         "  --progress         a live status line on stderr\n"
         "  --exit-when-empty  stop as on SIGTERM once nothing is queued\n"
         "  --create           start an empty spool where data.mdb is missing\n"
