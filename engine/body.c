@@ -120,6 +120,21 @@ void body_unref(struct engine *e, struct body *b)
     body_free(b);
 }
 
+void body_take_wire(struct body *b, const struct wire *w,
+                    const struct wire *w7)
+{
+    b->data = w->data;
+    b->len = w->len;
+    b->size = w->size;
+    b->eightbit = w->eightbit;
+    b->hdr8 = w->hdr8;
+    b->data7 = w7->data;
+    b->len7 = w7->len;
+    b->size7 = w7->size;
+    b->eightbit7 = w7->eightbit;
+    b->hdr8_7 = w7->hdr8;
+}
+
 struct take_ctx {
     struct body *b;
     const struct signer *signer;
@@ -145,16 +160,7 @@ static void take_message(void *arg, const char *from, const void *msg,
             b->errtext = strdup(why);
         return;
     }
-    b->data = w.data;
-    b->len = w.len;
-    b->size = w.size;
-    b->eightbit = w.eightbit;
-    b->hdr8 = w.hdr8;
-    b->data7 = w7.data;
-    b->len7 = w7.len;
-    b->size7 = w7.size;
-    b->eightbit7 = w7.eightbit;
-    b->hdr8_7 = w7.hdr8;
+    body_take_wire(b, &w, &w7);
 }
 
 /* Worker thread: compose every body of the batch. */

@@ -289,15 +289,6 @@ static int render_one(struct engine *e, const struct signer *sg,
         free(w7.data);
         return -ENOMEM;
     }
-    b->data = w.data;
-    b->len = w.len;
-    b->size = w.size;
-    b->eightbit = w.eightbit;
-    b->hdr8 = w.hdr8;
-    b->data7 = w7.data;
-    b->len7 = w7.len;
-    b->size7 = w7.size;
-    b->eightbit7 = w7.eightbit;
-    b->hdr8_7 = w7.hdr8;
+    body_take_wire(b, &w, &w7);
     return 0;
 }

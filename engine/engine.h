@@ -352,6 +352,10 @@ void body_compose(struct engine *e, struct body **bodies, size_t n,
  * destination): kick it when a shared body is ready. */
 void body_wait(struct engine *e, struct dest *d);
 bool body_composing(const struct engine *e);
+/* The body takes the composed wire forms w and w7 (their buffers). */
+struct wire;
+void body_take_wire(struct body *b, const struct wire *w,
+                    const struct wire *w7);
 void body_init(struct engine *e);
 void body_free_all(struct engine *e);
 
