@@ -112,7 +112,7 @@ void accounts_load(struct engine *e)
     long rc = queue_accounts(e->q, take_account, &l);
     if (rc < 0) {
         fprintf(stderr, "sluiced: cannot read the accounts: %s (keeping "
-                        "the ones loaded before)\n", queue_strerror((int)rc));
+                        "the ones loaded before)\n", engine_strerror((int)rc));
         free(l.v);
         return;
     }

@@ -186,7 +186,7 @@ void route_resolve(struct engine *e, struct dest *d)
         char text[300];
         d->dns = DS_NONE;
         snprintf(text, sizeof text, "cannot look up %s: %s", name,
-                 dns_strerror(rc));
+                 engine_strerror(rc));
         dest_fail_all(e, d, rc == DNS_EBADNAME ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
                  rc == DNS_EBADNAME ? 553 : 0,
                  rc == DNS_EBADNAME ? "5.1.2" : "4.4.3", text, NULL);

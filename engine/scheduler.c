@@ -378,7 +378,7 @@ int engine_start(struct engine *e)
     int err = queue_open(&e->q, e->cfg.spool, &qo);
     if (err) {
         fprintf(stderr, "sluiced: spool %s: %s\n  %s\n", e->cfg.spool,
-                queue_strerror(err), queue_last_detail());
+                engine_strerror(err), queue_last_detail());
         return err;
     }
     if ((err = queue_completer_new(e->loop, &e->cmp)))
@@ -390,7 +390,7 @@ int engine_start(struct engine *e)
     dc.tries = e->cfg.dns_tries;
     dc.port = e->cfg.smtp_port;
     if ((err = dns_new(e->loop, &dc, &e->dns))) {
-        fprintf(stderr, "sluiced: DNS: %s\n", dns_strerror(err));
+        fprintf(stderr, "sluiced: DNS: %s\n", engine_strerror(err));
         return err;
     }
     char msg[256];

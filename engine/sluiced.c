@@ -168,7 +168,7 @@ static int audit_start(struct engine *e)
     int err = queue_audit_configure(e->q, &ac);
     OPENSSL_cleanse(key, sizeof key);
     if (err) {
-        fprintf(stderr, "sluiced: audit: %s\n", queue_strerror(err));
+        fprintf(stderr, "sluiced: audit: %s\n", engine_strerror(err));
         return ENGINE_E_CONFIG;
     }
     return 0;
@@ -209,7 +209,7 @@ static int check_only(const char *path)
     int rc = queue_open(&q, cfg.spool, &qo);
     if (rc && rc != -ENOENT) {
         fprintf(stderr, "sluiced: spool %s: %s\n  %s\n", cfg.spool,
-                queue_strerror(rc), queue_last_detail());
+                engine_strerror(rc), queue_last_detail());
         config_free(&cfg);
         return spool_exit(rc);
     }
