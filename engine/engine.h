@@ -3,12 +3,19 @@
  * claimed items and composed bodies.
  *
  * DESCRIPTION
- *   One libuv loop owns everything here.  The scheduler (scheduler.c)
- *   claims due deliveries from the spool into items, has their bodies
- *   composed on the worker pool, and files each item under its destination
- *   (dest.c), which resolves the domain, opens sessions within its limits
- *   and hands them jobs.  Outcomes go back to the spool's group-commit
- *   writer; their completions come back to this loop.
+ *   One libuv loop owns everything here.  One message goes through each
+ *   file once: the scheduler (scheduler.c) claims it into an item with a
+ *   body reference (body.c) and files it under its destination (dest.c);
+ *   the destination has it resolved (route.c), its body composed and
+ *   signed on the worker pool (body.c, signer.c, campaign.c), made into a
+ *   job (job.c) and sent by a session (smtp_session.c, smtp_txn.c); the
+ *   job's outcomes (outcome.c) go to the spool's group-commit writer and
+ *   their completion frees the item and has the event log (eventlog.c)
+ *   read the committed events.
+ *
+ *   struct engine is made of parts, each owned by one file (named at its
+ *   member): only that file writes it, others call the owner's functions.
+ *   The shared members (loop, cfg, q, ...) are set up once.
  *
  * OWNERSHIP
  *   Items and bodies are owned by the engine from claim until their outcome
