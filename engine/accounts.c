@@ -112,7 +112,7 @@ void accounts_load(struct engine *e)
     long rc = queue_accounts(e->q, take_account, &l);
     if (rc < 0) {
         fprintf(stderr, "sluiced: cannot read the accounts: %s (keeping "
-                        "the ones loaded before)\n", queue_strerror((int)rc));
+                        "the ones loaded before)\n", engine_strerror((int)rc));
         free(l.v);
         return;
     }
@@ -136,9 +136,9 @@ void accounts_load(struct engine *e)
             x->pending = old->pending;
     }
     bool newly = mark_held(e, l.v, l.n);
-    free(e->accts);
-    e->accts = l.v;
-    e->naccts = l.n;
+    free(e->accounts.v);
+    e->accounts.v = l.v;
+    e->accounts.n = l.n;
     if (newly) {
         size_t n = dest_drop_items(e, pick_held, NULL);
         if (n)
@@ -156,7 +156,7 @@ bool accounts_held(const struct engine *e, uint32_t id)
 const struct eng_account *accounts_get(const struct engine *e, uint32_t id)
 {
     struct eng_account key = { .id = id };
-    return e->naccts ? bsearch(&key, e->accts, e->naccts, sizeof key, by_id)
+    return e->accounts.n ? bsearch(&key, e->accounts.v, e->accounts.n, sizeof key, by_id)
                      : NULL;
 }
 
@@ -207,7 +207,13 @@ void accounts_release(struct engine *e, struct item *it)
 
 void accounts_close(struct engine *e)
 {
-    free(e->accts);
-    e->accts = NULL;
-    e->naccts = 0;
+    free(e->accounts.v);
+    e->accounts.v = NULL;
+    e->accounts.n = 0;
+}
+
+size_t accounts_list(const struct engine *e, const struct eng_account **v)
+{
+    *v = e->accounts.v;
+    return e->accounts.n;
 }

@@ -160,7 +160,7 @@ static void tpl_put(struct tpl *t)
     pthread_mutex_unlock(&cache.lock);
 }
 
-void campaign_cache_free(void)
+void engine_campaign_cache_free(void)
 {
     pthread_mutex_lock(&cache.lock);
     for (size_t i = 0; i < cache.n; i++)
@@ -173,8 +173,8 @@ static int render_one(struct engine *e, const struct signer *sg,
                       const struct tpl *t, struct body *b, char *why,
                       size_t whylen);
 
-int campaign_compose(struct engine *e, const struct signer *sg,
-                     struct body *b, char *why, size_t whylen)
+int engine_campaign_compose(struct engine *e, const struct signer *sg,
+                            struct body *b, char *why, size_t whylen)
 {
     int err = 0;
     struct tpl *t = tpl_get(e, b->campaign, why, whylen, &err);
@@ -240,15 +240,6 @@ static int render_one(struct engine *e, const struct signer *sg,
         free(w7.data);
         return -ENOMEM;
     }
-    b->data = w.data;
-    b->len = w.len;
-    b->size = w.size;
-    b->eightbit = w.eightbit;
-    b->hdr8 = w.hdr8;
-    b->data7 = w7.data;
-    b->len7 = w7.len;
-    b->size7 = w7.size;
-    b->eightbit7 = w7.eightbit;
-    b->hdr8_7 = w7.hdr8;
+    body_take_wire(b, &w, &w7);
     return 0;
 }

@@ -3,8 +3,9 @@
  * its DNS answer and its SMTP sessions.
  *
  * DESCRIPTION
- *   dest_kick() is the one place that moves a destination forward: resolve
- *   when there is no answer, give waiting items to idle sessions as jobs,
+ *   dest_kick() is the one place that moves a destination forward: have it
+ *   resolved when there is no answer (route.c), have the bodies of the
+ *   next items composed (body.c), give waiting items to idle sessions as jobs,
  *   and open more sessions while items wait and the domain's and the global
  *   connection limits allow.  A session that fails before it is ready moves
  *   the destination to its next MX address; when every address has failed
@@ -16,9 +17,8 @@
  *   (engine_spool_writable()), no job starts: sessions finish the one in
  *   flight and wait idle.
  *
- *   DNS answers: null MX bounces (5.1.10), NXDOMAIN bounces (5.1.2), no
- *   host with an address bounces (5.4.4), a temporary failure defers
- *   (4.4.3).
+ *   A finished job's recipients go to outcome.c (outcome_job()), which
+ *   records them; mail that cannot go ends there too (engine_record()).
  *
  *   Opportunistic TLS whose handshake fails (a TLS error, a timeout, the
  *   server closing or talking plain text after its 220 to STARTTLS) does
@@ -30,7 +30,6 @@
  * DIAGNOSTICS
  *   Each destination remembers its last error for status and events.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,47 +37,23 @@
 
 #include "classify.h"
 #include "engine.h"
-#include "signer.h"
-#include "queue_campaign.h"
 
 /* How long a destination whose opportunistic STARTTLS failed gets
  * sessions without TLS before TLS is tried again. */
 #define DEST_CLEAR_MS (60 * 60 * 1000)
-
-/* The state a job carries through its session. */
-struct job_ctx {
-    struct smtp_job job;
-    struct dest *dest;
-    struct item **items;
-    struct smtp_rcpt rcpts[];
-};
-
-/* Whether an address holds 8-bit octets (UTF-8: RFC 6531 SMTPUTF8). */
-static bool has_8bit(const char *s)
-{
-    for (; s && *s; s++)
-        if ((unsigned char)*s >= 0x80)
-            return true;
-    return false;
-}
 
 /* Count waiting items on the destination and on its site. */
 static void count_items(struct dest *d, int delta)
 {
     d->nitems = (unsigned)((int)d->nitems + delta);
     if (d->site)
-        d->site->waiting = (unsigned)((int)d->site->waiting + delta);
+        site_add_waiting(d->site, delta);
 }
 
 /* The limits that apply: the site's once resolved, else the domain's. */
 static const struct domain_policy *lim(const struct dest *d)
 {
     return d->site ? d->site->pol : d->pol;
-}
-
-static struct site *d_site(const struct job_ctx *j)
-{
-    return j->dest->site;
 }
 
 static uint64_t hash_str(const char *s)
@@ -92,12 +67,12 @@ static uint64_t hash_str(const char *s)
 /* Double the destination table. */
 static int grow_dests(struct engine *e)
 {
-    size_t ncap = e->dcap ? e->dcap * 2 : 1024;
+    size_t ncap = e->dests.cap ? e->dests.cap * 2 : 1024;
     struct dest **n = calloc(ncap, sizeof *n);
     if (!n)
         return -ENOMEM;
-    for (size_t i = 0; i < e->dcap; i++) {
-        struct dest *d = e->dtab[i], *next;
+    for (size_t i = 0; i < e->dests.cap; i++) {
+        struct dest *d = e->dests.tab[i], *next;
         for (; d; d = next) {
             next = d->hnext;
             size_t b = hash_str(d->domain) & (ncap - 1);
@@ -105,21 +80,21 @@ static int grow_dests(struct engine *e)
             n[b] = d;
         }
     }
-    free(e->dtab);
-    e->dtab = n;
-    e->dcap = ncap;
+    free(e->dests.tab);
+    e->dests.tab = n;
+    e->dests.cap = ncap;
     return 0;
 }
 
 struct dest *dest_get(struct engine *e, const char *domain)
 {
-    if (e->dcap) {
-        for (struct dest *d = e->dtab[hash_str(domain) & (e->dcap - 1)]; d;
+    if (e->dests.cap) {
+        for (struct dest *d = e->dests.tab[hash_str(domain) & (e->dests.cap - 1)]; d;
              d = d->hnext)
             if (!strcmp(d->domain, domain))
                 return d;
     }
-    if (e->ndests + 1 > e->dcap && grow_dests(e))
+    if (e->dests.n + 1 > e->dests.cap && grow_dests(e))
         return NULL;
     struct dest *d = calloc(1, sizeof *d);
     if (!d)
@@ -128,10 +103,10 @@ struct dest *dest_get(struct engine *e, const char *domain)
     d->e = e;
     d->paused = engine_paused(e, QUEUE_CTL_DOMAIN, domain);
     d->pol = config_domain(&e->cfg, domain);
-    size_t b = hash_str(domain) & (e->dcap - 1);
-    d->hnext = e->dtab[b];
-    e->dtab[b] = d;
-    e->ndests++;
+    size_t b = hash_str(domain) & (e->dests.cap - 1);
+    d->hnext = e->dests.tab[b];
+    e->dests.tab[b] = d;
+    e->dests.n++;
     return d;
 }
 
@@ -152,6 +127,13 @@ void dest_add_item(struct engine *e, struct dest *d, struct item *it)
         d->head = it;
     d->tail = it;
     count_items(d, 1);
+}
+
+void dest_unlink(struct dest *d, struct item *prev, struct item *it)
+{
+    if (prev) prev->next = it->next; else d->head = it->next;
+    if (d->tail == it) d->tail = prev;
+    count_items(d, -1);
 }
 
 /* Keep the transaction estimate within what is left. */
@@ -186,6 +168,13 @@ static void record_all(struct engine *e, struct dest *d,
     d->ngroups = 0;
 }
 
+void dest_groups_taken(struct dest *d, bool run_ended)
+{
+    if (run_ended)
+        d->ngroups--;
+    fix_groups(d);
+}
+
 size_t dest_drop_items(struct engine *e,
                        bool (*pick)(struct engine *e, const struct item *it,
                                     void *arg, struct queue_outcome *o),
@@ -194,8 +183,8 @@ size_t dest_drop_items(struct engine *e,
     struct item *batch[256];
     struct queue_outcome out[256];
     size_t n = 0, total = 0;
-    for (size_t b = 0; b < e->dcap; b++)
-        for (struct dest *d = e->dtab[b]; d; d = d->hnext) {
+    for (size_t b = 0; b < e->dests.cap; b++)
+        for (struct dest *d = e->dests.tab[b]; d; d = d->hnext) {
             struct item *prev = NULL, *it = d->head;
             bool took = false;
             while (it) {
@@ -255,9 +244,8 @@ void dest_drop_campaign(struct engine *e, uint64_t campaign,
     dest_drop_items(e, pick_campaign, &p);
 }
 
-/* Give every waiting item the same failure. */
-static void fail_all(struct engine *e, struct dest *d, int type, int code,
-                     const char *enh, const char *text, const char *mx)
+void dest_fail_all(struct engine *e, struct dest *d, int type, int code,
+                   const char *enh, const char *text, const char *mx)
 {
     struct queue_outcome o = {
         .type = type, .code = (uint16_t)code, .enhanced = enh, .text = text,
@@ -267,192 +255,6 @@ static void fail_all(struct engine *e, struct dest *d, int type, int code,
     };
     record_all(e, d, &o);
     snprintf(d->last_error, sizeof d->last_error, "%s", text);
-}
-
-/* Have the bodies of the next items composed: about two jobs ahead for
- * every session, so composition keeps pace without holding a body for
- * every claimed item. */
-static void prefetch(struct engine *e, struct dest *d)
-{
-    struct body *want[64];
-    size_t n = 0;
-    unsigned ahead = (d->sessions + 1) * 4, seen = 0;
-    if (ahead > 64)
-        ahead = 64;
-    int scanned = 0;
-    for (struct item *it = d->head; it && seen < ahead && scanned < 256;
-         it = it->next, scanned++) {
-        if (limits_wait(e, it) > 0)
-            continue; /* held by its account's rate: compose others first */
-        seen++;
-        if (it->body && !it->body->ready && !it->body->composing) {
-            it->body->composing = true; /* also keeps it out of want[] twice */
-            want[n++] = it->body;
-        }
-    }
-    if (n)
-        engine_compose(e, want, n, d);
-}
-
-/* Is a campaign recipient on its account's suppression list now?  The
- * list was checked when the message was rendered; this second look, as
- * the message is handed to a session, catches an unsubscribe that came
- * in between (one read transaction). */
-static bool suppressed_now(struct engine *e, const struct item *it)
-{
-    const struct eng_account *a = accounts_get(e, it->account);
-    uint32_t owner = a && a->suppression_owner ? a->suppression_owner
-                                               : it->account;
-    bool yes = false;
-    return !queue_suppressed(e->q, owner, it->rcpt, &yes) && yes;
-}
-
-/* Unlink waiting item it (after prev) from d. */
-static void take_out(struct dest *d, struct item *prev, struct item *it)
-{
-    if (prev) prev->next = it->next; else d->head = it->next;
-    if (d->tail == it) d->tail = prev;
-    count_items(d, -1);
-    fix_groups(d);
-}
-
-/* Wait for a body being composed (for another destination, perhaps). */
-static void wait_compose(struct engine *e, struct dest *d)
-{
-    if (d->waiting)
-        return;
-    d->waiting = true;
-    d->wnext = e->waiting_head;
-    e->waiting_head = d;
-}
-
-/* Build a job from the first waiting item whose body is composed, with
- * the other recipients of the same message that wait here. */
-static struct job_ctx *build_job(struct engine *e, struct dest *d)
-{
-    struct item *prev = NULL, *it = d->head, *pick = NULL, *pick_prev = NULL;
-    bool composing = false;
-    double wait = 0;
-    prefetch(e, d);
-    /* the first ready item whose account and campaign are within their
-     * rates, preferring another account than the one served last (fair
-     * share between accounts on a shared destination) */
-    for (int scanned = 0; it && scanned < 64;
-         scanned++, prev = it, it = it->next) {
-        if (!it->body || !it->body->ready) {
-            composing = true;
-            continue;
-        }
-        double w = limits_wait(e, it);
-        if (w > 0) {
-            if (!wait || w < wait)
-                wait = w;
-            continue;
-        }
-        if (!pick || it->account != d->last_account) {
-            pick = it;
-            pick_prev = prev;
-            /* one account only: no one to take turns with, stop looking */
-            if (it->account != d->last_account || !d->accounts_mixed)
-                break;
-        }
-    }
-    it = pick;
-    prev = pick_prev;
-    if (!it) {
-        if (wait > 0)
-            limits_wait_dest(e, d, wait);
-        if (composing)
-            wait_compose(e, d);
-        return NULL;
-    }
-    d->last_account = it->account;
-    if (accounts_held(e, it->account)) {
-        /* its account is disabled (or its master): no new transaction;
-         * back to the spool, parked until it is enabled.  apply_admin()
-         * takes such items back as it loads the accounts; this is the
-         * last look before a MAIL FROM. */
-        take_out(d, prev, it);
-        struct queue_outcome o = {
-            .delivery = it->id, .type = QUEUE_EV_NONE,
-            .retry_at = queue_account_park_time(it->account) };
-        engine_record(e, &it, 1, &o);
-        return build_job(e, d);
-    }
-    if (it->campaign && !it->body->err && suppressed_now(e, it)) {
-        /* unsubscribed after its message was rendered: not sent */
-        take_out(d, prev, it);
-        struct queue_outcome o = { .delivery = it->id,
-                                   .type = QUEUE_EV_EXPIRED,
-                                   .enhanced = "5.7.1",
-                                   .category = QUEUE_CAT_OTHER,
-                                   .text = "suppressed: unsubscribed before "
-                                           "sending" };
-        engine_record(e, &it, 1, &o);
-        return build_job(e, d);
-    }
-    if (it->body->err) {
-        /* unreadable or uncomposable message: defer it alone */
-        take_out(d, prev, it);
-        /* no From: to sign for, or a message the rules refuse (a NUL
-         * byte in an old spool's message), is the message's own fault:
-         * bounce it; a missing key or a failure here may be fixed: try
-         * later */
-        bool perm = it->body->err == SIGNER_E_NOFROM ||
-                    it->body->err == SIGNER_E_BADMSG;
-        /* suppressed or deleted contacts end without being sent */
-        bool drop = it->body->err == ENGINE_E_SUPPRESSED ||
-                    it->body->err == ENGINE_E_GONE;
-        struct queue_outcome o = {
-            .delivery = it->id,
-            .type = drop ? QUEUE_EV_EXPIRED
-                    : perm ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
-            .enhanced = drop ? "5.7.1" : perm ? "5.6.0"
-                        : it->body->err == SIGNER_E_NOKEY ? "4.7.5" : "4.3.0",
-            .category = perm ? QUEUE_CAT_CONTENT : QUEUE_CAT_OTHER,
-            .text = it->body->errtext ? it->body->errtext
-                                      : queue_strerror(it->body->err) };
-        engine_record(e, &it, 1, &o);
-        return build_job(e, d);
-    }
-    struct body *b = it->body;
-    unsigned max = d->pol->max_rcpts_per_message, n = 0;
-    struct job_ctx *j = malloc(sizeof *j + max * sizeof j->rcpts[0] +
-                               max * sizeof(struct item *));
-    if (!j)
-        return NULL;
-    j->items = (struct item **)(j->rcpts + max);
-    j->dest = d;
-    /* unlink it and the items after it with the same body, up to max
-     * (the recipients of one message wait side by side) */
-    struct item *p = prev, *c = it;
-    while (c && n < max && c->body == b && c->account == it->account) {
-        struct item *next = c->next;
-        if (p) p->next = next; else d->head = next;
-        if (d->tail == c) d->tail = p;
-        count_items(d, -1);
-        j->items[n] = c;
-        j->rcpts[n] = (struct smtp_rcpt){ .delivery = c->id, .addr = c->rcpt };
-        n++;
-        c = next;
-    }
-    if (!c || c->body != b)
-        d->ngroups--;
-    fix_groups(d);
-    limits_charge(e, it, n);
-    for (unsigned i = 0; i < n; i++)
-        accounts_sent(e, j->items[i]);
-    j->job = (struct smtp_job){
-        .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
-        .body = b->data, .body_len = b->len, .size = b->size,
-        .eightbit = b->eightbit, .owner = j, .utf8hdr = b->hdr8,
-        .body7 = b->data7, .body7_len = b->len7, .size7 = b->size7,
-        .body7_8bit = b->eightbit7, .body7_hdr8 = b->hdr8_7,
-        .smtputf8 = has_8bit(b->from),
-    };
-    for (unsigned i = 0; i < n; i++)
-        j->job.smtputf8 |= has_8bit(j->rcpts[i].addr);
-    return j;
 }
 
 static void remove_idle(struct dest *d, struct smtp_session *s)
@@ -498,22 +300,22 @@ static void starve(struct engine *e, struct dest *d)
         return;
     d->starving = true;
     d->snext = NULL;
-    if (e->starved_tail)
-        e->starved_tail->snext = d;
+    if (e->dests.starved_tail)
+        e->dests.starved_tail->snext = d;
     else
-        e->starved_head = d;
-    e->starved_tail = d;
+        e->dests.starved_head = d;
+    e->dests.starved_tail = d;
 }
 
 /* A global session slot came free: let starved destinations have it. */
 static void feed_starved(struct engine *e)
 {
-    while (e->starved_head && e->sessions < e->cfg.max_connections &&
-           !e->draining) {
-        struct dest *d = e->starved_head;
-        e->starved_head = d->snext;
-        if (!e->starved_head)
-            e->starved_tail = NULL;
+    while (e->dests.starved_head && e->dests.sessions < e->cfg.max_connections &&
+           !engine_draining(e)) {
+        struct dest *d = e->dests.starved_head;
+        e->dests.starved_head = d->snext;
+        if (!e->dests.starved_head)
+            e->dests.starved_tail = NULL;
         d->starving = false;
         dest_kick(e, d);
     }
@@ -524,7 +326,7 @@ static void feed_starved(struct engine *e)
 static void feed_session(struct engine *e, struct dest *d,
                          struct smtp_session *s)
 {
-    if (e->draining || !session_current(d, s) ||
+    if (engine_draining(e) || !session_current(d, s) ||
         smtp_session_jobs(s) >= lim(d)->max_messages_per_connection) {
         smtp_session_quit(s);
         return;
@@ -538,14 +340,14 @@ static void feed_session(struct engine *e, struct dest *d,
         return;
     }
     struct job_ctx *j = d->site && !site_take(d->site, 0) ? NULL
-                                                         : build_job(e, d);
+                                                         : job_build(e, d);
     if (j && d->site)
         site_take(d->site, (unsigned)j->job.nrcpt);
     if (!j) {
         /* nothing left here: give the slot back at once when the global
          * cap or the site's cap may keep another destination waiting
          * (parked, it would hold the site's slot for idle_timeout) */
-        if (!d->nitems && (e->starved_head ||
+        if (!d->nitems && (e->dests.starved_head ||
                            (d->site && d->site->ndests > 1 &&
                             d->site->sessions >= site_conn_limit(d->site))))
             smtp_session_quit(s);
@@ -575,62 +377,17 @@ static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
     struct dest *d = arg;
     struct engine *e = d->e;
     /* the job being sent counts too: jobs() + 1 now, + 2 with this one */
-    if (e->draining || !engine_spool_writable(e) || !session_current(d, s) ||
+    if (engine_draining(e) || !engine_spool_writable(e) || !session_current(d, s) ||
         smtp_session_jobs(s) + 2 > lim(d)->max_messages_per_connection ||
         (d->site && !site_take(d->site, 0)))
         return NULL;
-    struct job_ctx *j = build_job(e, d);
+    struct job_ctx *j = job_build(e, d);
     if (!j)
         return NULL;
     if (d->site)
         site_take(d->site, (unsigned)j->job.nrcpt);
     d->busy++;
     return &j->job;
-}
-
-/* Record the outcome of every recipient of a finished job. */
-static void job_outcomes(struct engine *e, struct job_ctx *j, const char *mx)
-{
-    struct queue_outcome o[j->job.nrcpt];
-    int64_t now = engine_now();
-    size_t n = 0;
-    for (size_t i = 0; i < j->job.nrcpt; i++) {
-        const struct smtp_rcpt *r = &j->rcpts[i];
-        struct item *it = j->items[i];
-        if (e->drain_abort && r->local && r->status == RS_TEMPFAIL) {
-            /* cut short by shutdown: no attempt recorded, the claim ends
-             * with the process and the delivery is due again */
-            engine_item_free(e, it);
-            e->inflight--;
-            continue;
-        }
-        int type = r->status == RS_DELIVERED ? QUEUE_EV_DELIVERED
-                 : r->status == RS_PERMFAIL ? QUEUE_EV_BOUNCED
-                 : QUEUE_EV_DEFERRED;
-        if (d_site(j) && (!r->local || r->code))
-            site_feedback(d_site(j), type == QUEUE_EV_DELIVERED, r->code,
-                          r->enhanced, r->text);
-        if (d_site(j) && type == QUEUE_EV_DEFERRED)
-            d_site(j)->deferred++;
-        if (d_site(j) && type == QUEUE_EV_BOUNCED)
-            d_site(j)->bounced++;
-        if (type == QUEUE_EV_DEFERRED &&
-            now >= it->created + e->cfg.max_age)
-            type = QUEUE_EV_EXPIRED;
-        o[n] = (struct queue_outcome){
-            .delivery = r->delivery, .type = type, .code = r->code,
-            .enhanced = r->enhanced, .mx = mx, .text = r->text,
-            .category = (uint8_t)(type == QUEUE_EV_BOUNCED ||
-                                  type == QUEUE_EV_DEFERRED
-                                  ? classify_reply(r->code, r->enhanced, r->text)
-                                  : type == QUEUE_EV_EXPIRED
-                                  ? QUEUE_CAT_EXPIRED : 0),
-        };
-        j->items[n] = it;
-        n++;
-    }
-    if (n)
-        engine_record(e, j->items, n, o);
 }
 
 static void on_ready(struct smtp_session *s, void *arg)
@@ -646,7 +403,8 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
     struct dest *d = arg;
     struct job_ctx *j = job->owner;
     d->busy--;
-    job_outcomes(d->e, j, smtp_session_host(s));
+    outcome_job(d->e, d->site, j->items, j->rcpts, j->job.nrcpt,
+                smtp_session_host(s));
     free(j);
 }
 
@@ -664,7 +422,7 @@ static void tls_fallback(struct engine *e, struct dest *d,
              "goes without TLS", smtp_session_host(s), why);
     snprintf(d->last_error, sizeof d->last_error, "%.*s",
              (int)sizeof d->last_error - 1, text);
-    if (e->draining || d->busy || d->nidle)
+    if (engine_draining(e) || d->busy || d->nidle)
         return;
     struct queue_outcome o = {
         .type = QUEUE_EV_DEFERRED, .enhanced = enh && *enh ? enh : "4.7.5",
@@ -687,13 +445,12 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
             break;
         }
     d->sessions--;
-    e->sessions--;
+    e->dests.sessions--;
     if (d->site)
         site_disconnected(d->site);
     if (!ever_ready && d->site && code >= 400)
         site_feedback(d->site, false, code, enh, why);
     if (!ever_ready) {
-        e->st.session_failures++;
         snprintf(d->last_error, sizeof d->last_error, "%s", why);
         if (smtp_session_tls_failed(s) && d->pol->tls == TLS_OPPORTUNISTIC) {
             tls_fallback(e, d, s, enh, why);
@@ -709,15 +466,15 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
             d->failed_in_row = 0;
             d->next_target = 0;
             d->dns = DS_NONE;
-            if (!e->draining && d->busy == 0 && d->nidle == 0)
-                fail_all(e, d, QUEUE_EV_DEFERRED, code >= 400 ? code : 0,
+            if (!engine_draining(e) && d->busy == 0 && d->nidle == 0)
+                dest_fail_all(e, d, QUEUE_EV_DEFERRED, code >= 400 ? code : 0,
                          enh && *enh ? enh : "4.4.1", why,
                          smtp_session_host(s));
         } else {
             d->next_target = (d->next_target + 1) % d->ntargets;
         }
     }
-    if (!e->draining) {
+    if (!engine_draining(e)) {
         dest_kick(e, d);
         feed_starved(e);
     }
@@ -764,7 +521,7 @@ static int open_session(struct engine *e, struct dest *d)
             if (d->site)
                 site_connected(d->site);
             d->sessions++;
-            e->sessions++;
+            e->dests.sessions++;
             return 0; /* its closed() callback balances the counts */
         }
         d->all = n;
@@ -774,183 +531,8 @@ static int open_session(struct engine *e, struct dest *d)
     if (d->site)
         site_connected(d->site);
     d->sessions++;
-    e->sessions++;
-    e->st.sessions_opened++;
+    e->dests.sessions++;
     return 0;
-}
-
-/* Move the destination to site ns (or none) with its open sessions, so
- * that each site counts exactly the sessions of its destinations: one
- * that closes while the destination has no site (after a reload, before
- * the lookup) would otherwise hold the old site's cap for ever. */
-static void set_site(struct dest *d, struct site *ns)
-{
-    if (ns == d->site)
-        return;
-    if (d->site) {
-        d->site->sessions -= d->sessions < d->site->sessions
-                             ? d->sessions : d->site->sessions;
-        d->site->waiting -= d->nitems < d->site->waiting
-                            ? d->nitems : d->site->waiting;
-    }
-    if (ns) {
-        ns->sessions += d->sessions;
-        ns->waiting += d->nitems;
-    }
-    d->site = ns;
-}
-
-/* Copy a DNS answer into the destination's target list. */
-static void take_targets(struct engine *e, struct dest *d,
-                         const struct dns_result *r)
-{
-    unsigned n = 0;
-    free(d->targets);
-    d->targets = calloc(r->naddrs ? r->naddrs : 1, sizeof *d->targets);
-    if (!d->targets) {
-        d->ntargets = 0;
-        return;
-    }
-    for (unsigned h = 0; h < r->ntargets; h++)
-        for (unsigned a = 0; a < r->targets[h].naddrs && n < r->naddrs; a++) {
-            snprintf(d->targets[n].host, sizeof d->targets[n].host, "%s",
-                     r->targets[h].host);
-            d->targets[n].addr = r->targets[h].addrs[a];
-            n++;
-        }
-    d->ntargets = n;
-    d->next_target = 0;
-    d->failed_in_row = 0;
-    d->dns_expires_ms = (int64_t)engine_now_ms() + (int64_t)r->ttl * 1000;
-    if (n)
-        set_site(d, site_for_dest(e, d, d->targets[0].host));
-}
-
-/* Lookups in flight at once: a burst of a thousand new domains would
- * otherwise overrun the resolver's socket and time out. */
-#define DNS_MAX_INFLIGHT 64
-
-static void resolve(struct engine *e, struct dest *d);
-
-/* A lookup finished: start the next queued one. */
-static void dns_slot_free(struct engine *e)
-{
-    e->dns_inflight--;
-    while (e->dnsq_head && e->dns_inflight < DNS_MAX_INFLIGHT) {
-        struct dest *d = e->dnsq_head;
-        e->dnsq_head = d->dnext;
-        if (!e->dnsq_head)
-            e->dnsq_tail = NULL;
-        d->dns_queued = false;
-        d->dns = DS_NONE;
-        dest_kick(e, d);
-    }
-}
-
-static void on_dns(const struct dns_result *r, void *arg)
-{
-    struct dest *d = arg;
-    struct engine *e = d->e;
-    char text[300];
-    d->dns = DS_NONE;
-    if (r->status != DNS_CANCELLED)
-        dns_slot_free(e);
-    switch (r->status) {
-    case DNS_OK:
-        take_targets(e, d, r);
-        d->dns = d->ntargets ? DS_READY : DS_NONE;
-        dest_kick(e, d);
-        return;
-    case DNS_NULLMX:
-        snprintf(text, sizeof text, "%s accepts no mail (null MX)", d->domain);
-        fail_all(e, d, QUEUE_EV_BOUNCED, 556, "5.1.10", text, NULL);
-        return;
-    case DNS_NXDOMAIN:
-        snprintf(text, sizeof text, "%s does not exist: %s", d->domain,
-                 r->reason);
-        fail_all(e, d, QUEUE_EV_BOUNCED, 550, "5.1.2", text, NULL);
-        return;
-    case DNS_NOHOST:
-        snprintf(text, sizeof text, "no mail host for %s: %s", d->domain,
-                 r->reason);
-        fail_all(e, d, QUEUE_EV_BOUNCED, 554, "5.4.4", text, NULL);
-        return;
-    case DNS_TEMPFAIL:
-        snprintf(text, sizeof text, "DNS lookup for %s failed: %s", d->domain,
-                 r->reason);
-        fail_all(e, d, QUEUE_EV_DEFERRED, 0, "4.4.3", text, NULL);
-        return;
-    case DNS_CANCELLED:
-        return;
-    }
-}
-
-/* Use a configured smarthost instead of MX (an address literal). */
-static int route_targets(struct engine *e, struct dest *d)
-{
-    const struct domain_policy *p = d->pol;
-    struct target t = { 0 };
-    uint16_t port = p->route_port ? p->route_port : e->cfg.smtp_port;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&t.addr;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&t.addr;
-    if (inet_pton(AF_INET, p->route_host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-    } else if (inet_pton(AF_INET6, p->route_host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-    } else {
-        return -EINVAL;
-    }
-    snprintf(t.host, sizeof t.host, "%s", p->route_host);
-    free(d->targets);
-    if (!(d->targets = malloc(sizeof t)))
-        return -ENOMEM;
-    d->targets[0] = t;
-    d->ntargets = 1;
-    d->next_target = 0;
-    d->dns = DS_READY;
-    d->dns_expires_ms = INT64_MAX;
-    set_site(d, site_for_dest(e, d, NULL));
-    return 0;
-}
-
-/* Start finding where the destination's mail goes. */
-static void resolve(struct engine *e, struct dest *d)
-{
-    if (d->dns_queued)
-        return;
-    if (d->pol->route_host) {
-        if (route_targets(e, d) == 0)
-            return;
-        /* a host name route: resolve it like a domain (implicit MX) */
-    }
-    const char *name = d->pol->route_host ? d->pol->route_host : d->domain;
-    d->dns = DS_RESOLVING;
-    if (e->dns_inflight >= DNS_MAX_INFLIGHT) {
-        if (!d->dns_queued) {
-            d->dns_queued = true;
-            d->dnext = NULL;
-            if (e->dnsq_tail)
-                e->dnsq_tail->dnext = d;
-            else
-                e->dnsq_head = d;
-            e->dnsq_tail = d;
-        }
-        return;
-    }
-    int rc = dns_resolve_mx(e->dns, name, on_dns, d);
-    if (rc == 0)
-        e->dns_inflight++;
-    if (rc) {
-        char text[300];
-        d->dns = DS_NONE;
-        snprintf(text, sizeof text, "cannot look up %s: %s", name,
-                 dns_strerror(rc));
-        fail_all(e, d, rc == DNS_EBADNAME ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
-                 rc == DNS_EBADNAME ? 553 : 0,
-                 rc == DNS_EBADNAME ? "5.1.2" : "4.4.3", text, NULL);
-    }
 }
 
 void dest_kick(struct engine *e, struct dest *d)
@@ -958,12 +540,12 @@ void dest_kick(struct engine *e, struct dest *d)
     if (d->in_kick)
         return;
     d->in_kick = true;
-    if (d->nitems && !e->draining) {
+    if (d->nitems && !engine_draining(e)) {
         if (d->dns == DS_READY && d->sessions == 0 &&
             (int64_t)engine_now_ms() > d->dns_expires_ms)
             d->dns = DS_NONE;
         if (d->dns == DS_NONE)
-            resolve(e, d);
+            route_resolve(e, d);
     }
     int64_t until = 0;
     if (d->dns == DS_READY &&
@@ -978,18 +560,18 @@ void dest_kick(struct engine *e, struct dest *d)
         return;
     }
     if (d->dns == DS_READY) {
-        prefetch(e, d);
+        job_prefetch(e, d);
         while (d->nidle && d->nitems && engine_spool_writable(e)) {
             struct smtp_session *s = d->idle[--d->nidle];
             feed_session(e, d, s);
             if (d->nidle && d->idle[d->nidle - 1] == s)
                 break; /* parked again: no body composed yet */
         }
-        while (!e->draining && engine_spool_writable(e) &&
+        while (!engine_draining(e) && engine_spool_writable(e) &&
                (int)d->ngroups > (int)d->sessions - (int)d->busy &&
                (d->site ? site_may_connect(d->site)
                         : d->sessions < d->pol->max_connections)) {
-            if (e->sessions >= e->cfg.max_connections) {
+            if (e->dests.sessions >= e->cfg.max_connections) {
                 starve(e, d);
                 break;
             }
@@ -1009,8 +591,8 @@ void dest_hold(struct engine *e, struct dest *d, int64_t until_ms)
 
 void dest_refresh_policies(struct engine *e)
 {
-    for (size_t b = 0; b < e->dcap; b++)
-        for (struct dest *d = e->dtab[b]; d; d = d->hnext) {
+    for (size_t b = 0; b < e->dests.cap; b++)
+        for (struct dest *d = e->dests.tab[b]; d; d = d->hnext) {
             d->pol = config_domain(&e->cfg, d->domain);
             if (d->dns == DS_READY)
                 d->dns = DS_NONE; /* a route may be new, changed or gone */
@@ -1022,24 +604,24 @@ void dest_refresh_policies(struct engine *e)
 
 void dest_quit_idle(struct engine *e)
 {
-    for (size_t b = 0; b < e->dcap; b++)
-        for (struct dest *d = e->dtab[b]; d; d = d->hnext)
+    for (size_t b = 0; b < e->dests.cap; b++)
+        for (struct dest *d = e->dests.tab[b]; d; d = d->hnext)
             while (d->nidle)
                 smtp_session_quit(d->idle[--d->nidle]);
 }
 
 void dest_abort_all(struct engine *e)
 {
-    for (size_t b = 0; b < e->dcap; b++)
-        for (struct dest *d = e->dtab[b]; d; d = d->hnext)
+    for (size_t b = 0; b < e->dests.cap; b++)
+        for (struct dest *d = e->dests.tab[b]; d; d = d->hnext)
             for (unsigned i = 0; i < d->nall; i++) /* closes later */
                 smtp_session_abort(d->all[i], "sluiced is stopping");
 }
 
 void dest_free_all(struct engine *e)
 {
-    for (size_t b = 0; b < e->dcap; b++) {
-        struct dest *d = e->dtab[b], *next;
+    for (size_t b = 0; b < e->dests.cap; b++) {
+        struct dest *d = e->dests.tab[b], *next;
         for (; d; d = next) {
             next = d->hnext;
             while (d->head) {
@@ -1053,7 +635,39 @@ void dest_free_all(struct engine *e)
             free(d);
         }
     }
-    free(e->dtab);
-    e->dtab = NULL;
-    e->dcap = e->ndests = 0;
+    free(e->dests.tab);
+    e->dests.tab = NULL;
+    e->dests.cap = e->dests.n = 0;
+}
+
+void dest_foreach(struct engine *e, void (*fn)(struct dest *d, void *arg),
+                  void *arg)
+{
+    for (size_t b = 0; b < e->dests.cap; b++)
+        for (struct dest *d = e->dests.tab[b], *next; d; d = next) {
+            next = d->hnext;
+            fn(d, arg);
+        }
+}
+
+void dest_kick_waiting(struct engine *e)
+{
+    for (size_t b = 0; b < e->dests.cap; b++)
+        for (struct dest *d = e->dests.tab[b]; d; d = d->hnext)
+            if (d->nitems)
+                dest_kick(e, d);
+}
+
+unsigned dest_sessions(const struct engine *e)
+{
+    return e->dests.sessions;
+}
+
+void dest_set_paused(struct engine *e, struct dest *d, bool paused)
+{
+    if (paused == d->paused)
+        return;
+    d->paused = paused;
+    eventlog_pause(e, d->domain, paused);
+    dest_kick(e, d);
 }

@@ -31,73 +31,73 @@
 #define DNS_NAME_MAX 253
 
 /* Error codes: system errors are negative errno values; these are ours. */
-#define DNS_EINVAL UV_EINVAL      /* bad argument */
-#define DNS_ENOMEM UV_ENOMEM      /* out of memory */
-#define DNS_EBADNAME (-30101)     /* not an ASCII host name (LDH labels) */
-#define DNS_ECLOSING (-30102)     /* dns_close() has been called */
-#define DNS_ESERVERS (-30103)     /* server list did not parse */
-#define DNS_ECARES (-30104)       /* c-ares channel could not be set up */
+#define DNS_EINVAL UV_EINVAL  /* bad argument */
+#define DNS_ENOMEM UV_ENOMEM  /* out of memory */
+#define DNS_EBADNAME (-30101) /* not an ASCII host name (LDH labels) */
+#define DNS_ECLOSING (-30102) /* dns_close() has been called */
+#define DNS_ESERVERS (-30103) /* server list did not parse */
+#define DNS_ECARES (-30104)   /* c-ares channel could not be set up */
 
 /* What the lookup says about the domain; the caller maps it to an action. */
 enum dns_status {
-  DNS_OK = 0,    /* targets[] holds at least one host with an address */
-  DNS_NULLMX,    /* RFC 7505 null MX: bounce, 5.1.10 */
-  DNS_NXDOMAIN,  /* the domain does not exist: bounce, 5.1.2 */
-  DNS_NOHOST,    /* domain exists, but no MX host (or the implicit MX)
+    DNS_OK = 0,   /* targets[] holds at least one host with an address */
+    DNS_NULLMX,   /* RFC 7505 null MX: bounce, 5.1.10 */
+    DNS_NXDOMAIN, /* the domain does not exist: bounce, 5.1.2 */
+    DNS_NOHOST,   /* domain exists, but no MX host (or the implicit MX)
                     has an address and every lookup said so for sure
                     (NXDOMAIN/NODATA): bounce, 5.4.4 */
-  DNS_TEMPFAIL,  /* SERVFAIL, REFUSED, timeout, network error: defer */
-  DNS_CANCELLED  /* dns_close() was called before the answer came */
+    DNS_TEMPFAIL, /* SERVFAIL, REFUSED, timeout, network error: defer */
+    DNS_CANCELLED /* dns_close() was called before the answer came */
 };
 
 /* One MX host and its addresses, IPv4 first. */
 struct dns_target {
-  const char *host;                      /* lower-case, no trailing dot */
-  unsigned pref;                         /* MX preference; 0 if implicit */
-  unsigned naddrs;                       /* >= 1 */
-  const struct sockaddr_storage *addrs;  /* port set to config.port */
+    const char *host;                     /* lower-case, no trailing dot */
+    unsigned pref;                        /* MX preference; 0 if implicit */
+    unsigned naddrs;                      /* >= 1 */
+    const struct sockaddr_storage *addrs; /* port set to config.port */
 };
 
 /* The answer for one domain, as handed to a dns_resolve_cb. */
 struct dns_result {
-  enum dns_status status;
-  const char *domain;      /* as looked up: lower-case, no trailing dot */
-  const char *reason;      /* short human text for event logs */
-  int implicit_mx;         /* 1: no MX records, domain is its own host */
-  unsigned ttl;            /* seconds the answer is cached for */
-  unsigned ntargets;       /* 0 unless status is DNS_OK */
-  const struct dns_target *targets; /* by preference, ties in answer order */
-  unsigned naddrs;         /* addresses over all targets, <= DNS_MAX_ADDRS */
+    enum dns_status status;
+    const char *domain; /* as looked up: lower-case, no trailing dot */
+    const char *reason; /* short human text for event logs */
+    int implicit_mx;    /* 1: no MX records, domain is its own host */
+    unsigned ttl;       /* seconds the answer is cached for */
+    unsigned ntargets;  /* 0 unless status is DNS_OK */
+    const struct dns_target *targets; /* by preference, ties in answer order */
+    unsigned naddrs; /* addresses over all targets, <= DNS_MAX_ADDRS */
 };
 
 typedef void (*dns_resolve_cb)(const struct dns_result *res, void *arg);
 
 /* Settings; start from dns_config_init() and change what you need. */
 struct dns_config {
-  const char *servers;     /* "ADDR:PORT,ADDR:PORT" ("[v6]:PORT" for IPv6);
+    const char *servers;   /* "ADDR:PORT,ADDR:PORT" ("[v6]:PORT" for IPv6);
                               NULL or "" = system resolver configuration.
                               When given, /etc/resolv.conf is not read. */
-  unsigned timeout_ms;     /* first try per server (c-ares backs off) */
-  unsigned tries;          /* tries per server */
-  unsigned cache_max;      /* cached domains; least recently used go first */
-  unsigned ttl_min;        /* positive answers are cached at least this, s */
-  unsigned ttl_max;        /* ... and at most this, s */
-  unsigned negative_ttl;   /* NXDOMAIN/NODATA without an SOA, s */
-  unsigned negative_ttl_max; /* cap on SOA-derived negative TTLs, s */
-  unsigned tempfail_ttl;   /* how long a failure is remembered, s (0: not) */
-  unsigned short port;     /* port written into result addresses */
+    unsigned timeout_ms;   /* first try per server (c-ares backs off) */
+    unsigned tries;        /* tries per server */
+    unsigned cache_max;    /* cached domains; least recently used go first */
+    unsigned ttl_min;      /* positive answers are cached at least this, s */
+    unsigned ttl_max;      /* ... and at most this, s */
+    unsigned negative_ttl; /* NXDOMAIN/NODATA without an SOA, s */
+    unsigned negative_ttl_max; /* cap on SOA-derived negative TTLs, s */
+    unsigned tempfail_ttl; /* how long a failure is remembered, s (0: not) */
+    unsigned short port;   /* port written into result addresses */
 };
 
 /* Counters for tests and /metrics. */
 struct dns_stats {
-  uint64_t requests;   /* dns_resolve_mx() calls that returned 0 */
-  uint64_t hits;       /* answered from the cache */
-  uint64_t misses;     /* started a lookup (new or expired entry) */
-  uint64_t coalesced;  /* joined a lookup already in flight */
-  uint64_t queries;    /* DNS queries sent (MX, A, AAAA) */
-  uint64_t evictions;  /* entries dropped to stay under cache_max */
-  size_t entries;      /* cached domains now, including in-flight ones */
-  size_t inflight;     /* lookups in flight now */
+    uint64_t requests;  /* dns_resolve_mx() calls that returned 0 */
+    uint64_t hits;      /* answered from the cache */
+    uint64_t misses;    /* started a lookup (new or expired entry) */
+    uint64_t coalesced; /* joined a lookup already in flight */
+    uint64_t queries;   /* DNS queries sent (MX, A, AAAA) */
+    uint64_t evictions; /* entries dropped to stay under cache_max */
+    size_t entries;     /* cached domains now, including in-flight ones */
+    size_t inflight;    /* lookups in flight now */
 };
 
 struct dns;

@@ -3,12 +3,19 @@
  * claimed items and composed bodies.
  *
  * DESCRIPTION
- *   One libuv loop owns everything here.  The scheduler (scheduler.c)
- *   claims due deliveries from the spool into items, has their bodies
- *   composed on the worker pool, and files each item under its destination
- *   (dest.c), which resolves the domain, opens sessions within its limits
- *   and hands them jobs.  Outcomes go back to the spool's group-commit
- *   writer; their completions come back to this loop.
+ *   One libuv loop owns everything here.  One message goes through each
+ *   file once: the scheduler (scheduler.c) claims it into an item with a
+ *   body reference (body.c) and files it under its destination (dest.c);
+ *   the destination has it resolved (route.c), its body composed and
+ *   signed on the worker pool (body.c, signer.c, campaign.c), made into a
+ *   job (job.c) and sent by a session (smtp_session.c, smtp_txn.c); the
+ *   job's outcomes (outcome.c) go to the spool's group-commit writer and
+ *   their completion frees the item and has the event log (eventlog.c)
+ *   read the committed events.
+ *
+ *   struct engine is made of parts, each owned by one file (named at its
+ *   member): only that file writes it, others call the owner's functions.
+ *   The shared members (loop, cfg, q, ...) are set up once.
  *
  * OWNERSHIP
  *   Items and bodies are owned by the engine from claim until their outcome
@@ -21,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <uv.h>
 
 #include "config.h"
@@ -138,11 +146,11 @@ struct dest {
     char last_error[300];
 };
 
-/* Whether the spool takes outcomes (record.c). */
+/* Whether the spool takes outcomes (outcome.c). */
 enum spool_state { SPOOL_WRITABLE, SPOOL_FULL, SPOOL_UNWRITABLE };
 
 /* Outcome operations the spool could not take yet, with their items
- * (record.c owns it).  At most max_inflight outcomes: each is a claimed
+ * (outcome.c owns it).  At most max_inflight outcomes: each is a claimed
  * item. */
 struct record_ctx;
 struct spool_hold {
@@ -163,64 +171,105 @@ struct engine_stats {
     uint64_t claimed;
 };
 
+/* The parts of the engine, each owned by one file: only that file writes
+ * it; other files go through the owner's functions below. */
+
+/* scheduler.c: the heartbeat and the run's mode */
+struct engine_run {
+    uv_timer_t tick;
+    bool draining;
+    bool drain_abort;          /* drain timed out: sessions aborted */
+    uint64_t drain_deadline_ms;
+    bool exit_when_empty;      /* set by sluiced.c from the command line */
+    bool progress;
+    bool create;               /* --create: start over where data.mdb is
+                                  missing or empty (QUEUE_OPEN_RECREATE) */
+    int exit_code;
+    uint64_t admin_gen;        /* of the spool's accounts, as loaded */
+    uint64_t started_ms;
+};
+
+/* controls.c: the spool's pause list, as applied */
+struct control_state {
+    uint64_t gen;              /* of the spool's pause list, as applied */
+    bool read;
+    struct queue_control *v;
+    size_t n;
+};
+
+/* body.c: composed bodies by message id, and the batches composing them */
+struct body_cache {
+    struct body **tab;
+    size_t cap, n;
+    unsigned composing;        /* compose batches on the worker pool */
+    struct compose_batch *gather; /* the batch being gathered this turn */
+    uv_check_t check;          /* sends the gathered batch */
+    struct dest *waiting_head; /* destinations waiting for a body */
+};
+
+/* dest.c (and route.c): destinations, global session count, waiting lists */
+struct dest_table {
+    struct dest **tab;         /* hash by domain */
+    size_t cap, n;
+    unsigned sessions;         /* all sessions, for the global cap */
+    struct dest *starved_head, *starved_tail; /* wait for a global slot */
+    struct dest *dnsq_head, *dnsq_tail;       /* wait for a lookup slot */
+    unsigned dns_inflight;
+};
+
+/* site.c: sites by name */
+struct site_table {
+    struct site **tab;
+    size_t cap, n;
+};
+
+/* outcome.c: claimed items, outcomes in flight, and what the spool could
+ * not take yet */
+struct outcome_state {
+    size_t inflight;           /* claimed and not yet committed */
+    size_t pending;            /* outcome ops submitted, not completed */
+    struct spool_hold hold;    /* outcomes waiting for a writable spool */
+    unsigned spool_failures[3]; /* damage-like spool errors in a row, per
+                                   enum engine_spool_op (spool_errors.c) */
+};
+
+/* limits.c: account and campaign rate caps */
+struct limit_table {
+    struct id_limit *v;
+    size_t n;
+    uv_timer_t timer;          /* wakes the destinations waiting */
+    struct dest *head;         /* wait for an id's rate */
+};
+
+/* accounts.c: the spool's accounts as applied, sorted by id */
+struct account_table {
+    struct eng_account *v;
+    size_t n;
+};
+
 struct engine {
+    /* shared, set up once by sluiced.c and engine_start() */
     uv_loop_t *loop;
-    struct config cfg;
+    struct config cfg;         /* replaced whole by engine_reload() */
     struct queue *q;
     struct queue_completer *cmp;
     struct dns *dns;
     SSL_CTX *ssl;
-
-    struct dest **dtab;        /* hash of destinations */
-    size_t dcap, ndests;
-    struct site **stab;        /* hash of sites */
-    size_t scap, nsites;
-    struct body **btab;        /* hash of bodies by message id */
-    size_t bcap, nbodies;
-
-    size_t inflight;           /* claimed and not yet committed */
-    unsigned sessions;         /* all sessions, for the global cap */
-    unsigned composing;        /* compose batches on the worker pool */
-    size_t pending_outcomes;   /* outcome ops submitted, not completed */
-    struct spool_hold hold;    /* outcomes waiting for a writable spool */
-
-    struct dest *starved_head, *starved_tail; /* wait for a global slot */
-    struct dest *waiting_head;                /* wait for composition */
-    struct dest *dnsq_head, *dnsq_tail;       /* wait for a lookup slot */
-    struct id_limit *limits;                  /* account and campaign caps */
-    size_t nlimits;
-    uv_timer_t limits_timer;                  /* wakes limits_waiting */
-    struct dest *limits_head;                 /* wait for an id's rate */
-    unsigned dns_inflight;
-
-    uv_timer_t tick;
-    uv_check_t compose_check;  /* sends gathered compose requests */
-    struct compose_batch *gather;
     struct signer *signer;     /* DKIM keys; batches hold a reference */
-    struct MHD_Daemon *http;   /* one-click unsubscribe endpoint, or NULL */
-    struct http_gate *http_gate; /* its front door (http_gate.c) */
-    struct eng_account *accts; /* sorted by id */
-    size_t naccts;
-    uint64_t admin_gen;        /* of the spool's accounts, as loaded */
-    uv_signal_t sig_term, sig_int, sig_hup;
-    bool draining;
-    bool drain_abort;          /* drain timed out: sessions aborted */
-    uint64_t drain_deadline_ms;
-    bool exit_when_empty;
-    bool progress;
-    int exit_code;
-    bool create;               /* --create: start over where data.mdb is
-                                  missing or empty (QUEUE_OPEN_RECREATE) */
-    unsigned spool_failures[3]; /* damage-like spool errors in a row, per
-                                   enum engine_spool_op */
+    uv_signal_t sig_term, sig_int, sig_hup; /* sluiced.c */
 
-    struct eventlog *log;      /* event log consumer (eventlog.c), or NULL */
-    uint64_t controls_gen;     /* of the spool's pause list, as applied */
-    bool controls_read;
-    struct queue_control *paused_sites; /* the pause list, as applied */
-    size_t npaused;
-    struct engine_stats st;
-    uint64_t started_ms;
+    struct engine_run run;     /* scheduler.c */
+    struct control_state controls; /* controls.c */
+    struct body_cache bodies;  /* body.c */
+    struct dest_table dests;   /* dest.c, route.c */
+    struct site_table sites;   /* site.c */
+    struct outcome_state out;  /* outcome.c, spool_errors.c */
+    struct limit_table limits; /* limits.c */
+    struct account_table accounts; /* accounts.c */
+    struct MHD_Daemon *http;   /* unsub_http.c: the one-click endpoint */
+    struct http_gate *http_gate; /* its front door (http_gate.c) */
+    struct eventlog *log;      /* eventlog.c, or NULL */
+    struct engine_stats st;    /* eventlog.c: this run's committed events */
 };
 
 struct compose_batch;
@@ -234,9 +283,55 @@ struct compose_batch;
 /* eventlog_open(): a damaged event log, or one written for another spool */
 #define ENGINE_E_LOGDATA (-30963)
 
+/* One text for any error code the engine meets: the engine's own, the
+ * spool's (queue), the signer's and DKIM's, the renderer's, the
+ * resolver's, libuv's and -errno (spool_errors.c). */
+const char *engine_strerror(int err);
+
+/* The wall clock, in seconds and in milliseconds. */
+static inline int64_t engine_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static inline uint64_t engine_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* scheduler.c */
 int engine_start(struct engine *e);
 void engine_drain(struct engine *e);
+/* SIGHUP: read the configuration again and apply it (limits, routes, TLS
+ * policies, DKIM keys); a broken file or a refused key keeps the running
+ * configuration, and says why on stderr. */
+void engine_reload(struct engine *e);
+/* sluiced's exit status is code (the last caller wins). */
+void engine_set_exit(struct engine *e, int code);
+
+/* Stopping: no new sessions; drain_abort: the drain timed out. */
+static inline bool engine_draining(const struct engine *e)
+{
+    return e->run.draining;
+}
+
+static inline bool engine_drain_aborted(const struct engine *e)
+{
+    return e->run.drain_abort;
+}
+
+/* controls.c */
+/* Apply the spool's pause list when it has changed. */
+void controls_apply(struct engine *e);
+/* Is the site, domain, campaign (kind QUEUE_CTL_*) called name paused? */
+bool engine_paused(const struct engine *e, int kind, const char *name);
+/* A campaign's name in the pause list: its decimal id (a static buffer). */
+const char *engine_campaign_ctl_name(uint64_t id);
+void controls_free(struct engine *e);
+
+/* spool_errors.c */
 /* A spool operation of kind op failed with err (0: it worked, which ends
  * the run of failures).  Errors of a damaged spool (QUEUE_ECORRUPT, and
  * -EINVAL or -EIO out of LMDB) are counted; after ENGINE_SPOOL_BUDGET of
@@ -248,35 +343,74 @@ enum engine_spool_op { ENGINE_SPOOL_CLAIM, ENGINE_SPOOL_COUNTS,
                        ENGINE_SPOOL_OUTCOMES };
 void engine_spool_result(struct engine *e, enum engine_spool_op op,
                          int err);
-void engine_item_free(struct engine *e, struct item *it);
-void engine_body_free(struct body *b);
-void engine_compose(struct engine *e, struct body **bodies, size_t n,
-                    struct dest *d);
-bool engine_paused(const struct engine *e, int kind, const char *name);
-int64_t engine_now(void);
-uint64_t engine_now_ms(void);
 
-/* record.c: outcomes to the spool, held while it cannot take them */
+/* body.c */
+/* The body under key (a message id, or a campaign delivery's own key), or
+ * a new empty one (refs 0, *fresh set); NULL out of memory. */
+struct body *body_get(struct engine *e, uint64_t key, bool *fresh);
+/* Drop one reference; the last frees the body.  NULL is fine. */
+void body_unref(struct engine *e, struct body *b);
+/* Have bodies composed for destination d, which is kicked when they are
+ * ready.  Requests made in one turn of the loop travel to the worker pool
+ * together. */
+void body_compose(struct engine *e, struct body **bodies, size_t n,
+                  struct dest *d);
+/* d found its next body still being composed (perhaps for another
+ * destination): kick it when a shared body is ready. */
+void body_wait(struct engine *e, struct dest *d);
+bool body_composing(const struct engine *e);
+/* The body takes the composed wire forms w and w7 (their buffers). */
+struct wire;
+void body_take_wire(struct body *b, const struct wire *w,
+                    const struct wire *w7);
+void body_init(struct engine *e);
+void body_free_all(struct engine *e);
+
+/* outcome.c: outcomes to the spool, held while it cannot take them */
 void engine_record(struct engine *e, struct item **items, size_t n,
                    const struct queue_outcome *o);
-void record_init(struct engine *e);
+/* Record the outcome of every recipient of a finished SMTP job, and feed
+ * the replies to site (or NULL). */
+void outcome_job(struct engine *e, struct site *site, struct item **items,
+                 struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx);
+/* Free an item (its account's claim and its body reference go too). */
+void engine_item_free(struct engine *e, struct item *it);
+/* n items were claimed (count them in flight), or ended without an
+ * outcome (their claims given back or ending with the process). */
+void outcome_claimed(struct engine *e, size_t n);
+void outcome_forget(struct engine *e, size_t n);
+void outcome_init(struct engine *e);
 /* Draining with nothing else in flight: true when nothing is held, or when
  * drain_timeout has passed (the held outcomes are given up: exit 75). */
-bool record_drained(struct engine *e);
+bool outcome_drained(struct engine *e);
 const char *engine_spool_state_name(const struct engine *e);
+/* The spool's hold, for status.json. */
+const struct spool_hold *outcome_hold(const struct engine *e);
+
+/* Claimed items not committed yet; outcome ops not completed yet. */
+static inline size_t engine_inflight(const struct engine *e)
+{
+    return e->out.inflight;
+}
+
+static inline size_t engine_pending_outcomes(const struct engine *e)
+{
+    return e->out.pending;
+}
 
 /* Whether outcomes can be recorded now: while not, nothing is claimed and
  * no new SMTP transaction starts. */
 static inline bool engine_spool_writable(const struct engine *e)
 {
-    return e->hold.state == SPOOL_WRITABLE;
+    return e->out.hold.state == SPOOL_WRITABLE;
 }
 
-/* campaign.c (worker threads) */
+/* campaign.c (worker threads): render and sign a campaign recipient's
+ * body; 0, or an error code with why filled in */
 struct signer;
-int campaign_compose(struct engine *e, const struct signer *sg,
-                     struct body *b, char *why, size_t whylen);
-void campaign_cache_free(void);
+int engine_campaign_compose(struct engine *e, const struct signer *sg,
+                            struct body *b, char *why, size_t whylen);
+void engine_campaign_cache_free(void);
 
 /* unsub_http.c: the RFC 8058 endpoint when http_listen is set */
 int unsub_http_start(struct engine *e);
@@ -297,8 +431,11 @@ int64_t accounts_hold(struct engine *e, struct item *it);
 void accounts_sent(struct engine *e, struct item *it);
 void accounts_release(struct engine *e, struct item *it);
 void accounts_close(struct engine *e);
+/* Every account as applied (sorted by id); returns how many. */
+size_t accounts_list(const struct engine *e, const struct eng_account **v);
 
 /* limits.c */
+void limits_init(struct engine *e);
 void limits_load(struct engine *e);
 double limits_wait(struct engine *e, const struct item *it);
 void limits_charge(struct engine *e, const struct item *it, unsigned n);
@@ -314,6 +451,43 @@ void dest_quit_idle(struct engine *e);
 void dest_abort_all(struct engine *e);
 void dest_hold(struct engine *e, struct dest *d, int64_t until_ms);
 void dest_free_all(struct engine *e);
+/* Call fn for every destination. */
+void dest_foreach(struct engine *e, void (*fn)(struct dest *d, void *arg),
+                  void *arg);
+/* Kick every destination where items wait (the spool takes writes again). */
+void dest_kick_waiting(struct engine *e);
+/* Sessions open or opening, all destinations. */
+unsigned dest_sessions(const struct engine *e);
+/* Set the destination's admin pause (`sluice pause domain`). */
+void dest_set_paused(struct engine *e, struct dest *d, bool paused);
+/* Give every waiting item of d the same failure (dest.c, route.c). */
+void dest_fail_all(struct engine *e, struct dest *d, int type, int code,
+                   const char *enh, const char *text, const char *mx);
+
+/* Unlink waiting item it (after prev) from d; then, once a job has
+ * taken what it takes, dest_groups_taken() (run_ended: the job took the
+ * last of a run of items sharing a body). */
+void dest_unlink(struct dest *d, struct item *prev, struct item *it);
+void dest_groups_taken(struct dest *d, bool run_ended);
+
+/* job.c: jobs for sessions, made from a destination's waiting items */
+/* The state a job carries through its session. */
+struct job_ctx {
+    struct smtp_job job;
+    struct dest *dest;
+    struct item **items;
+    struct smtp_rcpt rcpts[];
+};
+/* A job from the first waiting item whose body is composed, with the
+ * other recipients of the same message that wait at d; NULL when none
+ * can go now (d then waits for a body or a rate). */
+struct job_ctx *job_build(struct engine *e, struct dest *d);
+/* Have the bodies of d's next items composed. */
+void job_prefetch(struct engine *e, struct dest *d);
+
+/* route.c: where a destination's mail goes (MX lookup or a configured
+ * route), its target list and its site */
+void route_resolve(struct engine *e, struct dest *d);
 /* Take every waiting item of campaign out and record a copy of o for it. */
 void dest_drop_campaign(struct engine *e, uint64_t campaign,
                         const struct queue_outcome *o);

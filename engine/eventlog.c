@@ -345,7 +345,7 @@ static void on_saved(void *arg, int status, uint64_t first, uint64_t msg)
         l->save_err = 0;
     } else if (status != l->save_err) {
         fprintf(stderr, "sluiced: event log: saving its cursor: %s (saved "
-                        "again with the next lines)\n", queue_strerror(status));
+                        "again with the next lines)\n", engine_strerror(status));
         l->save_err = status;
     }
     l->saving = 0;
@@ -392,7 +392,7 @@ void eventlog_pump(struct engine *e, bool all)
         if (n < 0 && n != l->read_err)
             fprintf(stderr, "sluiced: event log: reading the spool's events "
                             "after seq %llu: %s\n", (unsigned long long)from,
-                    queue_strerror((int)n));
+                    engine_strerror((int)n));
         l->read_err = n < 0 ? (int)n : 0;
         size_t batch = l->len;
         if (batch) {
@@ -492,7 +492,7 @@ static int resume_point(struct eventlog *l, uint64_t newest, char *err,
     }
     int cr = queue_cursor_get(l->e->q, CURSOR, &cur);
     if (cr && cr != QUEUE_ENOTFOUND) {
-        snprintf(err, errlen, "event log cursor: %s", queue_strerror(cr));
+        snprintf(err, errlen, "event log cursor: %s", engine_strerror(cr));
         return cr;
     }
     l->saved = cr ? 0 : cur;
@@ -505,7 +505,7 @@ static int resume_point(struct eventlog *l, uint64_t newest, char *err,
     if (cr || cur != l->written) {
         if ((rc = queue_cursor_put(l->e->q, CURSOR, l->written)))
             fprintf(stderr, "sluiced: event log: saving its cursor: %s\n",
-                    queue_strerror(rc));
+                    engine_strerror(rc));
         else
             l->saved = l->written;
     }
@@ -538,7 +538,7 @@ int eventlog_open(struct engine *e, char *err, size_t errlen)
     l->last_read_ms = engine_now_ms();
     if ((rc = queue_events_last(e->q, &newest))) {
         snprintf(err, errlen, "spool %s: %s", e->cfg.spool,
-                 queue_strerror(rc));
+                 engine_strerror(rc));
         goto fail;
     }
     l->counted = newest;
@@ -586,7 +586,7 @@ void eventlog_close(struct engine *e)
                  : queue_cursor_put(e->q, CURSOR, l->written);
         if (rc)
             fprintf(stderr, "sluiced: event log: saving its cursor: %s\n",
-                    queue_strerror(rc));
+                    engine_strerror(rc));
         if (l->written < l->counted)
             fprintf(stderr, "sluiced: event log %s: events after seq %llu "
                             "are not in it yet; they are written at the next "
@@ -627,7 +627,7 @@ void eventlog_pause(struct engine *e, const char *domain, bool paused)
                       "time_ms", (json_int_t)engine_now_ms()));
 }
 
-/* The spool stopped or started taking writes (record.c). */
+/* The spool stopped or started taking writes (outcome.c). */
 void eventlog_spool(struct engine *e, const char *state, const char *error,
                     size_t held, uint64_t full_ms)
 {

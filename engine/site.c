@@ -41,6 +41,26 @@ const char *site_state_name(enum site_state st)
     }
 }
 
+/* Move the site to state st; every change goes through here, traced
+ * old -> new on stderr with sluiced -v. */
+static void site_enter(struct site *s, enum site_state st)
+{
+    if (s->state == st)
+        return;
+    if (smtp_trace)
+        fprintf(stderr, "site %s: %s -> %s\n", s->name,
+                site_state_name(s->state), site_state_name(st));
+    s->state = st;
+}
+
+/* The state a site goes back to when nothing stops it: backoff while its
+ * limits are cut, else normal. */
+static enum site_state site_running_state(const struct site *s)
+{
+    return s->conc_limit < s->pol->max_connections || s->rate_factor < 1.0
+           ? SITE_BACKOFF : SITE_NORMAL;
+}
+
 static double now_ms(const struct site *s)
 {
     return (double)uv_now(s->e->loop);
@@ -54,8 +74,7 @@ static void on_site_timer(uv_timer_t *t)
     int64_t now = (int64_t)uv_now(s->e->loop);
     s->timer_armed = false;
     if (s->state == SITE_SUSPENDED && s->suspended_until_ms <= now) {
-        s->state = s->conc_limit < s->pol->max_connections ||
-                   s->rate_factor < 1.0 ? SITE_BACKOFF : SITE_NORMAL;
+        site_enter(s, site_running_state(s));
         eventlog_site(s->e, s, "resume-after-suspend", 0, "", "");
     } else if (s->state == SITE_SUSPENDED) {
         /* an earlier wake-up (a rate) took the timer: the end of the
@@ -81,27 +100,27 @@ static void arm(struct site *s, double delay)
 static struct site *site_get(struct engine *e, const char *name,
                              bool configured, const struct domain_policy *pol)
 {
-    if (e->scap) {
-        for (struct site *s = e->stab[hash_name(name) & (e->scap - 1)]; s;
+    if (e->sites.cap) {
+        for (struct site *s = e->sites.tab[hash_name(name) & (e->sites.cap - 1)]; s;
              s = s->hnext)
             if (!strcmp(s->name, name) && s->configured == configured)
                 return s;
     }
-    if (e->nsites + 1 > e->scap) {
-        size_t ncap = e->scap ? e->scap * 2 : 1024;
+    if (e->sites.n + 1 > e->sites.cap) {
+        size_t ncap = e->sites.cap ? e->sites.cap * 2 : 1024;
         struct site **n = calloc(ncap, sizeof *n);
         if (!n)
             return NULL;
-        for (size_t i = 0; i < e->scap; i++)
-            for (struct site *s = e->stab[i], *next; s; s = next) {
+        for (size_t i = 0; i < e->sites.cap; i++)
+            for (struct site *s = e->sites.tab[i], *next; s; s = next) {
                 next = s->hnext;
                 size_t b = hash_name(s->name) & (ncap - 1);
                 s->hnext = n[b];
                 n[b] = s;
             }
-        free(e->stab);
-        e->stab = n;
-        e->scap = ncap;
+        free(e->sites.tab);
+        e->sites.tab = n;
+        e->sites.cap = ncap;
     }
     struct site *s = calloc(1, sizeof *s);
     if (!s)
@@ -114,15 +133,15 @@ static struct site *site_get(struct engine *e, const char *name,
     s->rate_factor = 1.0;
     if (engine_paused(e, QUEUE_CTL_SITE, name)) {
         s->paused = true;
-        s->state = SITE_PAUSED;
+        site_enter(s, SITE_PAUSED);
     }
     uv_timer_init(e->loop, &s->timer);
     s->timer.data = s;
     uv_unref((uv_handle_t *)&s->timer);
-    size_t b = hash_name(name) & (e->scap - 1);
-    s->hnext = e->stab[b];
-    e->stab[b] = s;
-    e->nsites++;
+    size_t b = hash_name(name) & (e->sites.cap - 1);
+    s->hnext = e->sites.tab[b];
+    e->sites.tab[b] = s;
+    e->sites.n++;
     return s;
 }
 
@@ -265,7 +284,7 @@ void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
         s->rate_factor = s->rate_factor + 0.1 > 1.0 - 1e-9 ? 1.0
                                                         : s->rate_factor + 0.1;
         if (s->conc_limit >= s->pol->max_connections && s->rate_factor >= 1.0)
-            s->state = SITE_NORMAL;
+            site_enter(s, SITE_NORMAL);
         eventlog_site(s->e, s, s->state == SITE_NORMAL ? "recovered"
                                                       : "recovering", 0, "", "");
         for (unsigned i = 0; i < s->ndests; i++)
@@ -287,7 +306,7 @@ void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
         if (s->state == SITE_SUSPENDED && s->suspended_until_ms > now)
             return;
         s->suspended_until_ms = now + b->suspend_ms;
-        s->state = SITE_SUSPENDED;
+        site_enter(s, SITE_SUSPENDED);
         s->conc_limit = 1;
         s->rate_factor = b->min_rate_factor;
         arm(s, b->suspend_ms);
@@ -303,7 +322,7 @@ void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
     if (s->rate_factor < b->min_rate_factor)
         s->rate_factor = b->min_rate_factor;
     if (s->state != SITE_SUSPENDED)
-        s->state = SITE_BACKOFF;
+        site_enter(s, SITE_BACKOFF);
     eventlog_site(s->e, s, "backoff", code, enhanced, text);
 }
 
@@ -312,20 +331,53 @@ void site_set_paused(struct site *s, bool paused)
     if (s->paused == paused)
         return;
     s->paused = paused;
-    if (paused)
-        s->state = SITE_PAUSED;
-    else
-        s->state = s->conc_limit < s->pol->max_connections ||
-                   s->rate_factor < 1.0 ? SITE_BACKOFF : SITE_NORMAL;
+    site_enter(s, paused ? SITE_PAUSED : site_running_state(s));
     eventlog_site(s->e, s, paused ? "paused" : "resumed", 0, "", "");
     for (unsigned i = 0; i < s->ndests; i++)
         dest_kick(s->e, s->dests[i]);
 }
 
+void site_add_waiting(struct site *s, int delta)
+{
+    s->waiting = (unsigned)((int)s->waiting + delta);
+}
+
+void site_move(struct site *from, struct site *to, unsigned sessions,
+               unsigned waiting)
+{
+    if (from) {
+        from->sessions -= sessions < from->sessions ? sessions
+                                                    : from->sessions;
+        from->waiting -= waiting < from->waiting ? waiting : from->waiting;
+    }
+    if (to) {
+        to->sessions += sessions;
+        to->waiting += waiting;
+    }
+}
+
+void site_count_failure(struct site *s, bool bounced)
+{
+    if (bounced)
+        s->bounced++;
+    else
+        s->deferred++;
+}
+
+void site_foreach(struct engine *e, void (*fn)(struct site *s, void *arg),
+                  void *arg)
+{
+    for (size_t b = 0; b < e->sites.cap; b++)
+        for (struct site *s = e->sites.tab[b], *next; s; s = next) {
+            next = s->hnext;
+            fn(s, arg);
+        }
+}
+
 void site_refresh_policies(struct engine *e)
 {
-    for (size_t b = 0; b < e->scap; b++)
-        for (struct site *s = e->stab[b]; s; s = s->hnext) {
+    for (size_t b = 0; b < e->sites.cap; b++)
+        for (struct site *s = e->sites.tab[b]; s; s = s->hnext) {
             const struct site_policy *sp = NULL;
             for (size_t i = 0; s->configured && i < e->cfg.nsites; i++)
                 if (!strcmp(e->cfg.sites[i].lim.name, s->name))
@@ -351,14 +403,14 @@ static void on_timer_closed(uv_handle_t *h)
 
 void site_free_all(struct engine *e)
 {
-    for (size_t b = 0; b < e->scap; b++) {
-        struct site *s = e->stab[b], *next;
+    for (size_t b = 0; b < e->sites.cap; b++) {
+        struct site *s = e->sites.tab[b], *next;
         for (; s; s = next) {
             next = s->hnext;
             uv_close((uv_handle_t *)&s->timer, on_timer_closed);
         }
     }
-    free(e->stab);
-    e->stab = NULL;
-    e->scap = e->nsites = 0;
+    free(e->sites.tab);
+    e->sites.tab = NULL;
+    e->sites.cap = e->sites.n = 0;
 }

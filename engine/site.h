@@ -93,6 +93,20 @@ void site_set_paused(struct site *s, bool paused);
 
 const char *site_state_name(enum site_state st);
 
+/* Items waiting in the site's destinations: delta more (or fewer). */
+void site_add_waiting(struct site *s, int delta);
+/* A destination with sessions open and waiting items moves from site
+ * from to site to (either may be NULL). */
+void site_move(struct site *from, struct site *to, unsigned sessions,
+               unsigned waiting);
+
+/* Count a deferral or (bounced) a bounce for status. */
+void site_count_failure(struct site *s, bool bounced);
+
+/* Call fn for every site. */
+void site_foreach(struct engine *e, void (*fn)(struct site *s, void *arg),
+                  void *arg);
+
 /* Refresh every site's policy pointer after a reload. */
 void site_refresh_policies(struct engine *e);
 void site_free_all(struct engine *e);

@@ -14,7 +14,7 @@
  *   reported and the old configuration kept).  SIGTERM or SIGINT stop
  *   opening sessions, let sessions in flight finish within drain_timeout,
  *   commit, and exit 0 (75 when a full spool still could not take their
- *   outcomes at drain_timeout: record.c).  --exit-when-empty exits the
+ *   outcomes at drain_timeout: outcome.c).  --exit-when-empty exits the
  *   same way once nothing is queued (for demos and tests); --progress
  *   prints a live status line.
  *
@@ -77,7 +77,7 @@ static void usage(FILE *f)
         "                     directories keys name, and every DKIM key the\n"
         "                     daemon would load (the spool's verified domains\n"
         "                     too, read-only); 0 ok, 78 with FILE:LINE: reason\n"
-        "  -v                 trace every SMTP state change on stderr\n"
+        "  -v                 trace every SMTP and site state change on stderr\n"
         "  --progress         a live status line on stderr\n"
         "  --exit-when-empty  stop as on SIGTERM once nothing is queued\n"
         "  --create           start an empty spool where data.mdb is missing\n"
@@ -168,7 +168,7 @@ static int audit_start(struct engine *e)
     int err = queue_audit_configure(e->q, &ac);
     OPENSSL_cleanse(key, sizeof key);
     if (err) {
-        fprintf(stderr, "sluiced: audit: %s\n", queue_strerror(err));
+        fprintf(stderr, "sluiced: audit: %s\n", engine_strerror(err));
         return ENGINE_E_CONFIG;
     }
     return 0;
@@ -209,7 +209,7 @@ static int check_only(const char *path)
     int rc = queue_open(&q, cfg.spool, &qo);
     if (rc && rc != -ENOENT) {
         fprintf(stderr, "sluiced: spool %s: %s\n  %s\n", cfg.spool,
-                queue_strerror(rc), queue_last_detail());
+                engine_strerror(rc), queue_last_detail());
         config_free(&cfg);
         return spool_exit(rc);
     }
@@ -289,41 +289,11 @@ static void on_stop_signal(uv_signal_t *h, int sig)
     engine_drain(e);
 }
 
+/* SIGHUP: read the configuration again (scheduler.c). */
 static void on_hup(uv_signal_t *h, int sig)
 {
-    struct engine *e = h->data;
-    struct config n;
-    char err[600];
     (void)sig;
-    if (config_load(e->cfg.path, &n, err, sizeof err)) {
-        fprintf(stderr, "sluiced: reload refused, keeping the running "
-                        "configuration: %s\n", err);
-        return;
-    }
-    /* the spool cannot move under a running engine */
-    free(n.spool);
-    n.spool = e->cfg.spool;
-    struct signer *sg;
-    if (signer_build(&n, e->q, &sg, err, sizeof err)) {
-        fprintf(stderr, "sluiced: reload refused, keeping the running "
-                        "configuration and keys: %s\n", err);
-        n.spool = NULL;
-        config_free(&n);
-        return;
-    }
-    signer_unref(e->signer); /* batches in flight keep the old one */
-    e->signer = sg;
-    e->cfg.spool = NULL;
-    struct config old = e->cfg;
-    memcpy(&e->cfg, &n, sizeof n); /* timeout_ms keeps its address */
-    classify_use_rules(e->cfg.bounce_rules); /* before the old set goes */
-    dest_refresh_policies(e);
-    site_refresh_policies(e);
-    limits_load(e);
-    config_free(&old);
-    fprintf(stderr, "sluiced: configuration reloaded from %s (%zu DKIM keys "
-                    "for %zu domains)\n", e->cfg.path,
-            signer_nkeys(e->signer), signer_ndomains(e->signer));
+    engine_reload(h->data);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -344,9 +314,9 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "-c") && i + 1 < argc) path = argv[++i];
         else if (!strcmp(argv[i], "-t")) test = true;
         else if (!strcmp(argv[i], "-v")) smtp_trace = 1;
-        else if (!strcmp(argv[i], "--progress")) e.progress = true;
-        else if (!strcmp(argv[i], "--exit-when-empty")) e.exit_when_empty = true;
-        else if (!strcmp(argv[i], "--create")) e.create = true;
+        else if (!strcmp(argv[i], "--progress")) e.run.progress = true;
+        else if (!strcmp(argv[i], "--exit-when-empty")) e.run.exit_when_empty = true;
+        else if (!strcmp(argv[i], "--create")) e.run.create = true;
         else if (!strcmp(argv[i], "--skip-spool-check")) skip_check = true;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -410,13 +380,13 @@ int main(int argc, char **argv)
         rc = audit_start(&e);
     if (!rc && (rc = eventlog_open(&e, err, sizeof err))) {
         fprintf(stderr, "sluiced: %s\n", err);
-        e.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;
+        e.run.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;
         goto out;
     }
     if (!rc)
         rc = unsub_http_start(&e);
     if (rc) {
-        e.exit_code = rc == ENGINE_E_CONFIG ? 78 : spool_exit(rc);
+        e.run.exit_code = rc == ENGINE_E_CONFIG ? 78 : spool_exit(rc);
         goto out;
     }
     uv_signal_init(e.loop, &e.sig_term);
@@ -427,7 +397,7 @@ int main(int argc, char **argv)
     uv_signal_start(&e.sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&e.sig_hup, on_hup, SIGHUP);
     uv_run(e.loop, UV_RUN_DEFAULT);
-    if (e.progress)
+    if (e.run.progress)
         fprintf(stderr, "\n");
 out:
     /* orderly teardown: no more unsubscribes, writer drained, handles */
@@ -454,17 +424,11 @@ out:
             (unsigned long long)e.st.deferred,
             (unsigned long long)e.st.bounced,
             (unsigned long long)e.st.expired);
-    for (size_t b = 0; b < e.bcap; b++)
-        while (e.btab && e.btab[b]) {
-            struct body *x = e.btab[b];
-            e.btab[b] = x->hnext;
-            engine_body_free(x);
-        }
-    free(e.btab);
-    free(e.paused_sites);
+    body_free_all(&e);
+    controls_free(&e);
     limits_close(&e);
     accounts_close(&e);
     signer_unref(e.signer);
     config_free(&e.cfg);
-    return e.exit_code;
+    return e.run.exit_code;
 }

@@ -1,12 +1,17 @@
 /*
- * smtp_session.c - the SMTP client state machine.
+ * smtp_session.c - the SMTP client state machine: connection, greeting,
+ * EHLO/HELO, STARTTLS, ready, RSET and QUIT, and the session's I/O (the
+ * mail transaction's states are in smtp_txn.c).
  *
  * DESCRIPTION
- *   Every change of state goes through session_enter(), which traces
- *   "old -> new" and arms the state's timeout from the table below.  The
- *   timer is re-armed only on state changes and complete replies, never on
- *   single bytes, so a server that drips a byte a second still times out.
- *   Replies are dispatched by state in on_reply().
+ *   Every change of state goes through smtp_enter(), which traces
+ *   "old -> new" (sluiced -v), arms the state's timeout from the table
+ *   below and does the state's entry action (enter_action(): the command
+ *   whose reply the state waits for, the handshake, telling the owner the
+ *   session is ready), as OpenSMTPD's MTA does.  The timer is re-armed
+ *   only on state changes and complete replies, never on single bytes, so
+ *   a server that drips a byte a second still times out.  Replies are
+ *   dispatched by state in on_reply().
  *
  *   Input is split into lines (capped at SMTP_REPLY_LINE_MAX) and checked by
  *   smtp_reply.c.  Output goes out with uv_try_write() and only the part the
@@ -30,70 +35,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_session.h"
+#include "smtp_session_int.h"
 #include "tls.h"
 
 int smtp_trace;
 
-enum state {
-    S_CONNECT, S_GREETING, S_EHLO, S_HELO, S_STARTTLS, S_TLS, S_READY,
-    S_TXN, S_BODY, S_RSET, S_QUIT, S_CLOSING, S_COUNT
-};
-
-static const char *const state_names[S_COUNT] = {
+const char *const smtp_state_names[S_COUNT] = {
     "connect", "greeting", "ehlo", "helo", "starttls", "tls-handshake",
-    "ready", "transaction", "data", "rset", "quit", "closing",
+    "ready", "mail", "rcpt", "data", "body", "rset", "quit", "closing",
 };
 
 /* Timeout per state (RFC 5321 4.5.3.2); -1: none. */
 static const int state_timeout[S_COUNT] = {
     [S_CONNECT] = TO_CONNECT, [S_GREETING] = TO_GREETING, [S_EHLO] = TO_EHLO,
     [S_HELO] = TO_EHLO, [S_STARTTLS] = TO_STARTTLS, [S_TLS] = TO_TLS,
-    [S_READY] = TO_IDLE, [S_TXN] = TO_MAIL, [S_BODY] = TO_DATA_DONE,
-    [S_RSET] = TO_RSET, [S_QUIT] = TO_QUIT, [S_CLOSING] = -1,
-};
-
-#define READ_BUF 16384
-
-struct smtp_session {
-    uv_tcp_t tcp;
-    uv_connect_t conn;
-    uv_timer_t timer;
-    int open_handles;
-    enum state st;
-    struct smtp_session_cfg cfg;
-    char mx_host[256];
-    char ehlo[256];
-    struct smtp_session_cb cb;
-    void *arg;
-
-    struct reply_parser rp;
-    char line[SMTP_REPLY_LINE_MAX + 1];
-    size_t line_len;
-    bool line_overflow;
-    char rbuf[READ_BUF];
-    bool rbuf_busy;
-
-    struct tls *tls;
-    bool tls_active, tls_failed;
-
-    bool esmtp, cap_pipelining, cap_8bitmime, cap_starttls, cap_smtputf8;
-    bool cap_size;
-    uint64_t size_limit;
-    bool ever_ready;
-    unsigned jobs;
-
-    struct smtp_job *job;
-    struct smtp_job *next;  /* pipelined behind the current end of data */
-    size_t expect;          /* reply awaited: 0 MAIL, 1..n RCPT, n+1 DATA */
-    size_t accepted;
-    bool mail_failed, discard_data, need_rset;
-    bool body_pending;      /* body still in our write queue */
-
-    bool closed_reported;
-    int fail_code;
-    char fail_enh[16];
-    char fail_why[300];
+    [S_READY] = TO_IDLE, [S_MAIL] = TO_MAIL, [S_RCPT] = TO_RCPT,
+    [S_DATA] = TO_DATA, [S_BODY] = TO_DATA_DONE, [S_RSET] = TO_RSET,
+    [S_QUIT] = TO_QUIT, [S_CLOSING] = -1,
 };
 
 struct wreq {
@@ -102,25 +60,23 @@ struct wreq {
     char data[];
 };
 
-static void session_fail(struct smtp_session *s, int code, const char *enh,
-                         const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 static void on_timeout(uv_timer_t *t);
+static void enter_action(struct smtp_session *s, enum smtp_state st);
 
-/* Move to a new state, tracing it and arming its timeout. */
-static void session_enter(struct smtp_session *s, enum state st)
+void smtp_enter(struct smtp_session *s, enum smtp_state st)
 {
     if (smtp_trace)
         fprintf(stderr, "smtp %s[%p]: %s -> %s\n", s->mx_host, (void *)s,
-                state_names[s->st], state_names[st]);
+                smtp_state_names[s->st], smtp_state_names[st]);
     s->st = st;
     uv_timer_stop(&s->timer);
-    if (state_timeout[st] >= 0 && st != S_CLOSING)
-        uv_timer_start(&s->timer, on_timeout, s->cfg.timeout_ms[state_timeout[st]], 0);
+    if (state_timeout[st] >= 0)
+        uv_timer_start(&s->timer, on_timeout,
+                       s->cfg.timeout_ms[state_timeout[st]], 0);
+    enter_action(s, st);
 }
 
-/* Re-arm the timer for the reply now awaited within the same state. */
-static void arm(struct smtp_session *s, int which)
+void smtp_arm(struct smtp_session *s, int which)
 {
     uv_timer_stop(&s->timer);
     uv_timer_start(&s->timer, on_timeout, s->cfg.timeout_ms[which], 0);
@@ -135,7 +91,7 @@ static void on_write(uv_write_t *req, int status)
     if (status == 0 && s->st == S_BODY && s->body_pending &&
         uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) == 0) {
         s->body_pending = false;
-        arm(s, TO_DATA_DONE);
+        smtp_arm(s, TO_DATA_DONE);
     }
 }
 
@@ -179,7 +135,7 @@ static int flush_tls(struct smtp_session *s)
 }
 
 /* Send protocol bytes, through TLS once it is up. */
-static void out(struct smtp_session *s, const char *p, size_t n)
+void smtp_out(struct smtp_session *s, const char *p, size_t n)
 {
     int rc;
     if (s->tls_active) {
@@ -187,25 +143,25 @@ static void out(struct smtp_session *s, const char *p, size_t n)
         if (rc == 0)
             rc = flush_tls(s);
         else {
-            session_fail(s, 0, "4.4.2", "TLS write: %s", tls_error(s->tls));
+            smtp_fail(s, 0, "4.4.2", "TLS write: %s", tls_error(s->tls));
             return;
         }
     } else {
         rc = out_raw(s, p, n);
     }
     if (rc && rc != -ECANCELED)
-        session_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",
-                     s->mx_host, state_names[s->st], uv_strerror(rc));
+        smtp_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",
+                  s->mx_host, smtp_state_names[s->st], uv_strerror(rc));
 }
 
 /* Send two pieces in one write (the body and the next commands). */
-static void out2(struct smtp_session *s, const char *a, size_t an,
-                 const char *b, size_t bn)
+void smtp_out2(struct smtp_session *s, const char *a, size_t an,
+               const char *b, size_t bn)
 {
     if (s->tls_active || !bn) {
-        out(s, a, an);
+        smtp_out(s, a, an);
         if (bn)
-            out(s, b, bn);
+            smtp_out(s, b, bn);
         return;
     }
     if (s->st == S_CLOSING)
@@ -216,53 +172,26 @@ static void out2(struct smtp_session *s, const char *a, size_t an,
     if (w == (int)(an + bn))
         return;
     if (w < 0 && w != UV_EAGAIN) {
-        session_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",
-                     s->mx_host, state_names[s->st], uv_strerror(w));
+        smtp_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",
+                  s->mx_host, smtp_state_names[s->st], uv_strerror(w));
         return;
     }
     size_t done = w > 0 ? (size_t)w : 0;
     if (done < an) {
-        out(s, a + done, an - done);
-        out(s, b, bn);
+        smtp_out(s, a + done, an - done);
+        smtp_out(s, b, bn);
     } else {
-        out(s, b + (done - an), bn - (done - an));
+        smtp_out(s, b + (done - an), bn - (done - an));
     }
 }
 
 /* Send one command line (CRLF appended). */
-static void out_cmd(struct smtp_session *s, const char *cmd)
+void smtp_out_cmd(struct smtp_session *s, const char *cmd)
 {
     char buf[1100];
     int n = snprintf(buf, sizeof buf, "%s\r\n", cmd);
     if (n > 0 && (size_t)n < sizeof buf)
-        out(s, buf, (size_t)n);
-}
-
-/* Give every undecided recipient of the job one failure outcome. */
-static void job_fail_pending(struct smtp_job *job, enum rcpt_status st,
-                             bool local, int code, const char *enh,
-                             const char *text, bool only_accepted)
-{
-    for (size_t i = 0; i < job->nrcpt; i++) {
-        struct smtp_rcpt *r = &job->rcpts[i];
-        if (r->status != RS_PENDING || (only_accepted && !r->accepted))
-            continue;
-        r->status = (uint8_t)st;
-        r->local = local;
-        r->code = (uint16_t)code;
-        snprintf(r->enhanced, sizeof r->enhanced, "%s", enh ? enh : "");
-        snprintf(r->text, sizeof r->text, "%s", text);
-    }
-}
-
-/* Hand the finished job back to its owner. */
-static void job_finish(struct smtp_session *s)
-{
-    struct smtp_job *job = s->job;
-    s->job = NULL;
-    s->jobs++;
-    if (job)
-        s->cb.job_done(s, job, s->arg);
+        smtp_out(s, buf, (size_t)n);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -285,28 +214,28 @@ static void session_close(struct smtp_session *s)
     if (s->st == S_CLOSING)
         return;
     if (s->job)
-        job_fail_pending(s->job, RS_TEMPFAIL, true, s->fail_code,
-                         s->fail_enh[0] ? s->fail_enh : "4.4.2",
-                         s->fail_why[0] ? s->fail_why : "session closed",
-                         false);
-    session_enter(s, S_CLOSING);
+        smtp_job_fail_pending(s->job, RS_TEMPFAIL, true, s->fail_code,
+                              s->fail_enh[0] ? s->fail_enh : "4.4.2",
+                              s->fail_why[0] ? s->fail_why : "session closed",
+                              false);
+    smtp_enter(s, S_CLOSING);
     if (s->job)
-        job_finish(s);
+        smtp_job_finish(s);
     if (s->next) {
         s->job = s->next;
         s->next = NULL;
-        job_fail_pending(s->job, RS_TEMPFAIL, true, s->fail_code,
-                         s->fail_enh[0] ? s->fail_enh : "4.4.2",
-                         s->fail_why[0] ? s->fail_why : "session closed",
-                         false);
-        job_finish(s);
+        smtp_job_fail_pending(s->job, RS_TEMPFAIL, true, s->fail_code,
+                              s->fail_enh[0] ? s->fail_enh : "4.4.2",
+                              s->fail_why[0] ? s->fail_why : "session closed",
+                              false);
+        smtp_job_finish(s);
     }
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
 }
 
-static void session_fail(struct smtp_session *s, int code, const char *enh,
-                         const char *fmt, ...)
+void smtp_fail(struct smtp_session *s, int code, const char *enh,
+               const char *fmt, ...)
 {
     if (s->st == S_CLOSING)
         return;
@@ -322,23 +251,16 @@ static void session_fail(struct smtp_session *s, int code, const char *enh,
         s->tls_failed = true;
     if (smtp_trace)
         fprintf(stderr, "smtp %s[%p]: failed in %s: %s\n", s->mx_host,
-                (void *)s, state_names[s->st], s->fail_why);
+                (void *)s, smtp_state_names[s->st], s->fail_why);
     session_close(s);
 }
 
 /* Fail the session with the server's own reply. */
 static void fail_reply(struct smtp_session *s, const char *what)
 {
-    session_fail(s, s->rp.r.code, s->rp.r.enhanced, "%s: %d %s%s%s", what,
-                 s->rp.r.code, s->rp.r.enhanced,
-                 s->rp.r.enhanced[0] ? " " : "", s->rp.r.text);
-}
-
-static void enter_ready(struct smtp_session *s)
-{
-    s->ever_ready = true;
-    session_enter(s, S_READY);
-    s->cb.ready(s, s->arg);
+    smtp_fail(s, s->rp.r.code, s->rp.r.enhanced, "%s: %d %s%s%s", what,
+              s->rp.r.code, s->rp.r.enhanced,
+              s->rp.r.enhanced[0] ? " " : "", s->rp.r.text);
 }
 
 /* EHLO keyword hook: record the extensions the server offers. */
@@ -378,312 +300,83 @@ static void forget_caps(struct smtp_session *s)
     s->size_limit = 0;
 }
 
-static void send_ehlo(struct smtp_session *s)
-{
-    char cmd[300];
-    forget_caps(s);
-    snprintf(cmd, sizeof cmd, "EHLO %s", s->ehlo);
-    s->rp.on_line = on_ehlo_line;
-    s->rp.arg = s;
-    session_enter(s, S_EHLO);
-    out_cmd(s, cmd);
-}
-
 /* After EHLO/HELO: STARTTLS if wanted and offered, else ready. */
 static void after_hello(struct smtp_session *s)
 {
     if (!s->tls_active && s->cfg.tls != TLS_OFF && s->cfg.ssl_ctx &&
         s->cap_starttls) {
-        session_enter(s, S_STARTTLS);
-        out_cmd(s, "STARTTLS");
+        smtp_enter(s, S_STARTTLS);
         return;
     }
     if (!s->tls_active && s->cfg.tls == TLS_REQUIRED) {
-        out_cmd(s, "QUIT");
-        session_fail(s, 0, "4.7.4", "TLS is required for %s but it does not "
-                     "offer STARTTLS", s->mx_host);
+        smtp_out_cmd(s, "QUIT");
+        smtp_fail(s, 0, "4.7.4", "TLS is required for %s but it does not "
+                  "offer STARTTLS", s->mx_host);
         return;
     }
-    enter_ready(s);
+    smtp_enter(s, S_READY);
 }
 
-/* Start the TLS handshake after "220" to STARTTLS. */
+/* "220" to STARTTLS: set TLS up, then the handshake state. */
 static void start_tls(struct smtp_session *s)
 {
     s->tls = tls_new(s->cfg.ssl_ctx, s->mx_host, s->cfg.tls_verify);
     if (!s->tls) {
-        session_fail(s, 0, "4.7.5", "cannot set up TLS");
+        smtp_fail(s, 0, "4.7.5", "cannot set up TLS");
         return;
     }
-    session_enter(s, S_TLS);
-    int rc = tls_handshake(s->tls);
-    if (rc == TLS_EFAIL) {
-        session_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
+    smtp_enter(s, S_TLS);
+}
+
+/* The entry action of state st (its timeout is armed already): the
+ * command that state waits for the reply to, or what the state does. */
+static void enter_action(struct smtp_session *s, enum smtp_state st)
+{
+    char cmd[300];
+    int rc;
+    switch (st) {
+    case S_EHLO:
+        forget_caps(s);
+        s->rp.on_line = on_ehlo_line;
+        s->rp.arg = s;
+        snprintf(cmd, sizeof cmd, "EHLO %s", s->ehlo);
+        smtp_out_cmd(s, cmd);
         return;
-    }
-    if (flush_tls(s))
-        session_fail(s, 0, "4.4.2", "write failed during TLS handshake");
-}
-
-/* Build and send the transaction's commands (all of them when pipelining). */
-/* The MAIL, RCPT and DATA commands of job j in one malloc'd buffer. */
-static char *txn_commands(struct smtp_session *s, const struct smtp_job *j,
-                          size_t *len_out)
-{
-    char mail[700];
-    int n = snprintf(mail, sizeof mail, "MAIL FROM:<%s>", j->mail_from);
-    if (s->cap_size)
-        n += snprintf(mail + n, sizeof mail - (size_t)n, " SIZE=%zu", j->size);
-    if (j->eightbit && s->cap_8bitmime)
-        n += snprintf(mail + n, sizeof mail - (size_t)n, " BODY=8BITMIME");
-    if (j->smtputf8)
-        snprintf(mail + n, sizeof mail - (size_t)n, " SMTPUTF8");
-    size_t cap = 800 + j->nrcpt * 340, len = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    len += (size_t)snprintf(buf, cap, "%s\r\n", mail);
-    for (size_t i = 0; i < j->nrcpt; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "RCPT TO:<%s>\r\n",
-                                j->rcpts[i].addr);
-    len += (size_t)snprintf(buf + len, cap - len, "DATA\r\n");
-    *len_out = len;
-    return buf;
-}
-
-/* Reset the per-transaction state for the job now current. */
-static void txn_begin(struct smtp_session *s)
-{
-    s->expect = 0;
-    s->accepted = 0;
-    s->mail_failed = s->discard_data = false;
-    for (size_t i = 0; i < s->job->nrcpt; i++) {
-        s->job->rcpts[i].status = RS_PENDING;
-        s->job->rcpts[i].accepted = false;
-    }
-}
-
-/* The job pipelined behind the end of data becomes current: its commands
- * are on the wire already, its replies follow. */
-static void start_next(struct smtp_session *s)
-{
-    s->job = s->next;
-    s->next = NULL;
-    txn_begin(s);
-    session_enter(s, S_TXN);
-}
-
-static void send_txn(struct smtp_session *s)
-{
-    size_t len;
-    char *buf = txn_commands(s, s->job, &len);
-    if (!buf) {
-        session_fail(s, 0, "4.3.0", "out of memory");
+    case S_HELO:
+        snprintf(cmd, sizeof cmd, "HELO %s", s->ehlo);
+        smtp_out_cmd(s, cmd);
         return;
-    }
-    if (!s->cap_pipelining) /* MAIL alone; RCPT and DATA follow replies */
-        len = (size_t)(strstr(buf, "\r\n") - buf) + 2;
-    out(s, buf, len);
-    free(buf);
-}
-
-/* Pick the form of a job for this server's extensions, or refuse a job
- * it cannot take (SIZE, SMTPUTF8) without sending anything; returns true
- * when the job was refused and finished.  RFC 6531/6532: a message whose
- * envelope or header holds UTF-8 goes with the SMTPUTF8 parameter.  A
- * server without SMTPUTF8 gets the 7-bit form when only header text
- * needed it (encoded words), and a refusal (5.6.7) when an address does;
- * a server without 8BITMIME gets the 7-bit form of an 8-bit message. */
-static bool job_refused(struct smtp_session *s, struct smtp_job *job)
-{
-    if (job->body7 && ((job->utf8hdr && !s->cap_smtputf8) ||
-                       (job->eightbit && !s->cap_8bitmime))) {
-        job->body = job->body7;
-        job->body_len = job->body7_len;
-        job->size = job->size7;
-        job->eightbit = job->body7_8bit && s->cap_8bitmime;
-        job->utf8hdr = job->body7_hdr8;
-    }
-    if (s->cap_size && s->size_limit && job->size > s->size_limit)
-        job_fail_pending(job, RS_PERMFAIL, true, 552, "5.3.4",
-                         "message larger than the server's SIZE limit", false);
-    else if (job->smtputf8 && !s->cap_smtputf8)
-        job_fail_pending(job, RS_PERMFAIL, true, 553, "5.6.7",
-                         "SMTPUTF8 required: an address is UTF-8 and the "
-                         "server lacks SMTPUTF8", false);
-    else if (job->utf8hdr && !s->cap_smtputf8)
-        job_fail_pending(job, RS_PERMFAIL, true, 550, "5.6.7",
-                         "SMTPUTF8 required: the header has UTF-8 that no "
-                         "encoded word can carry (an address) and the "
-                         "server lacks SMTPUTF8", false);
-    else {
-        job->smtputf8 |= job->utf8hdr;
-        return false;
-    }
-    return true;
-}
-
-int smtp_session_send(struct smtp_session *s, struct smtp_job *job)
-{
-    if (s->st != S_READY || s->job)
-        return -EBUSY;
-    s->job = job;
-    txn_begin(s);
-    if (job_refused(s, job)) {
-        job_finish(s);
-        if (s->st == S_READY && !s->job)
-            s->cb.ready(s, s->arg);
-        return 0;
-    }
-    session_enter(s, S_TXN);
-    send_txn(s);
-    return 0;
-}
-
-/* The transaction ended without data: RSET before the next one. */
-static void txn_end_reset(struct smtp_session *s)
-{
-    job_finish(s);
-    if (s->st == S_CLOSING)
+    case S_STARTTLS:
+        smtp_out_cmd(s, "STARTTLS");
         return;
-    if (s->next) {
-        /* the end of data ended the transaction; the next MAIL is sent */
-        start_next(s);
-        return;
-    }
-    session_enter(s, S_RSET);
-    out_cmd(s, "RSET");
-}
-
-/* Replies during a transaction: MAIL, each RCPT, then DATA. */
-static void on_txn_reply(struct smtp_session *s, const struct smtp_reply *r)
-{
-    struct smtp_job *j = s->job;
-    int cls = reply_class(r->code);
-    size_t idx = s->expect++;
-    char cmd[400];
-
-    if (idx == 0) {
-        if (cls != 2) {
-            s->mail_failed = true;
-            job_fail_pending(j, cls == 5 ? RS_PERMFAIL : RS_TEMPFAIL, false,
-                             r->code, r->enhanced, r->text, false);
-            if (!s->cap_pipelining) {
-                txn_end_reset(s);
-                return;
-            }
-        } else if (!s->cap_pipelining) {
-            snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", j->rcpts[0].addr);
-            arm(s, TO_RCPT);
-            out_cmd(s, cmd);
+    case S_TLS:
+        rc = tls_handshake(s->tls);
+        if (rc == TLS_EFAIL) {
+            smtp_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
             return;
         }
-        if (s->cap_pipelining)
-            arm(s, TO_RCPT); /* the first pipelined RCPT reply is due */
+        if (flush_tls(s))
+            smtp_fail(s, 0, "4.4.2", "write failed during TLS handshake");
+        return;
+    case S_READY:
+        s->ever_ready = true;
+        s->cb.ready(s, s->arg); /* last: it may send a job at once */
+        return;
+    case S_MAIL:
+    case S_RCPT:
+    case S_DATA:
+    case S_BODY:
+        smtp_txn_enter(s, st);
+        return;
+    case S_RSET:
+        smtp_out_cmd(s, "RSET");
+        return;
+    case S_QUIT:
+        smtp_out_cmd(s, "QUIT");
+        return;
+    default: /* connect, greeting, closing: nothing to send */
         return;
     }
-    if (idx <= j->nrcpt) {
-        struct smtp_rcpt *rc = &j->rcpts[idx - 1];
-        if (!s->mail_failed) {
-            if (cls == 2) {
-                rc->accepted = true;
-                s->accepted++;
-            } else {
-                rc->status = cls == 5 ? RS_PERMFAIL : RS_TEMPFAIL;
-                rc->code = (uint16_t)r->code;
-                snprintf(rc->enhanced, sizeof rc->enhanced, "%s", r->enhanced);
-                snprintf(rc->text, sizeof rc->text, "%s", r->text);
-            }
-        }
-        if (!s->cap_pipelining) {
-            if (idx < j->nrcpt) {
-                snprintf(cmd, sizeof cmd, "RCPT TO:<%s>", j->rcpts[idx].addr);
-                arm(s, TO_RCPT);
-                out_cmd(s, cmd);
-            } else if (s->accepted) {
-                arm(s, TO_DATA);
-                out_cmd(s, "DATA");
-            } else {
-                txn_end_reset(s);
-            }
-        } else if (idx == j->nrcpt) {
-            arm(s, TO_DATA);
-        } else {
-            arm(s, TO_RCPT);
-        }
-        return;
-    }
-    /* the reply to DATA */
-    if (r->code == 354) {
-        session_enter(s, S_BODY);
-        if (s->accepted && !s->mail_failed) {
-            struct smtp_job *nj = NULL;
-            char *cmds = NULL;
-            size_t clen = 0;
-            /* RFC 2920: the end of data need not end a command group, so
-             * the next transaction rides in the same write as this body */
-            if (s->cap_pipelining && s->cb.next_job && !s->next &&
-                (nj = s->cb.next_job(s, s->arg)) && job_refused(s, nj)) {
-                s->cb.job_done(s, nj, s->arg);
-                nj = NULL;
-            }
-            if (nj && !(cmds = txn_commands(s, nj, &clen))) {
-                s->next = nj; /* failed below with the session */
-                session_fail(s, 0, "4.3.0", "out of memory");
-                return;
-            }
-            s->next = nj;
-            out2(s, j->body, j->body_len, cmds, clen);
-            free(cmds);
-            /* RFC 5321 4.5.3.2: a data block timeout while the body is
-             * still going out, the end-of-data timeout after that */
-            if (s->st == S_BODY &&
-                uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > 0) {
-                s->body_pending = true;
-                arm(s, TO_DATA_BLOCK);
-            }
-        } else {
-            /* RFC 2920: every RCPT failed; end the data at once, empty */
-            s->discard_data = true;
-            out(s, ".\r\n", 3);
-        }
-        return;
-    }
-    job_fail_pending(j, cls == 5 ? RS_PERMFAIL : RS_TEMPFAIL, false, r->code,
-                     r->enhanced, r->text, true);
-    txn_end_reset(s);
-}
-
-/* The reply after the final dot. */
-static void on_body_reply(struct smtp_session *s, const struct smtp_reply *r)
-{
-    int cls = reply_class(r->code);
-    struct smtp_job *j = s->job;
-    if (s->discard_data) {
-        txn_end_reset(s);
-        return;
-    }
-    for (size_t i = 0; i < j->nrcpt; i++) {
-        struct smtp_rcpt *rc = &j->rcpts[i];
-        if (!rc->accepted || rc->status != RS_PENDING)
-            continue;
-        rc->status = cls == 2 ? RS_DELIVERED
-                              : cls == 5 ? RS_PERMFAIL : RS_TEMPFAIL;
-        rc->code = (uint16_t)r->code;
-        snprintf(rc->enhanced, sizeof rc->enhanced, "%s", r->enhanced);
-        snprintf(rc->text, sizeof rc->text, "%s", r->text);
-    }
-    if (cls != 2) {
-        txn_end_reset(s);
-        return;
-    }
-    job_finish(s);
-    if (s->st != S_BODY)
-        return;
-    if (s->next)
-        start_next(s);
-    else
-        enter_ready(s);
 }
 
 /* One complete reply, dispatched by state. */
@@ -697,7 +390,7 @@ static void on_reply(struct smtp_session *s)
             fail_reply(s, "greeting");
             return;
         }
-        send_ehlo(s);
+        smtp_enter(s, S_EHLO);
         return;
     case S_EHLO:
         s->rp.on_line = NULL;
@@ -705,10 +398,7 @@ static void on_reply(struct smtp_session *s)
             s->esmtp = true;
             after_hello(s);
         } else if (cls == 5 && !s->tls_active) {
-            char cmd[300];
-            snprintf(cmd, sizeof cmd, "HELO %s", s->ehlo);
-            session_enter(s, S_HELO);
-            out_cmd(s, cmd);
+            smtp_enter(s, S_HELO);
         } else {
             fail_reply(s, "EHLO");
         }
@@ -726,21 +416,21 @@ static void on_reply(struct smtp_session *s)
         } else if (s->cfg.tls == TLS_REQUIRED) {
             fail_reply(s, "STARTTLS refused");
         } else {
-            enter_ready(s);
+            smtp_enter(s, S_READY);
         }
         return;
-    case S_TXN:
-        on_txn_reply(s, r);
-        return;
+    case S_MAIL:
+    case S_RCPT:
+    case S_DATA:
     case S_BODY:
-        on_body_reply(s, r);
+        smtp_txn_reply(s, r);
         return;
     case S_RSET:
         if (cls != 2) {
             fail_reply(s, "RSET");
             return;
         }
-        enter_ready(s);
+        smtp_enter(s, S_READY);
         return;
     case S_QUIT:
         /* the server closes after its 221: wait for that (a second at
@@ -756,8 +446,8 @@ static void on_reply(struct smtp_session *s)
         }
         /* fall through */
     default:
-        session_fail(s, 0, "4.5.0", "unexpected reply in state %s: %d %s",
-                     state_names[s->st], r->code, r->text);
+        smtp_fail(s, 0, "4.5.0", "unexpected reply in state %s: %d %s",
+                  smtp_state_names[s->st], r->code, r->text);
     }
 }
 
@@ -774,9 +464,9 @@ static void feed(struct smtp_session *s, const char *p, size_t n)
             continue;
         }
         if (s->line_overflow) {
-            session_fail(s, 0, "4.5.0", "protocol error from %s in state %s: "
-                         "reply line over %d bytes", s->mx_host,
-                         state_names[s->st], SMTP_REPLY_LINE_MAX);
+            smtp_fail(s, 0, "4.5.0", "protocol error from %s in state %s: "
+                      "reply line over %d bytes", s->mx_host,
+                      smtp_state_names[s->st], SMTP_REPLY_LINE_MAX);
             return;
         }
         size_t len = s->line_len;
@@ -784,26 +474,24 @@ static void feed(struct smtp_session *s, const char *p, size_t n)
             len--;
         s->line[len] = 0;
         s->line_len = 0;
-        if (s->st != S_GREETING && s->st != S_EHLO && s->st != S_HELO &&
-            s->st != S_STARTTLS && s->st != S_TXN && s->st != S_BODY &&
-            s->st != S_RSET && s->st != S_QUIT && s->st != S_READY) {
-            session_fail(s, 0, "4.5.0", "unexpected data in state %s",
-                         state_names[s->st]);
+        if (s->st == S_CONNECT || s->st == S_TLS || s->st == S_CLOSING) {
+            smtp_fail(s, 0, "4.5.0", "unexpected data in state %s",
+                      smtp_state_names[s->st]);
             return;
         }
         int rc = reply_line(&s->rp, s->line, len);
         if (rc == SMTP_REPLY_EPROTO) {
-            session_fail(s, 0, "4.5.0", "protocol error from %s in state %s: "
-                         "%s", s->mx_host, state_names[s->st], s->rp.err);
+            smtp_fail(s, 0, "4.5.0", "protocol error from %s in state %s: "
+                      "%s", s->mx_host, smtp_state_names[s->st], s->rp.err);
             return;
         }
         if (rc == SMTP_REPLY_DONE) {
-            enum state before = s->st;
+            enum smtp_state before = s->st;
             on_reply(s);
             reply_reset(&s->rp);
             if (before == S_STARTTLS && s->st == S_TLS && i + 1 < n) {
-                session_fail(s, 0, "4.5.0", "%s sent data after its STARTTLS "
-                             "reply (possible command injection)", s->mx_host);
+                smtp_fail(s, 0, "4.5.0", "%s sent data after its STARTTLS "
+                          "reply (possible command injection)", s->mx_host);
                 return;
             }
             if (s->st == S_TLS)
@@ -817,31 +505,31 @@ static void feed_tls(struct smtp_session *s, const char *p, size_t n)
 {
     char plain[16384];
     if (tls_feed(s->tls, p, n)) {
-        session_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
+        smtp_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
         return;
     }
     if (s->st == S_TLS) {
         int rc = tls_handshake(s->tls);
         if (flush_tls(s)) {
-            session_fail(s, 0, "4.4.2", "write failed during TLS handshake");
+            smtp_fail(s, 0, "4.4.2", "write failed during TLS handshake");
             return;
         }
         if (rc == TLS_EWANT)
             return;
         if (rc == TLS_EFAIL) {
-            session_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
+            smtp_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
             return;
         }
         s->tls_active = true;
-        send_ehlo(s);
+        smtp_enter(s, S_EHLO);
     }
     for (;;) {
         ssize_t got = tls_read(s->tls, plain, sizeof plain);
         if (got == 0)
             break;
         if (got < 0) {
-            session_fail(s, 0, "4.4.2", "%s in state %s", tls_error(s->tls),
-                         state_names[s->st]);
+            smtp_fail(s, 0, "4.4.2", "%s in state %s", tls_error(s->tls),
+                      smtp_state_names[s->st]);
             return;
         }
         feed(s, plain, (size_t)got);
@@ -849,7 +537,7 @@ static void feed_tls(struct smtp_session *s, const char *p, size_t n)
             return;
     }
     if (flush_tls(s))
-        session_fail(s, 0, "4.4.2", "TLS write failed");
+        smtp_fail(s, 0, "4.4.2", "TLS write failed");
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -869,10 +557,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             session_close(s);
             return;
         }
-        session_fail(s, 0, "4.4.2", "lost connection with %s in state %s%s%s",
-                     s->mx_host, state_names[s->st],
-                     nread == UV_EOF ? "" : ": ",
-                     nread == UV_EOF ? "" : uv_strerror((int)nread));
+        smtp_fail(s, 0, "4.4.2", "lost connection with %s in state %s%s%s",
+                  s->mx_host, smtp_state_names[s->st],
+                  nread == UV_EOF ? "" : ": ",
+                  nread == UV_EOF ? "" : uv_strerror((int)nread));
         return;
     }
     if (s->st == S_TLS || s->tls_active)
@@ -892,8 +580,8 @@ static void on_timeout(uv_timer_t *t)
         session_close(s);
         return;
     }
-    session_fail(s, 0, "4.4.2", "timeout waiting for %s in state %s",
-                 s->mx_host, state_names[s->st]);
+    smtp_fail(s, 0, "4.4.2", "timeout waiting for %s in state %s",
+              s->mx_host, smtp_state_names[s->st]);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -902,18 +590,18 @@ static void on_connect(uv_connect_t *req, int status)
     if (s->st == S_CLOSING)
         return;
     if (status < 0) {
-        session_fail(s, 0, "4.4.1", "connect to %s: %s", s->mx_host,
-                     uv_strerror(status));
+        smtp_fail(s, 0, "4.4.1", "connect to %s: %s", s->mx_host,
+                  uv_strerror(status));
         return;
     }
     uv_tcp_nodelay(&s->tcp, 1);
     int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
     if (rc) {
-        session_fail(s, 0, "4.4.1", "read from %s: %s", s->mx_host,
-                     uv_strerror(rc));
+        smtp_fail(s, 0, "4.4.1", "read from %s: %s", s->mx_host,
+                  uv_strerror(rc));
         return;
     }
-    session_enter(s, S_GREETING);
+    smtp_enter(s, S_GREETING);
 }
 
 int smtp_session_start(uv_loop_t *loop, const struct smtp_session_cfg *cfg,
@@ -963,18 +651,17 @@ void smtp_session_quit(struct smtp_session *s)
         smtp_session_abort(s, "closed by sluiced");
         return;
     }
-    session_enter(s, S_QUIT);
-    out_cmd(s, "QUIT");
+    smtp_enter(s, S_QUIT);
 }
 
 void smtp_session_abort(struct smtp_session *s, const char *why)
 {
-    session_fail(s, 0, "4.3.2", "%s", why);
+    smtp_fail(s, 0, "4.3.2", "%s", why);
 }
 
 bool smtp_session_tls(const struct smtp_session *s) { return s->tls_active; }
 bool smtp_session_tls_failed(const struct smtp_session *s) { return s->tls_failed; }
 unsigned smtp_session_jobs(const struct smtp_session *s) { return s->jobs; }
-const char *smtp_session_state(const struct smtp_session *s) { return state_names[s->st]; }
+const char *smtp_session_state(const struct smtp_session *s) { return smtp_state_names[s->st]; }
 void *smtp_session_arg(const struct smtp_session *s) { return s->arg; }
 const char *smtp_session_host(const struct smtp_session *s) { return s->mx_host; }

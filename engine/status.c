@@ -54,14 +54,20 @@ static json_t *site_json(struct site *s)
                      "bounced", (json_int_t)s->bounced, "waiting", (int)s->waiting);
 }
 
+/* site_foreach(): one site into the array. */
+static void add_site(struct site *s, void *arg)
+{
+    json_array_append_new(arg, site_json(s));
+}
+
 /* Whether the spool takes writes, and what waits meanwhile. */
 static json_t *spool_json(const struct engine *e)
 {
-    const struct spool_hold *h = &e->hold;
+    const struct spool_hold *h = outcome_hold(e);
     bool ok = engine_spool_writable(e);
     return json_pack("{s:s,s:s,s:I,s:I,s:I}",
                      "state", engine_spool_state_name(e),
-                     "error", ok ? "" : queue_strerror(h->err),
+                     "error", ok ? "" : engine_strerror(h->err),
                      "since_ms", (json_int_t)(ok ? 0 : h->since_ms),
                      "held_outcomes", (json_int_t)h->noutcomes,
                      "next_retry_ms", (json_int_t)(ok || h->probing ? 0
@@ -114,14 +120,12 @@ void status_write(struct engine *e)
         snprintf(path, sizeof path, "%s/status.json", e->cfg.spool);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     json_t *sites = json_array();
-    for (size_t b = 0; b < e->scap; b++)
-        for (struct site *s = e->stab[b]; s; s = s->hnext)
-            json_array_append_new(sites, site_json(s));
+    site_foreach(e, add_site, sites);
     json_t *doc = json_pack("{s:I,s:i,s:i,s:i,s:I,s:o,s:o}",
                             "time_ms", (json_int_t)engine_now_ms(),
-                            "pid", (int)getpid(), "sessions", (int)e->sessions,
+                            "pid", (int)getpid(), "sessions", (int)dest_sessions(e),
                             "max_sessions", (int)e->cfg.max_connections,
-                            "inflight", (json_int_t)e->inflight,
+                            "inflight", (json_int_t)engine_inflight(e),
                             "spool_state", spool_json(e), "sites", sites);
     if (!doc)
         return;

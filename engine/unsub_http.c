@@ -110,7 +110,7 @@ static unsigned unsubscribe(struct engine *e, const char *token)
                             "one-click", &by);
     if (rc && rc != -EEXIST) {
         fprintf(stderr, "sluiced: unsubscribe of contact %llu: %s\n",
-                (unsigned long long)contact, queue_strerror(rc));
+                (unsigned long long)contact, engine_strerror(rc));
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     }
     return MHD_HTTP_OK;

@@ -1,11 +1,16 @@
 /*
- * record.c - recording outcomes through the spool's group-commit writer,
- * and holding them while the spool cannot take them.
+ * outcome.c - the end of every claimed item: its outcome made from the
+ * session's word (or the engine's), recorded through the spool's
+ * group-commit writer, held while the spool cannot take it, and the item
+ * freed once its outcome has committed.
  *
  * DESCRIPTION
- *   engine_record() keeps the items and a copy of their outcomes and
- *   submits them; the completion (on this loop) counts them, writes the
- *   event log and frees the items.
+ *   outcome_job() turns the recipients of a finished SMTP job into
+ *   outcomes (a deferral past max_age expires; replies feed the site's
+ *   throttles); engine_record() keeps the items and a copy of their
+ *   outcomes and submits them; the completion (on_recorded(), on this
+ *   loop) counts them, has the event log read the committed events and
+ *   frees the items.
  *
  *   When the spool cannot take the write (its filesystem is full, the map
  *   is at map_max, an I/O error: queue_err_unwritable()), nothing is
@@ -42,6 +47,7 @@
 #include <sys/statvfs.h>
 #include <sysexits.h>
 
+#include "classify.h"
 #include "engine.h"
 
 #define RETRY_FIRST_MS 1000
@@ -73,7 +79,7 @@ static const char *state_name(enum spool_state s)
 
 const char *engine_spool_state_name(const struct engine *e)
 {
-    return state_name(e->hold.state);
+    return state_name(e->out.hold.state);
 }
 
 /* Give the claims of rc back and free it with its items. */
@@ -84,7 +90,7 @@ static void drop(struct engine *e, struct record_ctx *rc)
         queue_release(e->q, items[i]->id);
         engine_item_free(e, items[i]);
     }
-    e->inflight -= rc->n;
+    e->out.inflight -= rc->n;
     free(rc);
 }
 
@@ -94,15 +100,15 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg);
  * back. */
 static void submit(struct engine *e, struct record_ctx *rc)
 {
-    e->pending_outcomes++;
+    e->out.pending++;
     int err = queue_submit_outcomes(e->q, ctx_outcomes(rc), rc->n, e->cmp,
                                     on_recorded, rc);
     if (err) {
         fprintf(stderr, "sluiced: cannot submit outcomes: %s\n",
-                queue_strerror(err));
-        e->pending_outcomes--;
+                engine_strerror(err));
+        e->out.pending--;
         if (rc->probe)
-            e->hold.probing = false;
+            e->out.hold.probing = false;
         drop(e, rc);
     }
 }
@@ -123,12 +129,12 @@ static bool room_enough(const struct engine *e)
  * with nothing held, look at its free space again in a second. */
 static void arm_retry(struct engine *e)
 {
-    struct spool_hold *h = &e->hold;
+    struct spool_hold *h = &e->out.hold;
     if (h->probing || uv_is_active((uv_handle_t *)&h->timer) ||
         (!h->head && h->state == SPOOL_WRITABLE))
         return;
     uint64_t ms = h->head ? h->backoff_ms : RETRY_FIRST_MS;
-    if (e->draining && ms > RETRY_FIRST_MS)
+    if (engine_draining(e) && ms > RETRY_FIRST_MS)
         ms = RETRY_FIRST_MS;
     h->next_try_ms = engine_now_ms() + ms;
     uv_timer_start(&h->timer, on_retry, ms, 0);
@@ -137,7 +143,7 @@ static void arm_retry(struct engine *e)
 /* Keep rc (its items keep their claims) until the spool takes writes. */
 static void hold(struct engine *e, struct record_ctx *rc, int status)
 {
-    struct spool_hold *h = &e->hold;
+    struct spool_hold *h = &e->out.hold;
     enum spool_state st = status == QUEUE_EFULL ? SPOOL_FULL
                                                 : SPOOL_UNWRITABLE;
     rc->next = NULL;
@@ -167,8 +173,8 @@ static void hold(struct engine *e, struct record_ctx *rc, int status)
         fprintf(stderr, "sluiced: spool %s: %s; holding the outcomes in "
                 "memory (%zu now), claiming and new deliveries stop until "
                 "it can be written (retrying)\n", e->cfg.spool,
-                queue_strerror(status), h->noutcomes);
-        eventlog_spool(e, state_name(st), queue_strerror(status),
+                engine_strerror(status), h->noutcomes);
+        eventlog_spool(e, state_name(st), engine_strerror(status),
                        h->noutcomes, 0);
     }
     h->state = st;             /* the kind of trouble may change quietly */
@@ -190,7 +196,7 @@ static struct record_ctx *pop_held(struct spool_hold *h)
 /* A commit went through: record what is held and let deliveries go on. */
 static void writable_again(struct engine *e)
 {
-    struct spool_hold *h = &e->hold;
+    struct spool_hold *h = &e->out.hold;
     uint64_t took = engine_now_ms() - h->since_ms;
     fprintf(stderr, "sluiced: spool %s is writable again after %.1f s: "
             "recording %zu held outcomes, deliveries resume\n", e->cfg.spool,
@@ -202,17 +208,14 @@ static void writable_again(struct engine *e)
     uv_timer_stop(&h->timer);
     while (h->head && h->state == SPOOL_WRITABLE)
         submit(e, pop_held(h));
-    for (size_t b = 0; b < e->dcap; b++)
-        for (struct dest *d = e->dtab[b]; d; d = d->hnext)
-            if (d->nitems)
-                dest_kick(e, d);
+    dest_kick_waiting(e);
 }
 
 /* A commit went through while the spool was not writable: submit what is
  * held, and let deliveries go on once there is room again. */
 static void commit_worked(struct engine *e)
 {
-    struct spool_hold *h = &e->hold;
+    struct spool_hold *h = &e->out.hold;
     while (h->head)
         submit(e, pop_held(h));   /* a failure holds it again (and arms) */
     if (h->state == SPOOL_FULL && !room_enough(e)) {
@@ -228,7 +231,7 @@ static void commit_worked(struct engine *e)
 static void on_retry(uv_timer_t *t)
 {
     struct engine *e = t->data;
-    struct spool_hold *h = &e->hold;
+    struct spool_hold *h = &e->out.hold;
     if (h->state == SPOOL_WRITABLE || h->probing)
         return;
     if (!h->head) {
@@ -251,7 +254,7 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
     struct item **items = ctx_items(rc);
     (void)first;
     (void)msg;
-    e->pending_outcomes--;
+    e->out.pending--;
     if (queue_err_unwritable(status)) {
         hold(e, rc, status);
         return;
@@ -259,20 +262,73 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
     if (status && status != QUEUE_ESTATE)
         fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
                         "(they will be tried again)\n",
-                rc->n, queue_strerror(status));
+                rc->n, engine_strerror(status));
     if (status != QUEUE_ESTATE)
         engine_spool_result(e, ENGINE_SPOOL_OUTCOMES, status);
     if (rc->probe)
-        e->hold.probing = false;
+        e->out.hold.probing = false;
     /* the event log (and the counts) read the committed events */
     eventlog_committed(e);
     for (size_t i = 0; i < rc->n; i++)
         engine_item_free(e, items[i]);
-    e->inflight -= rc->n;
+    e->out.inflight -= rc->n;
     free(rc);
-    if (e->hold.state != SPOOL_WRITABLE)
+    if (e->out.hold.state != SPOOL_WRITABLE)
         commit_worked(e);
 }
+
+void engine_item_free(struct engine *e, struct item *it)
+{
+    if (!it)
+        return;
+    accounts_release(e, it);
+    body_unref(e, it->body);
+    free(it);
+}
+
+void outcome_job(struct engine *e, struct site *site, struct item **items,
+                 struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx)
+{
+    struct queue_outcome o[nrcpt];
+    int64_t now = engine_now();
+    size_t n = 0;
+    for (size_t i = 0; i < nrcpt; i++) {
+        const struct smtp_rcpt *r = &rcpts[i];
+        struct item *it = items[i];
+        if (engine_drain_aborted(e) && r->local && r->status == RS_TEMPFAIL) {
+            /* cut short by shutdown: no attempt recorded, the claim ends
+             * with the process and the delivery is due again */
+            engine_item_free(e, it);
+            e->out.inflight--;
+            continue;
+        }
+        int type = r->status == RS_DELIVERED ? QUEUE_EV_DELIVERED
+                 : r->status == RS_PERMFAIL ? QUEUE_EV_BOUNCED
+                 : QUEUE_EV_DEFERRED;
+        if (site && (!r->local || r->code))
+            site_feedback(site, type == QUEUE_EV_DELIVERED, r->code,
+                          r->enhanced, r->text);
+        if (site && type != QUEUE_EV_DELIVERED)
+            site_count_failure(site, type == QUEUE_EV_BOUNCED);
+        if (type == QUEUE_EV_DEFERRED &&
+            now >= it->created + e->cfg.max_age)
+            type = QUEUE_EV_EXPIRED;
+        o[n] = (struct queue_outcome){
+            .delivery = r->delivery, .type = type, .code = r->code,
+            .enhanced = r->enhanced, .mx = mx, .text = r->text,
+            .category = (uint8_t)(type == QUEUE_EV_BOUNCED ||
+                                  type == QUEUE_EV_DEFERRED
+                                  ? classify_reply(r->code, r->enhanced, r->text)
+                                  : type == QUEUE_EV_EXPIRED
+                                  ? QUEUE_CAT_EXPIRED : 0),
+        };
+        items[n] = it;
+        n++;
+    }
+    if (n)
+        engine_record(e, items, n, o);
+}
+
 
 void engine_record(struct engine *e, struct item **items, size_t n,
                    const struct queue_outcome *o)
@@ -312,16 +368,16 @@ void engine_record(struct engine *e, struct item **items, size_t n,
         KEEP(text)
 #undef KEEP
     }
-    if (e->hold.state != SPOOL_WRITABLE) {
-        hold(e, rc, e->hold.err); /* joins the others; the timer tries */
+    if (e->out.hold.state != SPOOL_WRITABLE) {
+        hold(e, rc, e->out.hold.err); /* joins the others; the timer tries */
         return;
     }
     submit(e, rc);
 }
 
-void record_init(struct engine *e)
+void outcome_init(struct engine *e)
 {
-    struct spool_hold *h = &e->hold;
+    struct spool_hold *h = &e->out.hold;
     h->state = SPOOL_WRITABLE;
     h->backoff_ms = RETRY_FIRST_MS;
     uv_timer_init(e->loop, &h->timer);
@@ -329,12 +385,12 @@ void record_init(struct engine *e)
     uv_unref((uv_handle_t *)&h->timer);
 }
 
-bool record_drained(struct engine *e)
+bool outcome_drained(struct engine *e)
 {
-    struct spool_hold *h = &e->hold;
+    struct spool_hold *h = &e->out.hold;
     if (!h->head)
         return true;
-    if (!e->drain_abort) {
+    if (!engine_drain_aborted(e)) {
         /* draining: try every second, not after a long backoff */
         if (!h->probing && uv_timer_get_due_in(&h->timer) > RETRY_FIRST_MS) {
             uv_timer_stop(&h->timer);
@@ -345,10 +401,25 @@ bool record_drained(struct engine *e)
     fprintf(stderr, "sluiced: stopping with %zu outcomes not recorded "
             "(spool %s: %s); their deliveries are due again when sluiced "
             "starts and may be made twice\n", h->noutcomes, e->cfg.spool,
-            queue_strerror(h->err));
+            engine_strerror(h->err));
     while (h->head)
         drop(e, pop_held(h));
     uv_timer_stop(&h->timer);
-    e->exit_code = EX_TEMPFAIL;
+    engine_set_exit(e, EX_TEMPFAIL);
     return true;
+}
+
+void outcome_claimed(struct engine *e, size_t n)
+{
+    e->out.inflight += n;
+}
+
+void outcome_forget(struct engine *e, size_t n)
+{
+    e->out.inflight -= n;
+}
+
+const struct spool_hold *outcome_hold(const struct engine *e)
+{
+    return &e->out.hold;
 }

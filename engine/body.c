@@ -1,0 +1,315 @@
+/*
+ * body.c - composed bodies: the cache that lets the recipients of one
+ * message share one body, and the batches that compose them on the
+ * worker pool.
+ *
+ * DESCRIPTION
+ *   Recipients of one injected message share one body (a hash by message
+ *   id); a campaign recipient's body is its own (rendered for it, keyed by
+ *   its delivery id).  A body is composed when its destination gets near
+ *   it (body_compose(), from dest.c): requests made in one turn of the
+ *   loop travel to the worker pool together, at most COMPOSE_BATCH bodies
+ *   a batch, so the loop thread does I/O only.  On the worker a body is
+ *   read from the spool and signed (signer.c), or rendered for its
+ *   contact (campaign.c); back on the loop the destinations that asked
+ *   for it, and those that found it still being composed, are kicked.
+ *
+ * OWNERSHIP
+ *   A body lives while an item or a batch holds a reference; the last
+ *   body_unref() frees it.  Batches hold a reference to the signer they
+ *   started with, so a reload never frees keys under a worker.
+ *
+ * DIAGNOSTICS
+ *   None here: a body that cannot be composed carries its error (and its
+ *   text) to its items, which dest.c defers or bounces.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compose.h"
+#include "engine.h"
+#include "signer.h"
+
+#define COMPOSE_BATCH 8
+
+/* Bodies to compose in one trip to the worker pool, and the destinations
+ * that asked for them (kicked when they are ready). */
+struct compose_batch {
+    uv_work_t work;
+    struct engine *e;
+    struct signer *signer;
+    size_t n, ndests;
+    struct body *bodies[COMPOSE_BATCH];
+    struct dest *dests[COMPOSE_BATCH];
+};
+
+static size_t body_bucket(const struct body_cache *bc, uint64_t id)
+{
+    id ^= id >> 31;
+    id *= 0x9e3779b97f4a7c15ull;
+    return (size_t)(id >> 20) & (bc->cap - 1);
+}
+
+/* Double the hash table; 0 or -ENOMEM. */
+static int body_grow(struct body_cache *bc)
+{
+    size_t ncap = bc->cap ? bc->cap * 2 : 1024;
+    struct body **n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    size_t oldcap = bc->cap;
+    struct body **old = bc->tab;
+    bc->tab = n;
+    bc->cap = ncap;
+    for (size_t i = 0; i < oldcap; i++)
+        for (struct body *b = old[i], *next; b; b = next) {
+            next = b->hnext;
+            size_t k = body_bucket(bc, b->msg_id);
+            b->hnext = n[k];
+            n[k] = b;
+        }
+    free(old);
+    return 0;
+}
+
+struct body *body_get(struct engine *e, uint64_t key, bool *fresh)
+{
+    struct body_cache *bc = &e->bodies;
+    *fresh = false;
+    if (bc->cap) {
+        for (struct body *b = bc->tab[body_bucket(bc, key)]; b; b = b->hnext)
+            if (b->msg_id == key)
+                return b;
+    }
+    if (bc->n + 1 > bc->cap && body_grow(bc))
+        return NULL;
+    struct body *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->msg_id = key;
+    size_t k = body_bucket(bc, key);
+    b->hnext = bc->tab[k];
+    bc->tab[k] = b;
+    bc->n++;
+    *fresh = true;
+    return b;
+}
+
+/* Free one body and what it owns. */
+static void body_free(struct body *b)
+{
+    free(b->from);
+    free(b->data);
+    free(b->data7);
+    free(b->errtext);
+    free(b);
+}
+
+void body_unref(struct engine *e, struct body *b)
+{
+    struct body_cache *bc = &e->bodies;
+    if (!b || --b->refs)
+        return;
+    struct body **pp = &bc->tab[body_bucket(bc, b->msg_id)];
+    while (*pp && *pp != b)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = b->hnext;
+    bc->n--;
+    body_free(b);
+}
+
+void body_take_wire(struct body *b, const struct wire *w,
+                    const struct wire *w7)
+{
+    b->data = w->data;
+    b->len = w->len;
+    b->size = w->size;
+    b->eightbit = w->eightbit;
+    b->hdr8 = w->hdr8;
+    b->data7 = w7->data;
+    b->len7 = w7->len;
+    b->size7 = w7->size;
+    b->eightbit7 = w7->eightbit;
+    b->hdr8_7 = w7->hdr8;
+}
+
+struct take_ctx {
+    struct body *b;
+    const struct signer *signer;
+};
+
+/* Worker thread: fetch a message from the spool, prepare, sign and
+ * compose it. */
+static void take_message(void *arg, const char *from, const void *msg,
+                         size_t len)
+{
+    struct take_ctx *t = arg;
+    struct body *b = t->b;
+    struct wire w, w7;
+    char why[300] = "";
+    if (!(b->from = strdup(from))) {
+        b->err = -ENOMEM;
+        return;
+    }
+    b->err = signer_compose(t->signer, b->account, msg, len, &w, &w7, why,
+                            sizeof why);
+    if (b->err) {
+        if (why[0])
+            b->errtext = strdup(why);
+        return;
+    }
+    body_take_wire(b, &w, &w7);
+}
+
+/* Worker thread: compose every body of the batch. */
+static void compose_work(uv_work_t *w)
+{
+    struct compose_batch *cb = w->data;
+    for (size_t i = 0; i < cb->n; i++) {
+        struct body *b = cb->bodies[i];
+        if (b->campaign) {
+            char why[300] = "";
+            if ((b->err = engine_campaign_compose(cb->e, cb->signer, b, why,
+                                                  sizeof why)) && why[0])
+                b->errtext = strdup(why);
+            continue;
+        }
+        struct take_ctx t = { .b = b, .signer = cb->signer };
+        int err = queue_get_message(cb->e->q, b->msg_id, take_message, &t);
+        if (err)
+            b->err = err;
+    }
+}
+
+/* Loop thread: bodies are ready; wake the destinations waiting for them. */
+static void compose_done(uv_work_t *w, int status)
+{
+    struct compose_batch *cb = w->data;
+    struct engine *e = cb->e;
+    struct body_cache *bc = &e->bodies;
+    bool shared = false;
+    for (size_t i = 0; i < cb->n; i++) {
+        struct body *b = cb->bodies[i];
+        if (status)
+            b->err = status;
+        b->ready = true;
+        b->composing = false;
+        /* more than one item and the batch: maybe items of several
+         * destinations, some waiting for a body another one asked for */
+        shared |= b->refs > 2;
+        body_unref(e, b); /* the batch's own reference */
+    }
+    bc->composing--;
+    for (size_t i = 0; i < cb->ndests; i++)
+        dest_kick(e, cb->dests[i]);
+    signer_unref(cb->signer);
+    free(cb);
+    if (!shared)
+        return; /* whoever waits for these bodies asked for them: kicked */
+    /* destinations that found their next body still being composed */
+    struct dest *wd = bc->waiting_head;
+    bc->waiting_head = NULL;
+    while (wd) {
+        struct dest *next = wd->wnext;
+        wd->waiting = false;
+        dest_kick(e, wd);
+        wd = next;
+    }
+}
+
+/* Send the gathered batch to the worker pool. */
+static void flush_compose(struct engine *e)
+{
+    struct body_cache *bc = &e->bodies;
+    struct compose_batch *cb = bc->gather;
+    if (!cb)
+        return;
+    bc->gather = NULL;
+    for (size_t i = 0; i < cb->ndests; i++)
+        cb->dests[i]->compose_asked = false;
+    cb->signer = signer_ref(e->signer);
+    bc->composing++;
+    if (uv_queue_work(e->loop, &cb->work, compose_work, compose_done)) {
+        compose_work(&cb->work); /* cannot happen with a live loop */
+        compose_done(&cb->work, 0);
+    }
+}
+
+/* Once per loop turn: whatever was asked for goes to the pool together. */
+static void on_check(uv_check_t *h)
+{
+    flush_compose(h->data);
+}
+
+void body_compose(struct engine *e, struct body **bodies, size_t n,
+                  struct dest *d)
+{
+    struct body_cache *bc = &e->bodies;
+    for (size_t i = 0; i < n; i++) {
+        struct compose_batch *cb = bc->gather;
+        if (cb && (cb->n == COMPOSE_BATCH ||
+                   (cb->ndests == COMPOSE_BATCH && !d->compose_asked))) {
+            flush_compose(e);
+            cb = NULL;
+        }
+        if (!cb) {
+            if (!(cb = calloc(1, sizeof *cb))) {
+                for (; i < n; i++) {
+                    bodies[i]->ready = true;
+                    bodies[i]->err = -ENOMEM;
+                }
+                return;
+            }
+            cb->work.data = cb;
+            cb->e = e;
+            bc->gather = cb;
+        }
+        if (!d->compose_asked) {
+            d->compose_asked = true;
+            cb->dests[cb->ndests++] = d;
+        }
+        cb->bodies[cb->n++] = bodies[i];
+        bodies[i]->refs++;
+        bodies[i]->composing = true;
+    }
+}
+
+void body_wait(struct engine *e, struct dest *d)
+{
+    struct body_cache *bc = &e->bodies;
+    if (d->waiting)
+        return;
+    d->waiting = true;
+    d->wnext = bc->waiting_head;
+    bc->waiting_head = d;
+}
+
+bool body_composing(const struct engine *e)
+{
+    return e->bodies.composing > 0;
+}
+
+void body_init(struct engine *e)
+{
+    struct body_cache *bc = &e->bodies;
+    uv_check_init(e->loop, &bc->check);
+    bc->check.data = e;
+    uv_check_start(&bc->check, on_check);
+    uv_unref((uv_handle_t *)&bc->check);
+}
+
+void body_free_all(struct engine *e)
+{
+    struct body_cache *bc = &e->bodies;
+    for (size_t k = 0; k < bc->cap; k++)
+        while (bc->tab && bc->tab[k]) {
+            struct body *x = bc->tab[k];
+            bc->tab[k] = x->hnext;
+            body_free(x);
+        }
+    free(bc->tab);
+    bc->tab = NULL;
+    bc->cap = bc->n = 0;
+}

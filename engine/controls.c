@@ -1,0 +1,138 @@
+/*
+ * controls.c - the spool's pause list (`sluice pause`, `sluice campaign
+ * pause/cancel`) as the engine applies it.
+ *
+ * DESCRIPTION
+ *   controls_apply() reads the list again when its generation has changed
+ *   (once a second, from the tick): sites and destinations named in it are
+ *   paused, the others resumed; the waiting mail of a campaign paused or
+ *   cancelled since the last look is parked in the spool or ended at once
+ *   rather than when it comes up.  engine_paused() answers from the list
+ *   as applied, for sites, destinations and claims met later.
+ *
+ * DIAGNOSTICS
+ *   None: a list that cannot be read is read again next time; the one
+ *   applied stays meanwhile.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "queue_admin.h"
+
+/* A campaign's name in the controls: its decimal id. */
+const char *engine_campaign_ctl_name(uint64_t id)
+{
+    static char buf[24];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)id);
+    return buf;
+}
+
+struct paused_list {
+    struct queue_control *v;
+    size_t n, cap;
+};
+
+static int collect_control(void *arg, const struct queue_control *c)
+{
+    struct paused_list *l = arg;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        struct queue_control *nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv)
+            return 1;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = *c;
+    return 0;
+}
+
+static bool is_paused(const struct paused_list *l, int kind, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].kind == kind && !strcmp(l->v[i].name, name))
+            return true;
+    return false;
+}
+
+struct pause_apply {
+    struct engine *e;
+    const struct paused_list *l;
+};
+
+/* site_foreach(): a site is paused when the list names it. */
+static void pause_site(struct site *s, void *arg)
+{
+    struct pause_apply *pa = arg;
+    site_set_paused(s, is_paused(pa->l, QUEUE_CTL_SITE, s->name));
+}
+
+/* dest_foreach(): a destination is paused when the list names it. */
+static void pause_dest(struct dest *d, void *arg)
+{
+    struct pause_apply *pa = arg;
+    dest_set_paused(pa->e, d, is_paused(pa->l, QUEUE_CTL_DOMAIN, d->domain));
+}
+
+/* Apply the spool's pause list when it has changed (`sluice pause`). */
+void controls_apply(struct engine *e)
+{
+    uint64_t gen;
+    if (queue_controls_gen(e->q, &gen) || (e->controls.read &&
+                                           gen == e->controls.gen))
+        return;
+    struct paused_list l = { 0 };
+    if (queue_controls(e->q, collect_control, &l) < 0) {
+        free(l.v);
+        return;
+    }
+    e->controls.gen = gen;
+    e->controls.read = true;
+    struct pause_apply pa = { e, &l };
+    site_foreach(e, pause_site, &pa);
+    dest_foreach(e, pause_dest, &pa);
+    /* campaigns paused or cancelled since the last look: their waiting
+     * mail is parked in the spool or ended now, not when it comes up */
+    for (size_t i = 0; i < l.n; i++) {
+        const struct queue_control *c = &l.v[i];
+        if ((c->kind != QUEUE_CTL_CAMPAIGN && c->kind != QUEUE_CTL_CANCELLED) ||
+            engine_paused(e, c->kind, c->name))
+            continue;
+        unsigned long long id;
+        char *end;
+        errno = 0;
+        id = strtoull(c->name, &end, 10);
+        if (errno || *end || !id)
+            continue;
+        struct queue_outcome o = { .type = QUEUE_EV_NONE,
+                                   .retry_at = queue_park_time(id) };
+        if (c->kind == QUEUE_CTL_CANCELLED)
+            o = (struct queue_outcome){ .type = QUEUE_EV_EXPIRED,
+                                        .enhanced = "5.0.0",
+                                        .category = QUEUE_CAT_OTHER,
+                                        .text = "campaign cancelled" };
+        dest_drop_campaign(e, id, &o);
+    }
+    free(e->controls.v);
+    e->controls.v = l.v; /* kept for sites and domains seen later */
+    e->controls.n = l.n;
+}
+
+bool engine_paused(const struct engine *e, int kind, const char *name)
+{
+    for (size_t i = 0; i < e->controls.n; i++)
+        if (e->controls.v[i].kind == kind &&
+            !strcmp(e->controls.v[i].name, name))
+            return true;
+    return false;
+}
+
+void controls_free(struct engine *e)
+{
+    free(e->controls.v);
+    e->controls.v = NULL;
+    e->controls.n = 0;
+}
