@@ -306,7 +306,9 @@ class DiskFull(PeerTest):
         """SIGTERM while outcomes wait for space: retried until
         drain_timeout, then exit 75 with a clear message; a restart with
         space finishes every recipient exactly once in the spool."""
-        dns, port, sink, ids, rcpts = self.setup_run(2, 100, 100)
+        # 250 ms a recipient over four sessions: the last of the 200 is
+        # due 12 s after the first, time for the filler on a loaded box
+        dns, port, sink, ids, rcpts = self.setup_run(2, 100, 250)
         conf = self.config(dns, port, drain_timeout="2s")
         p = self.start_sluiced(conf, exit_when_empty=False)
         self.fill_when_delivered(20, sink)
