@@ -627,6 +627,7 @@ static void walk_one(struct ck *c, int db, MDB_dbi dbi, bool present)
         return;
     }
     w.vcap = db < DB_COUNT ? rules_value_cap(db) : 1u << 24;
+    w.intkey = db == WM_DB_FREE; /* txnids, MDB_INTEGERKEY */
     int err = walk_run(&w);
     if (err)
         problem(c, NULL, "cannot be read: %s", queue_strerror(err));

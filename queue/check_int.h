@@ -97,6 +97,9 @@ struct walk {
     void (*gap)(struct walk *w, const MDB_val *after, const MDB_val *resume,
                 const char *why);
     void *arg;
+    bool intkey;             /* keys are host-order integers (LMDB's
+                                MDB_INTEGERKEY, as in its free-page list),
+                                ordered as numbers, not as bytes */
     uint64_t records, gaps;
     /* private */
     unsigned char last[WALK_KEY_MAX];

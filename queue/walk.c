@@ -209,13 +209,51 @@ static bool num_mid(const unsigned char *lo, const unsigned char *hi,
     return memcmp(mid, lo, n) != 0 && memcmp(mid, hi, n) != 0;
 }
 
-/* LMDB's default key order: bytes, then length. */
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+/* Whether w's keys of n bytes are host-order integers (MDB_INTEGERKEY
+ * keys are all unsigned int or all size_t). */
+static bool int_sized(const struct walk *w, size_t n)
 {
+    return w->intkey && (n == sizeof(unsigned) || n == sizeof(size_t));
+}
+
+/* The host-order integer of n bytes at k (int_sized). */
+static uint64_t int_of(const void *k, size_t n)
+{
+    if (n == sizeof(unsigned)) {
+        unsigned u;
+        memcpy(&u, k, sizeof u);
+        return u;
+    }
+    size_t z;
+    memcpy(&z, k, sizeof z);
+    return z;
+}
+
+/* w's key order: LMDB's default (bytes, then length), or as numbers for
+ * integer keys of one size (its free-page list: txnid 256 after 255). */
+static int key_cmp(const struct walk *w, const void *a, size_t alen,
+                   const void *b, size_t blen)
+{
+    if (alen == blen && int_sized(w, alen)) {
+        uint64_t x = int_of(a, alen), y = int_of(b, blen);
+        return x < y ? -1 : x > y;
+    }
     int c = memcmp(a, b, alen < blen ? alen : blen);
     if (c)
         return c;
     return alen < blen ? -1 : alen > blen;
+}
+
+/* Between probe numbers (big-endian, n bytes) and w's keys: the same
+ * bytes for byte-ordered keys, byte-swapped for integer keys on a
+ * little-endian host.  The reversal is its own inverse. */
+static void num_key(const struct walk *w, const unsigned char *in,
+                    unsigned char *out, size_t n)
+{
+    const uint16_t one = 1;
+    bool swap = int_sized(w, n) && *(const unsigned char *)&one == 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = swap ? in[n - 1 - i] : in[i];
 }
 
 /* ------------------------------------------------------------- walking */
@@ -323,8 +361,10 @@ static int pos_step(struct walk *w, struct pos *p, MDB_cursor_op op,
 static int probe(struct walk *w, struct pos *p, const unsigned char *num,
                  size_t n, char *why, size_t cap)
 {
+    unsigned char key[NUM_MAX];
     pos_drop(p);
-    MDB_val at = { n, (void *)num };
+    num_key(w, num, key, n);
+    MDB_val at = { n, key };
     int rc = pos_step(w, p, MDB_SET_RANGE, &at, why, cap);
     if (rc == MDB_NOTFOUND) {
         pos_drop(p);
@@ -332,9 +372,9 @@ static int probe(struct walk *w, struct pos *p, const unsigned char *num,
     }
     if (rc)
         return 0;
-    if (key_cmp(p->k.mv_data, p->k.mv_size, num, n) < 0 ||
+    if (key_cmp(w, p->k.mv_data, p->k.mv_size, key, n) < 0 ||
         (w->have_last &&
-         key_cmp(p->k.mv_data, p->k.mv_size, w->last, w->last_len) <= 0)) {
+         key_cmp(w, p->k.mv_data, p->k.mv_size, w->last, w->last_len) <= 0)) {
         snprintf(why, cap, "keys out of order");
         pos_drop(p);
         return 0;
@@ -353,7 +393,10 @@ static int skip_damage(struct walk *w, struct pos *p, const char *why0)
         n = NUM_MAX;
     if (n == 0)
         n = 1;
-    num_of(w->last, w->have_last ? w->last_len : 0, base, n);
+    if (w->have_last && w->last_len == n && int_sized(w, n))
+        num_key(w, w->last, base, n);
+    else
+        num_of(w->last, w->have_last ? w->last_len : 0, base, n);
     unsigned probes = 0;
     int found = 0;
     /* double the distance until a probe lands */
@@ -408,7 +451,7 @@ int walk_run(struct walk *w)
     rc = pos_step(w, &p, MDB_FIRST, NULL, why, sizeof why);
     for (;;) {
         if (rc == 0 && w->have_last &&
-            key_cmp(p.k.mv_data, p.k.mv_size, w->last, w->last_len) <= 0) {
+            key_cmp(w, p.k.mv_data, p.k.mv_size, w->last, w->last_len) <= 0) {
             snprintf(why, sizeof why, "keys out of order");
             pos_drop(&p);
             rc = MDB_CORRUPTED;
