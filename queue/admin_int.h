@@ -173,4 +173,8 @@ void qrec_r_str(struct rec_r *r, char *dst, int lenbytes, size_t cap);
 /* Whether the whole record was read, exactly, without faults. */
 bool qrec_r_done(const struct rec_r *r);
 
+/* Fill buf with n random bytes from the kernel (getrandom(2)): the token
+ * secret and audit keys.  0 or -errno. */
+int queue_random_bytes(unsigned char *buf, size_t n);
+
 #endif

@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,27 +129,11 @@ int queue_audit_key_load(const char *path, unsigned char key[KEY])
     return 0;
 }
 
-/* Fill buf with n random bytes from the kernel. */
-static int random_bytes(unsigned char *buf, size_t n)
-{
-    while (n) {
-        ssize_t got = getrandom(buf, n, 0);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
-
 int queue_audit_key_create(const char *path)
 {
     unsigned char key[KEY];
     char text[2 * KEY + 2];
-    int err = random_bytes(key, sizeof key);
+    int err = queue_random_bytes(key, sizeof key);
     if (err) {
         queue_set_detail("audit key: no random bytes: %s", strerror(-err));
         return err;

@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "admin_int.h"
 #include "queue_campaign.h"
@@ -38,22 +37,6 @@ static int secret_read(struct queue *q, MDB_txn *txn, unsigned char *out)
     return 0;
 }
 
-/* Fill buf with n random bytes from the kernel. */
-static int random_bytes(unsigned char *buf, size_t n)
-{
-    while (n) {
-        ssize_t got = getrandom(buf, n, 0);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
-
 /* Make the secret unless another process did meanwhile. */
 static int do_make(struct admin_tx *t, void *arg)
 {
@@ -61,7 +44,7 @@ static int do_make(struct admin_tx *t, void *arg)
     int err = secret_read(t->q, t->txn, out);
     if (err != QUEUE_ENOTFOUND)
         return err;   /* there already (another process made it), or bad */
-    if ((err = random_bytes(out, QUEUE_TOKEN_SECRET)))
+    if ((err = queue_random_bytes(out, QUEUE_TOKEN_SECRET)))
         return admin_fail(t, err, "getrandom: %s", strerror(-err));
     MDB_val k = { sizeof SECRET_KEY - 1, SECRET_KEY },
             v = { QUEUE_TOKEN_SECRET, out };
