@@ -276,6 +276,21 @@ class PeerTest(unittest.TestCase):
                                               r.stderr.decode()))
         return r
 
+    def shop_list(self, emails):
+        """The master, its sub-account shop sending from shop.test (DKIM
+        selector s1, verified without DNS) and shop's list "news" of
+        emails, imported from CSV."""
+        self.sluice("account", "create", "master")
+        self.sluice("account", "create", "shop")
+        self.sluice("domain", "add", "shop.test", "--account", "shop",
+                    "--selector", "s1")
+        self.sluice("domain", "verify", "shop.test", "--force")
+        csv = self.path("news.csv")
+        with open(csv, "w") as f:
+            f.write("email\n" + "\n".join(emails) + "\n")
+        self.sluice("list", "create", "news", "--account", "shop")
+        self.sluice("list", "import", "news", csv, "--account", "shop")
+
     def inject(self, sender, rcpts, body, spool=None, account=None):
         """Queue one message for rcpts; returns the delivery ids."""
         if isinstance(body, str):

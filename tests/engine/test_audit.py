@@ -55,16 +55,7 @@ class Audit(PeerTest):
     def campaign_token(self, conf):
         """A campaign of shop to one contact; the contact's one-click
         unsubscribe token."""
-        self.sluice("account", "create", "master")
-        self.sluice("account", "create", "shop")
-        self.sluice("domain", "add", "shop.test", "--account", "shop",
-                    "--selector", "s1")
-        self.sluice("domain", "verify", "shop.test", "--force")
-        csv = self.path("news.csv")
-        with open(csv, "w") as f:
-            f.write("email\nc0@dest.test\n")
-        self.sluice("list", "create", "news", "--account", "shop")
-        self.sluice("list", "import", "news", csv, "--account", "shop")
+        self.shop_list(["c0@dest.test"])
         html = self.path("t.html")
         with open(html, "w") as f:
             f.write("<p>hi <a href=\"{{unsubscribe_url}}\">leave</a></p>\n")

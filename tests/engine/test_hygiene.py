@@ -31,17 +31,7 @@ BLOCK = ["block1@d0.test", "block2@d1.test"]
 class Hygiene(PeerTest):
 
     def setup_account(self):
-        self.sluice("account", "create", "master")
-        self.sluice("account", "create", "shop")
-        self.sluice("domain", "add", "shop.test", "--account", "shop",
-                    "--selector", "s1")
-        self.sluice("domain", "verify", "shop.test", "--force")
-        csv = self.path("news.csv")
-        with open(csv, "w") as f:
-            f.write("email\n" + "\n".join(GOOD + HARD + SOFT + TEMP + BLOCK)
-                    + "\n")
-        self.sluice("list", "create", "news", "--account", "shop")
-        self.sluice("list", "import", "news", csv, "--account", "shop")
+        self.shop_list(GOOD + HARD + SOFT + TEMP + BLOCK)
         with open(self.path("t.html"), "w") as f:
             f.write("<p>Hello <a href=\"{{unsubscribe_url}}\">x</a></p>\n")
 

@@ -45,16 +45,7 @@ class Unsubscribe(PeerTest):
 
     def setUp(self):
         super().setUp()
-        self.sluice("account", "create", "master")
-        self.sluice("account", "create", "shop")
-        self.sluice("domain", "add", "shop.test", "--account", "shop",
-                    "--selector", "s1")
-        self.sluice("domain", "verify", "shop.test", "--force")
-        csv = self.path("news.csv")
-        with open(csv, "w") as f:
-            f.write("email\n" + "\n".join(CONTACTS) + "\n")
-        self.sluice("list", "create", "news", "--account", "shop")
-        self.sluice("list", "import", "news", csv, "--account", "shop")
+        self.shop_list(CONTACTS)
         page = self.path("t.html")
         with open(page, "w") as f:
             f.write("<p>Hello</p>\n")
