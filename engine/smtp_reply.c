@@ -13,7 +13,7 @@
 
 #include "smtp_reply.h"
 
-void reply_reset(struct reply_parser *p)
+void smtp_reply_reset(struct smtp_reply_parser *p)
 {
     memset(&p->r, 0, sizeof p->r);
     p->text_len = 0;
@@ -21,7 +21,7 @@ void reply_reset(struct reply_parser *p)
 }
 
 /* Append text to the reply text, a space between lines, cut at the cap. */
-static void add_text(struct reply_parser *p, const char *s, size_t n)
+static void add_text(struct smtp_reply_parser *p, const char *s, size_t n)
 {
     size_t room = sizeof p->r.text - 1 - p->text_len;
     if (p->text_len && room) {
@@ -38,7 +38,8 @@ static void add_text(struct reply_parser *p, const char *s, size_t n)
 }
 
 /* Take an enhanced status code "c.sss.ddd" from the start of s. */
-static size_t take_enhanced(struct reply_parser *p, const char *s, size_t n)
+static size_t take_enhanced(struct smtp_reply_parser *p, const char *s,
+                            size_t n)
 {
     size_t i = 0, parts = 0, digits = 0;
     if (n < 5 || !strchr("245", s[0]) || s[1] != '.')
@@ -63,7 +64,7 @@ static size_t take_enhanced(struct reply_parser *p, const char *s, size_t n)
     return i < n ? i + 1 : i;
 }
 
-int reply_line(struct reply_parser *p, const char *line, size_t len)
+int smtp_reply_line(struct smtp_reply_parser *p, const char *line, size_t len)
 {
     if (len > SMTP_REPLY_LINE_MAX) {
         snprintf(p->err, sizeof p->err, "reply line over %d bytes",

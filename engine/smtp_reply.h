@@ -10,7 +10,7 @@
  *   A reply of more than SMTP_REPLY_MAX_LINES lines is an error.
  *
  * DIAGNOSTICS
- *   reply_line() returns SMTP_REPLY_MORE, SMTP_REPLY_DONE or
+ *   smtp_reply_line() returns SMTP_REPLY_MORE, SMTP_REPLY_DONE or
  *   SMTP_REPLY_EPROTO with the reason in p->err.
  */
 #ifndef SLUICE_SMTP_REPLY_H
@@ -32,7 +32,7 @@ struct smtp_reply {
     unsigned lines;
 };
 
-struct reply_parser {
+struct smtp_reply_parser {
     struct smtp_reply r;
     size_t text_len;
     /* optional hook: called with each line's text (EHLO keywords) */
@@ -41,12 +41,12 @@ struct reply_parser {
     char err[128];
 };
 
-void reply_reset(struct reply_parser *p);
+void smtp_reply_reset(struct smtp_reply_parser *p);
 
 /* Feed one line without its line ending. */
-int reply_line(struct reply_parser *p, const char *line, size_t len);
+int smtp_reply_line(struct smtp_reply_parser *p, const char *line, size_t len);
 
 /* Class of a code: 2, 3, 4 or 5 (0 if none). */
-static inline int reply_class(int code) { return code / 100; }
+static inline int smtp_reply_class(int code) { return code / 100; }
 
 #endif
