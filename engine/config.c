@@ -825,8 +825,8 @@ const struct site_policy *config_site_for_mx(const struct config *cfg,
     return NULL;
 }
 
-int backoff_rule_match(const struct backoff_rule *r, int code,
-                       const char *enhanced, const char *text)
+int config_backoff_match(const struct backoff_rule *r, int code,
+                         const char *enhanced, const char *text)
 {
     if (r->code && r->code != code)
         return 0;

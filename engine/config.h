@@ -184,11 +184,11 @@ const struct site_policy *config_site_for_mx(const struct config *cfg,
                                              const char *host);
 
 /* Does a reply match a rule; 1 yes, 0 no. */
-int backoff_rule_match(const struct backoff_rule *r, int code,
-                       const char *enhanced, const char *text);
+int config_backoff_match(const struct backoff_rule *r, int code,
+                         const char *enhanced, const char *text);
 
 /* "100/min" style text of a rate ("" when unlimited). */
-const char *rate_text(const struct rate *r, char *buf, size_t len);
+const char *config_rate_text(const struct rate *r, char *buf, size_t len);
 
 /* "N/s", "N/min", "N/h" or "N/day" into r; false if it is not one. */
 bool config_parse_rate(const char *v, struct rate *r);
