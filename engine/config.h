@@ -177,7 +177,7 @@ int config_parse_dns_servers(const char *list, char *out, size_t outlen,
 /* Parse "500ms", "30s", "5m", "2h", "5d" or bare seconds into ms. */
 int config_parse_duration_ms(const char *s, uint64_t *ms);
 
-const char *tls_policy_name(enum tls_policy p);
+const char *config_tls_policy_name(enum tls_policy p);
 
 /* The configured site whose MX patterns match host, or NULL. */
 const struct site_policy *config_site_for_mx(const struct config *cfg,

@@ -396,7 +396,7 @@ const struct domain_policy *config_domain(const struct config *cfg,
     return &cfg->def;
 }
 
-const char *tls_policy_name(enum tls_policy p)
+const char *config_tls_policy_name(enum tls_policy p)
 {
     switch (p) {
     case TLS_REQUIRED: return "required";
