@@ -261,17 +261,20 @@ static int act_dsn(struct ingest *in, const struct fb_report *r,
     /* the Diagnostic-Code's reply taken apart as sluiced takes one apart;
      * Status is the DSN's own enhanced code, and gives the class when the
      * diagnostic has no reply code */
-    const char *t = x->diagnostic;
-    char rtext[SMTP_REPLY_TEXT];
+    const char *t = x->diagnostic, *rt = t;
+    size_t rl = strlen(t);
+    char rtext[SMTP_REPLY_TEXT];   /* the text sluiced would classify */
     struct smtp_reply_split sp;
-    int code;
-    if (!smtp_reply_split(t, strlen(t), &sp)) {
+    int code = x->status[0] == '4' ? 450 : 550;
+    if (!smtp_reply_split(t, rl, &sp)) {
         code = sp.code;
-        snprintf(rtext, sizeof rtext, "%.*s", (int)sp.text_len, sp.text);
-    } else {
-        code = x->status[0] == '4' ? 450 : 550;
-        snprintf(rtext, sizeof rtext, "%s", t);
+        rt = sp.text;
+        rl = sp.text_len;
     }
+    if (rl >= sizeof rtext)
+        rl = sizeof rtext - 1;
+    memcpy(rtext, rt, rl);
+    rtext[rl] = 0;
     const char *enh = x->status[0] ? x->status
                                    : sp.enhanced[0] ? sp.enhanced : NULL;
     int cat = classify_reply(code, enh, rtext);
