@@ -281,7 +281,7 @@ static int account_key(struct config_parse *p, uint32_t id, const char *name,
     return 1;
 }
 
-/* One key of a [domain NAME] section. */
+/* A key of [domain NAME]: the name checked, then domain_key(). */
 int config_domain_section(struct config_parse *p, const char *section,
                           const char *name, const char *value)
 {
