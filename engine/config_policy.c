@@ -43,7 +43,8 @@ static struct site_policy *site_for(struct config_parse *p, const char *name)
     sp->lim.line = p->line;
     if (!(sp->lim.name = strdup(name)))
         return NULL;
-    for (char *ch = sp->lim.name; *ch; ch++) /* `sluice pause site` lowercases */
+    /* `sluice pause site` lowercases */
+    for (char *ch = sp->lim.name; *ch; ch++)
         *ch = (char)tolower((unsigned char)*ch);
     c->nsites++;
     return sp;
