@@ -36,7 +36,7 @@ static size_t enhanced_len(const char *s, size_t n, int cls)
         if (part == 0 && (i == n || s[i++] != '.'))
             return 0;
     }
-    return i == n || s[i] == ' ' || s[i] == '\t' ? i : 0;
+    return i == n || s[i] == ' ' ? i : 0;
 }
 
 int smtp_reply_split(const char *line, size_t len,
@@ -58,7 +58,7 @@ int smtp_reply_split(const char *line, size_t len,
     out->enhanced[el] = 0;
     t += el;
     n -= el;
-    while (n && (*t == ' ' || *t == '\t')) {
+    while (n && *t == ' ') {
         t++;
         n--;
     }
@@ -130,7 +130,7 @@ int smtp_reply_line(struct smtp_reply_parser *p, const char *line, size_t len)
         /* a different enhanced code on a later line stays in the text */
         text = line + 4;
         tl = len - 4;
-        while (tl && (*text == ' ' || *text == '\t')) {
+        while (tl && *text == ' ') {
             text++;
             tl--;
         }

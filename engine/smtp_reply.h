@@ -13,9 +13,9 @@
  *   on the first, 4.2.1), then '-' (more lines follow), ' ' or the end.
  *   After the separator, an enhanced status code "c.sss.ddd" (RFC 3463 2:
  *   class 2, 4 or 5 equal to the reply code's first digit, subject and
- *   detail of 1-3 digits) followed by a blank or the end is taken as one;
+ *   detail of 1-3 digits) followed by a space or the end is taken as one;
  *   anything else ("9.9.9", "5.1.1234", "4.2.2" in a 5xx reply) stays in
- *   the text.  Blanks before the text are skipped.
+ *   the text.  Spaces before the text are skipped.
  *
  *   A reply is one or more lines "ddd-text" ending with "ddd text" (RFC
  *   5321 4.2); smtp_reply_line() checks every line with the splitter and
