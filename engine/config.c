@@ -7,14 +7,15 @@
  *   are errors (a misspelt limit must not be silently ignored), as are
  *   values out of range, a key given twice in one section, and a file or
  *   directory a key names that is not there.  Defaults are filled in
- *   first; what the file says overrides them.
+ *   first; what the file says overrides them.  This file handles the
+ *   [sluiced] keys itself and hands the policy sections to
+ *   config_policy.c.
  *
  * DIAGNOSTICS
  *   The first error wins and is returned as "FILE:LINE: reason".
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <ini.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -25,17 +26,6 @@
 
 #include "bounce_rules.h"
 #include "config_int.h"
-#include "rule_regex.h"
-
-struct parse {
-    struct config *cfg;
-    struct config_reader rd;   /* the file, and the number of its line */
-    struct config_seen seen;   /* keys given so far, per section */
-    const char *section;       /* of the key being handled */
-    int line;                  /* of the key being handled (0: built in) */
-    char err[512];
-    int err_line;
-};
 
 static const uint32_t default_retry[] = { 300, 600, 1200, 2400, 3600, 7200,
                                           14400 };
@@ -59,9 +49,7 @@ static const char *const timeout_keys[TO_COUNT] = {
     [TO_QUIT] = "timeout_quit", [TO_IDLE] = "idle_timeout",
 };
 
-/* Record the first error with the current line. */
-__attribute__((format(printf, 2, 3)))
-static int fail(struct parse *p, const char *fmt, ...)
+int config_fail(struct config_parse *p, const char *fmt, ...)
 {
     if (!p->err[0]) {
         va_list ap;
@@ -84,196 +72,8 @@ static bool set_str(char **dst, const char *v)
     return true;
 }
 
-/* Find or create [site NAME]; it starts from the default policy. */
-static struct site_policy *site_for(struct parse *p, const char *name)
-{
-    struct config *c = p->cfg;
-    for (size_t i = 0; i < c->nsites; i++)
-        if (!strcasecmp(c->sites[i].lim.name, name))
-            return &c->sites[i];
-    struct site_policy *n = realloc(c->sites, (c->nsites + 1) * sizeof *n);
-    if (!n)
-        return NULL;
-    c->sites = n;
-    struct site_policy *sp = &c->sites[c->nsites];
-    memset(sp, 0, sizeof *sp);
-    sp->lim = c->def;
-    sp->lim.route_host = NULL;
-    sp->lim.line = p->line;
-    if (!(sp->lim.name = strdup(name)))
-        return NULL;
-    for (char *ch = sp->lim.name; *ch; ch++) /* `sluice pause site` lowercases */
-        *ch = (char)tolower((unsigned char)*ch);
-    c->nsites++;
-    return sp;
-}
-
-/* "CODE ENH /REGEX/" with * for any part; strong rules suspend. */
-static int backoff_rule_add(struct parse *p, const char *v, bool strong)
-{
-    struct backoff_policy *b = &p->cfg->backoff;
-    struct backoff_rule r = { .strong = strong, .line = p->line };
-    char code[8], enh[16];
-    int off = 0;
-    if (sscanf(v, "%7s %15s %n", code, enh, &off) != 2)
-        return fail(p, "backoff rule '%s': want CODE ENHANCED [/REGEX/]", v);
-    if (strcmp(code, "*")) {
-        char *end;
-        long cv = strtol(code, &end, 10);
-        if (*end || cv < 200 || cv > 599)
-            return fail(p, "backoff rule '%s': code is not * or 2xx-5xx", v);
-        r.code = (int)cv;
-    }
-    if (strcmp(enh, "*"))
-        snprintf(r.enhanced, sizeof r.enhanced, "%s", enh);
-    const char *re = v + off;
-    if (*re && strcmp(re, "*")) {
-        size_t n = strlen(re);
-        if (n < 2 || re[0] != '/' || (re[n - 1] != '/' &&
-                                      !(n > 2 && re[n - 2] == '/' &&
-                                        re[n - 1] == 'i')))
-            return fail(p, "backoff rule '%s': text pattern must be /REGEX/",
-                        v);
-        size_t end = re[n - 1] == '/' ? n - 1 : n - 2;
-        r.regex = strndup(re + 1, end - 1);
-        regex_t *rx = malloc(sizeof *rx);
-        if (!r.regex || !rx) {
-            free(r.regex);
-            free(rx);
-            return fail(p, "out of memory");
-        }
-        char why[160];
-        if (rule_regex_compile(rx, r.regex, REG_EXTENDED | REG_ICASE |
-                               REG_NOSUB, why, sizeof why)) {
-            free(r.regex);
-            free(rx);
-            return fail(p, "backoff rule '%s': bad regular expression: %s",
-                        v, why);
-        }
-        r.compiled = rx;
-    }
-    struct backoff_rule *n = realloc(b->rules, (b->nrules + 1) * sizeof *n);
-    if (!n) {
-        if (r.compiled) {
-            regfree(r.compiled);
-            free(r.compiled);
-        }
-        free(r.regex);
-        return fail(p, "out of memory");
-    }
-    b->rules = n;
-    b->rules[b->nrules++] = r;
-    return 1;
-}
-
-/* One key of the [backoff] section. */
-static int backoff_key(struct parse *p, const char *key, const char *v)
-{
-    struct backoff_policy *b = &p->cfg->backoff;
-    unsigned long u;
-    uint64_t ms;
-    char *end;
-    if (!strcmp(key, "match"))
-        return backoff_rule_add(p, v, false);
-    if (!strcmp(key, "suspend_match"))
-        return backoff_rule_add(p, v, true);
-    if (!strcmp(key, "decrease") || !strcmp(key, "min_rate_factor")) {
-        double d = strtod(v, &end);
-        if (*end || !(d > 0.0 && d < 1.0))
-            return fail(p, "%s: '%s' is not a number between 0 and 1", key, v);
-        if (!strcmp(key, "decrease"))
-            b->decrease = d;
-        else
-            b->min_rate_factor = d;
-    } else if (!strcmp(key, "suspend")) {
-        if (config_parse_duration_ms(v, &ms) || ms < 1000 || ms > 86400000)
-            return fail(p, "suspend: '%s' is not 1s..1d", v);
-        b->suspend_ms = (unsigned)ms;
-    } else if (!strcmp(key, "recover_after")) {
-        if (!config_parse_uint(v, 1, 1000000, &u))
-            return fail(p, "recover_after: '%s' is not 1..1000000", v);
-        b->recover_after = (unsigned)u;
-    } else {
-        return fail(p, "unknown key '%s' in [backoff]", key);
-    }
-    return 1;
-}
-
-/* Find or create the policy struct for [domain NAME]. */
-static struct domain_policy *domain_for(struct parse *p, const char *name)
-{
-    struct config *c = p->cfg;
-    if (!strcasecmp(name, "default"))
-        return &c->def;
-    for (size_t i = 0; i < c->ndomains; i++)
-        if (!strcasecmp(c->domains[i].name, name))
-            return &c->domains[i];
-    struct domain_policy *n = realloc(c->domains,
-                                      (c->ndomains + 1) * sizeof *n);
-    if (!n)
-        return NULL;
-    c->domains = n;
-    struct domain_policy *d = &c->domains[c->ndomains];
-    *d = c->def;            /* inherit the default as read so far */
-    d->name = strdup(name);
-    d->route_host = NULL;
-    d->line = p->line;
-    if (!d->name)
-        return NULL;
-    for (char *s = d->name; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
-    c->ndomains++;
-    return d;
-}
-
-/* One key of a [domain ...] section. */
-static int domain_key(struct parse *p, struct domain_policy *d,
-                      const char *key, const char *v)
-{
-    unsigned long u;
-    if (!strcmp(key, "route")) {
-        free(d->route_host);
-        d->route_host = NULL;
-        if (!config_parse_hostport(v, &d->route_host, &d->route_port))
-            return fail(p, "route: '%s' is not host[:port]", v);
-    } else if (!strcmp(key, "tls")) {
-        if (!strcmp(v, "opportunistic")) d->tls = TLS_OPPORTUNISTIC;
-        else if (!strcmp(v, "required")) d->tls = TLS_REQUIRED;
-        else if (!strcmp(v, "off")) d->tls = TLS_OFF;
-        else return fail(p, "tls: '%s' is not opportunistic, required or off",
-                         v);
-    } else if (!strcmp(key, "tls_verify")) {
-        if (!config_parse_bool(v, &d->tls_verify))
-            return fail(p, "tls_verify: '%s' is not yes or no", v);
-    } else if (!strcmp(key, "max_connections")) {
-        if (!config_parse_uint(v, 1, 100000, &u))
-            return fail(p, "max_connections: '%s' is not 1..100000", v);
-        d->max_connections = (unsigned)u;
-    } else if (!strcmp(key, "max_messages_per_connection")) {
-        if (!config_parse_uint(v, 1, 1000000, &u))
-            return fail(p, "max_messages_per_connection: '%s' is not "
-                           "1..1000000", v);
-        d->max_messages_per_connection = (unsigned)u;
-    } else if (!strcmp(key, "max_rcpts_per_message")) {
-        if (!config_parse_uint(v, 1, 1000, &u))
-            return fail(p, "max_rcpts_per_message: '%s' is not 1..1000", v);
-        d->max_rcpts_per_message = (unsigned)u;
-    } else if (!strcmp(key, "max_rate")) {
-        if (!config_parse_rate(v, &d->max_rate))
-            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day",
-                        v);
-    } else if (!strcmp(key, "max_connection_rate")) {
-        if (!config_parse_rate(v, &d->max_connection_rate))
-            return fail(p, "max_connection_rate: '%s' is not N/s, N/min, N/h "
-                           "or N/day", v);
-    } else {
-        return fail(p, "unknown key '%s' in [%s]", key, p->section);
-    }
-    return 1;
-}
-
 /* One key of the [sluiced] section. */
-static int daemon_key(struct parse *p, const char *key, const char *v)
+static int daemon_key(struct config_parse *p, const char *key, const char *v)
 {
     struct config *c = p->cfg;
     unsigned long u;
@@ -283,215 +83,157 @@ static int daemon_key(struct parse *p, const char *key, const char *v)
         if (strcmp(key, timeout_keys[i]))
             continue;
         if (config_parse_duration_ms(v, &ms) || ms < 1 || ms > 86400000)
-            return fail(p, "%s: '%s' is not a duration (e.g. 30s, 5m)", key, v);
+            return config_fail(p, "%s: '%s' is not a duration (e.g. 30s, 5m)",
+                               key, v);
         c->timeout_ms[i] = (unsigned)ms;
         return 1;
     }
     if (!strcmp(key, "spool")) {
         if (!*v || !set_str(&c->spool, v))
-            return fail(p, "spool: needs a directory");
+            return config_fail(p, "spool: needs a directory");
     } else if (!strcmp(key, "ehlo_hostname")) {
         for (const char *s = v; *s; s++)
             if (!(isalnum((unsigned char)*s) || *s == '.' || *s == '-'))
-                return fail(p, "ehlo_hostname: '%s' is not a host name", v);
+                return config_fail(p, "ehlo_hostname: '%s' is not a host name",
+                                   v);
         if (!*v || strlen(v) > 255 || !set_str(&c->ehlo_hostname, v))
-            return fail(p, "ehlo_hostname: '%s' is not a host name", v);
+            return config_fail(p, "ehlo_hostname: '%s' is not a host name", v);
     } else if (!strcmp(key, "dns_servers")) {
         char list[3 * CONFIG_DNS_SERVERS_MAX], bad[CONFIG_DNS_SERVERS_MAX];
         int rc = config_parse_dns_servers(v, list, sizeof list, bad,
                                           sizeof bad);
         if (rc == -EINVAL)
-            return fail(p, "dns_servers: '%s' is not IP[:PORT] or "
-                        "[IPv6][:PORT] (port 1..65535)", bad);
+            return config_fail(p, "dns_servers: '%s' is not IP[:PORT] or "
+                               "[IPv6][:PORT] (port 1..65535)", bad);
         if (rc)
-            return fail(p, "dns_servers: %s", rc == -ENOENT ? "no server"
-                        : "the list is too long");
+            return config_fail(p, "dns_servers: %s", rc == -ENOENT ? "no server"
+                               : "the list is too long");
         if (!set_str(&c->dns_servers, list))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "dns_timeout")) {
         if (config_parse_duration_ms(v, &ms) || ms < 10 || ms > 60000)
-            return fail(p, "dns_timeout: '%s' is not 10ms..60s", v);
+            return config_fail(p, "dns_timeout: '%s' is not 10ms..60s", v);
         c->dns_timeout_ms = (unsigned)ms;
     } else if (!strcmp(key, "dns_tries")) {
         if (!config_parse_uint(v, 1, 10, &u))
-            return fail(p, "dns_tries: '%s' is not 1..10", v);
+            return config_fail(p, "dns_tries: '%s' is not 1..10", v);
         c->dns_tries = (unsigned)u;
     } else if (!strcmp(key, "smtp_port")) {
         if (!config_parse_uint(v, 1, 65535, &u))
-            return fail(p, "smtp_port: '%s' is not a port", v);
+            return config_fail(p, "smtp_port: '%s' is not a port", v);
         c->smtp_port = (uint16_t)u;
     } else if (!strcmp(key, "max_connections")) {
         if (!config_parse_uint(v, 1, 100000, &u))
-            return fail(p, "max_connections: '%s' is not 1..100000", v);
+            return config_fail(p, "max_connections: '%s' is not 1..100000", v);
         c->max_connections = (unsigned)u;
     } else if (!strcmp(key, "retry")) {
         if (!config_parse_retry(c, v))
-            return fail(p, "retry: '%s' is not a list of up to 32 durations "
-                           "of 1s or more", v);
+            return config_fail(p, "retry: '%s' is not a list of up to 32 "
+                               "durations of 1s or more", v);
     } else if (!strcmp(key, "max_age")) {
         if (config_parse_duration_ms(v, &ms) || ms < 1000)
-            return fail(p, "max_age: '%s' is not a duration of 1s or more",
-                        v);
+            return config_fail(p, "max_age: '%s' is not a duration of 1s "
+                               "or more", v);
         c->max_age = (int64_t)(ms / 1000);
     } else if (!strcmp(key, "bounce_rules")) {
         if (!*v || !set_str(&c->bounce_rules_path, v))
-            return fail(p, "bounce_rules: needs a file");
+            return config_fail(p, "bounce_rules: needs a file");
     } else if (!strcmp(key, "soft_bounce_limit")) {
         if (!config_parse_uint(v, 1, 1000, &u))
-            return fail(p, "soft_bounce_limit: '%s' is not 1..1000", v);
+            return config_fail(p, "soft_bounce_limit: '%s' is not 1..1000", v);
         c->soft_bounce_limit = (unsigned)u;
     } else if (!strcmp(key, "soft_bounce_days")) {
         if (!config_parse_uint(v, 1, 3650, &u))
-            return fail(p, "soft_bounce_days: '%s' is not 1..3650", v);
+            return config_fail(p, "soft_bounce_days: '%s' is not 1..3650", v);
         c->soft_bounce_days = (unsigned)u;
     } else if (!strcmp(key, "event_log")) {
         if (!*v)
-            return fail(p, "event_log: needs a file");
+            return config_fail(p, "event_log: needs a file");
         if (!set_str(&c->event_log, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "workers")) {
         if (!config_parse_uint(v, 0, 64, &u))
-            return fail(p, "workers: '%s' is not 0..64", v);
+            return config_fail(p, "workers: '%s' is not 0..64", v);
         c->workers = (unsigned)u;
     } else if (!strcmp(key, "drain_timeout")) {
         if (config_parse_duration_ms(v, &ms) || ms > 3600000)
-            return fail(p, "drain_timeout: '%s' is not a duration up to 1h",
-                        v);
+            return config_fail(p, "drain_timeout: '%s' is not a duration up "
+                               "to 1h", v);
         c->drain_timeout_ms = (unsigned)ms;
     } else if (!strcmp(key, "pause_recheck")) {
         if (config_parse_duration_ms(v, &ms) || ms < 1000 || ms > 3600000)
-            return fail(p, "pause_recheck: '%s' is not 1s..1h", v);
+            return config_fail(p, "pause_recheck: '%s' is not 1s..1h", v);
         c->pause_recheck_ms = (unsigned)ms;
     } else if (!strcmp(key, "claim_batch")) {
         if (!config_parse_uint(v, 1, 100000, &u))
-            return fail(p, "claim_batch: '%s' is not 1..100000", v);
+            return config_fail(p, "claim_batch: '%s' is not 1..100000", v);
         c->claim_batch = (unsigned)u;
     } else if (!strcmp(key, "max_inflight")) {
         if (!config_parse_uint(v, 1, 10000000, &u))
-            return fail(p, "max_inflight: '%s' is not 1..10000000", v);
+            return config_fail(p, "max_inflight: '%s' is not 1..10000000", v);
         c->max_inflight = (unsigned)u;
     } else if (!strcmp(key, "group_ops")) {
         if (!config_parse_uint(v, 1, 1000000, &u))
-            return fail(p, "group_ops: '%s' is not 1..1000000", v);
+            return config_fail(p, "group_ops: '%s' is not 1..1000000", v);
         c->group_ops = (unsigned)u;
     } else if (!strcmp(key, "group_ms")) {
         if (!config_parse_uint(v, 1, 10000, &u))
-            return fail(p, "group_ms: '%s' is not 1..10000", v);
+            return config_fail(p, "group_ms: '%s' is not 1..10000", v);
         c->group_ms = (unsigned)u;
     } else if (!strcmp(key, "nosync")) {
         if (!config_parse_bool(v, &c->nosync))
-            return fail(p, "nosync: '%s' is not yes or no", v);
+            return config_fail(p, "nosync: '%s' is not yes or no", v);
     } else if (!strcmp(key, "map_max")) {
         if (!config_parse_uint(v, 1, 1u << 20, &u))
-            return fail(p, "map_max: '%s' is not 1..1048576 (MiB)", v);
+            return config_fail(p, "map_max: '%s' is not 1..1048576 (MiB)", v);
         c->map_max = (uint64_t)u << 20;
     } else if (!strcmp(key, "spool_check")) {
         if (!config_parse_bool(v, &c->spool_check))
-            return fail(p, "spool_check: '%s' is not yes or no", v);
+            return config_fail(p, "spool_check: '%s' is not yes or no", v);
     } else if (!strcmp(key, "spool_min_free")) {
         if (!config_parse_uint(v, 0, 1u << 20, &u))
-            return fail(p, "spool_min_free: '%s' is not 0..1048576 (MiB)", v);
+            return config_fail(p, "spool_min_free: '%s' is not 0..1048576 "
+                               "(MiB)", v);
         c->spool_min_free = (uint64_t)u << 20;
     } else if (!strcmp(key, "dkim_sign")) {
         if (!config_parse_bool(v, &c->dkim_sign))
-            return fail(p, "dkim_sign: '%s' is not yes or no", v);
+            return config_fail(p, "dkim_sign: '%s' is not yes or no", v);
     } else if (!strcmp(key, "dkim_keys")) {
         if (!*v)
-            return fail(p, "dkim_keys: needs a directory");
+            return config_fail(p, "dkim_keys: needs a directory");
         if (!set_str(&c->dkim_keys, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "unsubscribe_host")) {
         if (!set_str(&c->unsubscribe_host, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "bounce_domain")) {
         if (!set_str(&c->bounce_domain, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "http_listen")) {
         if (!set_str(&c->http_listen, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "feedback_sender")) {
         if (!set_str(&c->feedback_sender, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "status_file")) {
         if (!*v)
-            return fail(p, "status_file: needs a file");
+            return config_fail(p, "status_file: needs a file");
         if (!set_str(&c->status_file, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "tls_ca_file")) {
         if (!*v)
-            return fail(p, "tls_ca_file: needs a file");
+            return config_fail(p, "tls_ca_file: needs a file");
         if (!set_str(&c->tls_ca_file, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "audit_key") ||
                !strcmp(key, "audit_checkpoint")) {
         if (*v != '/')
-            return fail(p, "%s: needs an absolute file name", key);
+            return config_fail(p, "%s: needs an absolute file name", key);
         if (!set_str(!strcmp(key, "audit_key") ? &c->audit_key
                                                : &c->audit_checkpoint, v))
-            return fail(p, "out of memory");
+            return config_fail(p, "out of memory");
     } else {
-        return fail(p, "unknown key '%s' in [sluiced]", key);
-    }
-    return 1;
-}
-
-/* The [account N] entry for id, made on first use. */
-static struct account_policy *account_for(struct parse *p, uint32_t id)
-{
-    struct config *c = p->cfg;
-    for (size_t i = 0; i < c->naccounts; i++)
-        if (c->accounts[i].id == id)
-            return &c->accounts[i];
-    struct account_policy *n = realloc(c->accounts,
-                                       (c->naccounts + 1) * sizeof *n);
-    if (!n)
-        return NULL;
-    c->accounts = n;
-    struct account_policy *a = &n[c->naccounts++];
-    memset(a, 0, sizeof *a);
-    a->id = id;
-    a->allow_unsigned = -1;
-    a->line = p->line;
-    return a;
-}
-
-/* domains = a.example, b.example / allow_unsigned = yes|no */
-static int account_key(struct parse *p, uint32_t id, const char *name,
-                       const char *value)
-{
-    struct account_policy *a = account_for(p, id);
-    if (!a)
-        return fail(p, "out of memory");
-    if (!strcmp(name, "allow_unsigned")) {
-        bool b;
-        if (!config_parse_bool(value, &b))
-            return fail(p, "allow_unsigned: '%s' is not yes or no", value);
-        a->allow_unsigned = b;
-        return 1;
-    }
-    char buf[4096];
-    if (strlen(value) >= sizeof buf)
-        return fail(p, "domains: list too long");
-    memcpy(buf, value, strlen(value) + 1);
-    for (char *save, *t = strtok_r(buf, ", ", &save); t;
-         t = strtok_r(NULL, ", ", &save)) {
-        for (char *c = t; *c; c++)
-            *c = (char)tolower((unsigned char)*c);
-        if (!config_domain_ok(t))
-            return fail(p, "domains: '%s' is not a domain name", t);
-        for (size_t i = 0; i < p->cfg->naccounts; i++) {
-            const struct account_policy *o = &p->cfg->accounts[i];
-            for (unsigned k = 0; k < o->ndomains; k++)
-                if (!strcmp(o->domains[k], t))
-                    return fail(p, "domains: %s is already a domain of "
-                                "account %s", t,
-                                o->id == id ? "this" : "another");
-        }
-        if (a->ndomains == CONFIG_MAX_ACCOUNT_DOMAINS)
-            return fail(p, "domains: more than 64 for one account");
-        if (!(a->domains[a->ndomains] = strdup(t)))
-            return fail(p, "out of memory");
-        a->ndomains++;
+        return config_fail(p, "unknown key '%s' in [sluiced]", key);
     }
     return 1;
 }
@@ -500,15 +242,18 @@ static int account_key(struct parse *p, uint32_t id, const char *name,
  * continues a key of one value (libinih hands it over as that key again):
  * only the lists domains and mx may go on over indented lines, and
  * [backoff] takes one rule per match or suspend_match line. */
-static bool key_once(struct parse *p, const char *section, const char *name)
+static bool key_once(struct config_parse *p, const char *section,
+                     const char *name)
 {
     bool continues = config_reader_continues(&p->rd);
     p->rd.after_key = true;
     if (continues) {
         if (!strcmp(name, "domains") || !strcmp(name, "mx"))
             return true;
-        fail(p, "this indented line continues '%s', which takes one line "
-             "(indent only the lines of a domains or mx list)", name);
+        config_fail(p,
+                    "this indented line continues '%s', which takes one line "
+                    "(indent only the lines of a domains or mx list)",
+                    name);
         return false;
     }
     if (!strcmp(section, "backoff") &&
@@ -516,12 +261,12 @@ static bool key_once(struct parse *p, const char *section, const char *name)
         return true;
     int first = config_seen_add(&p->seen, section, name, p->line);
     if (first > 0)
-        fail(p, "'%s' is given twice in [%s] (first at line %d)", name,
-             section, first);
+        config_fail(p, "'%s' is given twice in [%s] (first at line %d)", name,
+                    section, first);
     else if (first == -E2BIG)
-        fail(p, "more than %d keys", CONFIG_MAX_KEYS);
+        config_fail(p, "more than %d keys", CONFIG_MAX_KEYS);
     else if (first < 0)
-        fail(p, "out of memory");
+        config_fail(p, "out of memory");
     return first == 0;
 }
 
@@ -529,118 +274,32 @@ static bool key_once(struct parse *p, const char *section, const char *name)
 static int handler(void *user, const char *section, const char *name,
                    const char *value)
 {
-    struct parse *p = user;
+    struct config_parse *p = user;
     p->line = p->rd.line;
     p->section = section;
     if (!key_once(p, section, name))
         return 0;
     if (!strcmp(section, "sluiced"))
         return daemon_key(p, name, value);
-    if (!strncmp(section, "domain ", 7)) {
-        const char *dn = section + 7;
-        while (*dn == ' ')
-            dn++;
-        if (!*dn || strlen(dn) > 253 || strchr(dn, ' '))
-            return fail(p, "bad domain section name [%s]", section);
-        struct domain_policy *d = domain_for(p, dn);
-        if (!d)
-            return fail(p, "out of memory");
-        return domain_key(p, d, name, value);
-    }
-    if (!strncmp(section, "site ", 5)) {
-        const char *sn = section + 5;
-        while (*sn == ' ')
-            sn++;
-        if (!*sn || strlen(sn) > 200 || strchr(sn, ' '))
-            return fail(p, "bad site section name [%s]", section);
-        struct site_policy *sp = site_for(p, sn);
-        if (!sp)
-            return fail(p, "out of memory");
-        if (!strcmp(name, "mx")) {
-            char buf[1024];
-            if (strlen(value) >= sizeof buf)
-                return fail(p, "mx: too long");
-            memcpy(buf, value, strlen(value) + 1);
-            for (char *save, *t = strtok_r(buf, ", ", &save); t;
-                 t = strtok_r(NULL, ", ", &save)) {
-                if (sp->nmx == SITE_MAX_PATTERNS)
-                    return fail(p, "mx: more than 16 patterns in [site %s]",
-                                sn);
-                if (!(sp->mx[sp->nmx] = strdup(t)))
-                    return fail(p, "out of memory");
-                for (char *c = sp->mx[sp->nmx]; *c; c++)
-                    *c = (char)tolower((unsigned char)*c);
-                sp->nmx++;
-            }
-            return 1;
-        }
-        if (!strcmp(name, "route"))
-            return fail(p, "route is for [domain ...] sections, not [site %s]",
-                        sn);
-        return domain_key(p, &sp->lim, name, value);
-    }
+    if (!strncmp(section, "domain ", 7))
+        return config_domain_section(p, section, name, value);
+    if (!strncmp(section, "site ", 5))
+        return config_site_section(p, section, name, value);
     if (!strcmp(section, "backoff"))
-        return backoff_key(p, name, value);
+        return config_backoff_key(p, name, value);
     if (!strcmp(section, "account default")) {
         if (strcmp(name, "allow_unsigned"))
-            return fail(p, "unknown key '%s' in [%s] (only allow_unsigned)",
-                        name, section);
+            return config_fail(p,
+                               "unknown key '%s' in [%s] (only allow_unsigned)",
+                               name, section);
         if (!config_parse_bool(value, &p->cfg->allow_unsigned))
-            return fail(p, "allow_unsigned: '%s' is not yes or no", value);
+            return config_fail(p, "allow_unsigned: '%s' is not yes or no",
+                               value);
         return 1;
     }
-    if (!strncmp(section, "account ", 8) || !strncmp(section, "campaign ", 9)) {
-        char kind = section[0] == 'a' ? 'a' : 'c';
-        const char *idt = section + (kind == 'a' ? 8 : 9);
-        unsigned long id;
-        while (*idt == ' ')
-            idt++;
-        if (!config_parse_uint(idt, 0, 0xffffffffUL, &id))
-            return fail(p, "[%s]: the id must be a number", section);
-        if (kind == 'a' && (!strcmp(name, "domains") ||
-                            !strcmp(name, "allow_unsigned")))
-            return account_key(p, (uint32_t)id, name, value);
-        if (strcmp(name, "max_rate"))
-            return fail(p, "unknown key '%s' in [%s]", name, section);
-        struct config *c = p->cfg;
-        struct id_rate *n = realloc(c->id_rates, (c->nid_rates + 1) * sizeof *n);
-        if (!n)
-            return fail(p, "out of memory");
-        c->id_rates = n;
-        struct id_rate *r = &c->id_rates[c->nid_rates];
-        memset(r, 0, sizeof *r);
-        r->kind = kind;
-        r->id = id;
-        r->line = p->line;
-        if (!config_parse_rate(value, &r->max_rate))
-            return fail(p, "max_rate: '%s' is not N/s, N/min, N/h or N/day",
-                        value);
-        c->nid_rates++;
-        return 1;
-    }
-    return fail(p, "unknown section [%s]", section);
-}
-
-/* The rules every sluiced knows, after the configured ones: the common
- * throttling replies of large providers. */
-static const struct { const char *rule; bool strong; } default_rules[] = {
-    { "* 4.7.28 *", true },          /* Gmail: rate limited, unusual rate */
-    { "* * /temporarily (rate limited|throttled|deferred due to)/", true },
-    { "421 * *", false },
-    { "* 4.7.0 *", false },
-    { "* * /try again later/", false },
-    { "* * /too many (connections|messages|recipients)/", false },
-    { "* * /rate limit/", false },
-};
-
-/* Add the shipped rules (not counted against a line). */
-static void add_default_rules(struct parse *p)
-{
-    int line = p->line;
-    p->line = 0;
-    for (size_t i = 0; i < sizeof default_rules / sizeof default_rules[0]; i++)
-        backoff_rule_add(p, default_rules[i].rule, default_rules[i].strong);
-    p->line = line;
+    if (!strncmp(section, "account ", 8) || !strncmp(section, "campaign ", 9))
+        return config_id_section(p, section, name, value);
+    return config_fail(p, "unknown section [%s]", section);
 }
 
 /* Fill every default before reading the file. */
@@ -677,25 +336,26 @@ static void defaults(struct config *c)
 
 /* What can only be checked once the whole file is read: required keys,
  * the bounce rules file, sites without patterns, the files keys name. */
-static void check_loaded(struct parse *p)
+static void check_loaded(struct config_parse *p)
 {
     struct config *cfg = p->cfg;
     p->line = 0;
     if (!cfg->spool)
-        fail(p, "[sluiced] spool is not set");
+        config_fail(p, "[sluiced] spool is not set");
     else if (!cfg->ehlo_hostname)
-        fail(p, "[sluiced] ehlo_hostname is not set");
+        config_fail(p, "[sluiced] ehlo_hostname is not set");
     if (!p->err[0] && cfg->bounce_rules_path) {
         char why[sizeof p->err - 16];
         p->line = config_seen_line(&p->seen, "sluiced", "bounce_rules");
         if (bounce_rules_load(&cfg->bounce_rules, cfg->bounce_rules_path,
                               why, sizeof why))
-            fail(p, "bounce_rules: %s", why);
+            config_fail(p, "bounce_rules: %s", why);
     }
     for (size_t i = 0; i < cfg->nsites && !p->err[0]; i++)
         if (!cfg->sites[i].nmx) {
             p->line = cfg->sites[i].lim.line;
-            fail(p, "[site %s] has no mx patterns", cfg->sites[i].lim.name);
+            config_fail(p, "[site %s] has no mx patterns",
+                        cfg->sites[i].lim.name);
         }
     if (!p->err[0] &&
         config_check_paths(cfg, &p->seen, p->err, sizeof p->err, &p->line))
@@ -704,7 +364,7 @@ static void check_loaded(struct parse *p)
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
-    struct parse p = { .cfg = cfg };
+    struct config_parse p = { .cfg = cfg };
     memset(cfg, 0, sizeof *cfg);
     defaults(cfg);
     if (!(p.rd.f = fopen(path, "r"))) {
@@ -718,7 +378,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         p.err_line = p.rd.err_line;
     }
     if (!p.err[0])
-        add_default_rules(&p);
+        config_add_default_rules(&p);
     if (!cfg->def.name)
         cfg->def.name = strdup("default");
     if (!(cfg->path = strdup(path)))
@@ -795,45 +455,4 @@ void config_free(struct config *cfg)
             free(cfg->accounts[i].domains[k]);
     free(cfg->accounts);
     memset(cfg, 0, sizeof *cfg);
-}
-
-const struct domain_policy *config_domain(const struct config *cfg,
-                                          const char *domain)
-{
-    for (size_t i = 0; i < cfg->ndomains; i++)
-        if (!strcasecmp(cfg->domains[i].name, domain))
-            return &cfg->domains[i];
-    return &cfg->def;
-}
-
-const char *tls_policy_name(enum tls_policy p)
-{
-    switch (p) {
-    case TLS_REQUIRED: return "required";
-    case TLS_OFF: return "off";
-    default: return "opportunistic";
-    }
-}
-
-const struct site_policy *config_site_for_mx(const struct config *cfg,
-                                             const char *host)
-{
-    for (size_t i = 0; i < cfg->nsites; i++)
-        for (unsigned k = 0; k < cfg->sites[i].nmx; k++)
-            if (fnmatch(cfg->sites[i].mx[k], host, FNM_CASEFOLD) == 0)
-                return &cfg->sites[i];
-    return NULL;
-}
-
-int backoff_rule_match(const struct backoff_rule *r, int code,
-                       const char *enhanced, const char *text)
-{
-    if (r->code && r->code != code)
-        return 0;
-    if (r->enhanced[0] && strncmp(enhanced ? enhanced : "", r->enhanced,
-                                  strlen(r->enhanced)))
-        return 0;
-    if (r->compiled && regexec(r->compiled, text ? text : "", 0, NULL, 0))
-        return 0;
-    return 1;
 }

@@ -177,18 +177,18 @@ int config_parse_dns_servers(const char *list, char *out, size_t outlen,
 /* Parse "500ms", "30s", "5m", "2h", "5d" or bare seconds into ms. */
 int config_parse_duration_ms(const char *s, uint64_t *ms);
 
-const char *tls_policy_name(enum tls_policy p);
+const char *config_tls_policy_name(enum tls_policy p);
 
 /* The configured site whose MX patterns match host, or NULL. */
 const struct site_policy *config_site_for_mx(const struct config *cfg,
                                              const char *host);
 
 /* Does a reply match a rule; 1 yes, 0 no. */
-int backoff_rule_match(const struct backoff_rule *r, int code,
-                       const char *enhanced, const char *text);
+int config_backoff_match(const struct backoff_rule *r, int code,
+                         const char *enhanced, const char *text);
 
 /* "100/min" style text of a rate ("" when unlimited). */
-const char *rate_text(const struct rate *r, char *buf, size_t len);
+const char *config_rate_text(const struct rate *r, char *buf, size_t len);
 
 /* "N/s", "N/min", "N/h" or "N/day" into r; false if it is not one. */
 bool config_parse_rate(const char *v, struct rate *r);

@@ -1,8 +1,11 @@
 /*
- * config_int.h - what config.c shares with config_file.c.
+ * config_int.h - what config.c shares with config_file.c, config_value.c
+ * and config_policy.c.
  *
  * DESCRIPTION
- *   config.c turns sluiced.conf's keys into a struct config; config_file.c
+ *   config.c turns sluiced.conf's [sluiced] keys into a struct config and
+ *   hands the policy sections ([domain], [site], [backoff], [account],
+ *   [campaign]) to config_policy.c; config_file.c
  *   owns what is about the file as text and about the files it names: the
  *   line reader given to libinih (line numbers, NUL bytes, overlong lines,
  *   continuation lines), the table of keys already given, and the check of
@@ -84,5 +87,36 @@ void config_seen_free(struct config_seen *s);
  * key in *line. */
 int config_check_paths(const struct config *c, const struct config_seen *s,
                        char *err, size_t errlen, int *line);
+
+/* One config_load() under way: config.c reads the file and the [sluiced]
+ * keys, config_policy.c the policy sections. */
+struct config_parse {
+    struct config *cfg;
+    struct config_reader rd;   /* the file, and the number of its line */
+    struct config_seen seen;   /* keys given so far, per section */
+    const char *section;       /* of the key being handled */
+    int line;                  /* of the key being handled (0: built in) */
+    char err[512];
+    int err_line;
+};
+
+/* Record the first error with the current line; returns 0, which stops
+ * libinih when a key handler passes it on. */
+int config_fail(struct config_parse *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The keys of the policy sections (config_policy.c), each libinih's 1 to
+ * go on or 0 (through config_fail) to stop: [domain NAME], [site NAME],
+ * [backoff], and [account N] / [campaign N]. */
+int config_domain_section(struct config_parse *p, const char *section,
+                          const char *name, const char *value);
+int config_site_section(struct config_parse *p, const char *section,
+                        const char *name, const char *value);
+int config_backoff_key(struct config_parse *p, const char *key,
+                       const char *v);
+int config_id_section(struct config_parse *p, const char *section,
+                      const char *name, const char *value);
+/* Add the shipped backoff rules after the configured ones. */
+void config_add_default_rules(struct config_parse *p);
 
 #endif

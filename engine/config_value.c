@@ -157,7 +157,7 @@ bool config_parse_rate(const char *v, struct rate *r)
     return true;
 }
 
-const char *rate_text(const struct rate *r, char *buf, size_t len)
+const char *config_rate_text(const struct rate *r, char *buf, size_t len)
 {
     const char *u = r->per_s == 1 ? "s" : r->per_s == 60 ? "min"
                   : r->per_s == 3600 ? "h" : "day";

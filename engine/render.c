@@ -81,7 +81,7 @@ void render_free(struct render_tpl *t)
     free(t->segs);
     free(t->head);
     free(t->fixed);
-    mackey_free(&t->key);
+    render_mackey_free(&t->key);
     free(t);
 }
 
@@ -120,7 +120,7 @@ static int set_domain(struct tplc *c, const char *what, const char *d,
         d = dflt;
     size_t n = strlen(d);
     if (!render_hdr_domain_ok(d, n)) {
-        tpl_error(c, "%s: not a domain name", what);
+        render_tpl_error(c, "%s: not a domain name", what);
         return RENDER_E_ARG;
     }
     memcpy(out, d, n + 1);
@@ -133,32 +133,32 @@ static int put_address(struct tplc *c, struct rbuf *b, const char *field,
 {
     char name[NAME_MAX_BYTES], clean[NAME_MAX_BYTES];
     if (render_hdr_addr_parse(spec, name, sizeof(name), addr, addrcap) != 0) {
-        tpl_error(c, "%s: not an address (want \"Name <local@domain>\", "
-                  "ASCII address, name under %d bytes)", field,
-                  NAME_MAX_BYTES);
+        render_tpl_error(c, "%s: not an address (want "
+                         "\"Name <local@domain>\", ASCII address, "
+                         "name under %d bytes)", field, NAME_MAX_BYTES);
         return RENDER_E_ARG;
     }
     struct render_hclean h = { .out = clean, .cap = sizeof(clean) };
     render_hdr_clean(&h, name, strlen(name));
     size_t col = strlen(field) + 1, an = strlen(addr);
-    int rc = rbuf_puts(b, field);
+    int rc = render_buf_puts(b, field);
     if (rc == 0)
-        rc = rbuf_puts(b, ":");
+        rc = render_buf_puts(b, ":");
     if (rc == 0 && h.len == 0) {
-        rc = rbuf_puts(b, " ");
+        rc = render_buf_puts(b, " ");
         if (rc == 0)
-            rc = rbuf_put(b, addr, an);
-        return rc ? rc : rbuf_puts(b, "\r\n");
+            rc = render_buf_put(b, addr, an);
+        return rc ? rc : render_buf_puts(b, "\r\n");
     }
     if (rc == 0)
         rc = render_hdr_text(b, &col, clean, h.len, 1);
     if (rc == 0 && col + 3 + an > 78)
-        rc = rbuf_puts(b, "\r\n");
+        rc = render_buf_puts(b, "\r\n");
     if (rc == 0)
-        rc = rbuf_puts(b, " <");
+        rc = render_buf_puts(b, " <");
     if (rc == 0)
-        rc = rbuf_put(b, addr, an);
-    return rc ? rc : rbuf_puts(b, ">\r\n");
+        rc = render_buf_put(b, addr, an);
+    return rc ? rc : render_buf_puts(b, ">\r\n");
 }
 
 /* Build the header fields that are the same in every message. */
@@ -187,26 +187,29 @@ static int build_fixed(struct tplc *c, const struct render_input *in,
                          t->from_domain, t->unsub_domain)))
         return rc;
     if (in->unsub_host == NULL || !host_ok(in->unsub_host)) {
-        tpl_error(c, "unsub_host: want host[:port] for https://HOST/u/TOKEN");
+        render_tpl_error(c, "unsub_host: want host[:port] for "
+                         "https://HOST/u/TOKEN");
         return RENDER_E_ARG;
     }
     memcpy(t->unsub_host, in->unsub_host, strlen(in->unsub_host) + 1);
     const char *fbl = in->feedback_sender ? in->feedback_sender : "sluice";
     if (!fbl_ok(fbl)) {
-        tpl_error(c, "feedback_sender: want 1..64 of A-Z a-z 0-9 . _ -");
+        render_tpl_error(c,
+                         "feedback_sender: want 1..64 of A-Z a-z 0-9 . _ -");
         return RENDER_E_ARG;
     }
     struct rbuf f = { .max = 1024 };
-    rc = rbuf_puts(&f, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-                       "Feedback-ID: ");
-    if (rc == 0) rc = rbuf_putu(&f, in->campaign);
-    if (rc == 0) rc = rbuf_puts(&f, ":");
-    if (rc == 0) rc = rbuf_putu(&f, in->account);
-    if (rc == 0) rc = rbuf_puts(&f, ":");
-    if (rc == 0) rc = rbuf_putu(&f, in->list);
-    if (rc == 0) rc = rbuf_puts(&f, ":");
-    if (rc == 0) rc = rbuf_puts(&f, fbl);
-    if (rc == 0) rc = rbuf_puts(&f, "\r\nMIME-Version: 1.0\r\n");
+    rc = render_buf_puts(&f, "List-Unsubscribe-Post: "
+                             "List-Unsubscribe=One-Click\r\n"
+                             "Feedback-ID: ");
+    if (rc == 0) rc = render_buf_putu(&f, in->campaign);
+    if (rc == 0) rc = render_buf_puts(&f, ":");
+    if (rc == 0) rc = render_buf_putu(&f, in->account);
+    if (rc == 0) rc = render_buf_puts(&f, ":");
+    if (rc == 0) rc = render_buf_putu(&f, in->list);
+    if (rc == 0) rc = render_buf_puts(&f, ":");
+    if (rc == 0) rc = render_buf_puts(&f, fbl);
+    if (rc == 0) rc = render_buf_puts(&f, "\r\nMIME-Version: 1.0\r\n");
     t->fixed = f.p;
     t->fixed_len = f.len;
     return rc;
@@ -220,10 +223,10 @@ static int parse_part(struct tplc *c, const char *part, const char *s,
         return 0;
     size_t n = strnlen(s, cap + 1);
     if (n > cap) {
-        tpl_error(c, "%s: longer than %zu bytes", part, cap);
+        render_tpl_error(c, "%s: longer than %zu bytes", part, cap);
         return RENDER_E_TOOBIG;
     }
-    return tpl_parse(c, part, s, n, l);
+    return render_tpl_parse(c, part, s, n, l);
 }
 
 /* Find needle (lowercase) in literal segment i from byte from, ignoring
@@ -335,7 +338,7 @@ static int build_parts(struct tplc *c, const struct render_input *in,
                    th = { 0 }, tf = { 0 };
     int rc;
     if (in->subject == NULL || in->html == NULL) {
-        tpl_error(c, "subject and html are required");
+        render_tpl_error(c, "subject and html are required");
         return RENDER_E_ARG;
     }
     const size_t hf_max = RENDER_HF_MAX, part_max = RENDER_PART_MAX;
@@ -347,9 +350,12 @@ static int build_parts(struct tplc *c, const struct render_input *in,
         (rc = parse_part(c, "header_text", in->header_text, hf_max, &th)) ||
         (rc = parse_part(c, "footer_text", in->footer_text, hf_max, &tf)))
         goto out;
-    if ((in->text == NULL && (rc = tpl_html_to_text(c, &body, &tb))) ||
-        (in->header_text == NULL && (rc = tpl_html_to_text(c, &hh, &th))) ||
-        (in->footer_text == NULL && (rc = tpl_html_to_text(c, &hf, &tf))))
+    if ((in->text == NULL &&
+         (rc = render_tpl_html_to_text(c, &body, &tb))) ||
+        (in->header_text == NULL &&
+         (rc = render_tpl_html_to_text(c, &hh, &th))) ||
+        (in->footer_text == NULL &&
+         (rc = render_tpl_html_to_text(c, &hf, &tf))))
         goto out;
     struct pos open, close;
     body_points(c, &body, &open, &close);
@@ -391,11 +397,11 @@ int render_compile(const struct render_input *in, struct render_tpl **out,
         err[0] = '\0';
     *out = NULL;
     if (in == NULL || in->from == NULL) {
-        tpl_error(&c, "from is required");
+        render_tpl_error(&c, "from is required");
         return RENDER_E_ARG;
     }
     if (in->secret == NULL || in->secret_len < RENDER_SECRET_MIN) {
-        tpl_error(&c, "secret: at least %d bytes", RENDER_SECRET_MIN);
+        render_tpl_error(&c, "secret: at least %d bytes", RENDER_SECRET_MIN);
         return RENDER_E_ARG;
     }
     t = calloc(1, sizeof(*t));
@@ -410,7 +416,7 @@ int render_compile(const struct render_input *in, struct render_tpl **out,
         rc = -ENOMEM;
         goto fail;
     }
-    if ((rc = mackey_init(&t->key, in->secret, in->secret_len)))
+    if ((rc = render_mackey_init(&t->key, in->secret, in->secret_len)))
         goto fail;
     struct render_seglist *parts[] = { &subj, &html, &text };
     for (size_t i = 0, at = 0; i < 3; at += parts[i++]->n)
@@ -516,10 +522,10 @@ static int put_subject(struct rbuf *b, const struct render_tpl *t,
         render_hdr_clean(&h, v, n);
     }
     size_t col = 8;
-    int rc = rbuf_put(b, "Subject:", 8);
+    int rc = render_buf_put(b, "Subject:", 8);
     if (rc == 0)
         rc = render_hdr_text(b, &col, subj, h.len, 0);
-    return rc ? rc : rbuf_put(b, "\r\n", 2);
+    return rc ? rc : render_buf_put(b, "\r\n", 2);
 }
 
 /* Write one body part's segments quoted-printable; html escapes values. */
@@ -556,7 +562,7 @@ static int put_all(struct rbuf *b, const struct piece *p, size_t count)
     size_t total = 0;
     for (size_t i = 0; i < count; i++)
         total += p[i].n;
-    int rc = rbuf_reserve(b, total);
+    int rc = render_buf_reserve(b, total);
     if (rc)
         return rc;
     for (size_t i = 0; i < count; i++) {
@@ -622,12 +628,12 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     mv.email_len = strnlen(c->email, 256);
     if (!render_hdr_addr_ok(c->email, mv.email_len))
         return RENDER_E_ADDR;
-    if ((rc = verp_token(&t->key, c->delivery, t->campaign, verp,
-                         sizeof(verp))) ||
-        (rc = unsub_token(&t->key, t->account, t->campaign, c->id, unsub,
-                          sizeof(unsub))) ||
-        (rc = msgid_left(&t->key, t->campaign, c->delivery, msg_random(),
-                         msgid, sizeof(msgid))))
+    if ((rc = render_verp_keyed(&t->key, c->delivery, t->campaign, verp,
+                                sizeof(verp))) ||
+        (rc = render_unsub_keyed(&t->key, t->account, t->campaign, c->id,
+                                 unsub, sizeof(unsub))) ||
+        (rc = render_msgid_left(&t->key, t->campaign, c->delivery,
+                                msg_random(), msgid, sizeof(msgid))))
         return rc;
     size_t bl = strlen(t->bounce_domain);
     if (mflen < 2 + RENDER_VERP_TOKEN_LEN + 1 + bl + 1)
@@ -648,9 +654,9 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     const char *rnd = msgid + ml - RENDER_MSGID_MAC_LEN - 1 - MSGID_NONCE_LEN;
     size_t rl = MSGID_NONCE_LEN;
 
-    if ((rc = rbuf_reserve(&b, t->size_hint)) ||
+    if ((rc = render_buf_reserve(&b, t->size_hint)) ||
         (rc = render_hdr_date(&b, (int64_t)time(NULL))) ||
-        (rc = rbuf_put(&b, t->head, t->head_len)))
+        (rc = render_buf_put(&b, t->head, t->head_len)))
         goto fail;
     const struct piece bnd[] = { S("\r\n--=_"), { rnd, rl }, S("."),
                                  { deliv, dl } };
@@ -671,14 +677,14 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     };
     if ((rc = put_all(&b, mid, sizeof(mid) / sizeof(mid[0]))) ||
         (rc = put_all(&b, bnd, 4)) ||
-        (rc = rbuf_puts(&b, "\r\n" PART_HEAD("plain"))) ||
+        (rc = render_buf_puts(&b, "\r\n" PART_HEAD("plain"))) ||
         (rc = put_body(&b, t, &mv, t->segs + t->nsubj + t->nhtml, t->ntext,
                        0)) ||
         (rc = put_all(&b, bnd, 4)) ||
-        (rc = rbuf_puts(&b, "\r\n" PART_HEAD("html"))) ||
+        (rc = render_buf_puts(&b, "\r\n" PART_HEAD("html"))) ||
         (rc = put_body(&b, t, &mv, t->segs + t->nsubj, t->nhtml, 1)) ||
         (rc = put_all(&b, bnd, 4)) ||
-        (rc = rbuf_puts(&b, "--\r\n")))
+        (rc = render_buf_puts(&b, "--\r\n")))
         goto fail;
     b.p[b.len] = '\0';          /* rbuf always keeps a byte for this */
     *out = b.p;

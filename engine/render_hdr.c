@@ -207,7 +207,7 @@ static int put_encoded(struct rbuf *b, size_t *col, const unsigned char *s,
 {
     int bq = dkim_ew_use_b(s, n);
     /* worst case per word: 4 B chars per 3 bytes or 3 Q chars per byte */
-    int rc = rbuf_reserve(b, n * 3 + (n / 10 + 2) * (EW_OVERHEAD + 3));
+    int rc = render_buf_reserve(b, n * 3 + (n / 10 + 2) * (EW_OVERHEAD + 3));
     if (rc)
         return rc;
     char *o = b->p + b->len;
@@ -290,7 +290,7 @@ int render_hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
             q += (s[i] == '"' || s[i] == '\\') ? 2 : 1;
         if (*col + 1 + q > LINE_SOFT)
             return put_encoded(b, col, u, n);
-        int rc = rbuf_reserve(b, q + 1);
+        int rc = render_buf_reserve(b, q + 1);
         if (rc)
             return rc;
         char *o = b->p + b->len;
@@ -308,7 +308,7 @@ int render_hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
     }
     if (!plain)
         return put_encoded(b, col, u, n);
-    int rc = rbuf_reserve(b, n + 3 * (n / 2 + 1));
+    int rc = render_buf_reserve(b, n + 3 * (n / 2 + 1));
     if (rc)
         return rc;
     char *o = b->p + b->len;
@@ -363,7 +363,7 @@ int render_hdr_date(struct rbuf *b, int64_t t)
     if (y < 1900 || y > 9999)
         return RENDER_E_ARG;
     int64_t w = ((days % 7) + 7) % 7;
-    int rc = rbuf_reserve(b, 48);
+    int rc = render_buf_reserve(b, 48);
     if (rc)
         return rc;
     char *o = b->p + b->len;

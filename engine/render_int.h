@@ -32,13 +32,13 @@ struct rbuf {
 };
 
 /* Make room for more bytes; -ENOMEM or RENDER_E_TOOBIG. */
-int rbuf_reserve(struct rbuf *b, size_t more);
+int render_buf_reserve(struct rbuf *b, size_t more);
 /* Append n bytes. */
-int rbuf_put(struct rbuf *b, const void *s, size_t n);
+int render_buf_put(struct rbuf *b, const void *s, size_t n);
 /* Append a NUL-terminated string. */
-int rbuf_puts(struct rbuf *b, const char *s);
+int render_buf_puts(struct rbuf *b, const char *s);
 /* Append an unsigned number in decimal. */
-int rbuf_putu(struct rbuf *b, uint64_t v);
+int render_buf_putu(struct rbuf *b, uint64_t v);
 
 /* ---- quoted-printable body encoding (render_qp.c) ---- */
 
@@ -87,8 +87,8 @@ struct tplc {
 
 /* Parse template text src[0..n) of part `part` (for messages), appending
  * to out; RENDER_E_SYNTAX with the position in c->err. */
-int tpl_parse(struct tplc *c, const char *part, const char *src, size_t n,
-              struct render_seglist *out);
+int render_tpl_parse(struct tplc *c, const char *part, const char *src,
+                     size_t n, struct render_seglist *out);
 /* Append a literal (copied into the pool), merging with a preceding one. */
 int render_seg_lit(struct tplc *c, struct render_seglist *l, const char *s,
                    size_t n);
@@ -99,12 +99,13 @@ int render_seg_append(struct render_seglist *l,
                       const struct render_seglist *src, size_t from,
                       size_t to);
 /* Write a message into c->err. */
-void tpl_error(struct tplc *c, const char *fmt, ...)
+void render_tpl_error(struct tplc *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Derive a plain-text template from an html one (render_text.c). */
-int tpl_html_to_text(struct tplc *c, const struct render_seglist *html,
-                     struct render_seglist *out);
+int render_tpl_html_to_text(struct tplc *c,
+                            const struct render_seglist *html,
+                            struct render_seglist *out);
 
 /* ---- headers (render_hdr.c) ---- */
 
@@ -136,27 +137,30 @@ int render_hdr_date(struct rbuf *b, int64_t t);
 /* ---- tokens (render_token.c) ---- */
 
 /* HMAC-SHA256 keyed once: SHA-256 states after the ipad and opad blocks
- * (EVP_MD_CTX), only read (copied) after mackey_init(). */
+ * (EVP_MD_CTX), only read (copied) after render_mackey_init(). */
 struct mackey {
     struct evp_md_ctx_st *in, *out;
 };
 
 /* Key an HMAC; RENDER_E_CRYPTO if OpenSSL fails. */
-int mackey_init(struct mackey *k, const unsigned char *secret, size_t slen);
+int render_mackey_init(struct mackey *k, const unsigned char *secret,
+                       size_t slen);
 /* Release a key (also a failed or zeroed one). */
-void mackey_free(struct mackey *k);
+void render_mackey_free(struct mackey *k);
 /* The VERP and unsubscribe tokens under key k (see render.h). */
-int verp_token(const struct mackey *k, uint64_t delivery, uint64_t campaign,
-               char *tok, size_t toklen);
-int unsub_token(const struct mackey *k, uint32_t account, uint64_t campaign,
-                uint64_t contact, char *tok, size_t toklen);
+int render_verp_keyed(const struct mackey *k, uint64_t delivery,
+                      uint64_t campaign, char *tok, size_t toklen);
+int render_unsub_keyed(const struct mackey *k, uint32_t account,
+                       uint64_t campaign, uint64_t contact, char *tok,
+                       size_t toklen);
 /* The left part CAMPAIGN.DELIVERY.NONCE.MAC of a Message-ID under key k
  * (see render.h), NUL-terminated; NONCE is MSGID_NONCE_LEN characters. */
-int msgid_left(const struct mackey *k, uint64_t campaign, uint64_t delivery,
-               uint64_t nonce, char *out, size_t outlen);
+int render_msgid_left(const struct mackey *k, uint64_t campaign,
+                      uint64_t delivery, uint64_t nonce, char *out,
+                      size_t outlen);
 #define MSGID_NONCE_LEN 13
 
 /* Lowercase base32 of in[0..n) into out (NUL-terminated); returns length. */
-size_t b32_encode(const unsigned char *in, size_t n, char *out);
+size_t render_b32_encode(const unsigned char *in, size_t n, char *out);
 
 #endif

@@ -2,11 +2,11 @@
  * render_parse.c - template text to segments.
  *
  * DESCRIPTION
- *   tpl_parse() cuts a template part into literal segments and merge tags
- *   ({{name}}, {{name|default}}, "{{{{" for a literal "{{"; see render.h).
- *   Literal text is copied into the compile pool; field names are folded
- *   to lowercase and numbered (slots) so that rendering resolves each
- *   distinct name once per recipient.
+ *   render_tpl_parse() cuts a template part into literal segments and merge
+ *   tags ({{name}}, {{name|default}}, "{{{{" for a literal "{{"; see
+ *   render.h).  Literal text is copied into the compile pool; field names
+ *   are folded to lowercase and numbered (slots) so that rendering resolves
+ *   each distinct name once per recipient.
  *
  * OWNERSHIP
  *   Segment lists are malloc'ed arrays owned by whoever holds the list.
@@ -25,7 +25,7 @@
 
 #include "render_int.h"
 
-void tpl_error(struct tplc *c, const char *fmt, ...)
+void render_tpl_error(struct tplc *c, const char *fmt, ...)
 {
     if (c->err == NULL || c->errlen == 0)
         return;
@@ -68,7 +68,7 @@ int render_seg_lit(struct tplc *c, struct render_seglist *l, const char *s,
         return 0;
     struct render_seg *last = l->n ? &l->v[l->n - 1] : NULL;
     size_t off = c->pool.len;
-    int rc = rbuf_put(&c->pool, s, n);
+    int rc = render_buf_put(&c->pool, s, n);
     if (rc)
         return rc;
     if (last && last->kind == RENDER_SEG_LIT && last->off + last->len == off) {
@@ -105,7 +105,7 @@ static int syntax(struct tplc *c, const char *part, const char *src,
             col++;
         }
     }
-    tpl_error(c, "%s: line %zu, column %zu: %s", part, line, col, why);
+    render_tpl_error(c, "%s: line %zu, column %zu: %s", part, line, col, why);
     return RENDER_E_SYNTAX;
 }
 
@@ -120,11 +120,12 @@ static int slot_of(struct tplc *c, const char *lc, size_t n, uint16_t *slot)
         }
     }
     if (c->nslots == RENDER_SLOTS_MAX) {
-        tpl_error(c, "more than %d distinct field names", RENDER_SLOTS_MAX);
+        render_tpl_error(c, "more than %d distinct field names",
+                         RENDER_SLOTS_MAX);
         return RENDER_E_TOOBIG;
     }
     size_t off = c->pool.len;
-    int rc = rbuf_put(&c->pool, lc, n);
+    int rc = render_buf_put(&c->pool, lc, n);
     if (rc)
         return rc;
     c->slot_off[c->nslots] = off;
@@ -167,7 +168,7 @@ static int parse_tag(struct tplc *c, const char *part, const char *src,
             return syntax(c, part, src, at, "default longer than 1024");
     }
     if (++c->ntags > RENDER_TAGS_MAX) {
-        tpl_error(c, "more than %d merge tags", RENDER_TAGS_MAX);
+        render_tpl_error(c, "more than %d merge tags", RENDER_TAGS_MAX);
         return RENDER_E_TOOBIG;
     }
     char lc[RENDER_NAME_MAX];
@@ -187,12 +188,12 @@ static int parse_tag(struct tplc *c, const char *part, const char *src,
         return rc;
     s.off = (uint32_t)c->pool.len;
     s.len = (uint32_t)dlen;
-    rc = rbuf_put(&c->pool, src + def, dlen);
+    rc = render_buf_put(&c->pool, src + def, dlen);
     return rc ? rc : render_seg_add(out, s);
 }
 
-int tpl_parse(struct tplc *c, const char *part, const char *src, size_t n,
-              struct render_seglist *out)
+int render_tpl_parse(struct tplc *c, const char *part, const char *src,
+                     size_t n, struct render_seglist *out)
 {
     size_t i = 0, lit = 0;
     int rc;

@@ -21,7 +21,7 @@
 
 #include "render_int.h"
 
-int rbuf_reserve(struct rbuf *b, size_t more)
+int render_buf_reserve(struct rbuf *b, size_t more)
 {
     if (more <= b->cap - b->len)
         return 0;
@@ -41,11 +41,11 @@ int rbuf_reserve(struct rbuf *b, size_t more)
     return 0;
 }
 
-int rbuf_put(struct rbuf *b, const void *s, size_t n)
+int render_buf_put(struct rbuf *b, const void *s, size_t n)
 {
     if (n == 0)
         return 0;
-    int rc = rbuf_reserve(b, n);
+    int rc = render_buf_reserve(b, n);
     if (rc)
         return rc;
     memcpy(b->p + b->len, s, n);
@@ -53,12 +53,12 @@ int rbuf_put(struct rbuf *b, const void *s, size_t n)
     return 0;
 }
 
-int rbuf_puts(struct rbuf *b, const char *s)
+int render_buf_puts(struct rbuf *b, const char *s)
 {
-    return rbuf_put(b, s, strlen(s));
+    return render_buf_put(b, s, strlen(s));
 }
 
-int rbuf_putu(struct rbuf *b, uint64_t v)
+int render_buf_putu(struct rbuf *b, uint64_t v)
 {
     char tmp[24];
     size_t i = sizeof(tmp);
@@ -66,7 +66,7 @@ int rbuf_putu(struct rbuf *b, uint64_t v)
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return rbuf_put(b, tmp + i, sizeof(tmp) - i);
+    return render_buf_put(b, tmp + i, sizeof(tmp) - i);
 }
 
 /* The renderer's encoding: NUL dropped, and no line opens with '-' or
@@ -80,7 +80,7 @@ int render_qp_put(struct rbuf *b, struct render_qp *q, const char *s,
     while (n) {
         size_t k = n < DKIM_QP_CHUNK ? n : DKIM_QP_CHUNK;
         if (DKIM_QP_ROOM(k) > b->cap - b->len) {
-            int rc = rbuf_reserve(b, DKIM_QP_ROOM(k));
+            int rc = render_buf_reserve(b, DKIM_QP_ROOM(k));
             if (rc)
                 return rc;
         }
@@ -119,7 +119,7 @@ int render_qp_end(struct rbuf *b, struct render_qp *q)
 {
     if (!q->e.ws)
         return 0;
-    int rc = rbuf_reserve(b, DKIM_QP_END_ROOM);
+    int rc = render_buf_reserve(b, DKIM_QP_END_ROOM);
     if (rc)
         return rc;
     b->len = dkim_qp_end(&q->e, b->p, b->len);

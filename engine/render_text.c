@@ -122,7 +122,7 @@ static void line_break(struct h2t *h)
 static int href_put(struct h2t *h, const char *s, size_t n)
 {
     size_t off = h->hreftext.len;
-    int rc = rbuf_put(&h->hreftext, s, n);
+    int rc = render_buf_put(&h->hreftext, s, n);
     if (rc)
         return rc;
     struct render_seg *last = h->href.n ? &h->href.v[h->href.n - 1] : NULL;
@@ -591,8 +591,9 @@ static int feed_tag(struct h2t *h, struct render_seg s)
     }
 }
 
-int tpl_html_to_text(struct tplc *c, const struct render_seglist *html,
-                     struct render_seglist *out)
+int render_tpl_html_to_text(struct tplc *c,
+                            const struct render_seglist *html,
+                            struct render_seglist *out)
 {
     struct h2t h = { .c = c, .out = out, .state = T_TEXT };
     h.hreftext.max = HREF_MAX;

@@ -43,7 +43,7 @@
 
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
 
-size_t b32_encode(const unsigned char *in, size_t n, char *out)
+size_t render_b32_encode(const unsigned char *in, size_t n, char *out)
 {
     size_t o = 0;
     unsigned acc = 0, bits = 0;
@@ -110,14 +110,15 @@ static uint64_t get_be(const unsigned char *p, int w)
     return v;
 }
 
-void mackey_free(struct mackey *k)
+void render_mackey_free(struct mackey *k)
 {
     EVP_MD_CTX_free(k->in);
     EVP_MD_CTX_free(k->out);
     k->in = k->out = NULL;
 }
 
-int mackey_init(struct mackey *k, const unsigned char *secret, size_t slen)
+int render_mackey_init(struct mackey *k, const unsigned char *secret,
+                       size_t slen)
 {
     unsigned char key[64] = { 0 }, pad[64];
     unsigned int kl = 0;
@@ -147,7 +148,7 @@ out:
     OPENSSL_cleanse(pad, sizeof(pad));
     EVP_MD_free(md);
     if (!ok) {
-        mackey_free(k);
+        render_mackey_free(k);
         return RENDER_E_CRYPTO;
     }
     return 0;
@@ -182,7 +183,7 @@ static int seal(const struct mackey *k, const char *label,
     int rc = mac(k, label, raw, n, raw + n);
     if (rc)
         return rc;
-    b32_encode(raw, n + MAC_LEN, tok);
+    render_b32_encode(raw, n + MAC_LEN, tok);
     return 0;
 }
 
@@ -199,11 +200,11 @@ static int unseal(const unsigned char *secret, size_t slen, const char *label,
         return RENDER_E_TOKEN;
     if (form || raw[0] != TOKEN_VERSION)
         return RENDER_E_FORGED;       /* the form of a token, not ours */
-    int rc = mackey_init(&k, secret, slen);
+    int rc = render_mackey_init(&k, secret, slen);
     if (rc)
         return rc;
     rc = mac(&k, label, raw, 1 + nids, tag);
-    mackey_free(&k);
+    render_mackey_free(&k);
     if (rc)
         return rc;
     if (CRYPTO_memcmp(tag, raw + 1 + nids, MAC_LEN) != 0)
@@ -211,8 +212,8 @@ static int unseal(const unsigned char *secret, size_t slen, const char *label,
     return 0;
 }
 
-int verp_token(const struct mackey *k, uint64_t delivery, uint64_t campaign,
-               char *tok, size_t toklen)
+int render_verp_keyed(const struct mackey *k, uint64_t delivery,
+                      uint64_t campaign, char *tok, size_t toklen)
 {
     unsigned char raw[RAW_MAX];
     raw[0] = TOKEN_VERSION;
@@ -221,8 +222,9 @@ int verp_token(const struct mackey *k, uint64_t delivery, uint64_t campaign,
     return seal(k, "sluice-verp", raw, 1 + VERP_IDS, tok, toklen);
 }
 
-int unsub_token(const struct mackey *k, uint32_t account, uint64_t campaign,
-                uint64_t contact, char *tok, size_t toklen)
+int render_unsub_keyed(const struct mackey *k, uint32_t account,
+                       uint64_t campaign, uint64_t contact, char *tok,
+                       size_t toklen)
 {
     unsigned char raw[RAW_MAX];
     raw[0] = TOKEN_VERSION;
@@ -239,11 +241,11 @@ int render_verp_token(const unsigned char *secret, size_t secret_len,
     struct mackey k;
     if (secret == NULL || secret_len < RENDER_SECRET_MIN)
         return RENDER_E_ARG;
-    int rc = mackey_init(&k, secret, secret_len);
+    int rc = render_mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;
-    rc = verp_token(&k, delivery, campaign, tok, toklen);
-    mackey_free(&k);
+    rc = render_verp_keyed(&k, delivery, campaign, tok, toklen);
+    render_mackey_free(&k);
     return rc;
 }
 
@@ -254,11 +256,11 @@ int render_unsub_token(const unsigned char *secret, size_t secret_len,
     struct mackey k;
     if (secret == NULL || secret_len < RENDER_SECRET_MIN)
         return RENDER_E_ARG;
-    int rc = mackey_init(&k, secret, secret_len);
+    int rc = render_mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;
-    rc = unsub_token(&k, account, campaign, contact, tok, toklen);
-    mackey_free(&k);
+    rc = render_unsub_keyed(&k, account, campaign, contact, tok, toklen);
+    render_mackey_free(&k);
     return rc;
 }
 
@@ -351,8 +353,9 @@ static size_t put_dec(char *out, uint64_t v)
     return n;
 }
 
-int msgid_left(const struct mackey *k, uint64_t campaign, uint64_t delivery,
-               uint64_t nonce, char *out, size_t outlen)
+int render_msgid_left(const struct mackey *k, uint64_t campaign,
+                      uint64_t delivery, uint64_t nonce, char *out,
+                      size_t outlen)
 {
     unsigned char tag[MAC_LEN], nb[8];
     if (outlen < RENDER_MSGID_LEFT_MAX + 1)
@@ -365,9 +368,9 @@ int msgid_left(const struct mackey *k, uint64_t campaign, uint64_t delivery,
     n += put_dec(out + n, delivery);
     out[n++] = '.';
     put_be(nb, nonce, 8);
-    n += b32_encode(nb, 8, out + n);
+    n += render_b32_encode(nb, 8, out + n);
     out[n++] = '.';
-    b32_encode(tag, MAC_LEN, out + n);
+    render_b32_encode(tag, MAC_LEN, out + n);
     return 0;
 }
 
@@ -378,11 +381,11 @@ int render_msgid(const unsigned char *secret, size_t secret_len,
     struct mackey k;
     if (secret == NULL || secret_len < RENDER_SECRET_MIN)
         return RENDER_E_ARG;
-    int rc = mackey_init(&k, secret, secret_len);
+    int rc = render_mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;
-    rc = msgid_left(&k, campaign, delivery, nonce, out, outlen);
-    mackey_free(&k);
+    rc = render_msgid_left(&k, campaign, delivery, nonce, out, outlen);
+    render_mackey_free(&k);
     return rc;
 }
 
@@ -439,11 +442,11 @@ int render_msgid_decode(const char *msgid, const unsigned char *secret,
         return RENDER_E_TOKEN;
     if (fn || fm)
         return RENDER_E_FORGED;       /* padding bits we never set */
-    int rc = mackey_init(&k, secret, secret_len);
+    int rc = render_mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;
     rc = msgid_tag(&k, c, d, get_be(nb, 8), want);
-    mackey_free(&k);
+    render_mackey_free(&k);
     if (rc)
         return rc;
     if (CRYPTO_memcmp(got, want, MAC_LEN) != 0)

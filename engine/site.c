@@ -296,7 +296,7 @@ void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
              text ? text : "");
     const struct backoff_rule *rule = NULL;
     for (size_t i = 0; i < b->nrules && !rule; i++)
-        if (backoff_rule_match(&b->rules[i], code, enhanced, text))
+        if (config_backoff_match(&b->rules[i], code, enhanced, text))
             rule = &b->rules[i];
     if (!rule)
         return;

@@ -1,19 +1,73 @@
 /*
- * smtp_reply.c - checking and collecting SMTP reply lines.
+ * smtp_reply.c - taking SMTP reply lines apart, and collecting replies.
  *
  * DESCRIPTION
- *   See smtp_reply.h.  Garbage (no code), codes outside 1xx-5xx, a bad
+ *   See smtp_reply.h.  Garbage (no code), codes outside 2xx-5xx, a bad
  *   separator, a code that changes inside a multiline reply, or too many
  *   lines all end the reply as a protocol error; the session then fails
  *   and its recipients are deferred, never guessed as delivered.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "smtp_reply.h"
 
-void reply_reset(struct reply_parser *p)
+/* Whether c is an ASCII digit (not locale-dependent, unlike isdigit). */
+static bool digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Length of an enhanced status code of class cls at s[0..n), or 0. */
+static size_t enhanced_len(const char *s, size_t n, int cls)
+{
+    if ((cls != 2 && cls != 4 && cls != 5) || n < 5 || s[0] != '0' + cls ||
+        s[1] != '.')
+        return 0;
+    size_t i = 2;
+    for (int part = 0; part < 2; part++) {   /* subject, then detail */
+        size_t d = 0;
+        while (i < n && digit(s[i]) && d < 4) {
+            i++;
+            d++;
+        }
+        if (d < 1 || d > 3)
+            return 0;
+        if (part == 0 && (i == n || s[i++] != '.'))
+            return 0;
+    }
+    return i == n || s[i] == ' ' ? i : 0;
+}
+
+int smtp_reply_split(const char *line, size_t len,
+                     struct smtp_reply_split *out)
+{
+    memset(out, 0, sizeof *out);
+    out->text = "";
+    if (len < 3 || line[0] < '2' || line[0] > '5' || !digit(line[1]) ||
+        !digit(line[2]) || (len > 3 && line[3] != ' ' && line[3] != '-'))
+        return -1;
+    out->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    out->more = len > 3 && line[3] == '-';
+    if (len <= 4)
+        return 0;
+    const char *t = line + 4;
+    size_t n = len - 4;
+    size_t el = enhanced_len(t, n, out->code / 100);
+    memcpy(out->enhanced, t, el);
+    out->enhanced[el] = 0;
+    t += el;
+    n -= el;
+    while (n && *t == ' ') {
+        t++;
+        n--;
+    }
+    out->text = t;
+    out->text_len = n;
+    return 0;
+}
+
+void smtp_reply_reset(struct smtp_reply_parser *p)
 {
     memset(&p->r, 0, sizeof p->r);
     p->text_len = 0;
@@ -21,7 +75,7 @@ void reply_reset(struct reply_parser *p)
 }
 
 /* Append text to the reply text, a space between lines, cut at the cap. */
-static void add_text(struct reply_parser *p, const char *s, size_t n)
+static void add_text(struct smtp_reply_parser *p, const char *s, size_t n)
 {
     size_t room = sizeof p->r.text - 1 - p->text_len;
     if (p->text_len && room) {
@@ -37,43 +91,15 @@ static void add_text(struct reply_parser *p, const char *s, size_t n)
     p->r.text[p->text_len] = 0;
 }
 
-/* Take an enhanced status code "c.sss.ddd" from the start of s. */
-static size_t take_enhanced(struct reply_parser *p, const char *s, size_t n)
+int smtp_reply_line(struct smtp_reply_parser *p, const char *line, size_t len)
 {
-    size_t i = 0, parts = 0, digits = 0;
-    if (n < 5 || !strchr("245", s[0]) || s[1] != '.')
-        return 0;
-    for (; i < n && i < 15; i++) {
-        if (isdigit((unsigned char)s[i])) {
-            if (++digits > 3)
-                return 0;
-        } else if (s[i] == '.') {
-            if (!digits)
-                return 0;
-            parts++;
-            digits = 0;
-        } else {
-            break;
-        }
-    }
-    if (parts != 2 || !digits || (i < n && s[i] != ' '))
-        return 0;
-    memcpy(p->r.enhanced, s, i);
-    p->r.enhanced[i] = 0;
-    return i < n ? i + 1 : i;
-}
-
-int reply_line(struct reply_parser *p, const char *line, size_t len)
-{
+    struct smtp_reply_split sp;
     if (len > SMTP_REPLY_LINE_MAX) {
         snprintf(p->err, sizeof p->err, "reply line over %d bytes",
                  SMTP_REPLY_LINE_MAX);
         return SMTP_REPLY_EPROTO;
     }
-    if (len < 3 || !isdigit((unsigned char)line[0]) ||
-        !isdigit((unsigned char)line[1]) || !isdigit((unsigned char)line[2]) ||
-        line[0] < '1' || line[0] > '5' || (len > 3 && line[3] != ' ' &&
-                                           line[3] != '-')) {
+    if (smtp_reply_split(line, len, &sp)) {
         /* quote at most the line's own bytes: it need not end in a NUL */
         snprintf(p->err, sizeof p->err, "garbage in reply: \"%.*s\"",
                  (int)(len < 40 ? len : 40), line);
@@ -82,10 +108,10 @@ int reply_line(struct reply_parser *p, const char *line, size_t len)
                 *c = '?';
         return SMTP_REPLY_EPROTO;
     }
-    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    if (p->r.lines && code != p->r.code) {
+    if (p->r.lines && sp.code != p->r.code) {
         snprintf(p->err, sizeof p->err,
-                 "multiline reply changed code from %d to %d", p->r.code, code);
+                 "multiline reply changed code from %d to %d", p->r.code,
+                 sp.code);
         return SMTP_REPLY_EPROTO;
     }
     if (++p->r.lines > SMTP_REPLY_MAX_LINES) {
@@ -93,21 +119,22 @@ int reply_line(struct reply_parser *p, const char *line, size_t len)
                  SMTP_REPLY_MAX_LINES);
         return SMTP_REPLY_EPROTO;
     }
-    p->r.code = code;
-    const char *text = len > 4 ? line + 4 : "";
-    size_t tl = len > 4 ? len - 4 : 0;
+    p->r.code = sp.code;
     if (p->on_line)
-        p->on_line(p->arg, text, tl);
+        p->on_line(p->arg, len > 4 ? line + 4 : "", len > 4 ? len - 4 : 0);
+    const char *text = sp.text;
+    size_t tl = sp.text_len;
     if (p->r.lines == 1) {
-        size_t skip = take_enhanced(p, text, tl);
-        text += skip;
-        tl -= skip;
-    } else if (p->r.enhanced[0] && tl > strlen(p->r.enhanced) &&
-               !strncmp(text, p->r.enhanced, strlen(p->r.enhanced))) {
-        /* the same enhanced code repeated on continuation lines */
-        text += strlen(p->r.enhanced) + 1;
-        tl -= strlen(p->r.enhanced) + 1;
+        memcpy(p->r.enhanced, sp.enhanced, sizeof sp.enhanced);
+    } else if (sp.enhanced[0] && strcmp(sp.enhanced, p->r.enhanced)) {
+        /* a different enhanced code on a later line stays in the text */
+        text = line + 4;
+        tl = len - 4;
+        while (tl && *text == ' ') {
+            text++;
+            tl--;
+        }
     }
     add_text(p, text, tl);
-    return len > 3 && line[3] == '-' ? SMTP_REPLY_MORE : SMTP_REPLY_DONE;
+    return sp.more ? SMTP_REPLY_MORE : SMTP_REPLY_DONE;
 }

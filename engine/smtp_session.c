@@ -383,7 +383,7 @@ static void enter_action(struct smtp_session *s, enum smtp_state st)
 static void on_reply(struct smtp_session *s)
 {
     const struct smtp_reply *r = &s->rp.r;
-    int cls = reply_class(r->code);
+    int cls = smtp_reply_class(r->code);
     switch (s->st) {
     case S_GREETING:
         if (r->code != 220) {
@@ -479,7 +479,7 @@ static void feed(struct smtp_session *s, const char *p, size_t n)
                       smtp_state_names[s->st]);
             return;
         }
-        int rc = reply_line(&s->rp, s->line, len);
+        int rc = smtp_reply_line(&s->rp, s->line, len);
         if (rc == SMTP_REPLY_EPROTO) {
             smtp_fail(s, 0, "4.5.0", "protocol error from %s in state %s: "
                       "%s", s->mx_host, smtp_state_names[s->st], s->rp.err);
@@ -488,7 +488,7 @@ static void feed(struct smtp_session *s, const char *p, size_t n)
         if (rc == SMTP_REPLY_DONE) {
             enum smtp_state before = s->st;
             on_reply(s);
-            reply_reset(&s->rp);
+            smtp_reply_reset(&s->rp);
             if (before == S_STARTTLS && s->st == S_TLS && i + 1 < n) {
                 smtp_fail(s, 0, "4.5.0", "%s sent data after its STARTTLS "
                           "reply (possible command injection)", s->mx_host);
@@ -619,7 +619,7 @@ int smtp_session_start(uv_loop_t *loop, const struct smtp_session_cfg *cfg,
     s->cfg.ehlo_name = s->ehlo;
     s->cb = *cb;
     s->arg = arg;
-    reply_reset(&s->rp);
+    smtp_reply_reset(&s->rp);
     int rc = uv_tcp_init(loop, &s->tcp);
     if (rc) {
         free(s);

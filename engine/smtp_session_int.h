@@ -30,7 +30,7 @@ struct smtp_session {
     struct smtp_session_cb cb;
     void *arg;
 
-    struct reply_parser rp;
+    struct smtp_reply_parser rp;
     char line[SMTP_REPLY_LINE_MAX + 1];
     size_t line_len;
     bool line_overflow;

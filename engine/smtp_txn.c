@@ -264,7 +264,7 @@ static void after_rcpts(struct smtp_session *s)
 /* The reply to MAIL FROM. */
 static void on_mail_reply(struct smtp_session *s, const struct smtp_reply *r)
 {
-    int cls = reply_class(r->code);
+    int cls = smtp_reply_class(r->code);
     if (cls != 2) {
         s->mail_failed = true;
         smtp_job_fail_pending(s->job, cls == 5 ? RS_PERMFAIL : RS_TEMPFAIL,
@@ -283,7 +283,7 @@ static void on_mail_reply(struct smtp_session *s, const struct smtp_reply *r)
 /* The reply to one RCPT TO. */
 static void on_rcpt_reply(struct smtp_session *s, const struct smtp_reply *r)
 {
-    int cls = reply_class(r->code);
+    int cls = smtp_reply_class(r->code);
     struct smtp_rcpt *rc = &s->job->rcpts[s->rcpt++];
     if (!s->mail_failed) {
         if (cls == 2) {
@@ -305,7 +305,7 @@ static void on_rcpt_reply(struct smtp_session *s, const struct smtp_reply *r)
 /* The reply to DATA: 354 sends the body. */
 static void on_data_reply(struct smtp_session *s, const struct smtp_reply *r)
 {
-    int cls = reply_class(r->code);
+    int cls = smtp_reply_class(r->code);
     if (r->code == 354) {
         smtp_enter(s, S_BODY);
         return;
@@ -318,7 +318,7 @@ static void on_data_reply(struct smtp_session *s, const struct smtp_reply *r)
 /* The reply after the final dot. */
 static void on_body_reply(struct smtp_session *s, const struct smtp_reply *r)
 {
-    int cls = reply_class(r->code);
+    int cls = smtp_reply_class(r->code);
     struct smtp_job *j = s->job;
     if (s->discard_data) {
         txn_end_reset(s);

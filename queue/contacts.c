@@ -44,8 +44,8 @@ MDB_val qmember_id_key(unsigned char *buf, uint64_t list, uint64_t contact)
     return (MDB_val){ 17, buf };
 }
 
-MDB_val suppress_key(unsigned char *buf, uint32_t owner, const char *lower,
-                     size_t len)
+MDB_val qsupp_key(unsigned char *buf, uint32_t owner, const char *lower,
+                  size_t len)
 {
     be32_put(buf, owner);
     memcpy(buf + 4, lower, len);

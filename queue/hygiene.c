@@ -214,9 +214,9 @@ static int suppress_put(struct wctx *w, uint32_t owner, uint32_t account,
     size_t n = strnlen(rcpt, QUEUE_MAX_RCPT + 1);
     if (!n || n > QUEUE_MAX_RCPT || !(n = qaddr_lower(rcpt, n, lower)))
         return 0;
-    MDB_val k = suppress_key(kb, owner, lower, n);
-    MDB_val v = { supp_encode(buf, w->now, account, reason,
-                              via && via->source ? via->source : "smtp"),
+    MDB_val k = qsupp_key(kb, owner, lower, n);
+    MDB_val v = { qsupp_encode(buf, w->now, account, reason,
+                               via && via->source ? via->source : "smtp"),
                   buf };
     int rc = mdb_put(w->txn, w->q->dbi[DB_SUPPRESS], &k, &v, MDB_NOOVERWRITE);
     if (rc && rc != MDB_KEYEXIST)

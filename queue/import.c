@@ -255,7 +255,7 @@ static int batch_apply(struct admin_tx *t, void *arg)
             r->outcome = QUEUE_IMPORT_REJECTED;
             continue;
         }
-        MDB_val k = suppress_key(sk, im->owner, key, r->key_len), v;
+        MDB_val k = qsupp_key(sk, im->owner, key, r->key_len), v;
         rc = mdb_get(t->txn, q->dbi[DB_SUPPRESS], &k, &v);
         if (rc == 0) {
             r->outcome = QUEUE_IMPORT_SUPPRESSED;

@@ -84,8 +84,8 @@ size_t qaddr_lower(const char *addr, size_t len, char *out);
 MDB_val qmember_key(unsigned char *buf, uint64_t list, const char *lower,
                     size_t len);
 MDB_val qmember_id_key(unsigned char *buf, uint64_t list, uint64_t contact);
-MDB_val suppress_key(unsigned char *buf, uint32_t owner, const char *lower,
-                     size_t len);
+MDB_val qsupp_key(unsigned char *buf, uint32_t owner, const char *lower,
+                  size_t len);
 
 /* A contact record decoded in place: pointers into the value. */
 struct contact_view {
@@ -104,13 +104,13 @@ int qcontact_decode(const MDB_val *v, struct contact_view *c);
  * QUEUE_ECORRUPT when the record does not decode.  email, reason and
  * source have room for their caps plus the NUL. */
 int qlist_decode(const MDB_val *v, uint64_t id, struct list_rec *r);
-int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
-                char *reason, char *source, struct queue_suppression *s);
+int qsupp_decode(const MDB_val *k, const MDB_val *v, char *email,
+                 char *reason, char *source, struct queue_suppression *s);
 /* Pack a suppression record (format SUPP_FMT) into buf (SUPP_REC_MAX
  * bytes); reason and source cut to their caps, NULL as "".  Its length
  * (the one writer of the layout: suppress.c and hygiene.c use it). */
-size_t supp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
-                   const char *reason, const char *source);
+size_t qsupp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
+                    const char *reason, const char *source);
 /* Whether v is a soft-bounce streak record (hygiene.c). */
 bool hygiene_streak_ok(const MDB_val *v);
 

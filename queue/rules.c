@@ -218,7 +218,7 @@ static const char *rule_lists(int db, const MDB_val *k, const MDB_val *v)
          * (before sluice kept that: read as added by the owner) */
         if (k->mv_size < 5 || !be32_get(kp))
             return "key is not an owner account and an address";
-        if (supp_decode(k, v, email, reason, source, &s)) {
+        if (qsupp_decode(k, v, email, reason, source, &s)) {
             unsigned fmt = v->mv_size ? *(const unsigned char *)v->mv_data
                                       : 0;
             return fmt == SUPP_FMT || fmt == SUPP_FMT_V1

@@ -49,11 +49,11 @@ static MDB_val key_of(unsigned char *buf, uint32_t owner, const char *addr)
     if (!addr || memchr(addr, '@', n) == NULL || queue_check_rcpt(addr) ||
         !(n = qaddr_lower(addr, n, lower)))
         return (MDB_val){ 0, NULL };
-    return suppress_key(buf, owner, lower, n);
+    return qsupp_key(buf, owner, lower, n);
 }
 
-size_t supp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
-                   const char *reason, const char *source)
+size_t qsupp_encode(unsigned char *buf, int64_t since, uint32_t added_by,
+                    const char *reason, const char *source)
 {
     struct rec_w w = { .p = buf, .cap = SUPP_REC_MAX };
     qrec_w_u8(&w, SUPP_FMT);
@@ -149,8 +149,8 @@ static int entry_put(struct admin_tx *t, const struct supp_list *l,
                      const char *source)
 {
     unsigned char buf[SUPP_REC_MAX];
-    MDB_val key = *k, v = { supp_encode(buf, t->now_ms / 1000, l->account,
-                                        reason, source), buf };
+    MDB_val key = *k, v = { qsupp_encode(buf, t->now_ms / 1000, l->account,
+                                         reason, source), buf };
     int rc = mdb_put(t->txn, t->q->dbi[DB_SUPPRESS], &key, &v,
                      MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
@@ -250,7 +250,7 @@ static int do_remove(struct admin_tx *t, void *arg)
                           c->l.owner_name);
     if (rc)
         return admin_mdb(t, rc);
-    if (supp_decode(&k, &v, email, reason, source, &s)) {
+    if (qsupp_decode(&k, &v, email, reason, source, &s)) {
         if (!c->any)   /* who added it cannot be told: the master's call */
             return admin_fail(t, QUEUE_ECORRUPT, "the entry of %.200s on "
                               "the suppression list of %s does not decode",
@@ -364,8 +364,8 @@ int queue_suppress_add_batch(struct queue *q, uint32_t account,
 
 /* Decode a record (format 1 or 2) into s; strings into the caller's
  * buffers.  s->added_by_name is left alone. */
-int supp_decode(const MDB_val *k, const MDB_val *v, char *email,
-                char *reason, char *source, struct queue_suppression *s)
+int qsupp_decode(const MDB_val *k, const MDB_val *v, char *email,
+                 char *reason, char *source, struct queue_suppression *s)
 {
     struct rec_r r = { .p = v->mv_data, .len = v->mv_size };
     const unsigned char *kp = k->mv_data;
@@ -431,7 +431,7 @@ long queue_suppressions(struct queue *q, uint32_t owner, uint32_t added_by,
         return -ENOMEM;
     size_t fl = from ? strnlen(from, QUEUE_MAX_RCPT + 1) : 0;
     fl = fl ? qaddr_lower(from, fl, lower) : 0;
-    MDB_val k = suppress_key(pre, owner, lower, fl), v;
+    MDB_val k = qsupp_key(pre, owner, lower, fl), v;
     if ((err = queue_read_begin(q, &txn))) {
         free(nc);
         return err;
@@ -446,7 +446,7 @@ long queue_suppressions(struct queue *q, uint32_t owner, uint32_t added_by,
         if (k.mv_size < 5 || be32_get(k.mv_data) != owner ||
             ((const unsigned char *)k.mv_data)[4] == 0xff)
             break; /* 0xff: soft-bounce streaks (hygiene.c) follow */
-        if ((err = supp_decode(&k, &v, email, reason, source, &s)))
+        if ((err = qsupp_decode(&k, &v, email, reason, source, &s)))
             break;
         if (added_by && s.added_by != added_by)
             continue;

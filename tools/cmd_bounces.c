@@ -7,14 +7,17 @@
  *
  * DESCRIPTION
  *   classify splits an SMTP reply (continuation lines "550-..." are joined)
- *   into code, enhanced code and text the way sluiced does, and prints the
+ *   into code, enhanced code and text with sluiced's own reply parser
+ *   (engine/smtp_reply.h: the same checks, caps and text), and prints the
  *   category and the rule that matched: "FILE:LINE", "default #N (line L)"
  *   or "fallback" (engine/bounce_rules.h has the format and the order).
  *   rules prints the shipped defaults, or checks FILE and says how many
  *   rules it has.  Neither opens the spool.
  *
  * DIAGNOSTICS
- *   Exit 64 for bad usage or a reply without a 3-digit code, 78 for a
+ *   Exit 64 for bad usage or a reply sluiced would refuse (no 3-digit code
+ *   2xx-5xx, a code that changes between lines, a line after the last
+ *   one, a line over 2048 bytes, more than 100 lines), 78 for a
  *   rules file that does not load (its error names the line).
  */
 #include <jansson.h>
@@ -23,9 +26,8 @@
 #include <string.h>
 
 #include "bounce_rules.h"
+#include "smtp_reply.h"
 #include "tool.h"
-
-#define REPLY_MAX 4096
 
 /* Print usage to stderr; returns the usage exit code. */
 static int usage(void)
@@ -36,81 +38,31 @@ static int usage(void)
     return TOOL_EX_USAGE;
 }
 
-/* Whether s starts with a 3-digit code followed by ' ', '-' or the end. */
-static int reply_code(const char *s)
+/* Split reply (lines "550-..." joined; empty lines skipped) into code,
+ * enhanced code and text with sluiced's own reply parser.  A reply that
+ * stops after a "550-" line is taken as it is.  0, or -1 with the reason
+ * in p->err. */
+static int split_reply(const char *reply, struct smtp_reply_parser *p)
 {
-    if (s[0] < '2' || s[0] > '5' || s[1] < '0' || s[1] > '9' ||
-        s[2] < '0' || s[2] > '9' || (s[3] && s[3] != ' ' && s[3] != '-'))
-        return 0;
-    return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-}
-
-/* Length of an enhanced code "c.sss.ddd" at s, or 0. */
-static size_t enhanced_len(const char *s, int code)
-{
-    const char *p = s;
-    if (*p != '0' + code / 100 || p[1] != '.')
-        return 0;
-    p += 2;
-    for (int part = 0; part < 2; part++) {
-        size_t n = 0;
-        while (p[n] >= '0' && p[n] <= '9')
-            n++;
-        if (n < 1 || n > 3)
-            return 0;
-        p += n;
-        if (part == 0 && *p++ != '.')
-            return 0;
-    }
-    return *p == 0 || *p == ' ' ? (size_t)(p - s) : 0;
-}
-
-/* Split reply into code, enhanced code and text (joined over lines). */
-static int split_reply(const char *reply, int *code, char *enh, size_t enhcap,
-                       char *text, size_t textcap)
-{
-    size_t tl = 0;
-    *code = 0;
-    enh[0] = text[0] = 0;
+    int rc = SMTP_REPLY_MORE;
+    smtp_reply_reset(p);
     for (const char *s = reply; *s;) {
-        const char *e = strpbrk(s, "\r\n");
-        size_t len = e ? (size_t)(e - s) : strlen(s);
-        char line[REPLY_MAX];
-        if (len >= sizeof line)
-            len = sizeof line - 1;
-        memcpy(line, s, len);
-        line[len] = 0;
-        int c = reply_code(line);
-        if (len && !c)
+        size_t len = strcspn(s, "\r\n");
+        if (len && rc != SMTP_REPLY_MORE) {
+            snprintf(p->err, sizeof p->err, "a line after the last line "
+                                            "(\"ddd text\")");
             return -1;
-        if (len) {
-            if (!*code)
-                *code = c;
-            const char *p = line + (line[3] ? 4 : 3);
-            size_t el = enhanced_len(p, c);
-            if (el && el < enhcap) {
-                if (!enh[0]) {
-                    memcpy(enh, p, el);
-                    enh[el] = 0;
-                }
-                p += el;
-            }
-            while (*p == ' ')
-                p++;
-            size_t pl = strlen(p);
-            if (tl && tl + 1 < textcap)
-                text[tl++] = ' ';
-            if (pl > textcap - 1 - tl)
-                pl = textcap - 1 - tl;
-            memcpy(text + tl, p, pl);
-            tl += pl;
-            text[tl] = 0;
         }
+        if (len && (rc = smtp_reply_line(p, s, len)) == SMTP_REPLY_EPROTO)
+            return -1;
         s += len;
-        while (*s == '\r' || *s == '\n')
-            s++;
+        s += strspn(s, "\r\n");
     }
-    return *code ? 0 : -1;
+    if (!p->r.lines) {
+        snprintf(p->err, sizeof p->err, "no reply line");
+        return -1;
+    }
+    return 0;
 }
 
 /* Load --rules FILE if given; prints the error.  0 or an exit code. */
@@ -131,14 +83,15 @@ static int load_rules(const char *path, struct bounce_rules **r)
 static int do_classify(struct tool_ctx *ctx, const char *rules_path,
                        const char *reply)
 {
-    char enh[16], text[REPLY_MAX];
-    int code;
+    struct smtp_reply_parser p = { 0 };
     struct bounce_rules *r;
-    if (split_reply(reply, &code, enh, sizeof enh, text, sizeof text)) {
+    if (split_reply(reply, &p)) {
         fprintf(stderr, "sluice: '%.80s' is not an SMTP reply (want a "
-                        "3-digit code first)\n", reply);
+                        "3-digit code 2xx-5xx first): %s\n", reply, p.err);
         return TOOL_EX_USAGE;
     }
+    int code = p.r.code;
+    const char *enh = p.r.enhanced, *text = p.r.text;
     int rc = load_rules(rules_path, &r);
     if (rc)
         return rc;

@@ -82,6 +82,7 @@
 #include "feedback_match.h"
 #include "feedback_parse.h"
 #include "queue_campaign.h"
+#include "smtp_reply.h"
 #include "tool_admin.h"
 
 #define P "sluice feedback ingest"
@@ -257,14 +258,26 @@ static int act_dsn(struct ingest *in, const struct fb_report *r,
         res->outcome = "ignored";
         return 0;
     }
-    int code = 0;
-    const char *t = x->diagnostic;
-    if (t[0] >= '2' && t[0] <= '5' && t[1] >= '0' && t[1] <= '9' &&
-        t[2] >= '0' && t[2] <= '9' && (t[3] == ' ' || t[3] == '-' || !t[3]))
-        code = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
-    if (!code)
-        code = x->status[0] == '4' ? 450 : 550;
-    int cat = classify_reply(code, x->status[0] ? x->status : NULL, t);
+    /* the Diagnostic-Code's reply taken apart as sluiced takes one apart;
+     * Status is the DSN's own enhanced code, and gives the class when the
+     * diagnostic has no reply code */
+    const char *t = x->diagnostic, *rt = t;
+    size_t rl = strlen(t);
+    char rtext[SMTP_REPLY_TEXT];   /* the text sluiced would classify */
+    struct smtp_reply_split sp;
+    int code = x->status[0] == '4' ? 450 : 550;
+    if (!smtp_reply_split(t, rl, &sp)) {
+        code = sp.code;
+        rt = sp.text;
+        rl = sp.text_len;
+    }
+    if (rl >= sizeof rtext)
+        rl = sizeof rtext - 1;
+    memcpy(rtext, rt, rl);
+    rtext[rl] = 0;
+    const char *enh = x->status[0] ? x->status
+                                   : sp.enhanced[0] ? sp.enhanced : NULL;
+    int cat = classify_reply(code, enh, rtext);
     if (cat <= QUEUE_CAT_NONE || cat >= QUEUE_CAT_COUNT)
         cat = QUEUE_CAT_OTHER;
     snprintf(res->category, sizeof res->category, "%s",
@@ -273,7 +286,7 @@ static int act_dsn(struct ingest *in, const struct fb_report *r,
     struct queue_feedback f = {
         .delivery = res->d.id, .kind = QUEUE_FEEDBACK_BOUNCE,
         .code = (uint16_t)code, .category = (uint8_t)cat,
-        .enhanced = x->status[0] ? x->status : NULL,
+        .enhanced = enh,
         .mx = x->remote_mta[0] ? x->remote_mta : NULL,
         .text = t[0] ? t : "bounce reported by DSN",
     };

@@ -139,6 +139,19 @@ class Hygiene(PeerTest):
         self.assertIn(rules + ":4: unknown category", r.stderr.decode())
         r = self.sluice("bounces", "classify", "hello", check=False)
         self.assertEqual(r.returncode, 64)
+        # the checks of sluiced's own reply parser: a code that changes
+        # between lines, a line after the last one, a 1xx code
+        for bad in ("550-5.1.1 a\r\n551 5.1.1 b", "550 a\r\n550 b",
+                    "150 wait"):
+            r = self.sluice("bounces", "classify", bad, check=False)
+            self.assertEqual(r.returncode, 64, bad)
+            self.assertIn(b"is not an SMTP reply", r.stderr)
+        # an enhanced code of another class than the reply's is text
+        r = self.sluice("bounces", "classify", "--json",
+                        "550 4.2.2 mailbox full")
+        j = json.loads(r.stdout)
+        self.assertEqual((j["code"], j["enhanced"], j["text"]),
+                         (550, "", "4.2.2 mailbox full"))
         # sluiced -t refuses the broken file with its line
         conf = self.write_config(bounce_rules=rules)
         p = self._proc([self.bin["sluiced"], "-t", "-c", conf], "check")

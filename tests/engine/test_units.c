@@ -52,19 +52,20 @@ static void test_wire_forms(void **state)
 }
 
 /* Feed lines; return the last result. */
-static int feed(struct reply_parser *p, const char *const *lines, size_t n)
+static int feed(struct smtp_reply_parser *p, const char *const *lines,
+                size_t n)
 {
     int rc = SMTP_REPLY_MORE;
-    reply_reset(p);
+    smtp_reply_reset(p);
     for (size_t i = 0; i < n && rc == SMTP_REPLY_MORE; i++)
-        rc = reply_line(p, lines[i], strlen(lines[i]));
+        rc = smtp_reply_line(p, lines[i], strlen(lines[i]));
     return rc;
 }
 
 static void test_replies(void **state)
 {
     (void)state;
-    struct reply_parser p = { 0 };
+    struct smtp_reply_parser p = { 0 };
     const char *ok[] = { "250-mx.example", "250-PIPELINING", "250 SIZE 1000" };
     assert_int_equal(feed(&p, ok, 3), SMTP_REPLY_DONE);
     assert_int_equal(p.r.code, 250);
@@ -95,14 +96,14 @@ static void test_replies(void **state)
     memset(longline, 'x', SMTP_REPLY_LINE_MAX + 9);
     memcpy(longline, "250 ", 4);
     longline[SMTP_REPLY_LINE_MAX + 9] = 0;
-    reply_reset(&p);
-    assert_int_equal(reply_line(&p, longline, strlen(longline)),
+    smtp_reply_reset(&p);
+    assert_int_equal(smtp_reply_line(&p, longline, strlen(longline)),
                      SMTP_REPLY_EPROTO);
     free(longline);
-    reply_reset(&p);
+    smtp_reply_reset(&p);
     int rc = SMTP_REPLY_MORE;
     for (int i = 0; i < SMTP_REPLY_MAX_LINES + 1 && rc == SMTP_REPLY_MORE; i++)
-        rc = reply_line(&p, "250-more", 8);
+        rc = smtp_reply_line(&p, "250-more", 8);
     assert_int_equal(rc, SMTP_REPLY_EPROTO);
 
     /* control characters never reach the kept text */
@@ -111,10 +112,10 @@ static void test_replies(void **state)
     assert_string_equal(p.r.text, "bad?text");
 
     /* a garbage line is quoted from its own bytes only, not up to a NUL
-     * (fuzz_reply: reply_line() read past a line given without one) */
+     * (fuzz_reply: smtp_reply_line() read past a line given without one) */
     const char buf[] = "xyz250 what follows";
-    reply_reset(&p);
-    assert_int_equal(reply_line(&p, buf, 3), SMTP_REPLY_EPROTO);
+    smtp_reply_reset(&p);
+    assert_int_equal(smtp_reply_line(&p, buf, 3), SMTP_REPLY_EPROTO);
     assert_string_equal(p.err, "garbage in reply: \"xyz\"");
 }
 

@@ -57,12 +57,13 @@ static void use(const struct config *cfg)
     const struct domain_policy *d = config_domain(cfg, "example.com");
     if (!d || !d->name)
         broken("no policy for a domain", "");
-    rate_text(&d->max_rate, buf, sizeof buf);
+    config_rate_text(&d->max_rate, buf, sizeof buf);
     for (size_t i = 0; i < cfg->ndomains; i++) {
         if (config_domain(cfg, cfg->domains[i].name) != &cfg->domains[i])
             broken("a domain's own section is not found",
                    cfg->domains[i].name);
-        rate_text(&cfg->domains[i].max_connection_rate, buf, sizeof buf);
+        config_rate_text(&cfg->domains[i].max_connection_rate, buf,
+                         sizeof buf);
     }
     for (size_t i = 0; i < cfg->nsites; i++)
         if (!cfg->sites[i].nmx)
@@ -70,10 +71,10 @@ static void use(const struct config *cfg)
                    cfg->sites[i].lim.name);
     (void)config_site_for_mx(cfg, "mx1.mail.example.com");
     for (size_t i = 0; i < cfg->backoff.nrules; i++)
-        (void)backoff_rule_match(&cfg->backoff.rules[i], 421, "4.7.0",
-                                 "Try again later: rate limited");
+        (void)config_backoff_match(&cfg->backoff.rules[i], 421, "4.7.0",
+                                   "Try again later: rate limited");
     for (size_t i = 0; i < cfg->nid_rates; i++)
-        rate_text(&cfg->id_rates[i].max_rate, buf, sizeof buf);
+        config_rate_text(&cfg->id_rates[i].max_rate, buf, sizeof buf);
     if (!cfg->spool || !cfg->ehlo_hostname)
         broken("loaded without spool or ehlo_hostname", "");
 }

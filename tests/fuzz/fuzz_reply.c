@@ -4,7 +4,7 @@
  *
  * DESCRIPTION
  *   The input is cut into lines at LF (a CR before it dropped) as
- *   smtp_session.c does, and each line goes to reply_line() in a buffer
+ *   smtp_session.c does, and each line goes to smtp_reply_line() in a buffer
  *   of exactly its length, so a read past the line is an ASan report.
  *   A finished reply is checked against what smtp_reply.h promises: a
  *   code of 100..599, an enhanced code "c.sss.ddd" of class 2, 4 or 5 or
@@ -51,7 +51,7 @@ static void on_line(void *arg, const char *text, size_t len)
 }
 
 /* A finished reply keeps every promise of smtp_reply.h. */
-static void check_reply(const struct reply_parser *p)
+static void check_reply(const struct smtp_reply_parser *p)
 {
     const struct smtp_reply *r = &p->r;
     if (r->code < 100 || r->code > 599)
@@ -74,9 +74,9 @@ static void check_reply(const struct reply_parser *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct reply_parser p = { 0 };
+    struct smtp_reply_parser p = { 0 };
     size_t sum = 0;
-    reply_reset(&p);
+    smtp_reply_reset(&p);
     p.on_line = on_line;
     p.arg = &sum;
     size_t pos = 0;
@@ -90,15 +90,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!line)
             return 0;
         memcpy(line, data + pos, len);
-        int rc = reply_line(&p, line, len);
+        int rc = smtp_reply_line(&p, line, len);
         free(line);
         if (rc == SMTP_REPLY_DONE) {
             check_reply(&p);
-            reply_reset(&p);
+            smtp_reply_reset(&p);
         } else if (rc == SMTP_REPLY_EPROTO) {
             if (!p.err[0] || !printable(p.err, sizeof p.err))
                 broken("error reason empty or not printable", p.err);
-            reply_reset(&p);
+            smtp_reply_reset(&p);
         } else if (rc != SMTP_REPLY_MORE) {
             broken("unknown return value", "");
         }
