@@ -845,16 +845,16 @@ static int cmd_control(struct tool_ctx *ctx, int argc, char **argv)
 int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "create", NULL, cmd_create },
-        { "update", NULL, cmd_update },
-        { "list", NULL, cmd_list },
-        { "show", NULL, cmd_show },
-        { "preview", NULL, camp_cmd_preview },
-        { "test", NULL, camp_cmd_test },
-        { "send", NULL, camp_cmd_send },
-        { "pause", NULL, cmd_control },
-        { "resume", NULL, cmd_control },
-        { "cancel", NULL, cmd_control },
+        { .name = "create", .run = cmd_create },
+        { .name = "update", .run = cmd_update },
+        { .name = "list", .run = cmd_list },
+        { .name = "show", .run = cmd_show },
+        { .name = "preview", .run = camp_cmd_preview },
+        { .name = "test", .run = camp_cmd_test },
+        { .name = "send", .run = camp_cmd_send },
+        { .name = "pause", .run = cmd_control },
+        { .name = "resume", .run = cmd_control },
+        { .name = "cancel", .run = cmd_control },
     };
     static const struct tool_group group = {
         CAMP_P, usage_text, cmds, TOOL_NCMDS(cmds),
