@@ -121,7 +121,7 @@ static const struct perm perms[ACT_COUNT] = {
 
 const char *tool_action_name(int act)
 {
-    return act >= 0 && act < ACT_COUNT ? perms[act].name : "?";
+    return act > ACT_NONE && act < ACT_COUNT ? perms[act].name : "?";
 }
 
 struct queue_actor tool_actor(const struct tool_ctx *ctx, int role,

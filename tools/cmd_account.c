@@ -661,13 +661,13 @@ out:
 int tool_account_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "create", NULL, cmd_create },
-        { "list", NULL, cmd_list },
-        { "show", NULL, cmd_show },
-        { "update", NULL, cmd_update },
-        { "disable", NULL, cmd_disable },
-        { "enable", NULL, cmd_disable },
-        { "usage", NULL, cmd_usage },
+        { .name = "create", .run = cmd_create },
+        { .name = "list", .run = cmd_list },
+        { .name = "show", .run = cmd_show },
+        { .name = "update", .run = cmd_update },
+        { .name = "disable", .run = cmd_disable },
+        { .name = "enable", .run = cmd_disable },
+        { .name = "usage", .run = cmd_usage },
     };
     static const struct tool_group group = {
         P, usage_text, cmds, TOOL_NCMDS(cmds),

@@ -291,9 +291,9 @@ out:
 int tool_apikey_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "create", NULL, cmd_create },
-        { "list", NULL, cmd_list },
-        { "revoke", NULL, cmd_revoke },
+        { .name = "create", .run = cmd_create },
+        { .name = "list", .run = cmd_list },
+        { .name = "revoke", .run = cmd_revoke },
     };
     static const struct tool_group group = {
         P, usage_text, cmds, TOOL_NCMDS(cmds),

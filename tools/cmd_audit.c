@@ -434,9 +434,9 @@ static int cmd_keygen(struct tool_ctx *ctx, int argc, char **argv)
 int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "list", NULL, cmd_list },
-        { "verify", NULL, cmd_verify },
-        { "keygen", NULL, cmd_keygen },
+        { .name = "list", .run = cmd_list },
+        { .name = "verify", .run = cmd_verify },
+        { .name = "keygen", .run = cmd_keygen },
     };
     static const struct tool_group group = {
         P, usage_text, cmds, TOOL_NCMDS(cmds),

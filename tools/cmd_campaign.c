@@ -9,8 +9,8 @@
  *   campaign update ID [--name N] [--list L] [--from F] [--subject S]
  *                   [--html FILE] [--text FILE | --no-text]
  *                   [--reply-to ADDR] [--schedule TIME | --no-schedule]
- *   campaign list [--account A] [--json]
- *   campaign show ID [--json]
+ *   campaign list [--account A] [--json]        (cmd_campaign_show.c)
+ *   campaign show ID [--json]                 (cmd_campaign_show.c)
  *   campaign preview ID --contact EMAIL       (cmd_campaign_render.c)
  *   campaign test ID --to ADDR                (cmd_campaign_render.c)
  *   campaign send ID                          (cmd_campaign_send.c)
@@ -545,244 +545,6 @@ out:
     return rc;
 }
 
-/* ----------------------------------------------------- list and show */
-
-/* What show and list print about one campaign. */
-struct camp_view {
-    int state;
-    struct queue_counts k;
-    uint64_t sent, done;
-    double rate;              /* finished recipients per second, 0 unknown */
-    int64_t eta;              /* unix seconds, 0 unknown */
-    char list_name[QUEUE_MAX_LIST_NAME + 1];
-};
-
-/* Settle c's state and gather its counters and ETA into v. */
-static int view_of(struct queue *q, const struct queue_campaign *c,
-                   struct camp_view *v)
-{
-    struct queue_list *l = malloc(sizeof *l);
-    int64_t now = time(NULL);
-    int err;
-    memset(v, 0, sizeof *v);
-    if (!l)
-        return -ENOMEM;
-    if ((err = queue_campaign_settle(q, c->id, &v->state)) ||
-        (err = queue_counts_campaign(q, c->id, &v->k))) {
-        free(l);
-        return err;
-    }
-    snprintf(v->list_name, sizeof v->list_name, "%s",
-             queue_list_get(q, c->list, l) == 0 ? l->name : "(deleted)");
-    free(l);
-    v->sent = v->k.delivered + v->k.bounced;
-    v->done = v->sent + v->k.expired;
-    int64_t start = c->started ? c->started : c->schedule;
-    if (v->state == QUEUE_CAMPAIGN_SENDING && start && now > start &&
-        v->done) {
-        v->rate = (double)v->done / (double)(now - start);
-        uint64_t left = c->send_complete && c->recipients > v->done
-                        ? c->recipients - v->done : v->k.queued;
-        v->eta = now + (int64_t)((double)left / v->rate + 0.5);
-    } else if (v->state == QUEUE_CAMPAIGN_SCHEDULED) {
-        v->eta = 0;
-    }
-    return 0;
-}
-
-/* A time for JSON: text, or null for 0. */
-static json_t *json_time(int64_t t)
-{
-    char ts[32];
-    return t ? json_string(tool_time_text(t, ts, sizeof ts)) : json_null();
-}
-
-/* show --json and list --json rows. */
-static json_t *view_json(struct queue *q, const struct queue_campaign *c,
-                         const struct camp_view *v, bool full)
-{
-    char an[QUEUE_MAX_ACCOUNT_NAME + 1];
-    json_t *j = json_pack(
-        "{s:I,s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-        "s:I,s:b}",
-        "id", (json_int_t)c->id, "name", c->name, "account",
-        tool_account_name(q, c->account, an, sizeof an), "list",
-        (json_int_t)c->list, "list_name", v->list_name, "state",
-        queue_campaign_state_name(v->state), "schedule",
-        json_time(c->schedule), "started", json_time(c->started),
-        "finished", json_time(c->finished), "recipients",
-        (json_int_t)c->recipients, "suppressed",
-        (json_int_t)c->suppressed_at_send, "queued", (json_int_t)v->k.queued,
-        "sent", (json_int_t)v->sent, "delivered", (json_int_t)v->k.delivered,
-        "deferred", (json_int_t)v->k.deferred, "bounced",
-        (json_int_t)v->k.bounced, "expired", (json_int_t)v->k.expired,
-        "send_complete", c->send_complete);
-    if (j && full) {
-        json_object_set_new(j, "from", json_string(c->from));
-        json_object_set_new(j, "reply_to", c->reply_to[0]
-                                               ? json_string(c->reply_to)
-                                               : json_null());
-        json_object_set_new(j, "subject", json_string(c->subject));
-        json_object_set_new(j, "created", json_time(c->created));
-        json_object_set_new(j, "eta", json_time(v->eta));
-        json_object_set_new(j, "rate", v->rate > 0 ? json_real(v->rate)
-                                                   : json_null());
-    }
-    return j;
-}
-
-/* `campaign show`: definition, state, counters and ETA. */
-static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
-{
-    const char *spec = NULL, *acct = NULL;
-    bool bad = false;
-    struct camp_cmd cmd;
-    struct camp_view v;
-    char ts[32], an[QUEUE_MAX_ACCOUNT_NAME + 1];
-    int rc;
-
-    for (int i = 1; i < argc && !bad; i++)
-        if (!tool_opt(argc, argv, &i, "--account", &acct, &bad)) {
-            if (argv[i][0] != '-' && !spec)
-                spec = argv[i];
-            else
-                bad = true;
-        }
-    if (bad || !spec) {
-        fprintf(stderr, "usage: sluice campaign show ID [--account A] "
-                "[--json]\n");
-        return TOOL_EX_USAGE;
-    }
-    if ((rc = camp_begin(ctx, CAMP_P " show", ACT_CAMPAIGN_SHOW, spec, acct,
-                         &cmd)))
-        return rc;
-    int err = view_of(cmd.q, &cmd.c, &v);
-    if (err) {
-        fprintf(stderr, CAMP_P " show: %s\n", queue_strerror(err));
-        camp_end(&cmd);
-        return tool_exit_for(err);
-    }
-    /* settle may have moved started (scheduled -> sending) */
-    struct queue_campaign *c = &cmd.c;
-    if (v.state != c->state) {
-        struct queue_campaign now;
-        if (queue_campaign_get(cmd.q, c->id, &now) == 0) {
-            c->started = now.started;
-            c->finished = now.finished;
-            queue_campaign_clear(&now);
-        }
-    }
-    if (ctx->json) {
-        tool_emit_json(view_json(cmd.q, c, &v, true));
-        camp_end(&cmd);
-        return 0;
-    }
-    printf("campaign    %llu (%s)\n", (unsigned long long)c->id, c->name);
-    printf("account     %s\n", tool_account_name(cmd.q, c->account, an,
-                                                 sizeof an));
-    printf("list        %s (%llu)\n", v.list_name,
-           (unsigned long long)c->list);
-    printf("from        %s\n", c->from);
-    printf("reply-to    %s\n", c->reply_to[0] ? c->reply_to : "-");
-    printf("subject     %s\n", c->subject);
-    printf("state       %s\n", queue_campaign_state_name(v.state));
-    printf("created     %s\n", tool_time_text(c->created, ts, sizeof ts));
-    printf("schedule    %s\n", c->schedule ? tool_time_text(c->schedule, ts,
-                                                            sizeof ts)
-                                           : "-");
-    printf("started     %s\n", c->started ? tool_time_text(c->started, ts,
-                                                           sizeof ts)
-                                          : "-");
-    printf("finished    %s\n", c->finished ? tool_time_text(c->finished, ts,
-                                                            sizeof ts)
-                                           : "-");
-    printf("recipients  %llu%s (%llu suppressed at send)\n",
-           (unsigned long long)c->recipients,
-           c->state != QUEUE_CAMPAIGN_DRAFT && !c->send_complete
-               ? " so far, send not complete" : "",
-           (unsigned long long)c->suppressed_at_send);
-    printf("queued      %llu\n", (unsigned long long)v.k.queued);
-    printf("sent        %llu (delivered + bounced)\n",
-           (unsigned long long)v.sent);
-    printf("delivered   %llu\n", (unsigned long long)v.k.delivered);
-    printf("deferred    %llu (deferrals)\n",
-           (unsigned long long)v.k.deferred);
-    printf("bounced     %llu\n", (unsigned long long)v.k.bounced);
-    printf("expired     %llu\n", (unsigned long long)v.k.expired);
-    if (v.eta)
-        printf("eta         %s (%.1f recipients/s so far)\n",
-               tool_time_text(v.eta, ts, sizeof ts), v.rate);
-    else
-        printf("eta         -\n");
-    camp_end(&cmd);
-    return 0;
-}
-
-/* Rows of `campaign list`. */
-struct list_ctx {
-    struct tool_ctx *ctx;
-    struct queue *q;
-    uint32_t account;    /* 0: every campaign the caller may see */
-    json_t *arr;
-    int err;
-};
-
-/* queue_campaigns() callback: one row, if the caller may see it. */
-static int list_one(void *arg, const struct queue_campaign *c)
-{
-    struct list_ctx *lc = arg;
-    struct camp_view v;
-    int r;
-    if (!lc->account &&
-        (tool_role_on(lc->ctx, lc->q, c->account, &r) ||
-         r < QUEUE_ROLE_VIEWER))
-        return 0;
-    if ((lc->err = view_of(lc->q, c, &v)))
-        return 1;
-    if (lc->arr) {
-        json_array_append_new(lc->arr, view_json(lc->q, c, &v, false));
-        return 0;
-    }
-    printf("%-6llu %-10s %-30.30s %-20.20s %10llu %10llu %10llu\n",
-           (unsigned long long)c->id, queue_campaign_state_name(v.state),
-           c->name, v.list_name, (unsigned long long)c->recipients,
-           (unsigned long long)v.k.queued,
-           (unsigned long long)v.k.delivered);
-    return 0;
-}
-
-/* `campaign list`: the campaigns of one account, or all the caller
- * may see. */
-static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
-{
-    struct queue *q;
-    uint32_t account;
-    bool named;
-    int rc = tool_list_begin(ctx, argc, argv,
-                             "campaign", ACT_CAMPAIGN_LIST, "campaigns",
-                             &q, &account, &named);
-    if (rc)
-        return rc;
-    uint32_t master = 0;
-    queue_account_master(q, &master);
-    struct list_ctx lc = { ctx, q, named || account != master ? account : 0,
-                           ctx->json ? json_array() : NULL, 0 };
-    if (!lc.arr)
-        printf("%-6s %-10s %-30s %-20s %10s %10s %10s\n", "ID", "STATE",
-               "NAME", "LIST", "RECIPIENTS", "QUEUED", "DELIVERED");
-    long n = queue_campaigns(q, lc.account, list_one, &lc);
-    if (n >= 0 && lc.err)
-        n = lc.err;
-    if (n < 0) {
-        json_decref(lc.arr);
-        rc = tool_admin_error(CAMP_P " list", (int)n);
-    } else if (lc.arr) {
-        tool_emit_json(lc.arr);
-    }
-    queue_close(q);
-    return rc;
-}
-
 /* ------------------------------------------- pause, resume, cancel */
 
 /* `campaign pause`, `resume` and `cancel`. */
@@ -845,16 +607,16 @@ static int cmd_control(struct tool_ctx *ctx, int argc, char **argv)
 int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "create", NULL, cmd_create },
-        { "update", NULL, cmd_update },
-        { "list", NULL, cmd_list },
-        { "show", NULL, cmd_show },
-        { "preview", NULL, camp_cmd_preview },
-        { "test", NULL, camp_cmd_test },
-        { "send", NULL, camp_cmd_send },
-        { "pause", NULL, cmd_control },
-        { "resume", NULL, cmd_control },
-        { "cancel", NULL, cmd_control },
+        { .name = "create", .run = cmd_create },
+        { .name = "update", .run = cmd_update },
+        { .name = "list", .run = camp_cmd_list },
+        { .name = "show", .run = camp_cmd_show },
+        { .name = "preview", .run = camp_cmd_preview },
+        { .name = "test", .run = camp_cmd_test },
+        { .name = "send", .run = camp_cmd_send },
+        { .name = "pause", .run = cmd_control },
+        { .name = "resume", .run = cmd_control },
+        { .name = "cancel", .run = cmd_control },
     };
     static const struct tool_group group = {
         CAMP_P, usage_text, cmds, TOOL_NCMDS(cmds),

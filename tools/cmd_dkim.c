@@ -35,7 +35,7 @@
 #include <jansson.h>
 
 #include "dkim_sign.h"
-#include "tool.h"
+#include "tool_admin.h"
 #include "tool_dkim.h"
 
 #define ED25519_BITS 256
@@ -102,10 +102,7 @@ static int cmd_keygen(struct tool_ctx *ctx, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help_keygen, stdout);
-            return 0;
-        } else if (!strcmp(a, "--selector") && has_val) {
+        if (!strcmp(a, "--selector") && has_val) {
             sel_s = argv[++i];
         } else if (!strcmp(a, "--algo") && has_val) {
             algo = argv[++i];
@@ -168,8 +165,7 @@ static int cmd_keygen(struct tool_ctx *ctx, int argc, char **argv)
         if (rc) {
             fprintf(stderr, "%s: cannot make directory %s: %s\n", P, dir,
                     strerror(-rc));
-            return rc == -EACCES || rc == -EPERM ? TOOL_EX_NOPERM
-                                                 : TOOL_EX_CANTCREAT;
+            return tool_exit_create(rc);
         }
     }
     if (rc) {
@@ -185,9 +181,7 @@ static int cmd_keygen(struct tool_ctx *ctx, int argc, char **argv)
     }
     if (rc) {
         fprintf(stderr, "%s: %s: %s\n", P, path, dkim_strerror(rc));
-        if (rc == -EACCES || rc == -EPERM)
-            return TOOL_EX_NOPERM;
-        return rc > -4096 ? TOOL_EX_CANTCREAT : TOOL_EX_SOFTWARE;
+        return tool_exit_create(rc);
     }
     if (ed)
         bits = ED25519_BITS;
@@ -220,10 +214,7 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
     struct dkim_store_list l = { 0 };
 
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(help_list, stdout);
-            return 0;
-        } else if ((argv[i][0] == '-' && argv[i][1]) || dom_s) {
+        if ((argv[i][0] == '-' && argv[i][1]) || dom_s) {
             fprintf(stderr, "%s: unexpected argument '%s'\nusage: sluice dkim "
                     "list [DOMAIN] [--json]\n", P, argv[i]);
             return TOOL_EX_USAGE;
@@ -287,25 +278,16 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
 
 int tool_dkim_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    static const struct tool_cmd sub[] = {
-        { "keygen", "make a key and print its DNS record", cmd_keygen },
-        { "list", "the keys in the store", cmd_list },
-        { "check", "compare published records with the keys",
-          tool_dkim_cmd_check },
+    static const struct tool_cmd cmds[] = {
+        { .name = "keygen", .run = cmd_keygen, .usage = help_keygen,
+          .gate = ACT_DKIM_KEYGEN },
+        { .name = "list", .run = cmd_list, .usage = help_list,
+          .gate = ACT_DKIM_READ },
+        { .name = "check", .run = tool_dkim_cmd_check,
+          .usage = tool_dkim_check_usage, .gate = ACT_DKIM_READ },
     };
-
-    argc = tool_take_json(ctx, argc, argv);
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                      !strcmp(argv[1], "help"))) {
-        fputs(help_group, stdout);
-        return 0;
-    }
-    for (size_t i = 0; argc >= 2 && i < sizeof sub / sizeof sub[0]; i++)
-        if (!strcmp(argv[1], sub[i].name))
-            return sub[i].run(ctx, argc - 1, argv + 1);
-    if (argc >= 2)
-        fprintf(stderr, "sluice dkim: unknown command '%s'\n", argv[1]);
-    fputs(help_group, stderr);
-    return TOOL_EX_USAGE;
+    static const struct tool_group group = {
+        "sluice dkim", help_group, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }
-

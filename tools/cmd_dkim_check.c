@@ -37,7 +37,7 @@
 #define DNS_TOTAL_MS 5000         /* all of check's queries together */
 #define DNS_TRY_MS 1500           /* first try per server (c-ares grows it) */
 
-static const char help_check[] =
+const char tool_dkim_check_usage[] =
     "usage: sluice dkim check DOMAIN [--selector S]\n"
     "                         [--dns-server ADDR[:PORT]] [--json]\n"
     "\n"
@@ -462,10 +462,7 @@ int tool_dkim_cmd_check(struct tool_ctx *ctx, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help_check, stdout);
-            return 0;
-        } else if (!strcmp(a, "--selector") && has_val) {
+        if (!strcmp(a, "--selector") && has_val) {
             sel = argv[++i];
         } else if (!strcmp(a, "--dns-server") && has_val) {
             server = argv[++i];

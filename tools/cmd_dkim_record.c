@@ -11,8 +11,9 @@
  *
  * DIAGNOSTICS
  *   Messages on stderr, "PREFIX: invalid domain 'X': reason"; the exit code
- *   of a key: 66 no such file, 77 not readable, 71 out of memory, 74 I/O,
- *   78 a key file group or others may read, or one that is no key.
+ *   of a key is tool_exit_for()'s (tool_exit.c): 66 no such file, 77 not
+ *   readable, 71 out of memory, 78 a key file group or others may read, or
+ *   one that is no key, 74 another I/O error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -66,14 +67,7 @@ json_t *tool_dkim_record_strings(const char *txt)
 int tool_dkim_key_exit(const char *prefix, int rc, const char *err)
 {
     fprintf(stderr, "%s: %s\n", prefix, err);
-    switch (rc) {
-    case -ENOENT: return TOOL_EX_NOINPUT;
-    case -EACCES:
-    case -EPERM: return TOOL_EX_NOPERM;
-    case -ENOMEM: return TOOL_EX_OSERR;
-    case -EIO: return TOOL_EX_IOERR;
-    default: return TOOL_EX_CONFIG;
-    }
+    return tool_exit_for(rc);
 }
 
 int tool_dkim_warn_odd(void *arg, const char *path, const char *why)

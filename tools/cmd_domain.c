@@ -460,17 +460,14 @@ out:
 
 int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "add"))
-        return cmd_add(ctx, argc, argv);
-    if (!strcmp(sub, "list"))
-        return cmd_list(ctx, argc, argv);
-    if (!strcmp(sub, "show"))
-        return cmd_show(ctx, argc, argv);
-    if (!strcmp(sub, "verify"))
-        return cmd_verify(ctx, argc, argv);
-    return tool_group_unknown(P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { .name = "add", .run = cmd_add },
+        { .name = "list", .run = cmd_list },
+        { .name = "show", .run = cmd_show },
+        { .name = "verify", .run = cmd_verify },
+    };
+    static const struct tool_group group = {
+        P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

@@ -741,11 +741,11 @@ out:
 
 int tool_feedback_main(struct tool_ctx *ctx, int argc, char **argv)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, usage_text, &sub);
-    if (front >= 0)
-        return front;
-    if (!strcmp(sub, "ingest"))
-        return cmd_ingest(ctx, argc, argv);
-    return tool_group_unknown(P, sub, usage_text);
+    static const struct tool_cmd cmds[] = {
+        { .name = "ingest", .run = cmd_ingest },
+    };
+    static const struct tool_group group = {
+        P, usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }

@@ -383,11 +383,11 @@ static int cmd_import(struct tool_ctx *ctx, int argc, char **argv)
 int tool_list_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "create", NULL, cmd_create },
-        { "list", NULL, cmd_list },
-        { "show", NULL, cmd_show },
-        { "delete", NULL, cmd_delete },
-        { "import", NULL, cmd_import },
+        { .name = "create", .run = cmd_create },
+        { .name = "list", .run = cmd_list },
+        { .name = "show", .run = cmd_show },
+        { .name = "delete", .run = cmd_delete },
+        { .name = "import", .run = cmd_import },
     };
     static const struct tool_group group = {
         P, usage_text, cmds, TOOL_NCMDS(cmds),

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tool.h"
+#include "tool_admin.h"
 
 /* A read of the mapped spool faulted: say so (async-signal-safe) and exit
  * 65, as for any damaged spool. */
@@ -296,13 +296,13 @@ static int cmd_read(struct tool_ctx *ctx, int argc, char **argv)
 int tool_spool_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "info", NULL, cmd_read },
-        { "domains", NULL, cmd_read },
-        { "events", NULL, cmd_read },
-        { "history", NULL, cmd_read },
-        { "check", NULL, tool_spool_check },
-        { "salvage", NULL, tool_spool_salvage },
-        { "init", NULL, tool_spool_init },
+        { .name = "info", .run = cmd_read, .gate = ACT_SPOOL },
+        { .name = "domains", .run = cmd_read, .gate = ACT_SPOOL },
+        { .name = "events", .run = cmd_read, .gate = ACT_SPOOL },
+        { .name = "history", .run = cmd_read, .gate = ACT_SPOOL },
+        { .name = "check", .run = tool_spool_check, .gate = ACT_SPOOL },
+        { .name = "salvage", .run = tool_spool_salvage, .gate = ACT_SPOOL },
+        { .name = "init", .run = tool_spool_init, .gate = ACT_SPOOL },
     };
     static const struct tool_group group = {
         "sluice spool", spool_usage, cmds, TOOL_NCMDS(cmds),

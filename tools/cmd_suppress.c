@@ -568,11 +568,11 @@ static int cmd_export(struct tool_ctx *ctx, int argc, char **argv)
 int tool_suppress_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "add", NULL, cmd_add },
-        { "list", NULL, cmd_list },
-        { "remove", NULL, cmd_remove },
-        { "import", NULL, cmd_import },
-        { "export", NULL, cmd_export },
+        { .name = "add", .run = cmd_add },
+        { .name = "list", .run = cmd_list },
+        { .name = "remove", .run = cmd_remove },
+        { .name = "import", .run = cmd_import },
+        { .name = "export", .run = cmd_export },
     };
     static const struct tool_group group = {
         P, usage_text, cmds, TOOL_NCMDS(cmds),

@@ -568,14 +568,14 @@ out:
 int tool_user_main(struct tool_ctx *ctx, int argc, char **argv)
 {
     static const struct tool_cmd cmds[] = {
-        { "add", NULL, cmd_add },
-        { "list", NULL, cmd_list },
-        { "role", NULL, cmd_role },
-        { "disable", NULL, cmd_disable },
-        { "enable", NULL, cmd_disable },
-        { "passwd", NULL, cmd_passwd },
-        { "totp", NULL, cmd_totp },
-        { "unlock", NULL, cmd_unlock },
+        { .name = "add", .run = cmd_add },
+        { .name = "list", .run = cmd_list },
+        { .name = "role", .run = cmd_role },
+        { .name = "disable", .run = cmd_disable },
+        { .name = "enable", .run = cmd_disable },
+        { .name = "passwd", .run = cmd_passwd },
+        { .name = "totp", .run = cmd_totp },
+        { .name = "unlock", .run = cmd_unlock },
     };
     static const struct tool_group group = {
         P, usage_text, cmds, TOOL_NCMDS(cmds),

@@ -9,13 +9,15 @@
  *   it exists.  Each command group lives in its own file
  *   (tools/cmd_*.c) and answers --help.  Every command acts as an
  *   identity (tools/auth.c) whose role is checked (tools/authz.c); the
- *   older commands are gated here before they run.  Identity: --as
- *   USER, else $SLUICE_API_KEY, else $SLUICE_USER (the default of
- *   --as); with none, the owner of the spool directory is the
+ *   older commands carry a gate in their table entry (here for status,
+ *   pause, resume and paused, in the group's table for the subcommands of
+ *   spool and dkim), checked by tool_cmd_gate() before they run.
+ *   Identity: --as USER, else $SLUICE_API_KEY, else $SLUICE_USER (the
+ *   default of --as); with none, the owner of the spool directory is the
  *   bootstrap admin only while the spool has no user, and --bootstrap
  *   is the owner's audited break-glass after that.  What the command
- *   files share lives in tool_cmd.c (group front and dispatch, spool
- *   open) and tool_exit.c (the one error -> exit status table).
+ *   files share lives in tool_cmd.c (group front and dispatch, gates,
+ *   spool open) and tool_exit.c (the one error -> exit status table).
  *
  * EXIT STATUS
  *   sysexits(3), mapped in tool_exit.c: 0 ok, 64 usage, 65 bad data
@@ -36,82 +38,51 @@
 #include "tool_admin.h"
 #include "tool_lists.h"
 
+/* The commands; a gate (a master-level action, checked before the command
+ * opens the spool: tool_cmd_gate) is on the commands without subcommands
+ * here, on the subcommands in their group's table (spool, dkim). */
 static const struct tool_cmd commands[] = {
-    { "account", "master account and sub-accounts: create, list, show, "
-      "update, usage", tool_account_main },
-    { "user", "users and their roles per account, passwords, TOTP",
-      tool_user_main },
-    { "apikey", "API keys: create (shown once), list, revoke",
-      tool_apikey_main },
-    { "domain", "sending domains: add (with DKIM key), list, show, verify",
-      tool_domain_main },
-    { "audit", "the audit trail: list, verify the hash chain",
-      tool_audit_main },
-    { "inject", "queue a raw message for one or more recipients",
-      tool_inject_main },
-    { "spool", "inspect the spool: info, domains, events, history; check, "
-      "salvage, init", 
-      tool_spool_main },
-    { "status", "sites: queued, connections, rate, backoff, errors",
-      tool_status_main },
-    { "pause", "hold mail for a domain or site (kept in the spool)",
-      tool_pause_main },
-    { "resume", "let mail flow again to a paused domain or site",
-      tool_resume_main },
-    { "paused", "list paused domains and sites", tool_paused_main },
-    { "dkim", "DKIM keys: keygen, check the published DNS record",
-      tool_dkim_main },
-    { "list", "contact lists: create, list, show, delete, import CSV",
-      tool_list_main },
-    { "suppress", "suppression lists: add, remove, list, import, export",
-      tool_suppress_main },
-    { "campaign", "campaigns: create, show, preview, test, send, pause, "
-      "resume, cancel", tool_campaign_main },
-    { "feedback", "ingest DSN bounces and ARF complaints: events, "
-      "suppressions", tool_feedback_main },
-    { "bounces", "bounce categories: classify a reply, show the rules",
-      tool_bounces_main },
+    { .name = "account", .run = tool_account_main, .help =
+      "master account and sub-accounts: create, list, show, update, usage" },
+    { .name = "user", .run = tool_user_main, .help =
+      "users and their roles per account, passwords, TOTP" },
+    { .name = "apikey", .run = tool_apikey_main, .help =
+      "API keys: create (shown once), list, revoke" },
+    { .name = "domain", .run = tool_domain_main, .help =
+      "sending domains: add (with DKIM key), list, show, verify" },
+    { .name = "audit", .run = tool_audit_main, .help =
+      "the audit trail: list, verify the hash chain" },
+    { .name = "inject", .run = tool_inject_main, .help =
+      "queue a raw message for one or more recipients" },
+    { .name = "spool", .run = tool_spool_main, .help =
+      "inspect the spool: info, domains, events, history; check, salvage, "
+      "init" },
+    { .name = "status", .run = tool_status_main, .gate = ACT_STATUS, .help =
+      "sites: queued, connections, rate, backoff, errors" },
+    { .name = "pause", .run = tool_pause_main, .gate = ACT_PAUSE, .help =
+      "hold mail for a domain or site (kept in the spool)" },
+    { .name = "resume", .run = tool_resume_main, .gate = ACT_RESUME, .help =
+      "let mail flow again to a paused domain or site" },
+    { .name = "paused", .run = tool_paused_main, .gate = ACT_PAUSED, .help =
+      "list paused domains and sites" },
+    { .name = "dkim", .run = tool_dkim_main, .help =
+      "DKIM keys: keygen, check the published DNS record" },
+    { .name = "list", .run = tool_list_main, .help =
+      "contact lists: create, list, show, delete, import CSV" },
+    { .name = "suppress", .run = tool_suppress_main, .help =
+      "suppression lists: add, remove, list, import, export" },
+    { .name = "campaign", .run = tool_campaign_main, .help =
+      "campaigns: create, show, preview, test, send, pause, resume, cancel" },
+    { .name = "feedback", .run = tool_feedback_main, .help =
+      "ingest DSN bounces and ARF complaints: events, suppressions" },
+    { .name = "bounces", .run = tool_bounces_main, .help =
+      "bounce categories: classify a reply, show the rules" },
 };
-
-/* Older commands checked before they run: master-level actions (the
- * bootstrap passes without opening the spool).  sub NULL: any. */
-static const struct {
-    const char *cmd, *sub;
-    int act;
-} gates[] = {
-    { "spool", NULL, ACT_SPOOL },
-    { "status", NULL, ACT_STATUS },
-    { "pause", NULL, ACT_PAUSE },
-    { "resume", NULL, ACT_RESUME },
-    { "paused", NULL, ACT_PAUSED },
-    { "dkim", "keygen", ACT_DKIM_KEYGEN },
-    { "dkim", "list", ACT_DKIM_READ },
-    { "dkim", "check", ACT_DKIM_READ },
-};
-
-/* Identify and authorize argv's command if it is gated; 0 or an exit
- * code.  (--help never gets here: see help_argv.) */
-static int gate(struct tool_ctx *ctx, int argc, char **argv)
-{
-    char obj[QUEUE_MAX_AUDIT_OBJECT + 1] = "";
-    for (int i = 1, o = 0; i < argc && i < 4; i++) {
-        int n = snprintf(obj + o, sizeof obj - (size_t)o, "%s%s",
-                         i > 1 ? " " : "", argv[i]);
-        if (n < 0 || (size_t)n >= sizeof obj - (size_t)o)
-            break;
-        o += n;
-    }
-    for (size_t g = 0; g < sizeof gates / sizeof gates[0]; g++)
-        if (!strcmp(argv[0], gates[g].cmd) &&
-            (!gates[g].sub || (argc > 1 && !strcmp(argv[1], gates[g].sub))))
-            return tool_gate(ctx, gates[g].act, obj);
-    return 0;
-}
 
 /* --help or -h anywhere after COMMAND: the command is run as `COMMAND
  * --help` (its usage, every subcommand), before anything is parsed, the
- * spool opened or an identity asked for.  dkim answers `dkim SUB --help`
- * with the subcommand's longer text, so it keeps SUB.  Fills hv and
+ * spool opened or an identity asked for.  dkim's subcommands have their
+ * own --help text (tool_cmd.usage), so for dkim SUB is kept.  Fills hv and
  * returns its count, or 0 when no help is asked for. */
 static int help_argv(int argc, char **argv, char *hv[4])
 {
@@ -238,7 +209,8 @@ int main(int argc, char **argv)
             int hc = help_argv(argc - i, argv + i, hv);
             if (hc)
                 return commands[c].run(&ctx, hc, hv);
-            int rc = gate(&ctx, argc - i, argv + i);
+            int rc = tool_cmd_gate(&ctx, &commands[c], argc - i - 1,
+                                   argv + i + 1);
             return rc ? rc : commands[c].run(&ctx, argc - i, argv + i);
         }
     fprintf(stderr, "sluice: unknown command '%s'\n", argv[i]);

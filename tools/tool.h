@@ -41,11 +41,16 @@ struct tool_ctx {
     struct tool_identity *identity; /* who acts, once established */
 };
 
-/* One subcommand: name, one-line help, handler. */
+/* One command or subcommand.  Tables name their fields (.name, .run...):
+ * what a command does not use stays 0. */
 struct tool_cmd {
     const char *name;
-    const char *help;
+    const char *help;            /* one line, for `sluice --help` */
     int (*run)(struct tool_ctx *ctx, int argc, char **argv);
+    const char *usage;           /* `SUB --help`: its own text (NULL: the
+                                  * group's usage) */
+    int gate;                    /* a master-level enum tool_action checked
+                                  * before run (tool_cmd_gate); 0 none */
 };
 
 /* A command group: `PROG SUB ...` runs the cmds entry named SUB. */
@@ -57,11 +62,20 @@ struct tool_group {
 };
 #define TOOL_NCMDS(t) (sizeof (t) / sizeof (t)[0])
 
-/* The one prologue and dispatch of a group (tool_cmd.c): tool_group_begin,
- * then the subcommand's run with argv[0] its name, or tool_group_unknown.
- * Returns the exit code. */
+/* The one prologue and dispatch of a group (tool_cmd.c): takes --json
+ * anywhere into ctx; answers --help, -h or `help` (the group's usage on
+ * stdout, 0), `SUB ... --help` (SUB's usage, else the group's, on stdout,
+ * 0), no subcommand (usage on stderr, 64) and an unknown one ("PROG:
+ * unknown subcommand", 64); checks SUB's gate; runs SUB with argv[0] its
+ * name.  Returns the exit code. */
 int tool_group_run(struct tool_ctx *ctx, int argc, char **argv,
                    const struct tool_group *g);
+
+/* Identify the caller and check cmd's gate (a master-level action, before
+ * the command opens the spool itself; tool_gate, authz.c), with argv[0..2]
+ * as the audited object.  0 (also for no gate) or the exit code. */
+int tool_cmd_gate(struct tool_ctx *ctx, const struct tool_cmd *cmd,
+                  int argc, char **argv);
 
 /* Print why the spool in dir could not be opened (err from queue_open)
  * as "prog: dir: ..." and return the exit code: tool_exit_for(), with
@@ -73,19 +87,13 @@ int tool_spool_error(const char *prog, const char *dir, int err);
  * checkpoint of sluiced.conf (tool_audit_setup). */
 int tool_open_spool(struct tool_ctx *ctx, unsigned flags, struct queue **q);
 
-/* The front of a command group (`sluice GROUP SUB ...`): takes --json into
- * ctx, answers --help (the group's or a subcommand's) with usage, and shifts
- * argv to the subcommand, named in *sub.  Returns -1 to go on, else the
- * exit code to return. */
-int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
-                     const char *usage, const char **sub);
-
-/* "PROG: unknown subcommand" and the usage on stderr; exit 64. */
-int tool_group_unknown(const char *prog, const char *sub, const char *usage);
-
-/* The sysexits code for an error (queue code or -errno): the one table,
- * tool_exit.c.  -EPERM and -EACCES are 77. */
+/* The sysexits code for an error (queue code, DKIM_E_* or -errno): the one
+ * table, tool_exit.c.  -EPERM and -EACCES are 77. */
 int tool_exit_for(int err);
+
+/* The same for a file or directory the command was making: any other
+ * -errno is 73 (cannot create). */
+int tool_exit_create(int err);
 
 /* Parse a non-negative integer; false if s is not one. */
 bool tool_parse_u64(const char *s, unsigned long long *v);

@@ -87,6 +87,7 @@ size_t tool_base32(const unsigned char *in, size_t len, char *out,
 
 /* Actions checked against the permission table. */
 enum tool_action {
+    ACT_NONE,                   /* 0: none (a tool_cmd without a gate) */
     ACT_ACCOUNT_CREATE, ACT_ACCOUNT_LIST, ACT_ACCOUNT_SHOW, ACT_ACCOUNT_USAGE,
     ACT_ACCOUNT_UPDATE, ACT_ACCOUNT_LIMITS, ACT_ACCOUNT_DISABLE,
     ACT_ACCOUNT_ENABLE,

@@ -3,7 +3,8 @@
  *
  * DESCRIPTION
  *   cmd_campaign.c holds the command table and the record commands
- *   (create, update, list, show, pause, resume, cancel); cmd_campaign_send.c
+ *   (create, update, pause, resume, cancel); cmd_campaign_show.c the views
+ *   (show, list); cmd_campaign_send.c
  *   the bulk enqueue of `send`; cmd_campaign_render.c the template checks
  *   and the commands that render a message (preview, test).  Every command
  *   opens the spool as an identity, finds the campaign (by id, or by name
@@ -77,7 +78,10 @@ void camp_end(struct camp_cmd *cc);
 const char *camp_object(const struct queue_campaign *c, char *buf,
                         size_t cap);
 
-/* Subcommands in cmd_campaign_send.c and cmd_campaign_render.c. */
+/* Subcommands in cmd_campaign_show.c, cmd_campaign_send.c and
+ * cmd_campaign_render.c. */
+int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv);
+int camp_cmd_list(struct tool_ctx *ctx, int argc, char **argv);
 int camp_cmd_send(struct tool_ctx *ctx, int argc, char **argv);
 int camp_cmd_preview(struct tool_ctx *ctx, int argc, char **argv);
 int camp_cmd_test(struct tool_ctx *ctx, int argc, char **argv);

@@ -1,19 +1,23 @@
 /*
  * tool_cmd.c - what every `sluice` command group shares: the front of a
- * group (--json, --help, the subcommand), dispatch from its table, number
- * parsing and opening the spool.
+ * group (--json, --help, the subcommand, its gate), dispatch from its
+ * table, number parsing and opening the spool.
  *
  * DESCRIPTION
  *   A group is a struct tool_group: its program name ("sluice user"), its
  *   usage text and a table of struct tool_cmd.  tool_group_run() is the one
- *   prologue: it takes --json anywhere into the context, answers --help or
- *   -h (the group's usage on stdout, exit 0), a missing subcommand (usage
- *   on stderr, 64), an unknown one ("PROG: unknown subcommand", 64), and
- *   runs the subcommand with argv shifted so that argv[0] is its name.
+ *   prologue: it takes --json anywhere into the context, answers --help,
+ *   -h or `help` (the group's usage on stdout, exit 0), `SUB ... --help`
+ *   (SUB's own usage when its entry has one, else the group's), a missing
+ *   subcommand (usage on stderr, 64), an unknown one ("PROG: unknown
+ *   subcommand", 64), checks the subcommand's gate (a master-level action:
+ *   tool_cmd_gate) and runs it with argv shifted so that argv[0] is its
+ *   name.  Commands without subcommands carry their gate in sluice.c's
+ *   table, checked there by tool_cmd_gate() too.
  *
  * DIAGNOSTICS
- *   Usage errors exit 64; a spool that does not open is reported by
- *   tool_spool_error() (tool_exit.c).
+ *   Usage errors exit 64; a refused gate 77 (authz.c); a spool that does
+ *   not open is reported by tool_spool_error() (tool_exit.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,43 +26,54 @@
 
 #include "tool_admin.h"
 
-int tool_group_begin(struct tool_ctx *ctx, int *argc, char ***argv,
-                     const char *usage, const char **sub)
+/* Whether s asks for help. */
+static bool is_help(const char *s)
 {
-    *argc = tool_take_json(ctx, *argc, *argv);
-    char **v = *argv;
-    if (*argc < 2 || !strcmp(v[1], "--help") || !strcmp(v[1], "-h")) {
-        fprintf(*argc < 2 ? stderr : stdout, "%s", usage);
-        return *argc < 2 ? TOOL_EX_USAGE : 0;
-    }
-    *sub = v[1];
-    (*argc)--;
-    (*argv)++;
-    for (int i = 1; i < *argc; i++)
-        if (!strcmp((*argv)[i], "--help") || !strcmp((*argv)[i], "-h")) {
-            printf("%s", usage);
-            return 0;
-        }
-    return -1;
+    return !strcmp(s, "--help") || !strcmp(s, "-h");
 }
 
-int tool_group_unknown(const char *prog, const char *sub, const char *usage)
+int tool_cmd_gate(struct tool_ctx *ctx, const struct tool_cmd *cmd,
+                  int argc, char **argv)
 {
-    fprintf(stderr, "%s: unknown subcommand '%s'\n%s", prog, sub, usage);
-    return TOOL_EX_USAGE;
+    char obj[QUEUE_MAX_AUDIT_OBJECT + 1] = "";
+    if (!cmd->gate)
+        return 0;
+    for (int i = 0, o = 0; i < argc && i < 3; i++) {
+        int n = snprintf(obj + o, sizeof obj - (size_t)o, "%s%s",
+                         i ? " " : "", argv[i]);
+        if (n < 0 || (size_t)n >= sizeof obj - (size_t)o)
+            break;
+        o += n;
+    }
+    return tool_gate(ctx, cmd->gate, obj);
 }
 
 int tool_group_run(struct tool_ctx *ctx, int argc, char **argv,
                    const struct tool_group *g)
 {
-    const char *sub;
-    int front = tool_group_begin(ctx, &argc, &argv, g->usage, &sub);
-    if (front >= 0)
-        return front;
-    for (size_t i = 0; i < g->ncmds; i++)
-        if (!strcmp(sub, g->cmds[i].name))
-            return g->cmds[i].run(ctx, argc, argv);
-    return tool_group_unknown(g->prog, sub, g->usage);
+    argc = tool_take_json(ctx, argc, argv);
+    if (argc < 2 || is_help(argv[1]) || !strcmp(argv[1], "help")) {
+        fprintf(argc < 2 ? stderr : stdout, "%s", g->usage);
+        return argc < 2 ? TOOL_EX_USAGE : 0;
+    }
+    const struct tool_cmd *cmd = NULL;
+    for (size_t i = 0; i < g->ncmds && !cmd; i++)
+        if (!strcmp(argv[1], g->cmds[i].name))
+            cmd = &g->cmds[i];
+    argc--;
+    argv++;
+    for (int i = 1; i < argc; i++)
+        if (is_help(argv[i])) {
+            printf("%s", cmd && cmd->usage ? cmd->usage : g->usage);
+            return 0;
+        }
+    if (!cmd) {
+        fprintf(stderr, "%s: unknown subcommand '%s'\n%s", g->prog, argv[0],
+                g->usage);
+        return TOOL_EX_USAGE;
+    }
+    int rc = tool_cmd_gate(ctx, cmd, argc, argv);
+    return rc ? rc : cmd->run(ctx, argc, argv);
 }
 
 int tool_take_json(struct tool_ctx *ctx, int argc, char **argv)

@@ -38,14 +38,16 @@ void tool_dkim_print_record(const char *name, const char *txt,
 json_t *tool_dkim_record_strings(const char *txt);
 
 /* The exit code for a key that would not load (rc and err from
- * dkim_keyinfo_load()), after printing "PREFIX: err". */
+ * dkim_keyinfo_load(): tool_exit_for()), after printing "PREFIX: err". */
 int tool_dkim_key_exit(const char *prefix, int rc, const char *err);
 
 /* dkim_store_scan()'s odd callback of the tools: warn that path is
  * ignored, and go on. */
 int tool_dkim_warn_odd(void *arg, const char *path, const char *why);
 
-/* `sluice dkim check` (cmd_dkim_check.c), argv[0] being "check". */
+/* `sluice dkim check` (cmd_dkim_check.c), argv[0] being "check", and its
+ * --help text (tool_group_run prints it). */
 int tool_dkim_cmd_check(struct tool_ctx *ctx, int argc, char **argv);
+extern const char tool_dkim_check_usage[];
 
 #endif

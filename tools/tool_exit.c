@@ -14,11 +14,20 @@
  *                  was written: try again once there is space)
  *     77 no perm   -EACCES and -EPERM: permission is refused (the OS, or
  *                  the identity's role: authz.c exits 77 itself)
- *     78 config    the audit trail needs audit_key, or has another
+ *     70 software  OpenSSL failed, or dkim/ was called wrongly (DKIM_E_*)
+ *     78 config    the audit trail needs audit_key, or has another; a
+ *                  DKIM key file group or others may read (sluiced refuses
+ *                  it), or one that is no usable key
  *     74 I/O       anything else
+ *   tool_exit_create() is the same table for a file or directory being
+ *   made (a DKIM key, its directories): any other -errno is 73, cannot
+ *   create.
  *   -EPERM was 65 for admin changes and 77 elsewhere before issue 16; it
  *   is 77 everywhere (the queue reports what the account model forbids as
- *   -EINVAL).
+ *   -EINVAL).  `sluice dkim` mapped its own codes until then: a key
+ *   that would not load for another -errno (a loop, a directory) was 78
+ *   and is 74 like every other I/O error; a DKIM_E_CRYPTO loading one was
+ *   78 and is 70 as in keygen.
  *
  * DIAGNOSTICS
  *   Messages go to stderr as "PROG: text".
@@ -27,6 +36,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "dkim_sign.h"
 #include "tool_admin.h"
 
 int tool_exit_for(int err)
@@ -48,9 +58,25 @@ int tool_exit_for(int err)
     case -EDQUOT: return TOOL_EX_TEMPFAIL;
     case -ENOMEM: return TOOL_EX_OSERR;
     case -ENOKEY:              /* the audit trail needs audit_key */
-    case -EKEYREJECTED: return TOOL_EX_CONFIG;
+    case -EKEYREJECTED:
+    case DKIM_E_KEYPERM:       /* a key sluiced would refuse */
+    case DKIM_E_KEYPARSE:
+    case DKIM_E_KEYTYPE:
+    case DKIM_E_KEYSIZE:
+    case DKIM_E_TOOBIG: return TOOL_EX_CONFIG;
+    case DKIM_E_CRYPTO:
+    case DKIM_E_ARG:
+    case DKIM_E_MSG: return TOOL_EX_SOFTWARE;
     default: return TOOL_EX_IOERR;
     }
+}
+
+int tool_exit_create(int err)
+{
+    bool os = err < 0 && err >= -4095;  /* an -errno, not a module's code */
+    if (os && err != -EACCES && err != -EPERM && err != -ENOMEM)
+        return TOOL_EX_CANTCREAT;
+    return tool_exit_for(err);
 }
 
 int tool_admin_error(const char *prog, int err)

@@ -105,7 +105,7 @@ def test_help():
     rc, _, err = sluice("dkim")
     check("dkim without a command exits 64", rc == 64 and "usage" in err)
     rc, _, err = sluice("dkim", "frob")
-    check("dkim frob exits 64", rc == 64 and "unknown command" in err, err)
+    check("dkim frob exits 64", rc == 64 and "unknown subcommand" in err, err)
 
 
 def test_keygen_text():

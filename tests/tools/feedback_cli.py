@@ -57,58 +57,17 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
+
+import harness
 
 SLUICE, IDS, SAMPLES = sys.argv[1], sys.argv[2], sys.argv[3]
-T = tempfile.mkdtemp(prefix="sluice-feedback-")
-SPOOL = os.path.join(T, "spool")
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-ENV["SLUICE_PWHASH_FAST"] = "1"
-passed = failed = 0
+# who acts when a call names no user (H.admin[0]): the bootstrap until
+# setup() made the first user, then "ops", an owner of the master, through
+# $SLUICE_USER (the bootstrap ends with the first user)
+H = harness.Cli(SLUICE, "sluice-feedback-")
+T, SPOOL = H.tmp, H.spool
+check, run, ok, write = H.check, H.run, H.ok, H.write
 CID = None
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s%s" % (name, (": " + str(detail)) if detail else ""))
-
-
-# who acts when a call names no user: the bootstrap until setup() made the
-# first user, then "ops", an owner of the master, through $SLUICE_USER (the
-# bootstrap ends with the first user)
-ADMIN = [None]
-
-
-def run(*args, user=None, stdin=None):
-    env = dict(ENV)
-    argv = [SLUICE, "--spool", SPOOL]
-    if user:
-        argv += ["--as", user]
-        env["SLUICE_PASSWORD"] = "pw-" + user
-    elif ADMIN[0]:
-        env["SLUICE_USER"] = ADMIN[0]
-        env["SLUICE_PASSWORD"] = "pw-" + ADMIN[0]
-    p = subprocess.run(argv + list(args), input=stdin, env=env,
-                       capture_output=True, text=True, timeout=60,
-                       stdin=None if stdin is not None else subprocess.DEVNULL)
-    return p.returncode, p.stdout, p.stderr
-
-
-def ok(name, *args, **kw):
-    rc, out, err = run(*args, **kw)
-    check(name + " exits 0", rc == 0, "exit %d: %s" % (rc, err.strip()))
-    return out
-
-
-def write(name, data):
-    path = os.path.join(T, name)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(data)
-    return path
 
 
 def deliveries():
@@ -196,7 +155,7 @@ def setup():
     ok("verify", "domain", "verify", "acme.example", "--force")
     ok("user ops", "user", "add", "ops", "--account", "acme", "--role",
        "owner", "--password-stdin", stdin="pw-ops\n")
-    ADMIN[0] = "ops"
+    H.admin[0] = "ops"
     ok("user viewer", "user", "add", "v", "--account", "acme", "--role",
        "viewer", "--password-stdin", stdin="pw-v\n")
     ok("list", "list", "create", "news", "--account", "acme")
@@ -281,11 +240,8 @@ def test_bounce_rules(D):
             rc, out, err = run("--config", conf, "feedback", "ingest", path,
                                "--json")
         else:
-            ENV["SLUICE_CONFIG"] = conf
-            try:
-                rc, out, err = run("feedback", "ingest", path, "--json")
-            finally:
-                del ENV["SLUICE_CONFIG"]
+            rc, out, err = run("feedback", "ingest", path, "--json",
+                               env_extra={"SLUICE_CONFIG": conf})
         try:
             r = one(json.loads(out))
         except ValueError:
@@ -595,9 +551,8 @@ def main():
         test_roles(D)
         test_suppress()
     finally:
-        shutil.rmtree(T, ignore_errors=True)
-    print("feedback_cli: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+        H.cleanup()
+    sys.exit(H.summary("feedback_cli: "))
 
 
 main()
