@@ -29,12 +29,14 @@
 #include "smtp_reply.h"
 #include "tool.h"
 
+static const char usage_text[] =
+    "usage: sluice bounces classify [--rules FILE] [--json] REPLY\n"
+    "       sluice bounces rules [--rules FILE]\n";
+
 /* Print usage to stderr; returns the usage exit code. */
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: sluice bounces classify [--rules FILE] [--json] REPLY\n"
-            "       sluice bounces rules [--rules FILE]\n");
+    fputs(usage_text, stderr);
     return TOOL_EX_USAGE;
 }
 
@@ -143,28 +145,52 @@ static int do_rules(const char *rules_path)
     return 0;
 }
 
-int tool_bounces_main(struct tool_ctx *ctx, int argc, char **argv)
+/* The options of classify and rules: --rules FILE and at most one
+ * operand; 0, or the usage exit code. */
+static int bounce_args(int argc, char **argv, const char **rules_path,
+                       const char **operand)
 {
-    const char *rules_path = NULL, *reply = NULL;
-    argc = tool_take_json(ctx, argc, argv);
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage();
-        return argc < 2 ? TOOL_EX_USAGE : TOOL_OK;
-    }
-    const char *sub = argv[1];
-    for (int i = 2; i < argc; i++) {
+    *rules_path = *operand = NULL;
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rules") && i + 1 < argc)
-            rules_path = argv[++i];
+            *rules_path = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1])
             return usage();
-        else if (!reply)
-            reply = argv[i];
+        else if (!*operand)
+            *operand = argv[i];
         else
             return usage();
     }
-    if (!strcmp(sub, "classify") && reply)
-        return do_classify(ctx, rules_path, reply);
-    if (!strcmp(sub, "rules") && !reply)
-        return do_rules(rules_path);
-    return usage();
+    return 0;
+}
+
+static int cmd_classify(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *rules_path, *reply;
+    int rc = bounce_args(argc, argv, &rules_path, &reply);
+    if (rc)
+        return rc;
+    return reply ? do_classify(ctx, rules_path, reply) : usage();
+}
+
+static int cmd_rules(struct tool_ctx *ctx, int argc, char **argv)
+{
+    const char *rules_path, *extra;
+    (void)ctx;
+    int rc = bounce_args(argc, argv, &rules_path, &extra);
+    if (rc)
+        return rc;
+    return extra ? usage() : do_rules(rules_path);
+}
+
+int tool_bounces_main(struct tool_ctx *ctx, int argc, char **argv)
+{
+    static const struct tool_cmd cmds[] = {
+        { .name = "classify", .run = cmd_classify },
+        { .name = "rules", .run = cmd_rules },
+    };
+    static const struct tool_group group = {
+        "sluice bounces", usage_text, cmds, TOOL_NCMDS(cmds),
+    };
+    return tool_group_run(ctx, argc, argv, &group);
 }
