@@ -266,19 +266,20 @@ static void remove_idle(struct dest *d, struct smtp_session *s)
         }
 }
 
-static void push_idle(struct dest *d, struct smtp_session *s)
+/* Park s on d's idle list; -ENOMEM when the list cannot grow (the
+ * caller closes s then). */
+static int push_idle(struct dest *d, struct smtp_session *s)
 {
     if (d->nidle == d->capidle) {
         unsigned ncap = d->capidle ? d->capidle * 2 : 4;
         struct smtp_session **n = realloc(d->idle, ncap * sizeof *n);
-        if (!n) {
-            smtp_session_quit(s);
-            return;
-        }
+        if (!n)
+            return -ENOMEM;
         d->idle = n;
         d->capidle = ncap;
     }
     d->idle[d->nidle++] = s;
+    return 0;
 }
 
 /* Whether a session still fits its destination: a reload may have
@@ -321,54 +322,86 @@ static void feed_starved(struct engine *e)
     }
 }
 
-/* Give the session a job, or park it idle (it quits after idle_timeout,
- * or at once when other destinations wait for a session slot). */
+/* What dest_kick() does with an idle session it took off the list. */
+enum fate {
+    FATE_SEND,  /* it may take a job: build one */
+    FATE_SPARE, /* it may, but none goes now: keep it or free the slot */
+    FATE_PARK,  /* keep it idle: no new transaction while outcomes wait */
+    FATE_QUIT,  /* close it */
+};
+
+/* Stage admit (site.c) for one idle session: may it take a job now, by
+ * the policy, the site's connection cap and the site's message rate?
+ * *cap is the site's connection cap (0 without a site). */
+static enum fate admit_session(struct engine *e, struct dest *d,
+                               struct smtp_session *s, unsigned *cap)
+{
+    if (!session_current(d, s) ||
+        smtp_session_jobs(s) >= lim(d)->max_messages_per_connection)
+        return FATE_QUIT;
+    *cap = d->site ? site_conn_limit(d->site) : 0;
+    if (engine_draining(e) ||
+        (d->site && d->site->sessions > *cap)) /* backoff cut the concurrency */
+        return FATE_QUIT;
+    if (!engine_spool_writable(e))
+        return FATE_PARK;
+    if (d->site && !site_take(d->site, 0))
+        return FATE_SPARE;
+    return FATE_SEND;
+}
+
+/* A job s could not take after all (not ready): its items go back in
+ * front of d's queue. */
+static void put_back(struct dest *d, struct job_ctx *j)
+{
+    d->busy--;
+    for (size_t i = j->job.nrcpt; i-- > 0;) {
+        j->items[i]->next = d->head;
+        d->head = j->items[i];
+        if (!d->tail)
+            d->tail = j->items[i];
+    }
+    d->ngroups++;
+    count_items(d, (int)j->job.nrcpt);
+    free(j);
+}
+
+/* Stage tidy: the one place an idle session of d is parked or closed. */
+static void tidy(struct dest *d, struct smtp_session *s, enum fate f)
+{
+    if (f == FATE_PARK && push_idle(d, s))
+        f = FATE_QUIT; /* no room on the idle list */
+    if (f == FATE_QUIT)
+        smtp_session_quit(s);
+}
+
+/* One idle session through the pipeline: admit it (site.c), build its
+ * job (job.c), hand the job over (smtp_session.c), or tidy it: park it
+ * idle (it quits after idle_timeout) or close it at once when other
+ * destinations wait for a session slot. */
 static void feed_session(struct engine *e, struct dest *d,
                          struct smtp_session *s)
 {
-    if (engine_draining(e) || !session_current(d, s) ||
-        smtp_session_jobs(s) >= lim(d)->max_messages_per_connection) {
-        smtp_session_quit(s);
-        return;
-    }
-    if (d->site && d->site->sessions > site_conn_limit(d->site)) {
-        smtp_session_quit(s); /* backoff cut the concurrency */
-        return;
-    }
-    if (!engine_spool_writable(e)) {
-        push_idle(d, s); /* no new transaction while outcomes wait */
-        return;
-    }
-    struct job_ctx *j = d->site && !site_take(d->site, 0) ? NULL
-                                                         : job_build(e, d);
+    unsigned cap = 0;
+    enum fate f = admit_session(e, d, s, &cap);
+    struct job_ctx *j = f == FATE_SEND ? job_build(e, d) : NULL;
     if (j && d->site)
         site_take(d->site, (unsigned)j->job.nrcpt);
-    if (!j) {
+    if (j) { /* hand over (smtp_session.c) */
+        d->busy++;
+        if (smtp_session_send(s, &j->job))
+            put_back(d, j);
+        return;
+    }
+    if (f == FATE_SEND || f == FATE_SPARE)
         /* nothing left here: give the slot back at once when the global
          * cap or the site's cap may keep another destination waiting
          * (parked, it would hold the site's slot for idle_timeout) */
-        if (!d->nitems && (e->dests.starved_head ||
+        f = !d->nitems && (e->dests.starved_head ||
                            (d->site && d->site->ndests > 1 &&
-                            d->site->sessions >= site_conn_limit(d->site))))
-            smtp_session_quit(s);
-        else
-            push_idle(d, s);
-        return;
-    }
-    d->busy++;
-    if (smtp_session_send(s, &j->job)) {
-        /* not ready after all: put the items back in front */
-        d->busy--;
-        for (size_t i = j->job.nrcpt; i-- > 0;) {
-            j->items[i]->next = d->head;
-            d->head = j->items[i];
-            if (!d->tail)
-                d->tail = j->items[i];
-            count_items(d, 1);
-        }
-        d->ngroups++;
-        free(j);
-    }
+                            d->site->sessions >= cap))
+            ? FATE_QUIT : FATE_PARK;
+    tidy(d, s, f);
 }
 
 /* A job to pipeline behind the end of data the session is sending. */
@@ -535,19 +568,46 @@ static int open_session(struct engine *e, struct dest *d)
     return 0;
 }
 
+/* Stage route (route.c): a destination with mail waiting needs an
+ * answer; one whose answer expired while it had no session asks again. */
+static void kick_route(struct engine *e, struct dest *d)
+{
+    if (!d->nitems || engine_draining(e))
+        return;
+    if (d->dns == DS_READY && d->sessions == 0 &&
+        (int64_t)engine_now_ms() > d->dns_expires_ms)
+        d->dns = DS_NONE;
+    if (d->dns == DS_NONE)
+        route_resolve(e, d);
+}
+
+/* Stage connect (smtp_session.c): open sessions while groups wait with no
+ * session for them, the spool can record outcomes and the site's (or the
+ * domain's) connection limit allows; at the global cap, wait in line. */
+static void open_sessions(struct engine *e, struct dest *d)
+{
+    while (!engine_draining(e) && engine_spool_writable(e) &&
+           (int)d->ngroups > (int)d->sessions - (int)d->busy &&
+           (d->site ? site_may_connect(d->site)
+                    : d->sessions < d->pol->max_connections)) {
+        if (e->dests.sessions >= e->cfg.max_connections) {
+            starve(e, d);
+            break;
+        }
+        if (open_session(e, d))
+            break;
+    }
+}
+
+/* Move d forward, in message order: route, admit, build and hand over to
+ * the idle sessions, connect more, tidy what is left idle. */
 void dest_kick(struct engine *e, struct dest *d)
 {
     if (d->in_kick)
         return;
     d->in_kick = true;
-    if (d->nitems && !engine_draining(e)) {
-        if (d->dns == DS_READY && d->sessions == 0 &&
-            (int64_t)engine_now_ms() > d->dns_expires_ms)
-            d->dns = DS_NONE;
-        if (d->dns == DS_NONE)
-            route_resolve(e, d);
-    }
-    int64_t until = 0;
+    kick_route(e, d);
+    int64_t until = 0; /* admit (site.c): paused, or the site stopped */
     if (d->dns == DS_READY &&
         (d->paused || (d->site && site_stopped(d->site, &until)))) {
         /* suspended or paused: nothing goes; what waits here goes back to
@@ -555,11 +615,8 @@ void dest_kick(struct engine *e, struct dest *d)
         dest_hold(e, d, until ? until : (int64_t)engine_now_ms() +
                                         e->cfg.pause_recheck_ms);
         while (d->nidle)
-            smtp_session_quit(d->idle[--d->nidle]);
-        d->in_kick = false;
-        return;
-    }
-    if (d->dns == DS_READY) {
+            tidy(d, d->idle[--d->nidle], FATE_QUIT);
+    } else if (d->dns == DS_READY) {
         job_prefetch(e, d);
         while (d->nidle && d->nitems && engine_spool_writable(e)) {
             struct smtp_session *s = d->idle[--d->nidle];
@@ -567,17 +624,7 @@ void dest_kick(struct engine *e, struct dest *d)
             if (d->nidle && d->idle[d->nidle - 1] == s)
                 break; /* parked again: no body composed yet */
         }
-        while (!engine_draining(e) && engine_spool_writable(e) &&
-               (int)d->ngroups > (int)d->sessions - (int)d->busy &&
-               (d->site ? site_may_connect(d->site)
-                        : d->sessions < d->pol->max_connections)) {
-            if (e->dests.sessions >= e->cfg.max_connections) {
-                starve(e, d);
-                break;
-            }
-            if (open_session(e, d))
-                break;
-        }
+        open_sessions(e, d);
     }
     d->in_kick = false;
 }
