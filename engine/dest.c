@@ -654,7 +654,7 @@ void dest_quit_idle(struct engine *e)
     for (size_t b = 0; b < e->dests.cap; b++)
         for (struct dest *d = e->dests.tab[b]; d; d = d->hnext)
             while (d->nidle)
-                smtp_session_quit(d->idle[--d->nidle]);
+                tidy(d, d->idle[--d->nidle], FATE_QUIT);
 }
 
 void dest_abort_all(struct engine *e)
