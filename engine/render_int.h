@@ -142,7 +142,8 @@ struct mackey {
     struct evp_md_ctx_st *in, *out;
 };
 
-/* Key an HMAC; RENDER_E_CRYPTO if OpenSSL fails. */
+/* Key an HMAC with the token secret; RENDER_E_ARG for a secret NULL or
+ * shorter than RENDER_SECRET_MIN, RENDER_E_CRYPTO if OpenSSL fails. */
 int render_mackey_init(struct mackey *k, const unsigned char *secret,
                        size_t slen);
 /* Release a key (also a failed or zeroed one). */

@@ -123,6 +123,9 @@ int render_mackey_init(struct mackey *k, const unsigned char *secret,
     unsigned char key[64] = { 0 }, pad[64];
     unsigned int kl = 0;
     int ok = 0;
+    k->in = k->out = NULL;
+    if (secret == NULL || slen < RENDER_SECRET_MIN)
+        return RENDER_E_ARG;
     k->in = EVP_MD_CTX_new();
     k->out = EVP_MD_CTX_new();
     EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -239,8 +242,6 @@ int render_verp_token(const unsigned char *secret, size_t secret_len,
                       size_t toklen)
 {
     struct mackey k;
-    if (secret == NULL || secret_len < RENDER_SECRET_MIN)
-        return RENDER_E_ARG;
     int rc = render_mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;
@@ -254,8 +255,6 @@ int render_unsub_token(const unsigned char *secret, size_t secret_len,
                        char *tok, size_t toklen)
 {
     struct mackey k;
-    if (secret == NULL || secret_len < RENDER_SECRET_MIN)
-        return RENDER_E_ARG;
     int rc = render_mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;
@@ -379,8 +378,6 @@ int render_msgid(const unsigned char *secret, size_t secret_len,
                  char *out, size_t outlen)
 {
     struct mackey k;
-    if (secret == NULL || secret_len < RENDER_SECRET_MIN)
-        return RENDER_E_ARG;
     int rc = render_mackey_init(&k, secret, secret_len);
     if (rc)
         return rc;

@@ -30,11 +30,7 @@ static const struct queue_actor boot = { "(bootstrap)", "uid:0",
 static struct queue *campaign_spool(struct tdir *t, unsigned flags)
 {
     struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE | flags, NULL);
-    uint32_t id;
-    E(queue_account_create(q, "acme", 0, NULL, &boot, &id));
-    assert_int_equal(id, 1);
-    E(queue_account_create(q, "shop", 0, NULL, &boot, &id));
-    assert_int_equal(id, 2);
+    test_acme_shop(q, &boot);
     return q;
 }
 

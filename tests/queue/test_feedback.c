@@ -31,11 +31,7 @@ static struct queue *feedback_spool(const char *path,
 {
     test_clock_set(T0);
     struct queue *q = open_q(path, QUEUE_OPEN_CREATE, o);
-    uint32_t id;
-    E(queue_account_create(q, "acme", 0, NULL, &boot, &id));
-    assert_int_equal(id, 1);
-    E(queue_account_create(q, "shop", 0, NULL, &boot, &id));
-    assert_int_equal(id, 2);
+    test_acme_shop(q, &boot);
     return q;
 }
 

@@ -28,11 +28,8 @@ static struct queue *hygiene_spool(struct tdir *t)
     struct queue_options o = { .soft_bounce_limit = 3, .soft_bounce_days = 7 };
     test_clock_set(T0);
     struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, &o);
+    test_acme_shop(q, &boot);
     uint32_t id;
-    E(queue_account_create(q, "acme", 0, NULL, &boot, &id));
-    assert_int_equal(id, 1);
-    E(queue_account_create(q, "shop", 0, NULL, &boot, &id));
-    assert_int_equal(id, 2);
     struct queue_account_change own = { .set = QUEUE_AC_SUPPRESSION,
                                         .suppression_shared = false };
     E(queue_account_create(q, "solo", 0, &own, &boot, &id));

@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "queue.h"
+#include "queue_admin.h"
 
 /* Fail unless expr (an int or long queue code) is 0. */
 #define E(expr)                                                              \
@@ -122,6 +123,20 @@ static int64_t test_clock(void)
 static inline void test_clock_set(int64_t t)
 {
     __atomic_store_n(&test_now, t, __ATOMIC_SEQ_CST);
+}
+
+/* ---------------------------------------------------------- accounts */
+
+/* Make the master acme (id 1) and its sub-account shop (id 2, sharing
+ * acme's suppression list) in q, as by. */
+static inline void test_acme_shop(struct queue *q,
+                                  const struct queue_actor *by)
+{
+    uint32_t id;
+    assert_int_equal(queue_account_create(q, "acme", 0, NULL, by, &id), 0);
+    assert_int_equal(id, 1);
+    assert_int_equal(queue_account_create(q, "shop", 0, NULL, by, &id), 0);
+    assert_int_equal(id, 2);
 }
 
 /* ------------------------------------------------------------- sizes */
