@@ -32,6 +32,7 @@
 
 #include "engine.h"
 #include "queue_admin.h"
+#include "queue_campaign.h"
 
 struct load_ctx {
     struct eng_account *v;
@@ -182,7 +183,40 @@ int64_t accounts_hold(struct engine *e, struct item *it)
     return 0;
 }
 
-void accounts_sent(struct engine *e, struct item *it)
+bool accounts_stop(struct engine *e, const struct item *it,
+                   struct queue_outcome *o)
+{
+    const struct eng_account *a = accounts_get(e, it->account);
+    if (a && a->held) {
+        /* disabled (or its master): no new transaction; back to the
+         * spool, parked until it is enabled.  accounts_load() takes such
+         * items back as it loads; this is the last look before a MAIL
+         * FROM. */
+        *o = (struct queue_outcome){
+            .delivery = it->id, .type = QUEUE_EV_NONE,
+            .retry_at = queue_account_park_time(it->account) };
+        return true;
+    }
+    if (!it->campaign || it->body->err)
+        return false;
+    /* the list was checked when the message was rendered; this second
+     * look, as the message is handed to a session, catches an
+     * unsubscribe that came in between (one read transaction) */
+    uint32_t owner = a && a->suppression_owner ? a->suppression_owner
+                                               : it->account;
+    bool yes = false;
+    if (queue_suppressed(e->q, owner, it->rcpt, &yes) || !yes)
+        return false;
+    *o = (struct queue_outcome){ .delivery = it->id,
+                                 .type = QUEUE_EV_EXPIRED,
+                                 .enhanced = "5.7.1",
+                                 .category = QUEUE_CAT_OTHER,
+                                 .text = "suppressed: unsubscribed before "
+                                         "sending" };
+    return true;
+}
+
+void accounts_release(struct engine *e, struct item *it)
 {
     if (!it->capped)
         return;
@@ -192,19 +226,9 @@ void accounts_sent(struct engine *e, struct item *it)
         return;
     if (a->pending)
         a->pending--;
-    a->sent_today++;
+    if (it->attempted)
+        a->sent_today++;
 }
-
-void accounts_release(struct engine *e, struct item *it)
-{
-    if (!it->capped)
-        return;
-    it->capped = false;
-    struct eng_account *a = (struct eng_account *)accounts_get(e, it->account);
-    if (a && a->pending)
-        a->pending--;
-}
-
 void accounts_close(struct engine *e)
 {
     free(e->accounts.v);

@@ -32,6 +32,7 @@
 #include "signer.h"
 
 #define COMPOSE_BATCH 8
+#define CAMPAIGN_BODY (1ull << 63)   /* body keys of campaign recipients */
 
 /* Bodies to compose in one trip to the worker pool, and the destinations
  * that asked for them (kicked when they are ready). */
@@ -73,7 +74,9 @@ static int body_grow(struct body_cache *bc)
     return 0;
 }
 
-struct body *body_get(struct engine *e, uint64_t key, bool *fresh)
+/* The body under key (a message id, or a campaign delivery's own key), or
+ * a new empty one (refs 0, *fresh set); NULL out of memory. */
+static struct body *body_get(struct engine *e, uint64_t key, bool *fresh)
 {
     struct body_cache *bc = &e->bodies;
     *fresh = false;
@@ -94,6 +97,25 @@ struct body *body_get(struct engine *e, uint64_t key, bool *fresh)
     bc->n++;
     *fresh = true;
     return b;
+}
+
+bool body_attach(struct engine *e, const struct queue_claim *c,
+                 struct item *it)
+{
+    bool fresh;
+    struct body *b = body_get(e, c->campaign ? c->id | CAMPAIGN_BODY
+                                             : c->ref, &fresh);
+    if (!b)
+        return false;
+    if (fresh) { /* composed when its destination gets near it */
+        b->account = c->account;
+        b->campaign = c->campaign;
+        b->contact = c->campaign ? c->ref : 0;
+        b->delivery = c->id;
+    }
+    b->refs++;
+    it->body = b;
+    return true;
 }
 
 /* Free one body and what it owns. */
@@ -274,6 +296,28 @@ void body_compose(struct engine *e, struct body **bodies, size_t n,
         bodies[i]->refs++;
         bodies[i]->composing = true;
     }
+}
+
+bool body_stop(const struct body *b, uint64_t delivery,
+               struct queue_outcome *o)
+{
+    if (!b->err)
+        return false;
+    /* no From: to sign for, or a message the rules refuse (a NUL byte in
+     * an old spool's message), is the message's own fault: bounce it; a
+     * missing key or a failure here may be fixed: try later */
+    bool perm = b->err == SIGNER_E_NOFROM || b->err == SIGNER_E_BADMSG;
+    /* suppressed or deleted contacts end without being sent */
+    bool drop = b->err == ENGINE_E_SUPPRESSED || b->err == ENGINE_E_GONE;
+    *o = (struct queue_outcome){
+        .delivery = delivery,
+        .type = drop ? QUEUE_EV_EXPIRED
+                : perm ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
+        .enhanced = drop ? "5.7.1" : perm ? "5.6.0"
+                    : b->err == SIGNER_E_NOKEY ? "4.7.5" : "4.3.0",
+        .category = perm ? QUEUE_CAT_CONTENT : QUEUE_CAT_OTHER,
+        .text = b->errtext ? b->errtext : engine_strerror(b->err) };
+    return true;
 }
 
 void body_wait(struct engine *e, struct dest *d)

@@ -130,6 +130,40 @@ bool engine_paused(const struct engine *e, int kind, const char *name)
     return false;
 }
 
+bool controls_claim(struct engine *e, const struct queue_claim *c,
+                    struct item *it, struct queue_outcome *o,
+                    bool *domain_paused)
+{
+    *domain_paused = engine_paused(e, QUEUE_CTL_DOMAIN,
+                                   c->rcpt + c->domain_off);
+    if (c->campaign && (c->cancelled ||
+                        engine_paused(e, QUEUE_CTL_CANCELLED,
+                                      engine_campaign_ctl_name(c->campaign)))) {
+        *o = (struct queue_outcome){ .delivery = c->id,
+                                     .type = QUEUE_EV_EXPIRED,
+                                     .enhanced = "5.0.0",
+                                     .category = QUEUE_CAT_OTHER,
+                                     .text = "campaign cancelled" };
+        return true;
+    }
+    if (c->campaign && engine_paused(e, QUEUE_CTL_CAMPAIGN,
+                                     engine_campaign_ctl_name(c->campaign))) {
+        /* parked in the spool until `sluice campaign resume` */
+        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
+                                     .retry_at = queue_park_time(c->campaign) };
+        return true;
+    }
+    /* a disabled account (parked until it is enabled), or one at its daily
+     * cap (until the next UTC day): the mail waits in the spool */
+    int64_t hold = c->account ? accounts_hold(e, it) : 0;
+    if (hold) {
+        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
+                                     .retry_at = hold };
+        return true;
+    }
+    return false;
+}
+
 void controls_free(struct engine *e)
 {
     free(e->controls.v);

@@ -41,6 +41,7 @@
 /* How long a destination whose opportunistic STARTTLS failed gets
  * sessions without TLS before TLS is tried again. */
 #define DEST_CLEAR_MS (60 * 60 * 1000)
+#define DEST_MAX_WAITING 2000   /* items waiting at one destination, at most */
 
 /* Count waiting items on the destination and on its site. */
 static void count_items(struct dest *d, int delta)
@@ -86,7 +87,10 @@ static int grow_dests(struct engine *e)
     return 0;
 }
 
-struct dest *dest_get(struct engine *e, const char *domain)
+/* The destination of domain, or a new one (paused when paused says so);
+ * NULL out of memory. */
+static struct dest *dest_get(struct engine *e, const char *domain,
+                             bool paused)
 {
     if (e->dests.cap) {
         for (struct dest *d = e->dests.tab[hash_str(domain) & (e->dests.cap - 1)]; d;
@@ -101,18 +105,18 @@ struct dest *dest_get(struct engine *e, const char *domain)
         return NULL;
     snprintf(d->domain, sizeof d->domain, "%s", domain);
     d->e = e;
-    d->paused = engine_paused(e, QUEUE_CTL_DOMAIN, domain);
-    d->pol = config_domain(&e->cfg, domain);
+    d->paused = paused;
     size_t b = hash_str(domain) & (e->dests.cap - 1);
     d->hnext = e->dests.tab[b];
     e->dests.tab[b] = d;
     e->dests.n++;
+    d->pol = config_domain(&e->cfg, domain);
     return d;
 }
 
-void dest_add_item(struct engine *e, struct dest *d, struct item *it)
+/* File item it at the end of d's queue. */
+static void add_item(struct dest *d, struct item *it)
 {
-    (void)e;
     it->next = NULL;
     it->dest = d;
     if (!d->tail || d->tail->body != it->body || !it->body)
@@ -129,21 +133,49 @@ void dest_add_item(struct engine *e, struct dest *d, struct item *it)
     count_items(d, 1);
 }
 
-void dest_unlink(struct dest *d, struct item *prev, struct item *it)
+/* When a claim goes back to the spool rather than wait at destination d
+ * (unix seconds), 0 when it may wait here: d is paused, its site stopped,
+ * or it holds its share of the in-flight budget already. */
+static int64_t waits_in_spool(struct engine *e, const struct dest *d)
 {
-    if (prev) prev->next = it->next; else d->head = it->next;
-    if (d->tail == it) d->tail = prev;
-    count_items(d, -1);
+    int64_t until;
+    if (d->paused)
+        return engine_now() + e->cfg.pause_recheck_ms / 1000;
+    if (d->site && site_stopped(d->site, &until))
+        return until ? (until + 999) / 1000
+                     : engine_now() + e->cfg.pause_recheck_ms / 1000;
+    /* a slow or throttled site holds at most a share of the in-flight
+     * budget in memory; the rest waits in the spool, so it never starves
+     * others */
+    unsigned cap = e->cfg.max_inflight / 4;
+    if (cap > DEST_MAX_WAITING)
+        cap = DEST_MAX_WAITING;
+    if (cap < 100)
+        cap = 100;
+    if (d->nitems >= cap || (d->site && d->site->waiting >= cap))
+        return engine_now() + 15;
+    return 0;
 }
 
-/* Keep the transaction estimate within what is left. */
-static void fix_groups(struct dest *d)
+int dest_file(struct engine *e, const struct queue_claim *c, struct item *it,
+              bool domain_paused, struct dest **dp, struct queue_outcome *o)
 {
-    if (d->ngroups > d->nitems)
-        d->ngroups = d->nitems;
-    if (d->nitems && !d->ngroups)
-        d->ngroups = 1;
+    struct dest *d = dest_get(e, c->rcpt + c->domain_off, domain_paused);
+    *dp = NULL;
+    if (!d)
+        return -ENOMEM;
+    int64_t retry_at = waits_in_spool(e, d);
+    if (retry_at) {
+        *o = (struct queue_outcome){ .delivery = it->id,
+                                     .type = QUEUE_EV_NONE,
+                                     .retry_at = retry_at };
+        return 0;
+    }
+    add_item(d, it);
+    *dp = d;
+    return 1;
 }
+
 
 /* Take every waiting item out and give each a copy of outcome o. */
 static void record_all(struct engine *e, struct dest *d,
@@ -168,14 +200,32 @@ static void record_all(struct engine *e, struct dest *d,
     d->ngroups = 0;
 }
 
-void dest_groups_taken(struct dest *d, bool run_ended)
+void dest_take(struct dest *d, size_t n, bool run_ended)
 {
+    struct item *prev = NULL, *it = d->head;
+    size_t gone = 0;
+    while (it && gone < n) {
+        struct item *next = it->next;
+        if (it->taken) {
+            it->taken = false;
+            if (prev) prev->next = next; else d->head = next;
+            if (d->tail == it) d->tail = prev;
+            gone++;
+        } else {
+            prev = it;
+        }
+        it = next;
+    }
     if (run_ended)
         d->ngroups--;
-    fix_groups(d);
-}
-
-size_t dest_drop_items(struct engine *e,
+    /* the transaction estimate within what is left */
+    unsigned left = d->nitems - (unsigned)gone;
+    if (d->ngroups > left)
+        d->ngroups = left;
+    if (left && !d->ngroups)
+        d->ngroups = 1;
+    count_items(d, -(int)gone);
+}size_t dest_drop_items(struct engine *e,
                        bool (*pick)(struct engine *e, const struct item *it,
                                     void *arg, struct queue_outcome *o),
                        void *arg)
@@ -375,8 +425,31 @@ static void tidy(struct dest *d, struct smtp_session *s, enum fate f)
         smtp_session_quit(s);
 }
 
+/* The next job for a session of d (job.c), charged to the rates it goes
+ * under (limits.c: account, campaign; site.c); NULL when none can go now,
+ * and d waits for the rate or the body that holds it back. */
+static struct job_ctx *next_job(struct engine *e, struct dest *d)
+{
+    struct job_wait w;
+    struct job_ctx *j;
+    job_prefetch(e, d);
+    while (!(j = job_build(e, d, &w)) && w.again)
+        ;
+    if (j) {
+        limits_charge(e, j->items[0], (unsigned)j->job.nrcpt);
+        if (d->site)
+            site_take(d->site, (unsigned)j->job.nrcpt);
+        return j;
+    }
+    if (w.ms > 0)
+        limits_wait_dest(e, d, w.ms);
+    if (w.composing)
+        body_wait(e, d);
+    return NULL;
+}
+
 /* One idle session through the pipeline: admit it (site.c), build its
- * job (job.c), hand the job over (smtp_session.c), or tidy it: park it
+ * job (next_job), hand the job over (smtp_session.c), or tidy it: park it
  * idle (it quits after idle_timeout) or close it at once when other
  * destinations wait for a session slot. */
 static void feed_session(struct engine *e, struct dest *d,
@@ -384,9 +457,7 @@ static void feed_session(struct engine *e, struct dest *d,
 {
     unsigned cap = 0;
     enum fate f = admit_session(e, d, s, &cap);
-    struct job_ctx *j = f == FATE_SEND ? job_build(e, d) : NULL;
-    if (j && d->site)
-        site_take(d->site, (unsigned)j->job.nrcpt);
+    struct job_ctx *j = f == FATE_SEND ? next_job(e, d) : NULL;
     if (j) { /* hand over (smtp_session.c) */
         d->busy++;
         if (smtp_session_send(s, &j->job))
@@ -414,11 +485,9 @@ static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
         smtp_session_jobs(s) + 2 > lim(d)->max_messages_per_connection ||
         (d->site && !site_take(d->site, 0)))
         return NULL;
-    struct job_ctx *j = job_build(e, d);
+    struct job_ctx *j = next_job(e, d);
     if (!j)
         return NULL;
-    if (d->site)
-        site_take(d->site, (unsigned)j->job.nrcpt);
     d->busy++;
     return &j->job;
 }

@@ -93,6 +93,8 @@ struct item {
     uint16_t attempts;
     bool capped;         /* counted against its account's daily cap, not
                           * handed to a receiver yet */
+    bool taken;          /* marked by job_build() to leave its dest */
+    bool attempted;      /* handed to a receiver: counts as sent */
     int64_t created;
     struct dest *dest;
     struct body *body;
@@ -329,6 +331,14 @@ void controls_apply(struct engine *e);
 bool engine_paused(const struct engine *e, int kind, const char *name);
 /* A campaign's name in the pause list: its decimal id (a static buffer). */
 const char *engine_campaign_ctl_name(uint64_t id);
+/* What the live controls say of claim c (item it) on its way in: its
+ * campaign cancelled (ended) or paused (parked until resumed), its
+ * account disabled or at its daily cap (parked); true, with o filled,
+ * when the claim stops here.  *domain_paused says whether its domain is
+ * paused (for the destination it may create). */
+bool controls_claim(struct engine *e, const struct queue_claim *c,
+                    struct item *it, struct queue_outcome *o,
+                    bool *domain_paused);
 void controls_free(struct engine *e);
 
 /* spool_errors.c */
@@ -347,7 +357,11 @@ void engine_spool_result(struct engine *e, enum engine_spool_op op,
 /* body.c */
 /* The body under key (a message id, or a campaign delivery's own key), or
  * a new empty one (refs 0, *fresh set); NULL out of memory. */
-struct body *body_get(struct engine *e, uint64_t key, bool *fresh);
+/* Give item it (of claim c) its body: the message's, shared by its
+ * recipients, or a campaign recipient's own; made (empty, composed when
+ * its destination gets near it) when new.  False out of memory. */
+bool body_attach(struct engine *e, const struct queue_claim *c,
+                 struct item *it);
 /* Drop one reference; the last frees the body.  NULL is fine. */
 void body_unref(struct engine *e, struct body *b);
 /* Have bodies composed for destination d, which is kicked when they are
@@ -359,6 +373,11 @@ void body_compose(struct engine *e, struct body **bodies, size_t n,
  * destination): kick it when a shared body is ready. */
 void body_wait(struct engine *e, struct dest *d);
 bool body_composing(const struct engine *e);
+/* Whether delivery's body b could not be composed: fills o (bounced when
+ * the message is at fault, ended for a suppressed or deleted contact,
+ * else deferred). */
+bool body_stop(const struct body *b, uint64_t delivery,
+               struct queue_outcome *o);
 /* The body takes the composed wire forms w and w7 (their buffers). */
 struct wire;
 void body_take_wire(struct body *b, const struct wire *w,
@@ -375,6 +394,9 @@ void outcome_job(struct engine *e, struct site *site, struct item **items,
                  struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx);
 /* Free an item (its account's claim and its body reference go too). */
 void engine_item_free(struct engine *e, struct item *it);
+/* Give item it's claim back to the spool without an outcome (out of
+ * memory on its way in) and free it. */
+void outcome_release(struct engine *e, struct item *it);
 /* n items were claimed (count them in flight), or ended without an
  * outcome (their claims given back or ending with the process). */
 void outcome_claimed(struct engine *e, size_t n);
@@ -427,8 +449,13 @@ bool accounts_held(const struct engine *e, uint32_t id);
  * (unix seconds; queue_account_park_time() for a held account) the item's
  * account's mail must wait */
 int64_t accounts_hold(struct engine *e, struct item *it);
-/* it is handed to a receiver (sent) or dropped (not sent) */
-void accounts_sent(struct engine *e, struct item *it);
+/* Whether item it must end before it goes to a session: its account held
+ * (parked until it is enabled) or, a campaign recipient, unsubscribed
+ * since its message was rendered (expired, not sent).  Fills o. */
+bool accounts_stop(struct engine *e, const struct item *it,
+                   struct queue_outcome *o);
+/* it ends here: sent (it->attempted) or not, it leaves its account's
+ * pending count */
 void accounts_release(struct engine *e, struct item *it);
 void accounts_close(struct engine *e);
 /* Every account as applied (sorted by id); returns how many. */
@@ -443,8 +470,12 @@ void limits_wait_dest(struct engine *e, struct dest *d, double ms);
 void limits_close(struct engine *e);
 
 /* dest.c */
-struct dest *dest_get(struct engine *e, const char *domain);
-void dest_add_item(struct engine *e, struct dest *d, struct item *it);
+/* File item it of claim c under its destination (made when new, paused
+ * when domain_paused): 1 with *d set; 0 with o filled when the claim goes
+ * back to the spool instead (the destination paused, its site stopped,
+ * or it holds its share of the in-flight budget); -ENOMEM. */
+int dest_file(struct engine *e, const struct queue_claim *c, struct item *it,
+              bool domain_paused, struct dest **d, struct queue_outcome *o);
 void dest_kick(struct engine *e, struct dest *d);
 void dest_refresh_policies(struct engine *e);
 void dest_quit_idle(struct engine *e);
@@ -464,11 +495,10 @@ void dest_set_paused(struct engine *e, struct dest *d, bool paused);
 void dest_fail_all(struct engine *e, struct dest *d, int type, int code,
                    const char *enh, const char *text, const char *mx);
 
-/* Unlink waiting item it (after prev) from d; then, once a job has
- * taken what it takes, dest_groups_taken() (run_ended: the job took the
- * last of a run of items sharing a body). */
-void dest_unlink(struct dest *d, struct item *prev, struct item *it);
-void dest_groups_taken(struct dest *d, bool run_ended);
+/* Unlink the n waiting items of d marked taken (all among the first
+ * ones: those job_build() looked at); run_ended: the job took the last
+ * of a run of items sharing a body. */
+void dest_take(struct dest *d, size_t n, bool run_ended);
 
 /* job.c: jobs for sessions, made from a destination's waiting items */
 /* The state a job carries through its session. */
@@ -478,10 +508,19 @@ struct job_ctx {
     struct item **items;
     struct smtp_rcpt rcpts[];
 };
+/* Why job_build() made no job: a rate holds every ready item for ms, a
+ * body is being composed, or again (items were ended on the way: build
+ * again). */
+struct job_wait {
+    double ms;
+    bool composing;
+    bool again;
+};
 /* A job from the first waiting item whose body is composed, with the
- * other recipients of the same message that wait at d; NULL when none
- * can go now (d then waits for a body or a rate). */
-struct job_ctx *job_build(struct engine *e, struct dest *d);
+ * other recipients of the same message that wait at d; items that must
+ * not go are ended on the way.  NULL when none can go now (w says why). */
+struct job_ctx *job_build(struct engine *e, struct dest *d,
+                          struct job_wait *w);
 /* Have the bodies of d's next items composed. */
 void job_prefetch(struct engine *e, struct dest *d);
 

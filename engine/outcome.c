@@ -286,20 +286,27 @@ void engine_item_free(struct engine *e, struct item *it)
     free(it);
 }
 
+void outcome_release(struct engine *e, struct item *it)
+{
+    queue_release(e->q, it->id);
+    outcome_forget(e, 1);
+    engine_item_free(e, it);
+}
+
 void outcome_job(struct engine *e, struct site *site, struct item **items,
                  struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx)
 {
     struct queue_outcome o[nrcpt];
+    struct item *cut[nrcpt];
     int64_t now = engine_now();
-    size_t n = 0;
+    size_t n = 0, ncut = 0;
     for (size_t i = 0; i < nrcpt; i++) {
         const struct smtp_rcpt *r = &rcpts[i];
         struct item *it = items[i];
         if (engine_drain_aborted(e) && r->local && r->status == RS_TEMPFAIL) {
             /* cut short by shutdown: no attempt recorded, the claim ends
              * with the process and the delivery is due again */
-            engine_item_free(e, it);
-            e->out.inflight--;
+            cut[ncut++] = it;
             continue;
         }
         int type = r->status == RS_DELIVERED ? QUEUE_EV_DELIVERED
@@ -322,11 +329,15 @@ void outcome_job(struct engine *e, struct site *site, struct item **items,
                                   : type == QUEUE_EV_EXPIRED
                                   ? QUEUE_CAT_EXPIRED : 0),
         };
+        it->attempted = true; /* counts against its daily cap for good */
         items[n] = it;
         n++;
     }
     if (n)
         engine_record(e, items, n, o);
+    for (size_t i = 0; i < ncut; i++)
+        engine_item_free(e, cut[i]);
+    e->out.inflight -= ncut;
 }
 
 

@@ -33,97 +33,14 @@
 #include "queue_admin.h"
 #include "tls.h"
 
-#define CAMPAIGN_BODY (1ull << 63)   /* body keys of campaign recipients */
-#define DEST_MAX_WAITING 2000
 
 /* ---------------------------------------------------------------- claims */
 
-/* Whether claim c (item it) ends or goes back to the spool before it
- * reaches a destination: past its maximum age (expired), of a held or
- * capped account (parked until enabled, or the next UTC day), of a
- * cancelled campaign (ended) or a paused one (parked until resumed).
- * Fills o when it does. */
-static bool claim_stops(struct engine *e, const struct queue_claim *c,
-                        struct item *it, struct queue_outcome *o)
-{
-    if (engine_now() >= c->created + e->cfg.max_age) {
-        *o = (struct queue_outcome){ .delivery = c->id,
-                                     .type = QUEUE_EV_EXPIRED,
-                                     .enhanced = "4.4.7",
-                                     .category = QUEUE_CAT_EXPIRED,
-                                     .text = "maximum age reached before "
-                                             "delivery" };
-        return true;
-    }
-    int64_t hold = c->account ? accounts_hold(e, it) : 0;
-    if (hold) {
-        /* a disabled account (parked until it is enabled), or one at its
-         * daily cap (until the next UTC day): the mail waits in the
-         * spool */
-        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
-                                     .retry_at = hold };
-        return true;
-    }
-    if (c->campaign && (c->cancelled ||
-                        engine_paused(e, QUEUE_CTL_CANCELLED,
-                                      engine_campaign_ctl_name(c->campaign)))) {
-        *o = (struct queue_outcome){ .delivery = c->id,
-                                     .type = QUEUE_EV_EXPIRED,
-                                     .enhanced = "5.0.0",
-                                     .category = QUEUE_CAT_OTHER,
-                                     .text = "campaign cancelled" };
-        return true;
-    }
-    if (c->campaign && engine_paused(e, QUEUE_CTL_CAMPAIGN,
-                                     engine_campaign_ctl_name(c->campaign))) {
-        /* parked in the spool until `sluice campaign resume` */
-        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
-                                     .retry_at = queue_park_time(c->campaign) };
-        return true;
-    }
-    return false;
-}
-
-/* Whether claim c goes back to the spool rather than wait at destination
- * d: d is paused, its site stopped, or it holds its share of the
- * in-flight budget already.  Fills o when it does. */
-static bool claim_waits_in_spool(struct engine *e, const struct queue_claim *c,
-                                 const struct dest *d,
-                                 struct queue_outcome *o)
-{
-    int64_t until;
-    if (d->paused) {
-        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
-                                     .retry_at = engine_now() +
-                                         e->cfg.pause_recheck_ms / 1000 };
-        return true;
-    }
-    if (d->site && site_stopped(d->site, &until)) {
-        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
-                                     .retry_at = until
-                                         ? (until + 999) / 1000
-                                         : engine_now() +
-                                           e->cfg.pause_recheck_ms / 1000 };
-        return true;
-    }
-    /* a slow or throttled site holds at most a share of the in-flight
-     * budget in memory; the rest waits in the spool, so it never starves
-     * others */
-    unsigned cap = e->cfg.max_inflight / 4;
-    if (cap > DEST_MAX_WAITING)
-        cap = DEST_MAX_WAITING;
-    if (cap < 100)
-        cap = 100;
-    if (d->nitems >= cap || (d->site && d->site->waiting >= cap)) {
-        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
-                                     .retry_at = engine_now() + 15 };
-        return true;
-    }
-    return false;
-}
-
 /* Turn one claim into an item filed under its destination; or end it, or
- * give it back to the spool, with one outcome. */
+ * give it back to the spool, with one outcome.  In stages, each module
+ * once: its age (here), the live controls (controls.c, accounts.c), its
+ * body (body.c), its destination (dest.c), then the outcome of a claim
+ * that stopped on the way (outcome.c). */
 static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
 {
     size_t len = strlen(c->rcpt);
@@ -141,41 +58,30 @@ static struct dest *file_claim(struct engine *e, const struct queue_claim *c)
     outcome_claimed(e, 1);
 
     struct queue_outcome o;
-    if (claim_stops(e, c, it, &o)) {
+    struct dest *d = NULL;
+    bool domain_paused = false, stop = false, nomem = false;
+    if (engine_now() >= c->created + e->cfg.max_age) {
+        o = (struct queue_outcome){ .delivery = c->id,
+                                    .type = QUEUE_EV_EXPIRED,
+                                    .enhanced = "4.4.7",
+                                    .category = QUEUE_CAT_EXPIRED,
+                                    .text = "maximum age reached before "
+                                            "delivery" };
+        stop = true;
+    } else {
+        stop = controls_claim(e, c, it, &o, &domain_paused);
+    }
+    if (!stop)
+        nomem = !body_attach(e, c, it);
+    if (!stop && !nomem) {
+        int rc = dest_file(e, c, it, domain_paused, &d, &o);
+        stop = rc == 0;
+        nomem = rc < 0;
+    }
+    if (stop)
         engine_record(e, &it, 1, &o);
-        return NULL;
-    }
-    /* a campaign recipient's body is its own (rendered for it); a message's
-     * is shared by its recipients */
-    bool fresh;
-    struct body *b = body_get(e, c->campaign ? c->id | CAMPAIGN_BODY : c->ref,
-                              &fresh);
-    if (!b) {
-        queue_release(e->q, c->id);
-        outcome_forget(e, 1);
-        free(it);
-        return NULL;
-    }
-    if (fresh) { /* composed when its destination gets near it */
-        b->account = c->account;
-        b->campaign = c->campaign;
-        b->contact = c->campaign ? c->ref : 0;
-        b->delivery = c->id;
-    }
-    b->refs++;
-    it->body = b;
-    struct dest *d = dest_get(e, c->rcpt + c->domain_off);
-    if (!d) {
-        engine_item_free(e, it);
-        queue_release(e->q, c->id);
-        outcome_forget(e, 1);
-        return NULL;
-    }
-    if (claim_waits_in_spool(e, c, d, &o)) {
-        engine_record(e, &it, 1, &o);
-        return NULL;
-    }
-    dest_add_item(e, d, it);
+    else if (nomem)
+        outcome_release(e, it);
     return d;
 }
 
