@@ -9,8 +9,16 @@ Workloads (N messages of SIZE bytes, one recipient each, to D domains):
   W4  20,000 x 100 KB, signed rsa-sha256
   W5  W2 against a realistic sink: 3% of recipients tempfailed (451), 2%
       permfailed (550), 421 for a session beyond 20 open ones per domain
+  W6  "relay": 100,000 x 5 KB submitted over SMTP by Postfix's smtp-source
+      (8 processes, one destination domain each) to the MTA's listener,
+      which signs (rsa-sha256) and delivers to the sink; figures: messages
+      accepted per second (the injectors' last 250, durable) and end to end
+  W6a the same submission unsigned, deliveries held (sluice: every
+      destination domain paused; Postfix: defer_transports = smtp): what the
+      listener takes into its queue per second, durably
 
-Systems, each against the same sink in the same run:
+Systems, each against the same sink in the same run (W6/W6a: see
+"relay" below):
   sluice   a campaign of N contacts (list imported and campaign created
            before the clock starts); timed from the start of `sluice
            campaign send` to the last acceptance at the sink; sluiced runs
@@ -29,6 +37,14 @@ Systems, each against the same sink in the same run:
            no signing: what the machine can move.  smtp-source stops at the
            first rejected recipient, so for W5 it runs against the clean
            smtp-sink of W1-W4 (noted in the results).
+
+  relay    (W6, W6a) every system is fed the same way: RELAY_PROCS
+           smtp-source processes (-s sessions/8 each) to the listener
+           (sluiced: smtp_listen with smtp_relay_networks = 127.0.0.0/8 as
+           the account bench, started before the clock; Postfix: port 2525,
+           mynetworks); timed from the injectors' start to their last 250
+           (accepted) and to the last acceptance at the sink (end to end).
+           The ceiling is smtp-source straight into smtp-sink.
 
 Everything runs in a private network and mount namespace (unshare -n -m)
 made at start: only a loopback interface exists, dnsmasq answers on
@@ -102,8 +118,18 @@ WORKLOADS = {
     "W5": dict(n=100000, size=5120, domains=1000, dkim="rsa", real=True,
                title="W2 (%s) vs a realistic sink: 3%% 451, 2%% 550, "
                      "421 over 20 sessions/domain"),
+    "W6": dict(n=100000, size=5120, domains=8, dkim="rsa", real=False,
+               relay="deliver",
+               title="relay: %s x 5 KB in over SMTP (smtp-source x 8), "
+                     "rsa-sha256, end to end"),
+    "W6a": dict(n=100000, size=5120, domains=8, dkim=None, real=False,
+                relay="accept",
+                title="relay: %s x 5 KB in over SMTP (smtp-source x 8), "
+                      "into the queue only"),
 }
 SYSTEMS = ("sluice", "postfix", "ceiling")
+RELAY_PROCS = 8
+RELAY_PORT = 2526
 
 
 def log(*a):
@@ -251,6 +277,8 @@ class Suite:
         self.sluice_txt = txt
         del out
         sh(S + ["domain", "verify", "sender.bench", "--force"])
+        if w.get("relay"):
+            return self.sluice_relay_prepare(wname, w, d, S)
         csv = os.path.join(d, "contacts.csv")
         with open(csv, "w") as f:
             f.write("email,first_name,city\n")
@@ -295,6 +323,18 @@ class Suite:
                 "--subject", "Weekly letter for {{first_name}}",
                 "--html", html])
         w["sluice_size"] = rendered()
+        conf = self.sluice_conf(w, d)
+        self.commands.setdefault(wname, {})["sluice"] = {
+            "config": open(conf).read(),
+            "timed": [" ".join(S[:2] + [os.path.join(d, "spool"),
+                                        "campaign", "send", "main",
+                                        "--account", "bench"]),
+                      "%s -c %s --exit-when-empty" % (self.sluiced, conf)],
+        }
+        return d
+
+    def sluice_conf(self, w, d, extra=""):
+        """sluiced.conf of a run (extra: more [sluiced] lines)."""
         conf = os.path.join(d, "sluiced.conf")
         with open(conf, "w") as f:
             f.write("[account default]\nallow_unsigned = %s\n" %
@@ -304,19 +344,96 @@ class Suite:
                     "max_connections = %d\nmax_inflight = 20000\n"
                     "group_ms = 25\nretry = 2s,4s,8s,8s,8s,8s,8s,8s\n"
                     "unsubscribe_host = u.sender.bench\n"
-                    "dkim_sign = %s\n"
-                    "[domain default]\nmax_connections = 4\n"
+                    "dkim_sign = %s\n%s"
+                    "[domain default]\nmax_connections = %d\n"
                     "max_messages_per_connection = 1000\n" %
                     (os.path.join(d, "spool"), self.a.sessions,
-                     "no" if w["dkim"] is None else "yes"))
+                     "no" if w["dkim"] is None else "yes", extra,
+                     # relay: a few domains carry everything
+                     max(4, self.a.sessions // max(1, w["domains"]))
+                     if w.get("relay") else 4))
+        return conf
+
+    def sluice_relay_prepare(self, wname, w, d, S):
+        """W6/W6a: the account's spool (domains paused for W6a) and a
+        sluiced.conf that listens as the bench account's relay."""
+        if w["relay"] == "accept":
+            for k in range(w["domains"]):
+                sh(S + ["pause", "domain", "d%d.bench" % k, "--reason",
+                        "W6a: into the queue only"])
+        w["sluice_size"] = w["size"]
+        conf = self.sluice_conf(
+            w, d, "smtp_listen = 127.0.0.1:%d\n"
+                  "smtp_relay_networks = 127.0.0.0/8\n"
+                  "smtp_default_account = bench\n" % RELAY_PORT)
         self.commands.setdefault(wname, {})["sluice"] = {
             "config": open(conf).read(),
-            "timed": [" ".join(S[:2] + [os.path.join(d, "spool"),
-                                        "campaign", "send", "main",
-                                        "--account", "bench"]),
-                      "%s -c %s --exit-when-empty" % (self.sluiced, conf)],
+            "timed": [self.relay_argv(RELAY_PORT, w, w["n"], 0)[0] +
+                      " ... (x%d)" % RELAY_PROCS],
         }
         return d
+
+    def relay_argv(self, port, w, n, k):
+        """smtp-source k of RELAY_PROCS (its share of n messages)."""
+        per = n // RELAY_PROCS + (1 if k < n % RELAY_PROCS else 0)
+        sess = max(1, min(per, self.a.sessions // RELAY_PROCS))
+        argv = ["/usr/sbin/smtp-source", "-d", "-s", str(sess), "-m",
+                str(per), "-l", str(w["size"]), "-f", "news@sender.bench",
+                "-t", "w6@d%d.bench" % (k % w["domains"]),
+                "127.0.0.1:%d" % port]
+        return " ".join(argv), argv, per
+
+    def relay_submit(self, port, w, n, d):
+        """Run the RELAY_PROCS injectors to the end; returns the ms they
+        took and how many failed (smtp-source stops at a refusal)."""
+        t0 = now_ms()
+        procs = []
+        for k in range(RELAY_PROCS):
+            _, argv, per = self.relay_argv(port, w, n, k)
+            if per:
+                procs.append(subprocess.Popen(
+                    argv, stdout=subprocess.DEVNULL,
+                    stderr=open(os.path.join(d, "source.log"), "ab")))
+        failed = 0
+        for p in procs:
+            try:
+                failed += p.wait(timeout=self.a.limit) != 0
+            except subprocess.TimeoutExpired:
+                p.kill()
+                failed += 1
+        return now_ms() - t0, failed
+
+    def spool_queued(self, sp):
+        out = sh([self.sluice, "--spool", sp, "--json", "spool", "info"])
+        return json.loads(out)["counts"]["queued"]
+
+    def sluice_relay_run(self, wname, w, d, sink, n=None):
+        n = n or w["n"]
+        sp = os.path.join(d, "spool")
+        shutil.rmtree(sp, ignore_errors=True)
+        shutil.copytree(os.path.join(d, "template"), sp)
+        tree = Tree(d)
+        pid = tree.run([self.sluiced, "-c", os.path.join(d, "sluiced.conf")],
+                       wait=False, name="sluiced")["pid"]
+        stop = [["pkill", "-TERM", "-P", str(pid)]]
+        try:
+            wait_port(RELAY_PORT, limit=30)
+        except Exception:
+            tree.finish(stop)
+            raise RuntimeError("sluiced did not listen: see %s/sluiced.log"
+                               % d)
+        t0 = now_ms()
+        took, failed = self.relay_submit(RELAY_PORT, w, n, d)
+        if w["relay"] == "deliver":
+            end = time.time() + self.a.limit
+            while time.time() < end and sink.accepted() < n:
+                time.sleep(0.05)
+        queued = self.spool_queued(sp)
+        res = tree.finish(stop, timeout=self.a.limit)
+        return t0, res, {"accepted_ms": took, "sources_failed": failed,
+                         "queued": queued,
+                         "delivered": sink.accepted()
+                         if w["relay"] == "deliver" else 0}
 
     def sluice_run(self, wname, w, d, sink, campaign="main"):
         sp = os.path.join(d, "spool")
@@ -370,6 +487,8 @@ class Suite:
             "queue_run_delay = 1s", "minimal_backoff_time = 2s",
             "maximal_backoff_time = 8s",
         ]
+        if w.get("relay") == "accept":
+            main += ["defer_transports = smtp"]  # W6a: into the queue only
         main += self.a.postfix_set
         if milter:
             main += ["smtpd_milters = inet:127.0.0.1:8891",
@@ -398,7 +517,10 @@ class Suite:
             "timed": ["%s --connect 127.0.0.1:2525 -n %d --sessions %d "
                       "--domains %d --size %d --json" %
                       (self.inject, w["n"], INJECT_SESSIONS, w["domains"],
-                       w.get("sluice_size", w["size"]))],
+                       w.get("sluice_size", w["size"]))]
+            if not w.get("relay") else
+            [self.relay_argv(2525, w, w["n"], 0)[0] +
+             " ... (x%d)" % RELAY_PROCS],
         }
         return d
 
@@ -443,6 +565,8 @@ class Suite:
         if w["dkim"]:
             wait_port(8891)
         t0 = now_ms()
+        if w.get("relay"):
+            return self.postfix_relay_finish(w, d, sink, n, tree, stop, t0)
         inj = subprocess.Popen(
             [self.inject, "--connect", "127.0.0.1:2525", "-n", str(n),
              "--sessions", str(min(INJECT_SESSIONS, n)), "--domains",
@@ -474,6 +598,24 @@ class Suite:
                          "injected": injected["accepted"],
                          "inject_failed": injected["failed"]}
 
+    def postfix_relay_finish(self, w, d, sink, n, tree, stop, t0):
+        """W6/W6a through Postfix: the same injectors to port 2525, then
+        (W6) every message at the sink."""
+        took, failed = self.relay_submit(2525, w, n, d)
+        end = time.time() + self.a.limit
+        if w["relay"] == "deliver":
+            while time.time() < end and sink.accepted() < n:
+                time.sleep(0.05)
+        queued = self.postfix_queued()
+        res = tree.finish(stop)
+        ml = open(os.path.join(d, "maillog")).read()
+        self.pf_runs = getattr(self, "pf_runs", 0) + 1
+        os.rename(os.path.join(d, "maillog"),
+                  os.path.join(d, "maillog.%d" % self.pf_runs))
+        sent = len(re.findall(r" relay=mx\.d\d+\.bench.*status=sent", ml))
+        return t0, res, {"accepted_ms": took, "sources_failed": failed,
+                         "queued": queued, "delivered": sent}
+
     # --- ceiling
     def ceiling_run(self, wname, w, d, sink):
         size = w.get("sluice_size", w["size"])
@@ -491,11 +633,18 @@ class Suite:
 
     # --- checks: a few messages through a capturing sink, dkimpy verifies
     def check_output(self, wname, w, system, d):
+        if w.get("relay") == "accept":
+            self.checks.setdefault(wname, {})[system] = (
+                "nothing is delivered in %s: each run checks that the "
+                "queue holds every message" % wname)
+            return
         cap = os.path.join(d, "capture")
         os.makedirs(cap, exist_ok=True)
         sink = RealSink(self.build, d, 1, capture=cap)
         try:
-            if system == "sluice":
+            if system == "sluice" and w.get("relay"):
+                self.sluice_relay_run(wname, w, d, sink, n=10)
+            elif system == "sluice":
                 self.sluice_run(wname, w, d, sink, campaign="check")
             else:
                 self.postfix_run(wname, w, d, sink, n=10)
@@ -562,7 +711,10 @@ class Suite:
                 sink = (RealSink(self.build, d, r) if real
                         else SmtpSink(d))
                 try:
-                    if sysname == "sluice":
+                    if sysname == "sluice" and w.get("relay"):
+                        t0, res, out = self.sluice_relay_run(wname, w, d,
+                                                             sink)
+                    elif sysname == "sluice":
                         t0, res, out = self.sluice_run(wname, w, d, sink)
                     elif sysname == "postfix":
                         t0, res, out = self.postfix_run(
@@ -571,6 +723,9 @@ class Suite:
                         t0, res, out = self.ceiling_run(wname, w, d, sink)
                     last = sink.last_accept_ms()
                     accepted = sink.accepted()
+                    if w.get("relay") == "accept" and sysname != "ceiling":
+                        last = t0 + out["accepted_ms"]
+                        accepted = out["queued"]
                 finally:
                     sink.stop()
                 one[sysname] = self.figures(wname, w, sysname, t0, last,
@@ -592,7 +747,13 @@ class Suite:
             problems.append("nothing reached the sink")
         if res.get("timed_out"):
             problems.append("did not finish within %d s" % self.a.limit)
-        if w["real"] and sysname != "ceiling":
+        if out.get("sources_failed"):
+            problems.append("%d of the injectors failed (a refusal)" %
+                            out["sources_failed"])
+        if w.get("relay") == "accept" and sysname != "ceiling":
+            if out["queued"] != n:
+                problems.append("%d of %d queued" % (out["queued"], n))
+        elif w["real"] and sysname != "ceiling":
             if out["delivered"] + out["bounced"] != n:
                 problems.append("%d delivered + %d bounced != %d" %
                                 (out["delivered"], out["bounced"], n))
@@ -610,6 +771,9 @@ class Suite:
              "peak_pss_mb": round(res["peak_pss_kb"] / 1024.0, 1),
              "max_rss_mb": round(res["max_rss_kb"] / 1024.0, 1),
              "accepted_at_sink": accepted}
+        if "accepted_ms" in out and out["accepted_ms"] > 0:
+            # relay: the injectors' last 250 (durably queued)
+            f["accepted_per_s"] = round(n * 1000.0 / out["accepted_ms"], 1)
         f.update(out)
         if problems:
             f["problems"] = problems
@@ -655,7 +819,7 @@ def main():
                    help="the full workloads (--fraction 1)")
     p.add_argument("--quick", action="store_true",
                    help="2%% of every workload, one run, scale 1M")
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W6a")
     p.add_argument("--systems", default="sluice,postfix,ceiling")
     p.add_argument("--sessions", type=int, default=100)
     p.add_argument("--scale", type=int, default=10000000)

@@ -52,6 +52,9 @@ def aggregate(runs, systems):
         out[s] = {k: summary([r[s][k] for r in runs]) for k in
                   ("msg_per_s", "cpu_us_per_msg", "peak_mb", "peak_pss_mb",
                    "max_rss_mb", "seconds")}
+        if runs and all("accepted_per_s" in r[s] for r in runs):
+            out[s]["accepted_per_s"] = summary([r[s]["accepted_per_s"]
+                                                for r in runs])
     for k in ("sluice_over_postfix", "sluice_over_ceiling"):
         if all(k in r for r in runs) and runs:
             out[k] = summary([r[k] for r in runs])
@@ -108,6 +111,17 @@ def write_md(path, doc, svg_rel):
                 fmt(a["msg_per_s"]), fmt(a["cpu_us_per_msg"], 1),
                 fmt(a["peak_mb"], 1), r1, r2))
             first = False
+    relay = [(wn, wd) for wn, wd in doc["workloads"].items()
+             if any("accepted_per_s" in wd["summary"].get(s, {})
+                    for s in doc["systems"])]
+    if relay:
+        L += ["", "Relay workloads, messages accepted per second over SMTP "
+              "(the injectors' last 250; each one durably queued):", ""]
+        for wname, wd in relay:
+            L.append("- %s: %s" % (wname, "; ".join(
+                "%s %s" % (s, fmt(wd["summary"][s]["accepted_per_s"]))
+                for s in doc["systems"]
+                if "accepted_per_s" in wd["summary"].get(s, {}))))
     L += ["", "Checks before the timed runs (a capturing sink, dkimpy):", ""]
     for wname, wd in doc["workloads"].items():
         for s, c in wd.get("checks", {}).items():
