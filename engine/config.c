@@ -233,6 +233,9 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
                                                : &c->audit_checkpoint, v))
             return config_fail(p, "out of memory");
     } else {
+        int r = config_smtpd_key(p, key, v);
+        if (r >= 0)
+            return r;
         return config_fail(p, "unknown key '%s' in [sluiced]", key);
     }
     return 1;
@@ -309,6 +312,7 @@ static void defaults(struct config *c)
     c->dns_tries = 2;
     c->smtp_port = 25;
     c->max_connections = 1000;
+    config_smtpd_defaults(&c->smtpd);
     c->retry_steps = sizeof default_retry / sizeof default_retry[0];
     memcpy(c->retry, default_retry, sizeof default_retry);
     c->max_age = 5 * 86400;
@@ -385,6 +389,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         rc = -2;
     if (rc == 0 && !p.err[0])
         check_loaded(&p);
+    if (rc == 0 && !p.err[0])
+        config_smtpd_check(&p);
     config_seen_free(&p.seen);
     if (rc > 0 && (!p.err[0] || rc < p.err_line)) {
         p.err_line = rc;
@@ -424,6 +430,7 @@ void config_free(struct config *cfg)
     free(cfg->tls_ca_file);
     free(cfg->audit_key);
     free(cfg->audit_checkpoint);
+    config_smtpd_free(&cfg->smtpd);
     policy_free(&cfg->def);
     for (size_t i = 0; i < cfg->ndomains; i++)
         policy_free(&cfg->domains[i]);

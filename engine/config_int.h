@@ -116,6 +116,13 @@ int config_backoff_key(struct config_parse *p, const char *key,
                        const char *v);
 int config_id_section(struct config_parse *p, const char *section,
                       const char *name, const char *value);
+/* The SMTP listener's keys of [sluiced] (config_smtpd.c): 1 taken, 0 a
+ * bad value (config_fail said why), -1 not one of its keys.  Defaults,
+ * checks once the file is read, and freeing. */
+int config_smtpd_key(struct config_parse *p, const char *key, const char *v);
+void config_smtpd_defaults(struct smtpd_config *s);
+void config_smtpd_check(struct config_parse *p);
+void config_smtpd_free(struct smtpd_config *s);
 /* Add the shipped backoff rules after the configured ones. */
 void config_add_default_rules(struct config_parse *p);
 
