@@ -123,6 +123,9 @@ struct smtpd_config {
     unsigned nlisten;          /* 0: no listener */
     struct config_cidr relay[CONFIG_SMTPD_MAX_NETS];
     unsigned nrelay;
+    struct config_cidr clear[CONFIG_SMTPD_MAX_NETS]; /* smtp_auth_clear_
+                                  networks: AUTH without TLS (loopback) */
+    unsigned nclear;
     unsigned max_clients;      /* smtp_max_clients (1000) */
     uint64_t max_message_size; /* bytes (20 MB) */
     unsigned max_recipients;   /* smtp_max_recipients per message (1000) */

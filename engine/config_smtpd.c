@@ -1,7 +1,8 @@
 /*
  * config_smtpd.c - the SMTP listener's keys of [sluiced]: smtp_listen,
  * smtp_max_clients, max_message_size, smtp_max_recipients,
- * smtp_relay_networks, smtp_default_account, tls_cert, tls_key,
+ * smtp_relay_networks, smtp_default_account, smtp_auth_clear_networks,
+ * tls_cert, tls_key,
  * smtp_command_timeout, smtp_data_timeout, smtp_auth_failures,
  * smtp_auth_window; and the CIDR matching the listener uses.
  *
@@ -86,23 +87,24 @@ static bool parse_cidr(const char *t, struct config_cidr *c)
     return true;
 }
 
-/* "CIDR, CIDR ..." into s's relay networks. */
-static int parse_nets(struct config_parse *p, struct smtpd_config *s,
-                      const char *v)
+/* "CIDR, CIDR ..." (or "none") of key into nets. */
+static int parse_nets(struct config_parse *p, const char *key,
+                      struct config_cidr *nets, unsigned *n, const char *v)
 {
     char buf[4096], *save = NULL;
     if (strlen(v) >= sizeof buf)
-        return config_fail(p, "smtp_relay_networks: the list is too long");
+        return config_fail(p, "%s: the list is too long", key);
     memcpy(buf, v, strlen(v) + 1);
-    s->nrelay = 0;
+    *n = 0;
+    if (!strcmp(v, "none"))
+        return 1;
     for (char *t = strtok_r(buf, LIST_SEP, &save); t;
          t = strtok_r(NULL, LIST_SEP, &save)) {
-        if (s->nrelay == CONFIG_SMTPD_MAX_NETS)
-            return config_fail(p, "smtp_relay_networks: more than %d "
-                               "networks", CONFIG_SMTPD_MAX_NETS);
-        if (!parse_cidr(t, &s->relay[s->nrelay++]))
-            return config_fail(p, "smtp_relay_networks: '%s' is not "
-                               "ADDR/BITS", t);
+        if (*n == CONFIG_SMTPD_MAX_NETS)
+            return config_fail(p, "%s: more than %d networks", key,
+                               CONFIG_SMTPD_MAX_NETS);
+        if (!parse_cidr(t, &nets[(*n)++]))
+            return config_fail(p, "%s: '%s' is not ADDR/BITS", key, t);
     }
     return 1;
 }
@@ -155,7 +157,9 @@ int config_smtpd_key(struct config_parse *p, const char *key, const char *v)
         return 1;
     }
     if (!strcmp(key, "smtp_relay_networks"))
-        return parse_nets(p, s, v);
+        return parse_nets(p, key, s->relay, &s->nrelay, v);
+    if (!strcmp(key, "smtp_auth_clear_networks"))
+        return parse_nets(p, key, s->clear, &s->nclear, v);
     if (!strcmp(key, "smtp_command_timeout"))
         return duration(p, key, v, 1000, 3600000, &s->command_timeout_ms);
     if (!strcmp(key, "smtp_data_timeout"))
@@ -183,6 +187,10 @@ void config_smtpd_defaults(struct smtpd_config *s)
     s->data_timeout_ms = 600000;
     s->auth_failures = 5;
     s->auth_window_ms = 300000;
+    /* AUTH in the clear: loopback only */
+    parse_cidr("127.0.0.0/8", &s->clear[0]);
+    parse_cidr("::1", &s->clear[1]);
+    s->nclear = 2;
 }
 
 void config_smtpd_check(struct config_parse *p)

@@ -62,10 +62,11 @@ void job_prefetch(struct engine *e, struct dest *d)
         body_compose(e, want, n, d);
 }
 
-/* Is a campaign recipient on its account's suppression list now?  The
- * list was checked when the message was rendered; this second look, as
- * the message is handed to a session, catches an unsubscribe that came
- * in between (one read transaction). */
+/* Is a recipient on its account's suppression list now?  A campaign's
+ * was checked when the message was rendered; this second look, as the
+ * message is handed to a session, catches an unsubscribe that came in
+ * between.  An injected message's is checked here only (one read
+ * transaction). */
 static bool suppressed_now(struct engine *e, const struct item *it)
 {
     const struct eng_account *a = accounts_get(e, it->account);
@@ -133,15 +134,21 @@ struct job_ctx *job_build(struct engine *e, struct dest *d)
         engine_record(e, &it, 1, &o);
         return job_build(e, d);
     }
-    if (it->campaign && !it->body->err && suppressed_now(e, it)) {
-        /* unsubscribed after its message was rendered: not sent */
+    if ((it->campaign || it->account) && !it->body->err &&
+        suppressed_now(e, it)) {
+        /* a campaign's: unsubscribed after its message was rendered; an
+         * injected message's (sluice inject, SMTP, HTTP): on its
+         * account's list, as for campaigns.  Not sent. */
         take_out(d, prev, it);
         struct queue_outcome o = { .delivery = it->id,
                                    .type = QUEUE_EV_EXPIRED,
                                    .enhanced = "5.7.1",
                                    .category = QUEUE_CAT_OTHER,
-                                   .text = "suppressed: unsubscribed before "
-                                           "sending" };
+                                   .text = it->campaign
+                                       ? "suppressed: unsubscribed before "
+                                         "sending"
+                                       : "suppressed: the address is on "
+                                         "the account's suppression list" };
         engine_record(e, &it, 1, &o);
         return job_build(e, d);
     }

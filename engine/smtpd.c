@@ -417,20 +417,6 @@ void smtpd_start_tls(struct smtpd_conn *c)
     smtpd_enter(c, SS_TLS);
 }
 
-/* Whether a is a loopback address. */
-static bool is_loopback(const struct sockaddr_storage *a)
-{
-    if (a->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24)
-               == 127;
-    if (a->ss_family == AF_INET6) {
-        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(v6) ||
-               (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
-    }
-    return false;
-}
-
 /* A client connected to listener l. */
 static void on_connection(uv_stream_t *l, int status)
 {
@@ -463,7 +449,8 @@ static void on_connection(uv_stream_t *l, int status)
     else if (c->peer.ss_family == AF_INET6)
         uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->peer_text,
                     sizeof c->peer_text);
-    c->loopback = is_loopback(&c->peer);
+    c->clear_ok = config_cidr_match(e->cfg.smtpd.clear, e->cfg.smtpd.nclear,
+                                    (struct sockaddr *)&c->peer);
     c->relay_ok = config_cidr_match(e->cfg.smtpd.relay, e->cfg.smtpd.nrelay,
                                     (struct sockaddr *)&c->peer);
     uv_tcp_nodelay(&c->tcp, 1);

@@ -3,8 +3,9 @@
  * the rate limit on failures per client address, and their audit.
  *
  * DESCRIPTION
- *   AUTH is offered and taken only over TLS (after STARTTLS) or from a
- *   loopback address; elsewhere it is 538 5.7.11.  The user name is an
+ *   AUTH is offered and taken only over TLS (after STARTTLS) or from
+ *   smtp_auth_clear_networks (loopback by default); elsewhere it is 538
+ *   5.7.11.  The user name is an
  *   account name, the password an API key with the send scope
  *   (queue_ingress_key(): the key must be allowed to send as that
  *   account).  A failure answers 535 5.7.8 without saying why (the why
@@ -38,7 +39,7 @@
 
 bool smtpd_auth_offered(const struct smtpd_conn *c)
 {
-    return (c->tls || c->loopback) && !c->authed;
+    return (c->tls || c->clear_ok) && !c->authed;
 }
 
 /* The failure slot of c's address, and the address's bytes. */

@@ -63,7 +63,8 @@ struct smtpd_conn {
     bool writing, closing, reading, tls_pending_switch;
     struct sockaddr_storage peer;
     char peer_text[INET6_ADDRSTRLEN + 8];
-    bool loopback, relay_ok;
+    bool clear_ok;                   /* may AUTH without TLS */
+    bool relay_ok;                   /* in smtp_relay_networks */
     struct tls *tls;                 /* after STARTTLS */
     bool greeted;                    /* HELO or EHLO seen */
     bool authed;                     /* AUTH done, or a relay client */
