@@ -56,10 +56,14 @@
  *   A report that does not parse, matches no delivery, carries a forged
  *   token, is matched only by its Feedback-ID or is refused goes to the
  *   quarantine directory (default SPOOL/quarantine): NAME.eml with its
- *   bytes and NAME.reason with the reason and where it came from.  Maildir
+ *   bytes and NAME.reason with the reason and where it came from, both
+ *   fsync'ed (feedback_quarantine.c; neither is left when one fails: the
+ *   report stays where it was and the exit is 73).  Maildir
  *   messages handled are renamed into cur/ with the S (seen) flag,
  *   quarantined ones are removed from the maildir once their copy is
- *   written; files and standard input are left as they are.
+ *   written, and one that could not be kept (a spool or quarantine
+ *   failure) stays unseen for the next run; files and standard input are
+ *   left as they are.
  *
  * DIAGNOSTICS
  *   One line per report and a summary line ("feedback: N reports: ...");
@@ -75,9 +79,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -213,9 +214,9 @@ static void report_out(struct ingest *in, const char *source,
                ? " already" : "");
 }
 
-/* Handle one report's bytes (feedback_ingest); returns whether it was
- * quarantined. */
-static bool ingest_one(struct ingest *in, const char *source,
+/* Handle one report's bytes (feedback_ingest): 1 quarantined, 0 handled,
+ * -1 not kept (a spool or quarantine failure: the caller keeps it). */
+static int ingest_one(struct ingest *in, const char *source,
                        const char *buf, size_t len)
 {
     struct feedback_result *res = &in->res;
@@ -228,7 +229,7 @@ static bool ingest_one(struct ingest *in, const char *source,
                                                   : TOOL_EX_OSERR);
     }
     report_out(in, source, res);
-    return res->quarantine[0] != 0;
+    return rc ? -1 : res->quarantine[0] != 0;
 }
 
 /* Read at most cap bytes of fd into a malloc'ed buffer; *over when there
@@ -270,7 +271,7 @@ static char *read_fd(int fd, size_t cap, size_t *len, bool *over)
 }
 
 /* Ingest one file ("-": standard input); returns whether it was
- * quarantined, or -1 when it could not be read. */
+ * quarantined, or -1 when it could not be read or kept. */
 static int ingest_path(struct ingest *in, const char *path)
 {
     int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
@@ -290,13 +291,10 @@ static int ingest_path(struct ingest *in, const char *path)
         in->rc = TOOL_EX_IOERR;
         return -1;
     }
-    int q;
-    if (over) {
-        /* keep what was read; the parser refuses it by size */
-        q = ingest_one(in, strcmp(path, "-") ? path : "(stdin)", buf, len);
-    } else {
-        q = ingest_one(in, strcmp(path, "-") ? path : "(stdin)", buf, len);
-    }
+    /* over the cap: what was read goes in, and the parser refuses it by
+     * size */
+    (void)over;
+    int q = ingest_one(in, strcmp(path, "-") ? path : "(stdin)", buf, len);
     free(buf);
     return q;
 }
