@@ -215,6 +215,12 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
     } else if (!strcmp(key, "feedback_sender")) {
         if (!set_str(&c->feedback_sender, v))
             return config_fail(p, "out of memory");
+    } else if (!strcmp(key, "feedback_address")) {
+        if (!config_mailbox_ok(v))
+            return config_fail(p, "feedback_address: '%s' is not an address "
+                               "(local@domain)", v);
+        if (!set_str(&c->feedback_address, v))
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "status_file")) {
         if (!*v)
             return config_fail(p, "status_file: needs a file");
@@ -348,6 +354,14 @@ static void check_loaded(struct config_parse *p)
         config_fail(p, "[sluiced] spool is not set");
     else if (!cfg->ehlo_hostname)
         config_fail(p, "[sluiced] ehlo_hostname is not set");
+    if (!p->err[0] && !cfg->feedback_address && cfg->bounce_domain &&
+        cfg->bounce_domain[0]) {
+        size_t n = strlen(cfg->bounce_domain) + 5;
+        if (!(cfg->feedback_address = malloc(n)))
+            config_fail(p, "out of memory");
+        else
+            snprintf(cfg->feedback_address, n, "fbl@%s", cfg->bounce_domain);
+    }
     if (!p->err[0] && cfg->bounce_rules_path) {
         char why[sizeof p->err - 16];
         p->line = config_seen_line(&p->seen, "sluiced", "bounce_rules");
@@ -456,6 +470,7 @@ void config_free(struct config *cfg)
     free(cfg->unsubscribe_host);
     free(cfg->bounce_domain);
     free(cfg->feedback_sender);
+    free(cfg->feedback_address);
     free(cfg->http_listen);
     for (size_t i = 0; i < cfg->naccounts; i++)
         for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)

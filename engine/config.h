@@ -182,6 +182,8 @@ struct config {
     char *unsubscribe_host;    /* https://HOST/u/TOKEN; default ehlo_hostname */
     char *bounce_domain;       /* VERP return paths; default the From domain */
     char *feedback_sender;     /* Feedback-ID's last field; default "sluice" */
+    char *feedback_address;    /* where ARF reports come in; default
+                                  fbl@bounce_domain (NULL without one) */
     char *http_listen;         /* ADDR:PORT of the unsubscribe endpoint */
     char *audit_key;           /* the audit trail's key file, or NULL */
     char *audit_checkpoint;    /* file the audit head is appended to */

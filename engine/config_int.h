@@ -38,6 +38,8 @@ bool config_parse_hostport(const char *s, char **host, uint16_t *port);
 bool config_parse_retry(struct config *c, const char *v);
 /* LDH labels of 1..63 separated by single dots, 253 characters at most. */
 bool config_domain_ok(const char *s);
+/* local@domain: a plain local part (1..64) and a config_domain_ok domain. */
+bool config_mailbox_ok(const char *s);
 
 /* Keys a file may give (a longer file is refused, not read to the end). */
 #define CONFIG_MAX_KEYS 100000
