@@ -507,6 +507,8 @@ int smtpd_start(struct engine *e)
         return -ENOMEM;
     s->e = e;
     e->smtpd = s;
+    if (smtpd_mx_start(s))
+        return ENGINE_E_CONFIG;
     if (k->tls_cert &&
         !(s->tls = tls_server_ctx(k->tls_cert, k->tls_key, why, sizeof why))) {
         fprintf(stderr, "sluiced: STARTTLS: %s\n", why);
@@ -551,6 +553,7 @@ void smtpd_free(struct engine *e)
     }
     if (s->tls)
         SSL_CTX_free(s->tls);
+    smtpd_mx_free(s);
     free(s);
     e->smtpd = NULL;
 }

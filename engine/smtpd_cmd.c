@@ -12,7 +12,9 @@
  *   while the spool takes no writes and 552 5.3.4 for a SIZE over the
  *   limit.  RCPT takes any well-formed address (unknown or suppressed
  *   ones are the engine's to end, as events) up to smtp_max_recipients,
- *   then 452 4.5.3.  Every reply carries an enhanced status code.
+ *   then 452 4.5.3.  With bounce_domain set, a client that may not send
+ *   still gets MAIL, and RCPT only for report addresses (smtpd_mx.c).
+ *   Every reply carries an enhanced status code.
  *
  * DIAGNOSTICS
  *   Syntax errors 501 5.5.4 / 500 5.5.2, bad order 503 5.5.1, unsupported
@@ -44,6 +46,7 @@ void smtpd_txn_reset(struct smtpd_conn *c)
     c->msg = NULL;
     c->msglen = c->msgcap = c->msgseen = 0;
     c->in_mail = false;
+    c->mx_txn = false;
 }
 
 /* Whether the line starts with the verb (case-insensitive), followed by
@@ -131,6 +134,10 @@ static bool may_send(struct smtpd_conn *c)
     char why[256];
     if (c->authed)
         return true;
+    if (!c->relay_ok && c->srv->mx) {
+        c->mx_txn = true;   /* reports to the bounce domain only */
+        return true;
+    }
     if (!c->relay_ok) {
         smtpd_reply(c, "530 5.7.0 Authentication required");
         return false;
@@ -253,6 +260,19 @@ static void cmd_rcpt(struct smtpd_conn *c, char *arg)
     if (!*addr || strlen(addr) > QUEUE_MAX_RCPT || queue_check_rcpt(addr)) {
         smtpd_reply(c, "501 5.1.3 Bad recipient address syntax");
         return;
+    }
+    if (c->mx_txn) {
+        int m = smtpd_mx_rcpt(c, addr);
+        if (m == SMTPD_MX_FORGED) {
+            smtpd_reply(c, "550 5.7.1 Error: the bounce address does not "
+                        "verify");
+            return;
+        }
+        if (m != SMTPD_MX_OURS) {
+            smtpd_reply(c, "550 5.7.1 Error: relay access denied "
+                        "(authenticate to send mail)");
+            return;
+        }
     }
     if (c->nrcpt >= max) {
         smtpd_reply(c, "452 4.5.3 Error: too many recipients");

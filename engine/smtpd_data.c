@@ -197,6 +197,10 @@ static void finish(struct smtpd_conn *c)
         smtpd_txn_reset(c);
         return;
     }
+    if (c->mx_txn) {
+        smtpd_mx_submit(c);   /* a report: the feedback path */
+        return;
+    }
     int err = queue_ingress_message(e->q, &c->who, c->msg ? c->msg : "",
                                     c->msglen, smtpd_hostname(c), &clean,
                                     &clen, why, sizeof why);

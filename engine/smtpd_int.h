@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "queue_campaign.h"
 #include "queue_ingress.h"
 #include "smtpd.h"
 #include "tls.h"
@@ -68,6 +69,7 @@ struct smtpd_conn {
     struct tls *tls;                 /* after STARTTLS */
     bool greeted;                    /* HELO or EHLO seen */
     bool authed;                     /* AUTH done, or a relay client */
+    bool mx_txn;                     /* unauthenticated: reports only */
     struct queue_ingress_who who;
     int auth_mech;                   /* 1 PLAIN, 2 LOGIN */
     int auth_step;                   /* LOGIN: 1 user, 2 password */
@@ -99,8 +101,14 @@ struct smtpd_auth_slot {
     unsigned failures;
 };
 
+struct bounce_rules;
+
 struct smtpd {
     struct engine *e;
+    bool mx;                         /* bounce_domain set: the MX path */
+    unsigned char secret[QUEUE_TOKEN_SECRET]; /* the spool's, for VERP */
+    struct bounce_rules *rules;      /* bounce_rules as read at start */
+    char qdir[4096 + 16];            /* SPOOL/quarantine */
     uv_tcp_t listeners[CONFIG_SMTPD_MAX_LISTEN];
     unsigned nlisteners;
     SSL_CTX *tls;                    /* server context, or NULL */
@@ -149,5 +157,15 @@ void smtpd_auth_line(struct smtpd_conn *c, char *line);
 bool smtpd_auth_offered(const struct smtpd_conn *c);
 /* Whether c's address is locked out of AUTH now. */
 bool smtpd_auth_locked(struct smtpd_conn *c);
+
+/* smtpd_mx.c: the bounce domain's MX */
+enum { SMTPD_MX_NOT_OURS, SMTPD_MX_OURS, SMTPD_MX_FORGED };
+/* Read the token secret and bounce rules when bounce_domain is set. */
+int smtpd_mx_start(struct smtpd *s);
+void smtpd_mx_free(struct smtpd *s);
+/* Whether addr is a report address of ours (SMTPD_MX_*). */
+int smtpd_mx_rcpt(struct smtpd_conn *c, const char *addr);
+/* Hand the received report (c->msg) to the feedback path. */
+void smtpd_mx_submit(struct smtpd_conn *c);
 
 #endif
