@@ -53,6 +53,7 @@ static uint64_t state_timeout(const struct smtpd_conn *c, enum smtpd_state s)
 static void conn_close(struct smtpd_conn *c);
 static void update_reading(struct smtpd_conn *c);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void switch_to_tls(struct smtpd_conn *c);
 
 /* The state's timer ran out. */
 static void on_timeout(uv_timer_t *t)
@@ -177,7 +178,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 /* Read from the socket only when the input can be taken. */
 static void update_reading(struct smtpd_conn *c)
 {
-    bool want = !c->closing &&
+    bool want = !c->closing && !c->tls_pending_switch &&
                 (c->state == SS_COMMAND || c->state == SS_AUTH ||
                  c->state == SS_DATA || c->state == SS_TLS) &&
                 c->inlen < sizeof c->in && c->outlen < sizeof c->out / 2;
@@ -196,6 +197,13 @@ static void on_write(uv_write_t *w, int status)
     c->writing = false;
     if (status < 0 || c->closing) {
         conn_close(c);
+        smtpd_unref(c);
+        return;
+    }
+    if (c->tls_pending_switch) {
+        smtpd_flush(c);   /* the 220 of STARTTLS, in the clear */
+        if (!c->closing && !c->outlen)
+            switch_to_tls(c);
         smtpd_unref(c);
         return;
     }
@@ -401,20 +409,30 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     smtpd_pump(c);
 }
 
-/* STARTTLS accepted (its 220 queued): the reply goes out in the clear,
- * what the client sent after the command is dropped (RFC 3207 5: no
- * plaintext injection into the TLS session), then the handshake. */
-void smtpd_start_tls(struct smtpd_conn *c)
+/* The 220 of STARTTLS is on its way in the clear: from now on the
+ * connection's bytes are TLS. */
+static void switch_to_tls(struct smtpd_conn *c)
 {
-    c->inlen = 0;
-    smtpd_flush(c);
-    if (c->closing)
-        return;
+    c->tls_pending_switch = false;
     if (!(c->tls = tls_new_server(c->srv->tls))) {
         conn_close(c);
         return;
     }
     smtpd_enter(c, SS_TLS);
+}
+
+/* STARTTLS accepted (its 220 queued): the reply goes out in the clear,
+ * what the client sent after the command is dropped (RFC 3207 5: no
+ * plaintext injection into the TLS session), nothing is read until the
+ * reply's write is issued (a write still in flight delays it), then the
+ * handshake. */
+void smtpd_start_tls(struct smtpd_conn *c)
+{
+    c->inlen = 0;
+    c->tls_pending_switch = true;
+    smtpd_flush(c);
+    if (!c->closing && !c->outlen)
+        switch_to_tls(c);
 }
 
 /* A client connected to listener l. */
