@@ -20,6 +20,11 @@ smtplib and swaks, for every reply the listener promises.
   first ends expired ("suppressed"), the second bounced, as events.
 - A spool that is full answers 452 4.3.1 and keeps what it answered 250.
 - SMTPUTF8: a UTF-8 recipient is taken and delivered.
+- Protocol errors: a bare LF in the data 550 5.6.0 (smtplib with bytes,
+  swaks --no-data-fixup), an overlong command 500 5.5.2, a client idle
+  past smtp_command_timeout 421 4.4.2.
+- The account's daily cap holds mail taken over SMTP: with a cap of 2,
+  two of three messages go, the third waits in the spool.
 
 usage: /usr/bin/python3 test_smtpd.py SLUICED SLUICE SINK
 """
@@ -364,6 +369,56 @@ class Smtpd(SmtpdBase):
         s.quit()
         body = self.delivered_to(rcpt)
         self.assertIn("grüße".encode(), body)
+
+    def test_protocol_errors(self):
+        self.start(smtp_command_timeout="2s")
+        s = self.smtp()
+        s.login("shop", self.key)
+        s.mail("news@shop.test")
+        s.rcpt("lf@sink.test")
+        code, text = s.data(b"From: news@shop.test\r\nSubject: x\r\n\r\n"
+                            b"bare\nline\r\n")
+        self.assertEqual(code, 550)
+        self.assertTrue(text.startswith(b"5.6.0"), text)
+        code, text = s.docmd("NOOP", "x" * 2000)
+        self.assertEqual(code, 500)
+        self.assertTrue(text.startswith(b"5.5.2"), text)
+        # idle: the server speaks first, 421 4.4.2, and closes
+        code, text = s.getreply()
+        self.assertEqual(code, 421)
+        self.assertTrue(text.startswith(b"4.4.2"), text)
+        s.close()
+        body = self.path("lf.eml")
+        with open(body, "wb") as f:
+            # as is, with its end (no fixup)
+            f.write(b"From: news@shop.test\r\nSubject: x\r\n\r\nbare\nlf"
+                    b"\r\n.\r\n")
+        rc, out = self.swaks("--from", "news@shop.test", "--to",
+                             "lf@sink.test", "--auth", "PLAIN",
+                             "--auth-user", "shop", "--auth-password",
+                             self.key, "--data", body, "--no-data-fixup")
+        self.assert_swaks(out, 550, "5.6.0")
+        rc, out = self.swaks("--to", "x@sink.test", "--ehlo", "h" * 2000,
+                             "--quit-after", "EHLO")
+        self.assert_swaks(out, 500, "5.5.2")
+        self.assertNotIn("lf@sink.test",
+                         [e["rcpt"] for e in self.spool_events()])
+
+    def test_daily_cap(self):
+        self.start(spool=True)
+        self.sluice("account", "update", "shop", "--daily-cap", "2")
+        s = self.smtp()
+        s.login("shop", self.key)
+        for i in range(3):
+            rcpt = "cap%d@sink.test" % i
+            self.assertEqual(s.sendmail("news@shop.test", [rcpt],
+                                        self.message(to=rcpt)), {})
+        s.quit()
+        wait_for(lambda: len(self.sink.captures()) >= 2, 30,
+                 "two deliveries")
+        self.sluiced.stop()
+        self.assertEqual(len(self.sink.captures()), 2)
+        self.assertEqual(self.spool_info()["counts"]["queued"], 1)
 
 
 if __name__ == "__main__":
