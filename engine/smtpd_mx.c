@@ -79,7 +79,7 @@ int smtpd_mx_rcpt(struct smtpd_conn *c, const char *addr)
     const struct config *cfg = &s->e->cfg;
     const char *at = strrchr(addr, '@');
     uint64_t delivery, campaign;
-    if (!s->mx || !at)
+    if (!s->mx || !at || !cfg->bounce_domain)   /* (a reload dropped it) */
         return SMTPD_MX_NOT_OURS;
     if (cfg->feedback_address && !strcasecmp(addr, cfg->feedback_address))
         return SMTPD_MX_OURS;
