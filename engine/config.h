@@ -129,6 +129,8 @@ struct smtpd_config {
     unsigned max_clients;      /* smtp_max_clients (1000) */
     uint64_t max_message_size; /* bytes (20 MB) */
     unsigned max_recipients;   /* smtp_max_recipients per message (1000) */
+    unsigned data_memory_mb;   /* smtp_data_memory: messages being
+                                  received, all connections (512 MiB) */
     char *default_account;     /* smtp_default_account for them */
     char *tls_cert, *tls_key;  /* PEM files for STARTTLS, or NULL */
     unsigned command_timeout_ms; /* smtp_command_timeout (300 s) */

@@ -1,6 +1,7 @@
 /*
  * config_smtpd.c - the SMTP listener's keys of [sluiced]: smtp_listen,
  * smtp_max_clients, max_message_size, smtp_max_recipients,
+ * smtp_data_memory,
  * smtp_relay_networks, smtp_default_account, smtp_auth_clear_networks,
  * tls_cert, tls_key,
  * smtp_command_timeout, smtp_data_timeout, smtp_auth_failures,
@@ -149,6 +150,13 @@ int config_smtpd_key(struct config_parse *p, const char *key, const char *v)
         s->max_recipients = (unsigned)u;
         return 1;
     }
+    if (!strcmp(key, "smtp_data_memory")) {
+        if (!config_parse_uint(v, 1, 1u << 20, &u))
+            return config_fail(p, "smtp_data_memory: '%s' is not 1..1048576 "
+                               "(MiB)", v);
+        s->data_memory_mb = (unsigned)u;
+        return 1;
+    }
     if (!strcmp(key, "smtp_auth_failures")) {
         if (!config_parse_uint(v, 1, 1000, &u))
             return config_fail(p, "smtp_auth_failures: '%s' is not 1..1000",
@@ -183,6 +191,7 @@ void config_smtpd_defaults(struct smtpd_config *s)
     s->max_clients = 1000;
     s->max_message_size = 20u * 1000 * 1000;
     s->max_recipients = 1000;
+    s->data_memory_mb = 512;
     s->command_timeout_ms = 300000;
     s->data_timeout_ms = 600000;
     s->auth_failures = 5;

@@ -42,9 +42,8 @@ void smtpd_txn_reset(struct smtpd_conn *c)
     free(c->rcpts);
     c->rcpts = NULL;
     c->nrcpt = c->caprcpt = 0;
-    free(c->msg);
-    c->msg = NULL;
-    c->msglen = c->msgcap = c->msgseen = 0;
+    smtpd_msg_free(c);
+    c->msgseen = 0;
     c->in_mail = false;
     c->mx_txn = false;
 }

@@ -9,7 +9,10 @@
  *   smuggling sequence splits one message into two.  A bare CR or LF
  *   anywhere makes the whole message refused (550 5.6.0), as a NUL byte
  *   does; a text line over 1000 octets is refused with 500 5.5.2 and a
- *   message over max_message_size with 552 5.3.4.  Once a reason is found
+ *   message over max_message_size with 552 5.3.4 (a report to the MX
+ *   path over FB_MAX_INPUT too).  The messages being received on all
+ *   connections together hold at most smtp_data_memory: past it the
+ *   message is refused with 452 4.3.1.  Once a reason is found
  *   the rest is read to the end and not kept.
  *
  *   An accepted message passes queue_ingress_message() for the session's
@@ -26,9 +29,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feedback_parse.h"
 #include "smtpd_int.h"
 
 #define MSG_FIRST (16u * 1024)   /* the message buffer's first size */
+
+void smtpd_msg_free(struct smtpd_conn *c)
+{
+    c->srv->data_bytes -= c->msgcap;
+    free(c->msg);
+    c->msg = NULL;
+    c->msglen = c->msgcap = 0;
+}
 
 void smtpd_data_begin(struct smtpd_conn *c)
 {
@@ -45,15 +57,16 @@ static void refuse(struct smtpd_conn *c, enum smtpd_bad why)
 {
     if (c->bad == BAD_NONE)
         c->bad = why;
-    free(c->msg);
-    c->msg = NULL;
-    c->msglen = c->msgcap = 0;
+    smtpd_msg_free(c);
 }
 
 /* Keep n bytes of the message (unless it is refused already). */
 static void put(struct smtpd_conn *c, const char *p, size_t n)
 {
-    size_t max = c->srv->e->cfg.smtpd.max_message_size;
+    struct smtpd *s = c->srv;
+    size_t max = s->e->cfg.smtpd.max_message_size;
+    if (c->mx_txn && max > FB_MAX_INPUT)
+        max = FB_MAX_INPUT;   /* a report is never larger */
     c->msgseen += n;
     if (c->bad)
         return;
@@ -67,11 +80,17 @@ static void put(struct smtpd_conn *c, const char *p, size_t n)
             ncap *= 2;
         if (ncap > max + 1)
             ncap = max + 1;
-        char *nm = realloc(c->msg, ncap);
-        if (!nm) {
-            refuse(c, BAD_SIZE);
+        if (s->data_bytes - c->msgcap + ncap >
+            (uint64_t)s->e->cfg.smtpd.data_memory_mb << 20) {
+            refuse(c, BAD_MEMORY);   /* all connections' messages */
             return;
         }
+        char *nm = realloc(c->msg, ncap);
+        if (!nm) {
+            refuse(c, BAD_MEMORY);
+            return;
+        }
+        s->data_bytes += ncap - c->msgcap;
         c->msg = nm;
         c->msgcap = ncap;
     }
@@ -174,6 +193,10 @@ static void reply_bad(struct smtpd_conn *c)
     case BAD_NUL:
         smtpd_reply(c, "550 5.6.0 Error: NUL byte in message data");
         break;
+    case BAD_MEMORY:
+        smtpd_reply(c, "452 4.3.1 Insufficient system storage (messages in "
+                    "transit); try again later");
+        break;
     case BAD_LONG:
         smtpd_reply(c, "500 5.5.2 Error: line too long (over %u octets)",
                     SMTPD_DATA_LINE_MAX);
@@ -231,9 +254,7 @@ static void finish(struct smtpd_conn *c)
         smtpd_txn_reset(c);
         return;
     }
-    free(c->msg);   /* the spool's writer has its own copy */
-    c->msg = NULL;
-    c->msglen = c->msgcap = 0;
+    smtpd_msg_free(c);   /* the spool's writer has its own copy */
     smtpd_ref(c);
     smtpd_enter(c, SS_COMMIT);
 }

@@ -49,7 +49,8 @@ enum smtpd_state {
 };
 
 /* Why DATA's content is refused (the first reason found). */
-enum smtpd_bad { BAD_NONE, BAD_NEWLINE, BAD_NUL, BAD_LONG, BAD_SIZE };
+enum smtpd_bad { BAD_NONE, BAD_NEWLINE, BAD_NUL, BAD_LONG, BAD_SIZE,
+                 BAD_MEMORY };
 
 struct smtpd;
 
@@ -115,6 +116,8 @@ struct smtpd {
     struct smtpd_conn *conns;
     unsigned nconns;
     uint64_t accepted, refused_busy;
+    uint64_t data_bytes;             /* message buffers of all connections
+                                        and reports with the MX path */
     struct smtpd_auth_slot auth[SMTPD_AUTH_SLOTS];
 };
 
@@ -147,6 +150,8 @@ const char *smtpd_hostname(const struct smtpd_conn *c);
 /* smtpd_data.c: feed DATA bytes; returns how many were consumed (stops
  * after the end of the message, which it submits). */
 size_t smtpd_data_feed(struct smtpd_conn *c, const char *p, size_t n);
+/* Free the message buffer (its bytes leave the global count). */
+void smtpd_msg_free(struct smtpd_conn *c);
 /* Start receiving a message (after 354). */
 void smtpd_data_begin(struct smtpd_conn *c);
 

@@ -38,7 +38,7 @@ struct mx_job {
     char via[QUEUE_MAX_AUDIT_VIA + 1];
     char source[80];
     char *msg;
-    size_t len;
+    size_t len, cap;
     int rc;
     struct feedback_result r;
 };
@@ -116,6 +116,7 @@ static void mx_done(uv_work_t *w, int status)
         smtpd_enter(c, SS_COMMAND);
         smtpd_pump(c);
     }
+    c->srv->data_bytes -= j->cap;
     free(j->msg);
     free(j);
     smtpd_unref(c);
@@ -134,6 +135,7 @@ void smtpd_mx_submit(struct smtpd_conn *c)
     j->w.data = j;
     j->msg = c->msg;
     j->len = c->msglen;
+    j->cap = c->msgcap;   /* counted in data_bytes until the job ends */
     c->msg = NULL;
     c->msglen = c->msgcap = 0;
     snprintf(j->via, sizeof j->via, "smtp:%s", c->peer_text);
@@ -142,6 +144,7 @@ void smtpd_mx_submit(struct smtpd_conn *c)
         .q = s->e->q, .rules = s->rules, .quarantine_dir = s->qdir,
         .by = { "sluiced", j->via, QUEUE_ROLE_NONE, 0 } };
     if (uv_queue_work(s->e->loop, &j->w, mx_work, mx_done)) {
+        s->data_bytes -= j->cap;
         free(j->msg);
         free(j);
         smtpd_reply(c, "451 4.3.0 Error: try again later");

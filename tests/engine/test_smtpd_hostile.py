@@ -19,6 +19,9 @@ on raw sockets: RFC behaviour and a bounded cost.
   and a DATA trickled past smtp_data_timeout get 421 4.4.2 and the close;
 - STARTTLS with a command pipelined behind it: the command is dropped,
   never answered inside TLS;
+- smtp_data_memory: a message that would take the messages in transit
+  past it is refused with 452 4.3.1, and its memory is given back (the
+  next message is taken);
 - 500 idle connections: each costs sluiced a bounded amount of memory
   (measured from VmRSS and printed; asserted under 64 KiB), and the
   connection over smtp_max_clients gets 421 4.7.0.
@@ -207,6 +210,21 @@ class Hostile(SmtpdBase):
         self.assertTrue(r.startswith(b"250-mx.sluice.test"), r)
         self.assertIn(b"AUTH PLAIN LOGIN", r)
         t.close()
+
+    def test_data_memory(self):
+        self.start(smtp_data_memory=1)
+        head = b"From: news@shop.test\r\nSubject: x\r\n\r\n"
+        line = b"z" * 78 + b"\r\n"
+        s = self.session()
+        r = self.transaction(s, "huge@sink.test",
+                             head + line * 20000 + b".\r\n")   # 1.6 MB
+        self.assertTrue(r.startswith(b"452 4.3.1"), r)
+        r = self.transaction(s, "fits@sink.test",
+                             head + line * 5000 + b".\r\n")    # 400 KB
+        self.assertTrue(r.startswith(b"250 2.0.0"), r)
+        s.close()
+        self.delivered_to("fits@sink.test")
+        self.assertNotIn("huge@sink.test", self.queued_rcpts())
 
     def rss_kb(self):
         with open("/proc/%d/status" % self.sluiced.p.pid) as f:
