@@ -405,8 +405,10 @@ class Smtpd(SmtpdBase):
                          [e["rcpt"] for e in self.spool_events()])
 
     def test_daily_cap(self):
-        self.start(spool=True)
+        self.setup_spool()
+        # before sluiced starts: it reads the accounts as it claims
         self.sluice("account", "update", "shop", "--daily-cap", "2")
+        self.start(spool=False)
         s = self.smtp()
         s.login("shop", self.key)
         for i in range(3):
