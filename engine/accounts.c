@@ -197,11 +197,13 @@ bool accounts_stop(struct engine *e, const struct item *it,
             .retry_at = queue_account_park_time(it->account) };
         return true;
     }
-    if (!it->campaign || it->body->err)
+    if ((!it->campaign && !it->account) || it->body->err)
         return false;
-    /* the list was checked when the message was rendered; this second
-     * look, as the message is handed to a session, catches an
-     * unsubscribe that came in between (one read transaction) */
+    /* a campaign's list was checked when the message was rendered; this
+     * second look, as the message is handed to a session, catches an
+     * unsubscribe that came in between.  An injected message's (sluice
+     * inject, SMTP, HTTP) is checked here only, as for campaigns (one
+     * read transaction). */
     uint32_t owner = a && a->suppression_owner ? a->suppression_owner
                                                : it->account;
     bool yes = false;
@@ -211,8 +213,11 @@ bool accounts_stop(struct engine *e, const struct item *it,
                                  .type = QUEUE_EV_EXPIRED,
                                  .enhanced = "5.7.1",
                                  .category = QUEUE_CAT_OTHER,
-                                 .text = "suppressed: unsubscribed before "
-                                         "sending" };
+                                 .text = it->campaign
+                                     ? "suppressed: unsubscribed before "
+                                       "sending"
+                                     : "suppressed: the address is on the "
+                                       "account's suppression list" };
     return true;
 }
 

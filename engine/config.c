@@ -215,6 +215,12 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
     } else if (!strcmp(key, "feedback_sender")) {
         if (!set_str(&c->feedback_sender, v))
             return config_fail(p, "out of memory");
+    } else if (!strcmp(key, "feedback_address")) {
+        if (!config_mailbox_ok(v))
+            return config_fail(p, "feedback_address: '%s' is not an address "
+                               "(local@domain)", v);
+        if (!set_str(&c->feedback_address, v))
+            return config_fail(p, "out of memory");
     } else if (!strcmp(key, "status_file")) {
         if (!*v)
             return config_fail(p, "status_file: needs a file");
@@ -233,6 +239,9 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
                                                : &c->audit_checkpoint, v))
             return config_fail(p, "out of memory");
     } else {
+        int r = config_smtpd_key(p, key, v);
+        if (r >= 0)
+            return r;
         return config_fail(p, "unknown key '%s' in [sluiced]", key);
     }
     return 1;
@@ -309,6 +318,7 @@ static void defaults(struct config *c)
     c->dns_tries = 2;
     c->smtp_port = 25;
     c->max_connections = 1000;
+    config_smtpd_defaults(&c->smtpd);
     c->retry_steps = sizeof default_retry / sizeof default_retry[0];
     memcpy(c->retry, default_retry, sizeof default_retry);
     c->max_age = 5 * 86400;
@@ -344,6 +354,14 @@ static void check_loaded(struct config_parse *p)
         config_fail(p, "[sluiced] spool is not set");
     else if (!cfg->ehlo_hostname)
         config_fail(p, "[sluiced] ehlo_hostname is not set");
+    if (!p->err[0] && !cfg->feedback_address && cfg->bounce_domain &&
+        cfg->bounce_domain[0]) {
+        size_t n = strlen(cfg->bounce_domain) + 5;
+        if (!(cfg->feedback_address = malloc(n)))
+            config_fail(p, "out of memory");
+        else
+            snprintf(cfg->feedback_address, n, "fbl@%s", cfg->bounce_domain);
+    }
     if (!p->err[0] && cfg->bounce_rules_path) {
         char why[sizeof p->err - 16];
         p->line = config_seen_line(&p->seen, "sluiced", "bounce_rules");
@@ -385,6 +403,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         rc = -2;
     if (rc == 0 && !p.err[0])
         check_loaded(&p);
+    if (rc == 0 && !p.err[0])
+        config_smtpd_check(&p);
     config_seen_free(&p.seen);
     if (rc > 0 && (!p.err[0] || rc < p.err_line)) {
         p.err_line = rc;
@@ -424,6 +444,7 @@ void config_free(struct config *cfg)
     free(cfg->tls_ca_file);
     free(cfg->audit_key);
     free(cfg->audit_checkpoint);
+    config_smtpd_free(&cfg->smtpd);
     policy_free(&cfg->def);
     for (size_t i = 0; i < cfg->ndomains; i++)
         policy_free(&cfg->domains[i]);
@@ -449,6 +470,7 @@ void config_free(struct config *cfg)
     free(cfg->unsubscribe_host);
     free(cfg->bounce_domain);
     free(cfg->feedback_sender);
+    free(cfg->feedback_address);
     free(cfg->http_listen);
     for (size_t i = 0; i < cfg->naccounts; i++)
         for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)

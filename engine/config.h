@@ -106,6 +106,40 @@ struct backoff_policy {
     unsigned recover_after;    /* successes in a row before one step up */
 };
 
+/* One network of a CIDR list: family AF_INET or AF_INET6, the address
+ * in network order, the prefix length. */
+struct config_cidr {
+    int family;
+    unsigned char addr[16];
+    unsigned bits;
+};
+#define CONFIG_SMTPD_MAX_LISTEN 16
+#define CONFIG_SMTPD_MAX_NETS 64
+
+/* The SMTP listener (smtpd*.c; keys read by config_smtpd.c). */
+struct smtpd_config {
+    char *listen_host[CONFIG_SMTPD_MAX_LISTEN]; /* smtp_listen */
+    uint16_t listen_port[CONFIG_SMTPD_MAX_LISTEN];
+    unsigned nlisten;          /* 0: no listener */
+    struct config_cidr relay[CONFIG_SMTPD_MAX_NETS];
+    unsigned nrelay;
+    struct config_cidr clear[CONFIG_SMTPD_MAX_NETS]; /* smtp_auth_clear_
+                                  networks: AUTH without TLS (loopback) */
+    unsigned nclear;
+    unsigned max_clients;      /* smtp_max_clients (1000) */
+    uint64_t max_message_size; /* bytes (20 MB) */
+    unsigned max_recipients;   /* smtp_max_recipients per message (1000) */
+    unsigned data_memory_mb;   /* smtp_data_memory: messages being
+                                  received, all connections (512 MiB) */
+    char *default_account;     /* smtp_default_account for them */
+    char *tls_cert, *tls_key;  /* PEM files for STARTTLS, or NULL */
+    unsigned command_timeout_ms; /* smtp_command_timeout (300 s) */
+    unsigned data_timeout_ms;  /* smtp_data_timeout (600 s, all of DATA) */
+    unsigned auth_failures;    /* smtp_auth_failures per address per
+                                  smtp_auth_window before 454 (5) */
+    unsigned auth_window_ms;   /* smtp_auth_window (300 s) */
+};
+
 struct config {
     char *path;
     char *spool;
@@ -150,12 +184,15 @@ struct config {
     char *unsubscribe_host;    /* https://HOST/u/TOKEN; default ehlo_hostname */
     char *bounce_domain;       /* VERP return paths; default the From domain */
     char *feedback_sender;     /* Feedback-ID's last field; default "sluice" */
+    char *feedback_address;    /* where ARF reports come in; default
+                                  fbl@bounce_domain (NULL without one) */
     char *http_listen;         /* ADDR:PORT of the unsubscribe endpoint */
     char *audit_key;           /* the audit trail's key file, or NULL */
     char *audit_checkpoint;    /* file the audit head is appended to */
     struct account_policy *accounts;
     size_t naccounts;
     bool allow_unsigned;       /* [account default] allow_unsigned */
+    struct smtpd_config smtpd; /* the SMTP listener */
 };
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
@@ -173,6 +210,12 @@ const struct domain_policy *config_domain(const struct config *cfg,
 #define CONFIG_DNS_SERVERS_MAX 1024
 int config_parse_dns_servers(const char *list, char *out, size_t outlen,
                              char *bad, size_t badlen);
+
+/* Whether addr (a struct sockaddr_in or _in6; a v4-mapped v6 address
+ * counts as v4) lies in one of the n networks. */
+struct sockaddr;
+bool config_cidr_match(const struct config_cidr *nets, unsigned n,
+                       const struct sockaddr *addr);
 
 /* Parse "500ms", "30s", "5m", "2h", "5d" or bare seconds into ms. */
 int config_parse_duration_ms(const char *s, uint64_t *ms);

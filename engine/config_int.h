@@ -38,6 +38,8 @@ bool config_parse_hostport(const char *s, char **host, uint16_t *port);
 bool config_parse_retry(struct config *c, const char *v);
 /* LDH labels of 1..63 separated by single dots, 253 characters at most. */
 bool config_domain_ok(const char *s);
+/* local@domain: a plain local part (1..64) and a config_domain_ok domain. */
+bool config_mailbox_ok(const char *s);
 
 /* Keys a file may give (a longer file is refused, not read to the end). */
 #define CONFIG_MAX_KEYS 100000
@@ -116,6 +118,13 @@ int config_backoff_key(struct config_parse *p, const char *key,
                        const char *v);
 int config_id_section(struct config_parse *p, const char *section,
                       const char *name, const char *value);
+/* The SMTP listener's keys of [sluiced] (config_smtpd.c): 1 taken, 0 a
+ * bad value (config_fail said why), -1 not one of its keys.  Defaults,
+ * checks once the file is read, and freeing. */
+int config_smtpd_key(struct config_parse *p, const char *key, const char *v);
+void config_smtpd_defaults(struct smtpd_config *s);
+void config_smtpd_check(struct config_parse *p);
+void config_smtpd_free(struct smtpd_config *s);
 /* Add the shipped backoff rules after the configured ones. */
 void config_add_default_rules(struct config_parse *p);
 

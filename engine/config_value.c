@@ -191,6 +191,20 @@ bool config_domain_ok(const char *s)
     return label > 0 && s[n - 1] != '-';
 }
 
+/* True if s is a plain mailbox local@domain: a local part of 1..64
+ * printable characters without space, quotes, brackets or '@', and a
+ * domain config_domain_ok() takes. */
+bool config_mailbox_ok(const char *s)
+{
+    const char *at = strrchr(s, '@');
+    if (!at || at == s || at - s > 64)
+        return false;
+    for (const char *c = s; c < at; c++)
+        if (*c <= ' ' || *c > '~' || strchr("\"<>()[]@,;:\\", *c))
+            return false;
+    return config_domain_ok(at + 1);
+}
+
 /* One server of a dns_servers list, IP[:PORT] or [IPv6][:PORT], appended
  * to out in the form c-ares reads (ADDR:PORT, [IPv6]:PORT; 53 when no
  * port is given).  False when it is not one or out has no room. */

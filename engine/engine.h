@@ -271,6 +271,7 @@ struct engine {
     struct MHD_Daemon *http;   /* unsub_http.c: the one-click endpoint */
     struct http_gate *http_gate; /* its front door (http_gate.c) */
     struct eventlog *log;      /* eventlog.c, or NULL */
+    struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
 };
 
@@ -450,8 +451,9 @@ bool accounts_held(const struct engine *e, uint32_t id);
  * account's mail must wait */
 int64_t accounts_hold(struct engine *e, struct item *it);
 /* Whether item it must end before it goes to a session: its account held
- * (parked until it is enabled) or, a campaign recipient, unsubscribed
- * since its message was rendered (expired, not sent).  Fills o. */
+ * (parked until it is enabled) or its recipient on the account's
+ * suppression list (a campaign's: unsubscribed since its message was
+ * rendered; an injected message's) - expired, not sent.  Fills o. */
 bool accounts_stop(struct engine *e, const struct item *it,
                    struct queue_outcome *o);
 /* it ends here: sent (it->attempted) or not, it leaves its account's

@@ -60,6 +60,7 @@
 
 #include "classify.h"
 #include "engine.h"
+#include "smtpd.h"
 #include "queue_admin.h"
 #include "signer.h"
 
@@ -385,6 +386,8 @@ int main(int argc, char **argv)
     }
     if (!rc)
         rc = unsub_http_start(&e);
+    if (!rc)
+        rc = smtpd_start(&e);
     if (rc) {
         e.run.exit_code = rc == ENGINE_E_CONFIG ? 78 : spool_exit(rc);
         goto out;
@@ -402,6 +405,7 @@ int main(int argc, char **argv)
 out:
     /* orderly teardown: no more unsubscribes, writer drained, handles */
     unsub_http_stop(&e);
+    smtpd_stop(&e);
     if (e.q)
         queue_flush(e.q);
     if (e.cmp)
@@ -414,6 +418,7 @@ out:
     uv_walk(e.loop, close_walk, NULL);
     uv_run(e.loop, UV_RUN_DEFAULT);
     uv_loop_close(e.loop);
+    smtpd_free(&e);
     queue_close(e.q);
     if (e.ssl)
         SSL_CTX_free(e.ssl);

@@ -65,7 +65,8 @@ SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen)
     return ctx;
 }
 
-struct tls *tls_new(SSL_CTX *ctx, const char *host, bool verify)
+/* A connection of ctx over two memory BIOs, or NULL. */
+static struct tls *tls_alloc(SSL_CTX *ctx)
 {
     struct tls *t = calloc(1, sizeof *t);
     if (!t)
@@ -80,6 +81,14 @@ struct tls *tls_new(SSL_CTX *ctx, const char *host, bool verify)
     }
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    return t;
+}
+
+struct tls *tls_new(SSL_CTX *ctx, const char *host, bool verify)
+{
+    struct tls *t = tls_alloc(ctx);
+    if (!t)
+        return NULL;
     SSL_set_connect_state(t->ssl);
     if (host && *host && host[0] != '[')
         SSL_set_tlsext_host_name(t->ssl, host);
@@ -90,6 +99,45 @@ struct tls *tls_new(SSL_CTX *ctx, const char *host, bool verify)
     } else {
         SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
     }
+    return t;
+}
+
+SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err,
+                        size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        snprintf(err, errlen, "SSL_CTX_new failed");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    const char *what = NULL;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+        what = cert;
+    else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+        what = key;
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        what = "tls_key does not match tls_cert:";
+    if (what) {
+        unsigned long e = ERR_get_error();
+        snprintf(err, errlen, "%s %s", what,
+                 e && ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+                                                 : "cannot be used");
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+struct tls *tls_new_server(SSL_CTX *ctx)
+{
+    struct tls *t = tls_alloc(ctx);
+    if (t)
+        SSL_set_accept_state(t->ssl);
     return t;
 }
 

@@ -1,5 +1,6 @@
 /*
- * tls.h - client-side TLS over OpenSSL memory BIOs, for STARTTLS.
+ * tls.h - TLS over OpenSSL memory BIOs, for STARTTLS: the client side of
+ * sluiced's deliveries and the server side of its SMTP listener.
  *
  * DESCRIPTION
  *   The SMTP session owns the socket; this module only transforms bytes.
@@ -34,6 +35,13 @@ SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errlen);
 /* A connection to host (for SNI and, with verify, name checking). */
 struct tls *tls_new(SSL_CTX *ctx, const char *host, bool verify);
 void tls_free(struct tls *t);
+
+/* A server context with the PEM certificate chain and key: TLS 1.2 or
+ * later; NULL with the reason in err. */
+SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err,
+                        size_t errlen);
+/* The server side of one connection. */
+struct tls *tls_new_server(SSL_CTX *ctx);
 
 /* Add ciphertext received from the peer. */
 int tls_feed(struct tls *t, const void *data, size_t len);

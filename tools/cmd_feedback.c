@@ -7,8 +7,11 @@
  *
  * DESCRIPTION
  *   Each report (a file, standard input, or every unseen message of a
- *   maildir's new/ and cur/) is parsed (feedback_parse.c) and matched to a
- *   delivery (feedback_match.c).  Only the tokens made with the spool's
+ *   maildir's new/ and cur/) is handed to feedback_ingest() (the feedback
+ *   library, engine/feedback.h, which sluiced's bounce-domain MX uses
+ *   too): parsed (feedback_parse.c) and matched to a delivery
+ *   (feedback_match.c); this file reads the input, authorizes, prints
+ *   and counts.  Only the tokens made with the spool's
  *   secret authenticate a report: the VERP return path b-TOKEN@domain
  *   (HMAC), else the original's Message-ID
  *   <CAMPAIGN.DELIVERY.NONCE.MAC@domain> (MAC) with the delivery's
@@ -53,10 +56,14 @@
  *   A report that does not parse, matches no delivery, carries a forged
  *   token, is matched only by its Feedback-ID or is refused goes to the
  *   quarantine directory (default SPOOL/quarantine): NAME.eml with its
- *   bytes and NAME.reason with the reason and where it came from.  Maildir
+ *   bytes and NAME.reason with the reason and where it came from, both
+ *   fsync'ed (feedback_quarantine.c; neither is left when one fails: the
+ *   report stays where it was and the exit is 73).  Maildir
  *   messages handled are renamed into cur/ with the S (seen) flag,
  *   quarantined ones are removed from the maildir once their copy is
- *   written; files and standard input are left as they are.
+ *   written, and one that could not be kept (a spool or quarantine
+ *   failure) stays unseen for the next run; files and standard input are
+ *   left as they are.
  *
  * DIAGNOSTICS
  *   One line per report and a summary line ("feedback: N reports: ...");
@@ -72,17 +79,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "classify.h"
 #include "config.h"
-#include "feedback_match.h"
-#include "feedback_parse.h"
+#include "feedback.h"
 #include "queue_campaign.h"
-#include "smtp_reply.h"
 #include "tool_admin.h"
 
 #define P "sluice feedback ingest"
@@ -109,279 +110,71 @@ struct fb_counts {
 struct ingest {
     struct tool_ctx *ctx;
     struct queue *q;
-    unsigned char secret[QUEUE_TOKEN_SECRET];
+    struct feedback_ctx fb;   /* the library's view of this run */
     char qdir[4096];
     struct fb_counts n;
     json_t *reports;          /* --json */
     int rc;                   /* worst exit code so far */
-    unsigned seq;
-    struct fb_report rep;     /* large: kept here, not on the stack */
+    struct feedback_result res; /* large: kept here, not on the stack */
 };
 
-/* What happened to one report, for its line and JSON object. */
-struct fb_result {
-    const char *source;
-    const char *kind;          /* "dsn", "arf", "" */
-    const char *matched_by;    /* "verp", "message-id", "feedback-id" */
-    const char *outcome;       /* "bounced", "late-bounce", "delayed", ... */
-    struct queue_delivery d;
-    bool have_d;
-    char category[32], status[16], rcpt[QUEUE_MAX_RCPT + 1];
-    const char *suppressed;    /* "added", "already", NULL */
-    char reason[FB_REASON_MAX + 64];
-    char quarantine[4300];
-};
-
-/* Write all of buf to fd; 0 or -1. */
-static int write_all(int fd, const void *buf, size_t n)
+/* Raise the run's exit code to at least rc. */
+static void raise_rc(struct ingest *in, int rc)
 {
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
+    if (in->rc < rc)
+        in->rc = rc;
+}
+
+/* feedback_ctx.authorize: manager on the delivery's account
+ * (tool_authorize, which audits and prints a refusal); *by becomes the
+ * caller with the role it has there. */
+static int authorize(void *arg, uint32_t account, const char *object,
+                     struct queue_actor *by, char *why, size_t cap)
+{
+    struct ingest *in = arg;
+    int role = 0;
+    if (tool_authorize(in->ctx, in->q, ACT_FEEDBACK_INGEST, account, 0,
+                       object, &role)) {
+        snprintf(why, cap, "needs manager on the delivery's account");
+        return -1;
     }
+    *by = tool_actor(in->ctx, role, account);
     return 0;
 }
 
-/* Create path (mode 0700 files inside) when it is not there; 0 or -1. */
-static int ensure_dir(const char *path)
+/* Count what one report did. */
+static void count(struct ingest *in, const struct feedback_result *res)
 {
-    struct stat st;
-    if (!stat(path, &st))
-        return S_ISDIR(st.st_mode) ? 0 : -1;
-    return mkdir(path, 0700) && errno != EEXIST ? -1 : 0;
-}
-
-/* Write one file (O_EXCL) with buf; 0 or -1. */
-static int write_file(const char *path, const void *buf, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    int rc = write_all(fd, buf, n);
-    if (close(fd))
-        rc = -1;
-    return rc;
-}
-
-/* Put a report into the quarantine: NAME.eml and NAME.reason.  0 or -1
- * (then the result says why). */
-static int quarantine(struct ingest *in, const char *buf, size_t len,
-                      struct fb_result *res)
-{
-    char base[4200], path[4300], why[FB_REASON_MAX + 4400];
-    in->n.quarantined++;
-    res->outcome = "quarantined";
-    if (ensure_dir(in->qdir)) {
-        fprintf(stderr, P ": quarantine %s: %s\n", in->qdir, strerror(errno));
-        if (in->rc < TOOL_EX_CANTCREAT)
-            in->rc = TOOL_EX_CANTCREAT;
-        return -1;
-    }
-    for (int tries = 0; tries < 100; tries++) {
-        snprintf(base, sizeof base, "%s/%lld-%ld-%u", in->qdir,
-                 (long long)time(NULL), (long)getpid(), ++in->seq);
-        if (snprintf(path, sizeof path, "%s.eml", base) >= (int)sizeof path)
-            return -1;
-        if (!write_file(path, buf, len))
-            break;
-        if (errno != EEXIST) {
-            fprintf(stderr, P ": %s: %s\n", path, strerror(errno));
-            if (in->rc < TOOL_EX_CANTCREAT)
-                in->rc = TOOL_EX_CANTCREAT;
-            return -1;
-        }
-    }
-    int wn = snprintf(why, sizeof why, "%s\nsource: %s\n", res->reason,
-                      res->source);
-    if (snprintf(path, sizeof path, "%s.reason", base) >= (int)sizeof path)
-        return -1;
-    if (write_file(path, why, wn < (int)sizeof why ? (size_t)wn
-                                                   : sizeof why - 1)) {
-        fprintf(stderr, P ": %s: %s\n", path, strerror(errno));
-        if (in->rc < TOOL_EX_CANTCREAT)
-            in->rc = TOOL_EX_CANTCREAT;
-        return -1;
-    }
-    snprintf(res->quarantine, sizeof res->quarantine, "%s.eml", base);
-    return 0;
-}
-
-/* Count and note what queue_record_feedback() did to the address. */
-static void note_suppressed(struct ingest *in, struct fb_result *res,
-                            int suppressed)
-{
-    if (suppressed == QUEUE_FEEDBACK_SUPPRESSED) {
-        in->n.suppressed++;
-        res->suppressed = "added";
-    } else if (suppressed == QUEUE_FEEDBACK_ALREADY_SUPPRESSED) {
-        in->n.already++;
-        res->suppressed = "already";
-    }
-}
-
-/* The recipient block of a DSN that is about d (else the first failed,
- * else the first). */
-static const struct fb_rcpt *dsn_block(const struct fb_report *r,
-                                       const char *rcpt)
-{
-    const struct fb_rcpt *failed = NULL;
-    for (size_t i = 0; i < r->nrcpt; i++) {
-        const struct fb_rcpt *x = &r->rcpts[i];
-        if (!strcasecmp(x->final_rcpt, rcpt) ||
-            !strcasecmp(x->original_rcpt, rcpt))
-            return x;
-        if (!failed && !strcmp(x->action, "failed"))
-            failed = x;
-    }
-    return failed ? failed : &r->rcpts[0];
-}
-
-/* Act on a matched DSN; 0 or a queue error. */
-static int act_dsn(struct ingest *in, const struct fb_report *r,
-                   struct fb_result *res)
-{
-    const struct fb_rcpt *x = dsn_block(r, res->d.rcpt);
-    snprintf(res->status, sizeof res->status, "%s", x->status);
-    if (!strcmp(x->action, "delayed")) {
-        in->n.delayed++;
-        res->outcome = "delayed";
-        return 0;
-    }
-    if (strcmp(x->action, "failed")) {
-        in->n.ignored++;
-        res->outcome = "ignored";
-        return 0;
-    }
-    /* the Diagnostic-Code's reply taken apart as sluiced takes one apart;
-     * Status is the DSN's own enhanced code, and gives the class when the
-     * diagnostic has no reply code */
-    const char *t = x->diagnostic, *rt = t;
-    size_t rl = strlen(t);
-    char rtext[SMTP_REPLY_TEXT];   /* the text sluiced would classify */
-    struct smtp_reply_split sp;
-    int code = x->status[0] == '4' ? 450 : 550;
-    if (!smtp_reply_split(t, rl, &sp)) {
-        code = sp.code;
-        rt = sp.text;
-        rl = sp.text_len;
-    }
-    if (rl >= sizeof rtext)
-        rl = sizeof rtext - 1;
-    memcpy(rtext, rt, rl);
-    rtext[rl] = 0;
-    const char *enh = x->status[0] ? x->status
-                                   : sp.enhanced[0] ? sp.enhanced : NULL;
-    int cat = classify_reply(code, enh, rtext);
-    if (cat <= QUEUE_CAT_NONE || cat >= QUEUE_CAT_COUNT)
-        cat = QUEUE_CAT_OTHER;
-    snprintf(res->category, sizeof res->category, "%s",
-             queue_category_name(cat));
-    /* the event and the suppression in one commit, as sluiced's */
-    struct queue_feedback f = {
-        .delivery = res->d.id, .kind = QUEUE_FEEDBACK_BOUNCE,
-        .code = (uint16_t)code, .category = (uint8_t)cat,
-        .enhanced = enh,
-        .mx = x->remote_mta[0] ? x->remote_mta : NULL,
-        .text = t[0] ? t : "bounce reported by DSN",
-    };
-    struct queue_feedback_result fr;
-    int err = queue_record_feedback(in->q, &f, &fr);
-    if (err)
-        return err;
-    if (fr.recorded) {
-        in->n.bounced++;
-        res->outcome = "bounced";
-    } else {
-        in->n.late++;
-        res->outcome = "late-bounce";
-    }
-    note_suppressed(in, res, fr.suppressed);
-    return 0;
-}
-
-/* Act on a matched ARF report; 0 or a queue error. */
-static int act_arf(struct ingest *in, const struct fb_report *r,
-                   const struct queue_actor *by, struct fb_result *res)
-{
-    static const char *const complaint[] = { "abuse", "fraud", "virus",
-                                             "other" };
-    bool is = false;
-    for (size_t i = 0; i < sizeof complaint / sizeof complaint[0]; i++)
-        is = is || !strcmp(r->feedback_type, complaint[i]);
-    snprintf(res->category, sizeof res->category, "%s", r->feedback_type);
-    if (!is) {
-        in->n.ignored++;
-        res->outcome = "ignored";
-        return 0;
-    }
-    in->n.complaints++;
-    res->outcome = "complaint";
-    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    if (snprintf(obj, sizeof obj, "delivery %llu (campaign %llu, %s): %s",
-                 (unsigned long long)res->d.id,
-                 (unsigned long long)res->d.campaign, res->d.rcpt,
-                 r->feedback_type) >= (int)sizeof obj)
-        obj[sizeof obj - 1] = 0;   /* cut to the audit record's cap */
-    int err = queue_audit_append(in->q, by, res->d.account,
-                                 "feedback complaint", obj, "ok");
-    if (err)
-        return err;
-    struct queue_feedback f = { .delivery = res->d.id,
-                                .kind = QUEUE_FEEDBACK_COMPLAINT };
-    struct queue_feedback_result fr;
-    if ((err = queue_record_feedback(in->q, &f, &fr)))
-        return err;
-    note_suppressed(in, res, fr.suppressed);
-    return 0;
-}
-
-/* Keep a report matched only by its Feedback-ID as evidence: counted,
- * and an audit record "feedback unauthenticated" naming the campaign,
- * delivery and what the report claims.  Nothing is suppressed or
- * recorded as an event; the caller quarantines the report. */
-static void unauthenticated(struct ingest *in, const struct fb_report *r,
-                            const struct queue_actor *by,
-                            struct fb_result *res)
-{
-    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    const char *what = r->feedback_type, *status = "";
-    if (r->kind == FB_KIND_DSN) {
-        const struct fb_rcpt *x = dsn_block(r, res->d.rcpt);
-        what = x->action;
-        status = x->status;
-    }
-    in->n.unauthenticated++;
-    if (snprintf(obj, sizeof obj, "campaign %llu, delivery %llu (%s): "
-                 "%s %s%s%s", (unsigned long long)res->d.campaign,
-                 (unsigned long long)res->d.id, res->d.rcpt, res->kind,
-                 what, status[0] ? " " : "", status) >= (int)sizeof obj)
-        obj[sizeof obj - 1] = 0;   /* cut to the audit record's cap */
-    int err = queue_audit_append(in->q, by, res->d.account,
-                                 "feedback unauthenticated", obj,
-                                 "quarantined: matched only by Feedback-ID");
-    if (err) {
-        fprintf(stderr, P ": %s: %s (%s)\n", res->source,
-                queue_strerror(err), queue_last_detail());
-        if (in->rc < tool_exit_for(err))
-            in->rc = tool_exit_for(err);
+    struct fb_counts *n = &in->n;
+    const char *o = res->outcome;
+    n->reports++;
+    n->bounced += !strcmp(o, "bounced");
+    n->late += !strcmp(o, "late-bounce");
+    n->delayed += !strcmp(o, "delayed");
+    n->complaints += !strcmp(o, "complaint");
+    n->ignored += !strcmp(o, "ignored");
+    n->quarantined += !strcmp(o, "quarantined");
+    if (res->suppressed && strcmp(res->suppressed, "already"))
+        n->suppressed++;
+    else if (res->suppressed)
+        n->already++;
+    n->unauthenticated += res->unauthenticated;
+    if (res->refused) {
+        n->refused++;
+        raise_rc(in, TOOL_EX_NOPERM);
     }
 }
 
 /* Print one report's line or add its JSON object. */
-static void report_out(struct ingest *in, const struct fb_result *res)
+static void report_out(struct ingest *in, const char *source,
+                       const struct feedback_result *res)
 {
     if (in->reports) {
-        json_t *o = json_pack("{s:s,s:s,s:s}", "source", res->source,
+        json_t *o = json_pack("{s:s,s:s,s:s}", "source", source,
                               "kind", res->kind, "outcome", res->outcome);
         if (!o)
             return;
-        if (res->have_d) {
+        if (res->have_delivery) {
             json_object_set_new(o, "delivery",
                                 json_integer((json_int_t)res->d.id));
             json_object_set_new(o, "campaign",
@@ -407,13 +200,13 @@ static void report_out(struct ingest *in, const struct fb_result *res)
         json_array_append_new(in->reports, o);
         return;
     }
-    if (!res->have_d || !strcmp(res->outcome, "quarantined")) {
-        printf("%s: %s: %s%s%s\n", res->source, res->outcome, res->reason,
+    if (!res->have_delivery || !strcmp(res->outcome, "quarantined")) {
+        printf("%s: %s: %s%s%s\n", source, res->outcome, res->reason,
                res->quarantine[0] ? " -> " : "", res->quarantine);
         return;
     }
     printf("%s: %s delivery %llu (campaign %llu, %s) by %s: %s%s%s%s%s\n",
-           res->source, res->kind, (unsigned long long)res->d.id,
+           source, res->kind, (unsigned long long)res->d.id,
            (unsigned long long)res->d.campaign, res->d.rcpt, res->matched_by,
            res->outcome, res->category[0] ? " " : "", res->category,
            res->suppressed ? ", suppressed" : "",
@@ -421,82 +214,22 @@ static void report_out(struct ingest *in, const struct fb_result *res)
                ? " already" : "");
 }
 
-/* Handle one report's bytes; returns whether it was quarantined. */
-static bool ingest_one(struct ingest *in, const char *source,
+/* Handle one report's bytes (feedback_ingest): 1 quarantined, 0 handled,
+ * -1 not kept (a spool or quarantine failure: the caller keeps it). */
+static int ingest_one(struct ingest *in, const char *source,
                        const char *buf, size_t len)
 {
-    struct fb_result *res = calloc(1, sizeof *res);
-    struct fb_report *r = &in->rep;
-    bool quar = false;
-    int role = 0, err;
-    if (!res) {
-        in->rc = TOOL_EX_OSERR;
-        return false;
+    struct feedback_result *res = &in->res;
+    int rc = feedback_ingest(&in->fb, source, buf, len, res);
+    count(in, res);
+    if (rc) {
+        fprintf(stderr, P ": %s\n", res->error);
+        raise_rc(in, rc == FEEDBACK_ESPOOL ? tool_exit_for(res->spool_err)
+                     : rc == FEEDBACK_EQUARANTINE ? TOOL_EX_CANTCREAT
+                                                  : TOOL_EX_OSERR);
     }
-    res->source = source;
-    res->kind = "";
-    in->n.reports++;
-    if (fb_parse(buf, len, r)) {
-        snprintf(res->reason, sizeof res->reason, "malformed report: %s",
-                 r->reason);
-        goto quarantined;
-    }
-    res->kind = r->kind == FB_KIND_DSN ? "dsn" : "arf";
-    int m = fb_match(in->q, in->secret, sizeof in->secret, r, &res->d,
-                     &res->matched_by, res->reason, sizeof res->reason);
-    if (m == FB_MATCH_NONE)
-        goto quarantined;
-    res->have_d = true;
-    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    if (snprintf(obj, sizeof obj, "delivery %llu (campaign %llu, %s)",
-                 (unsigned long long)res->d.id,
-                 (unsigned long long)res->d.campaign, res->d.rcpt)
-        >= (int)sizeof obj)
-        obj[sizeof obj - 1] = 0;   /* cut to the audit record's cap */
-    if (tool_authorize(in->ctx, in->q, ACT_FEEDBACK_INGEST, res->d.account,
-                       0, obj, &role)) {
-        in->n.refused++;
-        if (in->rc < TOOL_EX_NOPERM)
-            in->rc = TOOL_EX_NOPERM;
-        snprintf(res->reason, sizeof res->reason, "refused: needs manager "
-                 "on the delivery's account");
-        goto quarantined;
-    }
-    struct queue_actor by = tool_actor(in->ctx, role, res->d.account);
-    if (m == FB_MATCH_UNAUTHENTICATED) {
-        unauthenticated(in, r, &by, res);
-        goto quarantined;
-    }
-    err = r->kind == FB_KIND_DSN ? act_dsn(in, r, res)
-                                 : act_arf(in, r, &by, res);
-    if (err) {
-        fprintf(stderr, P ": %s: %s (%s)\n", source, queue_strerror(err),
-                queue_last_detail());
-        snprintf(res->reason, sizeof res->reason, "%s", queue_strerror(err));
-        res->outcome = "failed";
-        if (in->rc < tool_exit_for(err))
-            in->rc = tool_exit_for(err);
-    } else {
-        char result[QUEUE_MAX_AUDIT_RESULT + 1];
-        snprintf(result, sizeof result, "%s%s%s%s%s by %s", res->outcome,
-                 res->category[0] ? " " : "", res->category,
-                 res->status[0] ? " " : "", res->status, res->matched_by);
-        if (res->suppressed)
-            snprintf(result + strlen(result), sizeof result - strlen(result),
-                     "; suppressed%s", strcmp(res->suppressed, "already")
-                                           ? "" : " already");
-        queue_audit_append(in->q, &by, res->d.account, "feedback ingest",
-                           obj, result);
-    }
-    report_out(in, res);
-    free(res);
-    return false;
-quarantined:
-    if (!quarantine(in, buf, len, res))
-        quar = true;
-    report_out(in, res);
-    free(res);
-    return quar;
+    report_out(in, source, res);
+    return rc ? -1 : res->quarantine[0] != 0;
 }
 
 /* Read at most cap bytes of fd into a malloc'ed buffer; *over when there
@@ -538,7 +271,7 @@ static char *read_fd(int fd, size_t cap, size_t *len, bool *over)
 }
 
 /* Ingest one file ("-": standard input); returns whether it was
- * quarantined, or -1 when it could not be read. */
+ * quarantined, or -1 when it could not be read or kept. */
 static int ingest_path(struct ingest *in, const char *path)
 {
     int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
@@ -558,13 +291,10 @@ static int ingest_path(struct ingest *in, const char *path)
         in->rc = TOOL_EX_IOERR;
         return -1;
     }
-    int q;
-    if (over) {
-        /* keep what was read; the parser refuses it by size */
-        q = ingest_one(in, strcmp(path, "-") ? path : "(stdin)", buf, len);
-    } else {
-        q = ingest_one(in, strcmp(path, "-") ? path : "(stdin)", buf, len);
-    }
+    /* over the cap: what was read goes in, and the parser refuses it by
+     * size */
+    (void)over;
+    int q = ingest_one(in, strcmp(path, "-") ? path : "(stdin)", buf, len);
     free(buf);
     return q;
 }
@@ -624,8 +354,8 @@ static int ingest_maildir(struct ingest *in, const char *dir)
     return 0;
 }
 
-/* Load sluiced.conf (tool_config_path) into cfg and classify with its
- * bounce_rules; none configured: the shipped rules.  0 or an exit code. */
+/* Load sluiced.conf (tool_config_path) into cfg, whose bounce_rules
+ * classify (none configured: the shipped rules).  0 or an exit code. */
 static int use_config(const struct tool_ctx *ctx, struct config *cfg,
                       bool *loaded)
 {
@@ -639,7 +369,6 @@ static int use_config(const struct tool_ctx *ctx, struct config *cfg,
         return TOOL_EX_CONFIG;
     }
     *loaded = true;
-    classify_use_rules(cfg->bounce_rules);
     return 0;
 }
 
@@ -686,7 +415,12 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
     }
     if ((rc = use_config(ctx, cfg, &cfg_loaded)))
         goto out;
-    if ((err = queue_token_secret(in->q, in->secret))) {
+    /* the secret is read again per report; a spool without one fails
+     * here, once, before any report is read */
+    unsigned char secret[QUEUE_TOKEN_SECRET];
+    err = queue_token_secret(in->q, secret);
+    explicit_bzero(secret, sizeof secret);
+    if (err) {
         fprintf(stderr, P ": token secret: %s\n", queue_strerror(err));
         rc = tool_exit_for(err);
         goto out;
@@ -695,6 +429,10 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
         snprintf(in->qdir, sizeof in->qdir, "%s", qdir);
     else
         snprintf(in->qdir, sizeof in->qdir, "%s/quarantine", ctx->spool);
+    in->fb = (struct feedback_ctx){
+        .q = in->q, .rules = cfg_loaded ? cfg->bounce_rules : NULL,
+        .quarantine_dir = in->qdir, .authorize = authorize, .arg = in,
+    };
     in->reports = ctx->json ? json_array() : NULL;
     for (size_t i = 0; i < nfiles; i++)
         ingest_path(in, files[i]);
@@ -730,7 +468,6 @@ static int cmd_ingest(struct tool_ctx *ctx, int argc, char **argv)
     rc = in->rc;
 out:
     queue_close(in->q);
-    classify_use_rules(NULL);
     if (cfg_loaded)
         config_free(cfg);
     free(cfg);

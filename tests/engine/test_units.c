@@ -275,6 +275,46 @@ static void test_config_file_faults(void **state)
     config_free(&c);
 }
 
+/* feedback_address: fbl@bounce_domain unless set, none without a bounce
+ * domain, refused unless local@domain. */
+static void test_feedback_address(void **state)
+{
+    (void)state;
+    static const char head[] = "[sluiced]\nspool = /tmp/x\n"
+                               "ehlo_hostname = mta.example\n";
+    struct { const char *extra, *want; } ok[] = {
+        { "bounce_domain = bounces.example\n", "fbl@bounces.example" },
+        { "bounce_domain = bounces.example\n"
+          "feedback_address = abuse-reports@fb.example\n",
+          "abuse-reports@fb.example" },
+        { "", NULL },
+    };
+    char text[512], err[600];
+    struct config c;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", head, ok[i].extra);
+        const char *p = conf_file(text);
+        assert_int_equal(config_load(p, &c, err, sizeof err), 0);
+        if (ok[i].want)
+            assert_string_equal(c.feedback_address, ok[i].want);
+        else
+            assert_null(c.feedback_address);
+        config_free(&c);
+        unlink(p);
+    }
+    const char *bad[] = { "fbl", "@fb.example", "fbl@", "f bl@fb.example",
+                          "<fbl@fb.example>", "fbl@-fb.example" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%sfeedback_address = %s\n", head,
+                 bad[i]);
+        const char *p = conf_file(text);
+        assert_int_equal(config_load(p, &c, err, sizeof err), -1);
+        if (!strstr(err, ":4: feedback_address:"))
+            fail_msg("'%s': %s", bad[i], err);
+        unlink(p);
+    }
+}
+
 /* dns_servers into the form c-ares reads. */
 static void test_dns_servers(void **state)
 {
@@ -331,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_config_file_faults),
         cmocka_unit_test(test_dns_servers),
+        cmocka_unit_test(test_feedback_address),
         cmocka_unit_test(test_categories),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,8 @@ with one delivery each, then:
   malformed   truncated multipart, missing boundary, garbage bytes: each
               quarantined with a .reason naming the problem;
   maildir     --maildir new/ messages handled and moved to cur/ with S;
+              one the quarantine cannot take (exit 73) stays unseen in
+              new/ and the next run takes it;
   roles       a viewer is refused (77) and the report quarantined;
   suppress    remove, import (CSV with reason/source, plain lines, bad
               lines), export CSV with reason, source, time.
@@ -476,6 +478,24 @@ def test_maildir(D):
            os.listdir(os.path.join(md, "new"))))
     rc, out, err = run("feedback", "ingest", "--maildir", md)
     check("maildir: seen ones skipped", "0 reports" in out, out)
+    # a report that cannot be kept (the quarantine is a plain file) stays
+    # unseen in new/ for the next run, which takes it
+    plain = os.path.join(T, "not-a-dir")
+    write(plain, "")
+    shutil.copy(sample("bad-garbage.eml", d), os.path.join(md, "new",
+                                                          "3.c.h"))
+    rc, out, err = run("feedback", "ingest", "--maildir", md,
+                       "--quarantine", plain)
+    check("maildir: quarantine not writable exits 73", rc == 73, (rc, err))
+    check("maildir: the message says why", plain in err, err)
+    check("maildir: unkept report stays in new/",
+          os.listdir(os.path.join(md, "new")) == ["3.c.h"] and
+          os.listdir(os.path.join(md, "cur")) == ["1.a.h:2,S"],
+          (os.listdir(os.path.join(md, "new")),
+           os.listdir(os.path.join(md, "cur"))))
+    rc, out, err = run("feedback", "ingest", "--maildir", md)
+    check("maildir: taken on the next run", rc == 0 and "1 quarantined" in out
+          and os.listdir(os.path.join(md, "new")) == [], (rc, out, err))
 
 
 def test_roles(D):

@@ -20,7 +20,7 @@
  *   the report's own envelope headers (To, Delivered-To, X-Original-To,
  *   Envelope-To, Return-Path), in that order; the original's Message-ID;
  *   its Feedback-ID; and its To.  Checking tokens and finding deliveries
- *   is the caller's business (cmd_feedback.c).
+ *   is the caller's business (feedback_match.c, feedback_ingest.c).
  *
  *   All parsing is by hand: no MIME library.  Header lines are unfolded;
  *   CRLF and bare LF both end lines.
