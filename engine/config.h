@@ -151,6 +151,8 @@ struct config {
     char *bounce_domain;       /* VERP return paths; default the From domain */
     char *feedback_sender;     /* Feedback-ID's last field; default "sluice" */
     char *http_listen;         /* ADDR:PORT of the unsubscribe endpoint */
+    uint64_t max_request_size; /* bytes of a POST /api/inject/v1 body */
+    unsigned max_request_recipients; /* recipients of one inject request */
     char *audit_key;           /* the audit trail's key file, or NULL */
     char *audit_checkpoint;    /* file the audit head is appended to */
     struct account_policy *accounts;
