@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "queue_ingress.h"
 #include "tool_admin.h"
 
 int tool_admin_open(struct tool_ctx *ctx, bool create, struct queue **q)
@@ -106,20 +107,7 @@ const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
 bool tool_domain_verified(struct queue *q, const char *domain,
                           uint32_t account)
 {
-    struct queue_sdomain *d = malloc(sizeof *d);
-    bool ok = false;
-    for (const char *p = domain; d && p && !ok;) {
-        if (queue_sdomain_get(q, p, d) == 0 && d->account == account &&
-            d->verified)
-            ok = true;
-        p = strchr(p, '.');
-        if (p)
-            p++;
-        if (p && !strchr(p, '.'))
-            break;   /* never a bare top-level domain */
-    }
-    free(d);
-    return ok;
+    return queue_ingress_domain_verified(q, domain, account);
 }
 
 void tool_emit_json(json_t *j)

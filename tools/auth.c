@@ -46,7 +46,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -59,10 +58,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "queue_ingress.h"
 #include "tool_admin.h"
 
 #define SECRET_MAX 1024
-#define KEY_SECRET 32
 
 static struct tool_identity identity;
 
@@ -204,67 +203,29 @@ static int refuse(struct queue *q, const char *user, const char *via,
     return TOOL_EX_NOPERM;
 }
 
-/* Parse "sk_<id>_<64 hex>"; false if it is not one. */
-static bool parse_key(const char *s, uint32_t *id,
-                      unsigned char secret[KEY_SECRET])
-{
-    unsigned long long v = 0;
-    const char *p = s + 3;
-    if (strncmp(s, "sk_", 3) || *p < '0' || *p > '9')
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (unsigned)(*p - '0');
-        if (v > UINT32_MAX)
-            return false;
-    }
-    if (*p++ != '_' || strlen(p) != 2 * KEY_SECRET || v == 0)
-        return false;
-    size_t got;
-    if (sodium_hex2bin(secret, KEY_SECRET, p, 2 * KEY_SECRET, NULL, &got,
-                       NULL) || got != KEY_SECRET)
-        return false;
-    *id = (uint32_t)v;
-    return true;
-}
-
-/* Identify by $SLUICE_API_KEY. */
+/* Identify by $SLUICE_API_KEY (the key checks: queue_ingress.h). */
 static int identify_key(struct tool_ctx *ctx, struct queue *q,
                         const char *action)
 {
-    unsigned char secret[KEY_SECRET], hash[QUEUE_APIKEY_HASH];
-    unsigned int hlen = sizeof hash;
     struct queue_apikey k;
     struct queue_user u;
-    char via[32];
-    uint32_t id;
-    (void)ctx;
+    char via[32], why[160];
 
-    if (!parse_key(getenv("SLUICE_API_KEY"), &id, secret))
+    int err = queue_ingress_key_find(q, getenv("SLUICE_API_KEY"), &k, &u,
+                                     why, sizeof why);
+    if (err == QUEUE_EINVAL)
         return refuse(q, "?", "apikey", action,
                       "$SLUICE_API_KEY is not a sluice API key "
                       "(sk_<id>_<64 hex digits>)");
-    snprintf(via, sizeof via, "apikey:%u", id);
-    if (!EVP_Digest(secret, sizeof secret, hash, &hlen, EVP_sha256(), NULL))
-        return TOOL_EX_SOFTWARE;
-    sodium_memzero(secret, sizeof secret);
-    int err = queue_apikey_get(q, id, &k);
-    if (err && err != QUEUE_ENOTFOUND) {
+    snprintf(via, sizeof via, "apikey:%u", k.id);
+    if (err && err != QUEUE_ENOTFOUND && err != QUEUE_EPERM) {
         fprintf(stderr, "sluice: %s: %s\n", ctx->spool, queue_strerror(err));
         return tool_exit_for(err);
     }
-    if (err || sodium_memcmp(hash, k.hash, sizeof hash))
-        return refuse(q, "?", via, action, "unknown API key");
-    if ((err = queue_user_get(q, k.user, &u)))
-        return refuse(q, "?", via, action, "the API key's user is gone");
-    if (k.revoked)
-        return refuse(q, u.name, via, action, "this API key is revoked");
-    if (u.disabled) {
-        char why[128];
-        snprintf(why, sizeof why, "user %s is disabled", u.name);
-        return refuse(q, u.name, via, action, why);
-    }
+    if (err)
+        return refuse(q, u.name[0] ? u.name : "?", via, action, why);
     identity = (struct tool_identity){ .via = TOOL_VIA_APIKEY, .user = u.id,
-                                       .key_id = id,
+                                       .key_id = k.id,
                                        .key_account = k.account,
                                        .key_scope = k.scope };
     snprintf(identity.name, sizeof identity.name, "%s", u.name);

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "queue_ingress.h"
 #include "queue_msg.h"
 #include "tool_admin.h"
 
@@ -82,64 +83,17 @@ static char *slurp(FILE *f, size_t max, size_t *len)
     return buf;
 }
 
-/* The domain of the first From: header of msg (lower case) into out;
- * false if there is none. */
-static bool from_domain(const char *msg, size_t len, char *out, size_t cap)
-{
-    const char *p = msg, *end = msg + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *le = eol ? eol : end;
-        if (le == p || (le == p + 1 && *p == '\r'))
-            return false;   /* end of the header */
-        if (le - p > 5 && !strncasecmp(p, "From:", 5)) {
-            /* the field with its continuation lines */
-            const char *fe = le;
-            while (fe + 1 < end && (fe[1] == ' ' || fe[1] == '\t')) {
-                const char *n = memchr(fe + 1, '\n', (size_t)(end - fe - 1));
-                fe = n ? n : end;
-            }
-            const char *v = p + 5, *at = NULL, *lt = NULL, *gt = NULL;
-            for (const char *c = v; c < fe; c++) {
-                if (*c == '<' && !lt)
-                    lt = c;
-                else if (*c == '>' && lt && !gt)
-                    gt = c;
-            }
-            const char *a0 = lt && gt ? lt + 1 : v, *a1 = lt && gt ? gt : fe;
-            for (const char *c = a0; c < a1; c++)
-                if (*c == '@')
-                    at = c;
-            if (!at)
-                return false;
-            size_t n = 0;
-            for (const char *c = at + 1; c < a1 && n + 1 < cap; c++) {
-                if (*c == ' ' || *c == '\t' || *c == '\r' || *c == '\n' ||
-                    *c == '>' || *c == ')' || *c == ',' || *c == ';')
-                    break;
-                out[n++] = (char)tolower((unsigned char)*c);
-            }
-            out[n] = 0;
-            return n > 0;
-        }
-        p = eol ? eol + 1 : end;
-    }
-    return false;
-}
-
 /* The right-hand side for an added Message-ID: the host name when it is
- * a domain, else the From: domain of msg, else "localhost.localdomain"
- * (a From: domain in UTF-8 is no host name). */
-static void msgid_host(const char *msg, size_t len, char *out, size_t cap)
+ * a domain, else "" (queue_ingress_message then takes the From: domain,
+ * else "localhost.localdomain"; a From: domain in UTF-8 is no host
+ * name). */
+static void msgid_host(char *out, size_t cap)
 {
     char host[256] = "";
+    out[0] = 0;
     if (!gethostname(host, sizeof host - 1) && strchr(host, '.') &&
-        strlen(host) < cap && queue_message_host_ok(host)) {
+        strlen(host) < cap && queue_message_host_ok(host))
         memcpy(out, host, strlen(host) + 1);
-        return;
-    }
-    if (!from_domain(msg, len, out, cap) || !queue_message_host_ok(out))
-        snprintf(out, cap, "localhost.localdomain");
 }
 
 /* Read the message of file ("-": standard input), check it against the
@@ -163,9 +117,10 @@ static int read_message(const char *file, char **msg, size_t *len)
     }
     char host[256], why[300] = "", *clean = NULL;
     size_t clen = 0;
-    msgid_host(raw, *len, host, sizeof host);
-    int err = queue_message_cleanup(raw, *len, host, (int64_t)time(NULL),
-                                    &clean, &clen, why, sizeof why);
+    msgid_host(host, sizeof host);
+    /* the spool's rules only: the account's are checked in may_inject() */
+    int err = queue_ingress_message(NULL, NULL, raw, *len, host, &clean,
+                                    &clen, why, sizeof why);
     if (err) {
         fprintf(stderr, "sluice inject: %s: refused: %s\n", file,
                 why[0] ? why : queue_strerror(err));
@@ -224,13 +179,13 @@ static int may_inject(struct tool_ctx *ctx, struct queue *q, const char *spec,
         rc = tool_refuse(ctx, q, ACT_INJECT, a->id, obj, why);
         goto out;
     }
-    if (!from_domain(msg, len, dom, sizeof dom)) {
+    if (!queue_ingress_from_domain(msg, len, dom, sizeof dom)) {
         fprintf(stderr, "sluice inject: the message has no From: header "
                 "with an address\n");
         rc = TOOL_EX_DATAERR;
         goto out;
     }
-    if (!tool_domain_verified(q, dom, a->id)) {
+    if (!queue_ingress_domain_verified(q, dom, a->id)) {
         char why[QUEUE_MAX_DOMAIN + 160];
         snprintf(why, sizeof why, "From: domain %s is not a verified sending "
                  "domain of account %s", dom, a->name);

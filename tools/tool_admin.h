@@ -228,7 +228,8 @@ const char *tool_user_name(struct queue *q, uint32_t id, char *buf,
 int tool_admin_error(const char *prog, int err);
 
 /* Whether domain (or a parent of it, never a bare top-level domain) is a
- * verified sending domain of account (inject, campaigns). */
+ * verified sending domain of account (inject, campaigns):
+ * queue_ingress_domain_verified(), the rule's home. */
 bool tool_domain_verified(struct queue *q, const char *domain,
                           uint32_t account);
 
