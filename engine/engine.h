@@ -268,6 +268,7 @@ struct engine {
     struct account_table accounts; /* accounts.c */
     struct MHD_Daemon *http;   /* unsub_http.c: the one-click endpoint */
     struct http_gate *http_gate; /* its front door (http_gate.c) */
+    struct http_inject *http_inject; /* POST /api/inject/v1 (http_inject.c) */
     struct eventlog *log;      /* eventlog.c, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
 };
