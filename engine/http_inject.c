@@ -12,7 +12,10 @@
  *      once when Content-Length passes max_request_size.
  *   2. body: kept up to max_request_size; a body without Content-Length
  *      that passes it is dropped as it comes and answered 413 (past
- *      DROP_MAX more bytes the connection is closed instead).
+ *      DROP_MAX more bytes the connection is closed instead).  The bodies
+ *      held at once, all requests together, stay within
+ *      BODY_BUDGET_FACTOR times max_request_size: a request that would
+ *      pass that is dropped the same way and answered 503.
  *   3. JSON (http_inject_json.c) and content (http_inject_build.c): 400
  *      with the reason.  Each recipient's message is made, checked and
  *      completed by queue_ingress_message() (From: domain of the account,
@@ -22,14 +25,18 @@
  *      cannot be made, goes to failed_recipients.  Content without any
  *      merge tag is one message stored once for all its recipients.
  *   4. The connection is suspended until the writer has committed every
- *      submission (the callbacks run on the writer thread and only count;
- *      the last one resumes the connection), then the request is audited
- *      once and answered 200 {"success_count", "fail_count",
- *      "failed_recipients", "errors"}.  When nothing could be queued
- *      because the spool cannot take writes (full, read-only, closing) the
- *      answer is 503 with Retry-After: RETRY_AFTER_S and nothing of the
- *      request is queued or half-queued... except what an earlier
- *      submission of the same request had committed, which is counted.
+ *      submission, then the request is audited once and answered 200
+ *      {"success_count", "fail_count", "failed_recipients", "errors"}.
+ *      When the spool took none of it (full, read-only, closing) the
+ *      answer is 503 with Retry-After: RETRY_AFTER_S; when it stopped
+ *      taking writes part way, 200 counts what was queued and names the
+ *      rest in failed_recipients.
+ *   The completions are submitted without a completer: their callbacks
+ *   run on the writer thread, where they only count and the last one
+ *   resumes the connection (MHD_resume_connection() may be called from
+ *   any thread).  The loop's completer would tie a 200 to the libuv loop,
+ *   which takes no part in HTTP and no longer runs while sluiced stops
+ *   (http_inject_stop() waits for the writer instead).
  *   Every refusal (401, 403, 400, 413, 503) is audited with its reason.
  *   Every answer closes the connection (the gate checks one request line
  *   per connection, http_gate.c).
@@ -55,6 +62,10 @@
 /* A body over the cap without Content-Length is dropped up to this many
  * more bytes, then the connection is closed. */
 #define DROP_MAX (1u << 20)
+/* Bodies held at once, all requests together: this many times
+ * max_request_size (a request past it is dropped as it comes and
+ * answered 503). */
+#define BODY_BUDGET_FACTOR 4
 /* What a 503 asks the client to wait, in seconds. */
 #define RETRY_AFTER_S 30
 /* How long stopping waits for answers to go out once all is committed. */
@@ -70,6 +81,7 @@ struct http_inject {
     bool stopping;
     unsigned waiting;          /* requests with submissions in flight */
     unsigned open;             /* requests not yet released */
+    uint64_t held;             /* bytes of bodies held, all requests */
 };
 
 /* One submission: recipients idx[first .. first+n) of the request. */
@@ -89,6 +101,7 @@ struct inject_conn {
     struct queue_ingress_who who;
     char *body;
     size_t len, cap, dropped;
+    bool busy;                     /* dropped: over the budget, not the cap */
     struct inject_req req;
     const char **queued;           /* addresses submitted, in op order */
     size_t nqueued;
@@ -253,6 +266,19 @@ static bool declared_too_big(struct MHD_Connection *c, uint64_t max)
 
 /* ------------------------------------------------------------ requests */
 
+/* Count delta more (or fewer) bytes of bodies held; false (and nothing
+ * counted) when more would pass the budget. */
+static bool held_add(struct http_inject *hi, int64_t delta)
+{
+    pthread_mutex_lock(&hi->mu);
+    bool ok = delta <= 0 ||
+              hi->held + (uint64_t)delta <= BODY_BUDGET_FACTOR * hi->max_body;
+    if (ok)
+        hi->held += (uint64_t)delta;
+    pthread_mutex_unlock(&hi->mu);
+    return ok;
+}
+
 static void conn_release(void *p)
 {
     struct inject_conn *ic = p;
@@ -260,6 +286,7 @@ static void conn_release(void *p)
         return;
     struct http_inject *hi = ic->hi;
     free(ic->body);
+    held_add(hi, -(int64_t)ic->cap);
     inject_req_free(&ic->req);
     free(ic->queued);
     free(ic->ops);
@@ -435,8 +462,10 @@ static enum MHD_Result process(struct inject_conn *ic)
     if (inject_parse(ic->body, ic->len, hi->max_rcpts, &ic->req, why,
                      sizeof why))
         return refuse(hi, ic->c, &ic->who, user, MHD_HTTP_BAD_REQUEST, why);
-    free(ic->body);
+    free(ic->body);   /* the JSON holds what is needed now */
+    held_add(hi, -(int64_t)ic->cap);
     ic->body = NULL;
+    ic->cap = 0;
     const char *es = ic->req.envelope_sender;
     if (es[0] && queue_check_rcpt(es))
         return refuse(hi, ic->c, &ic->who, user, MHD_HTTP_BAD_REQUEST,
@@ -538,25 +567,33 @@ static enum MHD_Result begin(struct http_inject *hi, struct MHD_Connection *c,
 /* Keep n more bytes of the body (up to the cap; past it, drop them). */
 static enum MHD_Result take(struct inject_conn *ic, const char *p, size_t n)
 {
-    if (ic->state == READING && ic->len + n > ic->hi->max_body) {
-        ic->state = DROPPING;
-        free(ic->body);
-        ic->body = NULL;
-        ic->cap = 0;
+    size_t cap = ic->cap;
+    if (ic->state == READING && ic->len + n > cap) {
+        cap = cap ? cap : 65536;
+        while (cap < ic->len + n)
+            cap *= 2;
+        if (cap > ic->hi->max_body)
+            cap = (size_t)ic->hi->max_body;
+        if (ic->len + n > ic->hi->max_body ||
+            !held_add(ic->hi, (int64_t)(cap - ic->cap))) {
+            ic->busy = ic->len + n <= ic->hi->max_body;
+            ic->state = DROPPING;
+            free(ic->body);
+            held_add(ic->hi, -(int64_t)ic->cap);
+            ic->body = NULL;
+            ic->cap = 0;
+        }
     }
     if (ic->state == DROPPING) {
         ic->dropped += n;
         return ic->dropped > DROP_MAX ? MHD_NO : MHD_YES;
     }
     if (ic->len + n > ic->cap) {
-        size_t cap = ic->cap ? ic->cap : 65536;
-        while (cap < ic->len + n)
-            cap *= 2;
-        if (cap > ic->hi->max_body)
-            cap = (size_t)ic->hi->max_body;
         char *b = realloc(ic->body, cap + 1);
-        if (!b)
+        if (!b) {
+            held_add(ic->hi, -(int64_t)(cap - ic->cap));
             return MHD_NO;
+        }
         ic->body = b;
         ic->cap = cap;
     }
@@ -581,6 +618,12 @@ enum MHD_Result http_inject_request(struct http_inject *hi,
         enum MHD_Result r = take(ic, upload, *upload_size);
         *upload_size = 0;
         return r;
+    }
+    if (ic->state == DROPPING && ic->busy) {
+        ic->state = ANSWERED;
+        return refuse(hi, c, &ic->who, ic->who.user_name,
+                      MHD_HTTP_SERVICE_UNAVAILABLE, "too many requests "
+                      "being read at once; try again later");
     }
     if (ic->state == DROPPING) {
         char why[120];

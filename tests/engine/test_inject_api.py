@@ -16,11 +16,13 @@ delivers the message after a restart.  Clients: curl and http.client.
 usage: /usr/bin/python3 test_inject_api.py SLUICED SLUICE SINK
 """
 import base64
+import errno
 import email
 import email.policy
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,6 +55,12 @@ class InjectApi(PeerTest):
         self.http = peers.free_port()
 
     def tearDown(self):
+        if getattr(self, "fs", None):   # peers first, then the tmpfs
+            for p in reversed(self.procs):
+                p.stop(10)
+            r = subprocess.run(["umount", self.fs])
+            if r.returncode:
+                subprocess.run(["umount", "-l", self.fs])
         for k, v in self.saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -154,8 +162,8 @@ class InjectApi(PeerTest):
         s.close()
         return out
 
-    def queued(self):
-        return self.spool_info()["deliveries"]
+    def queued(self, spool=None):
+        return self.spool_info(spool)["deliveries"]
 
     def delivered(self, n, timeout=120):
         """Wait for n delivered events in the log; {rcpt: event}."""
@@ -486,6 +494,45 @@ class InjectApi(PeerTest):
         got = self.delivered(50)
         self.assertEqual(set(got), {r["email"] for r in rcpts})
         self.assertEqual(len(sink.captures()), 50)
+
+    def test_spool_full_is_503(self):
+        """With the spool's filesystem full nothing of a request is
+        queued: 503 with Retry-After; with space back the same request
+        is 200."""
+        self.fs = self.path("fs")
+        os.makedirs(self.fs)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700",
+                        "tmpfs", self.fs], check=True)
+        spool = os.path.join(self.fs, "spool")
+        shutil.copytree(self.path("spool"), spool)
+        p = self.start(spool=spool)
+        req = {"envelope_sender": "b@shop.test",
+               "content": "From: news@shop.test\r\nSubject: {{n}}\r\n\r\n"
+                          + "x" * 4000 + "\r\n",
+               "recipients": [{"email": "f%d@dest.test" % i,
+                               "substitutions": {"n": i}}
+                              for i in range(20)]}
+        filler = os.path.join(self.fs, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        for size in (1 << 20, 4096, 64):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC)
+                    break
+        os.close(fd)
+        status, r, ans = self.post(req)
+        self.assertEqual(status, 503, ans)
+        self.assertEqual(r.getheader("Retry-After"), "30")
+        self.assertIn("nothing queued", ans["error"])
+        os.unlink(filler)
+        self.assertEqual(self.queued(spool), 0)
+        status, _, ans = self.post(req)
+        self.assertEqual(status, 200, ans)
+        self.assertEqual(ans["success_count"], 20)
+        self.assertEqual(self.queued(spool), 20)
+        self.stop_clean(p)
 
 
 if __name__ == "__main__":
