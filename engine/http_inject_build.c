@@ -50,6 +50,8 @@
 
 /* ------------------------------------------------------------ compile */
 
+static void resolve_global(struct inject_tpl *t, const struct inject_req *r);
+
 /* Parse template text of part into l, noting whether it has tags. */
 static int parse(struct inject_tpl *t, const char *part, const char *s,
                  size_t n, struct render_seglist *l)
@@ -322,6 +324,8 @@ int inject_compile(const struct inject_req *r, struct inject_tpl *t,
     }
     if (rc && !why[0])
         snprintf(why, cap, "content: %s", render_strerror(rc));
+    if (!rc)
+        resolve_global(t, r);
     return rc;
 }
 
@@ -341,59 +345,83 @@ void inject_tpl_free(struct inject_tpl *t)
 
 /* ------------------------------------------------------------- render */
 
-/* The values of one recipient, one per slot. */
+/* The values of one recipient: its own and the request's, by slot. */
 struct vals {
-    const char *v[RENDER_SLOTS_MAX];
-    size_t n[RENDER_SLOTS_MAX];
-    char num[RENDER_SLOTS_MAX][32];   /* numbers and booleans as text */
+    struct inject_vals own;
+    const struct inject_vals *global;
     const char *email, *name;
 };
 
-/* The value of key in object o, matched without regard to case. */
-static json_t *lookup(json_t *o, const char *name, size_t n)
+/* Slot s takes JSON value v (a string, number, boolean; null: none). */
+static void set_value(struct inject_vals *iv, size_t s, json_t *v)
+{
+    if (json_is_string(v)) {
+        iv->v[s] = json_string_value(v);
+        iv->n[s] = json_string_length(v);
+        return;
+    }
+    if (json_is_integer(v))
+        snprintf(iv->num[s], sizeof iv->num[s], "%lld",
+                 (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(iv->num[s], sizeof iv->num[s], "%.17g", json_real_value(v));
+    else if (json_is_boolean(v))
+        snprintf(iv->num[s], sizeof iv->num[s], "%s",
+                 json_is_true(v) ? "true" : "false");
+    else
+        return;
+    iv->v[s] = iv->num[s];
+    iv->n[s] = strlen(iv->num[s]);
+}
+
+/* Fill the slots of iv from object o (a key matches a slot without
+ * regard to case; the first key of a slot wins); found[s] marks them. */
+static void fill(const struct inject_tpl *t, json_t *o,
+                 struct inject_vals *iv, bool *found)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(o, key, v)
-        if (strlen(key) == n && !strncasecmp(key, name, n))
-            return v;
-    return NULL;
+    json_object_foreach(o, key, v) {
+        size_t kl = strlen(key);
+        for (size_t s = 0; s < t->c.nslots; s++)
+            if (!found[s] && t->c.slot_len[s] == kl &&
+                !strncasecmp(t->c.pool.p + t->c.slot_off[s], key, kl)) {
+                found[s] = true;
+                set_value(iv, s, v);
+            }
+    }
+}
+
+/* The request's values, once per request. */
+static void resolve_global(struct inject_tpl *t, const struct inject_req *r)
+{
+    bool found[RENDER_SLOTS_MAX] = { false };
+    if (r->subst)
+        fill(t, r->subst, &t->global, found);
 }
 
 /* Fill the slots: the recipient's substitutions, then the request's,
  * then its name. */
-static void resolve(const struct inject_tpl *t, const struct inject_req *r,
-                    const struct inject_rcpt *rc, struct vals *mv)
+static void resolve(const struct inject_tpl *t, const struct inject_rcpt *rc,
+                    struct vals *mv)
 {
+    bool found[RENDER_SLOTS_MAX] = { false };
     mv->email = rc->email;
     mv->name = rc->name;
+    mv->global = &t->global;
+    for (size_t s = 0; s < t->c.nslots; s++)
+        mv->own.v[s] = NULL;
+    if (rc->subst)
+        fill(t, rc->subst, &mv->own, found);
     for (size_t s = 0; s < t->c.nslots; s++) {
-        const char *name = t->c.pool.p + t->c.slot_off[s];
-        size_t nl = t->c.slot_len[s];
-        json_t *v = rc->subst ? lookup(rc->subst, name, nl) : NULL;
-        if (!v && r->subst)
-            v = lookup(r->subst, name, nl);
-        mv->v[s] = NULL;
-        mv->n[s] = 0;
-        if (json_is_string(v)) {
-            mv->v[s] = json_string_value(v);
-            mv->n[s] = json_string_length(v);
-        } else if (json_is_integer(v) || json_is_real(v) ||
-                   json_is_boolean(v)) {
-            if (json_is_integer(v))
-                snprintf(mv->num[s], sizeof mv->num[s], "%lld",
-                         (long long)json_integer_value(v));
-            else if (json_is_real(v))
-                snprintf(mv->num[s], sizeof mv->num[s], "%.17g",
-                         json_real_value(v));
-            else
-                snprintf(mv->num[s], sizeof mv->num[s], "%s",
-                         json_is_true(v) ? "true" : "false");
-            mv->v[s] = mv->num[s];
-            mv->n[s] = strlen(mv->num[s]);
-        } else if (!v && nl == 4 && !memcmp(name, "name", 4) && rc->name) {
-            mv->v[s] = rc->name;
-            mv->n[s] = strlen(rc->name);
+        if (found[s])
+            continue;
+        mv->own.v[s] = t->global.v[s];
+        mv->own.n[s] = t->global.n[s];
+        if (!mv->own.v[s] && rc->name && t->c.slot_len[s] == 4 &&
+            !memcmp(t->c.pool.p + t->c.slot_off[s], "name", 4)) {
+            mv->own.v[s] = rc->name;
+            mv->own.n[s] = strlen(rc->name);
         }
     }
 }
@@ -409,9 +437,9 @@ static const char *seg_text(const struct inject_tpl *t,
         *n = s->len;
         return t->c.pool.p + s->off;
     }
-    if (s->kind == RENDER_SEG_FIELD && mv->v[s->slot]) {
-        v = mv->v[s->slot];
-        *n = mv->n[s->slot];
+    if (s->kind == RENDER_SEG_FIELD && mv->own.v[s->slot]) {
+        v = mv->own.v[s->slot];
+        *n = mv->own.n[s->slot];
     } else if (s->kind == RENDER_SEG_EMAIL) {
         v = mv->email;
         *n = strlen(v);
@@ -662,7 +690,8 @@ int inject_render(const struct inject_tpl *t, const struct inject_req *r,
     why[0] = 0;
     if (!mv)
         return -ENOMEM;
-    resolve(t, r, rc, mv);
+    (void)r;
+    resolve(t, rc, mv);
     int err = t->raw ? render_raw(&b, t, mv)
                      : render_builder(&b, t, mv, rc, why, cap);
     free(mv);

@@ -30,6 +30,10 @@
 
 #include "render_int.h"
 
+/* Substitutions of one recipient (as a list contact's merge fields,
+ * QUEUE_MAX_FIELDS), and of the request. */
+#define INJECT_MAX_RCPT_SUBST 64
+#define INJECT_MAX_SUBST 1000
 /* Custom header fields of one builder request. */
 #define INJECT_MAX_HEADERS 100
 /* Attachments of one builder request. */
@@ -77,6 +81,13 @@ struct inject_hdr {
     struct render_seglist value;
 };
 
+/* Values by field slot: a recipient's, or the request's for all. */
+struct inject_vals {
+    const char *v[RENDER_SLOTS_MAX];
+    size_t n[RENDER_SLOTS_MAX];
+    char num[RENDER_SLOTS_MAX][32];   /* numbers and booleans as text */
+};
+
 /* The message template of one request. */
 struct inject_tpl {
     struct tplc c;             /* pool and field slots */
@@ -91,6 +102,7 @@ struct inject_tpl {
     bool has_reply;
     struct inject_att att[INJECT_MAX_ATTACHMENTS];
     size_t natt;
+    struct inject_vals global;     /* the request's substitutions */
 };
 
 /* Compile the content of r into *t (zeroed by the caller).  0, or -EINVAL

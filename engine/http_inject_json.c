@@ -27,11 +27,17 @@
 
 #include "http_inject_int.h"
 
-/* Is o an object whose values are strings, numbers, booleans or null? */
-static bool subst_ok(json_t *o, char *bad, size_t cap)
+/* Is o an object of at most max values, each a string, number, boolean
+ * or null? */
+static bool subst_ok(json_t *o, size_t max, char *bad, size_t cap)
 {
     const char *key;
     json_t *v;
+    if (json_object_size(o) > max) {
+        snprintf(bad, cap, "(%zu of them, more than %zu)",
+                 json_object_size(o), max);
+        return false;
+    }
     json_object_foreach(o, key, v) {
         if (json_is_object(v) || json_is_array(v)) {
             snprintf(bad, cap, "%.80s", key);
@@ -76,7 +82,7 @@ static int take_rcpt(struct inject_req *r, size_t i, json_t *o, char *why,
                  i);
         return -EINVAL;
     }
-    if (s && !subst_ok(s, bad, sizeof bad)) {
+    if (s && !subst_ok(s, INJECT_MAX_RCPT_SUBST, bad, sizeof bad)) {
         snprintf(why, cap, "recipients[%zu].substitutions.%s: want a "
                  "string, number, boolean or null", i, bad);
         return -EINVAL;
@@ -122,7 +128,7 @@ static int take_top(struct inject_req *r, unsigned max_rcpts, char *why,
         snprintf(why, cap, "substitutions: want an object");
         return -EINVAL;
     }
-    if (r->subst && !subst_ok(r->subst, bad, sizeof bad)) {
+    if (r->subst && !subst_ok(r->subst, INJECT_MAX_SUBST, bad, sizeof bad)) {
         snprintf(why, cap, "substitutions.%s: want a string, number, "
                  "boolean or null", bad);
         return -EINVAL;
