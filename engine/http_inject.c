@@ -367,9 +367,9 @@ static int submit(struct inject_conn *ic, size_t first, const char *msg,
     return 0;
 }
 
-/* Make, check and submit recipient rc's message (msg: already made, for
- * content without tags: all recipients share it).  0, or an answered
- * refusal of the whole request (*ret), or a spool error. */
+/* Make, check and submit recipient rc's message (raw content without
+ * tags: one message for every recipient, submitted once).  0, or 1 for
+ * an answered refusal of the whole request (*ret), or a spool error. */
 static int queue_one(struct inject_conn *ic, const struct inject_tpl *t,
                      const struct inject_rcpt *rc, bool first,
                      enum MHD_Result *ret)
@@ -610,9 +610,12 @@ enum MHD_Result http_inject_request(struct http_inject *hi,
     struct inject_conn *ic = *con_cls;
     if (!ic)
         return begin(hi, c, method, con_cls);
-    if (ic->state == DONE)
+    pthread_mutex_lock(&hi->mu);   /* the writer's callback sets DONE */
+    enum conn_state st = ic->state;
+    pthread_mutex_unlock(&hi->mu);
+    if (st == DONE)
         return finish(ic);
-    if (ic->state == WAITING)
+    if (st == WAITING)
         return MHD_YES;   /* not resumed yet */
     if (*upload_size) {
         enum MHD_Result r = take(ic, upload, *upload_size);
