@@ -212,6 +212,16 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
     } else if (!strcmp(key, "http_listen")) {
         if (!set_str(&c->http_listen, v))
             return config_fail(p, "out of memory");
+    } else if (!strcmp(key, "max_request_size")) {
+        if (!config_parse_uint(v, 1, 1024, &u))
+            return config_fail(p, "max_request_size: '%s' is not 1..1024 "
+                               "(MiB)", v);
+        c->max_request_size = (uint64_t)u << 20;
+    } else if (!strcmp(key, "max_request_recipients")) {
+        if (!config_parse_uint(v, 1, 100000, &u))
+            return config_fail(p, "max_request_recipients: '%s' is not "
+                               "1..100000", v);
+        c->max_request_recipients = (unsigned)u;
     } else if (!strcmp(key, "feedback_sender")) {
         if (!set_str(&c->feedback_sender, v))
             return config_fail(p, "out of memory");
@@ -333,6 +343,8 @@ static void defaults(struct config *c)
     c->spool_check = true;
     c->dkim_sign = true;
     c->max_inflight = 20000;
+    c->max_request_size = 16ull << 20;
+    c->max_request_recipients = 10000;
     memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);
     c->def.tls = TLS_OPPORTUNISTIC;
     c->def.max_connections = 10;

@@ -187,6 +187,8 @@ struct config {
     char *feedback_address;    /* where ARF reports come in; default
                                   fbl@bounce_domain (NULL without one) */
     char *http_listen;         /* ADDR:PORT of the unsubscribe endpoint */
+    uint64_t max_request_size; /* bytes of a POST /api/inject/v1 body */
+    unsigned max_request_recipients; /* recipients of one inject request */
     char *audit_key;           /* the audit trail's key file, or NULL */
     char *audit_checkpoint;    /* file the audit head is appended to */
     struct account_policy *accounts;

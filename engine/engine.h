@@ -270,6 +270,7 @@ struct engine {
     struct account_table accounts; /* accounts.c */
     struct MHD_Daemon *http;   /* unsub_http.c: the one-click endpoint */
     struct http_gate *http_gate; /* its front door (http_gate.c) */
+    struct http_inject *http_inject; /* POST /api/inject/v1 (http_inject.c) */
     struct eventlog *log;      /* eventlog.c, or NULL */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */

@@ -131,34 +131,14 @@ static int set_domain(struct tplc *c, const char *what, const char *d,
 static int put_address(struct tplc *c, struct rbuf *b, const char *field,
                        const char *spec, char *addr, size_t addrcap)
 {
-    char name[NAME_MAX_BYTES], clean[NAME_MAX_BYTES];
+    char name[NAME_MAX_BYTES];
     if (render_hdr_addr_parse(spec, name, sizeof(name), addr, addrcap) != 0) {
         render_tpl_error(c, "%s: not an address (want "
                          "\"Name <local@domain>\", ASCII address, "
                          "name under %d bytes)", field, NAME_MAX_BYTES);
         return RENDER_E_ARG;
     }
-    struct render_hclean h = { .out = clean, .cap = sizeof(clean) };
-    render_hdr_clean(&h, name, strlen(name));
-    size_t col = strlen(field) + 1, an = strlen(addr);
-    int rc = render_buf_puts(b, field);
-    if (rc == 0)
-        rc = render_buf_puts(b, ":");
-    if (rc == 0 && h.len == 0) {
-        rc = render_buf_puts(b, " ");
-        if (rc == 0)
-            rc = render_buf_put(b, addr, an);
-        return rc ? rc : render_buf_puts(b, "\r\n");
-    }
-    if (rc == 0)
-        rc = render_hdr_text(b, &col, clean, h.len, 1);
-    if (rc == 0 && col + 3 + an > 78)
-        rc = render_buf_puts(b, "\r\n");
-    if (rc == 0)
-        rc = render_buf_puts(b, " <");
-    if (rc == 0)
-        rc = render_buf_put(b, addr, an);
-    return rc ? rc : render_buf_puts(b, ">\r\n");
+    return render_hdr_address(b, field, name, addr);
 }
 
 /* Build the header fields that are the same in every message. */

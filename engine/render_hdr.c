@@ -334,6 +334,35 @@ int render_hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
 
 /* ---- Date ---- */
 
+
+int render_hdr_address(struct rbuf *b, const char *field, const char *name,
+                       const char *addr)
+{
+    char clean[RENDER_HDR_NAME_MAX];
+    struct render_hclean h = { .out = clean, .cap = sizeof(clean) };
+    if (name)
+        render_hdr_clean(&h, name, strlen(name));
+    size_t col = strlen(field) + 1, an = strlen(addr);
+    int rc = render_buf_puts(b, field);
+    if (rc == 0)
+        rc = render_buf_puts(b, ":");
+    if (rc == 0 && h.len == 0) {
+        rc = render_buf_puts(b, " ");
+        if (rc == 0)
+            rc = render_buf_put(b, addr, an);
+        return rc ? rc : render_buf_puts(b, "\r\n");
+    }
+    if (rc == 0)
+        rc = render_hdr_text(b, &col, clean, h.len, 1);
+    if (rc == 0 && col + 3 + an > 78)
+        rc = render_buf_puts(b, "\r\n");
+    if (rc == 0)
+        rc = render_buf_puts(b, " <");
+    if (rc == 0)
+        rc = render_buf_put(b, addr, an);
+    return rc ? rc : render_buf_puts(b, ">\r\n");
+}
+
 /* Append v as exactly w decimal digits. */
 static char *digits(char *o, unsigned v, int w)
 {

@@ -131,6 +131,12 @@ void render_hdr_clean(struct render_hclean *h, const char *in, size_t n);
  * folded so lines stay within 78; *col is left at the end column. */
 int render_hdr_text(struct rbuf *b, size_t *col, const char *s, size_t n,
              int phrase);
+/* Append the address field "Field: Name <addr>\r\n" (name cleaned, quoted
+ * or RFC 2047 encoded as needed, cut to RENDER_HDR_NAME_MAX bytes; no
+ * name: "Field: addr\r\n").  addr is written as given: check it first. */
+#define RENDER_HDR_NAME_MAX 256
+int render_hdr_address(struct rbuf *b, const char *field, const char *name,
+                       const char *addr);
 /* Append "Date: ...\r\n" for time t (UTC). */
 int render_hdr_date(struct rbuf *b, int64_t t);
 

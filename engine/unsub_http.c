@@ -18,7 +18,9 @@
  *   engine checks that list again as each message leaves the queue, so the
  *   contact's queued mail stops.  GET /u/TOKEN answers a plain page whose
  *   button posts that same body (a link scanner following GET never
- *   unsubscribes anyone).  Other paths are 404, other methods 405; a
+ *   unsubscribes anyone).  POST /api/inject/v1 is the inject API
+ *   (http_inject.c; its per-connection state, like ours, starts with the
+ *   function that frees it).  Other paths are 404, other methods 405; a
  *   forged or garbled token is 400; a body over BODY_MAX bytes is 413
  *   (at once when its Content-Length says so).  Every answer closes the
  *   connection, so each connection carries the one request the gate
@@ -37,6 +39,7 @@
 
 #include "engine.h"
 #include "http_gate.h"
+#include "http_inject.h"
 #include "queue_admin.h"
 #include "queue_campaign.h"
 #include "render.h"
@@ -52,6 +55,7 @@
 #define HTTP_TIMEOUT_S 10u
 
 struct req {
+    http_inject_release release;   /* first, as in every con_cls here */
     size_t len;
     bool too_big;
     size_t dropped;
@@ -215,6 +219,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 {
     struct engine *e = cls;
     (void)version;
+    if (!strcmp(url, HTTP_INJECT_PATH))
+        return http_inject_request(e->http_inject, c, method, upload,
+                                   upload_size, con_cls);
     if (strncmp(url, "/u/", 3) || !token_ok(url + 3))
         return answer(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n");
     const char *token = url + 3;
@@ -238,6 +245,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                           "body too large\n");
         if (!(r = calloc(1, sizeof *r)))
             return MHD_NO;
+        r->release = free;
         *con_cls = r;
         return MHD_YES;
     }
@@ -274,7 +282,9 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls;
     (void)c;
     (void)why;
-    free(*con_cls);
+    http_inject_release *release = *con_cls;
+    if (release)
+        (*release)(*con_cls);
     *con_cls = NULL;
 }
 
@@ -316,10 +326,16 @@ int unsub_http_start(struct engine *e)
                 e->cfg.http_listen);
         return ENGINE_E_CONFIG;
     }
-    /* no listening socket of its own: the gate hands it connections */
+    if (!(e->http_inject = http_inject_new(e))) {
+        fprintf(stderr, "sluiced: out of memory\n");
+        return -ENOMEM;
+    }
+    /* no listening socket of its own: the gate hands it connections;
+     * inject requests wait for their commit suspended (http_inject.c) */
     e->http = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG |
+        MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
         on_request, e,
         MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, HTTP_TIMEOUT_S,
@@ -332,7 +348,7 @@ int unsub_http_start(struct engine *e)
                         : sizeof(struct sockaddr_in), e->http,
                         HTTP_CONNECTIONS, HTTP_TIMEOUT_S * 1000, err,
                         sizeof err)) {
-        fprintf(stderr, "sluiced: cannot listen on %s for unsubscribes: "
+        fprintf(stderr, "sluiced: cannot listen on %s for HTTP: "
                         "%s\n", e->cfg.http_listen, err);
         unsub_http_stop(e);
         return ENGINE_E_CONFIG;
@@ -344,7 +360,10 @@ void unsub_http_stop(struct engine *e)
 {
     http_gate_stop(e->http_gate); /* first: it hands the daemon sockets */
     e->http_gate = NULL;
+    http_inject_stop(e->http_inject); /* what it submitted is committed */
     if (e->http)
         MHD_stop_daemon(e->http);
     e->http = NULL;
+    http_inject_free(e->http_inject);
+    e->http_inject = NULL;
 }

@@ -12,7 +12,8 @@ BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
  libjansson-dev libmicrohttpd-dev libsodium-dev libidn2-dev libcsv-dev"
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
  opendkim openssl procps iproute2 swaks"
-TESTS="valgrind clang libclang-rt-14-dev gnuplot-nox util-linux mount time jq"
+TESTS="valgrind clang libclang-rt-14-dev gnuplot-nox util-linux mount time jq
+ curl"
 BENCH="linux-perf time gnuplot-nox util-linux"
 
 case "${1:-test}" in
