@@ -165,6 +165,13 @@ struct spool_hold {
     uint64_t since_ms;         /* when the spool stopped taking writes */
     uint64_t next_try_ms;
     uv_timer_t timer;
+    /* noted by a completion, done by outcome_tick() */
+    bool tell;                 /* announce the new state */
+    enum spool_state tell_state; /* as it was, with its error and */
+    int tell_err;
+    size_t tell_n;             /*   the outcomes held then */
+    bool arm;                  /* arm the retry timer */
+    bool worked;               /* a commit went through while held */
 };
 
 struct engine_stats {
@@ -233,6 +240,7 @@ struct outcome_state {
     struct spool_hold hold;    /* outcomes waiting for a writable spool */
     unsigned spool_failures[3]; /* damage-like spool errors in a row, per
                                    enum engine_spool_op (spool_errors.c) */
+    int stop;                  /* exit code a commit's failures asked for */
 };
 
 /* limits.c: account and campaign rate caps */
@@ -345,14 +353,15 @@ void controls_free(struct engine *e);
 /* A spool operation of kind op failed with err (0: it worked, which ends
  * the run of failures).  Errors of a damaged spool (QUEUE_ECORRUPT, and
  * -EINVAL or -EIO out of LMDB) are counted; after ENGINE_SPOOL_BUDGET of
- * them in a row the engine says the spool is damaged and drains to exit
- * 65 (74 for an I/O error) instead of trying again forever.  Other errors
- * (a full disk) are not counted. */
+ * them in a row it says the spool is damaged and returns the exit code
+ * to drain to, 65 (74 for an I/O error), instead of trying again
+ * forever; 0 otherwise.  Other errors (a full disk) are not counted.
+ * The caller stops the engine: the scheduler at once, a commit's
+ * completion through outcome_tick(). */
 #define ENGINE_SPOOL_BUDGET 100
 enum engine_spool_op { ENGINE_SPOOL_CLAIM, ENGINE_SPOOL_COUNTS,
                        ENGINE_SPOOL_OUTCOMES };
-void engine_spool_result(struct engine *e, enum engine_spool_op op,
-                         int err);
+int engine_spool_result(struct engine *e, enum engine_spool_op op, int err);
 
 /* body.c */
 /* The body under key (a message id, or a campaign delivery's own key), or
@@ -405,6 +414,12 @@ void outcome_init(struct engine *e);
 /* Draining with nothing else in flight: true when nothing is held, or when
  * drain_timeout has passed (the held outcomes are given up: exit 75). */
 bool outcome_drained(struct engine *e);
+/* Once per tick: what commits' completions only noted (a spool that
+ * stopped taking writes is announced and retried; after a commit that
+ * went through, what is held is submitted and deliveries resume).  Returns
+ * the exit code the damaged-spool budget asks the engine to stop with,
+ * or 0. */
+int outcome_tick(struct engine *e);
 const char *engine_spool_state_name(const struct engine *e);
 /* The spool's hold, for status.json. */
 const struct spool_hold *outcome_hold(const struct engine *e);
