@@ -31,6 +31,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "compose.h"
 #include "config.h"
 #include "dns.h"
 #include "queue.h"
@@ -51,14 +52,11 @@ struct body {
     uint64_t contact;    /* delivery (the body is that recipient's own) */
     uint64_t delivery;
     char *from;
-    char *data;          /* wire form */
-    size_t len, size;
-    bool eightbit;
-    bool hdr8;           /* 8-bit header: needs SMTPUTF8 as it is */
-    char *data7;         /* 7-bit form for receivers without 8BITMIME or
-                          * (8-bit header) without SMTPUTF8 */
-    size_t len7, size7;
-    bool eightbit7, hdr8_7; /* what the 7-bit form could not encode */
+    struct wire wire;    /* wire form (hdr8: needs SMTPUTF8 as it is),
+                          * written by signer_compose() on a worker */
+    struct wire wire7;   /* 7-bit form for receivers without 8BITMIME or
+                          * (8-bit header) without SMTPUTF8; its eightbit
+                          * and hdr8: what it could not encode */
     struct body *hnext;  /* hash chain */
 };
 
@@ -387,10 +385,6 @@ bool body_composing(const struct engine *e);
  * else deferred). */
 bool body_stop(const struct body *b, uint64_t delivery,
                struct queue_outcome *o);
-/* The body takes the composed wire forms w and w7 (their buffers). */
-struct wire;
-void body_take_wire(struct body *b, const struct wire *w,
-                    const struct wire *w7);
 void body_init(struct engine *e);
 void body_free_all(struct engine *e);
 
