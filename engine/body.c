@@ -11,8 +11,10 @@
  *   loop travel to the worker pool together, at most COMPOSE_BATCH bodies
  *   a batch, so the loop thread does I/O only.  On the worker a body is
  *   read from the spool and signed (signer.c), or rendered for its
- *   contact (campaign.c); back on the loop the destinations that asked
- *   for it, and those that found it still being composed, are kicked.
+ *   contact (campaign.c); either way signer_compose() writes its wire
+ *   forms straight into the body (b->wire, b->wire7).  Back on the loop
+ *   the destinations that asked for it, and those that found it still
+ *   being composed, are kicked.
  *
  * OWNERSHIP
  *   A body lives while an item or a batch holds a reference; the last
@@ -122,8 +124,8 @@ bool body_attach(struct engine *e, const struct queue_claim *c,
 static void body_free(struct body *b)
 {
     free(b->from);
-    free(b->data);
-    free(b->data7);
+    free(b->wire.data);
+    free(b->wire7.data);
     free(b->errtext);
     free(b);
 }
@@ -142,21 +144,6 @@ void body_unref(struct engine *e, struct body *b)
     body_free(b);
 }
 
-void body_take_wire(struct body *b, const struct wire *w,
-                    const struct wire *w7)
-{
-    b->data = w->data;
-    b->len = w->len;
-    b->size = w->size;
-    b->eightbit = w->eightbit;
-    b->hdr8 = w->hdr8;
-    b->data7 = w7->data;
-    b->len7 = w7->len;
-    b->size7 = w7->size;
-    b->eightbit7 = w7->eightbit;
-    b->hdr8_7 = w7->hdr8;
-}
-
 struct take_ctx {
     struct body *b;
     const struct signer *signer;
@@ -169,20 +156,15 @@ static void take_message(void *arg, const char *from, const void *msg,
 {
     struct take_ctx *t = arg;
     struct body *b = t->b;
-    struct wire w, w7;
     char why[300] = "";
     if (!(b->from = strdup(from))) {
         b->err = -ENOMEM;
         return;
     }
-    b->err = signer_compose(t->signer, b->account, msg, len, &w, &w7, why,
-                            sizeof why);
-    if (b->err) {
-        if (why[0])
-            b->errtext = strdup(why);
-        return;
-    }
-    body_take_wire(b, &w, &w7);
+    b->err = signer_compose(t->signer, b->account, msg, len, &b->wire,
+                            &b->wire7, why, sizeof why);
+    if (b->err && why[0])
+        b->errtext = strdup(why);
 }
 
 /* Worker thread: compose every body of the batch. */

@@ -13,6 +13,15 @@
  *   message.  Compiling, the contact copy and rendering are the shared
  *   builder's (campaign_msg.c), the one `sluice campaign preview` uses.
  *
+ *   Shape: engine_campaign_compose() is one recipient's pipeline, each
+ *   step a call to the module that owns it.  Two returns are honest: the
+ *   template is held for the render and given back after it (tpl_put(),
+ *   the end of a get/use/put bracket; a template compiled for this
+ *   recipient alone is freed there, render.c), and campaign_msg.c is
+ *   entered twice, to compile on the campaign's first use and to render
+ *   once the contact, which needs the compiled suppression owner, is
+ *   read.
+ *
  * DIAGNOSTICS
  *   A suppressed address gives ENGINE_E_SUPPRESSED and a contact deleted
  *   since the send ENGINE_E_GONE: both end the delivery without sending.
@@ -169,10 +178,10 @@ void engine_campaign_cache_free(void)
     pthread_mutex_unlock(&cache.lock);
 }
 
-static int render_one(struct engine *e, const struct signer *sg,
-                      const struct tpl *t, struct body *b, char *why,
-                      size_t whylen);
-
+/* One recipient, in pipeline order: its campaign's template (compiled on
+ * the first use), its contact and the suppression list (queue/), the
+ * message (campaign_msg.c), signed into the body's wire forms (signer.c);
+ * then the template is given back. */
 int engine_campaign_compose(struct engine *e, const struct signer *sg,
                             struct body *b, char *why, size_t whylen)
 {
@@ -180,66 +189,41 @@ int engine_campaign_compose(struct engine *e, const struct signer *sg,
     struct tpl *t = tpl_get(e, b->campaign, why, whylen, &err);
     if (!t)
         return err;
-    err = render_one(e, sg, t, b, why, whylen);
-    tpl_put(t);
-    return err;
-}
-
-/* Contact, suppression check, render and sign for one recipient. */
-static int render_one(struct engine *e, const struct signer *sg,
-                      const struct tpl *t, struct body *b, char *why,
-                      size_t whylen)
-{
-    int err;
     struct campaign_msg_contact cc = { .err = 0 };
+    bool suppressed = false;
+    char *msg = NULL, mail_from[RENDER_MAILFROM_MAX];
+    size_t len = 0;
     err = queue_contact_get(e->q, b->contact, campaign_msg_take_contact,
                             &cc);
     if (err == QUEUE_ENOTFOUND) {
         snprintf(why, whylen, "contact %llu was deleted",
                  (unsigned long long)b->contact);
-        return ENGINE_E_GONE;
-    }
-    if (err || (err = cc.err)) {
-        campaign_msg_contact_clear(&cc);
+        err = ENGINE_E_GONE;
+    } else if (err || (err = cc.err)) {
         snprintf(why, whylen, "contact %llu cannot be read: %s",
                  (unsigned long long)b->contact, queue_strerror(err));
-        return err;
-    }
-    bool suppressed = false;
-    if ((err = queue_suppressed(e->q, t->suppression_owner, cc.email,
-                                &suppressed))) {
-        campaign_msg_contact_clear(&cc);
+    } else if ((err = queue_suppressed(e->q, t->suppression_owner, cc.email,
+                                       &suppressed))) {
         snprintf(why, whylen, "suppression list cannot be read: %s",
                  queue_strerror(err));
-        return err;
-    }
-    if (suppressed) {
-        campaign_msg_contact_clear(&cc);
+    } else if (suppressed) {
         snprintf(why, whylen, "suppressed: %s is on the suppression list of "
                  "account %u", cc.email, t->suppression_owner);
-        return ENGINE_E_SUPPRESSED;
+        err = ENGINE_E_SUPPRESSED;
+    } else {
+        cc.id = b->contact;
+        if ((err = campaign_msg_render(t->rt, &cc, b->delivery, &msg, &len,
+                                       mail_from, sizeof mail_from)))
+            snprintf(why, whylen, "rendering for contact %llu failed: %s",
+                     (unsigned long long)b->contact, render_strerror(err));
+        else if (!(b->from = strdup(mail_from)))
+            err = -ENOMEM;
+        else
+            err = signer_compose(sg, b->account, msg, len, &b->wire,
+                                 &b->wire7, why, whylen);
+        free(msg);
     }
-    char *msg = NULL, mail_from[RENDER_MAILFROM_MAX];
-    size_t len = 0;
-    cc.id = b->contact;
-    err = campaign_msg_render(t->rt, &cc, b->delivery, &msg, &len, mail_from,
-                              sizeof mail_from);
     campaign_msg_contact_clear(&cc);
-    if (err) {
-        snprintf(why, whylen, "rendering for contact %llu failed: %s",
-                 (unsigned long long)b->contact, render_strerror(err));
-        return err;
-    }
-    struct wire w, w7;
-    err = signer_compose(sg, b->account, msg, len, &w, &w7, why, whylen);
-    free(msg);
-    if (err)
-        return err;
-    if (!(b->from = strdup(mail_from))) {
-        free(w.data);
-        free(w7.data);
-        return -ENOMEM;
-    }
-    body_take_wire(b, &w, &w7);
-    return 0;
+    tpl_put(t);
+    return err;
 }

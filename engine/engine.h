@@ -31,6 +31,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "compose.h"
 #include "config.h"
 #include "dns.h"
 #include "queue.h"
@@ -51,14 +52,11 @@ struct body {
     uint64_t contact;    /* delivery (the body is that recipient's own) */
     uint64_t delivery;
     char *from;
-    char *data;          /* wire form */
-    size_t len, size;
-    bool eightbit;
-    bool hdr8;           /* 8-bit header: needs SMTPUTF8 as it is */
-    char *data7;         /* 7-bit form for receivers without 8BITMIME or
-                          * (8-bit header) without SMTPUTF8 */
-    size_t len7, size7;
-    bool eightbit7, hdr8_7; /* what the 7-bit form could not encode */
+    struct wire wire;    /* wire form (hdr8: needs SMTPUTF8 as it is),
+                          * written by signer_compose() on a worker */
+    struct wire wire7;   /* 7-bit form for receivers without 8BITMIME or
+                          * (8-bit header) without SMTPUTF8; its eightbit
+                          * and hdr8: what it could not encode */
     struct body *hnext;  /* hash chain */
 };
 
@@ -165,6 +163,13 @@ struct spool_hold {
     uint64_t since_ms;         /* when the spool stopped taking writes */
     uint64_t next_try_ms;
     uv_timer_t timer;
+    /* noted by a completion, done by outcome_tick() */
+    bool tell;                 /* announce the new state */
+    enum spool_state tell_state; /* as it was, with its error and */
+    int tell_err;
+    size_t tell_n;             /*   the outcomes held then */
+    bool arm;                  /* arm the retry timer */
+    bool worked;               /* a commit went through while held */
 };
 
 struct engine_stats {
@@ -233,6 +238,7 @@ struct outcome_state {
     struct spool_hold hold;    /* outcomes waiting for a writable spool */
     unsigned spool_failures[3]; /* damage-like spool errors in a row, per
                                    enum engine_spool_op (spool_errors.c) */
+    int stop;                  /* exit code a commit's failures asked for */
 };
 
 /* limits.c: account and campaign rate caps */
@@ -347,14 +353,15 @@ void controls_free(struct engine *e);
 /* A spool operation of kind op failed with err (0: it worked, which ends
  * the run of failures).  Errors of a damaged spool (QUEUE_ECORRUPT, and
  * -EINVAL or -EIO out of LMDB) are counted; after ENGINE_SPOOL_BUDGET of
- * them in a row the engine says the spool is damaged and drains to exit
- * 65 (74 for an I/O error) instead of trying again forever.  Other errors
- * (a full disk) are not counted. */
+ * them in a row it says the spool is damaged and returns the exit code
+ * to drain to, 65 (74 for an I/O error), instead of trying again
+ * forever; 0 otherwise.  Other errors (a full disk) are not counted.
+ * The caller stops the engine: the scheduler at once, a commit's
+ * completion through outcome_tick(). */
 #define ENGINE_SPOOL_BUDGET 100
 enum engine_spool_op { ENGINE_SPOOL_CLAIM, ENGINE_SPOOL_COUNTS,
                        ENGINE_SPOOL_OUTCOMES };
-void engine_spool_result(struct engine *e, enum engine_spool_op op,
-                         int err);
+int engine_spool_result(struct engine *e, enum engine_spool_op op, int err);
 
 /* body.c */
 /* The body under key (a message id, or a campaign delivery's own key), or
@@ -380,10 +387,6 @@ bool body_composing(const struct engine *e);
  * else deferred). */
 bool body_stop(const struct body *b, uint64_t delivery,
                struct queue_outcome *o);
-/* The body takes the composed wire forms w and w7 (their buffers). */
-struct wire;
-void body_take_wire(struct body *b, const struct wire *w,
-                    const struct wire *w7);
 void body_init(struct engine *e);
 void body_free_all(struct engine *e);
 
@@ -407,6 +410,12 @@ void outcome_init(struct engine *e);
 /* Draining with nothing else in flight: true when nothing is held, or when
  * drain_timeout has passed (the held outcomes are given up: exit 75). */
 bool outcome_drained(struct engine *e);
+/* Once per tick: what commits' completions only noted (a spool that
+ * stopped taking writes is announced and retried; after a commit that
+ * went through, what is held is submitted and deliveries resume).  Returns
+ * the exit code the damaged-spool budget asks the engine to stop with,
+ * or 0. */
+int outcome_tick(struct engine *e);
 const char *engine_spool_state_name(const struct engine *e);
 /* The spool's hold, for status.json. */
 const struct spool_hold *outcome_hold(const struct engine *e);

@@ -144,10 +144,11 @@ struct job_ctx *job_build(struct engine *e, struct dest *d,
         d->last_account = pick->account;
         j->job = (struct smtp_job){
             .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
-            .body = b->data, .body_len = b->len, .size = b->size,
-            .eightbit = b->eightbit, .owner = j, .utf8hdr = b->hdr8,
-            .body7 = b->data7, .body7_len = b->len7, .size7 = b->size7,
-            .body7_8bit = b->eightbit7, .body7_hdr8 = b->hdr8_7,
+            .body = b->wire.data, .body_len = b->wire.len,
+            .size = b->wire.size, .eightbit = b->wire.eightbit, .owner = j,
+            .utf8hdr = b->wire.hdr8, .body7 = b->wire7.data,
+            .body7_len = b->wire7.len, .size7 = b->wire7.size,
+            .body7_8bit = b->wire7.eightbit, .body7_hdr8 = b->wire7.hdr8,
             .smtputf8 = utf8,
         };
     }

@@ -9,8 +9,12 @@
  *   outcomes (a deferral past max_age expires; replies feed the site's
  *   throttles); engine_record() keeps the items and a copy of their
  *   outcomes and submits them; the completion (on_recorded(), on this
- *   loop) counts them, has the event log read the committed events and
- *   frees the items.
+ *   loop) frees the items and has the event log read the committed
+ *   events.  A completion touches nothing beyond its own items: what it
+ *   means for the whole engine (announcing a spool that stopped taking
+ *   writes, arming the retry, submitting what is held and kicking every
+ *   destination, stopping on a damaged spool) it only notes, and
+ *   outcome_tick() does it on the scheduler's next tick (10 ms).
  *
  *   When the spool cannot take the write (its filesystem is full, the map
  *   is at map_max, an I/O error: queue_err_unwritable()), nothing is
@@ -21,7 +25,7 @@
  *   outcomes are held too), says so in one stderr line, one
  *   {"type":"spool"} event-log line and status.json.  A timer submits the
  *   oldest held operation alone, after 1 s and then doubling up to 30 s;
- *   when one commits, every held operation is submitted.  Deliveries go on
+ *   when one commits, every held operation is submitted (next tick).  Deliveries go on
  *   only once the spool's filesystem has spool_min_free bytes free again
  *   (checked every second with statvfs): LMDB often finds room for a small
  *   commit among its own free pages on a full disk, and resuming on that
@@ -140,7 +144,8 @@ static void arm_retry(struct engine *e)
     uv_timer_start(&h->timer, on_retry, ms, 0);
 }
 
-/* Keep rc (its items keep their claims) until the spool takes writes. */
+/* Keep rc (its items keep their claims) until the spool takes writes;
+ * the announcement and the retry timer are left to outcome_tick(). */
 static void hold(struct engine *e, struct record_ctx *rc, int status)
 {
     struct spool_hold *h = &e->out.hold;
@@ -167,18 +172,27 @@ static void hold(struct engine *e, struct record_ctx *rc, int status)
     h->noutcomes += rc->n;
     h->err = status;
     if (h->state == SPOOL_WRITABLE) {
-        h->state = st;
         h->since_ms = engine_now_ms();
         h->backoff_ms = RETRY_FIRST_MS;
-        fprintf(stderr, "sluiced: spool %s: %s; holding the outcomes in "
-                "memory (%zu now), claiming and new deliveries stop until "
-                "it can be written (retrying)\n", e->cfg.spool,
-                engine_strerror(status), h->noutcomes);
-        eventlog_spool(e, state_name(st), engine_strerror(status),
-                       h->noutcomes, 0);
+        h->tell = true;
+        h->tell_state = st;
+        h->tell_err = status;
+        h->tell_n = h->noutcomes;
     }
     h->state = st;             /* the kind of trouble may change quietly */
-    arm_retry(e);
+    h->arm = true;
+}
+
+/* Say once that the spool stopped taking writes (stderr, event log). */
+static void tell_held(struct engine *e)
+{
+    struct spool_hold *h = &e->out.hold;
+    fprintf(stderr, "sluiced: spool %s: %s; holding the outcomes in "
+            "memory (%zu now), claiming and new deliveries stop until "
+            "it can be written (retrying)\n", e->cfg.spool,
+            engine_strerror(h->tell_err), h->tell_n);
+    eventlog_spool(e, state_name(h->tell_state),
+                   engine_strerror(h->tell_err), h->tell_n, 0);
 }
 
 /* Take the oldest held operation off the list. */
@@ -232,8 +246,8 @@ static void on_retry(uv_timer_t *t)
 {
     struct engine *e = t->data;
     struct spool_hold *h = &e->out.hold;
-    if (h->state == SPOOL_WRITABLE || h->probing)
-        return;
+    if (h->state == SPOOL_WRITABLE || h->probing || h->worked)
+        return; /* (a commit went through: outcome_tick() goes on) */
     if (!h->head) {
         if (h->state != SPOOL_FULL || room_enough(e))
             writable_again(e);
@@ -247,10 +261,16 @@ static void on_retry(uv_timer_t *t)
     submit(e, rc);
 }
 
+/* A commit completed: the items are freed and the event log reads what
+ * committed, in that order, each module once.  What reaches the whole
+ * engine (announcing a spool that stopped taking writes, submitting what
+ * is held and kicking every destination, stopping on a damaged spool) is
+ * only noted here and done by outcome_tick(). */
 static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
 {
     struct record_ctx *rc = arg;
     struct engine *e = rc->e;
+    struct spool_hold *h = &e->out.hold;
     struct item **items = ctx_items(rc);
     (void)first;
     (void)msg;
@@ -263,18 +283,41 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
         fprintf(stderr, "sluiced: recording %zu outcomes failed: %s "
                         "(they will be tried again)\n",
                 rc->n, engine_strerror(status));
-    if (status != QUEUE_ESTATE)
-        engine_spool_result(e, ENGINE_SPOOL_OUTCOMES, status);
     if (rc->probe)
-        e->out.hold.probing = false;
-    /* the event log (and the counts) read the committed events */
-    eventlog_committed(e);
+        h->probing = false;
+    if (h->state != SPOOL_WRITABLE)
+        h->worked = true;
     for (size_t i = 0; i < rc->n; i++)
         engine_item_free(e, items[i]);
     e->out.inflight -= rc->n;
     free(rc);
-    if (e->out.hold.state != SPOOL_WRITABLE)
-        commit_worked(e);
+    int stop = status == QUEUE_ESTATE
+               ? 0 : engine_spool_result(e, ENGINE_SPOOL_OUTCOMES, status);
+    if (stop)
+        e->out.stop = stop;
+    /* the event log (and the counts) read the committed events */
+    eventlog_committed(e);
+}
+
+int outcome_tick(struct engine *e)
+{
+    struct spool_hold *h = &e->out.hold;
+    if (h->tell) {
+        h->tell = false;
+        tell_held(e);
+    }
+    if (h->arm) {
+        h->arm = false;
+        arm_retry(e);
+    }
+    if (h->worked) {
+        h->worked = false;
+        if (h->state != SPOOL_WRITABLE)
+            commit_worked(e);
+    }
+    int stop = e->out.stop;
+    e->out.stop = 0;
+    return stop;
 }
 
 void engine_item_free(struct engine *e, struct item *it)

@@ -11,6 +11,18 @@
  *   html part to one buffer that grows (up to RENDER_MSG_MAX) as needed,
  *   quoted-printable encoding body text as it goes.
  *
+ *   Shape: this file is the hub of one pass over the template, and the
+ *   pass goes back and forth on purpose.  Each piece is handed to the
+ *   encoder it needs as the pass reaches it (render_hdr.c for a header
+ *   value, render_qp.c for body text and the buffer, render_token.c for
+ *   the tokens), in message order, straight into the one buffer, as
+ *   printf() hands each conversion to its formatter.  Gathering the
+ *   pieces first to visit each encoder once would cost a second buffer
+ *   and a copy per message on the hot path; so a walk of a message
+ *   returns here between encoders, and those files are each entered more
+ *   than once (render_free() is the last: a template compiled for one
+ *   recipient only, campaign.c).
+ *
  * OWNERSHIP
  *   The template owns copies of everything (pool, segments, prebuilt
  *   headers, secret) and is never written after compile.
@@ -604,6 +616,8 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     *len = 0;
     if (c->email == NULL)
         return RENDER_E_ADDR;
+    resolve(t, c, &mv); /* local work first, then the encoders */
+    size_t dl = udec(deliv, c->delivery);
     mv.email = c->email;
     mv.email_len = strnlen(c->email, 256);
     if (!render_hdr_addr_ok(c->email, mv.email_len))
@@ -628,9 +642,8 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     memcpy(mv.url + 8 + hl, "/u/", 3);
     memcpy(mv.url + 11 + hl, unsub, RENDER_UNSUB_TOKEN_LEN + 1);
     mv.url_len = 11 + hl + RENDER_UNSUB_TOKEN_LEN;
-    resolve(t, c, &mv);
     /* CAMPAIGN.DELIVERY.NONCE.MAC: the nonce is also the boundary's */
-    size_t ml = strlen(msgid), dl = udec(deliv, c->delivery);
+    size_t ml = strlen(msgid);
     const char *rnd = msgid + ml - RENDER_MSGID_MAC_LEN - 1 - MSGID_NONCE_LEN;
     size_t rl = MSGID_NONCE_LEN;
 

@@ -12,7 +12,8 @@
  *   dkim/encode.c: Q unless B is clearly shorter), each at most 75
  *   characters and on its own folded line so no line passes 78
  *   characters.  Addresses are checked to be plain ASCII addr-specs: a
- *   dot-atom local part and LDH labels.
+ *   dot-atom local part and LDH labels.  render.c calls in here per
+ *   piece as its one pass reaches it (see the shape there).
  *
  * DIAGNOSTICS
  *   RENDER_E_ARG for a malformed address, -ENOMEM and RENDER_E_TOOBIG

@@ -10,7 +10,9 @@
  *   and a soft break "=" CRLF keeps every line at 76 characters or less.
  *   Since '=' itself is always encoded, an '=' in the output is followed
  *   by two hex digits or a line end: the sequence "=_" never occurs, which
- *   is what makes the MIME boundary safe without a search.
+ *   is what makes the MIME boundary safe without a search.  render.c
+ *   calls in here per piece as its one pass reaches it (see the shape
+ *   there).
  *
  * DIAGNOSTICS
  *   -ENOMEM, or RENDER_E_TOOBIG when a buffer would pass its max.

@@ -17,6 +17,8 @@
  *   sizes.  HMAC (RFC 2104) is done over OpenSSL's SHA-256 from inner and
  *   outer states keyed once: a template keeps its struct mackey, so a
  *   message's three MACs cost six SHA-256 blocks and no algorithm look-up.
+ *   A walk of one message comes here twice at most: its tokens, and the
+ *   key's end with a template compiled for that recipient alone.
  *
  * DIAGNOSTICS
  *   RENDER_E_ARG (secret shorter than RENDER_SECRET_MIN), -ENOSPC (output

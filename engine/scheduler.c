@@ -99,6 +99,13 @@ static void recheck_held(struct engine *e, const struct queue_claim *c,
         }
 }
 
+/* The spool's damage budget is spent: drain to exit code. */
+static void spool_stop(struct engine *e, int code)
+{
+    engine_set_exit(e, code);
+    engine_drain(e);
+}
+
 /* Claim what is due, up to the in-flight limit.  A claim that fails is
  * counted towards the spool's error budget (engine_spool_result). */
 static void claim_some(struct engine *e)
@@ -112,7 +119,9 @@ static void claim_some(struct engine *e)
         if (want > 1024)
             want = 1024;
         int n = queue_claim(e->q, engine_now(), claims, want);
-        engine_spool_result(e, ENGINE_SPOOL_CLAIM, n < 0 ? n : 0);
+        int stop = engine_spool_result(e, ENGINE_SPOOL_CLAIM, n < 0 ? n : 0);
+        if (stop)
+            spool_stop(e, stop);
         if (n < 0)
             break;
         recheck_held(e, claims, n);
@@ -221,6 +230,10 @@ static void on_tick(uv_timer_t *t)
     struct engine *e = t->data;
     static uint64_t last_empty_check;
 
+    int stop = outcome_tick(e);
+    if (stop)
+        spool_stop(e, stop);
+
     if (e->run.progress)
         print_progress(e, false);
     eventlog_pump(e, false);
@@ -248,7 +261,8 @@ static void on_tick(uv_timer_t *t)
         struct queue_counts c;
         last_empty_check = engine_now_ms();
         int err = queue_counts_total(e->q, &c);
-        engine_spool_result(e, ENGINE_SPOOL_COUNTS, err);
+        if ((stop = engine_spool_result(e, ENGINE_SPOOL_COUNTS, err)))
+            spool_stop(e, stop);
         if (!err && c.queued == 0) {
             e->run.draining = true;
             e->run.drain_deadline_ms = engine_now_ms() + e->cfg.drain_timeout_ms;

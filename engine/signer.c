@@ -500,50 +500,49 @@ bool signer_from_domain(const char *msg, size_t len, char *buf,
     return true;
 }
 
-/* Prepare, sign with every key of d (NULL: none), and compose. */
-static int make_form(const struct signer_domain *d, const char *msg,
-                     size_t len, unsigned flags, struct wire *w, char *why,
-                     size_t whylen)
+/* Whom a message of account is signed for: *d is the nearest domain of
+ * its From: address with keys of this account, or NULL (unsigned, where
+ * the account allows it); 0 or a SIGNER_E_ code with why in words.  Only
+ * reads msg within len, so it may run before the spool's check. */
+static int choose_domain(const struct signer *s, uint32_t account,
+                         const char *msg, size_t len,
+                         const struct signer_domain **out, char *why,
+                         size_t whylen)
 {
-    char *prep = NULL, *sigs = NULL;
-    size_t plen = 0, siglen = 0;
-    unsigned info = 0;
-    int rc = dkim_prepare(msg, len, flags, &prep, &plen, &info);
-    if (rc) {
-        snprintf(why, whylen, "message cannot be prepared for signing: %s",
-                 dkim_strerror(rc));
-        return rc;
+    *out = NULL;
+    if (!s || s->off)
+        return 0;
+    bool allow = allows_unsigned(s, account);
+    char dom[256];
+    if (!signer_from_domain(msg, len, dom, sizeof dom)) {
+        if (allow)
+            return 0;
+        snprintf(why, whylen, "no single From: address to sign for "
+                 "(account %u)", account);
+        return SIGNER_E_NOFROM;
     }
-    const char *m = prep ? prep : msg;
-    size_t ml = prep ? plen : len;
-    for (unsigned i = 0; d && i < d->nkeys; i++) {
-        char *h = NULL;
-        if ((rc = dkim_sign(d->keys[i].key, d->name, d->keys[i].selector, m,
-                            ml, &h))) {
-            snprintf(why, whylen, "DKIM signing for %s (selector %s) "
-                     "failed: %s", d->name, d->keys[i].selector,
-                     dkim_strerror(rc));
-            goto out;
-        }
-        size_t hl = strlen(h);
-        char *n = realloc(sigs, siglen + hl);
-        if (!n) {
-            free(h);
-            rc = -ENOMEM;
-            goto out;
-        }
-        memcpy(n + siglen, h, hl);
-        sigs = n;
-        siglen += hl;
-        free(h);
+    const struct signer_domain *d = nearest(s, dom);
+    if (d && d->account == account && d->nkeys) {
+        *out = d;
+        return 0;
     }
-    rc = compose_wire_signed(sigs, siglen, m, ml, w);
-out:
-    free(prep);
-    free(sigs);
-    return rc;
+    if (allow)
+        return 0;
+    if (d && d->account != account)
+        snprintf(why, whylen, "no DKIM key: %s is not a verified domain of "
+                 "account %u", d->name, account);
+    else if (d)
+        snprintf(why, whylen, "no DKIM key for %s (account %u); add one or "
+                 "allow unsigned mail", d->name, account);
+    else
+        snprintf(why, whylen, "no DKIM key: %s is not a verified domain of "
+                 "account %u", dom, account);
+    return SIGNER_E_NOKEY;
 }
 
+/* The steps run in pipeline order, each module once: whom to sign for
+ * (here), the spool's rules (queue/), prepare and sign (dkim/), the wire
+ * form (compose.c); the 7-bit form is a second turn of the same loop. */
 int signer_compose(const struct signer *s, uint32_t account,
                    const char *msg, size_t len, struct wire *w,
                    struct wire *w7, char *why, size_t whylen)
@@ -551,42 +550,58 @@ int signer_compose(const struct signer *s, uint32_t account,
     memset(w, 0, sizeof *w);
     if (w7)
         memset(w7, 0, sizeof *w7);
+    const struct signer_domain *d;
+    int refused = choose_domain(s, account, msg, len, &d, why, whylen);
     char rule[240];
     if (queue_message_check(msg, len, NULL, rule, sizeof rule)) {
         snprintf(why, whylen, "message refused: %s", rule);
         return SIGNER_E_BADMSG;
     }
-    const struct signer_domain *d = NULL;
-    if (s && !s->off) {
-        bool allow = allows_unsigned(s, account);
-        char dom[256];
-        if (!signer_from_domain(msg, len, dom, sizeof dom)) {
-            if (!allow) {
-                snprintf(why, whylen, "no single From: address to sign for "
-                         "(account %u)", account);
-                return SIGNER_E_NOFROM;
-            }
-        } else if (!(d = nearest(s, dom)) || d->account != account ||
-                   !d->nkeys) {
-            if (!allow) {
-                if (d && d->account != account)
-                    snprintf(why, whylen, "no DKIM key: %s is not a verified "
-                             "domain of account %u", d->name, account);
-                else if (d)
-                    snprintf(why, whylen, "no DKIM key for %s (account %u); "
-                             "add one or allow unsigned mail", d->name,
-                             account);
-                else
-                    snprintf(why, whylen, "no DKIM key: %s is not a verified "
-                             "domain of account %u", dom, account);
-                return SIGNER_E_NOKEY;
-            }
-            d = NULL;
+    if (refused)
+        return refused;
+    /* form 0 as it is, form 1 in 7 bits when form 0 holds 8-bit octets */
+    struct wire *out[2] = { w, w7 };
+    int rc = 0;
+    for (unsigned f = 0; f < 2 && !rc; f++) {
+        if (f && (!w->eightbit || !w7))
+            break;
+        char *prep = NULL, *sigs = NULL;
+        size_t plen = 0, siglen = 0;
+        unsigned info = 0;
+        if ((rc = dkim_prepare(msg, len, f ? DKIM_PREP_7BIT : 0, &prep,
+                               &plen, &info))) {
+            snprintf(why, whylen, "message cannot be prepared for signing: "
+                     "%s", dkim_strerror(rc));
+            break;
         }
+        const char *m = prep ? prep : msg;
+        size_t ml = prep ? plen : len;
+        for (unsigned i = 0; d && i < d->nkeys && !rc; i++) {
+            char *h = NULL;
+            if ((rc = dkim_sign(d->keys[i].key, d->name,
+                                d->keys[i].selector, m, ml, &h))) {
+                snprintf(why, whylen, "DKIM signing for %s (selector %s) "
+                         "failed: %s", d->name, d->keys[i].selector,
+                         dkim_strerror(rc));
+                break;
+            }
+            size_t hl = strlen(h);
+            char *n = realloc(sigs, siglen + hl);
+            if (n) {
+                memcpy(n + siglen, h, hl);
+                sigs = n;
+                siglen += hl;
+            } else {
+                rc = -ENOMEM;
+            }
+            free(h);
+        }
+        if (!rc)
+            rc = compose_wire_signed(sigs, siglen, m, ml, out[f]);
+        free(prep);
+        free(sigs);
     }
-    int rc = make_form(d, msg, len, 0, w, why, whylen);
-    if (!rc && w->eightbit && w7 &&
-        (rc = make_form(d, msg, len, DKIM_PREP_7BIT, w7, why, whylen))) {
+    if (rc && w->data) { /* the 7-bit form failed: no half result */
         free(w->data);
         w->data = NULL;
     }

@@ -4,19 +4,24 @@
  * mail transaction's states are in smtp_txn.c).
  *
  * DESCRIPTION
- *   Every change of state goes through smtp_enter(), which traces
- *   "old -> new" (sluiced -v), arms the state's timeout from the table
- *   below and does the state's entry action (enter_action(): the command
- *   whose reply the state waits for, the handshake, telling the owner the
- *   session is ready), as OpenSMTPD's MTA does.  The timer is re-armed
- *   only on state changes and complete replies, never on single bytes, so
- *   a server that drips a byte a second still times out.  Replies are
- *   dispatched by state in on_reply().
+ *   Every change of state goes through smtp_move(), which traces
+ *   "old -> new" (sluiced -v) and arms the state's timeout from the table
+ *   below.  The session's own states are entered with smtp_enter(), which
+ *   then does the entry action (enter_action(): the command whose reply
+ *   the state waits for, the handshake, telling the owner the session is
+ *   ready), as OpenSMTPD's MTA does; the transaction's states are entered
+ *   by smtp_txn.c, which works out what they send and calls down here
+ *   once.  The timer is re-armed only on state changes and complete
+ *   replies, never on single bytes, so a server that drips a byte a
+ *   second still times out.  Replies are dispatched by state in
+ *   on_reply(): the one way up into smtp_txn.c (smtp_txn_reply()), as
+ *   input is delivered from below, never as part of an entry.
  *
  *   Input is split into lines (capped at SMTP_REPLY_LINE_MAX) and checked by
  *   smtp_reply.c.  Output goes out with uv_try_write() and only the part the
  *   kernel did not take is copied into a write request; with TLS, plaintext
- *   goes through tls.c and the ciphertext is written the same way.
+ *   goes to tls.c, which hands the ciphertext back through the sink given
+ *   to tls_flush() (put_cipher()), written the same way.
  *
  *   STARTTLS: once the server says 220, anything it sent after that reply
  *   in clear is a protocol error (command injection); after the handshake
@@ -63,7 +68,7 @@ struct wreq {
 static void on_timeout(uv_timer_t *t);
 static void enter_action(struct smtp_session *s, enum smtp_state st);
 
-void smtp_enter(struct smtp_session *s, enum smtp_state st)
+void smtp_move(struct smtp_session *s, enum smtp_state st)
 {
     if (smtp_trace)
         fprintf(stderr, "smtp %s[%p]: %s -> %s\n", s->mx_host, (void *)s,
@@ -73,6 +78,11 @@ void smtp_enter(struct smtp_session *s, enum smtp_state st)
     if (state_timeout[st] >= 0)
         uv_timer_start(&s->timer, on_timeout,
                        s->cfg.timeout_ms[state_timeout[st]], 0);
+}
+
+void smtp_enter(struct smtp_session *s, enum smtp_state st)
+{
+    smtp_move(s, st);
     enter_action(s, st);
 }
 
@@ -95,94 +105,86 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Put raw bytes on the socket: what the kernel does not take is copied. */
-static int out_raw(struct smtp_session *s, const char *p, size_t n)
+/* Put raw bytes (one piece, or two in one write) on the socket: what
+ * the kernel does not take is copied into one write request. */
+static int out_raw(struct smtp_session *s, const char *a, size_t an,
+                   const char *b, size_t bn)
 {
     if (s->st == S_CLOSING)
         return -ECANCELED;
-    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-    int w = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
-    if (w == (int)n)
+    uv_buf_t bufs[2] = { uv_buf_init((char *)a, (unsigned)an),
+                         uv_buf_init((char *)b, (unsigned)bn) };
+    int w = uv_try_write((uv_stream_t *)&s->tcp, bufs, bn ? 2 : 1);
+    if (w == (int)(an + bn))
         return 0;
     if (w < 0 && w != UV_EAGAIN)
         return w;
     size_t done = w > 0 ? (size_t)w : 0;
-    struct wreq *r = malloc(sizeof *r + n - done);
+    struct wreq *r = malloc(sizeof *r + an + bn - done);
     if (!r)
         return -ENOMEM;
-    r->len = n - done;
-    memcpy(r->data, p + done, r->len);
-    b = uv_buf_init(r->data, (unsigned)r->len);
-    int rc = uv_write(&r->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
-    if (rc)
-        free(r);
-    return rc;
-}
-
-/* Send whatever ciphertext TLS has produced. */
-static int flush_tls(struct smtp_session *s)
-{
-    char buf[16384];
-    while (tls_pending(s->tls)) {
-        size_t n = tls_take(s->tls, buf, sizeof buf);
-        if (!n)
-            break;
-        int rc = out_raw(s, buf, n);
-        if (rc)
-            return rc;
+    r->len = 0;
+    if (done < an) {
+        memcpy(r->data, a + done, an - done);
+        r->len = an - done;
+        done = an;
     }
+    if (bn) {
+        memcpy(r->data + r->len, b + (done - an), bn - (done - an));
+        r->len += bn - (done - an);
+    }
+    uv_buf_t rest = uv_buf_init(r->data, (unsigned)r->len);
+    int rc = uv_write(&r->req, (uv_stream_t *)&s->tcp, &rest, 1, on_write);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    if (s->body_pending && s->st == S_BODY) /* the body waits: smtp_out2 */
+        smtp_arm(s, TO_DATA_BLOCK);
     return 0;
 }
 
-/* Send protocol bytes, through TLS once it is up. */
-void smtp_out(struct smtp_session *s, const char *p, size_t n)
+/* tls.c's sink: ciphertext it made goes on the socket. */
+static int put_cipher(void *arg, const void *p, size_t n)
+{
+    return out_raw(arg, p, n, NULL, 0);
+}
+
+/* Send one or two pieces in one write: as they are, or encrypted by
+ * tls.c, which hands the ciphertext to put_cipher. */
+static void out_pieces(struct smtp_session *s, const char *a, size_t an,
+                       const char *b, size_t bn)
 {
     int rc;
-    if (s->tls_active) {
-        rc = tls_write(s->tls, p, n);
-        if (rc == 0)
-            rc = flush_tls(s);
-        else {
+    if (!s->tls_active) {
+        rc = out_raw(s, a, an, b, bn);
+    } else {
+        if (tls_write(s->tls, a, an) || (bn && tls_write(s->tls, b, bn))) {
             smtp_fail(s, 0, "4.4.2", "TLS write: %s", tls_error(s->tls));
             return;
         }
-    } else {
-        rc = out_raw(s, p, n);
+        rc = tls_flush(s->tls, put_cipher, s);
     }
     if (rc && rc != -ECANCELED)
         smtp_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",
                   s->mx_host, smtp_state_names[s->st], uv_strerror(rc));
 }
 
-/* Send two pieces in one write (the body and the next commands). */
-void smtp_out2(struct smtp_session *s, const char *a, size_t an,
-               const char *b, size_t bn)
+void smtp_out(struct smtp_session *s, const char *p, size_t n)
 {
-    if (s->tls_active || !bn) {
-        smtp_out(s, a, an);
-        if (bn)
-            smtp_out(s, b, bn);
-        return;
-    }
-    if (s->st == S_CLOSING)
-        return;
-    uv_buf_t bufs[2] = { uv_buf_init((char *)a, (unsigned)an),
-                         uv_buf_init((char *)b, (unsigned)bn) };
-    int w = uv_try_write((uv_stream_t *)&s->tcp, bufs, 2);
-    if (w == (int)(an + bn))
-        return;
-    if (w < 0 && w != UV_EAGAIN) {
-        smtp_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",
-                  s->mx_host, smtp_state_names[s->st], uv_strerror(w));
-        return;
-    }
-    size_t done = w > 0 ? (size_t)w : 0;
-    if (done < an) {
-        smtp_out(s, a + done, an - done);
-        smtp_out(s, b, bn);
-    } else {
-        smtp_out(s, b + (done - an), bn - (done - an));
-    }
+    out_pieces(s, p, n, NULL, 0);
+}
+
+void smtp_out2(struct smtp_session *s, const char *a, size_t an,
+               const char *b, size_t bn, bool body)
+{
+    /* RFC 5321 4.5.3.2: a data block timeout while the body is still
+     * going out (armed by out_raw() when it has to queue), the
+     * end-of-data timeout after that (on_write()) */
+    s->body_pending = body;
+    out_pieces(s, a, an, b, bn);
+    if (!uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp))
+        s->body_pending = false;
 }
 
 /* Send one command line (CRLF appended). */
@@ -355,18 +357,12 @@ static void enter_action(struct smtp_session *s, enum smtp_state st)
             smtp_fail(s, 0, "4.7.5", "%s", tls_error(s->tls));
             return;
         }
-        if (flush_tls(s))
+        if (tls_flush(s->tls, put_cipher, s))
             smtp_fail(s, 0, "4.4.2", "write failed during TLS handshake");
         return;
     case S_READY:
         s->ever_ready = true;
         s->cb.ready(s, s->arg); /* last: it may send a job at once */
-        return;
-    case S_MAIL:
-    case S_RCPT:
-    case S_DATA:
-    case S_BODY:
-        smtp_txn_enter(s, st);
         return;
     case S_RSET:
         smtp_out_cmd(s, "RSET");
@@ -374,7 +370,8 @@ static void enter_action(struct smtp_session *s, enum smtp_state st)
     case S_QUIT:
         smtp_out_cmd(s, "QUIT");
         return;
-    default: /* connect, greeting, closing: nothing to send */
+    default: /* connect, greeting, closing: nothing to send; the
+              * transaction's states are entered by smtp_txn.c */
         return;
     }
 }
@@ -510,7 +507,7 @@ static void feed_tls(struct smtp_session *s, const char *p, size_t n)
     }
     if (s->st == S_TLS) {
         int rc = tls_handshake(s->tls);
-        if (flush_tls(s)) {
+        if (tls_flush(s->tls, put_cipher, s)) {
             smtp_fail(s, 0, "4.4.2", "write failed during TLS handshake");
             return;
         }
@@ -536,7 +533,7 @@ static void feed_tls(struct smtp_session *s, const char *p, size_t n)
         if (s->st == S_CLOSING)
             return;
     }
-    if (flush_tls(s))
+    if (tls_flush(s->tls, put_cipher, s))
         smtp_fail(s, 0, "4.4.2", "TLS write failed");
 }
 

@@ -61,23 +61,26 @@ struct smtp_session {
 
 /* smtp_session.c */
 extern const char *const smtp_state_names[S_COUNT];
-/* Move to state st: trace it, arm its timeout, do its entry action. */
+/* Move to state st: trace "old -> new" and arm its timeout. */
+void smtp_move(struct smtp_session *s, enum smtp_state st);
+/* Move to a session state (not MAIL, RCPT, DATA, BODY: smtp_txn.c enters
+ * those itself) and do its entry action. */
 void smtp_enter(struct smtp_session *s, enum smtp_state st);
 /* Re-arm the timer for the reply now awaited within the same state. */
 void smtp_arm(struct smtp_session *s, int which);
-/* Send protocol bytes (through TLS once it is up); one command line; two
- * pieces in one write (a body and the next commands). */
+/* Send protocol bytes (through TLS once it is up); one command line. */
 void smtp_out(struct smtp_session *s, const char *p, size_t n);
 void smtp_out_cmd(struct smtp_session *s, const char *cmd);
+/* Send two pieces in one write (b may be NULL).  body: a is the
+ * message body (S_BODY), so the data-block timeout runs while it is
+ * still in our write queue, the end-of-data one once it has left. */
 void smtp_out2(struct smtp_session *s, const char *a, size_t an,
-               const char *b, size_t bn);
+               const char *b, size_t bn, bool body);
 /* End the session with a reason; recipients in flight get RS_TEMPFAIL. */
 void smtp_fail(struct smtp_session *s, int code, const char *enh,
                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* smtp_txn.c */
-/* Entry actions of S_MAIL, S_RCPT, S_DATA and S_BODY. */
-void smtp_txn_enter(struct smtp_session *s, enum smtp_state st);
 /* A reply in S_MAIL, S_RCPT, S_DATA or S_BODY. */
 void smtp_txn_reply(struct smtp_session *s, const struct smtp_reply *r);
 /* Give every undecided recipient of the job one failure outcome. */

@@ -17,6 +17,11 @@
  *   SMTPUTF8 it lacks) is refused before anything is sent; a 7-bit form
  *   is chosen when the server lacks 8BITMIME or SMTPUTF8 and one exists.
  *
+ *   Layering: this file sits above smtp_session.c.  Entering a state
+ *   (txn_enter()) first works out what it sends, then calls down once:
+ *   smtp_move() for the state, smtp_out2() for the bytes.  The way back
+ *   up is the server's reply only (smtp_txn_reply(), from on_reply()).
+ *
  * DIAGNOSTICS
  *   Every recipient ends with a status, code, enhanced code and text: the
  *   server's reply, or ours (local) when the job was refused here.
@@ -27,6 +32,8 @@
 #include <string.h>
 
 #include "smtp_session_int.h"
+
+static void txn_enter(struct smtp_session *s, enum smtp_state st);
 
 void smtp_job_fail_pending(struct smtp_job *job, enum rcpt_status st,
                            bool local, int code, const char *enh,
@@ -90,21 +97,6 @@ static void txn_begin(struct smtp_session *s)
     }
 }
 
-/* Send the job's commands: all of them when pipelining, else MAIL. */
-static void send_txn(struct smtp_session *s)
-{
-    size_t len;
-    char *buf = txn_commands(s, s->job, &len);
-    if (!buf) {
-        smtp_fail(s, 0, "4.3.0", "out of memory");
-        return;
-    }
-    if (!s->cap_pipelining) /* MAIL alone; RCPT and DATA follow replies */
-        len = (size_t)(strstr(buf, "\r\n") - buf) + 2;
-    smtp_out(s, buf, len);
-    free(buf);
-}
-
 /* Pick the form of a job for this server's extensions, or refuse a job
  * it cannot take (SIZE, SMTPUTF8) without sending anything; returns true
  * when the job was refused and finished.  RFC 6531/6532: a message whose
@@ -154,24 +146,25 @@ int smtp_session_send(struct smtp_session *s, struct smtp_job *job)
             s->cb.ready(s, s->arg);
         return 0;
     }
-    smtp_enter(s, S_MAIL);
+    txn_enter(s, S_MAIL);
     return 0;
 }
 
-/* The body goes out, with the next job's commands in the same write when
- * pipelining; or, every RCPT having failed, an empty data. */
-static void send_body(struct smtp_session *s)
+/* What S_BODY sends: the body, with the next job's commands in the same
+ * write when pipelining (*cmds, malloc'd); or, every RCPT having failed,
+ * an empty data.  false: out of memory. */
+static bool body_pieces(struct smtp_session *s, const char **a, size_t *an,
+                        char **cmds, size_t *clen)
 {
     struct smtp_job *j = s->job;
     if (!s->accepted || s->mail_failed) {
         /* RFC 2920: every RCPT failed; end the data at once, empty */
         s->discard_data = true;
-        smtp_out(s, ".\r\n", 3);
-        return;
+        *a = ".\r\n";
+        *an = 3;
+        return true;
     }
     struct smtp_job *nj = NULL;
-    char *cmds = NULL;
-    size_t clen = 0;
     /* RFC 2920: the end of data need not end a command group, so the next
      * transaction rides in the same write as this body */
     if (s->cap_pipelining && s->cb.next_job && !s->next &&
@@ -179,52 +172,68 @@ static void send_body(struct smtp_session *s)
         s->cb.job_done(s, nj, s->arg);
         nj = NULL;
     }
-    if (nj && !(cmds = txn_commands(s, nj, &clen))) {
-        s->next = nj; /* failed below with the session */
-        smtp_fail(s, 0, "4.3.0", "out of memory");
-        return;
-    }
-    s->next = nj;
+    s->next = nj; /* on failure, failed with the session */
+    if (nj && !(*cmds = txn_commands(s, nj, clen)))
+        return false;
     s->next_sent = nj != NULL;
-    smtp_out2(s, j->body, j->body_len, cmds, clen);
-    free(cmds);
-    /* RFC 5321 4.5.3.2: a data block timeout while the body is still
-     * going out, the end-of-data timeout after that */
-    if (s->st == S_BODY &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > 0) {
-        s->body_pending = true;
-        smtp_arm(s, TO_DATA_BLOCK);
-    }
+    *a = j->body;
+    *an = j->body_len;
+    return true;
 }
 
-void smtp_txn_enter(struct smtp_session *s, enum smtp_state st)
+/* Enter transaction state st.  What the state sends is worked out here
+ * first; then one step down into smtp_session.c moves the state (trace,
+ * timeout) and writes it.  The session never calls back into an entry:
+ * the next state comes with the server's reply (smtp_txn_reply()). */
+static void txn_enter(struct smtp_session *s, enum smtp_state st)
 {
-    char cmd[400];
+    char line[402];
+    const char *a = NULL;
+    char *own = NULL;
+    size_t an = 0, bn = 0;
+    bool ok = true;
+    int n;
     switch (st) {
     case S_MAIL:
         if (s->next_sent) { /* pipelined behind the last end of data */
             s->next_sent = false;
-            return;
+        } else if ((ok = (own = txn_commands(s, s->job, &an)) != NULL)) {
+            a = own;
+            if (!s->cap_pipelining) /* MAIL alone; RCPT, DATA follow replies */
+                an = (size_t)(strstr(own, "\r\n") - own) + 2;
         }
-        send_txn(s);
-        return;
+        break;
     case S_RCPT:
-        if (!s->cap_pipelining) {
-            snprintf(cmd, sizeof cmd, "RCPT TO:<%s>",
+        if (s->cap_pipelining)
+            break;
+        n = snprintf(line, sizeof line - 2, "RCPT TO:<%s>",
                      s->job->rcpts[s->rcpt].addr);
-            smtp_out_cmd(s, cmd);
-        }
-        return;
+        an = n < 0 ? 0 : (size_t)n;
+        if (an > sizeof line - 3)
+            an = sizeof line - 3; /* cut where snprintf cut it */
+        memcpy(line + an, "\r\n", 2);
+        an += 2;
+        a = line;
+        break;
     case S_DATA:
-        if (!s->cap_pipelining)
-            smtp_out_cmd(s, "DATA");
-        return;
+        if (!s->cap_pipelining) {
+            a = "DATA\r\n";
+            an = 6;
+        }
+        break;
     case S_BODY:
-        send_body(s);
-        return;
+        ok = body_pieces(s, &a, &an, &own, &bn);
+        break;
     default:
         return;
     }
+    smtp_move(s, st);
+    if (!ok)
+        smtp_fail(s, 0, "4.3.0", "out of memory");
+    else if (an)
+        smtp_out2(s, a, an, st == S_BODY ? own : NULL, bn,
+                  st == S_BODY && !s->discard_data);
+    free(own);
 }
 
 /* The job after this one: its commands are on the wire already, its
@@ -234,7 +243,7 @@ static void start_next(struct smtp_session *s)
     s->job = s->next;
     s->next = NULL;
     txn_begin(s);
-    smtp_enter(s, S_MAIL);
+    txn_enter(s, S_MAIL);
 }
 
 /* The transaction ended without data: RSET before the next one. */
@@ -256,7 +265,7 @@ static void txn_end_reset(struct smtp_session *s)
 static void after_rcpts(struct smtp_session *s)
 {
     if (s->cap_pipelining || s->accepted)
-        smtp_enter(s, S_DATA);
+        txn_enter(s, S_DATA);
     else
         txn_end_reset(s);
 }
@@ -275,7 +284,7 @@ static void on_mail_reply(struct smtp_session *s, const struct smtp_reply *r)
         }
     }
     if (s->job->nrcpt)
-        smtp_enter(s, S_RCPT); /* pipelined: the first RCPT reply is due */
+        txn_enter(s, S_RCPT); /* pipelined: the first RCPT reply is due */
     else
         after_rcpts(s);
 }
@@ -297,7 +306,7 @@ static void on_rcpt_reply(struct smtp_session *s, const struct smtp_reply *r)
         }
     }
     if (s->rcpt < s->job->nrcpt)
-        smtp_enter(s, S_RCPT);
+        txn_enter(s, S_RCPT);
     else
         after_rcpts(s);
 }
@@ -307,7 +316,7 @@ static void on_data_reply(struct smtp_session *s, const struct smtp_reply *r)
 {
     int cls = smtp_reply_class(r->code);
     if (r->code == 354) {
-        smtp_enter(s, S_BODY);
+        txn_enter(s, S_BODY);
         return;
     }
     smtp_job_fail_pending(s->job, cls == 5 ? RS_PERMFAIL : RS_TEMPFAIL, false,

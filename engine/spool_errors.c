@@ -16,6 +16,8 @@
  *   operation (claims, counter reads, outcome commits) counts its failures
  *   in a row; ENGINE_SPOOL_BUDGET of them stop the engine with a clear
  *   message and exit 65 (74 for I/O errors), and one success ends the run.
+ *   The stop is the caller's (scheduler.c, or outcome_tick() for commits):
+ *   this file only counts, words and chooses the code.
  *   A full disk is not damage: its errors are not counted here.
  *
  * DIAGNOSTICS
@@ -68,28 +70,26 @@ const char *engine_strerror(int err)
     return queue_strerror(err); /* 0, -errno, or unknown */
 }
 
-void engine_spool_result(struct engine *e, enum engine_spool_op op,
-                         int err)
+int engine_spool_result(struct engine *e, enum engine_spool_op op, int err)
 {
     static const char *const what[] = { "claiming", "reading the counters",
                                          "recording outcomes" };
     unsigned *n = &e->out.spool_failures[op];
     if (!err) {
         *n = 0;
-        return;
+        return 0;
     }
     if (err != QUEUE_ECORRUPT && err != -EINVAL && err != -EIO)
-        return; /* not damage: a full disk has its own handling */
+        return 0; /* not damage: a full disk has its own handling */
     if (++*n == 1)
         fprintf(stderr, "sluiced: %s failed: %s\n", what[op],
                 engine_strerror(err));
     if (*n != ENGINE_SPOOL_BUDGET)
-        return;
+        return 0;
     fprintf(stderr, "sluiced: spool %s: %s failed %u times in a row "
             "(%s); stopping.  Run 'sluice --spool %s spool check'; "
             "'sluice spool salvage' copies what can be read\n",
             err == -EIO ? "I/O error" : "damaged", what[op], *n,
             engine_strerror(err), e->cfg.spool);
-    engine_set_exit(e, err == -EIO ? 74 : 65);
-    engine_drain(e);
+    return err == -EIO ? 74 : 65;
 }

@@ -210,6 +210,18 @@ size_t tls_take(struct tls *t, void *buf, size_t cap)
     return n > 0 ? (size_t)n : 0;
 }
 
+int tls_flush(struct tls *t, tls_sink put, void *arg)
+{
+    char buf[16384];
+    size_t n;
+    while ((n = tls_take(t, buf, sizeof buf))) {
+        int rc = put(arg, buf, n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 const char *tls_error(const struct tls *t)
 {
     return t->err[0] ? t->err : "TLS error";

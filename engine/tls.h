@@ -6,8 +6,9 @@
  *   The SMTP session owns the socket; this module only transforms bytes.
  *   Ciphertext read from the socket goes in with tls_feed(); plaintext comes
  *   out of tls_read(); plaintext to send goes in with tls_write(), and the
- *   ciphertext to put on the socket comes out of tls_take().  No I/O, no
- *   blocking, so it runs inside the event loop.
+ *   ciphertext to put on the socket comes out of tls_take(), or is handed
+ *   to the owner's sink by tls_flush().  No I/O, no blocking, so it runs
+ *   inside the event loop.
  *
  * OWNERSHIP
  *   tls_client_ctx() returns an SSL_CTX the caller frees with SSL_CTX_free;
@@ -59,6 +60,14 @@ int tls_write(struct tls *t, const void *data, size_t len);
 /* Bytes of ciphertext waiting to be sent, and taking them. */
 size_t tls_pending(struct tls *t);
 size_t tls_take(struct tls *t, void *buf, size_t cap);
+
+/* Where ciphertext goes (the session's socket): 0 or an error code. */
+typedef int (*tls_sink)(void *arg, const void *data, size_t len);
+
+/* Hand every byte of ciphertext waiting to put: 0, or put's first error
+ * (what is left waits).  The layer above gives its sink; tls.c never
+ * calls into the session by name. */
+int tls_flush(struct tls *t, tls_sink put, void *arg);
 
 /* Why the last call failed; protocol and cipher once established. */
 const char *tls_error(const struct tls *t);
