@@ -73,7 +73,8 @@ struct feedback_ctx {
     const struct bounce_rules *rules;   /* configured bounce_rules (then
                                            the shipped ones); NULL: the
                                            shipped ones only */
-    const char *quarantine_dir;         /* created (0700) when missing */
+    const char *quarantine_dir;         /* made (0700) when missing; its
+                                           parent must exist */
     struct queue_actor by;              /* who records (audit); its
                                            account is set to the
                                            delivery's */
