@@ -200,6 +200,7 @@ struct queue {
     unsigned inflight;           /* weight being committed */
     bool stopping;
     unsigned flushing;           /* queue_flush() callers waiting */
+    unsigned urgent;             /* pending ops a client is waiting on */
     uint64_t first_arrival_ms;   /* arrival of the oldest pending op */
     uint64_t commits, ops_committed, map_grows;
     uint64_t last_sync_ms;

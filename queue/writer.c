@@ -5,7 +5,10 @@
  *   Callers link operations into a pending list; the writer takes a group
  *   (up to group_ops items, or whatever arrived within group_ms of the
  *   oldest), applies the group in one LMDB transaction and commits it: one
- *   fsync per group.  Then each operation's completion runs, on the writer
+ *   fsync per group.  A message someone is waiting on (a client of the
+ *   listener or of the inject API) ends the window at once: its group is
+ *   whatever arrived while the writer was busy, so acceptance costs one
+ *   commit of latency, not group_ms.  Then each operation's completion runs, on the writer
  *   thread or handed to a libuv loop through its completer.
  *
  *   When a group's transaction fails as a whole the writer finds the right
@@ -208,6 +211,14 @@ static void complete_group(struct queue *q, struct queue_op *ops)
     }
 }
 
+/* A message's submitter (the SMTP listener's DATA, the inject API,
+ * `sluice inject`) holds a client until its commit: it does not wait out
+ * the group window.  What arrives during one commit shares the next. */
+static unsigned op_urgent(const struct queue_op *op)
+{
+    return op->kind == OP_MESSAGE;
+}
+
 static void *writer_main(void *arg)
 {
     struct queue *q = arg;
@@ -233,7 +244,7 @@ static void *writer_main(void *arg)
             break;
         uint64_t deadline = q->first_arrival_ms + q->opt.group_ms;
         while (q->pending < q->opt.group_ops && !q->stopping &&
-               !q->flushing) {
+               !q->flushing && !q->urgent) {
             if (mono_ms() >= deadline)
                 break;
             struct timespec ts = abs_ts(deadline);
@@ -241,11 +252,13 @@ static void *writer_main(void *arg)
         }
         /* take a group of up to group_ops items (at least one op) */
         struct queue_op *group = q->head, *last = q->head;
-        unsigned weight = last->weight;
+        unsigned weight = last->weight, urgent = op_urgent(last);
         while (last->next && weight + last->next->weight <= q->opt.group_ops) {
             last = last->next;
             weight += last->weight;
+            urgent += op_urgent(last);
         }
+        q->urgent -= urgent;
         q->head = last->next;
         if (!q->head)
             q->tail = NULL;
@@ -333,6 +346,8 @@ int writer_submit(struct queue *q, struct queue_op *op)
     }
     q->tail = op;
     bool wake = q->pending == 0 || q->pending + op->weight >= q->opt.group_ops;
+    if (op_urgent(op) && !q->urgent++)
+        wake = true;
     q->pending += op->weight;
     if (wake)
         pthread_cond_signal(&q->cond_work);
