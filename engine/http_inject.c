@@ -253,17 +253,6 @@ static int authenticate(struct http_inject *hi, struct MHD_Connection *c,
     return 0;
 }
 
-/* The Content-Length of c says the body is over max. */
-static bool declared_too_big(struct MHD_Connection *c, uint64_t max)
-{
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    char *end;
-    errno = 0;
-    unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
-    return cl && (errno || n > max);
-}
-
 /* ------------------------------------------------------------ requests */
 
 /* Count delta more (or fewer) bytes of bodies held; false (and nothing
@@ -543,7 +532,7 @@ static enum MHD_Result begin(struct http_inject *hi, struct MHD_Connection *c,
                             "sluiced is stopping; try again later");
     if (authenticate(hi, c, &w, &ret))
         return ret;
-    if (declared_too_big(c, hi->max_body)) {
+    if (http_declared_too_big(c, hi->max_body)) {
         char why[120];
         snprintf(why, sizeof why, "the body is larger than max_request_size "
                  "(%llu bytes)", (unsigned long long)hi->max_body);

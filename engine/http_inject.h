@@ -22,7 +22,9 @@
 #define SLUICE_HTTP_INJECT_H
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define HTTP_INJECT_PATH "/api/inject/v1"
 
@@ -40,6 +42,11 @@ enum MHD_Result http_inject_request(struct http_inject *hi,
 
 /* Free what a request left in *con_cls (its first member calls this). */
 typedef void (*http_inject_release)(void *con_cls);
+
+/* The request's Content-Length says its body is over max bytes (or past
+ * what strtoull holds): answered 413 before the body is read.  Defined in
+ * unsub_http.c, the server's, shared by its endpoints. */
+bool http_declared_too_big(struct MHD_Connection *c, uint64_t max);
 
 /* Refuse new requests, wait for those in flight; NULL is fine. */
 void http_inject_stop(struct http_inject *hi);

@@ -201,15 +201,14 @@ static bool one_click_body(struct MHD_Connection *c, const struct req *r)
            !memcmp(f.value, "One-Click", 9);
 }
 
-/* The Content-Length of c says the body is over the cap. */
-static bool declared_too_big(struct MHD_Connection *c)
+bool http_declared_too_big(struct MHD_Connection *c, uint64_t max)
 {
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     char *end;
     errno = 0;
     unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
-    return cl && (errno || n > BODY_MAX);
+    return cl && (errno || n > max);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -240,7 +239,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                       "GET or POST\n");
     struct req *r = *con_cls;
     if (!r) {
-        if (declared_too_big(c)) /* answered before the body is read */
+        /* answered before the body is read */
+        if (http_declared_too_big(c, BODY_MAX))
             return answer(c, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain",
                           "body too large\n");
         if (!(r = calloc(1, sizeof *r)))
