@@ -606,11 +606,23 @@ class Suite:
         if w["relay"] == "deliver":
             while time.time() < end and sink.accepted() < n:
                 time.sleep(0.05)
-        # messages in the queue, by queue id (files alone also count
-        # Postfix's own bookkeeping)
-        q = subprocess.run(["postqueue", "-j"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL).stdout.decode()
-        queued = sum(1 for line in q.splitlines() if line.startswith("{"))
+        # messages in the queue, by distinct queue id (files alone also
+        # count Postfix's own bookkeeping; a message the queue manager is
+        # moving between queues may be listed twice or not at all, so count
+        # until the figure is n or holds still for a second)
+        queued, last, still = -1, -2, 0
+        while time.time() < end and queued != n and still < 4:
+            q = subprocess.run(["postqueue", "-j"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL).stdout.decode()
+            ids = set()
+            for line in q.splitlines():
+                if line.startswith("{"):
+                    ids.add(json.loads(line).get("queue_id"))
+            queued = len(ids)
+            still = still + 1 if queued == last else 0
+            last = queued
+            if queued != n:
+                time.sleep(0.25)
         res = tree.finish(stop)
         ml = open(os.path.join(d, "maillog")).read()
         self.pf_runs = getattr(self, "pf_runs", 0) + 1
