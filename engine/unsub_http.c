@@ -203,11 +203,10 @@ static bool one_click_body(struct MHD_Connection *c, const struct req *r)
 
 bool http_declared_too_big(struct MHD_Connection *c, uint64_t max)
 {
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    char *end;
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     errno = 0;
-    unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
     return cl && (errno || n > max);
 }
 

@@ -8,8 +8,9 @@
  *   fsync per group.  A message someone is waiting on (a client of the
  *   listener or of the inject API) ends the window at once: its group is
  *   whatever arrived while the writer was busy, so acceptance costs one
- *   commit of latency, not group_ms.  Then each operation's completion runs, on the writer
- *   thread or handed to a libuv loop through its completer.
+ *   commit of latency, not group_ms.  Then each operation's completion
+ *   runs, on the writer thread or handed to a libuv loop through its
+ *   completer.
  *
  *   When a group's transaction fails as a whole the writer finds the right
  *   answer for each operation: on MDB_MAP_FULL it grows the map and tries
