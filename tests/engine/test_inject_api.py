@@ -418,7 +418,9 @@ class InjectApi(PeerTest):
         status, r, ans = self.post(good, key=False)
         self.assertEqual(status, 401, ans)
         self.assertEqual(r.getheader("WWW-Authenticate"), "Bearer")
-        for key in ("nonsense", self.key[:-1] + "0", "sk_99_" + "a" * 64):
+        # the key with its last digit changed (never to itself)
+        forged = self.key[:-1] + ("0" if self.key[-1] != "0" else "1")
+        for key in ("nonsense", forged, "sk_99_" + "a" * 64):
             status, _, ans = self.post(good, key=key)
             self.assertEqual(status, 401, (key, ans))
         revoked = self.apikey("app", "shop", "send")
