@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "event_json.h"
 #include "queue_admin.h"
 
 #define CURSOR "eventlog"
@@ -70,7 +71,6 @@
 #define PUMP_BATCH 2048     /* events per read transaction */
 #define PUMP_ROUNDS 4       /* batches per tick at most (the rest next tick) */
 #define RETRY_MS 1000       /* a failed write is tried again after this */
-#define REPLACEMENT "\xEF\xBF\xBD"
 
 struct eventlog {
     struct engine *e;
@@ -97,86 +97,6 @@ struct eventlog {
 };
 
 /* ------------------------------------------------------------- lines */
-
-/* Length of the valid UTF-8 sequence at p (NUL-terminated), 0 if none. */
-static size_t utf8_seq(const unsigned char *p)
-{
-    uint32_t cp;
-    size_t n;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) { n = 2; cp = p[0] & 0x1f; }
-    else if ((p[0] & 0xf0) == 0xe0) { n = 3; cp = p[0] & 0x0f; }
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4) { n = 4; cp = p[0] & 0x07; }
-    else return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
-/* s into out (cap >= 3 * strlen(s) + 1 keeps all of it) with each byte
- * that starts no valid UTF-8 sequence replaced by U+FFFD: a reply text
- * may hold any byte, or a character cut at the spool's cap, and JSON
- * strings are UTF-8. */
-static const char *utf8_clean(const char *s, char *out, size_t cap)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t o = 0;
-    while (*p && o + 4 < cap) {
-        size_t n = utf8_seq(p);
-        if (n) {
-            memcpy(out + o, p, n);
-            p += n;
-        } else {
-            memcpy(out + o, REPLACEMENT, n = 3);
-            p++;
-        }
-        o += n;
-    }
-    out[o] = 0;
-    return out;
-}
-
-/* One event as a line (with its newline) into buf; its length, or 0 when
- * it does not fit in room (or cannot be built: out of memory).  Fields are
- * capped in the spool, so a line stays under 16 KiB. */
-static size_t event_line(const struct queue_event *ev, char *buf, size_t room)
-{
-    char rcpt[3 * QUEUE_MAX_RCPT + 4], mx[3 * QUEUE_MAX_MX + 4];
-    char enh[3 * QUEUE_MAX_ENHANCED + 4], text[3 * QUEUE_MAX_REPLY + 4];
-    utf8_clean(ev->rcpt, rcpt, sizeof rcpt);
-    const char *at = strrchr(rcpt, '@');
-    json_t *j = json_pack(
-        "{s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:I}",
-        "seq", (json_int_t)ev->seq,
-        "type", queue_event_name(ev->type),
-        "delivery", (json_int_t)ev->delivery,
-        "campaign", (json_int_t)ev->campaign,
-        "account", (json_int_t)ev->account,
-        "rcpt", rcpt,
-        "domain", at ? at + 1 : "",
-        "mx", utf8_clean(ev->mx, mx, sizeof mx),
-        "code", (int)ev->code,
-        "enhanced", utf8_clean(ev->enhanced, enh, sizeof enh),
-        "category", queue_category_name(ev->category),
-        "text", utf8_clean(ev->text, text, sizeof text),
-        "attempts", (int)ev->attempt,
-        "time_ms", (json_int_t)ev->time_ms);
-    if (!j)
-        return 0;
-    size_t n = json_dumpb(j, buf, room, JSON_COMPACT);
-    json_decref(j);
-    if (n == 0 || n + 1 > room)
-        return 0;
-    buf[n] = '\n';
-    return n + 1;
-}
 
 /* ------------------------------------------------------------- writes */
 
@@ -318,7 +238,7 @@ static int on_event(void *arg, const struct queue_event *ev)
     struct pump *p = arg;
     struct eventlog *l = p->l;
     if (p->file && ev->seq > l->written) {
-        size_t n = event_line(ev, l->buf + l->len, LOG_BUF - l->len);
+        size_t n = event_json_line(l->e, ev, l->buf + l->len, LOG_BUF - l->len);
         if (!n) {
             p->full = true;
             return 1;
@@ -612,7 +532,7 @@ void eventlog_site(struct engine *e, const struct site *s, const char *change,
                       "concurrency", (int)site_conn_limit(s),
                       "rate_factor", s->rate_factor,
                       "code", code, "enhanced", enhanced ? enhanced : "",
-                      "text", utf8_clean(text ? text : "", t, sizeof t),
+                      "text", event_utf8_clean(text ? text : "", t, sizeof t),
                       "time_ms", (json_int_t)engine_now_ms()));
 }
 

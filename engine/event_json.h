@@ -1,0 +1,26 @@
+/*
+ * event_json.h - one spool event as JSON (event_json.c), shared by the
+ * event log, webhooks and accounting files.
+ */
+#ifndef SLUICE_EVENT_JSON_H
+#define SLUICE_EVENT_JSON_H
+
+#include <stddef.h>
+
+#include "queue.h"
+
+struct engine;
+
+/* One event as a compact JSON line with its newline into buf; its length,
+ * or 0 when it does not fit in room (or cannot be built: out of memory).
+ * Fields are capped in the spool, so a line stays under 16 KiB. */
+size_t event_json_line(struct engine *e, const struct queue_event *ev,
+                       char *buf, size_t room);
+
+/* s into out (cap >= 3 * strlen(s) + 1 keeps all of it) with each byte
+ * that starts no valid UTF-8 sequence replaced by U+FFFD: a reply text
+ * may hold any byte, or a character cut at the spool's cap, and JSON
+ * strings are UTF-8.  Returns out. */
+const char *event_utf8_clean(const char *s, char *out, size_t cap);
+
+#endif
