@@ -64,8 +64,8 @@ const char *event_utf8_clean(const char *s, char *out, size_t cap)
     return out;
 }
 
-size_t event_json_line(struct engine *e, const struct queue_event *ev,
-                       char *buf, size_t room)
+/* The event as an object (event_json.h). */
+json_t *event_json(struct engine *e, const struct queue_event *ev)
 {
     (void)e;
     char rcpt[3 * QUEUE_MAX_RCPT + 4], mx[3 * QUEUE_MAX_MX + 4];
@@ -88,6 +88,14 @@ size_t event_json_line(struct engine *e, const struct queue_event *ev,
         "text", event_utf8_clean(ev->text, text, sizeof text),
         "attempts", (int)ev->attempt,
         "time_ms", (json_int_t)ev->time_ms);
+    return j;
+}
+
+/* The event as one line (event_json.h). */
+size_t event_json_line(struct engine *e, const struct queue_event *ev,
+                       char *buf, size_t room)
+{
+    json_t *j = event_json(e, ev);
     if (!j)
         return 0;
     size_t n = json_dumpb(j, buf, room, JSON_COMPACT);

@@ -5,11 +5,17 @@
 #ifndef SLUICE_EVENT_JSON_H
 #define SLUICE_EVENT_JSON_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "queue.h"
 
 struct engine;
+
+/* One event as a JSON object (a new reference, NULL when out of memory):
+ * the one place that decides an event's fields and their names; the log
+ * line, a webhook batch entry and an accounting row all come from it. */
+json_t *event_json(struct engine *e, const struct queue_event *ev);
 
 /* One event as a compact JSON line with its newline into buf; its length,
  * or 0 when it does not fit in room (or cannot be built: out of memory).
