@@ -210,7 +210,7 @@ bool accounts_stop(struct engine *e, const struct item *it,
     if (queue_suppressed(e->q, owner, it->rcpt, &yes) || !yes)
         return false;
     *o = (struct queue_outcome){ .delivery = it->id,
-                                 .type = QUEUE_EV_EXPIRED,
+                                 .type = QUEUE_EV_SUPPRESSED,
                                  .enhanced = "5.7.1",
                                  .category = QUEUE_CAT_OTHER,
                                  .text = it->campaign

@@ -289,11 +289,13 @@ bool body_stop(const struct body *b, uint64_t delivery,
      * an old spool's message), is the message's own fault: bounce it; a
      * missing key or a failure here may be fixed: try later */
     bool perm = b->err == SIGNER_E_NOFROM || b->err == SIGNER_E_BADMSG;
-    /* suppressed or deleted contacts end without being sent */
+    /* suppressed or deleted contacts end without being sent: a suppressed
+     * one as "suppressed", a deleted one as "expired" */
     bool drop = b->err == ENGINE_E_SUPPRESSED || b->err == ENGINE_E_GONE;
     *o = (struct queue_outcome){
         .delivery = delivery,
-        .type = drop ? QUEUE_EV_EXPIRED
+        .type = b->err == ENGINE_E_SUPPRESSED ? QUEUE_EV_SUPPRESSED
+                : drop ? QUEUE_EV_EXPIRED
                 : perm ? QUEUE_EV_BOUNCED : QUEUE_EV_DEFERRED,
         .enhanced = drop ? "5.7.1" : perm ? "5.6.0"
                     : b->err == SIGNER_E_NOKEY ? "4.7.5" : "4.3.0",

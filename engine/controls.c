@@ -110,7 +110,7 @@ void controls_apply(struct engine *e)
         struct queue_outcome o = { .type = QUEUE_EV_NONE,
                                    .retry_at = queue_park_time(id) };
         if (c->kind == QUEUE_CTL_CANCELLED)
-            o = (struct queue_outcome){ .type = QUEUE_EV_EXPIRED,
+            o = (struct queue_outcome){ .type = QUEUE_EV_CANCELLED,
                                         .enhanced = "5.0.0",
                                         .category = QUEUE_CAT_OTHER,
                                         .text = "campaign cancelled" };
@@ -140,7 +140,7 @@ bool controls_claim(struct engine *e, const struct queue_claim *c,
                         engine_paused(e, QUEUE_CTL_CANCELLED,
                                       engine_campaign_ctl_name(c->campaign)))) {
         *o = (struct queue_outcome){ .delivery = c->id,
-                                     .type = QUEUE_EV_EXPIRED,
+                                     .type = QUEUE_EV_CANCELLED,
                                      .enhanced = "5.0.0",
                                      .category = QUEUE_CAT_OTHER,
                                      .text = "campaign cancelled" };

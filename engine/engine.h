@@ -174,6 +174,7 @@ struct spool_hold {
 
 struct engine_stats {
     uint64_t delivered, deferred, bounced, expired;
+    uint64_t suppressed, cancelled;   /* ended unsent (issue 18) */
     uint64_t sessions_opened, session_failures;
     uint64_t claimed;
 };
@@ -278,6 +279,7 @@ struct engine {
     struct http_gate *http_gate; /* its front door (http_gate.c) */
     struct http_inject *http_inject; /* POST /api/inject/v1 (http_inject.c) */
     struct eventlog *log;      /* eventlog.c, or NULL */
+    struct event_names *evnames; /* event_names.c: names for event_json */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
 };
@@ -463,7 +465,7 @@ int64_t accounts_hold(struct engine *e, struct item *it);
 /* Whether item it must end before it goes to a session: its account held
  * (parked until it is enabled) or its recipient on the account's
  * suppression list (a campaign's: unsubscribed since its message was
- * rendered; an injected message's) - expired, not sent.  Fills o. */
+ * rendered; an injected message's) - "suppressed", not sent.  Fills o. */
 bool accounts_stop(struct engine *e, const struct item *it,
                    struct queue_outcome *o);
 /* it ends here: sent (it->attempted) or not, it leaves its account's

@@ -8,17 +8,32 @@
  *   MX name, recipient) may hold any byte, so each byte that starts no
  *   valid UTF-8 sequence becomes U+FFFD before it goes into a JSON string.
  *
+ *   Beside them (README "Event log"): `id`, the spool's identity and the
+ *   seq ("IDENTITY-SEQ": the same event has the same id after any
+ *   restart, and two spools never share one); `time`, time_ms as RFC 3339
+ *   UTC with milliseconds; `message_id`, the number of the stored message
+ *   of injected mail (null for campaign mail, which is rendered per
+ *   recipient and stored nowhere: its delivery names it); `campaign_name`
+ *   and `account_name` through the engine's cache (event_names.c; null
+ *   for id 0 or a name that cannot be read); for a complaint
+ *   `feedback_type` (ARF's Feedback-Type, "abuse").  Without the engine's
+ *   cache (e NULL: a tool, a unit test) id and the names are null.
+ *
  * DIAGNOSTICS
  *   event_json_line() returns 0 when the line does not fit in the room
  *   given or jansson is out of memory; the caller keeps the event for
  *   later (it stays in the spool).
  */
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine.h"
 #include "event_json.h"
+#include "event_names.h"
 
 #define REPLACEMENT "\xEF\xBF\xBD"
 
@@ -64,16 +79,72 @@ const char *event_utf8_clean(const char *s, char *out, size_t cap)
     return out;
 }
 
+/* RFC 3339 UTC time of ms (event_json.h). */
+size_t event_time_rfc3339(int64_t ms, char *out, size_t cap)
+{
+    struct tm tm;
+    int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int frac = (int)(ms - s * 1000);
+    time_t t = (time_t)s;
+    if (!cap || !gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 ||
+        tm.tm_year + 1900 < 0) {
+        if (cap)
+            out[0] = 0;
+        return 0;
+    }
+    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = 0;
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* The stable id of event seq of spool (event_json.h). */
+size_t event_id(const char *spool, uint64_t seq, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s-%" PRIu64, spool, seq);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap)
+            out[0] = 0;
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* A string, or JSON null for "" (a name that is not there). */
+static json_t *str_or_null(const char *s)
+{
+    return s[0] ? json_string(s) : json_null();
+}
+
 /* The event as an object (event_json.h). */
 json_t *event_json(struct engine *e, const struct queue_event *ev)
 {
-    (void)e;
     char rcpt[3 * QUEUE_MAX_RCPT + 4], mx[3 * QUEUE_MAX_MX + 4];
     char enh[3 * QUEUE_MAX_ENHANCED + 4], text[3 * QUEUE_MAX_REPLY + 4];
+    char id[EVENT_ID_MAX] = "", when[EVENT_TIME_MAX];
+    char cname[3 * 128 + 4] = "", aname[3 * 128 + 4] = "";
+    char raw[128];
+    struct event_names *names = e ? e->evnames : NULL;
     event_utf8_clean(ev->rcpt, rcpt, sizeof rcpt);
+    event_utf8_clean(ev->text, text, sizeof text);
+    event_time_rfc3339(ev->time_ms, when, sizeof when);
+    if (names) {
+        event_id(event_names_spool(names), ev->seq, id, sizeof id);
+        event_utf8_clean(event_names_campaign(names, ev->campaign, raw,
+                                              sizeof raw), cname,
+                         sizeof cname);
+        event_utf8_clean(event_names_account(names, ev->account, raw,
+                                             sizeof raw), aname,
+                         sizeof aname);
+    }
     const char *at = strrchr(rcpt, '@');
     json_t *j = json_pack(
-        "{s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:I}",
+        "{s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:I,"
+        "s:o,s:o,s:o,s:o,s:o}",
         "seq", (json_int_t)ev->seq,
         "type", queue_event_name(ev->type),
         "delivery", (json_int_t)ev->delivery,
@@ -85,9 +156,20 @@ json_t *event_json(struct engine *e, const struct queue_event *ev)
         "code", (int)ev->code,
         "enhanced", event_utf8_clean(ev->enhanced, enh, sizeof enh),
         "category", queue_category_name(ev->category),
-        "text", event_utf8_clean(ev->text, text, sizeof text),
+        "text", text,
         "attempts", (int)ev->attempt,
-        "time_ms", (json_int_t)ev->time_ms);
+        "time_ms", (json_int_t)ev->time_ms,
+        "id", str_or_null(id),
+        "time", str_or_null(when),
+        "message_id", ev->message ? json_integer((json_int_t)ev->message)
+                                  : json_null(),
+        "campaign_name", str_or_null(cname),
+        "account_name", str_or_null(aname));
+    if (j && ev->type == QUEUE_EV_COMPLAINT &&
+        json_object_set_new(j, "feedback_type", json_string(text))) {
+        json_decref(j);
+        return NULL;
+    }
     return j;
 }
 

@@ -229,6 +229,8 @@ static void count(struct engine_stats *st, int type)
     case QUEUE_EV_DEFERRED: st->deferred++; break;
     case QUEUE_EV_BOUNCED: st->bounced++; break;
     case QUEUE_EV_EXPIRED: st->expired++; break;
+    case QUEUE_EV_SUPPRESSED: st->suppressed++; break;
+    case QUEUE_EV_CANCELLED: st->cancelled++; break;
     }
 }
 

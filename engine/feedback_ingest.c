@@ -147,8 +147,10 @@ static int act_arf(struct run *u)
         r->outcome = "ignored";
         return 0;
     }
+    /* the feedback type goes into the complaint's event */
     struct queue_feedback f = { .delivery = r->d.id,
-                                .kind = QUEUE_FEEDBACK_COMPLAINT };
+                                .kind = QUEUE_FEEDBACK_COMPLAINT,
+                                .text = rep->feedback_type };
     struct queue_feedback_result fr;
     int err = queue_record_feedback(u->c->q, &f, &fr);
     if (err)

@@ -339,10 +339,11 @@ static int submit(struct inject_conn *ic, size_t first, const char *msg,
     pthread_mutex_lock(&ic->hi->mu);
     ic->pending++;
     pthread_mutex_unlock(&ic->hi->mu);
-    int err = queue_submit_message(ic->hi->q, ic->who.account,
-                                   ic->req.envelope_sender,
-                                   ic->queued + first, op->n, msg, len, NULL,
-                                   on_committed, op);
+    /* with its "reception" event in the same commit */
+    int err = queue_submit_message_via(ic->hi->q, ic->who.account,
+                                       ic->req.envelope_sender,
+                                       ic->queued + first, op->n, msg, len,
+                                       "http", NULL, on_committed, op);
     if (err) {
         pthread_mutex_lock(&ic->hi->mu);
         ic->pending--;

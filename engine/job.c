@@ -9,7 +9,7 @@
  *   the items after it that carry the same body, up to
  *   max_rcpts_per_message.  Items that must not go end here instead: of a
  *   held account (parked), a campaign recipient unsubscribed since the
- *   message was rendered (expired, not sent), a body that could not be
+ *   message was rendered ("suppressed", not sent), a body that could not be
  *   composed (bounced when the message is at fault, else deferred).
  *   In stages, each module once: the choice (rates: limits.c; what must
  *   end: accounts.c, body.c), the job's recipients (here), out of the

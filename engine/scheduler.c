@@ -141,7 +141,8 @@ static void print_progress(struct engine *e, bool final)
 {
     static uint64_t last_ms, last_done;
     uint64_t now = engine_now_ms();
-    uint64_t done = e->st.delivered + e->st.bounced + e->st.expired;
+    uint64_t done = e->st.delivered + e->st.bounced + e->st.expired +
+                    e->st.suppressed + e->st.cancelled;
     if (!final && now - last_ms < 1000)
         return;
     double rate = last_ms ? (double)(done - last_done) * 1000.0 /

@@ -60,6 +60,7 @@
 
 #include "classify.h"
 #include "engine.h"
+#include "event_names.h"
 #include "smtpd.h"
 #include "queue_admin.h"
 #include "signer.h"
@@ -379,6 +380,8 @@ int main(int argc, char **argv)
     int rc = engine_start(&e);
     if (!rc)
         rc = audit_start(&e);
+    if (!rc)
+        rc = event_names_start(&e);   /* before the first event_json() */
     if (!rc && (rc = eventlog_open(&e, err, sizeof err))) {
         fprintf(stderr, "sluiced: %s\n", err);
         e.run.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;
@@ -411,6 +414,7 @@ out:
     if (e.cmp)
         queue_completer_close(e.cmp);
     eventlog_close(&e); /* the last lines and the cursor, before the spool */
+    event_names_stop(&e);
     if (e.dns)
         dns_close(e.dns);
     dest_free_all(&e);
@@ -424,11 +428,14 @@ out:
         SSL_CTX_free(e.ssl);
     /* the events the spool committed during this run (eventlog.c) */
     fprintf(stderr, "sluiced: stopped: delivered %llu, deferred %llu, "
-                    "bounced %llu, expired %llu\n",
+                    "bounced %llu, expired %llu, suppressed %llu, "
+                    "cancelled %llu\n",
             (unsigned long long)e.st.delivered,
             (unsigned long long)e.st.deferred,
             (unsigned long long)e.st.bounced,
-            (unsigned long long)e.st.expired);
+            (unsigned long long)e.st.expired,
+            (unsigned long long)e.st.suppressed,
+            (unsigned long long)e.st.cancelled);
     body_free_all(&e);
     controls_free(&e);
     limits_close(&e);

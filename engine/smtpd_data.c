@@ -240,10 +240,12 @@ static void finish(struct smtpd_conn *c)
         smtpd_txn_reset(c);
         return;
     }
-    err = queue_submit_message(e->q, c->who.account, c->mail_from,
-                               (const char *const *)c->rcpts, c->nrcpt,
-                               clean ? clean : c->msg, clean ? clen : c->msglen,
-                               e->cmp, on_committed, c);
+    /* with its "reception" event in the same commit */
+    err = queue_submit_message_via(e->q, c->who.account, c->mail_from,
+                                   (const char *const *)c->rcpts, c->nrcpt,
+                                   clean ? clean : c->msg,
+                                   clean ? clen : c->msglen, "smtp",
+                                   e->cmp, on_committed, c);
     free(clean);
     if (err) {
         if (queue_err_unwritable(err))

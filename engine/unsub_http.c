@@ -117,6 +117,14 @@ static unsigned unsubscribe(struct engine *e, const char *token)
                 (unsigned long long)contact, engine_strerror(rc));
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     }
+    /* the "unsubscribed" event, after the suppression committed (a second
+     * click is a second event; a crash in between loses only the event) */
+    struct queue_note n = { .type = QUEUE_EV_UNSUBSCRIBED,
+                            .campaign = campaign, .account = account,
+                            .rcpt = a.email, .text = "one-click" };
+    if ((rc = queue_record_note(e->q, &n)))
+        fprintf(stderr, "sluiced: unsubscribed event of contact %llu: %s\n",
+                (unsigned long long)contact, engine_strerror(rc));
     return MHD_HTTP_OK;
 }
 

@@ -366,15 +366,16 @@ int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
         return 0;
     if (rc)
         return queue_err_mdb(rc);
-    if (v.mv_size != sizeof a)
+    if (qcounts_load(&v, a))
         return QUEUE_ECORRUPT;
-    memcpy(a, v.mv_data, sizeof a);
     k->queued = a[CF_QUEUED];
     k->enqueued = a[CF_ENQUEUED];
     k->delivered = a[CF_DELIVERED];
     k->deferred = a[CF_DEFERRED];
     k->bounced = a[CF_BOUNCED];
     k->expired = a[CF_EXPIRED];
+    k->suppressed = a[CF_SUPPRESSED];
+    k->cancelled = a[CF_CANCELLED];
     return 0;
 }
 

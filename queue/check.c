@@ -17,7 +17,8 @@
  *     ready       names a queued delivery due at that time
  *     messages    id below next_message, has a reference count
  *     msgrefs     counts a stored message, equal to its queued recipients
- *     events      seq below next_event, names an existing delivery
+ *     events      seq below next_event, names an existing delivery (an
+ *                 unsubscribed event may name none)
  *     counters    equal to what deliveries and deferral events count
  *                 (tally.c)
  *     audit       each record's link is the one its bytes give (the
@@ -439,13 +440,14 @@ static void check_msgref(struct ck *c, const MDB_val *k, const MDB_val *v)
 static void check_counter(struct ck *c, const MDB_val *k, const MDB_val *v)
 {
     static const char *const names[CF_COUNT] = {
-        "queued", "enqueued", "delivered", "deferred", "bounced", "expired"
+        "queued", "enqueued", "delivered", "deferred", "bounced", "expired",
+        "suppressed", "cancelled"
     };
     const unsigned char *kp = k->mv_data;
     uint64_t stored[CF_COUNT], n[CF_COUNT];
     if (kp[0] == 'b' || tally_full(c->t))
         return;
-    memcpy(stored, v->mv_data, sizeof stored);
+    (void)qcounts_load(v, stored);   /* its size: rules.c */
     tally_take(c->t, kp, k->mv_size, n);
     for (int f = 0; f < CF_COUNT; f++)
         if (stored[f] != n[f]) {
@@ -534,7 +536,8 @@ static void check_links(struct ck *c, const MDB_val *k, const MDB_val *v)
         qevent_decode(v, id, &e);
         unsigned char dk[8];
         be64_put(dk, e.delivery);
-        if (look(c, DB_DELIVERIES, dk, 8, &lv, k) == 0)
+        if ((e.delivery || e.type != QUEUE_EV_UNSUBSCRIBED) &&
+            look(c, DB_DELIVERIES, dk, 8, &lv, k) == 0)
             problem(c, k, "names delivery %llu, which does not exist",
                     (unsigned long long)e.delivery);
         if (e.type == QUEUE_EV_DEFERRED)

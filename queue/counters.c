@@ -9,7 +9,10 @@
  *   1,000 counter writes, not 16,000.
  *
  *   Keys: 't' (total), 'a' u32 account, 'c' u64 campaign, 'd' domain.
- *   Values: struct queue_counts in host byte order.
+ *   Values: the CF_COUNT counts of enum counter_field as u64 in host byte
+ *   order.  Schema 5 added suppressed and cancelled at the end: a record
+ *   written before holds six counts and reads with those two as 0
+ *   (qcounts_load); the next change to its key writes it whole.
  *
  *   Usage per account and day (queue_admin.h) gathers in the same table
  *   under 'u' u32 account . u32 day, with sent in the CF_ENQUEUED slot, and
@@ -194,9 +197,9 @@ int counters_flush(struct wctx *w)
         }
         MDB_val k = { cd->klen, cd->key }, v;
         int rc = mdb_get(w->txn, w->q->dbi[DB_COUNTERS], &k, &v);
-        if (rc == 0 && v.mv_size == sizeof c)
-            memcpy(c, v.mv_data, sizeof c);
-        else if (rc && rc != MDB_NOTFOUND)
+        if (rc == 0)
+            (void)qcounts_load(&v, c);  /* a damaged value restarts at 0 */
+        else if (rc != MDB_NOTFOUND)
             return wctx_fail(w, rc);
         for (int f = 0; f < CF_COUNT; f++) {
             int64_t n = (int64_t)c[f] + cd->d[f];
@@ -226,18 +229,29 @@ void counters_free(struct wctx *w)
     w->ndeltas = w->capdeltas = w->capindex = 0;
 }
 
+int qcounts_load(const MDB_val *v, uint64_t c[CF_COUNT])
+{
+    memset(c, 0, CF_COUNT * sizeof *c);
+    if (v->mv_size != CF_COUNT * sizeof *c &&
+        v->mv_size != CF_COUNT_V4 * sizeof *c)
+        return QUEUE_ECORRUPT;
+    memcpy(c, v->mv_data, v->mv_size);
+    return 0;
+}
+
 /* Decode a counters value into c. */
 static void counts_from(const MDB_val *v, struct queue_counts *c)
 {
-    uint64_t a[CF_COUNT] = { 0 };
-    if (v->mv_size == sizeof a)
-        memcpy(a, v->mv_data, sizeof a);
+    uint64_t a[CF_COUNT];
+    (void)qcounts_load(v, a);
     c->queued = a[CF_QUEUED];
     c->enqueued = a[CF_ENQUEUED];
     c->delivered = a[CF_DELIVERED];
     c->deferred = a[CF_DEFERRED];
     c->bounced = a[CF_BOUNCED];
     c->expired = a[CF_EXPIRED];
+    c->suppressed = a[CF_SUPPRESSED];
+    c->cancelled = a[CF_CANCELLED];
 }
 
 /* Read the counters stored under one key (zeros if none). */

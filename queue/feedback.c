@@ -10,7 +10,9 @@
  *   (hygiene.c) in the same transaction; a late bounce (the delivery is
  *   terminal already: the spool keeps one terminal event) and a complaint
  *   only suppress, through hygiene_suppress(), which makes the entries
- *   sluiced makes.  The suppression's source names the path ("dsn",
+ *   sluiced makes.  A complaint also appends its informational
+ *   "complaint" event (text: the report's feedback type) in the same
+ *   transaction (note.c: no state or counter changes).  The suppression's source names the path ("dsn",
  *   "arf"); reason and "added by" are sluiced's.
  *
  * DIAGNOSTICS
@@ -22,6 +24,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "queue_campaign.h"
 #include "queue_int.h"
@@ -83,6 +86,16 @@ int queue_op_apply_feedback(struct wctx *w, struct queue_op *op)
     if ((err = hygiene_suppress(w, d.account, d.rcpt, cat, &via)))
         return err;
     r->suppressed = via.suppressed;
+    if (op->fb_kind == QUEUE_FEEDBACK_COMPLAINT) {
+        struct queue_event ev = {
+            .type = QUEUE_EV_COMPLAINT, .delivery = d.id,
+            .campaign = d.campaign, .account = d.account,
+        };
+        memcpy(ev.rcpt, d.rcpt, sizeof ev.rcpt);
+        memcpy(ev.text, op->arena + o->text_off, o->text_len);
+        if ((err = qevent_append(w, &ev)))
+            return err;
+    }
     return 0;
 }
 

@@ -383,8 +383,7 @@ int queue_blocks_get(struct queue *q, uint32_t account, uint32_t day,
     if (err)
         return err;
     int rc = mdb_get(txn, q->dbi[DB_COUNTERS], &k, &v);
-    if (rc == 0 && v.mv_size == sizeof c) {
-        memcpy(c, v.mv_data, sizeof c);
+    if (rc == 0 && !qcounts_load(&v, c)) {
         *policy = c[0];
         *spam = c[1];
     }

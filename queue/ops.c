@@ -86,13 +86,15 @@ int queue_op_submit(struct queue *q, struct queue_op *op,
     return err;
 }
 
-int queue_submit_message(struct queue *q, uint32_t account, const char *from,
-                         const char *const *rcpts, size_t nrcpt,
-                         const void *msg, size_t len,
-                         struct queue_completer *cmp, queue_done_cb cb,
-                         void *arg)
+/* The OP_MESSAGE of queue_submit_message(), checked; via "" or the
+ * listener's name for a reception event. */
+static int message_op_new(struct queue_op **out, uint32_t account,
+                          const char *from, const char *const *rcpts,
+                          size_t nrcpt, const void *msg, size_t len,
+                          const char *via)
 {
-    size_t alen, flen = from ? strlen(from) : 0;
+    size_t alen, flen = from ? strlen(from) : 0, vlen = strlen(via);
+    *out = NULL;
     if (!nrcpt || !msg) {
         queue_set_detail("a message needs recipients and content");
         return -EINVAL;
@@ -101,6 +103,11 @@ int queue_submit_message(struct queue *q, uint32_t account, const char *from,
         return QUEUE_ETOOBIG;
     if (flen > QUEUE_MAX_RCPT || (flen && queue_check_rcpt(from))) {
         queue_set_detail("invalid sender address");
+        return -EINVAL;
+    }
+    if (vlen >= sizeof ((struct queue_op *)0)->via ||
+        strspn(via, "abcdefghijklmnopqrstuvwxyz") != vlen) {
+        queue_set_detail("invalid listener name for a reception event");
         return -EINVAL;
     }
     alen = flen + len;
@@ -116,6 +123,7 @@ int queue_submit_message(struct queue *q, uint32_t account, const char *from,
         return -ENOMEM;
     op->account = account;
     op->weight = (unsigned)(nrcpt < 65536 ? nrcpt : 65536);
+    memcpy(op->via, via, vlen + 1);
     memcpy(op->arena, from ? from : "", flen);
     op->from_off = 0;
     op->from_len = (uint32_t)flen;
@@ -126,6 +134,37 @@ int queue_submit_message(struct queue *q, uint32_t account, const char *from,
     op->msg_len = len;
     memcpy(op->arena + op->arena_len, msg, len);
     op->arena_len += len;
+    *out = op;
+    return 0;
+}
+
+int queue_submit_message(struct queue *q, uint32_t account, const char *from,
+                         const char *const *rcpts, size_t nrcpt,
+                         const void *msg, size_t len,
+                         struct queue_completer *cmp, queue_done_cb cb,
+                         void *arg)
+{
+    struct queue_op *op;
+    int err = message_op_new(&op, account, from, rcpts, nrcpt, msg, len, "");
+    if (err)
+        return err;
+    return queue_op_submit(q, op, cmp, cb, arg);
+}
+
+int queue_submit_message_via(struct queue *q, uint32_t account,
+                             const char *from, const char *const *rcpts,
+                             size_t nrcpt, const void *msg, size_t len,
+                             const char *via, struct queue_completer *cmp,
+                             queue_done_cb cb, void *arg)
+{
+    struct queue_op *op;
+    if (!via || !via[0]) {
+        queue_set_detail("a reception event needs the listener's name");
+        return -EINVAL;
+    }
+    int err = message_op_new(&op, account, from, rcpts, nrcpt, msg, len, via);
+    if (err)
+        return err;
     return queue_op_submit(q, op, cmp, cb, arg);
 }
 
@@ -282,6 +321,14 @@ int queue_op_apply_message(struct wctx *w, struct queue_op *op)
             op->first_id = did;
     }
     op->msg_id = id;
+    /* a listener's message: its reception event in the same commit */
+    if (op->via[0]) {
+        const struct op_rcpt *r = &op->rcpts[0];
+        char rcpt[QUEUE_MAX_RCPT + 1];
+        memcpy(rcpt, op->arena + r->off, r->len);
+        rcpt[r->len] = 0;
+        return qnote_reception(w, op, op->first_id, rcpt);
+    }
     return 0;
 }
 

@@ -6,8 +6,11 @@
  *   entry, appends one event and updates the counters, all in the writer's
  *   transaction, so the state change and its event commit together.
  *
- *   delivered, bounced, expired: terminal; the ready entry goes, and for an
- *     injected message the last terminal recipient frees the stored message.
+ *   delivered, bounced, expired, suppressed, cancelled: terminal; the ready
+ *     entry goes, and for an injected message the last terminal recipient
+ *     frees the stored message.  suppressed and cancelled end a delivery
+ *     the engine did not send (no attempt counted) and have counters of
+ *     their own, apart from expired.
  *   deferred: the next attempt follows the retry schedule (or retry_at),
  *     never later than the delivery's maximum age; a deferral at or past
  *     the maximum age becomes the terminal "expired" event instead.
@@ -47,7 +50,7 @@ int qoutcome_op_new(struct queue_op **out, const struct queue_outcome *o,
     if (!n)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
-        if (o[i].type < QUEUE_EV_NONE || o[i].type > QUEUE_EV_EXPIRED ||
+        if (o[i].type < QUEUE_EV_NONE || o[i].type > QUEUE_EV_CANCELLED ||
             !o[i].delivery ||
             (o[i].type == QUEUE_EV_NONE && o[i].retry_at <= 0))
             return -EINVAL;
@@ -146,6 +149,8 @@ static enum counter_field field_of(int type)
     case QUEUE_EV_DELIVERED: return CF_DELIVERED;
     case QUEUE_EV_BOUNCED: return CF_BOUNCED;
     case QUEUE_EV_EXPIRED: return CF_EXPIRED;
+    case QUEUE_EV_SUPPRESSED: return CF_SUPPRESSED;
+    case QUEUE_EV_CANCELLED: return CF_CANCELLED;
     default: return CF_DEFERRED;
     }
 }
@@ -209,8 +214,7 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
     rc = mdb_del(w->txn, w->q->dbi[DB_READY], &rk, NULL);
     if (rc && rc != MDB_NOTFOUND)
         return wctx_fail(w, rc);
-    bool terminal = type == QUEUE_EV_DELIVERED || type == QUEUE_EV_BOUNCED ||
-                    type == QUEUE_EV_EXPIRED;
+    bool terminal = QUEUE_EV_TERMINAL(type);
     if (!terminal) {
         be64_put(rkey, (uint64_t)next);
         if ((rc = mdb_put(w->txn, w->q->dbi[DB_READY], &rk, &rv, 0)))
@@ -220,30 +224,16 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
 
     if (type != QUEUE_EV_NONE) {
         struct queue_event ev = {
-            .seq = w->next_event++, .time_ms = w->now_ms,
             .delivery = d.id, .campaign = d.campaign, .account = d.account,
             .type = (uint8_t)type, .category = o->category, .code = o->code,
             .attempt = d.attempts, .prev = d.last_event,
         };
-        unsigned char ebuf[EVENT_FIXED + QUEUE_MAX_ENHANCED + QUEUE_MAX_MX +
-                           QUEUE_MAX_RCPT + QUEUE_MAX_REPLY];
         take_str(ev.enhanced, op->arena, o->enhanced_off, o->enhanced_len);
         take_str(ev.mx, op->arena, o->mx_off, o->mx_len);
         take_str(ev.text, op->arena, o->text_off, o->text_len);
         memcpy(ev.rcpt, d.rcpt, sizeof ev.rcpt);
-        unsigned char ekey[8];
-        be64_put(ekey, ev.seq);
-        MDB_val ek = { 8, ekey }, evv = { qevent_encode(ebuf, sizeof ebuf, &ev),
-                                          ebuf };
-        if (!w->cur[DB_EVENTS] &&
-            (rc = mdb_cursor_open(w->txn, w->q->dbi[DB_EVENTS],
-                                  &w->cur[DB_EVENTS])))
-            return wctx_fail(w, rc);
-        if ((rc = mdb_cursor_put(w->cur[DB_EVENTS], &ek, &evv, MDB_APPEND)) ==
-            MDB_KEYEXIST)
-            rc = mdb_cursor_put(w->cur[DB_EVENTS], &ek, &evv, 0);
-        if (rc)
-            return wctx_fail(w, rc);
+        if ((err = qevent_append(w, &ev)))
+            return err;
         d.last_event = ev.seq;
         if (terminal)
             d.state = (uint8_t)type;

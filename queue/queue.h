@@ -70,7 +70,7 @@ int queue_err_unwritable(int err);
 const char *queue_last_detail(void);
 
 /* Current on-disk schema version written by this build. */
-#define QUEUE_SCHEMA_VERSION 4
+#define QUEUE_SCHEMA_VERSION 5
 
 /* Caps on variable fields: a longer recipient is refused with -EINVAL;
  * reply text, MX names and enhanced codes in outcomes are cut to the cap. */
@@ -160,9 +160,31 @@ enum queue_event_type {
     QUEUE_EV_DEFERRED = 2,
     QUEUE_EV_BOUNCED = 3,
     QUEUE_EV_EXPIRED = 4,
-    /* 5..15 reserved for complaint, unsubscribed, ... (later issues) */
+    /* terminal too (schema 5): skipped at send time because the address
+     * is on a suppression list; ended by a campaign's cancel */
+    QUEUE_EV_SUPPRESSED = 5,
+    QUEUE_EV_CANCELLED = 6,
+    /* informational (schema 5): about a delivery (or, for unsubscribed,
+     * a campaign's contact) but changing no state and no terminal
+     * counter; queue_record_note() writes them, reception also
+     * queue_submit_message_via() */
+    QUEUE_EV_COMPLAINT = 7,     /* an ARF report; text: feedback type */
+    QUEUE_EV_UNSUBSCRIBED = 8,  /* text: how ("one-click", "mailto") */
+    QUEUE_EV_RECEPTION = 9,     /* a message accepted by a listener */
+    QUEUE_EV_INCIDENT = 10,     /* reserved for incidents (next issue) */
+    /* 11..15 reserved */
+    QUEUE_EV_MAX = 10,
 };
+/* "delivered", "deferred", ..., "unknown" for a number not above. */
 const char *queue_event_name(int type);
+/* Nonzero for the types that end a delivery: delivered, bounced,
+ * expired, suppressed, cancelled. */
+#define QUEUE_EV_TERMINAL(t)                                                \
+    ((t) == QUEUE_EV_DELIVERED || (t) == QUEUE_EV_BOUNCED ||                \
+     (t) == QUEUE_EV_EXPIRED || (t) == QUEUE_EV_SUPPRESSED ||               \
+     (t) == QUEUE_EV_CANCELLED)
+/* Nonzero for the informational types (complaint .. incident). */
+#define QUEUE_EV_INFO(t) ((t) >= QUEUE_EV_COMPLAINT && (t) <= QUEUE_EV_MAX)
 
 /* Bounce categories, stored as a number in events. */
 enum queue_category {
@@ -189,6 +211,8 @@ enum queue_state {
     QUEUE_ST_DELIVERED = 1,
     QUEUE_ST_BOUNCED = 3,
     QUEUE_ST_EXPIRED = 4,
+    QUEUE_ST_SUPPRESSED = 5,
+    QUEUE_ST_CANCELLED = 6,
 };
 const char *queue_state_name(int state);
 #define QUEUE_STATE_TERMINAL(s) ((s) != QUEUE_ST_QUEUED)
@@ -204,7 +228,8 @@ struct queue_campaign_rcpt {
  * an event (the engine holding mail back for a throttled site). */
 struct queue_outcome {
     uint64_t delivery;
-    int type;               /* QUEUE_EV_DELIVERED, _DEFERRED, _BOUNCED, _EXPIRED */
+    int type;               /* QUEUE_EV_DELIVERED, _DEFERRED, _BOUNCED,
+                               _EXPIRED, _SUPPRESSED, _CANCELLED */
     uint16_t code;          /* SMTP reply code, 0 if none (e.g. DNS failure) */
     uint8_t category;       /* bounce category number (later issue), 0 none */
     const char *enhanced;   /* "5.1.1" or NULL */
@@ -342,6 +367,12 @@ struct queue_event {
     char mx[QUEUE_MAX_MX + 1];
     char text[QUEUE_MAX_REPLY + 1];
     char rcpt[QUEUE_MAX_RCPT + 1];
+    /* not stored in the event: filled by the readers below from the
+     * delivery row in the same read transaction: the stored message of
+     * injected mail (several recipients of one message share it), 0 for
+     * campaign mail, an unsubscribed note without a delivery, or a
+     * delivery no longer in the spool */
+    uint64_t message;
 };
 
 /* Call cb for each event with seq >= from, in order, up to max events
@@ -359,6 +390,45 @@ long queue_history(struct queue *q, uint64_t delivery,
 
 /* The seq of the newest event committed (0 when the log is empty). */
 int queue_events_last(struct queue *q, uint64_t *seq);
+
+/* ---------------------------------------------- informational events */
+
+/* An informational event (QUEUE_EV_COMPLAINT .. QUEUE_EV_INCIDENT): it
+ * is appended to the event log and changes no delivery, state or
+ * counter.  With delivery set, campaign, account and rcpt are taken from
+ * the delivery row (the fields here are ignored); with delivery 0 (an
+ * unsubscribe known only by campaign and contact) they are stored as
+ * given.  text is cut to QUEUE_MAX_REPLY. */
+struct queue_note {
+    int type;
+    uint64_t delivery;
+    uint64_t campaign;
+    uint32_t account;
+    const char *rcpt;      /* required when delivery is 0 */
+    const char *text;      /* NULL: none */
+};
+
+/* Append the note's event through the writer and wait for its commit.
+ * Errors: -EINVAL (type, or no delivery and no valid rcpt),
+ * QUEUE_ENOTFOUND (no such delivery), -EROFS, QUEUE_ESHUTDOWN, or a
+ * write failure. */
+int queue_record_note(struct queue *q, const struct queue_note *n);
+
+/* queue_submit_message() that also appends one QUEUE_EV_RECEPTION event
+ * in the same commit (the listeners' way in): one event per message,
+ * naming its first recipient's delivery, text "VIA: N recipients" (via:
+ * "smtp", "http"; 1..15 bytes of a-z). */
+int queue_submit_message_via(struct queue *q, uint32_t account,
+                             const char *from, const char *const *rcpts,
+                             size_t nrcpt, const void *msg, size_t len,
+                             const char *via, struct queue_completer *cmp,
+                             queue_done_cb cb, void *arg);
+
+/* The spool's identity: 32 lower-case hex digits of 16 random bytes
+ * made once, when a writable open first finds none, and kept in meta
+ * (a salvage copies it), so "IDENTITY-SEQ" names one event for good.
+ * -ENOENT on a read-only open of a spool that has none yet. */
+int queue_spool_identity(struct queue *q, char out[33]);
 
 /* ------------------------------------------------------------ cursors */
 
@@ -393,6 +463,8 @@ struct queue_counts {
     uint64_t deferred;     /* deferral events (one delivery may defer often) */
     uint64_t bounced;
     uint64_t expired;
+    uint64_t suppressed;   /* ended unsent: on a suppression list */
+    uint64_t cancelled;    /* ended unsent: campaign cancelled */
 };
 int queue_counts_campaign(struct queue *q, uint64_t campaign,
                           struct queue_counts *c);

@@ -361,7 +361,8 @@ enum { QUEUE_FEEDBACK_BOUNCE = 1, QUEUE_FEEDBACK_COMPLAINT };
 struct queue_feedback {
     uint64_t delivery;
     int kind;                  /* QUEUE_FEEDBACK_* */
-    /* a bounce, as in struct queue_outcome (code 0: none) */
+    /* a bounce, as in struct queue_outcome (code 0: none); a complaint
+     * uses only text: its feedback type ("abuse"), kept in its event */
     uint16_t code;
     uint8_t category;          /* QUEUE_CAT_* */
     const char *enhanced, *mx, *text;
@@ -373,7 +374,8 @@ enum { QUEUE_FEEDBACK_NOT_SUPPRESSED = 0, QUEUE_FEEDBACK_SUPPRESSED,
 
 struct queue_feedback_result {
     bool recorded;     /* a bounced event was written (else: a complaint,
-                          or a late bounce of a delivery already terminal) */
+                          whose event is informational, or a late bounce
+                          of a delivery already terminal) */
     int suppressed;    /* QUEUE_FEEDBACK_*SUPPRESSED */
 };
 

@@ -92,7 +92,7 @@ void lease_free(struct lease_set *s);
 /* --------------------------------------------------------- operations */
 
 enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER,
-               OP_CONTROL, OP_ADMIN, OP_FEEDBACK };
+               OP_CONTROL, OP_ADMIN, OP_FEEDBACK, OP_NOTE };
 
 struct admin_tx;
 struct audit_mark;
@@ -164,6 +164,9 @@ struct queue_op {
      * reset on every run of the op */
     int fb_kind;
     struct queue_feedback_result *fb_result;
+    /* OP_MESSAGE through queue_submit_message_via(): the listener's name
+     * for its reception event, "" for none (note.c) */
+    char via[16];
 };
 void queue_op_free(struct queue_op *op);
 
@@ -324,6 +327,13 @@ int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d);
 size_t qevent_encode(unsigned char *buf, size_t cap,
                      const struct queue_event *e);
 int qevent_decode(const MDB_val *v, uint64_t seq, struct queue_event *e);
+/* Append ev to the events database in w's txn (note.c): ev->seq and
+ * ev->time_ms are set from w; 0 or a txn failure. */
+int qevent_append(struct wctx *w, struct queue_event *ev);
+/* The reception event of a message op just applied (note.c). */
+int qnote_reception(struct wctx *w, const struct queue_op *op,
+                    uint64_t first_delivery, const char *rcpt);
+int queue_op_apply_note(struct wctx *w, struct queue_op *op);
 const char *qrcpt_domain(const char *rcpt);
 
 /* Writer (writer.c). */
@@ -407,7 +417,14 @@ int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
 
 /* Counter deltas (counters.c). */
 enum counter_field { CF_QUEUED, CF_ENQUEUED, CF_DELIVERED, CF_DEFERRED,
-                     CF_BOUNCED, CF_EXPIRED, CF_COUNT };
+                     CF_BOUNCED, CF_EXPIRED, CF_SUPPRESSED, CF_CANCELLED,
+                     CF_COUNT };
+/* Counts in a counter record written before schema 5 (no suppressed,
+ * cancelled): such a record reads with those two as 0. */
+#define CF_COUNT_V4 6
+/* A counter record into c[CF_COUNT] (missing trailing counts 0); 0, or
+ * QUEUE_ECORRUPT for a value of neither size (counters.c). */
+int qcounts_load(const MDB_val *v, uint64_t c[CF_COUNT]);
 int counters_add(struct wctx *w, uint32_t account, uint64_t campaign,
                  const char *domain, size_t dlen, enum counter_field f,
                  int64_t by);

@@ -32,6 +32,18 @@ static int get_delivery(struct queue *q, MDB_txn *txn, uint64_t id,
     return qdelivery_decode(&v, id, d);
 }
 
+/* ev->message from its delivery row in txn: injected mail only (a
+ * campaign's delivery names a contact, not a message). */
+static void event_message(struct queue *q, MDB_txn *txn,
+                          struct queue_event *ev)
+{
+    struct queue_delivery d;
+    ev->message = 0;
+    if (!ev->campaign && ev->delivery &&
+        !get_delivery(q, txn, ev->delivery, &d) && !d.campaign)
+        ev->message = d.ref;
+}
+
 int queue_get_delivery(struct queue *q, uint64_t id, struct queue_delivery *d)
 {
     MDB_txn *txn;
@@ -106,6 +118,7 @@ long queue_events_from(struct queue *q, uint64_t from, size_t max,
             err = QUEUE_ECORRUPT;
             break;
         }
+        event_message(q, txn, ev);
         n++;
         if (cb(arg, ev) || (max && (size_t)n >= max))
             break;
@@ -153,6 +166,7 @@ long queue_history(struct queue *q, uint64_t delivery,
             err = QUEUE_ECORRUPT;
             break;
         }
+        ev->message = d.campaign ? 0 : d.ref;
         n++;
         if (cb(arg, ev))
             break;

@@ -124,6 +124,7 @@ int qevent_decode(const MDB_val *v, uint64_t seq, struct queue_event *e)
     e->campaign = get64(p + 24);
     e->prev = get64(p + 32);
     e->account = get32(p + 40);
+    e->message = 0;   /* not stored: the readers fill it (queue.h) */
     const unsigned char *s = p + EVENT_FIXED;
     memcpy(e->enhanced, s, el);
     e->enhanced[el] = 0;
@@ -205,6 +206,12 @@ const char *queue_event_name(int type)
     case QUEUE_EV_DEFERRED: return "deferred";
     case QUEUE_EV_BOUNCED: return "bounced";
     case QUEUE_EV_EXPIRED: return "expired";
+    case QUEUE_EV_SUPPRESSED: return "suppressed";
+    case QUEUE_EV_CANCELLED: return "cancelled";
+    case QUEUE_EV_COMPLAINT: return "complaint";
+    case QUEUE_EV_UNSUBSCRIBED: return "unsubscribed";
+    case QUEUE_EV_RECEPTION: return "reception";
+    case QUEUE_EV_INCIDENT: return "incident";
     default: return "unknown";
     }
 }
@@ -216,6 +223,8 @@ const char *queue_state_name(int state)
     case QUEUE_ST_DELIVERED: return "delivered";
     case QUEUE_ST_BOUNCED: return "bounced";
     case QUEUE_ST_EXPIRED: return "expired";
+    case QUEUE_ST_SUPPRESSED: return "suppressed";
+    case QUEUE_ST_CANCELLED: return "cancelled";
     default: return "unknown";
     }
 }

@@ -443,8 +443,9 @@ static void fix_events(struct rp *p)
         if (k.mv_size != 8 || qevent_decode(&v, be64_get(k.mv_data), &e))
             continue;
         be64_put(dk, e.delivery);
-        if (exists(p, DB_DELIVERIES, dk, 8))
-            continue;
+        if (exists(p, DB_DELIVERIES, dk, 8) ||
+            (!e.delivery && e.type == QUEUE_EV_UNSUBSCRIBED))
+            continue;  /* (an unsubscribe may name no delivery) */
         del(p, DB_EVENTS, k.mv_data, 8);
         dropped++;
     }
@@ -472,7 +473,9 @@ static void fix_events(struct rp *p)
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             struct queue_event e;
             uint64_t *slot;
+            /* informational events are not in a delivery's history */
             if (k.mv_size == 8 && !qevent_decode(&v, be64_get(k.mv_data), &e) &&
+                !QUEUE_EV_INFO(e.type) &&
                 (slot = link_slot(&l, e.delivery, false)))
                 *slot = e.seq; /* in order: the last one is the newest */
         }
@@ -627,7 +630,7 @@ static void fix_counters(struct rp *p, struct tally *t)
     MDB_cursor *cur;
     MDB_val k, v;
     uint64_t fixed = 0;
-    uint64_t c[CF_COUNT];
+    uint64_t c[CF_COUNT], was[CF_COUNT];
     if (mdb_cursor_open(p->rt, p->dbi[DB_COUNTERS], &cur))
         return;
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
@@ -636,7 +639,8 @@ static void fix_counters(struct rp *p, struct tally *t)
         if (!k.mv_size || kp[0] == 'b')
             continue; /* blocks are not derived from rows */
         tally_take(t, kp, k.mv_size, c);
-        if (v.mv_size == sizeof c && !memcmp(v.mv_data, c, sizeof c))
+        /* a record of an older schema (fewer counts) that agrees stays */
+        if (!qcounts_load(&v, was) && !memcmp(was, c, sizeof c))
             continue;
         bool zero = true;
         for (int f = 0; f < CF_COUNT; f++)

@@ -57,6 +57,8 @@ static const char *rule_meta(const MDB_val *k, const MDB_val *v)
                : "audit head is not a sequence and a hash";
     if (IS("token_secret"))
         return v->mv_size == 32 ? NULL : "token secret is not 32 bytes";
+    if (IS("spool_id"))
+        return v->mv_size == 16 ? NULL : "spool identity is not 16 bytes";
 #undef IS
     return v->mv_size <= 4096 ? NULL : "value too large";
 }
@@ -69,7 +71,8 @@ static const char *rule_delivery(const MDB_val *k, const MDB_val *v)
     if (qdelivery_decode(v, be64_get(k->mv_data), &d))
         return "delivery record does not decode";
     if (d.state != QUEUE_ST_QUEUED && d.state != QUEUE_ST_DELIVERED &&
-        d.state != QUEUE_ST_BOUNCED && d.state != QUEUE_ST_EXPIRED)
+        d.state != QUEUE_ST_BOUNCED && d.state != QUEUE_ST_EXPIRED &&
+        d.state != QUEUE_ST_SUPPRESSED && d.state != QUEUE_ST_CANCELLED)
         return "delivery has an unknown state";
     if (queue_check_rcpt(d.rcpt))
         return "delivery's recipient is not an address";
@@ -97,9 +100,10 @@ static const char *rule_event(const MDB_val *k, const MDB_val *v)
         return "key is not an event sequence number";
     if (qevent_decode(v, be64_get(k->mv_data), &e))
         return "event record does not decode";
-    if (e.type < QUEUE_EV_DELIVERED || e.type > QUEUE_EV_EXPIRED)
+    if (e.type < QUEUE_EV_DELIVERED || e.type > QUEUE_EV_MAX)
         return "event has an unknown type";
-    if (!e.delivery)
+    /* an unsubscribe known by campaign and contact only names none */
+    if (!e.delivery && e.type != QUEUE_EV_UNSUBSCRIBED)
         return "event names no delivery";
     if (e.prev >= e.seq)
         return "event's previous event is not older";
@@ -109,8 +113,9 @@ static const char *rule_event(const MDB_val *k, const MDB_val *v)
 static const char *rule_counter(const MDB_val *k, const MDB_val *v)
 {
     const unsigned char *kp = k->mv_data;
-    if (v->mv_size != CF_COUNT * 8)
-        return "counter record is not six counts";
+    if (v->mv_size != CF_COUNT * 8 && v->mv_size != CF_COUNT_V4 * 8)
+        return "counter record is not eight (or, before schema 5, six) "
+               "counts";
     if (k->mv_size < 1)
         return "empty counter key";
     switch (kp[0]) {

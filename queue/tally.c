@@ -203,6 +203,12 @@ void tally_delivery(struct tally *t, const struct queue_delivery *d)
     case QUEUE_ST_EXPIRED:
         add_counters(t, d->account, d->campaign, dom, CF_EXPIRED);
         break;
+    case QUEUE_ST_SUPPRESSED:
+        add_counters(t, d->account, d->campaign, dom, CF_SUPPRESSED);
+        break;
+    case QUEUE_ST_CANCELLED:
+        add_counters(t, d->account, d->campaign, dom, CF_CANCELLED);
+        break;
     }
 }
 

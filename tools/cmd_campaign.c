@@ -33,15 +33,18 @@
  *   `show` gives the state and the counts: recipients queued by send and
  *   contacts skipped as suppressed; queued (not yet terminal), sent
  *   (delivered + bounced: recipients a delivery attempt finished with),
- *   delivered, deferred (deferral events), bounced and expired (which
- *   includes mail of a cancelled campaign); and an ETA from the rate of
+ *   delivered, deferred (deferral events), bounced, expired (timed out),
+ *   suppressed in the queue (ended unsent: the address was suppressed
+ *   after send queued it; JSON "suppressed_in_queue", as "suppressed" is
+ *   the count skipped at send) and cancelled (ended unsent by cancel);
+ *   and an ETA from the rate of
  *   finished recipients since sending started.  A campaign whose schedule
  *   has come is shown (and stored) as sending; a sending or paused
  *   campaign whose every recipient is terminal as done; never earlier.
  *
  *   pause, resume and cancel change the state and set the control sluiced
  *   polls every second (`sluice paused` lists them): paused mail stays
- *   queued, cancelled mail ends as expired.
+ *   queued, cancelled mail ends as "cancelled".
  *
  *   Who may: viewer list, show, preview; sender send, test, pause, resume;
  *   manager create, update, cancel (on the campaign's account).  Every

@@ -54,7 +54,7 @@ static int view_of(struct queue *q, const struct queue_campaign *c,
              queue_list_get(q, c->list, l) == 0 ? l->name : "(deleted)");
     free(l);
     v->sent = v->k.delivered + v->k.bounced;
-    v->done = v->sent + v->k.expired;
+    v->done = v->sent + v->k.expired + v->k.suppressed + v->k.cancelled;
     int64_t start = c->started ? c->started : c->schedule;
     if (v->state == QUEUE_CAMPAIGN_SENDING && start && now > start &&
         v->done) {
@@ -82,7 +82,7 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
     char an[QUEUE_MAX_ACCOUNT_NAME + 1];
     json_t *j = json_pack(
         "{s:I,s:s,s:s,s:I,s:s,s:s,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-        "s:I,s:b}",
+        "s:I,s:I,s:I,s:b}",
         "id", (json_int_t)c->id, "name", c->name, "account",
         tool_account_name(q, c->account, an, sizeof an), "list",
         (json_int_t)c->list, "list_name", v->list_name, "state",
@@ -94,6 +94,8 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
         "sent", (json_int_t)v->sent, "delivered", (json_int_t)v->k.delivered,
         "deferred", (json_int_t)v->k.deferred, "bounced",
         (json_int_t)v->k.bounced, "expired", (json_int_t)v->k.expired,
+        "suppressed_in_queue", (json_int_t)v->k.suppressed,
+        "cancelled", (json_int_t)v->k.cancelled,
         "send_complete", c->send_complete);
     if (j && full) {
         json_object_set_new(j, "from", json_string(c->from));
@@ -187,6 +189,10 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
            (unsigned long long)v.k.deferred);
     printf("bounced     %llu\n", (unsigned long long)v.k.bounced);
     printf("expired     %llu\n", (unsigned long long)v.k.expired);
+    printf("suppressed  %llu (in the queue, not sent)\n",
+           (unsigned long long)v.k.suppressed);
+    printf("cancelled   %llu (not sent)\n",
+           (unsigned long long)v.k.cancelled);
     if (v.eta)
         printf("eta         %s (%.1f recipients/s so far)\n",
                tool_time_text(v.eta, ts, sizeof ts), v.rate);

@@ -43,13 +43,15 @@ static void on_fault(int sig)
 
 static json_t *counts_json(const struct queue_counts *c)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                      "queued", (json_int_t)c->queued,
                      "enqueued", (json_int_t)c->enqueued,
                      "delivered", (json_int_t)c->delivered,
                      "deferred", (json_int_t)c->deferred,
                      "bounced", (json_int_t)c->bounced,
-                     "expired", (json_int_t)c->expired);
+                     "expired", (json_int_t)c->expired,
+                     "suppressed", (json_int_t)c->suppressed,
+                     "cancelled", (json_int_t)c->cancelled);
 }
 
 static int cmd_info(struct tool_ctx *ctx, struct queue *q)
@@ -86,10 +88,12 @@ static int cmd_info(struct tool_ctx *ctx, struct queue *q)
            (double)i.last_page_bytes / 1e6, (double)i.file_bytes / 1e6,
            (double)i.map_size / 1e6);
     printf("counts       queued %llu  delivered %llu  deferred %llu  "
-           "bounced %llu  expired %llu  (enqueued %llu)\n",
+           "bounced %llu  expired %llu  suppressed %llu  cancelled %llu  "
+           "(enqueued %llu)\n",
            (unsigned long long)t.queued, (unsigned long long)t.delivered,
            (unsigned long long)t.deferred, (unsigned long long)t.bounced,
-           (unsigned long long)t.expired, (unsigned long long)t.enqueued);
+           (unsigned long long)t.expired, (unsigned long long)t.suppressed,
+           (unsigned long long)t.cancelled, (unsigned long long)t.enqueued);
     return 0;
 }
 
@@ -167,16 +171,20 @@ static int cmd_domains(struct tool_ctx *ctx, struct queue *q, int argc,
         }
         tool_emit_json(arr);
     } else {
-        printf("%-40s %10s %10s %10s %10s %10s\n", "domain", "queued",
-               "delivered", "deferred", "bounced", "expired");
+        printf("%-40s %10s %10s %10s %10s %10s %10s %10s\n", "domain",
+               "queued", "delivered", "deferred", "bounced", "expired",
+               "suppressed", "cancelled");
         for (size_t i = 0; i < show; i++) {
             const struct queue_counts *c = &l.rows[i].c;
-            printf("%-40s %10llu %10llu %10llu %10llu %10llu\n",
+            printf("%-40s %10llu %10llu %10llu %10llu %10llu %10llu "
+                   "%10llu\n",
                    l.rows[i].name, (unsigned long long)c->queued,
                    (unsigned long long)c->delivered,
                    (unsigned long long)c->deferred,
                    (unsigned long long)c->bounced,
-                   (unsigned long long)c->expired);
+                   (unsigned long long)c->expired,
+                   (unsigned long long)c->suppressed,
+                   (unsigned long long)c->cancelled);
         }
         if (show < l.n)
             printf("(%zu more domains; --limit 0 shows all)\n", l.n - show);
