@@ -387,7 +387,8 @@ int qcampaign_derived_state(const struct queue_campaign *c,
         s = QUEUE_CAMPAIGN_SENDING;
     if ((s == QUEUE_CAMPAIGN_SENDING || s == QUEUE_CAMPAIGN_PAUSED) &&
         c->send_complete && k->queued == 0 &&
-        k->delivered + k->bounced + k->expired >= c->recipients)
+        k->delivered + k->bounced + k->expired + k->suppressed +
+        k->cancelled >= c->recipients)
         s = QUEUE_CAMPAIGN_DONE;
     return s;
 }

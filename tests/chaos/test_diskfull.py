@@ -40,7 +40,7 @@ import peers  # noqa: E402
 from peers import PeerTest  # noqa: E402
 
 MSG = "From: s@sender.test\nSubject: bulk\n\nbody\n"
-TERMINAL = ("delivered", "bounced", "expired")
+TERMINAL = ("delivered", "bounced", "expired", "suppressed", "cancelled")
 FS_SIZE = "48m"
 
 

@@ -34,7 +34,7 @@ NDOM = 20
 KILLS = 12
 INFLIGHT = 2000
 SEED = int(os.environ.get("SLUICE_CHAOS_SEED", "14"))
-TERMINAL = ("delivered", "bounced", "expired")
+TERMINAL = ("delivered", "bounced", "expired", "suppressed", "cancelled")
 
 
 def permfail(i):

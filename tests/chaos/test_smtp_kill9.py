@@ -43,7 +43,7 @@ SMTP_SOURCE = "/usr/sbin/smtp-source"
 ROUNDS = 10
 NPROC = 3
 SEED = int(os.environ.get("SLUICE_CHAOS_SEED", "17"))
-TERMINAL = ("delivered", "bounced", "expired")
+TERMINAL = ("delivered", "bounced", "expired", "suppressed", "cancelled")
 
 
 class Conversation:

@@ -20,6 +20,7 @@ DIAGNOSTICS
     (SLUICE_KEEP_TMP=1 keeps them always) and their path is printed.
 """
 import ctypes
+import datetime
 import json
 import os
 import random
@@ -432,8 +433,14 @@ class PeerTest(unittest.TestCase):
                          "e.g. seq %r" % (len(missing), missing[:5]))
         self.assertFalse(extra, "%d event log seqs not in the spool, e.g. "
                          "%r" % (len(extra), extra[:5]))
+        ident = set()
         for g, w in zip(got, want):
-            self.assertEqual(g, w, "event log line differs from the spool")
+            self.assertEqual({k: g.get(k) for k in w}, w,
+                             "event log line differs from the spool")
+            self.assertLessEqual(set(g) - set(w), set(STREAM_KEYS), g)
+            check_stream_fields(self, g)
+            ident.add(g["id"].rsplit("-", 1)[0])
+        self.assertLessEqual(len(ident), 1, "one spool, one identity")
         return spool
 
     def wait_events(self, pred, timeout, what, path=None):
@@ -445,10 +452,10 @@ class PeerTest(unittest.TestCase):
 
     def assert_terminal_once(self, ids, spool=None, log=True, queued=0):
         """Each delivery in ids has exactly one terminal event (delivered,
-        bounced, expired) in the spool's events (and in the JSON log when
-        log is true), and the spool has `queued` deliveries left.
-        Returns {id: terminal spool event}."""
-        terminal = ("delivered", "bounced", "expired")
+        bounced, expired, suppressed, cancelled) in the spool's events (and
+        in the JSON log when log is true), and the spool has `queued`
+        deliveries left.  Returns {id: terminal spool event}."""
+        terminal = TERMINAL
         ids = set(ids)
         found = {}
         for e in self.spool_events(spool):
@@ -485,6 +492,37 @@ CATEGORIES = ("", "bad-mailbox", "bad-domain", "inactive-mailbox",
               "protocol-errors", "message-expired", "other")
 
 
+# the outcome types that end a delivery (queue.h QUEUE_EV_TERMINAL)
+TERMINAL = ("delivered", "bounced", "expired", "suppressed", "cancelled")
+# the outcome types sluiced counts (its stop line)
+OUTCOMES = ("delivered", "deferred", "bounced", "expired", "suppressed",
+            "cancelled")
+# the event stream's fields beside the stored ones (engine/event_json.c)
+STREAM_KEYS = ("id", "time", "message_id", "campaign_name", "account_name",
+               "feedback_type")
+
+
+def rfc3339_ms(ms):
+    """time_ms as the stream's `time`: RFC 3339 UTC with milliseconds."""
+    t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (ms % 1000)
+
+
+def check_stream_fields(t, g):
+    """The stream fields of one log line agree with its stored ones."""
+    t.assertRegex(g["id"], r"^[0-9a-f]{32}-%d$" % g["seq"], g)
+    t.assertEqual(g["time"], rfc3339_ms(g["time_ms"]), g)
+    t.assertTrue(g["message_id"] is None or
+                 (isinstance(g["message_id"], int) and g["message_id"] > 0),
+                 g)
+    if g["campaign"]:
+        t.assertIsInstance(g["campaign_name"], (str, type(None)), g)
+    else:
+        t.assertIsNone(g["campaign_name"], g)
+    if g["type"] == "complaint":
+        t.assertEqual(g["feedback_type"], g["text"], g)
+
+
 def spool_line(e):
     """The event log line of a spool event (`sluice spool events --json`)."""
     return {"seq": e["seq"], "type": e["type"], "delivery": e["delivery"],
@@ -498,18 +536,20 @@ def spool_line(e):
 def stop_counts(output):
     """{type: n} of sluiced's last "stopped:" line."""
     m = re.findall(r"sluiced: stopped: delivered (\d+), deferred (\d+), "
-                   r"bounced (\d+), expired (\d+)", output)
+                   r"bounced (\d+), expired (\d+), suppressed (\d+), "
+                   r"cancelled (\d+)", output)
     if not m:
         raise PeerError("no stop line in:\n" + output[-2000:])
-    return dict(zip(("delivered", "deferred", "bounced", "expired"),
-                    map(int, m[-1])))
+    return dict(zip(OUTCOMES, map(int, m[-1])))
 
 
 def count_types(events):
-    """{type: n} of events, for the four outcome types."""
-    out = dict.fromkeys(("delivered", "deferred", "bounced", "expired"), 0)
+    """{type: n} of events, for the outcome types (the informational ones,
+    complaint, unsubscribed, reception, are not counted)."""
+    out = dict.fromkeys(OUTCOMES, 0)
     for e in events:
-        out[e["type"]] += 1
+        if e["type"] in out:
+            out[e["type"]] += 1
     return out
 
 

@@ -85,9 +85,10 @@ class Campaign(PeerTest):
                                  unsubscribe_host="u.shop.test", **keys)
 
     def campaign_ids(self):
-        """Delivery ids of the campaign, from the spool's events."""
+        """Delivery ids of the campaign, from the spool's events (an
+        unsubscribed event names the campaign but no delivery)."""
         return {e["delivery"] for e in self.spool_events()
-                if str(e.get("campaign")) == self.cid}
+                if str(e.get("campaign")) == self.cid and e["delivery"]}
 
     def test_send_personalised_and_signed(self):
         port = peers.free_port()
@@ -141,9 +142,10 @@ class Campaign(PeerTest):
         ids = self.campaign_ids()
         self.assertEqual(len(ids), 30)
         term = self.assert_terminal_once(ids)
-        dropped = [e for e in term.values() if e["type"] == "expired"]
+        dropped = [e for e in term.values() if e["type"] == "suppressed"]
         self.assertEqual([e["rcpt"] for e in dropped], [gone])
         self.assertIn("suppressed", dropped[0]["text"])
+        self.assertFalse([e for e in term.values() if e["type"] == "expired"])
         st = self.show()
         self.assertEqual(st["state"], "done", st)
         self.assertEqual(st["delivered"], 29)
@@ -211,15 +213,16 @@ class Campaign(PeerTest):
         ids = self.campaign_ids()
         term = self.assert_terminal_once(ids, log=False)
         self.assertEqual(len(term), 240)
-        cancelled = [e for e in term.values() if e["type"] == "expired"]
+        cancelled = [e for e in term.values() if e["type"] == "cancelled"]
         self.assertGreater(len(cancelled), 100)
+        self.assertFalse([e for e in term.values() if e["type"] == "expired"])
         self.assertTrue(all("cancelled" in e["text"] for e in cancelled))
         self.assertEqual(self.show()["state"], "cancelled")
 
     def test_cancel_scheduled(self):
         """A campaign sent with --schedule +2h and cancelled before its
         time: sluiced ends every one of its queued recipients at once
-        (expired, "campaign cancelled"), none is mailed, and campaign
+        ("cancelled", "campaign cancelled"), none is mailed, and campaign
         show counts no recipient queued."""
         port = peers.free_port()
         self.setup_account(80)
@@ -241,14 +244,15 @@ class Campaign(PeerTest):
         self.assertEqual(len(ids), 80)
         term = self.assert_terminal_once(ids)
         for e in term.values():
-            self.assertEqual(e["type"], "expired", e)
+            self.assertEqual(e["type"], "cancelled", e)
             self.assertIn("campaign cancelled", e["text"])
         self.assertEqual(sink.captures(), [])
         self.assertEqual(sink.stats()["messages"], 0)
         st = self.show()
         self.assertEqual(st["state"], "cancelled", st)
         self.assertEqual(st["queued"], 0, st)
-        self.assertEqual(st["expired"], 80, st)
+        self.assertEqual(st["cancelled"], 80, st)
+        self.assertEqual(st["expired"], 0, st)
 
         # the same with sluiced running when the cancel comes: the mail
         # made due by the cancel is ended, none of it is sent
@@ -268,14 +272,14 @@ class Campaign(PeerTest):
         self.sluice("campaign", "cancel", self.cid)
 
         def ended(ev):
-            return len([e for e in ev if e["type"] == "expired" and
+            return len([e for e in ev if e["type"] == "cancelled" and
                         str(e.get("campaign")) == self.cid]) >= 80
         self.wait_events(ended, 30, "the second campaign's 80 ends")
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(20), 0, p.output()[-2000:])
         term = self.assert_terminal_once(self.campaign_ids(), log=False)
         self.assertEqual(len(term), 80)
-        self.assertEqual({e["type"] for e in term.values()}, {"expired"})
+        self.assertEqual({e["type"] for e in term.values()}, {"cancelled"})
         self.assertEqual(sink.captures(), [])
         self.assertEqual(self.show()["queued"], 0)
 
@@ -328,7 +332,7 @@ class Campaign(PeerTest):
         self.assertNotIn(target, mailed)
         self.assertEqual(len(mailed), 59)
         term = self.assert_terminal_once(self.campaign_ids())
-        dropped = [e for e in term.values() if e["type"] == "expired"]
+        dropped = [e for e in term.values() if e["type"] == "suppressed"]
         self.assertEqual([e["rcpt"] for e in dropped], [target])
 
 

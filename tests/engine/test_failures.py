@@ -15,7 +15,7 @@ import peers
 from peers import PeerTest
 
 MSG = "From: s@sender.test\nSubject: t\n\nbody\n"
-TERMINAL = ("delivered", "bounced", "expired")
+TERMINAL = ("delivered", "bounced", "expired", "suppressed", "cancelled")
 
 
 def by_rcpt(events):

@@ -79,7 +79,7 @@ class Hygiene(PeerTest):
         self.assertEqual([(e["type"], e["category"]) for e in quota[:2]],
                          [("deferred", "quota-issues")] * 2)
         # the next attempt finds it suppressed and does not send
-        self.assertEqual(quota[-1]["type"], "expired", quota)
+        self.assertEqual(quota[-1]["type"], "suppressed", quota)
         self.assertIn("suppressed", quota[-1]["text"])
         self.assertEqual(len([e for e in quota if e["type"] == "deferred"]),
                          2, quota)

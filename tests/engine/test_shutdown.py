@@ -16,7 +16,7 @@ import peers
 from peers import PeerTest
 
 MSG = "From: s@sender.test\nSubject: bulk\n\nbody\n"
-TERMINAL = ("delivered", "bounced", "expired")
+TERMINAL = ("delivered", "bounced", "expired", "suppressed", "cancelled")
 
 
 class Shutdown(PeerTest):

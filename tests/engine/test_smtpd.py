@@ -312,13 +312,14 @@ class Smtpd(SmtpdBase):
         def ended():
             evs = {}
             for e in self.spool_events():
-                if e["type"] in ("delivered", "bounced", "expired"):
+                if e["type"] in ("delivered", "bounced", "expired",
+                                 "suppressed"):
                     evs.setdefault(e["rcpt"], []).append(e)
             return evs if len(evs) == 3 and len(evs["gone@sink.test"]) == 2 \
                 else None
         evs = wait_for(ended, 60, "terminal events of 4 recipients")
         for e in evs["gone@sink.test"]:
-            self.assertEqual(e["type"], "expired")
+            self.assertEqual(e["type"], "suppressed")
             self.assertIn("suppressed", e["text"])
         self.assertEqual(evs["permfail1@sink.test"][0]["type"], "bounced")
         self.assertEqual(evs["ok@sink.test"][0]["type"], "delivered")

@@ -447,7 +447,8 @@ def test_show_json():
     want = {"id", "name", "account", "list", "list_name", "from", "reply_to",
             "subject", "state", "created", "schedule", "started", "finished",
             "recipients", "suppressed", "queued", "sent", "delivered",
-            "deferred", "bounced", "expired", "eta", "rate", "send_complete"}
+            "deferred", "bounced", "expired", "suppressed_in_queue",
+            "cancelled", "eta", "rate", "send_complete"}
     check("show --json has every field", want <= set(j), str(want - set(j)))
     check("show --json numbers", j.get("recipients") == 3 and
           j.get("queued") == 3 and j.get("sent") == 0 and
