@@ -216,6 +216,9 @@ class Campaign(PeerTest):
         cancelled = [e for e in term.values() if e["type"] == "cancelled"]
         self.assertGreater(len(cancelled), 100)
         self.assertFalse([e for e in term.values() if e["type"] == "expired"])
+        st = self.show()
+        self.assertEqual((st["cancelled"], st["expired"]),
+                         (len(cancelled), 0), st)
         self.assertTrue(all("cancelled" in e["text"] for e in cancelled))
         self.assertEqual(self.show()["state"], "cancelled")
 
@@ -334,6 +337,23 @@ class Campaign(PeerTest):
         term = self.assert_terminal_once(self.campaign_ids())
         dropped = [e for e in term.values() if e["type"] == "suppressed"]
         self.assertEqual([e["rcpt"] for e in dropped], [target])
+        # its own counter: campaign show tells it from mail that timed out
+        st = self.show()
+        self.assertEqual((st["suppressed_in_queue"], st["expired"],
+                          st["cancelled"], st["delivered"]), (1, 0, 0, 59), st)
+        self.assertEqual(st["state"], "done", st)
+        # the click is an "unsubscribed" event (informational: no delivery
+        # named, no counter), in the log with the stream's fields
+        self.assert_log_matches_spool()
+        unsub = [e for e in self.event_log() if e["type"] == "unsubscribed"]
+        self.assertEqual(len(unsub), 1, unsub)
+        u = unsub[0]
+        self.assertEqual((u["rcpt"], u["campaign"], u["delivery"], u["text"],
+                          u["campaign_name"], u["account_name"]),
+                         (target, int(self.cid), 0, "one-click", st["name"],
+                          "shop"), u)
+        sup = [e for e in self.event_log() if e["type"] == "suppressed"]
+        self.assertEqual(sup[0]["campaign_name"], st["name"], sup)
 
 
 if __name__ == "__main__":
