@@ -16,7 +16,8 @@
  *   spool's secret, the contact found, and its address put on the
  *   suppression list of the account's suppression owner at once: the
  *   engine checks that list again as each message leaves the queue, so the
- *   contact's queued mail stops.  GET /u/TOKEN answers a plain page whose
+ *   contact's queued mail stops; then an "unsubscribed" event is recorded
+ *   (queue_record_note: its own commit, after the suppression's).  GET /u/TOKEN answers a plain page whose
  *   button posts that same body (a link scanner following GET never
  *   unsubscribes anyone).  POST /api/inject/v1 is the inject API
  *   (http_inject.c; its per-connection state, like ours, starts with the
