@@ -8,7 +8,8 @@
  *   MX name, recipient) may hold any byte, so each byte that starts no
  *   valid UTF-8 sequence becomes U+FFFD before it goes into a JSON string.
  *
- *   Beside them (README "Event log"): `id`, the spool's identity and the
+ *   Beside them (README, "Event types" and "Fields beside the stored
+ *   ones"): `id`, the spool's identity and the
  *   seq ("IDENTITY-SEQ": the same event has the same id after any
  *   restart, and two spools never share one); `time`, time_ms as RFC 3339
  *   UTC with milliseconds; `message_id`, the number of the stored message

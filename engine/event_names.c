@@ -12,8 +12,10 @@
  *   EVENT_NAMES_TTL_MS is read again, so a rename shows within a minute.
  *   A mutex guards the tables: the event log pumps on the loop thread,
  *   other consumers may run elsewhere.  The spool read happens under the
- *   mutex (one read transaction; the spool opens with MDB_NOTLS, so a
- *   caller inside queue_events_from()'s read transaction may read).
+ *   mutex (one read transaction; the spool opens with MDB_NOTLS and its
+ *   map lock is a reader-preferring rwlock, so a caller inside
+ *   queue_events_from()'s read transaction may read: a grow of the map
+ *   waits for both).
  *
  * DIAGNOSTICS
  *   event_names_start() fails with the spool's error when the identity
