@@ -450,6 +450,14 @@ void engine_campaign_cache_free(void);
 /* unsub_http.c: the RFC 8058 endpoint when http_listen is set */
 int unsub_http_start(struct engine *e);
 void unsub_http_stop(struct engine *e);
+/* Unsubscribe the contact of an unsubscribe token: suppress it on its
+ * account's list (source how: "one-click", "mailto"; via: the audit's
+ * "http", "smtp:PEER") and record the "unsubscribed" event.  Waits for
+ * the commits: not on the loop thread.  0 (also for a contact deleted
+ * meanwhile), -EINVAL for a token that does not verify, else the
+ * spool's error (try again later). */
+int engine_unsubscribe(struct engine *e, const char *token, const char *how,
+                       const char *via);
 
 /* accounts.c */
 /* Read the accounts again; the waiting mail of an account held since the

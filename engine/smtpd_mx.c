@@ -8,12 +8,16 @@
  *   not a relay client) may give MAIL, but each RCPT must be either
  *   b-TOKEN@bounce_domain whose token verifies with the spool's token
  *   secret, or feedback_address; any other recipient is 550 5.7.1 (no
- *   relay), a token of our form that does not verify 550 5.7.1 too.  The
- *   message (under the same DATA rules as all mail) goes whole, once, to
- *   feedback_ingest() on the worker pool, which records it durably
- *   (bounced event, suppression, complaint, or the quarantine); the 250
- *   comes after it returned 0, 451 4.3.0 when it could not keep the
- *   report.  The feedback path is its own authority (the token's MAC):
+ *   relay), a token of our form that does not verify 550 5.7.1 too.  So
+ *   is unsub-TOKEN@ any domain, the mailto of campaign mail's
+ *   List-Unsubscribe (when that domain's mail comes here), when the
+ *   token verifies.  The message (under the same DATA rules as all mail)
+ *   unsubscribes each unsub- recipient's contact (engine_unsubscribe:
+ *   suppression and "unsubscribed" event, source "mailto"), and goes
+ *   whole, once, to feedback_ingest() when it has any other recipient;
+ *   both run on the worker pool and record durably (bounced event,
+ *   suppression, complaint, or the quarantine); the 250 comes after they
+ *   returned 0, 451 4.3.0 when they could not keep it.  The feedback path is its own authority (the token's MAC):
  *   no authorize callback.  Bounce rules are those of bounce_rules as
  *   read at start (a reload does not change them here).
  *
@@ -31,9 +35,17 @@
 #include "render.h"
 #include "smtpd_int.h"
 
+#define UNSUB_PREFIX "unsub-"
+#define UNSUB_TOKEN_MAX 128
+
 struct mx_job {
     uv_work_t w;
     struct smtpd_conn *c;
+    struct engine *e;
+    char **unsub;          /* tokens of the unsub- recipients */
+    unsigned nunsub;
+    bool report;           /* another recipient: a report to ingest */
+    int unsub_rc;
     struct feedback_ctx ctx;
     char via[QUEUE_MAX_AUDIT_VIA + 1];
     char source[80];
@@ -73,6 +85,22 @@ void smtpd_mx_free(struct smtpd *s)
     explicit_bzero(s->secret, sizeof s->secret);
 }
 
+/* The token of an unsub-TOKEN@domain address into tok; false if addr
+ * has none. */
+static bool unsub_token(const char *addr, char tok[UNSUB_TOKEN_MAX + 1])
+{
+    const char *at = strrchr(addr, '@');
+    size_t pl = sizeof UNSUB_PREFIX - 1;
+    if (!at || strncasecmp(addr, UNSUB_PREFIX, pl))
+        return false;
+    size_t n = (size_t)(at - addr) - pl;
+    if (n == 0 || n > UNSUB_TOKEN_MAX)
+        return false;
+    memcpy(tok, addr + pl, n);
+    tok[n] = 0;
+    return true;
+}
+
 int smtpd_mx_rcpt(struct smtpd_conn *c, const char *addr)
 {
     struct smtpd *s = c->srv;
@@ -83,6 +111,16 @@ int smtpd_mx_rcpt(struct smtpd_conn *c, const char *addr)
         return SMTPD_MX_NOT_OURS;
     if (cfg->feedback_address && !strcasecmp(addr, cfg->feedback_address))
         return SMTPD_MX_OURS;
+    char tok[UNSUB_TOKEN_MAX + 1];
+    if (unsub_token(addr, tok)) {
+        uint32_t account;
+        uint64_t contact;
+        int rc = render_unsub_decode(tok, s->secret, sizeof s->secret,
+                                     &account, &campaign, &contact);
+        if (rc == RENDER_E_FORGED)
+            return SMTPD_MX_FORGED;
+        return rc == 0 ? SMTPD_MX_OURS : SMTPD_MX_NOT_OURS;
+    }
     if (strcasecmp(at + 1, cfg->bounce_domain))
         return SMTPD_MX_NOT_OURS;
     int rc = render_verp_decode(addr, s->secret, sizeof s->secret, &delivery,
@@ -92,21 +130,40 @@ int smtpd_mx_rcpt(struct smtpd_conn *c, const char *addr)
     return rc == 0 ? SMTPD_MX_OURS : SMTPD_MX_NOT_OURS;
 }
 
+/* Free a job and what it holds. */
+static void mx_job_free(struct mx_job *j)
+{
+    for (unsigned i = 0; i < j->nunsub; i++)
+        free(j->unsub[i]);
+    free(j->unsub);
+    free(j->msg);
+    free(j);
+}
+
 static void mx_work(uv_work_t *w)
 {
     struct mx_job *j = w->data;
-    j->rc = feedback_ingest(&j->ctx, j->source, j->msg, j->len, &j->r);
+    for (unsigned i = 0; i < j->nunsub && !j->unsub_rc; i++)
+        j->unsub_rc = engine_unsubscribe(j->e, j->unsub[i], "mailto",
+                                         j->via);
+    if (!j->unsub_rc && j->report)
+        j->rc = feedback_ingest(&j->ctx, j->source, j->msg, j->len, &j->r);
 }
 
 static void mx_done(uv_work_t *w, int status)
 {
     struct mx_job *j = w->data;
     struct smtpd_conn *c = j->c;
-    if (status == 0 && j->rc)
+    if (status == 0 && j->unsub_rc)
+        fprintf(stderr, "sluiced: smtp: an unsubscribe from %s could not be "
+                "kept: %s\n", c->peer_text, engine_strerror(j->unsub_rc));
+    else if (status == 0 && j->rc)
         fprintf(stderr, "sluiced: smtp: a report from %s could not be kept: "
                 "%s\n", c->peer_text, j->r.error);
     if (!c->closing) {
-        if (status == 0 && j->rc == 0)
+        if (status == 0 && j->rc == 0 && j->unsub_rc == 0 && !j->report)
+            smtpd_reply(c, "250 2.0.0 Ok: unsubscribed");
+        else if (status == 0 && j->rc == 0 && j->unsub_rc == 0)
             smtpd_reply(c, "250 2.0.0 Ok: report %s", j->r.outcome
                                                      ? j->r.outcome : "taken");
         else
@@ -117,8 +174,7 @@ static void mx_done(uv_work_t *w, int status)
         smtpd_pump(c);
     }
     c->srv->data_bytes -= j->cap;
-    free(j->msg);
-    free(j);
+    mx_job_free(j);
     smtpd_unref(c);
 }
 
@@ -132,7 +188,25 @@ void smtpd_mx_submit(struct smtpd_conn *c)
         return;
     }
     j->c = c;
+    j->e = s->e;
     j->w.data = j;
+    if (c->nrcpt && !(j->unsub = calloc(c->nrcpt, sizeof *j->unsub))) {
+        free(j);
+        smtpd_reply(c, "451 4.3.0 Error: out of memory");
+        smtpd_txn_reset(c);
+        return;
+    }
+    for (unsigned i = 0; i < c->nrcpt; i++) {
+        char tok[UNSUB_TOKEN_MAX + 1];
+        if (!unsub_token(c->rcpts[i], tok)) {
+            j->report = true;
+        } else if (!(j->unsub[j->nunsub++] = strdup(tok))) {
+            mx_job_free(j);
+            smtpd_reply(c, "451 4.3.0 Error: out of memory");
+            smtpd_txn_reset(c);
+            return;
+        }
+    }
     j->msg = c->msg;
     j->len = c->msglen;
     j->cap = c->msgcap;   /* counted in data_bytes until the job ends */
@@ -145,8 +219,7 @@ void smtpd_mx_submit(struct smtpd_conn *c)
         .by = { "sluiced", j->via, QUEUE_ROLE_NONE, 0 } };
     if (uv_queue_work(s->e->loop, &j->w, mx_work, mx_done)) {
         s->data_bytes -= j->cap;
-        free(j->msg);
-        free(j);
+        mx_job_free(j);
         smtpd_reply(c, "451 4.3.0 Error: try again later");
         smtpd_txn_reset(c);
         return;

@@ -91,42 +91,54 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status,
     return ret;
 }
 
-/* Suppress the contact of token; returns the HTTP status. */
-static unsigned unsubscribe(struct engine *e, const char *token)
+/* Unsubscribe the contact of token (engine.h). */
+int engine_unsubscribe(struct engine *e, const char *token, const char *how,
+                       const char *via)
 {
     unsigned char secret[QUEUE_TOKEN_SECRET];
     uint32_t account;
     uint64_t campaign, contact;
-    if (queue_token_secret(e->q, secret))
-        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    char user[32];
+    int rc = queue_token_secret(e->q, secret);
+    if (rc)
+        return rc;
     if (render_unsub_decode(token, secret, sizeof secret, &account, &campaign,
                             &contact))
-        return MHD_HTTP_BAD_REQUEST;
+        return -EINVAL;
     struct contact_addr a = { "" };
-    int rc = queue_contact_get(e->q, contact, take_addr, &a);
+    rc = queue_contact_get(e->q, contact, take_addr, &a);
     if (rc == QUEUE_ENOTFOUND)
-        return MHD_HTTP_OK; /* deleted meanwhile: nothing left to stop */
+        return 0; /* deleted meanwhile: nothing left to stop */
     if (rc)
-        return MHD_HTTP_SERVICE_UNAVAILABLE;
+        return rc;
     /* on the list the account uses, as the account's own entry */
-    struct queue_actor by = { .user = "(one-click)", .via = "http",
-                              .role = 0, .account = account };
-    rc = queue_suppress_add(e->q, account, a.email, "unsubscribed",
-                            "one-click", &by);
+    snprintf(user, sizeof user, "(%s)", how);
+    struct queue_actor by = { .user = user, .via = via, .role = 0,
+                              .account = account };
+    rc = queue_suppress_add(e->q, account, a.email, "unsubscribed", how, &by);
     if (rc && rc != -EEXIST) {
         fprintf(stderr, "sluiced: unsubscribe of contact %llu: %s\n",
                 (unsigned long long)contact, engine_strerror(rc));
-        return MHD_HTTP_SERVICE_UNAVAILABLE;
+        return rc;
     }
     /* the "unsubscribed" event, after the suppression committed (a second
-     * click is a second event; a crash in between loses only the event) */
+     * request is a second event; a crash in between loses only the event) */
     struct queue_note n = { .type = QUEUE_EV_UNSUBSCRIBED,
                             .campaign = campaign, .account = account,
-                            .rcpt = a.email, .text = "one-click" };
+                            .rcpt = a.email, .text = how };
     if ((rc = queue_record_note(e->q, &n)))
         fprintf(stderr, "sluiced: unsubscribed event of contact %llu: %s\n",
                 (unsigned long long)contact, engine_strerror(rc));
-    return MHD_HTTP_OK;
+    return 0;
+}
+
+/* Suppress the contact of token; returns the HTTP status. */
+static unsigned unsubscribe(struct engine *e, const char *token)
+{
+    int rc = engine_unsubscribe(e, token, "one-click", "http");
+    return rc == 0 ? MHD_HTTP_OK
+           : rc == -EINVAL ? MHD_HTTP_BAD_REQUEST
+                           : MHD_HTTP_SERVICE_UNAVAILABLE;
 }
 
 /* Token characters: lower-case base32 (render.h), nothing else. */

@@ -13,6 +13,9 @@ reports) and delivers to a sink:
   event with feedback_type "abuse", the campaign's and account's names,
   while the delivery keeps its one terminal event and the spool's
   counters do not move;
+- mail to the List-Unsubscribe mailto address of a campaign message
+  (unsub-TOKEN@..., no AUTH) suppresses the contact (source "mailto") and
+  is an "unsubscribed" event; a forged token is refused at RCPT;
 - after a restart of sluiced every line, old and new, matches the spool
   and carries the same spool identity in its id.
 
@@ -72,6 +75,19 @@ class EventStream(SmtpdBase):
                 if r in CONTACTS:
                     out[r] = (frm, m.group(1).decode() if m else "")
         return out
+
+    def mailto(self, rcpt):
+        """The List-Unsubscribe mailto address of rcpt's campaign mail."""
+        for _, rcpts, data in self.sink.captures():
+            if rcpt in rcpts:
+                m = re.search(rb"<mailto:(unsub-[a-z2-7]+@[^>]+)>", data)
+                return m.group(1).decode()
+        raise AssertionError("no campaign message to %s" % rcpt)
+
+    def suppressed(self):
+        out = self.sluice("suppress", "list", "--account", "shop",
+                          "--json").stdout
+        return {r["email"]: r for r in json.loads(out)}
 
     def counts(self):
         return json.loads(self.sluice("spool", "info", "--json")
@@ -149,6 +165,33 @@ class EventStream(SmtpdBase):
                                                     "complaint"])
         self.assertEqual(self.counts(), before)
         self.assert_terminal_once([e["delivery"] for e in evs[:1]])
+
+        # unsubscribed by mail: the List-Unsubscribe mailto, no AUTH
+        addr = self.mailto("gm@sink.test")
+        local, dom = addr.split("@")
+        forged = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + dom
+        s = smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30)
+        s.ehlo("mail.example")
+        s.mail("gm@sink.test")
+        code, _ = s.rcpt(forged)
+        self.assertEqual(code, 550)
+        code, _ = s.rcpt(addr)
+        self.assertEqual(code, 250)
+        code, text = s.data(b"Subject: unsubscribe\r\n\r\nplease\r\n")
+        self.assertEqual((code, text), (250, b"2.0.0 Ok: unsubscribed"))
+        s.quit()
+        sup = self.suppressed()
+        self.assertIn("gm@sink.test", sup)
+        self.assertEqual(sup["gm@sink.test"]["source"], "mailto", sup)
+        self.wait_events(lambda ev: any(e["type"] == "unsubscribed"
+                                        for e in ev), 30,
+                         "the unsubscribe in the log")
+        un = [e for e in self.event_log() if e["type"] == "unsubscribed"]
+        self.assertEqual(len(un), 1, un)
+        self.assertEqual((un[0]["rcpt"], un[0]["text"], un[0]["campaign"],
+                          un[0]["campaign_name"], un[0]["delivery"]),
+                         ("gm@sink.test", "mailto", cid, "autumn", 0), un)
+        self.assertEqual(self.counts(), before)
         ids = {e["id"] for e in self.event_log() if "seq" in e}
 
         # a restart: the same ids for the old lines, the same identity for
