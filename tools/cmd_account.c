@@ -26,6 +26,10 @@
  *   (it reads `disabled` through queue_accounts()).  A disabled master
  *   stops every user, and only the spool owner (the bootstrap) can enable
  *   it again.
+ *   `show` gives the account's settings, its domains and the counters of
+ *   its deliveries: queued, delivered, deferred, bounced, expired,
+ *   suppressed (ended unsent: on the suppression list) and cancelled
+ *   (ended unsent: campaign cancelled).
  *   `usage` prints per UTC day the messages sent, delivered and bounced;
  *   on the master, per sub-account and the total the master is billed for.
  *
@@ -359,8 +363,16 @@ static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     }
     json_t *j = account_json(q, a);
     struct dom_list dl = { a->id, json_array() };
+    struct queue_counts k;
     queue_sdomains(q, dom_of, &dl);
     json_object_set_new(j, "domains", dl.arr);
+    if ((rc = queue_counts_account(q, a->id, &k))) {
+        json_decref(j);
+        queue_close(q);
+        free(a);
+        return tool_admin_error(P " show", rc);
+    }
+    json_object_set_new(j, "counts", tool_counts_json(&k));
     if (ctx->json) {
         tool_emit_json(j);
     } else {
@@ -396,6 +408,14 @@ static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
                        ? "" : " (unverified)");
         }
         printf("\n");
+        printf("deliveries    queued %llu  delivered %llu  deferred %llu  "
+               "bounced %llu  expired %llu  suppressed %llu  cancelled "
+               "%llu\n", (unsigned long long)k.queued,
+               (unsigned long long)k.delivered,
+               (unsigned long long)k.deferred, (unsigned long long)k.bounced,
+               (unsigned long long)k.expired,
+               (unsigned long long)k.suppressed,
+               (unsigned long long)k.cancelled);
         json_decref(j);
     }
     queue_close(q);

@@ -40,8 +40,8 @@ static void on_fault(int sig)
     _exit(TOOL_EX_DATAERR);
 }
 
-
-static json_t *counts_json(const struct queue_counts *c)
+/* The counters as one JSON object (tool.h). */
+json_t *tool_counts_json(const struct queue_counts *c)
 {
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                      "queued", (json_int_t)c->queued,
@@ -75,7 +75,7 @@ static int cmd_info(struct tool_ctx *ctx, struct queue *q)
                               "map_size", (json_int_t)i.map_size,
                               "bytes_in_use", (json_int_t)i.last_page_bytes,
                               "file_bytes", (json_int_t)i.file_bytes,
-                              "counts", counts_json(&t));
+                              "counts", tool_counts_json(&t));
         tool_emit_json(j);
         return 0;
     }
@@ -165,7 +165,7 @@ static int cmd_domains(struct tool_ctx *ctx, struct queue *q, int argc,
     if (ctx->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < show; i++) {
-            json_t *o = counts_json(&l.rows[i].c);
+            json_t *o = tool_counts_json(&l.rows[i].c);
             json_object_set_new(o, "domain", json_string(l.rows[i].name));
             json_array_append_new(arr, o);
         }

@@ -103,6 +103,11 @@ bool tool_parse_u64(const char *s, unsigned long long *v);
 struct json_t;
 void tool_emit_json(struct json_t *j);
 
+/* A spool's counters (queue_counts) as a JSON object, the same keys for
+ * the spool, an account and a domain (cmd_spool.c). */
+struct queue_counts;
+struct json_t *tool_counts_json(const struct queue_counts *c);
+
 /* Take --json out of argv (accepted anywhere after the command) into ctx;
  * returns the new argc. */
 int tool_take_json(struct tool_ctx *ctx, int argc, char **argv);

@@ -342,6 +342,11 @@ class Campaign(PeerTest):
         self.assertEqual((st["suppressed_in_queue"], st["expired"],
                           st["cancelled"], st["delivered"]), (1, 0, 0, 59), st)
         self.assertEqual(st["state"], "done", st)
+        acct = json.loads(self.sluice("account", "show", "shop",
+                                      "--json").stdout)["counts"]
+        self.assertEqual((acct["suppressed"], acct["expired"],
+                          acct["cancelled"], acct["delivered"]),
+                         (1, 0, 0, 59), acct)
         # the click is an "unsubscribed" event (informational: no delivery
         # named, no counter), in the log with the stream's fields
         self.assert_log_matches_spool()
