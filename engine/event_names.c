@@ -52,6 +52,7 @@ struct event_names {
     struct name_slot accounts[ACCOUNT_SLOTS];
 };
 
+/* Make the cache with the spool's identity (event_names.h). */
 int event_names_start(struct engine *e)
 {
     struct event_names *n = calloc(1, sizeof *n);
@@ -70,6 +71,7 @@ int event_names_start(struct engine *e)
     return 0;
 }
 
+/* Free the cache (event_names.h). */
 void event_names_stop(struct engine *e)
 {
     struct event_names *n = e->evnames;

@@ -229,6 +229,7 @@ void counters_free(struct wctx *w)
     w->ndeltas = w->capdeltas = w->capindex = 0;
 }
 
+/* A counter record of either size into c (queue_int.h). */
 int qcounts_load(const MDB_val *v, uint64_t c[CF_COUNT])
 {
     memset(c, 0, CF_COUNT * sizeof *c);

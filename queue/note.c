@@ -34,6 +34,7 @@
 
 #include "queue_int.h"
 
+/* Append ev with the next seq and the txn's time (queue_int.h). */
 int qevent_append(struct wctx *w, struct queue_event *ev)
 {
     unsigned char ebuf[EVENT_FIXED + QUEUE_MAX_ENHANCED + QUEUE_MAX_MX +
@@ -55,6 +56,7 @@ int qevent_append(struct wctx *w, struct queue_event *ev)
     return rc ? wctx_fail(w, rc) : 0;
 }
 
+/* The reception event of message op, naming its first delivery. */
 int qnote_reception(struct wctx *w, const struct queue_op *op,
                     uint64_t first_delivery, const char *rcpt)
 {
@@ -69,6 +71,7 @@ int qnote_reception(struct wctx *w, const struct queue_op *op,
     return qevent_append(w, &ev);
 }
 
+/* Writer: append the note's event, with its delivery's fields. */
 int queue_op_apply_note(struct wctx *w, struct queue_op *op)
 {
     const struct op_outcome *o = &op->outcomes[0];
@@ -101,6 +104,7 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
     return qevent_append(w, &ev);
 }
 
+/* Check the note, copy it into an OP_NOTE and wait for its commit. */
 int queue_record_note(struct queue *q, const struct queue_note *n)
 {
     if (q->readonly)

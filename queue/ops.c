@@ -151,6 +151,7 @@ int queue_submit_message(struct queue *q, uint32_t account, const char *from,
     return queue_op_submit(q, op, cmp, cb, arg);
 }
 
+/* queue_submit_message() with a reception event (queue.h). */
 int queue_submit_message_via(struct queue *q, uint32_t account,
                              const char *from, const char *const *rcpts,
                              size_t nrcpt, const void *msg, size_t len,

@@ -50,6 +50,7 @@ static int id_make(struct admin_tx *t, void *arg)
     return rc ? admin_mdb(t, rc) : 0;
 }
 
+/* The identity as hex, made on the first ask of a writable open. */
 int queue_spool_identity(struct queue *q, char out[33])
 {
     static const char hex[] = "0123456789abcdef";
