@@ -298,8 +298,13 @@ static int rotate(struct evfile *f)
     int err = rotated_name(f, name, sizeof name);
     if (err)
         return err;
-    if (rename(f->path, name))
-        return -errno;
+    if (rename(f->path, name)) {
+        if (errno != ENOENT)
+            return -errno;
+        /* moved away by someone else: start a new file, compress nothing */
+        f->reopen_due = true;
+        return 0;
+    }
     int fd = open_locked(f->path);
     if (fd < 0) {
         if (rename(name, f->path))
@@ -335,6 +340,7 @@ static int reopen(struct evfile *f)
     close(f->fd);
     f->fd = fd;
     f->size = (uint64_t)b.st_size;
+    f->rotate_due = f->spec.rotate.size && f->size >= f->spec.rotate.size;
     fprintf(stderr, "sluiced: %s %s: reopened\n", f->what, f->path);
     return 0;
 }
@@ -368,6 +374,8 @@ bool evfile_ready(struct evfile *f, bool all)
         return false;
     }
     int err = f->reopen_due ? reopen(f) : rotate(f);
+    if (!err && f->reopen_due)
+        err = reopen(f); /* the file was moved away before the rotation */
     if (err) {
         if (!f->rotate_failed)
             fprintf(stderr, "sluiced: %s %s: %s: %s (tried again every "
