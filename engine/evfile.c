@@ -341,6 +341,7 @@ static int reopen(struct evfile *f)
     f->fd = fd;
     f->size = (uint64_t)b.st_size;
     f->rotate_due = f->spec.rotate.size && f->size >= f->spec.rotate.size;
+    f->next_cut_ms = next_cut(f, engine_now_ms());
     fprintf(stderr, "sluiced: %s %s: reopened\n", f->what, f->path);
     return 0;
 }
