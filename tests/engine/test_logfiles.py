@@ -58,11 +58,12 @@ def read_any(path):
 
 class LogFiles(PeerTest):
 
-    def setup_peers(self, ndom=2, rate="150/s"):
+    def setup_peers(self, ndom=2, rate="150/s", servfail=()):
         port = peers.free_port()
         doms = ["rot%d.test" % i for i in range(ndom)]
         dns = self.start_dns({d: [(10, "127.0.7.%d" % (i + 1))]
-                              for i, d in enumerate(doms)})
+                              for i, d in enumerate(doms)},
+                             servfail_domains=servfail)
         sink = self.start_sink(port, args=["--tempfail-pct", "3",
                                            "--seed", "7"])
         # a floor under the run's length, whatever the machine's speed
@@ -203,10 +204,14 @@ class LogFiles(PeerTest):
         """logrotate's move-and-create: the files are moved away while
         sluiced writes them, SIGUSR1, more mail: the moved files and the
         new ones hold every event once."""
-        port, dns, sink, doms, domains = self.setup_peers(rate="1000/s")
+        port, dns, sink, doms, domains = self.setup_peers(
+            rate="1000/s", servfail=["sf.test"])
         conf = self.config(dns, port, domains, rotate="1GB", acct="1GB")
-        p = self.start_sluiced(conf, exit_when_empty=False)
+        # deferred again and again, its reply text "..., ..." quoted in
+        # the accounting rows
+        self.inject("s@sender.test", ['sf@sf.test'], MSG)
         first = self.inject_some(doms, 40, "a")
+        p = self.start_sluiced(conf, exit_when_empty=False)
 
         def logged(k):
             return lambda: len([e for e in self.log_lines(
@@ -232,6 +237,11 @@ class LogFiles(PeerTest):
                              [self.path("events.jsonl")])
         self.assertTrue(any(e.get("rcpt", "").startswith("c") for e in new),
                         "nothing was written to the new file")
+        with open(self.path("moved.csv")) as f:
+            self.assertIn('sf.test,0,4.4.3,"DNS lookup for sf.test failed: '
+                          'MX sf.test: no DNS server gave an answer '
+                          '(SERVFAIL, REFUSED or unreachable)"',
+                          f.read())
 
     def test_crash_leftovers_compressed_at_start(self):
         """A rotated file a crash left uncompressed is compressed at the
