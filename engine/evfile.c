@@ -80,8 +80,8 @@ struct evfile {
     uint64_t saved;       /* newest seq saved as the cursor */
     uint64_t saving;      /* seq of the save in flight, 0 if none */
     uint64_t next_cut_ms; /* the next time boundary, 0: none */
-    bool closing;         /* no more asynchronous saves */
-    bool stopping;        /* no size limit on batches */
+    bool closing;         /* stopping: no more asynchronous saves, no
+                             size limit on batches */
     bool broken;          /* a write failed: wait for retry_ms */
     bool cut_pending;     /* and its partial line is not cut off yet */
     bool rotate_due, reopen_due;
@@ -167,7 +167,7 @@ int evfile_add(struct evfile *f, const struct queue_event *ev)
 {
     if (ev->seq <= f->pending)
         return 0;
-    if (f->spec.rotate.size && !f->stopping && f->len &&
+    if (f->spec.rotate.size && !f->closing && f->len &&
         f->size + f->len >= f->spec.rotate.size) {
         f->rotate_due = true;
         return 1;
@@ -197,7 +197,7 @@ long evfile_flush(struct evfile *f)
         }
     }
     f->written = f->pending;
-    if (f->spec.rotate.size && !f->stopping && f->size >= f->spec.rotate.size)
+    if (f->spec.rotate.size && !f->closing && f->size >= f->spec.rotate.size)
         f->rotate_due = true;
     return (long)n;
 }
@@ -355,7 +355,7 @@ void evfile_reopen(struct evfile *f)
 bool evfile_ready(struct evfile *f, bool all)
 {
     if (all)
-        f->stopping = true;
+        f->closing = true; /* the cursor: evfile_close() */
     if (!usable(f, all))
         return false;
     uint64_t now = engine_now_ms();
