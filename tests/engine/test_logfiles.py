@@ -9,7 +9,8 @@ spool event exactly once, each line whole and equal to the spool's; an
 Python's csv module, holds one row per spool event of those types, its
 values the spool's.  The log and the accounting file moved away and
 SIGUSR1 sent (logrotate's way): the moved file and the new one together
-hold every event once.  A crash's leftovers (a rotated file not yet
+hold every event once.  Rotation by time (2s) happens at the period's
+boundaries and keeps every event.  A crash's leftovers (a rotated file not yet
 compressed, a .gz.tmp) are compressed / removed at the next start.  Bad
 configuration (event_log_rotate = 5 parsecs, an unknown field) exits 78
 naming the key.
@@ -242,6 +243,24 @@ class LogFiles(PeerTest):
                           'MX sf.test: no DNS server gave an answer '
                           '(SERVFAIL, REFUSED or unreachable)"',
                           f.read())
+
+    def test_time_rotation(self):
+        """event_log_rotate = 2s with a recipient deferred every second:
+        the log is rotated at the period's boundaries (waited for, with
+        a generous deadline) and keeps every event once."""
+        port, dns, sink, doms, domains = self.setup_peers(
+            rate="1000/s", servfail=["sf.test"])
+        conf = self.config(dns, port, domains, rotate="2s", acct="2s")
+        self.inject("s@sender.test", ["sf@sf.test"], MSG)
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        peers.wait_for(lambda: len(rotated(self.path("events.jsonl"))) >= 2
+                       and len(rotated(self.path("acct.csv"))) >= 2, 60,
+                       "two rotations by time")
+        self.assertEqual(p.stop(30), 0, p.output()[-2000:])
+        self.assert_all_match()
+        # an empty file is not rotated: each holds lines
+        for name in rotated(self.path("events.jsonl")):
+            self.assertTrue(self.log_lines(name, [name]), name + " is empty")
 
     def test_crash_leftovers_compressed_at_start(self):
         """A rotated file a crash left uncompressed is compressed at the
