@@ -1,7 +1,7 @@
 """test_logfiles.py - event log rotation, SIGUSR1 reopen and accounting
 CSV files agree with the spool, across kill -9.
 
-Cases: with a rotation size of a few KB, sluiced is killed (-9) five
+Cases: with a rotation size of a few KB, sluiced is killed (-9) eight
 times mid-run and then runs to the end: the rotated files (gzip, as
 sluiced compresses them) and the current file, read in order, hold every
 spool event exactly once, each line whole and equal to the spool's; an
@@ -161,14 +161,14 @@ class LogFiles(PeerTest):
     # ------------------------------------------------------------- tests
 
     def test_rotation_and_accounting_survive_kill9(self):
-        """Five kill -9's mid-run with a 6KB log and a 4KB accounting
+        """Eight kill -9's mid-run with a 6KB log and a 4KB accounting
         file: every event once in the files, none torn, compressed."""
         rnd = random.Random(18)
         port, dns, sink, doms, domains = self.setup_peers()
         conf = self.config(dns, port, domains)
         n = 1200
         self.inject_some(doms, n, "k")
-        targets = sorted(rnd.sample(range(60, n // 2), 5))
+        targets = sorted(rnd.sample(range(60, n // 2), 8))
         for k, target in enumerate(targets):
             p = self.start_sluiced(conf, exit_when_empty=False,
                                    name="sluiced%d" % k)
@@ -281,7 +281,25 @@ class LogFiles(PeerTest):
         self.assertFalse(os.path.exists(
             self.path("events.jsonl.20260101T000000Z.1.gz.tmp")))
 
-    def test_bad_configuration_exits_78(self):
+    def test_configuration(self):
+        """SIZE, TIME in either order or alone pass sluiced -t; a bad
+        rotation, an unknown field or type exit 78 naming them."""
+        for i, good in enumerate(("100MB, 1d", "1d, 100MB", "1d", "64KB",
+                                  "2 GB,12h")):
+            conf = self.write_config(event_log_rotate=good,
+                                     name="ok%d.conf" % i)
+            r = self._proc([self.bin["sluiced"], "-t", "-c", conf],
+                           "check%d" % i)
+            self.assertEqual(r.wait(30), 0, good + ": " + r.output())
+        for i, bad in enumerate(("5 parsecs", "100MB, 200MB", "100", "10B",
+                                 "1d, 1h", "")):
+            conf = self.write_config(event_log_rotate=bad,
+                                     name="bad%d.conf" % i)
+            r = self._proc([self.bin["sluiced"], "-t", "-c", conf],
+                           "bad%d" % i)
+            self.assertEqual(r.wait(30), 78, repr(bad))
+            self.assertIn("event_log_rotate: '%s' is not SIZE, TIME" % bad,
+                          r.output())
         conf = self.write_config(event_log_rotate="5 parsecs")
         r = self.start_sluiced(conf)
         self.assertEqual(r.wait(30), 78)
