@@ -26,7 +26,7 @@
 #include "config_int.h"
 
 #define MAX_ACCOUNTING 32   /* [accounting NAME] sections */
-#define MAX_FIELDS 64       /* fields of one section */
+#define MAX_FIELDS 32       /* fields of one section (accounting.c: VALUE_MAX) */
 #define MAX_FIELD_NAME 64
 
 /* A size with its unit ("100MB") in bytes; false when s is not one. */
