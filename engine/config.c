@@ -151,6 +151,8 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
             return config_fail(p, "event_log: needs a file");
         if (!set_str(&c->event_log, v))
             return config_fail(p, "out of memory");
+    } else if (!strcmp(key, "event_log_rotate")) {
+        return config_rotate_key(p, key, v, &c->event_log_rotate);
     } else if (!strcmp(key, "workers")) {
         if (!config_parse_uint(v, 0, 64, &u))
             return config_fail(p, "workers: '%s' is not 0..64", v);
@@ -316,6 +318,8 @@ static int handler(void *user, const char *section, const char *name,
                                value);
         return 1;
     }
+    if (!strncmp(section, "accounting ", 11))
+        return config_accounting_section(p, section, name, value);
     if (!strncmp(section, "account ", 8) || !strncmp(section, "campaign ", 9))
         return config_id_section(p, section, name, value);
     return config_fail(p, "unknown section [%s]", section);
@@ -387,6 +391,8 @@ static void check_loaded(struct config_parse *p)
             config_fail(p, "[site %s] has no mx patterns",
                         cfg->sites[i].lim.name);
         }
+    if (!p->err[0])
+        config_accounting_check(p);
     if (!p->err[0] &&
         config_check_paths(cfg, &p->seen, p->err, sizeof p->err, &p->line))
         p->err_line = p->line;
@@ -451,6 +457,7 @@ void config_free(struct config *cfg)
     free(cfg->ehlo_hostname);
     free(cfg->dns_servers);
     free(cfg->event_log);
+    config_accounting_free(cfg);
     free(cfg->bounce_rules_path);
     bounce_rules_free(cfg->bounce_rules);
     free(cfg->tls_ca_file);

@@ -140,6 +140,24 @@ struct smtpd_config {
     unsigned auth_window_ms;   /* smtp_auth_window (300 s) */
 };
 
+/* When a file fed by the event stream is rotated (evfile.c): past size
+ * bytes, or at each multiple of period_ms of UTC time; 0 is never. */
+struct config_rotate {
+    uint64_t size;
+    uint64_t period_ms;
+};
+
+/* One [accounting NAME] section: a CSV file of chosen event fields. */
+struct config_accounting {
+    char *name;
+    char *path;
+    char **fields;             /* keys of event_json()'s object, in order */
+    size_t nfields;
+    uint64_t types;            /* bit per event type kept; 0: all */
+    struct config_rotate rotate;
+    int line;                  /* of the section, for messages */
+};
+
 struct config {
     char *path;
     char *spool;
@@ -153,6 +171,7 @@ struct config {
     uint32_t retry[QUEUE_MAX_RETRY_STEPS];
     int64_t max_age;           /* seconds */
     char *event_log;           /* JSON-lines event log, or NULL */
+    struct config_rotate event_log_rotate; /* event_log_rotate */
     char *bounce_rules_path;   /* bounce_rules = FILE, or NULL */
     struct bounce_rules *bounce_rules; /* loaded from it (NULL: defaults) */
     unsigned soft_bounce_limit;  /* quota bounces in a row that suppress */
@@ -195,6 +214,8 @@ struct config {
     size_t naccounts;
     bool allow_unsigned;       /* [account default] allow_unsigned */
     struct smtpd_config smtpd; /* the SMTP listener */
+    struct config_accounting *accounting; /* [accounting NAME] sections */
+    size_t naccounting;
 };
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);

@@ -116,6 +116,14 @@ int config_site_section(struct config_parse *p, const char *section,
                         const char *name, const char *value);
 int config_backoff_key(struct config_parse *p, const char *key,
                        const char *v);
+/* config_acct.c: event_log_rotate, the [accounting NAME] sections, the
+ * check of those once the file is read, and their memory. */
+int config_rotate_key(struct config_parse *p, const char *key, const char *v,
+                      struct config_rotate *r);
+int config_accounting_section(struct config_parse *p, const char *section,
+                              const char *name, const char *value);
+void config_accounting_check(struct config_parse *p);
+void config_accounting_free(struct config *c);
 int config_id_section(struct config_parse *p, const char *section,
                       const char *name, const char *value);
 /* The SMTP listener's keys of [sluiced] (config_smtpd.c): 1 taken, 0 a

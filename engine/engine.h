@@ -280,6 +280,8 @@ struct engine {
     struct http_inject *http_inject; /* POST /api/inject/v1 (http_inject.c) */
     struct eventlog *log;      /* eventlog.c, or NULL */
     struct event_names *evnames; /* event_names.c: names for event_json */
+    struct accounting *acct;   /* accounting.c, or NULL */
+    uv_signal_t sig_usr1;      /* sluiced.c: reopen the log files */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
 };
@@ -581,5 +583,17 @@ void eventlog_audit(struct engine *e, uint64_t seq,
  * "writable"), with held outcomes and how long it was not writable. */
 void eventlog_spool(struct engine *e, const char *state, const char *error,
                     size_t held, uint64_t full_ms);
+/* SIGUSR1: open the event log and the accounting files by name again. */
+void eventlog_reopen(struct engine *e);
+
+/* accounting.c: the [accounting NAME] CSV files, each a consumer of the
+ * spool's events (cursor "acct.NAME"), pumped by eventlog_pump().  Open
+ * after eventlog_open(); 0, ENGINE_E_CONFIG (a field the events do not
+ * have), ENGINE_E_LOGDATA or -errno, the reason in err. */
+struct accounting;
+int accounting_open(struct engine *e, char *err, size_t errlen);
+void accounting_pump(struct engine *e, bool all);
+void accounting_reopen(struct engine *e);
+void accounting_close(struct engine *e);
 
 #endif

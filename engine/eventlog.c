@@ -9,28 +9,12 @@
  *   is "expired" in both).  After a tick in which outcomes committed, and
  *   once a second for events recorded by other processes, eventlog_pump()
  *   reads the events after the file's last seq (queue_events_from: one
- *   read transaction per batch of up to PUMP_BATCH events), builds whole
- *   lines in a bounded buffer and writes them with write(2) on an O_APPEND
- *   descriptor (short writes continued).  Then it saves the seq of the
- *   last line written as the spool cursor "eventlog" (queue/cursor.c), a
- *   small write that joins the next commit group.
- *
- *   The rule that keeps each event exactly once in the file: at open, a
- *   last line without its newline (a write cut by kill -9) is cut off, and
- *   the last line that has a seq says where the file stands: the log
- *   resumes right after it, whatever the cursor says (the cursor may lag
- *   the file by the lines written after its last save).  Only a file
- *   without any seq (new, emptied by rotation, or written by an older
- *   sluice) resumes after the saved cursor, or, with no cursor yet, after
- *   the spool's newest event ("from now on").  A file whose last seq is
- *   beyond the spool's newest event belongs to another spool and is
- *   refused.  A write that fails is cut back to the last whole line and
- *   tried again a second later; the events wait in the spool meanwhile.
- *
- *   The file is not fsynced per batch: each line copies an event the
- *   spool has already committed, so a line lost with the page cache (an
- *   operating-system crash) is written again at the next start from the
- *   spool.  It is fdatasynced at a clean stop.
+ *   read transaction per batch of up to PUMP_BATCH events) and hands them
+ *   to the file (evfile.c), which owns what is about the file: whole
+ *   lines by write(2), the spool cursor "eventlog", the rule by which it
+ *   resumes after kill -9 (the last line with a seq, else the cursor),
+ *   rotation (event_log_rotate) and the reopen after SIGUSR1.  The
+ *   [accounting] files (accounting.c) are pumped from here too.
  *
  *   Site and domain lines ("type":"site" / "domain") are not spool
  *   events: they carry no seq and are written, each as one whole line by
@@ -49,46 +33,32 @@
  * DIAGNOSTICS
  *   eventlog_open() fails with -errno (the file cannot be opened, locked
  *   or read) or ENGINE_E_LOGDATA (a damaged line, or a file ahead of the
- *   spool), the reason in words in its buffer.  Failed writes and reads
- *   while running are reported on stderr once per spell.
+ *   spool), the reason in words in its buffer.  Failed reads while running
+ *   are reported on stderr once per spell (failed writes: evfile.c).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "engine.h"
 #include "event_json.h"
+#include "evfile.h"
 #include "queue_admin.h"
 
 #define CURSOR "eventlog"
-#define LOG_BUF (1u << 20)  /* lines of one batch; also the tail read at open */
+#define LINE_MAX_BYTES (64u << 10) /* one line: capped fields fit well */
 #define PUMP_BATCH 2048     /* events per read transaction */
 #define PUMP_ROUNDS 4       /* batches per tick at most (the rest next tick) */
-#define RETRY_MS 1000       /* a failed write is tried again after this */
 
 struct eventlog {
     struct engine *e;
-    int fd;              /* the file, or -1 (counting only) */
-    char *path;
-    char *buf;           /* LOG_BUF bytes */
-    size_t len;
+    struct evfile *f;    /* the file, or NULL (counting only) */
     uint64_t counted;    /* newest seq counted into e->st */
-    uint64_t written;    /* newest seq whose line is in the file */
-    uint64_t saved;      /* newest seq saved as the cursor */
-    uint64_t saving;     /* seq of the save in flight, 0 if none */
     bool due;            /* outcomes committed since the last read */
-    bool closing;        /* no more asynchronous saves */
-    bool broken;         /* a write failed: wait for retry_ms */
-    bool cut_pending;    /* and its partial line is not cut off yet */
-    off_t cut_at;
-    uint64_t retry_ms, last_read_ms;
-    int read_err, save_err;   /* reported, until it works again */
+    uint64_t last_read_ms;
+    int read_err;        /* reported, until it works again */
     /* the audit head sluiced appended last (any thread), under audit_mu,
      * and the one last logged (loop thread) */
     pthread_mutex_t audit_mu;
@@ -98,80 +68,54 @@ struct eventlog {
 
 /* ------------------------------------------------------------- lines */
 
-/* ------------------------------------------------------------- writes */
-
-/* All of buf to fd, continuing short writes. */
-static int write_all(int fd, const char *buf, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Append whole lines; on failure cut the file back to where it was, so
- * it never keeps a partial line, and wait RETRY_MS. */
-static int write_lines(struct eventlog *l, const char *buf, size_t n)
-{
-    struct stat st;
-    int err = fstat(l->fd, &st) ? -errno : write_all(l->fd, buf, n);
-    if (!err) {
-        if (l->broken)
-            fprintf(stderr, "sluiced: event log %s: writing again\n",
-                    l->path);
-        l->broken = false;
-        return 0;
-    }
-    if (!l->broken)
-        fprintf(stderr, "sluiced: event log %s: %s; its events wait in the "
-                        "spool and are written when it can be\n", l->path,
-                strerror(-err));
-    l->broken = true;
-    l->cut_at = st.st_size;
-    l->cut_pending = ftruncate(l->fd, l->cut_at) != 0;
-    l->retry_ms = engine_now_ms() + RETRY_MS;
-    return err;
-}
-
-/* Whether the file takes lines now: after a failure, once its partial
- * line is cut and RETRY_MS have passed (at once when stopping). */
-static bool log_usable(struct eventlog *l, bool now)
-{
-    if (l->fd < 0)
-        return false;
-    if (!l->broken)
-        return true;
-    if (!now && engine_now_ms() < l->retry_ms)
-        return false;
-    if (l->cut_pending && ftruncate(l->fd, l->cut_at)) {
-        l->retry_ms = engine_now_ms() + RETRY_MS;
-        return false;
-    }
-    l->cut_pending = false;
-    return true;
-}
-
 /* A line that is not a spool event, written on its own. */
 static void emit(struct engine *e, json_t *j)
 {
     struct eventlog *l = e->log;
-    if (j && l && log_usable(l, false)) {
+    if (j && l && l->f) {
         size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
-        char *line = n ? malloc(n + 1) : NULL;
+        char *line = n && n < LINE_MAX_BYTES ? malloc(n + 1) : NULL;
         if (line && json_dumpb(j, line, n, JSON_COMPACT) == n) {
             line[n] = '\n';
-            write_lines(l, line, n + 1);
+            evfile_line(l->f, line, n + 1);
         }
         free(line);
     }
     json_decref(j);
 }
+
+/* The event's line (evfile_ops.format). */
+static size_t format_line(void *arg, const struct queue_event *ev, char *buf,
+                          size_t room)
+{
+    return event_json_line(arg, ev, buf, room);
+}
+
+/* A line read back at open (evfile_ops.line_seq): a JSON object whose
+ * seq is an event's; a line with "delivery" but no seq is of an older
+ * sluice (the file has no seq). */
+static int line_seq(void *arg, const char *line, size_t n, uint64_t *seq)
+{
+    (void)arg;
+    json_t *j = json_loadb(line, n, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return ENGINE_E_LOGDATA;
+    }
+    json_t *s = json_object_get(j, "seq");
+    int r = 0;
+    if (json_is_integer(s) && json_integer_value(s) > 0) {
+        *seq = (uint64_t)json_integer_value(s);
+        r = 1;
+    } else if (!s && json_object_get(j, "delivery")) {
+        r = 2;
+    }
+    json_decref(j);
+    return r;
+}
+
+static const struct evfile_ops log_ops = { line_seq, format_line,
+                                           "a JSON object" };
 
 /* ----------------------------------------------------- the audit head */
 
@@ -201,7 +145,7 @@ static void audit_line(struct eventlog *l)
     uint64_t seq = l->audit_pending;
     memcpy(head, l->audit_head, sizeof head);
     pthread_mutex_unlock(&l->audit_mu);
-    if (seq <= l->audit_logged || l->fd < 0)
+    if (seq <= l->audit_logged || !l->f)
         return;
     l->audit_logged = seq;
     for (size_t i = 0; i < sizeof head; i++)
@@ -218,7 +162,6 @@ struct pump {
     bool file;           /* lines are wanted */
     bool full;           /* stopped before an event that did not fit */
     size_t seen;
-    uint64_t last_line;  /* seq of the last line in the buffer */
 };
 
 /* Count an event of this run. */
@@ -239,14 +182,9 @@ static int on_event(void *arg, const struct queue_event *ev)
 {
     struct pump *p = arg;
     struct eventlog *l = p->l;
-    if (p->file && ev->seq > l->written) {
-        size_t n = event_json_line(l->e, ev, l->buf + l->len, LOG_BUF - l->len);
-        if (!n) {
-            p->full = true;
-            return 1;
-        }
-        l->len += n;
-        p->last_line = ev->seq;
+    if (p->file && evfile_add(l->f, ev)) {
+        p->full = true;
+        return 1;
     }
     if (ev->seq > l->counted) {
         count(&l->e->st, ev->type);
@@ -254,35 +192,6 @@ static int on_event(void *arg, const struct queue_event *ev)
     }
     p->seen++;
     return 0;
-}
-
-/* Loop thread: a cursor save has committed (or failed). */
-static void on_saved(void *arg, int status, uint64_t first, uint64_t msg)
-{
-    struct eventlog *l = arg;
-    (void)first;
-    (void)msg;
-    if (!status) {
-        l->saved = l->saving;
-        l->save_err = 0;
-    } else if (status != l->save_err) {
-        fprintf(stderr, "sluiced: event log: saving its cursor: %s (saved "
-                        "again with the next lines)\n", engine_strerror(status));
-        l->save_err = status;
-    }
-    l->saving = 0;
-}
-
-/* Save the cursor when the file is ahead of it, one save in flight. */
-static void save_cursor(struct eventlog *l)
-{
-    if (l->fd < 0 || l->closing || l->saving || l->written == l->saved)
-        return;
-    l->saving = l->written;
-    int err = queue_submit_cursor(l->e->q, CURSOR, l->written, l->e->cmp,
-                                  on_saved, l);
-    if (err)
-        on_saved(l, err, 0, 0);
 }
 
 void eventlog_committed(struct engine *e)
@@ -300,149 +209,50 @@ void eventlog_pump(struct engine *e, bool all)
         return;
     l->due = false;
     l->last_read_ms = engine_now_ms();
-    bool file = log_usable(l, all);
+    accounting_pump(e, all);
+    bool file = l->f && evfile_ready(l->f, all);
     for (unsigned round = 0;; round++) {
         if (!all && round == PUMP_ROUNDS) {
             l->due = true; /* more next tick: the loop has other work */
             break;
         }
-        uint64_t from = file && l->written < l->counted ? l->written
-                                                        : l->counted;
+        uint64_t written = l->f ? evfile_written(l->f) : 0;
+        uint64_t from = file && written < l->counted ? written : l->counted;
         struct pump p = { .l = l, .file = file };
-        l->len = 0;
         long n = queue_events_from(e->q, from + 1, PUMP_BATCH, on_event, &p);
         if (n < 0 && n != l->read_err)
             fprintf(stderr, "sluiced: event log: reading the spool's events "
                             "after seq %llu: %s\n", (unsigned long long)from,
                     engine_strerror((int)n));
         l->read_err = n < 0 ? (int)n : 0;
-        size_t batch = l->len;
-        if (batch) {
-            if (write_lines(l, l->buf, batch))
-                file = false;
-            else
-                l->written = p.last_line;
-        }
+        long batch = file ? evfile_flush(l->f) : 0;
+        if (batch < 0)
+            file = false;
         if (n < 0 || (!p.full && p.seen < PUMP_BATCH) || (p.full && !batch))
             break;
+        if (file && !evfile_ready(l->f, all))
+            file = false; /* a rotation waits for the cursor */
     }
-    save_cursor(l);
+    if (l->f)
+        evfile_save(l->f);
+}
+
+/* SIGUSR1: the event log and the accounting files are opened by name
+ * again (after logrotate moved them away). */
+void eventlog_reopen(struct engine *e)
+{
+    if (e->log)
+        evfile_reopen(e->log->f);
+    accounting_reopen(e);
 }
 
 /* -------------------------------------------------------------- open */
-
-/* Cut a last line left without its newline and find the seq of the last
- * line that has one (*has false when none: a new file, site lines only,
- * or lines of an older sluice).  Reads at most LOG_BUF bytes of the
- * tail. */
-static int check_tail(struct eventlog *l, uint64_t *last, bool *has,
-                      char *err, size_t errlen)
-{
-    struct stat st;
-    *has = false;
-    if (fstat(l->fd, &st))
-        return -errno;
-    size_t win = st.st_size > (off_t)LOG_BUF ? LOG_BUF : (size_t)st.st_size;
-    off_t base = st.st_size - (off_t)win;
-    for (size_t got = 0; got < win;) {
-        ssize_t r = pread(l->fd, l->buf + got, win - got, base + (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EIO;
-        got += (size_t)r;
-    }
-    size_t end = win;
-    while (end > 0 && l->buf[end - 1] != '\n')
-        end--;
-    if (end < win) {
-        if (end == 0 && base > 0) {
-            snprintf(err, errlen, "event log %s: its last line is longer "
-                     "than %u bytes: the file is damaged or not an event "
-                     "log; move it away", l->path, LOG_BUF);
-            return ENGINE_E_LOGDATA;
-        }
-        if (ftruncate(l->fd, base + (off_t)end))
-            return -errno;
-        fprintf(stderr, "sluiced: event log %s: cut %zu bytes of a line the "
-                        "last run left unfinished\n", l->path, win - end);
-    }
-    while (end > 0) {
-        size_t start = end - 1;
-        while (start > 0 && l->buf[start - 1] != '\n')
-            start--;
-        if (start == 0 && base > 0)
-            break; /* the window begins inside this line */
-        json_t *j = json_loadb(l->buf + start, end - 1 - start, 0, NULL);
-        if (!json_is_object(j)) {
-            json_decref(j);
-            snprintf(err, errlen, "event log %s: the line at byte %lld is "
-                     "not a JSON object: the file is damaged or not an "
-                     "event log; move it away", l->path,
-                     (long long)(base + (off_t)start));
-            return ENGINE_E_LOGDATA;
-        }
-        json_t *seq = json_object_get(j, "seq");
-        bool older = !seq && json_object_get(j, "delivery");
-        if (json_is_integer(seq) && json_integer_value(seq) > 0) {
-            *last = (uint64_t)json_integer_value(seq);
-            *has = true;
-        }
-        json_decref(j);
-        if (*has || older)
-            break;
-        end = start;
-    }
-    return 0;
-}
-
-/* Decide where the file resumes (see the rule above) and save it. */
-static int resume_point(struct eventlog *l, uint64_t newest, char *err,
-                        size_t errlen)
-{
-    uint64_t file_last, cur;
-    bool has;
-    int rc = check_tail(l, &file_last, &has, err, errlen);
-    if (rc)
-        return rc;
-    if (has && file_last > newest) {
-        snprintf(err, errlen, "event log %s holds events up to seq %llu but "
-                 "the spool's newest is %llu: it was written for another "
-                 "spool; move it away", l->path,
-                 (unsigned long long)file_last, (unsigned long long)newest);
-        return ENGINE_E_LOGDATA;
-    }
-    int cr = queue_cursor_get(l->e->q, CURSOR, &cur);
-    if (cr && cr != QUEUE_ENOTFOUND) {
-        snprintf(err, errlen, "event log cursor: %s", engine_strerror(cr));
-        return cr;
-    }
-    l->saved = cr ? 0 : cur;
-    l->written = has ? file_last : !cr && cur < newest ? cur : newest;
-    if (has && !cr && cur != file_last)
-        fprintf(stderr, "sluiced: event log %s: resuming after seq %llu, "
-                        "its last line (the saved cursor said %llu)\n",
-                l->path, (unsigned long long)file_last,
-                (unsigned long long)cur);
-    if (cr || cur != l->written) {
-        if ((rc = queue_cursor_put(l->e->q, CURSOR, l->written)))
-            fprintf(stderr, "sluiced: event log: saving its cursor: %s\n",
-                    engine_strerror(rc));
-        else
-            l->saved = l->written;
-    }
-    return 0;
-}
 
 /* Free l and its file. */
 static void log_free(struct eventlog *l)
 {
     if (!l)
         return;
-    if (l->fd >= 0)
-        close(l->fd);
-    free(l->path);
-    free(l->buf);
     pthread_mutex_destroy(&l->audit_mu);
     free(l);
 }
@@ -455,7 +265,6 @@ int eventlog_open(struct engine *e, char *err, size_t errlen)
     if (!l)
         return -ENOMEM;
     l->e = e;
-    l->fd = -1;
     pthread_mutex_init(&l->audit_mu, NULL);
     l->last_read_ms = engine_now_ms();
     if ((rc = queue_events_last(e->q, &newest))) {
@@ -465,26 +274,12 @@ int eventlog_open(struct engine *e, char *err, size_t errlen)
     }
     l->counted = newest;
     if (e->cfg.event_log) {
-        if (!(l->path = strdup(e->cfg.event_log)) ||
-            !(l->buf = malloc(LOG_BUF))) {
-            rc = -ENOMEM;
-            snprintf(err, errlen, "event log: out of memory");
+        struct evfile_spec spec = {
+            .what = "event log", .path = e->cfg.event_log, .cursor = CURSOR,
+            .rotate = e->cfg.event_log_rotate, .ops = &log_ops, .arg = e,
+        };
+        if ((rc = evfile_open(&l->f, e, &spec, newest, err, errlen)))
             goto fail;
-        }
-        l->fd = open(l->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (l->fd < 0 || flock(l->fd, LOCK_EX | LOCK_NB)) {
-            rc = -errno;
-            snprintf(err, errlen, "event log %s: %s", l->path,
-                     rc == -EWOULDBLOCK ? "in use by another process"
-                                        : strerror(-rc));
-            goto fail;
-        }
-        if ((rc = resume_point(l, newest, err, errlen))) {
-            if (rc != ENGINE_E_LOGDATA && rc > -4096)
-                snprintf(err, errlen, "event log %s: %s", l->path,
-                         strerror(-rc));
-            goto fail;
-        }
     }
     e->log = l;
     return 0;
@@ -498,22 +293,14 @@ void eventlog_close(struct engine *e)
     struct eventlog *l = e->log;
     if (!l)
         return;
-    l->closing = true;
     eventlog_pump(e, true);
-    if (l->fd >= 0) {
-        if (fdatasync(l->fd))
-            fprintf(stderr, "sluiced: event log %s: %s\n", l->path,
-                    strerror(errno));
-        int rc = l->written == l->saved ? 0
-                 : queue_cursor_put(e->q, CURSOR, l->written);
-        if (rc)
-            fprintf(stderr, "sluiced: event log: saving its cursor: %s\n",
-                    engine_strerror(rc));
-        if (l->written < l->counted)
-            fprintf(stderr, "sluiced: event log %s: events after seq %llu "
+    if (l->f) {
+        uint64_t written = evfile_written(l->f);
+        if (written < l->counted)
+            fprintf(stderr, "sluiced: event log: events after seq %llu "
                             "are not in it yet; they are written at the next "
-                            "start\n", l->path,
-                    (unsigned long long)l->written);
+                            "start\n", (unsigned long long)written);
+        evfile_close(l->f);
     }
     log_free(l);
     e->log = NULL;
@@ -526,7 +313,7 @@ void eventlog_site(struct engine *e, const struct site *s, const char *change,
                    int code, const char *enhanced, const char *text)
 {
     char t[3 * QUEUE_MAX_REPLY + 4];
-    if (!e->log || e->log->fd < 0)
+    if (!e->log || !e->log->f)
         return;
     emit(e, json_pack("{s:s,s:s,s:s,s:s,s:i,s:f,s:i,s:s,s:s,s:I}",
                       "type", "site", "site", s->name,
@@ -541,7 +328,7 @@ void eventlog_site(struct engine *e, const struct site *s, const char *change,
 /* A domain paused or resumed by an admin. */
 void eventlog_pause(struct engine *e, const char *domain, bool paused)
 {
-    if (!e->log || e->log->fd < 0)
+    if (!e->log || !e->log->f)
         return;
     emit(e, json_pack("{s:s,s:s,s:s,s:I}", "type", "domain",
                       "domain", domain,
@@ -553,7 +340,7 @@ void eventlog_pause(struct engine *e, const char *domain, bool paused)
 void eventlog_spool(struct engine *e, const char *state, const char *error,
                     size_t held, uint64_t full_ms)
 {
-    if (!e->log || e->log->fd < 0)
+    if (!e->log || !e->log->f)
         return;
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "type", "spool",
                           "state", state, "spool", e->cfg.spool,

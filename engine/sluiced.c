@@ -11,8 +11,9 @@
  *   key the daemon would load (the spool's too, opened read-only) and
  *   that audit_key is the key of the spool's audit trail, and exits.  SIGHUP reloads limits, routes, TLS policies and DKIM keys
  *   without touching queued mail (a broken file or a refused key is
- *   reported and the old configuration kept).  SIGTERM or SIGINT stop
- *   opening sessions, let sessions in flight finish within drain_timeout,
+ *   reported and the old configuration kept).  SIGUSR1 opens the event
+ *   log and the accounting files by name again (logrotate).  SIGTERM or
+ *   SIGINT stop opening sessions, let sessions in flight finish within drain_timeout,
  *   commit, and exit 0 (75 when a full spool still could not take their
  *   outcomes at drain_timeout: outcome.c).  --exit-when-empty exits the
  *   same way once nothing is queued (for demos and tests); --progress
@@ -41,9 +42,10 @@
  *
  * EXIT STATUS
  *   0 stopped cleanly; 64 usage; 65 foreign or damaged spool (also a bus
- *   error reading it), or an event log that is damaged or written for
- *   another spool; 71 system error; 73 the event log cannot be opened (or
- *   another process holds it); 74 spool I/O error; 75 stopped with
+ *   error reading it), or an event log (or accounting file) that is
+ *   damaged or written for another spool; 71 system error; 73 the event
+ *   log or an accounting file cannot be opened (or another process holds
+ *   it); 74 spool I/O error; 75 stopped with
  *   outcomes the full spool could not take (their deliveries are due
  *   again); 78 configuration error.
  */
@@ -94,10 +96,12 @@ static void usage(FILE *f)
         "  -h, --help         this help\n"
         "\n"
         "SIGHUP reloads the configuration and the DKIM keys (a broken file or\n"
-        "a refused key keeps the running ones); SIGTERM or SIGINT let the\n"
+        "a refused key keeps the running ones); SIGUSR1 opens the event log\n"
+        "and the accounting files by name again; SIGTERM or SIGINT let the\n"
         "sessions in flight finish within drain_timeout and exit 0.\n"
         "Exit status: 0 stopped cleanly, 64 usage, 65 foreign or damaged\n"
-        "spool (or event log), 71 system error, 73 event log cannot be opened,\n"
+        "spool (or event log, accounting file), 71 system error, 73 event log\n"
+        "or accounting file cannot be opened,\n"
         "74 spool I/O error, 75 stopped with outcomes a full spool could not\n"
         "take, 78 configuration error.\n");
 }
@@ -298,6 +302,14 @@ static void on_hup(uv_signal_t *h, int sig)
     engine_reload(h->data);
 }
 
+/* SIGUSR1: open the event log and accounting files by name again
+ * (eventlog.c), for logrotate's move-and-create. */
+static void on_usr1(uv_signal_t *h, int sig)
+{
+    (void)sig;
+    eventlog_reopen(h->data);
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -387,6 +399,12 @@ int main(int argc, char **argv)
         e.run.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;
         goto out;
     }
+    if (!rc && (rc = accounting_open(&e, err, sizeof err))) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        e.run.exit_code = rc == ENGINE_E_CONFIG ? 78
+                          : rc == ENGINE_E_LOGDATA ? 65 : 73;
+        goto out;
+    }
     if (!rc)
         rc = unsub_http_start(&e);
     if (!rc)
@@ -402,6 +420,9 @@ int main(int argc, char **argv)
     uv_signal_start(&e.sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&e.sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&e.sig_hup, on_hup, SIGHUP);
+    uv_signal_init(e.loop, &e.sig_usr1);
+    e.sig_usr1.data = &e;
+    uv_signal_start(&e.sig_usr1, on_usr1, SIGUSR1);
     uv_run(e.loop, UV_RUN_DEFAULT);
     if (e.run.progress)
         fprintf(stderr, "\n");
@@ -414,7 +435,8 @@ out:
     if (e.cmp)
         queue_completer_close(e.cmp);
     eventlog_close(&e); /* the last lines and the cursor, before the spool */
-    event_names_stop(&e);
+    accounting_close(&e);
+    event_names_stop(&e); /* after the consumers that name events */
     if (e.dns)
         dns_close(e.dns);
     dest_free_all(&e);

@@ -1,0 +1,356 @@
+/*
+ * accounting.c - the [accounting NAME] files: CSV rows of chosen fields
+ * of the spool's events, PowerMTA style, each file a consumer of the
+ * spool's events with its own cursor ("acct.NAME").
+ *
+ * DESCRIPTION
+ *   A row is one event: the values of the section's fields, picked by
+ *   name from event_json()'s object (so every field the event stream has
+ *   is a column, now and later), in the order given.  Every row carries
+ *   seq, the key of the resume rule (evfile.c): when fields does not name
+ *   it, it is the first column.  A new file starts with a header row of
+ *   the field names.  types keeps only events of those types.  Values are
+ *   written as text (numbers in decimal, true/false, null and a field
+ *   the event lacks as empty, an object or array as compact JSON); a
+ *   control character (CR, LF, TAB...) becomes a space, so a row is one
+ *   line, and a value holding a comma or a double quote is quoted as RFC
+ *   4180 says (libcsv's csv_write).  Rows end in LF.
+ *
+ *   The file machinery (whole rows, kill -9 resume, the cursor, rotation
+ *   with compression, SIGUSR1 reopen) is evfile.c's; this file says what
+ *   a row is.
+ *
+ * DIAGNOSTICS
+ *   accounting_open() fails with ENGINE_E_CONFIG for a field the events
+ *   do not have, ENGINE_E_LOGDATA for a damaged file or one of another
+ *   spool, -errno when a file cannot be opened; the reason in err.
+ */
+#include <csv.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "event_json.h"
+#include "evfile.h"
+
+/* the text of one value, longer is cut (spool fields are 1.5 KB at most);
+ * with config_acct.c's 32 fields a row, quoted, stays well under the
+ * 1 MiB batch of evfile.c, so every row fits in an empty batch */
+#define VALUE_MAX (8u << 10)
+
+struct acct_file {
+    struct engine *e;
+    char name[64];
+    char **fields;        /* the section's names (copies), seq first when
+                             it is added */
+    size_t nfields;
+    size_t seq_col;       /* the column of seq */
+    uint64_t types;       /* bit per type kept, 0: all */
+    char *header;
+    char *value;          /* VALUE_MAX bytes: one value's text */
+    struct evfile *f;
+    /* line_seq()'s parse state */
+    size_t col;
+    uint64_t seq;
+    bool seq_ok;
+};
+
+struct accounting {
+    size_t n;
+    struct acct_file *files;
+};
+
+/* ------------------------------------------------------------- rows */
+
+/* The text of v into a->value (capped), control characters as spaces. */
+static const char *value_text(struct acct_file *a, json_t *v)
+{
+    char *out = a->value;
+    out[0] = 0;
+    if (json_is_string(v)) {
+        snprintf(out, VALUE_MAX, "%s", json_string_value(v));
+    } else if (json_is_integer(v)) {
+        snprintf(out, VALUE_MAX, "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(v));
+    } else if (json_is_real(v)) {
+        snprintf(out, VALUE_MAX, "%.17g", json_real_value(v));
+    } else if (json_is_boolean(v)) {
+        snprintf(out, VALUE_MAX, "%s", json_is_true(v) ? "true" : "false");
+    } else if (json_is_object(v) || json_is_array(v)) {
+        size_t n = json_dumpb(v, out, VALUE_MAX - 1, JSON_COMPACT);
+        out[n < VALUE_MAX ? n : 0] = 0;
+    }
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    return out;
+}
+
+/* One field into buf: as is, or quoted when it holds a comma or a
+ * quote.  Its length, or (size_t)-1 when it does not fit. */
+static size_t put_field(char *buf, size_t room, const char *s)
+{
+    size_t n = strlen(s);
+    if (strpbrk(s, ",\"")) {
+        size_t need = csv_write(buf, room, s, n);
+        return need <= room ? need : (size_t)-1;
+    }
+    if (n > room)
+        return (size_t)-1;
+    memcpy(buf, s, n);
+    return n;
+}
+
+/* The event's row (evfile_ops.format). */
+static size_t format_row(void *arg, const struct queue_event *ev, char *buf,
+                         size_t room)
+{
+    struct acct_file *a = arg;
+    if (a->types && (ev->type >= 64 || !(a->types & (1ull << ev->type))))
+        return EVFILE_SKIP;
+    json_t *j = event_json(a->e, ev);
+    if (!j)
+        return 0;
+    size_t len = 0;
+    for (size_t i = 0; i < a->nfields; i++) {
+        if (i) {
+            if (len + 1 > room)
+                goto full;
+            buf[len++] = ',';
+        }
+        const char *s = value_text(a, json_object_get(j, a->fields[i]));
+        size_t n = put_field(buf + len, room - len, s);
+        if (n == (size_t)-1)
+            goto full;
+        len += n;
+    }
+    if (len + 1 > room)
+        goto full;
+    buf[len++] = '\n';
+    json_decref(j);
+    return len;
+full:
+    json_decref(j);
+    return 0;
+}
+
+/* libcsv: one field of the row read back. */
+static void on_field(void *s, size_t n, void *arg)
+{
+    struct acct_file *a = arg;
+    if (a->col++ != a->seq_col)
+        return;
+    const char *p = s;
+    uint64_t v = 0;
+    a->seq_ok = n > 0 && n < 20;
+    for (size_t i = 0; i < n && a->seq_ok; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            a->seq_ok = false;
+        else
+            v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    a->seq = v;
+}
+
+/* A row read back at open (evfile_ops.line_seq): the header row has no
+ * seq; any other row must have one. */
+static int row_seq(void *arg, const char *line, size_t n, uint64_t *seq)
+{
+    struct acct_file *a = arg;
+    size_t hl = strlen(a->header) - 1;
+    if (n == hl && !memcmp(line, a->header, n))
+        return 0;
+    struct csv_parser p;
+    if (csv_init(&p, 0))
+        return -ENOMEM;
+    a->col = 0;
+    a->seq_ok = false;
+    bool ok = csv_parse(&p, line, n, on_field, NULL, a) == n &&
+              !csv_fini(&p, on_field, NULL, a);
+    csv_free(&p);
+    if (!ok || !a->seq_ok || !a->seq)
+        return ENGINE_E_LOGDATA;
+    *seq = a->seq;
+    return 1;
+}
+
+static const struct evfile_ops acct_ops = { row_seq, format_row,
+                                            "a row of its fields with a seq" };
+
+/* ------------------------------------------------------------- open */
+
+/* Whether name is a key of event_json()'s object for some event type. */
+static bool field_known(struct engine *e, const char *name)
+{
+    struct queue_event ev;
+    for (int t = 1; t < 64; t++) {
+        if (!strcmp(queue_event_name(t), "unknown"))
+            continue;
+        memset(&ev, 0, sizeof ev);
+        ev.seq = 1;
+        ev.type = (uint8_t)t;
+        ev.delivery = ev.campaign = ev.account = 1;
+        snprintf(ev.rcpt, sizeof ev.rcpt, "a@example.com");
+        json_t *j = event_json(e, &ev);
+        bool has = j && json_object_get(j, name);
+        json_decref(j);
+        if (has)
+            return true;
+    }
+    return false;
+}
+
+/* The names the rows may use, for the message about an unknown one. */
+static void known_fields(struct engine *e, char *out, size_t cap)
+{
+    struct queue_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.seq = 1;
+    ev.type = QUEUE_EV_DELIVERED;
+    json_t *j = event_json(e, &ev);
+    const char *k;
+    json_t *v;
+    size_t o = 0;
+    out[0] = 0;
+    json_object_foreach(j, k, v) {
+        int n = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", k);
+        if (n < 0 || (size_t)n >= cap - o)
+            break;
+        o += (size_t)n;
+    }
+    json_decref(j);
+}
+
+/* One section's file: fields checked, header made, file opened. */
+static int open_one(struct engine *e, struct acct_file *a,
+                    const struct config_accounting *c, uint64_t newest,
+                    char *err, size_t errlen)
+{
+    a->e = e;
+    snprintf(a->name, sizeof a->name, "%s", c->name);
+    a->types = c->types;
+    bool has_seq = false;
+    for (size_t i = 0; i < c->nfields; i++) {
+        if (!field_known(e, c->fields[i])) {
+            char known[1024];
+            known_fields(e, known, sizeof known);
+            snprintf(err, errlen, "[accounting %s] fields: '%s' is not a "
+                     "field of the events (they have: %s)", c->name,
+                     c->fields[i], known);
+            return ENGINE_E_CONFIG;
+        }
+        has_seq |= !strcmp(c->fields[i], "seq");
+    }
+    a->nfields = c->nfields + !has_seq;
+    if (!(a->fields = calloc(a->nfields, sizeof *a->fields)) ||
+        !(a->value = malloc(VALUE_MAX)))
+        return -ENOMEM;
+    size_t k = 0, hlen = 2;
+    if (!has_seq && !(a->fields[k++] = strdup("seq")))
+        return -ENOMEM;
+    for (size_t i = 0; i < c->nfields; i++)
+        if (!(a->fields[k++] = strdup(c->fields[i])))
+            return -ENOMEM;
+    for (size_t i = 0; i < a->nfields; i++) {
+        if (!strcmp(a->fields[i], "seq"))
+            a->seq_col = i;
+        hlen += strlen(a->fields[i]) + 1;
+    }
+    if (!(a->header = malloc(hlen)))
+        return -ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < a->nfields; i++)
+        o += (size_t)snprintf(a->header + o, hlen - o, "%s%s", i ? "," : "",
+                              a->fields[i]);
+    snprintf(a->header + o, hlen - o, "\n");
+    char what[96], cursor[QUEUE_MAX_CURSOR_NAME + 1];
+    snprintf(what, sizeof what, "accounting file %s", c->name);
+    int n = snprintf(cursor, sizeof cursor, "acct.%s", c->name);
+    if (n < 0 || (size_t)n >= sizeof cursor) {
+        snprintf(err, errlen, "[accounting %s]: the name is longer than %d "
+                 "characters", c->name, QUEUE_MAX_CURSOR_NAME - 5);
+        return ENGINE_E_CONFIG;
+    }
+    struct evfile_spec spec = {
+        .what = what, .path = c->path, .cursor = cursor, .header = a->header,
+        .rotate = c->rotate, .ops = &acct_ops, .arg = a,
+    };
+    return evfile_open(&a->f, e, &spec, newest, err, errlen);
+}
+
+/* Free the files (closing each that is open). */
+static void acct_free(struct accounting *ac)
+{
+    if (!ac)
+        return;
+    for (size_t i = 0; i < ac->n; i++) {
+        struct acct_file *a = &ac->files[i];
+        if (a->f)
+            evfile_close(a->f);
+        for (size_t k = 0; a->fields && k < a->nfields; k++)
+            free(a->fields[k]);
+        free(a->fields);
+        free(a->header);
+        free(a->value);
+    }
+    free(ac->files);
+    free(ac);
+}
+
+int accounting_open(struct engine *e, char *err, size_t errlen)
+{
+    const struct config *c = &e->cfg;
+    if (!c->naccounting)
+        return 0;
+    uint64_t newest;
+    int rc = queue_events_last(e->q, &newest);
+    if (rc) {
+        snprintf(err, errlen, "spool %s: %s", c->spool, engine_strerror(rc));
+        return rc;
+    }
+    struct accounting *ac = calloc(1, sizeof *ac);
+    if (!ac || !(ac->files = calloc(c->naccounting, sizeof *ac->files))) {
+        free(ac);
+        snprintf(err, errlen, "accounting: out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->naccounting; i++) {
+        ac->n = i + 1;
+        rc = open_one(e, &ac->files[i], &c->accounting[i], newest, err,
+                      errlen);
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "accounting: out of memory");
+        if (rc) {
+            acct_free(ac);
+            return rc;
+        }
+    }
+    e->acct = ac;
+    return 0;
+}
+
+void accounting_pump(struct engine *e, bool all)
+{
+    struct accounting *ac = e->acct;
+    for (size_t i = 0; ac && i < ac->n; i++)
+        evfile_pump(ac->files[i].f, all);
+}
+
+void accounting_reopen(struct engine *e)
+{
+    struct accounting *ac = e->acct;
+    for (size_t i = 0; ac && i < ac->n; i++)
+        evfile_reopen(ac->files[i].f);
+}
+
+void accounting_close(struct engine *e)
+{
+    if (!e->acct)
+        return;
+    accounting_pump(e, true);
+    acct_free(e->acct);
+    e->acct = NULL;
+}
