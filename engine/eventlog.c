@@ -64,6 +64,7 @@
 
 #include "engine.h"
 #include "event_json.h"
+#include "metrics.h"
 #include "queue_admin.h"
 
 #define CURSOR "eventlog"
@@ -248,6 +249,7 @@ static int on_event(void *arg, const struct queue_event *ev)
     }
     if (ev->seq > l->counted) {
         count(&l->e->st, ev->type);
+        metrics_event(l->e, ev);
         l->counted = ev->seq;
     }
     p->seen++;
