@@ -13,12 +13,14 @@
  *   Label sets stay bounded.  Accounts: the first metrics_accounts
  *   accounts seen have their own label, later ones count as
  *   account="other".  Sites: up to METRICS_SITES_TRACKED sites are
- *   counted (further ones go to site="other" at once); once a second the
- *   metrics_sites sites with the most events become the labelled ones.
- *   A site counts into its own series only while it is labelled and into
- *   site="other" otherwise, so every series only grows: a site that
- *   enters the top starts its series there (or goes on from where it
- *   stood), one that leaves it stops being shown.
+ *   counted (further ones go to site="other" at once).  A new site is
+ *   labelled at once while fewer than metrics_sites are; once a second
+ *   the metrics_sites sites with the most events become the labelled
+ *   ones.  A site counts into its own series only while it is labelled
+ *   and into site="other" otherwise; a site that leaves the top hands
+ *   its series' counts to site="other" and stops being shown, one that
+ *   enters it starts a series at 0.  So "other" only grows, and the
+ *   series shown always add up to the totals.
  *
  *   Delivery latency is the time from the delivery's enqueue (the spool's
  *   created, whole seconds) to the commit of its terminal outcome, taken
@@ -69,6 +71,10 @@ static struct metrics_site *site_get(struct metrics *m, const char *name)
     snprintf(s->name, sizeof s->name, "%s", name);
     s->hnext = m->site_tab[b];
     m->site_tab[b] = s;
+    if (m->nlabelled < m->top_sites) {
+        s->labelled = true;   /* a free place in the top */
+        m->nlabelled++;
+    }
     return s;
 }
 
@@ -198,9 +204,16 @@ static void rank_sites(struct metrics *m, struct metrics_snap *sn)
     sn->nsites = 0;
     for (size_t i = 0; i < m->nsite; i++) {
         struct metrics_site *s = m->rank[i];
+        bool was = s->labelled;
         s->labelled = i < m->top_sites;
-        if (!s->labelled)
+        if (!s->labelled) {
+            for (unsigned t = 0; was && t < METRICS_TYPES; t++) {
+                m->site_other[t] += s->own[t];   /* it leaves the top */
+                s->own[t] = 0;
+            }
             continue;
+        }
+        m->nlabelled = i + 1;
         struct metrics_site_snap *o = &sn->sites[sn->nsites++];
         memcpy(o->name, s->name, sizeof o->name);
         memcpy(o->c, s->own, sizeof o->c);
@@ -228,6 +241,7 @@ static void publish(struct metrics *m)
     }
     rank_sites(m, sn);
     sn->naccounts = m->nacc;
+    sn->max_accounts = m->max_accounts;
     for (size_t i = 0; i < m->nacc; i++) {
         sn->accounts[i].id = m->acc[i].id;
         memcpy(sn->accounts[i].c, m->acc[i].c, sizeof sn->accounts[i].c);

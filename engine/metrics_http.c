@@ -182,7 +182,7 @@ static const char *type_name(unsigned t)
 }
 
 /* One counter sample per type with a non-zero count (all: every named
- * type), with one extra label. */
+ * type, so a series starts at 0), with one extra label. */
 static void per_type(struct out *o, const char *label, const char *value,
                      const uint64_t *c, bool all)
 {
@@ -214,17 +214,18 @@ static void emit_counts(struct out *o, const struct metrics_snap *s)
            "Spool events per site: the top sites by volume, the rest as "
            "site=\"other\".");
     for (size_t i = 0; i < s->nsites; i++)
-        per_type(o, "site", s->sites[i].name, s->sites[i].c, false);
-    per_type(o, "site", "other", s->site_other, false);
+        per_type(o, "site", s->sites[i].name, s->sites[i].c, true);
+    per_type(o, "site", "other", s->site_other, true);
     family(o, "sluice_account_outcomes_total", "counter",
            "Spool events per account (id); accounts past metrics_accounts "
            "as account=\"other\".");
     for (size_t i = 0; i < s->naccounts; i++) {
         char id[16];
         snprintf(id, sizeof id, "%u", s->accounts[i].id);
-        per_type(o, "account", id, s->accounts[i].c, false);
+        per_type(o, "account", id, s->accounts[i].c, true);
     }
-    per_type(o, "account", "other", s->account_other, false);
+    if (s->naccounts == s->max_accounts)
+        per_type(o, "account", "other", s->account_other, true);
     family(o, "sluice_outcomes_per_second", "gauge",
            "Spool events per second over the last minute.");
     for (unsigned t = 1; t < METRICS_TYPES; t++)

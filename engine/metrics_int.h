@@ -60,7 +60,7 @@ struct metrics_snap {
     size_t nsites;
     uint64_t site_other[METRICS_TYPES];
     struct metrics_account_snap *accounts; /* max_accounts of room */
-    size_t naccounts;
+    size_t naccounts, max_accounts;
     uint64_t account_other[METRICS_TYPES];
     struct metrics_webhook webhooks[METRICS_WEBHOOKS];
     size_t nwebhooks;
@@ -100,6 +100,7 @@ struct metrics {
     struct metrics_site *site_v;       /* METRICS_SITES_TRACKED of room */
     struct metrics_site **rank;        /* scratch for the ranking */
     size_t nsite;
+    size_t nlabelled;                  /* sites labelled now */
     uint64_t site_other[METRICS_TYPES];
     struct metrics_account *acc;       /* sorted by id */
     size_t nacc;
