@@ -134,7 +134,7 @@ static void sample(struct out *o, const char *suffix,
         if (whole(v))
             put(o, "%s %.0f\n", labels && labels[0] ? "}" : "", v);
         else
-            put(o, "%s %.15g\n", labels && labels[0] ? "}" : "", v);
+            put(o, "%s %.17g\n", labels && labels[0] ? "}" : "", v);
         return;
     }
     if (o->failed || !o->samples)
