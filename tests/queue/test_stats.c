@@ -100,6 +100,8 @@ static void test_commit_stats(void **state)
     uint64_t before = s.count;
     for (int i = 0; i < 5; i++)
         enqueue(q, 0, 1);
+    /* a commit is counted after its completions ran: wait for the writer */
+    E(queue_flush(q));
     E(queue_commit_stats(q, &s));
     E(queue_info(q, &info));
     /* each synchronous enqueue waited for its own commit group */
