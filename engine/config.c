@@ -224,6 +224,15 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
             return config_fail(p, "max_request_recipients: '%s' is not "
                                "1..100000", v);
         c->max_request_recipients = (unsigned)u;
+    } else if (!strcmp(key, "metrics_sites")) {
+        if (!config_parse_uint(v, 1, 1000, &u))
+            return config_fail(p, "metrics_sites: '%s' is not 1..1000", v);
+        c->metrics_sites = (unsigned)u;
+    } else if (!strcmp(key, "metrics_accounts")) {
+        if (!config_parse_uint(v, 1, 10000, &u))
+            return config_fail(p, "metrics_accounts: '%s' is not 1..10000",
+                               v);
+        c->metrics_accounts = (unsigned)u;
     } else if (!strcmp(key, "feedback_sender")) {
         if (!set_str(&c->feedback_sender, v))
             return config_fail(p, "out of memory");
@@ -349,6 +358,8 @@ static void defaults(struct config *c)
     c->max_inflight = 20000;
     c->max_request_size = 16ull << 20;
     c->max_request_recipients = 10000;
+    c->metrics_sites = 20;
+    c->metrics_accounts = 100;
     memcpy(c->timeout_ms, default_timeouts, sizeof default_timeouts);
     c->def.tls = TLS_OPPORTUNISTIC;
     c->def.max_connections = 10;

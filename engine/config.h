@@ -208,6 +208,8 @@ struct config {
     char *http_listen;         /* ADDR:PORT of the unsubscribe endpoint */
     uint64_t max_request_size; /* bytes of a POST /api/inject/v1 body */
     unsigned max_request_recipients; /* recipients of one inject request */
+    unsigned metrics_sites;    /* sites with their own label (default 20) */
+    unsigned metrics_accounts; /* accounts with their own label (default 100) */
     char *audit_key;           /* the audit trail's key file, or NULL */
     char *audit_checkpoint;    /* file the audit head is appended to */
     struct account_policy *accounts;

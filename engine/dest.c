@@ -114,6 +114,17 @@ static struct dest *dest_get(struct engine *e, const char *domain,
     return d;
 }
 
+const char *dest_site_name(const struct engine *e, const char *domain)
+{
+    if (!e->dests.cap)
+        return NULL;
+    for (struct dest *d = e->dests.tab[hash_str(domain) & (e->dests.cap - 1)];
+         d; d = d->hnext)
+        if (!strcmp(d->domain, domain))
+            return d->site ? d->site->name : d->domain;
+    return NULL;
+}
+
 /* File item it at the end of d's queue. */
 static void add_item(struct dest *d, struct item *it)
 {

@@ -284,6 +284,7 @@ struct engine {
     uv_signal_t sig_usr1;      /* sluiced.c: reopen the log files */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
+    struct metrics *metrics;   /* metrics.c: GET /metrics */
 };
 
 struct compose_batch;
@@ -513,6 +514,9 @@ void dest_foreach(struct engine *e, void (*fn)(struct dest *d, void *arg),
 void dest_kick_waiting(struct engine *e);
 /* Sessions open or opening, all destinations. */
 unsigned dest_sessions(const struct engine *e);
+/* The site name of domain's destination (the domain itself before its
+ * MX lookup), or NULL when sluiced has none (metrics.c). */
+const char *dest_site_name(const struct engine *e, const char *domain);
 /* Set the destination's admin pause (`sluice pause domain`). */
 void dest_set_paused(struct engine *e, struct dest *d, bool paused);
 /* Give every waiting item of d the same failure (dest.c, route.c). */

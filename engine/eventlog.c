@@ -45,6 +45,7 @@
 #include "engine.h"
 #include "event_json.h"
 #include "evfile.h"
+#include "metrics.h"
 #include "queue_admin.h"
 
 #define CURSOR "eventlog"
@@ -188,6 +189,7 @@ static int on_event(void *arg, const struct queue_event *ev)
     }
     if (ev->seq > l->counted) {
         count(&l->e->st, ev->type);
+        metrics_event(l->e, ev);
         l->counted = ev->seq;
     }
     p->seen++;

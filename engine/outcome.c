@@ -53,6 +53,7 @@
 
 #include "classify.h"
 #include "engine.h"
+#include "metrics.h"
 
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
@@ -287,6 +288,8 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
         h->probing = false;
     if (h->state != SPOOL_WRITABLE)
         h->worked = true;
+    if (!status)
+        metrics_committed(e, items, ctx_outcomes(rc), rc->n);
     for (size_t i = 0; i < rc->n; i++)
         engine_item_free(e, items[i]);
     e->out.inflight -= rc->n;

@@ -37,6 +37,7 @@
 #include "dkim_prepare.h"
 #include "dkim_sign.h"
 #include "dkim_store.h"
+#include "metrics.h"
 #include "signer.h"
 
 struct signer_key {
@@ -578,8 +579,11 @@ int signer_compose(const struct signer *s, uint32_t account,
         size_t ml = prep ? plen : len;
         for (unsigned i = 0; d && i < d->nkeys && !rc; i++) {
             char *h = NULL;
-            if ((rc = dkim_sign(d->keys[i].key, d->name,
-                                d->keys[i].selector, m, ml, &h))) {
+            uint64_t t0 = metrics_now_us();
+            rc = dkim_sign(d->keys[i].key, d->name, d->keys[i].selector, m,
+                           ml, &h);
+            metrics_dkim_observe(metrics_now_us() - t0);
+            if (rc) {
                 snprintf(why, whylen, "DKIM signing for %s (selector %s) "
                          "failed: %s", d->name, d->keys[i].selector,
                          dkim_strerror(rc));

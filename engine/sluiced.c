@@ -63,6 +63,7 @@
 #include "classify.h"
 #include "engine.h"
 #include "event_names.h"
+#include "metrics.h"
 #include "smtpd.h"
 #include "queue_admin.h"
 #include "signer.h"
@@ -406,6 +407,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!rc)
+        rc = metrics_open(&e);
+    if (!rc)
         rc = unsub_http_start(&e);
     if (!rc)
         rc = smtpd_start(&e);
@@ -445,6 +448,7 @@ out:
     uv_run(e.loop, UV_RUN_DEFAULT);
     uv_loop_close(e.loop);
     smtpd_free(&e);
+    metrics_free(&e);
     queue_close(e.q);
     if (e.ssl)
         SSL_CTX_free(e.ssl);

@@ -41,6 +41,7 @@
 #include "engine.h"
 #include "http_gate.h"
 #include "http_inject.h"
+#include "metrics.h"
 #include "queue_admin.h"
 #include "queue_campaign.h"
 #include "render.h"
@@ -241,6 +242,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     if (!strcmp(url, HTTP_INJECT_PATH))
         return http_inject_request(e->http_inject, c, method, upload,
                                    upload_size, con_cls);
+    int mret;
+    if (metrics_http(e, c, url, method, &mret))   /* metrics_http.c */
+        return (enum MHD_Result)mret;
     if (strncmp(url, "/u/", 3) || !token_ok(url + 3))
         return answer(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n");
     const char *token = url + 3;

@@ -151,6 +151,30 @@ struct queue_info {
 };
 int queue_info(struct queue *q, struct queue_info *info);
 
+/* The writer's commit latency since open (stats.c): each commit group
+ * (apply, commit, fsync) counted once into bucket[i], the first whose
+ * upper bound queue_commit_bounds_us[i] it does not pass, or into
+ * bucket[QUEUE_COMMIT_BUCKETS] past the last; not cumulative. */
+#define QUEUE_COMMIT_BUCKETS 16
+extern const uint32_t queue_commit_bounds_us[QUEUE_COMMIT_BUCKETS];
+struct queue_commit_stats {
+    uint64_t count, sum_us;
+    uint64_t bucket[QUEUE_COMMIT_BUCKETS + 1];
+};
+int queue_commit_stats(struct queue *q, struct queue_commit_stats *out);
+
+/* The ready index by when its entries are due (stats.c): ready (due at or
+ * before now, claimed ones included), waiting (due later: retries,
+ * schedules, account caps), parked (queue_park_time() and above).  At most
+ * cap entries are walked for ready and for parked each (capped is then
+ * set and that count is a lower bound); entries is exact. */
+struct queue_depth {
+    uint64_t entries, ready, waiting, parked;
+    int capped;
+};
+int queue_ready_depth(struct queue *q, int64_t now, uint64_t cap,
+                      struct queue_depth *d);
+
 /* ------------------------------------------------------------ the writer */
 
 /* Types of events and delivery states. */

@@ -206,6 +206,7 @@ struct queue {
     unsigned urgent;             /* pending ops a client is waiting on */
     uint64_t first_arrival_ms;   /* arrival of the oldest pending op */
     uint64_t commits, ops_committed, map_grows;
+    struct queue_commit_stats commit_stats; /* stats.c, under mu */
     uint64_t last_sync_ms;
     uint64_t last_trim_ms;
     int last_mdb_rc;             /* raw LMDB code of the last txn failure */
@@ -456,6 +457,11 @@ void counters_free(struct wctx *w);
 
 /* Claims (claim.c): drop the leases of committed outcome ops. */
 void claim_release_op(struct queue *q, const struct queue_op *op);
+
+/* Writer statistics (stats.c): a monotonic clock in microseconds, and a
+ * commit group's time counted (under q->mu). */
+uint64_t qstats_now_us(void);
+void qstats_commit(struct queue *q, uint64_t us);
 
 /* Completions (completer.c). */
 void completer_push(struct queue_completer *c, struct queue_op *op);

@@ -271,7 +271,9 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&q->cond_space);
         pthread_mutex_unlock(&q->mu);
 
+        uint64_t t0 = qstats_now_us();
         commit_group(q, group);
+        uint64_t took_us = qstats_now_us() - t0;
         unsigned nops = 0;
         for (struct queue_op *op = group; op; op = op->next)
             nops++;
@@ -284,6 +286,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&q->mu);
         q->commits++;
         q->ops_committed += nops;
+        qstats_commit(q, took_us);
         q->inflight = 0;
         if (nosync && mono_ms() - q->last_sync_ms >= 1000) {
             pthread_mutex_unlock(&q->mu);

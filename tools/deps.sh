@@ -14,6 +14,7 @@ BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
  opendkim openssl procps iproute2 swaks"
 TESTS="valgrind clang libclang-rt-14-dev gnuplot-nox util-linux mount time jq
+ python3-prometheus-client
  curl"
 BENCH="linux-perf time gnuplot-nox util-linux"
 
