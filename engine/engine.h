@@ -278,6 +278,7 @@ struct engine {
     struct http_gate *http_gate; /* its front door (http_gate.c) */
     struct http_inject *http_inject; /* POST /api/inject/v1 (http_inject.c) */
     struct eventlog *log;      /* eventlog.c, or NULL */
+    struct webhooks *hooks;    /* webhook.c, or NULL */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
 };
@@ -571,5 +572,10 @@ void eventlog_audit(struct engine *e, uint64_t seq,
  * "writable"), with held outcomes and how long it was not writable. */
 void eventlog_spool(struct engine *e, const char *state, const char *error,
                     size_t held, uint64_t full_ms);
+/* A webhook's batch of n events up to seq last changed (change
+ * "dead-letter": given up after attempts, written to file). */
+void eventlog_webhook(struct engine *e, const char *name, const char *change,
+                      uint64_t last, unsigned n, unsigned attempts,
+                      const char *error, const char *file);
 
 #endif

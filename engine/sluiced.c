@@ -63,6 +63,7 @@
 #include "smtpd.h"
 #include "queue_admin.h"
 #include "signer.h"
+#include "webhook.h"
 
 /* The usage and every option, on f. */
 static void usage(FILE *f)
@@ -384,6 +385,11 @@ int main(int argc, char **argv)
         e.run.exit_code = rc == ENGINE_E_LOGDATA ? 65 : 73;
         goto out;
     }
+    if (!rc && (rc = webhooks_open(&e, err, sizeof err))) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        e.run.exit_code = rc == ENGINE_E_CONFIG ? 78 : spool_exit(rc);
+        goto out;
+    }
     if (!rc)
         rc = unsub_http_start(&e);
     if (!rc)
@@ -411,6 +417,7 @@ out:
     if (e.cmp)
         queue_completer_close(e.cmp);
     eventlog_close(&e); /* the last lines and the cursor, before the spool */
+    webhooks_close(&e); /* transfers aborted, cursors saved */
     if (e.dns)
         dns_close(e.dns);
     dest_free_all(&e);
