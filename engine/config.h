@@ -245,6 +245,17 @@ int config_parse_duration_ms(const char *s, uint64_t *ms);
 
 /* Whether url is an http:// or https:// URL a webhook may use. */
 bool config_webhook_url_ok(const char *url);
+/* A list of event type names (commas or blanks) into a mask of
+ * 1 << type; false for an unknown name or an empty list. */
+bool config_webhook_events(const char *v, uint32_t *mask);
+/* A webhook's settings as the JSON text kept in the spool
+ * (webhook_spec.c): written (malloc'd; NULL out of memory) and read into
+ * w (url, events, secret, batch, max_in_flight, timeout_ms, max_age_ms
+ * filled; name, account and dead_letter left NULL): 0, or -1 with why in
+ * err.  Free w's strings with free(). */
+char *config_webhook_to_json(const struct webhook_config *w);
+int config_webhook_from_json(const char *text, struct webhook_config *w,
+                             char *err, size_t errlen);
 
 const char *config_tls_policy_name(enum tls_policy p);
 

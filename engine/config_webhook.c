@@ -101,8 +101,8 @@ static struct webhook_config *entry(struct config_parse *p, const char *name)
     return w;
 }
 
-/* events = TYPE, TYPE ... into a mask of 1 << type. */
-static bool parse_events(const char *v, uint32_t *mask)
+/* events = TYPE, TYPE ... into a mask of 1 << type (config.h). */
+bool config_webhook_events(const char *v, uint32_t *mask)
 {
     char buf[512];
     if (strlen(v) >= sizeof buf)
@@ -159,7 +159,7 @@ int config_webhook_section(struct config_parse *p, const char *section,
     if (!strcmp(key, "dead_letter"))
         return set_str(p, &w->dead_letter, v);
     if (!strcmp(key, "events")) {
-        if (!parse_events(v, &w->events))
+        if (!config_webhook_events(v, &w->events))
             return config_fail(p, "events: '%s' is not a list of event types "
                                "(delivered, deferred, bounced, expired)", v);
         return 1;

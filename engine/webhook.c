@@ -27,7 +27,10 @@
  *   saved seq: what was POSTed since is POSTed again (at least once; twice
  *   only across a crash), with the same seq and id, so receivers dedupe.
  *   A new webhook starts from the spool's newest event (start = oldest: the
- *   whole stream); that starting point is saved at once.
+ *   whole stream); that starting point is saved at once.  The webhooks
+ *   are the [webhook NAME] sections and those kept in the spool per
+ *   account (`sluice webhook add`; named aACCOUNT.NAME here), both read at
+ *   start only.
  *
  *   Memory is bounded: max_in_flight batches of at most `batch` events,
  *   each line capped (event_json_line()).  Delivery never waits for a
@@ -437,47 +440,123 @@ static int hook_open(struct engine *e, struct webhook *w,
     return 0;
 }
 
-int webhooks_open(struct engine *e, char *err, size_t errlen)
+/* The webhooks kept in the spool (`sluice webhook add`), gathered. */
+struct spool_hooks {
+    struct engine *e;
+    struct webhook_config *v;
+    size_t n;
+};
+
+/* One spool webhook: its settings read (a bad one is skipped, said on
+ * stderr), named "aACCOUNT.NAME", for its account. */
+static int on_spool_hook(void *arg, uint32_t account, const char *name,
+                         const char *spec)
 {
-    if (!e->cfg.nwebhooks)
+    struct spool_hooks *sh = arg;
+    struct webhook_config c;
+    char why[128];
+    if (sh->n == CONFIG_MAX_WEBHOOKS) {
+        fprintf(stderr, "sluiced: webhooks past the first %d are left out\n",
+                CONFIG_MAX_WEBHOOKS);
+        return 1;
+    }
+    if (config_webhook_from_json(spec, &c, why, sizeof why)) {
+        fprintf(stderr, "sluiced: webhook %s of account %u in the spool: %s; "
+                        "left out\n", name, account, why);
         return 0;
-    uint64_t newest;
-    int rc = queue_events_last(e->q, &newest);
-    if (rc) {
-        snprintf(err, errlen, "spool %s: %s", e->cfg.spool,
-                 engine_strerror(rc));
-        return rc;
     }
-    struct webhooks *hs = calloc(1, sizeof *hs);
-    if (hs && !(hs->v = calloc(e->cfg.nwebhooks, sizeof *hs->v))) {
-        free(hs);
-        hs = NULL;
+    char nm[32], acct[16];
+    snprintf(nm, sizeof nm, "a%u.%s", account, name);
+    snprintf(acct, sizeof acct, "%u", account);
+    size_t dl = strlen(sh->e->cfg.spool) + strlen(nm) + 32;
+    c.name = strdup(nm);
+    c.account = strdup(acct);
+    c.dead_letter = malloc(dl);
+    if (c.dead_letter)
+        snprintf(c.dead_letter, dl, "%s/webhook-%s.dead.jsonl",
+                 sh->e->cfg.spool, nm);
+    sh->v[sh->n++] = c; /* freed by the caller, also when incomplete */
+    return !c.name || !c.account || !c.dead_letter ? -ENOMEM : 0;
+}
+
+/* Free the gathered spool webhooks. */
+static void spool_hooks_free(struct spool_hooks *sh)
+{
+    for (size_t i = 0; i < sh->n; i++) {
+        free(sh->v[i].name);
+        free(sh->v[i].url);
+        free(sh->v[i].secret);
+        free(sh->v[i].account);
+        free(sh->v[i].dead_letter);
     }
-    if (!hs) {
+    free(sh->v);
+}
+
+/* Open hs's webhooks: the configured ones, then the spool's. */
+static int open_all(struct engine *e, struct webhooks *hs,
+                    struct spool_hooks *sh, uint64_t newest, char *err,
+                    size_t errlen)
+{
+    size_t total = e->cfg.nwebhooks + sh->n;
+    if (!(hs->v = calloc(total ? total : 1, sizeof *hs->v))) {
         snprintf(err, errlen, "webhooks: out of memory");
         return -ENOMEM;
     }
-    hs->e = e;
-    if ((rc = wh_http_init(hs))) {
-        snprintf(err, errlen, "webhooks: libcurl cannot start");
-        free(hs->v);
-        free(hs);
-        return rc;
-    }
-    e->hooks = hs;
-    for (size_t i = 0; i < e->cfg.nwebhooks; i++) {
+    for (size_t i = 0; i < total; i++) {
+        const struct webhook_config *c = i < e->cfg.nwebhooks
+                                         ? &e->cfg.webhooks[i]
+                                         : &sh->v[i - e->cfg.nwebhooks];
         hs->v[i].all = hs;
         hs->n = i + 1;
-        if ((rc = hook_open(e, &hs->v[i], &e->cfg.webhooks[i], newest, err,
-                            errlen))) {
-            webhooks_close(e);
+        int rc = hook_open(e, &hs->v[i], c, newest, err, errlen);
+        if (rc)
             return rc;
-        }
         fprintf(stderr, "sluiced: webhook %s: %s, after seq %llu\n",
                 hs->v[i].name, hs->v[i].url,
                 (unsigned long long)hs->v[i].acked);
     }
     return 0;
+}
+
+int webhooks_open(struct engine *e, char *err, size_t errlen)
+{
+    struct spool_hooks sh = { .e = e };
+    uint64_t newest;
+    if (!(sh.v = calloc(CONFIG_MAX_WEBHOOKS, sizeof *sh.v))) {
+        snprintf(err, errlen, "webhooks: out of memory");
+        return -ENOMEM;
+    }
+    long n = queue_webhooks(e->q, 0, on_spool_hook, &sh);
+    int rc = n < 0 ? (int)n : queue_events_last(e->q, &newest);
+    if (rc) {
+        snprintf(err, errlen, "spool %s: %s", e->cfg.spool,
+                 engine_strerror(rc));
+        spool_hooks_free(&sh);
+        return rc;
+    }
+    if (!e->cfg.nwebhooks && !sh.n) {
+        spool_hooks_free(&sh);
+        return 0;
+    }
+    struct webhooks *hs = calloc(1, sizeof *hs);
+    if (!hs) {
+        snprintf(err, errlen, "webhooks: out of memory");
+        spool_hooks_free(&sh);
+        return -ENOMEM;
+    }
+    hs->e = e;
+    if ((rc = wh_http_init(hs))) {
+        snprintf(err, errlen, "webhooks: libcurl cannot start");
+        free(hs);
+        spool_hooks_free(&sh);
+        return rc;
+    }
+    e->hooks = hs;
+    rc = open_all(e, hs, &sh, newest, err, errlen);
+    spool_hooks_free(&sh);
+    if (rc)
+        webhooks_close(e);
+    return rc;
 }
 
 void webhooks_close(struct engine *e)

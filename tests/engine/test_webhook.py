@@ -13,7 +13,11 @@ shop webhook exactly shop's events, the master's webhook its
 sub-accounts' events.  A receiver that always fails: after max_age the
 batches are in the dead-letter file, the event log says so, and the
 webhook moves on (a restart sends none of them again).  Bad [webhook]
-sections are refused with exit 78.
+sections are refused with exit 78.  `sluice webhook add|list|test|remove`:
+roles (admin of the account adds and removes, a manager lists and tests,
+nobody acts on another tenant's account), audit records, a signed sample
+event from `test`, and sluiced POSTs the events of the account (only)
+to a webhook kept in the spool, and stops after `remove`.
 
 usage: /usr/bin/python3 test_webhook.py SLUICED SLUICE SINK
 """
@@ -288,6 +292,114 @@ class Webhook(PeerTest):
         p = self.start_sluiced(conf, name="noacct")
         self.assertEqual(p.wait(30), 78, p.output())
         self.assertIn("no such account", p.output())
+
+    def as_user(self, user, *args, stdin=None):
+        env = dict(os.environ, SLUICE_PWHASH_FAST="1", SLUICE_CONFIG="")
+        argv = [self.bin["sluice"], "--spool", self.path("spool")]
+        if user:
+            env["SLUICE_USER"] = user
+            env["SLUICE_PASSWORD"] = "pw-" + user
+        return subprocess.run(argv + list(args), env=env, input=stdin,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=60)
+
+    def test_cli_roles_audit_and_engine(self):
+        port = peers.free_port()
+        dns = self.start_dns({"cli.test": [(10, "127.0.7.10")]})
+        self.start_sink(port, capture=False)
+        for a in ("master", "shop", "other"):
+            self.sluice("account", "create", a)
+        for a in ("shop", "other"):
+            self.sluice("domain", "add", a + ".test", "--account", a,
+                        "--selector", "s1")
+            self.sluice("domain", "verify", a + ".test", "--force")
+        shop_ids = self.inject("n@shop.test", ["s%d@cli.test" % i
+                                               for i in range(30)],
+                               MSG.replace("other", "shop"), account="shop")
+        self.inject("o@other.test", ["o%d@cli.test" % i for i in range(20)],
+                    MSG, account="other")
+        for user, acct, role in (("boss", "master", "owner"),
+                                 ("adm", "shop", "admin"),
+                                 ("mgr", "shop", "manager")):
+            r = self.as_user(None if user == "boss" else "boss", "user",
+                             "add", user, "--account", acct, "--role", role,
+                             "--password-stdin", stdin=b"pw-" +
+                             user.encode() + b"\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        rec = self.receiver(secret="cli-secret-0123456789")
+        add = ("webhook", "add", "crm", "--account", "shop", "--url",
+               rec.url, "--secret", rec.secret, "--events", "delivered",
+               "--batch", "8")
+        r = self.as_user("mgr", *add)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn(b"refused", r.stderr)
+        r = self.as_user("adm", *(add[:3] + ("--account", "other") +
+                                  add[5:]))
+        self.assertEqual(r.returncode, 77, r.stderr)
+        r = self.as_user("adm", *add)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.as_user("adm", *add)
+        self.assertEqual(r.returncode, 65, "a second crm: %r" % r.stderr)
+        r = self.as_user("adm", "webhook", "add", "x", "--account", "shop",
+                         "--url", "file:///etc/passwd")
+        self.assertEqual(r.returncode, 64, r.stderr)
+        r = self.as_user("mgr", "--json", "webhook", "list", "--account",
+                         "shop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        hooks = json.loads(r.stdout)
+        self.assertEqual([(h["name"], h["url"], h["secret"], h["batch"])
+                          for h in hooks], [("crm", rec.url, True, 8)])
+        self.assertNotIn(rec.secret.encode(), r.stdout)
+        r = self.as_user("mgr", "webhook", "test", "crm", "--account", "shop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"answered HTTP 200", r.stdout)
+        self.assertEqual([e["type"] for e in rec.events.values()], ["test"])
+        self.assertEqual(rec.bad_sig, 0)
+        rec.events.clear()
+        r = self.as_user("boss", "--json", "audit", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(rec.secret.encode(), r.stdout)
+        audit = [(a.get("user"), a.get("action"), a.get("result"))
+                 for a in json.loads(r.stdout)]
+        self.assertIn(("adm", "webhook add", "ok"), audit)
+        self.assertTrue(any(u == "mgr" and act == "webhook add" and
+                            res != "ok" for u, act, res in audit), audit)
+
+        # sluiced POSTs shop's delivered events, and nothing of other's
+        conf = self.write_config(dns=dns, smtp_port=port, dkim_sign="no")
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        peers.wait_for(lambda: len(rec.keys()) >= len(shop_ids) or
+                       not p.alive(), 60, "shop's events at the webhook")
+        def queued():
+            r = self.as_user("boss", "--json", "spool", "info")
+            return json.loads(r.stdout)["counts"]["queued"]
+        peers.wait_for(lambda: queued() == 0, 60, "all mail delivered")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0, p.output()[-3000:])
+        self.assertIn("webhook a", p.output())
+        r = self.as_user("boss", "spool", "events", "--json", "--limit", "0")
+        spool = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        r = self.as_user("boss", "account", "show", "shop", "--json")
+        shop = json.loads(r.stdout)["id"]
+        want = [e for e in spool if e["type"] == "delivered" and
+                e["delivery"] in shop_ids]
+        self.assertEqual(len(want), len(shop_ids))
+        self.check_received(rec, want, "spool webhook")
+        self.assertTrue(all(e["account"] == shop for e in want))
+        self.assertLessEqual(max(rec.batch_sizes), 8)
+
+        r = self.as_user("mgr", "webhook", "remove", "crm", "--account",
+                         "shop")
+        self.assertEqual(r.returncode, 77, r.stderr)
+        r = self.as_user("adm", "webhook", "remove", "crm", "--account",
+                         "shop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.as_user("mgr", "--json", "webhook", "list", "--account",
+                         "shop")
+        self.assertEqual(json.loads(r.stdout), [])
+        p = self.start_sluiced(conf, name="after-remove")
+        self.assertEqual(p.wait(30), 0, p.output()[-3000:])
+        self.assertNotIn("webhook a", p.output())
 
 
 if __name__ == "__main__":
