@@ -331,6 +331,8 @@ static int handler(void *user, const char *section, const char *name,
         return config_accounting_section(p, section, name, value);
     if (!strncmp(section, "account ", 8) || !strncmp(section, "campaign ", 9))
         return config_id_section(p, section, name, value);
+    if (!strncmp(section, "webhook ", 8))
+        return config_webhook_section(p, section, name, value);
     return config_fail(p, "unknown section [%s]", section);
 }
 
@@ -434,6 +436,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         check_loaded(&p);
     if (rc == 0 && !p.err[0])
         config_smtpd_check(&p);
+    if (rc == 0 && !p.err[0])
+        config_webhook_check(&p);
     config_seen_free(&p.seen);
     if (rc > 0 && (!p.err[0] || rc < p.err_line)) {
         p.err_line = rc;
@@ -475,6 +479,7 @@ void config_free(struct config *cfg)
     free(cfg->audit_key);
     free(cfg->audit_checkpoint);
     config_smtpd_free(&cfg->smtpd);
+    config_webhook_free(cfg);
     policy_free(&cfg->def);
     for (size_t i = 0; i < cfg->ndomains; i++)
         policy_free(&cfg->domains[i]);

@@ -97,6 +97,25 @@ struct account_policy {
     int line;
 };
 
+/* [webhook NAME]: one consumer of the event stream that POSTs batches of
+ * events as JSON arrays (webhook.c; keys read by config_webhook.c). */
+#define CONFIG_MAX_WEBHOOKS 32
+struct webhook_config {
+    char *name;                /* 1..24 bytes; its cursor is webhook.NAME */
+    char *url;                 /* http:// or https:// */
+    char *secret;              /* HMAC-SHA256 key, or NULL: unsigned */
+    char *account;             /* name or id, or NULL: every account */
+    char *dead_letter;         /* JSON-lines file of given-up batches */
+    uint32_t events;           /* mask of 1 << type; 0: every type */
+    unsigned batch;            /* events per POST (100) */
+    unsigned max_in_flight;    /* POSTs at once (4) */
+    unsigned timeout_ms;       /* one POST (10 s) */
+    uint64_t max_age_ms;       /* a batch is retried this long (1 d) */
+    bool from_oldest;          /* start = oldest: a new webhook gets the
+                                  spool's whole stream, not from now on */
+    int line;
+};
+
 struct backoff_policy {
     struct backoff_rule *rules;
     size_t nrules;
@@ -218,6 +237,8 @@ struct config {
     struct smtpd_config smtpd; /* the SMTP listener */
     struct config_accounting *accounting; /* [accounting NAME] sections */
     size_t naccounting;
+    struct webhook_config *webhooks; /* [webhook NAME] sections */
+    size_t nwebhooks;
 };
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
@@ -244,6 +265,20 @@ bool config_cidr_match(const struct config_cidr *nets, unsigned n,
 
 /* Parse "500ms", "30s", "5m", "2h", "5d" or bare seconds into ms. */
 int config_parse_duration_ms(const char *s, uint64_t *ms);
+
+/* Whether url is an http:// or https:// URL a webhook may use. */
+bool config_webhook_url_ok(const char *url);
+/* A list of event type names (commas or blanks) into a mask of
+ * 1 << type; false for an unknown name or an empty list. */
+bool config_webhook_events(const char *v, uint32_t *mask);
+/* A webhook's settings as the JSON text kept in the spool
+ * (webhook_spec.c): written (malloc'd; NULL out of memory) and read into
+ * w (url, events, secret, batch, max_in_flight, timeout_ms, max_age_ms
+ * filled; name, account and dead_letter left NULL): 0, or -1 with why in
+ * err.  Free w's strings with free(). */
+char *config_webhook_to_json(const struct webhook_config *w);
+int config_webhook_from_json(const char *text, struct webhook_config *w,
+                             char *err, size_t errlen);
 
 const char *config_tls_policy_name(enum tls_policy p);
 

@@ -133,6 +133,12 @@ int config_smtpd_key(struct config_parse *p, const char *key, const char *v);
 void config_smtpd_defaults(struct smtpd_config *s);
 void config_smtpd_check(struct config_parse *p);
 void config_smtpd_free(struct smtpd_config *s);
+/* [webhook NAME] (config_webhook.c): one key; the checks once the file
+ * is read (url given, dead_letter's default); freeing. */
+int config_webhook_section(struct config_parse *p, const char *section,
+                           const char *key, const char *v);
+void config_webhook_check(struct config_parse *p);
+void config_webhook_free(struct config *c);
 /* Add the shipped backoff rules after the configured ones. */
 void config_add_default_rules(struct config_parse *p);
 

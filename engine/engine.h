@@ -282,6 +282,7 @@ struct engine {
     struct event_names *evnames; /* event_names.c: names for event_json */
     struct accounting *acct;   /* accounting.c, or NULL */
     uv_signal_t sig_usr1;      /* sluiced.c: reopen the log files */
+    struct webhooks *hooks;    /* webhook.c, or NULL */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
     struct metrics *metrics;   /* metrics.c: GET /metrics */
@@ -599,5 +600,10 @@ int accounting_open(struct engine *e, char *err, size_t errlen);
 void accounting_pump(struct engine *e, bool all);
 void accounting_reopen(struct engine *e);
 void accounting_close(struct engine *e);
+/* A webhook's batch of n events up to seq last changed (change
+ * "dead-letter": given up after attempts, written to file). */
+void eventlog_webhook(struct engine *e, const char *name, const char *change,
+                      uint64_t last, unsigned n, unsigned attempts,
+                      const char *error, const char *file);
 
 #endif

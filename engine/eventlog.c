@@ -351,3 +351,19 @@ void eventlog_spool(struct engine *e, const char *state, const char *error,
                           "time_ms", (json_int_t)engine_now_ms());
     emit(e, j);
 }
+
+/* A webhook gave a batch up (webhook.c). */
+void eventlog_webhook(struct engine *e, const char *name, const char *change,
+                      uint64_t last, unsigned n, unsigned attempts,
+                      const char *error, const char *file)
+{
+    char t[3 * 160 + 4];
+    if (!e->log || e->log->fd < 0)
+        return;
+    emit(e, json_pack("{s:s,s:s,s:s,s:I,s:i,s:i,s:s,s:s,s:I}", "type",
+                      "webhook", "webhook", name, "change", change,
+                      "last_seq", (json_int_t)last, "count", (int)n,
+                      "attempts", (int)attempts,
+                      "error", event_utf8_clean(error, t, sizeof t),
+                      "file", file, "time_ms", (json_int_t)engine_now_ms()));
+}

@@ -32,6 +32,7 @@
 #include "signer.h"
 #include "queue_admin.h"
 #include "tls.h"
+#include "webhook.h"
 
 
 /* ---------------------------------------------------------------- claims */
@@ -238,6 +239,7 @@ static void on_tick(uv_timer_t *t)
     if (e->run.progress)
         print_progress(e, false);
     eventlog_pump(e, false);
+    webhooks_pump(e);
     static uint64_t last_status;
     if (engine_now_ms() - last_status >= 1000) {
         last_status = engine_now_ms();

@@ -67,6 +67,7 @@
 #include "smtpd.h"
 #include "queue_admin.h"
 #include "signer.h"
+#include "webhook.h"
 
 /* The usage and every option, on f. */
 static void usage(FILE *f)
@@ -408,6 +409,11 @@ int main(int argc, char **argv)
     }
     if (!rc)
         rc = metrics_open(&e);
+    if (!rc && (rc = webhooks_open(&e, err, sizeof err))) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        e.run.exit_code = rc == ENGINE_E_CONFIG ? 78 : spool_exit(rc);
+        goto out;
+    }
     if (!rc)
         rc = unsub_http_start(&e);
     if (!rc)
@@ -439,6 +445,7 @@ out:
         queue_completer_close(e.cmp);
     eventlog_close(&e); /* the last lines and the cursor, before the spool */
     accounting_close(&e);
+    webhooks_close(&e); /* transfers aborted, cursors saved */
     event_names_stop(&e); /* after the consumers that name events */
     if (e.dns)
         dns_close(e.dns);

@@ -498,4 +498,22 @@ int queue_admin_gen(struct queue *q, uint64_t *gen);
 #ifdef __cplusplus
 }
 #endif
+/* ------------------------------------------------------------ webhooks */
+
+/* Webhooks kept in the spool per account (admin_webhooks.c): a name and
+ * its settings as text the spool keeps whole (the tool's JSON), read by
+ * sluiced at start.  Adding and removing are audited (never the text). */
+#define QUEUE_MAX_WEBHOOK_NAME 12
+#define QUEUE_MAX_WEBHOOK_SPEC 8192
+int queue_webhook_add(struct queue *q, uint32_t account, const char *name,
+                      const char *spec, const struct queue_actor *by);
+int queue_webhook_remove(struct queue *q, uint32_t account, const char *name,
+                         const struct queue_actor *by);
+/* Call cb for each webhook of account (0: every account) in key order;
+ * cb returns non-zero to stop.  The number seen or a negative code. */
+long queue_webhooks(struct queue *q, uint32_t account,
+                    int (*cb)(void *arg, uint32_t account, const char *name,
+                              const char *spec),
+                    void *arg);
+
 #endif

@@ -111,6 +111,10 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_SUPPRESS_IMPORT] = { "suppress import", M, false, 0 },
     [ACT_SUPPRESS_EXPORT] = { "suppress export", V, false, 0 },
     [ACT_FEEDBACK_INGEST] = { "feedback ingest", M, false, 0 },
+    [ACT_WEBHOOK_ADD] = { "webhook add", A, false, 0 },
+    [ACT_WEBHOOK_LIST] = { "webhook list", M, false, 0 },
+    [ACT_WEBHOOK_TEST] = { "webhook test", M, false, 0 },
+    [ACT_WEBHOOK_REMOVE] = { "webhook remove", A, false, 0 },
 };
 
 #undef V

@@ -10,7 +10,7 @@ set -eu
 BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
  libc-ares-dev libssl-dev libopendkim-dev libcmocka-dev libinih-dev
  libjansson-dev libmicrohttpd-dev libsodium-dev libidn2-dev libcsv-dev
- zlib1g-dev"
+ zlib1g-dev libcurl4-openssl-dev"
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
  opendkim openssl procps iproute2 swaks"
 TESTS="valgrind clang libclang-rt-14-dev gnuplot-nox util-linux mount time jq

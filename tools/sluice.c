@@ -48,6 +48,8 @@ static const struct tool_cmd commands[] = {
       "users and their roles per account, passwords, TOTP" },
     { .name = "apikey", .run = tool_apikey_main, .help =
       "API keys: create (shown once), list, revoke" },
+    { .name = "webhook", .run = tool_webhook_main, .help =
+      "webhooks of an account: add, list, test, remove" },
     { .name = "domain", .run = tool_domain_main, .help =
       "sending domains: add (with DKIM key), list, show, verify" },
     { .name = "audit", .run = tool_audit_main, .help =

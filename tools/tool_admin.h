@@ -108,6 +108,7 @@ enum tool_action {
     ACT_CAMPAIGN_CANCEL,
     ACT_SUPPRESS_REMOVE, ACT_SUPPRESS_IMPORT, ACT_SUPPRESS_EXPORT,
     ACT_FEEDBACK_INGEST,
+    ACT_WEBHOOK_ADD, ACT_WEBHOOK_LIST, ACT_WEBHOOK_TEST, ACT_WEBHOOK_REMOVE,
     ACT_COUNT
 };
 
@@ -262,6 +263,7 @@ bool tool_opt(int argc, char **argv, int *i, const char *opt,
 int tool_account_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_user_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_apikey_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_webhook_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv);

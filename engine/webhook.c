@@ -1,0 +1,579 @@
+/*
+ * webhook.c - webhooks: consumers of the spool's event stream that POST
+ * batches of events as JSON arrays to a URL.
+ *
+ * DESCRIPTION
+ *   Each [webhook NAME] is a cursor over the spool's events (queue/cursor.c,
+ *   "webhook." NAME), like the event log.  Each tick, and as soon as a POST
+ *   ends, the webhook fills free slots of its ring of max_in_flight batches:
+ *   one read transaction per batch takes the events after the newest one
+ *   read, keeps those of the wanted types and account (an account's own
+ *   events, and its sub-accounts' when it is the master) up to `batch`, as
+ *   event_json() makes them, and the batch is POSTed (webhook_http.c).  A
+ *   batch covers the seqs it read, wanted or not; events no webhook wants
+ *   are passed over and count as handed on.
+ *
+ *   A batch answered 2xx is done; any other answer, a timeout or a refused
+ *   connection is tried again after 1 s, 2 s, 4 s ... (at most 60 s apart)
+ *   until max_age after its first try; then the batch is written as one
+ *   line to the dead-letter file (JSON lines: the webhook, the seqs, the
+ *   attempts, the last error and the events), the event log gets a line
+ *   "type":"webhook","change":"dead-letter", and the stream moves on.
+ *
+ *   The cursor only moves over a contiguous run of done batches from the
+ *   oldest: a later batch answered first waits for the ones before it.
+ *   It is saved through the writer (one save in flight) and, at a clean
+ *   stop, synchronously.  After kill -9 the webhook resumes after the last
+ *   saved seq: what was POSTed since is POSTed again (at least once; twice
+ *   only across a crash), with the same seq and id, so receivers dedupe.
+ *   A new webhook starts from the spool's newest event (start = oldest: the
+ *   whole stream); that starting point is saved at once.  The webhooks
+ *   are the [webhook NAME] sections and those kept in the spool per
+ *   account (`sluice webhook add`; named aACCOUNT.NAME here), both read at
+ *   start only.
+ *
+ *   Memory is bounded: max_in_flight batches of at most `batch` events,
+ *   each line capped (event_json_line()).  Delivery never waits for a
+ *   webhook: a receiver that is down only makes its cursor lag.
+ *
+ * DIAGNOSTICS
+ *   webhooks_open() fails with ENGINE_E_CONFIG (an account the spool does
+ *   not have) or a spool error, in words in its buffer.  While running, a
+ *   receiver that fails is reported on stderr once per spell, and each
+ *   dead-lettered batch once; a dead-letter file that cannot be written
+ *   keeps the batch (tried again each second: nothing is dropped).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "event_json.h"
+#include "queue_admin.h"
+#include "webhook.h"
+#include "webhook_int.h"
+
+#define WH_EVENT_MAX (16u << 10) /* one event's JSON, at most */
+#define SCAN_MAX 4096            /* events passed to one read, at most */
+#define BACKOFF_MAX_MS 60000
+#define DEAD_RETRY_MS 1000
+
+/* ------------------------------------------------------------ cursor */
+
+/* Loop thread: a cursor save has committed (or failed). */
+static void on_saved(void *arg, int status, uint64_t first, uint64_t msg)
+{
+    struct webhook *w = arg;
+    (void)first;
+    (void)msg;
+    if (!status) {
+        w->saved = w->saving;
+        w->save_err = 0;
+    } else if (status != w->save_err) {
+        fprintf(stderr, "sluiced: webhook %s: saving its cursor: %s (saved "
+                        "again later)\n", w->name, engine_strerror(status));
+        w->save_err = status;
+    }
+    w->saving = 0;
+}
+
+/* Save the cursor when it has moved, one save in flight. */
+static void save_cursor(struct webhook *w)
+{
+    struct engine *e = w->all->e;
+    if (w->all->closing || w->saving || w->acked == w->saved)
+        return;
+    w->saving = w->acked;
+    int err = queue_submit_cursor(e->q, w->cursor, w->acked, e->cmp,
+                                  on_saved, w);
+    if (err)
+        on_saved(w, err, 0, 0);
+}
+
+/* Move the cursor over the done batches at the head of the ring. */
+static void advance(struct webhook *w)
+{
+    while (w->count && w->ring[w->head].done) {
+        struct wh_batch *b = &w->ring[w->head];
+        w->acked = b->last;
+        b->done = false;
+        b->len = 0;
+        b->nevents = 0;
+        w->head = (w->head + 1) % w->max_in_flight;
+        w->count--;
+    }
+    if (!w->count)
+        w->acked = w->read;
+}
+
+/* ------------------------------------------------------ dead letters */
+
+/* Write b as one line of the dead-letter file: 0 or -errno (the file is
+ * cut back to its size before, so it never keeps half a line). */
+static int dead_letter(struct webhook *w, struct wh_batch *b)
+{
+    char head[512];
+    char err[3 * sizeof b->error + 4];
+    json_t *msg = json_string(event_utf8_clean(b->error, err, sizeof err));
+    char *emsg = msg ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
+    json_decref(msg);
+    int n = snprintf(head, sizeof head, "{\"webhook\":\"%s\",\"last_seq\":"
+                     "%llu,\"count\":%u,\"attempts\":%u,\"error\":%s,"
+                     "\"time_ms\":%llu,\"events\":", w->name,
+                     (unsigned long long)b->last, b->nevents, b->attempts,
+                     emsg ? emsg : "\"\"",
+                     (unsigned long long)engine_now_ms());
+    free(emsg);
+    if (n < 0 || (size_t)n >= sizeof head)
+        return -EOVERFLOW;
+    int fd = open(w->dead_letter, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                  0600);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    struct iovec iov[3] = {
+        { head, (size_t)n },
+        { b->buf + WH_PREFIX, b->len },
+        { "}\n", 2 },
+    };
+    size_t want = iov[0].iov_len + iov[1].iov_len + iov[2].iov_len;
+    int rc = fstat(fd, &st) ? -errno : 0;
+    if (!rc) {
+        ssize_t wr = writev(fd, iov, 3);
+        if (wr != (ssize_t)want) {
+            rc = wr < 0 ? -errno : -ENOSPC;
+            if (ftruncate(fd, st.st_size))
+                rc = -errno;
+        } else if (fdatasync(fd)) {
+            rc = -errno;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+/* b has failed for max_age: to the dead-letter file, and on. */
+static void give_up(struct webhook *w, struct wh_batch *b)
+{
+    int rc = dead_letter(w, b);
+    if (rc) {
+        fprintf(stderr, "sluiced: webhook %s: dead-letter file %s: %s; the "
+                        "batch is kept and written when it can be\n",
+                w->name, w->dead_letter, strerror(-rc));
+        b->next_try_ms = engine_now_ms() + DEAD_RETRY_MS;
+        return;
+    }
+    fprintf(stderr, "sluiced: webhook %s: gave up on %u events up to seq "
+                    "%llu after %u attempts (%s); written to %s\n", w->name,
+            b->nevents, (unsigned long long)b->last, b->attempts, b->error,
+            w->dead_letter);
+    eventlog_webhook(w->all->e, w->name, "dead-letter", b->last, b->nevents,
+                     b->attempts, b->error, w->dead_letter);
+    w->dead_batches++;
+    b->done = true;
+    advance(w);
+}
+
+/* ------------------------------------------------------------ POSTs */
+
+/* Send b now (first try or retry). */
+static void post(struct webhook *w, struct wh_batch *b)
+{
+    if (!b->attempts)
+        b->first_try_ms = engine_now_ms();
+    if (wh_http_post(b) == 0)
+        return;
+    b->attempts++;
+    b->next_try_ms = engine_now_ms() + 1000;
+    (void)w;
+}
+
+void wh_posted(struct wh_batch *b, CURLcode res, long status)
+{
+    struct webhook *w = b->w;
+    b->in_flight = false;
+    b->attempts++;
+    if (res == CURLE_OK && status >= 200 && status < 300) {
+        if (w->failing)
+            fprintf(stderr, "sluiced: webhook %s: %s answers again\n",
+                    w->name, w->url);
+        w->failing = false;
+        w->sent_events += b->nevents;
+        b->done = true;
+        advance(w);
+        webhooks_pump(w->all->e);
+        return;
+    }
+    if (res != CURLE_OK)
+        snprintf(b->error, sizeof b->error, "%s", curl_easy_strerror(res));
+    else
+        snprintf(b->error, sizeof b->error, "HTTP status %ld", status);
+    if (!w->failing)
+        fprintf(stderr, "sluiced: webhook %s: POST to %s: %s; its events "
+                        "wait in the spool and are tried again\n", w->name,
+                w->url, b->error);
+    w->failing = true;
+    uint64_t now = engine_now_ms();
+    uint64_t until = b->first_try_ms + w->max_age_ms;
+    if (now >= until) {
+        give_up(w, b);
+        return;
+    }
+    unsigned shift = b->attempts < 7 ? b->attempts - 1 : 6;
+    uint64_t backoff = 1000ull << shift;
+    if (backoff > BACKOFF_MAX_MS)
+        backoff = BACKOFF_MAX_MS;
+    b->next_try_ms = now + backoff < until ? now + backoff : until;
+}
+
+/* ------------------------------------------------------------ reading */
+
+struct fill {
+    struct webhook *w;
+    struct wh_batch *b;
+    struct engine *e;
+    uint64_t last;       /* newest seq passed (taken or not) */
+    size_t seen;
+    bool full;
+    int err;
+};
+
+/* Whether w wants ev: its type, and its account or a sub-account of it. */
+static bool wants(const struct webhook *w, const struct engine *e,
+                  const struct queue_event *ev)
+{
+    if (w->events && (ev->type >= 32 || !(w->events & (1u << ev->type))))
+        return false;
+    if (w->any_account || ev->account == w->account)
+        return true;
+    const struct eng_account *a = accounts_get(e, ev->account);
+    return a && a->master == w->account;
+}
+
+/* One event read: into the batch when wanted; stops before one that does
+ * not fit. */
+static int on_event(void *arg, const struct queue_event *ev)
+{
+    struct fill *f = arg;
+    struct wh_batch *b = f->b;
+    if (wants(f->w, f->e, ev)) {
+        if (b->nevents == f->w->batch) {
+            f->full = true;
+            return 1;
+        }
+        size_t at = WH_PREFIX + 1 + b->len;  /* after the '[' */
+        if (b->cap - at < WH_EVENT_MAX + 2) {
+            size_t ncap = b->cap * 2;
+            if (ncap > f->w->body_cap)
+                ncap = f->w->body_cap;
+            char *nb = ncap > b->cap ? realloc(b->buf, ncap) : NULL;
+            if (!nb) {
+                f->err = -ENOMEM;
+                return 1;
+            }
+            b->buf = nb;
+            b->cap = ncap;
+        }
+        size_t n = event_json_line(f->e, ev, b->buf + at, b->cap - at - 1);
+        if (!n) {
+            f->err = -ENOMEM;
+            return 1;
+        }
+        b->buf[at + n - 1] = ',';
+        b->len += n;
+        b->nevents++;
+    }
+    f->last = ev->seq;
+    f->seen++;
+    return 0;
+}
+
+/* Fill a free slot with the next events and POST it; false when there
+ * is nothing more to read now. */
+static bool next_batch(struct webhook *w)
+{
+    struct engine *e = w->all->e;
+    struct wh_batch *b = &w->ring[(w->head + w->count) % w->max_in_flight];
+    struct fill f = { .w = w, .b = b, .e = e };
+    b->len = 0;
+    b->nevents = 0;
+    bool more = false;
+    for (unsigned round = 0; round < 4; round++) {
+        f.seen = 0;
+        long n = queue_events_from(e->q, w->read + 1, SCAN_MAX, on_event, &f);
+        if (n < 0 && n != w->read_err)
+            fprintf(stderr, "sluiced: webhook %s: reading the spool's events "
+                            "after seq %llu: %s\n", w->name,
+                    (unsigned long long)w->read, engine_strerror((int)n));
+        w->read_err = n < 0 ? (int)n : 0;
+        if (f.seen)
+            w->read = f.last;
+        if (n < 0 || f.err || f.full || f.seen < SCAN_MAX)
+            break;
+        more = true; /* a whole scan without a full batch: read on */
+    }
+    if (!b->nevents) {
+        /* passed over: covered by the newest batch in flight, or done */
+        if (w->count)
+            w->ring[(w->head + w->count - 1) % w->max_in_flight].last =
+                w->read;
+        else
+            w->acked = w->read;
+        return more && !f.err && w->read_err == 0;
+    }
+    /* the body: [ then the lines (each ending with ','), the last , -> ] */
+    b->buf[WH_PREFIX] = '[';
+    b->len += 1;
+    b->buf[WH_PREFIX + b->len - 1] = ']';
+    b->last = w->read;
+    b->attempts = 0;
+    b->done = false;
+    b->error[0] = 0;
+    w->count++;
+    post(w, b);
+    return f.full;
+}
+
+void webhooks_pump(struct engine *e)
+{
+    struct webhooks *hs = e->hooks;
+    if (!hs || hs->closing)
+        return;
+    uint64_t now = engine_now_ms();
+    for (size_t i = 0; i < hs->n; i++) {
+        struct webhook *w = &hs->v[i];
+        for (unsigned k = 0; k < w->count; k++) {
+            struct wh_batch *b = &w->ring[(w->head + k) % w->max_in_flight];
+            if (b->done || b->in_flight || b->next_try_ms > now)
+                continue;
+            if (b->attempts && now >= b->first_try_ms + w->max_age_ms)
+                give_up(w, b);
+            else
+                post(w, b);
+        }
+        while (w->count < w->max_in_flight && next_batch(w))
+            ;
+        save_cursor(w);
+    }
+}
+
+/* ------------------------------------------------------------ open */
+
+/* The account a webhook is for: an id or a name of the spool. */
+static int find_account(struct engine *e, const struct webhook_config *c,
+                        uint32_t *id, char *err, size_t errlen)
+{
+    struct queue_account a;
+    unsigned long long n;
+    char *end;
+    int rc;
+    errno = 0;
+    n = strtoull(c->account, &end, 10);
+    if (!errno && !*end && end != c->account && n <= UINT32_MAX)
+        rc = queue_account_get(e->q, (uint32_t)n, &a);
+    else
+        rc = queue_account_find(e->q, c->account, &a);
+    if (rc) {
+        snprintf(err, errlen, "[webhook %s] account '%s': %s", c->name,
+                 c->account, rc == QUEUE_ENOTFOUND ? "no such account in "
+                 "the spool" : engine_strerror(rc));
+        return rc == QUEUE_ENOTFOUND ? ENGINE_E_CONFIG : rc;
+    }
+    *id = a.id;
+    return 0;
+}
+
+/* Set up w from its section: strings, ring, account, and where it
+ * resumes (saved at once for a new webhook). */
+static int hook_open(struct engine *e, struct webhook *w,
+                     const struct webhook_config *c, uint64_t newest,
+                     char *err, size_t errlen)
+{
+    w->name = strdup(c->name);
+    w->url = strdup(c->url);
+    w->secret = c->secret ? strdup(c->secret) : NULL;
+    w->dead_letter = strdup(c->dead_letter);
+    w->ring = calloc(c->max_in_flight, sizeof *w->ring);
+    if (!w->name || !w->url || (c->secret && !w->secret) ||
+        !w->dead_letter || !w->ring) {
+        snprintf(err, errlen, "webhook %s: out of memory", c->name);
+        return -ENOMEM;
+    }
+    w->events = c->events;
+    w->batch = c->batch;
+    w->max_in_flight = c->max_in_flight;
+    w->timeout_ms = c->timeout_ms;
+    w->max_age_ms = c->max_age_ms;
+    w->body_cap = WH_PREFIX + 2 + (size_t)c->batch * (WH_EVENT_MAX + 1);
+    for (unsigned k = 0; k < w->max_in_flight; k++) {
+        w->ring[k].w = w;
+        w->ring[k].cap = WH_PREFIX + 2 + 2 * WH_EVENT_MAX;
+        if (!(w->ring[k].buf = malloc(w->ring[k].cap))) {
+            snprintf(err, errlen, "webhook %s: out of memory", c->name);
+            return -ENOMEM;
+        }
+    }
+    w->any_account = !c->account;
+    int rc = c->account ? find_account(e, c, &w->account, err, errlen) : 0;
+    if (rc)
+        return rc;
+    snprintf(w->cursor, sizeof w->cursor, "webhook.%s", c->name);
+    uint64_t cur;
+    rc = queue_cursor_get(e->q, w->cursor, &cur);
+    if (rc == QUEUE_ENOTFOUND) {
+        cur = c->from_oldest ? 0 : newest;
+        if ((rc = queue_cursor_put(e->q, w->cursor, cur))) {
+            snprintf(err, errlen, "webhook %s: saving its cursor: %s",
+                     c->name, engine_strerror(rc));
+            return rc;
+        }
+    } else if (rc) {
+        snprintf(err, errlen, "webhook %s: its cursor: %s", c->name,
+                 engine_strerror(rc));
+        return rc;
+    }
+    w->read = w->acked = w->saved = cur;
+    return 0;
+}
+
+/* The webhooks kept in the spool (`sluice webhook add`), gathered. */
+struct spool_hooks {
+    struct engine *e;
+    struct webhook_config *v;
+    size_t n;
+};
+
+/* One spool webhook: its settings read (a bad one is skipped, said on
+ * stderr), named "aACCOUNT.NAME", for its account. */
+static int on_spool_hook(void *arg, uint32_t account, const char *name,
+                         const char *spec)
+{
+    struct spool_hooks *sh = arg;
+    struct webhook_config c;
+    char why[128];
+    if (sh->n == CONFIG_MAX_WEBHOOKS) {
+        fprintf(stderr, "sluiced: webhooks past the first %d are left out\n",
+                CONFIG_MAX_WEBHOOKS);
+        return 1;
+    }
+    if (config_webhook_from_json(spec, &c, why, sizeof why)) {
+        fprintf(stderr, "sluiced: webhook %s of account %u in the spool: %s; "
+                        "left out\n", name, account, why);
+        return 0;
+    }
+    char nm[32], acct[16];
+    snprintf(nm, sizeof nm, "a%u.%s", account, name);
+    snprintf(acct, sizeof acct, "%u", account);
+    size_t dl = strlen(sh->e->cfg.spool) + strlen(nm) + 32;
+    c.name = strdup(nm);
+    c.account = strdup(acct);
+    c.dead_letter = malloc(dl);
+    if (c.dead_letter)
+        snprintf(c.dead_letter, dl, "%s/webhook-%s.dead.jsonl",
+                 sh->e->cfg.spool, nm);
+    sh->v[sh->n++] = c; /* freed by the caller, also when incomplete */
+    return !c.name || !c.account || !c.dead_letter ? -ENOMEM : 0;
+}
+
+/* Free the gathered spool webhooks. */
+static void spool_hooks_free(struct spool_hooks *sh)
+{
+    for (size_t i = 0; i < sh->n; i++) {
+        free(sh->v[i].name);
+        free(sh->v[i].url);
+        free(sh->v[i].secret);
+        free(sh->v[i].account);
+        free(sh->v[i].dead_letter);
+    }
+    free(sh->v);
+}
+
+/* Open hs's webhooks: the configured ones, then the spool's. */
+static int open_all(struct engine *e, struct webhooks *hs,
+                    struct spool_hooks *sh, uint64_t newest, char *err,
+                    size_t errlen)
+{
+    size_t total = e->cfg.nwebhooks + sh->n;
+    if (!(hs->v = calloc(total ? total : 1, sizeof *hs->v))) {
+        snprintf(err, errlen, "webhooks: out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < total; i++) {
+        const struct webhook_config *c = i < e->cfg.nwebhooks
+                                         ? &e->cfg.webhooks[i]
+                                         : &sh->v[i - e->cfg.nwebhooks];
+        hs->v[i].all = hs;
+        hs->n = i + 1;
+        int rc = hook_open(e, &hs->v[i], c, newest, err, errlen);
+        if (rc)
+            return rc;
+        fprintf(stderr, "sluiced: webhook %s: %s, after seq %llu\n",
+                hs->v[i].name, hs->v[i].url,
+                (unsigned long long)hs->v[i].acked);
+    }
+    return 0;
+}
+
+int webhooks_open(struct engine *e, char *err, size_t errlen)
+{
+    struct spool_hooks sh = { .e = e };
+    uint64_t newest;
+    if (!(sh.v = calloc(CONFIG_MAX_WEBHOOKS, sizeof *sh.v))) {
+        snprintf(err, errlen, "webhooks: out of memory");
+        return -ENOMEM;
+    }
+    long n = queue_webhooks(e->q, 0, on_spool_hook, &sh);
+    int rc = n < 0 ? (int)n : queue_events_last(e->q, &newest);
+    if (rc) {
+        snprintf(err, errlen, "spool %s: %s", e->cfg.spool,
+                 engine_strerror(rc));
+        spool_hooks_free(&sh);
+        return rc;
+    }
+    if (!e->cfg.nwebhooks && !sh.n) {
+        spool_hooks_free(&sh);
+        return 0;
+    }
+    struct webhooks *hs = calloc(1, sizeof *hs);
+    if (!hs) {
+        snprintf(err, errlen, "webhooks: out of memory");
+        spool_hooks_free(&sh);
+        return -ENOMEM;
+    }
+    hs->e = e;
+    if ((rc = wh_http_init(hs))) {
+        snprintf(err, errlen, "webhooks: libcurl cannot start");
+        free(hs);
+        spool_hooks_free(&sh);
+        return rc;
+    }
+    e->hooks = hs;
+    rc = open_all(e, hs, &sh, newest, err, errlen);
+    spool_hooks_free(&sh);
+    if (rc)
+        webhooks_close(e);
+    return rc;
+}
+
+void webhooks_close(struct engine *e)
+{
+    struct webhooks *hs = e->hooks;
+    if (!hs)
+        return;
+    hs->closing = true;
+    for (size_t i = 0; i < hs->n; i++) {
+        struct webhook *w = &hs->v[i];
+        if (w->ring && w->acked != w->saved) {
+            int rc = queue_cursor_put(e->q, w->cursor, w->acked);
+            if (rc)
+                fprintf(stderr, "sluiced: webhook %s: saving its cursor: "
+                                "%s\n", w->name, engine_strerror(rc));
+        }
+    }
+    wh_http_close(hs);
+    e->hooks = NULL;
+}

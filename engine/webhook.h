@@ -1,0 +1,26 @@
+/*
+ * webhook.h - webhooks (webhook.c): each [webhook NAME] a consumer of the
+ * spool's event stream, POSTing batches of events through libcurl on the
+ * engine's loop.
+ *
+ * Open after eventlog_open() (the spool is open, the accounts loaded);
+ * pump each tick; close after the completer (like the event log), before
+ * the loop's last run, which frees what is left in close callbacks.
+ */
+#ifndef SLUICE_WEBHOOK_H
+#define SLUICE_WEBHOOK_H
+
+#include <stddef.h>
+
+struct engine;
+
+/* Start every configured webhook where its cursor stands: 0, or an error
+ * (ENGINE_E_CONFIG: a bad account) with the reason in err. */
+int webhooks_open(struct engine *e, char *err, size_t errlen);
+/* Retries that are due, and new batches for free slots. */
+void webhooks_pump(struct engine *e);
+/* Abort the POSTs in flight (sent again at the next start) and save each
+ * cursor. */
+void webhooks_close(struct engine *e);
+
+#endif
