@@ -358,7 +358,7 @@ void eventlog_webhook(struct engine *e, const char *name, const char *change,
                       const char *error, const char *file)
 {
     char t[3 * 160 + 4];
-    if (!e->log || e->log->fd < 0)
+    if (!e->log || !e->log->f)
         return;
     emit(e, json_pack("{s:s,s:s,s:s,s:I,s:i,s:i,s:s,s:s,s:I}", "type",
                       "webhook", "webhook", name, "change", change,
