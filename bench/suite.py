@@ -435,7 +435,7 @@ class Suite:
                          "delivered": sink.accepted()
                          if w["relay"] == "deliver" else 0}
 
-    def sluice_run(self, wname, w, d, sink, campaign="main"):
+    def sluice_run(self, wname, w, d, sink, campaign="main", conf=None):
         sp = os.path.join(d, "spool")
         shutil.rmtree(sp, ignore_errors=True)
         shutil.copytree(os.path.join(d, "template"), sp)
@@ -446,7 +446,7 @@ class Suite:
         if r["rc"] != 0:
             tree.finish()
             raise RuntimeError("campaign send failed: see %s/send.log" % d)
-        tree.run([self.sluiced, "-c", os.path.join(d, "sluiced.conf"),
+        tree.run([self.sluiced, "-c", conf or os.path.join(d, "sluiced.conf"),
                   "--exit-when-empty"], wait=False, name="sluiced")
         res = tree.finish(timeout=self.a.limit)
         out = open(os.path.join(d, "sluiced.log")).read()
