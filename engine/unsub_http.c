@@ -21,7 +21,8 @@
  *   button posts that same body (a link scanner following GET never
  *   unsubscribes anyone).  POST /api/inject/v1 is the inject API
  *   (http_inject.c; its per-connection state, like ours, starts with the
- *   function that frees it).  Other paths are 404, other methods 405; a
+ *   function that frees it).  GET /metrics and /metrics.json are
+ *   metrics_http.c's.  Other paths are 404, other methods 405; a
  *   forged or garbled token is 400; a body over BODY_MAX bytes is 413
  *   (at once when its Content-Length says so).  Every answer closes the
  *   connection, so each connection carries the one request the gate
