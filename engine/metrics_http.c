@@ -270,6 +270,8 @@ static void emit_gauges(struct out *o, const struct metrics_snap *s)
             { "delivered", s->totals.delivered },
             { "deferred", s->totals.deferred },
             { "bounced", s->totals.bounced }, { "expired", s->totals.expired },
+            { "suppressed", s->totals.suppressed },
+            { "cancelled", s->totals.cancelled },
         };
         for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
             const char *lab[] = { "count", c[i].n, NULL };
