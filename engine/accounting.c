@@ -22,15 +22,18 @@
  *
  * DIAGNOSTICS
  *   accounting_open() fails with ENGINE_E_CONFIG for a field the events
- *   do not have, ENGINE_E_LOGDATA for a damaged file or one of another
- *   spool, -errno when a file cannot be opened; the reason in err.
+ *   do not have, ENGINE_E_LOGDATA for a damaged file, one of another
+ *   spool or one whose header row is not that of the fields (they
+ *   changed), -errno when a file cannot be opened; the reason in err.
  */
 #include <csv.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "event_json.h"
@@ -224,6 +227,29 @@ static void known_fields(struct engine *e, char *out, size_t cap)
     json_decref(j);
 }
 
+/* A file that has lines must begin with this header: rows of other
+ * fields would be read as these.  0 or ENGINE_E_LOGDATA (said in err). */
+static int header_fits(const struct acct_file *a, const char *path,
+                       char *err, size_t errlen)
+{
+    size_t hl = strlen(a->header);
+    char *buf = malloc(hl);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = buf && fd >= 0 ? pread(fd, buf, hl, 0) : -1;
+    int rc = 0;
+    if (got > 0 && ((size_t)got < hl || memcmp(buf, a->header, hl))) {
+        snprintf(err, errlen, "accounting file %s %s: its header row is not "
+                 "that of fields = %.*s: the fields changed or it is not "
+                 "an accounting file; move it away", a->name, path,
+                 (int)hl - 1, a->header);
+        rc = ENGINE_E_LOGDATA;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return rc;
+}
+
 /* One section's file: fields checked, header made, file opened. */
 static int open_one(struct engine *e, struct acct_file *a,
                     const struct config_accounting *c, uint64_t newest,
@@ -278,7 +304,8 @@ static int open_one(struct engine *e, struct acct_file *a,
         .what = what, .path = c->path, .cursor = cursor, .header = a->header,
         .rotate = c->rotate, .ops = &acct_ops, .arg = a,
     };
-    return evfile_open(&a->f, e, &spec, newest, err, errlen);
+    int rc = evfile_open(&a->f, e, &spec, newest, err, errlen);
+    return rc ? rc : header_fits(a, c->path, err, errlen);
 }
 
 /* Free the files (closing each that is open). */

@@ -9,7 +9,8 @@ spool event exactly once, each line whole and equal to the spool's; an
 Python's csv module, holds one row per spool event of those types, its
 values the spool's.  The log and the accounting file moved away and
 SIGUSR1 sent (logrotate's way): the moved file and the new one together
-hold every event once.  Rotation by time (2s) happens at the period's
+hold every event once.  An accounting file written with other fields
+is refused (65).  Rotation by time (2s) happens at the period's
 boundaries and keeps every event.  A crash's leftovers (a rotated file not yet
 compressed, a .gz.tmp) are compressed / removed at the next start.  Bad
 configuration (event_log_rotate = 5 parsecs, an unknown field) exits 78
@@ -264,6 +265,28 @@ class LogFiles(PeerTest):
         # an empty file is not rotated: each holds lines
         for name in rotated(self.path("events.jsonl")):
             self.assertTrue(self.log_lines(name, [name]), name + " is empty")
+
+    def test_changed_fields_refused(self):
+        """An accounting file written with other fields is refused (65)
+        rather than given rows of another shape; moved away, it starts
+        again with the new header."""
+        port, dns, sink, doms, domains = self.setup_peers(rate="1000/s")
+        conf = self.config(dns, port, domains)
+        self.inject_some(doms, 3, "f")
+        self.run_sluiced(conf)
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("fields = type,", "fields = category, type,"))
+        r = self.start_sluiced(conf, name="sluiced-changed")
+        self.assertEqual(r.wait(30), 65)
+        self.assertIn("its header row is not that of fields = seq,category,"
+                      "type", r.output())
+        os.rename(self.path("acct.csv"), self.path("old.csv"))
+        self.inject_some(doms, 2, "g")
+        self.run_sluiced(conf, name="sluiced-moved")
+        with open(self.path("acct.csv")) as f:
+            self.assertTrue(f.readline().startswith("seq,category,type,"))
 
     def test_crash_leftovers_compressed_at_start(self):
         """A rotated file a crash left uncompressed is compressed at the
