@@ -61,6 +61,7 @@
 #define SCAN_MAX 4096            /* events passed to one read, at most */
 #define BACKOFF_MAX_MS 60000
 #define DEAD_RETRY_MS 1000
+#define PUMP_READS 16            /* next_batch() calls per pump, at most */
 
 /* ------------------------------------------------------------ cursor */
 
@@ -137,7 +138,7 @@ static int dead_letter(struct webhook *w, struct wh_batch *b)
     struct stat st;
     struct iovec iov[3] = {
         { head, (size_t)n },
-        { b->buf + WH_PREFIX, b->len },
+        { b->buf, b->len },
         { "}\n", 2 },
     };
     size_t want = iov[0].iov_len + iov[1].iov_len + iov[2].iov_len;
@@ -265,7 +266,7 @@ static int on_event(void *arg, const struct queue_event *ev)
             f->full = true;
             return 1;
         }
-        size_t at = WH_PREFIX + 1 + b->len;  /* after the '[' */
+        size_t at = 1 + b->len;  /* after the '[' */
         if (b->cap - at < WH_EVENT_MAX + 2) {
             size_t ncap = b->cap * 2;
             if (ncap > f->w->body_cap)
@@ -326,9 +327,9 @@ static bool next_batch(struct webhook *w)
         return more && !f.err && w->read_err == 0;
     }
     /* the body: [ then the lines (each ending with ','), the last , -> ] */
-    b->buf[WH_PREFIX] = '[';
+    b->buf[0] = '[';
     b->len += 1;
-    b->buf[WH_PREFIX + b->len - 1] = ']';
+    b->buf[b->len - 1] = ']';
     b->last = w->read;
     b->attempts = 0;
     b->done = false;
@@ -355,7 +356,10 @@ void webhooks_pump(struct engine *e)
             else
                 post(w, b);
         }
-        while (w->count < w->max_in_flight && next_batch(w))
+        /* a bounded number of reads per call: a long run of events the
+         * webhook does not want is passed over a few ticks at a time */
+        for (unsigned r = 0; r < PUMP_READS && w->count < w->max_in_flight &&
+                             next_batch(w); r++)
             ;
         save_cursor(w);
     }
@@ -408,10 +412,10 @@ static int hook_open(struct engine *e, struct webhook *w,
     w->max_in_flight = c->max_in_flight;
     w->timeout_ms = c->timeout_ms;
     w->max_age_ms = c->max_age_ms;
-    w->body_cap = WH_PREFIX + 2 + (size_t)c->batch * (WH_EVENT_MAX + 1);
+    w->body_cap = 2 + (size_t)c->batch * (WH_EVENT_MAX + 1);
     for (unsigned k = 0; k < w->max_in_flight; k++) {
         w->ring[k].w = w;
-        w->ring[k].cap = WH_PREFIX + 2 + 2 * WH_EVENT_MAX;
+        w->ring[k].cap = 2 + 2 * WH_EVENT_MAX;
         if (!(w->ring[k].buf = malloc(w->ring[k].cap))) {
             snprintf(err, errlen, "webhook %s: out of memory", c->name);
             return -ENOMEM;

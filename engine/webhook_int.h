@@ -19,17 +19,13 @@
 
 #include "engine.h"
 
-/* Room kept before a batch's body for "TIMESTAMP.", so the signature is
- * computed over one contiguous buffer. */
-#define WH_PREFIX 24
-
 /* One POST: events (first, last] of the stream, those of them the
  * webhook wants as a JSON array. */
 struct wh_batch {
     struct webhook *w;
     CURL *easy;                /* made at the first POST, reused */
     struct curl_slist *hdrs;   /* of the POST in flight */
-    char *buf;                 /* WH_PREFIX bytes, then the body */
+    char *buf;                 /* the body */
     size_t len, cap;           /* body length; buf's size */
     uint64_t last;             /* newest seq the batch covers */
     unsigned nevents;
@@ -82,9 +78,6 @@ int wh_http_post(struct wh_batch *b);
 /* Abort every transfer and close the handles; hs is freed by the timer's
  * close callback. */
 void wh_http_close(struct webhooks *hs);
-/* hex HMAC-SHA256(secret, "T.BODY") of the n bytes at p (p[0..n) is that
- * text) into hex (65 bytes). */
-void wh_sign(const char *secret, const char *p, size_t n, char hex[65]);
 
 /* webhook.c: b's POST ended (curl result, HTTP status). */
 void wh_posted(struct wh_batch *b, CURLcode res, long status);

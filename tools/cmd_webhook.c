@@ -29,8 +29,6 @@
  */
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,7 +265,7 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
 static long post_sample(const struct webhook_config *w, const char *name,
                         uint32_t account, char *why, size_t whylen)
 {
-    char body[512], sig[1100], hdr[200], t[24];
+    char body[512], sig[128], hdr[200];
     long long now = (long long)time(NULL);
     int n = snprintf(body, sizeof body, "[{\"seq\":0,\"type\":\"test\","
                      "\"account\":%u,\"webhook\":\"%s\",\"time_ms\":%lld}]",
@@ -283,17 +281,14 @@ static long post_sample(const struct webhook_config *w, const char *name,
     snprintf(hdr, sizeof hdr, "X-Sluice-Webhook: a%u.%s", account, name);
     h = curl_slist_append(h, hdr);
     if (h && w->secret) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned len = 0;
-        char text[600], hex[65];
-        int tn = snprintf(text, sizeof text, "%lld.%s", now, body);
-        HMAC(EVP_sha256(), w->secret, (int)strlen(w->secret),
-             (unsigned char *)text, (size_t)tn, mac, &len);
-        for (unsigned i = 0; i < len && i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-        snprintf(t, sizeof t, "%lld", now);
-        snprintf(sig, sizeof sig, "X-Sluice-Signature: t=%s,v1=%s", t, hex);
-        h = curl_slist_append(h, sig);
+        char line[160];
+        if (config_webhook_signature(w->secret, now, body, (size_t)n, sig,
+                                     sizeof sig)) {
+            snprintf(why, whylen, "cannot sign (OpenSSL)");
+            goto out;
+        }
+        snprintf(line, sizeof line, "X-Sluice-Signature: %s", sig);
+        h = curl_slist_append(h, line);
     }
     if (!h) {
         snprintf(why, whylen, "out of memory");
