@@ -439,6 +439,19 @@ static int hook_open(struct engine *e, struct webhook *w,
         snprintf(err, errlen, "webhook %s: its cursor: %s", c->name,
                  engine_strerror(rc));
         return rc;
+    } else if (cur > newest) {
+        /* a cursor past the spool's newest event would skip the next
+         * ones: start from the newest */
+        fprintf(stderr, "sluiced: webhook %s: its cursor (seq %llu) is past "
+                        "the spool's newest event (%llu); going on from "
+                        "there\n", c->name, (unsigned long long)cur,
+                (unsigned long long)newest);
+        cur = newest;
+        if ((rc = queue_cursor_put(e->q, w->cursor, cur))) {
+            snprintf(err, errlen, "webhook %s: saving its cursor: %s",
+                     c->name, engine_strerror(rc));
+            return rc;
+        }
     }
     w->read = w->acked = w->saved = cur;
     return 0;
