@@ -254,6 +254,9 @@ class Webhook(PeerTest):
         p = self.start_sluiced(conf, exit_when_empty=False, name="again")
         peers.wait_for(lambda: "webhook down:" in p.output(), 20,
                        "the webhook started")
+        newest = max(e["seq"] for e in spool)
+        self.assertIn("webhook down: %s, after seq %d" % (up.url, newest),
+                      p.output())
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(30), 0, p.output()[-3000:])
         self.assertEqual(up.posts, 0, "dead-lettered events sent again")
