@@ -244,12 +244,12 @@ int wh_http_post(struct wh_batch *b)
     return 0;
 }
 
-/* Free the timer's owner: every webhook's batches and then hs. */
+/* Free the timer's owner: every webhook and then hs. */
 static void on_timer_closed(uv_handle_t *h)
 {
     struct webhooks *hs = h->data;
     for (size_t i = 0; i < hs->n; i++) {
-        struct webhook *w = &hs->v[i];
+        struct webhook *w = hs->v[i];
         for (unsigned k = 0; w->ring && k < w->max_in_flight; k++) {
             free(w->ring[k].buf);
             curl_slist_free_all(w->ring[k].hdrs);
@@ -258,29 +258,34 @@ static void on_timer_closed(uv_handle_t *h)
         free(w->name);
         free(w->url);
         free(w->secret);
+        free(w->account_text);
         free(w->dead_letter);
+        free(w);
     }
     free(hs->v);
     free(hs);
     curl_global_cleanup();
 }
 
+void wh_http_abort(struct webhook *w)
+{
+    for (unsigned k = 0; w->ring && k < w->max_in_flight; k++) {
+        struct wh_batch *b = &w->ring[k];
+        if (!b->easy)
+            continue;
+        if (b->in_flight && w->all->multi)
+            curl_multi_remove_handle(w->all->multi, b->easy);
+        curl_easy_cleanup(b->easy);
+        b->easy = NULL;
+        b->in_flight = false;
+    }
+}
+
 void wh_http_close(struct webhooks *hs)
 {
     hs->closing = true;
-    for (size_t i = 0; i < hs->n; i++) {
-        struct webhook *w = &hs->v[i];
-        for (unsigned k = 0; w->ring && k < w->max_in_flight; k++) {
-            struct wh_batch *b = &w->ring[k];
-            if (!b->easy)
-                continue;
-            if (b->in_flight)
-                curl_multi_remove_handle(hs->multi, b->easy);
-            curl_easy_cleanup(b->easy);
-            b->easy = NULL;
-            b->in_flight = false;
-        }
-    }
+    for (size_t i = 0; i < hs->n; i++)
+        wh_http_abort(hs->v[i]);
     curl_multi_cleanup(hs->multi);
     hs->multi = NULL;
     while (hs->socks)

@@ -12,9 +12,10 @@
  * DESCRIPTION
  *   A webhook added here gets the account's events (and its sub-accounts'
  *   for the master) as [webhook NAME] sections do; sluiced reads them at
- *   start (engine/webhook.c, named aACCOUNT.NAME there).  The settings go
- *   into the spool as JSON text (engine/webhook_spec.c, the one reader
- *   and writer of it); add and remove are audited, the secret never is,
+ *   start and at SIGHUP (engine/webhook_set.c; named aACCOUNT.NAME
+ *   there).  The settings go into the spool as JSON text
+ *   (engine/webhook_spec.c, the one reader and writer of it); add and
+ *   remove are audited, the secret never is,
  *   and `list` shows whether one is set, never the secret.  `test` POSTs
  *   one sample event ([{"type":"test",...}], signed like the real ones)
  *   synchronously with the webhook's timeout and prints the answer.
@@ -48,7 +49,7 @@ static const char usage_text[] =
     "       sluice webhook remove NAME --account A\n"
     "\n"
     "The account's events (its sub-accounts' too for the master) are\n"
-    "POSTed in batches to URL; sluiced reads webhooks at start.\n";
+    "POSTed in batches to URL; sluiced reads webhooks at start and SIGHUP.\n";
 
 /* A number option in lo..hi. */
 static bool num_opt(const char *s, unsigned long lo, unsigned long hi,
@@ -152,8 +153,8 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
             tool_emit_json(json_pack("{s:s,s:s,s:b}", "name", argv[1],
                                      "account", a.name, "added", 1));
         else
-            printf("added webhook %s to account %s (sluiced reads it at its "
-                   "next start)\n", argv[1], a.name);
+            printf("added webhook %s to account %s (sluiced starts it at its "
+                   "next start or SIGHUP)\n", argv[1], a.name);
     }
     free(spec);
     queue_close(q);
@@ -398,7 +399,7 @@ static int cmd_remove(struct tool_ctx *ctx, int argc, char **argv)
                                      "account", a.name, "removed", 1));
         else
             printf("removed webhook %s of account %s (sluiced stops it at "
-                   "its next start)\n", argv[1], a.name);
+                   "its next SIGHUP or start)\n", argv[1], a.name);
     }
     queue_close(q);
     return rc;
