@@ -278,7 +278,7 @@ struct engine {
     struct http_gate *http_gate; /* its front door (http_gate.c) */
     struct http_inject *http_inject; /* POST /api/inject/v1 (http_inject.c) */
     struct eventlog *log;      /* eventlog.c, or NULL */
-    struct webhooks *hooks;    /* webhook.c, or NULL */
+    struct webhooks *hooks;    /* webhook_set.c, webhook.c, or NULL */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
 };

@@ -50,7 +50,6 @@
 #include <unistd.h>
 
 #include "event_json.h"
-#include "queue_admin.h"
 #include "webhook.h"
 #include "webhook_int.h"
 
