@@ -279,6 +279,12 @@ bool config_webhook_events(const char *v, uint32_t *mask);
 char *config_webhook_to_json(const struct webhook_config *w);
 int config_webhook_from_json(const char *text, struct webhook_config *w,
                              char *err, size_t errlen);
+/* The X-Sluice-Signature value of a POST of body at unix time t:
+ * "t=T,v1=HEX" (HEX: HMAC-SHA256 keyed with secret of "T." then body)
+ * into out (cap >= 96); 0, or -1 (OpenSSL failed, or cap too small). */
+int config_webhook_signature(const char *secret, long long t,
+                             const char *body, size_t len, char *out,
+                             size_t cap);
 
 const char *config_tls_policy_name(enum tls_policy p);
 

@@ -70,6 +70,12 @@ static struct webhook_config *entry(struct config_parse *p, const char *name)
     for (size_t i = 0; i < c->nwebhooks; i++)
         if (!strcmp(c->webhooks[i].name, name))
             return &c->webhooks[i];
+    if (name[0] == 'a' && name[1] >= '0' && name[1] <= '9' &&
+        name[strspn(name + 1, "0123456789") + 1] == '.') {
+        config_fail(p, "[webhook %s]: names aNUMBER.NAME are those of the "
+                    "webhooks kept in the spool (sluice webhook)", name);
+        return NULL;
+    }
     if (!name_ok(name)) {
         config_fail(p, "[webhook %s]: the name must be 1..%d bytes of a-z, "
                     "0-9, '.', '_', '-'", name, WEBHOOK_NAME_MAX);

@@ -282,7 +282,7 @@ struct engine {
     struct event_names *evnames; /* event_names.c: names for event_json */
     struct accounting *acct;   /* accounting.c, or NULL */
     uv_signal_t sig_usr1;      /* sluiced.c: reopen the log files */
-    struct webhooks *hooks;    /* webhook.c, or NULL */
+    struct webhooks *hooks;    /* webhook_set.c, webhook.c, or NULL */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
     struct metrics *metrics;   /* metrics.c: GET /metrics */

@@ -210,6 +210,7 @@ void engine_reload(struct engine *e)
     dest_refresh_policies(e);
     site_refresh_policies(e);
     limits_load(e);
+    webhooks_reload(e); /* copies what it keeps of the configuration */
     config_free(&old);
     fprintf(stderr, "sluiced: configuration reloaded from %s (%zu DKIM keys "
                     "for %zu domains)\n", e->cfg.path,

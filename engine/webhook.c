@@ -27,19 +27,16 @@
  *   saved seq: what was POSTed since is POSTed again (at least once; twice
  *   only across a crash), with the same seq and id, so receivers dedupe.
  *   A new webhook starts from the spool's newest event (start = oldest: the
- *   whole stream); that starting point is saved at once.  The webhooks
- *   are the [webhook NAME] sections and those kept in the spool per
- *   account (`sluice webhook add`; named aACCOUNT.NAME here), both read at
- *   start only.
+ *   whole stream); that starting point is saved at once.
  *
  *   Memory is bounded: max_in_flight batches of at most `batch` events,
  *   each line capped (event_json_line()).  Delivery never waits for a
  *   webhook: a receiver that is down only makes its cursor lag.
  *
+ *   Which webhooks run (opening, SIGHUP, closing) is webhook_set.c's.
+ *
  * DIAGNOSTICS
- *   webhooks_open() fails with ENGINE_E_CONFIG (an account the spool does
- *   not have) or a spool error, in words in its buffer.  While running, a
- *   receiver that fails is reported on stderr once per spell, and each
+ *   A receiver that fails is reported on stderr once per spell, and each
  *   dead-lettered batch once; a dead-letter file that cannot be written
  *   keeps the batch (tried again each second: nothing is dropped).
  */
@@ -53,14 +50,13 @@
 #include <unistd.h>
 
 #include "event_json.h"
-#include "queue_admin.h"
 #include "webhook.h"
 #include "webhook_int.h"
 
-#define WH_EVENT_MAX (16u << 10) /* one event's JSON, at most */
 #define SCAN_MAX 4096            /* events passed to one read, at most */
 #define BACKOFF_MAX_MS 60000
 #define DEAD_RETRY_MS 1000
+#define PUMP_READS 16            /* next_batch() calls per pump, at most */
 
 /* ------------------------------------------------------------ cursor */
 
@@ -137,7 +133,7 @@ static int dead_letter(struct webhook *w, struct wh_batch *b)
     struct stat st;
     struct iovec iov[3] = {
         { head, (size_t)n },
-        { b->buf + WH_PREFIX, b->len },
+        { b->buf, b->len },
         { "}\n", 2 },
     };
     size_t want = iov[0].iov_len + iov[1].iov_len + iov[2].iov_len;
@@ -265,7 +261,7 @@ static int on_event(void *arg, const struct queue_event *ev)
             f->full = true;
             return 1;
         }
-        size_t at = WH_PREFIX + 1 + b->len;  /* after the '[' */
+        size_t at = 1 + b->len;  /* after the '[' */
         if (b->cap - at < WH_EVENT_MAX + 2) {
             size_t ncap = b->cap * 2;
             if (ncap > f->w->body_cap)
@@ -326,9 +322,9 @@ static bool next_batch(struct webhook *w)
         return more && !f.err && w->read_err == 0;
     }
     /* the body: [ then the lines (each ending with ','), the last , -> ] */
-    b->buf[WH_PREFIX] = '[';
+    b->buf[0] = '[';
     b->len += 1;
-    b->buf[WH_PREFIX + b->len - 1] = ']';
+    b->buf[b->len - 1] = ']';
     b->last = w->read;
     b->attempts = 0;
     b->done = false;
@@ -345,7 +341,9 @@ void webhooks_pump(struct engine *e)
         return;
     uint64_t now = engine_now_ms();
     for (size_t i = 0; i < hs->n; i++) {
-        struct webhook *w = &hs->v[i];
+        struct webhook *w = hs->v[i];
+        if (w->retired)
+            continue;
         for (unsigned k = 0; k < w->count; k++) {
             struct wh_batch *b = &w->ring[(w->head + k) % w->max_in_flight];
             if (b->done || b->in_flight || b->next_try_ms > now)
@@ -355,225 +353,11 @@ void webhooks_pump(struct engine *e)
             else
                 post(w, b);
         }
-        while (w->count < w->max_in_flight && next_batch(w))
+        /* a bounded number of reads per call: a long run of events the
+         * webhook does not want is passed over a few ticks at a time */
+        for (unsigned r = 0; r < PUMP_READS && w->count < w->max_in_flight &&
+                             next_batch(w); r++)
             ;
         save_cursor(w);
     }
-}
-
-/* ------------------------------------------------------------ open */
-
-/* The account a webhook is for: an id or a name of the spool. */
-static int find_account(struct engine *e, const struct webhook_config *c,
-                        uint32_t *id, char *err, size_t errlen)
-{
-    struct queue_account a;
-    unsigned long long n;
-    char *end;
-    int rc;
-    errno = 0;
-    n = strtoull(c->account, &end, 10);
-    if (!errno && !*end && end != c->account && n <= UINT32_MAX)
-        rc = queue_account_get(e->q, (uint32_t)n, &a);
-    else
-        rc = queue_account_find(e->q, c->account, &a);
-    if (rc) {
-        snprintf(err, errlen, "[webhook %s] account '%s': %s", c->name,
-                 c->account, rc == QUEUE_ENOTFOUND ? "no such account in "
-                 "the spool" : engine_strerror(rc));
-        return rc == QUEUE_ENOTFOUND ? ENGINE_E_CONFIG : rc;
-    }
-    *id = a.id;
-    return 0;
-}
-
-/* Set up w from its section: strings, ring, account, and where it
- * resumes (saved at once for a new webhook). */
-static int hook_open(struct engine *e, struct webhook *w,
-                     const struct webhook_config *c, uint64_t newest,
-                     char *err, size_t errlen)
-{
-    w->name = strdup(c->name);
-    w->url = strdup(c->url);
-    w->secret = c->secret ? strdup(c->secret) : NULL;
-    w->dead_letter = strdup(c->dead_letter);
-    w->ring = calloc(c->max_in_flight, sizeof *w->ring);
-    if (!w->name || !w->url || (c->secret && !w->secret) ||
-        !w->dead_letter || !w->ring) {
-        snprintf(err, errlen, "webhook %s: out of memory", c->name);
-        return -ENOMEM;
-    }
-    w->events = c->events;
-    w->batch = c->batch;
-    w->max_in_flight = c->max_in_flight;
-    w->timeout_ms = c->timeout_ms;
-    w->max_age_ms = c->max_age_ms;
-    w->body_cap = WH_PREFIX + 2 + (size_t)c->batch * (WH_EVENT_MAX + 1);
-    for (unsigned k = 0; k < w->max_in_flight; k++) {
-        w->ring[k].w = w;
-        w->ring[k].cap = WH_PREFIX + 2 + 2 * WH_EVENT_MAX;
-        if (!(w->ring[k].buf = malloc(w->ring[k].cap))) {
-            snprintf(err, errlen, "webhook %s: out of memory", c->name);
-            return -ENOMEM;
-        }
-    }
-    w->any_account = !c->account;
-    int rc = c->account ? find_account(e, c, &w->account, err, errlen) : 0;
-    if (rc)
-        return rc;
-    snprintf(w->cursor, sizeof w->cursor, "webhook.%s", c->name);
-    uint64_t cur;
-    rc = queue_cursor_get(e->q, w->cursor, &cur);
-    if (rc == QUEUE_ENOTFOUND) {
-        cur = c->from_oldest ? 0 : newest;
-        if ((rc = queue_cursor_put(e->q, w->cursor, cur))) {
-            snprintf(err, errlen, "webhook %s: saving its cursor: %s",
-                     c->name, engine_strerror(rc));
-            return rc;
-        }
-    } else if (rc) {
-        snprintf(err, errlen, "webhook %s: its cursor: %s", c->name,
-                 engine_strerror(rc));
-        return rc;
-    }
-    w->read = w->acked = w->saved = cur;
-    return 0;
-}
-
-/* The webhooks kept in the spool (`sluice webhook add`), gathered. */
-struct spool_hooks {
-    struct engine *e;
-    struct webhook_config *v;
-    size_t n;
-};
-
-/* One spool webhook: its settings read (a bad one is skipped, said on
- * stderr), named "aACCOUNT.NAME", for its account. */
-static int on_spool_hook(void *arg, uint32_t account, const char *name,
-                         const char *spec)
-{
-    struct spool_hooks *sh = arg;
-    struct webhook_config c;
-    char why[128];
-    if (sh->n == CONFIG_MAX_WEBHOOKS) {
-        fprintf(stderr, "sluiced: webhooks past the first %d are left out\n",
-                CONFIG_MAX_WEBHOOKS);
-        return 1;
-    }
-    if (config_webhook_from_json(spec, &c, why, sizeof why)) {
-        fprintf(stderr, "sluiced: webhook %s of account %u in the spool: %s; "
-                        "left out\n", name, account, why);
-        return 0;
-    }
-    char nm[32], acct[16];
-    snprintf(nm, sizeof nm, "a%u.%s", account, name);
-    snprintf(acct, sizeof acct, "%u", account);
-    size_t dl = strlen(sh->e->cfg.spool) + strlen(nm) + 32;
-    c.name = strdup(nm);
-    c.account = strdup(acct);
-    c.dead_letter = malloc(dl);
-    if (c.dead_letter)
-        snprintf(c.dead_letter, dl, "%s/webhook-%s.dead.jsonl",
-                 sh->e->cfg.spool, nm);
-    sh->v[sh->n++] = c; /* freed by the caller, also when incomplete */
-    return !c.name || !c.account || !c.dead_letter ? -ENOMEM : 0;
-}
-
-/* Free the gathered spool webhooks. */
-static void spool_hooks_free(struct spool_hooks *sh)
-{
-    for (size_t i = 0; i < sh->n; i++) {
-        free(sh->v[i].name);
-        free(sh->v[i].url);
-        free(sh->v[i].secret);
-        free(sh->v[i].account);
-        free(sh->v[i].dead_letter);
-    }
-    free(sh->v);
-}
-
-/* Open hs's webhooks: the configured ones, then the spool's. */
-static int open_all(struct engine *e, struct webhooks *hs,
-                    struct spool_hooks *sh, uint64_t newest, char *err,
-                    size_t errlen)
-{
-    size_t total = e->cfg.nwebhooks + sh->n;
-    if (!(hs->v = calloc(total ? total : 1, sizeof *hs->v))) {
-        snprintf(err, errlen, "webhooks: out of memory");
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < total; i++) {
-        const struct webhook_config *c = i < e->cfg.nwebhooks
-                                         ? &e->cfg.webhooks[i]
-                                         : &sh->v[i - e->cfg.nwebhooks];
-        hs->v[i].all = hs;
-        hs->n = i + 1;
-        int rc = hook_open(e, &hs->v[i], c, newest, err, errlen);
-        if (rc)
-            return rc;
-        fprintf(stderr, "sluiced: webhook %s: %s, after seq %llu\n",
-                hs->v[i].name, hs->v[i].url,
-                (unsigned long long)hs->v[i].acked);
-    }
-    return 0;
-}
-
-int webhooks_open(struct engine *e, char *err, size_t errlen)
-{
-    struct spool_hooks sh = { .e = e };
-    uint64_t newest;
-    if (!(sh.v = calloc(CONFIG_MAX_WEBHOOKS, sizeof *sh.v))) {
-        snprintf(err, errlen, "webhooks: out of memory");
-        return -ENOMEM;
-    }
-    long n = queue_webhooks(e->q, 0, on_spool_hook, &sh);
-    int rc = n < 0 ? (int)n : queue_events_last(e->q, &newest);
-    if (rc) {
-        snprintf(err, errlen, "spool %s: %s", e->cfg.spool,
-                 engine_strerror(rc));
-        spool_hooks_free(&sh);
-        return rc;
-    }
-    if (!e->cfg.nwebhooks && !sh.n) {
-        spool_hooks_free(&sh);
-        return 0;
-    }
-    struct webhooks *hs = calloc(1, sizeof *hs);
-    if (!hs) {
-        snprintf(err, errlen, "webhooks: out of memory");
-        spool_hooks_free(&sh);
-        return -ENOMEM;
-    }
-    hs->e = e;
-    if ((rc = wh_http_init(hs))) {
-        snprintf(err, errlen, "webhooks: libcurl cannot start");
-        free(hs);
-        spool_hooks_free(&sh);
-        return rc;
-    }
-    e->hooks = hs;
-    rc = open_all(e, hs, &sh, newest, err, errlen);
-    spool_hooks_free(&sh);
-    if (rc)
-        webhooks_close(e);
-    return rc;
-}
-
-void webhooks_close(struct engine *e)
-{
-    struct webhooks *hs = e->hooks;
-    if (!hs)
-        return;
-    hs->closing = true;
-    for (size_t i = 0; i < hs->n; i++) {
-        struct webhook *w = &hs->v[i];
-        if (w->ring && w->acked != w->saved) {
-            int rc = queue_cursor_put(e->q, w->cursor, w->acked);
-            if (rc)
-                fprintf(stderr, "sluiced: webhook %s: saving its cursor: "
-                                "%s\n", w->name, engine_strerror(rc));
-        }
-    }
-    wh_http_close(hs);
-    e->hooks = NULL;
 }

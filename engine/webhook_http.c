@@ -11,10 +11,9 @@
  *   its timeout, never the loop or delivery.  Redirects are not followed
  *   and only http and https are spoken.
  *
- *   The signature: X-Sluice-Signature: t=T,v1=HEX where HEX is the
- *   lowercase hex HMAC-SHA256, keyed with the webhook's secret, of the
- *   text "T.BODY" (T the unix time of the POST in seconds).  A receiver
- *   recomputes it and refuses a T older than its window (replays).
+ *   Each try of a batch is signed anew (config_webhook_signature(): t is
+ *   the time of that POST), so a receiver that refuses a t older than its
+ *   window (replays) still takes a batch retried hours later.
  *
  * DIAGNOSTICS
  *   wh_http_post() fails with -ENOMEM (or ENGINE_E_CONFIG when libcurl
@@ -22,8 +21,6 @@
  *   cannot be polled makes libcurl fail that transfer.
  */
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,19 +34,6 @@ struct wh_sock {
     struct webhooks *hs;
     struct wh_sock *next, *prev;
 };
-
-/* hex HMAC-SHA256 of p[0..n) (webhook_int.h). */
-void wh_sign(const char *secret, const char *p, size_t n, char hex[65])
-{
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    hex[0] = 0;
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret),
-              (const unsigned char *)p, n, mac, &len))
-        return;
-    for (unsigned i = 0; i < len && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-}
 
 /* The answers of finished transfers to their batches. */
 static void collect(struct webhooks *hs)
@@ -208,7 +192,7 @@ static int easy_setup(struct wh_batch *b)
 int wh_http_post(struct wh_batch *b)
 {
     struct webhook *w = b->w;
-    char *body = b->buf + WH_PREFIX;
+    char *body = b->buf;
     if (!b->easy) {
         if (!(b->easy = curl_easy_init())) {
             snprintf(b->error, sizeof b->error, "out of memory");
@@ -225,16 +209,14 @@ int wh_http_post(struct wh_batch *b)
     b->hdrs = NULL;
     struct curl_slist *h = curl_slist_append(NULL,
                                              "Content-Type: application/json");
-    char line[160];
+    char line[160], sig[128];
     if (h && w->secret) {
-        char t[WH_PREFIX], hex[65];
-        int tn = snprintf(t, sizeof t, "%lld.", (long long)time(NULL));
-        char *start = body - tn;
-        memcpy(start, t, (size_t)tn);
-        wh_sign(w->secret, start, (size_t)tn + b->len, hex);
-        t[tn - 1] = 0;
-        snprintf(line, sizeof line, "X-Sluice-Signature: t=%s,v1=%s", t, hex);
-        struct curl_slist *h2 = curl_slist_append(h, line);
+        struct curl_slist *h2 = NULL;
+        if (!config_webhook_signature(w->secret, (long long)time(NULL), body,
+                                      b->len, sig, sizeof sig)) {
+            snprintf(line, sizeof line, "X-Sluice-Signature: %s", sig);
+            h2 = curl_slist_append(h, line);
+        }
         if (!h2) {
             curl_slist_free_all(h);
             h = NULL;
@@ -262,12 +244,12 @@ int wh_http_post(struct wh_batch *b)
     return 0;
 }
 
-/* Free the timer's owner: every webhook's batches and then hs. */
+/* Free the timer's owner: every webhook and then hs. */
 static void on_timer_closed(uv_handle_t *h)
 {
     struct webhooks *hs = h->data;
     for (size_t i = 0; i < hs->n; i++) {
-        struct webhook *w = &hs->v[i];
+        struct webhook *w = hs->v[i];
         for (unsigned k = 0; w->ring && k < w->max_in_flight; k++) {
             free(w->ring[k].buf);
             curl_slist_free_all(w->ring[k].hdrs);
@@ -276,29 +258,34 @@ static void on_timer_closed(uv_handle_t *h)
         free(w->name);
         free(w->url);
         free(w->secret);
+        free(w->account_text);
         free(w->dead_letter);
+        free(w);
     }
     free(hs->v);
     free(hs);
     curl_global_cleanup();
 }
 
+void wh_http_abort(struct webhook *w)
+{
+    for (unsigned k = 0; w->ring && k < w->max_in_flight; k++) {
+        struct wh_batch *b = &w->ring[k];
+        if (!b->easy)
+            continue;
+        if (b->in_flight && w->all->multi)
+            curl_multi_remove_handle(w->all->multi, b->easy);
+        curl_easy_cleanup(b->easy);
+        b->easy = NULL;
+        b->in_flight = false;
+    }
+}
+
 void wh_http_close(struct webhooks *hs)
 {
     hs->closing = true;
-    for (size_t i = 0; i < hs->n; i++) {
-        struct webhook *w = &hs->v[i];
-        for (unsigned k = 0; w->ring && k < w->max_in_flight; k++) {
-            struct wh_batch *b = &w->ring[k];
-            if (!b->easy)
-                continue;
-            if (b->in_flight)
-                curl_multi_remove_handle(hs->multi, b->easy);
-            curl_easy_cleanup(b->easy);
-            b->easy = NULL;
-            b->in_flight = false;
-        }
-    }
+    for (size_t i = 0; i < hs->n; i++)
+        wh_http_abort(hs->v[i]);
     curl_multi_cleanup(hs->multi);
     hs->multi = NULL;
     while (hs->socks)

@@ -19,17 +19,13 @@
 
 #include "engine.h"
 
-/* Room kept before a batch's body for "TIMESTAMP.", so the signature is
- * computed over one contiguous buffer. */
-#define WH_PREFIX 24
-
 /* One POST: events (first, last] of the stream, those of them the
  * webhook wants as a JSON array. */
 struct wh_batch {
     struct webhook *w;
     CURL *easy;                /* made at the first POST, reused */
     struct curl_slist *hdrs;   /* of the POST in flight */
-    char *buf;                 /* WH_PREFIX bytes, then the body */
+    char *buf;                 /* the body */
     size_t len, cap;           /* body length; buf's size */
     uint64_t last;             /* newest seq the batch covers */
     unsigned nevents;
@@ -40,9 +36,17 @@ struct wh_batch {
     char error[160];           /* why the last POST failed */
 };
 
+/* One event's JSON, at most (event_json_line()). */
+#define WH_EVENT_MAX (16u << 10)
+
+/* Webhooks opened in one run, retired ones included. */
+#define WH_MAX_SLOTS 256
+
 /* One [webhook NAME] as running. */
 struct webhook {
     struct webhooks *all;
+    char *account_text;        /* as configured, to compare at a reload */
+    bool retired;              /* stopped by a reload: inert to the end */
     char *name, *url, *secret, *dead_letter;
     char cursor[QUEUE_MAX_CURSOR_NAME + 1];
     uint32_t events;           /* mask of 1 << type; 0: all */
@@ -68,7 +72,7 @@ struct webhooks {
     CURLM *multi;
     uv_timer_t timer;          /* libcurl's timeout */
     struct wh_sock *socks;     /* polled sockets, to close at the end */
-    struct webhook *v;
+    struct webhook **v;        /* WH_MAX_SLOTS; retired ones stay to the end */
     size_t n;
     bool closing;
 };
@@ -79,12 +83,11 @@ int wh_http_init(struct webhooks *hs);
 /* Start b's POST (its body is ready; signed now when there is a secret):
  * 0, or a negative code with b->error filled (b waits for a retry). */
 int wh_http_post(struct wh_batch *b);
+/* Drop w's POSTs in flight and its easy handles (a retired webhook). */
+void wh_http_abort(struct webhook *w);
 /* Abort every transfer and close the handles; hs is freed by the timer's
  * close callback. */
 void wh_http_close(struct webhooks *hs);
-/* hex HMAC-SHA256(secret, "T.BODY") of the n bytes at p (p[0..n) is that
- * text) into hex (65 bytes). */
-void wh_sign(const char *secret, const char *p, size_t n, char hex[65]);
 
 /* webhook.c: b's POST ended (curl result, HTTP status). */
 void wh_posted(struct wh_batch *b, CURLcode res, long status);

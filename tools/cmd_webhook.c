@@ -12,9 +12,10 @@
  * DESCRIPTION
  *   A webhook added here gets the account's events (and its sub-accounts'
  *   for the master) as [webhook NAME] sections do; sluiced reads them at
- *   start (engine/webhook.c, named aACCOUNT.NAME there).  The settings go
- *   into the spool as JSON text (engine/webhook_spec.c, the one reader
- *   and writer of it); add and remove are audited, the secret never is,
+ *   start and at SIGHUP (engine/webhook_set.c; named aACCOUNT.NAME
+ *   there).  The settings go into the spool as JSON text
+ *   (engine/webhook_spec.c, the one reader and writer of it); add and
+ *   remove are audited, the secret never is,
  *   and `list` shows whether one is set, never the secret.  `test` POSTs
  *   one sample event ([{"type":"test",...}], signed like the real ones)
  *   synchronously with the webhook's timeout and prints the answer.
@@ -29,8 +30,6 @@
  */
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +49,7 @@ static const char usage_text[] =
     "       sluice webhook remove NAME --account A\n"
     "\n"
     "The account's events (its sub-accounts' too for the master) are\n"
-    "POSTed in batches to URL; sluiced reads webhooks at start.\n";
+    "POSTed in batches to URL; sluiced reads webhooks at start and SIGHUP.\n";
 
 /* A number option in lo..hi. */
 static bool num_opt(const char *s, unsigned long lo, unsigned long hi,
@@ -154,8 +153,8 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
             tool_emit_json(json_pack("{s:s,s:s,s:b}", "name", argv[1],
                                      "account", a.name, "added", 1));
         else
-            printf("added webhook %s to account %s (sluiced reads it at its "
-                   "next start)\n", argv[1], a.name);
+            printf("added webhook %s to account %s (sluiced starts it at its "
+                   "next start or SIGHUP)\n", argv[1], a.name);
     }
     free(spec);
     queue_close(q);
@@ -267,7 +266,7 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
 static long post_sample(const struct webhook_config *w, const char *name,
                         uint32_t account, char *why, size_t whylen)
 {
-    char body[512], sig[1100], hdr[200], t[24];
+    char body[512], sig[128], hdr[200];
     long long now = (long long)time(NULL);
     int n = snprintf(body, sizeof body, "[{\"seq\":0,\"type\":\"test\","
                      "\"account\":%u,\"webhook\":\"%s\",\"time_ms\":%lld}]",
@@ -283,17 +282,14 @@ static long post_sample(const struct webhook_config *w, const char *name,
     snprintf(hdr, sizeof hdr, "X-Sluice-Webhook: a%u.%s", account, name);
     h = curl_slist_append(h, hdr);
     if (h && w->secret) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned len = 0;
-        char text[600], hex[65];
-        int tn = snprintf(text, sizeof text, "%lld.%s", now, body);
-        HMAC(EVP_sha256(), w->secret, (int)strlen(w->secret),
-             (unsigned char *)text, (size_t)tn, mac, &len);
-        for (unsigned i = 0; i < len && i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-        snprintf(t, sizeof t, "%lld", now);
-        snprintf(sig, sizeof sig, "X-Sluice-Signature: t=%s,v1=%s", t, hex);
-        h = curl_slist_append(h, sig);
+        char line[160];
+        if (config_webhook_signature(w->secret, now, body, (size_t)n, sig,
+                                     sizeof sig)) {
+            snprintf(why, whylen, "cannot sign (OpenSSL)");
+            goto out;
+        }
+        snprintf(line, sizeof line, "X-Sluice-Signature: %s", sig);
+        h = curl_slist_append(h, line);
     }
     if (!h) {
         snprintf(why, whylen, "out of memory");
@@ -403,7 +399,7 @@ static int cmd_remove(struct tool_ctx *ctx, int argc, char **argv)
                                      "account", a.name, "removed", 1));
         else
             printf("removed webhook %s of account %s (sluiced stops it at "
-                   "its next start)\n", argv[1], a.name);
+                   "its next SIGHUP or start)\n", argv[1], a.name);
     }
     queue_close(q);
     return rc;

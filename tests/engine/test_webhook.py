@@ -17,7 +17,8 @@ sections are refused with exit 78.  `sluice webhook add|list|test|remove`:
 roles (admin of the account adds and removes, a manager lists and tests,
 nobody acts on another tenant's account), audit records, a signed sample
 event from `test`, and sluiced POSTs the events of the account (only)
-to a webhook kept in the spool, and stops after `remove`.
+to a webhook kept in the spool; on SIGHUP a removed webhook stops and an
+added one starts (from then on).
 
 usage: /usr/bin/python3 test_webhook.py SLUICED SLUICE SINK
 """
@@ -254,6 +255,9 @@ class Webhook(PeerTest):
         p = self.start_sluiced(conf, exit_when_empty=False, name="again")
         peers.wait_for(lambda: "webhook down:" in p.output(), 20,
                        "the webhook started")
+        newest = max(e["seq"] for e in spool)
+        self.assertIn("webhook down: %s, after seq %d" % (up.url, newest),
+                      p.output())
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(30), 0, p.output()[-3000:])
         self.assertEqual(up.posts, 0, "dead-lettered events sent again")
@@ -284,6 +288,14 @@ class Webhook(PeerTest):
                                stderr=subprocess.PIPE)
             self.assertEqual(r.returncode, 78, (line, r.stderr))
             self.assertIn(why, r.stderr.decode(), line)
+        # the names of the spool's webhooks are not for sections
+        conf = self.path("spoolname.conf")
+        with open(conf, "w") as f:
+            f.write(text + webhook_section("a2.crm", url="http://127.0.0.1:9/"))
+        r = subprocess.run([self.bin["sluiced"], "-t", "-c", conf],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn(b"kept in the spool", r.stderr)
         # a well-formed section naming an account the spool lacks
         conf = self.path("noacct.conf")
         with open(conf, "w") as f:
@@ -370,24 +382,27 @@ class Webhook(PeerTest):
         p = self.start_sluiced(conf, exit_when_empty=False)
         peers.wait_for(lambda: len(rec.keys()) >= len(shop_ids) or
                        not p.alive(), 60, "shop's events at the webhook")
+
         def queued():
             r = self.as_user("boss", "--json", "spool", "info")
             return json.loads(r.stdout)["counts"]["queued"]
         peers.wait_for(lambda: queued() == 0, 60, "all mail delivered")
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(30), 0, p.output()[-3000:])
-        self.assertIn("webhook a", p.output())
-        r = self.as_user("boss", "spool", "events", "--json", "--limit", "0")
-        spool = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+
+        def spool_events():
+            r = self.as_user("boss", "spool", "events", "--json", "--limit",
+                             "0")
+            return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
         r = self.as_user("boss", "account", "show", "shop", "--json")
         shop = json.loads(r.stdout)["id"]
-        want = [e for e in spool if e["type"] == "delivered" and
+        want = [e for e in spool_events() if e["type"] == "delivered" and
                 e["delivery"] in shop_ids]
         self.assertEqual(len(want), len(shop_ids))
         self.check_received(rec, want, "spool webhook")
         self.assertTrue(all(e["account"] == shop for e in want))
         self.assertLessEqual(max(rec.batch_sizes), 8)
+        self.assertIn("webhook a%d.crm: %s" % (shop, rec.url), p.output())
 
+        # on SIGHUP a removed webhook stops and a new one starts
         r = self.as_user("mgr", "webhook", "remove", "crm", "--account",
                          "shop")
         self.assertEqual(r.returncode, 77, r.stderr)
@@ -397,10 +412,31 @@ class Webhook(PeerTest):
         r = self.as_user("mgr", "--json", "webhook", "list", "--account",
                          "shop")
         self.assertEqual(json.loads(r.stdout), [])
-        p = self.start_sluiced(conf, name="after-remove")
+        rec2 = self.receiver()
+        r = self.as_user("adm", "webhook", "add", "crm2", "--account", "shop",
+                         "--url", rec2.url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p.signal(signal.SIGHUP)
+        peers.wait_for(lambda: "webhook a%d.crm2:" % shop in p.output(), 30,
+                       "the new webhook started")
+        self.assertIn("webhook a%d.crm: stopped" % shop, p.output())
+        before = len(rec.keys())
+        f = self.path("more.eml")
+        with open(f, "w") as fh:
+            fh.write(MSG.replace("other", "shop"))
+        r = self.as_user("adm", "inject", "--account", "shop", "--from",
+                         "n@shop.test", "--to", "late@cli.test", f)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        peers.wait_for(lambda: any(e["rcpt"] == "late@cli.test"
+                                   for e in rec2.events.values()), 60,
+                       "the new webhook got the new event")
+        p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(30), 0, p.output()[-3000:])
-        self.assertNotIn("webhook a", p.output())
-
+        self.assertEqual(len(rec.keys()), before,
+                         "the removed webhook still got events")
+        self.assertFalse(any(e["delivery"] in shop_ids
+                             for e in rec2.events.values()),
+                         "the new webhook got events from before it")
 
 if __name__ == "__main__":
     peers.main()

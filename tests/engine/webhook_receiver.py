@@ -1,7 +1,8 @@
-"""webhook_receiver.py - a webhook receiver for tests and the benchmark: a
-threaded HTTP server on 127.0.0.1 that checks each POST's
-X-Sluice-Signature, answers 500 to some POSTs and hangs on others (past
-sluiced's timeout), and keeps the events of the POSTs it answered 200.
+"""webhook_receiver.py - a webhook receiver for tests: a threaded HTTP
+server on 127.0.0.1 that checks each POST's X-Sluice-Signature, answers
+500 to some POSTs (fail_pct, and the first) and hangs on others (hang_pct,
+and the third) past sluiced's timeout, and keeps the events of the POSTs
+it answered 200.
 
 Events are deduped by their "id" when they carry one, else by "seq"
 (event_key); `events` maps that key to the event, `copies` counts every
@@ -92,6 +93,12 @@ class Receiver:
         with self.lock:
             self.posts += 1
             roll = self.rnd.random() * 100
+            # a flaky receiver surely fails early: its first POST gets a
+            # 500 and its third hangs, whatever the dice say later
+            if self.posts == 1 and self.fail_pct:
+                roll = 0
+            elif self.posts == 3 and self.hang_pct:
+                roll = self.fail_pct
         if self.secret is not None:
             sig = h.headers.get("X-Sluice-Signature", "")
             if not verify(self.secret, sig, body):
