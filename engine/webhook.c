@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "event_json.h"
+#include "metrics.h"
 #include "webhook.h"
 #include "webhook_int.h"
 
@@ -334,6 +335,23 @@ static bool next_batch(struct webhook *w)
     return f.full;
 }
 
+/* Once a second, each webhook's backlog to /metrics: the events after
+ * its cursor (those it does not want among them; an upper bound). */
+static void report_backlogs(struct webhooks *hs, uint64_t now)
+{
+    uint64_t newest = 0;
+    if (!hs->e->metrics || now < hs->backlog_ms ||
+        queue_events_last(hs->e->q, &newest))
+        return;
+    hs->backlog_ms = now + 1000;
+    for (size_t i = 0; i < hs->n; i++) {
+        const struct webhook *w = hs->v[i];
+        if (!w->retired)
+            metrics_webhook_backlog(hs->e, w->name,
+                                    newest > w->acked ? newest - w->acked : 0);
+    }
+}
+
 void webhooks_pump(struct engine *e)
 {
     struct webhooks *hs = e->hooks;
@@ -360,4 +378,5 @@ void webhooks_pump(struct engine *e)
             ;
         save_cursor(w);
     }
+    report_backlogs(hs, now);
 }

@@ -75,6 +75,7 @@ struct webhooks {
     struct webhook **v;        /* WH_MAX_SLOTS; retired ones stay to the end */
     size_t n;
     bool closing;
+    uint64_t backlog_ms;       /* when the backlogs go to metrics next */
 };
 
 /* webhook_http.c */

@@ -200,6 +200,44 @@ class Webhook(PeerTest):
         self.assertLessEqual(max(shop.batch_sizes), 100)
         self.assertLessEqual(max(master.batch_sizes), 7)
 
+    def test_backlog_in_metrics(self):
+        """/metrics shows how far a webhook that cannot deliver is behind:
+        every spool event after its cursor."""
+        port, http = peers.free_port(), peers.free_port()
+        dns = self.start_dns({"late.test": [(10, "127.0.7.9")]})
+        self.start_sink(port, capture=False)
+        down = self.receiver(always_fail=True)
+        conf = self.write_config(dns=dns, smtp_port=port,
+                                 http_listen="127.0.0.1:%d" % http)
+        self.add_sections(conf, webhook_section(
+            "late", url=down.url, batch=10, timeout="1s", max_age="1d"))
+        self.inject("s@sender.test", ["l%d@late.test" % i for i in range(12)],
+                    MSG)
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        seen = {}
+
+        def behind():
+            if not p.alive():
+                raise peers.PeerError("sluiced died: " + p.output())
+            spool = self.spool_events()
+            if sum(e["type"] == "delivered" for e in spool) < 12:
+                return False
+            body = subprocess.run(
+                ["curl", "-s", "http://127.0.0.1:%d/metrics" % http],
+                stdout=subprocess.PIPE).stdout.decode()
+            for line in body.splitlines():
+                if line.startswith('sluice_webhook_backlog_events{webhook="late"}'):
+                    seen["backlog"] = float(line.split()[-1])
+            seen["events"] = len(spool)
+            return seen.get("backlog") == len(spool)
+        peers.wait_for(behind, 60, "the backlog of every spool event",
+                       interval=0.3)
+        self.assertGreaterEqual(seen["events"], 12)
+        self.assertGreater(down.failed, 0, "the receiver was never tried")
+        self.assertEqual(down.events, {})
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0, p.output()[-3000:])
+
     def test_dead_letter_after_max_age(self):
         port = peers.free_port()
         dns = self.start_dns({"dead.test": [(10, "127.0.7.9")]})
