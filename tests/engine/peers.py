@@ -390,15 +390,29 @@ class PeerTest(unittest.TestCase):
         return p
 
     def event_log(self, path=None):
-        """The JSON-lines event log, one object per line.  A last line
-        without its newline is still being written (or was cut by kill -9:
-        the next start removes it) and is left out; any other line that
-        does not parse fails the test."""
+        """The JSON-lines event log, one object per line, the files its
+        rotation made (event_log_rotate: PATH.STAMP[.N][.gz]) first, in
+        the order they were made.  A last line without its newline is
+        still being written (or was cut by kill -9: the next start removes
+        it) and is left out; a rotated file ends in a whole line; any
+        other line that does not parse fails the test."""
+        path = path or self.path("events.jsonl")
+        data = b""
+        for name in rotated_logs(path):
+            with open(name, "rb") as f:
+                chunk = f.read()
+            if name.endswith(".gz"):
+                import gzip
+                chunk = gzip.decompress(chunk)
+            if chunk and not chunk.endswith(b"\n"):
+                raise AssertionError("%s ends in a torn line" % name)
+            data += chunk
         try:
-            with open(path or self.path("events.jsonl"), "rb") as f:
-                data = f.read()
+            with open(path, "rb") as f:
+                data += f.read()
         except FileNotFoundError:
-            return []
+            if not data:
+                return []
         evs = []
         for i, line in enumerate(data.split(b"\n")[:-1]):
             try:
@@ -521,6 +535,23 @@ def check_stream_fields(t, g):
         t.assertIsNone(g["campaign_name"], g)
     if g["type"] == "complaint":
         t.assertEqual(g["feedback_type"], g["text"], g)
+
+
+def rotated_logs(base):
+    """The files event_log_rotate made of base, oldest first
+    (BASE.YYYYMMDDTHHMMSSZ, then .1, .2 within one second; .gz once
+    compressed; a .gz.tmp being written is left out)."""
+    import glob
+    names = [n for n in glob.glob(glob.escape(base) + ".*")
+             if not n.endswith(".gz.tmp")]
+
+    def key(n):
+        stem = n[len(base) + 1:]
+        if stem.endswith(".gz"):
+            stem = stem[:-3]
+        parts = stem.split(".")
+        return (parts[0], int(parts[1]) if len(parts) > 1 else 0)
+    return sorted(names, key=key)
 
 
 def spool_line(e):

@@ -131,8 +131,11 @@ class Webhook(PeerTest):
         shop = self.receiver(secret="s" * 16 + "shop", seed=SEED + 1, **flaky)
         master = self.receiver(secret="s" * 16 + "master", seed=SEED + 2,
                                **flaky)
+        # the event log rotates every 16 KB meanwhile (issue 18: one test
+        # shows the webhooks and the log files across the same kills)
         conf = self.write_config(dns=dns, smtp_port=port, dkim_sign="no",
-                                 retry="1s", max_inflight=500)
+                                 retry="1s", max_inflight=500,
+                                 event_log_rotate="16KB")
         common = dict(timeout="1s", max_age="1h", max_in_flight=4)
         self.add_sections(conf, webhook_section(
             "terminal", url=terminal.url, secret=terminal.secret, batch=50,
@@ -189,6 +192,12 @@ class Webhook(PeerTest):
                                    if e["account"] == ids["shop"]],
                             "shop webhook")
         self.check_received(master, spool, "master webhook")
+        # the event log, its rotated files first: every spool event once,
+        # no line torn, across the same kills
+        self.assert_log_matches_spool()
+        made = peers.rotated_logs(self.path("events.jsonl"))
+        self.assertGreater(len(made), 2, "the log never rotated")
+        self.assertTrue(all(n.endswith(".gz") for n in made[:-1]), made)
         for name, r in (("terminal", terminal), ("shop", shop),
                         ("master", master)):
             self.assertGreater(r.failed + r.hung, 0,
