@@ -184,6 +184,89 @@ static void test_names_over_spool(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The line event_json_line() writes is jansson's compact dump of
+ * event_json()'s object, byte for byte, for every type and for fields
+ * holding what needs escaping or replacing; a buffer one byte short
+ * gives 0. */
+static void expect_same_line(struct engine *e, const struct queue_event *ev)
+{
+    char line[20000];
+    json_t *j = event_json(e, ev);
+    assert_non_null(j);
+    char *dump = json_dumps(j, JSON_COMPACT);
+    assert_non_null(dump);
+    size_t n = event_json_line(e, ev, line, sizeof line);
+    assert_int_equal(n, strlen(dump) + 1);
+    assert_memory_equal(line, dump, n - 1);
+    assert_int_equal(line[n - 1], '\n');
+    assert_int_equal(event_json_line(e, ev, line, n - 1), 0);
+    assert_int_equal(event_json_line(e, ev, line, n), n);
+    free(dump);
+    json_decref(j);
+}
+
+static void fill_hostile(struct queue_event *ev)
+{
+    snprintf(ev->rcpt, sizeof ev->rcpt, "\"q\\uo\"te\x01@b\xc3\xa9.test");
+    snprintf(ev->text, sizeof ev->text,
+             "550 5.7.1 \"no\"\tthanks\r\n\b\f\x7f \\ / \xff\xfe caf\xc3\xa9 "
+             "\xe2\x80\xa8 \xf0\x9f\x93\xa7");
+    snprintf(ev->mx, sizeof ev->mx, "mx\x1f.b.test");
+    snprintf(ev->enhanced, sizeof ev->enhanced, "5.7.1");
+}
+
+static void test_line_is_jansson_dump(void **state)
+{
+    (void)state;
+    struct queue_event ev = {
+        .seq = 123456789012ull, .time_ms = 1765116309042, .delivery = 3,
+        .campaign = 0, .account = 4000000000u, .code = 550, .attempt = 3,
+        .category = 2,
+    };
+    for (int t = 1; t <= QUEUE_EV_MAX; t++) {
+        ev.type = (uint8_t)t;
+        ev.message = (uint64_t)t % 2 ? 0 : 77;
+        memset(ev.rcpt, 0, sizeof ev.rcpt);
+        memset(ev.text, 0, sizeof ev.text);
+        memset(ev.mx, 0, sizeof ev.mx);
+        memset(ev.enhanced, 0, sizeof ev.enhanced);
+        expect_same_line(NULL, &ev);          /* empty strings */
+        fill_hostile(&ev);
+        expect_same_line(NULL, &ev);
+    }
+    /* the longest fields the spool keeps, every byte escaped */
+    memset(ev.text, '"', QUEUE_MAX_REPLY);
+    ev.text[QUEUE_MAX_REPLY] = 0;
+    memset(ev.rcpt, 1, QUEUE_MAX_RCPT);
+    ev.rcpt[QUEUE_MAX_RCPT] = 0;
+    expect_same_line(NULL, &ev);
+
+    /* with the engine's cache: id and names */
+    char dir[] = "/tmp/sluice-evline-XXXXXX", spool[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    struct queue_options o = { .flags = QUEUE_OPEN_CREATE };
+    struct engine e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(queue_open(&e.q, spool, &o), 0);
+    struct queue_actor by = { .user = "test", .via = "cli" };
+    uint32_t acct;
+    assert_int_equal(queue_account_create(e.q, "shop", 0, NULL, &by,
+                                          &acct), 0);
+    assert_int_equal(event_names_start(&e), 0);
+    ev.account = acct;
+    fill_hostile(&ev);
+    for (int t = 1; t <= QUEUE_EV_MAX; t++) {
+        ev.type = (uint8_t)t;
+        expect_same_line(&e, &ev);
+    }
+    event_names_stop(&e);
+    queue_close(e.q);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_id),
         cmocka_unit_test(test_json_types),
         cmocka_unit_test(test_names_over_spool),
+        cmocka_unit_test(test_line_is_jansson_dump),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
