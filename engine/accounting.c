@@ -5,13 +5,14 @@
  *
  * DESCRIPTION
  *   A row is one event: the values of the section's fields, picked by
- *   name from event_json()'s object (so every field the event stream has
- *   is a column, now and later), in the order given.  Every row carries
+ *   name from the event's fields (event_fields(), the list the JSON line
+ *   is written from: every field the event stream has is a column, now
+ *   and later), in the order given.  Every row carries
  *   seq, the key of the resume rule (evfile.c): when fields does not name
  *   it, it is the first column.  A new file starts with a header row of
  *   the field names.  types keeps only events of those types.  Values are
- *   written as text (numbers in decimal, true/false, null and a field
- *   the event lacks as empty, an object or array as compact JSON); a
+ *   written as text (numbers in decimal, null and a field the event
+ *   lacks as empty); a
  *   control character (CR, LF, TAB...) becomes a space, so a row is one
  *   line, and a value holding a comma or a double quote is quoted as RFC
  *   4180 says (libcsv's csv_write).  Rows end in LF.
@@ -30,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,6 +49,7 @@ struct acct_file {
     char name[64];
     char **fields;        /* the section's names (copies), seq first when
                              it is added */
+    int *fidx;            /* each column's enum event_field */
     size_t nfields;
     size_t seq_col;       /* the column of seq */
     uint64_t types;       /* bit per type kept, 0: all */
@@ -68,24 +69,17 @@ struct accounting {
 
 /* ------------------------------------------------------------- rows */
 
-/* The text of v into a->value (capped), control characters as spaces. */
-static const char *value_text(struct acct_file *a, json_t *v)
+/* The text of field i of f into a->value (capped; null or absent: empty),
+ * control characters as spaces. */
+static const char *value_text(struct acct_file *a,
+                              const struct event_fields *f, int i)
 {
     char *out = a->value;
     out[0] = 0;
-    if (json_is_string(v)) {
-        snprintf(out, VALUE_MAX, "%s", json_string_value(v));
-    } else if (json_is_integer(v)) {
-        snprintf(out, VALUE_MAX, "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(v));
-    } else if (json_is_real(v)) {
-        snprintf(out, VALUE_MAX, "%.17g", json_real_value(v));
-    } else if (json_is_boolean(v)) {
-        snprintf(out, VALUE_MAX, "%s", json_is_true(v) ? "true" : "false");
-    } else if (json_is_object(v) || json_is_array(v)) {
-        size_t n = json_dumpb(v, out, VALUE_MAX - 1, JSON_COMPACT);
-        out[n < VALUE_MAX ? n : 0] = 0;
-    }
+    if (f->kind[i] == EVK_STR)
+        snprintf(out, VALUE_MAX, "%s", f->str[i]);
+    else if (f->kind[i] == EVK_NUM)
+        snprintf(out, VALUE_MAX, "%lld", f->num[i]);
     for (char *p = out; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
@@ -114,9 +108,8 @@ static size_t format_row(void *arg, const struct queue_event *ev, char *buf,
     struct acct_file *a = arg;
     if (a->types && (ev->type >= 64 || !(a->types & (1ull << ev->type))))
         return EVFILE_SKIP;
-    json_t *j = event_json(a->e, ev);
-    if (!j)
-        return 0;
+    struct event_fields f;
+    event_fields(a->e, ev, &f);
     size_t len = 0;
     for (size_t i = 0; i < a->nfields; i++) {
         if (i) {
@@ -124,7 +117,7 @@ static size_t format_row(void *arg, const struct queue_event *ev, char *buf,
                 goto full;
             buf[len++] = ',';
         }
-        const char *s = value_text(a, json_object_get(j, a->fields[i]));
+        const char *s = value_text(a, &f, a->fidx[i]);
         size_t n = put_field(buf + len, room - len, s);
         if (n == (size_t)-1)
             goto full;
@@ -133,10 +126,8 @@ static size_t format_row(void *arg, const struct queue_event *ev, char *buf,
     if (len + 1 > room)
         goto full;
     buf[len++] = '\n';
-    json_decref(j);
     return len;
 full:
-    json_decref(j);
     return 0;
 }
 
@@ -185,46 +176,18 @@ static const struct evfile_ops acct_ops = { row_seq, format_row,
 
 /* ------------------------------------------------------------- open */
 
-/* Whether name is a key of event_json()'s object for some event type. */
-static bool field_known(struct engine *e, const char *name)
-{
-    struct queue_event ev;
-    for (int t = 1; t < 64; t++) {
-        if (!strcmp(queue_event_name(t), "unknown"))
-            continue;
-        memset(&ev, 0, sizeof ev);
-        ev.seq = 1;
-        ev.type = (uint8_t)t;
-        ev.delivery = ev.campaign = ev.account = 1;
-        snprintf(ev.rcpt, sizeof ev.rcpt, "a@example.com");
-        json_t *j = event_json(e, &ev);
-        bool has = j && json_object_get(j, name);
-        json_decref(j);
-        if (has)
-            return true;
-    }
-    return false;
-}
-
 /* The names the rows may use, for the message about an unknown one. */
-static void known_fields(struct engine *e, char *out, size_t cap)
+static void known_fields(char *out, size_t cap)
 {
-    struct queue_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.seq = 1;
-    ev.type = QUEUE_EV_DELIVERED;
-    json_t *j = event_json(e, &ev);
-    const char *k;
-    json_t *v;
     size_t o = 0;
     out[0] = 0;
-    json_object_foreach(j, k, v) {
-        int n = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", k);
+    for (int i = 0; i < EVF_COUNT; i++) {
+        int n = snprintf(out + o, cap - o, "%s%s", o ? ", " : "",
+                         event_field_name(i));
         if (n < 0 || (size_t)n >= cap - o)
             break;
         o += (size_t)n;
     }
-    json_decref(j);
 }
 
 /* A file that has lines must begin with this header: rows of other
@@ -260,9 +223,9 @@ static int open_one(struct engine *e, struct acct_file *a,
     a->types = c->types;
     bool has_seq = false;
     for (size_t i = 0; i < c->nfields; i++) {
-        if (!field_known(e, c->fields[i])) {
+        if (event_field_find(c->fields[i]) < 0) {
             char known[1024];
-            known_fields(e, known, sizeof known);
+            known_fields(known, sizeof known);
             snprintf(err, errlen, "[accounting %s] fields: '%s' is not a "
                      "field of the events (they have: %s)", c->name,
                      c->fields[i], known);
@@ -272,6 +235,7 @@ static int open_one(struct engine *e, struct acct_file *a,
     }
     a->nfields = c->nfields + !has_seq;
     if (!(a->fields = calloc(a->nfields, sizeof *a->fields)) ||
+        !(a->fidx = calloc(a->nfields, sizeof *a->fidx)) ||
         !(a->value = malloc(VALUE_MAX)))
         return -ENOMEM;
     size_t k = 0, hlen = 2;
@@ -281,6 +245,7 @@ static int open_one(struct engine *e, struct acct_file *a,
         if (!(a->fields[k++] = strdup(c->fields[i])))
             return -ENOMEM;
     for (size_t i = 0; i < a->nfields; i++) {
+        a->fidx[i] = event_field_find(a->fields[i]);
         if (!strcmp(a->fields[i], "seq"))
             a->seq_col = i;
         hlen += strlen(a->fields[i]) + 1;
@@ -320,6 +285,7 @@ static void acct_free(struct accounting *ac)
         for (size_t k = 0; a->fields && k < a->nfields; k++)
             free(a->fields[k]);
         free(a->fields);
+        free(a->fidx);
         free(a->header);
         free(a->value);
     }

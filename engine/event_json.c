@@ -122,66 +122,125 @@ size_t event_id(const char *spool, uint64_t seq, char *out, size_t cap)
     return (size_t)n;
 }
 
-/* A string, or JSON null for "" (a name that is not there). */
-static json_t *str_or_null(const char *s)
+/* ------------------------------------------------------- the fields */
+
+static const char *const field_names[EVF_COUNT] = {
+    [EVF_SEQ] = "seq", [EVF_TYPE] = "type", [EVF_DELIVERY] = "delivery",
+    [EVF_CAMPAIGN] = "campaign", [EVF_ACCOUNT] = "account",
+    [EVF_RCPT] = "rcpt", [EVF_DOMAIN] = "domain", [EVF_MX] = "mx",
+    [EVF_CODE] = "code", [EVF_ENHANCED] = "enhanced",
+    [EVF_CATEGORY] = "category", [EVF_TEXT] = "text",
+    [EVF_ATTEMPTS] = "attempts", [EVF_TIME_MS] = "time_ms", [EVF_ID] = "id",
+    [EVF_TIME] = "time", [EVF_MESSAGE_ID] = "message_id",
+    [EVF_CAMPAIGN_NAME] = "campaign_name",
+    [EVF_ACCOUNT_NAME] = "account_name",
+    [EVF_FEEDBACK_TYPE] = "feedback_type",
+};
+
+/* The field's name (event_json.h). */
+const char *event_field_name(int field)
 {
-    return s[0] ? json_string(s) : json_null();
+    return field >= 0 && field < EVF_COUNT ? field_names[field] : NULL;
+}
+
+/* The field of a name (event_json.h). */
+int event_field_find(const char *name)
+{
+    for (int i = 0; i < EVF_COUNT; i++)
+        if (!strcmp(field_names[i], name))
+            return i;
+    return -1;
+}
+
+static void set_num(struct event_fields *f, int i, long long v)
+{
+    f->kind[i] = EVK_NUM;
+    f->num[i] = v;
+}
+
+/* A string, or null when empty. */
+static void set_str(struct event_fields *f, int i, const char *s)
+{
+    f->kind[i] = s[0] ? EVK_STR : EVK_NULL;
+    f->str[i] = s;
+}
+
+/* The event's fields (event_json.h). */
+void event_fields(struct engine *e, const struct queue_event *ev,
+                  struct event_fields *f)
+{
+    char raw[128];
+    struct event_names *names = e ? e->evnames : NULL;
+    f->id[0] = f->cname[0] = f->aname[0] = 0;
+    event_utf8_clean(ev->rcpt, f->rcpt, sizeof f->rcpt);
+    event_utf8_clean(ev->text, f->text, sizeof f->text);
+    event_utf8_clean(ev->mx, f->mx, sizeof f->mx);
+    event_utf8_clean(ev->enhanced, f->enh, sizeof f->enh);
+    event_time_rfc3339(ev->time_ms, f->when, sizeof f->when);
+    if (names) {
+        event_id(event_names_spool(names), ev->seq, f->id, sizeof f->id);
+        event_utf8_clean(event_names_campaign(names, ev->campaign, raw,
+                                              sizeof raw), f->cname,
+                         sizeof f->cname);
+        event_utf8_clean(event_names_account(names, ev->account, raw,
+                                             sizeof raw), f->aname,
+                         sizeof f->aname);
+    }
+    const char *at = strrchr(f->rcpt, '@');
+    set_num(f, EVF_SEQ, (long long)ev->seq);
+    f->kind[EVF_TYPE] = EVK_STR;
+    f->str[EVF_TYPE] = queue_event_name(ev->type);
+    set_num(f, EVF_DELIVERY, (long long)ev->delivery);
+    set_num(f, EVF_CAMPAIGN, (long long)ev->campaign);
+    set_num(f, EVF_ACCOUNT, (long long)ev->account);
+    /* the stored strings are strings even when empty */
+    f->kind[EVF_RCPT] = f->kind[EVF_DOMAIN] = f->kind[EVF_MX] = EVK_STR;
+    f->kind[EVF_ENHANCED] = f->kind[EVF_CATEGORY] = f->kind[EVF_TEXT] =
+        EVK_STR;
+    f->str[EVF_RCPT] = f->rcpt;
+    f->str[EVF_DOMAIN] = at ? at + 1 : "";
+    f->str[EVF_MX] = f->mx;
+    set_num(f, EVF_CODE, (long long)ev->code);
+    f->str[EVF_ENHANCED] = f->enh;
+    f->str[EVF_CATEGORY] = queue_category_name(ev->category);
+    f->str[EVF_TEXT] = f->text;
+    set_num(f, EVF_ATTEMPTS, (long long)ev->attempt);
+    set_num(f, EVF_TIME_MS, (long long)ev->time_ms);
+    set_str(f, EVF_ID, f->id);
+    set_str(f, EVF_TIME, f->when);
+    if (ev->message)
+        set_num(f, EVF_MESSAGE_ID, (long long)ev->message);
+    else
+        f->kind[EVF_MESSAGE_ID] = EVK_NULL;
+    set_str(f, EVF_CAMPAIGN_NAME, f->cname);
+    set_str(f, EVF_ACCOUNT_NAME, f->aname);
+    f->kind[EVF_FEEDBACK_TYPE] = EVK_ABSENT;
+    if (ev->type == QUEUE_EV_COMPLAINT) {
+        f->kind[EVF_FEEDBACK_TYPE] = EVK_STR;
+        f->str[EVF_FEEDBACK_TYPE] = f->text;
+    }
 }
 
 /* The event as an object (event_json.h). */
 json_t *event_json(struct engine *e, const struct queue_event *ev)
 {
-    char rcpt[3 * QUEUE_MAX_RCPT + 4], mx[3 * QUEUE_MAX_MX + 4];
-    char enh[3 * QUEUE_MAX_ENHANCED + 4], text[3 * QUEUE_MAX_REPLY + 4];
-    char id[EVENT_ID_MAX] = "", when[EVENT_TIME_MAX];
-    char cname[3 * 128 + 4] = "", aname[3 * 128 + 4] = "";
-    char raw[128];
-    struct event_names *names = e ? e->evnames : NULL;
-    event_utf8_clean(ev->rcpt, rcpt, sizeof rcpt);
-    event_utf8_clean(ev->text, text, sizeof text);
-    event_time_rfc3339(ev->time_ms, when, sizeof when);
-    if (names) {
-        event_id(event_names_spool(names), ev->seq, id, sizeof id);
-        event_utf8_clean(event_names_campaign(names, ev->campaign, raw,
-                                              sizeof raw), cname,
-                         sizeof cname);
-        event_utf8_clean(event_names_account(names, ev->account, raw,
-                                             sizeof raw), aname,
-                         sizeof aname);
-    }
-    const char *at = strrchr(rcpt, '@');
-    json_t *j = json_pack(
-        "{s:I,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:I,"
-        "s:o,s:o,s:o,s:o,s:o}",
-        "seq", (json_int_t)ev->seq,
-        "type", queue_event_name(ev->type),
-        "delivery", (json_int_t)ev->delivery,
-        "campaign", (json_int_t)ev->campaign,
-        "account", (json_int_t)ev->account,
-        "rcpt", rcpt,
-        "domain", at ? at + 1 : "",
-        "mx", event_utf8_clean(ev->mx, mx, sizeof mx),
-        "code", (int)ev->code,
-        "enhanced", event_utf8_clean(ev->enhanced, enh, sizeof enh),
-        "category", queue_category_name(ev->category),
-        "text", text,
-        "attempts", (int)ev->attempt,
-        "time_ms", (json_int_t)ev->time_ms,
-        "id", str_or_null(id),
-        "time", str_or_null(when),
-        "message_id", ev->message ? json_integer((json_int_t)ev->message)
-                                  : json_null(),
-        "campaign_name", str_or_null(cname),
-        "account_name", str_or_null(aname));
-    if (j && ev->type == QUEUE_EV_COMPLAINT &&
-        json_object_set_new(j, "feedback_type", json_string(text))) {
-        json_decref(j);
-        return NULL;
+    struct event_fields f;
+    event_fields(e, ev, &f);
+    json_t *j = json_object();
+    for (int i = 0; j && i < EVF_COUNT; i++) {
+        json_t *v = f.kind[i] == EVK_ABSENT ? NULL
+                    : f.kind[i] == EVK_NULL ? json_null()
+                    : f.kind[i] == EVK_NUM ? json_integer(f.num[i])
+                    : json_string(f.str[i]);
+        if (f.kind[i] != EVK_ABSENT &&
+            (!v || json_object_set_new(j, field_names[i], v))) {
+            json_decref(j);
+            j = NULL;
+        }
     }
     return j;
 }
 
-/* The event as one line (event_json.h). */
 /* ------------------------------------------------- the line, directly */
 
 /* A line being written into a caller's buffer; over once it did not fit. */
@@ -254,15 +313,6 @@ static void jw_key(struct jw *w, const char *key, bool first)
     jw_raw(w, ":", 1);
 }
 
-/* A string, or null when empty (str_or_null). */
-static void jw_str_or_null(struct jw *w, const char *s)
-{
-    if (s[0])
-        jw_str(w, s);
-    else
-        jw_raw(w, "null", 4);
-}
-
 /* The event as one line (event_json.h): the bytes json_dumpb() makes of
  * event_json()'s object with JSON_COMPACT, written straight into buf.
  * Every consumer hands on each event as this line, so it is the event
@@ -273,75 +323,24 @@ static void jw_str_or_null(struct jw *w, const char *s)
 size_t event_json_line(struct engine *e, const struct queue_event *ev,
                        char *buf, size_t room)
 {
-    char rcpt[3 * QUEUE_MAX_RCPT + 4], mx[3 * QUEUE_MAX_MX + 4];
-    char enh[3 * QUEUE_MAX_ENHANCED + 4], text[3 * QUEUE_MAX_REPLY + 4];
-    char id[EVENT_ID_MAX] = "", when[EVENT_TIME_MAX];
-    char cname[3 * 128 + 4] = "", aname[3 * 128 + 4] = "";
-    char raw[128];
-    struct event_names *names = e ? e->evnames : NULL;
-    event_utf8_clean(ev->rcpt, rcpt, sizeof rcpt);
-    event_utf8_clean(ev->text, text, sizeof text);
-    event_utf8_clean(ev->mx, mx, sizeof mx);
-    event_utf8_clean(ev->enhanced, enh, sizeof enh);
-    event_time_rfc3339(ev->time_ms, when, sizeof when);
-    if (names) {
-        event_id(event_names_spool(names), ev->seq, id, sizeof id);
-        event_utf8_clean(event_names_campaign(names, ev->campaign, raw,
-                                              sizeof raw), cname,
-                         sizeof cname);
-        event_utf8_clean(event_names_account(names, ev->account, raw,
-                                             sizeof raw), aname,
-                         sizeof aname);
-    }
-    const char *at = strrchr(rcpt, '@');
-    struct jw w = { .p = buf, .room = room ? room - 1 : 0 };
+    struct event_fields f;
     if (!room)
         return 0;
+    event_fields(e, ev, &f);
+    struct jw w = { .p = buf, .room = room - 1 };
+    bool first = true;
     jw_raw(&w, "{", 1);
-    jw_key(&w, "seq", true);
-    jw_int(&w, (long long)ev->seq);
-    jw_key(&w, "type", false);
-    jw_str(&w, queue_event_name(ev->type));
-    jw_key(&w, "delivery", false);
-    jw_int(&w, (long long)ev->delivery);
-    jw_key(&w, "campaign", false);
-    jw_int(&w, (long long)ev->campaign);
-    jw_key(&w, "account", false);
-    jw_int(&w, (long long)ev->account);
-    jw_key(&w, "rcpt", false);
-    jw_str(&w, rcpt);
-    jw_key(&w, "domain", false);
-    jw_str(&w, at ? at + 1 : "");
-    jw_key(&w, "mx", false);
-    jw_str(&w, mx);
-    jw_key(&w, "code", false);
-    jw_int(&w, (long long)ev->code);
-    jw_key(&w, "enhanced", false);
-    jw_str(&w, enh);
-    jw_key(&w, "category", false);
-    jw_str(&w, queue_category_name(ev->category));
-    jw_key(&w, "text", false);
-    jw_str(&w, text);
-    jw_key(&w, "attempts", false);
-    jw_int(&w, (long long)ev->attempt);
-    jw_key(&w, "time_ms", false);
-    jw_int(&w, (long long)ev->time_ms);
-    jw_key(&w, "id", false);
-    jw_str_or_null(&w, id);
-    jw_key(&w, "time", false);
-    jw_str_or_null(&w, when);
-    jw_key(&w, "message_id", false);
-    if (ev->message)
-        jw_int(&w, (long long)ev->message);
-    else
-        jw_raw(&w, "null", 4);
-    jw_key(&w, "campaign_name", false);
-    jw_str_or_null(&w, cname);
-    jw_key(&w, "account_name", false);
-    jw_str_or_null(&w, aname);
-    if (ev->type == QUEUE_EV_COMPLAINT) {
-        jw_key(&w, "feedback_type", false);
-        jw_str(&w, text);
+    for (int i = 0; i < EVF_COUNT; i++) {
+        if (f.kind[i] == EVK_ABSENT)
+            continue;
+        jw_key(&w, field_names[i], first);
+        first = false;
+        if (f.kind[i] == EVK_NULL)
+            jw_raw(&w, "null", 4);
+        else if (f.kind[i] == EVK_NUM)
+            jw_int(&w, f.num[i]);
+        else
+            jw_str(&w, f.str[i]);
     }
     jw_raw(&w, "}", 1);
     if (w.over)

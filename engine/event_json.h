@@ -26,6 +26,39 @@ json_t *event_json(struct engine *e, const struct queue_event *ev);
 size_t event_json_line(struct engine *e, const struct queue_event *ev,
                        char *buf, size_t room);
 
+/* The fields of an event, in the order of its JSON line: the one list
+ * the line, the object and the accounting columns come from. */
+enum event_field {
+    EVF_SEQ, EVF_TYPE, EVF_DELIVERY, EVF_CAMPAIGN, EVF_ACCOUNT, EVF_RCPT,
+    EVF_DOMAIN, EVF_MX, EVF_CODE, EVF_ENHANCED, EVF_CATEGORY, EVF_TEXT,
+    EVF_ATTEMPTS, EVF_TIME_MS, EVF_ID, EVF_TIME, EVF_MESSAGE_ID,
+    EVF_CAMPAIGN_NAME, EVF_ACCOUNT_NAME, EVF_FEEDBACK_TYPE, EVF_COUNT
+};
+
+/* What one field holds for one event. */
+enum event_kind { EVK_ABSENT, EVK_NULL, EVK_NUM, EVK_STR };
+
+/* One event's fields, worked out once (event_fields()); strings point
+ * into the buffers here (valid UTF-8: event_utf8_clean()). */
+struct event_fields {
+    unsigned char kind[EVF_COUNT];   /* enum event_kind */
+    long long num[EVF_COUNT];        /* EVK_NUM */
+    const char *str[EVF_COUNT];      /* EVK_STR */
+    char rcpt[3 * QUEUE_MAX_RCPT + 4], mx[3 * QUEUE_MAX_MX + 4];
+    char enh[3 * QUEUE_MAX_ENHANCED + 4], text[3 * QUEUE_MAX_REPLY + 4];
+    char id[64], when[32];           /* EVENT_ID_MAX, EVENT_TIME_MAX */
+    char cname[3 * 128 + 4], aname[3 * 128 + 4];
+};
+
+/* Fill f with ev's fields (names and id through e's cache; e NULL: none,
+ * they are null). */
+void event_fields(struct engine *e, const struct queue_event *ev,
+                  struct event_fields *f);
+
+/* A field's name in the JSON line, and a name's field (-1: none). */
+const char *event_field_name(int field);
+int event_field_find(const char *name);
+
 /* ms since the epoch as RFC 3339 UTC with milliseconds,
  * "2026-12-07T14:05:09.042Z", into out; its length, or 0 (out "") when it
  * does not fit or the year is outside 0000..9999. */
