@@ -19,7 +19,6 @@ naming the key.
 usage: /usr/bin/python3 test_logfiles.py SLUICED SLUICE SINK
 """
 import csv
-import glob
 import gzip
 import io
 import json
@@ -29,25 +28,11 @@ import signal
 import time
 
 import peers
-from peers import STREAM_KEYS, PeerTest, spool_line
+from peers import STREAM_KEYS, PeerTest, rotated_logs as rotated, spool_line
 
 MSG = "From: s@sender.test\nSubject: rot\n\nbody\n"
 FIELDS = ["type", "rcpt", "domain", "code", "enhanced", "text", "time_ms"]
 TYPES = ("delivered", "deferred", "bounced")
-
-
-def rotated(base):
-    """The rotated files of base in the order sluiced made them."""
-    names = [n for n in glob.glob(glob.escape(base) + ".*")
-             if not n.endswith(".gz.tmp")]
-
-    def key(n):
-        stem = n[len(base) + 1:]
-        if stem.endswith(".gz"):
-            stem = stem[:-3]
-        parts = stem.split(".")
-        return (parts[0], int(parts[1]) if len(parts) > 1 else 0)
-    return sorted(names, key=key)
 
 
 def read_any(path):
