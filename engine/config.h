@@ -268,9 +268,13 @@ int config_parse_duration_ms(const char *s, uint64_t *ms);
 
 /* Whether url is an http:// or https:// URL a webhook may use. */
 bool config_webhook_url_ok(const char *url);
-/* A list of event type names (commas or blanks) into a mask of
- * 1 << type; false for an unknown name or an empty list. */
-bool config_webhook_events(const char *v, uint32_t *mask);
+/* A list of event type names (commas or blanks: queue_event_name())
+ * into a mask of 1 << type; false for an unknown name (copied into bad
+ * when bad is not NULL) or an empty list (bad: the whole value).  The
+ * one parser of `events =` ([webhook], sluice webhook) and `types =`
+ * ([accounting]). */
+bool config_event_types(const char *v, uint32_t *mask, char *bad,
+                        size_t badlen);
 /* A webhook's settings as the JSON text kept in the spool
  * (webhook_spec.c): written (malloc'd; NULL out of memory) and read into
  * w (url, events, secret, batch, max_in_flight, timeout_ms, max_age_ms

@@ -202,32 +202,14 @@ static int parse_fields(struct config_parse *p, struct config_accounting *a,
 static int parse_types(struct config_parse *p, struct config_accounting *a,
                        const char *v)
 {
-    char *buf = strdup(v), *save = NULL;
-    if (!buf)
-        return config_fail(p, "out of memory");
-    int ok = 1;
-    for (char *tok = strtok_r(buf, ",", &save); tok && ok;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ' || *tok == '\t')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-            tok[--len] = 0;
-        int found = 0;
-        for (int t = 1; t < 64 && !found; t++)
-            if (strcmp(queue_event_name(t), "unknown") &&
-                !strcmp(queue_event_name(t), tok))
-                found = t;
-        if (!found)
-            ok = config_fail(p, "types: '%s' is not an event type (e.g. "
-                             "delivered, bounced, expired, deferred)", tok);
-        else
-            a->types |= 1ull << found;
-    }
-    free(buf);
-    if (ok && !a->types)
-        ok = config_fail(p, "types: needs at least one event type");
-    return ok;
+    char bad[64];
+    uint32_t mask;
+    if (!config_event_types(v, &mask, bad, sizeof bad))
+        return config_fail(p, *bad ? "types: '%s' is not an event type "
+                           "(e.g. delivered, bounced, expired, deferred)"
+                           : "types: needs at least one event type%s", bad);
+    a->types = mask;
+    return 1;
 }
 
 int config_accounting_section(struct config_parse *p, const char *section,

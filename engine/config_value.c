@@ -263,3 +263,31 @@ int config_parse_dns_servers(const char *list, char *out, size_t outlen,
         }
     return o ? 0 : -ENOENT;
 }
+
+/* TYPE, TYPE ... into a mask (config.h). */
+bool config_event_types(const char *v, uint32_t *mask, char *bad,
+                        size_t badlen)
+{
+    char buf[512];
+    if (bad && badlen)
+        snprintf(bad, badlen, "%s", v);
+    if (strlen(v) >= sizeof buf)
+        return false;
+    memcpy(buf, v, strlen(v) + 1);
+    *mask = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", \t", &save); t;
+         t = strtok_r(NULL, ", \t", &save)) {
+        int type = 0;
+        for (int k = 1; k < 32 && !type; k++)
+            if (!strcmp(t, queue_event_name(k)))
+                type = k;
+        if (!type) {
+            if (bad && badlen)
+                snprintf(bad, badlen, "%s", t);
+            return false;
+        }
+        *mask |= 1u << type;
+    }
+    return *mask != 0;
+}

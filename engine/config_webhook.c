@@ -107,28 +107,6 @@ static struct webhook_config *entry(struct config_parse *p, const char *name)
     return w;
 }
 
-/* events = TYPE, TYPE ... into a mask of 1 << type (config.h). */
-bool config_webhook_events(const char *v, uint32_t *mask)
-{
-    char buf[512];
-    if (strlen(v) >= sizeof buf)
-        return false;
-    memcpy(buf, v, strlen(v) + 1);
-    *mask = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ", \t", &save); t;
-         t = strtok_r(NULL, ", \t", &save)) {
-        int type = 0;
-        for (int k = 1; k < 32 && !type; k++)
-            if (!strcmp(t, queue_event_name(k)))
-                type = k;
-        if (!type)
-            return false;
-        *mask |= 1u << type;
-    }
-    return *mask != 0;
-}
-
 /* A fresh copy of v into *dst (one key is given once per section). */
 static int set_str(struct config_parse *p, char **dst, const char *v)
 {
@@ -165,9 +143,11 @@ int config_webhook_section(struct config_parse *p, const char *section,
     if (!strcmp(key, "dead_letter"))
         return set_str(p, &w->dead_letter, v);
     if (!strcmp(key, "events")) {
-        if (!config_webhook_events(v, &w->events))
-            return config_fail(p, "events: '%s' is not a list of event types "
-                               "(delivered, deferred, bounced, expired)", v);
+        char bad[64];
+        if (!config_event_types(v, &w->events, bad, sizeof bad))
+            return config_fail(p, "events: '%s' is not an event type "
+                               "(delivered, deferred, bounced, expired, ...)",
+                               bad);
         return 1;
     }
     if (!strcmp(key, "batch")) {

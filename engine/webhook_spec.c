@@ -91,7 +91,7 @@ int config_webhook_from_json(const char *text, struct webhook_config *w,
         bad = "not a JSON object with a url";
     else if (!config_webhook_url_ok(url))
         bad = "url is not an http:// or https:// URL";
-    else if (events && !config_webhook_events(events, &w->events))
+    else if (events && !config_event_types(events, &w->events, NULL, 0))
         bad = "events is not a list of event types";
     else if (secret && (strlen(secret) < 16 || strlen(secret) > 1024))
         bad = "secret is not 16 to 1024 characters";

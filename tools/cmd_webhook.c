@@ -95,7 +95,7 @@ static bool add_options(int argc, char **argv, const char **acct,
         why = "";
     else if (!config_webhook_url_ok(url))
         why = "--url is not an http:// or https:// URL";
-    else if (events && !config_webhook_events(events, &w->events))
+    else if (events && !config_event_types(events, &w->events, NULL, 0))
         why = "--events is not a list of event types";
     else if (secret && (strlen(secret) < 16 || strlen(secret) > 1024))
         why = "--secret must be 16 to 1024 characters";
