@@ -105,8 +105,10 @@ static const char *rule_event(const MDB_val *k, const MDB_val *v)
         return "event record does not decode";
     if (e.type < QUEUE_EV_DELIVERED || e.type > QUEUE_EV_MAX)
         return "event has an unknown type";
-    /* an unsubscribe known by campaign and contact only names none */
-    if (!e.delivery && e.type != QUEUE_EV_UNSUBSCRIBED)
+    /* an unsubscribe known by campaign and contact only names none, nor
+     * does an incident (incident.c) */
+    if (!e.delivery && e.type != QUEUE_EV_UNSUBSCRIBED &&
+        e.type != QUEUE_EV_INCIDENT)
         return "event names no delivery";
     if (e.prev >= e.seq)
         return "event's previous event is not older";
