@@ -284,6 +284,45 @@ class Incident(PeerTest):
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(60), 0, p.output()[-2000:])
 
+    def test_deferral_spike_that_clears_resolves_itself(self):
+        port = peers.free_port()
+        dom = "slow.test"
+        dns = self.start_dns({dom: [(10, "127.0.0.1")]})
+        self.start_sink(port, listen="127.0.0.1", capture=False)
+        self.accounts("shop")
+        # deferred on every try until max_age ends them: a spike that
+        # clears by itself
+        conf = self.write_config(dns=dns, smtp_port=port, dkim_sign="no",
+                                 max_age="15s")
+        self.add(conf, "\n[alert deferrals]\nsignal = deferral_rate\n"
+                 "scope = site\nthreshold = 50%\nmin_volume = 10\n"
+                 "window = 1m\nseverity = warning\nauto_resolve = 5s\n")
+        self.inject("news@shop.test", ["tempfail%d@%s" % (i, dom)
+                                       for i in range(10)],
+                    "From: news@shop.test\r\nSubject: t\r\n\r\nhello\r\n",
+                    account="shop")
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        inc = wait_for(lambda: self.incidents() or None, 120,
+                       "the deferral incident")
+        self.assertEqual((inc[0]["rule"], inc[0]["scope"],
+                          inc[0]["scope_name"]),
+                         ("deferrals", "site", dom), inc)
+        self.assertIn("451 4.3.0 temporary failure (scripted)",
+                      inc[0]["root_cause"]["replies"][0]["reply"])
+        iid = inc[0]["id"]
+        i = wait_for(lambda: (lambda x: x if x["state"] == "resolved"
+                              else None)(self.show(iid)), 300,
+                     "the incident resolved by itself")
+        last = i["timeline"][-1]
+        self.assertEqual((last["what"], last["who"]), ("resolved", "sluiced"))
+        self.assertEqual(len(self.incidents()), 1)
+        wait_for(lambda: [e for e in self.event_log()
+                          if e["type"] == "incident" and
+                          e.get("text", "").startswith("resolved")] or None,
+                 60, "the resolved incident event in the event log")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(60), 0, p.output()[-2000:])
+
 
 if __name__ == "__main__":
     peers.main()
