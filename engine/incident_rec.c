@@ -45,7 +45,8 @@ long incident_rec_edit(void *arg, uint64_t id, const char *old, char *out,
         json_object_set_new(j, "state", json_string("open"));
         json_object_set_new(j, "opened_ms", json_integer(c->now_ms));
         json_object_set_new(j, "timeline", json_array());
-    } else if (!json_is_object(j = json_loads(old, 0, NULL))) {
+    } else if (j = json_loads(old, 0, NULL), !json_is_object(j)) {
+        /* (json_is_object() evaluates its argument twice) */
         json_decref(j);
         snprintf(why, whylen, "incident %llu does not parse",
                  (unsigned long long)id);

@@ -427,11 +427,19 @@ static int cmd_report(struct tool_ctx *ctx, int argc, char **argv)
                 printf("MTTA %.1f s\n", sack / (double)nack);
             if (nres)
                 printf("MTTR %.1f s\n", sres / (double)nres);
-            json_array_foreach(rows, i, j)
-                printf("  %-6lld %-16s tta %s ttr %s\n",
-                       (long long)num(j, "id"), str(j, "rule"),
-                       json_object_get(j, "tta_s") ? "yes" : "-",
-                       json_object_get(j, "ttr_s") ? "yes" : "-");
+            printf("  %-6s %-16s %12s %12s\n", "ID", "RULE", "TTA (s)",
+                   "TTR (s)");
+            json_array_foreach(rows, i, j) {
+                char ta[24] = "-", tr[24] = "-";
+                json_t *ta_j = json_object_get(j, "tta_s");
+                json_t *tr_j = json_object_get(j, "ttr_s");
+                if (ta_j)
+                    snprintf(ta, sizeof ta, "%.1f", json_real_value(ta_j));
+                if (tr_j)
+                    snprintf(tr, sizeof tr, "%.1f", json_real_value(tr_j));
+                printf("  %-6lld %-16s %12s %12s\n", (long long)num(j, "id"),
+                       str(j, "rule"), ta, tr);
+            }
             json_decref(rep);
         }
     }
