@@ -13,7 +13,9 @@
  *   auto_resolve is resolved by a "resolve" job.  Jobs run one at a time
  *   on a libuv worker (incident_job.c): they compute the root cause from
  *   the spool's events, write the record and its event, pause what the
- *   rule's action says and send the alerts.  Every ten seconds the table
+ *   rule's action says and send the alerts: on opening, and on resolving
+ *   unless the last alert of that incident is more recent than
+ *   alert_interval (the webhook event is written either way).  Every ten seconds the table
  *   is compared with the spool, so an incident resolved by hand stops
  *   being joined.  At start the open incidents are read back, so a
  *   restart keeps joining and resolving them.
@@ -102,6 +104,8 @@ static void check_scope(void *arg, const struct sig_scope *s)
         return;
     }
     j->kind = INC_JOB_OPEN;
+    j->alert = true;
+    o->alert_s = c->now;
     j->rule = *c->r;
     j->scope_kind = s->kind;
     snprintf(j->scope, sizeof j->scope, "%s", s->name);
@@ -165,6 +169,9 @@ void incidents_tick(struct engine *e)
         if (!j)
             return;
         j->kind = INC_JOB_RESOLVE;
+        /* never more than one alert per incident per alert_interval */
+        j->alert = now - o->alert_s >=
+                   (int64_t)(e->cfg.alert_interval_ms / 1000);
         j->id = o->id;
         j->account = o->account;
         snprintf(j->rule.name, sizeof j->rule.name, "%s", o->rule);

@@ -19,6 +19,7 @@ struct inc_open {
     uint64_t id;                    /* 0 while its opening job runs */
     uint32_t account;
     int64_t last_fire_s;
+    int64_t alert_s;                /* its last alert (0: none this run) */
 };
 
 struct incidents {
@@ -43,6 +44,7 @@ struct inc_job {
     double value;
     uint64_t volume;
     struct sig_sums sums;
+    bool alert;                     /* send the alerts (alert_interval) */
     /* copied from the config on the loop (a reload replaces it) */
     char *alert_command, *alert_from, *alert_to;
     char hostname[256];

@@ -475,7 +475,8 @@ static void job_open(struct inc_job *j)
     }
     j->id = c.id;
     act(j);
-    alert(j, "opened");
+    if (j->alert)
+        alert(j, "opened");
 }
 
 /* Worker: resolve incident j->id. */
@@ -491,7 +492,7 @@ static void job_resolve(struct inc_job *j)
         j->err = 0; /* resolved by hand meanwhile */
         return;
     }
-    if (!j->err)
+    if (!j->err && j->alert)
         alert(j, "resolved");
 }
 

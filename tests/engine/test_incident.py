@@ -292,8 +292,15 @@ class Incident(PeerTest):
         self.accounts("shop")
         # deferred on every try until max_age ends them: a spike that
         # clears by itself
+        cmd_out = self.path("alert-command.out")
+        cmd = self.path("alert.sh")
+        with open(cmd, "w") as f:
+            f.write("#!/bin/sh\ncat >> %s\necho >> %s\n" % (cmd_out, cmd_out))
+        os.chmod(cmd, 0o755)
+        # one alert per incident per hour: the resolve sends none
         conf = self.write_config(dns=dns, smtp_port=port, dkim_sign="no",
-                                 max_age="15s")
+                                 max_age="15s", alert_command=cmd,
+                                 alert_interval="1h")
         self.add(conf, "\n[alert deferrals]\nsignal = deferral_rate\n"
                  "scope = site\nthreshold = 50%\nmin_volume = 10\n"
                  "window = 1m\nseverity = warning\nauto_resolve = 5s\n")
@@ -322,6 +329,10 @@ class Incident(PeerTest):
                  60, "the resolved incident event in the event log")
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(60), 0, p.output()[-2000:])
+        with open(cmd_out) as f:
+            text = f.read()
+        self.assertEqual(text.count('"type": "incident"'), 1, text)
+        self.assertIn('"change": "opened"', text)
 
 
 if __name__ == "__main__":
