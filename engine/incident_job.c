@@ -75,7 +75,9 @@ static void top_add(struct top *t, size_t *n, const char *s)
         }
     if (*n == TOP_MAX)
         return;
-    snprintf(t[*n].s, sizeof t[*n].s, "%s", s);
+    size_t len = strnlen(s, sizeof t[*n].s - 1); /* cut to the cap */
+    memcpy(t[*n].s, s, len);
+    t[*n].s[len] = 0;
     t[(*n)++].n = 1;
 }
 
@@ -392,10 +394,20 @@ static void alert_mail(struct inc_job *j, const char *subject,
                      "Content-Type: text/plain; charset=utf-8\r\n\r\n",
                      from, j->alert_to, subject, date,
                      (unsigned long long)j->id, (long long)now, j->hostname);
-    for (const char *p = text; *p && (size_t)o + 3 < cap; p++) {
-        if (*p == '\n')
+    /* CRLF lines, none over 998 bytes (a long reply is cut in two, not
+     * inside a UTF-8 character) */
+    size_t col = 0;
+    for (const char *p = text; *p && (size_t)o + 5 < cap; p++) {
+        if (*p == '\n' ||
+            (col >= 990 && ((unsigned char)*p & 0xc0) != 0x80)) {
             msg[o++] = '\r';
+            msg[o++] = '\n';
+            col = 0;
+            if (*p == '\n')
+                continue;
+        }
         msg[o++] = *p;
+        col++;
     }
     msg[o++] = '\r';
     msg[o++] = '\n';
