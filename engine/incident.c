@@ -97,7 +97,12 @@ static void check_scope(void *arg, const struct sig_scope *s)
     if (!(o = add(in, c->r->name, s->kind, s->name)))
         return;
     o->last_fire_s = c->now;
+    /* a campaign's or account's incident is its account's; a site's is
+     * the platform's (the master's) */
     o->account = s->account;
+    uint32_t master;
+    if (s->kind == ALERT_SCOPE_SITE && !queue_account_master(c->e->q, &master))
+        o->account = master;
     struct inc_job *j = calloc(1, sizeof *j);
     if (!j) {
         drop(in, o);
@@ -109,7 +114,7 @@ static void check_scope(void *arg, const struct sig_scope *s)
     j->rule = *c->r;
     j->scope_kind = s->kind;
     snprintf(j->scope, sizeof j->scope, "%s", s->name);
-    j->account = s->account;
+    j->account = o->account;
     j->campaign = s->kind == ALERT_SCOPE_CAMPAIGN
                   ? strtoull(s->name, NULL, 10) : 0;
     j->value = value;

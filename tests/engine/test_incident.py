@@ -311,9 +311,12 @@ class Incident(PeerTest):
         p = self.start_sluiced(conf, exit_when_empty=False)
         inc = wait_for(lambda: self.incidents() or None, 120,
                        "the deferral incident")
+        # a site's incident is the platform's: the master's, not shop's
         self.assertEqual((inc[0]["rule"], inc[0]["scope"],
-                          inc[0]["scope_name"]),
-                         ("deferrals", "site", dom), inc)
+                          inc[0]["scope_name"], inc[0]["account"]),
+                         ("deferrals", "site", dom,
+                          self.account_id("master")), inc)
+        self.assertEqual(self.incidents("--account", "shop"), [])
         self.assertIn("451 4.3.0 temporary failure (scripted)",
                       inc[0]["root_cause"]["replies"][0]["reply"])
         iid = inc[0]["id"]
