@@ -24,6 +24,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 
 import peers
 from peers import PeerTest, wait_for
@@ -283,6 +284,43 @@ class Incident(PeerTest):
         self.assertNotEqual(other, shop)
         p.signal(signal.SIGTERM)
         self.assertEqual(p.wait(60), 0, p.output()[-2000:])
+
+        # roles: a viewer of other sees none of shop's incidents and may
+        # not show it; a viewer of shop sees it but may not acknowledge it
+        iid = str(inc[0]["id"])
+        self.as_user(None, "user", "add", "root", "--account", "master",
+                     "--role", "owner", "--password-stdin", stdin=b"pw-root")
+        for user, acct in (("olga", "other"), ("sam", "shop")):
+            r = self.as_user("root", "user", "add", user, "--account", acct,
+                             "--role", "viewer", "--password-stdin",
+                             stdin=("pw-" + user).encode())
+            self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.as_user("olga", "incident", "list", "--json")
+        self.assertEqual((r.returncode, json.loads(r.stdout)), (0, []),
+                         r.stderr)
+        r = self.as_user("olga", "incident", "show", iid)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        r = self.as_user("sam", "incident", "list", "--json")
+        self.assertEqual([x["id"] for x in json.loads(r.stdout)],
+                         [inc[0]["id"]], r.stderr)
+        r = self.as_user("sam", "incident", "ack", iid)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        r = self.as_user("root", "incident", "ack", iid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        audit = self.as_user("root", "audit", "list").stdout.decode()
+        self.assertRegex(audit, r"olga.*incident show.*refused|"
+                         r"incident show.*olga.*refused")
+        self.assertIn("incident ack", audit)
+
+    def as_user(self, user, *args, stdin=None):
+        env = dict(os.environ, SLUICE_PWHASH_FAST="1", SLUICE_CONFIG="")
+        if user:
+            env["SLUICE_USER"] = user
+            env["SLUICE_PASSWORD"] = "pw-" + user
+        return subprocess.run([self.bin["sluice"], "--spool",
+                               self.path("spool")] + list(args), env=env,
+                              input=stdin, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=60)
 
     def test_deferral_spike_that_clears_resolves_itself(self):
         port = peers.free_port()
