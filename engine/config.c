@@ -263,6 +263,8 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
         int r = config_smtpd_key(p, key, v);
         if (r >= 0)
             return r;
+        if ((r = config_alert_daemon_key(p, key, v)) >= 0)
+            return r;
         return config_fail(p, "unknown key '%s' in [sluiced]", key);
     }
     return 1;
@@ -333,6 +335,8 @@ static int handler(void *user, const char *section, const char *name,
         return config_id_section(p, section, name, value);
     if (!strncmp(section, "webhook ", 8))
         return config_webhook_section(p, section, name, value);
+    if (!strncmp(section, "alert ", 6))
+        return config_alert_section(p, section, name, value);
     return config_fail(p, "unknown section [%s]", section);
 }
 
@@ -438,6 +442,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         config_smtpd_check(&p);
     if (rc == 0 && !p.err[0])
         config_webhook_check(&p);
+    if (rc == 0 && !p.err[0])
+        config_alert_check(&p);
     config_seen_free(&p.seen);
     if (rc > 0 && (!p.err[0] || rc < p.err_line)) {
         p.err_line = rc;
@@ -480,6 +486,7 @@ void config_free(struct config *cfg)
     free(cfg->audit_checkpoint);
     config_smtpd_free(&cfg->smtpd);
     config_webhook_free(cfg);
+    config_alert_free(cfg);
     policy_free(&cfg->def);
     for (size_t i = 0; i < cfg->ndomains; i++)
         policy_free(&cfg->domains[i]);
@@ -507,6 +514,8 @@ void config_free(struct config *cfg)
     free(cfg->feedback_sender);
     free(cfg->feedback_address);
     free(cfg->http_listen);
+    for (size_t i = 0; i < cfg->naccounts; i++)
+        free(cfg->accounts[i].alert_to);
     for (size_t i = 0; i < cfg->naccounts; i++)
         for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)
             free(cfg->accounts[i].domains[k]);

@@ -91,11 +91,44 @@ struct id_rate {
 #define CONFIG_MAX_ACCOUNT_DOMAINS 64
 struct account_policy {
     uint32_t id;
+    char *alert_to;            /* incident alert addresses (commas), NULL */
     char *domains[CONFIG_MAX_ACCOUNT_DOMAINS];
     unsigned ndomains;
     int allow_unsigned;        /* -1: not set here, the default applies */
     int line;
 };
+
+/* [alert NAME]: one incident rule (config_alert.c, incident.c). */
+enum alert_signal {
+    ALERT_BOUNCE_RATE = 1,     /* bounced / attempts (category: that one) */
+    ALERT_HARD_BOUNCE_RATE,    /* bad mailbox/domain, inactive / attempts */
+    ALERT_COMPLAINT_RATE,      /* complaints / delivered */
+    ALERT_BLOCK_RATE,          /* policy and spam replies / attempts */
+    ALERT_DEFERRAL_RATE,       /* deferred / attempts */
+    ALERT_SITE_STALLED,        /* attempts but no delivery in the window */
+};
+enum alert_scope { ALERT_SCOPE_ACCOUNT = 1, ALERT_SCOPE_CAMPAIGN,
+                   ALERT_SCOPE_SITE };
+enum alert_action { ALERT_ACT_NONE = 0, ALERT_ACT_PAUSE_CAMPAIGN,
+                    ALERT_ACT_PAUSE_ACCOUNT, ALERT_ACT_PAUSE_SITE };
+#define CONFIG_MAX_ALERTS 64
+struct alert_rule {
+    char name[32];
+    int signal;                /* enum alert_signal */
+    int category;              /* bounce_rate: a QUEUE_CAT_*, 0 all */
+    int scope;                 /* enum alert_scope */
+    double threshold;          /* a fraction (0.1 = 10%) */
+    unsigned min_volume;       /* attempts (delivered for complaints) */
+    unsigned window_s;         /* 300 or 3600 */
+    int severity;              /* 0 info, 1 warning, 2 critical */
+    int action;                /* enum alert_action */
+    unsigned auto_resolve_s;   /* clean this long: resolved (0: never) */
+    int line;
+};
+const char *config_alert_signal_name(int signal);
+const char *config_alert_scope_name(int scope);
+const char *config_alert_action_name(int action);
+const char *config_alert_severity_name(int severity);
 
 /* [webhook NAME]: one consumer of the event stream that POSTs batches of
  * events as JSON arrays (webhook.c; keys read by config_webhook.c). */
@@ -239,6 +272,12 @@ struct config {
     size_t naccounting;
     struct webhook_config *webhooks; /* [webhook NAME] sections */
     size_t nwebhooks;
+    struct alert_rule *alerts; /* [alert NAME] sections, or the defaults */
+    size_t nalerts;
+    char *alert_command;       /* run with each alert's JSON on stdin */
+    char *alert_from;          /* From: of alert mail; default
+                                  sluice-alerts@ehlo_hostname */
+    unsigned alert_interval_ms; /* one alert per incident per this */
 };
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);

@@ -133,6 +133,15 @@ int config_smtpd_key(struct config_parse *p, const char *key, const char *v);
 void config_smtpd_defaults(struct smtpd_config *s);
 void config_smtpd_check(struct config_parse *p);
 void config_smtpd_free(struct smtpd_config *s);
+/* [alert NAME] (config_alert.c): one key; [sluiced] alert_* keys (-1:
+ * not one of them); the shipped rules when the file has none. */
+int config_alert_section(struct config_parse *p, const char *section,
+                         const char *key, const char *v);
+int config_alert_daemon_key(struct config_parse *p, const char *key,
+                            const char *v);
+void config_alert_check(struct config_parse *p);
+void config_alert_free(struct config *c);
+
 /* [webhook NAME] (config_webhook.c): one key; the checks once the file
  * is read (url given, dead_letter's default); freeing. */
 int config_webhook_section(struct config_parse *p, const char *section,

@@ -247,6 +247,15 @@ static int account_key(struct config_parse *p, uint32_t id, const char *name,
     struct account_policy *a = account_for(p, id);
     if (!a)
         return config_fail(p, "out of memory");
+    if (!strcmp(name, "alert_to")) {
+        if (!*value || strlen(value) > 1000 || !strchr(value, '@'))
+            return config_fail(p, "alert_to: '%s' is not a list of "
+                               "addresses", value);
+        free(a->alert_to);
+        if (!(a->alert_to = strdup(value)))
+            return config_fail(p, "out of memory");
+        return 1;
+    }
     if (!strcmp(name, "allow_unsigned")) {
         bool b;
         if (!config_parse_bool(value, &b))
@@ -345,7 +354,8 @@ int config_id_section(struct config_parse *p, const char *section,
     if (!config_parse_uint(idt, 0, 0xffffffffUL, &id))
         return config_fail(p, "[%s]: the id must be a number", section);
     if (kind == 'a' && (!strcmp(name, "domains") ||
-                        !strcmp(name, "allow_unsigned")))
+                        !strcmp(name, "allow_unsigned") ||
+                        !strcmp(name, "alert_to")))
         return account_key(p, (uint32_t)id, name, value);
     if (strcmp(name, "max_rate"))
         return config_fail(p, "unknown key '%s' in [%s]", name, section);

@@ -286,6 +286,8 @@ struct engine {
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */
     struct engine_stats st;    /* eventlog.c: this run's committed events */
     struct metrics *metrics;   /* metrics.c: GET /metrics */
+    struct signals *signals;   /* signals.c: rolling windows, or NULL */
+    struct incidents *incidents; /* incident.c: rules and open incidents */
 };
 
 struct compose_batch;
@@ -600,6 +602,8 @@ int accounting_open(struct engine *e, char *err, size_t errlen);
 void accounting_pump(struct engine *e, bool all);
 void accounting_reopen(struct engine *e);
 void accounting_close(struct engine *e);
+/* The newest seq the pump has counted (signals.c restores up to it). */
+uint64_t eventlog_counted(const struct engine *e);
 /* A webhook's batch of n events up to seq last changed (change
  * "dead-letter": given up after attempts, written to file). */
 void eventlog_webhook(struct engine *e, const char *name, const char *change,

@@ -45,6 +45,7 @@
 #include "engine.h"
 #include "event_json.h"
 #include "evfile.h"
+#include "incident.h"
 #include "metrics.h"
 #include "queue_admin.h"
 
@@ -190,10 +191,16 @@ static int on_event(void *arg, const struct queue_event *ev)
     if (ev->seq > l->counted) {
         count(&l->e->st, ev->type);
         metrics_event(l->e, ev);
+        signals_event(l->e, ev);
         l->counted = ev->seq;
     }
     p->seen++;
     return 0;
+}
+
+uint64_t eventlog_counted(const struct engine *e)
+{
+    return e->log ? e->log->counted : 0;
 }
 
 void eventlog_committed(struct engine *e)

@@ -29,6 +29,7 @@
 #include "compose.h"
 #include "classify.h"
 #include "engine.h"
+#include "incident.h"
 #include "signer.h"
 #include "queue_admin.h"
 #include "tls.h"
@@ -246,6 +247,7 @@ static void on_tick(uv_timer_t *t)
         last_status = engine_now_ms();
         controls_apply(e);
         apply_admin(e);
+        incidents_tick(e);
         status_write(e);
     }
 

@@ -67,6 +67,7 @@
 #include "smtpd.h"
 #include "queue_admin.h"
 #include "signer.h"
+#include "incident.h"
 #include "webhook.h"
 
 /* The usage and every option, on f. */
@@ -409,6 +410,11 @@ int main(int argc, char **argv)
     }
     if (!rc)
         rc = metrics_open(&e);
+    if (!rc && (rc = incidents_open(&e, err, sizeof err))) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        e.run.exit_code = spool_exit(rc);
+        goto out;
+    }
     if (!rc && (rc = webhooks_open(&e, err, sizeof err))) {
         fprintf(stderr, "sluiced: %s\n", err);
         e.run.exit_code = rc == ENGINE_E_CONFIG ? 78 : spool_exit(rc);
@@ -437,6 +443,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "\n");
 out:
     /* orderly teardown: no more unsubscribes, writer drained, handles */
+    incidents_close(&e); /* its job writes through the writer */
     unsub_http_stop(&e);
     smtpd_stop(&e);
     if (e.q)

@@ -58,7 +58,13 @@ struct admin_tx {
     int mdb_rc;              /* raw LMDB code of a failed call, 0 if none */
     char *detail;            /* failure text for the caller (256 bytes) */
     struct audit_mark *mark; /* the caller's, or NULL */
+    struct wctx *w;          /* the writer's group (admin_event_append) */
+    uint64_t nevents;        /* events appended by this change */
 };
+
+/* Append ev inside the change (incident.c): its seq follows the group's
+ * events and is the group's once the change commits; 0 or a code. */
+int admin_event_append(struct admin_tx *t, struct queue_event *ev);
 
 /* Run fn(t, arg) as one change through the writer and wait for it.  fn
  * returns 0 to commit or a code to abort its nested transaction (nothing of

@@ -35,7 +35,7 @@ int queue_op_apply_admin(struct wctx *w, struct queue_op *op)
 {
     struct admin_tx t = { .q = w->q, .now_ms = w->now_ms,
                           .detail = op->admin_detail,
-                          .mark = op->admin_mark };
+                          .mark = op->admin_mark, .w = w };
     int rc = mdb_txn_begin(w->q->env, w->txn, 0, &t.txn);
     if (rc)
         return wctx_fail(w, rc);
@@ -47,6 +47,7 @@ int queue_op_apply_admin(struct wctx *w, struct queue_op *op)
     if (err == 0) {
         if ((rc = mdb_txn_commit(t.txn)))
             return wctx_fail(w, rc);
+        w->next_event += t.nevents;
         return 0;
     }
     mdb_txn_abort(t.txn);

@@ -536,7 +536,8 @@ static void check_links(struct ck *c, const MDB_val *k, const MDB_val *v)
         qevent_decode(v, id, &e);
         unsigned char dk[8];
         be64_put(dk, e.delivery);
-        if ((e.delivery || e.type != QUEUE_EV_UNSUBSCRIBED) &&
+        if ((e.delivery || (e.type != QUEUE_EV_UNSUBSCRIBED &&
+                            e.type != QUEUE_EV_INCIDENT)) &&
             look(c, DB_DELIVERIES, dk, 8, &lv, k) == 0)
             problem(c, k, "names delivery %llu, which does not exist",
                     (unsigned long long)e.delivery);

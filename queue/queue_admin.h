@@ -516,4 +516,47 @@ long queue_webhooks(struct queue *q, uint32_t account,
                               const char *spec),
                     void *arg);
 
+/* ----------------------------------------------------------- incidents */
+
+/* Incidents (incident.c): a record per incident, its text the engine's
+ * and the tool's JSON (the spool keeps it whole), owned by one account.
+ * Every change runs an edit function inside the writer's transaction, so
+ * two changes to one incident never lose each other's part; each is
+ * audited and may append an event of type QUEUE_EV_INCIDENT in the same
+ * commit. */
+#define QUEUE_MAX_INCIDENT 65536  /* bytes of an incident's text */
+
+/* Make the incident's new text from the stored one (NULL for a new
+ * incident) into out (cap bytes); the length, or a negative code with why
+ * in why.  Runs on the writer thread, perhaps more than once: it must
+ * keep no state between runs. */
+typedef long (*queue_incident_edit_fn)(void *arg, uint64_t id,
+                                       const char *old, char *out,
+                                       size_t cap, char *why, size_t whylen);
+
+struct queue_incident_change {
+    uint64_t id;            /* 0: a new incident; its id is set here */
+    uint32_t account;       /* a new incident's owner; an edit's is kept */
+    uint64_t campaign;      /* for the event (0: none) */
+    queue_incident_edit_fn edit;
+    void *arg;
+    const char *action;     /* audit action, "incident open" ... */
+    const char *event_text; /* the event's text, or NULL: no event */
+    const struct queue_actor *by;
+};
+
+/* Apply one change and wait for its commit.  Errors: QUEUE_ENOTFOUND (no
+ * such incident), -EINVAL (edit refused; detail says why), -E2BIG (text
+ * over QUEUE_MAX_INCIDENT), or the writer's failure. */
+int queue_incident_change(struct queue *q, struct queue_incident_change *c);
+/* The text of incident id (malloc'd into *text) and its account. */
+int queue_incident_get(struct queue *q, uint64_t id, uint32_t *account,
+                       char **text);
+/* Call cb for each incident in id order (cb returns non-zero to stop);
+ * the number seen or a negative code. */
+long queue_incidents(struct queue *q,
+                     int (*cb)(void *arg, uint64_t id, uint32_t account,
+                               const char *text),
+                     void *arg);
+
 #endif

@@ -444,8 +444,9 @@ static void fix_events(struct rp *p)
             continue;
         be64_put(dk, e.delivery);
         if (exists(p, DB_DELIVERIES, dk, 8) ||
-            (!e.delivery && e.type == QUEUE_EV_UNSUBSCRIBED))
-            continue;  /* (an unsubscribe may name no delivery) */
+            (!e.delivery && (e.type == QUEUE_EV_UNSUBSCRIBED ||
+                             e.type == QUEUE_EV_INCIDENT)))
+            continue;  /* (an unsubscribe or incident may name none) */
         del(p, DB_EVENTS, k.mv_data, 8);
         dropped++;
     }

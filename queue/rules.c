@@ -38,7 +38,7 @@ static const char *rule_meta(const MDB_val *k, const MDB_val *v)
         "schema", "next_delivery", "next_message", "next_event",
         "next_account", "next_user", "next_apikey", "next_campaign",
         "next_list", "next_contact", "next_import", "master", "admin_gen",
-        "controls_gen",
+        "controls_gen", "next_incident",
     };
     if (!printable(k->mv_data, k->mv_size) || k->mv_size > 64)
         return "meta name is not a name";
@@ -60,6 +60,9 @@ static const char *rule_meta(const MDB_val *k, const MDB_val *v)
     if (IS("spool_id"))
         return v->mv_size == 16 ? NULL : "spool identity is not 16 bytes";
 #undef IS
+    if (k->mv_size > 9 && !memcmp(k->mv_data, "incident.", 9))
+        return v->mv_size >= 4 && v->mv_size <= 4 + QUEUE_MAX_INCIDENT
+               ? NULL : "incident record is not an account and a text";
     return v->mv_size <= 4096 ? NULL : "value too large";
 }
 
@@ -102,8 +105,10 @@ static const char *rule_event(const MDB_val *k, const MDB_val *v)
         return "event record does not decode";
     if (e.type < QUEUE_EV_DELIVERED || e.type > QUEUE_EV_MAX)
         return "event has an unknown type";
-    /* an unsubscribe known by campaign and contact only names none */
-    if (!e.delivery && e.type != QUEUE_EV_UNSUBSCRIBED)
+    /* an unsubscribe known by campaign and contact only names none, nor
+     * does an incident (incident.c) */
+    if (!e.delivery && e.type != QUEUE_EV_UNSUBSCRIBED &&
+        e.type != QUEUE_EV_INCIDENT)
         return "event names no delivery";
     if (e.prev >= e.seq)
         return "event's previous event is not older";

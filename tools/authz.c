@@ -115,6 +115,8 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_WEBHOOK_LIST] = { "webhook list", M, false, 0 },
     [ACT_WEBHOOK_TEST] = { "webhook test", M, false, 0 },
     [ACT_WEBHOOK_REMOVE] = { "webhook remove", A, false, 0 },
+    [ACT_INCIDENT_VIEW] = { "incident show", V, false, 0 },
+    [ACT_INCIDENT_UPDATE] = { "incident update", S, false, 0 },
 };
 
 #undef V

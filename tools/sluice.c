@@ -50,6 +50,8 @@ static const struct tool_cmd commands[] = {
       "API keys: create (shown once), list, revoke" },
     { .name = "webhook", .run = tool_webhook_main, .help =
       "webhooks of an account: add, list, test, remove" },
+    { .name = "incident", .run = tool_incident_main, .help =
+      "incidents: list, show, ack, assign, note, resolve, report" },
     { .name = "domain", .run = tool_domain_main, .help =
       "sending domains: add (with DKIM key), list, show, verify" },
     { .name = "audit", .run = tool_audit_main, .help =

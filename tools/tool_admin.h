@@ -109,6 +109,7 @@ enum tool_action {
     ACT_SUPPRESS_REMOVE, ACT_SUPPRESS_IMPORT, ACT_SUPPRESS_EXPORT,
     ACT_FEEDBACK_INGEST,
     ACT_WEBHOOK_ADD, ACT_WEBHOOK_LIST, ACT_WEBHOOK_TEST, ACT_WEBHOOK_REMOVE,
+    ACT_INCIDENT_VIEW, ACT_INCIDENT_UPDATE,
     ACT_COUNT
 };
 
@@ -264,6 +265,7 @@ int tool_account_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_user_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_apikey_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_webhook_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_incident_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv);

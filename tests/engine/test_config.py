@@ -75,6 +75,18 @@ class Config(PeerTest):
             # an unknown section is reported at its first key
             ("\n[smtpd]\nport = 25\n", 3, "smtpd"),
             ("this is not ini\n", 1, "syntax"),
+            # [alert NAME] (incidents)
+            ("[alert x]\nsignal = bounces\n", 2, "signal"),
+            ("[alert x]\nthreshold = 150%\n", 2, "threshold"),
+            ("[alert x]\nwindow = 90s\n", 2, "window"),
+            ("[alert x]\naction = reboot\n", 2, "action"),
+            ("[alert x]\nscope = world\n", 2, "scope"),
+            ("[alert x]\nsignal = block_rate\nscope = site\n"
+             "threshold = 1%\naction = pause_campaign\n", 2, "does not fit"),
+            ("[alert x]\nscope = site\nthreshold = 1%\n", 2,
+             "needs signal and scope"),
+            ("[account 3]\nalert_to = nobody\n", 2, "alert_to"),
+            ("[sluiced]\nalert_command = relative.sh\n", 2, "alert_command"),
         ]
         for i, (extra, at, word) in enumerate(bad):
             path = self.path("bad%d.conf" % i)

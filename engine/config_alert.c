@@ -1,0 +1,315 @@
+/*
+ * config_alert.c - the [alert NAME] sections of sluiced.conf and the
+ * [sluiced] keys of alerts (alert_command, alert_from, alert_interval).
+ *
+ * DESCRIPTION
+ *   Each [alert NAME] section is one rule the incident watcher
+ *   (incident.c) checks against the rolling windows (signals.c): a signal
+ *   (bounce_rate [category = NAME], hard_bounce_rate, complaint_rate,
+ *   block_rate, deferral_rate, site_stalled), the scope it is counted per
+ *   (account, campaign, site), the threshold (a fraction, or N%), the
+ *   minimum volume below which the rule never fires, the window (1m..1h),
+ *   the severity (info, warning, critical), the action (none,
+ *   pause_campaign, pause_account, pause_site) and how long the signal
+ *   must stay clean before the incident resolves itself (auto_resolve, 0:
+ *   never).  A file without [alert] sections gets the shipped rules
+ *   (README "Incidents"); a file with any gets only its own.
+ *
+ * DIAGNOSTICS
+ *   A bad value stops config_load() with FILE:LINE and the reason, through
+ *   config_fail(); a section without a signal or scope, or an action that
+ *   does not fit its scope, is refused once the file is read.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_int.h"
+#include "queue.h"
+
+static const char *const signal_names[] = {
+    [ALERT_BOUNCE_RATE] = "bounce_rate",
+    [ALERT_HARD_BOUNCE_RATE] = "hard_bounce_rate",
+    [ALERT_COMPLAINT_RATE] = "complaint_rate",
+    [ALERT_BLOCK_RATE] = "block_rate",
+    [ALERT_DEFERRAL_RATE] = "deferral_rate",
+    [ALERT_SITE_STALLED] = "site_stalled",
+};
+static const char *const scope_names[] = {
+    [ALERT_SCOPE_ACCOUNT] = "account",
+    [ALERT_SCOPE_CAMPAIGN] = "campaign",
+    [ALERT_SCOPE_SITE] = "site",
+};
+static const char *const action_names[] = {
+    [ALERT_ACT_NONE] = "none",
+    [ALERT_ACT_PAUSE_CAMPAIGN] = "pause_campaign",
+    [ALERT_ACT_PAUSE_ACCOUNT] = "pause_account",
+    [ALERT_ACT_PAUSE_SITE] = "pause_site",
+};
+static const char *const severity_names[] = { "info", "warning",
+                                              "critical" };
+
+#define N(a) (int)(sizeof a / sizeof a[0])
+
+/* The index of name in names[lo..n), or -1. */
+static int lookup(const char *const *names, int lo, int n, const char *v)
+{
+    for (int i = lo; i < n; i++)
+        if (names[i] && !strcmp(names[i], v))
+            return i;
+    return -1;
+}
+
+/* Name of a table entry, "?" out of range. */
+static const char *name_of(const char *const *names, int n, int i)
+{
+    return i >= 0 && i < n && names[i] ? names[i] : "?";
+}
+
+const char *config_alert_signal_name(int s)
+{
+    return name_of(signal_names, N(signal_names), s);
+}
+
+const char *config_alert_scope_name(int s)
+{
+    return name_of(scope_names, N(scope_names), s);
+}
+
+const char *config_alert_action_name(int a)
+{
+    return name_of(action_names, N(action_names), a);
+}
+
+const char *config_alert_severity_name(int s)
+{
+    return name_of(severity_names, N(severity_names), s);
+}
+
+/* The shipped rules (README "Incidents"), used when the file has none. */
+static const struct alert_rule shipped[] = {
+    { "block-rate", ALERT_BLOCK_RATE, 0, ALERT_SCOPE_CAMPAIGN, 0.10, 100,
+      300, 2, ALERT_ACT_PAUSE_CAMPAIGN, 1800, 0 },
+    { "hard-bounces", ALERT_HARD_BOUNCE_RATE, 0, ALERT_SCOPE_CAMPAIGN, 0.05,
+      200, 3600, 1, ALERT_ACT_NONE, 3600, 0 },
+    { "bounce-rate", ALERT_BOUNCE_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.10, 500,
+      3600, 1, ALERT_ACT_NONE, 3600, 0 },
+    { "complaints", ALERT_COMPLAINT_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.003, 1000,
+      3600, 2, ALERT_ACT_NONE, 3600, 0 },
+    { "complaints-warn", ALERT_COMPLAINT_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.001,
+      1000, 3600, 1, ALERT_ACT_NONE, 3600, 0 },
+    { "deferral-spike", ALERT_DEFERRAL_RATE, 0, ALERT_SCOPE_SITE, 0.5, 200,
+      300, 1, ALERT_ACT_NONE, 900, 0 },
+    { "site-stalled", ALERT_SITE_STALLED, 0, ALERT_SCOPE_SITE, 1.0, 50, 300,
+      2, ALERT_ACT_NONE, 900, 0 },
+};
+
+/* The section's rule, made when new; NULL after config_fail. */
+static struct alert_rule *entry(struct config_parse *p, const char *name)
+{
+    struct config *c = p->cfg;
+    for (size_t i = 0; i < c->nalerts; i++)
+        if (!strcmp(c->alerts[i].name, name))
+            return &c->alerts[i];
+    size_t n = strlen(name);
+    bool ok = n > 0 && n < sizeof c->alerts[0].name;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') ||
+             (name[i] >= '0' && name[i] <= '9') || name[i] == '-' ||
+             name[i] == '_';
+    if (!ok) {
+        config_fail(p, "[alert %s]: the name must be 1..31 bytes of a-z, "
+                    "0-9, '-', '_'", name);
+        return NULL;
+    }
+    if (c->nalerts >= CONFIG_MAX_ALERTS) {
+        config_fail(p, "more than %d [alert] sections", CONFIG_MAX_ALERTS);
+        return NULL;
+    }
+    struct alert_rule *v = realloc(c->alerts, (c->nalerts + 1) * sizeof *v);
+    if (!v) {
+        config_fail(p, "out of memory");
+        return NULL;
+    }
+    c->alerts = v;
+    struct alert_rule *r = &v[c->nalerts++];
+    memset(r, 0, sizeof *r);
+    memcpy(r->name, name, n + 1);
+    r->window_s = 300;
+    r->severity = 1;
+    r->auto_resolve_s = 900;
+    r->line = p->line;
+    return r;
+}
+
+/* "10%" or "0.1" into a fraction 0 < f <= 1. */
+static bool parse_fraction(const char *v, double *out)
+{
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v)
+        return false;
+    if (*end == '%') {
+        d /= 100;
+        end++;
+    }
+    if (*end || !(d > 0 && d <= 1))
+        return false;
+    *out = d;
+    return true;
+}
+
+int config_alert_section(struct config_parse *p, const char *section,
+                         const char *key, const char *v)
+{
+    struct alert_rule *r = entry(p, section + 6);
+    unsigned long u;
+    uint64_t ms;
+    int i;
+    if (!r)
+        return 0;
+    if (!strcmp(key, "signal")) {
+        if ((i = lookup(signal_names, 1, N(signal_names), v)) < 0)
+            return config_fail(p, "signal: '%s' is not bounce_rate, "
+                               "hard_bounce_rate, complaint_rate, block_rate, "
+                               "deferral_rate or site_stalled", v);
+        r->signal = i;
+    } else if (!strcmp(key, "category")) {
+        for (i = 1; i < QUEUE_CAT_COUNT; i++)
+            if (!strcmp(queue_category_name(i), v))
+                break;
+        if (i == QUEUE_CAT_COUNT)
+            return config_fail(p, "category: '%s' is not a bounce category",
+                               v);
+        r->category = i;
+    } else if (!strcmp(key, "scope")) {
+        if ((i = lookup(scope_names, 1, N(scope_names), v)) < 0)
+            return config_fail(p, "scope: '%s' is not account, campaign or "
+                               "site", v);
+        r->scope = i;
+    } else if (!strcmp(key, "threshold")) {
+        if (!parse_fraction(v, &r->threshold))
+            return config_fail(p, "threshold: '%s' is not a fraction (0.05) "
+                               "or a percentage (5%%) above 0", v);
+    } else if (!strcmp(key, "min_volume")) {
+        if (!config_parse_uint(v, 1, 100000000, &u))
+            return config_fail(p, "min_volume: '%s' is not 1..100000000", v);
+        r->min_volume = (unsigned)u;
+    } else if (!strcmp(key, "window")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 60000 ||
+            ms > 3600000 || ms % 60000)
+            return config_fail(p, "window: '%s' is not whole minutes from 1m "
+                               "to 1h", v);
+        r->window_s = (unsigned)(ms / 1000);
+    } else if (!strcmp(key, "severity")) {
+        if ((i = lookup(severity_names, 0, N(severity_names), v)) < 0)
+            return config_fail(p, "severity: '%s' is not info, warning or "
+                               "critical", v);
+        r->severity = i;
+    } else if (!strcmp(key, "action")) {
+        if ((i = lookup(action_names, 0, N(action_names), v)) < 0)
+            return config_fail(p, "action: '%s' is not none, pause_campaign, "
+                               "pause_account or pause_site", v);
+        r->action = i;
+    } else if (!strcmp(key, "auto_resolve")) {
+        if (!strcmp(v, "never"))
+            ms = 0;
+        else if (config_parse_duration_ms(v, &ms) || ms > 7 * 86400000ull)
+            return config_fail(p, "auto_resolve: '%s' is not a duration up to "
+                               "7d", v);
+        r->auto_resolve_s = (unsigned)(ms / 1000);
+    } else {
+        return config_fail(p, "unknown key '%s' in [%s]", key, section);
+    }
+    return 1;
+}
+
+int config_alert_daemon_key(struct config_parse *p, const char *key,
+                            const char *v)
+{
+    struct config *c = p->cfg;
+    uint64_t ms;
+    if (!strcmp(key, "alert_command")) {
+        if (*v != '/')
+            return config_fail(p, "alert_command: needs an absolute file "
+                               "name");
+        free(c->alert_command);
+        return (c->alert_command = strdup(v)) ? 1
+               : config_fail(p, "out of memory");
+    }
+    if (!strcmp(key, "alert_from")) {
+        if (!strchr(v, '@') || strlen(v) > 254 || strpbrk(v, " <>\"\r\n"))
+            return config_fail(p, "alert_from: '%s' is not an address", v);
+        free(c->alert_from);
+        return (c->alert_from = strdup(v)) ? 1
+               : config_fail(p, "out of memory");
+    }
+    if (!strcmp(key, "alert_interval")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 1000 ||
+            ms > 86400000)
+            return config_fail(p, "alert_interval: '%s' is not a duration of "
+                               "1s to 1d", v);
+        c->alert_interval_ms = (unsigned)ms;
+        return 1;
+    }
+    return -1;
+}
+
+void config_alert_check(struct config_parse *p)
+{
+    struct config *c = p->cfg;
+    if (!c->alert_interval_ms)
+        c->alert_interval_ms = 900000;
+    if (!c->nalerts) {
+        c->alerts = malloc(sizeof shipped);
+        if (!c->alerts) {
+            config_fail(p, "out of memory");
+            return;
+        }
+        memcpy(c->alerts, shipped, sizeof shipped);
+        c->nalerts = N(shipped);
+        return;
+    }
+    for (size_t i = 0; i < c->nalerts; i++) {
+        struct alert_rule *r = &c->alerts[i];
+        p->line = r->line;
+        if (!r->signal || !r->scope) {
+            config_fail(p, "[alert %s] needs signal and scope", r->name);
+            return;
+        }
+        if (r->signal != ALERT_SITE_STALLED && r->threshold <= 0) {
+            config_fail(p, "[alert %s] needs a threshold", r->name);
+            return;
+        }
+        if (r->signal == ALERT_SITE_STALLED && r->scope != ALERT_SCOPE_SITE) {
+            config_fail(p, "[alert %s]: site_stalled is counted per site",
+                        r->name);
+            return;
+        }
+        if (!r->min_volume)
+            r->min_volume = 100;
+        bool fits = r->action == ALERT_ACT_NONE ||
+                    r->action == ALERT_ACT_PAUSE_ACCOUNT ||
+                    (r->action == ALERT_ACT_PAUSE_CAMPAIGN &&
+                     r->scope == ALERT_SCOPE_CAMPAIGN) ||
+                    (r->action == ALERT_ACT_PAUSE_SITE &&
+                     r->scope == ALERT_SCOPE_SITE);
+        if (r->action == ALERT_ACT_PAUSE_ACCOUNT &&
+            r->scope == ALERT_SCOPE_SITE)
+            fits = false;
+        if (!fits) {
+            config_fail(p, "[alert %s]: action %s does not fit scope %s",
+                        r->name, config_alert_action_name(r->action),
+                        config_alert_scope_name(r->scope));
+            return;
+        }
+    }
+}
+
+void config_alert_free(struct config *c)
+{
+    free(c->alerts);
+    free(c->alert_command);
+    free(c->alert_from);
+    c->alerts = NULL;
+    c->nalerts = 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * incident.h - the incident watcher of sluiced: rolling windows of the
+ * outcome stream (signals.c) and the rules, incidents, circuit breaker
+ * and alerts built on them (incident.c, incident_job.c).
+ *
+ * The loop thread owns the windows and the open-incident table; spool
+ * writes (incident records, pauses, alert mail) run on a libuv worker,
+ * one job at a time.
+ */
+#ifndef SLUICE_ENGINE_INCIDENT_H
+#define SLUICE_ENGINE_INCIDENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "queue.h"
+
+struct engine;
+
+/* ------------------------------------------------------------ signals */
+
+#define SIGNALS_MINUTES 60          /* one bucket a minute, one hour kept */
+#define SIGNALS_MAX_SCOPES 2048     /* scopes counted; further ones are not */
+#define SIGNALS_SCOPE_NAME 64
+
+/* What one minute of one scope counted. */
+struct sig_bucket {
+    int64_t minute;                 /* unix minute; another: empty */
+    uint32_t attempts, delivered, bounced, hard, blocked, deferred;
+    uint32_t complaints;
+    uint32_t by_cat[QUEUE_CAT_COUNT]; /* bounced by category */
+};
+
+/* One account, campaign or site. */
+struct sig_scope {
+    int kind;                       /* enum alert_scope */
+    char name[SIGNALS_SCOPE_NAME];  /* decimal id, or the site's name */
+    uint32_t account;               /* the account last seen in it */
+    struct sig_bucket b[SIGNALS_MINUTES];
+    struct sig_scope *hnext;
+};
+
+/* The sums of a window. */
+struct sig_sums {
+    uint64_t attempts, delivered, bounced, hard, blocked, deferred;
+    uint64_t complaints;
+    uint64_t by_cat[QUEUE_CAT_COUNT];
+};
+
+struct signals;
+
+int signals_open(struct engine *e, uint64_t upto);
+void signals_free(struct engine *e);
+/* Count one spool event (eventlog.c's pump, each event once). */
+void signals_event(struct engine *e, const struct queue_event *ev);
+/* Call cb for each scope of kind. */
+void signals_foreach(struct engine *e, int kind,
+                     void (*cb)(void *arg, const struct sig_scope *s),
+                     void *arg);
+/* The sums of s over the last window_s seconds before now_s. */
+void signals_sum(const struct sig_scope *s, unsigned window_s, int64_t now_s,
+                 struct sig_sums *out);
+/* The site an event's recipient counts under, into buf. */
+const char *signals_event_site(struct engine *e, const char *rcpt, char *buf,
+                               size_t len);
+/* A rule's value and volume from the sums; the value fires at or above
+ * the threshold when volume >= min_volume. */
+void signals_value(const struct alert_rule *r, const struct sig_sums *s,
+                   double *value, uint64_t *volume);
+
+/* ---------------------------------------------------------- incidents */
+
+int incidents_open(struct engine *e, char *err, size_t errlen);
+/* Check the rules (from the tick, once a second). */
+void incidents_tick(struct engine *e);
+/* Wait for the job in flight (teardown, before the writer stops). */
+void incidents_close(struct engine *e);
+
+#endif

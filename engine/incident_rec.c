@@ -1,0 +1,93 @@
+/*
+ * incident_rec.c - the one editor of an incident's stored JSON.
+ *
+ * DESCRIPTION
+ *   An incident is an object: id, rule, signal, scope, scope_name,
+ *   account, campaign, severity, state (open, acknowledged, resolved),
+ *   opened_ms, acknowledged_ms, resolved_ms, assignee, numbers (value,
+ *   threshold, volume, window_s), root_cause (replies, mx, domains,
+ *   first_ms, last_ms, samples), action, and timeline: entries
+ *   {time_ms, what, who, text}.  incident_rec_edit() runs inside the
+ *   spool's writer transaction (queue_incident_change), so each change
+ *   applies to the newest record.  The timeline keeps its first entry and
+ *   the newest INCIDENT_TIMELINE_MAX - 1.
+ *
+ * DIAGNOSTICS
+ *   -EINVAL with why for a record that does not parse or a change the
+ *   state refuses; -E2BIG when the text does not fit.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "incident_rec.h"
+
+/* The record's new state for a change, NULL: unchanged. */
+static const char *new_state(const char *what)
+{
+    if (!strcmp(what, "acknowledged"))
+        return "acknowledged";
+    if (!strcmp(what, "resolved"))
+        return "resolved";
+    return NULL;
+}
+
+long incident_rec_edit(void *arg, uint64_t id, const char *old, char *out,
+                       size_t cap, char *why, size_t whylen)
+{
+    const struct incident_edit *c = arg;
+    json_t *j;
+    if (!old) {
+        j = json_deep_copy(c->base);
+        if (!j)
+            return -ENOMEM;
+        json_object_set_new(j, "id", json_integer((json_int_t)id));
+        json_object_set_new(j, "state", json_string("open"));
+        json_object_set_new(j, "opened_ms", json_integer(c->now_ms));
+        json_object_set_new(j, "timeline", json_array());
+    } else if (j = json_loads(old, 0, NULL), !json_is_object(j)) {
+        /* (json_is_object() evaluates its argument twice) */
+        json_decref(j);
+        snprintf(why, whylen, "incident %llu does not parse",
+                 (unsigned long long)id);
+        return -EINVAL;
+    }
+    const char *state = json_string_value(json_object_get(j, "state"));
+    const char *to = new_state(c->what);
+    if (old && state && !strcmp(state, "resolved") &&
+        strcmp(c->what, "noted")) {
+        json_decref(j);
+        snprintf(why, whylen, "incident %llu is resolved",
+                 (unsigned long long)id);
+        return -EINVAL;
+    }
+    if (to && !(state && !strcmp(to, "acknowledged") &&
+                !strcmp(state, "acknowledged"))) {
+        json_object_set_new(j, "state", json_string(to));
+        char key[32];
+        snprintf(key, sizeof key, "%s_ms", to);
+        json_object_set_new(j, key, json_integer(c->now_ms));
+    }
+    if (!strcmp(c->what, "assigned") && c->assignee)
+        json_object_set_new(j, "assignee", json_string(c->assignee));
+    json_t *tl = json_object_get(j, "timeline");
+    if (!json_is_array(tl)) {
+        tl = json_array();
+        json_object_set_new(j, "timeline", tl);
+    }
+    while (json_array_size(tl) >= INCIDENT_TIMELINE_MAX)
+        json_array_remove(tl, 1);
+    json_array_append_new(tl, json_pack("{s:I,s:s,s:s,s:s?}", "time_ms",
+                                        (json_int_t)c->now_ms, "what",
+                                        c->what, "who", c->who ? c->who : "?",
+                                        "text", c->text));
+    size_t n = json_dumpb(j, out, cap, JSON_COMPACT);
+    json_decref(j);
+    if (n == 0 || n >= cap) {
+        snprintf(why, whylen, "incident %llu: record too large",
+                 (unsigned long long)id);
+        return -E2BIG;
+    }
+    out[n] = 0;
+    return (long)n;
+}

@@ -1,0 +1,284 @@
+/*
+ * signals.c - rolling windows of the outcome stream per account, campaign
+ * and site, the numbers the incident rules read.
+ *
+ * DESCRIPTION
+ *   Each scope keeps one bucket per minute for the last hour: attempts
+ *   (delivered, bounced, deferred), deliveries, bounces (and by
+ *   category), hard bounces (bad mailbox or domain, inactive mailbox),
+ *   blocks (policy and spam categories: the shipped bounce rules put the
+ *   blocklist replies of Spamhaus, Microsoft's S3150, Yahoo's TSS04 ...
+ *   there), deferrals and complaints.  A bucket is keyed by the event's
+ *   minute, so a window is the sum of the buckets of its minutes.  Events
+ *   come from the event log's pump (each event once, eventlog.c); at
+ *   start the last hour is read back from the spool (signals_open), so a
+ *   restart keeps its windows.
+ *
+ *   Scopes are capped at SIGNALS_MAX_SCOPES; events of scopes past the cap
+ *   are not counted (said once on stderr).
+ *
+ * DIAGNOSTICS
+ *   signals_open() fails only out of memory; a spool read that fails at
+ *   start is reported and the windows start empty.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "incident.h"
+
+#define HASH 4096
+
+struct signals {
+    struct sig_scope *tab[HASH];
+    size_t n;
+    bool full_said;
+};
+
+/* FNV-1a of kind and name. */
+static size_t scope_hash(int kind, const char *name)
+{
+    uint64_t h = 1469598103934665603ull ^ (unsigned)kind;
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 1099511628211ull;
+    return (size_t)(h % HASH);
+}
+
+/* The scope of kind and name, made when new; NULL past the cap. */
+static struct sig_scope *scope_get(struct signals *s, int kind,
+                                   const char *name)
+{
+    size_t h = scope_hash(kind, name);
+    for (struct sig_scope *c = s->tab[h]; c; c = c->hnext)
+        if (c->kind == kind && !strcmp(c->name, name))
+            return c;
+    if (s->n >= SIGNALS_MAX_SCOPES) {
+        if (!s->full_said)
+            fprintf(stderr, "sluiced: incidents: more than %d accounts, "
+                    "campaigns and sites in the last hour; new ones are not "
+                    "watched\n", SIGNALS_MAX_SCOPES);
+        s->full_said = true;
+        return NULL;
+    }
+    struct sig_scope *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->kind = kind;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->hnext = s->tab[h];
+    s->tab[h] = c;
+    s->n++;
+    return c;
+}
+
+const char *signals_event_site(struct engine *e, const char *rcpt, char *buf,
+                               size_t len)
+{
+    const char *at = strrchr(rcpt, '@');
+    const char *dom = at ? at + 1 : rcpt;
+    size_t i = 0;
+    for (; dom[i] && i + 1 < len; i++)
+        buf[i] = (char)(dom[i] >= 'A' && dom[i] <= 'Z' ? dom[i] + 32 : dom[i]);
+    buf[i] = 0;
+    const char *site = dest_site_name(e, buf);
+    return site ? site : buf;
+}
+
+/* Count ev into scope c. */
+static void count(struct sig_scope *c, const struct queue_event *ev)
+{
+    int64_t minute = ev->time_ms / 60000;
+    struct sig_bucket *b = &c->b[minute % SIGNALS_MINUTES];
+    if (b->minute != minute) {
+        if (b->minute > minute)
+            return; /* older than the hour kept */
+        memset(b, 0, sizeof *b);
+        b->minute = minute;
+    }
+    c->account = ev->account;
+    bool block = ev->category == QUEUE_CAT_POLICY ||
+                 ev->category == QUEUE_CAT_SPAM;
+    switch (ev->type) {
+    case QUEUE_EV_DELIVERED:
+        b->attempts++;
+        b->delivered++;
+        break;
+    case QUEUE_EV_DEFERRED:
+        b->attempts++;
+        b->deferred++;
+        b->blocked += block;
+        break;
+    case QUEUE_EV_BOUNCED:
+        b->attempts++;
+        b->bounced++;
+        b->blocked += block;
+        if (ev->category < QUEUE_CAT_COUNT)
+            b->by_cat[ev->category]++;
+        if (ev->category == QUEUE_CAT_BAD_MAILBOX ||
+            ev->category == QUEUE_CAT_BAD_DOMAIN ||
+            ev->category == QUEUE_CAT_INACTIVE_MAILBOX)
+            b->hard++;
+        break;
+    case QUEUE_EV_COMPLAINT:
+        b->complaints++;
+        break;
+    }
+}
+
+void signals_event(struct engine *e, const struct queue_event *ev)
+{
+    struct signals *s = e->signals;
+    char name[SIGNALS_SCOPE_NAME], dom[256];
+    struct sig_scope *c;
+    if (!s || (ev->type != QUEUE_EV_DELIVERED &&
+               ev->type != QUEUE_EV_DEFERRED &&
+               ev->type != QUEUE_EV_BOUNCED &&
+               ev->type != QUEUE_EV_COMPLAINT))
+        return;
+    snprintf(name, sizeof name, "%u", ev->account);
+    if ((c = scope_get(s, ALERT_SCOPE_ACCOUNT, name)))
+        count(c, ev);
+    if (ev->campaign) {
+        snprintf(name, sizeof name, "%llu", (unsigned long long)ev->campaign);
+        if ((c = scope_get(s, ALERT_SCOPE_CAMPAIGN, name)))
+            count(c, ev);
+    }
+    if (ev->type != QUEUE_EV_COMPLAINT) {
+        const char *site = signals_event_site(e, ev->rcpt, dom, sizeof dom);
+        snprintf(name, sizeof name, "%.63s", site);
+        if ((c = scope_get(s, ALERT_SCOPE_SITE, name)))
+            count(c, ev);
+    }
+}
+
+void signals_foreach(struct engine *e, int kind,
+                     void (*cb)(void *arg, const struct sig_scope *s),
+                     void *arg)
+{
+    struct signals *s = e->signals;
+    if (!s)
+        return;
+    for (size_t h = 0; h < HASH; h++)
+        for (struct sig_scope *c = s->tab[h]; c; c = c->hnext)
+            if (c->kind == kind)
+                cb(arg, c);
+}
+
+void signals_sum(const struct sig_scope *s, unsigned window_s, int64_t now_s,
+                 struct sig_sums *out)
+{
+    int64_t now_min = now_s / 60, first = now_min - (int64_t)window_s / 60;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < SIGNALS_MINUTES; i++) {
+        const struct sig_bucket *b = &s->b[i];
+        if (b->minute <= first || b->minute > now_min)
+            continue;
+        out->attempts += b->attempts;
+        out->delivered += b->delivered;
+        out->bounced += b->bounced;
+        out->hard += b->hard;
+        out->blocked += b->blocked;
+        out->deferred += b->deferred;
+        out->complaints += b->complaints;
+        for (int k = 0; k < QUEUE_CAT_COUNT; k++)
+            out->by_cat[k] += b->by_cat[k];
+    }
+}
+
+void signals_value(const struct alert_rule *r, const struct sig_sums *s,
+                   double *value, uint64_t *volume)
+{
+    uint64_t num = 0, den = s->attempts;
+    switch (r->signal) {
+    case ALERT_BOUNCE_RATE:
+        num = r->category ? s->by_cat[r->category] : s->bounced;
+        break;
+    case ALERT_HARD_BOUNCE_RATE: num = s->hard; break;
+    case ALERT_BLOCK_RATE: num = s->blocked; break;
+    case ALERT_DEFERRAL_RATE: num = s->deferred; break;
+    case ALERT_COMPLAINT_RATE:
+        num = s->complaints;
+        den = s->delivered;
+        break;
+    case ALERT_SITE_STALLED:
+        /* attempts, none of them delivered */
+        num = s->delivered ? 0 : s->attempts;
+        break;
+    }
+    *volume = den;
+    *value = den ? (double)num / (double)den : 0;
+}
+
+/* queue_events_from(): one event of the hour before the start. */
+static int restore_one(void *arg, const struct queue_event *ev)
+{
+    struct engine *e = arg;
+    signals_event(e, ev);
+    return 0;
+}
+
+/* queue_events_from(): the time of the one event asked for. */
+static int restore_probe(void *arg, const struct queue_event *ev)
+{
+    int64_t *t = arg;
+    *t = ev->time_ms;
+    return 1;
+}
+
+/* The first seq whose event is not older than since_ms (binary search
+ * over seqs 1..upto: events are appended in time order). */
+static uint64_t first_since(struct queue *q, uint64_t upto, int64_t since_ms)
+{
+    uint64_t lo = 1, hi = upto + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        int64_t t = -1;
+        long n = queue_events_from(q, mid, 1, restore_probe, &t);
+        if (n <= 0)
+            return upto + 1;
+        if (t >= since_ms)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+int signals_open(struct engine *e, uint64_t upto)
+{
+    struct signals *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    e->signals = s;
+    if (!upto)
+        return 0;
+    int64_t since = (int64_t)engine_now_ms() - 3600 * 1000;
+    uint64_t from = first_since(e->q, upto, since);
+    while (from <= upto) {
+        size_t max = upto - from + 1 < 4096 ? (size_t)(upto - from + 1) : 4096;
+        long n = queue_events_from(e->q, from, max, restore_one, e);
+        if (n < 0)
+            fprintf(stderr, "sluiced: incidents: reading the last hour's "
+                    "events: %s\n", engine_strerror((int)n));
+        if (n <= 0)
+            break;
+        from += (uint64_t)n;
+    }
+    return 0;
+}
+
+void signals_free(struct engine *e)
+{
+    struct signals *s = e->signals;
+    if (!s)
+        return;
+    for (size_t h = 0; h < HASH; h++)
+        for (struct sig_scope *c = s->tab[h], *next; c; c = next) {
+            next = c->hnext;
+            free(c);
+        }
+    free(s);
+    e->signals = NULL;
+}
