@@ -500,8 +500,9 @@ static int resume_point(struct evfile *f, uint64_t newest, char *err,
         return rc;
     if (has && file_last > newest) {
         snprintf(err, errlen, "%s %s holds events up to seq %llu but the "
-                 "spool's newest is %llu: it was written for another spool; "
-                 "move it away", f->what, f->path,
+                 "spool's newest is %llu: it was written for another spool, "
+                 "or this spool lost its newest transactions (damage, an "
+                 "older copy); move it away", f->what, f->path,
                  (unsigned long long)file_last, (unsigned long long)newest);
         return ENGINE_E_LOGDATA;
     }

@@ -132,6 +132,11 @@ class Damage(peers.PeerTest):
         run has nothing due and sends nothing."""
         keys.setdefault("retry", "1h")
         keys.setdefault("max_age", "5d")
+        # each copy has an event log of its own: a copy the damage took
+        # back to its transaction before the last (LMDB's older meta page)
+        # has fewer events than the log another copy's sluiced wrote, and
+        # sluiced rightly refuses a log ahead of its spool
+        keys.setdefault("event_log", spool + ".events.jsonl")
         return self.write_config(spool=spool, name=os.path.basename(spool) +
                                  ".conf", **keys)
 
