@@ -125,6 +125,20 @@ const char *dest_site_name(const struct engine *e, const char *domain)
     return NULL;
 }
 
+/* The site of rcpt's domain (engine.h). */
+const char *dest_rcpt_site(const struct engine *e, const char *rcpt,
+                           char *buf, size_t len)
+{
+    const char *at = strrchr(rcpt, '@');
+    const char *dom = at ? at + 1 : rcpt;
+    size_t i = 0;
+    for (; dom[i] && i + 1 < len; i++)
+        buf[i] = (char)(dom[i] >= 'A' && dom[i] <= 'Z' ? dom[i] + 32 : dom[i]);
+    buf[i] = 0;
+    const char *site = dest_site_name(e, buf);
+    return site ? site : buf;
+}
+
 /* File item it at the end of d's queue. */
 static void add_item(struct dest *d, struct item *it)
 {

@@ -520,6 +520,11 @@ unsigned dest_sessions(const struct engine *e);
 /* The site name of domain's destination (the domain itself before its
  * MX lookup), or NULL when sluiced has none (metrics.c). */
 const char *dest_site_name(const struct engine *e, const char *domain);
+/* The site an event's recipient rcpt counts under (metrics.c,
+ * signals.c): its domain, lowercased into buf, through dest_site_name(),
+ * or that domain when sluiced has no destination for it. */
+const char *dest_rcpt_site(const struct engine *e, const char *rcpt,
+                           char *buf, size_t len);
 /* Set the destination's admin pause (`sluice pause domain`). */
 void dest_set_paused(struct engine *e, struct dest *d, bool paused);
 /* Give every waiting item of d the same failure (dest.c, route.c). */

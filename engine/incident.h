@@ -61,9 +61,6 @@ void signals_foreach(struct engine *e, int kind,
 /* The sums of s over the last window_s seconds before now_s. */
 void signals_sum(const struct sig_scope *s, unsigned window_s, int64_t now_s,
                  struct sig_sums *out);
-/* The site an event's recipient counts under, into buf. */
-const char *signals_event_site(struct engine *e, const char *rcpt, char *buf,
-                               size_t len);
 /* A rule's value and volume from the sums; the value fires at or above
  * the threshold when volume >= min_volume. */
 void signals_value(const struct alert_rule *r, const struct sig_sums *s,

@@ -78,20 +78,6 @@ static struct metrics_site *site_get(struct metrics *m, const char *name)
     return s;
 }
 
-/* The site an event of rcpt counts under, in buf. */
-static const char *event_site(struct engine *e, const char *rcpt, char *buf,
-                              size_t len)
-{
-    const char *at = strrchr(rcpt, '@');
-    const char *dom = at ? at + 1 : rcpt;
-    size_t i = 0;
-    for (; dom[i] && i + 1 < len; i++)
-        buf[i] = (char)(dom[i] >= 'A' && dom[i] <= 'Z' ? dom[i] + 32 : dom[i]);
-    buf[i] = 0;
-    const char *site = dest_site_name(e, buf);
-    return site ? site : buf;
-}
-
 /* The counts of account id: its own, or "other" past the cap. */
 static uint64_t *account_counts(struct metrics *m, uint32_t id)
 {
@@ -125,7 +111,7 @@ void metrics_event(struct engine *e, const struct queue_event *ev)
         m->by_cat[t][ev->category]++;
     account_counts(m, ev->account)[t]++;
     char dom[256];
-    struct metrics_site *s = site_get(m, event_site(e, ev->rcpt, dom,
+    struct metrics_site *s = site_get(m, dest_rcpt_site(e, ev->rcpt, dom,
                                                     sizeof dom));
     if (s)
         s->total++;

@@ -73,19 +73,6 @@ static struct sig_scope *scope_get(struct signals *s, int kind,
     return c;
 }
 
-const char *signals_event_site(struct engine *e, const char *rcpt, char *buf,
-                               size_t len)
-{
-    const char *at = strrchr(rcpt, '@');
-    const char *dom = at ? at + 1 : rcpt;
-    size_t i = 0;
-    for (; dom[i] && i + 1 < len; i++)
-        buf[i] = (char)(dom[i] >= 'A' && dom[i] <= 'Z' ? dom[i] + 32 : dom[i]);
-    buf[i] = 0;
-    const char *site = dest_site_name(e, buf);
-    return site ? site : buf;
-}
-
 /* Count ev into scope c. */
 static void count(struct sig_scope *c, const struct queue_event *ev)
 {
@@ -146,7 +133,7 @@ void signals_event(struct engine *e, const struct queue_event *ev)
             count(c, ev);
     }
     if (ev->type != QUEUE_EV_COMPLAINT) {
-        const char *site = signals_event_site(e, ev->rcpt, dom, sizeof dom);
+        const char *site = dest_rcpt_site(e, ev->rcpt, dom, sizeof dom);
         snprintf(name, sizeof name, "%.63s", site);
         if ((c = scope_get(s, ALERT_SCOPE_SITE, name)))
             count(c, ev);
