@@ -188,6 +188,13 @@ class PeerTest(unittest.TestCase):
             res = getattr(outcome, "result", None)
             if res is not None:
                 failed = any(t is self for t, _ in res.failures + res.errors)
+        if failed:
+            # the kept dir is gone with a CI machine: the tail of each
+            # peer's log goes with the failure
+            for p in self.procs:
+                sys.stderr.write("\n[%s (pid %d, exit %s) log tail]\n%s\n"
+                                 % (p.name, p.pid, p.p.returncode,
+                                    _tail(p.log, 1500)))
         if failed or os.environ.get("SLUICE_KEEP_TMP"):
             sys.stderr.write("\n[kept %s]\n" % self.dir)
         else:
