@@ -87,15 +87,80 @@ def _port_free(port):
     return True
 
 
+PORT_DIR = os.path.join(tempfile.gettempdir(), "sluice-test-ports")
+
+
+def _port_range():
+    """Ports below the kernel's ephemeral range: a port the kernel hands
+    to a client socket or a bind to port 0 (sinks in other tests, c-ares,
+    outgoing SMTP) is never one of ours."""
+    lo = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return (20000, lo) if lo > 21000 else (20000, 60000)
+
+
+def _reserve(port):
+    """Claim port for this test process with a file made O_EXCL, so two
+    tests running side by side never pick the same port between the
+    check and the bind.  A claim whose process is gone is taken over."""
+    os.makedirs(PORT_DIR, exist_ok=True)
+    path = os.path.join(PORT_DIR, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or "0")
+                if owner == os.getpid():
+                    return False
+                if owner > 0:
+                    os.kill(owner, 0)
+                    return False
+            except ProcessLookupError:
+                pass
+            except (OSError, ValueError):
+                return False
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
 def free_port():
-    """A port free for TCP and UDP on 127.0.0.1 (random, so parallel
-    tests rarely race for the same one)."""
+    """A port free for TCP and UDP on 127.0.0.1, below the ephemeral
+    range and claimed for this process (_reserve)."""
     rnd = random.Random(os.getpid() ^ time.monotonic_ns())
+    lo, hi = _port_range()
     for _ in range(500):
-        port = rnd.randrange(20000, 60000)
-        if _port_free(port):
+        port = rnd.randrange(lo, hi)
+        if _port_free(port) and _reserve(port):
             return port
     raise PeerError("no free port")
+
+
+def _dns_answers(port, token):
+    """Whether the dnsmasq on 127.0.0.1:port answers the probe TXT record
+    with token (start_dns)."""
+    import dns.exception
+    import dns.message
+    import dns.query
+    q = dns.message.make_query("peers-probe.test", "TXT")
+    try:
+        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
+    except (dns.exception.DNSException, OSError):
+        return False
+    return any(token.encode() in b"".join(rd.strings)
+               for rrset in r.answer for rd in rrset)
 
 
 def wait_for(pred, timeout, what, interval=0.02):
@@ -216,7 +281,6 @@ class PeerTest(unittest.TestCase):
         mxN.DOMAIN.  Unknown *.test names answer NXDOMAIN.
         servfail_domains are forwarded to a fake server that answers
         SERVFAIL.  Returns "127.0.0.1:PORT" for dns_servers."""
-        port = free_port()
         lines = ["local=/test/"]
         for dom, mxs in (domains or {}).items():
             for i, (pref, addr) in enumerate(mxs):
@@ -229,23 +293,31 @@ class PeerTest(unittest.TestCase):
             for dom in servfail_domains:
                 lines.insert(0, "server=/%s/127.0.0.1#%d" % (dom, sf.port))
         lines.extend(extra)
+        # a token only this dnsmasq answers: a port that is busy is ours
+        token = "%d-%d" % (os.getpid(), time.monotonic_ns())
+        lines.append('txt-record=peers-probe.test,"%s"' % token)
         conf = self.path("dnsmasq.conf")
         with open(conf, "w") as f:
             f.write("\n".join(lines) + "\n")
-        p = self._proc([DNSMASQ, "--no-daemon", "--port=%d" % port,
-                        "--listen-address=127.0.0.1", "--bind-interfaces",
-                        "--no-resolv", "--no-hosts", "--no-negcache",
-                        "--conf-file=" + conf,
-                        "--pid-file=" + self.path("dnsmasq.pid"),
-                        "--user=root", "--group=root"], "dnsmasq")
+        for attempt in range(5):
+            port = free_port()
+            p = self._proc([DNSMASQ, "--no-daemon", "--port=%d" % port,
+                            "--listen-address=127.0.0.1", "--bind-interfaces",
+                            "--no-resolv", "--no-hosts", "--no-negcache",
+                            "--conf-file=" + conf,
+                            "--pid-file=" + self.path("dnsmasq.pid"),
+                            "--user=root", "--group=root"], "dnsmasq")
 
-        def up():
-            if not p.alive():
-                raise PeerError("dnsmasq exited: " + p.output())
-            return not _port_free(port)
-        wait_for(up, 10, "dnsmasq on port %d" % port)
-        self.dns_port = port
-        return "127.0.0.1:%d" % port
+            def up():
+                if not p.alive():
+                    return "exited"
+                return "up" if _dns_answers(port, token) else None
+            state = wait_for(up, 10, "dnsmasq on port %d" % port)
+            if state == "up":
+                self.dns_port = port
+                return "127.0.0.1:%d" % port
+            # another process took the port between the check and the bind
+        raise PeerError("dnsmasq did not start: " + p.output())
 
     # ---------------------------------------------------------- sinks
 
