@@ -91,6 +91,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -446,8 +447,12 @@ class Suite:
         if r["rc"] != 0:
             tree.finish()
             raise RuntimeError("campaign send failed: see %s/send.log" % d)
-        tree.run([self.sluiced, "-c", conf or os.path.join(d, "sluiced.conf"),
-                  "--exit-when-empty"], wait=False, name="sluiced")
+        # SLUICE_BENCH_WRAP="perf record -g -o F --" profiles the run
+        # (its figures then include the wrapper's cost: not for results)
+        wrap = shlex.split(os.environ.get("SLUICE_BENCH_WRAP", ""))
+        tree.run(wrap + [self.sluiced, "-c",
+                         conf or os.path.join(d, "sluiced.conf"),
+                         "--exit-when-empty"], wait=False, name="sluiced")
         res = tree.finish(timeout=self.a.limit)
         out = open(os.path.join(d, "sluiced.log")).read()
         m = re.findall(r"stopped: delivered (\d+), deferred (\d+), "

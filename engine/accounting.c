@@ -75,11 +75,14 @@ static const char *value_text(struct acct_file *a,
                               const struct event_fields *f, int i)
 {
     char *out = a->value;
-    out[0] = 0;
-    if (f->kind[i] == EVK_STR)
-        snprintf(out, VALUE_MAX, "%s", f->str[i]);
-    else if (f->kind[i] == EVK_NUM)
-        snprintf(out, VALUE_MAX, "%lld", f->num[i]);
+    size_t n = 0;
+    if (f->kind[i] == EVK_STR) {
+        n = strnlen(f->str[i], VALUE_MAX - 1);
+        memcpy(out, f->str[i], n);
+    } else if (f->kind[i] == EVK_NUM) {
+        n = event_put_dec(out, f->num[i]);
+    }
+    out[n] = 0;
     for (char *p = out; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';

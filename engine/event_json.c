@@ -67,12 +67,23 @@ static size_t utf8_seq(const unsigned char *p)
     return n;
 }
 
-/* s into out, invalid UTF-8 bytes as U+FFFD (event_json.h). */
+/* s into out, invalid UTF-8 bytes as U+FFFD (event_json.h).  Runs of
+ * ASCII (nearly every byte of an address or a reply) are copied at once. */
 const char *event_utf8_clean(const char *s, char *out, size_t cap)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
     while (*p && o + 4 < cap) {
+        if (*p < 0x80) {
+            const unsigned char *q = p;
+            size_t lim = cap - 4 - o;
+            while (*q && *q < 0x80 && (size_t)(q - p) < lim)
+                q++;
+            memcpy(out + o, p, (size_t)(q - p));
+            o += (size_t)(q - p);
+            p = q;
+            continue;
+        }
         size_t n = utf8_seq(p);
         if (n) {
             memcpy(out + o, p, n);
@@ -87,39 +98,97 @@ const char *event_utf8_clean(const char *s, char *out, size_t cap)
     return out;
 }
 
-/* RFC 3339 UTC time of ms (event_json.h). */
+/* v in decimal at out (event_json.h). */
+size_t event_put_dec(char *out, long long v)
+{
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
+                                 : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
+/* v as exactly width digits at out (0 <= v < 10^width). */
+static void put_fixed(char *out, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* RFC 3339 UTC time of ms (event_json.h).  Events come in bursts of
+ * the same second: the calendar of the last second is kept per thread. */
 size_t event_time_rfc3339(int64_t ms, char *out, size_t cap)
 {
-    struct tm tm;
+    static _Thread_local int64_t last_s = INT64_MIN;
+    static _Thread_local char last[20];   /* "YYYY-MM-DDTHH:MM:SS" */
     int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
     int frac = (int)(ms - s * 1000);
-    time_t t = (time_t)s;
-    if (!cap || !gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 ||
-        tm.tm_year + 1900 < 0) {
+    if (cap < 25) {
         if (cap)
             out[0] = 0;
         return 0;
     }
-    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-    if (n < 0 || (size_t)n >= cap) {
-        out[0] = 0;
-        return 0;
+    if (s != last_s) {
+        struct tm tm;
+        time_t t = (time_t)s;
+        if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 ||
+            tm.tm_year + 1900 < 0) {
+            out[0] = 0;
+            return 0;
+        }
+        put_fixed(last, (unsigned)(tm.tm_year + 1900), 4);
+        last[4] = '-';
+        put_fixed(last + 5, (unsigned)tm.tm_mon + 1, 2);
+        last[7] = '-';
+        put_fixed(last + 8, (unsigned)tm.tm_mday, 2);
+        last[10] = 'T';
+        put_fixed(last + 11, (unsigned)tm.tm_hour, 2);
+        last[13] = ':';
+        put_fixed(last + 14, (unsigned)tm.tm_min, 2);
+        last[16] = ':';
+        put_fixed(last + 17, (unsigned)tm.tm_sec, 2);
+        last_s = s;
     }
-    return (size_t)n;
+    memcpy(out, last, 19);
+    out[19] = '.';
+    put_fixed(out + 20, (unsigned)frac, 3);
+    out[23] = 'Z';
+    out[24] = 0;
+    return 24;
 }
 
 /* The stable id of event seq of spool (event_json.h). */
 size_t event_id(const char *spool, uint64_t seq, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s-%" PRIu64, spool, seq);
-    if (n < 0 || (size_t)n >= cap) {
+    size_t sl = strlen(spool);
+    char num[24];
+    size_t nl = 0;
+    do {
+        num[nl++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq);
+    if (sl + 1 + nl + 1 > cap) {
         if (cap)
             out[0] = 0;
         return 0;
     }
-    return (size_t)n;
+    memcpy(out, spool, sl);
+    out[sl] = '-';
+    for (size_t i = 0; i < nl; i++)
+        out[sl + 1 + i] = num[nl - 1 - i];
+    out[sl + 1 + nl] = 0;
+    return sl + 1 + nl;
 }
 
 /* ------------------------------------------------------- the fields */
@@ -265,8 +334,7 @@ static void jw_raw(struct jw *w, const char *s, size_t len)
 static void jw_int(struct jw *w, long long v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", v);
-    jw_raw(w, tmp, (size_t)n);
+    jw_raw(w, tmp, event_put_dec(tmp, v));
 }
 
 /* A JSON string of s (valid UTF-8: event_utf8_clean), escaped as jansson
@@ -307,10 +375,10 @@ static void jw_str(struct jw *w, const char *s)
 /* ,"key": */
 static void jw_key(struct jw *w, const char *key, bool first)
 {
-    if (!first)
-        jw_raw(w, ",", 1);
-    jw_str(w, key);
-    jw_raw(w, ":", 1);
+    /* the names are ours, plain ASCII letters and '_': nothing to escape */
+    jw_raw(w, first ? "\"" : ",\"", first ? 1 : 2);
+    jw_raw(w, key, strlen(key));
+    jw_raw(w, "\":", 2);
 }
 
 /* The event as one line (event_json.h): the bytes json_dumpb() makes of

@@ -55,6 +55,11 @@ struct event_fields {
 void event_fields(struct engine *e, const struct queue_event *ev,
                   struct event_fields *f);
 
+/* v in decimal at out, which has room for 21 bytes (a sign and 20
+ * digits); its length (no NUL written).  The stream writes many numbers
+ * per event: this is snprintf's "%lld" without its cost. */
+size_t event_put_dec(char *out, long long v);
+
 /* A field's name in the JSON line, and a name's field (-1: none). */
 const char *event_field_name(int field);
 int event_field_find(const char *name);

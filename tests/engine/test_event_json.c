@@ -37,6 +37,9 @@ static void test_time(void **state)
     time_is(1765116309999, "2025-12-07T14:05:09.999Z");
     time_is(951782400001, "2000-02-29T00:00:00.001Z");   /* leap day */
     time_is(-1, "1969-12-31T23:59:59.999Z");
+    /* back to a second seen before another (the kept calendar changes) */
+    time_is(1765116309500, "2025-12-07T14:05:09.500Z");
+    time_is(1765116310000, "2025-12-07T14:05:10.000Z");
     /* does not fit: "" and 0, nothing cut */
     char small[10];
     assert_int_equal(event_time_rfc3339(1765116309042, small, sizeof small),
@@ -46,6 +49,27 @@ static void test_time(void **state)
     char out[EVENT_TIME_MAX];
     assert_int_equal(event_time_rfc3339(253402300800000, out, sizeof out), 0);
     assert_string_equal(out, "");
+}
+
+/* Invalid UTF-8 becomes U+FFFD; ASCII and valid sequences are kept; the
+ * copy stops with room for a whole sequence and the NUL. */
+static void test_utf8_clean(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_string_equal(event_utf8_clean("a@b.test", out, sizeof out),
+                        "a@b.test");
+    assert_string_equal(event_utf8_clean("550 \xff bad \xc3\xa9t\xc3",
+                                         out, sizeof out),
+                        "550 \xef\xbf\xbd bad \xc3\xa9t\xef\xbf\xbd");
+    /* surrogates and overlong forms are not UTF-8 */
+    assert_string_equal(event_utf8_clean("\xed\xa0\x80\xc0\xaf", out,
+                                         sizeof out),
+                        "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                        "\xef\xbf\xbd\xef\xbf\xbd");
+    char small[8];
+    assert_string_equal(event_utf8_clean("abcdefghij", small, sizeof small),
+                        "abcd");
 }
 
 static void test_id(void **state)
@@ -271,6 +295,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time),
+        cmocka_unit_test(test_utf8_clean),
         cmocka_unit_test(test_id),
         cmocka_unit_test(test_json_types),
         cmocka_unit_test(test_names_over_spool),
