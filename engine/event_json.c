@@ -39,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "decimal.h"
 #include "engine.h"
 #include "event_json.h"
 #include "event_names.h"
@@ -101,20 +102,10 @@ const char *event_utf8_clean(const char *s, char *out, size_t cap)
 /* v in decimal at out (event_json.h). */
 size_t event_put_dec(char *out, long long v)
 {
-    char tmp[24];
-    size_t n = 0;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
-                                 : (unsigned long long)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t len = 0;
-    if (v < 0)
-        out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
-    return len;
+    if (v >= 0)
+        return decimal_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + decimal_u64(out + 1, 0ull - (unsigned long long)v);
 }
 
 /* v as exactly width digits at out (0 <= v < 10^width). */
@@ -172,12 +163,8 @@ size_t event_time_rfc3339(int64_t ms, char *out, size_t cap)
 size_t event_id(const char *spool, uint64_t seq, char *out, size_t cap)
 {
     size_t sl = strlen(spool);
-    char num[24];
-    size_t nl = 0;
-    do {
-        num[nl++] = (char)('0' + seq % 10);
-        seq /= 10;
-    } while (seq);
+    char num[DECIMAL_U64_MAX];
+    size_t nl = decimal_u64(num, seq);
     if (sl + 1 + nl + 1 > cap) {
         if (cap)
             out[0] = 0;
@@ -185,8 +172,7 @@ size_t event_id(const char *spool, uint64_t seq, char *out, size_t cap)
     }
     memcpy(out, spool, sl);
     out[sl] = '-';
-    for (size_t i = 0; i < nl; i++)
-        out[sl + 1 + i] = num[nl - 1 - i];
+    memcpy(out + sl + 1, num, nl);
     out[sl + 1 + nl] = 0;
     return sl + 1 + nl;
 }

@@ -34,6 +34,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "decimal.h"
 #include "render_int.h"
 
 #define TOKEN_VERSION 1
@@ -340,20 +341,6 @@ static int msgid_tag(const struct mackey *k, uint64_t campaign,
     return mac(k, "sluice-msgid", raw, sizeof raw, tag);
 }
 
-/* Decimal of v at out; returns its length (at most 20). */
-static size_t put_dec(char *out, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 int render_msgid_left(const struct mackey *k, uint64_t campaign,
                       uint64_t delivery, uint64_t nonce, char *out,
                       size_t outlen)
@@ -364,9 +351,9 @@ int render_msgid_left(const struct mackey *k, uint64_t campaign,
     int rc = msgid_tag(k, campaign, delivery, nonce, tag);
     if (rc)
         return rc;
-    size_t n = put_dec(out, campaign);
+    size_t n = decimal_u64(out, campaign);
     out[n++] = '.';
-    n += put_dec(out + n, delivery);
+    n += decimal_u64(out + n, delivery);
     out[n++] = '.';
     put_be(nb, nonce, 8);
     n += render_b32_encode(nb, 8, out + n);
