@@ -189,6 +189,10 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
         if (!config_parse_uint(v, 1, 1u << 20, &u))
             return config_fail(p, "map_max: '%s' is not 1..1048576 (MiB)", v);
         c->map_max = (uint64_t)u << 20;
+    } else if (!strcmp(key, "provider_profiles")) {
+        if (!config_parse_bool(v, &c->provider_profiles))
+            return config_fail(p, "provider_profiles: '%s' is not yes or no",
+                               v);
     } else if (!strcmp(key, "spool_check")) {
         if (!config_parse_bool(v, &c->spool_check))
             return config_fail(p, "spool_check: '%s' is not yes or no", v);
@@ -360,6 +364,7 @@ static void defaults(struct config *c)
     c->group_ms = 25;
     c->spool_min_free = 64ull << 20;
     c->spool_check = true;
+    c->provider_profiles = true;
     c->dkim_sign = true;
     c->max_inflight = 20000;
     c->max_request_size = 16ull << 20;
@@ -430,6 +435,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
         snprintf(p.err, sizeof p.err, "%s", p.rd.err);
         p.err_line = p.rd.err_line;
     }
+    if (!p.err[0] && rc == 0 && cfg->provider_profiles)
+        config_profiles_read(&p);
     if (!p.err[0])
         config_add_default_rules(&p);
     if (!cfg->def.name)

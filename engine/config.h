@@ -53,7 +53,33 @@ struct domain_policy {
     struct rate max_rate;      /* deliveries (recipients) */
     struct rate max_connection_rate;
     int line;                  /* where it was defined, for messages */
+    unsigned keys_ini;         /* 1 << CONFIG_LK_*: keys the file set */
+    unsigned keys_profile;     /* ... the shipped provider profile set */
 };
+
+/* The limit keys of [domain NAME] and [site NAME] (also `sluice limits`):
+ * each has one rule, in config_policy.c. */
+enum config_limit_key {
+    CONFIG_LK_TLS, CONFIG_LK_TLS_VERIFY, CONFIG_LK_MAX_CONNECTIONS,
+    CONFIG_LK_MAX_MESSAGES_PER_CONNECTION, CONFIG_LK_MAX_RCPTS_PER_MESSAGE,
+    CONFIG_LK_MAX_RATE, CONFIG_LK_MAX_CONNECTION_RATE, CONFIG_LK_COUNT
+};
+/* The key's name, and the key of a name (-1: not a limit key). */
+const char *config_limit_key_name(int key);
+int config_limit_key_find(const char *name);
+/* Set one limit key of a policy from its text with the rule the file's
+ * sections use; kind 's' site or 'd' domain take every key, 'a' account
+ * and 'c' campaign only max_rate (as [account N] and [campaign N]).
+ * 0, or -1 with why in err. */
+int config_limit_set(char kind, struct domain_policy *pol, const char *key,
+                     const char *value, char *err, size_t errlen);
+/* A key's value in pol as the file would give it ("" for no rate). */
+const char *config_limit_text(const struct domain_policy *pol, int key,
+                              char *buf, size_t len);
+/* Whether value a of key is lower (stricter) than b, for the rule that
+ * a sub-account may only lower its own limits: a rate is lower when it
+ * allows fewer events per second (unlimited is the highest). */
+bool config_rate_lower(const struct rate *a, const struct rate *b);
 
 #define SITE_MAX_PATTERNS 16
 
@@ -63,7 +89,15 @@ struct site_policy {
     struct domain_policy lim;  /* lim.name is the site's name */
     char *mx[SITE_MAX_PATTERNS];
     unsigned nmx;
+    bool in_file;              /* sluiced.conf names it */
+    bool in_profile;           /* the shipped profiles name it */
+    bool mx_from_profile;      /* its patterns are the profile's */
 };
+
+/* The shipped provider profiles: [site NAME] sections (and [backoff]
+ * match rules) in sluiced.conf's syntax, read after the file so that the
+ * file's keys win (tools/provider-profiles.conf, embedded). */
+extern const char config_provider_profiles[];
 
 /* One adaptive-backoff rule: a reply matching code, enhanced code and text
  * cuts the site's concurrency and rate; a strong rule suspends the site. */
@@ -244,8 +278,10 @@ struct config {
     struct domain_policy def;  /* [domain default] */
     struct domain_policy *domains;
     size_t ndomains;
-    struct site_policy *sites;
+    struct site_policy *sites; /* the file's [site] sections first, then
+                                  the shipped provider profiles' */
     size_t nsites;
+    bool provider_profiles;    /* no: the shipped profiles are not read */
     struct backoff_policy backoff;
     struct id_rate *id_rates;
     size_t nid_rates;

@@ -97,6 +97,7 @@ struct config_parse {
     struct config_reader rd;   /* the file, and the number of its line */
     struct config_seen seen;   /* keys given so far, per section */
     const char *section;       /* of the key being handled */
+    bool profile;              /* reading the shipped provider profiles */
     int line;                  /* of the key being handled (0: built in) */
     char err[512];
     int err_line;
@@ -116,6 +117,13 @@ int config_site_section(struct config_parse *p, const char *section,
                         const char *name, const char *value);
 int config_backoff_key(struct config_parse *p, const char *key,
                        const char *v);
+/* One limit key (or route) of a domain or site policy: 1, or 0 through
+ * config_fail.  While the profiles are read, a key the file set stays. */
+int config_domain_key(struct config_parse *p, struct domain_policy *d,
+                      const char *key, const char *v);
+/* Read the shipped provider profiles into p's configuration, after the
+ * file (config_limits.c): 0, or -1 through config_fail. */
+int config_profiles_read(struct config_parse *p);
 /* config_acct.c: event_log_rotate, the [accounting NAME] sections, the
  * check of those once the file is read, and their memory. */
 int config_rotate_key(struct config_parse *p, const char *key, const char *v,

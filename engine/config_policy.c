@@ -40,6 +40,7 @@ static struct site_policy *site_for(struct config_parse *p, const char *name)
     memset(sp, 0, sizeof *sp);
     sp->lim = c->def;
     sp->lim.route_host = NULL;
+    sp->lim.keys_ini = sp->lim.keys_profile = 0; /* its own keys only */
     sp->lim.line = p->line;
     if (!(sp->lim.name = strdup(name)))
         return NULL;
@@ -163,6 +164,7 @@ static struct domain_policy *domain_for(struct config_parse *p,
     *d = c->def;            /* inherit the default as read so far */
     d->name = strdup(name);
     d->route_host = NULL;
+    d->keys_ini = d->keys_profile = 0;
     d->line = p->line;
     if (!d->name)
         return NULL;
@@ -172,50 +174,60 @@ static struct domain_policy *domain_for(struct config_parse *p,
     return d;
 }
 
-/* One key of a [domain ...] section. */
-static int domain_key(struct config_parse *p, struct domain_policy *d,
+/* One key of a [domain ...] or [site ...] section (config_int.h).  The
+ * shipped profiles (p->profile) do not touch a key the file gave. */
+int config_domain_key(struct config_parse *p, struct domain_policy *d,
                       const char *key, const char *v)
 {
     unsigned long u;
+    int lk = config_limit_key_find(key);
+    if (lk >= 0 && p->profile && (d->keys_ini & (1u << lk)))
+        return 1;
     if (!strcmp(key, "route")) {
         free(d->route_host);
         d->route_host = NULL;
         if (!config_parse_hostport(v, &d->route_host, &d->route_port))
             return config_fail(p, "route: '%s' is not host[:port]", v);
-    } else if (!strcmp(key, "tls")) {
+    } else if (lk == CONFIG_LK_TLS) {
         if (!strcmp(v, "opportunistic")) d->tls = TLS_OPPORTUNISTIC;
         else if (!strcmp(v, "required")) d->tls = TLS_REQUIRED;
         else if (!strcmp(v, "off")) d->tls = TLS_OFF;
         else
             return config_fail(p, "tls: '%s' is not opportunistic, "
                                "required or off", v);
-    } else if (!strcmp(key, "tls_verify")) {
+    } else if (lk == CONFIG_LK_TLS_VERIFY) {
         if (!config_parse_bool(v, &d->tls_verify))
             return config_fail(p, "tls_verify: '%s' is not yes or no", v);
-    } else if (!strcmp(key, "max_connections")) {
+    } else if (lk == CONFIG_LK_MAX_CONNECTIONS) {
         if (!config_parse_uint(v, 1, 100000, &u))
             return config_fail(p, "max_connections: '%s' is not 1..100000", v);
         d->max_connections = (unsigned)u;
-    } else if (!strcmp(key, "max_messages_per_connection")) {
+    } else if (lk == CONFIG_LK_MAX_MESSAGES_PER_CONNECTION) {
         if (!config_parse_uint(v, 1, 1000000, &u))
             return config_fail(p, "max_messages_per_connection: '%s' is not "
                                   "1..1000000", v);
         d->max_messages_per_connection = (unsigned)u;
-    } else if (!strcmp(key, "max_rcpts_per_message")) {
+    } else if (lk == CONFIG_LK_MAX_RCPTS_PER_MESSAGE) {
         if (!config_parse_uint(v, 1, 1000, &u))
             return config_fail(p, "max_rcpts_per_message: '%s' is not 1..1000",
                                v);
         d->max_rcpts_per_message = (unsigned)u;
-    } else if (!strcmp(key, "max_rate")) {
+    } else if (lk == CONFIG_LK_MAX_RATE) {
         if (!config_parse_rate(v, &d->max_rate))
             return config_fail(p, "max_rate: '%s' is not N/s, N/min, N/h "
                                "or N/day", v);
-    } else if (!strcmp(key, "max_connection_rate")) {
+    } else if (lk == CONFIG_LK_MAX_CONNECTION_RATE) {
         if (!config_parse_rate(v, &d->max_connection_rate))
             return config_fail(p, "max_connection_rate: '%s' is not N/s, "
                                "N/min, N/h or N/day", v);
     } else {
         return config_fail(p, "unknown key '%s' in [%s]", key, p->section);
+    }
+    if (lk >= 0) {
+        if (p->profile)
+            d->keys_profile |= 1u << lk;
+        else
+            d->keys_ini |= 1u << lk;
     }
     return 1;
 }
@@ -303,7 +315,7 @@ int config_domain_section(struct config_parse *p, const char *section,
     struct domain_policy *d = domain_for(p, dn);
     if (!d)
         return config_fail(p, "out of memory");
-    return domain_key(p, d, name, value);
+    return config_domain_key(p, d, name, value);
 }
 
 /* One key of a [site NAME] section: mx patterns or limits. */
@@ -318,7 +330,15 @@ int config_site_section(struct config_parse *p, const char *section,
     struct site_policy *sp = site_for(p, sn);
     if (!sp)
         return config_fail(p, "out of memory");
+    if (p->profile)
+        sp->in_profile = true;
+    else
+        sp->in_file = true;
+    if (!strcmp(name, "mx") && p->profile && sp->nmx &&
+        !sp->mx_from_profile)
+        return 1;  /* the file's patterns replace the profile's */
     if (!strcmp(name, "mx")) {
+        sp->mx_from_profile = p->profile;
         char buf[1024];
         if (strlen(value) >= sizeof buf)
             return config_fail(p, "mx: too long");
@@ -339,7 +359,7 @@ int config_site_section(struct config_parse *p, const char *section,
     if (!strcmp(name, "route"))
         return config_fail(p, "route is for [domain ...] sections, not "
                            "[site %s]", sn);
-    return domain_key(p, &sp->lim, name, value);
+    return config_domain_key(p, &sp->lim, name, value);
 }
 
 /* One key of an [account N] or [campaign N] section. */

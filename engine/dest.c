@@ -110,7 +110,7 @@ static struct dest *dest_get(struct engine *e, const char *domain,
     d->hnext = e->dests.tab[b];
     e->dests.tab[b] = d;
     e->dests.n++;
-    d->pol = config_domain(&e->cfg, domain);
+    d->pol = live_policy(e, 'd', domain, config_domain(&e->cfg, domain));
     return d;
 }
 
@@ -734,7 +734,8 @@ void dest_refresh_policies(struct engine *e)
 {
     for (size_t b = 0; b < e->dests.cap; b++)
         for (struct dest *d = e->dests.tab[b]; d; d = d->hnext) {
-            d->pol = config_domain(&e->cfg, d->domain);
+            d->pol = live_policy(e, 'd', d->domain,
+                                 config_domain(&e->cfg, d->domain));
             if (d->dns == DS_READY)
                 d->dns = DS_NONE; /* a route may be new, changed or gone */
             /* sites may have changed: the next lookup finds it again and

@@ -250,6 +250,18 @@ struct limit_table {
     struct dest *head;         /* wait for an id's rate */
 };
 
+/* live.c: live limits (`sluice limits`) as applied */
+struct live_target;
+struct live_key;
+struct live_state {
+    struct live_target **v;    /* sites and domains with live keys */
+    size_t n;
+    struct live_key *keys;     /* every key in force, as read */
+    size_t nkeys;
+    size_t nid;                /* of them, account and campaign keys */
+    int64_t next_end_ms;       /* the earliest end of one (0: none) */
+};
+
 /* accounts.c: the spool's accounts as applied, sorted by id */
 struct account_table {
     struct eng_account *v;
@@ -274,6 +286,7 @@ struct engine {
     struct site_table sites;   /* site.c */
     struct outcome_state out;  /* outcome.c, spool_errors.c */
     struct limit_table limits; /* limits.c */
+    struct live_state live;    /* live.c */
     struct account_table accounts; /* accounts.c */
     struct MHD_Daemon *http;   /* unsub_http.c: the one-click endpoint */
     struct http_gate *http_gate; /* its front door (http_gate.c) */
@@ -488,6 +501,26 @@ void accounts_release(struct engine *e, struct item *it);
 void accounts_close(struct engine *e);
 /* Every account as applied (sorted by id); returns how many. */
 size_t accounts_list(const struct engine *e, const struct eng_account **v);
+
+/* live.c: read the spool's live limits and apply them (when the admin
+ * generation moved); rebuild them over a new configuration (reload);
+ * once a second, read them again when one has ended (true then). */
+void live_load(struct engine *e);
+void live_rebuild(struct engine *e);
+bool live_tick(struct engine *e);
+/* The live policy of site ('s') or domain ('d') name, else base. */
+const struct domain_policy *live_policy(const struct engine *e, char kind,
+                                        const char *name,
+                                        const struct domain_policy *base);
+/* The keys (1 << CONFIG_LK_*) set live on a site or domain. */
+unsigned live_keys_of(const struct engine *e, char kind, const char *name);
+/* A live max_rate of account ('a') or campaign ('c') id: true and *r. */
+bool live_id_rate(const struct engine *e, char kind, uint64_t id,
+                  struct rate *r);
+/* The accounts and campaigns with a live max_rate (at most cap). */
+size_t live_ids(const struct engine *e, char *kinds, uint64_t *ids,
+                size_t cap);
+void live_free(struct engine *e);
 
 /* limits.c */
 void limits_init(struct engine *e);

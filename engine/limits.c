@@ -26,7 +26,7 @@ void limits_load(struct engine *e)
     e->limits.n = 0;
     const struct eng_account *accts;
     size_t naccts = accounts_list(e, &accts);
-    size_t n = e->cfg.nid_rates;
+    size_t n = e->cfg.nid_rates + e->live.nid;
     for (size_t i = 0; i < naccts; i++)
         n += accts[i].has_rate;
     if (!n || !(e->limits.v = calloc(n, sizeof *e->limits.v)))
@@ -49,6 +49,23 @@ void limits_load(struct engine *e)
             continue;
         e->limits.v[e->limits.n++] = (struct id_limit){ .kind = 'a', .id = a->id,
                                                       .rate = a->rate };
+    }
+    /* a live max_rate (`sluice limits set account|campaign`) beats both */
+    char kinds[64];
+    uint64_t ids[64];
+    size_t nl = live_ids(e, kinds, ids, e->live.nid < 64 ? e->live.nid : 64);
+    for (size_t i = 0; i < nl; i++) {
+        struct rate r;
+        if (!live_id_rate(e, kinds[i], ids[i], &r))
+            continue;
+        size_t k = 0;
+        while (k < e->limits.n && !(e->limits.v[k].kind == kinds[i] &&
+                                    e->limits.v[k].id == ids[i]))
+            k++;
+        if (k == e->limits.n)
+            e->limits.v[e->limits.n++] = (struct id_limit){
+                .kind = kinds[i], .id = ids[i] };
+        e->limits.v[k].rate = r;
     }
 }
 

@@ -171,6 +171,7 @@ static void apply_admin(struct engine *e)
         return;
     e->run.admin_gen = gen;
     accounts_load(e);
+    live_load(e);    /* `sluice limits` changes the admin generation */
     limits_load(e);
     struct signer *sg;
     char err[600];
@@ -208,6 +209,7 @@ void engine_reload(struct engine *e)
     struct config old = e->cfg;
     memcpy(&e->cfg, &n, sizeof n); /* timeout_ms keeps its address */
     classify_use_rules(e->cfg.bounce_rules); /* before the old set goes */
+    live_rebuild(e);   /* live limits over the new sections */
     dest_refresh_policies(e);
     site_refresh_policies(e);
     limits_load(e);
@@ -247,6 +249,8 @@ static void on_tick(uv_timer_t *t)
         last_status = engine_now_ms();
         controls_apply(e);
         apply_admin(e);
+        if (live_tick(e))  /* a live limit ended */
+            limits_load(e);
         incidents_tick(e);
         status_write(e);
     }
@@ -326,6 +330,7 @@ int engine_start(struct engine *e)
     outcome_init(e);
     queue_admin_gen(e->q, &e->run.admin_gen);
     accounts_load(e);
+    live_load(e);
     limits_load(e);
     struct signer *sg;
     char kerr[600];

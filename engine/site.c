@@ -148,7 +148,8 @@ static struct site *site_get(struct engine *e, const char *name,
 struct site *site_for_dest(struct engine *e, struct dest *d, const char *mx)
 {
     const struct site_policy *sp = mx ? config_site_for_mx(&e->cfg, mx) : NULL;
-    struct site *s = sp ? site_get(e, sp->lim.name, true, &sp->lim)
+    struct site *s = sp ? site_get(e, sp->lim.name, true,
+                                   live_policy(e, 's', sp->lim.name, &sp->lim))
                         : site_get(e, d->domain, false, d->pol);
     if (!s)
         return NULL;
@@ -382,10 +383,12 @@ void site_refresh_policies(struct engine *e)
             for (size_t i = 0; s->configured && i < e->cfg.nsites; i++)
                 if (!strcmp(e->cfg.sites[i].lim.name, s->name))
                     sp = &e->cfg.sites[i];
+            /* a live limit (live.c) over the configured policy */
             if (sp)
-                s->pol = &sp->lim;
+                s->pol = live_policy(e, 's', s->name, &sp->lim);
             else if (!s->configured)
-                s->pol = config_domain(&e->cfg, s->name);
+                s->pol = live_policy(e, 'd', s->name,
+                                     config_domain(&e->cfg, s->name));
             else
                 s->pol = &e->cfg.def; /* site removed: plain defaults */
             if (s->conc_limit > s->pol->max_connections ||

@@ -479,6 +479,7 @@ out:
     body_free_all(&e);
     controls_free(&e);
     limits_close(&e);
+    live_free(&e);
     accounts_close(&e);
     signer_unref(e.signer);
     config_free(&e.cfg);

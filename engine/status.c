@@ -37,9 +37,19 @@ static json_t *site_json(struct site *s)
     for (unsigned i = 0; i < s->ndests && i < 1000; i++)
         json_array_append_new(doms, json_string(s->dests[i]->domain));
     const struct rate *r = &s->pol->max_rate;
+    /* the keys a live limit (`sluice limits set`) sets, with their values */
+    json_t *live = json_object();
+    unsigned lk = live_keys_of(s->e, s->configured ? 's' : 'd', s->name);
+    for (int k = 0; k < CONFIG_LK_COUNT; k++) {
+        char v[40];
+        if (lk & (1u << k))
+            json_object_set_new(live, config_limit_key_name(k),
+                                json_string(config_limit_text(s->pol, k, v,
+                                                              sizeof v)));
+    }
     double per_s = r->n ? (double)r->n / r->per_s * s->rate_factor : 0;
     return json_pack("{s:s,s:s,s:o,s:i,s:i,s:f,s:s,s:f,s:s,s:i,s:f,s:s,"
-                     "s:I,s:I,s:I,s:I,s:i}",
+                     "s:I,s:I,s:I,s:I,s:i,s:o}",
                      "name", s->name, "kind", s->configured ? "site" : "domain",
                      "domains", doms, "connections", (int)s->sessions,
                      "max_connections", (int)s->pol->max_connections,
@@ -52,7 +62,8 @@ static json_t *site_json(struct site *s)
                      (json_int_t)(s->state == SITE_NORMAL ? 0 : s->next_retry_ms),
                      "delivered", (json_int_t)s->delivered,
                      "deferred", (json_int_t)s->deferred,
-                     "bounced", (json_int_t)s->bounced, "waiting", (int)s->waiting);
+                     "bounced", (json_int_t)s->bounced, "waiting", (int)s->waiting,
+                     "live_limits", live);
 }
 
 /* site_foreach(): one site into the array. */

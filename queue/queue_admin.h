@@ -516,6 +516,65 @@ long queue_webhooks(struct queue *q, uint32_t account,
                               const char *spec),
                     void *arg);
 
+/* ----------------------------------------------------------- live limits */
+
+/* Live limits (admin_limits.c, `sluice limits`): one meta entry per
+ * target and key, "limit.KIND.KEY.NAME", KIND 's' site, 'd' domain, 'a'
+ * account, 'c' campaign (NAME the decimal id for those two), holding the
+ * value as text (sluiced.conf's form: the engine and the tool parse it
+ * with config.h's one reader), when it was set, who set it and when it
+ * ends (0: never).  Each set or unset is one admin change with its audit
+ * record; it bumps the admin generation, which a running sluiced polls.
+ * An entry past its end is ignored by readers and removed by the next
+ * change. */
+#define QUEUE_MAX_LIMIT_NAME 253
+#define QUEUE_MAX_LIMIT_KEY 31
+#define QUEUE_MAX_LIMIT_VALUE 63
+#define QUEUE_MAX_LIMIT_KEYS 16   /* keys in one change */
+
+struct queue_limit {
+    char kind;                  /* 's', 'd', 'a', 'c' */
+    char name[QUEUE_MAX_LIMIT_NAME + 1];
+    char key[QUEUE_MAX_LIMIT_KEY + 1];
+    char value[QUEUE_MAX_LIMIT_VALUE + 1];
+    int64_t since_ms;           /* unix ms (spool clock) */
+    int64_t expires_ms;         /* unix ms; 0: until unset */
+    char who[QUEUE_MAX_AUDIT_USER + 1];
+};
+
+/* One change: set the n keys (values as given) of kind/name, ending at
+ * expires_ms (0: never), or with unset remove them (n 0: every key of
+ * the target).  object and account go into the audit record with
+ * action "limits set" / "limits unset".  -EINVAL for a bad kind, name,
+ * key or value (detail says which), QUEUE_ENOTFOUND for an unset that
+ * removes nothing. */
+struct queue_limit_change {
+    char kind;
+    const char *name;
+    const char *keys[QUEUE_MAX_LIMIT_KEYS];
+    const char *values[QUEUE_MAX_LIMIT_KEYS];
+    size_t n;
+    int64_t expires_ms;
+    bool unset;
+    uint32_t account;           /* of the audit record */
+    const char *object;
+    const struct queue_actor *by;
+};
+int queue_limits_change(struct queue *q, const struct queue_limit_change *c);
+
+/* Call cb for each entry in force at now_ms (every entry with now_ms 0)
+ * in key order (kind, key, name); cb returns non-zero to stop.  The
+ * number seen or a negative code; QUEUE_ECORRUPT for an entry that does
+ * not decode. */
+long queue_limits(struct queue *q, int64_t now_ms,
+                  int (*cb)(void *arg, const struct queue_limit *l),
+                  void *arg);
+
+/* Decode the meta entry k/v (admin_limits.c; the spool check's rule):
+ * 0, or QUEUE_ECORRUPT. */
+int queue_limit_decode(const void *key, size_t klen, const void *val,
+                       size_t vlen, struct queue_limit *l);
+
 /* ----------------------------------------------------------- incidents */
 
 /* Incidents (incident.c): a record per incident, its text the engine's

@@ -60,6 +60,12 @@ static const char *rule_meta(const MDB_val *k, const MDB_val *v)
     if (IS("spool_id"))
         return v->mv_size == 16 ? NULL : "spool identity is not 16 bytes";
 #undef IS
+    if (k->mv_size > 6 && !memcmp(k->mv_data, "limit.", 6)) {
+        struct queue_limit l;
+        return queue_limit_decode(k->mv_data, k->mv_size, v->mv_data,
+                                  v->mv_size, &l)
+               ? "live limit does not decode" : NULL;
+    }
     if (k->mv_size > 9 && !memcmp(k->mv_data, "incident.", 9))
         return v->mv_size >= 4 && v->mv_size <= 4 + QUEUE_MAX_INCIDENT
                ? NULL : "incident record is not an account and a text";

@@ -18,7 +18,9 @@
  *     admin    + users and roles (granting owner aside), unlocking
  *              them, sub-accounts (create, update, disable), API keys of
  *              others (admin wherever that user holds a role), domain
- *              add/verify; on the master: limits, pause/resume, dkim keygen,
+ *              add/verify, lowering the account's own live limits
+ *              (limits set account|campaign); on the master: limits,
+ *              live limits (limits set|unset), pause/resume, dkim keygen,
  *              domain verify --force, injecting without an account
  *     owner    everything, including granting owner and disabling the
  *              account itself
@@ -117,6 +119,11 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_WEBHOOK_REMOVE] = { "webhook remove", A, false, 0 },
     [ACT_INCIDENT_VIEW] = { "incident show", V, false, 0 },
     [ACT_INCIDENT_UPDATE] = { "incident update", S, false, 0 },
+    [ACT_LIMITS_SET] = { "limits set", A, true, 0 },
+    /* a sub-account's admin may lower its own account's and campaigns'
+     * limits (cmd_limits.c checks that each value lowers) */
+    [ACT_LIMITS_LOWER] = { "limits set (lower)", A, false, 0 },
+    [ACT_LIMITS_SHOW] = { "limits show", V, true, 0 },
 };
 
 #undef V

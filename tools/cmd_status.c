@@ -319,6 +319,7 @@ static json_t *row_json(const struct status_row *r)
         "connections", "max_connections", "rate", "max_rate",
         "max_rate_per_s", "concurrency_limit", "rate_factor", "last_error",
         "next_retry_ms", "delivered", "deferred", "bounced", "waiting",
+        "live_limits",
     };
     const char *state = row_state(r);
     json_t *o = json_object();

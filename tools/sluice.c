@@ -69,6 +69,13 @@ static const struct tool_cmd commands[] = {
       "let mail flow again to a paused domain or site" },
     { .name = "paused", .run = tool_paused_main, .gate = ACT_PAUSED, .help =
       "list paused domains and sites" },
+    { .name = "limits", .run = tool_limits_main, .help =
+      "live limits of sites, domains, accounts, campaigns: set, unset, "
+      "show" },
+    { .name = "sites", .run = tool_sites_main, .help =
+      "the sites: shipped provider profiles and sluiced.conf's [site]" },
+    { .name = "site-of", .run = tool_site_of_main, .help =
+      "the site (and limits) a domain's MX puts it in" },
     { .name = "dkim", .run = tool_dkim_main, .help =
       "DKIM keys: keygen, check the published DNS record" },
     { .name = "list", .run = tool_list_main, .help =

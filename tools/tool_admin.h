@@ -110,8 +110,26 @@ enum tool_action {
     ACT_FEEDBACK_INGEST,
     ACT_WEBHOOK_ADD, ACT_WEBHOOK_LIST, ACT_WEBHOOK_TEST, ACT_WEBHOOK_REMOVE,
     ACT_INCIDENT_VIEW, ACT_INCIDENT_UPDATE,
+    ACT_LIMITS_SET, ACT_LIMITS_LOWER, ACT_LIMITS_SHOW,
     ACT_COUNT
 };
+
+/* cmd_limits.c, cmd_sites.c: `sluice limits`, `sluice sites`,
+ * `sluice site-of` */
+int tool_limits_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_sites_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_site_of_main(struct tool_ctx *ctx, int argc, char **argv);
+
+/* tool_dns.c: the MX hosts of domain, by preference (at most cap), asked
+ * of servers (c-ares "ADDR:PORT,..." form; NULL: the system's).  0, or
+ * -EINVAL (bad servers), -ENOENT (no MX), -ETIMEDOUT, -EIO; why in err. */
+struct tool_mx {
+    char host[256];
+    unsigned pref;
+};
+int tool_mx_lookup(const char *domain, const char *servers,
+                   struct tool_mx *out, size_t cap, size_t *n, char *err,
+                   size_t errlen);
 
 /* "account create", ... */
 const char *tool_action_name(int act);
