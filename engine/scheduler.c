@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compose.h"
 #include "classify.h"
@@ -162,16 +163,29 @@ static void print_progress(struct engine *e, bool final)
 
 /* Accounts, sending domains or keys changed in the spool (`sluice account`,
  * `sluice domain`): load them again (a disabled account's waiting mail
- * goes back to the spool in accounts_load()).  A key that cannot be loaded
- * keeps the running keys (and says why). */
+ * goes back to the spool in accounts_load()).  A DKIM key's retire date
+ * passing changes nothing in the spool: the keys are loaded again then
+ * too, and the log names the retired key (signer_compose() already
+ * stopped using it at that second).  A key that cannot be loaded keeps
+ * the running keys (and says why). */
 static void apply_admin(struct engine *e)
 {
     uint64_t gen;
-    if (queue_admin_gen(e->q, &gen) || gen == e->run.admin_gen)
+    int64_t now = (int64_t)time(NULL);
+    int64_t due = signer_next_retire(e->signer, e->run.dkim_retired_upto);
+    bool retired = due && now >= due;
+    bool changed = !queue_admin_gen(e->q, &gen) && gen != e->run.admin_gen;
+    if (!changed && !retired)
         return;
-    e->run.admin_gen = gen;
-    accounts_load(e);
-    limits_load(e);
+    if (retired) {
+        signer_say_retired(e->signer, e->run.dkim_retired_upto, now);
+        e->run.dkim_retired_upto = now;
+    }
+    if (changed) {
+        e->run.admin_gen = gen;
+        accounts_load(e);
+        limits_load(e);
+    }
     struct signer *sg;
     char err[600];
     if (signer_build(&e->cfg, e->q, &sg, err, sizeof err)) {
@@ -180,6 +194,9 @@ static void apply_admin(struct engine *e)
     }
     signer_unref(e->signer);
     e->signer = sg;
+    if (retired)
+        fprintf(stderr, "sluiced: %zu DKIM keys for %zu domains now\n",
+                signer_nkeys(e->signer), signer_ndomains(e->signer));
 }
 
 void engine_reload(struct engine *e)

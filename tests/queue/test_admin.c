@@ -374,7 +374,8 @@ static void test_sdomains(void **state)
 
     E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
     E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
-    struct queue_dkim_sel sel = { "sl202401", "rsa", "/spool/dkim/a/x.key" };
+    struct queue_dkim_sel sel = { .selector = "sl202401", .algo = "rsa",
+                                  .key_path = "/spool/dkim/a/x.key" };
     E(queue_sdomain_add(q, "acme.example", master, &sel, &boot));
     E(queue_sdomain_add(q, "shop.example", shop, NULL, &boot));
     EQ_ERR(queue_sdomain_add(q, "acme.example", shop, NULL, &boot), -EEXIST);
@@ -386,9 +387,11 @@ static void test_sdomains(void **state)
                            "a_b.example", "" };
     for (size_t i = 0; i < sizeof badd / sizeof badd[0]; i++)
         EQ_ERR(queue_sdomain_add(q, badd[i], shop, NULL, &boot), -EINVAL);
-    struct queue_dkim_sel bads = { "bad sel", "rsa", "/k" };
+    struct queue_dkim_sel bads = { .selector = "bad sel", .algo = "rsa",
+                                   .key_path = "/k" };
     EQ_ERR(queue_sdomain_add(q, "new.example", shop, &bads, &boot), -EINVAL);
-    bads = (struct queue_dkim_sel){ "s1", "dsa", "/k" };
+    bads = (struct queue_dkim_sel){ .selector = "s1", .algo = "dsa",
+                                    .key_path = "/k" };
     EQ_ERR(queue_sdomain_add(q, "new.example", shop, &bads, &boot), -EINVAL);
     EQ_ERR(queue_sdomain_add(q, "new.example", 9, NULL, &boot),
            QUEUE_ENOTFOUND);
