@@ -166,8 +166,9 @@ static void print_progress(struct engine *e, bool final)
  * goes back to the spool in accounts_load()).  A DKIM key's retire date
  * passing changes nothing in the spool: the keys are loaded again then
  * too, and the log names the retired key (signer_compose() already
- * stopped using it at that second).  A key that cannot be loaded keeps
- * the running keys (and says why). */
+ * stopped using it at that second).  The log says how many keys sign
+ * when that changed.  A key that cannot be loaded keeps the running keys
+ * (and says why). */
 static void apply_admin(struct engine *e)
 {
     uint64_t gen;
@@ -192,11 +193,14 @@ static void apply_admin(struct engine *e)
         fprintf(stderr, "sluiced: keeping the running DKIM keys: %s\n", err);
         return;
     }
+    bool same = signer_nkeys(sg) == signer_nkeys(e->signer) &&
+                signer_ndomains(sg) == signer_ndomains(e->signer);
     signer_unref(e->signer);
     e->signer = sg;
-    if (retired)
-        fprintf(stderr, "sluiced: %zu DKIM keys for %zu domains now\n",
-                signer_nkeys(e->signer), signer_ndomains(e->signer));
+    if (retired || !same)
+        fprintf(stderr, "sluiced: DKIM keys of the spool loaded again: %zu "
+                "DKIM keys for %zu domains\n", signer_nkeys(e->signer),
+                signer_ndomains(e->signer));
 }
 
 void engine_reload(struct engine *e)
