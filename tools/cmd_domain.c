@@ -217,9 +217,15 @@ static int list_one(void *arg, const struct queue_sdomain *d)
             "selectors", sels));
         return 0;
     }
+    char sels[QUEUE_MAX_SELECTORS * (QUEUE_MAX_SELECTOR + 1) + 1] = "-";
+    size_t n = 0;
+    int64_t now = time(NULL);
+    for (unsigned i = 0; i < d->nsel; i++)  /* the keys not retired */
+        if (queue_sdomain_key_state(d, i, now) != QUEUE_KEY_RETIRED)
+            n += (size_t)snprintf(sels + n, sizeof sels - n, "%s%s",
+                                  n ? "," : "", d->sel[i].selector);
     printf("%-40s %-20s %-10s %s\n", d->domain, name,
-           d->verified ? "verified" : "unverified",
-           d->nsel ? d->sel[0].selector : "-");
+           d->verified ? "verified" : "unverified", sels);
     return 0;
 }
 
@@ -239,7 +245,7 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
                           ctx->json ? json_array() : NULL };
     if (!l.arr)
         printf("%-40s %-20s %-10s %s\n", "DOMAIN", "ACCOUNT", "STATE",
-               "SELECTOR");
+               "SELECTORS");
     long n = queue_sdomains(q, list_one, &l);
     if (n < 0) {
         json_decref(l.arr);
