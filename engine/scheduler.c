@@ -173,8 +173,8 @@ static void apply_admin(struct engine *e)
 {
     uint64_t gen;
     int64_t now = (int64_t)time(NULL);
-    int64_t due = signer_next_retire(e->signer, e->run.dkim_retired_upto);
-    bool retired = due && now >= due;
+    int64_t due = signer_first_retire(e->signer);
+    bool retired = due > e->run.dkim_retired_upto && now >= due;
     bool changed = !queue_admin_gen(e->q, &gen) && gen != e->run.admin_gen;
     if (!changed && !retired)
         return;

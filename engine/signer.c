@@ -71,6 +71,7 @@ struct signer {
     size_t naccounts;
     bool allow_unsigned;             /* accounts without a section */
     bool off;                        /* dkim_sign = no: send all unsigned */
+    int64_t first_retire;            /* earliest retire date of a key, 0 */
 };
 
 static void domain_free(struct signer_domain *d)
@@ -114,16 +115,9 @@ size_t signer_ndomains(const struct signer *s)
     return s ? s->ndomains : 0;
 }
 
-int64_t signer_next_retire(const struct signer *s, int64_t after)
+int64_t signer_first_retire(const struct signer *s)
 {
-    int64_t next = 0;
-    for (size_t i = 0; s && i < s->ndomains; i++)
-        for (unsigned k = 0; k < s->domains[i].nkeys; k++) {
-            int64_t at = s->domains[i].keys[k].retire_at;
-            if (at > after && (!next || at < next))
-                next = at;
-        }
-    return next;
+    return s ? s->first_retire : 0;
 }
 
 void signer_say_retired(const struct signer *s, int64_t after, int64_t upto)
@@ -271,6 +265,13 @@ static int load_key(struct signer_domain *d, const char *sel, const char *path,
     return 0;
 }
 
+/* Note a loaded key's retire date in the table's earliest one. */
+static void note_retire(struct signer *s, int64_t at)
+{
+    if (at && (!s->first_retire || at < s->first_retire))
+        s->first_retire = at;
+}
+
 struct spool_ctx {
     struct signer *s;
     size_t cap;
@@ -315,9 +316,11 @@ static int take_sdomain(void *arg, const struct queue_sdomain *sd)
         return 1;
     }
     for (unsigned i = 0; i < sd->nsel && !c->rc; i++)
-        if (queue_sdomain_key_signs(sd, i, c->now))
+        if (queue_sdomain_key_signs(sd, i, c->now)) {
             c->rc = load_key(d, sd->sel[i].selector, sd->sel[i].key_path,
                              sd->sel[i].retire_at, c->err, c->errlen);
+            note_retire(c->s, sd->sel[i].retire_at);
+        }
     c->s->nkeys += d->nkeys;
     return c->rc != 0;
 }

@@ -63,10 +63,10 @@ void signer_unref(struct signer *s);
 size_t signer_nkeys(const struct signer *s);
 size_t signer_ndomains(const struct signer *s);
 
-/* The earliest retire date (unix s) of a loaded key that is later than
- * after; 0 when there is none.  sluiced rebuilds the table once it has
- * passed, so the retired key's memory goes and the log says so. */
-int64_t signer_next_retire(const struct signer *s, int64_t after);
+/* The earliest retire date (unix s) of a loaded key; 0 when none has
+ * one.  sluiced builds the table again once it has passed, so the retired
+ * key's memory goes and the log says so. */
+int64_t signer_first_retire(const struct signer *s);
 /* Log on stderr each loaded key whose retire date is in (after, upto]. */
 void signer_say_retired(const struct signer *s, int64_t after, int64_t upto);
 
