@@ -129,8 +129,11 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
     if ((rc = tool_authorize(ctx, q, ACT_DOMAIN_ADD, a->id, 0, obj, &r)))
         goto out;
     if (queue_sdomain_get(q, dom, d) == 0) {
+        bool ours = d->account == a->id;
         fprintf(stderr, P " add: domain %s is already a sending domain "
-                "of %s\n", dom, d->account == a->id ? "this account" : "another account");
+                "of %s%s%s%s\n", dom, ours ? "this account" : "another account",
+                ours ? " (another DKIM key: sluice domain key add " : "",
+                ours ? dom : "", ours ? " --selector S)" : "");
         rc = TOOL_EX_DATAERR;
         goto out;
     }
