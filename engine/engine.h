@@ -194,6 +194,7 @@ struct engine_run {
                                   missing or empty (QUEUE_OPEN_RECREATE) */
     int exit_code;
     uint64_t admin_gen;        /* of the spool's accounts, as loaded */
+    int64_t dkim_retired_upto; /* unix s: retire dates up to here handled */
     uint64_t started_ms;
 };
 

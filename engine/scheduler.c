@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compose.h"
 #include "classify.h"
@@ -162,25 +163,45 @@ static void print_progress(struct engine *e, bool final)
 
 /* Accounts, sending domains or keys changed in the spool (`sluice account`,
  * `sluice domain`): load them again (a disabled account's waiting mail
- * goes back to the spool in accounts_load()).  A key that cannot be loaded
- * keeps the running keys (and says why). */
+ * goes back to the spool in accounts_load()).  A DKIM key's retire date
+ * passing changes nothing in the spool: the keys are loaded again then
+ * too, and the log names the retired key (signer_compose() already
+ * stopped using it at that second).  The log says how many keys sign
+ * when that changed.  A key that cannot be loaded keeps the running keys
+ * (and says why). */
 static void apply_admin(struct engine *e)
 {
     uint64_t gen;
-    if (queue_admin_gen(e->q, &gen) || gen == e->run.admin_gen)
+    int64_t now = (int64_t)time(NULL);
+    int64_t due = signer_first_retire(e->signer);
+    bool retired = due > e->run.dkim_retired_upto && now >= due;
+    bool changed = !queue_admin_gen(e->q, &gen) && gen != e->run.admin_gen;
+    if (!changed && !retired)
         return;
-    e->run.admin_gen = gen;
-    accounts_load(e);
-    live_load(e);    /* `sluice limits` changes the admin generation */
-    limits_load(e);
+    if (retired) {
+        signer_say_retired(e->signer, e->run.dkim_retired_upto, now);
+        e->run.dkim_retired_upto = now;
+    }
+    if (changed) {
+        e->run.admin_gen = gen;
+        accounts_load(e);
+        live_load(e);    /* `sluice limits` changes the admin generation */
+        limits_load(e);
+    }
     struct signer *sg;
     char err[600];
     if (signer_build(&e->cfg, e->q, &sg, err, sizeof err)) {
         fprintf(stderr, "sluiced: keeping the running DKIM keys: %s\n", err);
         return;
     }
+    bool same = signer_nkeys(sg) == signer_nkeys(e->signer) &&
+                signer_ndomains(sg) == signer_ndomains(e->signer);
     signer_unref(e->signer);
     e->signer = sg;
+    if (retired || !same)
+        fprintf(stderr, "sluiced: DKIM keys of the spool loaded again: %zu "
+                "DKIM keys for %zu domains\n", signer_nkeys(e->signer),
+                signer_ndomains(e->signer));
 }
 
 void engine_reload(struct engine *e)

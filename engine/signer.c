@@ -4,7 +4,9 @@
  *
  * DESCRIPTION
  *   signer_build() reads the verified sending domains of the spool (each
- *   with the key files its record names) and every [account N] domains
+ *   with the key files its record names that sign at the time of the
+ *   build: verified and not retired, queue_sdomain_key_signs(), each with
+ *   its retire date) and every [account N] domains
  *   list of the configuration (keys found in the key store, dkim_store.h:
  *   ROOT/DOMAIN/SELECTOR.key, ROOT is dkim_keys, default SPOOL/dkim), keys
  *   sorted by selector.  The table is sorted by domain and never changes
@@ -15,7 +17,9 @@
  *   From: address), finds the From: domain, walks up to the nearest domain
  *   in the table, and signs only if that domain belongs to the message's own
  *   account.  The message is first made safe to sign (dkim_prepare), then
- *   signed with every key of the domain, then put in wire form with the
+ *   signed with every key of the domain whose retire date has not passed
+ *   (checked per message, so a date passing between two rebuilds stops
+ *   that key at once), then put in wire form with the
  *   signatures in front.  An 8-bit result gets a second, 7-bit form, signed
  *   on its own, for receivers without 8BITMIME.
  *
@@ -30,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compose.h"
 #include "queue_admin.h"
@@ -43,6 +48,7 @@
 struct signer_key {
     char *selector;
     struct dkim_key *key;
+    int64_t retire_at;      /* unix s; 0: none (signs only before it) */
 };
 
 struct signer_domain {
@@ -65,6 +71,7 @@ struct signer {
     size_t naccounts;
     bool allow_unsigned;             /* accounts without a section */
     bool off;                        /* dkim_sign = no: send all unsigned */
+    int64_t first_retire;            /* earliest retire date of a key, 0 */
 };
 
 static void domain_free(struct signer_domain *d)
@@ -106,6 +113,38 @@ size_t signer_nkeys(const struct signer *s)
 size_t signer_ndomains(const struct signer *s)
 {
     return s ? s->ndomains : 0;
+}
+
+int64_t signer_first_retire(const struct signer *s)
+{
+    return s ? s->first_retire : 0;
+}
+
+void signer_say_retired(const struct signer *s, int64_t after, int64_t upto)
+{
+    for (size_t i = 0; s && i < s->ndomains; i++)
+        for (unsigned k = 0; k < s->domains[i].nkeys; k++) {
+            const struct signer_key *key = &s->domains[i].keys[k];
+            if (key->retire_at > after && key->retire_at <= upto)
+                fprintf(stderr, "sluiced: DKIM selector %s of %s retired "
+                        "(its date passed): it signs no more\n",
+                        key->selector, s->domains[i].name);
+        }
+}
+
+/* Whether key k may sign at time now (its retire date not passed). */
+static bool key_live(const struct signer_key *k, int64_t now)
+{
+    return !k->retire_at || now < k->retire_at;
+}
+
+/* Number of d's keys that may sign at time now. */
+static unsigned live_keys(const struct signer_domain *d, int64_t now)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < d->nkeys; i++)
+        n += key_live(&d->keys[i], now);
+    return n;
 }
 
 static int by_name(const void *a, const void *b)
@@ -200,9 +239,10 @@ static int load_keys(const char *root, struct signer_domain *d,
     return rc;
 }
 
-/* Load one key file as selector sel of d, a verified domain of the spool. */
+/* Load one key file as selector sel of d, a verified domain of the spool,
+ * signing until retire_at (0: no date). */
 static int load_key(struct signer_domain *d, const char *sel, const char *path,
-                    char *err, size_t errlen)
+                    int64_t retire_at, char *err, size_t errlen)
 {
     if (d->nkeys == SIGNER_MAX_KEYS) {
         snprintf(err, errlen, "DKIM keys of %s: more than %d", d->name,
@@ -220,13 +260,22 @@ static int load_key(struct signer_domain *d, const char *sel, const char *path,
         dkim_key_free(k->key);
         return -ENOMEM;
     }
+    k->retire_at = retire_at;
     d->nkeys++;
     return 0;
+}
+
+/* Note a loaded key's retire date in the table's earliest one. */
+static void note_retire(struct signer *s, int64_t at)
+{
+    if (at && (!s->first_retire || at < s->first_retire))
+        s->first_retire = at;
 }
 
 struct spool_ctx {
     struct signer *s;
     size_t cap;
+    int64_t now;        /* unix s: the keys that sign at this time */
     int rc;
     char *err;
     size_t errlen;
@@ -253,7 +302,8 @@ static struct signer_domain *add_domain(struct signer *s, size_t *cap,
     return d;
 }
 
-/* queue_sdomains() callback: a verified domain with its keys. */
+/* queue_sdomains() callback: a verified domain with its keys that sign
+ * (pending and retired ones are not even read). */
 static int take_sdomain(void *arg, const struct queue_sdomain *sd)
 {
     struct spool_ctx *c = arg;
@@ -266,8 +316,11 @@ static int take_sdomain(void *arg, const struct queue_sdomain *sd)
         return 1;
     }
     for (unsigned i = 0; i < sd->nsel && !c->rc; i++)
-        c->rc = load_key(d, sd->sel[i].selector, sd->sel[i].key_path, c->err,
-                         c->errlen);
+        if (queue_sdomain_key_signs(sd, i, c->now)) {
+            c->rc = load_key(d, sd->sel[i].selector, sd->sel[i].key_path,
+                             sd->sel[i].retire_at, c->err, c->errlen);
+            note_retire(c->s, sd->sel[i].retire_at);
+        }
     c->s->nkeys += d->nkeys;
     return c->rc != 0;
 }
@@ -307,7 +360,8 @@ int signer_build(const struct config *cfg, struct queue *q,
         snprintf(dir, sizeof dir, "%s", cfg->dkim_keys);
     else
         dkim_store_root(dir, sizeof dir, cfg->spool ? cfg->spool : ".");
-    struct spool_ctx c = { .s = s, .err = err, .errlen = errlen };
+    struct spool_ctx c = { .s = s, .now = (int64_t)time(NULL), .err = err,
+                           .errlen = errlen };
     long n = 0;
     if (q && (n = queue_sdomains(q, take_sdomain, &c)) < 0 && !c.rc) {
         snprintf(err, errlen, "cannot read the sending domains: %s",
@@ -506,7 +560,7 @@ bool signer_from_domain(const char *msg, size_t len, char *buf,
  * the account allows it); 0 or a SIGNER_E_ code with why in words.  Only
  * reads msg within len, so it may run before the spool's check. */
 static int choose_domain(const struct signer *s, uint32_t account,
-                         const char *msg, size_t len,
+                         const char *msg, size_t len, int64_t now,
                          const struct signer_domain **out, char *why,
                          size_t whylen)
 {
@@ -523,7 +577,7 @@ static int choose_domain(const struct signer *s, uint32_t account,
         return SIGNER_E_NOFROM;
     }
     const struct signer_domain *d = nearest(s, dom);
-    if (d && d->account == account && d->nkeys) {
+    if (d && d->account == account && live_keys(d, now)) {
         *out = d;
         return 0;
     }
@@ -552,7 +606,8 @@ int signer_compose(const struct signer *s, uint32_t account,
     if (w7)
         memset(w7, 0, sizeof *w7);
     const struct signer_domain *d;
-    int refused = choose_domain(s, account, msg, len, &d, why, whylen);
+    int64_t now = (int64_t)time(NULL);
+    int refused = choose_domain(s, account, msg, len, now, &d, why, whylen);
     char rule[240];
     if (queue_message_check(msg, len, NULL, rule, sizeof rule)) {
         snprintf(why, whylen, "message refused: %s", rule);
@@ -578,6 +633,8 @@ int signer_compose(const struct signer *s, uint32_t account,
         const char *m = prep ? prep : msg;
         size_t ml = prep ? plen : len;
         for (unsigned i = 0; d && i < d->nkeys && !rc; i++) {
+            if (!key_live(&d->keys[i], now))
+                continue;
             char *h = NULL;
             uint64_t t0 = metrics_now_us();
             rc = dkim_sign(d->keys[i].key, d->name, d->keys[i].selector, m,

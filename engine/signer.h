@@ -4,15 +4,19 @@
  *
  * DESCRIPTION
  *   A signer is an immutable table built at start and on reload: for every
- *   verified sending domain, its owning account and its keys (every
- *   DIR/DOMAIN/SELECTOR.key file, each one loaded once), plus which accounts
- *   may send unsigned mail.  Worker threads sign with it while the loop may
+ *   verified sending domain, its owning account and its keys (the keys of
+ *   the spool's record that are verified and not retired, with their
+ *   retire dates; every DIR/DOMAIN/SELECTOR.key file of a configured
+ *   domain; each one loaded once), plus which accounts may send unsigned
+ *   mail.  Worker threads sign with it while the loop may
  *   build a newer one; the loop keeps a reference per batch in flight.
  *
  *   A message is signed only with keys of a domain that its own account has
  *   verified: d= is the From: domain, or the nearest parent of it that the
  *   account has verified (relaxed alignment).  Every key of that domain adds
- *   one DKIM-Signature (so an rsa and an ed25519 key give a dual signature).
+ *   one DKIM-Signature (so an rsa and an ed25519 key give a dual signature),
+ *   except a key whose retire date has passed: it stops signing at that
+ *   second, even before the table is rebuilt.
  *   No key means the message is held back (deferred) with the reason,
  *   unless the account allows unsigned mail.  Before signing the message is
  *   made safe to travel unchanged (dkim_prepare.h).
@@ -58,6 +62,13 @@ void signer_unref(struct signer *s);
 /* Number of loaded keys and of verified domains (for the start line). */
 size_t signer_nkeys(const struct signer *s);
 size_t signer_ndomains(const struct signer *s);
+
+/* The earliest retire date (unix s) of a loaded key; 0 when none has
+ * one.  sluiced builds the table again once it has passed, so the retired
+ * key's memory goes and the log says so. */
+int64_t signer_first_retire(const struct signer *s);
+/* Log on stderr each loaded key whose retire date is in (after, upto]. */
+void signer_say_retired(const struct signer *s, int64_t after, int64_t upto);
 
 /* Compose the wire form of a raw message of account: checked against the
  * spool's message rules (a message stored before they existed may break

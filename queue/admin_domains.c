@@ -6,9 +6,12 @@
  *   Owns the "sdomains" database, keyed by the domain in lower-case A-label
  *   form (the tool converts U-labels with libidn2 first).  A domain belongs
  *   to exactly one account.  Each carries up to QUEUE_MAX_SELECTORS DKIM
- *   selectors with the algorithm and the path of the private key file (the
- *   key itself stays in its file).  Verification is recorded with its time;
- *   how it was verified (DNS or forced) goes into the audit record.
+ *   selectors with the algorithm, the path of the private key file (the
+ *   key itself stays in its file) and the key's dates (created, verified,
+ *   retire date: admin_dkim.c changes them).  Verification is recorded
+ *   with its time; how it was verified (DNS or forced) goes into the audit
+ *   record.  Records are written in format 2; format 1 (before keys had
+ *   dates) still reads: its keys count as verified when the domain is.
  *
  * DIAGNOSTICS
  *   -EINVAL for a malformed domain, selector, algorithm or path, -EEXIST for
@@ -24,10 +27,11 @@
 #include "admin_int.h"
 
 #define F_VERIFIED 1
+#define SDOM_FMT_DATED 2   /* format 1 plus three dates per key */
 #define SDOM_REC_MAX (1 + 1 + 4 + 8 + 8 + 1 +                                \
                       QUEUE_MAX_SELECTORS * (1 + QUEUE_MAX_SELECTOR + 1 +    \
                                              QUEUE_MAX_ALGO + 2 +            \
-                                             QUEUE_MAX_KEY_PATH))
+                                             QUEUE_MAX_KEY_PATH + 3 * 8))
 
 /* Whether d is a lower-case LDH domain name with at least two labels. */
 static bool domain_ok(const char *d)
@@ -54,8 +58,7 @@ static bool domain_ok(const char *d)
     return dot;
 }
 
-/* Whether s is a DKIM selector we accept: [a-z0-9][a-z0-9._-]*. */
-static bool selector_ok(const char *s)
+bool qsdomain_selector_ok(const char *s)
 {
     return admin_name_ok(s, QUEUE_MAX_SELECTOR, false) &&
            s[strlen(s) - 1] != '.' && !strstr(s, "..");
@@ -65,7 +68,7 @@ static size_t sdomain_encode(unsigned char *buf, size_t cap,
                              const struct queue_sdomain *d)
 {
     struct rec_w w = { .p = buf, .cap = cap };
-    qrec_w_u8(&w, ADMIN_FMT);
+    qrec_w_u8(&w, SDOM_FMT_DATED);
     qrec_w_u8(&w, d->verified ? F_VERIFIED : 0);
     qrec_w_u32(&w, d->account);
     qrec_w_u64(&w, (uint64_t)d->created);
@@ -75,6 +78,9 @@ static size_t sdomain_encode(unsigned char *buf, size_t cap,
         qrec_w_str(&w, d->sel[i].selector, 1, QUEUE_MAX_SELECTOR);
         qrec_w_str(&w, d->sel[i].algo, 1, QUEUE_MAX_ALGO);
         qrec_w_str(&w, d->sel[i].key_path, 2, QUEUE_MAX_KEY_PATH);
+        qrec_w_u64(&w, (uint64_t)d->sel[i].created);
+        qrec_w_u64(&w, (uint64_t)d->sel[i].verified_at);
+        qrec_w_u64(&w, (uint64_t)d->sel[i].retire_at);
     }
     return w.over ? 0 : w.len;
 }
@@ -87,7 +93,8 @@ int qsdomain_decode(const MDB_val *k, const MDB_val *v,
     if (k->mv_size == 0 || k->mv_size > QUEUE_MAX_DOMAIN)
         return QUEUE_ECORRUPT;
     memcpy(d->domain, k->mv_data, k->mv_size);
-    if (qrec_r_u8(&r) != ADMIN_FMT)
+    unsigned fmt = qrec_r_u8(&r);
+    if (fmt != ADMIN_FMT && fmt != SDOM_FMT_DATED)
         return QUEUE_ECORRUPT;
     d->verified = qrec_r_u8(&r) & F_VERIFIED;
     d->account = qrec_r_u32(&r);
@@ -100,6 +107,15 @@ int qsdomain_decode(const MDB_val *k, const MDB_val *v,
         qrec_r_str(&r, d->sel[i].selector, 1, QUEUE_MAX_SELECTOR);
         qrec_r_str(&r, d->sel[i].algo, 1, QUEUE_MAX_ALGO);
         qrec_r_str(&r, d->sel[i].key_path, 2, QUEUE_MAX_KEY_PATH);
+        struct queue_dkim_sel *s = &d->sel[i];
+        if (fmt == ADMIN_FMT) { /* before keys had their own dates */
+            s->created = d->created;
+            s->verified_at = d->verified ? d->verified_at : 0;
+            continue;
+        }
+        s->created = (int64_t)qrec_r_u64(&r);
+        s->verified_at = (int64_t)qrec_r_u64(&r);
+        s->retire_at = (int64_t)qrec_r_u64(&r);
     }
     return qrec_r_done(&r) ? 0 : QUEUE_ECORRUPT;
 }
@@ -109,8 +125,7 @@ static MDB_val dom_key(const char *domain)
     return (MDB_val){ strnlen(domain, QUEUE_MAX_DOMAIN), (void *)domain };
 }
 
-/* Write d's record. */
-static int sdomain_store(struct admin_tx *t, const struct queue_sdomain *d)
+int qsdomain_store(struct admin_tx *t, const struct queue_sdomain *d)
 {
     unsigned char *buf = malloc(SDOM_REC_MAX);
     if (!buf)
@@ -143,7 +158,7 @@ static int do_add(struct admin_tx *t, void *arg)
                           "labels of a-z 0-9 -, at least two",
                           c->domain ? c->domain : "");
     if (c->sel) {
-        if (!selector_ok(c->sel->selector))
+        if (!qsdomain_selector_ok(c->sel->selector))
             return admin_fail(t, -EINVAL, "invalid DKIM selector '%.80s'",
                               c->sel->selector);
         if (strcmp(c->sel->algo, "rsa") && strcmp(c->sel->algo, "ed25519"))
@@ -174,9 +189,11 @@ static int do_add(struct admin_tx *t, void *arg)
     d->created = t->now_ms / 1000;
     if (c->sel) {
         d->sel[0] = *c->sel;
+        d->sel[0].created = d->created;
+        d->sel[0].verified_at = d->sel[0].retire_at = 0;
         d->nsel = 1;
     }
-    if ((err = sdomain_store(t, d)))
+    if ((err = qsdomain_store(t, d)))
         return err;
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
     if (snprintf(obj, sizeof obj, "domain %s of %s%s%s", d->domain, c->a.name,
@@ -202,57 +219,20 @@ int queue_sdomain_add(struct queue *q, const char *domain, uint32_t account,
     return err;
 }
 
-struct verify_arg {
-    const char *domain;
-    bool verified;
-    const char *how;
-    const struct queue_actor *by;
-    struct queue_sdomain d;
-};
-
-static int do_verify(struct admin_tx *t, void *arg)
+int qsdomain_load(struct admin_tx *t, const char *domain,
+                  struct queue_sdomain *d)
 {
-    struct verify_arg *c = arg;
-    int err;
-    if (!c->domain || !*c->domain)
-        return admin_fail(t, -EINVAL, "no domain given");
-    MDB_val k = dom_key(c->domain), v;
+    if (!domain || !*domain || strlen(domain) > QUEUE_MAX_DOMAIN)
+        return admin_fail(t, QUEUE_ENOTFOUND, "no sending domain %.80s",
+                          domain ? domain : "");
+    MDB_val k = dom_key(domain), v;
     int rc = mdb_get(t->txn, t->q->dbi[DB_SDOMAINS], &k, &v);
     if (rc == MDB_NOTFOUND)
         return admin_fail(t, QUEUE_ENOTFOUND, "no sending domain %.80s",
-                          c->domain);
+                          domain);
     if (rc)
         return admin_mdb(t, rc);
-    if ((err = qsdomain_decode(&k, &v, &c->d)))
-        return err;
-    c->d.verified = c->verified;
-    c->d.verified_at = c->verified ? t->now_ms / 1000 : 0;
-    if ((err = sdomain_store(t, &c->d)))
-        return err;
-    char obj[QUEUE_MAX_AUDIT_OBJECT + 1];
-    if (snprintf(obj, sizeof obj, "domain %s%s%s%s", c->d.domain,
-                 c->how && *c->how ? " (" : "", c->how ? c->how : "",
-                 c->how && *c->how ? ")" : "") >= (int)sizeof obj)
-        obj[sizeof obj - 1] = 0; /* cut to the audit record's cap */
-    return admin_audit_put(t, c->by, c->d.account,
-                           c->verified ? "domain verify" : "domain unverify",
-                           obj, "ok");
-}
-
-int queue_sdomain_set_verified(struct queue *q, const char *domain,
-                               bool verified, const char *how,
-                               const struct queue_actor *by)
-{
-    struct verify_arg *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    c->domain = domain;
-    c->verified = verified;
-    c->how = how;
-    c->by = by;
-    int err = admin_run(q, do_verify, c);
-    free(c);
-    return err;
+    return qsdomain_decode(&k, &v, d);
 }
 
 int queue_sdomain_get(struct queue *q, const char *domain,

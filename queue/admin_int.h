@@ -14,9 +14,10 @@
  *            u32 failures, i64 fail_since, i64 locked_until, u32 lockouts
  *   apikey   u8 fmt, u8 flags (1 revoked), u8 scope, u32 user, u32 account,
  *            i64 created, i64 revoked_at, 32 bytes SHA-256, str8 name
- *   sdomain  u8 fmt, u8 flags (1 verified), u32 account, i64 created,
- *            i64 verified_at, u8 nsel, nsel x (str8 selector, str8 algo,
- *            str16 key_path)
+ *   sdomain  u8 fmt (2; 1 without the key dates), u8 flags (1 verified),
+ *            u32 account, i64 created, i64 verified_at, u8 nsel, nsel x
+ *            (str8 selector, str8 algo, str16 key_path, then in fmt 2:
+ *            i64 created, i64 verified_at, i64 retire_at)
  *   audit    32 bytes prev link, body: u8 fmt, [fmt 2: 8 bytes key id],
  *            u64 seq, i64 time_ms, u8 role, u32 account, str8 user,
  *            str8 via, str8 action, str16 object, str8 result; then 32
@@ -147,6 +148,14 @@ int qapikey_decode(const MDB_val *v, uint32_t id, struct queue_apikey *k);
 bool qaudit_decode(const MDB_val *v, struct queue_audit *r);
 int qsdomain_decode(const MDB_val *k, const MDB_val *v,
                     struct queue_sdomain *d);
+
+/* Sending domains inside a change (admin_domains.c, for admin_dkim.c):
+ * read one (QUEUE_ENOTFOUND with the detail set), write one, and whether
+ * s is a DKIM selector we accept: [a-z0-9][a-z0-9._-]*, no "..". */
+int qsdomain_load(struct admin_tx *t, const char *domain,
+                  struct queue_sdomain *d);
+int qsdomain_store(struct admin_tx *t, const struct queue_sdomain *d);
+bool qsdomain_selector_ok(const char *s);
 int qusage_decode(const MDB_val *v, struct queue_usage *u);
 
 /* ---------------------------------------------------- record packing */

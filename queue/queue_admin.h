@@ -307,11 +307,17 @@ long queue_apikeys(struct queue *q,
 
 /* ------------------------------------------------------- sending domains */
 
-/* One DKIM key of a sending domain. */
+/* One DKIM key of a sending domain.  It signs once its record was seen in
+ * DNS (verified_at, or a forced verify) while the domain is verified, and
+ * until retire_at passes (queue_sdomain_key_signs()).  Times are unix
+ * seconds; 0 is "not yet" / "no date". */
 struct queue_dkim_sel {
     char selector[QUEUE_MAX_SELECTOR + 1];
     char algo[QUEUE_MAX_ALGO + 1];
     char key_path[QUEUE_MAX_KEY_PATH + 1];
+    int64_t created;
+    int64_t verified_at;      /* 0: pending, its record not verified yet */
+    int64_t retire_at;        /* 0: none; signs only before this time */
 };
 
 struct queue_sdomain {
@@ -323,12 +329,25 @@ struct queue_sdomain {
     struct queue_dkim_sel sel[QUEUE_MAX_SELECTORS];
 };
 
-/* Add a sending domain to account, with one DKIM key (sel may be NULL).
+/* Where a key of a sending domain stands at a time (queue_sdomain_key_
+ * state()), in the order the checks run: */
+enum queue_key_state {
+    QUEUE_KEY_RETIRED,   /* its retire date has passed: never signs again */
+    QUEUE_KEY_PENDING,   /* its DNS record was never verified */
+    QUEUE_KEY_VERIFIED,  /* verified, but the domain is not (no signing) */
+    QUEUE_KEY_RETIRING,  /* signs until its retire date */
+    QUEUE_KEY_ACTIVE,    /* signs */
+};
+
+/* Add a sending domain to account, with one DKIM key (sel may be NULL;
+ * its dates are set here: created now, pending, no retire date).
  * A domain belongs to one account: -EEXIST if it is taken. */
 int queue_sdomain_add(struct queue *q, const char *domain, uint32_t account,
                       const struct queue_dkim_sel *sel,
                       const struct queue_actor *by);
-/* Mark verified (how: "dns" or "forced", for the audit) or not. */
+/* Mark verified (how: "dns" or "forced", for the audit) or not.  Verified
+ * marks every key not retired verified too (a forced verify signs with
+ * all of them); not verified leaves the keys' own state alone. */
 int queue_sdomain_set_verified(struct queue *q, const char *domain,
                                bool verified, const char *how,
                                const struct queue_actor *by);
@@ -338,6 +357,44 @@ int queue_sdomain_get(struct queue *q, const char *domain,
 long queue_sdomains(struct queue *q,
                     int (*cb)(void *arg, const struct queue_sdomain *d),
                     void *arg);
+
+/* Add a DKIM key (pending) to a sending domain (admin_dkim.c).  A record
+ * full of QUEUE_MAX_SELECTORS keys first drops its retired ones (the
+ * oldest first; their key files are not touched).  -EEXIST when the
+ * selector is already one of the domain's (even retired), QUEUE_ESTATE
+ * when the record is full of keys not retired, QUEUE_ENOTFOUND for an
+ * unknown domain, -EINVAL for a bad selector, algorithm or path. */
+int queue_sdomain_key_add(struct queue *q, const char *domain,
+                          const struct queue_dkim_sel *sel,
+                          const struct queue_actor *by);
+/* Retire a key after_s seconds from now (0: at once); *retire_at (may be
+ * NULL) receives the date.  A key already retiring gets the new date.
+ * Unless last is true, QUEUE_ESTATE when the domain is verified and no
+ * other verified key without a retire date would be left to sign with
+ * (the domain's mail would be held back);
+ * also QUEUE_ESTATE for a key already retired, QUEUE_ENOTFOUND for an
+ * unknown domain or selector. */
+int queue_sdomain_key_retire(struct queue *q, const char *domain,
+                             const char *selector, uint64_t after_s,
+                             bool last, const struct queue_actor *by,
+                             int64_t *retire_at);
+/* Mark the n named keys verified (their records matched in DNS; a key
+ * verified before keeps its date) and so the domain (how for the audit).
+ * QUEUE_ENOTFOUND for an unknown domain or selector, QUEUE_ESTATE for a
+ * retired key. */
+int queue_sdomain_keys_verified(struct queue *q, const char *domain,
+                                const char *const *selectors, unsigned n,
+                                const char *how,
+                                const struct queue_actor *by);
+/* Key i of d at time now (unix s): enum queue_key_state. */
+int queue_sdomain_key_state(const struct queue_sdomain *d, unsigned i,
+                            int64_t now);
+/* Whether key i of d signs at time now: ACTIVE or RETIRING.  The one rule
+ * sluiced's signer and the tools share. */
+bool queue_sdomain_key_signs(const struct queue_sdomain *d, unsigned i,
+                             int64_t now);
+/* "pending", "verified", "active", "retiring", "retired" ("?" else). */
+const char *queue_key_state_name(int state);
 
 /* ---------------------------------------------------------------- audit */
 

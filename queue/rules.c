@@ -341,7 +341,7 @@ size_t rules_value_cap(int db)
     case DB_CAMPAIGNS: return 64 * 1024 + 2 * (size_t)QUEUE_MAX_TEMPLATE;
     case DB_ACCOUNTS: return 1024 + 2 * QUEUE_MAX_ACCOUNT_TEXT;
     case DB_CONTACTS: return QUEUE_MAX_CONTACT + 64;
-    case DB_SDOMAINS: return 64 + QUEUE_MAX_SELECTORS * (3 + 63 + 15 + 1023);
+    case DB_SDOMAINS: return 64 + QUEUE_MAX_SELECTORS * (3 + 63 + 15 + 1023 + 24);
     default: return 8192;
     }
 }

@@ -12,16 +12,17 @@
  *              list list/show, suppress list/export, campaign
  *              list/show/preview
  *     sender   + inject, campaign send/test/pause/resume
- *     manager  + domain list/show, lists (create, delete, import),
+ *     manager  + domain list/show/key list, lists (create, delete, import),
  *              suppress add/remove/import, campaign create/update/cancel,
  *              feedback ingest (on the account of each report's delivery)
  *     admin    + users and roles (granting owner aside), unlocking
  *              them, sub-accounts (create, update, disable), API keys of
  *              others (admin wherever that user holds a role), domain
- *              add/verify, lowering the account's own live limits
- *              (limits set account|campaign); on the master: limits,
- *              live limits (limits set|unset), pause/resume, dkim keygen,
- *              domain verify --force, injecting without an account
+ *              add/verify/key add/key retire, lowering the account's
+ *              own live limits (limits set account|campaign); on the
+ *              master: limits, live limits (limits set|unset),
+ *              pause/resume, dkim keygen, domain verify --force,
+ *              injecting without an account
  *     owner    everything, including granting owner and disabling the
  *              account itself
  *   A user's own API keys: creating one needs a role at least the key's
@@ -82,6 +83,9 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_DOMAIN_SHOW] = { "domain show", M, false, 0 },
     [ACT_DOMAIN_VERIFY] = { "domain verify", A, false, 0 },
     [ACT_DOMAIN_FORCE] = { "domain verify --force", A, true, 0 },
+    [ACT_DOMAIN_KEY_ADD] = { "domain key add", A, false, 0 },
+    [ACT_DOMAIN_KEY_LIST] = { "domain key list", M, false, 0 },
+    [ACT_DOMAIN_KEY_RETIRE] = { "domain key retire", A, false, 0 },
     [ACT_AUDIT_LIST] = { "audit list", V, false, 0 },
     [ACT_AUDIT_VERIFY] = { "audit verify", V, true, 0 },
     [ACT_INJECT] = { "inject", S, false, 0 },

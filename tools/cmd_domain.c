@@ -7,6 +7,7 @@
  *   domain list [--account A] [--json]
  *   domain show DOMAIN [--json]
  *   domain verify DOMAIN [--dns-server HOST[:PORT]] [--force]
+ *   domain key add|list|retire ...      (cmd_domain_key.c)
  *
  * DESCRIPTION
  *   `add` gives DOMAIN (dkim_domain_norm(): lower case, no trailing dot,
@@ -21,17 +22,23 @@
  *   account, is refused.  Mail from a domain not verified for its account
  *   is refused by `sluice inject` and deferred by the engine.
  *
- *   `verify` looks the DKIM record up (tool_dkim_check, cmd_dkim.c) and
- *   marks the domain verified when it matches the key; --force marks it
- *   without DNS (admin of the master only; recorded in the audit trail).
+ *   `verify` looks up the DKIM record of every key not retired
+ *   (tool_dkim_check, cmd_dkim_check.c), marks each key whose record
+ *   matches verified (from then on it signs), and the domain verified when
+ *   one did.  A key verified before stays verified when its record no
+ *   longer matches (a DNS mistake does not stop the signing), but the exit
+ *   code says so.  --force marks the domain and all its keys not retired
+ *   verified without DNS (admin of the master only; audited).
  *
  *   Who may: add and verify need admin on the domain's account, list and
  *   show manager.
  *
  * DIAGNOSTICS
  *   64 bad options, 65 invalid domain or one already taken, or a DKIM
- *   record that does not match, 66 unknown account or domain, 69 DNS
- *   failure, 73 the key cannot be written, 77 refused.
+ *   record that does not match (verify: of any key; the keys that matched
+ *   are verified all the same), 66 unknown account or domain (or a key
+ *   file missing from the store), 69 DNS failure, 73 the key cannot be
+ *   written, 77 refused.
  */
 #include <errno.h>
 #include <limits.h>
@@ -43,8 +50,8 @@
 #include <unistd.h>
 
 #include "dkim_sign.h"
-#include "tool_admin.h"
 #include "tool_dkim.h"
+#include "tool_domain.h"
 
 #define P "sluice domain"
 
@@ -55,59 +62,17 @@ static const char usage_text[] =
     "       sluice domain show DOMAIN [--json]\n"
     "       sluice domain verify DOMAIN [--dns-server HOST[:PORT]] "
     "[--force]\n"
+    "       sluice domain key add|list|retire DOMAIN ...  (more DKIM keys)\n"
     "\n"
     "add creates the domain's DKIM key in SPOOL/dkim and prints the DNS\n"
-    "records to publish; verify checks the published DKIM record.\n";
-
-/* The TXT record as a JSON object with its strings. */
-static json_t *txt_json(const char *name, const char *txt, const char *what)
-{
-    return json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", name, "type", "TXT",
-                     "what", what, "value", txt, "strings",
-                     tool_dkim_record_strings(txt));
-}
-
-/* The records to publish for d (DKIM from its key files), printed or
- * added to arr. */
-static void records(const struct queue_sdomain *d, json_t *arr)
-{
-    char name[QUEUE_MAX_DOMAIN + QUEUE_MAX_SELECTOR + 16];
-    char err[256];
-    for (unsigned i = 0; i < d->nsel; i++) {
-        struct dkim_keyinfo ki;
-        snprintf(name, sizeof name, "%s._domainkey.%s", d->sel[i].selector,
-                 d->domain);
-        if (dkim_keyinfo_load(d->sel[i].key_path, &ki, err, sizeof err)) {
-            fprintf(stderr, P ": %s: %s\n", d->sel[i].key_path, err);
-            dkim_keyinfo_free(&ki);
-            continue;
-        }
-        if (arr)
-            json_array_append_new(arr, txt_json(name, ki.txt, "dkim"));
-        else
-            tool_dkim_print_record(name, ki.txt, NULL);
-        dkim_keyinfo_free(&ki);
-    }
-    char spf[] = "v=spf1 a mx ~all";
-    char dmarc[QUEUE_MAX_DOMAIN + 64];
-    snprintf(dmarc, sizeof dmarc, "v=DMARC1; p=none; rua=mailto:postmaster@%s",
-             d->domain);
-    snprintf(name, sizeof name, "_dmarc.%s", d->domain);
-    if (arr) {
-        json_array_append_new(arr, txt_json(d->domain, spf, "spf"));
-        json_array_append_new(arr, txt_json(name, dmarc, "dmarc"));
-    } else {
-        tool_dkim_print_record(d->domain, spf, "suggested SPF: add the addresses "
-                  "sluiced sends from");
-        tool_dkim_print_record(name, dmarc, "suggested DMARC: start with p=none");
-    }
-}
+    "records to publish; verify checks the published DKIM record of every\n"
+    "key; a key signs once verified.\n";
 
 static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *acct = NULL, *sel_s = NULL, *algo = "rsa", *bits_s = NULL;
     bool bad = false, made = false;
-    char dom[QUEUE_MAX_DOMAIN + 1], spool[PATH_MAX], obj[400];
+    char dom[QUEUE_MAX_DOMAIN + 1], obj[400];
     struct queue_dkim_sel sel = { 0 };
     struct queue *q = NULL;
     struct queue_account *a = malloc(sizeof *a);
@@ -150,7 +115,6 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
         gmtime_r(&now, &tm);
         strftime(sel.selector, sizeof sel.selector, "sl%Y%m", &tm);
     }
-    snprintf(sel.algo, sizeof sel.algo, "%s", algo);
     if ((rc = tool_admin_begin(ctx, false, "domain add", &q)))
         goto out;
     if (acct) {
@@ -165,52 +129,18 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
     if ((rc = tool_authorize(ctx, q, ACT_DOMAIN_ADD, a->id, 0, obj, &r)))
         goto out;
     if (queue_sdomain_get(q, dom, d) == 0) {
+        bool ours = d->account == a->id;
         fprintf(stderr, P " add: domain %s is already a sending domain "
-                "of %s\n", dom, d->account == a->id ? "this account" : "another account");
+                "of %s%s%s%s\n", dom, ours ? "this account" : "another account",
+                ours ? " (another DKIM key: sluice domain key add " : "",
+                ours ? dom : "", ours ? " --selector S)" : "");
         rc = TOOL_EX_DATAERR;
         goto out;
     }
     /* the key: SPOOL/dkim/DOMAIN/SELECTOR.key, absolute for the engine */
-    char txt[DKIM_TXT_MAX], root[PATH_MAX], dir[PATH_MAX] = "";
-    int e = realpath(ctx->spool, spool) ? 0 : -errno;
-    if (!e)
-        e = dkim_store_root(root, sizeof root, spool);
-    if (!e)
-        e = dkim_store_mkdirs(root, dom, dir, sizeof dir);
-    if (!e)
-        e = dkim_store_path(sel.key_path, sizeof sel.key_path, root, dom,
-                            sel.selector);
-    if (e) {
-        fprintf(stderr, P " add: %s: cannot make the key directory: %s\n",
-                dir[0] ? dir : ctx->spool, strerror(-e));
-        rc = TOOL_EX_CANTCREAT;
+    if ((rc = tool_domain_key_file(ctx, P " add", dom, algo, (int)bits, &sel,
+                                   &made)))
         goto out;
-    }
-    struct stat st;
-    if (stat(sel.key_path, &st) == 0) {
-        struct dkim_keyinfo ki;
-        char err[256];
-        if (dkim_keyinfo_load(sel.key_path, &ki, err, sizeof err)) {
-            fprintf(stderr, P " add: %s exists and is not a usable key: %s\n",
-                    sel.key_path, err);
-            dkim_keyinfo_free(&ki);
-            rc = TOOL_EX_CANTCREAT;
-            goto out;
-        }
-        snprintf(txt, sizeof txt, "%s", ki.txt);
-        snprintf(sel.algo, sizeof sel.algo, "%s", ki.algo);
-        dkim_keyinfo_free(&ki);
-    } else {
-        int err = dkim_store_keygen(algo, (int)bits, sel.key_path, txt,
-                                    sizeof txt);
-        if (err) {
-            fprintf(stderr, P " add: %s: %s\n", sel.key_path,
-                    dkim_strerror(err));
-            rc = TOOL_EX_CANTCREAT;
-            goto out;
-        }
-        made = true;
-    }
     struct queue_actor by = tool_actor(ctx, r, a->id);
     int err = queue_sdomain_add(q, dom, a->id, &sel, &by);
     if (err) {
@@ -225,7 +155,7 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
     }
     if (ctx->json) {
         json_t *recs = json_array();
-        records(d, recs);
+        tool_domain_records(d, NULL, true, recs);
         tool_emit_json(json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:o}",
                                  "domain", dom, "account", a->name,
                                  "selector", sel.selector, "algo", sel.algo,
@@ -237,13 +167,26 @@ static int cmd_add(struct tool_ctx *ctx, int argc, char **argv)
                made ? "created in" : "taken from", sel.key_path);
         printf("Publish these DNS records, then run: sluice domain verify "
                "%s\n", dom);
-        records(d, NULL);
+        tool_domain_records(d, NULL, true, NULL);
     }
 out:
     queue_close(q);
     free(a);
     free(d);
     return rc;
+}
+
+/* d's keys as a JSON array of {selector, algo, key, state}. */
+static json_t *sels_json(const struct queue_sdomain *d)
+{
+    json_t *sels = json_array();
+    int64_t now = time(NULL);
+    for (unsigned i = 0; i < d->nsel; i++)
+        json_array_append_new(sels, json_pack(
+            "{s:s,s:s,s:s,s:s}", "selector", d->sel[i].selector, "algo",
+            d->sel[i].algo, "key", d->sel[i].key_path, "state",
+            queue_key_state_name(queue_sdomain_key_state(d, i, now))));
+    return sels;
 }
 
 /* Rows of `domain list`. */
@@ -267,12 +210,7 @@ static int list_one(void *arg, const struct queue_sdomain *d)
         return 0;
     tool_account_name(l->q, d->account, name, sizeof name);
     if (l->arr) {
-        json_t *sels = json_array();
-        for (unsigned i = 0; i < d->nsel; i++)
-            json_array_append_new(sels, json_pack("{s:s,s:s,s:s}", "selector",
-                                                  d->sel[i].selector, "algo",
-                                                  d->sel[i].algo, "key",
-                                                  d->sel[i].key_path));
+        json_t *sels = sels_json(d);
         json_array_append_new(l->arr, json_pack(
             "{s:s,s:s,s:b,s:s,s:s?,s:o}", "domain", d->domain, "account",
             name, "verified", d->verified, "created",
@@ -282,9 +220,15 @@ static int list_one(void *arg, const struct queue_sdomain *d)
             "selectors", sels));
         return 0;
     }
+    char sels[QUEUE_MAX_SELECTORS * (QUEUE_MAX_SELECTOR + 1) + 1] = "-";
+    size_t n = 0;
+    int64_t now = time(NULL);
+    for (unsigned i = 0; i < d->nsel; i++)  /* the keys not retired */
+        if (queue_sdomain_key_state(d, i, now) != QUEUE_KEY_RETIRED)
+            n += (size_t)snprintf(sels + n, sizeof sels - n, "%s%s",
+                                  n ? "," : "", d->sel[i].selector);
     printf("%-40s %-20s %-10s %s\n", d->domain, name,
-           d->verified ? "verified" : "unverified",
-           d->nsel ? d->sel[0].selector : "-");
+           d->verified ? "verified" : "unverified", sels);
     return 0;
 }
 
@@ -304,7 +248,7 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
                           ctx->json ? json_array() : NULL };
     if (!l.arr)
         printf("%-40s %-20s %-10s %s\n", "DOMAIN", "ACCOUNT", "STATE",
-               "SELECTOR");
+               "SELECTORS");
     long n = queue_sdomains(q, list_one, &l);
     if (n < 0) {
         json_decref(l.arr);
@@ -316,10 +260,9 @@ static int cmd_list(struct tool_ctx *ctx, int argc, char **argv)
     return rc;
 }
 
-/* Open, find DOMAIN and check act on its account; 0 or an exit code. */
-static int domain_begin(struct tool_ctx *ctx, const char *prog, int act,
-                        const char *in, struct queue **q,
-                        struct queue_sdomain *d, int *role)
+int tool_domain_begin(struct tool_ctx *ctx, const char *prog, int act,
+                      const char *in, struct queue **q,
+                      struct queue_sdomain *d, int *role)
 {
     char dom[QUEUE_MAX_DOMAIN + 1], obj[300];
     int rc;
@@ -358,20 +301,15 @@ static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
         free(d);
         return TOOL_EX_USAGE;
     }
-    if ((rc = domain_begin(ctx, P " show", ACT_DOMAIN_SHOW, argv[1], &q, d,
+    if ((rc = tool_domain_begin(ctx, P " show", ACT_DOMAIN_SHOW, argv[1], &q, d,
                            NULL))) {
         free(d);
         return rc;
     }
     tool_account_name(q, d->account, name, sizeof name);
     if (ctx->json) {
-        json_t *sels = json_array(), *recs = json_array();
-        for (unsigned i = 0; i < d->nsel; i++)
-            json_array_append_new(sels, json_pack("{s:s,s:s,s:s}", "selector",
-                                                  d->sel[i].selector, "algo",
-                                                  d->sel[i].algo, "key",
-                                                  d->sel[i].key_path));
-        records(d, recs);
+        json_t *sels = sels_json(d), *recs = json_array();
+        tool_domain_records(d, NULL, true, recs);
         tool_emit_json(json_pack("{s:s,s:s,s:b,s:s,s:o,s:o}", "domain",
                                  d->domain, "account", name, "verified",
                                  d->verified, "created",
@@ -383,20 +321,42 @@ static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
                                                                ts, sizeof ts)
                                               : "no");
         for (unsigned i = 0; i < d->nsel; i++)
-            printf("dkim       %s (%s) %s\n", d->sel[i].selector,
-                   d->sel[i].algo, d->sel[i].key_path);
+            printf("dkim       %s (%s, %s) %s\n", d->sel[i].selector,
+                   d->sel[i].algo, queue_key_state_name(
+                       queue_sdomain_key_state(d, i, time(NULL))),
+                   d->sel[i].key_path);
         printf("\nDNS records:\n");
-        records(d, NULL);
+        tool_domain_records(d, NULL, true, NULL);
     }
     queue_close(q);
     free(d);
     return 0;
 }
 
+/* Check the published record of every key of d not retired (quiet: each
+ * problem on stderr); ok[i] says which matched.  0 when all did, else the
+ * first failure's exit code (65 mismatch, 69 DNS, ...). */
+static int check_keys(struct tool_ctx *ctx, const struct queue_sdomain *d,
+                      const char *dns, int64_t now, bool ok[])
+{
+    int code = 0;
+    for (unsigned i = 0; i < d->nsel; i++) {
+        ok[i] = false;
+        if (queue_sdomain_key_state(d, i, now) == QUEUE_KEY_RETIRED)
+            continue;
+        int rc = tool_dkim_check(ctx, d->domain, d->sel[i].selector, dns,
+                                 true);
+        ok[i] = rc == 0;
+        if (rc && !code)
+            code = rc;
+    }
+    return code;
+}
+
 static int cmd_verify(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *dns = NULL, *dom_s = NULL;
-    bool bad = false, force = false;
+    bool bad = false, force = false, ok[QUEUE_MAX_SELECTORS] = { false };
     struct queue *q;
     struct queue_sdomain *d = malloc(sizeof *d);
     int rc, r;
@@ -418,40 +378,71 @@ static int cmd_verify(struct tool_ctx *ctx, int argc, char **argv)
         free(d);
         return TOOL_EX_USAGE;
     }
-    if ((rc = domain_begin(ctx, P " verify",
-                           force ? ACT_DOMAIN_FORCE : ACT_DOMAIN_VERIFY, dom_s,
-                           &q, d, &r))) {
+    if ((rc = tool_domain_begin(ctx, P " verify",
+                                force ? ACT_DOMAIN_FORCE : ACT_DOMAIN_VERIFY,
+                                dom_s, &q, d, &r))) {
         free(d);
         return rc;
     }
+    int64_t now = time(NULL);
+    const char *names[QUEUE_MAX_SELECTORS];
+    unsigned n = 0;
+    for (unsigned i = 0; force && i < d->nsel; i++)
+        ok[i] = queue_sdomain_key_state(d, i, now) != QUEUE_KEY_RETIRED;
     if (!force) {
-        if (!d->nsel) {
+        unsigned live = 0;
+        for (unsigned i = 0; i < d->nsel; i++)
+            live += queue_sdomain_key_state(d, i, now) != QUEUE_KEY_RETIRED;
+        if (!live) {
             fprintf(stderr, P " verify: %s has no DKIM key to look up\n",
                     d->domain);
             rc = TOOL_EX_DATAERR;
             goto out;
         }
-        rc = tool_dkim_check(ctx, d->domain, d->sel[0].selector, dns,
-                             ctx->json);
-        if (rc) {
-            fprintf(stderr, P " verify: %s not verified: the published DKIM "
-                    "record of %s does not match its key\n", d->domain,
-                    d->sel[0].selector);
+        rc = check_keys(ctx, d, dns, now, ok);
+        for (unsigned i = 0; i < d->nsel; i++)
+            if (ok[i])
+                names[n++] = d->sel[i].selector;
+        for (unsigned i = 0; rc && i < d->nsel; i++)
+            if (!ok[i] && queue_sdomain_key_state(d, i, now) !=
+                              QUEUE_KEY_RETIRED)
+                fprintf(stderr, P " verify: %s selector %s not verified: "
+                        "its published DKIM record does not match its key%s"
+                        "\n", d->domain, d->sel[i].selector,
+                        d->sel[i].verified_at ? " (it was verified before "
+                        "and goes on signing: fix the record)" : "");
+        if (!n) {
+            fprintf(stderr, P " verify: %s not verified: no published DKIM "
+                    "record matches its key\n", d->domain);
             goto out;
         }
     }
     struct queue_actor by = tool_actor(ctx, r, d->account);
-    int err = queue_sdomain_set_verified(q, d->domain, true,
-                                         force ? "forced" : "dns", &by);
-    if (err)
+    int err = force ? queue_sdomain_set_verified(q, d->domain, true,
+                                                 "forced", &by)
+                    : queue_sdomain_keys_verified(q, d->domain, names, n,
+                                                  "dns", &by);
+    if (err) {
         rc = tool_admin_error(P " verify", err);
-    else if (ctx->json)
-        tool_emit_json(json_pack("{s:s,s:b,s:s}", "domain", d->domain,
-                                 "verified", 1, "how",
-                                 force ? "forced" : "dns"));
-    else
-        printf("%s verified%s\n", d->domain, force ? " (forced, without DNS)"
-                                                   : "");
+        goto out;
+    }
+    if (ctx->json) {
+        json_t *sels = json_array();
+        for (unsigned i = 0; i < d->nsel; i++)
+            if (ok[i])
+                json_array_append_new(sels, json_string(d->sel[i].selector));
+        tool_emit_json(json_pack("{s:s,s:b,s:s,s:o,s:b}", "domain",
+                                 d->domain, "verified", 1, "how",
+                                 force ? "forced" : "dns", "selectors", sels,
+                                 "complete", rc == 0));
+    } else {
+        printf("%s verified%s\n", d->domain,
+               force ? " (forced, without DNS)" : "");
+        for (unsigned i = 0; i < d->nsel; i++)
+            if (ok[i])
+                printf("  selector %s verified: it signs\n",
+                       d->sel[i].selector);
+    }
 out:
     queue_close(q);
     free(d);
@@ -465,6 +456,8 @@ int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv)
         { .name = "list", .run = cmd_list },
         { .name = "show", .run = cmd_show },
         { .name = "verify", .run = cmd_verify },
+        { .name = "key", .run = tool_domain_key_main,
+          .usage = tool_domain_key_usage },
     };
     static const struct tool_group group = {
         P, usage_text, cmds, TOOL_NCMDS(cmds),

@@ -53,7 +53,8 @@ static const struct tool_cmd commands[] = {
     { .name = "incident", .run = tool_incident_main, .help =
       "incidents: list, show, ack, assign, note, resolve, report" },
     { .name = "domain", .run = tool_domain_main, .help =
-      "sending domains: add (with DKIM key), list, show, verify" },
+      "sending domains: add (with DKIM key), list, show, verify; "
+      "key add|list|retire" },
     { .name = "audit", .run = tool_audit_main, .help =
       "the audit trail: list, verify the hash chain" },
     { .name = "inject", .run = tool_inject_main, .help =

@@ -374,7 +374,8 @@ static void test_sdomains(void **state)
 
     E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
     E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
-    struct queue_dkim_sel sel = { "sl202401", "rsa", "/spool/dkim/a/x.key" };
+    struct queue_dkim_sel sel = { .selector = "sl202401", .algo = "rsa",
+                                  .key_path = "/spool/dkim/a/x.key" };
     E(queue_sdomain_add(q, "acme.example", master, &sel, &boot));
     E(queue_sdomain_add(q, "shop.example", shop, NULL, &boot));
     EQ_ERR(queue_sdomain_add(q, "acme.example", shop, NULL, &boot), -EEXIST);
@@ -386,9 +387,11 @@ static void test_sdomains(void **state)
                            "a_b.example", "" };
     for (size_t i = 0; i < sizeof badd / sizeof badd[0]; i++)
         EQ_ERR(queue_sdomain_add(q, badd[i], shop, NULL, &boot), -EINVAL);
-    struct queue_dkim_sel bads = { "bad sel", "rsa", "/k" };
+    struct queue_dkim_sel bads = { .selector = "bad sel", .algo = "rsa",
+                                   .key_path = "/k" };
     EQ_ERR(queue_sdomain_add(q, "new.example", shop, &bads, &boot), -EINVAL);
-    bads = (struct queue_dkim_sel){ "s1", "dsa", "/k" };
+    bads = (struct queue_dkim_sel){ .selector = "s1", .algo = "dsa",
+                                    .key_path = "/k" };
     EQ_ERR(queue_sdomain_add(q, "new.example", shop, &bads, &boot), -EINVAL);
     EQ_ERR(queue_sdomain_add(q, "new.example", 9, NULL, &boot),
            QUEUE_ENOTFOUND);
@@ -413,6 +416,207 @@ static void test_sdomains(void **state)
     char names[256] = "";
     assert_int_equal(queue_sdomains(q, dom_cb, names), 2);
     assert_string_equal(names, "acme.example;shop.example;");
+    queue_close(q);
+}
+
+/* Key i of domain by selector name in d, or NULL. */
+static const struct queue_dkim_sel *sel_of(const struct queue_sdomain *d,
+                                           const char *name, unsigned *i)
+{
+    for (unsigned j = 0; j < d->nsel; j++)
+        if (!strcmp(d->sel[j].selector, name)) {
+            *i = j;
+            return &d->sel[j];
+        }
+    return NULL;
+}
+
+/* The state of selector name of domain at time now. */
+static int key_state(struct queue *q, const char *domain, const char *name,
+                     int64_t now)
+{
+    struct queue_sdomain d;
+    unsigned i = 0;
+    E(queue_sdomain_get(q, domain, &d));
+    assert_non_null(sel_of(&d, name, &i));
+    return queue_sdomain_key_state(&d, i, now);
+}
+
+/* Selectors of a domain: a second key, per-key verification, retire dates
+ * (the state changes with the clock, no command), the last-key guard, a
+ * full record making room from its retired keys. */
+static void test_sdomain_keys(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_sdomain d;
+    unsigned i = 0;
+    uint32_t master, shop;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
+    struct queue_dkim_sel s1 = { .selector = "s1", .algo = "rsa",
+                                 .key_path = "/k/s1.key",
+                                 .verified_at = 42 };  /* ignored */
+    E(queue_sdomain_add(q, "shop.example", shop, &s1, &boot));
+    test_clock_set(T0 + 1);
+    struct queue_dkim_sel e1 = { .selector = "e1", .algo = "ed25519",
+                                 .key_path = "/k/e1.key", .retire_at = 7 };
+    E(queue_sdomain_key_add(q, "shop.example", &e1, &boot));
+    EQ_ERR(queue_sdomain_key_add(q, "shop.example", &e1, &boot), -EEXIST);
+    assert_non_null(strstr(queue_last_detail(), "already has the DKIM "
+                                                "selector e1 (pending)"));
+    EQ_ERR(queue_sdomain_key_add(q, "none.example", &e1, &boot),
+           QUEUE_ENOTFOUND);
+    struct queue_dkim_sel bad = { .selector = "a..b", .algo = "rsa",
+                                  .key_path = "/k" };
+    EQ_ERR(queue_sdomain_key_add(q, "shop.example", &bad, &boot), -EINVAL);
+    bad = (struct queue_dkim_sel){ .selector = "x", .algo = "dsa",
+                                   .key_path = "/k" };
+    EQ_ERR(queue_sdomain_key_add(q, "shop.example", &bad, &boot), -EINVAL);
+    E(queue_sdomain_get(q, "shop.example", &d));
+    assert_int_equal(d.nsel, 2);
+    assert_non_null(sel_of(&d, "s1", &i));
+    assert_int_equal(d.sel[i].created, T0);
+    assert_int_equal(d.sel[i].verified_at, 0);
+    assert_non_null(sel_of(&d, "e1", &i));
+    assert_int_equal(d.sel[i].created, T0 + 1);
+    assert_int_equal(d.sel[i].retire_at, 0);
+    assert_int_equal(queue_sdomain_key_state(&d, i, T0 + 1),
+                     QUEUE_KEY_PENDING);
+    assert_false(queue_sdomain_key_signs(&d, i, T0 + 1));
+
+    /* s1's record matched: it signs, e1 stays pending */
+    test_clock_set(T0 + 2);
+    const char *only_s1[] = { "s1" }, *nope[] = { "nope" };
+    E(queue_sdomain_keys_verified(q, "shop.example", only_s1, 1, "dns",
+                                  &boot));
+    EQ_ERR(queue_sdomain_keys_verified(q, "shop.example", nope, 1, "dns",
+                                       &boot), QUEUE_ENOTFOUND);
+    assert_int_equal(key_state(q, "shop.example", "s1", T0 + 2),
+                     QUEUE_KEY_ACTIVE);
+    assert_int_equal(key_state(q, "shop.example", "e1", T0 + 2),
+                     QUEUE_KEY_PENDING);
+    /* a verified key of an unverified domain does not sign */
+    E(queue_sdomain_set_verified(q, "shop.example", false, "", &boot));
+    assert_int_equal(key_state(q, "shop.example", "s1", T0 + 2),
+                     QUEUE_KEY_VERIFIED);
+    E(queue_sdomain_keys_verified(q, "shop.example", only_s1, 1, "dns",
+                                  &boot));
+    E(queue_sdomain_get(q, "shop.example", &d));
+    assert_true(d.verified);
+    assert_non_null(sel_of(&d, "s1", &i));
+    assert_int_equal(d.sel[i].verified_at, T0 + 2);  /* the first time */
+
+    /* the only verified key: retiring it needs last */
+    EQ_ERR(queue_sdomain_key_retire(q, "shop.example", "s1", 0, false,
+                                    &boot, NULL), QUEUE_ESTATE);
+    assert_non_null(strstr(queue_last_detail(), "without a verified key"));
+    EQ_ERR(queue_sdomain_key_retire(q, "shop.example", "zz", 0, false,
+                                    &boot, NULL), QUEUE_ENOTFOUND);
+    EQ_ERR(queue_sdomain_key_retire(q, "shop.example", "s1", 367 * 86400,
+                                    true, &boot, NULL), -EINVAL);
+    /* e1 verified too; then s1 retires in 10 s */
+    const char *only_e1[] = { "e1" };
+    test_clock_set(T0 + 3);
+    E(queue_sdomain_keys_verified(q, "shop.example", only_e1, 1, "dns",
+                                  &boot));
+    int64_t at = 0;
+    E(queue_sdomain_key_retire(q, "shop.example", "s1", 10, false, &boot,
+                               &at));
+    assert_int_equal(at, T0 + 13);
+    assert_int_equal(key_state(q, "shop.example", "s1", T0 + 12),
+                     QUEUE_KEY_RETIRING);
+    assert_int_equal(key_state(q, "shop.example", "s1", T0 + 13),
+                     QUEUE_KEY_RETIRED);
+    assert_int_equal(key_state(q, "shop.example", "e1", T0 + 13),
+                     QUEUE_KEY_ACTIVE);
+    /* e1 is now the only one without a date */
+    EQ_ERR(queue_sdomain_key_retire(q, "shop.example", "e1", 100, false,
+                                    &boot, NULL), QUEUE_ESTATE);
+    test_clock_set(T0 + 13);
+    EQ_ERR(queue_sdomain_key_retire(q, "shop.example", "s1", 0, true, &boot,
+                                    NULL), QUEUE_ESTATE);
+    EQ_ERR(queue_sdomain_keys_verified(q, "shop.example", only_s1, 1, "dns",
+                                       &boot), QUEUE_ESTATE);
+    /* a forced verify verifies every key not retired */
+    struct queue_dkim_sel k = { .algo = "rsa", .key_path = "/k/k.key" };
+    snprintf(k.selector, sizeof k.selector, "k3");
+    E(queue_sdomain_key_add(q, "shop.example", &k, &boot));
+    E(queue_sdomain_set_verified(q, "shop.example", true, "forced", &boot));
+    assert_int_equal(key_state(q, "shop.example", "k3", T0 + 13),
+                     QUEUE_KEY_ACTIVE);
+    assert_int_equal(key_state(q, "shop.example", "s1", T0 + 13),
+                     QUEUE_KEY_RETIRED);
+    E(queue_sdomain_get(q, "shop.example", &d));
+    assert_non_null(sel_of(&d, "s1", &i));
+    assert_int_equal(d.sel[i].verified_at, T0 + 2);
+    /* full: k4 fills it, k5 takes s1's place, k6 finds no room */
+    snprintf(k.selector, sizeof k.selector, "k4");
+    E(queue_sdomain_key_add(q, "shop.example", &k, &boot));
+    snprintf(k.selector, sizeof k.selector, "k5");
+    E(queue_sdomain_key_add(q, "shop.example", &k, &boot));
+    E(queue_sdomain_get(q, "shop.example", &d));
+    assert_int_equal(d.nsel, 4);
+    assert_null(sel_of(&d, "s1", &i));
+    assert_non_null(sel_of(&d, "k5", &i));
+    snprintf(k.selector, sizeof k.selector, "k6");
+    EQ_ERR(queue_sdomain_key_add(q, "shop.example", &k, &boot),
+           QUEUE_ESTATE);
+    assert_non_null(strstr(queue_last_detail(), "none of them retired"));
+    queue_close(q);
+}
+
+/* A domain record of format 1 (before keys had dates) still reads: its
+ * keys count as verified when the domain is, so they go on signing. */
+static void test_sdomain_format1(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_sdomain d;
+    uint32_t master, shop;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &master));
+    E(queue_account_create(q, "shop", 0, NULL, &boot, &shop));
+    queue_close(q);
+    /* fmt 1, verified, account, created T0, verified T0+5, one key */
+    unsigned char rec[64], *p = rec;
+    *p++ = 1;
+    *p++ = 1;
+    for (int b = 0; b < 4; b++)
+        *p++ = (unsigned char)(shop >> (8 * b));
+    for (int64_t v = T0, n = 0; n < 2; n++, v = T0 + 5)
+        for (int b = 0; b < 8; b++)
+            *p++ = (unsigned char)((uint64_t)v >> (8 * b));
+    *p++ = 1;
+    memcpy(p, "\002s1\003rsa\011\000/k/s1.key", 18);
+    p += 18;
+    raw_open(t->path, 0, &env, &txn);
+    assert_int_equal(mdb_dbi_open(txn, "sdomains", 0, &dbi), 0);
+    MDB_val k = { 12, "shop.example" }, v = { (size_t)(p - rec), rec };
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    raw_close(env, txn, true);
+
+    q = open_q(t->path, 0, NULL);
+    E(queue_sdomain_get(q, "shop.example", &d));
+    assert_int_equal(d.account, shop);
+    assert_true(d.verified);
+    assert_int_equal(d.nsel, 1);
+    assert_string_equal(d.sel[0].key_path, "/k/s1.key");
+    assert_int_equal(d.sel[0].created, T0);
+    assert_int_equal(d.sel[0].verified_at, T0 + 5);
+    assert_true(queue_sdomain_key_signs(&d, 0, T0 + 6));
+    /* changed once, it is written in the current format and reads back */
+    struct queue_dkim_sel e1 = { .selector = "e1", .algo = "ed25519",
+                                 .key_path = "/k/e1.key" };
+    E(queue_sdomain_key_add(q, "shop.example", &e1, &boot));
+    E(queue_sdomain_get(q, "shop.example", &d));
+    assert_int_equal(d.nsel, 2);
+    assert_int_equal(d.sel[0].verified_at, T0 + 5);
+    assert_int_equal(d.sel[1].verified_at, 0);
     queue_close(q);
 }
 
@@ -1478,6 +1682,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apikeys, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_sdomains, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_sdomain_keys, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_sdomain_format1, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_audit_list, tdir_setup,
                                         tdir_teardown),
