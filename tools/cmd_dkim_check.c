@@ -19,12 +19,10 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <arpa/nameser.h>
 #include <ares.h>
@@ -33,6 +31,7 @@
 #include "dkim_sign.h"
 #include "tool.h"
 #include "tool_dkim.h"
+#include "tool_dns.h"
 
 #define DNS_TOTAL_MS 5000         /* all of check's queries together */
 #define DNS_TRY_MS 1500           /* first try per server (c-ares grows it) */
@@ -202,45 +201,19 @@ static void on_txt(void *arg, int status, int timeouts, unsigned char *abuf,
     ares_free_data(txt);
 }
 
-/* Milliseconds on the monotonic clock. */
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* Whether any of the check's queries waits for its answer. */
+struct dk_wait {
+    struct dk_result *res;
+    size_t n;
+};
 
-/* Make a c-ares channel asking servers ("ADDR[:PORT],..."; NULL: the
- * system's resolv.conf).  Returns 0, -EINVAL for a bad server list or
- * -EIO. */
-static int dns_channel(ares_channel *ch, const char *servers)
+static bool dk_pending(void *arg)
 {
-    struct ares_options o;
-    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-               ARES_OPT_EDNSPSZ;
-
-    memset(&o, 0, sizeof o);
-    /* NOCHECKRESP: c-ares 1.18 would turn SERVFAIL and REFUSED into
-     * ECONNREFUSED after trying the other servers; a check says which */
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS |
-              ARES_FLAG_NOCHECKRESP;
-    o.timeout = DNS_TRY_MS;
-    o.tries = 3;
-    o.ednspsz = 1232;
-    if (servers) {
-        /* c-ares 1.18 reads resolv.conf unless all of these are given */
-        mask |= ARES_OPT_SERVERS | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS |
-                ARES_OPT_NDOTS | ARES_OPT_SORTLIST;
-        o.lookups = (char *)"b";
-        o.ndots = 1;
-    }
-    if (ares_init_options(ch, &o, mask) != ARES_SUCCESS)
-        return -EIO;
-    if (servers && ares_set_servers_ports_csv(*ch, servers) != ARES_SUCCESS) {
-        ares_destroy(*ch);
-        return -EINVAL;
-    }
-    return 0;
+    struct dk_wait *w = arg;
+    for (size_t i = 0; i < w->n; i++)
+        if (!w->res[i].done)
+            return true;
+    return false;
 }
 
 /* Look up the TXT records of all n results at once, DNS_TOTAL_MS in all;
@@ -248,61 +221,15 @@ static int dns_channel(ares_channel *ch, const char *servers)
 static int dns_check(struct dk_result *res, size_t n, const char *servers)
 {
     ares_channel ch;
-    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
-        return -EIO;
-    int rc = dns_channel(&ch, servers);
-    if (rc) {
-        ares_library_cleanup();
+    int rc = tool_dns_open(&ch, servers, DNS_TRY_MS);
+    if (rc)
         return rc;
-    }
     for (size_t i = 0; i < n; i++)
         ares_query(ch, res[i].name, ns_c_in, ns_t_txt, on_txt,
                    &res[i]);
-    long long deadline = now_ms() + DNS_TOTAL_MS;
-    for (;;) {
-        size_t pending = 0;
-        for (size_t i = 0; i < n; i++)
-            pending += !res[i].done;
-        long long left = deadline - now_ms();
-        if (!pending)
-            break;
-        if (left <= 0) {
-            ares_cancel(ch);   /* the callbacks get ARES_ECANCELLED */
-            break;
-        }
-        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-        struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-        /* not ARES_GETSOCK_WRITABLE(): it shifts a signed 1 into bit 31 */
-        unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
-        int nfd = 0;
-        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = (short)((bits & (1u << i) ? POLLIN : 0) |
-                               (bits & (1u << (i + ARES_GETSOCK_MAXNUM))
-                                    ? POLLOUT : 0));
-            if (!ev)
-                break;
-            pfd[nfd++] = (struct pollfd){ .fd = socks[i], .events = ev };
-        }
-        struct timeval max = { left / 1000, (left % 1000) * 1000 }, tv;
-        struct timeval *tp = ares_timeout(ch, &max, &tv);
-        int ms = (int)(tp->tv_sec * 1000 + (tp->tv_usec + 999) / 1000);
-        if (poll(pfd, (nfds_t)nfd, ms) < 0 && errno != EINTR)
-            break;
-        bool any = false;
-        for (int i = 0; i < nfd; i++) {
-            if (!pfd[i].revents)
-                continue;
-            any = true;
-            ares_process_fd(ch, pfd[i].revents & (POLLIN | POLLERR | POLLHUP)
-                                    ? pfd[i].fd : ARES_SOCKET_BAD,
-                            pfd[i].revents & POLLOUT ? pfd[i].fd
-                                                     : ARES_SOCKET_BAD);
-        }
-        if (!any)   /* timeouts: retry or give up */
-            ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    }
-    ares_destroy(ch);
-    ares_library_cleanup();
+    struct dk_wait w = { res, n };
+    tool_dns_run(ch, dk_pending, &w, DNS_TOTAL_MS);
+    tool_dns_close(ch);
     for (size_t i = 0; i < n; i++)
         if (!res[i].done) {
             res[i].done = true;

@@ -1,6 +1,8 @@
 /*
- * tool_dns.c - a domain's MX hosts for `sluice site-of` and `sluice limits
- * show --effective`, asked of the configured resolvers with c-ares.
+ * tool_dns.c - the CLI's DNS: a c-ares channel on the configured
+ * resolvers driven to its answers by poll(2) (tool_dns_open/run/close,
+ * used by `sluice dkim check` and here), and a domain's MX hosts for
+ * `sluice site-of` and `sluice limits show --effective`.
  *
  * DESCRIPTION
  *   tool_mx_lookup() asks the servers given (c-ares' "ADDR:PORT,..." form,
@@ -25,6 +27,7 @@
 #include <time.h>
 
 #include "tool_admin.h"
+#include "tool_dns.h"
 
 #define TOOL_DNS_TOTAL_MS 10000
 
@@ -61,6 +64,7 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf,
     ares_free_data(mx);
 }
 
+/* Milliseconds on the monotonic clock. */
 static long long mono_ms(void)
 {
     struct timespec ts;
@@ -68,18 +72,61 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Drive the channel until m is answered or the deadline passes. */
-static void wait_answer(ares_channel ch, struct mx_query *m)
+/* A channel asking servers (tool_dns.h). */
+int tool_dns_open(ares_channel *ch, const char *servers, int try_ms)
 {
-    long long deadline = mono_ms() + TOOL_DNS_TOTAL_MS;
-    while (!m->done) {
+    struct ares_options o;
+    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+               ARES_OPT_EDNSPSZ;
+    memset(&o, 0, sizeof o);
+    /* NOCHECKRESP: c-ares 1.18 would turn SERVFAIL and REFUSED into
+     * ECONNREFUSED after trying the other servers; the caller says which */
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS |
+              ARES_FLAG_NOCHECKRESP;
+    o.timeout = try_ms;
+    o.tries = 3;
+    o.ednspsz = 1232;
+    if (servers) {
+        /* c-ares 1.18 reads resolv.conf unless all of these are given */
+        mask |= ARES_OPT_SERVERS | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS |
+                ARES_OPT_NDOTS | ARES_OPT_SORTLIST;
+        o.lookups = (char *)"b";
+        o.ndots = 1;
+    }
+    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
+        return -EIO;
+    if (ares_init_options(ch, &o, mask) != ARES_SUCCESS) {
+        ares_library_cleanup();
+        return -EIO;
+    }
+    if (servers && ares_set_servers_ports_csv(*ch, servers) != ARES_SUCCESS) {
+        ares_destroy(*ch);
+        ares_library_cleanup();
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void tool_dns_close(ares_channel ch)
+{
+    ares_destroy(ch);
+    ares_library_cleanup();
+}
+
+/* Drive ch until pending(arg) is false or total_ms pass (tool_dns.h). */
+void tool_dns_run(ares_channel ch, bool (*pending)(void *arg), void *arg,
+                  int total_ms)
+{
+    long long deadline = mono_ms() + total_ms;
+    while (pending(arg)) {
         long long left = deadline - mono_ms();
         if (left <= 0) {
-            ares_cancel(ch);
+            ares_cancel(ch);   /* the callbacks get ARES_ECANCELLED */
             break;
         }
         ares_socket_t socks[ARES_GETSOCK_MAXNUM];
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+        /* not ARES_GETSOCK_WRITABLE(): it shifts a signed 1 into bit 31 */
         unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
         int nfd = 0;
         for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
@@ -105,50 +152,36 @@ static void wait_answer(ares_channel ch, struct mx_query *m)
                             pfd[i].revents & POLLOUT ? pfd[i].fd
                                                      : ARES_SOCKET_BAD);
         }
-        if (!any)
+        if (!any)   /* timeouts: retry or give up */
             ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     }
+}
+
+/* Whether the MX query waits for its answer. */
+static bool mx_pending(void *arg)
+{
+    return !((struct mx_query *)arg)->done;
 }
 
 int tool_mx_lookup(const char *domain, const char *servers,
                    struct tool_mx *out, size_t cap, size_t *n, char *err,
                    size_t errlen)
 {
-    struct ares_options o;
     ares_channel ch;
-    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
     struct mx_query m = { .out = out, .cap = cap };
     *n = 0;
-    memset(&o, 0, sizeof o);
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
-    o.timeout = 2000;
-    o.tries = 3;
-    if (servers) {
-        /* c-ares 1.18 reads resolv.conf unless all of these are given */
-        mask |= ARES_OPT_SERVERS | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS |
-                ARES_OPT_NDOTS | ARES_OPT_SORTLIST;
-        o.lookups = (char *)"b";
-        o.ndots = 1;
-    }
-    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
-        snprintf(err, errlen, "the resolver library did not start");
-        return -EIO;
-    }
-    if (ares_init_options(&ch, &o, mask) != ARES_SUCCESS) {
-        ares_library_cleanup();
-        snprintf(err, errlen, "the resolver did not start");
-        return -EIO;
-    }
-    if (servers && ares_set_servers_ports_csv(ch, servers) != ARES_SUCCESS) {
-        ares_destroy(ch);
-        ares_library_cleanup();
-        snprintf(err, errlen, "'%s' is not a list of DNS servers", servers);
-        return -EINVAL;
+    int rc = tool_dns_open(&ch, servers, 2000);
+    if (rc) {
+        if (rc == -EINVAL)
+            snprintf(err, errlen, "'%s' is not a list of DNS servers",
+                     servers);
+        else
+            snprintf(err, errlen, "the resolver did not start");
+        return rc;
     }
     ares_query(ch, domain, ns_c_in, ns_t_mx, on_mx, &m);
-    wait_answer(ch, &m);
-    ares_destroy(ch);
-    ares_library_cleanup();
+    tool_dns_run(ch, mx_pending, &m, TOOL_DNS_TOTAL_MS);
+    tool_dns_close(ch);
     if (!m.done || m.status == ARES_ETIMEOUT || m.status == ARES_ECANCELLED) {
         snprintf(err, errlen, "no answer from the DNS servers");
         return -ETIMEDOUT;
