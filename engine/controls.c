@@ -8,7 +8,10 @@
  *   paused, the others resumed; the waiting mail of a campaign paused or
  *   cancelled since the last look is parked in the spool or ended at once
  *   rather than when it comes up.  engine_paused() answers from the list
- *   as applied, for sites, destinations and claims met later.
+ *   as applied, for sites, destinations and claims met later.  A pause
+ *   with an end (`sluice pause --for`) holds until then: the list is
+ *   applied again once the earliest end has passed, so the site or
+ *   domain resumes by itself without a write to the spool.
  *
  * DIAGNOSTICS
  *   None: a list that cannot be read is read again next time; the one
@@ -52,8 +55,10 @@ static int collect_control(void *arg, const struct queue_control *c)
 
 static bool is_paused(const struct paused_list *l, int kind, const char *name)
 {
+    int64_t now = engine_now();
     for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].kind == kind && !strcmp(l->v[i].name, name))
+        if (l->v[i].kind == kind && !strcmp(l->v[i].name, name) &&
+            queue_control_active(&l->v[i], now))
             return true;
     return false;
 }
@@ -81,7 +86,9 @@ static void pause_dest(struct dest *d, void *arg)
 void controls_apply(struct engine *e)
 {
     uint64_t gen;
-    if (queue_controls_gen(e->q, &gen) || (e->controls.read &&
+    int64_t now = engine_now();
+    bool ended = e->controls.next_end && now >= e->controls.next_end;
+    if (queue_controls_gen(e->q, &gen) || (e->controls.read && !ended &&
                                            gen == e->controls.gen))
         return;
     struct paused_list l = { 0 };
@@ -91,6 +98,11 @@ void controls_apply(struct engine *e)
     }
     e->controls.gen = gen;
     e->controls.read = true;
+    e->controls.next_end = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (l.v[i].until > now && (!e->controls.next_end ||
+                                   l.v[i].until < e->controls.next_end))
+            e->controls.next_end = l.v[i].until;
     struct pause_apply pa = { e, &l };
     site_foreach(e, pause_site, &pa);
     dest_foreach(e, pause_dest, &pa);
@@ -123,9 +135,11 @@ void controls_apply(struct engine *e)
 
 bool engine_paused(const struct engine *e, int kind, const char *name)
 {
+    int64_t now = engine_now();
     for (size_t i = 0; i < e->controls.n; i++)
         if (e->controls.v[i].kind == kind &&
-            !strcmp(e->controls.v[i].name, name))
+            !strcmp(e->controls.v[i].name, name) &&
+            queue_control_active(&e->controls.v[i], now))
             return true;
     return false;
 }

@@ -10,7 +10,7 @@
  *     viewer   every read: account list/show/usage, user list, apikey list,
  *              audit list/verify, status, spool, paused, dkim list/check,
  *              list list/show, suppress list/export, campaign
- *              list/show/preview
+ *              list/show/preview, queue summary
  *     sender   + inject, campaign send/test/pause/resume
  *     manager  + domain list/show, lists (create, delete, import),
  *              suppress add/remove/import, campaign create/update/cancel,
@@ -18,7 +18,8 @@
  *     admin    + users and roles (granting owner aside), unlocking
  *              them, sub-accounts (create, update, disable), API keys of
  *              others (admin wherever that user holds a role), domain
- *              add/verify; on the master: limits, pause/resume, dkim keygen,
+ *              add/verify, queue retry/bounce (their --account, else
+ *              the master); on the master: limits, pause/resume, dkim keygen,
  *              domain verify --force, injecting without an account
  *     owner    everything, including granting owner and disabling the
  *              account itself
@@ -117,6 +118,10 @@ static const struct perm perms[ACT_COUNT] = {
     [ACT_WEBHOOK_REMOVE] = { "webhook remove", A, false, 0 },
     [ACT_INCIDENT_VIEW] = { "incident show", V, false, 0 },
     [ACT_INCIDENT_UPDATE] = { "incident update", S, false, 0 },
+    /* on the account named by --account, else on the master */
+    [ACT_QUEUE_SUMMARY] = { "queue summary", V, false, 0 },
+    [ACT_QUEUE_RETRY] = { "queue retry", A, false, 0 },
+    [ACT_QUEUE_BOUNCE] = { "queue bounce", A, false, 0 },
 };
 
 #undef V
