@@ -80,4 +80,11 @@ int queue_bounce_admin(struct queue *q, const struct queue_select *s,
 
 #define QUEUE_MAX_ADMIN_REASON 200
 
+/* For each of ids, in one read snapshot: ended[i] = 1 when the delivery
+ * is terminal (ended by someone else: an admin bounce, a late bounce
+ * report), else 0 (queued, or not found).  The engine asks for the mail it
+ * holds claimed when the controls generation changes.  0 or a code. */
+int queue_deliveries_ended(struct queue *q, const uint64_t *ids, size_t n,
+                           unsigned char *ended);
+
 #endif

@@ -131,6 +131,30 @@ long queue_queued_walk(struct queue *q,
     return err ? err : n;
 }
 
+int queue_deliveries_ended(struct queue *q, const uint64_t *ids, size_t n,
+                           unsigned char *ended)
+{
+    MDB_txn *txn;
+    struct queue_delivery r;
+    int err = queue_read_begin(q, &txn);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char key[8];
+        MDB_val k = { 8, key }, v;
+        be64_put(key, ids[i]);
+        int rc = mdb_get(txn, q->dbi[DB_DELIVERIES], &k, &v);
+        if (rc && rc != MDB_NOTFOUND) {
+            err = queue_err_mdb(rc);
+            break;
+        }
+        ended[i] = !rc && !qdelivery_decode(&v, ids[i], &r) &&
+                   QUEUE_STATE_TERMINAL(r.state);
+    }
+    queue_read_end(q, txn);
+    return err;
+}
+
 /* One batch of a retry or bounce, the caller's (it waits for the op). */
 struct qsel_job {
     const struct queue_select *sel;
@@ -228,6 +252,13 @@ int queue_op_apply_queued(struct wctx *w, struct queue_op *op)
         return err;
     if (rc && rc != MDB_NOTFOUND)
         return wctx_fail(w, rc);
+    /* a running engine drops the bounced mail it holds claimed but has
+     * not begun to send when it sees the controls change (controls.c) */
+    uint64_t gen;
+    if (j->bounce && j->done &&
+        ((err = qmeta_get_u64(w->q, w->txn, "controls_gen", &gen)) ||
+         (err = qmeta_put_u64(w->q, w->txn, "controls_gen", gen + 1))))
+        return err > 0 ? wctx_fail(w, err) : err;
     return 0;
 }
 
