@@ -52,22 +52,50 @@ static const char usage_text[] =
 
 /* ------------------------------------------------------- shared front */
 
-const char *tool_queue_site_of(const struct status_view *v,
-                               const char *domain)
+struct site_of {
+    const char *domain, *site;   /* strings of the view's JSON */
+};
+
+static int site_of_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct site_of *)a)->domain,
+                  ((const struct site_of *)b)->domain);
+}
+
+int tool_queue_site_map(const struct status_view *v,
+                        struct tool_site_map *m)
 {
     json_t *sites = v->doc ? json_object_get(v->doc, "sites") : NULL;
-    size_t i, k;
+    size_t i, k, n = 0;
     json_t *s, *d;
+    m->v = NULL;
+    m->n = 0;
+    json_array_foreach(sites, i, s)
+        n += json_array_size(json_object_get(s, "domains"));
+    if (!n)
+        return 0;
+    if (!(m->v = calloc(n, sizeof *m->v)))
+        return -ENOMEM;
     json_array_foreach(sites, i, s) {
         const char *name = json_string_value(json_object_get(s, "name"));
         const char *kind = json_string_value(json_object_get(s, "kind"));
         if (!name || (kind && strcmp(kind, "site")))
             continue;
         json_array_foreach(json_object_get(s, "domains"), k, d)
-            if (json_is_string(d) && !strcmp(json_string_value(d), domain))
-                return name;
+            if (json_is_string(d) && m->n < n)
+                m->v[m->n++] = (struct site_of){ json_string_value(d), name };
     }
-    return domain;
+    qsort(m->v, m->n, sizeof *m->v, site_of_cmp);
+    return 0;
+}
+
+const char *tool_queue_site_of(const struct tool_site_map *m,
+                               const char *domain)
+{
+    struct site_of key = { domain, NULL };
+    const struct site_of *f = m->n ? bsearch(&key, m->v, m->n, sizeof *m->v,
+                                             site_of_cmp) : NULL;
+    return f ? f->site : domain;
 }
 
 bool tool_queue_paused(const struct status_view *v, int kind,
@@ -122,6 +150,7 @@ struct summary {
     enum by by;
     int64_t now;
     const struct status_view *v;
+    struct tool_site_map map;     /* domain -> site of the live view */
     struct group *g;
     size_t n, cap;            /* groups; cap a power of two */
     size_t *slot;             /* open addressing: index + 1, 0 empty */
@@ -207,7 +236,7 @@ static int count_one(void *arg, const struct queue_queued *d)
     struct summary *s = wa->s;
     if (!queue_select_match(wa->sel, d))
         return 0;
-    const char *site = tool_queue_site_of(s->v, d->domain);
+    const char *site = tool_queue_site_of(&s->map, d->domain);
     struct group *g =
         s->by == BY_DOMAIN ? group_of(s, d->domain, 0)
         : s->by == BY_SITE ? group_of(s, site, 0)
@@ -383,7 +412,8 @@ static int cmd_summary(struct tool_ctx *ctx, int argc, char **argv)
     s.now = (int64_t)time(NULL);
     s.v = &v;
     struct walk_arg wa = { &s, &sel };
-    long n = queue_queued_walk(q, count_one, &wa);
+    long n = tool_queue_site_map(&v, &s.map) ? -ENOMEM
+             : queue_queued_walk(q, count_one, &wa);
     if (n < 0 || s.err) {
         int err = n < 0 ? (int)n : s.err;
         if (err == QUEUE_ETOOBIG)
@@ -401,6 +431,7 @@ static int cmd_summary(struct tool_ctx *ctx, int argc, char **argv)
         free(s.g[i].name);
     free(s.g);
     free(s.slot);
+    free(s.map.v);
     status_view_free(&v);
     return rc;
 }

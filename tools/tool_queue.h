@@ -10,9 +10,19 @@
 #include "queue_queued.h"
 #include "tool.h"
 
-/* The site sluiced's live view (status.json, status_view.c) puts domain
- * in, else domain itself (a destination of its own). */
-const char *tool_queue_site_of(const struct status_view *v,
+/* Which site sluiced's live view (status.json, status_view.c) puts each
+ * domain it has seen in: sorted pairs pointing into the view's JSON. */
+struct site_of;
+struct tool_site_map {
+    struct site_of *v;
+    size_t n;
+};
+/* Build m from v (free m->v); 0 or -ENOMEM. */
+int tool_queue_site_map(const struct status_view *v,
+                        struct tool_site_map *m);
+/* The site m puts domain in, else domain itself (a destination of its
+ * own). */
+const char *tool_queue_site_of(const struct tool_site_map *m,
                                const char *domain);
 
 /* Whether a pause of kind and name holds now (the view keeps only those
