@@ -19,7 +19,9 @@
  *               1 policy and spam blocks (hygiene.c)
  *   controls    'p' kind ('d' or 's') . name -> i64 since . u8 reason_len
  *               . reason . u8 who_len . who        (schema 2, control.c)
- *   meta "controls_gen" u64, bumped by every pause and resume
+ *               [. i64 until: a domain or site pause that ends by itself]
+ *   meta "controls_gen" u64, bumped by every pause and resume (and by an
+ *        admin bounce, queued.c)
  *   schema 3 (admin_int.h has the record layouts):
  *   accounts    'i' u32 id -> account record | 'n' name -> u32 id
  *   users       'i' u32 id -> user record | 'n' name -> u32 id

@@ -305,7 +305,8 @@ static void print_summary(struct tool_ctx *ctx, struct summary *s,
     struct queue_event *ev = malloc(sizeof *ev);
     json_t *arr = ctx->json ? json_array() : NULL;
     char name[QUEUE_MAX_ACCOUNT_NAME + 64];
-    qsort(s->g, s->n, sizeof *s->g, group_cmp);
+    if (s->n)
+        qsort(s->g, s->n, sizeof *s->g, group_cmp);
     if (!ctx->json)
         printf("%-30s %8s %8s %8s %8s %8s %9s %-20s %s\n",
                by_names[s->by], "QUEUED", "READY", "DEFERRED", "WAITING",
