@@ -14,8 +14,8 @@
  *     soft-bounce streak.  A delivery sluiced is sending at that moment
  *     keeps the bounce as its one terminal event.
  *   The options given must all match.  --site takes the domains sluiced's
- *   live view (status.json) puts in that site, so it needs sluiced
- *   running.  Domains are taken in lower case without a trailing dot.
+ *   live view (status.json) puts in that site (the first 1000 it lists of
+ *   a site), so it needs sluiced running.  Domains are taken in lower case without a trailing dot.
  *   Who may: admin on the master, or with --account A admin on A
  *   (cmd_queue.c); each change is written to the audit trail after it
  *   commits, with the selection and how many deliveries it touched.
@@ -110,9 +110,10 @@ static int site_domains(const struct status_view *v, const char *prog,
         return TOOL_EX_UNAVAILABLE;
     }
     json_array_foreach(sites, i, s) {
+        /* a [site] of sluiced.conf, or a destination that is a site of
+         * its own (kind "domain": its one domain) */
         const char *name = json_string_value(json_object_get(s, "name"));
-        const char *kind = json_string_value(json_object_get(s, "kind"));
-        if (!name || strcmp(name, site) || (kind && strcmp(kind, "site")))
+        if (!name || strcmp(name, site))
             continue;
         json_t *list = json_object_get(s, "domains");
         size_t cnt = json_array_size(list);

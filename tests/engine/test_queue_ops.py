@@ -64,6 +64,9 @@ class QueueOps(PeerTest):
                               args=["--tempfail-pct", "100"])
         conf = self.write_config(dns=dns, smtp_port=port, retry="1h",
                                  max_age="1d")
+        # slow.test's MX makes it a domain of the site "slowsite"
+        with open(conf, "a") as f:
+            f.write("\n[site slowsite]\nmx = mx1.slow.test\n")
         return port, conf, bad
 
     def test_summary_then_retry_sends_at_once(self):
@@ -100,7 +103,16 @@ class QueueOps(PeerTest):
             self.assertEqual(sum(x["queued"] for x in got["groups"]), 4,
                              (by, got))
             self.assertEqual(got["by"], by)
-        self.assertTrue(self.summary("--by", "site")["live"])
+        # sluiced's live view (rewritten every second) knows the site
+        peers.wait_for(lambda: "slowsite" in [
+            r["name"] for r in
+            json.loads(self.sluice("status", "--json").stdout)["rows"]], 30,
+            "slowsite in sluiced's live view")
+        by_site = self.summary("--by", "site")
+        self.assertTrue(by_site["live"])
+        self.assertEqual([(x["name"], x["queued"], x["deferred"])
+                          for x in by_site["groups"]],
+                         [("slowsite", 4, 4)])
         table = self.sluice("queue", "summary").stdout.decode()
         self.assertIn("slow.test", table)
         self.assertIn("451", table)
@@ -108,7 +120,12 @@ class QueueOps(PeerTest):
         # the sink recovers; without a retry the mail would wait an hour
         bad.stop()
         self.start_sink(port, listen="127.0.0.82", name="sink-good")
-        r = self.sluice("queue", "retry", "--domain", "slow.test", "--json")
+        # a retry of another site, or of a campaign, moves none of it
+        r = self.sluice("queue", "retry", "--site", "ok.test", "--json")
+        self.assertEqual(json.loads(r.stdout), {"retried": 0})
+        r = self.sluice("queue", "retry", "--campaign", "3", "--json")
+        self.assertEqual(json.loads(r.stdout), {"retried": 0})
+        r = self.sluice("queue", "retry", "--site", "slowsite", "--json")
         self.assertEqual(json.loads(r.stdout), {"retried": 4})
         self.wait_events(lambda ev: sum(e["type"] == "delivered"
                                         for e in ev) >= 7, 60,
@@ -118,7 +135,7 @@ class QueueOps(PeerTest):
         self.assertEqual(p.wait(30), 0)
         self.assert_terminal_once(oks + slows)
         audit = self.sluice("audit", "list").stdout.decode()
-        self.assertRegex(audit, r"queue retry.*domain slow\.test.*ok: 4 due now")
+        self.assertRegex(audit, r"queue retry.*site slowsite.*ok: 4 due now")
 
     def test_bounce_ends_queued_and_inflight_mail_once(self):
         port = peers.free_port()
