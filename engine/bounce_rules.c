@@ -51,8 +51,9 @@ struct bounce_rules {
 
 int bounce_category_parse(const char *name)
 {
+    /* admin is the category of `sluice queue bounce`, not of a reply */
     for (int c = 1; c < QUEUE_CAT_COUNT; c++)
-        if (!strcmp(name, queue_category_name(c)))
+        if (c != QUEUE_CAT_ADMIN && !strcmp(name, queue_category_name(c)))
             return c;
     return -1;
 }

@@ -8,7 +8,12 @@
  *   paused, the others resumed; the waiting mail of a campaign paused or
  *   cancelled since the last look is parked in the spool or ended at once
  *   rather than when it comes up.  engine_paused() answers from the list
- *   as applied, for sites, destinations and claims met later.
+ *   as applied, for sites, destinations and claims met later.  A pause
+ *   with an end (`sluice pause --for`) holds until then: the list is
+ *   applied again once the earliest end has passed, so the site or
+ *   domain resumes by itself without a write to the spool.  An admin
+ *   bounce (`sluice queue bounce`) changes the generation too: the mail
+ *   held claimed whose delivery it ended is let go unsent (drop_ended).
  *
  * DIAGNOSTICS
  *   None: a list that cannot be read is read again next time; the one
@@ -21,6 +26,7 @@
 
 #include "engine.h"
 #include "queue_admin.h"
+#include "queue_queued.h"
 
 /* A campaign's name in the controls: its decimal id. */
 const char *engine_campaign_ctl_name(uint64_t id)
@@ -52,8 +58,10 @@ static int collect_control(void *arg, const struct queue_control *c)
 
 static bool is_paused(const struct paused_list *l, int kind, const char *name)
 {
+    int64_t now = engine_now();
     for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].kind == kind && !strcmp(l->v[i].name, name))
+        if (l->v[i].kind == kind && !strcmp(l->v[i].name, name) &&
+            queue_control_active(&l->v[i], now))
             return true;
     return false;
 }
@@ -77,11 +85,82 @@ static void pause_dest(struct dest *d, void *arg)
     dest_set_paused(pa->e, d, is_paused(pa->l, QUEUE_CTL_DOMAIN, d->domain));
 }
 
+struct id_list {
+    uint64_t *v;
+    size_t n, cap;
+    bool nomem;
+};
+
+/* dest_foreach(): gather the ids of the items waiting at d. */
+static void gather_waiting(struct dest *d, void *arg)
+{
+    struct id_list *l = arg;
+    for (struct item *it = d->head; it && !l->nomem; it = it->next) {
+        if (l->n == l->cap) {
+            size_t ncap = l->cap ? l->cap * 2 : 256;
+            uint64_t *nv = realloc(l->v, ncap * sizeof *nv);
+            if (!nv) {
+                l->nomem = true;
+                return;
+            }
+            l->v = nv;
+            l->cap = ncap;
+        }
+        l->v[l->n++] = it->id;
+    }
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* dest_drop_items() picker: an item whose delivery has ended. */
+static bool pick_ended(struct engine *e, const struct item *it, void *arg,
+                       struct queue_outcome *o)
+{
+    const struct id_list *ended = arg;
+    (void)e;
+    if (!bsearch(&it->id, ended->v, ended->n, sizeof *ended->v, id_cmp))
+        return false;
+    /* the spool refuses it (QUEUE_ESTATE): the item is only let go */
+    *o = (struct queue_outcome){ .type = QUEUE_EV_BOUNCED,
+                                 .category = QUEUE_CAT_ADMIN,
+                                 .enhanced = "5.0.0",
+                                 .text = "ended in the spool meanwhile" };
+    return true;
+}
+
+/* Let go of the mail held claimed whose delivery another process ended
+ * meanwhile (`sluice queue bounce`): it is not sent.  What is in an SMTP
+ * transaction already goes on; its outcome finds the delivery ended. */
+static void drop_ended(struct engine *e)
+{
+    struct id_list l = { 0 };
+    dest_foreach(e, gather_waiting, &l);
+    unsigned char *ended = l.n && !l.nomem ? malloc(l.n) : NULL;
+    if (ended && !queue_deliveries_ended(e->q, l.v, l.n, ended)) {
+        size_t k = 0;
+        for (size_t i = 0; i < l.n; i++)
+            if (ended[i])
+                l.v[k++] = l.v[i];
+        l.n = k;
+        qsort(l.v, l.n, sizeof *l.v, id_cmp);
+        if (l.n)
+            dest_drop_items(e, pick_ended, &l);
+    }
+    free(ended);
+    free(l.v);
+}
+
 /* Apply the spool's pause list when it has changed (`sluice pause`). */
 void controls_apply(struct engine *e)
 {
     uint64_t gen;
-    if (queue_controls_gen(e->q, &gen) || (e->controls.read &&
+    int64_t now = engine_now();
+    bool ended = e->controls.next_end && now >= e->controls.next_end;
+    if (queue_controls_gen(e->q, &gen) || (e->controls.read && !ended &&
                                            gen == e->controls.gen))
         return;
     struct paused_list l = { 0 };
@@ -89,8 +168,14 @@ void controls_apply(struct engine *e)
         free(l.v);
         return;
     }
+    bool changed = !e->controls.read || gen != e->controls.gen;
     e->controls.gen = gen;
     e->controls.read = true;
+    e->controls.next_end = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (l.v[i].until > now && (!e->controls.next_end ||
+                                   l.v[i].until < e->controls.next_end))
+            e->controls.next_end = l.v[i].until;
     struct pause_apply pa = { e, &l };
     site_foreach(e, pause_site, &pa);
     dest_foreach(e, pause_dest, &pa);
@@ -119,13 +204,17 @@ void controls_apply(struct engine *e)
     free(e->controls.v);
     e->controls.v = l.v; /* kept for sites and domains seen later */
     e->controls.n = l.n;
+    if (changed)
+        drop_ended(e);
 }
 
 bool engine_paused(const struct engine *e, int kind, const char *name)
 {
+    int64_t now = engine_now();
     for (size_t i = 0; i < e->controls.n; i++)
         if (e->controls.v[i].kind == kind &&
-            !strcmp(e->controls.v[i].name, name))
+            !strcmp(e->controls.v[i].name, name) &&
+            queue_control_active(&e->controls.v[i], now))
             return true;
     return false;
 }

@@ -204,6 +204,9 @@ struct control_state {
     bool read;
     struct queue_control *v;
     size_t n;
+    int64_t next_end;          /* earliest end of a pause that ends by
+                                  itself (`pause --for`), 0 none: the list
+                                  is applied again then */
 };
 
 /* body.c: composed bodies by message id, and the batches composing them */

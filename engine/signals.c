@@ -8,7 +8,8 @@
  *   category), hard bounces (bad mailbox or domain, inactive mailbox),
  *   blocks (policy and spam categories: the shipped bounce rules put the
  *   blocklist replies of Spamhaus, Microsoft's S3150, Yahoo's TSS04 ...
- *   there), deferrals and complaints.  A bucket is keyed by the event's
+ *   there), deferrals and complaints.  Admin bounces (category admin)
+ *   count in none of them.  A bucket is keyed by the event's
  *   minute, so a window is the sum of the buckets of its minutes.  Events
  *   come from the event log's pump (each event once, eventlog.c); at
  *   start the last hour is read back from the spool (signals_open), so a
@@ -98,6 +99,10 @@ static void count(struct sig_scope *c, const struct queue_event *ev)
         b->blocked += block;
         break;
     case QUEUE_EV_BOUNCED:
+        /* an admin bounce (`sluice queue bounce`) is no receiver's
+         * answer: no attempt, and no bounce rate to raise an incident */
+        if (ev->category == QUEUE_CAT_ADMIN)
+            break;
         b->attempts++;
         b->bounced++;
         b->blocked += block;

@@ -3,7 +3,11 @@
  *
  * DESCRIPTION
  *   A pause is one record in the "controls" database (schema 2), keyed
- *   'p' kind name, holding when it began, why and who set it.  Pauses and
+ *   'p' kind name, holding when it began, why and who set it, and for a
+ *   pause that ends by itself (`sluice pause --for`) when it ends: a
+ *   record past that time reads as not paused to everyone who asks
+ *   (queue_control_active), and stays stored until the next pause or
+ *   resume of the same name replaces it.  Pauses and
  *   resumes go through the writer like every other write (OP_CONTROL) and
  *   bump the meta counter "controls_gen" in the same transaction, so a
  *   reader that sees a new generation also sees the change behind it.
@@ -30,8 +34,9 @@
 
 /* Key: 'p' kind name. */
 #define CTL_KEY_MAX (2 + QUEUE_MAX_CTL_NAME)
-/* Value: since(8) reason_len(1) reason who_len(1) who. */
-#define CTL_VAL_MAX (8 + 1 + QUEUE_MAX_CTL_REASON + 1 + QUEUE_MAX_CTL_WHO)
+/* Value: since(8) reason_len(1) reason who_len(1) who [until(8)]: a
+ * pause that ends by itself has the end time after who. */
+#define CTL_VAL_MAX (8 + 1 + QUEUE_MAX_CTL_REASON + 1 + QUEUE_MAX_CTL_WHO + 8)
 
 /* Whether name is a storable domain or site name. */
 static bool name_ok(const char *name)
@@ -75,9 +80,14 @@ static bool ctl_kind_ok(int kind)
            kind == QUEUE_CTL_CAMPAIGN || kind == QUEUE_CTL_CANCELLED;
 }
 
+int queue_control_active(const struct queue_control *c, int64_t now)
+{
+    return c->until == 0 || c->until > now;
+}
+
 int control_submit(struct queue *q, int kind, const char *name,
                    const char *reason, const char *who, bool set,
-                   queue_done_cb cb, void *arg)
+                   int64_t until, queue_done_cb cb, void *arg)
 {
     long rlen = text_len(reason, QUEUE_MAX_CTL_REASON);
     long wlen = text_len(who, QUEUE_MAX_CTL_WHO);
@@ -96,6 +106,12 @@ int control_submit(struct queue *q, int kind, const char *name,
                          rlen < 0 ? "reason" : "name of who paused");
         return -EINVAL;
     }
+    if (until < 0 || (until && (!set || (kind != QUEUE_CTL_DOMAIN &&
+                                         kind != QUEUE_CTL_SITE)))) {
+        queue_set_detail("only a pause of a domain or site can end by "
+                         "itself");
+        return -EINVAL;
+    }
     size_t nlen = strlen(name);
     struct queue_op *op = calloc(1, sizeof *op);
     if (!op || !(op->arena = malloc(nlen + (size_t)rlen + (size_t)wlen))) {
@@ -107,7 +123,8 @@ int control_submit(struct queue *q, int kind, const char *name,
     op->ctl = (struct op_control){ .kind = (uint8_t)kind, .set = set,
                                    .name_len = (uint16_t)nlen,
                                    .reason_len = (uint16_t)rlen,
-                                   .who_len = (uint16_t)wlen };
+                                   .who_len = (uint16_t)wlen,
+                                   .until = until };
     memcpy(op->arena, name, nlen);
     if (rlen)
         memcpy(op->arena + nlen, reason, (size_t)rlen);
@@ -131,7 +148,15 @@ int control_decode(const MDB_val *k, const MDB_val *v,
     if (rlen > QUEUE_MAX_CTL_REASON || 10 + rlen > v->mv_size)
         return QUEUE_ECORRUPT;
     size_t wlen = p[9 + rlen];
-    if (wlen > QUEUE_MAX_CTL_WHO || 10 + rlen + wlen != v->mv_size)
+    size_t base = 10 + rlen + wlen;
+    if (wlen > QUEUE_MAX_CTL_WHO ||
+        (base != v->mv_size && base + 8 != v->mv_size))
+        return QUEUE_ECORRUPT;
+    c->until = base + 8 == v->mv_size ? (int64_t)be64_get(p + base) : 0;
+    /* an end time is kept only for domains and sites, and is a real time */
+    if (base + 8 == v->mv_size &&
+        (c->until <= 0 || (kp[1] != QUEUE_CTL_DOMAIN &&
+                           kp[1] != QUEUE_CTL_SITE)))
         return QUEUE_ECORRUPT;
     c->kind = kp[1];
     memcpy(c->name, kp + 2, nlen);
@@ -147,6 +172,14 @@ int control_decode(const MDB_val *k, const MDB_val *v,
 int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
                     const char *name, const char *reason, const char *who,
                     bool set)
+{
+    return control_put_until_txn(q, txn, now, kind, name, reason, who, set,
+                                 0);
+}
+
+int control_put_until_txn(struct queue *q, MDB_txn *txn, int64_t now,
+                          int kind, const char *name, const char *reason,
+                          const char *who, bool set, int64_t until)
 {
     long rlen = text_len(reason, QUEUE_MAX_CTL_REASON);
     long wlen = text_len(who, QUEUE_MAX_CTL_WHO);
@@ -181,7 +214,12 @@ int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
         val[9 + rlen] = (unsigned char)wlen;
         if (wlen)
             memcpy(val + 10 + rlen, who, (size_t)wlen);
-        MDB_val nv = { 10 + (size_t)rlen + (size_t)wlen, val };
+        size_t vlen = 10 + (size_t)rlen + (size_t)wlen;
+        if (until > 0) {
+            be64_put(val + vlen, (uint64_t)until);
+            vlen += 8;
+        }
+        MDB_val nv = { vlen, val };
         if ((rc = mdb_put(txn, dbi, &k, &nv, 0)))
             return rc;
     }
@@ -215,8 +253,8 @@ int queue_op_apply_control(struct wctx *w, struct queue_op *op)
     reason[ctl->reason_len] = 0;
     memcpy(who, op->arena + ctl->name_len + ctl->reason_len, ctl->who_len);
     who[ctl->who_len] = 0;
-    int rc = control_put_txn(w->q, w->txn, w->now, ctl->kind, name, reason,
-                             who, ctl->set);
+    int rc = control_put_until_txn(w->q, w->txn, w->now, ctl->kind, name,
+                                   reason, who, ctl->set, ctl->until);
     if (rc > 0)
         return wctx_fail(w, rc);
     if (rc == QUEUE_ENOTFOUND || rc == -EINVAL) {

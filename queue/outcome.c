@@ -183,8 +183,9 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
 
     int type = o->type;
     int64_t next = w->now, deadline = d.created + w->q->opt.max_age;
+    /* an admin bounce (queued.c) ends a delivery without an attempt */
     if (type == QUEUE_EV_DEFERRED || type == QUEUE_EV_DELIVERED ||
-        type == QUEUE_EV_BOUNCED)
+        (type == QUEUE_EV_BOUNCED && o->category != QUEUE_CAT_ADMIN))
         d.attempts++;
     if (type == QUEUE_EV_DEFERRED) {
         if (w->now >= deadline) {

@@ -87,8 +87,8 @@ bool qcampaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign)
 
 /* Move delivery id's ready entry (its cursor's current key, already
  * deleted by the caller) and its next attempt to now.  0 or an LMDB code. */
-static int move_to_now(struct queue *q, MDB_txn *txn, int64_t now,
-                       uint64_t id, const struct queue_delivery *d)
+int qpark_move_to_now(struct queue *q, MDB_txn *txn, int64_t now,
+                      uint64_t id, const struct queue_delivery *d)
 {
     unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT], dk[8], nk[16];
     struct queue_delivery nd = *d;
@@ -144,7 +144,7 @@ static int unpark_at(struct queue *q, MDB_txn *txn, int64_t now, uint64_t at,
          * for when its outcome comes: both move to now */
         struct queue_delivery d;
         rc = read_delivery(q, txn, id, &d);
-        if (!rc && (rc = move_to_now(q, txn, now, id, &d)))
+        if (!rc && (rc = qpark_move_to_now(q, txn, now, id, &d)))
             break;
         if (rc && rc != MDB_NOTFOUND)
             break;
@@ -226,7 +226,7 @@ int qpark_hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
             continue;
         }
         if ((rc = mdb_cursor_del(cur, 0)) ||
-            (rc = move_to_now(q, txn, now, id, &d)))
+            (rc = qpark_move_to_now(q, txn, now, id, &d)))
             break;
         (*moved)++;
         /* the new entry lies before the scan; go on after this one */

@@ -225,6 +225,9 @@ enum queue_category {
     QUEUE_CAT_PROTOCOL,
     QUEUE_CAT_EXPIRED,
     QUEUE_CAT_OTHER,
+    /* ended by an admin (`sluice queue bounce`, queue_queued.h): no
+     * reply from a receiver, never a reason to suppress the address */
+    QUEUE_CAT_ADMIN,
     QUEUE_CAT_COUNT
 };
 /* "bad-mailbox", "bad-domain", ... ("" for none). */
@@ -530,7 +533,15 @@ struct queue_control {
     int64_t since;         /* unix seconds (spool clock) of the first pause */
     char reason[QUEUE_MAX_CTL_REASON + 1];
     char who[QUEUE_MAX_CTL_WHO + 1];
+    int64_t until;         /* unix seconds the pause ends by itself; 0: it
+                              lasts until resumed */
 };
+
+/* Whether c still holds at unix time now (it has no end, or its end is
+ * later).  A pause past its end is still listed by queue_controls() (with
+ * its until) until a pause or resume of the name replaces it, but holds
+ * nothing: every reader asks this. */
+int queue_control_active(const struct queue_control *c, int64_t now);
 
 /* Pause a domain or site.  Synchronous: returns after the change has
  * committed (through the writer; not from a completion callback on the
@@ -542,6 +553,12 @@ struct queue_control {
  * QUEUE_ESHUTDOWN, or a write failure. */
 int queue_pause(struct queue *q, int kind, const char *name,
                 const char *reason, const char *who);
+
+/* queue_pause() of a domain or site that ends by itself at unix time
+ * until (> 0; the engine resumes it then, within a second).  A later
+ * queue_pause() without an end makes it last; -EINVAL for another kind. */
+int queue_pause_until(struct queue *q, int kind, const char *name,
+                      const char *reason, const char *who, int64_t until);
 
 /* Resume a paused domain or site (same rules for kind and name).  Returns
  * QUEUE_ENOTFOUND, and changes nothing, if it was not paused. */

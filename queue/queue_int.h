@@ -19,7 +19,9 @@
  *               1 policy and spam blocks (hygiene.c)
  *   controls    'p' kind ('d' or 's') . name -> i64 since . u8 reason_len
  *               . reason . u8 who_len . who        (schema 2, control.c)
- *   meta "controls_gen" u64, bumped by every pause and resume
+ *               [. i64 until: a domain or site pause that ends by itself]
+ *   meta "controls_gen" u64, bumped by every pause and resume (and by an
+ *        admin bounce, queued.c)
  *   schema 3 (admin_int.h has the record layouts):
  *   accounts    'i' u32 id -> account record | 'n' name -> u32 id
  *   users       'i' u32 id -> user record | 'n' name -> u32 id
@@ -92,7 +94,7 @@ void lease_free(struct lease_set *s);
 /* --------------------------------------------------------- operations */
 
 enum op_kind { OP_MESSAGE = 1, OP_CAMPAIGN, OP_OUTCOMES, OP_BARRIER,
-               OP_CONTROL, OP_ADMIN, OP_FEEDBACK, OP_NOTE };
+               OP_CONTROL, OP_ADMIN, OP_FEEDBACK, OP_NOTE, OP_QUEUED };
 
 struct admin_tx;
 struct audit_mark;
@@ -125,6 +127,7 @@ struct op_control {
     uint8_t kind;       /* QUEUE_CTL_DOMAIN or QUEUE_CTL_SITE */
     bool set;           /* pause (true) or resume */
     uint16_t name_len, reason_len, who_len;
+    int64_t until;      /* a pause that ends then by itself; 0: never */
 };
 
 struct queue_op {
@@ -252,6 +255,11 @@ struct wctx {
  * returns 0 or an LMDB code */
 int qpark_unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
                           uint64_t campaign, uint64_t *moved);
+/* park.c: move delivery id (d, its decoded row) and a new ready entry
+ * of it to now in txn; the caller has deleted its old entry.  0 or an
+ * LMDB code */
+int qpark_move_to_now(struct queue *q, MDB_txn *txn, int64_t now,
+                      uint64_t id, const struct queue_delivery *d);
 /* park.c: move every other ready entry of campaign due later than now
  * (scheduled, deferred, held; not parked) to now in txn, for a cancel */
 int qpark_hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
@@ -350,6 +358,9 @@ int queue_op_apply_outcomes(struct wctx *w, struct queue_op *op);
 int queue_op_apply_control(struct wctx *w, struct queue_op *op);
 int queue_op_apply_admin(struct wctx *w, struct queue_op *op);
 int queue_op_apply_feedback(struct wctx *w, struct queue_op *op);
+/* OP_QUEUED (queued.c): one batch of a retry or an admin bounce; the
+ * caller's job is admin_arg */
+int queue_op_apply_queued(struct wctx *w, struct queue_op *op);
 
 /* Where an outcome comes from, for the suppression it may cause: the
  * entry's source and, back, whether it suppressed (QUEUE_FEEDBACK_*
@@ -379,7 +390,7 @@ int sync_submit_wait(struct queue *q, struct queue_op *op);
  * (control.c, waited for in sync.c). */
 int control_submit(struct queue *q, int kind, const char *name,
                    const char *reason, const char *who, bool set,
-                   queue_done_cb cb, void *arg);
+                   int64_t until, queue_done_cb cb, void *arg);
 
 /* Decode a controls record (control.c); QUEUE_ECORRUPT if it does not
  * fit. */
@@ -415,6 +426,10 @@ int qcampaign_send_step(struct wctx *w, struct queue_op *op);
 int control_put_txn(struct queue *q, MDB_txn *txn, int64_t now, int kind,
                     const char *name, const char *reason, const char *who,
                     bool set);
+/* The same with an end time for a pause (0: until resumed). */
+int control_put_until_txn(struct queue *q, MDB_txn *txn, int64_t now,
+                          int kind, const char *name, const char *reason,
+                          const char *who, bool set, int64_t until);
 
 /* Counter deltas (counters.c). */
 enum counter_field { CF_QUEUED, CF_ENQUEUED, CF_DELIVERED, CF_DEFERRED,

@@ -235,7 +235,7 @@ const char *queue_category_name(int cat)
         "", "bad-mailbox", "bad-domain", "inactive-mailbox", "quota-issues",
         "no-answer-from-host", "routing-errors", "policy-related",
         "spam-related", "content-related", "protocol-errors",
-        "message-expired", "other",
+        "message-expired", "other", "admin",
     };
     return cat >= 0 && cat < QUEUE_CAT_COUNT ? names[cat] : "other";
 }

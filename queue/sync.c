@@ -105,7 +105,16 @@ int queue_pause(struct queue *q, int kind, const char *name,
     struct waiter w;
     waiter_init(&w);
     return waiter_wait(&w, control_submit(q, kind, name, reason, who, true,
-                                          waiter_done, &w));
+                                          0, waiter_done, &w));
+}
+
+int queue_pause_until(struct queue *q, int kind, const char *name,
+                      const char *reason, const char *who, int64_t until)
+{
+    struct waiter w;
+    waiter_init(&w);
+    return waiter_wait(&w, control_submit(q, kind, name, reason, who, true,
+                                          until, waiter_done, &w));
 }
 
 int queue_resume(struct queue *q, int kind, const char *name)
@@ -113,7 +122,7 @@ int queue_resume(struct queue *q, int kind, const char *name)
     struct waiter w;
     waiter_init(&w);
     return waiter_wait(&w, control_submit(q, kind, name, NULL, NULL, false,
-                                          waiter_done, &w));
+                                          0, waiter_done, &w));
 }
 
 /* Submit an op built elsewhere (admin_tx.c) and wait for its commit. */

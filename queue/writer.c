@@ -108,6 +108,7 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
         case OP_ADMIN: err = queue_op_apply_admin(&w, op); break;
         case OP_FEEDBACK: err = queue_op_apply_feedback(&w, op); break;
         case OP_NOTE: err = queue_op_apply_note(&w, op); break;
+        case OP_QUEUED: err = queue_op_apply_queued(&w, op); break;
         default: err = 0; break;
         }
         if (err)

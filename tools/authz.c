@@ -10,7 +10,7 @@
  *     viewer   every read: account list/show/usage, user list, apikey list,
  *              audit list/verify, status, spool, paused, dkim list/check,
  *              list list/show, suppress list/export, campaign
- *              list/show/preview
+ *              list/show/preview, queue summary
  *     sender   + inject, campaign send/test/pause/resume
  *     manager  + domain list/show/key list, lists (create, delete, import),
  *              suppress add/remove/import, campaign create/update/cancel,
@@ -19,7 +19,8 @@
  *              them, sub-accounts (create, update, disable), API keys of
  *              others (admin wherever that user holds a role), domain
  *              add/verify/key add/key retire, lowering the account's
- *              own live limits (limits set account|campaign); on the
+ *              own live limits (limits set account|campaign), queue
+ *              retry/bounce (their --account, else the master); on the
  *              master: limits, live limits (limits set|unset),
  *              pause/resume, dkim keygen, domain verify --force,
  *              injecting without an account
@@ -128,6 +129,10 @@ static const struct perm perms[ACT_COUNT] = {
      * limits (cmd_limits.c checks that each value lowers) */
     [ACT_LIMITS_LOWER] = { "limits set (lower)", A, false, 0 },
     [ACT_LIMITS_SHOW] = { "limits show", V, true, 0 },
+    /* on the account named by --account, else on the master */
+    [ACT_QUEUE_SUMMARY] = { "queue summary", V, false, 0 },
+    [ACT_QUEUE_RETRY] = { "queue retry", A, false, 0 },
+    [ACT_QUEUE_BOUNCE] = { "queue bounce", A, false, 0 },
 };
 
 #undef V

@@ -64,8 +64,11 @@ static const struct tool_cmd commands[] = {
       "init" },
     { .name = "status", .run = tool_status_main, .gate = ACT_STATUS, .help =
       "sites: queued, connections, rate, backoff, errors" },
+    { .name = "queue", .run = tool_queue_main, .help =
+      "queued mail: summary by domain/site/campaign/account, retry, bounce" },
     { .name = "pause", .run = tool_pause_main, .gate = ACT_PAUSE, .help =
-      "hold mail for a domain or site (kept in the spool)" },
+      "hold mail for a domain or site (kept in the spool; --for: ends "
+      "by itself)" },
     { .name = "resume", .run = tool_resume_main, .gate = ACT_RESUME, .help =
       "let mail flow again to a paused domain or site" },
     { .name = "paused", .run = tool_paused_main, .gate = ACT_PAUSED, .help =

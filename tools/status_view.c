@@ -98,11 +98,14 @@ static int collect_dom(void *arg, const char *d, const struct queue_counts *c)
     return 0;
 }
 
-/* queue_controls callback: keep every pause. */
+/* queue_controls callback: keep every pause still holding (one past its
+ * end, `pause --for`, holds nothing). */
 static int collect_ctl(void *arg, const struct queue_control *c)
 {
     struct collect *cl = arg;
     struct status_view *v = cl->v;
+    if (!queue_control_active(c, v->now_ms / 1000))
+        return 0;
     struct queue_control *ctls = grow(v->ctls, v->nctls, &cl->cap,
                                       sizeof *ctls);
     if (!ctls) {

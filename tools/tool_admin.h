@@ -112,6 +112,7 @@ enum tool_action {
     ACT_WEBHOOK_ADD, ACT_WEBHOOK_LIST, ACT_WEBHOOK_TEST, ACT_WEBHOOK_REMOVE,
     ACT_INCIDENT_VIEW, ACT_INCIDENT_UPDATE,
     ACT_LIMITS_SET, ACT_LIMITS_LOWER, ACT_LIMITS_SHOW,
+    ACT_QUEUE_SUMMARY, ACT_QUEUE_RETRY, ACT_QUEUE_BOUNCE,
     ACT_COUNT
 };
 
@@ -289,5 +290,6 @@ int tool_domain_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_audit_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_feedback_main(struct tool_ctx *ctx, int argc, char **argv);
+int tool_queue_main(struct tool_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -582,7 +582,7 @@ class PeerTest(unittest.TestCase):
 CATEGORIES = ("", "bad-mailbox", "bad-domain", "inactive-mailbox",
               "quota-issues", "no-answer-from-host", "routing-errors",
               "policy-related", "spam-related", "content-related",
-              "protocol-errors", "message-expired", "other")
+              "protocol-errors", "message-expired", "other", "admin")
 
 
 # the outcome types that end a delivery (queue.h QUEUE_EV_TERMINAL)
