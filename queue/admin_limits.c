@@ -18,6 +18,7 @@
  *   QUEUE_ECORRUPT for an entry that does not decode.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,8 +102,10 @@ int queue_limit_decode(const void *key, size_t klen, const void *val,
     return 0;
 }
 
-/* Remove every entry whose end is at or before now_ms. */
-static int drop_expired(struct admin_tx *t)
+/* Remove the entries that have ended by now_ms and, with c, every key of
+ * c's target (how many of those that had not ended, in *n). */
+static int drop_entries(struct admin_tx *t, const struct queue_limit_change *c,
+                        size_t *n)
 {
     MDB_cursor *cur;
     MDB_val k = { sizeof PREFIX - 1, (void *)PREFIX }, v;
@@ -116,37 +119,15 @@ static int drop_expired(struct admin_tx *t)
             memcmp(k.mv_data, PREFIX, sizeof PREFIX - 1))
             break;
         if (queue_limit_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size,
-                               &l) == 0 &&
-            l.expires_ms && l.expires_ms <= t->now_ms &&
-            (rc = mdb_cursor_del(cur, 0)))
+                               &l))
+            continue;
+        bool ended = l.expires_ms && l.expires_ms <= t->now_ms;
+        bool target = c && l.kind == c->kind && !strcmp(l.name, c->name);
+        if (!ended && !target)
+            continue;
+        if ((rc = mdb_cursor_del(cur, 0)))
             break;
-    }
-    mdb_cursor_close(cur);
-    return rc && rc != MDB_NOTFOUND ? admin_mdb(t, rc) : 0;
-}
-
-/* Remove every key of c's target; how many went in *n. */
-static int drop_target(struct admin_tx *t, const struct queue_limit_change *c,
-                       size_t *n)
-{
-    MDB_cursor *cur;
-    MDB_val k = { sizeof PREFIX - 1, (void *)PREFIX }, v;
-    struct queue_limit l;
-    int rc = mdb_cursor_open(t->txn, t->q->dbi[DB_META], &cur);
-    if (rc)
-        return admin_mdb(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < sizeof PREFIX - 1 ||
-            memcmp(k.mv_data, PREFIX, sizeof PREFIX - 1))
-            break;
-        if (queue_limit_decode(k.mv_data, k.mv_size, v.mv_data, v.mv_size,
-                               &l) == 0 &&
-            l.kind == c->kind && !strcmp(l.name, c->name)) {
-            if ((rc = mdb_cursor_del(cur, 0)))
-                break;
-            ++*n;
-        }
+        *n += target && !ended;
     }
     mdb_cursor_close(cur);
     return rc && rc != MDB_NOTFOUND ? admin_mdb(t, rc) : 0;
@@ -160,9 +141,7 @@ static int do_limits(struct admin_tx *t, void *arg)
     unsigned char val[VAL_MAX];
     size_t removed = 0;
     int rc, err;
-    if ((err = drop_expired(t)))
-        return err;
-    if (c->unset && c->n == 0 && (err = drop_target(t, c, &removed)))
+    if ((err = drop_entries(t, c->unset && c->n == 0 ? c : NULL, &removed)))
         return err;
     for (size_t i = 0; i < c->n; i++) {
         MDB_val k = { limit_key(key, c->kind, c->keys[i], c->name), key };
