@@ -44,6 +44,7 @@ struct inc_job {
     double value;
     uint64_t volume;
     struct sig_sums sums;
+    struct json_t *detail;          /* a gauge's (signals_detail), or NULL */
     bool alert;                     /* send the alerts (alert_interval) */
     /* copied from the config on the loop (a reload replaces it) */
     char *alert_command, *alert_from, *alert_to;
