@@ -122,8 +122,8 @@ static const struct alert_rule shipped[] = {
       1, ALERT_ACT_NONE, 600, 0 },
     { "spool-full", ALERT_SPOOL_FULL, 0, ALERT_SCOPE_ENGINE, 0.95, 0, 300, 2,
       ALERT_ACT_NONE, 600, 0 },
-    { "disk-full-warn", ALERT_DISK_FULL, 0, ALERT_SCOPE_ENGINE, 0.80, 0, 300,
-      1, ALERT_ACT_NONE, 600, 0 },
+    /* the filesystem only when it is about to fill: a shared disk often
+     * runs above 80% for reasons of its own */
     { "disk-full", ALERT_DISK_FULL, 0, ALERT_SCOPE_ENGINE, 0.95, 0, 300, 2,
       ALERT_ACT_NONE, 600, 0 },
     { "webhook-backlog", ALERT_WEBHOOK_BACKLOG, 0, ALERT_SCOPE_WEBHOOK, 10000,

@@ -23,8 +23,8 @@
  *
  * DIAGNOSTICS
  *   incidents_open() fails out of memory or when the spool cannot be read
- *   (the code and why).  A job that fails is reported on stderr and tried
- *   again at a later tick.
+ *   (the code and why).  A job that fails is reported on stderr (once
+ *   while the same error repeats) and tried again at a later tick.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -193,7 +193,9 @@ void inc_job_finished(struct engine *e, struct inc_job *j)
 {
     struct incidents *in = e->incidents;
     struct inc_open *o = find(in, j->rule.name, j->scope_kind, j->scope);
-    if (j->err)
+    bool said = j->err && j->err == in->last_err;
+    in->last_err = j->err;
+    if (j->err && !said)
         fprintf(stderr, "sluiced: incidents: %s %s %s %s: %s\n",
                 j->kind == INC_JOB_OPEN ? "opening" : "resolving",
                 j->rule.name, config_alert_scope_name(j->scope_kind),

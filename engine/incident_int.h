@@ -27,6 +27,8 @@ struct incidents {
     size_t n;
     bool busy;                      /* a job is on the worker */
     int64_t last_sync;
+    int last_err;                   /* said on stderr (a full spool fails
+                                     * every try: said once) */
 };
 
 enum { INC_JOB_OPEN = 1, INC_JOB_RESOLVE };
