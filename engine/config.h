@@ -140,9 +140,16 @@ enum alert_signal {
     ALERT_BLOCK_RATE,          /* policy and spam replies / attempts */
     ALERT_DEFERRAL_RATE,       /* deferred / attempts */
     ALERT_SITE_STALLED,        /* attempts but no delivery in the window */
+    /* gauges sampled each second (signals_gauge.c) */
+    ALERT_BACKOFF_FLOOR,       /* seconds at the backoff floor (site) */
+    ALERT_DKIM_FAILURE_RATE,   /* failed signings / attempts (account) */
+    ALERT_SPOOL_FULL,          /* LMDB map used / map_max (engine) */
+    ALERT_DISK_FULL,           /* the spool's filesystem used (engine) */
+    ALERT_WEBHOOK_BACKLOG,     /* events behind the stream (webhook) */
 };
 enum alert_scope { ALERT_SCOPE_ACCOUNT = 1, ALERT_SCOPE_CAMPAIGN,
-                   ALERT_SCOPE_SITE };
+                   ALERT_SCOPE_SITE, ALERT_SCOPE_ENGINE, ALERT_SCOPE_WEBHOOK,
+                   ALERT_SCOPE_END };
 enum alert_action { ALERT_ACT_NONE = 0, ALERT_ACT_PAUSE_CAMPAIGN,
                     ALERT_ACT_PAUSE_ACCOUNT, ALERT_ACT_PAUSE_SITE };
 #define CONFIG_MAX_ALERTS 64
@@ -151,8 +158,10 @@ struct alert_rule {
     int signal;                /* enum alert_signal */
     int category;              /* bounce_rate: a QUEUE_CAT_*, 0 all */
     int scope;                 /* enum alert_scope */
-    double threshold;          /* a fraction (0.1 = 10%) */
-    unsigned min_volume;       /* attempts (delivered for complaints) */
+    double threshold;          /* a fraction (0.1 = 10%); backoff_floor:
+                                  seconds; webhook_backlog: events */
+    unsigned min_volume;       /* attempts (delivered for complaints);
+                                  0 for the levels without a volume */
     unsigned window_s;         /* 300 or 3600 */
     int severity;              /* 0 info, 1 warning, 2 critical */
     int action;                /* enum alert_action */

@@ -6,9 +6,14 @@
  *   Each [alert NAME] section is one rule the incident watcher
  *   (incident.c) checks against the rolling windows (signals.c): a signal
  *   (bounce_rate [category = NAME], hard_bounce_rate, complaint_rate,
- *   block_rate, deferral_rate, site_stalled), the scope it is counted per
- *   (account, campaign, site), the threshold (a fraction, or N%), the
- *   minimum volume below which the rule never fires, the window (1m..1h),
+ *   block_rate, deferral_rate, site_stalled; and the gauges of
+ *   signals_gauge.c: backoff_floor, dkim_failure_rate, spool_full,
+ *   disk_full, webhook_backlog), the scope it is counted per (account,
+ *   campaign, site; engine and webhook for the gauges of those, each
+ *   gauge fits one scope: signal_kinds[]), the threshold (a fraction, or
+ *   N%; backoff_floor a duration, webhook_backlog a number of events), the
+ *   minimum volume below which the rule never fires (the levels spool_full,
+ *   disk_full and webhook_backlog have none), the window (1m..1h),
  *   the severity (info, warning, critical), the action (none,
  *   pause_campaign, pause_account, pause_site) and how long the signal
  *   must stay clean before the incident resolves itself (auto_resolve, 0:
@@ -17,7 +22,8 @@
  *
  * DIAGNOSTICS
  *   A bad value stops config_load() with FILE:LINE and the reason, through
- *   config_fail(); a section without a signal or scope, or an action that
+ *   config_fail(); a section without a signal or scope, a signal counted
+ *   per another scope, a threshold in the wrong unit, or an action that
  *   does not fit its scope, is refused once the file is read.
  */
 #include <stdlib.h>
@@ -33,11 +39,18 @@ static const char *const signal_names[] = {
     [ALERT_BLOCK_RATE] = "block_rate",
     [ALERT_DEFERRAL_RATE] = "deferral_rate",
     [ALERT_SITE_STALLED] = "site_stalled",
+    [ALERT_BACKOFF_FLOOR] = "backoff_floor",
+    [ALERT_DKIM_FAILURE_RATE] = "dkim_failure_rate",
+    [ALERT_SPOOL_FULL] = "spool_full",
+    [ALERT_DISK_FULL] = "disk_full",
+    [ALERT_WEBHOOK_BACKLOG] = "webhook_backlog",
 };
 static const char *const scope_names[] = {
     [ALERT_SCOPE_ACCOUNT] = "account",
     [ALERT_SCOPE_CAMPAIGN] = "campaign",
     [ALERT_SCOPE_SITE] = "site",
+    [ALERT_SCOPE_ENGINE] = "engine",
+    [ALERT_SCOPE_WEBHOOK] = "webhook",
 };
 static const char *const action_names[] = {
     [ALERT_ACT_NONE] = "none",
@@ -101,6 +114,41 @@ static const struct alert_rule shipped[] = {
       300, 1, ALERT_ACT_NONE, 900, 0 },
     { "site-stalled", ALERT_SITE_STALLED, 0, ALERT_SCOPE_SITE, 1.0, 50, 300,
       2, ALERT_ACT_NONE, 900, 0 },
+    { "backoff-floor", ALERT_BACKOFF_FLOOR, 0, ALERT_SCOPE_SITE, 600, 20, 900,
+      1, ALERT_ACT_NONE, 900, 0 },
+    { "dkim-failures", ALERT_DKIM_FAILURE_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.02,
+      50, 900, 1, ALERT_ACT_NONE, 1800, 0 },
+    { "spool-full-warn", ALERT_SPOOL_FULL, 0, ALERT_SCOPE_ENGINE, 0.80, 0, 300,
+      1, ALERT_ACT_NONE, 600, 0 },
+    { "spool-full", ALERT_SPOOL_FULL, 0, ALERT_SCOPE_ENGINE, 0.95, 0, 300, 2,
+      ALERT_ACT_NONE, 600, 0 },
+    /* the filesystem only when it is about to fill: a shared disk often
+     * runs above 80% for reasons of its own */
+    { "disk-full", ALERT_DISK_FULL, 0, ALERT_SCOPE_ENGINE, 0.95, 0, 300, 2,
+      ALERT_ACT_NONE, 600, 0 },
+    { "webhook-backlog", ALERT_WEBHOOK_BACKLOG, 0, ALERT_SCOPE_WEBHOOK, 10000,
+      0, 300, 1, ALERT_ACT_NONE, 600, 0 },
+};
+
+/* What a signal is counted per (0: account, campaign or site, the
+ * outcome stream's scopes), the unit of its threshold, and whether
+ * min_volume applies (the levels have no volume). */
+enum { UNIT_FRACTION, UNIT_SECONDS, UNIT_EVENTS };
+static const struct {
+    int scope, unit;
+    bool volume;
+} signal_kinds[] = {
+    [ALERT_BOUNCE_RATE] = { 0, UNIT_FRACTION, true },
+    [ALERT_HARD_BOUNCE_RATE] = { 0, UNIT_FRACTION, true },
+    [ALERT_COMPLAINT_RATE] = { 0, UNIT_FRACTION, true },
+    [ALERT_BLOCK_RATE] = { 0, UNIT_FRACTION, true },
+    [ALERT_DEFERRAL_RATE] = { 0, UNIT_FRACTION, true },
+    [ALERT_SITE_STALLED] = { ALERT_SCOPE_SITE, UNIT_FRACTION, true },
+    [ALERT_BACKOFF_FLOOR] = { ALERT_SCOPE_SITE, UNIT_SECONDS, true },
+    [ALERT_DKIM_FAILURE_RATE] = { ALERT_SCOPE_ACCOUNT, UNIT_FRACTION, true },
+    [ALERT_SPOOL_FULL] = { ALERT_SCOPE_ENGINE, UNIT_FRACTION, false },
+    [ALERT_DISK_FULL] = { ALERT_SCOPE_ENGINE, UNIT_FRACTION, false },
+    [ALERT_WEBHOOK_BACKLOG] = { ALERT_SCOPE_WEBHOOK, UNIT_EVENTS, false },
 };
 
 /* The section's rule, made when new; NULL after config_fail. */
@@ -158,6 +206,27 @@ static bool parse_fraction(const char *v, double *out)
     return true;
 }
 
+/* A threshold: a fraction or percentage (parse_fraction), else a number
+ * above 1 (events, seconds) or a duration with its unit (seconds). */
+static bool parse_threshold(const char *v, double *out)
+{
+    char *end;
+    uint64_t ms;
+    if (parse_fraction(v, out))
+        return true;
+    double d = strtod(v, &end);
+    if (end != v && !*end && d > 1 && d <= 1e12) {
+        *out = d;
+        return true;
+    }
+    if (end != v && *end != '%' && !config_parse_duration_ms(v, &ms) &&
+        ms >= 1000 && ms <= 86400000) {
+        *out = (double)(ms / 1000);
+        return true;
+    }
+    return false;
+}
+
 int config_alert_section(struct config_parse *p, const char *section,
                          const char *key, const char *v)
 {
@@ -171,7 +240,9 @@ int config_alert_section(struct config_parse *p, const char *section,
         if ((i = lookup(signal_names, 1, N(signal_names), v)) < 0)
             return config_fail(p, "signal: '%s' is not bounce_rate, "
                                "hard_bounce_rate, complaint_rate, block_rate, "
-                               "deferral_rate or site_stalled", v);
+                               "deferral_rate, site_stalled, backoff_floor, "
+                               "dkim_failure_rate, spool_full, disk_full or "
+                               "webhook_backlog", v);
         r->signal = i;
     } else if (!strcmp(key, "category")) {
         for (i = 1; i < QUEUE_CAT_COUNT; i++)
@@ -183,13 +254,14 @@ int config_alert_section(struct config_parse *p, const char *section,
         r->category = i;
     } else if (!strcmp(key, "scope")) {
         if ((i = lookup(scope_names, 1, N(scope_names), v)) < 0)
-            return config_fail(p, "scope: '%s' is not account, campaign or "
-                               "site", v);
+            return config_fail(p, "scope: '%s' is not account, campaign, "
+                               "site, engine or webhook", v);
         r->scope = i;
     } else if (!strcmp(key, "threshold")) {
-        if (!parse_fraction(v, &r->threshold))
+        if (!parse_threshold(v, &r->threshold))
             return config_fail(p, "threshold: '%s' is not a fraction (0.05) "
-                               "or a percentage (5%%) above 0", v);
+                               "or a percentage (5%%) above 0, a number of "
+                               "events (10000) or a duration (10m)", v);
     } else if (!strcmp(key, "min_volume")) {
         if (!config_parse_uint(v, 1, 100000000, &u))
             return config_fail(p, "min_volume: '%s' is not 1..100000000", v);
@@ -254,6 +326,53 @@ int config_alert_daemon_key(struct config_parse *p, const char *key,
     return -1;
 }
 
+/* The signal's scope, threshold and volume as signal_kinds says (after
+ * the checks every rule has); false after config_fail. */
+static bool signal_check(struct config_parse *p, struct alert_rule *r)
+{
+    const char *sig = config_alert_signal_name(r->signal);
+    int scope = signal_kinds[r->signal].scope;
+    if (scope ? r->scope != scope : r->scope > ALERT_SCOPE_SITE) {
+        config_fail(p, "[alert %s]: %s is counted per %s", r->name, sig,
+                    scope ? config_alert_scope_name(scope)
+                          : "account, campaign or site");
+        return false;
+    }
+    switch (signal_kinds[r->signal].unit) {
+    case UNIT_FRACTION:
+        if (r->threshold > 1) {
+            config_fail(p, "[alert %s]: threshold %g: %s needs a fraction "
+                        "(0.05) or a percentage (5%%)", r->name,
+                        r->threshold, sig);
+            return false;
+        }
+        break;
+    case UNIT_SECONDS:
+        /* a window's minutes end with the current one, begun a moment
+         * ago: a site held all along shows at least window - 1m */
+        if (r->threshold < 1 || r->threshold + 60 > r->window_s) {
+            config_fail(p, "[alert %s]: threshold: %s needs a duration of 1s "
+                        "up to the window less a minute (%us)", r->name, sig,
+                        r->window_s > 60 ? r->window_s - 60 : 0);
+            return false;
+        }
+        break;
+    case UNIT_EVENTS:
+        if (r->threshold < 1) {
+            config_fail(p, "[alert %s]: threshold: %s needs a number of "
+                        "events, 1 or more", r->name, sig);
+            return false;
+        }
+        break;
+    }
+    if (!signal_kinds[r->signal].volume && r->min_volume) {
+        config_fail(p, "[alert %s]: %s is a level without a volume: leave "
+                    "min_volume out", r->name, sig);
+        return false;
+    }
+    return true;
+}
+
 void config_alert_check(struct config_parse *p)
 {
     struct config *c = p->cfg;
@@ -285,7 +404,9 @@ void config_alert_check(struct config_parse *p)
                         r->name);
             return;
         }
-        if (!r->min_volume)
+        if (!signal_check(p, r))
+            return;
+        if (!r->min_volume && signal_kinds[r->signal].volume)
             r->min_volume = 100;
         bool fits = r->action == ALERT_ACT_NONE ||
                     r->action == ALERT_ACT_PAUSE_ACCOUNT ||
@@ -296,6 +417,8 @@ void config_alert_check(struct config_parse *p)
         if (r->action == ALERT_ACT_PAUSE_ACCOUNT &&
             r->scope == ALERT_SCOPE_SITE)
             fits = false;
+        if (r->scope == ALERT_SCOPE_ENGINE || r->scope == ALERT_SCOPE_WEBHOOK)
+            fits = r->action == ALERT_ACT_NONE;
         if (!fits) {
             config_fail(p, "[alert %s]: action %s does not fit scope %s",
                         r->name, config_alert_action_name(r->action),

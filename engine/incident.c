@@ -4,8 +4,9 @@
  * write them.
  *
  * DESCRIPTION
- *   Once a second incidents_tick() checks every rule ([alert NAME],
- *   config_alert.c) against every scope of its kind (signals.c).  A rule
+ *   Once a second incidents_tick() samples the gauges (signals_gauge.c)
+ *   and checks every rule ([alert NAME], config_alert.c) against every
+ *   scope of its kind (signals.c).  A rule
  *   fires for a scope when the window holds at least min_volume and the
  *   value reaches the threshold.  A firing rule whose rule and scope have
  *   an open incident joins it (its last firing is noted); otherwise an
@@ -22,8 +23,8 @@
  *
  * DIAGNOSTICS
  *   incidents_open() fails out of memory or when the spool cannot be read
- *   (the code and why).  A job that fails is reported on stderr and tried
- *   again at a later tick.
+ *   (the code and why).  A job that fails is reported on stderr (once
+ *   while the same error repeats) and tried again at a later tick.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -97,11 +98,11 @@ static void check_scope(void *arg, const struct sig_scope *s)
     if (!(o = add(in, c->r->name, s->kind, s->name)))
         return;
     o->last_fire_s = c->now;
-    /* a campaign's or account's incident is its account's; a site's is
-     * the platform's (the master's) */
+    /* a campaign's or account's incident is its account's; a site's (the
+     * engine's, a webhook's) is the platform's (the master's) */
     o->account = s->account;
     uint32_t master;
-    if (s->kind == ALERT_SCOPE_SITE && !queue_account_master(c->e->q, &master))
+    if (s->kind >= ALERT_SCOPE_SITE && !queue_account_master(c->e->q, &master))
         o->account = master;
     struct inc_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -120,6 +121,7 @@ static void check_scope(void *arg, const struct sig_scope *s)
     j->value = value;
     j->volume = volume;
     j->sums = sum;
+    j->detail = signals_detail(c->e, c->r, s);
     inc_job_start(c->e, j);
 }
 
@@ -152,6 +154,7 @@ void incidents_tick(struct engine *e)
     if (!in)
         return;
     int64_t now = engine_now();
+    signals_gauges(e);
     if (now - in->last_sync >= 10 && !in->busy) {
         in->last_sync = now;
         sync_table(e);
@@ -190,7 +193,9 @@ void inc_job_finished(struct engine *e, struct inc_job *j)
 {
     struct incidents *in = e->incidents;
     struct inc_open *o = find(in, j->rule.name, j->scope_kind, j->scope);
-    if (j->err)
+    bool said = j->err && j->err == in->last_err;
+    in->last_err = j->err;
+    if (j->err && !said)
         fprintf(stderr, "sluiced: incidents: %s %s %s %s: %s\n",
                 j->kind == INC_JOB_OPEN ? "opening" : "resolving",
                 j->rule.name, config_alert_scope_name(j->scope_kind),
@@ -216,7 +221,7 @@ static int load_one(void *arg, uint64_t id, uint32_t account,
     const char *scope = json_string_value(json_object_get(j, "scope"));
     const char *name = json_string_value(json_object_get(j, "scope_name"));
     int kind = 0;
-    for (int k = ALERT_SCOPE_ACCOUNT; k <= ALERT_SCOPE_SITE; k++)
+    for (int k = ALERT_SCOPE_ACCOUNT; k < ALERT_SCOPE_END; k++)
         if (scope && !strcmp(scope, config_alert_scope_name(k)))
             kind = k;
     if (st && strcmp(st, "resolved") && rule && kind && name) {

@@ -23,6 +23,7 @@ struct engine;
 #define SIGNALS_MINUTES 60          /* one bucket a minute, one hour kept */
 #define SIGNALS_MAX_SCOPES 2048     /* scopes counted; further ones are not */
 #define SIGNALS_SCOPE_NAME 64
+#define SIGNALS_GAUGE_FRESH_S 5     /* a level older than this reads 0 */
 
 /* What one minute of one scope counted. */
 struct sig_bucket {
@@ -30,14 +31,24 @@ struct sig_bucket {
     uint32_t attempts, delivered, bounced, hard, blocked, deferred;
     uint32_t complaints;
     uint32_t by_cat[QUEUE_CAT_COUNT]; /* bounced by category */
+    uint32_t floor_ms;              /* a site: ms at its backoff floor */
+    uint32_t dkim_failed;           /* an account: deliveries not signed */
 };
 
-/* One account, campaign or site. */
+/* The levels a scope's gauges read at their last sample. */
+enum { SIG_G_MAP, SIG_G_DISK, SIG_G_BACKLOG, SIG_GAUGES };
+
+/* One account, campaign, site, webhook, or the engine. */
 struct sig_scope {
     int kind;                       /* enum alert_scope */
     char name[SIGNALS_SCOPE_NAME];  /* decimal id, or the site's name */
     uint32_t account;               /* the account last seen in it */
     struct sig_bucket b[SIGNALS_MINUTES];
+    double gauge[SIG_GAUGES];       /* levels (signals_gauge.c) */
+    int64_t gauge_s;                /* when they were read (unix s) */
+    char last_error[160];           /* an account: its last signing
+                                     * failure, which names the domain and
+                                     * selector */
     struct sig_scope *hnext;
 };
 
@@ -46,6 +57,8 @@ struct sig_sums {
     uint64_t attempts, delivered, bounced, hard, blocked, deferred;
     uint64_t complaints;
     uint64_t by_cat[QUEUE_CAT_COUNT];
+    uint64_t floor_ms, dkim_failed;
+    double gauge[SIG_GAUGES];       /* the levels when fresh, else 0 */
 };
 
 struct signals;
@@ -65,6 +78,27 @@ void signals_sum(const struct sig_scope *s, unsigned window_s, int64_t now_s,
  * the threshold when volume >= min_volume. */
 void signals_value(const struct alert_rule *r, const struct sig_sums *s,
                    double *value, uint64_t *volume);
+
+/* ------------------------------------------------ gauges (signals_gauge.c) */
+
+/* The one scope of kind engine. */
+#define SIGNALS_ENGINE_SCOPE "spool"
+
+/* Sample the gauges (incidents_tick, once a second, whatever the mail
+ * rate): the time each site spends at its backoff floor, the spool's map
+ * and filesystem, each webhook's backlog. */
+void signals_gauges(struct engine *e);
+/* A delivery of account could not be signed (job.c: its body failed with
+ * a DKIM error, signer_sign_failed()); why names the domain and
+ * selector.  Counted only when it happens. */
+void signals_sign_failed(struct engine *e, uint32_t account, const char *why);
+/* What a gauge rule r saw in scope s when it fired, for the incident's
+ * root cause (the site's backoff, the signing error, the spool's bytes,
+ * the webhook's failing batch); NULL for the other signals.  The caller
+ * owns the reference. */
+struct json_t;
+struct json_t *signals_detail(struct engine *e, const struct alert_rule *r,
+                              const struct sig_scope *s);
 
 /* ---------------------------------------------------------- incidents */
 

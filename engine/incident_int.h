@@ -27,6 +27,8 @@ struct incidents {
     size_t n;
     bool busy;                      /* a job is on the worker */
     int64_t last_sync;
+    int last_err;                   /* said on stderr (a full spool fails
+                                     * every try: said once) */
 };
 
 enum { INC_JOB_OPEN = 1, INC_JOB_RESOLVE };
@@ -44,6 +46,7 @@ struct inc_job {
     double value;
     uint64_t volume;
     struct sig_sums sums;
+    struct json_t *detail;          /* a gauge's (signals_detail), or NULL */
     bool alert;                     /* send the alerts (alert_interval) */
     /* copied from the config on the loop (a reload replaces it) */
     char *alert_command, *alert_from, *alert_to;

@@ -9,7 +9,9 @@
  *   the top replies with their variable parts folded (addresses to
  *   <addr>, long hex or digit runs to <id>, numbers to N), the MX hosts
  *   and recipient domains, the first and last occurrence and a few
- *   sample deliveries.  The record and an `incident` event commit
+ *   sample deliveries (none for the engine's and webhooks' gauges), and
+ *   a gauge's own numbers (signals_detail()).  The record and an
+ *   `incident` event commit
  *   together (queue_incident_change), so webhooks with events = incident
  *   and the event log see it.  Then the rule's action pauses the campaign
  *   (queue_campaign_pause), the account (disabled: its mail is held) or
@@ -242,7 +244,10 @@ static json_t *root_cause(struct inc_job *j)
     }
     if (last - lo + 1 > SCAN_MAX)
         lo = last - SCAN_MAX + 1;
-    queue_events_from(q, lo, (size_t)(last - lo + 1), cause_one, c);
+    /* the engine's and webhooks' gauges have no events of their own */
+    if (j->scope_kind != ALERT_SCOPE_ENGINE &&
+        j->scope_kind != ALERT_SCOPE_WEBHOOK)
+        queue_events_from(q, lo, (size_t)(last - lo + 1), cause_one, c);
     json_t *r = json_pack("{s:o,s:o,s:o,s:I,s:I,s:o,s:I}",
                           "replies", top_json(c->replies, c->nreplies,
                                               "reply"),
@@ -254,6 +259,10 @@ static json_t *root_cause(struct inc_job *j)
                           "samples", c->samples,
                           "events", (json_int_t)c->matched);
     free(c);
+    /* a gauge's own numbers: the site's backoff, the signing error, the
+     * spool's bytes, the webhook's failing batch */
+    if (r && j->detail)
+        json_object_set(r, "detail", j->detail);
     return r;
 }
 
@@ -468,6 +477,10 @@ static void job_open(struct inc_job *j)
              config_alert_signal_name(j->rule.signal), j->value,
              j->rule.threshold, (unsigned long long)j->volume,
              j->rule.window_s);
+    if (!j->rule.min_volume) /* a level (spool, disk, webhook backlog) */
+        snprintf(text, sizeof text, "%s %.4f >= %.4f",
+                 config_alert_signal_name(j->rule.signal), j->value,
+                 j->rule.threshold);
     struct incident_edit ed = { .what = "opened", .who = "sluiced",
                                 .text = text, .base = base,
                                 .now_ms = (int64_t)engine_now_ms() };
@@ -525,6 +538,7 @@ static void job_done(uv_work_t *req, int status)
     (void)status;
     j->e->incidents->busy = false;
     inc_job_finished(j->e, j);
+    json_decref(j->detail);
     free(j->alert_command);
     free(j->alert_from);
     free(j->alert_to);
@@ -555,6 +569,7 @@ void inc_job_start(struct engine *e, struct inc_job *j)
         e->incidents->busy = false;
         j->err = -ENOMEM;
         inc_job_finished(e, j);
+        json_decref(j->detail);
         free(j->alert_command);
         free(j->alert_from);
         free(j->alert_to);

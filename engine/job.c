@@ -10,7 +10,8 @@
  *   max_rcpts_per_message.  Items that must not go end here instead: of a
  *   held account (parked), a campaign recipient unsubscribed since the
  *   message was rendered ("suppressed", not sent), a body that could not be
- *   composed (bounced when the message is at fault, else deferred).
+ *   composed (bounced when the message is at fault, else deferred; one
+ *   that could not be signed is counted for the incident rules).
  *   In stages, each module once: the choice (rates: limits.c; what must
  *   end: accounts.c, body.c), the job's recipients (here), out of the
  *   destination's queue (dest.c), the ends recorded (outcome.c).  The
@@ -28,8 +29,21 @@
 #include <stdlib.h>
 
 #include "engine.h"
+#include "incident.h"
 #include "queue_campaign.h"
+#include "signer.h"
 #define JOB_SCAN 64   /* waiting items looked at for one job */
+
+/* An item that ends because its body could not be signed counts for its
+ * account's dkim_failure_rate (only when it happens: nothing per item
+ * otherwise). */
+static void count_unsigned(struct engine *e, const struct item *it)
+{
+    if (signer_sign_failed(it->body->err))
+        signals_sign_failed(e, it->account, it->body->errtext
+                            ? it->body->errtext
+                            : engine_strerror(it->body->err));
+}
 
 /* Have the bodies of the next items composed: about two jobs ahead for
  * every session, so composition keeps pace without holding a body for
@@ -100,9 +114,11 @@ struct job_ctx *job_build(struct engine *e, struct dest *d,
             w->again = true;
             break;
         }
-        if (!accounts_stop(e, pick, &out[ndrop]) &&
-            !body_stop(pick->body, pick->id, &out[ndrop]))
-            break;
+        if (!accounts_stop(e, pick, &out[ndrop])) {
+            if (!body_stop(pick->body, pick->id, &out[ndrop]))
+                break;
+            count_unsigned(e, pick);
+        }
         pick->taken = true;
         drops[ndrop++] = pick;
     }

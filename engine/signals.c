@@ -15,6 +15,12 @@
  *   start the last hour is read back from the spool (signals_open), so a
  *   restart keeps its windows.
  *
+ *   The same scopes (and webhooks, and the engine) carry the gauges
+ *   signals_gauge.c samples: a site's seconds at its backoff floor and an
+ *   account's signing failures in the same minute buckets, the levels
+ *   (spool, disk, webhook backlog) as last read.  signals_value() is the
+ *   one place a rule's value is computed from either.
+ *
  *   Scopes are capped at SIGNALS_MAX_SCOPES; events of scopes past the cap
  *   are not counted (said once on stderr).
  *
@@ -29,14 +35,9 @@
 
 #include "engine.h"
 #include "incident.h"
+#include "signals_int.h"
 
-#define HASH 4096
-
-struct signals {
-    struct sig_scope *tab[HASH];
-    size_t n;
-    bool full_said;
-};
+#define HASH SIGNALS_HASH
 
 /* FNV-1a of kind and name. */
 static size_t scope_hash(int kind, const char *name)
@@ -47,18 +48,21 @@ static size_t scope_hash(int kind, const char *name)
     return (size_t)(h % HASH);
 }
 
-/* The scope of kind and name, made when new; NULL past the cap. */
-static struct sig_scope *scope_get(struct signals *s, int kind,
-                                   const char *name)
+struct sig_scope *signals_scope(struct signals *s, int kind,
+                                const char *name, bool make)
 {
     size_t h = scope_hash(kind, name);
     for (struct sig_scope *c = s->tab[h]; c; c = c->hnext)
         if (c->kind == kind && !strcmp(c->name, name))
             return c;
-    if (s->n >= SIGNALS_MAX_SCOPES) {
+    if (!make)
+        return NULL;
+    /* the engine's one scope and the webhooks' (WH_MAX_SLOTS at most)
+     * are never crowded out */
+    if (s->n >= SIGNALS_MAX_SCOPES && kind <= ALERT_SCOPE_SITE) {
         if (!s->full_said)
             fprintf(stderr, "sluiced: incidents: more than %d accounts, "
-                    "campaigns and sites in the last hour; new ones are not "
+                    "campaigns, sites and webhooks; new ones are not "
                     "watched\n", SIGNALS_MAX_SCOPES);
         s->full_said = true;
         return NULL;
@@ -74,17 +78,24 @@ static struct sig_scope *scope_get(struct signals *s, int kind,
     return c;
 }
 
-/* Count ev into scope c. */
-static void count(struct sig_scope *c, const struct queue_event *ev)
+struct sig_bucket *signals_bucket(struct sig_scope *c, int64_t minute)
 {
-    int64_t minute = ev->time_ms / 60000;
     struct sig_bucket *b = &c->b[minute % SIGNALS_MINUTES];
     if (b->minute != minute) {
         if (b->minute > minute)
-            return; /* older than the hour kept */
+            return NULL; /* older than the hour kept */
         memset(b, 0, sizeof *b);
         b->minute = minute;
     }
+    return b;
+}
+
+/* Count ev into scope c. */
+static void count(struct sig_scope *c, const struct queue_event *ev)
+{
+    struct sig_bucket *b = signals_bucket(c, ev->time_ms / 60000);
+    if (!b)
+        return;
     c->account = ev->account;
     bool block = ev->category == QUEUE_CAT_POLICY ||
                  ev->category == QUEUE_CAT_SPAM;
@@ -130,17 +141,17 @@ void signals_event(struct engine *e, const struct queue_event *ev)
                ev->type != QUEUE_EV_COMPLAINT))
         return;
     snprintf(name, sizeof name, "%u", ev->account);
-    if ((c = scope_get(s, ALERT_SCOPE_ACCOUNT, name)))
+    if ((c = signals_scope(s, ALERT_SCOPE_ACCOUNT, name, true)))
         count(c, ev);
     if (ev->campaign) {
         snprintf(name, sizeof name, "%llu", (unsigned long long)ev->campaign);
-        if ((c = scope_get(s, ALERT_SCOPE_CAMPAIGN, name)))
+        if ((c = signals_scope(s, ALERT_SCOPE_CAMPAIGN, name, true)))
             count(c, ev);
     }
     if (ev->type != QUEUE_EV_COMPLAINT) {
         const char *site = dest_rcpt_site(e, ev->rcpt, dom, sizeof dom);
         snprintf(name, sizeof name, "%.63s", site);
-        if ((c = scope_get(s, ALERT_SCOPE_SITE, name)))
+        if ((c = signals_scope(s, ALERT_SCOPE_SITE, name, true)))
             count(c, ev);
     }
 }
@@ -176,7 +187,12 @@ void signals_sum(const struct sig_scope *s, unsigned window_s, int64_t now_s,
         out->complaints += b->complaints;
         for (int k = 0; k < QUEUE_CAT_COUNT; k++)
             out->by_cat[k] += b->by_cat[k];
+        out->floor_ms += b->floor_ms;
+        out->dkim_failed += b->dkim_failed;
     }
+    /* a level not read for a while (a webhook gone at a reload) is 0 */
+    if (s->gauge_s >= now_s - SIGNALS_GAUGE_FRESH_S)
+        memcpy(out->gauge, s->gauge, sizeof out->gauge);
 }
 
 void signals_value(const struct alert_rule *r, const struct sig_sums *s,
@@ -198,6 +214,25 @@ void signals_value(const struct alert_rule *r, const struct sig_sums *s,
         /* attempts, none of them delivered */
         num = s->delivered ? 0 : s->attempts;
         break;
+    case ALERT_DKIM_FAILURE_RATE:
+        /* a failure is counted when it happens, its deferral a moment
+         * later by the pump: never above all */
+        num = s->dkim_failed < den ? s->dkim_failed : den;
+        break;
+    case ALERT_BACKOFF_FLOOR:
+        /* seconds at the floor, while the window had attempts */
+        *volume = den;
+        *value = (double)(s->floor_ms / 1000);
+        return;
+    case ALERT_SPOOL_FULL:
+    case ALERT_DISK_FULL:
+    case ALERT_WEBHOOK_BACKLOG:
+        /* levels, no volume */
+        *volume = 0;
+        *value = s->gauge[r->signal == ALERT_SPOOL_FULL ? SIG_G_MAP
+                          : r->signal == ALERT_DISK_FULL ? SIG_G_DISK
+                          : SIG_G_BACKLOG];
+        return;
     }
     *volume = den;
     *value = den ? (double)num / (double)den : 0;

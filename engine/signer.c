@@ -595,6 +595,13 @@ static int choose_domain(const struct signer *s, uint32_t account,
     return SIGNER_E_NOKEY;
 }
 
+bool signer_sign_failed(int err)
+{
+    /* dkim_sign.h's codes run from DKIM_E_KEYPERM down to DKIM_E_ARG */
+    return err == SIGNER_E_NOKEY ||
+           (err <= DKIM_E_KEYPERM && err >= DKIM_E_ARG);
+}
+
 /* The steps run in pipeline order, each module once: whom to sign for
  * (here), the spool's rules (queue/), prepare and sign (dkim/), the wire
  * form (compose.c); the 7-bit form is a second turn of the same loop. */

@@ -81,6 +81,11 @@ int signer_compose(const struct signer *s, uint32_t account,
                    const char *msg, size_t len, struct wire *w,
                    struct wire *w7, char *why, size_t whylen);
 
+/* Whether a signer_compose() error is a signing failure: no key for the
+ * account's domain, or DKIM's own (prepare or sign), as against a
+ * message at fault (SIGNER_E_NOFROM, SIGNER_E_BADMSG) or the system. */
+bool signer_sign_failed(int err);
+
 /* The domain of the single From: address of a message, lowercased, into
  * buf; false when there is none, several, or it cannot be read. */
 bool signer_from_domain(const char *msg, size_t len, char *buf,

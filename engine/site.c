@@ -327,6 +327,13 @@ void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
     eventlog_site(s->e, s, "backoff", code, enhanced, text);
 }
 
+bool site_at_floor(const struct site *s)
+{
+    /* the factor is cut to exactly min_rate_factor; 1e-9 for a reload
+     * that printed it back the same */
+    return s->rate_factor <= s->e->cfg.backoff.min_rate_factor + 1e-9;
+}
+
 void site_set_paused(struct site *s, bool paused)
 {
     if (s->paused == paused)

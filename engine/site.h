@@ -85,6 +85,11 @@ double site_rate(struct site *s);
 /* The current limit on connections (adaptive and configured). */
 unsigned site_conn_limit(const struct site *s);
 
+/* Does the adaptive backoff hold the site at its floor (its rate factor
+ * cut down to the [backoff] min_rate_factor)?  It stays there until
+ * successes lift it, also while nothing is sent to it. */
+bool site_at_floor(const struct site *s);
+
 /* Is the site stopped (suspended or paused) and until when (ms, 0 none). */
 bool site_stopped(struct site *s, int64_t *until_ms);
 

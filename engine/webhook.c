@@ -335,21 +335,48 @@ static bool next_batch(struct webhook *w)
     return f.full;
 }
 
-/* Once a second, each webhook's backlog to /metrics: the events after
- * its cursor (those it does not want among them; an upper bound). */
-static void report_backlogs(struct webhooks *hs, uint64_t now)
+int webhooks_backlog(struct engine *e,
+                     void (*cb)(void *arg, const struct webhook_backlog *b),
+                     void *arg)
 {
+    struct webhooks *hs = e->hooks;
     uint64_t newest = 0;
-    if (!hs->e->metrics || now < hs->backlog_ms ||
-        queue_events_last(hs->e->q, &newest))
-        return;
-    hs->backlog_ms = now + 1000;
+    if (!hs || !hs->n)
+        return 0;
+    int err = queue_events_last(e->q, &newest);
+    if (err)
+        return err;
     for (size_t i = 0; i < hs->n; i++) {
         const struct webhook *w = hs->v[i];
-        if (!w->retired)
-            metrics_webhook_backlog(hs->e, w->name,
-                                    newest > w->acked ? newest - w->acked : 0);
+        if (w->retired)
+            continue;
+        struct webhook_backlog b = {
+            .name = w->name, .error = "",
+            .events = newest > w->acked ? newest - w->acked : 0 };
+        const struct wh_batch *h = w->count ? &w->ring[w->head] : NULL;
+        if (h && h->attempts && !h->done && h->error[0]) {
+            b.failing_since_ms = h->first_try_ms;
+            b.attempts = h->attempts;
+            b.error = h->error;
+        }
+        cb(arg, &b);
     }
+    return 0;
+}
+
+/* webhooks_backlog(): one webhook's to /metrics. */
+static void backlog_metric(void *arg, const struct webhook_backlog *b)
+{
+    metrics_webhook_backlog(arg, b->name, b->events);
+}
+
+/* Once a second, each webhook's backlog to /metrics. */
+static void report_backlogs(struct webhooks *hs, uint64_t now)
+{
+    if (!hs->e->metrics || now < hs->backlog_ms)
+        return;
+    if (!webhooks_backlog(hs->e, backlog_metric, hs->e))
+        hs->backlog_ms = now + 1000;
 }
 
 void webhooks_pump(struct engine *e)

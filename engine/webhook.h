@@ -12,6 +12,7 @@
 #define SLUICE_WEBHOOK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct engine;
 
@@ -27,5 +28,22 @@ void webhooks_pump(struct engine *e);
 /* Abort the POSTs in flight (sent again at the next start) and save each
  * cursor. */
 void webhooks_close(struct engine *e);
+
+/* One running webhook's backlog, as webhooks_backlog() reports it. */
+struct webhook_backlog {
+    const char *name;
+    uint64_t events;          /* after its cursor: those it does not want
+                               * among them (an upper bound) */
+    uint64_t failing_since_ms; /* the first POST of its oldest batch that
+                                * has failed and waits for a retry; 0 none */
+    unsigned attempts;        /* of that batch */
+    const char *error;        /* why its last POST failed ("" none) */
+};
+/* Call cb with each running webhook's backlog (name and error valid
+ * during the call): /metrics and the incident watcher read the same
+ * numbers.  0, or the spool's error reading its newest event. */
+int webhooks_backlog(struct engine *e,
+                     void (*cb)(void *arg, const struct webhook_backlog *b),
+                     void *arg);
 
 #endif

@@ -137,6 +137,13 @@ struct queue_info {
     uint64_t map_max;
     uint64_t file_bytes;   /* size of data.mdb on disk */
     uint64_t last_page_bytes; /* bytes of pages in use (last page + 1) */
+    uint64_t data_bytes;   /* bytes of the pages the databases hold: what
+                              counts against map_max (last_page_bytes less
+                              the free pages LMDB reuses) */
+    /* the spool's filesystem (all 0: unknown): its size, the bytes in
+     * use, the bytes free to this process (df counts used / (used + free):
+     * the root's reserve is neither) */
+    uint64_t disk_bytes, disk_used_bytes, disk_free_bytes;
     uint64_t deliveries;   /* delivery rows stored */
     uint64_t ready;        /* entries in the ready index */
     uint64_t events;       /* events logged */

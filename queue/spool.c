@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "queue_int.h"
@@ -448,14 +449,37 @@ static uint64_t db_entries(struct queue *q, MDB_txn *txn, int db)
     return st.ms_entries;
 }
 
+/* Pages of one database's tree (0 when it cannot be read). */
+static uint64_t db_pages(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_stat st;
+    if (mdb_stat(txn, dbi, &st))
+        return 0;
+    return (uint64_t)st.ms_branch_pages + st.ms_leaf_pages +
+           st.ms_overflow_pages;
+}
+
+/* Pages every tree holds: the free list's, the main one's, each named
+ * database's, and the two meta pages. */
+static uint64_t held_pages(struct queue *q, MDB_txn *txn)
+{
+    uint64_t n = 2 + db_pages(txn, 0) + db_pages(txn, 1);
+    for (int i = 0; i < DB_COUNT; i++)
+        if (!q->absent[i])
+            n += db_pages(txn, q->dbi[i]);
+    return n;
+}
+
 int queue_info(struct queue *q, struct queue_info *info)
 {
     MDB_txn *txn;
     MDB_envinfo ei;
     MDB_stat es;
     struct stat st;
+    struct statvfs sv;
     char path[4096];
     int err;
+    uint64_t held;
 
     memset(info, 0, sizeof *info);
     if ((err = queue_read_begin(q, &txn)))
@@ -468,6 +492,7 @@ int queue_info(struct queue *q, struct queue_info *info)
     qmeta_get_u64(q, txn, "schema", &schema);
     qmeta_get_u64(q, txn, "next_event", &info->next_event_seq);
     info->schema = (uint32_t)schema;
+    held = held_pages(q, txn);
     mdb_env_info(q->env, &ei);
     mdb_env_stat(q->env, &es);
     queue_read_end(q, txn);
@@ -475,6 +500,15 @@ int queue_info(struct queue *q, struct queue_info *info)
     info->map_size = ei.me_mapsize;
     info->map_max = q->opt.map_max;
     info->last_page_bytes = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    info->data_bytes = held * es.ms_psize;
+    if (info->data_bytes > info->last_page_bytes)
+        info->data_bytes = info->last_page_bytes;
+    if (statvfs(q->dir, &sv) == 0) {
+        info->disk_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+        info->disk_used_bytes = (uint64_t)(sv.f_blocks - sv.f_bfree) *
+                                sv.f_frsize;
+        info->disk_free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+    }
     snprintf(path, sizeof path, "%s/data.mdb", q->dir);
     if (stat(path, &st) == 0)
         info->file_bytes = (uint64_t)st.st_size;

@@ -233,6 +233,14 @@ static void print_record(json_t *j)
     json_array_foreach(json_object_get(rc, "domains"), i, v)
         printf("  domain %6lld  %s\n", (long long)num(v, "count"),
                str(v, "domain"));
+    /* a gauge's own numbers (backoff floor, signing, spool, webhook) */
+    const char *key;
+    json_object_foreach(json_object_get(rc, "detail"), key, v) {
+        char *t = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY);
+        printf("  %-16s %s\n", key, t ? t : json_is_string(v)
+               ? json_string_value(v) : "");
+        free(t);
+    }
     printf("timeline:\n");
     json_array_foreach(json_object_get(j, "timeline"), i, v)
         printf("  %lld %-12s %-10s %s\n", (long long)num(v, "time_ms"),

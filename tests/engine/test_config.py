@@ -85,6 +85,18 @@ class Config(PeerTest):
              "threshold = 1%\naction = pause_campaign\n", 2, "does not fit"),
             ("[alert x]\nscope = site\nthreshold = 1%\n", 2,
              "needs signal and scope"),
+            # the gauges: each its scope and unit
+            ("[alert x]\nsignal = spool_full\nscope = site\n"
+             "threshold = 80%\n", 2, "spool_full is counted per engine"),
+            ("[alert x]\nsignal = block_rate\nscope = campaign\n"
+             "threshold = 5000\n", 2, "block_rate needs a fraction"),
+            ("[alert x]\nsignal = backoff_floor\nscope = site\n"
+             "threshold = 5m\nwindow = 5m\n", 2, "window less a minute"),
+            ("[alert x]\nsignal = webhook_backlog\nscope = webhook\n"
+             "threshold = 100\nmin_volume = 5\n", 2, "min_volume"),
+            ("[alert x]\nsignal = disk_full\nscope = engine\n"
+             "threshold = 90%\naction = pause_account\n", 2, "does not fit"),
+            ("[alert x]\nthreshold = 5 events\n", 2, "threshold"),
             ("[account 3]\nalert_to = nobody\n", 2, "alert_to"),
             ("[sluiced]\nalert_command = relative.sh\n", 2, "alert_command"),
         ]
