@@ -393,13 +393,30 @@ static json_t *breaker_json(const struct inc_open *o)
                      probes[o->probe], "probes", (json_int_t)o->probes);
 }
 
+/* Whether o's pause is in effect as the engine applies the spool (a
+ * person may have resumed it; pending: not taken yet, listed). */
+static bool applied(const struct engine *e, const struct inc_open *o)
+{
+    if (o->act_state == INC_ACT_PENDING)
+        return true;
+    if (o->act_state != INC_ACT_PAUSED)
+        return false;
+    switch (o->act) {
+    case ALERT_ACT_PAUSE_CAMPAIGN:
+        return engine_paused(e, QUEUE_CTL_CAMPAIGN, o->act_name);
+    case ALERT_ACT_PAUSE_SITE:
+        return engine_paused(e, QUEUE_CTL_SITE, o->act_name);
+    default:
+        return accounts_held(e, o->account);
+    }
+}
+
 json_t *incidents_status_json(const struct engine *e)
 {
     const struct incidents *in = e->incidents;
     json_t *a = json_array();
     for (size_t i = 0; in && i < in->n; i++)
-        if (in->v[i].id && (in->v[i].act_state == INC_ACT_PAUSED ||
-                            in->v[i].act_state == INC_ACT_PENDING))
+        if (in->v[i].id && applied(e, &in->v[i]))
             json_array_append_new(a, breaker_json(&in->v[i]));
     return a;
 }
