@@ -29,7 +29,6 @@
 #define PAUSES_MAX 4096   /* entries listed; more are left out */
 
 struct gather {
-    struct queue *q;
     struct tool_pause *v;
     size_t n, cap;
     int err;
@@ -47,7 +46,7 @@ static int site_paused(void *arg, const struct queue_control *c)
 }
 
 /* Whether the pause p names is in effect in q now. */
-static bool in_effect(struct queue *q, const struct incident_pause *p)
+static bool in_effect(struct queue *q, const struct tool_pause *p)
 {
     unsigned long long id;
     if (!strcmp(p->state, "pending"))
@@ -79,7 +78,7 @@ static int gather_one(void *arg, uint64_t id, uint32_t account,
     struct incident_pause p;
     json_t *rec = json_loads(text, 0, NULL);
     (void)id;
-    if (!rec || !incident_rec_pause(rec, &p) || !in_effect(g->q, &p)) {
+    if (!rec || !incident_rec_pause(rec, &p)) {
         json_decref(rec);
         return 0;
     }
@@ -115,7 +114,7 @@ static int gather_one(void *arg, uint64_t id, uint32_t account,
 
 int tool_incident_pauses(struct queue *q, struct tool_pause **v, size_t *n)
 {
-    struct gather g = { .q = q };
+    struct gather g = { 0 };
     long r = queue_incidents(q, gather_one, &g);
     *v = NULL;
     *n = 0;
@@ -123,8 +122,13 @@ int tool_incident_pauses(struct queue *q, struct tool_pause **v, size_t *n)
         free(g.v);
         return r < 0 ? (int)r : g.err;
     }
+    /* after the walk (no read inside another): those still in effect */
+    size_t k = 0;
+    for (size_t i = 0; i < g.n; i++)
+        if (in_effect(q, &g.v[i]))
+            g.v[k++] = g.v[i];
     *v = g.v;
-    *n = g.n;
+    *n = k;
     return 0;
 }
 

@@ -18,7 +18,8 @@ recipient) and later recover (a sink without it on the same address):
   resumes the campaign (audited, via the incident), the incident
   resolves and the campaign completes;
 - the same with pause_site: a probe through the paused site that fails,
-  then one that is delivered lifts the site's pause;
+  then one that is delivered lifts the site's pause; and with
+  pause_account: a delivered probe enables the account again;
 - a pause still pending in the record (what a kill -9 between the
   incident's record and its pause leaves: written here by incident_put
   with the opening change sluiced makes) is taken when sluiced starts.
@@ -424,6 +425,56 @@ class Breaker(PeerTest):
         delivered = [e for e in self.spool_events()
                      if e["type"] == "delivered"]
         self.assertGreater(len(delivered), 1)
+        self.stop(p)
+
+    def test_account_probe_enables_the_account(self):
+        port = peers.free_port()
+        dns = self.start_dns({PROV: [(10, "127.0.0.2")],
+                              CALM: [(10, "127.0.0.1")]})
+        self.start_sink(port, listen="127.0.0.1", capture=False)
+        block = self.blocking_prov(port)
+        self.accounts("shop")
+        rcpts = []
+        for i in range(30):
+            rcpts += ["c%03d@%s" % (i, CALM), "p%03d@%s" % (i, PROV)]
+        conf = self.write_config(
+            dns=dns, smtp_port=port, dkim_sign="no",
+            domains={PROV: {"max_rate": "5/s"}, CALM: {"max_rate": "5/s"}})
+        self.add(conf, "\n[alert acct-blocks]\nsignal = block_rate\n"
+                 "scope = account\nthreshold = 10%\nmin_volume = 10\n"
+                 "window = 1m\nseverity = critical\naction = pause_account\n"
+                 "resume = probe\nprobe_after = 2s\nauto_resolve = never\n")
+        cid = self.campaign("shop", "news", rcpts)
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        inc = wait_for(lambda: self.incidents() or None, 120,
+                       "the account incident")
+        iid = inc[0]["id"]
+        wait_for(lambda: json.loads(self.sluice("account", "show", "shop",
+                                                "--json").stdout)
+                 ["disabled"] or None, 60, "the account disabled")
+        st = wait_for(lambda: self.status()["paused_by_incidents"] or None,
+                      60, "the account in status")
+        self.assertEqual((st[0]["kind"], st[0]["incident"]),
+                         ("account", iid))
+        # the provider recovers before the first probe (which waits for
+        # the rule's window to be clean): it is delivered
+        block.proc.stop(10)
+        self.start_sink(port, listen="127.0.0.2", name="prov-ok",
+                        capture=False)
+        i = wait_for(lambda: (lambda x: x if x["state"] == "resolved"
+                              else None)(self.show(iid)), 180,
+                     "the account's incident resolved after a probe")
+        self.assertRegex(i["timeline"][-2]["text"],
+                         r"account \d+ resumed after probe: delivery \d+ to "
+                         r"p\d+@prov\.test delivered")
+        audit = json.loads(self.sluice("audit", "list", "--json").stdout)
+        self.assertEqual([(a["user"], a["via"]) for a in audit
+                          if a["action"] == "account enable"],
+                         [("sluiced", "incident %d" % iid)])
+        wait_for(lambda: self.camp(cid)["state"] == "done" or None, 180,
+                 "the campaign done after the account's resume")
+        self.assertFalse(json.loads(self.sluice("account", "show", "shop",
+                                                "--json").stdout)["disabled"])
         self.stop(p)
 
     # ------------------------------------------------------------ crash
