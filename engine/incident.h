@@ -1,7 +1,9 @@
 /*
  * incident.h - the incident watcher of sluiced: rolling windows of the
  * outcome stream (signals.c) and the rules, incidents, circuit breaker
- * and alerts built on them (incident.c, incident_job.c).
+ * and alerts built on them (incident.c, incident_job.c; escalation:
+ * incident_esc.c; the breaker's pauses and probes: incident_probe.c on
+ * the loop, incident_act.c on the worker).
  *
  * The loop thread owns the windows and the open-incident table; spool
  * writes (incident records, pauses, alert mail) run on a libuv worker,

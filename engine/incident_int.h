@@ -62,7 +62,9 @@ struct incidents {
     size_t n;
     bool busy;                      /* a job is on the worker */
     int64_t last_sync;
-    unsigned passes, probes_out;    /* entries with a pass open / OUT */
+    unsigned passes;                /* entries with a pass open */
+    unsigned probes_out;            /* entries RELEASING or OUT: their
+                                       probe's outcome is awaited */
 };
 
 enum { INC_JOB_OPEN = 1, INC_JOB_RESOLVE, INC_JOB_ACT, INC_JOB_ESCALATE,

@@ -144,7 +144,8 @@ static void decide(struct engine *e, struct inc_open *o, bool ok,
                    const char *text)
 {
     struct incidents *in = e->incidents;
-    if (o->probe == INC_PROBE_OUT && in->probes_out)
+    if ((o->probe == INC_PROBE_OUT || o->probe == INC_PROBE_RELEASING) &&
+        in->probes_out)
         in->probes_out--;
     if (o->pass && in->passes)
         in->passes--;
@@ -162,7 +163,7 @@ void inc_probe_forget(struct engine *e, struct inc_open *o)
     if (o->pass && in->passes)
         in->passes--;
     o->pass = false;
-    if (o->probe == INC_PROBE_OUT) {
+    if (o->probe == INC_PROBE_OUT || o->probe == INC_PROBE_RELEASING) {
         if (in->probes_out)
             in->probes_out--;
         if (o->act == ALERT_ACT_PAUSE_SITE)
@@ -210,6 +211,7 @@ static void probe_begin(struct engine *e, struct inc_open *o, int64_t now_ms,
             in->passes--;
             return;
         }
+        in->probes_out++;      /* its outcome may come before the job's end */
     }
     o->probe_deadline_ms = now_ms + (int64_t)probe_wait(r) * 1000;
 }
@@ -275,9 +277,13 @@ bool inc_probe_finished(struct engine *e, struct inc_open *o,
                            ? now_ms + RETRY_MS : j->next_probe_ms;
         return false;
     case INC_JOB_PROBE:
+        if (o->probe != INC_PROBE_RELEASING)
+            return false;   /* decided already: its outcome came first */
         if (j->err || j->gone || !j->released) {
             if (o->pass && in->passes)
                 in->passes--;
+            if (in->probes_out)
+                in->probes_out--;
             o->pass = false;
             o->probe = INC_PROBE_IDLE;
         }
@@ -293,7 +299,6 @@ bool inc_probe_finished(struct engine *e, struct inc_open *o,
                                         1000;
         } else {
             o->probe = INC_PROBE_OUT;
-            in->probes_out++;
         }
         return false;
     case INC_JOB_VERDICT:
@@ -349,7 +354,7 @@ void incidents_event(struct engine *e, const struct queue_event *ev)
         return;
     for (size_t i = 0; i < in->n; i++) {
         struct inc_open *o = &in->v[i];
-        if (o->probe != INC_PROBE_OUT)
+        if (o->probe != INC_PROBE_OUT && o->probe != INC_PROBE_RELEASING)
             continue;
         if (o->act == ALERT_ACT_PAUSE_SITE) {
             /* the first attempt at the site since it let one through */

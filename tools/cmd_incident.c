@@ -14,7 +14,10 @@
  *   change that adds a timeline entry (engine/incident_rec.c, the one
  *   editor of the record); a resolve also appends an `incident` event.
  *   A paused campaign, account or site is resumed by its own command
- *   (`sluice campaign resume`, `sluice pause --resume`...), audited there.
+ *   (`sluice campaign resume`, `sluice resume site`...), audited there,
+ *   or by sluiced after a probe is delivered (a rule with resume =
+ *   probe).  show prints the escalations and the pause the incident holds
+ *   (its state, how it resumes, the next probe).
  *   `report` gives per incident opened in the month the time to
  *   acknowledge and to resolve, and their means (MTTA, MTTR).
  *
