@@ -158,7 +158,7 @@ void incidents_tick(struct engine *e)
     struct incidents *in = e->incidents;
     if (!in)
         return;
-    int64_t now = engine_now();
+    int64_t now_ms = (int64_t)engine_now_ms(), now = now_ms / 1000;
     if (now - in->last_sync >= 10 && !in->busy) {
         in->last_sync = now;
         sync_table(e);
@@ -167,7 +167,6 @@ void incidents_tick(struct engine *e)
         struct check c = { e, &e->cfg.alerts[i], now };
         signals_foreach(e, c.r->scope, check_scope, &c);
     }
-    int64_t now_ms = (int64_t)engine_now_ms();
     inc_probe_tick(e, now_ms);
     inc_esc_tick(e, now_ms);
     /* clean for auto_resolve: resolved */

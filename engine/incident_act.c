@@ -154,13 +154,12 @@ void inc_act_take(struct inc_job *j)
         fprintf(stderr, "sluiced: incident %llu: %s\n",
                 (unsigned long long)j->id, text);
     } else {
-        snprintf(text, sizeof text, "%s: account %u, %s", 
+        snprintf(text, sizeof text, "%s: account %u, %s",
                  config_alert_action_name(act), j->account, what);
     }
     json_t *p = json_pack("{s:s}", "state", err ? "failed" : "paused");
     if (!err) {
         json_object_set_new(p, "since_ms", json_integer(now));
-        j->paused_ms = now;
         j->next_probe_ms = now + (int64_t)j->rule.probe_after_s * 1000;
         if (j->rule.resume == ALERT_RESUME_PROBE)
             json_object_set_new(p, "next_probe_ms",

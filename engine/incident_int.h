@@ -106,7 +106,6 @@ struct inc_job {
     char why[256];
     int64_t alerted_ms;             /* when it sent alerts (0: none) */
     int act_state;                  /* enum inc_act_state after the job */
-    int64_t paused_ms;
     uint64_t released;              /* probe: the delivery let go (0 none) */
     bool skipped;                   /* escalate: not due any more */
 };
