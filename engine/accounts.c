@@ -74,7 +74,7 @@ static bool pick_held(struct engine *e, const struct item *it, void *arg,
                       struct queue_outcome *o)
 {
     (void)arg;
-    if (!accounts_held(e, it->account))
+    if (!accounts_held(e, it->account) || it->probe)
         return false;
     *o = (struct queue_outcome){
         .type = QUEUE_EV_NONE,
@@ -187,7 +187,7 @@ bool accounts_stop(struct engine *e, const struct item *it,
                    struct queue_outcome *o)
 {
     const struct eng_account *a = accounts_get(e, it->account);
-    if (a && a->held) {
+    if (a && a->held && !it->probe) {
         /* disabled (or its master): no new transaction; back to the
          * spool, parked until it is enabled.  accounts_load() takes such
          * items back as it loads; this is the last look before a MAIL

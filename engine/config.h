@@ -152,6 +152,9 @@ enum alert_scope { ALERT_SCOPE_ACCOUNT = 1, ALERT_SCOPE_CAMPAIGN,
                    ALERT_SCOPE_END };
 enum alert_action { ALERT_ACT_NONE = 0, ALERT_ACT_PAUSE_CAMPAIGN,
                     ALERT_ACT_PAUSE_ACCOUNT, ALERT_ACT_PAUSE_SITE };
+/* How the rule's pause ends: a person's resume, or a probe that is
+ * delivered (incident_probe.c). */
+enum alert_resume { ALERT_RESUME_MANUAL = 0, ALERT_RESUME_PROBE };
 #define CONFIG_MAX_ALERTS 64
 struct alert_rule {
     char name[32];
@@ -167,11 +170,22 @@ struct alert_rule {
     int action;                /* enum alert_action */
     unsigned auto_resolve_s;   /* clean this long: resolved (0: never) */
     int line;
+    /* escalation and the breaker's resume (incident_esc.c,
+     * incident_probe.c) */
+    unsigned escalate_after_s; /* unacknowledged this long: one level up
+                                  (0: never) */
+    double escalate_threshold; /* the value reaching this while open: one
+                                  level up (0: none) */
+    int resume;                /* enum alert_resume */
+    unsigned probe_after_s;    /* resume = probe: paused this long before a
+                                  probe (and between probes) */
 };
 const char *config_alert_signal_name(int signal);
 const char *config_alert_scope_name(int scope);
 const char *config_alert_action_name(int action);
 const char *config_alert_severity_name(int severity);
+/* The severity called name (0 info .. 2 critical), -1 for none. */
+int config_alert_severity_find(const char *name);
 
 /* [webhook NAME]: one consumer of the event stream that POSTs batches of
  * events as JSON arrays (webhook.c; keys read by config_webhook.c). */

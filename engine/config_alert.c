@@ -17,8 +17,13 @@
  *   the severity (info, warning, critical), the action (none,
  *   pause_campaign, pause_account, pause_site) and how long the signal
  *   must stay clean before the incident resolves itself (auto_resolve, 0:
- *   never).  A file without [alert] sections gets the shipped rules
- *   (README "Incidents"); a file with any gets only its own.
+ *   never).  Escalation: escalate_after (unacknowledged this long: one
+ *   severity level up, again after as long, up to critical) and
+ *   escalate_threshold (the value reaching it while open: one level up).
+ *   The breaker's end: resume = manual (a person resumes) or probe (after
+ *   probe_after, a probe delivery decides; incident_probe.c).  A file
+ *   without [alert] sections gets the shipped rules (README "Incidents");
+ *   a file with any gets only its own.
  *
  * DIAGNOSTICS
  *   A bad value stops config_load() with FILE:LINE and the reason, through
@@ -98,36 +103,59 @@ const char *config_alert_severity_name(int s)
     return name_of(severity_names, N(severity_names), s);
 }
 
-/* The shipped rules (README "Incidents"), used when the file has none. */
+int config_alert_severity_find(const char *name)
+{
+    return name ? lookup(severity_names, 0, N(severity_names), name) : -1;
+}
+
+#define PROBE_AFTER_S 600           /* probe_after when not given */
+
+/* The shipped rules (README "Incidents"), used when the file has none.
+ * Escalation (the last four: escalate_after, escalate_threshold, resume,
+ * probe_after): a warning nobody acknowledged within the hour, or that
+ * grows, becomes critical; critical rules are at the top already. */
 static const struct alert_rule shipped[] = {
     { "block-rate", ALERT_BLOCK_RATE, 0, ALERT_SCOPE_CAMPAIGN, 0.10, 100,
-      300, 2, ALERT_ACT_PAUSE_CAMPAIGN, 1800, 0 },
+      300, 2, ALERT_ACT_PAUSE_CAMPAIGN, 1800, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "hard-bounces", ALERT_HARD_BOUNCE_RATE, 0, ALERT_SCOPE_CAMPAIGN, 0.05,
-      200, 3600, 1, ALERT_ACT_NONE, 3600, 0 },
+      200, 3600, 1, ALERT_ACT_NONE, 3600, 0,
+      3600, 0.10, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "bounce-rate", ALERT_BOUNCE_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.10, 500,
-      3600, 1, ALERT_ACT_NONE, 3600, 0 },
+      3600, 1, ALERT_ACT_NONE, 3600, 0,
+      3600, 0.20, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "complaints", ALERT_COMPLAINT_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.003, 1000,
-      3600, 2, ALERT_ACT_NONE, 3600, 0 },
+      3600, 2, ALERT_ACT_NONE, 3600, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "complaints-warn", ALERT_COMPLAINT_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.001,
-      1000, 3600, 1, ALERT_ACT_NONE, 3600, 0 },
+      1000, 3600, 1, ALERT_ACT_NONE, 3600, 0,
+      3600, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "deferral-spike", ALERT_DEFERRAL_RATE, 0, ALERT_SCOPE_SITE, 0.5, 200,
-      300, 1, ALERT_ACT_NONE, 900, 0 },
+      300, 1, ALERT_ACT_NONE, 900, 0,
+      1800, 0.90, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "site-stalled", ALERT_SITE_STALLED, 0, ALERT_SCOPE_SITE, 1.0, 50, 300,
-      2, ALERT_ACT_NONE, 900, 0 },
+      2, ALERT_ACT_NONE, 900, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "backoff-floor", ALERT_BACKOFF_FLOOR, 0, ALERT_SCOPE_SITE, 600, 20, 900,
-      1, ALERT_ACT_NONE, 900, 0 },
+      1, ALERT_ACT_NONE, 900, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "dkim-failures", ALERT_DKIM_FAILURE_RATE, 0, ALERT_SCOPE_ACCOUNT, 0.02,
-      50, 900, 1, ALERT_ACT_NONE, 1800, 0 },
+      50, 900, 1, ALERT_ACT_NONE, 1800, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "spool-full-warn", ALERT_SPOOL_FULL, 0, ALERT_SCOPE_ENGINE, 0.80, 0, 300,
-      1, ALERT_ACT_NONE, 600, 0 },
+      1, ALERT_ACT_NONE, 600, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "spool-full", ALERT_SPOOL_FULL, 0, ALERT_SCOPE_ENGINE, 0.95, 0, 300, 2,
-      ALERT_ACT_NONE, 600, 0 },
+      ALERT_ACT_NONE, 600, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     /* the filesystem only when it is about to fill: a shared disk often
      * runs above 80% for reasons of its own */
     { "disk-full", ALERT_DISK_FULL, 0, ALERT_SCOPE_ENGINE, 0.95, 0, 300, 2,
-      ALERT_ACT_NONE, 600, 0 },
+      ALERT_ACT_NONE, 600, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
     { "webhook-backlog", ALERT_WEBHOOK_BACKLOG, 0, ALERT_SCOPE_WEBHOOK, 10000,
-      0, 300, 1, ALERT_ACT_NONE, 600, 0 },
+      0, 300, 1, ALERT_ACT_NONE, 600, 0,
+      0, 0, ALERT_RESUME_MANUAL, PROBE_AFTER_S },
 };
 
 /* What a signal is counted per (0: account, campaign or site, the
@@ -150,6 +178,7 @@ static const struct {
     [ALERT_DISK_FULL] = { ALERT_SCOPE_ENGINE, UNIT_FRACTION, false },
     [ALERT_WEBHOOK_BACKLOG] = { ALERT_SCOPE_WEBHOOK, UNIT_EVENTS, false },
 };
+
 
 /* The section's rule, made when new; NULL after config_fail. */
 static struct alert_rule *entry(struct config_parse *p, const char *name)
@@ -186,6 +215,7 @@ static struct alert_rule *entry(struct config_parse *p, const char *name)
     r->severity = 1;
     r->auto_resolve_s = 900;
     r->line = p->line;
+    r->probe_after_s = PROBE_AFTER_S;
     return r;
 }
 
@@ -225,6 +255,50 @@ static bool parse_threshold(const char *v, double *out)
         return true;
     }
     return false;
+}
+
+/* The escalation and resume keys of r: 1 taken, 0 after config_fail, -1
+ * not one of them. */
+static int breaker_key(struct config_parse *p, struct alert_rule *r,
+                       const char *key, const char *v)
+{
+    uint64_t ms;
+    if (!strcmp(key, "escalate_after")) {
+        if (!strcmp(v, "never"))
+            ms = 0;
+        else if (config_parse_duration_ms(v, &ms) || ms < 1000 ||
+                 ms > 7 * 86400000ull)
+            return config_fail(p, "escalate_after: '%s' is not a duration "
+                               "of 1s to 7d (or never)", v);
+        r->escalate_after_s = (unsigned)(ms / 1000);
+        return 1;
+    }
+    if (!strcmp(key, "escalate_threshold")) {
+        /* in the threshold's unit (a fraction, events or seconds) */
+        if (!parse_threshold(v, &r->escalate_threshold))
+            return config_fail(p, "escalate_threshold: '%s' is not a "
+                               "fraction (0.3) or a percentage (30%%) above "
+                               "0, or a count or duration like threshold", v);
+        return 1;
+    }
+    if (!strcmp(key, "resume")) {
+        if (!strcmp(v, "manual"))
+            r->resume = ALERT_RESUME_MANUAL;
+        else if (!strcmp(v, "probe"))
+            r->resume = ALERT_RESUME_PROBE;
+        else
+            return config_fail(p, "resume: '%s' is not manual or probe", v);
+        return 1;
+    }
+    if (!strcmp(key, "probe_after")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 1000 ||
+            ms > 86400000)
+            return config_fail(p, "probe_after: '%s' is not a duration of 1s "
+                               "to 1d", v);
+        r->probe_after_s = (unsigned)(ms / 1000);
+        return 1;
+    }
+    return -1;
 }
 
 int config_alert_section(struct config_parse *p, const char *section,
@@ -289,6 +363,8 @@ int config_alert_section(struct config_parse *p, const char *section,
             return config_fail(p, "auto_resolve: '%s' is not a duration up to "
                                "7d", v);
         r->auto_resolve_s = (unsigned)(ms / 1000);
+    } else if ((i = breaker_key(p, r, key, v)) >= 0) {
+        return i;
     } else {
         return config_fail(p, "unknown key '%s' in [%s]", key, section);
     }
@@ -423,6 +499,17 @@ void config_alert_check(struct config_parse *p)
             config_fail(p, "[alert %s]: action %s does not fit scope %s",
                         r->name, config_alert_action_name(r->action),
                         config_alert_scope_name(r->scope));
+            return;
+        }
+        if (r->resume == ALERT_RESUME_PROBE && r->action == ALERT_ACT_NONE) {
+            config_fail(p, "[alert %s]: resume = probe needs a pause action",
+                        r->name);
+            return;
+        }
+        if (r->escalate_threshold > 0 &&
+            r->escalate_threshold <= r->threshold) {
+            config_fail(p, "[alert %s]: escalate_threshold must be above "
+                        "threshold", r->name);
             return;
         }
     }

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "incident.h"
 #include "queue_admin.h"
 #include "queue_queued.h"
 
@@ -236,15 +237,19 @@ bool controls_claim(struct engine *e, const struct queue_claim *c,
         return true;
     }
     if (c->campaign && engine_paused(e, QUEUE_CTL_CAMPAIGN,
-                                     engine_campaign_ctl_name(c->campaign))) {
-        /* parked in the spool until `sluice campaign resume` */
+                                     engine_campaign_ctl_name(c->campaign)) &&
+        !(it->probe = incidents_probe_claim(e, c))) {
+        /* parked in the spool until `sluice campaign resume` (or an
+         * incident's probe lets this one through) */
         *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
                                      .retry_at = queue_park_time(c->campaign) };
         return true;
     }
     /* a disabled account (parked until it is enabled), or one at its daily
      * cap (until the next UTC day): the mail waits in the spool */
-    int64_t hold = c->account ? accounts_hold(e, it) : 0;
+    if (c->account && !it->probe && accounts_held(e, c->account))
+        it->probe = incidents_probe_claim(e, c);
+    int64_t hold = c->account && !it->probe ? accounts_hold(e, it) : 0;
     if (hold) {
         *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
                                      .retry_at = hold };

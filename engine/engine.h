@@ -93,6 +93,8 @@ struct item {
                           * handed to a receiver yet */
     bool taken;          /* marked by job_build() to leave its dest */
     bool attempted;      /* handed to a receiver: counts as sent */
+    bool probe;          /* an incident's probe: goes through its campaign's
+                          * pause and its account's hold (incident_probe.c) */
     int64_t created;
     struct dest *dest;
     struct body *body;

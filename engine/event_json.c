@@ -17,7 +17,9 @@
  *   recipient and stored nowhere: its delivery names it); `campaign_name`
  *   and `account_name` through the engine's cache (event_names.c; null
  *   for id 0 or a name that cannot be read); for a complaint
- *   `feedback_type` (ARF's Feedback-Type, "abuse").  Without the engine's
+ *   `feedback_type` (ARF's Feedback-Type, "abuse"); for an incident
+ *   `change` (opened, escalated, resumed, resolved: its text's first
+ *   word).  Without the engine's
  *   cache (e NULL: a tool, a unit test) id and the names are null.
  *
  *   Written by hand: event_json_line() writes the line straight into
@@ -189,7 +191,7 @@ static const char *const field_names[EVF_COUNT] = {
     [EVF_TIME] = "time", [EVF_MESSAGE_ID] = "message_id",
     [EVF_CAMPAIGN_NAME] = "campaign_name",
     [EVF_ACCOUNT_NAME] = "account_name",
-    [EVF_FEEDBACK_TYPE] = "feedback_type",
+    [EVF_FEEDBACK_TYPE] = "feedback_type", [EVF_CHANGE] = "change",
 };
 
 /* The field's name (event_json.h). */
@@ -273,6 +275,16 @@ void event_fields(struct engine *e, const struct queue_event *ev,
     if (ev->type == QUEUE_EV_COMPLAINT) {
         f->kind[EVF_FEEDBACK_TYPE] = EVK_STR;
         f->str[EVF_FEEDBACK_TYPE] = f->text;
+    }
+    f->kind[EVF_CHANGE] = EVK_ABSENT;
+    if (ev->type == QUEUE_EV_INCIDENT) {
+        /* "opened ...", "escalated ...", "resumed ...", "resolved ..." */
+        size_t n = strcspn(f->text, " ");
+        if (n >= sizeof f->change)
+            n = 0;
+        memcpy(f->change, f->text, n);
+        f->change[n] = 0;
+        set_str(f, EVF_CHANGE, f->change);
     }
 }
 

@@ -32,7 +32,8 @@ enum event_field {
     EVF_SEQ, EVF_TYPE, EVF_DELIVERY, EVF_CAMPAIGN, EVF_ACCOUNT, EVF_RCPT,
     EVF_DOMAIN, EVF_MX, EVF_CODE, EVF_ENHANCED, EVF_CATEGORY, EVF_TEXT,
     EVF_ATTEMPTS, EVF_TIME_MS, EVF_ID, EVF_TIME, EVF_MESSAGE_ID,
-    EVF_CAMPAIGN_NAME, EVF_ACCOUNT_NAME, EVF_FEEDBACK_TYPE, EVF_COUNT
+    EVF_CAMPAIGN_NAME, EVF_ACCOUNT_NAME, EVF_FEEDBACK_TYPE, EVF_CHANGE,
+    EVF_COUNT
 };
 
 /* What one field holds for one event. */
@@ -48,6 +49,7 @@ struct event_fields {
     char enh[3 * QUEUE_MAX_ENHANCED + 4], text[3 * QUEUE_MAX_REPLY + 4];
     char id[64], when[32];           /* EVENT_ID_MAX, EVENT_TIME_MAX */
     char cname[3 * 128 + 4], aname[3 * 128 + 4];
+    char change[16];                 /* an incident's: its text's first word */
 };
 
 /* Fill f with ev's fields (names and id through e's cache; e NULL: none,

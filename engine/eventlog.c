@@ -192,6 +192,7 @@ static int on_event(void *arg, const struct queue_event *ev)
         count(&l->e->st, ev->type);
         metrics_event(l->e, ev);
         signals_event(l->e, ev);
+        incidents_event(l->e, ev);
         l->counted = ev->seq;
     }
     p->seen++;

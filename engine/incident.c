@@ -18,8 +18,12 @@
  *   unless the last alert of that incident is more recent than
  *   alert_interval (the webhook event is written either way).  Every ten seconds the table
  *   is compared with the spool, so an incident resolved by hand stops
- *   being joined.  At start the open incidents are read back, so a
- *   restart keeps joining and resolving them.
+ *   being joined (and one acknowledged stops escalating by time).  At
+ *   start the open incidents are read back, so a restart keeps joining
+ *   and resolving them, and takes a pause still pending.  Escalation is
+ *   incident_esc.c's, the breaker's pending pauses and probes are
+ *   incident_probe.c's; while a pause waits for a probe, the incident
+ *   does not resolve itself.
  *
  * DIAGNOSTICS
  *   incidents_open() fails out of memory or when the spool cannot be read
@@ -62,9 +66,11 @@ static struct inc_open *add(struct incidents *in, const char *rule, int kind,
     return o;
 }
 
-/* Drop entry o. */
-static void drop(struct incidents *in, struct inc_open *o)
+/* Drop entry o (its probe, if one is out, with it). */
+static void drop(struct engine *e, struct inc_open *o)
 {
+    struct incidents *in = e->incidents;
+    inc_probe_forget(e, o);
     size_t i = (size_t)(o - in->v);
     memmove(&in->v[i], &in->v[i + 1], (in->n - i - 1) * sizeof *o);
     in->n--;
@@ -91,6 +97,7 @@ static void check_scope(void *arg, const struct sig_scope *s)
     struct inc_open *o = find(in, c->r->name, s->kind, s->name);
     if (o) {
         o->last_fire_s = c->now;
+        o->last_value = value;  /* escalate_threshold (incident_esc.c) */
         return;
     }
     if (in->busy)
@@ -106,12 +113,11 @@ static void check_scope(void *arg, const struct sig_scope *s)
         o->account = master;
     struct inc_job *j = calloc(1, sizeof *j);
     if (!j) {
-        drop(in, o);
+        drop(c->e, o);
         return;
     }
     j->kind = INC_JOB_OPEN;
     j->alert = true;
-    o->alert_s = c->now;
     j->rule = *c->r;
     j->scope_kind = s->kind;
     snprintf(j->scope, sizeof j->scope, "%s", s->name);
@@ -138,11 +144,12 @@ static void sync_table(struct engine *e)
             json_t *j = json_loads(text, 0, NULL);
             const char *st = json_string_value(json_object_get(j, "state"));
             gone = st && !strcmp(st, "resolved");
+            inc_open_refresh(o, j);
             json_decref(j);
         }
         free(text);
         if (gone)
-            drop(in, o);
+            drop(e, o);
         else
             i++;
     }
@@ -153,7 +160,7 @@ void incidents_tick(struct engine *e)
     struct incidents *in = e->incidents;
     if (!in)
         return;
-    int64_t now = engine_now();
+    int64_t now_ms = (int64_t)engine_now_ms(), now = now_ms / 1000;
     signals_gauges(e);
     if (now - in->last_sync >= 10 && !in->busy) {
         in->last_sync = now;
@@ -163,6 +170,8 @@ void incidents_tick(struct engine *e)
         struct check c = { e, &e->cfg.alerts[i], now };
         signals_foreach(e, c.r->scope, check_scope, &c);
     }
+    inc_probe_tick(e, now_ms);
+    inc_esc_tick(e, now_ms);
     /* clean for auto_resolve: resolved */
     for (size_t i = 0; i < in->n && !in->busy; i++) {
         struct inc_open *o = &in->v[i];
@@ -171,15 +180,15 @@ void incidents_tick(struct engine *e)
             if (!strcmp(e->cfg.alerts[k].name, o->rule))
                 r = &e->cfg.alerts[k];
         unsigned after = r ? r->auto_resolve_s : 0;
-        if (!o->id || !after || now - o->last_fire_s < (int64_t)after)
+        if (!o->id || !after || now - o->last_fire_s < (int64_t)after ||
+            inc_probe_holds(o, r))
             continue;
         struct inc_job *j = calloc(1, sizeof *j);
         if (!j)
             return;
         j->kind = INC_JOB_RESOLVE;
         /* never more than one alert per incident per alert_interval */
-        j->alert = now - o->alert_s >=
-                   (int64_t)(e->cfg.alert_interval_ms / 1000);
+        j->alert = now_ms - o->alert_ms >= (int64_t)e->cfg.alert_interval_ms;
         j->id = o->id;
         j->account = o->account;
         snprintf(j->rule.name, sizeof j->rule.name, "%s", o->rule);
@@ -191,22 +200,37 @@ void incidents_tick(struct engine *e)
 
 void inc_job_finished(struct engine *e, struct inc_job *j)
 {
+    static const char *const doing[] = {
+        [INC_JOB_OPEN] = "opening", [INC_JOB_RESOLVE] = "resolving",
+        [INC_JOB_ACT] = "pausing", [INC_JOB_ESCALATE] = "escalating",
+        [INC_JOB_ALERT] = "alerting", [INC_JOB_PROBE] = "probing",
+        [INC_JOB_VERDICT] = "acting on the probe of" };
     struct incidents *in = e->incidents;
     struct inc_open *o = find(in, j->rule.name, j->scope_kind, j->scope);
     bool said = j->err && j->err == in->last_err;
     in->last_err = j->err;
     if (j->err && !said)
         fprintf(stderr, "sluiced: incidents: %s %s %s %s: %s\n",
-                j->kind == INC_JOB_OPEN ? "opening" : "resolving",
-                j->rule.name, config_alert_scope_name(j->scope_kind),
-                j->scope, j->why[0] ? j->why : engine_strerror(j->err));
+                doing[j->kind], j->rule.name,
+                config_alert_scope_name(j->scope_kind), j->scope,
+                j->why[0] ? j->why : engine_strerror(j->err));
+    if (o && j->alerted_ms)
+        o->alert_ms = j->alerted_ms;
     if (o && j->kind == INC_JOB_OPEN) {
-        if (j->err)
-            drop(in, o);
-        else
+        if (j->err) {
+            drop(e, o);
+        } else {
             o->id = j->id;
+            inc_probe_finished(e, o, j);
+        }
     } else if (o && j->kind == INC_JOB_RESOLVE && !j->err) {
-        drop(in, o);
+        drop(e, o);
+    } else if (o && (j->kind == INC_JOB_ESCALATE ||
+                     j->kind == INC_JOB_ALERT)) {
+        inc_esc_finished(e, o, j);
+    } else if (o && j->kind != INC_JOB_RESOLVE &&
+               inc_probe_finished(e, o, j)) {
+        drop(e, o);
     }
 }
 
@@ -230,6 +254,7 @@ static int load_one(void *arg, uint64_t id, uint32_t account,
             o->id = id;
             o->account = account;
             o->last_fire_s = engine_now(); /* resolves after a clean spell */
+            inc_open_load(o, j);     /* escalation, the breaker's pause */
         }
     }
     json_decref(j);

@@ -1,7 +1,9 @@
 /*
  * incident.h - the incident watcher of sluiced: rolling windows of the
  * outcome stream (signals.c) and the rules, incidents, circuit breaker
- * and alerts built on them (incident.c, incident_job.c).
+ * and alerts built on them (incident.c, incident_job.c; escalation:
+ * incident_esc.c; the breaker's pauses and probes: incident_probe.c on
+ * the loop, incident_act.c on the worker).
  *
  * The loop thread owns the windows and the open-incident table; spool
  * writes (incident records, pauses, alert mail) run on a libuv worker,
@@ -12,6 +14,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "config.h"
 #include "queue.h"
@@ -107,5 +111,15 @@ int incidents_open(struct engine *e, char *err, size_t errlen);
 void incidents_tick(struct engine *e);
 /* Wait for the job in flight (teardown, before the writer stops). */
 void incidents_close(struct engine *e);
+
+/* The circuit breaker's probes (incident_probe.c).  A claim that a
+ * campaign pause or an account hold stops: whether it is the probe an
+ * incident lets through (then it goes on, marked a probe). */
+bool incidents_probe_claim(struct engine *e, const struct queue_claim *c);
+/* One spool event (the event log's pump, each once): a probe's outcome. */
+void incidents_event(struct engine *e, const struct queue_event *ev);
+/* The open incidents' pauses for status.json: [{incident, rule, severity,
+ * kind, name, state, next_probe_ms, probe, probes}]. */
+json_t *incidents_status_json(const struct engine *e);
 
 #endif

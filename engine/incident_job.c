@@ -13,13 +13,14 @@
  *   a gauge's own numbers (signals_detail()).  The record and an
  *   `incident` event commit
  *   together (queue_incident_change), so webhooks with events = incident
- *   and the event log see it.  Then the rule's action pauses the campaign
- *   (queue_campaign_pause), the account (disabled: its mail is held) or
- *   the site (a site pause) as the person's commands would, audited as
- *   sluiced; its result goes into the timeline.  Then the alerts: the
- *   alert_command gets the incident's JSON on stdin, and a mail goes to
- *   the account's alert_to addresses through the spool like any mail.
- *   A resolve sets the state, appends its event and alerts again.
+ *   and the event log see it.  A rule with a pause action writes it into
+ *   the record as pending; then incident_act.c takes it and marks it
+ *   taken (so a crash in between leaves it pending, and the next start
+ *   takes it).  Then the alerts: the alert_command gets the incident's
+ *   JSON on stdin, and a mail goes to the account's alert_to addresses
+ *   through the spool like any mail.  A resolve sets the state, appends
+ *   its event and alerts again.  The other jobs (escalation, probes,
+ *   verdicts) are incident_act.c's.
  *
  * DIAGNOSTICS
  *   A spool failure ends the job with its code (reported by incident.c);
@@ -267,8 +268,7 @@ static json_t *root_cause(struct inc_job *j)
 }
 
 /* The actor of sluiced's own changes. */
-static struct queue_actor actor(const struct inc_job *j, char *via,
-                                size_t len)
+struct queue_actor inc_actor(const struct inc_job *j, char *via, size_t len)
 {
     snprintf(via, len, "incident %llu", (unsigned long long)j->id);
     return (struct queue_actor){ .user = "sluiced", .via = via,
@@ -276,56 +276,27 @@ static struct queue_actor actor(const struct inc_job *j, char *via,
                                  .account = j->account };
 }
 
-/* One timeline entry by sluiced (and an event when etext is given). */
-static int note(struct inc_job *j, const char *what, const char *text,
-                const char *action, const char *etext)
+/* One timeline entry by sluiced, ed's what, text and extras (and an
+ * event when etext is given). */
+int inc_note_edit(struct inc_job *j, struct incident_edit *ed,
+                  const char *action, const char *etext)
 {
     char via[40];
-    struct queue_actor by = actor(j, via, sizeof via);
-    struct incident_edit ed = { .what = what, .who = "sluiced", .text = text,
-                                .now_ms = (int64_t)engine_now_ms() };
+    struct queue_actor by = inc_actor(j, via, sizeof via);
+    ed->who = "sluiced";
+    ed->now_ms = (int64_t)engine_now_ms();
     struct queue_incident_change c = {
         .id = j->id, .campaign = j->campaign, .edit = incident_rec_edit,
-        .arg = &ed, .action = action, .event_text = etext, .by = &by };
+        .arg = ed, .action = action, .event_text = etext, .by = &by };
     return queue_incident_change(j->e->q, &c);
 }
 
-/* The rule's action: pause the campaign, account or site. */
-static void act(struct inc_job *j)
+/* One timeline entry by sluiced (and an event when etext is given). */
+int inc_note(struct inc_job *j, const char *what, const char *text,
+             const char *action, const char *etext)
 {
-    char via[40], reason[200], text[300];
-    struct queue_actor by = actor(j, via, sizeof via);
-    int err = 0;
-    const char *what = config_alert_action_name(j->rule.action);
-    snprintf(reason, sizeof reason, "incident %llu: %s",
-             (unsigned long long)j->id, j->rule.name);
-    switch (j->rule.action) {
-    case ALERT_ACT_NONE:
-        return;
-    case ALERT_ACT_PAUSE_CAMPAIGN:
-        err = queue_campaign_pause(j->e->q, j->campaign, reason, &by);
-        break;
-    case ALERT_ACT_PAUSE_SITE:
-        err = queue_pause(j->e->q, QUEUE_CTL_SITE, j->scope, reason, via);
-        break;
-    case ALERT_ACT_PAUSE_ACCOUNT: {
-        struct queue_account_change ch = { .set = QUEUE_AC_DISABLED,
-                                           .disabled = true };
-        err = queue_account_update(j->e->q, j->account, &ch, &by);
-        break;
-    }
-    }
-    if (err)
-        snprintf(text, sizeof text, "%s %s failed: %s (%s)", what, j->scope,
-                 engine_strerror(err), queue_last_detail());
-    else
-        snprintf(text, sizeof text, "%s: account %u, %s %s", what,
-                 j->account, config_alert_scope_name(j->scope_kind),
-                 j->scope);
-    if (err)
-        fprintf(stderr, "sluiced: incident %llu: %s\n",
-                (unsigned long long)j->id, text);
-    note(j, "action", text, "incident action", NULL);
+    struct incident_edit ed = { .what = what, .text = text };
+    return inc_note_edit(j, &ed, action, etext);
 }
 
 /* Run the alert command with text on stdin (at most CMD_WAIT_S). */
@@ -429,8 +400,10 @@ static void alert_mail(struct inc_job *j, const char *subject,
     free(msg);
 }
 
-/* The alerts of an open or resolve: the command and the mail. */
-static void alert(struct inc_job *j, const char *change)
+/* The alerts of a change (opened, escalated, resolved): the command and
+ * the mail, with the record as it is now (its severity, raised by an
+ * escalation); j->alerted_ms says when. */
+void inc_alert(struct inc_job *j, const char *change)
 {
     uint32_t account;
     char *text = NULL, subject[300];
@@ -438,6 +411,11 @@ static void alert(struct inc_job *j, const char *change)
         return;
     json_t *rec = json_loads(text, 0, NULL);
     free(text);
+    const char *sev = json_string_value(json_object_get(rec, "severity"));
+    snprintf(subject, sizeof subject, "[sluice] incident %llu %s: %s (%s) "
+             "%s %s", (unsigned long long)j->id, change, j->rule.name,
+             sev ? sev : config_alert_severity_name(j->rule.severity),
+             config_alert_scope_name(j->scope_kind), j->scope);
     json_t *a = json_pack("{s:s,s:s,s:O}", "type", "incident", "change",
                           change, "incident", rec ? rec : json_null());
     char *body = json_dumps(a, JSON_INDENT(2));
@@ -447,19 +425,51 @@ static void alert(struct inc_job *j, const char *change)
         return;
     if (j->alert_command)
         alert_command(j, body);
-    snprintf(subject, sizeof subject, "[sluice] incident %llu %s: %s (%s) "
-             "%s %s", (unsigned long long)j->id, change, j->rule.name,
-             config_alert_severity_name(j->rule.severity),
-             config_alert_scope_name(j->scope_kind), j->scope);
     alert_mail(j, subject, body);
     free(body);
+    j->alerted_ms = (int64_t)engine_now_ms();
+}
+
+/* The pause a rule's action takes, as the record's "pause" (NULL for
+ * none): pending until inc_act_take() has taken it. */
+static json_t *pause_json(const struct inc_job *j, json_t *cause)
+{
+    const char *kind = NULL;
+    char name[SIGNALS_SCOPE_NAME];
+    switch (j->rule.action) {
+    case ALERT_ACT_PAUSE_CAMPAIGN:
+        kind = "campaign";
+        snprintf(name, sizeof name, "%llu", (unsigned long long)j->campaign);
+        break;
+    case ALERT_ACT_PAUSE_ACCOUNT:
+        kind = "account";
+        snprintf(name, sizeof name, "%u", j->account);
+        break;
+    case ALERT_ACT_PAUSE_SITE:
+        kind = "site";
+        snprintf(name, sizeof name, "%s", j->scope);
+        break;
+    default:
+        return NULL;
+    }
+    /* probes go where the trouble was: the site, or the recipient domain
+     * the root cause names first */
+    const char *dom = j->rule.action == ALERT_ACT_PAUSE_SITE ? "" :
+        json_string_value(json_object_get(json_array_get(
+            json_object_get(cause, "domains"), 0), "domain"));
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "kind", kind, "name", name,
+                     "state", "pending", "resume",
+                     j->rule.resume == ALERT_RESUME_PROBE ? "probe"
+                                                          : "manual",
+                     "probe_after_s", (json_int_t)j->rule.probe_after_s,
+                     "domain", dom ? dom : "");
 }
 
 /* Worker: open the incident of j. */
 static void job_open(struct inc_job *j)
 {
     char via[40], etext[200];
-    struct queue_actor by = actor(j, via, sizeof via);
+    struct queue_actor by = inc_actor(j, via, sizeof via);
     json_t *base = json_pack(
         "{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:{s:f,s:f,s:I,s:I},s:o,s:s}",
         "rule", j->rule.name, "signal",
@@ -472,6 +482,12 @@ static void job_open(struct inc_job *j)
         (json_int_t)j->volume, "window_s", (json_int_t)j->rule.window_s,
         "root_cause", root_cause(j), "action",
         config_alert_action_name(j->rule.action));
+    json_t *pause = pause_json(j, json_object_get(base, "root_cause"));
+    if (pause) {
+        snprintf(j->domain, sizeof j->domain, "%s", json_string_value(
+            json_object_get(pause, "domain")));
+        json_object_set_new(base, "pause", pause);
+    }
     char text[200];
     snprintf(text, sizeof text, "%s %.4f >= %.4f over %llu in %us",
              config_alert_signal_name(j->rule.signal), j->value,
@@ -499,9 +515,9 @@ static void job_open(struct inc_job *j)
         return;
     }
     j->id = c.id;
-    act(j);
+    inc_act_take(j);
     if (j->alert)
-        alert(j, "opened");
+        inc_alert(j, "opened");
 }
 
 /* Worker: resolve incident j->id. */
@@ -512,13 +528,13 @@ static void job_resolve(struct inc_job *j)
              j->rule.auto_resolve_s);
     snprintf(etext, sizeof etext, "resolved %s %s %s", j->rule.name,
              config_alert_scope_name(j->scope_kind), j->scope);
-    j->err = note(j, "resolved", text, "incident resolve", etext);
+    j->err = inc_note(j, "resolved", text, "incident resolve", etext);
     if (j->err == -EINVAL) {
         j->err = 0; /* resolved by hand meanwhile */
         return;
     }
     if (!j->err && j->alert)
-        alert(j, "resolved");
+        inc_alert(j, "resolved");
 }
 
 /* uv_work_cb. */
@@ -527,8 +543,10 @@ static void job_work(uv_work_t *req)
     struct inc_job *j = req->data;
     if (j->kind == INC_JOB_OPEN)
         job_open(j);
-    else
+    else if (j->kind == INC_JOB_RESOLVE)
         job_resolve(j);
+    else
+        inc_act_work(j);
 }
 
 /* uv_after_work_cb: back on the loop. */
@@ -550,9 +568,10 @@ void inc_job_start(struct engine *e, struct inc_job *j)
     const struct config *cfg = &e->cfg;
     j->e = e;
     j->req.data = j;
-    /* the rule's copy for a resolve comes from the config */
+    /* the rule's copy for a job on an open incident comes from the
+     * config (an opening brings its own) */
     for (size_t i = 0; i < cfg->nalerts; i++)
-        if (j->kind == INC_JOB_RESOLVE &&
+        if (j->kind != INC_JOB_OPEN &&
             !strcmp(cfg->alerts[i].name, j->rule.name))
             j->rule = cfg->alerts[i];
     if (cfg->alert_command)

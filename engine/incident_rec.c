@@ -7,7 +7,12 @@
  *   opened_ms, acknowledged_ms, resolved_ms, assignee, numbers (value,
  *   threshold, volume, window_s), root_cause (replies, mx, domains,
  *   first_ms, last_ms, samples), action, and timeline: entries
- *   {time_ms, what, who, text}.  incident_rec_edit() runs inside the
+ *   {time_ms, what, who, text}.  An escalation raises severity and sets
+ *   escalated_ms and escalations (a count).  A rule with a pause action
+ *   adds "pause": kind (campaign, account, site), name, state (pending
+ *   until taken, then paused or failed; lifted after a probe), resume
+ *   (manual, probe), probe_after_s, domain (where probes go), since_ms,
+ *   next_probe_ms, probes.  incident_rec_edit() runs inside the
  *   spool's writer transaction (queue_incident_change), so each change
  *   applies to the newest record.  The timeline keeps its first entry and
  *   the newest INCIDENT_TIMELINE_MAX - 1.
@@ -21,6 +26,37 @@
 #include <string.h>
 
 #include "incident_rec.h"
+
+/* The rank of a severity name (info 0 .. critical 2), -1 unknown. */
+static int severity_rank(const char *s)
+{
+    static const char *const names[] = { "info", "warning", "critical" };
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+/* An escalation of j (to c->severity): 0, or -EALREADY with why when it
+ * is not due any more (at that level already; acknowledged, by time). */
+static long escalate(json_t *j, const struct incident_edit *c, uint64_t id,
+                     char *why, size_t whylen)
+{
+    const char *state = json_string_value(json_object_get(j, "state"));
+    const char *sev = json_string_value(json_object_get(j, "severity"));
+    if (severity_rank(c->severity) < 0 ||
+        severity_rank(sev) >= severity_rank(c->severity) ||
+        (c->by_time && state && !strcmp(state, "acknowledged"))) {
+        snprintf(why, whylen, "incident %llu: no escalation due",
+                 (unsigned long long)id);
+        return -EALREADY;
+    }
+    json_object_set_new(j, "severity", json_string(c->severity));
+    json_object_set_new(j, "escalated_ms", json_integer(c->now_ms));
+    json_object_set_new(j, "escalations", json_integer(
+        json_integer_value(json_object_get(j, "escalations")) + 1));
+    return 0;
+}
 
 /* The record's new state for a change, NULL: unchanged. */
 static const char *new_state(const char *what)
@@ -68,6 +104,21 @@ long incident_rec_edit(void *arg, uint64_t id, const char *old, char *out,
         snprintf(key, sizeof key, "%s_ms", to);
         json_object_set_new(j, key, json_integer(c->now_ms));
     }
+    if (!strcmp(c->what, "escalated")) {
+        long rc = escalate(j, c, id, why, whylen);
+        if (rc) {
+            json_decref(j);
+            return rc;
+        }
+    }
+    if (c->pause) {
+        json_t *p = json_object_get(j, "pause");
+        if (!json_is_object(p)) {
+            p = json_object();
+            json_object_set_new(j, "pause", p);
+        }
+        json_object_update(p, c->pause);
+    }
     if (!strcmp(c->what, "assigned") && c->assignee)
         json_object_set_new(j, "assignee", json_string(c->assignee));
     json_t *tl = json_object_get(j, "timeline");
@@ -90,4 +141,31 @@ long incident_rec_edit(void *arg, uint64_t id, const char *old, char *out,
     }
     out[n] = 0;
     return (long)n;
+}
+
+bool incident_rec_pause(json_t *rec, struct incident_pause *p)
+{
+    json_t *pa = json_object_get(rec, "pause");
+    memset(p, 0, sizeof *p);
+    if (!json_is_object(pa))
+        return false;
+    p->id = (uint64_t)json_integer_value(json_object_get(rec, "id"));
+    p->rule = json_string_value(json_object_get(rec, "rule"));
+    p->severity = json_string_value(json_object_get(rec, "severity"));
+    p->kind = json_string_value(json_object_get(pa, "kind"));
+    p->name = json_string_value(json_object_get(pa, "name"));
+    p->state = json_string_value(json_object_get(pa, "state"));
+    p->resume = json_string_value(json_object_get(pa, "resume"));
+    p->since_ms = json_integer_value(json_object_get(pa, "since_ms"));
+    p->next_probe_ms = json_integer_value(json_object_get(pa,
+                                                          "next_probe_ms"));
+    p->probes = json_integer_value(json_object_get(pa, "probes"));
+    if (!p->rule)
+        p->rule = "?";
+    if (!p->severity)
+        p->severity = "?";
+    if (!p->resume)
+        p->resume = "manual";
+    return p->kind && p->name && p->state &&
+           (!strcmp(p->state, "paused") || !strcmp(p->state, "pending"));
 }

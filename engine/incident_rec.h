@@ -7,6 +7,7 @@
 #define SLUICE_ENGINE_INCIDENT_REC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,17 +17,42 @@
  * new incident, base is the record without id (its id is added). */
 struct incident_edit {
     const char *what;      /* opened, acknowledged, assigned, noted, action,
-                              resolved */
+                              escalated, probe, resumed, resolved */
     const char *who;
     const char *text;      /* NULL: none */
     const char *assignee;  /* assigned: whom */
     int64_t now_ms;
     json_t *base;          /* opened: the record */
+    /* escalated: the new severity; refused (-EALREADY) when the record is
+     * at it or above, or, by_time, once it is acknowledged */
+    const char *severity;
+    bool by_time;
+    json_t *pause;         /* members set into the record's "pause" */
 };
 
 /* queue_incident_edit_fn over struct incident_edit: refuses (-EINVAL) to
- * acknowledge, assign or resolve a resolved incident. */
+ * acknowledge, assign, escalate or resolve a resolved incident, and
+ * (-EALREADY) an escalation that is not due any more. */
 long incident_rec_edit(void *arg, uint64_t id, const char *old, char *out,
                        size_t cap, char *why, size_t whylen);
+
+/* The circuit breaker's pause an incident record holds (its "pause"
+ * object, incident_job.c): strings point into the record. */
+struct incident_pause {
+    uint64_t id;
+    const char *rule, *severity;
+    const char *kind;      /* campaign, account or site */
+    const char *name;      /* campaign id, account id, site name */
+    const char *state;     /* pending, paused, failed, lifted */
+    const char *resume;    /* manual or probe */
+    int64_t since_ms, next_probe_ms;
+    long long probes;
+};
+
+/* Whether record rec holds a pause that sluiced took (or is to take:
+ * pending) and did not lift; fills p.  The tools also check that the
+ * campaign, account or site is still paused (a person may have resumed
+ * it). */
+bool incident_rec_pause(json_t *rec, struct incident_pause *p);
 
 #endif

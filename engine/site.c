@@ -11,7 +11,8 @@
  *   After `recover_after` successes in a row the site steps back up: one
  *   more connection and a tenth more rate, until it is back at its limits.
  *   Every change of state is written to the event log with the reply that
- *   caused it.
+ *   caused it.  A paused site takes nothing, except the one transaction of
+ *   an incident's probe (site_probe_open(), on one connection).
  *
  * DIAGNOSTICS
  *   None: a site only ever says "not now" and when.
@@ -177,7 +178,7 @@ unsigned site_conn_limit(const struct site *s)
 bool site_stopped(struct site *s, int64_t *until_ms)
 {
     *until_ms = 0;
-    if (s->paused)
+    if (s->paused && !s->probe)
         return true;
     if (s->suspended_until_ms > (int64_t)uv_now(s->e->loop)) {
         *until_ms = (int64_t)engine_now_ms() +
@@ -190,7 +191,8 @@ bool site_stopped(struct site *s, int64_t *until_ms)
 bool site_may_connect(struct site *s)
 {
     int64_t until;
-    if (site_stopped(s, &until) || s->sessions >= site_conn_limit(s))
+    if (site_stopped(s, &until) || s->sessions >= site_conn_limit(s) ||
+        (s->paused && s->sessions))   /* a probe: one connection */
         return false;
     const struct rate *r = &s->pol->max_connection_rate;
     if (r->n && s->tat_conn > now_ms(s)) {
@@ -227,6 +229,8 @@ bool site_take(struct site *s, unsigned n)
     int64_t until;
     if (site_stopped(s, &until))
         return false;
+    if (n && s->paused)
+        s->probe = false;   /* the probe's one transaction: it goes */
     if (!r->n)
         return true;
     double t = now_ms(s);
@@ -339,10 +343,39 @@ void site_set_paused(struct site *s, bool paused)
     if (s->paused == paused)
         return;
     s->paused = paused;
+    s->probe = false;
     site_enter(s, paused ? SITE_PAUSED : site_running_state(s));
     eventlog_site(s->e, s, paused ? "paused" : "resumed", 0, "", "");
     for (unsigned i = 0; i < s->ndests; i++)
         dest_kick(s->e, s->dests[i]);
+}
+
+/* The site called name (configured or a domain's own), NULL if none. */
+static struct site *site_named(struct engine *e, const char *name)
+{
+    if (!e->sites.cap)
+        return NULL;
+    for (struct site *s = e->sites.tab[hash_name(name) & (e->sites.cap - 1)];
+         s; s = s->hnext)
+        if (!strcmp(s->name, name))
+            return s;
+    return NULL;
+}
+
+bool site_probe_open(struct engine *e, const char *name)
+{
+    struct site *s = site_named(e, name);
+    if (!s || !s->paused)
+        return false;
+    s->probe = true;
+    return true;
+}
+
+void site_probe_close(struct engine *e, const char *name)
+{
+    struct site *s = site_named(e, name);
+    if (s)
+        s->probe = false;
 }
 
 void site_add_waiting(struct site *s, int delta)

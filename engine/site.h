@@ -60,6 +60,8 @@ struct site {
     bool timer_armed;
     struct dest **dests;           /* member destinations */
     unsigned ndests, capdests;
+    bool probe;                    /* paused, but one transaction may go
+                                      (an incident's probe) */
 };
 
 /* The site for a destination after its MX lookup: the configured site
@@ -95,6 +97,11 @@ bool site_stopped(struct site *s, int64_t *until_ms);
 
 /* Apply the spool's pause list (names of paused sites and domains). */
 void site_set_paused(struct site *s, bool paused);
+/* An incident's probe: the paused site called name lets one transaction
+ * through, on one connection (false: no such site known, or it is not
+ * paused); site_probe_close() ends that if it has not gone yet. */
+bool site_probe_open(struct engine *e, const char *name);
+void site_probe_close(struct engine *e, const char *name);
 
 const char *site_state_name(enum site_state st);
 

@@ -8,7 +8,9 @@
  *   limit, current rate against max_rate, backoff state, last error, next
  *   retry, counts, and the domains it holds; and whether the spool takes
  *   writes ("spool_state": writable, full or unwritable, with the outcomes
- *   held in memory meanwhile).
+ *   held in memory meanwhile); and the pauses open incidents hold
+ *   ("breakers": campaign, account or site, by which incident and rule,
+ *   and its probe).
  *
  *   Written into a spare file that is then swapped with status.json
  *   (renameat2 RENAME_EXCHANGE), so a reader never sees half a document
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "incident.h"
 
 /* One site as a JSON object. */
 static json_t *site_json(struct site *s)
@@ -141,6 +144,8 @@ void status_write(struct engine *e)
                             "spool_state", spool_json(e), "sites", sites);
     if (!doc)
         return;
+    /* the circuit breaker's pauses of open incidents (incident_probe.c) */
+    json_object_set_new(doc, "breakers", incidents_status_json(e));
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     int rc = text ? replace_file(path, tmp, text) : -1;

@@ -13,6 +13,8 @@
  *   and, when asked, an event of type QUEUE_EV_INCIDENT (account,
  *   campaign, the given text) commit with it, so a consumer of the event
  *   stream (webhooks, the event log) sees every opening and resolution.
+ *   A probe of an incident's pause (queue_incident_probe_release) moves
+ *   one parked delivery back to now, audited as "incident probe".
  *
  * DIAGNOSTICS
  *   QUEUE_ENOTFOUND for an unknown id; -EINVAL when the edit refused (its
@@ -214,4 +216,47 @@ long queue_incidents(struct queue *q,
     queue_read_end(q, txn);
     free(text);
     return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
+}
+
+struct probe_arg {
+    int64_t at;
+    const char *domain;
+    uint32_t account;
+    const struct queue_actor *by;
+    struct queue_delivery d;
+};
+
+/* Writer: one parked delivery back to now, audited. */
+static int do_probe(struct admin_tx *t, void *arg)
+{
+    struct probe_arg *pa = arg;
+    char obj[40];
+    int rc = qpark_unpark_one(t->q, t->txn, t->now_ms / 1000, pa->at,
+                              pa->domain, &pa->d);
+    if (rc == MDB_NOTFOUND)
+        return admin_fail(t, QUEUE_ENOTFOUND, "no parked mail%s%s",
+                          pa->domain && *pa->domain ? " to " : "",
+                          pa->domain ? pa->domain : "");
+    if (rc)
+        return admin_mdb(t, rc);
+    snprintf(obj, sizeof obj, "delivery %llu", (unsigned long long)pa->d.id);
+    return admin_audit_put(t, pa->by, pa->account, "incident probe", obj,
+                           "ok");
+}
+
+int queue_incident_probe_release(struct queue *q, int64_t at,
+                                 const char *domain, uint32_t account,
+                                 const struct queue_actor *by,
+                                 struct queue_delivery *d)
+{
+    int err = admin_writable(q);
+    if (err)
+        return err;
+    if (!by || at < queue_park_time(0))
+        return -EINVAL;
+    struct probe_arg pa = { .at = at, .domain = domain, .account = account,
+                            .by = by };
+    if (!(err = admin_run(q, do_probe, &pa)))
+        *d = pa.d;
+    return err;
 }

@@ -34,6 +34,11 @@
  *   enable lets the mail go on the engine's next claim, and a disabled
  *   account's backlog is never claimed again and again meanwhile.
  *
+ *   An incident's probe (engine/incident_probe.c) moves one parked entry,
+ *   the first whose recipient is at the domain the probe is for, back to
+ *   now (qpark_unpark_one): the engine lets that one claim through the
+ *   pause, and the rest stays parked.
+ *
  * DIAGNOSTICS
  *   LMDB failures end the write transaction like any other write (the
  *   writer retries after growing the map); parked entries are moved in the
@@ -41,6 +46,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "queue_int.h"
 
@@ -163,6 +169,49 @@ int qpark_unpark_campaign(struct queue *q, MDB_txn *txn, int64_t now,
                           uint64_t campaign, uint64_t *moved)
 {
     return unpark_at(q, txn, now, (uint64_t)queue_park_time(campaign), moved);
+}
+
+/* Whether d's recipient is at domain (NULL or "": any). */
+static bool rcpt_at(const struct queue_delivery *d, const char *domain)
+{
+    const char *at = strrchr(d->rcpt, '@');
+    return !domain || !*domain || (at && !strcasecmp(at + 1, domain));
+}
+
+int qpark_unpark_one(struct queue *q, MDB_txn *txn, int64_t now, int64_t at,
+                     const char *domain, struct queue_delivery *d)
+{
+    unsigned char key[16];
+    MDB_cursor *cur;
+    MDB_val k = { 16, key }, v;
+    int rc;
+    if ((rc = mdb_cursor_open(txn, q->dbi[DB_READY], &cur)))
+        return rc;
+    be64_put(key, (uint64_t)at);
+    be64_put(key + 8, 0);
+    size_t seen = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 16 || be64_get(k.mv_data) != (uint64_t)at ||
+            ++seen > QPARK_PROBE_SCAN) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+        uint64_t id = be64_get((const unsigned char *)k.mv_data + 8);
+        int r = read_delivery(q, txn, id, d);
+        if (r == MDB_NOTFOUND || (!r && (QUEUE_STATE_TERMINAL(d->state) ||
+                                         !rcpt_at(d, domain))))
+            continue;
+        if (r) {
+            rc = r;
+            break;
+        }
+        if (!(rc = mdb_cursor_del(cur, 0)))
+            rc = move_to_now(q, txn, now, id, d);
+        break;
+    }
+    mdb_cursor_close(cur);
+    return rc;
 }
 
 int qpark_unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,

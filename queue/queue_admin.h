@@ -665,6 +665,17 @@ struct queue_incident_change {
  * such incident), -EINVAL (edit refused; detail says why), -E2BIG (text
  * over QUEUE_MAX_INCIDENT), or the writer's failure. */
 int queue_incident_change(struct queue *q, struct queue_incident_change *c);
+/* An incident's probe: move one delivery parked at `at` (a campaign's
+ * queue_park_time() or an account's queue_account_park_time()) back to
+ * now, the first whose recipient is at domain (NULL or "": the first),
+ * so the engine may let that one claim through the pause.  *d gets the
+ * delivery.  Audited "incident probe" by `by` on account.  Errors:
+ * QUEUE_ENOTFOUND (none parked there, within a capped scan), -EINVAL
+ * (not a park time), or the writer's failure. */
+int queue_incident_probe_release(struct queue *q, int64_t at,
+                                 const char *domain, uint32_t account,
+                                 const struct queue_actor *by,
+                                 struct queue_delivery *d);
 /* The text of incident id (malloc'd into *text) and its account. */
 int queue_incident_get(struct queue *q, uint64_t id, uint32_t *account,
                        char **text);

@@ -268,6 +268,13 @@ int qpark_hasten_campaign(struct queue *q, MDB_txn *txn, int64_t now,
  * (qaccount_held) back to now in txn, for an enable; 0 or an LMDB code */
 int qpark_unpark_accounts(struct queue *q, MDB_txn *txn, int64_t now,
                           uint64_t *moved);
+/* park.c: move one entry parked at `at` (a campaign's or an account's
+ * park time) to now in txn, the first whose recipient is at domain (NULL
+ * or "": the first); *d gets its delivery.  MDB_NOTFOUND when none is
+ * found within QPARK_PROBE_SCAN entries, else 0 or an LMDB code. */
+#define QPARK_PROBE_SCAN 100000
+int qpark_unpark_one(struct queue *q, MDB_txn *txn, int64_t now, int64_t at,
+                     const char *domain, struct queue_delivery *d);
 /* admin_accounts.c: is the account's mail held: the account disabled, or
  * its master?  (An unknown account or a record that does not decode: no.) */
 bool qaccount_held(struct queue *q, MDB_txn *txn, uint32_t account);

@@ -8,9 +8,11 @@
  *   every recipient is terminal is done), then read its counters
  *   (queue_counts_campaign).  show prints the definition, the state, the
  *   counts (sent is delivered + bounced) and an ETA from the rate of
- *   finished recipients since sending started; list one row a campaign,
- *   of one account or of every account the caller may view.  --json gives
- *   the same as an object (show) or an array of objects (list).
+ *   finished recipients since sending started, and for a campaign an
+ *   incident paused, which incident and rule (incident_pause.c); list one
+ *   row a campaign, of one account or of every account the caller may
+ *   view.  --json gives the same as an object (show) or an array of
+ *   objects (list).
  *
  * DIAGNOSTICS
  *   64 bad options, 66 unknown account or campaign, 77 refused (viewer on
@@ -66,6 +68,13 @@ static int view_of(struct queue *q, const struct queue_campaign *c,
         v->eta = 0;
     }
     return 0;
+}
+
+/* A campaign id as decimal text into buf. */
+static const char *id_text(uint64_t id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%llu", (unsigned long long)id);
+    return buf;
 }
 
 /* A time for JSON: text, or null for 0. */
@@ -152,8 +161,20 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
             queue_campaign_clear(&now);
         }
     }
+    /* the incident that paused it, if one did (and it is still paused) */
+    struct tool_pause *pauses = NULL;
+    size_t npauses = 0;
+    const struct tool_pause *by = NULL;
+    if (v.state == QUEUE_CAMPAIGN_PAUSED &&
+        !tool_incident_pauses(cmd.q, &pauses, &npauses))
+        by = tool_pause_find(pauses, npauses, "campaign",
+                             id_text(c->id, ts, sizeof ts));
     if (ctx->json) {
-        tool_emit_json(view_json(cmd.q, c, &v, true));
+        json_t *j = view_json(cmd.q, c, &v, true);
+        json_object_set_new(j, "paused_by", by ? tool_pause_json(by)
+                                               : json_null());
+        tool_emit_json(j);
+        free(pauses);
         camp_end(&cmd);
         return 0;
     }
@@ -166,6 +187,11 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     printf("reply-to    %s\n", c->reply_to[0] ? c->reply_to : "-");
     printf("subject     %s\n", c->subject);
     printf("state       %s\n", queue_campaign_state_name(v.state));
+    if (by) {
+        char line[400];
+        printf("paused by   %s\n", tool_pause_text(by, line, sizeof line));
+    }
+    free(pauses);
     printf("created     %s\n", tool_time_text(c->created, ts, sizeof ts));
     printf("schedule    %s\n", c->schedule ? tool_time_text(c->schedule, ts,
                                                             sizeof ts)

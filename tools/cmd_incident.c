@@ -14,7 +14,10 @@
  *   change that adds a timeline entry (engine/incident_rec.c, the one
  *   editor of the record); a resolve also appends an `incident` event.
  *   A paused campaign, account or site is resumed by its own command
- *   (`sluice campaign resume`, `sluice pause --resume`...), audited there.
+ *   (`sluice campaign resume`, `sluice resume site`...), audited there,
+ *   or by sluiced after a probe is delivered (a rule with resume =
+ *   probe).  show prints the escalations and the pause the incident holds
+ *   (its state, how it resumes, the next probe).
  *   `report` gives per incident opened in the month the time to
  *   acknowledge and to resolve, and their means (MTTA, MTTR).
  *
@@ -205,6 +208,29 @@ static int load(struct tool_ctx *ctx, struct queue *q, const char *prog,
     return rc;
 }
 
+/* The circuit breaker's pause of record j, for people. */
+static void print_pause(json_t *j)
+{
+    json_t *p = json_object_get(j, "pause");
+    char when[32];
+    if (!json_is_object(p))
+        return;
+    printf("pause: %s %s %s", str(p, "kind"), str(p, "name"), str(p, "state"));
+    if (num(p, "since_ms"))
+        printf(" since %s", tool_time_text(num(p, "since_ms") / 1000, when,
+                                           sizeof when));
+    if (!strcmp(str(p, "resume"), "probe")) {
+        printf("; resumes after a probe");
+        if (!strcmp(str(p, "state"), "paused") && num(p, "next_probe_ms"))
+            printf(", next at %s", tool_time_text(num(p, "next_probe_ms") /
+                                                  1000, when, sizeof when));
+        printf(" (%lld failed)", (long long)num(p, "probes"));
+    } else {
+        printf("; a person resumes it");
+    }
+    printf("\n");
+}
+
 /* Print a record for people. */
 static void print_record(json_t *j)
 {
@@ -222,6 +248,11 @@ static void print_record(json_t *j)
            (long long)num(n, "volume"), (long long)num(n, "window_s"));
     printf("action: %s; assignee: %s\n", str(j, "action"),
            str(j, "assignee"));
+    if (num(j, "escalations"))
+        printf("escalated: %lld time(s), last at %lld\n",
+               (long long)num(j, "escalations"),
+               (long long)num(j, "escalated_ms"));
+    print_pause(j);
     rc = json_object_get(j, "root_cause");
     printf("root cause (%lld events):\n", (long long)num(rc, "events"));
     json_array_foreach(json_object_get(rc, "replies"), i, v)

@@ -7,7 +7,8 @@
  *   table or one JSON document; --watch repeats that every SECONDS until
  *   SIGINT or SIGTERM, which end it with exit 0.  On a terminal each
  *   refresh clears the screen; elsewhere each refresh is a block of its
- *   own (or one JSON document per line).  Read-only: safe beside sluiced.
+ *   own (or one JSON document per line).  Below the table, the pauses
+ *   incidents hold (incident_pause.c).  Read-only: safe beside sluiced.
  *
  * DIAGNOSTICS
  *   Exit 64 for bad usage, 65 foreign, damaged or too-new spool, 66 no
@@ -25,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tool.h"
+#include "tool_admin.h"
 
 static const char help[] =
     "usage: sluice status [--sort queued|name|rate|errors] [--limit N]\n"
@@ -53,7 +54,11 @@ static const char help[] =
     "              first) or errors (deferrals + bounces, most first)\n"
     "  --limit N   rows to show, default 50, 0 for all\n"
     "  --json      one JSON document with every field of the rows\n"
-    "  --watch     redraw every SECONDS (default 2) until interrupted\n";
+    "  --watch     redraw every SECONDS (default 2) until interrupted\n"
+    "\n"
+    "Below the table, what incidents paused (a rule's action): the\n"
+    "campaign, account or site, the incident and rule, since when, and\n"
+    "how it resumes.\n";
 
 enum sort_key { SORT_QUEUED, SORT_NAME, SORT_RATE, SORT_ERRORS };
 static const char *const sort_names[] = { "queued", "name", "rate",
@@ -255,6 +260,20 @@ static void print_header(const struct status_view *v)
                (long long)json_integer_value(held));
 }
 
+/* What incidents paused (the circuit breaker), one line each. */
+static void print_breakers(const struct status_view *v)
+{
+    char line[400], an[QUEUE_MAX_CTL_NAME + 24];
+    if (!v->npauses)
+        return;
+    printf("paused by incidents:\n");
+    for (size_t i = 0; i < v->npauses; i++) {
+        const struct tool_pause *p = &v->pauses[i];
+        snprintf(an, sizeof an, "%s %s", p->kind, p->name);
+        printf("  %-24s %s\n", an, tool_pause_text(p, line, sizeof line));
+    }
+}
+
 /* The table: header, column titles, show rows, a note on the rest. */
 static void print_text(const struct status_view *v, size_t show)
 {
@@ -308,12 +327,14 @@ static void print_text(const struct status_view *v, size_t show)
     }
     if (show < v->nrows)
         printf("(%zu more rows; --limit 0 shows all)\n", v->nrows - show);
+    print_breakers(v);
 }
 
 /* ------------------------------------------------------------ JSON */
 
 /* The row as a JSON object: spool facts, pause and the live fields. */
-static json_t *row_json(const struct status_row *r)
+static json_t *row_json(const struct status_view *v,
+                        const struct status_row *r)
 {
     static const char *const live_keys[] = {
         "connections", "max_connections", "rate", "max_rate",
@@ -340,6 +361,12 @@ static json_t *row_json(const struct status_row *r)
         ? json_pack("{s:I,s:s,s:s}", "since", (json_int_t)r->pause->since,
                     "who", r->pause->who, "reason", r->pause->reason)
         : json_null());
+    /* a site an incident paused: which one (incident_pause.c) */
+    const struct tool_pause *by = r->pause && r->kind == QUEUE_CTL_SITE
+        ? tool_pause_find(v->pauses, v->npauses, "site", r->name) : NULL;
+    if (r->pause)
+        json_object_set_new(json_object_get(o, "pause"), "incident",
+                            by ? tool_pause_json(by) : json_null());
     json_object_set_new(o, "live", json_boolean(r->live));
     for (size_t i = 0; i < sizeof live_keys / sizeof live_keys[0]; i++) {
         json_t *j = r->live ? json_object_get(r->live, live_keys[i]) : NULL;
@@ -372,13 +399,17 @@ static void print_json(const struct status_view *v, size_t show,
     }
     json_t *rows = json_array();
     for (size_t i = 0; i < show; i++)
-        json_array_append_new(rows, row_json(&v->rows[i]));
+        json_array_append_new(rows, row_json(v, &v->rows[i]));
     json_t *doc = json_pack("{s:s,s:I,s:o,s:s,s:I,s:I,s:o}", "spool", spool,
                             "time_ms", (json_int_t)v->now_ms,
                             "sluiced", sluiced,
                             "sort", sort_names[so->sort],
                             "total_rows", (json_int_t)v->nrows,
                             "shown_rows", (json_int_t)show, "rows", rows);
+    json_t *br = json_array();
+    for (size_t i = 0; i < v->npauses; i++)
+        json_array_append_new(br, tool_pause_json(&v->pauses[i]));
+    json_object_set_new(doc, "paused_by_incidents", br);
     char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     if (s)
         puts(s);

@@ -20,7 +20,9 @@
  *     in its site's row;
  *   - a paused site sluiced does not describe gets a row whose queued
  *     count is unknown (the spool does not know which domains it covers).
- *   A pause marks the row of the same kind and name.
+ *   A pause marks the row of the same kind and name.  The pauses that
+ *   incidents hold (a campaign, an account or a site paused by a rule's
+ *   action) are listed too (incident_pause.c).
  *
  * DIAGNOSTICS
  *   Spool errors end the load with the tool's exit code and a message; a
@@ -149,6 +151,11 @@ static int load_spool(struct status_view *v, struct tool_ctx *ctx)
     if (n >= 0 && !cl.err) {
         cl.cap = 0;
         n = queue_controls(q, collect_ctl, &cl);
+    }
+    if (n >= 0 && !cl.err) {
+        int perr = tool_incident_pauses(q, &v->pauses, &v->npauses);
+        if (perr)
+            n = perr;
     }
     queue_close(q);
     int err = n < 0 ? (int)n : cl.err;
@@ -395,6 +402,7 @@ void status_view_free(struct status_view *v)
         free(v->doms[i].name);
     free(v->doms);
     free(v->ctls);
+    free(v->pauses);
     free(v->rows);
     json_decref(v->doc);
     memset(v, 0, sizeof *v);

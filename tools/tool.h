@@ -165,6 +165,8 @@ struct status_row {
     const struct queue_control *pause;  /* NULL when not paused */
 };
 
+struct tool_pause;
+
 /* The spool's queued counts and pauses merged with status.json. */
 struct status_view {
     int64_t now_ms;               /* wall clock when loaded */
@@ -177,6 +179,8 @@ struct status_view {
     size_t ndoms;
     struct queue_control *ctls;   /* paused entries */
     size_t nctls;
+    struct tool_pause *pauses;    /* the ones incidents hold (tool_admin.h) */
+    size_t npauses;
 };
 
 /* Load the view for ctx's spool (opened read-only).  On failure print why

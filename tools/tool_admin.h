@@ -280,6 +280,35 @@ int tool_list_begin(struct tool_ctx *ctx, int argc, char **argv,
 bool tool_opt(int argc, char **argv, int *i, const char *opt,
               const char **val, bool *bad);
 
+/* ------------------------------------- incidents' pauses (incident_pause.c) */
+
+/* A campaign, account or site paused by an incident and still paused. */
+struct tool_pause {
+    uint64_t incident;
+    uint32_t account;              /* the incident's */
+    char rule[32], severity[16];
+    char kind[16];                 /* campaign, account, site */
+    char name[QUEUE_MAX_CTL_NAME + 1]; /* campaign id, account id, site */
+    char state[16];                /* paused, pending (to be taken) */
+    char resume[16];               /* manual, probe */
+    int64_t since_ms, next_probe_ms;
+    long long probes;              /* probes that failed */
+};
+
+/* Every pause an incident holds that is in effect (malloc'd *v, free()).
+ * 0 or a spool code. */
+int tool_incident_pauses(struct queue *q, struct tool_pause **v, size_t *n);
+/* The entry for kind and name, NULL if none. */
+const struct tool_pause *tool_pause_find(const struct tool_pause *v,
+                                         size_t n, const char *kind,
+                                         const char *name);
+/* One entry as JSON {incident, rule, severity, kind, name, state, resume,
+ * probes, since, next_probe}, and as a line: "incident 3 (rule blocks,
+ * critical) since ...; resumes after a probe, next at ...". */
+json_t *tool_pause_json(const struct tool_pause *p);
+const char *tool_pause_text(const struct tool_pause *p, char *buf,
+                            size_t cap);
+
 /* Subcommand groups. */
 int tool_account_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_user_main(struct tool_ctx *ctx, int argc, char **argv);

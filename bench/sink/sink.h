@@ -67,6 +67,7 @@ struct sink_config {
     enum sink_mode mode;
     double tempfail_pct;
     double permfail_pct;
+    double block_pct;   /* --block-pct: 554 5.7.1, a policy block */
     uint64_t seed;
     uint64_t max_conn_per_domain; /* 0: unlimited */
     uint64_t max_domains;

@@ -16,7 +16,8 @@
 enum {
     OPT_LISTEN = 256, OPT_MAX_SIZE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_NO_STARTTLS,
     OPT_NO_8BITMIME, OPT_NO_SMTPUTF8,
-    OPT_SLOW_MS, OPT_DRIP_MS, OPT_MODE, OPT_TEMPFAIL, OPT_PERMFAIL, OPT_SEED,
+    OPT_SLOW_MS, OPT_DRIP_MS, OPT_MODE, OPT_TEMPFAIL, OPT_PERMFAIL, OPT_BLOCK,
+    OPT_SEED,
     OPT_MAX_CONN, OPT_MAX_DOMAINS, OPT_MAX_RCPT, OPT_TIMELINE, OPT_STATS,
     OPT_STATS_INTERVAL, OPT_CAPTURE, OPT_PIDFILE, OPT_EXIT_AFTER,
     OPT_HOSTNAME, OPT_VERBOSE, OPT_HELP,
@@ -35,6 +36,7 @@ static const struct option long_options[] = {
     {"mode", required_argument, NULL, OPT_MODE},
     {"tempfail-pct", required_argument, NULL, OPT_TEMPFAIL},
     {"permfail-pct", required_argument, NULL, OPT_PERMFAIL},
+    {"block-pct", required_argument, NULL, OPT_BLOCK},
     {"seed", required_argument, NULL, OPT_SEED},
     {"max-conn-per-domain", required_argument, NULL, OPT_MAX_CONN},
     {"max-domains", required_argument, NULL, OPT_MAX_DOMAINS},
@@ -75,6 +77,7 @@ void sink_config_usage(FILE *fp)
 "                            (default 1000)\n"
 "  --tempfail-pct P          answer P% of recipients 451 (random)\n"
 "  --permfail-pct P          answer P% of recipients 550 (random)\n"
+"  --block-pct P             answer P% of recipients 554 5.7.1 (random)\n"
 "  --seed N                  seed for the random answers (default 1)\n"
 "  --max-conn-per-domain N   more sessions to one local address get 421\n"
 "  --max-domains N           cap of each per-domain table (default 100000)\n"
@@ -198,6 +201,7 @@ int sink_config_parse(struct sink_config *cfg, int argc, char **argv)
         case OPT_MODE: rc = sink_mode_parse(optarg, &cfg->mode); break;
         case OPT_TEMPFAIL: rc = parse_pct(optarg, &cfg->tempfail_pct); break;
         case OPT_PERMFAIL: rc = parse_pct(optarg, &cfg->permfail_pct); break;
+        case OPT_BLOCK: rc = parse_pct(optarg, &cfg->block_pct); break;
         case OPT_STATS: cfg->stats_path = optarg; break;
         case OPT_CAPTURE: cfg->capture_dir = optarg; break;
         case OPT_PIDFILE: cfg->pidfile = optarg; break;
@@ -229,8 +233,9 @@ int sink_config_parse(struct sink_config *cfg, int argc, char **argv)
     }
     if (cfg->tls_cert == NULL)
         cfg->starttls = false;
-    if (cfg->tempfail_pct + cfg->permfail_pct > 100.0) {
-        sink_log("--tempfail-pct plus --permfail-pct exceeds 100");
+    if (cfg->tempfail_pct + cfg->permfail_pct + cfg->block_pct > 100.0) {
+        sink_log("--tempfail-pct, --permfail-pct and --block-pct add up to "
+                 "more than 100");
         return SINK_EXIT_USAGE;
     }
     if (cfg->max_domains == 0 || cfg->max_rcpt == 0) {

@@ -6,7 +6,9 @@
  * word gets the scripted answer: tempfail 451, permfail 550, block 554,
  * quota 452, disconnect (accepted; the session is dropped after the final
  * dot), slow (accepted after --slow-ms).  Other recipients are failed at
- * random with --tempfail-pct / --permfail-pct, from a splitmix64 stream
+ * random with --tempfail-pct / --permfail-pct / --block-pct (a policy
+ * block, as a provider that blocks a sender answers), from a splitmix64
+ * stream
  * seeded with --seed, so a run with the same seed and the same order of
  * recipients gives the same answers.  Nothing here fails.
  */
@@ -91,7 +93,8 @@ const char *sink_policy_rcpt(struct sink_session *s, const char *local,
             *slow = true;
         return scripts[i].reply;
     }
-    if (cfg->tempfail_pct > 0.0 || cfg->permfail_pct > 0.0) {
+    if (cfg->tempfail_pct > 0.0 || cfg->permfail_pct > 0.0 ||
+        cfg->block_pct > 0.0) {
         /* 53 random bits -> [0, 100) */
         double r = (double)(next_random(s->srv) >> 11) * 0x1.0p-53 * 100.0;
         if (r < cfg->tempfail_pct) {
@@ -101,6 +104,10 @@ const char *sink_policy_rcpt(struct sink_session *s, const char *local,
         if (r < cfg->tempfail_pct + cfg->permfail_pct) {
             *accepted = false;
             return "550 5.1.1 user unknown (random)\r\n";
+        }
+        if (r < cfg->tempfail_pct + cfg->permfail_pct + cfg->block_pct) {
+            *accepted = false;
+            return "554 5.7.1 blocked (policy, random)\r\n";
         }
     }
     return "250 2.1.5 Ok\r\n";

@@ -388,6 +388,30 @@ def test_modes():
     sink.stop()
 
 
+def test_block_pct():
+    """--block-pct 100 blocks every recipient as a provider's policy
+    block would (554 5.7.1); --block-pct 0 (a sink restarted without it)
+    takes them again."""
+    sink = Sink("block", ["--block-pct", "100"])
+    c = Client(sink.host, sink.port)
+    c.expect(220)
+    c.send(b"EHLO x\r\nMAIL FROM:<a@x.test>\r\n")
+    c.expect(250)
+    c.expect(250)
+    for i in range(3):
+        c.send(b"RCPT TO:<u%d@d.test>\r\n" % i)
+        code, lines = c.reply()
+        check(code == 554 and b"5.7.1" in lines[0],
+              "554 5.7.1 for every recipient: %r" % lines)
+    c.send(b"QUIT\r\n")
+    c.expect(221)
+    st = sink.stop()
+    check(st["rcpt_permfail"] == 3, "blocks counted permanent")
+    r = subprocess.run([SINK, "--block-pct", "60", "--permfail-pct", "50"],
+                       stderr=subprocess.PIPE, timeout=10)
+    check(r.returncode == 64, "more than 100% in all refused")
+
+
 def test_exit_after():
     """--exit-after N stops the sink by itself after N messages."""
     sink = Sink("exitafter", ["--exit-after", "2", "--timeline"])
@@ -445,6 +469,7 @@ def main():
                   "accept times")
             test_conn_limit()
             test_modes()
+            test_block_pct()
             test_exit_after()
         except Exception as e:
             print("FAIL: %s: %s" % (type(e).__name__, e))

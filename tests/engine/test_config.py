@@ -97,6 +97,20 @@ class Config(PeerTest):
             ("[alert x]\nsignal = disk_full\nscope = engine\n"
              "threshold = 90%\naction = pause_account\n", 2, "does not fit"),
             ("[alert x]\nthreshold = 5 events\n", 2, "threshold"),
+            # escalation and the breaker's resume
+            ("[alert x]\nescalate_after = soon\n", 2,
+             "escalate_after: 'soon' is not a duration"),
+            ("[alert x]\nescalate_threshold = 0\n", 2,
+             "escalate_threshold: '0' is not a fraction"),
+            ("[alert x]\nresume = auto\n", 2,
+             "resume: 'auto' is not manual or probe"),
+            ("[alert x]\nprobe_after = 2d\n", 2,
+             "probe_after: '2d' is not a duration"),
+            ("[alert x]\nsignal = block_rate\nscope = campaign\n"
+             "threshold = 10%\nresume = probe\n", 2, "needs a pause action"),
+            ("[alert x]\nsignal = block_rate\nscope = campaign\n"
+             "threshold = 10%\nescalate_threshold = 5%\n", 2,
+             "escalate_threshold must be above"),
             ("[account 3]\nalert_to = nobody\n", 2, "alert_to"),
             ("[sluiced]\nalert_command = relative.sh\n", 2, "alert_command"),
         ]

@@ -130,8 +130,18 @@ static void test_json_types(void **state)
                          9);
         assert_int_equal(json_object_get(j, "feedback_type") != NULL,
                          t == QUEUE_EV_COMPLAINT);
+        assert_int_equal(json_object_get(j, "change") != NULL,
+                         t == QUEUE_EV_INCIDENT);
         json_decref(j);
     }
+    /* an incident's change is its text's first word (webhooks filter on
+     * it: opened, escalated, resumed, resolved) */
+    ev.type = QUEUE_EV_INCIDENT;
+    snprintf(ev.text, sizeof ev.text, "escalated blocks critical campaign 2");
+    j = event_json(NULL, &ev);
+    assert_string_equal(json_string_value(json_object_get(j, "change")),
+                        "escalated");
+    json_decref(j);
     assert_true(QUEUE_EV_TERMINAL(QUEUE_EV_SUPPRESSED) &&
                 QUEUE_EV_TERMINAL(QUEUE_EV_CANCELLED) &&
                 !QUEUE_EV_TERMINAL(QUEUE_EV_COMPLAINT) &&
