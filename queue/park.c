@@ -207,7 +207,7 @@ int qpark_unpark_one(struct queue *q, MDB_txn *txn, int64_t now, int64_t at,
             break;
         }
         if (!(rc = mdb_cursor_del(cur, 0)))
-            rc = move_to_now(q, txn, now, id, d);
+            rc = qpark_move_to_now(q, txn, now, id, d);
         break;
     }
     mdb_cursor_close(cur);
