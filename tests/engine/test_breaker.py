@@ -33,66 +33,24 @@ usage: /usr/bin/python3 test_breaker.py SLUICED SLUICE SINK
 """
 import json
 import os
-import signal
 import subprocess
 
 import peers
-from peers import PeerTest, wait_for
+from incident_base import IncidentTest
+from peers import wait_for
 from webhook_receiver import Receiver
 
 PROV, CALM, ALERTS = "prov.test", "calm.test", "alerts.test"
 SEP = "=====\n"
 
 
-class Breaker(PeerTest):
+class Breaker(IncidentTest):
 
     # ---------------------------------------------------------- helpers
-
-    def account_id(self, name):
-        r = self.sluice("account", "show", name, "--json")
-        return json.loads(r.stdout)["id"]
-
-    def accounts(self, *subs):
-        self.sluice("account", "create", "master")
-        for s in subs:
-            self.sluice("account", "create", s)
-            self.sluice("domain", "add", "%s.test" % s, "--account", s,
-                        "--selector", "s1")
-            self.sluice("domain", "verify", "%s.test" % s, "--force")
-
-    def campaign(self, account, name, rcpts, send=True):
-        csv = self.path("%s.csv" % name)
-        with open(csv, "w") as f:
-            f.write("email\n" + "\n".join(rcpts) + "\n")
-        self.sluice("list", "create", name, "--account", account)
-        self.sluice("list", "import", name, csv, "--account", account)
-        html = self.path("t.html")
-        with open(html, "w") as f:
-            f.write("<p>Hello</p>\n")
-        r = self.sluice("campaign", "create", name, "--account", account,
-                        "--list", name, "--from",
-                        "Shop <news@%s.test>" % account, "--subject", "Hi",
-                        "--html", html, "--json")
-        cid = str(json.loads(r.stdout)["id"])
-        if send:
-            self.sluice("campaign", "send", cid)
-        return cid
-
-    def incidents(self, *args):
-        r = self.sluice("incident", "list", "--json", *args)
-        return json.loads(r.stdout)
-
-    def show(self, iid):
-        return json.loads(self.sluice("incident", "show", str(iid),
-                                      "--json").stdout)
 
     def camp(self, cid):
         return json.loads(self.sluice("campaign", "show", cid,
                                       "--json").stdout)
-
-    def add(self, conf, text):
-        with open(conf, "a") as f:
-            f.write(text)
 
     def alert_script(self):
         """An alert command that appends the time it ran and its input."""
@@ -119,10 +77,6 @@ class Breaker(PeerTest):
 
     def whats(self, iid):
         return [t["what"] for t in self.show(iid)["timeline"]]
-
-    def stop(self, p):
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.output()[-2000:])
 
     # ------------------------------------------------------- escalation
 

@@ -27,7 +27,8 @@ import signal
 import subprocess
 
 import peers
-from peers import PeerTest, wait_for
+from incident_base import IncidentTest
+from peers import wait_for
 from webhook_receiver import Receiver
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -35,48 +36,7 @@ SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
 PROV, CALM, ALERTS = "prov.test", "calm.test", "alerts.test"
 
 
-class Incident(PeerTest):
-
-    def account_id(self, name):
-        r = self.sluice("account", "show", name, "--json")
-        return json.loads(r.stdout)["id"]
-
-    def campaign(self, account, name, rcpts):
-        csv = self.path("%s.csv" % name)
-        with open(csv, "w") as f:
-            f.write("email\n" + "\n".join(rcpts) + "\n")
-        self.sluice("list", "create", name, "--account", account)
-        self.sluice("list", "import", name, csv, "--account", account)
-        html = self.path("t.html")
-        with open(html, "w") as f:
-            f.write("<p>Hello</p>\n")
-        r = self.sluice("campaign", "create", name, "--account", account,
-                        "--list", name, "--from",
-                        "Shop <news@%s.test>" % account, "--subject", "Hi",
-                        "--html", html, "--json")
-        cid = str(json.loads(r.stdout)["id"])
-        self.sluice("campaign", "send", cid)
-        return cid
-
-    def accounts(self, *subs):
-        self.sluice("account", "create", "master")
-        for s in subs:
-            self.sluice("account", "create", s)
-            self.sluice("domain", "add", "%s.test" % s, "--account", s,
-                        "--selector", "s1")
-            self.sluice("domain", "verify", "%s.test" % s, "--force")
-
-    def incidents(self, *args):
-        r = self.sluice("incident", "list", "--json", *args)
-        return json.loads(r.stdout)
-
-    def show(self, iid):
-        return json.loads(self.sluice("incident", "show", str(iid),
-                                      "--json").stdout)
-
-    def add(self, conf, text):
-        with open(conf, "a") as f:
-            f.write(text)
+class Incident(IncidentTest):
 
     def test_block_rate_pauses_campaign_alerts_and_survives_restart(self):
         port = peers.free_port()

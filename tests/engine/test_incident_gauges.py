@@ -29,40 +29,16 @@ usage: /usr/bin/python3 test_incident_gauges.py SLUICED SLUICE SINK
 """
 import json
 import os
-import signal
 
 import peers
-from peers import PeerTest, wait_for
+from incident_base import IncidentTest
+from peers import wait_for
 from webhook_receiver import Receiver
 
 FLOOR, DEST, FULL = "floor.test", "dest.test", "full.test"
 
 
-class Gauges(PeerTest):
-
-    def accounts(self, *subs):
-        self.sluice("account", "create", "master")
-        for s in subs:
-            self.sluice("account", "create", s)
-            self.sluice("domain", "add", "%s.test" % s, "--account", s,
-                        "--selector", "s1")
-            self.sluice("domain", "verify", "%s.test" % s, "--force")
-
-    def account_id(self, name):
-        r = self.sluice("account", "show", name, "--json")
-        return json.loads(r.stdout)["id"]
-
-    def incidents(self, *args):
-        r = self.sluice("incident", "list", "--json", *args)
-        return json.loads(r.stdout)
-
-    def show(self, iid):
-        return json.loads(self.sluice("incident", "show", str(iid),
-                                      "--json").stdout)
-
-    def add(self, conf, text):
-        with open(conf, "a") as f:
-            f.write(text)
+class Gauges(IncidentTest):
 
     def alert_script(self):
         out = self.path("alert-command.out")
@@ -86,10 +62,6 @@ class Gauges(PeerTest):
               e.get("text", "").startswith(prefix)]
         self.assertLessEqual(len(ev), 1, ev)
         return ev
-
-    def stop(self, p):
-        p.signal(signal.SIGTERM)
-        self.assertEqual(p.wait(60), 0, p.output()[-2000:])
 
     def test_backoff_floor_opens_for_the_site_and_resolves(self):
         port = peers.free_port()
