@@ -59,10 +59,9 @@ static int collect_control(void *arg, const struct queue_control *c)
 
 static bool is_paused(const struct paused_list *l, int kind, const char *name)
 {
-    int64_t now = engine_now();
     for (size_t i = 0; i < l->n; i++)
         if (l->v[i].kind == kind && !strcmp(l->v[i].name, name) &&
-            queue_control_active(&l->v[i], now))
+            queue_control_active(&l->v[i], engine_now()))
             return true;
     return false;
 }
@@ -211,11 +210,11 @@ void controls_apply(struct engine *e)
 
 bool engine_paused(const struct engine *e, int kind, const char *name)
 {
-    int64_t now = engine_now();
+    /* each claim asks: the clock is read only for a name that matches */
     for (size_t i = 0; i < e->controls.n; i++)
         if (e->controls.v[i].kind == kind &&
             !strcmp(e->controls.v[i].name, name) &&
-            queue_control_active(&e->controls.v[i], now))
+            queue_control_active(&e->controls.v[i], engine_now()))
             return true;
     return false;
 }
