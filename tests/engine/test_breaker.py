@@ -348,8 +348,11 @@ class Breaker(IncidentTest):
                           if x["kind"] == "site"] or None, 60,
                  "the site paused by the incident")
         # the site's row says paused, by the incident
-        row = [r for r in self.status()["rows"]
-               if r["name"] == PROV and r["pause"]]
+        # (status.json is sluiced's view, written once a second: it may
+        # show the pause a moment after the spool's controls do)
+        row = wait_for(lambda: [r for r in self.status()["rows"]
+                                if r["name"] == PROV and r["pause"]] or None,
+                       60, "the site's row in status with its pause")
         self.assertEqual((row[0]["kind"], row[0]["state"]), ("site", "paused"))
         self.assertEqual(row[0]["pause"]["incident"]["incident"], iid)
         tl = wait_for(lambda: [t for t in self.show(iid)["timeline"]
