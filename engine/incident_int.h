@@ -73,6 +73,9 @@ enum { INC_JOB_OPEN = 1, INC_JOB_RESOLVE, INC_JOB_ACT, INC_JOB_ESCALATE,
        INC_JOB_ALERT, INC_JOB_PROBE, INC_JOB_VERDICT };
 
 /* One job: filled on the loop, run on a worker, finished on the loop. */
+/* The most destination domains of one site a root cause matches by. */
+#define INC_SITE_DOMAINS 4096
+
 struct inc_job {
     uv_work_t req;
     struct engine *e;
@@ -103,6 +106,10 @@ struct inc_job {
     /* copied from the config on the loop (a reload replaces it) */
     char *alert_command, *alert_from, *alert_to;
     char hostname[256];
+    /* opening a site's incident: the domains sluiced routes to the site
+     * (its dests), sorted, at most INC_SITE_DOMAINS; copied on the loop */
+    char (*site_domains)[256];
+    size_t nsite_domains;
     /* results */
     uint64_t id;
     int err;

@@ -165,8 +165,17 @@ static const char *rcpt_domain(const struct queue_event *ev)
     return at ? at + 1 : ev->rcpt;
 }
 
-/* Whether ev belongs to the job's scope (a site: its name is the
- * recipient's domain, or a part of the MX host). */
+/* bsearch/qsort over the site's domains. */
+static int domain_cmp(const void *a, const void *b)
+{
+    return strcasecmp(a, b);
+}
+
+/* Whether ev belongs to the job's scope.  A site's events are those of
+ * the domains sluiced routes to it (copied from its dests when the job
+ * started); a site with no dests known (sluiced restarted and has not
+ * routed to it yet) falls back to its name: the recipient's domain, or a
+ * part of the MX host. */
 static bool in_scope(const struct inc_job *j, const struct queue_event *ev)
 {
     char n[SIGNALS_SCOPE_NAME];
@@ -177,6 +186,12 @@ static bool in_scope(const struct inc_job *j, const struct queue_event *ev)
     case ALERT_SCOPE_CAMPAIGN:
         return ev->campaign == j->campaign;
     default:
+        if (j->nsite_domains) {
+            char d[256];
+            snprintf(d, sizeof d, "%.255s", rcpt_domain(ev));
+            return bsearch(d, j->site_domains, j->nsite_domains,
+                           sizeof *j->site_domains, domain_cmp) != NULL;
+        }
         return !strcasecmp(rcpt_domain(ev), j->scope) ||
                (ev->mx[0] && strstr(ev->mx, j->scope));
     }
@@ -560,7 +575,40 @@ static void job_done(uv_work_t *req, int status)
     free(j->alert_command);
     free(j->alert_from);
     free(j->alert_to);
+    free(j->site_domains);
     free(j);
+}
+
+/* The domains routed to j's site, from the engine's dests (on the loop):
+ * counted, then copied. */
+static void site_domains(struct engine *e, struct inc_job *j)
+{
+    struct dest_table *t = &e->dests;
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < t->cap; i++)
+            for (struct dest *d = t->tab[i]; d; d = d->hnext) {
+                char name[SIGNALS_SCOPE_NAME];
+                if (!d->site || n == INC_SITE_DOMAINS)
+                    continue;
+                /* cut as signals.c names the site's scope */
+                snprintf(name, sizeof name, "%.63s", d->site->name);
+                if (strcmp(name, j->scope))
+                    continue;
+                if (pass)
+                    snprintf(j->site_domains[n], sizeof *j->site_domains,
+                             "%s", d->domain);
+                n++;
+            }
+        if (pass || !n ||
+            !(j->site_domains = calloc(n, sizeof *j->site_domains)))
+            break; /* none, or no memory: the name's approximation */
+        n = 0;
+    }
+    if (!j->site_domains)
+        return;
+    j->nsite_domains = n;
+    qsort(j->site_domains, n, sizeof *j->site_domains, domain_cmp);
 }
 
 void inc_job_start(struct engine *e, struct inc_job *j)
@@ -583,6 +631,8 @@ void inc_job_start(struct engine *e, struct inc_job *j)
             j->alert_to = strdup(cfg->accounts[i].alert_to);
     snprintf(j->hostname, sizeof j->hostname, "%s",
              cfg->ehlo_hostname ? cfg->ehlo_hostname : "localhost");
+    if (j->kind == INC_JOB_OPEN && j->scope_kind == ALERT_SCOPE_SITE)
+        site_domains(e, j);
     e->incidents->busy = true;
     if (uv_queue_work(e->loop, &j->req, job_work, job_done)) {
         e->incidents->busy = false;
@@ -592,6 +642,7 @@ void inc_job_start(struct engine *e, struct inc_job *j)
         free(j->alert_command);
         free(j->alert_from);
         free(j->alert_to);
+        free(j->site_domains);
         free(j);
     }
 }

@@ -284,8 +284,11 @@ class Incident(IncidentTest):
 
     def test_deferral_spike_that_clears_resolves_itself(self):
         port = peers.free_port()
-        dom = "slow.test"
-        dns = self.start_dns({dom: [(10, "127.0.0.1")]})
+        # one site of two domains (by their MX hosts), a name neither
+        # domain nor MX host holds: the root cause must come from the
+        # domains sluiced routes to the site
+        doms = ("slow.test", "late.test")
+        dns = self.start_dns({d: [(10, "127.0.0.1")] for d in doms})
         self.start_sink(port, listen="127.0.0.1", capture=False)
         self.accounts("shop")
         # deferred on every try until max_age ends them: a spike that
@@ -301,8 +304,9 @@ class Incident(IncidentTest):
                                  alert_interval="1h")
         self.add(conf, "\n[alert deferrals]\nsignal = deferral_rate\n"
                  "scope = site\nthreshold = 50%\nmin_volume = 10\n"
-                 "window = 1m\nseverity = warning\nauto_resolve = 5s\n")
-        self.inject("news@shop.test", ["tempfail%d@%s" % (i, dom)
+                 "window = 1m\nseverity = warning\nauto_resolve = 5s\n"
+                 "\n[site slowmail]\nmx = mx1.slow.test, mx1.late.test\n")
+        self.inject("news@shop.test", ["tempfail%d@%s" % (i, doms[i % 2])
                                        for i in range(10)],
                     "From: news@shop.test\r\nSubject: t\r\n\r\nhello\r\n",
                     account="shop")
@@ -312,8 +316,14 @@ class Incident(IncidentTest):
         # a site's incident is the platform's: the master's, not shop's
         self.assertEqual((inc[0]["rule"], inc[0]["scope"],
                           inc[0]["scope_name"], inc[0]["account"]),
-                         ("deferrals", "site", dom,
+                         ("deferrals", "site", "slowmail",
                           self.account_id("master")), inc)
+        cause = inc[0]["root_cause"]
+        self.assertEqual(sorted(d["domain"] for d in cause["domains"]),
+                         sorted(doms), cause)
+        self.assertEqual(sorted(m["host"] for m in cause["mx"]),
+                         ["mx1.late.test", "mx1.slow.test"], cause)
+        self.assertGreaterEqual(cause["events"], 10, cause)
         self.assertEqual(self.incidents("--account", "shop"), [])
         self.assertIn("451 4.3.0 temporary failure (scripted)",
                       inc[0]["root_cause"]["replies"][0]["reply"])
