@@ -11,7 +11,13 @@
  *   as applied, for sites, destinations and claims met later.  A pause
  *   with an end (`sluice pause --for`) holds until then: the list is
  *   applied again once the earliest end has passed, so the site or
- *   domain resumes by itself without a write to the spool.  An admin
+ *   domain resumes by itself without a write to the spool.  A campaign's
+ *   pause with an end (`sluice campaign pause --for`) needs one: its mail
+ *   is parked and its state says paused, so once the end has passed a
+ *   worker resumes it (queue_campaign_resume, audited as sluiced's, "pause
+ *   ended"), one campaign at a time, tried again every few seconds while
+ *   it fails; the list is read again each second until it is done.  A
+ *   sluiced that was stopped at the end does it when it starts.  An admin
  *   bounce (`sluice queue bounce`) changes the generation too: the mail
  *   held claimed whose delivery it ended is let go unsent (drop_ended).
  *
@@ -27,6 +33,7 @@
 #include "engine.h"
 #include "incident.h"
 #include "queue_admin.h"
+#include "queue_campaign.h"
 #include "queue_queued.h"
 
 /* A campaign's name in the controls: its decimal id. */
@@ -154,6 +161,80 @@ static void drop_ended(struct engine *e)
     free(l.v);
 }
 
+/* Resuming a campaign whose pause has ended, on a worker. */
+struct resume_job {
+    uv_work_t req;
+    struct engine *e;
+    uint64_t id;
+    int err;
+};
+
+/* uv_work_cb: the resume, through the writer. */
+static void resume_work(uv_work_t *req)
+{
+    struct resume_job *r = req->data;
+    struct queue_actor by = { .user = "sluiced", .via = "pause ended",
+                              .role = QUEUE_ROLE_OWNER };
+    r->err = queue_campaign_resume(r->e->q, r->id, &by);
+}
+
+/* uv_after_work_cb: a failure is tried again in a few seconds; a campaign
+ * no longer paused (resumed or cancelled meanwhile) is left alone, its
+ * control is gone with that change. */
+static void resume_done(uv_work_t *req, int status)
+{
+    struct resume_job *r = req->data;
+    struct engine *e = r->e;
+    (void)status;
+    e->controls.resuming = false;
+    if (r->err && r->err != QUEUE_ESTATE && r->err != QUEUE_ENOTFOUND) {
+        fprintf(stderr, "sluiced: campaign %llu: resuming after its pause "
+                        "ended: %s (tried again in 5 s)\n",
+                (unsigned long long)r->id, engine_strerror(r->err));
+        e->controls.next_end = engine_now() + 5;
+    } else {
+        e->controls.next_end = engine_now(); /* read the list again */
+    }
+    free(r);
+}
+
+/* Start resuming the first campaign of l whose pause has ended. */
+static void resume_ended(struct engine *e, const struct paused_list *l,
+                         int64_t now)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const struct queue_control *c = &l->v[i];
+        if (c->kind != QUEUE_CTL_CAMPAIGN || !c->until || c->until > now)
+            continue;
+        /* read again next second until the resume has committed */
+        if (!e->controls.next_end || e->controls.next_end > now + 1)
+            e->controls.next_end = now + 1;
+        if (e->controls.resuming)
+            return;
+        char *end;
+        errno = 0;
+        unsigned long long id = strtoull(c->name, &end, 10);
+        struct resume_job *r;
+        if (errno || *end || !id || !(r = calloc(1, sizeof *r)))
+            continue;
+        r->e = e;
+        r->id = id;
+        r->req.data = r;
+        if (uv_queue_work(e->loop, &r->req, resume_work, resume_done)) {
+            free(r);
+            return;
+        }
+        e->controls.resuming = true;
+        return;
+    }
+}
+
+void controls_wait(struct engine *e)
+{
+    while (e->controls.resuming)
+        uv_run(e->loop, UV_RUN_ONCE);
+}
+
 /* Apply the spool's pause list when it has changed (`sluice pause`). */
 void controls_apply(struct engine *e)
 {
@@ -176,6 +257,7 @@ void controls_apply(struct engine *e)
         if (l.v[i].until > now && (!e->controls.next_end ||
                                    l.v[i].until < e->controls.next_end))
             e->controls.next_end = l.v[i].until;
+    resume_ended(e, &l, now);
     struct pause_apply pa = { e, &l };
     site_foreach(e, pause_site, &pa);
     dest_foreach(e, pause_dest, &pa);
@@ -184,6 +266,7 @@ void controls_apply(struct engine *e)
     for (size_t i = 0; i < l.n; i++) {
         const struct queue_control *c = &l.v[i];
         if ((c->kind != QUEUE_CTL_CAMPAIGN && c->kind != QUEUE_CTL_CANCELLED) ||
+            !queue_control_active(c, now) ||
             engine_paused(e, c->kind, c->name))
             continue;
         unsigned long long id;

@@ -209,6 +209,8 @@ struct control_state {
     int64_t next_end;          /* earliest end of a pause that ends by
                                   itself (`pause --for`), 0 none: the list
                                   is applied again then */
+    bool resuming;             /* a campaign whose pause ended is being
+                                  resumed on a worker (controls.c) */
 };
 
 /* body.c: composed bodies by message id, and the batches composing them */
@@ -375,6 +377,9 @@ bool controls_claim(struct engine *e, const struct queue_claim *c,
                     struct item *it, struct queue_outcome *o,
                     bool *domain_paused);
 void controls_free(struct engine *e);
+/* Wait for a campaign resume in flight (controls.c), before the writer
+ * closes. */
+void controls_wait(struct engine *e);
 
 /* spool_errors.c */
 /* A spool operation of kind op failed with err (0: it worked, which ends

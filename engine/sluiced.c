@@ -444,6 +444,7 @@ int main(int argc, char **argv)
 out:
     /* orderly teardown: no more unsubscribes, writer drained, handles */
     incidents_close(&e); /* its job writes through the writer */
+    controls_wait(&e);   /* so does a campaign's resume */
     unsub_http_stop(&e);
     smtpd_stop(&e);
     if (e.q)

@@ -616,6 +616,7 @@ struct ctl_arg {
     uint64_t id;
     enum ctl_action action;
     const char *reason;
+    int64_t until;          /* pause: its end (0: until resumed) */
     const struct queue_actor *by;
     struct queue_campaign c;
 };
@@ -626,8 +627,11 @@ static int ctl_put(struct admin_tx *t, const struct queue_campaign *c,
 {
     char name[24];
     snprintf(name, sizeof name, "%llu", (unsigned long long)c->id);
-    int rc = control_put_txn(t->q, t->txn, t->now_ms / 1000, kind, name,
-                             ca->reason, ca->by ? ca->by->user : NULL, set);
+    int rc = control_put_until_txn(t->q, t->txn, t->now_ms / 1000, kind,
+                                   name, ca->reason,
+                                   ca->by ? ca->by->user : NULL, set,
+                                   set && kind == QUEUE_CTL_CAMPAIGN
+                                   ? ca->until : 0);
     if (rc > 0)
         return admin_mdb(t, rc);
     if (rc == QUEUE_ENOTFOUND && !set)
@@ -690,7 +694,7 @@ static int do_control(struct admin_tx *t, void *arg)
 /* Run one of pause, resume, cancel. */
 static int campaign_control(struct queue *q, uint64_t id,
                             enum ctl_action action, const char *reason,
-                            const struct queue_actor *by)
+                            int64_t until, const struct queue_actor *by)
 {
     struct ctl_arg *ca = calloc(1, sizeof *ca);
     if (!ca)
@@ -698,6 +702,7 @@ static int campaign_control(struct queue *q, uint64_t id,
     ca->id = id;
     ca->action = action;
     ca->reason = reason;
+    ca->until = until;
     ca->by = by;
     int err = admin_run(q, do_control, ca);
     free(ca);
@@ -707,17 +712,26 @@ static int campaign_control(struct queue *q, uint64_t id,
 int queue_campaign_pause(struct queue *q, uint64_t id, const char *reason,
                          const struct queue_actor *by)
 {
-    return campaign_control(q, id, CTL_PAUSE, reason, by);
+    return campaign_control(q, id, CTL_PAUSE, reason, 0, by);
+}
+
+int queue_campaign_pause_until(struct queue *q, uint64_t id,
+                               const char *reason, int64_t until,
+                               const struct queue_actor *by)
+{
+    if (until < 0)
+        return -EINVAL;
+    return campaign_control(q, id, CTL_PAUSE, reason, until, by);
 }
 
 int queue_campaign_resume(struct queue *q, uint64_t id,
                           const struct queue_actor *by)
 {
-    return campaign_control(q, id, CTL_RESUME, NULL, by);
+    return campaign_control(q, id, CTL_RESUME, NULL, 0, by);
 }
 
 int queue_campaign_cancel(struct queue *q, uint64_t id, const char *reason,
                           const struct queue_actor *by)
 {
-    return campaign_control(q, id, CTL_CANCEL, reason, by);
+    return campaign_control(q, id, CTL_CANCEL, reason, 0, by);
 }

@@ -7,7 +7,10 @@
  *   pause that ends by itself (`sluice pause --for`) when it ends: a
  *   record past that time reads as not paused to everyone who asks
  *   (queue_control_active), and stays stored until the next pause or
- *   resume of the same name replaces it.  Pauses and
+ *   resume of the same name replaces it.  A campaign's pause may have an
+ *   end too (`sluice campaign pause --for`): there the end only stops new
+ *   mail being parked; sluiced resumes the campaign (its state, its
+ *   parked mail) with queue_campaign_resume() once it has passed.  Pauses and
  *   resumes go through the writer like every other write (OP_CONTROL) and
  *   bump the meta counter "controls_gen" in the same transaction, so a
  *   reader that sees a new generation also sees the change behind it.
@@ -107,9 +110,10 @@ int control_submit(struct queue *q, int kind, const char *name,
         return -EINVAL;
     }
     if (until < 0 || (until && (!set || (kind != QUEUE_CTL_DOMAIN &&
-                                         kind != QUEUE_CTL_SITE)))) {
-        queue_set_detail("only a pause of a domain or site can end by "
-                         "itself");
+                                         kind != QUEUE_CTL_SITE &&
+                                         kind != QUEUE_CTL_CAMPAIGN)))) {
+        queue_set_detail("only a pause of a domain, site or campaign can "
+                         "end by itself");
         return -EINVAL;
     }
     size_t nlen = strlen(name);
@@ -153,10 +157,12 @@ int control_decode(const MDB_val *k, const MDB_val *v,
         (base != v->mv_size && base + 8 != v->mv_size))
         return QUEUE_ECORRUPT;
     c->until = base + 8 == v->mv_size ? (int64_t)be64_get(p + base) : 0;
-    /* an end time is kept only for domains and sites, and is a real time */
+    /* an end time is kept only for domains, sites and campaigns, and is a
+     * real time */
     if (base + 8 == v->mv_size &&
         (c->until <= 0 || (kp[1] != QUEUE_CTL_DOMAIN &&
-                           kp[1] != QUEUE_CTL_SITE)))
+                           kp[1] != QUEUE_CTL_SITE &&
+                           kp[1] != QUEUE_CTL_CAMPAIGN)))
         return QUEUE_ECORRUPT;
     c->kind = kp[1];
     memcpy(c->name, kp + 2, nlen);

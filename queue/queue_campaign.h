@@ -272,6 +272,12 @@ int queue_campaign_pause(struct queue *q, uint64_t id, const char *reason,
                          const struct queue_actor *by);
 int queue_campaign_resume(struct queue *q, uint64_t id,
                           const struct queue_actor *by);
+/* A pause that ends by itself at until (unix seconds, 0: never): the
+ * control holds the end; from then on it reads as not paused and sluiced
+ * resumes the campaign (queue_campaign_resume, audited as its own). */
+int queue_campaign_pause_until(struct queue *q, uint64_t id,
+                               const char *reason, int64_t until,
+                               const struct queue_actor *by);
 int queue_campaign_cancel(struct queue *q, uint64_t id, const char *reason,
                           const struct queue_actor *by);
 

@@ -14,7 +14,7 @@
  *   campaign preview ID --contact EMAIL       (cmd_campaign_render.c)
  *   campaign test ID --to ADDR                (cmd_campaign_render.c)
  *   campaign send ID                          (cmd_campaign_send.c)
- *   campaign pause ID [--reason TEXT]
+ *   campaign pause ID [--reason TEXT] [--for DURATION]
  *   campaign resume ID
  *   campaign cancel ID [--reason TEXT]
  *   ID is the campaign's number, or its name in --account (default: the
@@ -83,7 +83,7 @@ static const char usage_text[] =
     "[--json]\n"
     "       sluice campaign test ID --to ADDR [--config FILE] [--json]\n"
     "       sluice campaign send ID [--json]\n"
-    "       sluice campaign pause ID [--reason TEXT]\n"
+    "       sluice campaign pause ID [--reason TEXT] [--for DURATION]\n"
     "       sluice campaign resume ID\n"
     "       sluice campaign cancel ID [--reason TEXT]\n"
     "\n"
@@ -554,6 +554,8 @@ out:
 static int cmd_control(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *sub = argv[0], *spec = NULL, *acct = NULL, *reason = NULL;
+    const char *for_s = NULL;
+    int64_t until = 0, secs = 0;
     bool bad = false, resume = !strcmp(sub, "resume");
     char prog[40];
     struct camp_cmd cmd;
@@ -564,22 +566,27 @@ static int cmd_control(struct tool_ctx *ctx, int argc, char **argv)
     snprintf(prog, sizeof prog, CAMP_P " %s", sub);
     for (int i = 1; i < argc && !bad; i++)
         if (!tool_opt(argc, argv, &i, "--account", &acct, &bad) &&
-            (resume || !tool_opt(argc, argv, &i, "--reason", &reason, &bad))) {
+            (resume || !tool_opt(argc, argv, &i, "--reason", &reason, &bad)) &&
+            (act != ACT_CAMPAIGN_PAUSE ||
+             !tool_opt(argc, argv, &i, "--for", &for_s, &bad))) {
             if (argv[i][0] != '-' && !spec)
                 spec = argv[i];
             else
                 bad = true;
         }
     if (bad || !spec) {
-        fprintf(stderr, "usage: sluice campaign %s ID%s\n", sub,
-                resume ? "" : " [--reason TEXT]");
+        fprintf(stderr, "usage: sluice campaign %s ID%s%s\n", sub,
+                resume ? "" : " [--reason TEXT]",
+                act == ACT_CAMPAIGN_PAUSE ? " [--for DURATION]" : "");
         return TOOL_EX_USAGE;
     }
+    if (for_s && tool_pause_until(prog, for_s, &until, &secs))
+        return TOOL_EX_USAGE;
     if ((rc = camp_begin(ctx, prog, act, spec, acct, &cmd)))
         return rc;
     struct queue_actor by = tool_actor(ctx, cmd.role, cmd.c.account);
     if (act == ACT_CAMPAIGN_PAUSE)
-        err = queue_campaign_pause(cmd.q, cmd.c.id, reason, &by);
+        err = queue_campaign_pause_until(cmd.q, cmd.c.id, reason, until, &by);
     else if (resume)
         err = queue_campaign_resume(cmd.q, cmd.c.id, &by);
     else
@@ -595,13 +602,20 @@ static int cmd_control(struct tool_ctx *ctx, int argc, char **argv)
             state = now.state;
             queue_campaign_clear(&now);
         }
-        if (ctx->json)
-            tool_emit_json(json_pack("{s:I,s:s}", "id", (json_int_t)cmd.c.id,
-                                     "state",
-                                     queue_campaign_state_name(state)));
-        else
+        if (ctx->json) {
+            json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t)cmd.c.id,
+                                  "state", queue_campaign_state_name(state));
+            if (until)
+                json_object_set_new(o, "until", json_integer(until));
+            tool_emit_json(o);
+        } else if (until) {
+            printf("campaign %llu (%s) is %s for %llds\n",
+                   (unsigned long long)cmd.c.id, cmd.c.name,
+                   queue_campaign_state_name(state), (long long)secs);
+        } else {
             printf("campaign %llu (%s) is %s\n", (unsigned long long)cmd.c.id,
                    cmd.c.name, queue_campaign_state_name(state));
+        }
     }
     camp_end(&cmd);
     return rc;

@@ -120,6 +120,17 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
     return j;
 }
 
+/* queue_controls(): the end of the campaign's pause (`pause --for`). */
+static int pause_end(void *arg, const struct queue_control *c)
+{
+    struct { const char *name; int64_t until; } *p = arg;
+    if (c->kind == QUEUE_CTL_CAMPAIGN && !strcmp(c->name, p->name)) {
+        p->until = c->until;
+        return 1;
+    }
+    return 0;
+}
+
 /* `campaign show`: definition, state, counters and ETA. */
 int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
 {
@@ -169,10 +180,19 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
         !tool_incident_pauses(cmd.q, &pauses, &npauses))
         by = tool_pause_find(pauses, npauses, "campaign",
                              id_text(c->id, ts, sizeof ts));
+    /* a pause that ends by itself: when (sluiced resumes it then) */
+    struct { const char *name; int64_t until; } pe = { NULL, 0 };
+    char idbuf[24];
+    if (v.state == QUEUE_CAMPAIGN_PAUSED) {
+        pe.name = id_text(c->id, idbuf, sizeof idbuf);
+        queue_controls(cmd.q, pause_end, &pe);
+    }
     if (ctx->json) {
         json_t *j = view_json(cmd.q, c, &v, true);
         json_object_set_new(j, "paused_by", by ? tool_pause_json(by)
                                                : json_null());
+        json_object_set_new(j, "paused_until", pe.until
+                            ? json_integer(pe.until) : json_null());
         tool_emit_json(j);
         free(pauses);
         camp_end(&cmd);
@@ -191,6 +211,9 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
         char line[400];
         printf("paused by   %s\n", tool_pause_text(by, line, sizeof line));
     }
+    if (pe.until)
+        printf("paused till %s (sluiced resumes it then)\n",
+               tool_time_text(pe.until, ts, sizeof ts));
     free(pauses);
     printf("created     %s\n", tool_time_text(c->created, ts, sizeof ts));
     printf("schedule    %s\n", c->schedule ? tool_time_text(c->schedule, ts,

@@ -49,6 +49,21 @@ const char *tool_ctl_kind_name(int kind)
            : kind == QUEUE_CTL_CANCELLED ? "cancelled campaign" : "domain";
 }
 
+int tool_pause_until(const char *prog, const char *for_s, int64_t *until,
+                     int64_t *secs)
+{
+    uint64_t for_ms = 0;
+    if (config_parse_duration_ms(for_s, &for_ms) || for_ms < 1000 ||
+        for_ms / 1000 > PAUSE_FOR_MAX_S) {
+        fprintf(stderr, "%s: --for '%s': a duration from 1s to 366d (30s, "
+                "30m, 2h, 1d)\n", prog, for_s);
+        return -1;
+    }
+    *secs = (int64_t)(for_ms / 1000);
+    *until = (int64_t)time(NULL) + *secs;
+    return 0;
+}
+
 /* Parse "domain" or "site"; 0 if neither. */
 static int parse_kind(const char *s)
 {
@@ -125,15 +140,9 @@ static int change(struct tool_ctx *ctx, int argc, char **argv, bool set)
                 set ? PAUSE_USAGE : "domain|site NAME");
         return TOOL_EX_USAGE;
     }
-    uint64_t for_ms = 0;
-    if (for_s && (config_parse_duration_ms(for_s, &for_ms) ||
-                  for_ms < 1000 || for_ms / 1000 > PAUSE_FOR_MAX_S)) {
-        fprintf(stderr, "sluice pause: --for '%s': a duration from 1s to "
-                "366d (30s, 30m, 2h, 1d)\n", for_s);
+    int64_t until = 0, secs = 0;
+    if (for_s && tool_pause_until("sluice pause", for_s, &until, &secs))
         return TOOL_EX_USAGE;
-    }
-    int64_t until = for_ms ? (int64_t)time(NULL) + (int64_t)(for_ms / 1000)
-                           : 0;
     if (!normal_name(kind, name_s, name, sizeof name)) {
         fprintf(stderr, "sluice %s: %s name longer than %d bytes\n", verb,
                 kind_s, QUEUE_MAX_CTL_NAME);
@@ -180,7 +189,7 @@ static int change(struct tool_ctx *ctx, int argc, char **argv, bool set)
     }
     if (until)
         printf("paused %s %s for %llds\n", kind_s, name,
-               (long long)(for_ms / 1000));
+               (long long)secs);
     else
         printf("%s %s %s\n", set ? "paused" : "resumed", kind_s, name);
     return 0;

@@ -321,4 +321,9 @@ int tool_campaign_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_feedback_main(struct tool_ctx *ctx, int argc, char **argv);
 int tool_queue_main(struct tool_ctx *ctx, int argc, char **argv);
 
+/* --for DURATION of a pause (1s .. 366d) as its end in unix seconds and
+ * its length; -1 after a message on stderr for a bad one (cmd_pause.c). */
+int tool_pause_until(const char *prog, const char *for_s, int64_t *until,
+                     int64_t *secs);
+
 #endif

@@ -178,6 +178,27 @@ class Campaign(PeerTest):
                        "deliveries after resume")
         self.assertLess(time.monotonic() - t0, 5)
 
+        # a pause that ends by itself: held, then sluiced resumes it
+        r = self.sluice("campaign", "pause", self.cid, "--for", "4s")
+        self.assertIn(b"paused for 4s", r.stdout)
+        st = self.show()
+        self.assertEqual(st["state"], "paused", st)
+        self.assertGreater(st["paused_until"], time.time(), st)
+        time.sleep(1.5)
+        held = delivered()
+        time.sleep(1.0)
+        self.assertLessEqual(delivered(), held + 3,
+                             "mail kept flowing in a pause --for")
+        peers.wait_for(lambda: self.show()["state"] == "sending", 20,
+                       "sluiced resuming the campaign once its pause ended")
+        self.assertIsNone(self.show()["paused_until"])
+        peers.wait_for(lambda: delivered() > held + 5, 20,
+                       "deliveries after the pause ended")
+        audit = json.loads(self.sluice("audit", "list", "--json").stdout)
+        self.assertTrue([a for a in audit
+                         if a.get("action") == "campaign resume" and
+                         a.get("user") == "sluiced"], audit[-5:])
+
         # kill -9 in the middle: the campaign is not done, nothing lost
         peers.wait_for(lambda: delivered() >= 120, 40, "120 deliveries")
         p.signal(signal.SIGKILL)
