@@ -109,11 +109,12 @@ int control_submit(struct queue *q, int kind, const char *name,
                          rlen < 0 ? "reason" : "name of who paused");
         return -EINVAL;
     }
+    /* a campaign's pause ends through queue_campaign_pause_until(), with
+     * its state */
     if (until < 0 || (until && (!set || (kind != QUEUE_CTL_DOMAIN &&
-                                         kind != QUEUE_CTL_SITE &&
-                                         kind != QUEUE_CTL_CAMPAIGN)))) {
-        queue_set_detail("only a pause of a domain, site or campaign can "
-                         "end by itself");
+                                         kind != QUEUE_CTL_SITE)))) {
+        queue_set_detail("only a pause of a domain or site can end by "
+                         "itself here");
         return -EINVAL;
     }
     size_t nlen = strlen(name);

@@ -72,6 +72,7 @@ struct ctl_find {
     char name[24];
     bool found;
     char who[QUEUE_MAX_CTL_WHO + 1], reason[QUEUE_MAX_CTL_REASON + 1];
+    struct queue_control c;
 };
 
 static int ctl_cb(void *arg, const struct queue_control *c)
@@ -81,6 +82,7 @@ static int ctl_cb(void *arg, const struct queue_control *c)
         f->found = true;
         snprintf(f->who, sizeof f->who, "%s", c->who);
         snprintf(f->reason, sizeof f->reason, "%s", c->reason);
+        f->c = *c;
     }
     return 0;
 }
@@ -343,6 +345,17 @@ static void test_states(void **state)
     assert_int_equal(campaign_state(q, id), QUEUE_CAMPAIGN_SENDING);
     assert_false(has_ctl(q, QUEUE_CTL_CAMPAIGN, id, NULL));
     last_audit(q, "campaign resume", NULL);
+    /* a pause with an end: the control keeps it (it reads as not paused
+     * from then on); a resume ends it like any other */
+    E(queue_campaign_pause_until(q, id, NULL, T0 + 70, &alice));
+    assert_int_equal(campaign_state(q, id), QUEUE_CAMPAIGN_PAUSED);
+    assert_true(has_ctl(q, QUEUE_CTL_CAMPAIGN, id, &f));
+    assert_int_equal(f.c.until, T0 + 70);
+    assert_true(queue_control_active(&f.c, T0 + 69));
+    assert_false(queue_control_active(&f.c, T0 + 70));
+    EQ_ERR(queue_campaign_pause_until(q, id, NULL, -1, &alice), -EINVAL);
+    E(queue_campaign_resume(q, id, &alice));
+    assert_false(has_ctl(q, QUEUE_CTL_CAMPAIGN, id, NULL));
 
     /* end with the wrong cursor fails; with the right one completes */
     EQ_ERR(queue_campaign_send_end(q, id, 10, &alice), QUEUE_ESTATE);
