@@ -12,7 +12,7 @@ BUILD="build-essential cmake pkg-config liblmdb-dev lmdb-utils libuv1-dev
  libjansson-dev libmicrohttpd-dev libsodium-dev libidn2-dev libcsv-dev
  zlib1g-dev libcurl4-openssl-dev"
 PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
- opendkim openssl procps iproute2 swaks"
+ opendkim openssl procps iproute2 swaks libnet-ssleay-perl libio-socket-ssl-perl"
 TESTS="valgrind clang libclang-rt-14-dev gnuplot-nox util-linux mount time jq
  python3-prometheus-client
  curl"
