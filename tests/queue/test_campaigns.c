@@ -14,7 +14,9 @@
  *   cut short continues where it stopped.  The whole enqueue
  *   (queue_campaign_send_all) queues every contact not suppressed and
  *   counts the others; from a stale cursor it queues nothing.  A campaign
- *   becomes done only when every recipient is terminal.  Recipients of a
+ *   becomes done only when every recipient is terminal, and its finished
+ *   time is that of the last terminal outcome, not of the settle.
+ *   Recipients of a
  *   scheduled campaign are not claimable before their time.  The token
  *   secret is made once.
  */
@@ -371,10 +373,18 @@ static void test_states(void **state)
     assert_int_equal(st, QUEUE_CAMPAIGN_PAUSED);
     test_clock_set(T0 + 100);
     outcomes(q, first2 + 1, 1, QUEUE_EV_DELIVERED);
+    /* finished is when the last recipient ended, not when someone looked
+     * (campaign_end.c): settled 150 s later, and again later still */
+    test_clock_set(T0 + 250);
     E(queue_campaign_settle(q, id, &st));
     assert_int_equal(st, QUEUE_CAMPAIGN_DONE);
     E(queue_campaign_get(q, id, &c));
     assert_int_equal(c.state, QUEUE_CAMPAIGN_DONE);
+    assert_int_equal(c.finished, T0 + 100);
+    queue_campaign_clear(&c);
+    test_clock_set(T0 + 400);
+    E(queue_campaign_settle(q, id, &st));
+    E(queue_campaign_get(q, id, &c));
     assert_int_equal(c.finished, T0 + 100);
     queue_campaign_clear(&c);
     EQ_ERR(queue_campaign_cancel(q, id, NULL, &alice), QUEUE_ESTATE);
