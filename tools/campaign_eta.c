@@ -45,6 +45,7 @@
 #define ETA_MAX_SITES 4096
 #define ETA_LOOKUPS 16
 #define ETA_JSON_SITES 100
+#define ETA_OTHER "(other sites)"
 
 struct eta_walk {
     uint64_t campaign;
@@ -94,9 +95,8 @@ static struct tool_eta_site *site_group(struct eta_walk *w, const char *name,
              b = (b + 1) & (w->nslot - 1))
             if (!strcmp(w->s[w->slot[b] - 1].name, name))
                 return &w->s[w->slot[b] - 1];
-    if (w->n >= ETA_MAX_SITES)
-        return strcmp(name, "(other sites)")
-               ? site_group(w, "(other sites)", "") : NULL;
+    if (w->n >= ETA_MAX_SITES && strcmp(name, ETA_OTHER))
+        return site_group(w, ETA_OTHER, "");   /* made once, past the cap */
     if (w->n == w->cap) {
         size_t nc = w->cap ? w->cap * 2 : 16;
         struct tool_eta_site *ns = realloc(w->s, nc * sizeof *ns);
@@ -131,10 +131,12 @@ static int count_one(void *arg, const struct queue_queued *d)
         w->err = -ENOMEM;
         return 1;
     }
-    bool held = queue_due_parked(d->due) ||
-                tool_queue_paused(w->v, QUEUE_CTL_DOMAIN, d->domain) ||
-                tool_queue_paused(w->v, QUEUE_CTL_SITE, site);
+    bool paused = tool_queue_paused(w->v, QUEUE_CTL_DOMAIN, d->domain) ||
+                  tool_queue_paused(w->v, QUEUE_CTL_SITE, site);
+    bool held = paused || queue_due_parked(d->due);
     g->left++;
+    if (paused)
+        g->paused = true;
     if (held)
         g->held++;
     else if (d->due > g->last_due)
@@ -224,6 +226,7 @@ static void merge_same(struct tool_eta *e)
             struct tool_eta_site *a = &e->sites[i], *b = &e->sites[j];
             a->left += b->left;
             a->held += b->held;
+            a->paused |= b->paused;
             if (b->last_due > a->last_due)
                 a->last_due = b->last_due;
             if (!a->rate && b->rate) {
@@ -308,8 +311,14 @@ static void decide(struct tool_eta *e, struct queue *q,
         snprintf(e->what, sizeof e->what, "%s", held->name);
         e->left = held->held;
         e->rate = 0;
-        snprintf(e->text, sizeof e->text, "held: site %s, %llu left "
-                 "paused", held->name, (unsigned long long)held->held);
+        if (held->paused)
+            snprintf(e->text, sizeof e->text, "site %s is paused, %llu "
+                     "left there", held->name,
+                     (unsigned long long)held->held);
+        else
+            snprintf(e->text, sizeof e->text, "%llu left held (a paused "
+                     "campaign or a disabled account)",
+                     (unsigned long long)held->held);
         return;
     }
     if (last_due > e->now + (int64_t)(worst + 0.5)) {
@@ -410,8 +419,9 @@ void tool_eta_json(const struct tool_eta *e, json_t *obj)
     for (size_t i = 0; i < e->nsites && i < ETA_JSON_SITES; i++) {
         const struct tool_eta_site *g = &e->sites[i];
         json_array_append_new(sites, json_pack(
-            "{s:s,s:I,s:I,s:o,s:s,s:s,s:o}", "site", g->name,
+            "{s:s,s:I,s:I,s:b,s:o,s:s,s:s,s:o}", "site", g->name,
             "left", (json_int_t)g->left, "held", (json_int_t)g->held,
+            "paused", g->paused,
             "rate_per_s", g->rate > 0 ? json_real(g->rate) : json_null(),
             "limit", g->limit, "limit_from", g->from,
             "seconds", g->rate > 0 ? json_real(g->seconds) : json_null()));

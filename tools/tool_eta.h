@@ -35,6 +35,7 @@ struct tool_eta_site {
     char domain[256];     /* one of its domains (the limits' lookup) */
     uint64_t left;        /* the campaign's queued deliveries there */
     uint64_t held;        /* of which held: paused site/domain, parked */
+    bool paused;          /* the site or one of its domains is paused */
     double rate;          /* deliveries per second allowed, 0 unknown */
     char limit[48];       /* "10/s", "unlimited", "?" */
     const char *from;     /* "sluiced", "configuration", "observed", "none" */
