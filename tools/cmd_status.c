@@ -245,11 +245,15 @@ static void print_header(const struct status_view *v)
     json_t *d = v->doc;
     /* the rate of the last few seconds (sluiced's status.c), not an
      * average that lags behind a pause or a cancel */
-    char rate[24];
-    fmt_rate(rate, sizeof rate,
-             json_number_value(json_object_get(d, "rate")));
+    char rate[40] = "";
+    json_t *rj = json_object_get(d, "rate");
+    if (json_is_number(rj)) {   /* absent from an older sluiced's */
+        char r[24];
+        fmt_rate(r, sizeof r, json_number_value(rj));
+        snprintf(rate, sizeof rate, "rate %s/s, ", r);
+    }
     printf("sluiced pid %lld: sessions %lld/%lld, %lld in flight, "
-           "rate %s/s, status %.1fs old\n",
+           "%sstatus %.1fs old\n",
            (long long)json_integer_value(json_object_get(d, "pid")),
            (long long)json_integer_value(json_object_get(d, "sessions")),
            (long long)json_integer_value(json_object_get(d, "max_sessions")),
