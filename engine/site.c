@@ -278,6 +278,19 @@ double site_rate(struct site *s)
     return sum / span;
 }
 
+/* site_foreach(): add one site's recent rate into the sum. */
+static void add_rate(struct site *s, void *arg)
+{
+    *(double *)arg += site_rate(s);
+}
+
+double site_total_rate(struct engine *e)
+{
+    double sum = 0;
+    site_foreach(e, add_rate, &sum);
+    return sum;
+}
+
 void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
                    const char *text)
 {

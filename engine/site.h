@@ -85,6 +85,9 @@ void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
  * now, the current second included). */
 #define SITE_RATE_WINDOW_S 5
 double site_rate(struct site *s);
+/* The same summed over every site: what status.json's "rate" and the web
+ * console's overview show. */
+double site_total_rate(struct engine *e);
 
 /* The current limit on connections (adaptive and configured). */
 unsigned site_conn_limit(const struct site *s);

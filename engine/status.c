@@ -77,11 +77,6 @@ static void add_site(struct site *s, void *arg)
     json_array_append_new(arg, site_json(s));
 }
 
-/* site_foreach(): add the site's recent rate into the sum. */
-static void add_rate(struct site *s, void *arg)
-{
-    *(double *)arg += site_rate(s);
-}
 
 /* Whether the spool takes writes, and what waits meanwhile. */
 static json_t *spool_json(const struct engine *e)
@@ -154,9 +149,7 @@ void status_write(struct engine *e)
         return;
     /* deliveries per second of every site over the last few seconds:
      * what `sluice status` and the web console show as the rate */
-    double rate = 0;
-    site_foreach(e, add_rate, &rate);
-    json_object_set_new(doc, "rate", json_real(rate));
+    json_object_set_new(doc, "rate", json_real(site_total_rate(e)));
     json_object_set_new(doc, "rate_window_s",
                         json_integer(SITE_RATE_WINDOW_S));
     /* the circuit breaker's pauses of open incidents (incident_probe.c) */

@@ -7,7 +7,8 @@ limits and the queued counts:
 - early on, `campaign show` gives an ETA within a tolerance of the time the
   slowest domain needs for what it still holds at its limit, and names
   that domain as the slowest site (text and --json eta / eta_basis);
-- a paused campaign shows ETA "paused";
+- a paused campaign shows ETA "paused", and so does one with mail a
+  paused domain holds (naming it);
 - after completion, `finished` is the time of the campaign's last terminal
   event in the event log (to the second), also when the first show comes
   seconds later, and a second show later does not move it;
@@ -148,6 +149,14 @@ class CampaignTimes(PeerTest):
         text = self.sluice("campaign", "show", cid).stdout.decode()
         self.assertRegex(text, r"(?m)^eta\s+paused ")
         self.sluice("campaign", "resume", cid)
+        # a paused site holding some of it: paused too, and named
+        self.sluice("pause", "domain", SLOW[1], "--reason", "test")
+        j = self.show(cid)
+        self.assertEqual(j["state"], "sending")
+        self.assertEqual(j["eta"], "paused", j)
+        self.assertEqual((j["eta_basis"]["kind"], j["eta_basis"]["what"]),
+                         ("paused", SLOW[1]), j["eta_basis"])
+        self.sluice("resume", "domain", SLOW[1])
 
         # --- finished: the last terminal event's time, not the show's
         def ended():
