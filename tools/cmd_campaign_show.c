@@ -156,8 +156,8 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     /* sluiced's live view (sites, pauses) before the spool is opened
      * here: one open of it at a time in a process */
     struct status_view sv;
-    if ((rc = status_view_load(&sv, ctx)))
-        return rc;
+    if (status_view_load(&sv, ctx))
+        memset(&sv, 0, sizeof sv);   /* said why; the ETA does without */
     if ((rc = camp_begin(ctx, CAMP_P " show", ACT_CAMPAIGN_SHOW, spec, acct,
                          &cmd))) {
         status_view_free(&sv);
