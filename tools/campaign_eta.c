@@ -275,14 +275,19 @@ static void decide(struct tool_eta *e, struct queue *q,
     const struct tool_eta_site *held = NULL;
     for (size_t i = 0; i < e->nsites; i++) {
         struct tool_eta_site *g = &e->sites[i];
-        if (g->held && !held)
-            held = g;
         if (g->last_due > last_due)
             last_due = g->last_due;
         g->seconds = g->rate > 0 ? (double)g->left / g->rate : 0;
     }
     if (e->nsites)
         qsort(e->sites, e->nsites, sizeof *e->sites, slowest_first);
+    /* after the sort: the slowest site holding mail; a paused one before
+     * mail parked elsewhere */
+    for (size_t i = 0; i < e->nsites; i++) {
+        const struct tool_eta_site *g = &e->sites[i];
+        if (g->held && (!held || (g->paused && !held->paused)))
+            held = g;
+    }
     if (e->nsites && e->sites[0].seconds > 0) {
         const struct tool_eta_site *g = &e->sites[0];
         worst = g->seconds;

@@ -21,6 +21,7 @@ import calendar
 import json
 import os
 import re
+import signal
 import time
 
 import peers
@@ -107,7 +108,7 @@ class CampaignTimes(PeerTest):
             rcpts += ["s%03d@%s" % (i, d) for i in range(N_SLOW)]
         cid = self.setup_campaign("news", rcpts)
         self.sluice("campaign", "send", cid)
-        self.start_sluiced(conf, exit_when_empty=False)
+        p = self.start_sluiced(conf, exit_when_empty=False)
 
         # --- early: the slowest site decides, at its limit
         def fast_done():
@@ -209,6 +210,8 @@ class CampaignTimes(PeerTest):
         n = received()
         time.sleep(1.5)
         self.assertEqual(received(), n, "the sink still receives")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait(20), 0, p.output()[-2000:])
 
 if __name__ == "__main__":
     peers.main()
