@@ -274,7 +274,8 @@ double site_rate(struct site *s)
     for (int64_t k = sec - (SITE_RATE_WINDOW_S - 1); k <= sec; k++)
         if (k >= s->per_sec_base && k < s->per_sec_base + 16)
             sum += s->per_sec[k - s->per_sec_base];
-    double span = (double)(SITE_RATE_WINDOW_S - 1) + (double)(now % 1000) / 1000;
+    double span = (double)(SITE_RATE_WINDOW_S - 1) +
+                  (double)(now % 1000) / 1000;
     return sum / span;
 }
 

@@ -77,7 +77,6 @@ static void add_site(struct site *s, void *arg)
     json_array_append_new(arg, site_json(s));
 }
 
-
 /* Whether the spool takes writes, and what waits meanwhile. */
 static json_t *spool_json(const struct engine *e)
 {

@@ -385,7 +385,8 @@ int tool_campaign_eta(struct tool_ctx *ctx, struct queue *q,
     bool loaded = false, need = false;
     for (size_t i = 0; i < out->nsites; i++)
         need |= !live_row(v, out->sites[i].name);
-    if (need && tool_config_load(ctx, "sluice campaign show", NULL, &cfg, &loaded))
+    if (need && tool_config_load(ctx, "sluice campaign show", NULL, &cfg,
+                                 &loaded))
         loaded = false;
     char buf[3 * CONFIG_DNS_SERVERS_MAX];
     const char *servers = loaded ? tool_dns_servers(NULL, &cfg, buf,
