@@ -28,6 +28,12 @@
  *   shares its limit and is not counted: the ETA is the earliest the
  *   limits allow, not a promise.
  *
+ *   Cost: one read of the whole ready index (every queued delivery of
+ *   the spool, the campaign's or not: the index has no campaign in its
+ *   key), like `queue summary`; a spool with millions queued takes
+ *   seconds.  Counts per campaign and site kept by the writer would make
+ *   it cheap; none exist yet.
+ *
  * DIAGNOSTICS
  *   Spool errors as negative queue codes; more than ETA_MAX_SITES sites
  *   counts the rest into one "(other sites)" group without a rate.
