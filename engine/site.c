@@ -264,12 +264,32 @@ static void count_delivery(struct site *s)
 
 double site_rate(struct site *s)
 {
-    int64_t sec = (int64_t)(engine_now_ms() / 1000);
+    /* deliveries from the start of the second SITE_RATE_WINDOW_S - 1
+     * seconds ago until now, over that span: the current second counts
+     * with its part gone by, so the rate falls to 0 within the window once
+     * nothing is delivered (a 10 s average of whole seconds lagged after
+     * a cancel) */
+    int64_t now = (int64_t)engine_now_ms(), sec = now / 1000;
     uint32_t sum = 0;
-    for (int64_t k = sec - 10; k < sec; k++)
+    for (int64_t k = sec - (SITE_RATE_WINDOW_S - 1); k <= sec; k++)
         if (k >= s->per_sec_base && k < s->per_sec_base + 16)
             sum += s->per_sec[k - s->per_sec_base];
-    return sum / 10.0;
+    double span = (double)(SITE_RATE_WINDOW_S - 1) +
+                  (double)(now % 1000) / 1000;
+    return sum / span;
+}
+
+/* site_foreach(): add one site's recent rate into the sum. */
+static void add_rate(struct site *s, void *arg)
+{
+    *(double *)arg += site_rate(s);
+}
+
+double site_total_rate(struct engine *e)
+{
+    double sum = 0;
+    site_foreach(e, add_rate, &sum);
+    return sum;
 }
 
 void site_feedback(struct site *s, bool ok, int code, const char *enhanced,

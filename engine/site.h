@@ -81,8 +81,13 @@ bool site_take(struct site *s, unsigned n);
 void site_feedback(struct site *s, bool ok, int code, const char *enhanced,
                    const char *text);
 
-/* Deliveries per second over the last ten seconds. */
+/* Deliveries per second over the last SITE_RATE_WINDOW_S seconds (up to
+ * now, the current second included). */
+#define SITE_RATE_WINDOW_S 5
 double site_rate(struct site *s);
+/* The same summed over every site: what status.json's "rate" and the web
+ * console's overview show. */
+double site_total_rate(struct engine *e);
 
 /* The current limit on connections (adaptive and configured). */
 unsigned site_conn_limit(const struct site *s);

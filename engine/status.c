@@ -3,9 +3,11 @@
  * SPOOL/status.json (or status_file) for `sluice status`.
  *
  * DESCRIPTION
- *   One JSON document: daemon totals and one object per site (a configured
- *   [site] or a domain with its own throttles): connections against the
- *   limit, current rate against max_rate, backoff state, last error, next
+ *   One JSON document: daemon totals (with "rate": deliveries per second
+ *   of all sites over the last rate_window_s seconds) and one object per
+ *   site (a configured [site] or a domain with its own throttles):
+ *   connections against the limit, current rate (the same window)
+ *   against max_rate, backoff state, last error, next
  *   retry, counts, and the domains it holds; and whether the spool takes
  *   writes ("spool_state": writable, full or unwritable, with the outcomes
  *   held in memory meanwhile); and the pauses open incidents hold
@@ -144,6 +146,11 @@ void status_write(struct engine *e)
                             "spool_state", spool_json(e), "sites", sites);
     if (!doc)
         return;
+    /* deliveries per second of every site over the last few seconds:
+     * what `sluice status` and the web console show as the rate */
+    json_object_set_new(doc, "rate", json_real(site_total_rate(e)));
+    json_object_set_new(doc, "rate_window_s",
+                        json_integer(SITE_RATE_WINDOW_S));
     /* the circuit breaker's pauses of open incidents (incident_probe.c) */
     json_object_set_new(doc, "breakers", incidents_status_json(e));
     char *text = json_dumps(doc, JSON_COMPACT);

@@ -64,4 +64,20 @@ int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
 int qcampaign_derived_state(const struct queue_campaign *c,
                             const struct queue_counts *k, int64_t now);
 
+/* The writer's flush took campaign id's queued count to 0 in w's
+ * transaction: record its time as the campaign's "finished" mark
+ * (campaign_end.c).  0 or a txn failure. */
+int qcampaign_queue_emptied(struct wctx *w, uint64_t id);
+
+/* The time (unix seconds) of campaign id's newest terminal event in the
+ * event log, reading back at most a bounded number of events; 0 none
+ * found. */
+int64_t qcampaign_last_end_scan(struct queue *q, MDB_txn *txn, uint64_t id);
+
+/* When campaign c, now found done, finished: its recorded mark, else the
+ * scanned time (0: none), else now; never before it started nor after
+ * now. */
+int64_t qcampaign_finish_time(const struct queue_campaign *c, int64_t scanned,
+                              int64_t now);
+
 #endif

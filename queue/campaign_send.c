@@ -396,6 +396,7 @@ int qcampaign_derived_state(const struct queue_campaign *c,
 struct settle_arg {
     uint64_t id;
     int state;
+    int64_t scanned;      /* the log's last terminal event, 0 none */
     struct queue_campaign c;
 };
 
@@ -418,8 +419,10 @@ static int do_settle(struct admin_tx *t, void *arg)
     if (c->state == QUEUE_CAMPAIGN_SCHEDULED &&
         (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_SENDING, c->schedule)))
         return err;
+    /* done when its last recipient ended (campaign_end.c), not now */
     if (to == QUEUE_CAMPAIGN_DONE &&
-        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_DONE, now)))
+        (err = qcampaign_enter(t, c, QUEUE_CAMPAIGN_DONE,
+                               qcampaign_finish_time(c, sa->scanned, now))))
         return err;
     if ((rc = qcampaign_status_put(t->q, t->txn, c)))
         return admin_mdb(t, rc);
@@ -442,10 +445,16 @@ int queue_campaign_settle(struct queue *q, uint64_t id, int *state)
     err = qcampaign_load(q, txn, id, &sa->c, false);
     if (!err)
         err = qcampaign_counts_txn(q, txn, id, &k);
+    if (!err)
+        sa->state = qcampaign_derived_state(&sa->c, &k, spool_now(q));
+    /* done without a finish mark (its queue emptied before the spool
+     * kept one): the event log says when */
+    if (!err && sa->state == QUEUE_CAMPAIGN_DONE &&
+        sa->c.state != QUEUE_CAMPAIGN_DONE && !sa->c.finished)
+        sa->scanned = qcampaign_last_end_scan(q, txn, id);
     queue_read_end(q, txn);
     if (err)
         goto out;
-    sa->state = qcampaign_derived_state(&sa->c, &k, spool_now(q));
     if (sa->state != sa->c.state && !q->readonly) {
         sa->id = id;
         err = admin_run(q, do_settle, sa);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "campaign_int.h"
 #include "queue_int.h"
 
 #define KEY_MAX 256
@@ -208,6 +209,13 @@ int counters_flush(struct wctx *w)
         MDB_val nv = { sizeof c, c };
         if ((rc = mdb_put(w->txn, w->q->dbi[DB_COUNTERS], &k, &nv, 0)))
             return wctx_fail(w, rc);
+        /* the campaign's last queued recipients ended here: its finish
+         * time (campaign_end.c) */
+        int err;
+        if (cd->key[0] == 'c' && cd->klen == 9 && cd->d[CF_QUEUED] < 0 &&
+            c[CF_QUEUED] == 0 &&
+            (err = qcampaign_queue_emptied(w, be64_get(cd->key + 1))))
+            return err;
     }
     counters_reset(w);
     return 0;

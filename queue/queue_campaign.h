@@ -192,6 +192,9 @@ struct queue_campaign {
     char *text;                        /* template or NULL */
     int state;                         /* enum queue_campaign_state */
     int64_t created, schedule, started, finished;
+    /* finished: done or cancelled, when its last recipient ended (the
+     * time of its last terminal event); while sending, when its queue
+     * last became empty, 0 never (campaign_end.c) */
     uint64_t recipients;               /* queued by send */
     uint64_t suppressed_at_send;       /* skipped by send */
     /* send bookkeeping (campaign_send.c): */
@@ -287,7 +290,10 @@ int queue_campaign_cancel(struct queue *q, uint64_t id, const char *reason,
  *   sending or paused -> done   when send handled every contact and every
  *       recipient is terminal: delivered + bounced + expired counted by
  *       the campaign's counters reach `recipients` (so a campaign is never
- *       done with mail unsent, whatever happened to the engine).
+ *       done with mail unsent, whatever happened to the engine); its
+ *       finished time is then that of its last terminal event, recorded
+ *       when it committed (or, for a spool that has no such record, read
+ *       from the event log), not the time of the call.
  * *state (may be NULL) gets the state after the call.  A read-only open
  * only reports the derived state. */
 int queue_campaign_settle(struct queue *q, uint64_t id, int *state);

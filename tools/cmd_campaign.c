@@ -37,10 +37,11 @@
  *   suppressed in the queue (ended unsent: the address was suppressed
  *   after send queued it; JSON "suppressed_in_queue", as "suppressed" is
  *   the count skipped at send) and cancelled (ended unsent by cancel);
- *   and an ETA from the rate of
- *   finished recipients since sending started.  A campaign whose schedule
- *   has come is shown (and stored) as sending; a sending or paused
- *   campaign whose every recipient is terminal as done; never earlier.
+ *   and an ETA: the slowest of its sites at the limit in force there
+ *   (campaign_eta.c), or "paused".  A campaign whose schedule has come is
+ *   shown (and stored) as sending; a sending or paused campaign whose
+ *   every recipient is terminal as done, finished at its last terminal
+ *   event; never earlier.
  *
  *   pause, resume and cancel change the state and set the control sluiced
  *   polls every second (`sluice paused` lists them): paused mail stays

@@ -7,8 +7,9 @@
  *   schedule that has come is sending, a sending or paused campaign whose
  *   every recipient is terminal is done), then read its counters
  *   (queue_counts_campaign).  show prints the definition, the state, the
- *   counts (sent is delivered + bounced) and an ETA from the rate of
- *   finished recipients since sending started, and for a campaign an
+ *   counts (sent is delivered + bounced) and an ETA from what each
+ *   destination still holds for it and the limit in force there, naming
+ *   the slowest (campaign_eta.c), and for a campaign an
  *   incident paused, which incident and rule (incident_pause.c); list one
  *   row a campaign, of one account or of every account the caller may
  *   view.  --json gives the same as an object (show) or an array of
@@ -26,14 +27,16 @@
 #include <time.h>
 
 #include "tool_campaign.h"
+#include "tool_eta.h"
 
 /* What show and list print about one campaign. */
 struct camp_view {
     int state;
     struct queue_counts k;
     uint64_t sent, done;
-    double rate;              /* finished recipients per second, 0 unknown */
-    int64_t eta;              /* unix seconds, 0 unknown */
+    double rate;              /* finished recipients per second since it
+                               * started, 0 unknown */
+    int64_t started, finished; /* after the settle */
     char list_name[QUEUE_MAX_LIST_NAME + 1];
 };
 
@@ -57,16 +60,25 @@ static int view_of(struct queue *q, const struct queue_campaign *c,
     free(l);
     v->sent = v->k.delivered + v->k.bounced;
     v->done = v->sent + v->k.expired + v->k.suppressed + v->k.cancelled;
-    int64_t start = c->started ? c->started : c->schedule;
-    if (v->state == QUEUE_CAMPAIGN_SENDING && start && now > start &&
-        v->done) {
-        v->rate = (double)v->done / (double)(now - start);
-        uint64_t left = c->send_complete && c->recipients > v->done
-                        ? c->recipients - v->done : v->k.queued;
-        v->eta = now + (int64_t)((double)left / v->rate + 0.5);
-    } else if (v->state == QUEUE_CAMPAIGN_SCHEDULED) {
-        v->eta = 0;
+    /* the settle may have moved started (scheduled -> sending) and
+     * finished (-> done: its last terminal event, campaign_end.c) */
+    v->started = c->started;
+    v->finished = c->finished;
+    struct queue_campaign now_c;
+    if (v->state != c->state && queue_campaign_get(q, c->id, &now_c) == 0) {
+        v->started = now_c.started;
+        v->finished = now_c.finished;
+        queue_campaign_clear(&now_c);
     }
+    /* while it sends, finished is only the mark of its queue's last
+     * emptying: no finish time yet */
+    if (v->state != QUEUE_CAMPAIGN_DONE &&
+        v->state != QUEUE_CAMPAIGN_CANCELLED)
+        v->finished = 0;
+    int64_t start = v->started ? v->started : c->schedule;
+    if (v->state == QUEUE_CAMPAIGN_SENDING && start && now > start &&
+        v->done)
+        v->rate = (double)v->done / (double)(now - start);
     return 0;
 }
 
@@ -96,8 +108,8 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
         tool_account_name(q, c->account, an, sizeof an), "list",
         (json_int_t)c->list, "list_name", v->list_name, "state",
         queue_campaign_state_name(v->state), "schedule",
-        json_time(c->schedule), "started", json_time(c->started),
-        "finished", json_time(c->finished), "recipients",
+        json_time(c->schedule), "started", json_time(v->started),
+        "finished", json_time(v->finished), "recipients",
         (json_int_t)c->recipients, "suppressed",
         (json_int_t)c->suppressed_at_send, "queued", (json_int_t)v->k.queued,
         "sent", (json_int_t)v->sent, "delivered", (json_int_t)v->k.delivered,
@@ -113,7 +125,6 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
                                                : json_null());
         json_object_set_new(j, "subject", json_string(c->subject));
         json_object_set_new(j, "created", json_time(c->created));
-        json_object_set_new(j, "eta", json_time(v->eta));
         json_object_set_new(j, "rate", v->rate > 0 ? json_real(v->rate)
                                                    : json_null());
     }
@@ -153,25 +164,29 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
                 "[--json]\n");
         return TOOL_EX_USAGE;
     }
+    /* sluiced's live view (sites, pauses) before the spool is opened
+     * here: one open of it at a time in a process */
+    struct status_view sv;
+    if (status_view_load(&sv, ctx))
+        memset(&sv, 0, sizeof sv);   /* said why; the ETA does without */
     if ((rc = camp_begin(ctx, CAMP_P " show", ACT_CAMPAIGN_SHOW, spec, acct,
-                         &cmd)))
+                         &cmd))) {
+        status_view_free(&sv);
         return rc;
+    }
+    struct tool_eta eta;
+    memset(&eta, 0, sizeof eta);
     int err = view_of(cmd.q, &cmd.c, &v);
+    if (!err)
+        err = tool_campaign_eta(ctx, cmd.q, &sv, &cmd.c, v.state, &eta);
+    status_view_free(&sv);
     if (err) {
         fprintf(stderr, CAMP_P " show: %s\n", queue_strerror(err));
+        tool_eta_free(&eta);
         camp_end(&cmd);
         return tool_exit_for(err);
     }
-    /* settle may have moved started (scheduled -> sending) */
     struct queue_campaign *c = &cmd.c;
-    if (v.state != c->state) {
-        struct queue_campaign now;
-        if (queue_campaign_get(cmd.q, c->id, &now) == 0) {
-            c->started = now.started;
-            c->finished = now.finished;
-            queue_campaign_clear(&now);
-        }
-    }
     /* the incident that paused it, if one did (and it is still paused) */
     struct tool_pause *pauses = NULL;
     size_t npauses = 0;
@@ -193,7 +208,9 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
                                                : json_null());
         json_object_set_new(j, "paused_until", pe.until
                             ? json_integer(pe.until) : json_null());
+        tool_eta_json(&eta, j);
         tool_emit_json(j);
+        tool_eta_free(&eta);
         free(pauses);
         camp_end(&cmd);
         return 0;
@@ -219,11 +236,11 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     printf("schedule    %s\n", c->schedule ? tool_time_text(c->schedule, ts,
                                                             sizeof ts)
                                            : "-");
-    printf("started     %s\n", c->started ? tool_time_text(c->started, ts,
-                                                           sizeof ts)
+    printf("started     %s\n", v.started ? tool_time_text(v.started, ts,
+                                                          sizeof ts)
                                           : "-");
-    printf("finished    %s\n", c->finished ? tool_time_text(c->finished, ts,
-                                                            sizeof ts)
+    printf("finished    %s\n", v.finished ? tool_time_text(v.finished, ts,
+                                                           sizeof ts)
                                            : "-");
     printf("recipients  %llu%s (%llu suppressed at send)\n",
            (unsigned long long)c->recipients,
@@ -242,11 +259,14 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
            (unsigned long long)v.k.suppressed);
     printf("cancelled   %llu (not sent)\n",
            (unsigned long long)v.k.cancelled);
-    if (v.eta)
-        printf("eta         %s (%.1f recipients/s so far)\n",
-               tool_time_text(v.eta, ts, sizeof ts), v.rate);
+    if (eta.state == TOOL_ETA_TIME)
+        printf("eta         %s (%s)\n", tool_time_text(eta.eta, ts, sizeof ts),
+               eta.text);
+    else if (eta.state == TOOL_ETA_PAUSED)
+        printf("eta         paused (%s)\n", eta.text);
     else
-        printf("eta         -\n");
+        printf("eta         - (%s)\n", eta.text);
+    tool_eta_free(&eta);
     camp_end(&cmd);
     return 0;
 }

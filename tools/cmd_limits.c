@@ -152,10 +152,10 @@ static int parse_args(int argc, char **argv, bool set, struct change *c)
 }
 
 /* The rate in force for account or campaign id: live, else sluiced.conf,
- * else (an account) its rate cap; n 0: unlimited. */
-static struct rate rate_in_force(struct queue *q, const struct config *cfg,
-                                 char kind, const char *name,
-                                 const struct queue_account *a)
+ * else (an account) its rate cap; n 0: unlimited (tool_limits.h). */
+struct rate tool_rate_in_force(struct queue *q, const struct config *cfg,
+                               char kind, const char *name,
+                               const struct queue_account *a)
 {
     struct rate r = { 0, 1 };
     unsigned long long id = strtoull(name, NULL, 10);
@@ -226,7 +226,7 @@ static int authorize(struct tool_ctx *ctx, struct queue *q,
                             role);
     if (rc)
         return rc;
-    struct rate now = rate_in_force(q, cfg, c->kind, c->name,
+    struct rate now = tool_rate_in_force(q, cfg, c->kind, c->name,
                                     c->kind == 'a' ? a : NULL), want;
     struct domain_policy pol = { 0 };
     char err_s[300], nt[32], wt[32], why[400];

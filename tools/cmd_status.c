@@ -44,8 +44,9 @@ static const char help[] =
     "  QUEUED      deliveries waiting in the spool for the row's domains\n"
     "              ('-': a paused site sluiced is not describing)\n"
     "  CONN        open connections / the site's maximum\n"
-    "  RATE        messages per second now / the limit per second, e.g.\n"
-    "              12.5/1.67/s; just 12.5/s when there is no limit\n"
+    "  RATE        messages delivered per second over the last 5 s / the\n"
+    "              limit per second, e.g. 12.5/1.67/s; just 12.5/s when\n"
+    "              there is no limit (the header line has the total)\n"
     "  STATE       normal, backoff, suspended or paused\n"
     "  NEXT RETRY  when a backed-off or suspended site is tried again\n"
     "  LAST ERROR  the last failure reply, cut to the terminal's width\n"
@@ -242,13 +243,22 @@ static void print_header(const struct status_view *v)
         return;
     }
     json_t *d = v->doc;
+    /* the rate of the last few seconds (sluiced's status.c), not an
+     * average that lags behind a pause or a cancel */
+    char rate[40] = "";
+    json_t *rj = json_object_get(d, "rate");
+    if (json_is_number(rj)) {   /* absent from an older sluiced's */
+        char r[24];
+        fmt_rate(r, sizeof r, json_number_value(rj));
+        snprintf(rate, sizeof rate, "rate %s/s, ", r);
+    }
     printf("sluiced pid %lld: sessions %lld/%lld, %lld in flight, "
-           "status %.1fs old\n",
+           "%sstatus %.1fs old\n",
            (long long)json_integer_value(json_object_get(d, "pid")),
            (long long)json_integer_value(json_object_get(d, "sessions")),
            (long long)json_integer_value(json_object_get(d, "max_sessions")),
            (long long)json_integer_value(json_object_get(d, "inflight")),
-           v->age_ms > 0 ? (double)v->age_ms / 1000 : 0.0);
+           rate, v->age_ms > 0 ? (double)v->age_ms / 1000 : 0.0);
     /* the spool cannot take writes: deliveries wait (sluiced record.c) */
     json_t *sp = json_object_get(d, "spool_state");
     const char *st = json_string_value(json_object_get(sp, "state"));
@@ -385,7 +395,8 @@ static void print_json(const struct status_view *v, size_t show,
                             (json_int_t)v->age_ms);
         static const char *const keys[] = { "pid", "sessions",
                                             "max_sessions", "inflight",
-                                            "time_ms", "spool_state" };
+                                            "time_ms", "spool_state",
+                                            "rate", "rate_window_s" };
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             json_t *j = json_object_get(v->doc, keys[i]);
             json_object_set_new(sluiced, keys[i],

@@ -54,6 +54,13 @@ void tool_effective_print(const struct tool_ctx *ctx,
 bool tool_live_rate(struct queue *q, char kind, const char *name,
                     struct rate *r);
 
+/* The rate cap in force for account ('a', a given) or campaign ('c')
+ * name (its id in decimal): live, else sluiced.conf (cfg may be NULL),
+ * else an account's own rate cap; n 0: unlimited (cmd_limits.c). */
+struct rate tool_rate_in_force(struct queue *q, const struct config *cfg,
+                               char kind, const char *name,
+                               const struct queue_account *a);
+
 /* --dns-server LIST (or NULL) into c-ares form in buf, else cfg's
  * dns_servers, else NULL (the system's resolver). */
 const char *tool_dns_servers(const char *opt, const struct config *cfg,

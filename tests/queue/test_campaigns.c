@@ -14,10 +14,14 @@
  *   cut short continues where it stopped.  The whole enqueue
  *   (queue_campaign_send_all) queues every contact not suppressed and
  *   counts the others; from a stale cursor it queues nothing.  A campaign
- *   becomes done only when every recipient is terminal.  Recipients of a
+ *   becomes done only when every recipient is terminal, and its finished
+ *   time is that of the last terminal outcome, not of the settle.
+ *   Recipients of a
  *   scheduled campaign are not claimable before their time.  The token
  *   secret is made once.
  */
+#include <lmdb.h>
+
 #include "queue_campaign.h"
 #include "testutil.h"
 
@@ -285,6 +289,80 @@ static void outcomes(struct queue *q, uint64_t first, size_t n, int type)
     E(queue_record_outcomes(q, o, n));
 }
 
+/* finished is the last terminal outcome's time: recorded when the
+ * campaign's queue empties (a send still running may empty it more than
+ * once: the last one counts), and in a spool whose status record has no
+ * mark (written before there was one) taken from the event log. */
+static void test_finished_time(void **state)
+{
+    struct tdir *t = *state;
+    struct queue_campaign c;
+    uint64_t id, cursor, first, first2;
+    int st;
+    test_clock_set(T0);
+    struct queue *q = campaign_spool(t, 0);
+    E(queue_campaign_create(q, 1, &base_spec, &boot, &id));
+    E(queue_campaign_send_begin(q, id, &boot, &cursor));
+    E(send_batch(q, id, 0, 2, 2, 0, &first));
+    test_clock_set(T0 + 10);
+    outcomes(q, first, 2, QUEUE_EV_DELIVERED);   /* emptied, not complete */
+    E(send_batch(q, id, 2, 4, 2, 0, &first2));
+    E(queue_campaign_send_end(q, id, 4, &boot));
+    test_clock_set(T0 + 20);
+    outcomes(q, first2, 1, QUEUE_EV_BOUNCED);
+    test_clock_set(T0 + 30);
+    outcomes(q, first2 + 1, 1, QUEUE_EV_EXPIRED);
+    test_clock_set(T0 + 90);
+    E(queue_campaign_settle(q, id, &st));
+    assert_int_equal(st, QUEUE_CAMPAIGN_DONE);
+    E(queue_campaign_get(q, id, &c));
+    assert_int_equal(c.finished, T0 + 30);
+    queue_campaign_clear(&c);
+
+    /* a second campaign done under an older sluice: no mark */
+    struct queue_campaign_spec s2 = base_spec;
+    uint64_t id2;
+    s2.name = "old";
+    E(queue_campaign_create(q, 1, &s2, &boot, &id2));
+    E(queue_campaign_send_begin(q, id2, &boot, &cursor));
+    E(send_batch(q, id2, 0, 2, 2, 0, &first));
+    E(queue_campaign_send_end(q, id2, 2, &boot));
+    test_clock_set(T0 + 100);
+    outcomes(q, first, 1, QUEUE_EV_DELIVERED);
+    test_clock_set(T0 + 110);
+    outcomes(q, first + 1, 1, QUEUE_EV_DELIVERED);
+    queue_close(q);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    unsigned char key[9] = { 'p' }, rec[64];
+    for (int b = 0; b < 8; b++)
+        key[1 + b] = (unsigned char)(id2 >> (8 * (7 - b)));
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, t->path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "campaigns", 0, &dbi), 0);
+    MDB_val k = { sizeof key, key }, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_true(v.mv_size <= sizeof rec && v.mv_size >= 19);
+    memcpy(rec, v.mv_data, v.mv_size);
+    memset(rec + 11, 0, 8);   /* u8 fmt, state, flags, i64 started: then
+                               * i64 finished (campaign_int.h) */
+    v.mv_data = rec;
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    test_clock_set(T0 + 500);
+    q = open_q(t->path, 0, NULL);
+    E(queue_campaign_settle(q, id2, &st));
+    assert_int_equal(st, QUEUE_CAMPAIGN_DONE);
+    E(queue_campaign_get(q, id2, &c));
+    assert_int_equal(c.finished, T0 + 110);
+    queue_campaign_clear(&c);
+    queue_close(q);
+}
+
 /* Send, pause, resume, the cursor, done only when all is terminal. */
 static void test_states(void **state)
 {
@@ -384,10 +462,18 @@ static void test_states(void **state)
     assert_int_equal(st, QUEUE_CAMPAIGN_PAUSED);
     test_clock_set(T0 + 100);
     outcomes(q, first2 + 1, 1, QUEUE_EV_DELIVERED);
+    /* finished is when the last recipient ended, not when someone looked
+     * (campaign_end.c): settled 150 s later, and again later still */
+    test_clock_set(T0 + 250);
     E(queue_campaign_settle(q, id, &st));
     assert_int_equal(st, QUEUE_CAMPAIGN_DONE);
     E(queue_campaign_get(q, id, &c));
     assert_int_equal(c.state, QUEUE_CAMPAIGN_DONE);
+    assert_int_equal(c.finished, T0 + 100);
+    queue_campaign_clear(&c);
+    test_clock_set(T0 + 400);
+    E(queue_campaign_settle(q, id, &st));
+    E(queue_campaign_get(q, id, &c));
     assert_int_equal(c.finished, T0 + 100);
     queue_campaign_clear(&c);
     EQ_ERR(queue_campaign_cancel(q, id, NULL, &alice), QUEUE_ESTATE);
@@ -751,6 +837,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scheduled, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_ends_all, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_finished_time, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_token_secret, tdir_setup,
                                         tdir_teardown),

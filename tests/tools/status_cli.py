@@ -59,6 +59,7 @@ def write_status(age_ms=0, path=None, pid=4242):
     doc = {
         "time_ms": now - age_ms, "pid": pid, "sessions": 12,
         "max_sessions": 1000, "inflight": 340,
+        "rate": 16.0, "rate_window_s": 5,
         "sites": [
             {"name": "google", "kind": "site",
              "domains": ["d0.test", "d1.test"],
@@ -145,6 +146,8 @@ try:
     check("status text exits 0", rc == 0, err)
     check("header names sluiced", "sluiced pid 4242: sessions 12/1000, "
           "340 in flight" in out, out)
+    # the rate of the last seconds, all sites (status.json's "rate")
+    check("header has the recent rate", "in flight, rate 16/s," in out, out)
     line = next((l for l in out.splitlines() if l.startswith("google")), "")
     # next retry 250 s after the file was written: "in 4m10s" less the
     # seconds a slow (ASan) run takes to get here
