@@ -16,8 +16,9 @@
  *     campaign   one campaign
  *     site       the site the engine sent through (MX rollup: a [site]
  *                name, or the recipient domain); "" when none (not sent,
- *                or a bounce reported later by mail)
- *     domain     the sending domain (the From address's domain)
+ *                or a bounce reported later by mail); per account
+ *     domain     the sending domain (the From address's domain); per
+ *                account
  *
  *   A bucket holds QUEUE_SERIES_SLOTS counts (slot numbers below; unused
  *   slots are room for new event types).  Latency (enqueue, or the first
@@ -70,7 +71,9 @@ struct queue_series_row {
     int gran;                /* enum queue_series_gran */
     int64_t start;           /* unix seconds of the hour or day */
     int dim;                 /* enum queue_series_dim */
-    uint64_t id;             /* account or campaign id */
+    uint64_t id;             /* account (account, site and domain rows) or
+                                campaign id */
+    uint32_t account;        /* the account of every row but total's */
     char name[256];          /* site or sending domain */
     uint64_t c[QUEUE_SERIES_SLOTS];
 };

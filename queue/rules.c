@@ -130,8 +130,8 @@ static const char *rule_series(const MDB_val *k, const MDB_val *v)
     if (k->mv_size < 6 || (p[0] != 'h' && p[0] != 'd'))
         return "key is not a time-series bucket";
     bool ok = (p[5] == 't' && id == 0) || (p[5] == 'a' && id == 4) ||
-              (p[5] == 'c' && id == 8) ||
-              ((p[5] == 's' || p[5] == 'f') && id <= 255);
+              (p[5] == 'c' && id == 12) ||
+              ((p[5] == 's' || p[5] == 'f') && id >= 4 && id <= 4 + 255);
     if (!ok)
         return "time-series bucket of an unknown dimension";
     uint64_t c[QUEUE_SERIES_SLOTS];

@@ -23,7 +23,7 @@
  *
  *   Bucket keys: gran . u32 bucket (hour or day number since the epoch,
  *   big-endian, so a time range is one cursor run) . dim . id (u32
- *   account, u64 campaign, or the site / domain name).  Values: the
+ *   account, or u32 account . u64 campaign or the site / domain name).  Values: the
  *   nonzero counts only, each a slot byte and the count as a LEB128
  *   varint (a bucket holds a handful of the 96 slots: ~20 bytes, not
  *   768); a slot this build does not know is skipped.
@@ -56,7 +56,7 @@
 #define FROM_CACHE 16
 
 struct series_delta {
-    unsigned char key[1 + 255];   /* dim . id */
+    unsigned char key[5 + 255];   /* dim . id */
     uint16_t klen;
     uint64_t hash;
     uint64_t c[QUEUE_SERIES_SLOTS];
@@ -256,7 +256,7 @@ static int add_dims(struct wctx *w, struct series_state *s, uint32_t account,
                     const char *dom, size_t dom_len,
                     const int *slot, const uint64_t *by, int nslot)
 {
-    unsigned char key[1 + 255];
+    unsigned char key[5 + 255];
     uint64_t *c[5];
     int nd = 0;
     (void)w;
@@ -268,20 +268,20 @@ static int add_dims(struct wctx *w, struct series_state *s, uint32_t account,
     if (!(c[nd++] = delta_for(s, key, 5)))
         return -ENOMEM;
     if (campaign) {
-        key[0] = QUEUE_SERIES_CAMPAIGN;
-        be64_put(key + 1, campaign);
-        if (!(c[nd++] = delta_for(s, key, 9)))
+        key[0] = QUEUE_SERIES_CAMPAIGN;   /* account . campaign */
+        be64_put(key + 5, campaign);
+        if (!(c[nd++] = delta_for(s, key, 13)))
             return -ENOMEM;
     }
     if (site_len > NAME_MAX_)
         site_len = NAME_MAX_;
-    key[0] = QUEUE_SERIES_SITE;
-    memcpy(key + 1, site, site_len);
-    if (!(c[nd++] = delta_for(s, key, 1 + site_len)))
+    key[0] = QUEUE_SERIES_SITE;   /* account . name: a sub-account's own */
+    memcpy(key + 5, site, site_len);
+    if (!(c[nd++] = delta_for(s, key, 5 + site_len)))
         return -ENOMEM;
     key[0] = QUEUE_SERIES_DOMAIN;
-    memcpy(key + 1, dom, dom_len);
-    if (!(c[nd++] = delta_for(s, key, 1 + dom_len)))
+    memcpy(key + 5, dom, dom_len);
+    if (!(c[nd++] = delta_for(s, key, 5 + dom_len)))
         return -ENOMEM;
     for (int i = 0; i < nd; i++)
         for (int j = 0; j < nslot; j++)

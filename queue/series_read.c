@@ -83,6 +83,7 @@ static bool row_decode(const MDB_val *k, const MDB_val *v,
     r->start = (int64_t)b * (r->gran == QUEUE_SERIES_HOUR ? 3600 : 86400);
     r->dim = p[5];
     r->id = 0;
+    r->account = 0;
     r->name[0] = 0;
     switch (r->dim) {
     case QUEUE_SERIES_TOTAL:
@@ -92,19 +93,21 @@ static bool row_decode(const MDB_val *k, const MDB_val *v,
     case QUEUE_SERIES_ACCOUNT:
         if (idlen != 4)
             return false;
-        r->id = be32_get(p + 6);
+        r->id = r->account = be32_get(p + 6);
         break;
     case QUEUE_SERIES_CAMPAIGN:
-        if (idlen != 8)
+        if (idlen != 12)
             return false;
-        r->id = be64_get(p + 6);
+        r->account = be32_get(p + 6);
+        r->id = be64_get(p + 10);
         break;
     case QUEUE_SERIES_SITE:
     case QUEUE_SERIES_DOMAIN:
-        if (idlen >= sizeof r->name)
+        if (idlen < 4 || idlen - 4 >= sizeof r->name)
             return false;
-        memcpy(r->name, p + 6, idlen);
-        r->name[idlen] = 0;
+        r->id = r->account = be32_get(p + 6);
+        memcpy(r->name, p + 10, idlen - 4);
+        r->name[idlen - 4] = 0;
         break;
     default:
         return false;
