@@ -296,7 +296,7 @@ json_t *report_counts(const uint64_t *c)
                                              c[QUEUE_SERIES_CAT + i]));
 #define N(x) ((json_int_t)(x))
     o = json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-                  "s:I,s:o,s:o}",
+                  "s:I,s:I,s:o,s:o}",
                   "queued", N(c[QUEUE_SERIES_QUEUED]),
                   "attempted", N(c[QUEUE_SERIES_ATTEMPTED]),
                   "delivered", N(dlv), "bounced", N(bnc),
@@ -305,6 +305,7 @@ json_t *report_counts(const uint64_t *c)
                   "complained", N(c[QUEUE_EV_COMPLAINT]),
                   "unsubscribed", N(c[QUEUE_EV_UNSUBSCRIBED]),
                   "suppressed", N(c[QUEUE_EV_SUPPRESSED]),
+                  "suppressed_at_send", N(c[QUEUE_SERIES_SUPPRESSED_AT_SEND]),
                   "cancelled", N(c[QUEUE_EV_CANCELLED]),
                   "deferred", N(c[QUEUE_EV_DEFERRED]),
                   "opened", N(c[QUEUE_EV_OPENED]),

@@ -303,6 +303,21 @@ int series_queued(struct wctx *w, uint32_t account, uint64_t campaign,
     return add_dims(s, account, campaign, "", 0, dom, dl, slot, by, 1);
 }
 
+int series_suppressed_at_send(struct wctx *w, uint32_t account,
+                               uint64_t campaign, uint64_t n)
+{
+    struct series_state *s = state(w->q);
+    char dom[NAME_MAX_ + 1];
+    if (!s)
+        return -ENOMEM;
+    if (!n)
+        return 0;
+    size_t dl = sending_domain(w, s, campaign, 0, dom);
+    int slot[1] = { QUEUE_SERIES_SUPPRESSED_AT_SEND };
+    uint64_t by[1] = { n };
+    return add_dims(s, account, campaign, "", 0, dom, dl, slot, by, 1);
+}
+
 int series_event(struct wctx *w, const struct queue_event *ev)
 {
     struct series_state *s = state(w->q);

@@ -47,7 +47,8 @@ static const char usage_text[] =
 /* The count columns of CSV and their order. */
 static const char *const count_keys[] = {
     "queued", "attempted", "delivered", "bounced", "expired", "complained",
-    "unsubscribed", "suppressed", "cancelled", "deferred", "opened",
+    "unsubscribed", "suppressed", "suppressed_at_send", "cancelled",
+    "deferred", "opened",
     "clicked", "sent",
 };
 #define NKEYS (sizeof count_keys / sizeof count_keys[0])
