@@ -7,10 +7,9 @@
  *   ones) adds each bucket to what it belongs to: the summary and its day
  *   (total rows for the platform, account rows for an account's view),
  *   its account, campaign, site and sending domain.  Which account a
- *   bucket belongs to: its own id for account, site and domain rows, the
- *   campaign's account (in the key) for campaign rows.  The master's view adds its
- *   sub-accounts' rows here, at read time; nothing is rolled up when
- *   written.
+ *   bucket belongs to: the account in its key (every row but the
+ *   total's).  The master's view adds its sub-accounts' rows here, at
+ *   read time; nothing is rolled up when written.
  *
  *   Billing takes the daily account rows of every calendar month the
  *   range touches, whole, in a scan of its own.

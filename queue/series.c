@@ -25,11 +25,13 @@
  *   (a per-transaction cache keeps it to one read per campaign/message).
  *
  *   Bucket keys: gran . u32 bucket (hour or day number since the epoch,
- *   big-endian, so a time range is one cursor run) . dim . id (u32
- *   account, or u32 account . u64 campaign or the site / domain name).  Values: the
+ *   big-endian, so a time range is one cursor run) . dim . id: nothing
+ *   (total), u32 account, or u32 account . u64 campaign / the site or
+ *   domain name (so a sub-account's view needs no lookup).  Values: the
  *   nonzero counts only, each a slot byte and the count as a LEB128
- *   varint (a bucket holds a handful of the 96 slots: ~20 bytes, not
- *   768); a slot this build does not know is skipped.
+ *   varint, written here by hand (a bucket holds a handful of the 96
+ *   slots: ~20 bytes, not 768); a slot this build does not know is
+ *   skipped.
  *
  *   A full spool: when a group that only records outcomes does not fit
  *   under the map's ceiling, the writer (writer.c) commits it once more
