@@ -8,11 +8,17 @@
  *            u8 fmt, u32 account, u64 list, i64 created, i64 schedule,
  *            str8 name, str16 from, str16 reply_to, str16 subject,
  *            u8 has_text, u32 html_len, html, u32 text_len, text
+ *            [, u8 track: QUEUE_TRACK_* bits, only when not 0; a record
+ *            without it (before tracking) is an untracked campaign]
  *   'p' u64 id -> status, small, rewritten by every state change and by
  *            each send batch: u8 fmt, u8 state, u8 flags (1 send
  *            complete), i64 started, i64 finished, u64 cursor,
  *            u64 recipients, u64 suppressed
  *   'n' u32 account . name -> u64 id (names are unique per account)
+ *   't' u64 id -> tracking counts (track.c): u8 fmt, u64 opens, u64
+ *            unique opens, u64 clicks, u64 unique clicks
+ *   'T' u64 id . u64 delivery -> u8 what that delivery did (1 opened,
+ *            2 clicked): what makes an open or click unique
  *   Keys use big-endian integers so they sort by number.
  */
 #ifndef SLUICE_QUEUE_CAMPAIGN_INT_H
@@ -63,5 +69,12 @@ int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
  * when send completed and every recipient is terminal. */
 int qcampaign_derived_state(const struct queue_campaign *c,
                             const struct queue_counts *k, int64_t now);
+
+/* track.c: count an open or click event just appended in w's txn for
+ * its campaign (total, and unique per delivery); 0 or a txn failure. */
+struct wctx;
+int qtrack_count(struct wctx *w, const struct queue_event *ev);
+/* track.c: the rule of a 't' or 'T' record (NULL: good). */
+const char *qtrack_rule(const MDB_val *k, const MDB_val *v);
 
 #endif

@@ -16,6 +16,9 @@
  *     as given.  The delivery row is not touched: no state, counter or
  *     `prev` link changes, so `sluice` history and the checks see the
  *     delivery as before.
+ *   queue_submit_note() is the same operation without the wait (sluiced's
+ *     open and click endpoint answers at once).  An open or click event
+ *     is counted for its campaign in the same transaction (track.c).
  *   qnote_reception() appends the reception event of a message the
  *     listeners accepted, in the commit that stores the message (one
  *     event per message, not per recipient: a 1,000-recipient message
@@ -32,7 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "queue_int.h"
+#include "campaign_int.h"
+#include "queue_track.h"
 
 /* Append ev with the next seq and the txn's time (queue_int.h). */
 int qevent_append(struct wctx *w, struct queue_event *ev)
@@ -101,12 +105,16 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
         memcpy(ev.rcpt, op->arena + r->off, r->len);
     }
     memcpy(ev.text, op->arena + o->text_off, o->text_len);
-    return qevent_append(w, &ev);
+    int rc = qevent_append(w, &ev);
+    /* an open or click also counts for its campaign (track.c) */
+    return rc ? rc : qtrack_count(w, &ev);
 }
 
-/* Check the note, copy it into an OP_NOTE and wait for its commit. */
-int queue_record_note(struct queue *q, const struct queue_note *n)
+/* Check the note and copy it into a new OP_NOTE. */
+static int note_op_new(struct queue *q, const struct queue_note *n,
+                       struct queue_op **out)
 {
+    *out = NULL;
     if (q->readonly)
         return -EROFS;
     if (!QUEUE_EV_INFO(n->type) ||
@@ -137,5 +145,23 @@ int queue_record_note(struct queue *q, const struct queue_note *n)
     op->rcpts[0].off = (uint32_t)tl;
     op->rcpts[0].len = (uint16_t)rl;   /* <= QUEUE_MAX_RCPT: checked */
     op->arena_len = rl + tl;
-    return sync_submit_wait(q, op);
+    *out = op;
+    return 0;
+}
+
+/* Check the note, copy it into an OP_NOTE and wait for its commit. */
+int queue_record_note(struct queue *q, const struct queue_note *n)
+{
+    struct queue_op *op;
+    int err = note_op_new(q, n, &op);
+    return err ? err : sync_submit_wait(q, op);
+}
+
+/* The same without waiting (queue_track.h). */
+int queue_submit_note(struct queue *q, const struct queue_note *n,
+                      queue_done_cb cb, void *arg)
+{
+    struct queue_op *op;
+    int err = note_op_new(q, n, &op);
+    return err ? err : queue_op_submit(q, op, NULL, cb, arg);
 }

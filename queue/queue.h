@@ -204,7 +204,9 @@ enum queue_event_type {
     QUEUE_EV_RECEPTION = 9,     /* a message accepted by a listener */
     QUEUE_EV_INCIDENT = 10,     /* reserved for incidents (next issue) */
     /* 11..15 reserved */
-    QUEUE_EV_MAX = 10,
+    QUEUE_EV_OPENED = 11,       /* a tracked open: the pixel was fetched */
+    QUEUE_EV_CLICKED = 12,      /* a tracked link followed; text: the URL */
+    QUEUE_EV_MAX = 12,
 };
 /* "delivered", "deferred", ..., "unknown" for a number not above. */
 const char *queue_event_name(int type);

@@ -197,7 +197,13 @@ struct queue_campaign {
     /* send bookkeeping (campaign_send.c): */
     uint64_t send_cursor;              /* last contact id send has handled */
     bool send_complete;                /* every contact of the list handled */
+    unsigned track;                    /* QUEUE_TRACK_* (0: untracked) */
 };
+
+/* Opens and clicks tracking of a campaign (opt-in; render.h rewrites
+ * the html part's links and adds the open pixel). */
+#define QUEUE_TRACK_OPENS 1u
+#define QUEUE_TRACK_CLICKS 2u
 
 /* Read campaign id (QUEUE_ENOTFOUND if none); fills c including its
  * templates, which queue_campaign_clear() frees.  c is cleared first. */
@@ -225,11 +231,13 @@ enum queue_campaign_field {
     QUEUE_CF_HTML = 1 << 5,
     QUEUE_CF_TEXT = 1 << 6,
     QUEUE_CF_SCHEDULE = 1 << 7,
+    QUEUE_CF_TRACK = 1 << 8,
 };
 struct queue_campaign_spec {
     uint64_t list;
     const char *name, *from, *reply_to, *subject, *html, *text;
     int64_t schedule;
+    unsigned track;                    /* QUEUE_TRACK_* bits */
 };
 
 /* Create a draft campaign of account (which must exist) with a new id

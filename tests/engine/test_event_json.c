@@ -117,6 +117,7 @@ static void test_json_types(void **state)
     static const char *const names[] = {
         NULL, "delivered", "deferred", "bounced", "expired", "suppressed",
         "cancelled", "complaint", "unsubscribed", "reception", "incident",
+        "open", "click",
     };
     for (int t = 1; t <= QUEUE_EV_MAX; t++) {
         ev.type = (uint8_t)t;
@@ -147,7 +148,7 @@ static void test_json_types(void **state)
                 !QUEUE_EV_TERMINAL(QUEUE_EV_COMPLAINT) &&
                 !QUEUE_EV_TERMINAL(QUEUE_EV_RECEPTION) &&
                 !QUEUE_EV_TERMINAL(QUEUE_EV_DEFERRED));
-    assert_string_equal(queue_event_name(11), "unknown");
+    assert_string_equal(queue_event_name(13), "unknown");
 }
 
 /* Over a real spool: the identity is made once and kept across opens;
