@@ -22,7 +22,8 @@
  *   unsubscribes anyone).  POST /api/inject/v1 is the inject API
  *   (http_inject.c; its per-connection state, like ours, starts with the
  *   function that frees it).  GET /metrics and /metrics.json are
- *   metrics_http.c's.  Other paths are 404, other methods 405; a
+ *   metrics_http.c's, GET /o/TOKEN and /c/TOKEN (tracked opens and
+ *   clicks) track_http.c's.  Other paths are 404, other methods 405; a
  *   forged or garbled token is 400; a body over BODY_MAX bytes is 413
  *   (at once when its Content-Length says so).  Every answer closes the
  *   connection, so each connection carries the one request the gate
@@ -46,6 +47,7 @@
 #include "queue_admin.h"
 #include "queue_campaign.h"
 #include "render.h"
+#include "track_http.h"
 
 /* The largest POST body read: a one-click body is 26 bytes url-encoded,
  * a few hundred as multipart/form-data. */
@@ -245,6 +247,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                    upload_size, con_cls);
     int mret;
     if (metrics_http(e, c, url, method, &mret))   /* metrics_http.c */
+        return (enum MHD_Result)mret;
+    if (track_http(e, c, url, method, &mret))     /* track_http.c */
         return (enum MHD_Result)mret;
     if (strncmp(url, "/u/", 3) || !token_ok(url + 3))
         return answer(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n");

@@ -7,7 +7,9 @@
  *   schedule that has come is sending, a sending or paused campaign whose
  *   every recipient is terminal is done), then read its counters
  *   (queue_counts_campaign).  show prints the definition, the state, the
- *   counts (sent is delivered + bounced) and an ETA from the rate of
+ *   counts (sent is delivered + bounced), for a tracked campaign the
+ *   opens and clicks (unique: deliveries; and every event counted), and
+ *   an ETA from the rate of
  *   finished recipients since sending started, and for a campaign an
  *   incident paused, which incident and rule (incident_pause.c); list one
  *   row a campaign, of one account or of every account the caller may
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "queue_track.h"
 #include "tool_campaign.h"
 
 /* What show and list print about one campaign. */
@@ -35,6 +38,7 @@ struct camp_view {
     double rate;              /* finished recipients per second, 0 unknown */
     int64_t eta;              /* unix seconds, 0 unknown */
     char list_name[QUEUE_MAX_LIST_NAME + 1];
+    struct queue_track_counts tk;     /* opens and clicks (queue_track.h) */
 };
 
 /* Settle c's state and gather its counters and ETA into v. */
@@ -48,7 +52,8 @@ static int view_of(struct queue *q, const struct queue_campaign *c,
     if (!l)
         return -ENOMEM;
     if ((err = queue_campaign_settle(q, c->id, &v->state)) ||
-        (err = queue_counts_campaign(q, c->id, &v->k))) {
+        (err = queue_counts_campaign(q, c->id, &v->k)) ||
+        (err = queue_track_counts(q, c->id, &v->tk))) {
         free(l);
         return err;
     }
@@ -116,6 +121,22 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
         json_object_set_new(j, "eta", json_time(v->eta));
         json_object_set_new(j, "rate", v->rate > 0 ? json_real(v->rate)
                                                    : json_null());
+    }
+    if (j) {
+        /* opens and clicks: unique (deliveries) and every event */
+        json_t *tr = json_array();
+        if (c->track & QUEUE_TRACK_OPENS)
+            json_array_append_new(tr, json_string("opens"));
+        if (c->track & QUEUE_TRACK_CLICKS)
+            json_array_append_new(tr, json_string("clicks"));
+        json_object_set_new(j, "track", tr);
+        json_object_set_new(j, "opened", json_integer(
+                                (json_int_t)v->tk.unique_opens));
+        json_object_set_new(j, "opens", json_integer((json_int_t)v->tk.opens));
+        json_object_set_new(j, "clicked", json_integer(
+                                (json_int_t)v->tk.unique_clicks));
+        json_object_set_new(j, "clicks",
+                            json_integer((json_int_t)v->tk.clicks));
     }
     return j;
 }
@@ -219,6 +240,20 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
            (unsigned long long)v.k.suppressed);
     printf("cancelled   %llu (not sent)\n",
            (unsigned long long)v.k.cancelled);
+    if (c->track) {
+        printf("tracking    %s%s%s\n",
+               c->track & QUEUE_TRACK_OPENS ? "opens" : "",
+               c->track == (QUEUE_TRACK_OPENS | QUEUE_TRACK_CLICKS) ? ", " : "",
+               c->track & QUEUE_TRACK_CLICKS ? "clicks" : "");
+        printf("opened      %llu (%llu opens)\n",
+               (unsigned long long)v.tk.unique_opens,
+               (unsigned long long)v.tk.opens);
+        printf("clicked     %llu (%llu clicks)\n",
+               (unsigned long long)v.tk.unique_clicks,
+               (unsigned long long)v.tk.clicks);
+    } else {
+        printf("tracking    none\n");
+    }
     if (v.eta)
         printf("eta         %s (%.1f recipients/s so far)\n",
                tool_time_text(v.eta, ts, sizeof ts), v.rate);
