@@ -268,6 +268,9 @@ class Tracking(PeerTest):
         self.assert_log_matches_spool()
         log = [e for e in self.event_log() if e.get("type") == "click"]
         self.assertEqual(log[0]["campaign_name"], "tracked")
+        # the counts and marks are records the spool check knows
+        r = self.sluice("spool", "check", check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
 if __name__ == "__main__":
