@@ -220,7 +220,7 @@ const char *queue_campaign_state_name(int state);
  * (required at create, may be "") and text (NULL: none, derived from the
  * html when rendered) up to QUEUE_MAX_TEMPLATE bytes of UTF-8 without
  * control characters other than TAB, CR, LF; schedule 0 (none) or unix
- * seconds.  Templates are not parsed here: the tools compile them with
+ * seconds; track 0 or QUEUE_TRACK_* bits (stored only when not 0).  Templates are not parsed here: the tools compile them with
  * render_compile() before they store them. */
 enum queue_campaign_field {
     QUEUE_CF_NAME = 1 << 0,
