@@ -17,8 +17,9 @@
  *   'n' u32 account . name -> u64 id (names are unique per account)
  *   't' u64 id -> tracking counts (track.c): u8 fmt, u64 opens, u64
  *            unique opens, u64 clicks, u64 unique clicks
- *   'T' u64 id . u64 delivery -> u8 what that delivery did (1 opened,
- *            2 clicked): what makes an open or click unique
+ *   'T' u64 id . u64 delivery -> what that delivery did: u8 fmt, u16
+ *            opens, u16 clicks recorded (what makes the first unique;
+ *            at most QUEUE_TRACK_MAX each)
  *   Keys use big-endian integers so they sort by number.
  */
 #ifndef SLUICE_QUEUE_CAMPAIGN_INT_H
@@ -70,10 +71,11 @@ int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
 int qcampaign_derived_state(const struct queue_campaign *c,
                             const struct queue_counts *k, int64_t now);
 
-/* track.c: count an open or click event just appended in w's txn for
- * its campaign (total, and unique per delivery); 0 or a txn failure. */
-struct wctx;
-int qtrack_count(struct wctx *w, const struct queue_event *ev);
+/* track.c: count an open or click event about to be appended in w's
+ * txn for its campaign (total, and unique per delivery); *keep false
+ * when its delivery has QUEUE_TRACK_MAX of that kind already (then it is
+ * neither counted nor to be appended).  0 or a txn failure. */
+int qtrack_count(struct wctx *w, const struct queue_event *ev, bool *keep);
 /* track.c: the rule of a 't' or 'T' record (NULL: good). */
 const char *qtrack_rule(const MDB_val *k, const MDB_val *v);
 

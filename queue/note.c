@@ -18,7 +18,8 @@
  *     delivery as before.
  *   queue_submit_note() is the same operation without the wait (sluiced's
  *     open and click endpoint answers at once).  An open or click event
- *     is counted for its campaign in the same transaction (track.c).
+ *     is counted for its campaign in the same transaction (track.c);
+ *     past QUEUE_TRACK_MAX of a kind for one delivery it is dropped.
  *   qnote_reception() appends the reception event of a message the
  *     listeners accepted, in the commit that stores the message (one
  *     event per message, not per recipient: a 1,000-recipient message
@@ -105,9 +106,11 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
         memcpy(ev.rcpt, op->arena + r->off, r->len);
     }
     memcpy(ev.text, op->arena + o->text_off, o->text_len);
-    int rc = qevent_append(w, &ev);
-    /* an open or click also counts for its campaign (track.c) */
-    return rc ? rc : qtrack_count(w, &ev);
+    /* an open or click also counts for its campaign (track.c), up to
+     * QUEUE_TRACK_MAX of each kind per delivery: past that, nothing */
+    bool keep = true;
+    int rc = qtrack_count(w, &ev, &keep);
+    return rc || !keep ? rc : qevent_append(w, &ev);
 }
 
 /* Check the note and copy it into a new OP_NOTE. */

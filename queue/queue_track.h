@@ -7,7 +7,8 @@
  *   or queue_submit_note()).  The same commit counts it for the delivery's
  *   campaign: every event in the total, and the first open (click) of a
  *   delivery also as unique, so a message opened five times is one unique
- *   open and five opens.  Counts live in the campaigns database (track.c;
+ *   open and five opens; past QUEUE_TRACK_MAX opens (clicks) of one
+ *   delivery the event is dropped.  Counts live in the campaigns database (track.c;
  *   layouts in campaign_int.h); a spool from before tracking has none and
  *   reads as zeros.
  */
@@ -17,6 +18,10 @@
 #include <stdint.h>
 
 #include "queue.h"
+
+/* Opens (clicks) of one delivery recorded at most: more are not
+ * recorded, so one message cannot grow the event log without end. */
+#define QUEUE_TRACK_MAX 100
 
 struct queue_track_counts {
     uint64_t opens, unique_opens;      /* open events; deliveries opened */

@@ -2,11 +2,12 @@
  * track.c - the counts of a tracked campaign's opens and clicks.
  *
  * DESCRIPTION
- *   qtrack_count() runs in the writer's transaction right after an open
- *   or click event of a delivery is appended (note.c): it adds one to the
- *   campaign's total and, when the delivery's mark ('T' campaign .
- *   delivery) does not yet have that bit, sets it and adds one to the
- *   unique count.  So the counts always agree with the events they count,
+ *   qtrack_count() runs in the writer's transaction as an open or click
+ *   event of a delivery is appended (note.c): the delivery's mark ('T'
+ *   campaign . delivery) counts its opens and clicks; the first of a kind
+ *   adds one to the campaign's unique count, each one to its total, and
+ *   past QUEUE_TRACK_MAX of a kind the event is dropped (not appended,
+ *   not counted).  So the counts always agree with the events they count,
  *   and a delivery is unique at most once per kind whatever the number of
  *   requests.  queue_track_counts() reads the 't' record (zeros when
  *   there is none: an untracked campaign, or a spool from before).
@@ -35,28 +36,30 @@ static int counts_decode(const MDB_val *v, struct queue_track_counts *k)
     return qrec_r_done(&r) ? 0 : QUEUE_ECORRUPT;
 }
 
+#define MARK_LEN (1 + 2 + 2)
+
 /* Check a 't' or 'T' record of the campaigns database (rules.c). */
 const char *qtrack_rule(const MDB_val *k, const MDB_val *v)
 {
-    const unsigned char *kp = k->mv_data;
+    const unsigned char *kp = k->mv_data, *vp = v->mv_data;
     struct queue_track_counts c;
     if (k->mv_size == 9 && kp[0] == 't')
         return counts_decode(v, &c) ? "tracking counts do not decode" : NULL;
     if (k->mv_size == 17 && kp[0] == 'T')
-        return v->mv_size == 1 && *(const unsigned char *)v->mv_data >= 1 &&
-               *(const unsigned char *)v->mv_data <= 3
-               ? NULL : "tracking mark is not 1..3";
+        return v->mv_size == MARK_LEN && vp[0] == CAMP_FMT &&
+               (vp[1] | vp[2] | vp[3] | vp[4])
+               ? NULL : "tracking mark does not decode";
     return "unknown key";
 }
 
-int qtrack_count(struct wctx *w, const struct queue_event *ev)
+int qtrack_count(struct wctx *w, const struct queue_event *ev, bool *keep)
 {
-    unsigned char key[17], mark = 0, buf[TRACK_LEN];
+    unsigned char key[17], mark[MARK_LEN] = { CAMP_FMT }, buf[TRACK_LEN];
     struct queue_track_counts k = { 0 };
     bool open = ev->type == QUEUE_EV_OPENED;
-    unsigned bit = open ? 1 : 2;
     MDB_dbi db = w->q->dbi[DB_CAMPAIGNS];
     int rc;
+    *keep = true;
     if (!ev->campaign || !ev->delivery || w->q->absent[DB_CAMPAIGNS] ||
         (ev->type != QUEUE_EV_OPENED && ev->type != QUEUE_EV_CLICKED))
         return 0;
@@ -64,17 +67,22 @@ int qtrack_count(struct wctx *w, const struct queue_event *ev)
     be64_put(key + 1, ev->campaign);
     be64_put(key + 9, ev->delivery);
     MDB_val mk = { 17, key }, v;
-    if ((rc = mdb_get(w->txn, db, &mk, &v)) == 0 && v.mv_size == 1)
-        mark = *(const unsigned char *)v.mv_data;
+    if ((rc = mdb_get(w->txn, db, &mk, &v)) == 0 && v.mv_size == MARK_LEN)
+        memcpy(mark, v.mv_data, MARK_LEN);
     else if (rc && rc != MDB_NOTFOUND)
         return wctx_fail(w, rc);
-    bool first = !(mark & bit);
-    if (first) {
-        mark |= (unsigned char)bit;
-        v = (MDB_val){ 1, &mark };
-        if ((rc = mdb_put(w->txn, db, &mk, &v, 0)))
-            return wctx_fail(w, rc);
+    unsigned char *n = mark + (open ? 1 : 3);   /* u16, big-endian */
+    unsigned seen = (unsigned)n[0] << 8 | n[1];
+    if (seen >= QUEUE_TRACK_MAX) {
+        *keep = false;
+        return 0;
     }
+    seen++;
+    n[0] = (unsigned char)(seen >> 8);
+    n[1] = (unsigned char)seen;
+    v = (MDB_val){ MARK_LEN, mark };
+    if ((rc = mdb_put(w->txn, db, &mk, &v, 0)))
+        return wctx_fail(w, rc);
     MDB_val ck = camp_key(key, 't', ev->campaign);
     if ((rc = mdb_get(w->txn, db, &ck, &v)) == 0)
         counts_decode(&v, &k);     /* a bad record starts again at 0 */
@@ -82,10 +90,10 @@ int qtrack_count(struct wctx *w, const struct queue_event *ev)
         return wctx_fail(w, rc);
     if (open) {
         k.opens++;
-        k.unique_opens += first;
+        k.unique_opens += seen == 1;
     } else {
         k.clicks++;
-        k.unique_clicks += first;
+        k.unique_clicks += seen == 1;
     }
     struct rec_w rw = { .p = buf, .cap = sizeof buf };
     qrec_w_u8(&rw, CAMP_FMT);

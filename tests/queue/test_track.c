@@ -3,8 +3,9 @@
  * setting (stored only when set, so an untracked campaign's record is the
  * layout of before, and such a record reads as untracked), and the counts
  * an open or click event adds to its campaign in its own commit: every
- * event in the total, a delivery's first as unique; the spool check knows
- * the records.
+ * event in the total, a delivery's first as unique, none past
+ * QUEUE_TRACK_MAX of a kind for one delivery; the spool check knows the
+ * records.
  */
 #include <lmdb.h>
 #include <pthread.h>
@@ -172,6 +173,18 @@ static void test_counts(void **state)
     assert_string_equal(queue_event_name(l.type[0]), "open");
     assert_string_equal(queue_event_name(l.type[2]), "click");
     assert_string_equal(l.text[2], "https://a.example/");
+    /* one message opened without end: QUEUE_TRACK_MAX events, no more */
+    o.delivery = first + 1;
+    for (int i = 0; i < QUEUE_TRACK_MAX + 5; i++)
+        E(queue_submit_note(q, &o, NULL, NULL));
+    E(queue_flush(q));
+    E(queue_track_counts(q, 9, &k));
+    assert_int_equal(k.opens, 2 + QUEUE_TRACK_MAX);
+    assert_int_equal(k.unique_opens, 2);
+    assert_int_equal(k.clicks, 2);
+    l.n = 0;
+    assert_int_equal(queue_events_from(q, 1, 0, take_ev, &l),
+                     4 + QUEUE_TRACK_MAX);
     /* informational: the deliveries' counters and states do not move */
     struct queue_counts qc;
     E(queue_counts_campaign(q, 9, &qc));
