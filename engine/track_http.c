@@ -21,7 +21,8 @@
  *   to the event's text cap), submitted without waiting for the commit
  *   (queue_submit_note): the answer never waits on the spool, and the
  *   writer counts the event for its campaign (total, and unique per
- *   delivery) in the same commit.  A token of delivery 0 (a `campaign
+ *   delivery) in the same commit, and drops it past QUEUE_TRACK_MAX opens
+ *   (clicks) of that delivery.  A token of delivery 0 (a `campaign
  *   preview` or `campaign test`) works but records nothing.
  *
  *   Not counted (answered all the same, so a scanner learns nothing):
