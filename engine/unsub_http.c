@@ -22,12 +22,14 @@
  *   unsubscribes anyone).  POST /api/inject/v1 is the inject API
  *   (http_inject.c; its per-connection state, like ours, starts with the
  *   function that frees it).  GET /metrics and /metrics.json are
- *   metrics_http.c's, GET /o/TOKEN and /c/TOKEN (tracked opens and
- *   clicks) track_http.c's.  Other paths are 404, other methods 405; a
+ *   metrics_http.c's.  Other paths are 404, other methods 405; a
  *   forged or garbled token is 400; a body over BODY_MAX bytes is 413
  *   (at once when its Content-Length says so).  Every answer closes the
  *   connection, so each connection carries the one request the gate
  *   checked.
+ *
+ *   GET /o/TOKEN and /c/TOKEN, the opens and clicks of tracked
+ *   campaigns, are track_http.c's.
  *
  * DIAGNOSTICS
  *   A spool error answers 503 (the provider tries again) and is logged.
@@ -246,9 +248,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return http_inject_request(e->http_inject, c, method, upload,
                                    upload_size, con_cls);
     int mret;
-    if (metrics_http(e, c, url, method, &mret))   /* metrics_http.c */
-        return (enum MHD_Result)mret;
     if (track_http(e, c, url, method, &mret))     /* track_http.c */
+        return (enum MHD_Result)mret;
+    if (metrics_http(e, c, url, method, &mret))   /* metrics_http.c */
         return (enum MHD_Result)mret;
     if (strncmp(url, "/u/", 3) || !token_ok(url + 3))
         return answer(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n");

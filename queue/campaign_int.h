@@ -71,12 +71,4 @@ int qcampaign_counts_txn(struct queue *q, MDB_txn *txn, uint64_t id,
 int qcampaign_derived_state(const struct queue_campaign *c,
                             const struct queue_counts *k, int64_t now);
 
-/* track.c: count an open or click event about to be appended in w's
- * txn for its campaign (total, and unique per delivery); *keep false
- * when its delivery has QUEUE_TRACK_MAX of that kind already (then it is
- * neither counted nor to be appended).  0 or a txn failure. */
-int qtrack_count(struct wctx *w, const struct queue_event *ev, bool *keep);
-/* track.c: the rule of a 't' or 'T' record (NULL: good). */
-const char *qtrack_rule(const MDB_val *k, const MDB_val *v);
-
 #endif

@@ -36,8 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "campaign_int.h"
+#include "queue_int.h"
 #include "queue_track.h"
+#include "track_int.h"
 
 /* Append ev with the next seq and the txn's time (queue_int.h). */
 int qevent_append(struct wctx *w, struct queue_event *ev)
@@ -105,12 +106,14 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
         const struct op_rcpt *r = &op->rcpts[0];
         memcpy(ev.rcpt, op->arena + r->off, r->len);
     }
-    memcpy(ev.text, op->arena + o->text_off, o->text_len);
     /* an open or click also counts for its campaign (track.c), up to
      * QUEUE_TRACK_MAX of each kind per delivery: past that, nothing */
     bool keep = true;
     int rc = qtrack_count(w, &ev, &keep);
-    return rc || !keep ? rc : qevent_append(w, &ev);
+    if (rc || !keep)
+        return rc;
+    memcpy(ev.text, op->arena + o->text_off, o->text_len);
+    return qevent_append(w, &ev);
 }
 
 /* Check the note and copy it into a new OP_NOTE. */

@@ -19,6 +19,7 @@
 #include "campaign_int.h"
 #include "check_int.h"
 #include "lists_int.h"
+#include "track_int.h"
 
 #define SPOOL_MAGIC "sluice-spool"
 

@@ -20,6 +20,7 @@
 
 #include "campaign_int.h"
 #include "queue_track.h"
+#include "track_int.h"
 
 #define TRACK_LEN (1 + 4 * 8)
 

@@ -7,14 +7,17 @@
  *   schedule that has come is sending, a sending or paused campaign whose
  *   every recipient is terminal is done), then read its counters
  *   (queue_counts_campaign).  show prints the definition, the state, the
- *   counts (sent is delivered + bounced), for a tracked campaign the
- *   opens and clicks (unique: deliveries; and every event counted), and
- *   an ETA from the rate of
+ *   counts (sent is delivered + bounced) and an ETA from the rate of
  *   finished recipients since sending started, and for a campaign an
  *   incident paused, which incident and rule (incident_pause.c); list one
  *   row a campaign, of one account or of every account the caller may
  *   view.  --json gives the same as an object (show) or an array of
  *   objects (list).
+ *
+ *   A tracked campaign's show also has its opens and clicks (unique:
+ *   deliveries opened or clicked; and every counted event:
+ *   queue_track.h), in JSON too ("track", "opened", "opens", "clicked",
+ *   "clicks").
  *
  * DIAGNOSTICS
  *   64 bad options, 66 unknown account or campaign, 77 refused (viewer on
@@ -207,6 +210,10 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     printf("from        %s\n", c->from);
     printf("reply-to    %s\n", c->reply_to[0] ? c->reply_to : "-");
     printf("subject     %s\n", c->subject);
+    printf("tracking    %s%s%s\n",
+           c->track & QUEUE_TRACK_OPENS ? "opens" : "",
+           c->track == (QUEUE_TRACK_OPENS | QUEUE_TRACK_CLICKS) ? ", " : "",
+           !c->track ? "none" : c->track & QUEUE_TRACK_CLICKS ? "clicks" : "");
     printf("state       %s\n", queue_campaign_state_name(v.state));
     if (by) {
         char line[400];
@@ -232,6 +239,12 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     printf("sent        %llu (delivered + bounced)\n",
            (unsigned long long)v.sent);
     printf("delivered   %llu\n", (unsigned long long)v.k.delivered);
+    if (c->track)
+        printf("opened      %llu (%llu opens)\nclicked     %llu (%llu "
+               "clicks)\n", (unsigned long long)v.tk.unique_opens,
+               (unsigned long long)v.tk.opens,
+               (unsigned long long)v.tk.unique_clicks,
+               (unsigned long long)v.tk.clicks);
     printf("deferred    %llu (deferrals)\n",
            (unsigned long long)v.k.deferred);
     printf("bounced     %llu\n", (unsigned long long)v.k.bounced);
@@ -240,20 +253,6 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
            (unsigned long long)v.k.suppressed);
     printf("cancelled   %llu (not sent)\n",
            (unsigned long long)v.k.cancelled);
-    if (c->track) {
-        printf("tracking    %s%s%s\n",
-               c->track & QUEUE_TRACK_OPENS ? "opens" : "",
-               c->track == (QUEUE_TRACK_OPENS | QUEUE_TRACK_CLICKS) ? ", " : "",
-               c->track & QUEUE_TRACK_CLICKS ? "clicks" : "");
-        printf("opened      %llu (%llu opens)\n",
-               (unsigned long long)v.tk.unique_opens,
-               (unsigned long long)v.tk.opens);
-        printf("clicked     %llu (%llu clicks)\n",
-               (unsigned long long)v.tk.unique_clicks,
-               (unsigned long long)v.tk.clicks);
-    } else {
-        printf("tracking    none\n");
-    }
     if (v.eta)
         printf("eta         %s (%.1f recipients/s so far)\n",
                tool_time_text(v.eta, ts, sizeof ts), v.rate);
