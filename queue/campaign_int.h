@@ -27,6 +27,7 @@
 
 #include "admin_int.h"
 #include "queue_campaign.h"
+#include "track_int.h"
 
 #define CAMP_FMT 1
 #define CAMP_F_COMPLETE 1

@@ -19,7 +19,6 @@
 #include "campaign_int.h"
 #include "check_int.h"
 #include "lists_int.h"
-#include "track_int.h"
 
 #define SPOOL_MAGIC "sluice-spool"
 
