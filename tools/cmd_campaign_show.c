@@ -14,10 +14,11 @@
  *   view.  --json gives the same as an object (show) or an array of
  *   objects (list).
  *
- *   A tracked campaign's show also has its opens and clicks (unique:
- *   deliveries opened or clicked; and every counted event:
- *   queue_track.h), in JSON too ("track", "opened", "opens", "clicked",
- *   "clicks").
+ *   A tracked campaign's show also has its opens and clicks: opened and
+ *   clicked count the recorded events (what the reports count under
+ *   those names), opened_unique and clicked_unique the messages opened
+ *   or clicked at least once (queue_track.h); JSON "track" lists what is
+ *   tracked.
  *
  * DIAGNOSTICS
  *   64 bad options, 66 unknown account or campaign, 77 refused (viewer on
@@ -126,7 +127,8 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
                                                    : json_null());
     }
     if (j) {
-        /* opens and clicks: unique (deliveries) and every event */
+        /* opens and clicks: every recorded event, and unique
+         * (deliveries opened or clicked at least once) */
         json_t *tr = json_array();
         if (c->track & QUEUE_TRACK_OPENS)
             json_array_append_new(tr, json_string("opens"));
@@ -134,12 +136,13 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
             json_array_append_new(tr, json_string("clicks"));
         json_object_set_new(j, "track", tr);
         json_object_set_new(j, "opened", json_integer(
+                                (json_int_t)v->tk.opens));
+        json_object_set_new(j, "opened_unique", json_integer(
                                 (json_int_t)v->tk.unique_opens));
-        json_object_set_new(j, "opens", json_integer((json_int_t)v->tk.opens));
         json_object_set_new(j, "clicked", json_integer(
+                                (json_int_t)v->tk.clicks));
+        json_object_set_new(j, "clicked_unique", json_integer(
                                 (json_int_t)v->tk.unique_clicks));
-        json_object_set_new(j, "clicks",
-                            json_integer((json_int_t)v->tk.clicks));
     }
     return j;
 }
@@ -240,11 +243,11 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
            (unsigned long long)v.sent);
     printf("delivered   %llu\n", (unsigned long long)v.k.delivered);
     if (c->track)
-        printf("opened      %llu (%llu opens)\nclicked     %llu (%llu "
-               "clicks)\n", (unsigned long long)v.tk.unique_opens,
-               (unsigned long long)v.tk.opens,
-               (unsigned long long)v.tk.unique_clicks,
-               (unsigned long long)v.tk.clicks);
+        printf("opened      %llu (%llu unique)\nclicked     %llu (%llu "
+               "unique)\n", (unsigned long long)v.tk.opens,
+               (unsigned long long)v.tk.unique_opens,
+               (unsigned long long)v.tk.clicks,
+               (unsigned long long)v.tk.unique_clicks);
     printf("deferred    %llu (deferrals)\n",
            (unsigned long long)v.k.deferred);
     printf("bounced     %llu\n", (unsigned long long)v.k.bounced);

@@ -237,13 +237,13 @@ class Tracking(PeerTest):
                          ("click", bob, BLOG))
 
         st = self.show(tracked)
-        self.assertEqual((st["opened"], st["opens"], st["clicked"],
-                          st["clicks"]), (1, 2, 2, 3), st)
+        self.assertEqual((st["opened"], st["opened_unique"], st["clicked"],
+                          st["clicked_unique"]), (2, 1, 3, 2), st)
         st = self.show(plain)
         self.assertEqual((st["opened"], st["clicked"]), (0, 0), st)
         text = self.sluice("campaign", "show", tracked).stdout.decode()
-        self.assertIn("opened      1 (2 opens)", text)
-        self.assertIn("clicked     2 (3 clicks)", text)
+        self.assertIn("opened      2 (1 unique)", text)
+        self.assertIn("clicked     3 (2 unique)", text)
 
         # ---- the preview is what the sink got, tokens aside
         for rcpt in CONTACTS:
