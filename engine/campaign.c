@@ -227,3 +227,29 @@ int engine_campaign_compose(struct engine *e, const struct signer *sg,
     tpl_put(t);
     return err;
 }
+
+/* The target of a click on tracked link `link` (with its check) in the
+ * campaign's message to contact, through the compiled template cache:
+ * the link rendered for the contact again (engine.h). */
+int engine_campaign_link(struct engine *e, uint64_t campaign,
+                         uint64_t contact, uint64_t delivery, unsigned link,
+                         uint32_t check, char *url, size_t cap)
+{
+    char why[300];
+    int err = 0;
+    struct tpl *t = tpl_get(e, campaign, why, sizeof why, &err);
+    if (!t)
+        return err;
+    struct campaign_msg_contact cc = { .err = 0 };
+    err = queue_contact_get(e->q, contact, campaign_msg_take_contact, &cc);
+    if (!err && !(err = cc.err)) {
+        struct render_contact rc = {
+            .id = contact, .delivery = delivery, .email = cc.email,
+            .fields = cc.f, .nfields = cc.nfields,
+        };
+        err = render_track_link(t->rt, &rc, link, check, url, cap);
+    }
+    campaign_msg_contact_clear(&cc);
+    tpl_put(t);
+    return err;
+}

@@ -89,6 +89,8 @@ int campaign_msg_compile(struct queue *q, const struct queue_campaign *c,
         .bounce_domain = s->bounce_domain,
         .feedback_sender = s->feedback_sender,
         .secret = secret, .secret_len = sizeof secret,
+        .track = (c->track & QUEUE_TRACK_OPENS ? RENDER_TRACK_OPENS : 0) |
+                 (c->track & QUEUE_TRACK_CLICKS ? RENDER_TRACK_CLICKS : 0),
     };
     char err[300] = "";
     rc = render_compile(&in, out, err, sizeof err);

@@ -59,7 +59,8 @@ void campaign_msg_settings(const struct config *cfg,
 bool campaign_msg_from_domain(const char *from, char *out, size_t cap);
 
 /* Compile campaign c of account a (its header and footer; a may be NULL)
- * with the token secret of q into *out.  why gets the reason on failure:
+ * with the token secret of q into *out; c->track turns on opens and
+ * clicks tracking (render.h, TRACKING).  why gets the reason on failure:
  * the renderer's ("html: line 3, column 7: ...") or the secret's. */
 int campaign_msg_compile(struct queue *q, const struct queue_campaign *c,
                          const struct queue_account *a,

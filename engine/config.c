@@ -218,6 +218,11 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
     } else if (!strcmp(key, "http_listen")) {
         if (!set_str(&c->http_listen, v))
             return config_fail(p, "out of memory");
+    } else if (!strcmp(key, "track_scanner_window")) {
+        if (config_parse_duration_ms(v, &ms) || ms > 3600000)
+            return config_fail(p, "track_scanner_window: '%s' is not a "
+                               "duration up to 1h", v);
+        c->track_scanner_window_ms = (unsigned)ms;
     } else if (!strcmp(key, "max_request_size")) {
         if (!config_parse_uint(v, 1, 1024, &u))
             return config_fail(p, "max_request_size: '%s' is not 1..1024 "
@@ -371,6 +376,7 @@ static void defaults(struct config *c)
     c->soft_bounce_days = 7;
     c->drain_timeout_ms = 30000;
     c->pause_recheck_ms = 30000;
+    c->track_scanner_window_ms = 10000;
     c->claim_batch = 2000;
     c->group_ops = 1024;
     c->group_ms = 25;

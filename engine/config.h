@@ -319,6 +319,8 @@ struct config {
     char *feedback_address;    /* where ARF reports come in; default
                                   fbl@bounce_domain (NULL without one) */
     char *http_listen;         /* ADDR:PORT of the unsubscribe endpoint */
+    unsigned track_scanner_window_ms; /* clicks this soon after delivery
+                                  are a scanner's (track_http.c) */
     uint64_t max_request_size; /* bytes of a POST /api/inject/v1 body */
     unsigned max_request_recipients; /* recipients of one inject request */
     unsigned metrics_sites;    /* sites with their own label (default 20) */

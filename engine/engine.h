@@ -476,6 +476,13 @@ struct signer;
 int engine_campaign_compose(struct engine *e, const struct signer *sg,
                             struct body *b, char *why, size_t whylen);
 void engine_campaign_cache_free(void);
+/* The URL of tracked link `link` (check: its template's check) of the
+ * campaign's message to contact, rendered again from the cached template
+ * and %-escaped for a Location header (campaign.c, for track_http.c).
+ * -ENOENT: no such link; a queue or render code else. */
+int engine_campaign_link(struct engine *e, uint64_t campaign,
+                         uint64_t contact, uint64_t delivery, unsigned link,
+                         uint32_t check, char *url, size_t cap);
 
 /* unsub_http.c: the RFC 8058 endpoint when http_listen is set */
 int unsub_http_start(struct engine *e);

@@ -63,6 +63,7 @@ struct render_tpl {
     char unsub_domain[DOMAIN_MAX], unsub_host[HOST_MAX];
     struct mackey key;          /* token HMAC, keyed with the secret */
     size_t size_hint;           /* bytes of a message with empty values */
+    unsigned track;             /* RENDER_TRACK_* */
 };
 
 /* A place in a segment list: segment i, byte off of it. */
@@ -399,8 +400,14 @@ int render_compile(const struct render_input *in, struct render_tpl **out,
     t = calloc(1, sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
+    if (in->track & ~(unsigned)(RENDER_TRACK_OPENS | RENDER_TRACK_CLICKS)) {
+        render_tpl_error(&c, "track: opens, clicks or both");
+        rc = RENDER_E_ARG;
+        goto fail;
+    }
     if ((rc = build_fixed(&c, in, t)) ||
-        (rc = build_parts(&c, in, &subj, &html, &text)))
+        (rc = build_parts(&c, in, &subj, &html, &text)) ||
+        (rc = render_track_compile(&c, &html, in->track)))
         goto fail;
     size_t n = subj.n + html.n + text.n;
     t->segs = malloc((n ? n : 1) * sizeof(struct render_seg));
@@ -423,6 +430,7 @@ int render_compile(const struct render_input *in, struct render_tpl **out,
     memcpy(t->slot_len, c.slot_len, sizeof(c.slot_len));
     t->campaign = in->campaign;
     t->account = in->account;
+    t->track = in->track;
     size_t lit = 0;
     for (size_t i = subj.n; i < n; i++)
         if (t->segs[i].kind == RENDER_SEG_LIT)
@@ -451,6 +459,7 @@ struct msgvals {
     size_t email_len;
     char url[8 + HOST_MAX + 3 + RENDER_UNSUB_TOKEN_LEN + 1];
     size_t url_len;
+    uint64_t contact, delivery;   /* for the tracking tokens */
 };
 
 /* Fill the slots from the contact's fields (first match wins). */
@@ -520,6 +529,99 @@ static int put_subject(struct rbuf *b, const struct render_tpl *t,
     return rc ? rc : render_buf_put(b, "\r\n", 2);
 }
 
+/* The URL the segments segs[0..n) of a link's value stand for, as the
+ * recipient's browser follows it, into u (ends trimmed). */
+static int link_url(const struct render_tpl *t, const struct msgvals *mv,
+                    const struct render_seg *segs, size_t n, struct rbuf *u)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct render_seg *s = &segs[i];
+        size_t vn;
+        const char *v;
+        if (s->kind == RENDER_SEG_LIT)
+            rc = render_track_unescape(u, t->pool + s->off, s->len);
+        else if ((v = tag_value(t, mv, s, &vn)) && vn)
+            rc = render_buf_put(u, v, vn);
+    }
+    if (rc)
+        return rc;
+    size_t a = 0;
+    while (u->len && strchr(" \t\r\n\f", u->p[u->len - 1]))
+        u->len--;
+    while (a < u->len && strchr(" \t\r\n\f", u->p[a]))
+        a++;
+    if (a) {
+        memmove(u->p, u->p + a, u->len - a);
+        u->len -= a;
+    }
+    return 0;
+}
+
+/* The tracked link that starts at segs[*i]: https://HOST/c/TOKEN when its
+ * URL may be rewritten, else its value as written; *i is left on its
+ * end marker. */
+static int put_link(struct rbuf *b, struct render_qp *q,
+                    const struct render_tpl *t, const struct msgvals *mv,
+                    const struct render_seg *segs, size_t nsegs, size_t *i)
+{
+    size_t a = *i + 1, z = a;
+    while (z < nsegs && segs[z].kind != RENDER_SEG_LINK_END)
+        z++;
+    *i = z;
+    struct rbuf u = { .max = RENDER_LINK_URL_MAX + 1 };
+    int rc = link_url(t, mv, segs + a, z - a, &u);
+    int ok = rc == 0 && render_track_url_ok(u.p, u.len, t->unsub_host);
+    free(u.p);
+    if (rc && rc != RENDER_E_TOOBIG)
+        return rc;
+    if (ok) {
+        char tok[RENDER_CLICK_TOKEN_LEN + 1];
+        if ((rc = render_click_keyed(&t->key, t->campaign, mv->delivery,
+                                     mv->contact, segs[a - 1].slot,
+                                     segs[a - 1].off, tok, sizeof tok)) ||
+            (rc = render_qp_put(b, q, "https://", 8)) ||
+            (rc = render_qp_put(b, q, t->unsub_host,
+                                strlen(t->unsub_host))) ||
+            (rc = render_qp_put(b, q, "/c/", 3)))
+            return rc;
+        return render_qp_put(b, q, tok, RENDER_CLICK_TOKEN_LEN);
+    }
+    for (size_t k = a; k < z; k++) {
+        const struct render_seg *s = &segs[k];
+        size_t n;
+        const char *v;
+        if (s->kind == RENDER_SEG_LIT)
+            rc = render_qp_put(b, q, t->pool + s->off, s->len);
+        else if ((v = tag_value(t, mv, s, &n)))
+            rc = render_qp_put_html(b, q, v, n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The open pixel of the message. */
+static int put_pixel(struct rbuf *b, struct render_qp *q,
+                     const struct render_tpl *t, const struct msgvals *mv)
+{
+    char tok[RENDER_OPEN_TOKEN_LEN + 1];
+    int rc = render_open_keyed(&t->key, t->campaign, mv->delivery,
+                               mv->contact, tok, sizeof tok);
+    if (rc == 0) rc = render_qp_put(b, q, "<img src=\"https://", 18);
+    if (rc == 0) rc = render_qp_put(b, q, t->unsub_host,
+                                    strlen(t->unsub_host));
+    if (rc == 0) rc = render_qp_put(b, q, "/o/", 3);
+    if (rc == 0) rc = render_qp_put(b, q, tok, RENDER_OPEN_TOKEN_LEN);
+    if (rc == 0) {
+        static const char tail[] =
+            "\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;"
+            "border:0;width:1px;height:1px\">";
+        rc = render_qp_put(b, q, tail, sizeof tail - 1);
+    }
+    return rc;
+}
+
 /* Write one body part's segments quoted-printable; html escapes values. */
 static int put_body(struct rbuf *b, const struct render_tpl *t,
                     const struct msgvals *mv, const struct render_seg *segs,
@@ -533,6 +635,16 @@ static int put_body(struct rbuf *b, const struct render_tpl *t,
             rc = render_qp_put(b, &q, t->pool + s->off, s->len);
             continue;
         }
+        if (s->kind == RENDER_SEG_LINK) {
+            rc = put_link(b, &q, t, mv, segs, nsegs, &i);
+            continue;
+        }
+        if (s->kind == RENDER_SEG_PIXEL) {
+            rc = put_pixel(b, &q, t, mv);
+            continue;
+        }
+        if (s->kind == RENDER_SEG_LINK_END)
+            continue;
         size_t n;
         const char *v = tag_value(t, mv, s, &n);
         rc = html ? render_qp_put_html(b, &q, v, n)
@@ -618,6 +730,8 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
         return RENDER_E_ADDR;
     resolve(t, c, &mv); /* local work first, then the encoders */
     size_t dl = udec(deliv, c->delivery);
+    mv.contact = c->id;
+    mv.delivery = c->delivery;
     mv.email = c->email;
     mv.email_len = strnlen(c->email, 256);
     if (!render_hdr_addr_ok(c->email, mv.email_len))
@@ -685,6 +799,55 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     return 0;
 fail:
     free(b.p);
+    return rc;
+}
+
+int render_track_link(const struct render_tpl *t,
+                      const struct render_contact *c, unsigned link,
+                      uint32_t check, char *url, size_t cap)
+{
+    struct msgvals mv;
+    char unsub[RENDER_UNSUB_TOKEN_LEN + 1];
+    const struct render_seg *h = t->segs + t->nsubj;
+    size_t at = t->nhtml;
+    if (c->email == NULL)
+        return RENDER_E_ADDR;
+    for (size_t i = 0; i < t->nhtml; i++)
+        if (h[i].kind == RENDER_SEG_LINK && h[i].slot == link &&
+            h[i].off == check)
+            at = i;
+    for (size_t i = 0; at == t->nhtml && i < t->nhtml; i++)
+        if (h[i].kind == RENDER_SEG_LINK && h[i].off == check)
+            at = i;                    /* renumbered: the same link */
+    if (at == t->nhtml)
+        return -ENOENT;
+    resolve(t, c, &mv);
+    mv.contact = c->id;
+    mv.delivery = c->delivery;
+    mv.email = c->email;
+    mv.email_len = strnlen(c->email, 256);
+    int rc = render_unsub_keyed(&t->key, t->account, t->campaign, c->id,
+                                unsub, sizeof(unsub));
+    if (rc)
+        return rc;
+    size_t hl = strlen(t->unsub_host);
+    memcpy(mv.url, "https://", 8);
+    memcpy(mv.url + 8, t->unsub_host, hl);
+    memcpy(mv.url + 8 + hl, "/u/", 3);
+    memcpy(mv.url + 11 + hl, unsub, RENDER_UNSUB_TOKEN_LEN + 1);
+    mv.url_len = 11 + hl + RENDER_UNSUB_TOKEN_LEN;
+    size_t z = at + 1;
+    while (z < t->nhtml && h[z].kind != RENDER_SEG_LINK_END)
+        z++;
+    struct rbuf u = { .max = RENDER_LINK_URL_MAX + 1 };
+    rc = link_url(t, &mv, h + at + 1, z - at - 1, &u);
+    if (rc == 0 && !render_track_url_ok(u.p, u.len, t->unsub_host))
+        rc = -ENOENT;
+    if (rc == RENDER_E_TOOBIG)
+        rc = -ENOENT;
+    if (rc == 0)
+        rc = render_track_location(u.p, u.len, url, cap);
+    free(u.p);
     return rc;
 }
 

@@ -80,6 +80,31 @@
  *   HMAC-SHA256(secret, "sluice-msgid" | version | campaign(8) |
  *   delivery(8) | nonce(8)), 16 characters.
  *
+ * TRACKING
+ *   With track set (RENDER_TRACK_OPENS, RENDER_TRACK_CLICKS: a campaign's
+ *   opt-in), the html part -- and only it: the text part is left as
+ *   written, so a plain-text reader sees the real addresses and no open
+ *   is measured there -- changes at compile and render time
+ *   (render_track.c):
+ *     clicks  the href of each <a> whose value starts with http:// or
+ *             https:// or with a merge field becomes
+ *             https://HOST/c/TOKEN (HOST: unsub_host), when the URL as
+ *             rendered for the recipient is http(s), not on HOST's host,
+ *             has no control characters and is at most
+ *             RENDER_LINK_URL_MAX bytes; other links (mailto:, tel:,
+ *             anchors, {{unsubscribe_url}}, links to HOST) stay as they
+ *             are.  The link's number (document order of the marked
+ *             links, header and footer included) and a check of its
+ *             template text are in the token; the URL is not: a click
+ *             finds it again by rendering that link for the contact
+ *             (render_track_link()).
+ *     opens   <img src="https://HOST/o/TOKEN" width="1" height="1"
+ *             alt="" style="..."> right before the last </body>, else at
+ *             the end of the part.
+ *   Tokens are made as those of TOKENS below, labels "sluice-open" and
+ *   "sluice-click": open ids = campaign(8) delivery(8) contact(8), 56
+ *   characters; click ids = the same, link(2) check(4), 66 characters.
+ *
  * OWNERSHIP
  *   render_compile() copies everything it needs from its input; the input
  *   may be freed after it returns.  A struct render_tpl is read-only after
@@ -121,6 +146,12 @@
 #define RENDER_MSGID_MAC_LEN   16       /* the MAC of a Message-ID */
 #define RENDER_MSGID_LEFT_MAX  (20 + 1 + 20 + 1 + 13 + 1 + 16)
 #define RENDER_PREVIEW_DELIVERY 0       /* delivery id used by render_preview */
+#define RENDER_TRACK_OPENS     1        /* render_input.track bits */
+#define RENDER_TRACK_CLICKS    2
+#define RENDER_OPEN_TOKEN_LEN  56
+#define RENDER_CLICK_TOKEN_LEN 66
+#define RENDER_LINKS_MAX       10000    /* tracked links of one html part */
+#define RENDER_LINK_URL_MAX    2048     /* bytes of a tracked link's URL */
 
 /* What a campaign's messages are made from; copied by render_compile(). */
 struct render_input {
@@ -140,6 +171,7 @@ struct render_input {
     const char *feedback_sender; /* last Feedback-ID field; NULL: "sluice" */
     const unsigned char *secret; /* per-spool token key, >= 16 bytes */
     size_t secret_len;
+    unsigned track;              /* RENDER_TRACK_* bits; 0: none */
 };
 
 struct render_tpl;
@@ -223,6 +255,33 @@ int render_msgid(const unsigned char *secret, size_t secret_len,
 int render_msgid_decode(const char *msgid, const unsigned char *secret,
                         size_t secret_len, uint64_t *campaign,
                         uint64_t *delivery);
+
+/* Check an open token (TRACKING) and give back its ids.  Errors as
+ * render_verp_decode(). */
+int render_open_decode(const char *token, const unsigned char *secret,
+                       size_t secret_len, uint64_t *campaign,
+                       uint64_t *delivery, uint64_t *contact);
+
+/* Check a click token and give back its ids, link number and check. */
+int render_click_decode(const char *token, const unsigned char *secret,
+                        size_t secret_len, uint64_t *campaign,
+                        uint64_t *delivery, uint64_t *contact,
+                        unsigned *link, uint32_t *check);
+
+/* The URL of tracked link `link` of t's html part as rendered for c,
+ * for the redirect of a click: the link whose check is `check` (its
+ * number first, then any other with that check, so a link renumbered by
+ * a changed header is still found), and only while it passes the rule a
+ * rewritten link passes.  Written NUL-terminated into url[cap] with
+ * spaces, controls, non-ASCII and a few unsafe characters %-escaped.
+ * -ENOENT when there is no such link, -ENOSPC when cap is too small. */
+int render_track_link(const struct render_tpl *t,
+                      const struct render_contact *c, unsigned link,
+                      uint32_t check, char *url, size_t cap);
+
+/* URL u[0..n) %-escaped for a Location header into out[cap] (NUL
+ * terminated); -ENOSPC when it does not fit. */
+int render_track_location(const char *u, size_t n, char *out, size_t cap);
 
 /* A message for any code returned above (and for -errno values). */
 const char *render_strerror(int code);

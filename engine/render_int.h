@@ -61,7 +61,12 @@ enum render_seg_kind {
     RENDER_SEG_LIT,        /* pool[off..off+len) */
     RENDER_SEG_FIELD,      /* contact field number slot; default in pool */
     RENDER_SEG_EMAIL,      /* the contact's address; default in pool */
-    RENDER_SEG_UNSUB       /* https://HOST/u/TOKEN; default in pool */
+    RENDER_SEG_UNSUB,      /* https://HOST/u/TOKEN; default in pool */
+    /* tracking (render_track.c), html part only: */
+    RENDER_SEG_LINK,       /* a tracked link's value starts: slot its
+                              number, off its check */
+    RENDER_SEG_LINK_END,   /* ... and ends */
+    RENDER_SEG_PIXEL       /* the open pixel's <img> */
 };
 
 struct render_seg {
@@ -106,6 +111,19 @@ void render_tpl_error(struct tplc *c, const char *fmt, ...)
 int render_tpl_html_to_text(struct tplc *c,
                             const struct render_seglist *html,
                             struct render_seglist *out);
+
+/* ---- opens and clicks (render_track.c) ---- */
+
+/* Mark the links of a compiled html part and place the open pixel, as
+ * track (RENDER_TRACK_*) asks; nothing for 0. */
+int render_track_compile(struct tplc *c, struct render_seglist *html,
+                         unsigned track);
+/* Append the URL an HTML attribute value s[0..n) stands for. */
+int render_track_unescape(struct rbuf *b, const char *s, size_t n);
+/* May the URL u[0..n) be rewritten: http(s), a host, not our_host (a
+ * host[:port]; compared without the port), no control characters, at
+ * most RENDER_LINK_URL_MAX bytes? */
+int render_track_url_ok(const char *u, size_t n, const char *our_host);
 
 /* ---- headers (render_hdr.c) ---- */
 
@@ -160,6 +178,13 @@ int render_verp_keyed(const struct mackey *k, uint64_t delivery,
 int render_unsub_keyed(const struct mackey *k, uint32_t account,
                        uint64_t campaign, uint64_t contact, char *tok,
                        size_t toklen);
+/* The open and click tokens under key k (see render.h, TRACKING). */
+int render_open_keyed(const struct mackey *k, uint64_t campaign,
+                      uint64_t delivery, uint64_t contact, char *tok,
+                      size_t toklen);
+int render_click_keyed(const struct mackey *k, uint64_t campaign,
+                       uint64_t delivery, uint64_t contact, unsigned link,
+                       uint32_t check, char *tok, size_t toklen);
 /* The left part CAMPAIGN.DELIVERY.NONCE.MAC of a Message-ID under key k
  * (see render.h), NUL-terminated; NONCE is MSGID_NONCE_LEN characters. */
 int render_msgid_left(const struct mackey *k, uint64_t campaign,

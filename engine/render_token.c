@@ -6,7 +6,8 @@
  *   A token is lowercase base32 (RFC 4648 alphabet, no padding) of
  *       version(1) | ids, big-endian | HMAC-SHA256(secret, label |
  *       version | ids) cut to its first 10 bytes
- *   The label ("sluice-verp", "sluice-unsub") keeps one kind of token
+ *   The label ("sluice-verp", "sluice-unsub", "sluice-open",
+ *   "sluice-click") keeps one kind of token
  *   from being accepted as the other.  Decoding ignores case, demands the
  *   exact length and zero padding bits, and compares the MAC in constant
  *   time.  A Message-ID <CAMPAIGN.DELIVERY.NONCE.MAC@domain> carries its
@@ -42,7 +43,9 @@
 #define VERP_IDS 16          /* delivery, campaign */
 #define UNSUB_IDS 20         /* account, campaign, contact */
 #define MSGID_IDS 24         /* campaign, delivery, nonce */
-#define RAW_MAX (1 + UNSUB_IDS + MAC_LEN)
+#define OPEN_IDS 24          /* campaign, delivery, contact */
+#define CLICK_IDS 30         /* campaign, delivery, contact, link, check */
+#define RAW_MAX (1 + CLICK_IDS + MAC_LEN)
 
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -326,6 +329,69 @@ int render_unsub_decode(const char *token, const unsigned char *secret,
     *account = (uint32_t)get_be(raw + 1, 4);
     *campaign = get_be(raw + 5, 8);
     *contact = get_be(raw + 13, 8);
+    return 0;
+}
+
+int render_open_keyed(const struct mackey *k, uint64_t campaign,
+                      uint64_t delivery, uint64_t contact, char *tok,
+                      size_t toklen)
+{
+    unsigned char raw[RAW_MAX];
+    raw[0] = TOKEN_VERSION;
+    put_be(raw + 1, campaign, 8);
+    put_be(raw + 9, delivery, 8);
+    put_be(raw + 17, contact, 8);
+    return seal(k, "sluice-open", raw, 1 + OPEN_IDS, tok, toklen);
+}
+
+int render_click_keyed(const struct mackey *k, uint64_t campaign,
+                       uint64_t delivery, uint64_t contact, unsigned link,
+                       uint32_t check, char *tok, size_t toklen)
+{
+    unsigned char raw[RAW_MAX];
+    raw[0] = TOKEN_VERSION;
+    put_be(raw + 1, campaign, 8);
+    put_be(raw + 9, delivery, 8);
+    put_be(raw + 17, contact, 8);
+    put_be(raw + 25, link, 2);
+    put_be(raw + 27, check, 4);
+    return seal(k, "sluice-click", raw, 1 + CLICK_IDS, tok, toklen);
+}
+
+int render_open_decode(const char *token, const unsigned char *secret,
+                       size_t secret_len, uint64_t *campaign,
+                       uint64_t *delivery, uint64_t *contact)
+{
+    unsigned char raw[RAW_MAX];
+    if (token == NULL)
+        return RENDER_E_TOKEN;
+    int rc = unseal(secret, secret_len, "sluice-open", token,
+                    strnlen(token, 1024), OPEN_IDS, raw);
+    if (rc)
+        return rc;
+    *campaign = get_be(raw + 1, 8);
+    *delivery = get_be(raw + 9, 8);
+    *contact = get_be(raw + 17, 8);
+    return 0;
+}
+
+int render_click_decode(const char *token, const unsigned char *secret,
+                        size_t secret_len, uint64_t *campaign,
+                        uint64_t *delivery, uint64_t *contact,
+                        unsigned *link, uint32_t *check)
+{
+    unsigned char raw[RAW_MAX];
+    if (token == NULL)
+        return RENDER_E_TOKEN;
+    int rc = unseal(secret, secret_len, "sluice-click", token,
+                    strnlen(token, 1024), CLICK_IDS, raw);
+    if (rc)
+        return rc;
+    *campaign = get_be(raw + 1, 8);
+    *delivery = get_be(raw + 9, 8);
+    *contact = get_be(raw + 17, 8);
+    *link = (unsigned)get_be(raw + 25, 2);
+    *check = (uint32_t)get_be(raw + 27, 4);
     return 0;
 }
 

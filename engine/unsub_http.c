@@ -28,6 +28,9 @@
  *   connection, so each connection carries the one request the gate
  *   checked.
  *
+ *   GET /o/TOKEN and /c/TOKEN, the opens and clicks of tracked
+ *   campaigns, are track_http.c's.
+ *
  * DIAGNOSTICS
  *   A spool error answers 503 (the provider tries again) and is logged.
  */
@@ -46,6 +49,7 @@
 #include "queue_admin.h"
 #include "queue_campaign.h"
 #include "render.h"
+#include "track_http.h"
 
 /* The largest POST body read: a one-click body is 26 bytes url-encoded,
  * a few hundred as multipart/form-data. */
@@ -244,6 +248,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return http_inject_request(e->http_inject, c, method, upload,
                                    upload_size, con_cls);
     int mret;
+    if (track_http(e, c, url, method, &mret))     /* track_http.c */
+        return (enum MHD_Result)mret;
     if (metrics_http(e, c, url, method, &mret))   /* metrics_http.c */
         return (enum MHD_Result)mret;
     if (strncmp(url, "/u/", 3) || !token_ok(url + 3))

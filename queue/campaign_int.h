@@ -8,11 +8,18 @@
  *            u8 fmt, u32 account, u64 list, i64 created, i64 schedule,
  *            str8 name, str16 from, str16 reply_to, str16 subject,
  *            u8 has_text, u32 html_len, html, u32 text_len, text
+ *            [, u8 track: QUEUE_TRACK_* bits, only when not 0; a record
+ *            without it (before tracking) is an untracked campaign]
  *   'p' u64 id -> status, small, rewritten by every state change and by
  *            each send batch: u8 fmt, u8 state, u8 flags (1 send
  *            complete), i64 started, i64 finished, u64 cursor,
  *            u64 recipients, u64 suppressed
  *   'n' u32 account . name -> u64 id (names are unique per account)
+ *   't' u64 id -> tracking counts (track.c): u8 fmt, u64 opens, u64
+ *            unique opens, u64 clicks, u64 unique clicks
+ *   'T' u64 id . u64 delivery -> what that delivery did: u8 fmt, u16
+ *            opens, u16 clicks recorded (what makes the first unique;
+ *            at most QUEUE_TRACK_MAX each)
  *   Keys use big-endian integers so they sort by number.
  */
 #ifndef SLUICE_QUEUE_CAMPAIGN_INT_H
@@ -20,6 +27,7 @@
 
 #include "admin_int.h"
 #include "queue_campaign.h"
+#include "track_int.h"
 
 #define CAMP_FMT 1
 #define CAMP_F_COMPLETE 1

@@ -36,7 +36,7 @@
 
 #define DEF_FIXED (1 + 4 + 8 + 8 + 8)
 #define DEF_STRINGS (1 + QUEUE_MAX_CAMPAIGN_NAME + 2 + QUEUE_MAX_FROM + 2 + \
-                     QUEUE_MAX_FROM + 2 + QUEUE_MAX_SUBJECT + 1 + 4 + 4)
+                     QUEUE_MAX_FROM + 2 + QUEUE_MAX_SUBJECT + 1 + 4 + 4 + 1)
 #define NAME_KEY_MAX (1 + 4 + QUEUE_MAX_CAMPAIGN_NAME)
 
 static const char *const state_names[] = {
@@ -110,6 +110,8 @@ static int def_encode(const struct queue_campaign *c, unsigned char **out,
     qrec_w_bytes(&w, c->html, hl);
     qrec_w_u32(&w, (uint32_t)tl);
     qrec_w_bytes(&w, c->text, tl);
+    if (c->track)
+        qrec_w_u8(&w, c->track);   /* absent: untracked, as before */
     if (w.over) {
         free(w.p);
         return QUEUE_ETOOBIG;
@@ -165,6 +167,12 @@ int qcampaign_def_decode(const MDB_val *v, uint64_t id,
     bool ok = take_template(&r, templates ? &html : NULL) &&
               take_template(&r, templates && has_text ? &c->text : NULL);
     bool oom = !ok && !r.bad;
+    c->track = 0;
+    if (ok && r.off < r.len) {
+        c->track = qrec_r_u8(&r);
+        if (!c->track || c->track > (QUEUE_TRACK_OPENS | QUEUE_TRACK_CLICKS))
+            r.bad = true;
+    }
     if (!ok || !qrec_r_done(&r)) {
         free(html);
         free(c->text);
@@ -287,6 +295,9 @@ static int spec_check(struct admin_tx *t, const struct queue_campaign_spec *s,
         return admin_fail(t, -EINVAL, "schedule before 1970");
     if ((set & QUEUE_CF_LIST) && !s->list)
         return admin_fail(t, -EINVAL, "a campaign needs a list");
+    if ((set & QUEUE_CF_TRACK) &&
+        (s->track & ~(QUEUE_TRACK_OPENS | QUEUE_TRACK_CLICKS)))
+        return admin_fail(t, -EINVAL, "track: opens, clicks or both");
     return 0;
 }
 
@@ -308,6 +319,8 @@ static int spec_apply(struct queue_campaign *c,
                  s->subject ? s->subject : "");
     if (set & QUEUE_CF_SCHEDULE)
         c->schedule = s->schedule;
+    if (set & QUEUE_CF_TRACK)
+        c->track = s->track;
     if (set & QUEUE_CF_HTML) {
         free(c->html);
         if (!(c->html = strdup(s->html)))
@@ -400,7 +413,7 @@ static int do_create(struct admin_tx *t, void *arg)
     struct queue_campaign *c = &ca->c;
     unsigned set = QUEUE_CF_NAME | QUEUE_CF_LIST | QUEUE_CF_FROM |
                    QUEUE_CF_REPLY_TO | QUEUE_CF_SUBJECT | QUEUE_CF_HTML |
-                   QUEUE_CF_TEXT | QUEUE_CF_SCHEDULE;
+                   QUEUE_CF_TEXT | QUEUE_CF_SCHEDULE | QUEUE_CF_TRACK;
     uint64_t next;
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1], more[96];
     int err, rc;
@@ -471,7 +484,7 @@ static int do_update(struct admin_tx *t, void *arg)
     char obj[QUEUE_MAX_AUDIT_OBJECT + 1], more[160] = "";
     static const char *const names[] = { "name", "list", "from", "reply-to",
                                          "subject", "html", "text",
-                                         "schedule" };
+                                         "schedule", "track" };
     int err;
 
     queue_campaign_clear(c);

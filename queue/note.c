@@ -16,6 +16,10 @@
  *     as given.  The delivery row is not touched: no state, counter or
  *     `prev` link changes, so `sluice` history and the checks see the
  *     delivery as before.
+ *   queue_submit_note() is the same operation without the wait (sluiced's
+ *     open and click endpoint answers at once).  An open or click event
+ *     is counted for its campaign in the same transaction (track.c);
+ *     past QUEUE_TRACK_MAX of a kind for one delivery it is dropped.
  *   qnote_reception() appends the reception event of a message the
  *     listeners accepted, in the commit that stores the message (one
  *     event per message, not per recipient: a 1,000-recipient message
@@ -33,6 +37,8 @@
 #include <string.h>
 
 #include "queue_int.h"
+#include "queue_track.h"
+#include "track_int.h"
 
 /* Append ev with the next seq and the txn's time (queue_int.h). */
 int qevent_append(struct wctx *w, struct queue_event *ev)
@@ -105,6 +111,12 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
         const struct op_rcpt *r = &op->rcpts[0];
         memcpy(ev.rcpt, op->arena + r->off, r->len);
     }
+    /* an open or click also counts for its campaign (track.c), up to
+     * QUEUE_TRACK_MAX of each kind per delivery: past that, nothing */
+    bool keep = true;
+    int rc = qtrack_count(w, &ev, &keep);
+    if (rc || !keep)
+        return rc;
     memcpy(ev.text, op->arena + o->text_off, o->text_len);
     struct series_hint hint = { .delivery = o->delivery, .ref = ref };
     w->series_hint = o->delivery ? &hint : NULL;
@@ -113,9 +125,11 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
     return err;
 }
 
-/* Check the note, copy it into an OP_NOTE and wait for its commit. */
-int queue_record_note(struct queue *q, const struct queue_note *n)
+/* Check the note and copy it into a new OP_NOTE. */
+static int note_op_new(struct queue *q, const struct queue_note *n,
+                       struct queue_op **out)
 {
+    *out = NULL;
     if (q->readonly)
         return -EROFS;
     if (!QUEUE_EV_INFO(n->type) ||
@@ -146,5 +160,23 @@ int queue_record_note(struct queue *q, const struct queue_note *n)
     op->rcpts[0].off = (uint32_t)tl;
     op->rcpts[0].len = (uint16_t)rl;   /* <= QUEUE_MAX_RCPT: checked */
     op->arena_len = rl + tl;
-    return sync_submit_wait(q, op);
+    *out = op;
+    return 0;
+}
+
+/* Check the note, copy it into an OP_NOTE and wait for its commit. */
+int queue_record_note(struct queue *q, const struct queue_note *n)
+{
+    struct queue_op *op;
+    int err = note_op_new(q, n, &op);
+    return err ? err : sync_submit_wait(q, op);
+}
+
+/* The same without waiting (queue_track.h). */
+int queue_submit_note(struct queue *q, const struct queue_note *n,
+                      queue_done_cb cb, void *arg)
+{
+    struct queue_op *op;
+    int err = note_op_new(q, n, &op);
+    return err ? err : queue_op_submit(q, op, NULL, cb, arg);
 }

@@ -200,7 +200,13 @@ struct queue_campaign {
     /* send bookkeeping (campaign_send.c): */
     uint64_t send_cursor;              /* last contact id send has handled */
     bool send_complete;                /* every contact of the list handled */
+    unsigned track;                    /* QUEUE_TRACK_* (0: untracked) */
 };
+
+/* Opens and clicks tracking of a campaign (opt-in; render.h rewrites
+ * the html part's links and adds the open pixel). */
+#define QUEUE_TRACK_OPENS 1u
+#define QUEUE_TRACK_CLICKS 2u
 
 /* Read campaign id (QUEUE_ENOTFOUND if none); fills c including its
  * templates, which queue_campaign_clear() frees.  c is cleared first. */
@@ -217,7 +223,7 @@ const char *queue_campaign_state_name(int state);
  * (required at create, may be "") and text (NULL: none, derived from the
  * html when rendered) up to QUEUE_MAX_TEMPLATE bytes of UTF-8 without
  * control characters other than TAB, CR, LF; schedule 0 (none) or unix
- * seconds.  Templates are not parsed here: the tools compile them with
+ * seconds; track 0 or QUEUE_TRACK_* bits (stored only when not 0).  Templates are not parsed here: the tools compile them with
  * render_compile() before they store them. */
 enum queue_campaign_field {
     QUEUE_CF_NAME = 1 << 0,
@@ -228,11 +234,13 @@ enum queue_campaign_field {
     QUEUE_CF_HTML = 1 << 5,
     QUEUE_CF_TEXT = 1 << 6,
     QUEUE_CF_SCHEDULE = 1 << 7,
+    QUEUE_CF_TRACK = 1 << 8,
 };
 struct queue_campaign_spec {
     uint64_t list;
     const char *name, *from, *reply_to, *subject, *html, *text;
     int64_t schedule;
+    unsigned track;                    /* QUEUE_TRACK_* bits */
 };
 
 /* Create a draft campaign of account (which must exist) with a new id

@@ -271,6 +271,8 @@ static const char *rule_campaign(const MDB_val *k, const MDB_val *v)
     struct queue_campaign c;
     if (k->mv_size > 5 && kp[0] == 'n')
         return v->mv_size == 8 ? NULL : "name index value is not an id";
+    if (k->mv_size && (kp[0] == 't' || kp[0] == 'T'))
+        return qtrack_rule(k, v);
     if (k->mv_size != 9 || (kp[0] != 'i' && kp[0] != 'p'))
         return "unknown key";
     memset(&c, 0, sizeof c);

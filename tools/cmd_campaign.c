@@ -5,10 +5,12 @@
  * SYNOPSIS
  *   campaign create NAME --list L --from "Name <addr@domain>" --subject S
  *                   --html FILE [--text FILE] [--reply-to ADDR]
- *                   [--schedule TIME] [--account A] [--config FILE]
+ *                   [--schedule TIME] [--track WHAT] [--account A]
+ *                   [--config FILE]
  *   campaign update ID [--name N] [--list L] [--from F] [--subject S]
  *                   [--html FILE] [--text FILE | --no-text]
  *                   [--reply-to ADDR] [--schedule TIME | --no-schedule]
+ *                   [--track WHAT]
  *   campaign list [--account A] [--json]        (cmd_campaign_show.c)
  *   campaign show ID [--json]                 (cmd_campaign_show.c)
  *   campaign preview ID --contact EMAIL       (cmd_campaign_render.c)
@@ -29,6 +31,9 @@
  *   ("2026-11-23T09:00:00Z", also without seconds or Z), unix seconds, or
  *   "+N" with s, m, h or d ("+30m"): the campaign's recipients are queued
  *   by `send` but not sent before then.  Only a draft can be updated.
+ *   --track opens, clicks or opens,clicks (none: off, the default) tracks
+ *   the campaign's opens and clicks: sluiced rewrites the html part's
+ *   links and adds an open pixel (render.h, TRACKING).
  *
  *   `show` gives the state and the counts: recipients queued by send and
  *   contacts skipped as suppressed; queued (not yet terminal), sent
@@ -70,14 +75,14 @@ static const char usage_text[] =
     "usage: sluice campaign create NAME --list L --from \"Name <addr@dom>\" "
     "--subject S\n"
     "                       --html FILE [--text FILE] [--reply-to ADDR]\n"
-    "                       [--schedule TIME] [--account A] "
-    "[--config FILE]\n"
+    "                       [--schedule TIME] [--track opens,clicks] "
+    "[--account A] [--config FILE]\n"
     "       sluice campaign update ID [--name N] [--list L] [--from F] "
     "[--subject S]\n"
     "                       [--html FILE] [--text FILE | --no-text] "
     "[--reply-to ADDR]\n"
     "                       [--schedule TIME | --no-schedule] "
-    "[--config FILE]\n"
+    "[--track WHAT] [--config FILE]\n"
     "       sluice campaign list [--account A] [--json]\n"
     "       sluice campaign show ID [--json]\n"
     "       sluice campaign preview ID --contact EMAIL [--config FILE] "
@@ -224,9 +229,33 @@ static int find_list(struct tool_ctx *ctx, struct queue *q, const char *prog,
 /* Options of create and update. */
 struct camp_opts {
     const char *name, *list, *from, *subject, *html, *text, *reply_to;
-    const char *schedule, *account, *config;
+    const char *schedule, *account, *config, *track;
     bool no_text, no_schedule;
 };
+
+/* --track: "opens", "clicks", both comma-separated, or "none"/"off";
+ * false if it is none of those. */
+static bool parse_track(const char *v, unsigned *track)
+{
+    char buf[64];
+    *track = 0;
+    if (strlen(v) >= sizeof buf)
+        return false;
+    if (!strcmp(v, "none") || !strcmp(v, "off"))
+        return true;
+    snprintf(buf, sizeof buf, "%s", v);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t;
+         t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "opens"))
+            *track |= QUEUE_TRACK_OPENS;
+        else if (!strcmp(t, "clicks"))
+            *track |= QUEUE_TRACK_CLICKS;
+        else
+            return false;
+    }
+    return *track != 0;
+}
 
 /* Parse argv[first..] into o; false on a bad option. */
 static bool parse_opts(int argc, char **argv, int first, struct camp_opts *o,
@@ -243,6 +272,7 @@ static bool parse_opts(int argc, char **argv, int first, struct camp_opts *o,
             tool_opt(argc, argv, &i, "--schedule", &o->schedule, &bad) ||
             tool_opt(argc, argv, &i, "--account", &o->account, &bad) ||
             tool_opt(argc, argv, &i, "--config", &o->config, &bad) ||
+            tool_opt(argc, argv, &i, "--track", &o->track, &bad) ||
             (update && tool_opt(argc, argv, &i, "--name", &o->name, &bad)))
             continue;
         if (update && !strcmp(argv[i], "--no-text"))
@@ -333,6 +363,13 @@ static int cmd_create(struct tool_ctx *ctx, int argc, char **argv)
         goto out;
     }
     unsigned long long num;
+    unsigned track = 0;
+    if (o.track && !parse_track(o.track, &track)) {
+        fprintf(stderr, "%s: --track: want opens, clicks, opens,clicks or "
+                "none\n", prog);
+        rc = TOOL_EX_USAGE;
+        goto out;
+    }
     if (tool_parse_u64(name, &num)) {
         fprintf(stderr, "%s: a campaign name cannot be a number (numbers "
                 "are campaign ids)\n", prog);
@@ -378,6 +415,7 @@ static int cmd_create(struct tool_ctx *ctx, int argc, char **argv)
     snprintf(c->subject, sizeof c->subject, "%s", o.subject);
     c->html = html;
     c->text = text;
+    c->track = track;
     if (strlen(o.from) > QUEUE_MAX_FROM ||
         (o.reply_to && strlen(o.reply_to) > QUEUE_MAX_FROM) ||
         strlen(o.subject) > QUEUE_MAX_SUBJECT ||
@@ -394,7 +432,7 @@ static int cmd_create(struct tool_ctx *ctx, int argc, char **argv)
     struct queue_campaign_spec s = {
         .list = l->id, .name = name, .from = o.from, .reply_to = o.reply_to,
         .subject = o.subject, .html = html, .text = text,
-        .schedule = schedule,
+        .schedule = schedule, .track = track,
     };
     struct queue_actor by = tool_actor(ctx, role, a->id);
     uint64_t id;
@@ -519,6 +557,16 @@ static int cmd_update(struct tool_ctx *ctx, int argc, char **argv)
     }
     if (o.schedule || o.no_schedule)
         set |= QUEUE_CF_SCHEDULE;
+    if (o.track) {
+        if (!parse_track(o.track, &s.track)) {
+            fprintf(stderr, "%s: --track: want opens, clicks, opens,clicks "
+                    "or none\n", prog);
+            rc = TOOL_EX_USAGE;
+            goto out;
+        }
+        set |= QUEUE_CF_TRACK;
+        cmd.c.track = s.track;
+    }
     if (!set) {
         fprintf(stderr, "%s: nothing to change\n%s", prog, usage_text);
         rc = TOOL_EX_USAGE;

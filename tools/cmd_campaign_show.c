@@ -15,6 +15,12 @@
  *   view.  --json gives the same as an object (show) or an array of
  *   objects (list).
  *
+ *   A tracked campaign's show also has its opens and clicks: opened and
+ *   clicked count the recorded events (what the reports count under
+ *   those names), opened_unique and clicked_unique the messages opened
+ *   or clicked at least once (queue_track.h); JSON "track" lists what is
+ *   tracked.
+ *
  * DIAGNOSTICS
  *   64 bad options, 66 unknown account or campaign, 77 refused (viewer on
  *   the campaign's account is needed), 65/74 a spool that cannot be read
@@ -26,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "queue_track.h"
 #include "tool_campaign.h"
 #include "tool_eta.h"
 
@@ -38,6 +45,7 @@ struct camp_view {
                                * started, 0 unknown */
     int64_t started, finished; /* after the settle */
     char list_name[QUEUE_MAX_LIST_NAME + 1];
+    struct queue_track_counts tk;     /* opens and clicks (queue_track.h) */
 };
 
 /* Settle c's state and gather its counters and ETA into v. */
@@ -51,7 +59,8 @@ static int view_of(struct queue *q, const struct queue_campaign *c,
     if (!l)
         return -ENOMEM;
     if ((err = queue_campaign_settle(q, c->id, &v->state)) ||
-        (err = queue_counts_campaign(q, c->id, &v->k))) {
+        (err = queue_counts_campaign(q, c->id, &v->k)) ||
+        (err = queue_track_counts(q, c->id, &v->tk))) {
         free(l);
         return err;
     }
@@ -127,6 +136,24 @@ static json_t *view_json(struct queue *q, const struct queue_campaign *c,
         json_object_set_new(j, "created", json_time(c->created));
         json_object_set_new(j, "rate", v->rate > 0 ? json_real(v->rate)
                                                    : json_null());
+    }
+    if (j) {
+        /* opens and clicks: every recorded event, and unique
+         * (deliveries opened or clicked at least once) */
+        json_t *tr = json_array();
+        if (c->track & QUEUE_TRACK_OPENS)
+            json_array_append_new(tr, json_string("opens"));
+        if (c->track & QUEUE_TRACK_CLICKS)
+            json_array_append_new(tr, json_string("clicks"));
+        json_object_set_new(j, "track", tr);
+        json_object_set_new(j, "opened", json_integer(
+                                (json_int_t)v->tk.opens));
+        json_object_set_new(j, "opened_unique", json_integer(
+                                (json_int_t)v->tk.unique_opens));
+        json_object_set_new(j, "clicked", json_integer(
+                                (json_int_t)v->tk.clicks));
+        json_object_set_new(j, "clicked_unique", json_integer(
+                                (json_int_t)v->tk.unique_clicks));
     }
     return j;
 }
@@ -223,6 +250,10 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     printf("from        %s\n", c->from);
     printf("reply-to    %s\n", c->reply_to[0] ? c->reply_to : "-");
     printf("subject     %s\n", c->subject);
+    printf("tracking    %s%s%s\n",
+           c->track & QUEUE_TRACK_OPENS ? "opens" : "",
+           c->track == (QUEUE_TRACK_OPENS | QUEUE_TRACK_CLICKS) ? ", " : "",
+           !c->track ? "none" : c->track & QUEUE_TRACK_CLICKS ? "clicks" : "");
     printf("state       %s\n", queue_campaign_state_name(v.state));
     if (by) {
         char line[400];
@@ -251,6 +282,12 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     printf("sent        %llu (delivered + bounced)\n",
            (unsigned long long)v.sent);
     printf("delivered   %llu\n", (unsigned long long)v.k.delivered);
+    if (c->track)
+        printf("opened      %llu (%llu unique)\nclicked     %llu (%llu "
+               "unique)\n", (unsigned long long)v.tk.opens,
+               (unsigned long long)v.tk.unique_opens,
+               (unsigned long long)v.tk.clicks,
+               (unsigned long long)v.tk.unique_clicks);
     printf("deferred    %llu (deferrals)\n",
            (unsigned long long)v.k.deferred);
     printf("bounced     %llu\n", (unsigned long long)v.k.bounced);

@@ -12,9 +12,13 @@
  *   compiles is rendered for the contact and the message is checked
  *   against what render.h promises: 7-bit, CRLF line ends only, no line
  *   over 998 octets, no Subject line over 78, and only the header fields
- *   the renderer writes, each once (a value cannot add one).  A refused
+ *   the renderer writes, each once (a value cannot add one); with opens
+ *   and clicks tracked (three inputs in four, by their length), link
+ *   rewriting keeps those promises and every tracked link of the html
+ *   part can be followed back (render_track_link).  A refused
  *   template must say why.  A broken promise aborts.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -136,6 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .header_text = part[5], .footer_text = part[6],
         .unsub_host = "u.shop.example", .feedback_sender = "fuzz",
         .secret = secret, .secret_len = sizeof secret - 1,
+        /* opens and clicks tracking (render_track.c) on three inputs in
+         * four: its link scanner and rewriting under the same promises */
+        .track = (unsigned)(size & 3),
     };
     struct render_field f[3] = {
         { .name = "last_name", .value = "Lee" },
@@ -158,6 +165,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = render_message(t, &c, &msg, &len, mf, sizeof mf);
         if (rc == 0) {
             check_message(msg, len);
+            /* each link number: found, or not one */
+            for (unsigned k = 0; k < 4; k++) {
+                char url[3 * RENDER_LINK_URL_MAX + 1];
+                int lr = render_track_link(t, &c, k, 0, url, sizeof url);
+                if (lr && lr != -ENOENT && lr != -ENOSPC)
+                    broken("a link that cannot be followed", s, size);
+            }
             if (strncmp(mf, "b-", 2) || !strchr(mf, '@'))
                 broken("a return path that is not a VERP address", mf,
                        strlen(mf));
