@@ -17,6 +17,9 @@ struct engine;
  * status file); called where the HTTP server starts, before any
  * request. */
 void console_start(struct engine *e);
+/* Answer the sign-ins still waiting and stop the console's thread; called
+ * before the HTTP server stops. */
+void console_stop(struct engine *e);
 
 /* Answer the request if url is the console's (/, /static/..., /console/
  * ...): true with *ret the MHD result; false leaves it to the other

@@ -445,7 +445,8 @@ unsigned console_allow(struct console_call *k, int act, uint32_t account,
                  k->who.key_id, queue_role_name(k->who.key_scope));
     }
     struct queue_actor a = console_actor(k, r, target);
-    snprintf(result, sizeof result, "refused: %s", why);
+    snprintf(result, sizeof result, "refused: %.*s",
+             (int)(sizeof result - sizeof "refused: "), why);
     queue_audit_append(k->q, &a, target, p->name, object ? object : "",
                        result);
     return console_error(out, MHD_HTTP_FORBIDDEN, "%s", why);

@@ -17,7 +17,9 @@
  *   closed past 256 KiB).  Every answer closes its connection, as all of
  *   the server's answers do (unsub_http.c).
  *
- *   libmicrohttpd calls this on its own thread.  What is read comes from
+ *   libmicrohttpd calls this on its own thread; a sign-in's password hash
+ *   runs on the sign-in thread (console_login.c) meanwhile, its
+ *   connection suspended.  What is read comes from
  *   the spool (LMDB read transactions), the status file sluiced rewrites
  *   whole each second, and the session table (console_auth.c, under its
  *   mutex); every change goes through the spool's own synchronous calls
@@ -54,8 +56,18 @@ struct console_req {
     size_t len;
     bool too_big;
     size_t dropped;
+    struct console_login_job job;  /* POST /login: on the sign-in thread */
     char body[CONSOLE_BODY_MAX + 1];
 };
+
+/* The release function of a console_req. */
+static void req_free(void *p)
+{
+    struct console_req *r = p;
+    if (r)
+        free(r->job.text);
+    free(r);
+}
 
 void console_start(struct engine *e)
 {
@@ -68,6 +80,13 @@ void console_start(struct engine *e)
     console_auth_setup(e->cfg.console_idle_timeout_ms
                        ? e->cfg.console_idle_timeout_ms
                        : CONSOLE_IDLE_DEFAULT_MS);
+    console_login_start();
+}
+
+void console_stop(struct engine *e)
+{
+    (void)e;
+    console_login_stop();
 }
 
 unsigned console_error(json_t **out, unsigned status, const char *fmt, ...)
@@ -203,7 +222,7 @@ static bool gather(struct MHD_Connection *c, const char *upload,
             *ret = MHD_NO;
             return true;
         }
-        r->release = free;
+        r->release = req_free;
         *con_cls = r;
         *ret = MHD_YES;
         return true;
@@ -233,9 +252,38 @@ static bool gather(struct MHD_Connection *c, const char *upload,
     return false;
 }
 
+/* POST /login: handed to the sign-in thread (console_login.c), then
+ * answered once it resumes the connection. */
+static int login(struct engine *e, struct MHD_Connection *c,
+                 struct console_req *r)
+{
+    struct console_login_job *job = &r->job;
+    if (job->state == CONSOLE_LOGIN_NONE) {
+        *job = (struct console_login_job){ .e = e, .c = c, .body = r->body,
+                                           .len = r->len };
+        int rc = console_login_submit(job);
+        if (rc < 0)
+            return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "too many sign-ins at once: try again");
+        if (rc == 0)
+            return MHD_YES;   /* suspended until the answer is in */
+    }
+    if (job->state != CONSOLE_LOGIN_DONE)
+        return MHD_YES;
+    if (!job->text)
+        return send_error(c, job->status == MHD_HTTP_SERVICE_UNAVAILABLE
+                          ? MHD_HTTP_SERVICE_UNAVAILABLE
+                          : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          job->status == MHD_HTTP_SERVICE_UNAVAILABLE
+                          ? "sluiced is stopping" : "out of memory");
+    return respond(c, job->status, "application/json", job->text,
+                   strlen(job->text), MHD_RESPMEM_MUST_COPY, false,
+                   job->cookie);
+}
+
 /* One call of the JSON API, its body read. */
 static int api(struct engine *e, struct MHD_Connection *c, const char *url,
-               const char *method, const struct console_req *r)
+               const char *method, struct console_req *r)
 {
     struct console_call k = { .e = e, .q = e->q, .c = c, .method = method,
                               .path = url + strlen(API),
@@ -247,10 +295,11 @@ static int api(struct engine *e, struct MHD_Connection *c, const char *url,
     if (strcmp(method, "GET") && !post)
         return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                           "the console's API takes GET and POST");
+    if (!strcmp(k.path, "/login") && post && r)
+        return login(e, c, r);
     if (!strcmp(k.path, "/login"))
-        status = post ? console_login(&k, &out)
-                      : console_error(&out, MHD_HTTP_METHOD_NOT_ALLOWED,
-                                      "POST /console/api/login");
+        status = console_error(&out, MHD_HTTP_METHOD_NOT_ALLOWED,
+                               "POST /console/api/login");
     else if ((status = console_identify(&k, &out)))
         ;   /* 401 or 403, answered */
     else if (!strcmp(k.path, "/logout"))

@@ -81,6 +81,31 @@ unsigned console_allow(struct console_call *k, int act, uint32_t account,
 struct queue_actor console_actor(const struct console_call *k, int role,
                                  uint32_t account);
 
+/* ------------------------------------------------ console_login.c */
+
+enum { CONSOLE_LOGIN_NONE, CONSOLE_LOGIN_WAITING, CONSOLE_LOGIN_DONE };
+
+/* One sign-in waiting for the sign-in thread, and its answer. */
+struct console_login_job {
+    struct console_login_job *next;
+    struct engine *e;
+    struct MHD_Connection *c;
+    const char *body;        /* the request's, kept by its connection */
+    size_t len;
+    int state;
+    unsigned status;         /* the answer: status, JSON text (malloc'd, */
+    char *text;              /* NULL out of memory) and Set-Cookie */
+    char cookie[200];
+};
+
+/* Start and stop the sign-in thread (console_start, console_stop). */
+void console_login_start(void);
+void console_login_stop(void);
+/* Hand job to the sign-in thread: 0 (its connection is suspended until
+ * the answer is in job), 1 (answered at once: no thread), -1 (the queue
+ * is full or stopping: answer 503). */
+int console_login_submit(struct console_login_job *job);
+
 /* ------------------------------------------ console_api.c, _incident.c */
 
 /* Answer an API call of a caller console_identify() accepted: 404 for a

@@ -392,6 +392,7 @@ void unsub_http_stop(struct engine *e)
     http_gate_stop(e->http_gate); /* first: it hands the daemon sockets */
     e->http_gate = NULL;
     http_inject_stop(e->http_inject); /* what it submitted is committed */
+    console_stop(e);   /* no sign-in left suspended (console_login.c) */
     if (e->http)
         MHD_stop_daemon(e->http);
     e->http = NULL;
