@@ -201,6 +201,7 @@ class ConsoleApi(PeerTest):
         self.assertRegex(cookie, r"^sluice_console=[0-9a-f]{64};")
         for attr in ("HttpOnly", "SameSite=Strict", "Path=/"):
             self.assertIn(attr, cookie)
+        self.assertNotIn("Secure", cookie)
         self.assertEqual((doc["user"], doc["role"], doc["account"]),
                          ("ops", "owner", "master"))
         self.assertEqual(r.getheader("Cache-Control"), "no-store")
@@ -344,8 +345,22 @@ class ConsoleApi(PeerTest):
                              raw=b"{" + b" " * 100000 + b"}",
                              headers={"Content-Type": "application/json"})
         self.assertEqual(st, 413)
-        st, _, _ = anon.call("POST", "/console/api/login", raw=b"[1,2")
+        st, _, _ = anon.call("POST", "/console/api/login", raw=b"[1,2",
+                             headers={"Content-Type": "application/json"})
         self.assertEqual(st, 400)
+        # a cross-site form can only post text/plain: refused unread
+        st, doc, _ = anon.call("POST", "/console/api/login",
+                               raw=json.dumps({"user": "ops", "password":
+                                               "ops-pass-1234"}).encode(),
+                               headers={"Content-Type": "text/plain"})
+        self.assertEqual(st, 400, doc)
+        self.assertIn("application/json", doc["error"])
+        # behind an HTTPS proxy the cookie is Secure too
+        st, _, r = anon.call("POST", "/console/api/login",
+                             {"user": "ops", "password": "ops-pass-1234"},
+                             headers={"X-Forwarded-Proto": "https"})
+        self.assertEqual(st, 200)
+        self.assertIn("; Secure", r.getheader("Set-Cookie"))
 
         # lock-out after repeated failures: 429, even for the right password
         codes = [anon.login("lou", "wrong-%d" % i)[0] for i in range(5)]
