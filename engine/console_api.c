@@ -17,6 +17,7 @@
  *     GET  audit?limit=N                     audit list (viewer; records of
  *                                            the accounts the caller sees,
  *                                            spool-wide ones for the master's)
+ *     GET  report?from=&to=                  report (console_report.c)
  *   Reads come from the spool (the counters queue_counts_*, the campaigns'
  *   settled state as `campaign show` settles it) and from the status file
  *   sluiced rewrites each second (sites, sessions, rates).  Actions are
@@ -637,8 +638,8 @@ unsigned console_api(struct console_call *k, json_t **out)
         return get ? audit(k, out)
                    : console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED, "GET");
     if (IS(s0, n0, "report") && !has1)
-        return console_error(out, MHD_HTTP_NOT_FOUND, "reports are not "
-                             "built into this sluiced yet");
+        return get ? console_report(k, out)
+                   : console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED, "GET");
 #undef IS
     return console_error(out, MHD_HTTP_NOT_FOUND, "no such API path");
 }

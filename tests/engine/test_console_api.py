@@ -308,12 +308,32 @@ class ConsoleApi(PeerTest):
         self.assertIn("dest.test", [s["name"] for s in doc["sites"]])
         st, doc, _ = ops.call("GET", "/console/api/overview")
         self.assertGreater(doc["delivered"], 0)
+        # the report: `sluice report`'s object, the master's the platform's
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        q = "/console/api/report?from=%s&to=%s" % (day, day)
+        st, doc, _ = ops.call("GET", q)
+        self.assertEqual(st, 200, doc)
+        self.assertIsNone(doc["account"])
+        self.assertGreater(doc["summary"]["delivered"], 0)
+        st, doc, _ = sam.call("GET", q)
+        self.assertEqual((st, doc["account"]), (200, "shop"), doc)
+        self.assertEqual(sam.call("GET", q + "&account=other")[0], 403)
+        self.assertEqual(ops.call("GET", "/console/api/report?from=2026-13-01"
+                                  )[0], 400)
         self.assertEqual(ops.call("GET", "/console/api/nothing")[0], 404)
         self.assertEqual(ops.call("DELETE", "/console/api/campaigns")[0],
                          405)
         st, doc, _ = ops.call("POST", "/console/api/campaigns/%d/cancel"
                               % shop)
         self.assertEqual((st, doc["state"]), (200, "cancelled"), doc)
+        # once the counts settle, the console's report is the CLI's
+        def same_report():
+            cli = json.loads(self.sluice("report", "summary", "--json",
+                                         "--from", day, "--to",
+                                         day).stdout)["summary"]
+            web = ops.call("GET", q)[1]["summary"]
+            return cli == web and web["cancelled"] > 0
+        wait_for(same_report, 30, "the console's report equal to the CLI's")
 
         # incidents: another account's is out of sam's sight; the master's
         # owner acknowledges, assigns, notes and resolves it
@@ -397,7 +417,8 @@ class ConsoleApi(PeerTest):
                      ("tess", "pause", "refused"),
                      ("ops", "incident ack", "ok"),
                      ("ops", "incident resolve", "ok"),
-                     ("sam", "incident show", "refused")):
+                     ("sam", "incident show", "refused"),
+                     ("sam", "report", "refused")):
             self.assertIn(want, recs)
         vias = {r["via"] for r in doc["records"] if r["user"] == "sam" and
                 r["action"] == "campaign resume"}
