@@ -23,8 +23,9 @@
  *   "Authorization: Bearer sk_<id>_<hex>" (an API key, queue_ingress.h)
  *   is taken instead of a cookie, without CSRF (a browser never sends
  *   it by itself).  Roles are read from the spool at each call, with the
- *   CLI's table and rule (tools/authz_table.c), so a role change or a
- *   disabled user applies at once.  Sign-ins (good and refused), sign-outs
+ *   CLI's table and rule (tools/authz_table.c), so a role change applies
+ *   at once; a user disabled (or removed) ends their sessions at their
+ *   next request.  Sign-ins (good and refused), sign-outs
  *   and refusals are written to the audit trail as the CLI writes its
  *   own, the user as the actor and "console" (or "console apikey:N") as
  *   how they proved who they are.
@@ -386,6 +387,17 @@ unsigned console_identify(struct console_call *k, json_t **out)
         return console_error(out, MHD_HTTP_UNAUTHORIZED, "%s",
                              cookie ? "the session has ended: sign in again"
                                     : "sign in first");
+    /* a user disabled or removed since signing in: the session ends */
+    struct queue_user u;
+    int err = queue_user_get(k->q, s.user, &u);
+    if (err && err != QUEUE_ENOTFOUND)
+        return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
+                             queue_strerror(err));
+    if (err || u.disabled) {
+        session_end(s.csrf);
+        return console_error(out, MHD_HTTP_UNAUTHORIZED, "user %s is %s",
+                             s.name, err ? "gone" : "disabled");
+    }
     k->who = (struct console_who){ .user = s.user };
     snprintf(k->who.name, sizeof k->who.name, "%s", s.name);
     snprintf(k->who.via, sizeof k->who.via, "console");

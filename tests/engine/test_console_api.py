@@ -147,6 +147,7 @@ class ConsoleApi(PeerTest):
         self.add_user("sam", "shop", "sender")
         self.add_user("tess", "master", "viewer")
         self.add_user("lou", "shop", "viewer")
+        self.add_user("dan", "shop", "viewer")
         secret = json.loads(self.sluice("--json", "user", "totp", "tess",
                                         "enable").stdout)["secret"]
         key = json.loads(self.sluice("--json", "apikey", "create", "--user",
@@ -388,6 +389,13 @@ class ConsoleApi(PeerTest):
         st, doc, _ = anon.login("lou", "lou-pass-1234")
         self.assertEqual(st, 429, doc)
         self.assertIn("locked out", doc["error"])
+
+        # disabling a user ends their sessions
+        dan = Client(http)
+        self.assertEqual(dan.login("dan", "dan-pass-1234")[0], 200)
+        self.sluice("user", "disable", "dan")
+        st, doc, _ = dan.call("GET", "/console/api/session")
+        self.assertEqual((st, doc["error"]), (401, "user dan is disabled"))
 
         # logout ends the session at once; an idle one ends by itself
         self.assertEqual(sam.call("POST", "/console/api/logout")[0], 200)
