@@ -199,16 +199,21 @@ static unsigned sites(struct console_call *k, json_t **out)
     return MHD_HTTP_OK;
 }
 
-/* A site or domain name as the CLI takes it: lower-case letters, digits,
- * dot, dash, underscore. */
-static bool site_name_ok(const char *s, size_t n)
+/* A site name into out, lower-cased as the CLI takes it (letters,
+ * digits, dot, dash, underscore); false for anything else. */
+static bool site_name(const char *s, size_t n, char *out)
 {
     if (!n || n > QUEUE_MAX_CTL_NAME)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-              s[i] == '.' || s[i] == '-' || s[i] == '_'))
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a')
+                                             : s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_'))
             return false;
+        out[i] = ch;
+    }
+    out[n] = 0;
     return true;
 }
 
@@ -219,10 +224,8 @@ static unsigned site_change(struct console_call *k, const char *name,
     char nm[QUEUE_MAX_CTL_NAME + 1], obj[QUEUE_MAX_CTL_NAME + 300];
     unsigned st;
     int role;
-    if (!site_name_ok(name, n))
+    if (!site_name(name, n, nm))
         return console_error(out, MHD_HTTP_BAD_REQUEST, "not a site name");
-    memcpy(nm, name, n);
-    nm[n] = 0;
     snprintf(obj, sizeof obj, "site %s", nm);
     if ((st = console_allow(k, set ? ACT_PAUSE : ACT_RESUME, 0, obj, &role,
                             out)))
@@ -523,6 +526,8 @@ static int audit_one(void *arg, const struct queue_audit *r)
                                                           r->account),
                           "action", r->action, "object", r->object,
                           "result", r->result);
+    if (!j)
+        return 0;   /* text jansson will not take: left out */
     json_object_set_new(j, "time", console_time(r->time_ms / 1000));
     json_decref(l->ring[l->next]);
     l->ring[l->next] = j;

@@ -336,6 +336,21 @@ class ConsoleApi(PeerTest):
             return cli == web and web["cancelled"] > 0
         wait_for(same_report, 30, "the console's report equal to the CLI's")
 
+        # the master's admin pauses and resumes a site, as `sluice pause`
+        site = "/console/api/sites/DEST.test/"
+        st, doc, _ = ops.call("POST", site + "pause", {"reason": "look"})
+        self.assertEqual((st, doc), (200, {"site": "dest.test",
+                                           "paused": True}))
+        st, doc, _ = ops.call("GET", "/console/api/sites")
+        row = [x for x in doc["sites"] if x["name"] == "dest.test"][0]
+        self.assertTrue(row["paused"])
+        self.assertRegex(self.sluice("paused").stdout.decode(),
+                         r"site +dest\.test .* ops .* look")
+        self.assertEqual(ops.call("POST", site + "resume")[0], 200)
+        self.assertEqual(ops.call("POST", site + "resume")[0], 409)
+        self.assertEqual(ops.call("POST", "/console/api/sites/a%20b/pause"
+                                  )[0], 400)
+
         # incidents: another account's is out of sam's sight; the master's
         # owner acknowledges, assigns, notes and resolves it
         st, doc, _ = sam.call("GET", "/console/api/incidents")
@@ -423,6 +438,7 @@ class ConsoleApi(PeerTest):
                      ("sam", "console logout", "ok"),
                      ("lou", "console login", "refused"),
                      ("tess", "pause", "refused"),
+                     ("ops", "pause", "ok"), ("ops", "resume", "ok"),
                      ("ops", "incident ack", "ok"),
                      ("ops", "incident resolve", "ok"),
                      ("sam", "incident show", "refused"),
