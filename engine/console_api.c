@@ -24,6 +24,10 @@
  *   the spool's own calls the CLI makes (queue_campaign_pause ...,
  *   queue_pause of a site): they commit with their audit record, the
  *   caller as the actor, and sluiced applies them within its usual second.
+ *   The overview's queued is the recipients not yet terminal, deferred
+ *   those of them waiting for a later attempt (the ready index, as
+ *   /metrics' sluice_queue_depth), deferrals the deferral events counted,
+ *   rate the deliveries per second of the last seconds (status.json).
  *   A campaign row: total (recipients queued by send), delivered, bounced,
  *   expired, suppressed (ended unsent in the queue), suppressed_at_send,
  *   cancelled, pending (not yet terminal), progress (terminal / total,
@@ -44,6 +48,9 @@
 #include "console_int.h"
 #include "queue_campaign.h"
 #include "tool_admin.h"
+
+/* Ready-index entries walked per overview for ready and parked each. */
+#define DEPTH_CAP 200000u
 
 static char status_path[4096];
 
@@ -145,9 +152,12 @@ static unsigned overview(struct console_call *k, json_t **out)
         json_array_foreach(json_object_get(s, "sites"), i, site)
             rate += json_number_value(json_object_get(site, "rate"));
     json_t *sessions = json_object_get(s, "sessions");
-    *out = json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:I,s:o,s:b}",
+    struct queue_depth d = { 0 };
+    bool depth = !queue_ready_depth(k->q, engine_now(), DEPTH_CAP, &d);
+    *out = json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:I,s:o,s:b}",
                      "rate", rate, "queued", (json_int_t)t.queued,
-                     "deferred", (json_int_t)t.deferred,
+                     "deferred", (json_int_t)d.waiting,
+                     "deferrals", (json_int_t)t.deferred,
                      "delivered", (json_int_t)t.delivered,
                      "bounced", (json_int_t)t.bounced,
                      "expired", (json_int_t)t.expired,
@@ -157,6 +167,11 @@ static unsigned overview(struct console_call *k, json_t **out)
                      "campaigns_running", (json_int_t)sending,
                      "time", console_time((int64_t)time(NULL)),
                      "live", s != NULL);
+    if (*out && depth)
+        json_object_set_new(*out, "depth", json_pack(
+            "{s:I,s:I,s:I,s:b}", "ready", (json_int_t)d.ready, "waiting",
+            (json_int_t)d.waiting, "parked", (json_int_t)d.parked, "capped",
+            d.capped));
     json_decref(s);
     return MHD_HTTP_OK;
 }

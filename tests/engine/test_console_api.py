@@ -422,6 +422,17 @@ class ConsoleApi(PeerTest):
         st, doc, _ = idle.call("GET", "/console/api/session")
         self.assertEqual(st, 401, doc)
 
+        # a user's 17th session ends their own oldest, no one else's
+        other_user = Client(http)
+        self.assertEqual(other_user.login("sam", "sam-pass-1234")[0], 200)
+        many = [Client(http) for _ in range(17)]
+        for c in many:
+            self.assertEqual(c.login("ops", "ops-pass-1234")[0], 200)
+        self.assertEqual([c.call("GET", "/console/api/session")[0]
+                          for c in many], [401] + [200] * 16)
+        self.assertEqual(other_user.call("GET", "/console/api/session")[0],
+                         200)
+
         # the audit trail holds it all, the console's user as the actor
         ops = Client(http)
         self.assertEqual(ops.login("ops", "ops-pass-1234")[0], 200)
