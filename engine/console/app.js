@@ -1,0 +1,2 @@
+/* app.js - placeholder of the console's front end (replaced by the UI). */
+"use strict";
