@@ -521,8 +521,10 @@ void config_free(struct config *cfg)
     free(cfg->feedback_sender);
     free(cfg->feedback_address);
     free(cfg->http_listen);
-    for (size_t i = 0; i < cfg->naccounts; i++)
+    for (size_t i = 0; i < cfg->naccounts; i++) {
         free(cfg->accounts[i].alert_to);
+        free(cfg->accounts[i].report_to);
+    }
     for (size_t i = 0; i < cfg->naccounts; i++)
         for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)
             free(cfg->accounts[i].domains[k]);
