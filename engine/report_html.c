@@ -210,9 +210,12 @@ void rep_days(const json_t *report, struct rep_days *d)
             d->row[d->n] = NULL;
             size_t i;
             const json_t *row;
-            json_array_foreach(daily, i, row)
+            json_array_foreach(daily, i, row) {
+                if (i == 2 * SVG_MAX_DAYS) /* a day has one row */
+                    break;
                 if (!strncmp(rep_str(row, "day"), d->name[d->n], 10))
                     d->row[d->n] = row;
+            }
             d->n++;
         }
         return;

@@ -172,8 +172,13 @@ def case_malformed():
     report["from"], report["to"] = "1970-01-01", "9999-12-31"
     report["accounts"][0]["delivered"] = "many"
     report["account"] = 17
+    report["campaigns"] = [{"campaign": "c%d" % i, "delivered": i}
+                           for i in range(1000)]
     page = render(report)
-    parse(page)
+    p, root = parse(page)
+    rows = root.findall(".//section[@id='campaigns']/table/tbody/tr")
+    assert len(rows) == 200, len(rows)
+    assert "800 more not shown." in "".join(p.text)
     bad = subprocess.run([TOOL, "html", "/dev/null"], capture_output=True)
     assert bad.returncode == 2
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
