@@ -344,7 +344,7 @@ static void rows_table(struct hbuf *b, const json_t *rows, const char *id,
         if (bars)
             hb_printf(b, "<td class=\"n\">%zu</td>", i + 1);
         hb_puts(b, "<td>");
-        hb_esc(b, rep_str(r, name_key));
+        hb_esc(b, *rep_str(r, name_key) ? rep_str(r, name_key) : "(none)");
         if (!strcmp(name_key, "campaign") && *rep_str(r, "account")) {
             hb_puts(b, " <span class=\"meta\">(");
             hb_esc(b, rep_str(r, "account"));
@@ -406,15 +406,15 @@ static void who(struct hbuf *b, const json_t *report)
     }
 }
 
-/* Nothing happened in the period: no counts and no rows. */
+/* Nothing happened in the period: every count of the summary is zero
+ * (the builder's daily rows are there, zeros, for every day). */
 static bool report_empty(const json_t *report)
 {
     const json_t *s = json_object_get(report, "summary");
     for (size_t i = 0; i < NCOUNTS; i++)
         if (rep_num(s, counts[i].key) > 0)
             return false;
-    return !json_array_size(json_object_get(report, "daily")) &&
-           !json_array_size(json_object_get(report, "hourly"));
+    return true;
 }
 
 /* A finished buffer into the caller's hands. */

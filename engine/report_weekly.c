@@ -42,6 +42,8 @@
 #include "dkim_encode.h"
 #include "engine.h"
 #include "event_names.h"
+#include "queue_admin.h"
+#include "queue_report.h"
 #include "report_html.h"
 #include "report_weekly.h"
 
@@ -88,25 +90,19 @@ static void day_str(long day, char out[11])
     strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
-/* The report object of account name for from..to.  (Until the report
- * builder is in this tree it is the empty report of the period.) */
+/* The report object of account name for from..to: report_build(), the
+ * builder `sluice report` uses; a master's report is the platform's (its
+ * own mail and every sub-account's), as `sluice report` shows it. */
 static int build_report(struct queue *q, uint32_t id, const char *name,
                         long from_day, long to_day, json_t **out)
 {
-    char from[11], to[11], gen[32];
-    (void)q;
-    (void)id;
-    day_str(from_day, from);
-    day_str(to_day, to);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(gen, sizeof gen, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    *out = json_pack("{s:s,s:s,s:s,s:s,s:{},s:[],s:[],s:[],s:[],s:[],s:[],"
-                     "s:[]}", "account", name, "from", from, "to", to,
-                     "generated", gen, "summary", "daily", "hourly",
-                     "campaigns", "sites", "domains", "accounts", "billing");
-    return *out ? 0 : -ENOMEM;
+    struct queue_account a;
+    struct report_query rq = { .account = name,
+                               .from = (int64_t)from_day * 86400,
+                               .to = (int64_t)to_day * 86400 };
+    if (!queue_account_get(q, id, &a) && !a.parent)
+        rq.account = NULL;
+    return report_build(q, &rq, out);
 }
 
 /* A growing message with a cap. */

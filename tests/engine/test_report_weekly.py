@@ -18,8 +18,7 @@ usage: /usr/bin/python3 test_report_weekly.py SLUICED SLUICE SINK
 import datetime
 import email
 import email.policy
-import re
-import signal
+import json
 import xml.etree.ElementTree as ET
 
 import peers
@@ -27,6 +26,8 @@ from incident_base import IncidentTest
 from peers import wait_for
 
 RCPT, REPORTS = "rcpt.test", "reports.test"
+HOSTILE = "<script>alert(1)</script>"
+SVG_NS = "http://www.w3.org/2000/svg"
 
 
 def monday(d):
@@ -59,6 +60,27 @@ class Weekly(IncidentTest):
         self.assertNotRegex(page, r"\s(src|href)=")
         return text, page
 
+    def campaign(self, account, name, lst, rcpts):
+        """Campaign name of account to the new list lst of rcpts, sent."""
+        csv = self.path("%s.csv" % lst)
+        with open(csv, "w") as f:
+            f.write("email\n" + "\n".join(rcpts) + "\n")
+        self.sluice("list", "create", lst, "--account", account)
+        self.sluice("list", "import", lst, csv, "--account", account)
+        html = self.path("t.html")
+        with open(html, "w") as f:
+            f.write("<p>Hello</p>\n")
+        r = self.sluice("campaign", "create", name, "--account", account,
+                        "--list", lst, "--from",
+                        "Shop <news@%s.test>" % account, "--subject", "Hi",
+                        "--html", html, "--json")
+        self.sluice("campaign", "send", str(json.loads(r.stdout)["id"]))
+
+    def summary(self, account, frm, to):
+        r = self.sluice("report", "summary", "--account", account, "--from",
+                        str(frm), "--to", str(to), "--json")
+        return json.loads(r.stdout)["summary"]
+
     def test_weekly_mail(self):
         port = peers.free_port()
         dns = self.start_dns({d: [(10, "127.0.0.1")]
@@ -72,6 +94,10 @@ class Weekly(IncidentTest):
             accounts={shop: {"report_weekly": "yes", "report_to": boss,
                              "alert_to": "alerts@" + REPORTS},
                       other: {"alert_to": ops}})
+        self.campaign("shop", "winter", "wl",
+                      ["s%d@%s" % (i, RCPT) for i in range(6)])
+        self.campaign("other", HOSTILE, "ol",
+                      ["o%d@%s" % (i, RCPT) for i in range(3)])
         p = self.start_sluiced(conf, exit_when_empty=False)
 
         # at start: last week's report, once, to report_to (not alert_to)
@@ -89,17 +115,84 @@ class Weekly(IncidentTest):
         self.assertIn("account shop", page)
         self.assertIn("No mail in this period", page)
 
-        # a restart sends nothing again; other has no report_weekly
+        # the campaigns and the report mail (shop's own mail) delivered
+        wait_for(lambda: len(sink.captures()) == 10 or None, 60,
+                 "9 campaign mails and the report at the sink")
+        week = today - datetime.timedelta(days=6)
+        wait_for(lambda: self.summary("shop", week, today)["delivered"] == 7
+                 or None, 30, "shop's 7 deliveries in the report")
+
+        # sluice report --html: the page of the same selection
+        out = self.path("shop.html")
+        r = self.sluice("report", "--html", out, "--account", "shop",
+                        "--from", str(week), "--to", str(today))
+        self.assertEqual(r.stdout.decode().strip(), out)
+        with open(out) as f:
+            page = f.read()
+        root = ET.fromstring(page.split("\n", 1)[1])
+        tds = [(td.text or "").strip() for td in root.iter("td")]
+        i = tds.index("delivered")
+        self.assertEqual(tds[i + 1], "7")
+        self.assertIn("winter", tds)
+        self.assertNotIn(HOSTILE, page)  # other's campaign is not shop's
+        charts = [e for e in root.findall(".//{%s}svg" % SVG_NS)
+                  if e.get("class") == "chart"]
+        self.assertEqual(len(charts), 4)
+        # the master's page: every account, the hostile name as text
+        r = self.sluice("report", "campaigns", "--html", out)
+        with open(out) as f:
+            page = f.read()
+        root = ET.fromstring(page.split("\n", 1)[1])
+        self.assertIn(HOSTILE, [(td.text or "").strip()
+                                for td in root.iter("td")])
+        self.assertNotIn(HOSTILE, page)
+        self.assertIn("&lt;script&gt;", page)
+        bad = self.sluice("report", "--html", self.path("no", "x.html"),
+                          check=False)
+        self.assertEqual(bad.returncode, 73, bad.stderr)
+        bad = self.sluice("report", "--html", out, "--json", check=False)
+        self.assertEqual(bad.returncode, 64, bad.stderr)
+
+        # send-weekly: the last 7 days' report of shop, with shop's numbers
+        self.sluice("report", "send-weekly", "--account", "shop")
+        mails = wait_for(lambda: len(self.mails(sink, boss)) == 2 and
+                         self.mails(sink, boss), 60, "the requested report")
+        self.assertEqual(mails[1]["Subject"],
+                         "[sluice] report for account shop, %s to %s"
+                         % (week, today))
+        text, page = self.parts(mails[1])
+        self.assertRegex(text, r"delivered\s+7\r?\n")
+        self.assertRegex(text, r"sent\s+7\r?\n")
+        root = ET.fromstring(page.split("\n", 1)[1])
+        tds = [(td.text or "").strip() for td in root.iter("td")]
+        self.assertEqual(tds[tds.index("delivered") + 1], "7")
+        self.assertIn("winter", tds)
+        # other has no report_weekly: sent on request only, to alert_to
+        self.assertEqual(self.mails(sink, ops), [])
+        self.sluice("report", "send-weekly", "--account", "other")
+        m = wait_for(lambda: self.mails(sink, ops), 60, "other's report")
+        text, page = self.parts(m[0])
+        self.assertRegex(text, r"delivered\s+3\r?\n")
+        self.assertIn("account other", page)
+        self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt;", page)
+        audit = self.sluice("audit", "list").stdout.decode()
+        self.assertIn("report send-weekly", audit)
+
+        # a restart sends neither last week's report nor a request again:
+        # a new request of other's is served after shop's checks (accounts
+        # are looked at in the configuration's order, one job at a time)
         self.stop(p)
         p = self.start_sluiced(conf, exit_when_empty=False)
-        out = wait_for(lambda: "weekly report" not in p.output() and
-                       "started" in p.output() and p.output(), 30,
-                       "sluiced restarted")
-        del out
+        self.sluice("report", "send-weekly", "--account", "other")
+        wait_for(lambda: len(self.mails(sink, ops)) == 2 or None, 60,
+                 "other's second report")
+        wait_for(lambda: self.summary("other", week, today)["queued"] ==
+                 self.summary("other", week, today)["delivered"] or None,
+                 30, "other's mail all delivered")
         self.stop(p)
-        self.assertEqual(len(self.mails(sink, boss)), 1)
-        self.assertEqual(self.mails(sink, ops), [])
-        self.assertEqual(len(self.mails(sink, "alerts@" + REPORTS)), 0)
+        self.assertEqual(len(self.mails(sink, boss)), 2)
+        self.assertEqual(self.mails(sink, "alerts@" + REPORTS), [])
+        self.assertEqual(len(sink.captures()), 13)
 
 
 if __name__ == "__main__":

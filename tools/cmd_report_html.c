@@ -1,10 +1,17 @@
 /*
- * cmd_report_weekly.c - `sluice report send-weekly --account A`: ask the
- * running sluiced to mail account A's report of the last 7 days now.
+ * cmd_report_html.c - `sluice report --html FILE` writes the report as
+ * one self-contained HTML page; `sluice report send-weekly --account A`
+ * asks the running sluiced to mail account A's report of the last 7 days
+ * now.
  *
  * DESCRIPTION
- *   The weekly report mail is sluiced's (engine/report_weekly.c); this
- *   command only records a request in the spool (the cursor
+ *   The page is made by the renderer sluiced's weekly mail uses
+ *   (engine/report_html.c) from the object report_build() gave
+ *   cmd_report.c for the same --account/--from/--to; it is written to
+ *   FILE.tmp and renamed over FILE, so a reader never sees half a page,
+ *   and the path is printed.
+ *   The weekly report mail is sluiced's (engine/report_weekly.c);
+ *   send-weekly only records a request in the spool (the cursor
  *   REPORT_WEEKLY_REQ of the account, set to the request's time), which
  *   sluiced picks up within a few seconds, sends to the account's
  *   report_to (else alert_to) addresses and clears.  A request made while
@@ -12,19 +19,64 @@
  *   the account (or more); audited as "report send-weekly".
  *
  * DIAGNOSTICS
- *   64 bad usage, 66 no such account, 77 refused, else the spool's code.
+ *   --html: 73 when FILE cannot be written (the reason on stderr), 70 for
+ *   a page the renderer refuses.  send-weekly: 64 bad usage, 66 no such
+ *   account, 77 refused, else the spool's code.
  */
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "report_html.h"
 #include "report_weekly.h"
 #include "tool.h"
 #include "tool_admin.h"
+#include "tool_report.h"
 
 #define P "sluice report send-weekly"
+
+int tool_report_write_html(const json_t *rep, const char *path)
+{
+    char *page, tmp[PATH_MAX];
+    size_t len;
+    int err = report_html_render(rep, &page, &len);
+    if (err) {
+        fprintf(stderr, "sluice report: the HTML page: %s\n", strerror(-err));
+        return TOOL_EX_SOFTWARE;
+    }
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        free(page);
+        fprintf(stderr, "sluice report: %s: path too long\n", path);
+        return TOOL_EX_USAGE;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f || fwrite(page, 1, len, f) != len || fflush(f) ||
+        fsync(fileno(f))) {
+        err = errno ? -errno : -EIO;
+        if (f)
+            fclose(f);
+        unlink(tmp);
+    } else if (fclose(f)) {
+        err = -errno;
+        unlink(tmp);
+    } else if (rename(tmp, path)) {
+        err = -errno;
+        unlink(tmp);
+    }
+    free(page);
+    if (err) {
+        fprintf(stderr, "sluice report: %s: %s\n", path, strerror(-err));
+        return tool_exit_create(err);
+    }
+    char real[PATH_MAX];
+    printf("%s\n", realpath(path, real) ? real : path);
+    return 0;
+}
 
 int tool_report_send_weekly(struct tool_ctx *ctx, int argc, char **argv)
 {
@@ -48,7 +100,7 @@ int tool_report_send_weekly(struct tool_ctx *ctx, int argc, char **argv)
     snprintf(obj, sizeof obj, "account %.80s", acct);
     if ((rc = tool_admin_begin(ctx, false, "report send-weekly", &q)) ||
         (rc = tool_find_account(ctx, q, P, acct, a)) ||
-        (rc = tool_authorize(ctx, q, ACT_ACCOUNT_USAGE, a->id,
+        (rc = tool_authorize(ctx, q, ACT_REPORT, a->id,
                              QUEUE_ROLE_MANAGER, obj, &role)))
         goto out;
     snprintf(cursor, sizeof cursor, REPORT_WEEKLY_REQ, a->id);
