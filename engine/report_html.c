@@ -141,6 +141,17 @@ void hb_count(struct hbuf *b, double v)
     hb_puts(b, out);
 }
 
+/* A rate of row (0..1) as a percentage, "-" when it is not a number
+ * (the builder's null: nothing delivered). */
+static void hb_rate(struct hbuf *b, const json_t *row, const char *key)
+{
+    const json_t *v = json_object_get(row, key);
+    if (json_is_number(v))
+        hb_printf(b, "%.1f%%", 100 * json_number_value(v));
+    else
+        hb_puts(b, "-");
+}
+
 /* ------------------------------------------------------------ rows */
 
 double rep_num(const json_t *row, const char *key)
@@ -293,14 +304,18 @@ static void summary_table(struct hbuf *b, const json_t *s)
         hb_count(b, json_number_value(v));
         hb_puts(b, "</td><td>bounces of this category</td></tr>\n");
     }
-    hb_printf(b, "<tr><td>first_attempt_rate</td><td class=\"n\">%.1f%%</td>"
-              "<td>delivered on the first attempt, of those delivered</td>"
-              "</tr>\n", 100 * rep_num(s, "first_attempt_rate"));
+    hb_puts(b, "<tr><td>first_attempt_rate</td><td class=\"n\">");
+    hb_rate(b, s, "first_attempt_rate");
+    hb_puts(b, "</td><td>delivered on the first attempt, of those "
+               "delivered</td></tr>\n");
     const json_t *l = json_object_get(s, "latency_ms");
     static const char *const pct[] = { "p50", "p90", "p99" };
     for (size_t i = 0; i < 3; i++) {
         hb_printf(b, "<tr><td>latency_ms %s</td><td class=\"n\">", pct[i]);
-        hb_count(b, rep_num(l, pct[i]));
+        if (json_is_number(json_object_get(l, pct[i])))
+            hb_count(b, rep_num(l, pct[i]));
+        else
+            hb_puts(b, "-");
         hb_printf(b, "</td><td>milliseconds from queued to delivered, "
                   "%s of deliveries faster</td></tr>\n",
                   i == 0 ? "half" : i == 1 ? "90%" : "99%");
@@ -356,8 +371,9 @@ static void rows_table(struct hbuf *b, const json_t *rows, const char *id,
             hb_count(b, rep_num(r, cols[c]));
             hb_puts(b, "</td>");
         }
-        hb_printf(b, "<td class=\"n\">%.1f%%</td>",
-                  100 * rep_num(r, "first_attempt_rate"));
+        hb_puts(b, "<td class=\"n\">");
+        hb_rate(b, r, "first_attempt_rate");
+        hb_puts(b, "</td>");
         if (bars) {
             hb_puts(b, "<td>");
             svg_cell_bar(b, rep_num(r, "delivered"), max, "#2e7d32");
@@ -516,12 +532,15 @@ int report_text_summary(const json_t *report, char **text, size_t *len)
         hb_count(&b, rep_num(s, counts[i].key));
         hb_puts(&b, "\n");
     }
-    hb_printf(&b, "  %-14s %.1f%%\n", "first attempt",
-              100 * rep_num(s, "first_attempt_rate"));
+    hb_printf(&b, "  %-14s ", "first attempt");
+    hb_rate(&b, s, "first_attempt_rate");
     const json_t *l = json_object_get(s, "latency_ms");
-    hb_printf(&b, "  %-14s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n",
-              "latency", rep_num(l, "p50"), rep_num(l, "p90"),
-              rep_num(l, "p99"));
+    if (json_is_object(l))
+        hb_printf(&b, "\n  %-14s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n",
+                  "latency", rep_num(l, "p50"), rep_num(l, "p90"),
+                  rep_num(l, "p99"));
+    else
+        hb_printf(&b, "\n  %-14s -\n", "latency");
     const json_t *acc = json_object_get(report, "accounts");
     if (json_array_size(acc)) {
         hb_puts(&b, "\nLeaderboard (delivered):\n");

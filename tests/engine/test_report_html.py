@@ -146,6 +146,11 @@ def case_empty():
         assert "No mail in this period" in text
         assert text.count("No rows in this period.") == 4
         assert "No deliveries, so no latency" in text
+        # a rate or latency the builder gives as null (nothing delivered)
+        # is "-", not a made-up 0%
+        tds = [td.text for td in root.iter("td")]
+        assert tds[tds.index("first_attempt_rate") + 1] == "-"
+        assert tds[tds.index("latency_ms p50") + 1] == "-"
 
 
 def case_zero_days():
