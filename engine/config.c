@@ -256,6 +256,16 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
             return config_fail(p, "tls_ca_file: needs a file");
         if (!set_str(&c->tls_ca_file, v))
             return config_fail(p, "out of memory");
+    } else if (!strcmp(key, "report_hourly_days")) {
+        if (!config_parse_uint(v, 1, 3660, &u))
+            return config_fail(p, "report_hourly_days: '%s' is not 1..3660",
+                               v);
+        c->report_hourly_days = (unsigned)u;
+    } else if (!strcmp(key, "report_daily_days")) {
+        if (!config_parse_uint(v, 1, 36600, &u))
+            return config_fail(p, "report_daily_days: '%s' is not 1..36600",
+                               v);
+        c->report_daily_days = (unsigned)u;
     } else if (!strcmp(key, "audit_key") ||
                !strcmp(key, "audit_checkpoint")) {
         if (*v != '/')
@@ -355,6 +365,8 @@ static void defaults(struct config *c)
     c->retry_steps = sizeof default_retry / sizeof default_retry[0];
     memcpy(c->retry, default_retry, sizeof default_retry);
     c->max_age = 5 * 86400;
+    c->report_hourly_days = 35;
+    c->report_daily_days = 800;
     c->soft_bounce_limit = 3;
     c->soft_bounce_days = 7;
     c->drain_timeout_ms = 30000;

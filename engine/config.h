@@ -282,6 +282,8 @@ struct config {
     unsigned retry_steps;
     uint32_t retry[QUEUE_MAX_RETRY_STEPS];
     int64_t max_age;           /* seconds */
+    unsigned report_hourly_days; /* time series kept per hour (35) */
+    unsigned report_daily_days;  /* ... per day (800) */
     char *event_log;           /* JSON-lines event log, or NULL */
     struct config_rotate event_log_rotate; /* event_log_rotate */
     char *bounce_rules_path;   /* bounce_rules = FILE, or NULL */

@@ -33,6 +33,7 @@
 #include "incident.h"
 #include "signer.h"
 #include "queue_admin.h"
+#include "queue_series.h"
 #include "tls.h"
 #include "webhook.h"
 
@@ -332,6 +333,9 @@ int engine_start(struct engine *e)
                 engine_strerror(err), queue_last_detail());
         return err;
     }
+    /* how long the time series keep their buckets (queue_series.h) */
+    queue_series_configure(e->q, e->cfg.report_hourly_days,
+                           e->cfg.report_daily_days);
     if ((err = queue_completer_new(e->loop, &e->cmp)))
         return err;
     struct dns_config dc;

@@ -79,7 +79,8 @@ struct queue_series_row {
 };
 
 /* Keep hourly buckets hourly_days and daily buckets daily_days (at least
- * 1 each; 0 leaves the value as it is).  Call before the writer runs. */
+ * 1 each; 0 leaves the value as it is).  Call right after queue_open(),
+ * before the first write. */
 void queue_series_configure(struct queue *q, unsigned hourly_days,
                             unsigned daily_days);
 

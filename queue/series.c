@@ -13,6 +13,9 @@
  *   and once to its day bucket.  A group of 4,096 outcomes for one
  *   campaign to 50 sites costs about 55 entries, 110 bucket writes.
  *
+ *   Reception and incident events count nothing: they are not about
+ *   one recipient.  Opens and clicks (types 11, 12) count like the rest.
+ *
  *   An outcome tells series_event() what the event alone does not (when
  *   the delivery was queued, whether this outcome was an attempt, the
  *   site it went through) in a struct series_hint on the wctx.
@@ -152,25 +155,26 @@ static int grow_index(struct series_state *s)
     return 0;
 }
 
-/* The delta of one dimension key, added if new. */
-static uint64_t *delta_for(struct series_state *s, const unsigned char *key,
-                           size_t klen)
+/* The position in s->d of one dimension key's delta, added if new; -1
+ * when out of memory.  (A position, not a pointer: adding moves s->d.) */
+static long delta_for(struct series_state *s, const unsigned char *key,
+                      size_t klen)
 {
     if ((s->n + 1) * 2 > s->capindex && grow_index(s))
-        return NULL;
+        return -1;
     uint64_t h = fnv1a(key, klen);
     size_t j = (size_t)h & (s->capindex - 1);
     while (s->index[j]) {
         struct series_delta *sd = &s->d[s->index[j] - 1];
         if (sd->hash == h && sd->klen == klen && !memcmp(sd->key, key, klen))
-            return sd->c;
+            return (long)(s->index[j] - 1);
         j = (j + 1) & (s->capindex - 1);
     }
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 16;
         struct series_delta *nd = realloc(s->d, ncap * sizeof *nd);
         if (!nd)
-            return NULL;
+            return -1;
         s->d = nd;
         s->cap = ncap;
     }
@@ -180,7 +184,7 @@ static uint64_t *delta_for(struct series_state *s, const unsigned char *key,
     sd->klen = (uint16_t)klen;
     sd->hash = h;
     s->index[j] = s->n;
-    return sd->c;
+    return (long)(s->n - 1);
 }
 
 /* The domain of an address ("Name <a@b.example>" or "a@b.example"),
@@ -251,41 +255,38 @@ static size_t sending_domain(struct wctx *w, struct series_state *s,
 }
 
 /* Add slot values to the five dimensions of one event. */
-static int add_dims(struct wctx *w, struct series_state *s, uint32_t account,
+static int add_dims(struct series_state *s, uint32_t account,
                     uint64_t campaign, const char *site, size_t site_len,
                     const char *dom, size_t dom_len,
                     const int *slot, const uint64_t *by, int nslot)
 {
     unsigned char key[5 + 255];
-    uint64_t *c[5];
+    long at[5];
     int nd = 0;
-    (void)w;
     key[0] = QUEUE_SERIES_TOTAL;
-    if (!(c[nd++] = delta_for(s, key, 1)))
-        return -ENOMEM;
+    at[nd++] = delta_for(s, key, 1);
     key[0] = QUEUE_SERIES_ACCOUNT;
     be32_put(key + 1, account);
-    if (!(c[nd++] = delta_for(s, key, 5)))
-        return -ENOMEM;
+    at[nd++] = delta_for(s, key, 5);
     if (campaign) {
         key[0] = QUEUE_SERIES_CAMPAIGN;   /* account . campaign */
         be64_put(key + 5, campaign);
-        if (!(c[nd++] = delta_for(s, key, 13)))
-            return -ENOMEM;
+        at[nd++] = delta_for(s, key, 13);
     }
     if (site_len > NAME_MAX_)
         site_len = NAME_MAX_;
     key[0] = QUEUE_SERIES_SITE;   /* account . name: a sub-account's own */
     memcpy(key + 5, site, site_len);
-    if (!(c[nd++] = delta_for(s, key, 5 + site_len)))
-        return -ENOMEM;
+    at[nd++] = delta_for(s, key, 5 + site_len);
     key[0] = QUEUE_SERIES_DOMAIN;
     memcpy(key + 5, dom, dom_len);
-    if (!(c[nd++] = delta_for(s, key, 5 + dom_len)))
-        return -ENOMEM;
-    for (int i = 0; i < nd; i++)
+    at[nd++] = delta_for(s, key, 5 + dom_len);
+    for (int i = 0; i < nd; i++) {
+        if (at[i] < 0)
+            return -ENOMEM;
         for (int j = 0; j < nslot; j++)
-            c[i][slot[j]] += by[j];
+            s->d[at[i]].c[slot[j]] += by[j];
+    }
     return 0;
 }
 
@@ -299,7 +300,7 @@ int series_queued(struct wctx *w, uint32_t account, uint64_t campaign,
     size_t dl = sending_domain(w, s, campaign, campaign ? 0 : ref, dom);
     int slot[1] = { QUEUE_SERIES_QUEUED };
     uint64_t by[1] = { 1 };
-    return add_dims(w, s, account, campaign, "", 0, dom, dl, slot, by, 1);
+    return add_dims(s, account, campaign, "", 0, dom, dl, slot, by, 1);
 }
 
 int series_event(struct wctx *w, const struct queue_event *ev)
@@ -333,7 +334,7 @@ int series_event(struct wctx *w, const struct queue_event *ev)
     size_t dl = h ? sending_domain(w, s, ev->campaign,
                                    ev->campaign ? 0 : h->ref, dom)
                   : sending_domain(w, s, ev->campaign, 0, dom);
-    return add_dims(w, s, ev->account, ev->campaign,
+    return add_dims(s, ev->account, ev->campaign,
                     h && h->site ? h->site : "", h ? h->site_len : 0,
                     dom, dl, slot, by, n);
 }

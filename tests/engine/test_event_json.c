@@ -148,7 +148,7 @@ static void test_json_types(void **state)
                 !QUEUE_EV_TERMINAL(QUEUE_EV_COMPLAINT) &&
                 !QUEUE_EV_TERMINAL(QUEUE_EV_RECEPTION) &&
                 !QUEUE_EV_TERMINAL(QUEUE_EV_DEFERRED));
-    assert_string_equal(queue_event_name(11), "unknown");
+    assert_string_equal(queue_event_name(13), "unknown");
 }
 
 /* Over a real spool: the identity is made once and kept across opens;

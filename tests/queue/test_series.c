@@ -11,6 +11,8 @@
  *     outcome's transaction;
  *   - pruning deletes hours past report_hourly_days and days past
  *     report_daily_days, and nothing newer;
+ *   - a spool of schema 5 opens: read-only without buckets, writable
+ *     upgraded to 6;
  *   - report_build(): the master's tree, a sub-account alone, an unknown
  *     account, bad ranges and days; billing per month is delivered +
  *     bounced.
@@ -18,6 +20,7 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <lmdb.h>
 
 #include "queue_admin.h"
 #include "queue_report.h"
@@ -217,6 +220,8 @@ static void test_prune(void **state)
     queue_close(q);
 }
 
+static json_int_t jget(json_t *o, const char *k);
+
 static json_int_t jget(json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
@@ -300,6 +305,59 @@ static void test_report(void **state)
     queue_close(q);
 }
 
+/* A spool of schema 5 (no "series" database): a read-only open reads
+ * no buckets and builds an empty report; a writable open adds the
+ * database, writes schema 6 and counts from then on. */
+static void test_upgrade(void **state)
+{
+    struct tdir *t = *state;
+    uint64_t f;
+    struct queue *q = setup(t, &f);
+    queue_close(q);
+    char dir[128];
+    tdir_sub(t, "s", dir, sizeof dir);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, series;
+    unsigned char be[8] = { 0, 0, 0, 0, 0, 0, 0, 5 };
+    MDB_val k = { 6, "schema" }, v = { 8, be };
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_dbi_open(txn, "series", 0, &series), 0);
+    assert_int_equal(mdb_drop(txn, series, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    struct sum s;
+    struct queue_options o = { .flags = QUEUE_OPEN_READONLY };
+    E(queue_open(&q, dir, &o));
+    sum_of(q, QUEUE_SERIES_DAY, QUEUE_SERIES_TOTAL, 0, NULL, &s);
+    assert_int_equal(s.rows, 0);
+    json_t *j;
+    struct report_query rq = { .now = T0 + 60 };
+    E(report_build(q, &rq, &j));
+    assert_int_equal(jget(json_object_get(j, "summary"), "queued"), 0);
+    json_decref(j);
+    queue_close(q);
+
+    q = open_q(dir, QUEUE_OPEN_CLAIM, NULL);
+    struct queue_info info;
+    E(queue_info(q, &info));
+    assert_int_equal(info.schema, QUEUE_SCHEMA_VERSION);
+    struct queue_outcome oc = { .delivery = f, .type = QUEUE_EV_DELIVERED,
+                                .code = 250 };
+    E(queue_record_outcomes(q, &oc, 1));
+    sum_of(q, QUEUE_SERIES_DAY, QUEUE_SERIES_TOTAL, 0, NULL, &s);
+    assert_int_equal(s.rows, 1);
+    assert_int_equal(s.c[QUEUE_EV_DELIVERED], 1);
+    queue_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +368,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_report, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade, tdir_setup,
                                         tdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
