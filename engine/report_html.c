@@ -248,19 +248,19 @@ void rep_days(const json_t *report, struct rep_days *d)
 /* The defined counts in the order the summary shows them, with a line
  * each (README's "Reports" section is their definition). */
 static const struct { const char *key, *what; } counts[] = {
-    { "queued", "recipients accepted into the queue" },
-    { "attempted", "recipients with at least one delivery attempt" },
-    { "delivered", "accepted by the receiving server" },
-    { "bounced", "refused for good (SMTP 5xx or a bounce report)" },
-    { "expired", "still undelivered at the end of the retry period" },
-    { "complained", "complaints (feedback reports) about delivered mail" },
-    { "unsubscribed", "recipients who unsubscribed" },
-    { "suppressed", "not sent: the address was suppressed at send" },
-    { "cancelled", "not sent: the campaign was cancelled" },
-    { "deferred", "temporary failures, tried again later" },
-    { "opened", "tracked opens (campaigns with open tracking)" },
-    { "clicked", "tracked clicks (campaigns with click tracking)" },
-    { "sent", "recipients that got a final answer from a receiver" },
+    { "queued", "recipients put in the queue" },
+    { "attempted", "recipients whose first SMTP attempt ended" },
+    { "delivered", "recipients a receiver accepted with 250" },
+    { "bounced", "recipients ended by a permanent failure" },
+    { "expired", "recipients still deferred at max_age" },
+    { "complained", "complaint (ARF) events" },
+    { "unsubscribed", "unsubscribe events" },
+    { "suppressed", "recipients ended unsent: the address was suppressed" },
+    { "cancelled", "recipients ended unsent by a campaign's cancel" },
+    { "deferred", "temporary failures (a recipient may have several)" },
+    { "opened", "tracked opens" },
+    { "clicked", "tracked clicks" },
+    { "sent", "delivered + bounced: recipients with a final answer" },
 };
 #define NCOUNTS (sizeof counts / sizeof counts[0])
 
