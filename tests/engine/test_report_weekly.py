@@ -11,7 +11,8 @@ A real sluiced delivers to sluice-sink:
   7 days: its numbers are shop's (equal to `sluice report summary`'s for
   the same days), not other's;
 - after a restart, nothing is sent again: the last week's mail and the
-  request are remembered in the spool.
+  request are remembered in the spool;
+- report_weekly without addresses, or a bad value, is a config error.
 
 usage: /usr/bin/python3 test_report_weekly.py SLUICED SLUICE SINK
 """
@@ -19,6 +20,7 @@ import datetime
 import email
 import email.policy
 import json
+import subprocess
 import xml.etree.ElementTree as ET
 
 import peers
@@ -193,6 +195,28 @@ class Weekly(IncidentTest):
         self.assertEqual(len(self.mails(sink, boss)), 2)
         self.assertEqual(self.mails(sink, "alerts@" + REPORTS), [])
         self.assertEqual(len(sink.captures()), 13)
+
+
+    def test_config_errors(self):
+        """report_weekly without addresses, or a bad value, is refused by
+        sluiced -t with the line and the reason (exit 78)."""
+        for keys, why in (({"report_weekly": "yes"},
+                           "[account 7] report_weekly = yes needs report_to "
+                           "(or alert_to)"),
+                          ({"report_weekly": "weekly"},
+                           "report_weekly: 'weekly' is not yes or no"),
+                          ({"report_to": "boss"},
+                           "report_to: 'boss' is not a list of addresses")):
+            conf = self.write_config(accounts={7: keys})
+            r = subprocess.run([self.bin["sluiced"], "-t", "-c", conf],
+                               capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn(why, r.stderr.decode())
+        conf = self.write_config(accounts={7: {"report_weekly": "yes",
+                                               "alert_to": "a@b.test"}})
+        r = subprocess.run([self.bin["sluiced"], "-t", "-c", conf],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
 
 if __name__ == "__main__":
