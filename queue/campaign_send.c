@@ -172,7 +172,8 @@ int qcampaign_send_step(struct wctx *w, struct queue_op *op)
         return wctx_fail(w, rc);
     op->account = c.account;
     op->due = c.schedule > w->now ? c.schedule : 0;
-    return 0;
+    /* the time series count them with the batch (series.c) */
+    return series_suppressed_at_send(w, c.account, c.id, op->send_suppressed);
 }
 
 /* ------------------------------------------------------- the enqueue */

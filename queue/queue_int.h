@@ -275,6 +275,9 @@ struct series_hint {
 int series_event(struct wctx *w, const struct queue_event *ev);
 int series_queued(struct wctx *w, uint32_t account, uint64_t campaign,
                   uint64_t ref);
+/* A campaign send batch that left n suppressed contacts out. */
+int series_suppressed_at_send(struct wctx *w, uint32_t account,
+                              uint64_t campaign, uint64_t n);
 int series_flush(struct wctx *w);
 void series_reset(struct queue *q);
 void series_free(struct queue *q);

@@ -21,7 +21,8 @@
  *
  *   COUNTS, the names README "Definitions" gives: queued, attempted,
  *   delivered, bounced, bounced_by_category {category: n}, expired,
- *   complained, unsubscribed, suppressed, cancelled, deferred, opened,
+ *   complained, unsubscribed, suppressed, suppressed_at_send, cancelled,
+ *   deferred, opened,
  *   clicked, sent (= delivered + bounced), first_attempt_rate (null when
  *   nothing was delivered), latency_ms {p50, p90, p99} (null when none).
  *

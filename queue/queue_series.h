@@ -46,6 +46,8 @@ enum {
     QUEUE_SERIES_CAT = 16,          /* 16..31: bounces by category */
     QUEUE_SERIES_ATTEMPTED = 32,    /* recipients whose 1st attempt ended */
     QUEUE_SERIES_FIRST = 33,        /* delivered on the first attempt */
+    QUEUE_SERIES_SUPPRESSED_AT_SEND = 34, /* contacts a campaign's send
+                                       left out: on a suppression list */
     QUEUE_SERIES_HIST0 = 40,        /* 40..87: latency histogram */
     QUEUE_SERIES_HIST = 48,
     QUEUE_SERIES_SLOTS = 96,        /* 88..95 free */

@@ -7,10 +7,9 @@
  *   ones) adds each bucket to what it belongs to: the summary and its day
  *   (total rows for the platform, account rows for an account's view),
  *   its account, campaign, site and sending domain.  Which account a
- *   bucket belongs to: its own id for account, site and domain rows, the
- *   campaign's account (in the key) for campaign rows.  The master's view adds its
- *   sub-accounts' rows here, at read time; nothing is rolled up when
- *   written.
+ *   bucket belongs to: the account in its key (every row but the
+ *   total's).  The master's view adds its sub-accounts' rows here, at
+ *   read time; nothing is rolled up when written.
  *
  *   Billing takes the daily account rows of every calendar month the
  *   range touches, whole, in a scan of its own.
@@ -296,7 +295,7 @@ json_t *report_counts(const uint64_t *c)
                                              c[QUEUE_SERIES_CAT + i]));
 #define N(x) ((json_int_t)(x))
     o = json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-                  "s:I,s:o,s:o}",
+                  "s:I,s:I,s:o,s:o}",
                   "queued", N(c[QUEUE_SERIES_QUEUED]),
                   "attempted", N(c[QUEUE_SERIES_ATTEMPTED]),
                   "delivered", N(dlv), "bounced", N(bnc),
@@ -305,6 +304,7 @@ json_t *report_counts(const uint64_t *c)
                   "complained", N(c[QUEUE_EV_COMPLAINT]),
                   "unsubscribed", N(c[QUEUE_EV_UNSUBSCRIBED]),
                   "suppressed", N(c[QUEUE_EV_SUPPRESSED]),
+                  "suppressed_at_send", N(c[QUEUE_SERIES_SUPPRESSED_AT_SEND]),
                   "cancelled", N(c[QUEUE_EV_CANCELLED]),
                   "deferred", N(c[QUEUE_EV_DEFERRED]),
                   "opened", N(c[QUEUE_EV_OPENED]),

@@ -25,11 +25,13 @@
  *   (a per-transaction cache keeps it to one read per campaign/message).
  *
  *   Bucket keys: gran . u32 bucket (hour or day number since the epoch,
- *   big-endian, so a time range is one cursor run) . dim . id (u32
- *   account, or u32 account . u64 campaign or the site / domain name).  Values: the
+ *   big-endian, so a time range is one cursor run) . dim . id: nothing
+ *   (total), u32 account, or u32 account . u64 campaign / the site or
+ *   domain name (so a sub-account's view needs no lookup).  Values: the
  *   nonzero counts only, each a slot byte and the count as a LEB128
- *   varint (a bucket holds a handful of the 96 slots: ~20 bytes, not
- *   768); a slot this build does not know is skipped.
+ *   varint, written here by hand (a bucket holds a handful of the 96
+ *   slots: ~20 bytes, not 768); a slot this build does not know is
+ *   skipped.
  *
  *   A full spool: when a group that only records outcomes does not fit
  *   under the map's ceiling, the writer (writer.c) commits it once more
@@ -300,6 +302,21 @@ int series_queued(struct wctx *w, uint32_t account, uint64_t campaign,
     size_t dl = sending_domain(w, s, campaign, campaign ? 0 : ref, dom);
     int slot[1] = { QUEUE_SERIES_QUEUED };
     uint64_t by[1] = { 1 };
+    return add_dims(s, account, campaign, "", 0, dom, dl, slot, by, 1);
+}
+
+int series_suppressed_at_send(struct wctx *w, uint32_t account,
+                               uint64_t campaign, uint64_t n)
+{
+    struct series_state *s = state(w->q);
+    char dom[NAME_MAX_ + 1];
+    if (!s)
+        return -ENOMEM;
+    if (!n)
+        return 0;
+    size_t dl = sending_domain(w, s, campaign, 0, dom);
+    int slot[1] = { QUEUE_SERIES_SUPPRESSED_AT_SEND };
+    uint64_t by[1] = { n };
     return add_dims(s, account, campaign, "", 0, dom, dl, slot, by, 1);
 }
 

@@ -40,7 +40,8 @@ int64_t queue_series_bin_ms(int bin)
     if (bin <= 0)
         return 50;
     if (bin >= QUEUE_SERIES_HIST - 1)
-        return (int64_t)llround(100.0 * pow(2.0, (QUEUE_SERIES_HIST - 2) / 2.0));
+        return (int64_t)llround(100.0 *
+                                pow(2.0, (QUEUE_SERIES_HIST - 2) / 2.0));
     /* geometric middle of [100*2^((b-1)/2), 100*2^(b/2)) */
     return (int64_t)llround(100.0 * pow(2.0, (2.0 * bin - 1.0) / 4.0));
 }

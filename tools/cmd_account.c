@@ -30,7 +30,8 @@
  *   its deliveries: queued, delivered, deferred, bounced, expired,
  *   suppressed (ended unsent: on the suppression list) and cancelled
  *   (ended unsent: campaign cancelled).
- *   `usage` prints per UTC day the messages sent, delivered and bounced;
+ *   `usage` prints per UTC day the recipients sent (delivered + bounced,
+ *   once each: README "Reports"), delivered and bounced;
  *   on the master, per sub-account and the total the master is billed for.
  *
  * DIAGNOSTICS

@@ -51,7 +51,8 @@ static const char usage_text[] =
 /* The count columns of CSV and their order. */
 static const char *const count_keys[] = {
     "queued", "attempted", "delivered", "bounced", "expired", "complained",
-    "unsubscribed", "suppressed", "cancelled", "deferred", "opened",
+    "unsubscribed", "suppressed", "suppressed_at_send", "cancelled",
+    "deferred", "opened",
     "clicked", "sent",
 };
 #define NKEYS (sizeof count_keys / sizeof count_keys[0])
@@ -165,30 +166,31 @@ static void text_summary(json_t *rep)
 {
     json_t *s = json_object_get(rep, "summary");
     json_t *acct = json_object_get(rep, "account");
-    printf("account      %s\n", json_is_string(acct)
+    printf("%-19s %s\n", "account", json_is_string(acct)
                                 ? json_string_value(acct)
                                 : "(all: the whole platform)");
-    printf("days         %s .. %s (UTC)\n",
+    printf("%-19s %s .. %s (UTC)\n", "days",
            json_string_value(json_object_get(rep, "from")),
            json_string_value(json_object_get(rep, "to")));
     for (size_t i = 0; i < NKEYS; i++) {
-        printf("%-12s %lld\n", count_keys[i], cnt(s, count_keys[i]));
+        printf("%-19s %lld\n", count_keys[i], cnt(s, count_keys[i]));
         if (!strcmp(count_keys[i], "bounced")) {
             const char *k;
             json_t *v;
             json_object_foreach(json_object_get(s, "bounced_by_category"),
                                 k, v)
-                printf("  %-18s %lld\n", k, (long long)json_integer_value(v));
+                printf("  %-17s %lld\n", k, (long long)json_integer_value(v));
         }
     }
     json_t *r = json_object_get(s, "first_attempt_rate");
     if (json_is_real(r))
-        printf("first-attempt delivery rate %.1f%%\n",
+        printf("%-19s %.1f%%\n", "first_attempt_rate",
                100.0 * json_real_value(r));
     json_t *lat = json_object_get(s, "latency_ms");
     if (json_is_object(lat))
-        printf("latency      p50 %lld ms, p90 %lld ms, p99 %lld ms "
-               "(queued -> delivered)\n", cnt(lat, "p50"), cnt(lat, "p90"),
+        printf("%-19s p50 %lld ms, p90 %lld ms, p99 %lld ms "
+               "(queued -> delivered)\n", "latency", cnt(lat, "p50"),
+               cnt(lat, "p90"),
                cnt(lat, "p99"));
 }
 
@@ -200,14 +202,25 @@ static void print_rows(json_t *rep, const char *key, const char *field,
     json_t *rows = json_object_get(rep, key);
     size_t i;
     json_t *row;
-    const char *lead[2] = { field ? field : "rank", "account_id" };
-    size_t nlead = !field ? 2 : !strcmp(field, "account") ? 2 : 1;
-    if (!field)
-        lead[1] = "account";
+    const char *lead[3] = { field ? field : "rank", NULL, NULL };
+    size_t nlead = 1;
+    if (!field) {
+        lead[nlead++] = "account";
+        lead[nlead++] = "account_id";
+    } else if (!strcmp(field, "account")) {
+        lead[nlead++] = "account_id";
+    } else if (!strcmp(field, "campaign")) {
+        lead[nlead++] = "campaign_id";
+        lead[nlead++] = "account";
+    }
     if (csv) {
         csv_header(lead, nlead);
-        json_array_foreach(rows, i, row)
+        json_array_foreach(rows, i, row) {
+            if (!field)
+                json_object_set_new(row, "rank",
+                                    json_integer((json_int_t)i + 1));
             csv_row(row, lead, nlead);
+        }
         return;
     }
     text_header(title);

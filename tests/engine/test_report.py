@@ -27,6 +27,9 @@ DOMS = ["d0.test", "d1.test"]
 COUNTS = ["queued", "attempted", "delivered", "bounced", "expired",
           "complained", "unsubscribed", "suppressed", "cancelled",
           "deferred", "opened", "clicked", "sent"]
+# not in the event log: contacts a campaign's send left out (campaign
+# show's "suppressed"), checked against campaign show
+AT_SEND = "suppressed_at_send"
 
 
 def expect(events):
@@ -106,7 +109,7 @@ class Report(PeerTest):
         rcpts = ["c%02d@%s" % (i, DOMS[i % 2]) for i in range(8)]
         rcpts += ["permfail-a@d0.test", "block-b@d1.test",
                   "tempfail-c@d1.test", "tempfail-d@d0.test",
-                  "gone@d1.test"]
+                  "gone@d1.test", "early@d0.test"]
         with open(self.path("news.csv"), "w") as f:
             f.write("email\n" + "\n".join(rcpts) + "\n")
         self.sluice("list", "create", "news", "--account", "shop")
@@ -119,6 +122,9 @@ class Report(PeerTest):
                         "--subject", "Spring", "--html", self.path("t.html"),
                         "--json")
         self.cid = json.loads(r.stdout)["id"]
+        # left out by the send (suppressed at send), and ended in the
+        # queue (suppressed)
+        self.sluice("suppress", "add", "early@d0.test", "--account", "shop")
         self.sluice("campaign", "send", str(self.cid))
         self.sluice("suppress", "add", "gone@d1.test", "--account", "shop")
         self.inject("news@other.test", ["o1@d0.test", "o2@d1.test",
@@ -220,6 +226,9 @@ class Report(PeerTest):
                                        str(self.cid), "--json").stdout)
         self.assertEqual(show["sent"], camps[0]["sent"], show)
         self.assertEqual(show["delivered"], camps[0]["delivered"], show)
+        self.assertEqual((show["suppressed"], show["suppressed_in_queue"]),
+                         (camps[0][AT_SEND], camps[0]["suppressed"]), show)
+        self.assertEqual(summ["summary"][AT_SEND], 1)
 
         # a viewer of other: its own mail, nothing of shop's
         own = json.loads(self.report("olga", "summary", "--json").stdout)

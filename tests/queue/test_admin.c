@@ -1502,7 +1502,8 @@ static void test_usage(void **state)
     struct queue_outcome o[] = {
         { .delivery = f0, .type = QUEUE_EV_DELIVERED, .code = 250 },
         { .delivery = f0 + 1, .type = QUEUE_EV_BOUNCED, .code = 550 },
-        /* no SMTP conversation: bounced, not sent */
+        /* sent is delivered + bounced (README "Reports"), a bounce
+         * without an SMTP conversation too; a deferral is not sent */
         { .delivery = f0 + 2, .type = QUEUE_EV_BOUNCED, .code = 0 },
         { .delivery = f0 + 3, .type = QUEUE_EV_DEFERRED, .code = 451 },
         /* a DNS failure: deferred, nothing counted */
