@@ -256,6 +256,8 @@ static const struct { const char *key, *what; } counts[] = {
     { "complained", "complaint (ARF) events" },
     { "unsubscribed", "unsubscribe events" },
     { "suppressed", "recipients ended unsent: the address was suppressed" },
+    { "suppressed_at_send", "contacts a campaign's send left out: "
+                            "suppressed then, never queued" },
     { "cancelled", "recipients ended unsent by a campaign's cancel" },
     { "deferred", "temporary failures (a recipient may have several)" },
     { "opened", "tracked opens" },
@@ -528,19 +530,19 @@ int report_text_summary(const json_t *report, char **text, size_t *len)
     hb_printf(&b, "sluice report for %s, %.10s to %.10s (UTC days)\n\n",
               name, rep_str(report, "from"), rep_str(report, "to"));
     for (size_t i = 0; i < NCOUNTS; i++) {
-        hb_printf(&b, "  %-14s ", counts[i].key);
+        hb_printf(&b, "  %-18s ", counts[i].key);
         hb_count(&b, rep_num(s, counts[i].key));
         hb_puts(&b, "\n");
     }
-    hb_printf(&b, "  %-14s ", "first attempt");
+    hb_printf(&b, "  %-18s ", "first attempt");
     hb_rate(&b, s, "first_attempt_rate");
     const json_t *l = json_object_get(s, "latency_ms");
     if (json_is_object(l))
-        hb_printf(&b, "\n  %-14s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n",
+        hb_printf(&b, "\n  %-18s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n",
                   "latency", rep_num(l, "p50"), rep_num(l, "p90"),
                   rep_num(l, "p99"));
     else
-        hb_printf(&b, "\n  %-14s -\n", "latency");
+        hb_printf(&b, "\n  %-18s -\n", "latency");
     const json_t *acc = json_object_get(report, "accounts");
     if (json_array_size(acc)) {
         hb_puts(&b, "\nLeaderboard (delivered):\n");

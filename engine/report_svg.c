@@ -254,7 +254,8 @@ void svg_outcomes(struct hbuf *b, const json_t *summary)
         { "delivered", "#2e7d32" }, { "bounced", "#c62828" },
         { "expired", "#ef6c00" }, { "deferred", "#f9a825" },
         { "complained", "#ad1457" }, { "unsubscribed", "#5e35b1" },
-        { "suppressed", "#6d4c41" }, { "cancelled", "#90a4ae" },
+        { "suppressed", "#6d4c41" }, { "suppressed_at_send", "#a1887f" },
+        { "cancelled", "#90a4ae" },
     };
     const size_t nrows = sizeof rows / sizeof rows[0];
     const json_t *cats = json_object_get(summary, "bounced_by_category");
