@@ -278,6 +278,7 @@ static const char css[] =
     "vertical-align:middle}td.n,th.n{text-align:right;"
     "font-variant-numeric:tabular-nums}"
     "svg.chart{width:100%;height:auto;display:block}"
+    "svg.cellbar{width:6em;height:.7em}"
     ".grid{stroke:#e0e0e0;stroke-width:1}.ax{font-size:11px;fill:#555}"
     "section{margin-bottom:1em}"
     "@page{size:A4;margin:12mm}"
