@@ -179,6 +179,11 @@ class Weekly(IncidentTest):
         self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt;", page)
         audit = self.sluice("audit", "list").stdout.decode()
         self.assertIn("report send-weekly", audit)
+        bad = self.sluice("report", "send-weekly", check=False)
+        self.assertEqual(bad.returncode, 64, bad.stderr)
+        bad = self.sluice("report", "send-weekly", "--account", "nobody",
+                          check=False)
+        self.assertEqual(bad.returncode, 66, bad.stderr)
 
         # a restart sends neither last week's report nor a request again:
         # a new request of other's is served after shop's checks (accounts
