@@ -2,10 +2,12 @@
 
 A real sluiced delivers to sluice-sink:
 
-- an account with report_weekly = yes and report_to gets last week's
-  report at once when sluiced starts (it never sent one): one mail at the
+- an account with report_weekly = yes and report_to whose last report
+  went out three weeks ago (sluiced was down since) gets last week's
+  report at once when sluiced starts, and only that one: one mail at the
   sink to the report address, multipart with a text summary and the HTML
   page (well-formed, self-contained, naming the account and last week);
+  an account that never had one gets last week's too;
 - after two small campaigns (shop 6 recipients, other 3),
   `sluice report send-weekly --account shop` mails the report of the last
   7 days: its numbers are shop's (equal to `sluice report summary`'s for
@@ -20,6 +22,7 @@ import datetime
 import email
 import email.policy
 import json
+import os
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -88,14 +91,26 @@ class Weekly(IncidentTest):
         dns = self.start_dns({d: [(10, "127.0.0.1")]
                               for d in (RCPT, REPORTS)})
         sink = self.start_sink(port, listen="127.0.0.1")
-        self.accounts("shop", "other")
+        self.accounts("shop", "other", "third")
         shop, other = self.account_id("shop"), self.account_id("other")
+        third = self.account_id("third")
         boss, ops = "boss@" + REPORTS, "ops@" + REPORTS
+        t3 = "t3@" + REPORTS
+        # the order matters below: accounts are looked at in this order
         conf = self.write_config(
             dns=dns, smtp_port=port, dkim_sign="no",
             accounts={shop: {"report_weekly": "yes", "report_to": boss,
                              "alert_to": "alerts@" + REPORTS},
+                      third: {"report_weekly": "yes", "report_to": t3},
                       other: {"alert_to": ops}})
+        # shop's last report went out three weeks ago (sluiced was down
+        # since): one report, last week's, catches up; third never had one
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        old = (monday(today) - datetime.timedelta(days=14) -
+               datetime.date(1970, 1, 1)).days
+        subprocess.run([os.environ["SLUICE_CURSOR_PUT"], self.path("spool"),
+                        "report.weekly.%d" % shop, str(old)], check=True,
+                       timeout=30)
         self.campaign("shop", "winter", "wl",
                       ["s%d@%s" % (i, RCPT) for i in range(6)])
         self.campaign("other", HOSTILE, "ol",
@@ -103,7 +118,6 @@ class Weekly(IncidentTest):
         p = self.start_sluiced(conf, exit_when_empty=False)
 
         # at start: last week's report, once, to report_to (not alert_to)
-        today = datetime.datetime.now(datetime.timezone.utc).date()
         last_mon = monday(today) - datetime.timedelta(days=7)
         last_sun = monday(today) - datetime.timedelta(days=1)
         first = wait_for(lambda: self.mails(sink, boss) or None, 60,
@@ -116,10 +130,14 @@ class Weekly(IncidentTest):
                       % (last_mon, last_sun), text)
         self.assertIn("account shop", page)
         self.assertIn("No mail in this period", page)
+        m3 = wait_for(lambda: self.mails(sink, t3), 60, "third's report")
+        self.assertEqual(m3[0]["Subject"],
+                         "[sluice] report for account third, %s to %s"
+                         % (last_mon, last_sun))
 
         # the campaigns and the report mail (shop's own mail) delivered
-        wait_for(lambda: len(sink.captures()) == 10 or None, 60,
-                 "9 campaign mails and the report at the sink")
+        wait_for(lambda: len(sink.captures()) == 11 or None, 60,
+                 "9 campaign mails and the 2 reports at the sink")
         week = today - datetime.timedelta(days=6)
         wait_for(lambda: self.summary("shop", week, today)["delivered"] == 7
                  or None, 30, "shop's 7 deliveries in the report")
@@ -198,8 +216,9 @@ class Weekly(IncidentTest):
                  30, "other's mail all delivered")
         self.stop(p)
         self.assertEqual(len(self.mails(sink, boss)), 2)
+        self.assertEqual(len(self.mails(sink, t3)), 1)
         self.assertEqual(self.mails(sink, "alerts@" + REPORTS), [])
-        self.assertEqual(len(sink.captures()), 13)
+        self.assertEqual(len(sink.captures()), 14)
 
 
     def test_config_errors(self):
