@@ -18,6 +18,9 @@
  *
  *   For a delivery with an account, the outcome also counts its usage per
  *   UTC day (sent, delivered, bounced: queue_admin.h says which count).
+ *   The event's append counts it in the time series (series.c), told by
+ *   a series_hint what the event lacks: the delivery's first due time,
+ *   whether this outcome was an attempt, the engine's site.
  *
  *   For a delivery with an account, hard bounces suppress the address
  *   (an entry added by that account), quota bounces count towards a
@@ -265,7 +268,7 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
             unsigned dlv = type == QUEUE_EV_DELIVERED;
             unsigned bnc = type == QUEUE_EV_BOUNCED;
             unsigned sent = dlv | bnc;
-            if ((sent | dlv | bnc) &&
+            if (sent &&
                 (err = qusage_add(w, d.account, (uint32_t)(w->now / 86400),
                                   sent, dlv, bnc)))
                 return err;

@@ -146,6 +146,12 @@ static void test_counts(void **state)
     E(queue_record_outcomes(q, o2, 2));
     struct queue_note n = { .type = QUEUE_EV_COMPLAINT, .delivery = f };
     E(queue_record_note(q, &n));
+    /* opens and clicks (h21-track's event types) count like the rest */
+    n.type = QUEUE_EV_OPENED;
+    E(queue_record_note(q, &n));
+    E(queue_record_note(q, &n));
+    n.type = QUEUE_EV_CLICKED;
+    E(queue_record_note(q, &n));
 
     sum_of(q, QUEUE_SERIES_DAY, QUEUE_SERIES_CAMPAIGN, 7, NULL, &s);
     assert_int_equal(s.rows, 1);
@@ -157,6 +163,8 @@ static void test_counts(void **state)
     assert_int_equal(s.c[QUEUE_EV_SUPPRESSED], 1);
     assert_int_equal(s.c[QUEUE_EV_CANCELLED], 1);
     assert_int_equal(s.c[QUEUE_EV_COMPLAINT], 1);
+    assert_int_equal(s.c[QUEUE_EV_OPENED], 2);
+    assert_int_equal(s.c[QUEUE_EV_CLICKED], 1);
     assert_int_equal(s.c[QUEUE_SERIES_ATTEMPTED], 3);
     assert_int_equal(s.c[QUEUE_SERIES_FIRST], 1);
     uint64_t nh = 0;
