@@ -15,13 +15,16 @@
  *   REPORT_WEEKLY_REQ of the account, set to the request's time), which
  *   sluiced picks up within a few seconds, sends to the account's
  *   report_to (else alert_to) addresses and clears.  A request made while
- *   sluiced is down is sent when it starts.  Needs the manager role on
- *   the account (or more); audited as "report send-weekly".
+ *   sluiced is down is sent when it starts.  When the tools read a
+ *   sluiced.conf (--config, $SLUICE_CONFIG, /etc/sluice/sluiced.conf),
+ *   an account without addresses there is refused.  Needs the manager
+ *   role on the account (or more); audited as "report send-weekly".
  *
  * DIAGNOSTICS
  *   --html: 73 when FILE cannot be written (the reason on stderr), 70 for
  *   a page the renderer refuses.  send-weekly: 64 bad usage, 66 no such
- *   account, 77 refused, else the spool's code.
+ *   account, 77 refused, 78 no addresses in sluiced.conf, else the
+ *   spool's code.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -32,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "report_html.h"
 #include "report_weekly.h"
 #include "tool.h"
@@ -78,6 +82,29 @@ int tool_report_write_html(const json_t *rep, const char *path)
     return 0;
 }
 
+/* With a sluiced.conf to read, 0 when it gives account a addresses
+ * (report_to or alert_to in its [account ID]), else 78 after saying so:
+ * sluiced would drop the request.  Without one, 0 (sluiced decides). */
+static int addresses_known(struct tool_ctx *ctx,
+                           const struct queue_account *a)
+{
+    struct config cfg;
+    bool loaded = false, found = false;
+    int rc = tool_config_load(ctx, P, NULL, &cfg, &loaded);
+    if (rc || !loaded)
+        return rc;
+    for (size_t i = 0; i < cfg.naccounts; i++)
+        if (cfg.accounts[i].id == a->id &&
+            (cfg.accounts[i].report_to || cfg.accounts[i].alert_to))
+            found = true;
+    if (!found)
+        fprintf(stderr, P ": account %s has no report_to nor alert_to in "
+                "[account %u] of %s: nowhere to send its report\n", a->name,
+                a->id, cfg.path);
+    config_free(&cfg);
+    return found ? 0 : TOOL_EX_CONFIG;
+}
+
 int tool_report_send_weekly(struct tool_ctx *ctx, int argc, char **argv)
 {
     const char *acct = NULL;
@@ -102,6 +129,8 @@ int tool_report_send_weekly(struct tool_ctx *ctx, int argc, char **argv)
         (rc = tool_find_account(ctx, q, P, acct, a)) ||
         (rc = tool_authorize(ctx, q, ACT_REPORT, a->id,
                              QUEUE_ROLE_MANAGER, obj, &role)))
+        goto out;
+    if ((rc = addresses_known(ctx, a)))
         goto out;
     snprintf(cursor, sizeof cursor, REPORT_WEEKLY_REQ, a->id);
     int err = queue_cursor_put(q, cursor, (uint64_t)time(NULL));

@@ -202,6 +202,12 @@ class Weekly(IncidentTest):
         bad = self.sluice("report", "send-weekly", "--account", "nobody",
                           check=False)
         self.assertEqual(bad.returncode, 66, bad.stderr)
+        # with the configuration at hand, an account without addresses
+        # is refused (sluiced would have nowhere to send it)
+        bad = self.sluice("--config", conf, "report", "send-weekly",
+                          "--account", "master", check=False)
+        self.assertEqual(bad.returncode, 78, bad.stderr)
+        self.assertIn(b"has no report_to nor alert_to", bad.stderr)
 
         # a restart sends neither last week's report nor a request again:
         # a new request of other's is served after shop's checks (accounts
