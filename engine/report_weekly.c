@@ -16,7 +16,9 @@
  *   cursor yet gets the last full week's report at once.  A request from
  *   `sluice report send-weekly` (the cursor REPORT_WEEKLY_REQ, non-zero)
  *   sends the report of the last 7 days, today included, whether or not
- *   report_weekly is set, and is cleared after.
+ *   report_weekly is set, and is cleared after.  The report is
+ *   report_build()'s (queue_report.h), as `sluice report` gives it: a
+ *   sub-account's own mail, the master's the whole platform.
  *   The addresses are report_to, else alert_to, of the [account ID]
  *   section.  The message is multipart/mixed: the text summary
  *   (quoted-printable) and the HTML page (report_html.c) as an inline
