@@ -18,6 +18,8 @@
 #     bounce) with a live progress line.
 #  5. The report: the campaign's counters, the account's usage and the
 #     audit trail, verified against its checkpoints.
+#  6. The HTML report of the sub-account (sluice report --html), kept
+#     as BUILD_DIR/demo-report.html; its path is printed.
 #
 # usage: bench/demo.sh BUILD_DIR
 set -eu
@@ -143,3 +145,7 @@ print("the sink saw: %d messages, %d sessions, highest concurrency per "
       s["bare_lf"]))
 PY
 $S audit verify
+
+echo
+echo "== 6. the HTML report: charts in one file, offline and printable"
+$S report --html "$build/demo-report.html" --account shop

@@ -438,6 +438,14 @@ static void check_loaded(struct config_parse *p)
         }
     if (!p->err[0])
         config_accounting_check(p);
+    /* the weekly report needs somewhere to go (report_weekly.c) */
+    for (size_t i = 0; i < cfg->naccounts && !p->err[0]; i++)
+        if (cfg->accounts[i].report_weekly && !cfg->accounts[i].report_to &&
+            !cfg->accounts[i].alert_to) {
+            p->line = cfg->accounts[i].line;
+            config_fail(p, "[account %u] report_weekly = yes needs "
+                        "report_to (or alert_to)", cfg->accounts[i].id);
+        }
     if (!p->err[0] &&
         config_check_paths(cfg, &p->seen, p->err, sizeof p->err, &p->line))
         p->err_line = p->line;
@@ -544,8 +552,10 @@ void config_free(struct config *cfg)
     free(cfg->feedback_sender);
     free(cfg->feedback_address);
     free(cfg->http_listen);
-    for (size_t i = 0; i < cfg->naccounts; i++)
+    for (size_t i = 0; i < cfg->naccounts; i++) {
         free(cfg->accounts[i].alert_to);
+        free(cfg->accounts[i].report_to);
+    }
     for (size_t i = 0; i < cfg->naccounts; i++)
         for (unsigned k = 0; k < cfg->accounts[i].ndomains; k++)
             free(cfg->accounts[i].domains[k]);

@@ -130,6 +130,9 @@ struct account_policy {
     unsigned ndomains;
     int allow_unsigned;        /* -1: not set here, the default applies */
     int line;
+    char *report_to;           /* weekly report addresses (commas), NULL:
+                                  alert_to's (report_weekly.c) */
+    bool report_weekly;        /* mail the weekly report (report_weekly.c) */
 };
 
 /* [alert NAME]: one incident rule (config_alert.c, incident.c). */

@@ -268,6 +268,21 @@ static int account_key(struct config_parse *p, uint32_t id, const char *name,
             return config_fail(p, "out of memory");
         return 1;
     }
+    if (!strcmp(name, "report_to")) {
+        if (!*value || strlen(value) > 1000 || !strchr(value, '@'))
+            return config_fail(p, "report_to: '%s' is not a list of "
+                               "addresses", value);
+        free(a->report_to);
+        if (!(a->report_to = strdup(value)))
+            return config_fail(p, "out of memory");
+        return 1;
+    }
+    if (!strcmp(name, "report_weekly")) {
+        if (!config_parse_bool(value, &a->report_weekly))
+            return config_fail(p, "report_weekly: '%s' is not yes or no",
+                               value);
+        return 1;
+    }
     if (!strcmp(name, "allow_unsigned")) {
         bool b;
         if (!config_parse_bool(value, &b))
@@ -375,7 +390,9 @@ int config_id_section(struct config_parse *p, const char *section,
         return config_fail(p, "[%s]: the id must be a number", section);
     if (kind == 'a' && (!strcmp(name, "domains") ||
                         !strcmp(name, "allow_unsigned") ||
-                        !strcmp(name, "alert_to")))
+                        !strcmp(name, "alert_to") ||
+                        !strcmp(name, "report_to") ||
+                        !strcmp(name, "report_weekly")))
         return account_key(p, (uint32_t)id, name, value);
     if (strcmp(name, "max_rate"))
         return config_fail(p, "unknown key '%s' in [%s]", name, section);

@@ -309,6 +309,7 @@ struct engine {
     struct metrics *metrics;   /* metrics.c: GET /metrics */
     struct signals *signals;   /* signals.c: rolling windows, or NULL */
     struct incidents *incidents; /* incident.c: rules and open incidents */
+    struct report_weekly *weekly; /* report_weekly.c: the weekly report mail */
 };
 
 struct compose_batch;

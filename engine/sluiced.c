@@ -68,6 +68,7 @@
 #include "queue_admin.h"
 #include "signer.h"
 #include "incident.h"
+#include "report_weekly.h"
 #include "webhook.h"
 
 /* The usage and every option, on f. */
@@ -421,6 +422,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!rc)
+        rc = report_weekly_open(&e);
+    if (!rc)
         rc = unsub_http_start(&e);
     if (!rc)
         rc = smtpd_start(&e);
@@ -445,6 +448,7 @@ out:
     /* orderly teardown: no more unsubscribes, writer drained, handles */
     incidents_close(&e); /* its job writes through the writer */
     controls_wait(&e);   /* so does a campaign's resume */
+    report_weekly_close(&e); /* so does the weekly report's */
     unsub_http_stop(&e);
     smtpd_stop(&e);
     if (e.q)

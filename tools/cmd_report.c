@@ -35,6 +35,7 @@
 
 #include "queue_report.h"
 #include "tool_admin.h"
+#include "tool_report.h"
 
 #define P "sluice report"
 
@@ -42,7 +43,10 @@ static const char usage_text[] =
     "usage: sluice report summary|daily|hourly|campaigns|sites|domains|"
     "accounts|leaderboard\n"
     "         [--account A] [--from YYYY-MM-DD] [--to YYYY-MM-DD] "
-    "[--json | --csv]\n";
+    "[--json | --csv]\n"
+    "       sluice report [SUB] --html FILE [--account A] [--from ...] "
+    "[--to ...]\n"
+    "       sluice report send-weekly --account A\n";
 
 /* The count columns of CSV and their order. */
 static const char *const count_keys[] = {
@@ -271,6 +275,7 @@ int tool_report_main(struct tool_ctx *ctx, int argc, char **argv)
         "accounts", "leaderboard",
     };
     const char *sub = NULL, *acct = NULL, *from_s = NULL, *to_s = NULL;
+    const char *html = NULL;  /* --html FILE (cmd_report_html.c) */
     bool bad = false, csv = false;
     struct queue *q = NULL;
     struct queue_account *a = NULL;
@@ -282,10 +287,13 @@ int tool_report_main(struct tool_ctx *ctx, int argc, char **argv)
         return 0;
     }
     argc = tool_take_json(ctx, argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "send-weekly"))
+        return tool_report_send_weekly(ctx, argc - 1, argv + 1);
     for (int i = 1; i < argc && !bad; i++) {
         if (tool_opt(argc, argv, &i, "--account", &acct, &bad) ||
             tool_opt(argc, argv, &i, "--from", &from_s, &bad) ||
-            tool_opt(argc, argv, &i, "--to", &to_s, &bad))
+            tool_opt(argc, argv, &i, "--to", &to_s, &bad) ||
+            tool_opt(argc, argv, &i, "--html", &html, &bad))
             continue;
         if (!strcmp(argv[i], "--csv"))
             csv = true;
@@ -294,14 +302,19 @@ int tool_report_main(struct tool_ctx *ctx, int argc, char **argv)
         else
             bad = true;
     }
+    if (html && !sub)
+        sub = "summary"; /* the page has every part */
     bool known = false;
     for (size_t i = 0; sub && i < sizeof subs / sizeof subs[0]; i++)
         known |= !strcmp(sub, subs[i]);
-    if (bad || !known || (csv && ctx->json)) {
+    if (bad || !known || (csv && ctx->json) ||
+        (html && (csv || ctx->json))) {
         if (sub && !known && !bad)
             fprintf(stderr, P ": unknown report '%s'\n", sub);
         if (csv && ctx->json)
             fprintf(stderr, P ": --json and --csv exclude each other\n");
+        if (html && (csv || ctx->json))
+            fprintf(stderr, P ": --html excludes --json and --csv\n");
         fprintf(stderr, "%s", usage_text);
         return TOOL_EX_USAGE;
     }
@@ -367,7 +380,9 @@ int tool_report_main(struct tool_ctx *ctx, int argc, char **argv)
         rc = tool_admin_error(P, err);
         goto out;
     }
-    if (ctx->json) {
+    if (html) {
+        rc = tool_report_write_html(rep, html);
+    } else if (ctx->json) {
         tool_emit_json(json_part(rep, sub));
     } else if (!strcmp(sub, "summary")) {
         if (csv) {
