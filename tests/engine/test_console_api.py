@@ -244,7 +244,8 @@ class ConsoleApi(PeerTest):
         def described():
             doc = ops.call("GET", "/console/api/sites")[1]
             return "dest.test" in [x["name"] for x in doc["sites"]]
-        wait_for(described, 10, "status.json describing dest.test")
+        wait_for(described, 10, "status.json describing dest.test",
+                 interval=0.2)
         st, web, _ = ops.call("GET", "/console/api/campaigns/%d" % shop)
         cli = json.loads(self.sluice("campaign", "show", str(shop),
                                      "--json").stdout)
@@ -266,6 +267,22 @@ class ConsoleApi(PeerTest):
         self.assertEqual(rows[shop]["eta_basis"]["what"], "dest.test")
         self.assertIsNone(rows[other]["eta"])
         self.assertEqual(rows[other]["eta_basis"]["text"], "not sent")
+        # a campaign cap below the site's limit decides instead, as
+        # sluiced applies it (status.json's rate_caps), in both
+        self.sluice("limits", "set", "campaign", str(shop), "max_rate=10/s")
+
+        def capped():
+            b = ops.call("GET", "/console/api/campaigns/%d" % shop)[1]
+            return b["eta_basis"] if b["eta_basis"]["kind"] != "site" else None
+        basis = wait_for(capped, 10, "the campaign cap in the console's ETA",
+                         interval=0.2)
+        self.assertEqual((basis["kind"], basis["what"], basis["rate_per_s"]),
+                         ("campaign cap", "campaign %d" % shop, 10.0), basis)
+        cli = json.loads(self.sluice("campaign", "show", str(shop),
+                                     "--json").stdout)["eta_basis"]
+        self.assertEqual((cli["kind"], cli["rate_per_s"]),
+                         ("campaign cap", 10.0), cli)
+        self.sluice("limits", "unset", "campaign", str(shop))
 
         # a POST without the CSRF token is refused and changes nothing
         st, doc, _ = ops.call("POST", "/console/api/campaigns/%d/pause"
