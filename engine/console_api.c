@@ -67,6 +67,11 @@ static json_t *status_doc(void)
     return j;
 }
 
+json_t *console_status_doc(void)
+{
+    return status_doc();
+}
+
 /* A decimal id of at most 19 digits; 0 when it is not one. */
 static uint64_t parse_id(const char *s, size_t n)
 {

@@ -15,11 +15,27 @@
  *   bounced, expired, suppressed (ended unsent in the queue),
  *   suppressed_at_send, cancelled, pending (not yet terminal), sent
  *   (delivered + bounced), deferred (deferral events), progress (terminal
- *   / total, 0..1; 1 once done) and eta (null: the honest ETA of
- *   `campaign show` is computed by the tools only so far).  An action is
- *   the spool's own call the CLI makes (queue_campaign_pause ...): the
- *   state, the control sluiced polls each second and the audit record,
- *   the caller as the actor, commit together.
+ *   / total, 0..1; 1 once done), and eta and eta_basis as `campaign show
+ *   --json` gives them: the same estimate (eta.h: the slowest site at
+ *   its limit, the campaign's and account's caps, retries; "paused"; or
+ *   null), from the spool and the status document this sluiced writes
+ *   each second, never from DNS or the loop's memory (this runs on the
+ *   HTTP thread).  A site sluiced has not described yet has no known rate
+ *   here (the CLI would look it up in sluiced.conf); the basis text says
+ *   so.  An action is the spool's own call the CLI makes
+ *   (queue_campaign_pause ...): the state, the control sluiced polls each
+ *   second and the audit record, the caller as the actor, commit
+ *   together.
+ *
+ *   What the ETA costs: one walk of the spool's queued mail (the ready
+ *   index has no campaign in its key).  Only sending and paused
+ *   campaigns need it; the list estimates all of its sending and paused
+ *   rows in one shared walk, one campaign's call its own.  The walk reads
+ *   at most ETA_WALK_LIST (the list) or ETA_WALK_ONE (one campaign)
+ *   queued deliveries, so the HTTP thread never stalls for seconds on a
+ *   huge queue: past that, eta is null (or "paused") and the basis says
+ *   the spool holds too much to read here; `sluice campaign show` reads
+ *   it all.
  *
  * DIAGNOSTICS
  *   403 refused (audited), 404 unknown campaign, 405 a wrong method, 409 a
@@ -30,15 +46,49 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "console_int.h"
+#include "eta.h"
 #include "queue_campaign.h"
 #include "tool_admin.h"
 
-/* One campaign's row: state settled as `campaign show` settles it. */
+/* Queued deliveries the ETA's walk reads at most: the list's, one
+ * campaign's. */
+#define ETA_WALK_LIST 200000u
+#define ETA_WALK_ONE 1000000u
+
+/* The ETAs of rows[0..n) (of campaigns ask[0..n)) set in them, "eta" and
+ * "eta_basis", as `campaign show --json` gives them.  0 or a queue code. */
+static int put_etas(struct queue *q, json_t *const *rows,
+                    const struct eta_ask *ask, size_t n, size_t max_walk)
+{
+    struct eta_live live;
+    struct eta *v = n ? calloc(n, sizeof *v) : NULL;
+    if (!n)
+        return 0;
+    if (!v)
+        return -ENOMEM;
+    json_t *doc = console_status_doc();
+    int err = eta_live_load(doc, &live);
+    if (!err) {
+        err = eta_estimate(q, &live, NULL, ask, n, max_walk, v);
+        eta_live_free(&live);
+    }
+    json_decref(doc);
+    for (size_t i = 0; i < n && !err; i++) {
+        eta_json(&v[i], rows[i]);
+        eta_free(&v[i]);
+    }
+    free(v);
+    return err;
+}
+
+/* One campaign's row: state settled as `campaign show` settles it (into
+ * *state); eta null until put_etas(). */
 static json_t *campaign_row(struct queue *q, const struct queue_campaign *c,
-                            bool full)
+                            bool full, int *settled)
 {
     struct queue_counts n;
     int state = c->state;
@@ -52,6 +102,7 @@ static json_t *campaign_row(struct queue *q, const struct queue_campaign *c,
                       : 0;
     if (progress > 1)
         progress = 1;
+    *settled = state;
     json_t *j = json_pack(
         "{s:I,s:s,s:o,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,"
         "s:n,s:b}",
@@ -84,6 +135,8 @@ static json_t *campaign_row(struct queue *q, const struct queue_campaign *c,
 struct camp_list {
     struct console_call *k;
     json_t *arr;
+    struct eta_ask *ask;     /* the campaign of each row, for its ETA */
+    size_t cap;
     int err;
 };
 
@@ -93,19 +146,43 @@ static int list_one(void *arg, const struct queue_campaign *c)
     struct camp_list *l = arg;
     if (console_role(l->k, c->account) < QUEUE_ROLE_VIEWER)
         return 0;
-    json_t *row = campaign_row(l->k->q, c, false);
+    int state;
+    json_t *row = campaign_row(l->k->q, c, false, &state);
     if (!row) {
         l->err = -EIO;
         return 1;
     }
+    size_t n = json_array_size(l->arr);
+    if (n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 32;
+        struct eta_ask *na = realloc(l->ask, nc * sizeof *na);
+        if (!na) {
+            json_decref(row);
+            l->err = -ENOMEM;
+            return 1;
+        }
+        l->ask = na;
+        l->cap = nc;
+    }
+    l->ask[n] = (struct eta_ask){ c->id, c->account, state };
     json_array_append_new(l->arr, row);
     return 0;
 }
 
 unsigned console_campaigns(struct console_call *k, json_t **out)
 {
-    struct camp_list l = { k, json_array(), 0 };
+    struct camp_list l = { k, json_array(), NULL, 0, 0 };
     long n = queue_campaigns(k->q, 0, list_one, &l);
+    size_t rows = json_array_size(l.arr);
+    json_t **row = rows ? malloc(rows * sizeof *row) : NULL;
+    if (n >= 0 && !l.err && rows && !row)
+        l.err = -ENOMEM;
+    for (size_t i = 0; row && i < rows; i++)
+        row[i] = json_array_get(l.arr, i);
+    if (n >= 0 && !l.err)
+        l.err = put_etas(k->q, row, l.ask, rows, ETA_WALK_LIST);
+    free(row);
+    free(l.ask);
     if (n < 0 || l.err) {
         json_decref(l.arr);
         return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
@@ -174,11 +251,15 @@ unsigned console_campaign(struct console_call *k, uint64_t id,
         return console_error(out, MHD_HTTP_CONFLICT, "%s",
                              queue_last_detail());
     if (!err && !(err = queue_campaign_get(k->q, id, &c))) {
-        *out = campaign_row(k->q, &c, true);
+        int state;
+        *out = campaign_row(k->q, &c, true, &state);
+        struct eta_ask ask = { c.id, c.account, state };
         queue_campaign_clear(&c);
-        if (*out)
+        if (*out && !(err = put_etas(k->q, out, &ask, 1, ETA_WALK_ONE)))
             return MHD_HTTP_OK;
-        err = -EIO;
+        json_decref(*out);
+        *out = NULL;
+        err = err ? err : -EIO;
     }
     return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
                          queue_strerror(err));

@@ -124,5 +124,7 @@ unsigned console_campaign(struct console_call *k, uint64_t id,
 unsigned console_report(struct console_call *k, json_t **out);
 /* The status file sluiced writes (console_start). */
 void console_api_setup(const char *status_path);
+/* That file's document (the caller's reference), or NULL. */
+json_t *console_status_doc(void);
 
 #endif

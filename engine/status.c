@@ -12,7 +12,8 @@
  *   writes ("spool_state": writable, full or unwritable, with the outcomes
  *   held in memory meanwhile); and the pauses open incidents hold
  *   ("breakers": campaign, account or site, by which incident and rule,
- *   and its probe).
+ *   and its probe); and the rate caps per account and campaign in force
+ *   ("rate_caps", limits.c), which a campaign's ETA takes (eta.h).
  *
  *   Written into a spare file that is then swapped with status.json
  *   (renameat2 RENAME_EXCHANGE), so a reader never sees half a document
@@ -69,6 +70,27 @@ static json_t *site_json(struct site *s)
                      "deferred", (json_int_t)s->deferred,
                      "bounced", (json_int_t)s->bounced, "waiting", (int)s->waiting,
                      "live_limits", live);
+}
+
+/* The rate caps per account and campaign that limits.c applies now
+ * (sluiced.conf, the accounts' own caps, live limits): what a
+ * campaign's ETA takes (eta_live.c). */
+static json_t *caps_json(const struct engine *e)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < e->limits.n; i++) {
+        const struct id_limit *l = &e->limits.v[i];
+        char rt[32];
+        double per_s = l->rate.n && l->rate.per_s
+                       ? (double)l->rate.n / l->rate.per_s : 0;
+        json_array_append_new(arr, json_pack(
+            "{s:s,s:I,s:s,s:f}", "kind", l->kind == 'a' ? "account"
+                                                        : "campaign",
+            "id", (json_int_t)l->id, "max_rate",
+            config_rate_text(&l->rate, rt, sizeof rt), "max_rate_per_s",
+            per_s));
+    }
+    return arr;
 }
 
 /* site_foreach(): one site into the array. */
@@ -153,6 +175,7 @@ void status_write(struct engine *e)
                         json_integer(SITE_RATE_WINDOW_S));
     /* the circuit breaker's pauses of open incidents (incident_probe.c) */
     json_object_set_new(doc, "breakers", incidents_status_json(e));
+    json_object_set_new(doc, "rate_caps", caps_json(e));
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     int rc = text ? replace_file(path, tmp, text) : -1;

@@ -9,7 +9,7 @@
  *   (queue_counts_campaign).  show prints the definition, the state, the
  *   counts (sent is delivered + bounced) and an ETA from what each
  *   destination still holds for it and the limit in force there, naming
- *   the slowest (campaign_eta.c), and for a campaign an
+ *   the slowest (engine/eta.c, via campaign_eta.c), and for a campaign an
  *   incident paused, which incident and rule (incident_pause.c); list one
  *   row a campaign, of one account or of every account the caller may
  *   view.  --json gives the same as an object (show) or an array of
@@ -201,7 +201,7 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
         status_view_free(&sv);
         return rc;
     }
-    struct tool_eta eta;
+    struct eta eta;
     memset(&eta, 0, sizeof eta);
     int err = view_of(cmd.q, &cmd.c, &v);
     if (!err)
@@ -209,7 +209,7 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     status_view_free(&sv);
     if (err) {
         fprintf(stderr, CAMP_P " show: %s\n", queue_strerror(err));
-        tool_eta_free(&eta);
+        eta_free(&eta);
         camp_end(&cmd);
         return tool_exit_for(err);
     }
@@ -235,9 +235,9 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
                                                : json_null());
         json_object_set_new(j, "paused_until", pe.until
                             ? json_integer(pe.until) : json_null());
-        tool_eta_json(&eta, j);
+        eta_json(&eta, j);
         tool_emit_json(j);
-        tool_eta_free(&eta);
+        eta_free(&eta);
         free(pauses);
         camp_end(&cmd);
         return 0;
@@ -296,14 +296,14 @@ int camp_cmd_show(struct tool_ctx *ctx, int argc, char **argv)
            (unsigned long long)v.k.suppressed);
     printf("cancelled   %llu (not sent)\n",
            (unsigned long long)v.k.cancelled);
-    if (eta.state == TOOL_ETA_TIME)
+    if (eta.state == ETA_TIME)
         printf("eta         %s (%s)\n", tool_time_text(eta.eta, ts, sizeof ts),
                eta.text);
-    else if (eta.state == TOOL_ETA_PAUSED)
+    else if (eta.state == ETA_PAUSED)
         printf("eta         paused (%s)\n", eta.text);
     else
         printf("eta         - (%s)\n", eta.text);
-    tool_eta_free(&eta);
+    eta_free(&eta);
     camp_end(&cmd);
     return 0;
 }

@@ -9,6 +9,7 @@ usage: /usr/bin/python3 test_console_api.py SLUICED SLUICE SINK
 (SLUICE_INCIDENT_PUT: the incident_put helper)
 """
 import base64
+import calendar
 import hashlib
 import hmac
 import http.client
@@ -33,6 +34,11 @@ def totp(secret_b32, t=None):
     off = mac[-1] & 0x0F
     code = (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000
     return "%06d" % code
+
+
+def unix(text):
+    """Unix seconds of "YYYY-MM-DDTHH:MM:SSZ"."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 class Client:
@@ -231,6 +237,53 @@ class ConsoleApi(PeerTest):
                          (200, "sending", RCPTS))
         self.assertTrue(0 < doc["progress"] < 1, doc)
 
+        # its ETA is `campaign show`'s: dest.test at its 20/s decides, and
+        # the console and the CLI say the same time at the same moment
+        # (once sluiced's status.json describes the site: before, the
+        # console knows no rate for it and says so)
+        def described():
+            doc = ops.call("GET", "/console/api/sites")[1]
+            return "dest.test" in [x["name"] for x in doc["sites"]]
+        wait_for(described, 10, "status.json describing dest.test",
+                 interval=0.2)
+        st, web, _ = ops.call("GET", "/console/api/campaigns/%d" % shop)
+        cli = json.loads(self.sluice("campaign", "show", str(shop),
+                                     "--json").stdout)
+        self.assertTrue(web["eta"] and cli["eta"], (web, cli))
+        self.assertLessEqual(abs(unix(web["eta"]) - unix(cli["eta"])), 2,
+                             (web["eta_basis"], cli["eta_basis"]))
+        basis = web["eta_basis"]
+        self.assertEqual((basis["kind"], basis["what"], basis["rate_per_s"]),
+                         ("site", "dest.test", 20.0), basis)
+        self.assertEqual(basis["text"].split(",")[0],
+                         "slowest: site dest.test", basis)
+        self.assertEqual(sorted(basis), sorted(cli["eta_basis"]))
+        self.assertGreater(unix(web["eta"]), time.time())
+        # the list gives the sending campaign's ETA too; a draft has none
+        st, doc, _ = ops.call("GET", "/console/api/campaigns")
+        rows = {c["id"]: c for c in doc["campaigns"]}
+        self.assertLessEqual(abs(unix(rows[shop]["eta"]) -
+                                 unix(web["eta"])), 2, rows[shop])
+        self.assertEqual(rows[shop]["eta_basis"]["what"], "dest.test")
+        self.assertIsNone(rows[other]["eta"])
+        self.assertEqual(rows[other]["eta_basis"]["text"], "not sent")
+        # a campaign cap below the site's limit decides instead, as
+        # sluiced applies it (status.json's rate_caps), in both
+        self.sluice("limits", "set", "campaign", str(shop), "max_rate=10/s")
+
+        def capped():
+            b = ops.call("GET", "/console/api/campaigns/%d" % shop)[1]
+            return b["eta_basis"] if b["eta_basis"]["kind"] != "site" else None
+        basis = wait_for(capped, 10, "the campaign cap in the console's ETA",
+                         interval=0.2)
+        self.assertEqual((basis["kind"], basis["what"], basis["rate_per_s"]),
+                         ("campaign cap", "campaign %d" % shop, 10.0), basis)
+        cli = json.loads(self.sluice("campaign", "show", str(shop),
+                                     "--json").stdout)["eta_basis"]
+        self.assertEqual((cli["kind"], cli["rate_per_s"]),
+                         ("campaign cap", 10.0), cli)
+        self.sluice("limits", "unset", "campaign", str(shop))
+
         # a POST without the CSRF token is refused and changes nothing
         st, doc, _ = ops.call("POST", "/console/api/campaigns/%d/pause"
                               % shop, csrf=False)
@@ -248,6 +301,8 @@ class ConsoleApi(PeerTest):
         st, doc, _ = ops.call("POST", "/console/api/campaigns/%d/pause"
                               % shop, {"reason": "console test"})
         self.assertEqual((st, doc["state"]), (200, "paused"), doc)
+        self.assertEqual((doc["eta"], doc["eta_basis"]["kind"]),
+                         ("paused", "paused"), doc)
         last = [-1]
 
         def settled():
@@ -264,6 +319,7 @@ class ConsoleApi(PeerTest):
         self.assertEqual(ops.login("ops", "ops-pass-1234")[0], 200)
         st, doc, _ = ops.call("GET", "/console/api/campaigns/%d" % shop)
         self.assertEqual(doc["state"], "paused")
+        self.assertEqual(doc["eta"], "paused")
         self.assertGreater(doc["pending"], 0)
 
         # an API key acts without cookie or CSRF token, with its own role:
