@@ -20,6 +20,10 @@
 #     audit trail, verified against its checkpoints.
 #  6. The HTML report of the sub-account (sluice report --html), kept
 #     as BUILD_DIR/demo-report.html; its path is printed.
+#  7. The web console: sluiced serves it on http_listen; the demo signs in
+#     through its API as the owner and prints the URL.  With DEMO_SERVE=1
+#     sluiced stays up (until Ctrl-C) so the console can be opened in a
+#     browser; otherwise it stops with the demo.
 #
 # usage: bench/demo.sh BUILD_DIR
 set -eu
@@ -27,6 +31,7 @@ build=$(cd "${1:-build}" && pwd)
 . "$(dirname "$0")/lib.sh"
 bench_setup demo
 S="$build/tools/sluice --spool $T/spool"
+HTTPPORT=$(port)
 NDOM=200
 N=${DEMO_CONTACTS:-20000}
 
@@ -36,6 +41,7 @@ audit_key = $T/audit.key
 audit_checkpoint = $T/audit.checkpoints
 event_log = $T/events.jsonl
 unsubscribe_host = u.shop.demo
+http_listen = 127.0.0.1:$HTTPPORT
 retry = 1s
 max_age = 5s
 [domain default]
@@ -149,3 +155,31 @@ $S audit verify
 echo
 echo "== 6. the HTML report: charts in one file, offline and printable"
 $S report --html "$build/demo-report.html" --account shop
+
+echo
+echo "== 7. the web console"
+"$build/engine/sluiced" -c "$T/sluiced.conf" > "$T/sluiced-console.log" 2>&1 &
+cpid=$!
+pids="$pids $cpid"
+url="http://127.0.0.1:$HTTPPORT/"
+i=0
+until curl -sf -o /dev/null "$url"; do
+  i=$((i + 1))
+  if [ $i -ge 100 ]; then
+    echo "demo: the console at $url did not answer" >&2
+    cat "$T/sluiced-console.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+curl -sf -H 'Content-Type: application/json' \
+  -d '{"user":"ops","password":"demo-ops-pass"}' "${url}console/api/login" |
+  /usr/bin/python3 -c 'import json, sys; d = json.load(sys.stdin)
+print("signed in through the console API as %s (%s)" % (d["user"], d["role"]))'
+echo "console: $url  (user ops, password demo-ops-pass)"
+if [ "${DEMO_SERVE:-}" = 1 ]; then
+  echo "sluiced serves it until Ctrl-C"
+  wait "$cpid" || true
+else
+  echo "(it stops with the demo: DEMO_SERVE=1 make demo keeps it up)"
+fi
