@@ -224,6 +224,7 @@
     var g = gen;
     function tick() {
       if (g !== gen) return;
+      if (document.hidden) { timer = setTimeout(tick, ms || POLL_MS); return; }
       load().then(function () {
         if (g === gen && $('notice').className === 'error') notice('');
         return true;

@@ -1,0 +1,412 @@
+"""test_console_browser.py - the web console in a real browser.
+
+Debian's headless chromium, driven by chromedriver through python3-selenium,
+against a real sluiced (http_listen) with a sink behind dnsmasq's MX.  A
+master (acme) with two sub-accounts (shop, blog), each with a campaign;
+users ops (owner of acme), tina (viewer of acme, with TOTP) and sam
+(manager of shop).  One sluiced, one browser, the cases in order:
+
+  sign-in     a wrong password is refused with a visible message and the
+              page stays on the form; tina's password brings up the code
+              field, a code computed here (RFC 6238, hmac) signs her in;
+  live        ops opens shop's campaign (5 recipients a second): its
+              progress bar's value grows while sluiced sends;
+  pause       the console's Pause button: within 2 s the sink's count
+              stops growing (read twice after the pause settled);
+  tenancy     sam sees shop's campaign and not blog's; blog's campaign by
+              URL answers 403 and the page says "Not allowed";
+  csrf        a POST from the page without X-CSRF-Token is refused (403)
+              and changes nothing; the same POST with it is done;
+  pages       a screenshot of every page (and the sign-in form) saved
+              under $SLUICE_ARTEFACTS (the build dir's artefacts/console/),
+              the path printed;
+  log         the browser's console log holds no error but the expected
+              refusals of the API (the 401s of the sign-in, the 403s the
+              test provoked): no script error, no CSP violation, no
+              missing asset.
+
+usage: /usr/bin/python3 test_console_browser.py SLUICED SLUICE SINK
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import struct
+import subprocess
+import tempfile
+import time
+
+import peers
+from peers import PeerTest
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = "/usr/bin/chromium"
+RATE = 5                       # recipients a second to the sink
+NRCPT = 60                     # shop's campaign: about 12 s at RATE
+PASSWORDS = {"ops": "ops-console-pw", "tina": "tina-console-pw",
+             "sam": "sam-console-pw"}
+PAGES = ("overview", "sites", "campaigns", "accounts", "incidents",
+         "reports", "audit")
+
+
+def totp_code(secret, t=None):
+    """The RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    step = int((time.time() if t is None else t) // 30)
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF)
+                     % 1000000)
+
+
+class ConsoleBrowser(PeerTest):
+
+    def setUp(self):
+        super().setUp()
+        self.env_saved = {k: os.environ.get(k) for k in
+                          ("SLUICE_USER", "SLUICE_PASSWORD",
+                           "SLUICE_PWHASH_FAST", "SLUICE_CONFIG")}
+        os.environ["SLUICE_PWHASH_FAST"] = "1"
+        os.environ["SLUICE_CONFIG"] = ""
+        os.environ.pop("SLUICE_USER", None)
+        os.environ.pop("SLUICE_PASSWORD", None)
+        self.driver = None
+        self.log = []
+        self.shots = os.environ.get("SLUICE_ARTEFACTS") or self.path("shots")
+        os.makedirs(self.shots, exist_ok=True)
+
+    def tearDown(self):
+        if self.driver is not None:
+            try:
+                self.driver.quit()
+            except WebDriverException:
+                pass
+        for k, v in self.env_saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        super().tearDown()
+
+    # ------------------------------------------------------------ set-up
+
+    def campaign(self, account, name, rcpts):
+        csv = self.path("%s.csv" % name)
+        with open(csv, "w") as f:
+            f.write("email\n" + "\n".join(rcpts) + "\n")
+        self.sluice("list", "create", name, "--account", account)
+        self.sluice("list", "import", name, csv, "--account", account)
+        html = self.path("%s.html" % name)
+        with open(html, "w") as f:
+            f.write("<p>Hello from %s</p>\n" % account)
+        r = self.sluice("campaign", "create", name, "--account", account,
+                        "--list", name, "--from",
+                        "News <news@%s.test>" % account, "--subject", "Hi",
+                        "--html", html, "--json")
+        return str(json.loads(r.stdout)["id"])
+
+    def user(self, name, account, role):
+        r = subprocess.run([self.bin["sluice"], "--spool", self.path("spool"),
+                            "user", "add", name, "--account", account,
+                            "--role", role, "--password-stdin"],
+                           input=(PASSWORDS[name] + "\n").encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+
+    def world(self):
+        """Accounts, campaigns, users; sinks, dnsmasq and sluiced."""
+        self.sluice("account", "create", "acme")
+        for a in ("shop", "blog"):
+            self.sluice("account", "create", a)
+            self.sluice("domain", "add", "%s.test" % a, "--account", a,
+                        "--selector", "s1")
+            self.sluice("domain", "verify", "%s.test" % a, "--force")
+        self.shop_cid = self.campaign(
+            "shop", "spring", ["s%03d@dest.test" % i for i in range(NRCPT)])
+        self.blog_cid = self.campaign(
+            "blog", "digest", ["b%03d@other.test" % i for i in range(3)])
+        self.user("ops", "acme", "owner")          # ends the bootstrap
+        os.environ["SLUICE_USER"] = "ops"
+        os.environ["SLUICE_PASSWORD"] = PASSWORDS["ops"]
+        self.user("tina", "acme", "viewer")
+        self.user("sam", "shop", "manager")
+        r = self.sluice("--json", "user", "totp", "tina", "enable")
+        self.tina_secret = json.loads(r.stdout)["secret"]
+
+        port = peers.free_port()
+        self.sink = self.start_sink(port, listen="127.0.0.1")
+        dns = self.start_dns({"dest.test": [(10, "127.0.0.1")],
+                              "other.test": [(10, "127.0.0.1")]})
+        self.http = peers.free_port()
+        conf = self.write_config(dns=dns, smtp_port=port,
+                                 http_listen="127.0.0.1:%d" % self.http,
+                                 pause_recheck="1s", allow_unsigned=True)
+        with open(conf, "a") as f:
+            f.write("\n[domain default]\nmax_rate = %d/s\n" % RATE)
+        self.sluiced = self.start_sluiced(conf, exit_when_empty=False)
+        self.base = "http://127.0.0.1:%d" % self.http
+
+        def up():
+            if not self.sluiced.alive():
+                raise peers.PeerError("sluiced exited:\n" +
+                                      self.sluiced.output()[-3000:])
+            try:
+                import urllib.request
+                with urllib.request.urlopen(self.base + "/", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        peers.wait_for(up, 20, "the console at %s/" % self.base, 0.1)
+
+    def browser(self):
+        o = webdriver.ChromeOptions()
+        o.binary_location = CHROMIUM
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                  "--disable-dev-shm-usage", "--window-size=1280,960",
+                  "--no-first-run", "--no-default-browser-check",
+                  "--disable-background-networking", "--disable-extensions",
+                  "--user-data-dir=" + self.path("chromium-profile")):
+            o.add_argument(a)
+        o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        svc = Service(CHROMEDRIVER, log_path=self.path("chromedriver.log"))
+        self.driver = webdriver.Chrome(service=svc, options=o)
+        self.driver.set_page_load_timeout(20)
+        self.driver.set_script_timeout(10)
+
+    # ------------------------------------------------------------ page
+
+    def id(self, name):
+        return self.driver.find_element(By.ID, name)
+
+    def js(self, script, *args):
+        return self.driver.execute_script(script, *args)
+
+    def fetch(self, method, path, csrf=False):
+        """fetch() from the page: the answer's status (and body)."""
+        return self.driver.execute_async_script("""
+            var done = arguments[arguments.length - 1];
+            var h = {'Content-Type': 'application/json'};
+            var go = function () {
+              fetch(arguments[0], {method: arguments[1], headers: h,
+                                   credentials: 'same-origin',
+                                   body: arguments[1] === 'GET' ? undefined : '{}'})
+                .then(function (r) { return r.text().then(function (t) {
+                    done([r.status, t]); }); },
+                      function (e) { done([0, String(e)]); });
+            };
+            var url = arguments[0], method = arguments[1];
+            if (!arguments[2]) { go(url, method); return; }
+            fetch('/console/api/session', {credentials: 'same-origin'})
+              .then(function (r) { return r.json(); })
+              .then(function (s) { h['X-CSRF-Token'] = s.csrf; go(url, method); });
+        """, "/console/api/" + path, method, csrf)
+
+    def wait(self, pred, what, timeout=15):
+        return peers.wait_for(pred, timeout, what, 0.05)
+
+    def text(self, name):
+        try:
+            return self.id(name).text
+        except WebDriverException:
+            return ""
+
+    def go(self, route):
+        self.driver.get("%s/#/%s" % (self.base, route))
+        self.wait(lambda: self.js("return document.body.dataset.signedIn"),
+                  "the page's first answer")
+
+    def sign_in(self, user, password, totp=None):
+        self.driver.get(self.base + "/")
+        self.wait(lambda: self.js("return document.body.dataset.signedIn"),
+                  "the page's session check")
+        if self.js("return document.body.dataset.signedIn") == "yes":
+            self.sign_out()
+        self.id("signin-user").clear()
+        self.id("signin-user").send_keys(user)
+        self.id("signin-password").clear()
+        self.id("signin-password").send_keys(password)
+        if totp is not None:
+            self.id("signin-totp").send_keys(totp)
+        self.id("signin-submit").click()
+
+    def signed_in_as(self, user):
+        self.wait(lambda: self.js("return document.body.dataset.signedIn")
+                  == "yes" and self.text("whoami").startswith(user + " "),
+                  "signed in as %s" % user)
+
+    def sign_out(self):
+        self.id("signout").click()
+        self.wait(lambda: self.id("signin").is_displayed(),
+                  "the sign-in form after sign-out")
+
+    def shot(self, name):
+        path = os.path.join(self.shots, name + ".png")
+        self.assertTrue(self.driver.save_screenshot(path), path)
+        return path
+
+    def browser_log(self):
+        """The browser's console entries since the last call (kept)."""
+        got = self.driver.get_log("browser")
+        self.log.extend(got)
+        return got
+
+    def progress(self):
+        v = self.js("var p = document.getElementById('campaign-progress');"
+                    "return p ? p.value : null;")
+        return v
+
+    def sent(self):
+        return self.sink.stats()["messages"]
+
+    # ------------------------------------------------------------ the test
+
+    def test_console(self):
+        self.world()
+        self.browser()
+        self.step_sign_in()
+        self.step_live_and_pause()
+        self.step_pages()
+        self.step_tenancy_and_csrf()
+        self.step_log()
+
+    def step_sign_in(self):
+        self.sign_in("ops", "not-the-password")
+        self.wait(lambda: self.text("signin-error"), "a refusal message")
+        self.assertIn("refused", self.text("signin-error").lower())
+        self.assertTrue(self.id("signin-error").is_displayed())
+        self.assertTrue(self.id("signin").is_displayed())
+        self.assertFalse(self.id("top").is_displayed())
+        self.assertEqual(self.js("return document.body.dataset.signedIn"),
+                         "no")
+        self.shot("signin-refused")
+
+        # tina has TOTP: her password alone brings up the code field
+        self.sign_in("tina", PASSWORDS["tina"])
+        self.wait(lambda: self.id("signin-totp").is_displayed(),
+                  "the TOTP field")
+        self.assertIn("code", self.text("signin-error"))
+        self.assertEqual(self.js("return document.body.dataset.signedIn"),
+                         "no")
+        self.shot("signin-totp")
+        self.id("signin-totp").send_keys(totp_code(self.tina_secret))
+        self.id("signin-submit").click()
+        self.signed_in_as("tina")
+        self.assertIn("viewer", self.text("whoami"))
+        self.sign_out()
+
+    def step_live_and_pause(self):
+        self.sign_in("ops", PASSWORDS["ops"])
+        self.signed_in_as("ops")
+        self.go("campaigns/%s" % self.shop_cid)
+        self.wait(lambda: self.progress() is not None, "the progress bar")
+        self.assertEqual(self.progress(), 0)
+        self.sluice("campaign", "send", self.shop_cid)
+        # the bar moves while sluiced sends: two readings, each larger
+        first = self.wait(lambda: self.progress() or None,
+                          "the bar leaving 0", 30)
+        self.wait(lambda: self.progress() > first, "the bar moving on", 30)
+        second = self.progress()
+        self.assertLess(second, 1, "the campaign ended before the pause")
+        self.assertLessEqual(self.sent(), NRCPT)
+        self.shot("campaign-sending")
+
+        self.id("campaign-pause").click()
+        t0 = time.monotonic()
+        self.wait(lambda: self.js("return document.getElementById('view')"
+                                  ".dataset.state") == "paused",
+                  "the page showing the campaign paused", 10)
+        self.assertIn("Paused", self.text("notice"))
+        # within 2 s of the click the sink's count stands still
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
+        at_pause = self.sent()
+        time.sleep(2.0)
+        self.assertEqual(self.sent(), at_pause,
+                         "mail kept flowing 2 s after the console's pause")
+        self.assertLess(at_pause, NRCPT)
+        self.assertFalse(self.id("campaign-resume").get_attribute("disabled"))
+        self.paused_at = at_pause
+        self.shot("campaign-paused")
+
+    def step_pages(self):
+        for page in PAGES:
+            self.go(page)
+            self.wait(lambda: self.js(
+                "var v = document.getElementById('view');"
+                "return v.dataset.route === arguments[0] &&"
+                " v.querySelector('h1') !== null", page),
+                "the %s page" % page)
+            # the page's first answer is in (no '…' placeholder left)
+            self.wait(lambda: "…" not in self.text("view") and
+                      self.text("view").count("\n") > 1,
+                      "the %s page filled" % page)
+            self.assertNotIn("Not allowed", self.text("view"), page)
+            self.assertFalse(self.text("notice").startswith("Failed"), page)
+            self.shot(page)
+        # the campaigns page lists both sub-accounts' campaigns for ops
+        self.go("campaigns")
+        self.wait(lambda: "spring" in self.text("campaigns") and
+                  "digest" in self.text("campaigns"), "both campaigns")
+        self.go("campaigns/%s" % self.shop_cid)
+        self.wait(lambda: self.progress() is not None, "the campaign page")
+        self.shot("campaign")
+        print("\nconsole screenshots: %s" % self.shots, flush=True)
+
+    def step_tenancy_and_csrf(self):
+        self.sign_in("sam", PASSWORDS["sam"])
+        self.signed_in_as("sam")
+        self.go("campaigns")
+        self.wait(lambda: "spring" in self.text("campaigns"),
+                  "shop's campaign in sam's list")
+        self.assertNotIn("digest", self.text("campaigns"))
+        # blog's campaign by URL: the API says 403, the page not allowed
+        self.go("campaigns/%s" % self.blog_cid)
+        self.wait(lambda: "Not allowed" in self.text("view"),
+                  "'Not allowed' on blog's campaign")
+        self.shot("not-allowed")
+        status, _ = self.fetch("GET", "campaigns/%s" % self.blog_cid)
+        self.assertEqual(status, 403)
+
+        # a POST without the CSRF token: refused, the campaign stays put
+        status, body = self.fetch("POST", "campaigns/%s/resume"
+                                  % self.shop_cid)
+        self.assertEqual(status, 403, body)
+        time.sleep(1.5)
+        self.assertEqual(self.sent(), self.paused_at)
+        self.go("campaigns/%s" % self.shop_cid)
+        self.wait(lambda: self.js("return document.getElementById('view')"
+                                  ".dataset.state") == "paused",
+                  "the campaign still paused")
+        # the same POST with the token: resumed, mail flows again
+        status, body = self.fetch("POST", "campaigns/%s/resume"
+                                  % self.shop_cid, csrf=True)
+        self.assertEqual(status, 200, body)
+        self.wait(lambda: self.sent() > self.paused_at,
+                  "mail after the resume", 15)
+
+    def step_log(self):
+        self.browser_log()
+        # the refusals the test asked for: the session check before each
+        # sign-in and the refused sign-ins (401), blog's campaign and the
+        # POST without a token (403)
+        expected = re.compile(
+            r"/console/api/(session|login) - Failed to load resource: the "
+            r"server responded with a status of 401|"
+            r"/console/api/campaigns/(%s|%s/resume) - Failed to load "
+            r"resource: the server responded with a status of 403"
+            % (self.blog_cid, self.shop_cid))
+        bad = [e for e in self.log if e["level"] in ("SEVERE", "WARNING")
+               and not expected.search(e["message"])]
+        self.assertFalse(bad, "errors in the browser's console:\n" +
+                         "\n".join(e["message"] for e in bad))
+
+
+if __name__ == "__main__":
+    peers.main()
