@@ -263,6 +263,11 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
         if (!set_str(!strcmp(key, "audit_key") ? &c->audit_key
                                                : &c->audit_checkpoint, v))
             return config_fail(p, "out of memory");
+    } else if (!strcmp(key, "console_idle_timeout")) {
+        if (config_parse_duration_ms(v, &ms) || ms < 1000 || ms > 86400000)
+            return config_fail(p, "console_idle_timeout: '%s' is not 1s..24h",
+                               v);
+        c->console_idle_timeout_ms = (unsigned)ms;
     } else {
         int r = config_smtpd_key(p, key, v);
         if (r >= 0)

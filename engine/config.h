@@ -321,6 +321,7 @@ struct config {
     unsigned max_request_recipients; /* recipients of one inject request */
     unsigned metrics_sites;    /* sites with their own label (default 20) */
     unsigned metrics_accounts; /* accounts with their own label (default 100) */
+    unsigned console_idle_timeout_ms; /* web console sessions; 0: 30 min */
     char *audit_key;           /* the audit trail's key file, or NULL */
     char *audit_checkpoint;    /* file the audit head is appended to */
     struct account_policy *accounts;

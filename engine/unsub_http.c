@@ -22,7 +22,8 @@
  *   unsubscribes anyone).  POST /api/inject/v1 is the inject API
  *   (http_inject.c; its per-connection state, like ours, starts with the
  *   function that frees it).  GET /metrics and /metrics.json are
- *   metrics_http.c's.  Other paths are 404, other methods 405; a
+ *   metrics_http.c's; /, /static/... and /console/... the web console's
+ *   (console_http.c).  Other paths are 404, other methods 405; a
  *   forged or garbled token is 400; a body over BODY_MAX bytes is 413
  *   (at once when its Content-Length says so).  Every answer closes the
  *   connection, so each connection carries the one request the gate
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "console.h"
 #include "engine.h"
 #include "http_gate.h"
 #include "http_inject.h"
@@ -246,6 +248,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     int mret;
     if (metrics_http(e, c, url, method, &mret))   /* metrics_http.c */
         return (enum MHD_Result)mret;
+    if (console_http(e, c, url, method, upload, upload_size, con_cls,
+                     &mret))                      /* console_http.c */
+        return (enum MHD_Result)mret;
     if (strncmp(url, "/u/", 3) || !token_ok(url + 3))
         return answer(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n");
     const char *token = url + 3;
@@ -351,6 +356,7 @@ int unsub_http_start(struct engine *e)
                 e->cfg.http_listen);
         return ENGINE_E_CONFIG;
     }
+    console_start(e);   /* console_http.c: its settings, before requests */
     if (!(e->http_inject = http_inject_new(e))) {
         fprintf(stderr, "sluiced: out of memory\n");
         return -ENOMEM;
@@ -386,6 +392,7 @@ void unsub_http_stop(struct engine *e)
     http_gate_stop(e->http_gate); /* first: it hands the daemon sockets */
     e->http_gate = NULL;
     http_inject_stop(e->http_inject); /* what it submitted is committed */
+    console_stop(e);   /* no sign-in left suspended (console_login.c) */
     if (e->http)
         MHD_stop_daemon(e->http);
     e->http = NULL;

@@ -285,19 +285,8 @@ static int identify_password(struct tool_ctx *ctx, struct queue *q,
     snprintf(prompt, sizeof prompt, "Password for %s: ", name);
     if (tool_read_secret(prompt, "SLUICE_PASSWORD", pw, sizeof pw))
         return refuse(q, name, "password", action, "no password given");
-    bool ok = false;
-    if (!err && *u.pwhash) {
-        ok = crypto_pwhash_str_verify(u.pwhash, pw, strlen(pw)) == 0;
-    } else {
-        /* no such user (or no password): spend what a check costs, so the
-         * answer's time does not tell whether the user exists */
-        char scratch[crypto_pwhash_argon2id_STRBYTES];
-        if (crypto_pwhash_argon2id_str(
-                scratch, pw, strlen(pw),
-                crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
-                crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE) == 0)
-            sodium_memzero(scratch, sizeof scratch);
-    }
+    /* the one password check (password.c), shared with the console */
+    bool ok = tool_password_ok(err ? NULL : u.pwhash, pw);
     sodium_memzero(pw, sizeof pw);
     if (!ok && err)
         return refuse(q, "?", "password", action,

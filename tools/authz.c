@@ -32,6 +32,10 @@
  *   an API key acts with the lower of its user's role and its scope, and
  *   only on its own account (a key of the master also on sub-accounts).
  *
+ *   The table itself and the role rule are in authz_table.c (library
+ *   sluice_access, which sluiced's web console links too); this file
+ *   builds the commands' checks and refusals on them.
+ *
  * DIAGNOSTICS
  *   A refusal prints "sluice: refused: '<action>' on account <name> needs
  *   role <role>; <user> has <role>", is written to the audit trail with
@@ -42,109 +46,6 @@
 #include <string.h>
 
 #include "tool_admin.h"
-
-struct perm {
-    const char *name;
-    int need;              /* lowest role */
-    bool on_master;        /* needed on the master, not the account */
-    int alt_master;        /* for a sub-account: this role on the master
-                              also allows it (0: no alternative) */
-};
-
-#define V QUEUE_ROLE_VIEWER
-#define S QUEUE_ROLE_SENDER
-#define M QUEUE_ROLE_MANAGER
-#define A QUEUE_ROLE_ADMIN
-#define O QUEUE_ROLE_OWNER
-
-static const struct perm perms[ACT_COUNT] = {
-    [ACT_ACCOUNT_CREATE] = { "account create", A, true, 0 },
-    [ACT_ACCOUNT_LIST] = { "account list", V, false, 0 },
-    [ACT_ACCOUNT_SHOW] = { "account show", V, false, 0 },
-    [ACT_ACCOUNT_USAGE] = { "account usage", V, false, 0 },
-    [ACT_ACCOUNT_UPDATE] = { "account update", A, false, 0 },
-    [ACT_ACCOUNT_LIMITS] = { "account update (limits)", A, true, 0 },
-    [ACT_ACCOUNT_DISABLE] = { "account disable", O, false, A },
-    [ACT_ACCOUNT_ENABLE] = { "account enable", O, false, A },
-    [ACT_USER_ADD] = { "user add", A, false, 0 },
-    [ACT_USER_LIST] = { "user list", V, false, 0 },
-    [ACT_USER_ROLE] = { "user role", A, false, 0 },
-    [ACT_USER_DISABLE] = { "user disable", A, false, 0 },
-    [ACT_USER_ENABLE] = { "user enable", A, false, 0 },
-    [ACT_USER_TOTP] = { "user totp", A, false, 0 },
-    [ACT_USER_PASSWD] = { "user passwd", A, false, 0 },
-    [ACT_USER_UNLOCK] = { "user unlock", A, false, 0 },
-    [ACT_APIKEY_CREATE] = { "apikey create", A, false, 0 },
-    [ACT_APIKEY_CREATE_OWN] = { "apikey create", V, false, 0 },
-    [ACT_APIKEY_LIST] = { "apikey list", V, false, 0 },
-    [ACT_APIKEY_REVOKE] = { "apikey revoke", A, false, 0 },
-    [ACT_APIKEY_REVOKE_OWN] = { "apikey revoke", QUEUE_ROLE_NONE, false, 0 },
-    [ACT_DOMAIN_ADD] = { "domain add", A, false, 0 },
-    [ACT_DOMAIN_LIST] = { "domain list", M, false, 0 },
-    [ACT_DOMAIN_SHOW] = { "domain show", M, false, 0 },
-    [ACT_DOMAIN_VERIFY] = { "domain verify", A, false, 0 },
-    [ACT_DOMAIN_FORCE] = { "domain verify --force", A, true, 0 },
-    [ACT_DOMAIN_KEY_ADD] = { "domain key add", A, false, 0 },
-    [ACT_DOMAIN_KEY_LIST] = { "domain key list", M, false, 0 },
-    [ACT_DOMAIN_KEY_RETIRE] = { "domain key retire", A, false, 0 },
-    [ACT_AUDIT_LIST] = { "audit list", V, false, 0 },
-    [ACT_AUDIT_VERIFY] = { "audit verify", V, true, 0 },
-    [ACT_INJECT] = { "inject", S, false, 0 },
-    [ACT_INJECT_RAW] = { "inject (no account)", A, true, 0 },
-    [ACT_PAUSE] = { "pause", A, true, 0 },
-    [ACT_RESUME] = { "resume", A, true, 0 },
-    [ACT_STATUS] = { "status", V, true, 0 },
-    [ACT_SPOOL] = { "spool", V, true, 0 },
-    [ACT_PAUSED] = { "paused", V, true, 0 },
-    [ACT_DKIM_KEYGEN] = { "dkim keygen", A, true, 0 },
-    [ACT_DKIM_READ] = { "dkim list/check", V, true, 0 },
-    [ACT_LIST_CREATE] = { "list create", M, false, 0 },
-    [ACT_LIST_READ] = { "list list/show", V, false, 0 },
-    [ACT_LIST_DELETE] = { "list delete", M, false, 0 },
-    [ACT_LIST_IMPORT] = { "list import", M, false, 0 },
-    [ACT_SUPPRESS_ADD] = { "suppress add", M, false, 0 },
-    [ACT_SUPPRESS_LIST] = { "suppress list", V, false, 0 },
-    [ACT_CAMPAIGN_CREATE] = { "campaign create", M, false, 0 },
-    [ACT_CAMPAIGN_UPDATE] = { "campaign update", M, false, 0 },
-    [ACT_CAMPAIGN_LIST] = { "campaign list", V, false, 0 },
-    [ACT_CAMPAIGN_SHOW] = { "campaign show", V, false, 0 },
-    [ACT_CAMPAIGN_PREVIEW] = { "campaign preview", V, false, 0 },
-    [ACT_CAMPAIGN_TEST] = { "campaign test", S, false, 0 },
-    [ACT_CAMPAIGN_SEND] = { "campaign send", S, false, 0 },
-    [ACT_CAMPAIGN_PAUSE] = { "campaign pause", S, false, 0 },
-    [ACT_CAMPAIGN_RESUME] = { "campaign resume", S, false, 0 },
-    [ACT_CAMPAIGN_CANCEL] = { "campaign cancel", M, false, 0 },
-    [ACT_SUPPRESS_REMOVE] = { "suppress remove", M, false, 0 },
-    [ACT_SUPPRESS_IMPORT] = { "suppress import", M, false, 0 },
-    [ACT_SUPPRESS_EXPORT] = { "suppress export", V, false, 0 },
-    [ACT_FEEDBACK_INGEST] = { "feedback ingest", M, false, 0 },
-    [ACT_WEBHOOK_ADD] = { "webhook add", A, false, 0 },
-    [ACT_WEBHOOK_LIST] = { "webhook list", M, false, 0 },
-    [ACT_WEBHOOK_TEST] = { "webhook test", M, false, 0 },
-    [ACT_WEBHOOK_REMOVE] = { "webhook remove", A, false, 0 },
-    [ACT_INCIDENT_VIEW] = { "incident show", V, false, 0 },
-    [ACT_INCIDENT_UPDATE] = { "incident update", S, false, 0 },
-    [ACT_LIMITS_SET] = { "limits set", A, true, 0 },
-    /* a sub-account's admin may lower its own account's and campaigns'
-     * limits (cmd_limits.c checks that each value lowers) */
-    [ACT_LIMITS_LOWER] = { "limits set (lower)", A, false, 0 },
-    [ACT_LIMITS_SHOW] = { "limits show", V, true, 0 },
-    /* on the account named by --account, else on the master */
-    [ACT_QUEUE_SUMMARY] = { "queue summary", V, false, 0 },
-    [ACT_QUEUE_RETRY] = { "queue retry", A, false, 0 },
-    [ACT_QUEUE_BOUNCE] = { "queue bounce", A, false, 0 },
-};
-
-#undef V
-#undef S
-#undef M
-#undef A
-#undef O
-
-const char *tool_action_name(int act)
-{
-    return act > ACT_NONE && act < ACT_COUNT ? perms[act].name : "?";
-}
 
 struct queue_actor tool_actor(const struct tool_ctx *ctx, int role,
                               uint32_t account)
@@ -158,8 +59,6 @@ int tool_role_on(struct tool_ctx *ctx, struct queue *q, uint32_t account,
                  int *role)
 {
     const struct tool_identity *id = ctx->identity;
-    struct queue_account a;
-    int err;
     *role = QUEUE_ROLE_NONE;
     if (!id)
         return 0;
@@ -167,24 +66,9 @@ int tool_role_on(struct tool_ctx *ctx, struct queue *q, uint32_t account,
         *role = QUEUE_ROLE_OWNER;
         return 0;
     }
-    if (!account)
-        return 0;
-    if (id->via == TOOL_VIA_APIKEY && account != id->key_account) {
-        if ((err = queue_account_get(q, account, &a)))
-            return err == QUEUE_ENOTFOUND ? 0 : err;
-        if (a.parent != id->key_account)
-            return 0;   /* not the key's account nor one under it */
-    }
-    err = queue_role_effective(q, id->user, account, role, NULL);
-    if (err == QUEUE_ENOTFOUND) {
-        *role = QUEUE_ROLE_NONE;
-        return 0;
-    }
-    if (err)
-        return err;
-    if (id->via == TOOL_VIA_APIKEY && *role > id->key_scope)
-        *role = id->key_scope;
-    return 0;
+    /* the role rule itself: authz_table.c, shared with sluiced's console */
+    return tool_role_for(q, id->user, id->via == TOOL_VIA_APIKEY,
+                         id->key_account, id->key_scope, account, role);
 }
 
 struct first_account {
@@ -254,7 +138,7 @@ int tool_refuse(struct tool_ctx *ctx, struct queue *q, int act,
 int tool_authorize(struct tool_ctx *ctx, struct queue *q, int act,
                    uint32_t account, int need, const char *object, int *role)
 {
-    const struct perm *p = &perms[act];
+    const struct tool_perm *p = tool_perm(act);
     uint32_t master = 0, target = account;
     char why[400], where[QUEUE_MAX_ACCOUNT_NAME + 64];
     char mname[QUEUE_MAX_ACCOUNT_NAME + 1];

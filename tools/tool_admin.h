@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "queue_admin.h"
 #include "tool.h"
 
@@ -70,18 +71,6 @@ int tool_read_secret(const char *prompt, const char *env, char *buf,
  * SLUICE_PWHASH_FAST=1 in builds with SLUICE_TEST_HOOKS, the minimum
  * limits, for tests only).  Returns 0 or -1. */
 int tool_hash_password(const char *password, char *out, size_t cap);
-
-/* ---------------------------------------------------------- TOTP (totp.c) */
-
-/* RFC 6238 TOTP: SHA-1, 30 s steps, 6 digits.  The code for time t. */
-uint32_t tool_totp_code(const unsigned char *secret, size_t len, int64_t t);
-/* The 30-second step (t / 30) whose code (6 digits) matches, looking at
- * t and one step before or after; -1 when none does. */
-int64_t tool_totp_match(const unsigned char *secret, size_t len, int64_t t,
-                        const char *code);
-/* RFC 4648 base32 without padding into out; returns its length. */
-size_t tool_base32(const unsigned char *in, size_t len, char *out,
-                   size_t cap);
 
 /* -------------------------------------------------- permissions (authz.c) */
 

@@ -8,7 +8,8 @@
  *   step either side (clock drift of up to 30 s); the step it matched is
  *   returned so that the caller (auth.c) accepts each step once and never
  *   an older one (queue_user_login_ok).  Codes are compared in constant
- *   time.  Owns no state.
+ *   time.  Part of the sluice_access library (access.h), which sluiced's
+ *   web console links too.  Owns no state.
  *
  * DIAGNOSTICS
  *   A failed HMAC gives code 1000000, which no 6-digit input matches.
@@ -19,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tool_admin.h"
+#include "access.h"
 
 #define STEP 30
 #define DIGITS 6
