@@ -215,6 +215,9 @@
 
   function mayAct() { return session && session.role !== 'viewer'; }
 
+  /* The page a user lands on: the master-level views need a role there. */
+  function home() { return session && session.master === false ? '#/campaigns' : '#/overview'; }
+
   /* ---------------------------------------------------------- polling */
 
   function stopPolling() { clearTimeout(timer); timer = null; }
@@ -294,8 +297,18 @@
   var FIGURES = [
     ['rate', 'Sending rate', function (v) { return num(v) + ' msg/s'; }],
     ['queued', 'Queued', num], ['deferred', 'Deferred', num],
-    ['sessions', 'SMTP sessions', num], ['incidents_open', 'Open incidents', num],
+    ['sessions', 'SMTP sessions', sessions], ['incidents_open', 'Open incidents', num],
     ['campaigns_running', 'Campaigns sending', num]];
+
+  /* SMTP sessions: a count, or an object of counts (the total shown). */
+  function sessions(v) {
+    if (v && typeof v === 'object') {
+      if (typeof v.total === 'number') return num(v.total);
+      if (typeof v.open === 'number') return num(v.open);
+      return cell('sessions', v);
+    }
+    return num(v);
+  }
 
   function pageOverview(view) {
     heading(view, 'Overview');
@@ -330,10 +343,23 @@
       return (i * w / 59).toFixed(1) + ',' + (h - 2 - v / max * (h - 4)).toFixed(1);
     }).join(' ');
     return svg('svg', { viewBox: '0 0 ' + w + ' ' + h, role: 'img', 'aria-label': 'rate, peak ' + num(max) + ' msg/s' },
+      svg('line', { x1: 0, y1: h - 1, x2: w, y2: h - 1, class: 'axis' }),
       svg('polyline', { points: pts, fill: 'none', stroke: 'currentColor', 'stroke-width': 2 }));
   }
 
   /* ---------------------------------------------------------- sites */
+
+  /* A site's backoff: "none", or its state, rate factor, retry and error. */
+  function backoff(b) {
+    if (!b || typeof b !== 'object') return cell('backoff', b);
+    var f = typeof b.rate_factor === 'number' ? b.rate_factor : 1;
+    if ((b.state === 'normal' || !b.state) && f >= 1 && !b.last_error) return 'none';
+    var out = [b.state || 'backoff'];
+    if (f < 1) out.push('rate × ' + num(f));
+    if (b.next_retry_ms) out.push('retry ' + when(b.next_retry_ms));
+    if (b.last_error) out.push(String(b.last_error));
+    return out.join(', ');
+  }
 
   function pageSites(view) {
     heading(view, 'Sites');
@@ -349,7 +375,7 @@
             b.dataset.done = (paused ? 'Resumed ' : 'Paused ') + s.name;
             act(b, 'sites/' + encodeURIComponent(s.name) + (paused ? '/resume' : '/pause'), {}, load);
           });
-          b.hidden = !mayAct();
+          b.hidden = !session.admin;
           return el('tr', null, el('th', { scope: 'row', text: s.name }), el('td'), el('td.n'),
             el('td.n'), el('td.n'), el('td'), el('td', null, b));
         }, function (r, s) {
@@ -359,7 +385,7 @@
           setText(c[2], num(s.queued));
           setText(c[3], num(s.connections) + ' / ' + num(s.max_connections));
           setText(c[4], cell('max_rate', s.max_rate));
-          setText(c[5], cell('backoff', s.backoff));
+          setText(c[5], backoff(s.backoff));
           var b = c[6].firstChild;
           b.dataset.paused = s.paused ? '1' : '0';
           setText(b, s.paused ? 'Resume' : 'Pause');
@@ -620,8 +646,12 @@
     var g = gen;
     function load() {
       return api('GET', 'report?from=' + encodeURIComponent(from.value) + '&to=' + encodeURIComponent(to.value))
-        .then(function (r) { if (g === gen) drawReport(clear(out), r); },
-          function (e) { pageFailed(view, g, e); });
+        .then(function (r) { if (g === gen) drawReport(clear(out), r); }, function (e) {
+          if (e.status === 404 && g === gen) {
+            clear(out).appendChild(el('p.error', { id: 'report-missing',
+              text: 'This sluiced has no report API (GET /console/api/report): ' + e.message }));
+          } else pageFailed(view, g, e);
+        });
     }
     load();
   }
@@ -767,7 +797,7 @@
   function route() {
     if (!session) return;
     var h = location.hash;
-    if (h === '' || h === '#' || h === '#/') { location.replace('#/overview'); return; }
+    if (h === '' || h === '#' || h === '#/') { location.replace(home()); return; }
     if (h.indexOf('#/') !== 0) return;           /* an in-page anchor */
     stopPolling();
     gen++;
@@ -798,6 +828,10 @@
     $('view').hidden = false;
     setText($('whoami'), s.user + ' (' + s.role + (s.account ? ' of ' + s.account : '') + ')');
     document.body.dataset.signedIn = 'yes';
+    /* the overview and sites answer only users with a role on the master */
+    ['#/overview', '#/sites'].forEach(function (r) {
+      $('nav').querySelector('a[href="' + r + '"]').hidden = s.master === false;
+    });
     route();
   }
 
