@@ -135,11 +135,14 @@ static unsigned overview(struct console_call *k, json_t **out)
     queue_incidents(k->q, count_open, &oc);
     queue_campaigns(k->q, 0, count_sending, &sending);
     json_t *s = status_doc();
-    double rate = 0;
+    /* the last seconds' rate sluiced writes, else its sites' sum */
+    json_t *total = json_object_get(s, "rate");
+    double rate = json_number_value(total);
     size_t i;
     json_t *site;
-    json_array_foreach(json_object_get(s, "sites"), i, site)
-        rate += json_number_value(json_object_get(site, "rate"));
+    if (!json_is_number(total))
+        json_array_foreach(json_object_get(s, "sites"), i, site)
+            rate += json_number_value(json_object_get(site, "rate"));
     json_t *sessions = json_object_get(s, "sessions");
     *out = json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:I,s:o,s:b}",
                      "rate", rate, "queued", (json_int_t)t.queued,

@@ -11,9 +11,10 @@
  *   is 401; a user with TOTP is 401 {"totp_required": true} until a good
  *   code comes (each code is good once); a disabled user is 403.  A good
  *   sign-in makes a session: a random 32-byte token (libsodium) in the
- *   cookie sluice_console (HttpOnly; SameSite=Strict; Path=/; no Secure:
- *   http_listen speaks plain HTTP, so put it behind a TLS proxy off
- *   loopback) and a random CSRF token that every POST of the session must
+ *   cookie sluice_console (HttpOnly; SameSite=Strict; Path=/; and Secure
+ *   when the request came over HTTPS through a proxy that says so with
+ *   X-Forwarded-Proto: https: http_listen itself speaks plain HTTP) and a
+ *   random CSRF token that every POST of the session must
  *   carry in X-CSRF-Token (else 403).  Sessions live in this process's
  *   memory: a restart of sluiced signs everyone out.  At most
  *   SESSIONS_MAX exist; a new one then replaces the one idle longest.  A
@@ -295,7 +296,7 @@ static unsigned login(struct console_call *k, json_t *b, json_t **out)
     snprintf(k->who.via, sizeof k->who.via, "%s", via);
     session_new(u.id, u.name, hex, k->who.csrf);
     snprintf(k->cookie, sizeof k->cookie, CONSOLE_COOKIE "=%s; HttpOnly; "
-             "SameSite=Strict; Path=/", hex);
+             "SameSite=Strict; Path=/%s", hex, k->secure ? "; Secure" : "");
     sodium_memzero(hex, sizeof hex);
     struct queue_actor a = console_actor(k, QUEUE_ROLE_NONE, 0);
     queue_audit_append(k->q, &a, 0, ACTION, "session", "ok");
@@ -325,7 +326,8 @@ unsigned console_logout(struct console_call *k, json_t **out)
                              "an API key has no session to end");
     session_end(k->who.csrf);
     snprintf(k->cookie, sizeof k->cookie, CONSOLE_COOKIE "=; HttpOnly; "
-             "SameSite=Strict; Path=/; Max-Age=0");
+             "SameSite=Strict; Path=/; Max-Age=0%s",
+             k->secure ? "; Secure" : "");
     struct queue_actor a = console_actor(k, QUEUE_ROLE_NONE, 0);
     queue_audit_append(k->q, &a, 0, "console logout", "session", "ok");
     *out = json_pack("{s:b}", "ok", 1);

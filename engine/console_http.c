@@ -11,7 +11,9 @@
  *   Pages carry Content-Security-Policy default-src 'self' (no inline
  *   script, nothing from elsewhere), X-Content-Type-Options nosniff and
  *   X-Frame-Options DENY; API answers are application/json with
- *   Cache-Control no-store.  A POST body is read whole up to
+ *   Cache-Control no-store.  A POST body must be application/json (a
+ *   cross-site form cannot send that without the browser asking first,
+ *   which is never granted), and is read whole up to
  *   CONSOLE_BODY_MAX bytes: beyond is 413 (at once when Content-Length
  *   says so; a chunked body is dropped as it comes, and its connection
  *   closed past 256 KiB).  Every answer closes its connection, as all of
@@ -38,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "console.h"
@@ -260,7 +263,8 @@ static int login(struct engine *e, struct MHD_Connection *c,
     struct console_login_job *job = &r->job;
     if (job->state == CONSOLE_LOGIN_NONE) {
         *job = (struct console_login_job){ .e = e, .c = c, .body = r->body,
-                                           .len = r->len };
+                                           .len = r->len,
+                                           .secure = job->secure };
         int rc = console_login_submit(job);
         if (rc < 0)
             return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -295,8 +299,21 @@ static int api(struct engine *e, struct MHD_Connection *c, const char *url,
     if (strcmp(method, "GET") && !post)
         return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                           "the console's API takes GET and POST");
-    if (!strcmp(k.path, "/login") && post && r)
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (post && (k.len || !strcmp(k.path, "/login")) &&
+        (!ct || strncasecmp(ct, "application/json", 16) ||
+         (ct[16] && ct[16] != ';' && ct[16] != ' ')))
+        /* a cross-site form can post text/plain, never JSON unasked */
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "a POST body must be application/json");
+    const char *proto = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                    "X-Forwarded-Proto");
+    k.secure = proto && !strcasecmp(proto, "https");
+    if (!strcmp(k.path, "/login") && post && r) {
+        r->job.secure = k.secure;
         return login(e, c, r);
+    }
     if (!strcmp(k.path, "/login"))
         status = console_error(&out, MHD_HTTP_METHOD_NOT_ALLOWED,
                                "POST /console/api/login");

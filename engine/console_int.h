@@ -43,6 +43,7 @@ struct console_call {
     const char *path;        /* after "/console/api" */
     const char *body;        /* POST body (NUL after it), "" none */
     size_t len;
+    bool secure;             /* reached over HTTPS (X-Forwarded-Proto) */
     struct console_who who;  /* once console_identify() said yes */
     char cookie[200];        /* Set-Cookie of the answer, "" none */
 };
@@ -92,6 +93,7 @@ struct console_login_job {
     struct MHD_Connection *c;
     const char *body;        /* the request's, kept by its connection */
     size_t len;
+    bool secure;
     int state;
     unsigned status;         /* the answer: status, JSON text (malloc'd, */
     char *text;              /* NULL out of memory) and Set-Cookie */

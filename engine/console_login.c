@@ -44,7 +44,8 @@ static void run(struct console_login_job *job)
 {
     struct console_call k = { .e = job->e, .q = job->e->q, .c = job->c,
                               .method = "POST", .path = "/login",
-                              .body = job->body, .len = job->len };
+                              .body = job->body, .len = job->len,
+                              .secure = job->secure };
     json_t *out = NULL;
     job->status = console_login(&k, &out);
     job->text = out ? json_dumps(out, JSON_COMPACT) : NULL;

@@ -61,4 +61,9 @@ int tool_role_for(struct queue *q, uint32_t user, bool by_key,
                   uint32_t key_account, int key_scope, uint32_t account,
                   int *role);
 
+/* A user's home account: the master if the user holds a role there (or
+ * there is no master), else the first account with a role, else the
+ * master; 0 when there is no account.  The CLI's default --account. */
+uint32_t tool_home_account(struct queue *q, uint32_t user);
+
 #endif

@@ -71,38 +71,16 @@ int tool_role_on(struct tool_ctx *ctx, struct queue *q, uint32_t account,
                          id->key_account, id->key_scope, account, role);
 }
 
-struct first_account {
-    uint32_t user, account;
-};
-
-/* queue_roles() callback: the first account (lowest id) of one user. */
-static int first_role(void *arg, uint32_t user, uint32_t account, int role)
-{
-    struct first_account *f = arg;
-    (void)role;
-    if (user != f->user)
-        return 0;
-    f->account = account;
-    return 1;
-}
-
 uint32_t tool_default_account(struct tool_ctx *ctx, struct queue *q)
 {
     const struct tool_identity *id = ctx->identity;
     uint32_t master = 0;
+    if (id && id->via == TOOL_VIA_PASSWORD)
+        return tool_home_account(q, id->user);
     queue_account_master(q, &master);
     if (!id || id->via == TOOL_VIA_BOOTSTRAP)
         return master;
-    if (id->via == TOOL_VIA_APIKEY)
-        return id->key_account;
-    int r = QUEUE_ROLE_NONE;
-    if (master)
-        queue_role_get(q, id->user, master, &r);
-    if (r != QUEUE_ROLE_NONE || !master)
-        return master;
-    struct first_account f = { id->user, 0 };
-    queue_roles(q, first_role, &f);   /* (user, account) order */
-    return f.account ? f.account : master;
+    return id->key_account;
 }
 
 /* "account acme" or "the spool (no master account yet)". */

@@ -147,3 +147,32 @@ int tool_role_for(struct queue *q, uint32_t user, bool by_key,
         *role = key_scope;
     return 0;
 }
+
+struct first_account {
+    uint32_t user, account;
+};
+
+/* queue_roles() callback: the first account (lowest id) of one user. */
+static int first_role(void *arg, uint32_t user, uint32_t account, int role)
+{
+    struct first_account *f = arg;
+    (void)role;
+    if (user != f->user)
+        return 0;
+    f->account = account;
+    return 1;
+}
+
+uint32_t tool_home_account(struct queue *q, uint32_t user)
+{
+    uint32_t master = 0;
+    queue_account_master(q, &master);
+    int r = QUEUE_ROLE_NONE;
+    if (master)
+        queue_role_get(q, user, master, &r);
+    if (r != QUEUE_ROLE_NONE || !master)
+        return master;
+    struct first_account f = { user, 0 };
+    queue_roles(q, first_role, &f);   /* (user, account) order */
+    return f.account ? f.account : master;
+}

@@ -2,9 +2,11 @@
 sluiced: its pages, sign-in (wrong password, TOTP, lock-out), the session
 cookie and its idle timeout, CSRF tokens, API keys, the roles of a
 sub-account user, a campaign paused from the console that stops at the
-sink, body caps and the audit records of it all.
+sink, an incident acknowledged to resolved, body caps and the audit
+records of it all.
 
 usage: /usr/bin/python3 test_console_api.py SLUICED SLUICE SINK
+(SLUICE_INCIDENT_PUT: the incident_put helper)
 """
 import base64
 import hashlib
@@ -101,6 +103,30 @@ class ConsoleApi(PeerTest):
                         "--html", html, "--json")
         return json.loads(r.stdout)["id"]
 
+    def incident(self, account, campaign):
+        """An open incident of account (as sluiced's opening writes it,
+        without an action); its id."""
+        acct = json.loads(self.sluice("account", "show", account,
+                                      "--json").stdout)["id"]
+        rec = {"rule": "blocks", "signal": "block_rate", "scope": "campaign",
+               "scope_name": str(campaign), "account": acct,
+               "campaign": campaign, "severity": "critical",
+               "numbers": {"value": 0.5, "threshold": 0.1, "volume": 20,
+                           "window_s": 300},
+               "root_cause": {"replies": [], "mx": [], "domains": [],
+                              "first_ms": 0, "last_ms": 0, "samples": [],
+                              "events": 0},
+               "action": "alert"}
+        f = self.path("incident.json")
+        with open(f, "w") as fh:
+            json.dump(rec, fh)
+        r = subprocess.run([os.environ["SLUICE_INCIDENT_PUT"],
+                            self.path("spool"), str(acct), str(campaign), f],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return int(r.stdout)
+
     def delivered(self, sink):
         return sink.stats().get("messages", 0)
 
@@ -130,6 +156,7 @@ class ConsoleApi(PeerTest):
                                                 for i in range(RCPTS)])
         other = self.campaign("other", "autumn", ["x@dest.test"])
         self.sluice("campaign", "send", str(shop))
+        inc = self.incident("other", other)
 
         port, http = peers.free_port(), peers.free_port()
         sink = self.start_sink(port, capture=False)
@@ -174,6 +201,7 @@ class ConsoleApi(PeerTest):
         self.assertRegex(cookie, r"^sluice_console=[0-9a-f]{64};")
         for attr in ("HttpOnly", "SameSite=Strict", "Path=/"):
             self.assertIn(attr, cookie)
+        self.assertNotIn("Secure", cookie)
         self.assertEqual((doc["user"], doc["role"], doc["account"]),
                          ("ops", "owner", "master"))
         self.assertEqual(r.getheader("Cache-Control"), "no-store")
@@ -287,13 +315,52 @@ class ConsoleApi(PeerTest):
                               % shop)
         self.assertEqual((st, doc["state"]), (200, "cancelled"), doc)
 
+        # incidents: another account's is out of sam's sight; the master's
+        # owner acknowledges, assigns, notes and resolves it
+        st, doc, _ = sam.call("GET", "/console/api/incidents")
+        self.assertEqual((st, doc["incidents"]), (200, []))
+        self.assertEqual(sam.call("GET", "/console/api/incidents/%d" %
+                                  inc)[0], 403)
+        self.assertEqual(sam.call("POST", "/console/api/incidents/%d/ack" %
+                                  inc)[0], 403)
+        st, doc, _ = ops.call("GET", "/console/api/incidents")
+        self.assertEqual([i["id"] for i in doc["incidents"]], [inc])
+        base = "/console/api/incidents/%d/" % inc
+        self.assertEqual(ops.call("POST", base + "ack", csrf=False)[0], 403)
+        for verb, body in (("ack", None), ("assign", {"user": "sam"}),
+                           ("note", {"text": "a look at the MX"}),
+                           ("resolve", {"text": "fixed"})):
+            st, doc, _ = ops.call("POST", base + verb, body)
+            self.assertEqual(st, 200, (verb, doc))
+        self.assertEqual(ops.call("POST", base + "note", {})[0], 400)
+        self.assertEqual(ops.call("POST", base + "ack")[0], 409)
+        st, doc, _ = ops.call("GET", "/console/api/incidents/%d" % inc)
+        self.assertEqual((doc["state"], doc["assignee"]), ("resolved", "sam"))
+        self.assertEqual([(e["what"], e["who"]) for e in doc["timeline"]][1:],
+                         [("acknowledged", "ops"), ("assigned", "ops"),
+                          ("noted", "ops"), ("resolved", "ops")])
+
         # an oversized body: 413 before it is read
         st, _, _ = anon.call("POST", "/console/api/login",
                              raw=b"{" + b" " * 100000 + b"}",
                              headers={"Content-Type": "application/json"})
         self.assertEqual(st, 413)
-        st, _, _ = anon.call("POST", "/console/api/login", raw=b"[1,2")
+        st, _, _ = anon.call("POST", "/console/api/login", raw=b"[1,2",
+                             headers={"Content-Type": "application/json"})
         self.assertEqual(st, 400)
+        # a cross-site form can only post text/plain: refused unread
+        st, doc, _ = anon.call("POST", "/console/api/login",
+                               raw=json.dumps({"user": "ops", "password":
+                                               "ops-pass-1234"}).encode(),
+                               headers={"Content-Type": "text/plain"})
+        self.assertEqual(st, 400, doc)
+        self.assertIn("application/json", doc["error"])
+        # behind an HTTPS proxy the cookie is Secure too
+        st, _, r = anon.call("POST", "/console/api/login",
+                             {"user": "ops", "password": "ops-pass-1234"},
+                             headers={"X-Forwarded-Proto": "https"})
+        self.assertEqual(st, 200)
+        self.assertIn("; Secure", r.getheader("Set-Cookie"))
 
         # lock-out after repeated failures: 429, even for the right password
         codes = [anon.login("lou", "wrong-%d" % i)[0] for i in range(5)]
@@ -327,7 +394,10 @@ class ConsoleApi(PeerTest):
                      ("sam", "campaign show", "refused"),
                      ("sam", "console logout", "ok"),
                      ("lou", "console login", "refused"),
-                     ("tess", "pause", "refused")):
+                     ("tess", "pause", "refused"),
+                     ("ops", "incident ack", "ok"),
+                     ("ops", "incident resolve", "ok"),
+                     ("sam", "incident show", "refused")):
             self.assertIn(want, recs)
         vias = {r["via"] for r in doc["records"] if r["user"] == "sam" and
                 r["action"] == "campaign resume"}
