@@ -270,7 +270,7 @@
   }
 
   /* A table of rows whose columns are not fixed: their keys, first seen
-   * first (preferred ones ahead). */
+   * first (preferred ones ahead); in a box that scrolls sideways. */
   function genericTable(caption, rows, prefer, id) {
     var cols = [];
     (prefer || []).concat.apply(prefer || [], rows.map(Object.keys)).forEach(function (k) {
@@ -284,7 +284,7 @@
       })));
     });
     if (!rows.length) t.tbody.appendChild(el('tr', null, el('td', { colspan: cols.length || 1, text: 'None.' })));
-    return t;
+    return el('div.scroll', null, t);
   }
 
   function heading(view, text) {
@@ -366,7 +366,7 @@
     var t = table('Each site: its state, limits and backoff', ['Site', 'State', 'Queued',
       'Connections', 'Max rate', 'Backoff', 'Action']);
     t.id = 'sites';
-    add(view, t);
+    add(view, el('div.scroll', null, t));
     function load() {
       return api('GET', 'sites').then(function (d) {
         syncRows(t.tbody, d.sites || [], function (s) { return s.name; }, function (s) {
@@ -419,7 +419,7 @@
     var t = table('Campaigns of ' + (session.account || 'your accounts'),
       ['ID', 'Name', 'Account', 'State', 'Progress', 'Delivered', 'Bounced', 'Other', 'Pending', 'ETA']);
     t.id = 'campaigns';
-    add(view, t);
+    add(view, el('div.scroll', null, t));
     poll(view, function () {
       return api('GET', 'campaigns').then(function (d) {
         syncRows(t.tbody, d.campaigns || [], function (c) { return c.id; }, function (c) {
@@ -517,31 +517,31 @@
 
   /* ---------------------------------------------------------- accounts */
 
+  var USAGE = ['sent', 'delivered', 'bounced', 'deferred', 'expired', 'suppressed', 'cancelled', 'pending'];
+
   function pageAccounts(view) {
     heading(view, 'Accounts');
-    var box = el('div', { id: 'accounts' });
-    add(view, [el('p', { text: 'Usage per account, busiest first (the leaderboard).' }), box]);
+    var t = table('Usage per account, most delivered first (the leaderboard)',
+      ['#', 'Account', 'Parent'].concat(USAGE.map(function (k) { return k[0].toUpperCase() + k.slice(1); }), ['Share of the top']));
+    t.id = 'accounts';
+    add(view, el('div.scroll', null, t));
     poll(view, function () {
       return api('GET', 'accounts').then(function (d) {
         var rows = d.accounts || [];
-        var key = ['delivered', 'sent', 'attempted'].filter(function (k) {
-          return rows.length && typeof rows[0][k] === 'number';
-        })[0];
-        var max = key ? Math.max.apply(null, rows.map(function (r) { return r[key] || 0; }).concat([1])) : 1;
-        clear(box);
-        var t = genericTable('Usage and leaderboard', rows, ['account', 'account_id'], 'accounts-table');
-        if (key) {
-          t.tHead.rows[0].insertBefore(el('th', { scope: 'col', text: '#' }), t.tHead.rows[0].firstChild);
-          t.tHead.rows[0].appendChild(el('th', { scope: 'col', text: key + ' (share of the top)' }));
-          Array.prototype.forEach.call(t.tbody.rows, function (tr, i) {
-            if (!rows[i]) return;
-            tr.insertBefore(el('td.n', { text: i + 1 }), tr.firstChild);
-            var bar = el('span.lead');
-            bar.style.width = ((rows[i][key] || 0) / max * 100) + '%';
-            tr.appendChild(el('td.bar', null, bar));
-          });
-        }
-        box.appendChild(t);
+        var max = Math.max.apply(null, rows.map(function (r) { return r.delivered || 0; }).concat([1]));
+        syncRows(t.tbody, rows, function (r) { return r.account; }, function (r) {
+          var cells = [el('td.n'), el('th', { scope: 'row', text: r.account }), el('td')];
+          USAGE.forEach(function () { cells.push(el('td.n')); });
+          cells.push(el('td.bar', null, el('span.lead')));
+          return el('tr', null, cells);
+        }, function (tr, r) {
+          var x = tr.cells;
+          setText(x[0], rows.indexOf(r) + 1);
+          setText(x[2], r.parent || '—');
+          tr.classList.toggle('disabled', !!r.disabled);
+          USAGE.forEach(function (k, i) { setText(x[3 + i], num(r[k])); });
+          x[3 + USAGE.length].firstChild.style.width = ((r.delivered || 0) / max * 100) + '%';
+        });
       });
     }, 5000);
   }
@@ -799,6 +799,10 @@
     var h = location.hash;
     if (h === '' || h === '#' || h === '#/') { location.replace(home()); return; }
     if (h.indexOf('#/') !== 0) return;           /* an in-page anchor */
+    if (session.master === false && (h === '#/overview' || h === '#/sites')) {
+      location.replace(home());
+      return;
+    }
     stopPolling();
     gen++;
     var view = clear($('view'));
@@ -889,6 +893,8 @@
 
   function signOut() {
     api('POST', 'logout').then(null, function () { return null; }).then(function () {
+      /* the next user starts on their own home page */
+      history.replaceState(null, '', location.pathname);
       showSignin('Signed out.');
     });
   }

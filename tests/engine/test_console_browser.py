@@ -79,8 +79,15 @@ class ConsoleBrowser(PeerTest):
         os.environ.pop("SLUICE_PASSWORD", None)
         self.driver = None
         self.log = []
-        self.shots = os.environ.get("SLUICE_ARTEFACTS") or self.path("shots")
+        self.report_missing = False
+        # kept after the test (the temp dir is not): ctest's build dir, or
+        # ./artefacts/console when run by hand
+        self.shots = os.path.abspath(os.environ.get("SLUICE_ARTEFACTS") or
+                                     os.path.join("artefacts", "console"))
         os.makedirs(self.shots, exist_ok=True)
+        for old in os.listdir(self.shots):
+            if old.endswith(".png"):
+                os.unlink(os.path.join(self.shots, old))
 
     def tearDown(self):
         if self.driver is not None:
@@ -349,6 +356,8 @@ class ConsoleBrowser(PeerTest):
                       "the %s page filled" % page)
             self.assertNotIn("Not allowed", self.text("view"), page)
             self.assertFalse(self.text("notice").startswith("Failed"), page)
+            if page == "reports":
+                self.check_report()
             self.shot(page)
         # the campaigns page lists both sub-accounts' campaigns for ops
         self.go("campaigns")
@@ -358,6 +367,27 @@ class ConsoleBrowser(PeerTest):
         self.wait(lambda: self.progress() is not None, "the campaign page")
         self.shot("campaign")
         print("\nconsole screenshots: %s" % self.shots, flush=True)
+
+    def check_report(self):
+        """The reports page draws its charts, and its delivered count is
+        the sink's (the campaign is paused: nothing moves).  A sluiced
+        without GET /console/api/report makes the page say so instead."""
+        self.wait(lambda: self.js(
+            "return document.getElementById('report-summary') !== null ||"
+            " document.getElementById('report-missing') !== null"),
+            "the report or the page saying it has none")
+        if self.js("return document.getElementById('report-missing')"
+                   " !== null"):
+            self.report_missing = True
+            print("\nGET /console/api/report: not served by this sluiced",
+                  flush=True)
+            return
+        self.assertGreaterEqual(self.js(
+            "return document.querySelectorAll('#report svg').length"), 3)
+        got = self.js("var d = document.querySelector("
+                      "'#report-summary dd[data-count=delivered]');"
+                      "return d ? d.textContent : null;")
+        self.assertEqual(got, str(self.paused_at))
 
     def step_tenancy_and_csrf(self):
         self.sign_in("sam", PASSWORDS["sam"])
@@ -401,7 +431,10 @@ class ConsoleBrowser(PeerTest):
             r"server responded with a status of 401|"
             r"/console/api/campaigns/(%s|%s/resume) - Failed to load "
             r"resource: the server responded with a status of 403"
-            % (self.blog_cid, self.shop_cid))
+            % (self.blog_cid, self.shop_cid) +
+            (r"|/console/api/report\?\S* - Failed to load resource: the "
+             r"server responded with a status of 404"
+             if self.report_missing else ""))
         bad = [e for e in self.log if e["level"] in ("SEVERE", "WARNING")
                and not expected.search(e["message"])]
         self.assertFalse(bad, "errors in the browser's console:\n" +
