@@ -17,6 +17,8 @@ users ops (owner of acme), tina (viewer of acme, with TOTP) and sam
               URL answers 403 and the page says "Not allowed";
   csrf        a POST from the page without X-CSRF-Token is refused (403)
               and changes nothing; the same POST with it is done;
+  text        blog's campaign is named with markup: the page shows it as
+              text (no element made, no handler run);
   pages       a screenshot of every page (and the sign-in form) saved
               under $SLUICE_ARTEFACTS (the build dir's artefacts/console/),
               the path printed;
@@ -52,6 +54,7 @@ RATE = 5                       # recipients a second to the sink
 NRCPT = 60                     # shop's campaign: about 12 s at RATE
 PASSWORDS = {"ops": "ops-console-pw", "tina": "tina-console-pw",
              "sam": "sam-console-pw"}
+BLOG_NAME = "digest<img src=x onerror=window.__xss=1>"
 PAGES = ("overview", "sites", "campaigns", "accounts", "incidents",
          "reports", "audit")
 
@@ -105,16 +108,17 @@ class ConsoleBrowser(PeerTest):
     # ------------------------------------------------------------ set-up
 
     def campaign(self, account, name, rcpts):
-        csv = self.path("%s.csv" % name)
+        """A campaign of account named name, to a list of rcpts; its id."""
+        csv = self.path("%s.csv" % account)
         with open(csv, "w") as f:
             f.write("email\n" + "\n".join(rcpts) + "\n")
-        self.sluice("list", "create", name, "--account", account)
-        self.sluice("list", "import", name, csv, "--account", account)
-        html = self.path("%s.html" % name)
+        self.sluice("list", "create", account, "--account", account)
+        self.sluice("list", "import", account, csv, "--account", account)
+        html = self.path("%s.html" % account)
         with open(html, "w") as f:
             f.write("<p>Hello from %s</p>\n" % account)
         r = self.sluice("campaign", "create", name, "--account", account,
-                        "--list", name, "--from",
+                        "--list", account, "--from",
                         "News <news@%s.test>" % account, "--subject", "Hi",
                         "--html", html, "--json")
         return str(json.loads(r.stdout)["id"])
@@ -138,8 +142,9 @@ class ConsoleBrowser(PeerTest):
             self.sluice("domain", "verify", "%s.test" % a, "--force")
         self.shop_cid = self.campaign(
             "shop", "spring", ["s%03d@dest.test" % i for i in range(NRCPT)])
+        # markup in a name is text on the page, never an element
         self.blog_cid = self.campaign(
-            "blog", "digest", ["b%03d@other.test" % i for i in range(3)])
+            "blog", BLOG_NAME, ["b%03d@other.test" % i for i in range(3)])
         self.user("ops", "acme", "owner")          # ends the bootstrap
         os.environ["SLUICE_USER"] = "ops"
         os.environ["SLUICE_PASSWORD"] = PASSWORDS["ops"]
@@ -362,7 +367,10 @@ class ConsoleBrowser(PeerTest):
         # the campaigns page lists both sub-accounts' campaigns for ops
         self.go("campaigns")
         self.wait(lambda: "spring" in self.text("campaigns") and
-                  "digest" in self.text("campaigns"), "both campaigns")
+                  BLOG_NAME in self.text("campaigns"), "both campaigns")
+        self.assertEqual(self.js("return document.querySelectorAll("
+                                 "'#view img').length"), 0)
+        self.assertIsNone(self.js("return window.__xss"))
         self.go("campaigns/%s" % self.shop_cid)
         self.wait(lambda: self.progress() is not None, "the campaign page")
         self.shot("campaign")
