@@ -14,8 +14,9 @@
  *   The roles are the CLI's (incident show: viewer; incident update:
  *   sender, on the incident's account).  A change is one spool change
  *   through the one editor of the record (engine/incident_rec.c) with its
- *   audit record ("incident ack" ...), the caller as the actor, exactly as
- *   `sluice incident ack` makes it; a resolve also appends its event.
+ *   audit record ("incident ack" ...), the caller as the actor, through
+ *   the one path `sluice incident ack` takes too (incident_rec_person); a
+ *   resolve also appends its event.
  *
  * DIAGNOSTICS
  *   400 a missing or over-long user or text, 409 a change the incident's
@@ -77,22 +78,12 @@ static unsigned list(struct console_call *k, json_t **out)
     return MHD_HTTP_OK;
 }
 
-/* A change of incident id (timeline entry what). */
+/* A person's change of incident id: the CLI's path (incident_rec_person). */
 static unsigned change(struct console_call *k, uint64_t id, uint32_t account,
                        json_t *rec, const char *verb, json_t **out)
 {
-    static const struct {
-        const char *verb, *what, *action;
-    } verbs[] = {
-        { "ack", "acknowledged", "incident ack" },
-        { "assign", "assigned", "incident assign" },
-        { "note", "noted", "incident note" },
-        { "resolve", "resolved", "incident resolve" },
-    };
-    size_t v = 0;
-    while (v < sizeof verbs / sizeof verbs[0] && strcmp(verbs[v].verb, verb))
-        v++;
-    if (v == sizeof verbs / sizeof verbs[0])
+    bool assign = !strcmp(verb, "assign"), note = !strcmp(verb, "note");
+    if (!assign && !note && strcmp(verb, "ack") && strcmp(verb, "resolve"))
         return console_error(out, MHD_HTTP_NOT_FOUND, "no such action");
     char obj[40];
     unsigned st;
@@ -108,11 +99,8 @@ static unsigned change(struct console_call *k, uint64_t id, uint32_t account,
     const char *user = json_string_value(uj), *text = json_string_value(tj);
     bool bad = (uj && !user) || (tj && !text) ||
                (user && (!*user || strlen(user) > ASSIGNEE_MAX)) ||
-               (text && strlen(text) > TEXT_MAX);
-    if (v == 1 && !user)
-        bad = true;
-    if (v == 2 && (!text || !*text))
-        bad = true;
+               (text && strlen(text) > TEXT_MAX) || (assign && !user) ||
+               (note && (!text || !*text));
     if (bad) {
         json_decref(b);
         return console_error(out, MHD_HTTP_BAD_REQUEST, "assign takes "
@@ -121,19 +109,11 @@ static unsigned change(struct console_call *k, uint64_t id, uint32_t account,
                              "to %d bytes)", ASSIGNEE_MAX, TEXT_MAX);
     }
     struct queue_actor by = console_actor(k, role, account);
-    struct incident_edit ed = { .what = verbs[v].what, .who = by.user,
-                                .text = v == 1 ? user : v >= 2 ? text : NULL,
-                                .assignee = v == 1 ? user : NULL,
-                                .now_ms = (int64_t)time(NULL) * 1000 };
-    char etext[120];
-    snprintf(etext, sizeof etext, "resolved by %s", by.user);
-    struct queue_incident_change c = {
-        .id = id,
-        .campaign = (uint64_t)json_integer_value(json_object_get(rec,
-                                                                 "campaign")),
-        .edit = incident_rec_edit, .arg = &ed, .action = verbs[v].action,
-        .event_text = v == 3 ? etext : NULL, .by = &by };
-    int err = queue_incident_change(k->q, &c);
+    const char *what = verb;
+    int err = incident_rec_person(
+        k->q, id,
+        (uint64_t)json_integer_value(json_object_get(rec, "campaign")), verb,
+        assign ? user : text, &by, (int64_t)time(NULL) * 1000, &what);
     json_decref(b);
     if (err == -EINVAL)
         return console_error(out, MHD_HTTP_CONFLICT, "%s",
@@ -141,8 +121,7 @@ static unsigned change(struct console_call *k, uint64_t id, uint32_t account,
     if (err)
         return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
                              queue_strerror(err));
-    *out = json_pack("{s:I,s:s}", "id", (json_int_t)id, "change",
-                     verbs[v].what);
+    *out = json_pack("{s:I,s:s}", "id", (json_int_t)id, "change", what);
     return MHD_HTTP_OK;
 }
 

@@ -15,7 +15,9 @@
  *   next_probe_ms, probes.  incident_rec_edit() runs inside the
  *   spool's writer transaction (queue_incident_change), so each change
  *   applies to the newest record.  The timeline keeps its first entry and
- *   the newest INCIDENT_TIMELINE_MAX - 1.
+ *   the newest INCIDENT_TIMELINE_MAX - 1.  incident_rec_person() is the
+ *   one way people's changes (ack, assign, note, resolve) reach the
+ *   spool, from `sluice incident` and from sluiced's web console alike.
  *
  * DIAGNOSTICS
  *   -EINVAL with why for a record that does not parse or a change the
@@ -26,6 +28,7 @@
 #include <string.h>
 
 #include "incident_rec.h"
+#include "queue_admin.h"
 
 /* The rank of a severity name (info 0 .. critical 2), -1 unknown. */
 static int severity_rank(const char *s)
@@ -168,4 +171,37 @@ bool incident_rec_pause(json_t *rec, struct incident_pause *p)
         p->resume = "manual";
     return p->kind && p->name && p->state &&
            (!strcmp(p->state, "paused") || !strcmp(p->state, "pending"));
+}
+
+int incident_rec_person(struct queue *q, uint64_t id, uint64_t campaign,
+                        const char *verb, const char *text,
+                        const struct queue_actor *by, int64_t now_ms,
+                        const char **what)
+{
+    static const struct {
+        const char *verb, *what, *action;
+    } verbs[] = {
+        { "ack", "acknowledged", "incident ack" },
+        { "assign", "assigned", "incident assign" },
+        { "note", "noted", "incident note" },
+        { "resolve", "resolved", "incident resolve" },
+    };
+    size_t v = 0;
+    while (v < sizeof verbs / sizeof verbs[0] && strcmp(verbs[v].verb, verb))
+        v++;
+    if (v == sizeof verbs / sizeof verbs[0])
+        return -ENOENT;
+    if (what)
+        *what = verbs[v].what;
+    struct incident_edit ed = { .what = verbs[v].what, .who = by->user,
+                                .text = v == 0 ? NULL : text,
+                                .assignee = v == 1 ? text : NULL,
+                                .now_ms = now_ms };
+    char etext[120];
+    snprintf(etext, sizeof etext, "resolved by %s", by->user);
+    struct queue_incident_change c = {
+        .id = id, .campaign = campaign, .edit = incident_rec_edit,
+        .arg = &ed, .action = verbs[v].action,
+        .event_text = v == 3 ? etext : NULL, .by = by };
+    return queue_incident_change(q, &c);
 }

@@ -55,4 +55,18 @@ struct incident_pause {
  * it). */
 bool incident_rec_pause(json_t *rec, struct incident_pause *p);
 
+/* A person's change of incident id (of campaign, 0 none): verb "ack",
+ * "assign" (text: the assignee), "note" (text) or "resolve" (text may be
+ * NULL), as one audited spool change ("incident ack" ...) by by, with its
+ * timeline entry; a resolve also appends its `incident` event.  The one
+ * path of `sluice incident ack ...` and the web console.  0, -ENOENT for
+ * another verb, -EINVAL (queue_last_detail says why: a resolved
+ * incident), or a spool error.  *what (may be NULL): "acknowledged" ... */
+struct queue;
+struct queue_actor;
+int incident_rec_person(struct queue *q, uint64_t id, uint64_t campaign,
+                        const char *verb, const char *text,
+                        const struct queue_actor *by, int64_t now_ms,
+                        const char **what);
+
 #endif

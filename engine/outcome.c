@@ -369,6 +369,7 @@ void outcome_job(struct engine *e, struct site *site, struct item **items,
         o[n] = (struct queue_outcome){
             .delivery = r->delivery, .type = type, .code = r->code,
             .enhanced = r->enhanced, .mx = mx, .text = r->text,
+            .site = site ? site->name : NULL,
             .category = (uint8_t)(type == QUEUE_EV_BOUNCED ||
                                   type == QUEUE_EV_DEFERRED
                                   ? classify_reply(r->code, r->enhanced, r->text)
@@ -396,7 +397,8 @@ void engine_record(struct engine *e, struct item **items, size_t n,
     for (size_t i = 0; i < n; i++)
         strs += (o[i].enhanced ? strlen(o[i].enhanced) + 1 : 0) +
                 (o[i].mx ? strlen(o[i].mx) + 1 : 0) +
-                (o[i].text ? strlen(o[i].text) + 1 : 0);
+                (o[i].text ? strlen(o[i].text) + 1 : 0) +
+                (o[i].site ? strlen(o[i].site) + 1 : 0);
     struct record_ctx *rc = malloc(sizeof *rc + n * sizeof(struct item *) +
                                    n * sizeof(struct queue_outcome) + strs);
     if (!rc) {
@@ -423,6 +425,7 @@ void engine_record(struct engine *e, struct item **items, size_t n,
         KEEP(enhanced)
         KEEP(mx)
         KEEP(text)
+        KEEP(site)
 #undef KEEP
     }
     if (e->out.hold.state != SPOOL_WRITABLE) {

@@ -93,7 +93,11 @@ int queue_op_apply_feedback(struct wctx *w, struct queue_op *op)
         };
         memcpy(ev.rcpt, d.rcpt, sizeof ev.rcpt);
         memcpy(ev.text, op->arena + o->text_off, o->text_len);
-        if ((err = qevent_append(w, &ev)))
+        struct series_hint hint = { .delivery = d.id, .ref = d.ref };
+        w->series_hint = &hint;
+        err = qevent_append(w, &ev);
+        w->series_hint = NULL;
+        if (err)
             return err;
     }
     return 0;

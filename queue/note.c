@@ -53,7 +53,10 @@ int qevent_append(struct wctx *w, struct queue_event *ev)
     if ((rc = mdb_cursor_put(w->cur[DB_EVENTS], &ek, &evv, MDB_APPEND)) ==
         MDB_KEYEXIST)
         rc = mdb_cursor_put(w->cur[DB_EVENTS], &ek, &evv, 0);
-    return rc ? wctx_fail(w, rc) : 0;
+    if (rc)
+        return wctx_fail(w, rc);
+    /* the time series count it in the same transaction (series.c) */
+    return series_event(w, ev);
 }
 
 /* The reception event of message op, naming its first delivery. */
@@ -79,6 +82,7 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
         .type = o->type, .delivery = o->delivery,
         .campaign = op->campaign, .account = op->account,
     };
+    uint64_t ref = 0;
     if (o->delivery) {
         unsigned char key[8];
         struct queue_delivery d;
@@ -95,13 +99,18 @@ int queue_op_apply_note(struct wctx *w, struct queue_op *op)
             return 0;
         ev.campaign = d.campaign;
         ev.account = d.account;
+        ref = d.ref;
         memcpy(ev.rcpt, d.rcpt, sizeof ev.rcpt);
     } else {
         const struct op_rcpt *r = &op->rcpts[0];
         memcpy(ev.rcpt, op->arena + r->off, r->len);
     }
     memcpy(ev.text, op->arena + o->text_off, o->text_len);
-    return qevent_append(w, &ev);
+    struct series_hint hint = { .delivery = o->delivery, .ref = ref };
+    w->series_hint = o->delivery ? &hint : NULL;
+    int err = qevent_append(w, &ev);
+    w->series_hint = NULL;
+    return err;
 }
 
 /* Check the note, copy it into an OP_NOTE and wait for its commit. */

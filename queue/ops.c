@@ -271,6 +271,8 @@ static int enqueue_at(struct wctx *w, uint32_t account, uint64_t campaign,
     int err = counters_add(w, account, campaign, rcpt + at + 1, len - at - 1,
                            CF_QUEUED, 1);
     if (!err)
+        err = series_queued(w, account, campaign, ref);
+    if (!err)
         err = counters_add(w, account, campaign, rcpt + at + 1, len - at - 1,
                            CF_ENQUEUED, 1);
     return err;

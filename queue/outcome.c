@@ -56,7 +56,8 @@ int qoutcome_op_new(struct queue_op **out, const struct queue_outcome *o,
             return -EINVAL;
         alen += (o[i].enhanced ? strnlen(o[i].enhanced, QUEUE_MAX_ENHANCED) : 0) +
                 (o[i].mx ? strnlen(o[i].mx, QUEUE_MAX_MX) : 0) +
-                (o[i].text ? strnlen(o[i].text, QUEUE_MAX_REPLY) : 0);
+                (o[i].text ? strnlen(o[i].text, QUEUE_MAX_REPLY) : 0) +
+                (o[i].site ? strnlen(o[i].site, QUEUE_MAX_MX) : 0);
     }
     struct queue_op *op = calloc(1, sizeof *op);
     if (!op)
@@ -88,6 +89,7 @@ int qoutcome_op_new(struct queue_op **out, const struct queue_outcome *o,
         COPY_STR(enhanced, QUEUE_MAX_ENHANCED);
         COPY_STR(mx, QUEUE_MAX_MX);
         COPY_STR(text, QUEUE_MAX_REPLY);
+        COPY_STR(site, QUEUE_MAX_MX);
 #undef COPY_STR
     }
     *out = op;
@@ -182,6 +184,7 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
     }
 
     int type = o->type;
+    uint16_t d_attempts0 = d.attempts;
     int64_t next = w->now, deadline = d.created + w->q->opt.max_age;
     /* an admin bounce (queued.c) ends a delivery without an attempt */
     if (type == QUEUE_EV_DEFERRED || type == QUEUE_EV_DELIVERED ||
@@ -233,7 +236,16 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
         take_str(ev.mx, op->arena, o->mx_off, o->mx_len);
         take_str(ev.text, op->arena, o->text_off, o->text_len);
         memcpy(ev.rcpt, d.rcpt, sizeof ev.rcpt);
-        if ((err = qevent_append(w, &ev)))
+        struct series_hint hint = {
+            .delivery = d.id, .created = d.created, .ref = d.ref,
+            .attempt = d.attempts > d_attempts0,
+            .site = o->site_len ? op->arena + o->site_off : NULL,
+            .site_len = o->site_len,
+        };
+        w->series_hint = &hint;
+        err = qevent_append(w, &ev);
+        w->series_hint = NULL;
+        if (err)
             return err;
         d.last_event = ev.seq;
         if (terminal)
@@ -247,13 +259,12 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
             (err = counters_add(w, d.account, d.campaign, dom, dl, CF_QUEUED,
                                 -1)))
             return err;
-        /* usage (queue_admin.h): an attempt a server answered is "sent" */
+        /* usage (queue_admin.h): "sent" as README defines it, once per
+         * recipient: delivered + bounced, the same count as every report */
         if (d.account) {
-            unsigned sent = o->type == QUEUE_EV_DELIVERED ||
-                            (o->code && (o->type == QUEUE_EV_BOUNCED ||
-                                         o->type == QUEUE_EV_DEFERRED));
             unsigned dlv = type == QUEUE_EV_DELIVERED;
             unsigned bnc = type == QUEUE_EV_BOUNCED;
+            unsigned sent = dlv | bnc;
             if ((sent | dlv | bnc) &&
                 (err = qusage_add(w, d.account, (uint32_t)(w->now / 86400),
                                   sent, dlv, bnc)))

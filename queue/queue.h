@@ -70,7 +70,7 @@ int queue_err_unwritable(int err);
 const char *queue_last_detail(void);
 
 /* Current on-disk schema version written by this build. */
-#define QUEUE_SCHEMA_VERSION 5
+#define QUEUE_SCHEMA_VERSION 6
 
 /* Caps on variable fields: a longer recipient is refused with -EINVAL;
  * reply text, MX names and enhanced codes in outcomes are cut to the cap. */
@@ -204,7 +204,9 @@ enum queue_event_type {
     QUEUE_EV_RECEPTION = 9,     /* a message accepted by a listener */
     QUEUE_EV_INCIDENT = 10,     /* reserved for incidents (next issue) */
     /* 11..15 reserved */
-    QUEUE_EV_MAX = 10,
+    QUEUE_EV_OPENED = 11,       /* a tracked open: the pixel was fetched */
+    QUEUE_EV_CLICKED = 12,      /* a tracked link followed; text: the URL */
+    QUEUE_EV_MAX = 12,
 };
 /* "delivered", "deferred", ..., "unknown" for a number not above. */
 const char *queue_event_name(int type);
@@ -271,6 +273,8 @@ struct queue_outcome {
     const char *text;       /* reply text or NULL (cut to QUEUE_MAX_REPLY) */
     int64_t retry_at;       /* deferred: explicit next attempt (unix s), or 0
                                to follow the retry schedule */
+    const char *site;       /* the engine's site (MX rollup) or NULL: the
+                               time series count the outcome under it */
 };
 
 struct queue_op;  /* one submitted write operation (opaque) */

@@ -32,9 +32,8 @@
  *
  *   Usage: per account and UTC day, counted in the outcome transaction
  *   (queue_submit_outcomes) for deliveries whose account is not 0:
- *     sent      +1 per outcome reported as delivered, or as bounced or
- *               deferred with a non-zero SMTP code (an attempt in which a
- *               receiving server answered);
+ *     sent      +1 per delivered or bounced event: once per recipient,
+ *               however many attempts it took (README "Definitions");
  *     delivered +1 per delivered event;
  *     bounced   +1 per bounced event (with or without an SMTP code).
  *   Expired events and postponements count nothing.  The master's bill is

@@ -71,6 +71,7 @@ enum queue_dbi {
     DB_MEMBERS,
     DB_SUPPRESS,
     DB_CAMPAIGNS,   /* schema 4: campaigns.c */
+    DB_SERIES,      /* schema 6: series.c (queue_series.h) */
     DB_COUNT
 };
 
@@ -119,6 +120,8 @@ struct op_outcome {
     uint8_t category;
     uint32_t enhanced_off, mx_off, text_off;
     uint16_t enhanced_len, mx_len, text_len;
+    uint32_t site_off;           /* the site, for the time series */
+    uint16_t site_len;
 };
 
 /* A pause or resume; name, reason and who follow each other in the
@@ -231,6 +234,13 @@ struct queue {
 
     /* the audit key and checkpoint (queue_audit_configure), or NULL */
     struct audit_cfg *audit;
+
+    /* the time series' writer state (series.c), or NULL; series_skip
+     * while a group is retried without them on a full spool (writer.c),
+     * series_skipped counts such groups */
+    struct series_state *series;
+    bool series_skip;
+    uint64_t series_skipped;
 };
 
 /* A write transaction in progress with its running identifiers and the
@@ -247,7 +257,34 @@ struct wctx {
     size_t ndeltas, capdeltas;
     size_t *index;               /* open-addressing index into deltas */
     size_t capindex;
+    /* what an outcome tells the time series about the event it appends
+     * (series.c), or NULL */
+    const struct series_hint *series_hint;
 };
+
+/* Time series (series.c): the writer counts each event and each
+ * recipient queued; series_flush() writes the buckets before commit. */
+struct series_hint {
+    uint64_t delivery;           /* the event's delivery */
+    int64_t created;             /* its first due time (unix s) */
+    uint64_t ref;                /* its stored message (injected mail) */
+    bool attempt;                /* this outcome was an SMTP attempt */
+    const char *site;            /* the engine's site, or NULL */
+    size_t site_len;
+};
+int series_event(struct wctx *w, const struct queue_event *ev);
+int series_queued(struct wctx *w, uint32_t account, uint64_t campaign,
+                  uint64_t ref);
+int series_flush(struct wctx *w);
+void series_reset(struct queue *q);
+void series_free(struct queue *q);
+/* Delete up to max (0: all) buckets past the periods in txn; the number
+ * deleted, or a negated LMDB code. */
+/* A bucket's counts to and from their stored form (nonzero slots as
+ * slot byte + LEB128); decode: 0 or QUEUE_ECORRUPT (counts so far kept). */
+size_t qseries_encode(const uint64_t *c, unsigned char *out);
+int qseries_decode(const unsigned char *p, size_t len, uint64_t *c);
+long series_prune_txn(struct queue *q, MDB_txn *txn, int64_t now, size_t max);
 
 /* ------------------------------------------------------------ helpers */
 

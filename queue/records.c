@@ -212,6 +212,8 @@ const char *queue_event_name(int type)
     case QUEUE_EV_UNSUBSCRIBED: return "unsubscribed";
     case QUEUE_EV_RECEPTION: return "reception";
     case QUEUE_EV_INCIDENT: return "incident";
+    case QUEUE_EV_OPENED: return "open";
+    case QUEUE_EV_CLICKED: return "click";
     default: return "unknown";
     }
 }

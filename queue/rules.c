@@ -19,6 +19,7 @@
 #include "campaign_int.h"
 #include "check_int.h"
 #include "lists_int.h"
+#include "queue_series.h"
 
 #define SPOOL_MAGIC "sluice-spool"
 
@@ -118,6 +119,24 @@ static const char *rule_event(const MDB_val *k, const MDB_val *v)
         return "event names no delivery";
     if (e.prev >= e.seq)
         return "event's previous event is not older";
+    return NULL;
+}
+
+/* A time-series bucket (series.c): gran . u32 bucket . dim . id. */
+static const char *rule_series(const MDB_val *k, const MDB_val *v)
+{
+    const unsigned char *p = k->mv_data;
+    size_t id = k->mv_size >= 6 ? k->mv_size - 6 : 0;
+    if (k->mv_size < 6 || (p[0] != 'h' && p[0] != 'd'))
+        return "key is not a time-series bucket";
+    bool ok = (p[5] == 't' && id == 0) || (p[5] == 'a' && id == 4) ||
+              (p[5] == 'c' && id == 12) ||
+              ((p[5] == 's' || p[5] == 'f') && id >= 4 && id <= 4 + 255);
+    if (!ok)
+        return "time-series bucket of an unknown dimension";
+    uint64_t c[QUEUE_SERIES_SLOTS];
+    if (qseries_decode(v->mv_data, v->mv_size, c))
+        return "time-series counts do not decode";
     return NULL;
 }
 
@@ -327,6 +346,7 @@ const char *rules_record(int db, const MDB_val *k, const MDB_val *v,
     case DB_MEMBERS:
     case DB_SUPPRESS: r = rule_lists(db, k, v); break;
     case DB_CAMPAIGNS: r = rule_campaign(k, v); break;
+    case DB_SERIES: r = rule_series(k, v); break;
     default: r = "unknown database"; break;
     }
     if (r)

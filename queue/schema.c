@@ -14,7 +14,8 @@
  *   Versions: 1 the first spool; 2 adds "controls" (paused domains, sites);
  *   3 adds "accounts", "users", "roles", "apikeys", "audit", "sdomains" and
  *   "usage" (queue_admin.h); 4 adds "lists", "contacts", "members",
- *   "suppress" and "campaigns" (queue_campaign.h).  An upgrade creates the
+ *   "suppress" and "campaigns" (queue_campaign.h); 5 adds event types;
+ *   6 adds "series" (queue_series.h).  An upgrade creates the
  *   databases of every later version in one step.
  *
  * DIAGNOSTICS
@@ -50,6 +51,7 @@ const char *const queue_db_names[DB_COUNT] = {
     [DB_MEMBERS] = "members",
     [DB_SUPPRESS] = "suppress",
     [DB_CAMPAIGNS] = "campaigns",
+    [DB_SERIES] = "series",
 };
 
 /* Schema version that introduced each database (0 here means 1). */
@@ -59,6 +61,7 @@ static const uint32_t db_since[DB_COUNT] = {
     [DB_AUDIT] = 3, [DB_SDOMAINS] = 3, [DB_USAGE] = 3,
     [DB_LISTS] = 4, [DB_CONTACTS] = 4, [DB_MEMBERS] = 4, [DB_SUPPRESS] = 4,
     [DB_CAMPAIGNS] = 4,
+    [DB_SERIES] = 6,
 };
 
 uint32_t schema_db_since(int db)

@@ -363,6 +363,7 @@ void queue_close(struct queue *q)
         close(q->claim_fd);
     lease_free(&q->leases);
     hygiene_free(q);
+    series_free(q);
     qaudit_cfg_free(q->audit);
     pthread_rwlock_destroy(&q->maplock);
     pthread_mutex_destroy(&q->mu);

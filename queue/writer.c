@@ -116,6 +116,10 @@ static int run_txn(struct queue *q, struct queue_op *ops, int *mdb_rc)
     }
     if ((err = counters_flush(&w)))
         goto abort;
+    if (q->series_skip)
+        series_reset(q);   /* a full spool: the group without its series */
+    else if ((err = series_flush(&w)))
+        goto abort;
     if ((w.next_delivery != d0 &&
          (rc = qmeta_put_u64(q, w.txn, "next_delivery", w.next_delivery))) ||
         (w.next_message != m0 &&
@@ -140,6 +144,7 @@ abort:
         if (w.cur[i])
             mdb_cursor_close(w.cur[i]);
     counters_free(&w);
+    series_reset(q);
     mdb_txn_abort(w.txn);
     *mdb_rc = q->last_mdb_rc;
     return err;
@@ -149,6 +154,16 @@ abort:
 static size_t op_bytes(const struct queue_op *op)
 {
     return op->arena_len + op->n * 64;
+}
+
+/* Whether a group only records outcomes or notes (nothing enqueued). */
+static bool group_drains(const struct queue_op *ops)
+{
+    for (; ops; ops = ops->next)
+        if (ops->kind != OP_OUTCOMES && ops->kind != OP_NOTE &&
+            ops->kind != OP_FEEDBACK)
+            return false;
+    return true;
 }
 
 /* Commit ops as one group, growing the map or splitting as needed.  Split
@@ -167,6 +182,17 @@ static void commit_group(struct queue *q, struct queue_op *ops)
             return;
         if (mdb_rc == MDB_MAP_FULL && spool_grow(q) == 0)
             continue;
+        /* at the ceiling, outcomes (which free the spool) come before the
+         * time series: try the group once more without them (series.c) */
+        if (mdb_rc == MDB_MAP_FULL && !q->series_skip && group_drains(ops)) {
+            q->series_skip = true;
+            err = run_txn(q, ops, &mdb_rc);
+            q->series_skip = false;
+            if (err == 0) {
+                q->series_skipped++;
+                return;
+            }
+        }
         err = queue_err_commit(q, err);
         if (ops->next) {
             size_t failed_at = SIZE_MAX; /* smallest op found unwritable */

@@ -102,6 +102,8 @@ static const struct tool_perm perms[ACT_COUNT] = {
     [ACT_QUEUE_SUMMARY] = { "queue summary", V, false, 0 },
     [ACT_QUEUE_RETRY] = { "queue retry", A, false, 0 },
     [ACT_QUEUE_BOUNCE] = { "queue bounce", A, false, 0 },
+    /* on the account named by --account, else the caller's default */
+    [ACT_REPORT] = { "report", V, false, 0 },
 };
 
 #undef V

@@ -304,10 +304,10 @@ static int cmd_show(struct tool_ctx *ctx, int argc, char **argv)
     return rc;
 }
 
-/* ack, assign, note, resolve: one timeline entry. */
+/* ack, assign, note, resolve: one timeline entry (incident_rec_person,
+ * the path the web console takes too). */
 static int change(struct tool_ctx *ctx, const char *prog, const char *ids,
-                  const char *what, const char *text, const char *assignee,
-                  const char *action)
+                  const char *verb, const char *text, const char *action)
 {
     struct queue *q;
     uint32_t account;
@@ -318,28 +318,21 @@ static int change(struct tool_ctx *ctx, const char *prog, const char *ids,
     if (!(rc = load(ctx, q, prog, ids, ACT_INCIDENT_UPDATE, &account, &j,
                     &role))) {
         struct queue_actor by = tool_actor(ctx, role, account);
-        struct incident_edit ed = { .what = what, .who = by.user,
-                                    .text = text, .assignee = assignee,
-                                    .now_ms = (int64_t)time(NULL) * 1000 };
-        char etext[120];
-        snprintf(etext, sizeof etext, "resolved by %s", by.user);
-        struct queue_incident_change c = {
-            .id = (uint64_t)num(j, "id"), .campaign = (uint64_t)num(j,
-                                                                "campaign"),
-            .edit = incident_rec_edit, .arg = &ed, .action = action,
-            .event_text = !strcmp(what, "resolved") ? etext : NULL,
-            .by = &by };
-        int err = queue_incident_change(q, &c);
+        const char *what = verb;
+        uint64_t id = (uint64_t)num(j, "id");
+        int err = incident_rec_person(q, id, (uint64_t)num(j, "campaign"),
+                                      verb, text, &by,
+                                      (int64_t)time(NULL) * 1000, &what);
         if (err == -EINVAL) {
             fprintf(stderr, "%s: %s\n", prog, queue_last_detail());
             rc = TOOL_EX_DATAERR;
         } else if (err) {
             rc = tool_admin_error(prog, err);
         } else if (ctx->json) {
-            tool_emit_json(json_pack("{s:I,s:s}", "id", (json_int_t)c.id,
+            tool_emit_json(json_pack("{s:I,s:s}", "id", (json_int_t)id,
                                      "change", what));
         } else {
-            printf("incident %llu %s\n", (unsigned long long)c.id, what);
+            printf("incident %llu %s\n", (unsigned long long)id, what);
         }
     }
     json_decref(j);
@@ -351,15 +344,14 @@ static int cmd_ack(struct tool_ctx *ctx, int argc, char **argv)
 {
     if (argc != 2)
         return fprintf(stderr, "%s", usage_text), TOOL_EX_USAGE;
-    return change(ctx, P " ack", argv[1], "acknowledged", NULL, NULL,
-                  "incident ack");
+    return change(ctx, P " ack", argv[1], "ack", NULL, "incident ack");
 }
 
 static int cmd_assign(struct tool_ctx *ctx, int argc, char **argv)
 {
     if (argc != 3 || strlen(argv[2]) > 64)
         return fprintf(stderr, "%s", usage_text), TOOL_EX_USAGE;
-    return change(ctx, P " assign", argv[1], "assigned", argv[2], argv[2],
+    return change(ctx, P " assign", argv[1], "assign", argv[2],
                   "incident assign");
 }
 
@@ -367,16 +359,15 @@ static int cmd_note(struct tool_ctx *ctx, int argc, char **argv)
 {
     if (argc != 3 || strlen(argv[2]) > 2000)
         return fprintf(stderr, "%s", usage_text), TOOL_EX_USAGE;
-    return change(ctx, P " note", argv[1], "noted", argv[2], NULL,
-                  "incident note");
+    return change(ctx, P " note", argv[1], "note", argv[2], "incident note");
 }
 
 static int cmd_resolve(struct tool_ctx *ctx, int argc, char **argv)
 {
     if ((argc != 2 && argc != 3) || (argc == 3 && strlen(argv[2]) > 2000))
         return fprintf(stderr, "%s", usage_text), TOOL_EX_USAGE;
-    return change(ctx, P " resolve", argv[1], "resolved",
-                  argc == 3 ? argv[2] : NULL, NULL, "incident resolve");
+    return change(ctx, P " resolve", argv[1], "resolve",
+                  argc == 3 ? argv[2] : NULL, "incident resolve");
 }
 
 /* YYYY-MM into [from, to) in ms; false when it is not one. */

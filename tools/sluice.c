@@ -37,6 +37,7 @@
 
 #include "tool_admin.h"
 #include "tool_lists.h"
+#include "tool_report.h"
 
 /* The commands; a gate (a master-level action, checked before the command
  * opens the spool: tool_cmd_gate) is on the commands without subcommands
@@ -92,6 +93,8 @@ static const struct tool_cmd commands[] = {
       "ingest DSN bounces and ARF complaints: events, suppressions" },
     { .name = "bounces", .run = tool_bounces_main, .help =
       "bounce categories: classify a reply, show the rules" },
+    { .name = "report", .run = tool_report_main, .help =
+      "sending per day, hour, campaign, site, account: text, JSON, CSV" },
 };
 
 /* --help or -h anywhere after COMMAND: the command is run as `COMMAND

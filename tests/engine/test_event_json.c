@@ -117,6 +117,7 @@ static void test_json_types(void **state)
     static const char *const names[] = {
         NULL, "delivered", "deferred", "bounced", "expired", "suppressed",
         "cancelled", "complaint", "unsubscribed", "reception", "incident",
+        "open", "click",
     };
     for (int t = 1; t <= QUEUE_EV_MAX; t++) {
         ev.type = (uint8_t)t;
