@@ -610,8 +610,9 @@
       return api('GET', 'incidents/' + encodeURIComponent(id)).then(function (d) {
         var r = d && d.incident ? d.incident : d;
         clear(facts);
-        Object.keys(r).forEach(function (k) {
-          if (k === 'timeline') return;
+        var first = ['id', 'state', 'severity', 'rule', 'signal', 'scope', 'scope_name', 'account_name', 'assignee'];
+        first.concat(Object.keys(r).filter(function (k) { return first.indexOf(k) < 0; })).forEach(function (k) {
+          if (k === 'timeline' || r[k] === undefined || (k === 'account' && r.account_name !== undefined)) return;
           add(facts, el('div', null, el('dt', { text: label(k) }), el('dd', { text: cell(k, r[k]) })));
         });
         view.dataset.state = r.state || '';

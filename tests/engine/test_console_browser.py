@@ -19,6 +19,8 @@ users ops (owner of acme), tina (viewer of acme, with TOTP) and sam
               and changes nothing; the same POST with it is done;
   text        blog's campaign is named with markup: the page shows it as
               text (no element made, no handler run);
+  incident    an open incident acknowledged and noted from its page: the
+              timeline shows both, `sluice incident show` the state;
   pages       a screenshot of every page (and the sign-in form) saved
               under $SLUICE_ARTEFACTS (the build dir's artefacts/console/),
               the path printed;
@@ -152,6 +154,7 @@ class ConsoleBrowser(PeerTest):
         self.user("sam", "shop", "manager")
         r = self.sluice("--json", "user", "totp", "tina", "enable")
         self.tina_secret = json.loads(r.stdout)["secret"]
+        self.incident_id = self.incident("shop", self.shop_cid)
 
         port = peers.free_port()
         self.sink = self.start_sink(port, listen="127.0.0.1")
@@ -177,6 +180,27 @@ class ConsoleBrowser(PeerTest):
             except OSError:
                 return False
         peers.wait_for(up, 20, "the console at %s/" % self.base, 0.1)
+
+    def incident(self, account, campaign):
+        """An open incident of account's campaign, stored as sluiced's
+        opening writes it (incident_put); its id."""
+        acct = json.loads(self.sluice("account", "show", account,
+                                      "--json").stdout)["id"]
+        rec = {"rule": "blocks", "signal": "block_rate", "scope": "campaign",
+               "scope_name": str(campaign), "account": acct,
+               "campaign": int(campaign), "severity": "critical",
+               "numbers": {"value": 0.5, "threshold": 0.1, "volume": 20,
+                           "window_s": 300},
+               "action": "alert"}
+        f = self.path("incident.json")
+        with open(f, "w") as fh:
+            json.dump(rec, fh)
+        r = subprocess.run([os.environ["SLUICE_INCIDENT_PUT"],
+                            self.path("spool"), str(acct), str(campaign), f],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return int(r.stdout)
 
     def browser(self):
         o = webdriver.ChromeOptions()
@@ -285,6 +309,7 @@ class ConsoleBrowser(PeerTest):
         self.browser()
         self.step_sign_in()
         self.step_live_and_pause()
+        self.step_incident()
         self.step_pages()
         self.step_tenancy_and_csrf()
         self.step_log()
@@ -346,6 +371,31 @@ class ConsoleBrowser(PeerTest):
         self.assertFalse(self.id("campaign-resume").get_attribute("disabled"))
         self.paused_at = at_pause
         self.shot("campaign-paused")
+
+    def step_incident(self):
+        self.go("incidents")
+        link = "a[href='#/incidents/%d']" % self.incident_id
+        self.wait(lambda: self.driver.find_elements(By.CSS_SELECTOR, link),
+                  "the incident in the list")
+        self.driver.find_element(By.CSS_SELECTOR, link).click()
+        self.wait(lambda: self.js("return document.getElementById('view')"
+                                  ".dataset.state") == "open",
+                  "the incident's page, open")
+        self.id("incident-ack").click()
+        self.wait(lambda: self.js("return document.getElementById('view')"
+                                  ".dataset.state") == "acknowledged",
+                  "the incident acknowledged")
+        note = "looking at <b>blocks</b> now"
+        self.id("incident-note").send_keys(note)
+        self.id("incident-note").submit()
+        self.wait(lambda: note in self.text("incident-timeline"),
+                  "the note in the timeline")
+        self.assertIn("acknowledged by ops", self.text("incident-timeline"))
+        shown = json.loads(self.sluice("incident", "show",
+                                       str(self.incident_id),
+                                       "--json").stdout)
+        self.assertEqual(shown["state"], "acknowledged", shown)
+        self.shot("incident")
 
     def step_pages(self):
         for page in PAGES:
