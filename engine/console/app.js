@@ -120,7 +120,7 @@
 
   /* Any value as short text, for the generic tables. */
   function cell(k, v) {
-    if (v === null || v === undefined) return '—';
+    if (v === null || v === undefined || v === '') return '—';
     if (/(_ms|^time|_at)$/.test(k) && (typeof v === 'number' || typeof v === 'string')) return when(v);
     if (/_rate$|^progress$/.test(k) && typeof v === 'number' && v <= 1) return pct(v);
     if (typeof v === 'number') return num(v);
@@ -678,13 +678,25 @@
     var lat = s.latency_ms || {};
     add(out, chartBox('Delivery latency (enqueue to delivered)', hbars(['p50', 'p90', 'p99'].filter(function (k) {
       return typeof lat[k] === 'number';
-    }).map(function (k) { return [k + ' ' + duration(lat[k] / 1000), lat[k]]; }), 'o-delivered')));
+    }).map(function (k) { return [k, lat[k]]; }), 'o-delivered', function (v) { return duration(v / 1000); })));
+    var accounts = (r.accounts || []).map(function (a, i) { return Object.assign({ '#': i + 1 }, a); });
     add(out, [el('h2', { text: 'Sub-account leaderboard' }),
-      genericTable('Accounts by delivered', (r.accounts || []).map(flatRow), ['account', 'delivered', 'bounced'], 'report-accounts'),
-      el('h2', { text: 'Campaigns' }),
-      genericTable('Campaigns', (r.campaigns || []).map(flatRow), ['campaign_id', 'campaign', 'account', 'delivered']),
-      el('h2', { text: 'Sites' }), genericTable('Sites', (r.sites || []).map(flatRow), ['site', 'delivered']),
+      countTable('Accounts by delivered', accounts, ['#', 'account'], 'report-accounts'),
+      el('h2', { text: 'Campaigns' }), countTable('Campaigns', r.campaigns || [], ['campaign_id', 'campaign', 'account']),
+      el('h2', { text: 'Sites' }), countTable('Sites', r.sites || [], ['site']),
       el('h2', { text: 'Billing' }), genericTable('Sent per calendar month', r.billing || [], ['month', 'account', 'sent'])]);
+  }
+
+  /* A report table: the name columns, then the counts of the definitions. */
+  var ROW_COUNTS = ['sent', 'delivered', 'bounced', 'deferred', 'expired', 'complained', 'unsubscribed',
+    'suppressed', 'cancelled', 'opened', 'clicked', 'first_attempt_rate'];
+  function countTable(caption, rows, names, id) {
+    return genericTable(caption, rows.map(function (r) {
+      var o = {};
+      names.concat(ROW_COUNTS).forEach(function (k) { o[k] = r[k]; });
+      if (r.latency_ms && typeof r.latency_ms.p50 === 'number') o.latency_p50 = duration(r.latency_ms.p50 / 1000);
+      return o;
+    }), null, id);
   }
 
   /* A report row for a table: nested objects left out (drawn elsewhere). */
@@ -754,18 +766,19 @@
     return g;
   }
 
-  /* Horizontal bars of [name, value] pairs. */
-  function hbars(pairs, cls) {
+  /* Horizontal bars of [name, value] pairs (values shown by fmt). */
+  function hbars(pairs, cls, fmt) {
     if (!pairs.length) return el('p', { text: 'Nothing to show.' });
     var W = 640, R = 22, L = 200;
+    fmt = fmt || num;
     var max = Math.max.apply(null, pairs.map(function (p) { return p[1]; }).concat([1]));
     var g = svg('svg', { viewBox: '0 0 ' + W + ' ' + (pairs.length * R + 4), role: 'img',
-      'aria-label': pairs.map(function (p) { return p[0] + ' ' + p[1]; }).join(', ') });
+      'aria-label': pairs.map(function (p) { return p[0] + ' ' + fmt(p[1]); }).join(', ') });
     pairs.forEach(function (p, i) {
       var w = p[1] / max * (W - L - 60);
       add(g, [svg('text', { x: L - 6, y: i * R + 15, 'text-anchor': 'end', text: p[0] }),
         svg('rect', { x: L, y: i * R + 3, width: Math.max(1, w), height: R - 6, class: cls }),
-        svg('text', { x: L + w + 4, y: i * R + 15, text: num(p[1]) })]);
+        svg('text', { x: L + w + 4, y: i * R + 15, text: fmt(p[1]) })]);
     });
     return g;
   }
