@@ -17,12 +17,17 @@
  *     GET  audit?limit=N                     audit list (viewer; records of
  *                                            the accounts the caller sees,
  *                                            spool-wide ones for the master's)
+ *     GET  report?from=&to=                  report (console_report.c)
  *   Reads come from the spool (the counters queue_counts_*, the campaigns'
  *   settled state as `campaign show` settles it) and from the status file
  *   sluiced rewrites each second (sites, sessions, rates).  Actions are
  *   the spool's own calls the CLI makes (queue_campaign_pause ...,
  *   queue_pause of a site): they commit with their audit record, the
  *   caller as the actor, and sluiced applies them within its usual second.
+ *   The overview's queued is the recipients not yet terminal, deferred
+ *   those of them waiting for a later attempt (the ready index, as
+ *   /metrics' sluice_queue_depth), deferrals the deferral events counted,
+ *   rate the deliveries per second of the last seconds (status.json).
  *   A campaign row: total (recipients queued by send), delivered, bounced,
  *   expired, suppressed (ended unsent in the queue), suppressed_at_send,
  *   cancelled, pending (not yet terminal), progress (terminal / total,
@@ -43,6 +48,9 @@
 #include "console_int.h"
 #include "queue_campaign.h"
 #include "tool_admin.h"
+
+/* Ready-index entries walked per overview for ready and parked each. */
+#define DEPTH_CAP 200000u
 
 static char status_path[4096];
 
@@ -144,9 +152,12 @@ static unsigned overview(struct console_call *k, json_t **out)
         json_array_foreach(json_object_get(s, "sites"), i, site)
             rate += json_number_value(json_object_get(site, "rate"));
     json_t *sessions = json_object_get(s, "sessions");
-    *out = json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:I,s:o,s:b}",
+    struct queue_depth d = { 0 };
+    bool depth = !queue_ready_depth(k->q, engine_now(), DEPTH_CAP, &d);
+    *out = json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:I,s:I,s:o,s:b}",
                      "rate", rate, "queued", (json_int_t)t.queued,
-                     "deferred", (json_int_t)t.deferred,
+                     "deferred", (json_int_t)d.waiting,
+                     "deferrals", (json_int_t)t.deferred,
                      "delivered", (json_int_t)t.delivered,
                      "bounced", (json_int_t)t.bounced,
                      "expired", (json_int_t)t.expired,
@@ -156,6 +167,11 @@ static unsigned overview(struct console_call *k, json_t **out)
                      "campaigns_running", (json_int_t)sending,
                      "time", console_time((int64_t)time(NULL)),
                      "live", s != NULL);
+    if (*out && depth)
+        json_object_set_new(*out, "depth", json_pack(
+            "{s:I,s:I,s:I,s:b}", "ready", (json_int_t)d.ready, "waiting",
+            (json_int_t)d.waiting, "parked", (json_int_t)d.parked, "capped",
+            d.capped));
     json_decref(s);
     return MHD_HTTP_OK;
 }
@@ -198,16 +214,21 @@ static unsigned sites(struct console_call *k, json_t **out)
     return MHD_HTTP_OK;
 }
 
-/* A site or domain name as the CLI takes it: lower-case letters, digits,
- * dot, dash, underscore. */
-static bool site_name_ok(const char *s, size_t n)
+/* A site name into out, lower-cased as the CLI takes it (letters,
+ * digits, dot, dash, underscore); false for anything else. */
+static bool site_name(const char *s, size_t n, char *out)
 {
     if (!n || n > QUEUE_MAX_CTL_NAME)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-              s[i] == '.' || s[i] == '-' || s[i] == '_'))
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a')
+                                             : s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_'))
             return false;
+        out[i] = ch;
+    }
+    out[n] = 0;
     return true;
 }
 
@@ -218,10 +239,8 @@ static unsigned site_change(struct console_call *k, const char *name,
     char nm[QUEUE_MAX_CTL_NAME + 1], obj[QUEUE_MAX_CTL_NAME + 300];
     unsigned st;
     int role;
-    if (!site_name_ok(name, n))
+    if (!site_name(name, n, nm))
         return console_error(out, MHD_HTTP_BAD_REQUEST, "not a site name");
-    memcpy(nm, name, n);
-    nm[n] = 0;
     snprintf(obj, sizeof obj, "site %s", nm);
     if ((st = console_allow(k, set ? ACT_PAUSE : ACT_RESUME, 0, obj, &role,
                             out)))
@@ -522,6 +541,8 @@ static int audit_one(void *arg, const struct queue_audit *r)
                                                           r->account),
                           "action", r->action, "object", r->object,
                           "result", r->result);
+    if (!j)
+        return 0;   /* text jansson will not take: left out */
     json_object_set_new(j, "time", console_time(r->time_ms / 1000));
     json_decref(l->ring[l->next]);
     l->ring[l->next] = j;
@@ -637,8 +658,8 @@ unsigned console_api(struct console_call *k, json_t **out)
         return get ? audit(k, out)
                    : console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED, "GET");
     if (IS(s0, n0, "report") && !has1)
-        return console_error(out, MHD_HTTP_NOT_FOUND, "reports are not "
-                             "built into this sluiced yet");
+        return get ? console_report(k, out)
+                   : console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED, "GET");
 #undef IS
     return console_error(out, MHD_HTTP_NOT_FOUND, "no such API path");
 }

@@ -16,15 +16,18 @@
  *   X-Forwarded-Proto: https: http_listen itself speaks plain HTTP) and a
  *   random CSRF token that every POST of the session must
  *   carry in X-CSRF-Token (else 403).  Sessions live in this process's
- *   memory: a restart of sluiced signs everyone out.  At most
- *   SESSIONS_MAX exist; a new one then replaces the one idle longest.  A
- *   session idle for console_idle_timeout (default 30 min) is gone.
+ *   memory: a restart of sluiced signs everyone out.  A user has at most
+ *   SESSIONS_PER_USER: a further sign-in replaces their own session idle
+ *   longest (never anyone else's); at most SESSIONS_MAX exist in all, and
+ *   past that a sign-in is refused (503).  A session idle for
+ *   console_idle_timeout (default 30 min) is gone.
  *
  *   "Authorization: Bearer sk_<id>_<hex>" (an API key, queue_ingress.h)
  *   is taken instead of a cookie, without CSRF (a browser never sends
  *   it by itself).  Roles are read from the spool at each call, with the
- *   CLI's table and rule (tools/authz_table.c), so a role change or a
- *   disabled user applies at once.  Sign-ins (good and refused), sign-outs
+ *   CLI's table and rule (tools/authz_table.c), so a role change applies
+ *   at once; a user disabled (or removed) ends their sessions at their
+ *   next request.  Sign-ins (good and refused), sign-outs
  *   and refusals are written to the audit trail as the CLI writes its
  *   own, the user as the actor and "console" (or "console apikey:N") as
  *   how they proved who they are.
@@ -45,6 +48,7 @@
 #include "tool_admin.h"
 
 #define SESSIONS_MAX 1024
+#define SESSIONS_PER_USER 16
 #define TOKEN_BYTES 32
 #define PASSWORD_MAX 1024
 #define ACTION "console login"
@@ -108,24 +112,36 @@ static bool session_find(const char *text, struct session *out)
     return found;
 }
 
-/* A new session for user; its cookie token as hex into hex. */
-static void session_new(uint32_t user, const char *name, char *hex,
+/* A new session for user; its cookie token as hex into hex.  false when
+ * every slot holds a live session of someone else. */
+static bool session_new(uint32_t user, const char *name, char *hex,
                         char *csrf)
 {
     unsigned char rnd[TOKEN_BYTES];
     int64_t now = now_ms();
     pthread_mutex_lock(&sessions.lock);
-    struct session *pick = NULL;
+    struct session *free_slot = NULL, *oldest = NULL;
+    unsigned mine = 0;
     for (size_t i = 0; i < SESSIONS_MAX; i++) {
         struct session *s = &sessions.s[i];
         if (s->used && now - s->last_ms > (int64_t)sessions.idle_ms)
             sodium_memzero(s, sizeof *s);
         if (!s->used) {
-            if (!pick || pick->used)
-                pick = s;
-        } else if (!pick || (pick->used && s->last_ms < pick->last_ms)) {
-            pick = s;   /* full: the one idle longest makes room */
+            if (!free_slot)
+                free_slot = s;
+        } else if (s->user == user) {
+            mine++;
+            if (!oldest || s->last_ms < oldest->last_ms)
+                oldest = s;
         }
+    }
+    /* a user's own sessions make room for their next one: a user never
+     * signs anyone else out */
+    struct session *pick = mine >= SESSIONS_PER_USER || !free_slot
+                           ? oldest : free_slot;
+    if (!pick) {
+        pthread_mutex_unlock(&sessions.lock);
+        return false;
     }
     memset(pick, 0, sizeof *pick);
     pick->used = true;
@@ -138,6 +154,7 @@ static void session_new(uint32_t user, const char *name, char *hex,
     sodium_bin2hex(hex, 2 * TOKEN_BYTES + 1, pick->token, TOKEN_BYTES);
     memcpy(csrf, pick->csrf, CONSOLE_CSRF_LEN + 1);
     pthread_mutex_unlock(&sessions.lock);
+    return true;
 }
 
 /* End the session whose CSRF token is csrf (the caller's). */
@@ -294,7 +311,10 @@ static unsigned login(struct console_call *k, json_t *b, json_t **out)
     k->who = (struct console_who){ .user = u.id };
     snprintf(k->who.name, sizeof k->who.name, "%s", u.name);
     snprintf(k->who.via, sizeof k->who.via, "%s", via);
-    session_new(u.id, u.name, hex, k->who.csrf);
+    if (!session_new(u.id, u.name, hex, k->who.csrf))
+        return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "%d sessions "
+                             "are open: try again when some have ended",
+                             SESSIONS_MAX);
     snprintf(k->cookie, sizeof k->cookie, CONSOLE_COOKIE "=%s; HttpOnly; "
              "SameSite=Strict; Path=/%s", hex, k->secure ? "; Secure" : "");
     sodium_memzero(hex, sizeof hex);
@@ -386,6 +406,17 @@ unsigned console_identify(struct console_call *k, json_t **out)
         return console_error(out, MHD_HTTP_UNAUTHORIZED, "%s",
                              cookie ? "the session has ended: sign in again"
                                     : "sign in first");
+    /* a user disabled or removed since signing in: the session ends */
+    struct queue_user u;
+    int err = queue_user_get(k->q, s.user, &u);
+    if (err && err != QUEUE_ENOTFOUND)
+        return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
+                             queue_strerror(err));
+    if (err || u.disabled) {
+        session_end(s.csrf);
+        return console_error(out, MHD_HTTP_UNAUTHORIZED, "user %s is %s",
+                             s.name, err ? "gone" : "disabled");
+    }
     k->who = (struct console_who){ .user = s.user };
     snprintf(k->who.name, sizeof k->who.name, "%s", s.name);
     snprintf(k->who.via, sizeof k->who.via, "console");

@@ -5,7 +5,8 @@
  * DESCRIPTION
  *   unsub_http.c's router hands over every URL the console owns:
  *     GET /                 index.html
- *     GET /static/NAME      a file of engine/console/ (console_assets.h)
+ *     GET /static/PATH      the file PATH of engine/console/, by its exact
+ *                           name in the embedded table (console_assets.h)
  *     /console/api/...      the JSON API (console_api.c; sign-in and
  *                           sessions in console_auth.c)
  *   Pages carry Content-Security-Policy default-src 'self' (no inline
@@ -196,14 +197,14 @@ static int send_page(struct MHD_Connection *c, const char *url,
                      const char *method)
 {
     const char *name = !strcmp(url, "/") ? "/index.html" : url + 7;
-    const struct console_asset *a = NULL;
-    if (!strcmp(url, "/") || strchr(url + 8, '/') == NULL)
-        for (a = console_assets; a->path && strcmp(a->path, name); a++)
-            ;
+    const struct console_asset *a;
+    /* an exact name of the table: nothing else can be reached */
+    for (a = console_assets; a->path && strcmp(a->path, name); a++)
+        ;
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
                        "GET only\n", 9, MHD_RESPMEM_PERSISTENT, true, NULL);
-    if (!a || !a->path)
+    if (!a->path)
         return respond(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n",
                        10, MHD_RESPMEM_PERSISTENT, true, NULL);
     return respond(c, MHD_HTTP_OK, a->type, a->data, a->len,

@@ -115,6 +115,8 @@ int console_login_submit(struct console_login_job *job);
 unsigned console_api(struct console_call *k, json_t **out);
 unsigned console_incidents(struct console_call *k, const char *rest,
                            json_t **out);
+/* GET report (console_report.c). */
+unsigned console_report(struct console_call *k, json_t **out);
 /* The status file sluiced writes (console_start). */
 void console_api_setup(const char *status_path);
 

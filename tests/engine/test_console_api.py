@@ -147,6 +147,7 @@ class ConsoleApi(PeerTest):
         self.add_user("sam", "shop", "sender")
         self.add_user("tess", "master", "viewer")
         self.add_user("lou", "shop", "viewer")
+        self.add_user("dan", "shop", "viewer")
         secret = json.loads(self.sluice("--json", "user", "totp", "tess",
                                         "enable").stdout)["secret"]
         key = json.loads(self.sluice("--json", "apikey", "create", "--user",
@@ -308,12 +309,47 @@ class ConsoleApi(PeerTest):
         self.assertIn("dest.test", [s["name"] for s in doc["sites"]])
         st, doc, _ = ops.call("GET", "/console/api/overview")
         self.assertGreater(doc["delivered"], 0)
+        # the report: `sluice report`'s object, the master's the platform's
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        q = "/console/api/report?from=%s&to=%s" % (day, day)
+        st, doc, _ = ops.call("GET", q)
+        self.assertEqual(st, 200, doc)
+        self.assertIsNone(doc["account"])
+        self.assertGreater(doc["summary"]["delivered"], 0)
+        st, doc, _ = sam.call("GET", q)
+        self.assertEqual((st, doc["account"]), (200, "shop"), doc)
+        self.assertEqual(sam.call("GET", q + "&account=other")[0], 403)
+        self.assertEqual(ops.call("GET", "/console/api/report?from=2026-13-01"
+                                  )[0], 400)
         self.assertEqual(ops.call("GET", "/console/api/nothing")[0], 404)
         self.assertEqual(ops.call("DELETE", "/console/api/campaigns")[0],
                          405)
         st, doc, _ = ops.call("POST", "/console/api/campaigns/%d/cancel"
                               % shop)
         self.assertEqual((st, doc["state"]), (200, "cancelled"), doc)
+        # once the counts settle, the console's report is the CLI's
+        def same_report():
+            cli = json.loads(self.sluice("report", "summary", "--json",
+                                         "--from", day, "--to",
+                                         day).stdout)["summary"]
+            web = ops.call("GET", q)[1]["summary"]
+            return cli == web and web["cancelled"] > 0
+        wait_for(same_report, 30, "the console's report equal to the CLI's")
+
+        # the master's admin pauses and resumes a site, as `sluice pause`
+        site = "/console/api/sites/DEST.test/"
+        st, doc, _ = ops.call("POST", site + "pause", {"reason": "look"})
+        self.assertEqual((st, doc), (200, {"site": "dest.test",
+                                           "paused": True}))
+        st, doc, _ = ops.call("GET", "/console/api/sites")
+        row = [x for x in doc["sites"] if x["name"] == "dest.test"][0]
+        self.assertTrue(row["paused"])
+        self.assertRegex(self.sluice("paused").stdout.decode(),
+                         r"site +dest\.test .* ops .* look")
+        self.assertEqual(ops.call("POST", site + "resume")[0], 200)
+        self.assertEqual(ops.call("POST", site + "resume")[0], 409)
+        self.assertEqual(ops.call("POST", "/console/api/sites/a%20b/pause"
+                                  )[0], 400)
 
         # incidents: another account's is out of sam's sight; the master's
         # owner acknowledges, assigns, notes and resolves it
@@ -369,6 +405,13 @@ class ConsoleApi(PeerTest):
         self.assertEqual(st, 429, doc)
         self.assertIn("locked out", doc["error"])
 
+        # disabling a user ends their sessions
+        dan = Client(http)
+        self.assertEqual(dan.login("dan", "dan-pass-1234")[0], 200)
+        self.sluice("user", "disable", "dan")
+        st, doc, _ = dan.call("GET", "/console/api/session")
+        self.assertEqual((st, doc["error"]), (401, "user dan is disabled"))
+
         # logout ends the session at once; an idle one ends by itself
         self.assertEqual(sam.call("POST", "/console/api/logout")[0], 200)
         self.assertEqual(sam.call("GET", "/console/api/session")[0], 401)
@@ -378,6 +421,17 @@ class ConsoleApi(PeerTest):
         time.sleep(IDLE_S + 1)
         st, doc, _ = idle.call("GET", "/console/api/session")
         self.assertEqual(st, 401, doc)
+
+        # a user's 17th session ends their own oldest, no one else's
+        other_user = Client(http)
+        self.assertEqual(other_user.login("sam", "sam-pass-1234")[0], 200)
+        many = [Client(http) for _ in range(17)]
+        for c in many:
+            self.assertEqual(c.login("ops", "ops-pass-1234")[0], 200)
+        self.assertEqual([c.call("GET", "/console/api/session")[0]
+                          for c in many], [401] + [200] * 16)
+        self.assertEqual(other_user.call("GET", "/console/api/session")[0],
+                         200)
 
         # the audit trail holds it all, the console's user as the actor
         ops = Client(http)
@@ -395,9 +449,11 @@ class ConsoleApi(PeerTest):
                      ("sam", "console logout", "ok"),
                      ("lou", "console login", "refused"),
                      ("tess", "pause", "refused"),
+                     ("ops", "pause", "ok"), ("ops", "resume", "ok"),
                      ("ops", "incident ack", "ok"),
                      ("ops", "incident resolve", "ok"),
-                     ("sam", "incident show", "refused")):
+                     ("sam", "incident show", "refused"),
+                     ("sam", "report", "refused")):
             self.assertIn(want, recs)
         vias = {r["via"] for r in doc["records"] if r["user"] == "sam" and
                 r["action"] == "campaign resume"}
