@@ -284,8 +284,13 @@ class ConsoleBrowser(PeerTest):
                   "the sign-in form after sign-out")
 
     def shot(self, name):
+        """A screenshot of the whole page (the window made as tall as the
+        page for it) into the artefacts directory."""
         path = os.path.join(self.shots, name + ".png")
+        tall = self.js("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1280, max(960, min(int(tall), 6000)))
         self.assertTrue(self.driver.save_screenshot(path), path)
+        self.driver.set_window_size(1280, 960)
         return path
 
     def browser_log(self):
