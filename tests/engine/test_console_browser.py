@@ -212,7 +212,9 @@ class ConsoleBrowser(PeerTest):
                   "--user-data-dir=" + self.path("chromium-profile")):
             o.add_argument(a)
         o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        svc = Service(CHROMEDRIVER, log_path=self.path("chromedriver.log"))
+        # chromedriver dies with this test (as peers.py's children do)
+        svc = Service(CHROMEDRIVER, log_path=self.path("chromedriver.log"),
+                      popen_kw={"preexec_fn": peers._die_with_parent})
         self.driver = webdriver.Chrome(service=svc, options=o)
         self.driver.set_page_load_timeout(20)
         self.driver.set_script_timeout(10)
