@@ -17,10 +17,14 @@ users ops (owner of acme), tina (viewer of acme, with TOTP) and sam
               URL answers 403 and the page says "Not allowed";
   csrf        a POST from the page without X-CSRF-Token is refused (403)
               and changes nothing; the same POST with it is done;
+  401         a session ended behind the page's back: its next poll
+              brings back the sign-in form, saying so;
   text        blog's campaign is named with markup: the page shows it as
               text (no element made, no handler run);
   incident    an open incident acknowledged and noted from its page: the
               timeline shows both, `sluice incident show` the state;
+  reports     the reports page draws its charts from GET
+              /console/api/report, its delivered count the sink's;
   pages       a screenshot of every page (and the sign-in form) saved
               under $SLUICE_ARTEFACTS (the build dir's artefacts/console/),
               the path printed;
@@ -39,7 +43,6 @@ import os
 import re
 import struct
 import subprocess
-import tempfile
 import time
 
 import peers
@@ -84,7 +87,6 @@ class ConsoleBrowser(PeerTest):
         os.environ.pop("SLUICE_PASSWORD", None)
         self.driver = None
         self.log = []
-        self.report_missing = False
         # kept after the test (the temp dir is not): ctest's build dir, or
         # ./artefacts/console when run by hand
         self.shots = os.path.abspath(os.environ.get("SLUICE_ARTEFACTS") or
@@ -435,18 +437,14 @@ class ConsoleBrowser(PeerTest):
 
     def check_report(self):
         """The reports page draws its charts, and its delivered count is
-        the sink's (the campaign is paused: nothing moves).  A sluiced
-        without GET /console/api/report makes the page say so instead."""
+        the sink's (the campaign is paused: nothing moves)."""
         self.wait(lambda: self.js(
             "return document.getElementById('report-summary') !== null ||"
             " document.getElementById('report-missing') !== null"),
-            "the report or the page saying it has none")
-        if self.js("return document.getElementById('report-missing')"
-                   " !== null"):
-            self.report_missing = True
-            print("\nGET /console/api/report: not served by this sluiced",
-                  flush=True)
-            return
+            "the report")
+        self.assertIsNone(self.js(
+            "var m = document.getElementById('report-missing');"
+            "return m && m.textContent;"))
         self.assertGreaterEqual(self.js(
             "return document.querySelectorAll('#report svg').length"), 3)
         got = self.js("var d = document.querySelector("
@@ -486,20 +484,27 @@ class ConsoleBrowser(PeerTest):
         self.wait(lambda: self.sent() > self.paused_at,
                   "mail after the resume", 15)
 
+        # the session ends behind the page's back: its next poll (a 401)
+        # brings back the sign-in form, saying why
+        status, body = self.fetch("POST", "logout", csrf=True)
+        self.assertEqual(status, 200, body)
+        self.wait(lambda: self.id("signin").is_displayed(),
+                  "the sign-in form after the session ended")
+        self.assertIn("Sign in again", self.text("signin-error"))
+        self.assertFalse(self.id("top").is_displayed())
+
     def step_log(self):
         self.browser_log()
         # the refusals the test asked for: the session check before each
-        # sign-in and the refused sign-ins (401), blog's campaign and the
-        # POST without a token (403)
+        # sign-in, the refused sign-ins and the poll after the session
+        # ended (401), blog's campaign and the POST without a token (403)
         expected = re.compile(
-            r"/console/api/(session|login) - Failed to load resource: the "
-            r"server responded with a status of 401|"
+            r"/console/api/(session|login|campaigns/%s) - Failed to load "
+            r"resource: the server responded with a status of 401|"
+            % self.shop_cid +
             r"/console/api/campaigns/(%s|%s/resume) - Failed to load "
             r"resource: the server responded with a status of 403"
-            % (self.blog_cid, self.shop_cid) +
-            (r"|/console/api/report\?\S* - Failed to load resource: the "
-             r"server responded with a status of 404"
-             if self.report_missing else ""))
+            % (self.blog_cid, self.shop_cid))
         bad = [e for e in self.log if e["level"] in ("SEVERE", "WARNING")
                and not expected.search(e["message"])]
         self.assertFalse(bad, "errors in the browser's console:\n" +
