@@ -28,10 +28,7 @@
  *   those of them waiting for a later attempt (the ready index, as
  *   /metrics' sluice_queue_depth), deferrals the deferral events counted,
  *   rate the deliveries per second of the last seconds (status.json).
- *   A campaign row: total (recipients queued by send), delivered, bounced,
- *   expired, suppressed (ended unsent in the queue), suppressed_at_send,
- *   cancelled, pending (not yet terminal), progress (terminal / total,
- *   0..1) and eta (null until the honest ETA of issue 21 is shared).
+ *   The campaigns' calls are console_campaign.c's.
  *
  * DIAGNOSTICS
  *   403 refused (audited), 404 unknown campaign or path, 409 a change the
@@ -280,157 +277,6 @@ static unsigned site_change(struct console_call *k, const char *name,
     return MHD_HTTP_OK;
 }
 
-/* ----------------------------------------------------------- campaigns */
-
-/* One campaign's row: state settled as `campaign show` settles it. */
-static json_t *campaign_row(struct queue *q, const struct queue_campaign *c,
-                            bool full)
-{
-    struct queue_counts n;
-    int state = c->state;
-    if (queue_campaign_settle(q, c->id, &state) ||
-        queue_counts_campaign(q, c->id, &n))
-        return NULL;
-    uint64_t done = n.delivered + n.bounced + n.expired + n.suppressed +
-                    n.cancelled;
-    double progress = state == QUEUE_CAMPAIGN_DONE ? 1
-                      : c->recipients ? (double)done / (double)c->recipients
-                      : 0;
-    if (progress > 1)
-        progress = 1;
-    json_t *j = json_pack(
-        "{s:I,s:s,s:o,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,"
-        "s:n,s:b}",
-        "id", (json_int_t)c->id, "name", c->name, "account",
-        console_account_name(q, c->account), "state",
-        queue_campaign_state_name(state), "total", (json_int_t)c->recipients,
-        "delivered", (json_int_t)n.delivered, "bounced",
-        (json_int_t)n.bounced, "expired", (json_int_t)n.expired,
-        "suppressed", (json_int_t)n.suppressed, "suppressed_at_send",
-        (json_int_t)c->suppressed_at_send, "cancelled",
-        (json_int_t)n.cancelled, "pending", (json_int_t)n.queued, "sent",
-        (json_int_t)(n.delivered + n.bounced), "deferred",
-        (json_int_t)n.deferred, "progress", progress, "eta",
-        "send_complete", c->send_complete);
-    if (j) {
-        json_object_set_new(j, "account_id", json_integer(c->account));
-        json_object_set_new(j, "started", console_time(c->started));
-        json_object_set_new(j, "finished", console_time(c->finished));
-    }
-    if (j && full) {
-        json_object_set_new(j, "from", json_string(c->from));
-        json_object_set_new(j, "subject", json_string(c->subject));
-        json_object_set_new(j, "list", json_integer((json_int_t)c->list));
-        json_object_set_new(j, "created", console_time(c->created));
-        json_object_set_new(j, "schedule", console_time(c->schedule));
-    }
-    return j;
-}
-
-struct camp_list {
-    struct console_call *k;
-    json_t *arr;
-    int err;
-};
-
-/* queue_campaigns() callback: the rows the caller may view. */
-static int list_one(void *arg, const struct queue_campaign *c)
-{
-    struct camp_list *l = arg;
-    if (console_role(l->k, c->account) < QUEUE_ROLE_VIEWER)
-        return 0;
-    json_t *row = campaign_row(l->k->q, c, false);
-    if (!row) {
-        l->err = -EIO;
-        return 1;
-    }
-    json_array_append_new(l->arr, row);
-    return 0;
-}
-
-static unsigned campaigns(struct console_call *k, json_t **out)
-{
-    struct camp_list l = { k, json_array(), 0 };
-    long n = queue_campaigns(k->q, 0, list_one, &l);
-    if (n < 0 || l.err) {
-        json_decref(l.arr);
-        return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
-                             queue_strerror(n < 0 ? (int)n : l.err));
-    }
-    *out = json_pack("{s:o}", "campaigns", l.arr);
-    return MHD_HTTP_OK;
-}
-
-/* GET campaigns/ID and POST campaigns/ID/pause|resume|cancel. */
-static unsigned campaign(struct console_call *k, uint64_t id,
-                         const char *verb, json_t **out)
-{
-    struct queue_campaign c;
-    char obj[QUEUE_MAX_CAMPAIGN_NAME + 40];
-    unsigned st;
-    int role, act;
-    bool post = !strcmp(k->method, "POST");
-    if (!verb && post)
-        return console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED,
-                             "GET a campaign; POST its pause, resume or "
-                             "cancel");
-    if (verb && !post)
-        return console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED,
-                             "POST /console/api/campaigns/ID/%s", verb);
-    act = !verb ? ACT_CAMPAIGN_SHOW
-          : !strcmp(verb, "pause") ? ACT_CAMPAIGN_PAUSE
-          : !strcmp(verb, "resume") ? ACT_CAMPAIGN_RESUME
-          : !strcmp(verb, "cancel") ? ACT_CAMPAIGN_CANCEL : ACT_NONE;
-    if (act == ACT_NONE)
-        return console_error(out, MHD_HTTP_NOT_FOUND, "no such action");
-    int err = queue_campaign_get(k->q, id, &c);
-    if (err == QUEUE_ENOTFOUND)
-        return console_error(out, MHD_HTTP_NOT_FOUND, "no campaign %llu",
-                             (unsigned long long)id);
-    if (err)
-        return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
-                             queue_strerror(err));
-    snprintf(obj, sizeof obj, "campaign %llu (%.127s)",
-             (unsigned long long)c.id, c.name);
-    if ((st = console_allow(k, act, c.account, obj, &role, out))) {
-        queue_campaign_clear(&c);
-        return st;
-    }
-    json_t *b = NULL;
-    if (verb && !(b = console_body(k, out, &st))) {
-        queue_campaign_clear(&c);
-        return st;
-    }
-    json_t *rj = b ? json_object_get(b, "reason") : NULL;
-    const char *reason = json_string_value(rj);
-    struct queue_actor by = console_actor(k, role, c.account);
-    if ((rj && !reason) || (reason && strlen(reason) > QUEUE_MAX_CTL_REASON))
-        err = -EINVAL;
-    else if (act == ACT_CAMPAIGN_PAUSE)
-        err = queue_campaign_pause(k->q, id, reason, &by);
-    else if (act == ACT_CAMPAIGN_RESUME)
-        err = queue_campaign_resume(k->q, id, &by);
-    else if (act == ACT_CAMPAIGN_CANCEL)
-        err = queue_campaign_cancel(k->q, id, reason, &by);
-    json_decref(b);
-    queue_campaign_clear(&c);
-    if (err == -EINVAL)
-        return console_error(out, MHD_HTTP_BAD_REQUEST, "\"reason\": text "
-                             "up to %d bytes", QUEUE_MAX_CTL_REASON);
-    if (err == QUEUE_ESTATE)
-        return console_error(out, MHD_HTTP_CONFLICT, "%s",
-                             queue_last_detail());
-    if (!err && !(err = queue_campaign_get(k->q, id, &c))) {
-        *out = campaign_row(k->q, &c, true);
-        queue_campaign_clear(&c);
-        if (*out)
-            return MHD_HTTP_OK;
-        err = -EIO;
-    }
-    return console_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "spool: %s",
-                         queue_strerror(err));
-}
-
 /* ------------------------------------------------------------ accounts */
 
 struct acct_list {
@@ -640,7 +486,7 @@ unsigned console_api(struct console_call *k, json_t **out)
                     : console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED,
                                     "POST");
     if (IS(s0, n0, "campaigns") && !has1)
-        return get ? campaigns(k, out)
+        return get ? console_campaigns(k, out)
                    : console_error(out, MHD_HTTP_METHOD_NOT_ALLOWED, "GET");
     if (IS(s0, n0, "campaigns")) {
         uint64_t id = parse_id(s1, n1);
@@ -649,7 +495,7 @@ unsigned console_api(struct console_call *k, json_t **out)
             return console_error(out, MHD_HTTP_NOT_FOUND, "no such campaign");
         if (has2)
             memcpy(verb, s2, n2);
-        return campaign(k, id, has2 ? verb : NULL, out);
+        return console_campaign(k, id, has2 ? verb : NULL, out);
     }
     if (IS(s0, n0, "accounts") && !has1)
         return get ? accounts(k, out)

@@ -115,6 +115,11 @@ int console_login_submit(struct console_login_job *job);
 unsigned console_api(struct console_call *k, json_t **out);
 unsigned console_incidents(struct console_call *k, const char *rest,
                            json_t **out);
+/* GET campaigns; GET campaigns/ID, POST campaigns/ID/VERB (verb NULL
+ * for the GET) (console_campaign.c). */
+unsigned console_campaigns(struct console_call *k, json_t **out);
+unsigned console_campaign(struct console_call *k, uint64_t id,
+                          const char *verb, json_t **out);
 /* GET report (console_report.c). */
 unsigned console_report(struct console_call *k, json_t **out);
 /* The status file sluiced writes (console_start). */

@@ -384,6 +384,14 @@ class ConsoleApi(PeerTest):
         st, _, _ = anon.call("POST", "/console/api/login", raw=b"[1,2",
                              headers={"Content-Type": "application/json"})
         self.assertEqual(st, 400)
+        st, doc, _ = anon.call("POST", "/console/api/login",
+                               {"user": 5, "password": ["x"]})
+        self.assertEqual(st, 400, doc)
+        st, doc, _ = anon.call("POST", "/console/api/login",
+                               {"user": "ops" * 100, "password": "x"})
+        self.assertEqual(st, 400, doc)
+        self.assertEqual(anon.call("GET", "/static/../index.html")[0], 404)
+        self.assertEqual(anon.call("POST", "/")[0], 405)
         # a cross-site form can only post text/plain: refused unread
         st, doc, _ = anon.call("POST", "/console/api/login",
                                raw=json.dumps({"user": "ops", "password":
@@ -462,6 +470,14 @@ class ConsoleApi(PeerTest):
         cli = self.sluice("--json", "audit", "list").stdout.decode()
         self.assertIn("campaign pause", cli)
 
+        # sessions live in sluiced's memory: a restart signs everyone out
+        p.signal(15)
+        self.assertEqual(p.wait(60), 0, p.output()[-2000:])
+        p = self.start_sluiced(conf, exit_when_empty=False, name="sluiced2")
+        wait_for(up, 30, "the console after a restart")
+        self.assertEqual(ops.call("GET", "/console/api/session")[0], 401)
+        self.assertEqual(ops.login("ops", "ops-pass-1234")[0], 200)
+        self.assertEqual(ops.call("GET", "/console/api/session")[0], 200)
         p.signal(15)
         self.assertEqual(p.wait(60), 0, p.output()[-2000:])
 
