@@ -829,7 +829,9 @@
     for (var i = 0; i < ROUTES.length; i++) {
       var m = ROUTES[i][0].exec(h);
       if (m) {
-        ROUTES[i][1](view, m[1] !== undefined ? decodeURIComponent(m[1]) : undefined);
+        var arg;
+        try { arg = m[1] !== undefined ? decodeURIComponent(m[1]) : undefined; } catch (e) { break; }
+        ROUTES[i][1](view, arg);
         return;
       }
     }
