@@ -918,6 +918,11 @@
   function start() {
     $('signin-form').addEventListener('submit', submitSignin);
     $('signout').addEventListener('click', signOut);
+    /* the skip link focuses the page without touching the route */
+    document.querySelector('.skip').addEventListener('click', function (e) {
+      e.preventDefault();
+      $('view').focus();
+    });
     window.addEventListener('hashchange', route);
     api('GET', 'session').then(signedIn, function (e) {
       showSignin(e.status === 401 ? '' : e.message);
