@@ -637,16 +637,20 @@
     var now = new Date();
     var from = el('input', { id: 'report-from', type: 'date', value: day(new Date(now - 6 * 864e5)) });
     var to = el('input', { id: 'report-to', type: 'date', value: day(now) });
+    var acct = el('input', { id: 'report-account', size: 12, placeholder: session.master ? 'all' : session.account });
     var out = el('div', { id: 'report' });
     var f = el('form.inline', { on: { submit: function (e) { e.preventDefault(); load(); } } },
       el('label', { for: 'report-from', text: 'From ' }), from, ' ',
       el('label', { for: 'report-to', text: 'to ' }), to, ' (UTC days) ',
+      el('label', { for: 'report-account', text: 'account ' }), acct, ' ',
       el('button', { type: 'submit', text: 'Show' }), ' ',
       button('Print', null, function () { window.print(); }));
     add(view, [f, out]);
     var g = gen;
     function load() {
-      return api('GET', 'report?from=' + encodeURIComponent(from.value) + '&to=' + encodeURIComponent(to.value))
+      var q = 'report?from=' + encodeURIComponent(from.value) + '&to=' + encodeURIComponent(to.value);
+      if (acct.value.trim()) q += '&account=' + encodeURIComponent(acct.value.trim());
+      return api('GET', q)
         .then(function (r) { if (g === gen) drawReport(clear(out), r); }, function (e) {
           if (e.status === 404 && g === gen) {
             clear(out).appendChild(el('p.error', { id: 'report-missing',

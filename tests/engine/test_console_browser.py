@@ -447,10 +447,21 @@ class ConsoleBrowser(PeerTest):
             "return m && m.textContent;"))
         self.assertGreaterEqual(self.js(
             "return document.querySelectorAll('#report svg').length"), 3)
-        got = self.js("var d = document.querySelector("
-                      "'#report-summary dd[data-count=delivered]');"
-                      "return d ? d.textContent : null;")
-        self.assertEqual(got, str(self.paused_at))
+        self.assertEqual(self.report_delivered(), str(self.paused_at))
+        # one sub-account's report: blog sent nothing
+        self.id("report-account").send_keys("blog")
+        self.id("report-account").submit()
+        self.wait(lambda: "Account blog" in self.text("report") and
+                  self.report_delivered() == "0", "blog's report")
+        self.id("report-account").clear()
+        self.id("report-account").submit()
+        self.wait(lambda: self.report_delivered() == str(self.paused_at),
+                  "the whole platform's report again")
+
+    def report_delivered(self):
+        return self.js("var d = document.querySelector("
+                       "'#report-summary dd[data-count=delivered]');"
+                       "return d ? d.textContent : null;")
 
     def step_tenancy_and_csrf(self):
         self.sign_in("sam", PASSWORDS["sam"])
