@@ -24,7 +24,9 @@ users ops (owner of acme), tina (viewer of acme, with TOTP) and sam
   incident    an open incident acknowledged and noted from its page: the
               timeline shows both, `sluice incident show` the state;
   reports     the reports page draws its charts from GET
-              /console/api/report, its delivered count the sink's;
+              /console/api/report, its delivered count the sink's, one
+              sub-account's report on asking; printed, it keeps the
+              charts and leaves out navigation and forms;
   pages       a screenshot of every page (and the sign-in form) saved
               under $SLUICE_ARTEFACTS (the build dir's artefacts/console/),
               the path printed;
@@ -423,6 +425,8 @@ class ConsoleBrowser(PeerTest):
             if page == "reports":
                 self.check_report()
             self.shot(page)
+            if page == "reports":
+                self.check_report_print()
         # the campaigns page lists both sub-accounts' campaigns for ops
         self.go("campaigns")
         self.wait(lambda: "spring" in self.text("campaigns") and
@@ -457,6 +461,18 @@ class ConsoleBrowser(PeerTest):
         self.id("report-account").submit()
         self.wait(lambda: self.report_delivered() == str(self.paused_at),
                   "the whole platform's report again")
+
+    def check_report_print(self):
+        """The report printed: no navigation, no form, the charts kept."""
+        self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                    {"media": "print"})
+        self.assertFalse(self.id("top").is_displayed())
+        self.assertFalse(self.id("report-from").is_displayed())
+        self.assertTrue(self.driver.find_element(
+            By.CSS_SELECTOR, "#report svg").is_displayed())
+        self.shot("reports-print")
+        self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                    {"media": ""})
 
     def report_delivered(self):
         return self.js("var d = document.querySelector("
