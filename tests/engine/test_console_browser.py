@@ -27,6 +27,8 @@ users ops (owner of acme), tina (viewer of acme, with TOTP) and sam
               /console/api/report, its delivered count the sink's, one
               sub-account's report on asking; printed, it keeps the
               charts and leaves out navigation and forms;
+  sites       a site paused and resumed by its button (`sluice paused`
+              agrees);
   pages       a screenshot of every page (and the sign-in form) saved
               under $SLUICE_ARTEFACTS (the build dir's artefacts/console/),
               the path printed;
@@ -424,6 +426,8 @@ class ConsoleBrowser(PeerTest):
             self.assertFalse(self.text("notice").startswith("Failed"), page)
             if page == "reports":
                 self.check_report()
+            if page == "sites":
+                self.check_site_pause()
             self.shot(page)
             if page == "reports":
                 self.check_report_print()
@@ -461,6 +465,21 @@ class ConsoleBrowser(PeerTest):
         self.id("report-account").submit()
         self.wait(lambda: self.report_delivered() == str(self.paused_at),
                   "the whole platform's report again")
+
+    def check_site_pause(self):
+        """dest.test's Pause button pauses the site (its row, the CLI's
+        `sluice paused`) and Resume lifts it."""
+        btn = "#sites button[data-site='dest.test']"
+        self.wait(lambda: self.driver.find_elements(By.CSS_SELECTOR, btn),
+                  "dest.test's row")
+        b = self.driver.find_element(By.CSS_SELECTOR, btn)
+        self.assertEqual(b.text, "Pause")
+        b.click()
+        self.wait(lambda: b.text == "Resume", "the site shown paused")
+        self.assertIn("dest.test", self.sluice("paused").stdout.decode())
+        b.click()
+        self.wait(lambda: b.text == "Pause", "the site shown resumed")
+        self.assertNotIn("dest.test", self.sluice("paused").stdout.decode())
 
     def check_report_print(self):
         """The report printed: no navigation, no form, the charts kept."""
