@@ -101,7 +101,10 @@
   function when(v) {
     var d = null;
     if (typeof v === 'number') d = new Date(v > 1e11 ? v : v * 1000);
-    else if (typeof v === 'string' && /^\d{4}-\d\d-\d\d/.test(v)) d = new Date(v);
+    else if (typeof v === 'string' && /^\d{4}-\d\d-\d\d/.test(v)) {
+      /* a time without a zone is UTC, as every time sluice writes */
+      d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v.slice(10)) ? v : v.replace(' ', 'T') + 'Z');
+    }
     if (!d || isNaN(d.getTime())) return v === null || v === undefined ? '—' : String(v);
     return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace('Z', ' UTC');
   }
@@ -485,7 +488,8 @@
         bResume.disabled = c.state !== 'paused';
         bCancel.disabled = c.state === 'done' || c.state === 'cancelled';
         clear(facts);
-        [['Account', c.account], ['State', c.state], ['Recipients', num(c.total)], ['ETA', eta(c.eta)],
+        var why = c.eta_basis && typeof c.eta_basis.text === 'string' ? ' (' + c.eta_basis.text + ')' : '';
+        [['Account', c.account], ['State', c.state], ['Recipients', num(c.total)], ['ETA', eta(c.eta) + why],
          ['Started', c.started !== undefined ? when(c.started) : null],
          ['Finished', c.finished !== undefined ? when(c.finished) : null]].forEach(function (f) {
           if (f[1] !== null && f[1] !== undefined) add(facts, el('div', null, el('dt', { text: f[0] }), el('dd', { text: f[1] })));
