@@ -318,6 +318,14 @@ class ConsoleBrowser(PeerTest):
     # ------------------------------------------------------------ the test
 
     def test_console(self):
+        # the whole console stays small: it is embedded in sluiced and
+        # loaded by every browser that opens it
+        here = os.path.dirname(os.path.abspath(__file__))
+        assets = os.path.join(here, "..", "..", "engine", "console")
+        size = sum(os.path.getsize(os.path.join(assets, f))
+                   for f in os.listdir(assets))
+        self.assertLess(size, 60 * 1024, "engine/console/ holds %d bytes"
+                        % size)
         self.world()
         self.browser()
         self.step_sign_in()
