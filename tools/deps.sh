@@ -15,7 +15,8 @@ PEERS="dnsmasq-base postfix python3-aiosmtpd python3-dkim opendkim-tools
  opendkim openssl procps iproute2 swaks libnet-ssleay-perl libio-socket-ssl-perl"
 TESTS="valgrind clang libclang-rt-14-dev gnuplot-nox util-linux mount time jq
  python3-prometheus-client
- curl"
+ curl
+ chromium chromium-driver python3-selenium"
 BENCH="linux-perf time gnuplot-nox util-linux"
 
 case "${1:-test}" in
