@@ -424,12 +424,12 @@ static bool signal_check(struct config_parse *p, struct alert_rule *r)
         }
         break;
     case UNIT_SECONDS:
-        /* a window's minutes end with the current one, begun a moment
-         * ago: a site held all along shows at least window - 1m */
-        if (r->threshold < 1 || r->threshold + 60 > r->window_s) {
+        /* the window slides by the second (signals_sum): a site held
+         * all along shows the whole window */
+        if (r->threshold < 1 || r->threshold > r->window_s) {
             config_fail(p, "[alert %s]: threshold: %s needs a duration of 1s "
-                        "up to the window less a minute (%us)", r->name, sig,
-                        r->window_s > 60 ? r->window_s - 60 : 0);
+                        "up to the window (%us)", r->name, sig,
+                        r->window_s);
             return false;
         }
         break;

@@ -10,7 +10,9 @@
  *   blocklist replies of Spamhaus, Microsoft's S3150, Yahoo's TSS04 ...
  *   there), deferrals and complaints.  Admin bounces (category admin)
  *   count in none of them.  A bucket is keyed by the event's
- *   minute, so a window is the sum of the buckets of its minutes.  Events
+ *   minute; a window is the sum of the buckets of the minutes wholly in
+ *   it and the share still in it of the minute it starts in (a 1m window
+ *   is the last 60 seconds, not the current clock minute).  Events
  *   come from the event log's pump (each event once, eventlog.c); at
  *   start the last hour is read back from the spool (signals_open), so a
  *   restart keeps its windows.
@@ -169,26 +171,37 @@ void signals_foreach(struct engine *e, int kind,
                 cb(arg, c);
 }
 
+/* x scaled by part/60, rounded. */
+static uint64_t part_of(uint64_t x, int64_t part)
+{
+    return (x * (uint64_t)part + 30) / 60;
+}
+
 void signals_sum(const struct sig_scope *s, unsigned window_s, int64_t now_s,
                  struct sig_sums *out)
 {
+    /* the window slides by the second: the minutes wholly inside it, and
+     * of the minute it starts in the share still inside (a 1m window is
+     * the last 60 s, not the minute the clock is in) */
     int64_t now_min = now_s / 60, first = now_min - (int64_t)window_s / 60;
+    int64_t left = 60 - now_s % 60;
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < SIGNALS_MINUTES; i++) {
         const struct sig_bucket *b = &s->b[i];
-        if (b->minute <= first || b->minute > now_min)
+        if (b->minute < first || b->minute > now_min)
             continue;
-        out->attempts += b->attempts;
-        out->delivered += b->delivered;
-        out->bounced += b->bounced;
-        out->hard += b->hard;
-        out->blocked += b->blocked;
-        out->deferred += b->deferred;
-        out->complaints += b->complaints;
+        int64_t part = b->minute == first ? left : 60;
+        out->attempts += part_of(b->attempts, part);
+        out->delivered += part_of(b->delivered, part);
+        out->bounced += part_of(b->bounced, part);
+        out->hard += part_of(b->hard, part);
+        out->blocked += part_of(b->blocked, part);
+        out->deferred += part_of(b->deferred, part);
+        out->complaints += part_of(b->complaints, part);
         for (int k = 0; k < QUEUE_CAT_COUNT; k++)
-            out->by_cat[k] += b->by_cat[k];
-        out->floor_ms += b->floor_ms;
-        out->dkim_failed += b->dkim_failed;
+            out->by_cat[k] += part_of(b->by_cat[k], part);
+        out->floor_ms += part_of(b->floor_ms, part);
+        out->dkim_failed += part_of(b->dkim_failed, part);
     }
     /* a level not read for a while (a webhook gone at a reload) is 0 */
     if (s->gauge_s >= now_s - SIGNALS_GAUGE_FRESH_S)

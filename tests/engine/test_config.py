@@ -91,7 +91,7 @@ class Config(PeerTest):
             ("[alert x]\nsignal = block_rate\nscope = campaign\n"
              "threshold = 5000\n", 2, "block_rate needs a fraction"),
             ("[alert x]\nsignal = backoff_floor\nscope = site\n"
-             "threshold = 5m\nwindow = 5m\n", 2, "window less a minute"),
+             "threshold = 6m\nwindow = 5m\n", 2, "up to the window (300s)"),
             ("[alert x]\nsignal = webhook_backlog\nscope = webhook\n"
              "threshold = 100\nmin_volume = 5\n", 2, "min_volume"),
             ("[alert x]\nsignal = disk_full\nscope = engine\n"

@@ -77,7 +77,7 @@ class Gauges(IncidentTest):
         self.add(conf, "\n[backoff]\nmin_rate_factor = 0.5\n"
                  "recover_after = 1\n"
                  "\n[alert floor]\nsignal = backoff_floor\nscope = site\n"
-                 "threshold = 30s\nmin_volume = 5\nwindow = 2m\n"
+                 "threshold = 10s\nmin_volume = 5\nwindow = 1m\n"
                  "severity = warning\nauto_resolve = 5s\n")
         for i in range(10):
             self.inject("news@shop.test", ["u%d@%s" % (i, FLOOR)],
@@ -93,7 +93,7 @@ class Gauges(IncidentTest):
                           i["severity"], i["account"]),
                          ("floor", "backoff_floor", "site", FLOOR, "warning",
                           self.account_id("master")))
-        self.assertGreaterEqual(i["numbers"]["value"], 30)
+        self.assertGreaterEqual(i["numbers"]["value"], 10)
         self.assertGreaterEqual(i["numbers"]["volume"], 5)
         rc = i["root_cause"]
         self.assertRegex(rc["replies"][0]["reply"],
