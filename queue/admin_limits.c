@@ -205,45 +205,38 @@ int queue_limits_change(struct queue *q, const struct queue_limit_change *c)
     return admin_run(q, do_limits, (void *)c);
 }
 
+struct limits_walk {
+    int64_t now_ms;
+    int (*cb)(void *arg, const struct queue_limit *l);
+    void *arg;
+    struct queue_limit l;
+    long n;
+};
+
+/* qmeta_prefix_walk(): one live limit record. */
+static int limit_one(void *arg, const MDB_val *k, const MDB_val *v)
+{
+    struct limits_walk *w = arg;
+    int err = queue_limit_decode(k->mv_data, k->mv_size, v->mv_data,
+                                 v->mv_size, &w->l);
+    if (err)
+        return err;
+    if (w->now_ms && w->l.expires_ms && w->l.expires_ms <= w->now_ms)
+        return 0;
+    w->n++;
+    return w->cb(w->arg, &w->l) ? 1 : 0;
+}
+
 long queue_limits(struct queue *q, int64_t now_ms,
                   int (*cb)(void *arg, const struct queue_limit *l),
                   void *arg)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    struct queue_limit *l = malloc(sizeof *l);
-    long n = 0;
-    int err = 0, rc;
-    if (!l)
+    struct limits_walk *w = malloc(sizeof *w);
+    if (!w)
         return -ENOMEM;
-    if ((rc = queue_read_begin(q, &txn))) {
-        free(l);
-        return rc;
-    }
-    if ((rc = mdb_cursor_open(txn, q->dbi[DB_META], &cur))) {
-        queue_read_end(q, txn);
-        free(l);
-        return queue_err_mdb(rc);
-    }
-    MDB_val k = { sizeof PREFIX - 1, (void *)PREFIX }, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < sizeof PREFIX - 1 ||
-            memcmp(k.mv_data, PREFIX, sizeof PREFIX - 1))
-            break;
-        if ((err = queue_limit_decode(k.mv_data, k.mv_size, v.mv_data,
-                                      v.mv_size, l)))
-            break;
-        if (now_ms && l->expires_ms && l->expires_ms <= now_ms)
-            continue;
-        n++;
-        if (cb(arg, l))
-            break;
-    }
-    mdb_cursor_close(cur);
-    queue_read_end(q, txn);
-    free(l);
-    if (err)
-        return err;
-    return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
+    *w = (struct limits_walk){ .now_ms = now_ms, .cb = cb, .arg = arg };
+    int err = qmeta_prefix_walk(q, PREFIX, sizeof PREFIX - 1, limit_one, w);
+    long n = w->n;
+    free(w);
+    return err ? err : n;
 }

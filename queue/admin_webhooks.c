@@ -106,43 +106,48 @@ int queue_webhook_remove(struct queue *q, uint32_t account, const char *name,
     return err ? err : admin_run(q, do_hook, &c);
 }
 
+struct hooks_walk {
+    uint32_t account;
+    int (*cb)(void *arg, uint32_t account, const char *name,
+              const char *spec);
+    void *arg;
+    char key[KEY_MAX], spec[QUEUE_MAX_WEBHOOK_SPEC + 1];
+    long n;
+};
+
+/* qmeta_prefix_walk(): one webhook record ("PREFIX" ACCOUNT "." NAME). */
+static int hook_one(void *arg, const MDB_val *k, const MDB_val *v)
+{
+    struct hooks_walk *w = arg;
+    if (k->mv_size < sizeof PREFIX || k->mv_size >= KEY_MAX ||
+        v->mv_size > QUEUE_MAX_WEBHOOK_SPEC)
+        return 0; /* not one of ours */
+    memcpy(w->key, k->mv_data, k->mv_size);
+    w->key[k->mv_size] = 0;
+    char *end;
+    unsigned long id = strtoul(w->key + sizeof PREFIX - 1, &end, 10);
+    if (*end != '.' || id > UINT32_MAX || (w->account && id != w->account))
+        return 0;
+    memcpy(w->spec, v->mv_data, v->mv_size);
+    w->spec[v->mv_size] = 0;
+    w->n++;
+    return w->cb(w->arg, (uint32_t)id, end + 1, w->spec) ? 1 : 0;
+}
+
 long queue_webhooks(struct queue *q, uint32_t account,
                     int (*cb)(void *arg, uint32_t account, const char *name,
                               const char *spec),
                     void *arg)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    char key[KEY_MAX], spec[QUEUE_MAX_WEBHOOK_SPEC + 1];
-    long n = 0;
-    int err, rc;
-    if ((err = queue_read_begin(q, &txn)))
-        return err;
-    if ((rc = mdb_cursor_open(txn, q->dbi[DB_META], &cur))) {
-        queue_read_end(q, txn);
-        return queue_err_mdb(rc);
-    }
-    MDB_val k = { sizeof PREFIX - 1, (void *)PREFIX }, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < sizeof PREFIX ||
-            memcmp(k.mv_data, PREFIX, sizeof PREFIX - 1))
-            break;
-        if (k.mv_size >= KEY_MAX || v.mv_size > QUEUE_MAX_WEBHOOK_SPEC)
-            continue; /* not one of ours */
-        memcpy(key, k.mv_data, k.mv_size);
-        key[k.mv_size] = 0;
-        char *end;
-        unsigned long id = strtoul(key + sizeof PREFIX - 1, &end, 10);
-        if (*end != '.' || id > UINT32_MAX || (account && id != account))
-            continue;
-        memcpy(spec, v.mv_data, v.mv_size);
-        spec[v.mv_size] = 0;
-        n++;
-        if (cb(arg, (uint32_t)id, end + 1, spec))
-            break;
-    }
-    mdb_cursor_close(cur);
-    queue_read_end(q, txn);
-    return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
+    struct hooks_walk *w = malloc(sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->account = account;
+    w->cb = cb;
+    w->arg = arg;
+    w->n = 0;
+    int err = qmeta_prefix_walk(q, PREFIX, sizeof PREFIX - 1, hook_one, w);
+    long n = w->n;
+    free(w);
+    return err ? err : n;
 }

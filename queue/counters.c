@@ -23,6 +23,7 @@
  *   -ENOMEM when the delta table cannot grow (the txn is then aborted).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,9 +39,9 @@ struct counter_delta {
     int64_t d[CF_COUNT];
 };
 
-static uint64_t fnv1a(const unsigned char *p, size_t n)
+uint64_t qkey_hash(const unsigned char *p, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = 0xcbf29ce484222325ull;   /* FNV-1a */
     while (n--) {
         h ^= *p++;
         h *= 0x100000001b3ull;
@@ -48,23 +49,34 @@ static uint64_t fnv1a(const unsigned char *p, size_t n)
     return h;
 }
 
-/* Grow the index (and rehash) so it stays under half full. */
-static int grow_index(struct wctx *w)
+int qkey_index_grow(size_t **index, size_t *cap, size_t first_cap,
+                    const void *base, size_t n, size_t stride,
+                    size_t hash_off)
 {
-    size_t ncap = w->capindex ? w->capindex * 2 : 256;
+    size_t ncap = *cap ? *cap * 2 : first_cap;
     size_t *idx = calloc(ncap, sizeof *idx);
     if (!idx)
         return -ENOMEM;
-    for (size_t i = 0; i < w->ndeltas; i++) {
-        size_t j = (size_t)w->deltas[i].hash & (ncap - 1);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h;
+        memcpy(&h, (const char *)base + i * stride + hash_off, sizeof h);
+        size_t j = (size_t)h & (ncap - 1);
         while (idx[j])
             j = (j + 1) & (ncap - 1);
         idx[j] = i + 1;
     }
-    free(w->index);
-    w->index = idx;
-    w->capindex = ncap;
+    free(*index);
+    *index = idx;
+    *cap = ncap;
     return 0;
+}
+
+/* Grow the index (and rehash) so it stays under half full. */
+static int grow_index(struct wctx *w)
+{
+    return qkey_index_grow(&w->index, &w->capindex, 256, w->deltas,
+                           w->ndeltas, sizeof *w->deltas,
+                           offsetof(struct counter_delta, hash));
 }
 
 /* Find or add the delta for one key. */
@@ -73,7 +85,7 @@ static struct counter_delta *delta_for(struct wctx *w, const unsigned char *key,
 {
     if ((w->ndeltas + 1) * 2 > w->capindex && grow_index(w))
         return NULL;
-    uint64_t h = fnv1a(key, klen);
+    uint64_t h = qkey_hash(key, klen);
     size_t j = (size_t)h & (w->capindex - 1);
     while (w->index[j]) {
         struct counter_delta *cd = &w->deltas[w->index[j] - 1];

@@ -172,50 +172,42 @@ int queue_incident_get(struct queue *q, uint64_t id, uint32_t *account,
     return err;
 }
 
+struct incidents_walk {
+    int (*cb)(void *arg, uint64_t id, uint32_t account, const char *text);
+    void *arg;
+    char *text;
+    long n;
+};
+
+/* qmeta_prefix_walk(): one incident record. */
+static int incident_one(void *arg, const MDB_val *k, const MDB_val *v)
+{
+    struct incidents_walk *w = arg;
+    if (k->mv_size != KEY_LEN || v->mv_size < 4 ||
+        v->mv_size > 4 + QUEUE_MAX_INCIDENT)
+        return 0; /* not one of ours */
+    char digits[11];
+    memcpy(digits, (char *)k->mv_data + sizeof PREFIX - 1, 10);
+    digits[10] = 0;
+    uint64_t id = strtoull(digits, NULL, 10);
+    memcpy(w->text, (char *)v->mv_data + 4, v->mv_size - 4);
+    w->text[v->mv_size - 4] = 0;
+    w->n++;
+    return w->cb(w->arg, id, be32_get(v->mv_data), w->text) ? 1 : 0;
+}
+
 long queue_incidents(struct queue *q,
                      int (*cb)(void *arg, uint64_t id, uint32_t account,
                                const char *text),
                      void *arg)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    long n = 0;
-    int err, rc;
-    char *text = malloc(QUEUE_MAX_INCIDENT + 1);
-    if (!text)
+    struct incidents_walk w = { cb, arg, malloc(QUEUE_MAX_INCIDENT + 1), 0 };
+    if (!w.text)
         return -ENOMEM;
-    if ((err = queue_read_begin(q, &txn))) {
-        free(text);
-        return err;
-    }
-    if ((rc = mdb_cursor_open(txn, q->dbi[DB_META], &cur))) {
-        queue_read_end(q, txn);
-        free(text);
-        return queue_err_mdb(rc);
-    }
-    MDB_val k = { sizeof PREFIX - 1, (void *)PREFIX }, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < sizeof PREFIX - 1 ||
-            memcmp(k.mv_data, PREFIX, sizeof PREFIX - 1))
-            break;
-        if (k.mv_size != KEY_LEN || v.mv_size < 4 ||
-            v.mv_size > 4 + QUEUE_MAX_INCIDENT)
-            continue; /* not one of ours */
-        char digits[11];
-        memcpy(digits, (char *)k.mv_data + sizeof PREFIX - 1, 10);
-        digits[10] = 0;
-        uint64_t id = strtoull(digits, NULL, 10);
-        memcpy(text, (char *)v.mv_data + 4, v.mv_size - 4);
-        text[v.mv_size - 4] = 0;
-        n++;
-        if (cb(arg, id, be32_get(v.mv_data), text))
-            break;
-    }
-    mdb_cursor_close(cur);
-    queue_read_end(q, txn);
-    free(text);
-    return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : n;
+    int err = qmeta_prefix_walk(q, PREFIX, sizeof PREFIX - 1, incident_one,
+                                &w);
+    free(w.text);
+    return err ? err : w.n;
 }
 
 struct probe_arg {

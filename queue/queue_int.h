@@ -358,6 +358,22 @@ static inline void be32_put(unsigned char *p, uint32_t v)
 
 /* Read transactions (spool.c): begin under the map lock, end releasing it. */
 int queue_read_begin(struct queue *q, MDB_txn **txn);
+/* The writer's per-commit delta tables (counters.c, series.c): a key's
+ * hash (FNV-1a), and an open-addressing index of positions + 1 grown to
+ * twice its size (first_cap at first) and rebuilt from the n entries at
+ * base, whose uint64_t hash lies hash_off bytes into each stride-byte
+ * entry.  0 or -ENOMEM (the old index kept). */
+uint64_t qkey_hash(const unsigned char *p, size_t n);
+int qkey_index_grow(size_t **index, size_t *cap, size_t first_cap,
+                    const void *base, size_t n, size_t stride,
+                    size_t hash_off);
+/* Call cb for each meta record whose key begins with prefix (plen bytes),
+ * in key order, in one read transaction (read.c).  cb returns 0 to go
+ * on, > 0 to stop, < 0 to stop with that code.  0 or a negative code. */
+int qmeta_prefix_walk(struct queue *q, const char *prefix, size_t plen,
+                      int (*cb)(void *arg, const MDB_val *k,
+                                const MDB_val *v),
+                      void *arg);
 void queue_read_end(struct queue *q, MDB_txn *txn);
 
 /* Map growth and write transactions (spool.c). */

@@ -1,6 +1,6 @@
 /*
  * read.c - read APIs: one delivery, a stored message, the event log and
- * one delivery's history.
+ * one delivery's history; the meta records under one key prefix.
  *
  * DESCRIPTION
  *   Each call runs in its own read transaction under the map lock; records
@@ -175,4 +175,33 @@ out:
     queue_read_end(q, txn);
     free(ev);
     return err ? err : n;
+}
+
+int qmeta_prefix_walk(struct queue *q, const char *prefix, size_t plen,
+                      int (*cb)(void *arg, const MDB_val *k,
+                                const MDB_val *v),
+                      void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int err, rc;
+    if ((err = queue_read_begin(q, &txn)))
+        return err;
+    if ((rc = mdb_cursor_open(txn, q->dbi[DB_META], &cur))) {
+        queue_read_end(q, txn);
+        return queue_err_mdb(rc);
+    }
+    MDB_val k = { plen, (void *)prefix }, v;
+    err = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc && !err;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+            break;
+        err = cb(arg, &k, &v);
+    }
+    mdb_cursor_close(cur);
+    queue_read_end(q, txn);
+    if (err)
+        return err < 0 ? err : 0;
+    return rc && rc != MDB_NOTFOUND ? queue_err_mdb(rc) : 0;
 }

@@ -48,6 +48,7 @@
  *   read as far as it goes.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,16 +84,6 @@ struct series_state {
     int64_t last_prune_hour;
     unsigned hourly_days, daily_days;
 };
-
-static uint64_t fnv1a(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    while (n--) {
-        h ^= *p++;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
 
 static struct series_state *state(struct queue *q)
 {
@@ -141,20 +132,8 @@ void series_reset(struct queue *q)
 
 static int grow_index(struct series_state *s)
 {
-    size_t ncap = s->capindex ? s->capindex * 2 : 64;
-    size_t *idx = calloc(ncap, sizeof *idx);
-    if (!idx)
-        return -ENOMEM;
-    for (size_t i = 0; i < s->n; i++) {
-        size_t j = (size_t)s->d[i].hash & (ncap - 1);
-        while (idx[j])
-            j = (j + 1) & (ncap - 1);
-        idx[j] = i + 1;
-    }
-    free(s->index);
-    s->index = idx;
-    s->capindex = ncap;
-    return 0;
+    return qkey_index_grow(&s->index, &s->capindex, 64, s->d, s->n,
+                           sizeof *s->d, offsetof(struct series_delta, hash));
 }
 
 /* The position in s->d of one dimension key's delta, added if new; -1
@@ -164,7 +143,7 @@ static long delta_for(struct series_state *s, const unsigned char *key,
 {
     if ((s->n + 1) * 2 > s->capindex && grow_index(s))
         return -1;
-    uint64_t h = fnv1a(key, klen);
+    uint64_t h = qkey_hash(key, klen);
     size_t j = (size_t)h & (s->capindex - 1);
     while (s->index[j]) {
         struct series_delta *sd = &s->d[s->index[j] - 1];

@@ -1,9 +1,12 @@
 """incident_base.py - what the incident tests (test_incident.py,
 test_incident_gauges.py, test_breaker.py) share: accounts with verified
 sending domains, a campaign from a list of addresses, the incident CLI
-read as JSON, and a clean stop of sluiced."""
+read as JSON, an incident record stored as sluiced writes it, and a clean
+stop of sluiced.  The web console's tests use it too."""
 import json
+import os
 import signal
+import subprocess
 
 from peers import PeerTest
 
@@ -51,6 +54,33 @@ class IncidentTest(PeerTest):
     def show(self, iid):
         return json.loads(self.sluice("incident", "show", str(iid),
                                       "--json").stdout)
+
+    def put_incident(self, account_id, campaign, **fields):
+        """An open incident of a campaign, stored as sluiced's opening
+        writes it ($SLUICE_INCIDENT_PUT, incident_put.c): rule "blocks"
+        (block_rate, critical, action alert) with fields added or replaced
+        (None leaves a field out).  Its id."""
+        rec = {"rule": "blocks", "signal": "block_rate", "scope": "campaign",
+               "scope_name": str(campaign), "account": account_id,
+               "campaign": int(campaign), "severity": "critical",
+               "numbers": {"value": 0.5, "threshold": 0.1, "volume": 20,
+                           "window_s": 300},
+               "root_cause": {"replies": [], "mx": [], "domains": [],
+                              "first_ms": 0, "last_ms": 0, "samples": [],
+                              "events": 0},
+               "action": "alert"}
+        rec.update(fields)
+        rec = {k: v for k, v in rec.items() if v is not None}
+        f = self.path("incident.json")
+        with open(f, "w") as fh:
+            json.dump(rec, fh)
+        r = subprocess.run([os.environ["SLUICE_INCIDENT_PUT"],
+                            self.path("spool"), str(account_id),
+                            str(campaign), f],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return int(r.stdout)
 
     def add(self, conf, text):
         with open(conf, "a") as f:

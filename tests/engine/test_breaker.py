@@ -453,27 +453,10 @@ class Breaker(IncidentTest):
                  "auto_resolve = never\n")
         # what sluiced's opening committed before a kill -9 took it: the
         # record, its pause still pending
-        rec = {"rule": "blocks", "signal": "block_rate", "scope": "campaign",
-               "scope_name": cid, "account": shop, "campaign": int(cid),
-               "severity": "critical",
-               "numbers": {"value": 0.5, "threshold": 0.1, "volume": 20,
-                           "window_s": 300},
-               "root_cause": {"replies": [], "mx": [], "domains": [],
-                              "first_ms": 0, "last_ms": 0, "samples": [],
-                              "events": 0},
-               "action": "pause_campaign",
-               "pause": {"kind": "campaign", "name": cid,
-                         "state": "pending", "resume": "manual",
-                         "probe_after_s": 600, "domain": ""}}
-        f = self.path("incident.json")
-        with open(f, "w") as fh:
-            json.dump(rec, fh)
-        r = subprocess.run([os.environ["SLUICE_INCIDENT_PUT"],
-                            self.path("spool"), str(shop), cid, f],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        iid = int(r.stdout)
+        iid = self.put_incident(
+            shop, cid, action="pause_campaign",
+            pause={"kind": "campaign", "name": cid, "state": "pending",
+                   "resume": "manual", "probe_after_s": 600, "domain": ""})
         self.assertEqual(self.camp(cid)["state"], "sending")
         st = self.status()["paused_by_incidents"]
         self.assertEqual([(x["incident"], x["state"]) for x in st],

@@ -20,7 +20,8 @@ import subprocess
 import time
 
 import peers
-from peers import PeerTest, wait_for
+from incident_base import IncidentTest
+from peers import wait_for
 
 IDLE_S = 6
 RCPTS = 400
@@ -82,7 +83,7 @@ class Client:
         return st, doc, r
 
 
-class ConsoleApi(PeerTest):
+class ConsoleApi(IncidentTest):
 
     def add_user(self, name, account, role):
         env = dict(os.environ, SLUICE_PWHASH_FAST="1")
@@ -94,44 +95,10 @@ class ConsoleApi(PeerTest):
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
 
-    def campaign(self, account, name, rcpts):
-        csv = self.path("%s.csv" % name)
-        with open(csv, "w") as f:
-            f.write("email\n" + "\n".join(rcpts) + "\n")
-        self.sluice("list", "create", name, "--account", account)
-        self.sluice("list", "import", name, csv, "--account", account)
-        html = self.path("t.html")
-        with open(html, "w") as f:
-            f.write("<p>Hello</p>\n")
-        r = self.sluice("campaign", "create", name, "--account", account,
-                        "--list", name, "--from",
-                        "Shop <news@%s.test>" % account, "--subject", "Hi",
-                        "--html", html, "--json")
-        return json.loads(r.stdout)["id"]
-
     def incident(self, account, campaign):
         """An open incident of account (as sluiced's opening writes it,
         without an action); its id."""
-        acct = json.loads(self.sluice("account", "show", account,
-                                      "--json").stdout)["id"]
-        rec = {"rule": "blocks", "signal": "block_rate", "scope": "campaign",
-               "scope_name": str(campaign), "account": acct,
-               "campaign": campaign, "severity": "critical",
-               "numbers": {"value": 0.5, "threshold": 0.1, "volume": 20,
-                           "window_s": 300},
-               "root_cause": {"replies": [], "mx": [], "domains": [],
-                              "first_ms": 0, "last_ms": 0, "samples": [],
-                              "events": 0},
-               "action": "alert"}
-        f = self.path("incident.json")
-        with open(f, "w") as fh:
-            json.dump(rec, fh)
-        r = subprocess.run([os.environ["SLUICE_INCIDENT_PUT"],
-                            self.path("spool"), str(acct), str(campaign), f],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return int(r.stdout)
+        return self.put_incident(self.account_id(account), campaign)
 
     def delivered(self, sink):
         return sink.stats().get("messages", 0)
@@ -139,12 +106,7 @@ class ConsoleApi(PeerTest):
     def test_console(self):
         # the spool: the master, sub-accounts shop and other; ops owns the
         # master, sam sends for shop, tess (TOTP) and lou view
-        self.sluice("account", "create", "master")
-        for a in ("shop", "other"):
-            self.sluice("account", "create", a)
-            self.sluice("domain", "add", "%s.test" % a, "--account", a,
-                        "--selector", "s1")
-            self.sluice("domain", "verify", "%s.test" % a, "--force")
+        self.accounts("shop", "other")
         self.add_user("ops", "master", "owner")
         os.environ["SLUICE_USER"] = "ops"
         os.environ["SLUICE_PASSWORD"] = "ops-pass-1234"
@@ -159,9 +121,11 @@ class ConsoleApi(PeerTest):
         key = json.loads(self.sluice("--json", "apikey", "create", "--user",
                                      "sam", "--account", "shop", "--scope",
                                      "send").stdout)["key"]
-        shop = self.campaign("shop", "spring", ["r%d@dest.test" % i
-                                                for i in range(RCPTS)])
-        other = self.campaign("other", "autumn", ["x@dest.test"])
+        shop = int(self.campaign("shop", "spring", ["r%d@dest.test" % i
+                                                    for i in range(RCPTS)],
+                                 send=False))
+        other = int(self.campaign("other", "autumn", ["x@dest.test"],
+                                  send=False))
         self.sluice("campaign", "send", str(shop))
         inc = self.incident("other", other)
 

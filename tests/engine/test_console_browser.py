@@ -50,7 +50,7 @@ import subprocess
 import time
 
 import peers
-from peers import PeerTest
+from incident_base import IncidentTest
 
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
@@ -78,7 +78,7 @@ def totp_code(secret, t=None):
                      % 1000000)
 
 
-class ConsoleBrowser(PeerTest):
+class ConsoleBrowser(IncidentTest):
 
     def setUp(self):
         super().setUp()
@@ -190,23 +190,8 @@ class ConsoleBrowser(PeerTest):
     def incident(self, account, campaign):
         """An open incident of account's campaign, stored as sluiced's
         opening writes it (incident_put); its id."""
-        acct = json.loads(self.sluice("account", "show", account,
-                                      "--json").stdout)["id"]
-        rec = {"rule": "blocks", "signal": "block_rate", "scope": "campaign",
-               "scope_name": str(campaign), "account": acct,
-               "campaign": int(campaign), "severity": "critical",
-               "numbers": {"value": 0.5, "threshold": 0.1, "volume": 20,
-                           "window_s": 300},
-               "action": "alert"}
-        f = self.path("incident.json")
-        with open(f, "w") as fh:
-            json.dump(rec, fh)
-        r = subprocess.run([os.environ["SLUICE_INCIDENT_PUT"],
-                            self.path("spool"), str(acct), str(campaign), f],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return int(r.stdout)
+        return self.put_incident(self.account_id(account), campaign,
+                                 root_cause=None)
 
     def browser(self):
         o = webdriver.ChromeOptions()
