@@ -229,10 +229,27 @@ static uint64_t read_schema(MDB_txn *txn, MDB_dbi meta)
     return schema;
 }
 
-/* Open every database of the schema in txn under the guard; a database
- * that cannot be opened is reported and left out.  -1 when the main
- * database faulted. */
-static int open_databases(struct raw *s, MDB_txn *txn, int fd)
+/* Open one database in a read transaction of its own, kept when it
+ * opens: a database LMDB cannot open marks its transaction bad, and in a
+ * shared one every open after it would fail too (MDB_BAD_TXN), hiding
+ * the databases that are sound and the first failure's own cause. */
+static int open_one(struct raw *s, const char *name, MDB_dbi *dbi)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    if ((rc = mdb_dbi_open(txn, name, 0, dbi))) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn); /* keeps the handle */
+}
+
+/* Open every database of the schema under the guard; a database that
+ * cannot be opened is reported and left out (and marked unopened).  -1
+ * when the main database faulted. */
+static int open_databases(struct raw *s, int fd)
 {
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0)) {
@@ -244,15 +261,21 @@ static int open_databases(struct raw *s, MDB_txn *txn, int fd)
     }
     qguard_at = &jb;
     uint64_t schema = QUEUE_SCHEMA_VERSION;
-    if (!mdb_dbi_open(txn, "meta", 0, &s->dbi[DB_META]))
-        schema = read_schema(txn, s->dbi[DB_META]);
+    MDB_dbi meta;
+    MDB_txn *txn;
+    if (!open_one(s, "meta", &meta) &&
+        !mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) {
+        schema = read_schema(txn, meta);
+        mdb_txn_abort(txn);
+    }
     for (int i = 0; i < DB_COUNT; i++) {
-        int rc = mdb_dbi_open(txn, queue_db_names[i], 0, &s->dbi[i]);
+        int rc = open_one(s, queue_db_names[i], &s->dbi[i]);
         s->present[i] = rc == 0;
         if (rc == MDB_NOTFOUND && schema < schema_db_since(i))
             continue; /* an older spool: not there yet */
         if (rc) {
             char what[160];
+            s->unopened[i] = true;
             snprintf(what, sizeof what, "database cannot be opened: %s",
                      rc == MDB_NOTFOUND ? "it is missing" : mdb_strerror(rc));
             walk_send(fd, WM_PROBLEM, i, "", what, 0, 0, 0, 0);
@@ -264,7 +287,6 @@ static int open_databases(struct raw *s, MDB_txn *txn, int fd)
 
 int qraw_open(struct raw *s, const char *dir, int fd, int damage_kind)
 {
-    MDB_txn *txn;
     int rc;
 
     memset(s, 0, sizeof *s);
@@ -277,14 +299,10 @@ int qraw_open(struct raw *s, const char *dir, int fd, int damage_kind)
     mdb_env_set_maxdbs(s->env, 64);
     if ((rc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)))
         goto fail;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
-        goto fail;
-    if (open_databases(s, txn, fd)) {
+    if (open_databases(s, fd)) {
         qraw_close(s);
         return 1;
     }
-    if ((rc = mdb_txn_commit(txn))) /* keeps the handles */
-        goto fail;
     return 0;
 fail:
     qraw_close(s);

@@ -145,6 +145,7 @@ struct raw {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
     bool present[DB_COUNT];
+    bool unopened[DB_COUNT]; /* expected, but LMDB could not open it */
 };
 /* Open DIR for walking, reporting through fd what is wrong with it (as
  * damage_kind: WM_PROBLEM for the check, WM_NOTE for salvage, where only

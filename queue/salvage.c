@@ -173,6 +173,9 @@ static int copy_db(struct sv *c, int db)
     c->db = db;
     c->problems = c->copied = 0;
     walk_send(c->fd, WM_DB_BEGIN, db, NULL, NULL, 0, 0, 0, 0);
+    if (c->s.unopened[db])
+        lost(c, NULL, "lost: the records from the start up to the end could "
+             "not be read (LMDB cannot open the database)");
     if (c->s.present[db]) {
         int err = walk_run(&w);
         if (err)

@@ -165,6 +165,8 @@ int schema_open(struct queue *q, MDB_txn *txn, bool create)
         queue_set_detail("%s: LMDB environment of another layout", q->dir);
         return QUEUE_EFOREIGN;
     } else if (rc) {
+        queue_set_detail("%s: the 'meta' database cannot be opened: %s",
+                         q->dir, mdb_strerror(rc));
         return queue_err_mdb(rc);
     } else {
         q->dbi[DB_META] = meta;
@@ -185,8 +187,11 @@ int schema_open(struct queue *q, MDB_txn *txn, bool create)
                              q->dir, queue_db_names[i]);
             return QUEUE_ECORRUPT;
         }
-        if (rc)
+        if (rc) {
+            queue_set_detail("%s: the '%s' database cannot be opened: %s",
+                             q->dir, queue_db_names[i], mdb_strerror(rc));
             return queue_err_mdb(rc);
+        }
     }
 
     if (fresh) {

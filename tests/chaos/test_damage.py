@@ -407,6 +407,25 @@ class Damage(peers.PeerTest):
                             random_page)
                 self.damaged_run(spool)
 
+    def test_main_root_page(self):
+        """The page holding the databases' names zeroed: LMDB cannot open
+        any of them.  Each is named with LMDB's own cause (one failed open
+        once hid the others' behind MDB_BAD_TXN), and salvage calls every
+        queued delivery lost rather than silently dropping them."""
+        spool = self.copy("mainroot")
+        data = os.path.join(spool, "data.mdb")
+        with open(data, "r+b") as f:
+            f.seek(main_root(data) * PAGE)
+            f.write(zero_page(None))
+        rc, out, _ = self.sluice_rc(spool, "--json", "spool", "check")
+        self.assertEqual(rc, 65, out)
+        self.assertNotIn("MDB_BAD_TXN", out)
+        crc, report = self.damaged_run(spool)
+        self.assertEqual(crc, 65)
+        if report is not None:
+            self.assertNotIn("MDB_BAD_TXN", json.dumps(report))
+            self.assertFalse(report["complete"])
+
     def test_meta_page(self):
         spool = self.copy("meta")
         with open(os.path.join(spool, "data.mdb"), "r+b") as f:
