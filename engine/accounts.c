@@ -161,13 +161,13 @@ const struct eng_account *accounts_get(const struct engine *e, uint32_t id)
                      : NULL;
 }
 
-int64_t accounts_hold(struct engine *e, struct item *it)
+int64_t accounts_hold(struct engine *e, struct item *it, bool *disabled)
 {
     struct eng_account *a = (struct eng_account *)accounts_get(e, it->account);
     if (!a)
         return 0;
     int64_t now = engine_now();
-    if (a->held)
+    if ((*disabled = a->held))
         return queue_account_park_time(it->account);
     if (!a->daily_cap)
         return 0;

@@ -318,20 +318,20 @@ bool controls_claim(struct engine *e, const struct queue_claim *c,
                                      .text = "campaign cancelled" };
         return true;
     }
-    if (c->campaign && engine_paused(e, QUEUE_CTL_CAMPAIGN,
-                                     engine_campaign_ctl_name(c->campaign)) &&
-        !(it->probe = incidents_probe_claim(e, c))) {
-        /* parked in the spool until `sluice campaign resume` (or an
-         * incident's probe lets this one through) */
-        *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
-                                     .retry_at = queue_park_time(c->campaign) };
-        return true;
-    }
-    /* a disabled account (parked until it is enabled), or one at its daily
-     * cap (until the next UTC day): the mail waits in the spool */
-    if (c->account && !it->probe && accounts_held(e, c->account))
-        it->probe = incidents_probe_claim(e, c);
-    int64_t hold = c->account && !it->probe ? accounts_hold(e, it) : 0;
+    /* a paused campaign: parked until `sluice campaign resume`; a
+     * disabled account: parked until it is enabled; an account at its
+     * daily cap: until the next UTC day.  A probe of the incident that
+     * paused the campaign or account takes this one through (past its
+     * account's hold too). */
+    bool paused = c->campaign &&
+                  engine_paused(e, QUEUE_CTL_CAMPAIGN,
+                                engine_campaign_ctl_name(c->campaign));
+    bool disabled = false;
+    int64_t hold = paused ? queue_park_time(c->campaign)
+                   : c->account ? accounts_hold(e, it, &disabled) : 0;
+    if (hold && (paused || disabled) &&
+        (it->probe = incidents_probe_claim(e, c)))
+        hold = 0;
     if (hold) {
         *o = (struct queue_outcome){ .delivery = c->id, .type = QUEUE_EV_NONE,
                                      .retry_at = hold };

@@ -505,9 +505,9 @@ const struct eng_account *accounts_get(const struct engine *e, uint32_t id);
 /* Is account id held (disabled, or its master)?  Nothing of it is sent. */
 bool accounts_held(const struct engine *e, uint32_t id);
 /* 0 (and it->capped set when the account has a daily cap), or until when
- * (unix seconds; queue_account_park_time() for a held account) the item's
- * account's mail must wait */
-int64_t accounts_hold(struct engine *e, struct item *it);
+ * (unix seconds; queue_account_park_time() for a held account, then
+ * *disabled is set) the item's account's mail must wait */
+int64_t accounts_hold(struct engine *e, struct item *it, bool *disabled);
 /* Whether item it must end before it goes to a session: its account held
  * (parked until it is enabled) or its recipient on the account's
  * suppression list (a campaign's: unsubscribed since its message was
