@@ -37,7 +37,8 @@ Systems, each against the same sink in the same run (W6/W6a: see
            workloads; the same N messages submitted over SMTP by
            bench/smtp-inject (20 sessions, pipelined); timed from the
            injector's start to the last acceptance at the sink.
-  ceiling  CEILING_PROCS (--ceiling-procs, 4) Postfix smtp-source
+  ceiling  CEILING_PROCS (--ceiling-procs, 4; W6/W6a: RELAY_PROCS, as
+           their injectors) Postfix smtp-source
            processes sharing the outbound session count, straight into the
            sink, the same message size; no queue, no DNS, no signing: what
            the sink can take.  smtp-sink is one process and saturates one
@@ -696,10 +697,15 @@ class Suite:
         return now_ms()
 
     # --- ceiling
+    def ceiling_procs(self, w):
+        """Senders of the ceiling: the relay workloads' own injector
+        count (they feed the MTAs with RELAY_PROCS), else --ceiling-procs."""
+        return RELAY_PROCS if w.get("relay") else self.a.ceiling_procs
+
     def ceiling_argv(self, w, k):
         """smtp-source k of --ceiling-procs: its share of the messages and
         of the sessions (sessions are never fewer than processes)."""
-        P = self.a.ceiling_procs
+        P = self.ceiling_procs(w)
         n = w["n"] // P + (1 if k < w["n"] % P else 0)
         sess = max(1, min(n, self.a.sessions // P))
         return ["/usr/sbin/smtp-source", "-d", "-s", str(sess), "-l",
@@ -711,7 +717,7 @@ class Suite:
         """Several smtp-source processes straight into the sink: one
         process, one core, is slower than the sink (it does not pipeline
         either), so the ceiling is the sink's, not the injector's."""
-        cmds = [self.ceiling_argv(w, k) for k in range(self.a.ceiling_procs)]
+        cmds = [self.ceiling_argv(w, k) for k in range(self.ceiling_procs(w))]
         self.commands.setdefault(wname, {})["ceiling"] = {
             "timed": [" ".join(a) for a, n in cmds if n]}
         tree = Tree(d)
@@ -933,7 +939,9 @@ class Suite:
                   "harness_cpu_us_per_msg": round(h * 1e6 / n, 1),
                   "harness_cores": round(h / secs, 3) if secs > 0 else 0,
                   "autogroups": len(res.get("autogroups", []))})
-        f.update(self.sink_figures(w, sink, t0, last, secs))
+        if not (w.get("relay") == "accept" and sysname != "ceiling"):
+            # W6a: nothing reaches the sink
+            f.update(self.sink_figures(w, sink, t0, last, secs))
         if "accepted_ms" in out and out["accepted_ms"] > 0:
             # relay: the injectors' last 250 (durably queued)
             f["accepted_per_s"] = round(n * 1000.0 / out["accepted_ms"], 1)
