@@ -1004,7 +1004,7 @@ def main():
                    help="the full workloads (--fraction 1)")
     p.add_argument("--quick", action="store_true",
                    help="2%% of every workload, one run, scale 1M")
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W6a")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W6a,W7")
     p.add_argument("--systems", default="sluice,postfix,ceiling")
     p.add_argument("--sessions", type=int, default=100)
     p.add_argument("--ceiling-procs", type=int, default=CEILING_PROCS,
