@@ -218,15 +218,17 @@ def write_md(path, doc, svg_rel):
                 a = wd["summary"].get(s, {})
                 if "connections" not in a:
                     continue
+                per_domain = (
+                    "every message to one domain" if s == "ceiling" else
+                    "%s connections per domain (at most %s to one)" % (
+                        fmt(a["connections_per_domain"], 2),
+                        fmt(a["max_connections_one_domain"])))
                 L.append("- %s %s: %s connections, %s SMTP sessions (EHLO), "
-                         "%s transactions (MAIL), "
-                         "%s connections per domain (at most %s to one), "
-                         "%s messages per connection" % (
+                         "%s transactions (MAIL), %s, %s messages per "
+                         "connection" % (
                              wname, s, fmt(a["connections"]),
                              fmt(a["smtp_sessions"]) if "smtp_sessions" in a
-                             else "?", fmt(a["transactions"]),
-                             fmt(a["connections_per_domain"], 2),
-                             fmt(a["max_connections_one_domain"]),
+                             else "?", fmt(a["transactions"]), per_domain,
                              fmt(a["messages_per_connection"], 1)))
     relay = [(wn, wd) for wn, wd in doc["workloads"].items()
              if any("accepted_per_s" in wd["summary"].get(s, {})
