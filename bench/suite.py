@@ -16,6 +16,11 @@ Workloads (N messages of SIZE bytes, one recipient each, to D domains):
   W6a the same submission unsigned, deliveries held (sluice: every
       destination domain paused; Postfix: defer_transports = smtp): what the
       listener takes into its queue per second, durably
+  W7  50,000 x 5 KB to 10,000 domains, 5 recipients each, no DKIM (with
+      --fraction F the domains shrink with the messages, 5 each); the
+      sink, for every system, is sluice-sink, which counts the
+      connections, SMTP sessions (EHLO/HELO) and transactions (MAIL) it
+      saw, per domain (each domain's MX is its own address) too
 
 Systems, each against the same sink in the same run (W6/W6a: see
 "relay" below):
@@ -32,11 +37,16 @@ Systems, each against the same sink in the same run (W6/W6a: see
            workloads; the same N messages submitted over SMTP by
            bench/smtp-inject (20 sessions, pipelined); timed from the
            injector's start to the last acceptance at the sink.
-  ceiling  Postfix's smtp-source straight into Postfix's smtp-sink, the
-           same message size and outbound session count; no queue, no DNS,
-           no signing: what the machine can move.  smtp-source stops at the
-           first rejected recipient, so for W5 it runs against the clean
-           smtp-sink of W1-W4 (noted in the results).
+  ceiling  CEILING_PROCS (--ceiling-procs, 4; W6/W6a: RELAY_PROCS, as
+           their injectors) Postfix smtp-source
+           processes sharing the outbound session count, straight into the
+           sink, the same message size; no queue, no DNS, no signing: what
+           the sink can take.  smtp-sink is one process and saturates one
+           core, and one smtp-source (which does not pipeline) cannot
+           saturate it, so a single-sender "ceiling" was the sender's,
+           not the sink's.  smtp-source stops at the first rejected
+           recipient, so for W5 it runs against the clean smtp-sink of
+           W1-W4 (noted in the results).
 
   relay    (W6, W6a) every system is fed the same way: RELAY_PROCS
            smtp-source processes (-s sessions/8 each) to the listener
@@ -52,16 +62,38 @@ made at start: only a loopback interface exists, dnsmasq answers on
 and OpenDKIM use it too), every domain's MX is its own 127.1.x.y address
 and the sink listens on port 25.  No packet can leave the machine.
 
-Figures per run: messages/s end to end; CPU microseconds per message (user
+Sessions: every process of a comparison runs in this script's session.
+Postfix's master runs with -d and OpenDKIM with -f (in the foreground):
+`postfix start` and a detaching daemon call setsid(), and with
+CONFIG_SCHED_AUTOGROUP a new session is a new autogroup, which the
+scheduler gives a fair share of the CPU as a whole before nice values
+count, so an MTA in a session of its own would compete for the two cores
+on other terms than the sink and injector (`nice` cannot fix that across
+sessions).  Each run records how many autogroups its processes were in.
+
+Figures per run: messages/s end to end, and the headline, each MTA's
+share of the ceiling (its msg/s over the ceiling's, in the same run; W5:
+of the first pass too); the sink's CPU microseconds per message and its
+busy cores for each system (wait4 of the sink: pipelining lowers its cost
+per message, so a share above 1 means the MTA asked less of the sink, not
+that it beat the ceiling); the harness's own CPU (this script's threads,
+which read smtp-sink's counters (every 5 ms) and poll, plus the
+subreaper's memory sampling), in cores and microseconds per message,
+which the systems' figures do not count but which shares the machine
+with them; W5 (sluice-sink --track-recipients): the first pass, from the
+start to the last recipient the sink saw for the first time, in seconds
+and msg/s, the drain time of the retry tail after it and the RCPTs that
+were retries; W7: connections, SMTP sessions, transactions, connections
+per domain and the most to one domain; CPU microseconds per message (user
 + system of every process of the system, from wait4 rusage: the processes
 run under a subreaper, so even Postfix's daemons, which detach, are reaped
 and counted; for sluice the send command and sluiced; the sink and the
 injector are not counted); peak memory (largest sum of the PSS of all the
 system's processes, sampled every 50 ms (less often, 2 ms per process, when there are more than 25), or the largest VmHWM of one of
 them when that is larger, as for sluiced).
-Each figure is the median of RUNS runs with min and max; the ratios
-sluice/Postfix and sluice/ceiling are computed within each run, then the
-median taken.  Before the timed runs each system sends a few messages to a
+Each figure is the median of RUNS runs with min and max; the ratio
+sluice/Postfix and the shares of the ceiling are computed within each run,
+then the median taken.  Before the timed runs each system sends a few messages to a
 capturing sink and dkimpy verifies them (signed workloads must carry a
 valid signature of the right algorithm, W1 none).
 
@@ -71,11 +103,13 @@ to first delivery.
 
 Results: bench/results/suite.json (machine, versions, every command, every
 run), bench/RESULTS.md (the section between the suite markers is
-rewritten), bench/results/throughput.svg (gnuplot).
+rewritten; --no-md leaves it), bench/results/throughput.svg (gnuplot;
+with --json F and no --svg, the plot goes beside F instead).
 
 usage: bench/suite.py [--build DIR] [--runs R] [--fraction F | --full |
                       --quick] [--workloads W1,..] [--systems
-                      sluice,postfix,ceiling] [--sessions S] [--scale N]
+                      sluice,postfix,ceiling] [--sessions S]
+                      [--ceiling-procs P] [--scale N]
                       [--scale-hold S] [--postfix-set 'NAME = VALUE']
                       [--json F] [--svg F] [--md F | --no-md] [--keep]
 (--help explains each.)  The default sends a tenth of each workload's
@@ -100,7 +134,7 @@ import tempfile
 import time
 
 from suite_report import aggregate, machine_info, write_md, write_svg
-from suite_sinks import RealSink, SmtpSink, wait_port
+from suite_sinks import RealSink, SmtpSink, self_cpu_s, wait_port
 from suite_tree import Tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -127,8 +161,16 @@ WORKLOADS = {
                 relay="accept",
                 title="relay: %s x 5 KB in over SMTP (smtp-source x 8), "
                       "into the queue only"),
+    # 5 recipients per domain at every --fraction (the full run: 10,000
+    # domains); the sink is sluice-sink for every system, which counts
+    # the connections and transactions it saw, per domain too
+    "W7": dict(n=50000, size=5120, domains=10000, dkim=None, real=False,
+               per_domain=5, counting=True,
+               title="%s x 5 KB to %s domains (5 recipients each), "
+                     "no DKIM"),
 }
 SYSTEMS = ("sluice", "postfix", "ceiling")
+CEILING_PROCS = 4
 RELAY_PROCS = 8
 RELAY_PORT = 2526
 
@@ -423,7 +465,7 @@ class Suite:
             tree.finish(stop)
             raise RuntimeError("sluiced did not listen: see %s/sluiced.log"
                                % d)
-        t0 = now_ms()
+        t0 = self.clock()
         took, failed = self.relay_submit(RELAY_PORT, w, n, d)
         if w["relay"] == "deliver":
             end = time.time() + self.a.limit
@@ -441,7 +483,7 @@ class Suite:
         shutil.rmtree(sp, ignore_errors=True)
         shutil.copytree(os.path.join(d, "template"), sp)
         tree = Tree(d)
-        t0 = now_ms()
+        t0 = self.clock()
         r = tree.run([self.sluice, "--spool", sp, "campaign", "send",
                       campaign, "--account", "bench"], name="send")
         if r["rc"] != 0:
@@ -556,20 +598,31 @@ class Suite:
             pass
         tree = Tree(d)
         stop = [["postfix", "stop"]]
+        # Both in the foreground, in the suite's session: `postfix start`
+        # and a detaching OpenDKIM call setsid(), and a new session is a
+        # new scheduler autogroup, which the kernel gives a fair share of
+        # the CPU of its own, so the MTA would not compete for the CPU on
+        # the same terms as the sink and the injector (see the header)
         if w["dkim"]:
-            if tree.run(["/usr/sbin/opendkim", "-x",
-                         os.path.join(d, "opendkim.conf")],
-                        name="opendkim")["rc"] != 0:
-                tree.finish()
-                raise RuntimeError("opendkim did not start: %s" % d)
-            stop.append(["sh", "-c", "kill $(cat %s/opendkim.pid)" % d])
-        if tree.run(["postfix", "start"], name="postfix")["rc"] != 0:
+            pid = tree.run(["/usr/sbin/opendkim", "-f", "-x",
+                            os.path.join(d, "opendkim.conf")],
+                           wait=False, name="opendkim")["pid"]
+            stop.append(["pkill", "-TERM", "-P", str(pid)])
+        if tree.run(["postfix", "check"], name="postfix")["rc"] != 0:
             tree.finish(stop)
-            raise RuntimeError("postfix did not start: see %s/maillog" % d)
-        wait_port(2525)
-        if w["dkim"]:
-            wait_port(8891)
-        t0 = now_ms()
+            raise RuntimeError("postfix check failed: see %s/postfix.log"
+                               % d)
+        tree.run(["/usr/lib/postfix/sbin/master", "-d"], wait=False,
+                 name="postfix")
+        try:
+            wait_port(2525, limit=30)
+            if w["dkim"]:
+                wait_port(8891, limit=30)
+        except RuntimeError:
+            tree.finish(stop, timeout=30)
+            raise RuntimeError("postfix or opendkim did not start: see "
+                               "%s/maillog and %s/postfix.log" % (d, d))
+        t0 = self.clock()
         if w.get("relay"):
             return self.postfix_relay_finish(w, d, sink, n, tree, stop, t0)
         inj = subprocess.Popen(
@@ -637,20 +690,44 @@ class Suite:
         return t0, res, {"accepted_ms": took, "sources_failed": failed,
                          "queued": queued, "delivered": sent}
 
+    def clock(self):
+        """The start of a timed run: wall ms, and the harness's own CPU
+        from here on is counted (see figures())."""
+        self.harness_cpu0 = self_cpu_s()
+        return now_ms()
+
     # --- ceiling
-    def ceiling_run(self, wname, w, d, sink):
-        size = w.get("sluice_size", w["size"])
-        argv = ["/usr/sbin/smtp-source", "-d", "-s", str(self.a.sessions),
-                "-l", str(size), "-m", str(w["n"]), "-f",
+    def ceiling_procs(self, w):
+        """Senders of the ceiling: the relay workloads' own injector
+        count (they feed the MTAs with RELAY_PROCS), else --ceiling-procs."""
+        return RELAY_PROCS if w.get("relay") else self.a.ceiling_procs
+
+    def ceiling_argv(self, w, k):
+        """smtp-source k of --ceiling-procs: its share of the messages and
+        of the sessions (sessions are never fewer than processes)."""
+        P = self.ceiling_procs(w)
+        n = w["n"] // P + (1 if k < w["n"] % P else 0)
+        sess = max(1, min(n, self.a.sessions // P))
+        return ["/usr/sbin/smtp-source", "-d", "-s", str(sess), "-l",
+                str(w.get("sluice_size", w["size"])), "-m", str(n), "-f",
                 "news@sender.bench", "-t", "ceiling@d0.bench",
-                "127.0.0.1:25"]
+                "%s:25" % mx_addr(0)], n
+
+    def ceiling_run(self, wname, w, d, sink):
+        """Several smtp-source processes straight into the sink: one
+        process, one core, is slower than the sink (it does not pipeline
+        either), so the ceiling is the sink's, not the injector's."""
+        cmds = [self.ceiling_argv(w, k) for k in range(self.ceiling_procs(w))]
         self.commands.setdefault(wname, {})["ceiling"] = {
-            "timed": [" ".join(argv)]}
+            "timed": [" ".join(a) for a, n in cmds if n]}
         tree = Tree(d)
-        t0 = now_ms()
-        tree.run(argv, wait=False, name="smtp-source")
+        t0 = self.clock()
+        for k, (argv, n) in enumerate(cmds):
+            if n:
+                tree.run(argv, wait=False, name="smtp-source")
         res = tree.finish(timeout=self.a.limit)
-        return t0, res, {"delivered": sink.accepted()}
+        return t0, res, {"delivered": sink.accepted(),
+                         "sender_procs": sum(1 for _, n in cmds if n)}
 
     # --- checks: a few messages through a capturing sink, dkimpy verifies
     def check_output(self, wname, w, system, d):
@@ -729,8 +806,14 @@ class Suite:
             for sysname in self.a.systems:
                 d = dirs[sysname]
                 real = w["real"] and sysname != "ceiling"
-                sink = (RealSink(self.build, d, r) if real
-                        else SmtpSink(d))
+                if w.get("counting"):
+                    # W7: connections and transactions, per domain too
+                    sink = RealSink(self.build, d, r, faults=False)
+                elif real:
+                    # W5: which recipient was tried first when
+                    sink = RealSink(self.build, d, r, track=w["n"] + 1000)
+                else:
+                    sink = SmtpSink(d)
                 try:
                     if sysname == "sluice" and w.get("relay"):
                         t0, res, out = self.sluice_relay_run(wname, w, d,
@@ -749,18 +832,74 @@ class Suite:
                         accepted = out["queued"]
                 finally:
                     sink.stop()
+                harness = self_cpu_s() - self.harness_cpu0
                 one[sysname] = self.figures(wname, w, sysname, t0, last,
-                                            accepted, res, out)
-            if "sluice" in one:
-                for other in ("postfix", "ceiling"):
-                    if other in one:
-                        one["sluice_over_" + other] = round(
-                            one["sluice"]["msg_per_s"] /
-                            one[other]["msg_per_s"], 3)
+                                            accepted, res, out, sink,
+                                            harness)
+            if "sluice" in one and "postfix" in one:
+                one["sluice_over_postfix"] = round(
+                    one["sluice"]["msg_per_s"] /
+                    one["postfix"]["msg_per_s"], 3)
+            if "ceiling" in one and one["ceiling"]["msg_per_s"] > 0:
+                # the headline: how much of what the sink can take
+                for sysname in ("sluice", "postfix"):
+                    if sysname in one:
+                        one[sysname]["share_of_ceiling"] = round(
+                            one[sysname]["msg_per_s"] /
+                            one["ceiling"]["msg_per_s"], 3)
+                        if "first_pass_msg_per_s" in one[sysname]:
+                            one[sysname]["first_pass_share_of_ceiling"] = \
+                                round(one[sysname]["first_pass_msg_per_s"] /
+                                      one["ceiling"]["msg_per_s"], 3)
             runs.append(one)
         return runs
 
-    def figures(self, wname, w, sysname, t0, last, accepted, res, out):
+    def sink_figures(self, w, sink, t0, last, secs):
+        """What the sink saw: its CPU per message and how busy it was
+        (cores), and from sluice-sink's stats the connections and
+        transactions (W7) or the first pass and the retry tail (W5)."""
+        n = w["n"]
+        f = {}
+        cpu = getattr(sink, "cpu_s", None)
+        if cpu is not None:
+            f["sink_cpu_s"] = cpu
+            f["sink_cpu_us_per_msg"] = round(cpu * 1e6 / n, 1)
+            if secs > 0:
+                f["sink_cores"] = round(cpu / secs, 2)
+        st = getattr(sink, "final", None)
+        if not st:
+            return f
+        if w.get("counting"):
+            # every sender connects to a domain's MX address (the
+            # ceiling to d0's); 127.0.0.1 only had wait_port's probes
+            per = [a["sessions"] for k, a in st.get("by_addr", {}).items()
+                   if k != "127.0.0.1"]
+            conns = sum(per)
+            f.update({"connections": conns,
+                      "smtp_sessions": st.get("smtp_sessions"),
+                      "transactions": st.get("transactions"),
+                      "messages_per_connection":
+                          round(st["messages"] / conns, 2) if conns else 0,
+                      "domains_connected": len(per),
+                      "connections_per_domain":
+                          round(conns / len(per), 3) if per else 0,
+                      "max_connections_one_domain": max(per or [0]),
+                      "max_concurrency": st.get("max_concurrency")})
+        if st.get("last_first_rcpt_ms") is not None:
+            first = (st["last_first_rcpt_ms"] - t0) / 1000.0
+            end = max(last or t0, st["last_first_rcpt_ms"])
+            f.update({"first_pass_s": round(first, 3),
+                      "first_pass_msg_per_s":
+                          round(n / first, 1) if first > 0 else 0,
+                      "tail_s": round((end - st["last_first_rcpt_ms"]) /
+                                      1000.0, 3),
+                      "rcpt_first": st.get("rcpt_first"),
+                      "rcpt_retries": st.get("rcpt_again"),
+                      "rcpt_untracked": st.get("rcpt_untracked")})
+        return f
+
+    def figures(self, wname, w, sysname, t0, last, accepted, res, out,
+                sink, harness):
         """One run's figures, checked: every message has its outcome."""
         n = w["n"]
         problems = []
@@ -792,6 +931,17 @@ class Suite:
              "peak_pss_mb": round(res["peak_pss_kb"] / 1024.0, 1),
              "max_rss_mb": round(res["max_rss_kb"] / 1024.0, 1),
              "accepted_at_sink": accepted}
+        # the harness: this script (the smtp-sink counter reader thread,
+        # the sink polls) and the subreaper (memory sampling), not
+        # counted in the system's CPU above but taking CPU from it
+        h = harness + res.get("tree_cpu_s", 0)
+        f.update({"harness_cpu_s": round(h, 3),
+                  "harness_cpu_us_per_msg": round(h * 1e6 / n, 1),
+                  "harness_cores": round(h / secs, 3) if secs > 0 else 0,
+                  "autogroups": len(res.get("autogroups", []))})
+        if not (w.get("relay") == "accept" and sysname != "ceiling"):
+            # W6a: nothing reaches the sink
+            f.update(self.sink_figures(w, sink, t0, last, secs))
         if "accepted_ms" in out and out["accepted_ms"] > 0:
             # relay: the injectors' last 250 (durably queued)
             f["accepted_per_s"] = round(n * 1000.0 / out["accepted_ms"], 1)
@@ -799,9 +949,23 @@ class Suite:
         if problems:
             f["problems"] = problems
             self.failed = True
+        extra = ""
+        if "sink_cpu_us_per_msg" in f:
+            extra += "  sink %5.1f us/msg %4.2f cores" % (
+                f["sink_cpu_us_per_msg"], f.get("sink_cores", 0))
+        extra += "  harness %4.2f cores" % f["harness_cores"]
+        if "connections" in f:
+            extra += "  %d conns, %d sessions, %d transactions, " \
+                "%.2f conns/domain" % (
+                f["connections"], f["smtp_sessions"] or 0,
+                f["transactions"] or 0,
+                f["connections_per_domain"])
+        if "first_pass_s" in f:
+            extra += "  first pass %.1f s (%.0f msg/s), tail %.1f s" % (
+                f["first_pass_s"], f["first_pass_msg_per_s"], f["tail_s"])
         log("  %-8s %9.0f msg/s  %6.1f s  CPU %7.1f us/msg  peak %6.1f MB"
-            "%s" % (sysname, f["msg_per_s"], secs, f["cpu_us_per_msg"],
-                    f["peak_mb"],
+            "%s%s" % (sysname, f["msg_per_s"], secs, f["cpu_us_per_msg"],
+                      f["peak_mb"], extra,
                     ("  PROBLEM: " + "; ".join(problems)) if problems
                     else ""))
         return f
@@ -840,9 +1004,13 @@ def main():
                    help="the full workloads (--fraction 1)")
     p.add_argument("--quick", action="store_true",
                    help="2%% of every workload, one run, scale 1M")
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W6a")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W6a,W7")
     p.add_argument("--systems", default="sluice,postfix,ceiling")
     p.add_argument("--sessions", type=int, default=100)
+    p.add_argument("--ceiling-procs", type=int, default=CEILING_PROCS,
+                   help="smtp-source processes of the ceiling, sharing "
+                        "--sessions (default %d: one does not saturate "
+                        "the sink)" % CEILING_PROCS)
     p.add_argument("--scale", type=int, default=10000000)
     p.add_argument("--scale-hold", type=int, default=30,
                    help="seconds sluiced runs on the scale spool")
@@ -854,7 +1022,8 @@ def main():
     p.add_argument("--md", default=os.path.join(HERE, "RESULTS.md"))
     p.add_argument("--svg", default=None,
                    help="default bench/results/throughput.svg "
-                        "(throughput-full.svg with --full)")
+                        "(throughput-full.svg with --full); with --json F "
+                        "and no --svg, F's name with .svg")
     p.add_argument("--no-md", action="store_true",
                    help="do not touch RESULTS.md")
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -869,12 +1038,17 @@ def main():
     a.systems = [s for s in a.systems.split(",") if s]
     a.workloads = [w for w in a.workloads.split(",") if w]
     if any(s not in SYSTEMS for s in a.systems) or \
-            any(w not in WORKLOADS for w in a.workloads) or a.runs < 1:
+            any(w not in WORKLOADS for w in a.workloads) or a.runs < 1 \
+            or a.ceiling_procs < 1:
         p.print_usage(sys.stderr)
         sys.exit(64)
     if a.full:
         a.fraction = 1.0
     tag = "-full" if a.fraction >= 1 else ""
+    if a.json and not a.svg:
+        # a run saved elsewhere keeps its plot beside it, not over the
+        # one of bench/results
+        a.svg = os.path.splitext(a.json)[0] + ".svg"
     a.json = a.json or os.path.join(HERE, "results", "suite%s.json" % tag)
     a.svg = a.svg or os.path.join(HERE, "results", "throughput%s.svg" % tag)
     if a.quick:
@@ -887,7 +1061,13 @@ def main():
     for w in WORKLOADS.values():
         w["full_n"] = w["n"]
         w["n"] = max(100, int(w["n"] * a.fraction))
-        w["title"] = w["title"] % format(w["n"], ",")
+        if w.get("per_domain"):
+            w["domains"] = min(w["domains"], max(1, w["n"] //
+                                                 w["per_domain"]))
+            w["title"] = w["title"] % (format(w["n"], ","),
+                                       format(w["domains"], ","))
+        else:
+            w["title"] = w["title"] % format(w["n"], ",")
     if a.report:
         doc = json.load(open(a.report))
         tag = "-full" if doc["fraction"] >= 1 else ""
@@ -911,7 +1091,8 @@ def main():
     doc = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "command": "bench/suite.py " + " ".join(argv) if argv else
            "make bench", "runs": a.runs, "fraction": a.fraction, "systems": a.systems,
-           "sessions": a.sessions, "machine": machine_info(a.build),
+           "sessions": a.sessions, "ceiling_procs": a.ceiling_procs,
+           "machine": machine_info(a.build),
            "workloads": {}}
     t_start = time.time()
     try:

@@ -39,11 +39,26 @@ def machine_info(build):
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                          stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL).stdout.decode().strip()
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            autogroup = f.read().strip() == "1"
+    except OSError:
+        autogroup = None
     return {"cpus": os.cpu_count(), "cpu": cpu, "mem_mb": mem,
+            "sched_autogroup": autogroup,
             "kernel": platform.release(), "sluice_commit": rev,
             "postfix": ver("postfix"), "opendkim": ver("opendkim"),
             "openssl": ver("openssl"), "lmdb": ver("liblmdb0"),
             "build_type": "RelWithDebInfo"}
+
+
+# per system, summarised when every run has them
+OPTIONAL = ("accepted_per_s", "share_of_ceiling", "sink_cpu_us_per_msg",
+            "sink_cores", "harness_cores", "harness_cpu_us_per_msg",
+            "first_pass_s", "first_pass_msg_per_s", "tail_s", "rcpt_retries",
+            "first_pass_share_of_ceiling", "smtp_sessions",
+            "connections", "transactions", "connections_per_domain",
+            "max_connections_one_domain", "messages_per_connection")
 
 
 def aggregate(runs, systems):
@@ -52,13 +67,18 @@ def aggregate(runs, systems):
         out[s] = {k: summary([r[s][k] for r in runs]) for k in
                   ("msg_per_s", "cpu_us_per_msg", "peak_mb", "peak_pss_mb",
                    "max_rss_mb", "seconds")}
-        if runs and all("accepted_per_s" in r[s] for r in runs):
-            out[s]["accepted_per_s"] = summary([r[s]["accepted_per_s"]
-                                                for r in runs])
+        for k in OPTIONAL:
+            if runs and all(r[s].get(k) is not None for r in runs):
+                out[s][k] = summary([r[s][k] for r in runs])
     for k in ("sluice_over_postfix", "sluice_over_ceiling"):
         if all(k in r for r in runs) and runs:
             out[k] = summary([r[k] for r in runs])
     return out
+
+
+def pct(s):
+    """A share as a percentage: median (min-max)."""
+    return fmt({k: v * 100 for k, v in s.items()}) + " %"
 
 
 def fmt(s, nd=0):
@@ -90,9 +110,10 @@ def write_md(path, doc, svg_rel):
           m["opendkim"], m["openssl"], doc["command"],
           "suite-full.json" if key == "suite-full" else "suite.json"), "",
          "![throughput per workload and system](%s)" % svg_rel, "",
-         "| workload | system | msg/s | CPU µs/msg | peak memory MB | "
-         "sluice/Postfix | sluice/ceiling |",
-         "|---|---|---|---|---|---|---|"]
+         "| workload | system | msg/s | share of the ceiling | CPU µs/msg | "
+         "sink CPU µs/msg (cores) | peak memory MB | sluice/Postfix |",
+         "|---|---|---|---|---|---|---|---|"]
+    above = False
     for wname, wd in doc["workloads"].items():
         agg = wd["summary"]
         first = True
@@ -100,17 +121,115 @@ def write_md(path, doc, svg_rel):
             if s not in agg:
                 continue
             a = agg[s]
-            r1 = r2 = ""
-            if s == "sluice":
-                if "sluice_over_postfix" in agg:
-                    r1 = fmt(agg["sluice_over_postfix"], 2)
-                if "sluice_over_ceiling" in agg:
-                    r2 = fmt(agg["sluice_over_ceiling"], 2)
-            L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            r1 = share = sink = ""
+            if s == "sluice" and "sluice_over_postfix" in agg:
+                r1 = fmt(agg["sluice_over_postfix"], 2)
+            if "share_of_ceiling" in a:
+                share = pct(a["share_of_ceiling"])
+                above = above or a["share_of_ceiling"]["median"] > 1
+            elif s == "sluice" and "sluice_over_ceiling" in agg:
+                share = pct(agg["sluice_over_ceiling"])  # an older run
+                above = above or agg["sluice_over_ceiling"]["median"] > 1
+            if "sink_cpu_us_per_msg" in a:
+                sink = fmt(a["sink_cpu_us_per_msg"], 1)
+                if "sink_cores" in a:
+                    sink += " (%s)" % fmt(a["sink_cores"], 2)
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 ("**%s** %s" % (wname, wd["title"])) if first else "", s,
-                fmt(a["msg_per_s"]), fmt(a["cpu_us_per_msg"], 1),
-                fmt(a["peak_mb"], 1), r1, r2))
+                fmt(a["msg_per_s"]), share, fmt(a["cpu_us_per_msg"], 1),
+                sink, fmt(a["peak_mb"], 1), r1))
             first = False
+    if "ceiling_procs" not in doc:
+        L += ["", "The ceiling of this (older) run was one `smtp-source` "
+              "process, which does not pipeline and was slower than the "
+              "sink: a share above 100% says that, not that a system beat "
+              "what the sink can take."]
+    else:
+        L += ["", "The ceiling is %s `smtp-source` process%s sharing the "
+              "sessions, straight into the sink: no queue, no DNS, no "
+              "signing. Its sink cores near 1 mean the sink, one process "
+              "on one core, was what stopped it. Share of the ceiling is "
+              "a system's msg/s over the ceiling's in the same run. %s" % (
+                  doc["ceiling_procs"],
+                  "es" if doc["ceiling_procs"] != 1 else "",
+                  "A share above 100% is not faster than the ceiling: "
+                  "that system cost the sink less CPU per message (it "
+                  "pipelines, one round trip per message; smtp-source "
+                  "does not), so the sink could take more of its "
+                  "messages; compare the sink column." if above else
+                  "The sink's CPU per message differs between systems "
+                  "(pipelining lowers it), so compare the sink column "
+                  "too.")]
+    sessions = ("Every process of a comparison runs in the suite's own "
+                "session (Postfix's master with -d, OpenDKIM with -f): a "
+                "new session is a new scheduler autogroup (%s on this "
+                "machine), which the kernel shares the CPU with as a whole, "
+                "whatever the nice values." % (
+                    {True: "enabled", False: "disabled"}.get(
+                        m.get("sched_autogroup"), "unknown"))
+                if "ceiling_procs" in doc else "")
+    harness = [(wn, wd) for wn, wd in doc["workloads"].items()
+               if any("harness_cores" in wd["summary"].get(s, {})
+                      for s in doc["systems"])]
+    if harness:
+        L += ["", "The harness's own CPU during each timed run (this "
+              "script: the sink's counters, the memory sampling), not "
+              "counted above; cores = CPU seconds over the run's seconds:",
+              ""]
+        for wname, wd in harness:
+            L.append("- %s: %s" % (wname, "; ".join(
+                "%s %s cores (%s µs/msg)" % (
+                    s, fmt(wd["summary"][s]["harness_cores"], 2),
+                    fmt(wd["summary"][s]["harness_cpu_us_per_msg"], 1))
+                for s in doc["systems"]
+                if "harness_cores" in wd["summary"].get(s, {}))))
+    first_pass = [(wn, wd) for wn, wd in doc["workloads"].items()
+                  if any("first_pass_s" in wd["summary"].get(s, {})
+                         for s in doc["systems"])]
+    if first_pass:
+        L += ["", "Realistic sink: the first pass (from the start to the "
+              "last recipient the sink saw for the first time) and the "
+              "retry tail after it (to the last acceptance; both MTAs "
+              "retry a tempfailed recipient after 2, 4, then 8 s):", ""]
+        for wname, wd in first_pass:
+            for s in doc["systems"]:
+                a = wd["summary"].get(s, {})
+                if "first_pass_s" not in a:
+                    continue
+                L.append("- %s %s: first pass %s s (%s msg/s%s), tail %s s, "
+                         "%s retried RCPTs" % (
+                             wname, s, fmt(a["first_pass_s"], 1),
+                             fmt(a["first_pass_msg_per_s"]),
+                             ", %s of the ceiling" %
+                             pct(a["first_pass_share_of_ceiling"])
+                             if "first_pass_share_of_ceiling" in a else "",
+                             fmt(a["tail_s"], 1),
+                             fmt(a["rcpt_retries"]) if "rcpt_retries" in a
+                             else "?"))
+    conns = [(wn, wd) for wn, wd in doc["workloads"].items()
+             if any("connections" in wd["summary"].get(s, {})
+                    for s in doc["systems"])]
+    if conns:
+        L += ["", "Connections the sink saw (sluice-sink), to %s:" %
+              ", ".join("%s %s domains" % (wn, format(wd["domains"], ","))
+                        for wn, wd in conns), ""]
+        for wname, wd in conns:
+            for s in doc["systems"]:
+                a = wd["summary"].get(s, {})
+                if "connections" not in a:
+                    continue
+                per_domain = (
+                    "every message to one domain" if s == "ceiling" else
+                    "%s connections per domain (at most %s to one)" % (
+                        fmt(a["connections_per_domain"], 2),
+                        fmt(a["max_connections_one_domain"])))
+                L.append("- %s %s: %s connections, %s SMTP sessions (EHLO), "
+                         "%s transactions (MAIL), %s, %s messages per "
+                         "connection" % (
+                             wname, s, fmt(a["connections"]),
+                             fmt(a["smtp_sessions"]) if "smtp_sessions" in a
+                             else "?", fmt(a["transactions"]), per_domain,
+                             fmt(a["messages_per_connection"], 1)))
     relay = [(wn, wd) for wn, wd in doc["workloads"].items()
              if any("accepted_per_s" in wd["summary"].get(s, {})
                     for s in doc["systems"])]
@@ -169,7 +288,9 @@ def write_md(path, doc, svg_rel):
           "is measured against the clean sink (smtp-source stops at the "
           "first rejection). In W5 both MTAs retry a tempfailed recipient after "
           "2, 4 and 8 s, so its end to end time includes the wait for the "
-          "last recipient that was tempfailed two or three times in a row.",
+          "last recipient that was tempfailed two or three times in a row; "
+          "the first pass above is the throughput without that wait. " +
+          sessions,
           "", "<!-- %s:end -->" % key]
     text = "\n".join(L) + "\n"
     old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"

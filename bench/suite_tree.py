@@ -10,6 +10,7 @@ reports its CPU and memory.
 import ctypes
 import json
 import os
+import resource
 import select
 import signal
 import time
@@ -38,6 +39,19 @@ def proc_kb(pid, name, field):
     except OSError:
         pass
     return 0
+
+
+def autogroup(pid):
+    """The scheduler autogroup of a process ("/autogroup-N"; None without
+    CONFIG_SCHED_AUTOGROUP).  A new session (setsid) starts a new one, and
+    the kernel shares CPU fairly between autogroups before it looks at
+    nice values: a comparison whose processes sit in different sessions
+    is not fair under load, whatever their nice values."""
+    try:
+        with open("/proc/%d/autogroup" % pid) as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def descendants(root):
@@ -104,7 +118,9 @@ class Tree:
 
     def finish(self, stop=(), timeout=120):
         """Run the stop commands, wait for every process below to end, and
-        return {cpu_s, peak_pss_kb, max_rss_kb, timed_out}."""
+        return {cpu_s, peak_pss_kb, max_rss_kb, timed_out, tree_cpu_s (the
+        subreaper's own: harness), autogroups (seen among the processes
+        below)}."""
         r = self.call(op="finish", stop=list(stop), timeout=timeout)
         os.waitpid(self.pid, 0)
         self.cmd.close()
@@ -123,6 +139,7 @@ class Tree:
         self.every = 0.05
         self.exits = {}
         self.rss_files = {}
+        self.groups = set()
         while True:
             r, _, _ = select.select([cmd], [], [], 0.05)
             self._reap(False)
@@ -159,10 +176,15 @@ class Tree:
                                 os.kill(p, signal.SIGKILL)
                             except OSError:
                                 pass
+                ru = resource.getrusage(resource.RUSAGE_SELF)
                 rep.write(json.dumps({"cpu_s": round(self.cpu, 3),
                                       "peak_pss_kb": self.peak,
                                       "max_rss_kb": self.maxrss,
-                                      "timed_out": timed_out}) + "\n")
+                                      "timed_out": timed_out,
+                                      "tree_cpu_s": round(ru.ru_utime +
+                                                          ru.ru_stime, 3),
+                                      "autogroups": sorted(self.groups)})
+                          + "\n")
                 rep.flush()
                 return
 
@@ -226,6 +248,9 @@ class Tree:
         for p in procs:
             total += proc_kb(p, "smaps_rollup", "Pss:")
             self.maxrss = max(self.maxrss, proc_kb(p, "status", "VmHWM:"))
+            g = autogroup(p)
+            if g:
+                self.groups.add(g)
         self.peak = max(self.peak, total)
         # a few processes: every 50 ms; Postfix's hundreds: less often,
         # so that sampling costs about the same

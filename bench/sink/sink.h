@@ -78,6 +78,7 @@ struct sink_config {
     const char *capture_dir;
     const char *pidfile;
     uint64_t exit_after;          /* 0: never */
+    uint64_t track_rcpt;          /* --track-recipients cap; 0: off */
     const char *hostname;
     bool verbose;
 };
@@ -142,6 +143,12 @@ struct sink_stats {
     uint64_t tls_handshakes;
     uint64_t tls_failures;
     uint64_t capture_errors;
+    uint64_t smtp_sessions;       /* connections that said EHLO/HELO */
+    uint64_t transactions;        /* MAIL commands accepted */
+    uint64_t rcpt_first;          /* RCPTs of an address not seen before */
+    uint64_t rcpt_again;          /* RCPTs of an address seen before */
+    uint64_t rcpt_untracked;      /* RCPTs past the --track-recipients cap */
+    int64_t last_first_rcpt_ms;   /* the last first RCPT; -1: none yet */
     int64_t started_ms;
     int64_t first_accept_ms;      /* -1: none yet */
     int64_t last_accept_ms;
@@ -152,6 +159,7 @@ struct sink_stats {
     size_t timeline_cap;
     struct sink_domain_map by_addr;
     struct sink_domain_map by_domain;
+    struct sink_domain_map seen;  /* --track-recipients: addresses */
 };
 
 /* DATA decoder: dot-unstuffing, end at CRLF.CRLF, bare CR/LF counting. */
@@ -208,6 +216,7 @@ struct sink_session {
     bool shutdown_started;
     bool counted;                 /* in the concurrency counters */
     bool esmtp;
+    bool hello_counted;           /* counted in smtp_sessions */
     bool starttls_pending;        /* 220 queued, TLS starts after it */
     struct ssl_st *ssl;           /* non-NULL once STARTTLS began */
     void *rbio, *wbio;
@@ -315,6 +324,10 @@ void sink_stats_rcpt_failed(struct sink_stats *st, struct sink_session *s,
                             struct sink_domain *dom, bool temporary);
 void sink_stats_message(struct sink_server *srv, struct sink_session *s);
 int sink_domain_map_init(struct sink_domain_map *m, size_t max);
+
+/* sink_seen.c */
+int sink_seen_init(struct sink_stats *st, const struct sink_config *cfg);
+void sink_seen_rcpt(struct sink_stats *st, const char *addr);
 void sink_domain_map_free(struct sink_domain_map *m);
 
 /* sink_json.c */

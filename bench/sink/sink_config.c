@@ -20,7 +20,7 @@ enum {
     OPT_SEED,
     OPT_MAX_CONN, OPT_MAX_DOMAINS, OPT_MAX_RCPT, OPT_TIMELINE, OPT_STATS,
     OPT_STATS_INTERVAL, OPT_CAPTURE, OPT_PIDFILE, OPT_EXIT_AFTER,
-    OPT_HOSTNAME, OPT_VERBOSE, OPT_HELP,
+    OPT_HOSTNAME, OPT_VERBOSE, OPT_HELP, OPT_TRACK_RCPT,
 };
 
 static const struct option long_options[] = {
@@ -49,6 +49,7 @@ static const struct option long_options[] = {
     {"exit-after", required_argument, NULL, OPT_EXIT_AFTER},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"track-recipients", required_argument, NULL, OPT_TRACK_RCPT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -88,6 +89,9 @@ void sink_config_usage(FILE *fp)
 "  --capture DIR             write each accepted message to DIR\n"
 "  --pidfile FILE            write the process id to FILE\n"
 "  --exit-after N            exit after N accepted messages\n"
+"  --track-recipients N      remember up to N recipient addresses: count\n"
+"                            first attempts and retries, and the time of\n"
+"                            the last first attempt (the end of a first pass)\n"
 "  --verbose                 log session state changes to stderr\n"
 "  --help                    this text\n"
 "\n"
@@ -177,6 +181,8 @@ static int config_number(struct sink_config *cfg, int opt, const char *arg)
         return sink_parse_u64(arg, 86400, &cfg->stats_interval);
     case OPT_EXIT_AFTER:
         return sink_parse_u64(arg, UINT64_MAX, &cfg->exit_after);
+    case OPT_TRACK_RCPT:
+        return sink_parse_u64(arg, 100000000, &cfg->track_rcpt);
     default:
         return UV_EINVAL;
     }

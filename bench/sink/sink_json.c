@@ -118,6 +118,14 @@ static json_t *stats_json(const struct sink_server *srv)
     put_u64(o, "tls_handshakes", st->tls_handshakes);
     put_u64(o, "tls_failures", st->tls_failures);
     put_u64(o, "capture_errors", st->capture_errors);
+    put_u64(o, "smtp_sessions", st->smtp_sessions);
+    put_u64(o, "transactions", st->transactions);
+    if (srv->cfg.track_rcpt > 0) {
+        put_u64(o, "rcpt_first", st->rcpt_first);
+        put_u64(o, "rcpt_again", st->rcpt_again);
+        put_u64(o, "rcpt_untracked", st->rcpt_untracked);
+        put_ms(o, "last_first_rcpt_ms", st->last_first_rcpt_ms);
+    }
     put_ms(o, "first_accept_ms", st->first_accept_ms);
     put_ms(o, "last_accept_ms", st->last_accept_ms);
     put_u64(o, "domains_dropped", st->by_addr.dropped + st->by_domain.dropped);

@@ -153,6 +153,10 @@ static void cmd_hello(struct sink_session *s, char *arg, bool esmtp)
     }
     sink_smtp_reset_transaction(s);
     s->esmtp = esmtp;
+    if (!s->hello_counted) {
+        s->hello_counted = true;      /* once, STARTTLS's second EHLO too */
+        s->srv->stats.smtp_sessions++;
+    }
     sink_smtp_enter(s, SINK_ST_READY);
     if (!esmtp) {
         snprintf(reply, sizeof(reply), "250 %s\r\n", cfg->hostname);
@@ -280,6 +284,7 @@ static void cmd_mail(struct sink_session *s, char *arg)
     while (*rest == ' ')
         rest++;
     snprintf(s->mail_params, sizeof(s->mail_params), "%s", rest);
+    s->srv->stats.transactions++;
     sink_smtp_enter(s, SINK_ST_MAIL);
     say(s, "250 2.1.0 Ok\r\n");
 }
@@ -329,6 +334,7 @@ static void cmd_rcpt(struct sink_session *s, char *arg)
         say(s, "452 4.5.3 too many recipients\r\n");
         return;
     }
+    sink_seen_rcpt(&s->srv->stats, addr);
     at = strrchr(addr, '@');
     dom = at ? sink_domain_get(&s->srv->stats.by_domain, at + 1,
                                strlen(at + 1))

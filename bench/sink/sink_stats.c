@@ -154,7 +154,7 @@ int sink_stats_init(struct sink_stats *st, const struct sink_config *cfg)
     if (sink_domain_map_init(&st->by_addr, (size_t)cfg->max_domains) != 0 ||
         sink_domain_map_init(&st->by_domain, (size_t)cfg->max_domains) != 0)
         return UV_ENOMEM;
-    return 0;
+    return sink_seen_init(st, cfg);
 }
 
 /* Free the maps and timelines. */
@@ -162,6 +162,7 @@ void sink_stats_free(struct sink_stats *st)
 {
     sink_domain_map_free(&st->by_addr);
     sink_domain_map_free(&st->by_domain);
+    sink_domain_map_free(&st->seen);
     free(st->timeline);
     st->timeline = NULL;
 }

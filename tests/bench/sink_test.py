@@ -6,7 +6,9 @@ Starts real sluice-sink processes on free loopback ports, talks SMTP to them
 user of the sink relies on: pipelined messages captured byte-exactly after
 dot-unstuffing, scripted recipient answers, disconnect* dropping the session
 after the final dot, STARTTLS, the per-address connection limit, bare LF/CR
-counting, the fault modes and the stats JSON written at exit.
+counting, the fault modes, first attempts told from retries
+(--track-recipients), connections, SMTP sessions and transactions counted
+apart, and the stats JSON written at exit.
 
 usage: /usr/bin/python3 sink_test.py PATH/TO/sluice-sink
 Exit status 0 when every check passes; the failing check is printed.
@@ -332,6 +334,76 @@ def test_conn_limit():
     check(two["sessions"] == 3 and three["sessions"] == 1, "per address")
 
 
+def ms_now():
+    return int(time.time() * 1000)
+
+
+def test_track_recipients():
+    """--track-recipients tells first attempts from retries and says when
+    the last first attempt came (a sender's first pass ended there);
+    connections, SMTP sessions (EHLO/HELO) and transactions (MAIL) are
+    counted apart."""
+    sink = Sink("track", ["--track-recipients", "3"])
+    silent = Client("127.0.0.1", sink.port)     # connects, never greets
+    silent.expect(220)
+    c = Client("127.0.0.1", sink.port)
+    c.expect(220)
+    c.send(b"EHLO me\r\n")
+    c.expect(250)
+    c.send(b"MAIL FROM:<s@x.test>\r\n")
+    c.expect(250)
+    c.send(b"RCPT TO:<a@x.test>\r\n")
+    c.expect(250)
+    c.send(b"RCPT TO:<tempfail1@x.test>\r\n")
+    c.expect(451)
+    c.send(b"DATA\r\n")
+    c.expect(354)
+    c.send(b"Subject: t\r\n\r\nbody\r\n.\r\n")
+    c.expect(250)
+    c.send(b"QUIT\r\n")
+    c.expect(221)
+    c.close()
+    c = Client("127.0.0.1", sink.port)
+    c.expect(220)
+    c.send(b"HELO me\r\n")
+    c.expect(250)
+    c.send(b"MAIL FROM:<s@x.test>\r\n")
+    c.expect(250)
+    t1 = ms_now()
+    c.send(b"RCPT TO:<B@x.test>\r\n")           # new, the last new one
+    c.expect(250)
+    t2 = ms_now()
+    c.send(b"RSET\r\n")
+    c.expect(250)
+    c.send(b"MAIL FROM:<s@x.test>\r\n")
+    c.expect(250)
+    c.send(b"RCPT TO:<TempFail1@x.test>\r\n")   # a retry (any case)
+    c.expect(451)
+    c.send(b"RCPT TO:<c@x.test>\r\n")           # past the cap of 3
+    c.expect(250)
+    c.send(b"QUIT\r\n")
+    c.expect(221)
+    c.close()
+    silent.send(b"QUIT\r\n")
+    silent.expect(221)
+    silent.close()
+    st = sink.stop()
+    check(st["sessions"] == 3, "3 connections (%d)" % st["sessions"])
+    check(st["smtp_sessions"] == 2, "2 said EHLO/HELO (%d)"
+          % st["smtp_sessions"])
+    check(st["transactions"] == 3, "3 MAIL accepted (%d)"
+          % st["transactions"])
+    check(st["rcpt_first"] == 3, "a, tempfail1 and b tried first (%d)"
+          % st["rcpt_first"])
+    check(st["rcpt_again"] == 1, "tempfail1 retried once (%d)"
+          % st["rcpt_again"])
+    check(st["rcpt_untracked"] == 1, "c past the cap (%d)"
+          % st["rcpt_untracked"])
+    check(t1 <= st["last_first_rcpt_ms"] <= t2,
+          "the last first attempt is b's RCPT (%d not in %d..%d)"
+          % (st["last_first_rcpt_ms"], t1, t2))
+
+
 def test_modes():
     """The session fault modes do what their names say."""
     sink = Sink("greet421", ["--mode", "greet-421"])
@@ -467,7 +539,11 @@ def main():
                   "per recipient domain failures")
             check(st["first_accept_ms"] <= st["last_accept_ms"],
                   "accept times")
+            check("rcpt_first" not in st,
+                  "no recipient tracking unless asked for")
+            check(st["transactions"] >= msgs, "every message had its MAIL")
             test_conn_limit()
+            test_track_recipients()
             test_modes()
             test_block_pct()
             test_exit_after()

@@ -1,10 +1,16 @@
 #!/usr/bin/python3
 """suite_test.py - `make bench` end to end at a tiny size: bench/suite.py
 runs sluice, Postfix (with the OpenDKIM milter) and the raw ceiling on W1,
-W2 and W5 with a few hundred messages each, plus a small scale run, and
-what a benchmarker reads is checked: every system delivered every message
-(W5: delivered + bounced), the signed workload was verified by dkimpy for
-both MTAs, the ratios are computed, the JSON names machine and commands,
+W2, W5 and W7 with a few hundred messages each, plus a small scale run,
+and what a benchmarker reads is checked: every system delivered every
+message (W5: delivered + bounced), the signed workload was verified by
+dkimpy for both MTAs, the ratio and the shares of the ceiling are
+computed, the ceiling had several senders, the sink's CPU per message and
+the harness's CPU are given for each system, all of a system's processes
+shared the suite's session (one scheduler autogroup), W5 tells the first
+pass (every recipient tried once) from the retry tail, W7 counts the
+connections and transactions the sink saw and every domain got a
+connection, the JSON names machine and commands,
 the SVG plot and the RESULTS.md section are written and a second run
 replaces that section instead of adding one.  A bad workload name is a
 usage error (64).
@@ -38,17 +44,18 @@ class Suite(unittest.TestCase):
         with tempfile.TemporaryDirectory(prefix="sluice-suite-test-") as d:
             with open(os.path.join(d, "RESULTS.md"), "w") as f:
                 f.write("# Results\n\nintro\n\n## Older figures\n\nkept\n")
-            r = self.run_suite(d, "--workloads", "W1,W2,W5",
+            r = self.run_suite(d, "--workloads", "W1,W2,W5,W7",
                                "--scale", "20000", "--scale-hold", "3")
             out = r.stdout.decode()
             self.assertEqual(r.returncode, 0, out[-4000:])
             doc = json.load(open(os.path.join(d, "suite.json")))
             self.assertEqual(doc["machine"]["cpus"], os.cpu_count())
             self.assertTrue(doc["machine"]["postfix"])
-            self.assertEqual(list(doc["workloads"]), ["W1", "W2", "W5"])
+            self.assertEqual(list(doc["workloads"]),
+                             ["W1", "W2", "W5", "W7"])
             for name, w in doc["workloads"].items():
                 n = w["n"]
-                self.assertEqual(n, 300, name)
+                self.assertEqual(n, 150 if name == "W7" else 300, name)
                 run = w["runs"][0]
                 for s in ("sluice", "postfix", "ceiling"):
                     f = run[s]
@@ -56,8 +63,20 @@ class Suite(unittest.TestCase):
                     self.assertGreater(f["msg_per_s"], 0, (name, s))
                     self.assertGreater(f["cpu_us_per_msg"], 0, (name, s))
                     self.assertGreater(f["peak_mb"], 0, (name, s))
+                    self.assertGreater(f["sink_cpu_us_per_msg"], 0, (name, s))
+                    self.assertGreaterEqual(f["harness_cpu_s"], 0, (name, s))
+                    self.assertIn("harness_cores", f)
+                    # Postfix's master and OpenDKIM did not leave the
+                    # suite's session (0: a kernel without autogroups)
+                    self.assertLessEqual(f["autogroups"], 1, (name, s))
                     self.assertIn(s, w["summary"])
                     self.assertTrue(w["commands"][s]["timed"], (name, s))
+                    if s != "ceiling":
+                        self.assertAlmostEqual(
+                            f["share_of_ceiling"], f["msg_per_s"] /
+                            run["ceiling"]["msg_per_s"], places=2)
+                self.assertEqual(len(w["commands"]["ceiling"]["timed"]), 4)
+                self.assertEqual(run["ceiling"]["sender_procs"], 4)
                 for s in ("sluice", "postfix"):
                     if w["realistic_sink"]:
                         # the sink refused some for good: they bounced
@@ -70,7 +89,36 @@ class Suite(unittest.TestCase):
                     run["postfix"]["msg_per_s"]
                 self.assertAlmostEqual(run["sluice_over_postfix"], ratio,
                                        places=2)
-                self.assertIn("sluice_over_ceiling", w["summary"])
+                self.assertIn("share_of_ceiling", w["summary"]["sluice"])
+            for s in ("sluice", "postfix"):
+                f = doc["workloads"]["W5"]["runs"][0][s]
+                # every recipient was tried once in the first pass, and
+                # the 451s were tried again after it or during it
+                self.assertEqual(f["rcpt_first"], 300, (s, f))
+                self.assertEqual(f["rcpt_untracked"], 0, (s, f))
+                self.assertGreater(f["rcpt_retries"], 0, (s, f))
+                self.assertGreater(f["first_pass_s"], 0, (s, f))
+                self.assertGreaterEqual(f["tail_s"], 0, (s, f))
+                self.assertAlmostEqual(f["first_pass_msg_per_s"],
+                                       300 / f["first_pass_s"], places=0)
+            w7 = doc["workloads"]["W7"]
+            self.assertEqual(w7["domains"], 30)
+            for s in ("sluice", "postfix", "ceiling"):
+                f = w7["runs"][0][s]
+                self.assertEqual(f["transactions"], 150, (s, f))
+                self.assertGreaterEqual(f["connections"], 1, (s, f))
+                self.assertLessEqual(f["smtp_sessions"], f["connections"])
+                self.assertAlmostEqual(
+                    f["messages_per_connection"], 150 / f["connections"],
+                    places=1)
+            for s in ("sluice", "postfix"):
+                f = w7["runs"][0][s]
+                # 5 recipients in each of the 30 domains: each one's MX
+                # had at least one connection
+                self.assertEqual(f["domains_connected"], 30, (s, f))
+                self.assertGreaterEqual(f["connections"], 30, (s, f))
+                self.assertAlmostEqual(f["connections_per_domain"],
+                                       f["connections"] / 30.0, places=2)
             checks = doc["workloads"]["W2"]["checks"]
             for s in ("sluice", "postfix"):
                 self.assertIn("verified by dkimpy (rsa-sha256)", checks[s])
@@ -85,13 +133,17 @@ class Suite(unittest.TestCase):
             self.assertIsNotNone(sc["first_delivery_ms_from_start"])
             svg = open(os.path.join(d, "plot.svg")).read()
             self.assertIn("<svg", svg)
-            for label in ("W1", "W2", "W5", "sluice", "postfix", "ceiling"):
+            for label in ("W1", "W2", "W5", "W7", "sluice", "postfix",
+                          "ceiling"):
                 self.assertIn(label, svg)
             md = open(os.path.join(d, "RESULTS.md")).read()
             self.assertIn("## Older figures\n\nkept", md)
             self.assertEqual(md.count("<!-- suite:begin"), 1)
             self.assertIn("plot.svg", md)
-            for label in ("**W1**", "**W2**", "**W5**"):
+            for label in ("**W1**", "**W2**", "**W5**", "**W7**",
+                          "share of the ceiling", "sink CPU µs/msg",
+                          "W5 sluice: first pass", "W7 postfix: ",
+                          "connections per domain", "The harness's own CPU"):
                 self.assertIn(label, md)
 
             # a second run rewrites its own section, nothing else
