@@ -406,6 +406,10 @@ int config_id_section(struct config_parse *p, const char *section,
                         !strcmp(name, "share") ||
                         !strcmp(name, "report_weekly")))
         return account_key(p, (uint32_t)id, name, value);
+    if (!strcmp(name, "share"))
+        return config_fail(p, "share is for [account N] sections: the "
+                           "campaigns of an account share its turns "
+                           "equally");
     if (strcmp(name, "max_rate"))
         return config_fail(p, "unknown key '%s' in [%s]", name, section);
     struct config *c = p->cfg;

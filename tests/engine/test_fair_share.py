@@ -11,6 +11,10 @@ Cases (each asserts what a sender would notice):
     small one: about 3 of 4 for the big one (26 to 34 of each 40).
   Campaigns of one account: two campaigns of one account share its part
     the same way (16 to 24 of each 40).
+  Claims: with max_inflight = 400 a destination keeps 100 in memory; the
+    big account's mail, claimed first, fills that, and the small one's
+    still comes in beside it (16 to 24 of each 40) instead of waiting in
+    the spool until the big one's is through.
   -t: share = 0 and share = x are refused with FILE:LINE.
 
 Counts only, from the order of the receiver's captures (the sink numbers
@@ -62,7 +66,7 @@ class FairShare(PeerTest):
         self.assertEqual(r.get("recipients", r.get("queued")), n, r)
         return cid
 
-    def run_shared(self, accounts=None):
+    def run_shared(self, accounts=None, **keys):
         """sluiced to the end against a sink for shared.test capped at
         RATE; the recipients' local parts in the order the sink took
         them."""
@@ -70,7 +74,7 @@ class FairShare(PeerTest):
         dns = self.start_dns({"shared.test": [(10, "127.0.0.83")]})
         sink = self.start_sink(port)
         conf = self.write_config(dns=dns, smtp_port=port, accounts=accounts,
-                                 domains={"shared.test": {
+                                 **keys, domains={"shared.test": {
                                      "max_rate": RATE,
                                      "max_connections": "4"}})
         self.run_sluiced(conf, timeout=90)
@@ -131,6 +135,18 @@ class FairShare(PeerTest):
         order = self.run_shared()
         self.assert_turns(order, {"first": 400, "second": 160}, 16, 24,
                           "second")
+
+    def test_claim_beside_queued_first(self):
+        """max_inflight = 400: the domain keeps 100 in memory, so the big
+        account's mail, claimed first, fills it; the small account's
+        still comes in beside it rather than waiting in the spool."""
+        self.sluice("account", "create", "master")
+        self.account("big")
+        self.account("small")
+        self.campaign("big", "big", 200)
+        self.campaign("small", "small", 100)
+        order = self.run_shared(max_inflight=400)
+        self.assert_turns(order, {"big": 200, "small": 100}, 16, 24, "small")
 
     def test_share_refused(self):
         """share outside 1..1000 stops sluiced -t with exit 78 and the
