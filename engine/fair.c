@@ -218,7 +218,8 @@ static struct item *sort_by_tag(struct item *head, struct item **tail)
 }
 
 /* Give every waiting item of d its turn again from the virtual time, the
- * account's part split over its flows that have items here now, and put
+ * account's part split over its flows that have items here now (not
+ * counting those being taken out: job.c marks them), and put
  * the list in the new order.  Only when an account's campaigns start or
  * stop sharing it: O(n log n) over at most a few thousand items. */
 static void retag(struct dest *d)
@@ -232,7 +233,7 @@ static void retag(struct dest *d)
         x->ncamp = 0;
     }
     for (struct item *it = d->head; it; it = it->next) {
-        struct fair_flow *x = find(f, it);
+        struct fair_flow *x = it->taken ? NULL : find(f, it);
         if (x && !x->ncamp) {
             x->ncamp = 1;
             for (unsigned i = 0; i < f->n; i++)
@@ -242,7 +243,8 @@ static void retag(struct dest *d)
         }
     }
     for (struct item *it = d->head; it; it = it->next) {
-        struct fair_flow *x = find(f, it);
+        /* one job.c is taking out now leaves; its turn was had */
+        struct fair_flow *x = it->taken ? NULL : find(f, it);
         if (!x) {
             it->tag = f->vtime;
             continue;
