@@ -18,6 +18,11 @@
  *   mail that waited nowhere earns no credit and mail queued first has
  *   no head start over mail queued a moment later.
  *
+ *   A tag is given once, so when a campaign starts or stops beside
+ *   another of its account (which changes what each has of the account's
+ *   part), every waiting item is given its turn again and the list is
+ *   sorted anew (retag(): at most once per FAIR_RETAG_EVERY jobs served).
+ *
  *   The recipients of one injected message that wait side by side go in
  *   one transaction: they share one tag, up to max_rcpts_per_message,
  *   and the flow is charged for each of them.
@@ -42,6 +47,7 @@
 #include "fair.h"
 
 #define FAIR_MAX_FLOWS 256
+#define FAIR_RETAG_EVERY 16   /* jobs served between two retag()s, at least */
 
 struct fair_flow {
     uint32_t account;
@@ -59,9 +65,11 @@ struct fair {
     struct fair_flow *v;
     unsigned n, cap;
     unsigned last;             /* the flow filed last: looked at first */
+    unsigned since_retag;      /* jobs served since the last retag() */
+    bool retag_due;            /* one was put off (FAIR_RETAG_EVERY) */
 };
 
-/* Whether flow f has mail waiting at d: turns ahead of the time. */
+/* Whether flow x has mail waiting: turns ahead of the time. */
 static bool active(const struct fair *f, const struct fair_flow *x)
 {
     return x->next > f->vtime;
@@ -159,6 +167,7 @@ static int tag_item(struct engine *e, struct dest *d, struct item *it)
     if (!f) {
         if (!(f = calloc(1, sizeof *f)))
             return 0;
+        f->since_retag = FAIR_RETAG_EVERY;
         d->fair = f;
     }
     struct fair_flow *x = flow_of(e, f, it->account, it->campaign);
@@ -252,6 +261,19 @@ static void retag(struct dest *d)
         charge(f, x, d, it, (double)x->ncamp / (double)x->share);
     }
     d->head = sort_by_tag(d->head, &d->tail);
+    f->since_retag = 0;
+    f->retag_due = false;
+}
+
+/* Whether a retag may run now; else it is due after FAIR_RETAG_EVERY
+ * jobs (a campaign that comes and goes with every claim would otherwise
+ * sort the list each time; its turns are right within that many jobs). */
+static bool may_retag(struct fair *f)
+{
+    if (f->since_retag >= FAIR_RETAG_EVERY)
+        return true;
+    f->retag_due = true;
+    return false;
 }
 
 struct item *fair_link(struct engine *e, struct dest *d, struct item *it)
@@ -259,7 +281,7 @@ struct item *fair_link(struct engine *e, struct dest *d, struct item *it)
     struct item *prev = d->tail;
     it->next = NULL;
     int tagged = tag_item(e, d, it);
-    if (tagged == 2) {
+    if (tagged == 2 && may_retag(d->fair)) {
         if (d->tail)
             d->tail->next = it;
         else
@@ -299,15 +321,16 @@ void fair_served(struct dest *d, const struct item *it)
         return;
     double was = f->vtime;
     f->vtime = it->tag;
+    f->since_retag++;
     /* a flow whose turns all went: when its account has another here,
      * that one now has the account's whole part (retag) */
-    for (unsigned i = 0; i < f->n; i++) {
+    bool due = f->retag_due;
+    for (unsigned i = 0; i < f->n && !due; i++) {
         const struct fair_flow *x = &f->v[i];
-        if (x->next > was && !active(f, x) && sibling_active(f, x)) {
-            retag(d);
-            return;
-        }
+        due = x->next > was && !active(f, x) && sibling_active(f, x);
     }
+    if (due && may_retag(f))
+        retag(d);
 }
 
 bool fair_may_exceed(const struct dest *d, unsigned nitems, uint32_t account,

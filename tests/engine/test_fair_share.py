@@ -29,7 +29,7 @@ import peers
 from peers import PeerTest
 
 WINDOW = 40
-RATE = "50/s"     # the shared domain's cap: the mail waits, turns show
+RATE = "80/s"     # the shared domain's cap: the mail waits, turns show
 
 
 class FairShare(PeerTest):
