@@ -30,7 +30,12 @@
  *   With one flow (the common case) the tags only grow, and filing is
  *   an append: one comparison with the tail.  Otherwise the item goes
  *   after the last one whose tag is not above its own (a walk from the
- *   head; a destination holds at most 2,000 items, dest.c).
+ *   head; a destination holds at most twice its cap of 2,000, dest.c).
+ *
+ *   Claims: a destination at its cap sends what it claims back to the
+ *   spool (dest.c), but a flow whose turns ahead are fewer than another's
+ *   still comes in (fair_may_exceed()), up to twice the cap, so mail
+ *   queued behind another account's is in memory beside it.
  *
  *   An account or campaign held by its own rate cap (limits.c) steps
  *   aside: job.c skips its items and the others go; its turns are not
