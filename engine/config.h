@@ -123,6 +123,7 @@ struct id_rate {
  * only with keys of these) and whether its mail may leave unsigned.
  * [account default] sets allow_unsigned for accounts without a section. */
 #define CONFIG_MAX_ACCOUNT_DOMAINS 64
+#define CONFIG_MAX_SHARE 1000      /* [account N] share = 1..this */
 struct account_policy {
     uint32_t id;
     char *alert_to;            /* incident alert addresses (commas), NULL */
@@ -133,6 +134,9 @@ struct account_policy {
     char *report_to;           /* weekly report addresses (commas), NULL:
                                   alert_to's (report_weekly.c) */
     bool report_weekly;        /* mail the weekly report (report_weekly.c) */
+    unsigned share;            /* its weight in turns at a destination
+                                  shared with other accounts (fair.c);
+                                  0: not set here, 1 applies */
 };
 
 /* [alert NAME]: one incident rule (config_alert.c, incident.c). */
@@ -353,6 +357,10 @@ void config_free(struct config *cfg);
 /* The policy for a domain: its own section or the default. */
 const struct domain_policy *config_domain(const struct config *cfg,
                                           const char *domain);
+
+/* The share of account id in turns at a shared destination: its
+ * [account N] share, else 1. */
+unsigned config_account_share(const struct config *cfg, uint32_t id);
 
 /* A dns_servers list (IP[:PORT] or [IPv6][:PORT], separated by commas or
  * blanks, at most CONFIG_DNS_SERVERS_MAX - 1 characters) into out in the

@@ -252,7 +252,8 @@ static struct account_policy *account_for(struct config_parse *p, uint32_t id)
     return a;
 }
 
-/* domains = a.example, b.example / allow_unsigned = yes|no */
+/* domains = a.example, b.example / allow_unsigned = yes|no / share = N
+ * / alert_to, report_to, report_weekly */
 static int account_key(struct config_parse *p, uint32_t id, const char *name,
                        const char *value)
 {
@@ -281,6 +282,16 @@ static int account_key(struct config_parse *p, uint32_t id, const char *name,
         if (!config_parse_bool(value, &a->report_weekly))
             return config_fail(p, "report_weekly: '%s' is not yes or no",
                                value);
+        return 1;
+    }
+    if (!strcmp(name, "share")) {
+        unsigned long n;
+        if (!config_parse_uint(value, 1, CONFIG_MAX_SHARE, &n))
+            return config_fail(p, "share: '%s' is not a whole number from 1 "
+                               "to %d (the account's weight in turns at a "
+                               "destination it shares)", value,
+                               CONFIG_MAX_SHARE);
+        a->share = (unsigned)n;
         return 1;
     }
     if (!strcmp(name, "allow_unsigned")) {
@@ -392,8 +403,13 @@ int config_id_section(struct config_parse *p, const char *section,
                         !strcmp(name, "allow_unsigned") ||
                         !strcmp(name, "alert_to") ||
                         !strcmp(name, "report_to") ||
+                        !strcmp(name, "share") ||
                         !strcmp(name, "report_weekly")))
         return account_key(p, (uint32_t)id, name, value);
+    if (!strcmp(name, "share"))
+        return config_fail(p, "share is for [account N] sections: the "
+                           "campaigns of an account share its turns "
+                           "equally");
     if (strcmp(name, "max_rate"))
         return config_fail(p, "unknown key '%s' in [%s]", name, section);
     struct config *c = p->cfg;
@@ -442,6 +458,14 @@ const struct domain_policy *config_domain(const struct config *cfg,
         if (!strcasecmp(cfg->domains[i].name, domain))
             return &cfg->domains[i];
     return &cfg->def;
+}
+
+unsigned config_account_share(const struct config *cfg, uint32_t id)
+{
+    for (size_t i = 0; i < cfg->naccounts; i++)
+        if (cfg->accounts[i].id == id && cfg->accounts[i].share)
+            return cfg->accounts[i].share;
+    return 1;
 }
 
 const char *config_tls_policy_name(enum tls_policy p)

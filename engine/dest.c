@@ -37,6 +37,7 @@
 
 #include "classify.h"
 #include "engine.h"
+#include "fair.h"
 
 /* How long a destination whose opportunistic STARTTLS failed gets
  * sessions without TLS before TLS is tried again. */
@@ -139,29 +140,22 @@ const char *dest_rcpt_site(const struct engine *e, const char *rcpt,
     return site ? site : buf;
 }
 
-/* File item it at the end of d's queue. */
+/* File item it in d's queue at its turn (fair.c: the end, when one
+ * account's mail waits there). */
 static void add_item(struct dest *d, struct item *it)
 {
-    it->next = NULL;
     it->dest = d;
-    if (!d->tail || d->tail->body != it->body || !it->body)
+    struct item *prev = fair_link(d->e, d, it);
+    if (!prev || prev->body != it->body || !it->body)
         d->ngroups++; /* recipients of one message arrive side by side */
-    if (!d->head)
-        d->accounts_mixed = false;
-    else if (d->head->account != it->account)
-        d->accounts_mixed = true;
-    if (d->tail)
-        d->tail->next = it;
-    else
-        d->head = it;
-    d->tail = it;
     count_items(d, 1);
 }
 
 /* When a claim goes back to the spool rather than wait at destination d
  * (unix seconds), 0 when it may wait here: d is paused, its site stopped,
  * or it holds its share of the in-flight budget already. */
-static int64_t waits_in_spool(struct engine *e, const struct dest *d)
+static int64_t waits_in_spool(struct engine *e, const struct dest *d,
+                              const struct queue_claim *c)
 {
     int64_t until;
     if (d->paused)
@@ -177,7 +171,13 @@ static int64_t waits_in_spool(struct engine *e, const struct dest *d)
         cap = DEST_MAX_WAITING;
     if (cap < 100)
         cap = 100;
-    if (d->nitems >= cap || (d->site && d->site->waiting >= cap))
+    unsigned held = d->nitems;
+    if (d->site && d->site->waiting > held)
+        held = d->site->waiting;
+    /* over it, an account (campaign) with less than its turns' share of
+     * what waits here still comes in, so the mail queued first does not
+     * keep the rest in the spool (fair.c) */
+    if (held >= cap && !fair_may_exceed(d, held, c->account, c->campaign, cap))
         return engine_now() + 15;
     return 0;
 }
@@ -189,7 +189,7 @@ int dest_file(struct engine *e, const struct queue_claim *c, struct item *it,
     *dp = NULL;
     if (!d)
         return -ENOMEM;
-    int64_t retry_at = waits_in_spool(e, d);
+    int64_t retry_at = waits_in_spool(e, d, c);
     if (retry_at) {
         *o = (struct queue_outcome){ .delivery = it->id,
                                      .type = QUEUE_EV_NONE,
@@ -736,6 +736,7 @@ void dest_refresh_policies(struct engine *e)
         for (struct dest *d = e->dests.tab[b]; d; d = d->hnext) {
             d->pol = live_policy(e, 'd', d->domain,
                                  config_domain(&e->cfg, d->domain));
+            fair_refresh(d); /* shares may have changed */
             if (d->dns == DS_READY)
                 d->dns = DS_NONE; /* a route may be new, changed or gone */
             /* sites may have changed: the next lookup finds it again and
@@ -771,6 +772,7 @@ void dest_free_all(struct engine *e)
                 d->head = it->next;
                 engine_item_free(e, it);
             }
+            fair_free(d);
             free(d->targets);
             free(d->idle);
             free(d->all);

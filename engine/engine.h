@@ -96,6 +96,7 @@ struct item {
     bool probe;          /* an incident's probe: goes through its campaign's
                           * pause and its account's hold (incident_probe.c) */
     int64_t created;
+    double tag;          /* its turn at its dest (fair.c) */
     struct dest *dest;
     struct body *body;
     char rcpt[];         /* NUL-terminated */
@@ -115,7 +116,8 @@ struct dest {
     char domain[256];
     const struct domain_policy *pol;
     struct dest *hnext;
-    struct item *head, *tail;  /* waiting items, FIFO */
+    struct item *head, *tail;  /* waiting items, in turn order (fair.c) */
+    struct fair *fair;         /* the turns of its accounts (fair.c) */
     unsigned nitems;
     unsigned ngroups;          /* transactions they make, about */
     enum dns_state dns;
@@ -132,8 +134,6 @@ struct dest {
     bool paused;               /* `sluice pause domain` */
     bool limit_waiting;        /* waits for an account/campaign rate */
     struct dest *lnext;
-    uint32_t last_account;     /* served last, for fair share */
-    bool accounts_mixed;       /* items of more than one account wait */
     bool starving;             /* waits in the engine's starved list */
     struct dest *snext;
     bool waiting;              /* waits for a body being composed */

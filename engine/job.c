@@ -4,8 +4,9 @@
  *
  * DESCRIPTION
  *   job_build() takes the first waiting item whose body is composed and
- *   whose account and campaign are within their rates (another account
- *   than the one served last, when accounts share the destination), with
+ *   whose account and campaign are within their rates (the waiting list
+ *   is in turn order: accounts sharing the destination take turns,
+ *   fair.c), with
  *   the items after it that carry the same body, up to
  *   max_rcpts_per_message.  Items that must not go end here instead: of a
  *   held account (parked), a campaign recipient unsubscribed since the
@@ -29,10 +30,12 @@
 #include <stdlib.h>
 
 #include "engine.h"
+#include "fair.h"
 #include "incident.h"
 #include "queue_campaign.h"
 #include "signer.h"
 #define JOB_SCAN 64   /* waiting items looked at for one job */
+#define JOB_SKIP 4096 /* and passed over as their flow is held by its rate */
 
 /* An item that ends because its body could not be signed counts for its
  * account's dkim_failure_rate (only when it happens: nothing per item
@@ -43,6 +46,31 @@ static void count_unsigned(struct engine *e, const struct item *it)
         signals_sign_failed(e, it->account, it->body->errtext
                             ? it->body->errtext
                             : engine_strerror(it->body->err));
+}
+
+/* The flow (account, campaign) a scan found held by its rate (limits.c):
+ * its further items are passed over without asking again, and count
+ * towards JOB_SKIP rather than the scan, so the turns of other accounts
+ * behind a capped one are still seen (fair.c). */
+struct held {
+    bool any;
+    uint32_t account;
+    uint64_t campaign;
+    unsigned skipped;
+};
+
+static bool skip_held(struct held *h, const struct item *it)
+{
+    if (!h->any || it->account != h->account || it->campaign != h->campaign)
+        return false;
+    h->skipped++;
+    return true;
+}
+
+static void hold(struct held *h, const struct item *it)
+{
+    *h = (struct held){ .any = true, .account = it->account,
+                        .campaign = it->campaign, .skipped = h->skipped };
 }
 
 /* Have the bodies of the next items composed: about two jobs ahead for
@@ -56,10 +84,16 @@ void job_prefetch(struct engine *e, struct dest *d)
     if (ahead > 64)
         ahead = 64;
     int scanned = 0;
-    for (struct item *it = d->head; it && seen < ahead && scanned < 256;
-         it = it->next, scanned++) {
-        if (limits_wait(e, it) > 0)
-            continue; /* held by its account's rate: compose others first */
+    struct held held = { 0 };
+    for (struct item *it = d->head; it && seen < ahead && scanned < 256 &&
+         held.skipped < JOB_SKIP; it = it->next) {
+        if (skip_held(&held, it))
+            continue;
+        scanned++;
+        if (limits_wait(e, it) > 0) {
+            hold(&held, it); /* held by its rate: compose others first */
+            continue;
+        }
         seen++;
         if (it->body && !it->body->ready && !it->body->composing) {
             it->body->composing = true; /* also keeps it out of want[] twice */
@@ -78,16 +112,20 @@ struct job_ctx *job_build(struct engine *e, struct dest *d,
     size_t ndrop = 0;
     *w = (struct job_wait){ 0 };
     /* the first ready item whose account and campaign are within their
-     * rates (limits.c), preferring another account than the one served
-     * last (fair share between accounts on a shared destination); one
+     * rates (limits.c): the list is in turn order, so accounts sharing
+     * the destination take turns by their shares (fair.c); one
      * that must not go (accounts.c: a held account, an unsubscribed
      * recipient; body.c: a body that could not be composed) is marked for
      * its outcome and the next one is looked for */
     for (;;) {
         int scanned = 0;
+        struct held held = { 0 };
         pick = NULL;
-        for (struct item *it = d->head; it && scanned < JOB_SCAN;
-             it = it->next, scanned++) {
+        for (struct item *it = d->head; it && scanned < JOB_SCAN &&
+             held.skipped < JOB_SKIP; it = it->next) {
+            if (skip_held(&held, it))
+                continue;
+            scanned++;
             if (it->taken)
                 continue;
             if (!it->body || !it->body->ready) {
@@ -98,14 +136,11 @@ struct job_ctx *job_build(struct engine *e, struct dest *d,
             if (ms > 0) {
                 if (!w->ms || ms < w->ms)
                     w->ms = ms;
+                hold(&held, it);
                 continue;
             }
-            if (!pick || it->account != d->last_account) {
-                pick = it;
-                /* one account only: no one to take turns with */
-                if (it->account != d->last_account || !d->accounts_mixed)
-                    break;
-            }
+            pick = it; /* the waiting list is in turn order (fair.c) */
+            break;
         }
         if (!pick)
             break;
@@ -157,7 +192,7 @@ struct job_ctx *job_build(struct engine *e, struct dest *d,
         }
         run_ended = !c || c->body != b;
         taken += n;
-        d->last_account = pick->account;
+        fair_served(d, pick);
         j->job = (struct smtp_job){
             .mail_from = b->from, .rcpts = j->rcpts, .nrcpt = n,
             .body = b->wire.data, .body_len = b->wire.len,
