@@ -18,7 +18,8 @@
  *
  *   Memory is bounded by bytes as well as by count: the bytes of the
  *   composed bodies held (counted from composition until the last item
- *   leaves) plus an estimate for each body being composed (the size of
+ *   leaves), with what sessions copied of them into their socket write
+ *   queues (smtp_session_queued_bytes()), plus an estimate for each body being composed (the size of
  *   the bodies composed lately: it follows a larger one at once, a
  *   smaller one slowly) stay under max_inflight_bytes.  A body is
  *   composed only while there is room; the destinations that wait for
@@ -217,13 +218,15 @@ static void count_composed(struct body_cache *bc, struct body *b)
                                  : bc->est - (bc->est - b->bytes) / 8;
 }
 
-/* Whether one more body may be composed now (see DESCRIPTION). */
+/* Whether one more body may be composed now (see DESCRIPTION); the
+ * copies of bodies the sessions queued for their sockets count too. */
 static bool room_for_one(const struct engine *e)
 {
     const struct body_cache *bc = &e->bodies;
+    uint64_t held = bc->held + smtp_session_queued_bytes();
     if (!bc->est)
-        return bc->nreserved == 0 && bc->held < e->cfg.max_inflight_bytes;
-    return bc->held + bc->reserved < e->cfg.max_inflight_bytes;
+        return bc->nreserved == 0 && held < e->cfg.max_inflight_bytes;
+    return held + bc->reserved < e->cfg.max_inflight_bytes;
 }
 
 bool body_over_budget(const struct engine *e)
