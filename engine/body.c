@@ -251,10 +251,11 @@ static void wait_for_room(struct body_cache *bc, struct dest *d)
         return;
     d->bytes_waiting = true;
     d->bnext = NULL;
-    struct dest **pp = &bc->bytes_head;
-    while (*pp)
-        pp = &(*pp)->bnext;
-    *pp = d;
+    if (bc->bytes_tail)
+        bc->bytes_tail->bnext = d;
+    else
+        bc->bytes_head = d;
+    bc->bytes_tail = d;
 }
 
 /* There is room again: kick the destinations that waited for it, oldest
@@ -263,7 +264,7 @@ static void kick_waiting_for_room(struct engine *e)
 {
     struct body_cache *bc = &e->bodies;
     struct dest *d = bc->bytes_head;
-    bc->bytes_head = NULL;
+    bc->bytes_head = bc->bytes_tail = NULL;
     while (d) {
         struct dest *next = d->bnext;
         d->bytes_waiting = false;

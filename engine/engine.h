@@ -231,7 +231,7 @@ struct body_cache {
     size_t nreserved;          /* bodies being composed */
     size_t est;                /* a composed body's size, about (0: none
                                   composed yet) */
-    struct dest *bytes_head;   /* destinations waiting for room */
+    struct dest *bytes_head, *bytes_tail; /* destinations waiting for room */
 };
 
 /* dest.c (and route.c): destinations, global session count, waiting lists */
