@@ -6,7 +6,7 @@ A campaign of 300 recipients over 30 domains whose message is about
 once (at the sink and in the spool), and the most bytes of composed mail
 held at once (sluice_inflight_bytes_peak in /metrics) stayed under the cap
 plus one message.  Without the cap each destination composes several
-messages ahead, some 20 MB here.  Messages larger than the cap (3 MB
+messages ahead, some 15 MB here.  Messages larger than the cap (3 MB
 against 1MB) still go, one at a time.
 
 usage: /usr/bin/python3 test_inflight_bytes.py SLUICED SLUICE SINK
@@ -53,8 +53,7 @@ class InflightBytes(PeerTest):
 
     def run_until_done(self, conf, http_port, n):
         """Run sluiced until no delivery is queued and n were delivered;
-        returns the
-        gauges of /metrics then (read before sluiced stops, since
+        returns the gauges of /metrics then (read before sluiced stops:
         --exit-when-empty would race the scrape)."""
         p = self.start_sluiced(conf, exit_when_empty=False)
 
