@@ -16,6 +16,19 @@
  *   the destinations that asked for it, and those that found it still
  *   being composed, are kicked.
  *
+ *   Memory is bounded by bytes as well as by count: the bytes of the
+ *   composed bodies held (counted from composition until the last item
+ *   leaves), with what sessions copied of them into their socket write
+ *   queues (smtp_session_queued_bytes()), plus an estimate for each body being composed (the size of
+ *   the bodies composed lately: it follows a larger one at once, a
+ *   smaller one slowly) stay under max_inflight_bytes.  A body is
+ *   composed only while there is room; the destinations that wait for
+ *   room are kicked, oldest first, when sent mail frees some.  There is
+ *   always room for one body when nothing is held, so a message larger
+ *   than the cap still goes (alone); until the first body's size is
+ *   known, one is composed at a time.  So what is held stays under the
+ *   cap plus about one message.
+ *
  * OWNERSHIP
  *   A body lives while an item or a batch holds a reference; the last
  *   body_unref() frees it.  Batches hold a reference to the signer they
@@ -120,9 +133,10 @@ bool body_attach(struct engine *e, const struct queue_claim *c,
     return true;
 }
 
-/* Free one body and what it owns. */
-static void body_free(struct body *b)
+/* Free one body and what it owns (its bytes leave bc's count). */
+static void body_free(struct body_cache *bc, struct body *b)
 {
+    bc->held -= b->bytes;
     free(b->from);
     free(b->wire.data);
     free(b->wire7.data);
@@ -141,7 +155,7 @@ void body_unref(struct engine *e, struct body *b)
     if (*pp)
         *pp = b->hnext;
     bc->n--;
-    body_free(b);
+    body_free(bc, b);
 }
 
 struct take_ctx {
@@ -187,6 +201,78 @@ static void compose_work(uv_work_t *w)
     }
 }
 
+/* A body's composition ended: its estimate leaves the reserved bytes,
+ * its real size joins the held ones and the estimate follows it. */
+static void count_composed(struct body_cache *bc, struct body *b)
+{
+    bc->reserved -= b->reserved;
+    bc->nreserved--;
+    b->reserved = 0;
+    b->bytes = b->wire.len + b->wire7.len;
+    bc->held += b->bytes;
+    if (bc->held > bc->peak)
+        bc->peak = bc->held;
+    if (!b->bytes)
+        return; /* not composed (an error): says nothing of the size */
+    bc->est = b->bytes > bc->est ? b->bytes
+                                 : bc->est - (bc->est - b->bytes) / 8;
+}
+
+/* Whether one more body may be composed now (see DESCRIPTION); the
+ * copies of bodies the sessions queued for their sockets count too. */
+static bool room_for_one(const struct engine *e)
+{
+    const struct body_cache *bc = &e->bodies;
+    uint64_t held = bc->held + smtp_session_queued_bytes();
+    if (!bc->est)
+        return bc->nreserved == 0 && held < e->cfg.max_inflight_bytes;
+    return held + bc->reserved < e->cfg.max_inflight_bytes;
+}
+
+bool body_over_budget(const struct engine *e)
+{
+    return !room_for_one(e);
+}
+
+uint64_t body_bytes_held(const struct engine *e)
+{
+    return e->bodies.held;
+}
+
+uint64_t body_bytes_peak(const struct engine *e)
+{
+    return e->bodies.peak;
+}
+
+/* d waits for room (kicked by on_check() when there is some). */
+static void wait_for_room(struct body_cache *bc, struct dest *d)
+{
+    if (d->bytes_waiting)
+        return;
+    d->bytes_waiting = true;
+    d->bnext = NULL;
+    if (bc->bytes_tail)
+        bc->bytes_tail->bnext = d;
+    else
+        bc->bytes_head = d;
+    bc->bytes_tail = d;
+}
+
+/* There is room again: kick the destinations that waited for it, oldest
+ * first; those that find none left wait again, in the same order. */
+static void kick_waiting_for_room(struct engine *e)
+{
+    struct body_cache *bc = &e->bodies;
+    struct dest *d = bc->bytes_head;
+    bc->bytes_head = bc->bytes_tail = NULL;
+    while (d) {
+        struct dest *next = d->bnext;
+        d->bytes_waiting = false;
+        dest_kick(e, d);
+        d = next;
+    }
+}
+
 /* Loop thread: bodies are ready; wake the destinations waiting for them. */
 static void compose_done(uv_work_t *w, int status)
 {
@@ -200,6 +286,7 @@ static void compose_done(uv_work_t *w, int status)
             b->err = status;
         b->ready = true;
         b->composing = false;
+        count_composed(bc, b);
         /* more than one item and the batch: maybe items of several
          * destinations, some waiting for a body another one asked for */
         shared |= b->refs > 2;
@@ -241,17 +328,25 @@ static void flush_compose(struct engine *e)
     }
 }
 
-/* Once per loop turn: whatever was asked for goes to the pool together. */
+/* Once per loop turn: destinations waiting for room have their turn when
+ * there is some, then whatever was asked for goes to the pool together. */
 static void on_check(uv_check_t *h)
 {
-    flush_compose(h->data);
+    struct engine *e = h->data;
+    if (e->bodies.bytes_head && room_for_one(e))
+        kick_waiting_for_room(e);
+    flush_compose(e);
 }
 
-void body_compose(struct engine *e, struct body **bodies, size_t n,
-                  struct dest *d)
+size_t body_compose(struct engine *e, struct body **bodies, size_t n,
+                    struct dest *d)
 {
     struct body_cache *bc = &e->bodies;
     for (size_t i = 0; i < n; i++) {
+        if (!room_for_one(e)) {
+            wait_for_room(bc, d);
+            return i;
+        }
         struct compose_batch *cb = bc->gather;
         if (cb && (cb->n == COMPOSE_BATCH ||
                    (cb->ndests == COMPOSE_BATCH && !d->compose_asked))) {
@@ -264,7 +359,7 @@ void body_compose(struct engine *e, struct body **bodies, size_t n,
                     bodies[i]->ready = true;
                     bodies[i]->err = -ENOMEM;
                 }
-                return;
+                return n;
             }
             cb->work.data = cb;
             cb->e = e;
@@ -277,7 +372,11 @@ void body_compose(struct engine *e, struct body **bodies, size_t n,
         cb->bodies[cb->n++] = bodies[i];
         bodies[i]->refs++;
         bodies[i]->composing = true;
+        bodies[i]->reserved = bc->est;
+        bc->reserved += bc->est;
+        bc->nreserved++;
     }
+    return n;
 }
 
 bool body_stop(const struct body *b, uint64_t delivery,
@@ -335,7 +434,7 @@ void body_free_all(struct engine *e)
         while (bc->tab && bc->tab[k]) {
             struct body *x = bc->tab[k];
             bc->tab[k] = x->hnext;
-            body_free(x);
+            body_free(bc, x);
         }
     free(bc->tab);
     bc->tab = NULL;

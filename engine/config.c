@@ -174,6 +174,14 @@ static int daemon_key(struct config_parse *p, const char *key, const char *v)
         if (!config_parse_uint(v, 1, 10000000, &u))
             return config_fail(p, "max_inflight: '%s' is not 1..10000000", v);
         c->max_inflight = (unsigned)u;
+    } else if (!strcmp(key, "max_inflight_bytes")) {
+        uint64_t b;
+        if (!config_parse_size(v, &b) || b < CONFIG_MIN_INFLIGHT_BYTES ||
+            b > CONFIG_MAX_INFLIGHT_BYTES)
+            return config_fail(p, "max_inflight_bytes: '%s' is not a size "
+                               "from 1MB to 64GB (B, KB, MB or GB, e.g. "
+                               "64MB)", v);
+        c->max_inflight_bytes = b;
     } else if (!strcmp(key, "group_ops")) {
         if (!config_parse_uint(v, 1, 1000000, &u))
             return config_fail(p, "group_ops: '%s' is not 1..1000000", v);
@@ -390,6 +398,7 @@ static void defaults(struct config *c)
     c->provider_profiles = true;
     c->dkim_sign = true;
     c->max_inflight = 20000;
+    c->max_inflight_bytes = CONFIG_DEFAULT_INFLIGHT_BYTES;
     c->max_request_size = 16ull << 20;
     c->max_request_recipients = 10000;
     c->metrics_sites = 20;

@@ -256,6 +256,12 @@ struct smtpd_config {
     unsigned auth_window_ms;   /* smtp_auth_window (300 s) */
 };
 
+/* max_inflight_bytes: composed message bytes held at once (body.c);
+ * 1 MiB .. 64 GiB, 32 MiB by default. */
+#define CONFIG_MIN_INFLIGHT_BYTES (1ull << 20)
+#define CONFIG_MAX_INFLIGHT_BYTES (64ull << 30)
+#define CONFIG_DEFAULT_INFLIGHT_BYTES (32ull << 20)
+
 /* When a file fed by the event stream is rotated (evfile.c): past size
  * bytes, or at each multiple of period_ms of UTC time; 0 is never. */
 struct config_rotate {
@@ -299,6 +305,8 @@ struct config {
     unsigned pause_recheck_ms; /* paused mail goes back to the spool this long */
     unsigned claim_batch;
     unsigned max_inflight;     /* claimed deliveries held at once */
+    uint64_t max_inflight_bytes; /* composed message bytes held, about
+                                    (body.c) */
     unsigned group_ops, group_ms;
     bool nosync;
     uint64_t map_max;

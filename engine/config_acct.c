@@ -29,30 +29,6 @@
 #define MAX_FIELDS 32       /* fields of one section (accounting.c: VALUE_MAX) */
 #define MAX_FIELD_NAME 64
 
-/* A size with its unit ("100MB") in bytes; false when s is not one. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!isdigit((unsigned char)*s))
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    while (*end == ' ')
-        end++;
-    uint64_t mul;
-    if (!strcasecmp(end, "b")) mul = 1;
-    else if (!strcasecmp(end, "kb")) mul = 1ull << 10;
-    else if (!strcasecmp(end, "mb")) mul = 1ull << 20;
-    else if (!strcasecmp(end, "gb")) mul = 1ull << 30;
-    else return false;
-    if (v > UINT64_MAX / mul)
-        return false;
-    *out = v * mul;
-    return true;
-}
-
 /* "SIZE, TIME" (either alone) into r; false when v is not that. */
 static bool parse_rotate(const char *v, struct config_rotate *r)
 {
@@ -72,7 +48,7 @@ static bool parse_rotate(const char *v, struct config_rotate *r)
         while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
             tok[--len] = 0;
         uint64_t x;
-        if (!got_size && parse_size(tok, &x) && x >= 1024) {
+        if (!got_size && config_parse_size(tok, &x) && x >= 1024) {
             r->size = x;
             got_size = true;
         } else if (!got_time && len && isalpha((unsigned char)tok[len - 1]) &&

@@ -31,6 +31,9 @@
 bool config_parse_uint(const char *s, unsigned long lo, unsigned long hi,
                        unsigned long *out);
 bool config_parse_bool(const char *s, bool *out);
+/* A number with its unit, B, KB, MB or GB (1024-based, any case), into
+ * bytes. */
+bool config_parse_size(const char *s, uint64_t *out);
 /* "host:port", "[v6]:port" or "host" into a fresh host string and port
  * (0 when none is given). */
 bool config_parse_hostport(const char *s, char **host, uint16_t *port);

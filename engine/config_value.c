@@ -1,6 +1,6 @@
 /*
  * config_value.c - the value forms of sluiced.conf: numbers, booleans,
- * durations, rates, host[:port], retry schedules, domain names and DNS
+ * durations, sizes, rates, host[:port], retry schedules, domain names and DNS
  * server lists.
  *
  * DESCRIPTION
@@ -45,6 +45,31 @@ int config_parse_duration_ms(const char *s, uint64_t *ms)
         return -EINVAL;
     *ms = v * mul;
     return 0;
+}
+
+/* A size with its unit ("100MB", "512 KB": B, KB, MB or GB, 1024-based)
+ * into bytes. */
+bool config_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    while (*end == ' ')
+        end++;
+    uint64_t mul;
+    if (!strcasecmp(end, "b")) mul = 1;
+    else if (!strcasecmp(end, "kb")) mul = 1ull << 10;
+    else if (!strcasecmp(end, "mb")) mul = 1ull << 20;
+    else if (!strcasecmp(end, "gb")) mul = 1ull << 30;
+    else return false;
+    if (v > UINT64_MAX / mul)
+        return false;
+    *out = v * mul;
+    return true;
 }
 
 /* Parse an unsigned integer in [lo, hi]. */

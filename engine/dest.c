@@ -490,10 +490,12 @@ static void feed_session(struct engine *e, struct dest *d,
         return;
     }
     if (f == FATE_SEND || f == FATE_SPARE)
-        /* nothing left here: give the slot back at once when the global
-         * cap or the site's cap may keep another destination waiting
-         * (parked, it would hold the site's slot for idle_timeout) */
-        f = !d->nitems && (e->dests.starved_head ||
+        /* nothing left here (or nothing until max_inflight_bytes has
+         * room): give the slot back at once when the global cap or the
+         * site's cap may keep another destination waiting (parked, it
+         * would hold the slot for idle_timeout, and that destination
+         * perhaps the bytes this one waits for) */
+        f = (!d->nitems || d->bytes_waiting) && (e->dests.starved_head ||
                            (d->site && d->site->ndests > 1 &&
                             d->site->sessions >= cap))
             ? FATE_QUIT : FATE_PARK;

@@ -57,6 +57,8 @@ struct body {
     struct wire wire7;   /* 7-bit form for receivers without 8BITMIME or
                           * (8-bit header) without SMTPUTF8; its eightbit
                           * and hdr8: what it could not encode */
+    size_t bytes;        /* of wire and wire7, counted in held (body.c) */
+    size_t reserved;     /* counted in reserved while composing */
     struct body *hnext;  /* hash chain */
 };
 
@@ -139,6 +141,8 @@ struct dest {
     bool waiting;              /* waits for a body being composed */
     struct dest *wnext;
     bool compose_asked;        /* named in the batch being gathered */
+    bool bytes_waiting;        /* waits for max_inflight_bytes room */
+    struct dest *bnext;
     bool dns_queued;           /* waits for a DNS lookup slot */
     struct dest *dnext;
     struct smtp_session **idle;/* ready sessions without a job */
@@ -221,6 +225,13 @@ struct body_cache {
     struct compose_batch *gather; /* the batch being gathered this turn */
     uv_check_t check;          /* sends the gathered batch */
     struct dest *waiting_head; /* destinations waiting for a body */
+    /* max_inflight_bytes: bytes of composed bodies held, bytes reserved
+     * for the bodies being composed (est each), and those waiting */
+    uint64_t held, reserved, peak;
+    size_t nreserved;          /* bodies being composed */
+    size_t est;                /* a composed body's size, about (0: none
+                                  composed yet) */
+    struct dest *bytes_head, *bytes_tail; /* destinations waiting for room */
 };
 
 /* dest.c (and route.c): destinations, global session count, waiting lists */
@@ -408,9 +419,17 @@ bool body_attach(struct engine *e, const struct queue_claim *c,
 void body_unref(struct engine *e, struct body *b);
 /* Have bodies composed for destination d, which is kicked when they are
  * ready.  Requests made in one turn of the loop travel to the worker pool
- * together. */
-void body_compose(struct engine *e, struct body **bodies, size_t n,
-                  struct dest *d);
+ * together.  Returns how many of them (the first ones) were taken: the
+ * rest wait for max_inflight_bytes to have room, and d is kicked when it
+ * has. */
+size_t body_compose(struct engine *e, struct body **bodies, size_t n,
+                    struct dest *d);
+/* Bytes of composed bodies held now (and being composed, estimated) are
+ * at max_inflight_bytes: nothing more is claimed or composed. */
+bool body_over_budget(const struct engine *e);
+/* Bytes of composed bodies held now, and the most held at once. */
+uint64_t body_bytes_held(const struct engine *e);
+uint64_t body_bytes_peak(const struct engine *e);
 /* d found its next body still being composed (perhaps for another
  * destination): kick it when a shared body is ready. */
 void body_wait(struct engine *e, struct dest *d);

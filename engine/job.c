@@ -75,12 +75,16 @@ static void hold(struct held *h, const struct item *it)
 
 /* Have the bodies of the next items composed: about two jobs ahead for
  * every session, so composition keeps pace without holding a body for
- * every claimed item. */
+ * every claimed item (and within max_inflight_bytes, body.c). */
 void job_prefetch(struct engine *e, struct dest *d)
 {
     struct body *want[64];
     size_t n = 0;
-    unsigned ahead = (d->sessions + 1) * 4, seen = 0;
+    /* a destination without a session: the first job's body (composed
+     * while the session connects), none while it waits for a session
+     * slot (max_inflight_bytes goes to mail that can leave) */
+    unsigned ahead = d->sessions ? (d->sessions + 1) * 4
+                     : d->starving ? 0 : 1, seen = 0;
     if (ahead > 64)
         ahead = 64;
     int scanned = 0;
@@ -100,8 +104,9 @@ void job_prefetch(struct engine *e, struct dest *d)
             want[n++] = it->body;
         }
     }
-    if (n)
-        body_compose(e, want, n, d);
+    /* those max_inflight_bytes has no room for wait (body.c) */
+    for (size_t i = n ? body_compose(e, want, n, d) : 0; i < n; i++)
+        want[i]->composing = false;
 }
 
 struct job_ctx *job_build(struct engine *e, struct dest *d,

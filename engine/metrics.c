@@ -238,6 +238,10 @@ static void publish(struct metrics *m)
     sn->sessions_out = dest_sessions(e);
     sn->sessions_in = e->smtpd ? e->smtpd->nconns : 0;
     sn->inflight = engine_inflight(e);
+    sn->inflight_bytes = body_bytes_held(e);
+    sn->inflight_bytes_peak = body_bytes_peak(e);
+    sn->inflight_bytes_max = e->cfg.max_inflight_bytes;
+    sn->write_queue_bytes = smtp_session_queued_bytes();
     sn->have_info = e->q && !queue_info(e->q, &sn->info);
     sn->have_totals = e->q && !queue_counts_total(e->q, &sn->totals);
     pthread_mutex_lock(&m->mu);

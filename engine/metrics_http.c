@@ -262,6 +262,22 @@ static void emit_gauges(struct out *o, const struct metrics_snap *s)
     family(o, "sluice_inflight_deliveries", "gauge",
            "Deliveries claimed whose outcome has not committed yet.");
     sample(o, "", NULL, (double)s->inflight);
+    family(o, "sluice_inflight_bytes", "gauge",
+           "Bytes of composed messages held: waiting for or in their SMTP "
+           "transaction.");
+    sample(o, "", NULL, (double)s->inflight_bytes);
+    family(o, "sluice_inflight_bytes_peak", "gauge",
+           "The most bytes of composed messages held at once since start.");
+    sample(o, "", NULL, (double)s->inflight_bytes_peak);
+    family(o, "sluice_inflight_bytes_max", "gauge",
+           "max_inflight_bytes: no more is composed while this many are "
+           "held.");
+    sample(o, "", NULL, (double)s->inflight_bytes_max);
+    family(o, "sluice_smtp_write_queue_bytes", "gauge",
+           "Bytes outgoing sessions queued for their sockets (copies of "
+           "what the kernel did not take yet; counted against "
+           "max_inflight_bytes too).");
+    sample(o, "", NULL, (double)s->write_queue_bytes);
     family(o, "sluice_spool_deliveries", "gauge",
            "The spool's lifetime counters (they survive restarts).");
     if (s->have_totals) {

@@ -66,6 +66,10 @@ struct metrics_snap {
     size_t nwebhooks;
     unsigned sessions_out, sessions_in;
     uint64_t inflight;             /* claimed, outcome not committed */
+    uint64_t inflight_bytes;       /* composed bodies held (body.c) */
+    uint64_t inflight_bytes_peak;  /* the most held at once */
+    uint64_t inflight_bytes_max;   /* max_inflight_bytes */
+    uint64_t write_queue_bytes;    /* queued for sockets, all sessions */
     bool have_info, have_totals;
     struct queue_info info;        /* the spool's size */
     struct queue_counts totals;    /* the spool's lifetime counters */

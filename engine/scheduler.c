@@ -4,7 +4,8 @@
  *   keys as they change; reload, drain and stop.
  *
  * DESCRIPTION
- *   A 10 ms timer claims while fewer than max_inflight deliveries are held.
+ *   A 10 ms timer claims while fewer than max_inflight deliveries are held
+ *   and the composed bodies held are under max_inflight_bytes (body.c).
  *   Each claim becomes an item with a reference to its body (body.c: the
  *   recipients of one message share one, a campaign recipient has its
  *   own) and is filed under its destination (dest.c), which has the body
@@ -110,13 +111,14 @@ static void spool_stop(struct engine *e, int code)
     engine_drain(e);
 }
 
-/* Claim what is due, up to the in-flight limit.  A claim that fails is
+/* Claim what is due, up to the in-flight limits (count, and bytes of the
+ * bodies composed for what was claimed).  A claim that fails is
  * counted towards the spool's error budget (engine_spool_result). */
 static void claim_some(struct engine *e)
 {
     static struct queue_claim claims[1024];
     while (!e->run.draining && engine_spool_writable(e) &&
-           engine_inflight(e) < e->cfg.max_inflight) {
+           engine_inflight(e) < e->cfg.max_inflight && !body_over_budget(e)) {
         size_t want = e->cfg.max_inflight - engine_inflight(e);
         if (want > e->cfg.claim_batch)
             want = e->cfg.claim_batch;

@@ -19,9 +19,12 @@
  *
  *   Input is split into lines (capped at SMTP_REPLY_LINE_MAX) and checked by
  *   smtp_reply.c.  Output goes out with uv_try_write() and only the part the
- *   kernel did not take is copied into a write request; with TLS, plaintext
- *   goes to tls.c, which hands the ciphertext back through the sink given
- *   to tls_flush() (put_cipher()), written the same way.
+ *   kernel did not take is copied into a write request (the bytes queued
+ *   so, all sessions, are counted: smtp_session_queued_bytes()); with
+ *   TLS, plaintext goes to tls.c in pieces of TLS_PIECE bytes, each
+ *   handed back as ciphertext through the sink given to tls_flush()
+ *   (put_cipher()) and written the same way, so TLS buffers hold a piece,
+ *   never a whole message.
  *
  *   STARTTLS: once the server says 220, anything it sent after that reply
  *   in clear is a protocol error (command injection); after the handshake
@@ -44,6 +47,17 @@
 #include "tls.h"
 
 int smtp_trace;
+
+/* Plaintext given to TLS at a time (its buffers hold about this much). */
+#define TLS_PIECE 16384
+
+/* Bytes in the write requests of every session (the loop thread's). */
+static uint64_t queued_bytes;
+
+uint64_t smtp_session_queued_bytes(void)
+{
+    return queued_bytes;
+}
 
 const char *const smtp_state_names[S_COUNT] = {
     "connect", "greeting", "ehlo", "helo", "starttls", "tls-handshake",
@@ -95,6 +109,7 @@ void smtp_arm(struct smtp_session *s, int which)
 static void on_write(uv_write_t *req, int status)
 {
     struct smtp_session *s = req->handle->data;
+    queued_bytes -= ((struct wreq *)req)->len;
     free(req);
     /* a failed write shows up as a read error or timeout; once the body
      * has left, the wait for the final reply has its own timeout */
@@ -139,6 +154,7 @@ static int out_raw(struct smtp_session *s, const char *a, size_t an,
         free(r);
         return rc;
     }
+    queued_bytes += r->len;
     if (s->body_pending && s->st == S_BODY) /* the body waits: smtp_out2 */
         smtp_arm(s, TO_DATA_BLOCK);
     return 0;
@@ -150,6 +166,24 @@ static int put_cipher(void *arg, const void *p, size_t n)
     return out_raw(arg, p, n, NULL, 0);
 }
 
+/* Encrypt p in pieces of TLS_PIECE, each written as ciphertext before
+ * the next is encrypted; 0, 1 when TLS failed (tls_error() says why) or
+ * the write's error (negative). */
+static int out_tls(struct smtp_session *s, const char *p, size_t n)
+{
+    while (n) {
+        size_t k = n < TLS_PIECE ? n : TLS_PIECE;
+        if (tls_write(s->tls, p, k))
+            return 1;
+        int rc = tls_flush(s->tls, put_cipher, s);
+        if (rc)
+            return rc;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
 /* Send one or two pieces in one write: as they are, or encrypted by
  * tls.c, which hands the ciphertext to put_cipher. */
 static void out_pieces(struct smtp_session *s, const char *a, size_t an,
@@ -159,11 +193,13 @@ static void out_pieces(struct smtp_session *s, const char *a, size_t an,
     if (!s->tls_active) {
         rc = out_raw(s, a, an, b, bn);
     } else {
-        if (tls_write(s->tls, a, an) || (bn && tls_write(s->tls, b, bn))) {
+        rc = out_tls(s, a, an);
+        if (!rc)
+            rc = out_tls(s, b, bn);
+        if (rc == 1) {
             smtp_fail(s, 0, "4.4.2", "TLS write: %s", tls_error(s->tls));
             return;
         }
-        rc = tls_flush(s->tls, put_cipher, s);
     }
     if (rc && rc != -ECANCELED)
         smtp_fail(s, 0, "4.4.2", "write to %s failed in state %s: %s",

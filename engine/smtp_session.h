@@ -126,5 +126,9 @@ const char *smtp_session_host(const struct smtp_session *s);
 
 /* Debug tracing of state changes to stderr (sluiced -v). */
 extern int smtp_trace;
+/* Bytes the sessions have queued for their sockets (what the kernel did
+ * not take yet: at most the rest of one message and the next commands
+ * per session); loop thread. */
+uint64_t smtp_session_queued_bytes(void);
 
 #endif

@@ -66,6 +66,8 @@ class Config(PeerTest):
             # (appended text, line of the error within it, word)
             ("[sluiced]\nretry_forever = yes\n", 2, "retry_forever"),
             ("[sluiced]\nmax_connections = lots\n", 2, "max_connections"),
+            ("[sluiced]\nmax_inflight_bytes = 64MiB\n", 2,
+             "max_inflight_bytes: '64MiB' is not a size"),
             ("[sluiced]\nretry = 1s, 0s\n", 2, "retry"),
             ("[sluiced]\ntimeout_data = soon\n", 2, "timeout_data"),
             ("[domain b.test]\ntls = maybe\n", 2, "tls"),

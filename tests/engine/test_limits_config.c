@@ -223,6 +223,43 @@ static void test_spool_entries(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* max_inflight_bytes: a size with its unit, 1MB..64GB, 32MB when not
+ * given; anything else is refused naming the key and the value. */
+static void test_inflight_bytes(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[600];
+    assert_int_equal(load(HEAD, &c, err, sizeof err), 0);
+    assert_int_equal(c.max_inflight_bytes, 32ull << 20);
+    config_free(&c);
+    static const struct { const char *v; uint64_t want; } good[] = {
+        { "2MB", 2ull << 20 }, { "64 mb", 64ull << 20 },
+        { "1024KB", 1ull << 20 }, { "1GB", 1ull << 30 },
+        { "64GB", 64ull << 30 }, { "1048576B", 1ull << 20 },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, HEAD "max_inflight_bytes = %s\n",
+                 good[i].v);
+        assert_int_equal(load(text, &c, err, sizeof err), 0);
+        assert_int_equal(c.max_inflight_bytes, good[i].want);
+        config_free(&c);
+    }
+    static const char *const bad[] = { "0", "64", "1023KB", "65GB",
+        "lots", "64MiB", "-1MB", "", "99999999999999999999GB" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256], want[128];
+        snprintf(text, sizeof text, HEAD "max_inflight_bytes = %s\n",
+                 bad[i]);
+        assert_int_not_equal(load(text, &c, err, sizeof err), 0);
+        snprintf(want, sizeof want, "max_inflight_bytes: '%s' is not a "
+                 "size from 1MB to 64GB", bad[i]);
+        if (!strstr(err, want))
+            fail_msg("%s: %s", bad[i], err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_file_beats_profile),
         cmocka_unit_test(test_limit_set),
         cmocka_unit_test(test_spool_entries),
+        cmocka_unit_test(test_inflight_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
