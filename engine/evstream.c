@@ -46,9 +46,9 @@
 #include "event_json.h"
 #include "evstream.h"
 
-#define EVS_EVENTS 2048          /* events in the window, at most */
-#define EVS_READ 1024            /* events one read adds, at most */
-#define EVS_LINE_BYTES (4u << 20) /* line buffers kept, at most */
+#define EVS_EVENTS 1024          /* events in the window, at most */
+#define EVS_READ 512             /* events one read adds, at most */
+#define EVS_LINE_BYTES (2u << 20) /* line buffers kept, at most */
 #define EVS_LINE_FIRST 1024      /* a slot's line buffer at first */
 #define EVS_LINE_MAX (16u << 10) /* a line, at most (event_json.h) */
 #define EVS_RECHECK_MS 100       /* the spool's end read again after */
