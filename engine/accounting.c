@@ -105,10 +105,11 @@ static size_t put_field(char *buf, size_t room, const char *s)
 }
 
 /* The event's row (evfile_ops.format). */
-static size_t format_row(void *arg, const struct queue_event *ev, char *buf,
+static size_t format_row(void *arg, struct evstream_event *x, char *buf,
                          size_t room)
 {
     struct acct_file *a = arg;
+    const struct queue_event *ev = &x->ev;
     if (a->types && (ev->type >= 64 || !(a->types & (1ull << ev->type))))
         return EVFILE_SKIP;
     struct event_fields f;

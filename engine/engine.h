@@ -313,6 +313,7 @@ struct engine {
     struct eventlog *log;      /* eventlog.c, or NULL */
     struct event_names *evnames; /* event_names.c: names for event_json */
     struct accounting *acct;   /* accounting.c, or NULL */
+    struct evstream *evstream; /* evstream.c: events read once for all */
     uv_signal_t sig_usr1;      /* sluiced.c: reopen the log files */
     struct webhooks *hooks;    /* webhook_set.c, webhook.c, or NULL */
     struct smtpd *smtpd;       /* smtpd.c: the SMTP listener, or NULL */

@@ -8,9 +8,10 @@
  *   the spool does not hold (an attempt whose result arrives after max_age
  *   is "expired" in both).  After a tick in which outcomes committed, and
  *   once a second for events recorded by other processes, eventlog_pump()
- *   reads the events after the file's last seq (queue_events_from: one
- *   read transaction per batch of up to PUMP_BATCH events) and hands them
- *   to the file (evfile.c), which owns what is about the file: whole
+ *   takes the events after the file's last seq (evstream_from: the
+ *   window of decoded events every consumer shares, read once per round;
+ *   batches of up to PUMP_BATCH events) and hands them to the file
+ *   (evfile.c), which owns what is about the file: whole
  *   lines by write(2), the spool cursor "eventlog", the rule by which it
  *   resumes after kill -9 (the last line with a seq, else the cursor),
  *   rotation (event_log_rotate) and the reopen after SIGUSR1.  The
@@ -86,11 +87,16 @@ static void emit(struct engine *e, json_t *j)
     json_decref(j);
 }
 
-/* The event's line (evfile_ops.format). */
-static size_t format_line(void *arg, const struct queue_event *ev, char *buf,
+/* The event's line (evfile_ops.format): the one the webhooks hand on. */
+static size_t format_line(void *arg, struct evstream_event *x, char *buf,
                           size_t room)
 {
-    return event_json_line(arg, ev, buf, room);
+    size_t n;
+    const char *line = evstream_line(arg, x, &n);
+    if (!line || n > room)
+        return 0;
+    memcpy(buf, line, n);
+    return n;
 }
 
 /* A line read back at open (evfile_ops.line_seq): a JSON object whose
@@ -180,11 +186,12 @@ static void count(struct engine_stats *st, int type)
 }
 
 /* One event read: its line into the batch, its type into the counts. */
-static int on_event(void *arg, const struct queue_event *ev)
+static int on_event(void *arg, struct evstream_event *x)
 {
     struct pump *p = arg;
     struct eventlog *l = p->l;
-    if (p->file && evfile_add(l->f, ev)) {
+    const struct queue_event *ev = &x->ev;
+    if (p->file && evfile_add(l->f, x)) {
         p->full = true;
         return 1;
     }
@@ -206,6 +213,7 @@ uint64_t eventlog_counted(const struct engine *e)
 
 void eventlog_committed(struct engine *e)
 {
+    evstream_committed(e);
     if (e->log)
         e->log->due = true;
 }
@@ -229,7 +237,7 @@ void eventlog_pump(struct engine *e, bool all)
         uint64_t written = l->f ? evfile_written(l->f) : 0;
         uint64_t from = file && written < l->counted ? written : l->counted;
         struct pump p = { .l = l, .file = file };
-        long n = queue_events_from(e->q, from + 1, PUMP_BATCH, on_event, &p);
+        long n = evstream_from(e, from + 1, PUMP_BATCH, on_event, &p);
         if (n < 0 && n != l->read_err)
             fprintf(stderr, "sluiced: event log: reading the spool's events "
                             "after seq %llu: %s\n", (unsigned long long)from,

@@ -6,7 +6,8 @@
  * DESCRIPTION
  *   The file copies the spool's events in seq order, one whole line per
  *   event (or none: a consumer may leave events out), each line holding
- *   the event's seq.  Its owner reads the events after evfile_written(),
+ *   the event's seq.  Its owner reads the events after evfile_written()
+ *   (evstream_from(): the window of decoded events all consumers share),
  *   hands each to evfile_add() (the line goes into a bounded batch) and
  *   writes the batch with evfile_flush(): one write(2) on an O_APPEND
  *   descriptor, short writes continued; then evfile_save() saves the seq
@@ -163,8 +164,9 @@ int evfile_line(struct evfile *f, const char *line, size_t n)
     return write_lines(f, line, n);
 }
 
-int evfile_add(struct evfile *f, const struct queue_event *ev)
+int evfile_add(struct evfile *f, struct evstream_event *x)
 {
+    const struct queue_event *ev = &x->ev;
     if (ev->seq <= f->pending)
         return 0;
     if (f->spec.rotate.size && !f->closing && f->len &&
@@ -172,7 +174,7 @@ int evfile_add(struct evfile *f, const struct queue_event *ev)
         f->rotate_due = true;
         return 1;
     }
-    size_t n = f->spec.ops->format(f->spec.arg, ev, f->buf + f->len,
+    size_t n = f->spec.ops->format(f->spec.arg, x, f->buf + f->len,
                                    LOG_BUF - f->len);
     if (n == EVFILE_SKIP) {
         f->pending = ev->seq;
@@ -400,10 +402,10 @@ struct pump {
 };
 
 /* One event read: its line into the batch. */
-static int on_event(void *arg, const struct queue_event *ev)
+static int on_event(void *arg, struct evstream_event *x)
 {
     struct pump *p = arg;
-    if (evfile_add(p->f, ev)) {
+    if (evfile_add(p->f, x)) {
         p->full = true;
         return 1;
     }
@@ -417,8 +419,8 @@ void evfile_pump(struct evfile *f, bool all)
         if (!evfile_ready(f, all))
             break;
         struct pump p = { .f = f };
-        long n = queue_events_from(f->e->q, f->written + 1, PUMP_BATCH,
-                                   on_event, &p);
+        long n = evstream_from(f->e, f->written + 1, PUMP_BATCH, on_event,
+                               &p);
         long w = evfile_flush(f);
         if (n < 0 || w < 0 || (!p.full && p.seen < PUMP_BATCH) ||
             (p.full && w == 0 && !f->rotate_due))

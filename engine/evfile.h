@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "evstream.h"
 #include "queue.h"
 
 struct engine;
@@ -29,7 +30,7 @@ struct evfile_ops {
     int (*line_seq)(void *arg, const char *line, size_t n, uint64_t *seq);
     /* The event's line, its newline included, into buf: its length, 0
      * when it does not fit in room, EVFILE_SKIP when it has no line. */
-    size_t (*format)(void *arg, const struct queue_event *ev, char *buf,
+    size_t (*format)(void *arg, struct evstream_event *x, char *buf,
                      size_t room);
     const char *line_form;  /* what a line is, for "is not ..." */
 };
@@ -58,7 +59,7 @@ bool evfile_ready(struct evfile *f, bool all);
 
 /* The event's line into the batch (an event at or before the last one
  * taken is passed over): 0, or 1 when the batch is full. */
-int evfile_add(struct evfile *f, const struct queue_event *ev);
+int evfile_add(struct evfile *f, struct evstream_event *x);
 
 /* Write the batch: the bytes written (0: none), or a negative code (the
  * file is cut back to its last whole line and waits a second). */
@@ -73,8 +74,9 @@ int evfile_line(struct evfile *f, const char *line, size_t n);
 /* Save the cursor when the file is ahead of it (one save in flight). */
 void evfile_save(struct evfile *f);
 
-/* Read the events after the file's last and write them (a consumer with
- * nothing else to do per event): up to a few batches, all when all. */
+/* Take the events after the file's last (evstream_from()) and write
+ * them (a consumer with nothing else to do per event): up to a few
+ * batches, all when all. */
 void evfile_pump(struct evfile *f, bool all);
 
 /* SIGUSR1: open the file by name again at the next evfile_ready(). */

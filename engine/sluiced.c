@@ -63,6 +63,7 @@
 #include "classify.h"
 #include "engine.h"
 #include "event_names.h"
+#include "evstream.h"
 #include "metrics.h"
 #include "smtpd.h"
 #include "queue_admin.h"
@@ -458,6 +459,7 @@ out:
     eventlog_close(&e); /* the last lines and the cursor, before the spool */
     accounting_close(&e);
     webhooks_close(&e); /* transfers aborted, cursors saved */
+    evstream_stop(&e);  /* after the consumers that read it */
     event_names_stop(&e); /* after the consumers that name events */
     if (e.dns)
         dns_close(e.dns);

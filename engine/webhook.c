@@ -6,10 +6,12 @@
  *   Each [webhook NAME] is a cursor over the spool's events (queue/cursor.c,
  *   "webhook." NAME), like the event log.  Each tick, and as soon as a POST
  *   ends, the webhook fills free slots of its ring of max_in_flight batches:
- *   one read transaction per batch takes the events after the newest one
- *   read, keeps those of the wanted types and account (an account's own
- *   events, and its sub-accounts' when it is the master) up to `batch`, as
- *   event_json() makes them, and the batch is POSTed (webhook_http.c).  A
+ *   it takes the events after the newest one read from the window the
+ *   consumers share (evstream.c: read from the spool once for all),
+ *   keeps those of the wanted types and account (an account's own
+ *   events, and its sub-accounts' when it is the master) up to `batch`,
+ *   as event_json() makes them (the event log's line, made once), and
+ *   the batch is POSTed (webhook_http.c).  A
  *   batch covers the seqs it read, wanted or not; events no webhook wants
  *   are passed over and count as handed on.
  *
@@ -50,6 +52,7 @@
 #include <unistd.h>
 
 #include "event_json.h"
+#include "evstream.h"
 #include "metrics.h"
 #include "webhook.h"
 #include "webhook_int.h"
@@ -251,12 +254,13 @@ static bool wants(const struct webhook *w, const struct engine *e,
     return a && a->master == w->account;
 }
 
-/* One event read: into the batch when wanted; stops before one that does
- * not fit. */
-static int on_event(void *arg, const struct queue_event *ev)
+/* One event read: into the batch when wanted (its line, made once for
+ * every consumer: evstream_line()); stops before one that does not fit. */
+static int on_event(void *arg, struct evstream_event *x)
 {
     struct fill *f = arg;
     struct wh_batch *b = f->b;
+    const struct queue_event *ev = &x->ev;
     if (wants(f->w, f->e, ev)) {
         if (b->nevents == f->w->batch) {
             f->full = true;
@@ -275,11 +279,13 @@ static int on_event(void *arg, const struct queue_event *ev)
             b->buf = nb;
             b->cap = ncap;
         }
-        size_t n = event_json_line(f->e, ev, b->buf + at, b->cap - at - 1);
-        if (!n) {
+        size_t n;
+        const char *line = evstream_line(f->e, x, &n);
+        if (!line || n > b->cap - at - 1) {
             f->err = -ENOMEM;
             return 1;
         }
+        memcpy(b->buf + at, line, n);
         b->buf[at + n - 1] = ',';
         b->len += n;
         b->nevents++;
@@ -301,7 +307,7 @@ static bool next_batch(struct webhook *w)
     bool more = false;
     for (unsigned round = 0; round < 4; round++) {
         f.seen = 0;
-        long n = queue_events_from(e->q, w->read + 1, SCAN_MAX, on_event, &f);
+        long n = evstream_from(e, w->read + 1, SCAN_MAX, on_event, &f);
         if (n < 0 && n != w->read_err)
             fprintf(stderr, "sluiced: webhook %s: reading the spool's events "
                             "after seq %llu: %s\n", w->name,

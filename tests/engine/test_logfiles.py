@@ -9,7 +9,10 @@ spool event exactly once, each line whole and equal to the spool's; an
 Python's csv module, holds one row per spool event of those types, its
 values the spool's.  The log and the accounting file moved away and
 SIGUSR1 sent (logrotate's way): the moved file and the new one together
-hold every event once.  An accounting file written with other fields
+hold every event once.  Consumers far apart (the accounting file left
+out of one run of more events than the window they share holds, a
+webhook added from the oldest event): the next run gives each exactly
+the events it had not handed on.  An accounting file written with other fields
 is refused (65).  Rotation by time (2s) happens at the period's
 boundaries and keeps every event.  A crash's leftovers (a rotated file not yet
 compressed, a .gz.tmp) are compressed / removed at the next start.  Bad
@@ -29,6 +32,7 @@ import time
 
 import peers
 from peers import STREAM_KEYS, PeerTest, rotated_logs as rotated, spool_line
+from webhook_receiver import Receiver
 
 MSG = "From: s@sender.test\nSubject: rot\n\nbody\n"
 FIELDS = ["type", "rcpt", "domain", "code", "enhanced", "text", "time_ms"]
@@ -232,6 +236,48 @@ class LogFiles(PeerTest):
                           'MX sf.test: no DNS server gave an answer '
                           '(SERVFAIL, REFUSED or unreachable)"',
                           f.read())
+
+    def test_consumers_at_different_cursors(self):
+        """Three consumers far apart after restarts (the accounting file
+        left out of one run of about 1,300 events, more than the window
+        the consumers share holds; a webhook added last, from the
+        oldest event): in the next run each gets exactly the events it
+        had not handed on, once, as the spool has them."""
+        port, dns, sink, doms, domains = self.setup_peers(rate="1000/s")
+        log_only = self.config(dns, port, domains, rotate="1GB", acct=None,
+                               name="log-only.conf")
+        conf = self.config(dns, port, domains, rotate="1GB", acct="1GB")
+        self.inject_some(doms, 40, "p")
+        self.run_sluiced(conf, name="sluiced-both")
+        self.inject_some(doms, 1300, "q")
+        self.run_sluiced(log_only, timeout=120, name="sluiced-log")
+        rec = Receiver()
+        self.threads.append(rec)
+        with open(conf, "a") as f:
+            f.write("\n[webhook late]\nurl = %s\nstart = oldest\nbatch = 50\n"
+                    % rec.url)
+        self.inject_some(doms, 30, "r")
+        p = self.start_sluiced(conf, exit_when_empty=False,
+                               name="sluiced-three")
+        delivered = lambda: len([e for e in self.spool_events()
+                                 if e["type"] == "delivered"]) == 1370
+        peers.wait_for(delivered, 120, "every recipient delivered")
+        n = len(self.spool_events())
+        peers.wait_for(lambda: len(rec.events) >= n, 60,
+                       "%d events at the webhook" % n)
+        self.assertEqual(p.stop(30), 0, p.output()[-2000:])
+        spool = self.assert_all_match()
+        self.assertGreaterEqual(len(spool), 1370)
+        # the webhook: every spool event once (deduped by id), the
+        # spool's values, no two ids for one seq
+        got = {}
+        for ev in rec.events.values():
+            self.assertNotIn(ev["seq"], got, "two ids for one seq")
+            got[ev["seq"]] = ev
+        self.assertEqual(sorted(got), [e["seq"] for e in spool])
+        for e in spool:
+            w = spool_line(e)
+            self.assertEqual({k: got[e["seq"]].get(k) for k in w}, w)
 
     def test_time_rotation(self):
         """event_log_rotate = 2s with a recipient deferred every second:
