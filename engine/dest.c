@@ -42,6 +42,10 @@
  * sessions without TLS before TLS is tried again. */
 #define DEST_CLEAR_MS (60 * 60 * 1000)
 #define DEST_MAX_WAITING 2000   /* items waiting at one destination, at most */
+/* Transactions a session is expected to carry before another one opens:
+ * with fewer waiting, the open sessions take them (one after the other,
+ * pipelined), so a domain's few messages go on one connection. */
+#define DEST_JOBS_PER_SESSION 8
 
 /* Count waiting items on the destination and on its site. */
 static void count_items(struct dest *d, int delta)
@@ -450,6 +454,16 @@ static void tidy(struct dest *d, struct smtp_session *s, enum fate f)
         smtp_session_quit(s);
 }
 
+/* Whether d has a waiting transaction beyond the one kept for each
+ * session still connecting.  A session is opened only for mail in hand;
+ * keeping that mail for it means no connection goes up to find its work
+ * taken by another session (pipelined behind its last message) and
+ * closes having carried nothing. */
+static bool unclaimed_work(const struct dest *d)
+{
+    return d->nitems && d->ngroups > d->connecting;
+}
+
 /* The next job for a session of d (job.c), charged to the rates it goes
  * under (limits.c: account, campaign; site.c); NULL when none can go now,
  * and d waits for the rate or the body that holds it back. */
@@ -457,6 +471,8 @@ static struct job_ctx *next_job(struct engine *e, struct dest *d)
 {
     struct job_wait w;
     struct job_ctx *j;
+    if (!unclaimed_work(d))
+        return NULL; /* kept for the sessions on their way up */
     job_prefetch(e, d);
     while (!(j = job_build(e, d, &w)) && w.again)
         ;
@@ -493,7 +509,7 @@ static void feed_session(struct engine *e, struct dest *d,
         /* nothing left here: give the slot back at once when the global
          * cap or the site's cap may keep another destination waiting
          * (parked, it would hold the site's slot for idle_timeout) */
-        f = !d->nitems && (e->dests.starved_head ||
+        f = !unclaimed_work(d) && (e->dests.starved_head ||
                            (d->site && d->site->ndests > 1 &&
                             d->site->sessions >= cap))
             ? FATE_QUIT : FATE_PARK;
@@ -521,6 +537,8 @@ static void on_ready(struct smtp_session *s, void *arg)
 {
     struct dest *d = arg;
     d->failed_in_row = 0;
+    if (!smtp_session_jobs(s))
+        d->connecting--; /* its first ready (ready comes after each job) */
     feed_session(d->e, d, s);
 }
 
@@ -573,6 +591,8 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
         }
     d->sessions--;
     e->dests.sessions--;
+    if (!ever_ready)
+        d->connecting--;
     if (d->site)
         site_disconnected(d->site);
     if (!ever_ready && d->site && code >= 400)
@@ -648,6 +668,7 @@ static int open_session(struct engine *e, struct dest *d)
             if (d->site)
                 site_connected(d->site);
             d->sessions++;
+            d->connecting++;
             e->dests.sessions++;
             return 0; /* its closed() callback balances the counts */
         }
@@ -658,6 +679,7 @@ static int open_session(struct engine *e, struct dest *d)
     if (d->site)
         site_connected(d->site);
     d->sessions++;
+    d->connecting++;
     e->dests.sessions++;
     return 0;
 }
@@ -675,13 +697,30 @@ static void kick_route(struct engine *e, struct dest *d)
         route_resolve(e, d);
 }
 
-/* Stage connect (smtp_session.c): open sessions while groups wait with no
- * session for them, the spool can record outcomes and the site's (or the
- * domain's) connection limit allows; at the global cap, wait in line. */
+/* The sessions the mail in hand at d warrants: one per
+ * DEST_JOBS_PER_SESSION transactions waiting or under way (fewer per
+ * session when max_messages_per_connection is lower), at least one while
+ * anything waits. */
+static unsigned sessions_wanted(const struct dest *d)
+{
+    unsigned per = DEST_JOBS_PER_SESSION;
+    if (lim(d)->max_messages_per_connection < per)
+        per = lim(d)->max_messages_per_connection;
+    if (per < 1)
+        per = 1;
+    if (!d->nitems)
+        return 0;
+    return (d->ngroups + d->busy + per - 1) / per;
+}
+
+/* Stage connect (smtp_session.c): open sessions while the mail waiting
+ * warrants more than are open or opening (sessions_wanted()), the spool
+ * can record outcomes and the site's (or the domain's) connection limit
+ * allows; at the global cap, wait in line. */
 static void open_sessions(struct engine *e, struct dest *d)
 {
     while (!engine_draining(e) && engine_spool_writable(e) &&
-           (int)d->ngroups > (int)d->sessions - (int)d->busy &&
+           sessions_wanted(d) > d->sessions &&
            (d->site ? site_may_connect(d->site)
                     : d->sessions < d->pol->max_connections)) {
         if (e->dests.sessions >= e->cfg.max_connections) {

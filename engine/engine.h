@@ -126,6 +126,8 @@ struct dest {
     unsigned failed_in_row;    /* session starts that failed one after another */
     unsigned sessions;         /* open or opening */
     unsigned busy;             /* sessions with a job */
+    unsigned connecting;       /* sessions not ready yet: each has one
+                                  waiting transaction kept for it */
     int64_t clear_until_ms;    /* opportunistic TLS failed: sessions go
                                   without STARTTLS until then (dest.c) */
     bool in_kick;

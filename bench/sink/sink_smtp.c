@@ -281,6 +281,7 @@ static void cmd_mail(struct sink_session *s, char *arg)
         rest++;
     snprintf(s->mail_params, sizeof(s->mail_params), "%s", rest);
     sink_smtp_enter(s, SINK_ST_MAIL);
+    s->mails++;
     say(s, "250 2.1.0 Ok\r\n");
 }
 
