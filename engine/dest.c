@@ -373,20 +373,6 @@ static bool session_current(const struct dest *d, struct smtp_session *s)
     return false;
 }
 
-/* Queue a destination that could not open a session for the global cap. */
-static void starve(struct engine *e, struct dest *d)
-{
-    if (d->starving)
-        return;
-    d->starving = true;
-    d->snext = NULL;
-    if (e->dests.starved_tail)
-        e->dests.starved_tail->snext = d;
-    else
-        e->dests.starved_head = d;
-    e->dests.starved_tail = d;
-}
-
 /* A global session slot came free: let starved destinations have it. */
 static void feed_starved(struct engine *e)
 {
@@ -464,6 +450,58 @@ static bool unclaimed_work(const struct dest *d)
     return d->nitems && d->ngroups > d->connecting;
 }
 
+/* Note that d parked an idle session with nothing to send: a destination
+ * kept waiting for the global cap may have its slot (starve()). */
+static void offer_spare(struct engine *e, struct dest *d)
+{
+    if (d->spare)
+        return;
+    d->spare = true;
+    d->spnext = NULL;
+    if (e->dests.spare_tail)
+        e->dests.spare_tail->spnext = d;
+    else
+        e->dests.spare_head = d;
+    e->dests.spare_tail = d;
+}
+
+/* At the global cap, close one idle session that has nothing to send
+ * (the oldest offered), so its slot goes to a destination with mail
+ * rather than idle until idle_timeout.  The list is checked lazily: a
+ * destination that got mail or lost its idle sessions since is skipped. */
+static void free_spare_slot(struct engine *e, const struct dest *needy)
+{
+    struct dest *p;
+    while ((p = e->dests.spare_head)) {
+        e->dests.spare_head = p->spnext;
+        if (!e->dests.spare_head)
+            e->dests.spare_tail = NULL;
+        p->spare = false;
+        if (p == needy || !p->nidle || unclaimed_work(p))
+            continue;
+        tidy(p, p->idle[--p->nidle], FATE_QUIT);
+        if (p->nidle)
+            offer_spare(e, p);
+        return;
+    }
+}
+
+/* Queue a destination that could not open a session for the global cap,
+ * and have an idle session elsewhere give its slot up for it. */
+static void starve(struct engine *e, struct dest *d)
+{
+    if (d->starving)
+        return;
+    d->starving = true;
+    d->snext = NULL;
+    if (e->dests.starved_tail)
+        e->dests.starved_tail->snext = d;
+    else
+        e->dests.starved_head = d;
+    e->dests.starved_tail = d;
+    free_spare_slot(e, d);
+}
+
 /* The next job for a session of d (job.c), charged to the rates it goes
  * under (limits.c: account, campaign; site.c); NULL when none can go now,
  * and d waits for the rate or the body that holds it back. */
@@ -514,6 +552,8 @@ static void feed_session(struct engine *e, struct dest *d,
                             d->site->sessions >= cap))
             ? FATE_QUIT : FATE_PARK;
     tidy(d, s, f);
+    if (f == FATE_PARK && !unclaimed_work(d))
+        offer_spare(e, d); /* its slot, should another need it */
 }
 
 /* A job to pipeline behind the end of data the session is sending. */

@@ -138,6 +138,8 @@ struct dest {
     bool accounts_mixed;       /* items of more than one account wait */
     bool starving;             /* waits in the engine's starved list */
     struct dest *snext;
+    bool spare;                /* in the engine's list of idle slots */
+    struct dest *spnext;
     bool waiting;              /* waits for a body being composed */
     struct dest *wnext;
     bool compose_asked;        /* named in the batch being gathered */
@@ -231,6 +233,8 @@ struct dest_table {
     size_t cap, n;
     unsigned sessions;         /* all sessions, for the global cap */
     struct dest *starved_head, *starved_tail; /* wait for a global slot */
+    struct dest *spare_head, *spare_tail;     /* hold idle sessions with
+                                                 nothing to send */
     struct dest *dnsq_head, *dnsq_tail;       /* wait for a lookup slot */
     unsigned dns_inflight;
 };
