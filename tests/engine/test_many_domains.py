@@ -5,7 +5,9 @@ listed round-robin so a domain's mail is spread over the whole list), all
 routed by MX to one sluice-sink: every recipient gets its message once,
 sluiced opens at most 1.2 connections per domain (a domain's 5 messages go
 on one connection, pipelined, rather than one connection per message), and
-no connection goes up without carrying a transaction.
+no connection goes up without carrying a transaction.  At the global
+connection cap, an idle session with nothing to send gives its slot up to
+a domain with mail waiting for one.
 
 The counts do not depend on the machine's speed: the whole campaign is
 queued before sluiced starts and fits in one claim (max_inflight), so each
@@ -72,6 +74,34 @@ class ManyDomains(PeerTest):
         # session took meanwhile)
         self.assertEqual(st["sessions_without_mail"], 0, st)
         self.assertEqual(st["current_sessions"], 0, st)
+
+    def test_idle_slot_goes_to_waiting_domain(self):
+        """At the global connection cap (1 here), a session parked idle
+        with nothing to send gives its slot up to a domain whose mail
+        waits for one, rather than hold it for idle_timeout (an hour
+        here: without the hand-over b.test would wait that long)."""
+        port = peers.free_port()
+        sink = self.start_sink(port, listen="127.0.0.1")
+        dns = self.start_dns({d: [(10, "127.0.0.1")]
+                              for d in ("a.test", "b.test")})
+        conf = self.write_config(dns=dns, smtp_port=port, max_connections=1,
+                                 idle_timeout="1h")
+        p = self.start_sluiced(conf, exit_when_empty=False)
+        body = "From: s@shop.test\r\nSubject: x\r\n\r\nhello\r\n"
+        self.inject("s@shop.test", ["u@a.test"], body)
+        peers.wait_for(lambda: sink.stats()["messages"] == 1, 60,
+                       "a.test's message at the sink")
+        # a.test's session is now idle with nothing to send, and holds the
+        # one slot
+        self.inject("s@shop.test", ["u@b.test"], body)
+        peers.wait_for(lambda: sink.stats()["messages"] == 2, 60,
+                       "b.test's message at the sink")
+        p.stop(15)
+        st = sink.stop()
+        self.assertEqual(st["by_domain"]["b.test"]["messages"], 1, st)
+        self.assertEqual(st["sessions"], 2, st)
+        self.assertEqual(st["sessions_without_mail"], 0, st)
+        self.assertLessEqual(st["max_concurrency"], 1, st)
 
 
 if __name__ == "__main__":
