@@ -7,7 +7,12 @@
  *   resolved when there is no answer (route.c), have the bodies of the
  *   next items composed (body.c), give waiting items to idle sessions as jobs,
  *   and open more sessions while items wait and the domain's and the global
- *   connection limits allow.  A session that fails before it is ready moves
+ *   connection limits allow.  Sessions follow the mail in hand: one per
+ *   DEST_JOBS_PER_SESSION transactions (the open ones take the rest,
+ *   pipelined), and each session on its way up has one waiting transaction
+ *   kept for it, so none opens for mail another then sends.  At the global
+ *   cap, an idle session with nothing to send gives its slot up to a
+ *   destination waiting for one.  A session that fails before it is ready moves
  *   the destination to its next MX address; when every address has failed
  *   in a row, the waiting items are deferred with the last reason.
  *
