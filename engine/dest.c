@@ -7,7 +7,12 @@
  *   resolved when there is no answer (route.c), have the bodies of the
  *   next items composed (body.c), give waiting items to idle sessions as jobs,
  *   and open more sessions while items wait and the domain's and the global
- *   connection limits allow.  A session that fails before it is ready moves
+ *   connection limits allow.  Sessions follow the mail in hand: one per
+ *   DEST_JOBS_PER_SESSION transactions (the open ones take the rest,
+ *   pipelined), and each session on its way up has one waiting transaction
+ *   kept for it, so none opens for mail another then sends.  At the global
+ *   cap, an idle session with nothing to send gives its slot up to a
+ *   destination waiting for one.  A session that fails before it is ready moves
  *   the destination to its next MX address; when every address has failed
  *   in a row, the waiting items are deferred with the last reason.
  *
@@ -43,6 +48,10 @@
  * sessions without TLS before TLS is tried again. */
 #define DEST_CLEAR_MS (60 * 60 * 1000)
 #define DEST_MAX_WAITING 2000   /* items waiting at one destination, at most */
+/* Transactions a session is expected to carry before another one opens:
+ * with fewer waiting, the open sessions take them (one after the other,
+ * pipelined), so a domain's few messages go on one connection. */
+#define DEST_JOBS_PER_SESSION 8
 
 /* Count waiting items on the destination and on its site. */
 static void count_items(struct dest *d, int delta)
@@ -369,20 +378,6 @@ static bool session_current(const struct dest *d, struct smtp_session *s)
     return false;
 }
 
-/* Queue a destination that could not open a session for the global cap. */
-static void starve(struct engine *e, struct dest *d)
-{
-    if (d->starving)
-        return;
-    d->starving = true;
-    d->snext = NULL;
-    if (e->dests.starved_tail)
-        e->dests.starved_tail->snext = d;
-    else
-        e->dests.starved_head = d;
-    e->dests.starved_tail = d;
-}
-
 /* A global session slot came free: let starved destinations have it. */
 static void feed_starved(struct engine *e)
 {
@@ -450,6 +445,68 @@ static void tidy(struct dest *d, struct smtp_session *s, enum fate f)
         smtp_session_quit(s);
 }
 
+/* Whether d has a waiting transaction beyond the one kept for each
+ * session still connecting.  A session is opened only for mail in hand;
+ * keeping that mail for it means no connection goes up to find its work
+ * taken by another session (pipelined behind its last message) and
+ * closes having carried nothing. */
+static bool unclaimed_work(const struct dest *d)
+{
+    return d->nitems && d->ngroups > d->connecting;
+}
+
+/* Note that d parked an idle session with nothing to send: a destination
+ * kept waiting for the global cap may have its slot (starve()). */
+static void offer_spare(struct engine *e, struct dest *d)
+{
+    if (d->spare)
+        return;
+    d->spare = true;
+    d->spnext = NULL;
+    if (e->dests.spare_tail)
+        e->dests.spare_tail->spnext = d;
+    else
+        e->dests.spare_head = d;
+    e->dests.spare_tail = d;
+}
+
+/* At the global cap, close one idle session that has nothing to send
+ * (the oldest offered), so its slot goes to a destination with mail
+ * rather than idle until idle_timeout.  The list is checked lazily: a
+ * destination that got mail or lost its idle sessions since is skipped. */
+static void free_spare_slot(struct engine *e, const struct dest *needy)
+{
+    struct dest *p;
+    while ((p = e->dests.spare_head)) {
+        e->dests.spare_head = p->spnext;
+        if (!e->dests.spare_head)
+            e->dests.spare_tail = NULL;
+        p->spare = false;
+        if (p == needy || !p->nidle || unclaimed_work(p))
+            continue;
+        tidy(p, p->idle[--p->nidle], FATE_QUIT);
+        if (p->nidle)
+            offer_spare(e, p);
+        return;
+    }
+}
+
+/* Queue a destination that could not open a session for the global cap,
+ * and have an idle session elsewhere give its slot up for it. */
+static void starve(struct engine *e, struct dest *d)
+{
+    if (d->starving)
+        return;
+    d->starving = true;
+    d->snext = NULL;
+    if (e->dests.starved_tail)
+        e->dests.starved_tail->snext = d;
+    else
+        e->dests.starved_head = d;
+    e->dests.starved_tail = d;
+    free_spare_slot(e, d);
+}
+
 /* The next job for a session of d (job.c), charged to the rates it goes
  * under (limits.c: account, campaign; site.c); NULL when none can go now,
  * and d waits for the rate or the body that holds it back. */
@@ -457,6 +514,8 @@ static struct job_ctx *next_job(struct engine *e, struct dest *d)
 {
     struct job_wait w;
     struct job_ctx *j;
+    if (!unclaimed_work(d))
+        return NULL; /* kept for the sessions on their way up */
     job_prefetch(e, d);
     while (!(j = job_build(e, d, &w)) && w.again)
         ;
@@ -495,11 +554,14 @@ static void feed_session(struct engine *e, struct dest *d,
          * site's cap may keep another destination waiting (parked, it
          * would hold the slot for idle_timeout, and that destination
          * perhaps the bytes this one waits for) */
-        f = (!d->nitems || d->bytes_waiting) && (e->dests.starved_head ||
+        f = (!unclaimed_work(d) || d->bytes_waiting) &&
+            (e->dests.starved_head ||
                            (d->site && d->site->ndests > 1 &&
                             d->site->sessions >= cap))
             ? FATE_QUIT : FATE_PARK;
     tidy(d, s, f);
+    if (f == FATE_PARK && !unclaimed_work(d))
+        offer_spare(e, d); /* its slot, should another need it */
 }
 
 /* A job to pipeline behind the end of data the session is sending. */
@@ -523,6 +585,8 @@ static void on_ready(struct smtp_session *s, void *arg)
 {
     struct dest *d = arg;
     d->failed_in_row = 0;
+    if (!smtp_session_jobs(s))
+        d->connecting--; /* its first ready (ready comes after each job) */
     feed_session(d->e, d, s);
 }
 
@@ -575,6 +639,8 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
         }
     d->sessions--;
     e->dests.sessions--;
+    if (!ever_ready)
+        d->connecting--;
     if (d->site)
         site_disconnected(d->site);
     if (!ever_ready && d->site && code >= 400)
@@ -650,6 +716,7 @@ static int open_session(struct engine *e, struct dest *d)
             if (d->site)
                 site_connected(d->site);
             d->sessions++;
+            d->connecting++;
             e->dests.sessions++;
             return 0; /* its closed() callback balances the counts */
         }
@@ -660,6 +727,7 @@ static int open_session(struct engine *e, struct dest *d)
     if (d->site)
         site_connected(d->site);
     d->sessions++;
+    d->connecting++;
     e->dests.sessions++;
     return 0;
 }
@@ -677,13 +745,30 @@ static void kick_route(struct engine *e, struct dest *d)
         route_resolve(e, d);
 }
 
-/* Stage connect (smtp_session.c): open sessions while groups wait with no
- * session for them, the spool can record outcomes and the site's (or the
- * domain's) connection limit allows; at the global cap, wait in line. */
+/* The sessions the mail in hand at d warrants: one per
+ * DEST_JOBS_PER_SESSION transactions waiting or under way (fewer per
+ * session when max_messages_per_connection is lower), at least one while
+ * anything waits. */
+static unsigned sessions_wanted(const struct dest *d)
+{
+    unsigned per = DEST_JOBS_PER_SESSION;
+    if (lim(d)->max_messages_per_connection < per)
+        per = lim(d)->max_messages_per_connection;
+    if (per < 1)
+        per = 1;
+    if (!d->nitems)
+        return 0;
+    return (d->ngroups + d->busy + per - 1) / per;
+}
+
+/* Stage connect (smtp_session.c): open sessions while the mail waiting
+ * warrants more than are open or opening (sessions_wanted()), the spool
+ * can record outcomes and the site's (or the domain's) connection limit
+ * allows; at the global cap, wait in line. */
 static void open_sessions(struct engine *e, struct dest *d)
 {
     while (!engine_draining(e) && engine_spool_writable(e) &&
-           (int)d->ngroups > (int)d->sessions - (int)d->busy &&
+           sessions_wanted(d) > d->sessions &&
            (d->site ? site_may_connect(d->site)
                     : d->sessions < d->pol->max_connections)) {
         if (e->dests.sessions >= e->cfg.max_connections) {

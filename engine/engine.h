@@ -130,6 +130,8 @@ struct dest {
     unsigned failed_in_row;    /* session starts that failed one after another */
     unsigned sessions;         /* open or opening */
     unsigned busy;             /* sessions with a job */
+    unsigned connecting;       /* sessions not ready yet: each has one
+                                  waiting transaction kept for it */
     int64_t clear_until_ms;    /* opportunistic TLS failed: sessions go
                                   without STARTTLS until then (dest.c) */
     bool in_kick;
@@ -138,6 +140,8 @@ struct dest {
     struct dest *lnext;
     bool starving;             /* waits in the engine's starved list */
     struct dest *snext;
+    bool spare;                /* in the engine's list of idle slots */
+    struct dest *spnext;
     bool waiting;              /* waits for a body being composed */
     struct dest *wnext;
     bool compose_asked;        /* named in the batch being gathered */
@@ -240,6 +244,8 @@ struct dest_table {
     size_t cap, n;
     unsigned sessions;         /* all sessions, for the global cap */
     struct dest *starved_head, *starved_tail; /* wait for a global slot */
+    struct dest *spare_head, *spare_tail;     /* hold idle sessions with
+                                                 nothing to send */
     struct dest *dnsq_head, *dnsq_tail;       /* wait for a lookup slot */
     unsigned dns_inflight;
 };

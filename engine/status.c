@@ -15,6 +15,13 @@
  *   and its probe); and the rate caps per account and campaign in force
  *   ("rate_caps", limits.c), which a campaign's ETA takes (eta.h).
  *
+ *   With many sites the document is large (10,000 sites: megabytes of
+ *   JSON) and building it holds up the event loop: the next one is then
+ *   written only after STATUS_SHARE times as long as this one took (at
+ *   most STATUS_MAX_GAP_MS later), so the status never takes more than
+ *   about a twentieth of the engine's time; a small one is still written
+ *   every second.
+ *
  *   Written into a spare file that is then swapped with status.json
  *   (renameat2 RENAME_EXCHANGE), so a reader never sees half a document
  *   and, once both files exist, a rewrite takes no new disk blocks: the
@@ -34,6 +41,9 @@
 
 #include "engine.h"
 #include "incident.h"
+
+#define STATUS_SHARE 20          /* wait 20 x a write's cost before the next */
+#define STATUS_MAX_GAP_MS 10000  /* but write at least every 10 s */
 
 /* One site as a JSON object. */
 static json_t *site_json(struct site *s)
@@ -152,7 +162,11 @@ static int replace_file(const char *path, const char *tmp, const char *text)
 void status_write(struct engine *e)
 {
     static bool complained;
+    static uint64_t next_ms;
     char path[4096], tmp[4200];
+    if (engine_now_ms() < next_ms)
+        return;
+    uint64_t t0 = uv_hrtime();
     if (e->cfg.status_file)
         snprintf(path, sizeof path, "%s", e->cfg.status_file);
     else
@@ -180,6 +194,9 @@ void status_write(struct engine *e)
     json_decref(doc);
     int rc = text ? replace_file(path, tmp, text) : -1;
     free(text);
+    uint64_t gap = (uv_hrtime() - t0) / 1000000 * STATUS_SHARE;
+    next_ms = engine_now_ms() + (gap < STATUS_MAX_GAP_MS ? gap
+                                                         : STATUS_MAX_GAP_MS);
     if (rc == 0)
         return;
     if (!complained) {

@@ -139,6 +139,8 @@ struct sink_stats {
     uint64_t long_lines;
     uint64_t oversize;
     uint64_t dropped_after_data;  /* disconnect* sessions */
+    uint64_t sessions_without_mail; /* closed with no MAIL accepted */
+    uint64_t sessions_one_mail;   /* closed after exactly one MAIL */
     uint64_t protocol_errors;
     uint64_t tls_handshakes;
     uint64_t tls_failures;
@@ -230,6 +232,7 @@ struct sink_session {
     char mail_from[SINK_ADDR_MAX + 1];
     char mail_params[SINK_PARAMS_MAX + 1]; /* as sent, cut to the cap */
     bool smtputf8;                /* MAIL carried SMTPUTF8 */
+    uint64_t mails;               /* MAIL commands answered 250 */
     bool drop_after_data;         /* a disconnect* recipient */
     struct sink_dot dot;
     uint64_t msg_size;

@@ -105,6 +105,8 @@ static json_t *stats_json(const struct sink_server *srv)
     put_u64(o, "rcpt_permfail", st->rcpt_permfail);
     put_u64(o, "sessions", st->sessions);
     put_u64(o, "current_sessions", st->current);
+    put_u64(o, "sessions_without_mail", st->sessions_without_mail);
+    put_u64(o, "sessions_one_mail", st->sessions_one_mail);
     put_u64(o, "max_concurrency", st->max_concurrency);
     put_u64(o, "conn_limit_violations", st->conn_limit_violations);
     put_u64(o, "bytes", st->bytes);

@@ -69,6 +69,10 @@ void sink_session_close(struct sink_session *s)
     s->prev = s->next = NULL;
     if (s->counted)
         sink_stats_session_close(&srv->stats, s->addr);
+    if (s->mails == 0)
+        srv->stats.sessions_without_mail++;
+    else if (s->mails == 1)
+        srv->stats.sessions_one_mail++;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->tcp, on_close);
     uv_close((uv_handle_t *)&s->timer, on_close);

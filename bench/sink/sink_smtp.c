@@ -286,6 +286,7 @@ static void cmd_mail(struct sink_session *s, char *arg)
     snprintf(s->mail_params, sizeof(s->mail_params), "%s", rest);
     s->srv->stats.transactions++;
     sink_smtp_enter(s, SINK_ST_MAIL);
+    s->mails++;
     say(s, "250 2.1.0 Ok\r\n");
 }
 
