@@ -86,9 +86,11 @@ class ManyDomains(PeerTest):
                               for d in ("a.test", "b.test")})
         conf = self.write_config(dns=dns, smtp_port=port, max_connections=1,
                                  idle_timeout="1h")
-        p = self.start_sluiced(conf, exit_when_empty=False)
         body = "From: s@shop.test\r\nSubject: x\r\n\r\nhello\r\n"
+        # queued before sluiced starts: an inject beside a sluiced still
+        # creating the spool could find its lock file without data.mdb
         self.inject("s@shop.test", ["u@a.test"], body)
+        p = self.start_sluiced(conf, exit_when_empty=False)
         peers.wait_for(lambda: sink.stats()["messages"] == 1, 60,
                        "a.test's message at the sink")
         # a.test's session is now idle with nothing to send, and holds the
