@@ -55,11 +55,13 @@
 #define DETAIL_MAX 256
 
 enum { ROW_CONTACT, ROW_REJECT };
+#define NO_ROW UINT32_MAX
 
 /* One row of a batch; strings in the batch arena. */
 struct irow {
     uint64_t line;
     uint64_t contact, dup_line;         /* results */
+    uint32_t dup_of;                    /* row added first, or NO_ROW */
     uint32_t email_off, key_off, rec_off, rec_len;
     uint16_t email_len, key_len;
     uint8_t kind;
@@ -69,6 +71,7 @@ struct irow {
 struct ibatch {
     struct queue_import *im;
     struct irow *rows;
+    uint32_t *ord;                      /* rows in address order */
     size_t n;
     char *arena;
     size_t alen;
@@ -200,8 +203,9 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
     for (unsigned i = 0; i < IMPORT_BATCHES && !err; i++) {
         im->b[i].im = im;
         im->b[i].rows = malloc(IMPORT_BATCH_ROWS * sizeof *im->b[i].rows);
+        im->b[i].ord = malloc(IMPORT_BATCH_ROWS * sizeof *im->b[i].ord);
         im->b[i].arena = malloc(IMPORT_BATCH_BYTES);
-        if (!im->b[i].rows || !im->b[i].arena)
+        if (!im->b[i].rows || !im->b[i].ord || !im->b[i].arena)
             err = -ENOMEM;
     }
     c->im = im;
@@ -212,6 +216,7 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
     if (err) {
         for (unsigned i = 0; i < IMPORT_BATCHES; i++) {
             free(im->b[i].rows);
+            free(im->b[i].ord);
             free(im->b[i].arena);
         }
         pthread_mutex_destroy(&im->mu);
@@ -225,15 +230,112 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
 
 /* ------------------------------------------------------------ writer */
 
-/* Apply one batch in the writer's nested transaction. */
+/* Order of two rows by lower-case address (LMDB's order of the member
+ * and suppression keys, which share the prefix), then by line. */
+static int row_cmp(const void *a, const void *b, void *arg)
+{
+    const struct ibatch *bt = arg;
+    const struct irow *x = &bt->rows[*(const uint32_t *)a];
+    const struct irow *y = &bt->rows[*(const uint32_t *)b];
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(bt->arena + x->key_off, bt->arena + y->key_off, n);
+    if (c)
+        return c;
+    if (x->key_len != y->key_len)
+        return x->key_len < y->key_len ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether rows x and y have the same lower-case address. */
+static bool row_same(const struct ibatch *b, const struct irow *x,
+                     const struct irow *y)
+{
+    return x->key_len == y->key_len &&
+           !memcmp(b->arena + x->key_off, b->arena + y->key_off, x->key_len);
+}
+
+/* Look up the rows of b in address order (suppressed, already a member,
+ * or new; a later row with the address of a new one is its duplicate):
+ * neighbouring keys share their pages, so each page of the indexes is
+ * read once per batch, not once per row. */
+static int batch_lookup(struct admin_tx *t, struct ibatch *b, size_t *nord)
+{
+    struct queue_import *im = b->im;
+    struct queue *q = t->q;
+    unsigned char sk[SUPPRESS_KEY_MAX], mk[MEMBER_KEY_MAX], idb[8];
+    struct contact_view cv;
+    size_t n = 0;
+    int rc;
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct irow *r = &b->rows[i];
+        r->contact = r->dup_line = 0;
+        r->dup_of = NO_ROW;
+        if (r->kind == ROW_REJECT)
+            r->outcome = QUEUE_IMPORT_REJECTED;
+        else
+            b->ord[n++] = (uint32_t)i;
+    }
+    qsort_r(b->ord, n, sizeof *b->ord, row_cmp, b);
+    *nord = n;
+    for (size_t j = 0; j < n; j++) {
+        struct irow *r = &b->rows[b->ord[j]];
+        struct irow *p = j ? &b->rows[b->ord[j - 1]] : NULL;
+        if (p && row_same(b, p, r)) {
+            /* the same address as the row before it (an earlier line) */
+            r->outcome = p->outcome;
+            r->contact = p->contact;
+            r->dup_line = p->dup_line;
+            if (p->outcome == QUEUE_IMPORT_ADDED) {
+                r->outcome = QUEUE_IMPORT_DUPLICATE;
+                r->dup_of = b->ord[j - 1];
+            } else if (p->dup_of != NO_ROW) {
+                r->dup_of = p->dup_of;
+            }
+            continue;
+        }
+        const char *key = b->arena + r->key_off;
+        MDB_val k = qsupp_key(sk, im->owner, key, r->key_len), v;
+        rc = mdb_get(t->txn, q->dbi[DB_SUPPRESS], &k, &v);
+        if (rc == 0) {
+            r->outcome = QUEUE_IMPORT_SUPPRESSED;
+            continue;
+        }
+        if (rc != MDB_NOTFOUND)
+            return admin_mdb(t, rc);
+        k = qmember_key(mk, im->list, key, r->key_len);
+        rc = mdb_get(t->txn, q->dbi[DB_MEMBERS], &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            r->outcome = QUEUE_IMPORT_ADDED;   /* once it has its id */
+            continue;
+        }
+        if (rc)
+            return admin_mdb(t, rc);
+        if (v.mv_size != 8)
+            return admin_fail(t, QUEUE_ECORRUPT, "bad member record");
+        r->outcome = QUEUE_IMPORT_DUPLICATE;
+        r->contact = be64_get(v.mv_data);
+        MDB_val ik = { 8, idb }, iv;
+        be64_put(idb, r->contact);
+        if (mdb_get(t->txn, q->dbi[DB_CONTACTS], &ik, &iv) == 0 &&
+            qcontact_decode(&iv, &cv) == 0 && cv.import == im->number)
+            r->dup_line = cv.line;
+    }
+    return 0;
+}
+
+/* Apply one batch in the writer's nested transaction: look the rows up
+ * in address order, give the new contacts their ids in line order
+ * (appended to "contacts" and to the list's id order), then put their
+ * addresses into the list in address order. */
 static int batch_apply(struct admin_tx *t, void *arg)
 {
     struct ibatch *b = arg;
     struct queue_import *im = b->im;
     struct queue *q = t->q;
-    unsigned char sk[SUPPRESS_KEY_MAX], mk[MEMBER_KEY_MAX], ck[17], idb[8];
-    struct contact_view cv;
+    unsigned char mk[MEMBER_KEY_MAX], ck[17], idb[8];
     uint64_t next;
+    size_t nord;
     int err, rc;
 
     b->added = 0;
@@ -247,40 +349,19 @@ static int batch_apply(struct admin_tx *t, void *arg)
         return err;
     if (next == 0)
         next = 1;
+    if ((err = batch_lookup(t, b, &nord)))
+        return err;
     for (size_t i = 0; i < b->n; i++) {
         struct irow *r = &b->rows[i];
-        const char *key = b->arena + r->key_off;
-        r->contact = r->dup_line = 0;
-        if (r->kind == ROW_REJECT) {
-            r->outcome = QUEUE_IMPORT_REJECTED;
+        if (r->dup_of != NO_ROW) {
+            /* its first line came before it: that one has its id */
+            r->contact = b->rows[r->dup_of].contact;
+            r->dup_line = b->rows[r->dup_of].line;
             continue;
         }
-        MDB_val k = qsupp_key(sk, im->owner, key, r->key_len), v;
-        rc = mdb_get(t->txn, q->dbi[DB_SUPPRESS], &k, &v);
-        if (rc == 0) {
-            r->outcome = QUEUE_IMPORT_SUPPRESSED;
+        if (r->kind == ROW_REJECT || r->outcome != QUEUE_IMPORT_ADDED)
             continue;
-        }
-        if (rc != MDB_NOTFOUND)
-            return admin_mdb(t, rc);
         be64_put(idb, next);
-        k = qmember_key(mk, im->list, key, r->key_len);
-        v = (MDB_val){ 8, idb };
-        rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST) {
-            if (v.mv_size != 8)
-                return admin_fail(t, QUEUE_ECORRUPT, "bad member record");
-            r->outcome = QUEUE_IMPORT_DUPLICATE;
-            r->contact = be64_get(v.mv_data);
-            be64_put(idb, r->contact);
-            MDB_val ik = { 8, idb }, iv;
-            if (mdb_get(t->txn, q->dbi[DB_CONTACTS], &ik, &iv) == 0 &&
-                qcontact_decode(&iv, &cv) == 0 && cv.import == im->number)
-                r->dup_line = cv.line;
-            continue;
-        }
-        if (rc)
-            return admin_mdb(t, rc);
         MDB_val ik = { 8, idb }, iv = { r->rec_len, b->arena + r->rec_off };
         rc = mdb_put(t->txn, q->dbi[DB_CONTACTS], &ik, &iv, MDB_APPEND);
         if (rc == MDB_KEYEXIST)
@@ -289,13 +370,24 @@ static int batch_apply(struct admin_tx *t, void *arg)
                               (unsigned long long)next);
         if (rc)
             return admin_mdb(t, rc);
-        k = qmember_id_key(ck, im->list, next);
-        v = (MDB_val){ 0, NULL };
+        MDB_val k = qmember_id_key(ck, im->list, next), v = { 0, NULL };
         if ((rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, 0)))
             return admin_mdb(t, rc);
-        r->outcome = QUEUE_IMPORT_ADDED;
         r->contact = next++;
         b->added++;
+    }
+    for (size_t j = 0; j < nord; j++) {
+        struct irow *r = &b->rows[b->ord[j]];
+        if (r->outcome != QUEUE_IMPORT_ADDED)
+            continue;
+        be64_put(idb, r->contact);
+        MDB_val k = qmember_key(mk, im->list, b->arena + r->key_off,
+                                r->key_len), v = { 8, idb };
+        rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST)
+            return admin_fail(t, QUEUE_ECORRUPT, "member added twice");
+        if (rc)
+            return admin_mdb(t, rc);
     }
     if (b->added) {
         if ((rc = qmeta_put_u64(q, t->txn, "next_contact", next)))
@@ -564,6 +656,7 @@ int queue_import_end(struct queue_import *im, const struct queue_actor *by,
         *counts = im->counts;
     for (unsigned i = 0; i < IMPORT_BATCHES; i++) {
         free(im->b[i].rows);
+        free(im->b[i].ord);
         free(im->b[i].arena);
     }
     pthread_mutex_destroy(&im->mu);
