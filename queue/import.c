@@ -1,43 +1,55 @@
 /*
- * import.c - contact import: rows gathered into large batches, each batch
- * one operation of the writer, several batches in flight at once.
+ * import.c - contact import: rows gathered into windows, each window
+ * sorted by address and written in slices, one operation of the writer
+ * each, while the caller fills the next window.
  *
  * DESCRIPTION
  *   queue_import_begin() adds the file's new columns to the list's fields
  *   and takes an import number (meta "next_import") in one change.  Rows
- *   are then packed in the caller's thread into a batch (up to
- *   IMPORT_BATCH_ROWS rows or IMPORT_BATCH_BYTES bytes); a full batch goes
- *   to the writer as an OP_ADMIN operation and the caller fills the next
- *   one while the writer applies it.  IMPORT_BATCHES buffers turn in a
- *   ring, so memory stays the same whatever the size of the file.
+ *   are then packed in the caller's thread into a window (its row limit
+ *   starts at IMPORT_BATCH_ROWS and doubles with each window up to
+ *   IMPORT_WINDOW_ROWS, so the writer starts early; at most
+ *   IMPORT_WINDOW_BYTES).  A full window is sorted by lower-case address
+ *   (then line) and goes to the writer as slices of IMPORT_BATCH_ROWS
+ *   rows, each an OP_ADMIN operation committed on its own, applied in
+ *   order; the caller fills the other window meanwhile.  IMPORT_WINDOWS
+ *   buffers turn in a ring, so memory stays the same whatever the size of
+ *   the file.
  *
- *   Batch size: the (list, address) index takes inserts in random order,
- *   so every commit rewrites most of the index pages the batch touched;
- *   larger batches touch each page for more rows.  Measured on 1,000,000
- *   rows (bench/import_bench.sh): 5,000-row commits 17 s, about 16,000
- *   8-10 s; the writer's dirty pages (about 45 MB at 16,000 rows into a
- *   large list) are what bounds the import's private memory.  The spool's
- *   map is not trimmed during an import: trimming after every batch made
- *   it three times slower (every page faulted in again) and the mapped
- *   pages are shared page cache, not memory of the import.
+ *   Why sorted: the (list, address) index of a file in random order takes
+ *   inserts all over its range, so a commit in file order rewrites most
+ *   of the index's pages (copy-on-write), and the import cost grew with
+ *   the list (1,000,000 random rows: 7.3 GB written, against 0.2 GB for
+ *   the same rows in address order).  A slice of a sorted window covers
+ *   1/16 of the address range and rewrites only the pages of that part:
+ *   0.7 GB for the same file (bench/RESULTS.md, issue 22).  The spool's map
+ *   is not trimmed during an import: trimming after every batch made it
+ *   three times slower (every page faulted in again) and the mapped pages
+ *   are shared page cache, not memory of the import.
  *
- *   In the writer, each row of a batch is checked against the owner's
+ *   In the writer, each row of a slice is checked against the owner's
  *   suppression list, then put into members with MDB_NOOVERWRITE: an
  *   address already in the list (compared without case) is a duplicate,
  *   and the existing contact's record says whether it came from this
- *   import (and from which line) or an earlier one.  New contacts get
- *   consecutive ids and are appended to "contacts".  The list's contact
- *   count moves in the same transaction.  The batch commits as a whole:
- *   an import that fails half way keeps the batches committed before.
+ *   import (and from which line) or an earlier one; a row with the
+ *   address of the row before it in the slice is that row's duplicate.
+ *   Equal addresses sort by line, so the first line is the one kept,
+ *   whatever the order of the file.  New contacts get consecutive ids (in
+ *   address order within a window: the list's order, and a campaign's,
+ *   follows the file only window by window) and are appended to
+ *   "contacts".  The list's contact count moves in the same transaction.
+ *   A slice commits as a whole: an import that fails half way keeps the
+ *   slices committed before.
  *
  *   Results come back to the caller, in the order rows were given, from
- *   within queue_import_add/_reject/_end: once per row, rows the caller
- *   rejected itself included, so a reject file can be written in line
- *   order.  The import ends with one audit record with its counts.
+ *   within queue_import_add/_reject/_end, once a window is done: once per
+ *   row, rows the caller rejected itself included, so a reject file can
+ *   be written in line order.  A slice that failed has no results.  The
+ *   import ends with one audit record with its counts.
  *
  * DIAGNOSTICS
  *   queue_import_add() refuses one row (-EINVAL, QUEUE_ETOOBIG) without
- *   harm to the import.  A batch that fails (list deleted meanwhile:
+ *   harm to the import.  A slice that fails (list deleted meanwhile:
  *   QUEUE_ENOTFOUND; disk or map full) fails the import: later calls
  *   return its code, queue_last_detail() says why.
  */
@@ -49,38 +61,56 @@
 
 #include "lists_int.h"
 
-#define IMPORT_BATCH_ROWS 16384
-#define IMPORT_BATCH_BYTES (2u << 20)
-#define IMPORT_BATCHES 3
+#define IMPORT_BATCH_ROWS 16384          /* rows of one commit */
+#define IMPORT_WINDOW_ROWS (16 * IMPORT_BATCH_ROWS)
+#define IMPORT_WINDOW_BYTES (32u << 20)
+#define IMPORT_WINDOWS 2
+#define IMPORT_SLICES (IMPORT_WINDOW_ROWS / IMPORT_BATCH_ROWS)
 #define DETAIL_MAX 256
 
 enum { ROW_CONTACT, ROW_REJECT };
-#define NO_ROW UINT32_MAX
 
-/* One row of a batch; strings in the batch arena. */
+/* One row of a window; strings in the window's arena. */
 struct irow {
     uint64_t line;
     uint64_t contact, dup_line;         /* results */
-    uint32_t dup_of;                    /* row added first, or NO_ROW */
     uint32_t email_off, key_off, rec_off, rec_len;
     uint16_t email_len, key_len;
     uint8_t kind;
-    uint8_t outcome;
+    uint8_t outcome;                    /* 0: not (yet) committed */
 };
 
-struct ibatch {
-    struct queue_import *im;
-    struct irow *rows;
-    uint32_t *ord;                      /* rows in address order */
-    size_t n;
-    char *arena;
-    size_t alen;
-    bool busy;                          /* submitted, results not taken */
-    bool done;                          /* the writer finished it */
-    int status;
+struct iwin;
+
+/* A contact row in the sort: its key's first 16 bytes as two big-endian
+ * numbers (zero padded; addresses hold no NUL), so that most comparisons
+ * read only this array. */
+struct iord {
+    uint64_t p0, p1;
+    uint32_t row;
+};
+
+/* One commit's share of a window: ord[first .. first + n). */
+struct islice {
+    struct iwin *w;
+    size_t first, n;
     uint64_t added;
     struct list_rec lrec;               /* writer's scratch */
     char detail[DETAIL_MAX];
+};
+
+/* A window of rows: filled in line order, written in address order. */
+struct iwin {
+    struct queue_import *im;
+    struct irow *rows;
+    struct iord *ord;                   /* contact rows in address order */
+    char *arena;
+    size_t n, alen;
+    bool busy;                          /* submitted, results not taken */
+    unsigned pending;                   /* slices the writer has not done */
+    int status;                         /* first failure of a slice */
+    char detail[DETAIL_MAX];
+    struct islice slices[IMPORT_SLICES];
 };
 
 struct queue_import {
@@ -92,14 +122,25 @@ struct queue_import {
     int col_of[QUEUE_MAX_FIELDS];       /* list field -> value index, -1 */
     void (*cb)(void *arg, const struct queue_import_result *r);
     void *arg;
-    struct ibatch b[IMPORT_BATCHES];
-    unsigned cur;                       /* the batch being filled */
+    struct iwin w[IMPORT_WINDOWS];
+    unsigned cur;                       /* the window being filled */
+    size_t limit;                       /* its rows: grows to the cap */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int err;
     char detail[DETAIL_MAX];
     struct queue_import_counts counts;
 };
+
+/* Free the windows' buffers. */
+static void windows_free(struct queue_import *im)
+{
+    for (unsigned i = 0; i < IMPORT_WINDOWS; i++) {
+        free(im->w[i].rows);
+        free(im->w[i].ord);
+        free(im->w[i].arena);
+    }
+}
 
 /* ------------------------------------------------------------- begin */
 
@@ -200,12 +241,14 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
     pthread_mutex_init(&im->mu, NULL);
     pthread_cond_init(&im->cv, NULL);
     int err = 0;
-    for (unsigned i = 0; i < IMPORT_BATCHES && !err; i++) {
-        im->b[i].im = im;
-        im->b[i].rows = malloc(IMPORT_BATCH_ROWS * sizeof *im->b[i].rows);
-        im->b[i].ord = malloc(IMPORT_BATCH_ROWS * sizeof *im->b[i].ord);
-        im->b[i].arena = malloc(IMPORT_BATCH_BYTES);
-        if (!im->b[i].rows || !im->b[i].ord || !im->b[i].arena)
+    im->limit = IMPORT_BATCH_ROWS;
+    for (unsigned i = 0; i < IMPORT_WINDOWS && !err; i++) {
+        struct iwin *w = &im->w[i];
+        w->im = im;
+        w->rows = malloc(IMPORT_WINDOW_ROWS * sizeof *w->rows);
+        w->ord = malloc(IMPORT_WINDOW_ROWS * sizeof *w->ord);
+        w->arena = malloc(IMPORT_WINDOW_BYTES);
+        if (!w->rows || !w->ord || !w->arena)
             err = -ENOMEM;
     }
     c->im = im;
@@ -214,11 +257,7 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
         err = admin_run(q, do_begin, c);
     free(c);
     if (err) {
-        for (unsigned i = 0; i < IMPORT_BATCHES; i++) {
-            free(im->b[i].rows);
-            free(im->b[i].ord);
-            free(im->b[i].arena);
-        }
+        windows_free(im);
         pthread_mutex_destroy(&im->mu);
         pthread_cond_destroy(&im->cv);
         free(im);
@@ -230,117 +269,27 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
 
 /* ------------------------------------------------------------ writer */
 
-/* Order of two rows by lower-case address (LMDB's order of the member
- * and suppression keys, which share the prefix), then by line. */
-static int row_cmp(const void *a, const void *b, void *arg)
+/* Apply one slice of a window in the writer's nested transaction, its
+ * rows in address order: neighbouring addresses share index pages, so a
+ * commit rewrites only the pages of its part of the address range, not
+ * pages all over the list's index as rows in file order would.  A row
+ * with the address of the row before it (an earlier line) is its
+ * duplicate.  New contacts get consecutive ids in that order. */
+static int slice_apply(struct admin_tx *t, void *arg)
 {
-    const struct ibatch *bt = arg;
-    const struct irow *x = &bt->rows[*(const uint32_t *)a];
-    const struct irow *y = &bt->rows[*(const uint32_t *)b];
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(bt->arena + x->key_off, bt->arena + y->key_off, n);
-    if (c)
-        return c;
-    if (x->key_len != y->key_len)
-        return x->key_len < y->key_len ? -1 : 1;
-    return x < y ? -1 : x > y;
-}
-
-/* Whether rows x and y have the same lower-case address. */
-static bool row_same(const struct ibatch *b, const struct irow *x,
-                     const struct irow *y)
-{
-    return x->key_len == y->key_len &&
-           !memcmp(b->arena + x->key_off, b->arena + y->key_off, x->key_len);
-}
-
-/* Look up the rows of b in address order (suppressed, already a member,
- * or new; a later row with the address of a new one is its duplicate):
- * neighbouring keys share their pages, so each page of the indexes is
- * read once per batch, not once per row. */
-static int batch_lookup(struct admin_tx *t, struct ibatch *b, size_t *nord)
-{
-    struct queue_import *im = b->im;
+    struct islice *sl = arg;
+    struct iwin *w = sl->w;
+    struct queue_import *im = w->im;
     struct queue *q = t->q;
-    unsigned char sk[SUPPRESS_KEY_MAX], mk[MEMBER_KEY_MAX], idb[8];
+    unsigned char sk[SUPPRESS_KEY_MAX], mk[MEMBER_KEY_MAX], ck[17], idb[8];
     struct contact_view cv;
-    size_t n = 0;
-    int rc;
-
-    for (size_t i = 0; i < b->n; i++) {
-        struct irow *r = &b->rows[i];
-        r->contact = r->dup_line = 0;
-        r->dup_of = NO_ROW;
-        if (r->kind == ROW_REJECT)
-            r->outcome = QUEUE_IMPORT_REJECTED;
-        else
-            b->ord[n++] = (uint32_t)i;
-    }
-    qsort_r(b->ord, n, sizeof *b->ord, row_cmp, b);
-    *nord = n;
-    for (size_t j = 0; j < n; j++) {
-        struct irow *r = &b->rows[b->ord[j]];
-        struct irow *p = j ? &b->rows[b->ord[j - 1]] : NULL;
-        if (p && row_same(b, p, r)) {
-            /* the same address as the row before it (an earlier line) */
-            r->outcome = p->outcome;
-            r->contact = p->contact;
-            r->dup_line = p->dup_line;
-            if (p->outcome == QUEUE_IMPORT_ADDED) {
-                r->outcome = QUEUE_IMPORT_DUPLICATE;
-                r->dup_of = b->ord[j - 1];
-            } else if (p->dup_of != NO_ROW) {
-                r->dup_of = p->dup_of;
-            }
-            continue;
-        }
-        const char *key = b->arena + r->key_off;
-        MDB_val k = qsupp_key(sk, im->owner, key, r->key_len), v;
-        rc = mdb_get(t->txn, q->dbi[DB_SUPPRESS], &k, &v);
-        if (rc == 0) {
-            r->outcome = QUEUE_IMPORT_SUPPRESSED;
-            continue;
-        }
-        if (rc != MDB_NOTFOUND)
-            return admin_mdb(t, rc);
-        k = qmember_key(mk, im->list, key, r->key_len);
-        rc = mdb_get(t->txn, q->dbi[DB_MEMBERS], &k, &v);
-        if (rc == MDB_NOTFOUND) {
-            r->outcome = QUEUE_IMPORT_ADDED;   /* once it has its id */
-            continue;
-        }
-        if (rc)
-            return admin_mdb(t, rc);
-        if (v.mv_size != 8)
-            return admin_fail(t, QUEUE_ECORRUPT, "bad member record");
-        r->outcome = QUEUE_IMPORT_DUPLICATE;
-        r->contact = be64_get(v.mv_data);
-        MDB_val ik = { 8, idb }, iv;
-        be64_put(idb, r->contact);
-        if (mdb_get(t->txn, q->dbi[DB_CONTACTS], &ik, &iv) == 0 &&
-            qcontact_decode(&iv, &cv) == 0 && cv.import == im->number)
-            r->dup_line = cv.line;
-    }
-    return 0;
-}
-
-/* Apply one batch in the writer's nested transaction: look the rows up
- * in address order, give the new contacts their ids in line order
- * (appended to "contacts" and to the list's id order), then put their
- * addresses into the list in address order. */
-static int batch_apply(struct admin_tx *t, void *arg)
-{
-    struct ibatch *b = arg;
-    struct queue_import *im = b->im;
-    struct queue *q = t->q;
-    unsigned char mk[MEMBER_KEY_MAX], ck[17], idb[8];
+    const struct irow *p = NULL;
     uint64_t next;
-    size_t nord;
     int err, rc;
 
-    b->added = 0;
-    err = qlist_load(q, t->txn, im->list, &b->lrec);
-    if (err == QUEUE_ENOTFOUND || (!err && (b->lrec.flags & LIST_F_DELETING)))
+    sl->added = 0;
+    err = qlist_load(q, t->txn, im->list, &sl->lrec);
+    if (err == QUEUE_ENOTFOUND || (!err && (sl->lrec.flags & LIST_F_DELETING)))
         return admin_fail(t, QUEUE_ENOTFOUND, "list %s was deleted during "
                           "the import", im->list_name);
     if (err)
@@ -349,20 +298,48 @@ static int batch_apply(struct admin_tx *t, void *arg)
         return err;
     if (next == 0)
         next = 1;
-    if ((err = batch_lookup(t, b, &nord)))
-        return err;
-    for (size_t i = 0; i < b->n; i++) {
-        struct irow *r = &b->rows[i];
-        if (r->dup_of != NO_ROW) {
-            /* its first line came before it: that one has its id */
-            r->contact = b->rows[r->dup_of].contact;
-            r->dup_line = b->rows[r->dup_of].line;
+    for (size_t j = sl->first; j < sl->first + sl->n; p = &w->rows[w->ord[j++].row]) {
+        struct irow *r = &w->rows[w->ord[j].row];
+        const char *key = w->arena + r->key_off;
+        r->contact = r->dup_line = 0;
+        if (p && p->key_len == r->key_len &&
+            !memcmp(w->arena + p->key_off, key, r->key_len)) {
+            r->outcome = p->outcome;
+            r->contact = p->contact;
+            r->dup_line = p->dup_line;
+            if (p->outcome == QUEUE_IMPORT_ADDED) {
+                r->outcome = QUEUE_IMPORT_DUPLICATE;
+                r->dup_line = p->line;
+            }
             continue;
         }
-        if (r->kind == ROW_REJECT || r->outcome != QUEUE_IMPORT_ADDED)
+        MDB_val k = qsupp_key(sk, im->owner, key, r->key_len), v;
+        rc = mdb_get(t->txn, q->dbi[DB_SUPPRESS], &k, &v);
+        if (rc == 0) {
+            r->outcome = QUEUE_IMPORT_SUPPRESSED;
             continue;
+        }
+        if (rc != MDB_NOTFOUND)
+            return admin_mdb(t, rc);
         be64_put(idb, next);
-        MDB_val ik = { 8, idb }, iv = { r->rec_len, b->arena + r->rec_off };
+        k = qmember_key(mk, im->list, key, r->key_len);
+        v = (MDB_val){ 8, idb };
+        rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            if (v.mv_size != 8)
+                return admin_fail(t, QUEUE_ECORRUPT, "bad member record");
+            r->outcome = QUEUE_IMPORT_DUPLICATE;
+            r->contact = be64_get(v.mv_data);
+            be64_put(idb, r->contact);
+            MDB_val ik = { 8, idb }, iv;
+            if (mdb_get(t->txn, q->dbi[DB_CONTACTS], &ik, &iv) == 0 &&
+                qcontact_decode(&iv, &cv) == 0 && cv.import == im->number)
+                r->dup_line = cv.line;
+            continue;
+        }
+        if (rc)
+            return admin_mdb(t, rc);
+        MDB_val ik = { 8, idb }, iv = { r->rec_len, w->arena + r->rec_off };
         rc = mdb_put(t->txn, q->dbi[DB_CONTACTS], &ik, &iv, MDB_APPEND);
         if (rc == MDB_KEYEXIST)
             return admin_fail(t, QUEUE_ECORRUPT, "contact ids out of order "
@@ -370,47 +347,46 @@ static int batch_apply(struct admin_tx *t, void *arg)
                               (unsigned long long)next);
         if (rc)
             return admin_mdb(t, rc);
-        MDB_val k = qmember_id_key(ck, im->list, next), v = { 0, NULL };
+        k = qmember_id_key(ck, im->list, next);
+        v = (MDB_val){ 0, NULL };
         if ((rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, 0)))
             return admin_mdb(t, rc);
+        r->outcome = QUEUE_IMPORT_ADDED;
         r->contact = next++;
-        b->added++;
+        sl->added++;
     }
-    for (size_t j = 0; j < nord; j++) {
-        struct irow *r = &b->rows[b->ord[j]];
-        if (r->outcome != QUEUE_IMPORT_ADDED)
-            continue;
-        be64_put(idb, r->contact);
-        MDB_val k = qmember_key(mk, im->list, b->arena + r->key_off,
-                                r->key_len), v = { 8, idb };
-        rc = mdb_put(t->txn, q->dbi[DB_MEMBERS], &k, &v, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST)
-            return admin_fail(t, QUEUE_ECORRUPT, "member added twice");
-        if (rc)
-            return admin_mdb(t, rc);
-    }
-    if (b->added) {
+    if (sl->added) {
         if ((rc = qmeta_put_u64(q, t->txn, "next_contact", next)))
             return admin_mdb(t, rc);
-        b->lrec.l.contacts += b->added;
-        if ((err = qlist_store(t, &b->lrec)))
+        sl->lrec.l.contacts += sl->added;
+        if ((err = qlist_store(t, &sl->lrec)))
             return err;
     }
     return 0;
 }
 
-/* Completion on the writer thread: wake the importer. */
-static void batch_done(void *arg, int status, uint64_t first_id,
+/* Completion of a slice on the writer thread: a slice that failed has no
+ * results (its transaction was not committed); wake the importer when the
+ * window is done. */
+static void slice_done(void *arg, int status, uint64_t first_id,
                        uint64_t msg_id)
 {
-    struct ibatch *b = arg;
+    struct islice *sl = arg;
+    struct iwin *w = sl->w;
     (void)first_id;
     (void)msg_id;
-    pthread_mutex_lock(&b->im->mu);
-    b->status = status;
-    b->done = true;
-    pthread_cond_broadcast(&b->im->cv);
-    pthread_mutex_unlock(&b->im->mu);
+    pthread_mutex_lock(&w->im->mu);
+    if (status) {
+        for (size_t j = sl->first; j < sl->first + sl->n; j++)
+            w->rows[w->ord[j].row].outcome = 0;
+        if (!w->status) {
+            w->status = status;
+            memcpy(w->detail, sl->detail, sizeof w->detail);
+        }
+    }
+    w->pending--;
+    pthread_cond_broadcast(&w->im->cv);
+    pthread_mutex_unlock(&w->im->mu);
 }
 
 /* ------------------------------------------------------------ caller */
@@ -425,22 +401,25 @@ static void import_fail(struct queue_import *im, int err, const char *why)
              why && *why ? why : queue_strerror(err));
 }
 
-/* Wait for batch b and hand its results to the caller; b is empty after. */
-static void batch_collect(struct queue_import *im, struct ibatch *b)
+/* Wait for window w and hand its results to the caller in line order
+ * (rows of a slice that failed have none); w is empty after. */
+static void window_collect(struct queue_import *im, struct iwin *w)
 {
     pthread_mutex_lock(&im->mu);
-    while (!b->done)
+    while (w->pending)
         pthread_cond_wait(&im->cv, &im->mu);
     pthread_mutex_unlock(&im->mu);
-    if (b->status)
-        import_fail(im, b->status, b->detail);
-    for (size_t i = 0; i < b->n && !b->status; i++) {
-        const struct irow *r = &b->rows[i];
+    if (w->status)
+        import_fail(im, w->status, w->detail);
+    for (size_t i = 0; i < w->n; i++) {
+        const struct irow *r = &w->rows[i];
+        if (!r->outcome)
+            continue;
         struct queue_import_result res = {
             .line = r->line, .outcome = r->outcome,
-            .email = b->arena + r->email_off, .contact = r->contact,
+            .email = w->arena + r->email_off, .contact = r->contact,
             .dup_line = r->dup_line,
-            .reason = r->kind == ROW_REJECT ? b->arena + r->rec_off : NULL,
+            .reason = r->kind == ROW_REJECT ? w->arena + r->rec_off : NULL,
         };
         im->counts.rows++;
         switch (r->outcome) {
@@ -452,74 +431,134 @@ static void batch_collect(struct queue_import *im, struct ibatch *b)
         if (im->cb)
             im->cb(im->arg, &res);
     }
-    b->busy = b->done = false;
-    b->n = b->alen = 0;
-    b->status = 0;
+    w->busy = false;
+    w->n = w->alen = 0;
+    w->status = 0;
 }
 
-/* Send the batch being filled to the writer and make the next one ready
- * (waiting for it if it is still in flight). */
-static int batch_submit(struct queue_import *im)
+/* Order of two rows of a window by lower-case address (the order of the
+ * member and suppression keys, which share their prefix), then by line. */
+static int row_cmp(const void *a, const void *b, void *arg)
 {
-    struct ibatch *b = &im->b[im->cur];
-    if (b->n) {
-        struct queue_op *op = calloc(1, sizeof *op);
-        if (!op) {
-            import_fail(im, -ENOMEM, NULL);
-            return im->err;
+    const struct iord *x = a, *y = b;
+    if (x->p0 != y->p0)
+        return x->p0 < y->p0 ? -1 : 1;
+    if (x->p1 != y->p1)
+        return x->p1 < y->p1 ? -1 : 1;
+    const struct iwin *w = arg;
+    const struct irow *rx = &w->rows[x->row], *ry = &w->rows[y->row];
+    size_t n = rx->key_len < ry->key_len ? rx->key_len : ry->key_len;
+    int c = n > 16 ? memcmp(w->arena + rx->key_off + 16,
+                            w->arena + ry->key_off + 16, n - 16) : 0;
+    if (c)
+        return c;
+    if (rx->key_len != ry->key_len)
+        return rx->key_len < ry->key_len ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* 8 bytes of a key from off as a big-endian number (zero padded). */
+static uint64_t key_prefix(const char *key, size_t len, size_t off)
+{
+    uint64_t v = 0;
+    for (size_t i = off; i < off + 8; i++)
+        v = v << 8 | (i < len ? (unsigned char)key[i] : 0);
+    return v;
+}
+
+/* Sort the window being filled by address and send it to the writer in
+ * slices of IMPORT_BATCH_ROWS rows (one commit each, applied in order);
+ * make the next window ready, waiting for it if it is still in flight. */
+static int window_submit(struct queue_import *im)
+{
+    struct iwin *w = &im->w[im->cur];
+    size_t n = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->rows[i].kind == ROW_CONTACT) {
+            const struct irow *r = &w->rows[i];
+            const char *key = w->arena + r->key_off;
+            w->ord[n++] = (struct iord){ key_prefix(key, r->key_len, 0),
+                                         key_prefix(key, r->key_len, 8),
+                                         (uint32_t)i };
         }
-        op->kind = OP_ADMIN;
-        op->weight = (unsigned)b->n;     /* a group of its own */
-        op->admin_fn = batch_apply;
-        op->admin_arg = b;
-        op->admin_detail = b->detail;
-        b->busy = true;
-        b->done = false;
-        int err = queue_op_submit(im->q, op, NULL, batch_done, b);
-        if (err) {
-            b->busy = false;
-            b->n = b->alen = 0;
-            import_fail(im, err, NULL);
-            return err;
+    qsort_r(w->ord, n, sizeof *w->ord, row_cmp, w);
+    if (w->n) {
+        size_t sent = 0;
+        w->busy = true;
+        w->status = 0;
+        while (sent < n && !im->err) {
+            struct islice *sl = &w->slices[sent / IMPORT_BATCH_ROWS];
+            struct queue_op *op = calloc(1, sizeof *op);
+            if (!op) {
+                import_fail(im, -ENOMEM, NULL);
+                break;
+            }
+            sl->w = w;
+            sl->first = sent;
+            sl->n = n - sent < IMPORT_BATCH_ROWS ? n - sent : IMPORT_BATCH_ROWS;
+            op->kind = OP_ADMIN;
+            op->weight = (unsigned)sl->n;     /* a group of its own */
+            op->admin_fn = slice_apply;
+            op->admin_arg = sl;
+            op->admin_detail = sl->detail;
+            pthread_mutex_lock(&im->mu);
+            w->pending++;
+            pthread_mutex_unlock(&im->mu);
+            int err = queue_op_submit(im->q, op, NULL, slice_done, sl);
+            if (err) {
+                pthread_mutex_lock(&im->mu);
+                w->pending--;
+                pthread_mutex_unlock(&im->mu);
+                import_fail(im, err, NULL);
+                break;
+            }
+            sent += sl->n;
         }
-        im->cur = (im->cur + 1) % IMPORT_BATCHES;
+        /* rows of slices never sent have no results */
+        for (size_t j = sent; j < n; j++)
+            w->rows[w->ord[j].row].outcome = 0;
+        im->cur = (im->cur + 1) % IMPORT_WINDOWS;
+        /* small first windows: the writer starts early */
+        if (im->limit < IMPORT_WINDOW_ROWS)
+            im->limit *= 2;
     }
-    b = &im->b[im->cur];
-    if (b->busy)
-        batch_collect(im, b);
+    w = &im->w[im->cur];
+    if (w->busy)
+        window_collect(im, w);
     return im->err;
 }
 
-/* Room for one row of need arena bytes in the current batch. */
-static struct ibatch *batch_room(struct queue_import *im, size_t need)
+/* Room for one row of need arena bytes in the current window. */
+static struct iwin *window_room(struct queue_import *im, size_t need)
 {
-    struct ibatch *b = &im->b[im->cur];
-    if (b->n == IMPORT_BATCH_ROWS || IMPORT_BATCH_BYTES - b->alen < need) {
-        if (batch_submit(im))
+    struct iwin *w = &im->w[im->cur];
+    if (w->n == im->limit || IMPORT_WINDOW_BYTES - w->alen < need) {
+        if (window_submit(im))
             return NULL;
-        b = &im->b[im->cur];
+        w = &im->w[im->cur];
     }
-    return b;
+    return w;
 }
 
-/* Append n bytes (and a NUL when nul) to b's arena; the offset. */
-static uint32_t arena_put(struct ibatch *b, const void *p, size_t n, bool nul)
+/* Append n bytes (and a NUL when nul) to w's arena; the offset. */
+static uint32_t arena_put(struct iwin *w, const void *p, size_t n, bool nul)
 {
-    uint32_t off = (uint32_t)b->alen;
+    uint32_t off = (uint32_t)w->alen;
     if (n)
-        memcpy(b->arena + b->alen, p, n);
-    b->alen += n;
+        memcpy(w->arena + w->alen, p, n);
+    w->alen += n;
     if (nul)
-        b->arena[b->alen++] = 0;
+        w->arena[w->alen++] = 0;
     return off;
 }
 
 /* Little-endian put into the arena. */
-static void arena_le(struct ibatch *b, uint64_t v, int n)
+static void arena_le(struct iwin *w, uint64_t v, int n)
 {
     for (int i = 0; i < n; i++)
-        b->arena[b->alen++] = (char)(v >> (8 * i));
+        w->arena[w->alen++] = (char)(v >> (8 * i));
 }
+
 
 int queue_import_add(struct queue_import *im, uint64_t line,
                      const char *email, const char *const *values,
@@ -556,32 +595,32 @@ int queue_import_add(struct queue_import *im, uint64_t line,
                          (unsigned)QUEUE_MAX_CONTACT);
         return QUEUE_ETOOBIG;
     }
-    struct ibatch *b = batch_room(im, 2 * (elen + 1) + rec);
-    if (!b)
+    struct iwin *w = window_room(im, 2 * (elen + 1) + rec);
+    if (!w)
         return im->err;
-    struct irow *r = &b->rows[b->n++];
+    struct irow *r = &w->rows[w->n++];
     memset(r, 0, sizeof *r);
     r->kind = ROW_CONTACT;
     r->line = line;
     r->email_len = (uint16_t)elen;
-    r->email_off = arena_put(b, email, elen, true);
+    r->email_off = arena_put(w, email, elen, true);
     r->key_len = (uint16_t)elen;
-    r->key_off = arena_put(b, lower, elen, true);
-    r->rec_off = (uint32_t)b->alen;
-    arena_le(b, LIST_FMT, 1);
-    arena_le(b, im->list, 8);
-    arena_le(b, im->number, 4);
-    arena_le(b, line, 8);
-    arena_le(b, elen, 2);
-    arena_put(b, email, elen, true);
-    arena_le(b, nvalues, 1);
+    r->key_off = arena_put(w, lower, elen, true);
+    r->rec_off = (uint32_t)w->alen;
+    arena_le(w, LIST_FMT, 1);
+    arena_le(w, im->list, 8);
+    arena_le(w, im->number, 4);
+    arena_le(w, line, 8);
+    arena_le(w, elen, 2);
+    arena_put(w, email, elen, true);
+    arena_le(w, nvalues, 1);
     for (unsigned j = 0; j < nvalues; j++) {
         int c = im->col_of[j];
         size_t n = c >= 0 ? lens[c] : 0;
-        arena_le(b, n, 2);
-        arena_put(b, n ? values[c] : NULL, n, true);
+        arena_le(w, n, 2);
+        arena_put(w, n ? values[c] : NULL, n, true);
     }
-    r->rec_len = (uint32_t)(b->alen - r->rec_off);
+    r->rec_len = (uint32_t)(w->alen - r->rec_off);
     return 0;
 }
 
@@ -592,16 +631,17 @@ int queue_import_reject(struct queue_import *im, uint64_t line,
     size_t rlen = reason ? strnlen(reason, QUEUE_MAX_IMPORT_REASON) : 0;
     if (im->err)
         return im->err;
-    struct ibatch *b = batch_room(im, elen + rlen + 2);
-    if (!b)
+    struct iwin *w = window_room(im, elen + rlen + 2);
+    if (!w)
         return im->err;
-    struct irow *r = &b->rows[b->n++];
+    struct irow *r = &w->rows[w->n++];
     memset(r, 0, sizeof *r);
     r->kind = ROW_REJECT;
+    r->outcome = QUEUE_IMPORT_REJECTED;
     r->line = line;
     r->email_len = (uint16_t)elen;
-    r->email_off = arena_put(b, email, elen, true);
-    r->rec_off = arena_put(b, reason, rlen, true);
+    r->email_off = arena_put(w, email, elen, true);
+    r->rec_off = arena_put(w, reason, rlen, true);
     r->rec_len = (uint32_t)rlen;
     return 0;
 }
@@ -640,12 +680,12 @@ int queue_import_end(struct queue_import *im, const struct queue_actor *by,
     if (!im)
         return 0;
     if (!im->err && !failure)
-        batch_submit(im);
-    /* every batch still in flight, oldest first */
-    for (unsigned i = 0; i < IMPORT_BATCHES; i++) {
-        struct ibatch *b = &im->b[(im->cur + i) % IMPORT_BATCHES];
-        if (b->busy)
-            batch_collect(im, b);
+        window_submit(im);
+    /* every window still in flight, oldest first */
+    for (unsigned i = 0; i < IMPORT_WINDOWS; i++) {
+        struct iwin *w = &im->w[(im->cur + i) % IMPORT_WINDOWS];
+        if (w->busy)
+            window_collect(im, w);
     }
     struct audit_arg a = { im, by, failure };
     int aerr = admin_run(im->q, do_audit, &a);
@@ -654,11 +694,7 @@ int queue_import_end(struct queue_import *im, const struct queue_actor *by,
         queue_set_detail("%s", im->detail);
     if (counts)
         *counts = im->counts;
-    for (unsigned i = 0; i < IMPORT_BATCHES; i++) {
-        free(im->b[i].rows);
-        free(im->b[i].ord);
-        free(im->b[i].arena);
-    }
+    windows_free(im);
     pthread_mutex_destroy(&im->mu);
     pthread_cond_destroy(&im->cv);
     free(im);
