@@ -28,18 +28,19 @@
  *   are shared page cache, not memory of the import.
  *
  *   In the writer, each row of a slice is checked against the owner's
- *   suppression list, then put into members with MDB_NOOVERWRITE: an
- *   address already in the list (compared without case) is a duplicate,
- *   and the existing contact's record says whether it came from this
- *   import (and from which line) or an earlier one; a row with the
- *   address of the row before it in the slice is that row's duplicate.
- *   Equal addresses sort by line, so the first line is the one kept,
- *   whatever the order of the file.  New contacts get consecutive ids (in
- *   address order within a window: the list's order, and a campaign's,
- *   follows the file only window by window) and are appended to
- *   "contacts".  The list's contact count moves in the same transaction.
- *   A slice commits as a whole: an import that fails half way keeps the
- *   slices committed before.
+ *   suppression list, then looked up in members: an address already in
+ *   the list (compared without case) is a duplicate, and the existing
+ *   contact's record says whether it came from this import (and from
+ *   which line) or an earlier one.  Equal addresses sort by line and the
+ *   later ones take the result of the first, so the first line is the
+ *   one kept whatever the order of the file.  New contacts get
+ *   consecutive ids in line order within the slice (the list's order, and
+ *   a campaign's, follows the file slice by slice: wholly for a file of up
+ *   to IMPORT_BATCH_ROWS rows) and are appended to "contacts"; their
+ *   addresses go into members last (slice_apply() says in which order).
+ *   The list's contact count moves in the same transaction.  A slice
+ *   commits as a whole: an import that fails half way keeps the slices
+ *   committed before.
  *
  *   Results come back to the caller, in the order rows were given, from
  *   within queue_import_add/_reject/_end, once a window is done: once per

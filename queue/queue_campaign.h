@@ -486,7 +486,8 @@ int queue_blocks_get(struct queue *q, uint32_t account, uint32_t day,
  * rejected by the caller.  Rows are written sorted by address, window by
  * window (import.c): the first line of an address is the one kept
  * whatever the order of the file, and new contacts take their ids in
- * address order within a window.  Batches commit one by one: an import that fails
+ * line order within each slice of a window (a file of up to 16,384 rows
+ * keeps its order).  Batches commit one by one: an import that fails
  * keeps the rows committed before, and importing the file again adds only
  * what is missing.
  *
