@@ -680,6 +680,16 @@ static uint32_t arena_put(struct iwin *w, const void *p, size_t n, bool nul)
     return off;
 }
 
+/* Varint (LEB128) put into the arena. */
+static void arena_var(struct iwin *w, uint64_t v)
+{
+    while (v >= 0x80) {
+        w->arena[w->alen++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    w->arena[w->alen++] = (char)v;
+}
+
 /* Little-endian put into the arena. */
 static void arena_le(struct iwin *w, uint64_t v, int n)
 {
@@ -723,7 +733,9 @@ int queue_import_add(struct queue_import *im, uint64_t line,
                          (unsigned)QUEUE_MAX_CONTACT);
         return QUEUE_ETOOBIG;
     }
-    struct iwin *w = window_room(im, 2 * (elen + 1) + rec);
+    /* rec is the format-1 size (the cap's measure); format 2's varints
+     * of list, import and line may take 5 bytes more */
+    struct iwin *w = window_room(im, 2 * (elen + 1) + rec + 5);
     if (!w)
         return im->err;
     struct irow *r = &w->rows[w->n++];
@@ -735,17 +747,17 @@ int queue_import_add(struct queue_import *im, uint64_t line,
     r->key_len = (uint16_t)elen;
     r->key_off = arena_put(w, lower, elen, true);
     r->rec_off = (uint32_t)w->alen;
-    arena_le(w, LIST_FMT, 1);
-    arena_le(w, im->list, 8);
-    arena_le(w, im->number, 4);
-    arena_le(w, line, 8);
-    arena_le(w, elen, 2);
+    arena_le(w, CONTACT_FMT, 1);
+    arena_var(w, im->list);
+    arena_var(w, im->number);
+    arena_var(w, line);
+    arena_var(w, elen);
     arena_put(w, email, elen, true);
     arena_le(w, nvalues, 1);
     for (unsigned j = 0; j < nvalues; j++) {
         int c = im->col_of[j];
         size_t n = c >= 0 ? lens[c] : 0;
-        arena_le(w, n, 2);
+        arena_var(w, n);
         arena_put(w, n ? values[c] : NULL, n, true);
     }
     r->rec_len = (uint32_t)(w->alen - r->rec_off);
