@@ -393,8 +393,8 @@ int qmeta_put_u64(struct queue *q, MDB_txn *txn, const char *name,
 
 /* Records (records.c). */
 #define DELIVERY_FIXED 50        /* format 1 (records.c) */
-/* a delivery record's largest size in any format: 2 bytes, eight varints
- * (at most 3 + 5 + 5 x 10 + 3 bytes), the address */
+/* a delivery record's largest size in any format: 18 fixed bytes, five
+ * varints (at most 5 + 3 x 10 + 2 bytes), the address */
 #define DELIVERY_REC_MAX (64 + QUEUE_MAX_RCPT)
 #define EVENT_FIXED 50
 size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d);

@@ -6,17 +6,17 @@
  *   Event records are packed little-endian at fixed offsets followed by
  *   their strings.  Delivery records (one per queued recipient, the
  *   spool's largest table with the ready index) are packed as varints
- *   since schema 7: about 25 bytes plus the address for a campaign
+ *   since schema 7: about 29 bytes plus the address for a campaign
  *   recipient, against 50 in format 1, which is still read (and written
  *   for the rare delivery format 2 cannot hold).
  *   Decoding checks every length against the record size and the caps in
  *   queue.h; a record that does not fit is reported as QUEUE_ECORRUPT rather
  *   than read past its end.
  *
- *   delivery: u8 format 2, u8 state, u16 attempts, i32 (next_attempt -
- *             created), u48 last_event (what an outcome changes, fixed
- *             width), then varints (LEB128): account, campaign, ref,
- *             zigzag created, rcpt_len; rcpt
+ *   delivery: u8 format 2, u8 state, u16 attempts, i64 next_attempt,
+ *             u48 last_event (what an outcome changes, fixed width),
+ *             then varints (LEB128): account, campaign, ref, zigzag
+ *             created, rcpt_len; rcpt
  *   delivery format 1: u8 format, u8 state, u16 attempts, u32 account,
  *             u64 campaign, u64 ref, i64 created, i64 next_attempt,
  *             u64 last_event, u16 rcpt_len, rcpt
@@ -101,27 +101,24 @@ static size_t delivery_encode_v1(unsigned char *buf,
 }
 
 /* Encode d into buf (DELIVERY_REC_MAX bytes); returns size.  Format 2
- * keeps what an outcome changes at fixed width, so a record never grows
- * when its delivery moves on (a full spool can still record outcomes);
- * a delivery whose next attempt is over 68 years from its creation, or
- * whose last event's seq needs more than 48 bits, is written in format 1.
- * next_attempt - created wraps as unsigned both ways, so it comes back
- * exact. */
+ * keeps what an outcome changes at fixed width (next_attempt whole: a
+ * parked delivery's is far in the future), so a record never grows when
+ * its delivery moves on and a full spool can still record outcomes; a
+ * delivery whose last event's seq needs more than 48 bits is written in
+ * format 1. */
 size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d)
 {
     size_t len = strnlen(d->rcpt, QUEUE_MAX_RCPT);
-    int64_t delta = (int64_t)((uint64_t)d->next_attempt -
-                              (uint64_t)d->created);
-    if (delta < INT32_MIN || delta > INT32_MAX || d->last_event >> 48)
+    if (d->last_event >> 48)
         return delivery_encode_v1(buf, d, len);
     unsigned char *p = buf;
     *p++ = DELIVERY_FMT;
     *p++ = d->state;
     put16(p, d->attempts);
-    put32(p + 2, (uint32_t)(int32_t)delta);
-    put32(p + 6, (uint32_t)d->last_event);
-    put16(p + 10, (uint16_t)(d->last_event >> 32));
-    p += 12;
+    put64(p + 2, (uint64_t)d->next_attempt);
+    put32(p + 10, (uint32_t)d->last_event);
+    put16(p + 14, (uint16_t)(d->last_event >> 32));
+    p += 16;
     p = put_var(p, d->account);
     p = put_var(p, d->campaign);
     p = put_var(p, d->ref);
@@ -162,13 +159,13 @@ int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
     d->id = id;
     if (p[0] == DELIVERY_FMT_V1)
         return delivery_decode_v1(v, d);
-    if (p[0] != DELIVERY_FMT || v->mv_size < 14)
+    if (p[0] != DELIVERY_FMT || v->mv_size < 18)
         return QUEUE_ECORRUPT;
     d->state = p[1];
     d->attempts = get16(p + 2);
-    int32_t delta = (int32_t)get32(p + 4);
-    d->last_event = get32(p + 8) | (uint64_t)get16(p + 12) << 32;
-    p += 14;
+    d->next_attempt = (int64_t)get64(p + 4);
+    d->last_event = get32(p + 12) | (uint64_t)get16(p + 16) << 32;
+    p += 18;
     if (!get_var(&p, end, &account) || account > UINT32_MAX ||
         !get_var(&p, end, &d->campaign) || !get_var(&p, end, &d->ref) ||
         !get_var(&p, end, &created) || !get_var(&p, end, &len) ||
@@ -176,7 +173,6 @@ int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
         return QUEUE_ECORRUPT;
     d->account = (uint32_t)account;
     d->created = unzz(created);
-    d->next_attempt = (int64_t)((uint64_t)d->created + (uint64_t)delta);
     memcpy(d->rcpt, p, len);
     d->rcpt[len] = 0;
     return 0;

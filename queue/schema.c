@@ -17,7 +17,7 @@
  *   "suppress" and "campaigns" (queue_campaign.h); 5 adds event types;
  *   6 adds "series" (queue_series.h); 7 writes delivery and contact
  *   records in compact formats 2 (records.c, lists_int.h: varints, about
- *   25 and 16 bytes fewer per queued recipient and per contact) and reads
+ *   21 and 16 bytes fewer per queued recipient and per contact) and reads
  *   both formats, so an upgrade to 7 rewrites nothing and a build before
  *   7 refuses the spool instead of misreading it.  An
  *   upgrade creates the databases of every later version in one step.
