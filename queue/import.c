@@ -745,7 +745,9 @@ int queue_import_add(struct queue_import *im, uint64_t line,
     r->email_len = (uint16_t)elen;
     r->email_off = arena_put(w, email, elen, true);
     r->key_len = (uint16_t)elen;
-    r->key_off = arena_put(w, lower, elen, true);
+    /* most addresses are lower-case already: one copy serves both */
+    r->key_off = memcmp(email, lower, elen)
+        ? arena_put(w, lower, elen, true) : r->email_off;
     r->rec_off = (uint32_t)w->alen;
     arena_le(w, CONTACT_FMT, 1);
     arena_var(w, im->list);
