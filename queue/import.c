@@ -81,6 +81,7 @@ struct irow {
                                            window (an earlier line), or
                                            NO_ROW */
     uint32_t email_off, key_off, rec_off, rec_len;
+    uint32_t skey;                      /* key's copy in the window's keys */
     uint16_t email_len, key_len;
     uint8_t kind;
     uint8_t outcome;                    /* 0: not (yet) committed */
@@ -110,6 +111,7 @@ struct iwin {
     struct queue_import *im;
     struct irow *rows;
     struct iord *ord;                   /* contact rows in address order */
+    char *keys;                         /* their keys in that order */
     uint32_t *byline;                   /* writer's scratch, as ord */
     char *arena;
     size_t n, alen;
@@ -146,6 +148,7 @@ static void windows_free(struct queue_import *im)
         free(im->w[i].rows);
         free(im->w[i].ord);
         free(im->w[i].byline);
+        free(im->w[i].keys);
         free(im->w[i].arena);
     }
 }
@@ -257,7 +260,8 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
         w->ord = malloc(IMPORT_WINDOW_ROWS * sizeof *w->ord);
         w->byline = malloc(IMPORT_WINDOW_ROWS * sizeof *w->byline);
         w->arena = malloc(IMPORT_WINDOW_BYTES);
-        if (!w->rows || !w->ord || !w->byline || !w->arena)
+        w->keys = malloc(IMPORT_WINDOW_BYTES);
+        if (!w->rows || !w->ord || !w->byline || !w->arena || !w->keys)
             err = -ENOMEM;
     }
     c->im = im;
@@ -361,7 +365,7 @@ static int slice_rows(struct admin_tx *t, struct islice *sl, MDB_cursor **c)
     /* suppressed, already in the list, or new */
     for (size_t j = sl->first; j < sl->first + sl->n; j++) {
         struct irow *r = &w->rows[w->ord[j].row];
-        const char *key = w->arena + r->key_off;
+        const char *key = w->keys + r->skey;
         r->contact = r->dup_line = 0;
         r->outcome = 0;
         if (r->dup_of != NO_ROW)
@@ -424,7 +428,7 @@ static int slice_rows(struct admin_tx *t, struct islice *sl, MDB_cursor **c)
             if (r->dup_of != NO_ROW || r->outcome != QUEUE_IMPORT_ADDED)
                 continue;
             be64_put(idb, r->contact);
-            MDB_val k = qmember_key(mk, im->list, w->arena + r->key_off,
+            MDB_val k = qmember_key(mk, im->list, w->keys + r->skey,
                                     r->key_len), v = { 8, idb };
             rc = mdb_cursor_put(c[CUR_ADDR], &k, &v, MDB_NOOVERWRITE);
             if (rc == MDB_KEYEXIST)
@@ -575,12 +579,18 @@ static uint64_t key_prefix(const char *key, size_t len, size_t off)
 }
 
 /* After the sort: each row whose address the row before it has points
- * to the first row of that address (the earliest line). */
+ * to the first row of that address (the earliest line); the keys are
+ * copied in that order, so the writer reads them one after the other
+ * rather than all over the window's bytes. */
 static void window_mark_dups(struct iwin *w, size_t n)
 {
     uint32_t first = NO_ROW;
+    size_t koff = 0;
     for (size_t j = 0; j < n; j++) {
         struct irow *r = &w->rows[w->ord[j].row];
+        memcpy(w->keys + koff, w->arena + r->key_off, r->key_len);
+        r->skey = (uint32_t)koff;
+        koff += r->key_len;
         const struct irow *p = j ? &w->rows[w->ord[j - 1].row] : NULL;
         if (p && p->key_len == r->key_len &&
             !memcmp(w->arena + p->key_off, w->arena + r->key_off,
