@@ -77,11 +77,7 @@ enum { ROW_CONTACT, ROW_REJECT };
 struct irow {
     uint64_t line;
     uint64_t contact, dup_line;         /* results */
-    uint32_t dup_of;                    /* first row of its address in the
-                                           window (an earlier line), or
-                                           NO_ROW */
     uint32_t email_off, key_off, rec_off, rec_len;
-    uint32_t skey;                      /* key's copy in the window's keys */
     uint16_t email_len, key_len;
     uint8_t kind;
     uint8_t outcome;                    /* 0: not (yet) committed */
@@ -89,12 +85,28 @@ struct irow {
 
 struct iwin;
 
-/* A contact row in the sort: its key's first 16 bytes as two big-endian
- * numbers (zero padded; addresses hold no NUL), so that most comparisons
- * read only this array. */
+/* A contact row in the sort, then in the writer.  For the sort: its
+ * key's first 16 bytes as two big-endian numbers (zero padded; addresses
+ * hold no NUL), so that most comparisons read only this array.  After it
+ * (window_mark_dups()) the writer's view of the row, in address order, so
+ * that a slice reads and writes neighbouring memory: results go back to
+ * the rows when the window is collected. */
 struct iord {
-    uint64_t p0, p1;
+    union {
+        struct {
+            uint64_t p0, p1;
+        };
+        struct {
+            uint64_t contact, dup_line;  /* results */
+        };
+    };
     uint32_t row;
+    uint32_t first;                     /* ord index of the first row with
+                                           this address (an earlier line),
+                                           or NO_ROW */
+    uint32_t skey;                      /* the key in the window's keys */
+    uint16_t klen;
+    uint8_t outcome;                    /* 0: not (yet) committed */
 };
 
 /* One commit's share of a window: ord[first .. first + n). */
@@ -112,7 +124,8 @@ struct iwin {
     struct irow *rows;
     struct iord *ord;                   /* contact rows in address order */
     char *keys;                         /* their keys in that order */
-    uint32_t *byline;                   /* writer's scratch, as ord */
+    size_t nord;                        /* entries of ord */
+    uint64_t *byline;                   /* writer's scratch, as ord */
     char *arena;
     size_t n, alen;
     bool busy;                          /* submitted, results not taken */
@@ -282,10 +295,10 @@ int queue_import_begin(struct queue *q, uint64_t list, uint32_t owner,
 
 /* ------------------------------------------------------------ writer */
 
-/* Ascending order of row numbers. */
-static int row_num_cmp(const void *a, const void *b)
+/* Ascending order of u64 values. */
+static int u64_cmp(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -345,7 +358,7 @@ static int slice_rows(struct admin_tx *t, struct islice *sl, MDB_cursor **c)
     struct queue_import *im = w->im;
     struct queue *q = t->q;
     unsigned char sk[SUPPRESS_KEY_MAX], mk[MEMBER_KEY_MAX], ck[17], idb[8];
-    uint32_t *byline = w->byline + sl->first;
+    uint64_t *byline = w->byline + sl->first;
     struct contact_view cv;
     size_t nnew = 0;
     uint64_t next;
@@ -364,43 +377,44 @@ static int slice_rows(struct admin_tx *t, struct islice *sl, MDB_cursor **c)
         next = 1;
     /* suppressed, already in the list, or new */
     for (size_t j = sl->first; j < sl->first + sl->n; j++) {
-        struct irow *r = &w->rows[w->ord[j].row];
-        const char *key = w->keys + r->skey;
-        r->contact = r->dup_line = 0;
-        r->outcome = 0;
-        if (r->dup_of != NO_ROW)
+        struct iord *o = &w->ord[j];
+        const char *key = w->keys + o->skey;
+        o->contact = o->dup_line = 0;
+        o->outcome = 0;
+        if (o->first != NO_ROW)
             continue;
-        MDB_val k = qsupp_key(sk, im->owner, key, r->key_len), v;
+        MDB_val k = qsupp_key(sk, im->owner, key, o->klen), v;
         rc = cursor_find(c[CUR_SUPP], k, &v);
         if (rc == 0) {
-            r->outcome = QUEUE_IMPORT_SUPPRESSED;
+            o->outcome = QUEUE_IMPORT_SUPPRESSED;
             continue;
         }
         if (rc != MDB_NOTFOUND)
             return admin_mdb(t, rc);
-        k = qmember_key(mk, im->list, key, r->key_len);
+        k = qmember_key(mk, im->list, key, o->klen);
         rc = cursor_find(c[CUR_ADDR], k, &v);
         if (rc == MDB_NOTFOUND) {
-            r->outcome = QUEUE_IMPORT_ADDED;   /* its id below */
-            byline[nnew++] = w->ord[j].row;
+            o->outcome = QUEUE_IMPORT_ADDED;   /* its id below */
+            byline[nnew++] = (uint64_t)o->row << 32 | (uint32_t)j;
             continue;
         }
         if (rc)
             return admin_mdb(t, rc);
         if (v.mv_size != 8)
             return admin_fail(t, QUEUE_ECORRUPT, "bad member record");
-        r->outcome = QUEUE_IMPORT_DUPLICATE;
-        r->contact = be64_get(v.mv_data);
-        be64_put(idb, r->contact);
+        o->outcome = QUEUE_IMPORT_DUPLICATE;
+        o->contact = be64_get(v.mv_data);
+        be64_put(idb, o->contact);
         MDB_val ik = { 8, idb }, iv;
         if (mdb_get(t->txn, q->dbi[DB_CONTACTS], &ik, &iv) == 0 &&
             qcontact_decode(&iv, &cv) == 0 && cv.import == im->number)
-            r->dup_line = cv.line;
+            o->dup_line = cv.line;
     }
     /* the new contacts, in line order: ids, records, the list's order */
-    qsort(byline, nnew, sizeof *byline, row_num_cmp);
-    for (size_t j = 0; j < nnew; j++) {
-        struct irow *r = &w->rows[byline[j]];
+    qsort(byline, nnew, sizeof *byline, u64_cmp);
+    for (size_t i = 0; i < nnew; i++) {
+        struct iord *o = &w->ord[(uint32_t)byline[i]];
+        const struct irow *r = &w->rows[o->row];
         be64_put(idb, next);
         MDB_val ik = { 8, idb }, iv = { r->rec_len, w->arena + r->rec_off };
         rc = mdb_cursor_put(c[CUR_CONTACTS], &ik, &iv, MDB_APPEND);
@@ -413,7 +427,7 @@ static int slice_rows(struct admin_tx *t, struct islice *sl, MDB_cursor **c)
         MDB_val k = qmember_id_key(ck, im->list, next), v = { 0, NULL };
         if ((rc = mdb_cursor_put(c[CUR_IDS], &k, &v, 0)))
             return admin_mdb(t, rc);
-        r->contact = next++;
+        o->contact = next++;
         sl->added++;
     }
     /* their addresses, runs of SPREAD_RUN in spread order */
@@ -424,12 +438,12 @@ static int slice_rows(struct admin_tx *t, struct islice *sl, MDB_cursor **c)
         if (end > sl->first + sl->n)
             end = sl->first + sl->n;
         for (size_t j = sl->first + run * SPREAD_RUN; j < end; j++) {
-            struct irow *r = &w->rows[w->ord[j].row];
-            if (r->dup_of != NO_ROW || r->outcome != QUEUE_IMPORT_ADDED)
+            const struct iord *o = &w->ord[j];
+            if (o->first != NO_ROW || o->outcome != QUEUE_IMPORT_ADDED)
                 continue;
-            be64_put(idb, r->contact);
-            MDB_val k = qmember_key(mk, im->list, w->keys + r->skey,
-                                    r->key_len), v = { 8, idb };
+            be64_put(idb, o->contact);
+            MDB_val k = qmember_key(mk, im->list, w->keys + o->skey,
+                                    o->klen), v = { 8, idb };
             rc = mdb_cursor_put(c[CUR_ADDR], &k, &v, MDB_NOOVERWRITE);
             if (rc == MDB_KEYEXIST)
                 return admin_fail(t, QUEUE_ECORRUPT, "an address put twice");
@@ -439,16 +453,16 @@ static int slice_rows(struct admin_tx *t, struct islice *sl, MDB_cursor **c)
     }
     /* the later lines of an address: its first line's result */
     for (size_t j = sl->first; j < sl->first + sl->n; j++) {
-        struct irow *r = &w->rows[w->ord[j].row];
-        if (r->dup_of == NO_ROW)
+        struct iord *o = &w->ord[j];
+        if (o->first == NO_ROW)
             continue;
-        const struct irow *f = &w->rows[r->dup_of];
-        r->outcome = f->outcome;
-        r->contact = f->contact;
-        r->dup_line = f->dup_line;
+        const struct iord *f = &w->ord[o->first];
+        o->outcome = f->outcome;
+        o->contact = f->contact;
+        o->dup_line = f->dup_line;
         if (f->outcome == QUEUE_IMPORT_ADDED) {
-            r->outcome = QUEUE_IMPORT_DUPLICATE;
-            r->dup_line = f->line;
+            o->outcome = QUEUE_IMPORT_DUPLICATE;
+            o->dup_line = w->rows[f->row].line;
         }
     }
     if (sl->added) {
@@ -490,7 +504,7 @@ static void slice_done(void *arg, int status, uint64_t first_id,
     pthread_mutex_lock(&w->im->mu);
     if (status) {
         for (size_t j = sl->first; j < sl->first + sl->n; j++)
-            w->rows[w->ord[j].row].outcome = 0;
+            w->ord[j].outcome = 0;
         if (!w->status) {
             w->status = status;
             memcpy(w->detail, sl->detail, sizeof w->detail);
@@ -523,6 +537,13 @@ static void window_collect(struct queue_import *im, struct iwin *w)
     pthread_mutex_unlock(&im->mu);
     if (w->status)
         import_fail(im, w->status, w->detail);
+    for (size_t j = 0; j < w->nord; j++) {
+        const struct iord *o = &w->ord[j];
+        struct irow *r = &w->rows[o->row];
+        r->outcome = o->outcome;
+        r->contact = o->contact;
+        r->dup_line = o->dup_line;
+    }
     for (size_t i = 0; i < w->n; i++) {
         const struct irow *r = &w->rows[i];
         if (!r->outcome)
@@ -544,7 +565,7 @@ static void window_collect(struct queue_import *im, struct iwin *w)
             im->cb(im->arg, &res);
     }
     w->busy = false;
-    w->n = w->alen = 0;
+    w->n = w->alen = w->nord = 0;
     w->status = 0;
 }
 
@@ -586,20 +607,25 @@ static void window_mark_dups(struct iwin *w, size_t n)
 {
     uint32_t first = NO_ROW;
     size_t koff = 0;
+    const struct irow *p = NULL;
     for (size_t j = 0; j < n; j++) {
-        struct irow *r = &w->rows[w->ord[j].row];
-        memcpy(w->keys + koff, w->arena + r->key_off, r->key_len);
-        r->skey = (uint32_t)koff;
-        koff += r->key_len;
-        const struct irow *p = j ? &w->rows[w->ord[j - 1].row] : NULL;
+        struct iord *o = &w->ord[j];
+        const struct irow *r = &w->rows[o->row];
         if (p && p->key_len == r->key_len &&
             !memcmp(w->arena + p->key_off, w->arena + r->key_off,
                     r->key_len)) {
-            r->dup_of = first;
+            o->first = first;
         } else {
-            r->dup_of = NO_ROW;
-            first = w->ord[j].row;
+            o->first = NO_ROW;
+            first = (uint32_t)j;
         }
+        memcpy(w->keys + koff, w->arena + r->key_off, r->key_len);
+        o->skey = (uint32_t)koff;
+        o->klen = r->key_len;
+        o->outcome = 0;
+        o->contact = o->dup_line = 0;
+        koff += r->key_len;
+        p = r;
     }
 }
 
@@ -614,9 +640,10 @@ static int window_submit(struct queue_import *im)
         if (w->rows[i].kind == ROW_CONTACT) {
             const struct irow *r = &w->rows[i];
             const char *key = w->arena + r->key_off;
-            w->ord[n++] = (struct iord){ key_prefix(key, r->key_len, 0),
-                                         key_prefix(key, r->key_len, 8),
-                                         (uint32_t)i };
+            struct iord *o = &w->ord[n++];
+            o->p0 = key_prefix(key, r->key_len, 0);
+            o->p1 = key_prefix(key, r->key_len, 8);
+            o->row = (uint32_t)i;
         }
     qsort_r(w->ord, n, sizeof *w->ord, row_cmp, w);
     window_mark_dups(w, n);
@@ -654,7 +681,8 @@ static int window_submit(struct queue_import *im)
         }
         /* rows of slices never sent have no results */
         for (size_t j = sent; j < n; j++)
-            w->rows[w->ord[j].row].outcome = 0;
+            w->ord[j].outcome = 0;
+        w->nord = n;
         im->cur = (im->cur + 1) % IMPORT_WINDOWS;
         /* small first windows: the writer starts early */
         if (im->limit < IMPORT_WINDOW_ROWS)
