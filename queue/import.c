@@ -22,7 +22,7 @@
  *   the list (1,000,000 random rows: 7.3 GB written, against 0.2 GB for
  *   the same rows in address order).  A slice of a sorted window covers
  *   1/16 of the address range and rewrites only the pages of that part:
- *   0.7 GB for the same file (bench/RESULTS.md, issue 22).  The spool's map
+ *   0.5 GB for the same file (bench/RESULTS.md, issue 22).  The spool's map
  *   is not trimmed during an import: trimming after every batch made it
  *   three times slower (every page faulted in again) and the mapped pages
  *   are shared page cache, not memory of the import.
