@@ -670,6 +670,37 @@ static void problem_cb(void *arg, int kind, const char *db, const char *key,
     snprintf(p->what, sizeof p->what, "%s: %s", db, what);
 }
 
+/* A list deleted while its import has rows waiting: the import fails
+ * with QUEUE_ENOTFOUND saying why, no contact is added, and only the
+ * caller's own rejected row has a result. */
+static void test_import_list_deleted(void **state)
+{
+    struct tdir *t = *state;
+    struct results *res = results_new();
+    struct queue_import_counts n;
+    struct queue_import *im;
+    uint32_t acme;
+    uint64_t list;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &acme));
+    E(queue_list_create(q, acme, "news", &boot, &list));
+    E(queue_import_begin(q, list, acme, NULL, 0, results_cb, res, &im));
+    E(add_row(im, 2, "ann@example.com", NULL, NULL, NULL));
+    E(queue_import_reject(im, 3, "nope", "invalid address: no @"));
+    E(add_row(im, 4, "bob@example.com", NULL, NULL, NULL));
+    E(queue_list_delete(q, list, &boot));
+    EQ_ERR(queue_import_end(im, &boot, NULL, &n), QUEUE_ENOTFOUND);
+    assert_non_null(strstr(queue_last_detail(), "deleted during the import"));
+    assert_int_equal(n.added, 0);
+    assert_int_equal(n.rows, 1);
+    assert_int_equal(res->n, 1);
+    assert_int_equal(res->r[0].line, 3);
+    assert_int_equal(res->r[0].outcome, QUEUE_IMPORT_REJECTED);
+    queue_close(q);
+    free(res);
+}
+
 /* A contact record of format 1 (schema 6 and before: fixed-width list,
  * import, line and u16 lengths) reads as it did beside the format-2 ones
  * imports write now: its values, its duplicate when imported again, and
@@ -1045,6 +1076,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lists_crud, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_import_list_deleted, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_contact_old_format, tdir_setup,
                                         tdir_teardown),
