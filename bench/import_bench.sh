@@ -8,11 +8,15 @@
 #   memory (RssAnon, sampled every 0.2 s).  Then the same file again into
 #   the same list: every row a duplicate (the index lookups alone).
 #
+#   ORDER=sorted sorts the rows by address first (csv-gen writes them in
+#   random address order): the import's cost with and without the order.
+#
 #   Peak RSS counts the pages of the spool's map that the import touched
 #   (shared page cache, growing with the spool); RssAnon is the import's
 #   own memory, bounded by its batches.
 #
-# usage: bench/import_bench.sh BUILD_DIR    (env: N=1000000 OUT=file.jsonl)
+# usage: bench/import_bench.sh BUILD_DIR
+#        (env: N=1000000 ORDER=random|sorted OUT=file.jsonl)
 set -eu
 build=$(cd "${1:-build}" && pwd)
 N=${N:-1000000}
@@ -23,8 +27,17 @@ S="$build/tools/sluice --spool $T/spool"
 
 t0=$(ms)
 "$build/bench/csv-gen" "$N" 1 > "$T/contacts.csv"
+ORDER=${ORDER:-random}
+case $ORDER in
+random) ;;
+sorted)
+  { head -1 "$T/contacts.csv"; tail -n +2 "$T/contacts.csv" | LC_ALL=C sort -t, -k1,1; } \
+    > "$T/sorted.csv"
+  mv "$T/sorted.csv" "$T/contacts.csv" ;;
+*) echo "import_bench: ORDER is random or sorted" >&2; exit 64 ;;
+esac
 t1=$(ms)
-echo "csv-gen: $N rows, $(stat -c %s "$T/contacts.csv") bytes in $((t1 - t0)) ms"
+echo "csv-gen: $N rows in $ORDER address order, $(stat -c %s "$T/contacts.csv") bytes in $((t1 - t0)) ms"
 $S account create bench > /dev/null
 $S list create contacts > /dev/null
 
@@ -52,8 +65,8 @@ set -- $(run_import)
 echo "import:   $N rows in $2 s = $1 rows/s; peak RSS $3 KB (RssAnon $4 KB);" \
   "CPU $5 s user, $6 s sys"
 cat "$T/summary.json"
-printf '{"bench":"import","rows":%s,"seconds":%s,"rows_per_s":%s,"maxrss_kb":%s,"anon_kb":%s}\n' \
-  "$N" "$2" "$1" "$3" "$4" >> "$OUT"
+printf '{"bench":"import","order":"%s","rows":%s,"seconds":%s,"rows_per_s":%s,"maxrss_kb":%s,"anon_kb":%s}\n' \
+  "$ORDER" "$N" "$2" "$1" "$3" "$4" >> "$OUT"
 set -- $(run_import)
 echo "again:    $N duplicate rows in $2 s = $1 rows/s; peak RSS $3 KB" \
   "(RssAnon $4 KB)"

@@ -13,7 +13,8 @@
 #      directory (blocks really used) and the apparent size of data.mdb
 #      (the LMDB map, which may be sparse), each also after the import
 #      alone; bytes per queued recipient = whole spool / recipients, and
-#      the growth the send caused / recipients.
+#      the growth the send caused / recipients; with mdb_stat
+#      (lmdb-utils) each database's pages per recipient.
 #   2. sluiced is started on that spool (dnsmasq on 127.0.0.1 serves an MX
 #      per domain, spread over ADDRS loopback addresses 127.0.0.1..ADDRS,
 #      default 8; one sluice-sink per address, on that address only).  Its
@@ -130,6 +131,18 @@ echo "spool queued: du $((du_kb / 1024)) MB ($(( du_kb * 1024 / rcpts )) B/recip
      "send added $(( (du_kb - import_du_kb) * 1024 / rcpts )) B/recipient);" \
      "data.mdb $((mdb / 1048576)) MB apparent ($(( mdb / rcpts )) B/recipient," \
      "send added $(( (mdb - import_mdb) / rcpts )) B/recipient)"
+# where the bytes are: each database's pages (mdb_stat, lmdb-utils) per
+# queued recipient
+if command -v mdb_stat > /dev/null 2>&1; then
+  mdb_stat -e -a "$T/spool" | awk -v n="$rcpts" '
+    /^Status of/ { db = $3 }
+    /Page size:/ { ps = $3 }
+    /Branch pages:|Leaf pages:|Overflow pages:/ { pages[db] += $3 }
+    END { line = "per recipient by database:"
+          for (d in pages) if (pages[d] * ps / n >= 0.5)
+            line = line sprintf(" %s %.1f B", d, pages[d] * ps / n)
+          print line }'
+fi
 
 { sluiced_conf_head; cat <<CONF
 max_connections = ${MAXCONN:-400}

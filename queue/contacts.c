@@ -77,24 +77,71 @@ static bool take_str(const unsigned char *p, size_t len, size_t *off,
     return true;
 }
 
+/* A varint (LEB128) at *off; false if it runs past len or 64 bits. */
+static bool take_var(const unsigned char *p, size_t len, size_t *off,
+                     uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; *off < len && shift < 64; shift += 7) {
+        unsigned char b = p[(*off)++];
+        if (shift == 63 && b > 1)
+            return false;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One NUL-terminated string with a varint length at *off (format 2). */
+static bool take_vstr(const unsigned char *p, size_t len, size_t *off,
+                      size_t cap, const char **s, size_t *n)
+{
+    uint64_t l;
+    if (!take_var(p, len, off, &l) || l > cap || len - *off < l + 1 ||
+        p[*off + l] != 0 || memchr(p + *off, 0, l))
+        return false;
+    *s = (const char *)p + *off;
+    *n = (size_t)l;
+    *off += l + 1;
+    return true;
+}
+
 int qcontact_decode(const MDB_val *v, struct contact_view *c)
 {
     const unsigned char *p = v->mv_data;
     size_t len = v->mv_size, off = CONTACT_FIXED;
-    if (len < CONTACT_FIXED + 4 || p[0] != LIST_FMT)
+    bool (*str)(const unsigned char *, size_t, size_t *, size_t,
+                const char **, size_t *) = take_str;
+    if (len < 4)
         return QUEUE_ECORRUPT;
-    c->list = le_get(p + 1, 8);
-    c->import = (uint32_t)le_get(p + 9, 4);
-    c->line = le_get(p + 13, 8);
-    if (!take_str(p, len, &off, QUEUE_MAX_RCPT, &c->email, &c->email_len) ||
+    if (p[0] == CONTACT_FMT) {
+        uint64_t import;
+        off = 1;
+        if (!take_var(p, len, &off, &c->list) ||
+            !take_var(p, len, &off, &import) || import > UINT32_MAX ||
+            !take_var(p, len, &off, &c->line))
+            return QUEUE_ECORRUPT;
+        c->import = (uint32_t)import;
+        str = take_vstr;
+    } else if (p[0] == LIST_FMT && len >= CONTACT_FIXED + 4) {
+        c->list = le_get(p + 1, 8);
+        c->import = (uint32_t)le_get(p + 9, 4);
+        c->line = le_get(p + 13, 8);
+    } else {
+        return QUEUE_ECORRUPT;
+    }
+    if (!str(p, len, &off, QUEUE_MAX_RCPT, &c->email, &c->email_len) ||
         off >= len)
         return QUEUE_ECORRUPT;
     c->nvalues = p[off++];
     if (c->nvalues > QUEUE_MAX_FIELDS)
         return QUEUE_ECORRUPT;
     for (unsigned i = 0; i < c->nvalues; i++)
-        if (!take_str(p, len, &off, QUEUE_MAX_FIELD_VALUE, &c->values[i],
-                      &c->lens[i]))
+        if (!str(p, len, &off, QUEUE_MAX_FIELD_VALUE, &c->values[i],
+                 &c->lens[i]))
             return QUEUE_ECORRUPT;
     return off == len ? 0 : QUEUE_ECORRUPT;
 }

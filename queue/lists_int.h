@@ -17,10 +17,12 @@
  * said otherwise)
  *   list        u8 fmt, u8 flags (1 deleting), u32 account, i64 created,
  *               u64 contacts, str8 name, u8 nfields, nfields x str8 field
- *   contact     u8 fmt, u64 list, u32 import, u64 line, u16 len . address
- *               . NUL, u8 nvalues, nvalues x (u16 len . value . NUL) in the
- *               list's field order (a list that grew fields later has
- *               contacts with fewer values: the rest read "")
+ *   contact     u8 fmt 2, varint (LEB128) list, import, line, varint len
+ *               . address . NUL, u8 nvalues, nvalues x (varint len .
+ *               value . NUL) in the list's field order (a list that grew
+ *               fields later has contacts with fewer values: the rest read
+ *               "").  Format 1 (schema 6 and before: u64 list, u32
+ *               import, u64 line, u16 lengths) is read, not written.
  *   suppression u8 fmt 2, i64 since, u32 added_by, str8 reason,
  *               str8 source.  added_by is the account whose action (or
  *               whose contact's: an unsubscribe, a bounce, a complaint)
@@ -44,7 +46,9 @@
 #define LIST_F_DELETING 1
 #define LIST_REC_MAX (1 + 1 + 4 + 8 + 8 + 1 + QUEUE_MAX_LIST_NAME + 1 +     \
                       QUEUE_MAX_FIELDS * (1 + QUEUE_MAX_FIELD_NAME))
-#define CONTACT_FIXED (1 + 8 + 4 + 8)
+#define CONTACT_FIXED (1 + 8 + 4 + 8)    /* format 1's; format 2 is no
+                                           larger but by its varints */
+#define CONTACT_FMT 2
 #define MEMBER_KEY_MAX (1 + 8 + QUEUE_MAX_RCPT)
 #define SUPPRESS_KEY_MAX (4 + QUEUE_MAX_RCPT)
 #define SUPP_FMT_V1 1            /* without added_by: read, never written */

@@ -253,7 +253,7 @@ static int enqueue_at(struct wctx *w, uint32_t account, uint64_t campaign,
         .state = QUEUE_ST_QUEUED, .created = due,
         .next_attempt = due,
     };
-    unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT], key[8], rkey[16];
+    unsigned char rec[DELIVERY_REC_MAX], key[8], rkey[16];
     int rc;
 
     memcpy(d.rcpt, rcpt, len);

@@ -279,7 +279,7 @@ int qoutcome_apply(struct wctx *w, const struct queue_op *op,
         }
     }
 
-    unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT];
+    unsigned char rec[DELIVERY_REC_MAX];
     MDB_val nv = { qdelivery_encode(rec, &d), rec };
     if ((rc = mdb_put(w->txn, w->q->dbi[DB_DELIVERIES], &k, &nv, 0)))
         return wctx_fail(w, rc);

@@ -96,7 +96,7 @@ bool qcampaign_cancelled(struct queue *q, MDB_txn *txn, uint64_t campaign)
 int qpark_move_to_now(struct queue *q, MDB_txn *txn, int64_t now,
                       uint64_t id, const struct queue_delivery *d)
 {
-    unsigned char rec[DELIVERY_FIXED + QUEUE_MAX_RCPT], dk[8], nk[16];
+    unsigned char rec[DELIVERY_REC_MAX], dk[8], nk[16];
     struct queue_delivery nd = *d;
     be64_put(dk, id);
     MDB_val dkv = { 8, dk };

@@ -70,7 +70,7 @@ int queue_err_unwritable(int err);
 const char *queue_last_detail(void);
 
 /* Current on-disk schema version written by this build. */
-#define QUEUE_SCHEMA_VERSION 6
+#define QUEUE_SCHEMA_VERSION 7
 
 /* Caps on variable fields: a longer recipient is refused with -EINVAL;
  * reply text, MX names and enhanced codes in outcomes are cut to the cap. */

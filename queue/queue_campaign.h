@@ -483,7 +483,11 @@ int queue_blocks_get(struct queue *q, uint32_t account, uint32_t day,
  * calls: added, duplicate (an address already in the list, compared
  * without case: from this import -- dup_line says which line -- or an
  * earlier one, dup_line 0), suppressed (on owner's suppression list), or
- * rejected by the caller.  Batches commit one by one: an import that fails
+ * rejected by the caller.  Rows are written sorted by address, window by
+ * window (import.c): the first line of an address is the one kept
+ * whatever the order of the file, and new contacts take their ids in
+ * line order within each slice of a window (a file of up to 16,384 rows
+ * keeps its order).  Batches commit one by one: an import that fails
  * keeps the rows committed before, and importing the file again adds only
  * what is missing.
  *

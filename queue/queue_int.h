@@ -392,7 +392,10 @@ int qmeta_put_u64(struct queue *q, MDB_txn *txn, const char *name,
                   uint64_t v);
 
 /* Records (records.c). */
-#define DELIVERY_FIXED 50
+#define DELIVERY_FIXED 50        /* format 1 (records.c) */
+/* a delivery record's largest size in any format: 18 fixed bytes, five
+ * varints (at most 5 + 3 x 10 + 2 bytes), the address */
+#define DELIVERY_REC_MAX (64 + QUEUE_MAX_RCPT)
 #define EVENT_FIXED 50
 size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d);
 int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d);

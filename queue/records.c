@@ -3,15 +3,23 @@
  * checks.
  *
  * DESCRIPTION
- *   Records are packed little-endian at fixed offsets followed by their
- *   strings, so a queued recipient costs about 50 bytes plus its address.
+ *   Event records are packed little-endian at fixed offsets followed by
+ *   their strings.  Delivery records (one per queued recipient, the
+ *   spool's largest table with the ready index) are packed as varints
+ *   since schema 7: about 29 bytes plus the address for a campaign
+ *   recipient, against 50 in format 1, which is still read (and written
+ *   for the rare delivery format 2 cannot hold).
  *   Decoding checks every length against the record size and the caps in
  *   queue.h; a record that does not fit is reported as QUEUE_ECORRUPT rather
  *   than read past its end.
  *
- *   delivery: u8 format, u8 state, u16 attempts, u32 account, u64 campaign,
- *             u64 ref, i64 created, i64 next_attempt, u64 last_event,
- *             u16 rcpt_len, rcpt
+ *   delivery: u8 format 2, u8 state, u16 attempts, i64 next_attempt,
+ *             u48 last_event (what an outcome changes, fixed width),
+ *             then varints (LEB128): account, campaign, ref, zigzag
+ *             created, rcpt_len; rcpt
+ *   delivery format 1: u8 format, u8 state, u16 attempts, u32 account,
+ *             u64 campaign, u64 ref, i64 created, i64 next_attempt,
+ *             u64 last_event, u16 rcpt_len, rcpt
  *   event:    u8 format, u8 type, u8 category, u8 enhanced_len, u16 code,
  *             u16 attempt, i64 time_ms, u64 delivery, u64 campaign,
  *             u64 prev, u32 account, u8 mx_len, u8 pad, u16 rcpt_len,
@@ -22,7 +30,9 @@
 
 #include "queue_int.h"
 
-#define FORMAT 1
+#define FORMAT 1                 /* event records */
+#define DELIVERY_FMT_V1 1        /* fixed offsets: read, never written */
+#define DELIVERY_FMT 2           /* varints (schema 7) */
 
 static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -31,11 +41,52 @@ static uint16_t get16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); re
 static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
-/* Encode d into buf (DELIVERY_FIXED + QUEUE_MAX_RCPT bytes); returns size. */
-size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d)
+/* LEB128: 7 bits a byte, low first, high bit set on all but the last. */
+static unsigned char *put_var(unsigned char *p, uint64_t v)
 {
-    size_t len = strnlen(d->rcpt, QUEUE_MAX_RCPT);
-    buf[0] = FORMAT;
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+/* Read a varint from *p (before end) into *v; false when it runs past
+ * end or over 64 bits. */
+static bool get_var(const unsigned char **p, const unsigned char *end,
+                    uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        unsigned char c = *(*p)++;
+        if (shift == 63 && c > 1)
+            return false;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Signed as unsigned, small magnitudes small (zigzag). */
+static uint64_t zz(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static int64_t unzz(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+/* Format 1: fixed offsets, for the deliveries format 2 cannot hold. */
+static size_t delivery_encode_v1(unsigned char *buf,
+                                 const struct queue_delivery *d, size_t len)
+{
+    buf[0] = DELIVERY_FMT_V1;
     buf[1] = d->state;
     put16(buf + 2, d->attempts);
     put32(buf + 4, d->account);
@@ -49,15 +100,43 @@ size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d)
     return DELIVERY_FIXED + len;
 }
 
-int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
+/* Encode d into buf (DELIVERY_REC_MAX bytes); returns size.  Format 2
+ * keeps what an outcome changes at fixed width (next_attempt whole: a
+ * parked delivery's is far in the future), so a record never grows when
+ * its delivery moves on and a full spool can still record outcomes; a
+ * delivery whose last event's seq needs more than 48 bits is written in
+ * format 1. */
+size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d)
+{
+    size_t len = strnlen(d->rcpt, QUEUE_MAX_RCPT);
+    if (d->last_event >> 48)
+        return delivery_encode_v1(buf, d, len);
+    unsigned char *p = buf;
+    *p++ = DELIVERY_FMT;
+    *p++ = d->state;
+    put16(p, d->attempts);
+    put64(p + 2, (uint64_t)d->next_attempt);
+    put32(p + 10, (uint32_t)d->last_event);
+    put16(p + 14, (uint16_t)(d->last_event >> 32));
+    p += 16;
+    p = put_var(p, d->account);
+    p = put_var(p, d->campaign);
+    p = put_var(p, d->ref);
+    p = put_var(p, zz(d->created));
+    p = put_var(p, len);
+    memcpy(p, d->rcpt, len);
+    return (size_t)(p - buf) + len;
+}
+
+/* Format 1 (written before schema 7): fixed offsets. */
+static int delivery_decode_v1(const MDB_val *v, struct queue_delivery *d)
 {
     const unsigned char *p = v->mv_data;
-    if (v->mv_size < DELIVERY_FIXED || p[0] != FORMAT)
+    if (v->mv_size < DELIVERY_FIXED)
         return QUEUE_ECORRUPT;
     size_t len = get16(p + 48);
     if (len > QUEUE_MAX_RCPT || DELIVERY_FIXED + len != v->mv_size)
         return QUEUE_ECORRUPT;
-    d->id = id;
     d->state = p[1];
     d->attempts = get16(p + 2);
     d->account = get32(p + 4);
@@ -67,6 +146,34 @@ int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
     d->next_attempt = (int64_t)get64(p + 32);
     d->last_event = get64(p + 40);
     memcpy(d->rcpt, p + DELIVERY_FIXED, len);
+    d->rcpt[len] = 0;
+    return 0;
+}
+
+int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    uint64_t account, created, len;
+    if (v->mv_size < 2)
+        return QUEUE_ECORRUPT;
+    d->id = id;
+    if (p[0] == DELIVERY_FMT_V1)
+        return delivery_decode_v1(v, d);
+    if (p[0] != DELIVERY_FMT || v->mv_size < 18)
+        return QUEUE_ECORRUPT;
+    d->state = p[1];
+    d->attempts = get16(p + 2);
+    d->next_attempt = (int64_t)get64(p + 4);
+    d->last_event = get32(p + 12) | (uint64_t)get16(p + 16) << 32;
+    p += 18;
+    if (!get_var(&p, end, &account) || account > UINT32_MAX ||
+        !get_var(&p, end, &d->campaign) || !get_var(&p, end, &d->ref) ||
+        !get_var(&p, end, &created) || !get_var(&p, end, &len) ||
+        len > QUEUE_MAX_RCPT || (uint64_t)(end - p) != len)
+        return QUEUE_ECORRUPT;
+    d->account = (uint32_t)account;
+    d->created = unzz(created);
+    memcpy(d->rcpt, p, len);
     d->rcpt[len] = 0;
     return 0;
 }

@@ -484,7 +484,7 @@ static void fix_events(struct rp *p)
     }
     for (size_t i = 0; i < l.cap; i++) {
         struct queue_delivery d;
-        unsigned char dk[8], rec[DELIVERY_FIXED + QUEUE_MAX_RCPT];
+        unsigned char dk[8], rec[DELIVERY_REC_MAX];
         MDB_val dkv = { 8, dk }, dv;
         if (!l.id[i])
             continue;

@@ -670,6 +670,121 @@ static void problem_cb(void *arg, int kind, const char *db, const char *key,
     snprintf(p->what, sizeof p->what, "%s: %s", db, what);
 }
 
+/* A list deleted while its import has rows waiting: the import fails
+ * with QUEUE_ENOTFOUND saying why, no contact is added, and only the
+ * caller's own rejected row has a result. */
+static void test_import_list_deleted(void **state)
+{
+    struct tdir *t = *state;
+    struct results *res = results_new();
+    struct queue_import_counts n;
+    struct queue_import *im;
+    uint32_t acme;
+    uint64_t list;
+    test_clock_set(T0);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &acme));
+    E(queue_list_create(q, acme, "news", &boot, &list));
+    E(queue_import_begin(q, list, acme, NULL, 0, results_cb, res, &im));
+    E(add_row(im, 2, "ann@example.com", NULL, NULL, NULL));
+    E(queue_import_reject(im, 3, "nope", "invalid address: no @"));
+    E(add_row(im, 4, "bob@example.com", NULL, NULL, NULL));
+    E(queue_list_delete(q, list, &boot));
+    EQ_ERR(queue_import_end(im, &boot, NULL, &n), QUEUE_ENOTFOUND);
+    assert_non_null(strstr(queue_last_detail(), "deleted during the import"));
+    assert_int_equal(n.added, 0);
+    assert_int_equal(n.rows, 1);
+    assert_int_equal(res->n, 1);
+    assert_int_equal(res->r[0].line, 3);
+    assert_int_equal(res->r[0].outcome, QUEUE_IMPORT_REJECTED);
+    queue_close(q);
+    free(res);
+}
+
+/* A contact record of format 1 (schema 6 and before: fixed-width list,
+ * import, line and u16 lengths) reads as it did beside the format-2 ones
+ * imports write now: its values, its duplicate when imported again, and
+ * the check finds nothing wrong. */
+static void test_contact_old_format(void **state)
+{
+    struct tdir *t = *state;
+    struct contact_copy *c = malloc(sizeof *c);
+    struct results *res = results_new();
+    struct queue_import_counts n;
+    struct queue_import *im;
+    uint32_t acme;
+    uint64_t list;
+    test_clock_set(T0);
+    assert_non_null(c);
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    E(queue_account_create(q, "acme", 0, NULL, &boot, &acme));
+    E(queue_list_create(q, acme, "news", &boot, &list));
+    const char *names[] = { "first_name", "city" };
+    E(queue_import_begin(q, list, acme, names, 2, results_cb, res, &im));
+    E(add_row(im, 2, "Ann@example.com", "Ann", "Paris", NULL));
+    E(add_row(im, 3, "bob@example.org", "Bob", "Oslo", NULL));
+    E(queue_import_end(im, &boot, NULL, &n));
+    assert_int_equal(n.added, 2);
+    queue_close(q);
+
+    /* contact 1 as a schema-6 build wrote it */
+    unsigned char v1[128] = { 1 }, id[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+    size_t o = 1;
+    for (int i = 0; i < 8; i++)
+        v1[o++] = (unsigned char)(list >> (8 * i));
+    v1[o++] = 1;                                     /* import 1 */
+    o += 3;
+    v1[o++] = 2;                                     /* line 2 */
+    o += 7;
+    const char *strs[] = { "Ann@example.com", "Old", "Lyon" };
+    for (int i = 0; i < 3; i++) {
+        size_t l = strlen(strs[i]);
+        v1[o++] = (unsigned char)l;
+        v1[o++] = 0;
+        memcpy(v1 + o, strs[i], l + 1);
+        o += l + 1;
+        if (i == 0)
+            v1[o++] = 2;                             /* nvalues */
+    }
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = { 8, id }, v = { o, v1 };
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, t->path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "contacts", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    struct problems p = { 0, "" };
+    struct queue_check_report r;
+    E(queue_check(t->path, 0, problem_cb, &p, &r));
+    assert_int_equal(p.n, 0);
+
+    q = open_q(t->path, 0, NULL);
+    E(queue_contact_get(q, 1, copy_contact, c));
+    assert_string_equal(c->email, "Ann@example.com");
+    assert_int_equal(c->list, list);
+    assert_string_equal(c->values[0], "Old");
+    assert_string_equal(c->values[1], "Lyon");
+    E(queue_contact_get(q, 2, copy_contact, c));
+    assert_string_equal(c->email, "bob@example.org");
+    assert_string_equal(c->values[1], "Oslo");
+    memset(res, 0, sizeof *res);
+    E(queue_import_begin(q, list, acme, names, 2, results_cb, res, &im));
+    E(add_row(im, 2, "ANN@example.com", "A", "B", NULL));
+    E(queue_import_end(im, &boot, NULL, &n));
+    assert_int_equal(n.duplicate, 1);
+    assert_int_equal(res->r[0].contact, 1);
+    assert_int_equal(res->r[0].dup_line, 0);   /* an earlier import */
+    queue_close(q);
+    free(c);
+    free(res);
+}
+
 /* A record of format 1 (before "added by": u8 1, i64 since, str8 reason,
  * str8 source) reads as added by the owner, blocks, is the owner's to
  * remove; the spool check takes it and names an unknown format. */
@@ -961,6 +1076,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lists_crud, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_import_list_deleted, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_contact_old_format, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_contacts_roundtrip, tdir_setup,
                                         tdir_teardown),

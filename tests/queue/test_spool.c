@@ -227,6 +227,97 @@ static void test_foreign_lmdb(void **state)
     mdb_env_close(env);
 }
 
+/* Little-endian put of n bytes. */
+static void le_put(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A spool of schema 6 (delivery records in format 1, fixed offsets) opens,
+ * is upgraded to the current schema without a rewrite, and its records
+ * read as they were beside the compact ones written since; the check
+ * finds nothing wrong with the mix. */
+static void test_schema6_deliveries(void **state)
+{
+    struct tdir *t = *state;
+    struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
+    const char *rc[] = { "first@example.com", "second@example.com" };
+    uint64_t first, msg;
+    E(queue_enqueue_message(q, 7, "s@example.com", rc, 2, "hi", 2, &first,
+                            &msg));
+    struct queue_delivery d2;
+    E(queue_get_delivery(q, 2, &d2));
+    queue_close(q);
+
+    /* delivery 1 as a schema-6 build wrote it, and schema 6 in the meta */
+    const char *addr = "first@example.com";
+    size_t alen = strlen(addr);
+    unsigned char rec[50 + 64] = { 1, QUEUE_ST_QUEUED };
+    le_put(rec + 2, 3, 2);                     /* attempts */
+    le_put(rec + 4, 7, 4);                     /* account */
+    le_put(rec + 8, 0, 8);                     /* campaign */
+    le_put(rec + 16, msg, 8);                  /* ref */
+    le_put(rec + 24, (uint64_t)d2.created, 8);
+    le_put(rec + 32, (uint64_t)d2.next_attempt, 8);  /* its ready entry */
+    le_put(rec + 40, 0, 8);                    /* last_event */
+    le_put(rec + 48, alen, 2);
+    memcpy(rec + 50, addr, alen);
+    unsigned char id[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+    unsigned char six[8] = { 0, 0, 0, 0, 0, 0, 0, 6 };
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = { 8, id }, v = { 50 + alen, rec };
+    MDB_val sk = { 6, "schema" }, sv = { 8, six };
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, t->path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "deliveries", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &sk, &sv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    /* read-only first: schema 6 is read as it is */
+    struct queue_info info;
+    struct queue_delivery d;
+    q = open_q(t->path, QUEUE_OPEN_READONLY, NULL);
+    E(queue_info(q, &info));
+    assert_int_equal(info.schema, 6);
+    E(queue_get_delivery(q, 1, &d));
+    assert_string_equal(d.rcpt, "first@example.com");
+    queue_close(q);
+
+    q = open_q(t->path, 0, NULL);
+    E(queue_info(q, &info));
+    assert_int_equal(info.schema, QUEUE_SCHEMA_VERSION);
+    E(queue_get_delivery(q, 1, &d));
+    assert_int_equal(d.id, 1);
+    assert_int_equal(d.state, QUEUE_ST_QUEUED);
+    assert_int_equal(d.attempts, 3);
+    assert_int_equal(d.account, 7);
+    assert_int_equal(d.campaign, 0);
+    assert_int_equal(d.ref, msg);
+    assert_int_equal(d.created, d2.created);
+    assert_int_equal(d.next_attempt, d2.next_attempt);
+    assert_int_equal(d.last_event, 0);
+    assert_string_equal(d.rcpt, "first@example.com");
+    E(queue_get_delivery(q, 2, &d));
+    assert_int_equal(d.account, 7);
+    assert_int_equal(d.ref, msg);
+    assert_int_equal(d.created, d2.created);
+    assert_int_equal(d.next_attempt, d2.next_attempt);
+    assert_string_equal(d.rcpt, "second@example.com");
+    queue_close(q);
+
+    struct queue_check_report r;
+    E(queue_check(t->path, 0, NULL, NULL, &r));
+    assert_int_equal(r.problems, 0);
+}
+
 /* Bump the schema version in the meta database with raw LMDB: the open is
  * refused with QUEUE_ESCHEMA naming both versions. */
 static void test_schema_newer(void **state)
@@ -397,6 +488,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_foreign_lmdb, tdir_setup,
+                                        tdir_teardown),
+        cmocka_unit_test_setup_teardown(test_schema6_deliveries, tdir_setup,
                                         tdir_teardown),
         cmocka_unit_test_setup_teardown(test_schema_newer, tdir_setup,
                                         tdir_teardown),

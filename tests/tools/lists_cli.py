@@ -27,6 +27,12 @@ users with roles on them.  Then:
   audit       list create/delete, suppress add and one record per import
               with its counts;
   delete      `list delete` removes the list and its contacts;
+  shuffled    70,000 rows (with duplicates differing in the case of their
+              domain, invalid addresses and a suppressed address) in address
+              order and shuffled: both imports give the same counts, the
+              same contacts with the same fields, and the same duplicates
+              (each naming an earlier line with its address), invalid and
+              suppressed rows;
   memory      a 200,000-row import keeps its private memory (RssAnon,
               sampled) under 64 MB, and on a terminal draws a progress bar
               with rows/s and ETA.
@@ -499,6 +505,81 @@ def import_measured(list_name, path, tty=False):
     return rc, out, err, peak[0], maxrss
 
 
+
+# --------------------------------------------------------------- shuffled
+
+def import_rows(name, header, rows):
+    """Import rows into a new list of shopa; (summary, reject rows, the
+    list's contacts as (email, fields) sorted)."""
+    ok("create " + name, "list", "create", name, "--account", "shopa")
+    path = write(name + ".csv", header + "".join(rows))
+    rej = os.path.join(T, name + "-rejects.csv")
+    rc, out, err = run("list", "import", name, path, "--account", "shopa",
+                       "--reject", rej, "--json")
+    check("%s: import exits 0" % name, rc == 0, err[-300:])
+    s = json.loads(out) if rc == 0 else {}
+    show = js("list", "show", name, "--account", "shopa", "--contacts",
+              "100000") or {"first_contacts": []}
+    contacts = sorted((c["email"], sorted(c["fields"].items()))
+                      for c in show["first_contacts"])
+    return s, reject_rows(rej)[1:] if rc == 0 else [], contacts
+
+
+def rejects_by_kind(name, rows, rejects):
+    """The rejects as a sorted list of (email, reason) with "duplicate of
+    line N" checked (an earlier line, the same address without case) and
+    written as "duplicate"."""
+    got = []
+    for line, email, reason in rejects:
+        if reason.startswith("duplicate of line "):
+            first = int(reason.split()[-1])
+            check("%s: line %s is a duplicate of an earlier line with its "
+                  "address" % (name, line), first < int(line) and
+                  rows[first - 2].split(",")[0].lower() == email.lower(),
+                  (line, email, reason, rows[first - 2][:60]))
+            reason = "duplicate"
+        got.append((email, reason))
+    return sorted(got)
+
+
+def test_shuffled():
+    import random
+    gen = subprocess.run([CSV_GEN, "70000", "11"], stdout=subprocess.PIPE,
+                         check=True).stdout.decode("utf-8")
+    header, *rows = gen.splitlines(keepends=True)
+    rnd = random.Random(5)
+    # duplicates: copies with the domain in upper case (stored lower-case,
+    # so whichever line comes first the contact is the same)
+    for r in rnd.sample(rows, 300):
+        local, rest = r.split("@", 1)
+        dom, fields = rest.split(",", 1)
+        rows.append("%s@%s,%s" % (local, dom.upper(), fields))
+    rows += ["bad%d.example.com,No,At,x,y,z\n" % i for i in range(40)]
+    rows.append("victim@d1.example,V,W,x,y,z\n")
+    ok("suppress victim", "suppress", "add", "Victim@D1.example",
+       "--account", "shopa")
+    ordered = sorted(rows, key=lambda r: r.split(",")[0].lower())
+    shuffled = list(rows)
+    rnd.shuffle(shuffled)
+    a = import_rows("ordered", header, ordered)
+    b = import_rows("shuffled", header, shuffled)
+    keys = ("rows", "imported", "duplicate", "invalid", "suppressed")
+    check("shuffled: counts as ordered",
+          a[0].get("imported") == 70000 and a[0].get("duplicate") == 300 and
+          a[0].get("invalid") == 40 and a[0].get("suppressed") == 1 and
+          [a[0].get(k) for k in keys] == [b[0].get(k) for k in keys],
+          (a[0], b[0]))
+    check("shuffled: the same contacts with the same fields",
+          len(a[2]) == 70000 and a[2] == b[2], (len(a[2]), len(b[2])))
+    ra = rejects_by_kind("ordered", ordered, a[1])
+    rb = rejects_by_kind("shuffled", shuffled, b[1])
+    check("shuffled: the same duplicates, invalid and suppressed rows",
+          len(ra) == 341 and ra == rb, (len(ra), len(rb)))
+    check("shuffled: reject file in line order",
+          [int(r[0]) for r in b[1]] == sorted(int(r[0]) for r in b[1]),
+          [r[0] for r in b[1][:10]])
+
+
 def test_memory():
     ok("create big", "list", "create", "big", "--account", "shopa")
     path = os.path.join(T, "big.csv")
@@ -538,6 +619,7 @@ def main():
         test_refusals()
         test_roles()
         test_audit_delete()
+        test_shuffled()
         test_memory()
     finally:
         H.cleanup()
