@@ -250,12 +250,7 @@ static void wait_for_room(struct body_cache *bc, struct dest *d)
     if (d->bytes_waiting)
         return;
     d->bytes_waiting = true;
-    d->bnext = NULL;
-    if (bc->bytes_tail)
-        bc->bytes_tail->bnext = d;
-    else
-        bc->bytes_head = d;
-    bc->bytes_tail = d;
+    DEST_LIST_PUSH(bc->bytes_head, bc->bytes_tail, d, bnext);
 }
 
 /* There is room again: kick the destinations that waited for it, oldest

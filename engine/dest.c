@@ -462,12 +462,7 @@ static void offer_spare(struct engine *e, struct dest *d)
     if (d->spare)
         return;
     d->spare = true;
-    d->spnext = NULL;
-    if (e->dests.spare_tail)
-        e->dests.spare_tail->spnext = d;
-    else
-        e->dests.spare_head = d;
-    e->dests.spare_tail = d;
+    DEST_LIST_PUSH(e->dests.spare_head, e->dests.spare_tail, d, spnext);
 }
 
 /* At the global cap, close one idle session that has nothing to send
@@ -498,12 +493,7 @@ static void starve(struct engine *e, struct dest *d)
     if (d->starving)
         return;
     d->starving = true;
-    d->snext = NULL;
-    if (e->dests.starved_tail)
-        e->dests.starved_tail->snext = d;
-    else
-        e->dests.starved_head = d;
-    e->dests.starved_tail = d;
+    DEST_LIST_PUSH(e->dests.starved_head, e->dests.starved_tail, d, snext);
     free_spare_slot(e, d);
 }
 

@@ -238,6 +238,19 @@ struct body_cache {
     struct dest *bytes_head, *bytes_tail; /* destinations waiting for room */
 };
 
+/* Append destination d to a waiting list kept as head and tail pointers
+ * linked through d's member next (the lists of struct dest_table and
+ * body.c's list of destinations waiting for room). */
+#define DEST_LIST_PUSH(head, tail, d, next)                                 \
+    do {                                                                    \
+        (d)->next = NULL;                                                   \
+        if (tail)                                                           \
+            (tail)->next = (d);                                             \
+        else                                                                \
+            (head) = (d);                                                   \
+        (tail) = (d);                                                       \
+    } while (0)
+
 /* dest.c (and route.c): destinations, global session count, waiting lists */
 struct dest_table {
     struct dest **tab;         /* hash by domain */

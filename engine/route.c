@@ -170,12 +170,7 @@ void route_resolve(struct engine *e, struct dest *d)
     if (e->dests.dns_inflight >= DNS_MAX_INFLIGHT) {
         if (!d->dns_queued) {
             d->dns_queued = true;
-            d->dnext = NULL;
-            if (e->dests.dnsq_tail)
-                e->dests.dnsq_tail->dnext = d;
-            else
-                e->dests.dnsq_head = d;
-            e->dests.dnsq_tail = d;
+            DEST_LIST_PUSH(e->dests.dnsq_head, e->dests.dnsq_tail, d, dnext);
         }
         return;
     }

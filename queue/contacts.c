@@ -77,22 +77,14 @@ static bool take_str(const unsigned char *p, size_t len, size_t *off,
     return true;
 }
 
-/* A varint (LEB128) at *off; false if it runs past len or 64 bits. */
+/* A varint (qvar_get()) at *off; false if it runs past len or 64 bits. */
 static bool take_var(const unsigned char *p, size_t len, size_t *off,
                      uint64_t *v)
 {
-    uint64_t x = 0;
-    for (unsigned shift = 0; *off < len && shift < 64; shift += 7) {
-        unsigned char b = p[(*off)++];
-        if (shift == 63 && b > 1)
-            return false;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
+    const unsigned char *at = p + *off;
+    bool ok = qvar_get(&at, p + len, v);
+    *off = (size_t)(at - p);
+    return ok;
 }
 
 /* One NUL-terminated string with a varint length at *off (format 2). */

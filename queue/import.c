@@ -718,14 +718,11 @@ static uint32_t arena_put(struct iwin *w, const void *p, size_t n, bool nul)
     return off;
 }
 
-/* Varint (LEB128) put into the arena. */
+/* Varint (qvar_put()) put into the arena. */
 static void arena_var(struct iwin *w, uint64_t v)
 {
-    while (v >= 0x80) {
-        w->arena[w->alen++] = (char)(v | 0x80);
-        v >>= 7;
-    }
-    w->arena[w->alen++] = (char)v;
+    unsigned char *at = (unsigned char *)w->arena + w->alen;
+    w->alen += (size_t)(qvar_put(at, v) - at);
 }
 
 /* Little-endian put into the arena. */

@@ -397,6 +397,13 @@ int qmeta_put_u64(struct queue *q, MDB_txn *txn, const char *name,
  * varints (at most 5 + 3 x 10 + 2 bytes), the address */
 #define DELIVERY_REC_MAX (64 + QUEUE_MAX_RCPT)
 #define EVENT_FIXED 50
+/* The records' varints (LEB128: 7 bits a byte, low first, the high bit
+ * on all but the last; at most 10 bytes): qvar_put writes v at p and
+ * returns the end; qvar_get reads one from *p (before end), false when
+ * it runs past end or over 64 bits. */
+unsigned char *qvar_put(unsigned char *p, uint64_t v);
+bool qvar_get(const unsigned char **p, const unsigned char *end,
+              uint64_t *v);
 size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d);
 int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d);
 size_t qevent_encode(unsigned char *buf, size_t cap,

@@ -41,8 +41,7 @@ static uint16_t get16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); re
 static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
-/* LEB128: 7 bits a byte, low first, high bit set on all but the last. */
-static unsigned char *put_var(unsigned char *p, uint64_t v)
+unsigned char *qvar_put(unsigned char *p, uint64_t v)
 {
     while (v >= 0x80) {
         *p++ = (unsigned char)(v | 0x80);
@@ -52,10 +51,8 @@ static unsigned char *put_var(unsigned char *p, uint64_t v)
     return p;
 }
 
-/* Read a varint from *p (before end) into *v; false when it runs past
- * end or over 64 bits. */
-static bool get_var(const unsigned char **p, const unsigned char *end,
-                    uint64_t *v)
+bool qvar_get(const unsigned char **p, const unsigned char *end,
+              uint64_t *v)
 {
     uint64_t x = 0;
     for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
@@ -119,11 +116,11 @@ size_t qdelivery_encode(unsigned char *buf, const struct queue_delivery *d)
     put32(p + 10, (uint32_t)d->last_event);
     put16(p + 14, (uint16_t)(d->last_event >> 32));
     p += 16;
-    p = put_var(p, d->account);
-    p = put_var(p, d->campaign);
-    p = put_var(p, d->ref);
-    p = put_var(p, zz(d->created));
-    p = put_var(p, len);
+    p = qvar_put(p, d->account);
+    p = qvar_put(p, d->campaign);
+    p = qvar_put(p, d->ref);
+    p = qvar_put(p, zz(d->created));
+    p = qvar_put(p, len);
     memcpy(p, d->rcpt, len);
     return (size_t)(p - buf) + len;
 }
@@ -166,9 +163,9 @@ int qdelivery_decode(const MDB_val *v, uint64_t id, struct queue_delivery *d)
     d->next_attempt = (int64_t)get64(p + 4);
     d->last_event = get32(p + 12) | (uint64_t)get16(p + 16) << 32;
     p += 18;
-    if (!get_var(&p, end, &account) || account > UINT32_MAX ||
-        !get_var(&p, end, &d->campaign) || !get_var(&p, end, &d->ref) ||
-        !get_var(&p, end, &created) || !get_var(&p, end, &len) ||
+    if (!qvar_get(&p, end, &account) || account > UINT32_MAX ||
+        !qvar_get(&p, end, &d->campaign) || !qvar_get(&p, end, &d->ref) ||
+        !qvar_get(&p, end, &created) || !qvar_get(&p, end, &len) ||
         len > QUEUE_MAX_RCPT || (uint64_t)(end - p) != len)
         return QUEUE_ECORRUPT;
     d->account = (uint32_t)account;
