@@ -531,7 +531,7 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
     struct job_ctx *j = job->owner;
     d->busy--;
     outcome_job(d->e, d->site, j->items, j->rcpts, j->job.nrcpt,
-                smtp_session_host(s));
+                smtp_session_host(s), job->record_wait ? s : NULL);
     free(j);
 }
 

@@ -13,6 +13,17 @@
  *   Bodies arrive ready for the wire (CRLF line ends, dot-stuffed, ending
  *   with "CRLF.CRLF"; see compose.h); the session sends them as they are.
  *
+ *   Crash window: a job whose recipients the server accepted is, until
+ *   its outcome is durably recorded, a delivery that a crash would repeat.
+ *   A session holds at most one such job (SMTP_UNRECORDED_MAX): after a
+ *   job with a delivered recipient (job->record_wait) it starts no
+ *   transaction (no MAIL FROM, none pipelined behind a body) until the
+ *   owner calls smtp_session_recorded(), and it reports closed() only
+ *   after that too, so a closing session keeps its place against the
+ *   connection caps until then.  Repeated deliveries after a crash are
+ *   thus at most the sessions open times their recipients per message,
+ *   whatever the load or the writer's pace.
+ *
  * OWNERSHIP
  *   The caller owns each job and everything it points to until job_done()
  *   is called for it.  The session frees itself after closed() returns.
@@ -35,6 +46,9 @@
 
 #include "config.h"
 #include "smtp_reply.h"
+
+/* Jobs with a delivered recipient a session holds unrecorded, at most. */
+#define SMTP_UNRECORDED_MAX 4
 
 /* Result of one recipient. */
 enum rcpt_status {
@@ -75,6 +89,9 @@ struct smtp_job {
     bool smtputf8;                /* envelope address needs SMTPUTF8 */
     bool utf8hdr;                 /* 8-bit header (RFC 6532): SMTPUTF8, or
                                    * the 7-bit form */
+    bool record_wait;             /* set by the session at job_done(): a
+                                   * recipient was delivered, and the
+                                   * owner owes smtp_session_recorded() */
     void *owner;
 };
 
@@ -111,6 +128,15 @@ int smtp_session_start(uv_loop_t *loop, const struct smtp_session_cfg *cfg,
 
 /* Hand a job to a ready session.  -EBUSY if it is not ready. */
 int smtp_session_send(struct smtp_session *s, struct smtp_job *job);
+
+/* The outcome of a job that job_done() marked record_wait is durable (or
+ * will never be: dropped); the session may start its next transaction.
+ * Once for each such job; the session may call ready() or closed() from
+ * here. */
+void smtp_session_recorded(struct smtp_session *s);
+/* Does s wait for a record before it may start a transaction (it holds
+ * SMTP_UNRECORDED_MAX delivered jobs unrecorded)? */
+bool smtp_session_waits(const struct smtp_session *s);
 
 /* QUIT politely and close (ready sessions), or close at once. */
 void smtp_session_quit(struct smtp_session *s);

@@ -142,6 +142,7 @@ struct queue_op {
     struct queue_completer *cmp;
     int status;
     uint64_t first_id, msg_id;
+    bool waited;                 /* someone waits on it: ends the window */
 
     uint32_t account;
     uint64_t campaign;

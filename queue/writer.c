@@ -241,11 +241,13 @@ static void complete_group(struct queue *q, struct queue_op *ops)
 }
 
 /* A message's submitter (the SMTP listener's DATA, the inject API,
- * `sluice inject`) holds a client until its commit: it does not wait out
- * the group window.  What arrives during one commit shares the next. */
+ * `sluice inject`) holds a client until its commit, and an SMTP session
+ * that delivered holds its next transaction until its outcomes commit
+ * (queue_submit_outcomes_waited()): neither waits out the group window.
+ * What arrives during one commit shares the next. */
 static unsigned op_urgent(const struct queue_op *op)
 {
-    return op->kind == OP_MESSAGE;
+    return op->kind == OP_MESSAGE || op->waited;
 }
 
 static void *writer_main(void *arg)
