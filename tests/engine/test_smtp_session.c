@@ -836,7 +836,6 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
 {
     struct run *r = arg;
     struct cli *c = &r->cli;
-    (void)s;
     ptrdiff_t j = job - c->jobs;
     if (j < 0 || j >= NJOB) {
         note(c->err, sizeof c->err, "job_done with a job never handed over");
@@ -848,6 +847,14 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
         if (job->rcpts[i].status == RS_PENDING)
             note(c->err, sizeof c->err,
                  "job %td recipient %zu finished without a status", j, i);
+    bool delivered = false;
+    for (size_t i = 0; i < job->nrcpt; i++)
+        delivered |= job->rcpts[i].status == RS_DELIVERED;
+    if (job->record_wait != delivered)
+        note(c->err, sizeof c->err, "job %td: record_wait %d with %s "
+             "delivered", j, job->record_wait, delivered ? "a" : "none");
+    if (job->record_wait)
+        smtp_session_recorded(s); /* recorded at once: nothing waits */
 }
 
 /* Record why the session ended; a stalled server is closed with it. */
