@@ -10,11 +10,13 @@
  *   throttles); engine_record() keeps the items and a copy of their
  *   outcomes and submits them; the completion (on_recorded(), on this
  *   loop) frees the items and has the event log read the committed
- *   events.  A finished job's session waits for its record: the
- *   completion (or the drop of a held record) tells it last
- *   (smtp_session_recorded()), so that it holds at most one delivered job
- *   unrecorded, the crash window (smtp_session.h); the writer's group
- *   commit keeps the wait short, the sessions' outcomes sharing one fsync.
+ *   events.  A finished job's session counts its record: the completion
+ *   (or the drop of a held record) tells it last
+ *   (smtp_session_recorded()), so that it holds at most
+ *   SMTP_UNRECORDED_MAX delivered jobs unrecorded, the crash window
+ *   (smtp_session.h).  The record that makes a session wait ends the
+ *   writer's group window (queue_submit_outcomes_waited()); the others
+ *   share the next commit.
  *   Beyond that session a completion touches nothing but its own items: what it
  *   means for the whole engine (announcing a spool that stopped taking
  *   writes, arming the retry, submitting what is held and kicking every

@@ -17,10 +17,11 @@
  *   on_reply(): the one way up into smtp_txn.c (smtp_txn_reply()), as
  *   input is delivered from below, never as part of an entry.
  *
- *   A session that delivered a job waits in S_READY (its idle timeout
- *   running) until the owner has recorded it (smtp_session_recorded()),
- *   and a session that closed meanwhile reports closed() only then: see
- *   the crash window in smtp_session.h.
+ *   A session holding SMTP_UNRECORDED_MAX delivered jobs unrecorded waits
+ *   in S_READY (its idle timeout running) until the owner has recorded
+ *   one (smtp_session_recorded()), and a session that closed meanwhile
+ *   reports closed() only once all are: see the crash window in
+ *   smtp_session.h.
  *
  *   Input is split into lines (capped at SMTP_REPLY_LINE_MAX) and checked by
  *   smtp_reply.c.  Output goes out with uv_try_write() and only the part the

@@ -14,8 +14,7 @@
  *   the end of data: that job enters S_MAIL with its commands already out.
  *   A transaction starts only while the jobs the session has delivered
  *   but its owner not yet recorded, with those in flight, stay under
- *   SMTP_UNRECORDED_MAX (smtp_may_start(); smtp_session.h): with the
- *   bound at 1, never behind a body.
+ *   SMTP_UNRECORDED_MAX (smtp_may_start(); smtp_session.h).
  *
  *   A job the server cannot take as it is (over its SIZE, or needing
  *   SMTPUTF8 it lacks) is refused before anything is sent; a 7-bit form
