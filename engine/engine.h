@@ -433,6 +433,8 @@ void engine_record(struct engine *e, struct item **items, size_t n,
 void outcome_job(struct engine *e, struct site *site, struct item **items,
                  struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx,
                  struct smtp_session *sess);
+/* A session waits for its records: have the writer commit now. */
+void outcome_hurry(struct engine *e);
 /* Free an item (its account's claim and its body reference go too). */
 void engine_item_free(struct engine *e, struct item *it);
 /* Give item it's claim back to the spool without an outcome (out of

@@ -14,9 +14,9 @@
  *   (or the drop of a held record) tells it last
  *   (smtp_session_recorded()), so that it holds at most
  *   SMTP_UNRECORDED_MAX delivered jobs unrecorded, the crash window
- *   (smtp_session.h).  The record that makes a session wait ends the
- *   writer's group window (queue_submit_outcomes_waited()); the others
- *   share the next commit.
+ *   (smtp_session.h).  A session that waits (it may start nothing, or it
+ *   has closed) has the writer commit what is pending at once
+ *   (outcome_hurry(), queue_hurry()) rather than at the end of group_ms.
  *   Beyond that session a completion touches nothing but its own items: what it
  *   means for the whole engine (announcing a spool that stopped taking
  *   writes, arming the retry, submitting what is held and kicking every
@@ -125,10 +125,8 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg);
 static void submit(struct engine *e, struct record_ctx *rc)
 {
     e->out.pending++;
-    int err = (rc->sess && smtp_session_waits(rc->sess)
-               ? queue_submit_outcomes_waited
-                        : queue_submit_outcomes)(e->q, ctx_outcomes(rc), rc->n,
-                                                 e->cmp, on_recorded, rc);
+    int err = queue_submit_outcomes(e->q, ctx_outcomes(rc), rc->n, e->cmp,
+                                    on_recorded, rc);
     if (err) {
         fprintf(stderr, "sluiced: cannot submit outcomes: %s\n",
                 engine_strerror(err));
@@ -509,6 +507,11 @@ bool outcome_drained(struct engine *e)
     uv_timer_stop(&h->timer);
     engine_set_exit(e, EX_TEMPFAIL);
     return true;
+}
+
+void outcome_hurry(struct engine *e)
+{
+    queue_hurry(e->q);
 }
 
 void outcome_claimed(struct engine *e, size_t n)

@@ -208,6 +208,8 @@ static void close_done(struct smtp_session *s)
 {
     if (s->unrecorded) {
         s->close_waits = true;
+        if (s->cb.waits)
+            s->cb.waits(s, s->arg);
         return;
     }
     if (!s->closed_reported) {
@@ -230,11 +232,6 @@ static void on_handle_closed(uv_handle_t *h)
 bool smtp_may_start(const struct smtp_session *s, unsigned busy)
 {
     return s->unrecorded + busy < SMTP_UNRECORDED_MAX;
-}
-
-bool smtp_session_waits(const struct smtp_session *s)
-{
-    return !smtp_may_start(s, 0);
 }
 
 void smtp_session_recorded(struct smtp_session *s)
@@ -409,6 +406,8 @@ static void enter_action(struct smtp_session *s, enum smtp_state st)
         s->ever_ready = true;
         if (!smtp_may_start(s, 0)) {
             s->ready_waits = true; /* smtp_session_recorded() goes on */
+            if (s->cb.waits)
+                s->cb.waits(s, s->arg);
             return;
         }
         s->cb.ready(s, s->arg); /* last: it may send a job at once */

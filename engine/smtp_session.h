@@ -122,6 +122,9 @@ struct smtp_session_cb {
      * code/enhanced/why describe the failure (code 0 for local ones). */
     void (*closed)(struct smtp_session *s, bool ever_ready, int code,
                    const char *enhanced, const char *why, void *arg);
+    /* optional: s now waits for smtp_session_recorded() (it may start no
+     * transaction, or it has closed): record what it waits for soon */
+    void (*waits)(struct smtp_session *s, void *arg);
 };
 
 /* Connect to addr and begin.  On error no callback is ever called. */
@@ -138,9 +141,6 @@ int smtp_session_send(struct smtp_session *s, struct smtp_job *job);
  * Once for each such job; the session may call ready() or closed() from
  * here. */
 void smtp_session_recorded(struct smtp_session *s);
-/* Does s wait for a record before it may start a transaction (it holds
- * SMTP_UNRECORDED_MAX delivered jobs unrecorded)? */
-bool smtp_session_waits(const struct smtp_session *s);
 
 /* QUIT politely and close (ready sessions), or close at once. */
 void smtp_session_quit(struct smtp_session *s);

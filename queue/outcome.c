@@ -110,19 +110,6 @@ int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
     return queue_op_submit(q, op, cmp, cb, arg);
 }
 
-int queue_submit_outcomes_waited(struct queue *q,
-                                 const struct queue_outcome *o, size_t n,
-                                 struct queue_completer *cmp,
-                                 queue_done_cb cb, void *arg)
-{
-    struct queue_op *op;
-    int err = qoutcome_op_new(&op, o, n);
-    if (err)
-        return err;
-    op->waited = true;
-    return queue_op_submit(q, op, cmp, cb, arg);
-}
-
 /* Copy an arena string into a NUL-terminated field. */
 static void take_str(char *dst, const char *arena, uint32_t off, uint16_t len)
 {
