@@ -50,8 +50,9 @@
 #include "smtp_reply.h"
 
 /* Jobs with a delivered recipient a session holds unrecorded, at most.
- * 1 would make every transaction wait for a commit (an fsync): W1 ran at
- * about 0.4x; 2 at 0.5-0.7x; 4 within the noise of a busy machine. */
+ * 1 makes every transaction wait for a commit (an fsync): W1 ran at about
+ * 0.4x of no bound, 2 at 0.5-0.7x, 4 and 8 alike, within the noise of a
+ * busy machine (2026-12, bench/suite.py W1 --fraction 0.3). */
 #define SMTP_UNRECORDED_MAX 4
 
 /* Result of one recipient. */
