@@ -17,8 +17,8 @@
  *   (smtp_session.h).  A session that waits (it may start nothing, or it
  *   has closed) has the writer commit what is pending at once
  *   (outcome_hurry(), queue_hurry()) rather than at the end of group_ms.
- *   Beyond that session a completion touches nothing but its own items: what it
- *   means for the whole engine (announcing a spool that stopped taking
+ *   Beyond that session a completion touches nothing but its own items:
+ *   what it means for the whole engine (announcing a spool that stopped taking
  *   writes, arming the retry, submitting what is held and kicking every
  *   destination, stopping on a damaged spool) it only notes, and
  *   outcome_tick() does it on the scheduler's next tick (10 ms).
@@ -326,9 +326,10 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
 int outcome_tick(struct engine *e)
 {
     struct spool_hold *h = &e->out.hold;
-    /* a drain given up: what is held is dropped now, so that the sessions
-     * waiting for it close and the drain can end (scheduler.c) */
-    if (h->head && engine_drain_aborted(e))
+    /* draining: what is held is tried every second, and once the drain is
+     * given up dropped, so that the sessions waiting for it close and the
+     * drain can end (scheduler.c asks only once no session is left) */
+    if (h->head && engine_draining(e))
         outcome_drained(e);
     if (h->tell) {
         h->tell = false;
