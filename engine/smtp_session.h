@@ -51,9 +51,10 @@
 
 /* Jobs with a delivered recipient a session holds unrecorded, at most.
  * 1 makes every transaction wait for a commit (an fsync): W1 ran at about
- * 0.4x of no bound, 2 at 0.5-0.7x; 4 at about 0.85x, and 8 no better
- * (2026-12, bench/suite.py W1 --fraction 0.3 on a busy machine; a waiting
- * session hurries the writer, without which 4 ran at about 0.6x). */
+ * 0.4x of no bound, 2 at 0.5-0.7x; 4 at a median 0.95x (0.54-1.65x over
+ * 16 pairs), 8 no better (2026-12, bench/suite.py W1 --fraction 0.3, a
+ * busy machine; a waiting session hurries the writer, without which 4 ran
+ * at about 0.6x). */
 #define SMTP_UNRECORDED_MAX 4
 
 /* Result of one recipient. */
