@@ -587,7 +587,7 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
     struct job_ctx *j = job->owner;
     d->busy--;
     outcome_job(d->e, d->site, j->items, j->rcpts, j->job.nrcpt,
-                smtp_session_host(s));
+                smtp_session_host(s), job->record_wait ? s : NULL);
     free(j);
 }
 
@@ -665,9 +665,17 @@ static void on_closed(struct smtp_session *s, bool ever_ready, int code,
     }
 }
 
+/* s waits for its outcomes to commit (smtp_session.h: crash window). */
+static void on_waits(struct smtp_session *s, void *arg)
+{
+    struct dest *d = arg;
+    (void)s;
+    outcome_hurry(d->e);
+}
+
 static const struct smtp_session_cb session_cb = {
     .ready = on_ready, .next_job = on_next_job, .job_done = on_job_done,
-    .closed = on_closed,
+    .closed = on_closed, .waits = on_waits,
 };
 
 /* The TLS policy of a new session: opportunistic TLS goes without

@@ -466,9 +466,14 @@ void body_free_all(struct engine *e);
 void engine_record(struct engine *e, struct item **items, size_t n,
                    const struct queue_outcome *o);
 /* Record the outcome of every recipient of a finished SMTP job, and feed
- * the replies to site (or NULL). */
+ * the replies to site (or NULL).  sess (or NULL): the session that
+ * delivered the job, told smtp_session_recorded() once the record is
+ * durable (or dropped). */
 void outcome_job(struct engine *e, struct site *site, struct item **items,
-                 struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx);
+                 struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx,
+                 struct smtp_session *sess);
+/* A session waits for its records: have the writer commit now. */
+void outcome_hurry(struct engine *e);
 /* Free an item (its account's claim and its body reference go too). */
 void engine_item_free(struct engine *e, struct item *it);
 /* Give item it's claim back to the spool without an outcome (out of

@@ -10,8 +10,15 @@
  *   throttles); engine_record() keeps the items and a copy of their
  *   outcomes and submits them; the completion (on_recorded(), on this
  *   loop) frees the items and has the event log read the committed
- *   events.  A completion touches nothing beyond its own items: what it
- *   means for the whole engine (announcing a spool that stopped taking
+ *   events.  A finished job's session counts its record: the completion
+ *   (or the drop of a held record) tells it last
+ *   (smtp_session_recorded()), so that it holds at most
+ *   SMTP_UNRECORDED_MAX delivered jobs unrecorded, the crash window
+ *   (smtp_session.h).  A session that waits (it may start nothing, or it
+ *   has closed) has the writer commit what is pending at once
+ *   (outcome_hurry(), queue_hurry()) rather than at the end of group_ms.
+ *   Beyond that session a completion touches nothing but its own items:
+ *   what it means for the whole engine (announcing a spool that stopped taking
  *   writes, arming the retry, submitting what is held and kicking every
  *   destination, stopping on a damaged spool) it only notes, and
  *   outcome_tick() does it on the scheduler's next tick (10 ms).
@@ -62,6 +69,7 @@
 struct record_ctx {
     struct engine *e;
     struct record_ctx *next;   /* in the held list */
+    struct smtp_session *sess; /* waits for this record, or NULL */
     bool probe;                /* submitted alone to see if the spool takes it */
     size_t n;
 };
@@ -87,16 +95,27 @@ const char *engine_spool_state_name(const struct engine *e)
     return state_name(e->out.hold.state);
 }
 
+/* Let the session whose delivered job rc records go on: its outcome is
+ * durable, or will never be.  Last, after rc is freed: the session may
+ * start its next transaction or report closed() from here. */
+static void let_session_go(struct smtp_session *sess)
+{
+    if (sess)
+        smtp_session_recorded(sess);
+}
+
 /* Give the claims of rc back and free it with its items. */
 static void drop(struct engine *e, struct record_ctx *rc)
 {
     struct item **items = ctx_items(rc);
+    struct smtp_session *sess = rc->sess;
     for (size_t i = 0; i < rc->n; i++) {
         queue_release(e->q, items[i]->id);
         engine_item_free(e, items[i]);
     }
     e->out.inflight -= rc->n;
     free(rc);
+    let_session_go(sess);
 }
 
 static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg);
@@ -273,6 +292,7 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
     struct engine *e = rc->e;
     struct spool_hold *h = &e->out.hold;
     struct item **items = ctx_items(rc);
+    struct smtp_session *sess = rc->sess;
     (void)first;
     (void)msg;
     e->out.pending--;
@@ -300,11 +320,17 @@ static void on_recorded(void *arg, int status, uint64_t first, uint64_t msg)
         e->out.stop = stop;
     /* the event log (and the counts) read the committed events */
     eventlog_committed(e);
+    let_session_go(sess);
 }
 
 int outcome_tick(struct engine *e)
 {
     struct spool_hold *h = &e->out.hold;
+    /* draining: what is held is tried every second, and once the drain is
+     * given up dropped, so that the sessions waiting for it close and the
+     * drain can end (scheduler.c asks only once no session is left) */
+    if (h->head && engine_draining(e))
+        outcome_drained(e);
     if (h->tell) {
         h->tell = false;
         tell_held(e);
@@ -339,8 +365,12 @@ void outcome_release(struct engine *e, struct item *it)
     engine_item_free(e, it);
 }
 
+static void record(struct engine *e, struct item **items, size_t n,
+                   const struct queue_outcome *o, struct smtp_session *sess);
+
 void outcome_job(struct engine *e, struct site *site, struct item **items,
-                 struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx)
+                 struct smtp_rcpt *rcpts, size_t nrcpt, const char *mx,
+                 struct smtp_session *sess)
 {
     struct queue_outcome o[nrcpt];
     struct item *cut[nrcpt];
@@ -380,16 +410,26 @@ void outcome_job(struct engine *e, struct site *site, struct item **items,
         items[n] = it;
         n++;
     }
-    if (n)
-        engine_record(e, items, n, o);
     for (size_t i = 0; i < ncut; i++)
         engine_item_free(e, cut[i]);
     e->out.inflight -= ncut;
+    if (n)
+        record(e, items, n, o, sess);
+    else
+        let_session_go(sess);
 }
 
 
 void engine_record(struct engine *e, struct item **items, size_t n,
                    const struct queue_outcome *o)
+{
+    record(e, items, n, o, NULL);
+}
+
+/* engine_record(), and sess (or NULL) waits until the record is durable
+ * (or dropped). */
+static void record(struct engine *e, struct item **items, size_t n,
+                   const struct queue_outcome *o, struct smtp_session *sess)
 {
     /* keep items and a copy of the outcomes (strings copied by the queue,
      * but a held outcome is submitted again) */
@@ -407,6 +447,7 @@ void engine_record(struct engine *e, struct item **items, size_t n,
     }
     rc->e = e;
     rc->next = NULL;
+    rc->sess = sess;
     rc->probe = false;
     rc->n = n;
     struct item **it = ctx_items(rc);
@@ -467,6 +508,11 @@ bool outcome_drained(struct engine *e)
     uv_timer_stop(&h->timer);
     engine_set_exit(e, EX_TEMPFAIL);
     return true;
+}
+
+void outcome_hurry(struct engine *e)
+{
+    queue_hurry(e->q);
 }
 
 void outcome_claimed(struct engine *e, size_t n)

@@ -17,6 +17,12 @@
  *   on_reply(): the one way up into smtp_txn.c (smtp_txn_reply()), as
  *   input is delivered from below, never as part of an entry.
  *
+ *   A session holding SMTP_UNRECORDED_MAX delivered jobs unrecorded waits
+ *   in S_READY (its idle timeout running) until the owner has recorded
+ *   one (smtp_session_recorded()), and a session that closed meanwhile
+ *   reports closed() only once all are: see the crash window in
+ *   smtp_session.h.
+ *
  *   Input is split into lines (capped at SMTP_REPLY_LINE_MAX) and checked by
  *   smtp_reply.c.  Output goes out with uv_try_write() and only the part the
  *   kernel did not take is copied into a write request (the bytes queued
@@ -232,11 +238,16 @@ void smtp_out_cmd(struct smtp_session *s, const char *cmd)
         smtp_out(s, buf, (size_t)n);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+/* Both handles are closed: report closed() and free s, unless a
+ * delivered job is still unrecorded (then smtp_session_recorded() does). */
+static void close_done(struct smtp_session *s)
 {
-    struct smtp_session *s = h->data;
-    if (--s->open_handles > 0)
+    if (s->unrecorded) {
+        s->close_waits = true;
+        if (s->cb.waits)
+            s->cb.waits(s, s->arg);
         return;
+    }
     if (!s->closed_reported) {
         s->closed_reported = true;
         s->cb.closed(s, s->ever_ready, s->fail_code, s->fail_enh,
@@ -244,6 +255,37 @@ static void on_handle_closed(uv_handle_t *h)
     }
     tls_free(s->tls);
     free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct smtp_session *s = h->data;
+    if (--s->open_handles > 0)
+        return;
+    close_done(s);
+}
+
+bool smtp_may_start(const struct smtp_session *s, unsigned busy)
+{
+    return s->unrecorded + busy < SMTP_UNRECORDED_MAX;
+}
+
+void smtp_session_recorded(struct smtp_session *s)
+{
+    if (!s->unrecorded) {
+        fprintf(stderr, "sluiced: smtp_session_recorded() for no job\n");
+        abort(); /* a broken invariant: the bound would not hold */
+    }
+    s->unrecorded--;
+    if (s->close_waits) {
+        if (!s->unrecorded)
+            close_done(s);
+        return;
+    }
+    if (s->ready_waits && s->st == S_READY && smtp_may_start(s, 0)) {
+        s->ready_waits = false;
+        s->cb.ready(s, s->arg);
+    }
 }
 
 /* Close the connection; the closed() callback follows from the loop. */
@@ -398,6 +440,12 @@ static void enter_action(struct smtp_session *s, enum smtp_state st)
         return;
     case S_READY:
         s->ever_ready = true;
+        if (!smtp_may_start(s, 0)) {
+            s->ready_waits = true; /* smtp_session_recorded() goes on */
+            if (s->cb.waits)
+                s->cb.waits(s, s->arg);
+            return;
+        }
         s->cb.ready(s, s->arg); /* last: it may send a job at once */
         return;
     case S_RSET:

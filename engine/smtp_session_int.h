@@ -53,6 +53,10 @@ struct smtp_session {
     bool mail_failed, discard_data;
     bool body_pending;      /* body still in our write queue */
 
+    unsigned unrecorded;    /* jobs delivered, their outcome not durable */
+    bool ready_waits;       /* ready, and ready() waits for the record */
+    bool close_waits;       /* closed, and closed() waits for the record */
+
     bool closed_reported;
     int fail_code;
     char fail_enh[16];
@@ -89,5 +93,9 @@ void smtp_job_fail_pending(struct smtp_job *job, enum rcpt_status st,
                            const char *text, bool only_accepted);
 /* Hand the finished job back to its owner. */
 void smtp_job_finish(struct smtp_session *s);
+/* May one more transaction start, with `busy` jobs of the session already
+ * in flight?  Each may deliver, and each delivered one stays unrecorded
+ * until smtp_session_recorded(). */
+bool smtp_may_start(const struct smtp_session *s, unsigned busy);
 
 #endif

@@ -12,6 +12,9 @@
  *   pipelining).  With PIPELINING the next job's commands ride in the same
  *   write as this job's body (owner's next_job()), and its replies follow
  *   the end of data: that job enters S_MAIL with its commands already out.
+ *   A transaction starts only while the jobs the session has delivered
+ *   but its owner not yet recorded, with those in flight, stay under
+ *   SMTP_UNRECORDED_MAX (smtp_may_start(); smtp_session.h).
  *
  *   A job the server cannot take as it is (over its SIZE, or needing
  *   SMTPUTF8 it lacks) is refused before anything is sent; a 7-bit form
@@ -56,8 +59,17 @@ void smtp_job_finish(struct smtp_session *s)
     struct smtp_job *job = s->job;
     s->job = NULL;
     s->jobs++;
-    if (job)
-        s->cb.job_done(s, job, s->arg);
+    if (!job)
+        return;
+    /* a delivered recipient: the server has the message, and until the
+     * owner has recorded that (smtp_session_recorded()) a crash would
+     * send it again; no transaction starts here meanwhile */
+    job->record_wait = false;
+    for (size_t i = 0; i < job->nrcpt && !job->record_wait; i++)
+        job->record_wait = job->rcpts[i].status == RS_DELIVERED;
+    if (job->record_wait)
+        s->unrecorded++;
+    s->cb.job_done(s, job, s->arg);
 }
 
 /* The MAIL, RCPT and DATA commands of job j in one malloc'd buffer. */
@@ -136,7 +148,7 @@ static bool job_refused(struct smtp_session *s, struct smtp_job *job)
 
 int smtp_session_send(struct smtp_session *s, struct smtp_job *job)
 {
-    if (s->st != S_READY || s->job)
+    if (s->st != S_READY || s->job || !smtp_may_start(s, 0))
         return -EBUSY;
     s->job = job;
     txn_begin(s);
@@ -166,8 +178,10 @@ static bool body_pieces(struct smtp_session *s, const char **a, size_t *an,
     }
     struct smtp_job *nj = NULL;
     /* RFC 2920: the end of data need not end a command group, so the next
-     * transaction rides in the same write as this body */
+     * transaction rides in the same write as this body, when the session
+     * may hold this job and that one unrecorded (SMTP_UNRECORDED_MAX) */
     if (s->cap_pipelining && s->cb.next_job && !s->next &&
+        smtp_may_start(s, 1) &&
         (nj = s->cb.next_job(s, s->arg)) && job_refused(s, nj)) {
         s->cb.job_done(s, nj, s->arg);
         nj = NULL;

@@ -316,6 +316,11 @@ int queue_submit_campaign_at(struct queue *q, uint32_t account,
 int queue_submit_outcomes(struct queue *q, const struct queue_outcome *o,
                           size_t n, struct queue_completer *cmp,
                           queue_done_cb cb, void *arg);
+/* Someone waits on what is pending (an SMTP session holds its next
+ * transaction, or its close, until its outcomes commit): commit it now,
+ * without waiting out group_ms, as for a message; what arrives meanwhile
+ * shares the next commit.  Returns at once (queue_flush() waits). */
+void queue_hurry(struct queue *q);
 /* (An outcome operation that fails with a status queue_err_unwritable()
  * accepts leaves its deliveries claimed: submit it again, or release.) */
 

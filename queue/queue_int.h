@@ -210,6 +210,7 @@ struct queue {
     bool stopping;
     unsigned flushing;           /* queue_flush() callers waiting */
     unsigned urgent;             /* pending ops a client is waiting on */
+    bool hurry;                  /* queue_hurry(): commit what is pending */
     uint64_t first_arrival_ms;   /* arrival of the oldest pending op */
     uint64_t commits, ops_committed, map_grows;
     struct queue_commit_stats commit_stats; /* stats.c, under mu */

@@ -242,7 +242,8 @@ static void complete_group(struct queue *q, struct queue_op *ops)
 
 /* A message's submitter (the SMTP listener's DATA, the inject API,
  * `sluice inject`) holds a client until its commit: it does not wait out
- * the group window.  What arrives during one commit shares the next. */
+ * the group window, and neither does what is pending at a queue_hurry().
+ * What arrives during one commit shares the next. */
 static unsigned op_urgent(const struct queue_op *op)
 {
     return op->kind == OP_MESSAGE;
@@ -273,7 +274,7 @@ static void *writer_main(void *arg)
             break;
         uint64_t deadline = q->first_arrival_ms + q->opt.group_ms;
         while (q->pending < q->opt.group_ops && !q->stopping &&
-               !q->flushing && !q->urgent) {
+               !q->flushing && !q->urgent && !q->hurry) {
             if (mono_ms() >= deadline)
                 break;
             struct timespec ts = abs_ts(deadline);
@@ -288,6 +289,7 @@ static void *writer_main(void *arg)
             urgent += op_urgent(last);
         }
         q->urgent -= urgent;
+        q->hurry = false;
         q->head = last->next;
         if (!q->head)
             q->tail = NULL;
@@ -385,6 +387,16 @@ int writer_submit(struct queue *q, struct queue_op *op)
         pthread_cond_signal(&q->cond_work);
     pthread_mutex_unlock(&q->mu);
     return 0;
+}
+
+void queue_hurry(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->head && !q->hurry) {
+        q->hurry = true;
+        pthread_cond_signal(&q->cond_work);
+    }
+    pthread_mutex_unlock(&q->mu);
 }
 
 int queue_flush(struct queue *q)

@@ -21,6 +21,11 @@ terminal event in the spool, and each delivery in the spool has exactly
 one terminal event.  A message committed but not yet answered when the
 process died is queued and delivered too (the client may send it again:
 at-least-once), so more may be delivered than accepted, never less.
+Deliveries repeated are reported per kill (a capture of the sink followed
+by another of the same recipient: accepted, not recorded when that round
+was killed) and are at most the sessions to the sink (SESSIONS) times the
+delivered transactions a session may hold unrecorded (UNRECORDED,
+SMTP_UNRECORDED_MAX in engine/smtp_session.h), one recipient each.
 
 usage: /usr/bin/python3 test_smtp_kill9.py SLUICED SLUICE SINK
 """
@@ -42,6 +47,8 @@ from smtpd_setup import SmtpdBase  # noqa: E402
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 ROUNDS = 10
 NPROC = 3
+SESSIONS = 4      # max_connections of sink.test
+UNRECORDED = 4    # SMTP_UNRECORDED_MAX, engine/smtp_session.h
 SEED = int(os.environ.get("SLUICE_CHAOS_SEED", "17"))
 TERMINAL = ("delivered", "bounced", "expired", "suppressed", "cancelled")
 
@@ -178,13 +185,14 @@ class SmtpKill9(SmtpdBase):
         self.conf = self.write_config(
             smtp_port=self.sink_port,
             domains={"sink.test": {"route": "127.0.0.1:%d" % self.sink_port,
-                                   "max_connections": 4}},
+                                   "max_connections": SESSIONS}},
             smtp_listen="127.0.0.1:%d" % self.smtp_port,
             ehlo_hostname="mx.sluice.test",
             smtp_relay_networks="127.0.0.0/8", smtp_default_account="shop",
             nosync="no")
         proxy = Proxy(self.smtp_port)
         self.addCleanup(proxy.stop)
+        received_at_kill = []
         for rnd in range(ROUNDS):
             self.sluiced = self.start_sluiced(self.conf, exit_when_empty=False,
                                               name="sluiced-%d" % rnd)
@@ -207,6 +215,7 @@ class SmtpKill9(SmtpdBase):
                 if c.alive():
                     c.signal(signal.SIGKILL)
                 c.wait(30)
+            received_at_kill.append(self.sink.settled_captures())
             print("round %d: killed with %d accepted so far"
                   % (rnd, proxy.count()))
         acked = set(proxy.acked)
@@ -231,6 +240,17 @@ class SmtpKill9(SmtpdBase):
         once = [d for d, es in terminal.items() if len(es) != 1]
         self.assertEqual(once, [], "deliveries with more than one end")
         self.assertEqual(self.spool_info()["counts"]["queued"], 0)
+        per_run = self.sink.repeats_per_run(received_at_kill)
+        print("deliveries repeated after each kill %s (%d in all, at most "
+              "%d per kill: %d sessions x %d)"
+              % (per_run[:ROUNDS], sum(per_run), SESSIONS * UNRECORDED,
+                 SESSIONS, UNRECORDED))
+        for k, n in enumerate(per_run[:ROUNDS]):
+            self.assertLessEqual(n, SESSIONS * UNRECORDED,
+                                 "kill %d repeated more deliveries than "
+                                 "the sessions open may hold" % k)
+        self.assertEqual(per_run[ROUNDS], 0,
+                         "the run to the end repeated a delivery")
 
 
 if __name__ == "__main__":

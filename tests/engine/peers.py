@@ -738,6 +738,31 @@ class Sink:
         with open(self.stats_path) as f:
             return json.load(f)
 
+    def settled_captures(self):
+        """The number of captures once the sink has closed every session:
+        after a client was killed, what reached the sink before (a body
+        whose dot it reads only now is accepted too) is in."""
+        wait_for(lambda: self.stats()["current_sessions"] == 0, 30,
+                 "%s to close its sessions" % self.name)
+        return len([n for n in os.listdir(self.capture_dir)
+                    if n.endswith(".eml")])
+
+    def repeats_per_run(self, bounds):
+        """Deliveries repeated, per run of the sender: bounds are the
+        settled capture counts at each kill, so run k made the captures
+        from bounds[k-1] to bounds[k] and the last run the rest.  A capture
+        followed by another of the same recipient was accepted but not
+        recorded when its run ended: it counts for that run."""
+        seen = {}
+        for i, (_, rcpts, _) in enumerate(self.captures()):
+            for r in rcpts:
+                seen.setdefault(r, []).append(i)
+        per_run = [0] * (len(bounds) + 1)
+        for idx in seen.values():
+            for i in idx[:-1]:
+                per_run[sum(i >= b for b in bounds)] += 1
+        return per_run
+
     def captures(self, params=False):
         """[(mail_from, [rcpts], body bytes)] of every captured message;
         with params, (mail_from, [rcpts], body, [MAIL parameters])."""

@@ -50,7 +50,7 @@
 #define SHORT_TO_MS 50       /* the stage under test (the server is silent) */
 #define LONG_TO_MS 3600000   /* the other stages of a timeout case */
 #define GUARD_MS 100000      /* a case that never ends fails, not hangs */
-#define NJOB 2
+#define NJOB (SMTP_UNRECORDED_MAX + 1)
 #define NRCPT 3
 #define SRV_IN_CAP (1u << 20)
 #define SRV_LOG_CAP (1u << 20)
@@ -85,6 +85,8 @@ struct scase {
     int njobs;                 /* jobs to hand over, one per ready() */
     bool pipeline_next;        /* the second job through next_job() */
     bool idle;                 /* ready(): no job, no quit */
+    bool late_record;          /* delivered jobs recorded only when the
+                                * session waits, or once it has closed */
     bool big_body;
     bool ssl;                  /* give the session an SSL_CTX */
     enum tls_policy tls;
@@ -114,6 +116,9 @@ struct scase {
 #define RCPT_B "<RCPT TO:<b@x.test>"
 #define RCPT_C "<RCPT TO:<c@x.test>"
 #define QUIT "<QUIT", ">221 2.0.0 bye", "!"
+/* One pipelined transaction to a, delivered. */
+#define JOB_P MAIL, RCPT_A, "<DATA", ">250 ok\r\n250 ok\r\n354 go", ".", \
+    ">250 2.0.0 delivered"
 #define BODY_LINE "hello body"
 
 /* The faults of a broken or hostile server at one stage: all end the
@@ -509,6 +514,16 @@ static const struct scase cases[] = {
                   .lacks = { BODY_LINE }),
                  (GREET, EHLO_P, MAIL, RCPT_A, RCPT_B, "<DATA",
                   ">250 ok\r\n250 ok",)),
+    /* the crash window: SMTP_UNRECORDED_MAX delivered jobs unrecorded,
+     * then no MAIL until they are recorded; the last one unrecorded, no
+     * closed() until it is (the script has SMTP_UNRECORDED_MAX + 1 jobs) */
+    { .name = "crash window: no transaction, no closed() before the record",
+      .script = { GREET, EHLO_P, JOB_P, JOB_P, JOB_P, JOB_P, JOB_P, QUIT },
+      .nrcpt = 1, .njobs = NJOB, .late_record = true,
+      .want = {{ DLV("delivered") }, { DLV("delivered") },
+               { DLV("delivered") }, { DLV("delivered") },
+               { DLV("delivered") }},
+      .ever_ready = true, .why = "closed" },
     LOCAL_FAULTS("pipelining: end of data with the next job queued",
                  TO_DATA_DONE, true,
                  (.nrcpt = 1, .njobs = 2, .pipeline_next = true,
@@ -540,6 +555,9 @@ struct srv {
 struct cli {
     const struct scase *c;
     struct smtp_session *s;
+    uv_timer_t record;   /* late_record: records what is unrecorded */
+    int unrecorded;      /* late_record: delivered jobs not yet recorded */
+    int waited;          /* late_record: times the session waited */
     struct smtp_job jobs[NJOB];
     struct smtp_rcpt rcpts[NJOB][NRCPT];
     int handed, done[NJOB], nclosed;
@@ -810,6 +828,9 @@ static void on_ready(struct smtp_session *s, void *arg)
         note(c->err, sizeof c->err, "smtp_session_arg lost the argument");
     if (c->c->idle)
         return;
+    if (c->unrecorded >= SMTP_UNRECORDED_MAX)
+        note(c->err, sizeof c->err, "ready() with %d jobs unrecorded",
+             c->unrecorded);
     if (c->handed < c->c->njobs) {
         int rc = smtp_session_send(s, &c->jobs[c->handed++]);
         if (rc)
@@ -830,13 +851,31 @@ static struct smtp_job *on_next_job(struct smtp_session *s, void *arg)
     return &c->jobs[c->handed++];
 }
 
+/* late_record: record what the session waits for (it waits with no
+ * MAIL sent), or, after the last job, once the server has seen the end:
+ * closed() must not have come before. */
+static void on_record(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    struct cli *c = &r->cli;
+    if (c->handed == c->c->njobs && !r->srv.closed)
+        return;
+    uv_timer_stop(t);
+    if (c->nclosed)
+        note(c->err, sizeof c->err, "closed() with %d jobs unrecorded",
+             c->unrecorded);
+    while (c->unrecorded > 0) {
+        c->unrecorded--;
+        smtp_session_recorded(c->s);
+    }
+}
+
 /* A finished job: once only, and every recipient with a status. */
 static void on_job_done(struct smtp_session *s, struct smtp_job *job,
                         void *arg)
 {
     struct run *r = arg;
     struct cli *c = &r->cli;
-    (void)s;
     ptrdiff_t j = job - c->jobs;
     if (j < 0 || j >= NJOB) {
         note(c->err, sizeof c->err, "job_done with a job never handed over");
@@ -848,6 +887,29 @@ static void on_job_done(struct smtp_session *s, struct smtp_job *job,
         if (job->rcpts[i].status == RS_PENDING)
             note(c->err, sizeof c->err,
                  "job %td recipient %zu finished without a status", j, i);
+    bool delivered = false;
+    for (size_t i = 0; i < job->nrcpt; i++)
+        delivered |= job->rcpts[i].status == RS_DELIVERED;
+    if (job->record_wait != delivered)
+        note(c->err, sizeof c->err, "job %td: record_wait %d with %s "
+             "delivered", j, job->record_wait, delivered ? "a" : "none");
+    if (!job->record_wait)
+        return;
+    if (!c->c->late_record) {
+        smtp_session_recorded(s); /* recorded at once: nothing waits */
+        return;
+    }
+    c->unrecorded++; /* recorded when the session says it waits */
+}
+
+/* The session waits for its records: record them on the next turn of
+ * the loop, or, when it has closed, once the server has seen the end. */
+static void on_waits(struct smtp_session *s, void *arg)
+{
+    struct run *r = arg;
+    (void)s;
+    r->cli.waited++;
+    uv_timer_start(&r->cli.record, on_record, 0, 1);
 }
 
 /* Record why the session ended; a stalled server is closed with it. */
@@ -872,6 +934,7 @@ static const struct smtp_session_cb session_cb = {
     .next_job = on_next_job,
     .job_done = on_job_done,
     .closed = on_closed,
+    .waits = on_waits,
 };
 
 /* The deadline of a stuck case: end it so the asserts can say why. */
@@ -1018,6 +1081,8 @@ static void run_case(const struct scase *c)
     }
     assert_int_equal(uv_timer_init(&r->loop, &r->guard), 0);
     r->guard.data = r;
+    assert_int_equal(uv_timer_init(&r->loop, &r->cli.record), 0);
+    r->cli.record.data = r;
     uv_timer_start(&r->guard, on_guard, GUARD_MS, 0);
 
     assert_int_equal(smtp_session_start(&r->loop, &cfg,
@@ -1029,6 +1094,7 @@ static void run_case(const struct scase *c)
             !(r->guard_fired && !r->srv.accepted)))
         uv_run(&r->loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&r->guard, NULL);
+    uv_close((uv_handle_t *)&r->cli.record, NULL);
     uv_close((uv_handle_t *)&r->srv.listener, NULL);
     uv_close((uv_handle_t *)&r->srv.drip, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -1060,6 +1126,11 @@ static void run_case(const struct scase *c)
                  c->name, r->srv.step, left);
     if (k->nclosed != 1)
         fail_msg("%s: closed() called %d times", c->name, k->nclosed);
+    /* late_record: it waits once to start the last job, once to close */
+    if (k->waited != (c->late_record ? 2 : 0) || k->unrecorded)
+        fail_msg("%s: the session waited for records %d times (want %d), "
+                 "%d left unrecorded", c->name, k->waited,
+                 c->late_record ? 2 : 0, k->unrecorded);
     if (k->ever_ready != c->ever_ready || k->code != c->code ||
         (c->enh && strcmp(k->enh, c->enh)) ||
         (c->why && !strstr(k->why, c->why)))
