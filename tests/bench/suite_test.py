@@ -99,8 +99,13 @@ class Suite(unittest.TestCase):
                 self.assertGreater(f["rcpt_retries"], 0, (s, f))
                 self.assertGreater(f["first_pass_s"], 0, (s, f))
                 self.assertGreaterEqual(f["tail_s"], 0, (s, f))
-                self.assertAlmostEqual(f["first_pass_msg_per_s"],
-                                       300 / f["first_pass_s"], places=0)
+                # first_pass_s is rounded to the millisecond: a fast first
+                # pass moves the quotient by up to half a millisecond's
+                # share of it, so the check is relative
+                rate = 300 / f["first_pass_s"]
+                self.assertAlmostEqual(f["first_pass_msg_per_s"], rate,
+                                       delta=0.0006 / f["first_pass_s"] *
+                                       rate + 0.5)
             w7 = doc["workloads"]["W7"]
             self.assertEqual(w7["domains"], 30)
             for s in ("sluice", "postfix", "ceiling"):
