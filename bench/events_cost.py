@@ -163,7 +163,8 @@ def main():
                 finally:
                     sink.stop()
                 suite.log("  (%s)" % kind)
-                f = s.figures("W1", w, "sluice", t0, last, accepted, res, o)
+                f = s.figures("W1", w, "sluice", t0, last, accepted, res, o,
+                              sink, suite.self_cpu_s() - s.harness_cpu0)
                 if kind == "events":
                     check_events(s, f, d, rec.take_seqs())
                 one[kind] = f

@@ -384,7 +384,7 @@ class Suite:
                     ("yes" if w["dkim"] is None else "no"))
             f.write("[sluiced]\nspool = %s\nehlo_hostname = bench.sluice.test\n"
                     "dns_servers = 127.0.0.1:53\nsmtp_port = 25\n"
-                    "max_connections = %d\nmax_inflight = 20000\n"
+                    "max_connections = %d\nmax_inflight = 60000\n"
                     "group_ms = 25\nretry = 2s,4s,8s,8s,8s,8s,8s,8s\n"
                     "unsubscribe_host = u.sender.bench\n"
                     "dkim_sign = %s\n%s"

@@ -397,7 +397,7 @@ static void defaults(struct config *c)
     c->spool_check = true;
     c->provider_profiles = true;
     c->dkim_sign = true;
-    c->max_inflight = 20000;
+    c->max_inflight = 60000;
     c->max_inflight_bytes = CONFIG_DEFAULT_INFLIGHT_BYTES;
     c->max_request_size = 16ull << 20;
     c->max_request_recipients = 10000;
