@@ -347,6 +347,7 @@ void accounting_close(struct engine *e)
 {
     if (!e->acct)
         return;
+    evstream_committed(e); /* the spool's end read again (eventlog_pump) */
     accounting_pump(e, true);
     acct_free(e->acct);
     e->acct = NULL;

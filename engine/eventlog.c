@@ -221,6 +221,12 @@ void eventlog_committed(struct engine *e)
 void eventlog_pump(struct engine *e, bool all)
 {
     struct eventlog *l = e->log;
+    if (all)
+        /* the last pump reads the spool's end again whenever it was last
+         * read: what committed since without an outcome (an incident's
+         * record at teardown) must not wait for a recheck that never
+         * comes (evstream.c) */
+        evstream_committed(e);
     if (l)
         audit_line(l);
     if (!l || (!all && !l->due && engine_now_ms() - l->last_read_ms < 1000))
