@@ -462,6 +462,18 @@ struct msgvals {
     uint64_t contact, delivery;   /* for the tracking tokens */
 };
 
+/* The contact's unsubscribe URL (https://HOST/u/TOKEN) into mv->url. */
+static void unsub_url(const struct render_tpl *t, const char *unsub,
+                      struct msgvals *mv)
+{
+    size_t hl = strlen(t->unsub_host);
+    memcpy(mv->url, "https://", 8);
+    memcpy(mv->url + 8, t->unsub_host, hl);
+    memcpy(mv->url + 8 + hl, "/u/", 3);
+    memcpy(mv->url + 11 + hl, unsub, RENDER_UNSUB_TOKEN_LEN + 1);
+    mv->url_len = 11 + hl + RENDER_UNSUB_TOKEN_LEN;
+}
+
 /* Fill the slots from the contact's fields (first match wins). */
 static void resolve(const struct render_tpl *t, const struct render_contact *c,
                     struct msgvals *mv)
@@ -750,12 +762,7 @@ int render_message(const struct render_tpl *t, const struct render_contact *c,
     memcpy(mail_from + 2, verp, RENDER_VERP_TOKEN_LEN);
     mail_from[2 + RENDER_VERP_TOKEN_LEN] = '@';
     memcpy(mail_from + 3 + RENDER_VERP_TOKEN_LEN, t->bounce_domain, bl + 1);
-    size_t hl = strlen(t->unsub_host);
-    memcpy(mv.url, "https://", 8);
-    memcpy(mv.url + 8, t->unsub_host, hl);
-    memcpy(mv.url + 8 + hl, "/u/", 3);
-    memcpy(mv.url + 11 + hl, unsub, RENDER_UNSUB_TOKEN_LEN + 1);
-    mv.url_len = 11 + hl + RENDER_UNSUB_TOKEN_LEN;
+    unsub_url(t, unsub, &mv);
     /* CAMPAIGN.DELIVERY.NONCE.MAC: the nonce is also the boundary's */
     size_t ml = strlen(msgid);
     const char *rnd = msgid + ml - RENDER_MSGID_MAC_LEN - 1 - MSGID_NONCE_LEN;
@@ -830,12 +837,7 @@ int render_track_link(const struct render_tpl *t,
                                 unsub, sizeof(unsub));
     if (rc)
         return rc;
-    size_t hl = strlen(t->unsub_host);
-    memcpy(mv.url, "https://", 8);
-    memcpy(mv.url + 8, t->unsub_host, hl);
-    memcpy(mv.url + 8 + hl, "/u/", 3);
-    memcpy(mv.url + 11 + hl, unsub, RENDER_UNSUB_TOKEN_LEN + 1);
-    mv.url_len = 11 + hl + RENDER_UNSUB_TOKEN_LEN;
+    unsub_url(t, unsub, &mv);
     size_t z = at + 1;
     while (z < t->nhtml && h[z].kind != RENDER_SEG_LINK_END)
         z++;

@@ -27,19 +27,20 @@ class IncidentTest(PeerTest):
                         "--selector", "s1")
             self.sluice("domain", "verify", "%s.test" % s, "--force")
 
-    def campaign(self, account, name, rcpts, send=True):
-        """A campaign of account to a list name of rcpts; sent unless
-        send is False.  Its id."""
-        csv = self.path("%s.csv" % name)
+    def campaign(self, account, name, rcpts, send=True, lst=None):
+        """A campaign of account to a new list of rcpts (named lst, or
+        as the campaign); sent unless send is False.  Its id."""
+        lst = lst or name
+        csv = self.path("%s.csv" % lst)
         with open(csv, "w") as f:
             f.write("email\n" + "\n".join(rcpts) + "\n")
-        self.sluice("list", "create", name, "--account", account)
-        self.sluice("list", "import", name, csv, "--account", account)
+        self.sluice("list", "create", lst, "--account", account)
+        self.sluice("list", "import", lst, csv, "--account", account)
         html = self.path("t.html")
         with open(html, "w") as f:
             f.write("<p>Hello</p>\n")
         r = self.sluice("campaign", "create", name, "--account", account,
-                        "--list", name, "--from",
+                        "--list", lst, "--from",
                         "Shop <news@%s.test>" % account, "--subject", "Hi",
                         "--html", html, "--json")
         cid = str(json.loads(r.stdout)["id"])

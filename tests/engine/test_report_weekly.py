@@ -65,22 +65,6 @@ class Weekly(IncidentTest):
         self.assertNotRegex(page, r"\s(src|href)=")
         return text, page
 
-    def campaign(self, account, name, lst, rcpts):
-        """Campaign name of account to the new list lst of rcpts, sent."""
-        csv = self.path("%s.csv" % lst)
-        with open(csv, "w") as f:
-            f.write("email\n" + "\n".join(rcpts) + "\n")
-        self.sluice("list", "create", lst, "--account", account)
-        self.sluice("list", "import", lst, csv, "--account", account)
-        html = self.path("t.html")
-        with open(html, "w") as f:
-            f.write("<p>Hello</p>\n")
-        r = self.sluice("campaign", "create", name, "--account", account,
-                        "--list", lst, "--from",
-                        "Shop <news@%s.test>" % account, "--subject", "Hi",
-                        "--html", html, "--json")
-        self.sluice("campaign", "send", str(json.loads(r.stdout)["id"]))
-
     def summary(self, account, frm, to):
         r = self.sluice("report", "summary", "--account", account, "--from",
                         str(frm), "--to", str(to), "--json")
@@ -111,10 +95,10 @@ class Weekly(IncidentTest):
         subprocess.run([os.environ["SLUICE_CURSOR_PUT"], self.path("spool"),
                         "report.weekly.%d" % shop, str(old)], check=True,
                        timeout=30)
-        self.campaign("shop", "winter", "wl",
-                      ["s%d@%s" % (i, RCPT) for i in range(6)])
-        self.campaign("other", HOSTILE, "ol",
-                      ["o%d@%s" % (i, RCPT) for i in range(3)])
+        self.campaign("shop", "winter",
+                      ["s%d@%s" % (i, RCPT) for i in range(6)], lst="wl")
+        self.campaign("other", HOSTILE,
+                      ["o%d@%s" % (i, RCPT) for i in range(3)], lst="ol")
         p = self.start_sluiced(conf, exit_when_empty=False)
 
         # at start: last week's report, once, to report_to (not alert_to)

@@ -61,22 +61,6 @@ static void test_bad_names(void **state)
     queue_close(q);
 }
 
-struct done {
-    pthread_mutex_t mu;
-    int calls, status;
-};
-
-static void on_done(void *arg, int status, uint64_t first, uint64_t msg)
-{
-    struct done *d = arg;
-    (void)first;
-    (void)msg;
-    pthread_mutex_lock(&d->mu);
-    d->calls++;
-    d->status = status;
-    pthread_mutex_unlock(&d->mu);
-}
-
 /* The asynchronous save: its callback runs once, after the commit. */
 static void test_submit(void **state)
 {
@@ -84,8 +68,8 @@ static void test_submit(void **state)
     struct done d = { .mu = PTHREAD_MUTEX_INITIALIZER };
     uint64_t seq;
     struct queue *q = open_q(t->path, QUEUE_OPEN_CREATE, NULL);
-    E(queue_submit_cursor(q, "eventlog", 5, NULL, on_done, &d));
-    E(queue_submit_cursor(q, "eventlog", 9, NULL, on_done, &d));
+    E(queue_submit_cursor(q, "eventlog", 5, NULL, done_note, &d));
+    E(queue_submit_cursor(q, "eventlog", 9, NULL, done_note, &d));
     E(queue_flush(q));
     pthread_mutex_lock(&d.mu);
     assert_int_equal(d.calls, 2);

@@ -101,22 +101,6 @@ static void test_setting(void **state)
     queue_close(q);
 }
 
-struct done {
-    pthread_mutex_t mu;
-    int calls, status;
-};
-
-static void note_done(void *arg, int status, uint64_t first, uint64_t msg)
-{
-    struct done *d = arg;
-    (void)first;
-    (void)msg;
-    pthread_mutex_lock(&d->mu);
-    d->calls++;
-    d->status = status;
-    pthread_mutex_unlock(&d->mu);
-}
-
 struct evs {
     int type[16];
     char text[16][64];
@@ -151,10 +135,10 @@ static void test_counts(void **state)
     E(queue_record_note(q, &o));
     E(queue_record_note(q, &o));
     E(queue_record_note(q, &c));
-    struct done d = { .calls = 0 };
+    struct done d = { .mu = PTHREAD_MUTEX_INITIALIZER };
     pthread_mutex_init(&d.mu, NULL);
     c.delivery = first + 1;
-    E(queue_submit_note(q, &c, note_done, &d));
+    E(queue_submit_note(q, &c, done_note, &d));
     E(queue_flush(q));
     assert_int_equal(d.calls, 1);
     assert_int_equal(d.status, 0);

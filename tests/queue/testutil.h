@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -170,6 +171,25 @@ static inline struct queue *open_q(const char *dir, unsigned flags,
 
 /* Build n campaign recipients "r<i>@<dom>" with contacts base+i; the
  * strings live in one block freed by rcpts_free(). */
+/* A writer completion seen by a test: how many came, the last status
+ * (done_note is the callback; d->mu starts PTHREAD_MUTEX_INITIALIZER). */
+struct done {
+    pthread_mutex_t mu;
+    int calls, status;
+};
+
+static inline void done_note(void *arg, int status, uint64_t first,
+                             uint64_t msg)
+{
+    struct done *d = arg;
+    (void)first;
+    (void)msg;
+    pthread_mutex_lock(&d->mu);
+    d->calls++;
+    d->status = status;
+    pthread_mutex_unlock(&d->mu);
+}
+
 struct rcpts {
     struct queue_campaign_rcpt *r;
     char *buf;
